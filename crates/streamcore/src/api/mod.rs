@@ -1,0 +1,10 @@
+//! The typed API: build a [`Job`] from sources, chain operators on [`Stream`]s and
+//! [`KeyedStream`]s, end in sinks, and run it with a [`JobConfig`].
+
+mod job;
+mod keyed;
+mod stream;
+
+pub use job::{Job, JobConfig};
+pub use keyed::KeyedStream;
+pub use stream::Stream;

@@ -1,0 +1,225 @@
+//! [`Stream`]: a typed stream under construction, and its operators.
+//!
+//! Every operator added here is fused into the chain of the stream it consumes: records move
+//! from one to the next by a function call per batch. Only `key_by`, `rebalance` and `union`
+//! start a new stage behind an exchange.
+
+use super::KeyedStream;
+use crate::data::{Data, Key};
+use crate::metrics::NodeKind;
+use crate::operator::{
+    Filter, FlatMap, Inspect, Map, Operator, Output, OutputTag, Process, TryMap,
+};
+use crate::runtime::graph::{Graph, Port};
+use crate::sink::{CollectSink, Collected, ForEachSink, Sink};
+use serde::Serialize;
+use std::cell::RefCell;
+use std::fmt::Display;
+use std::marker::PhantomData;
+use std::rc::Rc;
+
+/// A stream of `T` records in a job being built.
+///
+/// Methods take the stream by value: to feed two consumers from one stream, use a
+/// [`Stream::process`] with side outputs or build two branches from a source each.
+pub struct Stream<T> {
+    pub(crate) graph: Rc<RefCell<Graph>>,
+    pub(crate) port: Port,
+    _t: PhantomData<fn() -> T>,
+}
+
+/// The key function type of streams that are only redistributed, never keyed.
+type NoKey<T> = fn(&T) -> ();
+
+impl<T: Data> Stream<T> {
+    pub(crate) fn new(graph: Rc<RefCell<Graph>>, port: Port) -> Self {
+        Stream {
+            graph,
+            port,
+            _t: PhantomData,
+        }
+    }
+
+    fn then<Op: Operator<In = T> + Clone>(
+        self,
+        name: &str,
+        kind: NodeKind,
+        op: Op,
+    ) -> Stream<Op::Out> {
+        let port = self
+            .graph
+            .borrow_mut()
+            .add_operator(self.port, name, kind, op);
+        Stream::new(self.graph, port)
+    }
+
+    /// Names the operator that produces this stream (shown in metrics and errors).
+    pub fn name(self, name: &str) -> Self {
+        if self.port.side.is_none() {
+            self.graph.borrow_mut().rename(self.port.node, name);
+        }
+        self
+    }
+
+    /// Keeps the records for which `predicate` holds. Dropped records count as
+    /// `events_filtered`, never as failures.
+    pub fn filter<F>(self, predicate: F) -> Stream<T>
+    where
+        F: FnMut(&T) -> bool + Clone + Send + 'static,
+    {
+        self.then(
+            "filter",
+            NodeKind::Filter,
+            Filter {
+                f: predicate,
+                _t: PhantomData,
+            },
+        )
+    }
+
+    /// Transforms each record into one new record.
+    pub fn map<U: Data, F>(self, f: F) -> Stream<U>
+    where
+        F: FnMut(T) -> U + Clone + Send + 'static,
+    {
+        self.then("map", NodeKind::Operator, Map { f, _t: PhantomData })
+    }
+
+    /// Transforms each record into zero or more records.
+    pub fn flat_map<U: Data, I, F>(self, f: F) -> Stream<U>
+    where
+        I: IntoIterator<Item = U> + 'static,
+        F: FnMut(T) -> I + Clone + Send + 'static,
+    {
+        self.then(
+            "flat_map",
+            NodeKind::Operator,
+            FlatMap { f, _t: PhantomData },
+        )
+    }
+
+    /// Calls `f` on each record and passes it on unchanged.
+    pub fn inspect<F>(self, f: F) -> Stream<T>
+    where
+        F: FnMut(&T) + Clone + Send + 'static,
+    {
+        self.then(
+            "inspect",
+            NodeKind::Operator,
+            Inspect { f, _t: PhantomData },
+        )
+    }
+
+    /// Transforms each record with a function that may fail. A failure follows the job's
+    /// [`crate::ErrorPolicy`]: stop the job naming this operator and the error, or send the
+    /// record (as JSON) and the error to the dead-letter sink.
+    pub fn try_map<U: Data, E, F>(self, f: F) -> Stream<U>
+    where
+        T: Serialize,
+        E: Display + 'static,
+        F: FnMut(&T) -> Result<U, E> + Clone + Send + 'static,
+    {
+        self.then("try_map", NodeKind::Operator, TryMap { f, _t: PhantomData })
+    }
+
+    /// Runs `f` on each record with the output at hand: emit any number of records, or send
+    /// records to side outputs ([`Stream::side_output`]).
+    ///
+    /// ```
+    /// use streamcore::{Job, JobConfig, OutputTag};
+    /// let mut job = Job::new("split");
+    /// let odd = OutputTag::<i32>::new("odd");
+    /// let evens = job.from_vec("n", (0..10).collect()).process({
+    ///     let odd = odd.clone();
+    ///     move |n, out| if n % 2 == 0 { out.emit(n) } else { out.side(&odd, n) }
+    /// });
+    /// let odds = evens.side_output(&odd).collect();
+    /// let evens = evens.collect();
+    /// job.run(JobConfig::default()).unwrap();
+    /// assert_eq!(evens.len(), 5);
+    /// assert_eq!(odds.len(), 5);
+    /// ```
+    pub fn process<U: Data, F>(self, f: F) -> Stream<U>
+    where
+        F: FnMut(T, &mut Output<U>) + Clone + Send + 'static,
+    {
+        self.then(
+            "process",
+            NodeKind::Operator,
+            Process { f, _t: PhantomData },
+        )
+    }
+
+    /// Applies a custom [`Operator`].
+    pub fn apply<Op: Operator<In = T> + Clone>(self, name: &str, op: Op) -> Stream<Op::Out> {
+        self.then(name, NodeKind::Operator, op)
+    }
+
+    /// The side output `tag` of the operator that produces this stream.
+    pub fn side_output<U: Data>(&self, tag: &OutputTag<U>) -> Stream<U> {
+        let port = self
+            .graph
+            .borrow_mut()
+            .side_port::<U>(self.port.node, tag.id);
+        Stream::new(self.graph.clone(), port)
+    }
+
+    /// Partitions the stream by key: records with equal keys go to the same parallel
+    /// instance, where keyed operators keep state per key.
+    pub fn key_by<K: Key, KF>(self, key_fn: KF) -> KeyedStream<T, K, KF>
+    where
+        KF: Fn(&T) -> K + Clone + Send + 'static,
+    {
+        KeyedStream::new(self, key_fn)
+    }
+
+    /// Spreads batches evenly over the parallel instances of a new stage (after a source that
+    /// cannot read in parallel, say).
+    pub fn rebalance(self) -> Stream<T> {
+        let port = self.graph.borrow_mut().add_exchange::<T, (), NoKey<T>>(
+            &[self.port],
+            "rebalance",
+            None,
+        );
+        Stream::new(self.graph, port)
+    }
+
+    /// Merges two streams of the same type into one.
+    ///
+    /// # Panics
+    /// If `other` belongs to another job.
+    pub fn union(self, other: Stream<T>) -> Stream<T> {
+        assert!(
+            Rc::ptr_eq(&self.graph, &other.graph),
+            "union of streams from different jobs"
+        );
+        let port = self.graph.borrow_mut().add_exchange::<T, (), NoKey<T>>(
+            &[self.port, other.port],
+            "union",
+            None,
+        );
+        Stream::new(self.graph, port)
+    }
+
+    /// Writes the stream to `sink`.
+    pub fn sink<S: Sink<T>>(self, sink: S) {
+        self.sink_named("sink", sink)
+    }
+
+    /// Writes the stream to `sink`, naming it in metrics.
+    pub fn sink_named<S: Sink<T>>(self, name: &str, sink: S) {
+        self.graph.borrow_mut().add_sink(self.port, name, sink);
+    }
+
+    /// Gathers the stream into memory; read it after the job ran.
+    pub fn collect(self) -> Collected<T> {
+        let (sink, collected) = CollectSink::new();
+        self.sink_named("collect", sink);
+        collected
+    }
+
+    /// Calls `f` for every record (each parallel instance calls its own clone of `f`).
+    pub fn for_each<F: FnMut(T) + Clone + Send + 'static>(self, f: F) {
+        self.sink_named("for_each", ForEachSink(f));
+    }
+}

@@ -1,0 +1,198 @@
+//! What a running task knows about itself ([`TaskInfo`]), the error policy, and the
+//! dead-letter output where rejected records go ([`DeadLetter`]).
+
+use crate::error::{Result, StreamError};
+use crate::sink::SinkWriter;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Identifies one parallel instance of an operator, source or sink.
+#[derive(Clone, Debug)]
+pub struct TaskInfo {
+    /// The job's name.
+    pub job: Arc<str>,
+    /// The operator's, source's or sink's name.
+    pub name: Arc<str>,
+    /// This instance's index, `0..parallelism`.
+    pub subtask: usize,
+    /// How many parallel instances there are.
+    pub parallelism: usize,
+    /// The job's number of key groups (see [`crate::state`]).
+    pub key_groups: u32,
+}
+
+/// What happens to a record that cannot be decoded or makes a user function fail.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorPolicy {
+    /// Stop the job with an error naming the record's origin and the reason (the default).
+    #[default]
+    Fail,
+    /// Send the raw record and the reason to the job's dead-letter sink, count it, go on.
+    DeadLetter,
+}
+
+impl fmt::Display for ErrorPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorPolicy::Fail => "fail",
+            ErrorPolicy::DeadLetter => "dead-letter",
+        })
+    }
+}
+
+impl std::str::FromStr for ErrorPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fail" => Ok(ErrorPolicy::Fail),
+            "dead-letter" => Ok(ErrorPolicy::DeadLetter),
+            other => Err(format!(
+                "unknown error policy `{other}` (expected `fail` or `dead-letter`)"
+            )),
+        }
+    }
+}
+
+/// A rejected record, as written to the dead-letter sink.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Where it came from: source and position, or the operator that rejected it.
+    pub origin: String,
+    /// The record as it was: the input line, or the record's JSON form.
+    pub raw: String,
+    /// Why it was rejected.
+    pub reason: String,
+    /// Wall-clock time of the rejection.
+    pub rejected_at: Timestamp,
+}
+
+/// The job's dead-letter output: one writer shared by all tasks (rejections are rare, so a
+/// lock per rejected record is off the hot path).
+pub(crate) struct DeadLetterQueue {
+    writer: Mutex<Box<dyn SinkWriter<DeadLetter>>>,
+    count: Arc<AtomicU64>,
+}
+
+impl DeadLetterQueue {
+    pub(crate) fn new(writer: Box<dyn SinkWriter<DeadLetter>>, count: Arc<AtomicU64>) -> Self {
+        DeadLetterQueue {
+            writer: Mutex::new(writer),
+            count,
+        }
+    }
+
+    fn send(&self, letter: DeadLetter) -> Result<()> {
+        let mut writer = self
+            .writer
+            .lock()
+            .map_err(|_| StreamError::Internal("dead-letter writer poisoned".into()))?;
+        writer.write_batch(vec![letter])?;
+        self.count.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(crate) fn close(&self) -> Result<()> {
+        match self.writer.lock() {
+            Ok(mut w) => w.close(),
+            Err(_) => Err(StreamError::Internal("dead-letter writer poisoned".into())),
+        }
+    }
+}
+
+/// Handed to operators, source readers and sinks: who they are, and how to reject a record.
+pub struct TaskContext {
+    pub(crate) info: TaskInfo,
+    pub(crate) policy: ErrorPolicy,
+    pub(crate) dead_letters: Option<Arc<DeadLetterQueue>>,
+    pub(crate) rejected: u64,
+}
+
+impl TaskContext {
+    pub(crate) fn new(
+        info: TaskInfo,
+        policy: ErrorPolicy,
+        dead_letters: Option<Arc<DeadLetterQueue>>,
+    ) -> Self {
+        TaskContext {
+            info,
+            policy,
+            dead_letters,
+            rejected: 0,
+        }
+    }
+
+    /// A context for unit tests of operators and readers: policy `fail`, subtask 0 of 1.
+    pub fn for_test(name: &str) -> Self {
+        let info = TaskInfo {
+            job: Arc::from("test"),
+            name: Arc::from(name),
+            subtask: 0,
+            parallelism: 1,
+            key_groups: crate::state::DEFAULT_KEY_GROUPS,
+        };
+        TaskContext::new(info, ErrorPolicy::Fail, None)
+    }
+
+    /// Who this task is.
+    pub fn info(&self) -> &TaskInfo {
+        &self.info
+    }
+
+    /// The error policy in force.
+    pub fn policy(&self) -> ErrorPolicy {
+        self.policy
+    }
+
+    /// Records rejected by this task so far.
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    /// Rejects an input record that could not be decoded. Under policy `fail` this returns
+    /// [`StreamError::BadInput`] (return it to stop the job); under `dead-letter` the record goes
+    /// to the dead-letter sink and this returns `Ok`.
+    ///
+    /// `origin` names the source and the position (file and line/offset); `raw` is the input.
+    pub fn reject_input(&mut self, origin: String, raw: &str, reason: String) -> Result<()> {
+        self.rejected += 1;
+        match self.policy {
+            ErrorPolicy::Fail => Err(StreamError::BadInput { origin, reason }),
+            ErrorPolicy::DeadLetter => self.send_dead_letter(origin, raw.to_string(), reason),
+        }
+    }
+
+    /// Rejects a record that made a user function fail. Under `fail` this returns
+    /// [`StreamError::UserFunction`]; under `dead-letter` the record goes to the dead-letter sink.
+    /// `raw` renders the record; it is only called when a dead letter is written.
+    pub fn reject_record(&mut self, raw: impl FnOnce() -> String, reason: String) -> Result<()> {
+        self.rejected += 1;
+        match self.policy {
+            ErrorPolicy::Fail => Err(StreamError::UserFunction {
+                operator: self.info.name.to_string(),
+                reason,
+            }),
+            ErrorPolicy::DeadLetter => {
+                let origin = format!("operator `{}`", self.info.name);
+                self.send_dead_letter(origin, raw(), reason)
+            }
+        }
+    }
+
+    fn send_dead_letter(&self, origin: String, raw: String, reason: String) -> Result<()> {
+        let queue = self.dead_letters.as_ref().ok_or_else(|| {
+            StreamError::Config(
+                "policy dead-letter needs a dead-letter sink (Job::dead_letters)".into(),
+            )
+        })?;
+        queue.send(DeadLetter {
+            origin,
+            raw,
+            reason,
+            rejected_at: Timestamp::now(),
+        })
+    }
+}

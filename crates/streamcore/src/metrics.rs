@@ -1,0 +1,346 @@
+//! Metrics: per operator instance counters ([`OperatorMetrics`]), per exchange queue fill
+//! ([`ExchangeMetrics`]), and the job's [`JobSummary`].
+//!
+//! Counters are atomics updated once per batch by the task that owns them (relaxed adds on a
+//! cache line no other task writes), so reading them live costs the hot path nothing.
+
+use crate::time::Timestamp;
+use serde::Serialize;
+use std::fmt;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Counters of one parallel instance of an operator, source or sink.
+#[derive(Debug)]
+pub struct OperatorMetrics {
+    pub(crate) records_in: AtomicU64,
+    pub(crate) records_out: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) side_discarded: AtomicU64,
+    pub(crate) batches: AtomicU64,
+    pub(crate) processing_ns: AtomicU64,
+    pub(crate) watermark: AtomicI64,
+}
+
+impl Default for OperatorMetrics {
+    fn default() -> Self {
+        OperatorMetrics {
+            records_in: AtomicU64::new(0),
+            records_out: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            side_discarded: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            processing_ns: AtomicU64::new(0),
+            watermark: AtomicI64::new(i64::MIN),
+        }
+    }
+}
+
+impl OperatorMetrics {
+    /// Adds one batch's figures.
+    #[inline]
+    pub(crate) fn record_batch(&self, records_in: usize, records_out: usize, elapsed: Duration) {
+        self.records_in.fetch_add(records_in as u64, Relaxed);
+        self.records_out.fetch_add(records_out as u64, Relaxed);
+        self.batches.fetch_add(1, Relaxed);
+        self.processing_ns
+            .fetch_add(elapsed.as_nanos() as u64, Relaxed);
+    }
+}
+
+/// Queue fill of one exchange (all its channels together), sampled at every batch sent.
+#[derive(Debug, Default)]
+pub struct ExchangeMetrics {
+    pub(crate) batches_sent: AtomicU64,
+    pub(crate) records_sent: AtomicU64,
+    pub(crate) fill_sum: AtomicU64,
+    pub(crate) fill_max: AtomicU64,
+    pub(crate) blocked_ns: AtomicU64,
+}
+
+/// What kind of node an operator entry is; decides which job totals it feeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeKind {
+    /// A source: its output counts as `events_ingested`.
+    Source,
+    /// A filter: records in minus out count as `events_filtered`.
+    Filter,
+    /// Any other operator.
+    Operator,
+    /// A sink: its input counts as `events_emitted`.
+    Sink,
+    /// The sending side of an exchange.
+    Exchange,
+}
+
+pub(crate) struct OperatorEntry {
+    pub(crate) name: String,
+    pub(crate) kind: NodeKind,
+    pub(crate) instances: Vec<Arc<OperatorMetrics>>,
+}
+
+pub(crate) struct ExchangeEntry {
+    pub(crate) name: String,
+    pub(crate) capacity: usize,
+    pub(crate) queues: usize,
+    pub(crate) metrics: Arc<ExchangeMetrics>,
+}
+
+/// All live metrics of a running job; [`MetricsRegistry::summary`] reads them at any time.
+pub struct MetricsRegistry {
+    pub(crate) job: String,
+    pub(crate) started: Instant,
+    pub(crate) operators: Mutex<Vec<OperatorEntry>>,
+    pub(crate) exchanges: Mutex<Vec<ExchangeEntry>>,
+    pub(crate) dead_letters: Arc<AtomicU64>,
+    pub(crate) finished: Mutex<Option<Duration>>,
+}
+
+impl MetricsRegistry {
+    pub(crate) fn new(job: &str) -> Self {
+        MetricsRegistry {
+            job: job.to_string(),
+            started: Instant::now(),
+            operators: Mutex::new(Vec::new()),
+            exchanges: Mutex::new(Vec::new()),
+            dead_letters: Arc::new(AtomicU64::new(0)),
+            finished: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn register_operator(
+        &self,
+        name: &str,
+        kind: NodeKind,
+        parallelism: usize,
+    ) -> Vec<Arc<OperatorMetrics>> {
+        let instances: Vec<_> = (0..parallelism)
+            .map(|_| Arc::new(OperatorMetrics::default()))
+            .collect();
+        self.operators
+            .lock()
+            .expect("metrics lock")
+            .push(OperatorEntry {
+                name: name.to_string(),
+                kind,
+                instances: instances.clone(),
+            });
+        instances
+    }
+
+    pub(crate) fn register_exchange(
+        &self,
+        name: &str,
+        capacity: usize,
+        queues: usize,
+    ) -> Arc<ExchangeMetrics> {
+        let metrics = Arc::new(ExchangeMetrics::default());
+        self.exchanges
+            .lock()
+            .expect("metrics lock")
+            .push(ExchangeEntry {
+                name: name.to_string(),
+                capacity,
+                queues,
+                metrics: metrics.clone(),
+            });
+        metrics
+    }
+
+    /// A consistent-enough snapshot of every counter (each counter is read once).
+    pub fn summary(&self) -> JobSummary {
+        let duration = self
+            .finished
+            .lock()
+            .ok()
+            .and_then(|f| *f)
+            .unwrap_or_else(|| self.started.elapsed());
+        let mut s = JobSummary {
+            job: self.job.clone(),
+            duration_ms: duration.as_secs_f64() * 1e3,
+            events_ingested: 0,
+            events_emitted: 0,
+            events_filtered: 0,
+            events_failed: 0,
+            events_dead_lettered: self.dead_letters.load(Relaxed),
+            events_per_second: 0.0,
+            operators: Vec::new(),
+            exchanges: Vec::new(),
+        };
+        for e in self.operators.lock().expect("metrics lock").iter() {
+            let sum =
+                |f: fn(&OperatorMetrics) -> u64| e.instances.iter().map(|m| f(m)).sum::<u64>();
+            let op = OperatorSummary {
+                name: e.name.clone(),
+                kind: e.kind,
+                parallelism: e.instances.len(),
+                events_processed: sum(|m| m.records_in.load(Relaxed)),
+                events_out: sum(|m| m.records_out.load(Relaxed)),
+                events_failed: sum(|m| m.failed.load(Relaxed)),
+                side_output_discarded: sum(|m| m.side_discarded.load(Relaxed)),
+                processing_time_ms: sum(|m| m.processing_ns.load(Relaxed)) as f64 / 1e6,
+                watermark: e
+                    .instances
+                    .iter()
+                    .map(|m| m.watermark.load(Relaxed))
+                    .min()
+                    .filter(|&w| w != i64::MIN)
+                    .map(Timestamp),
+            };
+            match e.kind {
+                NodeKind::Source => s.events_ingested += op.events_out,
+                NodeKind::Sink => s.events_emitted += op.events_processed,
+                NodeKind::Filter => s.events_filtered += op.events_processed - op.events_out,
+                _ => {}
+            }
+            s.events_failed += op.events_failed;
+            s.operators.push(op);
+        }
+        for e in self.exchanges.lock().expect("metrics lock").iter() {
+            let m = &e.metrics;
+            let batches = m.batches_sent.load(Relaxed);
+            s.exchanges.push(ExchangeSummary {
+                name: e.name.clone(),
+                queues: e.queues,
+                capacity_batches: e.capacity,
+                batches_sent: batches,
+                records_sent: m.records_sent.load(Relaxed),
+                mean_fill: if batches == 0 {
+                    0.0
+                } else {
+                    m.fill_sum.load(Relaxed) as f64 / batches as f64 / e.capacity as f64
+                },
+                max_fill: m.fill_max.load(Relaxed) as f64 / e.capacity as f64,
+                blocked_ms: m.blocked_ns.load(Relaxed) as f64 / 1e6,
+            });
+        }
+        s.events_per_second = if duration.is_zero() {
+            0.0
+        } else {
+            s.events_ingested as f64 / duration.as_secs_f64()
+        };
+        s
+    }
+}
+
+/// The metrics of a job: totals, then per operator and per exchange.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobSummary {
+    /// The job's name.
+    pub job: String,
+    /// Wall time from start to end (or to now, while running).
+    pub duration_ms: f64,
+    /// Records read by all sources.
+    pub events_ingested: u64,
+    /// Records written by all sinks.
+    pub events_emitted: u64,
+    /// Records dropped by filters (kept apart from failures).
+    pub events_filtered: u64,
+    /// Records rejected (bad input or failing user function), whatever the policy.
+    pub events_failed: u64,
+    /// Records written to the dead-letter sink.
+    pub events_dead_lettered: u64,
+    /// `events_ingested` per second of wall time.
+    pub events_per_second: f64,
+    /// Per operator (sources and sinks included), summed over parallel instances.
+    pub operators: Vec<OperatorSummary>,
+    /// Per exchange.
+    pub exchanges: Vec<ExchangeSummary>,
+}
+
+/// Metrics of one operator, summed over its parallel instances.
+#[derive(Clone, Debug, Serialize)]
+pub struct OperatorSummary {
+    /// The operator's name.
+    pub name: String,
+    /// What kind of node it is.
+    pub kind: NodeKind,
+    /// Parallel instances.
+    pub parallelism: usize,
+    /// Records in (for a source: records read).
+    pub events_processed: u64,
+    /// Records out on the main output.
+    pub events_out: u64,
+    /// Records rejected.
+    pub events_failed: u64,
+    /// Records emitted to a side output nobody consumes.
+    pub side_output_discarded: u64,
+    /// Time spent in this operator's own code, summed over instances.
+    pub processing_time_ms: f64,
+    /// The lowest current watermark over the instances, once one arrived.
+    pub watermark: Option<Timestamp>,
+}
+
+/// Backpressure of one exchange.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExchangeSummary {
+    /// `upstream -> downstream`.
+    pub name: String,
+    /// Number of receiving queues (the downstream parallelism).
+    pub queues: usize,
+    /// Capacity of each queue, in batches.
+    pub capacity_batches: usize,
+    /// Batches sent.
+    pub batches_sent: u64,
+    /// Records sent.
+    pub records_sent: u64,
+    /// Mean fill of the target queue at each send, 0..1.
+    pub mean_fill: f64,
+    /// Highest fill seen, 0..1 (1 = the queue was full: backpressure).
+    pub max_fill: f64,
+    /// Time senders spent blocked on full queues.
+    pub blocked_ms: f64,
+}
+
+impl fmt::Display for JobSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "job `{}` finished in {:.1} ms",
+            self.job, self.duration_ms
+        )?;
+        writeln!(
+            f,
+            "  events_ingested={} events_emitted={} events_filtered={} events_failed={} events_dead_lettered={} ({:.0} events/s)",
+            self.events_ingested,
+            self.events_emitted,
+            self.events_filtered,
+            self.events_failed,
+            self.events_dead_lettered,
+            self.events_per_second
+        )?;
+        writeln!(
+            f,
+            "  {:<28} {:>4} {:>12} {:>12} {:>8} {:>12}",
+            "operator", "par", "processed", "out", "failed", "time_ms"
+        )?;
+        for op in &self.operators {
+            writeln!(
+                f,
+                "  {:<28} {:>4} {:>12} {:>12} {:>8} {:>12.2}",
+                op.name,
+                op.parallelism,
+                op.events_processed,
+                op.events_out,
+                op.events_failed,
+                op.processing_time_ms
+            )?;
+        }
+        for ex in &self.exchanges {
+            writeln!(
+                f,
+                "  exchange {}: {} queues x {} batches, {} batches sent, fill mean {:.0}% max {:.0}%, blocked {:.1} ms",
+                ex.name,
+                ex.queues,
+                ex.capacity_batches,
+                ex.batches_sent,
+                ex.mean_fill * 100.0,
+                ex.max_fill * 100.0,
+                ex.blocked_ms
+            )?;
+        }
+        Ok(())
+    }
+}

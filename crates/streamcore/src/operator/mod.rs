@@ -1,0 +1,313 @@
+//! The operator contract: [`Operator`], and [`Output`], the collector it emits into.
+//!
+//! An operator gets whole batches. The runtime calls its hooks in this order:
+//! `open` once; then `process_batch` for each batch and `on_watermark` whenever the input
+//! watermark advances, in the order they arrived; `close` at the end of the input.
+//! Everything an operator emits is handed downstream when the hook returns, as one batch.
+
+mod basic;
+mod keyed;
+
+pub(crate) use basic::{Filter, FlatMap, Inspect, Map, Process, TryMap};
+pub(crate) use keyed::{KeyedAggregate, KeyedReduce};
+
+use crate::context::TaskContext;
+use crate::data::Data;
+use crate::error::Result;
+use crate::runtime::push::Push;
+use crate::time::Timestamp;
+use std::any::Any;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A stream operator: turns batches of `In` into records of `Out`.
+///
+/// One required method; every other hook has a default that suits stateless operators.
+/// Operators are cloned once per parallel instance before the job starts.
+///
+/// ```
+/// use streamcore::{Operator, Output, TaskContext, Result};
+///
+/// /// Emits the running count of records seen by this instance.
+/// #[derive(Clone, Default)]
+/// struct RunningCount(u64);
+///
+/// impl Operator for RunningCount {
+///     type In = String;
+///     type Out = u64;
+///     fn process_batch(&mut self, batch: Vec<String>, _ctx: &mut TaskContext, out: &mut Output<u64>) -> Result<()> {
+///         for _ in batch {
+///             self.0 += 1;
+///             out.emit(self.0);
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Operator: Send + 'static {
+    /// The input record type.
+    type In: Data;
+    /// The output record type.
+    type Out: Data;
+
+    /// Called once per instance before any data.
+    fn open(&mut self, _ctx: &mut TaskContext) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called for every batch of input, in arrival order.
+    fn process_batch(
+        &mut self,
+        batch: Vec<Self::In>,
+        ctx: &mut TaskContext,
+        out: &mut Output<Self::Out>,
+    ) -> Result<()>;
+
+    /// Called when the input watermark advances. Returns the watermark to forward downstream
+    /// (`None` holds it back). The default forwards it unchanged.
+    fn on_watermark(
+        &mut self,
+        watermark: Timestamp,
+        _ctx: &mut TaskContext,
+        _out: &mut Output<Self::Out>,
+    ) -> Result<Option<Timestamp>> {
+        Ok(Some(watermark))
+    }
+
+    /// Called once at the end of the input, after the final watermark: emit what is pending.
+    fn close(&mut self, _ctx: &mut TaskContext, _out: &mut Output<Self::Out>) -> Result<()> {
+        Ok(())
+    }
+}
+
+static NEXT_TAG_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Names a side output of type `U`: late events, rejected records, alerts.
+///
+/// ```
+/// use streamcore::OutputTag;
+/// let small = OutputTag::<i64>::new("small");
+/// assert_eq!(small.name(), "small");
+/// ```
+pub struct OutputTag<U> {
+    pub(crate) id: u64,
+    name: Arc<str>,
+    _type: PhantomData<fn() -> U>,
+}
+
+impl<U> OutputTag<U> {
+    /// A new tag; each call makes a distinct tag.
+    pub fn new(name: &str) -> Self {
+        OutputTag {
+            id: NEXT_TAG_ID.fetch_add(1, Ordering::Relaxed),
+            name: Arc::from(name),
+            _type: PhantomData,
+        }
+    }
+
+    /// The tag's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl<U> Clone for OutputTag<U> {
+    fn clone(&self) -> Self {
+        OutputTag {
+            id: self.id,
+            name: self.name.clone(),
+            _type: PhantomData,
+        }
+    }
+}
+
+/// A side output port, type-erased so one operator can have several of different types.
+pub(crate) trait SidePort: Send {
+    fn as_any(&mut self) -> &mut dyn Any;
+    fn open(&mut self) -> Result<()>;
+    fn flush(&mut self) -> Result<()>;
+    fn watermark(&mut self, wm: Timestamp) -> Result<()>;
+    fn end(&mut self) -> Result<()>;
+}
+
+pub(crate) struct TypedSide<U> {
+    pub(crate) buf: Vec<U>,
+    pub(crate) down: Box<dyn Push<U>>,
+}
+
+impl<U: Data> SidePort for TypedSide<U> {
+    fn as_any(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn open(&mut self) -> Result<()> {
+        self.down.open()
+    }
+    fn flush(&mut self) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.down.push(std::mem::take(&mut self.buf))
+    }
+    fn watermark(&mut self, wm: Timestamp) -> Result<()> {
+        self.down.watermark(wm)
+    }
+    fn end(&mut self) -> Result<()> {
+        self.flush()?;
+        self.down.end()
+    }
+}
+
+/// Where an operator emits: the main output and any side outputs.
+///
+/// Emitting is a push into a buffer; the runtime hands the buffer downstream as one batch
+/// (cut to the job's batch size) after each hook returns.
+pub struct Output<O> {
+    buf: Vec<O>,
+    batch_size: usize,
+    down: Box<dyn Push<O>>,
+    sides: Vec<(u64, Box<dyn SidePort>)>,
+    side_discarded: u64,
+}
+
+impl<O: Data> Output<O> {
+    pub(crate) fn new(
+        batch_size: usize,
+        down: Box<dyn Push<O>>,
+        sides: Vec<(u64, Box<dyn SidePort>)>,
+    ) -> Self {
+        Output {
+            buf: Vec::new(),
+            batch_size,
+            down,
+            sides,
+            side_discarded: 0,
+        }
+    }
+
+    /// Emits one record to the main output.
+    #[inline]
+    pub fn emit(&mut self, record: O) {
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(self.batch_size);
+        }
+        self.buf.push(record);
+    }
+
+    /// Emits a whole batch to the main output; free when nothing else was emitted first.
+    pub fn emit_batch(&mut self, mut batch: Vec<O>) {
+        if self.buf.is_empty() {
+            std::mem::swap(&mut self.buf, &mut batch);
+        } else {
+            self.buf.append(&mut batch);
+        }
+    }
+
+    /// Emits one record to the side output `tag`. If nobody consumes that side output the
+    /// record is discarded and counted in the operator's `side_output_discarded` metric.
+    pub fn side<U: Data>(&mut self, tag: &OutputTag<U>, record: U) {
+        match self.sides.iter_mut().find(|(id, _)| *id == tag.id) {
+            Some((_, port)) => port
+                .as_any()
+                .downcast_mut::<TypedSide<U>>()
+                .expect("side output type matches its tag")
+                .buf
+                .push(record),
+            None => self.side_discarded += 1,
+        }
+    }
+
+    /// Records waiting in the main output buffer.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub(crate) fn take_side_discarded(&mut self) -> u64 {
+        std::mem::take(&mut self.side_discarded)
+    }
+
+    /// Hands everything emitted so far downstream, in batches of at most `batch_size`.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        for (_, side) in &mut self.sides {
+            side.flush()?;
+        }
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.buf);
+        if buf.len() <= self.batch_size {
+            return self.down.push(buf);
+        }
+        let mut records = buf.into_iter();
+        loop {
+            let chunk: Vec<O> = records.by_ref().take(self.batch_size).collect();
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            self.down.push(chunk)?;
+        }
+    }
+
+    pub(crate) fn open(&mut self) -> Result<()> {
+        for (_, side) in &mut self.sides {
+            side.open()?;
+        }
+        self.down.open()
+    }
+
+    pub(crate) fn watermark(&mut self, wm: Timestamp) -> Result<()> {
+        self.flush()?;
+        for (_, side) in &mut self.sides {
+            side.watermark(wm)?;
+        }
+        self.down.watermark(wm)
+    }
+
+    pub(crate) fn end(&mut self) -> Result<()> {
+        self.flush()?;
+        for (_, side) in &mut self.sides {
+            side.end()?;
+        }
+        self.down.end()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! An `Output` that collects into a shared vector, for operator unit tests.
+    use super::*;
+    use std::sync::Mutex;
+
+    pub(crate) struct Collect<T>(pub(crate) Arc<Mutex<Vec<T>>>);
+    impl<T: Data> Push<T> for Collect<T> {
+        fn push(&mut self, batch: Vec<T>) -> Result<()> {
+            self.0.lock().unwrap().extend(batch);
+            Ok(())
+        }
+        fn watermark(&mut self, _wm: Timestamp) -> Result<()> {
+            Ok(())
+        }
+        fn end(&mut self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs `op` over `batches` and returns everything it emitted, closing at the end.
+    pub(crate) fn run_operator<Op: Operator>(
+        mut op: Op,
+        batches: Vec<Vec<Op::In>>,
+    ) -> Result<Vec<Op::Out>> {
+        let sink = Arc::new(Mutex::new(Vec::new()));
+        let mut out = Output::new(4, Box::new(Collect(sink.clone())), Vec::new());
+        let mut ctx = TaskContext::for_test("op");
+        op.open(&mut ctx)?;
+        for b in batches {
+            op.process_batch(b, &mut ctx, &mut out)?;
+            out.flush()?;
+        }
+        op.close(&mut ctx, &mut out)?;
+        out.end()?;
+        let v = std::mem::take(&mut *sink.lock().unwrap());
+        Ok(v)
+    }
+}

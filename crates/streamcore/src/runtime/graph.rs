@@ -1,0 +1,394 @@
+//! The job graph: nodes (sources, operators, sinks, exchange ends) grouped into stages, each
+//! node carrying a type-erased builder that makes one parallel instance of it.
+//!
+//! The typed API ([`crate::api`]) adds nodes through the generic functions here, which capture
+//! the record types in the builders; the executor later calls the builders once per parallel
+//! instance, from the leaves of each stage up to its head.
+
+use super::control::JobControl;
+use super::exchange::{ExchangeReceiver, KeySender, Outbox, RoundRobinSender};
+use super::nodes::{OperatorNode, SinkNode, SourceRunner};
+use super::push::{erase, join_consumers, ErasedPush};
+use super::TaskRunner;
+use crate::context::{DeadLetter, DeadLetterQueue, ErrorPolicy, TaskContext, TaskInfo};
+use crate::data::{Data, Key};
+use crate::error::{Result, StreamError};
+use crate::message::Envelope;
+use crate::metrics::{ExchangeMetrics, NodeKind, OperatorMetrics};
+use crate::operator::{Operator, Output, SidePort, TypedSide};
+use crate::sink::{Sink, SinkWriter};
+use crate::source::Source;
+use crossbeam_channel::{Receiver, Sender};
+use std::any::Any;
+use std::sync::Arc;
+
+/// Everything a node's builder needs to make one parallel instance.
+pub(crate) struct NodeEnv {
+    pub(crate) info: TaskInfo,
+    pub(crate) metrics: Arc<OperatorMetrics>,
+    pub(crate) batch_size: usize,
+    pub(crate) policy: ErrorPolicy,
+    pub(crate) dead_letters: Option<Arc<DeadLetterQueue>>,
+    pub(crate) control: Arc<JobControl>,
+}
+
+impl NodeEnv {
+    pub(crate) fn task_context(&self) -> TaskContext {
+        TaskContext::new(self.info.clone(), self.policy, self.dead_letters.clone())
+    }
+}
+
+/// Per-run resources that builders take from: source readers, exchange channels.
+#[derive(Default)]
+pub(crate) struct RunResources {
+    /// Per node id: one reader per subtask (`Box<R>` erased), taken by the builder.
+    pub(crate) readers: Vec<Vec<Option<Box<dyn Any + Send>>>>,
+    /// Per exchange id.
+    pub(crate) exchanges: Vec<Option<ExchangeRun>>,
+}
+
+/// The channels of one exchange for one run.
+pub(crate) struct ExchangeRun {
+    /// `Vec<Sender<Envelope<T>>>`, one per downstream subtask.
+    pub(crate) senders: Box<dyn Any>,
+    /// `Receiver<Envelope<T>>` per downstream subtask, taken by the receiving builders.
+    pub(crate) receivers: Vec<Option<Box<dyn Any + Send>>>,
+    /// Total number of upstream tasks.
+    pub(crate) num_senders: usize,
+    /// First sender index of each sending node: `(node id, offset)`.
+    pub(crate) offsets: Vec<(usize, usize)>,
+    pub(crate) metrics: Arc<ExchangeMetrics>,
+}
+
+/// What a builder made: a chain link, or (for a stage head) the task body.
+pub(crate) enum Built {
+    Push(ErasedPush),
+    Runner(Box<dyn TaskRunner>),
+}
+
+/// The built consumers of a node's outputs.
+pub(crate) struct NodeOutputs {
+    pub(crate) main: Vec<ErasedPush>,
+    pub(crate) sides: Vec<(u64, Box<dyn SidePort>)>,
+}
+
+pub(crate) type BuildFn = Box<dyn Fn(&NodeEnv, &mut RunResources, NodeOutputs) -> Result<Built>>;
+pub(crate) type SideMaker = Box<dyn Fn(Vec<ErasedPush>) -> Box<dyn SidePort>>;
+/// Plans a source for a run: its parallelism and one erased reader per subtask.
+pub(crate) type PrepareFn = Box<dyn FnMut(usize) -> Result<Vec<Box<dyn Any + Send>>>>;
+/// Makes an exchange's channels: `(capacity, downstream parallelism) -> (senders, receivers)`.
+pub(crate) type ChannelMaker =
+    Box<dyn Fn(usize, usize) -> (Box<dyn Any>, Vec<Option<Box<dyn Any + Send>>>)>;
+
+pub(crate) struct SideSpec {
+    pub(crate) tag: u64,
+    pub(crate) consumers: Vec<usize>,
+    pub(crate) make: SideMaker,
+}
+
+pub(crate) struct Node {
+    pub(crate) name: String,
+    pub(crate) kind: NodeKind,
+    pub(crate) stage: usize,
+    pub(crate) consumers: Vec<usize>,
+    pub(crate) sides: Vec<SideSpec>,
+    pub(crate) build: BuildFn,
+}
+
+pub(crate) enum StageHead {
+    Source { prepare: PrepareFn },
+    Exchange,
+}
+
+pub(crate) struct StageSpec {
+    pub(crate) head: usize,
+    pub(crate) kind: StageHead,
+    /// Set when the run is planned.
+    pub(crate) parallelism: usize,
+}
+
+pub(crate) struct ExchangeSpec {
+    pub(crate) name: String,
+    /// The sending nodes, with their stages.
+    pub(crate) senders: Vec<(usize, usize)>,
+    pub(crate) downstream_stage: usize,
+    pub(crate) make_channels: ChannelMaker,
+}
+
+/// Where a stream comes from: a node's main output, or one of its side outputs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Port {
+    pub(crate) node: usize,
+    pub(crate) side: Option<u64>,
+}
+
+pub(crate) type DeadLetterFactory =
+    Box<dyn FnMut(&TaskInfo) -> Result<Box<dyn SinkWriter<DeadLetter>>>>;
+
+#[derive(Default)]
+pub(crate) struct Graph {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) stages: Vec<StageSpec>,
+    pub(crate) exchanges: Vec<ExchangeSpec>,
+    pub(crate) dead_letters: Option<DeadLetterFactory>,
+}
+
+impl Graph {
+    fn push_node(&mut self, name: &str, kind: NodeKind, stage: usize, build: BuildFn) -> usize {
+        let id = self.nodes.len();
+        self.nodes.push(Node {
+            name: format!("{name}#{id}"),
+            kind,
+            stage,
+            consumers: Vec::new(),
+            sides: Vec::new(),
+            build,
+        });
+        id
+    }
+
+    /// Adds `id` as a consumer of `port`.
+    fn connect(&mut self, port: Port, id: usize) {
+        let node = &mut self.nodes[port.node];
+        match port.side {
+            None => node.consumers.push(id),
+            Some(tag) => node
+                .sides
+                .iter_mut()
+                .find(|s| s.tag == tag)
+                .expect("side port registered before use")
+                .consumers
+                .push(id),
+        }
+    }
+
+    /// Renames a node (keeping its id suffix off: the user chose the name).
+    pub(crate) fn rename(&mut self, node: usize, name: &str) {
+        self.nodes[node].name = name.to_string();
+    }
+
+    /// Adds a source; it heads a new stage.
+    pub(crate) fn add_source<T: Data, S: Source<T>>(&mut self, name: &str, mut source: S) -> Port {
+        let id = self.nodes.len();
+        let stage = self.stages.len();
+        let prepare: PrepareFn = Box::new(move |job_parallelism| {
+            let parallelism = source.parallelism(job_parallelism).max(1);
+            let readers = source.create_readers(parallelism)?;
+            if readers.len() != parallelism {
+                return Err(StreamError::Internal(format!(
+                    "source made {} readers for parallelism {parallelism}",
+                    readers.len()
+                )));
+            }
+            Ok(readers
+                .into_iter()
+                .map(|r| Box::new(r) as Box<dyn Any + Send>)
+                .collect())
+        });
+        self.stages.push(StageSpec {
+            head: id,
+            kind: StageHead::Source { prepare },
+            parallelism: 0,
+        });
+        let build: BuildFn = Box::new(move |env, res, outputs| {
+            let reader = res.readers[id][env.info.subtask]
+                .take()
+                .and_then(|r| r.downcast::<S::Reader>().ok())
+                .ok_or_else(|| StreamError::Internal("source reader missing".into()))?;
+            Ok(Built::Runner(Box::new(SourceRunner {
+                reader: *reader,
+                ctx: env.task_context(),
+                down: join_consumers::<T>(outputs.main),
+                metrics: env.metrics.clone(),
+                batch_size: env.batch_size,
+            })))
+        });
+        self.push_node(name, NodeKind::Source, stage, build);
+        Port {
+            node: id,
+            side: None,
+        }
+    }
+
+    /// Adds an operator consuming `input`, fused into the input's stage.
+    pub(crate) fn add_operator<Op>(
+        &mut self,
+        input: Port,
+        name: &str,
+        kind: NodeKind,
+        op: Op,
+    ) -> Port
+    where
+        Op: Operator + Clone,
+    {
+        let stage = self.nodes[input.node].stage;
+        let build: BuildFn = Box::new(move |env, _res, outputs| {
+            let out = Output::new(
+                env.batch_size,
+                join_consumers::<Op::Out>(outputs.main),
+                outputs.sides,
+            );
+            let node = OperatorNode {
+                op: op.clone(),
+                ctx: env.task_context(),
+                out,
+                metrics: env.metrics.clone(),
+                rejected_seen: 0,
+            };
+            Ok(Built::Push(erase::<Op::In>(Box::new(node))))
+        });
+        let id = self.push_node(name, kind, stage, build);
+        self.connect(input, id);
+        Port {
+            node: id,
+            side: None,
+        }
+    }
+
+    /// Registers side output `tag` (of type `U`) on `node`, returning its port.
+    pub(crate) fn side_port<U: Data>(&mut self, node: usize, tag: u64) -> Port {
+        let sides = &mut self.nodes[node].sides;
+        if !sides.iter().any(|s| s.tag == tag) {
+            let make: SideMaker = Box::new(|consumers| {
+                Box::new(TypedSide::<U> {
+                    buf: Vec::new(),
+                    down: join_consumers::<U>(consumers),
+                })
+            });
+            sides.push(SideSpec {
+                tag,
+                consumers: Vec::new(),
+                make,
+            });
+        }
+        Port {
+            node,
+            side: Some(tag),
+        }
+    }
+
+    /// Adds a sink consuming `input`, fused into the input's stage.
+    pub(crate) fn add_sink<T: Data, S: Sink<T>>(&mut self, input: Port, name: &str, sink: S) {
+        let stage = self.nodes[input.node].stage;
+        let sink = std::cell::RefCell::new(sink);
+        let build: BuildFn = Box::new(move |env, _res, _outputs| {
+            let writer = sink.borrow_mut().create_writer(&env.info)?;
+            let node = SinkNode {
+                writer,
+                metrics: env.metrics.clone(),
+                _t: std::marker::PhantomData,
+            };
+            Ok(Built::Push(erase::<T>(Box::new(node))))
+        });
+        let id = self.push_node(name, NodeKind::Sink, stage, build);
+        self.connect(input, id);
+    }
+
+    /// Adds an exchange from `inputs` (one or more streams) to a new stage, returning the port
+    /// of the new stage's head. `key` routes by key group; `None` spreads batches round-robin.
+    pub(crate) fn add_exchange<T, K, KF>(
+        &mut self,
+        inputs: &[Port],
+        name: &str,
+        key: Option<KF>,
+    ) -> Port
+    where
+        T: Data,
+        K: Key,
+        KF: Fn(&T) -> K + Clone + Send + 'static,
+    {
+        let exchange = self.exchanges.len();
+        let downstream_stage = self.stages.len();
+        let mut senders = Vec::new();
+        for &input in inputs {
+            let stage = self.nodes[input.node].stage;
+            let send_node = self.nodes.len();
+            let build: BuildFn = {
+                let key = key.clone();
+                Box::new(move |env, res, _outputs| {
+                    let run = res.exchanges[exchange]
+                        .as_ref()
+                        .ok_or_else(|| StreamError::Internal("exchange not planned".into()))?;
+                    let queues = run
+                        .senders
+                        .downcast_ref::<Vec<Sender<Envelope<T>>>>()
+                        .expect("exchange channel type")
+                        .clone();
+                    let offset = run
+                        .offsets
+                        .iter()
+                        .find(|(n, _)| *n == send_node)
+                        .map(|(_, o)| *o)
+                        .expect("sending node has an offset");
+                    let outbox = Outbox {
+                        from: offset + env.info.subtask,
+                        metrics: run.metrics.clone(),
+                        control: env.control.clone(),
+                        queues,
+                    };
+                    let push: Box<dyn super::push::Push<T>> = match &key {
+                        Some(key_fn) => Box::new(KeySender {
+                            buffers: (0..outbox.queues.len()).map(|_| Vec::new()).collect(),
+                            outbox,
+                            key_fn: key_fn.clone(),
+                            key_groups: env.info.key_groups,
+                            _k: std::marker::PhantomData,
+                        }),
+                        None => Box::new(RoundRobinSender {
+                            next: env.info.subtask % outbox.queues.len(),
+                            outbox,
+                        }),
+                    };
+                    Ok(Built::Push(erase::<T>(push)))
+                })
+            };
+            let id = self.push_node(&format!("{name}-send"), NodeKind::Exchange, stage, build);
+            self.connect(input, id);
+            senders.push((id, stage));
+        }
+        let head = self.nodes.len();
+        let build: BuildFn = Box::new(move |env, res, outputs| {
+            let run = res.exchanges[exchange]
+                .as_mut()
+                .ok_or_else(|| StreamError::Internal("exchange not planned".into()))?;
+            let queue = run.receivers[env.info.subtask]
+                .take()
+                .and_then(|r| r.downcast::<Receiver<Envelope<T>>>().ok())
+                .ok_or_else(|| StreamError::Internal("exchange receiver missing".into()))?;
+            Ok(Built::Runner(Box::new(ExchangeReceiver {
+                queue: *queue,
+                senders: run.num_senders,
+                down: join_consumers::<T>(outputs.main),
+            })))
+        });
+        self.stages.push(StageSpec {
+            head,
+            kind: StageHead::Exchange,
+            parallelism: 0,
+        });
+        let make_channels: ChannelMaker = Box::new(|capacity, parallelism| {
+            let (senders, receivers): (Vec<_>, Vec<_>) = (0..parallelism)
+                .map(|_| crossbeam_channel::bounded::<Envelope<T>>(capacity))
+                .unzip();
+            let receivers = receivers
+                .into_iter()
+                .map(|r| Some(Box::new(r) as Box<dyn Any + Send>))
+                .collect();
+            (Box::new(senders) as Box<dyn Any>, receivers)
+        });
+        let exchange_name = name.to_string();
+        self.push_node(name, NodeKind::Operator, downstream_stage, build);
+        // The receiving head only forwards; it is not an operator users think about.
+        self.nodes[head].kind = NodeKind::Exchange;
+        self.exchanges.push(ExchangeSpec {
+            name: exchange_name,
+            senders,
+            downstream_stage,
+            make_channels,
+        });
+        Port {
+            node: head,
+            side: None,
+        }
+    }
+}

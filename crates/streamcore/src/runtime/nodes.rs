@@ -1,0 +1,154 @@
+//! The runtime wrappers that turn user-facing pieces into chain links: [`OperatorNode`] runs an
+//! [`Operator`] and measures it, [`SinkNode`] drives a [`SinkWriter`], and [`SourceRunner`]
+//! drives a [`SourceReader`] at the head of a stage.
+
+use super::control::JobControl;
+use super::push::Push;
+use super::TaskRunner;
+use crate::context::TaskContext;
+use crate::data::Data;
+use crate::error::{Result, StreamError};
+use crate::metrics::OperatorMetrics;
+use crate::operator::{Operator, Output};
+use crate::sink::SinkWriter;
+use crate::source::{SourcePoll, SourceReader};
+use crate::time::Timestamp;
+use std::marker::PhantomData;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a source that reported `Idle` waits before it is polled again.
+const IDLE_WAIT: Duration = Duration::from_millis(1);
+
+/// Publishes the rejections a task made since the last call into its `failed` counter.
+fn publish_rejections(ctx: &TaskContext, seen: &mut u64, metrics: &OperatorMetrics) {
+    if ctx.rejected != *seen {
+        metrics.failed.fetch_add(ctx.rejected - *seen, Relaxed);
+        *seen = ctx.rejected;
+    }
+}
+
+pub(crate) struct OperatorNode<Op: Operator> {
+    pub(crate) op: Op,
+    pub(crate) ctx: TaskContext,
+    pub(crate) out: Output<Op::Out>,
+    pub(crate) metrics: Arc<OperatorMetrics>,
+    pub(crate) rejected_seen: u64,
+}
+
+impl<Op: Operator> OperatorNode<Op> {
+    fn after_hook(&mut self) -> Result<()> {
+        publish_rejections(&self.ctx, &mut self.rejected_seen, &self.metrics);
+        let discarded = self.out.take_side_discarded();
+        if discarded > 0 {
+            self.metrics.side_discarded.fetch_add(discarded, Relaxed);
+        }
+        self.out.flush()
+    }
+}
+
+impl<Op: Operator> Push<Op::In> for OperatorNode<Op> {
+    fn open(&mut self) -> Result<()> {
+        self.op.open(&mut self.ctx)?;
+        self.out.open()
+    }
+
+    #[inline]
+    fn push(&mut self, batch: Vec<Op::In>) -> Result<()> {
+        let n = batch.len();
+        let started = Instant::now();
+        self.op.process_batch(batch, &mut self.ctx, &mut self.out)?;
+        self.metrics
+            .record_batch(n, self.out.pending(), started.elapsed());
+        self.after_hook()
+    }
+
+    fn watermark(&mut self, wm: Timestamp) -> Result<()> {
+        self.metrics.watermark.store(wm.millis(), Relaxed);
+        let before = self.out.pending();
+        let forward = self.op.on_watermark(wm, &mut self.ctx, &mut self.out)?;
+        self.metrics
+            .records_out
+            .fetch_add((self.out.pending() - before) as u64, Relaxed);
+        self.after_hook()?;
+        match forward {
+            Some(w) => self.out.watermark(w),
+            None => Ok(()),
+        }
+    }
+
+    fn end(&mut self) -> Result<()> {
+        self.op.close(&mut self.ctx, &mut self.out)?;
+        self.metrics
+            .records_out
+            .fetch_add(self.out.pending() as u64, Relaxed);
+        self.after_hook()?;
+        self.out.end()
+    }
+}
+
+pub(crate) struct SinkNode<T, W> {
+    pub(crate) writer: W,
+    pub(crate) metrics: Arc<OperatorMetrics>,
+    pub(crate) _t: PhantomData<fn(T)>,
+}
+
+impl<T: Data, W: SinkWriter<T>> Push<T> for SinkNode<T, W> {
+    fn push(&mut self, batch: Vec<T>) -> Result<()> {
+        let n = batch.len();
+        let started = Instant::now();
+        self.writer.write_batch(batch)?;
+        self.metrics.record_batch(n, 0, started.elapsed());
+        Ok(())
+    }
+    fn watermark(&mut self, wm: Timestamp) -> Result<()> {
+        self.metrics.watermark.store(wm.millis(), Relaxed);
+        self.writer.on_watermark(wm)
+    }
+    fn end(&mut self) -> Result<()> {
+        self.writer.close()
+    }
+}
+
+pub(crate) struct SourceRunner<T, R> {
+    pub(crate) reader: R,
+    pub(crate) ctx: TaskContext,
+    pub(crate) down: Box<dyn Push<T>>,
+    pub(crate) metrics: Arc<OperatorMetrics>,
+    pub(crate) batch_size: usize,
+}
+
+impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
+    fn run(mut self: Box<Self>, control: &JobControl) -> Result<()> {
+        self.down.open()?;
+        let mut rejected_seen = 0;
+        loop {
+            if control.is_cancelled() {
+                return Err(StreamError::Cancelled);
+            }
+            if control.is_stopping() {
+                break;
+            }
+            let mut batch = Vec::with_capacity(self.batch_size);
+            let started = Instant::now();
+            let poll = self
+                .reader
+                .poll_batch(&mut batch, self.batch_size, &mut self.ctx)?;
+            self.metrics.record_batch(0, batch.len(), started.elapsed());
+            publish_rejections(&self.ctx, &mut rejected_seen, &self.metrics);
+            if !batch.is_empty() {
+                self.down.push(batch)?;
+            }
+            match poll {
+                SourcePoll::Ready => {}
+                SourcePoll::Idle => std::thread::sleep(IDLE_WAIT),
+                SourcePoll::Finished => break,
+            }
+        }
+        // The end of a bounded input: the final watermark fires everything pending.
+        self.metrics.watermark.store(i64::MAX, Relaxed);
+        self.down.watermark(Timestamp::MAX)?;
+        self.down.end()
+    }
+}

@@ -1,0 +1,136 @@
+//! Sinks: the [`Sink`] contract, plus the in-memory sinks for tests and benchmarks —
+//! [`CollectSink`] (gather into a vector), [`CountingSink`] and [`ForEachSink`].
+
+use crate::context::TaskInfo;
+use crate::data::Data;
+use crate::error::Result;
+use crate::time::Timestamp;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A sink of `T` records: creates one writer per parallel instance when the job starts.
+pub trait Sink<T: Data>: 'static {
+    /// The writer type, one per parallel instance.
+    type Writer: SinkWriter<T>;
+
+    /// Creates the writer of parallel instance `task.subtask`. Called before any data flows.
+    fn create_writer(&mut self, task: &TaskInfo) -> Result<Self::Writer>;
+}
+
+/// One parallel instance of a sink.
+pub trait SinkWriter<T>: Send + 'static {
+    /// Writes a batch.
+    fn write_batch(&mut self, batch: Vec<T>) -> Result<()>;
+
+    /// The input watermark advanced.
+    fn on_watermark(&mut self, _watermark: Timestamp) -> Result<()> {
+        Ok(())
+    }
+
+    /// End of input: flush everything. The job succeeds only once every writer closed.
+    fn close(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Gathers every record into a shared vector; read it with [`Collected::take`] after the job.
+pub struct CollectSink<T>(Collected<T>);
+
+/// The records gathered by a [`CollectSink`].
+pub struct Collected<T>(Arc<Mutex<Vec<T>>>);
+
+impl<T> Clone for Collected<T> {
+    fn clone(&self) -> Self {
+        Collected(self.0.clone())
+    }
+}
+
+impl<T> Collected<T> {
+    /// Takes the records gathered so far (in arrival order per writer).
+    pub fn take(&self) -> Vec<T> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Number of records gathered so far.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// True when nothing was gathered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T> CollectSink<T> {
+    /// A new sink and the handle to read what it gathered.
+    pub fn new() -> (Self, Collected<T>) {
+        let c = Collected(Arc::new(Mutex::new(Vec::new())));
+        (CollectSink(c.clone()), c)
+    }
+}
+
+impl<T: Data> Sink<T> for CollectSink<T> {
+    type Writer = Collected<T>;
+    fn create_writer(&mut self, _: &TaskInfo) -> Result<Self::Writer> {
+        Ok(self.0.clone())
+    }
+}
+
+impl<T: Data> SinkWriter<T> for Collected<T> {
+    fn write_batch(&mut self, batch: Vec<T>) -> Result<()> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(batch);
+        Ok(())
+    }
+}
+
+/// Counts records and drops them: the sink of throughput benchmarks.
+#[derive(Clone, Default)]
+pub struct CountingSink(Arc<AtomicU64>);
+
+impl CountingSink {
+    /// A new counting sink.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records counted so far (updated once per batch).
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl<T: Data> Sink<T> for CountingSink {
+    type Writer = CountingSink;
+    fn create_writer(&mut self, _: &TaskInfo) -> Result<Self::Writer> {
+        Ok(self.clone())
+    }
+}
+
+impl<T: Data> SinkWriter<T> for CountingSink {
+    fn write_batch(&mut self, batch: Vec<T>) -> Result<()> {
+        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Calls a closure for every record; each parallel instance gets its own clone of it.
+#[derive(Clone)]
+pub struct ForEachSink<F>(pub F);
+
+impl<T: Data, F: FnMut(T) + Clone + Send + 'static> Sink<T> for ForEachSink<F> {
+    type Writer = ForEachSink<F>;
+    fn create_writer(&mut self, _: &TaskInfo) -> Result<Self::Writer> {
+        Ok(self.clone())
+    }
+}
+
+impl<T: Data, F: FnMut(T) + Clone + Send + 'static> SinkWriter<T> for ForEachSink<F> {
+    fn write_batch(&mut self, batch: Vec<T>) -> Result<()> {
+        batch.into_iter().for_each(&mut self.0);
+        Ok(())
+    }
+}

@@ -1,0 +1,219 @@
+//! Sources: the [`Source`] contract, plus the in-memory sources every test and benchmark
+//! needs — [`Generator`] (deterministic records from an index) and [`VecSource`].
+//!
+//! A source is planned once, on the thread that starts the job, into one
+//! [`SourceReader`] per parallel instance; each reader then runs on its own worker thread and
+//! fills batches on request. How work is cut (files into byte ranges, partitions, index
+//! strides) is the source's business.
+
+use crate::context::TaskContext;
+use crate::data::Data;
+use crate::error::Result;
+use std::time::Instant;
+
+/// What a reader's poll produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourcePoll {
+    /// Records may have been added; poll again.
+    Ready,
+    /// Nothing to read right now (an unbounded source waiting for input or throttled by its
+    /// rate); the runner waits a moment before polling again.
+    Idle,
+    /// This reader has no more records, ever.
+    Finished,
+}
+
+/// A source of `T` records: plans its parallel readers when the job starts.
+pub trait Source<T: Data>: 'static {
+    /// The reader type, one per parallel instance.
+    type Reader: SourceReader<T>;
+
+    /// How many parallel readers to run given the job's parallelism. Sources that cannot be
+    /// read in parallel (stdin) return 1.
+    fn parallelism(&self, job_parallelism: usize) -> usize {
+        job_parallelism
+    }
+
+    /// Creates exactly `parallelism` readers. Called once, before any data flows.
+    fn create_readers(&mut self, parallelism: usize) -> Result<Vec<Self::Reader>>;
+}
+
+/// One parallel instance of a source.
+pub trait SourceReader<T>: Send + 'static {
+    /// Appends up to `max` records to `out`. Input that cannot be decoded goes through
+    /// [`TaskContext::reject_input`], which applies the job's error policy.
+    fn poll_batch(
+        &mut self,
+        out: &mut Vec<T>,
+        max: usize,
+        ctx: &mut TaskContext,
+    ) -> Result<SourcePoll>;
+}
+
+/// Generates records from their index with a pure function: deterministic, parallel (reader
+/// `i` of `P` makes indexes `i, i+P, i+2P, …`, so all readers advance through the index space
+/// together), bounded or unbounded, as fast as possible or at a given total rate.
+///
+/// ```
+/// use streamcore::{Job, JobConfig, source::Generator};
+/// let mut job = Job::new("squares");
+/// let out = job.source("gen", Generator::new(|i| i * i).bounded(5)).collect();
+/// job.run(JobConfig::default().parallelism(2)).unwrap();
+/// let mut v = out.take();
+/// v.sort();
+/// assert_eq!(v, vec![0, 1, 4, 9, 16]);
+/// ```
+#[derive(Clone)]
+pub struct Generator<F> {
+    make: F,
+    count: Option<u64>,
+    rate: Option<f64>,
+}
+
+impl<T: Data, F: Fn(u64) -> T + Clone + Send + 'static> Generator<F> {
+    /// An unbounded generator of `make(0), make(1), …`.
+    pub fn new(make: F) -> Self {
+        Generator {
+            make,
+            count: None,
+            rate: None,
+        }
+    }
+
+    /// Stops after `count` records in total.
+    pub fn bounded(mut self, count: u64) -> Self {
+        self.count = Some(count);
+        self
+    }
+
+    /// Emits at most `per_second` records per second in total (over all readers).
+    pub fn rate(mut self, per_second: f64) -> Self {
+        self.rate = Some(per_second);
+        self
+    }
+}
+
+impl<T: Data, F: Fn(u64) -> T + Clone + Send + 'static> Source<T> for Generator<F> {
+    type Reader = GeneratorReader<F>;
+
+    fn create_readers(&mut self, parallelism: usize) -> Result<Vec<Self::Reader>> {
+        Ok((0..parallelism)
+            .map(|i| GeneratorReader {
+                make: self.make.clone(),
+                next: i as u64,
+                stride: parallelism as u64,
+                end: self.count.unwrap_or(u64::MAX),
+                rate: self.rate.map(|r| r / parallelism as f64),
+                started: None,
+                produced: 0,
+            })
+            .collect())
+    }
+}
+
+/// One parallel instance of a [`Generator`].
+pub struct GeneratorReader<F> {
+    make: F,
+    next: u64,
+    stride: u64,
+    end: u64,
+    rate: Option<f64>,
+    started: Option<Instant>,
+    produced: u64,
+}
+
+impl<T: Data, F: Fn(u64) -> T + Send + 'static> SourceReader<T> for GeneratorReader<F> {
+    fn poll_batch(
+        &mut self,
+        out: &mut Vec<T>,
+        max: usize,
+        _: &mut TaskContext,
+    ) -> Result<SourcePoll> {
+        if self.next >= self.end {
+            return Ok(SourcePoll::Finished);
+        }
+        let mut n = max as u64;
+        if let Some(rate) = self.rate {
+            let started = *self.started.get_or_insert_with(Instant::now);
+            let due = (started.elapsed().as_secs_f64() * rate) as u64;
+            n = n.min(due.saturating_sub(self.produced));
+            if n == 0 {
+                return Ok(SourcePoll::Idle);
+            }
+        }
+        let remaining = (self.end - self.next).div_ceil(self.stride);
+        let n = n.min(remaining);
+        out.reserve(n as usize);
+        for _ in 0..n {
+            out.push((self.make)(self.next));
+            self.next += self.stride;
+        }
+        self.produced += n;
+        Ok(SourcePoll::Ready)
+    }
+}
+
+/// A bounded source over a vector; reader `i` of `P` reads elements `i, i+P, …`.
+#[derive(Clone)]
+pub struct VecSource<T>(pub Vec<T>);
+
+impl<T: Data> Source<T> for VecSource<T> {
+    type Reader = std::vec::IntoIter<T>;
+
+    fn create_readers(&mut self, parallelism: usize) -> Result<Vec<Self::Reader>> {
+        let mut parts: Vec<Vec<T>> = (0..parallelism).map(|_| Vec::new()).collect();
+        for (i, r) in self.0.iter().enumerate() {
+            parts[i % parallelism].push(r.clone());
+        }
+        Ok(parts.into_iter().map(Vec::into_iter).collect())
+    }
+}
+
+impl<T: Data> SourceReader<T> for std::vec::IntoIter<T> {
+    fn poll_batch(
+        &mut self,
+        out: &mut Vec<T>,
+        max: usize,
+        _: &mut TaskContext,
+    ) -> Result<SourcePoll> {
+        out.extend(self.by_ref().take(max));
+        Ok(if self.len() == 0 {
+            SourcePoll::Finished
+        } else {
+            SourcePoll::Ready
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain<T, R: SourceReader<T>>(mut r: R) -> Vec<T> {
+        let mut ctx = TaskContext::for_test("t");
+        let mut out = Vec::new();
+        while r.poll_batch(&mut out, 3, &mut ctx).unwrap() != SourcePoll::Finished {}
+        out
+    }
+
+    #[test]
+    fn generator_readers_partition_the_index_space() {
+        let mut g = Generator::new(|i| i).bounded(10);
+        let readers = g.create_readers(3).unwrap();
+        let parts: Vec<Vec<u64>> = readers.into_iter().map(drain).collect();
+        assert_eq!(parts, vec![vec![0, 3, 6, 9], vec![1, 4, 7], vec![2, 5, 8]]);
+    }
+
+    #[test]
+    fn rate_limited_generator_reports_idle_before_its_time() {
+        let mut g = Generator::new(|i| i).bounded(10).rate(1.0);
+        let mut r = g.create_readers(1).unwrap().pop().unwrap();
+        let mut out = Vec::new();
+        let mut ctx = TaskContext::for_test("t");
+        assert_eq!(
+            r.poll_batch(&mut out, 10, &mut ctx).unwrap(),
+            SourcePoll::Idle
+        );
+        assert!(out.is_empty());
+    }
+}
