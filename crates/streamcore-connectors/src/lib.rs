@@ -1,1 +1,18 @@
-//! x
+//! Sources and sinks for streamcore.
+//!
+//! - [`file`]: JSON-lines and CSV files — a path, a directory or a glob; large JSON-lines files
+//!   are cut into byte-range splits at line boundaries and read in parallel.
+//! - [`stdio`]: JSON lines from stdin, to stdout.
+//! - [`generator`]: the seeded, deterministic generator of transaction events.
+//!
+//! Every source decodes records with errors that name the file, the line or byte offset, the
+//! field and the reason, and hands them to the job's error policy (fail, or dead-letter).
+
+pub mod file;
+pub mod generator;
+pub mod stdio;
+
+pub use file::csv::{CsvSink, CsvSource};
+pub use file::jsonl::{JsonLinesSink, JsonLinesSource};
+pub use generator::{TransactionGenerator, TransactionGeneratorConfig};
+pub use stdio::{StdinSource, StdoutSink};

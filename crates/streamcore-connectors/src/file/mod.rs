@@ -1,0 +1,139 @@
+//! File connectors: listing the files a path names, and cutting them into splits.
+
+pub mod csv;
+pub mod jsonl;
+mod lines;
+mod writer;
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use streamcore::{Result, StreamError};
+
+pub(crate) use lines::LineSplitReader;
+pub(crate) use writer::SharedFile;
+
+/// Lists the files `pattern` names: a file, every file in a directory (sorted), or the
+/// files matching a glob (sorted). No match is an error: an empty input is most likely a typo.
+pub fn list_files(pattern: &str) -> Result<Vec<PathBuf>> {
+    let path = Path::new(pattern);
+    let mut files = if pattern.contains(['*', '?', '[']) {
+        let paths = glob::glob(pattern)
+            .map_err(|e| StreamError::Config(format!("bad glob `{pattern}`: {e}")))?;
+        let mut files = Vec::new();
+        for p in paths {
+            let p = p.map_err(|e| StreamError::io(format!("listing `{pattern}`"), e.into()))?;
+            if p.is_file() {
+                files.push(p);
+            }
+        }
+        files
+    } else if path.is_dir() {
+        let entries = std::fs::read_dir(path)
+            .map_err(|e| StreamError::io(format!("listing {pattern}"), e))?;
+        let mut files = Vec::new();
+        for entry in entries {
+            let p = entry
+                .map_err(|e| StreamError::io(format!("listing {pattern}"), e))?
+                .path();
+            if p.is_file() {
+                files.push(p);
+            }
+        }
+        files
+    } else if path.is_file() {
+        vec![path.to_path_buf()]
+    } else {
+        return Err(StreamError::Config(format!(
+            "input `{pattern}` does not exist"
+        )));
+    };
+    if files.is_empty() {
+        return Err(StreamError::Config(format!("no files match `{pattern}`")));
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// A byte range of one file; lines that *start* inside `[start, end)` belong to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSplit {
+    /// The file.
+    pub path: PathBuf,
+    /// First byte (inclusive).
+    pub start: u64,
+    /// Last byte (exclusive).
+    pub end: u64,
+}
+
+/// Smallest split worth a reader of its own.
+const MIN_SPLIT: u64 = 1 << 20;
+/// Largest split: bounds how unevenly readers can finish.
+const MAX_SPLIT: u64 = 64 << 20;
+
+/// Cuts `files` into splits: about four per reader over the total size, between 1 and 64 MiB.
+pub fn plan_splits(
+    files: &[PathBuf],
+    parallelism: usize,
+    min_split: Option<u64>,
+) -> Result<Vec<FileSplit>> {
+    let mut sizes = Vec::with_capacity(files.len());
+    for f in files {
+        let len = std::fs::metadata(f)
+            .map_err(|e| StreamError::io(format!("reading {}", f.display()), e))?
+            .len();
+        sizes.push(len);
+    }
+    let total: u64 = sizes.iter().sum();
+    let min = min_split.unwrap_or(MIN_SPLIT).max(1);
+    let target = (total / (parallelism as u64 * 4).max(1)).clamp(min, MAX_SPLIT.max(min));
+    let mut splits = Vec::new();
+    for (f, &len) in files.iter().zip(&sizes) {
+        let mut start = 0;
+        while start < len {
+            let end = (start + target).min(len);
+            splits.push(FileSplit {
+                path: f.clone(),
+                start,
+                end,
+            });
+            start = end;
+        }
+    }
+    Ok(splits)
+}
+
+/// Splits not yet taken by a reader: readers take the next one when they finish theirs, so a
+/// fast reader does more of the work.
+pub(crate) type SplitQueue = Arc<Mutex<VecDeque<FileSplit>>>;
+
+pub(crate) fn next_split(queue: &SplitQueue) -> Option<FileSplit> {
+    queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_cover_each_file_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.jsonl");
+        std::fs::write(&a, vec![b'x'; 10_000]).unwrap();
+        let splits = plan_splits(&[a.clone()], 2, Some(1000)).unwrap();
+        // About four splits per reader: 10_000 bytes / (2 readers × 4) = 1250 bytes each.
+        assert_eq!(splits.len(), 8);
+        assert_eq!(splits[0].start, 0);
+        assert!(splits.windows(2).all(|w| w[0].end == w[1].start));
+        assert_eq!(splits.last().unwrap().end, 10_000);
+    }
+
+    #[test]
+    fn missing_input_is_a_clear_error() {
+        let err = list_files("/nonexistent/streamcore/input.jsonl").unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let err = list_files(&format!("{}/*.jsonl", dir.path().display())).unwrap_err();
+        assert!(err.to_string().contains("no files match"), "{err}");
+    }
+}
