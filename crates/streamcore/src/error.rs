@@ -37,7 +37,7 @@ pub enum StreamError {
         message: String,
     },
     /// An I/O error reading or writing a file or stream.
-    #[error("I/O error in {context}: {source}")]
+    #[error("I/O error in {context}")]
     Io {
         /// What was being done, with the path.
         context: String,

@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Counters of one parallel instance of an operator, source or sink.
+/// Counters of one parallel instance of an operator, source or sink. Aligned to its own
+/// cache lines so that instances on different threads never write to a shared line.
 #[derive(Debug)]
+#[repr(align(128))]
 pub struct OperatorMetrics {
     pub(crate) records_in: AtomicU64,
     pub(crate) records_out: AtomicU64,
@@ -51,6 +53,7 @@ impl OperatorMetrics {
 
 /// Queue fill of one exchange (all its channels together), sampled at every batch sent.
 #[derive(Debug, Default)]
+#[repr(align(128))]
 pub struct ExchangeMetrics {
     pub(crate) batches_sent: AtomicU64,
     pub(crate) records_sent: AtomicU64,

@@ -148,17 +148,18 @@ impl Fields {
 
     /// Sets field `key`, replacing an existing value in place or appending a new field.
     /// Returns the previous value.
-    pub fn insert(
-        &mut self,
-        key: impl Into<CompactString>,
-        value: impl Into<Value>,
-    ) -> Option<Value> {
-        let key = key.into();
+    ///
+    /// The key is only converted (copied) when a new field is appended; pass
+    /// `CompactString::const_new("name")` for a static name that is never copied.
+    pub fn insert<K>(&mut self, key: K, value: impl Into<Value>) -> Option<Value>
+    where
+        K: AsRef<str> + Into<CompactString>,
+    {
         let value = value.into();
-        match self.0.iter_mut().find(|(k, _)| *k == key) {
+        match self.0.iter_mut().find(|(k, _)| k.as_str() == key.as_ref()) {
             Some((_, v)) => Some(std::mem::replace(v, value)),
             None => {
-                self.0.push((key, value));
+                self.0.push((key.into(), value));
                 None
             }
         }
@@ -197,7 +198,7 @@ impl Fields {
     }
 }
 
-impl<K: Into<CompactString>, V: Into<Value>> FromIterator<(K, V)> for Fields {
+impl<K: AsRef<str> + Into<CompactString>, V: Into<Value>> FromIterator<(K, V)> for Fields {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut f = Fields::new();
         for (k, v) in iter {

@@ -8,7 +8,7 @@ use super::KeyedStream;
 use crate::data::{Data, Key};
 use crate::metrics::NodeKind;
 use crate::operator::{
-    Filter, FlatMap, Inspect, Map, Operator, Output, OutputTag, Process, TryMap,
+    Filter, FlatMap, Inspect, Map, Operator, Output, OutputTag, Process, TryFilter, TryMap,
 };
 use crate::runtime::graph::{Graph, Port};
 use crate::sink::{CollectSink, Collected, ForEachSink, Sink};
@@ -71,6 +71,24 @@ impl<T: Data> Stream<T> {
             "filter",
             NodeKind::Filter,
             Filter {
+                f: predicate,
+                _t: PhantomData,
+            },
+        )
+    }
+
+    /// Keeps the records for which `predicate` returns `Ok(true)`. An `Err` follows the job's
+    /// [`crate::ErrorPolicy`], like [`Stream::try_map`]'s.
+    pub fn try_filter<E, F>(self, predicate: F) -> Stream<T>
+    where
+        T: Serialize,
+        E: Display + 'static,
+        F: FnMut(&T) -> Result<bool, E> + Clone + Send + 'static,
+    {
+        self.then(
+            "try_filter",
+            NodeKind::Filter,
+            TryFilter {
                 f: predicate,
                 _t: PhantomData,
             },

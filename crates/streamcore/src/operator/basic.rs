@@ -20,7 +20,7 @@ macro_rules! clone_closure_operator {
     )*};
 }
 
-clone_closure_operator!(Filter<T>, Map<T, U>, FlatMap<T, U, I>, Inspect<T>, TryMap<T, U, E>, Process<T, U>);
+clone_closure_operator!(Filter<T>, TryFilter<T, E>, Map<T, U>, FlatMap<T, U, I>, Inspect<T>, TryMap<T, U, E>, Process<T, U>);
 
 /// Keeps the records for which the predicate holds; filters in place, no copy.
 pub(crate) struct Filter<T, F> {
@@ -42,6 +42,48 @@ impl<T: Data, F: FnMut(&T) -> bool + Send + 'static> Operator for Filter<T, F> {
         out.emit_batch(batch);
         Ok(())
     }
+}
+
+/// A filter whose predicate may fail; failures follow the job's error policy.
+pub(crate) struct TryFilter<T, E, F> {
+    pub(crate) f: F,
+    pub(crate) _t: PhantomData<fn(T) -> E>,
+}
+
+impl<T, E, F> Operator for TryFilter<T, E, F>
+where
+    T: Data + Serialize,
+    E: Display + 'static,
+    F: FnMut(&T) -> std::result::Result<bool, E> + Send + 'static,
+{
+    type In = T;
+    type Out = T;
+    fn process_batch(
+        &mut self,
+        batch: Vec<T>,
+        ctx: &mut TaskContext,
+        out: &mut Output<T>,
+    ) -> Result<()> {
+        let mut failure = Ok(());
+        let mut batch = batch;
+        batch.retain(|record| match (self.f)(record) {
+            Ok(keep) => keep,
+            Err(e) => {
+                if failure.is_ok() {
+                    failure = ctx.reject_record(|| to_json_or_note(record), e.to_string());
+                }
+                false
+            }
+        });
+        failure?;
+        out.emit_batch(batch);
+        Ok(())
+    }
+}
+
+/// A record's JSON form for a dead letter.
+fn to_json_or_note<T: Serialize>(record: &T) -> String {
+    serde_json::to_string(record).unwrap_or_else(|e| format!("<unserializable: {e}>"))
 }
 
 /// One record out per record in.

@@ -8,7 +8,7 @@
 mod basic;
 mod keyed;
 
-pub(crate) use basic::{Filter, FlatMap, Inspect, Map, Process, TryMap};
+pub(crate) use basic::{Filter, FlatMap, Inspect, Map, Process, TryFilter, TryMap};
 pub(crate) use keyed::{KeyedAggregate, KeyedReduce};
 
 use crate::context::TaskContext;

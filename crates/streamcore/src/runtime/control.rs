@@ -29,7 +29,7 @@ impl JobControl {
         if !error.is_cancelled() {
             let mut slot = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
             if slot.is_none() {
-                tracing::error!(%error, "job failed");
+                tracing::debug!(%error, "job failed");
                 *slot = Some(error);
             }
         }
