@@ -1,0 +1,304 @@
+//! End-to-end tests of `streamcore demo`: the design note's output, parallelism, files in and
+//! out, and both error policies.
+
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn streamcore(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_streamcore"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn lines(out: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+/// The output events without the wall-clock field, sorted by id.
+fn normalized(mut events: Vec<Value>) -> Vec<Value> {
+    for e in &mut events {
+        let data = e["data"].as_object_mut().expect("data is an object");
+        assert!(data
+            .remove("processed_at")
+            .and_then(|v| v.as_f64())
+            .is_some());
+    }
+    events.sort_by_key(|e| e["event_id"].as_str().unwrap().to_string());
+    events
+}
+
+#[test]
+fn default_demo_prints_exactly_the_17_high_value_events() {
+    let out = streamcore(&["demo"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = lines(&out.stdout);
+    assert_eq!(events.len(), 17);
+    let mut ids: Vec<u64> = events
+        .iter()
+        .map(|e| {
+            let amount = e["data"]["amount"].as_i64().unwrap();
+            assert!(amount > 100, "{e}");
+            assert_eq!(e["data"]["is_high_value"], Value::Bool(true));
+            assert_eq!(e["event_type"], "transaction");
+            let id = e["event_id"].as_str().unwrap();
+            let i: u64 = id.strip_prefix("enriched_event_").unwrap().parse().unwrap();
+            assert_eq!(amount, 50 + 25 * (i as i64 % 20));
+            i
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids, (3..20).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("events_ingested=20 events_emitted=17 events_filtered=3 events_failed=0"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn output_is_the_same_at_every_parallelism() {
+    let run = |p: &str| {
+        let out = streamcore(&["demo", "--events", "5000", "--seed", "42", "-p", p]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        normalized(lines(&out.stdout))
+    };
+    let one = run("1");
+    assert!(one.len() > 4000, "{}", one.len());
+    assert_eq!(one, run("2"));
+    assert_eq!(one, run("4"));
+}
+
+#[test]
+fn metrics_json_has_the_design_note_names() {
+    let out = streamcore(&["demo", "--metrics-json", "-p", "2"]);
+    assert!(out.status.success());
+    let m: Value = serde_json::from_slice(&out.stderr).expect("metrics are JSON");
+    assert_eq!(m["events_ingested"], 20);
+    assert_eq!(m["events_emitted"], 17);
+    assert_eq!(m["events_filtered"], 3);
+    assert_eq!(m["events_failed"], 0);
+    let filter = m["operators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "high_value_filter")
+        .expect("the filter reports metrics");
+    assert_eq!(filter["events_processed"], 20);
+    assert_eq!(filter["parallelism"], 2);
+    assert!(filter["processing_time_ms"].as_f64().unwrap() >= 0.0);
+}
+
+fn write_input(dir: &std::path::Path, n: u64, bad: &[(u64, &str)]) -> std::path::PathBuf {
+    let path = dir.join("in.jsonl");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    for i in 0..n {
+        match bad.iter().find(|(at, _)| *at == i) {
+            Some((_, line)) => writeln!(f, "{line}").unwrap(),
+            None => writeln!(
+                f,
+                r#"{{"event_id":"e{i}","timestamp":1700000000.{:03},"event_type":"transaction","data":{{"user_id":"user_{}","amount":{}}}}}"#,
+                i % 1000,
+                i % 7,
+                50 + 25 * (i % 20)
+            )
+            .unwrap(),
+        }
+    }
+    f.flush().unwrap();
+    path
+}
+
+#[test]
+fn file_in_file_out_reads_splits_in_parallel() {
+    let dir = tempfile::tempdir().unwrap();
+    // ~2.4 MB: more than one split, so both readers work on the one file.
+    let input = write_input(dir.path(), 20_000, &[]);
+    let output = dir.path().join("out.jsonl");
+    let out = streamcore(&[
+        "demo",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "-p",
+        "2",
+        "--metrics-json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(m["events_ingested"], 20_000);
+    let events = lines(&std::fs::read(&output).unwrap());
+    assert_eq!(events.len(), 17_000);
+    let mut ids: Vec<String> = events
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 17_000, "every event exactly once");
+}
+
+#[test]
+fn bad_line_fails_the_job_naming_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(
+        dir.path(),
+        10,
+        &[(
+            2,
+            r#"{"event_id":"x","timestamp":"yesterday","event_type":"t","data":{}}"#,
+        )],
+    );
+    let out = streamcore(&["demo", "--input", input.to_str().unwrap(), "-p", "1"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in.jsonl line 3"), "{stderr}");
+    assert!(stderr.contains("field `timestamp`"), "{stderr}");
+}
+
+#[test]
+fn dead_letter_policy_keeps_going_and_records_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(
+        dir.path(),
+        40,
+        &[
+            (5, "{not json"),
+            (
+                9,
+                r#"{"event_id":"s","timestamp":1,"event_type":"t","data":{"amount":"a lot"}}"#,
+            ),
+        ],
+    );
+    let output = dir.path().join("out.jsonl");
+    let dead = dir.path().join("dead.jsonl");
+    let out = streamcore(&[
+        "demo",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--error-policy",
+        "dead-letter",
+        "--dead-letter",
+        dead.to_str().unwrap(),
+        "--metrics-json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(m["events_failed"], 2);
+    assert_eq!(m["events_dead_lettered"], 2);
+    assert_eq!(
+        m["events_ingested"], 39,
+        "the unparsable line is not an event"
+    );
+    let letters = lines(&std::fs::read(&dead).unwrap());
+    assert_eq!(letters.len(), 2);
+    let parse = letters
+        .iter()
+        .find(|l| l["raw"] == "{not json")
+        .expect("raw line kept");
+    assert!(
+        parse["origin"].as_str().unwrap().contains("line 6"),
+        "{parse}"
+    );
+    let amount = letters
+        .iter()
+        .find(|l| l["origin"].as_str().unwrap().contains("high_value_filter"))
+        .expect("the filter's rejection");
+    assert!(
+        amount["reason"].as_str().unwrap().contains("data.amount"),
+        "{amount}"
+    );
+    assert!(amount["raw"].as_str().unwrap().contains("a lot"));
+}
+
+#[test]
+fn stdin_input_works() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_streamcore"))
+        .args(["demo", "--input", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for (i, amount) in [(1, 99), (2, 101), (3, 500)] {
+        writeln!(
+            stdin,
+            r#"{{"event_id":"e{i}","timestamp":{i},"event_type":"t","data":{{"amount":{amount}}}}}"#
+        )
+        .unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: Vec<String> = lines(&out.stdout)
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, vec!["enriched_e2", "enriched_e3"]);
+}
+
+#[test]
+fn help_documents_every_flag() {
+    let out = streamcore(&["demo", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--events",
+        "--parallelism",
+        "--seed",
+        "--rate",
+        "--users",
+        "--input",
+        "--output",
+        "--error-policy",
+        "--dead-letter",
+        "--metrics-json",
+        "--batch-size",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+    let out = streamcore(&["bench", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--events", "--runs", "--only", "--json"] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+}
+
+#[test]
+fn bench_runs_and_checks_its_outputs() {
+    let out = streamcore(&["bench", "--events", "20000", "--runs", "1", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["scenarios"].as_array().unwrap().len(), 6);
+}
