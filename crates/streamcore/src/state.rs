@@ -18,7 +18,7 @@ const KEY_GROUP_SEED: u64 = 0x5eed_5eed_0000_0001;
 pub fn key_group<K: Hash + ?Sized>(key: &K, key_groups: u32) -> u32 {
     let h = foldhash::fast::FixedState::with_seed(KEY_GROUP_SEED).hash_one(key);
     // Multiply-shift range reduction: uniform and cheaper than a modulo.
-    ((h >> 32) * key_groups as u64 >> 32) as u32
+    (((h >> 32) * key_groups as u64) >> 32) as u32
 }
 
 /// The parallel instance that owns `key_group` when `key_groups` are split over `parallelism`

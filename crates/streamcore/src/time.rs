@@ -71,6 +71,40 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// On the wire a timestamp is float seconds since the epoch; integers are accepted too.
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.as_secs_f64())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SecondsVisitor;
+        impl serde::de::Visitor<'_> for SecondsVisitor {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("float seconds since the Unix epoch")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Timestamp, E> {
+                Timestamp::try_from_secs_f64(v)
+                    .ok_or_else(|| E::custom(format_args!("timestamp {v} is out of range")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Timestamp, E> {
+                v.checked_mul(1000)
+                    .map(Timestamp)
+                    .ok_or_else(|| E::custom(format_args!("timestamp {v} is out of range")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Timestamp, E> {
+                i64::try_from(v)
+                    .map_err(|_| E::custom(format_args!("timestamp {v} is out of range")))
+                    .and_then(|v| self.visit_i64(v))
+            }
+        }
+        d.deserialize_f64(SecondsVisitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,39 +138,5 @@ mod tests {
             let back: f64 = text.parse().unwrap();
             prop_assert_eq!(Timestamp::from_secs_f64(back), Timestamp(ms));
         }
-    }
-}
-
-/// On the wire a timestamp is float seconds since the epoch; integers are accepted too.
-impl serde::Serialize for Timestamp {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(self.as_secs_f64())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Timestamp {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct SecondsVisitor;
-        impl serde::de::Visitor<'_> for SecondsVisitor {
-            type Value = Timestamp;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("float seconds since the Unix epoch")
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Timestamp, E> {
-                Timestamp::try_from_secs_f64(v)
-                    .ok_or_else(|| E::custom(format_args!("timestamp {v} is out of range")))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Timestamp, E> {
-                v.checked_mul(1000)
-                    .map(Timestamp)
-                    .ok_or_else(|| E::custom(format_args!("timestamp {v} is out of range")))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Timestamp, E> {
-                i64::try_from(v)
-                    .map_err(|_| E::custom(format_args!("timestamp {v} is out of range")))
-                    .and_then(|v| self.visit_i64(v))
-            }
-        }
-        d.deserialize_f64(SecondsVisitor)
     }
 }

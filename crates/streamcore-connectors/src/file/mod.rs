@@ -120,7 +120,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a.jsonl");
         std::fs::write(&a, vec![b'x'; 10_000]).unwrap();
-        let splits = plan_splits(&[a.clone()], 2, Some(1000)).unwrap();
+        let splits = plan_splits(std::slice::from_ref(&a), 2, Some(1000)).unwrap();
         // About four splits per reader: 10_000 bytes / (2 readers × 4) = 1250 bytes each.
         assert_eq!(splits.len(), 8);
         assert_eq!(splits[0].start, 0);

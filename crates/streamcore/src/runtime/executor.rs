@@ -182,33 +182,26 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
     // Build every task.
     let mut tasks: Vec<(String, usize, Box<dyn TaskRunner>)> = Vec::new();
     for stage in &graph.stages {
+        // `subtask` indexes the per-node metrics inside `env_of`, not one slice of this loop.
+        #[allow(clippy::needless_range_loop)]
         for subtask in 0..stage.parallelism {
-            let built = build_node(
-                &graph,
-                stage.head,
-                subtask,
-                stage.parallelism,
-                &mut |node, p| NodeEnv {
-                    info: TaskInfo {
-                        job: job_name.clone(),
-                        name: Arc::from(graph.nodes[node].name.as_str()),
-                        subtask,
-                        parallelism: p,
-                        key_groups: config.key_groups,
-                    },
-                    metrics: node_metrics[node][subtask].clone(),
-                    batch_size: config.batch_size,
-                    policy: config.error_policy,
-                    dead_letters: dead_letters.clone(),
-                    control: control.clone(),
+            let mut env_of = |node: usize| NodeEnv {
+                info: TaskInfo {
+                    job: job_name.clone(),
+                    name: Arc::from(graph.nodes[node].name.as_str()),
+                    subtask,
+                    parallelism: stage.parallelism,
+                    key_groups: config.key_groups,
                 },
-                &mut res,
-            )?;
-            match built {
+                metrics: node_metrics[node][subtask].clone(),
+                batch_size: config.batch_size,
+                policy: config.error_policy,
+                dead_letters: dead_letters.clone(),
+                control: control.clone(),
+            };
+            match build_node(&graph, stage.head, &mut env_of, &mut res)? {
                 Built::Runner(r) => tasks.push((graph.nodes[stage.head].name.clone(), subtask, r)),
-                Built::Push(_) => {
-                    return Err(StreamError::Internal("stage head built as a link".into()))
-                }
+                Built::Push(_) => return Err(StreamError::Internal("stage head built as a link".into())),
             }
         }
     }
@@ -257,27 +250,22 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
     })
 }
 
-/// Builds one parallel instance of `node` and everything downstream of it in its stage.
+/// Builds one parallel instance of `node` and everything downstream of it in its stage;
+/// `env_of` says which instance.
 fn build_node(
     graph: &Graph,
     node: usize,
-    subtask: usize,
-    parallelism: usize,
-    env_of: &mut dyn FnMut(usize, usize) -> NodeEnv,
+    env_of: &mut dyn FnMut(usize) -> NodeEnv,
     res: &mut RunResources,
 ) -> Result<Built> {
     let n = &graph.nodes[node];
     let mut build_all = |consumers: &[usize], res: &mut RunResources| -> Result<Vec<_>> {
         consumers
             .iter()
-            .map(
-                |&c| match build_node(graph, c, subtask, parallelism, env_of, res)? {
-                    Built::Push(p) => Ok(p),
-                    Built::Runner(_) => Err(StreamError::Internal(
-                        "consumer built as a stage head".into(),
-                    )),
-                },
-            )
+            .map(|&c| match build_node(graph, c, env_of, res)? {
+                Built::Push(p) => Ok(p),
+                Built::Runner(_) => Err(StreamError::Internal("consumer built as a stage head".into())),
+            })
             .collect()
     };
     let main = build_all(&n.consumers, res)?;
@@ -286,6 +274,6 @@ fn build_node(
         let consumers = build_all(&side.consumers, res)?;
         sides.push((side.tag, (side.make)(consumers)));
     }
-    let env = env_of(node, parallelism);
+    let env = env_of(node);
     (n.build)(&env, res, NodeOutputs { main, sides })
 }
