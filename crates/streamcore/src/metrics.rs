@@ -172,15 +172,28 @@ impl MetricsRegistry {
             operators: Vec::new(),
             exchanges: Vec::new(),
         };
-        for e in self.operators.lock().expect("metrics lock").iter() {
+        // Operators are registered upstream first; reading them downstream first keeps a live
+        // snapshot consistent (a downstream count never exceeds the upstream one it came from).
+        for e in self
+            .operators
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .rev()
+        {
             let sum =
                 |f: fn(&OperatorMetrics) -> u64| e.instances.iter().map(|m| f(m)).sum::<u64>();
+            // Read what went out before what came in: counters only grow and a batch's input
+            // is counted before its output, so `out <= processed` holds for a filter even while
+            // the job runs.
+            let events_out = sum(|m| m.records_out.load(Relaxed));
+            let events_processed = sum(|m| m.records_in.load(Relaxed));
             let op = OperatorSummary {
                 name: e.name.clone(),
                 kind: e.kind,
                 parallelism: e.instances.len(),
-                events_processed: sum(|m| m.records_in.load(Relaxed)),
-                events_out: sum(|m| m.records_out.load(Relaxed)),
+                events_processed,
+                events_out,
                 events_failed: sum(|m| m.failed.load(Relaxed)),
                 side_output_discarded: sum(|m| m.side_discarded.load(Relaxed)),
                 processing_time_ms: sum(|m| m.processing_ns.load(Relaxed)) as f64 / 1e6,
@@ -195,13 +208,21 @@ impl MetricsRegistry {
             match e.kind {
                 NodeKind::Source => s.events_ingested += op.events_out,
                 NodeKind::Sink => s.events_emitted += op.events_processed,
-                NodeKind::Filter => s.events_filtered += op.events_processed - op.events_out,
+                NodeKind::Filter => {
+                    s.events_filtered += op.events_processed.saturating_sub(op.events_out)
+                }
                 _ => {}
             }
             s.events_failed += op.events_failed;
             s.operators.push(op);
         }
-        for e in self.exchanges.lock().expect("metrics lock").iter() {
+        s.operators.reverse();
+        for e in self
+            .exchanges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             let m = &e.metrics;
             let batches = m.batches_sent.load(Relaxed);
             s.exchanges.push(ExchangeSummary {

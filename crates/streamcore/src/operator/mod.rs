@@ -133,7 +133,23 @@ pub(crate) trait SidePort: Send {
 
 pub(crate) struct TypedSide<U> {
     pub(crate) buf: Vec<U>,
+    pub(crate) batch_size: usize,
     pub(crate) down: Box<dyn Push<U>>,
+}
+
+/// Hands `records` downstream in batches of at most `batch_size`.
+fn push_in_batches<T>(down: &mut dyn Push<T>, records: Vec<T>, batch_size: usize) -> Result<()> {
+    if records.len() <= batch_size {
+        return down.push(records);
+    }
+    let mut records = records.into_iter();
+    loop {
+        let chunk: Vec<T> = records.by_ref().take(batch_size).collect();
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        down.push(chunk)?;
+    }
 }
 
 impl<U: Data> SidePort for TypedSide<U> {
@@ -147,7 +163,11 @@ impl<U: Data> SidePort for TypedSide<U> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        self.down.push(std::mem::take(&mut self.buf))
+        push_in_batches(
+            self.down.as_mut(),
+            std::mem::take(&mut self.buf),
+            self.batch_size,
+        )
     }
     fn watermark(&mut self, wm: Timestamp) -> Result<()> {
         self.down.watermark(wm)
@@ -234,18 +254,11 @@ impl<O: Data> Output<O> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let buf = std::mem::take(&mut self.buf);
-        if buf.len() <= self.batch_size {
-            return self.down.push(buf);
-        }
-        let mut records = buf.into_iter();
-        loop {
-            let chunk: Vec<O> = records.by_ref().take(self.batch_size).collect();
-            if chunk.is_empty() {
-                return Ok(());
-            }
-            self.down.push(chunk)?;
-        }
+        push_in_batches(
+            self.down.as_mut(),
+            std::mem::take(&mut self.buf),
+            self.batch_size,
+        )
     }
 
     pub(crate) fn open(&mut self) -> Result<()> {

@@ -201,7 +201,9 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
             };
             match build_node(&graph, stage.head, &mut env_of, &mut res)? {
                 Built::Runner(r) => tasks.push((graph.nodes[stage.head].name.clone(), subtask, r)),
-                Built::Push(_) => return Err(StreamError::Internal("stage head built as a link".into())),
+                Built::Push(_) => {
+                    return Err(StreamError::Internal("stage head built as a link".into()))
+                }
             }
         }
     }
@@ -259,12 +261,15 @@ fn build_node(
     res: &mut RunResources,
 ) -> Result<Built> {
     let n = &graph.nodes[node];
+    let env = env_of(node);
     let mut build_all = |consumers: &[usize], res: &mut RunResources| -> Result<Vec<_>> {
         consumers
             .iter()
             .map(|&c| match build_node(graph, c, env_of, res)? {
                 Built::Push(p) => Ok(p),
-                Built::Runner(_) => Err(StreamError::Internal("consumer built as a stage head".into())),
+                Built::Runner(_) => Err(StreamError::Internal(
+                    "consumer built as a stage head".into(),
+                )),
             })
             .collect()
     };
@@ -272,8 +277,7 @@ fn build_node(
     let mut sides = Vec::with_capacity(n.sides.len());
     for side in &n.sides {
         let consumers = build_all(&side.consumers, res)?;
-        sides.push((side.tag, (side.make)(consumers)));
+        sides.push((side.tag, (side.make)(env.batch_size, consumers)));
     }
-    let env = env_of(node);
     (n.build)(&env, res, NodeOutputs { main, sides })
 }

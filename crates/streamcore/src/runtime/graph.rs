@@ -73,7 +73,7 @@ pub(crate) struct NodeOutputs {
 }
 
 pub(crate) type BuildFn = Box<dyn Fn(&NodeEnv, &mut RunResources, NodeOutputs) -> Result<Built>>;
-pub(crate) type SideMaker = Box<dyn Fn(Vec<ErasedPush>) -> Box<dyn SidePort>>;
+pub(crate) type SideMaker = Box<dyn Fn(usize, Vec<ErasedPush>) -> Box<dyn SidePort>>;
 /// Plans a source for a run: its parallelism and one erased reader per subtask.
 pub(crate) type PrepareFn = Box<dyn FnMut(usize) -> Result<Vec<Box<dyn Any + Send>>>>;
 /// Makes an exchange's channels: `(capacity, downstream parallelism) -> (senders, receivers)`.
@@ -249,9 +249,10 @@ impl Graph {
     pub(crate) fn side_port<U: Data>(&mut self, node: usize, tag: u64) -> Port {
         let sides = &mut self.nodes[node].sides;
         if !sides.iter().any(|s| s.tag == tag) {
-            let make: SideMaker = Box::new(|consumers| {
+            let make: SideMaker = Box::new(|batch_size, consumers| {
                 Box::new(TypedSide::<U> {
                     buf: Vec::new(),
+                    batch_size,
                     down: join_consumers::<U>(consumers),
                 })
             });

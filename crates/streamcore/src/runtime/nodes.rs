@@ -135,7 +135,8 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
             let poll = self
                 .reader
                 .poll_batch(&mut batch, self.batch_size, &mut self.ctx)?;
-            self.metrics.record_batch(0, batch.len(), started.elapsed());
+            self.metrics
+                .record_batch(batch.len(), batch.len(), started.elapsed());
             publish_rejections(&self.ctx, &mut rejected_seen, &self.metrics);
             if !batch.is_empty() {
                 self.down.push(batch)?;
