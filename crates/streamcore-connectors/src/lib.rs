@@ -16,3 +16,8 @@ pub use file::csv::{CsvSink, CsvSource};
 pub use file::jsonl::{JsonLinesSink, JsonLinesSource};
 pub use generator::{TransactionGenerator, TransactionGeneratorConfig};
 pub use stdio::{StdinSource, StdoutSink};
+
+/// The README's code, compiled and run as a doctest so it cannot rot.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
