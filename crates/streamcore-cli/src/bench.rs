@@ -218,7 +218,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{n} events per measurement, median of {} interleaved runs",
+        "{n} events per measurement ({} for the typed scenarios), median of {} interleaved runs",
+        n * 10,
         args.runs
     );
     println!("{:<14} {:>16}", "scenario", "events/s");
