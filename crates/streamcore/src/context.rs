@@ -109,6 +109,7 @@ pub struct TaskContext {
     pub(crate) policy: ErrorPolicy,
     pub(crate) dead_letters: Option<Arc<DeadLetterQueue>>,
     pub(crate) rejected: u64,
+    pub(crate) finished_splits: Vec<u64>,
 }
 
 impl TaskContext {
@@ -122,6 +123,7 @@ impl TaskContext {
             policy,
             dead_letters,
             rejected: 0,
+            finished_splits: Vec::new(),
         }
     }
 
@@ -150,6 +152,12 @@ impl TaskContext {
     /// Records rejected by this task so far.
     pub fn rejected(&self) -> u64 {
         self.rejected
+    }
+
+    /// A source reader tells that it read the last record of `split`: the split no longer
+    /// holds the watermark back.
+    pub fn split_finished(&mut self, split: u64) {
+        self.finished_splits.push(split);
     }
 
     /// Rejects an input record that could not be decoded. Under policy `fail` this returns

@@ -14,6 +14,9 @@ pub enum Message<T> {
     Data(Vec<T>),
     /// No record with an event time at or before `t` will follow from this sender.
     Watermark(Timestamp),
+    /// The sender's sources are all idle: leave it out of the watermark minimum until it
+    /// sends a `Watermark` again.
+    Idle,
     /// Checkpoint barrier: everything before belongs to the checkpoint, everything after not.
     Barrier(CheckpointId),
     /// This sender will send nothing more.

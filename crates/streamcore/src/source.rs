@@ -48,6 +48,12 @@ pub trait SourceReader<T>: Send + 'static {
         max: usize,
         ctx: &mut TaskContext,
     ) -> Result<SourcePoll>;
+
+    /// The split the records of the last poll came from (each poll reads from one split).
+    /// Watermarks are generated per split. Readers with a single split keep the default.
+    fn split_id(&self) -> u64 {
+        0
+    }
 }
 
 /// Generates records from their index with a pure function: deterministic, parallel (reader

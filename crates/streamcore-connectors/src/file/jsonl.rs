@@ -58,6 +58,7 @@ impl<T: Data + DeserializeOwned> Source<T> for JsonLinesSource<T> {
             .map(|_| JsonLinesReader {
                 queue: queue.clone(),
                 current: None,
+                split: 0,
                 _t: PhantomData,
             })
             .collect())
@@ -68,6 +69,8 @@ impl<T: Data + DeserializeOwned> Source<T> for JsonLinesSource<T> {
 pub struct JsonLinesReader<T> {
     queue: SplitQueue,
     current: Option<LineSplitReader>,
+    /// The split the last poll read from.
+    split: u64,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -86,9 +89,12 @@ impl<T: Data + DeserializeOwned> SourceReader<T> for JsonLinesReader<T> {
                     None => return Ok(SourcePoll::Finished),
                 },
             };
+            self.split = reader.split_id();
             let Some(origin) = reader.next_line()? else {
+                // One split per poll, so the records of a poll share a split id.
+                ctx.split_finished(self.split);
                 self.current = None;
-                continue;
+                return Ok(SourcePoll::Ready);
             };
             let decoded = match std::str::from_utf8(&reader.buf) {
                 Ok(text) if text.trim().is_empty() => continue,
@@ -104,6 +110,10 @@ impl<T: Data + DeserializeOwned> SourceReader<T> for JsonLinesReader<T> {
             }
         }
         Ok(SourcePoll::Ready)
+    }
+
+    fn split_id(&self) -> u64 {
+        self.split
     }
 }
 

@@ -82,6 +82,11 @@ impl LineSplitReader {
     }
 
     /// "path line N (byte offset X)" or "path byte offset X".
+    /// The split's id.
+    pub(crate) fn split_id(&self) -> u64 {
+        self.split.id
+    }
+
     pub(crate) fn describe(&self, origin: &LineOrigin) -> String {
         match origin.line {
             Some(line) => format!(
@@ -132,7 +137,7 @@ mod tests {
             bounds.dedup();
             let mut got = Vec::new();
             for w in bounds.windows(2) {
-                got.extend(read_all(FileSplit { path: path.clone(), start: w[0], end: w[1] }));
+                got.extend(read_all(FileSplit { id: 0, path: path.clone(), start: w[0], end: w[1] }));
             }
             let mut offset = 0;
             let expected: Vec<(u64, String)> = lines.iter().map(|l| {
@@ -150,6 +155,7 @@ mod tests {
         let path = dir.path().join("f.txt");
         std::fs::write(&path, "a\nbb").unwrap();
         let got = read_all(FileSplit {
+            id: 0,
             path,
             start: 0,
             end: 4,

@@ -58,6 +58,8 @@ pub fn list_files(pattern: &str) -> Result<Vec<PathBuf>> {
 /// A byte range of one file; lines that *start* inside `[start, end)` belong to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileSplit {
+    /// Index of the split among all splits of the source: watermarks are tracked per split.
+    pub id: u64,
     /// The file.
     pub path: PathBuf,
     /// First byte (inclusive).
@@ -93,6 +95,7 @@ pub fn plan_splits(
         while start < len {
             let end = (start + target).min(len);
             splits.push(FileSplit {
+                id: splits.len() as u64,
                 path: f.clone(),
                 start,
                 end,

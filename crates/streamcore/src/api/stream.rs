@@ -6,6 +6,7 @@
 
 use super::KeyedStream;
 use crate::data::{Data, Key};
+use crate::event_time::{EventTime, WatermarkStrategy};
 use crate::metrics::NodeKind;
 use crate::operator::{
     Filter, FlatMap, Inspect, Map, Operator, Output, OutputTag, Process, TryFilter, TryMap,
@@ -58,6 +59,24 @@ impl<T: Data> Stream<T> {
         if self.port.side.is_none() {
             self.graph.borrow_mut().rename(self.port.node, name);
         }
+        self
+    }
+
+    /// Generates watermarks from the records' event times, per source split, with `strategy`.
+    ///
+    /// # Panics
+    /// If this stream is not a source's output: watermarks start where records enter the job.
+    pub fn with_watermarks(self, strategy: WatermarkStrategy) -> Self
+    where
+        T: EventTime,
+    {
+        assert!(
+            self.port.side.is_none(),
+            "with_watermarks must directly follow a source"
+        );
+        self.graph
+            .borrow_mut()
+            .set_watermarks::<T>(self.port.node, strategy);
         self
     }
 

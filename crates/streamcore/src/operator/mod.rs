@@ -128,6 +128,7 @@ pub(crate) trait SidePort: Send {
     fn open(&mut self) -> Result<()>;
     fn flush(&mut self) -> Result<()>;
     fn watermark(&mut self, wm: Timestamp) -> Result<()>;
+    fn idle(&mut self) -> Result<()>;
     fn end(&mut self) -> Result<()>;
 }
 
@@ -171,6 +172,9 @@ impl<U: Data> SidePort for TypedSide<U> {
     }
     fn watermark(&mut self, wm: Timestamp) -> Result<()> {
         self.down.watermark(wm)
+    }
+    fn idle(&mut self) -> Result<()> {
+        self.down.idle()
     }
     fn end(&mut self) -> Result<()> {
         self.flush()?;
@@ -274,6 +278,14 @@ impl<O: Data> Output<O> {
             side.watermark(wm)?;
         }
         self.down.watermark(wm)
+    }
+
+    pub(crate) fn idle(&mut self) -> Result<()> {
+        self.flush()?;
+        for (_, side) in &mut self.sides {
+            side.idle()?;
+        }
+        self.down.idle()
     }
 
     pub(crate) fn end(&mut self) -> Result<()> {

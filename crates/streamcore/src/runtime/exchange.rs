@@ -108,6 +108,9 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Send + 'static> Push<T> for KeySender<T,
     fn watermark(&mut self, wm: Timestamp) -> Result<()> {
         self.outbox.broadcast(Message::Watermark(wm))
     }
+    fn idle(&mut self) -> Result<()> {
+        self.outbox.broadcast(Message::Idle)
+    }
     fn end(&mut self) -> Result<()> {
         self.outbox.broadcast(Message::End)
     }
@@ -128,6 +131,9 @@ impl<T: Data> Push<T> for RoundRobinSender<T> {
     fn watermark(&mut self, wm: Timestamp) -> Result<()> {
         self.outbox.broadcast(Message::Watermark(wm))
     }
+    fn idle(&mut self) -> Result<()> {
+        self.outbox.broadcast(Message::Idle)
+    }
     fn end(&mut self) -> Result<()> {
         self.outbox.broadcast(Message::End)
     }
@@ -144,9 +150,7 @@ pub(crate) struct ExchangeReceiver<T> {
 impl<T: Data> TaskRunner for ExchangeReceiver<T> {
     fn run(mut self: Box<Self>, control: &JobControl) -> Result<()> {
         self.down.open()?;
-        let mut watermarks = vec![Timestamp::MIN; self.senders];
-        let mut ended = 0;
-        let mut current = Timestamp::MIN;
+        let mut inputs = InputWatermarks::new(self.senders);
         loop {
             let envelope = match self.queue.recv_timeout(CANCEL_CHECK) {
                 Ok(e) => e,
@@ -154,24 +158,146 @@ impl<T: Data> TaskRunner for ExchangeReceiver<T> {
                 // Every sender gone without `End`, or the job was cancelled.
                 Err(_) => return Err(StreamError::Cancelled),
             };
-            let from = envelope.from;
-            match envelope.message {
-                Message::Data(batch) => self.down.push(batch)?,
-                Message::Watermark(wm) => watermarks[from] = watermarks[from].max(wm),
-                Message::Barrier(_) => {}
-                Message::End => {
-                    watermarks[from] = Timestamp::MAX;
-                    ended += 1;
+            let change = match envelope.message {
+                Message::Data(batch) => {
+                    self.down.push(batch)?;
+                    continue;
                 }
+                Message::Watermark(wm) => inputs.watermark(envelope.from, wm),
+                Message::Idle => inputs.idle(envelope.from),
+                Message::Barrier(_) => continue,
+                Message::End => inputs.end(envelope.from),
+            };
+            match change {
+                InputChange::None => {}
+                InputChange::Advanced(wm) => self.down.watermark(wm)?,
+                InputChange::AllIdle => self.down.idle()?,
             }
-            let min = watermarks.iter().copied().min().unwrap_or(Timestamp::MAX);
-            if min > current {
-                current = min;
-                self.down.watermark(current)?;
-            }
-            if ended == self.senders {
+            if inputs.all_ended() {
                 return self.down.end();
             }
         }
+    }
+}
+
+/// What a control message did to the merged watermark of a task's inputs.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum InputChange {
+    None,
+    Advanced(Timestamp),
+    AllIdle,
+}
+
+/// The watermarks of a task's inputs: the merged watermark is the minimum over the inputs that
+/// are neither idle nor ended, and never goes backwards.
+pub(crate) struct InputWatermarks {
+    watermarks: Vec<Timestamp>,
+    idle: Vec<bool>,
+    ended: usize,
+    current: Timestamp,
+    all_idle_reported: bool,
+}
+
+impl InputWatermarks {
+    pub(crate) fn new(inputs: usize) -> Self {
+        InputWatermarks {
+            watermarks: vec![Timestamp::MIN; inputs],
+            idle: vec![false; inputs],
+            ended: 0,
+            current: Timestamp::MIN,
+            all_idle_reported: false,
+        }
+    }
+
+    pub(crate) fn watermark(&mut self, from: usize, wm: Timestamp) -> InputChange {
+        self.idle[from] = false;
+        self.all_idle_reported = false;
+        self.watermarks[from] = self.watermarks[from].max(wm);
+        self.recompute()
+    }
+
+    pub(crate) fn idle(&mut self, from: usize) -> InputChange {
+        self.idle[from] = true;
+        self.recompute()
+    }
+
+    pub(crate) fn end(&mut self, from: usize) -> InputChange {
+        self.watermarks[from] = Timestamp::MAX;
+        self.idle[from] = false;
+        self.ended += 1;
+        self.recompute()
+    }
+
+    pub(crate) fn all_ended(&self) -> bool {
+        self.ended == self.watermarks.len()
+    }
+
+    fn recompute(&mut self) -> InputChange {
+        let active = self
+            .watermarks
+            .iter()
+            .zip(&self.idle)
+            .filter(|(_, idle)| !**idle)
+            .map(|(w, _)| *w)
+            .min();
+        match active {
+            Some(min) if min > self.current => {
+                self.current = min;
+                InputChange::Advanced(min)
+            }
+            Some(_) => InputChange::None,
+            None if !self.all_idle_reported => {
+                self.all_idle_reported = true;
+                InputChange::AllIdle
+            }
+            None => InputChange::None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimum_over_active_inputs_never_backwards() {
+        let mut w = InputWatermarks::new(3);
+        assert_eq!(w.watermark(0, Timestamp(10)), InputChange::None);
+        assert_eq!(w.watermark(1, Timestamp(20)), InputChange::None);
+        assert_eq!(
+            w.watermark(2, Timestamp(5)),
+            InputChange::Advanced(Timestamp(5))
+        );
+        // An idle input stops holding the others back.
+        assert_eq!(w.idle(2), InputChange::Advanced(Timestamp(10)));
+        // It comes back behind the merged watermark: nothing goes backwards.
+        assert_eq!(w.watermark(2, Timestamp(7)), InputChange::None);
+        assert_eq!(w.end(2), InputChange::None);
+        assert_eq!(
+            w.watermark(0, Timestamp(30)),
+            InputChange::Advanced(Timestamp(20))
+        );
+        assert!(!w.all_ended());
+    }
+
+    #[test]
+    fn all_idle_is_reported_once() {
+        let mut w = InputWatermarks::new(2);
+        assert_eq!(w.idle(0), InputChange::None);
+        assert_eq!(w.idle(1), InputChange::AllIdle);
+        assert_eq!(w.idle(1), InputChange::None);
+        assert_eq!(
+            w.watermark(1, Timestamp(3)),
+            InputChange::Advanced(Timestamp(3))
+        );
+    }
+
+    #[test]
+    fn ended_inputs_count_as_max() {
+        let mut w = InputWatermarks::new(2);
+        assert_eq!(w.watermark(0, Timestamp(3)), InputChange::None);
+        assert_eq!(w.end(1), InputChange::Advanced(Timestamp(3)));
+        assert_eq!(w.end(0), InputChange::Advanced(Timestamp::MAX));
+        assert!(w.all_ended());
     }
 }

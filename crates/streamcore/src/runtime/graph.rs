@@ -13,6 +13,7 @@ use super::TaskRunner;
 use crate::context::{DeadLetter, DeadLetterQueue, ErrorPolicy, TaskContext, TaskInfo};
 use crate::data::{Data, Key};
 use crate::error::{Result, StreamError};
+use crate::event_time::{EventTime, SplitWatermarks, WatermarkGenerator, WatermarkStrategy};
 use crate::message::Envelope;
 use crate::metrics::{ExchangeMetrics, NodeKind, OperatorMetrics};
 use crate::operator::{Operator, Output, SidePort, TypedSide};
@@ -20,6 +21,8 @@ use crate::sink::{Sink, SinkWriter};
 use crate::source::Source;
 use crossbeam_channel::{Receiver, Sender};
 use std::any::Any;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// Everything a node's builder needs to make one parallel instance.
@@ -86,7 +89,12 @@ pub(crate) struct SideSpec {
     pub(crate) make: SideMaker,
 }
 
+/// Makes the watermark generator of one source reader (set by `Stream::with_watermarks`).
+pub(crate) type WatermarkFactory<T> = Box<dyn Fn() -> Box<dyn WatermarkGenerator<T>>>;
+
 pub(crate) struct Node {
+    /// For sources: the `RefCell<Option<WatermarkFactory<T>>>` the source's builder reads.
+    pub(crate) watermarks: Option<Rc<dyn Any>>,
     pub(crate) name: String,
     pub(crate) kind: NodeKind,
     pub(crate) stage: usize,
@@ -143,8 +151,26 @@ impl Graph {
             consumers: Vec::new(),
             sides: Vec::new(),
             build,
+            watermarks: None,
         });
         id
+    }
+
+    /// Makes the source `node` generate watermarks with `strategy`, per split.
+    ///
+    /// # Panics
+    /// If `node` is not a source: watermarks are generated where records enter the job.
+    pub(crate) fn set_watermarks<T: Data + EventTime>(
+        &mut self,
+        node: usize,
+        strategy: WatermarkStrategy,
+    ) {
+        let cell = self.nodes[node]
+            .watermarks
+            .as_ref()
+            .and_then(|c| c.downcast_ref::<RefCell<Option<WatermarkFactory<T>>>>())
+            .expect("with_watermarks must directly follow a source");
+        *cell.borrow_mut() = Some(Box::new(move || Box::new(SplitWatermarks::new(strategy))));
     }
 
     /// Adds `id` as a consumer of `port`.
@@ -190,6 +216,8 @@ impl Graph {
             kind: StageHead::Source { prepare },
             parallelism: 0,
         });
+        let watermarks: Rc<RefCell<Option<WatermarkFactory<T>>>> = Rc::default();
+        let factory = watermarks.clone();
         let build: BuildFn = Box::new(move |env, res, outputs| {
             let reader = res.readers[id][env.info.subtask]
                 .take()
@@ -197,6 +225,7 @@ impl Graph {
                 .ok_or_else(|| StreamError::Internal("source reader missing".into()))?;
             Ok(Built::Runner(Box::new(SourceRunner {
                 reader: *reader,
+                watermarks: factory.borrow().as_ref().map(|make| make()),
                 ctx: env.task_context(),
                 down: join_consumers::<T>(outputs.main),
                 metrics: env.metrics.clone(),
@@ -204,6 +233,7 @@ impl Graph {
             })))
         });
         self.push_node(name, NodeKind::Source, stage, build);
+        self.nodes[id].watermarks = Some(watermarks);
         Port {
             node: id,
             side: None,

@@ -8,6 +8,7 @@ use super::TaskRunner;
 use crate::context::TaskContext;
 use crate::data::Data;
 use crate::error::{Result, StreamError};
+use crate::event_time::{WatermarkGenerator, WatermarkStatus};
 use crate::metrics::OperatorMetrics;
 use crate::operator::{Operator, Output};
 use crate::sink::SinkWriter;
@@ -78,6 +79,10 @@ impl<Op: Operator> Push<Op::In> for OperatorNode<Op> {
         }
     }
 
+    fn idle(&mut self) -> Result<()> {
+        self.out.idle()
+    }
+
     fn end(&mut self) -> Result<()> {
         self.op.close(&mut self.ctx, &mut self.out)?;
         self.metrics
@@ -113,6 +118,7 @@ impl<T: Data, W: SinkWriter<T>> Push<T> for SinkNode<T, W> {
 
 pub(crate) struct SourceRunner<T, R> {
     pub(crate) reader: R,
+    pub(crate) watermarks: Option<Box<dyn WatermarkGenerator<T>>>,
     pub(crate) ctx: TaskContext,
     pub(crate) down: Box<dyn Push<T>>,
     pub(crate) metrics: Arc<OperatorMetrics>,
@@ -123,6 +129,7 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
     fn run(mut self: Box<Self>, control: &JobControl) -> Result<()> {
         self.down.open()?;
         let mut rejected_seen = 0;
+        let mut last_status = WatermarkStatus::Active(Timestamp::MIN);
         loop {
             if control.is_cancelled() {
                 return Err(StreamError::Cancelled);
@@ -138,7 +145,27 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
             self.metrics
                 .record_batch(batch.len(), batch.len(), started.elapsed());
             publish_rejections(&self.ctx, &mut rejected_seen, &self.metrics);
-            if !batch.is_empty() {
+            if let Some(generator) = &mut self.watermarks {
+                let now = Instant::now();
+                generator.observe(self.reader.split_id(), &batch, now);
+                for split in self.ctx.finished_splits.drain(..) {
+                    generator.finish_split(split);
+                }
+                let status = generator.status(now);
+                if !batch.is_empty() {
+                    self.down.push(batch)?;
+                }
+                if status != last_status {
+                    match status {
+                        WatermarkStatus::Active(wm) => {
+                            self.metrics.watermark.store(wm.millis(), Relaxed);
+                            self.down.watermark(wm)?;
+                        }
+                        WatermarkStatus::Idle => self.down.idle()?,
+                    }
+                    last_status = status;
+                }
+            } else if !batch.is_empty() {
                 self.down.push(batch)?;
             }
             match poll {

@@ -15,6 +15,10 @@ pub(crate) trait Push<T>: Send {
     fn push(&mut self, batch: Vec<T>) -> Result<()>;
     /// The input watermark advanced to `wm`.
     fn watermark(&mut self, wm: Timestamp) -> Result<()>;
+    /// Every input of this chain is idle (see [`crate::event_time`]).
+    fn idle(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// End of input: flush and close.
     fn end(&mut self) -> Result<()>;
 }
@@ -37,6 +41,9 @@ impl<T: Data> Push<T> for Tee<T> {
     }
     fn watermark(&mut self, wm: Timestamp) -> Result<()> {
         self.outs.iter_mut().try_for_each(|o| o.watermark(wm))
+    }
+    fn idle(&mut self) -> Result<()> {
+        self.outs.iter_mut().try_for_each(|o| o.idle())
     }
     fn end(&mut self) -> Result<()> {
         self.outs.iter_mut().try_for_each(|o| o.end())
