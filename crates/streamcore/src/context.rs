@@ -110,6 +110,22 @@ pub struct TaskContext {
     pub(crate) dead_letters: Option<Arc<DeadLetterQueue>>,
     pub(crate) rejected: u64,
     pub(crate) finished_splits: Vec<u64>,
+    pub(crate) stats: OperatorStats,
+}
+
+/// What stateful operators report about themselves, published to the metrics per batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OperatorStats {
+    /// Window results emitted so far.
+    pub windows_fired: u64,
+    /// Late records (past allowed lateness) so far.
+    pub late_records: u64,
+    /// Of those, sent to a late side output.
+    pub late_redirected: u64,
+    /// Keys (or key-window pairs) held in state now.
+    pub state_keys: u64,
+    /// Estimated bytes of state now.
+    pub state_bytes: u64,
 }
 
 impl TaskContext {
@@ -124,6 +140,7 @@ impl TaskContext {
             dead_letters,
             rejected: 0,
             finished_splits: Vec::new(),
+            stats: OperatorStats::default(),
         }
     }
 
@@ -152,6 +169,12 @@ impl TaskContext {
     /// Records rejected by this task so far.
     pub fn rejected(&self) -> u64 {
         self.rejected
+    }
+
+    /// The operator's statistics, for stateful operators to update (windows fired, late
+    /// records, state size); the runtime publishes them as metrics after every hook.
+    pub fn stats(&mut self) -> &mut OperatorStats {
+        &mut self.stats
     }
 
     /// A source reader tells that it read the last record of `split`: the split no longer

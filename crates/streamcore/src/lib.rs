@@ -55,9 +55,10 @@ pub mod source;
 pub mod state;
 pub mod time;
 pub mod value;
+pub mod window;
 
-pub use api::{Job, JobConfig, KeyedStream, Stream};
-pub use context::{DeadLetter, ErrorPolicy, TaskContext, TaskInfo};
+pub use api::{Job, JobConfig, KeyedStream, Stream, WindowedStream};
+pub use context::{DeadLetter, ErrorPolicy, OperatorStats, TaskContext, TaskInfo};
 pub use data::{Data, Key};
 pub use error::{Result, StreamError};
 pub use event::Event;

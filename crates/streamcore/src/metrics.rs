@@ -23,6 +23,11 @@ pub struct OperatorMetrics {
     pub(crate) batches: AtomicU64,
     pub(crate) processing_ns: AtomicU64,
     pub(crate) watermark: AtomicI64,
+    pub(crate) windows_fired: AtomicU64,
+    pub(crate) late_records: AtomicU64,
+    pub(crate) late_redirected: AtomicU64,
+    pub(crate) state_keys: AtomicU64,
+    pub(crate) state_bytes: AtomicU64,
 }
 
 impl Default for OperatorMetrics {
@@ -35,11 +40,25 @@ impl Default for OperatorMetrics {
             batches: AtomicU64::new(0),
             processing_ns: AtomicU64::new(0),
             watermark: AtomicI64::new(i64::MIN),
+            windows_fired: AtomicU64::new(0),
+            late_records: AtomicU64::new(0),
+            late_redirected: AtomicU64::new(0),
+            state_keys: AtomicU64::new(0),
+            state_bytes: AtomicU64::new(0),
         }
     }
 }
 
 impl OperatorMetrics {
+    /// Publishes an operator's own statistics (all monotone counters or current gauges).
+    pub(crate) fn publish_stats(&self, s: &crate::context::OperatorStats) {
+        self.windows_fired.store(s.windows_fired, Relaxed);
+        self.late_records.store(s.late_records, Relaxed);
+        self.late_redirected.store(s.late_redirected, Relaxed);
+        self.state_keys.store(s.state_keys, Relaxed);
+        self.state_bytes.store(s.state_bytes, Relaxed);
+    }
+
     /// Adds one batch's figures.
     #[inline]
     pub(crate) fn record_batch(&self, records_in: usize, records_out: usize, elapsed: Duration) {
@@ -166,6 +185,7 @@ impl MetricsRegistry {
             events_ingested: 0,
             events_emitted: 0,
             events_filtered: 0,
+            events_late: 0,
             events_failed: 0,
             events_dead_lettered: self.dead_letters.load(Relaxed),
             events_per_second: 0.0,
@@ -197,6 +217,11 @@ impl MetricsRegistry {
                 events_failed: sum(|m| m.failed.load(Relaxed)),
                 side_output_discarded: sum(|m| m.side_discarded.load(Relaxed)),
                 processing_time_ms: sum(|m| m.processing_ns.load(Relaxed)) as f64 / 1e6,
+                windows_fired: sum(|m| m.windows_fired.load(Relaxed)),
+                late_records: sum(|m| m.late_records.load(Relaxed)),
+                late_redirected: sum(|m| m.late_redirected.load(Relaxed)),
+                state_keys: sum(|m| m.state_keys.load(Relaxed)),
+                state_bytes: sum(|m| m.state_bytes.load(Relaxed)),
                 watermark: e
                     .instances
                     .iter()
@@ -214,6 +239,7 @@ impl MetricsRegistry {
                 _ => {}
             }
             s.events_failed += op.events_failed;
+            s.events_late += op.late_records;
             s.operators.push(op);
         }
         s.operators.reverse();
@@ -262,6 +288,8 @@ pub struct JobSummary {
     pub events_emitted: u64,
     /// Records dropped by filters (kept apart from failures).
     pub events_filtered: u64,
+    /// Records that arrived too late for their windows (dropped or sent to a late output).
+    pub events_late: u64,
     /// Records rejected (bad input or failing user function), whatever the policy.
     pub events_failed: u64,
     /// Records written to the dead-letter sink.
@@ -293,6 +321,16 @@ pub struct OperatorSummary {
     pub side_output_discarded: u64,
     /// Time spent in this operator's own code, summed over instances.
     pub processing_time_ms: f64,
+    /// Window results emitted (window operators).
+    pub windows_fired: u64,
+    /// Records that arrived after their windows expired (window operators).
+    pub late_records: u64,
+    /// Of the late records, those sent to a late side output (the rest were dropped).
+    pub late_redirected: u64,
+    /// Keys (or key-window pairs) in state now.
+    pub state_keys: u64,
+    /// Estimated bytes of state now.
+    pub state_bytes: u64,
     /// The lowest current watermark over the instances, once one arrived.
     pub watermark: Option<Timestamp>,
 }

@@ -1,9 +1,13 @@
 //! [`KeyedStream`]: a stream partitioned by key, and its rolling keyed operators.
 
-use super::Stream;
+use super::windowed::WindowKind;
+use super::{Stream, WindowedStream};
 use crate::data::{Data, Key};
+use crate::event_time::EventTime;
 use crate::metrics::NodeKind;
+use crate::operator::Operator;
 use crate::operator::{KeyedAggregate, KeyedReduce};
+use crate::window::{CountTrigger, Trigger, Windows};
 use std::marker::PhantomData;
 
 /// A stream partitioned by a key function. Records with equal keys meet in the same parallel
@@ -11,16 +15,75 @@ use std::marker::PhantomData;
 pub struct KeyedStream<T, K, KF> {
     stream: Stream<T>,
     key_fn: KF,
+    /// Fixed parallelism of the keyed stage (1 for all-windows), else the job's.
+    parallelism: Option<usize>,
     _k: PhantomData<fn() -> K>,
 }
 
 impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K, KF> {
     pub(crate) fn new(stream: Stream<T>, key_fn: KF) -> Self {
+        Self::with_parallelism(stream, key_fn, None)
+    }
+
+    pub(crate) fn with_parallelism(
+        stream: Stream<T>,
+        key_fn: KF,
+        parallelism: Option<usize>,
+    ) -> Self {
         KeyedStream {
             stream,
             key_fn,
+            parallelism,
             _k: PhantomData,
         }
+    }
+
+    /// Cuts each key's records into event-time windows: tumbling, sliding or session.
+    ///
+    /// # Panics
+    /// If `windows` is invalid (a zero size, a slide larger than the size).
+    pub fn window(self, windows: Windows) -> WindowedStream<T, K, KF>
+    where
+        T: EventTime,
+    {
+        if let Err(e) = windows.validate() {
+            panic!("invalid windows: {e}");
+        }
+        WindowedStream::new(self, WindowKind::Time(windows))
+    }
+
+    /// Count windows: each key's records in groups of `n`, fired when the `n`-th arrives (and,
+    /// at the end of a bounded input, whatever is left).
+    pub fn count_window(self, n: u64) -> WindowedStream<T, K, KF>
+    where
+        T: EventTime,
+    {
+        assert!(n > 0, "count windows need n > 0");
+        WindowedStream::new(self, WindowKind::Global(CountTrigger(n)))
+    }
+
+    /// One window per key for all time, emitted whenever `trigger` says (and at the end of a
+    /// bounded input).
+    pub fn global_window<Tr: Trigger<T>>(self, trigger: Tr) -> WindowedStream<T, K, KF, Tr>
+    where
+        T: EventTime,
+    {
+        WindowedStream::new(self, WindowKind::Global(trigger))
+    }
+
+    /// Adds a keyed operator (behind the hash exchange) built with this stream's key function.
+    pub(crate) fn keyed_operator<Op: Operator<In = T> + Clone>(
+        self,
+        name: &str,
+        make: impl FnOnce(KF) -> Op,
+    ) -> Stream<Op::Out> {
+        let input = self.exchange();
+        let op = make(self.key_fn);
+        let port = input
+            .graph
+            .borrow_mut()
+            .add_operator(input.port, name, NodeKind::Operator, op);
+        Stream::new(input.graph, port)
     }
 
     /// The hash exchange to the owners of each key's group.
@@ -29,6 +92,7 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
             &[self.stream.port],
             "key_by",
             Some(self.key_fn.clone()),
+            self.parallelism,
         );
         Stream::new(self.stream.graph.clone(), port)
     }

@@ -4,7 +4,9 @@
 mod job;
 mod keyed;
 mod stream;
+mod windowed;
 
 pub use job::{Job, JobConfig};
 pub use keyed::KeyedStream;
-pub use stream::Stream;
+pub use stream::{NoKey, Stream};
+pub use windowed::WindowedStream;

@@ -4,7 +4,7 @@
 //! from one to the next by a function call per batch. Only `key_by`, `rebalance` and `union`
 //! start a new stage behind an exchange.
 
-use super::KeyedStream;
+use super::{KeyedStream, WindowedStream};
 use crate::data::{Data, Key};
 use crate::event_time::{EventTime, WatermarkStrategy};
 use crate::metrics::NodeKind;
@@ -13,6 +13,7 @@ use crate::operator::{
 };
 use crate::runtime::graph::{Graph, Port};
 use crate::sink::{CollectSink, Collected, ForEachSink, Sink};
+use crate::window::Windows;
 use serde::Serialize;
 use std::cell::RefCell;
 use std::fmt::Display;
@@ -30,7 +31,7 @@ pub struct Stream<T> {
 }
 
 /// The key function type of streams that are only redistributed, never keyed.
-type NoKey<T> = fn(&T) -> ();
+pub type NoKey<T> = fn(&T) -> ();
 
 impl<T: Data> Stream<T> {
     pub(crate) fn new(graph: Rc<RefCell<Graph>>, port: Port) -> Self {
@@ -210,12 +211,23 @@ impl<T: Data> Stream<T> {
         KeyedStream::new(self, key_fn)
     }
 
+    /// Windows over the whole stream, not per key: one instance (parallelism 1) sees every
+    /// record. Prefer `key_by(..).window(..)` where a key exists.
+    pub fn window_all(self, windows: Windows) -> WindowedStream<T, (), NoKey<T>>
+    where
+        T: EventTime,
+    {
+        let all: NoKey<T> = |_| ();
+        KeyedStream::with_parallelism(self, all, Some(1)).window(windows)
+    }
+
     /// Spreads batches evenly over the parallel instances of a new stage (after a source that
     /// cannot read in parallel, say).
     pub fn rebalance(self) -> Stream<T> {
         let port = self.graph.borrow_mut().add_exchange::<T, (), NoKey<T>>(
             &[self.port],
             "rebalance",
+            None,
             None,
         );
         Stream::new(self.graph, port)
@@ -233,6 +245,7 @@ impl<T: Data> Stream<T> {
         let port = self.graph.borrow_mut().add_exchange::<T, (), NoKey<T>>(
             &[self.port, other.port],
             "union",
+            None,
             None,
         );
         Stream::new(self.graph, port)

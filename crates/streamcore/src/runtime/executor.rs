@@ -142,7 +142,7 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
                 res.readers[stage.head] = readers.into_iter().map(Some).collect();
                 p
             }
-            StageHead::Exchange => config.parallelism,
+            StageHead::Exchange => stage.fixed_parallelism.unwrap_or(config.parallelism),
         };
     }
 

@@ -113,6 +113,8 @@ pub(crate) struct StageSpec {
     pub(crate) kind: StageHead,
     /// Set when the run is planned.
     pub(crate) parallelism: usize,
+    /// A parallelism the stage must have whatever the job's (1 for all-windows).
+    pub(crate) fixed_parallelism: Option<usize>,
 }
 
 pub(crate) struct ExchangeSpec {
@@ -215,6 +217,7 @@ impl Graph {
             head: id,
             kind: StageHead::Source { prepare },
             parallelism: 0,
+            fixed_parallelism: None,
         });
         let watermarks: Rc<RefCell<Option<WatermarkFactory<T>>>> = Rc::default();
         let factory = watermarks.clone();
@@ -264,6 +267,7 @@ impl Graph {
                 out,
                 metrics: env.metrics.clone(),
                 rejected_seen: 0,
+                published_stats: Default::default(),
             };
             Ok(Built::Push(erase::<Op::In>(Box::new(node))))
         });
@@ -322,6 +326,7 @@ impl Graph {
         inputs: &[Port],
         name: &str,
         key: Option<KF>,
+        parallelism: Option<usize>,
     ) -> Port
     where
         T: Data,
@@ -396,6 +401,7 @@ impl Graph {
             head,
             kind: StageHead::Exchange,
             parallelism: 0,
+            fixed_parallelism: parallelism,
         });
         let make_channels: ChannelMaker = Box::new(|capacity, parallelism| {
             let (senders, receivers): (Vec<_>, Vec<_>) = (0..parallelism)

@@ -36,11 +36,16 @@ pub(crate) struct OperatorNode<Op: Operator> {
     pub(crate) out: Output<Op::Out>,
     pub(crate) metrics: Arc<OperatorMetrics>,
     pub(crate) rejected_seen: u64,
+    pub(crate) published_stats: crate::context::OperatorStats,
 }
 
 impl<Op: Operator> OperatorNode<Op> {
     fn after_hook(&mut self) -> Result<()> {
         publish_rejections(&self.ctx, &mut self.rejected_seen, &self.metrics);
+        if self.ctx.stats != self.published_stats {
+            self.metrics.publish_stats(&self.ctx.stats);
+            self.published_stats = self.ctx.stats;
+        }
         let discarded = self.out.take_side_discarded();
         if discarded > 0 {
             self.metrics.side_discarded.fetch_add(discarded, Relaxed);

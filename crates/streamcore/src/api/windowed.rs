@@ -1,0 +1,130 @@
+//! [`WindowedStream`]: a keyed stream cut into windows, waiting for its window function.
+
+use super::{KeyedStream, Stream};
+use crate::data::{Data, Key};
+use crate::event_time::EventTime;
+use crate::operator::{Output, OutputTag};
+use crate::window::{
+    AggregateFunction, Aggregated, AlignedWindowOperator, CountTrigger, GlobalWindowOperator,
+    ProcessWindow, Reduced, SessionWindowOperator, Trigger, Window, WindowFunction, WindowResult,
+    Windows,
+};
+use std::marker::PhantomData;
+use std::time::Duration;
+
+/// How a windowed stream is cut.
+pub(crate) enum WindowKind<Tr> {
+    Time(Windows),
+    Global(Tr),
+}
+
+/// A keyed stream cut into windows. Finish it with [`aggregate`](Self::aggregate),
+/// [`reduce`](Self::reduce) or [`process`](Self::process).
+///
+/// ```
+/// use std::time::Duration;
+/// use streamcore::{Job, JobConfig, OutputTag, Timestamp, WatermarkStrategy};
+/// use streamcore::window::{aggregates::Count, Windows};
+///
+/// let mut job = Job::new("clicks-per-10s");
+/// let clicks = vec![(Timestamp(1_000), "a"), (Timestamp(4_000), "a"), (Timestamp(12_000), "b"), (Timestamp(2_000), "a")];
+/// let late = OutputTag::new("late");
+/// let counts = job
+///     .from_vec("clicks", clicks)
+///     .with_watermarks(WatermarkStrategy::monotonous())
+///     .key_by(|c| c.1)
+///     .window(Windows::tumbling(Duration::from_secs(10)))
+///     .late_output(&late)
+///     .aggregate(Count);
+/// let late_clicks = counts.side_output(&late).collect();
+/// let counts = counts.collect();
+/// // One record per batch, so the watermark moves between records.
+/// job.run(JobConfig::default().parallelism(1).batch_size(1)).unwrap();
+/// let mut got: Vec<(&str, i64, u64)> = counts.take().into_iter().map(|r| (r.key, r.window.start.millis(), r.value)).collect();
+/// got.sort();
+/// // The click at 2s arrived after the watermark passed it: it is late, not counted.
+/// assert_eq!(got, vec![("a", 0, 2), ("b", 10_000, 1)]);
+/// assert_eq!(late_clicks.take(), vec![(Timestamp(2_000), "a")]);
+/// ```
+pub struct WindowedStream<T, K, KF, Tr = CountTrigger> {
+    keyed: KeyedStream<T, K, KF>,
+    kind: WindowKind<Tr>,
+    lateness: i64,
+    late: Option<OutputTag<T>>,
+}
+
+impl<T, K, KF, Tr> WindowedStream<T, K, KF, Tr>
+where
+    T: Data + EventTime,
+    K: Key,
+    KF: Fn(&T) -> K + Clone + Send + 'static,
+    Tr: Trigger<T>,
+{
+    pub(crate) fn new(keyed: KeyedStream<T, K, KF>, kind: WindowKind<Tr>) -> Self {
+        WindowedStream {
+            keyed,
+            kind,
+            lateness: 0,
+            late: None,
+        }
+    }
+
+    /// Keeps each window's state for `lateness` after it fired: records arriving in that time
+    /// update the window and re-emit its result. Default: zero.
+    pub fn allowed_lateness(mut self, lateness: Duration) -> Self {
+        self.lateness = lateness.as_millis().min(i64::MAX as u128) as i64;
+        self
+    }
+
+    /// Sends records that arrive after their windows expired to the side output `tag` (read it
+    /// with `side_output(&tag)` on the result). Without it they are dropped — and counted in
+    /// the `late_records` metric either way.
+    pub fn late_output(mut self, tag: &OutputTag<T>) -> Self {
+        self.late = Some(tag.clone());
+        self
+    }
+
+    fn finish<F: WindowFunction<K, T>>(self, name: &str, func: F) -> Stream<F::Out> {
+        let (lateness, late) = (self.lateness, self.late);
+        let stream = match self.kind {
+            WindowKind::Time(Windows::Session { gap }) => {
+                self.keyed.keyed_operator(name, |key_fn| {
+                    SessionWindowOperator::new(key_fn, func, gap, lateness, late.clone())
+                })
+            }
+            WindowKind::Time(windows) => self.keyed.keyed_operator(name, |key_fn| {
+                AlignedWindowOperator::new(key_fn, func, windows, lateness, late.clone())
+            }),
+            WindowKind::Global(trigger) => self.keyed.keyed_operator(name, |key_fn| {
+                GlobalWindowOperator::new(key_fn, func, trigger)
+            }),
+        };
+        if let Some(tag) = &late {
+            // Registers the port so that late records reach a consumer added later.
+            let _ = stream.side_output(tag);
+        }
+        stream
+    }
+
+    /// Computes an [`AggregateFunction`] per key and window, incrementally.
+    pub fn aggregate<A: AggregateFunction<T>>(self, f: A) -> Stream<WindowResult<K, A::Out>> {
+        self.finish("window_aggregate", Aggregated { f, _k: PhantomData })
+    }
+
+    /// Reduces each key's records per window with `f`.
+    pub fn reduce<R: FnMut(T, T) -> T + Clone + Send + 'static>(
+        self,
+        f: R,
+    ) -> Stream<WindowResult<K, T>> {
+        self.finish("window_reduce", Reduced { f, _k: PhantomData })
+    }
+
+    /// Hands all the records of each key and window to `f` when the window fires. The state
+    /// holds the records, so prefer `aggregate` when the result can be computed incrementally.
+    pub fn process<O: Data, F>(self, f: F) -> Stream<O>
+    where
+        F: FnMut(&K, Window, &[T], &mut Output<O>) + Clone + Send + 'static,
+    {
+        self.finish("window_process", ProcessWindow { f, _t: PhantomData })
+    }
+}

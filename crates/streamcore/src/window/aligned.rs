@@ -1,0 +1,212 @@
+//! The operator of aligned time windows (tumbling and sliding): state is organised by window
+//! end, then by key, so firing a window is one ordered-map step and a scan of its keys.
+
+use super::{Window, WindowFunction, Windows};
+use crate::context::TaskContext;
+use crate::data::{Data, Key};
+use crate::error::Result;
+use crate::event_time::EventTime;
+use crate::operator::{Operator, Output, OutputTag};
+use crate::time::Timestamp;
+use hashbrown::hash_map::Entry;
+use std::collections::BTreeMap;
+
+type KeyMap<K, A> = hashbrown::HashMap<K, A, foldhash::fast::RandomState>;
+
+/// The keys' accumulators of one window.
+struct Pane<K, A> {
+    fired: bool,
+    accs: KeyMap<K, A>,
+}
+
+pub(crate) struct AlignedWindowOperator<T, K, KF, F: WindowFunction<K, T>> {
+    pub(crate) key_fn: KF,
+    pub(crate) func: F,
+    pub(crate) windows: Windows,
+    pub(crate) lateness: i64,
+    pub(crate) late: Option<OutputTag<T>>,
+    panes: BTreeMap<i64, Pane<K, F::Acc>>,
+    watermark: i64,
+}
+
+impl<T, K, KF: Clone, F: WindowFunction<K, T>> Clone for AlignedWindowOperator<T, K, KF, F> {
+    fn clone(&self) -> Self {
+        Self::new(
+            self.key_fn.clone(),
+            self.func.clone(),
+            self.windows,
+            self.lateness,
+            self.late.clone(),
+        )
+    }
+}
+
+impl<T, K, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
+    pub(crate) fn new(
+        key_fn: KF,
+        func: F,
+        windows: Windows,
+        lateness: i64,
+        late: Option<OutputTag<T>>,
+    ) -> Self {
+        AlignedWindowOperator {
+            key_fn,
+            func,
+            windows,
+            lateness,
+            late,
+            panes: BTreeMap::new(),
+            watermark: i64::MIN,
+        }
+    }
+
+    fn window_of(&self, end: i64) -> Window {
+        Window {
+            start: Timestamp(end - window_size(self.windows)),
+            end: Timestamp(end),
+        }
+    }
+
+    fn update_state_stats(&self, ctx: &mut TaskContext) {
+        // Inline sizes only: a cheap estimate (O(windows), not O(keys)).
+        let entry = std::mem::size_of::<K>() + std::mem::size_of::<F::Acc>() + 8;
+        let keys: usize = self.panes.values().map(|p| p.accs.len()).sum();
+        let stats = ctx.stats();
+        stats.state_keys = keys as u64;
+        stats.state_bytes = (keys * entry) as u64;
+    }
+}
+
+impl<T, K, KF, F> Operator for AlignedWindowOperator<T, K, KF, F>
+where
+    T: Data + EventTime,
+    K: Key,
+    KF: Fn(&T) -> K + Clone + Send + 'static,
+    F: WindowFunction<K, T>,
+{
+    type In = T;
+    type Out = F::Out;
+
+    fn process_batch(
+        &mut self,
+        batch: Vec<T>,
+        ctx: &mut TaskContext,
+        out: &mut Output<F::Out>,
+    ) -> Result<()> {
+        let wm = self.watermark;
+        let lateness = self.lateness;
+        for record in batch {
+            let ts = record.event_time().millis();
+            let key = (self.key_fn)(&record);
+            // The live windows of this record, latest first (at most size / slide of them).
+            let mut ends = [0i64; 16];
+            let mut live = 0;
+            let mut overflow = Vec::new();
+            self.windows.assign(ts, |w| {
+                if (w.end.0 - 1).saturating_add(lateness) > wm {
+                    if live < ends.len() {
+                        ends[live] = w.end.0;
+                        live += 1;
+                    } else {
+                        overflow.push(w.end.0);
+                    }
+                }
+            });
+            let all: Vec<i64>;
+            let targets: &[i64] = if overflow.is_empty() {
+                &ends[..live]
+            } else {
+                all = ends.iter().copied().chain(overflow).collect();
+                &all
+            };
+            let Some((&last, rest)) = targets.split_last() else {
+                let stats = ctx.stats();
+                stats.late_records += 1;
+                if let Some(tag) = &self.late {
+                    stats.late_redirected += 1;
+                    out.side(tag, record);
+                }
+                continue;
+            };
+            for &end in rest {
+                self.add_to(end, key.clone(), record.clone(), ctx, out);
+            }
+            self.add_to(last, key, record, ctx, out);
+        }
+        self.update_state_stats(ctx);
+        Ok(())
+    }
+
+    fn on_watermark(
+        &mut self,
+        watermark: Timestamp,
+        ctx: &mut TaskContext,
+        out: &mut Output<F::Out>,
+    ) -> Result<Option<Timestamp>> {
+        let wm = watermark.millis();
+        self.watermark = wm;
+        let mut fired = 0;
+        // Fire every window whose last timestamp the watermark reached.
+        for (&end, pane) in self.panes.range_mut(..=wm.saturating_add(1)) {
+            if end - 1 > wm || pane.fired {
+                continue;
+            }
+            let window = Window {
+                start: Timestamp(end - window_size(self.windows)),
+                end: Timestamp(end),
+            };
+            for (key, acc) in &pane.accs {
+                self.func.emit(key, window, acc, out);
+            }
+            fired += pane.accs.len() as u64;
+            pane.fired = true;
+        }
+        // Drop the state of windows past their allowed lateness.
+        while let Some((&end, _)) = self.panes.first_key_value() {
+            if (end - 1).saturating_add(self.lateness) > wm {
+                break;
+            }
+            self.panes.pop_first();
+        }
+        ctx.stats().windows_fired += fired;
+        self.update_state_stats(ctx);
+        Ok(Some(watermark))
+    }
+}
+
+fn window_size(w: Windows) -> i64 {
+    match w {
+        Windows::Tumbling { size, .. } | Windows::Sliding { size, .. } => size,
+        Windows::Session { gap } => gap,
+    }
+}
+
+impl<T, K: Key, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
+    /// Adds `record` to window `end` of `key`; a window that already fired (a late record
+    /// within the allowed lateness) emits its updated result at once.
+    #[inline]
+    fn add_to(
+        &mut self,
+        end: i64,
+        key: K,
+        record: T,
+        ctx: &mut TaskContext,
+        out: &mut Output<F::Out>,
+    ) {
+        let window = self.window_of(end);
+        let pane = self.panes.entry(end).or_insert_with(|| Pane {
+            fired: false,
+            accs: KeyMap::default(),
+        });
+        let func = &mut self.func;
+        let mut entry = match pane.accs.entry(key) {
+            Entry::Occupied(o) => o,
+            Entry::Vacant(v) => v.insert_entry(func.create()),
+        };
+        func.add(entry.get_mut(), record);
+        if pane.fired {
+            func.emit(entry.key(), window, entry.get(), out);
+            ctx.stats().windows_fired += 1;
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Windows: cut a keyed stream into finite groups by event time (tumbling, sliding, session)
+//! or by count (count windows, global windows with a trigger), and compute a result per key
+//! and window.
+//!
+//! Semantics follow Flink's. A time window `[start, end)` fires once the watermark reaches
+//! `end - 1`. With allowed lateness `L`, its state is kept until the watermark reaches
+//! `end - 1 + L`: a late record in that time updates the window and re-emits its result. A
+//! record whose windows have all expired is *late*: it goes to the late side output if one is
+//! set (`WindowedStream::late_output`), and is counted in the operator's `late_records` metric
+//! either way. The final watermark at the end of a bounded input fires every pending window,
+//! including partial count windows.
+
+pub mod aggregates;
+mod aligned;
+mod function;
+mod global;
+mod session;
+
+pub(crate) use aligned::AlignedWindowOperator;
+pub use function::AggregateFunction;
+pub(crate) use function::{Aggregated, ProcessWindow, Reduced, WindowFunction};
+pub(crate) use global::GlobalWindowOperator;
+pub use global::{CountTrigger, Trigger, TriggerAction};
+pub(crate) use session::SessionWindowOperator;
+
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A window of event time, `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Window {
+    /// First timestamp in the window.
+    pub start: Timestamp,
+    /// First timestamp after the window.
+    pub end: Timestamp,
+}
+
+impl Window {
+    /// The largest timestamp in the window: it fires when the watermark reaches this.
+    pub fn max_timestamp(&self) -> Timestamp {
+        Timestamp(self.end.0 - 1)
+    }
+}
+
+/// The result of one window for one key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowResult<K, V> {
+    /// The key.
+    pub key: K,
+    /// The window.
+    pub window: Window,
+    /// What the window function computed.
+    pub value: V,
+}
+
+/// Which event-time windows a keyed stream is cut into.
+///
+/// ```
+/// use std::time::Duration;
+/// use streamcore::window::Windows;
+/// // Days aligned to UTC+2: windows start at 22:00 UTC.
+/// let days = Windows::tumbling(Duration::from_secs(86_400)).with_offset(Duration::from_secs(22 * 3600));
+/// let hopping = Windows::sliding(Duration::from_secs(60), Duration::from_secs(10));
+/// let sessions = Windows::session(Duration::from_secs(30));
+/// # let _ = (days, hopping, sessions);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Windows {
+    /// Fixed-size, non-overlapping windows.
+    Tumbling {
+        /// Window length in milliseconds.
+        size: i64,
+        /// Shift of window starts from the epoch, in milliseconds.
+        offset: i64,
+    },
+    /// Fixed-size windows starting every `slide`: a record belongs to `size / slide` windows.
+    Sliding {
+        /// Window length in milliseconds.
+        size: i64,
+        /// Distance between window starts, in milliseconds.
+        slide: i64,
+        /// Shift of window starts from the epoch, in milliseconds.
+        offset: i64,
+    },
+    /// Per-key activity sessions: a window closes after `gap` without records. Records at most
+    /// `gap` apart are in the same session (as in Flink), and a record that bridges two
+    /// sessions merges them.
+    Session {
+        /// Inactivity gap in milliseconds.
+        gap: i64,
+    },
+}
+
+fn millis(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+impl Windows {
+    /// Tumbling windows of `size`.
+    pub fn tumbling(size: Duration) -> Self {
+        Windows::Tumbling {
+            size: millis(size),
+            offset: 0,
+        }
+    }
+
+    /// Sliding windows of `size`, one starting every `slide`.
+    pub fn sliding(size: Duration, slide: Duration) -> Self {
+        Windows::Sliding {
+            size: millis(size),
+            slide: millis(slide),
+            offset: 0,
+        }
+    }
+
+    /// Session windows closing after `gap` of inactivity.
+    pub fn session(gap: Duration) -> Self {
+        Windows::Session { gap: millis(gap) }
+    }
+
+    /// Shifts window starts by `offset` (time-zone aligned days, say). No effect on sessions.
+    pub fn with_offset(self, offset: Duration) -> Self {
+        match self {
+            Windows::Tumbling { size, .. } => Windows::Tumbling {
+                size,
+                offset: millis(offset),
+            },
+            Windows::Sliding { size, slide, .. } => Windows::Sliding {
+                size,
+                slide,
+                offset: millis(offset),
+            },
+            s => s,
+        }
+    }
+
+    /// Checks sizes: positive, and a slide no larger than the size.
+    pub fn validate(&self) -> Result<(), String> {
+        match *self {
+            Windows::Tumbling { size, .. } if size <= 0 => {
+                Err("tumbling window size must be positive".into())
+            }
+            Windows::Sliding { size, slide, .. } if size <= 0 || slide <= 0 || slide > size => {
+                Err(format!(
+                    "sliding windows need 0 < slide <= size (size {size} ms, slide {slide} ms)"
+                ))
+            }
+            Windows::Session { gap } if gap <= 0 => Err("session gap must be positive".into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The aligned windows (tumbling or sliding) that contain `ts`, latest first.
+    pub(crate) fn assign(&self, ts: i64, mut each: impl FnMut(Window)) {
+        let (size, slide, offset) = match *self {
+            Windows::Tumbling { size, offset } => (size, size, offset),
+            Windows::Sliding {
+                size,
+                slide,
+                offset,
+            } => (size, slide, offset),
+            Windows::Session { gap } => {
+                each(Window {
+                    start: Timestamp(ts),
+                    end: Timestamp(ts.saturating_add(gap)),
+                });
+                return;
+            }
+        };
+        let last_start = ts - (ts - offset).rem_euclid(slide);
+        let mut start = last_start;
+        while start > ts - size {
+            each(Window {
+                start: Timestamp(start),
+                end: Timestamp(start + size),
+            });
+            start -= slide;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn windows_of(w: Windows, ts: i64) -> Vec<(i64, i64)> {
+        let mut v = Vec::new();
+        w.assign(ts, |w| v.push((w.start.0, w.end.0)));
+        v
+    }
+
+    #[test]
+    fn tumbling_boundaries_belong_to_the_next_window() {
+        let w = Windows::tumbling(Duration::from_millis(10));
+        assert_eq!(windows_of(w, 0), vec![(0, 10)]);
+        assert_eq!(windows_of(w, 9), vec![(0, 10)]);
+        assert_eq!(windows_of(w, 10), vec![(10, 20)]);
+        assert_eq!(windows_of(w, -1), vec![(-10, 0)]);
+    }
+
+    #[test]
+    fn offsets_shift_window_starts() {
+        let w = Windows::tumbling(Duration::from_millis(10)).with_offset(Duration::from_millis(3));
+        assert_eq!(windows_of(w, 2), vec![(-7, 3)]);
+        assert_eq!(windows_of(w, 3), vec![(3, 13)]);
+    }
+
+    #[test]
+    fn sliding_assigns_size_over_slide_windows() {
+        let w = Windows::sliding(Duration::from_millis(10), Duration::from_millis(5));
+        assert_eq!(windows_of(w, 7), vec![(5, 15), (0, 10)]);
+        assert_eq!(windows_of(w, 5), vec![(5, 15), (0, 10)]);
+        assert_eq!(windows_of(w, 4), vec![(0, 10), (-5, 5)]);
+        let w = Windows::sliding(Duration::from_millis(10), Duration::from_millis(3));
+        assert_eq!(windows_of(w, 10), vec![(9, 19), (6, 16), (3, 13)]);
+    }
+
+    #[test]
+    fn validation() {
+        assert!(
+            Windows::sliding(Duration::from_millis(5), Duration::from_millis(10))
+                .validate()
+                .is_err()
+        );
+        assert!(Windows::tumbling(Duration::ZERO).validate().is_err());
+        assert!(Windows::session(Duration::from_millis(1))
+            .validate()
+            .is_ok());
+    }
+}

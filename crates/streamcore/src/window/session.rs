@@ -1,0 +1,197 @@
+//! The operator of session windows: per key, a sorted list of open sessions; a record opens
+//! `[t, t + gap)` and merges every session it touches. Timers (ordered by time, checked lazily)
+//! fire sessions when the watermark passes their end and drop them after the allowed lateness.
+
+use super::{Window, WindowFunction};
+use crate::context::TaskContext;
+use crate::data::{Data, Key};
+use crate::error::Result;
+use crate::event_time::EventTime;
+use crate::operator::{Operator, Output, OutputTag};
+use crate::time::Timestamp;
+use std::collections::BTreeMap;
+
+struct Session<A> {
+    start: i64,
+    /// Exclusive: the last record's time plus the gap.
+    end: i64,
+    fired: bool,
+    acc: A,
+}
+
+type KeyMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
+
+pub(crate) struct SessionWindowOperator<T, K, KF, F: WindowFunction<K, T>> {
+    key_fn: KF,
+    func: F,
+    gap: i64,
+    lateness: i64,
+    late: Option<OutputTag<T>>,
+    sessions: KeyMap<K, Vec<Session<F::Acc>>>,
+    /// Times at which a key's sessions need a look (fire or expire). Stale entries are skipped.
+    timers: BTreeMap<i64, Vec<K>>,
+    watermark: i64,
+}
+
+impl<T, K, KF: Clone, F: WindowFunction<K, T>> Clone for SessionWindowOperator<T, K, KF, F> {
+    fn clone(&self) -> Self {
+        Self::new(
+            self.key_fn.clone(),
+            self.func.clone(),
+            self.gap,
+            self.lateness,
+            self.late.clone(),
+        )
+    }
+}
+
+impl<T, K, KF, F: WindowFunction<K, T>> SessionWindowOperator<T, K, KF, F> {
+    pub(crate) fn new(
+        key_fn: KF,
+        func: F,
+        gap: i64,
+        lateness: i64,
+        late: Option<OutputTag<T>>,
+    ) -> Self {
+        SessionWindowOperator {
+            key_fn,
+            func,
+            gap,
+            lateness,
+            late,
+            sessions: KeyMap::default(),
+            timers: BTreeMap::new(),
+            watermark: i64::MIN,
+        }
+    }
+}
+
+fn window(s: &Session<impl Sized>) -> Window {
+    Window {
+        start: Timestamp(s.start),
+        end: Timestamp(s.end),
+    }
+}
+
+impl<T, K, KF, F> Operator for SessionWindowOperator<T, K, KF, F>
+where
+    T: Data + EventTime,
+    K: Key,
+    KF: Fn(&T) -> K + Clone + Send + 'static,
+    F: WindowFunction<K, T>,
+{
+    type In = T;
+    type Out = F::Out;
+
+    fn process_batch(
+        &mut self,
+        batch: Vec<T>,
+        ctx: &mut TaskContext,
+        out: &mut Output<F::Out>,
+    ) -> Result<()> {
+        let wm = self.watermark;
+        for record in batch {
+            let ts = record.event_time().millis();
+            let (start, end) = (ts, ts.saturating_add(self.gap));
+            let key = (self.key_fn)(&record);
+            let list = self.sessions.entry(key.clone()).or_default();
+            // Sessions touching [start, end] (inclusive, as Flink's `intersects`).
+            let touching: Vec<usize> = (0..list.len())
+                .filter(|&i| list[i].start <= end && start <= list[i].end)
+                .collect();
+            if touching.is_empty() && (end - 1).saturating_add(self.lateness) <= wm {
+                // A session of its own, already expired: late.
+                if list.is_empty() {
+                    self.sessions.remove(&key);
+                }
+                let stats = ctx.stats();
+                stats.late_records += 1;
+                if let Some(tag) = &self.late {
+                    stats.late_redirected += 1;
+                    out.side(tag, record);
+                }
+                continue;
+            }
+            let mut merged = Session {
+                start,
+                end,
+                fired: false,
+                acc: self.func.create(),
+            };
+            for &i in touching.iter().rev() {
+                let s = list.remove(i);
+                merged.start = merged.start.min(s.start);
+                merged.end = merged.end.max(s.end);
+                self.func.merge(&mut merged.acc, s.acc);
+            }
+            self.func.add(&mut merged.acc, record);
+            let max_ts = merged.end - 1;
+            if max_ts <= wm {
+                // Within the allowed lateness but past its end: the session fires again now.
+                self.func.emit(&key, window(&merged), &merged.acc, out);
+                ctx.stats().windows_fired += 1;
+                merged.fired = true;
+                self.timers
+                    .entry(max_ts.saturating_add(self.lateness))
+                    .or_default()
+                    .push(key.clone());
+            } else {
+                self.timers.entry(max_ts).or_default().push(key.clone());
+            }
+            let at = list.partition_point(|s| s.start < merged.start);
+            list.insert(at, merged);
+        }
+        self.update_state_stats(ctx);
+        Ok(())
+    }
+
+    fn on_watermark(
+        &mut self,
+        watermark: Timestamp,
+        ctx: &mut TaskContext,
+        out: &mut Output<F::Out>,
+    ) -> Result<Option<Timestamp>> {
+        let wm = watermark.millis();
+        self.watermark = wm;
+        while let Some(entry) = self.timers.first_entry() {
+            if *entry.key() > wm {
+                break;
+            }
+            for key in entry.remove() {
+                let Some(list) = self.sessions.get_mut(&key) else {
+                    continue;
+                };
+                for s in list.iter_mut() {
+                    if !s.fired && s.end - 1 <= wm {
+                        self.func.emit(&key, window(s), &s.acc, out);
+                        ctx.stats().windows_fired += 1;
+                        s.fired = true;
+                        if self.lateness > 0 {
+                            self.timers
+                                .entry((s.end - 1).saturating_add(self.lateness))
+                                .or_default()
+                                .push(key.clone());
+                        }
+                    }
+                }
+                let lateness = self.lateness;
+                list.retain(|s| (s.end - 1).saturating_add(lateness) > wm);
+                if list.is_empty() {
+                    self.sessions.remove(&key);
+                }
+            }
+        }
+        self.update_state_stats(ctx);
+        Ok(Some(watermark))
+    }
+}
+
+impl<T, K: Key, KF, F: WindowFunction<K, T>> SessionWindowOperator<T, K, KF, F> {
+    fn update_state_stats(&self, ctx: &mut TaskContext) {
+        // Inline sizes only: a cheap estimate.
+        let entry = std::mem::size_of::<K>() + std::mem::size_of::<Session<F::Acc>>();
+        let stats = ctx.stats();
+        stats.state_keys = self.sessions.len() as u64;
+        stats.state_bytes = (self.sessions.len() * entry) as u64;
+    }
+}
