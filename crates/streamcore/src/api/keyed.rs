@@ -7,8 +7,10 @@ use crate::event_time::EventTime;
 use crate::metrics::NodeKind;
 use crate::operator::Operator;
 use crate::operator::{KeyedAggregate, KeyedReduce};
+use crate::state::{KeyedProcessFunction, KeyedProcessOperator};
 use crate::window::{CountTrigger, Trigger, Windows};
 use std::marker::PhantomData;
+use std::time::Duration;
 
 /// A stream partitioned by a key function. Records with equal keys meet in the same parallel
 /// instance; keyed state lives per key (and per key group, for checkpoints and rescaling).
@@ -17,6 +19,7 @@ pub struct KeyedStream<T, K, KF> {
     key_fn: KF,
     /// Fixed parallelism of the keyed stage (1 for all-windows), else the job's.
     parallelism: Option<usize>,
+    state_ttl: Option<i64>,
     _k: PhantomData<fn() -> K>,
 }
 
@@ -34,6 +37,7 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
             stream,
             key_fn,
             parallelism,
+            state_ttl: None,
             _k: PhantomData,
         }
     }
@@ -69,6 +73,21 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
         T: EventTime,
     {
         WindowedStream::new(self, WindowKind::Global(trigger))
+    }
+
+    /// Runs a [`KeyedProcessFunction`]: user code with state per key and timers.
+    pub fn process<P: KeyedProcessFunction<K, T>>(self, f: P) -> Stream<P::Out> {
+        let ttl = self.state_ttl;
+        self.keyed_operator("keyed_process", |key_fn| {
+            KeyedProcessOperator::new(key_fn, f, ttl)
+        })
+    }
+
+    /// Drops a key's process-function state when the key was not touched (by a record or a
+    /// timer) for `ttl` of wall-clock time. Default: state lives forever.
+    pub fn state_ttl(mut self, ttl: Duration) -> Self {
+        self.state_ttl = Some(ttl.as_millis().min(i64::MAX as u128) as i64);
+        self
     }
 
     /// Adds a keyed operator (behind the hash exchange) built with this stream's key function.

@@ -75,6 +75,17 @@ pub trait Operator: Send + 'static {
         Ok(Some(watermark))
     }
 
+    /// Called every few milliseconds with the wall-clock time: fire processing-time timers,
+    /// expire state. The default does nothing.
+    fn on_processing_time(
+        &mut self,
+        _now: Timestamp,
+        _ctx: &mut TaskContext,
+        _out: &mut Output<Self::Out>,
+    ) -> Result<()> {
+        Ok(())
+    }
+
     /// Called once at the end of the input, after the final watermark: emit what is pending.
     fn close(&mut self, _ctx: &mut TaskContext, _out: &mut Output<Self::Out>) -> Result<()> {
         Ok(())
@@ -129,6 +140,7 @@ pub(crate) trait SidePort: Send {
     fn flush(&mut self) -> Result<()>;
     fn watermark(&mut self, wm: Timestamp) -> Result<()>;
     fn idle(&mut self) -> Result<()>;
+    fn tick(&mut self, now: Timestamp) -> Result<()>;
     fn end(&mut self) -> Result<()>;
 }
 
@@ -175,6 +187,9 @@ impl<U: Data> SidePort for TypedSide<U> {
     }
     fn idle(&mut self) -> Result<()> {
         self.down.idle()
+    }
+    fn tick(&mut self, now: Timestamp) -> Result<()> {
+        self.down.tick(now)
     }
     fn end(&mut self) -> Result<()> {
         self.flush()?;
@@ -286,6 +301,14 @@ impl<O: Data> Output<O> {
             side.idle()?;
         }
         self.down.idle()
+    }
+
+    pub(crate) fn tick(&mut self, now: Timestamp) -> Result<()> {
+        self.flush()?;
+        for (_, side) in &mut self.sides {
+            side.tick(now)?;
+        }
+        self.down.tick(now)
     }
 
     pub(crate) fn end(&mut self) -> Result<()> {

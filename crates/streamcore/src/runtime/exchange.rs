@@ -7,6 +7,7 @@
 //! task tracks the watermark of each sender and forwards their minimum.
 
 use super::control::{JobControl, CANCEL_CHECK};
+use super::nodes::TICK_INTERVAL;
 use super::push::Push;
 use super::TaskRunner;
 use crate::data::{Data, Key};
@@ -151,8 +152,13 @@ impl<T: Data> TaskRunner for ExchangeReceiver<T> {
     fn run(mut self: Box<Self>, control: &JobControl) -> Result<()> {
         self.down.open()?;
         let mut inputs = InputWatermarks::new(self.senders);
+        let mut last_tick = Instant::now();
         loop {
-            let envelope = match self.queue.recv_timeout(CANCEL_CHECK) {
+            if last_tick.elapsed() >= TICK_INTERVAL {
+                last_tick = Instant::now();
+                self.down.tick(Timestamp::now())?;
+            }
+            let envelope = match self.queue.recv_timeout(TICK_INTERVAL) {
                 Ok(e) => e,
                 Err(RecvTimeoutError::Timeout) if !control.is_cancelled() => continue,
                 // Every sender gone without `End`, or the job was cancelled.

@@ -19,6 +19,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How often stage heads tell their chain the processing time (for processing-time timers).
+pub(crate) const TICK_INTERVAL: Duration = Duration::from_millis(10);
+
 /// How long a source that reported `Idle` waits before it is polled again.
 const IDLE_WAIT: Duration = Duration::from_millis(1);
 
@@ -88,6 +91,18 @@ impl<Op: Operator> Push<Op::In> for OperatorNode<Op> {
         self.out.idle()
     }
 
+    fn tick(&mut self, now: Timestamp) -> Result<()> {
+        let before = self.out.pending();
+        self.op
+            .on_processing_time(now, &mut self.ctx, &mut self.out)?;
+        let emitted = self.out.pending() - before;
+        if emitted > 0 {
+            self.metrics.records_out.fetch_add(emitted as u64, Relaxed);
+        }
+        self.after_hook()?;
+        self.out.tick(now)
+    }
+
     fn end(&mut self) -> Result<()> {
         self.op.close(&mut self.ctx, &mut self.out)?;
         self.metrics
@@ -135,7 +150,12 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
         self.down.open()?;
         let mut rejected_seen = 0;
         let mut last_status = WatermarkStatus::Active(Timestamp::MIN);
+        let mut last_tick = Instant::now();
         loop {
+            if last_tick.elapsed() >= TICK_INTERVAL {
+                last_tick = Instant::now();
+                self.down.tick(Timestamp::now())?;
+            }
             if control.is_cancelled() {
                 return Err(StreamError::Cancelled);
             }

@@ -15,6 +15,11 @@ pub(crate) trait Push<T>: Send {
     fn push(&mut self, batch: Vec<T>) -> Result<()>;
     /// The input watermark advanced to `wm`.
     fn watermark(&mut self, wm: Timestamp) -> Result<()>;
+    /// Processing time passed: `now` is the wall clock. Heads call it every few milliseconds
+    /// so that processing-time timers fire even without input.
+    fn tick(&mut self, _now: Timestamp) -> Result<()> {
+        Ok(())
+    }
     /// Every input of this chain is idle (see [`crate::event_time`]).
     fn idle(&mut self) -> Result<()> {
         Ok(())
@@ -44,6 +49,9 @@ impl<T: Data> Push<T> for Tee<T> {
     }
     fn idle(&mut self) -> Result<()> {
         self.outs.iter_mut().try_for_each(|o| o.idle())
+    }
+    fn tick(&mut self, now: Timestamp) -> Result<()> {
+        self.outs.iter_mut().try_for_each(|o| o.tick(now))
     }
     fn end(&mut self) -> Result<()> {
         self.outs.iter_mut().try_for_each(|o| o.end())

@@ -4,6 +4,13 @@
 //! parallel instances in contiguous ranges. State is stored per key group so that a checkpoint
 //! can write it per key group and a restore can read back just the groups an instance owns.
 
+mod primitives;
+mod process;
+
+pub use primitives::{AggregatingState, ListState, MapState, ValueState};
+pub(crate) use process::KeyedProcessOperator;
+pub use process::{KeyedContext, KeyedProcessFunction, TimeDomain};
+
 use crate::data::Key;
 use std::hash::{BuildHasher, Hash};
 
@@ -64,6 +71,28 @@ impl<K: Key, V> KeyedMap<K, V> {
             None => panic!("key group {group} is not owned by this instance (a routing bug)"),
         };
         map.entry(key).or_insert_with_key(init)
+    }
+
+    /// The stored key and its state, if present.
+    #[inline]
+    pub fn get_key_value_mut(&mut self, key: &K) -> Option<(&K, &mut V)> {
+        let group = key_group(key, self.key_groups);
+        let local = group.checked_sub(self.first)? as usize;
+        self.groups.get_mut(local)?.get_key_value_mut(key)
+    }
+
+    /// Removes the state of `key`.
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        let group = key_group(key, self.key_groups);
+        let local = group.checked_sub(self.first)? as usize;
+        self.groups.get_mut(local)?.remove(key)
+    }
+
+    /// Keeps only the entries for which `keep` holds.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
+        for g in &mut self.groups {
+            g.retain(|k, v| keep(k, v));
+        }
     }
 
     /// Number of keys held.

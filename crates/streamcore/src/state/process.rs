@@ -1,0 +1,332 @@
+//! Keyed process functions: user code with per-key state, event-time and processing-time
+//! timers, and optional state TTL — the general-purpose stateful operator.
+
+use super::KeyedMap;
+use crate::context::TaskContext;
+use crate::data::{Data, Key};
+use crate::error::Result;
+use crate::operator::{Operator, Output};
+use crate::time::Timestamp;
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+
+/// Which clock a timer follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeDomain {
+    /// Fires when the watermark reaches the timer's time (all pending ones at the end of a
+    /// bounded input).
+    EventTime,
+    /// Fires when the wall clock reaches the timer's time (checked every ~10 ms).
+    ProcessingTime,
+}
+
+/// A user function with state per key and timers.
+///
+/// ```
+/// use streamcore::{Job, JobConfig, Output, Timestamp};
+/// use streamcore::state::{KeyedContext, KeyedProcessFunction, TimeDomain, ValueState};
+///
+/// /// Emits each user's total once no record came for 1 s of event time.
+/// #[derive(Clone)]
+/// struct TotalAfterQuiet;
+///
+/// #[derive(Default)]
+/// struct Total { sum: ValueState<i64>, timer: ValueState<Timestamp> }
+///
+/// impl KeyedProcessFunction<&'static str, (Timestamp, &'static str, i64)> for TotalAfterQuiet {
+///     type State = Total;
+///     type Out = (&'static str, i64);
+///     fn process(&mut self, r: (Timestamp, &'static str, i64), ctx: &mut KeyedContext<'_, &'static str, Total>, _out: &mut Output<Self::Out>) {
+///         *ctx.state().sum.get_or_insert_with(|| 0) += r.2;
+///         if let Some(old) = ctx.state().timer.clear() {
+///             ctx.delete_event_time_timer(old);
+///         }
+///         let at = Timestamp(r.0.millis() + 1000);
+///         ctx.state().timer.set(at);
+///         ctx.register_event_time_timer(at);
+///     }
+///     fn on_timer(&mut self, _t: Timestamp, _d: TimeDomain, ctx: &mut KeyedContext<'_, &'static str, Total>, out: &mut Output<Self::Out>) {
+///         let key = *ctx.key();
+///         out.emit((key, ctx.state().sum.get().copied().unwrap_or(0)));
+///         ctx.clear_state();
+///     }
+/// }
+///
+/// let mut job = Job::new("quiet");
+/// let out = job
+///     .from_vec("tx", vec![(Timestamp(0), "a", 5), (Timestamp(500), "a", 7), (Timestamp(5000), "a", 1)])
+///     .key_by(|r| r.1)
+///     .process(TotalAfterQuiet)
+///     .collect();
+/// job.run(JobConfig::default().parallelism(1)).unwrap();
+/// // No watermarks: every timer fires at the end of the input, so one total.
+/// assert_eq!(out.take(), vec![("a", 13)]);
+/// ```
+pub trait KeyedProcessFunction<K, T>: Clone + Send + 'static {
+    /// The state kept per key, created with `Default` on a key's first record.
+    type State: Default + Send + 'static;
+    /// The output record type.
+    type Out: Data;
+
+    /// Called for each record.
+    fn process(
+        &mut self,
+        record: T,
+        ctx: &mut KeyedContext<'_, K, Self::State>,
+        out: &mut Output<Self::Out>,
+    );
+
+    /// Called when a timer of this key is due.
+    fn on_timer(
+        &mut self,
+        _time: Timestamp,
+        _domain: TimeDomain,
+        _ctx: &mut KeyedContext<'_, K, Self::State>,
+        _out: &mut Output<Self::Out>,
+    ) {
+    }
+}
+
+type KeySet<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
+
+/// Pending timers of one domain: by time, each time with the keys due then (deduplicated).
+struct Timers<K>(BTreeMap<i64, KeySet<K>>);
+
+impl<K: Key> Timers<K> {
+    fn add(&mut self, t: Timestamp, key: &K) {
+        self.0.entry(t.millis()).or_default().insert(key.clone());
+    }
+    fn delete(&mut self, t: Timestamp, key: &K) {
+        if let Some(keys) = self.0.get_mut(&t.millis()) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.0.remove(&t.millis());
+            }
+        }
+    }
+    fn pop_due(&mut self, now: i64) -> Option<(i64, KeySet<K>)> {
+        let entry = self.0.first_entry()?;
+        (*entry.key() <= now).then(|| entry.remove_entry())
+    }
+    fn len(&self) -> usize {
+        self.0.values().map(|k| k.len()).sum()
+    }
+}
+
+/// What a keyed process function sees of its key: the key, its state, the timers, the clocks.
+pub struct KeyedContext<'a, K, S> {
+    key: &'a K,
+    state: &'a mut S,
+    event_timers: &'a mut Timers<K>,
+    processing_timers: &'a mut Timers<K>,
+    watermark: Timestamp,
+    cleared: bool,
+}
+
+impl<K: Key, S: Default> KeyedContext<'_, K, S> {
+    /// The current key.
+    pub fn key(&self) -> &K {
+        self.key
+    }
+    /// The current key's state.
+    pub fn state(&mut self) -> &mut S {
+        self.state
+    }
+    /// Drops the current key's state once this call returns (its timers stay).
+    pub fn clear_state(&mut self) {
+        self.cleared = true;
+        *self.state = S::default();
+    }
+    /// The operator's current watermark.
+    pub fn watermark(&self) -> Timestamp {
+        self.watermark
+    }
+    /// The wall-clock time.
+    pub fn processing_time(&self) -> Timestamp {
+        Timestamp::now()
+    }
+    /// Calls `on_timer` for this key once the watermark reaches `t` (at most once per time).
+    pub fn register_event_time_timer(&mut self, t: Timestamp) {
+        self.event_timers.add(t, self.key)
+    }
+    /// Cancels an event-time timer of this key.
+    pub fn delete_event_time_timer(&mut self, t: Timestamp) {
+        self.event_timers.delete(t, self.key)
+    }
+    /// Calls `on_timer` for this key once the wall clock reaches `t`.
+    pub fn register_processing_time_timer(&mut self, t: Timestamp) {
+        self.processing_timers.add(t, self.key)
+    }
+    /// Cancels a processing-time timer of this key.
+    pub fn delete_processing_time_timer(&mut self, t: Timestamp) {
+        self.processing_timers.delete(t, self.key)
+    }
+}
+
+/// A key's state, with when it was last touched (for TTL).
+struct Slot<S> {
+    state: S,
+    touched: i64,
+}
+
+pub(crate) struct KeyedProcessOperator<T, K, KF, P: KeyedProcessFunction<K, T>> {
+    key_fn: KF,
+    func: P,
+    ttl_ms: Option<i64>,
+    state: Option<KeyedMap<K, Slot<P::State>>>,
+    event_timers: Timers<K>,
+    processing_timers: Timers<K>,
+    watermark: Timestamp,
+    last_sweep: i64,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T, K, KF: Clone, P: KeyedProcessFunction<K, T>> Clone for KeyedProcessOperator<T, K, KF, P> {
+    fn clone(&self) -> Self {
+        Self::new(self.key_fn.clone(), self.func.clone(), self.ttl_ms)
+    }
+}
+
+impl<T, K, KF, P: KeyedProcessFunction<K, T>> KeyedProcessOperator<T, K, KF, P> {
+    pub(crate) fn new(key_fn: KF, func: P, ttl_ms: Option<i64>) -> Self {
+        KeyedProcessOperator {
+            key_fn,
+            func,
+            ttl_ms,
+            state: None,
+            event_timers: Timers(BTreeMap::new()),
+            processing_timers: Timers(BTreeMap::new()),
+            watermark: Timestamp::MIN,
+            last_sweep: 0,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T, K, KF, P> KeyedProcessOperator<T, K, KF, P>
+where
+    K: Key,
+    P: KeyedProcessFunction<K, T>,
+{
+    /// Runs `f` with the context of `key` (creating its state if needed).
+    fn with_key(
+        &mut self,
+        key: K,
+        now: i64,
+        f: impl FnOnce(&mut P, &mut KeyedContext<'_, K, P::State>),
+    ) {
+        let state = self.state.as_mut().expect("opened");
+        if state.get_key_value_mut(&key).is_none() {
+            state.entry_or_insert_with(key.clone(), |_| Slot {
+                state: P::State::default(),
+                touched: now,
+            });
+        }
+        let (k, slot) = state.get_key_value_mut(&key).expect("inserted above");
+        slot.touched = now;
+        let mut ctx = KeyedContext {
+            key: k,
+            state: &mut slot.state,
+            event_timers: &mut self.event_timers,
+            processing_timers: &mut self.processing_timers,
+            watermark: self.watermark,
+            cleared: false,
+        };
+        f(&mut self.func, &mut ctx);
+        if ctx.cleared {
+            state.remove(&key);
+        }
+    }
+
+    fn publish(&self, ctx: &mut TaskContext) {
+        let keys = self.state.as_ref().map_or(0, |s| s.len());
+        let stats = ctx.stats();
+        stats.state_keys = keys as u64;
+        stats.state_bytes = (keys
+            * (std::mem::size_of::<K>() + std::mem::size_of::<Slot<P::State>>())
+            + (self.event_timers.len() + self.processing_timers.len())
+                * (std::mem::size_of::<K>() + 8)) as u64;
+    }
+}
+
+impl<T, K, KF, P> Operator for KeyedProcessOperator<T, K, KF, P>
+where
+    T: Data,
+    K: Key,
+    KF: Fn(&T) -> K + Clone + Send + 'static,
+    P: KeyedProcessFunction<K, T>,
+{
+    type In = T;
+    type Out = P::Out;
+
+    fn open(&mut self, ctx: &mut TaskContext) -> Result<()> {
+        let info = ctx.info();
+        self.state = Some(KeyedMap::new(
+            info.subtask,
+            info.key_groups,
+            info.parallelism,
+        ));
+        Ok(())
+    }
+
+    fn process_batch(
+        &mut self,
+        batch: Vec<T>,
+        ctx: &mut TaskContext,
+        out: &mut Output<P::Out>,
+    ) -> Result<()> {
+        let now = Timestamp::now().millis();
+        for record in batch {
+            let key = (self.key_fn)(&record);
+            self.with_key(key, now, |f, kctx| f.process(record, kctx, out));
+        }
+        self.publish(ctx);
+        Ok(())
+    }
+
+    fn on_watermark(
+        &mut self,
+        watermark: Timestamp,
+        ctx: &mut TaskContext,
+        out: &mut Output<P::Out>,
+    ) -> Result<Option<Timestamp>> {
+        self.watermark = watermark;
+        let now = Timestamp::now().millis();
+        while let Some((t, keys)) = self.event_timers.pop_due(watermark.millis()) {
+            for key in keys {
+                self.with_key(key, now, |f, kctx| {
+                    f.on_timer(Timestamp(t), TimeDomain::EventTime, kctx, out)
+                });
+            }
+        }
+        self.publish(ctx);
+        Ok(Some(watermark))
+    }
+
+    fn on_processing_time(
+        &mut self,
+        now: Timestamp,
+        ctx: &mut TaskContext,
+        out: &mut Output<P::Out>,
+    ) -> Result<()> {
+        let ms = now.millis();
+        while let Some((t, keys)) = self.processing_timers.pop_due(ms) {
+            for key in keys {
+                self.with_key(key, ms, |f, kctx| {
+                    f.on_timer(Timestamp(t), TimeDomain::ProcessingTime, kctx, out)
+                });
+            }
+        }
+        if let Some(ttl) = self.ttl_ms {
+            // Sweep expired keys a few times per TTL period.
+            if ms - self.last_sweep >= (ttl / 4).max(1) {
+                self.last_sweep = ms;
+                if let Some(state) = &mut self.state {
+                    state.retain(|_, slot| ms - slot.touched < ttl);
+                }
+            }
+        }
+        self.publish(ctx);
+        Ok(())
+    }
+}
