@@ -5,16 +5,20 @@
 //! - `typed`: generator → filter → map → counting sink on plain structs, P = 1 and P = 2;
 //! - `typed-loop`: the same work as one plain Rust loop (the practical limit);
 //! - `event`: the demo pipeline (filter amount > 100, enrich) on `Event` values, P = 1 and 2;
-//! - `event-loop`: the demo work on `Event` values as a plain loop.
+//! - `event-loop`: the demo work on `Event` values as a plain loop;
+//! - `window`: keyed 10-second tumbling windows, count and sum per key, 10,000 keys, P = 1, 2;
+//! - `window-loop`: the same aggregation with one hash map in a plain loop.
 
 use crate::demo::{enrich, is_high_value, now_secs, pipeline};
 use clap::Args;
 use serde::Serialize;
 use std::hint::black_box;
+use std::time::Duration;
 use std::time::Instant;
 use streamcore::sink::CountingSink;
 use streamcore::source::Generator;
-use streamcore::{Job, JobConfig};
+use streamcore::window::{AggregateFunction, Windows};
+use streamcore::{EventTime, Job, JobConfig, Timestamp, WatermarkStrategy};
 use streamcore_connectors::{TransactionGenerator, TransactionGeneratorConfig};
 
 #[derive(Args, Debug)]
@@ -135,24 +139,137 @@ fn event_loop(n: u64) -> u64 {
     count
 }
 
+/// The record of the `window` scenarios: 10,000 keys, 100 events per millisecond of event time.
+#[derive(Clone, Debug)]
+struct Tick {
+    key: u64,
+    amount: i64,
+    ts: Timestamp,
+}
+
+impl EventTime for Tick {
+    fn event_time(&self) -> Timestamp {
+        self.ts
+    }
+}
+
+const WINDOW_KEYS: u64 = 10_000;
+const WINDOW_MS: i64 = 10_000;
+
+#[inline]
+fn make_tick(i: u64) -> Tick {
+    Tick {
+        key: i.wrapping_mul(7919) % WINDOW_KEYS,
+        amount: (i % 100) as i64,
+        ts: Timestamp((i / 100) as i64),
+    }
+}
+
+/// Count and sum per key and window.
+#[derive(Clone, Copy)]
+struct CountSum;
+
+impl AggregateFunction<Tick> for CountSum {
+    type Acc = (u64, i64);
+    type Out = (u64, i64);
+    fn create(&self) -> (u64, i64) {
+        (0, 0)
+    }
+    #[inline]
+    fn add(&self, acc: &mut (u64, i64), t: &Tick) {
+        acc.0 += 1;
+        acc.1 += t.amount;
+    }
+    fn merge(&self, acc: &mut (u64, i64), o: (u64, i64)) {
+        acc.0 += o.0;
+        acc.1 += o.1;
+    }
+    fn result(&self, acc: &(u64, i64)) -> (u64, i64) {
+        *acc
+    }
+}
+
+fn window_job(n: u64, p: usize) -> u64 {
+    let sink = CountingSink::new();
+    let mut job = Job::new("bench-window");
+    job.source("ticks", Generator::new(make_tick).bounded(n))
+        .with_watermarks(WatermarkStrategy::monotonous())
+        .key_by(|t| t.key)
+        .window(Windows::tumbling(Duration::from_millis(WINDOW_MS as u64)))
+        .aggregate(CountSum)
+        .sink(sink.clone());
+    let config = JobConfig::default()
+        .parallelism(p)
+        .watermark_interval(Duration::from_millis(10));
+    job.run(config).expect("bench job runs");
+    sink.count()
+}
+
+/// The same aggregation by hand: one hash map for the open window, emptied when the next
+/// window starts (event time is in order here, so one window is open at a time).
+fn window_loop(n: u64) -> u64 {
+    let mut open: hashbrown::HashMap<u64, (u64, i64), foldhash::fast::RandomState> =
+        Default::default();
+    let mut window_start = i64::MIN;
+    let mut results = 0;
+    for i in 0..n {
+        let t = make_tick(i);
+        let start = t.ts.millis() - t.ts.millis().rem_euclid(WINDOW_MS);
+        if start != window_start {
+            for r in open.drain() {
+                black_box(r);
+                results += 1;
+            }
+            window_start = start;
+        }
+        let acc = open.entry(t.key).or_insert((0, 0));
+        acc.0 += 1;
+        acc.1 += t.amount;
+    }
+    for r in open.drain() {
+        black_box(r);
+        results += 1;
+    }
+    results
+}
+
 #[derive(Serialize)]
 struct Scenario {
     name: &'static str,
     events_per_second: Vec<f64>,
     median: f64,
+    /// Events per second of CPU time used by the whole process (all threads): the per-core
+    /// throughput, whatever the number of threads.
+    events_per_cpu_second: Vec<f64>,
+    median_per_cpu_second: f64,
+}
+
+/// CPU time (user + system, all threads) this process used so far, from `/proc/self/stat`
+/// (10 ms resolution). `None` where that file does not exist.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 type Runner = fn(u64) -> u64;
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let n = args.events;
-    let all: [(&'static str, Runner); 6] = [
+    let all: [(&'static str, Runner); 9] = [
         ("typed P=1", |n| typed_job(n, 1)),
         ("typed P=2", |n| typed_job(n, 2)),
         ("typed-loop", typed_loop),
         ("event P=1", |n| event_job(n, 1)),
         ("event P=2", |n| event_job(n, 2)),
         ("event-loop", event_loop),
+        ("window P=1", |n| window_job(n, 1)),
+        ("window P=2", |n| window_job(n, 2)),
+        ("window-loop", window_loop),
     ];
     let scenarios: Vec<_> = all
         .into_iter()
@@ -160,24 +277,39 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .collect();
     anyhow::ensure!(!scenarios.is_empty(), "no scenario matches --only");
     let events_for = |name: &str| if name.starts_with("typed") { n * 10 } else { n };
-    // Amounts cycle through 50 + 25·(i mod 20): 17 of every 20 pass the filter.
-    let expected =
-        |n: u64| (n / 20) * 17 + (0..n % 20).filter(|i| 50 + 25 * i > 100).count() as u64;
+    // Amounts cycle through 50 + 25·(i mod 20): 17 of every 20 pass the filter. Window
+    // scenarios must produce as many results as the hand-written loop.
+    let window_results = scenarios
+        .iter()
+        .any(|(name, _)| name.starts_with("window"))
+        .then(|| window_loop(n));
+    let expected = |name: &str, n: u64| match window_results {
+        Some(w) if name.starts_with("window") => w,
+        _ => (n / 20) * 17 + (0..n % 20).filter(|i| 50 + 25 * i > 100).count() as u64,
+    };
     let mut results: Vec<Scenario> = scenarios
         .iter()
         .map(|(name, _)| Scenario {
             name,
             events_per_second: Vec::new(),
             median: 0.0,
+            events_per_cpu_second: Vec::new(),
+            median_per_cpu_second: 0.0,
         })
         .collect();
     for round in 0..args.runs {
         for (i, (name, f)) in scenarios.iter().enumerate() {
             let n = events_for(name);
+            let cpu_before = process_cpu_seconds();
             let started = Instant::now();
             let out = f(n);
             let secs = started.elapsed().as_secs_f64();
-            let want = expected(n);
+            if let (Some(a), Some(b)) = (cpu_before, process_cpu_seconds()) {
+                results[i]
+                    .events_per_cpu_second
+                    .push(n as f64 / (b - a).max(0.01));
+            }
+            let want = expected(name, n);
             anyhow::ensure!(out == want, "{name}: {out} outputs, expected {want}");
             results[i].events_per_second.push(n as f64 / secs);
             tracing::info!(round, name, eps = n as f64 / secs, "measured");
@@ -187,7 +319,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let mut v = r.events_per_second.clone();
         v.sort_by(f64::total_cmp);
         r.median = v[v.len() / 2];
+        let mut c = r.events_per_cpu_second.clone();
+        c.sort_by(f64::total_cmp);
+        r.median_per_cpu_second = c.get(c.len() / 2).copied().unwrap_or(f64::NAN);
     }
+    let mc = |name: &str| {
+        results
+            .iter()
+            .find(|r| r.name == name)
+            .map_or(f64::NAN, |r| r.median_per_cpu_second)
+    };
     let m = |name: &str| {
         results
             .iter()
@@ -199,6 +340,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         ("typed P=2 / typed P=1", m("typed P=2") / m("typed P=1")),
         ("event P=1 / event-loop", m("event P=1") / m("event-loop")),
         ("event P=2 / event P=1", m("event P=2") / m("event P=1")),
+        (
+            "window P=1 / window-loop",
+            m("window P=1") / m("window-loop"),
+        ),
+        (
+            "window P=1 / window-loop, per CPU-second",
+            mc("window P=1") / mc("window-loop"),
+        ),
+        (
+            "window P=2 / window-loop, per CPU-second",
+            mc("window P=2") / mc("window-loop"),
+        ),
+        ("window P=2 / window P=1", m("window P=2") / m("window P=1")),
         (
             "event P=1 / Python seed (47,000 ev/s)",
             m("event P=1") / 47_000.0,
@@ -222,9 +376,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         n * 10,
         args.runs
     );
-    println!("{:<14} {:>16}", "scenario", "events/s");
+    println!(
+        "{:<14} {:>16} {:>20}",
+        "scenario", "events/s", "events/CPU-second"
+    );
     for r in &results {
-        println!("{:<14} {:>16.0}", r.name, r.median);
+        println!(
+            "{:<14} {:>16.0} {:>20.0}",
+            r.name, r.median, r.median_per_cpu_second
+        );
     }
     for (k, v) in ratios.iter().filter(|(_, v)| v.is_finite()) {
         println!("{k:<40} {v:>8.2}");

@@ -36,6 +36,24 @@ pub struct JobConfig {
     pub key_groups: u32,
     /// What happens to bad input and failing user functions. Default `fail`.
     pub error_policy: ErrorPolicy,
+    /// Least time between two watermarks a source sends. Zero (the default) sends one after
+    /// every batch that advanced it: the most precise, and deterministic for a given input and
+    /// batch size, at the cost of a control message per batch and exchange queue. A few
+    /// milliseconds cut that cost for high-rate keyed jobs (see docs/benchmarks.md).
+    #[serde(with = "millis")]
+    pub watermark_interval: std::time::Duration,
+}
+
+/// `Duration` as integer milliseconds in configuration files.
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
 }
 
 impl Default for JobConfig {
@@ -46,6 +64,7 @@ impl Default for JobConfig {
             queue_capacity: 16,
             key_groups: DEFAULT_KEY_GROUPS,
             error_policy: ErrorPolicy::Fail,
+            watermark_interval: std::time::Duration::ZERO,
         }
     }
 }
@@ -69,6 +88,11 @@ impl JobConfig {
     /// Sets the number of key groups.
     pub fn key_groups(mut self, k: u32) -> Self {
         self.key_groups = k;
+        self
+    }
+    /// Sets the least time between two watermarks of a source.
+    pub fn watermark_interval(mut self, d: std::time::Duration) -> Self {
+        self.watermark_interval = d;
         self
     }
     /// Sets the error policy.

@@ -195,6 +195,7 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
                 },
                 metrics: node_metrics[node][subtask].clone(),
                 batch_size: config.batch_size,
+                watermark_interval: config.watermark_interval,
                 policy: config.error_policy,
                 dead_letters: dead_letters.clone(),
                 control: control.clone(),

@@ -30,6 +30,7 @@ pub(crate) struct NodeEnv {
     pub(crate) info: TaskInfo,
     pub(crate) metrics: Arc<OperatorMetrics>,
     pub(crate) batch_size: usize,
+    pub(crate) watermark_interval: std::time::Duration,
     pub(crate) policy: ErrorPolicy,
     pub(crate) dead_letters: Option<Arc<DeadLetterQueue>>,
     pub(crate) control: Arc<JobControl>,
@@ -229,6 +230,7 @@ impl Graph {
             Ok(Built::Runner(Box::new(SourceRunner {
                 reader: *reader,
                 watermarks: factory.borrow().as_ref().map(|make| make()),
+                watermark_interval: env.watermark_interval,
                 ctx: env.task_context(),
                 down: join_consumers::<T>(outputs.main),
                 metrics: env.metrics.clone(),

@@ -139,6 +139,8 @@ impl<T: Data, W: SinkWriter<T>> Push<T> for SinkNode<T, W> {
 pub(crate) struct SourceRunner<T, R> {
     pub(crate) reader: R,
     pub(crate) watermarks: Option<Box<dyn WatermarkGenerator<T>>>,
+    /// Least time between two watermarks sent (zero: after every batch that advanced it).
+    pub(crate) watermark_interval: Duration,
     pub(crate) ctx: TaskContext,
     pub(crate) down: Box<dyn Push<T>>,
     pub(crate) metrics: Arc<OperatorMetrics>,
@@ -151,6 +153,7 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
         let mut rejected_seen = 0;
         let mut last_status = WatermarkStatus::Active(Timestamp::MIN);
         let mut last_tick = Instant::now();
+        let mut last_emit = Instant::now() - self.watermark_interval;
         loop {
             if last_tick.elapsed() >= TICK_INTERVAL {
                 last_tick = Instant::now();
@@ -180,7 +183,9 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
                 if !batch.is_empty() {
                     self.down.push(batch)?;
                 }
-                if status != last_status {
+                if status != last_status && now.duration_since(last_emit) >= self.watermark_interval
+                {
+                    last_emit = now;
                     match status {
                         WatermarkStatus::Active(wm) => {
                             self.metrics.watermark.store(wm.millis(), Relaxed);

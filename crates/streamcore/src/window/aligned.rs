@@ -9,12 +9,13 @@ use crate::event_time::EventTime;
 use crate::operator::{Operator, Output, OutputTag};
 use crate::time::Timestamp;
 use hashbrown::hash_map::Entry;
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 type KeyMap<K, A> = hashbrown::HashMap<K, A, foldhash::fast::RandomState>;
 
 /// The keys' accumulators of one window.
 struct Pane<K, A> {
+    end: i64,
     fired: bool,
     accs: KeyMap<K, A>,
 }
@@ -25,7 +26,9 @@ pub(crate) struct AlignedWindowOperator<T, K, KF, F: WindowFunction<K, T>> {
     pub(crate) windows: Windows,
     pub(crate) lateness: i64,
     pub(crate) late: Option<OutputTag<T>>,
-    panes: BTreeMap<i64, Pane<K, F::Acc>>,
+    /// Open windows, ordered by end. Few at a time (one or two for tumbling windows, about
+    /// size / slide for sliding ones), so a sorted deque beats a tree.
+    panes: VecDeque<Pane<K, F::Acc>>,
     watermark: i64,
 }
 
@@ -55,7 +58,7 @@ impl<T, K, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
             windows,
             lateness,
             late,
-            panes: BTreeMap::new(),
+            panes: VecDeque::new(),
             watermark: i64::MIN,
         }
     }
@@ -70,7 +73,7 @@ impl<T, K, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
     fn update_state_stats(&self, ctx: &mut TaskContext) {
         // Inline sizes only: a cheap estimate (O(windows), not O(keys)).
         let entry = std::mem::size_of::<K>() + std::mem::size_of::<F::Acc>() + 8;
-        let keys: usize = self.panes.values().map(|p| p.accs.len()).sum();
+        let keys: usize = self.panes.iter().map(|p| p.accs.len()).sum();
         let stats = ctx.stats();
         stats.state_keys = keys as u64;
         stats.state_bytes = (keys * entry) as u64;
@@ -95,6 +98,21 @@ where
     ) -> Result<()> {
         let wm = self.watermark;
         let lateness = self.lateness;
+        if let Windows::Tumbling { size, offset } = self.windows {
+            // One window per record: no list of windows to build.
+            for record in batch {
+                let ts = record.event_time().millis();
+                let end = ts - (ts - offset).rem_euclid(size) + size;
+                if (end - 1).saturating_add(lateness) <= wm {
+                    self.late(record, ctx, out);
+                    continue;
+                }
+                let key = (self.key_fn)(&record);
+                self.add_to(end, key, record, ctx, out);
+            }
+            self.update_state_stats(ctx);
+            return Ok(());
+        }
         for record in batch {
             let ts = record.event_time().millis();
             let key = (self.key_fn)(&record);
@@ -120,12 +138,7 @@ where
                 &all
             };
             let Some((&last, rest)) = targets.split_last() else {
-                let stats = ctx.stats();
-                stats.late_records += 1;
-                if let Some(tag) = &self.late {
-                    stats.late_redirected += 1;
-                    out.side(tag, record);
-                }
+                self.late(record, ctx, out);
                 continue;
             };
             for &end in rest {
@@ -147,8 +160,12 @@ where
         self.watermark = wm;
         let mut fired = 0;
         // Fire every window whose last timestamp the watermark reached.
-        for (&end, pane) in self.panes.range_mut(..=wm.saturating_add(1)) {
-            if end - 1 > wm || pane.fired {
+        for pane in self.panes.iter_mut() {
+            let end = pane.end;
+            if end - 1 > wm {
+                break;
+            }
+            if pane.fired {
                 continue;
             }
             let window = Window {
@@ -162,11 +179,11 @@ where
             pane.fired = true;
         }
         // Drop the state of windows past their allowed lateness.
-        while let Some((&end, _)) = self.panes.first_key_value() {
-            if (end - 1).saturating_add(self.lateness) > wm {
+        while let Some(pane) = self.panes.front() {
+            if (pane.end - 1).saturating_add(self.lateness) > wm {
                 break;
             }
-            self.panes.pop_first();
+            self.panes.pop_front();
         }
         ctx.stats().windows_fired += fired;
         self.update_state_stats(ctx);
@@ -181,7 +198,17 @@ fn window_size(w: Windows) -> i64 {
     }
 }
 
-impl<T, K: Key, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
+impl<T: Data, K: Key, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
+    /// A record all of whose windows expired: to the late output if set; counted either way.
+    fn late(&self, record: T, ctx: &mut TaskContext, out: &mut Output<F::Out>) {
+        let stats = ctx.stats();
+        stats.late_records += 1;
+        if let Some(tag) = &self.late {
+            stats.late_redirected += 1;
+            out.side(tag, record);
+        }
+    }
+
     /// Adds `record` to window `end` of `key`; a window that already fired (a late record
     /// within the allowed lateness) emits its updated result at once.
     #[inline]
@@ -194,10 +221,22 @@ impl<T, K: Key, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> 
         out: &mut Output<F::Out>,
     ) {
         let window = self.window_of(end);
-        let pane = self.panes.entry(end).or_insert_with(|| Pane {
-            fired: false,
-            accs: KeyMap::default(),
-        });
+        let at = match self.panes.back() {
+            Some(p) if p.end == end => self.panes.len() - 1,
+            _ => match self.panes.binary_search_by_key(&end, |p| p.end) {
+                Ok(i) => i,
+                Err(i) => {
+                    let pane = Pane {
+                        end,
+                        fired: false,
+                        accs: KeyMap::default(),
+                    };
+                    self.panes.insert(i, pane);
+                    i
+                }
+            },
+        };
+        let pane = &mut self.panes[at];
         let func = &mut self.func;
         let mut entry = match pane.accs.entry(key) {
             Entry::Occupied(o) => o,
