@@ -281,6 +281,10 @@ fn help_documents_every_flag() {
         "--dead-letter",
         "--metrics-json",
         "--batch-size",
+        "--windows",
+        "--interval-ms",
+        "--disorder-ms",
+        "--windows-output",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
@@ -300,5 +304,69 @@ fn bench_runs_and_checks_its_outputs() {
         String::from_utf8_lossy(&out.stderr)
     );
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r["scenarios"].as_array().unwrap().len(), 6);
+    assert_eq!(r["scenarios"].as_array().unwrap().len(), 9);
+}
+
+/// The window results of a `--windows` run, without the enriched events, sorted.
+fn window_results(p: &str) -> Vec<Value> {
+    let out = streamcore(&[
+        "demo",
+        "--windows",
+        "--events",
+        "20000",
+        "--seed",
+        "9",
+        "--users",
+        "300",
+        "--disorder-ms",
+        "400",
+        "-p",
+        p,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut windows: Vec<Value> = lines(&out.stdout)
+        .into_iter()
+        .filter(|v| v.get("window").is_some())
+        .collect();
+    windows.sort_by_key(|w| w.to_string());
+    windows
+}
+
+#[test]
+fn windows_demo_counts_every_event_once_per_window_kind_at_any_parallelism() {
+    let one = window_results("1");
+    for kind in ["tumbling_10s", "session_30s"] {
+        let counted: u64 = one
+            .iter()
+            .filter(|w| w["window"] == kind)
+            .map(|w| w["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            counted, 20_000,
+            "{kind}: no event lost or late with disorder within the bound"
+        );
+    }
+    // Sessions of one user never overlap and are at least 30 s apart.
+    let mut sessions: Vec<(String, f64, f64)> = one
+        .iter()
+        .filter(|w| w["window"] == "session_30s")
+        .map(|w| {
+            (
+                w["user_id"].as_str().unwrap().to_string(),
+                w["start"].as_f64().unwrap(),
+                w["end"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    sessions.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    for pair in sessions.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            assert!(pair[1].1 > pair[0].2, "{pair:?}");
+        }
+    }
+    assert_eq!(one, window_results("2"));
 }

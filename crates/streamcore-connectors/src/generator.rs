@@ -27,6 +27,9 @@ pub struct TransactionGeneratorConfig {
     pub start_ms: i64,
     /// Event time between consecutive events, in milliseconds.
     pub interval_ms: i64,
+    /// Disorder: each event's time is moved back by a pseudo-random 0..=`disorder_ms`
+    /// milliseconds, so events arrive up to that much out of order.
+    pub disorder_ms: i64,
 }
 
 impl Default for TransactionGeneratorConfig {
@@ -38,6 +41,7 @@ impl Default for TransactionGeneratorConfig {
             users: 5,
             start_ms: 1_700_000_000_000,
             interval_ms: 50,
+            disorder_ms: 0,
         }
     }
 }
@@ -107,11 +111,22 @@ impl TransactionGenerator {
         );
         Event {
             event_id: numbered("event_", i),
-            timestamp: Timestamp(c.start_ms + c.interval_ms * i as i64),
+            timestamp: Timestamp(c.start_ms + c.interval_ms * i as i64 - self.jitter(i)),
             event_type: CompactString::const_new("transaction"),
             data,
             partition_key: Some(user_id),
             metadata: Fields::new(),
+        }
+    }
+
+    /// How far event `i` is moved back in time (`0..=disorder_ms`).
+    fn jitter(&self, i: u64) -> i64 {
+        match self.config.disorder_ms {
+            d if d > 0 => {
+                (splitmix64(i ^ 0xd150_4de4 ^ self.config.seed.unwrap_or(0)) % (d as u64 + 1))
+                    as i64
+            }
+            _ => 0,
         }
     }
 
@@ -161,6 +176,27 @@ mod tests {
         assert!(ev(&a)
             .iter()
             .all(|e| (1.0..=1000.0).contains(&e.get_f64("amount").unwrap())));
+    }
+
+    #[test]
+    fn disorder_stays_within_its_bound() {
+        let g = TransactionGenerator::new(TransactionGeneratorConfig {
+            disorder_ms: 200,
+            ..Default::default()
+        });
+        let mut max_seen = i64::MIN;
+        let mut behind = 0;
+        for i in 0..10_000 {
+            let t = g.event(i).timestamp.millis();
+            assert!(
+                t >= max_seen.saturating_sub(200),
+                "event {i} is {} ms behind",
+                max_seen - t
+            );
+            behind += (t < max_seen) as u32;
+            max_seen = max_seen.max(t);
+        }
+        assert!(behind > 1000, "events do arrive out of order ({behind})");
     }
 
     #[test]

@@ -365,29 +365,48 @@ impl fmt::Display for JobSummary {
         )?;
         writeln!(
             f,
-            "  events_ingested={} events_emitted={} events_filtered={} events_failed={} events_dead_lettered={} ({:.0} events/s)",
+            "  events_ingested={} events_emitted={} events_filtered={} events_failed={} events_dead_lettered={} events_late={} ({:.0} events/s)",
             self.events_ingested,
             self.events_emitted,
             self.events_filtered,
             self.events_failed,
             self.events_dead_lettered,
+            self.events_late,
             self.events_per_second
         )?;
         writeln!(
             f,
-            "  {:<28} {:>4} {:>12} {:>12} {:>8} {:>12}",
-            "operator", "par", "processed", "out", "failed", "time_ms"
+            "  {:<24} {:>4} {:>11} {:>11} {:>7} {:>9} {:>7} {:>9} {:>10} {:>15}",
+            "operator",
+            "par",
+            "processed",
+            "out",
+            "failed",
+            "windows",
+            "late",
+            "keys",
+            "time_ms",
+            "watermark"
         )?;
         for op in &self.operators {
+            let watermark = match op.watermark {
+                Some(Timestamp::MAX) => "end".to_string(),
+                Some(w) => w.to_string(),
+                None => "-".to_string(),
+            };
             writeln!(
                 f,
-                "  {:<28} {:>4} {:>12} {:>12} {:>8} {:>12.2}",
+                "  {:<24} {:>4} {:>11} {:>11} {:>7} {:>9} {:>7} {:>9} {:>10.2} {:>15}",
                 op.name,
                 op.parallelism,
                 op.events_processed,
                 op.events_out,
                 op.events_failed,
-                op.processing_time_ms
+                op.windows_fired,
+                op.late_records,
+                op.state_keys,
+                op.processing_time_ms,
+                watermark
             )?;
         }
         for ex in &self.exchanges {

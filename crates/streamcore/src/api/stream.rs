@@ -22,12 +22,23 @@ use std::rc::Rc;
 
 /// A stream of `T` records in a job being built.
 ///
-/// Methods take the stream by value: to feed two consumers from one stream, use a
-/// [`Stream::process`] with side outputs or build two branches from a source each.
+/// Methods take the stream by value; to feed several consumers from one stream, clone it.
 pub struct Stream<T> {
     pub(crate) graph: Rc<RefCell<Graph>>,
     pub(crate) port: Port,
     _t: PhantomData<fn() -> T>,
+}
+
+/// A second handle on the same stream: every consumer of either handle receives every record
+/// (batches are cloned for all but one consumer).
+impl<T> Clone for Stream<T> {
+    fn clone(&self) -> Self {
+        Stream {
+            graph: self.graph.clone(),
+            port: self.port,
+            _t: PhantomData,
+        }
+    }
 }
 
 /// The key function type of streams that are only redistributed, never keyed.
