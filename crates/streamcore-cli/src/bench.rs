@@ -201,7 +201,8 @@ fn window_job(n: u64, p: usize) -> u64 {
     let config = JobConfig::default()
         .parallelism(p)
         .watermark_interval(Duration::from_millis(10));
-    job.run(config).expect("bench job runs");
+    let summary = job.run(config).expect("bench job runs");
+    tracing::debug!(%summary, "window job");
     sink.count()
 }
 

@@ -149,11 +149,10 @@ impl<T: Data, F: Fn(u64) -> T + Send + 'static> SourceReader<T> for GeneratorRea
         }
         let remaining = (self.end - self.next).div_ceil(self.stride);
         let n = n.min(remaining);
-        out.reserve(n as usize);
-        for _ in 0..n {
-            out.push((self.make)(self.next));
-            self.next += self.stride;
-        }
+        let (first, stride) = (self.next, self.stride);
+        // A counted iterator: `extend` reserves once and writes without per-push checks.
+        out.extend((0..n).map(|k| (self.make)(first + k * stride)));
+        self.next += n * stride;
         self.produced += n;
         Ok(SourcePoll::Ready)
     }

@@ -29,6 +29,9 @@ pub(crate) struct AlignedWindowOperator<T, K, KF, F: WindowFunction<K, T>> {
     /// Open windows, ordered by end. Few at a time (one or two for tumbling windows, about
     /// size / slide for sliding ones), so a sorted deque beats a tree.
     panes: VecDeque<Pane<K, F::Acc>>,
+    /// Emptied maps of dropped panes, kept with their capacity for the next windows: a new
+    /// window then starts with room for as many keys as the last one had.
+    spare: Vec<KeyMap<K, F::Acc>>,
     watermark: i64,
 }
 
@@ -59,6 +62,7 @@ impl<T, K, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
             lateness,
             late,
             panes: VecDeque::new(),
+            spare: Vec::new(),
             watermark: i64::MIN,
         }
     }
@@ -183,7 +187,12 @@ where
             if (pane.end - 1).saturating_add(self.lateness) > wm {
                 break;
             }
-            self.panes.pop_front();
+            if let Some(mut pane) = self.panes.pop_front() {
+                if self.spare.len() < 2 {
+                    pane.accs.clear();
+                    self.spare.push(pane.accs);
+                }
+            }
         }
         ctx.stats().windows_fired += fired;
         self.update_state_stats(ctx);
@@ -229,7 +238,7 @@ impl<T: Data, K: Key, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, K
                     let pane = Pane {
                         end,
                         fired: false,
-                        accs: KeyMap::default(),
+                        accs: self.spare.pop().unwrap_or_default(),
                     };
                     self.panes.insert(i, pane);
                     i
