@@ -103,16 +103,37 @@ where
         let wm = self.watermark;
         let lateness = self.lateness;
         if let Windows::Tumbling { size, offset } = self.windows {
-            // One window per record: no list of windows to build.
-            for record in batch {
-                let ts = record.event_time().millis();
-                let end = ts - (ts - offset).rem_euclid(size) + size;
+            // One window per record, and in-order input puts runs of records in the same
+            // window: find the pane once per run, then update accumulators in a tight loop.
+            let end_of = |ts: i64| ts - (ts - offset).rem_euclid(size) + size;
+            let mut records = batch.into_iter().peekable();
+            while let Some(first) = records.next() {
+                let end = end_of(first.event_time().millis());
                 if (end - 1).saturating_add(lateness) <= wm {
-                    self.late(record, ctx, out);
+                    self.late(first, ctx, out);
                     continue;
                 }
-                let key = (self.key_fn)(&record);
-                self.add_to(end, key, record, ctx, out);
+                let window = self.window_of(end);
+                let at = self.pane_index(end);
+                let pane = &mut self.panes[at];
+                let func = &mut self.func;
+                let mut add = |record: T| {
+                    let key = (self.key_fn)(&record);
+                    let mut entry = match pane.accs.entry(key) {
+                        Entry::Occupied(o) => o,
+                        Entry::Vacant(v) => v.insert_entry(func.create()),
+                    };
+                    func.add(entry.get_mut(), record);
+                    if pane.fired {
+                        // A late record within the allowed lateness: emit the update now.
+                        func.emit(entry.key(), window, entry.get(), out);
+                        ctx.stats().windows_fired += 1;
+                    }
+                };
+                add(first);
+                while let Some(next) = records.next_if(|r| end_of(r.event_time().millis()) == end) {
+                    add(next);
+                }
             }
             self.update_state_stats(ctx);
             return Ok(());
@@ -218,19 +239,10 @@ impl<T: Data, K: Key, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, K
         }
     }
 
-    /// Adds `record` to window `end` of `key`; a window that already fired (a late record
-    /// within the allowed lateness) emits its updated result at once.
+    /// The index of the pane of window `end`, created if needed.
     #[inline]
-    fn add_to(
-        &mut self,
-        end: i64,
-        key: K,
-        record: T,
-        ctx: &mut TaskContext,
-        out: &mut Output<F::Out>,
-    ) {
-        let window = self.window_of(end);
-        let at = match self.panes.back() {
+    fn pane_index(&mut self, end: i64) -> usize {
+        match self.panes.back() {
             Some(p) if p.end == end => self.panes.len() - 1,
             _ => match self.panes.binary_search_by_key(&end, |p| p.end) {
                 Ok(i) => i,
@@ -244,7 +256,22 @@ impl<T: Data, K: Key, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, K
                     i
                 }
             },
-        };
+        }
+    }
+
+    /// Adds `record` to window `end` of `key`; a window that already fired (a late record
+    /// within the allowed lateness) emits its updated result at once.
+    #[inline]
+    fn add_to(
+        &mut self,
+        end: i64,
+        key: K,
+        record: T,
+        ctx: &mut TaskContext,
+        out: &mut Output<F::Out>,
+    ) {
+        let window = self.window_of(end);
+        let at = self.pane_index(end);
         let pane = &mut self.panes[at];
         let func = &mut self.func;
         let mut entry = match pane.accs.entry(key) {
