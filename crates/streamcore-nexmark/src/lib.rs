@@ -1,0 +1,1 @@
+//! The Nexmark benchmark for streamcore (work in progress).
