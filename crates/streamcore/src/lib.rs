@@ -46,6 +46,7 @@ pub mod decode;
 pub mod error;
 pub mod event;
 pub mod event_time;
+pub mod join;
 pub mod message;
 pub mod metrics;
 pub mod operator;
@@ -57,7 +58,9 @@ pub mod time;
 pub mod value;
 pub mod window;
 
-pub use api::{Job, JobConfig, KeyedStream, Stream, WindowedStream};
+pub use api::{
+    ConnectedStreams, Job, JobConfig, KeyedConnectedStreams, KeyedStream, Stream, WindowedStream,
+};
 pub use context::{DeadLetter, ErrorPolicy, OperatorStats, TaskContext, TaskInfo};
 pub use data::{Data, Key};
 pub use error::{Result, StreamError};

@@ -20,6 +20,8 @@ pub struct KeyedStream<T, K, KF> {
     /// Fixed parallelism of the keyed stage (1 for all-windows), else the job's.
     parallelism: Option<usize>,
     state_ttl: Option<i64>,
+    /// More streams feeding the same exchange (the other side of a join).
+    extra_inputs: Vec<crate::runtime::graph::Port>,
     _k: PhantomData<fn() -> K>,
 }
 
@@ -38,8 +40,15 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
             key_fn,
             parallelism,
             state_ttl: None,
+            extra_inputs: Vec::new(),
             _k: PhantomData,
         }
+    }
+
+    /// Adds `other` as a further input of the exchange (joins).
+    pub(crate) fn with_input(mut self, other: crate::runtime::graph::Port) -> Self {
+        self.extra_inputs.push(other);
+        self
     }
 
     /// Cuts each key's records into event-time windows: tumbling, sliding or session.
@@ -107,8 +116,10 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
 
     /// The hash exchange to the owners of each key's group.
     fn exchange(&self) -> Stream<T> {
+        let mut inputs = vec![self.stream.port];
+        inputs.extend(&self.extra_inputs);
         let port = self.stream.graph.borrow_mut().add_exchange::<T, K, KF>(
-            &[self.stream.port],
+            &inputs,
             "key_by",
             Some(self.key_fn.clone()),
             self.parallelism,

@@ -1,0 +1,129 @@
+//! [`ConnectedStreams`]: two streams of different types joined per key.
+
+use super::{KeyedStream, Stream};
+use crate::data::{Data, Key};
+use crate::event_time::EventTime;
+use crate::join::{Either, IntervalJoinOperator};
+use crate::window::Windows;
+use std::rc::Rc;
+
+/// Two streams to be joined: `left.connect(right)`, then `key_by` each side.
+pub struct ConnectedStreams<A, B> {
+    left: Stream<A>,
+    right: Stream<B>,
+}
+
+impl<A: Data> Stream<A> {
+    /// Pairs this stream with `other` for a join.
+    ///
+    /// # Panics
+    /// If `other` belongs to another job.
+    pub fn connect<B: Data>(self, other: Stream<B>) -> ConnectedStreams<A, B> {
+        assert!(
+            Rc::ptr_eq(&self.graph, &other.graph),
+            "connect of streams from different jobs"
+        );
+        ConnectedStreams {
+            left: self,
+            right: other,
+        }
+    }
+}
+
+impl<A: Data, B: Data> ConnectedStreams<A, B> {
+    /// Keys each side; records of both sides with equal keys meet in one parallel instance.
+    pub fn key_by<K, KA, KB>(
+        self,
+        left_key: KA,
+        right_key: KB,
+    ) -> KeyedConnectedStreams<A, B, K, impl Fn(&Either<A, B>) -> K + Clone + Send + 'static>
+    where
+        K: Key,
+        KA: Fn(&A) -> K + Clone + Send + 'static,
+        KB: Fn(&B) -> K + Clone + Send + 'static,
+    {
+        let key_fn = move |e: &Either<A, B>| match e {
+            Either::Left(a) => left_key(a),
+            Either::Right(b) => right_key(b),
+        };
+        let left = self.left.map(Either::<A, B>::Left).name("join_left");
+        let right = self.right.map(Either::<A, B>::Right).name("join_right");
+        KeyedConnectedStreams {
+            keyed: KeyedStream::new(left, key_fn).with_input(right.port),
+        }
+    }
+}
+
+/// Two keyed streams, ready to be joined.
+pub struct KeyedConnectedStreams<A, B, K, KF> {
+    keyed: KeyedStream<Either<A, B>, K, KF>,
+}
+
+impl<A, B, K, KF> KeyedConnectedStreams<A, B, K, KF>
+where
+    A: Data + EventTime,
+    B: Data + EventTime,
+    K: Key,
+    KF: Fn(&Either<A, B>) -> K + Clone + Send + 'static,
+{
+    /// Interval join: pairs every `a` and `b` of one key with
+    /// `a.ts ∈ [b.ts + lower_ms, b.ts + upper_ms]`, emitting `join(a, b)` as soon as the second
+    /// of the two arrives. Each side's records are kept only until the watermark shows that no
+    /// partner can still arrive, so state stays bounded on unbounded input. Records behind the
+    /// watermark are dropped and counted in `late_records` (as Flink does).
+    ///
+    /// ```
+    /// use streamcore::{Job, JobConfig, Timestamp, WatermarkStrategy};
+    /// let mut job = Job::new("clicks-after-views");
+    /// let views = job.from_vec("views", vec![(Timestamp(100), "ad1"), (Timestamp(900), "ad2")]);
+    /// let clicks = job.from_vec("clicks", vec![(Timestamp(150), "ad1"), (Timestamp(5_000), "ad2")]);
+    /// // A click counts if it came within 0..=1000 ms after the view.
+    /// let pairs = clicks
+    ///     .connect(views)
+    ///     .key_by(|c| c.1, |v| v.1)
+    ///     .interval_join(0, 1_000, |c, v| (c.1, c.0.millis() - v.0.millis()))
+    ///     .collect();
+    /// job.run(JobConfig::default().parallelism(2)).unwrap();
+    /// assert_eq!(pairs.take(), vec![("ad1", 50)]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `lower_ms > upper_ms`.
+    pub fn interval_join<O, F>(self, lower_ms: i64, upper_ms: i64, join: F) -> Stream<O>
+    where
+        O: Data,
+        F: FnMut(&A, &B) -> O + Clone + Send + 'static,
+    {
+        assert!(
+            lower_ms <= upper_ms,
+            "interval join needs lower <= upper ({lower_ms} > {upper_ms})"
+        );
+        self.keyed.keyed_operator("interval_join", |key_fn| {
+            IntervalJoinOperator::new(key_fn, join, lower_ms, upper_ms)
+        })
+    }
+
+    /// Window join: pairs every `a` and `b` of one key that fall in the same window (tumbling,
+    /// sliding or session — sessions are formed over both sides together), emitting
+    /// `join(a, b)` for each pair when the window fires.
+    pub fn window_join<O, F>(self, windows: Windows, join: F) -> Stream<O>
+    where
+        O: Data,
+        F: FnMut(&A, &B) -> O + Clone + Send + 'static,
+    {
+        let mut join = join;
+        self.keyed
+            .window(windows)
+            .process(move |_key, _window, records: &[Either<A, B>], out| {
+                for r in records {
+                    if let Either::Left(a) = r {
+                        for s in records {
+                            if let Either::Right(b) = s {
+                                out.emit(join(a, b));
+                            }
+                        }
+                    }
+                }
+            })
+    }
+}

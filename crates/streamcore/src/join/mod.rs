@@ -1,0 +1,35 @@
+//! Joins of two keyed streams: window joins (pairs of records with equal keys in the same
+//! tumbling, sliding or session window) and interval joins (`a.ts ∈ [b.ts + lower,
+//! b.ts + upper]`, with state dropped as the watermark passes).
+//!
+//! Two inputs reach one operator as one stream of [`Either`]: each side is wrapped, both are
+//! hash-partitioned by their key into the same stage, and the exchange's watermark is the
+//! minimum over both inputs — so a join is an ordinary keyed operator, and a window join *is* a
+//! window (with a function that pairs up the window's two sides).
+
+mod interval;
+
+pub(crate) use interval::IntervalJoinOperator;
+
+use crate::event_time::EventTime;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// A record of the left (`A`) or the right (`B`) input of a join.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Either<A, B> {
+    /// From the first input.
+    Left(A),
+    /// From the second input.
+    Right(B),
+}
+
+impl<A: EventTime, B: EventTime> EventTime for Either<A, B> {
+    #[inline]
+    fn event_time(&self) -> Timestamp {
+        match self {
+            Either::Left(a) => a.event_time(),
+            Either::Right(b) => b.event_time(),
+        }
+    }
+}
