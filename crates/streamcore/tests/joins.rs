@@ -223,3 +223,111 @@ fn interval_join_state_stays_bounded_as_the_watermark_advances() {
         "peak state {peak_bytes} bytes"
     );
 }
+
+/// A bounded source that starts emitting `records` only after `delay`.
+#[derive(Clone)]
+struct Delayed<T> {
+    records: Vec<T>,
+    delay: Duration,
+}
+
+struct DelayedReader<T> {
+    records: std::vec::IntoIter<T>,
+    start: Option<std::time::Instant>,
+    delay: Duration,
+}
+
+impl<T: streamcore::Data> streamcore::Source<T> for Delayed<T> {
+    type Reader = DelayedReader<T>;
+    fn create_readers(&mut self, p: usize) -> streamcore::Result<Vec<DelayedReader<T>>> {
+        let mut parts: Vec<Vec<T>> = (0..p).map(|_| Vec::new()).collect();
+        for (i, r) in self.records.iter().enumerate() {
+            parts[i % p].push(r.clone());
+        }
+        Ok(parts
+            .into_iter()
+            .map(|v| DelayedReader {
+                records: v.into_iter(),
+                start: None,
+                delay: self.delay,
+            })
+            .collect())
+    }
+}
+
+impl<T: streamcore::Data> streamcore::SourceReader<T> for DelayedReader<T> {
+    fn poll_batch(
+        &mut self,
+        out: &mut Vec<T>,
+        max: usize,
+        _: &mut streamcore::TaskContext,
+    ) -> streamcore::Result<streamcore::SourcePoll> {
+        if self
+            .start
+            .get_or_insert_with(std::time::Instant::now)
+            .elapsed()
+            < self.delay
+        {
+            return Ok(streamcore::SourcePoll::Idle);
+        }
+        out.extend(self.records.by_ref().take(max));
+        Ok(if self.records.len() == 0 {
+            streamcore::SourcePoll::Finished
+        } else {
+            streamcore::SourcePoll::Ready
+        })
+    }
+}
+
+#[derive(Clone)]
+struct Limits;
+
+impl streamcore::join::BroadcastProcessFunction<(u32, i64), (u32, i64)> for Limits {
+    type State = std::collections::HashMap<u32, i64>;
+    type Out = (u32, i64);
+    fn process(
+        &mut self,
+        tx: (u32, i64),
+        limits: &Self::State,
+        out: &mut streamcore::Output<(u32, i64)>,
+    ) {
+        if limits.get(&tx.0).is_some_and(|&l| tx.1 > l) {
+            out.emit(tx);
+        }
+    }
+    fn process_broadcast(
+        &mut self,
+        rule: (u32, i64),
+        limits: &mut Self::State,
+        _: &mut streamcore::Output<(u32, i64)>,
+    ) {
+        limits.insert(rule.0, rule.1);
+    }
+}
+
+#[test]
+fn broadcast_rules_reach_every_instance() {
+    for p in [1, 2, 4] {
+        let mut job = Job::new("limits");
+        let rules = job.from_vec("rules", vec![(1u32, 100i64), (2, 10)]);
+        let txs: Vec<(u32, i64)> = (0..1000)
+            .map(|i| ((i % 3) as u32, (i % 200) as i64))
+            .collect();
+        let expected = txs
+            .iter()
+            .filter(|t| (t.0 == 1 && t.1 > 100) || (t.0 == 2 && t.1 > 10))
+            .count();
+        // The transactions start after the rules have surely been broadcast.
+        let main = job.source(
+            "txs",
+            Delayed {
+                records: txs,
+                delay: Duration::from_millis(200),
+            },
+        );
+        let flagged = main.broadcast_process(rules, Limits).collect();
+        job.run(JobConfig::default().parallelism(p).batch_size(16))
+            .unwrap();
+        assert_eq!(flagged.len(), expected, "parallelism {p}");
+    }
+}

@@ -3,7 +3,7 @@
 use super::{KeyedStream, Stream};
 use crate::data::{Data, Key};
 use crate::event_time::EventTime;
-use crate::join::{Either, IntervalJoinOperator};
+use crate::join::{BroadcastOperator, BroadcastProcessFunction, Either, IntervalJoinOperator};
 use crate::window::Windows;
 use std::rc::Rc;
 
@@ -14,6 +14,73 @@ pub struct ConnectedStreams<A, B> {
 }
 
 impl<A: Data> Stream<A> {
+    /// Processes this stream with read access to state built from `broadcast`, which every
+    /// parallel instance receives in full (rules, configuration). The main stream's batches
+    /// are spread over the instances.
+    ///
+    /// ```
+    /// use streamcore::{Job, JobConfig, Output};
+    /// use streamcore::join::BroadcastProcessFunction;
+    ///
+    /// #[derive(Clone)]
+    /// struct Blocklist;
+    /// impl BroadcastProcessFunction<&'static str, &'static str> for Blocklist {
+    ///     type State = Vec<&'static str>;
+    ///     type Out = &'static str;
+    ///     fn process(&mut self, user: &'static str, blocked: &Vec<&'static str>, out: &mut Output<&'static str>) {
+    ///         if blocked.contains(&user) { out.emit(user) }
+    ///     }
+    ///     fn process_broadcast(&mut self, user: &'static str, blocked: &mut Vec<&'static str>, _: &mut Output<&'static str>) {
+    ///         blocked.push(user);
+    ///     }
+    /// }
+    ///
+    /// let mut job = Job::new("blocked-logins");
+    /// let blocklist = job.from_vec("blocklist", vec!["mallory"]);
+    /// let logins = job.from_vec("logins", vec!["alice", "mallory", "bob"]);
+    /// let hits = logins.broadcast_process(blocklist, Blocklist).collect();
+    /// let summary = job.run(JobConfig::default().parallelism(2)).unwrap();
+    /// // Which logins see the blocklist depends on arrival order across the two inputs: at
+    /// // most the one login of mallory is flagged.
+    /// assert!(hits.len() <= 1);
+    /// # let _ = summary;
+    /// ```
+    pub fn broadcast_process<R: Data, P: BroadcastProcessFunction<A, R>>(
+        self,
+        broadcast: Stream<R>,
+        f: P,
+    ) -> Stream<P::Out> {
+        assert!(
+            Rc::ptr_eq(&self.graph, &broadcast.graph),
+            "broadcast of a stream from another job"
+        );
+        let main = self.map(Either::<A, R>::Left).name("broadcast_main");
+        let side = broadcast.map(Either::<A, R>::Right).name("broadcast_side");
+        type NoKey<T> = fn(&T) -> ();
+        let port = main
+            .graph
+            .borrow_mut()
+            .add_exchange::<Either<A, R>, (), NoKey<Either<A, R>>>(
+                &[main.port],
+                &[side.port],
+                "broadcast",
+                None,
+                None,
+            );
+        let op = BroadcastOperator {
+            func: f,
+            state: P::State::default(),
+            _t: std::marker::PhantomData,
+        };
+        let port = main.graph.borrow_mut().add_operator(
+            port,
+            "broadcast_process",
+            crate::metrics::NodeKind::Operator,
+            op,
+        );
+        Stream::new(main.graph, port)
+    }
+
     /// Pairs this stream with `other` for a join.
     ///
     /// # Panics

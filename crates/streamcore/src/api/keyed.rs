@@ -120,6 +120,7 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
         inputs.extend(&self.extra_inputs);
         let port = self.stream.graph.borrow_mut().add_exchange::<T, K, KF>(
             &inputs,
+            &[],
             "key_by",
             Some(self.key_fn.clone()),
             self.parallelism,

@@ -237,6 +237,7 @@ impl<T: Data> Stream<T> {
     pub fn rebalance(self) -> Stream<T> {
         let port = self.graph.borrow_mut().add_exchange::<T, (), NoKey<T>>(
             &[self.port],
+            &[],
             "rebalance",
             None,
             None,
@@ -255,6 +256,7 @@ impl<T: Data> Stream<T> {
         );
         let port = self.graph.borrow_mut().add_exchange::<T, (), NoKey<T>>(
             &[self.port, other.port],
+            &[],
             "union",
             None,
             None,

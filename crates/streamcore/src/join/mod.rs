@@ -5,10 +5,14 @@
 //! Two inputs reach one operator as one stream of [`Either`]: each side is wrapped, both are
 //! hash-partitioned by their key into the same stage, and the exchange's watermark is the
 //! minimum over both inputs — so a join is an ordinary keyed operator, and a window join *is* a
-//! window (with a function that pairs up the window's two sides).
+//! window (with a function that pairs up the window's two sides). Broadcast state works the
+//! same way, with the broadcast side sent to every instance.
 
+mod broadcast;
 mod interval;
 
+pub(crate) use broadcast::BroadcastOperator;
+pub use broadcast::BroadcastProcessFunction;
 pub(crate) use interval::IntervalJoinOperator;
 
 use crate::event_time::EventTime;

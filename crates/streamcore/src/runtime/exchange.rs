@@ -140,6 +140,26 @@ impl<T: Data> Push<T> for RoundRobinSender<T> {
     }
 }
 
+/// Sends every batch to every downstream task (broadcast state: rules, configuration).
+pub(crate) struct BroadcastSender<T> {
+    pub(crate) outbox: Outbox<T>,
+}
+
+impl<T: Data> Push<T> for BroadcastSender<T> {
+    fn push(&mut self, batch: Vec<T>) -> Result<()> {
+        self.outbox.broadcast(Message::Data(batch))
+    }
+    fn watermark(&mut self, wm: Timestamp) -> Result<()> {
+        self.outbox.broadcast(Message::Watermark(wm))
+    }
+    fn idle(&mut self) -> Result<()> {
+        self.outbox.broadcast(Message::Idle)
+    }
+    fn end(&mut self) -> Result<()> {
+        self.outbox.broadcast(Message::End)
+    }
+}
+
 /// The head of a stage fed by an exchange: receives from all upstream tasks, merges their
 /// watermarks, and ends once every sender ended.
 pub(crate) struct ExchangeReceiver<T> {

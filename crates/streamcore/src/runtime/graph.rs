@@ -6,7 +6,7 @@
 //! instance, from the leaves of each stage up to its head.
 
 use super::control::JobControl;
-use super::exchange::{ExchangeReceiver, KeySender, Outbox, RoundRobinSender};
+use super::exchange::{BroadcastSender, ExchangeReceiver, KeySender, Outbox, RoundRobinSender};
 use super::nodes::{OperatorNode, SinkNode, SourceRunner};
 use super::push::{erase, join_consumers, ErasedPush};
 use super::TaskRunner;
@@ -326,6 +326,7 @@ impl Graph {
     pub(crate) fn add_exchange<T, K, KF>(
         &mut self,
         inputs: &[Port],
+        broadcast_inputs: &[Port],
         name: &str,
         key: Option<KF>,
         parallelism: Option<usize>,
@@ -338,7 +339,8 @@ impl Graph {
         let exchange = self.exchanges.len();
         let downstream_stage = self.stages.len();
         let mut senders = Vec::new();
-        for &input in inputs {
+        let routed = inputs.iter().map(|&p| (p, false));
+        for (input, broadcast) in routed.chain(broadcast_inputs.iter().map(|&p| (p, true))) {
             let stage = self.nodes[input.node].stage;
             let send_node = self.nodes.len();
             let build: BuildFn = {
@@ -365,6 +367,7 @@ impl Graph {
                         queues,
                     };
                     let push: Box<dyn super::push::Push<T>> = match &key {
+                        _ if broadcast => Box::new(BroadcastSender { outbox }),
                         Some(key_fn) => Box::new(KeySender {
                             buffers: (0..outbox.queues.len()).map(|_| Vec::new()).collect(),
                             outbox,
