@@ -331,3 +331,71 @@ fn broadcast_rules_reach_every_instance() {
         assert_eq!(flagged.len(), expected, "parallelism {p}");
     }
 }
+
+type Row = (Option<u32>, Option<u32>);
+
+fn reference_regular(
+    left: &[(u8, u32)],
+    right: &[(u8, u32)],
+    kind: streamcore::join::JoinType,
+) -> Vec<Row> {
+    use streamcore::join::JoinType::*;
+    let mut rows = Vec::new();
+    for a in left {
+        let partners: Vec<_> = right.iter().filter(|b| b.0 == a.0).collect();
+        for b in &partners {
+            rows.push((Some(a.1), Some(b.1)));
+        }
+        if partners.is_empty() && matches!(kind, Left | Full) {
+            rows.push((Some(a.1), None));
+        }
+    }
+    for b in right {
+        if !left.iter().any(|a| a.0 == b.0) && matches!(kind, Right | Full) {
+            rows.push((None, Some(b.1)));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn regular_join_changelog_applies_to_the_nested_loop_result(
+        left in prop::collection::vec((0u8..5, 0u32..1000), 0..40),
+        right in prop::collection::vec((0u8..5, 1000u32..2000), 0..40),
+        kind in prop::sample::select(vec![
+            streamcore::join::JoinType::Inner,
+            streamcore::join::JoinType::Left,
+            streamcore::join::JoinType::Right,
+            streamcore::join::JoinType::Full,
+        ]),
+        p in 1usize..=4,
+        batch in prop::sample::select(vec![1usize, 3, 1024]),
+    ) {
+        let mut job = Job::new("regular");
+        let changes = job
+            .from_vec("left", left.clone())
+            .connect(job.from_vec("right", right.clone()))
+            .key_by(|a| a.0, |b| b.0)
+            .join(kind, |a, b| (a.map(|a| a.1), b.map(|b| b.1)))
+            .collect();
+        job.run(JobConfig::default().parallelism(p).batch_size(batch)).unwrap();
+        // Apply the changelog in order per key (a key's changes come from one instance, in order).
+        let mut table: Vec<Row> = Vec::new();
+        for change in changes.take() {
+            match change {
+                streamcore::join::Change::Insert(r) => table.push(r),
+                streamcore::join::Change::Delete(r) => {
+                    let at = table.iter().position(|x| *x == r);
+                    prop_assert!(at.is_some(), "deleted a row never inserted: {:?}", r);
+                    table.swap_remove(at.unwrap());
+                }
+            }
+        }
+        table.sort();
+        prop_assert_eq!(table, reference_regular(&left, &right, kind));
+    }
+}

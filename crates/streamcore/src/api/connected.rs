@@ -3,7 +3,10 @@
 use super::{KeyedStream, Stream};
 use crate::data::{Data, Key};
 use crate::event_time::EventTime;
-use crate::join::{BroadcastOperator, BroadcastProcessFunction, Either, IntervalJoinOperator};
+use crate::join::{
+    BroadcastOperator, BroadcastProcessFunction, Change, Either, IntervalJoinOperator, JoinType,
+    RegularJoin,
+};
 use crate::window::Windows;
 use std::rc::Rc;
 
@@ -124,6 +127,61 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
 /// Two keyed streams, ready to be joined.
 pub struct KeyedConnectedStreams<A, B, K, KF> {
     keyed: KeyedStream<Either<A, B>, K, KF>,
+}
+
+impl<A, B, K, KF> KeyedConnectedStreams<A, B, K, KF>
+where
+    A: Data,
+    B: Data,
+    K: Key,
+    KF: Fn(&Either<A, B>) -> K + Clone + Send + 'static,
+{
+    /// Drops a key's regular-join state once the key was untouched for `ttl` (wall clock).
+    pub fn state_ttl(self, ttl: std::time::Duration) -> Self {
+        KeyedConnectedStreams {
+            keyed: self.keyed.state_ttl(ttl),
+        }
+    }
+
+    /// Regular join over the whole (unbounded) inputs: every pair of rows with equal keys,
+    /// plus — for outer joins — unmatched rows padded with `None`. The result is a changelog:
+    /// a padded row is withdrawn (`Change::Delete`) when its first partner arrives. State grows
+    /// with the number of rows per key unless `state_ttl` bounds it.
+    ///
+    /// ```
+    /// use streamcore::{Job, JobConfig};
+    /// use streamcore::join::{Change, JoinType};
+    /// let mut job = Job::new("orders-payments");
+    /// let orders = job.from_vec("orders", vec![(1u32, "book")]);
+    /// let payments = job.from_vec("payments", vec![(1u32, 12i64)]);
+    /// let rows = orders
+    ///     .connect(payments)
+    ///     .key_by(|o| o.0, |p| p.0)
+    ///     .join(JoinType::Left, |o, p| (o.map(|o| o.1), p.map(|p| p.1)))
+    ///     .collect();
+    /// job.run(JobConfig::default().parallelism(1)).unwrap();
+    /// let rows = rows.take();
+    /// // Whichever side came first, the final table is the one matched row.
+    /// let mut table: Vec<_> = Vec::new();
+    /// for c in rows {
+    ///     match c {
+    ///         Change::Insert(r) => table.push(r),
+    ///         Change::Delete(r) => table.retain(|x| *x != r),
+    ///     }
+    /// }
+    /// assert_eq!(table, vec![(Some("book"), Some(12))]);
+    /// ```
+    pub fn join<O, F>(self, kind: JoinType, join: F) -> Stream<Change<O>>
+    where
+        O: Data,
+        F: FnMut(Option<&A>, Option<&B>) -> O + Clone + Send + 'static,
+    {
+        self.keyed.process(RegularJoin {
+            kind,
+            join,
+            _t: std::marker::PhantomData,
+        })
+    }
 }
 
 impl<A, B, K, KF> KeyedConnectedStreams<A, B, K, KF>

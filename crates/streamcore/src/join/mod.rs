@@ -10,10 +10,13 @@
 
 mod broadcast;
 mod interval;
+mod regular;
 
 pub(crate) use broadcast::BroadcastOperator;
 pub use broadcast::BroadcastProcessFunction;
 pub(crate) use interval::IntervalJoinOperator;
+pub(crate) use regular::RegularJoin;
+pub use regular::{Change, JoinState, JoinType};
 
 use crate::event_time::EventTime;
 use crate::time::Timestamp;
