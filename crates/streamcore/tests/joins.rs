@@ -399,3 +399,55 @@ proptest! {
         prop_assert_eq!(table, reference_regular(&left, &right, kind));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    #[test]
+    fn temporal_join_sees_the_version_current_at_each_probe(
+        changes in records(40, 30),
+        probes in records(40, 30),
+        deletes in prop::collection::vec(any::<bool>(), 40),
+        p in 1usize..=4,
+        batch in prop::sample::select(vec![1usize, 4, 1024]),
+    ) {
+        use streamcore::join::Change;
+        // Version times unique per key (a tie would make "the current version" ambiguous).
+        let mut seen = std::collections::HashSet::new();
+        let table: Vec<Change<Rec>> = changes
+            .into_iter()
+            .zip(deletes)
+            .filter(|(c, _)| seen.insert((c.0, c.1)))
+            .map(|(c, del)| if del { Change::Delete(c) } else { Change::Insert(c) })
+            .collect();
+        let strategy = WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(30));
+        let mut job = Job::new("temporal");
+        let out = job
+            .from_vec("probes", probes.clone())
+            .with_watermarks(strategy)
+            .connect(job.from_vec("table", table.clone()).with_watermarks(strategy))
+            .key_by(|p| p.1, |c| c.row().1)
+            .temporal_join(|p, v| (p.2, v.map(|v| v.2)))
+            .collect();
+        let summary = job.run(JobConfig::default().parallelism(p).batch_size(batch)).unwrap();
+        prop_assert_eq!(summary.events_late, 0);
+        let mut got = out.take();
+        got.sort();
+        let mut expected: Vec<(u32, Option<u32>)> = probes
+            .iter()
+            .map(|pr| {
+                let current = table
+                    .iter()
+                    .filter(|c| c.row().1 == pr.1 && c.row().0 <= pr.0)
+                    .max_by_key(|c| c.row().0);
+                let version = match current {
+                    Some(Change::Insert(r)) => Some(r.2),
+                    _ => None,
+                };
+                (pr.2, version)
+            })
+            .collect();
+        expected.sort();
+        prop_assert_eq!(got, expected);
+    }
+}

@@ -5,7 +5,7 @@ use crate::data::{Data, Key};
 use crate::event_time::EventTime;
 use crate::join::{
     BroadcastOperator, BroadcastProcessFunction, Change, Either, IntervalJoinOperator, JoinType,
-    RegularJoin,
+    RegularJoin, TemporalJoinOperator,
 };
 use crate::window::Windows;
 use std::rc::Rc;
@@ -250,5 +250,50 @@ where
                     }
                 }
             })
+    }
+}
+
+impl<A, B, K, KF> KeyedConnectedStreams<A, Change<B>, K, KF>
+where
+    A: Data + EventTime,
+    B: Data + EventTime,
+    K: Key,
+    KF: Fn(&Either<A, Change<B>>) -> K + Clone + Send + 'static,
+{
+    /// Event-time temporal join: each probe record (left) joins the version of the table
+    /// (right: a changelog keyed by primary key, each change versioned by its event time; a
+    /// `Delete` removes the row) that was current at the probe's timestamp — `None` if the key
+    /// had no row then. Probes are emitted once the watermark passes them; older table versions
+    /// are dropped as the watermark advances. Probes behind the watermark are late: dropped and
+    /// counted.
+    ///
+    /// ```
+    /// use streamcore::{Job, JobConfig, Timestamp, WatermarkStrategy};
+    /// use streamcore::join::Change;
+    /// let mut job = Job::new("rates");
+    /// // (time, currency, rate in cents) versions, and (time, currency, amount) orders.
+    /// let rates = job.from_vec("rates", vec![
+    ///     Change::Insert((Timestamp(0), "EUR", 110)),
+    ///     Change::Insert((Timestamp(100), "EUR", 120)),
+    /// ]);
+    /// let orders = job.from_vec("orders", vec![(Timestamp(50), "EUR", 2), (Timestamp(150), "EUR", 3)]);
+    /// let priced = orders
+    ///     .connect(rates)
+    ///     .key_by(|o| o.1, |r| r.row().1)
+    ///     .temporal_join(|o, r| (o.0.millis(), r.map(|r| r.2 * o.2)))
+    ///     .collect();
+    /// job.run(JobConfig::default().parallelism(1)).unwrap();
+    /// let mut v = priced.take();
+    /// v.sort();
+    /// assert_eq!(v, vec![(50, Some(220)), (150, Some(360))]);
+    /// ```
+    pub fn temporal_join<O, F>(self, join: F) -> Stream<O>
+    where
+        O: Data,
+        F: FnMut(&A, Option<&B>) -> O + Clone + Send + 'static,
+    {
+        self.keyed.keyed_operator("temporal_join", |key_fn| {
+            TemporalJoinOperator::new(key_fn, join)
+        })
     }
 }

@@ -11,12 +11,21 @@
 mod broadcast;
 mod interval;
 mod regular;
+mod temporal;
 
 pub(crate) use broadcast::BroadcastOperator;
 pub use broadcast::BroadcastProcessFunction;
 pub(crate) use interval::IntervalJoinOperator;
 pub(crate) use regular::RegularJoin;
 pub use regular::{Change, JoinState, JoinType};
+pub(crate) use temporal::TemporalJoinOperator;
+
+impl<T: EventTime> EventTime for Change<T> {
+    #[inline]
+    fn event_time(&self) -> Timestamp {
+        self.row().event_time()
+    }
+}
 
 use crate::event_time::EventTime;
 use crate::time::Timestamp;

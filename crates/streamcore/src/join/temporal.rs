@@ -1,0 +1,156 @@
+//! The event-time temporal join: probe records join the version of a changelog table (keyed by
+//! primary key, versioned by event time) that was current at the probe's own timestamp.
+//! Probes wait until the watermark passes them — only then are all versions up to their time
+//! known — and table versions older than the one current at the watermark are dropped.
+
+use super::{Change, Either};
+use crate::context::TaskContext;
+use crate::data::{Data, Key};
+use crate::error::Result;
+use crate::event_time::EventTime;
+use crate::operator::{Operator, Output};
+use crate::time::Timestamp;
+use std::collections::BTreeMap;
+
+type KeyMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
+
+struct KeyState<A, B> {
+    /// Table versions by event time; `None` is a deletion.
+    versions: BTreeMap<i64, Option<B>>,
+    /// Probes waiting for the watermark, by event time.
+    probes: BTreeMap<i64, Vec<A>>,
+}
+
+impl<A, B> Default for KeyState<A, B> {
+    fn default() -> Self {
+        KeyState {
+            versions: BTreeMap::new(),
+            probes: BTreeMap::new(),
+        }
+    }
+}
+
+pub(crate) struct TemporalJoinOperator<A, B, K, KF, F> {
+    key_fn: KF,
+    join: F,
+    state: KeyMap<K, KeyState<A, B>>,
+    /// Keys with probes due at a time.
+    due: BTreeMap<i64, Vec<K>>,
+    watermark: i64,
+}
+
+impl<A, B, K, KF: Clone, F: Clone> Clone for TemporalJoinOperator<A, B, K, KF, F> {
+    fn clone(&self) -> Self {
+        TemporalJoinOperator::new(self.key_fn.clone(), self.join.clone())
+    }
+}
+
+impl<A, B, K, KF, F> TemporalJoinOperator<A, B, K, KF, F> {
+    pub(crate) fn new(key_fn: KF, join: F) -> Self {
+        TemporalJoinOperator {
+            key_fn,
+            join,
+            state: KeyMap::default(),
+            due: BTreeMap::new(),
+            watermark: i64::MIN,
+        }
+    }
+}
+
+impl<A, B, K, O, KF, F> Operator for TemporalJoinOperator<A, B, K, KF, F>
+where
+    A: Data + EventTime,
+    B: Data + EventTime,
+    K: Key,
+    O: Data,
+    KF: Fn(&Either<A, Change<B>>) -> K + Clone + Send + 'static,
+    F: FnMut(&A, Option<&B>) -> O + Clone + Send + 'static,
+{
+    type In = Either<A, Change<B>>;
+    type Out = O;
+
+    fn process_batch(
+        &mut self,
+        batch: Vec<Self::In>,
+        ctx: &mut TaskContext,
+        _out: &mut Output<O>,
+    ) -> Result<()> {
+        for record in batch {
+            let key = (self.key_fn)(&record);
+            match record {
+                Either::Left(probe) => {
+                    let ts = probe.event_time().millis();
+                    if ts <= self.watermark {
+                        // Versions as of that time may already be pruned: late, dropped.
+                        ctx.stats().late_records += 1;
+                        continue;
+                    }
+                    let state = self.state.entry(key.clone()).or_default();
+                    state.probes.entry(ts).or_default().push(probe);
+                    self.due.entry(ts).or_default().push(key);
+                }
+                Either::Right(change) => {
+                    let (ts, version) = match change {
+                        Change::Insert(b) => (b.event_time().millis(), Some(b)),
+                        Change::Delete(b) => (b.event_time().millis(), None),
+                    };
+                    self.state
+                        .entry(key)
+                        .or_default()
+                        .versions
+                        .insert(ts, version);
+                }
+            }
+        }
+        self.publish(ctx);
+        Ok(())
+    }
+
+    fn on_watermark(
+        &mut self,
+        watermark: Timestamp,
+        ctx: &mut TaskContext,
+        out: &mut Output<O>,
+    ) -> Result<Option<Timestamp>> {
+        let wm = watermark.millis();
+        self.watermark = wm;
+        while let Some(entry) = self.due.first_entry() {
+            if *entry.key() > wm {
+                break;
+            }
+            for key in entry.remove() {
+                let Some(state) = self.state.get_mut(&key) else {
+                    continue;
+                };
+                let later = state.probes.split_off(&wm.saturating_add(1));
+                for (ts, probes) in std::mem::replace(&mut state.probes, later) {
+                    let version = state
+                        .versions
+                        .range(..=ts)
+                        .next_back()
+                        .and_then(|(_, v)| v.as_ref());
+                    for probe in &probes {
+                        out.emit((self.join)(probe, version));
+                    }
+                }
+            }
+        }
+        // Versions older than the one current at the watermark can no longer be seen.
+        for state in self.state.values_mut() {
+            if let Some((&current, _)) = state.versions.range(..=wm).next_back() {
+                state.versions = state.versions.split_off(&current);
+            }
+        }
+        self.publish(ctx);
+        Ok(Some(watermark))
+    }
+}
+
+impl<A, B, K, KF, F> TemporalJoinOperator<A, B, K, KF, F> {
+    fn publish(&self, ctx: &mut TaskContext) {
+        let stats = ctx.stats();
+        stats.state_keys = self.state.len() as u64;
+        let versions: usize = self.state.values().map(|s| s.versions.len()).sum();
+        stats.state_bytes = (versions * (std::mem::size_of::<B>() + 24)) as u64;
+    }
+}
