@@ -40,6 +40,7 @@
 //! ```
 
 pub mod api;
+pub mod cep;
 pub mod context;
 pub mod data;
 pub mod decode;

@@ -2,10 +2,12 @@
 
 use super::windowed::WindowKind;
 use super::{Stream, WindowedStream};
+use crate::cep::{CepOperator, Match, Pattern};
 use crate::data::{Data, Key};
 use crate::event_time::EventTime;
 use crate::metrics::NodeKind;
 use crate::operator::Operator;
+use crate::operator::OutputTag;
 use crate::operator::{KeyedAggregate, KeyedReduce};
 use crate::state::{KeyedProcessFunction, KeyedProcessOperator};
 use crate::window::{CountTrigger, Trigger, Windows};
@@ -97,6 +99,40 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
     pub fn state_ttl(mut self, ttl: Duration) -> Self {
         self.state_ttl = Some(ttl.as_millis().min(i64::MAX as u128) as i64);
         self
+    }
+
+    /// Finds `pattern` in each key's events, in event-time order.
+    ///
+    /// # Panics
+    /// If the pattern is invalid (see [`Pattern::validate`]).
+    pub fn pattern(self, pattern: Pattern<T>) -> Stream<Match<T>>
+    where
+        T: EventTime,
+    {
+        self.pattern_with_timeouts(pattern, None)
+    }
+
+    /// Like [`KeyedStream::pattern`], sending partial matches that time out (see
+    /// [`Pattern::within`]) to the side output `timeouts`.
+    pub fn pattern_with_timeouts(
+        self,
+        pattern: Pattern<T>,
+        timeouts: Option<&OutputTag<Match<T>>>,
+    ) -> Stream<Match<T>>
+    where
+        T: EventTime,
+    {
+        if let Err(e) = pattern.validate() {
+            panic!("invalid pattern: {e}");
+        }
+        let tag = timeouts.cloned();
+        let stream = self.keyed_operator("cep", |key_fn| {
+            CepOperator::new(key_fn, pattern, tag.clone())
+        });
+        if let Some(tag) = &tag {
+            let _ = stream.side_output(tag);
+        }
+        stream
     }
 
     /// Adds a keyed operator (behind the hash exchange) built with this stream's key function.

@@ -1,0 +1,172 @@
+//! The CEP operator: per key, events buffered by event time until the watermark passes them,
+//! then fed to the key's matcher in order.
+
+use super::nfa::{KeyMatcher, Outcome};
+use super::{Match, Pattern};
+use crate::context::TaskContext;
+use crate::data::{Data, Key};
+use crate::error::Result;
+use crate::event_time::EventTime;
+use crate::operator::{Operator, Output, OutputTag};
+use crate::time::Timestamp;
+use std::collections::BTreeMap;
+
+type KeyMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
+
+struct KeyState<T> {
+    /// Events not yet passed by the watermark: (time, arrival) → event.
+    pending: BTreeMap<(i64, u64), T>,
+    matcher: KeyMatcher<T>,
+}
+
+impl<T> Default for KeyState<T> {
+    fn default() -> Self {
+        KeyState {
+            pending: BTreeMap::new(),
+            matcher: KeyMatcher::default(),
+        }
+    }
+}
+
+pub(crate) struct CepOperator<T, K, KF> {
+    key_fn: KF,
+    pattern: Pattern<T>,
+    timeouts: Option<OutputTag<Match<T>>>,
+    state: KeyMap<K, KeyState<T>>,
+    /// Keys with something to do at a time: pending events to feed, or a deadline.
+    timers: BTreeMap<i64, Vec<K>>,
+    watermark: i64,
+    arrivals: u64,
+}
+
+impl<T: Clone, K, KF: Clone> Clone for CepOperator<T, K, KF> {
+    fn clone(&self) -> Self {
+        CepOperator::new(
+            self.key_fn.clone(),
+            self.pattern.clone(),
+            self.timeouts.clone(),
+        )
+    }
+}
+
+impl<T, K, KF> CepOperator<T, K, KF> {
+    pub(crate) fn new(
+        key_fn: KF,
+        pattern: Pattern<T>,
+        timeouts: Option<OutputTag<Match<T>>>,
+    ) -> Self {
+        CepOperator {
+            key_fn,
+            pattern,
+            timeouts,
+            state: KeyMap::default(),
+            timers: BTreeMap::new(),
+            watermark: i64::MIN,
+            arrivals: 0,
+        }
+    }
+}
+
+impl<T, K, KF> Operator for CepOperator<T, K, KF>
+where
+    T: Data + EventTime,
+    K: Key,
+    KF: Fn(&T) -> K + Clone + Send + 'static,
+{
+    type In = T;
+    type Out = Match<T>;
+
+    fn process_batch(
+        &mut self,
+        batch: Vec<T>,
+        ctx: &mut TaskContext,
+        _out: &mut Output<Match<T>>,
+    ) -> Result<()> {
+        for event in batch {
+            let ts = event.event_time().millis();
+            if ts <= self.watermark {
+                // Its place in the order has passed: matching it now would break the promise
+                // that out-of-order input matches like sorted input.
+                ctx.stats().late_records += 1;
+                continue;
+            }
+            let key = (self.key_fn)(&event);
+            self.arrivals += 1;
+            self.state
+                .entry(key.clone())
+                .or_default()
+                .pending
+                .insert((ts, self.arrivals), event);
+            self.timers.entry(ts).or_default().push(key);
+        }
+        self.publish(ctx);
+        Ok(())
+    }
+
+    fn on_watermark(
+        &mut self,
+        watermark: Timestamp,
+        ctx: &mut TaskContext,
+        out: &mut Output<Match<T>>,
+    ) -> Result<Option<Timestamp>> {
+        let wm = watermark.millis();
+        self.watermark = wm;
+        let want_timeouts = self.timeouts.is_some();
+        while let Some(entry) = self.timers.first_entry() {
+            if *entry.key() > wm {
+                break;
+            }
+            for key in entry.remove() {
+                let Some(state) = self.state.get_mut(&key) else {
+                    continue;
+                };
+                let mut outcome = Outcome::default();
+                let later = state.pending.split_off(&(wm.saturating_add(1), 0));
+                for ((ts, _), event) in std::mem::replace(&mut state.pending, later) {
+                    state
+                        .matcher
+                        .feed(event, ts, &self.pattern, &mut outcome, want_timeouts);
+                }
+                // Nothing at or before the watermark will come: runs past their deadline end.
+                state
+                    .matcher
+                    .expire(wm, &self.pattern, &mut outcome, want_timeouts);
+                if let Some(deadline) = state.matcher.next_deadline(self.pattern.within) {
+                    self.timers
+                        .entry(deadline.saturating_add(1))
+                        .or_default()
+                        .push(key.clone());
+                }
+                for m in outcome.matches {
+                    out.emit(m);
+                }
+                if let Some(tag) = &self.timeouts {
+                    for t in outcome.timeouts {
+                        out.side(tag, t);
+                    }
+                }
+                if state.matcher.is_empty() && state.pending.is_empty() {
+                    self.state.remove(&key);
+                }
+            }
+        }
+        self.publish(ctx);
+        Ok(Some(watermark))
+    }
+}
+
+impl<T, K, KF> CepOperator<T, K, KF>
+where
+    T: Data,
+{
+    fn publish(&self, ctx: &mut TaskContext) {
+        let events: usize = self
+            .state
+            .values()
+            .map(|s| s.pending.len() + s.matcher.buffered())
+            .sum();
+        let stats = ctx.stats();
+        stats.state_keys = self.state.len() as u64;
+        stats.state_bytes = (events * (std::mem::size_of::<T>() + 16)) as u64;
+    }
+}
