@@ -7,7 +7,9 @@
 //! - `event`: the demo pipeline (filter amount > 100, enrich) on `Event` values, P = 1 and 2;
 //! - `event-loop`: the demo work on `Event` values as a plain loop;
 //! - `window`: keyed 10-second tumbling windows, count and sum per key, 10,000 keys, P = 1, 2;
-//! - `window-loop`: the same aggregation with one hash map in a plain loop.
+//! - `window-loop`: the same aggregation with one hash map in a plain loop;
+//! - `interval-join`: a ±5 ms interval join of two sides of one generated stream, 1,000 keys;
+//! - `cep`: the fraud pattern (`streamcore patterns fraud`) over card events.
 
 use crate::demo::{enrich, is_high_value, now_secs, pipeline};
 use clap::Args;
@@ -234,6 +236,49 @@ fn window_loop(n: u64) -> u64 {
     results
 }
 
+/// The `interval-join` scenario: one generated stream split into two sides (so neither side
+/// runs ahead), 1,000 keys, each record joined with the other side's records of its key within
+/// ±5 ms.
+fn interval_join_job(n: u64, p: usize) -> u64 {
+    let sink = CountingSink::new();
+    let mut job = Job::new("bench-interval-join");
+    let both = job
+        .source(
+            "ticks",
+            Generator::new(|i| {
+                (
+                    Timestamp((i / 10) as i64),
+                    (i.wrapping_mul(7919) % 1000) as u32,
+                    i % 2 == 0,
+                )
+            })
+            .bounded(n),
+        )
+        .with_watermarks(WatermarkStrategy::monotonous());
+    let left = both.clone().filter(|r| r.2);
+    let right = both.filter(|r| !r.2);
+    left.connect(right)
+        .key_by(|a| a.1, |b| b.1)
+        .interval_join(-5, 5, |a, b| (a.1, a.0, b.0))
+        .sink(sink.clone());
+    let config = JobConfig::default()
+        .parallelism(p)
+        .watermark_interval(Duration::from_millis(10));
+    job.run(config).expect("bench job runs");
+    sink.count()
+}
+
+/// The `cep` scenario: the fraud pattern (3 big transactions within 10 minutes, not followed by
+/// a verification) over card events.
+fn cep_job(n: u64, p: usize) -> u64 {
+    let sink = CountingSink::new();
+    let mut job = Job::new("bench-cep");
+    crate::patterns::fraud_job(&mut job, n).sink(sink.clone());
+    job.run(JobConfig::default().parallelism(p))
+        .expect("bench job runs");
+    sink.count()
+}
+
 #[derive(Serialize)]
 struct Scenario {
     name: &'static str,
@@ -261,7 +306,7 @@ type Runner = fn(u64) -> u64;
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let n = args.events;
-    let all: [(&'static str, Runner); 9] = [
+    let all: [(&'static str, Runner); 11] = [
         ("typed P=1", |n| typed_job(n, 1)),
         ("typed P=2", |n| typed_job(n, 2)),
         ("typed-loop", typed_loop),
@@ -271,6 +316,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         ("window P=1", |n| window_job(n, 1)),
         ("window P=2", |n| window_job(n, 2)),
         ("window-loop", window_loop),
+        ("interval-join P=1", |n| interval_join_job(n, 1)),
+        ("cep P=1", |n| cep_job(n, 1)),
     ];
     let scenarios: Vec<_> = all
         .into_iter()
@@ -284,7 +331,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .iter()
         .any(|(name, _)| name.starts_with("window"))
         .then(|| window_loop(n));
+    let reference_outputs = |name: &str, n: u64| match name {
+        // Computed once per size by a first, unmeasured run (the outputs are deterministic).
+        "interval-join P=1" => interval_join_job(n, 1),
+        "cep P=1" => cep_job(n, 1),
+        _ => 0,
+    };
+    let joins: Vec<(&str, u64)> = scenarios
+        .iter()
+        .filter(|(name, _)| name.starts_with("interval") || name.starts_with("cep"))
+        .map(|(name, _)| (*name, reference_outputs(name, n)))
+        .collect();
     let expected = |name: &str, n: u64| match window_results {
+        _ if joins.iter().any(|(j, _)| *j == name) => {
+            joins.iter().find(|(j, _)| *j == name).map_or(0, |j| j.1)
+        }
         Some(w) if name.starts_with("window") => w,
         _ => (n / 20) * 17 + (0..n % 20).filter(|i| 50 + 25 * i > 100).count() as u64,
     };

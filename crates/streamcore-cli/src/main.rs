@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod patterns;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +32,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure the engine against a hand-written loop (see docs/benchmarks.md).
     Bench(bench::BenchArgs),
+    /// Run a join or pattern-detection example (fraud, login, enrichment) on generated events.
+    Patterns(patterns::PatternArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Patterns(args) => patterns::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -288,6 +288,11 @@ fn help_documents_every_flag() {
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
+    let out = streamcore(&["patterns", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in ["fraud", "login", "enrichment", "--events", "--parallelism"] {
+        assert!(help.contains(word), "{word} missing from:\n{help}");
+    }
     let out = streamcore(&["bench", "--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
     for flag in ["--events", "--runs", "--only", "--json"] {
@@ -304,7 +309,7 @@ fn bench_runs_and_checks_its_outputs() {
         String::from_utf8_lossy(&out.stderr)
     );
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r["scenarios"].as_array().unwrap().len(), 9);
+    assert_eq!(r["scenarios"].as_array().unwrap().len(), 11);
 }
 
 /// The window results of a `--windows` run, without the enriched events, sorted.
@@ -369,4 +374,19 @@ fn windows_demo_counts_every_event_once_per_window_kind_at_any_parallelism() {
         }
     }
     assert_eq!(one, window_results("2"));
+}
+
+#[test]
+fn patterns_fraud_prints_alerts() {
+    let out = streamcore(&["patterns", "fraud", "--events", "200000", "-p", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alerts = lines(&out.stdout);
+    assert_eq!(alerts.len(), 50);
+    assert!(alerts
+        .iter()
+        .all(|a| a["amounts"].as_array().unwrap().len() == 3));
 }
