@@ -28,7 +28,9 @@ fn main() -> Result<(), streamcore::StreamError> {
     let big = |e: &Event| e.get_f64("amount").is_some_and(|a| a > 900.0);
     let mut job = Job::new("fraud-alerts");
     job.source("transactions", generator.source())
-        .with_watermarks(WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(200)))
+        .with_watermarks(WatermarkStrategy::bounded_out_of_orderness(
+            Duration::from_millis(200),
+        ))
         .key_by(|e| e.partition_key.clone())
         .pattern(
             Pattern::begin("big", big)
