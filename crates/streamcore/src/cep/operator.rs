@@ -14,15 +14,22 @@ use std::collections::BTreeMap;
 type KeyMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 
 struct KeyState<T> {
-    /// Events not yet passed by the watermark: (time, arrival) → event.
-    pending: BTreeMap<(i64, u64), T>,
+    /// Events not yet passed by the watermark, in arrival order: (time, arrival, event).
+    pending: Vec<(i64, u64, T)>,
+    /// Whether `pending` is in (time, arrival) order — true for in-order input, so the sort
+    /// before feeding is skipped.
+    sorted: bool,
+    /// The time of the timer this key has registered, if any (one at a time).
+    timer: Option<i64>,
     matcher: KeyMatcher<T>,
 }
 
 impl<T> Default for KeyState<T> {
     fn default() -> Self {
         KeyState {
-            pending: BTreeMap::new(),
+            pending: Vec::new(),
+            sorted: true,
+            timer: None,
             matcher: KeyMatcher::default(),
         }
     }
@@ -92,12 +99,15 @@ where
             }
             let key = (self.key_fn)(&event);
             self.arrivals += 1;
-            self.state
-                .entry(key.clone())
-                .or_default()
-                .pending
-                .insert((ts, self.arrivals), event);
-            self.timers.entry(ts).or_default().push(key);
+            let state = self.state.entry(key.clone()).or_default();
+            if state.pending.last().is_some_and(|last| last.0 > ts) {
+                state.sorted = false;
+            }
+            state.pending.push((ts, self.arrivals, event));
+            if state.timer.is_none_or(|t| t > ts) {
+                state.timer = Some(ts);
+                self.timers.entry(ts).or_default().push(key);
+            }
         }
         self.publish(ctx);
         Ok(())
@@ -120,9 +130,17 @@ where
                 let Some(state) = self.state.get_mut(&key) else {
                     continue;
                 };
+                if state.timer.is_some_and(|t| t > wm) {
+                    continue; // a stale entry: the key's timer moved
+                }
+                state.timer = None;
                 let mut outcome = Outcome::default();
-                let later = state.pending.split_off(&(wm.saturating_add(1), 0));
-                for ((ts, _), event) in std::mem::replace(&mut state.pending, later) {
+                if !state.sorted {
+                    state.pending.sort_by_key(|p| (p.0, p.1));
+                    state.sorted = true;
+                }
+                let due = state.pending.partition_point(|p| p.0 <= wm);
+                for (ts, _, event) in state.pending.drain(..due) {
                     state
                         .matcher
                         .feed(event, ts, &self.pattern, &mut outcome, want_timeouts);
@@ -131,11 +149,14 @@ where
                 state
                     .matcher
                     .expire(wm, &self.pattern, &mut outcome, want_timeouts);
-                if let Some(deadline) = state.matcher.next_deadline(self.pattern.within) {
-                    self.timers
-                        .entry(deadline.saturating_add(1))
-                        .or_default()
-                        .push(key.clone());
+                let next_pending = state.pending.first().map(|p| p.0);
+                let deadline = state
+                    .matcher
+                    .next_deadline(self.pattern.within)
+                    .map(|d| d.saturating_add(1));
+                if let Some(t) = [next_pending, deadline].into_iter().flatten().min() {
+                    state.timer = Some(t);
+                    self.timers.entry(t).or_default().push(key.clone());
                 }
                 for m in outcome.matches {
                     out.emit(m);
