@@ -1,1 +1,40 @@
-//! The Nexmark benchmark for streamcore (work in progress).
+//! # streamcore-nexmark
+//!
+//! The Nexmark benchmark for streamcore. So far: the event generator, following
+//! `SPEC.md` (Beam's design, with nexmark/nexmark's `channel`/`url` bid fields).
+//!
+//! - [`model`]: the typed records [`Person`], [`Auction`], [`Bid`] and [`NexmarkEvent`].
+//! - [`config`]: [`GeneratorConfig`], every knob, with Beam's defaults.
+//! - [`rng`]: the per-event random stream (SplitMix64 seeded from the seed and event id).
+//! - [`generator`]: [`NexmarkGenerator`], a pure function from event number to event.
+//! - [`source`]: [`NexmarkSource`], the generator as a parallel streamcore source.
+//! - [`json`]: the Flink benchmark's nested JSON-lines layout, written and parsed by hand.
+//!
+//! ```
+//! use streamcore::{Job, JobConfig};
+//! use streamcore_nexmark::{GeneratorConfig, NexmarkEvent, NexmarkSource};
+//!
+//! let config = GeneratorConfig { events: Some(5_000), seed: 42, ..Default::default() };
+//! let source = NexmarkSource::<NexmarkEvent>::new(config).unwrap();
+//! let mut job = Job::new("nexmark");
+//! let bids = job
+//!     .source("nexmark", source)
+//!     .filter(|e| matches!(e, NexmarkEvent::Bid(_)))
+//!     .collect();
+//! job.run(JobConfig::default().parallelism(2)).unwrap();
+//! assert_eq!(bids.len(), 4_600);
+//! ```
+
+pub mod config;
+pub mod generator;
+pub mod json;
+pub mod model;
+pub mod rng;
+pub mod source;
+mod strings;
+
+pub use config::{ConfigError, GeneratorConfig};
+pub use generator::NexmarkGenerator;
+pub use model::{Auction, Bid, EventKind, NexmarkEvent, Person};
+pub use source::{NexmarkReader, NexmarkRecord, NexmarkSource};
+pub use strings::{HOT_CHANNELS, US_CITIES, US_STATES};
