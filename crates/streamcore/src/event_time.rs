@@ -133,6 +133,9 @@ pub(crate) struct SplitWatermarks {
     splits: HashMap<u64, SplitState>,
     /// Highest watermark reported: what finished splits no longer hold back.
     floor: Timestamp,
+    /// When the generator was first asked: a reader that never produced anything is idle
+    /// once the timeout has passed since then (as in Flink, idleness counts from the start).
+    started: Option<Instant>,
 }
 
 impl SplitWatermarks {
@@ -142,6 +145,7 @@ impl SplitWatermarks {
             idle_timeout: strategy.idle_timeout,
             splits: HashMap::new(),
             floor: Timestamp::MIN,
+            started: None,
         }
     }
 }
@@ -164,8 +168,16 @@ impl<T: EventTime + Send> WatermarkGenerator<T> for SplitWatermarks {
     }
 
     fn status(&mut self, now: Instant) -> WatermarkStatus {
+        let started = *self.started.get_or_insert(now);
         if self.splits.is_empty() {
-            return WatermarkStatus::Active(self.floor);
+            let idle = self
+                .idle_timeout
+                .is_some_and(|t| now.duration_since(started) >= t);
+            return if idle {
+                WatermarkStatus::Idle
+            } else {
+                WatermarkStatus::Active(self.floor)
+            };
         }
         let active = self.splits.values().filter(|s| {
             self.idle_timeout

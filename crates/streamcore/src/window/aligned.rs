@@ -249,7 +249,10 @@ impl<T: Data, K: Key, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, K
                 Err(i) => {
                     let pane = Pane {
                         end,
-                        fired: false,
+                        // A window created behind the watermark (by a late record within the
+                        // allowed lateness) has already passed its firing time: its records
+                        // are emitted as they come, like those of a fired window.
+                        fired: end - 1 <= self.watermark,
                         accs: self.spare.pop().unwrap_or_default(),
                     };
                     self.panes.insert(i, pane);
