@@ -8,8 +8,8 @@ use crate::data::{Data, Key};
 use crate::error::Result;
 use crate::event_time::EventTime;
 use crate::operator::{Operator, Output, OutputTag};
+use crate::state::TimerQueue;
 use crate::time::Timestamp;
-use std::collections::BTreeMap;
 
 type KeyMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -41,7 +41,7 @@ pub(crate) struct CepOperator<T, K, KF> {
     timeouts: Option<OutputTag<Match<T>>>,
     state: KeyMap<K, KeyState<T>>,
     /// Keys with something to do at a time: pending events to feed, or a deadline.
-    timers: BTreeMap<i64, Vec<K>>,
+    timers: TimerQueue<K>,
     watermark: i64,
     arrivals: u64,
 }
@@ -67,7 +67,7 @@ impl<T, K, KF> CepOperator<T, K, KF> {
             pattern,
             timeouts,
             state: KeyMap::default(),
-            timers: BTreeMap::new(),
+            timers: TimerQueue::default(),
             watermark: i64::MIN,
             arrivals: 0,
         }
@@ -106,7 +106,7 @@ where
             state.pending.push((ts, self.arrivals, event));
             if state.timer.is_none_or(|t| t > ts) {
                 state.timer = Some(ts);
-                self.timers.entry(ts).or_default().push(key);
+                self.timers.add(ts, key);
             }
         }
         self.publish(ctx);
@@ -122,11 +122,8 @@ where
         let wm = watermark.millis();
         self.watermark = wm;
         let want_timeouts = self.timeouts.is_some();
-        while let Some(entry) = self.timers.first_entry() {
-            if *entry.key() > wm {
-                break;
-            }
-            for key in entry.remove() {
+        while let Some(keys) = self.timers.pop_due(wm) {
+            for key in keys {
                 let Some(state) = self.state.get_mut(&key) else {
                     continue;
                 };
@@ -156,7 +153,7 @@ where
                     .map(|d| d.saturating_add(1));
                 if let Some(t) = [next_pending, deadline].into_iter().flatten().min() {
                     state.timer = Some(t);
-                    self.timers.entry(t).or_default().push(key.clone());
+                    self.timers.add(t, key.clone());
                 }
                 for m in outcome.matches {
                     out.emit(m);

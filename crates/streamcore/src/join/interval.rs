@@ -8,6 +8,7 @@ use crate::data::{Data, Key};
 use crate::error::Result;
 use crate::event_time::EventTime;
 use crate::operator::{Operator, Output};
+use crate::state::TimerQueue;
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
 
@@ -36,7 +37,7 @@ pub(crate) struct IntervalJoinOperator<A, B, K, KF, F> {
     upper: i64,
     state: KeyMap<K, Buffers<A, B>>,
     /// When a key's buffers can be pruned: time → keys.
-    cleanup: BTreeMap<i64, Vec<K>>,
+    cleanup: TimerQueue<K>,
     watermark: i64,
     buffered: u64,
 }
@@ -60,7 +61,7 @@ impl<A, B, K, KF, F> IntervalJoinOperator<A, B, K, KF, F> {
             lower,
             upper,
             state: KeyMap::default(),
-            cleanup: BTreeMap::new(),
+            cleanup: TimerQueue::default(),
             watermark: i64::MIN,
             buffered: 0,
         }
@@ -126,7 +127,7 @@ where
                 }
             };
             self.buffered += 1;
-            self.cleanup.entry(expires).or_default().push(key);
+            self.cleanup.add(expires, key);
         }
         self.publish(ctx);
         Ok(())
@@ -141,11 +142,8 @@ where
         let wm = watermark.millis();
         self.watermark = wm;
         let (lower, upper) = (self.lower, self.upper);
-        while let Some(entry) = self.cleanup.first_entry() {
-            if *entry.key() > wm {
-                break;
-            }
-            for key in entry.remove() {
+        while let Some(keys) = self.cleanup.pop_due(wm) {
+            for key in keys {
                 let Some(buffers) = self.state.get_mut(&key) else {
                     continue;
                 };

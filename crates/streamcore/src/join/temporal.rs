@@ -9,6 +9,7 @@ use crate::data::{Data, Key};
 use crate::error::Result;
 use crate::event_time::EventTime;
 use crate::operator::{Operator, Output};
+use crate::state::TimerQueue;
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
 
@@ -35,7 +36,7 @@ pub(crate) struct TemporalJoinOperator<A, B, K, KF, F> {
     join: F,
     state: KeyMap<K, KeyState<A, B>>,
     /// Keys with probes due at a time.
-    due: BTreeMap<i64, Vec<K>>,
+    due: TimerQueue<K>,
     watermark: i64,
 }
 
@@ -51,7 +52,7 @@ impl<A, B, K, KF, F> TemporalJoinOperator<A, B, K, KF, F> {
             key_fn,
             join,
             state: KeyMap::default(),
-            due: BTreeMap::new(),
+            due: TimerQueue::default(),
             watermark: i64::MIN,
         }
     }
@@ -87,7 +88,7 @@ where
                     }
                     let state = self.state.entry(key.clone()).or_default();
                     state.probes.entry(ts).or_default().push(probe);
-                    self.due.entry(ts).or_default().push(key);
+                    self.due.add(ts, key);
                 }
                 Either::Right(change) => {
                     let (ts, version) = match change {
@@ -114,11 +115,8 @@ where
     ) -> Result<Option<Timestamp>> {
         let wm = watermark.millis();
         self.watermark = wm;
-        while let Some(entry) = self.due.first_entry() {
-            if *entry.key() > wm {
-                break;
-            }
-            for key in entry.remove() {
+        while let Some(keys) = self.due.pop_due(wm) {
+            for key in keys {
                 let Some(state) = self.state.get_mut(&key) else {
                     continue;
                 };

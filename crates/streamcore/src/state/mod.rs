@@ -6,10 +6,12 @@
 
 mod primitives;
 mod process;
+mod timers;
 
 pub use primitives::{AggregatingState, ListState, MapState, ValueState};
 pub(crate) use process::KeyedProcessOperator;
 pub use process::{KeyedContext, KeyedProcessFunction, TimeDomain};
+pub(crate) use timers::TimerQueue;
 
 use crate::data::Key;
 use std::hash::{BuildHasher, Hash};

@@ -8,8 +8,8 @@ use crate::data::{Data, Key};
 use crate::error::Result;
 use crate::event_time::EventTime;
 use crate::operator::{Operator, Output, OutputTag};
+use crate::state::TimerQueue;
 use crate::time::Timestamp;
-use std::collections::BTreeMap;
 
 struct Session<A> {
     start: i64,
@@ -29,7 +29,7 @@ pub(crate) struct SessionWindowOperator<T, K, KF, F: WindowFunction<K, T>> {
     late: Option<OutputTag<T>>,
     sessions: KeyMap<K, Vec<Session<F::Acc>>>,
     /// Times at which a key's sessions need a look (fire or expire). Stale entries are skipped.
-    timers: BTreeMap<i64, Vec<K>>,
+    timers: TimerQueue<K>,
     watermark: i64,
 }
 
@@ -60,7 +60,7 @@ impl<T, K, KF, F: WindowFunction<K, T>> SessionWindowOperator<T, K, KF, F> {
             lateness,
             late,
             sessions: KeyMap::default(),
-            timers: BTreeMap::new(),
+            timers: TimerQueue::default(),
             watermark: i64::MIN,
         }
     }
@@ -132,11 +132,9 @@ where
                 ctx.stats().windows_fired += 1;
                 merged.fired = true;
                 self.timers
-                    .entry(max_ts.saturating_add(self.lateness))
-                    .or_default()
-                    .push(key.clone());
+                    .add(max_ts.saturating_add(self.lateness), key.clone());
             } else {
-                self.timers.entry(max_ts).or_default().push(key.clone());
+                self.timers.add(max_ts, key.clone());
             }
             let at = list.partition_point(|s| s.start < merged.start);
             list.insert(at, merged);
@@ -153,11 +151,8 @@ where
     ) -> Result<Option<Timestamp>> {
         let wm = watermark.millis();
         self.watermark = wm;
-        while let Some(entry) = self.timers.first_entry() {
-            if *entry.key() > wm {
-                break;
-            }
-            for key in entry.remove() {
+        while let Some(keys) = self.timers.pop_due(wm) {
+            for key in keys {
                 let Some(list) = self.sessions.get_mut(&key) else {
                     continue;
                 };
@@ -168,9 +163,7 @@ where
                         s.fired = true;
                         if self.lateness > 0 {
                             self.timers
-                                .entry((s.end - 1).saturating_add(self.lateness))
-                                .or_default()
-                                .push(key.clone());
+                                .add((s.end - 1).saturating_add(self.lateness), key.clone());
                         }
                     }
                 }
