@@ -20,6 +20,31 @@ struct Pane<K, A> {
     accs: KeyMap<K, A>,
 }
 
+impl<K: Key, A> Pane<K, A> {
+    /// Folds `record` into `key`'s accumulator; a window that already fired (a late record
+    /// within the allowed lateness) emits its updated result at once.
+    #[inline]
+    fn accumulate<T, F: WindowFunction<K, T, Acc = A>>(
+        &mut self,
+        func: &mut F,
+        key: K,
+        record: T,
+        window: Window,
+        ctx: &mut TaskContext,
+        out: &mut Output<F::Out>,
+    ) {
+        let mut entry = match self.accs.entry(key) {
+            Entry::Occupied(o) => o,
+            Entry::Vacant(v) => v.insert_entry(func.create()),
+        };
+        func.add(entry.get_mut(), record);
+        if self.fired {
+            func.emit(entry.key(), window, entry.get(), out);
+            ctx.stats().windows_fired += 1;
+        }
+    }
+}
+
 pub(crate) struct AlignedWindowOperator<T, K, KF, F: WindowFunction<K, T>> {
     pub(crate) key_fn: KF,
     pub(crate) func: F,
@@ -119,16 +144,7 @@ where
                 let func = &mut self.func;
                 let mut add = |record: T| {
                     let key = (self.key_fn)(&record);
-                    let mut entry = match pane.accs.entry(key) {
-                        Entry::Occupied(o) => o,
-                        Entry::Vacant(v) => v.insert_entry(func.create()),
-                    };
-                    func.add(entry.get_mut(), record);
-                    if pane.fired {
-                        // A late record within the allowed lateness: emit the update now.
-                        func.emit(entry.key(), window, entry.get(), out);
-                        ctx.stats().windows_fired += 1;
-                    }
+                    pane.accumulate(func, key, record, window, ctx, out);
                 };
                 add(first);
                 while let Some(next) = records.next_if(|r| end_of(r.event_time().millis()) == end) {
@@ -275,16 +291,6 @@ impl<T: Data, K: Key, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, K
     ) {
         let window = self.window_of(end);
         let at = self.pane_index(end);
-        let pane = &mut self.panes[at];
-        let func = &mut self.func;
-        let mut entry = match pane.accs.entry(key) {
-            Entry::Occupied(o) => o,
-            Entry::Vacant(v) => v.insert_entry(func.create()),
-        };
-        func.add(entry.get_mut(), record);
-        if pane.fired {
-            func.emit(entry.key(), window, entry.get(), out);
-            ctx.stats().windows_fired += 1;
-        }
+        self.panes[at].accumulate(&mut self.func, key, record, window, ctx, out);
     }
 }
