@@ -81,6 +81,29 @@ pub struct ExchangeMetrics {
     pub(crate) blocked_ns: AtomicU64,
 }
 
+/// Limits how often an operator recomputes a costly (O(keys)) state-size figure: at most every
+/// 50 ms, and whenever forced (at the end of the input, so final figures are exact).
+#[derive(Debug, Default)]
+pub(crate) struct Sampler {
+    last: Option<Instant>,
+}
+
+impl Sampler {
+    pub(crate) fn due(&mut self, force: bool) -> bool {
+        let now = Instant::now();
+        if force
+            || self
+                .last
+                .is_none_or(|l| now.duration_since(l) >= Duration::from_millis(50))
+        {
+            self.last = Some(now);
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// What kind of node an operator entry is; decides which job totals it feeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

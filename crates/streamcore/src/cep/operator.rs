@@ -7,6 +7,7 @@ use crate::context::TaskContext;
 use crate::data::{Data, Key};
 use crate::error::Result;
 use crate::event_time::EventTime;
+use crate::metrics::Sampler;
 use crate::operator::{Operator, Output, OutputTag};
 use crate::state::TimerQueue;
 use crate::time::Timestamp;
@@ -43,6 +44,7 @@ pub(crate) struct CepOperator<T, K, KF> {
     /// Keys with something to do at a time: pending events to feed, or a deadline.
     timers: TimerQueue<K>,
     watermark: i64,
+    sampler: Sampler,
     arrivals: u64,
 }
 
@@ -69,6 +71,7 @@ impl<T, K, KF> CepOperator<T, K, KF> {
             state: KeyMap::default(),
             timers: TimerQueue::default(),
             watermark: i64::MIN,
+            sampler: Sampler::default(),
             arrivals: 0,
         }
     }
@@ -109,7 +112,7 @@ where
                 self.timers.add(ts, key);
             }
         }
-        self.publish(ctx);
+        self.publish(ctx, false);
         Ok(())
     }
 
@@ -168,7 +171,7 @@ where
                 }
             }
         }
-        self.publish(ctx);
+        self.publish(ctx, watermark == Timestamp::MAX);
         Ok(Some(watermark))
     }
 }
@@ -177,7 +180,10 @@ impl<T, K, KF> CepOperator<T, K, KF>
 where
     T: Data,
 {
-    fn publish(&self, ctx: &mut TaskContext) {
+    fn publish(&mut self, ctx: &mut TaskContext, force: bool) {
+        if !self.sampler.due(force) {
+            return;
+        }
         let events: usize = self
             .state
             .values()

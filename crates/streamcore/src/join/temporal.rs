@@ -8,6 +8,7 @@ use crate::context::TaskContext;
 use crate::data::{Data, Key};
 use crate::error::Result;
 use crate::event_time::EventTime;
+use crate::metrics::Sampler;
 use crate::operator::{Operator, Output};
 use crate::state::TimerQueue;
 use crate::time::Timestamp;
@@ -38,6 +39,8 @@ pub(crate) struct TemporalJoinOperator<A, B, K, KF, F> {
     /// Keys with probes due at a time.
     due: TimerQueue<K>,
     watermark: i64,
+    sampler: Sampler,
+    pruner: Sampler,
 }
 
 impl<A, B, K, KF: Clone, F: Clone> Clone for TemporalJoinOperator<A, B, K, KF, F> {
@@ -54,6 +57,8 @@ impl<A, B, K, KF, F> TemporalJoinOperator<A, B, K, KF, F> {
             state: KeyMap::default(),
             due: TimerQueue::default(),
             watermark: i64::MIN,
+            sampler: Sampler::default(),
+            pruner: Sampler::default(),
         }
     }
 }
@@ -103,7 +108,7 @@ where
                 }
             }
         }
-        self.publish(ctx);
+        self.publish(ctx, false);
         Ok(())
     }
 
@@ -133,19 +138,26 @@ where
                 }
             }
         }
-        // Versions older than the one current at the watermark can no longer be seen.
-        for state in self.state.values_mut() {
-            if let Some((&current, _)) = state.versions.range(..=wm).next_back() {
-                state.versions = state.versions.split_off(&current);
+        // Versions older than the one current at the watermark can no longer be seen. Pruning
+        // walks every key, so it runs on the sampler's beat (every 50 ms), not per watermark.
+        let end = watermark == Timestamp::MAX;
+        if self.pruner.due(end) {
+            for state in self.state.values_mut() {
+                if let Some((&current, _)) = state.versions.range(..=wm).next_back() {
+                    state.versions = state.versions.split_off(&current);
+                }
             }
         }
-        self.publish(ctx);
+        self.publish(ctx, end);
         Ok(Some(watermark))
     }
 }
 
 impl<A, B, K, KF, F> TemporalJoinOperator<A, B, K, KF, F> {
-    fn publish(&self, ctx: &mut TaskContext) {
+    fn publish(&mut self, ctx: &mut TaskContext, force: bool) {
+        if !self.sampler.due(force) {
+            return;
+        }
         let stats = ctx.stats();
         stats.state_keys = self.state.len() as u64;
         let versions: usize = self.state.values().map(|s| s.versions.len()).sum();

@@ -90,26 +90,51 @@ pub trait KeyedProcessFunction<K, T>: Clone + Send + 'static {
 type KeySet<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
 
 /// Pending timers of one domain: by time, each time with the keys due then (deduplicated).
-struct Timers<K>(BTreeMap<i64, KeySet<K>>);
+struct Timers<K> {
+    by_time: BTreeMap<i64, KeySet<K>>,
+    /// Number of (time, key) timers, kept as they are added and removed (the state-size metric
+    /// reads it after every batch; counting the map each time cost O(timers) per batch).
+    count: usize,
+}
+
+impl<K> Default for Timers<K> {
+    fn default() -> Self {
+        Timers {
+            by_time: BTreeMap::new(),
+            count: 0,
+        }
+    }
+}
 
 impl<K: Key> Timers<K> {
     fn add(&mut self, t: Timestamp, key: &K) {
-        self.0.entry(t.millis()).or_default().insert(key.clone());
+        if self
+            .by_time
+            .entry(t.millis())
+            .or_default()
+            .insert(key.clone())
+        {
+            self.count += 1;
+        }
     }
     fn delete(&mut self, t: Timestamp, key: &K) {
-        if let Some(keys) = self.0.get_mut(&t.millis()) {
-            keys.remove(key);
+        if let Some(keys) = self.by_time.get_mut(&t.millis()) {
+            if keys.remove(key) {
+                self.count -= 1;
+            }
             if keys.is_empty() {
-                self.0.remove(&t.millis());
+                self.by_time.remove(&t.millis());
             }
         }
     }
     fn pop_due(&mut self, now: i64) -> Option<(i64, KeySet<K>)> {
-        let entry = self.0.first_entry()?;
-        (*entry.key() <= now).then(|| entry.remove_entry())
+        let entry = self.by_time.first_entry()?;
+        let (t, keys) = (*entry.key() <= now).then(|| entry.remove_entry())?;
+        self.count -= keys.len();
+        Some((t, keys))
     }
     fn len(&self) -> usize {
-        self.0.values().map(|k| k.len()).sum()
+        self.count
     }
 }
 
@@ -194,8 +219,8 @@ impl<T, K, KF, P: KeyedProcessFunction<K, T>> KeyedProcessOperator<T, K, KF, P> 
             func,
             ttl_ms,
             state: None,
-            event_timers: Timers(BTreeMap::new()),
-            processing_timers: Timers(BTreeMap::new()),
+            event_timers: Timers::default(),
+            processing_timers: Timers::default(),
             watermark: Timestamp::MIN,
             last_sweep: 0,
             _t: PhantomData,
