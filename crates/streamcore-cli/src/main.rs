@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod nexmark;
 mod patterns;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run a join or pattern-detection example (fraud, login, enrichment) on generated events.
     Patterns(patterns::PatternArgs),
+    /// Run a Nexmark query on the built-in generator (events/s, elapsed time, row count).
+    Nexmark(nexmark::NexmarkArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Patterns(args) => patterns::run(args),
+        Command::Nexmark(args) => nexmark::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,6 @@
 //! # streamcore-nexmark
 //!
-//! The Nexmark benchmark for streamcore. So far: the event generator, following
+//! The Nexmark benchmark for streamcore: the queries and the event generator, following
 //! `SPEC.md` (Beam's design, with nexmark/nexmark's `channel`/`url` bid fields).
 //!
 //! - [`model`]: the typed records [`Person`], [`Auction`], [`Bid`] and [`NexmarkEvent`].
@@ -9,6 +9,7 @@
 //! - [`generator`]: [`NexmarkGenerator`], a pure function from event number to event.
 //! - [`source`]: [`NexmarkSource`], the generator as a parallel streamcore source.
 //! - [`json`]: the Flink benchmark's nested JSON-lines layout, written and parsed by hand.
+//! - [`queries`]: the Nexmark queries q0–q22 (Flink SQL semantics) on the typed API.
 //!
 //! ```
 //! use streamcore::{Job, JobConfig};
@@ -29,6 +30,7 @@ pub mod config;
 pub mod generator;
 pub mod json;
 pub mod model;
+pub mod queries;
 pub mod rng;
 pub mod source;
 mod strings;

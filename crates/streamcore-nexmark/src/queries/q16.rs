@@ -1,0 +1,144 @@
+//! q16 — Channel statistics report: q15's counts per channel and day, plus the latest
+//! `HH:mm` of the group's bids. An updating query.
+//!
+//! ```sql
+//! SELECT channel, DATE_FORMAT(`dateTime`, 'yyyy-MM-dd') as `day`,
+//!     max(DATE_FORMAT(`dateTime`, 'HH:mm')) as `minute`,
+//!     count(*) AS total_bids, ... (the twelve counts of q15)
+//! FROM bid GROUP BY channel, DATE_FORMAT(`dateTime`, 'yyyy-MM-dd');
+//! ```
+//!
+//! A rolling keyed aggregate per `(channel, day)` over `NexmarkSource<Bid>`, with q15's exact
+//! distinct counts; `minute` is the string maximum of `HH:mm` (the same as the latest minute,
+//! the strings being zero-padded). Each bid emits `Delete(old row)` (unless it is the group's
+//! first) then `Insert(new row)`. No deviation.
+
+use super::q15::{Counts, DistinctStats, MS_PER_DAY};
+use super::{nexmark_source, QueryRow};
+use crate::config::{ConfigError, GeneratorConfig};
+use crate::model::Bid;
+use compact_str::{format_compact, CompactString};
+use serde::Serialize;
+use streamcore::join::Change;
+use streamcore::{Job, Stream};
+
+/// A row of `nexmark_q16`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Q16Row {
+    /// Channel.
+    pub channel: CompactString,
+    /// `yyyy-MM-dd`.
+    pub day: CompactString,
+    /// The latest `HH:mm` of the group's bids.
+    pub minute: CompactString,
+    /// Bids.
+    pub total_bids: i64,
+    /// Bids with price < 10,000.
+    pub rank1_bids: i64,
+    /// Bids with 10,000 <= price < 1,000,000.
+    pub rank2_bids: i64,
+    /// Bids with price >= 1,000,000.
+    pub rank3_bids: i64,
+    /// Distinct bidders.
+    pub total_bidders: i64,
+    /// Distinct bidders of rank-1 bids.
+    pub rank1_bidders: i64,
+    /// Distinct bidders of rank-2 bids.
+    pub rank2_bidders: i64,
+    /// Distinct bidders of rank-3 bids.
+    pub rank3_bidders: i64,
+    /// Distinct auctions.
+    pub total_auctions: i64,
+    /// Distinct auctions of rank-1 bids.
+    pub rank1_auctions: i64,
+    /// Distinct auctions of rank-2 bids.
+    pub rank2_auctions: i64,
+    /// Distinct auctions of rank-3 bids.
+    pub rank3_auctions: i64,
+}
+
+impl QueryRow for Q16Row {
+    const COLUMNS: &'static [&'static str] = &[
+        "channel",
+        "day",
+        "minute",
+        "total_bids",
+        "rank1_bids",
+        "rank2_bids",
+        "rank3_bids",
+        "total_bidders",
+        "rank1_bidders",
+        "rank2_bidders",
+        "rank3_bidders",
+        "total_auctions",
+        "rank1_auctions",
+        "rank2_auctions",
+        "rank3_auctions",
+    ];
+}
+
+impl Q16Row {
+    /// The row of a group.
+    pub fn of(channel: CompactString, day: CompactString, minute: i64, c: Counts) -> Self {
+        Q16Row {
+            channel,
+            day,
+            minute: format_compact!("{:02}:{:02}", minute / 60, minute % 60),
+            total_bids: c.total_bids,
+            rank1_bids: c.rank1_bids,
+            rank2_bids: c.rank2_bids,
+            rank3_bids: c.rank3_bids,
+            total_bidders: c.total_bidders,
+            rank1_bidders: c.rank1_bidders,
+            rank2_bidders: c.rank2_bidders,
+            rank3_bidders: c.rank3_bidders,
+            total_auctions: c.total_auctions,
+            rank1_auctions: c.rank1_auctions,
+            rank2_auctions: c.rank2_auctions,
+            rank3_auctions: c.rank3_auctions,
+        }
+    }
+}
+
+/// Per group: day text, latest minute of the day, the row before the last bid, the sets.
+struct Acc {
+    day: CompactString,
+    minute: i64,
+    before: Option<(i64, Counts)>,
+    stats: DistinctStats,
+}
+
+type Key = (CompactString, i64);
+
+/// Builds q16 into `job`.
+pub fn q16(job: &mut Job, config: &GeneratorConfig) -> Result<Stream<Change<Q16Row>>, ConfigError> {
+    Ok(nexmark_source::<Bid>(job, "bids", config)?
+        .map(|b| {
+            let t = b.date_time.0;
+            let minute = t.rem_euclid(MS_PER_DAY) / 60_000;
+            let key: Key = (b.channel, t.div_euclid(MS_PER_DAY));
+            (key, minute, b.bidder, b.auction, b.price)
+        })
+        .key_by(|b| b.0.clone())
+        .aggregate(
+            |k: &Key| Acc {
+                day: super::q17::day_string(k.1),
+                minute: -1,
+                before: None,
+                stats: DistinctStats::default(),
+            },
+            |acc: &mut Acc, b: (Key, i64, i64, i64, i64)| {
+                acc.before = (acc.minute >= 0).then(|| (acc.minute, acc.stats.counts()));
+                acc.minute = acc.minute.max(b.1);
+                acc.stats.add(b.2, b.3, b.4);
+            },
+            |k: &Key, acc: &Acc| {
+                let row = |(m, c)| Q16Row::of(k.0.clone(), acc.day.clone(), m, c);
+                let mut changes = Vec::new();
+                changes.extend(acc.before.map(|b| Change::Delete(row(b))));
+                changes.push(Change::Insert(row((acc.minute, acc.stats.counts()))));
+                changes
+            },
+        )
+        .flat_map(|changes| changes))
+}
