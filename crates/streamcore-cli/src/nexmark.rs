@@ -11,17 +11,18 @@ use streamcore::join::Change;
 use streamcore::sink::CountingSink;
 use streamcore::{Job, JobConfig, Stream};
 use streamcore_connectors::CsvSink;
+use streamcore_nexmark::json::write_json_lines;
 use streamcore_nexmark::queries::{
     apply_changelog, build_query, write_csv, QueryRow, RowSink, QUERY_NAMES,
 };
-use streamcore_nexmark::GeneratorConfig;
+use streamcore_nexmark::{GeneratorConfig, NexmarkGenerator};
 
 #[derive(Args, Debug)]
 pub struct NexmarkArgs {
     /// The query, q0 to q22. Updating queries (q4, q6, q9, q15–q19) count changelog records
     /// as output rows and write their final table.
-    #[arg(long)]
-    query: String,
+    #[arg(long, required_unless_present = "generate")]
+    query: Option<String>,
     /// Number of generated events (persons, auctions and bids together).
     #[arg(long, default_value_t = 10_000_000)]
     events: u64,
@@ -37,6 +38,14 @@ pub struct NexmarkArgs {
     /// Write the result rows to this CSV file.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Read the events from this JSON-lines file (the Flink benchmark's nested layout, as
+    /// `--generate` writes it; any field order, nulls for absent objects) instead of the
+    /// generator. Its watermark is Flink's: `dateTime - 4 s`.
+    #[arg(long, conflicts_with = "generate")]
+    input: Option<PathBuf>,
+    /// Write `--events` generated events to this JSON-lines file (the nested layout) and exit.
+    #[arg(long)]
+    generate: Option<PathBuf>,
 }
 
 /// What one run of a query did.
@@ -130,29 +139,53 @@ pub fn run_query(
 
 /// `streamcore nexmark`.
 pub fn run(args: NexmarkArgs) -> anyhow::Result<()> {
-    if !QUERY_NAMES.contains(&args.query.as_str()) {
-        anyhow::bail!(
-            "unknown query `{}` (known: {})",
-            args.query,
-            QUERY_NAMES.join(", ")
-        );
-    }
-    let config = GeneratorConfig {
+    let mut config = GeneratorConfig {
         events: Some(args.events),
         first_event_rate: args.rate,
         seed: args.seed,
         ..Default::default()
     };
-    let run = run_query(
-        &args.query,
-        &config,
-        args.parallelism,
-        args.output.as_deref(),
-    )?;
+    if let Some(path) = &args.generate {
+        let generator = NexmarkGenerator::new(config.clone())?;
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let started = Instant::now();
+        write_json_lines(
+            &generator,
+            0..args.events,
+            std::io::BufWriter::with_capacity(1 << 20, file),
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!(
+            "wrote {} events to {} in {:.2} s",
+            args.events,
+            path.display(),
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
+    let query = args.query.clone().unwrap_or_default();
+    if !QUERY_NAMES.contains(&query.as_str()) {
+        anyhow::bail!(
+            "unknown query `{query}` (known: {})",
+            QUERY_NAMES.join(", ")
+        );
+    }
+    if let Some(path) = &args.input {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        config.events = Some(bytes.iter().filter(|&&b| b == b'\n').count() as u64);
+        config.input = Some(path.to_string_lossy().into_owned());
+    }
+    let args = NexmarkArgs {
+        query: Some(query),
+        ..args
+    };
+    let name = args.query.as_deref().unwrap_or_default();
+    let run = run_query(name, &config, args.parallelism, args.output.as_deref())?;
     let secs = run.elapsed.as_secs_f64();
     eprintln!(
         "{}: {} events in {:.3} s ({:.0} events/s), {} output rows (parallelism {})",
-        args.query,
+        name,
         run.events,
         secs,
         run.events as f64 / secs.max(1e-9),
@@ -160,7 +193,7 @@ pub fn run(args: NexmarkArgs) -> anyhow::Result<()> {
         args.parallelism
     );
     if let Some(n) = run.table_rows {
-        eprintln!("{}: {n} rows in the final table", args.query);
+        eprintln!("{name}: {n} rows in the final table");
     }
     Ok(())
 }

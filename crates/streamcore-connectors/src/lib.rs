@@ -13,7 +13,7 @@ pub mod generator;
 pub mod stdio;
 
 pub use file::csv::{CsvSink, CsvSource};
-pub use file::jsonl::{JsonLinesSink, JsonLinesSource};
+pub use file::jsonl::{JsonLinesSink, JsonLinesSource, LineDecoder, SerdeJson};
 pub use generator::{TransactionGenerator, TransactionGeneratorConfig};
 pub use stdio::{StdinSource, StdoutSink};
 

@@ -42,6 +42,11 @@ pub struct ConfigError {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GeneratorConfig {
+    /// Read the events from this JSON-lines file (the nested layout of [`crate::json`], as
+    /// written by `streamcore nexmark --generate`) instead of generating them. Its watermark is
+    /// Flink's: the largest `dateTime` seen minus 4 s.
+    #[serde(skip)]
+    pub input: Option<String>,
     /// Total number of events; `None` for an unbounded stream.
     pub events: Option<u64>,
     /// Event-time rate: events per second of event time, over the whole stream. Event number
@@ -97,6 +102,7 @@ pub struct GeneratorConfig {
 impl Default for GeneratorConfig {
     fn default() -> Self {
         GeneratorConfig {
+            input: None,
             events: Some(100_000),
             first_event_rate: 10_000,
             rate_limited: false,

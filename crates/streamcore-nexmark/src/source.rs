@@ -25,6 +25,9 @@ pub trait NexmarkRecord: Data + EventTime {
     /// The record for event number `n`, or `None` when event `n` is of another type.
     fn generate(generator: &NexmarkGenerator, n: u64) -> Option<Self>;
 
+    /// The record within an event read from elsewhere (a file), or `None` for another type.
+    fn from_event(event: NexmarkEvent) -> Option<Self>;
+
     /// Appends the records of event numbers `next, next + stride, …` below `limit`, at most
     /// `max` of them, and returns the first event number not looked at. Numbers of other
     /// types are skipped, at most `max · T` of them per call.
@@ -69,6 +72,10 @@ impl NexmarkRecord for NexmarkEvent {
         Some(generator.event(n))
     }
 
+    fn from_event(event: NexmarkEvent) -> Option<Self> {
+        Some(event)
+    }
+
     fn fill(
         generator: &NexmarkGenerator,
         out: &mut Vec<Self>,
@@ -85,6 +92,13 @@ impl NexmarkRecord for NexmarkEvent {
 }
 
 impl NexmarkRecord for Person {
+    fn from_event(event: NexmarkEvent) -> Option<Self> {
+        match event {
+            NexmarkEvent::Person(r) => Some(r),
+            _ => None,
+        }
+    }
+
     #[inline]
     fn generate(generator: &NexmarkGenerator, n: u64) -> Option<Self> {
         generator.person(n)
@@ -92,6 +106,13 @@ impl NexmarkRecord for Person {
 }
 
 impl NexmarkRecord for Auction {
+    fn from_event(event: NexmarkEvent) -> Option<Self> {
+        match event {
+            NexmarkEvent::Auction(r) => Some(r),
+            _ => None,
+        }
+    }
+
     #[inline]
     fn generate(generator: &NexmarkGenerator, n: u64) -> Option<Self> {
         generator.auction(n)
@@ -99,6 +120,13 @@ impl NexmarkRecord for Auction {
 }
 
 impl NexmarkRecord for Bid {
+    fn from_event(event: NexmarkEvent) -> Option<Self> {
+        match event {
+            NexmarkEvent::Bid(r) => Some(r),
+            _ => None,
+        }
+    }
+
     #[inline]
     fn generate(generator: &NexmarkGenerator, n: u64) -> Option<Self> {
         generator.bid(n)

@@ -19,10 +19,39 @@ use streamcore::{
 ///
 /// A line that is not valid UTF-8 or does not decode as `T` is rejected with its file, line
 /// (or byte offset) and the field at fault, under the job's error policy.
-pub struct JsonLinesSource<T> {
+pub struct JsonLinesSource<T, D = SerdeJson<T>> {
     pattern: String,
     min_split: Option<u64>,
+    decoder: D,
     _t: PhantomData<fn() -> T>,
+}
+
+/// Turns one line into a record: `Ok(None)` skips the line (a record of another kind),
+/// `Err(reason)` rejects it under the job's error policy.
+pub trait LineDecoder: Clone + Send + 'static {
+    /// The record type.
+    type Out: Data;
+    /// Decodes one line (without its line ending).
+    fn decode(&self, line: &str) -> Result<Option<Self::Out>, String>;
+}
+
+/// The default decoder: the line is the JSON form of `T` (serde).
+pub struct SerdeJson<T>(PhantomData<fn() -> T>);
+
+impl<T> Clone for SerdeJson<T> {
+    fn clone(&self) -> Self {
+        SerdeJson(PhantomData)
+    }
+}
+
+impl<T: Data + DeserializeOwned> LineDecoder for SerdeJson<T> {
+    type Out = T;
+    #[inline]
+    fn decode(&self, line: &str) -> Result<Option<T>, String> {
+        from_json_str::<T>(line)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl<T> JsonLinesSource<T> {
@@ -31,6 +60,20 @@ impl<T> JsonLinesSource<T> {
         JsonLinesSource {
             pattern: pattern.into(),
             min_split: None,
+            decoder: SerdeJson(PhantomData),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T, D> JsonLinesSource<T, D> {
+    /// Decodes lines with `decoder` instead of serde (a format of its own, records filtered
+    /// by kind).
+    pub fn with_decoder<D2: LineDecoder>(self, decoder: D2) -> JsonLinesSource<D2::Out, D2> {
+        JsonLinesSource {
+            pattern: self.pattern,
+            min_split: self.min_split,
+            decoder,
             _t: PhantomData,
         }
     }
@@ -42,8 +85,8 @@ impl<T> JsonLinesSource<T> {
     }
 }
 
-impl<T: Data + DeserializeOwned> Source<T> for JsonLinesSource<T> {
-    type Reader = JsonLinesReader<T>;
+impl<T: Data, D: LineDecoder<Out = T>> Source<T> for JsonLinesSource<T, D> {
+    type Reader = JsonLinesReader<T, D>;
 
     fn create_readers(&mut self, parallelism: usize) -> Result<Vec<Self::Reader>> {
         let files = list_files(&self.pattern)?;
@@ -59,6 +102,7 @@ impl<T: Data + DeserializeOwned> Source<T> for JsonLinesSource<T> {
                 queue: queue.clone(),
                 current: None,
                 split: 0,
+                decoder: self.decoder.clone(),
                 _t: PhantomData,
             })
             .collect())
@@ -66,15 +110,16 @@ impl<T: Data + DeserializeOwned> Source<T> for JsonLinesSource<T> {
 }
 
 /// One parallel reader of a [`JsonLinesSource`].
-pub struct JsonLinesReader<T> {
+pub struct JsonLinesReader<T, D> {
     queue: SplitQueue,
     current: Option<LineSplitReader>,
     /// The split the last poll read from.
     split: u64,
+    decoder: D,
     _t: PhantomData<fn() -> T>,
 }
 
-impl<T: Data + DeserializeOwned> SourceReader<T> for JsonLinesReader<T> {
+impl<T: Data, D: LineDecoder<Out = T>> SourceReader<T> for JsonLinesReader<T, D> {
     fn poll_batch(
         &mut self,
         out: &mut Vec<T>,
@@ -98,11 +143,12 @@ impl<T: Data + DeserializeOwned> SourceReader<T> for JsonLinesReader<T> {
             };
             let decoded = match std::str::from_utf8(&reader.buf) {
                 Ok(text) if text.trim().is_empty() => continue,
-                Ok(text) => from_json_str::<T>(text).map_err(|e| e.to_string()),
+                Ok(text) => self.decoder.decode(text),
                 Err(e) => Err(format!("not valid UTF-8: {e}")),
             };
             match decoded {
-                Ok(record) => out.push(record),
+                Ok(Some(record)) => out.push(record),
+                Ok(None) => {}
                 Err(reason) => {
                     let raw = String::from_utf8_lossy(&reader.buf).into_owned();
                     ctx.reject_input(reader.describe(&origin), &raw, reason)?;
