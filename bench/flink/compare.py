@@ -4,17 +4,25 @@ parallel engines). Decimals are compared to 3 places; everything else as text.
 Usage: compare.py a.csv b.csv   (exit status 1 on any difference)
 """
 import csv
+import re
 import sys
 from collections import Counter
 from decimal import Decimal, InvalidOperation
 
 
+TS = re.compile(r"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?$")
+
+
 def norm(cell):
-    try:
-        if "." in cell and not any(c in cell for c in " -:"):
+    m = TS.match(cell)
+    if m:  # timestamps: always with milliseconds ("... 00:00:00" and "... 00:00:00.000" agree)
+        return f"{m.group(1).replace('T', ' ')}.{(m.group(2) or '').ljust(3, '0')[:3]}"
+    # Numbers compare by value to 3 places: Flink's CSV writes DECIMAL 908.000 as "908".
+    if cell and (cell[0].isdigit() or cell[0] == "-") and all(c.isdigit() or c in ".-+eE" for c in cell):
+        try:
             return str(Decimal(cell).quantize(Decimal("0.001")))
-    except InvalidOperation:
-        pass
+        except InvalidOperation:
+            pass
     return cell
 
 
