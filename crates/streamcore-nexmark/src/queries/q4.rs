@@ -21,13 +21,13 @@
 //! truncated. The sink table names the columns `(id, final)`: `id` is the category.
 //! Deviation: the bounded join state of [`super::q9`] (same final table).
 
-use super::winning::{winning_bids, AuctionLike, BidLike};
+use super::winning::{winning_bids, SlimAuction, SlimBid};
 use super::{nexmark_source, QueryRow};
 use crate::config::{ConfigError, GeneratorConfig};
 use crate::model::NexmarkEvent;
 use serde::Serialize;
 use streamcore::join::{Change, Either};
-use streamcore::{Job, Stream, Timestamp};
+use streamcore::{Job, Stream};
 
 /// A row of `nexmark_q4`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -41,38 +41,6 @@ pub struct Q4Row {
 
 impl QueryRow for Q4Row {
     const COLUMNS: &'static [&'static str] = &["id", "final"];
-}
-
-/// `(id, category, dateTime, expires)`.
-#[derive(Clone, Debug)]
-struct SlimAuction(i64, i64, Timestamp, Timestamp);
-
-impl AuctionLike for SlimAuction {
-    fn id(&self) -> i64 {
-        self.0
-    }
-    fn date_time(&self) -> Timestamp {
-        self.2
-    }
-    fn expires(&self) -> Timestamp {
-        self.3
-    }
-}
-
-/// `(auction, price, dateTime)`.
-#[derive(Clone, Debug)]
-struct SlimBid(i64, i64, Timestamp);
-
-impl BidLike for SlimBid {
-    fn auction(&self) -> i64 {
-        self.0
-    }
-    fn price(&self) -> i64 {
-        self.1
-    }
-    fn date_time(&self) -> Timestamp {
-        self.2
-    }
 }
 
 /// Per category: sum and count of the final prices, before and after the last change.

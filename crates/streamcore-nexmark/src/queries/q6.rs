@@ -30,14 +30,14 @@
 //! `BIGINT` (the sink declares `VARCHAR`; the text is the same). The seller's winners are kept
 //! forever (as an OVER window over an updating input must).
 
-use super::winning::{winning_bids, AuctionLike, BidLike};
+use super::winning::{winning_bids, SlimAuction, SlimBid};
 use super::{nexmark_source, QueryRow};
 use crate::config::{ConfigError, GeneratorConfig};
 use crate::model::NexmarkEvent;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use streamcore::join::{Change, Either};
-use streamcore::{Job, Stream, Timestamp};
+use streamcore::{Job, Stream};
 
 /// Rows in the OVER frame: the current one and 10 preceding.
 pub const FRAME: usize = 11;
@@ -53,38 +53,6 @@ pub struct Q6Row {
 
 impl QueryRow for Q6Row {
     const COLUMNS: &'static [&'static str] = &["seller", "avg_price"];
-}
-
-/// `(id, seller, dateTime, expires)`.
-#[derive(Clone, Debug)]
-struct SlimAuction(i64, i64, Timestamp, Timestamp);
-
-impl AuctionLike for SlimAuction {
-    fn id(&self) -> i64 {
-        self.0
-    }
-    fn date_time(&self) -> Timestamp {
-        self.2
-    }
-    fn expires(&self) -> Timestamp {
-        self.3
-    }
-}
-
-/// `(auction, price, dateTime)`.
-#[derive(Clone, Debug)]
-struct SlimBid(i64, i64, Timestamp);
-
-impl BidLike for SlimBid {
-    fn auction(&self) -> i64 {
-        self.0
-    }
-    fn price(&self) -> i64 {
-        self.1
-    }
-    fn date_time(&self) -> Timestamp {
-        self.2
-    }
 }
 
 /// A seller's winners, `(dateTime, auction) -> price`, and the changes of the last update.

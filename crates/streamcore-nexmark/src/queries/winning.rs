@@ -172,3 +172,36 @@ pub fn winning_bids<A: AuctionLike, B: BidLike>(
         })
         .process(WinningBids::default())
 }
+
+/// The fields of an auction the winning-bid queries need: `(id, group, dateTime, expires)`,
+/// where `group` is what the query groups by (q4: the category, q6: the seller).
+#[derive(Clone, Debug)]
+pub struct SlimAuction(pub i64, pub i64, pub Timestamp, pub Timestamp);
+
+impl AuctionLike for SlimAuction {
+    fn id(&self) -> i64 {
+        self.0
+    }
+    fn date_time(&self) -> Timestamp {
+        self.2
+    }
+    fn expires(&self) -> Timestamp {
+        self.3
+    }
+}
+
+/// The fields of a bid the winning-bid queries need: `(auction, price, dateTime)`.
+#[derive(Clone, Debug)]
+pub struct SlimBid(pub i64, pub i64, pub Timestamp);
+
+impl BidLike for SlimBid {
+    fn auction(&self) -> i64 {
+        self.0
+    }
+    fn price(&self) -> i64 {
+        self.1
+    }
+    fn date_time(&self) -> Timestamp {
+        self.2
+    }
+}
