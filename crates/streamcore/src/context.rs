@@ -22,6 +22,8 @@ pub struct TaskInfo {
     pub parallelism: usize,
     /// The job's number of key groups (see [`crate::state`]).
     pub key_groups: u32,
+    /// Whether the job runs with checkpoints (exactly-once sinks then write transactionally).
+    pub checkpointing: bool,
 }
 
 /// What happens to a record that cannot be decoded or makes a user function fail.
@@ -152,6 +154,7 @@ impl TaskContext {
             subtask: 0,
             parallelism: 1,
             key_groups: crate::state::DEFAULT_KEY_GROUPS,
+            checkpointing: false,
         };
         TaskContext::new(info, ErrorPolicy::Fail, None)
     }

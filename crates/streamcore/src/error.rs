@@ -56,6 +56,9 @@ pub enum StreamError {
     /// The job is not valid as defined.
     #[error("invalid job: {0}")]
     Config(String),
+    /// Writing, reading or restoring a checkpoint failed.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     /// Another task failed or the job was cancelled.
     #[error("job cancelled")]
     Cancelled,

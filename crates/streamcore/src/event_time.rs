@@ -117,6 +117,8 @@ pub(crate) trait WatermarkGenerator<T>: Send {
     fn observe(&mut self, split: u64, batch: &[T], now: Instant);
     /// `split` has no more records.
     fn finish_split(&mut self, split: u64);
+    /// `split` will be read: it holds the watermark back until its first records.
+    fn announce_split(&mut self, split: u64, now: Instant);
     /// The reader's watermark status now.
     fn status(&mut self, now: Instant) -> WatermarkStatus;
 }
@@ -165,6 +167,13 @@ impl<T: EventTime + Send> WatermarkGenerator<T> for SplitWatermarks {
 
     fn finish_split(&mut self, split: u64) {
         self.splits.remove(&split);
+    }
+
+    fn announce_split(&mut self, split: u64, now: Instant) {
+        self.splits.entry(split).or_insert(SplitState {
+            max_seen: Timestamp::MIN,
+            last_record: now,
+        });
     }
 
     fn status(&mut self, now: Instant) -> WatermarkStatus {

@@ -23,7 +23,8 @@
 //! ```
 //! use streamcore::{Job, JobConfig, source::Generator};
 //!
-//! #[derive(Clone, Debug)]
+//! // Records kept in state (here by `reduce`) go into checkpoints: serde makes them serializable.
+//! #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 //! struct Tx { user: u32, amount: i64 }
 //!
 //! let mut job = Job::new("totals");
@@ -41,6 +42,7 @@
 
 pub mod api;
 pub mod cep;
+pub mod checkpoint;
 pub mod context;
 pub mod data;
 pub mod decode;
@@ -63,7 +65,7 @@ pub use api::{
     ConnectedStreams, Job, JobConfig, KeyedConnectedStreams, KeyedStream, Stream, WindowedStream,
 };
 pub use context::{DeadLetter, ErrorPolicy, OperatorStats, TaskContext, TaskInfo};
-pub use data::{Data, Key};
+pub use data::{Data, Key, StateData, StateKey};
 pub use error::{Result, StreamError};
 pub use event::Event;
 pub use event_time::{EventTime, WatermarkStrategy};

@@ -141,6 +141,93 @@ pub struct MetricsRegistry {
     pub(crate) exchanges: Mutex<Vec<ExchangeEntry>>,
     pub(crate) dead_letters: Arc<AtomicU64>,
     pub(crate) finished: Mutex<Option<Duration>>,
+    pub(crate) checkpoints: Mutex<Option<Arc<CheckpointMetrics>>>,
+}
+
+/// Checkpoint counters of a running job, written by its coordinator.
+#[derive(Debug, Default)]
+pub(crate) struct CheckpointMetrics {
+    pub(crate) completed: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) last_id: AtomicU64,
+    pub(crate) last_duration_us: AtomicU64,
+    pub(crate) max_duration_us: AtomicU64,
+    pub(crate) last_alignment_us: AtomicU64,
+    pub(crate) last_bytes: AtomicU64,
+    pub(crate) last_location: Mutex<Option<String>>,
+    pub(crate) restored_from: Mutex<Option<String>>,
+    pub(crate) restore_ms: Mutex<Option<f64>>,
+    pub(crate) already_finished: std::sync::atomic::AtomicBool,
+    pub(crate) stopped_with_savepoint: std::sync::atomic::AtomicBool,
+}
+
+impl CheckpointMetrics {
+    pub(crate) fn completed(
+        &self,
+        id: u64,
+        duration: Duration,
+        alignment: Duration,
+        bytes: u64,
+        location: &std::path::Path,
+    ) {
+        let us = duration.as_micros() as u64;
+        self.completed.fetch_add(1, Relaxed);
+        self.last_id.store(id, Relaxed);
+        self.last_duration_us.store(us, Relaxed);
+        self.max_duration_us.fetch_max(us, Relaxed);
+        self.last_alignment_us
+            .store(alignment.as_micros() as u64, Relaxed);
+        self.last_bytes.store(bytes, Relaxed);
+        *self.last_location.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(location.display().to_string());
+    }
+
+    pub(crate) fn summary(&self) -> CheckpointSummary {
+        let lock = |m: &Mutex<Option<String>>| m.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        CheckpointSummary {
+            completed: self.completed.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            last_id: Some(self.last_id.load(Relaxed)).filter(|&id| id > 0),
+            last_duration_ms: self.last_duration_us.load(Relaxed) as f64 / 1e3,
+            max_duration_ms: self.max_duration_us.load(Relaxed) as f64 / 1e3,
+            last_alignment_ms: self.last_alignment_us.load(Relaxed) as f64 / 1e3,
+            last_size_bytes: self.last_bytes.load(Relaxed),
+            last_location: lock(&self.last_location),
+            restored_from: lock(&self.restored_from),
+            restore_ms: *self.restore_ms.lock().unwrap_or_else(|p| p.into_inner()),
+            already_finished: self.already_finished.load(Relaxed),
+            stopped_with_savepoint: self.stopped_with_savepoint.load(Relaxed),
+        }
+    }
+}
+
+/// Checkpoint metrics of a job.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckpointSummary {
+    /// Checkpoints (and savepoints) completed.
+    pub completed: u64,
+    /// Checkpoints that failed.
+    pub failed: u64,
+    /// Id of the last completed one.
+    pub last_id: Option<u64>,
+    /// Trigger-to-complete time of the last one.
+    pub last_duration_ms: f64,
+    /// The longest trigger-to-complete time.
+    pub max_duration_ms: f64,
+    /// The longest time a task spent aligning barriers in the last one.
+    pub last_alignment_ms: f64,
+    /// Bytes of state written by the last one.
+    pub last_size_bytes: u64,
+    /// Where the last one was written.
+    pub last_location: Option<String>,
+    /// The checkpoint this run restored from.
+    pub restored_from: Option<String>,
+    /// Time to load and verify the restored checkpoint.
+    pub restore_ms: Option<f64>,
+    /// The restored checkpoint was the final one of a finished job: nothing was run.
+    pub already_finished: bool,
+    /// The job stopped after a savepoint (`last_location`), without draining.
+    pub stopped_with_savepoint: bool,
 }
 
 impl MetricsRegistry {
@@ -152,6 +239,7 @@ impl MetricsRegistry {
             exchanges: Mutex::new(Vec::new()),
             dead_letters: Arc::new(AtomicU64::new(0)),
             finished: Mutex::new(None),
+            checkpoints: Mutex::new(None),
         }
     }
 
@@ -214,6 +302,12 @@ impl MetricsRegistry {
             events_per_second: 0.0,
             operators: Vec::new(),
             exchanges: Vec::new(),
+            checkpoints: self
+                .checkpoints
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(|c| c.summary()),
         };
         // Operators are registered upstream first; reading them downstream first keeps a live
         // snapshot consistent (a downstream count never exceeds the upstream one it came from).
@@ -323,6 +417,8 @@ pub struct JobSummary {
     pub operators: Vec<OperatorSummary>,
     /// Per exchange.
     pub exchanges: Vec<ExchangeSummary>,
+    /// Checkpoints, when the job runs with them.
+    pub checkpoints: Option<CheckpointSummary>,
 }
 
 /// Metrics of one operator, summed over its parallel instances.
@@ -443,6 +539,22 @@ impl fmt::Display for JobSummary {
                 ex.mean_fill * 100.0,
                 ex.max_fill * 100.0,
                 ex.blocked_ms
+            )?;
+        }
+        if let Some(c) = &self.checkpoints {
+            if let Some(from) = &c.restored_from {
+                writeln!(f, "  restored from {from}")?;
+            }
+            writeln!(
+                f,
+                "  checkpoints: {} completed, {} failed, last id {} ({:.1} ms, alignment {:.1} ms, {} bytes), longest {:.1} ms",
+                c.completed,
+                c.failed,
+                c.last_id.map_or("-".to_string(), |i| i.to_string()),
+                c.last_duration_ms,
+                c.last_alignment_ms,
+                c.last_size_bytes,
+                c.max_duration_ms
             )?;
         }
         Ok(())

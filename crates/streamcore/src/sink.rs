@@ -1,9 +1,12 @@
-//! Sinks: the [`Sink`] contract, plus the in-memory sinks for tests and benchmarks —
-//! [`CollectSink`] (gather into a vector), [`CountingSink`] and [`ForEachSink`].
+//! Sinks: the [`Sink`] contract (with its two-phase commit for exactly-once output: a
+//! [`SinkWriter::pre_commit`] at each checkpoint barrier, a [`Committer`] that makes the output
+//! visible once the checkpoint is complete), plus the in-memory sinks for tests and
+//! benchmarks — [`CollectSink`] (gather into a vector), [`CountingSink`] and [`ForEachSink`].
 
 use crate::context::TaskInfo;
 use crate::data::Data;
 use crate::error::Result;
+use crate::message::CheckpointId;
 use crate::time::Timestamp;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +17,33 @@ pub trait Sink<T: Data>: 'static {
     type Writer: SinkWriter<T>;
 
     /// Creates the writer of parallel instance `task.subtask`. Called before any data flows.
+    /// `task.checkpointing` says whether the job runs with checkpoints: an exactly-once sink
+    /// then keeps what it writes invisible until its [`Committer`] commits it.
     fn create_writer(&mut self, task: &TaskInfo) -> Result<Self::Writer>;
+
+    /// The committer of an exactly-once sink, called once when a job with checkpoints starts.
+    /// `None` (the default): the sink is at-least-once — output written before a crash is
+    /// written again after the restore.
+    fn committer(&mut self) -> Result<Option<Box<dyn Committer>>> {
+        Ok(None)
+    }
+}
+
+/// Makes a sink's pre-committed output visible: the second phase of its two-phase commit.
+///
+/// The checkpoint coordinator calls [`Committer::commit`] for every committable of a
+/// checkpoint once that checkpoint is complete, and again for the committables of the
+/// checkpoint a job restores from (the first run may have crashed between completing the
+/// checkpoint and committing): **commit must be idempotent**.
+pub trait Committer: Send + 'static {
+    /// Makes one pre-committed transaction visible.
+    fn commit(&self, committable: &[u8]) -> Result<()>;
+
+    /// On restore, after the restored checkpoint's committables were committed: discards every
+    /// transaction the crashed run started but never committed.
+    fn abort_uncommitted(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// One parallel instance of a sink.
@@ -25,6 +54,14 @@ pub trait SinkWriter<T>: Send + 'static {
     /// The input watermark advanced.
     fn on_watermark(&mut self, _watermark: Timestamp) -> Result<()> {
         Ok(())
+    }
+
+    /// A checkpoint barrier passed (and, with checkpoints, the end of input before
+    /// [`SinkWriter::close`]): make everything written so far durable, and return the
+    /// transactions to commit once the checkpoint is complete. Only sinks with a
+    /// [`Committer`] return any; the default has nothing to flush and nothing to commit.
+    fn pre_commit(&mut self, _checkpoint: CheckpointId) -> Result<Vec<Vec<u8>>> {
+        Ok(Vec::new())
     }
 
     /// End of input: flush everything. The job succeeds only once every writer closed.

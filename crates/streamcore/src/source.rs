@@ -8,7 +8,8 @@
 
 use crate::context::TaskContext;
 use crate::data::Data;
-use crate::error::Result;
+use crate::error::{Result, StreamError};
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 /// What a reader's poll produced.
@@ -36,6 +37,27 @@ pub trait Source<T: Data>: 'static {
 
     /// Creates exactly `parallelism` readers. Called once, before any data flows.
     fn create_readers(&mut self, parallelism: usize) -> Result<Vec<Self::Reader>>;
+
+    /// Whether readers can record their position in a checkpoint and be restored from it.
+    /// A job with checkpoints refuses to start with a source that cannot.
+    fn supports_checkpoints(&self) -> bool {
+        false
+    }
+
+    /// Creates exactly `parallelism` readers that continue from `positions`: what every
+    /// reader of the run that wrote the checkpoint returned from
+    /// [`SourceReader::snapshot_position`] (as many as that run's parallelism, which may
+    /// differ). Everything before the positions must not be read again; everything after
+    /// must be.
+    fn restore_readers(
+        &mut self,
+        _parallelism: usize,
+        _positions: Vec<Vec<u8>>,
+    ) -> Result<Vec<Self::Reader>> {
+        Err(StreamError::Config(
+            "this source cannot restore its position from a checkpoint".into(),
+        ))
+    }
 }
 
 /// One parallel instance of a source.
@@ -53,6 +75,22 @@ pub trait SourceReader<T>: Send + 'static {
     /// Watermarks are generated per split. Readers with a single split keep the default.
     fn split_id(&self) -> u64 {
         0
+    }
+
+    /// The splits this reader knows it will read before its first poll (after a restore,
+    /// say). Each holds the watermark back until it produced records, so that a split read
+    /// later does not find the watermark already past its records. Default: none announced.
+    fn initial_splits(&self) -> Vec<u64> {
+        Vec::new()
+    }
+
+    /// The position after the last record returned (encode it with
+    /// [`crate::checkpoint::encode`]): called between polls when a checkpoint barrier is
+    /// injected, and once more after the reader finished.
+    fn snapshot_position(&mut self) -> Result<Vec<u8>> {
+        Err(StreamError::Config(
+            "this source cannot record its position in a checkpoint".into(),
+        ))
     }
 }
 
@@ -103,25 +141,83 @@ impl<T: Data, F: Fn(u64) -> T + Clone + Send + 'static> Source<T> for Generator<
     type Reader = GeneratorReader<F>;
 
     fn create_readers(&mut self, parallelism: usize) -> Result<Vec<Self::Reader>> {
-        Ok((0..parallelism)
-            .map(|i| GeneratorReader {
+        let cursors = (0..parallelism)
+            .map(|i| {
+                vec![Cursor {
+                    next: i as u64,
+                    stride: parallelism as u64,
+                }]
+            })
+            .collect();
+        Ok(self.readers(parallelism, cursors))
+    }
+
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
+
+    fn restore_readers(
+        &mut self,
+        parallelism: usize,
+        positions: Vec<Vec<u8>>,
+    ) -> Result<Vec<Self::Reader>> {
+        // Every unfinished cursor of the old readers goes to one new reader, in turn.
+        let end = self.count.unwrap_or(u64::MAX);
+        let mut cursors: Vec<Vec<Cursor>> = (0..parallelism).map(|_| Vec::new()).collect();
+        let mut i = 0;
+        for position in positions {
+            for cursor in crate::checkpoint::decode::<Vec<Cursor>>(&position)? {
+                if cursor.next < end {
+                    cursors[i % parallelism].push(cursor);
+                    i += 1;
+                }
+            }
+        }
+        Ok(self.readers(parallelism, cursors))
+    }
+}
+
+impl<F: Clone> Generator<F> {
+    fn readers(&self, parallelism: usize, cursors: Vec<Vec<Cursor>>) -> Vec<GeneratorReader<F>> {
+        cursors
+            .into_iter()
+            .map(|cursors| GeneratorReader {
                 make: self.make.clone(),
-                next: i as u64,
-                stride: parallelism as u64,
+                cursors,
+                turn: 0,
+                split: 0,
                 end: self.count.unwrap_or(u64::MAX),
                 rate: self.rate.map(|r| r / parallelism as f64),
                 started: None,
                 produced: 0,
             })
-            .collect())
+            .collect()
+    }
+}
+
+/// One arithmetic progression of indexes a generator reader still has to make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Cursor {
+    next: u64,
+    stride: u64,
+}
+
+impl Cursor {
+    /// Stable across restores: the progression's stride and residue.
+    fn split_id(&self) -> u64 {
+        (self.stride << 32) | (self.next % self.stride)
     }
 }
 
 /// One parallel instance of a [`Generator`].
 pub struct GeneratorReader<F> {
     make: F,
-    next: u64,
-    stride: u64,
+    /// The progressions this reader makes: one, or several after a restore with a lower
+    /// parallelism. Polls take them in turn (and each is its own split for watermarks), so
+    /// that event time advances evenly over all of them.
+    cursors: Vec<Cursor>,
+    turn: usize,
+    split: u64,
     end: u64,
     rate: Option<f64>,
     started: Option<Instant>,
@@ -133,10 +229,21 @@ impl<T: Data, F: Fn(u64) -> T + Send + 'static> SourceReader<T> for GeneratorRea
         &mut self,
         out: &mut Vec<T>,
         max: usize,
-        _: &mut TaskContext,
+        ctx: &mut TaskContext,
     ) -> Result<SourcePoll> {
-        if self.next >= self.end {
-            return Ok(SourcePoll::Finished);
+        loop {
+            if self.cursors.is_empty() {
+                return Ok(SourcePoll::Finished);
+            }
+            self.turn %= self.cursors.len();
+            if self.cursors[self.turn].next < self.end {
+                break;
+            }
+            let done = self.cursors.remove(self.turn);
+            if !self.cursors.is_empty() {
+                // Its watermark must not hold the others back.
+                ctx.split_finished(done.split_id());
+            }
         }
         let mut n = max as u64;
         if let Some(rate) = self.rate {
@@ -147,14 +254,33 @@ impl<T: Data, F: Fn(u64) -> T + Send + 'static> SourceReader<T> for GeneratorRea
                 return Ok(SourcePoll::Idle);
             }
         }
-        let remaining = (self.end - self.next).div_ceil(self.stride);
+        let cursor = &mut self.cursors[self.turn];
+        self.split = cursor.split_id();
+        let remaining = (self.end - cursor.next).div_ceil(cursor.stride);
         let n = n.min(remaining);
-        let (first, stride) = (self.next, self.stride);
+        let (first, stride) = (cursor.next, cursor.stride);
         // A counted iterator: `extend` reserves once and writes without per-push checks.
         out.extend((0..n).map(|k| (self.make)(first + k * stride)));
-        self.next += n * stride;
+        cursor.next += n * stride;
         self.produced += n;
+        self.turn += 1;
         Ok(SourcePoll::Ready)
+    }
+
+    fn split_id(&self) -> u64 {
+        self.split
+    }
+
+    fn initial_splits(&self) -> Vec<u64> {
+        if self.cursors.len() > 1 {
+            self.cursors.iter().map(Cursor::split_id).collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn snapshot_position(&mut self) -> Result<Vec<u8>> {
+        crate::checkpoint::encode(&self.cursors)
     }
 }
 

@@ -21,11 +21,11 @@ use streamcore::{
 };
 
 /// (event time, key, value).
-type Ev = (Timestamp, &'static str, i64);
+type Ev = (Timestamp, char, i64);
 /// (key, window start, window end, value).
-type Row<V> = (&'static str, i64, i64, V);
+type Row<V> = (char, i64, i64, V);
 
-fn ev(t: i64, key: &'static str, value: i64) -> Ev {
+fn ev(t: i64, key: char, value: i64) -> Ev {
     (Timestamp(t), key, value)
 }
 
@@ -46,7 +46,7 @@ fn op<'a>(summary: &'a JobSummary, name: &str) -> &'a OperatorSummary {
         .unwrap_or_else(|| panic!("no operator {name} in {summary}"))
 }
 
-fn rows<V>(results: Vec<WindowResult<&'static str, V>>) -> Vec<Row<V>> {
+fn rows<V>(results: Vec<WindowResult<char, V>>) -> Vec<Row<V>> {
     results
         .into_iter()
         .map(|r| {
@@ -61,7 +61,7 @@ fn rows<V>(results: Vec<WindowResult<&'static str, V>>) -> Vec<Row<V>> {
 }
 
 /// A `process` window function: the window's values in arrival order.
-fn values(key: &&'static str, w: Window, events: &[Ev], out: &mut Output<Row<Vec<i64>>>) {
+fn values(key: &char, w: Window, events: &[Ev], out: &mut Output<Row<Vec<i64>>>) {
     out.emit((
         *key,
         w.start.millis(),
@@ -105,13 +105,13 @@ fn run_values(
 #[test]
 fn tumbling_window_boundaries() {
     let events = vec![
-        ev(-10, "a", 1),
-        ev(-1, "a", 2),
-        ev(0, "a", 3),
-        ev(9, "a", 4),
-        ev(10, "a", 5),
-        ev(19, "a", 6),
-        ev(20, "a", 7),
+        ev(-10, 'a', 1),
+        ev(-1, 'a', 2),
+        ev(0, 'a', 3),
+        ev(9, 'a', 4),
+        ev(10, 'a', 5),
+        ev(19, 'a', 6),
+        ev(20, 'a', 7),
     ];
     let (got, summary) = run_values(
         events.clone(),
@@ -123,10 +123,10 @@ fn tumbling_window_boundaries() {
     assert_eq!(
         got,
         vec![
-            ("a", -10, 0, vec![1, 2]),
-            ("a", 0, 10, vec![3, 4]),
-            ("a", 10, 20, vec![5, 6]),
-            ("a", 20, 30, vec![7]),
+            ('a', -10, 0, vec![1, 2]),
+            ('a', 0, 10, vec![3, 4]),
+            ('a', 10, 20, vec![5, 6]),
+            ('a', 20, 30, vec![7]),
         ]
     );
     assert_eq!(summary.events_late, 0);
@@ -140,10 +140,10 @@ fn tumbling_window_boundaries() {
     assert_eq!(
         got,
         vec![
-            ("a", -17, -7, vec![1]),
-            ("a", -7, 3, vec![2, 3]),
-            ("a", 3, 13, vec![4, 5]),
-            ("a", 13, 23, vec![6, 7]),
+            ('a', -17, -7, vec![1]),
+            ('a', -7, 3, vec![2, 3]),
+            ('a', 3, 13, vec![4, 5]),
+            ('a', 13, 23, vec![6, 7]),
         ]
     );
 }
@@ -152,7 +152,7 @@ fn tumbling_window_boundaries() {
 fn sliding_window_boundaries_with_a_slide_that_does_not_divide_the_size() {
     // Size 10 every 4: starts 0, 4, 8, ... A record at t is in every [s, s + 10) with
     // s <= t < s + 10.
-    let events = vec![ev(3, "a", 3), ev(4, "a", 4), ev(9, "a", 9), ev(10, "a", 10)];
+    let events = vec![ev(3, 'a', 3), ev(4, 'a', 4), ev(9, 'a', 9), ev(10, 'a', 10)];
     let (mut got, _) = run_values(
         events,
         WatermarkStrategy::monotonous(),
@@ -162,10 +162,10 @@ fn sliding_window_boundaries_with_a_slide_that_does_not_divide_the_size() {
     assert_eq!(
         got,
         vec![
-            ("a", -4, 6, vec![3, 4]),
-            ("a", 0, 10, vec![3, 4, 9]),
-            ("a", 4, 14, vec![4, 9, 10]),
-            ("a", 8, 18, vec![9, 10]),
+            ('a', -4, 6, vec![3, 4]),
+            ('a', 0, 10, vec![3, 4, 9]),
+            ('a', 4, 14, vec![4, 9, 10]),
+            ('a', 8, 18, vec![9, 10]),
         ]
     );
 }
@@ -195,50 +195,50 @@ fn a_window_fires_when_the_watermark_reaches_its_last_timestamp() {
     // Monotonous: the watermark after a record at t is t - 1.
     let (got, late_events, summary) = run(
         vec![
-            ev(0, "a", 0),
-            ev(9, "b", 0),  // watermark 8: [0, 10) is still open...
-            ev(9, "a", 0),  // ...so this one counts
-            ev(10, "b", 0), // watermark 9 = end - 1: [0, 10) fires
-            ev(9, "a", 0),  // late
+            ev(0, 'a', 0),
+            ev(9, 'b', 0),  // watermark 8: [0, 10) is still open...
+            ev(9, 'a', 0),  // ...so this one counts
+            ev(10, 'b', 0), // watermark 9 = end - 1: [0, 10) fires
+            ev(9, 'a', 0),  // late
         ],
         WatermarkStrategy::monotonous(),
     );
     assert_eq!(
         got,
-        vec![("a", 0, 10, 2), ("b", 0, 10, 1), ("b", 10, 20, 1)]
+        vec![('a', 0, 10, 2), ('b', 0, 10, 1), ('b', 10, 20, 1)]
     );
-    assert_eq!(late_events, vec![ev(9, "a", 0)]);
+    assert_eq!(late_events, vec![ev(9, 'a', 0)]);
     assert_eq!(summary.events_late, 1);
 
     // Delay 5: the watermark is max - 6.
     let (got, late_events, _) = run(
         vec![
-            ev(0, "a", 1),
-            ev(14, "b", 1), // watermark 8
-            ev(9, "a", 2),  // on time
-            ev(15, "b", 2), // watermark 9: [0, 10) fires
-            ev(9, "a", 3),  // late
-            ev(10, "a", 4), // on time, in [10, 20)
+            ev(0, 'a', 1),
+            ev(14, 'b', 1), // watermark 8
+            ev(9, 'a', 2),  // on time
+            ev(15, 'b', 2), // watermark 9: [0, 10) fires
+            ev(9, 'a', 3),  // late
+            ev(10, 'a', 4), // on time, in [10, 20)
         ],
         WatermarkStrategy::bounded_out_of_orderness(ms(5)),
     );
     assert_eq!(
         got,
-        vec![("a", 0, 10, 2), ("a", 10, 20, 1), ("b", 10, 20, 2)]
+        vec![('a', 0, 10, 2), ('a', 10, 20, 1), ('b', 10, 20, 2)]
     );
-    assert_eq!(late_events, vec![ev(9, "a", 3)]);
+    assert_eq!(late_events, vec![ev(9, 'a', 3)]);
 }
 
 #[test]
 fn sessions_merge_records_at_most_the_gap_apart() {
     let (got, summary) = run_values(
         vec![
-            ev(0, "a", 1),
-            ev(10, "a", 2), // exactly the gap after 0: same session
-            ev(21, "a", 3), // 11 after 10: a new session
-            ev(5, "b", 4),  // keys have their own sessions
-            ev(40, "a", 5),
-            ev(45, "a", 6),
+            ev(0, 'a', 1),
+            ev(10, 'a', 2), // exactly the gap after 0: same session
+            ev(21, 'a', 3), // 11 after 10: a new session
+            ev(5, 'b', 4),  // keys have their own sessions
+            ev(40, 'a', 5),
+            ev(45, 'a', 6),
         ],
         // Delay 10 so that the record of b at 5 is not late.
         WatermarkStrategy::bounded_out_of_orderness(ms(10)),
@@ -248,10 +248,10 @@ fn sessions_merge_records_at_most_the_gap_apart() {
     assert_eq!(
         got,
         vec![
-            ("b", 5, 15, vec![4]),
-            ("a", 0, 20, vec![1, 2]),
-            ("a", 21, 31, vec![3]),
-            ("a", 40, 55, vec![5, 6]),
+            ('b', 5, 15, vec![4]),
+            ('a', 0, 20, vec![1, 2]),
+            ('a', 21, 31, vec![3]),
+            ('a', 40, 55, vec![5, 6]),
         ]
     );
     assert_eq!(summary.events_late, 0);
@@ -262,15 +262,15 @@ fn a_session_that_fired_is_not_reopened_by_a_record_exactly_the_gap_later() {
     // As in Flink: [0, 10) fires at watermark 9 and is purged (no lateness); the record at 10
     // is not late (10 > 9) and starts a session of its own, though 10 - 0 <= gap.
     let (got, summary) = run_values(
-        vec![ev(0, "a", 1), ev(10, "b", 2), ev(10, "a", 3)],
+        vec![ev(0, 'a', 1), ev(10, 'b', 2), ev(10, 'a', 3)],
         WatermarkStrategy::monotonous(),
         Windows::session(ms(10)),
     );
     // a's first session fired at watermark 9, before the end; the rest fire at the end.
-    assert_eq!(got[0], ("a", 0, 10, vec![1]));
+    assert_eq!(got[0], ('a', 0, 10, vec![1]));
     let mut rest = got[1..].to_vec();
     rest.sort();
-    assert_eq!(rest, vec![("a", 10, 20, vec![3]), ("b", 10, 20, vec![2])]);
+    assert_eq!(rest, vec![('a', 10, 20, vec![3]), ('b', 10, 20, vec![2])]);
     assert_eq!(summary.events_late, 0);
 }
 
@@ -282,12 +282,12 @@ fn a_late_record_bridging_two_fired_sessions_re_emits_the_merged_session() {
         .from_vec(
             "events",
             vec![
-                ev(0, "a", 1),
-                ev(20, "a", 2), // watermark 19: a [0, 10) fires
-                ev(40, "b", 5), // watermark 39: a [20, 30) fires
-                ev(10, "a", 3), // late but within lateness: touches both sessions
-                ev(200, "b", 6),
-                ev(15, "a", 7), // past the lateness of everything: late
+                ev(0, 'a', 1),
+                ev(20, 'a', 2), // watermark 19: a [0, 10) fires
+                ev(40, 'b', 5), // watermark 39: a [20, 30) fires
+                ev(10, 'a', 3), // late but within lateness: touches both sessions
+                ev(200, 'b', 6),
+                ev(15, 'a', 7), // past the lateness of everything: late
             ],
         )
         .with_watermarks(WatermarkStrategy::monotonous())
@@ -313,14 +313,14 @@ fn a_late_record_bridging_two_fired_sessions_re_emits_the_merged_session() {
     assert_eq!(
         sorted_values,
         vec![
-            ("a", 0, 10, vec![1]),
-            ("a", 20, 30, vec![2]),
-            ("a", 0, 30, vec![1, 2, 3]),
-            ("b", 40, 50, vec![5]),
-            ("b", 200, 210, vec![6]),
+            ('a', 0, 10, vec![1]),
+            ('a', 20, 30, vec![2]),
+            ('a', 0, 30, vec![1, 2, 3]),
+            ('b', 40, 50, vec![5]),
+            ('b', 200, 210, vec![6]),
         ]
     );
-    assert_eq!(late_events.take(), vec![ev(15, "a", 7)]);
+    assert_eq!(late_events.take(), vec![ev(15, 'a', 7)]);
     assert_eq!(summary.events_late, 1);
     check_window_metrics(&summary, "win", got.len(), 1);
     assert_eq!(op(&summary, "win").late_redirected, 1);
@@ -334,13 +334,13 @@ fn late_records_within_lateness_update_and_re_emit_tumbling_windows() {
         .from_vec(
             "events",
             vec![
-                ev(1, "a", 0),
-                ev(5, "a", 0),
-                ev(12, "b", 0), // watermark 11: a [0, 10) = 2 fires
-                ev(3, "a", 0),  // within lateness: a [0, 10) = 3 at once
-                ev(35, "b", 0), // watermark 34: b [10, 20) fires, [0, 10) expires (9 + 20 <= 34)
-                ev(4, "a", 0),  // past lateness: late
-                ev(15, "b", 0), // within lateness: b [10, 20) = 2 at once
+                ev(1, 'a', 0),
+                ev(5, 'a', 0),
+                ev(12, 'b', 0), // watermark 11: a [0, 10) = 2 fires
+                ev(3, 'a', 0),  // within lateness: a [0, 10) = 3 at once
+                ev(35, 'b', 0), // watermark 34: b [10, 20) fires, [0, 10) expires (9 + 20 <= 34)
+                ev(4, 'a', 0),  // past lateness: late
+                ev(15, 'b', 0), // within lateness: b [10, 20) = 2 at once
             ],
         )
         .with_watermarks(WatermarkStrategy::monotonous())
@@ -358,14 +358,14 @@ fn late_records_within_lateness_update_and_re_emit_tumbling_windows() {
     assert_eq!(
         got,
         vec![
-            ("a", 0, 10, 2),
-            ("a", 0, 10, 3),
-            ("b", 10, 20, 1),
-            ("b", 10, 20, 2),
-            ("b", 30, 40, 1),
+            ('a', 0, 10, 2),
+            ('a', 0, 10, 3),
+            ('b', 10, 20, 1),
+            ('b', 10, 20, 2),
+            ('b', 30, 40, 1),
         ]
     );
-    assert_eq!(late_events.take(), vec![ev(4, "a", 0)]);
+    assert_eq!(late_events.take(), vec![ev(4, 'a', 0)]);
     assert_eq!(summary.events_late, 1);
     check_window_metrics(&summary, "win", got.len(), 1);
     assert_eq!(op(&summary, "win").late_redirected, 1);
@@ -378,11 +378,11 @@ fn late_records_within_lateness_update_and_re_emit_sliding_windows() {
         .from_vec(
             "events",
             vec![
-                ev(1, "a", 0),
-                ev(12, "a", 0), // watermark 11: [-5, 5) and [0, 10) fire
-                ev(7, "a", 0),  // [0, 10) fired (re-emitted at once), [5, 15) is open
-                ev(30, "a", 0), // watermark 29: [5, 15), [10, 20) fire; expire up to [10, 20)
-                ev(8, "a", 0),  // [0, 10) and [5, 15) expired: late, and dropped
+                ev(1, 'a', 0),
+                ev(12, 'a', 0), // watermark 11: [-5, 5) and [0, 10) fire
+                ev(7, 'a', 0),  // [0, 10) fired (re-emitted at once), [5, 15) is open
+                ev(30, 'a', 0), // watermark 29: [5, 15), [10, 20) fire; expire up to [10, 20)
+                ev(8, 'a', 0),  // [0, 10) and [5, 15) expired: late, and dropped
             ],
         )
         .with_watermarks(WatermarkStrategy::monotonous())
@@ -397,13 +397,13 @@ fn late_records_within_lateness_update_and_re_emit_sliding_windows() {
     assert_eq!(
         got,
         vec![
-            ("a", -5, 5, 1),
-            ("a", 0, 10, 1),
-            ("a", 0, 10, 2),
-            ("a", 5, 15, 2),
-            ("a", 10, 20, 1),
-            ("a", 25, 35, 1),
-            ("a", 30, 40, 1),
+            ('a', -5, 5, 1),
+            ('a', 0, 10, 1),
+            ('a', 0, 10, 2),
+            ('a', 5, 15, 2),
+            ('a', 10, 20, 1),
+            ('a', 25, 35, 1),
+            ('a', 30, 40, 1),
         ]
     );
     assert_eq!(summary.events_late, 1);
@@ -416,11 +416,11 @@ fn late_records_within_lateness_update_and_re_emit_sliding_windows() {
 #[test]
 fn late_records_past_lateness_are_redirected_or_dropped_and_counted() {
     let events = vec![
-        ev(0, "a", 1),
-        ev(30, "a", 2), // watermark 29
-        ev(5, "a", 3),  // late for [0, 10) and for a session [5, 15)
-        ev(19, "b", 4), // late too: [10, 20) and a session [19, 29) are past
-        ev(31, "a", 5), // on time
+        ev(0, 'a', 1),
+        ev(30, 'a', 2), // watermark 29
+        ev(5, 'a', 3),  // late for [0, 10) and for a session [5, 15)
+        ev(19, 'b', 4), // late too: [10, 20) and a session [19, 29) are past
+        ev(31, 'a', 5), // on time
     ];
     for windows in [Windows::tumbling(ms(10)), Windows::session(ms(10))] {
         for redirect in [true, false] {
@@ -443,15 +443,15 @@ fn late_records_past_lateness_are_redirected_or_dropped_and_counted() {
             let mut got = rows(sums.take());
             got.sort();
             let expected = match windows {
-                Windows::Session { .. } => vec![("a", 0, 10, 1), ("a", 30, 41, 7)],
-                _ => vec![("a", 0, 10, 1), ("a", 30, 40, 7)],
+                Windows::Session { .. } => vec![('a', 0, 10, 1), ('a', 30, 41, 7)],
+                _ => vec![('a', 0, 10, 1), ('a', 30, 40, 7)],
             };
             assert_eq!(got, expected, "{windows:?}");
             assert_eq!(summary.events_late, 2, "{windows:?}");
             let o = op(&summary, "win");
             check_window_metrics(&summary, "win", got.len(), 2);
             if redirect {
-                assert_eq!(late_events.take(), vec![ev(5, "a", 3), ev(19, "b", 4)]);
+                assert_eq!(late_events.take(), vec![ev(5, 'a', 3), ev(19, 'b', 4)]);
                 assert_eq!(o.late_redirected, 2);
             } else {
                 assert!(late_events.is_empty());
@@ -464,13 +464,13 @@ fn late_records_past_lateness_are_redirected_or_dropped_and_counted() {
 
 #[test]
 fn empty_windows_produce_no_output() {
-    let events = vec![ev(0, "a", 1), ev(95, "a", 2)];
+    let events = vec![ev(0, 'a', 1), ev(95, 'a', 2)];
     let (got, summary) = run_values(
         events.clone(),
         WatermarkStrategy::monotonous(),
         Windows::tumbling(ms(10)),
     );
-    assert_eq!(got, vec![("a", 0, 10, vec![1]), ("a", 90, 100, vec![2])]);
+    assert_eq!(got, vec![('a', 0, 10, vec![1]), ('a', 90, 100, vec![2])]);
     assert_eq!(op(&summary, "win").windows_fired, 2);
     let (got, _) = run_values(
         events,
@@ -480,10 +480,10 @@ fn empty_windows_produce_no_output() {
     assert_eq!(
         got,
         vec![
-            ("a", -10, 10, vec![1]),
-            ("a", 0, 20, vec![1]),
-            ("a", 80, 100, vec![2]),
-            ("a", 90, 110, vec![2]),
+            ('a', -10, 10, vec![1]),
+            ('a', 0, 20, vec![1]),
+            ('a', 80, 100, vec![2]),
+            ('a', 90, 110, vec![2]),
         ]
     );
 }
@@ -491,11 +491,11 @@ fn empty_windows_produce_no_output() {
 #[test]
 fn count_windows_fire_every_n_records_per_key_and_the_rest_at_the_end() {
     // Key a: 7 records (t = 10, 20, ..., 70); key b: 2 records (t = 101, 102).
-    let mut events: Vec<Ev> = (1..=7).map(|i| ev(10 * i, "a", i)).collect();
-    events.insert(2, ev(101, "b", 10));
-    events.push(ev(102, "b", 20));
+    let mut events: Vec<Ev> = (1..=7).map(|i| ev(10 * i, 'a', i)).collect();
+    events.insert(2, ev(101, 'b', 10));
+    events.push(ev(102, 'b', 20));
     /// The event times of the window's records.
-    fn times(key: &&'static str, w: Window, events: &[Ev], out: &mut Output<Row<Vec<i64>>>) {
+    fn times(key: &char, w: Window, events: &[Ev], out: &mut Output<Row<Vec<i64>>>) {
         let mut t: Vec<i64> = events.iter().map(|e| e.0.millis()).collect();
         t.sort_unstable();
         out.emit((*key, w.start.millis(), w.end.millis(), t));
@@ -526,27 +526,27 @@ fn count_windows_fire_every_n_records_per_key_and_the_rest_at_the_end() {
         if parallelism == 1 {
             // One reader: records arrive in input order; the full windows fire as their
             // third record arrives, before the end, and the partial ones at the end.
-            assert_eq!(&sums[..2], &[("a", 10, 31, 6), ("a", 40, 61, 15)]);
+            assert_eq!(&sums[..2], &[('a', 10, 31, 6), ('a', 40, 61, 15)]);
             let mut sorted = sums.clone();
             sorted.sort();
             // The window of a result spans its records' event times: [first, last + 1).
             assert_eq!(
                 sorted,
                 vec![
-                    ("a", 10, 31, 6),
-                    ("a", 40, 61, 15),
-                    ("a", 70, 71, 7),
-                    ("b", 101, 103, 30),
+                    ('a', 10, 31, 6),
+                    ('a', 40, 61, 15),
+                    ('a', 70, 71, 7),
+                    ('b', 101, 103, 30),
                 ]
             );
         }
         // Whatever the arrival order (two readers interleave): windows of 3, 3 and 1 records
         // of a, 2 of b, every record in exactly one, each window spanning its records.
-        let mut sizes: Vec<(&str, usize)> = windows.iter().map(|w| (w.0, w.3.len())).collect();
+        let mut sizes: Vec<(char, usize)> = windows.iter().map(|w| (w.0, w.3.len())).collect();
         sizes.sort();
         assert_eq!(
             sizes,
-            vec![("a", 1), ("a", 3), ("a", 3), ("b", 2)],
+            vec![('a', 1), ('a', 3), ('a', 3), ('b', 2)],
             "p {parallelism}"
         );
         let mut all: Vec<i64> = windows.iter().flat_map(|w| w.3.clone()).collect();
@@ -591,15 +591,15 @@ impl Trigger<Ev> for EverySecond {
 #[test]
 fn global_windows_emit_when_their_trigger_says_and_at_the_end() {
     let events = vec![
-        ev(1, "a", 1),
-        ev(2, "b", 10),
-        ev(3, "a", 2),
-        ev(4, "a", -3), // a fires and purges: 1 + 2 - 3
-        ev(5, "a", 4),
-        ev(6, "b", 20),
-        ev(7, "b", -5), // b fires and purges: 10 + 20 - 5
-        ev(8, "a", 5),
-        ev(9, "b", 7), // pending at the end
+        ev(1, 'a', 1),
+        ev(2, 'b', 10),
+        ev(3, 'a', 2),
+        ev(4, 'a', -3), // a fires and purges: 1 + 2 - 3
+        ev(5, 'a', 4),
+        ev(6, 'b', 20),
+        ev(7, 'b', -5), // b fires and purges: 10 + 20 - 5
+        ev(8, 'a', 5),
+        ev(9, 'b', 7), // pending at the end
     ];
     let mut job = Job::new("global");
     let source = job.from_vec("events", events);
@@ -619,10 +619,10 @@ fn global_windows_emit_when_their_trigger_says_and_at_the_end() {
     let summary = job.run(one_by_one()).unwrap();
 
     let got = rows(purged.take());
-    assert_eq!(&got[..2], &[("a", 1, 5, 0), ("b", 2, 8, 25)]);
+    assert_eq!(&got[..2], &[('a', 1, 5, 0), ('b', 2, 8, 25)]);
     let mut rest = got[2..].to_vec();
     rest.sort();
-    assert_eq!(rest, vec![("a", 5, 9, 9), ("b", 9, 10, 7)]);
+    assert_eq!(rest, vec![('a', 5, 9, 9), ('b', 9, 10, 7)]);
     check_window_metrics(&summary, "purging", got.len(), 0);
 
     // Fire keeps the state: each emission holds everything of the key so far.
@@ -630,15 +630,15 @@ fn global_windows_emit_when_their_trigger_says_and_at_the_end() {
     assert_eq!(
         &got[..4],
         &[
-            ("a", 1, 4, vec![1, 2]),
-            ("a", 1, 6, vec![1, 2, -3, 4]),
-            ("b", 2, 7, vec![10, 20]),
-            ("b", 2, 10, vec![10, 20, -5, 7]),
+            ('a', 1, 4, vec![1, 2]),
+            ('a', 1, 6, vec![1, 2, -3, 4]),
+            ('b', 2, 7, vec![10, 20]),
+            ('b', 2, 10, vec![10, 20, -5, 7]),
         ]
     );
     // The end of the input fires what is pending: a has a record since its last emission.
     assert!(
-        got[4..].contains(&("a", 1, 9, vec![1, 2, -3, 4, 5])),
+        got[4..].contains(&('a', 1, 9, vec![1, 2, -3, 4, 5])),
         "{got:?}"
     );
     check_window_metrics(&summary, "keeping", got.len(), 0);
@@ -647,7 +647,7 @@ fn global_windows_emit_when_their_trigger_says_and_at_the_end() {
 #[test]
 fn window_all_runs_one_instance_even_at_parallelism_two() {
     let events: Vec<Ev> = (0..40)
-        .map(|t| ev(t, ["a", "b", "c"][t as usize % 3], t))
+        .map(|t| ev(t, ['a', 'b', 'c'][t as usize % 3], t))
         .collect();
     let mut job = Job::new("all");
     let counts = job
@@ -684,10 +684,10 @@ fn window_all_runs_one_instance_even_at_parallelism_two() {
 fn without_watermarks_nothing_is_late_and_everything_fires_at_the_end() {
     // Out of order by far more than any window: without watermarks nothing is late.
     let events = vec![
-        ev(100, "a", 1),
-        ev(0, "a", 2),
-        ev(50, "a", 3),
-        ev(5, "a", 4),
+        ev(100, 'a', 1),
+        ev(0, 'a', 2),
+        ev(50, 'a', 3),
+        ev(5, 'a', 4),
     ];
     let mut job = Job::new("no-watermarks");
     let out = job
@@ -703,9 +703,9 @@ fn without_watermarks_nothing_is_late_and_everything_fires_at_the_end() {
     assert_eq!(
         got,
         vec![
-            ("a", 0, 10, vec![2, 4]),
-            ("a", 50, 60, vec![3]),
-            ("a", 100, 110, vec![1]),
+            ('a', 0, 10, vec![2, 4]),
+            ('a', 50, 60, vec![3]),
+            ('a', 100, 110, vec![1]),
         ]
     );
     assert_eq!(summary.events_late, 0);
@@ -717,14 +717,14 @@ fn without_watermarks_nothing_is_late_and_everything_fires_at_the_end() {
         WatermarkStrategy::monotonous(),
         Windows::tumbling(ms(10)),
     );
-    assert_eq!(got, vec![("a", 100, 110, vec![1])]);
+    assert_eq!(got, vec![('a', 100, 110, vec![1])]);
     assert_eq!(summary.events_late, 3);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Live jobs: unbounded sources, observed through `JobHandle::metrics` while they run.
 
-const KEYS: [&str; 3] = ["x", "y", "z"];
+const KEYS: [char; 3] = ['x', 'y', 'z'];
 
 /// What one reader of a [`Scripted`] source does.
 #[derive(Clone)]
@@ -855,7 +855,7 @@ fn a_watermark_that_never_advances_fires_nothing_until_the_end() {
 fn count_windows_fire_mid_stream_and_the_partial_rest_only_at_the_end() {
     // Key x: 7 records, y: 2. Full windows fire while the source is still open.
     let records: Vec<Ev> = (0..9)
-        .map(|i| ev(i, if i % 4 == 1 { "y" } else { "x" }, i))
+        .map(|i| ev(i, if i % 4 == 1 { 'y' } else { 'x' }, i))
         .collect();
     let mut job = Job::new("count-live");
     let out = job
@@ -879,9 +879,9 @@ fn count_windows_fire_mid_stream_and_the_partial_rest_only_at_the_end() {
     );
     handle.stop();
     let summary = handle.join().unwrap();
-    let mut got: Vec<(&str, u64)> = out.take().into_iter().map(|r| (r.key, r.value)).collect();
+    let mut got: Vec<(char, u64)> = out.take().into_iter().map(|r| (r.key, r.value)).collect();
     got.sort();
-    assert_eq!(got, vec![("x", 1), ("x", 3), ("x", 3), ("y", 2)]);
+    assert_eq!(got, vec![('x', 1), ('x', 3), ('x', 3), ('y', 2)]);
     check_window_metrics(&summary, "win", 4, 0);
 }
 
@@ -892,7 +892,7 @@ fn idle_job(
     strategy: WatermarkStrategy,
 ) -> (
     streamcore::JobHandle,
-    streamcore::sink::Collected<WindowResult<&'static str, u64>>,
+    streamcore::sink::Collected<WindowResult<char, u64>>,
 ) {
     let mut job = Job::new("idle");
     let out = job
@@ -918,7 +918,7 @@ fn idle_job(
 
 fn quiet_records() -> Vec<Ev> {
     // Watermark 3 under zero delay: no window of 100 ms closes.
-    (0..5).map(|t| ev(t, "x", t)).collect()
+    (0..5).map(|t| ev(t, 'x', t)).collect()
 }
 
 #[test]
@@ -988,10 +988,10 @@ fn a_late_record_within_lateness_into_an_empty_fired_window_emits_at_once() {
         .from_vec(
             "events",
             vec![
-                ev(0, "a", 0),
-                ev(25, "a", 0), // watermark 24: [0, 10) and [10, 20) are past
-                ev(15, "b", 0), // within lateness, window [10, 20) never had records: emit now
-                ev(5, "a", 0),  // within lateness, [0, 10) fired: emit the update now
+                ev(0, 'a', 0),
+                ev(25, 'a', 0), // watermark 24: [0, 10) and [10, 20) are past
+                ev(15, 'b', 0), // within lateness, window [10, 20) never had records: emit now
+                ev(5, 'a', 0),  // within lateness, [0, 10) fired: emit the update now
             ],
         )
         .with_watermarks(WatermarkStrategy::monotonous())
@@ -1006,10 +1006,10 @@ fn a_late_record_within_lateness_into_an_empty_fired_window_emits_at_once() {
     assert_eq!(
         rows(counts.take()),
         vec![
-            ("a", 0, 10, 1),
-            ("b", 10, 20, 1),
-            ("a", 0, 10, 2),
-            ("a", 20, 30, 1),
+            ('a', 0, 10, 1),
+            ('b', 10, 20, 1),
+            ('a', 0, 10, 2),
+            ('a', 20, 30, 1),
         ]
     );
 }

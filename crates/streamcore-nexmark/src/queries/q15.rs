@@ -86,6 +86,7 @@ impl Q15Row {
 
 /// The twelve counts of q15 and q16, in the sinks' column order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Counts {
     /// Bids.
     pub total_bids: i64,
@@ -133,6 +134,7 @@ impl QueryRow for Q15Row {
 
 /// Exact counts with the distinct sets behind them: index 0 is all bids, 1–3 the ranks.
 #[derive(Default)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct DistinctStats {
     bids: [i64; 4],
     bidders: [HashSet<i64>; 4],
@@ -174,6 +176,7 @@ impl DistinctStats {
 }
 
 /// Per day: its text, the counts before the last bid, the distinct sets.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Acc {
     day: CompactString,
     before: Option<Counts>,

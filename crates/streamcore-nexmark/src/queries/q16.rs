@@ -101,6 +101,7 @@ impl Q16Row {
 }
 
 /// Per group: day text, latest minute of the day, the row before the last bid, the sets.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Acc {
     day: CompactString,
     minute: i64,

@@ -78,6 +78,7 @@ pub fn day_string(day: i64) -> CompactString {
 }
 
 #[derive(Clone, Copy, Default)]
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Stats {
     total: i64,
     rank1: i64,
@@ -122,6 +123,7 @@ impl Stats {
 }
 
 /// Per group: the day's text, the statistics before the last bid, and now.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Acc {
     day: CompactString,
     before: Stats,

@@ -25,7 +25,7 @@ use streamcore::join::Change;
 use streamcore::{Job, Stream, Timestamp};
 
 /// A row of `nexmark_q18`: a bid.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Q18Row {
     /// Auction id.
@@ -67,6 +67,7 @@ impl From<Bid> for Q18Row {
 
 /// The current last bid, the one it replaced, and whether the last bid changed it.
 #[derive(Default)]
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Last {
     now: Option<Q18Row>,
     before: Option<Q18Row>,

@@ -43,7 +43,7 @@ use streamcore::{Job, Stream};
 pub const FRAME: usize = 11;
 
 /// A row of `nexmark_q6`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 pub struct Q6Row {
     /// Seller id.
     pub seller: i64,
@@ -57,6 +57,7 @@ impl QueryRow for Q6Row {
 
 /// A seller's winners, `(dateTime, auction) -> price`, and the changes of the last update.
 #[derive(Default)]
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Frames {
     winners: BTreeMap<(i64, i64), i64>,
     changes: Vec<Change<Q6Row>>,

@@ -234,6 +234,9 @@ where
     pub fn window_join<O, F>(self, windows: Windows, join: F) -> Stream<O>
     where
         O: Data,
+        A: crate::data::StateData,
+        B: crate::data::StateData,
+        K: crate::data::StateKey,
         F: FnMut(&A, &B) -> O + Clone + Send + 'static,
     {
         let mut join = join;

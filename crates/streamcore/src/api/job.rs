@@ -42,10 +42,12 @@ pub struct JobConfig {
     /// milliseconds cut that cost for high-rate keyed jobs (see docs/benchmarks.md).
     #[serde(with = "millis")]
     pub watermark_interval: std::time::Duration,
+    /// Checkpoints (and restore); `None` (the default) runs without.
+    pub checkpoints: Option<crate::checkpoint::CheckpointConfig>,
 }
 
 /// `Duration` as integer milliseconds in configuration files.
-mod millis {
+pub(crate) mod millis {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -65,6 +67,7 @@ impl Default for JobConfig {
             key_groups: DEFAULT_KEY_GROUPS,
             error_policy: ErrorPolicy::Fail,
             watermark_interval: std::time::Duration::ZERO,
+            checkpoints: None,
         }
     }
 }
@@ -93,6 +96,11 @@ impl JobConfig {
     /// Sets the least time between two watermarks of a source.
     pub fn watermark_interval(mut self, d: std::time::Duration) -> Self {
         self.watermark_interval = d;
+        self
+    }
+    /// Runs the job with checkpoints (see [`crate::checkpoint`]).
+    pub fn checkpoints(mut self, c: crate::checkpoint::CheckpointConfig) -> Self {
+        self.checkpoints = Some(c);
         self
     }
     /// Sets the error policy.

@@ -60,6 +60,7 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
     pub fn window(self, windows: Windows) -> WindowedStream<T, K, KF>
     where
         T: EventTime,
+        K: crate::data::StateKey,
     {
         if let Err(e) = windows.validate() {
             panic!("invalid windows: {e}");
@@ -72,6 +73,7 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
     pub fn count_window(self, n: u64) -> WindowedStream<T, K, KF>
     where
         T: EventTime,
+        K: crate::data::StateKey,
     {
         assert!(n > 0, "count windows need n > 0");
         WindowedStream::new(self, WindowKind::Global(CountTrigger(n)))
@@ -82,6 +84,7 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
     pub fn global_window<Tr: Trigger<T>>(self, trigger: Tr) -> WindowedStream<T, K, KF, Tr>
     where
         T: EventTime,
+        K: crate::data::StateKey,
     {
         WindowedStream::new(self, WindowKind::Global(trigger))
     }
@@ -175,15 +178,17 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
     /// use streamcore::{Job, JobConfig};
     /// let mut job = Job::new("running-max");
     /// let out = job
-    ///     .from_vec("readings", vec![("a", 3), ("b", 1), ("a", 7), ("a", 5)])
+    ///     .from_vec("readings", vec![('a', 3), ('b', 1), ('a', 7), ('a', 5)])
     ///     .key_by(|r| r.0)
     ///     .reduce(|acc, r| if r.1 > acc.1 { r } else { acc })
     ///     .collect();
     /// job.run(JobConfig::default().parallelism(1)).unwrap();
-    /// assert_eq!(out.take(), vec![("a", 3), ("b", 1), ("a", 7), ("a", 7)]);
+    /// assert_eq!(out.take(), vec![('a', 3), ('b', 1), ('a', 7), ('a', 7)]);
     /// ```
     pub fn reduce<R>(self, reduce: R) -> Stream<T>
     where
+        T: crate::data::StateData,
+        K: crate::data::StateKey,
         R: FnMut(T, T) -> T + Clone + Send + 'static,
     {
         let op = KeyedReduce {
@@ -207,16 +212,17 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
     /// use streamcore::{Job, JobConfig};
     /// let mut job = Job::new("spend");
     /// let out = job
-    ///     .from_vec("tx", vec![("u1", 10), ("u2", 5), ("u1", 20)])
+    ///     .from_vec("tx", vec![(1u32, 10), (2, 5), (1, 20)])
     ///     .key_by(|t| t.0)
     ///     .aggregate(|_| (0u32, 0i64), |acc, t| { acc.0 += 1; acc.1 += t.1 }, |k, acc| (*k, acc.0, acc.1))
     ///     .collect();
     /// job.run(JobConfig::default().parallelism(1)).unwrap();
-    /// assert_eq!(out.take(), vec![("u1", 1, 10), ("u2", 1, 5), ("u1", 2, 30)]);
+    /// assert_eq!(out.take(), vec![(1, 1, 10), (2, 1, 5), (1, 2, 30)]);
     /// ```
     pub fn aggregate<A, O, I, F, E>(self, init: I, fold: F, result: E) -> Stream<O>
     where
-        A: Send + 'static,
+        K: crate::data::StateKey,
+        A: crate::data::StateData,
         O: Data,
         I: Fn(&K) -> A + Clone + Send + 'static,
         F: FnMut(&mut A, T) + Clone + Send + 'static,

@@ -8,6 +8,7 @@ mod stream;
 mod windowed;
 
 pub use connected::{ConnectedStreams, KeyedConnectedStreams};
+pub(crate) use job::millis;
 pub use job::{Job, JobConfig};
 pub use keyed::KeyedStream;
 pub use stream::{NoKey, Stream};

@@ -1,7 +1,7 @@
 //! [`WindowedStream`]: a keyed stream cut into windows, waiting for its window function.
 
 use super::{KeyedStream, Stream};
-use crate::data::{Data, Key};
+use crate::data::{Data, StateData, StateKey};
 use crate::event_time::EventTime;
 use crate::operator::{Output, OutputTag};
 use crate::window::{
@@ -27,7 +27,7 @@ pub(crate) enum WindowKind<Tr> {
 /// use streamcore::window::{aggregates::Count, Windows};
 ///
 /// let mut job = Job::new("clicks-per-10s");
-/// let clicks = vec![(Timestamp(1_000), "a"), (Timestamp(4_000), "a"), (Timestamp(12_000), "b"), (Timestamp(2_000), "a")];
+/// let clicks = vec![(Timestamp(1_000), 'a'), (Timestamp(4_000), 'a'), (Timestamp(12_000), 'b'), (Timestamp(2_000), 'a')];
 /// let late = OutputTag::new("late");
 /// let counts = job
 ///     .from_vec("clicks", clicks)
@@ -40,11 +40,11 @@ pub(crate) enum WindowKind<Tr> {
 /// let counts = counts.collect();
 /// // One record per batch, so the watermark moves between records.
 /// job.run(JobConfig::default().parallelism(1).batch_size(1)).unwrap();
-/// let mut got: Vec<(&str, i64, u64)> = counts.take().into_iter().map(|r| (r.key, r.window.start.millis(), r.value)).collect();
+/// let mut got: Vec<(char, i64, u64)> = counts.take().into_iter().map(|r| (r.key, r.window.start.millis(), r.value)).collect();
 /// got.sort();
 /// // The click at 2s arrived after the watermark passed it: it is late, not counted.
-/// assert_eq!(got, vec![("a", 0, 2), ("b", 10_000, 1)]);
-/// assert_eq!(late_clicks.take(), vec![(Timestamp(2_000), "a")]);
+/// assert_eq!(got, vec![('a', 0, 2), ('b', 10_000, 1)]);
+/// assert_eq!(late_clicks.take(), vec![(Timestamp(2_000), 'a')]);
 /// ```
 pub struct WindowedStream<T, K, KF, Tr = CountTrigger> {
     keyed: KeyedStream<T, K, KF>,
@@ -56,7 +56,7 @@ pub struct WindowedStream<T, K, KF, Tr = CountTrigger> {
 impl<T, K, KF, Tr> WindowedStream<T, K, KF, Tr>
 where
     T: Data + EventTime,
-    K: Key,
+    K: StateKey,
     KF: Fn(&T) -> K + Clone + Send + 'static,
     Tr: Trigger<T>,
 {
@@ -115,7 +115,10 @@ where
     pub fn reduce<R: FnMut(T, T) -> T + Clone + Send + 'static>(
         self,
         f: R,
-    ) -> Stream<WindowResult<K, T>> {
+    ) -> Stream<WindowResult<K, T>>
+    where
+        T: StateData,
+    {
         self.finish("window_reduce", Reduced { f, _k: PhantomData })
     }
 
@@ -123,6 +126,7 @@ where
     /// holds the records, so prefer `aggregate` when the result can be computed incrementally.
     pub fn process<O: Data, F>(self, f: F) -> Stream<O>
     where
+        T: StateData,
         F: FnMut(&K, Window, &[T], &mut Output<O>) + Clone + Send + 'static,
     {
         self.finish("window_process", ProcessWindow { f, _t: PhantomData })

@@ -83,6 +83,11 @@ where
     K: Key,
     KF: Fn(&T) -> K + Clone + Send + 'static,
 {
+    fn supports_checkpoints(&self) -> bool {
+        // Its state is not serialized yet: a job with checkpoints refuses to start.
+        false
+    }
+
     type In = T;
     type Out = Match<T>;
 

@@ -62,6 +62,11 @@ impl<T, R, P: BroadcastProcessFunction<T, R>> Clone for BroadcastOperator<T, R, 
 }
 
 impl<T: Data, R: Data, P: BroadcastProcessFunction<T, R>> Operator for BroadcastOperator<T, R, P> {
+    fn supports_checkpoints(&self) -> bool {
+        // Its state is not serialized yet: a job with checkpoints refuses to start.
+        false
+    }
+
     type In = Either<T, R>;
     type Out = P::Out;
     fn process_batch(

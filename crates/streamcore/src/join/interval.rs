@@ -77,6 +77,11 @@ where
     KF: Fn(&Either<A, B>) -> K + Clone + Send + 'static,
     F: FnMut(&A, &B) -> O + Clone + Send + 'static,
 {
+    fn supports_checkpoints(&self) -> bool {
+        // Its state is not serialized yet: a job with checkpoints refuses to start.
+        false
+    }
+
     type In = Either<A, B>;
     type Out = O;
 

@@ -72,6 +72,11 @@ where
     KF: Fn(&Either<A, Change<B>>) -> K + Clone + Send + 'static,
     F: FnMut(&A, Option<&B>) -> O + Clone + Send + 'static,
 {
+    fn supports_checkpoints(&self) -> bool {
+        // Its state is not serialized yet: a job with checkpoints refuses to start.
+        false
+    }
+
     type In = Either<A, Change<B>>;
     type Out = O;
 

@@ -2,8 +2,9 @@
 //! updates its key's state and emits the updated result (Flink's rolling aggregations).
 
 use super::{Operator, Output};
+use crate::checkpoint::{StateRestore, StateSnapshot};
 use crate::context::TaskContext;
-use crate::data::{Data, Key};
+use crate::data::{Data, StateData, StateKey};
 use crate::error::Result;
 use crate::state::KeyedMap;
 use std::marker::PhantomData;
@@ -17,8 +18,8 @@ pub(crate) struct KeyedReduce<T, K, KF, R> {
 
 impl<T, K, KF, R> Operator for KeyedReduce<T, K, KF, R>
 where
-    T: Data,
-    K: Key,
+    T: Data + StateData,
+    K: StateKey,
     KF: Fn(&T) -> K + Send + 'static,
     R: FnMut(T, T) -> T + Send + 'static,
 {
@@ -53,6 +54,14 @@ where
         }
         Ok(())
     }
+
+    fn snapshot_state(&mut self, _: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
+        self.state.as_ref().expect("opened").snapshot(state)
+    }
+
+    fn restore_state(&mut self, _: &mut TaskContext, state: &StateRestore) -> Result<()> {
+        self.state.as_mut().expect("opened").restore(state)
+    }
 }
 
 impl<T, K, KF: Clone, R: Clone> Clone for KeyedReduce<T, K, KF, R> {
@@ -78,8 +87,8 @@ pub(crate) struct KeyedAggregate<T, K, A, O, KF, I, F, E> {
 impl<T, K, A, O, KF, I, F, E> Operator for KeyedAggregate<T, K, A, O, KF, I, F, E>
 where
     T: Data,
-    K: Key,
-    A: Send + 'static,
+    K: StateKey,
+    A: StateData,
     O: Data,
     KF: Fn(&T) -> K + Send + 'static,
     I: Fn(&K) -> A + Send + 'static,
@@ -116,6 +125,14 @@ where
             out.emit(result);
         }
         Ok(())
+    }
+
+    fn snapshot_state(&mut self, _: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
+        self.state.as_ref().expect("opened").snapshot(state)
+    }
+
+    fn restore_state(&mut self, _: &mut TaskContext, state: &StateRestore) -> Result<()> {
+        self.state.as_mut().expect("opened").restore(state)
     }
 }
 

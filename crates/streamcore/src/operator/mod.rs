@@ -11,9 +11,11 @@ mod keyed;
 pub(crate) use basic::{Filter, FlatMap, Inspect, Map, Process, TryFilter, TryMap};
 pub(crate) use keyed::{KeyedAggregate, KeyedReduce};
 
+use crate::checkpoint::{StateRestore, StateSnapshot};
 use crate::context::TaskContext;
 use crate::data::Data;
 use crate::error::Result;
+use crate::message::CheckpointId;
 use crate::runtime::push::Push;
 use crate::time::Timestamp;
 use std::any::Any;
@@ -90,6 +92,27 @@ pub trait Operator: Send + 'static {
     fn close(&mut self, _ctx: &mut TaskContext, _out: &mut Output<Self::Out>) -> Result<()> {
         Ok(())
     }
+
+    /// Whether this operator can take part in checkpoints. A job with checkpoints refuses to
+    /// start if one of its operators cannot. The default (`true`) suits stateless operators
+    /// and those that implement [`Operator::snapshot_state`] and [`Operator::restore_state`].
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
+
+    /// Called when a checkpoint barrier reaches the operator: write everything it keeps
+    /// across batches — keyed state per key group, other state as operator state — so that
+    /// [`Operator::restore_state`] can rebuild it. Called between hooks, never during one.
+    /// The default writes nothing: right for stateless operators only.
+    fn snapshot_state(&mut self, _ctx: &mut TaskContext, _state: &mut StateSnapshot) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called after [`Operator::open`] when the job restores from a checkpoint, with the key
+    /// groups this instance owns now and every old instance's operator state.
+    fn restore_state(&mut self, _ctx: &mut TaskContext, _state: &StateRestore) -> Result<()> {
+        Ok(())
+    }
 }
 
 static NEXT_TAG_ID: AtomicU64 = AtomicU64::new(1);
@@ -141,6 +164,7 @@ pub(crate) trait SidePort: Send {
     fn watermark(&mut self, wm: Timestamp) -> Result<()>;
     fn idle(&mut self) -> Result<()>;
     fn tick(&mut self, now: Timestamp) -> Result<()>;
+    fn barrier(&mut self, id: CheckpointId) -> Result<()>;
     fn end(&mut self) -> Result<()>;
 }
 
@@ -190,6 +214,10 @@ impl<U: Data> SidePort for TypedSide<U> {
     }
     fn tick(&mut self, now: Timestamp) -> Result<()> {
         self.down.tick(now)
+    }
+    fn barrier(&mut self, id: CheckpointId) -> Result<()> {
+        self.flush()?;
+        self.down.barrier(id)
     }
     fn end(&mut self) -> Result<()> {
         self.flush()?;
@@ -311,6 +339,14 @@ impl<O: Data> Output<O> {
         self.down.tick(now)
     }
 
+    pub(crate) fn barrier(&mut self, id: CheckpointId) -> Result<()> {
+        self.flush()?;
+        for (_, side) in &mut self.sides {
+            side.barrier(id)?;
+        }
+        self.down.barrier(id)
+    }
+
     pub(crate) fn end(&mut self) -> Result<()> {
         self.flush()?;
         for (_, side) in &mut self.sides {
@@ -333,6 +369,9 @@ pub(crate) mod test_support {
             Ok(())
         }
         fn watermark(&mut self, _wm: Timestamp) -> Result<()> {
+            Ok(())
+        }
+        fn barrier(&mut self, _id: CheckpointId) -> Result<()> {
             Ok(())
         }
         fn end(&mut self) -> Result<()> {

@@ -14,6 +14,7 @@ pub(crate) const CANCEL_CHECK: Duration = Duration::from_millis(20);
 pub(crate) struct JobControl {
     cancelled: AtomicBool,
     stopping: AtomicBool,
+    stopped_with_savepoint: AtomicBool,
     first_error: Mutex<Option<StreamError>>,
 }
 
@@ -44,6 +45,17 @@ impl JobControl {
     #[inline]
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Ends the job right after a savepoint: tasks stop without draining (what they did after
+    /// the savepoint is not committed), and the job counts as stopped, not failed.
+    pub(crate) fn stop_with_savepoint(&self) {
+        self.stopped_with_savepoint.store(true, Ordering::Relaxed);
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_stopped_with_savepoint(&self) -> bool {
+        self.stopped_with_savepoint.load(Ordering::Relaxed)
     }
 
     pub(crate) fn cancel(&self) {

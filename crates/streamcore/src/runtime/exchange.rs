@@ -10,9 +10,10 @@ use super::control::{JobControl, CANCEL_CHECK};
 use super::nodes::TICK_INTERVAL;
 use super::push::Push;
 use super::TaskRunner;
+use crate::checkpoint::coordinator::CheckpointHub;
 use crate::data::{Data, Key};
 use crate::error::{Result, StreamError};
-use crate::message::{Envelope, Message};
+use crate::message::{CheckpointId, Envelope, Message};
 use crate::metrics::ExchangeMetrics;
 use crate::state::{key_group, owner_of};
 use crate::time::Timestamp;
@@ -112,6 +113,9 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Send + 'static> Push<T> for KeySender<T,
     fn idle(&mut self) -> Result<()> {
         self.outbox.broadcast(Message::Idle)
     }
+    fn barrier(&mut self, id: CheckpointId) -> Result<()> {
+        self.outbox.broadcast(Message::Barrier(id))
+    }
     fn end(&mut self) -> Result<()> {
         self.outbox.broadcast(Message::End)
     }
@@ -135,6 +139,9 @@ impl<T: Data> Push<T> for RoundRobinSender<T> {
     fn idle(&mut self) -> Result<()> {
         self.outbox.broadcast(Message::Idle)
     }
+    fn barrier(&mut self, id: CheckpointId) -> Result<()> {
+        self.outbox.broadcast(Message::Barrier(id))
+    }
     fn end(&mut self) -> Result<()> {
         self.outbox.broadcast(Message::End)
     }
@@ -155,51 +162,112 @@ impl<T: Data> Push<T> for BroadcastSender<T> {
     fn idle(&mut self) -> Result<()> {
         self.outbox.broadcast(Message::Idle)
     }
+    fn barrier(&mut self, id: CheckpointId) -> Result<()> {
+        self.outbox.broadcast(Message::Barrier(id))
+    }
     fn end(&mut self) -> Result<()> {
         self.outbox.broadcast(Message::End)
     }
 }
 
 /// The head of a stage fed by an exchange: receives from all upstream tasks, merges their
-/// watermarks, and ends once every sender ended.
+/// watermarks, aligns checkpoint barriers, and ends once every sender ended.
 pub(crate) struct ExchangeReceiver<T> {
     pub(crate) queue: Receiver<Envelope<T>>,
     pub(crate) senders: usize,
     pub(crate) down: Box<dyn Push<T>>,
+    pub(crate) hub: Option<Arc<CheckpointHub>>,
+}
+
+/// Barrier alignment: once a sender's barrier `n` arrived, what it sends next belongs after
+/// the checkpoint and waits here until every other sender's barrier `n` arrived (or that
+/// sender ended). Then the barrier goes down the chain and the held messages follow.
+struct Alignment<T> {
+    checkpoint: Option<(CheckpointId, Instant)>,
+    arrived: Vec<bool>,
+    held: std::collections::VecDeque<Envelope<T>>,
+}
+
+impl<T: Data> ExchangeReceiver<T> {
+    /// Handles one message; returns true once every sender ended.
+    fn handle(
+        &mut self,
+        envelope: Envelope<T>,
+        inputs: &mut InputWatermarks,
+        align: &mut Alignment<T>,
+    ) -> Result<bool> {
+        let from = envelope.from;
+        if align.checkpoint.is_some() && align.arrived[from] {
+            align.held.push_back(envelope);
+            return Ok(false);
+        }
+        let change = match envelope.message {
+            Message::Data(batch) => {
+                self.down.push(batch)?;
+                return Ok(false);
+            }
+            Message::Watermark(wm) => inputs.watermark(from, wm),
+            Message::Idle => inputs.idle(from),
+            Message::Barrier(id) => {
+                if align.checkpoint.is_none() {
+                    align.checkpoint = Some((id, Instant::now()));
+                    align.arrived.iter_mut().for_each(|a| *a = false);
+                }
+                align.arrived[from] = true;
+                InputChange::None
+            }
+            Message::End => inputs.end(from),
+        };
+        match change {
+            InputChange::None => {}
+            InputChange::Advanced(wm) => self.down.watermark(wm)?,
+            InputChange::AllIdle => self.down.idle()?,
+        }
+        if let Some((id, started)) = align.checkpoint {
+            let aligned = (0..self.senders).all(|s| align.arrived[s] || inputs.has_ended(s));
+            if aligned {
+                align.checkpoint = None;
+                if let Some(hub) = &self.hub {
+                    hub.record_alignment(started.elapsed());
+                }
+                self.down.barrier(id)?;
+            }
+        }
+        Ok(inputs.all_ended())
+    }
 }
 
 impl<T: Data> TaskRunner for ExchangeReceiver<T> {
     fn run(mut self: Box<Self>, control: &JobControl) -> Result<()> {
         self.down.open()?;
         let mut inputs = InputWatermarks::new(self.senders);
+        let mut align = Alignment {
+            checkpoint: None,
+            arrived: vec![false; self.senders],
+            held: Default::default(),
+        };
         let mut last_tick = Instant::now();
         loop {
             if last_tick.elapsed() >= TICK_INTERVAL {
                 last_tick = Instant::now();
                 self.down.tick(Timestamp::now())?;
             }
-            let envelope = match self.queue.recv_timeout(TICK_INTERVAL) {
-                Ok(e) => e,
-                Err(RecvTimeoutError::Timeout) if !control.is_cancelled() => continue,
-                // Every sender gone without `End`, or the job was cancelled.
-                Err(_) => return Err(StreamError::Cancelled),
-            };
-            let change = match envelope.message {
-                Message::Data(batch) => {
-                    self.down.push(batch)?;
-                    continue;
+            // Messages held back during an alignment come first once it is over.
+            let envelope = match align.held.pop_front() {
+                Some(e) if align.checkpoint.is_none() => e,
+                held => {
+                    if let Some(e) = held {
+                        align.held.push_front(e);
+                    }
+                    match self.queue.recv_timeout(TICK_INTERVAL) {
+                        Ok(e) => e,
+                        Err(RecvTimeoutError::Timeout) if !control.is_cancelled() => continue,
+                        // Every sender gone without `End`, or the job was cancelled.
+                        Err(_) => return Err(StreamError::Cancelled),
+                    }
                 }
-                Message::Watermark(wm) => inputs.watermark(envelope.from, wm),
-                Message::Idle => inputs.idle(envelope.from),
-                Message::Barrier(_) => continue,
-                Message::End => inputs.end(envelope.from),
             };
-            match change {
-                InputChange::None => {}
-                InputChange::Advanced(wm) => self.down.watermark(wm)?,
-                InputChange::AllIdle => self.down.idle()?,
-            }
-            if inputs.all_ended() {
+            if self.handle(envelope, &mut inputs, &mut align)? {
                 return self.down.end();
             }
         }
@@ -219,6 +287,7 @@ pub(crate) enum InputChange {
 pub(crate) struct InputWatermarks {
     watermarks: Vec<Timestamp>,
     idle: Vec<bool>,
+    ended_flags: Vec<bool>,
     ended: usize,
     current: Timestamp,
     all_idle_reported: bool,
@@ -229,6 +298,7 @@ impl InputWatermarks {
         InputWatermarks {
             watermarks: vec![Timestamp::MIN; inputs],
             idle: vec![false; inputs],
+            ended_flags: vec![false; inputs],
             ended: 0,
             current: Timestamp::MIN,
             all_idle_reported: false,
@@ -250,8 +320,13 @@ impl InputWatermarks {
     pub(crate) fn end(&mut self, from: usize) -> InputChange {
         self.watermarks[from] = Timestamp::MAX;
         self.idle[from] = false;
+        self.ended_flags[from] = true;
         self.ended += 1;
         self.recompute()
+    }
+
+    pub(crate) fn has_ended(&self, from: usize) -> bool {
+        self.ended_flags[from]
     }
 
     pub(crate) fn all_ended(&self) -> bool {

@@ -5,16 +5,27 @@ use super::control::JobControl;
 use super::graph::{Built, ExchangeRun, Graph, NodeEnv, NodeOutputs, RunResources, StageHead};
 use super::TaskRunner;
 use crate::api::JobConfig;
+use crate::checkpoint::coordinator::{self, CheckpointHub, Coordinator, Participant};
+use crate::checkpoint::{
+    CheckpointConfig, CheckpointKind, CheckpointStorage, LoadedCheckpoint, LocalCheckpointStorage,
+    RestoreFrom, StateRestore,
+};
 use crate::context::{DeadLetterQueue, ErrorPolicy, TaskInfo};
 use crate::error::{Result, StreamError};
+use crate::metrics::CheckpointMetrics;
 use crate::metrics::{JobSummary, MetricsRegistry, NodeKind, OperatorMetrics};
+use crate::sink::Committer;
+use crate::state::key_groups_of;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// A running job: read its metrics while it runs, stop or cancel it, wait for its end.
 pub struct JobHandle {
     threads: Vec<JoinHandle<()>>,
+    coordinator: Option<JoinHandle<()>>,
+    hub: Option<Arc<CheckpointHub>>,
     control: Arc<JobControl>,
     metrics: Arc<MetricsRegistry>,
     dead_letters: Option<Arc<DeadLetterQueue>>,
@@ -41,6 +52,38 @@ impl JobHandle {
     /// True once every task has ended.
     pub fn is_finished(&self) -> bool {
         self.threads.iter().all(|t| t.is_finished())
+            && self.coordinator.as_ref().is_none_or(|c| c.is_finished())
+    }
+
+    /// Takes a savepoint now (the job goes on) and waits for it: returns its directory.
+    /// Needs a job running with checkpoints.
+    pub fn savepoint(&self) -> Result<PathBuf> {
+        self.request_savepoint(false)
+    }
+
+    /// Takes a savepoint, then stops the job at once without draining it: restoring the
+    /// savepoint resumes exactly there. [`JobHandle::join`] then returns `Ok`, with
+    /// `checkpoints.stopped_with_savepoint` set in the summary.
+    pub fn stop_with_savepoint(&self) -> Result<PathBuf> {
+        self.request_savepoint(true)
+    }
+
+    fn request_savepoint(&self, stop: bool) -> Result<PathBuf> {
+        let hub = self.hub.as_ref().ok_or_else(|| {
+            StreamError::Config("savepoints need a job running with checkpoints".into())
+        })?;
+        let reply = hub.request_savepoint(stop);
+        loop {
+            match reply.recv_timeout(super::control::CANCEL_CHECK) {
+                Ok(result) => return result,
+                Err(_) if self.control.is_cancelled() || self.is_finished() => {
+                    return Err(StreamError::Checkpoint(
+                        "the job ended before the savepoint completed".into(),
+                    ))
+                }
+                Err(_) => {}
+            }
+        }
     }
 
     /// Waits for the job to end. Returns its metrics, or the first error of any task.
@@ -48,6 +91,9 @@ impl JobHandle {
         for t in self.threads {
             // Task bodies catch their own panics; a join error cannot carry a new one.
             let _ = t.join();
+        }
+        if let Some(c) = self.coordinator {
+            let _ = c.join();
         }
         if let Ok(mut finished) = self.metrics.finished.lock() {
             *finished = Some(self.metrics.started.elapsed());
@@ -58,6 +104,14 @@ impl JobHandle {
         };
         if let Some(error) = self.control.take_error() {
             return Err(error);
+        }
+        if self.control.is_stopped_with_savepoint() {
+            if let Some(c) = self.metrics.checkpoints.lock().ok().and_then(|c| c.clone()) {
+                c.stopped_with_savepoint
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            closed?;
+            return Ok(self.metrics.summary());
         }
         if self.control.is_cancelled() {
             return Err(StreamError::Cancelled);
@@ -120,6 +174,7 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
                 subtask: 0,
                 parallelism: 1,
                 key_groups: config.key_groups,
+                checkpointing: config.checkpoints.is_some(),
             };
             Some(Arc::new(DeadLetterQueue::new(
                 factory(&info)?,
@@ -129,6 +184,40 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
         None => None,
     };
 
+    // Checkpoints: storage, the checkpoint to restore, committers of exactly-once sinks.
+    let mut checkpoints = match &config.checkpoints {
+        Some(c) => Some(prepare_checkpoints(&mut graph, c, config, &registry)?),
+        None => None,
+    };
+    if let Some(cp) = &checkpoints {
+        if cp
+            .restore
+            .as_ref()
+            .is_some_and(|r| r.manifest.kind == CheckpointKind::Final)
+        {
+            cp.metrics
+                .already_finished
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            if let Ok(mut finished) = registry.finished.lock() {
+                *finished = Some(registry.started.elapsed());
+            }
+            tracing::info!(
+                job,
+                "the restored checkpoint is the job's final one: nothing to run"
+            );
+            return Ok(JobHandle {
+                threads: Vec::new(),
+                coordinator: None,
+                hub: None,
+                control,
+                metrics: registry,
+                dead_letters,
+            });
+        }
+    }
+    let restore = checkpoints.as_ref().and_then(|c| c.restore.as_ref());
+    let hub = checkpoints.as_ref().map(|c| c.hub.clone());
+
     // Parallelism per stage, and the source readers.
     let mut res = RunResources {
         readers: graph.nodes.iter().map(|_| Vec::new()).collect(),
@@ -137,7 +226,12 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
     for stage in &mut graph.stages {
         stage.parallelism = match &mut stage.kind {
             StageHead::Source { prepare } => {
-                let readers = prepare(config.parallelism)?;
+                let name = &graph.nodes[stage.head].name;
+                let positions = match restore {
+                    Some(cp) => Some(source_positions(cp, name)?),
+                    None => None,
+                };
+                let readers = prepare(config.parallelism, hub.is_some(), positions)?;
                 let p = readers.len();
                 res.readers[stage.head] = readers.into_iter().map(Some).collect();
                 p
@@ -192,7 +286,19 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
                     subtask,
                     parallelism: stage.parallelism,
                     key_groups: config.key_groups,
+                    checkpointing: hub.is_some(),
                 },
+                node,
+                hub: hub.clone(),
+                restore: restore.map(|cp| {
+                    state_for(
+                        cp,
+                        &graph.nodes[node].name,
+                        subtask,
+                        stage.parallelism,
+                        config.key_groups,
+                    )
+                }),
                 metrics: node_metrics[node][subtask].clone(),
                 batch_size: config.batch_size,
                 watermark_interval: config.watermark_interval,
@@ -245,12 +351,198 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
             }
         }
     }
+    let coordinator = match checkpoints.take() {
+        Some(cp) => {
+            let participants = graph
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.kind != NodeKind::Exchange)
+                .map(|(id, n)| Participant {
+                    node: id,
+                    name: n.name.clone(),
+                    parallelism: graph.stages[n.stage].parallelism,
+                })
+                .collect();
+            let coordinator = Coordinator {
+                rx: cp.rx,
+                hub: cp.hub,
+                storage: cp.storage,
+                config: cp.config,
+                job: job.to_string(),
+                key_groups: config.key_groups,
+                participants,
+                committers: cp.committers,
+                control: control.clone(),
+                metrics: cp.metrics,
+                next_id: cp.next_id,
+            };
+            let control = control.clone();
+            let handle = std::thread::Builder::new()
+                .name("checkpoint-coordinator".into())
+                .spawn(move || {
+                    if let Err(e) = coordinator.run() {
+                        tracing::error!(error = %e, "checkpoint coordinator failed");
+                        control.fail(e);
+                    }
+                })
+                .map_err(|e| StreamError::io("starting the checkpoint coordinator", e))?;
+            Some(handle)
+        }
+        None => None,
+    };
     Ok(JobHandle {
         threads,
+        coordinator,
+        hub,
         control,
         metrics: registry,
         dead_letters,
     })
+}
+
+/// What a run with checkpoints needs before its tasks start.
+struct CheckpointSetup {
+    storage: Arc<dyn CheckpointStorage>,
+    config: CheckpointConfig,
+    restore: Option<LoadedCheckpoint>,
+    committers: Vec<(usize, Box<dyn Committer>)>,
+    hub: Arc<CheckpointHub>,
+    rx: crossbeam_channel::Receiver<coordinator::HubMessage>,
+    metrics: Arc<CheckpointMetrics>,
+    next_id: u64,
+}
+
+/// Opens the storage, loads the checkpoint to restore (if asked), re-commits its sinks'
+/// transactions and aborts what an earlier run left uncommitted.
+fn prepare_checkpoints(
+    graph: &mut Graph,
+    c: &CheckpointConfig,
+    config: &JobConfig,
+    registry: &MetricsRegistry,
+) -> Result<CheckpointSetup> {
+    let storage = LocalCheckpointStorage::new(&c.dir)?;
+    let metrics = Arc::new(CheckpointMetrics::default());
+    *registry
+        .checkpoints
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Some(metrics.clone());
+    let started = std::time::Instant::now();
+    let restore = match &c.restore {
+        None => None,
+        Some(RestoreFrom::Latest) => storage.load_latest()?,
+        Some(RestoreFrom::Path(p)) => Some(storage.load(p)?),
+    };
+    if let Some(cp) = &restore {
+        for skipped in &cp.skipped {
+            tracing::warn!(reason = %skipped, "skipped a checkpoint");
+        }
+        if cp.manifest.key_groups != config.key_groups {
+            return Err(StreamError::Checkpoint(format!(
+                "{} was written with {} key groups, the job has {}: key groups are fixed for a job's life",
+                cp.location.display(),
+                cp.manifest.key_groups,
+                config.key_groups
+            )));
+        }
+        for (name, instances) in &cp.nodes {
+            let has_state = instances
+                .iter()
+                .any(|i| !i.snapshot.is_empty() || !i.committables.is_empty());
+            if has_state && !graph.nodes.iter().any(|n| &n.name == name) {
+                return Err(StreamError::Checkpoint(format!(
+                    "{} holds state of `{name}`, which this job does not have (was it written by another job or version?)",
+                    cp.location.display()
+                )));
+            }
+        }
+        *metrics
+            .restored_from
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(cp.location.display().to_string());
+        tracing::info!(from = %cp.location.display(), "restoring");
+    }
+    let mut committers = Vec::new();
+    for (id, node) in graph.nodes.iter_mut().enumerate() {
+        if let Some(make) = node.committer.as_mut() {
+            if let Some(committer) = make()? {
+                committers.push((id, committer));
+            }
+        }
+    }
+    if let Some(cp) = &restore {
+        // The crashed run may have completed this checkpoint without committing it all.
+        for (id, committer) in &committers {
+            if let Some(instances) = cp.node(&graph.nodes[*id].name) {
+                for c in instances.iter().flat_map(|i| &i.committables) {
+                    committer.commit(c)?;
+                }
+            }
+        }
+    }
+    for (_, committer) in &committers {
+        committer.abort_uncommitted()?;
+    }
+    *metrics.restore_ms.lock().unwrap_or_else(|p| p.into_inner()) = restore
+        .as_ref()
+        .map(|_| started.elapsed().as_secs_f64() * 1e3);
+    let (hub, rx) = coordinator::channel();
+    Ok(CheckpointSetup {
+        next_id: storage.next_id()?,
+        storage: Arc::new(storage),
+        config: c.clone(),
+        restore,
+        committers,
+        hub,
+        rx,
+        metrics,
+    })
+}
+
+/// The positions of every reader of source `name` in the checkpoint.
+fn source_positions(cp: &LoadedCheckpoint, name: &str) -> Result<Vec<Vec<u8>>> {
+    let instances = cp.node(name).ok_or_else(|| {
+        StreamError::Checkpoint(format!(
+            "{} has no position for source `{name}` (was it written by another job?)",
+            cp.location.display()
+        ))
+    })?;
+    instances
+        .iter()
+        .map(|i| {
+            i.snapshot.operator.clone().ok_or_else(|| {
+                StreamError::Checkpoint(format!(
+                    "{}: reader {} of source `{name}` recorded no position",
+                    cp.location.display(),
+                    i.subtask
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The state instance `subtask` of `parallelism` of node `name` restores: the key groups it
+/// owns now, from whichever old instance wrote them, and every old instance's operator state.
+fn state_for(
+    cp: &LoadedCheckpoint,
+    name: &str,
+    subtask: usize,
+    parallelism: usize,
+    key_groups: u32,
+) -> StateRestore {
+    let mut state = StateRestore::default();
+    let owned = key_groups_of(subtask, key_groups, parallelism);
+    for inst in cp.node(name).unwrap_or_default() {
+        for (g, bytes) in &inst.snapshot.groups {
+            if owned.contains(g) {
+                state.groups.push((*g, bytes.clone()));
+            }
+        }
+        if let Some(op) = &inst.snapshot.operator {
+            state.operator.push(op.clone());
+        }
+    }
+    state
 }
 
 /// Builds one parallel instance of `node` and everything downstream of it in its stage;

@@ -7,9 +7,12 @@
 
 use super::control::JobControl;
 use super::exchange::{BroadcastSender, ExchangeReceiver, KeySender, Outbox, RoundRobinSender};
+use super::nodes::NodeCheckpoint;
 use super::nodes::{OperatorNode, SinkNode, SourceRunner};
 use super::push::{erase, join_consumers, ErasedPush};
 use super::TaskRunner;
+use crate::checkpoint::coordinator::CheckpointHub;
+use crate::checkpoint::StateRestore;
 use crate::context::{DeadLetter, DeadLetterQueue, ErrorPolicy, TaskContext, TaskInfo};
 use crate::data::{Data, Key};
 use crate::error::{Result, StreamError};
@@ -17,6 +20,7 @@ use crate::event_time::{EventTime, SplitWatermarks, WatermarkGenerator, Watermar
 use crate::message::Envelope;
 use crate::metrics::{ExchangeMetrics, NodeKind, OperatorMetrics};
 use crate::operator::{Operator, Output, SidePort, TypedSide};
+use crate::sink::Committer;
 use crate::sink::{Sink, SinkWriter};
 use crate::source::Source;
 use crossbeam_channel::{Receiver, Sender};
@@ -34,11 +38,27 @@ pub(crate) struct NodeEnv {
     pub(crate) policy: ErrorPolicy,
     pub(crate) dead_letters: Option<Arc<DeadLetterQueue>>,
     pub(crate) control: Arc<JobControl>,
+    /// The node's id in the graph.
+    pub(crate) node: usize,
+    /// Set when the job runs with checkpoints.
+    pub(crate) hub: Option<Arc<CheckpointHub>>,
+    /// This instance's state, when the job restores from a checkpoint.
+    pub(crate) restore: Option<StateRestore>,
 }
 
 impl NodeEnv {
     pub(crate) fn task_context(&self) -> TaskContext {
         TaskContext::new(self.info.clone(), self.policy, self.dead_letters.clone())
+    }
+
+    /// The instance's link to the checkpoint coordinator, if the job checkpoints.
+    pub(crate) fn node_checkpoint(&self) -> Option<NodeCheckpoint> {
+        self.hub.as_ref().map(|hub| NodeCheckpoint {
+            hub: hub.clone(),
+            node: self.node,
+            subtask: self.info.subtask,
+            restore: self.restore.clone(),
+        })
     }
 }
 
@@ -78,8 +98,12 @@ pub(crate) struct NodeOutputs {
 
 pub(crate) type BuildFn = Box<dyn Fn(&NodeEnv, &mut RunResources, NodeOutputs) -> Result<Built>>;
 pub(crate) type SideMaker = Box<dyn Fn(usize, Vec<ErasedPush>) -> Box<dyn SidePort>>;
-/// Plans a source for a run: its parallelism and one erased reader per subtask.
-pub(crate) type PrepareFn = Box<dyn FnMut(usize) -> Result<Vec<Box<dyn Any + Send>>>>;
+/// Plans a source for a run: its parallelism and one erased reader per subtask, given the
+/// job's parallelism, whether it checkpoints, and the positions to restore.
+pub(crate) type PrepareFn =
+    Box<dyn FnMut(usize, bool, Option<Vec<Vec<u8>>>) -> Result<Vec<Box<dyn Any + Send>>>>;
+/// Makes the committer of an exactly-once sink.
+pub(crate) type CommitterFn = Box<dyn FnMut() -> Result<Option<Box<dyn Committer>>>>;
 /// Makes an exchange's channels: `(capacity, downstream parallelism) -> (senders, receivers)`.
 pub(crate) type ChannelMaker =
     Box<dyn Fn(usize, usize) -> (Box<dyn Any>, Vec<Option<Box<dyn Any + Send>>>)>;
@@ -102,6 +126,8 @@ pub(crate) struct Node {
     pub(crate) consumers: Vec<usize>,
     pub(crate) sides: Vec<SideSpec>,
     pub(crate) build: BuildFn,
+    /// For sinks.
+    pub(crate) committer: Option<CommitterFn>,
 }
 
 pub(crate) enum StageHead {
@@ -155,6 +181,7 @@ impl Graph {
             sides: Vec::new(),
             build,
             watermarks: None,
+            committer: None,
         });
         id
     }
@@ -200,9 +227,18 @@ impl Graph {
     pub(crate) fn add_source<T: Data, S: Source<T>>(&mut self, name: &str, mut source: S) -> Port {
         let id = self.nodes.len();
         let stage = self.stages.len();
-        let prepare: PrepareFn = Box::new(move |job_parallelism| {
+        let source_name = name.to_string();
+        let prepare: PrepareFn = Box::new(move |job_parallelism, checkpointing, positions| {
             let parallelism = source.parallelism(job_parallelism).max(1);
-            let readers = source.create_readers(parallelism)?;
+            if checkpointing && !source.supports_checkpoints() {
+                return Err(StreamError::Config(format!(
+                    "source `{source_name}` cannot record its position in checkpoints; run the job without checkpoints or use a source that can"
+                )));
+            }
+            let readers = match positions {
+                Some(p) => source.restore_readers(parallelism, p)?,
+                None => source.create_readers(parallelism)?,
+            };
             if readers.len() != parallelism {
                 return Err(StreamError::Internal(format!(
                     "source made {} readers for parallelism {parallelism}",
@@ -235,6 +271,7 @@ impl Graph {
                 down: join_consumers::<T>(outputs.main),
                 metrics: env.metrics.clone(),
                 batch_size: env.batch_size,
+                checkpoint: env.node_checkpoint(),
             })))
         });
         self.push_node(name, NodeKind::Source, stage, build);
@@ -258,6 +295,12 @@ impl Graph {
     {
         let stage = self.nodes[input.node].stage;
         let build: BuildFn = Box::new(move |env, _res, outputs| {
+            if env.hub.is_some() && !op.supports_checkpoints() {
+                return Err(StreamError::Config(format!(
+                    "operator `{}` does not support checkpoints yet; run the job without checkpoints",
+                    env.info.name
+                )));
+            }
             let out = Output::new(
                 env.batch_size,
                 join_consumers::<Op::Out>(outputs.main),
@@ -270,6 +313,7 @@ impl Graph {
                 metrics: env.metrics.clone(),
                 rejected_seen: 0,
                 published_stats: Default::default(),
+                checkpoint: env.node_checkpoint(),
             };
             Ok(Built::Push(erase::<Op::In>(Box::new(node))))
         });
@@ -307,17 +351,20 @@ impl Graph {
     /// Adds a sink consuming `input`, fused into the input's stage.
     pub(crate) fn add_sink<T: Data, S: Sink<T>>(&mut self, input: Port, name: &str, sink: S) {
         let stage = self.nodes[input.node].stage;
-        let sink = std::cell::RefCell::new(sink);
+        let sink = Rc::new(RefCell::new(sink));
+        let for_committer = sink.clone();
         let build: BuildFn = Box::new(move |env, _res, _outputs| {
             let writer = sink.borrow_mut().create_writer(&env.info)?;
             let node = SinkNode {
                 writer,
                 metrics: env.metrics.clone(),
+                checkpoint: env.node_checkpoint(),
                 _t: std::marker::PhantomData,
             };
             Ok(Built::Push(erase::<T>(Box::new(node))))
         });
         let id = self.push_node(name, NodeKind::Sink, stage, build);
+        self.nodes[id].committer = Some(Box::new(move || for_committer.borrow_mut().committer()));
         self.connect(input, id);
     }
 
@@ -400,6 +447,7 @@ impl Graph {
                 queue: *queue,
                 senders: run.num_senders,
                 down: join_consumers::<T>(outputs.main),
+                hub: env.hub.clone(),
             })))
         });
         self.stages.push(StageSpec {

@@ -5,10 +5,13 @@
 use super::control::JobControl;
 use super::push::Push;
 use super::TaskRunner;
+use crate::checkpoint::coordinator::{CheckpointHub, TaskSnapshot};
+use crate::checkpoint::{StateRestore, StateSnapshot};
 use crate::context::TaskContext;
 use crate::data::Data;
 use crate::error::{Result, StreamError};
 use crate::event_time::{WatermarkGenerator, WatermarkStatus};
+use crate::message::CheckpointId;
 use crate::metrics::OperatorMetrics;
 use crate::operator::{Operator, Output};
 use crate::sink::SinkWriter;
@@ -40,6 +43,17 @@ pub(crate) struct OperatorNode<Op: Operator> {
     pub(crate) metrics: Arc<OperatorMetrics>,
     pub(crate) rejected_seen: u64,
     pub(crate) published_stats: crate::context::OperatorStats,
+    pub(crate) checkpoint: Option<NodeCheckpoint>,
+}
+
+/// A node's link to the checkpoint coordinator.
+pub(crate) struct NodeCheckpoint {
+    pub(crate) hub: Arc<CheckpointHub>,
+    /// The node's id in the graph and this instance's index.
+    pub(crate) node: usize,
+    pub(crate) subtask: usize,
+    /// State to restore when the task opens (taken then).
+    pub(crate) restore: Option<StateRestore>,
 }
 
 impl<Op: Operator> OperatorNode<Op> {
@@ -60,7 +74,32 @@ impl<Op: Operator> OperatorNode<Op> {
 impl<Op: Operator> Push<Op::In> for OperatorNode<Op> {
     fn open(&mut self) -> Result<()> {
         self.op.open(&mut self.ctx)?;
+        if let Some(state) = self.checkpoint.as_mut().and_then(|c| c.restore.take()) {
+            self.op.restore_state(&mut self.ctx, &state)?;
+            if self.ctx.stats != self.published_stats {
+                self.metrics.publish_stats(&self.ctx.stats);
+                self.published_stats = self.ctx.stats;
+            }
+        }
         self.out.open()
+    }
+
+    fn barrier(&mut self, id: CheckpointId) -> Result<()> {
+        if let Some(c) = &self.checkpoint {
+            let mut state = StateSnapshot::default();
+            self.op.snapshot_state(&mut self.ctx, &mut state)?;
+            c.hub.ack(
+                id,
+                c.node,
+                c.subtask,
+                TaskSnapshot {
+                    state,
+                    committables: Vec::new(),
+                },
+            );
+        }
+        self.after_hook()?;
+        self.out.barrier(id)
     }
 
     #[inline]
@@ -109,6 +148,11 @@ impl<Op: Operator> Push<Op::In> for OperatorNode<Op> {
             .records_out
             .fetch_add(self.out.pending() as u64, Relaxed);
         self.after_hook()?;
+        // What a closed operator still holds was emitted by `close`: it stands in later
+        // checkpoints with empty state.
+        if let Some(c) = &self.checkpoint {
+            c.hub.finished(c.node, c.subtask, TaskSnapshot::default());
+        }
         self.out.end()
     }
 }
@@ -116,6 +160,7 @@ impl<Op: Operator> Push<Op::In> for OperatorNode<Op> {
 pub(crate) struct SinkNode<T, W> {
     pub(crate) writer: W,
     pub(crate) metrics: Arc<OperatorMetrics>,
+    pub(crate) checkpoint: Option<NodeCheckpoint>,
     pub(crate) _t: PhantomData<fn(T)>,
 }
 
@@ -131,8 +176,39 @@ impl<T: Data, W: SinkWriter<T>> Push<T> for SinkNode<T, W> {
         self.metrics.watermark.store(wm.millis(), Relaxed);
         self.writer.on_watermark(wm)
     }
+    fn barrier(&mut self, id: CheckpointId) -> Result<()> {
+        let committables = self.writer.pre_commit(id)?;
+        if let Some(c) = &self.checkpoint {
+            c.hub.ack(
+                id,
+                c.node,
+                c.subtask,
+                TaskSnapshot {
+                    state: StateSnapshot::default(),
+                    committables,
+                },
+            );
+        }
+        Ok(())
+    }
     fn end(&mut self) -> Result<()> {
-        self.writer.close()
+        match &self.checkpoint {
+            Some(c) => {
+                // The last output is committed by the final checkpoint, once every task ended.
+                let committables = self.writer.pre_commit(CheckpointId::MAX)?;
+                self.writer.close()?;
+                c.hub.finished(
+                    c.node,
+                    c.subtask,
+                    TaskSnapshot {
+                        state: StateSnapshot::default(),
+                        committables,
+                    },
+                );
+                Ok(())
+            }
+            None => self.writer.close(),
+        }
     }
 }
 
@@ -145,6 +221,29 @@ pub(crate) struct SourceRunner<T, R> {
     pub(crate) down: Box<dyn Push<T>>,
     pub(crate) metrics: Arc<OperatorMetrics>,
     pub(crate) batch_size: usize,
+    pub(crate) checkpoint: Option<NodeCheckpoint>,
+}
+
+impl<T: Data, R: SourceReader<T>> SourceRunner<T, R> {
+    /// Records the reader's position for `id` and sends the barrier down the chain.
+    fn inject_barrier(&mut self, id: CheckpointId) -> Result<()> {
+        if let Some(c) = &self.checkpoint {
+            let state = StateSnapshot {
+                operator: Some(self.reader.snapshot_position()?),
+                ..Default::default()
+            };
+            c.hub.ack(
+                id,
+                c.node,
+                c.subtask,
+                TaskSnapshot {
+                    state,
+                    committables: Vec::new(),
+                },
+            );
+        }
+        self.down.barrier(id)
+    }
 }
 
 impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
@@ -154,7 +253,22 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
         let mut last_status = WatermarkStatus::Active(Timestamp::MIN);
         let mut last_tick = Instant::now();
         let mut last_emit = Instant::now() - self.watermark_interval;
+        // Each run has a fresh coordinator: its first checkpoint is 1 (or more), never seen here.
+        let mut last_barrier = 0;
+        if let Some(generator) = &mut self.watermarks {
+            let now = Instant::now();
+            for split in self.reader.initial_splits() {
+                generator.announce_split(split, now);
+            }
+        }
         loop {
+            if let Some(c) = &self.checkpoint {
+                let triggered = c.hub.triggered();
+                if triggered > last_barrier {
+                    last_barrier = triggered;
+                    self.inject_barrier(triggered)?;
+                }
+            }
             if last_tick.elapsed() >= TICK_INTERVAL {
                 last_tick = Instant::now();
                 self.down.tick(Timestamp::now())?;
@@ -207,6 +321,21 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
         // The end of a bounded input: the final watermark fires everything pending.
         self.metrics.watermark.store(i64::MAX, Relaxed);
         self.down.watermark(Timestamp::MAX)?;
+        if let Some(c) = &self.checkpoint {
+            // The final position (everything read) stands in every later checkpoint.
+            let state = StateSnapshot {
+                operator: Some(self.reader.snapshot_position()?),
+                ..Default::default()
+            };
+            c.hub.finished(
+                c.node,
+                c.subtask,
+                TaskSnapshot {
+                    state,
+                    committables: Vec::new(),
+                },
+            );
+        }
         self.down.end()
     }
 }

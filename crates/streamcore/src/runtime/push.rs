@@ -3,6 +3,7 @@
 
 use crate::data::Data;
 use crate::error::Result;
+use crate::message::CheckpointId;
 use crate::time::Timestamp;
 
 /// The receiving end of a chain link. One virtual call per batch, never per record.
@@ -24,6 +25,9 @@ pub(crate) trait Push<T>: Send {
     fn idle(&mut self) -> Result<()> {
         Ok(())
     }
+    /// Checkpoint barrier `id`: everything before it belongs to the checkpoint. Stateful
+    /// nodes snapshot, sinks pre-commit; every node passes it on.
+    fn barrier(&mut self, id: CheckpointId) -> Result<()>;
     /// End of input: flush and close.
     fn end(&mut self) -> Result<()>;
 }
@@ -53,6 +57,9 @@ impl<T: Data> Push<T> for Tee<T> {
     fn tick(&mut self, now: Timestamp) -> Result<()> {
         self.outs.iter_mut().try_for_each(|o| o.tick(now))
     }
+    fn barrier(&mut self, id: CheckpointId) -> Result<()> {
+        self.outs.iter_mut().try_for_each(|o| o.barrier(id))
+    }
     fn end(&mut self) -> Result<()> {
         self.outs.iter_mut().try_for_each(|o| o.end())
     }
@@ -66,6 +73,9 @@ impl<T: Data> Push<T> for Discard {
         Ok(())
     }
     fn watermark(&mut self, _wm: Timestamp) -> Result<()> {
+        Ok(())
+    }
+    fn barrier(&mut self, _id: CheckpointId) -> Result<()> {
         Ok(())
     }
     fn end(&mut self) -> Result<()> {

@@ -13,7 +13,9 @@ pub(crate) use process::KeyedProcessOperator;
 pub use process::{KeyedContext, KeyedProcessFunction, TimeDomain};
 pub(crate) use timers::TimerQueue;
 
+use crate::checkpoint::StateSnapshot;
 use crate::data::Key;
+use crate::error::Result;
 use std::hash::{BuildHasher, Hash};
 
 /// The default number of key groups: the most parallelism a keyed operator can ever have.
@@ -45,6 +47,30 @@ pub fn key_groups_of(subtask: usize, key_groups: u32, parallelism: usize) -> std
     start as u32..end as u32
 }
 
+/// Writes `entries` into `state`, one `Vec<(K, V)>` per key group (read them back with
+/// `StateRestore::groups::<Vec<(K, V)>>()`).
+pub(crate) fn snapshot_by_key_group<'a, K, V>(
+    entries: impl Iterator<Item = (&'a K, &'a V)>,
+    key_groups: u32,
+    state: &mut StateSnapshot,
+) -> Result<()>
+where
+    K: Hash + serde::Serialize + 'a,
+    V: serde::Serialize + 'a,
+{
+    let mut groups: std::collections::BTreeMap<u32, Vec<(&K, &V)>> = Default::default();
+    for (k, v) in entries {
+        groups
+            .entry(key_group(k, key_groups))
+            .or_default()
+            .push((k, v));
+    }
+    for (group, entries) in &groups {
+        state.put_group(*group, entries)?;
+    }
+    Ok(())
+}
+
 /// Per-key state of one operator instance, split by key group.
 pub struct KeyedMap<K, V> {
     key_groups: u32,
@@ -61,6 +87,44 @@ impl<K: Key, V> KeyedMap<K, V> {
             first: owned.start,
             groups: owned.map(|_| Default::default()).collect(),
         }
+    }
+
+    /// Writes every non-empty key group into `state` as a sequence of `(key, value)`.
+    pub(crate) fn snapshot(&self, state: &mut StateSnapshot) -> Result<()>
+    where
+        K: serde::Serialize,
+        V: serde::Serialize,
+    {
+        for (i, map) in self.groups.iter().enumerate() {
+            if !map.is_empty() {
+                state.put_group(
+                    self.first + i as u32,
+                    &crate::checkpoint::SeqOf::new(map.iter()),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the restored key groups (each one this instance owns).
+    pub(crate) fn restore(&mut self, state: &crate::checkpoint::StateRestore) -> Result<()>
+    where
+        K: serde::de::DeserializeOwned,
+        V: serde::de::DeserializeOwned,
+    {
+        for group in state.groups::<Vec<(K, V)>>() {
+            let (group, entries) = group?;
+            let map = group
+                .checked_sub(self.first)
+                .and_then(|g| self.groups.get_mut(g as usize))
+                .ok_or_else(|| {
+                    crate::error::StreamError::Internal(format!(
+                        "restored key group {group} is not owned by this instance"
+                    ))
+                })?;
+            map.extend(entries);
+        }
+        Ok(())
     }
 
     /// The state of `key`, created with `init` if absent.

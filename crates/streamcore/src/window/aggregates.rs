@@ -11,12 +11,12 @@
 //! use streamcore::window::{aggregates::Sum, Windows};
 //!
 //! let mut job = Job::new("sums");
-//! let readings = vec![(Timestamp(1), "a", 2.0), (Timestamp(5), "a", 3.0), (Timestamp(12), "a", 4.0)];
+//! let readings = vec![(Timestamp(1), 'a', 2.0), (Timestamp(5), 'a', 3.0), (Timestamp(12), 'a', 4.0)];
 //! let sums = job
 //!     .from_vec("r", readings)
 //!     .key_by(|r| r.1)
 //!     .window(Windows::tumbling(Duration::from_millis(10)))
-//!     .aggregate(Sum::new(|r: &(Timestamp, &str, f64)| r.2))
+//!     .aggregate(Sum::new(|r: &(Timestamp, char, f64)| r.2))
 //!     .collect();
 //! job.run(JobConfig::default().parallelism(1)).unwrap();
 //! let mut v: Vec<f64> = sums.take().into_iter().map(|r| r.value).collect();
@@ -25,8 +25,9 @@
 //! ```
 
 use super::AggregateFunction;
-use crate::data::Data;
+use crate::data::{Data, StateData};
 use hyperloglogplus::{HyperLogLog, HyperLogLogPlus};
+use serde::{Deserialize, Serialize};
 use sketches_ddsketch::{Config, DDSketch};
 use std::cell::RefCell;
 use std::hash::Hash;
@@ -68,7 +69,7 @@ impl<F> Sum<F> {
 
 impl<T, N, F> AggregateFunction<T> for Sum<F>
 where
-    N: Data + Copy + Default + Add<Output = N>,
+    N: Data + StateData + Copy + Default + Add<Output = N>,
     F: Fn(&T) -> N + Clone + Send + 'static,
 {
     type Acc = N;
@@ -103,7 +104,7 @@ macro_rules! extremum {
 
         impl<T, N, F> AggregateFunction<T> for $name<F>
         where
-            N: Data + PartialOrd,
+            N: Data + StateData + PartialOrd,
             F: Fn(&T) -> N + Clone + Send + 'static,
         {
             type Acc = Option<N>;
@@ -191,7 +192,7 @@ impl<F> CountDistinct<F> {
 
 impl<T, V, F> AggregateFunction<T> for CountDistinct<F>
 where
-    V: Hash + Eq + Send + 'static,
+    V: Hash + Eq + StateData,
     F: Fn(&T) -> V + Clone + Send + 'static,
 {
     type Acc = hashbrown::HashSet<V, foldhash::fast::RandomState>;
@@ -213,7 +214,17 @@ where
 /// Hash function shared by all HyperLogLog sketches, so that they can be merged: SipHash with
 /// fixed keys. HyperLogLog needs well-mixed high and low bits, which hash-table hashers such as
 /// foldhash do not promise (with foldhash, 60,000 distinct integers counted as 37,636).
-type SketchHasher = std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
+/// Serializable, so that sketches go into checkpoints.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct SketchHasher;
+
+impl std::hash::BuildHasher for SketchHasher {
+    type Hasher = std::collections::hash_map::DefaultHasher;
+    fn build_hasher(&self) -> Self::Hasher {
+        // Fixed keys (0, 0): the same hash in every sketch, run and restore.
+        std::collections::hash_map::DefaultHasher::new()
+    }
+}
 
 /// The approximate number of distinct values of a field: HyperLogLog++ (the
 /// `hyperloglogplus` crate) with precision 14 — about 0.8 % standard error in at most 16 KiB,
@@ -243,6 +254,8 @@ impl<F, V> ApproxCountDistinct<F, V> {
 }
 
 /// A HyperLogLog++ sketch. `count` needs `&mut` (it folds a buffer in), hence the cell.
+#[derive(Serialize, Deserialize)]
+#[serde(bound(serialize = "", deserialize = ""))]
 pub struct Hll<V: Hash>(RefCell<HyperLogLogPlus<V, SketchHasher>>);
 
 impl<T, V, F> AggregateFunction<T> for ApproxCountDistinct<F, V>
@@ -254,7 +267,7 @@ where
     type Out = u64;
     fn create(&self) -> Hll<V> {
         let sketch =
-            HyperLogLogPlus::new(14, SketchHasher::default()).expect("precision 14 is valid");
+            HyperLogLogPlus::new(14, SketchHasher).expect("precision 14 is valid");
         Hll(RefCell::new(sketch))
     }
     fn add(&self, acc: &mut Hll<V>, r: &T) {
@@ -325,7 +338,9 @@ impl<F> TopN<F> {
     }
 }
 
-impl<T: Data, F: Fn(&T) -> f64 + Clone + Send + 'static> AggregateFunction<T> for TopN<F> {
+impl<T: Data + StateData, F: Fn(&T) -> f64 + Clone + Send + 'static> AggregateFunction<T>
+    for TopN<F>
+{
     /// Up to `n` (score, record) pairs, best first.
     type Acc = Vec<(f64, T)>;
     type Out = Vec<T>;

@@ -2,13 +2,16 @@
 //! end, then by key, so firing a window is one ordered-map step and a scan of its keys.
 
 use super::{Window, WindowFunction, Windows};
+use crate::checkpoint::{StateRestore, StateSnapshot};
 use crate::context::TaskContext;
-use crate::data::{Data, Key};
+use crate::data::{Data, Key, StateKey};
 use crate::error::Result;
 use crate::event_time::EventTime;
 use crate::operator::{Operator, Output, OutputTag};
+use crate::state::key_group;
 use crate::time::Timestamp;
 use hashbrown::hash_map::Entry;
+use std::collections::BTreeMap;
 use std::collections::VecDeque;
 
 type KeyMap<K, A> = hashbrown::HashMap<K, A, foldhash::fast::RandomState>;
@@ -112,7 +115,7 @@ impl<T, K, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
 impl<T, K, KF, F> Operator for AlignedWindowOperator<T, K, KF, F>
 where
     T: Data + EventTime,
-    K: Key,
+    K: StateKey,
     KF: Fn(&T) -> K + Clone + Send + 'static,
     F: WindowFunction<K, T>,
 {
@@ -197,7 +200,8 @@ where
         ctx: &mut TaskContext,
         out: &mut Output<F::Out>,
     ) -> Result<Option<Timestamp>> {
-        let wm = watermark.millis();
+        // Never backwards: after a restore the inputs start again from the beginning of time.
+        let wm = watermark.millis().max(self.watermark);
         self.watermark = wm;
         let mut fired = 0;
         // Fire every window whose last timestamp the watermark reached.
@@ -234,6 +238,44 @@ where
         ctx.stats().windows_fired += fired;
         self.update_state_stats(ctx);
         Ok(Some(watermark))
+    }
+
+    fn snapshot_state(&mut self, ctx: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
+        // Per key group: its panes (end, fired, entries), in window order.
+        type PaneRefs<'a, K, A> = Vec<(i64, bool, Vec<(&'a K, &'a A)>)>;
+        let key_groups = ctx.info().key_groups;
+        let mut groups: BTreeMap<u32, PaneRefs<'_, K, F::Acc>> = BTreeMap::new();
+        for pane in &self.panes {
+            for (key, acc) in &pane.accs {
+                let panes = groups.entry(key_group(key, key_groups)).or_default();
+                match panes.last_mut() {
+                    Some(p) if p.0 == pane.end => p.2.push((key, acc)),
+                    _ => panes.push((pane.end, pane.fired, vec![(key, acc)])),
+                }
+            }
+        }
+        for (group, panes) in &groups {
+            state.put_group(*group, panes)?;
+        }
+        state.put_operator(&self.watermark)
+    }
+
+    fn restore_state(&mut self, ctx: &mut TaskContext, state: &StateRestore) -> Result<()> {
+        // The lowest watermark of the old instances: nothing they fired fires again, and
+        // nothing they still hold is taken for late.
+        if let Some(wm) = state.operator_states::<i64>()?.into_iter().min() {
+            self.watermark = wm;
+        }
+        for group in state.groups::<Vec<(i64, bool, Vec<(K, F::Acc)>)>>() {
+            for (end, fired, entries) in group?.1 {
+                let at = self.pane_index(end);
+                let pane = &mut self.panes[at];
+                pane.fired |= fired;
+                pane.accs.extend(entries);
+            }
+        }
+        self.update_state_stats(ctx);
+        Ok(())
     }
 }
 

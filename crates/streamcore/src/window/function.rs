@@ -3,7 +3,7 @@
 //! run, with adapters for `aggregate`, `reduce` and `process`.
 
 use super::{Window, WindowResult};
-use crate::data::{Data, Key};
+use crate::data::{Data, Key, StateData};
 use crate::operator::Output;
 use std::marker::PhantomData;
 
@@ -26,8 +26,9 @@ use std::marker::PhantomData;
 /// }
 /// ```
 pub trait AggregateFunction<T>: Clone + Send + 'static {
-    /// The accumulator kept per key and window.
-    type Acc: Send + 'static;
+    /// The accumulator kept per key and window; serializable, as it goes into checkpoints
+    /// (derive `Serialize` and `Deserialize`).
+    type Acc: StateData;
     /// The result.
     type Out: Data;
     /// A new, empty accumulator.
@@ -42,7 +43,7 @@ pub trait AggregateFunction<T>: Clone + Send + 'static {
 
 /// What a window operator runs per key and window.
 pub(crate) trait WindowFunction<K, T>: Clone + Send + 'static {
-    type Acc: Send + 'static;
+    type Acc: StateData;
     type Out: Data;
     fn create(&mut self) -> Self::Acc;
     fn add(&mut self, acc: &mut Self::Acc, record: T);
@@ -86,7 +87,7 @@ pub(crate) struct Reduced<R, K> {
     pub(crate) _k: PhantomData<fn() -> K>,
 }
 
-impl<K: Key, T: Data, R: FnMut(T, T) -> T + Clone + Send + 'static> WindowFunction<K, T>
+impl<K: Key, T: Data + StateData, R: FnMut(T, T) -> T + Clone + Send + 'static> WindowFunction<K, T>
     for Reduced<R, K>
 {
     type Acc = Option<T>;
@@ -127,7 +128,7 @@ pub(crate) struct ProcessWindow<F, T, O> {
 impl<K, T, O, F> WindowFunction<K, T> for ProcessWindow<F, T, O>
 where
     K: Key,
-    T: Data,
+    T: Data + StateData,
     O: Data,
     F: FnMut(&K, Window, &[T], &mut Output<O>) + Clone + Send + 'static,
 {

@@ -2,12 +2,15 @@
 //! every `n` records). The window reported for a result spans the event times of its records.
 
 use super::{Window, WindowFunction};
+use crate::checkpoint::{StateRestore, StateSnapshot};
 use crate::context::TaskContext;
-use crate::data::{Data, Key};
+use crate::data::{Data, StateKey};
 use crate::error::Result;
 use crate::event_time::EventTime;
 use crate::operator::{Operator, Output};
+use crate::state::snapshot_by_key_group;
 use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
 
 /// What a trigger decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +57,7 @@ impl<T> Trigger<T> for CountTrigger {
     }
 }
 
+#[derive(Serialize, Deserialize)]
 struct GlobalState<A> {
     acc: A,
     count: u64,
@@ -99,7 +103,7 @@ fn span<A>(s: &GlobalState<A>) -> Window {
 impl<T, K, KF, F, Tr> Operator for GlobalWindowOperator<T, K, KF, F, Tr>
 where
     T: Data + EventTime,
-    K: Key,
+    K: StateKey,
     KF: Fn(&T) -> K + Clone + Send + 'static,
     F: WindowFunction<K, T>,
     Tr: Trigger<T>,
@@ -168,5 +172,17 @@ where
             ctx.stats().state_bytes = 0;
         }
         Ok(Some(watermark))
+    }
+
+    fn snapshot_state(&mut self, ctx: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
+        snapshot_by_key_group(self.state.iter(), ctx.info().key_groups, state)
+    }
+
+    fn restore_state(&mut self, ctx: &mut TaskContext, state: &StateRestore) -> Result<()> {
+        for group in state.groups::<Vec<(K, GlobalState<F::Acc>)>>() {
+            self.state.extend(group?.1);
+        }
+        ctx.stats().state_keys = self.state.len() as u64;
+        Ok(())
     }
 }

@@ -3,14 +3,19 @@
 //! fire sessions when the watermark passes their end and drop them after the allowed lateness.
 
 use super::{Window, WindowFunction};
+use crate::checkpoint::{StateRestore, StateSnapshot};
 use crate::context::TaskContext;
-use crate::data::{Data, Key};
+use crate::data::{Data, Key, StateKey};
 use crate::error::Result;
 use crate::event_time::EventTime;
 use crate::operator::{Operator, Output, OutputTag};
+use crate::state::key_group;
 use crate::state::TimerQueue;
 use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
+#[derive(Serialize, Deserialize)]
 struct Session<A> {
     start: i64,
     /// Exclusive: the last record's time plus the gap.
@@ -76,7 +81,7 @@ fn window(s: &Session<impl Sized>) -> Window {
 impl<T, K, KF, F> Operator for SessionWindowOperator<T, K, KF, F>
 where
     T: Data + EventTime,
-    K: Key,
+    K: StateKey,
     KF: Fn(&T) -> K + Clone + Send + 'static,
     F: WindowFunction<K, T>,
 {
@@ -149,7 +154,8 @@ where
         ctx: &mut TaskContext,
         out: &mut Output<F::Out>,
     ) -> Result<Option<Timestamp>> {
-        let wm = watermark.millis();
+        // Never backwards: after a restore the inputs start again from the beginning of time.
+        let wm = watermark.millis().max(self.watermark);
         self.watermark = wm;
         while let Some(keys) = self.timers.pop_due(wm) {
             for key in keys {
@@ -176,6 +182,43 @@ where
         }
         self.update_state_stats(ctx);
         Ok(Some(watermark))
+    }
+
+    fn snapshot_state(&mut self, ctx: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
+        type KeySessions<'a, K, A> = Vec<(&'a K, &'a Vec<Session<A>>)>;
+        let key_groups = ctx.info().key_groups;
+        let mut groups: BTreeMap<u32, KeySessions<'_, K, F::Acc>> = BTreeMap::new();
+        for (key, list) in &self.sessions {
+            groups
+                .entry(key_group(key, key_groups))
+                .or_default()
+                .push((key, list));
+        }
+        for (group, keys) in &groups {
+            state.put_group(*group, keys)?;
+        }
+        state.put_operator(&self.watermark)
+    }
+
+    fn restore_state(&mut self, ctx: &mut TaskContext, state: &StateRestore) -> Result<()> {
+        if let Some(wm) = state.operator_states::<i64>()?.into_iter().min() {
+            self.watermark = wm;
+        }
+        for group in state.groups::<Vec<(K, Vec<Session<F::Acc>>)>>() {
+            for (key, list) in group?.1 {
+                for s in &list {
+                    let due = if s.fired {
+                        (s.end - 1).saturating_add(self.lateness)
+                    } else {
+                        s.end - 1
+                    };
+                    self.timers.add(due, key.clone());
+                }
+                self.sessions.insert(key, list);
+            }
+        }
+        self.update_state_stats(ctx);
+        Ok(())
     }
 }
 

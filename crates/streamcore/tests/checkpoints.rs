@@ -1,0 +1,294 @@
+//! Checkpoints end to end, in process: a windowed keyed job is cancelled mid-run (the
+//! in-process stand-in for a crash; the CLI's crash test kills real processes) and restored
+//! from its latest checkpoint, also with another parallelism; its committed output must equal
+//! a run that never stopped — nothing lost, nothing twice. Also: savepoints, stop with
+//! savepoint, a finished job's final checkpoint, and the refusal of operators and sources
+//! that cannot checkpoint.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use streamcore::checkpoint::{decode, encode, CheckpointConfig, RestoreFrom};
+use streamcore::sink::{Committer, Sink, SinkWriter};
+use streamcore::source::Generator;
+use streamcore::window::{aggregates::Sum, Windows};
+use streamcore::{
+    Data, Job, JobConfig, JobHandle, Result, StreamError, TaskInfo, Timestamp, WatermarkStrategy,
+};
+
+/// Committed output: per (subtask, checkpoint) the records that transaction made visible.
+/// Re-committing a transaction overwrites it: commits are idempotent.
+type Committed<T> = Arc<Mutex<BTreeMap<(usize, u64), Vec<T>>>>;
+
+/// An exactly-once in-memory sink: records stay pending until their checkpoint commits.
+struct TxSink<T> {
+    committed: Committed<T>,
+}
+
+struct TxWriter<T> {
+    subtask: usize,
+    pending: Vec<T>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Transaction<T> {
+    subtask: usize,
+    checkpoint: u64,
+    records: Vec<T>,
+}
+
+impl<T: Data + Serialize + DeserializeOwned> Sink<T> for TxSink<T> {
+    type Writer = TxWriter<T>;
+    fn create_writer(&mut self, task: &TaskInfo) -> Result<TxWriter<T>> {
+        assert!(task.checkpointing, "the test runs with checkpoints");
+        Ok(TxWriter {
+            subtask: task.subtask,
+            pending: Vec::new(),
+        })
+    }
+    fn committer(&mut self) -> Result<Option<Box<dyn Committer>>> {
+        Ok(Some(Box::new(TxCommitter {
+            committed: self.committed.clone(),
+        })))
+    }
+}
+
+impl<T: Data + Serialize> SinkWriter<T> for TxWriter<T> {
+    fn write_batch(&mut self, batch: Vec<T>) -> Result<()> {
+        self.pending.extend(batch);
+        Ok(())
+    }
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<Vec<Vec<u8>>> {
+        let tx = Transaction {
+            subtask: self.subtask,
+            checkpoint,
+            records: std::mem::take(&mut self.pending),
+        };
+        Ok(vec![encode(&tx)?])
+    }
+}
+
+struct TxCommitter<T> {
+    committed: Committed<T>,
+}
+
+impl<T: Data + DeserializeOwned> Committer for TxCommitter<T> {
+    fn commit(&self, committable: &[u8]) -> Result<()> {
+        let tx: Transaction<T> = decode(committable)?;
+        self.committed
+            .lock()
+            .unwrap()
+            .insert((tx.subtask, tx.checkpoint), tx.records);
+        Ok(())
+    }
+}
+
+/// (window end, key, sum) — sorted, the comparable form of the output.
+type Row = (i64, u32, u64);
+
+const EVENTS: u64 = 30_000;
+
+/// Event `i`: time `i` ms, key `i % 13`, value `i`. Rate-limited so that checkpoints happen
+/// along the way.
+fn build(committed: &Committed<Row>, rate: Option<f64>) -> Job {
+    let mut job = Job::new("windowed-sums");
+    let mut source = Generator::new(|i| (Timestamp(i as i64), (i % 13) as u32, i)).bounded(EVENTS);
+    if let Some(r) = rate {
+        source = source.rate(r);
+    }
+    job.source("events", source)
+        .with_watermarks(WatermarkStrategy::monotonous())
+        .key_by(|e: &(Timestamp, u32, u64)| e.1)
+        .window(Windows::tumbling(Duration::from_millis(100)))
+        .aggregate(Sum::new(|e: &(Timestamp, u32, u64)| e.2))
+        .map(|r| (r.window.end.millis(), r.key, r.value))
+        .sink(TxSink {
+            committed: committed.clone(),
+        });
+    job
+}
+
+fn rows(committed: &Committed<Row>) -> Vec<Row> {
+    let mut v: Vec<Row> = committed
+        .lock()
+        .unwrap()
+        .values()
+        .flatten()
+        .copied()
+        .collect();
+    v.sort();
+    v
+}
+
+/// What the job computes, by a plain loop.
+fn expected() -> Vec<Row> {
+    let mut sums: BTreeMap<(i64, u32), u64> = BTreeMap::new();
+    for i in 0..EVENTS {
+        let end = (i as i64 / 100 + 1) * 100;
+        *sums.entry((end, (i % 13) as u32)).or_default() += i;
+    }
+    sums.into_iter().map(|((e, k), s)| (e, k, s)).collect()
+}
+
+/// Compares the committed output with [`expected`], reporting the first difference only.
+fn check(committed: &Committed<Row>, context: &str) {
+    let got = rows(committed);
+    let want = expected();
+    if got != want {
+        let at = got.iter().zip(&want).position(|(g, w)| g != w);
+        panic!(
+            "{context}: {} rows committed, {} expected; first difference at {at:?}: {:?} vs {:?}",
+            got.len(),
+            want.len(),
+            at.map(|i| got[i]),
+            at.map(|i| want[i])
+        );
+    }
+}
+
+fn config(dir: &Path, parallelism: usize, restore: Option<RestoreFrom>) -> JobConfig {
+    let mut c = CheckpointConfig::new(dir).interval(Duration::from_millis(10));
+    c.restore = restore;
+    JobConfig::default()
+        .parallelism(parallelism)
+        .batch_size(64)
+        .checkpoints(c)
+}
+
+/// Cancels `handle` once it completed at least `n` checkpoints.
+fn cancel_after_checkpoints(handle: JobHandle, n: u64) {
+    let started = Instant::now();
+    loop {
+        let done = handle.metrics().checkpoints.map_or(0, |c| c.completed);
+        if done >= n {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no checkpoints"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    handle.cancel();
+    assert!(matches!(handle.join(), Err(StreamError::Cancelled)));
+}
+
+#[test]
+fn a_run_without_interruption_commits_everything_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let committed = Committed::default();
+    let summary = build(&committed, Some(200_000.0))
+        .run(config(dir.path(), 2, None))
+        .unwrap();
+    check(&committed, "uninterrupted");
+    let c = summary.checkpoints.expect("checkpoint metrics");
+    assert!(c.completed >= 2, "{c:?}");
+    assert_eq!(c.failed, 0);
+}
+
+#[test]
+fn cancelled_runs_restored_from_the_latest_checkpoint_give_the_uninterrupted_output() {
+    for (p1, p2) in [(1, 1), (2, 2), (2, 1), (1, 3)] {
+        let dir = tempfile::tempdir().unwrap();
+        let committed = Committed::default();
+        let handle = build(&committed, Some(100_000.0))
+            .start(config(dir.path(), p1, None))
+            .unwrap();
+        cancel_after_checkpoints(handle, 3);
+        let partial = rows(&committed);
+        assert!(
+            partial.len() < expected().len(),
+            "the first run was cut short"
+        );
+        let summary = build(&committed, None)
+            .run(config(dir.path(), p2, Some(RestoreFrom::Latest)))
+            .unwrap();
+        assert!(summary.checkpoints.unwrap().restored_from.is_some());
+        check(&committed, &format!("parallelism {p1} then {p2}"));
+    }
+}
+
+#[test]
+fn stop_with_savepoint_then_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let committed = Committed::default();
+    let handle = build(&committed, Some(100_000.0))
+        .start(config(dir.path(), 2, None))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(60));
+    let savepoint = handle.stop_with_savepoint().unwrap();
+    assert!(savepoint
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("sp-"));
+    let summary = handle.join().unwrap();
+    assert!(summary.checkpoints.unwrap().stopped_with_savepoint);
+    build(&committed, None)
+        .run(config(dir.path(), 2, Some(RestoreFrom::Path(savepoint))))
+        .unwrap();
+    check(&committed, "resumed from the savepoint");
+}
+
+#[test]
+fn restoring_a_finished_job_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let committed = Committed::default();
+    build(&committed, None)
+        .run(config(dir.path(), 2, None))
+        .unwrap();
+    let summary = build(&committed, None)
+        .run(config(dir.path(), 2, Some(RestoreFrom::Latest)))
+        .unwrap();
+    assert!(summary.checkpoints.unwrap().already_finished);
+    assert_eq!(summary.events_ingested, 0);
+    // The restore re-commits the final checkpoint's transactions: idempotent, no duplicate.
+    check(&committed, "after restoring the final checkpoint");
+}
+
+#[test]
+fn operators_and_sources_that_cannot_checkpoint_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = Job::new("vec");
+    job.from_vec("v", vec![1, 2, 3]).collect();
+    let err = job
+        .run(config(dir.path(), 1, None))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("source `v` cannot record its position"),
+        "{err}"
+    );
+
+    let mut job = Job::new("cep");
+    job.source(
+        "g",
+        Generator::new(|i| (Timestamp(i as i64), i)).bounded(10),
+    )
+    .key_by(|e: &(Timestamp, u64)| e.1 % 2)
+    .process(Noop)
+    .collect();
+    let err = job
+        .run(config(dir.path(), 1, None))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not support checkpoints"), "{err}");
+}
+
+#[derive(Clone)]
+struct Noop;
+
+impl streamcore::state::KeyedProcessFunction<u64, (Timestamp, u64)> for Noop {
+    type State = ();
+    type Out = u64;
+    fn process(
+        &mut self,
+        _record: (Timestamp, u64),
+        _ctx: &mut streamcore::state::KeyedContext<'_, u64, ()>,
+        _out: &mut streamcore::Output<u64>,
+    ) {
+    }
+}
