@@ -1,7 +1,7 @@
 //! `streamcore demo`: the design note's pipeline — generator (or a JSON-lines input) →
 //! keep amount > 100 → enrich → JSON lines out, metrics summary on stderr.
 
-use anyhow::Context;
+use crate::checkpointing::{run_job, CheckpointArgs};
 use clap::Args;
 use compact_str::CompactString;
 use std::time::Duration;
@@ -38,7 +38,8 @@ pub struct DemoArgs {
     /// or `-` for stdin.
     #[arg(long)]
     input: Option<String>,
-    /// Write the enriched events to this JSON-lines file instead of stdout.
+    /// Write the enriched events to this JSON-lines file instead of stdout. With
+    /// --checkpoint-dir it is a directory of part files, committed exactly once per checkpoint.
     #[arg(long)]
     output: Option<String>,
     /// What to do with bad input or records the job cannot process: `fail` stops the job
@@ -65,9 +66,22 @@ pub struct DemoArgs {
     /// watermarks allow for it (bounded out-of-orderness).
     #[arg(long, default_value_t = 0)]
     disorder_ms: i64,
-    /// Write the window results to this JSON-lines file instead of stdout.
+    /// Write the window results to this JSON-lines file instead of stdout (a directory with
+    /// --checkpoint-dir, as --output).
     #[arg(long)]
     windows_output: Option<String>,
+    #[command(flatten)]
+    checkpoints: CheckpointArgs,
+}
+
+/// A JSON-lines sink at `path`: one file, or with checkpoints a directory of exactly-once
+/// part files.
+fn json_sink<T>(path: &str, checkpoints: bool) -> JsonLinesSink<T> {
+    if checkpoints {
+        JsonLinesSink::dir(path)
+    } else {
+        JsonLinesSink::file(path)
+    }
 }
 
 /// One window result of the `--windows` demo.
@@ -206,6 +220,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(p) = args.parallelism {
         config = config.parallelism(p);
     }
+    let config = args.checkpoints.apply(config);
+    let checkpoints = args.checkpoints.enabled();
     let mut job = Job::new("demo");
     let events = match args.input.as_deref() {
         Some("-") => job.source("stdin", StdinSource::<Event>::new()),
@@ -229,13 +245,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     if args.windows {
         let windows = user_windows(events.clone());
         match &args.windows_output {
-            Some(path) => windows.sink_named("windows", JsonLinesSink::file(path)),
+            Some(path) => windows.sink_named("windows", json_sink(path, checkpoints)),
             None => windows.sink_named("windows", StdoutSink::new()),
         }
     }
     let out = pipeline(events);
     match &args.output {
-        Some(path) => out.sink_named("output", JsonLinesSink::file(path)),
+        Some(path) => out.sink_named("output", json_sink(path, checkpoints)),
         None => out.sink_named("stdout", StdoutSink::new()),
     }
     match (&args.dead_letter, args.error_policy) {
@@ -245,8 +261,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         (None, ErrorPolicy::Fail) => {}
     }
-    let handle = job.start(config).context("starting the demo job")?;
-    let summary = handle.join().context("the demo job failed")?;
+    let summary = run_job(job, config)?;
     if args.metrics_json {
         eprintln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

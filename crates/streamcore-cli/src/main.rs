@@ -1,6 +1,7 @@
 //! The `streamcore` binary: runs the design note's demo job and benchmarks the engine.
 
 mod bench;
+mod checkpointing;
 mod demo;
 mod nexmark;
 mod patterns;

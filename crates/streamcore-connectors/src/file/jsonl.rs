@@ -2,12 +2,18 @@
 //! [`streamcore::Event`]) one record per line, in parallel byte-range splits;
 //! [`JsonLinesSink`] writes any `T: Serialize`, one record per line.
 
-use super::{list_files, next_split, plan_splits, LineSplitReader, SharedFile, SplitQueue};
+use super::{
+    list_files, plan_splits, FileSplit, LineSplitReader, PartCommitter, PartFiles, SharedFile,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use streamcore::checkpoint::{decode, encode};
+use streamcore::sink::Committer;
+use streamcore::StreamError;
 use streamcore::{
     decode::from_json_str, Data, Result, Sink, SinkWriter, Source, SourcePoll, SourceReader,
     TaskContext, TaskInfo,
@@ -85,6 +91,49 @@ impl<T, D> JsonLinesSource<T, D> {
     }
 }
 
+/// Splits not yet taken by a reader, each with the position to continue from (after a
+/// restore): readers take the next one when they finish theirs, so a fast reader does more of
+/// the work.
+type ResumeQueue = Arc<Mutex<VecDeque<PendingSplit>>>;
+
+/// A split to read, with the offset and line number to continue from, if it was started.
+type PendingSplit = (FileSplit, Option<(u64, Option<u64>)>);
+
+/// What a reader records in a checkpoint.
+#[derive(Serialize, serde::Deserialize)]
+struct FilePosition {
+    /// The source's split plan (the same in every reader): a restore reads the same ranges.
+    plan: Vec<FileSplit>,
+    /// Splits read to their end, by this reader or (after a restore) by any earlier one.
+    finished: Vec<u64>,
+    /// The split being read: its id, and the offset and line number of its next line.
+    current: Option<(u64, u64, Option<u64>)>,
+}
+
+impl<T: Data, D: LineDecoder<Out = T>> JsonLinesSource<T, D> {
+    fn readers(
+        &self,
+        parallelism: usize,
+        plan: Vec<FileSplit>,
+        queue: VecDeque<PendingSplit>,
+        finished: Vec<u64>,
+    ) -> Vec<JsonLinesReader<T, D>> {
+        let queue: ResumeQueue = Arc::new(Mutex::new(queue));
+        let plan = Arc::new(plan);
+        (0..parallelism)
+            .map(|_| JsonLinesReader {
+                queue: queue.clone(),
+                plan: plan.clone(),
+                finished: finished.clone(),
+                current: None,
+                split: 0,
+                decoder: self.decoder.clone(),
+                _t: PhantomData,
+            })
+            .collect()
+    }
+}
+
 impl<T: Data, D: LineDecoder<Out = T>> Source<T> for JsonLinesSource<T, D> {
     type Reader = JsonLinesReader<T, D>;
 
@@ -96,27 +145,81 @@ impl<T: Data, D: LineDecoder<Out = T>> Source<T> for JsonLinesSource<T, D> {
             splits = splits.len(),
             "planned JSON-lines splits"
         );
-        let queue: SplitQueue = Arc::new(Mutex::new(splits.into()));
-        Ok((0..parallelism)
-            .map(|_| JsonLinesReader {
-                queue: queue.clone(),
-                current: None,
-                split: 0,
-                decoder: self.decoder.clone(),
-                _t: PhantomData,
-            })
-            .collect())
+        let queue = splits.iter().cloned().map(|s| (s, None)).collect();
+        Ok(self.readers(parallelism, splits, queue, Vec::new()))
+    }
+
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
+
+    fn restore_readers(
+        &mut self,
+        parallelism: usize,
+        positions: Vec<Vec<u8>>,
+    ) -> Result<Vec<Self::Reader>> {
+        let positions: Vec<FilePosition> =
+            positions.iter().map(|p| decode(p)).collect::<Result<_>>()?;
+        let plan = positions
+            .first()
+            .map(|p| p.plan.clone())
+            .ok_or_else(|| StreamError::Checkpoint("no reader position to restore".into()))?;
+        for split in &plan {
+            let len = std::fs::metadata(&split.path)
+                .map_err(|e| StreamError::io(format!("restoring {}", split.path.display()), e))?
+                .len();
+            if len < split.end {
+                return Err(StreamError::Checkpoint(format!(
+                    "{} is shorter ({len} bytes) than when the checkpoint was taken: the input changed",
+                    split.path.display()
+                )));
+            }
+        }
+        let finished: HashSet<u64> = positions.iter().flat_map(|p| p.finished.clone()).collect();
+        let resume: HashMap<u64, (u64, Option<u64>)> = positions
+            .iter()
+            .filter_map(|p| p.current)
+            .map(|(id, pos, line)| (id, (pos, line)))
+            .collect();
+        let queue = plan
+            .iter()
+            .filter(|s| !finished.contains(&s.id))
+            .map(|s| (s.clone(), resume.get(&s.id).copied()))
+            .collect();
+        let mut finished: Vec<u64> = finished.into_iter().collect();
+        finished.sort_unstable();
+        Ok(self.readers(parallelism, plan, queue, finished))
     }
 }
 
 /// One parallel reader of a [`JsonLinesSource`].
 pub struct JsonLinesReader<T, D> {
-    queue: SplitQueue,
+    queue: ResumeQueue,
+    plan: Arc<Vec<FileSplit>>,
+    finished: Vec<u64>,
     current: Option<LineSplitReader>,
     /// The split the last poll read from.
     split: u64,
     decoder: D,
     _t: PhantomData<fn() -> T>,
+}
+
+impl<T, D> JsonLinesReader<T, D> {
+    fn next_split(&mut self) -> Result<Option<&mut LineSplitReader>> {
+        let next = self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front();
+        Ok(match next {
+            None => None,
+            Some((split, None)) => Some(self.current.insert(LineSplitReader::open(split)?)),
+            Some((split, Some((pos, line)))) => Some(
+                self.current
+                    .insert(LineSplitReader::open_at(split, pos, line)?),
+            ),
+        })
+    }
 }
 
 impl<T: Data, D: LineDecoder<Out = T>> SourceReader<T> for JsonLinesReader<T, D> {
@@ -127,17 +230,15 @@ impl<T: Data, D: LineDecoder<Out = T>> SourceReader<T> for JsonLinesReader<T, D>
         ctx: &mut TaskContext,
     ) -> Result<SourcePoll> {
         while out.len() < max {
-            let reader = match &mut self.current {
-                Some(r) => r,
-                None => match next_split(&self.queue) {
-                    Some(split) => self.current.insert(LineSplitReader::open(split)?),
-                    None => return Ok(SourcePoll::Finished),
-                },
-            };
+            if self.current.is_none() && self.next_split()?.is_none() {
+                return Ok(SourcePoll::Finished);
+            }
+            let reader = self.current.as_mut().expect("a split is open");
             self.split = reader.split_id();
             let Some(origin) = reader.next_line()? else {
                 // One split per poll, so the records of a poll share a split id.
                 ctx.split_finished(self.split);
+                self.finished.push(self.split);
                 self.current = None;
                 return Ok(SourcePoll::Ready);
             };
@@ -161,10 +262,27 @@ impl<T: Data, D: LineDecoder<Out = T>> SourceReader<T> for JsonLinesReader<T, D>
     fn split_id(&self) -> u64 {
         self.split
     }
+
+    fn snapshot_position(&mut self) -> Result<Vec<u8>> {
+        encode(&FilePosition {
+            plan: self.plan.as_ref().clone(),
+            finished: self.finished.clone(),
+            current: self.current.as_ref().map(|r| {
+                let (pos, line) = r.position();
+                (r.split_id(), pos, line)
+            }),
+        })
+    }
 }
 
 /// Writes JSON lines: to one file shared by all parallel writers (a batch per lock), or to a
 /// directory with one `part-N.jsonl` per parallel writer.
+///
+/// When the job checkpoints, a directory sink is **exactly-once**: each writer fills a hidden
+/// in-progress file that becomes `part-CHECKPOINT-SUBTASK.jsonl` only once its checkpoint is
+/// complete (see `file::transactional`); after a crash and restore, readers of the directory
+/// see every record once. A single-file sink cannot commit per checkpoint and refuses to run
+/// with checkpoints.
 pub struct JsonLinesSink<T> {
     target: Target,
     shared: Option<SharedFile>,
@@ -200,21 +318,42 @@ impl<T: Data + Serialize> Sink<T> for JsonLinesSink<T> {
     type Writer = JsonLinesWriter<T>;
 
     fn create_writer(&mut self, task: &TaskInfo) -> Result<Self::Writer> {
-        let file = match &self.target {
-            Target::File(path) => match &self.shared {
+        let out = match &self.target {
+            Target::File(path) if task.checkpointing => {
+                return Err(StreamError::Config(format!(
+                    "the JSON-lines sink to the single file {} cannot commit per checkpoint: write to a directory (JsonLinesSink::dir) for exactly-once output",
+                    path.display()
+                )))
+            }
+            Target::File(path) => Out::Shared(match &self.shared {
                 Some(f) => f.clone(),
                 None => self.shared.insert(SharedFile::create(path)?).clone(),
-            },
-            Target::Dir(dir) => {
-                SharedFile::create(&dir.join(format!("part-{}.jsonl", task.subtask)))?
+            }),
+            Target::Dir(dir) if task.checkpointing => {
+                Out::Parts(PartFiles::new(dir, task.subtask, "jsonl")?)
             }
+            Target::Dir(dir) => Out::Shared(SharedFile::create(
+                &dir.join(format!("part-{}.jsonl", task.subtask)),
+            )?),
         };
         Ok(JsonLinesWriter {
-            file,
+            out,
             buf: Vec::with_capacity(64 << 10),
             _t: PhantomData,
         })
     }
+
+    fn committer(&mut self) -> Result<Option<Box<dyn Committer>>> {
+        Ok(match &self.target {
+            Target::Dir(dir) => Some(Box::new(PartCommitter { dir: dir.clone() })),
+            Target::File(_) => None,
+        })
+    }
+}
+
+enum Out {
+    Shared(SharedFile),
+    Parts(PartFiles),
 }
 
 /// Serializes a batch as JSON lines into `buf`.
@@ -234,7 +373,7 @@ pub(crate) fn encode_json_lines<T: Serialize>(batch: &[T], buf: &mut Vec<u8>) ->
 /// One parallel writer of a [`JsonLinesSink`]: encodes a batch without a lock, then appends it
 /// in one locked write.
 pub struct JsonLinesWriter<T> {
-    file: SharedFile,
+    out: Out,
     buf: Vec<u8>,
     _t: PhantomData<fn(T)>,
 }
@@ -243,10 +382,24 @@ impl<T: Data + Serialize> SinkWriter<T> for JsonLinesWriter<T> {
     fn write_batch(&mut self, batch: Vec<T>) -> Result<()> {
         self.buf.clear();
         encode_json_lines(&batch, &mut self.buf)?;
-        self.file.write(&self.buf)
+        match &mut self.out {
+            Out::Shared(file) => file.write(&self.buf),
+            Out::Parts(parts) => parts.write(&self.buf),
+        }
+    }
+
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<Vec<Vec<u8>>> {
+        match &mut self.out {
+            // At least once: what was written before the barrier reaches the OS.
+            Out::Shared(file) => file.flush().map(|()| Vec::new()),
+            Out::Parts(parts) => parts.pre_commit(checkpoint),
+        }
     }
 
     fn close(&mut self) -> Result<()> {
-        self.file.flush()
+        match &mut self.out {
+            Out::Shared(file) => file.flush(),
+            Out::Parts(_) => Ok(()),
+        }
     }
 }

@@ -87,6 +87,28 @@ impl LineSplitReader {
         self.split.id
     }
 
+    /// Where the next line starts, and its 1-based number if known: the reader's position.
+    pub(crate) fn position(&self) -> (u64, Option<u64>) {
+        (self.pos, self.line)
+    }
+
+    /// Opens `split` to continue at `pos` (a line start recorded by [`Self::position`]).
+    pub(crate) fn open_at(split: FileSplit, pos: u64, line: Option<u64>) -> Result<Self> {
+        let ctx = || format!("reading {}", split.path.display());
+        let file = File::open(&split.path).map_err(|e| StreamError::io(ctx(), e))?;
+        let mut reader = BufReader::with_capacity(READ_BUFFER, file);
+        reader
+            .seek(SeekFrom::Start(pos))
+            .map_err(|e| StreamError::io(ctx(), e))?;
+        Ok(LineSplitReader {
+            split,
+            reader,
+            pos,
+            line,
+            buf: Vec::with_capacity(1024),
+        })
+    }
+
     pub(crate) fn describe(&self, origin: &LineOrigin) -> String {
         match origin.line {
             Some(line) => format!(

@@ -3,11 +3,14 @@
 pub mod csv;
 pub mod jsonl;
 mod lines;
+mod transactional;
 mod writer;
 
-use std::collections::VecDeque;
+pub use transactional::PartCommit;
+pub(crate) use transactional::{PartCommitter, PartFiles};
+
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+
 use streamcore::{Result, StreamError};
 
 pub(crate) use lines::LineSplitReader;
@@ -56,7 +59,7 @@ pub fn list_files(pattern: &str) -> Result<Vec<PathBuf>> {
 }
 
 /// A byte range of one file; lines that *start* inside `[start, end)` belong to it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileSplit {
     /// Index of the split among all splits of the source: watermarks are tracked per split.
     pub id: u64,
@@ -104,14 +107,6 @@ pub fn plan_splits(
         }
     }
     Ok(splits)
-}
-
-/// Splits not yet taken by a reader: readers take the next one when they finish theirs, so a
-/// fast reader does more of the work.
-pub(crate) type SplitQueue = Arc<Mutex<VecDeque<FileSplit>>>;
-
-pub(crate) fn next_split(queue: &SplitQueue) -> Option<FileSplit> {
-    queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
 }
 
 #[cfg(test)]

@@ -434,7 +434,11 @@ impl CheckpointStorage for LocalCheckpointStorage {
             if savepoint {
                 continue;
             }
-            let is_complete = path.join(MANIFEST).exists();
+            // A manifest that does not parse marks a corrupted checkpoint: not one to keep.
+            let is_complete = fs::read(path.join(MANIFEST))
+                .ok()
+                .and_then(|m| serde_json::from_slice::<Manifest>(&m).ok())
+                .is_some();
             if is_complete && complete < keep.max(1) {
                 complete += 1;
                 continue;

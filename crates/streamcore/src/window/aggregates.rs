@@ -266,8 +266,7 @@ where
     type Acc = Hll<V>;
     type Out = u64;
     fn create(&self) -> Hll<V> {
-        let sketch =
-            HyperLogLogPlus::new(14, SketchHasher).expect("precision 14 is valid");
+        let sketch = HyperLogLogPlus::new(14, SketchHasher).expect("precision 14 is valid");
         Hll(RefCell::new(sketch))
     }
     fn add(&self, acc: &mut Hll<V>, r: &T) {
