@@ -9,7 +9,11 @@
 //! - `window`: keyed 10-second tumbling windows, count and sum per key, 10,000 keys, P = 1, 2;
 //! - `window-loop`: the same aggregation with one hash map in a plain loop;
 //! - `interval-join`: a ±5 ms interval join of two sides of one generated stream, 1,000 keys;
-//! - `cep`: the fraud pattern (`streamcore patterns fraud`) over card events.
+//! - `cep`: the fraud pattern (`streamcore patterns fraud`) over card events;
+//! - `ckpt-none P=2` / `ckpt-1s P=2`: the `window` job on 20 times as many events (a few
+//!   seconds), without checkpoints and with one every second (the cost of checkpointing);
+//! - `checkpoint-state` (after the others): snapshot and restore of 1,000,000 keys of window
+//!   state — a savepoint of a running job, then a restore from it.
 
 use crate::demo::{enrich, is_high_value, now_secs, pipeline};
 use clap::Args;
@@ -17,6 +21,7 @@ use serde::Serialize;
 use std::hint::black_box;
 use std::time::Duration;
 use std::time::Instant;
+use streamcore::checkpoint::{CheckpointConfig, RestoreFrom};
 use streamcore::sink::CountingSink;
 use streamcore::source::Generator;
 use streamcore::window::{AggregateFunction, Windows};
@@ -192,6 +197,22 @@ impl AggregateFunction<Tick> for CountSum {
 }
 
 fn window_job(n: u64, p: usize) -> u64 {
+    window_job_checkpointed(n, p, None)
+}
+
+/// A fresh directory for one benchmark run's checkpoints (removed by the caller).
+fn scratch_dir(tag: &str) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    std::env::temp_dir().join(format!(
+        "streamcore-bench-{tag}-{}-{nanos}",
+        std::process::id()
+    ))
+}
+
+/// The `window` job, with a checkpoint every `interval` if given.
+fn window_job_checkpointed(n: u64, p: usize, interval: Option<Duration>) -> u64 {
     let sink = CountingSink::new();
     let mut job = Job::new("bench-window");
     job.source("ticks", Generator::new(make_tick).bounded(n))
@@ -200,12 +221,77 @@ fn window_job(n: u64, p: usize) -> u64 {
         .window(Windows::tumbling(Duration::from_millis(WINDOW_MS as u64)))
         .aggregate(CountSum)
         .sink(sink.clone());
-    let config = JobConfig::default()
+    let mut config = JobConfig::default()
         .parallelism(p)
         .watermark_interval(Duration::from_millis(10));
+    let dir = interval.map(|i| {
+        let dir = scratch_dir("window");
+        config = config
+            .clone()
+            .checkpoints(CheckpointConfig::new(&dir).interval(i));
+        dir
+    });
     let summary = job.run(config).expect("bench job runs");
     tracing::debug!(%summary, "window job");
+    if let Some(dir) = dir {
+        let c = summary.checkpoints.expect("checkpoint metrics");
+        tracing::info!(
+            completed = c.completed,
+            last_ms = c.last_duration_ms,
+            "checkpoints"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
     sink.count()
+}
+
+/// Snapshot and restore of `keys` keys of window state: a job fills one long window with
+/// `keys` keys, takes a savepoint and stops; a second job restores from it.
+fn checkpoint_state(keys: u64) -> anyhow::Result<serde_json::Value> {
+    let dir = scratch_dir("state");
+    let build = || {
+        let mut job = Job::new("bench-state");
+        // Event time stands still: the one-hour window never fires, the state only grows.
+        job.source(
+            "ticks",
+            Generator::new(move |i| Tick {
+                key: i % keys,
+                amount: 1,
+                ts: Timestamp(0),
+            }),
+        )
+        .with_watermarks(WatermarkStrategy::monotonous())
+        .key_by(|t| t.key)
+        .window(Windows::tumbling(Duration::from_secs(3600)))
+        .aggregate(CountSum)
+        .sink(CountingSink::new());
+        job
+    };
+    let config = |restore: Option<RestoreFrom>| {
+        let mut c = CheckpointConfig::new(&dir).interval(Duration::from_secs(3600));
+        c.restore = restore;
+        JobConfig::default().parallelism(2).checkpoints(c)
+    };
+    let handle = build().start(config(None))?;
+    while handle.metrics().events_ingested < keys {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let savepoint = handle.stop_with_savepoint()?;
+    let first = handle.join()?;
+    let snapshot = first.checkpoints.expect("checkpoint metrics");
+    let handle = build().start(config(Some(RestoreFrom::Path(savepoint))))?;
+    let second = handle.stop_with_savepoint()?;
+    let restored = handle.join()?.checkpoints.expect("checkpoint metrics");
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(second);
+    Ok(serde_json::json!({
+        "keys": keys,
+        "snapshot_ms": snapshot.last_duration_ms,
+        "snapshot_bytes": snapshot.last_size_bytes,
+        "load_and_verify_ms": restored.restore_ms,
+        "state_restore_ms": restored.state_restore_ms,
+        "second_snapshot_ms": restored.last_duration_ms,
+    }))
 }
 
 /// The same aggregation by hand: one hash map for the open window, emptied when the next
@@ -306,7 +392,7 @@ type Runner = fn(u64) -> u64;
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let n = args.events;
-    let all: [(&'static str, Runner); 11] = [
+    let all: [(&'static str, Runner); 13] = [
         ("typed P=1", |n| typed_job(n, 1)),
         ("typed P=2", |n| typed_job(n, 2)),
         ("typed-loop", typed_loop),
@@ -318,19 +404,35 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         ("window-loop", window_loop),
         ("interval-join P=1", |n| interval_join_job(n, 1)),
         ("cep P=1", |n| cep_job(n, 1)),
+        ("ckpt-none P=2", |n| window_job_checkpointed(n, 2, None)),
+        ("ckpt-1s P=2", |n| {
+            window_job_checkpointed(n, 2, Some(Duration::from_secs(1)))
+        }),
     ];
     let scenarios: Vec<_> = all
         .into_iter()
         .filter(|(name, _)| args.only.as_deref().is_none_or(|o| name.contains(o)))
         .collect();
+    if args.only.as_deref() == Some("checkpoint-state") {
+        println!("checkpoint-state: {}", checkpoint_state(1_000_000)?);
+        return Ok(());
+    }
     anyhow::ensure!(!scenarios.is_empty(), "no scenario matches --only");
-    let events_for = |name: &str| if name.starts_with("typed") { n * 10 } else { n };
+    let events_for = |name: &str| match name {
+        _ if name.starts_with("typed") => n * 10,
+        _ if name.starts_with("ckpt") => n * 20,
+        _ => n,
+    };
     // Amounts cycle through 50 + 25·(i mod 20): 17 of every 20 pass the filter. Window
     // scenarios must produce as many results as the hand-written loop.
     let window_results = scenarios
         .iter()
         .any(|(name, _)| name.starts_with("window"))
         .then(|| window_loop(n));
+    let checkpoint_results = scenarios
+        .iter()
+        .any(|(name, _)| name.starts_with("ckpt"))
+        .then(|| window_loop(n * 20));
     let reference_outputs = |name: &str, n: u64| match name {
         // Computed once per size by a first, unmeasured run (the outputs are deterministic).
         "interval-join P=1" => interval_join_job(n, 1),
@@ -347,6 +449,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             joins.iter().find(|(j, _)| *j == name).map_or(0, |j| j.1)
         }
         Some(w) if name.starts_with("window") => w,
+        _ if name.starts_with("ckpt") => checkpoint_results.unwrap_or(0),
         _ => (n / 20) * 17 + (0..n % 20).filter(|i| 50 + 25 * i > 100).count() as u64,
     };
     let mut results: Vec<Scenario> = scenarios
@@ -416,10 +519,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         ),
         ("window P=2 / window P=1", m("window P=2") / m("window P=1")),
         (
+            "ckpt-1s P=2 / ckpt-none P=2 (aim >= 0.95)",
+            m("ckpt-1s P=2") / m("ckpt-none P=2"),
+        ),
+        (
             "event P=1 / Python seed (47,000 ev/s)",
             m("event P=1") / 47_000.0,
         ),
     ];
+    let state = match args.only {
+        None => Some(checkpoint_state(1_000_000)?),
+        Some(_) => None,
+    };
     if args.json {
         let ratios: Vec<_> = ratios
             .iter()
@@ -428,7 +539,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"events": n, "typed_events": n * 10, "runs": args.runs, "scenarios": results, "ratios": ratios})
+                &serde_json::json!({"events": n, "typed_events": n * 10, "runs": args.runs, "scenarios": results, "ratios": ratios, "checkpoint_state": state})
             )?
         );
         return Ok(());
@@ -450,6 +561,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     for (k, v) in ratios.iter().filter(|(_, v)| v.is_finite()) {
         println!("{k:<40} {v:>8.2}");
+    }
+    if let Some(state) = state {
+        println!("checkpoint-state: {state}");
     }
     Ok(())
 }

@@ -157,6 +157,7 @@ pub(crate) struct CheckpointMetrics {
     pub(crate) last_location: Mutex<Option<String>>,
     pub(crate) restored_from: Mutex<Option<String>>,
     pub(crate) restore_ms: Mutex<Option<f64>>,
+    pub(crate) state_restore_us: AtomicU64,
     pub(crate) already_finished: std::sync::atomic::AtomicBool,
     pub(crate) stopped_with_savepoint: std::sync::atomic::AtomicBool,
 }
@@ -195,6 +196,7 @@ impl CheckpointMetrics {
             last_location: lock(&self.last_location),
             restored_from: lock(&self.restored_from),
             restore_ms: *self.restore_ms.lock().unwrap_or_else(|p| p.into_inner()),
+            state_restore_ms: self.state_restore_us.load(Relaxed) as f64 / 1e3,
             already_finished: self.already_finished.load(Relaxed),
             stopped_with_savepoint: self.stopped_with_savepoint.load(Relaxed),
         }
@@ -224,6 +226,8 @@ pub struct CheckpointSummary {
     pub restored_from: Option<String>,
     /// Time to load and verify the restored checkpoint.
     pub restore_ms: Option<f64>,
+    /// The longest time an operator instance took to rebuild its state from it.
+    pub state_restore_ms: f64,
     /// The restored checkpoint was the final one of a finished job: nothing was run.
     pub already_finished: bool,
     /// The job stopped after a savepoint (`last_location`), without draining.

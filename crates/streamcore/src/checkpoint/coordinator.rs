@@ -52,6 +52,7 @@ pub(crate) struct CheckpointHub {
     triggered: AtomicU64,
     alignment_ns: AtomicU64,
     tx: Sender<HubMessage>,
+    metrics: Arc<CheckpointMetrics>,
 }
 
 impl CheckpointHub {
@@ -92,6 +93,13 @@ impl CheckpointHub {
     pub(crate) fn record_alignment(&self, d: Duration) {
         self.alignment_ns
             .fetch_max(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// An operator instance took `d` to rebuild its state from the restored checkpoint.
+    pub(crate) fn record_state_restore(&self, d: Duration) {
+        self.metrics
+            .state_restore_us
+            .fetch_max(d.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// Asks for a savepoint (and, with `stop`, for the job to stop right after it).
@@ -135,12 +143,15 @@ pub(crate) struct Coordinator {
 }
 
 /// Makes a hub and the receiving end the coordinator reads.
-pub(crate) fn channel() -> (Arc<CheckpointHub>, Receiver<HubMessage>) {
+pub(crate) fn channel(
+    metrics: Arc<CheckpointMetrics>,
+) -> (Arc<CheckpointHub>, Receiver<HubMessage>) {
     let (tx, rx) = crossbeam_channel::unbounded();
     let hub = Arc::new(CheckpointHub {
         triggered: AtomicU64::new(0),
         alignment_ns: AtomicU64::new(0),
         tx,
+        metrics,
     });
     (hub, rx)
 }

@@ -486,7 +486,7 @@ fn prepare_checkpoints(
     *metrics.restore_ms.lock().unwrap_or_else(|p| p.into_inner()) = restore
         .as_ref()
         .map(|_| started.elapsed().as_secs_f64() * 1e3);
-    let (hub, rx) = coordinator::channel();
+    let (hub, rx) = coordinator::channel(metrics.clone());
     Ok(CheckpointSetup {
         next_id: storage.next_id()?,
         storage: Arc::new(storage),

@@ -74,8 +74,13 @@ impl<Op: Operator> OperatorNode<Op> {
 impl<Op: Operator> Push<Op::In> for OperatorNode<Op> {
     fn open(&mut self) -> Result<()> {
         self.op.open(&mut self.ctx)?;
-        if let Some(state) = self.checkpoint.as_mut().and_then(|c| c.restore.take()) {
+        if let Some(c) = self.checkpoint.as_mut() {
+            let Some(state) = c.restore.take() else {
+                return self.out.open();
+            };
+            let started = Instant::now();
             self.op.restore_state(&mut self.ctx, &state)?;
+            c.hub.record_state_restore(started.elapsed());
             if self.ctx.stats != self.published_stats {
                 self.metrics.publish_stats(&self.ctx.stats);
                 self.published_stats = self.ctx.stats;
