@@ -234,3 +234,95 @@ fn sigkill_and_restore_until_done_gives_the_crash_free_output() {
     );
     assert!(in_progress_files(&out).is_empty() && in_progress_files(&win).is_empty());
 }
+
+/// Sends `signal` (e.g. `TERM`) to `pid` with the system's `kill` command.
+fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+#[test]
+fn savepoint_on_sigusr1_and_stop_with_savepoint_on_sigterm_then_resume() {
+    let bin = env!("CARGO_BIN_EXE_streamcore");
+    let tmp = tempfile::tempdir().unwrap();
+    let (ref_out, ref_win) = (
+        tmp.path().join("ref.jsonl"),
+        tmp.path().join("ref-win.jsonl"),
+    );
+    let mut args = demo_args(&ref_out, &ref_win);
+    args[2] = "20000".into();
+    assert!(Command::new(bin)
+        .args(&args)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success());
+
+    let (out, win, ckpt) = (
+        tmp.path().join("out"),
+        tmp.path().join("win"),
+        tmp.path().join("checkpoints"),
+    );
+    let mut args = demo_args(&out, &win);
+    args[2] = "20000".into();
+    args.extend(
+        [
+            "--rate",
+            "5000",
+            "--checkpoint-dir",
+            ckpt.to_str().unwrap(),
+            "--checkpoint-interval",
+            "10s",
+            "--restore",
+            "latest",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let stderr_path = tmp.path().join("stderr.txt");
+    let child = Command::new(bin)
+        .args(&args)
+        .stderr(fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    send_signal(child.id(), "USR1");
+    std::thread::sleep(Duration::from_millis(800));
+    send_signal(child.id(), "TERM");
+    let status = child.wait_with_output().unwrap().status;
+    let stderr = fs::read_to_string(&stderr_path).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("savepoint written to"), "{stderr}");
+    assert!(stderr.contains("stopped with a savepoint"), "{stderr}");
+    let savepoints = fs::read_dir(&ckpt)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("sp-")
+        })
+        .count();
+    assert_eq!(savepoints, 2, "{stderr}");
+    assert!(committed_lines(&win).len() < committed_lines(&ref_win).len());
+
+    // Resume from the stop's savepoint (the newest) and run to the end.
+    let status = Command::new(bin)
+        .args(&args)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        committed_lines(&win) == committed_lines(&ref_win),
+        "window results differ"
+    );
+    assert!(
+        committed_lines(&out) == committed_lines(&ref_out),
+        "events differ"
+    );
+}
