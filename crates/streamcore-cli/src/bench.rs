@@ -43,6 +43,9 @@ pub struct BenchArgs {
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
+    /// Keys of window state in the `checkpoint-state` measurement.
+    #[arg(long, default_value_t = 1_000_000)]
+    state_keys: u64,
 }
 
 /// The typed record of the `typed` scenarios.
@@ -414,7 +417,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .filter(|(name, _)| args.only.as_deref().is_none_or(|o| name.contains(o)))
         .collect();
     if args.only.as_deref() == Some("checkpoint-state") {
-        println!("checkpoint-state: {}", checkpoint_state(1_000_000)?);
+        println!("checkpoint-state: {}", checkpoint_state(args.state_keys)?);
         return Ok(());
     }
     anyhow::ensure!(!scenarios.is_empty(), "no scenario matches --only");
@@ -528,7 +531,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         ),
     ];
     let state = match args.only {
-        None => Some(checkpoint_state(1_000_000)?),
+        None => Some(checkpoint_state(args.state_keys)?),
         Some(_) => None,
     };
     if args.json {

@@ -302,14 +302,26 @@ fn help_documents_every_flag() {
 
 #[test]
 fn bench_runs_and_checks_its_outputs() {
-    let out = streamcore(&["bench", "--events", "20000", "--runs", "1", "--json"]);
+    let out = streamcore(&[
+        "bench",
+        "--events",
+        "20000",
+        "--runs",
+        "1",
+        "--json",
+        "--state-keys",
+        "5000",
+    ]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r["scenarios"].as_array().unwrap().len(), 11);
+    assert_eq!(r["scenarios"].as_array().unwrap().len(), 13);
+    let state = &r["checkpoint_state"];
+    assert_eq!(state["keys"], 5000);
+    assert!(state["snapshot_bytes"].as_u64().unwrap() > 5000, "{state}");
 }
 
 /// The window results of a `--windows` run, without the enriched events, sorted.

@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 use streamcore::checkpoint::{decode, encode, CheckpointConfig, RestoreFrom};
 use streamcore::sink::{Committer, Sink, SinkWriter};
 use streamcore::source::Generator;
+use streamcore::state::{KeyedContext, KeyedProcessFunction, MapState, TimeDomain};
 use streamcore::window::{aggregates::Sum, Windows};
 use streamcore::{
-    Data, Job, JobConfig, JobHandle, Result, StreamError, TaskInfo, Timestamp, WatermarkStrategy,
+    Data, Job, JobConfig, JobHandle, Output, Result, StreamError, TaskInfo, Timestamp,
+    WatermarkStrategy,
 };
 
 /// Committed output: per (subtask, checkpoint) the records that transaction made visible.
@@ -263,14 +265,22 @@ fn operators_and_sources_that_cannot_checkpoint_are_refused_at_start() {
         "{err}"
     );
 
-    let mut job = Job::new("cep");
-    job.source(
-        "g",
+    let mut job = Job::new("interval-join");
+    let left = job.source(
+        "l",
         Generator::new(|i| (Timestamp(i as i64), i)).bounded(10),
-    )
-    .key_by(|e: &(Timestamp, u64)| e.1 % 2)
-    .process(Noop)
-    .collect();
+    );
+    let right = job.source(
+        "r",
+        Generator::new(|i| (Timestamp(i as i64), i)).bounded(10),
+    );
+    left.connect(right)
+        .key_by(
+            |e: &(Timestamp, u64)| e.1 % 2,
+            |e: &(Timestamp, u64)| e.1 % 2,
+        )
+        .interval_join(0, 5, |a, b| (a.1, b.1))
+        .collect();
     let err = job
         .run(config(dir.path(), 1, None))
         .unwrap_err()
@@ -278,17 +288,70 @@ fn operators_and_sources_that_cannot_checkpoint_are_refused_at_start() {
     assert!(err.contains("does not support checkpoints"), "{err}");
 }
 
+/// Tumbling sums by hand: per key, a sum per window end in `MapState`, emitted by an
+/// event-time timer at the window's last millisecond — state and timers both checkpointed.
 #[derive(Clone)]
-struct Noop;
+struct TimerSums;
 
-impl streamcore::state::KeyedProcessFunction<u64, (Timestamp, u64)> for Noop {
-    type State = ();
-    type Out = u64;
+impl KeyedProcessFunction<u32, (Timestamp, u32, u64)> for TimerSums {
+    type State = MapState<i64, u64>;
+    type Out = Row;
     fn process(
         &mut self,
-        _record: (Timestamp, u64),
-        _ctx: &mut streamcore::state::KeyedContext<'_, u64, ()>,
-        _out: &mut streamcore::Output<u64>,
+        (t, _, v): (Timestamp, u32, u64),
+        ctx: &mut KeyedContext<'_, u32, MapState<i64, u64>>,
+        _out: &mut Output<Row>,
     ) {
+        let end = (t.millis() / 100 + 1) * 100;
+        *ctx.state().entry(end).or_default() += v;
+        ctx.register_event_time_timer(Timestamp(end - 1));
+    }
+    fn on_timer(
+        &mut self,
+        time: Timestamp,
+        _domain: TimeDomain,
+        ctx: &mut KeyedContext<'_, u32, MapState<i64, u64>>,
+        out: &mut Output<Row>,
+    ) {
+        let end = time.millis() + 1;
+        let key = *ctx.key();
+        if let Some(sum) = ctx.state().remove(&end) {
+            out.emit((end, key, sum));
+        }
+    }
+}
+
+#[test]
+fn keyed_process_state_and_timers_survive_a_restore() {
+    let build = |committed: &Committed<Row>, rate: Option<f64>| {
+        let mut job = Job::new("timer-sums");
+        let mut source =
+            Generator::new(|i| (Timestamp(i as i64), (i % 13) as u32, i)).bounded(EVENTS);
+        if let Some(r) = rate {
+            source = source.rate(r);
+        }
+        job.source("events", source)
+            .with_watermarks(WatermarkStrategy::monotonous())
+            .key_by(|e: &(Timestamp, u32, u64)| e.1)
+            .process(TimerSums)
+            .sink(TxSink {
+                committed: committed.clone(),
+            });
+        job
+    };
+    for (p1, p2) in [(2, 2), (2, 3)] {
+        let dir = tempfile::tempdir().unwrap();
+        let committed = Committed::default();
+        let handle = build(&committed, Some(100_000.0))
+            .start(config(dir.path(), p1, None))
+            .unwrap();
+        cancel_after_checkpoints(handle, 3);
+        build(&committed, None)
+            .run(config(dir.path(), p2, Some(RestoreFrom::Latest)))
+            .unwrap();
+        check(
+            &committed,
+            &format!("process function, parallelism {p1} then {p2}"),
+        );
     }
 }

@@ -17,7 +17,7 @@ type Rec = (Timestamp, u32, i64);
 #[derive(Clone)]
 struct SumThenReport;
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct SumState {
     sum: ValueState<i64>,
     seen: ListState<i64>,

@@ -117,7 +117,7 @@ impl Q20Row {
 
 /// Per auction id: `Some(Some(a))` once a category-10 auction arrived, `Some(None)` once
 /// another auction did; bids waiting for their auction.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct JoinState {
     auction: Option<Option<Auction>>,
     pending: Vec<Bid>,

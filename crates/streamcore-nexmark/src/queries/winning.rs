@@ -51,6 +51,7 @@ impl BidLike for crate::Bid {
 }
 
 /// Per auction id: the auction once seen, bids that came before it, the current winner.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct WinState<A, B> {
     auction: Option<A>,
     pending: Vec<B>,
@@ -106,7 +107,11 @@ fn consider<A: AuctionLike, B: BidLike>(
     state.best = Some(b);
 }
 
-impl<A: AuctionLike, B: BidLike> KeyedProcessFunction<i64, Either<A, B>> for WinningBids<A, B> {
+impl<A, B> KeyedProcessFunction<i64, Either<A, B>> for WinningBids<A, B>
+where
+    A: AuctionLike + streamcore::StateData,
+    B: BidLike + streamcore::StateData,
+{
     type State = WinState<A, B>;
     type Out = Change<(A, B)>;
 
@@ -162,7 +167,7 @@ impl<A: AuctionLike, B: BidLike> KeyedProcessFunction<i64, Either<A, B>> for Win
 }
 
 /// The winning-bid changelog of a stream of auctions and bids (with watermarks).
-pub fn winning_bids<A: AuctionLike, B: BidLike>(
+pub fn winning_bids<A: AuctionLike + streamcore::StateData, B: BidLike + streamcore::StateData>(
     events: streamcore::Stream<Either<A, B>>,
 ) -> streamcore::Stream<Change<(A, B)>> {
     events
@@ -175,7 +180,7 @@ pub fn winning_bids<A: AuctionLike, B: BidLike>(
 
 /// The fields of an auction the winning-bid queries need: `(id, group, dateTime, expires)`,
 /// where `group` is what the query groups by (q4: the category, q6: the seller).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SlimAuction(pub i64, pub i64, pub Timestamp, pub Timestamp);
 
 impl AuctionLike for SlimAuction {
@@ -191,7 +196,7 @@ impl AuctionLike for SlimAuction {
 }
 
 /// The fields of a bid the winning-bid queries need: `(auction, price, dateTime)`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SlimBid(pub i64, pub i64, pub Timestamp);
 
 impl BidLike for SlimBid {

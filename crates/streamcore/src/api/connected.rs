@@ -152,12 +152,12 @@ where
     /// use streamcore::{Job, JobConfig};
     /// use streamcore::join::{Change, JoinType};
     /// let mut job = Job::new("orders-payments");
-    /// let orders = job.from_vec("orders", vec![(1u32, "book")]);
+    /// let orders = job.from_vec("orders", vec![(1u32, "book".to_string())]);
     /// let payments = job.from_vec("payments", vec![(1u32, 12i64)]);
     /// let rows = orders
     ///     .connect(payments)
     ///     .key_by(|o| o.0, |p| p.0)
-    ///     .join(JoinType::Left, |o, p| (o.map(|o| o.1), p.map(|p| p.1)))
+    ///     .join(JoinType::Left, |o, p| (o.map(|o| o.1.clone()), p.map(|p| p.1)))
     ///     .collect();
     /// job.run(JobConfig::default().parallelism(1)).unwrap();
     /// let rows = rows.take();
@@ -169,10 +169,13 @@ where
     ///         Change::Delete(r) => table.retain(|x| *x != r),
     ///     }
     /// }
-    /// assert_eq!(table, vec![(Some("book"), Some(12))]);
+    /// assert_eq!(table, vec![(Some("book".to_string()), Some(12))]);
     /// ```
     pub fn join<O, F>(self, kind: JoinType, join: F) -> Stream<Change<O>>
     where
+        A: crate::data::StateData,
+        B: crate::data::StateData,
+        K: crate::data::StateKey,
         O: Data,
         F: FnMut(Option<&A>, Option<&B>) -> O + Clone + Send + 'static,
     {

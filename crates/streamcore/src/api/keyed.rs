@@ -90,7 +90,10 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
     }
 
     /// Runs a [`KeyedProcessFunction`]: user code with state per key and timers.
-    pub fn process<P: KeyedProcessFunction<K, T>>(self, f: P) -> Stream<P::Out> {
+    pub fn process<P: KeyedProcessFunction<K, T>>(self, f: P) -> Stream<P::Out>
+    where
+        K: crate::data::StateKey,
+    {
         let ttl = self.state_ttl;
         self.keyed_operator("keyed_process", |key_fn| {
             KeyedProcessOperator::new(key_fn, f, ttl)

@@ -51,6 +51,7 @@ impl JoinType {
 }
 
 /// Both sides' rows of one key.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct JoinState<A, B> {
     left: Vec<A>,
     right: Vec<B>,
@@ -84,8 +85,8 @@ impl<A, B, O, F: Clone> Clone for RegularJoin<A, B, O, F> {
 
 impl<A, B, O, K, F> KeyedProcessFunction<K, Either<A, B>> for RegularJoin<A, B, O, F>
 where
-    A: Data,
-    B: Data,
+    A: Data + crate::data::StateData,
+    B: Data + crate::data::StateData,
     O: Data,
     K: Key,
     F: FnMut(Option<&A>, Option<&B>) -> O + Clone + Send + 'static,

@@ -127,6 +127,17 @@ impl<K: Key, V> KeyedMap<K, V> {
         Ok(())
     }
 
+    /// Each owned key group with its map: `(key group, map)`.
+    pub(crate) fn groups(
+        &self,
+    ) -> impl Iterator<Item = (u32, &hashbrown::HashMap<K, V, foldhash::fast::RandomState>)> {
+        let first = self.first;
+        self.groups
+            .iter()
+            .enumerate()
+            .map(move |(i, m)| (first + i as u32, m))
+    }
+
     /// The state of `key`, created with `init` if absent.
     #[inline]
     pub fn entry_or_insert_with(&mut self, key: K, init: impl FnOnce(&K) -> V) -> &mut V {

@@ -5,7 +5,7 @@
 //! ```
 //! use streamcore::state::{ListState, MapState, ValueState};
 //!
-//! #[derive(Default)]
+//! #[derive(Default, serde::Serialize, serde::Deserialize)]
 //! struct PerUser {
 //!     last_amount: ValueState<i64>,
 //!     recent: ListState<i64>,
@@ -19,10 +19,11 @@
 //! ```
 
 use crate::window::AggregateFunction;
+use serde::{Deserialize, Serialize};
 use std::hash::Hash;
 
 /// One value per key.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ValueState<V>(Option<V>);
 
 impl<V> Default for ValueState<V> {
@@ -51,7 +52,7 @@ impl<V> ValueState<V> {
 }
 
 /// A list of values per key.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ListState<V>(Vec<V>);
 
 impl<V> Default for ListState<V> {
@@ -88,7 +89,11 @@ impl<V> ListState<V> {
 }
 
 /// A map per key.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "MK: Eq + Hash + Serialize, MV: Serialize",
+    deserialize = "MK: Eq + Hash + Deserialize<'de>, MV: Deserialize<'de>"
+))]
 pub struct MapState<MK, MV>(hashbrown::HashMap<MK, MV, foldhash::fast::RandomState>);
 
 impl<MK, MV> Default for MapState<MK, MV> {
@@ -142,6 +147,8 @@ impl<MK: Hash + Eq, MV> MapState<MK, MV> {
 /// s.add(&avg, &4.0);
 /// assert_eq!(s.get(&avg), Some(3.0));
 /// ```
+#[derive(Serialize, Deserialize)]
+#[serde(bound(serialize = "", deserialize = ""))]
 pub struct AggregatingState<T, A: AggregateFunction<T>>(Option<A::Acc>);
 
 impl<T, A: AggregateFunction<T>> Default for AggregatingState<T, A> {

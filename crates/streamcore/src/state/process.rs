@@ -1,7 +1,9 @@
 //! Keyed process functions: user code with per-key state, event-time and processing-time
 //! timers, and optional state TTL — the general-purpose stateful operator.
 
+use super::key_group;
 use super::KeyedMap;
+use crate::checkpoint::{StateRestore, StateSnapshot};
 use crate::context::TaskContext;
 use crate::data::{Data, Key};
 use crate::error::Result;
@@ -30,7 +32,7 @@ pub enum TimeDomain {
 /// #[derive(Clone)]
 /// struct TotalAfterQuiet;
 ///
-/// #[derive(Default)]
+/// #[derive(Default, serde::Serialize, serde::Deserialize)]
 /// struct Total { sum: ValueState<i64>, timer: ValueState<Timestamp> }
 ///
 /// impl KeyedProcessFunction<&'static str, (Timestamp, &'static str, i64)> for TotalAfterQuiet {
@@ -64,7 +66,8 @@ pub enum TimeDomain {
 /// ```
 pub trait KeyedProcessFunction<K, T>: Clone + Send + 'static {
     /// The state kept per key, created with `Default` on a key's first record.
-    type State: Default + Send + 'static;
+    /// Serializable (derive `Serialize` and `Deserialize`): it goes into checkpoints.
+    type State: Default + crate::data::StateData;
     /// The output record type.
     type Out: Data;
 
@@ -189,6 +192,7 @@ impl<K: Key, S: Default> KeyedContext<'_, K, S> {
 }
 
 /// A key's state, with when it was last touched (for TTL).
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Slot<S> {
     state: S,
     touched: i64,
@@ -274,20 +278,95 @@ where
     }
 }
 
+/// One key group of a keyed process operator in a checkpoint: each key's state and when it was
+/// last touched, and its pending timers (event time, then processing time).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(bound(
+    serialize = "K: serde::Serialize, S: serde::Serialize",
+    deserialize = "K: serde::de::DeserializeOwned, S: serde::de::DeserializeOwned"
+))]
+struct GroupSnapshot<K, S> {
+    keys: Vec<(K, Slot<S>)>,
+    event_timers: Vec<(i64, K)>,
+    processing_timers: Vec<(i64, K)>,
+}
+
 impl<T, K, KF, P> Operator for KeyedProcessOperator<T, K, KF, P>
 where
     T: Data,
-    K: Key,
+    K: crate::data::StateKey,
     KF: Fn(&T) -> K + Clone + Send + 'static,
     P: KeyedProcessFunction<K, T>,
 {
-    fn supports_checkpoints(&self) -> bool {
-        // Its state is not serialized yet: a job with checkpoints refuses to start.
-        false
-    }
-
     type In = T;
     type Out = P::Out;
+
+    fn snapshot_state(&mut self, ctx: &mut TaskContext, out: &mut StateSnapshot) -> Result<()> {
+        use std::collections::BTreeMap;
+        type Refs<'a, K, S> = (
+            Vec<(&'a K, &'a Slot<S>)>,
+            Vec<(i64, &'a K)>,
+            Vec<(i64, &'a K)>,
+        );
+        let key_groups = ctx.info().key_groups;
+        let mut groups: BTreeMap<u32, Refs<'_, K, P::State>> = BTreeMap::new();
+        if let Some(state) = &self.state {
+            for (group, map) in state.groups() {
+                if !map.is_empty() {
+                    groups.entry(group).or_default().0.extend(map.iter());
+                }
+            }
+        }
+        for (t, keys) in &self.event_timers.by_time {
+            for k in keys {
+                groups
+                    .entry(key_group(k, key_groups))
+                    .or_default()
+                    .1
+                    .push((*t, k));
+            }
+        }
+        for (t, keys) in &self.processing_timers.by_time {
+            for k in keys {
+                groups
+                    .entry(key_group(k, key_groups))
+                    .or_default()
+                    .2
+                    .push((*t, k));
+            }
+        }
+        for (group, (keys, event, processing)) in &groups {
+            out.put_group(*group, &(keys, event, processing))?;
+        }
+        out.put_operator(&self.watermark.millis())
+    }
+
+    fn restore_state(&mut self, ctx: &mut TaskContext, restore: &StateRestore) -> Result<()> {
+        if let Some(wm) = restore.operator_states::<i64>()?.into_iter().min() {
+            self.watermark = Timestamp(wm);
+        }
+        let now = Timestamp::now().millis();
+        let state = self.state.as_mut().expect("opened");
+        for group in restore.groups::<GroupSnapshot<K, P::State>>() {
+            let (_, g) = group?;
+            for (key, mut slot) in g.keys {
+                // TTL counts from the restore: the wall clock of the old run means nothing here.
+                slot.touched = now;
+                *state.entry_or_insert_with(key, |_| Slot {
+                    state: P::State::default(),
+                    touched: now,
+                }) = slot;
+            }
+            for (t, key) in g.event_timers {
+                self.event_timers.add(Timestamp(t), &key);
+            }
+            for (t, key) in g.processing_timers {
+                self.processing_timers.add(Timestamp(t), &key);
+            }
+        }
+        self.publish(ctx);
+        Ok(())
+    }
 
     fn open(&mut self, ctx: &mut TaskContext) -> Result<()> {
         let info = ctx.info();
@@ -320,7 +399,9 @@ where
         ctx: &mut TaskContext,
         out: &mut Output<P::Out>,
     ) -> Result<Option<Timestamp>> {
-        self.watermark = watermark;
+        // Never backwards: after a restore the inputs start again from the beginning of time.
+        self.watermark = self.watermark.max(watermark);
+        let watermark = self.watermark;
         let now = Timestamp::now().millis();
         while let Some((t, keys)) = self.event_timers.pop_due(watermark.millis()) {
             for key in keys {
