@@ -7,6 +7,7 @@
 //! - `enrichment`: transactions joined with a user-profile changelog as of their own time.
 
 use clap::{Args, ValueEnum};
+use compact_str::CompactString;
 use serde::Serialize;
 use std::time::Duration;
 use streamcore::cep::Pattern;
@@ -48,12 +49,12 @@ fn mix(x: u64) -> u64 {
 }
 
 /// A card event: one event per second of event time, on 1,000 cards.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct CardEvent {
     pub at: Timestamp,
     pub card: u32,
     /// `tx` or `verify`.
-    pub kind: &'static str,
+    pub kind: CompactString,
     pub amount: i64,
 }
 
@@ -74,7 +75,7 @@ pub fn card_event(i: u64) -> CardEvent {
     CardEvent {
         at,
         card,
-        kind: if verify { "verify" } else { "tx" },
+        kind: CompactString::const_new(if verify { "verify" } else { "tx" }),
         amount: if burst {
             900 + (mix(i) % 100) as i64
         } else {
@@ -110,7 +111,7 @@ pub fn fraud_job(job: &mut Job, events: u64) -> streamcore::Stream<FraudAlert> {
         })
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Login {
     pub at: Timestamp,
     pub user: u32,
@@ -164,11 +165,11 @@ pub fn login_job(job: &mut Job, events: u64) -> streamcore::Stream<LoginAlert> {
 }
 
 /// A profile version: (time, user, tier).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Profile {
     pub at: Timestamp,
     pub user: u32,
-    pub tier: &'static str,
+    pub tier: CompactString,
 }
 
 impl EventTime for Profile {
@@ -177,7 +178,7 @@ impl EventTime for Profile {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Purchase {
     pub at: Timestamp,
     pub user: u32,
@@ -195,7 +196,7 @@ pub struct EnrichedPurchase {
     pub at: Timestamp,
     pub user: u32,
     pub amount: i64,
-    pub tier: Option<&'static str>,
+    pub tier: Option<CompactString>,
 }
 
 /// Purchases (one per 10 ms over 100 users) enriched with the user's tier as of each purchase;
@@ -214,7 +215,7 @@ pub fn enrichment_job(job: &mut Job, events: u64) -> streamcore::Stream<Enriched
         Change::Insert(Profile {
             at: Timestamp(START + (i / 100) as i64 * 10_000 + (i % 100) as i64),
             user: (i % 100) as u32,
-            tier: tiers[((i / 100) % 3) as usize],
+            tier: CompactString::const_new(tiers[((i / 100) % 3) as usize]),
         })
     })
     .bounded(versions * 100);
@@ -227,7 +228,7 @@ pub fn enrichment_job(job: &mut Job, events: u64) -> streamcore::Stream<Enriched
             at: p.at,
             user: p.user,
             amount: p.amount,
-            tier: profile.map(|v| v.tier),
+            tier: profile.map(|v| v.tier.clone()),
         })
 }
 
@@ -326,7 +327,7 @@ mod tests {
             // Versions of user u start at START + v·10 s + u ms.
             let since = r.at.millis() - 1_700_000_000_000 - r.user as i64;
             let expected = (since >= 0).then(|| tiers[((since / 10_000) % 3) as usize]);
-            assert_eq!(r.tier, expected, "{r:?}");
+            assert_eq!(r.tier.as_deref(), expected, "{r:?}");
         }
     }
 }

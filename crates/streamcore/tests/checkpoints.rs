@@ -265,21 +265,9 @@ fn operators_and_sources_that_cannot_checkpoint_are_refused_at_start() {
         "{err}"
     );
 
-    let mut job = Job::new("interval-join");
-    let left = job.source(
-        "l",
-        Generator::new(|i| (Timestamp(i as i64), i)).bounded(10),
-    );
-    let right = job.source(
-        "r",
-        Generator::new(|i| (Timestamp(i as i64), i)).bounded(10),
-    );
-    left.connect(right)
-        .key_by(
-            |e: &(Timestamp, u64)| e.1 % 2,
-            |e: &(Timestamp, u64)| e.1 % 2,
-        )
-        .interval_join(0, 5, |a, b| (a.1, b.1))
+    let mut job = Job::new("opaque");
+    job.source("g", Generator::new(|i| i).bounded(10))
+        .apply("opaque", Opaque)
         .collect();
     let err = job
         .run(config(dir.path(), 1, None))
@@ -353,5 +341,132 @@ fn keyed_process_state_and_timers_survive_a_restore() {
             &committed,
             &format!("process function, parallelism {p1} then {p2}"),
         );
+    }
+}
+
+/// A user operator that keeps state it cannot save, and says so.
+#[derive(Clone)]
+struct Opaque;
+
+impl streamcore::Operator for Opaque {
+    type In = u64;
+    type Out = u64;
+    fn process_batch(
+        &mut self,
+        batch: Vec<u64>,
+        _: &mut streamcore::TaskContext,
+        out: &mut Output<u64>,
+    ) -> Result<()> {
+        out.emit_batch(batch);
+        Ok(())
+    }
+    fn supports_checkpoints(&self) -> bool {
+        false
+    }
+}
+
+/// Runs the job `build` makes once without interruption, and once cancelled after three
+/// checkpoints and restored (parallelism `p1`, then `p2`); returns both committed outputs,
+/// sorted.
+fn uninterrupted_and_restored<T>(
+    build: impl Fn(&Committed<T>, Option<f64>) -> Job,
+    p1: usize,
+    p2: usize,
+) -> (Vec<T>, Vec<T>)
+where
+    T: Data + Serialize + DeserializeOwned + Ord,
+{
+    let sorted = |c: &Committed<T>| {
+        let mut v: Vec<T> = c.lock().unwrap().values().flatten().cloned().collect();
+        v.sort();
+        v
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let reference = Committed::default();
+    build(&reference, None)
+        .run(config(&dir.path().join("reference"), p2, None))
+        .unwrap();
+    let committed = Committed::default();
+    let ckpt = dir.path().join("restored");
+    let handle = build(&committed, Some(100_000.0))
+        .start(config(&ckpt, p1, None))
+        .unwrap();
+    cancel_after_checkpoints(handle, 3);
+    build(&committed, None)
+        .run(config(&ckpt, p2, Some(RestoreFrom::Latest)))
+        .unwrap();
+    (sorted(&reference), sorted(&committed))
+}
+
+/// (time, key, value) on two sides with different keys per time.
+type Side = (Timestamp, u32, u64);
+
+#[test]
+fn interval_join_buffers_survive_a_restore() {
+    let build = |committed: &Committed<(u64, u64)>, rate: Option<f64>| {
+        let mut job = Job::new("interval");
+        let side = |salt: u64| {
+            let g = Generator::new(move |i| (Timestamp(i as i64), ((i * salt) % 11) as u32, i))
+                .bounded(EVENTS);
+            match rate {
+                Some(r) => g.rate(r),
+                None => g,
+            }
+        };
+        let left = job
+            .source("left", side(3))
+            .with_watermarks(WatermarkStrategy::monotonous());
+        let right = job
+            .source("right", side(7))
+            .with_watermarks(WatermarkStrategy::monotonous());
+        left.connect(right)
+            .key_by(|a: &Side| a.1, |b: &Side| b.1)
+            .interval_join(-20, 20, |a: &Side, b: &Side| (a.2, b.2))
+            .sink(TxSink {
+                committed: committed.clone(),
+            });
+        job
+    };
+    for (p1, p2) in [(2, 2), (1, 2)] {
+        let (want, got) = uninterrupted_and_restored(build, p1, p2);
+        assert!(!want.is_empty());
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "interval join, parallelism {p1} then {p2}"
+        );
+        assert!(got == want, "interval join, parallelism {p1} then {p2}");
+    }
+}
+
+#[test]
+fn cep_partial_matches_survive_a_restore() {
+    use streamcore::cep::Pattern;
+    let build = |committed: &Committed<(u32, u64, u64)>, rate: Option<f64>| {
+        let mut job = Job::new("cep");
+        let mut source =
+            Generator::new(|i| (Timestamp(i as i64), (i % 17) as u32, i)).bounded(EVENTS);
+        if let Some(r) = rate {
+            source = source.rate(r);
+        }
+        // Per key: a value divisible by 5, later one divisible by 7, within 400 ms.
+        let pattern = Pattern::begin("five", |e: &Side| e.2 % 5 == 0)
+            .followed_by("seven", |e: &Side| e.2 % 7 == 0)
+            .within(Duration::from_millis(400));
+        job.source("events", source)
+            .with_watermarks(WatermarkStrategy::monotonous())
+            .key_by(|e: &Side| e.1)
+            .pattern(pattern)
+            .map(|m| (m.get("five")[0].1, m.get("five")[0].2, m.get("seven")[0].2))
+            .sink(TxSink {
+                committed: committed.clone(),
+            });
+        job
+    };
+    for (p1, p2) in [(2, 2), (2, 1)] {
+        let (want, got) = uninterrupted_and_restored(build, p1, p2);
+        assert!(!want.is_empty());
+        assert_eq!(got.len(), want.len(), "cep, parallelism {p1} then {p2}");
+        assert!(got == want, "cep, parallelism {p1} then {p2}");
     }
 }

@@ -28,13 +28,13 @@ impl<A: Data> Stream<A> {
     /// #[derive(Clone)]
     /// struct Blocklist;
     /// impl BroadcastProcessFunction<&'static str, &'static str> for Blocklist {
-    ///     type State = Vec<&'static str>;
+    ///     type State = Vec<String>;
     ///     type Out = &'static str;
-    ///     fn process(&mut self, user: &'static str, blocked: &Vec<&'static str>, out: &mut Output<&'static str>) {
-    ///         if blocked.contains(&user) { out.emit(user) }
+    ///     fn process(&mut self, user: &'static str, blocked: &Vec<String>, out: &mut Output<&'static str>) {
+    ///         if blocked.iter().any(|b| b == user) { out.emit(user) }
     ///     }
-    ///     fn process_broadcast(&mut self, user: &'static str, blocked: &mut Vec<&'static str>, _: &mut Output<&'static str>) {
-    ///         blocked.push(user);
+    ///     fn process_broadcast(&mut self, user: &'static str, blocked: &mut Vec<String>, _: &mut Output<&'static str>) {
+    ///         blocked.push(user.to_string());
     ///     }
     /// }
     ///
@@ -203,8 +203,9 @@ where
     /// ```
     /// use streamcore::{Job, JobConfig, Timestamp, WatermarkStrategy};
     /// let mut job = Job::new("clicks-after-views");
-    /// let views = job.from_vec("views", vec![(Timestamp(100), "ad1"), (Timestamp(900), "ad2")]);
-    /// let clicks = job.from_vec("clicks", vec![(Timestamp(150), "ad1"), (Timestamp(5_000), "ad2")]);
+    /// // (time, ad id)
+    /// let views = job.from_vec("views", vec![(Timestamp(100), 1u32), (Timestamp(900), 2)]);
+    /// let clicks = job.from_vec("clicks", vec![(Timestamp(150), 1u32), (Timestamp(5_000), 2)]);
     /// // A click counts if it came within 0..=1000 ms after the view.
     /// let pairs = clicks
     ///     .connect(views)
@@ -212,13 +213,16 @@ where
     ///     .interval_join(0, 1_000, |c, v| (c.1, c.0.millis() - v.0.millis()))
     ///     .collect();
     /// job.run(JobConfig::default().parallelism(2)).unwrap();
-    /// assert_eq!(pairs.take(), vec![("ad1", 50)]);
+    /// assert_eq!(pairs.take(), vec![(1, 50)]);
     /// ```
     ///
     /// # Panics
     /// If `lower_ms > upper_ms`.
     pub fn interval_join<O, F>(self, lower_ms: i64, upper_ms: i64, join: F) -> Stream<O>
     where
+        A: crate::data::StateData,
+        B: crate::data::StateData,
+        K: crate::data::StateKey,
         O: Data,
         F: FnMut(&A, &B) -> O + Clone + Send + 'static,
     {
@@ -279,10 +283,10 @@ where
     /// let mut job = Job::new("rates");
     /// // (time, currency, rate in cents) versions, and (time, currency, amount) orders.
     /// let rates = job.from_vec("rates", vec![
-    ///     Change::Insert((Timestamp(0), "EUR", 110)),
-    ///     Change::Insert((Timestamp(100), "EUR", 120)),
+    ///     Change::Insert((Timestamp(0), '€', 110)),
+    ///     Change::Insert((Timestamp(100), '€', 120)),
     /// ]);
-    /// let orders = job.from_vec("orders", vec![(Timestamp(50), "EUR", 2), (Timestamp(150), "EUR", 3)]);
+    /// let orders = job.from_vec("orders", vec![(Timestamp(50), '€', 2), (Timestamp(150), '€', 3)]);
     /// let priced = orders
     ///     .connect(rates)
     ///     .key_by(|o| o.1, |r| r.row().1)
@@ -295,6 +299,9 @@ where
     /// ```
     pub fn temporal_join<O, F>(self, join: F) -> Stream<O>
     where
+        A: crate::data::StateData,
+        B: crate::data::StateData,
+        K: crate::data::StateKey,
         O: Data,
         F: FnMut(&A, Option<&B>) -> O + Clone + Send + 'static,
     {

@@ -113,7 +113,8 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
     /// If the pattern is invalid (see [`Pattern::validate`]).
     pub fn pattern(self, pattern: Pattern<T>) -> Stream<Match<T>>
     where
-        T: EventTime,
+        T: EventTime + crate::data::StateData,
+        K: crate::data::StateKey,
     {
         self.pattern_with_timeouts(pattern, None)
     }
@@ -126,7 +127,8 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
         timeouts: Option<&OutputTag<Match<T>>>,
     ) -> Stream<Match<T>>
     where
-        T: EventTime,
+        T: EventTime + crate::data::StateData,
+        K: crate::data::StateKey,
     {
         if let Err(e) = pattern.validate() {
             panic!("invalid pattern: {e}");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 /// A partial match: the step it is in, how many events that step took, and its events as
 /// (step, sequence number) references into the shared buffer.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Run {
     step: usize,
     count: u32,
@@ -30,6 +30,7 @@ impl Run {
 }
 
 /// The runs and buffered events of one key.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct KeyMatcher<T> {
     runs: Vec<Run>,
     buffer: BTreeMap<u64, T>,

@@ -3,17 +3,20 @@
 
 use super::nfa::{KeyMatcher, Outcome};
 use super::{Match, Pattern};
+use crate::checkpoint::{StateRestore, StateSnapshot};
 use crate::context::TaskContext;
-use crate::data::{Data, Key};
+use crate::data::{Data, StateData, StateKey};
 use crate::error::Result;
 use crate::event_time::EventTime;
 use crate::metrics::Sampler;
 use crate::operator::{Operator, Output, OutputTag};
+use crate::state::snapshot_by_key_group;
 use crate::state::TimerQueue;
 use crate::time::Timestamp;
 
 type KeyMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct KeyState<T> {
     /// Events not yet passed by the watermark, in arrival order: (time, arrival, event).
     pending: Vec<(i64, u64, T)>,
@@ -79,13 +82,31 @@ impl<T, K, KF> CepOperator<T, K, KF> {
 
 impl<T, K, KF> Operator for CepOperator<T, K, KF>
 where
-    T: Data + EventTime,
-    K: Key,
+    T: Data + EventTime + StateData,
+    K: StateKey,
     KF: Fn(&T) -> K + Clone + Send + 'static,
 {
-    fn supports_checkpoints(&self) -> bool {
-        // Its state is not serialized yet: a job with checkpoints refuses to start.
-        false
+    fn snapshot_state(&mut self, ctx: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
+        snapshot_by_key_group(self.state.iter(), ctx.info().key_groups, state)?;
+        state.put_operator(&(self.watermark, self.arrivals))
+    }
+
+    fn restore_state(&mut self, _: &mut TaskContext, state: &StateRestore) -> Result<()> {
+        let old = state.operator_states::<(i64, u64)>()?;
+        if let Some(wm) = old.iter().map(|o| o.0).min() {
+            self.watermark = wm;
+        }
+        // Arrival numbers order events of one time; keep them increasing past every old one.
+        self.arrivals = old.iter().map(|o| o.1).max().unwrap_or(0);
+        for group in state.groups::<Vec<(K, KeyState<T>)>>() {
+            for (key, key_state) in group?.1 {
+                if let Some(t) = key_state.timer {
+                    self.timers.add(t, key.clone());
+                }
+                self.state.insert(key, key_state);
+            }
+        }
+        Ok(())
     }
 
     type In = T;
@@ -127,7 +148,8 @@ where
         ctx: &mut TaskContext,
         out: &mut Output<Match<T>>,
     ) -> Result<Option<Timestamp>> {
-        let wm = watermark.millis();
+        // Never backwards: after a restore the inputs start again from the beginning of time.
+        let wm = watermark.millis().max(self.watermark);
         self.watermark = wm;
         let want_timeouts = self.timeouts.is_some();
         while let Some(keys) = self.timers.pop_due(wm) {

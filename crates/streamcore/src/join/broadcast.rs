@@ -30,8 +30,9 @@ use std::marker::PhantomData;
 /// # let _ = Threshold;
 /// ```
 pub trait BroadcastProcessFunction<T, R>: Clone + Send + 'static {
-    /// The broadcast state: the same in every parallel instance (each sees every `R`).
-    type State: Default + Send + 'static;
+    /// The broadcast state: the same in every parallel instance (each sees every `R`);
+    /// serializable, as it goes into checkpoints.
+    type State: Default + crate::data::StateData;
     /// The output record type.
     type Out: Data;
     /// Called for each record of the main stream, with read access to the broadcast state.
@@ -62,9 +63,27 @@ impl<T, R, P: BroadcastProcessFunction<T, R>> Clone for BroadcastOperator<T, R, 
 }
 
 impl<T: Data, R: Data, P: BroadcastProcessFunction<T, R>> Operator for BroadcastOperator<T, R, P> {
-    fn supports_checkpoints(&self) -> bool {
-        // Its state is not serialized yet: a job with checkpoints refuses to start.
-        false
+    fn snapshot_state(
+        &mut self,
+        _: &mut TaskContext,
+        state: &mut crate::checkpoint::StateSnapshot,
+    ) -> Result<()> {
+        state.put_operator(&self.state)
+    }
+
+    fn restore_state(
+        &mut self,
+        ctx: &mut TaskContext,
+        state: &crate::checkpoint::StateRestore,
+    ) -> Result<()> {
+        // Every old instance held the same state: any copy will do (as in Flink, instance i
+        // takes old instance i's, wrapping around when the parallelism grew).
+        let mut copies = state.operator_states::<P::State>()?;
+        if !copies.is_empty() {
+            let i = ctx.info().subtask % copies.len();
+            self.state = copies.swap_remove(i);
+        }
+        Ok(())
     }
 
     type In = Either<T, R>;

@@ -3,11 +3,13 @@
 //! itself until the watermark guarantees no future record of the other side can pair with it.
 
 use super::Either;
+use crate::checkpoint::{StateRestore, StateSnapshot};
 use crate::context::TaskContext;
-use crate::data::{Data, Key};
+use crate::data::{Data, StateData, StateKey};
 use crate::error::Result;
 use crate::event_time::EventTime;
 use crate::operator::{Operator, Output};
+use crate::state::snapshot_by_key_group;
 use crate::state::TimerQueue;
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
@@ -15,6 +17,7 @@ use std::collections::BTreeMap;
 type KeyMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Buffered records of one key: by event time, each side.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Buffers<A, B> {
     left: BTreeMap<i64, Vec<A>>,
     right: BTreeMap<i64, Vec<B>>,
@@ -70,16 +73,38 @@ impl<A, B, K, KF, F> IntervalJoinOperator<A, B, K, KF, F> {
 
 impl<A, B, K, O, KF, F> Operator for IntervalJoinOperator<A, B, K, KF, F>
 where
-    A: Data + EventTime,
-    B: Data + EventTime,
-    K: Key,
+    A: Data + EventTime + StateData,
+    B: Data + EventTime + StateData,
+    K: StateKey,
     O: Data,
     KF: Fn(&Either<A, B>) -> K + Clone + Send + 'static,
     F: FnMut(&A, &B) -> O + Clone + Send + 'static,
 {
-    fn supports_checkpoints(&self) -> bool {
-        // Its state is not serialized yet: a job with checkpoints refuses to start.
-        false
+    fn snapshot_state(&mut self, ctx: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
+        snapshot_by_key_group(self.state.iter(), ctx.info().key_groups, state)?;
+        state.put_operator(&self.watermark)
+    }
+
+    fn restore_state(&mut self, ctx: &mut TaskContext, state: &StateRestore) -> Result<()> {
+        if let Some(wm) = state.operator_states::<i64>()?.into_iter().min() {
+            self.watermark = wm;
+        }
+        for group in state.groups::<Vec<(K, Buffers<A, B>)>>() {
+            for (key, buffers) in group?.1 {
+                // The cleanup times the records registered when they arrived.
+                for (&ts, records) in &buffers.left {
+                    self.buffered += records.len() as u64;
+                    self.cleanup.add(ts.saturating_sub(self.lower), key.clone());
+                }
+                for (&ts, records) in &buffers.right {
+                    self.buffered += records.len() as u64;
+                    self.cleanup.add(ts.saturating_add(self.upper), key.clone());
+                }
+                self.state.insert(key, buffers);
+            }
+        }
+        self.publish(ctx);
+        Ok(())
     }
 
     type In = Either<A, B>;
@@ -144,7 +169,8 @@ where
         ctx: &mut TaskContext,
         _out: &mut Output<O>,
     ) -> Result<Option<Timestamp>> {
-        let wm = watermark.millis();
+        // Never backwards: after a restore the inputs start again from the beginning of time.
+        let wm = watermark.millis().max(self.watermark);
         self.watermark = wm;
         let (lower, upper) = (self.lower, self.upper);
         while let Some(keys) = self.cleanup.pop_due(wm) {

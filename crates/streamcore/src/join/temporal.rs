@@ -4,18 +4,21 @@
 //! known — and table versions older than the one current at the watermark are dropped.
 
 use super::{Change, Either};
+use crate::checkpoint::{StateRestore, StateSnapshot};
 use crate::context::TaskContext;
-use crate::data::{Data, Key};
+use crate::data::{Data, StateData, StateKey};
 use crate::error::Result;
 use crate::event_time::EventTime;
 use crate::metrics::Sampler;
 use crate::operator::{Operator, Output};
+use crate::state::snapshot_by_key_group;
 use crate::state::TimerQueue;
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
 
 type KeyMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct KeyState<A, B> {
     /// Table versions by event time; `None` is a deletion.
     versions: BTreeMap<i64, Option<B>>,
@@ -65,16 +68,32 @@ impl<A, B, K, KF, F> TemporalJoinOperator<A, B, K, KF, F> {
 
 impl<A, B, K, O, KF, F> Operator for TemporalJoinOperator<A, B, K, KF, F>
 where
-    A: Data + EventTime,
-    B: Data + EventTime,
-    K: Key,
+    A: Data + EventTime + StateData,
+    B: Data + EventTime + StateData,
+    K: StateKey,
     O: Data,
     KF: Fn(&Either<A, Change<B>>) -> K + Clone + Send + 'static,
     F: FnMut(&A, Option<&B>) -> O + Clone + Send + 'static,
 {
-    fn supports_checkpoints(&self) -> bool {
-        // Its state is not serialized yet: a job with checkpoints refuses to start.
-        false
+    fn snapshot_state(&mut self, ctx: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
+        snapshot_by_key_group(self.state.iter(), ctx.info().key_groups, state)?;
+        state.put_operator(&self.watermark)
+    }
+
+    fn restore_state(&mut self, ctx: &mut TaskContext, state: &StateRestore) -> Result<()> {
+        if let Some(wm) = state.operator_states::<i64>()?.into_iter().min() {
+            self.watermark = wm;
+        }
+        for group in state.groups::<Vec<(K, KeyState<A, B>)>>() {
+            for (key, key_state) in group?.1 {
+                for &ts in key_state.probes.keys() {
+                    self.due.add(ts, key.clone());
+                }
+                self.state.insert(key, key_state);
+            }
+        }
+        self.publish(ctx, false);
+        Ok(())
     }
 
     type In = Either<A, Change<B>>;
@@ -123,7 +142,8 @@ where
         ctx: &mut TaskContext,
         out: &mut Output<O>,
     ) -> Result<Option<Timestamp>> {
-        let wm = watermark.millis();
+        // Never backwards: after a restore the inputs start again from the beginning of time.
+        let wm = watermark.millis().max(self.watermark);
         self.watermark = wm;
         while let Some(keys) = self.due.pop_due(wm) {
             for key in keys {

@@ -35,10 +35,10 @@ pub enum TimeDomain {
 /// #[derive(Default, serde::Serialize, serde::Deserialize)]
 /// struct Total { sum: ValueState<i64>, timer: ValueState<Timestamp> }
 ///
-/// impl KeyedProcessFunction<&'static str, (Timestamp, &'static str, i64)> for TotalAfterQuiet {
+/// impl KeyedProcessFunction<char, (Timestamp, char, i64)> for TotalAfterQuiet {
 ///     type State = Total;
-///     type Out = (&'static str, i64);
-///     fn process(&mut self, r: (Timestamp, &'static str, i64), ctx: &mut KeyedContext<'_, &'static str, Total>, _out: &mut Output<Self::Out>) {
+///     type Out = (char, i64);
+///     fn process(&mut self, r: (Timestamp, char, i64), ctx: &mut KeyedContext<'_, char, Total>, _out: &mut Output<Self::Out>) {
 ///         *ctx.state().sum.get_or_insert_with(|| 0) += r.2;
 ///         if let Some(old) = ctx.state().timer.clear() {
 ///             ctx.delete_event_time_timer(old);
@@ -47,7 +47,7 @@ pub enum TimeDomain {
 ///         ctx.state().timer.set(at);
 ///         ctx.register_event_time_timer(at);
 ///     }
-///     fn on_timer(&mut self, _t: Timestamp, _d: TimeDomain, ctx: &mut KeyedContext<'_, &'static str, Total>, out: &mut Output<Self::Out>) {
+///     fn on_timer(&mut self, _t: Timestamp, _d: TimeDomain, ctx: &mut KeyedContext<'_, char, Total>, out: &mut Output<Self::Out>) {
 ///         let key = *ctx.key();
 ///         out.emit((key, ctx.state().sum.get().copied().unwrap_or(0)));
 ///         ctx.clear_state();
@@ -56,13 +56,13 @@ pub enum TimeDomain {
 ///
 /// let mut job = Job::new("quiet");
 /// let out = job
-///     .from_vec("tx", vec![(Timestamp(0), "a", 5), (Timestamp(500), "a", 7), (Timestamp(5000), "a", 1)])
+///     .from_vec("tx", vec![(Timestamp(0), 'a', 5), (Timestamp(500), 'a', 7), (Timestamp(5000), 'a', 1)])
 ///     .key_by(|r| r.1)
 ///     .process(TotalAfterQuiet)
 ///     .collect();
 /// job.run(JobConfig::default().parallelism(1)).unwrap();
 /// // No watermarks: every timer fires at the end of the input, so one total.
-/// assert_eq!(out.take(), vec![("a", 13)]);
+/// assert_eq!(out.take(), vec![('a', 13)]);
 /// ```
 pub trait KeyedProcessFunction<K, T>: Clone + Send + 'static {
     /// The state kept per key, created with `Default` on a key's first record.
