@@ -20,23 +20,29 @@ struct Reading {
 const N: i64 = 20_000;
 
 fn job(input: &Path, out: &Path) -> Job {
+    job_into(input, |s| s.sink(JsonLinesSink::dir(out)))
+}
+
+/// The job with the sink `sink` attaches.
+fn job_into(input: &Path, sink: impl FnOnce(streamcore::Stream<(String, u64, i64)>)) -> Job {
     let mut job = Job::new("running-sums");
-    job.source(
-        "in",
-        JsonLinesSource::<Reading>::new(input.to_str().unwrap()).min_split_bytes(8192),
-    )
-    // Slow enough that checkpoints happen while the input is read.
-    .inspect(|_| std::thread::sleep(Duration::from_micros(20)))
-    .key_by(|r: &Reading| r.sensor.clone())
-    .aggregate(
-        |_| (0u64, 0i64),
-        |acc, r: Reading| {
-            acc.0 += 1;
-            acc.1 += r.value;
-        },
-        |sensor, acc| (sensor.clone(), acc.0, acc.1),
-    )
-    .sink(JsonLinesSink::dir(out));
+    let results = job
+        .source(
+            "in",
+            JsonLinesSource::<Reading>::new(input.to_str().unwrap()).min_split_bytes(8192),
+        )
+        // Slow enough that checkpoints happen while the input is read.
+        .inspect(|_| std::thread::sleep(Duration::from_micros(20)))
+        .key_by(|r: &Reading| r.sensor.clone())
+        .aggregate(
+            |_| (0u64, 0i64),
+            |acc, r: Reading| {
+                acc.0 += 1;
+                acc.1 += r.value;
+            },
+            |sensor, acc| (sensor.clone(), acc.0, acc.1),
+        );
+    sink(results);
     job
 }
 
@@ -140,4 +146,55 @@ fn a_single_file_sink_refuses_to_run_with_checkpoints() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("write to a directory"), "{err}");
+}
+
+#[test]
+fn the_csv_directory_sink_is_exactly_once_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+    for i in 0..N {
+        writeln!(f, r#"{{"sensor":"s{}","value":{i}}}"#, i % 13).unwrap();
+    }
+    drop(f);
+    let (out, ckpt) = (dir.path().join("out"), dir.path().join("ckpt"));
+    // A struct, so that the CSV files have a header row (tuples have no field names).
+    #[derive(Clone, Serialize, Deserialize)]
+    struct Row {
+        sensor: String,
+        count: u64,
+        sum: i64,
+    }
+    let csv_job = || {
+        job_into(&input, |s| {
+            s.map(|(sensor, count, sum)| Row { sensor, count, sum })
+                .sink(streamcore_connectors::CsvSink::dir(&out))
+        })
+    };
+    let handle = csv_job().start(config(&ckpt, 2, None)).unwrap();
+    let started = Instant::now();
+    while handle.metrics().checkpoints.map_or(0, |c| c.completed) < 3 {
+        assert!(started.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    handle.cancel();
+    assert!(handle.join().is_err());
+    csv_job()
+        .run(config(&ckpt, 2, Some(RestoreFrom::Latest)))
+        .unwrap();
+    let mut rows: Vec<(String, u64, i64)> = Vec::new();
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        assert!(!path.to_string_lossy().ends_with(".inprogress"));
+        // Every part file has its own header.
+        let mut reader = csv::Reader::from_path(&path).unwrap();
+        assert_eq!(reader.headers().unwrap(), vec!["sensor", "count", "sum"]);
+        for row in reader.deserialize::<Row>() {
+            let row = row.unwrap();
+            rows.push((row.sensor, row.count, row.sum));
+        }
+    }
+    rows.sort();
+    assert_eq!(rows.len(), N as usize);
+    check(&rows, "csv");
 }

@@ -182,33 +182,84 @@ impl<T: NexmarkRecord> Source<T> for NexmarkSource<T> {
     type Reader = NexmarkReader<T>;
 
     fn create_readers(&mut self, parallelism: usize) -> Result<Vec<Self::Reader>> {
+        let p = parallelism.max(1) as u64;
+        let cursors = (0..p).map(|i| vec![(i, p)]).collect();
+        Ok(self.readers(cursors))
+    }
+
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
+
+    /// Every unfinished `(next event number, stride)` of the old readers goes to one new
+    /// reader, in turn: any parallelism can continue where the checkpoint left off.
+    fn restore_readers(
+        &mut self,
+        parallelism: usize,
+        positions: Vec<Vec<u8>>,
+    ) -> Result<Vec<Self::Reader>> {
         let end = self.generator.config().events.unwrap_or(u64::MAX);
-        Ok((0..parallelism.max(1))
-            .map(|i| NexmarkReader {
+        let mut cursors: Vec<Vec<(u64, u64)>> =
+            (0..parallelism.max(1)).map(|_| Vec::new()).collect();
+        let mut i = 0;
+        for position in positions {
+            for cursor in streamcore::checkpoint::decode::<Vec<(u64, u64)>>(&position)? {
+                if cursor.0 < end {
+                    let n = cursors.len();
+                    cursors[i % n].push(cursor);
+                    i += 1;
+                }
+            }
+        }
+        Ok(self.readers(cursors))
+    }
+}
+
+impl<T> NexmarkSource<T> {
+    fn readers(&self, cursors: Vec<Vec<(u64, u64)>>) -> Vec<NexmarkReader<T>> {
+        let end = self.generator.config().events.unwrap_or(u64::MAX);
+        // Rate limiting counts from the lowest event number still to make (0 on a fresh start).
+        let base = cursors.iter().flatten().map(|c| c.0).min().unwrap_or(0);
+        cursors
+            .into_iter()
+            .map(|cursors| NexmarkReader {
                 generator: self.generator.clone(),
-                next: i as u64,
-                stride: parallelism.max(1) as u64,
+                cursors,
+                turn: 0,
+                split: 0,
                 end,
+                base,
                 started: None,
                 _t: PhantomData,
             })
-            .collect())
+            .collect()
     }
 }
 
 /// One parallel instance of a [`NexmarkSource`].
 pub struct NexmarkReader<T> {
     generator: NexmarkGenerator,
-    next: u64,
-    stride: u64,
+    /// `(next event number, stride)` progressions: one, or several after a restore with a
+    /// lower parallelism (taken in turn, each its own split for watermarks).
+    cursors: Vec<(u64, u64)>,
+    turn: usize,
+    split: u64,
     end: u64,
+    /// The event number rate limiting starts from.
+    base: u64,
     started: Option<Instant>,
     _t: PhantomData<fn() -> T>,
 }
 
+/// A progression's split id: stable across restores.
+fn split_of((next, stride): (u64, u64)) -> u64 {
+    (stride << 32) | (next % stride)
+}
+
 impl<T> NexmarkReader<T> {
-    /// With `rate_limited`, event number `n` is due `floor(n·1000/rate)` ms after the first
-    /// poll (SPEC.md §4: wall clock follows event time); returns the first number not yet due.
+    /// With `rate_limited`, event number `base + n` is due `floor(n·1000/rate)` ms after the
+    /// first poll (SPEC.md §4: wall clock follows event time); returns the first number not
+    /// yet due.
     fn due(&mut self) -> u64 {
         if !self.generator.config().rate_limited {
             return self.end;
@@ -216,7 +267,7 @@ impl<T> NexmarkReader<T> {
         let started = *self.started.get_or_insert_with(Instant::now);
         let elapsed_ns = started.elapsed().as_nanos();
         let due = elapsed_ns * self.generator.config().first_event_rate as u128 / 1_000_000_000;
-        (due + 1).min(self.end as u128) as u64
+        (self.base as u128 + due + 1).min(self.end as u128) as u64
     }
 }
 
@@ -225,21 +276,46 @@ impl<T: NexmarkRecord> SourceReader<T> for NexmarkReader<T> {
         &mut self,
         out: &mut Vec<T>,
         max: usize,
-        _: &mut TaskContext,
+        ctx: &mut TaskContext,
     ) -> Result<SourcePoll> {
-        if self.next >= self.end {
-            return Ok(SourcePoll::Finished);
+        loop {
+            if self.cursors.is_empty() {
+                return Ok(SourcePoll::Finished);
+            }
+            self.turn %= self.cursors.len();
+            if self.cursors[self.turn].0 < self.end {
+                break;
+            }
+            let done = self.cursors.remove(self.turn);
+            if !self.cursors.is_empty() {
+                ctx.split_finished(split_of(done));
+            }
         }
         let limit = self.due();
-        if self.next >= limit {
+        let (next, stride) = self.cursors[self.turn];
+        if next >= limit {
             return Ok(SourcePoll::Idle);
         }
-        self.next = T::fill(&self.generator, out, self.next, self.stride, limit, max);
-        Ok(if self.next >= self.end {
-            SourcePoll::Finished
+        self.split = split_of((next, stride));
+        self.cursors[self.turn].0 = T::fill(&self.generator, out, next, stride, limit, max);
+        self.turn += 1;
+        Ok(SourcePoll::Ready)
+    }
+
+    fn split_id(&self) -> u64 {
+        self.split
+    }
+
+    fn initial_splits(&self) -> Vec<u64> {
+        if self.cursors.len() > 1 {
+            self.cursors.iter().copied().map(split_of).collect()
         } else {
-            SourcePoll::Ready
-        })
+            Vec::new()
+        }
+    }
+
+    fn snapshot_position(&mut self) -> Result<Vec<u8>> {
+        streamcore::checkpoint::encode(&self.cursors)
     }
 }
 

@@ -4,13 +4,14 @@
 //! CSV fields may hold quoted newlines, so a CSV file cannot be cut at arbitrary line breaks:
 //! each file is one split, and several files are read in parallel.
 
-use super::{list_files, SharedFile};
+use super::{list_files, PartCommitter, PartFiles, SharedFile};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use streamcore::sink::Committer;
 use streamcore::{
     Data, Result, Sink, SinkWriter, Source, SourcePoll, SourceReader, StreamError, TaskContext,
     TaskInfo,
@@ -165,9 +166,15 @@ impl<T: Data + DeserializeOwned> SourceReader<T> for CsvReader<T> {
     }
 }
 
-/// Writes CSV with a header row into one file shared by all parallel writers.
+/// Writes CSV with a header row: into one file shared by all parallel writers, or (with
+/// [`CsvSink::dir`]) into a directory of part files, each with its header.
+///
+/// When the job checkpoints, a directory sink is exactly-once, like
+/// [`crate::JsonLinesSink::dir`]: part files `part-CHECKPOINT-SUBTASK.csv` appear when their
+/// checkpoint completes. A single-file sink refuses to run with checkpoints.
 pub struct CsvSink<T> {
     path: PathBuf,
+    dir: bool,
     shared: Option<(SharedFile, Arc<Mutex<bool>>)>,
     _t: PhantomData<fn(T)>,
 }
@@ -177,8 +184,18 @@ impl<T> CsvSink<T> {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         CsvSink {
             path: path.into(),
+            dir: false,
             shared: None,
             _t: PhantomData,
+        }
+    }
+
+    /// Writes part files into the directory `path`: `part-N.csv` per parallel writer, or
+    /// exactly-once `part-CHECKPOINT-SUBTASK.csv` files when the job checkpoints.
+    pub fn dir(path: impl Into<PathBuf>) -> Self {
+        CsvSink {
+            dir: true,
+            ..Self::new(path)
         }
     }
 }
@@ -186,40 +203,71 @@ impl<T> CsvSink<T> {
 impl<T: Data + Serialize> Sink<T> for CsvSink<T> {
     type Writer = CsvWriter<T>;
 
-    fn create_writer(&mut self, _task: &TaskInfo) -> Result<Self::Writer> {
-        let (file, header_written) = match &self.shared {
-            Some(s) => s.clone(),
-            None => self
-                .shared
-                .insert((SharedFile::create(&self.path)?, Arc::new(Mutex::new(false))))
-                .clone(),
+    fn create_writer(&mut self, task: &TaskInfo) -> Result<Self::Writer> {
+        let out = match (self.dir, task.checkpointing) {
+            (false, true) => {
+                return Err(StreamError::Config(format!(
+                    "the CSV sink to the single file {} cannot commit per checkpoint: write to a directory (CsvSink::dir) for exactly-once output",
+                    self.path.display()
+                )))
+            }
+            (true, true) => CsvOut::Parts(PartFiles::new(&self.path, task.subtask, "csv")?),
+            (true, false) => CsvOut::Shared(
+                SharedFile::create(&self.path.join(format!("part-{}.csv", task.subtask)))?,
+                Arc::new(Mutex::new(false)),
+            ),
+            (false, false) => {
+                let (file, header) = match &self.shared {
+                    Some(s) => s.clone(),
+                    None => self
+                        .shared
+                        .insert((SharedFile::create(&self.path)?, Arc::new(Mutex::new(false))))
+                        .clone(),
+                };
+                CsvOut::Shared(file, header)
+            }
         };
         Ok(CsvWriter {
-            file,
-            header_written,
+            out,
+            part_has_header: false,
             path: self.path.clone(),
             _t: PhantomData,
         })
     }
+
+    fn committer(&mut self) -> Result<Option<Box<dyn Committer>>> {
+        Ok(self.dir.then(|| {
+            Box::new(PartCommitter {
+                dir: self.path.clone(),
+            }) as Box<dyn Committer>
+        }))
+    }
+}
+
+enum CsvOut {
+    /// A file shared by the writers, and whether its header was written.
+    Shared(SharedFile, Arc<Mutex<bool>>),
+    Parts(PartFiles),
 }
 
 /// One parallel writer of a [`CsvSink`].
 pub struct CsvWriter<T> {
-    file: SharedFile,
-    header_written: Arc<Mutex<bool>>,
+    out: CsvOut,
+    /// Whether the current part file (exactly-once mode) has its header.
+    part_has_header: bool,
     path: PathBuf,
     _t: PhantomData<fn(T)>,
 }
 
 impl<T: Data + Serialize> CsvWriter<T> {
-    fn encode(&self, batch: &[T], header: bool) -> Result<Vec<u8>> {
+    fn encode(path: &std::path::Path, batch: &[T], header: bool) -> Result<Vec<u8>> {
         let mut w = csv::WriterBuilder::new()
             .has_headers(header)
             .from_writer(Vec::new());
         for r in batch {
             w.serialize(r).map_err(|e| StreamError::External {
                 system: "csv".into(),
-                message: format!("cannot write a record to {}: {e}", self.path.display()),
+                message: format!("cannot write a record to {}: {e}", path.display()),
             })?;
         }
         w.into_inner()
@@ -232,18 +280,38 @@ impl<T: Data + Serialize> SinkWriter<T> for CsvWriter<T> {
         if batch.is_empty() {
             return Ok(());
         }
-        // The header goes out exactly once, ahead of the first batch any writer writes.
-        let mut header_written = self
-            .header_written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let bytes = self.encode(&batch, !*header_written)?;
-        self.file.write(&bytes)?;
-        *header_written = true;
+        match &mut self.out {
+            CsvOut::Shared(file, header_written) => {
+                // The header goes out exactly once, ahead of the first batch any writer writes.
+                let mut header_written = header_written.lock().unwrap_or_else(|p| p.into_inner());
+                let bytes = Self::encode(&self.path, &batch, !*header_written)?;
+                file.write(&bytes)?;
+                *header_written = true;
+            }
+            CsvOut::Parts(parts) => {
+                let bytes = Self::encode(&self.path, &batch, !self.part_has_header)?;
+                parts.write(&bytes)?;
+                self.part_has_header = true;
+            }
+        }
         Ok(())
     }
 
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<Vec<Vec<u8>>> {
+        match &mut self.out {
+            CsvOut::Shared(file, _) => file.flush().map(|()| Vec::new()),
+            CsvOut::Parts(parts) => {
+                // Each part file starts with its own header.
+                self.part_has_header = false;
+                parts.pre_commit(checkpoint)
+            }
+        }
+    }
+
     fn close(&mut self) -> Result<()> {
-        self.file.flush()
+        match &mut self.out {
+            CsvOut::Shared(file, _) => file.flush(),
+            CsvOut::Parts(_) => Ok(()),
+        }
     }
 }
