@@ -137,7 +137,21 @@ impl<T: Data, F: Fn(u64) -> T + Clone + Send + 'static> Generator<F> {
     }
 }
 
-impl<T: Data, F: Fn(u64) -> T + Clone + Send + 'static> Source<T> for Generator<F> {
+/// Makes record number `i`: the function a [`Generator`] draws from. Every
+/// `Fn(u64) -> T + Clone + Send` closure is one.
+pub trait MakeRecord<T>: Clone + Send + 'static {
+    /// Record number `i`.
+    fn make(&self, i: u64) -> T;
+}
+
+impl<T, F: Fn(u64) -> T + Clone + Send + 'static> MakeRecord<T> for F {
+    #[inline]
+    fn make(&self, i: u64) -> T {
+        self(i)
+    }
+}
+
+impl<T: Data, F: MakeRecord<T>> Source<T> for Generator<F> {
     type Reader = GeneratorReader<F>;
 
     fn create_readers(&mut self, parallelism: usize) -> Result<Vec<Self::Reader>> {
@@ -224,7 +238,7 @@ pub struct GeneratorReader<F> {
     produced: u64,
 }
 
-impl<T: Data, F: Fn(u64) -> T + Send + 'static> SourceReader<T> for GeneratorReader<F> {
+impl<T: Data, F: MakeRecord<T>> SourceReader<T> for GeneratorReader<F> {
     fn poll_batch(
         &mut self,
         out: &mut Vec<T>,
@@ -260,7 +274,7 @@ impl<T: Data, F: Fn(u64) -> T + Send + 'static> SourceReader<T> for GeneratorRea
         let n = n.min(remaining);
         let (first, stride) = (cursor.next, cursor.stride);
         // A counted iterator: `extend` reserves once and writes without per-push checks.
-        out.extend((0..n).map(|k| (self.make)(first + k * stride)));
+        out.extend((0..n).map(|k| self.make.make(first + k * stride)));
         cursor.next += n * stride;
         self.produced += n;
         self.turn += 1;
@@ -284,19 +298,50 @@ impl<T: Data, F: Fn(u64) -> T + Send + 'static> SourceReader<T> for GeneratorRea
     }
 }
 
-/// A bounded source over a vector; reader `i` of `P` reads elements `i, i+P, …`.
+/// A bounded source over a vector; reader `i` of `P` reads elements `i, i+P, …`. It is a
+/// [`Generator`] over the (shared) vector, so it checkpoints and restores like one.
 #[derive(Clone)]
 pub struct VecSource<T>(pub Vec<T>);
 
+/// Element `i` of a vector, for [`VecSource`]. Each reader holds its own copy (records need
+/// not be `Sync`); the vector source is for small, in-memory inputs.
+#[derive(Clone)]
+pub struct VecAt<T>(Vec<T>);
+
+impl<T: Data> MakeRecord<T> for VecAt<T> {
+    #[inline]
+    fn make(&self, i: u64) -> T {
+        self.0[i as usize].clone()
+    }
+}
+
+impl<T: Data> VecSource<T> {
+    fn generator(&self) -> Generator<VecAt<T>> {
+        Generator {
+            count: Some(self.0.len() as u64),
+            make: VecAt(self.0.clone()),
+            rate: None,
+        }
+    }
+}
+
 impl<T: Data> Source<T> for VecSource<T> {
-    type Reader = std::vec::IntoIter<T>;
+    type Reader = GeneratorReader<VecAt<T>>;
 
     fn create_readers(&mut self, parallelism: usize) -> Result<Vec<Self::Reader>> {
-        let mut parts: Vec<Vec<T>> = (0..parallelism).map(|_| Vec::new()).collect();
-        for (i, r) in self.0.iter().enumerate() {
-            parts[i % parallelism].push(r.clone());
-        }
-        Ok(parts.into_iter().map(Vec::into_iter).collect())
+        self.generator().create_readers(parallelism)
+    }
+
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
+
+    fn restore_readers(
+        &mut self,
+        parallelism: usize,
+        positions: Vec<Vec<u8>>,
+    ) -> Result<Vec<Self::Reader>> {
+        self.generator().restore_readers(parallelism, positions)
     }
 }
 

@@ -254,8 +254,8 @@ fn restoring_a_finished_job_runs_nothing() {
 #[test]
 fn operators_and_sources_that_cannot_checkpoint_are_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    let mut job = Job::new("vec");
-    job.from_vec("v", vec![1, 2, 3]).collect();
+    let mut job = Job::new("positionless");
+    job.source("v", Positionless).collect();
     let err = job
         .run(config(dir.path(), 1, None))
         .unwrap_err()
@@ -469,4 +469,40 @@ fn cep_partial_matches_survive_a_restore() {
         assert_eq!(got.len(), want.len(), "cep, parallelism {p1} then {p2}");
         assert!(got == want, "cep, parallelism {p1} then {p2}");
     }
+}
+
+/// A source that cannot say where it is (the default of `Source::supports_checkpoints`).
+struct Positionless;
+
+impl streamcore::Source<u64> for Positionless {
+    type Reader = std::vec::IntoIter<u64>;
+    fn create_readers(&mut self, parallelism: usize) -> Result<Vec<Self::Reader>> {
+        Ok((0..parallelism)
+            .map(|_| vec![1, 2, 3].into_iter())
+            .collect())
+    }
+}
+
+#[test]
+fn vector_sources_restore_like_generators() {
+    let build = |committed: &Committed<u64>, rate: Option<f64>| {
+        let mut job = Job::new("vec");
+        let values: Vec<u64> = (0..EVENTS).collect();
+        // The vector source has no rate: a slow map spreads the first run over checkpoints.
+        let slow = rate.is_some();
+        job.from_vec("v", values)
+            .map(move |v| {
+                if slow {
+                    std::thread::sleep(Duration::from_micros(10));
+                }
+                v
+            })
+            .sink(TxSink {
+                committed: committed.clone(),
+            });
+        job
+    };
+    let (want, got) = uninterrupted_and_restored(build, 2, 3);
+    assert_eq!(want, (0..EVENTS).collect::<Vec<_>>());
+    assert!(got == want, "{} values committed", got.len());
 }

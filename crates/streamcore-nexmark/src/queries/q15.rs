@@ -85,8 +85,19 @@ impl Q15Row {
 }
 
 /// The twelve counts of q15 and q16, in the sinks' column order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Counts {
     /// Bids.
     pub total_bids: i64,
@@ -133,8 +144,7 @@ impl QueryRow for Q15Row {
 }
 
 /// Exact counts with the distinct sets behind them: index 0 is all bids, 1–3 the ranks.
-#[derive(Default)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct DistinctStats {
     bids: [i64; 4],
     bidders: [HashSet<i64>; 4],

@@ -77,8 +77,7 @@ pub fn day_string(day: i64) -> CompactString {
     CompactString::from(&format_date_time(day * MS_PER_DAY)[..10])
 }
 
-#[derive(Clone, Copy, Default)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 struct Stats {
     total: i64,
     rank1: i64,

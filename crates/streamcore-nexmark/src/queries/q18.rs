@@ -66,8 +66,7 @@ impl From<Bid> for Q18Row {
 }
 
 /// The current last bid, the one it replaced, and whether the last bid changed it.
-#[derive(Default)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Last {
     now: Option<Q18Row>,
     before: Option<Q18Row>,

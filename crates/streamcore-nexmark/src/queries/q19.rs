@@ -79,8 +79,7 @@ fn ranked(b: &Q18Row, rank: usize) -> Q19Row {
 }
 
 /// The top bids, and what the last bid changed: from which position, the old rows there.
-#[derive(Default)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct TopN {
     top: Vec<Q18Row>,
     from: usize,

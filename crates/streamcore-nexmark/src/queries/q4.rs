@@ -44,8 +44,7 @@ impl QueryRow for Q4Row {
 }
 
 /// Per category: sum and count of the final prices, before and after the last change.
-#[derive(Default)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Avg {
     before: (i64, i64),
     now: (i64, i64),

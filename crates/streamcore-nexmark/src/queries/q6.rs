@@ -56,8 +56,7 @@ impl QueryRow for Q6Row {
 }
 
 /// A seller's winners, `(dateTime, auction) -> price`, and the changes of the last update.
-#[derive(Default)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Frames {
     winners: BTreeMap<(i64, i64), i64>,
     changes: Vec<Change<Q6Row>>,
