@@ -76,7 +76,7 @@ pub struct DemoArgs {
 
 /// A JSON-lines sink at `path`: one file, or with checkpoints a directory of exactly-once
 /// part files.
-fn json_sink<T>(path: &str, checkpoints: bool) -> JsonLinesSink<T> {
+pub(crate) fn json_sink<T>(path: &str, checkpoints: bool) -> JsonLinesSink<T> {
     if checkpoints {
         JsonLinesSink::dir(path)
     } else {

@@ -6,6 +6,8 @@
 //! - `login`: five failed logins then a success from the same user within one minute;
 //! - `enrichment`: transactions joined with a user-profile changelog as of their own time.
 
+use crate::checkpointing::{run_job, CheckpointArgs};
+use crate::demo::json_sink;
 use clap::{Args, ValueEnum};
 use compact_str::CompactString;
 use serde::Serialize;
@@ -30,6 +32,12 @@ pub struct PatternArgs {
     /// Print the metrics summary as JSON.
     #[arg(long)]
     metrics_json: bool,
+    /// Write the results as JSON lines to this file instead of stdout (a directory of
+    /// exactly-once part files with --checkpoint-dir).
+    #[arg(long)]
+    output: Option<String>,
+    #[command(flatten)]
+    checkpoints: CheckpointArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -237,13 +245,25 @@ pub fn run(args: PatternArgs) -> anyhow::Result<()> {
     if let Some(p) = args.parallelism {
         config = config.parallelism(p);
     }
+    let config = args.checkpoints.apply(config);
     let mut job = Job::new(&format!("{:?}", args.example).to_lowercase());
-    match args.example {
-        Example::Fraud => fraud_job(&mut job, args.events).sink(StdoutSink::new()),
-        Example::Login => login_job(&mut job, args.events).sink(StdoutSink::new()),
-        Example::Enrichment => enrichment_job(&mut job, args.events).sink(StdoutSink::new()),
+    let (output, checkpoints) = (args.output.as_deref(), args.checkpoints.enabled());
+    fn out<T: streamcore::Data + serde::Serialize>(
+        s: streamcore::Stream<T>,
+        output: Option<&str>,
+        checkpoints: bool,
+    ) {
+        match output {
+            Some(path) => s.sink_named("output", json_sink(path, checkpoints)),
+            None => s.sink_named("stdout", StdoutSink::new()),
+        }
     }
-    let summary: JobSummary = job.run(config)?;
+    match args.example {
+        Example::Fraud => out(fraud_job(&mut job, args.events), output, checkpoints),
+        Example::Login => out(login_job(&mut job, args.events), output, checkpoints),
+        Example::Enrichment => out(enrichment_job(&mut job, args.events), output, checkpoints),
+    }
+    let summary: JobSummary = run_job(job, config)?;
     if args.metrics_json {
         eprintln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

@@ -15,14 +15,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const EVENTS: u64 = 80_000;
+/// Events for `kills` kills: enough input (at [`RATE`]) that the job outlives them all.
+fn events_for(kills: usize) -> u64 {
+    (kills as u64 * 4_000).max(80_000)
+}
 const RATE: u64 = 6_000;
 
-fn demo_args(out: &Path, win: &Path) -> Vec<String> {
+fn demo_args(out: &Path, win: &Path, events: u64) -> Vec<String> {
     [
         "demo",
         "--events",
-        &EVENTS.to_string(),
+        &events.to_string(),
         "--windows",
         "-p",
         "2",
@@ -133,7 +136,7 @@ fn sigkill_and_restore_until_done_gives_the_crash_free_output() {
         tmp.path().join("ref-win.jsonl"),
     );
     let status = Command::new(bin)
-        .args(demo_args(&ref_out, &ref_win))
+        .args(demo_args(&ref_out, &ref_win, events_for(kills_wanted)))
         .stderr(Stdio::null())
         .status()
         .unwrap();
@@ -152,7 +155,7 @@ fn sigkill_and_restore_until_done_gives_the_crash_free_output() {
     loop {
         attempts += 1;
         let stderr_path = tmp.path().join(format!("stderr-{attempts}.txt"));
-        let mut args = demo_args(&out, &win);
+        let mut args = demo_args(&out, &win, events_for(kills_wanted));
         args.extend(
             [
                 "--rate",
@@ -252,8 +255,7 @@ fn savepoint_on_sigusr1_and_stop_with_savepoint_on_sigterm_then_resume() {
         tmp.path().join("ref.jsonl"),
         tmp.path().join("ref-win.jsonl"),
     );
-    let mut args = demo_args(&ref_out, &ref_win);
-    args[2] = "20000".into();
+    let args = demo_args(&ref_out, &ref_win, 20_000);
     assert!(Command::new(bin)
         .args(&args)
         .stderr(Stdio::null())
@@ -266,8 +268,7 @@ fn savepoint_on_sigusr1_and_stop_with_savepoint_on_sigterm_then_resume() {
         tmp.path().join("win"),
         tmp.path().join("checkpoints"),
     );
-    let mut args = demo_args(&out, &win);
-    args[2] = "20000".into();
+    let mut args = demo_args(&out, &win, 20_000);
     args.extend(
         [
             "--rate",
