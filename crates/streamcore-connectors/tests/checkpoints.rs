@@ -26,11 +26,20 @@ fn job(input: &Path, out: &Path) -> Job {
 /// The job with the sink `sink` attaches.
 fn job_into(input: &Path, sink: impl FnOnce(streamcore::Stream<(String, u64, i64)>)) -> Job {
     let mut job = Job::new("running-sums");
-    let results = job
-        .source(
-            "in",
-            JsonLinesSource::<Reading>::new(input.to_str().unwrap()).min_split_bytes(8192),
-        )
+    let readings = job.source(
+        "in",
+        JsonLinesSource::<Reading>::new(input.to_str().unwrap()).min_split_bytes(8192),
+    );
+    sums(readings, sink);
+    job
+}
+
+/// Rolling count and sum per sensor, handed to `sink`.
+fn sums(
+    readings: streamcore::Stream<Reading>,
+    sink: impl FnOnce(streamcore::Stream<(String, u64, i64)>),
+) {
+    let results = readings
         // Slow enough that checkpoints happen while the input is read.
         .inspect(|_| std::thread::sleep(Duration::from_micros(20)))
         .key_by(|r: &Reading| r.sensor.clone())
@@ -43,7 +52,6 @@ fn job_into(input: &Path, sink: impl FnOnce(streamcore::Stream<(String, u64, i64
             |sensor, acc| (sensor.clone(), acc.0, acc.1),
         );
     sink(results);
-    job
 }
 
 fn config(ckpt: &Path, p: usize, restore: Option<RestoreFrom>) -> JobConfig {
@@ -197,4 +205,49 @@ fn the_csv_directory_sink_is_exactly_once_too() {
     rows.sort();
     assert_eq!(rows.len(), N as usize);
     check(&rows, "csv");
+}
+
+#[test]
+fn a_csv_source_restores_from_its_file_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    let mut files: Vec<_> = (0..4)
+        .map(|f| {
+            let mut w = std::io::BufWriter::new(
+                std::fs::File::create(input.join(format!("part-{f}.csv"))).unwrap(),
+            );
+            writeln!(w, "sensor,value").unwrap();
+            w
+        })
+        .collect();
+    for i in 0..N {
+        writeln!(files[(i % 4) as usize], "s{},{i}", i % 13).unwrap();
+    }
+    drop(files);
+    let (out, ckpt) = (dir.path().join("out"), dir.path().join("ckpt"));
+    let csv_job = || {
+        let mut job = Job::new("csv-sums");
+        let readings = job.source(
+            "in",
+            streamcore_connectors::CsvSource::<Reading>::new(input.to_str().unwrap()),
+        );
+        sums(readings, |s| s.sink(JsonLinesSink::dir(&out)));
+        job
+    };
+    let handle = csv_job().start(config(&ckpt, 2, None)).unwrap();
+    let started = Instant::now();
+    while handle.metrics().checkpoints.map_or(0, |c| c.completed) < 3 {
+        assert!(started.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    handle.cancel();
+    assert!(handle.join().is_err());
+    assert!(committed(&out, false).len() < N as usize);
+    csv_job()
+        .run(config(&ckpt, 3, Some(RestoreFrom::Latest)))
+        .unwrap();
+    let got = committed(&out, true);
+    assert_eq!(got.len(), N as usize);
+    check(&got, "csv source, parallelism 2 then 3");
 }

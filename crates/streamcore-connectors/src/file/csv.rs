@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use streamcore::checkpoint::{decode, encode};
 use streamcore::sink::Committer;
 use streamcore::{
     Data, Result, Sink, SinkWriter, Source, SourcePoll, SourceReader, StreamError, TaskContext,
@@ -45,18 +46,74 @@ impl<T: Data + DeserializeOwned> Source<T> for CsvSource<T> {
     type Reader = CsvReader<T>;
 
     fn create_readers(&mut self, parallelism: usize) -> Result<Vec<Self::Reader>> {
-        let files: VecDeque<PathBuf> = list_files(&self.pattern)?.into();
-        let queue = Arc::new(Mutex::new(files));
-        Ok((0..parallelism)
+        let files = list_files(&self.pattern)?;
+        let queue = files.iter().map(|f| (f.clone(), None)).collect();
+        Ok(self.readers(parallelism, files, queue, Vec::new()))
+    }
+
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
+
+    fn restore_readers(
+        &mut self,
+        parallelism: usize,
+        positions: Vec<Vec<u8>>,
+    ) -> Result<Vec<Self::Reader>> {
+        let positions: Vec<CsvPosition> =
+            positions.iter().map(|p| decode(p)).collect::<Result<_>>()?;
+        let files = positions
+            .first()
+            .map(|p| p.files.clone())
+            .ok_or_else(|| StreamError::Checkpoint("no reader position to restore".into()))?;
+        let finished: Vec<PathBuf> = positions.iter().flat_map(|p| p.finished.clone()).collect();
+        let queue = files
+            .iter()
+            .filter(|f| !finished.contains(f))
+            .map(|f| {
+                let at = positions
+                    .iter()
+                    .filter_map(|p| p.current.as_ref())
+                    .find(|(path, _)| path == f)
+                    .map(|(_, at)| *at);
+                (f.clone(), at)
+            })
+            .collect();
+        Ok(self.readers(parallelism, files, queue, finished))
+    }
+}
+
+impl<T> CsvSource<T> {
+    fn readers(
+        &self,
+        parallelism: usize,
+        files: Vec<PathBuf>,
+        queue: VecDeque<(PathBuf, Option<(u64, u64, u64)>)>,
+        finished: Vec<PathBuf>,
+    ) -> Vec<CsvReader<T>> {
+        let queue = Arc::new(Mutex::new(queue));
+        let files = Arc::new(files);
+        (0..parallelism)
             .map(|_| CsvReader {
                 queue: queue.clone(),
+                files: files.clone(),
+                finished: finished.clone(),
                 current: None,
                 delimiter: self.delimiter,
                 record: csv::StringRecord::new(),
                 _t: PhantomData,
             })
-            .collect())
+            .collect()
     }
+}
+
+/// What a CSV reader records in a checkpoint: the source's files, those read to the end, and
+/// the file being read with the position (byte, line, record) of its next row.
+#[derive(Serialize, serde::Deserialize)]
+struct CsvPosition {
+    files: Vec<PathBuf>,
+    finished: Vec<PathBuf>,
+    current: Option<(PathBuf, (u64, u64, u64))>,
 }
 
 struct OpenCsv {
@@ -67,7 +124,10 @@ struct OpenCsv {
 
 /// One parallel reader of a [`CsvSource`]: reads whole files taken from a shared queue.
 pub struct CsvReader<T> {
-    queue: Arc<Mutex<VecDeque<PathBuf>>>,
+    /// Files not yet taken, each with the position to continue from (after a restore).
+    queue: Arc<Mutex<VecDeque<(PathBuf, Option<(u64, u64, u64)>)>>>,
+    files: Arc<Vec<PathBuf>>,
+    finished: Vec<PathBuf>,
     current: Option<OpenCsv>,
     delimiter: u8,
     record: csv::StringRecord,
@@ -76,7 +136,7 @@ pub struct CsvReader<T> {
 
 impl<T: Data + DeserializeOwned> CsvReader<T> {
     fn open_next(&mut self) -> Result<bool> {
-        let Some(path) = self
+        let Some((path, resume)) = self
             .queue
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -89,6 +149,11 @@ impl<T: Data + DeserializeOwned> CsvReader<T> {
             .from_path(&path)
             .map_err(|e| csv_error(&path, e))?;
         let headers = reader.headers().map_err(|e| csv_error(&path, e))?.clone();
+        if let Some((byte, line, record)) = resume {
+            let mut at = csv::Position::new();
+            at.set_byte(byte).set_line(line).set_record(record);
+            reader.seek(at).map_err(|e| csv_error(&path, e))?;
+        }
         self.current = Some(OpenCsv {
             path,
             reader,
@@ -133,7 +198,9 @@ impl<T: Data + DeserializeOwned> SourceReader<T> for CsvReader<T> {
                 }
             };
             if !more {
-                self.current = None;
+                if let Some(done) = self.current.take() {
+                    self.finished.push(done.path);
+                }
                 continue;
             }
             match self.record.deserialize::<T>(Some(&file.headers)) {
@@ -163,6 +230,17 @@ impl<T: Data + DeserializeOwned> SourceReader<T> for CsvReader<T> {
             }
         }
         Ok(SourcePoll::Ready)
+    }
+
+    fn snapshot_position(&mut self) -> Result<Vec<u8>> {
+        encode(&CsvPosition {
+            files: self.files.as_ref().clone(),
+            finished: self.finished.clone(),
+            current: self.current.as_ref().map(|f| {
+                let p = f.reader.position();
+                (f.path.clone(), (p.byte(), p.line(), p.record()))
+            }),
+        })
     }
 }
 
