@@ -88,7 +88,7 @@ impl<T> CsvSource<T> {
         &self,
         parallelism: usize,
         files: Vec<PathBuf>,
-        queue: VecDeque<(PathBuf, Option<(u64, u64, u64)>)>,
+        queue: VecDeque<PendingFile>,
         finished: Vec<PathBuf>,
     ) -> Vec<CsvReader<T>> {
         let queue = Arc::new(Mutex::new(queue));
@@ -106,6 +106,9 @@ impl<T> CsvSource<T> {
             .collect()
     }
 }
+
+/// A file to read, with the (byte, line, record) position to continue from, if it was started.
+type PendingFile = (PathBuf, Option<(u64, u64, u64)>);
 
 /// What a CSV reader records in a checkpoint: the source's files, those read to the end, and
 /// the file being read with the position (byte, line, record) of its next row.
@@ -125,7 +128,7 @@ struct OpenCsv {
 /// One parallel reader of a [`CsvSource`]: reads whole files taken from a shared queue.
 pub struct CsvReader<T> {
     /// Files not yet taken, each with the position to continue from (after a restore).
-    queue: Arc<Mutex<VecDeque<(PathBuf, Option<(u64, u64, u64)>)>>>,
+    queue: Arc<Mutex<VecDeque<PendingFile>>>,
     files: Arc<Vec<PathBuf>>,
     finished: Vec<PathBuf>,
     current: Option<OpenCsv>,
