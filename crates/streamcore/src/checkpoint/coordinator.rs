@@ -26,6 +26,22 @@ pub(crate) struct TaskSnapshot {
     pub(crate) committables: Vec<Vec<u8>>,
 }
 
+impl TaskSnapshot {
+    pub(crate) fn of_state(state: StateSnapshot) -> Self {
+        TaskSnapshot {
+            state,
+            committables: Vec::new(),
+        }
+    }
+
+    pub(crate) fn of_committables(committables: Vec<Vec<u8>>) -> Self {
+        TaskSnapshot {
+            state: StateSnapshot::default(),
+            committables,
+        }
+    }
+}
+
 pub(crate) enum HubMessage {
     Ack {
         checkpoint: CheckpointId,

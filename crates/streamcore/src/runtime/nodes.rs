@@ -46,6 +46,18 @@ pub(crate) struct OperatorNode<Op: Operator> {
     pub(crate) checkpoint: Option<NodeCheckpoint>,
 }
 
+impl NodeCheckpoint {
+    /// This instance took its part of checkpoint `id`.
+    fn ack(&self, id: CheckpointId, snapshot: TaskSnapshot) {
+        self.hub.ack(id, self.node, self.subtask, snapshot);
+    }
+
+    /// This instance ended; `snapshot` stands for it from now on.
+    fn finished(&self, snapshot: TaskSnapshot) {
+        self.hub.finished(self.node, self.subtask, snapshot);
+    }
+}
+
 /// A node's link to the checkpoint coordinator.
 pub(crate) struct NodeCheckpoint {
     pub(crate) hub: Arc<CheckpointHub>,
@@ -93,15 +105,7 @@ impl<Op: Operator> Push<Op::In> for OperatorNode<Op> {
         if let Some(c) = &self.checkpoint {
             let mut state = StateSnapshot::default();
             self.op.snapshot_state(&mut self.ctx, &mut state)?;
-            c.hub.ack(
-                id,
-                c.node,
-                c.subtask,
-                TaskSnapshot {
-                    state,
-                    committables: Vec::new(),
-                },
-            );
+            c.ack(id, TaskSnapshot::of_state(state));
         }
         self.after_hook()?;
         self.out.barrier(id)
@@ -156,7 +160,7 @@ impl<Op: Operator> Push<Op::In> for OperatorNode<Op> {
         // What a closed operator still holds was emitted by `close`: it stands in later
         // checkpoints with empty state.
         if let Some(c) = &self.checkpoint {
-            c.hub.finished(c.node, c.subtask, TaskSnapshot::default());
+            c.finished(TaskSnapshot::default());
         }
         self.out.end()
     }
@@ -184,15 +188,7 @@ impl<T: Data, W: SinkWriter<T>> Push<T> for SinkNode<T, W> {
     fn barrier(&mut self, id: CheckpointId) -> Result<()> {
         let committables = self.writer.pre_commit(id)?;
         if let Some(c) = &self.checkpoint {
-            c.hub.ack(
-                id,
-                c.node,
-                c.subtask,
-                TaskSnapshot {
-                    state: StateSnapshot::default(),
-                    committables,
-                },
-            );
+            c.ack(id, TaskSnapshot::of_committables(committables));
         }
         Ok(())
     }
@@ -202,14 +198,7 @@ impl<T: Data, W: SinkWriter<T>> Push<T> for SinkNode<T, W> {
                 // The last output is committed by the final checkpoint, once every task ended.
                 let committables = self.writer.pre_commit(CheckpointId::MAX)?;
                 self.writer.close()?;
-                c.hub.finished(
-                    c.node,
-                    c.subtask,
-                    TaskSnapshot {
-                        state: StateSnapshot::default(),
-                        committables,
-                    },
-                );
+                c.finished(TaskSnapshot::of_committables(committables));
                 Ok(())
             }
             None => self.writer.close(),
@@ -230,22 +219,21 @@ pub(crate) struct SourceRunner<T, R> {
 }
 
 impl<T: Data, R: SourceReader<T>> SourceRunner<T, R> {
+    /// The reader's position, as its node's state in a checkpoint.
+    fn position(&mut self) -> Result<TaskSnapshot> {
+        Ok(TaskSnapshot::of_state(StateSnapshot {
+            operator: Some(self.reader.snapshot_position()?),
+            ..Default::default()
+        }))
+    }
+
     /// Records the reader's position for `id` and sends the barrier down the chain.
     fn inject_barrier(&mut self, id: CheckpointId) -> Result<()> {
-        if let Some(c) = &self.checkpoint {
-            let state = StateSnapshot {
-                operator: Some(self.reader.snapshot_position()?),
-                ..Default::default()
-            };
-            c.hub.ack(
-                id,
-                c.node,
-                c.subtask,
-                TaskSnapshot {
-                    state,
-                    committables: Vec::new(),
-                },
-            );
+        if self.checkpoint.is_some() {
+            let position = self.position()?;
+            if let Some(c) = &self.checkpoint {
+                c.ack(id, position);
+            }
         }
         self.down.barrier(id)
     }
@@ -326,20 +314,12 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
         // The end of a bounded input: the final watermark fires everything pending.
         self.metrics.watermark.store(i64::MAX, Relaxed);
         self.down.watermark(Timestamp::MAX)?;
-        if let Some(c) = &self.checkpoint {
+        if self.checkpoint.is_some() {
             // The final position (everything read) stands in every later checkpoint.
-            let state = StateSnapshot {
-                operator: Some(self.reader.snapshot_position()?),
-                ..Default::default()
-            };
-            c.hub.finished(
-                c.node,
-                c.subtask,
-                TaskSnapshot {
-                    state,
-                    committables: Vec::new(),
-                },
-            );
+            let position = self.position()?;
+            if let Some(c) = &self.checkpoint {
+                c.finished(position);
+            }
         }
         self.down.end()
     }
