@@ -1,6 +1,12 @@
 //! `streamcore nexmark`: runs one Nexmark query (`streamcore_nexmark::queries`) on the built-in
-//! generator and prints events/s, elapsed time and the number of result rows on stderr;
-//! `--output FILE` also writes the rows as CSV with a header in the sink table's column order.
+//! generator (or a JSON-lines file) and prints on stderr the events/s, elapsed time and number
+//! of result rows, then the CPU time (user + system), events per CPU-second and peak memory
+//! (resident set high-water mark) of the process; `--output FILE` also writes the rows as CSV
+//! with a header in the sink table's column order (the final table, for an updating query),
+//! `--changelog FILE` the raw insert/delete stream with an `op` column.
+//!
+//! CPU time and peak memory come from `/proc/self/stat` and `/proc/self/status` (Linux; shown
+//! as `n/a` elsewhere).
 
 use anyhow::Context;
 use clap::Args;
@@ -12,9 +18,8 @@ use streamcore::sink::CountingSink;
 use streamcore::{Job, JobConfig, Stream};
 use streamcore_connectors::CsvSink;
 use streamcore_nexmark::json::write_json_lines;
-use streamcore_nexmark::queries::{
-    apply_changelog, build_query, write_csv, QueryRow, RowSink, QUERY_NAMES,
-};
+use streamcore_nexmark::output::{ChangelogCsvSink, TableSink};
+use streamcore_nexmark::queries::{build_query, write_csv, QueryRow, RowSink, QUERY_NAMES};
 use streamcore_nexmark::{GeneratorConfig, NexmarkGenerator};
 
 #[derive(Args, Debug)]
@@ -35,9 +40,16 @@ pub struct NexmarkArgs {
     /// Seed of the generator.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Write the result rows to this CSV file.
+    /// Write the result rows to this CSV file (for an updating query: its final table, the
+    /// changelog applied as it arrives).
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Write the raw changelog to this CSV file: a first column `op` — `+` for an insert, `-`
+    /// for a delete (a retraction; an update is `-` old row then `+` new row) — then the
+    /// row's columns. An append-only query writes every row with `+`. Replaying the file
+    /// gives the `--output` table.
+    #[arg(long)]
+    changelog: Option<PathBuf>,
     /// Read the events from this JSON-lines file (the Flink benchmark's nested layout, as
     /// `--generate` writes it; any field order, nulls for absent objects) instead of the
     /// generator. Its watermark is Flink's: `dateTime - 4 s`.
@@ -59,11 +71,87 @@ pub struct QueryRun {
     pub table_rows: Option<u64>,
     /// Wall-clock time of the job.
     pub elapsed: Duration,
+    /// CPU time of the process during the job (user + system, every thread), if known.
+    pub cpu: Option<CpuTime>,
 }
 
-/// Counts the rows and, with an output path, writes them as CSV.
+/// CPU time of this process: user and system, summed over all its threads (finished ones
+/// included), from `/proc/self/stat`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CpuTime {
+    /// User-mode seconds.
+    pub user: f64,
+    /// Kernel-mode seconds.
+    pub system: f64,
+}
+
+impl CpuTime {
+    /// The process's CPU time so far; `None` without `/proc` (not Linux).
+    pub fn now() -> Option<CpuTime> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        parse_stat(&stat)
+    }
+
+    /// User + system seconds.
+    pub fn total(&self) -> f64 {
+        self.user + self.system
+    }
+
+    fn since(&self, earlier: &CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user - earlier.user,
+            system: self.system - earlier.system,
+        }
+    }
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` (`USER_HZ`, `sysconf(_SC_CLK_TCK)`): 100 on
+/// every mainstream Linux architecture, and part of the kernel's user-space ABI.
+const USER_HZ: f64 = 100.0;
+
+/// User and system time from the text of `/proc/<pid>/stat`: after the command name (in
+/// parentheses, which may itself contain spaces and parentheses), fields 14 and 15 in ticks.
+fn parse_stat(stat: &str) -> Option<CpuTime> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(CpuTime {
+        user: user as f64 / USER_HZ,
+        system: system as f64 / USER_HZ,
+    })
+}
+
+/// Peak resident set size of this process so far (`VmHWM` of `/proc/self/status`), in bytes;
+/// `None` without `/proc`.
+pub fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_vm_hwm(&status)
+}
+
+fn parse_vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line["VmHWM:".len()..]
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Where the results of a run go.
+#[derive(Clone, Debug, Default)]
+pub struct Outputs {
+    /// The result rows as CSV (the final table of an updating query).
+    pub table: Option<PathBuf>,
+    /// The changelog as CSV with an `op` column.
+    pub changelog: Option<PathBuf>,
+}
+
+/// Counts the rows and writes them where [`Outputs`] says.
 struct CliSink {
-    output: Option<PathBuf>,
+    outputs: Outputs,
     count: CountingSink,
     columns: &'static [&'static str],
     /// For updating queries with an output: writes the final table, returns its row count.
@@ -75,47 +163,64 @@ type Finish = Box<dyn FnOnce() -> anyhow::Result<u64>>;
 impl RowSink for CliSink {
     fn attach<R: QueryRow>(&mut self, rows: Stream<R>) {
         self.columns = R::COLUMNS;
-        if let Some(path) = &self.output {
+        if let Some(path) = &self.outputs.table {
             rows.clone().sink_named("csv", CsvSink::new(path.clone()));
+        }
+        if let Some(path) = &self.outputs.changelog {
+            rows.clone()
+                .map(Change::Insert)
+                .sink_named("changelog", ChangelogCsvSink::new(path));
         }
         rows.sink_named("count", self.count.clone());
     }
 
     fn attach_changelog<R: QueryRow + Hash + Eq>(&mut self, changes: Stream<Change<R>>) {
         self.columns = R::COLUMNS;
-        if let Some(path) = &self.output {
-            // The CSV holds the final table: the changelog applied at the end of the job.
-            let collected = changes.clone().collect();
+        if let Some(path) = &self.outputs.table {
+            // The CSV holds the final table: the changelog applied as it arrives, written at
+            // the end of the job.
+            let (sink, table) = TableSink::new();
+            changes.clone().sink_named("table", sink);
             let path = path.clone();
             self.finish = Some(Box::new(move || {
-                let rows = apply_changelog(collected.take());
+                let rows = table.rows()?;
                 write_csv(&path, &rows).with_context(|| format!("writing {}", path.display()))?;
                 Ok(rows.len() as u64)
             }));
+        }
+        if let Some(path) = &self.outputs.changelog {
+            changes
+                .clone()
+                .sink_named("changelog", ChangelogCsvSink::new(path));
         }
         changes.sink_named("count", self.count.clone());
     }
 }
 
-/// Runs query `name` on `config`'s generator at `parallelism`, writing CSV to `output`.
+/// Runs query `name` on `config`'s generator at `parallelism`, writing CSV to `outputs`.
 pub fn run_query(
     name: &str,
     config: &GeneratorConfig,
     parallelism: usize,
-    output: Option<&Path>,
+    outputs: &Outputs,
 ) -> anyhow::Result<QueryRun> {
     let mut job = Job::new(&format!("nexmark-{name}"));
     let mut sink = CliSink {
-        output: output.map(Path::to_path_buf),
+        outputs: outputs.clone(),
         count: CountingSink::new(),
         columns: &[],
         finish: None,
     };
     build_query(name, &mut job, config, &mut sink)?;
+    let cpu_before = CpuTime::now();
     let started = Instant::now();
     job.run(JobConfig::default().parallelism(parallelism))
         .with_context(|| format!("running {name}"))?;
     let elapsed = started.elapsed();
+    let cpu = CpuTime::now()
+        .zip(cpu_before)
+        .map(|(after, before)| after.since(&before));
+    let output = outputs.table.as_deref();
     let mut table_rows = None;
     if let Some(finish) = sink.finish.take() {
         table_rows = Some(finish()?);
@@ -134,6 +239,7 @@ pub fn run_query(
         rows: sink.count.count(),
         table_rows,
         elapsed,
+        cpu,
     })
 }
 
@@ -172,8 +278,8 @@ pub fn run(args: NexmarkArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(path) = &args.input {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        config.events = Some(bytes.iter().filter(|&&b| b == b'\n').count() as u64);
+        config.events =
+            Some(count_lines(path).with_context(|| format!("reading {}", path.display()))?);
         config.input = Some(path.to_string_lossy().into_owned());
     }
     let args = NexmarkArgs {
@@ -181,7 +287,11 @@ pub fn run(args: NexmarkArgs) -> anyhow::Result<()> {
         ..args
     };
     let name = args.query.as_deref().unwrap_or_default();
-    let run = run_query(name, &config, args.parallelism, args.output.as_deref())?;
+    let outputs = Outputs {
+        table: args.output.clone(),
+        changelog: args.changelog.clone(),
+    };
+    let run = run_query(name, &config, args.parallelism, &outputs)?;
     let secs = run.elapsed.as_secs_f64();
     eprintln!(
         "{}: {} events in {:.3} s ({:.0} events/s), {} output rows (parallelism {})",
@@ -192,8 +302,88 @@ pub fn run(args: NexmarkArgs) -> anyhow::Result<()> {
         run.rows,
         args.parallelism
     );
+    let cpu = match run.cpu {
+        Some(cpu) => format!(
+            "cpu time {:.2} s (user {:.2} s, sys {:.2} s), {:.0} events per CPU-second",
+            cpu.total(),
+            cpu.user,
+            cpu.system,
+            run.events as f64 / cpu.total().max(0.01)
+        ),
+        None => "cpu time n/a".to_string(),
+    };
+    let peak = match peak_memory() {
+        Some(bytes) => format!("{} MB", bytes.div_ceil(1 << 20)),
+        None => "n/a".to_string(),
+    };
+    eprintln!("{name}: {cpu}; peak memory: {peak}");
     if let Some(n) = run.table_rows {
         eprintln!("{name}: {n} rows in the final table");
     }
     Ok(())
+}
+
+/// Lines (events) of a JSON-lines file, counted in 1 MiB chunks (the file may be far larger
+/// than memory should be for the run that follows).
+fn count_lines(path: &Path) -> std::io::Result<u64> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut lines, mut last) = (0u64, b'\n');
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        last = buf[n - 1];
+    }
+    // A last line without a newline is an event too.
+    Ok(lines + u64::from(last != b'\n'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_stat() {
+        // A command name with spaces and a parenthesis; utime 250, stime 31 ticks.
+        let stat =
+            "4242 (stream core) x) R 1 4242 4242 0 -1 4194304 1 0 0 0 250 31 0 0 20 0 3 0 1 2 3";
+        let cpu = parse_stat(stat).unwrap();
+        assert_eq!(cpu.user, 2.5);
+        assert_eq!(cpu.system, 0.31);
+        assert!(parse_stat("garbage").is_none());
+    }
+
+    #[test]
+    fn parses_vm_hwm() {
+        let status =
+            "Name:\tstreamcore\nVmPeak:\t  9000 kB\nVmHWM:\t    2048 kB\nVmRSS:\t 1024 kB\n";
+        assert_eq!(parse_vm_hwm(status), Some(2 << 20));
+        assert_eq!(parse_vm_hwm("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn measures_this_process() {
+        if std::path::Path::new("/proc/self/stat").exists() {
+            assert!(CpuTime::now().is_some());
+            assert!(peak_memory().unwrap() > 0);
+        }
+    }
+
+    #[test]
+    fn counts_lines_with_and_without_a_final_newline() {
+        let dir = std::env::temp_dir().join(format!("nexmark-lines-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = dir.join("a");
+        std::fs::write(&a, "x\ny\n").unwrap();
+        assert_eq!(count_lines(&a).unwrap(), 2);
+        std::fs::write(&a, "x\ny").unwrap();
+        assert_eq!(count_lines(&a).unwrap(), 2);
+        std::fs::write(&a, "").unwrap();
+        assert_eq!(count_lines(&a).unwrap(), 0);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

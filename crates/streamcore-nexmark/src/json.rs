@@ -396,17 +396,9 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 /// "any byte").
 #[inline]
 fn needs_escape(bytes: &[u8]) -> bool {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
-        let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        let quote = x ^ (LO * b'"' as u64);
-        let backslash = x ^ (LO * b'\\' as u64);
-        let hits = (x.wrapping_sub(LO * 0x20) & !x)
-            | (quote.wrapping_sub(LO) & !quote)
-            | (backslash.wrapping_sub(LO) & !backslash);
-        if hits & HI != 0 {
+        if has_special(u64::from_le_bytes(chunk.try_into().expect("8 bytes"))) {
             return true;
         }
     }
@@ -414,6 +406,20 @@ fn needs_escape(bytes: &[u8]) -> bool {
         .remainder()
         .iter()
         .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// Whether any of the eight bytes of `x` is a control character, `"` or `\` (exact for
+/// "any byte"; see [`needs_escape`]).
+#[inline]
+fn has_special(x: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let quote = x ^ (LO * b'"' as u64);
+    let backslash = x ^ (LO * b'\\' as u64);
+    let hits = (x.wrapping_sub(LO * 0x20) & !x)
+        | (quote.wrapping_sub(LO) & !quote)
+        | (backslash.wrapping_sub(LO) & !backslash);
+    hits & HI != 0
 }
 
 #[cold]
@@ -851,6 +857,13 @@ impl<'a> Parser<'a> {
     fn string_raw(&mut self) -> Result<Cow<'a, str>, &'static str> {
         let start = self.at + 1;
         let mut i = start;
+        // Eight bytes at a time while none of them ends the string or needs a closer look.
+        while let Some(chunk) = self.b.get(i..i + 8) {
+            if has_special(u64::from_le_bytes(chunk.try_into().expect("8 bytes"))) {
+                break;
+            }
+            i += 8;
+        }
         loop {
             match self.b.get(i) {
                 None => return Err("unterminated string"),

@@ -10,6 +10,8 @@
 //! - [`source`]: [`NexmarkSource`], the generator as a parallel streamcore source.
 //! - [`json`]: the Flink benchmark's nested JSON-lines layout, written and parsed by hand.
 //! - [`queries`]: the Nexmark queries q0–q22 (Flink SQL semantics) on the typed API.
+//! - [`output`]: sinks for query results: a changelog as CSV with an `op` column, the final
+//!   table of a changelog.
 //!
 //! ```
 //! use streamcore::{Job, JobConfig};
@@ -30,6 +32,7 @@ pub mod config;
 pub mod generator;
 pub mod json;
 pub mod model;
+pub mod output;
 pub mod queries;
 pub mod rng;
 pub mod source;

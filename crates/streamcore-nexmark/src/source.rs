@@ -13,7 +13,7 @@
 
 use crate::config::{ConfigError, GeneratorConfig};
 use crate::generator::NexmarkGenerator;
-use crate::model::{Auction, Bid, NexmarkEvent, Person};
+use crate::model::{Auction, Bid, EventKind, NexmarkEvent, Person};
 use std::marker::PhantomData;
 use std::time::Instant;
 use streamcore::{
@@ -27,6 +27,10 @@ pub trait NexmarkRecord: Data + EventTime {
 
     /// The record within an event read from elsewhere (a file), or `None` for another type.
     fn from_event(event: NexmarkEvent) -> Option<Self>;
+
+    /// The one kind of event this record is, if it is one kind (`None`: any event). Readers
+    /// of files skip lines of other kinds by their `event_type` without parsing them.
+    const KIND: Option<EventKind> = None;
 
     /// Appends the records of event numbers `next, next + stride, …` below `limit`, at most
     /// `max` of them, and returns the first event number not looked at. Numbers of other
@@ -92,6 +96,8 @@ impl NexmarkRecord for NexmarkEvent {
 }
 
 impl NexmarkRecord for Person {
+    const KIND: Option<EventKind> = Some(EventKind::Person);
+
     fn from_event(event: NexmarkEvent) -> Option<Self> {
         match event {
             NexmarkEvent::Person(r) => Some(r),
@@ -106,6 +112,8 @@ impl NexmarkRecord for Person {
 }
 
 impl NexmarkRecord for Auction {
+    const KIND: Option<EventKind> = Some(EventKind::Auction);
+
     fn from_event(event: NexmarkEvent) -> Option<Self> {
         match event {
             NexmarkEvent::Auction(r) => Some(r),
@@ -120,6 +128,8 @@ impl NexmarkRecord for Auction {
 }
 
 impl NexmarkRecord for Bid {
+    const KIND: Option<EventKind> = Some(EventKind::Bid);
+
     fn from_event(event: NexmarkEvent) -> Option<Self> {
         match event {
             NexmarkEvent::Bid(r) => Some(r),

@@ -26,7 +26,6 @@ use crate::config::{ConfigError, GeneratorConfig};
 use crate::model::Bid;
 use compact_str::CompactString;
 use serde::Serialize;
-use std::collections::HashSet;
 use streamcore::join::Change;
 use streamcore::{Job, Stream};
 
@@ -143,12 +142,35 @@ impl QueryRow for Q15Row {
     ];
 }
 
+/// Distinct values seen, each with a bit set per column it counts in (bit 0: all bids, bits
+/// 1–3: the price ranks).
+type Seen = std::collections::HashMap<i64, u8, foldhash::fast::RandomState>;
+
 /// Exact counts with the distinct sets behind them: index 0 is all bids, 1–3 the ranks.
+///
+/// One map per column kind (bidders, auctions) with a bit mask per value rather than a set
+/// per column: one hash lookup per bid and kind instead of two, each value stored once, and
+/// the distinct counts kept as the bits are first set.
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct DistinctStats {
     bids: [i64; 4],
-    bidders: [HashSet<i64>; 4],
-    auctions: [HashSet<i64>; 4],
+    bidders: Seen,
+    auctions: Seen,
+    distinct_bidders: [i64; 4],
+    distinct_auctions: [i64; 4],
+}
+
+/// Marks `value` seen in the columns of `mask`; counts the columns where it is new.
+#[inline]
+fn mark(seen: &mut Seen, distinct: &mut [i64; 4], value: i64, mask: u8) {
+    let bits = seen.entry(value).or_insert(0);
+    let new = mask & !*bits;
+    if new != 0 {
+        *bits |= mask;
+        for (i, d) in distinct.iter_mut().enumerate() {
+            *d += i64::from(new >> i & 1);
+        }
+    }
 }
 
 impl DistinctStats {
@@ -158,29 +180,34 @@ impl DistinctStats {
             p if p < 1_000_000 => 2,
             _ => 3,
         };
-        for i in [0, rank] {
-            self.bids[i] += 1;
-            self.bidders[i].insert(bidder);
-            self.auctions[i].insert(auction);
-        }
+        self.bids[0] += 1;
+        self.bids[rank] += 1;
+        let mask = 1u8 | 1 << rank;
+        mark(&mut self.bidders, &mut self.distinct_bidders, bidder, mask);
+        mark(
+            &mut self.auctions,
+            &mut self.distinct_auctions,
+            auction,
+            mask,
+        );
     }
 
     pub(crate) fn counts(&self) -> Counts {
-        let b = |i: usize| self.bidders[i].len() as i64;
-        let a = |i: usize| self.auctions[i].len() as i64;
+        let [b0, b1, b2, b3] = self.distinct_bidders;
+        let [a0, a1, a2, a3] = self.distinct_auctions;
         Counts {
             total_bids: self.bids[0],
             rank1_bids: self.bids[1],
             rank2_bids: self.bids[2],
             rank3_bids: self.bids[3],
-            total_bidders: b(0),
-            rank1_bidders: b(1),
-            rank2_bidders: b(2),
-            rank3_bidders: b(3),
-            total_auctions: a(0),
-            rank1_auctions: a(1),
-            rank2_auctions: a(2),
-            rank3_auctions: a(3),
+            total_bidders: b0,
+            rank1_bidders: b1,
+            rank2_bidders: b2,
+            rank3_bidders: b3,
+            total_auctions: a0,
+            rank1_auctions: a1,
+            rank2_auctions: a2,
+            rank3_auctions: a3,
         }
     }
 }

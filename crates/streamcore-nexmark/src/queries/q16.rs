@@ -17,7 +17,7 @@ use super::q15::{Counts, DistinctStats, MS_PER_DAY};
 use super::{nexmark_source, QueryRow};
 use crate::config::{ConfigError, GeneratorConfig};
 use crate::model::Bid;
-use compact_str::{format_compact, CompactString};
+use compact_str::CompactString;
 use serde::Serialize;
 use streamcore::join::Change;
 use streamcore::{Job, Stream};
@@ -83,7 +83,7 @@ impl Q16Row {
         Q16Row {
             channel,
             day,
-            minute: format_compact!("{:02}:{:02}", minute / 60, minute % 60),
+            minute: hh_mm(minute),
             total_bids: c.total_bids,
             rank1_bids: c.rank1_bids,
             rank2_bids: c.rank2_bids,
@@ -98,6 +98,19 @@ impl Q16Row {
             rank3_auctions: c.rank3_auctions,
         }
     }
+}
+
+/// `HH:mm` of a minute of the day (`0..1440`), without the formatting machinery.
+fn hh_mm(minute: i64) -> CompactString {
+    let (h, m) = ((minute / 60) as u8, (minute % 60) as u8);
+    let text = [
+        b'0' + h / 10,
+        b'0' + h % 10,
+        b':',
+        b'0' + m / 10,
+        b'0' + m % 10,
+    ];
+    CompactString::from_utf8(text).expect("ASCII digits")
 }
 
 /// Per group: day text, latest minute of the day, the row before the last bid, the sets.
@@ -142,4 +155,16 @@ pub fn q16(job: &mut Job, config: &GeneratorConfig) -> Result<Stream<Change<Q16R
             },
         )
         .flat_map(|changes| changes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hh_mm;
+
+    #[test]
+    fn minutes_print_as_hh_mm() {
+        assert_eq!(hh_mm(0), "00:00");
+        assert_eq!(hh_mm(605), "10:05");
+        assert_eq!(hh_mm(1439), "23:59");
+    }
 }

@@ -8,8 +8,8 @@
 //! WHERE rank_number <= 10;
 //! ```
 //!
-//! A rolling keyed aggregate on `auction` over `NexmarkSource<Bid>` keeping the top 10 by
-//! price (Flink's append-only Top-N). A bid enters at the position after every kept bid with
+//! A keyed process function on `auction` over `NexmarkSource<Bid>` keeping the top 10 by
+//! price (Flink's append-only Top-N), without the key column. A bid enters at the position after every kept bid with
 //! a price `>=` its own (ties keep arrival order; ROW_NUMBER ties are arbitrary in Flink,
 //! PITFALLS #29) and is dropped if that position is past 10. Every row whose rank changed is
 //! updated: `Delete(row at old rank)` then `Insert(row at new rank)` for each rank from the
@@ -17,13 +17,15 @@
 //! of the top 10 is only deleted). No deviation; which of several bids of one auction with
 //! equal prices gets which rank depends on arrival order, in Flink as here.
 
-use super::{nexmark_source, Q18Row, QueryRow};
+use super::q18::KeptBid;
+use super::{nexmark_source, QueryRow};
 use crate::config::{ConfigError, GeneratorConfig};
 use crate::model::Bid;
 use compact_str::CompactString;
 use serde::Serialize;
 use streamcore::join::Change;
-use streamcore::{Job, Stream, Timestamp};
+use streamcore::state::{KeyedContext, KeyedProcessFunction};
+use streamcore::{Job, Output, Stream, Timestamp};
 
 /// Ranks kept per auction.
 pub const TOP: usize = 10;
@@ -65,56 +67,74 @@ impl QueryRow for Q19Row {
     ];
 }
 
-fn ranked(b: &Q18Row, rank: usize) -> Q19Row {
+fn ranked(auction: i64, b: &TopBid, rank: usize) -> Q19Row {
     Q19Row {
-        auction: b.auction,
+        auction,
         bidder: b.bidder,
-        price: b.price,
-        channel: b.channel.clone(),
-        url: b.url.clone(),
-        date_time: b.date_time,
-        extra: b.extra.clone(),
+        price: b.bid.price,
+        channel: b.bid.channel.clone(),
+        url: b.bid.url.clone(),
+        date_time: b.bid.date_time,
+        extra: b.bid.extra.clone(),
         rank_number: rank as i64,
     }
 }
 
-/// The top bids, and what the last bid changed: from which position, the old rows there.
-#[derive(Default, serde::Serialize, serde::Deserialize)]
-struct TopN {
-    top: Vec<Q18Row>,
-    from: usize,
-    old_tail: Vec<Q18Row>,
+/// A kept bid of an auction: the bid without its `auction` column (the key).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct TopBid {
+    bidder: i64,
+    bid: KeptBid,
+}
+
+/// Top-10 per auction: the state is the kept bids in rank order (at most [`TOP`], the vector
+/// grown exactly to at most that); the rows whose rank a bid changes are emitted right away.
+#[derive(Clone)]
+struct TopTen;
+
+impl KeyedProcessFunction<i64, Bid> for TopTen {
+    type State = Vec<TopBid>;
+    type Out = Change<Q19Row>;
+
+    fn process(
+        &mut self,
+        b: Bid,
+        ctx: &mut KeyedContext<'_, i64, Self::State>,
+        out: &mut Output<Self::Out>,
+    ) {
+        let auction = *ctx.key();
+        let top = ctx.state();
+        let at = top.partition_point(|t| t.bid.price >= b.price);
+        if at >= TOP {
+            return;
+        }
+        // Every row from the new bid's rank down moves one rank (the last one out of the top).
+        for (i, old) in top.iter().enumerate().skip(at) {
+            out.emit(Change::Delete(ranked(auction, old, i + 1)));
+        }
+        if top.len() == TOP {
+            top.pop();
+        }
+        if top.len() == top.capacity() {
+            let want = (2 * top.len()).clamp(1, TOP);
+            top.reserve_exact(want - top.len());
+        }
+        top.insert(
+            at,
+            TopBid {
+                bidder: b.bidder,
+                bid: KeptBid::of(b),
+            },
+        );
+        for (i, new) in top.iter().enumerate().skip(at) {
+            out.emit(Change::Insert(ranked(auction, new, i + 1)));
+        }
+    }
 }
 
 /// Builds q19 into `job`.
 pub fn q19(job: &mut Job, config: &GeneratorConfig) -> Result<Stream<Change<Q19Row>>, ConfigError> {
     Ok(nexmark_source::<Bid>(job, "bids", config)?
-        .map(Q18Row::from)
         .key_by(|b| b.auction)
-        .aggregate(
-            |_: &i64| TopN::default(),
-            |acc: &mut TopN, b: Q18Row| {
-                let at = acc.top.partition_point(|t| t.price >= b.price);
-                acc.old_tail.clear();
-                if at >= TOP {
-                    acc.from = TOP;
-                    return;
-                }
-                acc.from = at;
-                acc.old_tail.extend_from_slice(&acc.top[at..]);
-                acc.top.insert(at, b);
-                acc.top.truncate(TOP);
-            },
-            |_: &i64, acc: &TopN| {
-                let mut changes = Vec::new();
-                for (i, old) in acc.old_tail.iter().enumerate() {
-                    changes.push(Change::Delete(ranked(old, acc.from + i + 1)));
-                }
-                for (i, new) in acc.top.iter().enumerate().skip(acc.from) {
-                    changes.push(Change::Insert(ranked(new, i + 1)));
-                }
-                changes
-            },
-        )
-        .flat_map(|changes| changes))
+        .process(TopTen))
 }
