@@ -8,6 +8,7 @@
 //! CPU time and peak memory come from `/proc/self/stat` and `/proc/self/status` (Linux; shown
 //! as `n/a` elsewhere).
 
+use crate::checkpointing::{run_job, CheckpointArgs};
 use anyhow::Context;
 use clap::Args;
 use std::hash::Hash;
@@ -58,6 +59,11 @@ pub struct NexmarkArgs {
     /// Write `--events` generated events to this JSON-lines file (the nested layout) and exit.
     #[arg(long)]
     generate: Option<PathBuf>,
+    /// With --checkpoint-dir, `--output` is a directory of exactly-once CSV part files
+    /// (append-only queries; an updating query's final table lives in the sink and is not
+    /// checkpointed, so it refuses `--output` with checkpoints; `--changelog` is refused).
+    #[command(flatten)]
+    checkpoints: CheckpointArgs,
 }
 
 /// What one run of a query did.
@@ -147,6 +153,8 @@ pub struct Outputs {
     pub table: Option<PathBuf>,
     /// The changelog as CSV with an `op` column.
     pub changelog: Option<PathBuf>,
+    /// The job checkpoints: `table` is then a directory of exactly-once part files.
+    pub checkpoints: bool,
 }
 
 /// Counts the rows and writes them where [`Outputs`] says.
@@ -156,6 +164,8 @@ struct CliSink {
     columns: &'static [&'static str],
     /// For updating queries with an output: writes the final table, returns its row count.
     finish: Option<Finish>,
+    /// Why this run cannot go ahead as asked.
+    refused: Option<String>,
 }
 
 type Finish = Box<dyn FnOnce() -> anyhow::Result<u64>>;
@@ -164,7 +174,12 @@ impl RowSink for CliSink {
     fn attach<R: QueryRow>(&mut self, rows: Stream<R>) {
         self.columns = R::COLUMNS;
         if let Some(path) = &self.outputs.table {
-            rows.clone().sink_named("csv", CsvSink::new(path.clone()));
+            let sink = if self.outputs.checkpoints {
+                CsvSink::dir(path.clone())
+            } else {
+                CsvSink::new(path.clone())
+            };
+            rows.clone().sink_named("csv", sink);
         }
         if let Some(path) = &self.outputs.changelog {
             rows.clone()
@@ -176,6 +191,13 @@ impl RowSink for CliSink {
 
     fn attach_changelog<R: QueryRow + Hash + Eq>(&mut self, changes: Stream<Change<R>>) {
         self.columns = R::COLUMNS;
+        if self.outputs.checkpoints
+            && (self.outputs.table.is_some() || self.outputs.changelog.is_some())
+        {
+            self.refused = Some(
+                "an updating query's --output/--changelog cannot be written exactly once yet: run it with checkpoints but without them, or without checkpoints".into(),
+            );
+        }
         if let Some(path) = &self.outputs.table {
             // The CSV holds the final table: the changelog applied as it arrives, written at
             // the end of the job.
@@ -201,7 +223,7 @@ impl RowSink for CliSink {
 pub fn run_query(
     name: &str,
     config: &GeneratorConfig,
-    parallelism: usize,
+    job_config: JobConfig,
     outputs: &Outputs,
 ) -> anyhow::Result<QueryRun> {
     let mut job = Job::new(&format!("nexmark-{name}"));
@@ -210,12 +232,15 @@ pub fn run_query(
         count: CountingSink::new(),
         columns: &[],
         finish: None,
+        refused: None,
     };
     build_query(name, &mut job, config, &mut sink)?;
+    if let Some(why) = sink.refused.take() {
+        anyhow::bail!("{name}: {why}");
+    }
     let cpu_before = CpuTime::now();
     let started = Instant::now();
-    job.run(JobConfig::default().parallelism(parallelism))
-        .with_context(|| format!("running {name}"))?;
+    run_job(job, job_config).with_context(|| format!("running {name}"))?;
     let elapsed = started.elapsed();
     let cpu = CpuTime::now()
         .zip(cpu_before)
@@ -224,7 +249,7 @@ pub fn run_query(
     let mut table_rows = None;
     if let Some(finish) = sink.finish.take() {
         table_rows = Some(finish()?);
-    } else if let Some(path) = output {
+    } else if let Some(path) = output.filter(|_| !outputs.checkpoints) {
         // The CSV sink writes the header with the first row: add it to an empty result.
         let empty = std::fs::metadata(path)
             .map(|m| m.len() == 0)
@@ -290,8 +315,17 @@ pub fn run(args: NexmarkArgs) -> anyhow::Result<()> {
     let outputs = Outputs {
         table: args.output.clone(),
         changelog: args.changelog.clone(),
+        checkpoints: args.checkpoints.enabled(),
     };
-    let run = run_query(name, &config, args.parallelism, &outputs)?;
+    if outputs.checkpoints && outputs.changelog.is_some() {
+        anyhow::bail!(
+            "--changelog writes one file and cannot commit per checkpoint: leave it out with --checkpoint-dir (--output is a directory of exactly-once part files)"
+        );
+    }
+    let job_config = args
+        .checkpoints
+        .apply(JobConfig::default().parallelism(args.parallelism));
+    let run = run_query(name, &config, job_config, &outputs)?;
     let secs = run.elapsed.as_secs_f64();
     eprintln!(
         "{}: {} events in {:.3} s ({:.0} events/s), {} output rows (parallelism {})",

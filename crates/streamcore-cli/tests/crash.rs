@@ -327,3 +327,72 @@ fn savepoint_on_sigusr1_and_stop_with_savepoint_on_sigterm_then_resume() {
         "events differ"
     );
 }
+
+#[test]
+fn nexmark_with_checkpoints_commits_the_same_rows_and_refuses_what_it_cannot_commit() {
+    let bin = env!("CARGO_BIN_EXE_streamcore");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["nexmark", "--query", "q5", "--events", "300000"];
+        args.extend_from_slice(extra);
+        Command::new(bin).args(&args).output().unwrap()
+    };
+    let reference = tmp.path().join("ref.csv");
+    assert!(run(&["--output", reference.to_str().unwrap()])
+        .status
+        .success());
+    let (out, ckpt) = (tmp.path().join("out"), tmp.path().join("ckpt"));
+    let done = run(&[
+        "--output",
+        out.to_str().unwrap(),
+        "--checkpoint-dir",
+        ckpt.to_str().unwrap(),
+        "--checkpoint-interval",
+        "20ms",
+    ]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let rows = |text: String| {
+        let mut v: Vec<String> = text.lines().skip(1).map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    let mut got = Vec::new();
+    for entry in fs::read_dir(&out).unwrap() {
+        got.extend(rows(fs::read_to_string(entry.unwrap().path()).unwrap()));
+    }
+    got.sort();
+    let want = rows(fs::read_to_string(&reference).unwrap());
+    assert!(!want.is_empty());
+    assert!(
+        got == want,
+        "{} rows committed, {} expected",
+        got.len(),
+        want.len()
+    );
+
+    // An updating query's final table is not checkpointed: refused, with the reason.
+    let refused = Command::new(bin)
+        .args([
+            "nexmark",
+            "--query",
+            "q4",
+            "--events",
+            "1000",
+            "--output",
+            tmp.path().join("q4").to_str().unwrap(),
+            "--checkpoint-dir",
+            tmp.path().join("ckpt4").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("cannot be written exactly once"),
+        "{stderr}"
+    );
+}
