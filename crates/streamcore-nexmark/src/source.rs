@@ -261,9 +261,9 @@ pub struct NexmarkReader<T> {
     _t: PhantomData<fn() -> T>,
 }
 
-/// A progression's split id: stable across restores.
+/// A progression's split id (the same rule as the engine's generator).
 fn split_of((next, stride): (u64, u64)) -> u64 {
-    (stride << 32) | (next % stride)
+    streamcore::source::progression_split_id(next, stride)
 }
 
 impl<T> NexmarkReader<T> {

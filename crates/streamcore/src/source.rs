@@ -217,10 +217,16 @@ struct Cursor {
 }
 
 impl Cursor {
-    /// Stable across restores: the progression's stride and residue.
     fn split_id(&self) -> u64 {
-        (self.stride << 32) | (self.next % self.stride)
+        progression_split_id(self.next, self.stride)
     }
+}
+
+/// The split id of the index progression `next, next + stride, …`: its stride and residue,
+/// stable across restores. Readers that deal progressions to their instances (generators)
+/// report it as [`SourceReader::split_id`], so each progression has its own watermark.
+pub fn progression_split_id(next: u64, stride: u64) -> u64 {
+    (stride << 32) | (next % stride)
 }
 
 /// One parallel instance of a [`Generator`].
