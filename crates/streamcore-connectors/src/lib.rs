@@ -10,6 +10,8 @@
 
 pub mod file;
 pub mod generator;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod stdio;
 
 pub use file::csv::{CsvSink, CsvSource};

@@ -9,6 +9,7 @@
 use crate::context::TaskContext;
 use crate::data::Data;
 use crate::error::{Result, StreamError};
+use crate::sink::Committer;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -58,6 +59,14 @@ pub trait Source<T: Data>: 'static {
             "this source cannot restore its position from a checkpoint".into(),
         ))
     }
+
+    /// The committer of a source that tells an outside system what was consumed once a
+    /// checkpoint is complete (a Kafka consumer group's offsets), called once when a job with
+    /// checkpoints starts. Its committables come from [`SourceReader::pre_commit`]; the
+    /// coordinator commits them after the checkpoint's sinks committed. Default: none.
+    fn committer(&mut self) -> Result<Option<Box<dyn Committer>>> {
+        Ok(None)
+    }
 }
 
 /// One parallel instance of a source.
@@ -91,6 +100,13 @@ pub trait SourceReader<T>: Send + 'static {
         Err(StreamError::Config(
             "this source cannot record its position in a checkpoint".into(),
         ))
+    }
+
+    /// What to hand the source's [`Source::committer`] once the checkpoint whose barrier is
+    /// being injected completes (called right after [`SourceReader::snapshot_position`]).
+    /// Default: nothing.
+    fn pre_commit(&mut self) -> Result<Vec<Vec<u8>>> {
+        Ok(Vec::new())
     }
 }
 

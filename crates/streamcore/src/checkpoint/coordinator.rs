@@ -333,7 +333,8 @@ impl Coordinator {
                 )));
             }
         };
-        for (node, committables) in commits {
+        // Downstream (sinks) first, sources last: see `committers` in the executor.
+        for (node, committables) in commits.into_iter().rev() {
             if let Some((_, committer)) = self.committers.iter().find(|(n, _)| *n == node) {
                 for c in &committables {
                     committer.commit(c).map_err(|e| {

@@ -470,6 +470,9 @@ fn prepare_checkpoints(
             }
         }
     }
+    // Downstream first: a sink's output is committed before a source tells its broker that
+    // the input behind it was consumed (a crash in between repeats output, never loses it).
+    committers.reverse();
     if let Some(cp) = &restore {
         // The crashed run may have completed this checkpoint without committing it all.
         for (id, committer) in &committers {

@@ -224,11 +224,14 @@ impl Graph {
     }
 
     /// Adds a source; it heads a new stage.
-    pub(crate) fn add_source<T: Data, S: Source<T>>(&mut self, name: &str, mut source: S) -> Port {
+    pub(crate) fn add_source<T: Data, S: Source<T>>(&mut self, name: &str, source: S) -> Port {
         let id = self.nodes.len();
         let stage = self.stages.len();
         let source_name = name.to_string();
+        let source = Rc::new(RefCell::new(source));
+        let for_committer = source.clone();
         let prepare: PrepareFn = Box::new(move |job_parallelism, checkpointing, positions| {
+            let mut source = source.borrow_mut();
             let parallelism = source.parallelism(job_parallelism).max(1);
             if checkpointing && !source.supports_checkpoints() {
                 return Err(StreamError::Config(format!(
@@ -276,6 +279,7 @@ impl Graph {
         });
         self.push_node(name, NodeKind::Source, stage, build);
         self.nodes[id].watermarks = Some(watermarks);
+        self.nodes[id].committer = Some(Box::new(move || for_committer.borrow_mut().committer()));
         Port {
             node: id,
             side: None,

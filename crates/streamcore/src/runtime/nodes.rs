@@ -221,10 +221,12 @@ pub(crate) struct SourceRunner<T, R> {
 impl<T: Data, R: SourceReader<T>> SourceRunner<T, R> {
     /// The reader's position, as its node's state in a checkpoint.
     fn position(&mut self) -> Result<TaskSnapshot> {
-        Ok(TaskSnapshot::of_state(StateSnapshot {
+        let mut snapshot = TaskSnapshot::of_state(StateSnapshot {
             operator: Some(self.reader.snapshot_position()?),
             ..Default::default()
-        }))
+        });
+        snapshot.committables = self.reader.pre_commit()?;
+        Ok(snapshot)
     }
 
     /// Records the reader's position for `id` and sends the barrier down the chain.

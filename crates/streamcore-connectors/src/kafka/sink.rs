@@ -1,0 +1,650 @@
+//! [`KafkaSink`]: writes records to a topic, at-least-once or exactly-once.
+//!
+//! - **At-least-once** (the default): an idempotent producer (`acks=all`); every checkpoint
+//!   barrier flushes it and fails the job if a delivery failed, so everything before a
+//!   completed checkpoint is in Kafka. A restore writes what came after it again.
+//! - **Exactly-once** ([`KafkaSink::exactly_once`], needs checkpoints): a Kafka transaction per
+//!   checkpoint and writer, pre-committed (flushed) at the barrier and committed by the
+//!   checkpoint coordinator once the checkpoint is complete. Transactional ids are
+//!   `PREFIX-SUBTASK-SLOT` (two slots per writer, reused), so a restarted job fences the
+//!   crashed run's producers and aborts their open transactions. librdkafka cannot resume
+//!   another process's transaction, so a committable also carries the transaction's records:
+//!   if a job crashed after its checkpoint completed but before the commit, the restore writes
+//!   them again in a new transaction — unless a commit marker (an offset of the consumer group
+//!   `PREFIX-SUBTASK`, written inside each transaction with `send_offsets_to_transaction`) shows
+//!   that the transaction did commit. docs/kafka.md says which broker verified which part.
+
+use super::config::{log_line, KafkaConfig};
+use super::format::{FieldKey, JsonEncoder, KafkaEncoder, KeyFn, NoKey, PartitionKeyOf};
+use super::kafka_error;
+use super::metrics::KafkaSinkMetrics;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::ClientContext;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use streamcore::checkpoint::{decode, encode};
+use streamcore::message::CheckpointId;
+use streamcore::sink::{Committer, Sink, SinkWriter};
+use streamcore::{Data, Event, Result, StreamError, TaskInfo};
+
+/// How long a flush, a transaction call or a commit may take.
+const TIMEOUT: Duration = Duration::from_secs(60);
+/// Transactional producers per writer: one open, one waiting for its commit.
+const SLOTS: usize = 2;
+
+/// The delivery guarantee of a [`KafkaSink`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Flushed at every checkpoint; records after the last completed checkpoint are written
+    /// again on restore.
+    AtLeastOnce,
+    /// One Kafka transaction per checkpoint, committed when the checkpoint completes;
+    /// consumers with `isolation.level=read_committed` see every record exactly once.
+    ExactlyOnce {
+        /// Prefix of the transactional ids; `None`: `streamcore-JOB-SINK`.
+        transactional_id_prefix: Option<String>,
+    },
+}
+
+/// Writes records as JSON to a Kafka topic; see the [module docs](self).
+pub struct KafkaSink<T, E> {
+    config: KafkaConfig,
+    topic: String,
+    encoder: E,
+    delivery: Delivery,
+    metrics: Arc<KafkaSinkMetrics>,
+    /// Transactions pre-committed by this process's writers, by transactional id, until the
+    /// committer commits them.
+    awaiting: Awaiting,
+    /// Set by the first writer: the transactional id prefix.
+    prefix: Arc<Mutex<Option<String>>>,
+    _t: PhantomData<fn(T)>,
+}
+
+type Awaiting = Arc<Mutex<HashMap<String, Arc<BaseProducer<SinkContext>>>>>;
+
+impl KafkaSink<Event, JsonEncoder<NoKey>> {
+    /// Writes [`Event`]s as JSON to `topic`, without keys (choose one with
+    /// [`KafkaSink::key_field`] or [`KafkaSink::key_partition_key`]).
+    pub fn events(config: KafkaConfig, topic: &str) -> Self {
+        Self::json(config, topic)
+    }
+
+    /// Keys records by the text of data field `name`.
+    pub fn key_field(self, name: &str) -> KafkaSink<Event, JsonEncoder<FieldKey>> {
+        self.with_encoder(JsonEncoder {
+            key: FieldKey(name.into()),
+        })
+    }
+
+    /// Keys records by their partition key.
+    pub fn key_partition_key(self) -> KafkaSink<Event, JsonEncoder<PartitionKeyOf>> {
+        self.with_encoder(JsonEncoder {
+            key: PartitionKeyOf,
+        })
+    }
+}
+
+impl<T: Data + Serialize> KafkaSink<T, JsonEncoder<NoKey>> {
+    /// Writes records of any serde type as JSON to `topic`, without keys.
+    pub fn json(config: KafkaConfig, topic: &str) -> Self {
+        KafkaSink {
+            config,
+            topic: topic.to_string(),
+            encoder: JsonEncoder { key: NoKey },
+            delivery: Delivery::AtLeastOnce,
+            metrics: Arc::default(),
+            awaiting: Arc::default(),
+            prefix: Arc::default(),
+            _t: PhantomData,
+        }
+    }
+
+    /// Keys records by `key(record)` (`None`: no key).
+    pub fn key_by<F>(self, key: F) -> KafkaSink<T, JsonEncoder<KeyFn<F>>>
+    where
+        F: Fn(&T) -> Option<String> + Clone + Send + 'static,
+    {
+        self.with_encoder(JsonEncoder { key: KeyFn(key) })
+    }
+}
+
+impl<T, E> KafkaSink<T, E> {
+    /// Encodes records with `encoder` instead.
+    pub fn with_encoder<E2>(self, encoder: E2) -> KafkaSink<T, E2> {
+        KafkaSink {
+            config: self.config,
+            topic: self.topic,
+            encoder,
+            delivery: self.delivery,
+            metrics: self.metrics,
+            awaiting: self.awaiting,
+            prefix: self.prefix,
+            _t: PhantomData,
+        }
+    }
+
+    /// Writes exactly once with Kafka transactions (the job needs checkpoints; consumers
+    /// must read with `isolation.level=read_committed`). Transactional ids start with
+    /// `streamcore-JOB-SINK`; two jobs writing at once need different job or sink names.
+    pub fn exactly_once(mut self) -> Self {
+        self.delivery = Delivery::ExactlyOnce {
+            transactional_id_prefix: None,
+        };
+        self
+    }
+
+    /// Exactly once, with transactional ids starting with `prefix`.
+    pub fn transactional_id_prefix(mut self, prefix: &str) -> Self {
+        self.delivery = Delivery::ExactlyOnce {
+            transactional_id_prefix: Some(prefix.to_string()),
+        };
+        self
+    }
+
+    /// The sink's live counters (records, bytes, delivery errors, transactions).
+    pub fn metrics(&self) -> Arc<KafkaSinkMetrics> {
+        self.metrics.clone()
+    }
+
+    fn prefix_for(&self, task: &TaskInfo) -> String {
+        match &self.delivery {
+            Delivery::ExactlyOnce {
+                transactional_id_prefix: Some(p),
+            } => p.clone(),
+            _ => format!("streamcore-{}-{}", task.job, task.name),
+        }
+    }
+}
+
+/// Delivery reports: errors are counted and the first one kept for the job's error.
+#[derive(Default)]
+struct SinkContext {
+    metrics: Arc<KafkaSinkMetrics>,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for SinkContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        log_line(level, fac, log_message);
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(target: "librdkafka", "{error}: {reason}");
+    }
+}
+
+impl ProducerContext for SinkContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.metrics.delivery_errors.fetch_add(1, Relaxed);
+            let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
+            if first.is_none() {
+                *first = Some(e.to_string());
+            }
+        }
+    }
+}
+
+impl SinkContext {
+    fn check(&self, topic: &str) -> Result<()> {
+        match self
+            .first_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            None => Ok(()),
+            Some(e) => Err(kafka_error(&format!("delivering to topic `{topic}`"), e)),
+        }
+    }
+}
+
+fn producer(
+    config: &KafkaConfig,
+    metrics: &Arc<KafkaSinkMetrics>,
+    transactional_id: Option<&str>,
+) -> Result<BaseProducer<SinkContext>> {
+    let mut own = vec![
+        ("enable.idempotence", "true".to_string()),
+        ("acks", "all".to_string()),
+    ];
+    if let Some(id) = transactional_id {
+        own.push(("transactional.id", id.to_string()));
+    }
+    config
+        .client_config(&own)
+        .create_with_context(SinkContext {
+            metrics: metrics.clone(),
+            first_error: Mutex::new(None),
+        })
+        .map_err(|e| kafka_error("creating a producer", e))
+}
+
+/// The transactional id of `slot` of writer `subtask`.
+fn transactional_id(prefix: &str, subtask: usize, slot: usize) -> String {
+    format!("{prefix}-{subtask}-{slot}")
+}
+
+/// The consumer group whose offset marks the transactions of writer `subtask` that committed.
+fn marker_group(prefix: &str, subtask: usize) -> String {
+    format!("{prefix}-{subtask}")
+}
+
+/// The checkpoint id as a marker offset (the final checkpoint's `MAX` included).
+fn marker_offset(checkpoint: CheckpointId) -> i64 {
+    checkpoint.min(i64::MAX as u64 - 1) as i64
+}
+
+/// A pre-committed transaction: enough to commit it, or to write it again.
+#[derive(Serialize, Deserialize)]
+struct TxnCommit {
+    transactional_id: String,
+    prefix: String,
+    subtask: usize,
+    checkpoint: CheckpointId,
+    topic: String,
+    /// Key and value of every record of the transaction, in order.
+    records: Vec<(Option<Vec<u8>>, Vec<u8>)>,
+}
+
+impl<T: Data, E: KafkaEncoder<T>> Sink<T> for KafkaSink<T, E> {
+    type Writer = KafkaWriter<T, E>;
+
+    fn create_writer(&mut self, task: &TaskInfo) -> Result<Self::Writer> {
+        let exactly_once = matches!(self.delivery, Delivery::ExactlyOnce { .. });
+        if exactly_once && !task.checkpointing {
+            return Err(StreamError::Config(format!(
+                "Kafka sink `{}` is exactly-once: run the job with checkpoints (or make the sink at-least-once)",
+                task.name
+            )));
+        }
+        let txn = if exactly_once {
+            let prefix = self.prefix_for(task);
+            *self.prefix.lock().unwrap_or_else(|p| p.into_inner()) = Some(prefix.clone());
+            let mut producers = Vec::with_capacity(SLOTS);
+            for slot in 0..SLOTS {
+                let id = transactional_id(&prefix, task.subtask, slot);
+                let p = producer(&self.config, &self.metrics, Some(&id))?;
+                // Fences the producers of a crashed run with this id and aborts their open
+                // transaction.
+                p.init_transactions(TIMEOUT)
+                    .map_err(|e| kafka_error(&format!("initialising transactions of `{id}`"), e))?;
+                producers.push(Arc::new(p));
+            }
+            producers[0]
+                .begin_transaction()
+                .map_err(|e| kafka_error("beginning a transaction", e))?;
+            let marker: BaseConsumer = self
+                .config
+                .client_config(&[("group.id", marker_group(&prefix, task.subtask))])
+                .create()
+                .map_err(|e| kafka_error("creating the commit-marker client", e))?;
+            Some(Transactions {
+                prefix,
+                producers,
+                slot: 0,
+                records: Vec::new(),
+                marker,
+            })
+        } else {
+            None
+        };
+        let producer = match &txn {
+            Some(t) => t.producers[0].clone(),
+            None => Arc::new(producer(&self.config, &self.metrics, None)?),
+        };
+        Ok(KafkaWriter {
+            producer,
+            topic: self.topic.clone(),
+            encoder: self.encoder.clone(),
+            subtask: task.subtask,
+            key: Vec::new(),
+            value: Vec::new(),
+            metrics: self.metrics.clone(),
+            awaiting: self.awaiting.clone(),
+            txn,
+            _t: PhantomData,
+        })
+    }
+
+    fn committer(&mut self) -> Result<Option<Box<dyn Committer>>> {
+        if !matches!(self.delivery, Delivery::ExactlyOnce { .. }) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(TxnCommitter {
+            config: self.config.clone(),
+            awaiting: self.awaiting.clone(),
+            metrics: self.metrics.clone(),
+            restored_writers: Mutex::default(),
+            done: Mutex::default(),
+        })))
+    }
+}
+
+/// The transactional state of an exactly-once writer.
+struct Transactions {
+    prefix: String,
+    producers: Vec<Arc<BaseProducer<SinkContext>>>,
+    slot: usize,
+    /// The open transaction's records (the committable carries them).
+    records: Vec<(Option<Vec<u8>>, Vec<u8>)>,
+    /// Gives the group metadata of the commit marker.
+    marker: BaseConsumer,
+}
+
+/// One parallel instance of a [`KafkaSink`].
+pub struct KafkaWriter<T, E> {
+    producer: Arc<BaseProducer<SinkContext>>,
+    topic: String,
+    encoder: E,
+    subtask: usize,
+    key: Vec<u8>,
+    value: Vec<u8>,
+    metrics: Arc<KafkaSinkMetrics>,
+    awaiting: Awaiting,
+    txn: Option<Transactions>,
+    _t: PhantomData<fn(T)>,
+}
+
+/// Enqueues one record, waiting for room in the producer's queue.
+fn send(
+    producer: &BaseProducer<SinkContext>,
+    topic: &str,
+    key: Option<&[u8]>,
+    value: &[u8],
+) -> Result<()> {
+    loop {
+        let mut record = BaseRecord::to(topic).payload(value);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                producer.poll(Duration::from_millis(5));
+            }
+            Err((e, _)) => return Err(kafka_error(&format!("producing to topic `{topic}`"), e)),
+        }
+    }
+}
+
+impl<T: Data, E: KafkaEncoder<T>> SinkWriter<T> for KafkaWriter<T, E> {
+    fn write_batch(&mut self, batch: Vec<T>) -> Result<()> {
+        let mut bytes = 0;
+        for record in &batch {
+            self.key.clear();
+            self.value.clear();
+            let has_key = self.encoder.key(record, &mut self.key);
+            self.encoder.value(record, &mut self.value).map_err(|e| {
+                kafka_error(&format!("encoding a record for topic `{}`", self.topic), e)
+            })?;
+            let key = has_key.then_some(self.key.as_slice());
+            send(&self.producer, &self.topic, key, &self.value)?;
+            bytes += self.key.len() + self.value.len();
+            if let Some(t) = &mut self.txn {
+                t.records
+                    .push((key.map(<[u8]>::to_vec), self.value.clone()));
+            }
+        }
+        self.producer.poll(Duration::ZERO);
+        self.metrics
+            .records_out
+            .fetch_add(batch.len() as u64, Relaxed);
+        self.metrics.bytes_out.fetch_add(bytes as u64, Relaxed);
+        self.producer.context().check(&self.topic)
+    }
+
+    fn pre_commit(&mut self, checkpoint: CheckpointId) -> Result<Vec<Vec<u8>>> {
+        self.producer
+            .flush(TIMEOUT)
+            .map_err(|e| kafka_error(&format!("flushing to topic `{}`", self.topic), e))?;
+        self.producer.context().check(&self.topic)?;
+        let Some(t) = &mut self.txn else {
+            return Ok(Vec::new());
+        };
+        // The marker: this transaction also commits offset `checkpoint` of the writer's
+        // marker group, so a restore can tell whether it committed.
+        let mut marker = TopicPartitionList::new();
+        marker
+            .add_partition_offset(&self.topic, 0, Offset::Offset(marker_offset(checkpoint)))
+            .map_err(|e| kafka_error("building the commit marker", e))?;
+        let group = t
+            .marker
+            .group_metadata()
+            .ok_or_else(|| kafka_error("building the commit marker", "no group metadata"))?;
+        self.producer
+            .send_offsets_to_transaction(&marker, &group, TIMEOUT)
+            .map_err(|e| kafka_error("writing the commit marker", e))?;
+        let id = transactional_id(&t.prefix, self.subtask, t.slot);
+        let committable = encode(&TxnCommit {
+            transactional_id: id.clone(),
+            prefix: t.prefix.clone(),
+            subtask: self.subtask,
+            checkpoint,
+            topic: self.topic.clone(),
+            records: std::mem::take(&mut t.records),
+        })?;
+        self.awaiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, self.producer.clone());
+        if checkpoint == CheckpointId::MAX {
+            return Ok(vec![committable]); // the end of input: no next transaction
+        }
+        // The next transaction goes to the other slot, once its last transaction committed
+        // (checkpoints complete one at a time, so it normally has).
+        t.slot = (t.slot + 1) % SLOTS;
+        let next = transactional_id(&t.prefix, self.subtask, t.slot);
+        let started = Instant::now();
+        while self
+            .awaiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&next)
+        {
+            if started.elapsed() > TIMEOUT {
+                return Err(kafka_error(
+                    "starting a transaction",
+                    format!("`{next}` still waits for its commit after {TIMEOUT:?}"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.producer = t.producers[t.slot].clone();
+        self.producer
+            .begin_transaction()
+            .map_err(|e| kafka_error(&format!("beginning a transaction of `{next}`"), e))?;
+        Ok(vec![committable])
+    }
+
+    fn close(&mut self) -> Result<()> {
+        if self.txn.is_none() {
+            self.producer
+                .flush(TIMEOUT)
+                .map_err(|e| kafka_error(&format!("flushing to topic `{}`", self.topic), e))?;
+            self.producer.context().check(&self.topic)?;
+        }
+        // Exactly-once: the end-of-input pre-commit handed the last transaction to the
+        // committer, which commits it with the final checkpoint.
+        Ok(())
+    }
+}
+
+/// Commits the transactions of completed checkpoints.
+struct TxnCommitter {
+    config: KafkaConfig,
+    awaiting: Awaiting,
+    metrics: Arc<KafkaSinkMetrics>,
+    /// Writers of the restored run (prefix, subtask): their transactional ids are fenced on
+    /// restore, also those of subtasks that no longer exist at a lower parallelism.
+    restored_writers: Mutex<std::collections::BTreeSet<(String, usize)>>,
+    /// Transactions committed by this run (a finished writer's last committable stands in
+    /// every later checkpoint, so it is committed more than once).
+    done: Mutex<std::collections::HashSet<(String, CheckpointId)>>,
+}
+
+impl TxnCommitter {
+    /// Whether the transaction of `c` committed: its marker offset is in the group.
+    fn committed(&self, c: &TxnCommit) -> Result<bool> {
+        let client: BaseConsumer = self
+            .config
+            .client_config(&[("group.id", marker_group(&c.prefix, c.subtask))])
+            .create()
+            .map_err(|e| kafka_error("creating the commit-marker client", e))?;
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&c.topic, 0);
+        let committed = client
+            .committed_offsets(list, TIMEOUT)
+            .map_err(|e| kafka_error("reading the commit marker", e))?;
+        Ok(committed.find_partition(&c.topic, 0).is_some_and(
+            |e| matches!(e.offset(), Offset::Offset(o) if o >= marker_offset(c.checkpoint)),
+        ))
+    }
+
+    /// Writes the records of a transaction that a crashed run pre-committed but did not
+    /// commit, in a new transaction (with its marker).
+    fn recover(&self, c: &TxnCommit) -> Result<()> {
+        let id = format!("{}-{}-recover", c.prefix, c.subtask);
+        let p = producer(&self.config, &self.metrics, Some(&id))?;
+        p.init_transactions(TIMEOUT)
+            .map_err(|e| kafka_error(&format!("initialising transactions of `{id}`"), e))?;
+        p.begin_transaction()
+            .map_err(|e| kafka_error("beginning a recovery transaction", e))?;
+        for (key, value) in &c.records {
+            send(&p, &c.topic, key.as_deref(), value)?;
+        }
+        p.flush(TIMEOUT)
+            .map_err(|e| kafka_error("flushing a recovery transaction", e))?;
+        p.context().check(&c.topic)?;
+        let marker: BaseConsumer = self
+            .config
+            .client_config(&[("group.id", marker_group(&c.prefix, c.subtask))])
+            .create()
+            .map_err(|e| kafka_error("creating the commit-marker client", e))?;
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(&c.topic, 0, Offset::Offset(marker_offset(c.checkpoint)))
+            .map_err(|e| kafka_error("building the commit marker", e))?;
+        let group = marker
+            .group_metadata()
+            .ok_or_else(|| kafka_error("building the commit marker", "no group metadata"))?;
+        p.send_offsets_to_transaction(&list, &group, TIMEOUT)
+            .map_err(|e| kafka_error("writing the commit marker", e))?;
+        p.commit_transaction(TIMEOUT)
+            .map_err(|e| kafka_error(&format!("committing recovery transaction `{id}`"), e))?;
+        self.metrics.transactions_recovered.fetch_add(1, Relaxed);
+        tracing::info!(
+            transactional_id = %c.transactional_id,
+            checkpoint = c.checkpoint,
+            records = c.records.len(),
+            "kafka transaction of a completed checkpoint written again after a crash"
+        );
+        Ok(())
+    }
+}
+
+impl Committer for TxnCommitter {
+    fn commit(&self, committable: &[u8]) -> Result<()> {
+        let c: TxnCommit = decode(committable)?;
+        let key = (c.transactional_id.clone(), c.checkpoint);
+        if self
+            .done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&key)
+        {
+            return Ok(());
+        }
+        self.commit_once(c)?;
+        self.done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key);
+        Ok(())
+    }
+
+    fn abort_uncommitted(&self) -> Result<()> {
+        self.fence_restored_writers()
+    }
+}
+
+impl TxnCommitter {
+    fn commit_once(&self, c: TxnCommit) -> Result<()> {
+        let live = self
+            .awaiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&c.transactional_id)
+            .cloned();
+        match live {
+            Some(p) => {
+                p.commit_transaction(TIMEOUT).map_err(|e| {
+                    kafka_error(
+                        &format!("committing transaction `{}`", c.transactional_id),
+                        e,
+                    )
+                })?;
+                self.awaiting
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&c.transactional_id);
+                self.metrics.transactions_committed.fetch_add(1, Relaxed);
+                Ok(())
+            }
+            // Not this run's: a restore re-committing the checkpoint it starts from.
+            None => {
+                self.restored_writers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert((c.prefix.clone(), c.subtask));
+                if self.committed(&c)? {
+                    Ok(())
+                } else {
+                    self.recover(&c)
+                }
+            }
+        }
+    }
+
+    fn fence_restored_writers(&self) -> Result<()> {
+        let writers = std::mem::take(
+            &mut *self
+                .restored_writers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for (prefix, subtask) in writers {
+            for slot in 0..SLOTS {
+                let id = transactional_id(&prefix, subtask, slot);
+                // Initialising a transactional id fences its old producer and aborts its
+                // open transaction.
+                let p = producer(&self.config, &self.metrics, Some(&id))?;
+                p.init_transactions(TIMEOUT)
+                    .map_err(|e| kafka_error(&format!("fencing `{id}`"), e))?;
+                self.metrics.transactions_aborted.fetch_add(1, Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_markers() {
+        assert_eq!(transactional_id("p", 3, 1), "p-3-1");
+        assert_eq!(marker_group("p", 3), "p-3");
+        assert_eq!(marker_offset(CheckpointId::MAX), i64::MAX - 1);
+        assert_eq!(marker_offset(7), 7);
+    }
+}

@@ -1,0 +1,1014 @@
+//! [`KafkaSource`]: reads topics (a list or a pattern) partition by partition.
+//!
+//! Each partition is a split: its offsets are the reader's position in checkpoints (not only
+//! in the consumer group), and its records are a watermark split of their own. Two ways to
+//! share partitions among readers:
+//! - **assigned** (no group id, or [`KafkaSource::assign`]): the job deals the partitions to
+//!   its readers; a restore deals the checkpointed offsets again, at any parallelism;
+//! - **group** ([`KafkaSource::group`]): every reader is a member of the consumer group, the
+//!   group protocol (cooperative-sticky) shares the partitions among all readers of all
+//!   processes running the job, and offsets are committed to the group when a checkpoint
+//!   completes (see docs/kafka.md, "Scale-out").
+//!
+//! Undecodable records go to the job's error policy (fail, or the dead-letter output, which
+//! can be a Kafka topic: a [`super::KafkaSink`] of [`streamcore::DeadLetter`]).
+
+use super::config::{log_line, KafkaConfig, LogContext};
+use super::format::{EventJson, KafkaDecoder, KafkaRecord};
+use super::kafka_error;
+use super::metrics::KafkaSourceMetrics;
+use hashbrown::HashMap;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::ClientContext;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use streamcore::checkpoint::{decode, encode};
+use streamcore::sink::Committer;
+use streamcore::{Result, Source, SourcePoll, SourceReader, StreamError, TaskContext};
+
+/// How long metadata, offset and commit requests may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the first poll of a batch waits for a record.
+const POLL_WAIT: Duration = Duration::from_millis(20);
+/// How often a bounded group member checks whether the whole group is done.
+const GROUP_DONE_CHECK: Duration = Duration::from_millis(300);
+/// How often a group member commits its offsets when the job runs without checkpoints.
+const PLAIN_COMMIT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Where reading starts in a partition that has no position yet (no checkpoint, and for
+/// groups no committed offset).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartOffsets {
+    /// The oldest record still in the partition.
+    Earliest,
+    /// The end of the partition when the job starts: only records produced after.
+    Latest,
+    /// The group's committed offsets (earliest where there are none). Needs a group id.
+    Group,
+    /// The first record whose Kafka timestamp is at or after this many Unix milliseconds.
+    Timestamp(i64),
+}
+
+impl std::str::FromStr for StartOffsets {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "earliest" => Ok(StartOffsets::Earliest),
+            "latest" => Ok(StartOffsets::Latest),
+            "group" => Ok(StartOffsets::Group),
+            other => match other.strip_prefix("timestamp:").map(str::parse) {
+                Some(Ok(ms)) => Ok(StartOffsets::Timestamp(ms)),
+                _ => Err(format!(
+                    "unknown start `{other}` (expected earliest, latest, group or timestamp:MILLIS)"
+                )),
+            },
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Topics {
+    List(Vec<String>),
+    Pattern(String),
+}
+
+/// A topic partition and the offset of the next record to read there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct PartitionOffset {
+    topic: String,
+    partition: i32,
+    next: i64,
+}
+
+type Partition = (String, i32);
+
+/// Reads Kafka topics; see the [module docs](self).
+///
+/// ```no_run
+/// use streamcore::{Job, JobConfig};
+/// use streamcore_connectors::kafka::{KafkaConfig, KafkaSink, KafkaSource, StartOffsets};
+/// let kafka = KafkaConfig::new("127.0.0.1:9092");
+/// let mut job = Job::new("big-spenders");
+/// job.source(
+///     "payments",
+///     KafkaSource::new(kafka.clone(), &["payments"]).start(StartOffsets::Earliest),
+/// )
+/// .filter("big", |e| e.get_f64("amount").unwrap_or(0.0) > 500.0)
+/// .sink_named("alerts", KafkaSink::events(kafka, "alerts").key_partition_key());
+/// job.run(JobConfig::default()).unwrap();
+/// ```
+pub struct KafkaSource<D = EventJson> {
+    config: KafkaConfig,
+    topics: Topics,
+    group: Option<String>,
+    use_group: bool,
+    start: StartOffsets,
+    bounded: bool,
+    decoder: D,
+    metrics: Arc<KafkaSourceMetrics>,
+    members: Members,
+}
+
+/// The group members of this process, by subtask: the committer commits through them.
+type Members = Arc<Mutex<Vec<Option<Arc<BaseConsumer<ReaderContext>>>>>>;
+
+impl KafkaSource<EventJson> {
+    /// Reads `topics` as JSON [`streamcore::Event`]s (change the format with
+    /// [`KafkaSource::format`]), from the earliest offsets.
+    pub fn new(config: KafkaConfig, topics: &[&str]) -> Self {
+        KafkaSource {
+            config,
+            topics: Topics::List(topics.iter().map(|t| t.to_string()).collect()),
+            group: None,
+            use_group: false,
+            start: StartOffsets::Earliest,
+            bounded: false,
+            decoder: EventJson,
+            metrics: Arc::default(),
+            members: Arc::default(),
+        }
+    }
+
+    /// Reads every topic whose whole name matches the regular expression `pattern` (topics
+    /// created later are picked up by group members; assigned readers see those present at
+    /// start).
+    pub fn pattern(config: KafkaConfig, pattern: &str) -> Self {
+        let mut s = Self::new(config, &[]);
+        s.topics = Topics::Pattern(pattern.to_string());
+        s
+    }
+}
+
+impl<D: KafkaDecoder> KafkaSource<D> {
+    /// Decodes records with `decoder`: [`super::Json`] for a serde type, [`super::Raw`] for
+    /// bytes with metadata, or your own.
+    pub fn format<D2: KafkaDecoder>(self, decoder: D2) -> KafkaSource<D2> {
+        KafkaSource {
+            config: self.config,
+            topics: self.topics,
+            group: self.group,
+            use_group: self.use_group,
+            start: self.start,
+            bounded: self.bounded,
+            decoder,
+            metrics: self.metrics,
+            members: self.members,
+        }
+    }
+
+    /// Joins consumer group `group_id`: partitions are shared by the group protocol among all
+    /// readers of all processes with this id, and offsets are committed to the group when a
+    /// checkpoint completes.
+    pub fn group(mut self, group_id: impl Into<String>) -> Self {
+        self.group = Some(group_id.into());
+        self.use_group = true;
+        self
+    }
+
+    /// Uses `group_id` only to read its committed offsets ([`StartOffsets::Group`]) and to
+    /// commit offsets at checkpoints, while the job itself deals the partitions to its readers.
+    pub fn assign(mut self, group_id: impl Into<String>) -> Self {
+        self.group = Some(group_id.into());
+        self.use_group = false;
+        self
+    }
+
+    /// Where to start in partitions without a position.
+    pub fn start(mut self, start: StartOffsets) -> Self {
+        self.start = start;
+        self
+    }
+
+    /// Stops at the end offsets of the partitions as they are when the job starts (a bounded
+    /// job over what is in the topics now). In a group, the job ends once the group committed
+    /// those offsets on every partition, so a member that finished its own partitions waits
+    /// to take over those of a member that fails.
+    pub fn bounded(mut self) -> Self {
+        self.bounded = true;
+        self
+    }
+
+    /// The source's live counters (records, bytes, lag per partition, rebalances, commits).
+    pub fn metrics(&self) -> Arc<KafkaSourceMetrics> {
+        self.metrics.clone()
+    }
+
+    fn metadata_client(&self) -> Result<BaseConsumer<LogContext>> {
+        let mut own = vec![("enable.auto.commit", "false".to_string())];
+        if let Some(g) = &self.group {
+            own.push(("group.id", g.clone()));
+        }
+        self.config
+            .client_config(&own)
+            .create_with_context(LogContext)
+            .map_err(|e| kafka_error("creating a client", e))
+    }
+
+    /// Every partition of the topics, sorted.
+    fn partitions(&self, client: &BaseConsumer<LogContext>) -> Result<Vec<Partition>> {
+        let metadata = client
+            .fetch_metadata(None, REQUEST_TIMEOUT)
+            .map_err(|e| kafka_error("reading topic metadata", e))?;
+        let matches: Box<dyn Fn(&str) -> bool> = match &self.topics {
+            Topics::List(list) => {
+                for t in list {
+                    if !metadata.topics().iter().any(|m| m.name() == t) {
+                        return Err(kafka_error(
+                            "reading topic metadata",
+                            format!("topic `{t}` does not exist"),
+                        ));
+                    }
+                }
+                let list = list.clone();
+                Box::new(move |t| list.iter().any(|l| l == t))
+            }
+            Topics::Pattern(p) => {
+                let re = regex_lite::Regex::new(&format!("^(?:{p})$")).map_err(|e| {
+                    StreamError::Config(format!("bad Kafka topic pattern `{p}`: {e}"))
+                })?;
+                Box::new(move |t| re.is_match(t))
+            }
+        };
+        let mut out: Vec<Partition> = metadata
+            .topics()
+            .iter()
+            .filter(|t| matches(t.name()) && !t.name().starts_with("__"))
+            .flat_map(|t| {
+                t.partitions()
+                    .iter()
+                    .map(move |p| (t.name().to_string(), p.id()))
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// The offset to start from in each partition, as a number (so that a checkpoint taken
+    /// before the first record still pins the start).
+    fn start_offsets(
+        &self,
+        client: &BaseConsumer<LogContext>,
+        partitions: &[Partition],
+    ) -> Result<Vec<i64>> {
+        let lows = partitions
+            .iter()
+            .map(|(t, p)| watermarks(client, t, *p).map(|w| w.0))
+            .collect::<Result<Vec<_>>>()?;
+        let resolved = match self.start {
+            StartOffsets::Earliest => return Ok(lows),
+            StartOffsets::Latest => {
+                return partitions
+                    .iter()
+                    .map(|(t, p)| watermarks(client, t, *p).map(|w| w.1))
+                    .collect()
+            }
+            StartOffsets::Group => {
+                if self.group.is_none() {
+                    return Err(StreamError::Config(
+                        "Kafka start `group` needs a group id".into(),
+                    ));
+                }
+                client
+                    .committed_offsets(tpl(partitions, |_| Offset::Invalid)?, REQUEST_TIMEOUT)
+                    .map_err(|e| kafka_error("reading the group's offsets", e))?
+            }
+            StartOffsets::Timestamp(ms) => client
+                .offsets_for_times(tpl(partitions, |_| Offset::Offset(ms))?, REQUEST_TIMEOUT)
+                .map_err(|e| kafka_error("looking up offsets by timestamp", e))?,
+        };
+        partitions
+            .iter()
+            .zip(lows)
+            .map(|((t, p), low)| {
+                let found = resolved
+                    .find_partition(t, *p)
+                    .map(|e| e.offset())
+                    .unwrap_or(Offset::Invalid);
+                Ok(match found {
+                    Offset::Offset(o) => o.max(low),
+                    // No committed offset: earliest. No record at or after the timestamp: end.
+                    Offset::End => watermarks(client, t, *p)?.1,
+                    _ if matches!(self.start, StartOffsets::Timestamp(_)) => {
+                        watermarks(client, t, *p)?.1
+                    }
+                    _ => low,
+                })
+            })
+            .collect()
+    }
+
+    fn stop_offsets(
+        &self,
+        client: &BaseConsumer<LogContext>,
+        partitions: &[Partition],
+    ) -> Result<Option<Arc<HashMap<Partition, i64>>>> {
+        if !self.bounded {
+            return Ok(None);
+        }
+        let mut stops = HashMap::new();
+        for (t, p) in partitions {
+            stops.insert((t.clone(), *p), watermarks(client, t, *p)?.1);
+        }
+        Ok(Some(Arc::new(stops)))
+    }
+
+    fn readers_with(
+        &mut self,
+        parallelism: usize,
+        positions: Option<Vec<PartitionOffset>>,
+    ) -> Result<Vec<KafkaReader<D>>> {
+        let client = self.metadata_client()?;
+        let partitions = self.partitions(&client)?;
+        let stops = self.stop_offsets(&client, &partitions)?;
+        *self.members.lock().unwrap_or_else(|p| p.into_inner()) = vec![None; parallelism];
+        if self.use_group {
+            let hints: HashMap<Partition, i64> = positions
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| ((p.topic, p.partition), p.next))
+                .collect();
+            let hints = Arc::new(hints);
+            let topics: Vec<String> = match &self.topics {
+                Topics::List(l) => l.clone(),
+                Topics::Pattern(p) => vec![format!("^(?:{p})$")],
+            };
+            return (0..parallelism)
+                .map(|subtask| {
+                    let reader = self.reader(subtask, Vec::new(), stops.clone(), hints.clone())?;
+                    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+                    reader
+                        .consumer
+                        .subscribe(&names)
+                        .map_err(|e| kafka_error("subscribing", e))?;
+                    self.register(&reader);
+                    Ok(reader)
+                })
+                .collect();
+        }
+        // Assigned: every partition gets its checkpointed offset, or its start offset.
+        let mut known: HashMap<Partition, i64> = positions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| ((p.topic, p.partition), p.next))
+            .collect();
+        let new: Vec<Partition> = partitions
+            .iter()
+            .filter(|p| !known.contains_key(*p))
+            .cloned()
+            .collect();
+        // Partitions that appeared since the checkpoint start from their earliest offset.
+        let start = if known.is_empty() {
+            self.start_offsets(&client, &new)?
+        } else {
+            new.iter()
+                .map(|(t, p)| watermarks(&client, t, *p).map(|w| w.0))
+                .collect::<Result<_>>()?
+        };
+        known.extend(new.into_iter().zip(start));
+        let mut all: Vec<(Partition, i64)> = known.into_iter().collect();
+        all.sort();
+        let mut dealt: Vec<Vec<(Partition, i64)>> = vec![Vec::new(); parallelism];
+        for (i, p) in all.into_iter().enumerate() {
+            dealt[i % parallelism].push(p);
+        }
+        dealt
+            .into_iter()
+            .enumerate()
+            .map(|(subtask, owned)| {
+                let reader = self.reader(subtask, owned.clone(), stops.clone(), Arc::default())?;
+                let list = tpl(
+                    &owned.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
+                    |i| Offset::Offset(owned[i].1),
+                )?;
+                reader
+                    .consumer
+                    .assign(&list)
+                    .map_err(|e| kafka_error("assigning partitions", e))?;
+                self.register(&reader);
+                Ok(reader)
+            })
+            .collect()
+    }
+
+    /// Lets the committer reach this reader's consumer.
+    fn register(&self, reader: &KafkaReader<D>) {
+        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        if members.len() <= reader.subtask {
+            members.resize(reader.subtask + 1, None);
+        }
+        members[reader.subtask] = Some(reader.consumer.clone());
+    }
+
+    fn reader(
+        &self,
+        subtask: usize,
+        owned: Vec<(Partition, i64)>,
+        stops: Option<Arc<HashMap<Partition, i64>>>,
+        hints: Arc<HashMap<Partition, i64>>,
+    ) -> Result<KafkaReader<D>> {
+        let mut own = vec![
+            ("enable.auto.commit", "false".to_string()),
+            ("enable.partition.eof", "false".to_string()),
+            ("auto.offset.reset", "earliest".to_string()),
+            ("statistics.interval.ms", "1000".to_string()),
+            (
+                "partition.assignment.strategy",
+                "cooperative-sticky".to_string(),
+            ),
+        ];
+        // librdkafka wants a group id even to assign partitions; without one of the user's,
+        // nothing is ever committed under it.
+        let group = self
+            .group
+            .clone()
+            .unwrap_or_else(|| "streamcore-unused".into());
+        own.push(("group.id", group));
+        let changes = Arc::new(Mutex::new(Changes::default()));
+        let context = ReaderContext {
+            metrics: self.metrics.clone(),
+            changes: changes.clone(),
+            hints,
+            start: self.start,
+        };
+        let consumer: BaseConsumer<ReaderContext> = self
+            .config
+            .client_config(&own)
+            .create_with_context(context)
+            .map_err(|e| kafka_error("creating a consumer", e))?;
+        let partitions = owned
+            .into_iter()
+            .map(|((topic, partition), next)| {
+                let stop = stops
+                    .as_ref()
+                    .and_then(|s| s.get(&(topic.clone(), partition)).copied());
+                (
+                    split_of(&topic, partition),
+                    PartitionState {
+                        topic,
+                        partition,
+                        next,
+                        stop,
+                        done: false,
+                    },
+                )
+            })
+            .collect();
+        Ok(KafkaReader {
+            consumer: Arc::new(consumer),
+            subtask,
+            grouped: self.use_group,
+            has_group: self.group.is_some(),
+            partitions,
+            stops,
+            changes,
+            decoder: self.decoder.clone(),
+            metrics: self.metrics.clone(),
+            pending: None,
+            split: 0,
+            last_group_check: None,
+            last_plain_commit: Instant::now(),
+            group_done: false,
+        })
+    }
+}
+
+fn watermarks(
+    client: &BaseConsumer<LogContext>,
+    topic: &str,
+    partition: i32,
+) -> Result<(i64, i64)> {
+    client
+        .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
+        .map_err(|e| kafka_error(&format!("reading the offsets of {topic}/{partition}"), e))
+}
+
+fn tpl(partitions: &[Partition], offset: impl Fn(usize) -> Offset) -> Result<TopicPartitionList> {
+    let mut list = TopicPartitionList::new();
+    for (i, (t, p)) in partitions.iter().enumerate() {
+        list.add_partition_offset(t, *p, offset(i))
+            .map_err(|e| kafka_error("building a partition list", e))?;
+    }
+    Ok(list)
+}
+
+/// A stable split id for a topic partition (FNV-1a of the topic, then the partition).
+fn split_of(topic: &str, partition: i32) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in topic.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h << 16) ^ (partition as u32 as u64)
+}
+
+impl<D: KafkaDecoder> Source<D::Out> for KafkaSource<D> {
+    type Reader = KafkaReader<D>;
+
+    fn create_readers(&mut self, parallelism: usize) -> Result<Vec<Self::Reader>> {
+        self.readers_with(parallelism, None)
+    }
+
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
+
+    fn restore_readers(
+        &mut self,
+        parallelism: usize,
+        positions: Vec<Vec<u8>>,
+    ) -> Result<Vec<Self::Reader>> {
+        let mut all = Vec::new();
+        for p in positions {
+            all.extend(decode::<Vec<PartitionOffset>>(&p)?);
+        }
+        self.readers_with(parallelism, Some(all))
+    }
+
+    fn committer(&mut self) -> Result<Option<Box<dyn Committer>>> {
+        Ok(self.group.as_ref().map(|_| {
+            Box::new(OffsetCommitter {
+                members: self.members.clone(),
+                metrics: self.metrics.clone(),
+            }) as Box<dyn Committer>
+        }))
+    }
+}
+
+/// What the reader owns in one partition.
+struct PartitionState {
+    topic: String,
+    partition: i32,
+    /// Offset of the next record to hand out.
+    next: i64,
+    /// Bounded: read up to here (exclusive).
+    stop: Option<i64>,
+    done: bool,
+}
+
+/// Assignments and revocations the rebalance callback saw, for the reader to apply.
+#[derive(Default)]
+struct Changes {
+    assigned: Vec<(Partition, i64)>,
+    revoked: Vec<Partition>,
+}
+
+/// The consumer's callbacks: logs, statistics (lag), rebalances (group mode).
+struct ReaderContext {
+    metrics: Arc<KafkaSourceMetrics>,
+    changes: Arc<Mutex<Changes>>,
+    /// Positions from the restored checkpoint (group mode): a partition assigned to this
+    /// process starts at the later of its group offset and this.
+    hints: Arc<HashMap<Partition, i64>>,
+    start: StartOffsets,
+}
+
+impl ClientContext for ReaderContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        log_line(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(target: "librdkafka", "{error}: {reason}");
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        for (name, topic) in &statistics.topics {
+            for (id, p) in &topic.partitions {
+                if *id >= 0 && p.consumer_lag >= 0 {
+                    self.metrics.set_lag(format!("{name}/{id}"), p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for ReaderContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        self.metrics.rebalances.fetch_add(1, Relaxed);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let mut changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let committed = consumer
+                    .committed_offsets(partitions.clone(), REQUEST_TIMEOUT)
+                    .unwrap_or_else(|e| {
+                        tracing::warn!("reading committed offsets on assignment: {e}");
+                        partitions.clone()
+                    });
+                let mut assign = TopicPartitionList::new();
+                for e in partitions.elements() {
+                    let key = (e.topic().to_string(), e.partition());
+                    let group = match committed.find_partition(e.topic(), e.partition()) {
+                        Some(c) => match c.offset() {
+                            Offset::Offset(o) => Some(o),
+                            _ => None,
+                        },
+                        None => None,
+                    };
+                    let start = match (group, self.hints.get(&key)) {
+                        (Some(g), Some(&h)) => Offset::Offset(g.max(h)),
+                        (Some(g), None) => Offset::Offset(g),
+                        (None, Some(&h)) => Offset::Offset(h),
+                        (None, None) => match self.start {
+                            StartOffsets::Latest => Offset::End,
+                            _ => Offset::Beginning,
+                        },
+                    };
+                    let next = match start {
+                        Offset::Offset(o) => o,
+                        _ => -1,
+                    };
+                    let _ = assign.add_partition_offset(e.topic(), e.partition(), start);
+                    changes.assigned.push((key, next));
+                }
+                let result = if cooperative {
+                    consumer.incremental_assign(&assign)
+                } else {
+                    consumer.assign(&assign)
+                };
+                if let Err(e) = result {
+                    tracing::error!("assigning partitions: {e}");
+                }
+                tracing::info!(partitions = ?changes.assigned, "kafka partitions assigned");
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                for e in partitions.elements() {
+                    changes.revoked.push((e.topic().to_string(), e.partition()));
+                }
+                let result = if cooperative {
+                    consumer.incremental_unassign(partitions)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(e) = result {
+                    tracing::error!("revoking partitions: {e}");
+                }
+                tracing::info!(partitions = ?changes.revoked, "kafka partitions revoked");
+            }
+            other => {
+                tracing::error!("kafka rebalance failed: {other:?}");
+                if !cooperative {
+                    let _ = consumer.unassign();
+                }
+            }
+        }
+    }
+}
+
+/// One parallel instance of a [`KafkaSource`].
+pub struct KafkaReader<D: KafkaDecoder> {
+    consumer: Arc<BaseConsumer<ReaderContext>>,
+    subtask: usize,
+    /// A group member (partitions from the group protocol).
+    grouped: bool,
+    /// Has a group id: offsets are committed to it at completed checkpoints.
+    has_group: bool,
+    partitions: HashMap<u64, PartitionState>,
+    stops: Option<Arc<HashMap<Partition, i64>>>,
+    changes: Arc<Mutex<Changes>>,
+    decoder: D,
+    metrics: Arc<KafkaSourceMetrics>,
+    /// A record of another partition than the batch's, decoded, held for the next poll
+    /// (with its split and offset: its position advances only when it is handed out).
+    pending: Option<(u64, i64, D::Out)>,
+    split: u64,
+    last_group_check: Option<Instant>,
+    last_plain_commit: Instant,
+    group_done: bool,
+}
+
+impl<D: KafkaDecoder> KafkaReader<D> {
+    /// Applies what the rebalance callback saw.
+    fn apply_changes(&mut self, ctx: &mut TaskContext) {
+        let mut changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        for (p, next) in changes.assigned.drain(..) {
+            let stop = self.stops.as_ref().and_then(|s| s.get(&p).copied());
+            let split = split_of(&p.0, p.1);
+            self.partitions.insert(
+                split,
+                PartitionState {
+                    topic: p.0,
+                    partition: p.1,
+                    next,
+                    stop,
+                    done: false,
+                },
+            );
+        }
+        for p in changes.revoked.drain(..) {
+            let split = split_of(&p.0, p.1);
+            if self.partitions.remove(&split).is_some() {
+                ctx.split_finished(split);
+            }
+            if matches!(self.pending, Some((s, _, _)) if s == split) {
+                self.pending = None;
+            }
+        }
+    }
+
+    /// Marks `split` as read to its stop offset; pauses it so nothing past the stop comes.
+    fn finish_partition(&mut self, split: u64, ctx: &mut TaskContext) {
+        if let Some(state) = self.partitions.get_mut(&split) {
+            if !state.done {
+                state.done = true;
+                ctx.split_finished(split);
+                if let Ok(list) = tpl(&[(state.topic.clone(), state.partition)], |_| {
+                    Offset::Invalid
+                }) {
+                    let _ = self.consumer.pause(&list);
+                }
+            }
+        }
+    }
+
+    /// Bounded: whether this reader is done with everything it must read.
+    fn all_done(&mut self, ctx: &mut TaskContext) -> Result<bool> {
+        let Some(stops) = self.stops.clone() else {
+            return Ok(false);
+        };
+        let finished: Vec<u64> = self
+            .partitions
+            .iter()
+            .filter(|(_, s)| !s.done && s.stop.is_some_and(|stop| s.next >= stop))
+            .map(|(&k, _)| k)
+            .collect();
+        for split in finished {
+            self.finish_partition(split, ctx);
+        }
+        let mine_done = self.partitions.values().all(|s| s.done);
+        if !self.grouped || !mine_done {
+            return Ok(mine_done);
+        }
+        // A group member is done when the group committed the stop offset everywhere: until
+        // then it stays, to take over partitions of members that fail.
+        if self.group_done {
+            return Ok(true);
+        }
+        if self
+            .last_group_check
+            .is_some_and(|t| t.elapsed() < GROUP_DONE_CHECK)
+        {
+            return Ok(false);
+        }
+        self.last_group_check = Some(Instant::now());
+        if !ctx.info().checkpointing {
+            self.commit_positions(CommitMode::Sync);
+        }
+        let all: Vec<Partition> = stops.keys().cloned().collect();
+        let committed = self
+            .consumer
+            .committed_offsets(tpl(&all, |_| Offset::Invalid)?, REQUEST_TIMEOUT)
+            .map_err(|e| kafka_error("reading the group's offsets", e))?;
+        self.group_done = all.iter().all(|(t, p)| {
+            let stop = stops[&(t.clone(), *p)];
+            stop == 0
+                || committed
+                    .find_partition(t, *p)
+                    .is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= stop))
+        });
+        Ok(self.group_done)
+    }
+
+    fn positions(&self) -> Vec<PartitionOffset> {
+        let mut v: Vec<PartitionOffset> = self
+            .partitions
+            .values()
+            .filter(|s| s.next >= 0)
+            .map(|s| PartitionOffset {
+                topic: s.topic.clone(),
+                partition: s.partition,
+                next: s.next,
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        v
+    }
+
+    /// Commits the positions to the group (jobs without checkpoints: at-most-once for
+    /// records in flight at a crash).
+    fn commit_positions(&self, mode: CommitMode) {
+        let positions = self.positions();
+        if positions.is_empty() {
+            return;
+        }
+        if let Ok(list) = offsets_list(&positions) {
+            match self.consumer.commit(&list, mode) {
+                Ok(()) => {
+                    self.metrics.offset_commits.fetch_add(1, Relaxed);
+                }
+                Err(e) => tracing::warn!("committing offsets: {e}"),
+            }
+        }
+    }
+}
+
+fn offsets_list(positions: &[PartitionOffset]) -> Result<TopicPartitionList> {
+    let mut list = TopicPartitionList::new();
+    for p in positions {
+        list.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))
+            .map_err(|e| kafka_error("building a partition list", e))?;
+    }
+    Ok(list)
+}
+
+impl<D: KafkaDecoder> SourceReader<D::Out> for KafkaReader<D> {
+    fn poll_batch(
+        &mut self,
+        out: &mut Vec<D::Out>,
+        max: usize,
+        ctx: &mut TaskContext,
+    ) -> Result<SourcePoll> {
+        self.apply_changes(ctx);
+        if let Some((split, offset, record)) = self.pending.take() {
+            out.push(record);
+            self.split = split;
+            if let Some(s) = self.partitions.get_mut(&split) {
+                s.next = offset + 1;
+            }
+        }
+        if self.grouped
+            && !ctx.info().checkpointing
+            && self.last_plain_commit.elapsed() >= PLAIN_COMMIT_INTERVAL
+        {
+            self.last_plain_commit = Instant::now();
+            self.commit_positions(CommitMode::Async);
+        }
+        let (mut records, mut bytes, mut rejected) = (0u64, 0u64, 0u64);
+        let mut wait = if out.is_empty() {
+            POLL_WAIT
+        } else {
+            Duration::ZERO
+        };
+        let consumer = self.consumer.clone();
+        while out.len() < max {
+            let message = match consumer.poll(wait) {
+                None => break,
+                Some(Err(e)) => {
+                    tracing::warn!("kafka consumer: {e}");
+                    break;
+                }
+                Some(Ok(m)) => m,
+            };
+            wait = Duration::ZERO;
+            let split = split_of(message.topic(), message.partition());
+            if !self.partitions.contains_key(&split) {
+                self.apply_changes(ctx);
+            }
+            let Some(state) = self.partitions.get_mut(&split) else {
+                continue; // revoked meanwhile
+            };
+            let offset = message.offset();
+            if state.done || state.stop.is_some_and(|stop| offset >= stop) {
+                continue;
+            }
+            let record = KafkaRecord {
+                topic: message.topic(),
+                partition: message.partition(),
+                offset,
+                timestamp: message.timestamp().to_millis(),
+                key: message.key(),
+                payload: message.payload(),
+                headers: message.headers(),
+            };
+            records += 1;
+            bytes +=
+                (record.key.map_or(0, <[u8]>::len) + record.payload.map_or(0, <[u8]>::len)) as u64;
+            match self.decoder.decode(&record) {
+                Ok(Some(decoded)) => {
+                    if !out.is_empty() && split != self.split {
+                        self.pending = Some((split, offset, decoded));
+                        break;
+                    }
+                    self.split = split;
+                    out.push(decoded);
+                }
+                Ok(None) => {}
+                Err(reason) => {
+                    rejected += 1;
+                    let raw = String::from_utf8_lossy(record.payload.unwrap_or_default());
+                    let origin = record.origin();
+                    ctx.reject_input(origin, &raw, reason)?;
+                }
+            }
+            state.next = offset + 1;
+        }
+        self.metrics.records_in.fetch_add(records, Relaxed);
+        self.metrics.bytes_in.fetch_add(bytes, Relaxed);
+        self.metrics.rejected.fetch_add(rejected, Relaxed);
+        if out.is_empty() && self.pending.is_none() {
+            if self.all_done(ctx)? {
+                return Ok(SourcePoll::Finished);
+            }
+            return Ok(SourcePoll::Idle);
+        }
+        Ok(SourcePoll::Ready)
+    }
+
+    fn split_id(&self) -> u64 {
+        self.split
+    }
+
+    fn initial_splits(&self) -> Vec<u64> {
+        self.partitions.keys().copied().collect()
+    }
+
+    fn snapshot_position(&mut self) -> Result<Vec<u8>> {
+        encode(&self.positions())
+    }
+
+    fn pre_commit(&mut self) -> Result<Vec<Vec<u8>>> {
+        if !self.has_group {
+            return Ok(Vec::new());
+        }
+        Ok(vec![encode(&OffsetCommit {
+            subtask: self.subtask,
+            positions: self.positions(),
+        })?])
+    }
+}
+
+/// Commits the offsets of a completed checkpoint to the consumer group, through the member
+/// that owns the partitions (only partitions it still owns: a partition that moved to another
+/// member meanwhile has a newer owner whose commits must not be overwritten).
+struct OffsetCommitter {
+    members: Members,
+    metrics: Arc<KafkaSourceMetrics>,
+}
+
+/// A committable of the source: which reader, and its positions.
+#[derive(Serialize, Deserialize)]
+struct OffsetCommit {
+    subtask: usize,
+    positions: Vec<PartitionOffset>,
+}
+
+impl Committer for OffsetCommitter {
+    fn commit(&self, committable: &[u8]) -> Result<()> {
+        let c: OffsetCommit = decode(committable)?;
+        let member = self
+            .members
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(c.subtask)
+            .cloned()
+            .flatten();
+        let Some(consumer) = member else {
+            // Restoring: the readers did not join yet; they start from the later of the
+            // group's offsets and the checkpoint's, so nothing is lost by skipping this.
+            return Ok(());
+        };
+        let owned = consumer.assignment().unwrap_or_default();
+        let positions: Vec<PartitionOffset> = c
+            .positions
+            .into_iter()
+            .filter(|p| owned.find_partition(&p.topic, p.partition).is_some())
+            .collect();
+        if positions.is_empty() {
+            return Ok(());
+        }
+        match consumer.commit(&offsets_list(&positions)?, CommitMode::Sync) {
+            Ok(()) => {
+                self.metrics.offset_commits.fetch_add(1, Relaxed);
+            }
+            // The output is committed already; a failed offset commit only means a member
+            // taking these partitions over after a crash starts earlier (duplicates, counted
+            // by the sink), so it is reported, not fatal.
+            Err(e) => tracing::warn!("committing offsets to the consumer group: {e}"),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_offsets_parse() {
+        assert_eq!("earliest".parse(), Ok(StartOffsets::Earliest));
+        assert_eq!("timestamp:17".parse(), Ok(StartOffsets::Timestamp(17)));
+        assert!("soon".parse::<StartOffsets>().is_err());
+    }
+
+    #[test]
+    fn split_ids_differ_by_topic_and_partition() {
+        assert_ne!(split_of("a", 0), split_of("a", 1));
+        assert_ne!(split_of("a", 0), split_of("b", 0));
+        assert_eq!(split_of("a", 3), split_of("a", 3));
+    }
+}
