@@ -9,6 +9,7 @@
 //!   group offsets / a timestamp, bounded reading, consumer groups for scale-out.
 //! - [`sink`]: at-least-once (flushed at every checkpoint) or exactly-once (a Kafka transaction
 //!   per checkpoint, committed when the checkpoint completes).
+//! - [`test_broker`]: a real broker (tansu) on 127.0.0.1 for integration tests.
 //! - [`metrics`]: records and bytes in and out, consumer lag per partition, transactions.
 //!
 //! The guarantees, the scale-out model and which broker verified what are in docs/kafka.md.
@@ -18,6 +19,7 @@ pub mod format;
 pub mod metrics;
 pub mod sink;
 pub mod source;
+pub mod test_broker;
 
 pub use config::{KafkaConfig, SaslMechanism};
 pub use format::{

@@ -1,0 +1,135 @@
+//! [`TestBroker`]: a real Kafka-protocol broker (tansu) on 127.0.0.1 for integration tests,
+//! one per test, on a free port, with its own SQLite storage, stopped when dropped.
+//!
+//! The binary is found at `$STREAMCORE_TANSU`, then `~/.cache/streamcore-tools/tansu/bin/tansu`
+//! (where `scripts/install-tansu.sh` puts it), then on `PATH`. Tests that need it fail with a
+//! message naming the script when it is missing: they are never skipped.
+
+use super::config::{KafkaConfig, LogContext};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running tansu broker.
+pub struct TestBroker {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+/// Where the tansu binary is, if anywhere.
+pub fn tansu_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("STREAMCORE_TANSU") {
+        return Some(PathBuf::from(p));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        let p = PathBuf::from(home).join(".cache/streamcore-tools/tansu/bin/tansu");
+        if p.exists() {
+            return Some(p);
+        }
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("tansu"))
+            .find(|p| p.exists())
+    })
+}
+
+impl TestBroker {
+    /// Starts a broker; panics with instructions when tansu is not installed.
+    pub fn start() -> TestBroker {
+        let binary = tansu_binary().unwrap_or_else(|| {
+            panic!(
+                "the Kafka tests need the tansu broker: run scripts/install-tansu.sh \
+                 (or set STREAMCORE_TANSU to its binary)"
+            )
+        });
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(&binary)
+            .arg("broker")
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            // tansu resolves a SQLite path against its working directory.
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(dir.path())
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        let broker = TestBroker {
+            child,
+            port,
+            _dir: dir,
+        };
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let started = Instant::now();
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "tansu did not listen on {addr} within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        broker
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// A client configuration for this broker.
+    pub fn config(&self) -> KafkaConfig {
+        KafkaConfig::new(self.brokers())
+    }
+
+    /// Creates `topic` with `partitions` partitions.
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        let admin: AdminClient<LogContext> = self
+            .config()
+            .client_config(&[])
+            .create_with_context(LogContext)
+            .expect("admin client");
+        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let result = futures_lite_block_on(admin.create_topics([&new], &options));
+        for r in result.expect("create topics") {
+            r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
+        }
+    }
+}
+
+/// Polls a future to completion on this thread (the admin API is async; tests have no runtime).
+fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        match f.as_mut().poll(&mut cx) {
+            Poll::Ready(v) => return v,
+            Poll::Pending => std::thread::park_timeout(Duration::from_millis(10)),
+        }
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
