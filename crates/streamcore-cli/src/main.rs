@@ -3,6 +3,8 @@
 mod bench;
 mod checkpointing;
 mod demo;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod nexmark;
 mod patterns;
 
@@ -38,6 +40,13 @@ enum Command {
     Patterns(patterns::PatternArgs),
     /// Run a Nexmark query on the built-in generator (events/s, elapsed time, row count).
     Nexmark(nexmark::NexmarkArgs),
+    /// Run the demo pipeline from Kafka topics to a Kafka topic or JSON lines (checkpoints,
+    /// consumer groups, exactly-once; see docs/kafka.md).
+    #[cfg(feature = "kafka")]
+    Kafka(kafka::KafkaArgs),
+    /// Measure Kafka → filter/map → Kafka: throughput, and end-to-end latency at a fixed rate.
+    #[cfg(feature = "kafka")]
+    KafkaBench(kafka::KafkaBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +60,10 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Patterns(args) => patterns::run(args),
         Command::Nexmark(args) => nexmark::run(args),
+        #[cfg(feature = "kafka")]
+        Command::Kafka(args) => kafka::run(args),
+        #[cfg(feature = "kafka")]
+        Command::KafkaBench(args) => kafka::bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

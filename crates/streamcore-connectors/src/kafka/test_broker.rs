@@ -92,18 +92,25 @@ impl TestBroker {
 
     /// Creates `topic` with `partitions` partitions.
     pub fn create_topic(&self, topic: &str, partitions: i32) {
-        let admin: AdminClient<LogContext> = self
-            .config()
-            .client_config(&[])
-            .create_with_context(LogContext)
-            .expect("admin client");
-        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let result = futures_lite_block_on(admin.create_topics([&new], &options));
-        for r in result.expect("create topics") {
-            r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
-        }
+        create_topic(&self.config(), topic, partitions)
+            .unwrap_or_else(|e| panic!("creating topic {topic}: {e}"));
     }
+}
+
+/// Creates `topic` with `partitions` partitions (replication factor 1) through the admin API.
+pub fn create_topic(config: &KafkaConfig, topic: &str, partitions: i32) -> streamcore::Result<()> {
+    let admin: AdminClient<LogContext> = config
+        .client_config(&[])
+        .create_with_context(LogContext)
+        .map_err(|e| super::kafka_error("creating an admin client", e))?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let result = futures_lite_block_on(admin.create_topics([&new], &options))
+        .map_err(|e| super::kafka_error("creating topics", e))?;
+    for r in result {
+        r.map_err(|(t, e)| super::kafka_error(&format!("creating topic `{t}`"), e))?;
+    }
+    Ok(())
 }
 
 /// Polls a future to completion on this thread (the admin API is async; tests have no runtime).

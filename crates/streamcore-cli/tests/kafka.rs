@@ -1,0 +1,328 @@
+//! `streamcore kafka` as a process against a real Kafka-protocol broker (tansu on 127.0.0.1):
+//! SIGKILL and restore from checkpoints (offsets in the checkpoint), into the exactly-once
+//! file sink (identical to a crash-free run) and into a Kafka topic (at-least-once: nothing
+//! lost, duplicates counted); two processes in one consumer group, one of them killed.
+#![cfg(feature = "kafka")]
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use streamcore::source::Generator;
+use streamcore::{Event, Fields, Job, JobConfig, Timestamp};
+use streamcore_connectors::kafka::test_broker::TestBroker;
+use streamcore_connectors::kafka::{KafkaConfig, KafkaSink, KafkaSource};
+
+const BIN: &str = env!("CARGO_BIN_EXE_streamcore");
+
+/// Transaction `i`: amount `50 + 25·(i mod 20)` (so 15 of every 20 pass the filter).
+fn transaction(i: u64) -> Event {
+    let mut data = Fields::new();
+    data.push_unchecked("user_id", format!("user_{}", i % 50));
+    data.push_unchecked("amount", 50.0 + 25.0 * (i % 20) as f64);
+    Event::new(
+        format!("txn_{i:06}"),
+        Timestamp(1_700_000_000_000 + i as i64),
+        "transaction",
+        data,
+    )
+    .with_partition_key(format!("user_{}", i % 50))
+}
+
+fn produce(config: &KafkaConfig, topic: &str, from: u64, n: u64) {
+    let mut job = Job::new("produce");
+    job.source(
+        "gen",
+        Generator::new(move |i| transaction(from + i)).bounded(n),
+    )
+    .sink_named(
+        "out",
+        KafkaSink::events(config.clone(), topic).key_partition_key(),
+    );
+    job.run(JobConfig::default().parallelism(1)).unwrap();
+}
+
+/// The ids the pipeline must output for input `0..n`.
+fn expected_ids(n: u64) -> BTreeMap<String, usize> {
+    (0..n)
+        .filter(|i| 50.0 + 25.0 * (i % 20) as f64 > 100.0)
+        .map(|i| (format!("enriched_txn_{i:06}"), 1))
+        .collect()
+}
+
+/// Event ids of all committed part files in `dirs`, with how often each occurs.
+fn committed_ids(dirs: &[&Path]) -> BTreeMap<String, usize> {
+    let mut ids = BTreeMap::new();
+    for dir in dirs {
+        let Ok(entries) = fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.file_name().unwrap().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            for line in fs::read_to_string(&p).unwrap().lines() {
+                let v: Value = serde_json::from_str(line).unwrap();
+                *ids.entry(v["event_id"].as_str().unwrap().to_string())
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    ids
+}
+
+fn topic_ids(config: &KafkaConfig, topic: &str) -> BTreeMap<String, usize> {
+    let mut job = Job::new("check");
+    let out = job
+        .source("out", KafkaSource::new(config.clone(), &[topic]).bounded())
+        .collect();
+    job.run(JobConfig::default()).unwrap();
+    let mut ids = BTreeMap::new();
+    for e in out.take() {
+        *ids.entry(e.event_id.to_string()).or_insert(0) += 1;
+    }
+    ids
+}
+
+struct Delays(u64);
+impl Delays {
+    fn next_ms(&mut self, lo: u64, hi: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        lo + self.0 % (hi - lo)
+    }
+}
+
+fn spawn(args: &[String], stderr: &Path) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(stderr).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs `args` (a bounded job restoring from `latest`), killing it `kills` times at random
+/// moments, until it exits by itself; returns the number of runs.
+fn run_with_kills(args: &[String], kills: usize, tmp: &Path, seed: u64) -> usize {
+    let mut delays = Delays(seed);
+    let (mut killed, mut runs) = (0, 0);
+    let started = Instant::now();
+    loop {
+        runs += 1;
+        let stderr = tmp.join(format!("stderr-{runs}.txt"));
+        let mut child = spawn(args, &stderr);
+        let kill_at = Duration::from_millis(delays.next_ms(300, 1200));
+        let spawned = Instant::now();
+        let exited = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if killed < kills && spawned.elapsed() >= kill_at {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        match exited {
+            Some(status) => {
+                assert!(
+                    status.success(),
+                    "run {runs} failed: {}",
+                    fs::read_to_string(&stderr).unwrap()
+                );
+                return runs;
+            }
+            None => {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                killed += 1;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "no end after {runs} runs"
+        );
+    }
+}
+
+fn job_args(broker: &TestBroker, ckpt: &Path, output: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "kafka",
+        "--brokers",
+        &broker.brokers(),
+        "--topic",
+        "in",
+        "--bounded",
+        "-p",
+        "2",
+        "--checkpoint-dir",
+        ckpt.to_str().unwrap(),
+        "--checkpoint-interval",
+        "100ms",
+        "--restore",
+        "latest",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(output.iter().map(|s| s.to_string()));
+    args
+}
+
+/// SIGKILL at random moments, restart with `--restore latest`: the Kafka offsets come back
+/// from the checkpoint, so the exactly-once file output equals the crash-free output (every
+/// id once), and the at-least-once Kafka output lost nothing.
+#[test]
+fn sigkill_and_restore_from_kafka_offsets() {
+    const N: u64 = 40_000;
+    let broker = TestBroker::start();
+    broker.create_topic("in", 4);
+    broker.create_topic("out", 4);
+    let config = broker.config();
+    produce(&config, "in", 0, N);
+    let tmp = tempfile::tempdir().unwrap();
+    let seed = std::env::var("STREAMCORE_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_u64);
+
+    // Into the exactly-once directory sink.
+    let out = tmp.path().join("out");
+    let args = job_args(
+        &broker,
+        &tmp.path().join("ckpt-files"),
+        &["--output", out.to_str().unwrap()],
+    );
+    let runs = run_with_kills(&args, 4, tmp.path(), seed);
+    assert!(runs >= 2, "the job finished before it could be killed");
+    assert_eq!(
+        committed_ids(&[&out]),
+        expected_ids(N),
+        "file output after {runs} runs"
+    );
+
+    // Into a Kafka topic, at-least-once: every id at least once.
+    let args = job_args(
+        &broker,
+        &tmp.path().join("ckpt-topic"),
+        &["--output-topic", "out"],
+    );
+    let runs = run_with_kills(&args, 3, tmp.path(), seed ^ 0xabcdef);
+    let got = topic_ids(&config, "out");
+    let expected = expected_ids(N);
+    let missing: Vec<&String> = expected.keys().filter(|k| !got.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} ids lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert!(got.keys().all(|k| expected.contains_key(k)));
+    let duplicates: usize = got.values().map(|c| c - 1).sum();
+    eprintln!("at-least-once Kafka output after {runs} runs: {duplicates} duplicates");
+}
+
+/// Two processes in one consumer group split 4 partitions; one is killed; the survivor takes
+/// its partitions over (from the offsets the group committed at its last completed
+/// checkpoint) and the committed output of both is complete and free of duplicates.
+#[test]
+fn two_processes_in_a_group_and_one_is_killed() {
+    const N: u64 = 30_000;
+    let broker = TestBroker::start();
+    broker.create_topic("in", 4);
+    let config = broker.config();
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs: Vec<PathBuf> = ["a", "b"].iter().map(|n| tmp.path().join(n)).collect();
+    let args = |name: &str| -> Vec<String> {
+        [
+            "kafka",
+            "--brokers",
+            &broker.brokers(),
+            "--topic",
+            "in",
+            "--group",
+            "pipeline",
+            "--kafka-property",
+            "session.timeout.ms=6000",
+            "--kafka-property",
+            "heartbeat.interval.ms=500",
+            "-p",
+            "2",
+            "--checkpoint-dir",
+            tmp.path().join(format!("ckpt-{name}")).to_str().unwrap(),
+            "--checkpoint-interval",
+            "200ms",
+            "--output",
+            tmp.path().join(name).to_str().unwrap(),
+            "--log",
+            "info",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let mut a = spawn(&args("a"), &tmp.path().join("a.err"));
+    let mut b = spawn(&args("b"), &tmp.path().join("b.err"));
+    // Both members join before there is input (so that no partition moves with records in
+    // flight: see docs/kafka.md on scale-up).
+    let joined = |p: &str| {
+        fs::read_to_string(tmp.path().join(p))
+            .unwrap_or_default()
+            .contains("kafka partitions assigned")
+    };
+    let waiting = Instant::now();
+    while !(joined("a.err") && joined("b.err")) {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "members did not join"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    produce(&config, "in", 0, N);
+    let dir_refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+    let committed = || committed_ids(&dir_refs).len();
+    // Kill one member once output is committed on both sides.
+    let waiting = Instant::now();
+    while committed_ids(&[&dirs[0]]).is_empty() || committed_ids(&[&dirs[1]]).is_empty() {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "no output from both members"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let expected = expected_ids(N);
+    let waiting = Instant::now();
+    while committed() < expected.len() {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(90),
+            "survivor did not finish: {} of {} committed; {}",
+            committed(),
+            expected.len(),
+            fs::read_to_string(tmp.path().join("b.err")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Stop the survivor (with a final savepoint) and check exactly-once.
+    let status = Command::new("kill")
+        .args(["-TERM", &b.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(b.wait().unwrap().success());
+    let got = committed_ids(&dir_refs);
+    let duplicates: Vec<(&String, &usize)> = got.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(
+        duplicates.is_empty(),
+        "{} duplicated, e.g. {:?}",
+        duplicates.len(),
+        &duplicates[..duplicates.len().min(5)]
+    );
+    assert_eq!(got, expected);
+}
