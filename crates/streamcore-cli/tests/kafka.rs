@@ -97,13 +97,38 @@ impl Delays {
     }
 }
 
-fn spawn(args: &[String], stderr: &Path) -> Child {
-    Command::new(BIN)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(stderr).unwrap())
-        .spawn()
-        .unwrap()
+/// A child process killed when dropped (so that a failing test leaves no job running).
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+fn spawn(args: &[String], stderr: &Path) -> Proc {
+    Proc(
+        Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(stderr).unwrap())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// Runs `args` (a bounded job restoring from `latest`), killing it `kills` times at random
@@ -224,6 +249,85 @@ fn sigkill_and_restore_from_kafka_offsets() {
     assert!(got.keys().all(|k| expected.contains_key(k)));
     let duplicates: usize = got.values().map(|c| c - 1).sum();
     eprintln!("at-least-once Kafka output after {runs} runs: {duplicates} duplicates");
+}
+
+/// Scale-up: a second process joins the group while the first is reading; partitions move
+/// with records in flight, and the first releases them only after a checkpoint committed
+/// their offsets, so the union of both outputs holds every record exactly once.
+#[test]
+fn a_process_joining_the_group_takes_partitions_over_exactly_once() {
+    const N: u64 = 120_000;
+    let broker = TestBroker::start();
+    broker.create_topic("in", 4);
+    let config = broker.config();
+    produce(&config, "in", 0, N);
+    let tmp_dir = tempfile::tempdir().unwrap();
+    let root = tmp_dir.path().to_path_buf();
+    // STREAMCORE_KEEP_TEST_LOGS keeps the members' logs and outputs for a look.
+    if std::env::var_os("STREAMCORE_KEEP_TEST_LOGS").is_some() {
+        eprintln!("logs in {}", root.display());
+        std::mem::forget(tmp_dir);
+    }
+    let dirs: Vec<PathBuf> = ["a", "b"].iter().map(|n| root.as_path().join(n)).collect();
+    let args = |name: &str| -> Vec<String> {
+        [
+            "kafka",
+            "--brokers",
+            &broker.brokers(),
+            "--topic",
+            "in",
+            "--group",
+            "scale-up",
+            // tansu completes a rebalance without members that have not heard of it yet
+            // (see docs/kafka.md): members must heartbeat well within its wait.
+            "--kafka-property",
+            "heartbeat.interval.ms=300",
+            "--bounded",
+            // One member per process: every extra member is one more rebalance, and tansu's
+            // group coordinator can hand a partition to a new member before its old owner
+            // rejoined (docs/kafka.md, "The test broker").
+            "-p",
+            "1",
+            "--checkpoint-dir",
+            root.as_path()
+                .join(format!("ckpt-{name}"))
+                .to_str()
+                .unwrap(),
+            "--checkpoint-interval",
+            "200ms",
+            "--output",
+            root.as_path().join(name).to_str().unwrap(),
+            "--log",
+            "info",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let mut a = spawn(&args("a"), &root.as_path().join("a.err"));
+    let waiting = Instant::now();
+    while committed_ids(&[&dirs[0]]).is_empty() {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "no output from the first member"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut b = spawn(&args("b"), &root.as_path().join("b.err"));
+    let status_a = a.wait().unwrap();
+    let status_b = b.wait().unwrap();
+    let log_a = fs::read_to_string(root.as_path().join("a.err")).unwrap();
+    let log_b = fs::read_to_string(root.as_path().join("b.err")).unwrap();
+    assert!(status_a.success() && status_b.success(), "{log_a}\n{log_b}");
+    assert!(
+        log_a.contains("released after checkpoint"),
+        "the first member never handed partitions over (finished before the second joined?): {log_a}"
+    );
+    let dir_refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+    let got = committed_ids(&dir_refs);
+    let duplicates = got.values().filter(|c| **c > 1).count();
+    assert_eq!(duplicates, 0, "{duplicates} ids duplicated");
+    assert_eq!(got, expected_ids(N));
 }
 
 /// Two processes in one consumer group split 4 partitions; one is killed; the survivor takes

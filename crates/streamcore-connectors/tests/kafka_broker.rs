@@ -146,7 +146,9 @@ fn offsets_restored_from_a_checkpoint_at_another_parallelism() {
     assert_eq!(sorted_ids(&all), sorted_ids(&events(0, 700)));
 }
 
-/// Two jobs in one consumer group share the partitions; together they read everything once.
+/// Two jobs in one consumer group share the partitions; together they read everything once
+/// (the second joins while the first is reading: partitions move, released by the first only
+/// after a checkpoint committed their offsets).
 #[test]
 fn a_consumer_group_shares_partitions_between_jobs() {
     let broker = TestBroker::start();
@@ -159,10 +161,21 @@ fn a_consumer_group_shares_partitions_between_jobs() {
             let mut job = Job::new("group");
             let source = KafkaSource::new(config, &["shared"]).group("g1").bounded();
             let metrics = source.metrics();
-            let out = job.source("in", source).collect();
-            job.run(JobConfig::default().parallelism(1).checkpoints(
-                CheckpointConfig::new(dir.path()).interval(Duration::from_millis(50)),
-            ))
+            let out = job
+                .source("in", source)
+                .map(|e| {
+                    std::thread::sleep(Duration::from_millis(2));
+                    e
+                })
+                .collect();
+            job.run(
+                JobConfig::default()
+                    .parallelism(1)
+                    .batch_size(50)
+                    .checkpoints(
+                        CheckpointConfig::new(dir.path()).interval(Duration::from_millis(50)),
+                    ),
+            )
             .unwrap();
             (out.take(), metrics.summary())
         })

@@ -113,6 +113,7 @@ pub struct TaskContext {
     pub(crate) rejected: u64,
     pub(crate) finished_splits: Vec<u64>,
     pub(crate) stats: OperatorStats,
+    pub(crate) hub: Option<Arc<crate::checkpoint::coordinator::CheckpointHub>>,
 }
 
 /// What stateful operators report about themselves, published to the metrics per batch.
@@ -143,6 +144,7 @@ impl TaskContext {
             rejected: 0,
             finished_splits: Vec::new(),
             stats: OperatorStats::default(),
+            hub: None,
         }
     }
 
@@ -178,6 +180,19 @@ impl TaskContext {
     /// records, state size); the runtime publishes them as metrics after every hook.
     pub fn stats(&mut self) -> &mut OperatorStats {
         &mut self.stats
+    }
+
+    /// Asks the job for a checkpoint now instead of at its next interval (a source that must
+    /// hand its input over, say, on a Kafka rebalance). Returns the id of the first checkpoint
+    /// that covers everything this task emitted before asking — wait for
+    /// [`TaskContext::completed_checkpoint`] to reach it — or `None` without checkpoints.
+    pub fn request_checkpoint(&self) -> Option<crate::message::CheckpointId> {
+        self.hub.as_ref().map(|h| h.request())
+    }
+
+    /// The newest checkpoint that is complete and whose output is committed (0: none yet).
+    pub fn completed_checkpoint(&self) -> crate::message::CheckpointId {
+        self.hub.as_ref().map_or(0, |h| h.completed())
     }
 
     /// A source reader tells that it read the last record of `split`: the split no longer

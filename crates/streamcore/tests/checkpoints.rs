@@ -506,3 +506,76 @@ fn vector_sources_restore_like_generators() {
     assert_eq!(want, (0..EVENTS).collect::<Vec<_>>());
     assert!(got == want, "{} values committed", got.len());
 }
+
+/// A source that asks for a checkpoint and waits until it is complete (what the Kafka source
+/// does on a rebalance): with an interval of an hour, only the request can trigger it.
+#[test]
+fn a_source_can_request_a_checkpoint_and_wait_for_it() {
+    use streamcore::{Source, SourcePoll, SourceReader, TaskContext};
+
+    struct Asking {
+        sent: u64,
+        waiting_for: Option<u64>,
+        started: Instant,
+    }
+    impl SourceReader<u64> for Asking {
+        fn poll_batch(
+            &mut self,
+            out: &mut Vec<u64>,
+            _: usize,
+            ctx: &mut TaskContext,
+        ) -> Result<SourcePoll> {
+            if let Some(id) = self.waiting_for {
+                if ctx.completed_checkpoint() < id {
+                    assert!(
+                        self.started.elapsed() < Duration::from_secs(20),
+                        "checkpoint {id} never completed"
+                    );
+                    return Ok(SourcePoll::Idle);
+                }
+                self.waiting_for = None;
+            }
+            if self.sent == 10 {
+                return Ok(SourcePoll::Finished);
+            }
+            out.push(self.sent);
+            self.sent += 1;
+            if self.sent == 5 {
+                self.waiting_for = Some(ctx.request_checkpoint().expect("the job checkpoints"));
+            }
+            Ok(SourcePoll::Ready)
+        }
+        fn snapshot_position(&mut self) -> Result<Vec<u8>> {
+            encode(&self.sent)
+        }
+    }
+    struct AskingSource;
+    impl Source<u64> for AskingSource {
+        type Reader = Asking;
+        fn parallelism(&self, _: usize) -> usize {
+            1
+        }
+        fn create_readers(&mut self, _: usize) -> Result<Vec<Asking>> {
+            Ok(vec![Asking {
+                sent: 0,
+                waiting_for: None,
+                started: Instant::now(),
+            }])
+        }
+        fn supports_checkpoints(&self) -> bool {
+            true
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = Job::new("asking");
+    let out = job.source("asking", AskingSource).collect();
+    let summary = job
+        .run(
+            JobConfig::default()
+                .checkpoints(CheckpointConfig::new(dir.path()).interval(Duration::from_secs(3600))),
+        )
+        .unwrap();
+    assert_eq!(out.take().len(), 10);
+    // The requested checkpoint and the final one.
+    assert_eq!(summary.checkpoints.unwrap().completed, 2);
+}

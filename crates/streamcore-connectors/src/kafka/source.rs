@@ -27,10 +27,11 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use streamcore::checkpoint::{decode, encode};
+use streamcore::message::CheckpointId;
 use streamcore::sink::Committer;
 use streamcore::{Result, Source, SourcePoll, SourceReader, StreamError, TaskContext};
 
@@ -115,10 +116,15 @@ pub struct KafkaSource<D = EventJson> {
     decoder: D,
     metrics: Arc<KafkaSourceMetrics>,
     members: Members,
+    committed: CommittedOffsets,
 }
 
 /// The group members of this process, by subtask: the committer commits through them.
 type Members = Arc<Mutex<Vec<Option<Arc<BaseConsumer<ReaderContext>>>>>>;
+
+/// The offsets this process committed to the group successfully, per partition: a revoked
+/// partition is released only once its position is in here.
+type CommittedOffsets = Arc<Mutex<HashMap<Partition, i64>>>;
 
 impl KafkaSource<EventJson> {
     /// Reads `topics` as JSON [`streamcore::Event`]s (change the format with
@@ -134,6 +140,7 @@ impl KafkaSource<EventJson> {
             decoder: EventJson,
             metrics: Arc::default(),
             members: Arc::default(),
+            committed: Arc::default(),
         }
     }
 
@@ -161,6 +168,7 @@ impl<D: KafkaDecoder> KafkaSource<D> {
             decoder,
             metrics: self.metrics,
             members: self.members,
+            committed: self.committed,
         }
     }
 
@@ -417,7 +425,14 @@ impl<D: KafkaDecoder> KafkaSource<D> {
         let mut own = vec![
             ("enable.auto.commit", "false".to_string()),
             ("enable.partition.eof", "false".to_string()),
-            ("auto.offset.reset", "earliest".to_string()),
+            (
+                "auto.offset.reset",
+                match self.start {
+                    StartOffsets::Latest => "latest",
+                    _ => "earliest",
+                }
+                .to_string(),
+            ),
             ("statistics.interval.ms", "1000".to_string()),
             (
                 "partition.assignment.strategy",
@@ -432,11 +447,12 @@ impl<D: KafkaDecoder> KafkaSource<D> {
             .unwrap_or_else(|| "streamcore-unused".into());
         own.push(("group.id", group));
         let changes = Arc::new(Mutex::new(Changes::default()));
+        let defer_revoke = Arc::new(AtomicBool::new(false));
         let context = ReaderContext {
+            defer_revoke: defer_revoke.clone(),
             metrics: self.metrics.clone(),
             changes: changes.clone(),
             hints,
-            start: self.start,
         };
         let consumer: BaseConsumer<ReaderContext> = self
             .config
@@ -457,6 +473,7 @@ impl<D: KafkaDecoder> KafkaSource<D> {
                         next,
                         stop,
                         done: false,
+                        revoking: false,
                     },
                 )
             })
@@ -476,6 +493,9 @@ impl<D: KafkaDecoder> KafkaSource<D> {
             last_group_check: None,
             last_plain_commit: Instant::now(),
             group_done: false,
+            defer_revoke,
+            release_after: None,
+            committed: self.committed.clone(),
         })
     }
 }
@@ -536,6 +556,7 @@ impl<D: KafkaDecoder> Source<D::Out> for KafkaSource<D> {
             Box::new(OffsetCommitter {
                 members: self.members.clone(),
                 metrics: self.metrics.clone(),
+                committed: self.committed.clone(),
             }) as Box<dyn Committer>
         }))
     }
@@ -550,6 +571,8 @@ struct PartitionState {
     /// Bounded: read up to here (exclusive).
     stop: Option<i64>,
     done: bool,
+    /// Revoked: nothing more is read from it; released after the next checkpoint.
+    revoking: bool,
 }
 
 /// Assignments and revocations the rebalance callback saw, for the reader to apply.
@@ -557,6 +580,8 @@ struct PartitionState {
 struct Changes {
     assigned: Vec<(Partition, i64)>,
     revoked: Vec<Partition>,
+    /// Revoked, to be released after a checkpoint.
+    revoking: Vec<Partition>,
 }
 
 /// The consumer's callbacks: logs, statistics (lag), rebalances (group mode).
@@ -566,7 +591,9 @@ struct ReaderContext {
     /// Positions from the restored checkpoint (group mode): a partition assigned to this
     /// process starts at the later of its group offset and this.
     hints: Arc<HashMap<Partition, i64>>,
-    start: StartOffsets,
+    /// With checkpoints: revoked partitions are paused, and released only once a checkpoint
+    /// covering everything read from them is complete and committed (see `KafkaReader`).
+    defer_revoke: Arc<AtomicBool>,
 }
 
 impl ClientContext for ReaderContext {
@@ -602,39 +629,24 @@ impl ConsumerContext for ReaderContext {
             RebalanceProtocol::Cooperative
         );
         let mut changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        if consumer.assignment_lost() {
+            tracing::warn!(
+                ?err,
+                "kafka group membership lost (the group moved on without this member)"
+            );
+        }
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let committed = consumer
-                    .committed_offsets(partitions.clone(), REQUEST_TIMEOUT)
-                    .unwrap_or_else(|e| {
-                        tracing::warn!("reading committed offsets on assignment: {e}");
-                        partitions.clone()
-                    });
+                // Each partition starts at the group's committed offset (librdkafka fetches
+                // it; `auto.offset.reset` where there is none). After a restore, records
+                // before this process's checkpointed offset are skipped by the reader (the
+                // group's offset may be older when the crash came before its commit).
                 let mut assign = TopicPartitionList::new();
                 for e in partitions.elements() {
                     let key = (e.topic().to_string(), e.partition());
-                    let group = match committed.find_partition(e.topic(), e.partition()) {
-                        Some(c) => match c.offset() {
-                            Offset::Offset(o) => Some(o),
-                            _ => None,
-                        },
-                        None => None,
-                    };
-                    let start = match (group, self.hints.get(&key)) {
-                        (Some(g), Some(&h)) => Offset::Offset(g.max(h)),
-                        (Some(g), None) => Offset::Offset(g),
-                        (None, Some(&h)) => Offset::Offset(h),
-                        (None, None) => match self.start {
-                            StartOffsets::Latest => Offset::End,
-                            _ => Offset::Beginning,
-                        },
-                    };
-                    let next = match start {
-                        Offset::Offset(o) => o,
-                        _ => -1,
-                    };
-                    let _ = assign.add_partition_offset(e.topic(), e.partition(), start);
-                    changes.assigned.push((key, next));
+                    let floor = self.hints.get(&key).copied().unwrap_or(-1);
+                    let _ = assign.add_partition_offset(e.topic(), e.partition(), Offset::Invalid);
+                    changes.assigned.push((key, floor));
                 }
                 let result = if cooperative {
                     consumer.incremental_assign(&assign)
@@ -645,6 +657,24 @@ impl ConsumerContext for ReaderContext {
                     tracing::error!("assigning partitions: {e}");
                 }
                 tracing::info!(partitions = ?changes.assigned, "kafka partitions assigned");
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS
+                if cooperative && self.defer_revoke.load(Relaxed) =>
+            {
+                // Exactly-once hand-over: stop reading them now; the reader releases them
+                // (incremental_unassign) once the next checkpoint committed their offsets.
+                if let Err(e) = consumer.pause(partitions) {
+                    tracing::warn!("pausing revoked partitions: {e}");
+                }
+                for e in partitions.elements() {
+                    changes
+                        .revoking
+                        .push((e.topic().to_string(), e.partition()));
+                }
+                tracing::info!(
+                    partitions = ?changes.revoking,
+                    "kafka partitions revoked; released after the next checkpoint"
+                );
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 for e in partitions.elements() {
@@ -690,6 +720,10 @@ pub struct KafkaReader<D: KafkaDecoder> {
     last_group_check: Option<Instant>,
     last_plain_commit: Instant,
     group_done: bool,
+    defer_revoke: Arc<AtomicBool>,
+    /// Revoked partitions are released once this checkpoint is complete.
+    release_after: Option<CheckpointId>,
+    committed: CommittedOffsets,
 }
 
 impl<D: KafkaDecoder> KafkaReader<D> {
@@ -707,8 +741,21 @@ impl<D: KafkaDecoder> KafkaReader<D> {
                     next,
                     stop,
                     done: false,
+                    revoking: false,
                 },
             );
+        }
+        for p in changes.revoking.drain(..) {
+            let split = split_of(&p.0, p.1);
+            if let Some(state) = self.partitions.get_mut(&split) {
+                state.revoking = true;
+            }
+            if matches!(self.pending, Some((s, _, _)) if s == split) {
+                self.pending = None;
+            }
+            // Every checkpoint triggered from now on covers all that was read from them.
+            let after = ctx.request_checkpoint().unwrap_or(0);
+            self.release_after = Some(self.release_after.map_or(after, |a| a.max(after)));
         }
         for p in changes.revoked.drain(..) {
             let split = split_of(&p.0, p.1);
@@ -719,6 +766,65 @@ impl<D: KafkaDecoder> KafkaReader<D> {
                 self.pending = None;
             }
         }
+    }
+
+    /// Releases revoked partitions once a checkpoint covering them is committed: the group
+    /// then has their offsets, and the next owner starts exactly where this reader stopped.
+    fn release_revoked(&mut self, ctx: &mut TaskContext) {
+        let Some(after) = self.release_after else {
+            return;
+        };
+        // A member the group already dropped (session timeout) cannot commit any more: its
+        // partitions are gone, and the next owner starts at the last committed offsets.
+        let lost = self.consumer.assignment_lost();
+        if ctx.completed_checkpoint() < after && !lost {
+            return;
+        }
+        let committed = self
+            .committed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut release = TopicPartitionList::new();
+        let mut released = Vec::new();
+        let mut waiting = false;
+        for (&split, s) in self.partitions.iter().filter(|(_, s)| s.revoking) {
+            // Released once the group has its position (or it gave no record at all).
+            let in_group = s.next < 0
+                || committed
+                    .get(&(s.topic.clone(), s.partition))
+                    .is_some_and(|&c| c >= s.next);
+            if in_group || lost {
+                let _ = release.add_partition(&s.topic, s.partition);
+                released.push(split);
+            } else {
+                waiting = true;
+            }
+        }
+        if lost && waiting {
+            tracing::warn!(
+                "kafka group membership lost: partitions handed over without their last offsets (records since the last commit will be read again)"
+            );
+        }
+        for split in &released {
+            self.partitions.remove(split);
+            ctx.split_finished(*split);
+        }
+        if !released.is_empty() {
+            if let Err(e) = self.consumer.incremental_unassign(&release) {
+                tracing::error!("releasing revoked partitions: {e}");
+            }
+            tracing::info!(
+                checkpoint = after,
+                "kafka partitions released after checkpoint"
+            );
+        }
+        self.release_after = if waiting && !lost {
+            // The offset commit did not go through (a rebalance in progress, say): again.
+            ctx.request_checkpoint()
+        } else {
+            None
+        };
     }
 
     /// Marks `split` as read to its stop offset; pauses it so nothing past the stop comes.
@@ -750,12 +856,13 @@ impl<D: KafkaDecoder> KafkaReader<D> {
         for split in finished {
             self.finish_partition(split, ctx);
         }
-        let mine_done = self.partitions.values().all(|s| s.done);
-        if !self.grouped || !mine_done {
-            return Ok(mine_done);
+        if !self.grouped {
+            return Ok(self.partitions.values().all(|s| s.done));
         }
-        // A group member is done when the group committed the stop offset everywhere: until
-        // then it stays, to take over partitions of members that fail.
+        // A group member is done when the group committed the stop offset everywhere (its own
+        // partitions included: their offsets are committed once their output is): until then
+        // it stays, to take over partitions of members that fail. A partition that gives no
+        // record (its committed offset is already the end) is done by this rule too.
         if self.group_done {
             return Ok(true);
         }
@@ -817,6 +924,14 @@ impl<D: KafkaDecoder> KafkaReader<D> {
     }
 }
 
+impl<D: KafkaDecoder> Drop for KafkaReader<D> {
+    fn drop(&mut self) {
+        // Closing the consumer revokes its partitions from within the close: they must be
+        // released at once, or the group waits for this member until its session times out.
+        self.defer_revoke.store(false, Relaxed);
+    }
+}
+
 fn offsets_list(positions: &[PartitionOffset]) -> Result<TopicPartitionList> {
     let mut list = TopicPartitionList::new();
     for p in positions {
@@ -833,7 +948,11 @@ impl<D: KafkaDecoder> SourceReader<D::Out> for KafkaReader<D> {
         max: usize,
         ctx: &mut TaskContext,
     ) -> Result<SourcePoll> {
+        if self.grouped && ctx.info().checkpointing {
+            self.defer_revoke.store(true, Relaxed);
+        }
         self.apply_changes(ctx);
+        self.release_revoked(ctx);
         if let Some((split, offset, record)) = self.pending.take() {
             out.push(record);
             self.split = split;
@@ -873,8 +992,12 @@ impl<D: KafkaDecoder> SourceReader<D::Out> for KafkaReader<D> {
                 continue; // revoked meanwhile
             };
             let offset = message.offset();
-            if state.done || state.stop.is_some_and(|stop| offset >= stop) {
-                continue;
+            if state.done
+                || state.revoking
+                || offset < state.next
+                || state.stop.is_some_and(|stop| offset >= stop)
+            {
+                continue; // finished, handed over, or before the restored checkpoint's offset
             }
             let record = KafkaRecord {
                 topic: message.topic(),
@@ -912,6 +1035,9 @@ impl<D: KafkaDecoder> SourceReader<D::Out> for KafkaReader<D> {
         self.metrics.rejected.fetch_add(rejected, Relaxed);
         if out.is_empty() && self.pending.is_none() {
             if self.all_done(ctx)? {
+                // Leaving the group hands everything over at once (the final checkpoint
+                // covers it): no revocation may wait for a checkpoint any more.
+                self.defer_revoke.store(false, Relaxed);
                 return Ok(SourcePoll::Finished);
             }
             return Ok(SourcePoll::Idle);
@@ -948,6 +1074,7 @@ impl<D: KafkaDecoder> SourceReader<D::Out> for KafkaReader<D> {
 struct OffsetCommitter {
     members: Members,
     metrics: Arc<KafkaSourceMetrics>,
+    committed: CommittedOffsets,
 }
 
 /// A committable of the source: which reader, and its positions.
@@ -984,6 +1111,10 @@ impl Committer for OffsetCommitter {
         match consumer.commit(&offsets_list(&positions)?, CommitMode::Sync) {
             Ok(()) => {
                 self.metrics.offset_commits.fetch_add(1, Relaxed);
+                let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
+                for p in positions {
+                    committed.insert((p.topic, p.partition), p.next);
+                }
             }
             // The output is committed already; a failed offset commit only means a member
             // taking these partitions over after a crash starts earlier (duplicates, counted

@@ -66,6 +66,10 @@ pub(crate) struct SavepointRequest {
 /// The tasks' side of the coordinator.
 pub(crate) struct CheckpointHub {
     triggered: AtomicU64,
+    /// The newest checkpoint complete and committed (0: none yet).
+    completed: AtomicU64,
+    /// A task asked for a checkpoint as soon as possible.
+    requested: std::sync::atomic::AtomicBool,
     alignment_ns: AtomicU64,
     tx: Sender<HubMessage>,
     metrics: Arc<CheckpointMetrics>,
@@ -76,6 +80,19 @@ impl CheckpointHub {
     #[inline]
     pub(crate) fn triggered(&self) -> CheckpointId {
         self.triggered.load(Ordering::Acquire)
+    }
+
+    /// The id of the newest checkpoint that is complete and whose output is committed.
+    pub(crate) fn completed(&self) -> CheckpointId {
+        self.completed.load(Ordering::Acquire)
+    }
+
+    /// Asks for a checkpoint now rather than at the next interval; returns the first id that
+    /// will include everything the caller emitted before asking.
+    pub(crate) fn request(&self) -> CheckpointId {
+        let next = self.triggered() + 1;
+        self.requested.store(true, Ordering::Release);
+        next
     }
 
     /// Node instance `(node, subtask)` took its part of `checkpoint`.
@@ -165,6 +182,8 @@ pub(crate) fn channel(
     let (tx, rx) = crossbeam_channel::unbounded();
     let hub = Arc::new(CheckpointHub {
         triggered: AtomicU64::new(0),
+        completed: AtomicU64::new(0),
+        requested: std::sync::atomic::AtomicBool::new(false),
         alignment_ns: AtomicU64::new(0),
         tx,
         metrics,
@@ -238,7 +257,9 @@ impl Coordinator {
                 });
                 if done {
                     let stop = p.requests.iter().any(|r| r.stop);
+                    let id = p.id;
                     self.complete(p, &finished)?;
+                    self.hub.completed.store(id, Ordering::Release);
                     next_trigger = Instant::now() + self.config.interval;
                     if stop {
                         self.control.stop_with_savepoint();
@@ -260,7 +281,9 @@ impl Coordinator {
                 self.complete(final_cp, &finished)?;
                 return Ok(());
             }
-            let due = Instant::now() >= next_trigger || !requests.is_empty();
+            let due = Instant::now() >= next_trigger
+                || !requests.is_empty()
+                || (pending.is_none() && self.hub.requested.swap(false, Ordering::AcqRel));
             if pending.is_none() && due {
                 let id = self.next_id;
                 self.next_id += 1;

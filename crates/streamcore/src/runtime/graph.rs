@@ -48,7 +48,9 @@ pub(crate) struct NodeEnv {
 
 impl NodeEnv {
     pub(crate) fn task_context(&self) -> TaskContext {
-        TaskContext::new(self.info.clone(), self.policy, self.dead_letters.clone())
+        let mut ctx = TaskContext::new(self.info.clone(), self.policy, self.dead_letters.clone());
+        ctx.hub = self.hub.clone();
+        ctx
     }
 
     /// The instance's link to the checkpoint coordinator, if the job checkpoints.
