@@ -174,8 +174,44 @@ fn run_with_kills(args: &[String], kills: usize, tmp: &Path, seed: u64) -> usize
     }
 }
 
+/// Arguments of member `name` of consumer group `group`: its checkpoints in `root/ckpt-NAME`,
+/// its output in `root/NAME`, logs at info (the tests read the rebalance lines), members
+/// heartbeating every 300 ms (tansu ends a rebalance without members that did not hear of it
+/// in time: docs/kafka.md, "The test broker"), then `extra`.
+fn member_args(
+    broker: &TestBroker,
+    root: &Path,
+    group: &str,
+    name: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    [
+        "kafka",
+        "--brokers",
+        &broker.brokers(),
+        "--topic",
+        "in",
+        "--group",
+        group,
+        "--kafka-property",
+        "heartbeat.interval.ms=300",
+        "--checkpoint-dir",
+        root.join(format!("ckpt-{name}")).to_str().unwrap(),
+        "--checkpoint-interval",
+        "200ms",
+        "--output",
+        root.join(name).to_str().unwrap(),
+        "--log",
+        "info",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect()
+}
+
 fn job_args(broker: &TestBroker, ckpt: &Path, output: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
+    [
         "kafka",
         "--brokers",
         &broker.brokers(),
@@ -192,10 +228,9 @@ fn job_args(broker: &TestBroker, ckpt: &Path, output: &[&str]) -> Vec<String> {
         "latest",
     ]
     .iter()
+    .chain(output)
     .map(|s| s.to_string())
-    .collect();
-    args.extend(output.iter().map(|s| s.to_string()));
-    args
+    .collect()
 }
 
 /// SIGKILL at random moments, restart with `--restore latest`: the Kafka offsets come back
@@ -269,41 +304,10 @@ fn a_process_joining_the_group_takes_partitions_over_exactly_once() {
         std::mem::forget(tmp_dir);
     }
     let dirs: Vec<PathBuf> = ["a", "b"].iter().map(|n| root.as_path().join(n)).collect();
-    let args = |name: &str| -> Vec<String> {
-        [
-            "kafka",
-            "--brokers",
-            &broker.brokers(),
-            "--topic",
-            "in",
-            "--group",
-            "scale-up",
-            // tansu completes a rebalance without members that have not heard of it yet
-            // (see docs/kafka.md): members must heartbeat well within its wait.
-            "--kafka-property",
-            "heartbeat.interval.ms=300",
-            "--bounded",
-            // One member per process: every extra member is one more rebalance, and tansu's
-            // group coordinator can hand a partition to a new member before its old owner
-            // rejoined (docs/kafka.md, "The test broker").
-            "-p",
-            "1",
-            "--checkpoint-dir",
-            root.as_path()
-                .join(format!("ckpt-{name}"))
-                .to_str()
-                .unwrap(),
-            "--checkpoint-interval",
-            "200ms",
-            "--output",
-            root.as_path().join(name).to_str().unwrap(),
-            "--log",
-            "info",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
+    // One member per process: every extra member is one more rebalance, and tansu's group
+    // coordinator can hand a partition to a new member before its old owner rejoined.
+    let args =
+        |name: &str| member_args(&broker, &root, "scale-up", name, &["--bounded", "-p", "1"]);
     let mut a = spawn(&args("a"), &root.as_path().join("a.err"));
     let waiting = Instant::now();
     while committed_ids(&[&dirs[0]]).is_empty() {
@@ -341,33 +345,14 @@ fn two_processes_in_a_group_and_one_is_killed() {
     let config = broker.config();
     let tmp = tempfile::tempdir().unwrap();
     let dirs: Vec<PathBuf> = ["a", "b"].iter().map(|n| tmp.path().join(n)).collect();
-    let args = |name: &str| -> Vec<String> {
-        [
-            "kafka",
-            "--brokers",
-            &broker.brokers(),
-            "--topic",
-            "in",
-            "--group",
+    let args = |name: &str| {
+        member_args(
+            &broker,
+            tmp.path(),
             "pipeline",
-            "--kafka-property",
-            "session.timeout.ms=6000",
-            "--kafka-property",
-            "heartbeat.interval.ms=500",
-            "-p",
-            "2",
-            "--checkpoint-dir",
-            tmp.path().join(format!("ckpt-{name}")).to_str().unwrap(),
-            "--checkpoint-interval",
-            "200ms",
-            "--output",
-            tmp.path().join(name).to_str().unwrap(),
-            "--log",
-            "info",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+            name,
+            &["--kafka-property", "session.timeout.ms=6000", "-p", "2"],
+        )
     };
     let mut a = spawn(&args("a"), &tmp.path().join("a.err"));
     let mut b = spawn(&args("b"), &tmp.path().join("b.err"));

@@ -239,6 +239,34 @@ fn marker_group(prefix: &str, subtask: usize) -> String {
     format!("{prefix}-{subtask}")
 }
 
+/// A client of writer `subtask`'s marker group (it reads the marker, and gives the group
+/// metadata that writes it).
+fn marker_client(config: &KafkaConfig, prefix: &str, subtask: usize) -> Result<BaseConsumer> {
+    config
+        .client_config(&[("group.id", marker_group(prefix, subtask))])
+        .create()
+        .map_err(|e| kafka_error("creating the commit-marker client", e))
+}
+
+/// Adds the commit marker of `checkpoint` to `producer`'s open transaction: offset
+/// `checkpoint` of `topic/0` in the marker group, committed atomically with the records.
+fn write_marker(
+    producer: &BaseProducer<SinkContext>,
+    marker: &BaseConsumer,
+    topic: &str,
+    checkpoint: CheckpointId,
+) -> Result<()> {
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, 0, Offset::Offset(marker_offset(checkpoint)))
+        .map_err(|e| kafka_error("building the commit marker", e))?;
+    let group = marker
+        .group_metadata()
+        .ok_or_else(|| kafka_error("building the commit marker", "no group metadata"))?;
+    producer
+        .send_offsets_to_transaction(&list, &group, TIMEOUT)
+        .map_err(|e| kafka_error("writing the commit marker", e))
+}
+
 /// The checkpoint id as a marker offset (the final checkpoint's `MAX` included).
 fn marker_offset(checkpoint: CheckpointId) -> i64 {
     checkpoint.min(i64::MAX as u64 - 1) as i64
@@ -283,11 +311,7 @@ impl<T: Data, E: KafkaEncoder<T>> Sink<T> for KafkaSink<T, E> {
             producers[0]
                 .begin_transaction()
                 .map_err(|e| kafka_error("beginning a transaction", e))?;
-            let marker: BaseConsumer = self
-                .config
-                .client_config(&[("group.id", marker_group(&prefix, task.subtask))])
-                .create()
-                .map_err(|e| kafka_error("creating the commit-marker client", e))?;
+            let marker = marker_client(&self.config, &prefix, task.subtask)?;
             Some(Transactions {
                 prefix,
                 producers,
@@ -413,17 +437,7 @@ impl<T: Data, E: KafkaEncoder<T>> SinkWriter<T> for KafkaWriter<T, E> {
         };
         // The marker: this transaction also commits offset `checkpoint` of the writer's
         // marker group, so a restore can tell whether it committed.
-        let mut marker = TopicPartitionList::new();
-        marker
-            .add_partition_offset(&self.topic, 0, Offset::Offset(marker_offset(checkpoint)))
-            .map_err(|e| kafka_error("building the commit marker", e))?;
-        let group = t
-            .marker
-            .group_metadata()
-            .ok_or_else(|| kafka_error("building the commit marker", "no group metadata"))?;
-        self.producer
-            .send_offsets_to_transaction(&marker, &group, TIMEOUT)
-            .map_err(|e| kafka_error("writing the commit marker", e))?;
+        write_marker(&self.producer, &t.marker, &self.topic, checkpoint)?;
         let id = transactional_id(&t.prefix, self.subtask, t.slot);
         let committable = encode(&TxnCommit {
             transactional_id: id.clone(),
@@ -495,11 +509,7 @@ struct TxnCommitter {
 impl TxnCommitter {
     /// Whether the transaction of `c` committed: its marker offset is in the group.
     fn committed(&self, c: &TxnCommit) -> Result<bool> {
-        let client: BaseConsumer = self
-            .config
-            .client_config(&[("group.id", marker_group(&c.prefix, c.subtask))])
-            .create()
-            .map_err(|e| kafka_error("creating the commit-marker client", e))?;
+        let client = marker_client(&self.config, &c.prefix, c.subtask)?;
         let mut list = TopicPartitionList::new();
         list.add_partition(&c.topic, 0);
         let committed = client
@@ -525,19 +535,8 @@ impl TxnCommitter {
         p.flush(TIMEOUT)
             .map_err(|e| kafka_error("flushing a recovery transaction", e))?;
         p.context().check(&c.topic)?;
-        let marker: BaseConsumer = self
-            .config
-            .client_config(&[("group.id", marker_group(&c.prefix, c.subtask))])
-            .create()
-            .map_err(|e| kafka_error("creating the commit-marker client", e))?;
-        let mut list = TopicPartitionList::new();
-        list.add_partition_offset(&c.topic, 0, Offset::Offset(marker_offset(c.checkpoint)))
-            .map_err(|e| kafka_error("building the commit marker", e))?;
-        let group = marker
-            .group_metadata()
-            .ok_or_else(|| kafka_error("building the commit marker", "no group metadata"))?;
-        p.send_offsets_to_transaction(&list, &group, TIMEOUT)
-            .map_err(|e| kafka_error("writing the commit marker", e))?;
+        let marker = marker_client(&self.config, &c.prefix, c.subtask)?;
+        write_marker(&p, &marker, &c.topic, c.checkpoint)?;
         p.commit_transaction(TIMEOUT)
             .map_err(|e| kafka_error(&format!("committing recovery transaction `{id}`"), e))?;
         self.metrics.transactions_recovered.fetch_add(1, Relaxed);
