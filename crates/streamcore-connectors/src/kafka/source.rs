@@ -102,7 +102,8 @@ type Partition = (String, i32);
 ///     "payments",
 ///     KafkaSource::new(kafka.clone(), &["payments"]).start(StartOffsets::Earliest),
 /// )
-/// .filter("big", |e| e.get_f64("amount").unwrap_or(0.0) > 500.0)
+/// .filter(|e: &streamcore::Event| e.get_f64("amount").unwrap_or(0.0) > 500.0)
+/// .name("big")
 /// .sink_named("alerts", KafkaSink::events(kafka, "alerts").key_partition_key());
 /// job.run(JobConfig::default()).unwrap();
 /// ```
