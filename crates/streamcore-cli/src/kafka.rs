@@ -6,7 +6,6 @@ use crate::checkpointing::{run_job, CheckpointArgs};
 use crate::demo::{enrich, is_high_value, json_sink, now_secs, pipeline};
 use anyhow::Context;
 use clap::Args;
-use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use streamcore::sink::ForEachSink;
@@ -124,14 +123,6 @@ pub struct KafkaArgs {
     checkpoints: CheckpointArgs,
 }
 
-/// The job's metrics and the Kafka connectors' own.
-#[derive(Serialize)]
-struct KafkaReport {
-    job: streamcore::JobSummary,
-    kafka_source: streamcore_connectors::kafka::metrics::KafkaSourceSummary,
-    kafka_sink: Option<streamcore_connectors::kafka::metrics::KafkaSinkSummary>,
-}
-
 pub fn run(args: KafkaArgs) -> anyhow::Result<()> {
     let kafka = args.connection.config()?;
     let mut config = JobConfig::default().error_policy(args.error_policy);
@@ -153,9 +144,7 @@ pub fn run(args: KafkaArgs) -> anyhow::Result<()> {
     if args.bounded {
         source = source.bounded();
     }
-    let source_metrics = source.metrics();
     let out = pipeline(job.source("kafka", source));
-    let mut sink_metrics = None;
     match (&args.output_topic, &args.output) {
         (Some(topic), _) => {
             let sink = KafkaSink::events(kafka.clone(), topic);
@@ -166,7 +155,6 @@ pub fn run(args: KafkaArgs) -> anyhow::Result<()> {
                     } else {
                         $sink
                     };
-                    sink_metrics = Some(sink.metrics());
                     out.sink_named("kafka-out", sink);
                 }};
             }
@@ -192,35 +180,13 @@ pub fn run(args: KafkaArgs) -> anyhow::Result<()> {
         }
         (None, None, ErrorPolicy::Fail) => {}
     }
+    // The summary holds the Kafka source's and sink's own metrics (lag per partition,
+    // offset commits, transactions) under `connectors`.
     let summary = run_job(job, config)?;
-    let report = KafkaReport {
-        job: summary,
-        kafka_source: source_metrics.summary(),
-        kafka_sink: sink_metrics.map(|m| m.summary()),
-    };
     if args.metrics_json {
-        eprintln!("{}", serde_json::to_string_pretty(&report)?);
+        eprintln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        eprint!("{}", report.job);
-        eprintln!(
-            "kafka source: {} records, {} bytes, {} rejected, lag {}, {} rebalances, {} offset commits",
-            report.kafka_source.records_in,
-            report.kafka_source.bytes_in,
-            report.kafka_source.rejected,
-            report.kafka_source.total_lag,
-            report.kafka_source.rebalances,
-            report.kafka_source.offset_commits
-        );
-        if let Some(s) = &report.kafka_sink {
-            eprintln!(
-                "kafka sink: {} records, {} bytes, {} transactions committed, {} fenced, {} recovered",
-                s.records_out,
-                s.bytes_out,
-                s.transactions_committed,
-                s.transactions_aborted,
-                s.transactions_recovered
-            );
-        }
+        eprint!("{summary}");
     }
     Ok(())
 }

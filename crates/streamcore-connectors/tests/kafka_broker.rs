@@ -228,6 +228,14 @@ fn poison_records_go_to_the_dead_letter_topic() {
         .unwrap();
     assert_eq!(good.take().len(), 10);
     assert_eq!(summary.events_dead_lettered, 1);
+    // The source's own metrics are in the job summary: 11 records read, 1 rejected.
+    let source = summary
+        .connectors
+        .iter()
+        .find(|c| c.name.starts_with("in"))
+        .expect("the Kafka source reports its metrics");
+    assert_eq!(source.metrics["records_in"], 11, "{:?}", source.metrics);
+    assert_eq!(source.metrics["rejected"], 1);
     let mut job = Job::new("dlq");
     let letters = job
         .source(

@@ -133,6 +133,14 @@ pub(crate) struct ExchangeEntry {
     pub(crate) metrics: Arc<ExchangeMetrics>,
 }
 
+/// A connector's own live metrics (a Kafka source's lag per partition, a sink's transactions),
+/// reported by the source or sink through [`crate::Source::connector_metrics`] /
+/// [`crate::Sink::connector_metrics`] and shown in the job's [`JobSummary::connectors`].
+pub trait ConnectorMetrics: Send + Sync + 'static {
+    /// A snapshot, as JSON: read whenever the job's summary is.
+    fn report(&self) -> serde_json::Value;
+}
+
 /// All live metrics of a running job; [`MetricsRegistry::summary`] reads them at any time.
 pub struct MetricsRegistry {
     pub(crate) job: String,
@@ -142,6 +150,7 @@ pub struct MetricsRegistry {
     pub(crate) dead_letters: Arc<AtomicU64>,
     pub(crate) finished: Mutex<Option<Duration>>,
     pub(crate) checkpoints: Mutex<Option<Arc<CheckpointMetrics>>>,
+    pub(crate) connectors: Mutex<Vec<(String, Arc<dyn ConnectorMetrics>)>>,
 }
 
 /// Checkpoint counters of a running job, written by its coordinator.
@@ -244,6 +253,7 @@ impl MetricsRegistry {
             dead_letters: Arc::new(AtomicU64::new(0)),
             finished: Mutex::new(None),
             checkpoints: Mutex::new(None),
+            connectors: Mutex::new(Vec::new()),
         }
     }
 
@@ -312,6 +322,16 @@ impl MetricsRegistry {
                 .unwrap_or_else(|p| p.into_inner())
                 .as_ref()
                 .map(|c| c.summary()),
+            connectors: self
+                .connectors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(name, m)| ConnectorSummary {
+                    name: name.clone(),
+                    metrics: m.report(),
+                })
+                .collect(),
         };
         // Operators are registered upstream first; reading them downstream first keeps a live
         // snapshot consistent (a downstream count never exceeds the upstream one it came from).
@@ -423,6 +443,17 @@ pub struct JobSummary {
     pub exchanges: Vec<ExchangeSummary>,
     /// Checkpoints, when the job runs with them.
     pub checkpoints: Option<CheckpointSummary>,
+    /// Sources' and sinks' own metrics (Kafka lag, transactions, …).
+    pub connectors: Vec<ConnectorSummary>,
+}
+
+/// The own metrics of one source or sink.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnectorSummary {
+    /// The source's or sink's name.
+    pub name: String,
+    /// What it reports.
+    pub metrics: serde_json::Value,
 }
 
 /// Metrics of one operator, summed over its parallel instances.
@@ -544,6 +575,9 @@ impl fmt::Display for JobSummary {
                 ex.max_fill * 100.0,
                 ex.blocked_ms
             )?;
+        }
+        for c in &self.connectors {
+            writeln!(f, "  {}: {}", c.name, c.metrics)?;
         }
         if let Some(c) = &self.checkpoints {
             if let Some(from) = &c.restored_from {

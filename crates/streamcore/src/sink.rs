@@ -27,6 +27,11 @@ pub trait Sink<T: Data>: 'static {
     fn committer(&mut self) -> Result<Option<Box<dyn Committer>>> {
         Ok(None)
     }
+
+    /// The sink's own live metrics, shown in the job summary under its name. Default: none.
+    fn connector_metrics(&self) -> Option<std::sync::Arc<dyn crate::metrics::ConnectorMetrics>> {
+        None
+    }
 }
 
 /// Makes a sink's pre-committed output visible: the second phase of its two-phase commit.

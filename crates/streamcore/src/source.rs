@@ -67,6 +67,11 @@ pub trait Source<T: Data>: 'static {
     fn committer(&mut self) -> Result<Option<Box<dyn Committer>>> {
         Ok(None)
     }
+
+    /// The source's own live metrics, shown in the job summary under its name. Default: none.
+    fn connector_metrics(&self) -> Option<std::sync::Arc<dyn crate::metrics::ConnectorMetrics>> {
+        None
+    }
 }
 
 /// One parallel instance of a source.

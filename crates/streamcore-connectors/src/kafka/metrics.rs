@@ -104,3 +104,15 @@ impl KafkaSinkMetrics {
         }
     }
 }
+
+impl streamcore::metrics::ConnectorMetrics for KafkaSourceMetrics {
+    fn report(&self) -> serde_json::Value {
+        serde_json::to_value(self.summary()).unwrap_or_default()
+    }
+}
+
+impl streamcore::metrics::ConnectorMetrics for KafkaSinkMetrics {
+    fn report(&self) -> serde_json::Value {
+        serde_json::to_value(self.summary()).unwrap_or_default()
+    }
+}

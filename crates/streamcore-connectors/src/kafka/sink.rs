@@ -340,6 +340,10 @@ impl<T: Data, E: KafkaEncoder<T>> Sink<T> for KafkaSink<T, E> {
         })
     }
 
+    fn connector_metrics(&self) -> Option<Arc<dyn streamcore::metrics::ConnectorMetrics>> {
+        Some(self.metrics.clone())
+    }
+
     fn committer(&mut self) -> Result<Option<Box<dyn Committer>>> {
         if !matches!(self.delivery, Delivery::ExactlyOnce { .. }) {
             return Ok(None);

@@ -552,6 +552,10 @@ impl<D: KafkaDecoder> Source<D::Out> for KafkaSource<D> {
         self.readers_with(parallelism, Some(all))
     }
 
+    fn connector_metrics(&self) -> Option<Arc<dyn streamcore::metrics::ConnectorMetrics>> {
+        Some(self.metrics.clone())
+    }
+
     fn committer(&mut self) -> Result<Option<Box<dyn Committer>>> {
         Ok(self.group.as_ref().map(|_| {
             Box::new(OffsetCommitter {

@@ -164,6 +164,14 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
     validate(&graph, config)?;
     let job_name: Arc<str> = Arc::from(job);
     let registry = Arc::new(MetricsRegistry::new(job));
+    *registry
+        .connectors
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = graph
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.name.clone(), n.connector_metrics.clone()?)))
+        .collect();
     let control = Arc::new(JobControl::default());
 
     let dead_letters = match graph.dead_letters.as_mut() {

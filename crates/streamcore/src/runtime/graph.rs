@@ -122,6 +122,8 @@ pub(crate) type WatermarkFactory<T> = Box<dyn Fn() -> Box<dyn WatermarkGenerator
 pub(crate) struct Node {
     /// For sources: the `RefCell<Option<WatermarkFactory<T>>>` the source's builder reads.
     pub(crate) watermarks: Option<Rc<dyn Any>>,
+    /// A source's or sink's own metrics.
+    pub(crate) connector_metrics: Option<Arc<dyn crate::metrics::ConnectorMetrics>>,
     pub(crate) name: String,
     pub(crate) kind: NodeKind,
     pub(crate) stage: usize,
@@ -184,6 +186,7 @@ impl Graph {
             build,
             watermarks: None,
             committer: None,
+            connector_metrics: None,
         });
         id
     }
@@ -230,6 +233,7 @@ impl Graph {
         let id = self.nodes.len();
         let stage = self.stages.len();
         let source_name = name.to_string();
+        let connector_metrics = source.connector_metrics();
         let source = Rc::new(RefCell::new(source));
         let for_committer = source.clone();
         let prepare: PrepareFn = Box::new(move |job_parallelism, checkpointing, positions| {
@@ -282,6 +286,7 @@ impl Graph {
         self.push_node(name, NodeKind::Source, stage, build);
         self.nodes[id].watermarks = Some(watermarks);
         self.nodes[id].committer = Some(Box::new(move || for_committer.borrow_mut().committer()));
+        self.nodes[id].connector_metrics = connector_metrics;
         Port {
             node: id,
             side: None,
@@ -357,6 +362,7 @@ impl Graph {
     /// Adds a sink consuming `input`, fused into the input's stage.
     pub(crate) fn add_sink<T: Data, S: Sink<T>>(&mut self, input: Port, name: &str, sink: S) {
         let stage = self.nodes[input.node].stage;
+        let connector_metrics = sink.connector_metrics();
         let sink = Rc::new(RefCell::new(sink));
         let for_committer = sink.clone();
         let build: BuildFn = Box::new(move |env, _res, _outputs| {
@@ -371,6 +377,7 @@ impl Graph {
         });
         let id = self.push_node(name, NodeKind::Sink, stage, build);
         self.nodes[id].committer = Some(Box::new(move || for_committer.borrow_mut().committer()));
+        self.nodes[id].connector_metrics = connector_metrics;
         self.connect(input, id);
     }
 
