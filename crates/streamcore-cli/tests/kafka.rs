@@ -334,7 +334,7 @@ fn a_process_joining_the_group_takes_partitions_over_exactly_once() {
     assert_eq!(got, expected_ids(N));
 }
 
-/// Two processes in one consumer group split 4 partitions; one is killed; the survivor takes
+/// Two processes in one consumer group split 4 partitions (two each); one is killed; the survivor takes
 /// its partitions over (from the offsets the group committed at its last completed
 /// checkpoint) and the committed output of both is complete and free of duplicates.
 #[test]
@@ -351,7 +351,8 @@ fn two_processes_in_a_group_and_one_is_killed() {
             tmp.path(),
             "pipeline",
             name,
-            &["--kafka-property", "session.timeout.ms=6000", "-p", "2"],
+            // One member per process (see the scale-up test).
+            &["--kafka-property", "session.timeout.ms=6000", "-p", "1"],
         )
     };
     let mut a = spawn(&args("a"), &tmp.path().join("a.err"));

@@ -661,6 +661,11 @@ impl ConsumerContext for ReaderContext {
                 if let Err(e) = result {
                     tracing::error!("assigning partitions: {e}");
                 }
+                // A partition paused here before (revoked, or read to its end) stays paused
+                // in librdkafka when it comes back: resume it.
+                if let Err(e) = consumer.resume(&assign) {
+                    tracing::warn!("resuming assigned partitions: {e}");
+                }
                 tracing::info!(partitions = ?changes.assigned, "kafka partitions assigned");
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS
