@@ -239,6 +239,30 @@ fn pipeline_job(kafka: &KafkaConfig, input: &str, output: &str, bounded: bool) -
     job
 }
 
+/// Starts a job reading `topic` that records now − `sent_ms` of every event.
+fn measure(
+    kafka: &KafkaConfig,
+    topic: &str,
+) -> anyhow::Result<(Arc<Mutex<Vec<u64>>>, streamcore::JobHandle)> {
+    let latencies: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let sink_latencies = latencies.clone();
+    let mut job = Job::new("measure");
+    job.source("measured", KafkaSource::new(kafka.clone(), &[topic]))
+        .sink_named(
+            "measure",
+            ForEachSink(move |e: Event| {
+                if let Some(sent) = e.get("sent_ms").and_then(Value::as_f64) {
+                    let now = Timestamp::now().millis();
+                    sink_latencies
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((now - sent as i64).max(0) as u64);
+                }
+            }),
+        );
+    Ok((latencies, job.start(JobConfig::default().parallelism(1))?))
+}
+
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -275,27 +299,12 @@ pub fn bench(args: KafkaBenchArgs) -> anyhow::Result<()> {
         loaded.events_ingested as f64 / (loaded.duration_ms / 1e3),
         summary.events_emitted
     );
-    // 2. Latency at a fixed rate: producer job, pipeline job and a consumer that measures
-    // now − sent_ms of every output record.
+    // 2. Latency at a fixed rate: producer job, pipeline job, and two consumers measuring
+    // now − sent_ms: of the output (end to end) and of the input (the broker's own produce →
+    // fetch hop, the floor any pipeline pays twice).
     let (input, output) = (topic("lat-in")?, topic("lat-out")?);
-    let latencies: Arc<Mutex<Vec<u64>>> = Arc::default();
-    let mut consumer = Job::new("measure");
-    let sink_latencies = latencies.clone();
-    consumer
-        .source("out", KafkaSource::new(kafka.clone(), &[output.as_str()]))
-        .sink_named(
-            "measure",
-            ForEachSink(move |e: Event| {
-                if let Some(sent) = e.get("sent_ms").and_then(Value::as_f64) {
-                    let now = Timestamp::now().millis();
-                    sink_latencies
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push((now - sent as i64).max(0) as u64);
-                }
-            }),
-        );
-    let consumer = consumer.start(JobConfig::default().parallelism(1))?;
+    let (end_to_end, consumer) = measure(&kafka, &output)?;
+    let (broker_hop, input_consumer) = measure(&kafka, &input)?;
     let pipeline = pipeline_job(&kafka, &input, &output, false)
         .start(JobConfig::default().parallelism(args.parallelism))?;
     let count = (args.rate * args.seconds as f64) as u64;
@@ -314,27 +323,33 @@ pub fn bench(args: KafkaBenchArgs) -> anyhow::Result<()> {
         .filter(|i| 50.0 + 25.0 * (i % 20) as f64 > 100.0)
         .count();
     let waiting = Instant::now();
-    while latencies.lock().unwrap_or_else(|p| p.into_inner()).len() < expected
+    while end_to_end.lock().unwrap_or_else(|p| p.into_inner()).len() < expected
         && waiting.elapsed() < Duration::from_secs(30)
     {
         std::thread::sleep(Duration::from_millis(50));
     }
-    pipeline.stop();
-    consumer.stop();
-    pipeline.join()?;
-    consumer.join()?;
-    let mut l = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    l.sort_unstable();
+    for job in [pipeline, consumer, input_consumer] {
+        job.stop();
+        job.join()?;
+    }
+    let sorted = |l: &Arc<Mutex<Vec<u64>>>| {
+        let mut l = l.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        l.sort_unstable();
+        l
+    };
+    let (e2e, hop) = (sorted(&end_to_end), sorted(&broker_hop));
     println!(
-        "latency at {:.0} events/s for {} s ({} produced, {} of {} expected measured): p50 {} ms, p99 {} ms, max {} ms",
+        "latency at {:.0} events/s for {} s ({} produced, {} of {} expected measured): end to end p50 {} ms, p99 {} ms, max {} ms; broker hop alone (produce → fetch of the input) p50 {} ms, p99 {} ms",
         args.rate,
         args.seconds,
         produced.events_ingested,
-        l.len(),
+        e2e.len(),
         expected,
-        percentile(&l, 0.5),
-        percentile(&l, 0.99),
-        l.last().copied().unwrap_or(0)
+        percentile(&e2e, 0.5),
+        percentile(&e2e, 0.99),
+        e2e.last().copied().unwrap_or(0),
+        percentile(&hop, 0.5),
+        percentile(&hop, 0.99),
     );
     Ok(())
 }
