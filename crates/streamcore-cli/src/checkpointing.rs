@@ -1,7 +1,8 @@
 //! The checkpoint options every job command shares (`--checkpoint-dir`,
 //! `--checkpoint-interval`, `--restore`, `--retain-checkpoints`), and [`run_job`]: runs a job
 //! to its end while answering signals — SIGUSR1 takes a savepoint, SIGINT/SIGTERM stop the
-//! job (with a savepoint when it checkpoints, so that `--restore latest` resumes it).
+//! job (with a savepoint when it checkpoints, so that `--restore latest` resumes it) — and
+//! [`print_summary`], how every job command reports its metrics.
 
 use anyhow::Context;
 use clap::Args;
@@ -103,4 +104,14 @@ pub fn run_job(job: Job, config: JobConfig) -> anyhow::Result<JobSummary> {
         }
     }
     Ok(summary)
+}
+
+/// Prints the job's metrics on stderr: as pretty JSON (`--metrics-json`) or as the table.
+pub fn print_summary(summary: &JobSummary, json: bool) -> anyhow::Result<()> {
+    if json {
+        eprintln!("{}", serde_json::to_string_pretty(summary)?);
+    } else {
+        eprint!("{summary}");
+    }
+    Ok(())
 }

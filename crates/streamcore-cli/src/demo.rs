@@ -1,7 +1,7 @@
 //! `streamcore demo`: the design note's pipeline — generator (or a JSON-lines input) →
 //! keep amount > 100 → enrich → JSON lines out, metrics summary on stderr.
 
-use crate::checkpointing::{run_job, CheckpointArgs};
+use crate::checkpointing::{print_summary, run_job, CheckpointArgs};
 use clap::Args;
 use compact_str::CompactString;
 use std::time::Duration;
@@ -262,10 +262,5 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         (None, ErrorPolicy::Fail) => {}
     }
     let summary = run_job(job, config)?;
-    if args.metrics_json {
-        eprintln!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        eprint!("{summary}");
-    }
-    Ok(())
+    print_summary(&summary, args.metrics_json)
 }

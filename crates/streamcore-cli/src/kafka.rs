@@ -2,7 +2,7 @@
 //! topic or JSON-lines output, with checkpoints, consumer groups and a dead-letter topic; and
 //! `streamcore kafka-bench`: Kafka → filter/map → Kafka throughput and end-to-end latency.
 
-use crate::checkpointing::{run_job, CheckpointArgs};
+use crate::checkpointing::{print_summary, run_job, CheckpointArgs};
 use crate::demo::{enrich, is_high_value, json_sink, now_secs, pipeline};
 use anyhow::Context;
 use clap::Args;
@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 use streamcore::sink::ForEachSink;
 use streamcore::source::Generator;
 use streamcore::{DeadLetter, ErrorPolicy, Event, Fields, Job, JobConfig, Timestamp, Value};
-use streamcore_connectors::kafka::test_broker::create_topic;
 use streamcore_connectors::kafka::{
-    KafkaConfig, KafkaSink, KafkaSource, SaslMechanism, StartOffsets,
+    create_topic, Delivery, KafkaConfig, KafkaSink, KafkaSource, SaslMechanism, StartOffsets,
 };
 use streamcore_connectors::JsonLinesSink;
 
@@ -147,20 +146,17 @@ pub fn run(args: KafkaArgs) -> anyhow::Result<()> {
     let out = pipeline(job.source("kafka", source));
     match (&args.output_topic, &args.output) {
         (Some(topic), _) => {
-            let sink = KafkaSink::events(kafka.clone(), topic);
-            macro_rules! add {
-                ($sink:expr) => {{
-                    let sink = if args.exactly_once {
-                        $sink.exactly_once()
-                    } else {
-                        $sink
-                    };
-                    out.sink_named("kafka-out", sink);
-                }};
-            }
+            let delivery = if args.exactly_once {
+                Delivery::ExactlyOnce {
+                    transactional_id_prefix: None,
+                }
+            } else {
+                Delivery::AtLeastOnce
+            };
+            let sink = KafkaSink::events(kafka.clone(), topic).delivery(delivery);
             match &args.key_field {
-                Some(f) => add!(sink.key_field(f)),
-                None => add!(sink.key_partition_key()),
+                Some(f) => out.sink_named("kafka-out", sink.key_field(f)),
+                None => out.sink_named("kafka-out", sink.key_partition_key()),
             }
         }
         (None, Some(path)) => out.sink_named("output", json_sink(path, checkpoints)),
@@ -183,12 +179,7 @@ pub fn run(args: KafkaArgs) -> anyhow::Result<()> {
     // The summary holds the Kafka source's and sink's own metrics (lag per partition,
     // offset commits, transactions) under `connectors`.
     let summary = run_job(job, config)?;
-    if args.metrics_json {
-        eprintln!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        eprint!("{summary}");
-    }
-    Ok(())
+    print_summary(&summary, args.metrics_json)
 }
 
 #[derive(Args, Debug)]

@@ -6,7 +6,7 @@
 //! - `login`: five failed logins then a success from the same user within one minute;
 //! - `enrichment`: transactions joined with a user-profile changelog as of their own time.
 
-use crate::checkpointing::{run_job, CheckpointArgs};
+use crate::checkpointing::{print_summary, run_job, CheckpointArgs};
 use crate::demo::json_sink;
 use clap::{Args, ValueEnum};
 use compact_str::CompactString;
@@ -264,12 +264,7 @@ pub fn run(args: PatternArgs) -> anyhow::Result<()> {
         Example::Enrichment => out(enrichment_job(&mut job, args.events), output, checkpoints),
     }
     let summary: JobSummary = run_job(job, config)?;
-    if args.metrics_json {
-        eprintln!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        eprint!("{summary}");
-    }
-    Ok(())
+    print_summary(&summary, args.metrics_json)
 }
 
 #[cfg(test)]

@@ -9,6 +9,9 @@
 //! newer directory whose manifest is cut short) is planted: the next run must skip it with a
 //! message and restore the previous complete one.
 
+mod common;
+
+use common::{send_signal, Delays};
 use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -75,18 +78,6 @@ fn in_progress_files(dir: &Path) -> Vec<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".inprogress"))
         .collect()
-}
-
-/// A small deterministic generator of kill delays (xorshift), seeded per run.
-struct Delays(u64);
-
-impl Delays {
-    fn next_ms(&mut self, low: u64, high: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        low + self.0 % (high - low)
-    }
 }
 
 /// Plants a torn checkpoint newer than every other one in `dir`.
@@ -236,15 +227,6 @@ fn sigkill_and_restore_until_done_gives_the_crash_free_output() {
         "enriched events differ from the crash-free run"
     );
     assert!(in_progress_files(&out).is_empty() && in_progress_files(&win).is_empty());
-}
-
-/// Sends `signal` (e.g. `TERM`) to `pid` with the system's `kill` command.
-fn send_signal(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{signal}"), &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{signal} {pid}");
 }
 
 #[test]

@@ -4,6 +4,9 @@
 //! lost, duplicates counted); two processes in one consumer group, one of them killed.
 #![cfg(feature = "kafka")]
 
+mod common;
+
+use common::{send_signal, Delays};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs;
@@ -85,16 +88,6 @@ fn topic_ids(config: &KafkaConfig, topic: &str) -> BTreeMap<String, usize> {
         *ids.entry(e.event_id.to_string()).or_insert(0) += 1;
     }
     ids
-}
-
-struct Delays(u64);
-impl Delays {
-    fn next_ms(&mut self, lo: u64, hi: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        lo + self.0 % (hi - lo)
-    }
 }
 
 /// A child process killed when dropped (so that a failing test leaves no job running).
@@ -402,11 +395,7 @@ fn two_processes_in_a_group_and_one_is_killed() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // Stop the survivor (with a final savepoint) and check exactly-once.
-    let status = Command::new("kill")
-        .args(["-TERM", &b.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    send_signal(b.id(), "TERM");
     assert!(b.wait().unwrap().success());
     let got = committed_ids(&dir_refs);
     let duplicates: Vec<(&String, &usize)> = got.iter().filter(|(_, c)| **c > 1).collect();

@@ -1,6 +1,7 @@
 //! Kafka: a source ([`KafkaSource`]) and a sink ([`KafkaSink`]) over librdkafka (the `rdkafka`
 //! crate), behind the `kafka` cargo feature.
 //!
+//! - [`admin`]: creating topics.
 //! - [`config`]: brokers, TLS and SASL options and raw client properties ([`KafkaConfig`]);
 //!   secrets are never printed.
 //! - [`format`]: how records are decoded from and encoded to Kafka records (JSON of a serde
@@ -14,6 +15,7 @@
 //!
 //! The guarantees, the scale-out model and which broker verified what are in docs/kafka.md.
 
+pub mod admin;
 pub mod config;
 pub mod format;
 pub mod metrics;
@@ -21,6 +23,7 @@ pub mod sink;
 pub mod source;
 pub mod test_broker;
 
+pub use admin::create_topic;
 pub use config::{KafkaConfig, SaslMechanism};
 pub use format::{
     EventJson, FieldKey, Json, JsonEncoder, KafkaDecoder, KafkaEncoder, KafkaMessage, KafkaRecord,

@@ -64,8 +64,6 @@ pub struct KafkaSink<T, E> {
     /// Transactions pre-committed by this process's writers, by transactional id, until the
     /// committer commits them.
     awaiting: Awaiting,
-    /// Set by the first writer: the transactional id prefix.
-    prefix: Arc<Mutex<Option<String>>>,
     _t: PhantomData<fn(T)>,
 }
 
@@ -103,7 +101,6 @@ impl<T: Data + Serialize> KafkaSink<T, JsonEncoder<NoKey>> {
             delivery: Delivery::AtLeastOnce,
             metrics: Arc::default(),
             awaiting: Arc::default(),
-            prefix: Arc::default(),
             _t: PhantomData,
         }
     }
@@ -127,7 +124,6 @@ impl<T, E> KafkaSink<T, E> {
             delivery: self.delivery,
             metrics: self.metrics,
             awaiting: self.awaiting,
-            prefix: self.prefix,
             _t: PhantomData,
         }
     }
@@ -135,19 +131,23 @@ impl<T, E> KafkaSink<T, E> {
     /// Writes exactly once with Kafka transactions (the job needs checkpoints; consumers
     /// must read with `isolation.level=read_committed`). Transactional ids start with
     /// `streamcore-JOB-SINK`; two jobs writing at once need different job or sink names.
-    pub fn exactly_once(mut self) -> Self {
-        self.delivery = Delivery::ExactlyOnce {
+    pub fn exactly_once(self) -> Self {
+        self.delivery(Delivery::ExactlyOnce {
             transactional_id_prefix: None,
-        };
+        })
+    }
+
+    /// Sets the delivery guarantee.
+    pub fn delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = delivery;
         self
     }
 
     /// Exactly once, with transactional ids starting with `prefix`.
-    pub fn transactional_id_prefix(mut self, prefix: &str) -> Self {
-        self.delivery = Delivery::ExactlyOnce {
+    pub fn transactional_id_prefix(self, prefix: &str) -> Self {
+        self.delivery(Delivery::ExactlyOnce {
             transactional_id_prefix: Some(prefix.to_string()),
-        };
-        self
+        })
     }
 
     /// The sink's live counters (records, bytes, delivery errors, transactions).
@@ -281,7 +281,46 @@ struct TxnCommit {
     checkpoint: CheckpointId,
     topic: String,
     /// Key and value of every record of the transaction, in order.
-    records: Vec<(Option<Vec<u8>>, Vec<u8>)>,
+    records: RecordLog,
+}
+
+/// The keys and values of a transaction's records, in order, in one buffer (no allocation
+/// per record on the write path).
+#[derive(Default, Serialize, Deserialize)]
+struct RecordLog {
+    bytes: Vec<u8>,
+    /// Per record: key length (`None`: no key), value length.
+    lengths: Vec<(Option<u32>, u32)>,
+}
+
+impl RecordLog {
+    fn push(&mut self, key: Option<&[u8]>, value: &[u8]) {
+        if let Some(k) = key {
+            self.bytes.extend_from_slice(k);
+        }
+        self.bytes.extend_from_slice(value);
+        self.lengths
+            .push((key.map(|k| k.len() as u32), value.len() as u32));
+    }
+
+    fn len(&self) -> usize {
+        self.lengths.len()
+    }
+
+    /// Key and value of each record.
+    fn iter(&self) -> impl Iterator<Item = (Option<&[u8]>, &[u8])> {
+        let mut at = 0;
+        self.lengths.iter().map(move |&(key, value)| {
+            let key = key.map(|k| {
+                let k = &self.bytes[at..at + k as usize];
+                at += k.len();
+                k
+            });
+            let v = &self.bytes[at..at + value as usize];
+            at += v.len();
+            (key, v)
+        })
+    }
 }
 
 impl<T: Data, E: KafkaEncoder<T>> Sink<T> for KafkaSink<T, E> {
@@ -297,7 +336,6 @@ impl<T: Data, E: KafkaEncoder<T>> Sink<T> for KafkaSink<T, E> {
         }
         let txn = if exactly_once {
             let prefix = self.prefix_for(task);
-            *self.prefix.lock().unwrap_or_else(|p| p.into_inner()) = Some(prefix.clone());
             let mut producers = Vec::with_capacity(SLOTS);
             for slot in 0..SLOTS {
                 let id = transactional_id(&prefix, task.subtask, slot);
@@ -316,7 +354,7 @@ impl<T: Data, E: KafkaEncoder<T>> Sink<T> for KafkaSink<T, E> {
                 prefix,
                 producers,
                 slot: 0,
-                records: Vec::new(),
+                records: RecordLog::default(),
                 marker,
             })
         } else {
@@ -364,7 +402,7 @@ struct Transactions {
     producers: Vec<Arc<BaseProducer<SinkContext>>>,
     slot: usize,
     /// The open transaction's records (the committable carries them).
-    records: Vec<(Option<Vec<u8>>, Vec<u8>)>,
+    records: RecordLog,
     /// Gives the group metadata of the commit marker.
     marker: BaseConsumer,
 }
@@ -419,8 +457,7 @@ impl<T: Data, E: KafkaEncoder<T>> SinkWriter<T> for KafkaWriter<T, E> {
             send(&self.producer, &self.topic, key, &self.value)?;
             bytes += self.key.len() + self.value.len();
             if let Some(t) = &mut self.txn {
-                t.records
-                    .push((key.map(<[u8]>::to_vec), self.value.clone()));
+                t.records.push(key, &self.value);
             }
         }
         self.producer.poll(Duration::ZERO);
@@ -533,8 +570,8 @@ impl TxnCommitter {
             .map_err(|e| kafka_error(&format!("initialising transactions of `{id}`"), e))?;
         p.begin_transaction()
             .map_err(|e| kafka_error("beginning a recovery transaction", e))?;
-        for (key, value) in &c.records {
-            send(&p, &c.topic, key.as_deref(), value)?;
+        for (key, value) in c.records.iter() {
+            send(&p, &c.topic, key, value)?;
         }
         p.flush(TIMEOUT)
             .map_err(|e| kafka_error("flushing a recovery transaction", e))?;
@@ -649,5 +686,23 @@ mod tests {
         assert_eq!(marker_group("p", 3), "p-3");
         assert_eq!(marker_offset(CheckpointId::MAX), i64::MAX - 1);
         assert_eq!(marker_offset(7), 7);
+    }
+
+    #[test]
+    fn record_log_gives_back_keys_and_values_in_order() {
+        let mut log = RecordLog::default();
+        log.push(Some(b"k1"), b"v1");
+        log.push(None, b"");
+        log.push(Some(b""), b"value3");
+        let got: Vec<_> = log.iter().collect();
+        assert_eq!(
+            got,
+            [
+                (Some(&b"k1"[..]), &b"v1"[..]),
+                (None, &b""[..]),
+                (Some(&b""[..]), &b"value3"[..])
+            ]
+        );
+        assert_eq!(log.len(), 3);
     }
 }

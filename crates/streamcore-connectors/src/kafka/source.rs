@@ -264,21 +264,13 @@ impl<D: KafkaDecoder> KafkaSource<D> {
     /// before the first record still pins the start).
     fn start_offsets(
         &self,
-        client: &BaseConsumer<LogContext>,
+        marks: &mut Watermarks<'_>,
         partitions: &[Partition],
     ) -> Result<Vec<i64>> {
-        let lows = partitions
-            .iter()
-            .map(|(t, p)| watermarks(client, t, *p).map(|w| w.0))
-            .collect::<Result<Vec<_>>>()?;
+        let client = marks.client;
         let resolved = match self.start {
-            StartOffsets::Earliest => return Ok(lows),
-            StartOffsets::Latest => {
-                return partitions
-                    .iter()
-                    .map(|(t, p)| watermarks(client, t, *p).map(|w| w.1))
-                    .collect()
-            }
+            StartOffsets::Earliest => return partitions.iter().map(|p| marks.low(p)).collect(),
+            StartOffsets::Latest => return partitions.iter().map(|p| marks.high(p)).collect(),
             StartOffsets::Group => {
                 if self.group.is_none() {
                     return Err(StreamError::Config(
@@ -295,36 +287,33 @@ impl<D: KafkaDecoder> KafkaSource<D> {
         };
         partitions
             .iter()
-            .zip(lows)
-            .map(|((t, p), low)| {
+            .map(|p| {
                 let found = resolved
-                    .find_partition(t, *p)
+                    .find_partition(&p.0, p.1)
                     .map(|e| e.offset())
                     .unwrap_or(Offset::Invalid);
-                Ok(match found {
-                    Offset::Offset(o) => o.max(low),
+                match found {
+                    Offset::Offset(o) => Ok(o.max(marks.low(p)?)),
                     // No committed offset: earliest. No record at or after the timestamp: end.
-                    Offset::End => watermarks(client, t, *p)?.1,
-                    _ if matches!(self.start, StartOffsets::Timestamp(_)) => {
-                        watermarks(client, t, *p)?.1
-                    }
-                    _ => low,
-                })
+                    Offset::End => marks.high(p),
+                    _ if matches!(self.start, StartOffsets::Timestamp(_)) => marks.high(p),
+                    _ => marks.low(p),
+                }
             })
             .collect()
     }
 
     fn stop_offsets(
         &self,
-        client: &BaseConsumer<LogContext>,
+        marks: &mut Watermarks<'_>,
         partitions: &[Partition],
     ) -> Result<Option<Arc<HashMap<Partition, i64>>>> {
         if !self.bounded {
             return Ok(None);
         }
         let mut stops = HashMap::new();
-        for (t, p) in partitions {
-            stops.insert((t.clone(), *p), watermarks(client, t, *p)?.1);
+        for p in partitions {
+            stops.insert(p.clone(), marks.high(p)?);
         }
         Ok(Some(Arc::new(stops)))
     }
@@ -336,7 +325,11 @@ impl<D: KafkaDecoder> KafkaSource<D> {
     ) -> Result<Vec<KafkaReader<D>>> {
         let client = self.metadata_client()?;
         let partitions = self.partitions(&client)?;
-        let stops = self.stop_offsets(&client, &partitions)?;
+        let mut marks = Watermarks {
+            client: &client,
+            known: HashMap::new(),
+        };
+        let stops = self.stop_offsets(&mut marks, &partitions)?;
         *self.members.lock().unwrap_or_else(|p| p.into_inner()) = vec![None; parallelism];
         if self.use_group {
             let hints: HashMap<Partition, i64> = positions
@@ -375,11 +368,9 @@ impl<D: KafkaDecoder> KafkaSource<D> {
             .collect();
         // Partitions that appeared since the checkpoint start from their earliest offset.
         let start = if known.is_empty() {
-            self.start_offsets(&client, &new)?
+            self.start_offsets(&mut marks, &new)?
         } else {
-            new.iter()
-                .map(|(t, p)| watermarks(&client, t, *p).map(|w| w.0))
-                .collect::<Result<_>>()?
+            new.iter().map(|p| marks.low(p)).collect::<Result<_>>()?
         };
         known.extend(new.into_iter().zip(start));
         let mut all: Vec<(Partition, i64)> = known.into_iter().collect();
@@ -501,14 +492,34 @@ impl<D: KafkaDecoder> KafkaSource<D> {
     }
 }
 
-fn watermarks(
-    client: &BaseConsumer<LogContext>,
-    topic: &str,
-    partition: i32,
-) -> Result<(i64, i64)> {
-    client
-        .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
-        .map_err(|e| kafka_error(&format!("reading the offsets of {topic}/{partition}"), e))
+/// The low and high watermarks of partitions, each asked of the brokers at most once.
+struct Watermarks<'a> {
+    client: &'a BaseConsumer<LogContext>,
+    known: HashMap<Partition, (i64, i64)>,
+}
+
+impl Watermarks<'_> {
+    fn get(&mut self, p: &Partition) -> Result<(i64, i64)> {
+        if let Some(&w) = self.known.get(p) {
+            return Ok(w);
+        }
+        let w = self
+            .client
+            .fetch_watermarks(&p.0, p.1, REQUEST_TIMEOUT)
+            .map_err(|e| kafka_error(&format!("reading the offsets of {}/{}", p.0, p.1), e))?;
+        self.known.insert(p.clone(), w);
+        Ok(w)
+    }
+
+    /// The oldest offset still in the partition.
+    fn low(&mut self, p: &Partition) -> Result<i64> {
+        self.get(p).map(|w| w.0)
+    }
+
+    /// The end of the partition (the offset the next record will get).
+    fn high(&mut self, p: &Partition) -> Result<i64> {
+        self.get(p).map(|w| w.1)
+    }
 }
 
 fn tpl(partitions: &[Partition], offset: impl Fn(usize) -> Offset) -> Result<TopicPartitionList> {
@@ -790,11 +801,7 @@ impl<D: KafkaDecoder> KafkaReader<D> {
         if ctx.completed_checkpoint() < after && !lost {
             return;
         }
-        let committed = self
-            .committed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
         let mut release = TopicPartitionList::new();
         let mut released = Vec::new();
         let mut waiting = false;
@@ -811,6 +818,7 @@ impl<D: KafkaDecoder> KafkaReader<D> {
                 waiting = true;
             }
         }
+        drop(committed);
         if lost && waiting {
             tracing::warn!(
                 "kafka group membership lost: partitions handed over without their last offsets (records since the last commit will be read again)"
