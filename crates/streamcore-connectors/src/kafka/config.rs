@@ -127,7 +127,12 @@ impl KafkaConfig {
     pub(crate) fn client_config(&self, own: &[(&str, String)]) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
-        c.set_log_level(RDKafkaLogLevel::Warning);
+        // librdkafka's `debug` contexts log at debug level: asking for them lets them through.
+        c.set_log_level(if self.properties.contains_key("debug") {
+            RDKafkaLogLevel::Debug
+        } else {
+            RDKafkaLogLevel::Warning
+        });
         for (k, v) in &self.properties {
             c.set(k, v);
         }
