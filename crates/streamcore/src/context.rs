@@ -114,6 +114,8 @@ pub struct TaskContext {
     pub(crate) finished_splits: Vec<u64>,
     pub(crate) stats: OperatorStats,
     pub(crate) hub: Option<Arc<crate::checkpoint::coordinator::CheckpointHub>>,
+    /// Key-group changes a source asked for, sent down its chain after its poll.
+    pub(crate) key_group_changes: Vec<Arc<crate::state::KeyGroupChange>>,
 }
 
 /// What stateful operators report about themselves, published to the metrics per batch.
@@ -145,6 +147,7 @@ impl TaskContext {
             finished_splits: Vec::new(),
             stats: OperatorStats::default(),
             hub: None,
+            key_group_changes: Vec::new(),
         }
     }
 
@@ -193,6 +196,18 @@ impl TaskContext {
     /// The newest checkpoint that is complete and whose output is committed (0: none yet).
     pub fn completed_checkpoint(&self) -> crate::message::CheckpointId {
         self.hub.as_ref().map_or(0, |h| h.completed())
+    }
+
+    /// Where [`TaskContext::completed_checkpoint`] was written (`None` before the first).
+    pub fn completed_checkpoint_location(&self) -> Option<std::path::PathBuf> {
+        self.hub.as_ref().and_then(|h| h.completed_location())
+    }
+
+    /// A source moves key groups into or out of the running job (see
+    /// [`crate::state::KeyGroupChange`]): the change goes down the source's chain, and across
+    /// exchanges, ahead of the records the source emits after this call. Only sources can ask.
+    pub fn change_key_groups(&mut self, change: crate::state::KeyGroupChange) {
+        self.key_group_changes.push(Arc::new(change));
     }
 
     /// A source reader tells that it read the last record of `split`: the split no longer

@@ -19,6 +19,8 @@ pub enum Message<T> {
     Idle,
     /// Checkpoint barrier: everything before belongs to the checkpoint, everything after not.
     Barrier(CheckpointId),
+    /// Key groups move in or out of this job (scale-out: see [`crate::state::KeyGroupChange`]).
+    KeyGroups(std::sync::Arc<crate::state::KeyGroupChange>),
     /// This sender will send nothing more.
     End,
 }

@@ -68,6 +68,8 @@ pub(crate) struct CheckpointHub {
     triggered: AtomicU64,
     /// The newest checkpoint complete and committed (0: none yet).
     completed: AtomicU64,
+    /// Where the newest completed checkpoint was written.
+    completed_location: std::sync::Mutex<Option<std::path::PathBuf>>,
     /// A task asked for a checkpoint as soon as possible.
     requested: std::sync::atomic::AtomicBool,
     alignment_ns: AtomicU64,
@@ -85,6 +87,14 @@ impl CheckpointHub {
     /// The id of the newest checkpoint that is complete and whose output is committed.
     pub(crate) fn completed(&self) -> CheckpointId {
         self.completed.load(Ordering::Acquire)
+    }
+
+    /// Where the newest completed checkpoint was written.
+    pub(crate) fn completed_location(&self) -> Option<std::path::PathBuf> {
+        self.completed_location
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Asks for a checkpoint now rather than at the next interval; returns the first id that
@@ -183,6 +193,7 @@ pub(crate) fn channel(
     let hub = Arc::new(CheckpointHub {
         triggered: AtomicU64::new(0),
         completed: AtomicU64::new(0),
+        completed_location: Default::default(),
         requested: std::sync::atomic::AtomicBool::new(false),
         alignment_ns: AtomicU64::new(0),
         tx,
@@ -383,6 +394,11 @@ impl Coordinator {
             bytes = written.bytes,
             "checkpoint complete"
         );
+        *self
+            .hub
+            .completed_location
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(written.location.clone());
         for r in p.requests {
             let _ = r.reply.send(Ok(written.location.clone()));
         }

@@ -17,6 +17,7 @@ use crate::data::Data;
 use crate::error::Result;
 use crate::message::CheckpointId;
 use crate::runtime::push::Push;
+use crate::state::KeyGroupChange;
 use crate::time::Timestamp;
 use std::any::Any;
 use std::marker::PhantomData;
@@ -165,6 +166,7 @@ pub(crate) trait SidePort: Send {
     fn idle(&mut self) -> Result<()>;
     fn tick(&mut self, now: Timestamp) -> Result<()>;
     fn barrier(&mut self, id: CheckpointId) -> Result<()>;
+    fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()>;
     fn end(&mut self) -> Result<()>;
 }
 
@@ -218,6 +220,10 @@ impl<U: Data> SidePort for TypedSide<U> {
     fn barrier(&mut self, id: CheckpointId) -> Result<()> {
         self.flush()?;
         self.down.barrier(id)
+    }
+    fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()> {
+        self.flush()?;
+        self.down.key_groups(change)
     }
     fn end(&mut self) -> Result<()> {
         self.flush()?;
@@ -347,6 +353,14 @@ impl<O: Data> Output<O> {
         self.down.barrier(id)
     }
 
+    pub(crate) fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()> {
+        self.flush()?;
+        for (_, side) in &mut self.sides {
+            side.key_groups(change)?;
+        }
+        self.down.key_groups(change)
+    }
+
     pub(crate) fn end(&mut self) -> Result<()> {
         self.flush()?;
         for (_, side) in &mut self.sides {
@@ -372,6 +386,9 @@ pub(crate) mod test_support {
             Ok(())
         }
         fn barrier(&mut self, _id: CheckpointId) -> Result<()> {
+            Ok(())
+        }
+        fn key_groups(&mut self, _change: &Arc<KeyGroupChange>) -> Result<()> {
             Ok(())
         }
         fn end(&mut self) -> Result<()> {

@@ -15,7 +15,7 @@ use crate::data::{Data, Key};
 use crate::error::{Result, StreamError};
 use crate::message::{CheckpointId, Envelope, Message};
 use crate::metrics::ExchangeMetrics;
-use crate::state::{key_group, owner_of};
+use crate::state::{key_group, owner_of, KeyGroupChange};
 use crate::time::Timestamp;
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
 use std::sync::atomic::Ordering::Relaxed;
@@ -116,6 +116,9 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Send + 'static> Push<T> for KeySender<T,
     fn barrier(&mut self, id: CheckpointId) -> Result<()> {
         self.outbox.broadcast(Message::Barrier(id))
     }
+    fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()> {
+        self.outbox.broadcast(Message::KeyGroups(change.clone()))
+    }
     fn end(&mut self) -> Result<()> {
         self.outbox.broadcast(Message::End)
     }
@@ -142,6 +145,9 @@ impl<T: Data> Push<T> for RoundRobinSender<T> {
     fn barrier(&mut self, id: CheckpointId) -> Result<()> {
         self.outbox.broadcast(Message::Barrier(id))
     }
+    fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()> {
+        self.outbox.broadcast(Message::KeyGroups(change.clone()))
+    }
     fn end(&mut self) -> Result<()> {
         self.outbox.broadcast(Message::End)
     }
@@ -165,6 +171,9 @@ impl<T: Data> Push<T> for BroadcastSender<T> {
     fn barrier(&mut self, id: CheckpointId) -> Result<()> {
         self.outbox.broadcast(Message::Barrier(id))
     }
+    fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()> {
+        self.outbox.broadcast(Message::KeyGroups(change.clone()))
+    }
     fn end(&mut self) -> Result<()> {
         self.outbox.broadcast(Message::End)
     }
@@ -177,7 +186,13 @@ pub(crate) struct ExchangeReceiver<T> {
     pub(crate) senders: usize,
     pub(crate) down: Box<dyn Push<T>>,
     pub(crate) hub: Option<Arc<CheckpointHub>>,
+    /// Key-group changes applied lately: each comes once from every sender, and is applied
+    /// when the first copy arrives (the one that precedes the moved keys' records).
+    pub(crate) applied_changes: std::collections::VecDeque<u64>,
 }
+
+/// How many key-group change ids a receiver remembers.
+const REMEMBERED_CHANGES: usize = 64;
 
 /// Barrier alignment: once a sender's barrier `n` arrived, what it sends next belongs after
 /// the checkpoint and waits here until every other sender's barrier `n` arrived (or that
@@ -214,6 +229,16 @@ impl<T: Data> ExchangeReceiver<T> {
                     align.arrived.iter_mut().for_each(|a| *a = false);
                 }
                 align.arrived[from] = true;
+                InputChange::None
+            }
+            Message::KeyGroups(c) => {
+                if !self.applied_changes.contains(&c.id) {
+                    if self.applied_changes.len() == REMEMBERED_CHANGES {
+                        self.applied_changes.pop_front();
+                    }
+                    self.applied_changes.push_back(c.id);
+                    self.down.key_groups(&c)?;
+                }
                 InputChange::None
             }
             Message::End => inputs.end(from),

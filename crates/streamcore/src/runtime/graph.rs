@@ -319,6 +319,7 @@ impl Graph {
             );
             let node = OperatorNode {
                 op: op.clone(),
+                prototype: op.clone(),
                 ctx: env.task_context(),
                 out,
                 metrics: env.metrics.clone(),
@@ -461,6 +462,7 @@ impl Graph {
                 senders: run.num_senders,
                 down: join_consumers::<T>(outputs.main),
                 hub: env.hub.clone(),
+                applied_changes: Default::default(),
             })))
         });
         self.stages.push(StageSpec {

@@ -16,6 +16,7 @@ use crate::metrics::OperatorMetrics;
 use crate::operator::{Operator, Output};
 use crate::sink::SinkWriter;
 use crate::source::{SourcePoll, SourceReader};
+use crate::state::{key_groups_of, KeyGroupChange};
 use crate::time::Timestamp;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering::Relaxed;
@@ -38,6 +39,9 @@ fn publish_rejections(ctx: &TaskContext, seen: &mut u64, metrics: &OperatorMetri
 
 pub(crate) struct OperatorNode<Op: Operator> {
     pub(crate) op: Op,
+    /// A copy of the operator as built, never opened: what a key-group change rebuilds the
+    /// instance from.
+    pub(crate) prototype: Op,
     pub(crate) ctx: TaskContext,
     pub(crate) out: Output<Op::Out>,
     pub(crate) metrics: Arc<OperatorMetrics>,
@@ -83,7 +87,7 @@ impl<Op: Operator> OperatorNode<Op> {
     }
 }
 
-impl<Op: Operator> Push<Op::In> for OperatorNode<Op> {
+impl<Op: Operator + Clone> Push<Op::In> for OperatorNode<Op> {
     fn open(&mut self) -> Result<()> {
         self.op.open(&mut self.ctx)?;
         if let Some(c) = self.checkpoint.as_mut() {
@@ -139,6 +143,33 @@ impl<Op: Operator> Push<Op::In> for OperatorNode<Op> {
         self.out.idle()
     }
 
+    fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()> {
+        // Emitted output goes first: it belongs before the change.
+        self.out.flush()?;
+        let mut current = StateSnapshot::default();
+        self.op.snapshot_state(&mut self.ctx, &mut current)?;
+        // A stateless operator (or one without keyed state) has nothing to move.
+        if !current.groups.is_empty() || !change.state().node(&self.ctx.info.name).is_empty() {
+            let info = &self.ctx.info;
+            let owned = key_groups_of(info.subtask, info.key_groups, info.parallelism);
+            let restore = change.restore_for(&info.name, &owned, current);
+            let started = Instant::now();
+            let mut op = self.prototype.clone();
+            op.open(&mut self.ctx)?;
+            op.restore_state(&mut self.ctx, &restore)?;
+            self.op = op;
+            tracing::debug!(
+                node = %self.ctx.info.name,
+                subtask = self.ctx.info.subtask,
+                change = ?change,
+                ms = started.elapsed().as_millis() as u64,
+                "key groups moved"
+            );
+        }
+        self.after_hook()?;
+        self.out.key_groups(change)
+    }
+
     fn tick(&mut self, now: Timestamp) -> Result<()> {
         let before = self.out.pending();
         self.op
@@ -184,6 +215,9 @@ impl<T: Data, W: SinkWriter<T>> Push<T> for SinkNode<T, W> {
     fn watermark(&mut self, wm: Timestamp) -> Result<()> {
         self.metrics.watermark.store(wm.millis(), Relaxed);
         self.writer.on_watermark(wm)
+    }
+    fn key_groups(&mut self, _change: &Arc<KeyGroupChange>) -> Result<()> {
+        Ok(()) // a sink holds no keyed state
     }
     fn barrier(&mut self, id: CheckpointId) -> Result<()> {
         let committables = self.writer.pre_commit(id)?;
@@ -282,6 +316,10 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
             self.metrics
                 .record_batch(batch.len(), batch.len(), started.elapsed());
             publish_rejections(&self.ctx, &mut rejected_seen, &self.metrics);
+            // Key-group changes go ahead of the batch: it may hold records of the keys moved.
+            for change in std::mem::take(&mut self.ctx.key_group_changes) {
+                self.down.key_groups(&change)?;
+            }
             if let Some(generator) = &mut self.watermarks {
                 let now = Instant::now();
                 generator.observe(self.reader.split_id(), &batch, now);

@@ -4,7 +4,9 @@
 use crate::data::Data;
 use crate::error::Result;
 use crate::message::CheckpointId;
+use crate::state::KeyGroupChange;
 use crate::time::Timestamp;
+use std::sync::Arc;
 
 /// The receiving end of a chain link. One virtual call per batch, never per record.
 pub(crate) trait Push<T>: Send {
@@ -28,6 +30,9 @@ pub(crate) trait Push<T>: Send {
     /// Checkpoint barrier `id`: everything before it belongs to the checkpoint. Stateful
     /// nodes snapshot, sinks pre-commit; every node passes it on.
     fn barrier(&mut self, id: CheckpointId) -> Result<()>;
+    /// Key groups move in or out of the job: stateful nodes apply the change, every node
+    /// passes it on (see [`crate::state::KeyGroupChange`]).
+    fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()>;
     /// End of input: flush and close.
     fn end(&mut self) -> Result<()>;
 }
@@ -60,6 +65,9 @@ impl<T: Data> Push<T> for Tee<T> {
     fn barrier(&mut self, id: CheckpointId) -> Result<()> {
         self.outs.iter_mut().try_for_each(|o| o.barrier(id))
     }
+    fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()> {
+        self.outs.iter_mut().try_for_each(|o| o.key_groups(change))
+    }
     fn end(&mut self) -> Result<()> {
         self.outs.iter_mut().try_for_each(|o| o.end())
     }
@@ -76,6 +84,9 @@ impl<T: Data> Push<T> for Discard {
         Ok(())
     }
     fn barrier(&mut self, _id: CheckpointId) -> Result<()> {
+        Ok(())
+    }
+    fn key_groups(&mut self, _change: &Arc<KeyGroupChange>) -> Result<()> {
         Ok(())
     }
     fn end(&mut self) -> Result<()> {

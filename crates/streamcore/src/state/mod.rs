@@ -4,10 +4,12 @@
 //! parallel instances in contiguous ranges. State is stored per key group so that a checkpoint
 //! can write it per key group and a restore can read back just the groups an instance owns.
 
+mod handover;
 mod primitives;
 mod process;
 mod timers;
 
+pub use handover::{KeyGroupChange, KeyGroupState};
 pub use primitives::{AggregatingState, ListState, MapState, ValueState};
 pub(crate) use process::KeyedProcessOperator;
 pub use process::{KeyedContext, KeyedProcessFunction, TimeDomain};

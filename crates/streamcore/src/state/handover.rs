@@ -1,0 +1,344 @@
+//! Moving key groups into and out of a **running** job: what a job run by several processes
+//! (one Kafka consumer group, docs/kafka.md) does when the group moves input partitions, and
+//! with them the keys they carry, from one process to another.
+//!
+//! A source (the only part that learns of a rebalance) builds a [`KeyGroupChange`] and hands
+//! it to [`crate::TaskContext::change_key_groups`]. The runtime sends it down the source's
+//! chain ahead of the records that follow, across exchanges (to every downstream instance), and
+//! each stateful operator instance applies it between two batches: it snapshots its state,
+//! drops the released key groups, replaces the adopted ones with the given state, and
+//! rebuilds itself from that (a fresh copy of the operator, restored as after a checkpoint).
+//! Every operator that supports checkpoints supports this without code of its own; the cost
+//! is one snapshot and one restore of the instance's state per change (rebalances are rare).
+//!
+//! The state of adopted key groups comes from a checkpoint ([`KeyGroupState::from_checkpoint`]),
+//! usually another process's, or from a file one process wrote for the next owner
+//! ([`KeyGroupState::write`], [`KeyGroupState::read`]).
+
+use crate::checkpoint::{LoadedCheckpoint, StateRestore, StateSnapshot};
+use crate::error::{Result, StreamError};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The keyed state of some key groups, per node (by the node's stable name), as a checkpoint
+/// stores it: `(key group, encoded state)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyGroupState {
+    nodes: BTreeMap<String, Vec<(u32, Vec<u8>)>>,
+}
+
+/// The magic first bytes of a key-group state file, with the format version.
+const FILE_MAGIC: &[u8; 8] = b"SCKGS\x00\x00\x01";
+
+impl KeyGroupState {
+    /// The state of the key groups in `groups` from every node of `checkpoint`.
+    pub fn from_checkpoint(checkpoint: &LoadedCheckpoint, groups: &[Range<u32>]) -> Self {
+        let mut nodes = BTreeMap::new();
+        for (name, instances) in &checkpoint.nodes {
+            let picked: Vec<(u32, Vec<u8>)> = instances
+                .iter()
+                .flat_map(|i| &i.snapshot.groups)
+                .filter(|(g, _)| groups.iter().any(|r| r.contains(g)))
+                .cloned()
+                .collect();
+            if !picked.is_empty() {
+                nodes.insert(name.clone(), picked);
+            }
+        }
+        KeyGroupState { nodes }
+    }
+
+    /// The state of node `name`: `(key group, encoded state)`.
+    pub fn node(&self, name: &str) -> &[(u32, Vec<u8>)] {
+        self.nodes.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// Number of `(node, key group)` entries.
+    pub fn len(&self) -> usize {
+        self.nodes.values().map(Vec::len).sum()
+    }
+
+    /// True when no node has state for these key groups.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Bytes of encoded state.
+    pub fn bytes(&self) -> usize {
+        self.nodes.values().flatten().map(|(_, b)| b.len()).sum()
+    }
+
+    /// Writes the state to `path` atomically (a temporary file renamed into place).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let io = |e: std::io::Error| {
+            StreamError::Checkpoint(format!("writing key-group state {}: {e}", path.display()))
+        };
+        let tmp = path.with_extension("tmp");
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
+        out.write_all(FILE_MAGIC).map_err(io)?;
+        out.write_all(&(self.nodes.len() as u32).to_le_bytes())
+            .map_err(io)?;
+        for (name, groups) in &self.nodes {
+            write_bytes(&mut out, name.as_bytes()).map_err(io)?;
+            out.write_all(&(groups.len() as u32).to_le_bytes())
+                .map_err(io)?;
+            for (g, bytes) in groups {
+                out.write_all(&g.to_le_bytes()).map_err(io)?;
+                write_bytes(&mut out, bytes).map_err(io)?;
+            }
+        }
+        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Reads a state written by [`KeyGroupState::write`].
+    pub fn read(path: &Path) -> Result<Self> {
+        let bad = |what: String| {
+            StreamError::Checkpoint(format!(
+                "reading key-group state {}: {what}",
+                path.display()
+            ))
+        };
+        let mut input =
+            std::io::BufReader::new(std::fs::File::open(path).map_err(|e| bad(e.to_string()))?);
+        let mut magic = [0u8; 8];
+        input
+            .read_exact(&mut magic)
+            .map_err(|e| bad(e.to_string()))?;
+        if &magic != FILE_MAGIC {
+            return Err(bad("not a key-group state file (or another version)".into()));
+        }
+        let mut nodes = BTreeMap::new();
+        let n = read_u32(&mut input).map_err(|e| bad(e.to_string()))?;
+        for _ in 0..n {
+            let name = String::from_utf8(read_bytes(&mut input).map_err(|e| bad(e.to_string()))?)
+                .map_err(|e| bad(e.to_string()))?;
+            let count = read_u32(&mut input).map_err(|e| bad(e.to_string()))?;
+            let mut groups = Vec::with_capacity(count.min(1 << 16) as usize);
+            for _ in 0..count {
+                let g = read_u32(&mut input).map_err(|e| bad(e.to_string()))?;
+                groups.push((g, read_bytes(&mut input).map_err(|e| bad(e.to_string()))?));
+            }
+            nodes.insert(name, groups);
+        }
+        Ok(KeyGroupState { nodes })
+    }
+}
+
+fn write_bytes(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+    out.write_all(&(bytes.len() as u64).to_le_bytes())?;
+    out.write_all(bytes)
+}
+
+fn read_u32(input: &mut impl Read) -> std::io::Result<u32> {
+    let mut b = [0u8; 4];
+    input.read_exact(&mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+fn read_bytes(input: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut b = [0u8; 8];
+    input.read_exact(&mut b)?;
+    let len = u64::from_le_bytes(b);
+    let mut bytes = Vec::new();
+    input.take(len).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 != len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(bytes)
+}
+
+static NEXT_CHANGE: AtomicU64 = AtomicU64::new(1);
+
+/// Key groups a running job gives up (their state is dropped) or takes over (their state is
+/// replaced by the given one). See the module documentation.
+///
+/// ```
+/// use streamcore::state::{KeyGroupChange, KeyGroupState};
+/// // Give up key groups 0..32; take over 32..64 with no state (their keys start empty).
+/// let change = KeyGroupChange::release([0..32, 100..101])
+///     .and_adopt([32..64], KeyGroupState::default());
+/// assert!(change.covers(10) && change.covers(40) && !change.covers(64));
+/// ```
+pub struct KeyGroupChange {
+    pub(crate) id: u64,
+    release: Vec<Range<u32>>,
+    adopt: Vec<Range<u32>>,
+    state: KeyGroupState,
+}
+
+impl KeyGroupChange {
+    /// Drops the state of the key groups in `groups` (they moved to another process).
+    pub fn release(groups: impl IntoIterator<Item = Range<u32>>) -> Self {
+        KeyGroupChange {
+            id: NEXT_CHANGE.fetch_add(1, Ordering::Relaxed),
+            release: groups.into_iter().collect(),
+            adopt: Vec::new(),
+            state: KeyGroupState::default(),
+        }
+    }
+
+    /// Replaces the state of the key groups in `groups` with `state` (groups it has nothing
+    /// for start empty).
+    pub fn adopt(groups: impl IntoIterator<Item = Range<u32>>, state: KeyGroupState) -> Self {
+        KeyGroupChange::release([]).and_adopt(groups, state)
+    }
+
+    /// Also adopts `groups` with `state` (merged with what this change adopts already).
+    pub fn and_adopt(
+        mut self,
+        groups: impl IntoIterator<Item = Range<u32>>,
+        state: KeyGroupState,
+    ) -> Self {
+        self.adopt.extend(groups);
+        for (node, groups) in state.nodes {
+            self.state.nodes.entry(node).or_default().extend(groups);
+        }
+        self
+    }
+
+    /// Whether key group `g` is released or adopted by this change.
+    pub fn covers(&self, g: u32) -> bool {
+        self.release
+            .iter()
+            .chain(&self.adopt)
+            .any(|r| r.contains(&g))
+    }
+
+    /// The key groups released.
+    pub fn released(&self) -> &[Range<u32>] {
+        &self.release
+    }
+
+    /// The key groups adopted.
+    pub fn adopted(&self) -> &[Range<u32>] {
+        &self.adopt
+    }
+
+    /// The state of the adopted key groups.
+    pub fn state(&self) -> &KeyGroupState {
+        &self.state
+    }
+
+    /// What operator instance `node` (owning key groups `owned`) restores from after this
+    /// change, given its `current` state: its key groups this change does not cover, the
+    /// adopted state of the groups it owns, and its own operator state.
+    pub(crate) fn restore_for(
+        &self,
+        node: &str,
+        owned: &Range<u32>,
+        current: StateSnapshot,
+    ) -> StateRestore {
+        let mut groups: Vec<(u32, Vec<u8>)> = current
+            .groups
+            .into_iter()
+            .filter(|(g, _)| !self.covers(*g))
+            .collect();
+        groups.extend(
+            self.state
+                .node(node)
+                .iter()
+                .filter(|(g, _)| owned.contains(g) && self.adopt.iter().any(|r| r.contains(g)))
+                .cloned(),
+        );
+        StateRestore {
+            groups,
+            operator: current.operator.into_iter().collect(),
+        }
+    }
+}
+
+impl std::fmt::Debug for KeyGroupChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyGroupChange")
+            .field("id", &self.id)
+            .field("release", &self.release)
+            .field("adopt", &self.adopt)
+            .field("state_entries", &self.state.len())
+            .finish()
+    }
+}
+
+impl PartialEq for KeyGroupChange {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(entries: &[(&str, u32, &[u8])]) -> KeyGroupState {
+        let mut s = KeyGroupState::default();
+        for (node, g, b) in entries {
+            s.nodes
+                .entry(node.to_string())
+                .or_default()
+                .push((*g, b.to_vec()));
+        }
+        s
+    }
+
+    #[test]
+    fn state_files_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p3.state");
+        let s = state(&[
+            ("count", 3, b"abc"),
+            ("count", 9, b""),
+            ("window", 3, &[0, 255]),
+        ]);
+        s.write(&path).unwrap();
+        assert_eq!(KeyGroupState::read(&path).unwrap(), s);
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.bytes(), 5);
+    }
+
+    #[test]
+    fn a_truncated_state_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.state");
+        state(&[("count", 3, b"abcdef")]).write(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 2]).unwrap();
+        let err = KeyGroupState::read(&path).unwrap_err().to_string();
+        assert!(err.contains("p.state"), "{err}");
+    }
+
+    #[test]
+    fn restore_keeps_uncovered_groups_and_takes_adopted_ones() {
+        let current = StateSnapshot {
+            groups: vec![
+                (1, b"one".to_vec()),
+                (2, b"two".to_vec()),
+                (5, b"five".to_vec()),
+            ],
+            operator: Some(b"op".to_vec()),
+        };
+        // Release 1, adopt 5..7 (5 replaced, 6 new, 7 owned by another instance).
+        let change = KeyGroupChange::release(std::iter::once(1..2)).and_adopt(
+            std::iter::once(5..8),
+            state(&[
+                ("n", 5, b"new5"),
+                ("n", 6, b"new6"),
+                ("n", 7, b"x"),
+                ("m", 6, b"m"),
+            ]),
+        );
+        let r = change.restore_for("n", &(0..7), current);
+        assert_eq!(
+            r.groups,
+            vec![
+                (2, b"two".to_vec()),
+                (5, b"new5".to_vec()),
+                (6, b"new6".to_vec())
+            ]
+        );
+        assert_eq!(r.operator, vec![b"op".to_vec()]);
+    }
+}

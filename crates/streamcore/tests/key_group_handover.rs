@@ -1,0 +1,201 @@
+//! Key groups moving into and out of a running job (`TaskContext::change_key_groups`): the
+//! mechanism behind the state hand-over between processes of one consumer group. A first run
+//! counts keys and checkpoints; a second run adopts some keys' groups from that checkpoint
+//! while it runs — their counts go on — and later releases one — its count starts over.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use streamcore::checkpoint::{encode, CheckpointConfig, CheckpointStorage, LocalCheckpointStorage};
+use streamcore::state::{key_group, KeyGroupChange, KeyGroupState, DEFAULT_KEY_GROUPS};
+use streamcore::{Job, JobConfig, Result, Source, SourcePoll, SourceReader, TaskContext};
+
+type Record = (String, u64);
+
+/// What the scripted source does next.
+enum Step {
+    /// Emits these records.
+    Records(Vec<Record>),
+    /// Hands this change to the runtime (built when its turn comes).
+    Change(Box<dyn FnOnce() -> KeyGroupChange + Send>),
+    /// Asks for a checkpoint, waits for it, and reports where it was written.
+    Checkpoint(Arc<Mutex<Option<PathBuf>>>),
+}
+
+struct Script {
+    steps: VecDeque<Step>,
+    waiting_for: Option<(u64, Arc<Mutex<Option<PathBuf>>>)>,
+    started: Instant,
+}
+
+impl SourceReader<Record> for Script {
+    fn poll_batch(
+        &mut self,
+        out: &mut Vec<Record>,
+        _: usize,
+        ctx: &mut TaskContext,
+    ) -> Result<SourcePoll> {
+        if let Some((id, slot)) = &self.waiting_for {
+            if ctx.completed_checkpoint() < *id {
+                assert!(self.started.elapsed() < Duration::from_secs(30));
+                return Ok(SourcePoll::Idle);
+            }
+            *slot.lock().unwrap() = ctx.completed_checkpoint_location();
+            self.waiting_for = None;
+        }
+        match self.steps.pop_front() {
+            None => Ok(SourcePoll::Finished),
+            Some(Step::Records(r)) => {
+                out.extend(r);
+                Ok(SourcePoll::Ready)
+            }
+            Some(Step::Change(make)) => {
+                ctx.change_key_groups(make());
+                Ok(SourcePoll::Ready)
+            }
+            Some(Step::Checkpoint(slot)) => {
+                let id = ctx.request_checkpoint().expect("the job checkpoints");
+                self.waiting_for = Some((id, slot));
+                Ok(SourcePoll::Idle)
+            }
+        }
+    }
+    fn snapshot_position(&mut self) -> Result<Vec<u8>> {
+        encode(&self.steps.len())
+    }
+}
+
+struct ScriptSource(Option<Vec<Step>>);
+
+impl Source<Record> for ScriptSource {
+    type Reader = Script;
+    fn parallelism(&self, _: usize) -> usize {
+        1
+    }
+    fn create_readers(&mut self, _: usize) -> Result<Vec<Script>> {
+        Ok(vec![Script {
+            steps: self.0.take().expect("one run").into(),
+            waiting_for: None,
+            started: Instant::now(),
+        }])
+    }
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
+}
+
+fn keys(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|i| format!("user_{i}")).collect()
+}
+
+fn once_each(keys: &[String]) -> Vec<Record> {
+    keys.iter().map(|k| (k.clone(), 1)).collect()
+}
+
+/// The key groups of `keys`, one range per key.
+fn groups_of(keys: &[String]) -> Vec<std::ops::Range<u32>> {
+    keys.iter()
+        .map(|k| {
+            let g = key_group(k, DEFAULT_KEY_GROUPS);
+            g..g + 1
+        })
+        .collect()
+}
+
+/// Runs `steps` through `key_by(key).reduce(sum)` at parallelism 2 (an exchange between the
+/// source and the counts), checkpointing into `dir`; returns every count emitted, per key.
+fn run_counts(steps: Vec<Step>, dir: &std::path::Path) -> BTreeMap<String, Vec<u64>> {
+    let mut job = Job::new("counts");
+    let out = job
+        .source("script", ScriptSource(Some(steps)))
+        .key_by(|r: &Record| r.0.clone())
+        .reduce(|a, b| (a.0, a.1 + b.1))
+        .collect();
+    job.run(
+        JobConfig::default()
+            .parallelism(2)
+            .checkpoints(CheckpointConfig::new(dir).interval(Duration::from_secs(3600))),
+    )
+    .unwrap();
+    let mut counts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for (k, n) in out.take() {
+        counts.entry(k).or_default().push(n);
+    }
+    counts
+}
+
+#[test]
+fn a_running_job_adopts_key_groups_from_a_checkpoint_and_releases_them() {
+    let all = keys(0..10);
+    let (moved, stayed) = all.split_at(5);
+    // Keys that share a key group with a moved key would move too: keep the test exact.
+    let moved_groups = groups_of(moved);
+    assert!(stayed.iter().all(|k| !moved_groups
+        .iter()
+        .any(|r| r.contains(&key_group(k, DEFAULT_KEY_GROUPS)))));
+
+    // Run 1: every key three times, then a checkpoint that holds the counts.
+    let first_dir = tempfile::tempdir().unwrap();
+    let location = Arc::new(Mutex::new(None));
+    let mut steps = Vec::new();
+    for _ in 0..3 {
+        steps.push(Step::Records(once_each(&all)));
+    }
+    steps.push(Step::Checkpoint(location.clone()));
+    run_counts(steps, first_dir.path());
+    let location = location
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("checkpoint written");
+
+    // Run 2: adopts the moved keys' groups from run 1's checkpoint, then counts every key
+    // once; then releases the first moved key's group and counts it again.
+    let cp = LocalCheckpointStorage::new(first_dir.path())
+        .unwrap()
+        .load(&location)
+        .unwrap();
+    let adopted = KeyGroupState::from_checkpoint(&cp, &moved_groups);
+    assert!(!adopted.is_empty());
+    let second_dir = tempfile::tempdir().unwrap();
+    let first_moved = moved[..1].to_vec();
+    let steps = vec![
+        Step::Change(Box::new({
+            let groups = moved_groups.clone();
+            move || KeyGroupChange::adopt(groups, adopted)
+        })),
+        Step::Records(once_each(&all)),
+        Step::Change(Box::new({
+            let groups = groups_of(&first_moved);
+            move || KeyGroupChange::release(groups)
+        })),
+        Step::Records(once_each(&first_moved)),
+    ];
+    let counts = run_counts(steps, second_dir.path());
+    for k in moved {
+        let expected: &[u64] = if *k == first_moved[0] { &[4, 1] } else { &[4] };
+        assert_eq!(counts[k], expected, "{k}: adopted with its count of 3");
+    }
+    for k in stayed {
+        assert_eq!(counts[k], [1], "{k}: not adopted, starts at 0");
+    }
+}
+
+#[test]
+fn an_adopted_group_without_state_starts_empty_and_replaces_what_was_there() {
+    let key = keys(0..1);
+    let dir = tempfile::tempdir().unwrap();
+    let steps = vec![
+        Step::Records(once_each(&key)),
+        Step::Records(once_each(&key)),
+        // Adopting the group with no state (the previous owner had none) replaces the count.
+        Step::Change(Box::new({
+            let groups = groups_of(&key);
+            move || KeyGroupChange::adopt(groups, KeyGroupState::default())
+        })),
+        Step::Records(once_each(&key)),
+    ];
+    let counts = run_counts(steps, dir.path());
+    assert_eq!(counts[&key[0]], [1, 2, 1]);
+}
