@@ -6,11 +6,14 @@ use crate::checkpointing::{print_summary, run_job, CheckpointArgs};
 use crate::demo::{enrich, is_high_value, json_sink, now_secs, pipeline};
 use anyhow::Context;
 use clap::Args;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use streamcore::sink::ForEachSink;
 use streamcore::source::Generator;
-use streamcore::{DeadLetter, ErrorPolicy, Event, Fields, Job, JobConfig, Timestamp, Value};
+use streamcore::{
+    DeadLetter, ErrorPolicy, Event, Fields, Job, JobConfig, Stream, Timestamp, Value,
+};
 use streamcore_connectors::kafka::{
     create_topic, Delivery, KafkaConfig, KafkaSink, KafkaSource, SaslMechanism, StartOffsets,
 };
@@ -89,6 +92,15 @@ pub struct KafkaArgs {
     /// committed those offsets on every partition).
     #[arg(long)]
     bounded: bool,
+    /// Add a running count per partition key to every output event (`key_count`): keyed
+    /// state, which a group moves with the partitions under --state-handover.
+    #[arg(long)]
+    count_per_key: bool,
+    /// Move keyed state with the partitions between the processes of the group through this
+    /// directory, shared by all of them (each with its --checkpoint-dir under it). The input
+    /// topic must be partitioned by key group (docs/kafka.md).
+    #[arg(long, requires_all = ["group", "checkpoint_dir"])]
+    state_handover: Option<PathBuf>,
     /// Write the enriched events to this topic.
     #[arg(long, conflicts_with = "output")]
     output_topic: Option<String>,
@@ -143,7 +155,13 @@ pub fn run(args: KafkaArgs) -> anyhow::Result<()> {
     if args.bounded {
         source = source.bounded();
     }
-    let out = pipeline(job.source("kafka", source));
+    if let Some(root) = &args.state_handover {
+        source = source.state_handover(root);
+    }
+    let mut out = pipeline(job.source("kafka", source));
+    if args.count_per_key {
+        out = count_per_key(out);
+    }
     match (&args.output_topic, &args.output) {
         (Some(topic), _) => {
             let delivery = if args.exactly_once {
@@ -180,6 +198,21 @@ pub fn run(args: KafkaArgs) -> anyhow::Result<()> {
     // offset commits, transactions) under `connectors`.
     let summary = run_job(job, config)?;
     print_summary(&summary, args.metrics_json)
+}
+
+/// Adds `key_count`, the running count of events per partition key, to every event.
+fn count_per_key(events: Stream<Event>) -> Stream<Event> {
+    events
+        .map(|e| (e, 1u64))
+        .name("count-input")
+        .key_by(|(e, _): &(Event, u64)| e.partition_key.clone().unwrap_or_default())
+        .reduce(|(_, n), (e, one)| (e, n + one))
+        .name("count-per-key")
+        .map(|(mut e, n)| {
+            e.data.insert("key_count", Value::Int(n as i64));
+            e
+        })
+        .name("with-count")
 }
 
 #[derive(Args, Debug)]

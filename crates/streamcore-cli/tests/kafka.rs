@@ -35,15 +35,24 @@ fn transaction(i: u64) -> Event {
 }
 
 fn produce(config: &KafkaConfig, topic: &str, from: u64, n: u64) {
+    produce_with(config, topic, from, n, false)
+}
+
+/// Produces transactions `from..from + n`, keyed by their user; with `by_key_group`,
+/// partitioned by key group (what state hand-over needs).
+fn produce_with(config: &KafkaConfig, topic: &str, from: u64, n: u64, by_key_group: bool) {
     let mut job = Job::new("produce");
+    let sink = KafkaSink::events(config.clone(), topic).key_partition_key();
+    let sink = if by_key_group {
+        sink.partition_by_key_group()
+    } else {
+        sink
+    };
     job.source(
         "gen",
         Generator::new(move |i| transaction(from + i)).bounded(n),
     )
-    .sink_named(
-        "out",
-        KafkaSink::events(config.clone(), topic).key_partition_key(),
-    );
+    .sink_named("out", sink);
     job.run(JobConfig::default().parallelism(1)).unwrap();
 }
 
@@ -448,4 +457,124 @@ fn two_processes_in_a_group_and_one_is_killed() {
         &duplicates[..duplicates.len().min(5)]
     );
     assert_eq!(got, expected);
+}
+
+/// `key_count` of every committed output event, per partition key, sorted.
+fn committed_counts(dirs: &[&Path]) -> BTreeMap<String, Vec<i64>> {
+    let mut counts: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for dir in dirs {
+        let Ok(entries) = fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.file_name().unwrap().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            for line in fs::read_to_string(&p).unwrap().lines() {
+                let v: Value = serde_json::from_str(line).unwrap();
+                counts
+                    .entry(v["partition_key"].as_str().unwrap().to_string())
+                    .or_default()
+                    .push(v["data"]["key_count"].as_i64().unwrap());
+            }
+        }
+    }
+    counts.values_mut().for_each(|c| c.sort_unstable());
+    counts
+}
+
+/// What `committed_counts` must be for input `0..n` through the pipeline with
+/// `--count-per-key`: every user's events counted 1, 2, … once each.
+fn expected_counts(n: u64) -> BTreeMap<String, Vec<i64>> {
+    let mut per_user: BTreeMap<String, i64> = BTreeMap::new();
+    for i in (0..n).filter(|i| 50.0 + 25.0 * (i % 20) as f64 > 100.0) {
+        *per_user.entry(format!("user_{}", i % 50)).or_default() += 1;
+    }
+    per_user
+        .into_iter()
+        .map(|(user, n)| (user, (1..=n).collect()))
+        .collect()
+}
+
+/// Keyed state follows the partitions: a process joins the group while the first one counts
+/// events per key; the partitions that move take their keys' counts along (the first process
+/// leaves them at the revocation checkpoint, the second adopts them before reading), so
+/// across both outputs every key is counted 1, 2, 3, … exactly once — a count that restarted
+/// on the new owner would repeat small numbers.
+#[test]
+fn keyed_state_moves_with_the_partitions_to_a_process_that_joins() {
+    const FIRST: u64 = 4_000;
+    const N: u64 = 40_000;
+    let broker = TestBroker::start();
+    broker.create_topic("in", 4);
+    let config = broker.config();
+    let tmp = scratch_dir();
+    let root = tmp.path().to_path_buf();
+    let dirs: Vec<PathBuf> = ["a", "b"].iter().map(|n| root.join(n)).collect();
+    let dir_refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+    let handover = root.to_str().unwrap().to_string();
+    let args = |name: &str| {
+        member_args(
+            &broker,
+            &root,
+            "counts",
+            name,
+            &["-p", "2", "--count-per-key", "--state-handover", &handover],
+        )
+    };
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let waiting = Instant::now();
+        while !done() {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(180),
+                "{what}: {}\n{}",
+                log_without_checkpoints(&root.join("a.err")),
+                log_without_checkpoints(&root.join("b.err"))
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let logged = |file: &str, line: &str| {
+        fs::read_to_string(root.join(file))
+            .unwrap_or_default()
+            .contains(line)
+    };
+    // The first process counts a first part of the input: every partition, every key.
+    produce_with(&config, "in", 0, FIRST, true);
+    let mut a = spawn(&args("a"), &root.join("a.err"));
+    wait_for("the first part counted", &|| {
+        committed_ids(&[&dirs[0]]).len() == expected_ids(FIRST).len()
+    });
+    // The second joins: half the partitions move to it, with their keys' counts.
+    let mut b = spawn(&args("b"), &root.join("b.err"));
+    wait_for("state handed over", &|| {
+        logged("a.err", "left for its next owner") && logged("b.err", "keyed state adopted")
+    });
+    // The rest of the input is counted by both.
+    produce_with(&config, "in", FIRST, N - FIRST, true);
+    wait_for("everything counted", &|| {
+        committed_ids(&dir_refs).len() >= expected_ids(N).len()
+    });
+    for p in [&mut a, &mut b] {
+        send_signal(p.id(), "TERM");
+    }
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+    let got = committed_ids(&dir_refs);
+    let duplicates = got.values().filter(|c| **c > 1).count();
+    assert_eq!(duplicates, 0, "{duplicates} ids duplicated");
+    assert_eq!(got, expected_ids(N));
+    let counts = committed_counts(&dir_refs);
+    let expected = expected_counts(N);
+    let wrong: Vec<&String> = expected
+        .keys()
+        .filter(|k| counts.get(*k) != expected.get(*k))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} keys counted wrong, e.g. {}: {:?}…",
+        wrong.len(),
+        wrong[0],
+        &counts[wrong[0]][..counts[wrong[0]].len().min(10)]
+    );
 }

@@ -15,6 +15,9 @@ pub struct KafkaSourceMetrics {
     pub(crate) rejected: AtomicU64,
     pub(crate) rebalances: AtomicU64,
     pub(crate) offset_commits: AtomicU64,
+    pub(crate) states_adopted: AtomicU64,
+    pub(crate) states_handed_over: AtomicU64,
+    pub(crate) states_missing: AtomicU64,
     /// `topic/partition` → consumer lag (high watermark − position), from librdkafka's
     /// statistics (every second).
     pub(crate) lag: Mutex<BTreeMap<String, i64>>,
@@ -33,6 +36,12 @@ pub struct KafkaSourceSummary {
     pub rebalances: u64,
     /// Offset commits to the consumer group (at completed checkpoints).
     pub offset_commits: u64,
+    /// State hand-over: partitions taken over with the keyed state their last owner left.
+    pub states_adopted: u64,
+    /// State hand-over: partitions released with their keyed state left for the next owner.
+    pub states_handed_over: u64,
+    /// State hand-over: partitions taken over whose state was not found (keys start empty).
+    pub states_missing: u64,
     /// Consumer lag per `topic/partition`, as of the last statistics.
     pub lag: BTreeMap<String, i64>,
     /// Sum of the lags.
@@ -49,6 +58,9 @@ impl KafkaSourceMetrics {
             rejected: self.rejected.load(Relaxed),
             rebalances: self.rebalances.load(Relaxed),
             offset_commits: self.offset_commits.load(Relaxed),
+            states_adopted: self.states_adopted.load(Relaxed),
+            states_handed_over: self.states_handed_over.load(Relaxed),
+            states_missing: self.states_missing.load(Relaxed),
             total_lag: lag.values().filter(|&&l| l > 0).sum(),
             lag,
         }

@@ -4,6 +4,7 @@
 //! - [`admin`]: creating topics.
 //! - [`config`]: brokers, TLS and SASL options and raw client properties ([`KafkaConfig`]);
 //!   secrets are never printed.
+//! - [`handover`]: keyed state that follows partitions between the processes of a group.
 //! - [`format`]: how records are decoded from and encoded to Kafka records (JSON of a serde
 //!   type, the dynamic [`streamcore::Event`] with Kafka metadata, raw bytes).
 //! - [`source`]: one split per partition, offsets in checkpoints, start from earliest / latest /
@@ -18,6 +19,7 @@
 pub mod admin;
 pub mod config;
 pub mod format;
+pub mod handover;
 pub mod metrics;
 pub mod sink;
 pub mod source;

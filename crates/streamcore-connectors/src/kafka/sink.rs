@@ -64,7 +64,29 @@ pub struct KafkaSink<T, E> {
     /// Transactions pre-committed by this process's writers, by transactional id, until the
     /// committer commits them.
     awaiting: Awaiting,
+    by_key_group: bool,
     _t: PhantomData<fn(T)>,
+}
+
+/// Partitioning by key group: the partition of a keyed record is
+/// [`super::handover::partition_for_key`] of its key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct KeyGroupPartitioning {
+    key_groups: u32,
+    partitions: i32,
+}
+
+impl KeyGroupPartitioning {
+    /// The partition of a record with `key` (`None`: the producer's partitioner decides).
+    fn partition(this: Option<Self>, key: Option<&[u8]>) -> Option<i32> {
+        let (this, key) = (this?, key?);
+        let key = String::from_utf8_lossy(key);
+        Some(super::handover::partition_for_key(
+            &key,
+            this.key_groups,
+            this.partitions,
+        ))
+    }
 }
 
 type Awaiting = Arc<Mutex<HashMap<String, Arc<BaseProducer<SinkContext>>>>>;
@@ -101,6 +123,7 @@ impl<T: Data + Serialize> KafkaSink<T, JsonEncoder<NoKey>> {
             delivery: Delivery::AtLeastOnce,
             metrics: Arc::default(),
             awaiting: Arc::default(),
+            by_key_group: false,
             _t: PhantomData,
         }
     }
@@ -124,6 +147,7 @@ impl<T, E> KafkaSink<T, E> {
             delivery: self.delivery,
             metrics: self.metrics,
             awaiting: self.awaiting,
+            by_key_group: self.by_key_group,
             _t: PhantomData,
         }
     }
@@ -135,6 +159,15 @@ impl<T, E> KafkaSink<T, E> {
         self.delivery(Delivery::ExactlyOnce {
             transactional_id_prefix: None,
         })
+    }
+
+    /// Partitions keyed records by key group (the job's key groups): partition `p` of `P` then
+    /// holds exactly the keys of key groups `key_groups_of(p, K, P)`, what a job reading the
+    /// topic with [`super::KafkaSource::state_handover`] needs (see [`super::handover`]).
+    /// Write repartition topics this way.
+    pub fn partition_by_key_group(mut self) -> Self {
+        self.by_key_group = true;
+        self
     }
 
     /// Sets the delivery guarantee.
@@ -282,6 +315,9 @@ struct TxnCommit {
     topic: String,
     /// Key and value of every record of the transaction, in order.
     records: RecordLog,
+    /// How the records were partitioned (re-written the same way).
+    #[serde(default)]
+    partitioning: Option<KeyGroupPartitioning>,
 }
 
 /// The keys and values of a transaction's records, in order, in one buffer (no allocation
@@ -364,8 +400,34 @@ impl<T: Data, E: KafkaEncoder<T>> Sink<T> for KafkaSink<T, E> {
             Some(t) => t.producers[0].clone(),
             None => Arc::new(producer(&self.config, &self.metrics, None)?),
         };
+        let partitioning = if self.by_key_group {
+            let metadata = producer
+                .client()
+                .fetch_metadata(Some(&self.topic), TIMEOUT)
+                .map_err(|e| {
+                    kafka_error(&format!("reading the metadata of `{}`", self.topic), e)
+                })?;
+            let partitions = metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == self.topic)
+                .map_or(0, |t| t.partitions().len()) as i32;
+            if partitions == 0 {
+                return Err(kafka_error(
+                    "partitioning by key group",
+                    format!("topic `{}` has no partitions (does it exist?)", self.topic),
+                ));
+            }
+            Some(KeyGroupPartitioning {
+                key_groups: task.key_groups,
+                partitions,
+            })
+        } else {
+            None
+        };
         Ok(KafkaWriter {
             producer,
+            partitioning,
             topic: self.topic.clone(),
             encoder: self.encoder.clone(),
             subtask: task.subtask,
@@ -410,6 +472,7 @@ struct Transactions {
 /// One parallel instance of a [`KafkaSink`].
 pub struct KafkaWriter<T, E> {
     producer: Arc<BaseProducer<SinkContext>>,
+    partitioning: Option<KeyGroupPartitioning>,
     topic: String,
     encoder: E,
     subtask: usize,
@@ -427,11 +490,16 @@ fn send(
     topic: &str,
     key: Option<&[u8]>,
     value: &[u8],
+    partitioning: Option<KeyGroupPartitioning>,
 ) -> Result<()> {
+    let partition = KeyGroupPartitioning::partition(partitioning, key);
     loop {
         let mut record = BaseRecord::to(topic).payload(value);
         if let Some(k) = key {
             record = record.key(k);
+        }
+        if let Some(p) = partition {
+            record = record.partition(p);
         }
         match producer.send(record) {
             Ok(()) => return Ok(()),
@@ -454,7 +522,13 @@ impl<T: Data, E: KafkaEncoder<T>> SinkWriter<T> for KafkaWriter<T, E> {
                 kafka_error(&format!("encoding a record for topic `{}`", self.topic), e)
             })?;
             let key = has_key.then_some(self.key.as_slice());
-            send(&self.producer, &self.topic, key, &self.value)?;
+            send(
+                &self.producer,
+                &self.topic,
+                key,
+                &self.value,
+                self.partitioning,
+            )?;
             bytes += self.key.len() + self.value.len();
             if let Some(t) = &mut self.txn {
                 t.records.push(key, &self.value);
@@ -487,6 +561,7 @@ impl<T: Data, E: KafkaEncoder<T>> SinkWriter<T> for KafkaWriter<T, E> {
             checkpoint,
             topic: self.topic.clone(),
             records: std::mem::take(&mut t.records),
+            partitioning: self.partitioning,
         })?;
         self.awaiting
             .lock()
@@ -571,7 +646,7 @@ impl TxnCommitter {
         p.begin_transaction()
             .map_err(|e| kafka_error("beginning a recovery transaction", e))?;
         for (key, value) in c.records.iter() {
-            send(&p, &c.topic, key, value)?;
+            send(&p, &c.topic, key, value, c.partitioning)?;
         }
         p.flush(TIMEOUT)
             .map_err(|e| kafka_error("flushing a recovery transaction", e))?;

@@ -15,6 +15,7 @@
 
 use super::config::{log_line, KafkaConfig, LogContext};
 use super::format::{EventJson, KafkaDecoder, KafkaRecord};
+use super::handover::{key_groups_of_partition, partition_for_key, HandoverStore};
 use super::kafka_error;
 use super::metrics::KafkaSourceMetrics;
 use hashbrown::HashMap;
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 use streamcore::checkpoint::{decode, encode};
 use streamcore::message::CheckpointId;
 use streamcore::sink::Committer;
+use streamcore::state::{KeyGroupChange, KeyGroupState};
 use streamcore::{Result, Source, SourcePoll, SourceReader, StreamError, TaskContext};
 
 /// How long metadata, offset and commit requests may take.
@@ -83,10 +85,10 @@ enum Topics {
 
 /// A topic partition and the offset of the next record to read there.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct PartitionOffset {
-    topic: String,
-    partition: i32,
-    next: i64,
+pub(crate) struct PartitionOffset {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) next: i64,
 }
 
 type Partition = (String, i32);
@@ -118,6 +120,7 @@ pub struct KafkaSource<D = EventJson> {
     metrics: Arc<KafkaSourceMetrics>,
     members: Members,
     committed: CommittedOffsets,
+    handover: Option<HandoverStore>,
 }
 
 /// The group members of this process, by subtask: the committer commits through them.
@@ -142,6 +145,7 @@ impl KafkaSource<EventJson> {
             metrics: Arc::default(),
             members: Arc::default(),
             committed: Arc::default(),
+            handover: None,
         }
     }
 
@@ -170,6 +174,7 @@ impl<D: KafkaDecoder> KafkaSource<D> {
             metrics: self.metrics,
             members: self.members,
             committed: self.committed,
+            handover: self.handover,
         }
     }
 
@@ -187,6 +192,15 @@ impl<D: KafkaDecoder> KafkaSource<D> {
     pub fn assign(mut self, group_id: impl Into<String>) -> Self {
         self.group = Some(group_id.into());
         self.use_group = false;
+        self
+    }
+
+    /// Moves keyed state with the partitions (needs [`KafkaSource::group`], checkpoints, one
+    /// topic partitioned by key group — see [`super::handover`] — and `root` shared by every
+    /// process, each checkpointing into its own directory under it). The process then runs
+    /// one group member (one reader); the operators after it can run in parallel.
+    pub fn state_handover(mut self, root: impl Into<std::path::PathBuf>) -> Self {
+        self.handover = Some(HandoverStore::new(root));
         self
     }
 
@@ -331,6 +345,23 @@ impl<D: KafkaDecoder> KafkaSource<D> {
         };
         let stops = self.stop_offsets(&mut marks, &partitions)?;
         *self.members.lock().unwrap_or_else(|p| p.into_inner()) = vec![None; parallelism];
+        let handover = match (&self.handover, &self.topics) {
+            (None, _) => None,
+            (Some(store), Topics::List(topics)) if self.use_group && topics.len() == 1 => {
+                let topic = topics[0].clone();
+                let count = partitions.iter().filter(|(t, _)| *t == topic).count() as i32;
+                Some(ReaderHandover {
+                    store: store.clone(),
+                    partitions: count,
+                    assigned_once: false,
+                })
+            }
+            (Some(_), _) => {
+                return Err(StreamError::Config(
+                    "Kafka state hand-over needs a consumer group and exactly one topic".into(),
+                ))
+            }
+        };
         if self.use_group {
             let hints: HashMap<Partition, i64> = positions
                 .unwrap_or_default()
@@ -344,7 +375,9 @@ impl<D: KafkaDecoder> KafkaSource<D> {
             };
             return (0..parallelism)
                 .map(|subtask| {
-                    let reader = self.reader(subtask, Vec::new(), stops.clone(), hints.clone())?;
+                    let mut reader =
+                        self.reader(subtask, Vec::new(), stops.clone(), hints.clone())?;
+                    reader.handover = handover.clone();
                     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
                     reader
                         .consumer
@@ -488,6 +521,7 @@ impl<D: KafkaDecoder> KafkaSource<D> {
             defer_revoke,
             release_after: None,
             committed: self.committed.clone(),
+            handover: None,
         })
     }
 }
@@ -542,6 +576,15 @@ fn split_of(topic: &str, partition: i32) -> u64 {
 
 impl<D: KafkaDecoder> Source<D::Out> for KafkaSource<D> {
     type Reader = KafkaReader<D>;
+
+    fn parallelism(&self, job_parallelism: usize) -> usize {
+        // State follows partitions per process: one group member each.
+        if self.handover.is_some() {
+            1
+        } else {
+            job_parallelism
+        }
+    }
 
     fn create_readers(&mut self, parallelism: usize) -> Result<Vec<Self::Reader>> {
         self.readers_with(parallelism, None)
@@ -745,13 +788,30 @@ pub struct KafkaReader<D: KafkaDecoder> {
     /// Revoked partitions are released once this checkpoint is complete.
     release_after: Option<CheckpointId>,
     committed: CommittedOffsets,
+    handover: Option<ReaderHandover>,
+}
+
+/// A reader's side of the state hand-over (see [`super::handover`]).
+#[derive(Clone)]
+struct ReaderHandover {
+    store: HandoverStore,
+    /// The topic's partition count.
+    partitions: i32,
+    /// The first assignment drops the key groups of every partition not assigned (what a
+    /// restored checkpoint brought along).
+    assigned_once: bool,
 }
 
 impl<D: KafkaDecoder> KafkaReader<D> {
     /// Applies what the rebalance callback saw.
-    fn apply_changes(&mut self, ctx: &mut TaskContext) {
-        let mut changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
-        for (p, next) in changes.assigned.drain(..) {
+    fn apply_changes(&mut self, ctx: &mut TaskContext) -> Result<()> {
+        let shared = self.changes.clone();
+        let mut changes = shared.lock().unwrap_or_else(|p| p.into_inner());
+        let mut assigned: Vec<(Partition, i64)> = changes.assigned.drain(..).collect();
+        if !assigned.is_empty() && self.handover.is_some() {
+            self.adopt_state(&mut assigned, ctx)?;
+        }
+        for (p, next) in assigned {
             let stop = self.stops.as_ref().and_then(|s| s.get(&p).copied());
             let split = split_of(&p.0, p.1);
             self.partitions.insert(
@@ -787,19 +847,125 @@ impl<D: KafkaDecoder> KafkaReader<D> {
                 self.pending = None;
             }
         }
+        Ok(())
+    }
+
+    /// State hand-over: before any record of the `assigned` partitions is read, their key
+    /// groups take the state their last owner left (see [`super::handover`]), and reading
+    /// starts where that state ends. The first assignment also drops every other partition's
+    /// key groups (a restored checkpoint brings the state of all partitions the process had).
+    fn adopt_state(
+        &mut self,
+        assigned: &mut [(Partition, i64)],
+        ctx: &mut TaskContext,
+    ) -> Result<()> {
+        let Some(h) = self.handover.as_mut() else {
+            return Ok(());
+        };
+        let key_groups = ctx.info().key_groups;
+        let source = ctx.info().name.to_string();
+        let list = tpl(
+            &assigned.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
+            |_| Offset::Invalid,
+        )?;
+        let committed = self
+            .consumer
+            .committed_offsets(list, REQUEST_TIMEOUT)
+            .map_err(|e| kafka_error("reading the group's offsets", e))?;
+        let mut change = if h.assigned_once {
+            KeyGroupChange::release([])
+        } else {
+            let ours: Vec<i32> = assigned.iter().map(|(p, _)| p.1).collect();
+            KeyGroupChange::release(
+                (0..h.partitions)
+                    .filter(|q| !ours.contains(q))
+                    .map(|q| key_groups_of_partition(q, key_groups, h.partitions)),
+            )
+        };
+        h.assigned_once = true;
+        for ((topic, partition), floor) in assigned.iter_mut() {
+            let groups = key_groups_of_partition(*partition, key_groups, h.partitions);
+            let at = match committed
+                .find_partition(topic, *partition)
+                .map(|e| e.offset())
+            {
+                Some(Offset::Offset(o)) => Some(o),
+                _ => None,
+            };
+            match h.store.find(topic, *partition, at, &groups, &source)? {
+                Some(found) => {
+                    tracing::info!(
+                        topic = %topic,
+                        partition = *partition,
+                        next = found.next,
+                        entries = found.state.len(),
+                        bytes = found.state.bytes(),
+                        from = %found.from.display(),
+                        "kafka partition's keyed state adopted"
+                    );
+                    self.metrics.states_adopted.fetch_add(1, Relaxed);
+                    *floor = (*floor).max(found.next);
+                    change = change.and_adopt([groups], found.state);
+                }
+                None => {
+                    if at.is_some() {
+                        tracing::warn!(
+                            topic = %topic,
+                            partition = *partition,
+                            committed = ?at,
+                            "no keyed state found for a partition taken over: its keys start empty"
+                        );
+                        self.metrics.states_missing.fetch_add(1, Relaxed);
+                    }
+                    change = change.and_adopt([groups], KeyGroupState::default());
+                }
+            }
+        }
+        ctx.change_key_groups(change);
+        Ok(())
+    }
+
+    /// State hand-over: leaves the state of the partitions about to be released (from the
+    /// completed checkpoint that covers them) for their next owner.
+    fn leave_state(&self, released: &[(String, i32, i64)], ctx: &TaskContext) -> Result<()> {
+        let Some(h) = &self.handover else {
+            return Ok(());
+        };
+        let Some(location) = ctx.completed_checkpoint_location() else {
+            return Ok(());
+        };
+        let key_groups = ctx.info().key_groups;
+        let dir = location.parent().unwrap_or(&location).to_path_buf();
+        let checkpoint = streamcore::checkpoint::LocalCheckpointStorage::new(dir)?;
+        let checkpoint = streamcore::checkpoint::CheckpointStorage::load(&checkpoint, &location)?;
+        for (topic, partition, next) in released {
+            let groups = key_groups_of_partition(*partition, key_groups, h.partitions);
+            let state = KeyGroupState::from_checkpoint(&checkpoint, &[groups]);
+            let path = h.store.write(topic, *partition, *next, &state)?;
+            tracing::info!(
+                topic = %topic,
+                partition = *partition,
+                next = *next,
+                entries = state.len(),
+                path = %path.display(),
+                "kafka partition's keyed state left for its next owner"
+            );
+            self.metrics.states_handed_over.fetch_add(1, Relaxed);
+        }
+        Ok(())
     }
 
     /// Releases revoked partitions once a checkpoint covering them is committed: the group
     /// then has their offsets, and the next owner starts exactly where this reader stopped.
-    fn release_revoked(&mut self, ctx: &mut TaskContext) {
+    fn release_revoked(&mut self, ctx: &mut TaskContext) -> Result<()> {
         let Some(after) = self.release_after else {
-            return;
+            return Ok(());
         };
         // A member the group already dropped (session timeout) cannot commit any more: its
         // partitions are gone, and the next owner starts at the last committed offsets.
         let lost = self.consumer.assignment_lost();
         if ctx.completed_checkpoint() < after && !lost {
-            return;
+            return Ok(());
         }
         let committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
         let mut release = TopicPartitionList::new();
@@ -824,9 +990,29 @@ impl<D: KafkaDecoder> KafkaReader<D> {
                 "kafka group membership lost: partitions handed over without their last offsets (records since the last commit will be read again)"
             );
         }
+        if !lost {
+            let leaving: Vec<(String, i32, i64)> = released
+                .iter()
+                .filter_map(|split| self.partitions.get(split))
+                .filter(|s| s.next >= 0)
+                .map(|s| (s.topic.clone(), s.partition, s.next))
+                .collect();
+            self.leave_state(&leaving, ctx)?;
+        }
+        let mut dropped = Vec::new();
         for split in &released {
-            self.partitions.remove(split);
+            if let Some(s) = self.partitions.remove(split) {
+                dropped.push(s.partition);
+            }
             ctx.split_finished(*split);
+        }
+        if let Some(h) = &self.handover {
+            let key_groups = ctx.info().key_groups;
+            ctx.change_key_groups(KeyGroupChange::release(
+                dropped
+                    .iter()
+                    .map(|&p| key_groups_of_partition(p, key_groups, h.partitions)),
+            ));
         }
         if !released.is_empty() {
             if let Err(e) = self.consumer.incremental_unassign(&release) {
@@ -843,6 +1029,7 @@ impl<D: KafkaDecoder> KafkaReader<D> {
         } else {
             None
         };
+        Ok(())
     }
 
     /// Marks `split` as read to its stop offset; pauses it so nothing past the stop comes.
@@ -969,8 +1156,8 @@ impl<D: KafkaDecoder> SourceReader<D::Out> for KafkaReader<D> {
         if self.grouped && ctx.info().checkpointing {
             self.defer_revoke.store(true, Relaxed);
         }
-        self.apply_changes(ctx);
-        self.release_revoked(ctx);
+        self.apply_changes(ctx)?;
+        self.release_revoked(ctx)?;
         if let Some((split, offset, record)) = self.pending.take() {
             out.push(record);
             self.split = split;
@@ -1004,7 +1191,7 @@ impl<D: KafkaDecoder> SourceReader<D::Out> for KafkaReader<D> {
             wait = Duration::ZERO;
             let split = split_of(message.topic(), message.partition());
             if !self.partitions.contains_key(&split) {
-                self.apply_changes(ctx);
+                self.apply_changes(ctx)?;
             }
             let Some(state) = self.partitions.get_mut(&split) else {
                 continue; // revoked meanwhile
@@ -1016,6 +1203,27 @@ impl<D: KafkaDecoder> SourceReader<D::Out> for KafkaReader<D> {
                 || state.stop.is_some_and(|stop| offset >= stop)
             {
                 continue; // finished, handed over, or before the restored checkpoint's offset
+            }
+            if let (Some(h), Some(key)) = (&self.handover, message.key()) {
+                let key = String::from_utf8_lossy(key);
+                let home = partition_for_key(&key, ctx.info().key_groups, h.partitions);
+                if home != message.partition() {
+                    // Its key's state lives with another partition: counting it here would
+                    // split the key's state over two processes.
+                    rejected += 1;
+                    let raw = String::from_utf8_lossy(message.payload().unwrap_or_default());
+                    let origin =
+                        format!("kafka {}/{}@{offset}", message.topic(), message.partition());
+                    ctx.reject_input(
+                        origin,
+                        &raw,
+                        format!(
+                            "key `{key}` belongs in partition {home} (the topic is not partitioned by key group, which state hand-over needs: write it with KafkaSink::partition_by_key_group)"
+                        ),
+                    )?;
+                    state.next = offset + 1;
+                    continue;
+                }
             }
             let record = KafkaRecord {
                 topic: message.topic(),

@@ -75,6 +75,11 @@ impl StateSnapshot {
         Ok(())
     }
 
+    /// The non-keyed state written, encoded (a source's position, say).
+    pub fn operator_state(&self) -> Option<&[u8]> {
+        self.operator.as_deref()
+    }
+
     /// Bytes written so far.
     pub fn size(&self) -> usize {
         self.groups.iter().map(|(_, b)| b.len()).sum::<usize>()

@@ -195,6 +195,12 @@ impl LocalCheckpointStorage {
         &self.dir
     }
 
+    /// The checkpoint and savepoint directories present, newest first (complete or not:
+    /// [`CheckpointStorage::load`] verifies).
+    pub fn locations(&self) -> Result<Vec<PathBuf>> {
+        Ok(self.list()?.into_iter().map(|(_, path, _)| path).collect())
+    }
+
     /// Checkpoint directories present, newest first: `(id, path, is_savepoint)`.
     fn list(&self) -> Result<Vec<(u64, PathBuf, bool)>> {
         let mut found = Vec::new();
