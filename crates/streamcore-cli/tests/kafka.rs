@@ -373,7 +373,8 @@ fn a_process_joining_the_group_takes_partitions_over_exactly_once() {
 /// Two processes in one consumer group split 4 partitions (two each); one is killed (the one
 /// that is not the group's leader: see the note on tansu inside); the survivor takes its
 /// partitions over (from the offsets the group committed at its last completed checkpoint)
-/// and the committed output of both is complete and free of duplicates.
+/// and the committed output of both is complete and free of duplicates; every key's count
+/// goes on from the killed member's last checkpoint.
 #[test]
 fn two_processes_in_a_group_and_one_is_killed() {
     const N: u64 = 30_000;
@@ -382,16 +383,27 @@ fn two_processes_in_a_group_and_one_is_killed() {
     let config = broker.config();
     let tmp = scratch_dir();
     let dirs: Vec<PathBuf> = ["a", "b"].iter().map(|n| tmp.path().join(n)).collect();
+    let handover = tmp.path().to_str().unwrap().to_string();
     let args = |name: &str| {
         member_args(
             &broker,
             tmp.path(),
             "pipeline",
             name,
-            // One member per process (see the scale-up test).
-            // A session long enough that a loaded machine does not evict the survivor
-            // (tansu drops members silent for a session), short enough for a quick takeover.
-            &["--kafka-property", "session.timeout.ms=15000", "-p", "1"],
+            &[
+                // A session long enough that a loaded machine does not evict the survivor
+                // (tansu drops members silent for a session), short enough for a quick
+                // takeover.
+                "--kafka-property",
+                "session.timeout.ms=15000",
+                "-p",
+                "1",
+                // Keyed state too: the survivor finds the killed member's counts in its
+                // checkpoint at the offsets the group committed.
+                "--count-per-key",
+                "--state-handover",
+                &handover,
+            ],
         )
     };
     // Both members join before there is input (so that no partition moves with records in
@@ -419,7 +431,10 @@ fn two_processes_in_a_group_and_one_is_killed() {
     let mut b = spawn(&args("b"), &tmp.path().join("b.err"));
     wait_for_join("b.err");
     std::thread::sleep(Duration::from_secs(2));
-    produce(&config, "in", 0, N);
+    // A first part of the input, read by both; the rest after the kill: the survivor must
+    // take the killed member's partitions over (with their keys' state) to finish.
+    const FIRST: u64 = 4_000;
+    produce_with(&config, "in", 0, FIRST, true);
     let dir_refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
     let committed = || committed_ids(&dir_refs).len();
     // Kill one member once output is committed on both sides.
@@ -433,6 +448,7 @@ fn two_processes_in_a_group_and_one_is_killed() {
     }
     b.kill().unwrap();
     b.wait().unwrap();
+    produce_with(&config, "in", FIRST, N - FIRST, true);
     let expected = expected_ids(N);
     let waiting = Instant::now();
     while committed() < expected.len() {
@@ -457,6 +473,23 @@ fn two_processes_in_a_group_and_one_is_killed() {
         &duplicates[..duplicates.len().min(5)]
     );
     assert_eq!(got, expected);
+    let log = log_without_checkpoints(&tmp.path().join("a.err"));
+    assert!(log.contains("keyed state adopted"), "{log}");
+    let counts = committed_counts(&dir_refs);
+    let wrong: Vec<(String, Vec<i64>)> = expected_counts(N)
+        .into_iter()
+        .filter(|(k, c)| counts.get(k) != Some(c))
+        .map(|(k, _)| {
+            let got = counts.get(&k).cloned().unwrap_or_default();
+            (k, got)
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} keys counted wrong, e.g. {:?}",
+        wrong.len(),
+        wrong.first()
+    );
 }
 
 /// `key_count` of every committed output event, per partition key, sorted.
