@@ -9,30 +9,34 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use streamcore::checkpoint::{encode, CheckpointConfig, CheckpointStorage, LocalCheckpointStorage};
 use streamcore::state::{key_group, KeyGroupChange, KeyGroupState, DEFAULT_KEY_GROUPS};
-use streamcore::{Job, JobConfig, Result, Source, SourcePoll, SourceReader, TaskContext};
+use streamcore::window::{aggregates::Sum, Windows};
+use streamcore::{
+    Job, JobConfig, Result, Source, SourcePoll, SourceReader, TaskContext, Timestamp,
+    WatermarkStrategy,
+};
 
 type Record = (String, u64);
 
 /// What the scripted source does next.
-enum Step {
+enum Step<T = Record> {
     /// Emits these records.
-    Records(Vec<Record>),
+    Records(Vec<T>),
     /// Hands this change to the runtime (built when its turn comes).
     Change(Box<dyn FnOnce() -> KeyGroupChange + Send>),
     /// Asks for a checkpoint, waits for it, and reports where it was written.
     Checkpoint(Arc<Mutex<Option<PathBuf>>>),
 }
 
-struct Script {
-    steps: VecDeque<Step>,
+struct Script<T> {
+    steps: VecDeque<Step<T>>,
     waiting_for: Option<(u64, Arc<Mutex<Option<PathBuf>>>)>,
     started: Instant,
 }
 
-impl SourceReader<Record> for Script {
+impl<T: streamcore::Data> SourceReader<T> for Script<T> {
     fn poll_batch(
         &mut self,
-        out: &mut Vec<Record>,
+        out: &mut Vec<T>,
         _: usize,
         ctx: &mut TaskContext,
     ) -> Result<SourcePoll> {
@@ -66,14 +70,14 @@ impl SourceReader<Record> for Script {
     }
 }
 
-struct ScriptSource(Option<Vec<Step>>);
+struct ScriptSource<T>(Option<Vec<Step<T>>>);
 
-impl Source<Record> for ScriptSource {
-    type Reader = Script;
+impl<T: streamcore::Data> Source<T> for ScriptSource<T> {
+    type Reader = Script<T>;
     fn parallelism(&self, _: usize) -> usize {
         1
     }
-    fn create_readers(&mut self, _: usize) -> Result<Vec<Script>> {
+    fn create_readers(&mut self, _: usize) -> Result<Vec<Script<T>>> {
         Ok(vec![Script {
             steps: self.0.take().expect("one run").into(),
             waiting_for: None,
@@ -198,4 +202,77 @@ fn an_adopted_group_without_state_starts_empty_and_replaces_what_was_there() {
     ];
     let counts = run_counts(steps, dir.path());
     assert_eq!(counts[&key[0]], [1, 2, 1]);
+}
+
+type Timed = (Timestamp, String, u64);
+
+/// Runs `steps` through one-second tumbling windows summing per key (parallelism 2); returns
+/// the sums per key.
+fn run_windows(steps: Vec<Step<Timed>>, dir: &std::path::Path) -> BTreeMap<String, Vec<u64>> {
+    let mut job = Job::new("windows");
+    let out = job
+        .source("script", ScriptSource(Some(steps)))
+        .with_watermarks(WatermarkStrategy::monotonous())
+        .key_by(|r: &Timed| r.1.clone())
+        .window(Windows::tumbling(Duration::from_secs(1)))
+        .aggregate(Sum::new(|r: &Timed| r.2))
+        .collect();
+    job.run(
+        JobConfig::default()
+            .parallelism(2)
+            .checkpoints(CheckpointConfig::new(dir).interval(Duration::from_secs(3600))),
+    )
+    .unwrap();
+    let mut sums: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for r in out.take() {
+        sums.entry(r.key).or_default().push(r.value);
+    }
+    sums
+}
+
+/// Open windows move too: their contents and their timers (the adopted windows fire).
+#[test]
+fn open_windows_move_with_their_key_groups() {
+    let all = keys(0..10);
+    let (moved, stayed) = all.split_at(5);
+    let moved_groups = groups_of(moved);
+    let at = |ms: i64, keys: &[String]| -> Vec<Timed> {
+        keys.iter().map(|k| (Timestamp(ms), k.clone(), 1)).collect()
+    };
+    let first_dir = tempfile::tempdir().unwrap();
+    let location = Arc::new(Mutex::new(None));
+    run_windows(
+        vec![
+            Step::Records(at(100, &all)),
+            Step::Records(at(200, &all)),
+            Step::Checkpoint(location.clone()),
+        ],
+        first_dir.path(),
+    );
+    let location = location
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("checkpoint written");
+    let cp = LocalCheckpointStorage::new(first_dir.path())
+        .unwrap()
+        .load(&location)
+        .unwrap();
+    let adopted = KeyGroupState::from_checkpoint(&cp, &moved_groups);
+    let second_dir = tempfile::tempdir().unwrap();
+    let sums = run_windows(
+        vec![
+            Step::Change(Box::new(move || {
+                KeyGroupChange::adopt(moved_groups, adopted)
+            })),
+            Step::Records(at(300, &all)),
+        ],
+        second_dir.path(),
+    );
+    for k in moved {
+        assert_eq!(sums[k], [3], "{k}: the window held 2 when it moved");
+    }
+    for k in stayed {
+        assert_eq!(sums[k], [1], "{k}");
+    }
 }
