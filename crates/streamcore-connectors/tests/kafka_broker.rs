@@ -155,13 +155,13 @@ fn a_consumer_group_shares_partitions_between_jobs() {
     let broker = TestBroker::start();
     broker.create_topic("shared", 4);
     let config = broker.config().set("session.timeout.ms", "6000");
-    produce(&config, "shared", events(0, 2000));
+    produce(&config, "shared", events(0, 4000));
     let run = |config: KafkaConfig| {
-        std::thread::spawn(move || {
+        let source = KafkaSource::new(config, &["shared"]).group("g1").bounded();
+        let metrics = source.metrics();
+        let handle = std::thread::spawn(move || {
             let dir = tempfile::tempdir().unwrap();
             let mut job = Job::new("group");
-            let source = KafkaSource::new(config, &["shared"]).group("g1").bounded();
-            let metrics = source.metrics();
             let out = job
                 .source("in", source)
                 .map(|e| {
@@ -178,18 +178,28 @@ fn a_consumer_group_shares_partitions_between_jobs() {
                     ),
             )
             .unwrap();
-            (out.take(), metrics.summary())
-        })
+            out.take()
+        });
+        (handle, metrics)
     };
-    let a = run(config.clone());
-    let b = run(config.clone());
-    let (a, ma) = a.join().unwrap();
-    let (b, mb) = b.join().unwrap();
+    // The second joins once the first reads (about 8 s of work at 2 ms a record).
+    let (a, ma) = run(config.clone());
+    let started = std::time::Instant::now();
+    while ma.summary().records_in == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the first job read nothing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (b, mb) = run(config.clone());
+    let (a, b) = (a.join().unwrap(), b.join().unwrap());
+    let (ma, mb) = (ma.summary(), mb.summary());
     let mut all = a.clone();
     all.extend(b.clone());
     assert_eq!(
         sorted_ids(&all),
-        sorted_ids(&events(0, 2000)),
+        sorted_ids(&events(0, 4000)),
         "{ma:?} {mb:?}"
     );
     assert!(
