@@ -611,3 +611,58 @@ fn keyed_state_moves_with_the_partitions_to_a_process_that_joins() {
         &counts[wrong[0]][..counts[wrong[0]].len().min(10)]
     );
 }
+
+/// A member stopped with a savepoint and started again (`--restore latest`) in its group
+/// continues every key's count: its first assignment takes its partitions' state from the
+/// checkpoint at the group's offsets (its own savepoint).
+#[test]
+fn a_restarted_member_continues_its_keys_counts() {
+    const FIRST: u64 = 4_000;
+    const N: u64 = 12_000;
+    let broker = TestBroker::start();
+    broker.create_topic("in", 4);
+    let config = broker.config();
+    let tmp = scratch_dir();
+    let root = tmp.path().to_path_buf();
+    let handover = root.to_str().unwrap().to_string();
+    let out = root.join("a");
+    let args = |extra: &[&str]| {
+        let mut args = member_args(
+            &broker,
+            &root,
+            "restart",
+            "a",
+            &["-p", "1", "--count-per-key", "--state-handover", &handover],
+        );
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let wait_for = |count: usize, log: &str| {
+        let waiting = Instant::now();
+        while committed_ids(&[&out]).len() < count {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(120),
+                "{} of {count} committed: {}",
+                committed_ids(&[&out]).len(),
+                log_without_checkpoints(&root.join(log))
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    produce_with(&config, "in", 0, FIRST, true);
+    let mut first = spawn(&args(&[]), &root.join("first.err"));
+    wait_for(expected_ids(FIRST).len(), "first.err");
+    send_signal(first.id(), "TERM");
+    assert!(first.wait().unwrap().success());
+
+    produce_with(&config, "in", FIRST, N - FIRST, true);
+    let mut second = spawn(&args(&["--restore", "latest"]), &root.join("second.err"));
+    wait_for(expected_ids(N).len(), "second.err");
+    send_signal(second.id(), "TERM");
+    assert!(second.wait().unwrap().success());
+    let log = log_without_checkpoints(&root.join("second.err"));
+    assert!(log.contains("keyed state adopted"), "{log}");
+    let got = committed_ids(&[&out]);
+    assert_eq!(got, expected_ids(N));
+    assert_eq!(committed_counts(&[&out]), expected_counts(N));
+}
