@@ -205,7 +205,13 @@ impl TaskContext {
 
     /// A source moves key groups into or out of the running job (see
     /// [`crate::state::KeyGroupChange`]): the change goes down the source's chain, and across
-    /// exchanges, ahead of the records the source emits after this call. Only sources can ask.
+    /// exchanges, ahead of the records the source emits after this call. Only sources can ask,
+    /// in a job with checkpoints.
+    ///
+    /// Release key groups only once everything emitted for them is processed — after a
+    /// completed checkpoint taken since the source stopped emitting their keys, as the Kafka
+    /// source does: a receiver applies the first copy of a change it gets, and records of
+    /// released keys still in flight on another path would otherwise recreate their state.
     pub fn change_key_groups(&mut self, change: crate::state::KeyGroupChange) {
         self.key_group_changes.push(Arc::new(change));
     }

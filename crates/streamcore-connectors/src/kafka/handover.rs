@@ -20,7 +20,7 @@
 use super::source::PartitionOffset;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use streamcore::checkpoint::{decode, CheckpointStorage, LocalCheckpointStorage};
+use streamcore::checkpoint::{decode, CheckpointStorage, LoadedCheckpoint, LocalCheckpointStorage};
 use streamcore::state::{key_group, key_groups_of, owner_of, KeyGroupState};
 use streamcore::{Result, StreamError};
 
@@ -52,6 +52,13 @@ pub fn key_groups_of_partition(partition: i32, key_groups: u32, partitions: i32)
 #[derive(Clone, Debug)]
 pub struct HandoverStore {
     root: PathBuf,
+}
+
+/// The checkpoints under the root, loaded at most once for all the partitions of one
+/// assignment (only when a partition has no state file: its old owner died).
+#[derive(Default)]
+pub struct CheckpointCache {
+    loaded: Option<Vec<LoadedCheckpoint>>,
 }
 
 /// State found for a partition: where to start reading it, and its key groups' state.
@@ -129,6 +136,7 @@ impl HandoverStore {
         committed: Option<i64>,
         groups: &Range<u32>,
         source: &str,
+        cache: &mut CheckpointCache,
     ) -> Result<Option<Found>> {
         let floor = committed.unwrap_or(i64::MIN);
         if let Some((next, path)) = self
@@ -149,21 +157,8 @@ impl HandoverStore {
         };
         // The old owner died: the checkpoint whose offsets it committed last holds the state
         // (usually its newest; an older one when it died between a checkpoint and its commit).
-        let Ok(entries) = std::fs::read_dir(&self.root) else {
-            return Ok(None);
-        };
-        let locations = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name() != "handover" && e.path().is_dir())
-            .filter_map(|e| LocalCheckpointStorage::new(e.path()).ok())
-            .flat_map(|storage| {
-                let locations = storage.locations().unwrap_or_default();
-                locations.into_iter().map(move |l| (storage.clone(), l))
-            });
-        for (storage, location) in locations {
-            let Ok(cp) = storage.load(&location) else {
-                continue; // incomplete, or deleted meanwhile
-            };
+        let checkpoints = cache.loaded.get_or_insert_with(|| self.load_checkpoints());
+        for cp in checkpoints.iter() {
             let Some(instances) = cp.node(source) else {
                 continue;
             };
@@ -177,12 +172,31 @@ impl HandoverStore {
             if at == Some(committed) {
                 return Ok(Some(Found {
                     next: committed,
-                    state: KeyGroupState::from_checkpoint(&cp, std::slice::from_ref(groups)),
+                    state: KeyGroupState::from_checkpoint(cp, std::slice::from_ref(groups)),
                     from: cp.location.clone(),
                 }));
             }
         }
         Ok(None)
+    }
+
+    /// Every intact checkpoint of every process under the root, newest first per process.
+    fn load_checkpoints(&self) -> Vec<LoadedCheckpoint> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name() != "handover" && e.path().is_dir())
+            .filter_map(|e| LocalCheckpointStorage::new(e.path()).ok())
+            .flat_map(|storage| {
+                let locations = storage.locations().unwrap_or_default();
+                locations
+                    .into_iter()
+                    // Incomplete, or deleted meanwhile: skipped.
+                    .filter_map(move |l| storage.load(&l).ok())
+            })
+            .collect()
     }
 
     /// The root directory.
@@ -218,15 +232,10 @@ mod tests {
         store.write("t", 3, 5, &state).unwrap();
         // The older file of partition 2 is gone.
         assert_eq!(store.state_files("t", 2).len(), 1);
-        let found = store
-            .find("t", 2, Some(15), &(0..1), "src")
-            .unwrap()
-            .unwrap();
-        assert_eq!(found.next, 20);
-        assert!(store
-            .find("t", 2, Some(21), &(0..1), "src")
-            .unwrap()
-            .is_none());
-        assert!(store.find("t", 1, None, &(0..1), "src").unwrap().is_none());
+        let mut cache = CheckpointCache::default();
+        let mut find = |p, at| store.find("t", p, at, &(0..1), "src", &mut cache).unwrap();
+        assert_eq!(find(2, Some(15)).unwrap().next, 20);
+        assert!(find(2, Some(21)).is_none());
+        assert!(find(1, None).is_none());
     }
 }

@@ -15,7 +15,7 @@
 
 use super::config::{log_line, KafkaConfig, LogContext};
 use super::format::{EventJson, KafkaDecoder, KafkaRecord};
-use super::handover::{key_groups_of_partition, partition_for_key, HandoverStore};
+use super::handover::{key_groups_of_partition, partition_for_key, CheckpointCache, HandoverStore};
 use super::kafka_error;
 use super::metrics::KafkaSourceMetrics;
 use hashbrown::HashMap;
@@ -354,6 +354,12 @@ impl<D: KafkaDecoder> KafkaSource<D> {
                     store: store.clone(),
                     partitions: count,
                     assigned_once: false,
+                    restored: positions
+                        .iter()
+                        .flatten()
+                        .filter(|p| p.topic == topic && p.next >= 0)
+                        .map(|p| (p.partition, p.next))
+                        .collect(),
                 })
             }
             (Some(_), _) => {
@@ -638,6 +644,8 @@ struct PartitionState {
 #[derive(Default)]
 struct Changes {
     assigned: Vec<(Partition, i64)>,
+    /// An assignment came (possibly of no partition).
+    assignment_seen: bool,
     revoked: Vec<Partition>,
     /// Revoked, to be released after a checkpoint.
     revoking: Vec<Partition>,
@@ -707,6 +715,7 @@ impl ConsumerContext for ReaderContext {
                     let _ = assign.add_partition_offset(e.topic(), e.partition(), Offset::Invalid);
                     changes.assigned.push((key, floor));
                 }
+                changes.assignment_seen = true;
                 let result = if cooperative {
                     consumer.incremental_assign(&assign)
                 } else {
@@ -800,6 +809,9 @@ struct ReaderHandover {
     /// The first assignment drops the key groups of every partition not assigned (what a
     /// restored checkpoint brought along).
     assigned_once: bool,
+    /// Partitions whose state the operators hold from the restored checkpoint, with the
+    /// position it is at (until the partition is released).
+    restored: HashMap<i32, i64>,
 }
 
 impl<D: KafkaDecoder> KafkaReader<D> {
@@ -808,7 +820,9 @@ impl<D: KafkaDecoder> KafkaReader<D> {
         let shared = self.changes.clone();
         let mut changes = shared.lock().unwrap_or_else(|p| p.into_inner());
         let mut assigned: Vec<(Partition, i64)> = changes.assigned.drain(..).collect();
-        if !assigned.is_empty() && self.handover.is_some() {
+        let seen = std::mem::take(&mut changes.assignment_seen);
+        let first = self.handover.as_ref().is_some_and(|h| !h.assigned_once);
+        if self.handover.is_some() && (!assigned.is_empty() || (seen && first)) {
             self.adopt_state(&mut assigned, ctx)?;
         }
         for (p, next) in assigned {
@@ -863,19 +877,35 @@ impl<D: KafkaDecoder> KafkaReader<D> {
             return Ok(());
         };
         let key_groups = ctx.info().key_groups;
+        if !ctx.info().checkpointing {
+            return Err(StreamError::Config(
+                "Kafka state hand-over needs checkpoints (state moves through them)".into(),
+            ));
+        }
+        if h.partitions > key_groups as i32 {
+            return Err(StreamError::Config(format!(
+                "Kafka state hand-over: the topic has {} partitions, more than the job's {key_groups} key groups",
+                h.partitions
+            )));
+        }
         let source = ctx.info().name.to_string();
-        let list = tpl(
-            &assigned.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
-            |_| Offset::Invalid,
-        )?;
-        let committed = self
-            .consumer
-            .committed_offsets(list, REQUEST_TIMEOUT)
-            .map_err(|e| kafka_error("reading the group's offsets", e))?;
+        let committed = if assigned.is_empty() {
+            TopicPartitionList::new()
+        } else {
+            let list = tpl(
+                &assigned.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
+                |_| Offset::Invalid,
+            )?;
+            self.consumer
+                .committed_offsets(list, REQUEST_TIMEOUT)
+                .map_err(|e| kafka_error("reading the group's offsets", e))?
+        };
         let mut change = if h.assigned_once {
             KeyGroupChange::release([])
         } else {
+            // What a restored checkpoint brought of partitions now owned elsewhere goes.
             let ours: Vec<i32> = assigned.iter().map(|(p, _)| p.1).collect();
+            h.restored.retain(|p, _| ours.contains(p));
             KeyGroupChange::release(
                 (0..h.partitions)
                     .filter(|q| !ours.contains(q))
@@ -883,6 +913,7 @@ impl<D: KafkaDecoder> KafkaReader<D> {
             )
         };
         h.assigned_once = true;
+        let mut cache = CheckpointCache::default();
         for ((topic, partition), floor) in assigned.iter_mut() {
             let groups = key_groups_of_partition(*partition, key_groups, h.partitions);
             let at = match committed
@@ -892,8 +923,14 @@ impl<D: KafkaDecoder> KafkaReader<D> {
                 Some(Offset::Offset(o)) => Some(o),
                 _ => None,
             };
-            match h.store.find(topic, *partition, at, &groups, &source)? {
-                Some(found) => {
+            // The operators may hold this partition's state already (restored from this
+            // process's checkpoint, at position `held`): that stays unless a newer one exists.
+            let held = h.restored.remove(partition);
+            let found = h
+                .store
+                .find(topic, *partition, at, &groups, &source, &mut cache)?;
+            match (found, held) {
+                (Some(found), held) if held.is_none_or(|h| found.next > h) => {
                     tracing::info!(
                         topic = %topic,
                         partition = *partition,
@@ -904,10 +941,21 @@ impl<D: KafkaDecoder> KafkaReader<D> {
                         "kafka partition's keyed state adopted"
                     );
                     self.metrics.states_adopted.fetch_add(1, Relaxed);
-                    *floor = (*floor).max(found.next);
+                    // State and position from the same snapshot.
+                    *floor = found.next;
                     change = change.and_adopt([groups], found.state);
                 }
-                None => {
+                (_, Some(held)) => {
+                    tracing::info!(
+                        topic = %topic,
+                        partition = *partition,
+                        next = held,
+                        "kafka partition's keyed state kept from the restored checkpoint"
+                    );
+                    *floor = held;
+                }
+                _ => {
+                    // Nothing found, nothing held.
                     if at.is_some() {
                         tracing::warn!(
                             topic = %topic,
@@ -921,7 +969,9 @@ impl<D: KafkaDecoder> KafkaReader<D> {
                 }
             }
         }
-        ctx.change_key_groups(change);
+        if !change.is_empty() {
+            ctx.change_key_groups(change);
+        }
         Ok(())
     }
 
@@ -1006,8 +1056,11 @@ impl<D: KafkaDecoder> KafkaReader<D> {
             }
             ctx.split_finished(*split);
         }
-        if let Some(h) = &self.handover {
+        if let Some(h) = self.handover.as_mut().filter(|_| !dropped.is_empty()) {
             let key_groups = ctx.info().key_groups;
+            for p in &dropped {
+                h.restored.remove(p);
+            }
             ctx.change_key_groups(KeyGroupChange::release(
                 dropped
                     .iter()

@@ -319,7 +319,7 @@ impl Graph {
             );
             let node = OperatorNode {
                 op: op.clone(),
-                prototype: op.clone(),
+                prototype: env.hub.is_some().then(|| op.clone()),
                 ctx: env.task_context(),
                 out,
                 metrics: env.metrics.clone(),

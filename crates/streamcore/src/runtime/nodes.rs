@@ -40,8 +40,8 @@ fn publish_rejections(ctx: &TaskContext, seen: &mut u64, metrics: &OperatorMetri
 pub(crate) struct OperatorNode<Op: Operator> {
     pub(crate) op: Op,
     /// A copy of the operator as built, never opened: what a key-group change rebuilds the
-    /// instance from.
-    pub(crate) prototype: Op,
+    /// instance from (jobs with checkpoints only: changes move state through them).
+    pub(crate) prototype: Option<Op>,
     pub(crate) ctx: TaskContext,
     pub(crate) out: Output<Op::Out>,
     pub(crate) metrics: Arc<OperatorMetrics>,
@@ -146,15 +146,24 @@ impl<Op: Operator + Clone> Push<Op::In> for OperatorNode<Op> {
     fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()> {
         // Emitted output goes first: it belongs before the change.
         self.out.flush()?;
+        let info = &self.ctx.info;
+        let owned = key_groups_of(info.subtask, info.key_groups, info.parallelism);
         let mut current = StateSnapshot::default();
-        self.op.snapshot_state(&mut self.ctx, &mut current)?;
+        if change.touches(&owned) {
+            self.op.snapshot_state(&mut self.ctx, &mut current)?;
+        }
         // A stateless operator (or one without keyed state) has nothing to move.
         if !current.groups.is_empty() || !change.state().node(&self.ctx.info.name).is_empty() {
+            let Some(prototype) = &self.prototype else {
+                return Err(StreamError::Config(format!(
+                    "operator `{}`: key groups can move only in a job with checkpoints",
+                    self.ctx.info.name
+                )));
+            };
             let info = &self.ctx.info;
-            let owned = key_groups_of(info.subtask, info.key_groups, info.parallelism);
             let restore = change.restore_for(&info.name, &owned, current);
             let started = Instant::now();
-            let mut op = self.prototype.clone();
+            let mut op = prototype.clone();
             op.open(&mut self.ctx)?;
             op.restore_state(&mut self.ctx, &restore)?;
             self.op = op;

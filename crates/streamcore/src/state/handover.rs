@@ -201,6 +201,19 @@ impl KeyGroupChange {
         self
     }
 
+    /// True when the change releases and adopts nothing.
+    pub fn is_empty(&self) -> bool {
+        self.release.is_empty() && self.adopt.is_empty()
+    }
+
+    /// Whether the change releases or adopts any key group in `owned`.
+    pub fn touches(&self, owned: &Range<u32>) -> bool {
+        self.release
+            .iter()
+            .chain(&self.adopt)
+            .any(|r| r.start < owned.end && owned.start < r.end)
+    }
+
     /// Whether key group `g` is released or adopted by this change.
     pub fn covers(&self, g: u32) -> bool {
         self.release
