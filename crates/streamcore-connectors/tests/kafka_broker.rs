@@ -142,9 +142,23 @@ fn offsets_restored_from_a_checkpoint_at_another_parallelism() {
             .checkpoints(checkpoints().restore(RestoreFrom::Latest)),
     )
     .unwrap();
+    let first_ids = sorted_ids(&first);
+    let second = second.take();
     let mut all = first;
-    all.extend(second.take());
-    assert_eq!(sorted_ids(&all), sorted_ids(&events(0, 700)));
+    all.extend(second.iter().cloned());
+    let got = sorted_ids(&all);
+    let want = sorted_ids(&events(0, 700));
+    if got != want {
+        let missing: Vec<&String> = want.iter().filter(|id| !got.contains(id)).collect();
+        let mut seen = std::collections::HashSet::new();
+        let repeated: Vec<&String> = got.iter().filter(|id| !seen.insert(*id)).collect();
+        panic!(
+            "missing {missing:?}, repeated {repeated:?}; first run read {} (last {:?}), second {}",
+            first_ids.len(),
+            first_ids.last(),
+            second.len()
+        );
+    }
 }
 
 /// Two jobs in one consumer group share the partitions; together they read everything once

@@ -70,6 +70,9 @@ pub(crate) struct CheckpointHub {
     completed: AtomicU64,
     /// Where the newest completed checkpoint was written.
     completed_location: std::sync::Mutex<Option<std::path::PathBuf>>,
+    /// The savepoint that ends the job (stop with savepoint), 0 if none: sources emit nothing
+    /// after its barrier.
+    stop_at: AtomicU64,
     /// A task asked for a checkpoint as soon as possible.
     requested: std::sync::atomic::AtomicBool,
     alignment_ns: AtomicU64,
@@ -87,6 +90,13 @@ impl CheckpointHub {
     /// The id of the newest checkpoint that is complete and whose output is committed.
     pub(crate) fn completed(&self) -> CheckpointId {
         self.completed.load(Ordering::Acquire)
+    }
+
+    /// The id of the savepoint that will end the job (0: none): a source that injected its
+    /// barrier emits nothing more.
+    #[inline]
+    pub(crate) fn stop_at(&self) -> CheckpointId {
+        self.stop_at.load(Ordering::Acquire)
     }
 
     /// Where the newest completed checkpoint was written.
@@ -194,6 +204,7 @@ pub(crate) fn channel(
         triggered: AtomicU64::new(0),
         completed: AtomicU64::new(0),
         completed_location: Default::default(),
+        stop_at: AtomicU64::new(0),
         requested: std::sync::atomic::AtomicBool::new(false),
         alignment_ns: AtomicU64::new(0),
         tx,
@@ -304,6 +315,9 @@ impl Coordinator {
                     CheckpointKind::Savepoint
                 };
                 self.hub.alignment_ns.store(0, Ordering::Relaxed);
+                if requests.iter().any(|r| r.stop) {
+                    self.hub.stop_at.store(id, Ordering::Release);
+                }
                 self.hub.triggered.store(id, Ordering::Release);
                 tracing::debug!(id, ?kind, "checkpoint triggered");
                 pending = Some(Pending {

@@ -299,13 +299,18 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
                 generator.announce_split(split, now);
             }
         }
+        // After the barrier of a stop-with-savepoint the source emits nothing more: what an
+        // at-least-once sink receives is exactly what the savepoint covers.
+        let mut held = false;
         loop {
-            if let Some(c) = &self.checkpoint {
-                let triggered = c.hub.triggered();
-                if triggered > last_barrier {
-                    last_barrier = triggered;
-                    self.inject_barrier(triggered)?;
-                }
+            let triggered = self.checkpoint.as_ref().map_or(0, |c| c.hub.triggered());
+            if triggered > last_barrier {
+                last_barrier = triggered;
+                self.inject_barrier(triggered)?;
+                held = self
+                    .checkpoint
+                    .as_ref()
+                    .is_some_and(|c| c.hub.stop_at() == triggered);
             }
             if last_tick.elapsed() >= TICK_INTERVAL {
                 last_tick = Instant::now();
@@ -316,6 +321,10 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
             }
             if control.is_stopping() {
                 break;
+            }
+            if held {
+                std::thread::sleep(IDLE_WAIT);
+                continue;
             }
             let mut batch = Vec::with_capacity(self.batch_size);
             let started = Instant::now();
