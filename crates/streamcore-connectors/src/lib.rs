@@ -1,6 +1,6 @@
 //! Sources and sinks for streamcore.
 //!
-//! - [`file`]: JSON-lines and CSV files — a path, a directory or a glob; large JSON-lines files
+//! - [`mod@file`]: JSON-lines and CSV files — a path, a directory or a glob; large JSON-lines files
 //!   are cut into byte-range splits at line boundaries and read in parallel.
 //! - [`stdio`]: JSON lines from stdin, to stdout.
 //! - [`generator`]: the seeded, deterministic generator of transaction events.

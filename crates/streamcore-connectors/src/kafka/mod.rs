@@ -5,7 +5,7 @@
 //! - [`config`]: brokers, TLS and SASL options and raw client properties ([`KafkaConfig`]);
 //!   secrets are never printed.
 //! - [`handover`]: keyed state that follows partitions between the processes of a group.
-//! - [`format`]: how records are decoded from and encoded to Kafka records (JSON of a serde
+//! - [`mod@format`]: how records are decoded from and encoded to Kafka records (JSON of a serde
 //!   type, the dynamic [`streamcore::Event`] with Kafka metadata, raw bytes).
 //! - [`source`]: one split per partition, offsets in checkpoints, start from earliest / latest /
 //!   group offsets / a timestamp, bounded reading, consumer groups for scale-out.

@@ -19,7 +19,7 @@
 //! emits the category's row update, `Delete(old)` then `Insert(new)` (a row whose count drops
 //! to zero is only deleted). `AVG` of a `BIGINT` is a `BIGINT` in Flink: `sum / count`,
 //! truncated. The sink table names the columns `(id, final)`: `id` is the category.
-//! Deviation: the bounded join state of [`super::q9`] (same final table).
+//! Deviation: the bounded join state of [`mod@super::q9`] (same final table).
 
 use super::winning::{winning_bids, SlimAuction, SlimBid};
 use super::{nexmark_source, QueryRow};

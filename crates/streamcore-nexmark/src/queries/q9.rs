@@ -16,7 +16,7 @@
 //!
 //! Auctions and bids of one combined `NexmarkSource<NexmarkEvent>` (so that both advance
 //! together in event time; two typed sources run at different speeds, and the state of the
-//! faster one piles up until the slower one's watermark catches up) are keyed by auction id, and a keyed process function ([`WinningBids`]) joins them with the closed
+//! faster one piles up until the slower one's watermark catches up) are keyed by auction id, and a keyed process function (`WinningBids`) joins them with the closed
 //! `BETWEEN` (no reserve check, unlike Beam; PITFALLS #22) and keeps the top-1 by
 //! `price DESC, dateTime ASC`. Each new winner emits `Delete(old row)` then `Insert(new
 //! row)`. Auctions without a bid in range have no row (inner join).

@@ -3,7 +3,7 @@
 //!
 //! How a checkpoint happens (docs/checkpoints.md has the whole story):
 //!
-//! 1. The coordinator (one thread per job, [`coordinator`]) triggers checkpoint `n` every
+//! 1. The coordinator (one thread per job, `coordinator`) triggers checkpoint `n` every
 //!    [`CheckpointConfig::interval`]: it publishes `n`, and each source task, between two
 //!    batches, records its reader's position and sends `Barrier(n)` down its chain.
 //! 2. Each operator snapshots its state when the barrier reaches it ([`StateSnapshot`]: keyed
