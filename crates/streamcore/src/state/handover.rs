@@ -211,7 +211,7 @@ impl KeyGroupChange {
         self.release
             .iter()
             .chain(&self.adopt)
-            .any(|r| r.start < owned.end && owned.start < r.end)
+            .any(|r| r.start.max(owned.start) < r.end.min(owned.end))
     }
 
     /// Whether key group `g` is released or adopted by this change.
@@ -353,5 +353,56 @@ mod tests {
             ]
         );
         assert_eq!(r.operator, vec![b"op".to_vec()]);
+    }
+
+    use proptest::prelude::*;
+
+    fn range() -> impl Strategy<Value = Range<u32>> {
+        (0u32..32, 0u32..8).prop_map(|(start, len)| start..start + len)
+    }
+
+    proptest! {
+        /// Against a model: after a change, an instance owning `owned` holds exactly
+        /// (its groups the change does not cover) + (adopted groups it owns, with their new
+        /// state); `touches` says whether anything it owns changes.
+        #[test]
+        fn restore_for_matches_a_model(
+            held in proptest::collection::btree_set(0u32..32, 0..16),
+            release in proptest::collection::vec(range(), 0..3),
+            adopt in proptest::collection::vec(range(), 0..3),
+            adopted_state in proptest::collection::btree_set(0u32..32, 0..16),
+            owned in range(),
+        ) {
+            let held: Vec<u32> = held.into_iter().filter(|g| owned.contains(g)).collect();
+            let current = StateSnapshot {
+                groups: held.iter().map(|g| (*g, vec![1, *g as u8])).collect(),
+                operator: None,
+            };
+            let mut state = KeyGroupState::default();
+            state.nodes.insert(
+                "n".into(),
+                adopted_state.iter().map(|g| (*g, vec![2, *g as u8])).collect(),
+            );
+            let change =
+                KeyGroupChange::release(release.clone()).and_adopt(adopt.clone(), state);
+            let covered = |g: u32| release.iter().chain(&adopt).any(|r| r.contains(&g));
+            let adopted = |g: u32| adopt.iter().any(|r| r.contains(&g));
+            let mut want: Vec<(u32, Vec<u8>)> = held
+                .iter()
+                .filter(|g| !covered(**g))
+                .map(|g| (*g, vec![1, *g as u8]))
+                .chain(
+                    adopted_state
+                        .iter()
+                        .filter(|g| owned.contains(g) && adopted(**g))
+                        .map(|g| (*g, vec![2, *g as u8])),
+                )
+                .collect();
+            want.sort();
+            let mut got = change.restore_for("n", &owned, current).groups;
+            got.sort();
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(change.touches(&owned), owned.clone().any(covered));
+        }
     }
 }
