@@ -28,6 +28,9 @@ pub struct OperatorMetrics {
     pub(crate) late_redirected: AtomicU64,
     pub(crate) state_keys: AtomicU64,
     pub(crate) state_bytes: AtomicU64,
+    /// Key-group changes this instance applied (state hand-over), and the time they took.
+    pub(crate) key_group_changes: AtomicU64,
+    pub(crate) key_group_change_ns: AtomicU64,
 }
 
 impl Default for OperatorMetrics {
@@ -45,6 +48,8 @@ impl Default for OperatorMetrics {
             late_redirected: AtomicU64::new(0),
             state_keys: AtomicU64::new(0),
             state_bytes: AtomicU64::new(0),
+            key_group_changes: AtomicU64::new(0),
+            key_group_change_ns: AtomicU64::new(0),
         }
     }
 }
@@ -363,6 +368,8 @@ impl MetricsRegistry {
                 late_redirected: sum(|m| m.late_redirected.load(Relaxed)),
                 state_keys: sum(|m| m.state_keys.load(Relaxed)),
                 state_bytes: sum(|m| m.state_bytes.load(Relaxed)),
+                key_group_changes: sum(|m| m.key_group_changes.load(Relaxed)),
+                key_group_change_ms: sum(|m| m.key_group_change_ns.load(Relaxed)) as f64 / 1e6,
                 watermark: e
                     .instances
                     .iter()
@@ -487,6 +494,11 @@ pub struct OperatorSummary {
     pub state_bytes: u64,
     /// The lowest current watermark over the instances, once one arrived.
     pub watermark: Option<Timestamp>,
+    /// Key-group changes applied, summed over instances (state moving in or out of the job:
+    /// [`crate::state::KeyGroupChange`]).
+    pub key_group_changes: u64,
+    /// Time the instances spent applying them (snapshot, rebuild, restore).
+    pub key_group_change_ms: f64,
 }
 
 /// Backpressure of one exchange.

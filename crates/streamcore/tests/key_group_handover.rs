@@ -110,23 +110,33 @@ fn groups_of(keys: &[String]) -> Vec<std::ops::Range<u32>> {
 /// Runs `steps` through `key_by(key).reduce(sum)` at parallelism 2 (an exchange between the
 /// source and the counts), checkpointing into `dir`; returns every count emitted, per key.
 fn run_counts(steps: Vec<Step>, dir: &std::path::Path) -> BTreeMap<String, Vec<u64>> {
+    run_counts_with_changes(steps, dir).0
+}
+
+/// As [`run_counts`], with the key-group changes the job's operator instances applied.
+fn run_counts_with_changes(
+    steps: Vec<Step>,
+    dir: &std::path::Path,
+) -> (BTreeMap<String, Vec<u64>>, u64) {
     let mut job = Job::new("counts");
     let out = job
         .source("script", ScriptSource(Some(steps)))
         .key_by(|r: &Record| r.0.clone())
         .reduce(|a, b| (a.0, a.1 + b.1))
         .collect();
-    job.run(
-        JobConfig::default()
-            .parallelism(2)
-            .checkpoints(CheckpointConfig::new(dir).interval(Duration::from_secs(3600))),
-    )
-    .unwrap();
+    let summary = job
+        .run(
+            JobConfig::default()
+                .parallelism(2)
+                .checkpoints(CheckpointConfig::new(dir).interval(Duration::from_secs(3600))),
+        )
+        .unwrap();
     let mut counts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for (k, n) in out.take() {
         counts.entry(k).or_default().push(n);
     }
-    counts
+    let changes = summary.operators.iter().map(|o| o.key_group_changes).sum();
+    (counts, changes)
 }
 
 #[test]
@@ -176,7 +186,9 @@ fn a_running_job_adopts_key_groups_from_a_checkpoint_and_releases_them() {
         })),
         Step::Records(once_each(&first_moved)),
     ];
-    let counts = run_counts(steps, second_dir.path());
+    let (counts, changes) = run_counts_with_changes(steps, second_dir.path());
+    // Both changes reached the counting instances (the adopt one or both, the release one).
+    assert!(changes >= 2, "{changes} key-group changes applied");
     for k in moved {
         let expected: &[u64] = if *k == first_moved[0] { &[4, 1] } else { &[4] };
         assert_eq!(counts[k], expected, "{k}: adopted with its count of 3");

@@ -148,6 +148,7 @@ impl<Op: Operator + Clone> Push<Op::In> for OperatorNode<Op> {
         self.out.flush()?;
         let info = &self.ctx.info;
         let owned = key_groups_of(info.subtask, info.key_groups, info.parallelism);
+        let started = Instant::now();
         let mut current = StateSnapshot::default();
         if change.touches(&owned) {
             self.op.snapshot_state(&mut self.ctx, &mut current)?;
@@ -162,16 +163,20 @@ impl<Op: Operator + Clone> Push<Op::In> for OperatorNode<Op> {
             };
             let info = &self.ctx.info;
             let restore = change.restore_for(&info.name, &owned, current);
-            let started = Instant::now();
             let mut op = prototype.clone();
             op.open(&mut self.ctx)?;
             op.restore_state(&mut self.ctx, &restore)?;
             self.op = op;
+            let took = started.elapsed();
+            self.metrics.key_group_changes.fetch_add(1, Relaxed);
+            self.metrics
+                .key_group_change_ns
+                .fetch_add(took.as_nanos() as u64, Relaxed);
             tracing::debug!(
                 node = %self.ctx.info.name,
                 subtask = self.ctx.info.subtask,
                 change = ?change,
-                ms = started.elapsed().as_millis() as u64,
+                ms = took.as_millis() as u64,
                 "key groups moved"
             );
         }
