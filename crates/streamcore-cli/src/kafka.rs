@@ -156,6 +156,20 @@ pub fn run(args: KafkaArgs) -> anyhow::Result<()> {
         source = source.bounded();
     }
     if let Some(root) = &args.state_handover {
+        // A process that dies leaves its partitions' state in its checkpoints: the others
+        // look for them under the root.
+        let in_root = |dir: &std::path::Path| {
+            let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or(p.to_path_buf());
+            absolute(dir).parent() == Some(absolute(root).as_path())
+        };
+        if let Some(dir) = args.checkpoints.checkpoint_dir.as_deref() {
+            anyhow::ensure!(
+                in_root(dir),
+                "--checkpoint-dir {} must be a directory directly under --state-handover {} (where the group finds a dead process's checkpoints)",
+                dir.display(),
+                root.display()
+            );
+        }
         source = source.state_handover(root);
     }
     let mut out = pipeline(job.source("kafka", source));

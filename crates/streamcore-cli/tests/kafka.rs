@@ -669,3 +669,36 @@ fn a_restarted_member_continues_its_keys_counts() {
     assert_eq!(got, expected_ids(N));
     assert_eq!(committed_counts(&[&out]), expected_counts(N));
 }
+
+/// State hand-over needs every process's checkpoints under the shared root: the binary says
+/// so before it connects anywhere.
+#[test]
+fn state_handover_refuses_a_checkpoint_dir_outside_its_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("shared");
+    let outside = tmp.path().join("elsewhere").join("a");
+    let out = Command::new(BIN)
+        .args([
+            "kafka",
+            "--brokers",
+            "127.0.0.1:1",
+            "--topic",
+            "in",
+            "--group",
+            "g",
+        ])
+        .arg("--state-handover")
+        .arg(&root)
+        .arg("--checkpoint-dir")
+        .arg(&outside)
+        .arg("--output")
+        .arg(tmp.path().join("out"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("must be a directory directly under --state-handover"),
+        "{err}"
+    );
+}
