@@ -13,6 +13,15 @@
 //!   them again in a new transaction — unless a commit marker (an offset of the consumer group
 //!   `PREFIX-SUBTASK`, written inside each transaction with `send_offsets_to_transaction`) shows
 //!   that the transaction did commit. docs/kafka.md says which broker verified which part.
+//!
+//! Here: the sink, its writer and the at-least-once path; `transactions`: the exactly-once
+//! machinery (transactional ids, the committable, the commit marker, the committer).
+
+mod transactions;
+
+use transactions::{
+    marker_client, transactional_id, write_marker, RecordLog, Transactions, TxnCommit, TxnCommitter,
+};
 
 use super::config::{log_line, KafkaConfig};
 use super::format::{FieldKey, JsonEncoder, KafkaEncoder, KeyFn, NoKey, PartitionKeyOf};
@@ -262,103 +271,6 @@ fn producer(
         .map_err(|e| kafka_error("creating a producer", e))
 }
 
-/// The transactional id of `slot` of writer `subtask`.
-fn transactional_id(prefix: &str, subtask: usize, slot: usize) -> String {
-    format!("{prefix}-{subtask}-{slot}")
-}
-
-/// The consumer group whose offset marks the transactions of writer `subtask` that committed.
-fn marker_group(prefix: &str, subtask: usize) -> String {
-    format!("{prefix}-{subtask}")
-}
-
-/// A client of writer `subtask`'s marker group (it reads the marker, and gives the group
-/// metadata that writes it).
-fn marker_client(config: &KafkaConfig, prefix: &str, subtask: usize) -> Result<BaseConsumer> {
-    config
-        .client_config(&[("group.id", marker_group(prefix, subtask))])
-        .create()
-        .map_err(|e| kafka_error("creating the commit-marker client", e))
-}
-
-/// Adds the commit marker of `checkpoint` to `producer`'s open transaction: offset
-/// `checkpoint` of `topic/0` in the marker group, committed atomically with the records.
-fn write_marker(
-    producer: &BaseProducer<SinkContext>,
-    marker: &BaseConsumer,
-    topic: &str,
-    checkpoint: CheckpointId,
-) -> Result<()> {
-    let mut list = TopicPartitionList::new();
-    list.add_partition_offset(topic, 0, Offset::Offset(marker_offset(checkpoint)))
-        .map_err(|e| kafka_error("building the commit marker", e))?;
-    let group = marker
-        .group_metadata()
-        .ok_or_else(|| kafka_error("building the commit marker", "no group metadata"))?;
-    producer
-        .send_offsets_to_transaction(&list, &group, TIMEOUT)
-        .map_err(|e| kafka_error("writing the commit marker", e))
-}
-
-/// The checkpoint id as a marker offset (the final checkpoint's `MAX` included).
-fn marker_offset(checkpoint: CheckpointId) -> i64 {
-    checkpoint.min(i64::MAX as u64 - 1) as i64
-}
-
-/// A pre-committed transaction: enough to commit it, or to write it again.
-#[derive(Serialize, Deserialize)]
-struct TxnCommit {
-    transactional_id: String,
-    prefix: String,
-    subtask: usize,
-    checkpoint: CheckpointId,
-    topic: String,
-    /// Key and value of every record of the transaction, in order.
-    records: RecordLog,
-    /// How the records were partitioned (re-written the same way).
-    #[serde(default)]
-    partitioning: Option<KeyGroupPartitioning>,
-}
-
-/// The keys and values of a transaction's records, in order, in one buffer (no allocation
-/// per record on the write path).
-#[derive(Default, Serialize, Deserialize)]
-struct RecordLog {
-    bytes: Vec<u8>,
-    /// Per record: key length (`None`: no key), value length.
-    lengths: Vec<(Option<u32>, u32)>,
-}
-
-impl RecordLog {
-    fn push(&mut self, key: Option<&[u8]>, value: &[u8]) {
-        if let Some(k) = key {
-            self.bytes.extend_from_slice(k);
-        }
-        self.bytes.extend_from_slice(value);
-        self.lengths
-            .push((key.map(|k| k.len() as u32), value.len() as u32));
-    }
-
-    fn len(&self) -> usize {
-        self.lengths.len()
-    }
-
-    /// Key and value of each record.
-    fn iter(&self) -> impl Iterator<Item = (Option<&[u8]>, &[u8])> {
-        let mut at = 0;
-        self.lengths.iter().map(move |&(key, value)| {
-            let key = key.map(|k| {
-                let k = &self.bytes[at..at + k as usize];
-                at += k.len();
-                k
-            });
-            let v = &self.bytes[at..at + value as usize];
-            at += v.len();
-            (key, v)
-        })
-    }
-}
-
 impl<T: Data, E: KafkaEncoder<T>> Sink<T> for KafkaSink<T, E> {
     type Writer = KafkaWriter<T, E>;
 
@@ -456,17 +368,6 @@ impl<T: Data, E: KafkaEncoder<T>> Sink<T> for KafkaSink<T, E> {
             done: Mutex::default(),
         })))
     }
-}
-
-/// The transactional state of an exactly-once writer.
-struct Transactions {
-    prefix: String,
-    producers: Vec<Arc<BaseProducer<SinkContext>>>,
-    slot: usize,
-    /// The open transaction's records (the committable carries them).
-    records: RecordLog,
-    /// Gives the group metadata of the commit marker.
-    marker: BaseConsumer,
 }
 
 /// One parallel instance of a [`KafkaSink`].
@@ -606,178 +507,5 @@ impl<T: Data, E: KafkaEncoder<T>> SinkWriter<T> for KafkaWriter<T, E> {
         // Exactly-once: the end-of-input pre-commit handed the last transaction to the
         // committer, which commits it with the final checkpoint.
         Ok(())
-    }
-}
-
-/// Commits the transactions of completed checkpoints.
-struct TxnCommitter {
-    config: KafkaConfig,
-    awaiting: Awaiting,
-    metrics: Arc<KafkaSinkMetrics>,
-    /// Writers of the restored run (prefix, subtask): their transactional ids are fenced on
-    /// restore, also those of subtasks that no longer exist at a lower parallelism.
-    restored_writers: Mutex<std::collections::BTreeSet<(String, usize)>>,
-    /// Transactions committed by this run (a finished writer's last committable stands in
-    /// every later checkpoint, so it is committed more than once).
-    done: Mutex<std::collections::HashSet<(String, CheckpointId)>>,
-}
-
-impl TxnCommitter {
-    /// Whether the transaction of `c` committed: its marker offset is in the group.
-    fn committed(&self, c: &TxnCommit) -> Result<bool> {
-        let client = marker_client(&self.config, &c.prefix, c.subtask)?;
-        let mut list = TopicPartitionList::new();
-        list.add_partition(&c.topic, 0);
-        let committed = client
-            .committed_offsets(list, TIMEOUT)
-            .map_err(|e| kafka_error("reading the commit marker", e))?;
-        Ok(committed.find_partition(&c.topic, 0).is_some_and(
-            |e| matches!(e.offset(), Offset::Offset(o) if o >= marker_offset(c.checkpoint)),
-        ))
-    }
-
-    /// Writes the records of a transaction that a crashed run pre-committed but did not
-    /// commit, in a new transaction (with its marker).
-    fn recover(&self, c: &TxnCommit) -> Result<()> {
-        let id = format!("{}-{}-recover", c.prefix, c.subtask);
-        let p = producer(&self.config, &self.metrics, Some(&id))?;
-        p.init_transactions(TIMEOUT)
-            .map_err(|e| kafka_error(&format!("initialising transactions of `{id}`"), e))?;
-        p.begin_transaction()
-            .map_err(|e| kafka_error("beginning a recovery transaction", e))?;
-        for (key, value) in c.records.iter() {
-            send(&p, &c.topic, key, value, c.partitioning)?;
-        }
-        p.flush(TIMEOUT)
-            .map_err(|e| kafka_error("flushing a recovery transaction", e))?;
-        p.context().check(&c.topic)?;
-        let marker = marker_client(&self.config, &c.prefix, c.subtask)?;
-        write_marker(&p, &marker, &c.topic, c.checkpoint)?;
-        p.commit_transaction(TIMEOUT)
-            .map_err(|e| kafka_error(&format!("committing recovery transaction `{id}`"), e))?;
-        self.metrics.transactions_recovered.fetch_add(1, Relaxed);
-        tracing::info!(
-            transactional_id = %c.transactional_id,
-            checkpoint = c.checkpoint,
-            records = c.records.len(),
-            "kafka transaction of a completed checkpoint written again after a crash"
-        );
-        Ok(())
-    }
-}
-
-impl Committer for TxnCommitter {
-    fn commit(&self, committable: &[u8]) -> Result<()> {
-        let c: TxnCommit = decode(committable)?;
-        let key = (c.transactional_id.clone(), c.checkpoint);
-        if self
-            .done
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&key)
-        {
-            return Ok(());
-        }
-        self.commit_once(c)?;
-        self.done
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key);
-        Ok(())
-    }
-
-    fn abort_uncommitted(&self) -> Result<()> {
-        self.fence_restored_writers()
-    }
-}
-
-impl TxnCommitter {
-    fn commit_once(&self, c: TxnCommit) -> Result<()> {
-        let live = self
-            .awaiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&c.transactional_id)
-            .cloned();
-        match live {
-            Some(p) => {
-                p.commit_transaction(TIMEOUT).map_err(|e| {
-                    kafka_error(
-                        &format!("committing transaction `{}`", c.transactional_id),
-                        e,
-                    )
-                })?;
-                self.awaiting
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&c.transactional_id);
-                self.metrics.transactions_committed.fetch_add(1, Relaxed);
-                Ok(())
-            }
-            // Not this run's: a restore re-committing the checkpoint it starts from.
-            None => {
-                self.restored_writers
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert((c.prefix.clone(), c.subtask));
-                if self.committed(&c)? {
-                    Ok(())
-                } else {
-                    self.recover(&c)
-                }
-            }
-        }
-    }
-
-    fn fence_restored_writers(&self) -> Result<()> {
-        let writers = std::mem::take(
-            &mut *self
-                .restored_writers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
-        for (prefix, subtask) in writers {
-            for slot in 0..SLOTS {
-                let id = transactional_id(&prefix, subtask, slot);
-                // Initialising a transactional id fences its old producer and aborts its
-                // open transaction.
-                let p = producer(&self.config, &self.metrics, Some(&id))?;
-                p.init_transactions(TIMEOUT)
-                    .map_err(|e| kafka_error(&format!("fencing `{id}`"), e))?;
-                self.metrics.transactions_aborted.fetch_add(1, Relaxed);
-            }
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_and_markers() {
-        assert_eq!(transactional_id("p", 3, 1), "p-3-1");
-        assert_eq!(marker_group("p", 3), "p-3");
-        assert_eq!(marker_offset(CheckpointId::MAX), i64::MAX - 1);
-        assert_eq!(marker_offset(7), 7);
-    }
-
-    #[test]
-    fn record_log_gives_back_keys_and_values_in_order() {
-        let mut log = RecordLog::default();
-        log.push(Some(b"k1"), b"v1");
-        log.push(None, b"");
-        log.push(Some(b""), b"value3");
-        let got: Vec<_> = log.iter().collect();
-        assert_eq!(
-            got,
-            [
-                (Some(&b"k1"[..]), &b"v1"[..]),
-                (None, &b""[..]),
-                (Some(&b""[..]), &b"value3"[..])
-            ]
-        );
-        assert_eq!(log.len(), 3);
     }
 }
