@@ -4,7 +4,7 @@
 //! CSV fields may hold quoted newlines, so a CSV file cannot be cut at arbitrary line breaks:
 //! each file is one split, and several files are read in parallel.
 
-use super::{list_files, PartCommitter, PartFiles, SharedFile};
+use super::{list_files, restored_plan, resume_queue, PartCommitter, PartFiles, SharedFile};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -62,23 +62,10 @@ impl<T: Data + DeserializeOwned> Source<T> for CsvSource<T> {
     ) -> Result<Vec<Self::Reader>> {
         let positions: Vec<CsvPosition> =
             positions.iter().map(|p| decode(p)).collect::<Result<_>>()?;
-        let files = positions
-            .first()
-            .map(|p| p.files.clone())
-            .ok_or_else(|| StreamError::Checkpoint("no reader position to restore".into()))?;
+        let files = restored_plan(&positions, |p| &p.files)?;
         let finished: Vec<PathBuf> = positions.iter().flat_map(|p| p.finished.clone()).collect();
-        let queue = files
-            .iter()
-            .filter(|f| !finished.contains(f))
-            .map(|f| {
-                let at = positions
-                    .iter()
-                    .filter_map(|p| p.current.as_ref())
-                    .find(|(path, _)| path == f)
-                    .map(|(_, at)| *at);
-                (f.clone(), at)
-            })
-            .collect();
+        let current: Vec<_> = positions.iter().filter_map(|p| p.current.clone()).collect();
+        let queue = resume_queue(&files, PathBuf::clone, &finished, &current);
         Ok(self.readers(parallelism, files, queue, finished))
     }
 }

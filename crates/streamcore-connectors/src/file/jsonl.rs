@@ -3,11 +3,12 @@
 //! [`JsonLinesSink`] writes any `T: Serialize`, one record per line.
 
 use super::{
-    list_files, plan_splits, FileSplit, LineSplitReader, PartCommitter, PartFiles, SharedFile,
+    list_files, plan_splits, restored_plan, resume_queue, FileSplit, LineSplitReader,
+    PartCommitter, PartFiles, SharedFile,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -160,10 +161,7 @@ impl<T: Data, D: LineDecoder<Out = T>> Source<T> for JsonLinesSource<T, D> {
     ) -> Result<Vec<Self::Reader>> {
         let positions: Vec<FilePosition> =
             positions.iter().map(|p| decode(p)).collect::<Result<_>>()?;
-        let plan = positions
-            .first()
-            .map(|p| p.plan.clone())
-            .ok_or_else(|| StreamError::Checkpoint("no reader position to restore".into()))?;
+        let plan = restored_plan(&positions, |p| &p.plan)?;
         for split in &plan {
             let len = std::fs::metadata(&split.path)
                 .map_err(|e| StreamError::io(format!("restoring {}", split.path.display()), e))?
@@ -175,19 +173,15 @@ impl<T: Data, D: LineDecoder<Out = T>> Source<T> for JsonLinesSource<T, D> {
                 )));
             }
         }
-        let finished: HashSet<u64> = positions.iter().flat_map(|p| p.finished.clone()).collect();
-        let resume: HashMap<u64, (u64, Option<u64>)> = positions
+        let mut finished: Vec<u64> = positions.iter().flat_map(|p| p.finished.clone()).collect();
+        finished.sort_unstable();
+        finished.dedup();
+        let current: Vec<_> = positions
             .iter()
             .filter_map(|p| p.current)
             .map(|(id, pos, line)| (id, (pos, line)))
             .collect();
-        let queue = plan
-            .iter()
-            .filter(|s| !finished.contains(&s.id))
-            .map(|s| (s.clone(), resume.get(&s.id).copied()))
-            .collect();
-        let mut finished: Vec<u64> = finished.into_iter().collect();
-        finished.sort_unstable();
+        let queue = resume_queue(&plan, |s| s.id, &finished, &current);
         Ok(self.readers(parallelism, plan, queue, finished))
     }
 }

@@ -16,6 +16,40 @@ use streamcore::{Result, StreamError};
 pub(crate) use lines::LineSplitReader;
 pub(crate) use writer::SharedFile;
 
+/// The work plan a restore continues, from the readers' decoded positions (each holds the
+/// whole plan: the first one's is taken).
+pub(crate) fn restored_plan<P, W: Clone>(
+    positions: &[P],
+    plan: impl Fn(&P) -> &[W],
+) -> Result<Vec<W>> {
+    positions
+        .first()
+        .map(|p| plan(p).to_vec())
+        .ok_or_else(|| StreamError::Checkpoint("no reader position to restore".into()))
+}
+
+/// The work a restore leaves to do: every item of `plan` (identified by `key`) that no reader
+/// finished, in plan order, each with the position to continue from if a reader was in the
+/// middle of it.
+pub(crate) fn resume_queue<W: Clone, K: PartialEq, P: Clone>(
+    plan: &[W],
+    key: impl Fn(&W) -> K,
+    finished: &[K],
+    current: &[(K, P)],
+) -> std::collections::VecDeque<(W, Option<P>)> {
+    plan.iter()
+        .filter(|w| !finished.contains(&key(w)))
+        .map(|w| {
+            let k = key(w);
+            let at = current
+                .iter()
+                .find(|(c, _)| *c == k)
+                .map(|(_, p)| p.clone());
+            (w.clone(), at)
+        })
+        .collect()
+}
+
 /// Lists the files `pattern` names: a file, every file in a directory (sorted), or the
 /// files matching a glob (sorted). No match is an error: an empty input is most likely a typo.
 pub fn list_files(pattern: &str) -> Result<Vec<PathBuf>> {
