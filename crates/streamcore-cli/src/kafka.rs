@@ -107,6 +107,10 @@ pub struct KafkaArgs {
     /// Key output records by this data field (default: the partition key).
     #[arg(long)]
     key_field: Option<String>,
+    /// Partition the output topic by key group (what a job reading it with --state-handover
+    /// needs: a repartition topic).
+    #[arg(long, requires = "output_topic")]
+    partition_by_key_group: bool,
     /// Write the output topic with Kafka transactions, one per checkpoint (needs
     /// --checkpoint-dir; read it with isolation.level=read_committed).
     #[arg(long, requires = "output_topic")]
@@ -185,7 +189,10 @@ pub fn run(args: KafkaArgs) -> anyhow::Result<()> {
             } else {
                 Delivery::AtLeastOnce
             };
-            let sink = KafkaSink::events(kafka.clone(), topic).delivery(delivery);
+            let mut sink = KafkaSink::events(kafka.clone(), topic).delivery(delivery);
+            if args.partition_by_key_group {
+                sink = sink.partition_by_key_group();
+            }
             match &args.key_field {
                 Some(f) => out.sink_named("kafka-out", sink.key_field(f)),
                 None => out.sink_named("kafka-out", sink.key_partition_key()),

@@ -702,3 +702,58 @@ fn state_handover_refuses_a_checkpoint_dir_outside_its_root() {
         "{err}"
     );
 }
+
+/// `--partition-by-key-group` writes a repartition topic: every output record sits in the
+/// partition that holds its key's key group (what a job reading it with `--state-handover`
+/// checks), whatever partition its input record came from.
+#[test]
+fn the_output_topic_can_be_partitioned_by_key_group() {
+    use streamcore_connectors::kafka::handover::partition_for_key;
+    const N: u64 = 2_000;
+    let broker = TestBroker::start();
+    broker.create_topic("in", 4);
+    broker.create_topic("keyed", 3);
+    let config = broker.config();
+    produce(&config, "in", 0, N);
+    let args: Vec<String> = [
+        "kafka",
+        "--brokers",
+        &broker.brokers(),
+        "--topic",
+        "in",
+        "--bounded",
+        "-p",
+        "1",
+        "--output-topic",
+        "keyed",
+        "--partition-by-key-group",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut job = spawn(&args, &tmp.path().join("err"));
+    assert!(
+        job.wait().unwrap().success(),
+        "{}",
+        fs::read_to_string(tmp.path().join("err")).unwrap_or_default()
+    );
+    let mut read = Job::new("check");
+    let out = read
+        .source(
+            "keyed",
+            KafkaSource::new(config.clone(), &["keyed"]).bounded(),
+        )
+        .collect();
+    read.run(JobConfig::default()).unwrap();
+    let events = out.take();
+    assert_eq!(events.len(), expected_ids(N).len());
+    let mut partitions = std::collections::BTreeSet::new();
+    for e in &events {
+        let key = e.partition_key.as_deref().unwrap();
+        let partition = e.metadata.get("kafka_partition").unwrap().as_i64().unwrap();
+        assert_eq!(partition, partition_for_key(key, 128, 3) as i64, "{key}");
+        partitions.insert(partition);
+    }
+    assert_eq!(partitions.len(), 3, "the keys spread over every partition");
+}
