@@ -757,3 +757,32 @@ fn the_output_topic_can_be_partitioned_by_key_group() {
     }
     assert_eq!(partitions.len(), 3, "the keys spread over every partition");
 }
+
+/// With state hand-over, a keyed record in a partition that does not hold its key's key
+/// group (the topic was not written by key group) is bad input: the job fails naming it.
+#[test]
+fn state_handover_rejects_a_record_in_the_wrong_partition() {
+    let broker = TestBroker::start();
+    broker.create_topic("in", 4);
+    // librdkafka's own partitioner: most keys land elsewhere than key-group partitioning says.
+    produce(&broker.config(), "in", 0, 200);
+    let tmp = scratch_dir();
+    let root = tmp.path().to_path_buf();
+    let handover = root.to_str().unwrap().to_string();
+    let args = member_args(
+        &broker,
+        &root,
+        "wrong",
+        "a",
+        &["-p", "1", "--bounded", "--state-handover", &handover],
+    );
+    let mut job = spawn(&args, &root.join("a.err"));
+    let status = job.wait().unwrap();
+    let log = fs::read_to_string(root.join("a.err")).unwrap_or_default();
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("belongs in partition"), "{log}");
+    assert!(
+        log.contains("kafka in/"),
+        "the record's origin is named: {log}"
+    );
+}

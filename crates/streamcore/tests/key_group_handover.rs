@@ -288,3 +288,60 @@ fn open_windows_move_with_their_key_groups() {
         assert_eq!(sums[k], [1], "{k}");
     }
 }
+
+/// A change that adopts key groups of one parallel instance leaves the other instances'
+/// state alone (a review found them rebuilt from nothing: their counts restarted).
+#[test]
+fn instances_a_change_does_not_touch_keep_their_state() {
+    // One key in each half of the key groups: instance 0 and instance 1 at parallelism 2.
+    let all = keys(0..200);
+    let first_half = |k: &String| key_group(k, DEFAULT_KEY_GROUPS) < DEFAULT_KEY_GROUPS / 2;
+    let stays = all.iter().find(|k| first_half(k)).unwrap().clone();
+    let moves = all.iter().find(|k| !first_half(k)).unwrap().clone();
+    // The moving key's state: counted three times by another run.
+    let first_dir = tempfile::tempdir().unwrap();
+    let location = Arc::new(Mutex::new(None));
+    let once = once_each(std::slice::from_ref(&moves));
+    run_counts(
+        vec![
+            Step::Records(once.clone()),
+            Step::Records(once.clone()),
+            Step::Records(once),
+            Step::Checkpoint(location.clone()),
+        ],
+        first_dir.path(),
+    );
+    let location = location
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("checkpoint written");
+    let cp = LocalCheckpointStorage::new(first_dir.path())
+        .unwrap()
+        .load(&location)
+        .unwrap();
+    let groups = groups_of(std::slice::from_ref(&moves));
+    let adopted = KeyGroupState::from_checkpoint(&cp, &groups);
+    assert!(!adopted.is_empty());
+    let both = vec![stays.clone(), moves.clone()];
+    let second_dir = tempfile::tempdir().unwrap();
+    let counts = run_counts(
+        vec![
+            Step::Records(once_each(&both)),
+            Step::Records(once_each(&both)),
+            Step::Change(Box::new(move || KeyGroupChange::adopt(groups, adopted))),
+            Step::Records(once_each(&both)),
+        ],
+        second_dir.path(),
+    );
+    assert_eq!(
+        counts[&stays],
+        [1, 2, 3],
+        "the untouched instance kept its count"
+    );
+    assert_eq!(
+        counts[&moves],
+        [1, 2, 4],
+        "the adopted count replaced the local one"
+    );
+}

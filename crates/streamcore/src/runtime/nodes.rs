@@ -150,11 +150,18 @@ impl<Op: Operator + Clone> Push<Op::In> for OperatorNode<Op> {
         let owned = key_groups_of(info.subtask, info.key_groups, info.parallelism);
         let started = Instant::now();
         let mut current = StateSnapshot::default();
-        if change.touches(&owned) {
+        // An instance none of whose key groups the change touches keeps its state as it is.
+        let touched = change.touches(&owned);
+        if touched {
             self.op.snapshot_state(&mut self.ctx, &mut current)?;
         }
+        let adopts_here = change
+            .state()
+            .node(&self.ctx.info.name)
+            .iter()
+            .any(|(g, _)| owned.contains(g));
         // A stateless operator (or one without keyed state) has nothing to move.
-        if !current.groups.is_empty() || !change.state().node(&self.ctx.info.name).is_empty() {
+        if touched && (!current.groups.is_empty() || adopts_here) {
             let Some(prototype) = &self.prototype else {
                 return Err(StreamError::Config(format!(
                     "operator `{}`: key groups can move only in a job with checkpoints",
@@ -317,7 +324,8 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
                     .as_ref()
                     .is_some_and(|c| c.hub.stop_at() == triggered);
             }
-            if last_tick.elapsed() >= TICK_INTERVAL {
+            // Held after a stop-with-savepoint barrier: no processing-time timer fires either.
+            if !held && last_tick.elapsed() >= TICK_INTERVAL {
                 last_tick = Instant::now();
                 self.down.tick(Timestamp::now())?;
             }

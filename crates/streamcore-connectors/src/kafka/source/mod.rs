@@ -212,7 +212,7 @@ impl<D: KafkaDecoder> KafkaSource<D> {
 
     /// Moves keyed state with the partitions (needs [`KafkaSource::group`], checkpoints, one
     /// topic partitioned by key group — see [`super::handover`] — and `root` shared by every
-    /// process, each checkpointing into its own directory under it). The process then runs
+    /// process, each checkpointing into its own directory directly under it). The process then runs
     /// one group member (one reader); the operators after it can run in parallel.
     pub fn state_handover(mut self, root: impl Into<std::path::PathBuf>) -> Self {
         self.handover = Some(HandoverStore::new(root));
