@@ -396,8 +396,10 @@ fn two_processes_in_a_group_and_one_is_killed() {
                 // takeover.
                 "--kafka-property",
                 "session.timeout.ms=15000",
+                // One group member per process (hand-over runs one reader); the counts
+                // run in two instances, so a takeover touches only some of them.
                 "-p",
-                "1",
+                "2",
                 // Keyed state too: the survivor finds the killed member's counts in its
                 // checkpoint at the offsets the group committed.
                 "--count-per-key",
