@@ -162,13 +162,10 @@ pub fn run(args: KafkaArgs) -> anyhow::Result<()> {
     if let Some(root) = &args.state_handover {
         // A process that dies leaves its partitions' state in its checkpoints: the others
         // look for them under the root.
-        let in_root = |dir: &std::path::Path| {
-            let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or(p.to_path_buf());
-            absolute(dir).parent() == Some(absolute(root).as_path())
-        };
+        let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or(p.to_path_buf());
         if let Some(dir) = args.checkpoints.checkpoint_dir.as_deref() {
             anyhow::ensure!(
-                in_root(dir),
+                absolute(dir).parent() == Some(absolute(root).as_path()),
                 "--checkpoint-dir {} must be a directory directly under --state-handover {} (where the group finds a dead process's checkpoints)",
                 dir.display(),
                 root.display()

@@ -90,9 +90,9 @@ fn log_without_checkpoints(path: &Path) -> String {
         .join("\n")
 }
 
-/// Event ids of all committed part files in `dirs`, with how often each occurs.
-fn committed_ids(dirs: &[&Path]) -> BTreeMap<String, usize> {
-    let mut ids = BTreeMap::new();
+/// Every event in the committed part files of `dirs` (in-progress files start with `.`).
+fn committed_events(dirs: &[&Path]) -> Vec<Value> {
+    let mut events = Vec::new();
     for dir in dirs {
         let Ok(entries) = fs::read_dir(dir) else {
             continue;
@@ -103,11 +103,19 @@ fn committed_ids(dirs: &[&Path]) -> BTreeMap<String, usize> {
                 continue;
             }
             for line in fs::read_to_string(&p).unwrap().lines() {
-                let v: Value = serde_json::from_str(line).unwrap();
-                *ids.entry(v["event_id"].as_str().unwrap().to_string())
-                    .or_insert(0) += 1;
+                events.push(serde_json::from_str(line).unwrap());
             }
         }
+    }
+    events
+}
+
+/// Event ids of all committed part files in `dirs`, with how often each occurs.
+fn committed_ids(dirs: &[&Path]) -> BTreeMap<String, usize> {
+    let mut ids = BTreeMap::new();
+    for v in committed_events(dirs) {
+        *ids.entry(v["event_id"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
     }
     ids
 }
@@ -497,23 +505,11 @@ fn two_processes_in_a_group_and_one_is_killed() {
 /// `key_count` of every committed output event, per partition key, sorted.
 fn committed_counts(dirs: &[&Path]) -> BTreeMap<String, Vec<i64>> {
     let mut counts: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for dir in dirs {
-        let Ok(entries) = fs::read_dir(dir) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.file_name().unwrap().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            for line in fs::read_to_string(&p).unwrap().lines() {
-                let v: Value = serde_json::from_str(line).unwrap();
-                counts
-                    .entry(v["partition_key"].as_str().unwrap().to_string())
-                    .or_default()
-                    .push(v["data"]["key_count"].as_i64().unwrap());
-            }
-        }
+    for v in committed_events(dirs) {
+        counts
+            .entry(v["partition_key"].as_str().unwrap().to_string())
+            .or_default()
+            .push(v["data"]["key_count"].as_i64().unwrap());
     }
     counts.values_mut().for_each(|c| c.sort_unstable());
     counts

@@ -107,6 +107,24 @@ fn groups_of(keys: &[String]) -> Vec<std::ops::Range<u32>> {
         .collect()
 }
 
+/// The state of `groups` in the checkpoint a [`Step::Checkpoint`] reported into `location`.
+fn checkpointed_state(
+    dir: &std::path::Path,
+    location: &Mutex<Option<PathBuf>>,
+    groups: &[std::ops::Range<u32>],
+) -> KeyGroupState {
+    let location = location
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("checkpoint written");
+    let cp = LocalCheckpointStorage::new(dir)
+        .unwrap()
+        .load(&location)
+        .unwrap();
+    KeyGroupState::from_checkpoint(&cp, groups)
+}
+
 /// Runs `steps` through `key_by(key).reduce(sum)` at parallelism 2 (an exchange between the
 /// source and the counts), checkpointing into `dir`; returns every count emitted, per key.
 fn run_counts(steps: Vec<Step>, dir: &std::path::Path) -> BTreeMap<String, Vec<u64>> {
@@ -158,19 +176,10 @@ fn a_running_job_adopts_key_groups_from_a_checkpoint_and_releases_them() {
     }
     steps.push(Step::Checkpoint(location.clone()));
     run_counts(steps, first_dir.path());
-    let location = location
-        .lock()
-        .unwrap()
-        .clone()
-        .expect("checkpoint written");
 
     // Run 2: adopts the moved keys' groups from run 1's checkpoint, then counts every key
     // once; then releases the first moved key's group and counts it again.
-    let cp = LocalCheckpointStorage::new(first_dir.path())
-        .unwrap()
-        .load(&location)
-        .unwrap();
-    let adopted = KeyGroupState::from_checkpoint(&cp, &moved_groups);
+    let adopted = checkpointed_state(first_dir.path(), &location, &moved_groups);
     assert!(!adopted.is_empty());
     let second_dir = tempfile::tempdir().unwrap();
     let first_moved = moved[..1].to_vec();
@@ -261,16 +270,7 @@ fn open_windows_move_with_their_key_groups() {
         ],
         first_dir.path(),
     );
-    let location = location
-        .lock()
-        .unwrap()
-        .clone()
-        .expect("checkpoint written");
-    let cp = LocalCheckpointStorage::new(first_dir.path())
-        .unwrap()
-        .load(&location)
-        .unwrap();
-    let adopted = KeyGroupState::from_checkpoint(&cp, &moved_groups);
+    let adopted = checkpointed_state(first_dir.path(), &location, &moved_groups);
     let second_dir = tempfile::tempdir().unwrap();
     let sums = run_windows(
         vec![
@@ -311,17 +311,8 @@ fn instances_a_change_does_not_touch_keep_their_state() {
         ],
         first_dir.path(),
     );
-    let location = location
-        .lock()
-        .unwrap()
-        .clone()
-        .expect("checkpoint written");
-    let cp = LocalCheckpointStorage::new(first_dir.path())
-        .unwrap()
-        .load(&location)
-        .unwrap();
     let groups = groups_of(std::slice::from_ref(&moves));
-    let adopted = KeyGroupState::from_checkpoint(&cp, &groups);
+    let adopted = checkpointed_state(first_dir.path(), &location, &groups);
     assert!(!adopted.is_empty());
     let both = vec![stays.clone(), moves.clone()];
     let second_dir = tempfile::tempdir().unwrap();

@@ -19,7 +19,7 @@
 
 use super::source::PartitionOffset;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use streamcore::checkpoint::{decode, CheckpointStorage, LoadedCheckpoint, LocalCheckpointStorage};
 use streamcore::state::{key_group, key_groups_of, owner_of, KeyGroupState};
 use streamcore::{Result, StreamError};
@@ -197,11 +197,6 @@ impl HandoverStore {
                     .filter_map(move |l| storage.load(&l).ok())
             })
             .collect()
-    }
-
-    /// The root directory.
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 }
 

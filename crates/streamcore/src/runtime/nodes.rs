@@ -87,6 +87,55 @@ impl<Op: Operator> OperatorNode<Op> {
     }
 }
 
+impl<Op: Operator + Clone> OperatorNode<Op> {
+    /// Rebuilds this instance with `change` applied: from a pristine copy of the operator,
+    /// restored from its own snapshot minus the released key groups plus the adopted ones.
+    /// An instance none of whose key groups the change touches keeps its state as it is, and
+    /// one without keyed state there has nothing to move.
+    fn apply_key_group_change(&mut self, change: &KeyGroupChange) -> Result<()> {
+        let info = &self.ctx.info;
+        let owned = key_groups_of(info.subtask, info.key_groups, info.parallelism);
+        if !change.touches(&owned) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut current = StateSnapshot::default();
+        self.op.snapshot_state(&mut self.ctx, &mut current)?;
+        let name = self.ctx.info.name.clone();
+        let adopts_here = change
+            .state()
+            .node(&name)
+            .iter()
+            .any(|(g, _)| owned.contains(g));
+        if current.groups.is_empty() && !adopts_here {
+            return Ok(());
+        }
+        let Some(prototype) = &self.prototype else {
+            return Err(StreamError::Config(format!(
+                "operator `{name}`: key groups can move only in a job with checkpoints"
+            )));
+        };
+        let restore = change.restore_for(&name, &owned, current);
+        let mut op = prototype.clone();
+        op.open(&mut self.ctx)?;
+        op.restore_state(&mut self.ctx, &restore)?;
+        self.op = op;
+        let took = started.elapsed();
+        self.metrics.key_group_changes.fetch_add(1, Relaxed);
+        self.metrics
+            .key_group_change_ns
+            .fetch_add(took.as_nanos() as u64, Relaxed);
+        tracing::debug!(
+            node = %name,
+            subtask = self.ctx.info.subtask,
+            change = ?change,
+            ms = took.as_millis() as u64,
+            "key groups moved"
+        );
+        Ok(())
+    }
+}
+
 impl<Op: Operator + Clone> Push<Op::In> for OperatorNode<Op> {
     fn open(&mut self) -> Result<()> {
         self.op.open(&mut self.ctx)?;
@@ -146,47 +195,7 @@ impl<Op: Operator + Clone> Push<Op::In> for OperatorNode<Op> {
     fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()> {
         // Emitted output goes first: it belongs before the change.
         self.out.flush()?;
-        let info = &self.ctx.info;
-        let owned = key_groups_of(info.subtask, info.key_groups, info.parallelism);
-        let started = Instant::now();
-        let mut current = StateSnapshot::default();
-        // An instance none of whose key groups the change touches keeps its state as it is.
-        let touched = change.touches(&owned);
-        if touched {
-            self.op.snapshot_state(&mut self.ctx, &mut current)?;
-        }
-        let adopts_here = change
-            .state()
-            .node(&self.ctx.info.name)
-            .iter()
-            .any(|(g, _)| owned.contains(g));
-        // A stateless operator (or one without keyed state) has nothing to move.
-        if touched && (!current.groups.is_empty() || adopts_here) {
-            let Some(prototype) = &self.prototype else {
-                return Err(StreamError::Config(format!(
-                    "operator `{}`: key groups can move only in a job with checkpoints",
-                    self.ctx.info.name
-                )));
-            };
-            let info = &self.ctx.info;
-            let restore = change.restore_for(&info.name, &owned, current);
-            let mut op = prototype.clone();
-            op.open(&mut self.ctx)?;
-            op.restore_state(&mut self.ctx, &restore)?;
-            self.op = op;
-            let took = started.elapsed();
-            self.metrics.key_group_changes.fetch_add(1, Relaxed);
-            self.metrics
-                .key_group_change_ns
-                .fetch_add(took.as_nanos() as u64, Relaxed);
-            tracing::debug!(
-                node = %self.ctx.info.name,
-                subtask = self.ctx.info.subtask,
-                change = ?change,
-                ms = took.as_millis() as u64,
-                "key groups moved"
-            );
-        }
+        self.apply_key_group_change(change)?;
         self.after_hook()?;
         self.out.key_groups(change)
     }

@@ -222,16 +222,6 @@ impl KeyGroupChange {
             .any(|r| r.contains(&g))
     }
 
-    /// The key groups released.
-    pub fn released(&self) -> &[Range<u32>] {
-        &self.release
-    }
-
-    /// The key groups adopted.
-    pub fn adopted(&self) -> &[Range<u32>] {
-        &self.adopt
-    }
-
     /// The state of the adopted key groups.
     pub fn state(&self) -> &KeyGroupState {
         &self.state

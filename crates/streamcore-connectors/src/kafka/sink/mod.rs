@@ -86,15 +86,10 @@ struct KeyGroupPartitioning {
 }
 
 impl KeyGroupPartitioning {
-    /// The partition of a record with `key` (`None`: the producer's partitioner decides).
-    fn partition(this: Option<Self>, key: Option<&[u8]>) -> Option<i32> {
-        let (this, key) = (this?, key?);
+    /// The partition of a record with `key`.
+    fn partition(&self, key: &[u8]) -> i32 {
         let key = String::from_utf8_lossy(key);
-        Some(super::handover::partition_for_key(
-            &key,
-            this.key_groups,
-            this.partitions,
-        ))
+        super::handover::partition_for_key(&key, self.key_groups, self.partitions)
     }
 }
 
@@ -393,7 +388,8 @@ fn send(
     value: &[u8],
     partitioning: Option<KeyGroupPartitioning>,
 ) -> Result<()> {
-    let partition = KeyGroupPartitioning::partition(partitioning, key);
+    // Keyless records, or no key-group partitioning: the producer's partitioner decides.
+    let partition = partitioning.zip(key).map(|(p, key)| p.partition(key));
     loop {
         let mut record = BaseRecord::to(topic).payload(value);
         if let Some(k) = key {
