@@ -97,8 +97,8 @@ pub struct KafkaArgs {
     #[arg(long)]
     count_per_key: bool,
     /// Move keyed state with the partitions between the processes of the group through this
-    /// directory, shared by all of them (each with its --checkpoint-dir under it). The input
-    /// topic must be partitioned by key group (docs/kafka.md).
+    /// directory, shared by all of them (each with its --checkpoint-dir directly under it).
+    /// The input topic must be partitioned by key group (docs/kafka.md).
     #[arg(long, requires_all = ["group", "checkpoint_dir"])]
     state_handover: Option<PathBuf>,
     /// Write the enriched events to this topic.
