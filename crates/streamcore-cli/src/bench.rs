@@ -2,7 +2,8 @@
 //! against hand-written loops doing the same work, and prints events/s and ratios.
 //!
 //! Scenarios:
-//! - `typed`: generator → filter → map → counting sink on plain structs, P = 1 and P = 2;
+//! - `typed`: generator → filter → map → counting sink on plain structs, P = 1 and P = `-p`
+//!   (every scenario named `P=2` below runs at `-p`, by default the number of cores);
 //! - `typed-loop`: the same work as one plain Rust loop (the practical limit);
 //! - `event`: the demo pipeline (filter amount > 100, enrich) on `Event` values, P = 1 and 2;
 //! - `event-loop`: the demo work on `Event` values as a plain loop;
@@ -16,6 +17,7 @@
 //!   state — a savepoint of a running job, then a restore from it.
 
 use crate::demo::{enrich, is_high_value, now_secs, pipeline};
+use crate::parallelism::ParallelismArg;
 use clap::Args;
 use serde::Serialize;
 use std::hint::black_box;
@@ -46,6 +48,10 @@ pub struct BenchArgs {
     /// Keys of window state in the `checkpoint-state` measurement.
     #[arg(long, default_value_t = 1_000_000)]
     state_keys: u64,
+    // The parallelism of the parallel scenarios (`typed P=2` etc. are named after it) and of
+    // `checkpoint-state`; the `P=1` scenarios stay at 1.
+    #[command(flatten)]
+    parallelism: ParallelismArg,
 }
 
 /// The typed record of the `typed` scenarios.
@@ -250,7 +256,7 @@ fn window_job_checkpointed(n: u64, p: usize, interval: Option<Duration>) -> u64 
 
 /// Snapshot and restore of `keys` keys of window state: a job fills one long window with
 /// `keys` keys, takes a savepoint and stops; a second job restores from it.
-fn checkpoint_state(keys: u64) -> anyhow::Result<serde_json::Value> {
+fn checkpoint_state(keys: u64, p: usize) -> anyhow::Result<serde_json::Value> {
     let dir = scratch_dir("state");
     let build = || {
         let mut job = Job::new("bench-state");
@@ -273,7 +279,7 @@ fn checkpoint_state(keys: u64) -> anyhow::Result<serde_json::Value> {
     let config = |restore: Option<RestoreFrom>| {
         let mut c = CheckpointConfig::new(&dir).interval(Duration::from_secs(3600));
         c.restore = restore;
-        JobConfig::default().parallelism(2).checkpoints(c)
+        JobConfig::default().parallelism(p).checkpoints(c)
     };
     let handle = build().start(config(None))?;
     while handle.metrics().events_ingested < keys {
@@ -370,7 +376,7 @@ fn cep_job(n: u64, p: usize) -> u64 {
 
 #[derive(Serialize)]
 struct Scenario {
-    name: &'static str,
+    name: String,
     events_per_second: Vec<f64>,
     median: f64,
     /// Events per second of CPU time used by the whole process (all threads): the per-core
@@ -391,33 +397,50 @@ fn process_cpu_seconds() -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
-type Runner = fn(u64) -> u64;
+/// One scenario's measurement: runs it on `n` events and returns its output count.
+type Runner = Box<dyn Fn(u64) -> u64>;
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let n = args.events;
-    let all: [(&'static str, Runner); 13] = [
-        ("typed P=1", |n| typed_job(n, 1)),
-        ("typed P=2", |n| typed_job(n, 2)),
-        ("typed-loop", typed_loop),
-        ("event P=1", |n| event_job(n, 1)),
-        ("event P=2", |n| event_job(n, 2)),
-        ("event-loop", event_loop),
-        ("window P=1", |n| window_job(n, 1)),
-        ("window P=2", |n| window_job(n, 2)),
-        ("window-loop", window_loop),
-        ("interval-join P=1", |n| interval_join_job(n, 1)),
-        ("cep P=1", |n| cep_job(n, 1)),
-        ("ckpt-none P=2", |n| window_job_checkpointed(n, 2, None)),
-        ("ckpt-1s P=2", |n| {
-            window_job_checkpointed(n, 2, Some(Duration::from_secs(1)))
-        }),
+    let p = args.parallelism.get();
+    let parallel = |kind: &str| format!("{kind} P={p}");
+    let all: Vec<(String, Runner)> = vec![
+        ("typed P=1".into(), Box::new(|n| typed_job(n, 1))),
+        (parallel("typed"), Box::new(move |n| typed_job(n, p))),
+        ("typed-loop".into(), Box::new(typed_loop)),
+        ("event P=1".into(), Box::new(|n| event_job(n, 1))),
+        (parallel("event"), Box::new(move |n| event_job(n, p))),
+        ("event-loop".into(), Box::new(event_loop)),
+        ("window P=1".into(), Box::new(|n| window_job(n, 1))),
+        (parallel("window"), Box::new(move |n| window_job(n, p))),
+        ("window-loop".into(), Box::new(window_loop)),
+        (
+            "interval-join P=1".into(),
+            Box::new(|n| interval_join_job(n, 1)),
+        ),
+        ("cep P=1".into(), Box::new(|n| cep_job(n, 1))),
+        (
+            parallel("ckpt-none"),
+            Box::new(move |n| window_job_checkpointed(n, p, None)),
+        ),
+        (
+            parallel("ckpt-1s"),
+            Box::new(move |n| window_job_checkpointed(n, p, Some(Duration::from_secs(1)))),
+        ),
     ];
-    let scenarios: Vec<_> = all
-        .into_iter()
-        .filter(|(name, _)| args.only.as_deref().is_none_or(|o| name.contains(o)))
-        .collect();
+    let mut scenarios: Vec<(String, Runner)> = Vec::new();
+    for (name, runner) in all {
+        // At -p 1 the parallel scenarios are the P=1 ones: measured once.
+        let wanted = args.only.as_deref().is_none_or(|o| name.contains(o));
+        if wanted && !scenarios.iter().any(|(seen, _)| *seen == name) {
+            scenarios.push((name, runner));
+        }
+    }
     if args.only.as_deref() == Some("checkpoint-state") {
-        println!("checkpoint-state: {}", checkpoint_state(args.state_keys)?);
+        println!(
+            "checkpoint-state: {}",
+            checkpoint_state(args.state_keys, p)?
+        );
         return Ok(());
     }
     anyhow::ensure!(!scenarios.is_empty(), "no scenario matches --only");
@@ -445,7 +468,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let joins: Vec<(&str, u64)> = scenarios
         .iter()
         .filter(|(name, _)| name.starts_with("interval") || name.starts_with("cep"))
-        .map(|(name, _)| (*name, reference_outputs(name, n)))
+        .map(|(name, _)| (name.as_str(), reference_outputs(name, n)))
         .collect();
     let expected = |name: &str, n: u64| match window_results {
         _ if joins.iter().any(|(j, _)| *j == name) => {
@@ -458,7 +481,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut results: Vec<Scenario> = scenarios
         .iter()
         .map(|(name, _)| Scenario {
-            name,
+            name: name.clone(),
             events_per_second: Vec::new(),
             median: 0.0,
             events_per_cpu_second: Vec::new(),
@@ -503,35 +526,38 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             .find(|r| r.name == name)
             .map_or(f64::NAN, |r| r.median)
     };
+    // A scenario against itself (at -p 1) is no ratio: NaN, left out of the report.
+    let ratio = |a: &str, b: &str| {
+        let value = if a == b { f64::NAN } else { m(a) / m(b) };
+        (format!("{a} / {b}"), value)
+    };
+    let (typed, event, window) = (parallel("typed"), parallel("event"), parallel("window"));
     let ratios = [
-        ("typed P=1 / typed-loop", m("typed P=1") / m("typed-loop")),
-        ("typed P=2 / typed P=1", m("typed P=2") / m("typed P=1")),
-        ("event P=1 / event-loop", m("event P=1") / m("event-loop")),
-        ("event P=2 / event P=1", m("event P=2") / m("event P=1")),
+        ratio("typed P=1", "typed-loop"),
+        ratio(&typed, "typed P=1"),
+        ratio("event P=1", "event-loop"),
+        ratio(&event, "event P=1"),
+        ratio("window P=1", "window-loop"),
         (
-            "window P=1 / window-loop",
-            m("window P=1") / m("window-loop"),
-        ),
-        (
-            "window P=1 / window-loop, per CPU-second",
+            "window P=1 / window-loop, per CPU-second".into(),
             mc("window P=1") / mc("window-loop"),
         ),
         (
-            "window P=2 / window-loop, per CPU-second",
-            mc("window P=2") / mc("window-loop"),
+            format!("{window} / window-loop, per CPU-second"),
+            mc(&window) / mc("window-loop"),
         ),
-        ("window P=2 / window P=1", m("window P=2") / m("window P=1")),
+        ratio(&window, "window P=1"),
         (
-            "ckpt-1s P=2 / ckpt-none P=2 (aim >= 0.95)",
-            m("ckpt-1s P=2") / m("ckpt-none P=2"),
+            format!("ckpt-1s P={p} / ckpt-none P={p} (aim >= 0.95)"),
+            m(&parallel("ckpt-1s")) / m(&parallel("ckpt-none")),
         ),
         (
-            "event P=1 / Python seed (47,000 ev/s)",
+            "event P=1 / Python seed (47,000 ev/s)".into(),
             m("event P=1") / 47_000.0,
         ),
     ];
     let state = match args.only {
-        None => Some(checkpoint_state(args.state_keys)?),
+        None => Some(checkpoint_state(args.state_keys, p)?),
         Some(_) => None,
     };
     if args.json {

@@ -2,6 +2,7 @@
 //! keep amount > 100 → enrich → JSON lines out, metrics summary on stderr.
 
 use crate::checkpointing::{print_summary, run_job, CheckpointArgs};
+use crate::parallelism::ParallelismArg;
 use clap::Args;
 use compact_str::CompactString;
 use std::time::Duration;
@@ -21,9 +22,8 @@ pub struct DemoArgs {
     /// Number of generated transactions; 0 for an unbounded stream (stop with Ctrl-C).
     #[arg(long, default_value_t = 20)]
     events: u64,
-    /// Worker threads per stage [default: number of cores].
-    #[arg(long, short = 'p')]
-    parallelism: Option<usize>,
+    #[command(flatten)]
+    parallelism: ParallelismArg,
     /// Seed of the generator: random users and amounts instead of the design note's
     /// `amount = 50 + 25·(i mod 20)`.
     #[arg(long)]
@@ -214,12 +214,10 @@ pub fn pipeline(events: Stream<Event>) -> Stream<Event> {
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let mut config = JobConfig::default()
+    let config = JobConfig::default()
+        .parallelism(args.parallelism.get())
         .error_policy(args.error_policy)
         .batch_size(args.batch_size);
-    if let Some(p) = args.parallelism {
-        config = config.parallelism(p);
-    }
     let config = args.checkpoints.apply(config);
     let checkpoints = args.checkpoints.enabled();
     let mut job = Job::new("demo");

@@ -4,6 +4,7 @@
 
 use crate::checkpointing::{print_summary, run_job, CheckpointArgs};
 use crate::demo::{enrich, is_high_value, json_sink, now_secs, pipeline};
+use crate::parallelism::ParallelismArg;
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
@@ -128,9 +129,8 @@ pub struct KafkaArgs {
     /// JSON-lines file for rejected records.
     #[arg(long, conflicts_with = "dead_letter_topic")]
     dead_letter: Option<String>,
-    /// Parallel instances per stage [default: number of cores].
-    #[arg(long, short = 'p')]
-    parallelism: Option<usize>,
+    #[command(flatten)]
+    parallelism: ParallelismArg,
     /// Print the metrics (job and Kafka) as JSON on stderr.
     #[arg(long)]
     metrics_json: bool,
@@ -140,10 +140,9 @@ pub struct KafkaArgs {
 
 pub fn run(args: KafkaArgs) -> anyhow::Result<()> {
     let kafka = args.connection.config()?;
-    let mut config = JobConfig::default().error_policy(args.error_policy);
-    if let Some(p) = args.parallelism {
-        config = config.parallelism(p);
-    }
+    let config = JobConfig::default()
+        .parallelism(args.parallelism.get())
+        .error_policy(args.error_policy);
     let config = args.checkpoints.apply(config);
     let checkpoints = args.checkpoints.enabled();
     let mut job = Job::new("kafka");
@@ -249,9 +248,9 @@ pub struct KafkaBenchArgs {
     /// Partitions of the input and output topics.
     #[arg(long, default_value_t = 4)]
     partitions: i32,
-    /// Parallelism of the pipeline job.
-    #[arg(long, short = 'p', default_value_t = 2)]
-    parallelism: usize,
+    // The parallelism of the pipeline job under test.
+    #[command(flatten)]
+    parallelism: ParallelismArg,
 }
 
 /// A generated transaction stamped with its wall-clock creation time (`sent_ms`).
@@ -331,7 +330,7 @@ pub fn bench(args: KafkaBenchArgs) -> anyhow::Result<()> {
     let loaded = load.run(JobConfig::default().parallelism(2))?;
     let started = Instant::now();
     let summary = pipeline_job(&kafka, &input, &output, true)
-        .run(JobConfig::default().parallelism(args.parallelism))?;
+        .run(JobConfig::default().parallelism(args.parallelism.get()))?;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "throughput: {} events in {:.2} s = {:.0} events/s (produce {:.0} events/s); {} written",
@@ -348,7 +347,7 @@ pub fn bench(args: KafkaBenchArgs) -> anyhow::Result<()> {
     let (end_to_end, consumer) = measure(&kafka, &output)?;
     let (broker_hop, input_consumer) = measure(&kafka, &input)?;
     let pipeline = pipeline_job(&kafka, &input, &output, false)
-        .start(JobConfig::default().parallelism(args.parallelism))?;
+        .start(JobConfig::default().parallelism(args.parallelism.get()))?;
     let count = (args.rate * args.seconds as f64) as u64;
     let mut producer = Job::new("produce");
     producer

@@ -6,6 +6,7 @@ mod demo;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod nexmark;
+mod parallelism;
 mod patterns;
 
 use clap::{Parser, Subcommand};

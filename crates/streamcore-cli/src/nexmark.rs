@@ -9,6 +9,7 @@
 //! as `n/a` elsewhere).
 
 use crate::checkpointing::{run_job, CheckpointArgs};
+use crate::parallelism::ParallelismArg;
 use anyhow::Context;
 use clap::Args;
 use std::hash::Hash;
@@ -32,9 +33,8 @@ pub struct NexmarkArgs {
     /// Number of generated events (persons, auctions and bids together).
     #[arg(long, default_value_t = 10_000_000)]
     events: u64,
-    /// Parallel instances of every stage (sources included).
-    #[arg(long, default_value_t = 2)]
-    parallelism: usize,
+    #[command(flatten)]
+    parallelism: ParallelismArg,
     /// Event-time rate of the generator, events per second of event time.
     #[arg(long, default_value_t = GeneratorConfig::default().first_event_rate)]
     rate: u64,
@@ -177,7 +177,7 @@ impl RowSink for CliSink {
             let sink = if self.outputs.checkpoints {
                 CsvSink::dir(path.clone())
             } else {
-                CsvSink::new(path.clone())
+                CsvSink::file(path.clone())
             };
             rows.clone().sink_named("csv", sink);
         }
@@ -322,9 +322,10 @@ pub fn run(args: NexmarkArgs) -> anyhow::Result<()> {
             "--changelog writes one file and cannot commit per checkpoint: leave it out with --checkpoint-dir (--output is a directory of exactly-once part files)"
         );
     }
+    let parallelism = args.parallelism.get();
     let job_config = args
         .checkpoints
-        .apply(JobConfig::default().parallelism(args.parallelism));
+        .apply(JobConfig::default().parallelism(parallelism));
     let run = run_query(name, &config, job_config, &outputs)?;
     let secs = run.elapsed.as_secs_f64();
     eprintln!(
@@ -334,7 +335,7 @@ pub fn run(args: NexmarkArgs) -> anyhow::Result<()> {
         secs,
         run.events as f64 / secs.max(1e-9),
         run.rows,
-        args.parallelism
+        parallelism
     );
     let cpu = match run.cpu {
         Some(cpu) => format!(

@@ -8,6 +8,7 @@
 
 use crate::checkpointing::{print_summary, run_job, CheckpointArgs};
 use crate::demo::json_sink;
+use crate::parallelism::ParallelismArg;
 use clap::{Args, ValueEnum};
 use compact_str::CompactString;
 use serde::Serialize;
@@ -26,9 +27,8 @@ pub struct PatternArgs {
     /// Number of generated events.
     #[arg(long, default_value_t = 100_000)]
     events: u64,
-    /// Worker threads per stage [default: number of cores].
-    #[arg(long, short = 'p')]
-    parallelism: Option<usize>,
+    #[command(flatten)]
+    parallelism: ParallelismArg,
     /// Print the metrics summary as JSON.
     #[arg(long)]
     metrics_json: bool,
@@ -241,11 +241,9 @@ pub fn enrichment_job(job: &mut Job, events: u64) -> streamcore::Stream<Enriched
 }
 
 pub fn run(args: PatternArgs) -> anyhow::Result<()> {
-    let mut config = JobConfig::default();
-    if let Some(p) = args.parallelism {
-        config = config.parallelism(p);
-    }
-    let config = args.checkpoints.apply(config);
+    let config = args
+        .checkpoints
+        .apply(JobConfig::default().parallelism(args.parallelism.get()));
     let mut job = Job::new(&format!("{:?}", args.example).to_lowercase());
     let (output, checkpoints) = (args.output.as_deref(), args.checkpoints.enabled());
     fn out<T: streamcore::Data + serde::Serialize>(

@@ -1,0 +1,79 @@
+//! The command line itself: one `-p/--parallelism` convention on every job command.
+
+use std::process::{Command, Output};
+
+fn streamcore(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_streamcore"))
+        .args(args)
+        .env_remove("NO_COLOR")
+        .env_remove("STREAMCORE_LOG")
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The job commands of this build.
+fn job_commands() -> Vec<&'static str> {
+    let mut commands = vec!["demo", "patterns", "nexmark", "bench"];
+    if cfg!(feature = "kafka") {
+        commands.extend(["kafka", "kafka-bench"]);
+    }
+    commands
+}
+
+#[test]
+fn every_job_command_takes_p_defaulting_to_the_number_of_cores() {
+    for command in job_commands() {
+        let out = streamcore(&[command, "--help"]);
+        let help = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{command} --help: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            help.contains("-p, --parallelism <P>"),
+            "{command} --help has no -p, --parallelism:\n{help}"
+        );
+        assert!(
+            help.contains("[default: number of cores]"),
+            "{command} --help does not give the default parallelism:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn nexmark_runs_at_the_number_of_cores_by_default_and_at_p_when_given() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for (args, parallelism) in [
+        (&["-p", "1"][..], 1),
+        (&["--parallelism", "1"][..], 1),
+        (&[][..], cores),
+    ] {
+        let mut all = vec!["nexmark", "--query", "q0", "--events", "1000"];
+        all.extend(args);
+        let out = streamcore(&all);
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{all:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("(parallelism {parallelism})")),
+            "{all:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_parallelism_of_zero_is_refused_with_the_reason() {
+    for command in job_commands() {
+        let out = streamcore(&[command, "-p", "0"]);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{command} -p 0 ran: {stderr}");
+        assert!(
+            stderr.contains("--parallelism") && stderr.contains("at least 1"),
+            "{command} -p 0: {stderr}"
+        );
+    }
+}
