@@ -48,6 +48,35 @@ enum Command {
     /// Measure Kafka → filter/map → Kafka: throughput, and end-to-end latency at a fixed rate.
     #[cfg(feature = "kafka")]
     KafkaBench(kafka::KafkaBenchArgs),
+    /// Run the demo pipeline from Kafka topics (not in this build: needs the `kafka` cargo
+    /// feature).
+    #[cfg(not(feature = "kafka"))]
+    #[command(disable_help_flag = true)]
+    Kafka(NotBuilt),
+    /// Measure Kafka → filter/map → Kafka (not in this build: needs the `kafka` cargo feature).
+    #[cfg(not(feature = "kafka"))]
+    #[command(disable_help_flag = true)]
+    KafkaBench(NotBuilt),
+}
+
+/// The arguments of a subcommand this build leaves out: taken as they come, only to say how
+/// to get a build that has it.
+#[cfg(not(feature = "kafka"))]
+#[derive(clap::Args, Debug)]
+struct NotBuilt {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    _args: Vec<std::ffi::OsString>,
+}
+
+/// The error for `streamcore <command>` in a build without the `kafka` feature.
+#[cfg(not(feature = "kafka"))]
+fn needs_kafka_feature(command: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "`streamcore {command}` is not in this build: Kafka support is behind the `kafka` cargo \
+         feature (it builds librdkafka, which needs cmake). Run it with \
+         `cargo run --release -p streamcore-cli --features kafka -- {command} …`, or install a \
+         binary that has it with `cargo install --path crates/streamcore-cli --features kafka`"
+    )
 }
 
 fn main() -> ExitCode {
@@ -65,6 +94,10 @@ fn main() -> ExitCode {
         Command::Kafka(args) => kafka::run(args),
         #[cfg(feature = "kafka")]
         Command::KafkaBench(args) => kafka::bench(args),
+        #[cfg(not(feature = "kafka"))]
+        Command::Kafka(_) => Err(needs_kafka_feature("kafka")),
+        #[cfg(not(feature = "kafka"))]
+        Command::KafkaBench(_) => Err(needs_kafka_feature("kafka-bench")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,5 @@
-//! The command line itself: one `-p/--parallelism` convention on every job command.
+//! The command line itself: one `-p/--parallelism` convention on every job command, and the
+//! Kafka commands in a build without the `kafka` feature.
 
 use std::process::{Command, Output};
 
@@ -75,5 +76,52 @@ fn a_parallelism_of_zero_is_refused_with_the_reason() {
             stderr.contains("--parallelism") && stderr.contains("at least 1"),
             "{command} -p 0: {stderr}"
         );
+    }
+}
+
+/// Without the `kafka` feature, `kafka` and `kafka-bench` are known commands that say how to
+/// get a build with them, and fail.
+#[cfg(not(feature = "kafka"))]
+#[test]
+fn kafka_commands_without_the_feature_say_how_to_get_them() {
+    for args in [
+        &["kafka", "--brokers", "127.0.0.1:9092", "--topic", "t"][..],
+        &["kafka", "--help"][..],
+        &["kafka-bench", "-p", "2"][..],
+    ] {
+        let out = streamcore(args);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded: {stderr}");
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(!stderr.contains("unrecognized subcommand"), "{stderr}");
+        let command = args[0];
+        for needed in [
+            format!("`streamcore {command}` is not in this build"),
+            "the `kafka` cargo feature".to_string(),
+            format!("cargo run --release -p streamcore-cli --features kafka -- {command} …"),
+            "cargo install --path crates/streamcore-cli --features kafka".to_string(),
+        ] {
+            assert!(
+                stderr.contains(&needed),
+                "{args:?}: `{needed}` missing from: {stderr}"
+            );
+        }
+    }
+    let out = streamcore(&["--help"]);
+    let help = text(&out.stdout);
+    assert!(
+        help.contains("kafka") && help.contains("needs the `kafka` cargo feature"),
+        "{help}"
+    );
+}
+
+/// With the `kafka` feature, the Kafka commands are the real ones.
+#[cfg(feature = "kafka")]
+#[test]
+fn kafka_commands_with_the_feature_are_built() {
+    for command in ["kafka", "kafka-bench"] {
+        let out = streamcore(&[command, "--help"]);
+        assert!(out.status.success(), "{command}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("--brokers"), "{command}");
     }
 }
