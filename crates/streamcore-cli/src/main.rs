@@ -10,6 +10,7 @@ mod parallelism;
 mod patterns;
 
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
 
 /// mimalloc: batches are allocated on one worker thread and freed on another; glibc's
 /// allocator pays for that in page faults and lock traffic (see docs/decisions.md).
@@ -79,11 +80,18 @@ fn needs_kafka_feature(command: &str) -> anyhow::Error {
     )
 }
 
+/// Whether log lines on stderr get ANSI colours: only on a terminal, and not when `NO_COLOR`
+/// is set to a non-empty value (<https://no-color.org>).
+fn log_colours() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
         .with_writer(std::io::stderr)
+        .with_ansi(log_colours())
         .init();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),

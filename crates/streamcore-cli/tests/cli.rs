@@ -1,5 +1,6 @@
-//! The command line itself: one `-p/--parallelism` convention on every job command, and the
-//! Kafka commands in a build without the `kafka` feature.
+//! The command line itself: one `-p/--parallelism` convention on every job command, the Kafka
+//! commands in a build without the `kafka` feature, and plain (colourless) logs when stderr is
+//! not a terminal.
 
 use std::process::{Command, Output};
 
@@ -124,4 +125,13 @@ fn kafka_commands_with_the_feature_are_built() {
         assert!(out.status.success(), "{command}: {}", text(&out.stderr));
         assert!(text(&out.stdout).contains("--brokers"), "{command}");
     }
+}
+
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let out = streamcore(&["--log", "info", "demo"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("starting job"), "no log line in: {stderr}");
+    assert!(!stderr.contains("\x1b["), "ANSI codes in: {stderr:?}");
 }
