@@ -116,6 +116,7 @@ impl TransactionGenerator {
             data,
             partition_key: Some(user_id),
             metadata: Fields::new(),
+            origin: None,
         }
     }
 

@@ -7,8 +7,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::io::Write;
 use std::marker::PhantomData;
+use std::sync::Arc;
+use streamcore::event::{set_origin, Position, RecordOrigin};
 use streamcore::{
-    decode::from_json_str, Data, Result, Sink, SinkWriter, Source, SourcePoll, SourceReader,
+    decode::from_json_str, Data, Event, Result, Sink, SinkWriter, Source, SourcePoll, SourceReader,
     StreamError, TaskContext, TaskInfo,
 };
 
@@ -22,9 +24,17 @@ impl<T> Default for StdinSource<T> {
     }
 }
 
-impl<T> StdinSource<T> {
-    /// A source over this process's stdin.
+impl StdinSource<Event> {
+    /// [`Event`]s from this process's stdin, one JSON object per line; each knows its line
+    /// ([`Event::origin`]). For records of your own type use [`StdinSource::typed`].
     pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<T> StdinSource<T> {
+    /// Records of type `T` (any `serde::Deserialize`) from this process's stdin.
+    pub fn typed() -> Self {
         Self::default()
     }
 }
@@ -41,6 +51,7 @@ impl<T: Data + DeserializeOwned> Source<T> for StdinSource<T> {
         Ok(vec![StdinReader {
             lines,
             line: 0,
+            input: Arc::from("stdin"),
             _t: PhantomData,
         }])
     }
@@ -50,6 +61,8 @@ impl<T: Data + DeserializeOwned> Source<T> for StdinSource<T> {
 pub struct StdinReader<T> {
     lines: LineReceiver,
     line: u64,
+    /// `stdin`, as records name their origin.
+    input: Arc<str>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -78,7 +91,16 @@ impl<T: Data + DeserializeOwned> SourceReader<T> for StdinReader<T> {
                 continue;
             }
             match from_json_str::<T>(&text) {
-                Ok(r) => out.push(r),
+                Ok(mut r) => {
+                    set_origin(&mut r, || {
+                        let position = Position::Line {
+                            line: self.line,
+                            byte_offset: None,
+                        };
+                        RecordOrigin::new(self.input.clone(), position)
+                    });
+                    out.push(r)
+                }
                 Err(e) => {
                     ctx.reject_input(format!("stdin line {}", self.line), &text, e.to_string())?
                 }

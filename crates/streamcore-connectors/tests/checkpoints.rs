@@ -28,7 +28,7 @@ fn job_into(input: &Path, sink: impl FnOnce(streamcore::Stream<(String, u64, i64
     let mut job = Job::new("running-sums");
     let readings = job.source(
         "in",
-        JsonLinesSource::<Reading>::new(input.to_str().unwrap()).min_split_bytes(8192),
+        JsonLinesSource::<Reading>::typed(input.to_str().unwrap()).min_split_bytes(8192),
     );
     sums(readings, sink);
     job

@@ -30,7 +30,7 @@ fn one_large_file_is_read_by_all_readers_exactly_once() {
         let out = job
             .source(
                 "in",
-                JsonLinesSource::<Reading>::new(path.to_str().unwrap()).min_split_bytes(4096),
+                JsonLinesSource::<Reading>::typed(path.to_str().unwrap()).min_split_bytes(4096),
             )
             .collect();
         let summary = job.run(JobConfig::default().parallelism(p)).unwrap();
@@ -53,7 +53,7 @@ fn glob_reads_every_matching_file_and_writes_part_files() {
     let mut job = Job::new("glob");
     job.source(
         "in",
-        JsonLinesSource::<Reading>::new(format!("{}/*.jsonl", dir.path().display())),
+        JsonLinesSource::<Reading>::typed(format!("{}/*.jsonl", dir.path().display())),
     )
     .filter(|r| r.value % 2 == 0)
     .sink(JsonLinesSink::dir(&out_dir));
@@ -63,7 +63,7 @@ fn glob_reads_every_matching_file_and_writes_part_files() {
     let out = back
         .source(
             "parts",
-            JsonLinesSource::<Reading>::new(out_dir.to_str().unwrap()),
+            JsonLinesSource::<Reading>::typed(out_dir.to_str().unwrap()),
         )
         .collect();
     back.run(JobConfig::default().parallelism(2)).unwrap();
@@ -86,7 +86,7 @@ fn bad_line_in_a_later_split_is_named_by_byte_offset() {
     let mut job = Job::new("bad");
     job.source(
         "in",
-        JsonLinesSource::<Reading>::new(path.to_str().unwrap()).min_split_bytes(1024),
+        JsonLinesSource::<Reading>::typed(path.to_str().unwrap()).min_split_bytes(1024),
     )
     .collect();
     let err = job.run(JobConfig::default().parallelism(2)).unwrap_err();
@@ -113,7 +113,7 @@ fn dead_letters_keep_the_raw_line() {
     let out = job
         .source(
             "in",
-            JsonLinesSource::<Reading>::new(path.to_str().unwrap()),
+            JsonLinesSource::<Reading>::typed(path.to_str().unwrap()),
         )
         .collect();
     let (dlq, letters) = CollectSink::new();
@@ -159,7 +159,7 @@ fn csv_round_trip_with_a_header_written_once() {
             })
             .collect(),
     )
-    .sink(CsvSink::new(&csv_path));
+    .sink(CsvSink::file(&csv_path));
     job.run(JobConfig::default().parallelism(3).batch_size(64))
         .unwrap();
     let text = std::fs::read_to_string(&csv_path).unwrap();

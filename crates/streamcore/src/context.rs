@@ -2,12 +2,57 @@
 //! dead-letter output where rejected records go ([`DeadLetter`]).
 
 use crate::error::{Result, StreamError};
+use crate::event::Event;
 use crate::sink::SinkWriter;
 use crate::time::Timestamp;
+use crate::value::Value;
 use serde::{Deserialize, Serialize};
+use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// How error messages and dead letters name a record: an [`Event`] by its id and, when a
+/// connector read it, where ("event `e7` from events.jsonl line 7 (byte offset 412)"); any
+/// other record by its JSON form, cut after 200 characters.
+///
+/// Only called on the error path: nothing is rendered for records that succeed.
+///
+/// ```
+/// use streamcore::context::describe_record;
+/// assert_eq!(describe_record(&(1, "a")), "record [1,\"a\"]");
+/// ```
+pub fn describe_record<T: Serialize + 'static>(record: &T) -> String {
+    const MAX_CHARS: usize = 200;
+    if let Some(event) = (record as &dyn Any).downcast_ref::<Event>() {
+        let kafka = |name: &str| {
+            event.metadata.get(name).map(|v| match v {
+                Value::Str(s) => s.to_string(),
+                other => serde_json::to_string(other).unwrap_or_default(),
+            })
+        };
+        return match (&event.origin, kafka("kafka_topic")) {
+            (Some(origin), _) => format!("event `{}` from {origin}", event.event_id),
+            // The Kafka source writes the record's position into the metadata.
+            (None, Some(topic)) => format!(
+                "event `{}` from kafka {}/{}@{}",
+                event.event_id,
+                topic,
+                kafka("kafka_partition").unwrap_or_default(),
+                kafka("kafka_offset").unwrap_or_default()
+            ),
+            (None, None) => format!("event `{}`", event.event_id),
+        };
+    }
+    match serde_json::to_string(record) {
+        Ok(json) if json.chars().count() > MAX_CHARS => {
+            let cut: String = json.chars().take(MAX_CHARS).collect();
+            format!("record {cut}…")
+        }
+        Ok(json) => format!("record {json}"),
+        Err(_) => format!("a record of type {}", std::any::type_name::<T>()),
+    }
+}
 
 /// Identifies one parallel instance of an operator, source or sink.
 #[derive(Clone, Debug)]
@@ -236,18 +281,30 @@ impl TaskContext {
     }
 
     /// Rejects a record that made a user function fail. Under `fail` this returns
-    /// [`StreamError::UserFunction`]; under `dead-letter` the record goes to the dead-letter sink.
-    /// `raw` renders the record; it is only called when a dead letter is written.
-    pub fn reject_record(&mut self, raw: impl FnOnce() -> String, reason: String) -> Result<()> {
+    /// [`StreamError::UserFunction`] naming the operator and the record (see
+    /// [`describe_record`]); under `dead-letter` the record goes to the dead-letter sink, its
+    /// origin naming the operator and where the record was read.
+    pub fn reject_record<T: Serialize + 'static>(
+        &mut self,
+        record: &T,
+        reason: String,
+    ) -> Result<()> {
         self.rejected += 1;
         match self.policy {
             ErrorPolicy::Fail => Err(StreamError::UserFunction {
                 operator: self.info.name.to_string(),
+                record: describe_record(record),
                 reason,
             }),
             ErrorPolicy::DeadLetter => {
-                let origin = format!("operator `{}`", self.info.name);
-                self.send_dead_letter(origin, raw(), reason)
+                let origin = format!(
+                    "operator `{}` on {}",
+                    self.info.name,
+                    describe_record(record)
+                );
+                let raw = serde_json::to_string(record)
+                    .unwrap_or_else(|e| format!("<unserializable: {e}>"));
+                self.send_dead_letter(origin, raw, reason)
             }
         }
     }

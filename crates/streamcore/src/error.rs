@@ -19,10 +19,13 @@ pub enum StreamError {
         reason: String,
     },
     /// A user function reported an error for a record (policy `fail`).
-    #[error("operator `{operator}` failed on a record: {reason}")]
+    #[error("operator `{operator}` failed on {record}: {reason}")]
     UserFunction {
         /// The operator's name.
         operator: String,
+        /// Which record: an [`crate::Event`] by its id and where it was read (file and line,
+        /// Kafka partition and offset), any other record by its JSON form (cut short).
+        record: String,
         /// The user function's error.
         reason: String,
     },

@@ -9,6 +9,8 @@ use crate::time::Timestamp;
 use crate::value::{Fields, Value};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
 
 /// A dynamic event: an id, an event time, a type, a data map, an optional partition key and
 /// metadata (headers, source offsets, lineage).
@@ -25,7 +27,12 @@ use serde::{Deserialize, Serialize};
 ///     r#"{"event_id":"e1","timestamp":1700000000.123,"event_type":"transaction","data":{"amount":125},"partition_key":null,"metadata":{}}"#
 /// );
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// An event read by a connector also knows where it came from ([`Event::origin`]: file and
+/// line, Kafka partition and offset), so that an operator failing on it can say so. The origin
+/// is provenance, not content: it is not part of the JSON form, and two events that differ
+/// only in origin are equal.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Event {
     /// Unique per source.
     pub event_id: CompactString,
@@ -41,6 +48,105 @@ pub struct Event {
     /// Headers, source offsets, lineage.
     #[serde(default)]
     pub metadata: Fields,
+    /// Where the event was read, when a connector read it (not serialized).
+    #[serde(skip)]
+    pub origin: Option<RecordOrigin>,
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.event_id == other.event_id
+            && self.timestamp == other.timestamp
+            && self.event_type == other.event_type
+            && self.data == other.data
+            && self.partition_key == other.partition_key
+            && self.metadata == other.metadata
+    }
+}
+
+/// Where a record was read: the input (a file, `stdin`, a Kafka topic) and the position in it.
+///
+/// Sources set it on the [`Event`]s they read; error messages and dead letters name it. The
+/// input's name is shared by all the records of a split (an `Arc`), so setting it costs no
+/// allocation per record.
+///
+/// ```
+/// use streamcore::event::{RecordOrigin, Position};
+/// let at = RecordOrigin::new("events.jsonl".into(), Position::Line { line: 1001, byte_offset: Some(149_710) });
+/// assert_eq!(at.to_string(), "events.jsonl line 1001 (byte offset 149710)");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordOrigin {
+    /// The input: a file path, `stdin`, `topic payments partition 3`.
+    pub input: Arc<str>,
+    /// The record's position in it.
+    pub position: Position,
+}
+
+impl RecordOrigin {
+    /// An origin in `input` at `position`.
+    pub fn new(input: Arc<str>, position: Position) -> Self {
+        RecordOrigin { input, position }
+    }
+}
+
+/// A record's position in its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// A line of a text input: its 1-based number and, where known, the byte offset where it
+    /// starts.
+    Line {
+        /// 1-based line number.
+        line: u64,
+        /// Byte offset of the line's start (files; not stdin).
+        byte_offset: Option<u64>,
+    },
+    /// A byte offset, where the line number is not known (a split that starts mid-file).
+    ByteOffset(u64),
+    /// A message offset (Kafka).
+    Offset(i64),
+}
+
+/// Sets `origin` on `record` if it is an [`Event`]; does nothing for other record types.
+///
+/// For sources generic over their record type. The type test is resolved at compile time for
+/// each record type, and `origin` is only called for events.
+///
+/// ```
+/// use std::sync::Arc;
+/// use streamcore::event::{set_origin, Position, RecordOrigin};
+/// use streamcore::{Event, Fields, Timestamp};
+/// let mut e = Event::new("e1", Timestamp(0), "t", Fields::new());
+/// set_origin(&mut e, || RecordOrigin::new(Arc::from("stdin"), Position::Line { line: 1, byte_offset: None }));
+/// assert_eq!(e.origin.unwrap().to_string(), "stdin line 1");
+/// let mut n = 5u32;
+/// set_origin(&mut n, || unreachable!("not an event"));
+/// ```
+#[inline]
+pub fn set_origin<T: 'static>(record: &mut T, origin: impl FnOnce() -> RecordOrigin) {
+    use std::any::{Any, TypeId};
+    if TypeId::of::<T>() == TypeId::of::<Event>() {
+        if let Some(event) = (record as &mut dyn Any).downcast_mut::<Event>() {
+            event.origin = Some(origin());
+        }
+    }
+}
+
+impl fmt::Display for RecordOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Position::Line {
+                line,
+                byte_offset: Some(offset),
+            } => write!(f, "{} line {line} (byte offset {offset})", self.input),
+            Position::Line {
+                line,
+                byte_offset: None,
+            } => write!(f, "{} line {line}", self.input),
+            Position::ByteOffset(offset) => write!(f, "{} byte offset {offset}", self.input),
+            Position::Offset(offset) => write!(f, "{} offset {offset}", self.input),
+        }
+    }
 }
 
 impl Event {
@@ -58,6 +164,7 @@ impl Event {
             data,
             partition_key: None,
             metadata: Fields::new(),
+            origin: None,
         }
     }
 
@@ -83,6 +190,51 @@ impl Event {
     #[inline]
     pub fn get_str(&self, name: &str) -> Option<&str> {
         self.data.get(name).and_then(Value::as_str)
+    }
+
+    /// The data field `name` as an integer, if it is one (JSON numbers without a fraction or
+    /// exponent are integers).
+    #[inline]
+    pub fn get_i64(&self, name: &str) -> Option<i64> {
+        self.data.get(name).and_then(Value::as_i64)
+    }
+
+    /// The data field `name` as an owned string, if it is one: what a key needs.
+    ///
+    /// A key must own its data (it outlives the record, in state and across threads), so
+    /// `key_by(|e| e.get_str("user_id"))` does not compile — the `&str` borrows from the
+    /// event. This is the owned form; strings up to 24 bytes are stored inline, without
+    /// allocating.
+    ///
+    /// ```
+    /// use streamcore::{Event, Job, JobConfig, Timestamp, Fields};
+    /// let mut data = Fields::new();
+    /// data.insert("user_id", "u1");
+    /// let mut job = Job::new("per-user");
+    /// let keys = job
+    ///     .from_vec("events", vec![Event::new("e1", Timestamp(0), "click", data)])
+    ///     .key_by(|e| e.get_string("user_id"))
+    ///     .reduce(|a, _| a)
+    ///     .map(|e| e.event_id.to_string())
+    ///     .collect();
+    /// job.run(JobConfig::default()).unwrap();
+    /// assert_eq!(keys.take(), vec!["e1"]);
+    /// ```
+    #[inline]
+    pub fn get_string(&self, name: &str) -> Option<CompactString> {
+        self.get_str(name).map(CompactString::from)
+    }
+
+    /// The partition key as a string, empty when the event has none.
+    #[inline]
+    pub fn partition_key_str(&self) -> &str {
+        self.partition_key.as_deref().unwrap_or("")
+    }
+
+    /// Sets where the event was read (see [`RecordOrigin`]).
+    pub fn with_origin(mut self, origin: RecordOrigin) -> Self {
+        self.origin = Some(origin);
+        self
     }
 
     /// Parses one event from its JSON form. Errors name the field and the reason.

@@ -492,13 +492,25 @@ pub struct OperatorSummary {
     pub state_keys: u64,
     /// Estimated bytes of state now.
     pub state_bytes: u64,
-    /// The lowest current watermark over the instances, once one arrived.
+    /// The lowest current watermark over the instances, once one arrived. In JSON: float
+    /// seconds, or `"end"` once the input ended (the final watermark).
+    #[serde(serialize_with = "watermark_json")]
     pub watermark: Option<Timestamp>,
     /// Key-group changes applied, summed over instances (state moving in or out of the job:
     /// [`crate::state::KeyGroupChange`]).
     pub key_group_changes: u64,
     /// Time the instances spent applying them (snapshot, rebuild, restore).
     pub key_group_change_ms: f64,
+}
+
+/// A watermark in the JSON summary: float seconds, `"end"` for the final watermark (rather
+/// than `9223372036854776.0`), `null` before the first.
+fn watermark_json<S: serde::Serializer>(w: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match w {
+        Some(Timestamp::MAX) => s.serialize_str("end"),
+        Some(t) => s.serialize_some(t),
+        None => s.serialize_none(),
+    }
 }
 
 /// Backpressure of one exchange.

@@ -76,8 +76,13 @@ fn fail_policy_stops_the_job_naming_the_operator_and_the_error() {
             .run(JobConfig::default().parallelism(p).batch_size(16))
             .unwrap_err();
         match &err {
-            StreamError::UserFunction { operator, reason } => {
+            StreamError::UserFunction {
+                operator,
+                record,
+                reason,
+            } => {
                 assert_eq!(operator, "parse_amount");
+                assert_eq!(record, r#"record {"id":343,"amount":"343.00 EUR"}"#);
                 assert_eq!(
                     reason,
                     "amount \"343.00 EUR\" of payment 343: invalid digit found in string"
@@ -87,7 +92,7 @@ fn fail_policy_stops_the_job_naming_the_operator_and_the_error() {
         }
         assert_eq!(
             err.to_string(),
-            "operator `parse_amount` failed on a record: \
+            "operator `parse_amount` failed on record {\"id\":343,\"amount\":\"343.00 EUR\"}: \
              amount \"343.00 EUR\" of payment 343: invalid digit found in string"
         );
         // The record that failed never reaches the sink.
@@ -148,7 +153,10 @@ fn dead_letter_policy_diverts_bad_records_and_counts_them() {
                 d.reason,
                 format!("amount \"{id}.00 EUR\" of payment {id}: invalid digit found in string")
             );
-            assert_eq!(d.origin, "operator `parse_amount`");
+            assert_eq!(
+                d.origin,
+                format!("operator `parse_amount` on record {}", d.raw)
+            );
             assert!(before <= d.rejected_at && d.rejected_at <= after);
         }
 
@@ -304,7 +312,9 @@ fn an_error_in_a_bounded_branch_stops_an_unbounded_branch() {
             .start(JobConfig::default().parallelism(p).queue_capacity(2))
             .unwrap();
         match join_within_deadline(handle) {
-            Err(StreamError::UserFunction { operator, reason }) => {
+            Err(StreamError::UserFunction {
+                operator, reason, ..
+            }) => {
                 assert_eq!(operator, "parse_amount");
                 assert!(reason.contains("invalid digit"), "{reason}");
             }
@@ -350,7 +360,9 @@ fn an_error_in_a_side_branch_of_an_unbounded_source_stops_the_job() {
         .start(JobConfig::default().parallelism(2).queue_capacity(4))
         .unwrap();
     match join_within_deadline(handle) {
-        Err(StreamError::UserFunction { operator, reason }) => {
+        Err(StreamError::UserFunction {
+            operator, reason, ..
+        }) => {
             assert_eq!(operator, "audit_amount");
             assert_eq!(
                 reason,

@@ -248,8 +248,9 @@ pub struct CsvSink<T> {
 }
 
 impl<T> CsvSink<T> {
-    /// Writes to `path` (created or truncated when the job starts).
-    pub fn new(path: impl Into<PathBuf>) -> Self {
+    /// Writes to the one file `path` (created or truncated when the job starts), as
+    /// [`crate::JsonLinesSink::file`] does.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
         CsvSink {
             path: path.into(),
             dir: false,
@@ -258,12 +259,18 @@ impl<T> CsvSink<T> {
         }
     }
 
+    /// The same as [`CsvSink::file`] (the name the other sinks use is `file`).
+    #[deprecated(since = "0.1.0", note = "use CsvSink::file, as JsonLinesSink::file")]
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self::file(path)
+    }
+
     /// Writes part files into the directory `path`: `part-N.csv` per parallel writer, or
     /// exactly-once `part-CHECKPOINT-SUBTASK.csv` files when the job checkpoints.
     pub fn dir(path: impl Into<PathBuf>) -> Self {
         CsvSink {
             dir: true,
-            ..Self::new(path)
+            ..Self::file(path)
         }
     }
 }
@@ -333,9 +340,26 @@ impl<T: Data + Serialize> CsvWriter<T> {
             .has_headers(header)
             .from_writer(Vec::new());
         for r in batch {
-            w.serialize(r).map_err(|e| StreamError::External {
-                system: "csv".into(),
-                message: format!("cannot write a record to {}: {e}", path.display()),
+            w.serialize(r).map_err(|e| {
+                let message = e.to_string();
+                // The csv crate writes flat records only: say what to do about it.
+                let hint = if message.contains("container inside") {
+                    format!(
+                        " — CSV needs flat records (every field a number, string, bool or \
+                         option of one), and `{}` has a struct, tuple or list inside: map the \
+                         records to a flat struct first, or write JSON lines",
+                        std::any::type_name::<T>()
+                    )
+                } else {
+                    String::new()
+                };
+                StreamError::External {
+                    system: "csv".into(),
+                    message: format!(
+                        "cannot write a record to {}: {message}{hint}",
+                        path.display()
+                    ),
+                }
             })?;
         }
         w.into_inner()

@@ -13,12 +13,13 @@ use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use streamcore::checkpoint::{decode, encode};
+use streamcore::event::set_origin;
 use streamcore::sink::Committer;
-use streamcore::StreamError;
 use streamcore::{
     decode::from_json_str, Data, Result, Sink, SinkWriter, Source, SourcePoll, SourceReader,
     TaskContext, TaskInfo,
 };
+use streamcore::{Event, StreamError};
 
 /// Reads JSON lines from a file, a directory or a glob. Each file is cut into byte ranges at
 /// line boundaries, and the parallel readers take ranges from a shared queue, so one large
@@ -61,9 +62,20 @@ impl<T: Data + DeserializeOwned> LineDecoder for SerdeJson<T> {
     }
 }
 
-impl<T> JsonLinesSource<T> {
-    /// Reads the files `pattern` names (path, directory or glob).
+impl JsonLinesSource<Event> {
+    /// Reads [`Event`]s from the files `pattern` names (path, directory or glob). Each event
+    /// knows its file and line ([`Event::origin`]), which error messages name.
+    ///
+    /// For records of your own type use [`JsonLinesSource::typed`].
     pub fn new(pattern: impl Into<String>) -> Self {
+        Self::typed(pattern)
+    }
+}
+
+impl<T> JsonLinesSource<T> {
+    /// Reads records of type `T` (any `serde::Deserialize`) from the files `pattern` names
+    /// (path, directory or glob): `JsonLinesSource::<Reading>::typed("readings/*.jsonl")`.
+    pub fn typed(pattern: impl Into<String>) -> Self {
         JsonLinesSource {
             pattern: pattern.into(),
             min_split: None,
@@ -242,7 +254,10 @@ impl<T: Data, D: LineDecoder<Out = T>> SourceReader<T> for JsonLinesReader<T, D>
                 Err(e) => Err(format!("not valid UTF-8: {e}")),
             };
             match decoded {
-                Ok(Some(record)) => out.push(record),
+                Ok(Some(mut record)) => {
+                    set_origin(&mut record, || reader.record_origin(&origin));
+                    out.push(record)
+                }
                 Ok(None) => {}
                 Err(reason) => {
                     let raw = String::from_utf8_lossy(&reader.buf).into_owned();

@@ -3,6 +3,8 @@
 use super::FileSplit;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::sync::Arc;
+use streamcore::event::{Position, RecordOrigin};
 use streamcore::{Result, StreamError};
 
 const READ_BUFFER: usize = 256 << 10;
@@ -11,6 +13,8 @@ const READ_BUFFER: usize = 256 << 10;
 /// line start (the previous split reads the line that crosses its end).
 pub(crate) struct LineSplitReader {
     split: FileSplit,
+    /// The file's path as records name it (shared by the split's records).
+    input: Arc<str>,
     reader: BufReader<File>,
     /// Byte offset of the next line.
     pos: u64,
@@ -45,6 +49,7 @@ impl LineSplitReader {
             pos = split.start - 1 + n as u64;
         }
         Ok(LineSplitReader {
+            input: Arc::from(split.path.display().to_string()),
             split,
             reader,
             pos,
@@ -81,7 +86,6 @@ impl LineSplitReader {
         Ok(Some(origin))
     }
 
-    /// "path line N (byte offset X)" or "path byte offset X".
     /// The split's id.
     pub(crate) fn split_id(&self) -> u64 {
         self.split.id
@@ -101,6 +105,7 @@ impl LineSplitReader {
             .seek(SeekFrom::Start(pos))
             .map_err(|e| StreamError::io(ctx(), e))?;
         Ok(LineSplitReader {
+            input: Arc::from(split.path.display().to_string()),
             split,
             reader,
             pos,
@@ -109,19 +114,21 @@ impl LineSplitReader {
         })
     }
 
+    /// Where the line at `origin` is, as records carry it.
+    pub(crate) fn record_origin(&self, origin: &LineOrigin) -> RecordOrigin {
+        let position = match origin.line {
+            Some(line) => Position::Line {
+                line,
+                byte_offset: Some(origin.offset),
+            },
+            None => Position::ByteOffset(origin.offset),
+        };
+        RecordOrigin::new(self.input.clone(), position)
+    }
+
+    /// "path line N (byte offset X)" or "path byte offset X".
     pub(crate) fn describe(&self, origin: &LineOrigin) -> String {
-        match origin.line {
-            Some(line) => format!(
-                "{} line {line} (byte offset {})",
-                self.split.path.display(),
-                origin.offset
-            ),
-            None => format!(
-                "{} byte offset {}",
-                self.split.path.display(),
-                origin.offset
-            ),
-        }
+        self.record_origin(origin).to_string()
     }
 }
 

@@ -209,7 +209,7 @@ pub fn nexmark_source<T: NexmarkRecord>(
         // Events from a JSON-lines file, read in parallel byte-range splits; the watermark of
         // the Flink DDL (`dateTime - 4 s`).
         let source =
-            JsonLinesSource::<T>::new(path.as_str()).with_decoder(EventLines::<T>(PhantomData));
+            JsonLinesSource::<T>::typed(path.as_str()).with_decoder(EventLines::<T>(PhantomData));
         let wm = WatermarkStrategy::bounded_out_of_orderness(std::time::Duration::from_secs(4));
         return Ok(job.source(name, source).with_watermarks(wm));
     }

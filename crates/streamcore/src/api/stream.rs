@@ -76,15 +76,19 @@ impl<T: Data> Stream<T> {
 
     /// Generates watermarks from the records' event times, per source split, with `strategy`.
     ///
+    /// Call it on a source's stream or after filters of it (`filter`, `try_filter`): the
+    /// watermarks are generated at the source, from every record it reads.
+    ///
     /// # Panics
-    /// If this stream is not a source's output: watermarks start where records enter the job.
+    /// After any other operator (a `map` changes the records; a `key_by` their partitioning)
+    /// or on a side output: the message says to move it up to the source.
     pub fn with_watermarks(self, strategy: WatermarkStrategy) -> Self
     where
         T: EventTime,
     {
         assert!(
             self.port.side.is_none(),
-            "with_watermarks must directly follow a source"
+            "with_watermarks on a side output: call it on the source's stream"
         );
         self.graph
             .borrow_mut()

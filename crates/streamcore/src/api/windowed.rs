@@ -4,6 +4,7 @@ use super::{KeyedStream, Stream};
 use crate::data::{Data, StateData, StateKey};
 use crate::event_time::EventTime;
 use crate::operator::{Output, OutputTag};
+use crate::window::aggregates::{Avg, Count, Max, Min, Sum};
 use crate::window::{
     AggregateFunction, Aggregated, AlignedWindowOperator, CountTrigger, GlobalWindowOperator,
     ProcessWindow, Reduced, SessionWindowOperator, Trigger, Window, WindowFunction, WindowResult,
@@ -109,6 +110,71 @@ where
     /// Computes an [`AggregateFunction`] per key and window, incrementally.
     pub fn aggregate<A: AggregateFunction<T>>(self, f: A) -> Stream<WindowResult<K, A::Out>> {
         self.finish("window_aggregate", Aggregated { f, _k: PhantomData })
+    }
+
+    /// Counts each key's records per window. Short for `aggregate(Count)`.
+    pub fn count(self) -> Stream<WindowResult<K, u64>> {
+        self.aggregate(Count)
+    }
+
+    /// Sums `field(record)` per key and window, in the field's own type: integers stay
+    /// integers. Short for `aggregate(Sum::new(field))`, with the record type known, so the
+    /// closure needs no type annotation.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamcore::{Event, Fields, Job, JobConfig, Timestamp, WatermarkStrategy};
+    /// use streamcore::window::Windows;
+    /// let events: Vec<Event> = (0..4)
+    ///     .map(|i| {
+    ///         let mut data = Fields::new();
+    ///         data.insert("amount", 100 + i);
+    ///         Event::new(format!("e{i}"), Timestamp(i * 1_000), "tx", data).with_partition_key("u1")
+    ///     })
+    ///     .collect();
+    /// let mut job = Job::new("spend");
+    /// let sums = job
+    ///     .from_vec("events", events)
+    ///     .with_watermarks(WatermarkStrategy::monotonous())
+    ///     .key_by(|e| e.partition_key.clone())
+    ///     .window(Windows::tumbling(Duration::from_secs(60)))
+    ///     .sum(|e| e.get_i64("amount").unwrap_or(0))
+    ///     .collect();
+    /// job.run(JobConfig::default()).unwrap();
+    /// assert_eq!(sums.take()[0].value, 406i64);
+    /// ```
+    pub fn sum<N, F>(self, field: F) -> Stream<WindowResult<K, N>>
+    where
+        N: Data + StateData + Copy + Default + std::ops::Add<Output = N>,
+        F: Fn(&T) -> N + Clone + Send + 'static,
+    {
+        self.aggregate(Sum::new(field))
+    }
+
+    /// The smallest `field(record)` per key and window. Short for `aggregate(Min::new(field))`.
+    pub fn min<N, F>(self, field: F) -> Stream<WindowResult<K, Option<N>>>
+    where
+        N: Data + StateData + PartialOrd,
+        F: Fn(&T) -> N + Clone + Send + 'static,
+    {
+        self.aggregate(Min::new(field))
+    }
+
+    /// The largest `field(record)` per key and window. Short for `aggregate(Max::new(field))`.
+    pub fn max<N, F>(self, field: F) -> Stream<WindowResult<K, Option<N>>>
+    where
+        N: Data + StateData + PartialOrd,
+        F: Fn(&T) -> N + Clone + Send + 'static,
+    {
+        self.aggregate(Max::new(field))
+    }
+
+    /// The mean of `field(record)` per key and window. Short for `aggregate(Avg::new(field))`.
+    pub fn avg<F>(self, field: F) -> Stream<WindowResult<K, f64>>
+    where
+        F: Fn(&T) -> f64 + Clone + Send + 'static,
+    {
+        self.aggregate(Avg::new(field))
     }
 
     /// Reduces each key's records per window with `f`.

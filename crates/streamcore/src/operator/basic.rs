@@ -70,7 +70,7 @@ where
             Ok(keep) => keep,
             Err(e) => {
                 if failure.is_ok() {
-                    failure = ctx.reject_record(|| to_json_or_note(record), e.to_string());
+                    failure = ctx.reject_record(record, e.to_string());
                 }
                 false
             }
@@ -79,11 +79,6 @@ where
         out.emit_batch(batch);
         Ok(())
     }
-}
-
-/// A record's JSON form for a dead letter.
-fn to_json_or_note<T: Serialize>(record: &T) -> String {
-    serde_json::to_string(record).unwrap_or_else(|e| format!("<unserializable: {e}>"))
 }
 
 /// One record out per record in.
@@ -182,13 +177,7 @@ where
         for record in batch {
             match (self.f)(&record) {
                 Ok(v) => out.emit(v),
-                Err(e) => ctx.reject_record(
-                    || {
-                        serde_json::to_string(&record)
-                            .unwrap_or_else(|e| format!("<unserializable: {e}>"))
-                    },
-                    e.to_string(),
-                )?,
+                Err(e) => ctx.reject_record(&record, e.to_string())?,
             }
         }
         Ok(())
@@ -271,7 +260,7 @@ mod tests {
         let err = run_operator(op, vec![vec![1, -5]]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "operator `op` failed on a record: negative: -5"
+            "operator `op` failed on record -5: negative: -5"
         );
     }
 }

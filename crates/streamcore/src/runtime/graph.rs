@@ -191,21 +191,54 @@ impl Graph {
         id
     }
 
-    /// Makes the source `node` generate watermarks with `strategy`, per split.
+    /// Makes the source behind `node` generate watermarks with `strategy`, per split: `node`
+    /// is the source itself, or a filter chained to it (filters keep the record type, so the
+    /// source's records have the same event times; the filtered-out ones count too, as they
+    /// would at the source).
     ///
     /// # Panics
-    /// If `node` is not a source: watermarks are generated where records enter the job.
+    /// If `node` is neither: after an operator that changes the record type or an exchange,
+    /// the source's splits are no longer known.
     pub(crate) fn set_watermarks<T: Data + EventTime>(
         &mut self,
         node: usize,
         strategy: WatermarkStrategy,
     ) {
-        let cell = self.nodes[node]
-            .watermarks
-            .as_ref()
-            .and_then(|c| c.downcast_ref::<RefCell<Option<WatermarkFactory<T>>>>())
-            .expect("with_watermarks must directly follow a source");
-        *cell.borrow_mut() = Some(Box::new(move || Box::new(SplitWatermarks::new(strategy))));
+        let mut at = node;
+        loop {
+            if let Some(cell) = self.nodes[at]
+                .watermarks
+                .as_ref()
+                .and_then(|c| c.downcast_ref::<RefCell<Option<WatermarkFactory<T>>>>())
+            {
+                *cell.borrow_mut() =
+                    Some(Box::new(move || Box::new(SplitWatermarks::new(strategy))));
+                return;
+            }
+            let producer = (self.nodes[at].kind == NodeKind::Filter)
+                .then(|| self.producers_of(at))
+                .and_then(|p| match p[..] {
+                    [one] if self.nodes[one].stage == self.nodes[at].stage => Some(one),
+                    _ => None,
+                });
+            match producer {
+                Some(p) => at = p,
+                None => panic!(
+                    "with_watermarks on `{}`: watermarks are generated per source split, so \
+                     call it on a source's stream or after filters of it — not after `{}`, \
+                     which changes the records or their partitioning (move with_watermarks \
+                     up to the source)",
+                    self.nodes[node].name, self.nodes[at].name
+                ),
+            }
+        }
+    }
+
+    /// The nodes whose main output feeds `node`.
+    fn producers_of(&self, node: usize) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&n| self.nodes[n].consumers.contains(&node))
+            .collect()
     }
 
     /// Adds `id` as a consumer of `port`.

@@ -44,7 +44,18 @@ impl Window {
 }
 
 /// The result of one window for one key.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Serialized flat, so that it goes straight to a CSV or JSON sink:
+/// `key, window_start, window_end, value` (timestamps as float seconds).
+///
+/// ```
+/// use streamcore::Timestamp;
+/// use streamcore::window::{Window, WindowResult};
+/// let r = WindowResult { key: "u1", window: Window { start: Timestamp(0), end: Timestamp(60_000) }, value: 3u64 };
+/// assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"key":"u1","window_start":0.0,"window_end":60.0,"value":3}"#);
+/// ```
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(from = "FlatWindowResult<K, V>")]
 pub struct WindowResult<K, V> {
     /// The key.
     pub key: K,
@@ -52,6 +63,40 @@ pub struct WindowResult<K, V> {
     pub window: Window,
     /// What the window function computed.
     pub value: V,
+}
+
+impl<K: Serialize, V: Serialize> Serialize for WindowResult<K, V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut r = s.serialize_struct("WindowResult", 4)?;
+        r.serialize_field("key", &self.key)?;
+        r.serialize_field("window_start", &self.window.start)?;
+        r.serialize_field("window_end", &self.window.end)?;
+        r.serialize_field("value", &self.value)?;
+        r.end()
+    }
+}
+
+/// The serialized layout of a [`WindowResult`].
+#[derive(Deserialize)]
+struct FlatWindowResult<K, V> {
+    key: K,
+    window_start: Timestamp,
+    window_end: Timestamp,
+    value: V,
+}
+
+impl<K, V> From<FlatWindowResult<K, V>> for WindowResult<K, V> {
+    fn from(f: FlatWindowResult<K, V>) -> Self {
+        WindowResult {
+            key: f.key,
+            window: Window {
+                start: f.window_start,
+                end: f.window_end,
+            },
+            value: f.value,
+        }
+    }
 }
 
 /// Which event-time windows a keyed stream is cut into.
