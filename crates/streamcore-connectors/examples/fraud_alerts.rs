@@ -41,7 +41,7 @@ fn main() -> Result<(), streamcore::StreamError> {
         .map(|m| {
             let big = m.get("big");
             Alert {
-                user_id: big[0].partition_key.as_deref().unwrap_or("").to_string(),
+                user_id: big[0].partition_key_str().to_string(),
                 first: big[0].timestamp,
                 amounts: big.iter().filter_map(|e| e.get_f64("amount")).collect(),
             }

@@ -56,7 +56,11 @@ impl<T> AggregateFunction<T> for Count {
     }
 }
 
-/// Sums a numeric field (any `Copy + Default + Add` type: `i64`, `u64`, `f64`, …).
+/// Sums a numeric field (any `Copy + Default + Add` type: `i64`, `u64`, `f64`, …), in that
+/// type: integers stay integers.
+///
+/// `Sum::new(|e| …)` alone cannot know the record type, so its closure needs it spelled out
+/// (`|e: &Event| …`); [`crate::WindowedStream::sum`] takes the closure with the type known.
 #[derive(Clone, Copy)]
 pub struct Sum<F>(pub F);
 
