@@ -59,8 +59,11 @@ pub fn describe_record<T: Serialize + 'static>(record: &T) -> String {
 pub struct TaskInfo {
     /// The job's name.
     pub job: Arc<str>,
-    /// The operator's, source's or sink's name.
+    /// The operator's, source's or sink's name (for metrics, logs and errors).
     pub name: Arc<str>,
+    /// Its state identity: what checkpoints and key-group changes name its state by (the id
+    /// set with `Stream::uid`, else the name; see docs/checkpoints.md).
+    pub id: Arc<str>,
     /// This instance's index, `0..parallelism`.
     pub subtask: usize,
     /// How many parallel instances there are.
@@ -201,6 +204,7 @@ impl TaskContext {
         let info = TaskInfo {
             job: Arc::from("test"),
             name: Arc::from(name),
+            id: Arc::from(name),
             subtask: 0,
             parallelism: 1,
             key_groups: crate::state::DEFAULT_KEY_GROUPS,

@@ -172,6 +172,7 @@ pub(crate) struct CheckpointMetrics {
     pub(crate) restored_from: Mutex<Option<String>>,
     pub(crate) restore_ms: Mutex<Option<f64>>,
     pub(crate) state_restore_us: AtomicU64,
+    pub(crate) dropped_state: AtomicU64,
     pub(crate) already_finished: std::sync::atomic::AtomicBool,
     pub(crate) stopped_with_savepoint: std::sync::atomic::AtomicBool,
 }
@@ -211,6 +212,7 @@ impl CheckpointMetrics {
             restored_from: lock(&self.restored_from),
             restore_ms: *self.restore_ms.lock().unwrap_or_else(|p| p.into_inner()),
             state_restore_ms: self.state_restore_us.load(Relaxed) as f64 / 1e3,
+            dropped_state: self.dropped_state.load(Relaxed),
             already_finished: self.already_finished.load(Relaxed),
             stopped_with_savepoint: self.stopped_with_savepoint.load(Relaxed),
         }
@@ -242,6 +244,9 @@ pub struct CheckpointSummary {
     pub restore_ms: Option<f64>,
     /// The longest time an operator instance took to rebuild its state from it.
     pub state_restore_ms: f64,
+    /// Operators of the restored checkpoint whose state was dropped because the job no longer
+    /// has them (only with `allow_non_restored_state`).
+    pub dropped_state: u64,
     /// The restored checkpoint was the final one of a finished job: nothing was run.
     pub already_finished: bool,
     /// The job stopped after a savepoint (`last_location`), without draining.

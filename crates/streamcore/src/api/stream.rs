@@ -74,6 +74,35 @@ impl<T: Data> Stream<T> {
         self
     }
 
+    /// Sets the state identity of the operator that made this stream: what checkpoints key
+    /// its state by, apart from its display name (Flink's `uid`).
+    ///
+    /// Without it an operator's id is its name ([`Stream::name`], or `kind#position` in the
+    /// graph), so renaming it, or adding operators before an unnamed one, leaves its state
+    /// behind on restore — which stops the restore with a message naming the state, unless
+    /// `CheckpointConfig::allow_non_restored_state` drops it. Give every stateful operator of
+    /// a long-lived job an id. Ids must be unique in the job: a duplicate stops `run` with an
+    /// error naming both operators.
+    ///
+    /// ```
+    /// use streamcore::{Job, JobConfig};
+    /// let mut job = Job::new("totals");
+    /// job.from_vec("numbers", vec![1u32, 2, 3])
+    ///     .uid("numbers-source")
+    ///     .key_by(|n| n % 2)
+    ///     .reduce(|a, b| a + b)
+    ///     .name("sum per parity")
+    ///     .uid("sum-per-parity-v1")
+    ///     .collect();
+    /// job.run(JobConfig::default()).unwrap();
+    /// ```
+    pub fn uid(self, id: &str) -> Self {
+        if self.port.side.is_none() {
+            self.graph.borrow_mut().set_uid(self.port.node, id);
+        }
+        self
+    }
+
     /// Generates watermarks from the records' event times, per source split, with `strategy`.
     ///
     /// Call it on a source's stream or after filters of it (`filter`, `try_filter`): the

@@ -168,7 +168,8 @@ impl CheckpointHub {
 /// A node whose instances take part in checkpoints.
 pub(crate) struct Participant {
     pub(crate) node: usize,
-    pub(crate) name: String,
+    /// The node's state id: what the checkpoint keys its state by.
+    pub(crate) id: String,
     pub(crate) parallelism: usize,
 }
 
@@ -359,7 +360,7 @@ impl Coordinator {
                     committables: snap.committables,
                 });
             }
-            nodes.push((part.name.clone(), instances));
+            nodes.push((part.id.clone(), instances));
         }
         let data = CheckpointData {
             job: self.job.clone(),

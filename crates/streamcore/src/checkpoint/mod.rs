@@ -77,6 +77,12 @@ pub struct CheckpointConfig {
     pub retain: usize,
     /// Restore from a checkpoint before starting.
     pub restore: Option<RestoreFrom>,
+    /// On restore, drop the state of operators the job no longer has (by id) instead of
+    /// refusing to start — Flink's `--allowNonRestoredState`. Default `false`: state is never
+    /// dropped silently; when it is, each dropped operator is logged and counted
+    /// (`CheckpointSummary::dropped_state`).
+    #[serde(default)]
+    pub allow_non_restored_state: bool,
 }
 
 impl CheckpointConfig {
@@ -87,7 +93,15 @@ impl CheckpointConfig {
             interval: Duration::from_secs(1),
             retain: 3,
             restore: None,
+            allow_non_restored_state: false,
         }
+    }
+
+    /// Drops, on restore, the state of operators this job no longer has (see
+    /// [`CheckpointConfig::allow_non_restored_state`]).
+    pub fn allow_non_restored_state(mut self, allow: bool) -> Self {
+        self.allow_non_restored_state = allow;
+        self
     }
 
     /// Sets the interval.

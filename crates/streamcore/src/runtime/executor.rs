@@ -162,6 +162,8 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// Plans, builds and starts `graph`.
 pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<JobHandle> {
     validate(&graph, config)?;
+    // What each node's state is keyed by in checkpoints (by node index).
+    let ids = graph.state_ids()?;
     let job_name: Arc<str> = Arc::from(job);
     let registry = Arc::new(MetricsRegistry::new(job));
     *registry
@@ -179,6 +181,7 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
             let info = TaskInfo {
                 job: job_name.clone(),
                 name: Arc::from("dead-letters"),
+                id: Arc::from("dead-letters"),
                 subtask: 0,
                 parallelism: 1,
                 key_groups: config.key_groups,
@@ -194,7 +197,7 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
 
     // Checkpoints: storage, the checkpoint to restore, committers of exactly-once sinks.
     let mut checkpoints = match &config.checkpoints {
-        Some(c) => Some(prepare_checkpoints(&mut graph, c, config, &registry)?),
+        Some(c) => Some(prepare_checkpoints(&mut graph, &ids, c, config, &registry)?),
         None => None,
     };
     if let Some(cp) = &checkpoints {
@@ -234,9 +237,9 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
     for stage in &mut graph.stages {
         stage.parallelism = match &mut stage.kind {
             StageHead::Source { prepare } => {
-                let name = &graph.nodes[stage.head].name;
+                let (name, id) = (&graph.nodes[stage.head].name, &ids[stage.head]);
                 let positions = match restore {
-                    Some(cp) => Some(source_positions(cp, name)?),
+                    Some(cp) => Some(source_positions(cp, name, id)?),
                     None => None,
                 };
                 let readers = prepare(config.parallelism, hub.is_some(), positions)?;
@@ -291,6 +294,7 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
                 info: TaskInfo {
                     job: job_name.clone(),
                     name: Arc::from(graph.nodes[node].name.as_str()),
+                    id: Arc::from(ids[node].as_str()),
                     subtask,
                     parallelism: stage.parallelism,
                     key_groups: config.key_groups,
@@ -301,7 +305,7 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
                 restore: restore.map(|cp| {
                     state_for(
                         cp,
-                        &graph.nodes[node].name,
+                        &ids[node],
                         subtask,
                         stage.parallelism,
                         config.key_groups,
@@ -366,9 +370,9 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
                 .iter()
                 .enumerate()
                 .filter(|(_, n)| n.kind != NodeKind::Exchange)
-                .map(|(id, n)| Participant {
-                    node: id,
-                    name: n.name.clone(),
+                .map(|(i, n)| Participant {
+                    node: i,
+                    id: ids[i].clone(),
                     parallelism: graph.stages[n.stage].parallelism,
                 })
                 .collect();
@@ -425,6 +429,7 @@ struct CheckpointSetup {
 /// transactions and aborts what an earlier run left uncommitted.
 fn prepare_checkpoints(
     graph: &mut Graph,
+    ids: &[String],
     c: &CheckpointConfig,
     config: &JobConfig,
     registry: &MetricsRegistry,
@@ -453,13 +458,26 @@ fn prepare_checkpoints(
                 config.key_groups
             )));
         }
-        for (name, instances) in &cp.nodes {
+        for (id, instances) in &cp.nodes {
             let has_state = instances
                 .iter()
                 .any(|i| !i.snapshot.is_empty() || !i.committables.is_empty());
-            if has_state && !graph.nodes.iter().any(|n| &n.name == name) {
+            if !has_state || ids.contains(id) {
+                continue;
+            }
+            if c.allow_non_restored_state {
+                tracing::warn!(
+                    operator = %id,
+                    from = %cp.location.display(),
+                    "dropping state of an operator this job does not have (allow_non_restored_state)"
+                );
+                metrics
+                    .dropped_state
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                let known = ids.join("`, `");
                 return Err(StreamError::Checkpoint(format!(
-                    "{} holds state of `{name}`, which this job does not have (was it written by another job or version?)",
+                    "{} holds state of operator `{id}`, which this job does not have (its operators are `{known}`): give the operator that should take it over the id `{id}` (Stream::uid), or drop the state with allow_non_restored_state (--allow-non-restored-state)",
                     cp.location.display()
                 )));
             }
@@ -484,7 +502,7 @@ fn prepare_checkpoints(
     if let Some(cp) = &restore {
         // The crashed run may have completed this checkpoint without committing it all.
         for (id, committer) in &committers {
-            if let Some(instances) = cp.node(&graph.nodes[*id].name) {
+            if let Some(instances) = cp.node(&ids[*id]) {
                 for c in instances.iter().flat_map(|i| &i.committables) {
                     committer.commit(c)?;
                 }
@@ -510,11 +528,11 @@ fn prepare_checkpoints(
     })
 }
 
-/// The positions of every reader of source `name` in the checkpoint.
-fn source_positions(cp: &LoadedCheckpoint, name: &str) -> Result<Vec<Vec<u8>>> {
-    let instances = cp.node(name).ok_or_else(|| {
+/// The positions of every reader of source `name` (state id `id`) in the checkpoint.
+fn source_positions(cp: &LoadedCheckpoint, name: &str, id: &str) -> Result<Vec<Vec<u8>>> {
+    let instances = cp.node(id).ok_or_else(|| {
         StreamError::Checkpoint(format!(
-            "{} has no position for source `{name}` (was it written by another job?)",
+            "{} has no position for source `{name}` (id `{id}`; was it written by another job, or was the source's id changed?)",
             cp.location.display()
         ))
     })?;
@@ -532,18 +550,19 @@ fn source_positions(cp: &LoadedCheckpoint, name: &str) -> Result<Vec<Vec<u8>>> {
         .collect()
 }
 
-/// The state instance `subtask` of `parallelism` of node `name` restores: the key groups it
-/// owns now, from whichever old instance wrote them, and every old instance's operator state.
+/// The state instance `subtask` of `parallelism` of the node with state id `id` restores: the
+/// key groups it owns now, from whichever old instance wrote them, and every old instance's
+/// operator state.
 fn state_for(
     cp: &LoadedCheckpoint,
-    name: &str,
+    id: &str,
     subtask: usize,
     parallelism: usize,
     key_groups: u32,
 ) -> StateRestore {
     let mut state = StateRestore::default();
     let owned = key_groups_of(subtask, key_groups, parallelism);
-    for inst in cp.node(name).unwrap_or_default() {
+    for inst in cp.node(id).unwrap_or_default() {
         for (g, bytes) in &inst.snapshot.groups {
             if owned.contains(g) {
                 state.groups.push((*g, bytes.clone()));

@@ -124,7 +124,10 @@ pub(crate) struct Node {
     pub(crate) watermarks: Option<Rc<dyn Any>>,
     /// A source's or sink's own metrics.
     pub(crate) connector_metrics: Option<Arc<dyn crate::metrics::ConnectorMetrics>>,
+    /// The display name: in metrics, logs and errors.
     pub(crate) name: String,
+    /// The state identity the user set (`Stream::uid`); see [`Graph::state_ids`].
+    pub(crate) uid: Option<String>,
     pub(crate) kind: NodeKind,
     pub(crate) stage: usize,
     pub(crate) consumers: Vec<usize>,
@@ -179,6 +182,7 @@ impl Graph {
         let id = self.nodes.len();
         self.nodes.push(Node {
             name: format!("{name}#{id}"),
+            uid: None,
             kind,
             stage,
             consumers: Vec::new(),
@@ -259,6 +263,57 @@ impl Graph {
     /// Renames a node (keeping its id suffix off: the user chose the name).
     pub(crate) fn rename(&mut self, node: usize, name: &str) {
         self.nodes[node].name = name.to_string();
+    }
+
+    /// Sets a node's state identity.
+    pub(crate) fn set_uid(&mut self, node: usize, uid: &str) {
+        self.nodes[node].uid = Some(uid.to_string());
+    }
+
+    /// Every node's state identity, by node index: what checkpoints key its state by.
+    ///
+    /// A node's id is the one the user set with `Stream::uid`, or else its display name (the
+    /// name given with `Stream::name`, or `kind#index` by position in the graph). Ids the user
+    /// set must be unique: a duplicate is an error naming both operators. A display name that
+    /// is not unique (two operators named alike, or one named like another's id) gets its
+    /// node index appended, so no two nodes ever restore the same state.
+    pub(crate) fn state_ids(&self) -> Result<Vec<String>> {
+        let mut explicit: std::collections::HashMap<&str, usize> = Default::default();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if let Some(uid) = n.uid.as_deref() {
+                if uid.is_empty() {
+                    return Err(StreamError::Config(format!(
+                        "operator `{}` has an empty id (Stream::uid)",
+                        n.name
+                    )));
+                }
+                if let Some(&other) = explicit.get(uid) {
+                    return Err(StreamError::Config(format!(
+                        "operators `{}` and `{}` both have the id `{uid}`: ids name operator state in checkpoints and must be unique (Stream::uid)",
+                        self.nodes[other].name, n.name
+                    )));
+                }
+                explicit.insert(uid, i);
+            }
+        }
+        let mut name_count: std::collections::HashMap<&str, usize> = Default::default();
+        for n in self.nodes.iter().filter(|n| n.uid.is_none()) {
+            *name_count.entry(n.name.as_str()).or_default() += 1;
+        }
+        Ok(self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| match n.uid.as_deref() {
+                Some(uid) => uid.to_string(),
+                None if name_count[n.name.as_str()] > 1
+                    || explicit.contains_key(n.name.as_str()) =>
+                {
+                    format!("{}#{i}", n.name)
+                }
+                None => n.name.clone(),
+            })
+            .collect())
     }
 
     /// Adds a source; it heads a new stage.

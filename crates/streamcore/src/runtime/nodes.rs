@@ -101,10 +101,10 @@ impl<Op: Operator + Clone> OperatorNode<Op> {
         let started = Instant::now();
         let mut current = StateSnapshot::default();
         self.op.snapshot_state(&mut self.ctx, &mut current)?;
-        let name = self.ctx.info.name.clone();
+        let (name, id) = (self.ctx.info.name.clone(), self.ctx.info.id.clone());
         let adopts_here = change
             .state()
-            .node(&name)
+            .node(&id)
             .iter()
             .any(|(g, _)| owned.contains(g));
         if current.groups.is_empty() && !adopts_here {
@@ -115,7 +115,7 @@ impl<Op: Operator + Clone> OperatorNode<Op> {
                 "operator `{name}`: key groups can move only in a job with checkpoints"
             )));
         };
-        let restore = change.restore_for(&name, &owned, current);
+        let restore = change.restore_for(&id, &owned, current);
         let mut op = prototype.clone();
         op.open(&mut self.ctx)?;
         op.restore_state(&mut self.ctx, &restore)?;

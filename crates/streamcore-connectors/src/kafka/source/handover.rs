@@ -43,7 +43,7 @@ impl<D: KafkaDecoder> KafkaReader<D> {
                 h.partitions
             )));
         }
-        let source = ctx.info().name.to_string();
+        let source = ctx.info().id.to_string();
         let committed = if assigned.is_empty() {
             TopicPartitionList::new()
         } else {
