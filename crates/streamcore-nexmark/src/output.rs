@@ -116,10 +116,11 @@ impl<R: QueryRow> Sink<Change<R>> for ChangelogCsvSink<R> {
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> StreamError {
-    StreamError::External {
-        system: "csv".into(),
-        message: format!("cannot write a change to {}: {e}", path.display()),
-    }
+    StreamError::external(
+        "csv",
+        format_args!("cannot write a change to {}", path.display()),
+        e,
+    )
 }
 
 /// One parallel writer of a [`ChangelogCsvSink`]: encodes each batch, then appends it to the

@@ -293,22 +293,22 @@ impl TaskContext {
         record: &T,
         reason: String,
     ) -> Result<()> {
+        self.reject_rendered(crate::operator::Rejection::of(record, reason))
+    }
+
+    /// Applies the error policy to a rejection already rendered (see
+    /// [`crate::Output::reject`]).
+    pub(crate) fn reject_rendered(&mut self, rejection: crate::operator::Rejection) -> Result<()> {
         self.rejected += 1;
         match self.policy {
             ErrorPolicy::Fail => Err(StreamError::UserFunction {
                 operator: self.info.name.to_string(),
-                record: describe_record(record),
-                reason,
+                record: rejection.record,
+                reason: rejection.reason,
             }),
             ErrorPolicy::DeadLetter => {
-                let origin = format!(
-                    "operator `{}` on {}",
-                    self.info.name,
-                    describe_record(record)
-                );
-                let raw = serde_json::to_string(record)
-                    .unwrap_or_else(|e| format!("<unserializable: {e}>"));
-                self.send_dead_letter(origin, raw, reason)
+                let origin = format!("operator `{}` on {}", self.info.name, rejection.record);
+                self.send_dead_letter(origin, rejection.raw, rejection.reason)
             }
         }
     }

@@ -53,8 +53,12 @@ pub enum StreamError {
     External {
         /// Which system (connector).
         system: String,
-        /// What it said.
+        /// What was being done, and what it said.
         message: String,
+        /// The system's own error, when there is one: a caller can downcast it to decide
+        /// (a database sink retries on a SQLSTATE class, say). See [`StreamError::external`].
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// The job is not valid as defined.
     #[error("invalid job: {0}")]
@@ -76,6 +80,31 @@ impl StreamError {
         StreamError::Io {
             context: context.into(),
             source,
+        }
+    }
+
+    /// An external system's error: `message` says what was being done, `source` is the
+    /// system's own error, kept for callers to inspect (its text is appended to the message).
+    ///
+    /// ```
+    /// use streamcore::StreamError;
+    /// let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+    /// let e = StreamError::external("postgres", "connecting to 127.0.0.1:5432", refused);
+    /// assert_eq!(e.to_string(), "postgres: connecting to 127.0.0.1:5432: refused");
+    /// let source = std::error::Error::source(&e).unwrap();
+    /// let io = source.downcast_ref::<std::io::Error>().unwrap();
+    /// assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+    /// ```
+    pub fn external(
+        system: impl Into<String>,
+        doing: impl std::fmt::Display,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        let source = source.into();
+        StreamError::External {
+            system: system.into(),
+            message: format!("{doing}: {source}"),
+            source: Some(source),
         }
     }
 

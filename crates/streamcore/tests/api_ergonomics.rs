@@ -2,8 +2,9 @@
 //! they cannot go, the summary's JSON form.
 
 use std::time::Duration;
+use streamcore::cep::Pattern;
 use streamcore::window::Windows;
-use streamcore::{Job, JobConfig, Timestamp, WatermarkStrategy};
+use streamcore::{Job, JobConfig, StreamError, Timestamp, WatermarkStrategy};
 
 fn readings() -> Vec<(Timestamp, u32)> {
     (0..1_000)
@@ -50,16 +51,93 @@ fn watermarks_after_a_filter_are_the_sources() {
 }
 
 #[test]
-#[should_panic(
-    expected = "watermarks are generated per source split, so call it on a source's \
-                           stream or after filters of it — not after `to_pair"
-)]
 fn watermarks_after_a_map_are_refused_saying_where_they_go() {
     let mut job = Job::new("refused");
     job.from_vec("readings", readings())
         .map(|r| (r.0, r.1 + 1))
         .name("to_pair")
-        .with_watermarks(WatermarkStrategy::monotonous());
+        .with_watermarks(WatermarkStrategy::monotonous())
+        .collect();
+    let err = job.run(JobConfig::default()).unwrap_err();
+    assert!(matches!(err, StreamError::Config(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "invalid job: with_watermarks on `to_pair`: watermarks are generated per source split, \
+         so call it on a source's stream or after filters of it — not after `to_pair`, which \
+         changes the records or their partitioning (move with_watermarks up to the source)"
+    );
+}
+
+/// Builder mistakes never panic: `run` refuses the job with the first, naming where it is.
+#[test]
+fn mistakes_in_the_job_are_refused_by_run_with_a_message() {
+    let refused = |build: &dyn Fn(&mut Job)| {
+        let mut job = Job::new("mistaken");
+        build(&mut job);
+        match job.run(JobConfig::default()) {
+            Err(StreamError::Config(message)) => message,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    };
+    assert_eq!(
+        refused(&|job| {
+            job.from_vec("r", readings())
+                .key_by(|r| r.1)
+                .window(Windows::sliding(Duration::from_secs(1), Duration::from_secs(5)))
+                .count()
+                .collect();
+        }),
+        "invalid windows after `r#0`: sliding windows need 0 < slide <= size (size 1000 ms, slide 5000 ms)"
+    );
+    assert_eq!(
+        refused(&|job| {
+            job.from_vec("r", readings())
+                .filter(|_| true)
+                .name("all")
+                .key_by(|r| r.1)
+                .count_window(0)
+                .count()
+                .collect();
+        }),
+        "count windows after `all` need n > 0"
+    );
+    assert_eq!(
+        refused(&|job| {
+            let a = job
+                .from_vec("a", readings())
+                .with_watermarks(WatermarkStrategy::monotonous());
+            let b = job
+                .from_vec("b", readings())
+                .with_watermarks(WatermarkStrategy::monotonous());
+            a.connect(b)
+                .key_by(|x| x.1, |y| y.1)
+                .interval_join(10, -10, |x, _| x.1)
+                .collect();
+        }),
+        "interval join needs lower <= upper (10 > -10)"
+    );
+    assert_eq!(
+        refused(&|job| {
+            job.from_vec("r", readings())
+                .with_watermarks(WatermarkStrategy::monotonous())
+                .key_by(|r| r.1)
+                .pattern(Pattern::begin("first", |_: &(Timestamp, u32)| true).optional())
+                .collect();
+        }),
+        "invalid pattern after `r#0`: a pattern must begin with a step that matches at least one event"
+    );
+    let mut other = Job::new("other");
+    let foreign = other.from_vec("foreign", readings());
+    let message = refused(&|job| {
+        job.from_vec("r", readings())
+            .union(foreign.clone())
+            .collect();
+    });
+    assert_eq!(message, "union of streams from different jobs");
+    match other.run(JobConfig::default()) {
+        Err(StreamError::Config(m)) => assert_eq!(m, "union of streams from different jobs"),
+        o => panic!("the other job must be refused too, got {o:?}"),
+    }
 }
 
 #[test]

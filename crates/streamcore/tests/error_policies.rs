@@ -372,3 +372,132 @@ fn an_error_in_a_side_branch_of_an_unbounded_source_stops_the_job() {
         other => panic!("expected UserFunction, got {other:?}"),
     }
 }
+
+/// Keyed process functions cannot return an error; they reject through their output, and the
+/// rejection follows the policy like a failing `try_map`.
+#[derive(Clone)]
+struct RunningTotal;
+
+impl streamcore::state::KeyedProcessFunction<u64, RawPayment> for RunningTotal {
+    type State = i64;
+    type Out = (u64, i64);
+    fn process(
+        &mut self,
+        p: RawPayment,
+        ctx: &mut streamcore::state::KeyedContext<'_, u64, i64>,
+        out: &mut Output<(u64, i64)>,
+    ) {
+        match p.amount.parse::<i64>() {
+            Ok(a) => {
+                *ctx.state() += a;
+                out.emit((*ctx.key(), *ctx.state()));
+            }
+            Err(e) => out.reject(&p, format!("amount {:?}: {e}", p.amount)),
+        }
+    }
+}
+
+#[test]
+fn a_keyed_process_function_rejects_a_record_under_either_policy() {
+    // fail: the job stops naming the operator, the record and the reason.
+    let mut job = Job::new("totals");
+    job.from_vec("payments", payments(20))
+        .key_by(|p| p.id % 3)
+        .process(RunningTotal)
+        .name("running_total")
+        .collect();
+    let err = job
+        .run(JobConfig::default().parallelism(2))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("operator `running_total` failed on record {\"id\":"),
+        "{err}"
+    );
+    assert!(err.contains(".00 EUR\"}: amount \""), "{err}");
+
+    // dead-letter: every bad payment is a dead letter, the totals skip them.
+    let mut job = Job::new("totals");
+    let (sink, letters) = CollectSink::new();
+    job.dead_letters(sink);
+    let totals = job
+        .from_vec("payments", payments(100))
+        .key_by(|p| p.id % 3)
+        .process(RunningTotal)
+        .name("running_total")
+        .collect();
+    let summary = job
+        .run(
+            JobConfig::default()
+                .parallelism(2)
+                .error_policy(ErrorPolicy::DeadLetter),
+        )
+        .unwrap();
+    let bad = payments(100).iter().filter(|p| is_bad(p)).count();
+    assert_eq!(summary.events_dead_lettered, bad as u64);
+    assert_eq!(totals.len(), 100 - bad);
+    let mut letters = letters.take();
+    letters.sort_by_key(|l| l.raw.len());
+    assert!(letters.iter().all(
+        |l| l.origin.starts_with("operator `running_total` on record {")
+            && l.raw.contains("EUR")
+            && l.reason.contains("invalid digit")
+    ));
+}
+
+#[test]
+fn a_broadcast_process_function_rejects_through_its_output() {
+    #[derive(Clone)]
+    struct Limit;
+    impl streamcore::join::BroadcastProcessFunction<i64, i64> for Limit {
+        type State = Option<i64>;
+        type Out = i64;
+        fn process(&mut self, amount: i64, limit: &Option<i64>, out: &mut Output<i64>) {
+            match limit {
+                Some(l) if amount <= *l => out.emit(amount),
+                Some(l) => out.reject(&amount, format!("over the limit {l}")),
+                None => out.reject(&amount, "no limit known yet"),
+            }
+        }
+        fn process_broadcast(&mut self, limit: i64, state: &mut Option<i64>, _: &mut Output<i64>) {
+            *state = Some(limit);
+        }
+    }
+    // Every amount is over the limit, whether or not the limit arrived first: each is rejected.
+    let build = |job: &mut Job| {
+        let limits = job.from_vec("limits", vec![100i64]);
+        job.from_vec("amounts", vec![1_000i64, 2_000, 3_000])
+            .broadcast_process(limits, Limit)
+            .name("limit")
+            .collect()
+    };
+    let mut job = Job::new("limits");
+    build(&mut job);
+    let err = job.run(JobConfig::default().parallelism(2)).unwrap_err();
+    assert!(
+        matches!(&err, StreamError::UserFunction { operator, .. } if operator == "limit"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("operator `limit` failed on record "),
+        "{err}"
+    );
+
+    let mut job = Job::new("limits");
+    let (sink, letters) = CollectSink::new();
+    job.dead_letters(sink);
+    let passed = build(&mut job);
+    let summary = job
+        .run(
+            JobConfig::default()
+                .parallelism(2)
+                .error_policy(ErrorPolicy::DeadLetter),
+        )
+        .unwrap();
+    assert!(passed.is_empty());
+    assert_eq!(summary.events_dead_lettered, 3);
+    let mut raw: Vec<String> = letters.take().into_iter().map(|l| l.raw).collect();
+    raw.sort();
+    assert_eq!(raw, vec!["1000", "2000", "3000"]);
+}

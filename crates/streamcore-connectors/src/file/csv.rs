@@ -359,6 +359,7 @@ impl<T: Data + Serialize> CsvWriter<T> {
                         "cannot write a record to {}: {message}{hint}",
                         path.display()
                     ),
+                    source: Some(Box::new(e)),
                 }
             })?;
         }

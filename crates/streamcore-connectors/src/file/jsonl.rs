@@ -368,12 +368,8 @@ enum Out {
 /// Serializes a batch as JSON lines into `buf`.
 pub(crate) fn encode_json_lines<T: Serialize>(batch: &[T], buf: &mut Vec<u8>) -> Result<()> {
     for record in batch {
-        serde_json::to_writer(&mut *buf, record).map_err(|e| {
-            streamcore::StreamError::External {
-                system: "json".into(),
-                message: format!("cannot serialize a record: {e}"),
-            }
-        })?;
+        serde_json::to_writer(&mut *buf, record)
+            .map_err(|e| StreamError::external("json", "cannot serialize a record", e))?;
         buf.push(b'\n');
     }
     Ok(())

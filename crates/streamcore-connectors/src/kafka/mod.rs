@@ -37,10 +37,11 @@ pub use source::{KafkaSource, StartOffsets};
 
 use streamcore::StreamError;
 
-/// A Kafka client error as a stream error, with what was being done.
-pub(crate) fn kafka_error(doing: &str, e: impl std::fmt::Display) -> StreamError {
-    StreamError::External {
-        system: "kafka".into(),
-        message: format!("{doing}: {e}"),
-    }
+/// A Kafka client error as a stream error, with what was being done; the client's error stays
+/// the source (`rdkafka::error::KafkaError` for the client's own).
+pub(crate) fn kafka_error(
+    doing: &str,
+    e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> StreamError {
+    StreamError::external("kafka", doing, e)
 }

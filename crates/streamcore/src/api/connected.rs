@@ -8,7 +8,6 @@ use crate::join::{
     RegularJoin, TemporalJoinOperator,
 };
 use crate::window::Windows;
-use std::rc::Rc;
 
 /// Two streams to be joined: `left.connect(right)`, then `key_by` each side.
 pub struct ConnectedStreams<A, B> {
@@ -53,10 +52,7 @@ impl<A: Data> Stream<A> {
         broadcast: Stream<R>,
         f: P,
     ) -> Stream<P::Out> {
-        assert!(
-            Rc::ptr_eq(&self.graph, &broadcast.graph),
-            "broadcast of a stream from another job"
-        );
+        let broadcast = self.same_job(broadcast, "broadcast_process");
         let main = self.map(Either::<A, R>::Left).name("broadcast_main");
         let side = broadcast.map(Either::<A, R>::Right).name("broadcast_side");
         type NoKey<T> = fn(&T) -> ();
@@ -86,13 +82,9 @@ impl<A: Data> Stream<A> {
 
     /// Pairs this stream with `other` for a join.
     ///
-    /// # Panics
-    /// If `other` belongs to another job.
+    /// A stream of another job makes both jobs' `run` refuse them.
     pub fn connect<B: Data>(self, other: Stream<B>) -> ConnectedStreams<A, B> {
-        assert!(
-            Rc::ptr_eq(&self.graph, &other.graph),
-            "connect of streams from different jobs"
-        );
+        let other = self.same_job(other, "connect");
         ConnectedStreams {
             left: self,
             right: other,
@@ -216,8 +208,7 @@ where
     /// assert_eq!(pairs.take(), vec![(1, 50)]);
     /// ```
     ///
-    /// # Panics
-    /// If `lower_ms > upper_ms`.
+    /// `lower_ms > upper_ms` makes `run` refuse the job.
     pub fn interval_join<O, F>(self, lower_ms: i64, upper_ms: i64, join: F) -> Stream<O>
     where
         A: crate::data::StateData,
@@ -226,10 +217,14 @@ where
         O: Data,
         F: FnMut(&A, &B) -> O + Clone + Send + 'static,
     {
-        assert!(
-            lower_ms <= upper_ms,
-            "interval join needs lower <= upper ({lower_ms} > {upper_ms})"
-        );
+        let upper_ms = if lower_ms > upper_ms {
+            self.keyed.refuse(format!(
+                "interval join needs lower <= upper ({lower_ms} > {upper_ms})"
+            ));
+            lower_ms
+        } else {
+            upper_ms
+        };
         self.keyed.keyed_operator("interval_join", |key_fn| {
             IntervalJoinOperator::new(key_fn, join, lower_ms, upper_ms)
         })

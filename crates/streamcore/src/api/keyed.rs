@@ -55,16 +55,23 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
 
     /// Cuts each key's records into event-time windows: tumbling, sliding or session.
     ///
-    /// # Panics
-    /// If `windows` is invalid (a zero size, a slide larger than the size).
+    /// Invalid windows (a zero size, a slide larger than the size) make `run` refuse the job
+    /// with the reason.
     pub fn window(self, windows: Windows) -> WindowedStream<T, K, KF>
     where
         T: EventTime,
         K: crate::data::StateKey,
     {
-        if let Err(e) = windows.validate() {
-            panic!("invalid windows: {e}");
-        }
+        let windows = match windows.validate() {
+            Ok(()) => windows,
+            Err(e) => {
+                let mut graph = self.stream.graph.borrow_mut();
+                let after = graph.nodes[self.stream.port.node].name.clone();
+                graph.refuse(format!("invalid windows after `{after}`: {e}"));
+                // Stands in until `run` refuses the job.
+                Windows::tumbling(std::time::Duration::from_millis(1))
+            }
+        };
         WindowedStream::new(self, WindowKind::Time(windows))
     }
 
@@ -75,8 +82,12 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
         T: EventTime,
         K: crate::data::StateKey,
     {
-        assert!(n > 0, "count windows need n > 0");
-        WindowedStream::new(self, WindowKind::Global(CountTrigger(n)))
+        if n == 0 {
+            let mut graph = self.stream.graph.borrow_mut();
+            let after = graph.nodes[self.stream.port.node].name.clone();
+            graph.refuse(format!("count windows after `{after}` need n > 0"));
+        }
+        WindowedStream::new(self, WindowKind::Global(CountTrigger(n.max(1))))
     }
 
     /// One window per key for all time, emitted whenever `trigger` says (and at the end of a
@@ -109,8 +120,7 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
 
     /// Finds `pattern` in each key's events, in event-time order.
     ///
-    /// # Panics
-    /// If the pattern is invalid (see [`Pattern::validate`]).
+    /// An invalid pattern (see [`Pattern::validate`]) makes `run` refuse the job.
     pub fn pattern(self, pattern: Pattern<T>) -> Stream<Match<T>>
     where
         T: EventTime + crate::data::StateData,
@@ -130,9 +140,16 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
         T: EventTime + crate::data::StateData,
         K: crate::data::StateKey,
     {
-        if let Err(e) = pattern.validate() {
-            panic!("invalid pattern: {e}");
-        }
+        let pattern = match pattern.validate() {
+            Ok(()) => pattern,
+            Err(e) => {
+                let mut graph = self.stream.graph.borrow_mut();
+                let after = graph.nodes[self.stream.port.node].name.clone();
+                graph.refuse(format!("invalid pattern after `{after}`: {e}"));
+                // Stands in until `run` refuses the job.
+                Pattern::begin("invalid", |_: &T| false)
+            }
+        };
         let tag = timeouts.cloned();
         let stream = self.keyed_operator("cep", |key_fn| {
             CepOperator::new(key_fn, pattern, tag.clone())
@@ -144,6 +161,11 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
     }
 
     /// Adds a keyed operator (behind the hash exchange) built with this stream's key function.
+    /// Records a mistake in the job's definition (see `Graph::refuse`).
+    pub(crate) fn refuse(&self, message: String) {
+        self.stream.graph.borrow_mut().refuse(message);
+    }
+
     pub(crate) fn keyed_operator<Op: Operator<In = T> + Clone>(
         self,
         name: &str,

@@ -108,17 +108,19 @@ impl<T: Data> Stream<T> {
     /// Call it on a source's stream or after filters of it (`filter`, `try_filter`): the
     /// watermarks are generated at the source, from every record it reads.
     ///
-    /// # Panics
     /// After any other operator (a `map` changes the records; a `key_by` their partitioning)
-    /// or on a side output: the message says to move it up to the source.
+    /// or on a side output, `run` refuses the job with a message saying to move it up to the
+    /// source.
     pub fn with_watermarks(self, strategy: WatermarkStrategy) -> Self
     where
         T: EventTime,
     {
-        assert!(
-            self.port.side.is_none(),
-            "with_watermarks on a side output: call it on the source's stream"
-        );
+        if self.port.side.is_some() {
+            self.graph
+                .borrow_mut()
+                .refuse("with_watermarks on a side output: call it on the source's stream".into());
+            return self;
+        }
         self.graph
             .borrow_mut()
             .set_watermarks::<T>(self.port.node, strategy);
@@ -280,13 +282,9 @@ impl<T: Data> Stream<T> {
 
     /// Merges two streams of the same type into one.
     ///
-    /// # Panics
-    /// If `other` belongs to another job.
+    /// A stream of another job makes both jobs' `run` refuse them.
     pub fn union(self, other: Stream<T>) -> Stream<T> {
-        assert!(
-            Rc::ptr_eq(&self.graph, &other.graph),
-            "union of streams from different jobs"
-        );
+        let other = self.same_job(other, "union");
         let port = self.graph.borrow_mut().add_exchange::<T, (), NoKey<T>>(
             &[self.port, other.port],
             &[],
@@ -295,6 +293,21 @@ impl<T: Data> Stream<T> {
             None,
         );
         Stream::new(self.graph, port)
+    }
+
+    /// `other` if it belongs to this stream's job; else both jobs are refused (`what` says
+    /// which call mixed them) and an empty stream of this job stands in for it.
+    pub(crate) fn same_job<U: Data>(&self, other: Stream<U>, what: &str) -> Stream<U> {
+        if Rc::ptr_eq(&self.graph, &other.graph) {
+            return other;
+        }
+        let message = format!("{what} of streams from different jobs");
+        other.graph.borrow_mut().refuse(message.clone());
+        let mut graph = self.graph.borrow_mut();
+        graph.refuse(message);
+        let port = graph.add_source("stand-in", crate::source::VecSource(Vec::<U>::new()));
+        drop(graph);
+        Stream::new(self.graph.clone(), port)
     }
 
     /// Writes the stream to `sink`.

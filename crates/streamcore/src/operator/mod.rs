@@ -19,6 +19,7 @@ use crate::message::CheckpointId;
 use crate::runtime::push::Push;
 use crate::state::KeyGroupChange;
 use crate::time::Timestamp;
+use serde::Serialize;
 use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -241,6 +242,28 @@ pub struct Output<O> {
     down: Box<dyn Push<O>>,
     sides: Vec<(u64, Box<dyn SidePort>)>,
     side_discarded: u64,
+    /// Records the user function rejected in this hook ([`Output::reject`]).
+    rejections: Vec<Rejection>,
+}
+
+/// A record a user function rejected, rendered for the error or the dead letter.
+pub(crate) struct Rejection {
+    /// How errors name it ([`crate::context::describe_record`]).
+    pub(crate) record: String,
+    /// Its JSON form, for the dead letter.
+    pub(crate) raw: String,
+    /// Why.
+    pub(crate) reason: String,
+}
+
+impl Rejection {
+    pub(crate) fn of<R: Serialize + 'static>(record: &R, reason: String) -> Self {
+        Rejection {
+            record: crate::context::describe_record(record),
+            raw: serde_json::to_string(record).unwrap_or_else(|e| format!("<unserializable: {e}>")),
+            reason,
+        }
+    }
 }
 
 impl<O: Data> Output<O> {
@@ -255,7 +278,41 @@ impl<O: Data> Output<O> {
             down,
             sides,
             side_discarded: 0,
+            rejections: Vec::new(),
         }
+    }
+
+    /// Rejects a record this user function cannot process; it follows the job's
+    /// [`crate::ErrorPolicy`] once the function returns: under `fail` the job stops with an
+    /// error naming the operator, the record (an `Event` by id and where it was read) and
+    /// `reason`; under `dead-letter` the record goes to the dead-letter output with them, is
+    /// counted, and the job goes on. For functions that cannot return an error — `process`,
+    /// keyed and broadcast process functions, window `process`.
+    ///
+    /// ```
+    /// use streamcore::{ErrorPolicy, Job, JobConfig};
+    /// use streamcore::sink::CollectSink;
+    /// let mut job = Job::new("parse");
+    /// let (letters, rejected) = CollectSink::new();
+    /// job.dead_letters(letters);
+    /// let parsed = job
+    ///     .from_vec("lines", vec!["1".to_string(), "two".to_string(), "3".to_string()])
+    ///     .process(|line: String, out| match line.parse::<u32>() {
+    ///         Ok(n) => out.emit(n),
+    ///         Err(e) => out.reject(&line, e),
+    ///     })
+    ///     .collect();
+    /// job.run(JobConfig::default().error_policy(ErrorPolicy::DeadLetter)).unwrap();
+    /// assert_eq!(parsed.take(), vec![1, 3]);
+    /// assert_eq!(rejected.take()[0].reason, "invalid digit found in string");
+    /// ```
+    pub fn reject<R: Serialize + 'static>(&mut self, record: &R, reason: impl std::fmt::Display) {
+        self.rejections
+            .push(Rejection::of(record, reason.to_string()));
+    }
+
+    pub(crate) fn take_rejections(&mut self) -> Vec<Rejection> {
+        std::mem::take(&mut self.rejections)
     }
 
     /// Emits one record to the main output.

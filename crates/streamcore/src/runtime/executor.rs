@@ -123,6 +123,12 @@ impl JobHandle {
 
 fn validate(graph: &Graph, config: &JobConfig) -> Result<()> {
     let bad = |m: String| Err(StreamError::Config(m));
+    if let Some(first) = graph.errors.first() {
+        return bad(match graph.errors.len() {
+            1 => first.clone(),
+            n => format!("{first} (and {} more mistakes in the job)", n - 1),
+        });
+    }
     if config.parallelism == 0 {
         return bad("parallelism must be at least 1".into());
     }

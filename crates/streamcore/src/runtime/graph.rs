@@ -175,6 +175,10 @@ pub(crate) struct Graph {
     pub(crate) stages: Vec<StageSpec>,
     pub(crate) exchanges: Vec<ExchangeSpec>,
     pub(crate) dead_letters: Option<DeadLetterFactory>,
+    /// Mistakes found while the job was built (invalid windows, patterns, watermark
+    /// placement…): builders record them instead of panicking, and `run` refuses the job with
+    /// the first one, naming the operator.
+    pub(crate) errors: Vec<String>,
 }
 
 impl Graph {
@@ -200,9 +204,8 @@ impl Graph {
     /// source's records have the same event times; the filtered-out ones count too, as they
     /// would at the source).
     ///
-    /// # Panics
-    /// If `node` is neither: after an operator that changes the record type or an exchange,
-    /// the source's splits are no longer known.
+    /// Anywhere else (after an operator that changes the record type, or an exchange: the
+    /// source's splits are no longer known) the job is refused, saying where to move it.
     pub(crate) fn set_watermarks<T: Data + EventTime>(
         &mut self,
         node: usize,
@@ -227,13 +230,16 @@ impl Graph {
                 });
             match producer {
                 Some(p) => at = p,
-                None => panic!(
-                    "with_watermarks on `{}`: watermarks are generated per source split, so \
-                     call it on a source's stream or after filters of it — not after `{}`, \
-                     which changes the records or their partitioning (move with_watermarks \
-                     up to the source)",
-                    self.nodes[node].name, self.nodes[at].name
-                ),
+                None => {
+                    let message = format!(
+                        "with_watermarks on `{}`: watermarks are generated per source split, so \
+                         call it on a source's stream or after filters of it — not after `{}`, \
+                         which changes the records or their partitioning (move with_watermarks \
+                         up to the source)",
+                        self.nodes[node].name, self.nodes[at].name
+                    );
+                    return self.refuse(message);
+                }
             }
         }
     }
@@ -258,6 +264,11 @@ impl Graph {
                 .consumers
                 .push(id),
         }
+    }
+
+    /// Records a mistake in the job's definition; `run` and `start` refuse the job with it.
+    pub(crate) fn refuse(&mut self, message: String) {
+        self.errors.push(message);
     }
 
     /// Renames a node (keeping its id suffix off: the user chose the name).

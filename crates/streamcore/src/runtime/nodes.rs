@@ -74,7 +74,17 @@ pub(crate) struct NodeCheckpoint {
 
 impl<Op: Operator> OperatorNode<Op> {
     fn after_hook(&mut self) -> Result<()> {
+        // What the user function rejected follows the error policy (the first error stops).
+        let rejections = self.out.take_rejections();
+        let mut outcome = Ok(());
+        for rejection in rejections {
+            outcome = self.ctx.reject_rendered(rejection);
+            if outcome.is_err() {
+                break;
+            }
+        }
         publish_rejections(&self.ctx, &mut self.rejected_seen, &self.metrics);
+        outcome?;
         if self.ctx.stats != self.published_stats {
             self.metrics.publish_stats(&self.ctx.stats);
             self.published_stats = self.ctx.stats;
