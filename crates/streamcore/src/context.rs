@@ -164,6 +164,8 @@ pub struct TaskContext {
     pub(crate) hub: Option<Arc<crate::checkpoint::coordinator::CheckpointHub>>,
     /// Key-group changes a source asked for, sent down its chain after its poll.
     pub(crate) key_group_changes: Vec<Arc<crate::state::KeyGroupChange>>,
+    /// This instance's metrics, where operators register their own counters and gauges.
+    pub(crate) metrics: Arc<crate::metrics::OperatorMetrics>,
 }
 
 /// What stateful operators report about themselves, published to the metrics per batch.
@@ -196,6 +198,7 @@ impl TaskContext {
             stats: OperatorStats::default(),
             hub: None,
             key_group_changes: Vec::new(),
+            metrics: Arc::default(),
         }
     }
 
@@ -232,6 +235,53 @@ impl TaskContext {
     /// records, state size); the runtime publishes them as metrics after every hook.
     pub fn stats(&mut self) -> &mut OperatorStats {
         &mut self.stats
+    }
+
+    /// A counter of this operator instance named `name`, in the job's metrics (summed over the
+    /// instances in [`crate::metrics::OperatorSummary::metrics`], live through
+    /// [`crate::JobHandle::metrics`]). Register it in `open` and keep the handle: adding is a
+    /// relaxed atomic add. Asking again for the same name gives the same counter.
+    ///
+    /// ```
+    /// use streamcore::{Operator, Output, Result, TaskContext};
+    /// use streamcore::metrics::Counter;
+    ///
+    /// /// Passes numbers on, counting the negative ones.
+    /// #[derive(Clone, Default)]
+    /// struct CountNegatives(Option<Counter>);
+    ///
+    /// impl Operator for CountNegatives {
+    ///     type In = i64;
+    ///     type Out = i64;
+    ///     fn open(&mut self, ctx: &mut TaskContext) -> Result<()> {
+    ///         self.0 = Some(ctx.counter("negatives"));
+    ///         Ok(())
+    ///     }
+    ///     fn process_batch(&mut self, batch: Vec<i64>, _: &mut TaskContext, out: &mut Output<i64>) -> Result<()> {
+    ///         let negatives = batch.iter().filter(|n| **n < 0).count();
+    ///         if let Some(c) = &self.0 { c.add(negatives as u64) }
+    ///         out.emit_batch(batch);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let mut job = streamcore::Job::new("negatives");
+    /// job.from_vec("n", vec![-1i64, 2, -3])
+    ///     .apply("count_negatives", CountNegatives::default())
+    ///     .name("count_negatives")
+    ///     .collect();
+    /// let summary = job.run(streamcore::JobConfig::default().parallelism(1)).unwrap();
+    /// let op = summary.operators.iter().find(|o| o.name == "count_negatives").unwrap();
+    /// assert_eq!(op.metrics["negatives"], 2);
+    /// ```
+    pub fn counter(&self, name: &str) -> crate::metrics::Counter {
+        self.metrics.counter(name)
+    }
+
+    /// A gauge of this operator instance named `name` (a value set now and then: a buffer's
+    /// length, a cache's size), in the job's metrics like [`TaskContext::counter`].
+    pub fn gauge(&self, name: &str) -> crate::metrics::Gauge {
+        self.metrics.gauge(name)
     }
 
     /// Asks the job for a checkpoint now instead of at its next interval (a source that must

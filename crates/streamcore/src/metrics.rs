@@ -6,6 +6,7 @@
 
 use crate::time::Timestamp;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,92 @@ pub struct OperatorMetrics {
     /// Key-group changes this instance applied (state hand-over), and the time they took.
     pub(crate) key_group_changes: AtomicU64,
     pub(crate) key_group_change_ns: AtomicU64,
+    /// Counters and gauges the operator registered itself ([`crate::TaskContext::counter`],
+    /// [`crate::TaskContext::gauge`]); registered at `open`, read by the summary.
+    pub(crate) custom: Mutex<Vec<(String, Arc<AtomicI64>)>>,
+}
+
+/// A shared read of a job's metrics ([`crate::JobHandle::metrics_reader`]): cloneable, sent
+/// to any thread, valid after the job ended. Reading takes a snapshot of relaxed atomics; it
+/// never blocks the job's tasks.
+#[derive(Clone)]
+pub struct MetricsReader(pub(crate) Arc<MetricsRegistry>);
+
+impl MetricsReader {
+    /// The job's metrics now (final once the job ended).
+    pub fn summary(&self) -> JobSummary {
+        self.0.summary()
+    }
+}
+
+impl fmt::Debug for MetricsReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("MetricsReader").field(&self.0.job).finish()
+    }
+}
+
+/// A counter an operator registered ([`crate::TaskContext::counter`]): a relaxed atomic add,
+/// read live by the job's metrics.
+#[derive(Clone, Debug)]
+pub struct Counter(Arc<AtomicI64>);
+
+impl Counter {
+    /// Adds `n`.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n as i64, Relaxed);
+    }
+
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1)
+    }
+
+    /// The value now.
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed) as u64
+    }
+}
+
+/// A gauge an operator registered ([`crate::TaskContext::gauge`]): a value set now and then
+/// (a queue length, a cache size), read live by the job's metrics. The job's summary sums an
+/// operator's instances.
+#[derive(Clone, Debug)]
+pub struct Gauge(Arc<AtomicI64>);
+
+impl Gauge {
+    /// Sets the value.
+    #[inline]
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Relaxed);
+    }
+
+    /// The value now.
+    pub fn get(&self) -> i64 {
+        self.0.load(Relaxed)
+    }
+}
+
+impl OperatorMetrics {
+    /// The metric `name` of this instance, registered on first use.
+    fn custom_cell(&self, name: &str) -> Arc<AtomicI64> {
+        let mut custom = self.custom.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, cell)) = custom.iter().find(|(n, _)| n == name) {
+            return cell.clone();
+        }
+        let cell = Arc::new(AtomicI64::new(0));
+        custom.push((name.to_string(), cell.clone()));
+        cell
+    }
+
+    pub(crate) fn counter(&self, name: &str) -> Counter {
+        Counter(self.custom_cell(name))
+    }
+
+    pub(crate) fn gauge(&self, name: &str) -> Gauge {
+        Gauge(self.custom_cell(name))
+    }
 }
 
 impl Default for OperatorMetrics {
@@ -50,6 +137,7 @@ impl Default for OperatorMetrics {
             state_bytes: AtomicU64::new(0),
             key_group_changes: AtomicU64::new(0),
             key_group_change_ns: AtomicU64::new(0),
+            custom: Mutex::new(Vec::new()),
         }
     }
 }
@@ -382,6 +470,7 @@ impl MetricsRegistry {
                     .min()
                     .filter(|&w| w != i64::MIN)
                     .map(Timestamp),
+                metrics: custom_metrics(&e.instances),
             };
             match e.kind {
                 NodeKind::Source => s.events_ingested += op.events_out,
@@ -409,7 +498,7 @@ impl MetricsRegistry {
                 queues: e.queues,
                 capacity_batches: e.capacity,
                 batches_sent: batches,
-                records_sent: m.records_sent.load(Relaxed),
+                events_sent: m.records_sent.load(Relaxed),
                 mean_fill: if batches == 0 {
                     0.0
                 } else {
@@ -506,6 +595,21 @@ pub struct OperatorSummary {
     pub key_group_changes: u64,
     /// Time the instances spent applying them (snapshot, rebuild, restore).
     pub key_group_change_ms: f64,
+    /// The operator's own counters and gauges ([`crate::TaskContext::counter`],
+    /// [`crate::TaskContext::gauge`]) by name, summed over its instances.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, i64>,
+}
+
+/// Sums each registered metric over an operator's instances.
+fn custom_metrics(instances: &[Arc<OperatorMetrics>]) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for m in instances {
+        for (name, cell) in m.custom.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            *out.entry(name.clone()).or_insert(0) += cell.load(Relaxed);
+        }
+    }
+    out
 }
 
 /// A watermark in the JSON summary: float seconds, `"end"` for the final watermark (rather
@@ -529,8 +633,8 @@ pub struct ExchangeSummary {
     pub capacity_batches: usize,
     /// Batches sent.
     pub batches_sent: u64,
-    /// Records sent.
-    pub records_sent: u64,
+    /// Events (records) sent. The summary counts records as `events_*` throughout.
+    pub events_sent: u64,
     /// Mean fill of the target queue at each send, 0..1.
     pub mean_fill: f64,
     /// Highest fill seen, 0..1 (1 = the queue was full: backpressure).

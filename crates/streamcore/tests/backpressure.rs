@@ -94,6 +94,6 @@ fn slow_sink_keeps_records_in_flight_bounded_and_stop_drains() {
     let consumed = seen.load(Ordering::Relaxed);
     assert_eq!(summary.events_emitted, consumed);
     assert_eq!(summary.events_ingested, consumed);
-    assert_eq!(exchange.records_sent, consumed);
+    assert_eq!(exchange.events_sent, consumed);
     assert!(summary.events_ingested >= live.events_ingested);
 }

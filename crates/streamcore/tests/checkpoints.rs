@@ -631,3 +631,77 @@ fn stop_with_savepoint_emits_nothing_after_the_savepoint() {
     assert_eq!(repeated, 0, "{repeated} records repeated after the restore");
     assert_eq!(all, (0..N).map(|x| x * 2).collect::<Vec<_>>());
 }
+
+/// A storage that counts what goes through it, in front of a local directory elsewhere.
+struct CountingStorage {
+    inner: streamcore::checkpoint::LocalCheckpointStorage,
+    writes: std::sync::atomic::AtomicU64,
+    loads: std::sync::atomic::AtomicU64,
+}
+
+impl streamcore::checkpoint::CheckpointStorage for CountingStorage {
+    fn next_id(&self) -> Result<u64> {
+        self.inner.next_id()
+    }
+    fn write(
+        &self,
+        cp: &streamcore::checkpoint::storage::CheckpointData,
+    ) -> Result<streamcore::checkpoint::storage::WrittenCheckpoint> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.write(cp)
+    }
+    fn load_latest(&self) -> Result<Option<streamcore::checkpoint::LoadedCheckpoint>> {
+        self.loads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.load_latest()
+    }
+    fn load(&self, location: &Path) -> Result<streamcore::checkpoint::LoadedCheckpoint> {
+        self.loads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.load(location)
+    }
+    fn retain(&self, keep: usize) -> Result<()> {
+        self.inner.retain(keep)
+    }
+}
+
+#[test]
+fn the_checkpoint_storage_comes_from_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(CountingStorage {
+        inner: streamcore::checkpoint::LocalCheckpointStorage::new(dir.path().join("store"))
+            .unwrap(),
+        writes: Default::default(),
+        loads: Default::default(),
+    });
+    let config = |restore: Option<RestoreFrom>| {
+        let mut c = CheckpointConfig::new(dir.path().join("unused"))
+            .interval(Duration::from_millis(10))
+            .storage(storage.clone());
+        c.restore = restore;
+        JobConfig::default()
+            .parallelism(2)
+            .batch_size(64)
+            .checkpoints(c)
+    };
+    let committed = Committed::default();
+    let handle = build(&committed, Some(50_000.0))
+        .start(config(None))
+        .unwrap();
+    cancel_after_checkpoints(handle, 3);
+    let written = storage.writes.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        written >= 3,
+        "{written} checkpoints went through the storage"
+    );
+    build(&committed, None)
+        .run(config(Some(RestoreFrom::Latest)))
+        .unwrap();
+    assert_eq!(storage.loads.load(std::sync::atomic::Ordering::Relaxed), 1);
+    check(&committed, "restored through the configured storage");
+    assert!(
+        !dir.path().join("unused").exists(),
+        "nothing was written to the local directory"
+    );
+}

@@ -70,7 +70,7 @@ fn union_of_two_sources_yields_every_record_of_both() {
             .iter()
             .find(|e| e.name == "union")
             .expect("union exchange in summary");
-        assert_eq!(union.records_sent, 1777);
+        assert_eq!(union.events_sent, 1777);
         assert_eq!(union.queues, p);
     }
 }
@@ -439,7 +439,7 @@ fn per_operator_counts_add_up() {
             .iter()
             .find(|e| e.name == "key_by")
             .expect("key_by exchange");
-        assert_eq!(key_by.records_sent, after_flat);
+        assert_eq!(key_by.events_sent, after_flat);
         assert_eq!(key_by.queues, p);
     }
 }

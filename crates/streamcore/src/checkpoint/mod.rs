@@ -83,6 +83,26 @@ pub struct CheckpointConfig {
     /// (`CheckpointSummary::dropped_state`).
     #[serde(default)]
     pub allow_non_restored_state: bool,
+    /// Where checkpoints go, when not the local directory [`CheckpointConfig::dir`]: any
+    /// [`CheckpointStorage`] (an object store, say). Set with [`CheckpointConfig::storage`].
+    #[serde(skip)]
+    pub storage: Option<SharedStorage>,
+}
+
+/// A [`CheckpointStorage`] shared by the runs of a job (configurations compare it by identity).
+#[derive(Clone)]
+pub struct SharedStorage(pub std::sync::Arc<dyn CheckpointStorage>);
+
+impl std::fmt::Debug for SharedStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedStorage(..)")
+    }
+}
+
+impl PartialEq for SharedStorage {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl CheckpointConfig {
@@ -94,7 +114,34 @@ impl CheckpointConfig {
             retain: 3,
             restore: None,
             allow_non_restored_state: false,
+            storage: None,
         }
+    }
+
+    /// Writes and reads checkpoints through `storage` instead of the local directory `dir`
+    /// (which then only names the job's checkpoints in messages). The executor uses whatever
+    /// storage the configuration holds: nothing in the runtime is tied to local files.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use streamcore::checkpoint::{CheckpointConfig, LocalCheckpointStorage};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let storage = LocalCheckpointStorage::new(dir.path().join("elsewhere")).unwrap();
+    /// let c = CheckpointConfig::new(dir.path()).storage(Arc::new(storage));
+    /// assert!(c.storage.is_some());
+    /// ```
+    pub fn storage(mut self, storage: std::sync::Arc<dyn CheckpointStorage>) -> Self {
+        self.storage = Some(SharedStorage(storage));
+        self
+    }
+
+    /// The storage this configuration writes to: the one set with
+    /// [`CheckpointConfig::storage`], or the local directory `dir`.
+    pub fn open_storage(&self) -> crate::Result<std::sync::Arc<dyn CheckpointStorage>> {
+        Ok(match &self.storage {
+            Some(s) => s.0.clone(),
+            None => std::sync::Arc::new(LocalCheckpointStorage::new(&self.dir)?),
+        })
     }
 
     /// Drops, on restore, the state of operators this job no longer has (see

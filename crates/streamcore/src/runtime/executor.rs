@@ -7,8 +7,8 @@ use super::TaskRunner;
 use crate::api::JobConfig;
 use crate::checkpoint::coordinator::{self, CheckpointHub, Coordinator, Participant};
 use crate::checkpoint::{
-    CheckpointConfig, CheckpointKind, CheckpointStorage, LoadedCheckpoint, LocalCheckpointStorage,
-    RestoreFrom, StateRestore,
+    CheckpointConfig, CheckpointKind, CheckpointStorage, LoadedCheckpoint, RestoreFrom,
+    StateRestore,
 };
 use crate::context::{DeadLetterQueue, ErrorPolicy, TaskInfo};
 use crate::error::{Result, StreamError};
@@ -35,6 +35,26 @@ impl JobHandle {
     /// The job's metrics now.
     pub fn metrics(&self) -> JobSummary {
         self.metrics.summary()
+    }
+
+    /// A shared, cheap reader of the job's metrics, for another thread (an HTTP endpoint, a
+    /// dashboard): it reads the same counters as [`JobHandle::metrics`], live while the job
+    /// runs and final after it ended — it outlives [`JobHandle::join`].
+    ///
+    /// ```
+    /// use streamcore::{Job, JobConfig};
+    /// let mut job = Job::new("read-live");
+    /// job.from_vec("n", (0..1000u32).collect()).filter(|n| n % 2 == 0).collect();
+    /// let handle = job.start(JobConfig::default()).unwrap();
+    /// let reader = handle.metrics_reader();
+    /// let watcher = std::thread::spawn(move || reader.summary().events_ingested <= 1000);
+    /// assert!(watcher.join().unwrap());
+    /// let reader = handle.metrics_reader();
+    /// handle.join().unwrap();
+    /// assert_eq!(reader.summary().events_filtered, 500);
+    /// ```
+    pub fn metrics_reader(&self) -> crate::metrics::MetricsReader {
+        crate::metrics::MetricsReader(self.metrics.clone())
     }
 
     /// Stops the sources at their next batch boundary; everything read so far is processed
@@ -440,7 +460,7 @@ fn prepare_checkpoints(
     config: &JobConfig,
     registry: &MetricsRegistry,
 ) -> Result<CheckpointSetup> {
-    let storage = LocalCheckpointStorage::new(&c.dir)?;
+    let storage = c.open_storage()?;
     let metrics = Arc::new(CheckpointMetrics::default());
     *registry
         .checkpoints
@@ -524,7 +544,7 @@ fn prepare_checkpoints(
     let (hub, rx) = coordinator::channel(metrics.clone());
     Ok(CheckpointSetup {
         next_id: storage.next_id()?,
-        storage: Arc::new(storage),
+        storage,
         config: c.clone(),
         restore,
         committers,

@@ -50,6 +50,7 @@ impl NodeEnv {
     pub(crate) fn task_context(&self) -> TaskContext {
         let mut ctx = TaskContext::new(self.info.clone(), self.policy, self.dead_letters.clone());
         ctx.hub = self.hub.clone();
+        ctx.metrics = self.metrics.clone();
         ctx
     }
 
