@@ -187,6 +187,11 @@ impl<T: Data + Serialize> Sink<T> for StdoutSink<T> {
             _t: PhantomData,
         })
     }
+
+    /// Takes changelogs: every change is a record here.
+    fn accepts_updates(&self) -> bool {
+        true
+    }
 }
 
 /// One parallel writer of a [`StdoutSink`].

@@ -46,11 +46,13 @@ use streamcore::join::Change;
 use streamcore::sink::{Sink, SinkWriter};
 use streamcore::{Result, StreamError, TaskInfo};
 
-/// The `op` of a change: `+` for an insert, `-` for a delete (a retraction).
+/// The `op` of a change: `+` for an addition (insert, update-after), `-` for a retraction
+/// (delete, update-before).
 pub fn op<R>(change: &Change<R>) -> &'static str {
-    match change {
-        Change::Insert(_) => "+",
-        Change::Delete(_) => "-",
+    if change.is_addition() {
+        "+"
+    } else {
+        "-"
     }
 }
 
@@ -113,6 +115,11 @@ impl<R: QueryRow> Sink<Change<R>> for ChangelogCsvSink<R> {
             _r: PhantomData,
         })
     }
+
+    /// Takes changelogs: every change is a record here.
+    fn accepts_updates(&self) -> bool {
+        true
+    }
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> StreamError {
@@ -137,9 +144,7 @@ impl<R: QueryRow> SinkWriter<Change<R>> for ChangelogCsvWriter<R> {
             .has_headers(false)
             .from_writer(Vec::with_capacity(batch.len() * 64));
         for change in &batch {
-            let row = match change {
-                Change::Insert(r) | Change::Delete(r) => r,
-            };
+            let row = change.row();
             // `write_field` starts the record, `serialize` adds the row's fields and ends it.
             w.write_field(op(change))
                 .and_then(|()| w.serialize(row))
@@ -229,6 +234,11 @@ impl<R: streamcore::Data + Hash + Eq> Sink<Change<R>> for TableSink<R> {
             table: self.table.clone(),
         })
     }
+
+    /// Takes changelogs: every change is a record here.
+    fn accepts_updates(&self) -> bool {
+        true
+    }
 }
 
 /// One parallel writer of a [`TableSink`].
@@ -242,10 +252,8 @@ impl<R: streamcore::Data + Hash + Eq> SinkWriter<Change<R>> for TableWriter<R> {
         for change in batch {
             // A delete may reach this writer before the insert reaches another one: counts go
             // negative here and are summed over the writers at the end.
-            let (row, d) = match change {
-                Change::Insert(r) => (r, 1),
-                Change::Delete(r) => (r, -1),
-            };
+            let d = if change.is_addition() { 1 } else { -1 };
+            let row = change.into_row();
             // Rows whose count drops to zero are removed: the map stays the current result.
             match self.rows.entry(row) {
                 Entry::Occupied(mut e) => {

@@ -13,6 +13,8 @@
 //! - [`operator`]: the operator contract ([`Operator`], one required method `process_batch`)
 //!   and the collector it emits into ([`Output`], with side outputs).
 //! - [`state`]: key groups and keyed state.
+//! - [`changelog`]: updating streams ([`changelog::Change`]) and the operators over them:
+//!   retracting aggregates, materialize, top-n, deduplication.
 //! - [`source`], [`sink`]: the connector contracts, with in-memory sources and sinks.
 //! - [`context`], [`metrics`], [`error`]: what a task knows, what it counts, how it fails.
 //! - `runtime` (internal): stages, tasks (one OS thread each), exchanges, the executor.
@@ -42,6 +44,7 @@
 
 pub mod api;
 pub mod cep;
+pub mod changelog;
 pub mod checkpoint;
 pub mod context;
 pub mod data;

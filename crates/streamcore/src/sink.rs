@@ -32,6 +32,14 @@ pub trait Sink<T: Data>: 'static {
     fn connector_metrics(&self) -> Option<std::sync::Arc<dyn crate::metrics::ConnectorMetrics>> {
         None
     }
+
+    /// Whether the sink takes an updating stream (a changelog: rows withdrawn and replaced —
+    /// see [`crate::changelog`]). An append-only sink (a file of rows, a topic of events)
+    /// would write withdrawn rows as if they were rows: the job refuses to feed it an
+    /// updating stream when it is built. Default: `false`.
+    fn accepts_updates(&self) -> bool {
+        false
+    }
 }
 
 /// Makes a sink's pre-committed output visible: the second phase of its two-phase commit.
@@ -117,6 +125,11 @@ impl<T: Data> Sink<T> for CollectSink<T> {
     fn create_writer(&mut self, _: &TaskInfo) -> Result<Self::Writer> {
         Ok(self.0.clone())
     }
+
+    /// Takes changelogs: every change is a record here.
+    fn accepts_updates(&self) -> bool {
+        true
+    }
 }
 
 impl<T: Data> SinkWriter<T> for Collected<T> {
@@ -150,6 +163,11 @@ impl<T: Data> Sink<T> for CountingSink {
     fn create_writer(&mut self, _: &TaskInfo) -> Result<Self::Writer> {
         Ok(self.clone())
     }
+
+    /// Takes changelogs: every change is a record here.
+    fn accepts_updates(&self) -> bool {
+        true
+    }
 }
 
 impl<T: Data> SinkWriter<T> for CountingSink {
@@ -167,6 +185,11 @@ impl<T: Data, F: FnMut(T) + Clone + Send + 'static> Sink<T> for ForEachSink<F> {
     type Writer = ForEachSink<F>;
     fn create_writer(&mut self, _: &TaskInfo) -> Result<Self::Writer> {
         Ok(self.clone())
+    }
+
+    /// Takes changelogs: every change is a record here.
+    fn accepts_updates(&self) -> bool {
+        true
     }
 }
 

@@ -386,13 +386,14 @@ proptest! {
         // Apply the changelog in order per key (a key's changes come from one instance, in order).
         let mut table: Vec<Row> = Vec::new();
         for change in changes.take() {
-            match change {
-                streamcore::join::Change::Insert(r) => table.push(r),
-                streamcore::join::Change::Delete(r) => {
-                    let at = table.iter().position(|x| *x == r);
-                    prop_assert!(at.is_some(), "deleted a row never inserted: {:?}", r);
-                    table.swap_remove(at.unwrap());
-                }
+            let add = change.is_addition();
+            let r = change.into_row();
+            if add {
+                table.push(r);
+            } else {
+                let at = table.iter().position(|x| *x == r);
+                prop_assert!(at.is_some(), "deleted a row never inserted: {:?}", r);
+                table.swap_remove(at.unwrap());
             }
         }
         table.sort();

@@ -125,10 +125,8 @@ pub fn apply_changelog<R: Hash + Eq + Clone>(
 ) -> Vec<R> {
     let mut table: HashMap<R, i64> = HashMap::new();
     for c in changes {
-        match c {
-            Change::Insert(r) => *table.entry(r).or_default() += 1,
-            Change::Delete(r) => *table.entry(r).or_default() -= 1,
-        }
+        let d = if c.is_addition() { 1 } else { -1 };
+        *table.entry(c.into_row()).or_default() += d;
     }
     let mut rows = Vec::new();
     for (r, n) in table {

@@ -73,8 +73,6 @@ pub fn q3(job: &mut Job, config: &GeneratorConfig) -> Result<Stream<Q3Row>, Conf
                 id: a.0,
             }
         })
-        .flat_map(|c| match c {
-            Change::Insert(r) => Some(r),
-            Change::Delete(_) => None,
-        }))
+        // An inner join of append-only inputs only inserts.
+        .map(Change::into_row))
 }

@@ -70,9 +70,10 @@ pub fn q4(job: &mut Job, config: &GeneratorConfig) -> Result<Stream<Change<Q4Row
         NexmarkEvent::Person(_) => None,
     });
     Ok(winning_bids(events)
-        .map(|c| match c {
-            Change::Insert((a, b)) => (a.1, b.1, true),
-            Change::Delete((a, b)) => (a.1, b.1, false),
+        .map(|c| {
+            let add = c.is_addition();
+            let (a, b) = c.into_row();
+            (a.1, b.1, add)
         })
         .key_by(|c| c.0)
         .aggregate(

@@ -130,9 +130,10 @@ pub fn q6(job: &mut Job, config: &GeneratorConfig) -> Result<Stream<Change<Q6Row
         NexmarkEvent::Person(_) => None,
     });
     Ok(winning_bids(events)
-        .map(|c| match c {
-            Change::Insert((a, b)) => (a.1, (b.2 .0, a.0), Some(b.1)),
-            Change::Delete((a, b)) => (a.1, (b.2 .0, a.0), None),
+        .map(|c| {
+            let add = c.is_addition();
+            let (a, b) = c.into_row();
+            (a.1, (b.2 .0, a.0), add.then_some(b.1))
         })
         .key_by(|c| c.0)
         .aggregate(

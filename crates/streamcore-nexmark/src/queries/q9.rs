@@ -126,8 +126,5 @@ pub fn q9(job: &mut Job, config: &GeneratorConfig) -> Result<Stream<Change<Q9Row
         NexmarkEvent::Bid(b) => Some(Either::Right(b)),
         NexmarkEvent::Person(_) => None,
     });
-    Ok(winning_bids(events).map(|c| match c {
-        Change::Insert((a, b)) => Change::Insert(Q9Row::of(a, b)),
-        Change::Delete((a, b)) => Change::Delete(Q9Row::of(a, b)),
-    }))
+    Ok(winning_bids(events).map(|c| c.map(|(a, b)| Q9Row::of(a, b))))
 }

@@ -152,15 +152,8 @@ where
     ///     .join(JoinType::Left, |o, p| (o.map(|o| o.1.clone()), p.map(|p| p.1)))
     ///     .collect();
     /// job.run(JobConfig::default().parallelism(1)).unwrap();
-    /// let rows = rows.take();
     /// // Whichever side came first, the final table is the one matched row.
-    /// let mut table: Vec<_> = Vec::new();
-    /// for c in rows {
-    ///     match c {
-    ///         Change::Insert(r) => table.push(r),
-    ///         Change::Delete(r) => table.retain(|x| *x != r),
-    ///     }
-    /// }
+    /// let table = streamcore::changelog::apply_to(rows.take());
     /// assert_eq!(table, vec![(Some("book".to_string()), Some(12))]);
     /// ```
     pub fn join<O, F>(self, kind: JoinType, join: F) -> Stream<Change<O>>
@@ -171,11 +164,20 @@ where
         O: Data,
         F: FnMut(Option<&A>, Option<&B>) -> O + Clone + Send + 'static,
     {
-        self.keyed.process(RegularJoin {
-            kind,
-            join,
-            _t: std::marker::PhantomData,
-        })
+        let joined = self.keyed.process_named(
+            "join",
+            RegularJoin {
+                kind,
+                join,
+                _t: std::marker::PhantomData,
+            },
+        );
+        // An inner join of append-only inputs only inserts; outer joins withdraw padded rows.
+        if kind == JoinType::Inner {
+            joined
+        } else {
+            joined.updating()
+        }
     }
 }
 

@@ -105,10 +105,20 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
     where
         K: crate::data::StateKey,
     {
+        self.process_named("keyed_process", f)
+    }
+
+    /// [`KeyedStream::process`] under another operator name.
+    pub(crate) fn process_named<P: KeyedProcessFunction<K, T>>(
+        self,
+        name: &str,
+        f: P,
+    ) -> Stream<P::Out>
+    where
+        K: crate::data::StateKey,
+    {
         let ttl = self.state_ttl;
-        self.keyed_operator("keyed_process", |key_fn| {
-            KeyedProcessOperator::new(key_fn, f, ttl)
-        })
+        self.keyed_operator(name, |key_fn| KeyedProcessOperator::new(key_fn, f, ttl))
     }
 
     /// Drops a key's process-function state when the key was not touched (by a record or a

@@ -1,6 +1,7 @@
 //! The typed API: build a [`Job`] from sources, chain operators on [`Stream`]s and
 //! [`KeyedStream`]s, end in sinks, and run it with a [`JobConfig`].
 
+mod changelog;
 mod connected;
 mod job;
 mod keyed;

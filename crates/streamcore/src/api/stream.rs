@@ -295,6 +295,14 @@ impl<T: Data> Stream<T> {
         Stream::new(self.graph, port)
     }
 
+    /// Marks this stream as updating (a changelog starts at the operator that made it).
+    pub(crate) fn updating(self) -> Self {
+        if self.port.side.is_none() {
+            self.graph.borrow_mut().mark_updating(self.port.node);
+        }
+        self
+    }
+
     /// `other` if it belongs to this stream's job; else both jobs are refused (`what` says
     /// which call mixed them) and an empty stream of this job stands in for it.
     pub(crate) fn same_job<U: Data>(&self, other: Stream<U>, what: &str) -> Stream<U> {

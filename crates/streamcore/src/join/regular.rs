@@ -7,26 +7,9 @@ use super::Either;
 use crate::data::{Data, Key};
 use crate::operator::Output;
 use crate::state::{KeyedContext, KeyedProcessFunction};
-use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
 
-/// One change of a result table.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Change<T> {
-    /// A row was added.
-    Insert(T),
-    /// A row emitted earlier was withdrawn.
-    Delete(T),
-}
-
-impl<T> Change<T> {
-    /// The row.
-    pub fn row(&self) -> &T {
-        match self {
-            Change::Insert(r) | Change::Delete(r) => r,
-        }
-    }
-}
+pub use crate::changelog::Change;
 
 /// Which unmatched rows a join keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

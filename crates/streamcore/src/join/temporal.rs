@@ -121,8 +121,12 @@ where
                 }
                 Either::Right(change) => {
                     let (ts, version) = match change {
-                        Change::Insert(b) => (b.event_time().millis(), Some(b)),
+                        Change::Insert(b) | Change::UpdateAfter(b) => {
+                            (b.event_time().millis(), Some(b))
+                        }
                         Change::Delete(b) => (b.event_time().millis(), None),
+                        // The update-after that follows carries the new version.
+                        Change::UpdateBefore(_) => continue,
                     };
                     self.state
                         .entry(key)

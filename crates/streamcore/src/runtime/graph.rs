@@ -129,6 +129,9 @@ pub(crate) struct Node {
     pub(crate) name: String,
     /// The state identity the user set (`Stream::uid`); see [`Graph::state_ids`].
     pub(crate) uid: Option<String>,
+    /// Set when the node's main output is updating (a changelog): the node where the
+    /// updates start. Stateless operators and exchanges keep their input's.
+    pub(crate) updating: Option<usize>,
     pub(crate) kind: NodeKind,
     pub(crate) stage: usize,
     pub(crate) consumers: Vec<usize>,
@@ -188,6 +191,7 @@ impl Graph {
         self.nodes.push(Node {
             name: format!("{name}#{id}"),
             uid: None,
+            updating: None,
             kind,
             stage,
             consumers: Vec::new(),
@@ -275,6 +279,20 @@ impl Graph {
     /// Renames a node (keeping its id suffix off: the user chose the name).
     pub(crate) fn rename(&mut self, node: usize, name: &str) {
         self.nodes[node].name = name.to_string();
+    }
+
+    /// Marks `node`'s main output as updating: the changelog starts there.
+    pub(crate) fn mark_updating(&mut self, node: usize) {
+        self.nodes[node].updating = Some(node);
+    }
+
+    /// Where the updates of the stream at `port` start, if it is updating (side outputs —
+    /// late records, say — are append-only).
+    pub(crate) fn updating_origin(&self, port: Port) -> Option<usize> {
+        match port.side {
+            None => self.nodes[port.node].updating,
+            Some(_) => None,
+        }
     }
 
     /// Sets a node's state identity.
@@ -430,6 +448,7 @@ impl Graph {
             Ok(Built::Push(erase::<Op::In>(Box::new(node))))
         });
         let id = self.push_node(name, kind, stage, build);
+        self.nodes[id].updating = self.updating_origin(input);
         self.connect(input, id);
         Port {
             node: id,
@@ -464,6 +483,7 @@ impl Graph {
     pub(crate) fn add_sink<T: Data, S: Sink<T>>(&mut self, input: Port, name: &str, sink: S) {
         let stage = self.nodes[input.node].stage;
         let connector_metrics = sink.connector_metrics();
+        let accepts_updates = sink.accepts_updates();
         let sink = Rc::new(RefCell::new(sink));
         let for_committer = sink.clone();
         let build: BuildFn = Box::new(move |env, _res, _outputs| {
@@ -477,6 +497,18 @@ impl Graph {
             Ok(Built::Push(erase::<T>(Box::new(node))))
         });
         let id = self.push_node(name, NodeKind::Sink, stage, build);
+        if let Some(origin) = self.updating_origin(input) {
+            if !accepts_updates {
+                let message = format!(
+                    "sink `{}` takes append-only streams, but its input is updating: `{}` \
+                     emits changes (inserts, updates, deletes) of a result table. Write it to a \
+                     sink that takes updates (a changelog or upsert sink), or keep only what \
+                     cannot change",
+                    self.nodes[id].name, self.nodes[origin].name
+                );
+                self.refuse(message);
+            }
+        }
         self.nodes[id].committer = Some(Box::new(move || for_committer.borrow_mut().committer()));
         self.nodes[id].connector_metrics = connector_metrics;
         self.connect(input, id);
@@ -582,7 +614,12 @@ impl Graph {
             (Box::new(senders) as Box<dyn Any>, receivers)
         });
         let exchange_name = name.to_string();
+        let updating = inputs
+            .iter()
+            .chain(broadcast_inputs)
+            .find_map(|&p| self.updating_origin(p));
         self.push_node(name, NodeKind::Operator, downstream_stage, build);
+        self.nodes[head].updating = updating;
         // The receiving head only forwards; it is not an operator users think about.
         self.nodes[head].kind = NodeKind::Exchange;
         self.exchanges.push(ExchangeSpec {

@@ -1,0 +1,170 @@
+//! The changelog operators of a [`KeyedStream`]: retracting group aggregates, materialize,
+//! top-n and deduplication (see [`crate::changelog`]).
+
+use super::{KeyedStream, Stream};
+use crate::changelog::{
+    Change, Deduplicate, GroupAggregate, GroupAggregateChanges, Keep, Materialize, RankedTopN,
+    RankedTopNChanges, RetractAggregate, TopN, TopNChanges,
+};
+use crate::data::{Data, StateData, StateKey};
+use crate::event_time::EventTime;
+
+impl<T, K, KF> KeyedStream<T, K, KF>
+where
+    T: Data,
+    K: StateKey,
+    KF: Fn(&T) -> K + Clone + Send + 'static,
+{
+    /// SQL's `GROUP BY key` over an append-only stream: runs `agg` per key and emits each
+    /// group's `(key, result)` as it changes — an updating stream (`+I` for a new group,
+    /// `-U`/`+U` for a changed result; see [`GroupAggregate`]).
+    ///
+    /// ```
+    /// use streamcore::{Job, JobConfig};
+    /// use streamcore::changelog::{apply_to, CountRows, MaxOf, RetractAggregate, SumOf};
+    /// let mut job = Job::new("per-user");
+    /// let table = job
+    ///     .from_vec("tx", vec![('a', 10i64), ('b', 5), ('a', 7), ('a', 30)])
+    ///     .key_by(|t| t.0)
+    ///     // count(*), sum(amount), max(amount) FILTER (WHERE amount < 20)
+    ///     .group_aggregate((
+    ///         CountRows,
+    ///         SumOf::new(|t: &(char, i64)| t.1),
+    ///         MaxOf::new(|t: &(char, i64)| t.1).filter(|t| t.1 < 20),
+    ///     ))
+    ///     .collect();
+    /// job.run(JobConfig::default().parallelism(2)).unwrap();
+    /// assert_eq!(
+    ///     apply_to(table.take()),
+    ///     vec![('a', (3, Some(47), Some(10))), ('b', (1, Some(5), Some(5)))]
+    /// );
+    /// ```
+    pub fn group_aggregate<A: RetractAggregate<T>>(self, agg: A) -> Stream<Change<(K, A::Out)>> {
+        self.process_named("group_aggregate", GroupAggregate::new(agg))
+            .updating()
+    }
+
+    /// The first `n` rows per key in the order of `order(row)` (rows with equal sort keys in
+    /// arrival order; [`std::cmp::Reverse`] for descending), as the changes of that set: a row
+    /// entering is `+I`, one pushed out `-D`. Only the first `n` rows per key are kept (the
+    /// input is append-only: the others can never come back). See [`TopN`].
+    pub fn top_n<S, F>(self, n: usize, order: F) -> Stream<Change<T>>
+    where
+        T: StateData + PartialEq,
+        S: Ord + StateData,
+        F: Fn(&T) -> S + Clone + Send + 'static,
+    {
+        self.process_named("top_n", TopN::new(n, order, false))
+            .updating()
+    }
+
+    /// The first `n` rows per key with their rank (from 1): each rank whose row changes is
+    /// updated (`-U`/`+U`), as SQL's `ROW_NUMBER()` when the row number is selected.
+    pub fn top_n_ranked<S, F>(self, n: usize, order: F) -> Stream<Change<(u64, T)>>
+    where
+        T: StateData + PartialEq,
+        S: Ord + StateData,
+        F: Fn(&T) -> S + Clone + Send + 'static,
+    {
+        let top = TopN::new(n, order, true);
+        self.process_named("top_n", RankedTopN { top }).updating()
+    }
+
+    /// One row per key, in arrival order: the first ([`Keep::First`]: an append-only stream
+    /// of inserts) or the last ([`Keep::Last`]: each new row replaces the key's, `-U`/`+U`).
+    pub fn deduplicate(self, keep: Keep) -> Stream<Change<T>>
+    where
+        T: StateData + PartialEq,
+    {
+        let dedup = Deduplicate::new(keep, None);
+        let updates = dedup.updates();
+        let out = self.process_named("deduplicate", dedup);
+        if updates {
+            out.updating()
+        } else {
+            out
+        }
+    }
+
+    /// One row per key in event-time order: the earliest ([`Keep::First`]) or the latest
+    /// ([`Keep::Last`]; equal times: the later arrival) — SQL's `ROW_NUMBER() OVER (PARTITION
+    /// BY key ORDER BY rowtime [DESC]) = 1`. An updating stream.
+    pub fn deduplicate_by_time(self, keep: Keep) -> Stream<Change<T>>
+    where
+        T: StateData + PartialEq + EventTime,
+    {
+        let time: fn(&T) -> crate::Timestamp = |t| t.event_time();
+        self.process_named("deduplicate", Deduplicate::new(keep, Some(time)))
+            .updating()
+    }
+}
+
+impl<T, K, KF> KeyedStream<Change<T>, K, KF>
+where
+    T: Data,
+    K: StateKey,
+    KF: Fn(&Change<T>) -> K + Clone + Send + 'static,
+{
+    /// SQL's `GROUP BY key` over a changelog: additions add to the group, withdrawals retract
+    /// from it (min and max keep their values to fall back on); emits each group's `(key,
+    /// result)` as it changes, and `-D` when a group's last row is withdrawn.
+    pub fn group_aggregate_changes<A: RetractAggregate<T>>(
+        self,
+        agg: A,
+    ) -> Stream<Change<(K, A::Out)>> {
+        let f = GroupAggregateChanges(GroupAggregate::new(agg));
+        self.process_named("group_aggregate", f).updating()
+    }
+
+    /// The current row per key of this changelog, as a normalized changelog: what an upsert
+    /// sink needs (see [`Materialize`]).
+    ///
+    /// ```
+    /// use streamcore::{Job, JobConfig};
+    /// use streamcore::changelog::{apply_to, Change};
+    /// let mut job = Job::new("upsert");
+    /// let changes = vec![
+    ///     Change::Insert(('k', 1)),
+    ///     Change::Insert(('k', 2)), // an upsert: replaces 1
+    ///     Change::Delete(('k', 1)), // withdraws the older row: nothing visible changes
+    /// ];
+    /// let current = job.from_vec("changes", changes).key_by(|c| c.row().0).materialize().collect();
+    /// job.run(JobConfig::default().parallelism(1)).unwrap();
+    /// let current = current.take();
+    /// assert_eq!(
+    ///     current,
+    ///     vec![Change::Insert(('k', 1)), Change::UpdateBefore(('k', 1)), Change::UpdateAfter(('k', 2))]
+    /// );
+    /// assert_eq!(apply_to(current), vec![('k', 2)]);
+    /// ```
+    pub fn materialize(self) -> Stream<Change<T>>
+    where
+        T: StateData + PartialEq,
+    {
+        self.process_named("materialize", Materialize::default())
+            .updating()
+    }
+
+    /// [`KeyedStream::top_n`] over a changelog: every row is kept, so that a withdrawn row in
+    /// the first `n` makes room for the next.
+    pub fn top_n_changes<S, F>(self, n: usize, order: F) -> Stream<Change<T>>
+    where
+        T: StateData + PartialEq,
+        S: Ord + StateData,
+        F: Fn(&T) -> S + Clone + Send + 'static,
+    {
+        let top = TopNChanges(TopN::new(n, order, false));
+        self.process_named("top_n", top).updating()
+    }
+
+    /// [`KeyedStream::top_n_ranked`] over a changelog.
+    pub fn top_n_ranked_changes<S, F>(self, n: usize, order: F) -> Stream<Change<(u64, T)>>
+    where
+        T: StateData + PartialEq,
+        S: Ord + StateData,
+        F: Fn(&T) -> S + Clone + Send + 'static,
+    {
+        let top = RankedTopNChanges(TopN::new(n, order, true));
+        self.process_named("top_n", top).updating()
+    }
+}

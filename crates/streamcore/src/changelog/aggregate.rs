@@ -1,0 +1,447 @@
+//! Retracting aggregates per key: [`RetractAggregate`] (what to keep and how to take a row
+//! back out), the built-in ones, and [`GroupAggregate`], the keyed process function that runs
+//! one over a stream and emits each group's row as it changes.
+
+use super::Change;
+use crate::data::{Data, Key, StateData};
+use crate::operator::Output;
+use crate::state::{KeyedContext, KeyedProcessFunction};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::ops::{Add, Sub};
+
+/// An aggregate that can take rows back out: SQL's aggregates over an updating input.
+///
+/// `add` and `retract` must be inverse: after adding and retracting the same rows, `result`
+/// is what it was. Min and max keep the multiset of values for it; sums and counts a number.
+/// Combine several with a tuple (`(CountRows, SumOf::new(..))` is itself an aggregate) and
+/// restrict one to some rows with [`RetractAggregate::filter`] (SQL's `FILTER (WHERE …)`).
+pub trait RetractAggregate<T>: Clone + Send + 'static {
+    /// What is kept per group; a new group starts from `Default`.
+    type Acc: Default + StateData;
+    /// The result.
+    type Out: Data + PartialEq + StateData;
+    /// Adds a row.
+    fn add(&self, acc: &mut Self::Acc, row: &T);
+    /// Takes a row added earlier back out.
+    fn retract(&self, acc: &mut Self::Acc, row: &T);
+    /// The result now.
+    fn result(&self, acc: &Self::Acc) -> Self::Out;
+
+    /// Only the rows `keep` accepts count (SQL's `agg(…) FILTER (WHERE …)`).
+    fn filter<P>(self, keep: P) -> Filtered<Self, P>
+    where
+        Self: Sized,
+        P: Fn(&T) -> bool + Clone + Send + 'static,
+    {
+        Filtered { agg: self, keep }
+    }
+}
+
+/// An aggregate over only the rows a predicate accepts ([`RetractAggregate::filter`]).
+#[derive(Clone, Copy)]
+pub struct Filtered<A, P> {
+    agg: A,
+    keep: P,
+}
+
+impl<T, A: RetractAggregate<T>, P: Fn(&T) -> bool + Clone + Send + 'static> RetractAggregate<T>
+    for Filtered<A, P>
+{
+    type Acc = A::Acc;
+    type Out = A::Out;
+    #[inline]
+    fn add(&self, acc: &mut A::Acc, row: &T) {
+        if (self.keep)(row) {
+            self.agg.add(acc, row)
+        }
+    }
+    #[inline]
+    fn retract(&self, acc: &mut A::Acc, row: &T) {
+        if (self.keep)(row) {
+            self.agg.retract(acc, row)
+        }
+    }
+    fn result(&self, acc: &A::Acc) -> A::Out {
+        self.agg.result(acc)
+    }
+}
+
+/// `COUNT(*)`: the number of rows.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CountRows;
+
+impl<T> RetractAggregate<T> for CountRows {
+    type Acc = i64;
+    type Out = i64;
+    #[inline]
+    fn add(&self, acc: &mut i64, _: &T) {
+        *acc += 1;
+    }
+    #[inline]
+    fn retract(&self, acc: &mut i64, _: &T) {
+        *acc -= 1;
+    }
+    fn result(&self, acc: &i64) -> i64 {
+        *acc
+    }
+}
+
+/// `SUM(field)`: `None` while no row counts (SQL's `NULL`), in the field's own type.
+#[derive(Clone, Copy)]
+pub struct SumOf<F>(pub F);
+
+impl<F> SumOf<F> {
+    /// The sum of `field(row)`.
+    pub fn new(field: F) -> Self {
+        SumOf(field)
+    }
+}
+
+impl<T, N, F> RetractAggregate<T> for SumOf<F>
+where
+    N: Data + StateData + Copy + Default + PartialEq + Add<Output = N> + Sub<Output = N>,
+    F: Fn(&T) -> N + Clone + Send + 'static,
+{
+    /// The sum and the number of rows in it.
+    type Acc = (N, i64);
+    type Out = Option<N>;
+    #[inline]
+    fn add(&self, acc: &mut (N, i64), row: &T) {
+        acc.0 = acc.0 + (self.0)(row);
+        acc.1 += 1;
+    }
+    #[inline]
+    fn retract(&self, acc: &mut (N, i64), row: &T) {
+        acc.0 = acc.0 - (self.0)(row);
+        acc.1 -= 1;
+    }
+    fn result(&self, acc: &(N, i64)) -> Option<N> {
+        (acc.1 > 0).then_some(acc.0)
+    }
+}
+
+/// A number SQL's `AVG` is defined on: integers average with truncation (as Flink's `AVG` of
+/// a `BIGINT` is a `BIGINT`), floats exactly.
+pub trait Average:
+    Data + StateData + Copy + Default + PartialEq + Add<Output = Self> + Sub<Output = Self>
+{
+    /// `sum / count`, `count > 0`.
+    fn average(sum: Self, count: i64) -> Self;
+}
+
+impl Average for i64 {
+    fn average(sum: i64, count: i64) -> i64 {
+        sum / count
+    }
+}
+
+impl Average for i32 {
+    fn average(sum: i32, count: i64) -> i32 {
+        (sum as i64 / count) as i32
+    }
+}
+
+impl Average for f64 {
+    fn average(sum: f64, count: i64) -> f64 {
+        sum / count as f64
+    }
+}
+
+/// `AVG(field)`: `None` while no row counts.
+#[derive(Clone, Copy)]
+pub struct AvgOf<F>(pub F);
+
+impl<F> AvgOf<F> {
+    /// The mean of `field(row)`.
+    pub fn new(field: F) -> Self {
+        AvgOf(field)
+    }
+}
+
+impl<T, N: Average, F: Fn(&T) -> N + Clone + Send + 'static> RetractAggregate<T> for AvgOf<F> {
+    type Acc = (N, i64);
+    type Out = Option<N>;
+    #[inline]
+    fn add(&self, acc: &mut (N, i64), row: &T) {
+        acc.0 = acc.0 + (self.0)(row);
+        acc.1 += 1;
+    }
+    #[inline]
+    fn retract(&self, acc: &mut (N, i64), row: &T) {
+        acc.0 = acc.0 - (self.0)(row);
+        acc.1 -= 1;
+    }
+    fn result(&self, acc: &(N, i64)) -> Option<N> {
+        (acc.1 > 0).then(|| N::average(acc.0, acc.1))
+    }
+}
+
+/// The multiset of values a min or max keeps: under retraction the next one must be known.
+type Multiset<V> = BTreeMap<V, u64>;
+
+fn multiset_add<V: Ord>(set: &mut Multiset<V>, v: V) {
+    *set.entry(v).or_insert(0) += 1;
+}
+
+fn multiset_remove<V: Ord>(set: &mut Multiset<V>, v: &V) {
+    if let Some(n) = set.get_mut(v) {
+        *n -= 1;
+        if *n == 0 {
+            set.remove(v);
+        }
+    }
+}
+
+macro_rules! extremum {
+    ($name:ident, $doc:literal, $pick:ident) => {
+        #[doc = $doc]
+        #[derive(Clone, Copy)]
+        pub struct $name<F>(pub F);
+
+        impl<F> $name<F> {
+            /// Over `field(row)`.
+            pub fn new(field: F) -> Self {
+                $name(field)
+            }
+        }
+
+        impl<T, V, F> RetractAggregate<T> for $name<F>
+        where
+            V: Data + StateData + Ord + PartialEq,
+            F: Fn(&T) -> V + Clone + Send + 'static,
+        {
+            type Acc = Multiset<V>;
+            type Out = Option<V>;
+            #[inline]
+            fn add(&self, acc: &mut Multiset<V>, row: &T) {
+                multiset_add(acc, (self.0)(row));
+            }
+            #[inline]
+            fn retract(&self, acc: &mut Multiset<V>, row: &T) {
+                multiset_remove(acc, &(self.0)(row));
+            }
+            fn result(&self, acc: &Multiset<V>) -> Option<V> {
+                acc.keys().$pick().cloned()
+            }
+        }
+    };
+}
+
+extremum!(
+    MinOf,
+    "`MIN(field)`: the smallest value (`None` while no row counts). Keeps every value with its count, so a retracted minimum gives way to the next.",
+    next
+);
+extremum!(
+    MaxOf,
+    "`MAX(field)`: the largest value (`None` while no row counts). Keeps every value with its count, so a retracted maximum gives way to the next.",
+    next_back
+);
+
+/// `COUNT(DISTINCT field)`: keeps each value with the number of rows that have it.
+#[derive(Clone, Copy)]
+pub struct CountDistinctOf<F>(pub F);
+
+impl<F> CountDistinctOf<F> {
+    /// The number of distinct `field(row)`.
+    pub fn new(field: F) -> Self {
+        CountDistinctOf(field)
+    }
+}
+
+impl<T, V, F> RetractAggregate<T> for CountDistinctOf<F>
+where
+    V: Data + StateData + Hash + Eq,
+    F: Fn(&T) -> V + Clone + Send + 'static,
+{
+    type Acc = hashbrown::HashMap<V, u64>;
+    type Out = i64;
+    #[inline]
+    fn add(&self, acc: &mut Self::Acc, row: &T) {
+        *acc.entry((self.0)(row)).or_insert(0) += 1;
+    }
+    #[inline]
+    fn retract(&self, acc: &mut Self::Acc, row: &T) {
+        let v = (self.0)(row);
+        if let Some(n) = acc.get_mut(&v) {
+            *n -= 1;
+            if *n == 0 {
+                acc.remove(&v);
+            }
+        }
+    }
+    fn result(&self, acc: &Self::Acc) -> i64 {
+        acc.len() as i64
+    }
+}
+
+macro_rules! tuple_aggregate {
+    ($($a:ident $i:tt),+) => {
+        /// Several aggregates over the same rows: a tuple of their results.
+        impl<T, $($a: RetractAggregate<T>),+> RetractAggregate<T> for ($($a,)+) {
+            type Acc = ($($a::Acc,)+);
+            type Out = ($($a::Out,)+);
+            #[inline]
+            fn add(&self, acc: &mut Self::Acc, row: &T) {
+                $(self.$i.add(&mut acc.$i, row);)+
+            }
+            #[inline]
+            fn retract(&self, acc: &mut Self::Acc, row: &T) {
+                $(self.$i.retract(&mut acc.$i, row);)+
+            }
+            fn result(&self, acc: &Self::Acc) -> Self::Out {
+                ($(self.$i.result(&acc.$i),)+)
+            }
+        }
+    };
+}
+
+tuple_aggregate!(A 0);
+tuple_aggregate!(A 0, B 1);
+tuple_aggregate!(A 0, B 1, C 2);
+tuple_aggregate!(A 0, B 1, C 2, D 3);
+tuple_aggregate!(A 0, B 1, C 2, D 3, E 4);
+tuple_aggregate!(A 0, B 1, C 2, D 3, E 4, F 5);
+tuple_aggregate!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+tuple_aggregate!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+tuple_aggregate!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
+tuple_aggregate!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
+
+/// One group's state: the accumulator, how many rows it holds, and the row last emitted.
+#[derive(Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "Acc: Serialize, Out: Serialize",
+    deserialize = "Acc: Deserialize<'de>, Out: Deserialize<'de>"
+))]
+pub struct GroupState<Acc, Out> {
+    acc: Acc,
+    rows: i64,
+    emitted: Option<Out>,
+}
+
+impl<Acc: Default, Out> Default for GroupState<Acc, Out> {
+    fn default() -> Self {
+        GroupState {
+            acc: Acc::default(),
+            rows: 0,
+            emitted: None,
+        }
+    }
+}
+
+/// Runs a [`RetractAggregate`] per key over an append-only stream (every row an addition) or
+/// a changelog, emitting each group's `(key, result)` as it changes: `+I` for a new group,
+/// `-U`/`+U` when its result changed, `-D` when its last row was withdrawn (its state goes
+/// then). A change that leaves the result as it was emits nothing. Built by
+/// [`crate::KeyedStream::group_aggregate`] and [`crate::KeyedStream::group_aggregate_changes`].
+pub struct GroupAggregate<A, T> {
+    agg: A,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<A: Clone, T> Clone for GroupAggregate<A, T> {
+    fn clone(&self) -> Self {
+        GroupAggregate {
+            agg: self.agg.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<A, T> GroupAggregate<A, T> {
+    pub(crate) fn new(agg: A) -> Self {
+        GroupAggregate {
+            agg,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<A: RetractAggregate<T>, T> GroupAggregate<A, T> {
+    /// Applies one row (added or withdrawn) to the current key's group and emits the change.
+    #[inline]
+    fn apply<K: Key>(
+        &self,
+        add: bool,
+        row: &T,
+        ctx: &mut KeyedContext<'_, K, GroupState<A::Acc, A::Out>>,
+        out: &mut Output<Change<(K, A::Out)>>,
+    ) {
+        let group = ctx.state();
+        if add {
+            self.agg.add(&mut group.acc, row);
+            group.rows += 1;
+        } else if group.rows == 0 {
+            // A withdrawal of a row this group never had (its state expired, say): nothing
+            // to take back.
+            ctx.clear_state();
+            return;
+        } else {
+            self.agg.retract(&mut group.acc, row);
+            group.rows -= 1;
+        }
+        let now = (group.rows > 0).then(|| self.agg.result(&group.acc));
+        let before = group.emitted.take();
+        let ended = now.is_none();
+        match (before, now) {
+            (None, Some(now)) => {
+                out.emit(Change::Insert((ctx.key().clone(), now.clone())));
+                ctx.state().emitted = Some(now);
+            }
+            (Some(before), Some(now)) => {
+                if before != now {
+                    out.emit(Change::UpdateBefore((ctx.key().clone(), before)));
+                    out.emit(Change::UpdateAfter((ctx.key().clone(), now.clone())));
+                }
+                ctx.state().emitted = Some(now);
+            }
+            (Some(before), None) => out.emit(Change::Delete((ctx.key().clone(), before))),
+            (None, None) => {}
+        }
+        if ended {
+            ctx.clear_state();
+        }
+    }
+}
+
+impl<K: Key, T: Data, A: RetractAggregate<T>> KeyedProcessFunction<K, T> for GroupAggregate<A, T>
+where
+    K: StateData,
+{
+    type State = GroupState<A::Acc, A::Out>;
+    type Out = Change<(K, A::Out)>;
+    #[inline]
+    fn process(
+        &mut self,
+        row: T,
+        ctx: &mut KeyedContext<'_, K, Self::State>,
+        out: &mut Output<Self::Out>,
+    ) {
+        self.apply(true, &row, ctx, out);
+    }
+}
+
+/// The same aggregate over a changelog: additions add, withdrawals retract.
+#[derive(Clone)]
+pub(crate) struct GroupAggregateChanges<A, T>(pub(crate) GroupAggregate<A, T>);
+
+impl<K: Key, T: Data, A: RetractAggregate<T>> KeyedProcessFunction<K, Change<T>>
+    for GroupAggregateChanges<A, T>
+where
+    K: StateData,
+{
+    type State = GroupState<A::Acc, A::Out>;
+    type Out = Change<(K, A::Out)>;
+    #[inline]
+    fn process(
+        &mut self,
+        change: Change<T>,
+        ctx: &mut KeyedContext<'_, K, Self::State>,
+        out: &mut Output<Self::Out>,
+    ) {
+        self.0.apply(change.is_addition(), change.row(), ctx, out);
+    }
+}

@@ -1,0 +1,91 @@
+//! [`Deduplicate`]: the first or the last row per key.
+
+use super::Change;
+use crate::data::{Data, Key, StateData};
+use crate::operator::Output;
+use crate::state::{KeyedContext, KeyedProcessFunction};
+use crate::time::Timestamp;
+use std::marker::PhantomData;
+
+/// Which row of a key a [`Deduplicate`] keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// The first row (by arrival, or the earliest event time): the output only inserts.
+    First,
+    /// The last row (by arrival, or the latest event time): each new one replaces it (`-U`/`+U`).
+    Last,
+}
+
+/// Keeps one row per key — SQL's `ROW_NUMBER() OVER (PARTITION BY key ORDER BY time) = 1`.
+///
+/// In arrival order ([`crate::KeyedStream::deduplicate`]) or in event-time order
+/// ([`crate::KeyedStream::deduplicate_by_time`]: a later-arriving row with an earlier time
+/// does not replace the last one; with equal times the later arrival wins for `Last`, the
+/// earlier for `First`). Keeping the first row emits an append-only stream of inserts
+/// (arrival order) — or, in event-time order, replaces a first row by an earlier one.
+pub struct Deduplicate<T> {
+    keep: Keep,
+    /// The event time of a row, when rows are ordered by it (else by arrival).
+    time: Option<fn(&T) -> Timestamp>,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T> Clone for Deduplicate<T> {
+    fn clone(&self) -> Self {
+        Deduplicate {
+            keep: self.keep,
+            time: self.time,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> Deduplicate<T> {
+    pub(crate) fn new(keep: Keep, time: Option<fn(&T) -> Timestamp>) -> Self {
+        Deduplicate {
+            keep,
+            time,
+            _t: PhantomData,
+        }
+    }
+
+    /// Whether this keeper's output can update rows it emitted.
+    pub(crate) fn updates(&self) -> bool {
+        self.keep == Keep::Last || self.time.is_some()
+    }
+}
+
+impl<K: Key + StateData, T: Data + StateData + PartialEq> KeyedProcessFunction<K, T>
+    for Deduplicate<T>
+{
+    /// The row kept.
+    type State = Option<T>;
+    type Out = Change<T>;
+    fn process(
+        &mut self,
+        row: T,
+        ctx: &mut KeyedContext<'_, K, Option<T>>,
+        out: &mut Output<Change<T>>,
+    ) {
+        let kept = ctx.state();
+        let replace = match (&*kept, self.keep, self.time) {
+            (None, _, _) => true,
+            (Some(_), Keep::First, None) => false,
+            (Some(k), Keep::First, Some(time)) => time(&row) < time(k),
+            (Some(_), Keep::Last, None) => true,
+            (Some(k), Keep::Last, Some(time)) => time(&row) >= time(k),
+        };
+        if !replace {
+            return;
+        }
+        match kept.take() {
+            None => out.emit(Change::Insert(row.clone())),
+            Some(old) if old == row => {}
+            Some(old) => {
+                out.emit(Change::UpdateBefore(old));
+                out.emit(Change::UpdateAfter(row.clone()));
+            }
+        }
+        *kept = Some(row);
+    }
+}

@@ -1,0 +1,350 @@
+//! Changelog operators against a reference model: random changelogs (rows added and withdrawn,
+//! older rows withdrawn after newer ones) through retracting aggregates, materialize, top-n
+//! and deduplication at parallelism 1 to 4; the table the output changelog leaves must equal
+//! the model's, and the output must never withdraw a row it did not add. Also: the refusal of
+//! an updating stream by an append-only sink, and changelog state through a savepoint.
+
+use proptest::prelude::*;
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use streamcore::changelog::{
+    apply_to, AvgOf, Change, CountDistinctOf, CountRows, Keep, MaxOf, MinOf, RetractAggregate,
+    SumOf,
+};
+use streamcore::checkpoint::{CheckpointConfig, RestoreFrom};
+use streamcore::sink::{CollectSink, Sink, SinkWriter};
+use streamcore::source::Generator;
+use streamcore::{Data, Job, JobConfig, Result, Stream, StreamError, TaskInfo};
+
+/// `(key, value)`.
+type Row = (u8, i64);
+
+/// A valid changelog: each withdrawal withdraws a row added before and not yet withdrawn
+/// (not always the newest of its key: that is the disorder an upsert sink meets).
+fn changelog() -> impl Strategy<Value = Vec<Change<Row>>> {
+    prop::collection::vec(
+        (
+            0u8..4,
+            -20i64..20,
+            any::<bool>(),
+            any::<prop::sample::Index>(),
+        ),
+        0..120,
+    )
+    .prop_map(|ops| {
+        let mut live: Vec<Row> = Vec::new();
+        let mut out = Vec::new();
+        for (k, v, withdraw, pick) in ops {
+            let of_key: Vec<usize> = (0..live.len()).filter(|&i| live[i].0 == k).collect();
+            if withdraw && !of_key.is_empty() {
+                let row = live.remove(of_key[pick.index(of_key.len())]);
+                out.push(Change::Delete(row));
+            } else {
+                live.push((k, v));
+                out.push(Change::Insert((k, v)));
+            }
+        }
+        out
+    })
+}
+
+/// A source of `records` whose reader `key % p` reads every record of that key, in order:
+/// each key's changes stay in order, keys interleave freely across the `p` readers.
+fn keyed_source<T: Data>(job: &mut Job, records: Vec<T>, key: fn(&T) -> u8, p: usize) -> Stream<T> {
+    let mut lanes: Vec<Vec<T>> = vec![Vec::new(); p];
+    for r in records {
+        lanes[key(&r) as usize % p].push(r);
+    }
+    let longest = lanes.iter().map(Vec::len).max().unwrap_or(0);
+    let mut slots: Vec<Option<T>> = Vec::with_capacity(longest * p);
+    for i in 0..longest {
+        for lane in &lanes {
+            slots.push(lane.get(i).cloned());
+        }
+    }
+    job.from_vec("changes", slots).flat_map(|slot| slot)
+}
+
+/// Applies `changes` in order, failing on a withdrawal of a row not in the table.
+fn apply_strictly<T: Ord + Clone + std::fmt::Debug>(
+    changes: &[Change<T>],
+) -> std::result::Result<Vec<T>, String> {
+    let mut table: BTreeMap<T, u64> = BTreeMap::new();
+    for c in changes {
+        if c.is_addition() {
+            *table.entry(c.row().clone()).or_insert(0) += 1;
+        } else {
+            match table.get_mut(c.row()) {
+                Some(n) => {
+                    *n -= 1;
+                    if *n == 0 {
+                        table.remove(c.row());
+                    }
+                }
+                None => return Err(format!("withdrew {:?}, which is not in the table", c.row())),
+            }
+        }
+    }
+    Ok(table
+        .into_iter()
+        .flat_map(|(r, n)| std::iter::repeat_n(r, n as usize))
+        .collect())
+}
+
+/// The rows left per key, in the order they were added.
+fn live_rows(changes: &[Change<Row>]) -> BTreeMap<u8, Vec<i64>> {
+    let mut live: BTreeMap<u8, Vec<i64>> = BTreeMap::new();
+    for c in changes {
+        let (k, v) = *c.row();
+        let rows = live.entry(k).or_default();
+        if c.is_addition() {
+            rows.push(v);
+        } else if let Some(at) = rows.iter().rposition(|x| *x == v) {
+            rows.remove(at);
+        }
+    }
+    live.retain(|_, rows| !rows.is_empty());
+    live
+}
+
+type Stats = (
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    i64,
+);
+
+fn stats() -> impl RetractAggregate<Row, Out = Stats> {
+    (
+        CountRows,
+        SumOf::new(|r: &Row| r.1),
+        MinOf::new(|r: &Row| r.1),
+        MaxOf::new(|r: &Row| r.1),
+        AvgOf::new(|r: &Row| r.1),
+        CountDistinctOf::new(|r: &Row| r.1),
+        CountRows.filter(|r: &Row| r.1 % 2 == 0),
+    )
+}
+
+fn model_stats(values: &[i64]) -> Stats {
+    let n = values.len() as i64;
+    let sum: i64 = values.iter().sum();
+    let mut distinct = values.to_vec();
+    distinct.sort();
+    distinct.dedup();
+    (
+        n,
+        Some(sum),
+        values.iter().min().copied(),
+        values.iter().max().copied(),
+        Some(sum / n),
+        distinct.len() as i64,
+        values.iter().filter(|v| *v % 2 == 0).count() as i64,
+    )
+}
+
+fn run_collect<T: Data>(job: Job, p: usize, out: streamcore::sink::Collected<T>) -> Vec<T> {
+    job.run(JobConfig::default().parallelism(p).batch_size(7))
+        .unwrap();
+    out.take()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn retracting_aggregates_equal_the_model(changes in changelog(), p in 1usize..=4) {
+        let mut job = Job::new("agg");
+        let (sink, out) = CollectSink::new();
+        keyed_source(&mut job, changes.clone(), |c| c.row().0, p)
+            .key_by(|c| c.row().0)
+            .group_aggregate_changes(stats())
+            .sink(sink);
+        let output = run_collect(job, p, out);
+        let table = apply_strictly(&output).map_err(TestCaseError::fail)?;
+        let model: Vec<(u8, Stats)> =
+            live_rows(&changes).into_iter().map(|(k, vs)| (k, model_stats(&vs))).collect();
+        prop_assert_eq!(table, model);
+    }
+
+    #[test]
+    fn materialize_keeps_the_newest_live_row_per_key(changes in changelog(), p in 1usize..=4) {
+        let mut job = Job::new("materialize");
+        let (sink, out) = CollectSink::new();
+        keyed_source(&mut job, changes.clone(), |c| c.row().0, p)
+            .key_by(|c| c.row().0)
+            .materialize()
+            .sink(sink);
+        let output = run_collect(job, p, out);
+        let table = apply_strictly(&output).map_err(TestCaseError::fail)?;
+        let model: Vec<Row> = live_rows(&changes)
+            .into_iter()
+            .map(|(k, vs)| (k, *vs.last().unwrap()))
+            .collect();
+        prop_assert_eq!(table, model);
+    }
+
+    #[test]
+    fn top_n_of_a_changelog_equals_the_model(changes in changelog(), p in 1usize..=4) {
+        let mut job = Job::new("top3");
+        let (sink, out) = CollectSink::new();
+        keyed_source(&mut job, changes.clone(), |c| c.row().0, p)
+            .key_by(|c| c.row().0)
+            .top_n_changes(3, |r: &Row| Reverse(r.1))
+            .sink(sink);
+        let output = run_collect(job, p, out);
+        let table = apply_strictly(&output).map_err(TestCaseError::fail)?;
+        let mut model: Vec<Row> = Vec::new();
+        for (k, mut vs) in live_rows(&changes) {
+            vs.sort_by_key(|v| Reverse(*v));
+            model.extend(vs.into_iter().take(3).map(|v| (k, v)));
+        }
+        model.sort();
+        prop_assert_eq!(table, model);
+    }
+
+    #[test]
+    fn ranked_top_n_gives_each_rank_its_row(rows in prop::collection::vec((0u8..4, -20i64..20), 0..80), p in 1usize..=4) {
+        let mut job = Job::new("ranked");
+        let (sink, out) = CollectSink::new();
+        keyed_source(&mut job, rows.clone(), |r| r.0, p)
+            .key_by(|r| r.0)
+            .top_n_ranked(2, |r: &Row| r.1)
+            .sink(sink);
+        let output = run_collect(job, p, out);
+        let table = apply_strictly(&output).map_err(TestCaseError::fail)?;
+        let mut per_key: BTreeMap<u8, Vec<i64>> = BTreeMap::new();
+        for (k, v) in &rows {
+            per_key.entry(*k).or_default().push(*v);
+        }
+        let mut model: Vec<(u64, Row)> = Vec::new();
+        for (k, mut vs) in per_key {
+            vs.sort();
+            model.extend(vs.into_iter().take(2).enumerate().map(|(i, v)| (i as u64 + 1, (k, v))));
+        }
+        model.sort();
+        prop_assert_eq!(table, model);
+    }
+
+    #[test]
+    fn aggregates_and_dedup_of_an_append_only_stream(rows in prop::collection::vec((0u8..4, -20i64..20), 0..80), p in 1usize..=4) {
+        let mut job = Job::new("append");
+        let (agg_sink, agg_out) = CollectSink::new();
+        let (first_sink, first_out) = CollectSink::new();
+        let (last_sink, last_out) = CollectSink::new();
+        let rows_in = keyed_source(&mut job, rows.clone(), |r| r.0, p);
+        rows_in.clone().key_by(|r| r.0).group_aggregate(stats()).sink(agg_sink);
+        rows_in.clone().key_by(|r| r.0).deduplicate(Keep::First).sink(first_sink);
+        rows_in.key_by(|r| r.0).deduplicate(Keep::Last).sink(last_sink);
+        job.run(JobConfig::default().parallelism(p).batch_size(7)).unwrap();
+        let mut per_key: BTreeMap<u8, Vec<i64>> = BTreeMap::new();
+        for (k, v) in &rows {
+            per_key.entry(*k).or_default().push(*v);
+        }
+        let agg = apply_strictly(&agg_out.take()).map_err(TestCaseError::fail)?;
+        let model: Vec<(u8, Stats)> = per_key.iter().map(|(k, vs)| (*k, model_stats(vs))).collect();
+        prop_assert_eq!(agg, model);
+        let first = first_out.take();
+        prop_assert!(first.iter().all(|c| matches!(c, Change::Insert(_))), "first-row dedup only inserts");
+        let first = apply_strictly(&first).map_err(TestCaseError::fail)?;
+        let model: Vec<Row> = per_key.iter().map(|(k, vs)| (*k, vs[0])).collect();
+        prop_assert_eq!(first, model);
+        let last = apply_strictly(&last_out.take()).map_err(TestCaseError::fail)?;
+        let model: Vec<Row> = per_key.iter().map(|(k, vs)| (*k, *vs.last().unwrap())).collect();
+        prop_assert_eq!(last, model);
+    }
+}
+
+/// A sink that takes rows only (the default of [`Sink::accepts_updates`]).
+struct RowsOnly;
+struct NoWriter;
+impl<T: Data> Sink<T> for RowsOnly {
+    type Writer = NoWriter;
+    fn create_writer(&mut self, _: &TaskInfo) -> Result<NoWriter> {
+        Ok(NoWriter)
+    }
+}
+impl<T: Data> SinkWriter<T> for NoWriter {
+    fn write_batch(&mut self, _: Vec<T>) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn an_append_only_sink_refuses_an_updating_stream_naming_where_it_starts() {
+    let mut job = Job::new("refused");
+    job.from_vec("tx", vec![(1u8, 5i64)])
+        .key_by(|r| r.0)
+        .group_aggregate(CountRows)
+        .name("count per user")
+        .map(|c| c.into_row()) // a projection of a changelog is still a changelog
+        .sink_named("rows", RowsOnly);
+    match job.run(JobConfig::default()) {
+        Err(StreamError::Config(m)) => assert_eq!(
+            m,
+            "sink `rows#5` takes append-only streams, but its input is updating: `count per user` \
+             emits changes (inserts, updates, deletes) of a result table. Write it to a sink \
+             that takes updates (a changelog or upsert sink), or keep only what cannot change"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Append-only operators feeding it are fine, side outputs of updating operators too.
+    let mut job = Job::new("fine");
+    job.from_vec("tx", vec![(1u8, 5i64)])
+        .key_by(|r| r.0)
+        .deduplicate(Keep::First)
+        .sink(RowsOnly);
+    job.run(JobConfig::default()).unwrap();
+}
+
+#[test]
+fn group_state_survives_a_savepoint() {
+    const N: u64 = 60_000;
+    let dir = tempfile::tempdir().unwrap();
+    let build = |rate: Option<f64>| {
+        let mut job = Job::new("sums");
+        let mut source = Generator::new(|i| ((i % 5) as u8, i as i64)).bounded(N);
+        if let Some(r) = rate {
+            source = source.rate(r);
+        }
+        let (sink, out) = CollectSink::new();
+        job.source("numbers", source)
+            .key_by(|r: &Row| r.0)
+            .group_aggregate((CountRows, MaxOf::new(|r: &Row| r.1)))
+            .uid("stats")
+            .sink(sink);
+        (job, out)
+    };
+    let config = |restore: Option<RestoreFrom>| {
+        let mut c = CheckpointConfig::new(dir.path()).interval(Duration::from_millis(20));
+        c.restore = restore;
+        JobConfig::default().parallelism(2).checkpoints(c)
+    };
+    let (job, first) = build(Some(100_000.0));
+    let handle = job.start(config(None)).unwrap();
+    while first.len() < 500 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let savepoint = handle.stop_with_savepoint().unwrap();
+    handle.join().unwrap();
+    let (job, second) = build(None);
+    job.run(config(Some(RestoreFrom::Path(savepoint)))).unwrap();
+    // The changelog of both runs, applied in order, is the final table: the second run went
+    // on from the first's groups (its first change per key is an update, not an insert).
+    let mut all = first.take();
+    let second = second.take();
+    assert!(second.iter().all(|c| !matches!(c, Change::Insert(_))));
+    all.extend(second);
+    let table = apply_to(all);
+    let want: Vec<(u8, (i64, Option<i64>))> = (0..5u8)
+        .map(|k| {
+            let count = (N / 5) as i64;
+            (k, (count, Some((N - 5 + k as u64) as i64)))
+        })
+        .collect();
+    assert_eq!(table, want);
+}
