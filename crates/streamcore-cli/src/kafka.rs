@@ -248,7 +248,8 @@ pub struct KafkaBenchArgs {
     /// Partitions of the input and output topics.
     #[arg(long, default_value_t = 4)]
     partitions: i32,
-    // The parallelism of the pipeline job under test.
+    // `-p`: the parallelism of the pipeline job under test (the producer and the measuring
+    // consumers are fixed).
     #[command(flatten)]
     parallelism: ParallelismArg,
 }

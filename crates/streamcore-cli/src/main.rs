@@ -36,7 +36,8 @@ enum Command {
     /// `processed_at` and `is_high_value`, print them as JSON lines on stdout and the metrics
     /// summary on stderr.
     Demo(demo::DemoArgs),
-    /// Measure the engine against a hand-written loop (see docs/benchmarks.md).
+    /// Measure the engine against a hand-written loop (see docs/benchmarks.md); the `P=1`
+    /// scenarios run at parallelism 1, the others at `-p`.
     Bench(bench::BenchArgs),
     /// Run a join or pattern-detection example (fraud, login, enrichment) on generated events.
     Patterns(patterns::PatternArgs),
@@ -46,7 +47,8 @@ enum Command {
     /// consumer groups, exactly-once; see docs/kafka.md).
     #[cfg(feature = "kafka")]
     Kafka(kafka::KafkaArgs),
-    /// Measure Kafka → filter/map → Kafka: throughput, and end-to-end latency at a fixed rate.
+    /// Measure Kafka → filter/map → Kafka: throughput, and end-to-end latency at a fixed rate
+    /// (the pipeline runs at `-p`).
     #[cfg(feature = "kafka")]
     KafkaBench(kafka::KafkaBenchArgs),
     /// Run the demo pipeline from Kafka topics (not in this build: needs the `kafka` cargo
