@@ -4,6 +4,8 @@
 //!
 //! - `pipeline/*`: a stateless chain, a keyed rolling aggregate (through a key-by exchange),
 //!   event-time tumbling windows.
+//! - `rows/*`: the relational record [`Row`] against the typed equivalent, same generator
+//!   content: filter → project → keyed rolling sum, and a keyed tumbling-window count.
 //! - `handover/*`: what a key-group change costs (docs/kafka.md, state hand-over): a job that
 //!   adopts the state of 100,000 keys mid-run against the same job without the change.
 //!
@@ -15,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use streamcore::checkpoint::{encode, CheckpointConfig, CheckpointStorage, LocalCheckpointStorage};
+use streamcore::row::{Row, Scalar};
 use streamcore::sink::CountingSink;
 use streamcore::source::Generator;
 use streamcore::state::{KeyGroupChange, KeyGroupState, DEFAULT_KEY_GROUPS};
@@ -23,6 +26,11 @@ use streamcore::{
     Job, JobConfig, Result, Source, SourcePoll, SourceReader, TaskContext, Timestamp,
     WatermarkStrategy,
 };
+
+/// The allocator the `streamcore` binary runs with: records are allocated on one worker
+/// thread and freed on another, which glibc's allocator handles badly (rows, strings).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EVENTS: u64 = 200_000;
 
@@ -75,6 +83,100 @@ fn pipeline(c: &mut Criterion) {
     g.sample_size(20);
     for (name, build, outputs) in cases {
         // Each job does all its work: checked once, outside the measurement.
+        let sink = CountingSink::new();
+        run(build(sink.clone()));
+        assert_eq!(sink.count(), outputs, "{name}");
+        g.bench_function(name, |b| b.iter(|| run(build(CountingSink::new()))));
+    }
+    g.finish();
+}
+
+/// Bid `i` as a tuple: (dateTime, auction, price, bidder) — tuples keep their event time
+/// first.
+fn typed_bid(i: u64) -> TypedBid {
+    (
+        Timestamp(i as i64),
+        (i % 1_000) as i64,
+        i as i64,
+        (i % 3) as u8,
+    )
+}
+
+/// Bid `i` as a row, the same values.
+fn row_bid(i: u64) -> Row {
+    Row::of([
+        Scalar::Int((i % 1_000) as i64),
+        Scalar::Int(i as i64),
+        Scalar::Int((i % 3) as i64),
+        Scalar::TimestampMs(i as i64),
+    ])
+    .with_time_column(3)
+}
+
+type TypedBid = (Timestamp, i64, i64, u8);
+
+fn typed_filter_project_sum(sink: CountingSink) -> Job {
+    let mut job = Job::new("bench");
+    job.source("gen", Generator::new(typed_bid).bounded(EVENTS))
+        .filter(|b: &TypedBid| b.2 % 3 != 0)
+        .map(|b| (b.1, b.2))
+        .key_by(|r: &(i64, i64)| r.0)
+        .reduce(|a, b| (a.0, a.1 + b.1))
+        .sink(sink);
+    job
+}
+
+fn row_filter_project_sum(sink: CountingSink) -> Job {
+    let mut job = Job::new("bench");
+    job.source("gen", Generator::new(row_bid).bounded(EVENTS))
+        .filter(|r: &Row| r.get(1).as_i64().is_some_and(|p| p % 3 != 0))
+        .map(|r| r.key(&[0, 1]))
+        .key_by(|r: &Row| r.get(0).clone())
+        .reduce(|a, b| {
+            let sum = a.get(1).as_i64().unwrap_or(0) + b.get(1).as_i64().unwrap_or(0);
+            Row::of([a.values[0].clone(), Scalar::Int(sum)])
+        })
+        .sink(sink);
+    job
+}
+
+fn typed_window_count(sink: CountingSink) -> Job {
+    let mut job = Job::new("bench");
+    job.source("gen", Generator::new(typed_bid).bounded(EVENTS))
+        .with_watermarks(WatermarkStrategy::monotonous())
+        .key_by(|b: &TypedBid| b.1)
+        .window(Windows::tumbling(Duration::from_millis(1_000)))
+        .count()
+        .sink(sink);
+    job
+}
+
+fn row_window_count(sink: CountingSink) -> Job {
+    let mut job = Job::new("bench");
+    job.source("gen", Generator::new(row_bid).bounded(EVENTS))
+        .with_watermarks(WatermarkStrategy::monotonous())
+        .key_by(|r: &Row| r.get(0).clone())
+        .window(Windows::tumbling(Duration::from_millis(1_000)))
+        .count()
+        .sink(sink);
+    job
+}
+
+/// Typed and row versions of one job, side by side in one group (compare them as a ratio).
+fn rows(c: &mut Criterion) {
+    type Build = fn(CountingSink) -> Job;
+    let kept = EVENTS - EVENTS.div_ceil(3);
+    let cases: [(&str, Build, u64); 4] = [
+        ("typed_filter_project_sum", typed_filter_project_sum, kept),
+        ("row_filter_project_sum", row_filter_project_sum, kept),
+        // 200 one-second windows × 1,000 keys.
+        ("typed_window_count_1k_keys", typed_window_count, EVENTS),
+        ("row_window_count_1k_keys", row_window_count, EVENTS),
+    ];
+    let mut g = c.benchmark_group("rows");
+    g.throughput(Throughput::Elements(EVENTS));
+    g.sample_size(20);
+    for (name, build, outputs) in cases {
         let sink = CountingSink::new();
         run(build(sink.clone()));
         assert_eq!(sink.count(), outputs, "{name}");
@@ -221,5 +323,5 @@ fn handover(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, pipeline, handover);
+criterion_group!(benches, pipeline, rows, handover);
 criterion_main!(benches);

@@ -8,7 +8,8 @@
 //! From the bottom up, each layer only uses the ones before it:
 //!
 //! - [`time`], [`value`], [`event`], [`data`]: the record types. Any `T: Clone + Send` is a
-//!   record ([`Data`]); [`Event`] is the dynamic record of the JSON connectors and the CLI.
+//!   record ([`Data`]); [`Event`] is the dynamic record of the JSON connectors and the CLI;
+//!   [`row::Row`] the relational record (values by position, a [`row::Schema`]).
 //! - [`message`]: the one type that crosses exchanges — `Data(batch) | Watermark | Barrier | End`.
 //! - [`operator`]: the operator contract ([`Operator`], one required method `process_batch`)
 //!   and the collector it emits into ([`Output`], with side outputs).
@@ -56,6 +57,7 @@ pub mod join;
 pub mod message;
 pub mod metrics;
 pub mod operator;
+pub mod row;
 mod runtime;
 pub mod sink;
 pub mod source;

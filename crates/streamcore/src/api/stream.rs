@@ -295,6 +295,26 @@ impl<T: Data> Stream<T> {
         Stream::new(self.graph, port)
     }
 
+    /// Describes the rows of this stream (a stream of [`crate::row::Row`]s): the columns'
+    /// names and types, shown with the job's graph. Filters and exchanges downstream keep it;
+    /// operators that make new rows get their own.
+    pub fn with_schema(self, schema: crate::row::Schema) -> Self {
+        if self.port.side.is_none() {
+            self.graph.borrow_mut().nodes[self.port.node].schema =
+                Some(std::sync::Arc::new(schema));
+        }
+        self
+    }
+
+    /// The schema of this stream's rows, if one was given (see [`Stream::with_schema`]).
+    pub fn schema(&self) -> Option<crate::row::Schema> {
+        let graph = self.graph.borrow();
+        match self.port.side {
+            None => graph.nodes[self.port.node].schema.as_deref().cloned(),
+            Some(_) => None,
+        }
+    }
+
     /// Marks this stream as updating (a changelog starts at the operator that made it).
     pub(crate) fn updating(self) -> Self {
         if self.port.side.is_none() {

@@ -132,6 +132,9 @@ pub(crate) struct Node {
     /// Set when the node's main output is updating (a changelog): the node where the
     /// updates start. Stateless operators and exchanges keep their input's.
     pub(crate) updating: Option<usize>,
+    /// The schema of the node's main output, for streams of rows (`Stream::with_schema`);
+    /// filters and exchanges keep their input's.
+    pub(crate) schema: Option<std::sync::Arc<crate::row::Schema>>,
     pub(crate) kind: NodeKind,
     pub(crate) stage: usize,
     pub(crate) consumers: Vec<usize>,
@@ -192,6 +195,7 @@ impl Graph {
             name: format!("{name}#{id}"),
             uid: None,
             updating: None,
+            schema: None,
             kind,
             stage,
             consumers: Vec::new(),
@@ -449,6 +453,9 @@ impl Graph {
         });
         let id = self.push_node(name, kind, stage, build);
         self.nodes[id].updating = self.updating_origin(input);
+        if kind == NodeKind::Filter && input.side.is_none() {
+            self.nodes[id].schema = self.nodes[input.node].schema.clone();
+        }
         self.connect(input, id);
         Port {
             node: id,
@@ -618,8 +625,13 @@ impl Graph {
             .iter()
             .chain(broadcast_inputs)
             .find_map(|&p| self.updating_origin(p));
+        let schema = inputs
+            .first()
+            .filter(|p| p.side.is_none())
+            .and_then(|p| self.nodes[p.node].schema.clone());
         self.push_node(name, NodeKind::Operator, downstream_stage, build);
         self.nodes[head].updating = updating;
+        self.nodes[head].schema = schema;
         // The receiving head only forwards; it is not an operator users think about.
         self.nodes[head].kind = NodeKind::Exchange;
         self.exchanges.push(ExchangeSpec {

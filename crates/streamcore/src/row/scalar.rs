@@ -1,0 +1,314 @@
+//! [`Scalar`]: one value of a [`super::Row`], `Eq + Hash + Ord`.
+
+use crate::time::Timestamp;
+use compact_str::CompactString;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+/// A float that is `Eq + Hash + Ord`: `-0.0` is stored as `0.0` and every NaN as one NaN,
+/// which orders after every number (as in Flink and PostgreSQL).
+///
+/// ```
+/// use streamcore::row::F64;
+/// assert_eq!(F64::new(-0.0), F64::new(0.0));
+/// assert_eq!(F64::new(f64::NAN), F64::new(-f64::NAN));
+/// assert!(F64::new(f64::INFINITY) < F64::new(f64::NAN));
+/// ```
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(from = "f64", into = "f64")]
+pub struct F64(f64);
+
+impl F64 {
+    /// `value`, normalized.
+    #[inline]
+    pub fn new(value: f64) -> Self {
+        F64(if value == 0.0 {
+            0.0
+        } else if value.is_nan() {
+            f64::NAN
+        } else {
+            value
+        })
+    }
+
+    /// The float.
+    #[inline]
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl From<f64> for F64 {
+    fn from(v: f64) -> Self {
+        F64::new(v)
+    }
+}
+
+impl From<F64> for f64 {
+    fn from(v: F64) -> Self {
+        v.0
+    }
+}
+
+impl PartialEq for F64 {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for F64 {}
+
+impl PartialOrd for F64 {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for F64 {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Normalized: only positive NaN and positive zero exist, so the total order is SQL's.
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl Hash for F64 {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.to_bits().hash(state)
+    }
+}
+
+/// One value of a row. Each variant is one SQL type ([`super::DataType`]); `Null` is the
+/// missing value of any type.
+///
+/// Values of one type compare as that type does; values of different types compare by
+/// variant (a planner compares values of one type only). Exact decimals are
+/// [`rust_decimal::Decimal`] (28 significant digits; `1.0 == 1.00`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Scalar {
+    /// SQL `NULL` (orders first).
+    Null,
+    /// `BOOLEAN`.
+    Bool(bool),
+    /// `BIGINT` (and the smaller integer types).
+    Int(i64),
+    /// `DOUBLE` (and `FLOAT`).
+    Float(F64),
+    /// `DECIMAL(p, s)`, exact.
+    Decimal(Decimal),
+    /// `VARCHAR`; up to 24 bytes inline.
+    Str(CompactString),
+    /// `BYTES` / `VARBINARY`.
+    Bytes(Vec<u8>),
+    /// `TIMESTAMP(3)`: milliseconds since the epoch.
+    TimestampMs(i64),
+    /// `TIMESTAMP(6)`: microseconds since the epoch.
+    TimestampUs(i64),
+    /// `DATE`: days since the epoch.
+    Date(i32),
+}
+
+impl Scalar {
+    /// A string value.
+    pub fn str(s: &str) -> Self {
+        Scalar::Str(CompactString::from(s))
+    }
+
+    /// A float value (normalized: see [`F64`]).
+    pub fn float(v: f64) -> Self {
+        Scalar::Float(F64::new(v))
+    }
+
+    /// True for `Null`.
+    #[inline]
+    pub fn is_null(&self) -> bool {
+        matches!(self, Scalar::Null)
+    }
+
+    /// The integer, if this is one.
+    #[inline]
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Scalar::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// The number as a float: integers, floats and decimals.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Scalar::Int(v) => Some(*v as f64),
+            Scalar::Float(v) => Some(v.get()),
+            Scalar::Decimal(d) => rust_decimal::prelude::ToPrimitive::to_f64(d),
+            _ => None,
+        }
+    }
+
+    /// The string, if this is one.
+    #[inline]
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Scalar::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value as an event time: timestamps, dates (midnight UTC) and integers
+    /// (milliseconds).
+    pub fn as_timestamp(&self) -> Option<Timestamp> {
+        match self {
+            Scalar::TimestampMs(ms) | Scalar::Int(ms) => Some(Timestamp(*ms)),
+            Scalar::TimestampUs(us) => Some(Timestamp(us.div_euclid(1000))),
+            Scalar::Date(d) => Some(Timestamp(*d as i64 * 86_400_000)),
+            _ => None,
+        }
+    }
+
+    /// The name of the value's type, for messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Scalar::Null => "NULL",
+            Scalar::Bool(_) => "BOOLEAN",
+            Scalar::Int(_) => "BIGINT",
+            Scalar::Float(_) => "DOUBLE",
+            Scalar::Decimal(_) => "DECIMAL",
+            Scalar::Str(_) => "VARCHAR",
+            Scalar::Bytes(_) => "BYTES",
+            Scalar::TimestampMs(_) => "TIMESTAMP(3)",
+            Scalar::TimestampUs(_) => "TIMESTAMP(6)",
+            Scalar::Date(_) => "DATE",
+        }
+    }
+}
+
+impl fmt::Display for Scalar {
+    /// SQL's text form: `NULL`, `true`, `42`, `1.5`, `12.30`, the string itself, hex bytes,
+    /// `2023-11-14 22:13:20.123`, `2023-11-14`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Null => f.write_str("NULL"),
+            Scalar::Bool(b) => write!(f, "{b}"),
+            Scalar::Int(v) => write!(f, "{v}"),
+            Scalar::Float(v) => write!(f, "{}", v.get()),
+            Scalar::Decimal(d) => write!(f, "{d}"),
+            Scalar::Str(s) => f.write_str(s),
+            Scalar::Bytes(b) => {
+                f.write_str("x'")?;
+                b.iter().try_for_each(|x| write!(f, "{x:02x}"))?;
+                f.write_str("'")
+            }
+            Scalar::TimestampMs(ms) => match chrono::DateTime::from_timestamp_millis(*ms) {
+                Some(t) => write!(f, "{}", t.format("%Y-%m-%d %H:%M:%S%.3f")),
+                None => write!(f, "{ms}"),
+            },
+            Scalar::TimestampUs(us) => match chrono::DateTime::from_timestamp_micros(*us) {
+                Some(t) => write!(f, "{}", t.format("%Y-%m-%d %H:%M:%S%.6f")),
+                None => write!(f, "{us}"),
+            },
+            Scalar::Date(d) => match chrono::DateTime::from_timestamp(*d as i64 * 86_400, 0) {
+                Some(t) => write!(f, "{}", t.format("%Y-%m-%d")),
+                None => write!(f, "{d}"),
+            },
+        }
+    }
+}
+
+impl From<i64> for Scalar {
+    fn from(v: i64) -> Self {
+        Scalar::Int(v)
+    }
+}
+
+impl From<f64> for Scalar {
+    fn from(v: f64) -> Self {
+        Scalar::float(v)
+    }
+}
+
+impl From<bool> for Scalar {
+    fn from(v: bool) -> Self {
+        Scalar::Bool(v)
+    }
+}
+
+impl From<&str> for Scalar {
+    fn from(v: &str) -> Self {
+        Scalar::str(v)
+    }
+}
+
+impl From<Decimal> for Scalar {
+    fn from(v: Decimal) -> Self {
+        Scalar::Decimal(v)
+    }
+}
+
+impl<T: Into<Scalar>> From<Option<T>> for Scalar {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Scalar::Null, Into::into)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::hash_map::DefaultHasher;
+    use std::str::FromStr;
+
+    fn hash_of<T: Hash>(t: &T) -> u64 {
+        let mut h = DefaultHasher::new();
+        t.hash(&mut h);
+        h.finish()
+    }
+
+    #[test]
+    fn fixed_size_values_need_no_heap() {
+        assert!(
+            std::mem::size_of::<Scalar>() <= 32,
+            "{}",
+            std::mem::size_of::<Scalar>()
+        );
+        // A short string stays inline.
+        let s = Scalar::str("a short string, 24 bytes");
+        let Scalar::Str(c) = &s else { unreachable!() };
+        assert!(!c.is_heap_allocated());
+    }
+
+    #[test]
+    fn decimals_equal_by_value_and_hash_alike() {
+        let a = Scalar::Decimal(Decimal::from_str("1.50").unwrap());
+        let b = Scalar::Decimal(Decimal::from_str("1.5").unwrap());
+        assert_eq!(a, b);
+        assert_eq!(hash_of(&a), hash_of(&b));
+        assert!(Scalar::Decimal(Decimal::from_str("1.49").unwrap()) < b);
+        assert_eq!(a.to_string(), "1.50");
+    }
+
+    #[test]
+    fn null_orders_first_and_displays_as_sql() {
+        assert!(Scalar::Null < Scalar::Int(i64::MIN));
+        assert_eq!(
+            Scalar::TimestampMs(1_700_000_000_123).to_string(),
+            "2023-11-14 22:13:20.123"
+        );
+        assert_eq!(Scalar::Date(19_675).to_string(), "2023-11-14");
+        assert_eq!(Scalar::Bytes(vec![0xca, 0xfe]).to_string(), "x'cafe'");
+    }
+
+    proptest! {
+        #[test]
+        fn float_order_is_total_and_consistent_with_eq_and_hash(a in any::<f64>(), b in any::<f64>()) {
+            let (x, y) = (F64::new(a), F64::new(b));
+            prop_assert_eq!(x == y, x.cmp(&y) == Ordering::Equal);
+            if x == y {
+                prop_assert_eq!(hash_of(&x), hash_of(&y));
+            }
+            if !a.is_nan() && !b.is_nan() {
+                prop_assert_eq!(x.cmp(&y), a.partial_cmp(&b).unwrap());
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! [`Schema`]: the names and types of a row's columns.
+
+use super::{Row, Scalar};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The SQL type of a column (Flink's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DataType {
+    /// `BOOLEAN`.
+    Boolean,
+    /// `BIGINT` (also `INT`, `SMALLINT`, `TINYINT`).
+    BigInt,
+    /// `DOUBLE` (also `FLOAT`).
+    Double,
+    /// `DECIMAL(precision, scale)`.
+    Decimal {
+        /// Significant digits (at most 28 here).
+        precision: u8,
+        /// Digits after the point.
+        scale: u8,
+    },
+    /// `VARCHAR` / `STRING`.
+    Varchar,
+    /// `BYTES` / `VARBINARY`.
+    Bytes,
+    /// `TIMESTAMP(3)`.
+    TimestampMillis,
+    /// `TIMESTAMP(6)`.
+    TimestampMicros,
+    /// `DATE`.
+    Date,
+}
+
+impl DataType {
+    /// Whether `value` is a value of this type (`NULL` is a value of every type).
+    pub fn admits(self, value: &Scalar) -> bool {
+        matches!(
+            (self, value),
+            (_, Scalar::Null)
+                | (DataType::Boolean, Scalar::Bool(_))
+                | (DataType::BigInt, Scalar::Int(_))
+                | (DataType::Double, Scalar::Float(_))
+                | (DataType::Decimal { .. }, Scalar::Decimal(_))
+                | (DataType::Varchar, Scalar::Str(_))
+                | (DataType::Bytes, Scalar::Bytes(_))
+                | (DataType::TimestampMillis, Scalar::TimestampMs(_))
+                | (DataType::TimestampMicros, Scalar::TimestampUs(_))
+                | (DataType::Date, Scalar::Date(_))
+        )
+    }
+}
+
+impl fmt::Display for DataType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataType::Boolean => f.write_str("BOOLEAN"),
+            DataType::BigInt => f.write_str("BIGINT"),
+            DataType::Double => f.write_str("DOUBLE"),
+            DataType::Decimal { precision, scale } => write!(f, "DECIMAL({precision}, {scale})"),
+            DataType::Varchar => f.write_str("VARCHAR"),
+            DataType::Bytes => f.write_str("BYTES"),
+            DataType::TimestampMillis => f.write_str("TIMESTAMP(3)"),
+            DataType::TimestampMicros => f.write_str("TIMESTAMP(6)"),
+            DataType::Date => f.write_str("DATE"),
+        }
+    }
+}
+
+/// One column: its name, type and whether it may be null.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Field {
+    /// The column's name.
+    pub name: String,
+    /// Its type.
+    pub data_type: DataType,
+    /// Whether it may hold `NULL`.
+    pub nullable: bool,
+}
+
+impl Field {
+    /// A nullable column.
+    pub fn new(name: &str, data_type: DataType) -> Self {
+        Field {
+            name: name.to_string(),
+            data_type,
+            nullable: true,
+        }
+    }
+
+    /// The same column, `NOT NULL`.
+    pub fn not_null(mut self) -> Self {
+        self.nullable = false;
+        self
+    }
+}
+
+/// The columns of a stream of rows, in position order.
+///
+/// ```
+/// use streamcore::row::{DataType, Field, Row, Scalar, Schema};
+/// let schema = Schema::new(vec![
+///     Field::new("auction", DataType::BigInt).not_null(),
+///     Field::new("price", DataType::BigInt),
+/// ]);
+/// assert_eq!(schema.index_of("price"), Some(1));
+/// assert!(schema.check(&Row::new(vec![Scalar::Int(1), Scalar::Null])).is_ok());
+/// let err = schema.check(&Row::new(vec![Scalar::Null, Scalar::Int(2)])).unwrap_err();
+/// assert_eq!(err, "column `auction` is NOT NULL but the row has NULL");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Schema {
+    /// The columns.
+    pub fields: Vec<Field>,
+}
+
+impl Schema {
+    /// A schema of `fields`.
+    pub fn new(fields: Vec<Field>) -> Self {
+        Schema { fields }
+    }
+
+    /// The position of the column `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.name == name)
+    }
+
+    /// Checks that `row` fits: as many values as columns, each of its column's type, no
+    /// `NULL` in a `NOT NULL` column. The message names the column.
+    pub fn check(&self, row: &Row) -> Result<(), String> {
+        if row.len() != self.fields.len() {
+            return Err(format!(
+                "the row has {} values, the schema {} columns",
+                row.len(),
+                self.fields.len()
+            ));
+        }
+        for (field, value) in self.fields.iter().zip(row.values.iter()) {
+            if value.is_null() && !field.nullable {
+                return Err(format!(
+                    "column `{}` is NOT NULL but the row has NULL",
+                    field.name
+                ));
+            }
+            if !field.data_type.admits(value) {
+                return Err(format!(
+                    "column `{}` is {} but the row has a {} ({value})",
+                    field.name,
+                    field.data_type,
+                    value.type_name()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Schema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(")?;
+        for (i, field) in self.fields.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{} {}", field.name, field.data_type)?;
+            if !field.nullable {
+                f.write_str(" NOT NULL")?;
+            }
+        }
+        f.write_str(")")
+    }
+}
