@@ -15,9 +15,8 @@ use crate::checkpoint::{StateRestore, StateSnapshot};
 use crate::context::TaskContext;
 use crate::data::Data;
 use crate::error::Result;
-use crate::message::CheckpointId;
+use crate::message::Control;
 use crate::runtime::push::Push;
-use crate::state::KeyGroupChange;
 use crate::time::Timestamp;
 use serde::Serialize;
 use std::any::Any;
@@ -163,12 +162,8 @@ pub(crate) trait SidePort: Send {
     fn as_any(&mut self) -> &mut dyn Any;
     fn open(&mut self) -> Result<()>;
     fn flush(&mut self) -> Result<()>;
-    fn watermark(&mut self, wm: Timestamp) -> Result<()>;
-    fn idle(&mut self) -> Result<()>;
-    fn tick(&mut self, now: Timestamp) -> Result<()>;
-    fn barrier(&mut self, id: CheckpointId) -> Result<()>;
-    fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()>;
-    fn end(&mut self) -> Result<()>;
+    /// Flushes, then passes the control message on.
+    fn control(&mut self, message: &Control) -> Result<()>;
 }
 
 pub(crate) struct TypedSide<U> {
@@ -209,26 +204,9 @@ impl<U: Data> SidePort for TypedSide<U> {
             self.batch_size,
         )
     }
-    fn watermark(&mut self, wm: Timestamp) -> Result<()> {
-        self.down.watermark(wm)
-    }
-    fn idle(&mut self) -> Result<()> {
-        self.down.idle()
-    }
-    fn tick(&mut self, now: Timestamp) -> Result<()> {
-        self.down.tick(now)
-    }
-    fn barrier(&mut self, id: CheckpointId) -> Result<()> {
+    fn control(&mut self, message: &Control) -> Result<()> {
         self.flush()?;
-        self.down.barrier(id)
-    }
-    fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()> {
-        self.flush()?;
-        self.down.key_groups(change)
-    }
-    fn end(&mut self) -> Result<()> {
-        self.flush()?;
-        self.down.end()
+        self.down.control(message)
     }
 }
 
@@ -378,52 +356,14 @@ impl<O: Data> Output<O> {
         self.down.open()
     }
 
-    pub(crate) fn watermark(&mut self, wm: Timestamp) -> Result<()> {
+    /// Hands everything emitted so far downstream, then the control message, to the main
+    /// output and every side output.
+    pub(crate) fn control(&mut self, message: &Control) -> Result<()> {
         self.flush()?;
         for (_, side) in &mut self.sides {
-            side.watermark(wm)?;
+            side.control(message)?;
         }
-        self.down.watermark(wm)
-    }
-
-    pub(crate) fn idle(&mut self) -> Result<()> {
-        self.flush()?;
-        for (_, side) in &mut self.sides {
-            side.idle()?;
-        }
-        self.down.idle()
-    }
-
-    pub(crate) fn tick(&mut self, now: Timestamp) -> Result<()> {
-        self.flush()?;
-        for (_, side) in &mut self.sides {
-            side.tick(now)?;
-        }
-        self.down.tick(now)
-    }
-
-    pub(crate) fn barrier(&mut self, id: CheckpointId) -> Result<()> {
-        self.flush()?;
-        for (_, side) in &mut self.sides {
-            side.barrier(id)?;
-        }
-        self.down.barrier(id)
-    }
-
-    pub(crate) fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()> {
-        self.flush()?;
-        for (_, side) in &mut self.sides {
-            side.key_groups(change)?;
-        }
-        self.down.key_groups(change)
-    }
-
-    pub(crate) fn end(&mut self) -> Result<()> {
-        self.flush()?;
-        for (_, side) in &mut self.sides {
-            side.end()?;
-        }
-        self.down.end()
+        self.down.control(message)
     }
 }
 
@@ -439,16 +379,7 @@ pub(crate) mod test_support {
             self.0.lock().unwrap().extend(batch);
             Ok(())
         }
-        fn watermark(&mut self, _wm: Timestamp) -> Result<()> {
-            Ok(())
-        }
-        fn barrier(&mut self, _id: CheckpointId) -> Result<()> {
-            Ok(())
-        }
-        fn key_groups(&mut self, _change: &Arc<KeyGroupChange>) -> Result<()> {
-            Ok(())
-        }
-        fn end(&mut self) -> Result<()> {
+        fn control(&mut self, _message: &Control) -> Result<()> {
             Ok(())
         }
     }
@@ -467,7 +398,7 @@ pub(crate) mod test_support {
             out.flush()?;
         }
         op.close(&mut ctx, &mut out)?;
-        out.end()?;
+        out.control(&Control::End)?;
         let v = std::mem::take(&mut *sink.lock().unwrap());
         Ok(v)
     }

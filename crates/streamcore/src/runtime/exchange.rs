@@ -13,9 +13,9 @@ use super::TaskRunner;
 use crate::checkpoint::coordinator::CheckpointHub;
 use crate::data::{Data, Key};
 use crate::error::{Result, StreamError};
-use crate::message::{CheckpointId, Envelope, Message};
+use crate::message::{CheckpointId, Control, Envelope, Message};
 use crate::metrics::ExchangeMetrics;
-use crate::state::{key_group, owner_of, KeyGroupChange};
+use crate::state::{key_group, owner_of};
 use crate::time::Timestamp;
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
 use std::sync::atomic::Ordering::Relaxed;
@@ -73,6 +73,14 @@ impl<T: Data> Outbox<T> {
         }
         Ok(())
     }
+
+    /// Sends a control message to every destination (ticks stay in their task).
+    fn control(&self, message: &Control) -> Result<()> {
+        match message {
+            Control::Tick(_) => Ok(()),
+            other => self.broadcast(Message::Control(other.clone())),
+        }
+    }
 }
 
 /// Routes each record to the task owning its key's key group.
@@ -107,20 +115,8 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Send + 'static> Push<T> for KeySender<T,
         }
         Ok(())
     }
-    fn watermark(&mut self, wm: Timestamp) -> Result<()> {
-        self.outbox.broadcast(Message::Watermark(wm))
-    }
-    fn idle(&mut self) -> Result<()> {
-        self.outbox.broadcast(Message::Idle)
-    }
-    fn barrier(&mut self, id: CheckpointId) -> Result<()> {
-        self.outbox.broadcast(Message::Barrier(id))
-    }
-    fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()> {
-        self.outbox.broadcast(Message::KeyGroups(change.clone()))
-    }
-    fn end(&mut self) -> Result<()> {
-        self.outbox.broadcast(Message::End)
+    fn control(&mut self, message: &Control) -> Result<()> {
+        self.outbox.control(message)
     }
 }
 
@@ -136,20 +132,8 @@ impl<T: Data> Push<T> for RoundRobinSender<T> {
         self.next = (self.next + 1) % self.outbox.queues.len();
         self.outbox.send(dest, Message::Data(batch))
     }
-    fn watermark(&mut self, wm: Timestamp) -> Result<()> {
-        self.outbox.broadcast(Message::Watermark(wm))
-    }
-    fn idle(&mut self) -> Result<()> {
-        self.outbox.broadcast(Message::Idle)
-    }
-    fn barrier(&mut self, id: CheckpointId) -> Result<()> {
-        self.outbox.broadcast(Message::Barrier(id))
-    }
-    fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()> {
-        self.outbox.broadcast(Message::KeyGroups(change.clone()))
-    }
-    fn end(&mut self) -> Result<()> {
-        self.outbox.broadcast(Message::End)
+    fn control(&mut self, message: &Control) -> Result<()> {
+        self.outbox.control(message)
     }
 }
 
@@ -162,20 +146,8 @@ impl<T: Data> Push<T> for BroadcastSender<T> {
     fn push(&mut self, batch: Vec<T>) -> Result<()> {
         self.outbox.broadcast(Message::Data(batch))
     }
-    fn watermark(&mut self, wm: Timestamp) -> Result<()> {
-        self.outbox.broadcast(Message::Watermark(wm))
-    }
-    fn idle(&mut self) -> Result<()> {
-        self.outbox.broadcast(Message::Idle)
-    }
-    fn barrier(&mut self, id: CheckpointId) -> Result<()> {
-        self.outbox.broadcast(Message::Barrier(id))
-    }
-    fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()> {
-        self.outbox.broadcast(Message::KeyGroups(change.clone()))
-    }
-    fn end(&mut self) -> Result<()> {
-        self.outbox.broadcast(Message::End)
+    fn control(&mut self, message: &Control) -> Result<()> {
+        self.outbox.control(message)
     }
 }
 
@@ -216,14 +188,19 @@ impl<T: Data> ExchangeReceiver<T> {
             align.held.push_back(envelope);
             return Ok(false);
         }
-        let change = match envelope.message {
+        let control = match envelope.message {
             Message::Data(batch) => {
                 self.down.push(batch)?;
                 return Ok(false);
             }
-            Message::Watermark(wm) => inputs.watermark(from, wm),
-            Message::Idle => inputs.idle(from),
-            Message::Barrier(id) => {
+            Message::Control(c) => c,
+        };
+        let change = match control {
+            Control::Watermark(wm) => inputs.watermark(from, wm),
+            Control::Idle => inputs.idle(from),
+            // Never sent across an exchange: each task ticks itself.
+            Control::Tick(_) => InputChange::None,
+            Control::Barrier(id) => {
                 if align.checkpoint.is_none() {
                     align.checkpoint = Some((id, Instant::now()));
                     align.arrived.iter_mut().for_each(|a| *a = false);
@@ -231,22 +208,22 @@ impl<T: Data> ExchangeReceiver<T> {
                 align.arrived[from] = true;
                 InputChange::None
             }
-            Message::KeyGroups(c) => {
+            Control::KeyGroups(c) => {
                 if !self.applied_changes.contains(&c.id) {
                     if self.applied_changes.len() == REMEMBERED_CHANGES {
                         self.applied_changes.pop_front();
                     }
                     self.applied_changes.push_back(c.id);
-                    self.down.key_groups(&c)?;
+                    self.down.control(&Control::KeyGroups(c))?;
                 }
                 InputChange::None
             }
-            Message::End => inputs.end(from),
+            Control::End => inputs.end(from),
         };
         match change {
             InputChange::None => {}
-            InputChange::Advanced(wm) => self.down.watermark(wm)?,
-            InputChange::AllIdle => self.down.idle()?,
+            InputChange::Advanced(wm) => self.down.control(&Control::Watermark(wm))?,
+            InputChange::AllIdle => self.down.control(&Control::Idle)?,
         }
         if let Some((id, started)) = align.checkpoint {
             let aligned = (0..self.senders).all(|s| align.arrived[s] || inputs.has_ended(s));
@@ -255,7 +232,7 @@ impl<T: Data> ExchangeReceiver<T> {
                 if let Some(hub) = &self.hub {
                     hub.record_alignment(started.elapsed());
                 }
-                self.down.barrier(id)?;
+                self.down.control(&Control::Barrier(id))?;
             }
         }
         Ok(inputs.all_ended())
@@ -275,7 +252,7 @@ impl<T: Data> TaskRunner for ExchangeReceiver<T> {
         loop {
             if last_tick.elapsed() >= TICK_INTERVAL {
                 last_tick = Instant::now();
-                self.down.tick(Timestamp::now())?;
+                self.down.control(&Control::Tick(Timestamp::now()))?;
             }
             // Messages held back during an alignment come first once it is over.
             let envelope = match align.held.pop_front() {
@@ -293,7 +270,7 @@ impl<T: Data> TaskRunner for ExchangeReceiver<T> {
                 }
             };
             if self.handle(envelope, &mut inputs, &mut align)? {
-                return self.down.end();
+                return self.down.control(&Control::End);
             }
         }
     }

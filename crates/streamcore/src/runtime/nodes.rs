@@ -11,7 +11,7 @@ use crate::context::TaskContext;
 use crate::data::Data;
 use crate::error::{Result, StreamError};
 use crate::event_time::{WatermarkGenerator, WatermarkStatus};
-use crate::message::CheckpointId;
+use crate::message::{CheckpointId, Control};
 use crate::metrics::OperatorMetrics;
 use crate::operator::{Operator, Output};
 use crate::sink::SinkWriter;
@@ -148,6 +148,29 @@ impl<Op: Operator + Clone> OperatorNode<Op> {
 
 impl<Op: Operator + Clone> Push<Op::In> for OperatorNode<Op> {
     fn open(&mut self) -> Result<()> {
+        self.open_node()
+    }
+
+    #[inline]
+    fn push(&mut self, batch: Vec<Op::In>) -> Result<()> {
+        self.push_batch(batch)
+    }
+
+    /// The one dispatch of control messages for operators.
+    fn control(&mut self, message: &Control) -> Result<()> {
+        match message {
+            Control::Watermark(wm) => self.watermark(*wm),
+            Control::Idle => self.out.control(message),
+            Control::Tick(now) => self.tick(*now),
+            Control::Barrier(id) => self.barrier(*id),
+            Control::KeyGroups(change) => self.key_groups(change),
+            Control::End => self.end(),
+        }
+    }
+}
+
+impl<Op: Operator + Clone> OperatorNode<Op> {
+    fn open_node(&mut self) -> Result<()> {
         self.op.open(&mut self.ctx)?;
         if let Some(c) = self.checkpoint.as_mut() {
             let Some(state) = c.restore.take() else {
@@ -171,11 +194,11 @@ impl<Op: Operator + Clone> Push<Op::In> for OperatorNode<Op> {
             c.ack(id, TaskSnapshot::of_state(state));
         }
         self.after_hook()?;
-        self.out.barrier(id)
+        self.out.control(&Control::Barrier(id))
     }
 
     #[inline]
-    fn push(&mut self, batch: Vec<Op::In>) -> Result<()> {
+    fn push_batch(&mut self, batch: Vec<Op::In>) -> Result<()> {
         let n = batch.len();
         let started = Instant::now();
         self.op.process_batch(batch, &mut self.ctx, &mut self.out)?;
@@ -193,13 +216,9 @@ impl<Op: Operator + Clone> Push<Op::In> for OperatorNode<Op> {
             .fetch_add((self.out.pending() - before) as u64, Relaxed);
         self.after_hook()?;
         match forward {
-            Some(w) => self.out.watermark(w),
+            Some(w) => self.out.control(&Control::Watermark(w)),
             None => Ok(()),
         }
-    }
-
-    fn idle(&mut self) -> Result<()> {
-        self.out.idle()
     }
 
     fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()> {
@@ -207,7 +226,7 @@ impl<Op: Operator + Clone> Push<Op::In> for OperatorNode<Op> {
         self.out.flush()?;
         self.apply_key_group_change(change)?;
         self.after_hook()?;
-        self.out.key_groups(change)
+        self.out.control(&Control::KeyGroups(change.clone()))
     }
 
     fn tick(&mut self, now: Timestamp) -> Result<()> {
@@ -219,7 +238,7 @@ impl<Op: Operator + Clone> Push<Op::In> for OperatorNode<Op> {
             self.metrics.records_out.fetch_add(emitted as u64, Relaxed);
         }
         self.after_hook()?;
-        self.out.tick(now)
+        self.out.control(&Control::Tick(now))
     }
 
     fn end(&mut self) -> Result<()> {
@@ -233,7 +252,7 @@ impl<Op: Operator + Clone> Push<Op::In> for OperatorNode<Op> {
         if let Some(c) = &self.checkpoint {
             c.finished(TaskSnapshot::default());
         }
-        self.out.end()
+        self.out.control(&Control::End)
     }
 }
 
@@ -252,13 +271,22 @@ impl<T: Data, W: SinkWriter<T>> Push<T> for SinkNode<T, W> {
         self.metrics.record_batch(n, 0, started.elapsed());
         Ok(())
     }
-    fn watermark(&mut self, wm: Timestamp) -> Result<()> {
-        self.metrics.watermark.store(wm.millis(), Relaxed);
-        self.writer.on_watermark(wm)
+    /// The one dispatch of control messages for sinks.
+    fn control(&mut self, message: &Control) -> Result<()> {
+        match message {
+            Control::Watermark(wm) => {
+                self.metrics.watermark.store(wm.millis(), Relaxed);
+                self.writer.on_watermark(*wm)
+            }
+            // A sink holds no keyed state and no timers.
+            Control::Idle | Control::Tick(_) | Control::KeyGroups(_) => Ok(()),
+            Control::Barrier(id) => self.barrier(*id),
+            Control::End => self.end(),
+        }
     }
-    fn key_groups(&mut self, _change: &Arc<KeyGroupChange>) -> Result<()> {
-        Ok(()) // a sink holds no keyed state
-    }
+}
+
+impl<T: Data, W: SinkWriter<T>> SinkNode<T, W> {
     fn barrier(&mut self, id: CheckpointId) -> Result<()> {
         let committables = self.writer.pre_commit(id)?;
         if let Some(c) = &self.checkpoint {
@@ -311,7 +339,7 @@ impl<T: Data, R: SourceReader<T>> SourceRunner<T, R> {
                 c.ack(id, position);
             }
         }
-        self.down.barrier(id)
+        self.down.control(&Control::Barrier(id))
     }
 }
 
@@ -346,7 +374,7 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
             // Held after a stop-with-savepoint barrier: no processing-time timer fires either.
             if !held && last_tick.elapsed() >= TICK_INTERVAL {
                 last_tick = Instant::now();
-                self.down.tick(Timestamp::now())?;
+                self.down.control(&Control::Tick(Timestamp::now()))?;
             }
             if control.is_cancelled() {
                 return Err(StreamError::Cancelled);
@@ -368,7 +396,7 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
             publish_rejections(&self.ctx, &mut rejected_seen, &self.metrics);
             // Key-group changes go ahead of the batch: it may hold records of the keys moved.
             for change in std::mem::take(&mut self.ctx.key_group_changes) {
-                self.down.key_groups(&change)?;
+                self.down.control(&Control::KeyGroups(change))?;
             }
             if let Some(generator) = &mut self.watermarks {
                 let now = Instant::now();
@@ -386,9 +414,9 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
                     match status {
                         WatermarkStatus::Active(wm) => {
                             self.metrics.watermark.store(wm.millis(), Relaxed);
-                            self.down.watermark(wm)?;
+                            self.down.control(&Control::Watermark(wm))?;
                         }
-                        WatermarkStatus::Idle => self.down.idle()?,
+                        WatermarkStatus::Idle => self.down.control(&Control::Idle)?,
                     }
                     last_status = status;
                 }
@@ -403,7 +431,7 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
         }
         // The end of a bounded input: the final watermark fires everything pending.
         self.metrics.watermark.store(i64::MAX, Relaxed);
-        self.down.watermark(Timestamp::MAX)?;
+        self.down.control(&Control::Watermark(Timestamp::MAX))?;
         if self.checkpoint.is_some() {
             // The final position (everything read) stands in every later checkpoint.
             let position = self.position()?;
@@ -411,6 +439,6 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
                 c.finished(position);
             }
         }
-        self.down.end()
+        self.down.control(&Control::End)
     }
 }

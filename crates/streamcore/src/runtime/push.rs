@@ -3,12 +3,10 @@
 
 use crate::data::Data;
 use crate::error::Result;
-use crate::message::CheckpointId;
-use crate::state::KeyGroupChange;
-use crate::time::Timestamp;
-use std::sync::Arc;
+use crate::message::Control;
 
-/// The receiving end of a chain link. One virtual call per batch, never per record.
+/// The receiving end of a chain link. One virtual call per batch or control message, never
+/// per record.
 pub(crate) trait Push<T>: Send {
     /// Called once on the task's thread before any data; cascades downstream.
     fn open(&mut self) -> Result<()> {
@@ -16,25 +14,10 @@ pub(crate) trait Push<T>: Send {
     }
     /// A batch of records.
     fn push(&mut self, batch: Vec<T>) -> Result<()>;
-    /// The input watermark advanced to `wm`.
-    fn watermark(&mut self, wm: Timestamp) -> Result<()>;
-    /// Processing time passed: `now` is the wall clock. Heads call it every few milliseconds
-    /// so that processing-time timers fire even without input.
-    fn tick(&mut self, _now: Timestamp) -> Result<()> {
-        Ok(())
-    }
-    /// Every input of this chain is idle (see [`crate::event_time`]).
-    fn idle(&mut self) -> Result<()> {
-        Ok(())
-    }
-    /// Checkpoint barrier `id`: everything before it belongs to the checkpoint. Stateful
-    /// nodes snapshot, sinks pre-commit; every node passes it on.
-    fn barrier(&mut self, id: CheckpointId) -> Result<()>;
-    /// Key groups move in or out of the job: stateful nodes apply the change, every node
-    /// passes it on (see [`crate::state::KeyGroupChange`]).
-    fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()>;
-    /// End of input: flush and close.
-    fn end(&mut self) -> Result<()>;
+    /// A control message (watermark, idle, tick, barrier, key-group change, end). Links that
+    /// do not act on it pass it on; stateful nodes snapshot on a barrier, apply a key-group
+    /// change, fire timers on a watermark or tick, flush and close at the end.
+    fn control(&mut self, message: &Control) -> Result<()>;
 }
 
 /// Fans one stream out to several consumers; clones every batch but the last.
@@ -53,23 +36,8 @@ impl<T: Data> Push<T> for Tee<T> {
         }
         last.push(batch)
     }
-    fn watermark(&mut self, wm: Timestamp) -> Result<()> {
-        self.outs.iter_mut().try_for_each(|o| o.watermark(wm))
-    }
-    fn idle(&mut self) -> Result<()> {
-        self.outs.iter_mut().try_for_each(|o| o.idle())
-    }
-    fn tick(&mut self, now: Timestamp) -> Result<()> {
-        self.outs.iter_mut().try_for_each(|o| o.tick(now))
-    }
-    fn barrier(&mut self, id: CheckpointId) -> Result<()> {
-        self.outs.iter_mut().try_for_each(|o| o.barrier(id))
-    }
-    fn key_groups(&mut self, change: &Arc<KeyGroupChange>) -> Result<()> {
-        self.outs.iter_mut().try_for_each(|o| o.key_groups(change))
-    }
-    fn end(&mut self) -> Result<()> {
-        self.outs.iter_mut().try_for_each(|o| o.end())
+    fn control(&mut self, message: &Control) -> Result<()> {
+        self.outs.iter_mut().try_for_each(|o| o.control(message))
     }
 }
 
@@ -80,16 +48,7 @@ impl<T: Data> Push<T> for Discard {
     fn push(&mut self, _batch: Vec<T>) -> Result<()> {
         Ok(())
     }
-    fn watermark(&mut self, _wm: Timestamp) -> Result<()> {
-        Ok(())
-    }
-    fn barrier(&mut self, _id: CheckpointId) -> Result<()> {
-        Ok(())
-    }
-    fn key_groups(&mut self, _change: &Arc<KeyGroupChange>) -> Result<()> {
-        Ok(())
-    }
-    fn end(&mut self) -> Result<()> {
+    fn control(&mut self, _message: &Control) -> Result<()> {
         Ok(())
     }
 }
