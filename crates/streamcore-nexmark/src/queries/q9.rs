@@ -16,24 +16,36 @@
 //!
 //! Auctions and bids of one combined `NexmarkSource<NexmarkEvent>` (so that both advance
 //! together in event time; two typed sources run at different speeds, and the state of the
-//! faster one piles up until the slower one's watermark catches up) are keyed by auction id, and a keyed process function (`WinningBids`) joins them with the closed
-//! `BETWEEN` (no reserve check, unlike Beam; PITFALLS #22) and keeps the top-1 by
-//! `price DESC, dateTime ASC`. Each new winner emits `Delete(old row)` then `Insert(new
-//! row)`. Auctions without a bid in range have no row (inner join).
+//! faster one piles up until the slower one's watermark catches up), then the shared
+//! [`winning_bids`] composition and a map to the rows:
+//!
+//! ```text
+//! events.key_by(auction id).process(AuctionBidJoin)   // append-only (auction, bid) pairs
+//!     .key_by(auction id)
+//!     .top_n(1, |(a, b)| (Reverse(b.price), b.dateTime))
+//!     .map(|c| c.map(Q9Row::of))
+//! ```
+//!
+//! The join has the closed `BETWEEN` (no reserve check, unlike Beam; PITFALLS #22); the
+//! library's `top_n` keeps the top-1 by `price DESC, dateTime ASC` and emits `+I` for a new
+//! winner and `-D` for the one it replaces. Auctions without a bid in range have no row (inner
+//! join).
 //!
 //! Deviations: ties on both price and `dateTime` keep the first-arrived bid (ROW_NUMBER picks
 //! an arbitrary one; PITFALLS #29). State: Flink's regular join keeps every auction and bid
 //! forever; here a bid that arrives before its auction is dropped once the watermark passes
-//! its time, and an auction's state once the watermark passes `expires` — neither can still
-//! change the result, so the final table is the same.
+//! its time, and an auction's join state once the watermark passes `expires` — neither can
+//! still change the result, so the final table is the same.
 
-use super::winning::winning_bids;
+use super::winning::{winning_bids, BidLike};
 use super::{nexmark_source, QueryRow};
 use crate::config::{ConfigError, GeneratorConfig};
 use crate::model::{Auction, Bid, NexmarkEvent};
 use compact_str::CompactString;
 use serde::Serialize;
-use streamcore::join::{Change, Either};
+use std::sync::Arc;
+use streamcore::changelog::Change;
+use streamcore::join::Either;
 use streamcore::{Job, Stream, Timestamp};
 
 /// A row of `nexmark_q9`: an auction and its winning bid.
@@ -99,6 +111,10 @@ impl QueryRow for Q9Row {
 impl Q9Row {
     /// The row of an auction and a bid.
     pub fn of(a: Auction, b: Bid) -> Self {
+        Self::of_winner(a, WinBid::from(b))
+    }
+
+    fn of_winner(a: Auction, b: WinBid) -> Self {
         Q9Row {
             id: a.id,
             item_name: a.item_name,
@@ -119,12 +135,49 @@ impl Q9Row {
     }
 }
 
+/// The columns of a bid that q9 selects (not `channel` and `url`): what the join and the top-1
+/// keep of a bid.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct WinBid {
+    auction: i64,
+    bidder: i64,
+    price: i64,
+    date_time: Timestamp,
+    extra: CompactString,
+}
+
+impl From<Bid> for WinBid {
+    fn from(b: Bid) -> Self {
+        WinBid {
+            auction: b.auction,
+            bidder: b.bidder,
+            price: b.price,
+            date_time: b.date_time,
+            extra: b.extra,
+        }
+    }
+}
+
+impl BidLike for WinBid {
+    fn auction(&self) -> i64 {
+        self.auction
+    }
+    fn price(&self) -> i64 {
+        self.price
+    }
+    fn date_time(&self) -> Timestamp {
+        self.date_time
+    }
+}
+
 /// Builds q9 into `job`.
 pub fn q9(job: &mut Job, config: &GeneratorConfig) -> Result<Stream<Change<Q9Row>>, ConfigError> {
     let events = nexmark_source::<NexmarkEvent>(job, "events", config)?.flat_map(|e| match e {
-        NexmarkEvent::Auction(a) => Some(Either::Left(a)),
-        NexmarkEvent::Bid(b) => Some(Either::Right(b)),
+        // Shared: the join pairs the auction with each of its bids in range, and the top-1
+        // keeps a pair; an `Arc` makes those copies a reference count.
+        NexmarkEvent::Auction(a) => Some(Either::Left(Arc::new(a))),
+        NexmarkEvent::Bid(b) => Some(Either::Right(WinBid::from(b))),
         NexmarkEvent::Person(_) => None,
     });
-    Ok(winning_bids(events).map(|c| c.map(|(a, b)| Q9Row::of(a, b))))
+    Ok(winning_bids(events).map(|c| c.map(|(a, b)| Q9Row::of_winner(Arc::unwrap_or_clone(a), b))))
 }

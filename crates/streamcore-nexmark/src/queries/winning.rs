@@ -1,10 +1,29 @@
 //! The winning bid of each auction, as a changelog: the join `auction ⋈ bid ON A.id =
 //! B.auction AND B.dateTime BETWEEN A.dateTime AND A.expires` followed by a top-1 per auction
-//! by `price DESC, dateTime ASC` (q9's `ROW_NUMBER`, and q4's `MAX(price)`).
+//! by `price DESC, dateTime ASC` (q9's `ROW_NUMBER`, and q4's `MAX(price)`; q6's top-1).
+//!
+//! ```text
+//! events (Either<auction, bid>)
+//!     .key_by(auction id).process(AuctionBidJoin)     // append-only (auction, bid) pairs
+//!     .key_by(auction id)
+//!     .top_n(1, |(a, b)| (Reverse(b.price), b.dateTime))
+//! ```
+//!
+//! The join ([`AuctionBidJoin`]) is append-only: every pair is final once emitted. It keeps
+//! its state bounded by the watermark (an auction until its `expires`, a bid that came before
+//! its auction until the watermark passes the bid), which Flink's regular join cannot (it
+//! keeps both sides forever); neither can change the result then. The top-1 is the library's
+//! [`top_n`](streamcore::KeyedStream::top_n): a pair that takes first place is `+I`, the one it
+//! pushes out `-D`. Ties on both price and `dateTime` keep the first-arrived pair (rows with
+//! equal sort keys rank in arrival order), as `WinningBids` did before; `ROW_NUMBER` picks an
+//! arbitrary one (PITFALLS #29). The top-1 keeps each auction's winning pair for the rest of
+//! the job (Flink's Rank keeps it too, without a state TTL).
 
-use streamcore::join::{Change, Either};
+use std::cmp::Reverse;
+use streamcore::changelog::Change;
+use streamcore::join::Either;
 use streamcore::state::{KeyedContext, KeyedProcessFunction, TimeDomain};
-use streamcore::{Data, Output, Timestamp};
+use streamcore::{Data, Output, StateData, Stream, Timestamp};
 
 /// What the join needs of an auction.
 pub trait AuctionLike: Data {
@@ -38,6 +57,19 @@ impl AuctionLike for crate::Auction {
     }
 }
 
+/// A shared auction: joined to each of its bids without copying it.
+impl<A: AuctionLike + Sync> AuctionLike for std::sync::Arc<A> {
+    fn id(&self) -> i64 {
+        (**self).id()
+    }
+    fn date_time(&self) -> Timestamp {
+        (**self).date_time()
+    }
+    fn expires(&self) -> Timestamp {
+        (**self).expires()
+    }
+}
+
 impl BidLike for crate::Bid {
     fn auction(&self) -> i64 {
         self.auction
@@ -50,70 +82,56 @@ impl BidLike for crate::Bid {
     }
 }
 
-/// Per auction id: the auction once seen, bids that came before it, the current winner.
+/// Per auction id: the auction once seen, and the bids that came before it.
 #[derive(serde::Serialize, serde::Deserialize)]
-pub struct WinState<A, B> {
+pub struct JoinState<A, B> {
     auction: Option<A>,
     pending: Vec<B>,
-    best: Option<B>,
 }
 
-impl<A, B> Default for WinState<A, B> {
+impl<A, B> Default for JoinState<A, B> {
     fn default() -> Self {
-        WinState {
+        JoinState {
             auction: None,
             pending: Vec::new(),
-            best: None,
         }
     }
 }
 
-/// The keyed process function (key: auction id, input: auctions and bids as [`Either`]).
+/// The join of auctions and bids on the auction id with the bid's time in `[dateTime,
+/// expires]` (closed, no reserve check — PITFALLS #22), as a keyed process function (key:
+/// auction id, input: auctions and bids as [`Either`]); emits each matching `(auction, bid)`
+/// once, append-only.
 ///
 /// State stays bounded by the watermark: a bid that arrives before its auction waits until
 /// the watermark passes its time (an auction created at or before the bid would have arrived
 /// by then; a later one cannot match), and an auction's state is dropped once the watermark
 /// passes `expires` (no bid that can still arrive is in range).
 #[derive(Clone)]
-pub struct WinningBids<A, B>(std::marker::PhantomData<fn() -> (A, B)>);
+pub struct AuctionBidJoin<A, B>(std::marker::PhantomData<fn() -> (A, B)>);
 
-impl<A, B> Default for WinningBids<A, B> {
+impl<A, B> Default for AuctionBidJoin<A, B> {
     fn default() -> Self {
-        WinningBids(std::marker::PhantomData)
+        AuctionBidJoin(std::marker::PhantomData)
     }
 }
 
-/// `b` beats `best`: higher price, or equal price and earlier.
-fn beats<B: BidLike>(b: &B, best: Option<&B>) -> bool {
-    best.is_none_or(|c| {
-        b.price() > c.price() || (b.price() == c.price() && b.date_time() < c.date_time())
-    })
-}
-
-fn consider<A: AuctionLike, B: BidLike>(
-    state: &mut WinState<A, B>,
-    b: B,
-    out: &mut Output<Change<(A, B)>>,
-) {
-    let Some(a) = &state.auction else { return };
+/// Emits `(a, b)` if `b` was made while `a` was open.
+#[inline]
+fn join<A: AuctionLike, B: BidLike>(a: &A, b: B, out: &mut Output<(A, B)>) {
     let t = b.date_time();
-    if t < a.date_time() || t > a.expires() || !beats(&b, state.best.as_ref()) {
-        return;
+    if a.date_time() <= t && t <= a.expires() {
+        out.emit((a.clone(), b));
     }
-    if let Some(old) = state.best.take() {
-        out.emit(Change::Delete((a.clone(), old)));
-    }
-    out.emit(Change::Insert((a.clone(), b.clone())));
-    state.best = Some(b);
 }
 
-impl<A, B> KeyedProcessFunction<i64, Either<A, B>> for WinningBids<A, B>
+impl<A, B> KeyedProcessFunction<i64, Either<A, B>> for AuctionBidJoin<A, B>
 where
-    A: AuctionLike + streamcore::StateData,
-    B: BidLike + streamcore::StateData,
+    A: AuctionLike + StateData,
+    B: BidLike + StateData,
 {
-    type State = WinState<A, B>;
-    type Out = Change<(A, B)>;
+    type State = JoinState<A, B>;
+    type Out = (A, B);
 
     fn process(
         &mut self,
@@ -125,14 +143,14 @@ where
             Either::Left(a) => {
                 ctx.register_event_time_timer(a.expires());
                 let state = ctx.state();
-                state.auction = Some(a);
                 for b in std::mem::take(&mut state.pending) {
-                    consider(state, b, out);
+                    join(&a, b, out);
                 }
+                state.auction = Some(a);
             }
             Either::Right(b) => {
-                if ctx.state().auction.is_some() {
-                    consider(ctx.state(), b, out);
+                if let Some(a) = &ctx.state().auction {
+                    join(a, b, out);
                 } else {
                     // One pending timer per key at a time: at the earliest pending bid's time.
                     let earliest = ctx.state().pending.iter().map(|p| p.date_time()).min();
@@ -166,21 +184,36 @@ where
     }
 }
 
-/// The winning-bid changelog of a stream of auctions and bids (with watermarks).
-pub fn winning_bids<A: AuctionLike + streamcore::StateData, B: BidLike + streamcore::StateData>(
-    events: streamcore::Stream<Either<A, B>>,
-) -> streamcore::Stream<Change<(A, B)>> {
+/// The `(auction, bid)` pairs of the join, append-only, from a stream of auctions and bids
+/// (with watermarks).
+pub fn auction_bids<A, B>(events: Stream<Either<A, B>>) -> Stream<(A, B)>
+where
+    A: AuctionLike + StateData,
+    B: BidLike + StateData,
+{
     events
         .key_by(|e: &Either<A, B>| match e {
             Either::Left(a) => a.id(),
             Either::Right(b) => b.auction(),
         })
-        .process(WinningBids::default())
+        .process(AuctionBidJoin::default())
+}
+
+/// The winning-bid changelog of a stream of auctions and bids (with watermarks): the join's
+/// pairs, top-1 per auction by `price DESC, dateTime ASC`.
+pub fn winning_bids<A, B>(events: Stream<Either<A, B>>) -> Stream<Change<(A, B)>>
+where
+    A: AuctionLike + StateData + PartialEq,
+    B: BidLike + StateData + PartialEq,
+{
+    auction_bids(events)
+        .key_by(|(a, _): &(A, B)| a.id())
+        .top_n(1, |(_, b): &(A, B)| (Reverse(b.price()), b.date_time()))
 }
 
 /// The fields of an auction the winning-bid queries need: `(id, group, dateTime, expires)`,
 /// where `group` is what the query groups by (q4: the category, q6: the seller).
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SlimAuction(pub i64, pub i64, pub Timestamp, pub Timestamp);
 
 impl AuctionLike for SlimAuction {
@@ -196,7 +229,7 @@ impl AuctionLike for SlimAuction {
 }
 
 /// The fields of a bid the winning-bid queries need: `(auction, price, dateTime)`.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SlimBid(pub i64, pub i64, pub Timestamp);
 
 impl BidLike for SlimBid {
