@@ -13,23 +13,32 @@
 //! FROM bid GROUP BY DATE_FORMAT(`dateTime`, 'yyyy-MM-dd');
 //! ```
 //!
-//! A rolling keyed aggregate per day over `NexmarkSource<Bid>`, with exact distinct counts
-//! (hash sets of bidders and auctions, overall and per price range). Each bid emits
-//! `Delete(old row)` (unless it is the day's first) then `Insert(new row)`, Flink's
-//! `-U`/`+U` without mini-batch. No deviation; Flink's split-distinct optimisation changes the
-//! plan and the number of updates, not the final table. There is one group per day, so the
-//! keyed stage runs on one instance whatever the parallelism (as in Flink without
-//! split-distinct).
+//! A composition of the library's changelog operators over `NexmarkSource<Bid>`:
+//!
+//! ```text
+//! bids.map(|b| (day, bidder, auction, price))
+//!     .key_by(day)
+//!     .group_aggregate(bid_counts())   // COUNT(*) and COUNT(DISTINCT ..), each with FILTERs
+//!     .map(|c| c.map(Q15Row::of))
+//! ```
+//!
+//! `bid_counts` (shared with q16) is a tuple of the library's retracting aggregates:
+//! `CountRows` and `CountDistinctOf(bidder)`/`CountDistinctOf(auction)`, each once over all
+//! bids and once per price range with `.filter(..)` (SQL's `FILTER (WHERE ..)`); the distinct
+//! counts are exact (each keeps its values). `group_aggregate` emits the day's row as it
+//! changes: `+I` for the day's first bid, then `-U`/`+U`. No deviation; Flink's split-distinct
+//! optimisation changes the plan and the number of updates, not the final table. There is one
+//! group per day, so the keyed stage runs on one instance whatever the parallelism (as in
+//! Flink without split-distinct).
 
+use super::q17::{price_rank, DayText, MS_PER_DAY};
 use super::{nexmark_source, QueryRow};
 use crate::config::{ConfigError, GeneratorConfig};
 use crate::model::Bid;
 use compact_str::CompactString;
 use serde::Serialize;
-use streamcore::join::Change;
+use streamcore::changelog::{Change, CountDistinctOf, CountRows, RetractAggregate};
 use streamcore::{Job, Stream};
-
-pub(crate) const MS_PER_DAY: i64 = 86_400_000;
 
 /// A row of `nexmark_q15`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -142,68 +151,25 @@ impl QueryRow for Q15Row {
     ];
 }
 
-/// Distinct values seen, each with a bit set per column it counts in (bit 0: all bids, bits
-/// 1–3: the price ranks).
-type Seen = std::collections::HashMap<i64, u8, foldhash::fast::RandomState>;
+/// What [`bid_counts`] returns: the bid counts, the distinct bidders and the distinct
+/// auctions, each `(all, rank 1, rank 2, rank 3)`.
+pub(crate) type CountsOut = (
+    (i64, i64, i64, i64),
+    (i64, i64, i64, i64),
+    (i64, i64, i64, i64),
+);
 
-/// Exact counts with the distinct sets behind them: index 0 is all bids, 1–3 the ranks.
-///
-/// One map per column kind (bidders, auctions) with a bit mask per value rather than a set
-/// per column: one hash lookup per bid and kind instead of two, each value stored once, and
-/// the distinct counts kept as the bits are first set.
-#[derive(Default, serde::Serialize, serde::Deserialize)]
-pub(crate) struct DistinctStats {
-    bids: [i64; 4],
-    bidders: Seen,
-    auctions: Seen,
-    distinct_bidders: [i64; 4],
-    distinct_auctions: [i64; 4],
-}
-
-/// Marks `value` seen in the columns of `mask`; counts the columns where it is new.
-#[inline]
-fn mark(seen: &mut Seen, distinct: &mut [i64; 4], value: i64, mask: u8) {
-    let bits = seen.entry(value).or_insert(0);
-    let new = mask & !*bits;
-    if new != 0 {
-        *bits |= mask;
-        for (i, d) in distinct.iter_mut().enumerate() {
-            *d += i64::from(new >> i & 1);
-        }
-    }
-}
-
-impl DistinctStats {
-    pub(crate) fn add(&mut self, bidder: i64, auction: i64, price: i64) {
-        let rank = match price {
-            p if p < 10_000 => 1,
-            p if p < 1_000_000 => 2,
-            _ => 3,
-        };
-        self.bids[0] += 1;
-        self.bids[rank] += 1;
-        let mask = 1u8 | 1 << rank;
-        mark(&mut self.bidders, &mut self.distinct_bidders, bidder, mask);
-        mark(
-            &mut self.auctions,
-            &mut self.distinct_auctions,
-            auction,
-            mask,
-        );
-    }
-
-    pub(crate) fn counts(&self) -> Counts {
-        let [b0, b1, b2, b3] = self.distinct_bidders;
-        let [a0, a1, a2, a3] = self.distinct_auctions;
+impl From<CountsOut> for Counts {
+    fn from(((b0, b1, b2, b3), (d0, d1, d2, d3), (a0, a1, a2, a3)): CountsOut) -> Self {
         Counts {
-            total_bids: self.bids[0],
-            rank1_bids: self.bids[1],
-            rank2_bids: self.bids[2],
-            rank3_bids: self.bids[3],
-            total_bidders: b0,
-            rank1_bidders: b1,
-            rank2_bidders: b2,
-            rank3_bidders: b3,
+            total_bids: b0,
+            rank1_bids: b1,
+            rank2_bids: b2,
+            rank3_bids: b3,
+            total_bidders: d0,
+            rank1_bidders: d1,
+            rank2_bidders: d2,
+            rank3_bidders: d3,
             total_auctions: a0,
             rank1_auctions: a1,
             rank2_auctions: a2,
@@ -212,16 +178,43 @@ impl DistinctStats {
     }
 }
 
-/// Per day: its text, the counts before the last bid, the distinct sets.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Acc {
-    day: CompactString,
-    before: Option<Counts>,
-    stats: DistinctStats,
+/// The twelve aggregates of q15 and q16 over rows `T`, given how to read a row's bidder,
+/// auction and price: `count(*)`, `count(distinct bidder)` and `count(distinct auction)`, each
+/// over all rows and `FILTER (WHERE ..)` each price range.
+pub(crate) fn bid_counts<T: 'static>(
+    bidder: fn(&T) -> i64,
+    auction: fn(&T) -> i64,
+    price: fn(&T) -> i64,
+) -> impl RetractAggregate<T, Out = CountsOut> {
+    let in_rank = move |rank: u8| move |t: &T| price_rank(price(t)) == rank;
+    (
+        (
+            CountRows,
+            CountRows.filter(in_rank(1)),
+            CountRows.filter(in_rank(2)),
+            CountRows.filter(in_rank(3)),
+        ),
+        (
+            CountDistinctOf::new(bidder),
+            CountDistinctOf::new(bidder).filter(in_rank(1)),
+            CountDistinctOf::new(bidder).filter(in_rank(2)),
+            CountDistinctOf::new(bidder).filter(in_rank(3)),
+        ),
+        (
+            CountDistinctOf::new(auction),
+            CountDistinctOf::new(auction).filter(in_rank(1)),
+            CountDistinctOf::new(auction).filter(in_rank(2)),
+            CountDistinctOf::new(auction).filter(in_rank(3)),
+        ),
+    )
 }
+
+/// A bid as q15 counts it: `(day number, bidder, auction, price)`.
+type DayBid = (i64, i64, i64, i64);
 
 /// Builds q15 into `job`.
 pub fn q15(job: &mut Job, config: &GeneratorConfig) -> Result<Stream<Change<Q15Row>>, ConfigError> {
+    let mut days = DayText::default();
     Ok(nexmark_source::<Bid>(job, "bids", config)?
         .map(|b| {
             (
@@ -232,23 +225,10 @@ pub fn q15(job: &mut Job, config: &GeneratorConfig) -> Result<Stream<Change<Q15R
             )
         })
         .key_by(|b| b.0)
-        .aggregate(
-            |day: &i64| Acc {
-                day: super::q17::day_string(*day),
-                before: None,
-                stats: DistinctStats::default(),
-            },
-            |acc: &mut Acc, b: (i64, i64, i64, i64)| {
-                acc.before = (acc.stats.bids[0] > 0).then(|| acc.stats.counts());
-                acc.stats.add(b.1, b.2, b.3);
-            },
-            |_: &i64, acc: &Acc| {
-                let row = |c| Q15Row::of(acc.day.clone(), c);
-                let mut changes = Vec::new();
-                changes.extend(acc.before.map(|c| Change::Delete(row(c))));
-                changes.push(Change::Insert(row(acc.stats.counts())));
-                changes
-            },
-        )
-        .flat_map(|changes| changes))
+        .group_aggregate(bid_counts(
+            |b: &DayBid| b.1,
+            |b: &DayBid| b.2,
+            |b: &DayBid| b.3,
+        ))
+        .map(move |c| c.map(|(day, counts)| Q15Row::of(days.of(day), counts.into()))))
 }

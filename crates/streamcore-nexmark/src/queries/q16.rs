@@ -8,18 +8,29 @@
 //! FROM bid GROUP BY channel, DATE_FORMAT(`dateTime`, 'yyyy-MM-dd');
 //! ```
 //!
-//! A rolling keyed aggregate per `(channel, day)` over `NexmarkSource<Bid>`, with q15's exact
-//! distinct counts; `minute` is the string maximum of `HH:mm` (the same as the latest minute,
-//! the strings being zero-padded). Each bid emits `Delete(old row)` (unless it is the group's
-//! first) then `Insert(new row)`. No deviation.
+//! A composition of the library's changelog operators over `NexmarkSource<Bid>`:
+//!
+//! ```text
+//! bids.map(|b| ((channel, day), minute of the day, bidder, auction, price))
+//!     .key_by((channel, day))
+//!     .group_aggregate((MaxOf(minute), bid_counts()))
+//!     .map(|c| c.map(Q16Row::of))
+//! ```
+//!
+//! `bid_counts` are the twelve counts of [`mod@super::q15`] (`CountRows` and `CountDistinctOf`
+//! with `.filter(..)` per price range); `minute` is `MaxOf` the minute of the day, printed as
+//! `HH:mm` — the same as the string maximum of `HH:mm`, the strings being zero-padded.
+//! `group_aggregate` emits each group's row as it changes: `+I` for its first bid, then
+//! `-U`/`+U`. No deviation.
 
-use super::q15::{Counts, DistinctStats, MS_PER_DAY};
+use super::q15::{bid_counts, Counts, CountsOut};
+use super::q17::{DayText, MS_PER_DAY};
 use super::{nexmark_source, QueryRow};
 use crate::config::{ConfigError, GeneratorConfig};
 use crate::model::Bid;
 use compact_str::CompactString;
 use serde::Serialize;
-use streamcore::join::Change;
+use streamcore::changelog::{Change, MaxOf};
 use streamcore::{Job, Stream};
 
 /// A row of `nexmark_q16`.
@@ -113,19 +124,15 @@ fn hh_mm(minute: i64) -> CompactString {
     CompactString::from_utf8(text).expect("ASCII digits")
 }
 
-/// Per group: day text, latest minute of the day, the row before the last bid, the sets.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Acc {
-    day: CompactString,
-    minute: i64,
-    before: Option<(i64, Counts)>,
-    stats: DistinctStats,
-}
-
+/// A group: channel and day number.
 type Key = (CompactString, i64);
+
+/// A bid as q16 aggregates it: `(group, minute of the day, bidder, auction, price)`.
+type GroupBid = (Key, i64, i64, i64, i64);
 
 /// Builds q16 into `job`.
 pub fn q16(job: &mut Job, config: &GeneratorConfig) -> Result<Stream<Change<Q16Row>>, ConfigError> {
+    let mut days = DayText::default();
     Ok(nexmark_source::<Bid>(job, "bids", config)?
         .map(|b| {
             let t = b.date_time.0;
@@ -134,27 +141,23 @@ pub fn q16(job: &mut Job, config: &GeneratorConfig) -> Result<Stream<Change<Q16R
             (key, minute, b.bidder, b.auction, b.price)
         })
         .key_by(|b| b.0.clone())
-        .aggregate(
-            |k: &Key| Acc {
-                day: super::q17::day_string(k.1),
-                minute: -1,
-                before: None,
-                stats: DistinctStats::default(),
-            },
-            |acc: &mut Acc, b: (Key, i64, i64, i64, i64)| {
-                acc.before = (acc.minute >= 0).then(|| (acc.minute, acc.stats.counts()));
-                acc.minute = acc.minute.max(b.1);
-                acc.stats.add(b.2, b.3, b.4);
-            },
-            |k: &Key, acc: &Acc| {
-                let row = |(m, c)| Q16Row::of(k.0.clone(), acc.day.clone(), m, c);
-                let mut changes = Vec::new();
-                changes.extend(acc.before.map(|b| Change::Delete(row(b))));
-                changes.push(Change::Insert(row((acc.minute, acc.stats.counts()))));
-                changes
-            },
-        )
-        .flat_map(|changes| changes))
+        .group_aggregate((
+            MaxOf::new(|b: &GroupBid| b.1),
+            bid_counts(|b: &GroupBid| b.2, |b: &GroupBid| b.3, |b: &GroupBid| b.4),
+        ))
+        .map(move |c| {
+            c.map(
+                |((channel, day), (minute, counts)): (Key, (Option<i64>, CountsOut))| {
+                    // A group with a row has a bid: its minute is never NULL.
+                    Q16Row::of(
+                        channel,
+                        days.of(day),
+                        minute.unwrap_or_default(),
+                        counts.into(),
+                    )
+                },
+            )
+        }))
 }
 
 #[cfg(test)]
