@@ -2,7 +2,7 @@
 //! column, [`TableSink`] applies a changelog as it arrives and yields the final table.
 //!
 //! ```
-//! use streamcore::join::Change;
+//! use streamcore::changelog::Change;
 //! use streamcore::source::Generator;
 //! use streamcore::{Job, JobConfig};
 //! use streamcore_nexmark::output::{ChangelogCsvSink, TableSink};
@@ -42,7 +42,7 @@ use std::io::{BufWriter, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use streamcore::join::Change;
+use streamcore::changelog::Change;
 use streamcore::sink::{Sink, SinkWriter};
 use streamcore::{Result, StreamError, TaskInfo};
 

@@ -10,10 +10,14 @@
 //! [`build_query`] is the registry: it builds a query by name and hands its typed result
 //! stream to a [`RowSink`].
 //!
-//! Updating queries (q4, q6, q9, q15–q19) return a changelog, `Stream<Change<Row>>`: Flink's
-//! `-U`/`+U` pair of an updated row is a `Change::Delete` of the old row followed by a
-//! `Change::Insert` of the new one (in that order, from the one instance that owns the key).
-//! [`apply_changelog`] turns a changelog into the final table.
+//! Updating queries (q4, q6, q9, q15–q19) return a changelog, `Stream<Change<Row>>`, with
+//! Flink's row kinds (`+I`, `-U`/`+U`, `-D`; the changes of one key in order, from the one
+//! instance that owns it). They are compositions of the library's changelog operators
+//! ([`streamcore::changelog`]: `group_aggregate`, `group_aggregate_changes`, `top_n`,
+//! `top_n_ranked`, `deduplicate_by_time`) and stateless maps of their rows; the only keyed
+//! functions left are the append-only auction–bid join of [`winning`] and q6's OVER-window
+//! frame membership, for which the library has no operator. [`apply_changelog`] turns a
+//! changelog into the final table.
 //!
 //! ## Deviations shared by every query
 //!
@@ -90,7 +94,7 @@ use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::path::Path;
-use streamcore::join::Change;
+use streamcore::changelog::Change;
 use streamcore::WatermarkStrategy;
 use streamcore::{Data, Job, Stream};
 use streamcore_connectors::{JsonLinesSource, LineDecoder};
