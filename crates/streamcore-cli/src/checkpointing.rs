@@ -1,5 +1,6 @@
 //! The checkpoint options every job command shares (`--checkpoint-dir`,
-//! `--checkpoint-interval`, `--restore`, `--retain-checkpoints`), and [`run_job`]: runs a job
+//! `--checkpoint-interval`, `--restore`, `--retain-checkpoints`,
+//! `--allow-non-restored-state`), and [`run_job`]: runs a job
 //! to its end while answering signals — SIGUSR1 takes a savepoint, SIGINT/SIGTERM stop the
 //! job (with a savepoint when it checkpoints, so that `--restore latest` resumes it) — and
 //! [`print_summary`], how every job command reports its metrics.
@@ -29,6 +30,11 @@ pub struct CheckpointArgs {
     /// Periodic checkpoints kept (savepoints are always kept).
     #[arg(long, default_value_t = 3)]
     pub retain_checkpoints: usize,
+    /// With --restore: drop the state of operators this job no longer has (by operator id)
+    /// instead of refusing to start — Flink's --allowNonRestoredState. Each dropped operator
+    /// is logged and counted.
+    #[arg(long, requires = "restore")]
+    pub allow_non_restored_state: bool,
 }
 
 impl CheckpointArgs {
@@ -43,7 +49,8 @@ impl CheckpointArgs {
             Some(dir) => {
                 let mut c = CheckpointConfig::new(dir)
                     .interval(self.checkpoint_interval)
-                    .retain(self.retain_checkpoints);
+                    .retain(self.retain_checkpoints)
+                    .allow_non_restored_state(self.allow_non_restored_state);
                 c.restore = self.restore.clone();
                 config.checkpoints(c)
             }

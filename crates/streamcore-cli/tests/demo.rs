@@ -174,6 +174,53 @@ fn bad_line_fails_the_job_naming_file_line_and_field() {
 }
 
 #[test]
+fn a_field_of_the_wrong_type_fails_naming_the_event_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(
+        dir.path(),
+        10,
+        &[(
+            6,
+            r#"{"event_id":"e6","timestamp":6,"event_type":"transaction","data":{"amount":"120"}}"#,
+        )],
+    );
+    let out = streamcore(&["demo", "--input", input.to_str().unwrap(), "-p", "1"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "operator `high_value_filter` failed on event `e6` from {} line 7 (byte offset ",
+            input.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("field `data.amount`: expected a number, got string"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn iso_8601_timestamps_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(
+        dir.path(),
+        3,
+        &[(
+            1,
+            r#"{"event_id":"iso","timestamp":"2026-12-05T10:00:00.250Z","event_type":"transaction","data":{"amount":500}}"#,
+        )],
+    );
+    let out = streamcore(&["demo", "--input", input.to_str().unwrap(), "-p", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(r#""event_id":"enriched_iso","timestamp":1796464800.25"#),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn dead_letter_policy_keeps_going_and_records_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let input = write_input(
