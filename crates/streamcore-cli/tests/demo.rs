@@ -212,7 +212,11 @@ fn iso_8601_timestamps_are_read() {
         )],
     );
     let out = streamcore(&["demo", "--input", input.to_str().unwrap(), "-p", "1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(r#""event_id":"enriched_iso","timestamp":1796464800.25"#),
