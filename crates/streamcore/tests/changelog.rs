@@ -208,6 +208,25 @@ proptest! {
     }
 
     #[test]
+    fn ranked_top_n_of_a_changelog_equals_the_model(changes in changelog(), p in 1usize..=4) {
+        let mut job = Job::new("ranked-changes");
+        let (sink, out) = CollectSink::new();
+        keyed_source(&mut job, changes.clone(), |c| c.row().0, p)
+            .key_by(|c| c.row().0)
+            .top_n_ranked_changes(3, |r: &Row| r.1)
+            .sink(sink);
+        let output = run_collect(job, p, out);
+        let table = apply_strictly(&output).map_err(TestCaseError::fail)?;
+        let mut model: Vec<(u64, Row)> = Vec::new();
+        for (k, mut vs) in live_rows(&changes) {
+            vs.sort();
+            model.extend(vs.into_iter().take(3).enumerate().map(|(i, v)| (i as u64 + 1, (k, v))));
+        }
+        model.sort();
+        prop_assert_eq!(table, model);
+    }
+
+    #[test]
     fn ranked_top_n_gives_each_rank_its_row(rows in prop::collection::vec((0u8..4, -20i64..20), 0..80), p in 1usize..=4) {
         let mut job = Job::new("ranked");
         let (sink, out) = CollectSink::new();

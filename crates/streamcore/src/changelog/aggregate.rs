@@ -27,6 +27,13 @@ pub trait RetractAggregate<T>: Clone + Send + 'static {
     fn add(&self, acc: &mut Self::Acc, row: &T);
     /// Takes a row added earlier back out.
     fn retract(&self, acc: &mut Self::Acc, row: &T);
+    /// Adds a row to a group that will never see a withdrawal (an append-only input): an
+    /// aggregate may keep less then (min and max keep only the extreme, not every value).
+    /// The default is [`RetractAggregate::add`].
+    #[inline]
+    fn add_final(&self, acc: &mut Self::Acc, row: &T) {
+        self.add(acc, row)
+    }
     /// The result now.
     fn result(&self, acc: &Self::Acc) -> Self::Out;
 
@@ -62,6 +69,12 @@ impl<T, A: RetractAggregate<T>, P: Fn(&T) -> bool + Clone + Send + 'static> Retr
     fn retract(&self, acc: &mut A::Acc, row: &T) {
         if (self.keep)(row) {
             self.agg.retract(acc, row)
+        }
+    }
+    #[inline]
+    fn add_final(&self, acc: &mut A::Acc, row: &T) {
+        if (self.keep)(row) {
+            self.agg.add_final(acc, row)
         }
     }
     fn result(&self, acc: &A::Acc) -> A::Out {
@@ -196,7 +209,7 @@ fn multiset_remove<V: Ord>(set: &mut Multiset<V>, v: &V) {
 }
 
 macro_rules! extremum {
-    ($name:ident, $doc:literal, $pick:ident) => {
+    ($name:ident, $doc:literal, $pick:ident, $better:expr) => {
         #[doc = $doc]
         #[derive(Clone, Copy)]
         pub struct $name<F>(pub F);
@@ -223,6 +236,19 @@ macro_rules! extremum {
             fn retract(&self, acc: &mut Multiset<V>, row: &T) {
                 multiset_remove(acc, &(self.0)(row));
             }
+            /// Without withdrawals only the extreme matters: the set holds one value.
+            #[inline]
+            fn add_final(&self, acc: &mut Multiset<V>, row: &T) {
+                let v = (self.0)(row);
+                let better: fn(&V, &V) -> bool = $better;
+                match acc.keys().next() {
+                    Some(cur) if !better(&v, cur) => {}
+                    _ => {
+                        acc.clear();
+                        acc.insert(v, 1);
+                    }
+                }
+            }
             fn result(&self, acc: &Multiset<V>) -> Option<V> {
                 acc.keys().$pick().cloned()
             }
@@ -232,13 +258,15 @@ macro_rules! extremum {
 
 extremum!(
     MinOf,
-    "`MIN(field)`: the smallest value (`None` while no row counts). Keeps every value with its count, so a retracted minimum gives way to the next.",
-    next
+    "`MIN(field)`: the smallest value (`None` while no row counts). Keeps every value with its count, so a retracted minimum gives way to the next (over an append-only input, only the minimum).",
+    next,
+    |v, cur| v < cur
 );
 extremum!(
     MaxOf,
-    "`MAX(field)`: the largest value (`None` while no row counts). Keeps every value with its count, so a retracted maximum gives way to the next.",
-    next_back
+    "`MAX(field)`: the largest value (`None` while no row counts). Keeps every value with its count, so a retracted maximum gives way to the next (over an append-only input, only the maximum).",
+    next_back,
+    |v, cur| v > cur
 );
 
 /// `COUNT(DISTINCT field)`: keeps each value with the number of rows that have it.
@@ -291,6 +319,10 @@ macro_rules! tuple_aggregate {
             #[inline]
             fn retract(&self, acc: &mut Self::Acc, row: &T) {
                 $(self.$i.retract(&mut acc.$i, row);)+
+            }
+            #[inline]
+            fn add_final(&self, acc: &mut Self::Acc, row: &T) {
+                $(self.$i.add_final(&mut acc.$i, row);)+
             }
             fn result(&self, acc: &Self::Acc) -> Self::Out {
                 ($(self.$i.result(&acc.$i),)+)
@@ -361,18 +393,24 @@ impl<A, T> GroupAggregate<A, T> {
 }
 
 impl<A: RetractAggregate<T>, T> GroupAggregate<A, T> {
-    /// Applies one row (added or withdrawn) to the current key's group and emits the change.
+    /// Applies one row (added or withdrawn; `final_add`: over an append-only input) to the
+    /// current key's group and emits the change.
     #[inline]
     fn apply<K: Key>(
         &self,
         add: bool,
+        final_add: bool,
         row: &T,
         ctx: &mut KeyedContext<'_, K, GroupState<A::Acc, A::Out>>,
         out: &mut Output<Change<(K, A::Out)>>,
     ) {
         let group = ctx.state();
         if add {
-            self.agg.add(&mut group.acc, row);
+            if final_add {
+                self.agg.add_final(&mut group.acc, row);
+            } else {
+                self.agg.add(&mut group.acc, row);
+            }
             group.rows += 1;
         } else if group.rows == 0 {
             // A withdrawal of a row this group never had (its state expired, say): nothing
@@ -420,7 +458,7 @@ where
         ctx: &mut KeyedContext<'_, K, Self::State>,
         out: &mut Output<Self::Out>,
     ) {
-        self.apply(true, &row, ctx, out);
+        self.apply(true, true, &row, ctx, out);
     }
 }
 
@@ -442,6 +480,7 @@ where
         ctx: &mut KeyedContext<'_, K, Self::State>,
         out: &mut Output<Self::Out>,
     ) {
-        self.0.apply(change.is_addition(), change.row(), ctx, out);
+        self.0
+            .apply(change.is_addition(), false, change.row(), ctx, out);
     }
 }

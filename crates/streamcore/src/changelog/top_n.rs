@@ -5,47 +5,22 @@ use crate::data::{Data, Key, StateData};
 use crate::operator::Output;
 use crate::state::{KeyedContext, KeyedProcessFunction};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
-/// One key's rows by their sort key; rows with equal sort keys in arrival order.
+/// One key's rows sorted by their sort key; rows with equal sort keys in arrival order. A
+/// flat vector: positions are ranks, and a top-n over an append-only input holds `n` rows.
 #[derive(Serialize, Deserialize)]
 #[serde(bound(
-    serialize = "S: Serialize + Ord, T: Serialize",
-    deserialize = "S: Deserialize<'de> + Ord, T: Deserialize<'de>"
+    serialize = "S: Serialize, T: Serialize",
+    deserialize = "S: Deserialize<'de>, T: Deserialize<'de>"
 ))]
 pub struct TopNState<S, T> {
-    rows: BTreeMap<S, Vec<T>>,
+    rows: Vec<(S, T)>,
 }
 
 impl<S, T> Default for TopNState<S, T> {
     fn default() -> Self {
-        TopNState {
-            rows: BTreeMap::new(),
-        }
-    }
-}
-
-impl<S: Ord, T: Clone> TopNState<S, T> {
-    fn first(&self, n: usize) -> Vec<T> {
-        self.rows.values().flatten().take(n).cloned().collect()
-    }
-
-    fn len(&self) -> usize {
-        self.rows.values().map(Vec::len).sum()
-    }
-
-    /// Drops every row after the first `n` (append-only input: they can never come back).
-    fn truncate(&mut self, n: usize) {
-        while self.len() > n {
-            let Some(mut last) = self.rows.last_entry() else {
-                return;
-            };
-            last.get_mut().pop();
-            if last.get().is_empty() {
-                last.remove();
-            }
-        }
+        TopNState { rows: Vec::new() }
     }
 }
 
@@ -92,8 +67,9 @@ where
         }
     }
 
-    /// Applies one row and emits how the first `n` changed (as `Change<(rank, row)>` through
-    /// `emit`).
+    /// Applies one row and emits how the first `n` changed (as `Change<(rank, row)>`, ranks
+    /// from 1, through `emit`). Only rows whose rank changes are touched: a row that does not
+    /// reach the first `n` costs a binary search.
     fn apply(
         &self,
         add: bool,
@@ -102,54 +78,79 @@ where
         state: &mut TopNState<S, T>,
         mut emit: impl FnMut(Change<(u64, T)>),
     ) {
-        let before = state.first(self.n);
+        let n = self.n;
         let sort = (self.order)(&row);
+        let rows = &mut state.rows;
+        let len = rows.len();
         if add {
-            state.rows.entry(sort).or_default().push(row);
+            // After every row with an equal sort key: arrival order.
+            let at = rows.partition_point(|(s, _)| *s <= sort);
+            if at >= n {
+                if !append_only {
+                    rows.insert(at, (sort, row));
+                }
+                return;
+            }
+            if self.ranked {
+                // Ranks at..min(len, n) move down by one; the new row takes rank `at`.
+                for r in at..len.min(n) {
+                    let now = if r == at {
+                        row.clone()
+                    } else {
+                        rows[r - 1].1.clone()
+                    };
+                    emit(Change::UpdateBefore((r as u64 + 1, rows[r].1.clone())));
+                    emit(Change::UpdateAfter((r as u64 + 1, now)));
+                }
+                if len < n {
+                    let last = if len == at {
+                        row.clone()
+                    } else {
+                        rows[len - 1].1.clone()
+                    };
+                    emit(Change::Insert((len as u64 + 1, last)));
+                }
+            } else {
+                if len >= n {
+                    emit(Change::Delete((0, rows[n - 1].1.clone())));
+                }
+                emit(Change::Insert((0, row.clone())));
+            }
+            rows.insert(at, (sort, row));
             if append_only {
-                state.truncate(self.n);
+                rows.truncate(n);
             }
-        } else {
-            let Some(rows) = state.rows.get_mut(&sort) else {
-                return;
-            };
-            let Some(at) = rows.iter().position(|r| *r == row) else {
-                return;
-            };
-            rows.remove(at);
-            if rows.is_empty() {
-                state.rows.remove(&sort);
-            }
+            return;
         }
-        let after = state.first(self.n);
-        if self.ranked {
-            for rank in 0..before.len().max(after.len()) {
-                let r = rank as u64 + 1;
-                match (before.get(rank), after.get(rank)) {
-                    (Some(b), Some(a)) if b != a => {
-                        emit(Change::UpdateBefore((r, b.clone())));
-                        emit(Change::UpdateAfter((r, a.clone())));
+        let first = rows.partition_point(|(s, _)| *s < sort);
+        let Some(at) = rows[first..]
+            .iter()
+            .take_while(|(s, _)| *s == sort)
+            .position(|(_, r)| *r == row)
+            .map(|i| first + i)
+        else {
+            return; // never added (or expired): nothing to withdraw
+        };
+        if at < n {
+            if self.ranked {
+                // Ranks at..min(len, n) move up by one; the last of them may empty.
+                for r in at..len.min(n) {
+                    match rows.get(r + 1) {
+                        Some((_, next)) => {
+                            emit(Change::UpdateBefore((r as u64 + 1, rows[r].1.clone())));
+                            emit(Change::UpdateAfter((r as u64 + 1, next.clone())));
+                        }
+                        None => emit(Change::Delete((r as u64 + 1, rows[r].1.clone()))),
                     }
-                    (Some(b), None) => emit(Change::Delete((r, b.clone()))),
-                    (None, Some(a)) => emit(Change::Insert((r, a.clone()))),
-                    _ => {}
+                }
+            } else {
+                emit(Change::Delete((0, rows[at].1.clone())));
+                if let Some((_, next)) = rows.get(n) {
+                    emit(Change::Insert((0, next.clone())));
                 }
             }
-        } else {
-            // The multiset difference: rows that left, then rows that entered.
-            let mut entered = after;
-            for b in before {
-                match entered.iter().position(|a| *a == b) {
-                    Some(i) => {
-                        entered.swap_remove(i);
-                    }
-                    None => emit(Change::Delete((0, b))),
-                }
-            }
-            for a in entered {
-                emit(Change::Insert((0, a)));
-            }
         }
+        rows.remove(at);
     }
 }
 
