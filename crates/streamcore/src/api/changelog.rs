@@ -3,8 +3,8 @@
 
 use super::{KeyedStream, Stream};
 use crate::changelog::{
-    Change, Deduplicate, GroupAggregate, GroupAggregateChanges, Keep, Materialize, RankedTopN,
-    RankedTopNChanges, RetractAggregate, TopN, TopNChanges,
+    Change, Changes, Deduplicate, GroupAggregate, GroupAggregateChanges, Keep, Materialize,
+    RankedChanges, RankedRows, RetractAggregate, Rows, TopN, TopNFunction,
 };
 use crate::data::{Data, StateData, StateKey};
 use crate::event_time::EventTime;
@@ -54,8 +54,8 @@ where
         S: Ord + StateData,
         F: Fn(&T) -> S + Clone + Send + 'static,
     {
-        self.process_named("top_n", TopN::new(n, order, false))
-            .updating()
+        let top = TopNFunction::<_, _, _, Rows>::new(TopN::new(n, order, false));
+        self.process_named("top_n", top).updating()
     }
 
     /// The first `n` rows per key with their rank (from 1): each rank whose row changes is
@@ -66,8 +66,8 @@ where
         S: Ord + StateData,
         F: Fn(&T) -> S + Clone + Send + 'static,
     {
-        let top = TopN::new(n, order, true);
-        self.process_named("top_n", RankedTopN { top }).updating()
+        let top = TopNFunction::<_, _, _, RankedRows>::new(TopN::new(n, order, true));
+        self.process_named("top_n", top).updating()
     }
 
     /// One row per key, in arrival order: the first ([`Keep::First`]: an append-only stream
@@ -153,7 +153,7 @@ where
         S: Ord + StateData,
         F: Fn(&T) -> S + Clone + Send + 'static,
     {
-        let top = TopNChanges(TopN::new(n, order, false));
+        let top = TopNFunction::<_, _, _, Changes>::new(TopN::new(n, order, false));
         self.process_named("top_n", top).updating()
     }
 
@@ -164,7 +164,7 @@ where
         S: Ord + StateData,
         F: Fn(&T) -> S + Clone + Send + 'static,
     {
-        let top = RankedTopNChanges(TopN::new(n, order, true));
+        let top = TopNFunction::<_, _, _, RankedChanges>::new(TopN::new(n, order, true));
         self.process_named("top_n", top).updating()
     }
 }

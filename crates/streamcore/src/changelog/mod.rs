@@ -33,7 +33,7 @@ pub use aggregate::{
 };
 pub use dedup::{Deduplicate, Keep};
 pub use materialize::Materialize;
-pub(crate) use top_n::{RankedTopN, RankedTopNChanges, TopNChanges};
+pub(crate) use top_n::{Changes, RankedChanges, RankedRows, Rows, TopNFunction};
 pub use top_n::{TopN, TopNState};
 
 use serde::{Deserialize, Serialize};

@@ -154,123 +154,121 @@ where
     }
 }
 
-/// Top-n over an append-only input, without ranks.
-impl<K, T, S, F> KeyedProcessFunction<K, T> for TopN<T, S, F>
-where
-    K: Key + StateData,
-    T: Data + StateData + PartialEq,
-    S: Ord + StateData,
-    F: Fn(&T) -> S + Clone + Send + 'static,
-{
-    type State = TopNState<S, T>;
+/// What a top-n function reads and emits: rows or changes in, rows or ranked rows out.
+pub(crate) trait TopNMode<T>: Send + 'static {
+    /// The input record.
+    type In: Data;
+    /// The output record.
+    type Out: Data;
+    /// Whether the input only adds rows (then only the first `n` are kept).
+    const APPEND_ONLY: bool;
+    /// Whether an input record adds its row, and the row.
+    fn split(record: Self::In) -> (bool, T);
+    /// The output of one change of rank.
+    fn out(change: Change<(u64, T)>) -> Self::Out;
+}
+
+/// Rows in, rows out (the membership of the first `n`).
+pub(crate) struct Rows;
+/// Rows in, ranked rows out.
+pub(crate) struct RankedRows;
+/// Changes in, rows out.
+pub(crate) struct Changes;
+/// Changes in, ranked rows out.
+pub(crate) struct RankedChanges;
+
+impl<T: Data> TopNMode<T> for Rows {
+    type In = T;
     type Out = Change<T>;
-    fn process(
-        &mut self,
-        row: T,
-        ctx: &mut KeyedContext<'_, K, Self::State>,
-        out: &mut Output<Change<T>>,
-    ) {
-        self.apply(true, row, true, ctx.state(), |c| {
-            out.emit(c.map(|(_, r)| r))
-        });
+    const APPEND_ONLY: bool = true;
+    fn split(row: T) -> (bool, T) {
+        (true, row)
+    }
+    fn out(change: Change<(u64, T)>) -> Change<T> {
+        change.map(|(_, r)| r)
     }
 }
 
-/// Top-n over a changelog, without ranks.
-pub(crate) struct TopNChanges<T, S, F>(pub(crate) TopN<T, S, F>);
-
-impl<T, S, F: Clone> Clone for TopNChanges<T, S, F> {
-    fn clone(&self) -> Self {
-        TopNChanges(self.0.clone())
+impl<T: Data> TopNMode<T> for RankedRows {
+    type In = T;
+    type Out = Change<(u64, T)>;
+    const APPEND_ONLY: bool = true;
+    fn split(row: T) -> (bool, T) {
+        (true, row)
+    }
+    fn out(change: Change<(u64, T)>) -> Change<(u64, T)> {
+        change
     }
 }
 
-impl<K, T, S, F> KeyedProcessFunction<K, Change<T>> for TopNChanges<T, S, F>
-where
-    K: Key + StateData,
-    T: Data + StateData + PartialEq,
-    S: Ord + StateData,
-    F: Fn(&T) -> S + Clone + Send + 'static,
-{
-    type State = TopNState<S, T>;
+impl<T: Data> TopNMode<T> for Changes {
+    type In = Change<T>;
     type Out = Change<T>;
-    fn process(
-        &mut self,
-        change: Change<T>,
-        ctx: &mut KeyedContext<'_, K, Self::State>,
-        out: &mut Output<Change<T>>,
-    ) {
-        let add = change.is_addition();
-        self.0
-            .apply(add, change.into_row(), false, ctx.state(), |c| {
-                out.emit(c.map(|(_, r)| r))
-            });
-        if ctx.state().rows.is_empty() {
-            ctx.clear_state();
-        }
+    const APPEND_ONLY: bool = false;
+    fn split(change: Change<T>) -> (bool, T) {
+        (change.is_addition(), change.into_row())
+    }
+    fn out(change: Change<(u64, T)>) -> Change<T> {
+        change.map(|(_, r)| r)
     }
 }
 
-/// Top-n with ranks, over an append-only input or (`changes`) a changelog.
-pub(crate) struct RankedTopN<T, S, F> {
+impl<T: Data> TopNMode<T> for RankedChanges {
+    type In = Change<T>;
+    type Out = Change<(u64, T)>;
+    const APPEND_ONLY: bool = false;
+    fn split(change: Change<T>) -> (bool, T) {
+        (change.is_addition(), change.into_row())
+    }
+    fn out(change: Change<(u64, T)>) -> Change<(u64, T)> {
+        change
+    }
+}
+
+/// A [`TopN`] as a keyed process function, in one of the four [`TopNMode`]s.
+pub(crate) struct TopNFunction<T, S, F, M> {
     pub(crate) top: TopN<T, S, F>,
+    pub(crate) _mode: PhantomData<fn() -> M>,
 }
 
-impl<T, S, F: Clone> Clone for RankedTopN<T, S, F> {
+impl<T, S, F: Clone, M> Clone for TopNFunction<T, S, F, M> {
     fn clone(&self) -> Self {
-        RankedTopN {
+        TopNFunction {
             top: self.top.clone(),
+            _mode: PhantomData,
         }
     }
 }
 
-impl<K, T, S, F> KeyedProcessFunction<K, T> for RankedTopN<T, S, F>
+impl<T, S, F, M> TopNFunction<T, S, F, M> {
+    pub(crate) fn new(top: TopN<T, S, F>) -> Self {
+        TopNFunction {
+            top,
+            _mode: PhantomData,
+        }
+    }
+}
+
+impl<K, T, S, F, M> KeyedProcessFunction<K, M::In> for TopNFunction<T, S, F, M>
 where
     K: Key + StateData,
     T: Data + StateData + PartialEq,
     S: Ord + StateData,
     F: Fn(&T) -> S + Clone + Send + 'static,
+    M: TopNMode<T>,
 {
     type State = TopNState<S, T>;
-    type Out = Change<(u64, T)>;
+    type Out = M::Out;
     fn process(
         &mut self,
-        row: T,
+        record: M::In,
         ctx: &mut KeyedContext<'_, K, Self::State>,
-        out: &mut Output<Change<(u64, T)>>,
+        out: &mut Output<M::Out>,
     ) {
-        self.top
-            .apply(true, row, true, ctx.state(), |c| out.emit(c));
-    }
-}
-
-/// Top-n with ranks over a changelog.
-pub(crate) struct RankedTopNChanges<T, S, F>(pub(crate) TopN<T, S, F>);
-
-impl<T, S, F: Clone> Clone for RankedTopNChanges<T, S, F> {
-    fn clone(&self) -> Self {
-        RankedTopNChanges(self.0.clone())
-    }
-}
-
-impl<K, T, S, F> KeyedProcessFunction<K, Change<T>> for RankedTopNChanges<T, S, F>
-where
-    K: Key + StateData,
-    T: Data + StateData + PartialEq,
-    S: Ord + StateData,
-    F: Fn(&T) -> S + Clone + Send + 'static,
-{
-    type State = TopNState<S, T>;
-    type Out = Change<(u64, T)>;
-    fn process(
-        &mut self,
-        change: Change<T>,
-        ctx: &mut KeyedContext<'_, K, Self::State>,
-        out: &mut Output<Change<(u64, T)>>,
-    ) {
-        let add = change.is_addition();
-        self.0
-            .apply(add, change.into_row(), false, ctx.state(), |c| out.emit(c));
+        let (add, row) = M::split(record);
+        self.top.apply(add, row, M::APPEND_ONLY, ctx.state(), |c| {
+            out.emit(M::out(c))
+        });
         if ctx.state().rows.is_empty() {
             ctx.clear_state();
         }
