@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use streamcore::changelog::{
     apply_to, AvgOf, Change, CountDistinctOf, CountRows, Keep, MaxOf, MinOf, RetractAggregate,
-    SumOf,
+    SumOf, DISTINCT_SLOTS,
 };
 use streamcore::checkpoint::{CheckpointConfig, RestoreFrom};
 use streamcore::sink::{CollectSink, Sink, SinkWriter};
@@ -116,6 +116,7 @@ type Stats = (
     Option<i64>,
     i64,
     i64,
+    [i64; DISTINCT_SLOTS],
 );
 
 fn stats() -> impl RetractAggregate<Row, Out = Stats> {
@@ -127,6 +128,8 @@ fn stats() -> impl RetractAggregate<Row, Out = Stats> {
         AvgOf::new(|r: &Row| r.1),
         CountDistinctOf::new(|r: &Row| r.1),
         CountRows.filter(|r: &Row| r.1 % 2 == 0),
+        // distinct values overall (slot 0) and among even ones (slot 1), in one map
+        CountDistinctOf::new(|r: &Row| r.1).in_slots(|r: &Row| 1 | (u8::from(r.1 % 2 == 0) << 1)),
     )
 }
 
@@ -136,6 +139,9 @@ fn model_stats(values: &[i64]) -> Stats {
     let mut distinct = values.to_vec();
     distinct.sort();
     distinct.dedup();
+    let mut slots = [0; DISTINCT_SLOTS];
+    slots[0] = distinct.len() as i64;
+    slots[1] = distinct.iter().filter(|v| *v % 2 == 0).count() as i64;
     (
         n,
         Some(sum),
@@ -144,6 +150,7 @@ fn model_stats(values: &[i64]) -> Stats {
         Some(sum / n),
         distinct.len() as i64,
         values.iter().filter(|v| *v % 2 == 0).count() as i64,
+        slots,
     )
 }
 

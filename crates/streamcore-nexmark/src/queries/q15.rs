@@ -23,9 +23,10 @@
 //! ```
 //!
 //! `bid_counts` (shared with q16) is a tuple of the library's retracting aggregates:
-//! `CountRows` and `CountDistinctOf(bidder)`/`CountDistinctOf(auction)`, each once over all
-//! bids and once per price range with `.filter(..)` (SQL's `FILTER (WHERE ..)`); the distinct
-//! counts are exact (each keeps its values). `group_aggregate` emits the day's row as it
+//! `CountRows` once over all bids and once per price range with `.filter(..)` (SQL's `FILTER
+//! (WHERE ..)`), and `CountDistinctOf(bidder)`/`CountDistinctOf(auction)` over all bids and
+//! per price range at once, one map per column (`.in_slots(..)`: a bit per filter, as Flink
+//! shares a distinct column's state between its filters); the distinct counts are exact. `group_aggregate` emits the day's row as it
 //! changes: `+I` for the day's first bid, then `-U`/`+U`. No deviation; Flink's split-distinct
 //! optimisation changes the plan and the number of updates, not the final table. There is one
 //! group per day, so the keyed stage runs on one instance whatever the parallelism (as in
@@ -37,7 +38,7 @@ use crate::config::{ConfigError, GeneratorConfig};
 use crate::model::Bid;
 use compact_str::CompactString;
 use serde::Serialize;
-use streamcore::changelog::{Change, CountDistinctOf, CountRows, RetractAggregate};
+use streamcore::changelog::{Change, CountDistinctOf, CountRows, RetractAggregate, DISTINCT_SLOTS};
 use streamcore::{Job, Stream};
 
 /// A row of `nexmark_q15`.
@@ -155,38 +156,40 @@ impl QueryRow for Q15Row {
 /// auctions, each `(all, rank 1, rank 2, rank 3)`.
 pub(crate) type CountsOut = (
     (i64, i64, i64, i64),
-    (i64, i64, i64, i64),
-    (i64, i64, i64, i64),
+    [i64; DISTINCT_SLOTS],
+    [i64; DISTINCT_SLOTS],
 );
 
 impl From<CountsOut> for Counts {
-    fn from(((b0, b1, b2, b3), (d0, d1, d2, d3), (a0, a1, a2, a3)): CountsOut) -> Self {
+    fn from(((b0, b1, b2, b3), d, a): CountsOut) -> Self {
         Counts {
             total_bids: b0,
             rank1_bids: b1,
             rank2_bids: b2,
             rank3_bids: b3,
-            total_bidders: d0,
-            rank1_bidders: d1,
-            rank2_bidders: d2,
-            rank3_bidders: d3,
-            total_auctions: a0,
-            rank1_auctions: a1,
-            rank2_auctions: a2,
-            rank3_auctions: a3,
+            total_bidders: d[0],
+            rank1_bidders: d[1],
+            rank2_bidders: d[2],
+            rank3_bidders: d[3],
+            total_auctions: a[0],
+            rank1_auctions: a[1],
+            rank2_auctions: a[2],
+            rank3_auctions: a[3],
         }
     }
 }
 
 /// The twelve aggregates of q15 and q16 over rows `T`, given how to read a row's bidder,
 /// auction and price: `count(*)`, `count(distinct bidder)` and `count(distinct auction)`, each
-/// over all rows and `FILTER (WHERE ..)` each price range.
+/// over all rows and `FILTER (WHERE ..)` each price range. The distinct counts of one column
+/// share one map (`CountDistinctOf::in_slots`: slot 0 all rows, slot `r` rank `r`).
 pub(crate) fn bid_counts<T: 'static>(
     bidder: fn(&T) -> i64,
     auction: fn(&T) -> i64,
     price: fn(&T) -> i64,
 ) -> impl RetractAggregate<T, Out = CountsOut> {
     let in_rank = move |rank: u8| move |t: &T| price_rank(price(t)) == rank;
+    let slots = move |t: &T| 1u8 | (1 << price_rank(price(t)));
     (
         (
             CountRows,
@@ -194,18 +197,8 @@ pub(crate) fn bid_counts<T: 'static>(
             CountRows.filter(in_rank(2)),
             CountRows.filter(in_rank(3)),
         ),
-        (
-            CountDistinctOf::new(bidder),
-            CountDistinctOf::new(bidder).filter(in_rank(1)),
-            CountDistinctOf::new(bidder).filter(in_rank(2)),
-            CountDistinctOf::new(bidder).filter(in_rank(3)),
-        ),
-        (
-            CountDistinctOf::new(auction),
-            CountDistinctOf::new(auction).filter(in_rank(1)),
-            CountDistinctOf::new(auction).filter(in_rank(2)),
-            CountDistinctOf::new(auction).filter(in_rank(3)),
-        ),
+        CountDistinctOf::new(bidder).in_slots(slots),
+        CountDistinctOf::new(auction).in_slots(slots),
     )
 }
 

@@ -17,8 +17,8 @@
 //!     .map(|c| c.map(Q16Row::of))
 //! ```
 //!
-//! `bid_counts` are the twelve counts of [`mod@super::q15`] (`CountRows` and `CountDistinctOf`
-//! with `.filter(..)` per price range); `minute` is `MaxOf` the minute of the day, printed as
+//! `bid_counts` are the twelve counts of [`mod@super::q15`] (`CountRows` with `.filter(..)` and
+//! `CountDistinctOf` with `.in_slots(..)` per price range); `minute` is `MaxOf` the minute of the day, printed as
 //! `HH:mm` — the same as the string maximum of `HH:mm`, the strings being zero-padded.
 //! `group_aggregate` emits each group's row as it changes: `+I` for its first bid, then
 //! `-U`/`+U`. No deviation.

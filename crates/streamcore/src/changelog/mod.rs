@@ -28,8 +28,8 @@ mod top_n;
 
 pub(crate) use aggregate::GroupAggregateChanges;
 pub use aggregate::{
-    AvgOf, CountDistinctOf, CountRows, Filtered, GroupAggregate, GroupState, MaxOf, MinOf,
-    RetractAggregate, SumOf,
+    AvgOf, CountDistinctOf, CountRows, DistinctSlots, DistinctSlotsAcc, Filtered, GroupAggregate,
+    GroupState, MaxOf, MinOf, RetractAggregate, SumOf, DISTINCT_SLOTS,
 };
 pub use dedup::{Deduplicate, Keep};
 pub use materialize::Materialize;
