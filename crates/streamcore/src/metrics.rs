@@ -38,8 +38,10 @@ pub struct OperatorMetrics {
 }
 
 /// A shared read of a job's metrics ([`crate::JobHandle::metrics_reader`]): cloneable, sent
-/// to any thread, valid after the job ended. Reading takes a snapshot of relaxed atomics; it
-/// never blocks the job's tasks.
+/// to any thread, valid after the job ended. Reading takes a snapshot of relaxed atomics; the
+/// only locks it takes are the registries of operators' own counters (which tasks touch only
+/// when they register one, at `open`) and the checkpoint summary's texts — never a lock on the
+/// path of records.
 #[derive(Clone)]
 pub struct MetricsReader(pub(crate) Arc<MetricsRegistry>);
 

@@ -374,3 +374,68 @@ fn group_state_survives_a_savepoint() {
         .collect();
     assert_eq!(table, want);
 }
+
+#[test]
+fn materialize_keeps_an_update_an_update() {
+    let mut job = Job::new("upsert");
+    let (sink, out) = CollectSink::new();
+    let changes = vec![
+        Change::Insert((1u8, 10i64)),
+        Change::UpdateBefore((1, 10)),
+        Change::UpdateAfter((1, 11)),
+        Change::Insert((2, 5)),
+        Change::Delete((2, 5)),
+    ];
+    job.from_vec("changes", changes)
+        .key_by(|c| c.row().0)
+        .materialize()
+        .sink(sink);
+    job.run(JobConfig::default().parallelism(1)).unwrap();
+    assert_eq!(
+        out.take(),
+        vec![
+            Change::Insert((1, 10)),
+            Change::UpdateBefore((1, 10)),
+            Change::UpdateAfter((1, 11)),
+            Change::Insert((2, 5)),
+            Change::Delete((2, 5)),
+        ]
+    );
+}
+
+#[test]
+fn top_n_ranks_ties_in_arrival_order() {
+    // (key, sort value, arrival): equal sort values rank in the order they arrived.
+    let rows = vec![(0u8, 5i64, 'a'), (0, 5, 'b'), (0, 3, 'c'), (0, 5, 'd')];
+    let mut job = Job::new("ties");
+    let (sink, out) = CollectSink::new();
+    job.from_vec("rows", rows)
+        .key_by(|r| r.0)
+        .top_n_ranked(3, |r: &(u8, i64, char)| r.1)
+        .sink(sink);
+    job.run(JobConfig::default().parallelism(1)).unwrap();
+    let table = apply_strictly(&out.take()).unwrap();
+    assert_eq!(
+        table,
+        vec![(1, (0, 3, 'c')), (2, (0, 5, 'a')), (3, (0, 5, 'b'))]
+    );
+}
+
+#[test]
+fn append_only_operators_refuse_a_changelog() {
+    let mut job = Job::new("refused");
+    job.from_vec("tx", vec![(1u8, 5i64)])
+        .key_by(|r| r.0)
+        .group_aggregate(CountRows)
+        .name("counts")
+        .key_by(|c| c.row().0)
+        .group_aggregate(CountRows)
+        .collect();
+    match job.run(JobConfig::default()) {
+        Err(StreamError::Config(m)) => assert_eq!(
+            m,
+            "`group_aggregate` takes an append-only stream, but its input is updating (`counts` emits changes): use `group_aggregate_changes`"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

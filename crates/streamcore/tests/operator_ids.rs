@@ -207,3 +207,34 @@ fn operators_named_alike_keep_apart_state() {
     assert_eq!(a.take().into_iter().max(), Some(N * (N - 1) / 2));
     assert_eq!(b.take().into_iter().max(), Some(N - 1));
 }
+
+#[test]
+fn a_generated_id_that_meets_a_chosen_one_is_refused() {
+    // Two reducers named `total` get `total#<position>` (the first is node 3); a third
+    // operator chose that id.
+    let mut job = Job::new("collide");
+    let numbers = job.from_vec("numbers", vec![1u64, 2, 3]);
+    numbers
+        .clone()
+        .key_by(|n| n % 2)
+        .reduce(|a, b| a + b)
+        .name("total")
+        .collect();
+    numbers
+        .clone()
+        .key_by(|n| n % 3)
+        .reduce(|a, b| a + b)
+        .name("total")
+        .collect();
+    numbers
+        .key_by(|n| n % 5)
+        .reduce(|a, b| a + b)
+        .name("other")
+        .uid("total#3")
+        .collect();
+    let err = job.run(JobConfig::default()).unwrap_err().to_string();
+    assert!(
+        err.contains("would both keep their state under the id `total#3`"),
+        "{err}"
+    );
+}

@@ -40,6 +40,7 @@ where
     /// );
     /// ```
     pub fn group_aggregate<A: RetractAggregate<T>>(self, agg: A) -> Stream<Change<(K, A::Out)>> {
+        self.refuse_if_updating("group_aggregate", "group_aggregate_changes");
         self.process_named("group_aggregate", GroupAggregate::new(agg))
             .updating()
     }
@@ -54,6 +55,7 @@ where
         S: Ord + StateData,
         F: Fn(&T) -> S + Clone + Send + 'static,
     {
+        self.refuse_if_updating("top_n", "top_n_changes");
         let top = TopNFunction::<_, _, _, Rows>::new(TopN::new(n, order, false));
         self.process_named("top_n", top).updating()
     }
@@ -66,6 +68,7 @@ where
         S: Ord + StateData,
         F: Fn(&T) -> S + Clone + Send + 'static,
     {
+        self.refuse_if_updating("top_n_ranked", "top_n_ranked_changes");
         let top = TopNFunction::<_, _, _, RankedRows>::new(TopN::new(n, order, true));
         self.process_named("top_n", top).updating()
     }
@@ -76,6 +79,7 @@ where
     where
         T: StateData + PartialEq,
     {
+        self.refuse_if_updating("deduplicate", "materialize");
         let dedup = Deduplicate::new(keep, None);
         let updates = dedup.updates();
         let out = self.process_named("deduplicate", dedup);
@@ -93,6 +97,7 @@ where
     where
         T: StateData + PartialEq + EventTime,
     {
+        self.refuse_if_updating("deduplicate_by_time", "materialize");
         let time: fn(&T) -> crate::Timestamp = |t| t.event_time();
         self.process_named("deduplicate", Deduplicate::new(keep, Some(time)))
             .updating()
@@ -107,7 +112,9 @@ where
 {
     /// SQL's `GROUP BY key` over a changelog: additions add to the group, withdrawals retract
     /// from it (min and max keep their values to fall back on); emits each group's `(key,
-    /// result)` as it changes, and `-D` when a group's last row is withdrawn.
+    /// result)` as it changes, and `-D` when a group's last row is withdrawn. The input must
+    /// be a valid changelog — each withdrawal of a row added before, as Flink requires: the
+    /// group keeps its aggregates, not its rows, so it cannot tell a stray withdrawal.
     pub fn group_aggregate_changes<A: RetractAggregate<T>>(
         self,
         agg: A,

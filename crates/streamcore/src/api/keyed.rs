@@ -171,6 +171,18 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
     }
 
     /// Adds a keyed operator (behind the hash exchange) built with this stream's key function.
+    /// Refuses the job when this stream is updating: `operator` takes append-only input;
+    /// `instead` says what takes a changelog.
+    pub(crate) fn refuse_if_updating(&self, operator: &str, instead: &str) {
+        let mut graph = self.stream.graph.borrow_mut();
+        if let Some(origin) = graph.updating_origin(self.stream.port) {
+            let from = graph.nodes[origin].name.clone();
+            graph.refuse(format!(
+                "`{operator}` takes an append-only stream, but its input is updating (`{from}` emits changes): use `{instead}`"
+            ));
+        }
+    }
+
     /// Records a mistake in the job's definition (see `Graph::refuse`).
     pub(crate) fn refuse(&self, message: String) {
         self.stream.graph.borrow_mut().refuse(message);

@@ -97,8 +97,11 @@ impl<T: Data> Stream<T> {
     /// job.run(JobConfig::default()).unwrap();
     /// ```
     pub fn uid(self, id: &str) -> Self {
-        if self.port.side.is_none() {
-            self.graph.borrow_mut().set_uid(self.port.node, id);
+        match self.port.side {
+            None => self.graph.borrow_mut().set_uid(self.port.node, id),
+            Some(_) => self.graph.borrow_mut().refuse(format!(
+                "uid(\"{id}\") on a side output: set the id on the operator's main output"
+            )),
         }
         self
     }

@@ -1,20 +1,23 @@
 //! [`Materialize`]: the current row per key of a changelog (upsert by key).
 
-use super::Change;
+use super::{Change, RowKind};
 use crate::data::{Data, Key, StateData};
 use crate::operator::Output;
 use crate::state::{KeyedContext, KeyedProcessFunction};
+use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
 
 /// Keeps, per key, the rows a changelog added and did not withdraw, and emits the key's
 /// *current* row — the last one added — as a normalized changelog: `+I` when the key gets a
 /// row, `-U`/`+U` when its current row changes, `-D` when its last row is withdrawn.
 ///
-/// Withdrawals may arrive out of order (a row withdrawn after a newer one was added, as when
-/// two parallel paths deliver a changelog): the newer row stays current and nothing is
-/// emitted. Changes that leave the current row as it was emit nothing. This is what an upsert
-/// sink (a database table by primary key, a cache) needs: one row per key, and a delete only
-/// when no row is left. Built by [`crate::KeyedStream::materialize`].
+/// An update that arrives as `-U old` then `+U new` stays an update (`-U old`, `+U new`), not a
+/// delete and an insert: the withdrawal of a key's last row by an update-before waits for the
+/// update-after that follows it. Withdrawals may arrive out of order (a row withdrawn after a
+/// newer one was added, as when two parallel paths deliver a changelog): the newer row stays
+/// current and nothing is emitted. Changes that leave the current row as it was emit nothing.
+/// This is what an upsert sink (a database table by primary key, a cache) needs: one row per
+/// key, and a delete only when no row is left. Built by [`crate::KeyedStream::materialize`].
 pub struct Materialize<T>(PhantomData<fn(T)>);
 
 impl<T> Clone for Materialize<T> {
@@ -29,50 +32,75 @@ impl<T> Default for Materialize<T> {
     }
 }
 
+/// One key's rows: those added and not withdrawn, oldest first (the last is current), and the
+/// row an update-before withdrew last, while its update-after is on its way.
+#[derive(Serialize, Deserialize)]
+#[serde(bound(serialize = "T: Serialize", deserialize = "T: Deserialize<'de>"))]
+pub struct MaterializeState<T> {
+    rows: Vec<T>,
+    before: Option<T>,
+}
+
+impl<T> Default for MaterializeState<T> {
+    fn default() -> Self {
+        MaterializeState {
+            rows: Vec::new(),
+            before: None,
+        }
+    }
+}
+
 impl<K: Key + StateData, T: Data + StateData + PartialEq> KeyedProcessFunction<K, Change<T>>
     for Materialize<T>
 {
-    /// The rows added and not withdrawn, oldest first: the last is current.
-    type State = Vec<T>;
+    type State = MaterializeState<T>;
     type Out = Change<T>;
     fn process(
         &mut self,
         change: Change<T>,
-        ctx: &mut KeyedContext<'_, K, Vec<T>>,
+        ctx: &mut KeyedContext<'_, K, MaterializeState<T>>,
         out: &mut Output<Change<T>>,
     ) {
-        let rows = ctx.state();
+        let state = ctx.state();
         if change.is_addition() {
             let row = change.into_row();
-            match rows.last() {
-                Some(current) if *current == row => {}
-                Some(current) => {
+            match (state.before.take(), state.rows.last()) {
+                (Some(before), _) if before == row => {}
+                (Some(before), _) => {
+                    out.emit(Change::UpdateBefore(before));
+                    out.emit(Change::UpdateAfter(row.clone()));
+                }
+                (None, Some(current)) if *current == row => {}
+                (None, Some(current)) => {
                     out.emit(Change::UpdateBefore(current.clone()));
                     out.emit(Change::UpdateAfter(row.clone()));
                 }
-                None => out.emit(Change::Insert(row.clone())),
+                (None, None) => out.emit(Change::Insert(row.clone())),
             }
-            rows.push(row);
+            state.rows.push(row);
             return;
         }
+        let by_update = change.kind() == RowKind::UpdateBefore;
         let row = change.row();
-        let Some(at) = rows.iter().rposition(|r| r == row) else {
+        let Some(at) = state.rows.iter().rposition(|r| r == row) else {
             // Never added (or expired): nothing to withdraw.
-            if rows.is_empty() {
+            if state.rows.is_empty() && state.before.is_none() {
                 ctx.clear_state();
             }
             return;
         };
-        let removed = rows.remove(at);
-        if at < rows.len() {
+        let removed = state.rows.remove(at);
+        if at < state.rows.len() {
             return; // an older row: the current one stays
         }
-        match rows.last() {
+        match state.rows.last() {
             Some(current) if *current == removed => {}
             Some(current) => {
                 out.emit(Change::UpdateBefore(removed));
                 out.emit(Change::UpdateAfter(current.clone()));
             }
+            // The update-after that follows says what replaces it.
+            None if by_update => state.before = Some(removed),
             None => {
                 out.emit(Change::Delete(removed));
                 ctx.clear_state();

@@ -32,7 +32,7 @@ pub use aggregate::{
     GroupState, MaxOf, MinOf, RetractAggregate, SumOf, DISTINCT_SLOTS,
 };
 pub use dedup::{Deduplicate, Keep};
-pub use materialize::Materialize;
+pub use materialize::{Materialize, MaterializeState};
 pub(crate) use top_n::{Changes, RankedChanges, RankedRows, Rows, TopNFunction};
 pub use top_n::{TopN, TopNState};
 

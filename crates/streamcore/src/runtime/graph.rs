@@ -310,7 +310,8 @@ impl Graph {
     /// name given with `Stream::name`, or `kind#index` by position in the graph). Ids the user
     /// set must be unique: a duplicate is an error naming both operators. A display name that
     /// is not unique (two operators named alike, or one named like another's id) gets its
-    /// node index appended, so no two nodes ever restore the same state.
+    /// node index appended; should that still meet another id, the job is refused, so no two
+    /// nodes ever restore the same state.
     pub(crate) fn state_ids(&self) -> Result<Vec<String>> {
         let mut explicit: std::collections::HashMap<&str, usize> = Default::default();
         for (i, n) in self.nodes.iter().enumerate() {
@@ -334,7 +335,7 @@ impl Graph {
         for n in self.nodes.iter().filter(|n| n.uid.is_none()) {
             *name_count.entry(n.name.as_str()).or_default() += 1;
         }
-        Ok(self
+        let ids: Vec<String> = self
             .nodes
             .iter()
             .enumerate()
@@ -347,7 +348,19 @@ impl Graph {
                 }
                 None => n.name.clone(),
             })
-            .collect())
+            .collect();
+        // A generated id (`name#position`) may still meet a name or uid chosen like it.
+        let mut seen: std::collections::HashMap<&str, usize> = Default::default();
+        for (i, id) in ids.iter().enumerate() {
+            if let Some(&other) = seen.get(id.as_str()) {
+                return Err(StreamError::Config(format!(
+                    "operators `{}` and `{}` would both keep their state under the id `{id}`: give one of them its own id (Stream::uid)",
+                    self.nodes[other].name, self.nodes[i].name
+                )));
+            }
+            seen.insert(id, i);
+        }
+        Ok(ids)
     }
 
     /// Adds a source; it heads a new stage.

@@ -15,7 +15,8 @@ pub(crate) trait Push<T>: Send {
     /// A batch of records.
     fn push(&mut self, batch: Vec<T>) -> Result<()>;
     /// A control message (watermark, idle, tick, barrier, key-group change, end). Links that
-    /// do not act on it pass it on; stateful nodes snapshot on a barrier, apply a key-group
+    /// do not act on it pass it on (an unconnected output drops it; exchange senders keep
+    /// ticks in their task); stateful nodes snapshot on a barrier, apply a key-group
     /// change, fire timers on a watermark or tick, flush and close at the end.
     fn control(&mut self, message: &Control) -> Result<()>;
 }
