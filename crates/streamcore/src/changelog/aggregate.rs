@@ -102,6 +102,20 @@ impl<T> RetractAggregate<T> for CountRows {
     }
 }
 
+/// Adds `v` to a sum that counts its rows (the accumulator of [`SumOf`] and [`AvgOf`]).
+#[inline]
+fn add_counted<N: Add<Output = N> + Copy>(acc: &mut (N, i64), v: N) {
+    acc.0 = acc.0 + v;
+    acc.1 += 1;
+}
+
+/// Takes `v` back out of a sum that counts its rows.
+#[inline]
+fn retract_counted<N: Sub<Output = N> + Copy>(acc: &mut (N, i64), v: N) {
+    acc.0 = acc.0 - v;
+    acc.1 -= 1;
+}
+
 /// `SUM(field)`: `None` while no row counts (SQL's `NULL`), in the field's own type.
 #[derive(Clone, Copy)]
 pub struct SumOf<F>(pub F);
@@ -123,13 +137,11 @@ where
     type Out = Option<N>;
     #[inline]
     fn add(&self, acc: &mut (N, i64), row: &T) {
-        acc.0 = acc.0 + (self.0)(row);
-        acc.1 += 1;
+        add_counted(acc, (self.0)(row));
     }
     #[inline]
     fn retract(&self, acc: &mut (N, i64), row: &T) {
-        acc.0 = acc.0 - (self.0)(row);
-        acc.1 -= 1;
+        retract_counted(acc, (self.0)(row));
     }
     fn result(&self, acc: &(N, i64)) -> Option<N> {
         (acc.1 > 0).then_some(acc.0)
@@ -179,13 +191,11 @@ impl<T, N: Average, F: Fn(&T) -> N + Clone + Send + 'static> RetractAggregate<T>
     type Out = Option<N>;
     #[inline]
     fn add(&self, acc: &mut (N, i64), row: &T) {
-        acc.0 = acc.0 + (self.0)(row);
-        acc.1 += 1;
+        add_counted(acc, (self.0)(row));
     }
     #[inline]
     fn retract(&self, acc: &mut (N, i64), row: &T) {
-        acc.0 = acc.0 - (self.0)(row);
-        acc.1 -= 1;
+        retract_counted(acc, (self.0)(row));
     }
     fn result(&self, acc: &(N, i64)) -> Option<N> {
         (acc.1 > 0).then(|| N::average(acc.0, acc.1))
