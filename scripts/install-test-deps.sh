@@ -81,14 +81,23 @@ recipe=$({
 
 if [ -x "$root/bin/tansu" ] && [ "$(cat "$root/recipe" 2>/dev/null)" = "$recipe" ] &&
   "$root/bin/tansu" --version 2>/dev/null | grep -qF "$TANSU_VERSION"; then
-  exit 0
+  :
+else
+  echo "building tansu $TANSU_VERSION (features: $TANSU_FEATURES) into $root/bin (once; about 10 minutes on 2 cores)" >&2
+  rm -f "$root/recipe"
+  build_tansu
+  if ! "$root/bin/tansu" --version 2>/dev/null | grep -qF "$TANSU_VERSION"; then
+    echo "error: $root/bin/tansu was built but \`tansu --version\` does not report $TANSU_VERSION" >&2
+    exit 1
+  fi
+  echo "$recipe" >"$root/recipe"
+  echo "tansu $TANSU_VERSION built: $root/bin/tansu (the Kafka tests find it there)" >&2
 fi
-echo "building tansu $TANSU_VERSION (features: $TANSU_FEATURES) into $root/bin (once; about 10 minutes on 2 cores)" >&2
-rm -f "$root/recipe"
-build_tansu
-if ! "$root/bin/tansu" --version 2>/dev/null | grep -qF "$TANSU_VERSION"; then
-  echo "error: $root/bin/tansu was built but \`tansu --version\` does not report $TANSU_VERSION" >&2
-  exit 1
-fi
-echo "$recipe" >"$root/recipe"
-echo "tansu $TANSU_VERSION built: $root/bin/tansu (the Kafka tests find it there)" >&2
+
+# The other services the tests use (PostgreSQL, Redis, an S3-compatible server, a browser):
+# each has its own script in scripts/test-deps.d/, run in name order. Each installs its
+# Debian or Python packages once and starts its server on 127.0.0.1 if it is not running.
+for step in "$here"/test-deps.d/*.sh; do
+  [ -e "$step" ] || continue
+  bash "$step"
+done
