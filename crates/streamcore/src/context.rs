@@ -181,6 +181,9 @@ pub struct OperatorStats {
     pub state_keys: u64,
     /// Estimated bytes of state now.
     pub state_bytes: u64,
+    /// The earliest window `[start, end)` held that has not fired yet (what the operator waits
+    /// for the watermark to reach), for the watermark debugger.
+    pub pending_window: Option<(crate::Timestamp, crate::Timestamp)>,
 }
 
 impl TaskContext {
@@ -297,9 +300,21 @@ impl TaskContext {
         self.hub.as_ref().map_or(0, |h| h.completed())
     }
 
-    /// Where [`TaskContext::completed_checkpoint`] was written (`None` before the first).
-    pub fn completed_checkpoint_location(&self) -> Option<std::path::PathBuf> {
+    /// Where [`TaskContext::completed_checkpoint`] was written (`None` before the first): a
+    /// directory, or an object-store URL.
+    pub fn completed_checkpoint_location(&self) -> Option<crate::checkpoint::CheckpointLocation> {
         self.hub.as_ref().and_then(|h| h.completed_location())
+    }
+
+    /// [`TaskContext::completed_checkpoint`] read back from the job's checkpoint storage
+    /// (local or object store), verified; `None` before the first.
+    pub fn load_completed_checkpoint(
+        &self,
+    ) -> crate::Result<Option<crate::checkpoint::LoadedCheckpoint>> {
+        match &self.hub {
+            Some(h) => h.load_completed(),
+            None => Ok(None),
+        }
     }
 
     /// A source moves key groups into or out of the running job (see

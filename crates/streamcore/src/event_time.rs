@@ -121,6 +121,8 @@ pub(crate) trait WatermarkGenerator<T>: Send {
     fn announce_split(&mut self, split: u64, now: Instant);
     /// The reader's watermark status now.
     fn status(&mut self, now: Instant) -> WatermarkStatus;
+    /// The watermark of each split now, for the metrics (a few times a second).
+    fn report(&self, now: Instant) -> crate::metrics::SplitsReport;
 }
 
 struct SplitState {
@@ -174,6 +176,29 @@ impl<T: EventTime + Send> WatermarkGenerator<T> for SplitWatermarks {
             max_seen: Timestamp::MIN,
             last_record: now,
         });
+    }
+
+    fn report(&self, now: Instant) -> crate::metrics::SplitsReport {
+        let mut splits: Vec<_> = self
+            .splits
+            .iter()
+            .map(|(&split, s)| crate::metrics::SplitStatus {
+                split,
+                watermark: (s.max_seen != Timestamp::MIN).then(|| {
+                    Timestamp(s.max_seen.0.saturating_sub(self.delay_ms).saturating_sub(1))
+                }),
+                idle: self
+                    .idle_timeout
+                    .is_some_and(|t| now.duration_since(s.last_record) >= t),
+                last_record_ago_ms: now.duration_since(s.last_record).as_millis() as u64,
+            })
+            .collect();
+        splits.sort_by_key(|s| s.split);
+        crate::metrics::SplitsReport {
+            idle_timeout_ms: self.idle_timeout.map(|t| t.as_millis() as u64),
+            splits,
+            generates_watermarks: true,
+        }
     }
 
     fn status(&mut self, now: Instant) -> WatermarkStatus {

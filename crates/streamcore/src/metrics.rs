@@ -3,12 +3,18 @@
 //!
 //! Counters are atomics updated once per batch by the task that owns them (relaxed adds on a
 //! cache line no other task writes), so reading them live costs the hot path nothing.
+//!
+//! For operating a running job ([`MetricsReader::detail`]): the job graph ([`JobGraph`]),
+//! per-subtask figures, the watermark of every exchange channel and source split with idle
+//! flags, the earliest window each operator instance waits for, and the checkpoint history.
+//! These are written on control messages (watermarks, idleness) and sampled state figures,
+//! never per record.
 
 use crate::time::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,6 +41,40 @@ pub struct OperatorMetrics {
     /// Counters and gauges the operator registered itself ([`crate::TaskContext::counter`],
     /// [`crate::TaskContext::gauge`]); registered at `open`, read by the summary.
     pub(crate) custom: Mutex<Vec<(String, Arc<AtomicI64>)>>,
+    /// Wall-clock milliseconds when the watermark last changed (`i64::MIN`: never).
+    pub(crate) watermark_since: AtomicI64,
+    /// The instance's input is idle (a source whose splits are all idle, or an operator all
+    /// of whose inputs are).
+    pub(crate) idle: AtomicBool,
+    /// The earliest window (start, end) this instance holds that has not fired: what it waits
+    /// for the watermark to reach (`i64::MIN`: none).
+    pub(crate) pending_window_start: AtomicI64,
+    pub(crate) pending_window_end: AtomicI64,
+    /// Sources: the watermark of each split the reader reads, and the idle timeout in force.
+    /// Published by the reader's task a few times a second (never per record).
+    pub(crate) splits: Mutex<SplitsReport>,
+}
+
+/// What a source reader last published about its splits.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SplitsReport {
+    pub(crate) idle_timeout_ms: Option<u64>,
+    pub(crate) splits: Vec<SplitStatus>,
+    /// The reader generates watermarks at all.
+    pub(crate) generates_watermarks: bool,
+}
+
+/// The watermark of one source split, as its reader's watermark generator sees it.
+#[derive(Clone, Debug, Serialize)]
+pub struct SplitStatus {
+    /// The split's id (a partition, a file part, a generator progression).
+    pub split: u64,
+    /// What the split alone allows the watermark to be (`None` before its first record).
+    pub watermark: Option<Timestamp>,
+    /// Past the idle timeout: the split no longer holds the watermark back.
+    pub idle: bool,
+    /// Milliseconds since the split's last record (or since it was announced).
+    pub last_record_ago_ms: u64,
 }
 
 /// A shared read of a job's metrics ([`crate::JobHandle::metrics_reader`]): cloneable, sent
@@ -140,6 +180,11 @@ impl Default for OperatorMetrics {
             key_group_changes: AtomicU64::new(0),
             key_group_change_ns: AtomicU64::new(0),
             custom: Mutex::new(Vec::new()),
+            watermark_since: AtomicI64::new(i64::MIN),
+            idle: AtomicBool::new(false),
+            pending_window_start: AtomicI64::new(i64::MIN),
+            pending_window_end: AtomicI64::new(i64::MIN),
+            splits: Mutex::new(SplitsReport::default()),
         }
     }
 }
@@ -152,6 +197,25 @@ impl OperatorMetrics {
         self.late_redirected.store(s.late_redirected, Relaxed);
         self.state_keys.store(s.state_keys, Relaxed);
         self.state_bytes.store(s.state_bytes, Relaxed);
+        let (start, end) = s
+            .pending_window
+            .map_or((i64::MIN, i64::MIN), |(a, b)| (a.millis(), b.millis()));
+        self.pending_window_start.store(start, Relaxed);
+        self.pending_window_end.store(end, Relaxed);
+    }
+
+    /// Records a new watermark of this instance (on control messages, not per record).
+    pub(crate) fn set_watermark(&self, wm: Timestamp) {
+        let before = self.watermark.swap(wm.millis(), Relaxed);
+        if before != wm.millis() {
+            self.watermark_since.store(Timestamp::now().millis(), Relaxed);
+        }
+        self.idle.store(false, Relaxed);
+    }
+
+    /// Publishes a source reader's split watermarks.
+    pub(crate) fn publish_splits(&self, report: SplitsReport) {
+        *self.splits.lock().unwrap_or_else(|p| p.into_inner()) = report;
     }
 
     /// Adds one batch's figures.
@@ -165,7 +229,9 @@ impl OperatorMetrics {
     }
 }
 
-/// Queue fill of one exchange (all its channels together), sampled at every batch sent.
+/// Queue fill of one exchange (all its channels together), sampled at every batch sent; and
+/// the watermark of each channel (sender, receiver), written by the receiver on watermark,
+/// idle and end messages.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub struct ExchangeMetrics {
@@ -174,6 +240,65 @@ pub struct ExchangeMetrics {
     pub(crate) fill_sum: AtomicU64,
     pub(crate) fill_max: AtomicU64,
     pub(crate) blocked_ns: AtomicU64,
+    /// `receiver * senders + sender`.
+    pub(crate) channels: Vec<ChannelCell>,
+    pub(crate) senders: usize,
+}
+
+/// The watermark one receiving task last got from one sender.
+#[derive(Debug)]
+pub(crate) struct ChannelCell {
+    watermark: AtomicI64,
+    since: AtomicI64,
+    idle: AtomicBool,
+    ended: AtomicBool,
+}
+
+impl Default for ChannelCell {
+    fn default() -> Self {
+        ChannelCell {
+            watermark: AtomicI64::new(i64::MIN),
+            since: AtomicI64::new(i64::MIN),
+            idle: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
+        }
+    }
+}
+
+/// What a control message said about one exchange channel.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ChannelEvent {
+    Watermark(Timestamp),
+    Idle,
+    End,
+}
+
+impl ExchangeMetrics {
+    /// Records what sender `from` told receiver `to`.
+    pub(crate) fn channel(&self, to: usize, from: usize, event: ChannelEvent) {
+        let Some(cell) = self.channels.get(to * self.senders + from) else {
+            return;
+        };
+        let now = Timestamp::now().millis();
+        match event {
+            ChannelEvent::Watermark(wm) => {
+                let before = cell.watermark.fetch_max(wm.millis(), Relaxed);
+                if before < wm.millis() || cell.idle.load(Relaxed) {
+                    cell.since.store(now, Relaxed);
+                }
+                cell.idle.store(false, Relaxed);
+            }
+            ChannelEvent::Idle => {
+                if !cell.idle.swap(true, Relaxed) {
+                    cell.since.store(now, Relaxed);
+                }
+            }
+            ChannelEvent::End => {
+                cell.ended.store(true, Relaxed);
+                cell.since.store(now, Relaxed);
+            }
+        }
+    }
 }
 
 /// Limits how often an operator recomputes a costly (O(keys)) state-size figure: at most every
@@ -217,6 +342,10 @@ pub enum NodeKind {
 
 pub(crate) struct OperatorEntry {
     pub(crate) name: String,
+    /// The stable operator id (what checkpoints key its state by).
+    pub(crate) id: String,
+    /// The node's index in the job graph.
+    pub(crate) node: usize,
     pub(crate) kind: NodeKind,
     pub(crate) instances: Vec<Arc<OperatorMetrics>>,
 }
@@ -226,6 +355,10 @@ pub(crate) struct ExchangeEntry {
     pub(crate) capacity: usize,
     pub(crate) queues: usize,
     pub(crate) metrics: Arc<ExchangeMetrics>,
+    /// Who sends on each channel: (upstream node index, subtask), by sender index.
+    pub(crate) senders: Vec<(usize, usize)>,
+    /// The stage the exchange feeds.
+    pub(crate) downstream_stage: usize,
 }
 
 /// A connector's own live metrics (a Kafka source's lag per partition, a sink's transactions),
@@ -246,6 +379,8 @@ pub struct MetricsRegistry {
     pub(crate) finished: Mutex<Option<Duration>>,
     pub(crate) checkpoints: Mutex<Option<Arc<CheckpointMetrics>>>,
     pub(crate) connectors: Mutex<Vec<(String, Arc<dyn ConnectorMetrics>)>>,
+    /// The job graph, set when the job starts.
+    pub(crate) graph: Mutex<Option<Arc<JobGraph>>>,
 }
 
 /// Checkpoint counters of a running job, written by its coordinator.
@@ -258,6 +393,9 @@ pub(crate) struct CheckpointMetrics {
     pub(crate) max_duration_us: AtomicU64,
     pub(crate) last_alignment_us: AtomicU64,
     pub(crate) last_bytes: AtomicU64,
+    pub(crate) bytes_written: AtomicU64,
+    pub(crate) last_upload_us: AtomicU64,
+    pub(crate) max_upload_us: AtomicU64,
     pub(crate) last_location: Mutex<Option<String>>,
     pub(crate) restored_from: Mutex<Option<String>>,
     pub(crate) restore_ms: Mutex<Option<f64>>,
@@ -265,6 +403,30 @@ pub(crate) struct CheckpointMetrics {
     pub(crate) dropped_state: AtomicU64,
     pub(crate) already_finished: std::sync::atomic::AtomicBool,
     pub(crate) stopped_with_savepoint: std::sync::atomic::AtomicBool,
+    /// The last [`CHECKPOINT_HISTORY`] completed checkpoints and savepoints, oldest first.
+    pub(crate) history: Mutex<std::collections::VecDeque<CheckpointRecord>>,
+}
+
+/// How many completed checkpoints the history keeps.
+pub const CHECKPOINT_HISTORY: usize = 64;
+
+/// One completed checkpoint or savepoint, in the job's checkpoint history.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckpointRecord {
+    /// Its id.
+    pub id: u64,
+    /// `checkpoint` or `savepoint`.
+    pub kind: &'static str,
+    /// When it completed: wall-clock milliseconds since the Unix epoch.
+    pub completed_at_ms: i64,
+    /// Trigger-to-complete time.
+    pub duration_ms: f64,
+    /// The longest barrier alignment of a task.
+    pub alignment_ms: f64,
+    /// Bytes of state written.
+    pub size_bytes: u64,
+    /// Where it was written.
+    pub location: String,
 }
 
 impl CheckpointMetrics {
@@ -286,6 +448,31 @@ impl CheckpointMetrics {
         self.last_bytes.store(bytes, Relaxed);
         *self.last_location.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(location.display().to_string());
+        let savepoint = location
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("sp-"));
+        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        if history.len() == CHECKPOINT_HISTORY {
+            history.pop_front();
+        }
+        history.push_back(CheckpointRecord {
+            id,
+            kind: if savepoint { "savepoint" } else { "checkpoint" },
+            completed_at_ms: Timestamp::now().millis(),
+            duration_ms: us as f64 / 1e3,
+            alignment_ms: alignment.as_secs_f64() * 1e3,
+            size_bytes: bytes,
+            location: location.display().to_string(),
+        });
+    }
+
+    /// A checkpoint's files were written: `bytes` in `upload` (state files and manifest).
+    pub(crate) fn written(&self, bytes: u64, upload: Duration) {
+        let us = upload.as_micros() as u64;
+        self.bytes_written.fetch_add(bytes, Relaxed);
+        self.last_upload_us.store(us, Relaxed);
+        self.max_upload_us.fetch_max(us, Relaxed);
     }
 
     pub(crate) fn summary(&self) -> CheckpointSummary {
@@ -298,6 +485,9 @@ impl CheckpointMetrics {
             max_duration_ms: self.max_duration_us.load(Relaxed) as f64 / 1e3,
             last_alignment_ms: self.last_alignment_us.load(Relaxed) as f64 / 1e3,
             last_size_bytes: self.last_bytes.load(Relaxed),
+            bytes_written: self.bytes_written.load(Relaxed),
+            last_upload_ms: self.last_upload_us.load(Relaxed) as f64 / 1e3,
+            max_upload_ms: self.max_upload_us.load(Relaxed) as f64 / 1e3,
             last_location: lock(&self.last_location),
             restored_from: lock(&self.restored_from),
             restore_ms: *self.restore_ms.lock().unwrap_or_else(|p| p.into_inner()),
@@ -326,6 +516,13 @@ pub struct CheckpointSummary {
     pub last_alignment_ms: f64,
     /// Bytes of state written by the last one.
     pub last_size_bytes: u64,
+    /// Bytes of state written by all checkpoints of this run.
+    pub bytes_written: u64,
+    /// Time the last one took to write its files and manifest (to a directory or an object
+    /// store), part of its trigger-to-complete time.
+    pub last_upload_ms: f64,
+    /// The longest such write.
+    pub max_upload_ms: f64,
     /// Where the last one was written.
     pub last_location: Option<String>,
     /// The checkpoint this run restored from.
@@ -354,12 +551,15 @@ impl MetricsRegistry {
             finished: Mutex::new(None),
             checkpoints: Mutex::new(None),
             connectors: Mutex::new(Vec::new()),
+            graph: Mutex::new(None),
         }
     }
 
     pub(crate) fn register_operator(
         &self,
         name: &str,
+        id: &str,
+        node: usize,
         kind: NodeKind,
         parallelism: usize,
     ) -> Vec<Arc<OperatorMetrics>> {
@@ -371,6 +571,8 @@ impl MetricsRegistry {
             .expect("metrics lock")
             .push(OperatorEntry {
                 name: name.to_string(),
+                id: id.to_string(),
+                node,
                 kind,
                 instances: instances.clone(),
             });
@@ -382,8 +584,16 @@ impl MetricsRegistry {
         name: &str,
         capacity: usize,
         queues: usize,
+        senders: Vec<(usize, usize)>,
+        downstream_stage: usize,
     ) -> Arc<ExchangeMetrics> {
-        let metrics = Arc::new(ExchangeMetrics::default());
+        let metrics = Arc::new(ExchangeMetrics {
+            channels: (0..queues * senders.len())
+                .map(|_| ChannelCell::default())
+                .collect(),
+            senders: senders.len(),
+            ..Default::default()
+        });
         self.exchanges
             .lock()
             .expect("metrics lock")
@@ -392,6 +602,8 @@ impl MetricsRegistry {
                 capacity,
                 queues,
                 metrics: metrics.clone(),
+                senders,
+                downstream_stage,
             });
         metrics
     }
@@ -731,5 +943,282 @@ impl fmt::Display for JobSummary {
             )?;
         }
         Ok(())
+    }
+}
+
+/// The shape of a running job: its operators and the edges between them, for an operator's
+/// view (the HTTP API, the dashboard). Exchange ends are folded into the edges.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct JobGraph {
+    /// Sources, operators and sinks, in the order they were added (upstream first).
+    pub nodes: Vec<GraphNode>,
+    /// Record flows between them.
+    pub edges: Vec<GraphEdge>,
+}
+
+/// One source, operator or sink of a [`JobGraph`].
+#[derive(Clone, Debug, Serialize)]
+pub struct GraphNode {
+    /// Index in the job's graph (edges refer to it).
+    pub index: usize,
+    /// Display name (as in the metrics).
+    pub name: String,
+    /// Stable operator id: what checkpoints key its state by (`Stream::uid` or generated).
+    pub id: String,
+    /// What kind of node it is.
+    pub kind: NodeKind,
+    /// Parallel instances.
+    pub parallelism: usize,
+    /// The stage (thread group) it runs in: nodes of one stage are fused into one task.
+    pub stage: usize,
+    /// `append` or `updating` (its main output is a changelog).
+    pub changelog: &'static str,
+    /// The schema of its output rows, when it has one (`Stream::with_schema`).
+    pub schema: Option<String>,
+}
+
+/// A record flow of a [`JobGraph`].
+#[derive(Clone, Debug, Serialize)]
+pub struct GraphEdge {
+    /// Upstream node index.
+    pub from: usize,
+    /// Downstream node index.
+    pub to: usize,
+    /// `forward` (same task, a function call), `hash` (by key group), `rebalance`
+    /// (round-robin) or `broadcast`.
+    pub exchange: &'static str,
+    /// From a side output of `from` rather than its main output.
+    pub side_output: bool,
+    /// `append` or `updating`: what flows on it.
+    pub changelog: &'static str,
+}
+
+/// Per-subtask figures of an operator, and what its watermark waits for.
+#[derive(Clone, Debug, Serialize)]
+pub struct SubtaskDetail {
+    /// The parallel instance.
+    pub subtask: usize,
+    /// Records in (for a source: records read).
+    pub records_in: u64,
+    /// Records out on the main output.
+    pub records_out: u64,
+    /// Records rejected.
+    pub failed: u64,
+    /// Time in the operator's own code.
+    pub processing_time_ms: f64,
+    /// The instance's watermark (`None` before the first; `Timestamp::MAX` once ended).
+    pub watermark: Option<Timestamp>,
+    /// Wall-clock milliseconds when it last changed.
+    pub watermark_since_ms: Option<i64>,
+    /// The instance's input is idle.
+    pub idle: bool,
+    /// Late records.
+    pub late_records: u64,
+    /// Keys in state now.
+    pub state_keys: u64,
+    /// Estimated bytes of state now.
+    pub state_bytes: u64,
+    /// The earliest window not fired yet, `[start, end)`: it fires once the watermark
+    /// reaches `end - 1`.
+    pub pending_window: Option<(Timestamp, Timestamp)>,
+    /// Sources: the watermark of each split.
+    pub splits: Vec<SplitStatus>,
+}
+
+/// One operator with its subtasks.
+#[derive(Clone, Debug, Serialize)]
+pub struct OperatorDetail {
+    /// Index in the job graph.
+    pub node: usize,
+    /// Display name.
+    pub name: String,
+    /// Stable operator id.
+    pub id: String,
+    /// What kind of node it is.
+    pub kind: NodeKind,
+    /// Sources: the idle timeout of their watermarks (`None`: splits never count as idle).
+    pub idle_timeout_ms: Option<u64>,
+    /// Sources: whether they generate watermarks at all (`Stream::with_watermarks`).
+    pub generates_watermarks: bool,
+    /// Per parallel instance.
+    pub subtasks: Vec<SubtaskDetail>,
+}
+
+/// The watermark one receiving task last got from one sending task.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChannelStatus {
+    /// The receiving subtask (of the exchange's downstream stage).
+    pub receiver: usize,
+    /// The sending node (graph index) and its subtask.
+    pub sender_node: usize,
+    /// The sending subtask.
+    pub sender_subtask: usize,
+    /// The last watermark received (`None`: none yet).
+    pub watermark: Option<Timestamp>,
+    /// The sender said it is idle.
+    pub idle: bool,
+    /// The sender ended.
+    pub ended: bool,
+    /// Wall-clock milliseconds of the last change.
+    pub since_ms: Option<i64>,
+}
+
+/// An exchange with the watermark of each channel.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExchangeDetail {
+    /// `upstream -> downstream`.
+    pub name: String,
+    /// The stage it feeds (see [`GraphNode::stage`]).
+    pub downstream_stage: usize,
+    /// Every (receiver, sender) channel.
+    pub channels: Vec<ChannelStatus>,
+}
+
+/// Everything an operator of the job may want to look at, beyond the [`JobSummary`].
+#[derive(Clone, Debug, Serialize)]
+pub struct JobDetail {
+    /// The job's name.
+    pub job: String,
+    /// The job has ended.
+    pub finished: bool,
+    /// Wall time since start (or of the whole run).
+    pub duration_ms: f64,
+    /// The job graph.
+    pub graph: Option<Arc<JobGraph>>,
+    /// Per operator (sources and sinks included), per subtask.
+    pub operators: Vec<OperatorDetail>,
+    /// Per exchange, per channel.
+    pub exchanges: Vec<ExchangeDetail>,
+    /// The last completed checkpoints and savepoints, oldest first.
+    pub checkpoint_history: Vec<CheckpointRecord>,
+}
+
+fn watermark_of(ms: i64) -> Option<Timestamp> {
+    (ms != i64::MIN).then_some(Timestamp(ms))
+}
+
+impl MetricsReader {
+    /// Per-subtask figures, watermarks per channel and split, the job graph and the checkpoint
+    /// history: what the HTTP API and the watermark debugger read.
+    pub fn detail(&self) -> JobDetail {
+        let r = &self.0;
+        let finished = r.finished.lock().ok().and_then(|f| *f);
+        let operators = r
+            .operators
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|e| {
+                let mut idle_timeout_ms = None;
+                let mut generates_watermarks = false;
+                let subtasks = e
+                    .instances
+                    .iter()
+                    .enumerate()
+                    .map(|(subtask, m)| {
+                        let report = m.splits.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                        idle_timeout_ms = idle_timeout_ms.or(report.idle_timeout_ms);
+                        generates_watermarks |= report.generates_watermarks;
+                        let start = m.pending_window_start.load(Relaxed);
+                        let end = m.pending_window_end.load(Relaxed);
+                        SubtaskDetail {
+                            subtask,
+                            records_out: m.records_out.load(Relaxed),
+                            records_in: m.records_in.load(Relaxed),
+                            failed: m.failed.load(Relaxed),
+                            processing_time_ms: m.processing_ns.load(Relaxed) as f64 / 1e6,
+                            watermark: watermark_of(m.watermark.load(Relaxed)),
+                            watermark_since_ms: Some(m.watermark_since.load(Relaxed))
+                                .filter(|&t| t != i64::MIN),
+                            idle: m.idle.load(Relaxed),
+                            late_records: m.late_records.load(Relaxed),
+                            state_keys: m.state_keys.load(Relaxed),
+                            state_bytes: m.state_bytes.load(Relaxed),
+                            pending_window: (end != i64::MIN)
+                                .then_some((Timestamp(start), Timestamp(end))),
+                            splits: report.splits,
+                        }
+                    })
+                    .collect();
+                OperatorDetail {
+                    node: e.node,
+                    name: e.name.clone(),
+                    id: e.id.clone(),
+                    kind: e.kind,
+                    idle_timeout_ms,
+                    generates_watermarks,
+                    subtasks,
+                }
+            })
+            .collect();
+        let exchanges = r
+            .exchanges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|e| {
+                let m = &e.metrics;
+                let channels = m
+                    .channels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let (receiver, sender) = (i / m.senders.max(1), i % m.senders.max(1));
+                        let (sender_node, sender_subtask) =
+                            e.senders.get(sender).copied().unwrap_or((usize::MAX, 0));
+                        ChannelStatus {
+                            receiver,
+                            sender_node,
+                            sender_subtask,
+                            watermark: watermark_of(c.watermark.load(Relaxed)),
+                            idle: c.idle.load(Relaxed),
+                            ended: c.ended.load(Relaxed),
+                            since_ms: watermark_of(c.since.load(Relaxed)).map(|t| t.millis()),
+                        }
+                    })
+                    .collect();
+                ExchangeDetail {
+                    name: e.name.clone(),
+                    downstream_stage: e.downstream_stage,
+                    channels,
+                }
+            })
+            .collect();
+        let checkpoint_history = r
+            .checkpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|c| {
+                c.history
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        JobDetail {
+            job: r.job.clone(),
+            finished: finished.is_some(),
+            duration_ms: finished
+                .unwrap_or_else(|| r.started.elapsed())
+                .as_secs_f64()
+                * 1e3,
+            graph: r.graph.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            operators,
+            exchanges,
+            checkpoint_history,
+        }
+    }
+
+    /// The job graph, once the job started.
+    pub fn graph(&self) -> Option<Arc<JobGraph>> {
+        self.0.graph.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The job has ended (the figures are final).
+    pub fn is_finished(&self) -> bool {
+        self.0.finished.lock().ok().and_then(|f| *f).is_some()
     }
 }

@@ -14,7 +14,7 @@ use crate::checkpoint::coordinator::CheckpointHub;
 use crate::data::{Data, Key};
 use crate::error::{Result, StreamError};
 use crate::message::{CheckpointId, Control, Envelope, Message};
-use crate::metrics::ExchangeMetrics;
+use crate::metrics::{ChannelEvent, ExchangeMetrics};
 use crate::state::{key_group, owner_of};
 use crate::time::Timestamp;
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
@@ -161,6 +161,10 @@ pub(crate) struct ExchangeReceiver<T> {
     /// Key-group changes applied lately: each comes once from every sender, and is applied
     /// when the first copy arrives (the one that precedes the moved keys' records).
     pub(crate) applied_changes: std::collections::VecDeque<u64>,
+    /// Where the watermark of each channel is published (for the watermark debugger).
+    pub(crate) metrics: Arc<ExchangeMetrics>,
+    /// This receiver's index (its subtask).
+    pub(crate) subtask: usize,
 }
 
 /// How many key-group change ids a receiver remembers.
@@ -196,8 +200,15 @@ impl<T: Data> ExchangeReceiver<T> {
             Message::Control(c) => c,
         };
         let change = match control {
-            Control::Watermark(wm) => inputs.watermark(from, wm),
-            Control::Idle => inputs.idle(from),
+            Control::Watermark(wm) => {
+                self.metrics
+                    .channel(self.subtask, from, ChannelEvent::Watermark(wm));
+                inputs.watermark(from, wm)
+            }
+            Control::Idle => {
+                self.metrics.channel(self.subtask, from, ChannelEvent::Idle);
+                inputs.idle(from)
+            }
             // Never sent across an exchange: each task ticks itself.
             Control::Tick(_) => InputChange::None,
             Control::Barrier(id) => {
@@ -218,7 +229,10 @@ impl<T: Data> ExchangeReceiver<T> {
                 }
                 InputChange::None
             }
-            Control::End => inputs.end(from),
+            Control::End => {
+                self.metrics.channel(self.subtask, from, ChannelEvent::End);
+                inputs.end(from)
+            }
         };
         match change {
             InputChange::None => {}

@@ -13,7 +13,9 @@ use crate::checkpoint::{
 use crate::context::{DeadLetterQueue, ErrorPolicy, TaskInfo};
 use crate::error::{Result, StreamError};
 use crate::metrics::CheckpointMetrics;
-use crate::metrics::{JobSummary, MetricsRegistry, NodeKind, OperatorMetrics};
+use crate::metrics::{
+    GraphEdge, GraphNode, JobGraph, JobSummary, MetricsRegistry, NodeKind, OperatorMetrics,
+};
 use crate::sink::Committer;
 use crate::state::key_groups_of;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -185,6 +187,76 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// The node whose output feeds `node` (the first one found: exchange ends have one).
+fn upstream_of(graph: &Graph, node: usize) -> Option<usize> {
+    graph.nodes.iter().position(|n| {
+        n.consumers.contains(&node) || n.sides.iter().any(|s| s.consumers.contains(&node))
+    })
+}
+
+/// The job graph as operators see it: exchange ends folded into edges that say how records
+/// are routed. Called once the stages' parallelism is planned.
+fn describe(graph: &Graph, ids: &[String]) -> JobGraph {
+    let changelog = |updating: bool| if updating { "updating" } else { "append" };
+    let nodes = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.kind != NodeKind::Exchange)
+        .map(|(i, n)| GraphNode {
+            index: i,
+            name: n.name.clone(),
+            id: ids[i].clone(),
+            kind: n.kind,
+            parallelism: graph.stages[n.stage].parallelism,
+            stage: n.stage,
+            changelog: changelog(n.updating.is_some()),
+            schema: n.schema.as_ref().map(|s| s.to_string()),
+        })
+        .collect();
+    // Where a consumer leads to, past exchange ends: (real node, routing).
+    let resolve = |consumer: usize| -> Vec<(usize, &'static str)> {
+        if graph.nodes[consumer].kind != NodeKind::Exchange {
+            return vec![(consumer, "forward")];
+        }
+        for ex in &graph.exchanges {
+            if let Some(pos) = ex.senders.iter().position(|&(n, _)| n == consumer) {
+                let head = graph.stages[ex.downstream_stage].head;
+                let routing = ex.partitioning.get(pos).copied().unwrap_or("hash");
+                return graph.nodes[head]
+                    .consumers
+                    .iter()
+                    .map(|&c| (c, routing))
+                    .collect();
+            }
+        }
+        Vec::new()
+    };
+    let mut edges = Vec::new();
+    for (i, n) in graph.nodes.iter().enumerate() {
+        if n.kind == NodeKind::Exchange {
+            continue;
+        }
+        let main = n.consumers.iter().map(|&c| (c, false));
+        let sides = n
+            .sides
+            .iter()
+            .flat_map(|s| s.consumers.iter().map(|&c| (c, true)));
+        for (consumer, side_output) in main.chain(sides) {
+            for (to, exchange) in resolve(consumer) {
+                edges.push(GraphEdge {
+                    from: i,
+                    to,
+                    exchange,
+                    side_output,
+                    changelog: changelog(!side_output && n.updating.is_some()),
+                });
+            }
+        }
+    }
+    JobGraph { nodes, edges }
+}
+
 /// Plans, builds and starts `graph`.
 pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<JobHandle> {
     validate(&graph, config)?;
@@ -287,7 +359,22 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
             num_senders += graph.stages[stage].parallelism;
         }
         let (senders, receivers) = (ex.make_channels)(config.queue_capacity, downstream);
-        let metrics = registry.register_exchange(&ex.name, config.queue_capacity, downstream);
+        // Who sends on each channel: the node upstream of each sending end, per subtask.
+        let channel_senders = ex
+            .senders
+            .iter()
+            .flat_map(|&(node, stage)| {
+                let upstream = upstream_of(&graph, node).unwrap_or(node);
+                (0..graph.stages[stage].parallelism).map(move |s| (upstream, s))
+            })
+            .collect();
+        let metrics = registry.register_exchange(
+            &ex.name,
+            config.queue_capacity,
+            downstream,
+            channel_senders,
+            ex.downstream_stage,
+        );
         res.exchanges[i] = Some(ExchangeRun {
             senders,
             receivers,
@@ -301,14 +388,17 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
     let node_metrics: Vec<Vec<Arc<OperatorMetrics>>> = graph
         .nodes
         .iter()
-        .map(|n| {
+        .enumerate()
+        .map(|(i, n)| {
             let p = graph.stages[n.stage].parallelism;
             match n.kind {
                 NodeKind::Exchange => (0..p).map(|_| Arc::default()).collect(),
-                kind => registry.register_operator(&n.name, kind, p),
+                kind => registry.register_operator(&n.name, &ids[i], i, kind, p),
             }
         })
         .collect();
+    *registry.graph.lock().unwrap_or_else(|p| p.into_inner()) =
+        Some(Arc::new(describe(&graph, &ids)));
 
     // Build every task.
     let mut tasks: Vec<(String, usize, Box<dyn TaskRunner>)> = Vec::new();
@@ -470,7 +560,7 @@ fn prepare_checkpoints(
     let restore = match &c.restore {
         None => None,
         Some(RestoreFrom::Latest) => storage.load_latest()?,
-        Some(RestoreFrom::Path(p)) => Some(storage.load(p)?),
+        Some(RestoreFrom::Path(p)) => Some(storage.load(&p.into())?),
     };
     if let Some(cp) = &restore {
         for skipped in &cp.skipped {

@@ -164,6 +164,8 @@ pub(crate) struct ExchangeSpec {
     pub(crate) senders: Vec<(usize, usize)>,
     pub(crate) downstream_stage: usize,
     pub(crate) make_channels: ChannelMaker,
+    /// How each sender routes (`hash`, `rebalance`, `broadcast`), by position in `senders`.
+    pub(crate) partitioning: Vec<&'static str>,
 }
 
 /// Where a stream comes from: a node's main output, or one of its side outputs.
@@ -552,6 +554,7 @@ impl Graph {
         let exchange = self.exchanges.len();
         let downstream_stage = self.stages.len();
         let mut senders = Vec::new();
+        let mut partitioning = Vec::new();
         let routed = inputs.iter().map(|&p| (p, false));
         for (input, broadcast) in routed.chain(broadcast_inputs.iter().map(|&p| (p, true))) {
             let stage = self.nodes[input.node].stage;
@@ -599,6 +602,11 @@ impl Graph {
             let id = self.push_node(&format!("{name}-send"), NodeKind::Exchange, stage, build);
             self.connect(input, id);
             senders.push((id, stage));
+            partitioning.push(match (broadcast, key.is_some()) {
+                (true, _) => "broadcast",
+                (false, true) => "hash",
+                (false, false) => "rebalance",
+            });
         }
         let head = self.nodes.len();
         let build: BuildFn = Box::new(move |env, res, outputs| {
@@ -615,6 +623,8 @@ impl Graph {
                 down: join_consumers::<T>(outputs.main),
                 hub: env.hub.clone(),
                 applied_changes: Default::default(),
+                metrics: run.metrics.clone(),
+                subtask: env.info.subtask,
             })))
         });
         self.stages.push(StageSpec {
@@ -652,6 +662,7 @@ impl Graph {
             senders,
             downstream_stage,
             make_channels,
+            partitioning,
         });
         Port {
             node: head,

@@ -29,6 +29,9 @@ pub(crate) const TICK_INTERVAL: Duration = Duration::from_millis(10);
 /// How long a source that reported `Idle` waits before it is polled again.
 const IDLE_WAIT: Duration = Duration::from_millis(1);
 
+/// How often a source publishes its split watermarks to the metrics.
+const SPLIT_REPORT_INTERVAL: Duration = Duration::from_millis(200);
+
 /// Publishes the rejections a task made since the last call into its `failed` counter.
 fn publish_rejections(ctx: &TaskContext, seen: &mut u64, metrics: &OperatorMetrics) {
     if ctx.rejected != *seen {
@@ -160,7 +163,10 @@ impl<Op: Operator + Clone> Push<Op::In> for OperatorNode<Op> {
     fn control(&mut self, message: &Control) -> Result<()> {
         match message {
             Control::Watermark(wm) => self.watermark(*wm),
-            Control::Idle => self.out.control(message),
+            Control::Idle => {
+                self.metrics.idle.store(true, Relaxed);
+                self.out.control(message)
+            }
             Control::Tick(now) => self.tick(*now),
             Control::Barrier(id) => self.barrier(*id),
             Control::KeyGroups(change) => self.key_groups(change),
@@ -208,7 +214,7 @@ impl<Op: Operator + Clone> OperatorNode<Op> {
     }
 
     fn watermark(&mut self, wm: Timestamp) -> Result<()> {
-        self.metrics.watermark.store(wm.millis(), Relaxed);
+        self.metrics.set_watermark(wm);
         let before = self.out.pending();
         let forward = self.op.on_watermark(wm, &mut self.ctx, &mut self.out)?;
         self.metrics
@@ -275,7 +281,7 @@ impl<T: Data, W: SinkWriter<T>> Push<T> for SinkNode<T, W> {
     fn control(&mut self, message: &Control) -> Result<()> {
         match message {
             Control::Watermark(wm) => {
-                self.metrics.watermark.store(wm.millis(), Relaxed);
+                self.metrics.set_watermark(*wm);
                 self.writer.on_watermark(*wm)
             }
             // A sink holds no keyed state and no timers.
@@ -358,6 +364,7 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
                 generator.announce_split(split, now);
             }
         }
+        let mut last_split_report = Instant::now() - SPLIT_REPORT_INTERVAL;
         // After the barrier of a stop-with-savepoint the source emits nothing more: what an
         // at-least-once sink receives is exactly what the savepoint covers.
         let mut held = false;
@@ -405,6 +412,10 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
                     generator.finish_split(split);
                 }
                 let status = generator.status(now);
+                if now.duration_since(last_split_report) >= SPLIT_REPORT_INTERVAL {
+                    last_split_report = now;
+                    self.metrics.publish_splits(generator.report(now));
+                }
                 if !batch.is_empty() {
                     self.down.push(batch)?;
                 }
@@ -413,10 +424,13 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
                     last_emit = now;
                     match status {
                         WatermarkStatus::Active(wm) => {
-                            self.metrics.watermark.store(wm.millis(), Relaxed);
+                            self.metrics.set_watermark(wm);
                             self.down.control(&Control::Watermark(wm))?;
                         }
-                        WatermarkStatus::Idle => self.down.control(&Control::Idle)?,
+                        WatermarkStatus::Idle => {
+                            self.metrics.idle.store(true, Relaxed);
+                            self.down.control(&Control::Idle)?
+                        }
                     }
                     last_status = status;
                 }
@@ -430,7 +444,12 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
             }
         }
         // The end of a bounded input: the final watermark fires everything pending.
-        self.metrics.watermark.store(i64::MAX, Relaxed);
+        self.metrics.set_watermark(Timestamp::MAX);
+        if let Some(generator) = &mut self.watermarks {
+            let mut report = generator.report(Instant::now());
+            report.splits.clear();
+            self.metrics.publish_splits(report);
+        }
         self.down.control(&Control::Watermark(Timestamp::MAX))?;
         if self.checkpoint.is_some() {
             // The final position (everything read) stands in every later checkpoint.

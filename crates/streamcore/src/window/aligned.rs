@@ -109,6 +109,12 @@ impl<T, K, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
         let stats = ctx.stats();
         stats.state_keys = keys as u64;
         stats.state_bytes = (keys * entry) as u64;
+        // Panes are ordered by end: the first one not fired is the next to fire.
+        stats.pending_window = self
+            .panes
+            .iter()
+            .find(|p| !p.fired && !p.accs.is_empty())
+            .map(|p| (Timestamp(p.end - window_size(self.windows)), Timestamp(p.end)));
     }
 }
 
