@@ -2,9 +2,11 @@
 //! `--checkpoint-interval`, `--restore`, `--retain-checkpoints`,
 //! `--allow-non-restored-state`), and [`run_job`]: runs a job
 //! to its end while answering signals — SIGUSR1 takes a savepoint, SIGINT/SIGTERM stop the
-//! job (with a savepoint when it checkpoints, so that `--restore latest` resumes it) — and
+//! job (with a savepoint when it checkpoints, so that `--restore latest` resumes it), and
+//! serves the job's HTTP endpoint with `--http` (see [`crate::http`]) — and
 //! [`print_summary`], how every job command reports its metrics.
 
+use crate::http::{Action, HttpArgs, JobState};
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
@@ -60,8 +62,9 @@ impl CheckpointArgs {
 }
 
 /// Runs `job` to its end, answering SIGUSR1 (savepoint) and SIGINT/SIGTERM (stop; with a
-/// savepoint when the job checkpoints) meanwhile.
-pub fn run_job(job: Job, config: JobConfig) -> anyhow::Result<JobSummary> {
+/// savepoint when the job checkpoints) meanwhile — and, with `--http`, serving its metrics,
+/// API and dashboard and answering the API's actions (savepoint, stop, cancel).
+pub fn run_job(job: Job, config: JobConfig, http: &HttpArgs) -> anyhow::Result<JobSummary> {
     let checkpoints = config.checkpoints.is_some();
     let savepoint = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
@@ -71,9 +74,22 @@ pub fn run_job(job: Job, config: JobConfig) -> anyhow::Result<JobSummary> {
         signal_hook::flag::register(sig, stop.clone()).context("installing a signal handler")?;
     }
     let name = job.name().to_string();
+    // Bound before the job starts: a bad address or a missing token fails fast.
+    let bound = crate::http::bind(http)?;
     let handle = job
         .start(config)
         .with_context(|| format!("starting the {name} job"))?;
+    let server = match bound {
+        Some(b) => match b.serve(&name, handle.metrics_reader()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                handle.cancel();
+                let _ = handle.join();
+                return Err(e);
+            }
+        },
+        None => None,
+    };
     while !handle.is_finished() {
         if savepoint.swap(false, Ordering::Relaxed) {
             match handle.savepoint() {
@@ -97,11 +113,28 @@ pub fn run_job(job: Job, config: JobConfig) -> anyhow::Result<JobSummary> {
                 handle.stop();
             }
         }
+        if let Some(request) = server.as_ref().and_then(|s| s.next_action()) {
+            let answer = answer_action(&handle, request.action);
+            let _ = request.reply.send(answer);
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let summary = handle
-        .join()
-        .with_context(|| format!("the {name} job failed"))?;
+    let result = handle.join();
+    if let Some(server) = server {
+        server.finish(match &result {
+            Ok(s)
+                if s.checkpoints
+                    .as_ref()
+                    .is_some_and(|c| c.stopped_with_savepoint) =>
+            {
+                JobState::Stopped
+            }
+            Ok(_) => JobState::Finished,
+            Err(streamcore::StreamError::Cancelled) => JobState::Cancelled,
+            Err(e) => JobState::Failed(e.to_string()),
+        });
+    }
+    let summary = result.with_context(|| format!("the {name} job failed"))?;
     if let Some(c) = &summary.checkpoints {
         if c.already_finished {
             eprintln!(
@@ -111,6 +144,36 @@ pub fn run_job(job: Job, config: JobConfig) -> anyhow::Result<JobSummary> {
         }
     }
     Ok(summary)
+}
+
+/// Carries out an action asked for over HTTP; the answer goes back to the client as JSON.
+fn answer_action(
+    handle: &streamcore::JobHandle,
+    action: Action,
+) -> Result<serde_json::Value, String> {
+    match action {
+        Action::Savepoint => {
+            let path = handle.savepoint().map_err(|e| e.to_string())?;
+            eprintln!("savepoint written to {} (HTTP)", path.display());
+            Ok(serde_json::json!({ "savepoint": path.display().to_string() }))
+        }
+        Action::StopWithSavepoint => {
+            let path = handle.stop_with_savepoint().map_err(|e| e.to_string())?;
+            eprintln!(
+                "stopped with a savepoint in {} (HTTP; resume with --restore latest)",
+                path.display()
+            );
+            Ok(serde_json::json!({ "stopped": true, "savepoint": path.display().to_string() }))
+        }
+        Action::Stop => {
+            handle.stop();
+            Ok(serde_json::json!({ "stopping": true }))
+        }
+        Action::Cancel => {
+            handle.cancel();
+            Ok(serde_json::json!({ "cancelling": true }))
+        }
+    }
 }
 
 /// Prints the job's metrics on stderr: as pretty JSON (`--metrics-json`) or as the table.

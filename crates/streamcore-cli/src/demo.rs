@@ -9,8 +9,8 @@ use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 use streamcore::window::{AggregateFunction, WindowResult, Windows};
 use streamcore::{
-    ErrorPolicy, Event, Job, JobConfig, Operator, Output, Stream, TaskContext, Timestamp, Value,
-    WatermarkStrategy,
+    ErrorPolicy, Event, Job, JobConfig, Operator, Output, Source, SourcePoll, SourceReader, Stream,
+    TaskContext, Timestamp, Value, WatermarkStrategy,
 };
 use streamcore_connectors::{
     JsonLinesSink, JsonLinesSource, StdinSource, StdoutSink, TransactionGenerator,
@@ -70,8 +70,19 @@ pub struct DemoArgs {
     /// --checkpoint-dir, as --output).
     #[arg(long)]
     windows_output: Option<String>,
+    /// Splits that get no events (like Kafka partitions without traffic) in a second source
+    /// merged with the generator: without --idle-timeout they hold the event-time watermark,
+    /// and so the windows, back (`streamcore explain-watermarks` names them).
+    #[arg(long, default_value_t = 0)]
+    idle_splits: u64,
+    /// A source split without records for this long stops holding the watermark back, e.g.
+    /// `5s` [default: never].
+    #[arg(long, value_parser = streamcore::checkpoint::parse_duration)]
+    idle_timeout: Option<Duration>,
     #[command(flatten)]
     checkpoints: CheckpointArgs,
+    #[command(flatten)]
+    http: crate::http::HttpArgs,
 }
 
 /// A JSON-lines sink at `path`: one file, or with checkpoints a directory of exactly-once
@@ -205,6 +216,51 @@ impl Operator for Enrichment {
     }
 }
 
+/// A source of `n` splits (one reader) that never produce a record and run until the job
+/// stops: partitions without traffic, to show what idleness does to watermarks.
+pub struct SilentSplits(pub u64);
+
+/// The reader of [`SilentSplits`].
+pub struct SilentReader(u64);
+
+impl Source<Event> for SilentSplits {
+    type Reader = SilentReader;
+    fn parallelism(&self, _: usize) -> usize {
+        1
+    }
+    fn create_readers(&mut self, _: usize) -> streamcore::Result<Vec<SilentReader>> {
+        Ok(vec![SilentReader(self.0)])
+    }
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
+    fn restore_readers(
+        &mut self,
+        p: usize,
+        _: Vec<Vec<u8>>,
+    ) -> streamcore::Result<Vec<SilentReader>> {
+        self.create_readers(p)
+    }
+}
+
+impl SourceReader<Event> for SilentReader {
+    fn poll_batch(
+        &mut self,
+        _: &mut Vec<Event>,
+        _: usize,
+        _: &mut TaskContext,
+    ) -> streamcore::Result<SourcePoll> {
+        std::thread::sleep(Duration::from_millis(5));
+        Ok(SourcePoll::Idle)
+    }
+    fn initial_splits(&self) -> Vec<u64> {
+        (0..self.0).collect()
+    }
+    fn snapshot_position(&mut self) -> streamcore::Result<Vec<u8>> {
+        Ok(Vec::new())
+    }
+}
+
 /// The demo pipeline on any stream of events.
 pub fn pipeline(events: Stream<Event>) -> Stream<Event> {
     events
@@ -237,9 +293,19 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             job.source("transactions", generator.source())
         }
     };
-    let events = events.with_watermarks(WatermarkStrategy::bounded_out_of_orderness(
-        Duration::from_millis(args.disorder_ms.max(0) as u64),
+    let mut strategy = WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(
+        args.disorder_ms.max(0) as u64,
     ));
+    if let Some(t) = args.idle_timeout {
+        strategy = strategy.with_idle_timeout(t);
+    }
+    let mut events = events.with_watermarks(strategy.clone());
+    if args.idle_splits > 0 {
+        let idle = job
+            .source("silent-partitions", SilentSplits(args.idle_splits))
+            .with_watermarks(strategy);
+        events = events.union(idle);
+    }
     if args.windows {
         let windows = user_windows(events.clone());
         match &args.windows_output {
@@ -259,6 +325,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         (None, ErrorPolicy::Fail) => {}
     }
-    let summary = run_job(job, config)?;
+    let summary = run_job(job, config, &args.http)?;
     print_summary(&summary, args.metrics_json)
 }

@@ -136,6 +136,8 @@ pub struct KafkaArgs {
     metrics_json: bool,
     #[command(flatten)]
     checkpoints: CheckpointArgs,
+    #[command(flatten)]
+    http: crate::http::HttpArgs,
 }
 
 pub fn run(args: KafkaArgs) -> anyhow::Result<()> {
@@ -213,7 +215,7 @@ pub fn run(args: KafkaArgs) -> anyhow::Result<()> {
     }
     // The summary holds the Kafka source's and sink's own metrics (lag per partition,
     // offset commits, transactions) under `connectors`.
-    let summary = run_job(job, config)?;
+    let summary = run_job(job, config, &args.http)?;
     print_summary(&summary, args.metrics_json)
 }
 

@@ -3,6 +3,7 @@
 mod bench;
 mod checkpointing;
 mod demo;
+mod http;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod nexmark;
@@ -43,6 +44,9 @@ enum Command {
     Patterns(patterns::PatternArgs),
     /// Run a Nexmark query on the built-in generator (events/s, elapsed time, row count).
     Nexmark(nexmark::NexmarkArgs),
+    /// Explain what holds each operator's watermark back in a job running with `--http`:
+    /// the input channel and source split, by how much, since when, and the window waiting.
+    ExplainWatermarks(http::watermarks::ExplainArgs),
     /// Run the demo pipeline from Kafka topics to a Kafka topic or JSON lines (checkpoints,
     /// consumer groups, exactly-once; see docs/kafka.md).
     #[cfg(feature = "kafka")]
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Patterns(args) => patterns::run(args),
         Command::Nexmark(args) => nexmark::run(args),
+        Command::ExplainWatermarks(args) => http::watermarks::run(args),
         #[cfg(feature = "kafka")]
         Command::Kafka(args) => kafka::run(args),
         #[cfg(feature = "kafka")]

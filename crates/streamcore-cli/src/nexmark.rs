@@ -64,6 +64,8 @@ pub struct NexmarkArgs {
     /// checkpointed, so it refuses `--output` with checkpoints; `--changelog` is refused).
     #[command(flatten)]
     checkpoints: CheckpointArgs,
+    #[command(flatten)]
+    http: crate::http::HttpArgs,
 }
 
 /// What one run of a query did.
@@ -225,6 +227,7 @@ pub fn run_query(
     config: &GeneratorConfig,
     job_config: JobConfig,
     outputs: &Outputs,
+    http: &crate::http::HttpArgs,
 ) -> anyhow::Result<QueryRun> {
     let mut job = Job::new(&format!("nexmark-{name}"));
     let mut sink = CliSink {
@@ -240,7 +243,7 @@ pub fn run_query(
     }
     let cpu_before = CpuTime::now();
     let started = Instant::now();
-    run_job(job, job_config).with_context(|| format!("running {name}"))?;
+    run_job(job, job_config, http).with_context(|| format!("running {name}"))?;
     let elapsed = started.elapsed();
     let cpu = CpuTime::now()
         .zip(cpu_before)
@@ -326,7 +329,7 @@ pub fn run(args: NexmarkArgs) -> anyhow::Result<()> {
     let job_config = args
         .checkpoints
         .apply(JobConfig::default().parallelism(parallelism));
-    let run = run_query(name, &config, job_config, &outputs)?;
+    let run = run_query(name, &config, job_config, &outputs, &args.http)?;
     let secs = run.elapsed.as_secs_f64();
     eprintln!(
         "{}: {} events in {:.3} s ({:.0} events/s), {} output rows (parallelism {})",

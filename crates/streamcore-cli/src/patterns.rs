@@ -38,6 +38,8 @@ pub struct PatternArgs {
     output: Option<String>,
     #[command(flatten)]
     checkpoints: CheckpointArgs,
+    #[command(flatten)]
+    http: crate::http::HttpArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -261,7 +263,7 @@ pub fn run(args: PatternArgs) -> anyhow::Result<()> {
         Example::Login => out(login_job(&mut job, args.events), output, checkpoints),
         Example::Enrichment => out(enrichment_job(&mut job, args.events), output, checkpoints),
     }
-    let summary: JobSummary = run_job(job, config)?;
+    let summary: JobSummary = run_job(job, config, &args.http)?;
     print_summary(&summary, args.metrics_json)
 }
 

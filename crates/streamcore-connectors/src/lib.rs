@@ -12,7 +12,15 @@ pub mod file;
 pub mod generator;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(any(feature = "redis", feature = "webhook", feature = "parquet"))]
+pub mod options;
+#[cfg(any(feature = "redis", feature = "webhook", feature = "parquet"))]
+pub mod sink_metrics;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod stdio;
+#[cfg(any(feature = "redis", feature = "webhook"))]
+pub mod template;
 
 pub use file::csv::{CsvSink, CsvSource};
 pub use file::jsonl::{JsonLinesSink, JsonLinesSource, LineDecoder, SerdeJson};

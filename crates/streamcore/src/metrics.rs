@@ -208,7 +208,8 @@ impl OperatorMetrics {
     pub(crate) fn set_watermark(&self, wm: Timestamp) {
         let before = self.watermark.swap(wm.millis(), Relaxed);
         if before != wm.millis() {
-            self.watermark_since.store(Timestamp::now().millis(), Relaxed);
+            self.watermark_since
+                .store(Timestamp::now().millis(), Relaxed);
         }
         self.idle.store(false, Relaxed);
     }
@@ -355,8 +356,8 @@ pub(crate) struct ExchangeEntry {
     pub(crate) capacity: usize,
     pub(crate) queues: usize,
     pub(crate) metrics: Arc<ExchangeMetrics>,
-    /// Who sends on each channel: (upstream node index, subtask), by sender index.
-    pub(crate) senders: Vec<(usize, usize)>,
+    /// Who sends on each channel: (upstream node index, subtask, stage), by sender index.
+    pub(crate) senders: Vec<(usize, usize, usize)>,
     /// The stage the exchange feeds.
     pub(crate) downstream_stage: usize,
 }
@@ -584,7 +585,7 @@ impl MetricsRegistry {
         name: &str,
         capacity: usize,
         queues: usize,
-        senders: Vec<(usize, usize)>,
+        senders: Vec<(usize, usize, usize)>,
         downstream_stage: usize,
     ) -> Arc<ExchangeMetrics> {
         let metrics = Arc::new(ExchangeMetrics {
@@ -1049,10 +1050,13 @@ pub struct OperatorDetail {
 pub struct ChannelStatus {
     /// The receiving subtask (of the exchange's downstream stage).
     pub receiver: usize,
-    /// The sending node (graph index) and its subtask.
+    /// The node upstream of the sending end (graph index; an exchange's receiving end when
+    /// one exchange feeds another directly).
     pub sender_node: usize,
     /// The sending subtask.
     pub sender_subtask: usize,
+    /// The sending stage.
+    pub sender_stage: usize,
     /// The last watermark received (`None`: none yet).
     pub watermark: Option<Timestamp>,
     /// The sender said it is idle.
@@ -1164,12 +1168,16 @@ impl MetricsReader {
                     .enumerate()
                     .map(|(i, c)| {
                         let (receiver, sender) = (i / m.senders.max(1), i % m.senders.max(1));
-                        let (sender_node, sender_subtask) =
-                            e.senders.get(sender).copied().unwrap_or((usize::MAX, 0));
+                        let (sender_node, sender_subtask, sender_stage) = e
+                            .senders
+                            .get(sender)
+                            .copied()
+                            .unwrap_or((usize::MAX, 0, usize::MAX));
                         ChannelStatus {
                             receiver,
                             sender_node,
                             sender_subtask,
+                            sender_stage,
                             watermark: watermark_of(c.watermark.load(Relaxed)),
                             idle: c.idle.load(Relaxed),
                             ended: c.ended.load(Relaxed),
@@ -1214,7 +1222,11 @@ impl MetricsReader {
 
     /// The job graph, once the job started.
     pub fn graph(&self) -> Option<Arc<JobGraph>> {
-        self.0.graph.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0
+            .graph
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The job has ended (the figures are final).

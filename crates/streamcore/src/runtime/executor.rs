@@ -365,7 +365,7 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
             .iter()
             .flat_map(|&(node, stage)| {
                 let upstream = upstream_of(&graph, node).unwrap_or(node);
-                (0..graph.stages[stage].parallelism).map(move |s| (upstream, s))
+                (0..graph.stages[stage].parallelism).map(move |s| (upstream, s, stage))
             })
             .collect();
         let metrics = registry.register_exchange(

@@ -114,7 +114,12 @@ impl<T, K, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
             .panes
             .iter()
             .find(|p| !p.fired && !p.accs.is_empty())
-            .map(|p| (Timestamp(p.end - window_size(self.windows)), Timestamp(p.end)));
+            .map(|p| {
+                (
+                    Timestamp(p.end - window_size(self.windows)),
+                    Timestamp(p.end),
+                )
+            });
     }
 }
 

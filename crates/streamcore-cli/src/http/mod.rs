@@ -1,0 +1,521 @@
+//! The HTTP endpoint of a running job (`--http ADDR` on every job command): Prometheus
+//! metrics (`/metrics`), a JSON REST API under `/api/v1/jobs/{id}` (graph, metrics per
+//! operator and subtask, checkpoint history, the watermark debugger, and the actions savepoint,
+//! stop with a savepoint, stop, cancel) and the dashboard page (`/`), shipped in the binary.
+//!
+//! The server runs on its own thread with a single-threaded tokio runtime: the engine stays
+//! thread-based, and a scrape only reads relaxed atomics ([`streamcore::metrics::MetricsReader`]).
+//! Actions go to the thread that owns the job ([`crate::checkpointing::run_job`]) over a
+//! channel, and their answer comes back the same way.
+//!
+//! Security: the endpoint binds to loopback unless told otherwise. Bound to any other address
+//! it needs a bearer token (`STREAMCORE_HTTP_TOKEN` or `--http-token-file`), which every
+//! mutating call (POST) must present; read-only calls stay open (for scrapers). The token is
+//! never logged or sent back, and responses carry nothing but the job's own figures.
+
+pub mod client;
+mod prom;
+pub mod watermarks;
+
+use anyhow::Context;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use clap::Args;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use streamcore::checkpoint::parse_duration;
+use streamcore::metrics::MetricsReader;
+
+/// The dashboard page: plain HTML, CSS and JavaScript, no framework, no network access.
+const DASHBOARD: &str = include_str!("../../assets/dashboard.html");
+
+/// The environment variable holding the bearer token (alternative to `--http-token-file`).
+pub const TOKEN_ENV: &str = "STREAMCORE_HTTP_TOKEN";
+
+/// The `--http` options every job command shares.
+#[derive(Args, Debug, Clone, Default)]
+pub struct HttpArgs {
+    /// Serve the job's metrics (`/metrics`, Prometheus), its REST API (`/api/v1`) and the
+    /// dashboard (`/`) on this address, e.g. `127.0.0.1:8081`. An address other than loopback
+    /// needs a bearer token (STREAMCORE_HTTP_TOKEN or --http-token-file) that savepoint, stop
+    /// and cancel calls must present. See docs/operations.md.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    /// A file holding the bearer token for mutating HTTP calls (instead of the
+    /// STREAMCORE_HTTP_TOKEN environment variable).
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub http_token_file: Option<PathBuf>,
+    /// Keep serving the final metrics this long after the job ended (a last scrape, a look
+    /// at the dashboard), e.g. `30s`.
+    #[arg(long, default_value = "0s", value_parser = parse_duration, requires = "http")]
+    pub http_linger: Duration,
+}
+
+/// What an HTTP client asked the job to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Take a savepoint; the job goes on.
+    Savepoint,
+    /// Take a savepoint and stop there.
+    StopWithSavepoint,
+    /// Stop the sources and drain.
+    Stop,
+    /// Abort the job.
+    Cancel,
+}
+
+/// An action with the way back for its answer (JSON for the client, or an error message).
+pub struct ActionRequest {
+    /// What to do.
+    pub action: Action,
+    /// Where the answer goes.
+    pub reply: tokio::sync::oneshot::Sender<Result<serde_json::Value, String>>,
+}
+
+/// How the job is doing, as the API reports it.
+#[derive(Clone, Debug)]
+pub enum JobState {
+    /// Running.
+    Running,
+    /// Ended normally (input exhausted, or stopped).
+    Finished,
+    /// Stopped after a savepoint.
+    Stopped,
+    /// Cancelled.
+    Cancelled,
+    /// Failed with this error.
+    Failed(String),
+}
+
+impl JobState {
+    fn name(&self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Finished => "finished",
+            JobState::Stopped => "stopped",
+            JobState::Cancelled => "cancelled",
+            JobState::Failed(_) => "failed",
+        }
+    }
+}
+
+/// What the handlers share. One job per process for now; routes name it by id so that a
+/// process can host several later.
+struct AppState {
+    job_id: String,
+    reader: MetricsReader,
+    token: Option<String>,
+    actions: Mutex<mpsc::Sender<ActionRequest>>,
+    state: Mutex<JobState>,
+}
+
+/// A listening socket, bound before the job starts (so a bad address fails fast).
+pub struct Bound {
+    listener: std::net::TcpListener,
+    token: Option<String>,
+    linger: Duration,
+}
+
+/// Binds the endpoint if `--http` was given. Refuses a non-loopback address without a token.
+pub fn bind(args: &HttpArgs) -> anyhow::Result<Option<Bound>> {
+    let Some(addr) = args.http else {
+        return Ok(None);
+    };
+    let token = match &args.http_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the HTTP token file {}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var(TOKEN_ENV).ok().map(|t| t.trim().to_string()),
+    }
+    .filter(|t| !t.is_empty());
+    if !addr.ip().is_loopback() && token.is_none() {
+        anyhow::bail!(
+            "--http {addr} is not a loopback address: set a bearer token for savepoint, stop and \
+             cancel calls ({TOKEN_ENV} or --http-token-file), or bind to 127.0.0.1"
+        );
+    }
+    let listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("binding the HTTP endpoint to {addr}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(Some(Bound {
+        listener,
+        token,
+        linger: args.http_linger,
+    }))
+}
+
+/// The running endpoint of one job.
+pub struct HttpServer {
+    app: Arc<AppState>,
+    actions: mpsc::Receiver<ActionRequest>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    linger: Duration,
+}
+
+impl Bound {
+    /// Starts serving `reader`'s job under the id `job_id`.
+    pub fn serve(self, job_id: &str, reader: MetricsReader) -> anyhow::Result<HttpServer> {
+        let addr = self.listener.local_addr()?;
+        let (tx, rx) = mpsc::channel();
+        let app = Arc::new(AppState {
+            job_id: job_id.to_string(),
+            reader,
+            token: self.token,
+            actions: Mutex::new(tx),
+            state: Mutex::new(JobState::Running),
+        });
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .context("starting the HTTP runtime")?;
+        let router = router(app.clone());
+        let listener = self.listener;
+        let thread = std::thread::Builder::new()
+            .name("http".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(error = %e, "the HTTP endpoint cannot listen");
+                            return;
+                        }
+                    };
+                    let served = axum::serve(listener, router)
+                        .with_graceful_shutdown(async {
+                            let _ = stop_rx.await;
+                        })
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!(error = %e, "the HTTP endpoint failed");
+                    }
+                })
+            })
+            .context("starting the HTTP thread")?;
+        tracing::info!(%addr, "serving metrics, API and dashboard");
+        eprintln!("dashboard, metrics and API on http://{addr}/");
+        Ok(HttpServer {
+            app,
+            actions: rx,
+            shutdown: Some(stop_tx),
+            thread: Some(thread),
+            linger: self.linger,
+        })
+    }
+}
+
+impl HttpServer {
+    /// The next action a client asked for, if any (never blocks).
+    pub fn next_action(&self) -> Option<ActionRequest> {
+        self.actions.try_recv().ok()
+    }
+
+    /// Records how the job ended, then keeps serving for the linger time and stops.
+    pub fn finish(mut self, state: JobState) {
+        *self.app.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+        let deadline = std::time::Instant::now() + self.linger;
+        // Actions asked for while lingering get an answer: the job is over.
+        while std::time::Instant::now() < deadline {
+            while let Some(request) = self.next_action() {
+                let _ = request.reply.send(Err("the job has ended".into()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn router(app: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/dashboard", get(dashboard))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/jobs", get(jobs))
+        .route("/api/v1/jobs/{id}", get(job))
+        .route("/api/v1/jobs/{id}/graph", get(graph))
+        .route("/api/v1/jobs/{id}/metrics", get(job_metrics))
+        .route("/api/v1/jobs/{id}/subtasks", get(subtasks))
+        .route("/api/v1/jobs/{id}/checkpoints", get(checkpoints))
+        .route("/api/v1/jobs/{id}/watermarks", get(explain_watermarks))
+        .route("/api/v1/jobs/{id}/savepoint", post(savepoint))
+        .route("/api/v1/jobs/{id}/stop", post(stop))
+        .route("/api/v1/jobs/{id}/cancel", post(cancel))
+        .fallback(not_found)
+        .layer(axum::middleware::map_response(common_headers))
+        .with_state(app)
+}
+
+async fn common_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such route (see /api/v1/jobs)")
+}
+
+/// The job named by the route, or a 404.
+fn job_of(app: &AppState, id: &str) -> Result<(), Response> {
+    if id == app.job_id {
+        Ok(())
+    } else {
+        Err(error(StatusCode::NOT_FOUND, "no such job"))
+    }
+}
+
+async fn dashboard() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:",
+            ),
+        ],
+        DASHBOARD,
+    )
+        .into_response()
+}
+
+async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    let running = matches!(
+        *app.state.lock().unwrap_or_else(|p| p.into_inner()),
+        JobState::Running
+    );
+    match prom::render(&app.reader, running) {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+fn state_json(app: &AppState) -> serde_json::Value {
+    let state = app.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    match &state {
+        JobState::Failed(e) => json!({ "state": state.name(), "error": e }),
+        _ => json!({ "state": state.name() }),
+    }
+}
+
+async fn jobs(State(app): State<Arc<AppState>>) -> Response {
+    let mut entry = state_json(&app);
+    entry["id"] = json!(app.job_id);
+    Json(json!({ "jobs": [entry] })).into_response()
+}
+
+async fn job(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    if let Err(r) = job_of(&app, &id) {
+        return r;
+    }
+    let mut body = state_json(&app);
+    body["id"] = json!(app.job_id);
+    body["summary"] = json!(app.reader.summary());
+    Json(body).into_response()
+}
+
+async fn graph(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    if let Err(r) = job_of(&app, &id) {
+        return r;
+    }
+    Json(json!({ "graph": app.reader.graph() })).into_response()
+}
+
+async fn job_metrics(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    if let Err(r) = job_of(&app, &id) {
+        return r;
+    }
+    Json(app.reader.summary()).into_response()
+}
+
+async fn subtasks(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    if let Err(r) = job_of(&app, &id) {
+        return r;
+    }
+    Json(app.reader.detail()).into_response()
+}
+
+async fn checkpoints(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    if let Err(r) = job_of(&app, &id) {
+        return r;
+    }
+    let detail = app.reader.detail();
+    Json(json!({
+        "summary": app.reader.summary().checkpoints,
+        "history": detail.checkpoint_history,
+    }))
+    .into_response()
+}
+
+/// `?format=text` for the plain-text explanation.
+#[derive(serde::Deserialize)]
+struct ExplainQuery {
+    format: Option<String>,
+}
+
+async fn explain_watermarks(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<ExplainQuery>,
+) -> Response {
+    if let Err(r) = job_of(&app, &id) {
+        return r;
+    }
+    let report = watermarks::explain(&app.reader.detail(), watermarks::now_ms());
+    match q.format.as_deref() {
+        Some("text") => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            report.to_text(),
+        )
+            .into_response(),
+        _ => Json(report).into_response(),
+    }
+}
+
+/// Compares without an early exit (the time taken says nothing about the token).
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= (*x ^ b.get(i).copied().unwrap_or(0)) as usize;
+    }
+    diff == 0
+}
+
+/// Mutating calls: the bearer token when one is set (always, off loopback).
+fn authorized(app: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = &app.token else {
+        return Ok(());
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if same_secret(presented.as_bytes(), token.as_bytes()) {
+        Ok(())
+    } else {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "this call needs the endpoint's bearer token (Authorization: Bearer …)",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        Err(r)
+    }
+}
+
+async fn act(app: Arc<AppState>, id: String, headers: HeaderMap, action: Action) -> Response {
+    if let Err(r) = job_of(&app, &id) {
+        return r;
+    }
+    if let Err(r) = authorized(&app, &headers) {
+        return r;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let sent = app
+        .actions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send(ActionRequest { action, reply: tx });
+    if sent.is_err() {
+        return error(StatusCode::CONFLICT, "the job has ended");
+    }
+    match rx.await {
+        Ok(Ok(body)) => Json(body).into_response(),
+        Ok(Err(e)) => error(StatusCode::CONFLICT, &e),
+        Err(_) => error(StatusCode::CONFLICT, "the job has ended"),
+    }
+}
+
+async fn savepoint(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    act(app, id, headers, Action::Savepoint).await
+}
+
+/// `?savepoint=true` stops with a savepoint; otherwise the sources stop and the job drains.
+#[derive(serde::Deserialize)]
+struct StopQuery {
+    savepoint: Option<bool>,
+}
+
+async fn stop(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<StopQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let action = if q.savepoint.unwrap_or(false) {
+        Action::StopWithSavepoint
+    } else {
+        Action::Stop
+    };
+    act(app, id, headers, action).await
+}
+
+async fn cancel(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    act(app, id, headers, Action::Cancel).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"abcd"));
+        assert!(!same_secret(b"", b"a"));
+        assert!(same_secret(b"", b""));
+    }
+}
