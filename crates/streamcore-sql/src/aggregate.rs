@@ -1,0 +1,389 @@
+//! [`RowAggregate`]: the aggregate calls of one `GROUP BY` (COUNT, SUM, MIN, MAX, AVG, each
+//! with DISTINCT and FILTER) over rows — a window aggregate function and a retracting group
+//! aggregate in one, so windows and updating group aggregates share the arithmetic.
+//!
+//! Each call keeps a small accumulator: a count and a sum (integers stay integers, decimals
+//! exact, doubles); min and max keep only the extreme over append-only input and a multiset
+//! of values when rows can be withdrawn; DISTINCT calls keep a multiset of their distinct
+//! values, so a withdrawal knows whether the value is gone.
+
+use crate::plan::{AggCall, AggFunc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use streamcore::changelog::RetractAggregate;
+use streamcore::row::{DataType, Row, Scalar};
+use streamcore::window::AggregateFunction;
+
+/// The aggregate calls of a `GROUP BY`, over the pre-projected input rows.
+#[derive(Clone, Debug)]
+pub struct RowAggregate {
+    calls: Arc<[AggCall]>,
+}
+
+impl RowAggregate {
+    /// The calls `calls`.
+    pub fn new(calls: Vec<AggCall>) -> Self {
+        RowAggregate {
+            calls: calls.into(),
+        }
+    }
+}
+
+/// The accumulator of one call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CallAcc {
+    /// Rows (non-null values) counted.
+    n: i64,
+    /// Sum, or the extreme for append-only min/max.
+    value: Scalar,
+    /// Values with their multiplicity (min/max under retraction; DISTINCT).
+    values: Option<BTreeMap<Scalar, i64>>,
+}
+
+impl Default for CallAcc {
+    fn default() -> Self {
+        CallAcc {
+            n: 0,
+            value: Scalar::Null,
+            values: None,
+        }
+    }
+}
+
+/// The accumulators of all calls of a group.
+pub type RowAcc = Vec<CallAcc>;
+
+fn add_values(a: &Scalar, b: &Scalar) -> Scalar {
+    match (a, b) {
+        (Scalar::Null, v) | (v, Scalar::Null) => v.clone(),
+        (Scalar::Int(x), Scalar::Int(y)) => Scalar::Int(x.wrapping_add(*y)),
+        (Scalar::Decimal(x), Scalar::Decimal(y)) => Scalar::Decimal(x + y),
+        (Scalar::Float(x), Scalar::Float(y)) => Scalar::float(x.get() + y.get()),
+        (x, y) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => Scalar::float(x + y),
+            _ => Scalar::Null,
+        },
+    }
+}
+
+fn sub_values(a: &Scalar, b: &Scalar) -> Scalar {
+    match (a, b) {
+        (v, Scalar::Null) => v.clone(),
+        (Scalar::Int(x), Scalar::Int(y)) => Scalar::Int(x.wrapping_sub(*y)),
+        (Scalar::Decimal(x), Scalar::Decimal(y)) => Scalar::Decimal(x - y),
+        (Scalar::Float(x), Scalar::Float(y)) => Scalar::float(x.get() - y.get()),
+        (Scalar::Null, Scalar::Int(y)) => Scalar::Int(-y),
+        (Scalar::Null, Scalar::Decimal(y)) => Scalar::Decimal(-y),
+        (Scalar::Null, Scalar::Float(y)) => Scalar::float(-y.get()),
+        _ => Scalar::Null,
+    }
+}
+
+impl RowAggregate {
+    #[inline]
+    fn counts(call: &AggCall, row: &Row) -> Option<Scalar> {
+        if let Some(f) = call.filter {
+            if !matches!(row.values[f], Scalar::Bool(true)) {
+                return None;
+            }
+        }
+        match call.arg {
+            None => Some(Scalar::Null),
+            Some(c) => {
+                let v = &row.values[c];
+                if v.is_null() {
+                    None
+                } else {
+                    Some(v.clone())
+                }
+            }
+        }
+    }
+
+    fn apply(&self, acc: &mut RowAcc, row: &Row, sign: i64, final_only: bool) {
+        if acc.len() != self.calls.len() {
+            acc.resize(self.calls.len(), CallAcc::default());
+        }
+        for (call, a) in self.calls.iter().zip(acc.iter_mut()) {
+            let Some(v) = Self::counts(call, row) else {
+                continue;
+            };
+            if call.distinct {
+                let m = a.values.get_or_insert_with(BTreeMap::new);
+                let c = m.entry(v).or_insert(0);
+                *c += sign;
+                if *c <= 0 {
+                    m.retain(|_, c| *c > 0);
+                }
+                continue;
+            }
+            match call.func {
+                AggFunc::Count => a.n += sign,
+                AggFunc::Sum | AggFunc::Avg => {
+                    a.n += sign;
+                    a.value = if sign > 0 {
+                        add_values(&a.value, &v)
+                    } else {
+                        sub_values(&a.value, &v)
+                    };
+                }
+                AggFunc::Min | AggFunc::Max => {
+                    if final_only {
+                        let better = a.value.is_null()
+                            || if call.func == AggFunc::Min {
+                                v < a.value
+                            } else {
+                                v > a.value
+                            };
+                        if better {
+                            a.value = v;
+                        }
+                        a.n += 1;
+                    } else {
+                        let m = a.values.get_or_insert_with(BTreeMap::new);
+                        let c = m.entry(v).or_insert(0);
+                        *c += sign;
+                        if *c <= 0 {
+                            m.retain(|_, c| *c > 0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn results(&self, acc: &RowAcc) -> Row {
+        let empty = CallAcc::default();
+        self.calls
+            .iter()
+            .enumerate()
+            .map(|(i, call)| {
+                let a = acc.get(i).unwrap_or(&empty);
+                if call.distinct {
+                    let values = a.values.as_ref();
+                    let n = values.map(|m| m.len()).unwrap_or(0) as i64;
+                    return match call.func {
+                        AggFunc::Count => Scalar::Int(n),
+                        AggFunc::Min => values
+                            .and_then(|m| m.keys().next().cloned())
+                            .unwrap_or(Scalar::Null),
+                        AggFunc::Max => values
+                            .and_then(|m| m.keys().next_back().cloned())
+                            .unwrap_or(Scalar::Null),
+                        AggFunc::Sum | AggFunc::Avg => {
+                            let sum = values
+                                .map(|m| m.keys().fold(Scalar::Null, |s, v| add_values(&s, v)))
+                                .unwrap_or(Scalar::Null);
+                            if call.func == AggFunc::Sum {
+                                typed(sum, call.ty)
+                            } else {
+                                avg(&sum, n, call.ty)
+                            }
+                        }
+                    };
+                }
+                match call.func {
+                    AggFunc::Count => Scalar::Int(a.n),
+                    AggFunc::Sum => {
+                        if a.n == 0 {
+                            Scalar::Null
+                        } else {
+                            typed(a.value.clone(), call.ty)
+                        }
+                    }
+                    AggFunc::Avg => avg(&a.value, a.n, call.ty),
+                    AggFunc::Min | AggFunc::Max => match &a.values {
+                        Some(m) => if call.func == AggFunc::Min {
+                            m.keys().next()
+                        } else {
+                            m.keys().next_back()
+                        }
+                        .cloned()
+                        .unwrap_or(Scalar::Null),
+                        None => a.value.clone(),
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
+fn typed(v: Scalar, ty: DataType) -> Scalar {
+    match (v, ty) {
+        (Scalar::Decimal(mut d), DataType::Decimal { scale, .. }) => {
+            d.rescale(scale as u32);
+            Scalar::Decimal(d)
+        }
+        (v, _) => v,
+    }
+}
+
+/// AVG by Flink's rules: integer average truncates (AVG of BIGINT is BIGINT), decimals keep
+/// their scale (at least 6), doubles divide.
+fn avg(sum: &Scalar, n: i64, ty: DataType) -> Scalar {
+    if n == 0 {
+        return Scalar::Null;
+    }
+    match sum {
+        Scalar::Int(s) => Scalar::Int(s / n),
+        Scalar::Float(s) => Scalar::float(s.get() / n as f64),
+        Scalar::Decimal(s) => {
+            let mut d = s / Decimal::from(n);
+            if let DataType::Decimal { scale, .. } = ty {
+                d = d.round_dp(scale as u32);
+                d.rescale(scale as u32);
+            }
+            Scalar::Decimal(d)
+        }
+        _ => Scalar::Null,
+    }
+}
+
+impl AggregateFunction<Row> for RowAggregate {
+    type Acc = RowAcc;
+    type Out = Row;
+
+    fn create(&self) -> RowAcc {
+        vec![CallAcc::default(); self.calls.len()]
+    }
+
+    #[inline]
+    fn add(&self, acc: &mut RowAcc, record: &Row) {
+        self.apply(acc, record, 1, true);
+    }
+
+    fn merge(&self, acc: &mut RowAcc, other: RowAcc) {
+        for ((call, a), b) in self.calls.iter().zip(acc.iter_mut()).zip(other) {
+            if let Some(m) = b.values {
+                let mine = a.values.get_or_insert_with(BTreeMap::new);
+                for (v, c) in m {
+                    *mine.entry(v).or_insert(0) += c;
+                }
+            }
+            match call.func {
+                AggFunc::Min | AggFunc::Max if !call.distinct => {
+                    if a.value.is_null()
+                        || (!b.value.is_null()
+                            && if call.func == AggFunc::Min {
+                                b.value < a.value
+                            } else {
+                                b.value > a.value
+                            })
+                    {
+                        a.value = b.value;
+                    }
+                    a.n += b.n;
+                }
+                _ => {
+                    a.n += b.n;
+                    a.value = add_values(&a.value, &b.value);
+                }
+            }
+        }
+    }
+
+    fn result(&self, acc: &RowAcc) -> Row {
+        self.results(acc)
+    }
+}
+
+impl RetractAggregate<Row> for RowAggregate {
+    type Acc = RowAcc;
+    type Out = Row;
+
+    #[inline]
+    fn add(&self, acc: &mut RowAcc, row: &Row) {
+        self.apply(acc, row, 1, false);
+    }
+
+    #[inline]
+    fn retract(&self, acc: &mut RowAcc, row: &Row) {
+        self.apply(acc, row, -1, false);
+    }
+
+    #[inline]
+    fn add_final(&self, acc: &mut RowAcc, row: &Row) {
+        self.apply(acc, row, 1, true);
+    }
+
+    fn result(&self, acc: &RowAcc) -> Row {
+        self.results(acc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(func: AggFunc, distinct: bool) -> AggCall {
+        AggCall {
+            func,
+            arg: Some(0),
+            distinct,
+            filter: None,
+            ty: DataType::BigInt,
+        }
+    }
+
+    #[test]
+    fn retracting_min_max_and_distinct() {
+        let agg = RowAggregate::new(vec![
+            call(AggFunc::Min, false),
+            call(AggFunc::Max, false),
+            call(AggFunc::Count, true),
+            call(AggFunc::Sum, false),
+            call(AggFunc::Avg, false),
+        ]);
+        let mut acc = RowAcc::default();
+        for v in [5, 3, 9, 3] {
+            RetractAggregate::add(&agg, &mut acc, &Row::of([Scalar::Int(v)]));
+        }
+        assert_eq!(
+            RetractAggregate::result(&agg, &acc),
+            Row::of([
+                Scalar::Int(3),
+                Scalar::Int(9),
+                Scalar::Int(3),
+                Scalar::Int(20),
+                Scalar::Int(5)
+            ])
+        );
+        RetractAggregate::retract(&agg, &mut acc, &Row::of([Scalar::Int(9)]));
+        RetractAggregate::retract(&agg, &mut acc, &Row::of([Scalar::Int(3)]));
+        assert_eq!(
+            RetractAggregate::result(&agg, &acc),
+            Row::of([
+                Scalar::Int(3),
+                Scalar::Int(5),
+                Scalar::Int(2),
+                Scalar::Int(8),
+                Scalar::Int(4)
+            ])
+        );
+    }
+
+    #[test]
+    fn nulls_and_filters_do_not_count() {
+        let mut c = call(AggFunc::Count, false);
+        c.filter = Some(1);
+        let agg = RowAggregate::new(vec![c, call(AggFunc::Sum, false)]);
+        let mut acc = AggregateFunction::create(&agg);
+        AggregateFunction::add(&agg, &mut acc, &Row::of([Scalar::Null, Scalar::Bool(true)]));
+        AggregateFunction::add(
+            &agg,
+            &mut acc,
+            &Row::of([Scalar::Int(2), Scalar::Bool(false)]),
+        );
+        AggregateFunction::add(
+            &agg,
+            &mut acc,
+            &Row::of([Scalar::Int(4), Scalar::Bool(true)]),
+        );
+        assert_eq!(
+            AggregateFunction::result(&agg, &acc),
+            Row::of([Scalar::Int(1), Scalar::Int(6)])
+        );
+    }
+}

@@ -1,0 +1,1902 @@
+//! The binder: a parsed query (sqlparser's AST) into a logical [`Plan`] — names resolved to
+//! column positions against the catalog, types checked, aggregates and windows recognized —
+//! with every error placed at the line and column of the text it is about.
+
+use crate::catalog::{Catalog, ColumnSource, PlanField, Relation, TableDef};
+use crate::error::{did_you_mean, PlanError};
+use crate::expr::{CmpOp, Expr, LikePattern};
+use crate::functions::{udf_type, ScalarFunction, TimeUnit};
+use crate::plan::{AggCall, AggFunc, Node, Plan, WindowKind};
+use crate::types::{from_ast, numeric_result, ArithOp, SqlType};
+use sqlparser::ast::{
+    self, BinaryOperator, DateTimeField, Distinct, Function, FunctionArg, FunctionArgExpr,
+    FunctionArguments, GroupByExpr, Ident, ObjectName, Query, Select, SelectItem, SetExpr,
+    SetOperator, SetQuantifier, Spanned, TableFactor, TableWithJoins, UnaryOperator, Value,
+};
+use std::sync::Arc;
+use streamcore::row::{DataType, Scalar};
+
+/// Binds queries against a catalog.
+pub struct Binder<'a> {
+    catalog: &'a Catalog,
+    depth: usize,
+}
+
+/// What an aggregate's output offers to the expressions after it (SELECT, HAVING).
+struct AggScope {
+    /// The input the aggregate reads (for "not grouped" messages).
+    input: Vec<PlanField>,
+    /// Group expressions by their text, and their output column.
+    groups: Vec<(String, usize)>,
+    /// Aggregate calls by their text, and their output column.
+    aggs: Vec<(String, usize)>,
+    /// `window_start`, `window_end`, `window_time` output columns of a window aggregate.
+    window: Option<[usize; 3]>,
+}
+
+/// Names in scope for an expression.
+struct Scope<'s> {
+    fields: &'s [PlanField],
+    agg: Option<&'s AggScope>,
+}
+
+const AGGREGATES: [&str; 5] = ["COUNT", "SUM", "MIN", "MAX", "AVG"];
+
+fn is_aggregate(f: &Function) -> bool {
+    f.over.is_none() && AGGREGATES.contains(&name_of(&f.name).to_ascii_uppercase().as_str())
+}
+
+fn name_of(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .map(|p| match p.as_ident() {
+            Some(i) => i.value.clone(),
+            None => p.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn field(name: &str, qualifier: Option<&str>, ty: SqlType) -> PlanField {
+    PlanField {
+        name: name.to_string(),
+        qualifier: qualifier.map(str::to_string),
+        ty,
+    }
+}
+
+/// The positional arguments of a function call.
+fn args_of(f: &Function) -> Result<Vec<&ast::Expr>, PlanError> {
+    match &f.args {
+        FunctionArguments::None => Ok(vec![]),
+        FunctionArguments::List(list) => list
+            .args
+            .iter()
+            .map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e),
+                other => Err(PlanError::unsupported(format!(
+                    "the argument `{other}` of {} (named arguments and wildcards)",
+                    name_of(&f.name)
+                ))
+                .at(f.span())),
+            })
+            .collect(),
+        FunctionArguments::Subquery(_) => {
+            Err(PlanError::unsupported("a subquery as a function argument").at(f.span()))
+        }
+    }
+}
+
+/// The milliseconds of an `INTERVAL` literal.
+pub fn interval_ms(e: &ast::Expr) -> Result<i64, PlanError> {
+    let ast::Expr::Interval(iv) = e else {
+        return Err(PlanError::invalid(format!("expected an INTERVAL, got `{e}`")).at(e.span()));
+    };
+    let text = match iv.value.as_ref() {
+        ast::Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::Number(s, _) => s.clone(),
+            other => other.to_string(),
+        },
+        other => other.to_string(),
+    };
+    let n: f64 = text.trim().parse().map_err(|_| {
+        PlanError::unsupported(format!(
+            "the interval `{e}`: only a single number and unit ('10' SECOND) is supported"
+        ))
+        .at(e.span())
+    })?;
+    let unit_ms = match &iv.leading_field {
+        Some(DateTimeField::Millisecond | DateTimeField::Milliseconds) => 1.0,
+        Some(DateTimeField::Second | DateTimeField::Seconds) | None => 1_000.0,
+        Some(DateTimeField::Minute | DateTimeField::Minutes) => 60_000.0,
+        Some(DateTimeField::Hour | DateTimeField::Hours) => 3_600_000.0,
+        Some(DateTimeField::Day | DateTimeField::Days) => 86_400_000.0,
+        Some(other) => {
+            return Err(PlanError::unsupported(format!(
+                "intervals in {other} (use MILLISECOND, SECOND, MINUTE, HOUR or DAY)"
+            ))
+            .at(e.span()))
+        }
+    };
+    Ok((n * unit_ms).round() as i64)
+}
+
+impl<'a> Binder<'a> {
+    /// A binder over `catalog`.
+    pub fn new(catalog: &'a Catalog) -> Self {
+        Binder { catalog, depth: 0 }
+    }
+
+    /// Binds a query.
+    pub fn bind_query(&self, q: &Query) -> Result<Plan, PlanError> {
+        if q.with.is_some() {
+            return Err(
+                PlanError::unsupported("WITH (common table expressions); use CREATE VIEW")
+                    .at(q.span()),
+            );
+        }
+        if let Some(order) = &q.order_by {
+            return Err(PlanError::unsupported(
+                "ORDER BY on a stream (a Top-N needs ROW_NUMBER() OVER (…) and a filter on it)",
+            )
+            .at(order.span()));
+        }
+        if let Some(limit) = &q.limit_clause {
+            return Err(PlanError::unsupported("LIMIT on a stream").at(limit.span()));
+        }
+        self.bind_set_expr(&q.body)
+    }
+
+    fn bind_set_expr(&self, body: &SetExpr) -> Result<Plan, PlanError> {
+        match body {
+            SetExpr::Select(s) => self.bind_select(s),
+            SetExpr::Query(q) => self.bind_query(q),
+            SetExpr::SetOperation {
+                op: SetOperator::Union,
+                set_quantifier: SetQuantifier::All,
+                left,
+                right,
+            } => {
+                let l = self.bind_set_expr(left)?;
+                let r = self.bind_set_expr(right)?;
+                if l.fields.len() != r.fields.len() {
+                    return Err(PlanError::invalid(format!(
+                        "UNION ALL of {} and {} columns",
+                        l.fields.len(),
+                        r.fields.len()
+                    ))
+                    .at(body.span()));
+                }
+                for (a, b) in l.fields.iter().zip(&r.fields) {
+                    if a.ty.data_type() != b.ty.data_type()
+                        && a.ty != SqlType::Null
+                        && b.ty != SqlType::Null
+                    {
+                        return Err(PlanError::invalid(format!(
+                            "type mismatch in UNION ALL: column `{}` is {} on the left and {} on the right",
+                            a.name, a.ty, b.ty
+                        ))
+                        .at(body.span()));
+                    }
+                }
+                let fields = l.fields.clone();
+                Ok(Plan {
+                    updating: l.updating || r.updating,
+                    rowtime: if l.rowtime == r.rowtime {
+                        l.rowtime
+                    } else {
+                        None
+                    },
+                    fields,
+                    node: Node::Union { inputs: vec![l, r] },
+                })
+            }
+            SetExpr::Values(values) => self.bind_values(values),
+            other => Err(PlanError::unsupported(format!(
+                "`{}`",
+                other.to_string().chars().take(60).collect::<String>()
+            ))
+            .at(other.span())),
+        }
+    }
+
+    fn bind_values(&self, values: &ast::Values) -> Result<Plan, PlanError> {
+        let scope = Scope {
+            fields: &[],
+            agg: None,
+        };
+        let mut rows = Vec::new();
+        let mut types: Vec<SqlType> = Vec::new();
+        for row in &values.rows {
+            let mut out = Vec::new();
+            for (i, e) in row.iter().enumerate() {
+                let (b, ty) = self.bind_expr(e, &scope)?;
+                let Expr::Literal(v) = b.folded() else {
+                    return Err(PlanError::invalid("VALUES takes constants").at(e.span()));
+                };
+                if types.len() <= i {
+                    types.push(ty);
+                } else if types[i] == SqlType::Null {
+                    types[i] = ty;
+                }
+                out.push(v);
+            }
+            rows.push(out);
+        }
+        let fields = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| field(&format!("EXPR${i}"), None, *t))
+            .collect();
+        Ok(Plan {
+            node: Node::Values { rows },
+            fields,
+            updating: false,
+            rowtime: None,
+        })
+    }
+
+    fn bind_select(&self, s: &Select) -> Result<Plan, PlanError> {
+        if !s.lateral_views.is_empty() || s.qualify.is_some() || !s.named_window.is_empty() {
+            return Err(
+                PlanError::unsupported("LATERAL VIEW, QUALIFY and WINDOW clauses").at(s.span()),
+            );
+        }
+        let mut input = self.bind_from(&s.from)?;
+        if let Some(selection) = &s.selection {
+            let scope = Scope {
+                fields: &input.fields,
+                agg: None,
+            };
+            let predicate = self.bind_predicate(selection, &scope, "WHERE")?;
+            input = filter(input, predicate);
+        }
+
+        let group_exprs: Vec<&ast::Expr> = match &s.group_by {
+            GroupByExpr::Expressions(exprs, modifiers) => {
+                if !modifiers.is_empty() {
+                    return Err(PlanError::unsupported("GROUP BY … WITH ROLLUP/CUBE").at(s.span()));
+                }
+                exprs.iter().collect()
+            }
+            GroupByExpr::All(_) => {
+                return Err(PlanError::unsupported("GROUP BY ALL").at(s.span()));
+            }
+        };
+        let mut agg_calls: Vec<&Function> = Vec::new();
+        for item in &s.projection {
+            if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+                collect_aggregates(e, &mut agg_calls);
+            }
+        }
+        if let Some(h) = &s.having {
+            collect_aggregates(h, &mut agg_calls);
+        }
+        let aggregated = !group_exprs.is_empty() || !agg_calls.is_empty();
+
+        let (plan, agg_scope) = if aggregated {
+            let (plan, scope) = self.bind_aggregate(input, &group_exprs, &agg_calls)?;
+            (plan, Some(scope))
+        } else {
+            if let Some(h) = &s.having {
+                return Err(
+                    PlanError::invalid("HAVING without GROUP BY or aggregates").at(h.span())
+                );
+            }
+            (input, None)
+        };
+        let mut plan = plan;
+        if let Some(h) = &s.having {
+            let scope = Scope {
+                fields: &plan.fields,
+                agg: agg_scope.as_ref(),
+            };
+            let predicate = self.bind_predicate(h, &scope, "HAVING")?;
+            plan = filter(plan, predicate);
+        }
+
+        // The projection.
+        let scope = Scope {
+            fields: &plan.fields,
+            agg: agg_scope.as_ref(),
+        };
+        let mut exprs = Vec::new();
+        let mut fields = Vec::new();
+        for item in &s.projection {
+            match item {
+                SelectItem::Wildcard(_) => {
+                    if agg_scope.is_some() {
+                        return Err(PlanError::invalid("SELECT * with GROUP BY").at(item.span()));
+                    }
+                    for (i, f) in plan.fields.iter().enumerate() {
+                        exprs.push(Expr::Column(i));
+                        fields.push(f.clone());
+                    }
+                }
+                SelectItem::QualifiedWildcard(kind, _) => {
+                    let q = kind.to_string();
+                    let q = q.trim_end_matches(".*").trim_matches('`');
+                    let before = exprs.len();
+                    for (i, f) in plan.fields.iter().enumerate() {
+                        if f.qualifier
+                            .as_deref()
+                            .is_some_and(|x| x.eq_ignore_ascii_case(q))
+                        {
+                            exprs.push(Expr::Column(i));
+                            fields.push(f.clone());
+                        }
+                    }
+                    if exprs.len() == before {
+                        return Err(
+                            PlanError::invalid(format!("unknown table `{q}` in `{q}.*`"))
+                                .at(item.span()),
+                        );
+                    }
+                }
+                SelectItem::UnnamedExpr(e) => {
+                    let (b, ty) = self.bind_expr(e, &scope)?;
+                    let name = match e {
+                        ast::Expr::Identifier(i) => i.value.clone(),
+                        ast::Expr::CompoundIdentifier(parts) => {
+                            parts.last().map(|i| i.value.clone()).unwrap_or_default()
+                        }
+                        _ => match &b {
+                            Expr::Column(c) => plan.fields[*c].name.clone(),
+                            _ => format!("EXPR${}", exprs.len()),
+                        },
+                    };
+                    exprs.push(b.folded());
+                    fields.push(field(&name, None, ty));
+                }
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    let (b, ty) = self.bind_expr(expr, &scope)?;
+                    exprs.push(b.folded());
+                    fields.push(field(&alias.value, None, ty));
+                }
+                other => {
+                    return Err(PlanError::unsupported(format!("the select item `{other}`"))
+                        .at(other.span()))
+                }
+            }
+        }
+        let mut out = project(plan, exprs, fields);
+        if let Some(d) = &s.distinct {
+            match d {
+                Distinct::Distinct => {
+                    // SELECT DISTINCT: a group aggregate over every column, with no calls.
+                    let keys = out.fields.len();
+                    let fields = out.fields.clone();
+                    out = Plan {
+                        node: Node::Aggregate {
+                            input: Box::new(out),
+                            keys,
+                            aggs: vec![],
+                        },
+                        fields,
+                        updating: true,
+                        rowtime: None,
+                    };
+                }
+                _ => {
+                    return Err(PlanError::unsupported("DISTINCT ON").at(s.span()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Binds `GROUP BY` and the aggregate calls over `input`: a pre-projection (keys, then
+    /// each call's argument and filter), then the (window) aggregate.
+    fn bind_aggregate(
+        &self,
+        input: Plan,
+        group_exprs: &[&ast::Expr],
+        calls: &[&Function],
+    ) -> Result<(Plan, AggScope), PlanError> {
+        // A window: a window table function's window_start/window_end among the keys, or a
+        // legacy TUMBLE/HOP/SESSION call.
+        let mut window: Option<WindowKind> = None;
+        let mut input = input;
+        let mut keys: Vec<&ast::Expr> = Vec::new();
+        let tvf = tvf_window(&input);
+        for &g in group_exprs {
+            if let ast::Expr::Function(f) = g {
+                let name = name_of(&f.name).to_ascii_uppercase();
+                if matches!(name.as_str(), "TUMBLE" | "HOP" | "SESSION" | "CUMULATE") {
+                    if window.is_some() {
+                        return Err(PlanError::invalid("GROUP BY with two windows").at(g.span()));
+                    }
+                    window = Some(self.legacy_window(&input, f)?);
+                    continue;
+                }
+            }
+            if let Some((_, tvf_fields)) = &tvf {
+                let scope = Scope {
+                    fields: &input.fields,
+                    agg: None,
+                };
+                if let Ok((Expr::Column(c), _)) = self.bind_expr(g, &scope) {
+                    if tvf_fields.contains(&c) {
+                        continue;
+                    }
+                }
+            }
+            keys.push(g);
+        }
+        if window.is_none() {
+            if let Some((kind, [start, end, _])) = tvf {
+                // GROUP BY window_start, window_end (both) makes a window aggregate.
+                let scope = Scope {
+                    fields: &input.fields,
+                    agg: None,
+                };
+                let grouped: Vec<usize> = group_exprs
+                    .iter()
+                    .filter_map(|g| match self.bind_expr(g, &scope) {
+                        Ok((Expr::Column(c), _)) => Some(c),
+                        _ => None,
+                    })
+                    .collect();
+                if grouped.contains(&start) && grouped.contains(&end) {
+                    window = Some(kind);
+                    input = strip_window_tvf(input)?;
+                } else {
+                    return Err(PlanError::unsupported(
+                        "a window table function whose window_start and window_end are not both in GROUP BY",
+                    )
+                    .at(group_exprs.first().map(|g| g.span()).unwrap_or(ast::Expr::value(Value::Null).span())));
+                }
+            }
+        }
+        if window.is_some() && input.updating {
+            return Err(PlanError::invalid(
+                "a window aggregate over an updating input (windows take append-only input, as in Flink)",
+            ));
+        }
+        if window.is_some() && input.rowtime.is_none() {
+            return Err(PlanError::invalid(
+                "a window over a table without a rowtime: declare WATERMARK FOR the time column",
+            ));
+        }
+
+        // The pre-projection.
+        let scope = Scope {
+            fields: &input.fields,
+            agg: None,
+        };
+        let mut pre_exprs = Vec::new();
+        let mut pre_fields = Vec::new();
+        let mut groups = Vec::new();
+        for (i, g) in keys.iter().enumerate() {
+            let (b, ty) = self.bind_expr(g, &scope)?;
+            let (name, qualifier) = match &b {
+                Expr::Column(c) => (
+                    input.fields[*c].name.clone(),
+                    input.fields[*c].qualifier.clone(),
+                ),
+                _ => (format!("EXPR${i}"), None),
+            };
+            pre_exprs.push(b);
+            pre_fields.push(PlanField {
+                name,
+                qualifier,
+                ty,
+            });
+            groups.push((g.to_string(), i));
+        }
+        let nkeys = keys.len();
+        let mut aggs = Vec::new();
+        let mut agg_names = Vec::new();
+        let mut agg_fields = Vec::new();
+        for call in calls {
+            let text = ast::Expr::Function((*call).clone()).to_string();
+            if agg_names.iter().any(|(t, _)| *t == text) {
+                continue;
+            }
+            let name = name_of(&call.name).to_ascii_uppercase();
+            let func = match name.as_str() {
+                "COUNT" => AggFunc::Count,
+                "SUM" => AggFunc::Sum,
+                "MIN" => AggFunc::Min,
+                "MAX" => AggFunc::Max,
+                _ => AggFunc::Avg,
+            };
+            let distinct = matches!(
+                &call.args,
+                FunctionArguments::List(l) if matches!(l.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct))
+            );
+            let star = matches!(
+                &call.args,
+                FunctionArguments::List(l) if l.args.len() == 1 && matches!(l.args[0], FunctionArg::Unnamed(FunctionArgExpr::Wildcard))
+            );
+            let (arg, arg_ty) = if star {
+                if func != AggFunc::Count {
+                    return Err(PlanError::invalid(format!("{name}(*): only COUNT takes *"))
+                        .at(call.span()));
+                }
+                (None, SqlType::BIGINT)
+            } else {
+                let args = args_of(call)?;
+                if args.len() != 1 {
+                    return Err(PlanError::invalid(format!(
+                        "{name} takes one argument, got {}",
+                        args.len()
+                    ))
+                    .at(call.span()));
+                }
+                let (b, ty) = self.bind_expr(args[0], &scope)?;
+                pre_exprs.push(b);
+                pre_fields.push(field(&format!("$arg{}", pre_fields.len()), None, ty));
+                (Some(pre_fields.len() - 1), ty)
+            };
+            let ty = match func {
+                AggFunc::Count => DataType::BigInt,
+                _ if !arg_ty.is_numeric() && matches!(func, AggFunc::Sum | AggFunc::Avg) => {
+                    return Err(
+                        PlanError::invalid(format!("type mismatch: {name} over {arg_ty}"))
+                            .at(call.span()),
+                    )
+                }
+                AggFunc::Sum => match arg_ty.data_type() {
+                    DataType::Decimal { scale, .. } => DataType::Decimal {
+                        precision: 28,
+                        scale,
+                    },
+                    t => t,
+                },
+                AggFunc::Avg => match arg_ty.data_type() {
+                    DataType::Decimal { scale, .. } => DataType::Decimal {
+                        precision: 28,
+                        scale: scale.max(6),
+                    },
+                    t => t,
+                },
+                AggFunc::Min | AggFunc::Max => arg_ty.data_type(),
+            };
+            let filter = match &call.filter {
+                Some(f) => {
+                    let p = self.bind_predicate(f, &scope, "FILTER")?;
+                    pre_exprs.push(p);
+                    pre_fields.push(field(
+                        &format!("$filter{}", pre_fields.len()),
+                        None,
+                        SqlType::BOOLEAN,
+                    ));
+                    Some(pre_fields.len() - 1)
+                }
+                None => None,
+            };
+            if call.over.is_some() {
+                return Err(PlanError::unsupported("OVER aggregations").at(call.span()));
+            }
+            agg_names.push((text, nkeys + aggs.len()));
+            agg_fields.push(field(
+                &format!("EXPR${}", nkeys + aggs.len()),
+                None,
+                SqlType::Data(ty),
+            ));
+            aggs.push(AggCall {
+                func,
+                arg,
+                distinct,
+                filter,
+                ty,
+            });
+        }
+        let input_fields = input.fields.clone();
+        let rowtime = input.rowtime;
+        let mut pre = project(input, pre_exprs, pre_fields);
+        pre.rowtime = rowtime;
+        let mut fields: Vec<PlanField> = pre.fields[..nkeys].to_vec();
+        fields.extend(agg_fields);
+        let scope = match window {
+            Some(kind) => {
+                let n = fields.len();
+                fields.push(field("window_start", None, SqlType::TIMESTAMP));
+                fields.push(field("window_end", None, SqlType::TIMESTAMP));
+                fields.push(field("window_time", None, SqlType::TIMESTAMP));
+                let plan = Plan {
+                    node: Node::WindowAggregate {
+                        input: Box::new(pre),
+                        window: kind,
+                        keys: nkeys,
+                        aggs,
+                    },
+                    fields,
+                    updating: false,
+                    rowtime: Some(n + 2),
+                };
+                (
+                    plan,
+                    AggScope {
+                        input: input_fields,
+                        groups,
+                        aggs: agg_names,
+                        window: Some([n, n + 1, n + 2]),
+                    },
+                )
+            }
+            None => {
+                let plan = Plan {
+                    node: Node::Aggregate {
+                        input: Box::new(pre),
+                        keys: nkeys,
+                        aggs,
+                    },
+                    fields,
+                    updating: true,
+                    rowtime: None,
+                };
+                (
+                    plan,
+                    AggScope {
+                        input: input_fields,
+                        groups,
+                        aggs: agg_names,
+                        window: None,
+                    },
+                )
+            }
+        };
+        Ok(scope)
+    }
+
+    /// A legacy `TUMBLE(t, size)`, `HOP(t, slide, size)` or `SESSION(t, gap)` in GROUP BY.
+    fn legacy_window(&self, input: &Plan, f: &Function) -> Result<WindowKind, PlanError> {
+        let name = name_of(&f.name).to_ascii_uppercase();
+        let args = args_of(f)?;
+        let scope = Scope {
+            fields: &input.fields,
+            agg: None,
+        };
+        let Some(time) = args.first() else {
+            return Err(PlanError::invalid(format!("{name} needs a time column")).at(f.span()));
+        };
+        self.check_rowtime(input, time, &scope)?;
+        window_kind(&name, &args[1..]).map_err(|e| e.at(f.span()))
+    }
+
+    fn check_rowtime(
+        &self,
+        input: &Plan,
+        time: &ast::Expr,
+        scope: &Scope,
+    ) -> Result<(), PlanError> {
+        let (b, _) = self.bind_expr(time, scope)?;
+        match b {
+            Expr::Column(c) if Some(c) == input.rowtime => Ok(()),
+            Expr::Column(c) => Err(PlanError::invalid(format!(
+                "`{}` is not a time attribute: windows need the rowtime column (declared with WATERMARK FOR){}",
+                input.fields[c].name,
+                match input.rowtime {
+                    Some(r) => format!(", here `{}`", input.fields[r].name),
+                    None => String::new(),
+                }
+            ))
+            .at(time.span())),
+            _ => Err(PlanError::invalid("windows need a column as their time").at(time.span())),
+        }
+    }
+
+    fn bind_from(&self, from: &[TableWithJoins]) -> Result<Plan, PlanError> {
+        match from {
+            [] => Ok(Plan {
+                node: Node::Values { rows: vec![vec![]] },
+                fields: vec![],
+                updating: false,
+                rowtime: None,
+            }),
+            [one] => {
+                if let Some(j) = one.joins.first() {
+                    return Err(PlanError::unsupported(format!(
+                        "joins (`{}`) — planned next: regular, interval, window, temporal and lookup joins",
+                        j.relation
+                    ))
+                    .at(j.relation.span()));
+                }
+                self.bind_table_factor(&one.relation)
+            }
+            [_, second, ..] => Err(
+                PlanError::unsupported("several tables in FROM (comma joins)")
+                    .at(second.relation.span()),
+            ),
+        }
+    }
+
+    fn bind_table_factor(&self, tf: &TableFactor) -> Result<Plan, PlanError> {
+        match tf {
+            TableFactor::Table {
+                name,
+                alias,
+                args,
+                version,
+                ..
+            } => {
+                if args.is_some() {
+                    return Err(
+                        PlanError::unsupported(format!("table function `{name}`")).at(tf.span())
+                    );
+                }
+                if version.is_some() {
+                    return Err(PlanError::unsupported(
+                        "FOR SYSTEM_TIME AS OF (temporal joins) — planned next",
+                    )
+                    .at(tf.span()));
+                }
+                let table_name = name_of(name);
+                let plan = self
+                    .bind_relation(&table_name)
+                    .map_err(|e| e.at(name.span()))?;
+                let qualifier = alias
+                    .as_ref()
+                    .map(|a| a.name.value.clone())
+                    .unwrap_or(table_name);
+                requalify(plan, &qualifier, alias.as_ref())
+            }
+            TableFactor::Derived {
+                subquery, alias, ..
+            } => {
+                let plan = self.bind_query(subquery)?;
+                match alias {
+                    Some(a) => requalify(plan, &a.name.value.clone(), Some(a)),
+                    None => Ok(plan),
+                }
+            }
+            TableFactor::TableFunction { expr, alias } => {
+                let ast::Expr::Function(f) = expr else {
+                    return Err(PlanError::unsupported(format!("TABLE({expr})")).at(expr.span()));
+                };
+                let plan = self.bind_window_tvf(f)?;
+                match alias {
+                    Some(a) => requalify(plan, &a.name.value.clone(), Some(a)),
+                    None => Ok(plan),
+                }
+            }
+            TableFactor::NestedJoin { .. } => {
+                Err(PlanError::unsupported("joins — planned next").at(tf.span()))
+            }
+            other => Err(PlanError::unsupported(format!("`{other}` in FROM")).at(other.span())),
+        }
+    }
+
+    /// `TUMBLE(TABLE t, DESCRIPTOR(c), size)` and its kin.
+    fn bind_window_tvf(&self, f: &Function) -> Result<Plan, PlanError> {
+        let name = name_of(&f.name).to_ascii_uppercase();
+        if !matches!(name.as_str(), "TUMBLE" | "HOP" | "CUMULATE" | "SESSION") {
+            return Err(PlanError::unsupported(format!("the table function {name}")).at(f.span()));
+        }
+        let args = args_of(f)?;
+        let (Some(ast::Expr::Function(table)), Some(ast::Expr::Function(descriptor))) =
+            (args.first(), args.get(1))
+        else {
+            return Err(PlanError::invalid(format!(
+                "{name} takes (TABLE t, DESCRIPTOR(time column), …)"
+            ))
+            .at(f.span()));
+        };
+        if !name_of(&table.name).eq_ignore_ascii_case("TABLE")
+            || !name_of(&descriptor.name).eq_ignore_ascii_case("DESCRIPTOR")
+        {
+            return Err(PlanError::invalid(format!(
+                "{name} takes (TABLE t, DESCRIPTOR(time column), …)"
+            ))
+            .at(f.span()));
+        }
+        let table_args = args_of(table)?;
+        let Some(ast::Expr::CompoundIdentifier(parts)) = table_args.first() else {
+            return Err(PlanError::invalid("TABLE needs a table name").at(table.span()));
+        };
+        let table_name = parts
+            .iter()
+            .map(|p| p.value.clone())
+            .collect::<Vec<_>>()
+            .join(".");
+        let input = self
+            .bind_relation(&table_name)
+            .map_err(|e| e.at(table.span()))?;
+        let input = requalify(input, &table_name, None)?;
+        let desc_args = args_of(descriptor)?;
+        let scope = Scope {
+            fields: &input.fields,
+            agg: None,
+        };
+        let Some(time) = desc_args.first() else {
+            return Err(PlanError::invalid("DESCRIPTOR needs a column").at(descriptor.span()));
+        };
+        self.check_rowtime(&input, time, &scope)?;
+        if input.updating {
+            return Err(PlanError::invalid(format!(
+                "{name} over an updating input (window table functions take append-only input)"
+            ))
+            .at(f.span()));
+        }
+        let kind = window_kind(&name, &args[2..]).map_err(|e| e.at(f.span()))?;
+        let mut fields = input.fields.clone();
+        let n = fields.len();
+        fields.push(field("window_start", None, SqlType::TIMESTAMP));
+        fields.push(field("window_end", None, SqlType::TIMESTAMP));
+        fields.push(field("window_time", None, SqlType::TIMESTAMP));
+        Ok(Plan {
+            node: Node::WindowTvf {
+                input: Box::new(input),
+                window: kind,
+            },
+            fields,
+            updating: false,
+            rowtime: Some(n + 2),
+        })
+    }
+
+    /// The plan of a table or view.
+    fn bind_relation(&self, name: &str) -> Result<Plan, PlanError> {
+        match self.catalog.relation(name)? {
+            Relation::Table(t) => Ok(scan(t)),
+            Relation::View(q) => {
+                if self.depth > 32 {
+                    return Err(PlanError::invalid(format!(
+                        "view `{name}` refers to itself"
+                    )));
+                }
+                let inner = Binder {
+                    catalog: self.catalog,
+                    depth: self.depth + 1,
+                };
+                inner.bind_query(&q)
+            }
+        }
+    }
+
+    fn bind_predicate(
+        &self,
+        e: &ast::Expr,
+        scope: &Scope,
+        clause: &str,
+    ) -> Result<Expr, PlanError> {
+        let (b, ty) = self.bind_expr(e, scope)?;
+        if ty != SqlType::BOOLEAN && ty != SqlType::Null {
+            return Err(PlanError::invalid(format!(
+                "type mismatch: {clause} needs a BOOLEAN condition, got {ty}"
+            ))
+            .at(e.span()));
+        }
+        Ok(b.folded())
+    }
+
+    /// Binds an expression: its bound form and type.
+    fn bind_expr(&self, e: &ast::Expr, scope: &Scope) -> Result<(Expr, SqlType), PlanError> {
+        self.bind_expr_inner(e, scope)
+            .map_err(|err| err.at(e.span()))
+    }
+
+    fn bind_expr_inner(&self, e: &ast::Expr, scope: &Scope) -> Result<(Expr, SqlType), PlanError> {
+        if let Some(agg) = scope.agg {
+            let text = e.to_string();
+            if let Some((_, c)) = agg.groups.iter().chain(&agg.aggs).find(|(t, _)| *t == text) {
+                return Ok((Expr::Column(*c), scope.fields[*c].ty));
+            }
+            if let ast::Expr::Function(f) = e {
+                let name = name_of(&f.name).to_ascii_uppercase();
+                if let (Some([start, end, time]), Some(which)) = (agg.window, name.rsplit_once('_'))
+                {
+                    if matches!(which.0, "TUMBLE" | "HOP" | "SESSION" | "CUMULATE") {
+                        let c = match which.1 {
+                            "START" => start,
+                            "END" => end,
+                            "ROWTIME" => time,
+                            _ => return Err(PlanError::unsupported(format!("{name}"))),
+                        };
+                        return Ok((Expr::Column(c), SqlType::TIMESTAMP));
+                    }
+                }
+                if is_aggregate(f) {
+                    return Err(PlanError::invalid(format!("aggregate `{e}` not planned")));
+                }
+            }
+        }
+        match e {
+            ast::Expr::Identifier(ident) => self.resolve(std::slice::from_ref(ident), scope),
+            ast::Expr::CompoundIdentifier(parts) => self.resolve(parts, scope),
+            ast::Expr::Nested(inner) => self.bind_expr(inner, scope),
+            ast::Expr::Value(v) => literal(&v.value),
+            ast::Expr::Interval(_) => Ok((
+                Expr::Literal(Scalar::Int(interval_ms(e)?)),
+                SqlType::Interval,
+            )),
+            ast::Expr::TypedString(ts) => {
+                let to = from_ast(&ts.data_type)?;
+                let text = match &ts.value.value {
+                    Value::SingleQuotedString(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let v = crate::expr::parse_as(&text, to)
+                    .ok_or_else(|| PlanError::invalid(format!("`{text}` is not a {to}")))?;
+                Ok((Expr::Literal(v), SqlType::Data(to)))
+            }
+            ast::Expr::BinaryOp { left, op, right } => self.bind_binary(left, op, right, scope),
+            ast::Expr::UnaryOp { op, expr } => {
+                let (b, ty) = self.bind_expr(expr, scope)?;
+                match op {
+                    UnaryOperator::Not => {
+                        expect_bool(ty, "NOT")?;
+                        Ok((Expr::Not(Box::new(b)), SqlType::BOOLEAN))
+                    }
+                    UnaryOperator::Minus => {
+                        if !ty.is_numeric() && ty != SqlType::Interval {
+                            return Err(PlanError::invalid(format!("type mismatch: -{ty}")));
+                        }
+                        Ok((Expr::Neg(Box::new(b)).folded(), ty))
+                    }
+                    UnaryOperator::Plus => Ok((b, ty)),
+                    other => Err(PlanError::unsupported(format!("the operator {other}"))),
+                }
+            }
+            ast::Expr::IsNull(inner) | ast::Expr::IsNotNull(inner) => {
+                let (b, _) = self.bind_expr(inner, scope)?;
+                Ok((
+                    Expr::IsNull(Box::new(b), matches!(e, ast::Expr::IsNotNull(_))),
+                    SqlType::BOOLEAN,
+                ))
+            }
+            ast::Expr::IsTrue(inner) | ast::Expr::IsFalse(inner) => {
+                let (b, ty) = self.bind_expr(inner, scope)?;
+                expect_bool(ty, "IS TRUE")?;
+                let want = matches!(e, ast::Expr::IsTrue(_));
+                Ok((
+                    Expr::Cmp(
+                        CmpOp::Eq,
+                        Box::new(Expr::Call(
+                            ScalarFunction::Coalesce,
+                            vec![b, Expr::Literal(Scalar::Bool(!want))],
+                        )),
+                        Box::new(Expr::Literal(Scalar::Bool(want))),
+                    ),
+                    SqlType::BOOLEAN,
+                ))
+            }
+            ast::Expr::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
+                let ge = self.bind_compare(expr, CmpOp::GtEq, low, scope)?;
+                let le = self.bind_compare(expr, CmpOp::LtEq, high, scope)?;
+                let both = Expr::And(vec![ge, le]);
+                Ok((
+                    if *negated {
+                        Expr::Not(Box::new(both))
+                    } else {
+                        both
+                    },
+                    SqlType::BOOLEAN,
+                ))
+            }
+            ast::Expr::In {
+                expr,
+                target,
+                negated,
+                ..
+            } => {
+                let ast::InTarget::List(list) = target else {
+                    return Err(PlanError::unsupported("IN with a subquery"));
+                };
+                let (b, ty) = self.bind_expr(expr, scope)?;
+                let mut values = Vec::new();
+                for item in list {
+                    let (v, vt) = self.bind_expr(item, scope)?;
+                    let Expr::Literal(v) = v.folded() else {
+                        return Err(
+                            PlanError::unsupported("IN with a list that is not constant")
+                                .at(item.span()),
+                        );
+                    };
+                    let v = coerce_literal(v, vt, ty)
+                        .map_err(|m| PlanError::invalid(m).at(item.span()))?;
+                    values.push(v);
+                }
+                Ok((
+                    Expr::InList(Box::new(b), values, *negated),
+                    SqlType::BOOLEAN,
+                ))
+            }
+            ast::Expr::Like {
+                negated,
+                expr,
+                pattern,
+                any,
+                ..
+            } => {
+                if *any {
+                    return Err(PlanError::unsupported("LIKE ANY"));
+                }
+                let (b, ty) = self.bind_expr(expr, scope)?;
+                if !ty.is_string() {
+                    return Err(PlanError::invalid(format!("type mismatch: LIKE on {ty}")));
+                }
+                let (p, _) = self.bind_expr(pattern, scope)?;
+                let Expr::Literal(Scalar::Str(p)) = p.folded() else {
+                    return Err(PlanError::unsupported(
+                        "LIKE with a pattern that is not a literal",
+                    ));
+                };
+                Ok((
+                    Expr::Like(Box::new(b), LikePattern::new(&p), *negated),
+                    SqlType::BOOLEAN,
+                ))
+            }
+            ast::Expr::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => {
+                let mut branches = Vec::new();
+                let mut result_ty = SqlType::Null;
+                let mut results = Vec::new();
+                let operand = match operand {
+                    Some(o) => Some(self.bind_expr(o, scope)?),
+                    None => None,
+                };
+                for cw in conditions {
+                    let when = match &operand {
+                        Some((o, ot)) => {
+                            let (v, vt) = self.bind_expr(&cw.condition, scope)?;
+                            let (l, r) = unify(o.clone(), *ot, v, vt, "CASE")?;
+                            Expr::Cmp(CmpOp::Eq, Box::new(l), Box::new(r.0))
+                        }
+                        None => self.bind_predicate(&cw.condition, scope, "WHEN")?,
+                    };
+                    let (then, tt) = self.bind_expr(&cw.result, scope)?;
+                    result_ty = common_type(result_ty, tt).ok_or_else(|| {
+                        PlanError::invalid(format!(
+                            "type mismatch: CASE branches of {result_ty} and {tt}"
+                        ))
+                    })?;
+                    branches.push(when);
+                    results.push((then, tt));
+                }
+                let (otherwise, ot) = match else_result {
+                    Some(e) => self.bind_expr(e, scope)?,
+                    None => (Expr::Literal(Scalar::Null), SqlType::Null),
+                };
+                result_ty = common_type(result_ty, ot).ok_or_else(|| {
+                    PlanError::invalid(format!(
+                        "type mismatch: CASE branches of {result_ty} and {ot}"
+                    ))
+                })?;
+                let pairs = branches
+                    .into_iter()
+                    .zip(results)
+                    .map(|(w, (t, tt))| (w, widen(t, tt, result_ty)))
+                    .collect();
+                Ok((
+                    Expr::Case(pairs, Box::new(widen(otherwise, ot, result_ty))),
+                    result_ty,
+                ))
+            }
+            ast::Expr::Cast {
+                expr, data_type, ..
+            } => {
+                let to = from_ast(data_type)?;
+                let (b, _) = self.bind_expr(expr, scope)?;
+                Ok((Expr::Cast(Box::new(b), to).folded(), SqlType::Data(to)))
+            }
+            ast::Expr::Extract { field, expr, .. } => {
+                let unit = TimeUnit::parse(&field.to_string())
+                    .ok_or_else(|| PlanError::unsupported(format!("EXTRACT({field} FROM …)")))?;
+                let (b, ty) = self.bind_expr(expr, scope)?;
+                if !ty.is_temporal() {
+                    return Err(PlanError::invalid(format!(
+                        "type mismatch: EXTRACT from {ty} (needs a timestamp)"
+                    )));
+                }
+                Ok((
+                    Expr::Call(ScalarFunction::Extract(unit), vec![b]),
+                    SqlType::BIGINT,
+                ))
+            }
+            ast::Expr::Substring {
+                expr,
+                substring_from,
+                substring_for,
+                ..
+            } => {
+                let mut args = vec![self.bind_expr(expr, scope)?];
+                match substring_from {
+                    Some(f) => args.push(self.bind_expr(f, scope)?),
+                    None => args.push((Expr::Literal(Scalar::Int(1)), SqlType::BIGINT)),
+                }
+                if let Some(f) = substring_for {
+                    args.push(self.bind_expr(f, scope)?);
+                }
+                self.call_builtin("SUBSTRING", args)
+            }
+            ast::Expr::Trim {
+                expr,
+                trim_where,
+                trim_what,
+                ..
+            } => {
+                if trim_where.is_some() || trim_what.is_some() {
+                    return Err(PlanError::unsupported(
+                        "TRIM with BOTH/LEADING/TRAILING or characters",
+                    ));
+                }
+                let arg = self.bind_expr(expr, scope)?;
+                self.call_builtin("TRIM", vec![arg])
+            }
+            ast::Expr::Function(f) => self.bind_function(f, scope),
+            other => Err(PlanError::unsupported(format!("the expression `{other}`"))),
+        }
+    }
+
+    fn call_builtin(
+        &self,
+        name: &str,
+        args: Vec<(Expr, SqlType)>,
+    ) -> Result<(Expr, SqlType), PlanError> {
+        let (f, ty) = ScalarFunction::resolve(name, &args).expect("a built-in")?;
+        Ok((
+            Expr::Call(f, args.into_iter().map(|a| a.0).collect()).folded(),
+            ty,
+        ))
+    }
+
+    fn bind_function(&self, f: &Function, scope: &Scope) -> Result<(Expr, SqlType), PlanError> {
+        let name = name_of(&f.name);
+        if is_aggregate(f) {
+            return Err(match scope.agg {
+                None => PlanError::invalid(format!(
+                    "aggregate `{}` is not allowed here",
+                    ast::Expr::Function(f.clone())
+                )),
+                Some(_) => PlanError::invalid(format!(
+                    "aggregate `{}` inside another aggregate",
+                    ast::Expr::Function(f.clone())
+                )),
+            });
+        }
+        if f.over.is_some() {
+            return Err(PlanError::unsupported(format!(
+                "{name}(…) OVER (…): OVER aggregations and ROW_NUMBER Top-N are planned next"
+            )));
+        }
+        let upper = name.to_ascii_uppercase();
+        match upper.as_str() {
+            "TUMBLE" | "HOP" | "SESSION" | "CUMULATE" => {
+                return Err(PlanError::invalid(format!(
+                    "{upper}(…) belongs in GROUP BY (legacy window) or in FROM TABLE({upper}(TABLE t, …))"
+                )))
+            }
+            "PROCTIME" | "NOW" | "CURRENT_TIMESTAMP" | "LOCALTIMESTAMP" => {
+                return Err(PlanError::unsupported(format!(
+                    "{upper}(): processing time in SQL is planned next"
+                )))
+            }
+            "MOD" => {
+                let args = args_of(f)?;
+                if args.len() != 2 {
+                    return Err(PlanError::invalid("MOD takes 2 arguments"));
+                }
+                return self.bind_arith(args[0], ArithOp::Mod, args[1], scope);
+            }
+            _ => {}
+        }
+        let args = args_of(f)?
+            .into_iter()
+            .map(|a| self.bind_expr(a, scope))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(udf) = self.catalog.function(&name) {
+            let ty = udf_type(udf);
+            return Ok((
+                Expr::Call(
+                    ScalarFunction::Udf(udf.clone()),
+                    args.into_iter().map(|a| a.0).collect(),
+                ),
+                ty,
+            ));
+        }
+        match ScalarFunction::resolve(&name, &args) {
+            Some(r) => {
+                let (func, ty) = r?;
+                Ok((
+                    Expr::Call(func, args.into_iter().map(|a| a.0).collect()).folded(),
+                    ty,
+                ))
+            }
+            None => Err(PlanError::invalid(format!(
+                "unknown function `{name}`{}",
+                did_you_mean(
+                    &name,
+                    [
+                        "UPPER",
+                        "LOWER",
+                        "CONCAT",
+                        "CHAR_LENGTH",
+                        "SUBSTRING",
+                        "TRIM",
+                        "SPLIT_INDEX",
+                        "REGEXP_EXTRACT",
+                        "DATE_FORMAT",
+                        "HOUR",
+                        "MINUTE",
+                        "SECOND",
+                        "YEAR",
+                        "MONTH",
+                        "DAYOFMONTH",
+                        "ABS",
+                        "COALESCE",
+                        "NULLIF",
+                        "TO_TIMESTAMP",
+                        "MOD"
+                    ]
+                )
+            ))),
+        }
+    }
+
+    fn bind_binary(
+        &self,
+        left: &ast::Expr,
+        op: &BinaryOperator,
+        right: &ast::Expr,
+        scope: &Scope,
+    ) -> Result<(Expr, SqlType), PlanError> {
+        let cmp = match op {
+            BinaryOperator::Eq => Some(CmpOp::Eq),
+            BinaryOperator::NotEq => Some(CmpOp::NotEq),
+            BinaryOperator::Lt => Some(CmpOp::Lt),
+            BinaryOperator::LtEq => Some(CmpOp::LtEq),
+            BinaryOperator::Gt => Some(CmpOp::Gt),
+            BinaryOperator::GtEq => Some(CmpOp::GtEq),
+            _ => None,
+        };
+        if let Some(c) = cmp {
+            return Ok((self.bind_compare(left, c, right, scope)?, SqlType::BOOLEAN));
+        }
+        let arith = match op {
+            BinaryOperator::Plus => Some(ArithOp::Add),
+            BinaryOperator::Minus => Some(ArithOp::Sub),
+            BinaryOperator::Multiply => Some(ArithOp::Mul),
+            BinaryOperator::Divide => Some(ArithOp::Div),
+            BinaryOperator::Modulo => Some(ArithOp::Mod),
+            _ => None,
+        };
+        if let Some(a) = arith {
+            return self.bind_arith(left, a, right, scope);
+        }
+        match op {
+            BinaryOperator::And | BinaryOperator::Or => {
+                let (l, lt) = self.bind_expr(left, scope)?;
+                let (r, rt) = self.bind_expr(right, scope)?;
+                let word = if matches!(op, BinaryOperator::And) {
+                    "AND"
+                } else {
+                    "OR"
+                };
+                expect_bool(lt, word)?;
+                expect_bool(rt, word)?;
+                let and = matches!(op, BinaryOperator::And);
+                let mut parts = Vec::new();
+                for p in [l, r] {
+                    match p {
+                        Expr::And(v) if and => parts.extend(v),
+                        Expr::Or(v) if !and => parts.extend(v),
+                        p => parts.push(p),
+                    }
+                }
+                Ok((
+                    if and {
+                        Expr::And(parts)
+                    } else {
+                        Expr::Or(parts)
+                    },
+                    SqlType::BOOLEAN,
+                ))
+            }
+            BinaryOperator::StringConcat => {
+                let l = self.bind_expr(left, scope)?;
+                let r = self.bind_expr(right, scope)?;
+                self.call_builtin("CONCAT", vec![l, r])
+            }
+            other => Err(PlanError::unsupported(format!("the operator {other}"))),
+        }
+    }
+
+    fn bind_arith(
+        &self,
+        left: &ast::Expr,
+        op: ArithOp,
+        right: &ast::Expr,
+        scope: &Scope,
+    ) -> Result<(Expr, SqlType), PlanError> {
+        let (l, lt) = self.bind_expr(left, scope)?;
+        let (r, rt) = self.bind_expr(right, scope)?;
+        // Timestamps ± intervals.
+        if lt.is_temporal() && rt == SqlType::Interval && matches!(op, ArithOp::Add | ArithOp::Sub)
+        {
+            return Ok((Expr::Arith(op, Box::new(l), Box::new(r), lt).folded(), lt));
+        }
+        if lt == SqlType::Interval && rt.is_temporal() && op == ArithOp::Add {
+            return Ok((Expr::Arith(op, Box::new(r), Box::new(l), rt).folded(), rt));
+        }
+        if !lt.is_numeric() || !rt.is_numeric() {
+            return Err(PlanError::invalid(format!(
+                "type mismatch: {lt} {} {rt}",
+                match op {
+                    ArithOp::Add => "+",
+                    ArithOp::Sub => "-",
+                    ArithOp::Mul => "*",
+                    ArithOp::Div => "/",
+                    ArithOp::Mod => "%",
+                }
+            )));
+        }
+        let ty = numeric_result(op, lt, rt);
+        let operand = match ty.data_type() {
+            DataType::Decimal { .. } => DataType::Decimal {
+                precision: 28,
+                scale: 0,
+            },
+            d => d,
+        };
+        let (l, r) = (to_kind(l, lt, operand), to_kind(r, rt, operand));
+        Ok((Expr::Arith(op, Box::new(l), Box::new(r), ty).folded(), ty))
+    }
+
+    fn bind_compare(
+        &self,
+        left: &ast::Expr,
+        op: CmpOp,
+        right: &ast::Expr,
+        scope: &Scope,
+    ) -> Result<Expr, PlanError> {
+        let (l, lt) = self.bind_expr(left, scope)?;
+        let (r, rt) = self.bind_expr(right, scope)?;
+        let (l, (r, _)) = unify(l, lt, r, rt, "comparison")?;
+        Ok(Expr::Cmp(op, Box::new(l), Box::new(r)).folded())
+    }
+
+    /// Resolves a column name.
+    fn resolve(&self, parts: &[Ident], scope: &Scope) -> Result<(Expr, SqlType), PlanError> {
+        let full = parts
+            .iter()
+            .map(|p| p.value.as_str())
+            .collect::<Vec<_>>()
+            .join(".");
+        let mut found: Vec<usize> = scope
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.name == full)
+            .map(|(i, _)| i)
+            .collect();
+        if found.is_empty() && parts.len() >= 2 {
+            let rest = parts[1..]
+                .iter()
+                .map(|p| p.value.as_str())
+                .collect::<Vec<_>>()
+                .join(".");
+            found = scope
+                .fields
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| {
+                    f.name == rest
+                        && f.qualifier
+                            .as_deref()
+                            .is_some_and(|q| q.eq_ignore_ascii_case(&parts[0].value))
+                })
+                .map(|(i, _)| i)
+                .collect();
+        }
+        if let Some(agg) = scope.agg {
+            if found.is_empty() {
+                if let Some([start, end, time]) = agg.window {
+                    match full.as_str() {
+                        "window_start" => found.push(start),
+                        "window_end" => found.push(end),
+                        "window_time" => found.push(time),
+                        _ => {}
+                    }
+                }
+            }
+            // A column of the aggregate's input that is not a group key.
+            let in_input = agg.input.iter().any(|f| {
+                f.name == full
+                    || (parts.len() >= 2
+                        && f.qualifier
+                            .as_deref()
+                            .is_some_and(|q| q.eq_ignore_ascii_case(&parts[0].value)))
+            });
+            if found.is_empty() && in_input {
+                return Err(PlanError::invalid(format!(
+                    "column `{full}` is neither in GROUP BY nor inside an aggregate"
+                ))
+                .at(parts[0].span));
+            }
+            // Group keys are the leading fields; anything else is an aggregate's output.
+            found.retain(|&i| i < agg.groups.len() || agg.window.is_some_and(|w| w.contains(&i)));
+        }
+        match found.as_slice() {
+            [one] => Ok((Expr::Column(*one), scope.fields[*one].ty)),
+            [] => Err(PlanError::invalid(format!(
+                "unknown column `{full}`{}",
+                did_you_mean(
+                    &full,
+                    scope
+                        .fields
+                        .iter()
+                        .filter(|f| !f.name.starts_with('$') && !f.name.starts_with("EXPR$"))
+                        .map(|f| f.name.as_str())
+                )
+            ))
+            .at(parts[0].span)),
+            _ => Err(PlanError::invalid(format!(
+                "column `{full}` is ambiguous: qualify it with its table"
+            ))
+            .at(parts[0].span)),
+        }
+    }
+}
+
+/// A scan of `table`: all its columns, qualified by its name.
+fn scan(table: Arc<TableDef>) -> Plan {
+    let fields = table
+        .columns
+        .iter()
+        .map(|c| field(&c.name, Some(&table.name), SqlType::Data(c.data_type)))
+        .collect();
+    Plan {
+        rowtime: table.rowtime,
+        fields,
+        updating: false,
+        node: Node::Scan { table },
+    }
+}
+
+fn filter(input: Plan, predicate: Expr) -> Plan {
+    Plan {
+        fields: input.fields.clone(),
+        updating: input.updating,
+        rowtime: input.rowtime,
+        node: Node::Filter {
+            input: Box::new(input),
+            predicate,
+        },
+    }
+}
+
+/// A projection; the rowtime survives if it is projected as is.
+pub(crate) fn project(input: Plan, exprs: Vec<Expr>, fields: Vec<PlanField>) -> Plan {
+    let rowtime = input.rowtime.and_then(|r| {
+        exprs
+            .iter()
+            .position(|e| matches!(e, Expr::Column(c) if *c == r))
+    });
+    Plan {
+        fields,
+        updating: input.updating,
+        rowtime,
+        node: Node::Project {
+            input: Box::new(input),
+            exprs,
+        },
+    }
+}
+
+/// Renames a plan's qualifier (and columns, with `AS t(a, b)`).
+fn requalify(
+    mut plan: Plan,
+    qualifier: &str,
+    alias: Option<&ast::TableAlias>,
+) -> Result<Plan, PlanError> {
+    if let Some(a) = alias {
+        if !a.columns.is_empty() {
+            if a.columns.len() != plan.fields.len() {
+                return Err(PlanError::invalid(format!(
+                    "`{}` names {} columns, the relation has {}",
+                    a.name,
+                    a.columns.len(),
+                    plan.fields.len()
+                ))
+                .at(a.name.span));
+            }
+            for (f, c) in plan.fields.iter_mut().zip(&a.columns) {
+                f.name = c.name.value.clone();
+            }
+        }
+    }
+    for f in &mut plan.fields {
+        f.qualifier = Some(qualifier.to_string());
+    }
+    Ok(plan)
+}
+
+/// The window of a plan that is a window table function, possibly under filters: the kind
+/// and the `window_start`, `window_end`, `window_time` columns.
+fn tvf_window(plan: &Plan) -> Option<(WindowKind, [usize; 3])> {
+    match &plan.node {
+        Node::WindowTvf { window, .. } => {
+            let n = plan.fields.len();
+            Some((*window, [n - 3, n - 2, n - 1]))
+        }
+        Node::Filter { input, .. } => tvf_window(input),
+        _ => None,
+    }
+}
+
+/// Removes the window table function under a window aggregate (filters above it move below
+/// it when they do not read the window's columns).
+fn strip_window_tvf(plan: Plan) -> Result<Plan, PlanError> {
+    match plan.node {
+        Node::WindowTvf { input, .. } => Ok(*input),
+        Node::Filter { input, predicate } => {
+            let inner = strip_window_tvf(*input)?;
+            let mut cols = Vec::new();
+            predicate.columns(&mut cols);
+            if cols.iter().any(|&c| c >= inner.fields.len()) {
+                return Err(PlanError::unsupported(
+                    "a WHERE on window_start/window_end before the window aggregate",
+                ));
+            }
+            Ok(filter(inner, predicate))
+        }
+        _ => Ok(plan),
+    }
+}
+
+fn window_kind(name: &str, sizes: &[&ast::Expr]) -> Result<WindowKind, PlanError> {
+    let ms = sizes
+        .iter()
+        .map(|e| interval_ms(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let positive = |v: i64, what: &str| {
+        if v > 0 {
+            Ok(v)
+        } else {
+            Err(PlanError::invalid(format!(
+                "{name}: the {what} must be positive"
+            )))
+        }
+    };
+    Ok(match (name, ms.as_slice()) {
+        ("TUMBLE", [size]) => WindowKind::Tumble {
+            size: positive(*size, "size")?,
+        },
+        ("HOP", [slide, size]) => {
+            let (slide, size) = (positive(*slide, "slide")?, positive(*size, "size")?);
+            if size % slide != 0 {
+                return Err(PlanError::invalid(format!(
+                    "HOP: the size ({size} ms) must be a multiple of the slide ({slide} ms)"
+                )));
+            }
+            WindowKind::Hop { slide, size }
+        }
+        ("SESSION", [gap]) => WindowKind::Session {
+            gap: positive(*gap, "gap")?,
+        },
+        ("CUMULATE", [step, size]) => {
+            let (step, size) = (positive(*step, "step")?, positive(*size, "size")?);
+            if size % step != 0 {
+                return Err(PlanError::invalid(format!(
+                    "CUMULATE: the size ({size} ms) must be a multiple of the step ({step} ms)"
+                )));
+            }
+            WindowKind::Cumulate { step, size }
+        }
+        _ => {
+            return Err(PlanError::invalid(format!(
+                "{name} takes {}",
+                match name {
+                    "TUMBLE" => "a size: TUMBLE(…, INTERVAL '10' SECOND)",
+                    "HOP" =>
+                        "a slide and a size: HOP(…, INTERVAL '2' SECOND, INTERVAL '10' SECOND)",
+                    "SESSION" => "a gap: SESSION(…, INTERVAL '10' SECOND)",
+                    _ => "a step and a size: CUMULATE(…, INTERVAL '1' MINUTE, INTERVAL '1' HOUR)",
+                }
+            )))
+        }
+    })
+}
+
+fn literal(v: &Value) -> Result<(Expr, SqlType), PlanError> {
+    Ok(match v {
+        Value::Number(n, _) => {
+            if let Ok(i) = n.parse::<i64>() {
+                (Expr::Literal(Scalar::Int(i)), SqlType::BIGINT)
+            } else if n.contains(['e', 'E']) {
+                let f: f64 = n
+                    .parse()
+                    .map_err(|_| PlanError::invalid(format!("bad number {n}")))?;
+                (Expr::Literal(Scalar::float(f)), SqlType::DOUBLE)
+            } else {
+                let d: rust_decimal::Decimal = n.parse().map_err(|_| {
+                    PlanError::invalid(format!("the number {n} has too many digits"))
+                })?;
+                let scale = d.scale() as u8;
+                let precision = (d.mantissa().unsigned_abs().to_string().len() as u8).max(scale);
+                (
+                    Expr::Literal(Scalar::Decimal(d)),
+                    SqlType::Data(DataType::Decimal { precision, scale }),
+                )
+            }
+        }
+        Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
+            (Expr::Literal(Scalar::str(s)), SqlType::VARCHAR)
+        }
+        Value::Boolean(b) => (Expr::Literal(Scalar::Bool(*b)), SqlType::BOOLEAN),
+        Value::Null => (Expr::Literal(Scalar::Null), SqlType::Null),
+        other => return Err(PlanError::unsupported(format!("the literal {other}"))),
+    })
+}
+
+fn expect_bool(ty: SqlType, what: &str) -> Result<(), PlanError> {
+    if ty == SqlType::BOOLEAN || ty == SqlType::Null {
+        Ok(())
+    } else {
+        Err(PlanError::invalid(format!(
+            "type mismatch: {what} needs BOOLEAN operands, got {ty}"
+        )))
+    }
+}
+
+/// The type both may be widened to, if any.
+pub(crate) fn common_type(a: SqlType, b: SqlType) -> Option<SqlType> {
+    if a == b || b == SqlType::Null {
+        return Some(a);
+    }
+    if a == SqlType::Null {
+        return Some(b);
+    }
+    if a.is_numeric() && b.is_numeric() {
+        return Some(numeric_result(ArithOp::Add, a, b));
+    }
+    if a.is_temporal() && b.is_temporal() {
+        return Some(SqlType::TIMESTAMP);
+    }
+    None
+}
+
+/// Converts `e` of type `from` to the run-time kind of `to` (a cast when the kinds differ).
+pub(crate) fn widen(e: Expr, from: SqlType, to: SqlType) -> Expr {
+    if from == to || from == SqlType::Null {
+        return e;
+    }
+    Expr::Cast(Box::new(e), to.data_type()).folded()
+}
+
+fn to_kind(e: Expr, from: SqlType, to: DataType) -> Expr {
+    let kind = |d: DataType| std::mem::discriminant(&d);
+    if from == SqlType::Null || kind(from.data_type()) == kind(to) {
+        e
+    } else {
+        Expr::Cast(Box::new(e), to).folded()
+    }
+}
+
+/// Makes two operands comparable: numbers of different kinds meet at the wider kind, a
+/// string literal against a timestamp is parsed, other mismatches are errors.
+fn unify(
+    l: Expr,
+    lt: SqlType,
+    r: Expr,
+    rt: SqlType,
+    what: &str,
+) -> Result<(Expr, (Expr, SqlType)), PlanError> {
+    if lt == rt || lt == SqlType::Null || rt == SqlType::Null {
+        return Ok((l, (r, rt)));
+    }
+    if lt.is_numeric() && rt.is_numeric() {
+        let common = numeric_result(ArithOp::Add, lt, rt).data_type();
+        let kind = match common {
+            DataType::Decimal { .. } => DataType::Decimal {
+                precision: 28,
+                scale: 0,
+            },
+            d => d,
+        };
+        // Integers compare with decimals directly; only doubles need a cast.
+        if kind == DataType::Double {
+            return Ok((
+                to_kind(l, lt, kind),
+                (to_kind(r, rt, kind), SqlType::DOUBLE),
+            ));
+        }
+        return Ok((l, (r, rt)));
+    }
+    if lt.is_temporal() && rt.is_string() {
+        return Ok((l, (Expr::Cast(Box::new(r), lt.data_type()).folded(), lt)));
+    }
+    if rt.is_temporal() && lt.is_string() {
+        return Ok((Expr::Cast(Box::new(l), rt.data_type()).folded(), (r, rt)));
+    }
+    if lt.is_temporal() && rt.is_temporal() {
+        let t = DataType::TimestampMillis;
+        return Ok((to_kind(l, lt, t), (to_kind(r, rt, t), SqlType::TIMESTAMP)));
+    }
+    Err(PlanError::invalid(format!(
+        "type mismatch in {what}: {lt} and {rt}"
+    )))
+}
+
+fn coerce_literal(v: Scalar, from: SqlType, to: SqlType) -> Result<Scalar, String> {
+    if from == to || v.is_null() {
+        return Ok(v);
+    }
+    if from.is_numeric() && to.is_numeric() || to.is_temporal() && from.is_string() {
+        return crate::expr::cast(v, to.data_type()).map_err(|e| e.0);
+    }
+    Err(format!("type mismatch in IN: {to} and {from}"))
+}
+
+/// The aggregate calls in an expression (not inside another aggregate).
+fn collect_aggregates<'e>(e: &'e ast::Expr, out: &mut Vec<&'e Function>) {
+    match e {
+        ast::Expr::Function(f) => {
+            if is_aggregate(f) {
+                out.push(f);
+            } else if let FunctionArguments::List(l) = &f.args {
+                for a in &l.args {
+                    if let FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) = a {
+                        collect_aggregates(x, out);
+                    }
+                }
+            }
+        }
+        ast::Expr::BinaryOp { left, right, .. } => {
+            collect_aggregates(left, out);
+            collect_aggregates(right, out);
+        }
+        ast::Expr::UnaryOp { expr, .. }
+        | ast::Expr::Nested(expr)
+        | ast::Expr::IsNull(expr)
+        | ast::Expr::IsNotNull(expr)
+        | ast::Expr::IsTrue(expr)
+        | ast::Expr::IsFalse(expr)
+        | ast::Expr::Cast { expr, .. }
+        | ast::Expr::Extract { expr, .. } => collect_aggregates(expr, out),
+        ast::Expr::Between {
+            expr, low, high, ..
+        } => {
+            collect_aggregates(expr, out);
+            collect_aggregates(low, out);
+            collect_aggregates(high, out);
+        }
+        ast::Expr::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => {
+            if let Some(o) = operand {
+                collect_aggregates(o, out);
+            }
+            for c in conditions {
+                collect_aggregates(&c.condition, out);
+                collect_aggregates(&c.result, out);
+            }
+            if let Some(e) = else_result {
+                collect_aggregates(e, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Binds a table's computed column over its physical columns.
+pub(crate) fn bind_computed(
+    catalog: &Catalog,
+    physical: &[PlanField],
+    e: &ast::Expr,
+) -> Result<(Expr, SqlType), PlanError> {
+    let binder = Binder::new(catalog);
+    let scope = Scope {
+        fields: physical,
+        agg: None,
+    };
+    binder.bind_expr(e, &scope)
+}
+
+/// Checks that a query's output fits a sink's columns, and converts it: widening casts where
+/// Flink applies them implicitly, an error naming the column otherwise.
+pub(crate) fn fit_to_sink(
+    plan: Plan,
+    sink: &TableDef,
+    columns: Option<&[Ident]>,
+) -> Result<Plan, PlanError> {
+    let targets: Vec<usize> = match columns {
+        Some(cols) => cols
+            .iter()
+            .map(|c| {
+                sink.columns
+                    .iter()
+                    .position(|x| x.name == c.value)
+                    .ok_or_else(|| {
+                        PlanError::invalid(format!(
+                            "table `{}` has no column `{}`{}",
+                            sink.name,
+                            c.value,
+                            did_you_mean(&c.value, sink.column_names())
+                        ))
+                        .at(c.span)
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+        None => sink
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| matches!(c.kind, ColumnSource::Physical(_)))
+            .map(|(i, _)| i)
+            .collect(),
+    };
+    if targets.len() != plan.fields.len() {
+        return Err(PlanError::invalid(format!(
+            "the query gives {} columns, table `{}` takes {} ({})",
+            plan.fields.len(),
+            sink.name,
+            targets.len(),
+            targets
+                .iter()
+                .map(|&t| sink.columns[t].name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let physical: Vec<usize> = sink
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| matches!(c.kind, ColumnSource::Physical(_)))
+        .map(|(i, _)| i)
+        .collect();
+    let mut exprs = Vec::new();
+    let mut fields = Vec::new();
+    for &p in &physical {
+        let col = &sink.columns[p];
+        let want = SqlType::Data(col.data_type);
+        match targets.iter().position(|&t| t == p) {
+            Some(i) => {
+                let have = plan.fields[i].ty;
+                let ok = have == want
+                    || have == SqlType::Null
+                    || (have.is_numeric()
+                        && want.is_numeric()
+                        && !(have == SqlType::DOUBLE && want != SqlType::DOUBLE))
+                    || (have.is_temporal() && want.is_temporal())
+                    || want == SqlType::VARCHAR && have.is_string();
+                if !ok {
+                    return Err(PlanError::invalid(format!(
+                        "type mismatch: column `{}` of table `{}` is {want}, the query gives {have} (column {} of the query, `{}`); CAST it",
+                        col.name,
+                        sink.name,
+                        i + 1,
+                        plan.fields[i].name
+                    )));
+                }
+                let e = if have == want {
+                    Expr::Column(i)
+                } else {
+                    Expr::Cast(Box::new(Expr::Column(i)), col.data_type)
+                };
+                exprs.push(e);
+            }
+            None => exprs.push(Expr::Literal(Scalar::Null)),
+        }
+        fields.push(field(&col.name, None, want));
+    }
+    let identity = exprs.len() == plan.fields.len()
+        && exprs
+            .iter()
+            .enumerate()
+            .all(|(i, e)| matches!(e, Expr::Column(c) if *c == i));
+    if identity {
+        let mut plan = plan;
+        for (f, n) in plan.fields.iter_mut().zip(&fields) {
+            f.name = n.name.clone();
+        }
+        return Ok(plan);
+    }
+    Ok(project(plan, exprs, fields))
+}

@@ -1,0 +1,736 @@
+//! Tables' connectors (`'connector' = …`): the sources a scan reads and the sinks an `INSERT`
+//! writes, each built from the table's options with Flink's option names, over the same
+//! library sources and sinks a Rust program uses.
+//!
+//! | connector | source | sink |
+//! |---|---|---|
+//! | `nexmark` | the built-in Nexmark generator (`events.num`, `first-event.rate`, …) | |
+//! | `filesystem` | JSON lines or CSV files (`path`: a file, a directory, a glob) | part files, exactly-once with checkpoints |
+//! | `values` | rows written in the `data` option, as CSV lines | |
+//! | `print` | | stdout, `+I[…]` / `-U[…]` lines as Flink prints them |
+//! | `blackhole` | | discards (benchmarks) |
+//!
+//! A source produces rows of the table's columns: physical columns from the connector, then
+//! computed columns evaluated over them, and the row's event time from the rowtime column, so
+//! that watermarks are generated at the source per split.
+
+use crate::catalog::{ColumnSource, TableDef};
+use crate::error::PlanError;
+use crate::expr::{parse_as, Expr};
+use crate::format::{CsvRowDecoder, JsonRowDecoder};
+use std::marker::PhantomData;
+use std::sync::Arc;
+use streamcore::changelog::{Change, RowKind};
+use streamcore::message::CheckpointId;
+use streamcore::row::{DataType, Row, Scalar};
+use streamcore::sink::Committer;
+use streamcore::{
+    Data, Result as StreamResult, Sink, SinkWriter, Source, SourcePoll, SourceReader, TaskContext,
+    TaskInfo,
+};
+use streamcore_nexmark::{Auction, Bid, GeneratorConfig, NexmarkEvent, NexmarkSource, Person};
+
+/// Turns a connector's physical row into the table's row: computed columns and event time.
+#[derive(Clone)]
+pub struct RowShaper {
+    /// Per table column: the physical index, or a computed expression over the physical row.
+    columns: Arc<[Shape]>,
+    rowtime: Option<usize>,
+    /// The physical row is the table's row (no computed or metadata columns).
+    identity: bool,
+}
+
+#[derive(Clone)]
+enum Shape {
+    Physical(usize),
+    Computed(Expr),
+    Null,
+}
+
+impl RowShaper {
+    /// The shaper of `table`.
+    pub fn new(table: &TableDef) -> Self {
+        let columns: Vec<Shape> = table
+            .columns
+            .iter()
+            .map(|c| match &c.kind {
+                ColumnSource::Physical(i) => Shape::Physical(*i),
+                ColumnSource::Computed(e) => Shape::Computed(e.clone()),
+                ColumnSource::Metadata(_) => Shape::Null,
+            })
+            .collect();
+        let identity = columns
+            .iter()
+            .enumerate()
+            .all(|(i, s)| matches!(s, Shape::Physical(p) if *p == i));
+        RowShaper {
+            columns: columns.into(),
+            rowtime: table.rowtime,
+            identity,
+        }
+    }
+
+    /// The table row of a physical row.
+    #[inline]
+    pub fn shape(&self, physical: Row) -> std::result::Result<Row, String> {
+        let row = if self.identity {
+            physical
+        } else {
+            let values: std::result::Result<Vec<Scalar>, String> = self
+                .columns
+                .iter()
+                .map(|s| match s {
+                    Shape::Physical(i) => Ok(physical.values[*i].clone()),
+                    Shape::Computed(e) => e.eval(&physical.values).map_err(|e| e.0),
+                    Shape::Null => Ok(Scalar::Null),
+                })
+                .collect();
+            Row::new(values?)
+        };
+        Ok(match self.rowtime {
+            Some(c) => {
+                if row.values[c].is_null() {
+                    return Err("the rowtime column is NULL".into());
+                }
+                row.with_time_column(c)
+            }
+            None => row,
+        })
+    }
+}
+
+/// A source of `X` records turned into rows by `convert` inside the reader (so watermarks are
+/// generated from the rows' event times at the source). A record `convert` refuses goes
+/// through the job's error policy, named by its reader's position.
+pub struct MapSource<S, X, F> {
+    inner: S,
+    convert: F,
+    _x: PhantomData<fn() -> X>,
+}
+
+impl<S, X, F> MapSource<S, X, F> {
+    /// `inner`, each record converted by `convert` (`Ok(None)` drops it).
+    pub fn new(inner: S, convert: F) -> Self {
+        MapSource {
+            inner,
+            convert,
+            _x: PhantomData,
+        }
+    }
+}
+
+/// A reader of [`MapSource`].
+pub struct MapReader<R, X, F> {
+    inner: R,
+    convert: F,
+    buffer: Vec<X>,
+}
+
+impl<S, X, F> Source<Row> for MapSource<S, X, F>
+where
+    X: Data,
+    S: Source<X>,
+    F: FnMut(X) -> std::result::Result<Option<Row>, String> + Clone + Send + 'static,
+{
+    type Reader = MapReader<S::Reader, X, F>;
+
+    fn parallelism(&self, job_parallelism: usize) -> usize {
+        self.inner.parallelism(job_parallelism)
+    }
+
+    fn create_readers(&mut self, parallelism: usize) -> StreamResult<Vec<Self::Reader>> {
+        Ok(self
+            .inner
+            .create_readers(parallelism)?
+            .into_iter()
+            .map(|inner| MapReader {
+                inner,
+                convert: self.convert.clone(),
+                buffer: Vec::new(),
+            })
+            .collect())
+    }
+
+    fn supports_checkpoints(&self) -> bool {
+        self.inner.supports_checkpoints()
+    }
+
+    fn restore_readers(
+        &mut self,
+        parallelism: usize,
+        positions: Vec<Vec<u8>>,
+    ) -> StreamResult<Vec<Self::Reader>> {
+        Ok(self
+            .inner
+            .restore_readers(parallelism, positions)?
+            .into_iter()
+            .map(|inner| MapReader {
+                inner,
+                convert: self.convert.clone(),
+                buffer: Vec::new(),
+            })
+            .collect())
+    }
+
+    fn committer(&mut self) -> StreamResult<Option<Box<dyn Committer>>> {
+        self.inner.committer()
+    }
+
+    fn connector_metrics(&self) -> Option<Arc<dyn streamcore::metrics::ConnectorMetrics>> {
+        self.inner.connector_metrics()
+    }
+}
+
+impl<R, X, F> SourceReader<Row> for MapReader<R, X, F>
+where
+    X: Data,
+    R: SourceReader<X>,
+    F: FnMut(X) -> std::result::Result<Option<Row>, String> + Clone + Send + 'static,
+{
+    fn poll_batch(
+        &mut self,
+        out: &mut Vec<Row>,
+        max: usize,
+        ctx: &mut TaskContext,
+    ) -> StreamResult<SourcePoll> {
+        self.buffer.clear();
+        let poll = self.inner.poll_batch(&mut self.buffer, max, ctx)?;
+        out.reserve(self.buffer.len());
+        for x in self.buffer.drain(..) {
+            match (self.convert)(x) {
+                Ok(Some(row)) => out.push(row),
+                Ok(None) => {}
+                Err(reason) => {
+                    ctx.reject_input(format!("split {}", self.inner.split_id()), "", reason)?
+                }
+            }
+        }
+        Ok(poll)
+    }
+
+    fn split_id(&self) -> u64 {
+        self.inner.split_id()
+    }
+
+    fn initial_splits(&self) -> Vec<u64> {
+        self.inner.initial_splits()
+    }
+
+    fn snapshot_position(&mut self) -> StreamResult<Vec<u8>> {
+        self.inner.snapshot_position()
+    }
+
+    fn pre_commit(&mut self) -> StreamResult<Vec<Vec<u8>>> {
+        self.inner.pre_commit()
+    }
+}
+
+/// Options of the `nexmark` connector, onto the generator's configuration.
+pub fn nexmark_config(table: &TableDef) -> Result<GeneratorConfig, PlanError> {
+    let mut config = GeneratorConfig::default();
+    let num = |key: &str, v: &str| -> Result<u64, PlanError> {
+        v.trim().parse().map_err(|_| {
+            PlanError::invalid(format!(
+                "`nexmark` table `{}`: option '{key}' must be a whole number, got '{v}'",
+                table.name
+            ))
+        })
+    };
+    for (key, value) in &table.options {
+        match key.as_str() {
+            "connector" => {}
+            "events.num" => {
+                let n = num(key, value)?;
+                config.events = if n == 0 { None } else { Some(n) };
+            }
+            "first-event.rate" | "next-event.rate" => config.first_event_rate = num(key, value)?,
+            "rate-limited" => config.rate_limited = value == "true",
+            "person.proportion" => config.person_proportion = num(key, value)?,
+            "auction.proportion" => config.auction_proportion = num(key, value)?,
+            "bid.proportion" => config.bid_proportion = num(key, value)?,
+            "seed" => config.seed = num(key, value)?,
+            "base-time" => config.base_time_ms = num(key, value)? as i64,
+            "out-of-order-group-size" => config.out_of_order_group_size = num(key, value)?,
+            other => {
+                return Err(PlanError::invalid(format!(
+                    "`nexmark` table `{}`: unknown option '{other}' (options: events.num, first-event.rate, next-event.rate, rate-limited, person.proportion, auction.proportion, bid.proportion, seed, base-time, out-of-order-group-size)",
+                    table.name
+                )))
+            }
+        }
+    }
+    Ok(config)
+}
+
+/// One field of a Nexmark event as a physical column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NexmarkField {
+    /// `event_type`: 0 person, 1 auction, 2 bid.
+    EventType,
+    /// A person's field.
+    Person(u8),
+    /// An auction's field.
+    Auction(u8),
+    /// A bid's field.
+    Bid(u8),
+}
+
+const PERSON: [&str; 8] = [
+    "id",
+    "name",
+    "emailAddress",
+    "creditCard",
+    "city",
+    "state",
+    "dateTime",
+    "extra",
+];
+const AUCTION: [&str; 10] = [
+    "id",
+    "itemName",
+    "description",
+    "initialBid",
+    "reserve",
+    "dateTime",
+    "expires",
+    "seller",
+    "category",
+    "extra",
+];
+const BID: [&str; 7] = [
+    "auction", "bidder", "price", "channel", "url", "dateTime", "extra",
+];
+
+impl NexmarkField {
+    /// The field of a column name (`event_type`, `person.id`, `bid.dateTime`, …).
+    pub fn parse(name: &str) -> Option<NexmarkField> {
+        if name == "event_type" {
+            return Some(NexmarkField::EventType);
+        }
+        let (record, field) = name.split_once('.')?;
+        let find = |fields: &[&str]| fields.iter().position(|f| *f == field).map(|i| i as u8);
+        match record {
+            "person" => find(&PERSON).map(NexmarkField::Person),
+            "auction" => find(&AUCTION).map(NexmarkField::Auction),
+            "bid" => find(&BID).map(NexmarkField::Bid),
+            _ => None,
+        }
+    }
+
+    fn of_person(self, p: &Person) -> Scalar {
+        match self {
+            NexmarkField::EventType => Scalar::Int(0),
+            NexmarkField::Person(i) => match i {
+                0 => Scalar::Int(p.id),
+                1 => Scalar::Str(p.name.clone()),
+                2 => Scalar::Str(p.email_address.clone()),
+                3 => Scalar::Str(p.credit_card.clone()),
+                4 => Scalar::Str(p.city.clone()),
+                5 => Scalar::Str(p.state.clone()),
+                6 => Scalar::TimestampMs(p.date_time.0),
+                _ => Scalar::Str(p.extra.clone()),
+            },
+            _ => Scalar::Null,
+        }
+    }
+
+    fn of_auction(self, a: &Auction) -> Scalar {
+        match self {
+            NexmarkField::EventType => Scalar::Int(1),
+            NexmarkField::Auction(i) => match i {
+                0 => Scalar::Int(a.id),
+                1 => Scalar::Str(a.item_name.clone()),
+                2 => Scalar::Str(a.description.clone()),
+                3 => Scalar::Int(a.initial_bid),
+                4 => Scalar::Int(a.reserve),
+                5 => Scalar::TimestampMs(a.date_time.0),
+                6 => Scalar::TimestampMs(a.expires.0),
+                7 => Scalar::Int(a.seller),
+                8 => Scalar::Int(a.category),
+                _ => Scalar::Str(a.extra.clone()),
+            },
+            _ => Scalar::Null,
+        }
+    }
+
+    fn of_bid(self, b: &Bid) -> Scalar {
+        match self {
+            NexmarkField::EventType => Scalar::Int(2),
+            NexmarkField::Bid(i) => match i {
+                0 => Scalar::Int(b.auction),
+                1 => Scalar::Int(b.bidder),
+                2 => Scalar::Int(b.price),
+                3 => Scalar::Str(b.channel.clone()),
+                4 => Scalar::Str(b.url.clone()),
+                5 => Scalar::TimestampMs(b.date_time.0),
+                _ => Scalar::Str(b.extra.clone()),
+            },
+            _ => Scalar::Null,
+        }
+    }
+
+    /// The column type of the field.
+    pub fn data_type(self) -> DataType {
+        match self {
+            NexmarkField::EventType => DataType::BigInt,
+            NexmarkField::Person(i) => match i {
+                0 => DataType::BigInt,
+                6 => DataType::TimestampMillis,
+                _ => DataType::Varchar,
+            },
+            NexmarkField::Auction(i) => match i {
+                0 | 3 | 4 | 7 | 8 => DataType::BigInt,
+                5 | 6 => DataType::TimestampMillis,
+                _ => DataType::Varchar,
+            },
+            NexmarkField::Bid(i) => match i {
+                0..=2 => DataType::BigInt,
+                5 => DataType::TimestampMillis,
+                _ => DataType::Varchar,
+            },
+        }
+    }
+}
+
+/// The physical columns of a `nexmark` table as event fields, checked against their types.
+pub fn nexmark_fields(table: &TableDef) -> Result<Arc<[NexmarkField]>, PlanError> {
+    table
+        .physical()
+        .map(|c| {
+            let f = NexmarkField::parse(&c.name).ok_or_else(|| {
+                PlanError::invalid(format!(
+                    "`nexmark` table `{}`: no event field `{}` (fields: event_type, person ROW<{}>, auction ROW<{}>, bid ROW<{}>)",
+                    table.name,
+                    c.name,
+                    PERSON.join(", "),
+                    AUCTION.join(", "),
+                    BID.join(", ")
+                ))
+            })?;
+            if f.data_type() != c.data_type {
+                return Err(PlanError::invalid(format!(
+                    "`nexmark` table `{}`: column `{}` is {} but the generator makes {}",
+                    table.name,
+                    c.name,
+                    c.data_type,
+                    f.data_type()
+                )));
+            }
+            Ok(f)
+        })
+        .collect()
+}
+
+/// Which events a scan of a `nexmark` table needs (a filter `event_type = k` right above it
+/// lets the generator make only that kind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NexmarkKind {
+    /// Every event.
+    All,
+    /// Persons only.
+    Person,
+    /// Auctions only.
+    Auction,
+    /// Bids only.
+    Bid,
+}
+
+/// Adds a `nexmark` scan to `job`.
+pub fn nexmark_stream(
+    job: &mut streamcore::Job,
+    name: &str,
+    table: &TableDef,
+    kind: NexmarkKind,
+) -> Result<streamcore::Stream<Row>, PlanError> {
+    let config = nexmark_config(table)?;
+    let fields = nexmark_fields(table)?;
+    let shaper = RowShaper::new(table);
+    let bad = |e: streamcore_nexmark::ConfigError| {
+        PlanError::invalid(format!("`nexmark` table `{}`: {e}", table.name))
+    };
+    fn rows<T: Data>(
+        fields: Arc<[NexmarkField]>,
+        shaper: RowShaper,
+        get: fn(NexmarkField, &T) -> Scalar,
+    ) -> impl FnMut(T) -> std::result::Result<Option<Row>, String> + Clone + Send + 'static {
+        move |e: T| {
+            let physical: Row = fields.iter().map(|f| get(*f, &e)).collect();
+            shaper.shape(physical).map(Some)
+        }
+    }
+    Ok(match kind {
+        NexmarkKind::Bid => job.source(
+            name,
+            MapSource::new(
+                NexmarkSource::<Bid>::new(config).map_err(bad)?,
+                rows(fields, shaper, |f, b: &Bid| f.of_bid(b)),
+            ),
+        ),
+        NexmarkKind::Auction => job.source(
+            name,
+            MapSource::new(
+                NexmarkSource::<Auction>::new(config).map_err(bad)?,
+                rows(fields, shaper, |f, a: &Auction| f.of_auction(a)),
+            ),
+        ),
+        NexmarkKind::Person => job.source(
+            name,
+            MapSource::new(
+                NexmarkSource::<Person>::new(config).map_err(bad)?,
+                rows(fields, shaper, |f, p: &Person| f.of_person(p)),
+            ),
+        ),
+        NexmarkKind::All => job.source(
+            name,
+            MapSource::new(
+                NexmarkSource::<NexmarkEvent>::new(config).map_err(bad)?,
+                rows(fields, shaper, |f, e: &NexmarkEvent| match e {
+                    NexmarkEvent::Person(p) => f.of_person(p),
+                    NexmarkEvent::Auction(a) => f.of_auction(a),
+                    NexmarkEvent::Bid(b) => f.of_bid(b),
+                }),
+            ),
+        ),
+    })
+}
+
+/// Adds a `filesystem` scan (JSON lines or CSV) to `job`.
+pub fn filesystem_stream(
+    job: &mut streamcore::Job,
+    name: &str,
+    table: &TableDef,
+) -> Result<streamcore::Stream<Row>, PlanError> {
+    let path = table.required("path")?.to_string();
+    let format = table.required("format")?;
+    let shaper = RowShaper::new(table);
+    let schema = table.physical_schema();
+    let shape = move |r: Row| shaper.shape(r).map(Some);
+    match format {
+        "json" => {
+            let source = streamcore_connectors::JsonLinesSource::<Row>::typed(path)
+                .with_decoder(JsonRowDecoder::new(schema, ignore_parse_errors(table)));
+            Ok(job.source(name, MapSource::new(source, shape)))
+        }
+        "csv" => {
+            let delimiter = csv_delimiter(table)?;
+            let source = streamcore_connectors::JsonLinesSource::<Row>::typed(path)
+                .with_decoder(CsvRowDecoder::new(schema, delimiter));
+            Ok(job.source(name, MapSource::new(source, shape)))
+        }
+        other => Err(unknown_format(table, other)),
+    }
+}
+
+fn ignore_parse_errors(table: &TableDef) -> bool {
+    table
+        .options
+        .get("json.ignore-parse-errors")
+        .is_some_and(|v| v == "true")
+}
+
+pub(crate) fn csv_delimiter(table: &TableDef) -> Result<u8, PlanError> {
+    match table.options.get("csv.field-delimiter").map(String::as_str) {
+        None => Ok(b','),
+        Some("\\t") => Ok(b'\t'),
+        Some(d) if d.len() == 1 => Ok(d.as_bytes()[0]),
+        Some(d) => Err(PlanError::invalid(format!(
+            "table `{}`: 'csv.field-delimiter' must be one character, got '{d}'",
+            table.name
+        ))),
+    }
+}
+
+pub(crate) fn unknown_format(table: &TableDef, format: &str) -> PlanError {
+    PlanError::invalid(format!(
+        "table `{}`: unknown format '{format}' (formats: json, csv)",
+        table.name
+    ))
+}
+
+/// The rows of a `values` table: its `data` option, one CSV line per row, in the types of the
+/// physical columns (timestamps as `2026-12-05 14:00:00.000`, empty fields as NULL).
+pub fn values_rows(table: &TableDef) -> Result<Vec<Row>, PlanError> {
+    let data = table.required("data")?;
+    let types: Vec<DataType> = table.physical().map(|c| c.data_type).collect();
+    let shaper = RowShaper::new(table);
+    let delimiter = csv_delimiter(table)?;
+    let mut rows = Vec::new();
+    for (n, line) in data.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let fields = crate::format::split_csv_line(line, delimiter);
+        if fields.len() != types.len() {
+            return Err(PlanError::invalid(format!(
+                "`values` table `{}`: row {} has {} fields, the table {} physical columns",
+                table.name,
+                n + 1,
+                fields.len(),
+                types.len()
+            )));
+        }
+        let values = fields
+            .iter()
+            .zip(&types)
+            .map(|(f, t)| {
+                if f.is_empty() || f.eq_ignore_ascii_case("null") {
+                    Ok(Scalar::Null)
+                } else {
+                    parse_as(f, *t).ok_or_else(|| {
+                        PlanError::invalid(format!(
+                            "`values` table `{}`: row {}: `{f}` is not a {t}",
+                            table.name,
+                            n + 1
+                        ))
+                    })
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.push(shaper.shape(Row::new(values)).map_err(|e| {
+            PlanError::invalid(format!(
+                "`values` table `{}`: row {}: {e}",
+                table.name,
+                n + 1
+            ))
+        })?);
+    }
+    Ok(rows)
+}
+
+/// A record a print sink can show: a row (`+I`) or a change.
+pub trait PrintRow: Data {
+    /// The row kind and the row.
+    fn parts(&self) -> (RowKind, &Row);
+}
+
+impl PrintRow for Row {
+    fn parts(&self) -> (RowKind, &Row) {
+        (RowKind::Insert, self)
+    }
+}
+
+impl PrintRow for Change<Row> {
+    fn parts(&self) -> (RowKind, &Row) {
+        (self.kind(), self.row())
+    }
+}
+
+/// Flink's `print` connector: each row as `+I[a, b]` (or `-U`, `+U`, `-D`) on stdout, after
+/// `identifier> ` when `print-identifier` is set.
+pub struct PrintSink<T> {
+    prefix: Arc<str>,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T> PrintSink<T> {
+    /// A print sink with an optional identifier.
+    pub fn new(identifier: Option<&str>) -> Self {
+        PrintSink {
+            prefix: identifier
+                .map(|i| format!("{i}> "))
+                .unwrap_or_default()
+                .into(),
+            _t: PhantomData,
+        }
+    }
+}
+
+/// Formats a row as Flink prints it: `+I[1, abc, 2026-12-05 14:00:00.000]`.
+pub fn print_row(kind: RowKind, row: &Row) -> String {
+    let mut s = String::with_capacity(16 + row.len() * 8);
+    s.push_str(kind.short());
+    s.push('[');
+    for (i, v) in row.values.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        match v {
+            Scalar::Null => s.push_str("NULL"),
+            v => {
+                use std::fmt::Write;
+                let _ = write!(s, "{v}");
+            }
+        }
+    }
+    s.push(']');
+    s
+}
+
+/// A writer of [`PrintSink`].
+pub struct PrintWriter<T> {
+    prefix: Arc<str>,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T: PrintRow> Sink<T> for PrintSink<T> {
+    type Writer = PrintWriter<T>;
+
+    fn create_writer(&mut self, _task: &TaskInfo) -> StreamResult<Self::Writer> {
+        Ok(PrintWriter {
+            prefix: self.prefix.clone(),
+            _t: PhantomData,
+        })
+    }
+
+    fn accepts_updates(&self) -> bool {
+        true
+    }
+}
+
+impl<T: PrintRow> SinkWriter<T> for PrintWriter<T> {
+    fn write_batch(&mut self, batch: Vec<T>) -> StreamResult<()> {
+        use std::io::Write;
+        let mut text = String::new();
+        for r in &batch {
+            let (kind, row) = r.parts();
+            text.push_str(&self.prefix);
+            text.push_str(&print_row(kind, row));
+            text.push('\n');
+        }
+        let mut out = std::io::stdout().lock();
+        match out.write_all(text.as_bytes()) {
+            // A closed pipe (`| head`) ends the output, not the job with an error.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            r => r.map_err(|e| streamcore::StreamError::io("writing to stdout", e)),
+        }
+    }
+}
+
+/// Flink's `blackhole` connector: takes everything (appends and updates) and drops it.
+pub struct BlackholeSink<T>(PhantomData<fn(T)>);
+
+impl<T> Default for BlackholeSink<T> {
+    fn default() -> Self {
+        BlackholeSink(PhantomData)
+    }
+}
+
+/// A writer of [`BlackholeSink`].
+pub struct BlackholeWriter;
+
+impl<T: Data> Sink<T> for BlackholeSink<T> {
+    type Writer = BlackholeWriter;
+
+    fn create_writer(&mut self, _task: &TaskInfo) -> StreamResult<Self::Writer> {
+        Ok(BlackholeWriter)
+    }
+
+    fn accepts_updates(&self) -> bool {
+        true
+    }
+}
+
+impl<T: Data> SinkWriter<T> for BlackholeWriter {
+    fn write_batch(&mut self, batch: Vec<T>) -> StreamResult<()> {
+        drop(batch);
+        Ok(())
+    }
+
+    fn pre_commit(&mut self, _checkpoint: CheckpointId) -> StreamResult<Vec<Vec<u8>>> {
+        Ok(Vec::new())
+    }
+}
+
+/// The connectors a table may name, for messages.
+pub const CONNECTORS: &[&str] = &["nexmark", "filesystem", "values", "print", "blackhole"];

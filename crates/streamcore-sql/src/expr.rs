@@ -1,0 +1,598 @@
+//! Bound expressions ([`Expr`]): column references resolved to positions, types checked and
+//! constants folded at planning time; evaluated per row by one `match` over a small tree (no
+//! virtual call except into a user-defined function).
+//!
+//! Evaluation follows SQL's three-valued logic (`NULL` propagates through arithmetic and
+//! comparisons; `AND`/`OR` know `false AND NULL` is `false`). A failure (division by zero, a
+//! bad cast) is an [`EvalError`] that the operator hands to the job's error policy with the row.
+
+use crate::functions::ScalarFunction;
+use crate::types::{ArithOp, SqlType};
+use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+use rust_decimal::Decimal;
+use std::cmp::Ordering;
+use std::fmt;
+use streamcore::row::{DataType, Scalar};
+
+/// An expression failed on a row.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EvalError(pub String);
+
+/// Comparison operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    /// `=`
+    Eq,
+    /// `<>`
+    NotEq,
+    /// `<`
+    Lt,
+    /// `<=`
+    LtEq,
+    /// `>`
+    Gt,
+    /// `>=`
+    GtEq,
+}
+
+/// A bound expression over the columns of one input row.
+#[derive(Clone, Debug)]
+pub enum Expr {
+    /// The value of column `i`.
+    Column(usize),
+    /// A constant.
+    Literal(Scalar),
+    /// Arithmetic; the operands are already of the result's kind (see [`Expr::Cast`]).
+    Arith(ArithOp, Box<Expr>, Box<Expr>, SqlType),
+    /// A comparison of two values of one kind.
+    Cmp(CmpOp, Box<Expr>, Box<Expr>),
+    /// `AND` of all.
+    And(Vec<Expr>),
+    /// `OR` of all.
+    Or(Vec<Expr>),
+    /// `NOT`.
+    Not(Box<Expr>),
+    /// Unary minus.
+    Neg(Box<Expr>),
+    /// `IS [NOT] NULL` (`true` for `IS NOT NULL`).
+    IsNull(Box<Expr>, bool),
+    /// `CASE WHEN c THEN v … ELSE e END`.
+    Case(Vec<(Expr, Expr)>, Box<Expr>),
+    /// `CAST(e AS t)`, also inserted where types are widened.
+    Cast(Box<Expr>, DataType),
+    /// `e [NOT] IN (constants)`.
+    InList(Box<Expr>, Vec<Scalar>, bool),
+    /// `e [NOT] LIKE pattern` (a compiled pattern).
+    Like(Box<Expr>, LikePattern, bool),
+    /// A scalar function.
+    Call(ScalarFunction, Vec<Expr>),
+}
+
+/// A compiled `LIKE` pattern (`%` and `_`).
+#[derive(Clone, Debug)]
+pub struct LikePattern(regex_lite::Regex);
+
+impl LikePattern {
+    /// Compiles `pattern` with `\` as the escape character.
+    pub fn new(pattern: &str) -> Self {
+        let mut re = String::from("(?s)^");
+        let mut chars = pattern.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '%' => re.push_str(".*"),
+                '_' => re.push('.'),
+                '\\' => {
+                    if let Some(n) = chars.next() {
+                        re.push_str(&regex_lite::escape(&n.to_string()));
+                    }
+                }
+                c => re.push_str(&regex_lite::escape(&c.to_string())),
+            }
+        }
+        re.push('$');
+        LikePattern(regex_lite::Regex::new(&re).expect("an escaped LIKE pattern is a regex"))
+    }
+}
+
+impl Expr {
+    /// Evaluates the expression on a row's values.
+    #[inline]
+    pub fn eval(&self, row: &[Scalar]) -> Result<Scalar, EvalError> {
+        match self {
+            Expr::Column(i) => Ok(row[*i].clone()),
+            Expr::Literal(v) => Ok(v.clone()),
+            Expr::Arith(op, l, r, ty) => {
+                let l = l.eval(row)?;
+                let r = r.eval(row)?;
+                arith(*op, &l, &r, *ty)
+            }
+            Expr::Cmp(op, l, r) => {
+                let l = l.eval(row)?;
+                let r = r.eval(row)?;
+                Ok(compare(*op, &l, &r))
+            }
+            Expr::And(all) => {
+                let mut unknown = false;
+                for e in all {
+                    match e.eval(row)? {
+                        Scalar::Bool(false) => return Ok(Scalar::Bool(false)),
+                        Scalar::Null => unknown = true,
+                        _ => {}
+                    }
+                }
+                Ok(if unknown {
+                    Scalar::Null
+                } else {
+                    Scalar::Bool(true)
+                })
+            }
+            Expr::Or(all) => {
+                let mut unknown = false;
+                for e in all {
+                    match e.eval(row)? {
+                        Scalar::Bool(true) => return Ok(Scalar::Bool(true)),
+                        Scalar::Null => unknown = true,
+                        _ => {}
+                    }
+                }
+                Ok(if unknown {
+                    Scalar::Null
+                } else {
+                    Scalar::Bool(false)
+                })
+            }
+            Expr::Not(e) => Ok(match e.eval(row)? {
+                Scalar::Bool(b) => Scalar::Bool(!b),
+                _ => Scalar::Null,
+            }),
+            Expr::Neg(e) => Ok(match e.eval(row)? {
+                Scalar::Int(v) => Scalar::Int(v.wrapping_neg()),
+                Scalar::Float(v) => Scalar::float(-v.get()),
+                Scalar::Decimal(d) => Scalar::Decimal(-d),
+                _ => Scalar::Null,
+            }),
+            Expr::IsNull(e, negated) => Ok(Scalar::Bool(e.eval(row)?.is_null() != *negated)),
+            Expr::Case(branches, otherwise) => {
+                for (when, then) in branches {
+                    if let Scalar::Bool(true) = when.eval(row)? {
+                        return then.eval(row);
+                    }
+                }
+                otherwise.eval(row)
+            }
+            Expr::Cast(e, to) => cast(e.eval(row)?, *to),
+            Expr::InList(e, list, negated) => {
+                let v = e.eval(row)?;
+                if v.is_null() {
+                    return Ok(Scalar::Null);
+                }
+                Ok(Scalar::Bool(list.contains(&v) != *negated))
+            }
+            Expr::Like(e, pattern, negated) => Ok(match e.eval(row)? {
+                Scalar::Str(s) => Scalar::Bool(pattern.0.is_match(&s) != *negated),
+                _ => Scalar::Null,
+            }),
+            Expr::Call(f, args) => f.call(args, row),
+        }
+    }
+
+    /// Evaluates a predicate: only `true` passes (`NULL` and `false` do not).
+    #[inline]
+    pub fn test(&self, row: &[Scalar]) -> Result<bool, EvalError> {
+        Ok(matches!(self.eval(row)?, Scalar::Bool(true)))
+    }
+
+    /// True if the expression reads no column (a constant to fold).
+    pub fn is_constant(&self) -> bool {
+        match self {
+            Expr::Column(_) => false,
+            Expr::Literal(_) => true,
+            Expr::Arith(_, l, r, _) | Expr::Cmp(_, l, r) => l.is_constant() && r.is_constant(),
+            Expr::And(v) | Expr::Or(v) => v.iter().all(Expr::is_constant),
+            Expr::Not(e) | Expr::Neg(e) | Expr::IsNull(e, _) | Expr::Cast(e, _) => e.is_constant(),
+            Expr::InList(e, _, _) | Expr::Like(e, _, _) => e.is_constant(),
+            Expr::Case(b, e) => {
+                e.is_constant() && b.iter().all(|(w, t)| w.is_constant() && t.is_constant())
+            }
+            Expr::Call(f, args) => f.is_deterministic() && args.iter().all(Expr::is_constant),
+        }
+    }
+
+    /// Folds the expression to a literal if it reads no column and evaluates without error.
+    pub fn folded(self) -> Expr {
+        if !matches!(self, Expr::Literal(_)) && self.is_constant() {
+            if let Ok(v) = self.eval(&[]) {
+                return Expr::Literal(v);
+            }
+        }
+        self
+    }
+
+    /// The columns this expression reads.
+    pub fn columns(&self, out: &mut Vec<usize>) {
+        match self {
+            Expr::Column(i) => out.push(*i),
+            Expr::Literal(_) => {}
+            Expr::Arith(_, l, r, _) | Expr::Cmp(_, l, r) => {
+                l.columns(out);
+                r.columns(out);
+            }
+            Expr::And(v) | Expr::Or(v) | Expr::Call(_, v) => v.iter().for_each(|e| e.columns(out)),
+            Expr::Not(e)
+            | Expr::Neg(e)
+            | Expr::IsNull(e, _)
+            | Expr::Cast(e, _)
+            | Expr::InList(e, _, _)
+            | Expr::Like(e, _, _) => e.columns(out),
+            Expr::Case(b, e) => {
+                for (w, t) in b {
+                    w.columns(out);
+                    t.columns(out);
+                }
+                e.columns(out);
+            }
+        }
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::Column(i) => write!(f, "${i}"),
+            Expr::Literal(Scalar::Str(s)) => write!(f, "'{s}'"),
+            Expr::Literal(v) => write!(f, "{v}"),
+            Expr::Arith(op, l, r, _) => {
+                let op = match op {
+                    ArithOp::Add => "+",
+                    ArithOp::Sub => "-",
+                    ArithOp::Mul => "*",
+                    ArithOp::Div => "/",
+                    ArithOp::Mod => "%",
+                };
+                write!(f, "({l} {op} {r})")
+            }
+            Expr::Cmp(op, l, r) => {
+                let op = match op {
+                    CmpOp::Eq => "=",
+                    CmpOp::NotEq => "<>",
+                    CmpOp::Lt => "<",
+                    CmpOp::LtEq => "<=",
+                    CmpOp::Gt => ">",
+                    CmpOp::GtEq => ">=",
+                };
+                write!(f, "({l} {op} {r})")
+            }
+            Expr::And(v) => join(f, v, " AND "),
+            Expr::Or(v) => join(f, v, " OR "),
+            Expr::Not(e) => write!(f, "NOT {e}"),
+            Expr::Neg(e) => write!(f, "-{e}"),
+            Expr::IsNull(e, false) => write!(f, "{e} IS NULL"),
+            Expr::IsNull(e, true) => write!(f, "{e} IS NOT NULL"),
+            Expr::Case(b, e) => {
+                f.write_str("CASE")?;
+                for (w, t) in b {
+                    write!(f, " WHEN {w} THEN {t}")?;
+                }
+                write!(f, " ELSE {e} END")
+            }
+            Expr::Cast(e, t) => write!(f, "CAST({e} AS {t})"),
+            Expr::InList(e, l, n) => {
+                write!(f, "{e} {}IN (", if *n { "NOT " } else { "" })?;
+                for (i, v) in l.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                f.write_str(")")
+            }
+            Expr::Like(e, p, n) => write!(f, "{e} {}LIKE /{}/", if *n { "NOT " } else { "" }, p.0),
+            Expr::Call(func, args) => {
+                write!(f, "{}(", func.name())?;
+                for (i, a) in args.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{a}")?;
+                }
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+fn join(f: &mut fmt::Formatter<'_>, v: &[Expr], sep: &str) -> fmt::Result {
+    f.write_str("(")?;
+    for (i, e) in v.iter().enumerate() {
+        if i > 0 {
+            f.write_str(sep)?;
+        }
+        write!(f, "{e}")?;
+    }
+    f.write_str(")")
+}
+
+/// Arithmetic on two values already of the result's kind (integers, doubles or decimals;
+/// timestamps plus or minus an interval in milliseconds).
+pub fn arith(op: ArithOp, l: &Scalar, r: &Scalar, ty: SqlType) -> Result<Scalar, EvalError> {
+    use Scalar::*;
+    Ok(match (l, r) {
+        (Null, _) | (_, Null) => Null,
+        (Int(a), Int(b)) => match op {
+            ArithOp::Add => Int(a.wrapping_add(*b)),
+            ArithOp::Sub => Int(a.wrapping_sub(*b)),
+            ArithOp::Mul => Int(a.wrapping_mul(*b)),
+            ArithOp::Div => {
+                if *b == 0 {
+                    return Err(EvalError("division by zero".into()));
+                }
+                Int(a.wrapping_div(*b))
+            }
+            ArithOp::Mod => {
+                if *b == 0 {
+                    return Err(EvalError("division by zero (MOD)".into()));
+                }
+                Int(a.wrapping_rem(*b))
+            }
+        },
+        (Float(a), Float(b)) => {
+            let (a, b) = (a.get(), b.get());
+            Scalar::float(match op {
+                ArithOp::Add => a + b,
+                ArithOp::Sub => a - b,
+                ArithOp::Mul => a * b,
+                ArithOp::Div => a / b,
+                ArithOp::Mod => a % b,
+            })
+        }
+        (Decimal(a), Decimal(b)) => {
+            let v = match op {
+                ArithOp::Add => a.checked_add(*b),
+                ArithOp::Sub => a.checked_sub(*b),
+                ArithOp::Mul => a.checked_mul(*b),
+                ArithOp::Div => {
+                    if b.is_zero() {
+                        return Err(EvalError("division by zero".into()));
+                    }
+                    a.checked_div(*b)
+                }
+                ArithOp::Mod => {
+                    if b.is_zero() {
+                        return Err(EvalError("division by zero (MOD)".into()));
+                    }
+                    a.checked_rem(*b)
+                }
+            };
+            let mut v = v.ok_or_else(|| EvalError(format!("decimal overflow in {a} and {b}")))?;
+            if let SqlType::Data(DataType::Decimal { scale, .. }) = ty {
+                v = v.round_dp(scale as u32);
+                v.rescale(scale as u32);
+            }
+            Decimal(v)
+        }
+        (TimestampMs(t), Int(ms)) => match op {
+            ArithOp::Add => TimestampMs(t + ms),
+            ArithOp::Sub => TimestampMs(t - ms),
+            _ => return Err(EvalError("only + and - apply to a timestamp".into())),
+        },
+        (Int(ms), TimestampMs(t)) if op == ArithOp::Add => TimestampMs(t + ms),
+        (TimestampMs(a), TimestampMs(b)) if op == ArithOp::Sub => Int(a - b),
+        (a, b) => {
+            return Err(EvalError(format!(
+                "cannot apply {op:?} to {} and {}",
+                a.type_name(),
+                b.type_name()
+            )))
+        }
+    })
+}
+
+/// Compares two values of one kind (numbers of different kinds compare by value).
+#[inline]
+pub fn compare(op: CmpOp, l: &Scalar, r: &Scalar) -> Scalar {
+    let ord = match (l, r) {
+        (Scalar::Null, _) | (_, Scalar::Null) => return Scalar::Null,
+        (Scalar::Int(a), Scalar::Int(b)) => a.cmp(b),
+        (Scalar::Int(a), Scalar::Decimal(b)) => Decimal::from(*a).cmp(b),
+        (Scalar::Decimal(a), Scalar::Int(b)) => a.cmp(&Decimal::from(*b)),
+        (Scalar::Float(_), _) | (_, Scalar::Float(_)) => match (l.as_f64(), r.as_f64()) {
+            (Some(a), Some(b)) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+            _ => l.cmp(r),
+        },
+        _ => l.cmp(r),
+    };
+    Scalar::Bool(match op {
+        CmpOp::Eq => ord == Ordering::Equal,
+        CmpOp::NotEq => ord != Ordering::Equal,
+        CmpOp::Lt => ord == Ordering::Less,
+        CmpOp::LtEq => ord != Ordering::Greater,
+        CmpOp::Gt => ord == Ordering::Greater,
+        CmpOp::GtEq => ord != Ordering::Less,
+    })
+}
+
+/// `CAST(v AS to)`.
+pub fn cast(v: Scalar, to: DataType) -> Result<Scalar, EvalError> {
+    use Scalar as S;
+    if to.admits(&v) {
+        return Ok(match (v, to) {
+            (S::Decimal(mut d), DataType::Decimal { scale, .. }) => {
+                d = d.round_dp(scale as u32);
+                d.rescale(scale as u32);
+                S::Decimal(d)
+            }
+            (v, _) => v,
+        });
+    }
+    let bad = |v: &S| {
+        EvalError(format!(
+            "cannot cast {} `{v}` to {to}",
+            v.type_name().to_lowercase()
+        ))
+    };
+    Ok(match (&v, to) {
+        (S::Int(i), DataType::Double) => S::float(*i as f64),
+        (S::Int(i), DataType::Decimal { scale, .. }) => {
+            let mut d = Decimal::from(*i);
+            d.rescale(scale as u32);
+            S::Decimal(d)
+        }
+        (S::Int(i), DataType::Boolean) => S::Bool(*i != 0),
+        (S::Int(i), DataType::TimestampMillis) => S::TimestampMs(*i),
+        (S::Decimal(d), DataType::BigInt) => S::Int(d.trunc().to_i64().ok_or_else(|| bad(&v))?),
+        (S::Decimal(d), DataType::Double) => S::float(d.to_f64().ok_or_else(|| bad(&v))?),
+        (S::Float(f), DataType::BigInt) => S::Int(f.get() as i64),
+        (S::Float(f), DataType::Decimal { scale, .. }) => {
+            let mut d = Decimal::from_f64(f.get()).ok_or_else(|| bad(&v))?;
+            d = d.round_dp(scale as u32);
+            d.rescale(scale as u32);
+            S::Decimal(d)
+        }
+        (S::Bool(b), DataType::BigInt) => S::Int(i64::from(*b)),
+        (S::TimestampMs(t), DataType::BigInt) => S::Int(*t),
+        (S::TimestampMs(t), DataType::TimestampMicros) => S::TimestampUs(t * 1000),
+        (S::TimestampUs(t), DataType::TimestampMillis) => S::TimestampMs(t.div_euclid(1000)),
+        (S::TimestampMs(t), DataType::Date) => S::Date(t.div_euclid(86_400_000) as i32),
+        (S::Date(d), DataType::TimestampMillis) => S::TimestampMs(*d as i64 * 86_400_000),
+        (_, DataType::Varchar) => S::str(&v.to_string()),
+        (S::Str(s), _) => parse_as(s.trim(), to).ok_or_else(|| bad(&v))?,
+        _ => return Err(bad(&v)),
+    })
+}
+
+/// Parses text as a value of `to` (CSV fields, `CAST('…' AS …)`); `None` if it is not one.
+pub fn parse_as(s: &str, to: DataType) -> Option<Scalar> {
+    Some(match to {
+        DataType::Boolean => match s.to_ascii_lowercase().as_str() {
+            "true" => Scalar::Bool(true),
+            "false" => Scalar::Bool(false),
+            _ => return None,
+        },
+        DataType::BigInt => Scalar::Int(s.parse().ok()?),
+        DataType::Double => Scalar::float(s.parse().ok()?),
+        DataType::Decimal { scale, .. } => {
+            let mut d: Decimal = s.parse().ok()?;
+            d = d.round_dp(scale as u32);
+            d.rescale(scale as u32);
+            Scalar::Decimal(d)
+        }
+        DataType::Varchar => Scalar::str(s),
+        DataType::Bytes => Scalar::Bytes(s.as_bytes().to_vec()),
+        DataType::TimestampMillis => Scalar::TimestampMs(parse_timestamp_ms(s)?),
+        DataType::TimestampMicros => Scalar::TimestampUs(parse_timestamp_ms(s)? * 1000),
+        DataType::Date => {
+            let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+            Scalar::Date((d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days() as i32)
+        }
+    })
+}
+
+/// Parses `2026-12-05 14:00:00[.123]`, `2026-12-05T14:00:00[.123][Z]` or an RFC 3339
+/// timestamp (converted to UTC) as epoch milliseconds.
+pub fn parse_timestamp_ms(s: &str) -> Option<i64> {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s.trim_end_matches('Z'), fmt) {
+            return Some(t.and_utc().timestamp_millis());
+        }
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_millis());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(v: Scalar) -> Box<Expr> {
+        Box::new(Expr::Literal(v))
+    }
+
+    #[test]
+    fn three_valued_logic() {
+        let and = Expr::And(vec![
+            Expr::Literal(Scalar::Null),
+            Expr::Literal(Scalar::Bool(false)),
+        ]);
+        assert_eq!(and.eval(&[]).unwrap(), Scalar::Bool(false));
+        let or = Expr::Or(vec![
+            Expr::Literal(Scalar::Null),
+            Expr::Literal(Scalar::Bool(false)),
+        ]);
+        assert_eq!(or.eval(&[]).unwrap(), Scalar::Null);
+        assert!(
+            !Expr::Cmp(CmpOp::Eq, lit(Scalar::Null), lit(Scalar::Int(1)))
+                .test(&[])
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn decimal_arithmetic_keeps_the_scale() {
+        let ty = SqlType::Data(DataType::Decimal {
+            precision: 23,
+            scale: 3,
+        });
+        let v = arith(
+            ArithOp::Mul,
+            &Scalar::Decimal("0.908".parse().unwrap()),
+            &Scalar::Decimal(Decimal::from(1000)),
+            ty,
+        )
+        .unwrap();
+        assert_eq!(v.to_string(), "908.000");
+    }
+
+    #[test]
+    fn integer_division_by_zero_is_an_error() {
+        let e = arith(
+            ArithOp::Div,
+            &Scalar::Int(1),
+            &Scalar::Int(0),
+            SqlType::BIGINT,
+        );
+        assert_eq!(e.unwrap_err().0, "division by zero");
+    }
+
+    #[test]
+    fn casts() {
+        assert_eq!(
+            cast(Scalar::str("42"), DataType::BigInt).unwrap(),
+            Scalar::Int(42)
+        );
+        assert!(cast(Scalar::str("4x2"), DataType::BigInt)
+            .unwrap_err()
+            .0
+            .contains("cannot cast varchar `4x2` to BIGINT"));
+        assert_eq!(
+            cast(
+                Scalar::str("1970-01-01 00:00:01.5"),
+                DataType::TimestampMillis
+            )
+            .unwrap(),
+            Scalar::TimestampMs(1500)
+        );
+        assert_eq!(
+            cast(Scalar::Int(7), DataType::Varchar).unwrap(),
+            Scalar::str("7")
+        );
+    }
+
+    #[test]
+    fn like_patterns() {
+        let p = LikePattern::new("a%b_");
+        assert!(p.0.is_match("axxbc"));
+        assert!(!p.0.is_match("axxb"));
+        assert!(LikePattern::new("50\\%").0.is_match("50%"));
+    }
+}

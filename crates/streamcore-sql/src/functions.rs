@@ -1,0 +1,658 @@
+//! Scalar functions: the built-ins ([`ScalarFunction`], resolved by name with their argument
+//! and result types checked at planning) and user-defined functions ([`Udf`]) that a Rust
+//! program registers under a name or a Java class name, so that Flink's `CREATE FUNCTION f AS
+//! 'com.example.F'` resolves to them ([`FunctionRegistry`]).
+
+use crate::error::PlanError;
+use crate::expr::{EvalError, Expr};
+use crate::types::SqlType;
+use chrono::{DateTime, Datelike, Timelike};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use streamcore::row::{DataType, Scalar};
+
+/// The body of a user-defined scalar function: the argument values in, the result out (an
+/// `Err` names what is wrong; it goes to the job's error policy with the row).
+pub type UdfBody = dyn Fn(&[Scalar]) -> Result<Scalar, String> + Send + Sync;
+
+/// A user-defined scalar function.
+///
+/// ```
+/// use streamcore::row::{DataType, Scalar};
+/// use streamcore_sql::functions::Udf;
+/// let twice = Udf::new("twice", DataType::BigInt, |args| {
+///     Ok(match &args[0] { Scalar::Int(v) => Scalar::Int(v * 2), _ => Scalar::Null })
+/// });
+/// assert_eq!(twice.name(), "twice");
+/// ```
+#[derive(Clone)]
+pub struct Udf {
+    name: String,
+    returns: DataType,
+    body: Arc<UdfBody>,
+}
+
+impl Udf {
+    /// A function `name` returning `returns`.
+    pub fn new(
+        name: &str,
+        returns: DataType,
+        body: impl Fn(&[Scalar]) -> Result<Scalar, String> + Send + Sync + 'static,
+    ) -> Self {
+        Udf {
+            name: name.to_string(),
+            returns,
+            body: Arc::new(body),
+        }
+    }
+
+    /// The function's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Debug for Udf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Udf({} -> {})", self.name, self.returns)
+    }
+}
+
+/// User-defined functions by implementing class (what `CREATE FUNCTION … AS 'class'` names)
+/// and by name (usable without `CREATE FUNCTION`).
+#[derive(Clone, Debug, Default)]
+pub struct FunctionRegistry {
+    by_class: HashMap<String, Udf>,
+}
+
+impl FunctionRegistry {
+    /// The registry with the functions that ship with streamcore: Nexmark's `CountChar`
+    /// (`com.github.nexmark.flink.udf.CountChar`: how often the character of its second
+    /// argument occurs in its first).
+    pub fn with_builtins() -> Self {
+        let mut r = FunctionRegistry::default();
+        r.register(
+            "com.github.nexmark.flink.udf.CountChar",
+            Udf::new("count_char", DataType::BigInt, |args| {
+                Ok(match (&args[0], &args[1]) {
+                    (Scalar::Str(s), Scalar::Str(c)) => match c.chars().next() {
+                        Some(c) => Scalar::Int(s.chars().filter(|x| *x == c).count() as i64),
+                        None => Scalar::Int(0),
+                    },
+                    _ => Scalar::Null,
+                })
+            }),
+        );
+        r
+    }
+
+    /// Registers `udf` as the implementation of `class`.
+    pub fn register(&mut self, class: &str, udf: Udf) {
+        self.by_class.insert(class.to_string(), udf);
+    }
+
+    /// The function implementing `class`.
+    pub fn by_class(&self, class: &str) -> Option<&Udf> {
+        self.by_class.get(class)
+    }
+
+    /// The registered classes, for messages.
+    pub fn classes(&self) -> impl Iterator<Item = &str> {
+        self.by_class.keys().map(String::as_str)
+    }
+}
+
+/// A built-in or user-defined scalar function, resolved at planning.
+#[derive(Clone, Debug)]
+pub enum ScalarFunction {
+    /// `UPPER(s)`
+    Upper,
+    /// `LOWER(s)`
+    Lower,
+    /// `CONCAT(s, …)` (NULL if any argument is NULL, as in Flink)
+    Concat,
+    /// `CHAR_LENGTH(s)`
+    CharLength,
+    /// `SUBSTRING(s FROM start [FOR len])` (1-based)
+    Substring,
+    /// `TRIM(s)`
+    Trim,
+    /// `SPLIT_INDEX(s, sep, i)` (0-based; NULL past the end)
+    SplitIndex,
+    /// `REGEXP_EXTRACT(s, regex[, group])`; the pattern compiled once when it is a literal
+    RegexpExtract(Option<Arc<regex_lite::Regex>>),
+    /// `DATE_FORMAT(ts, 'yyyy-MM-dd HH:mm')` (a Java pattern, translated once)
+    DateFormat(Arc<str>),
+    /// `YEAR`, `MONTH`, `DAYOFMONTH`, `HOUR`, `MINUTE`, `SECOND` of a timestamp, and
+    /// `EXTRACT(unit FROM ts)`
+    Extract(TimeUnit),
+    /// `ABS(n)`
+    Abs,
+    /// `COALESCE(a, b, …)`
+    Coalesce,
+    /// `NULLIF(a, b)`
+    NullIf,
+    /// `TO_TIMESTAMP(s)` (`yyyy-MM-dd HH:mm:ss[.SSS]`)
+    ToTimestamp,
+    /// A user-defined function.
+    Udf(Udf),
+}
+
+/// A part of a timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TimeUnit {
+    /// The year.
+    Year,
+    /// The month, 1–12.
+    Month,
+    /// The day of the month.
+    Day,
+    /// The hour, 0–23.
+    Hour,
+    /// The minute.
+    Minute,
+    /// The second.
+    Second,
+}
+
+impl TimeUnit {
+    /// The unit of a function or `EXTRACT` name.
+    pub fn parse(name: &str) -> Option<TimeUnit> {
+        Some(match name.to_ascii_uppercase().as_str() {
+            "YEAR" => TimeUnit::Year,
+            "MONTH" => TimeUnit::Month,
+            "DAY" | "DAYOFMONTH" => TimeUnit::Day,
+            "HOUR" => TimeUnit::Hour,
+            "MINUTE" => TimeUnit::Minute,
+            "SECOND" => TimeUnit::Second,
+            _ => return None,
+        })
+    }
+}
+
+impl ScalarFunction {
+    /// The function's SQL name.
+    pub fn name(&self) -> &str {
+        match self {
+            ScalarFunction::Upper => "UPPER",
+            ScalarFunction::Lower => "LOWER",
+            ScalarFunction::Concat => "CONCAT",
+            ScalarFunction::CharLength => "CHAR_LENGTH",
+            ScalarFunction::Substring => "SUBSTRING",
+            ScalarFunction::Trim => "TRIM",
+            ScalarFunction::SplitIndex => "SPLIT_INDEX",
+            ScalarFunction::RegexpExtract(_) => "REGEXP_EXTRACT",
+            ScalarFunction::DateFormat(_) => "DATE_FORMAT",
+            ScalarFunction::Extract(_) => "EXTRACT",
+            ScalarFunction::Abs => "ABS",
+            ScalarFunction::Coalesce => "COALESCE",
+            ScalarFunction::NullIf => "NULLIF",
+            ScalarFunction::ToTimestamp => "TO_TIMESTAMP",
+            ScalarFunction::Udf(u) => u.name(),
+        }
+    }
+
+    /// Whether equal arguments always give equal results (constants may be folded).
+    pub fn is_deterministic(&self) -> bool {
+        true
+    }
+
+    /// Resolves a built-in by name, checking its arguments; `None` if there is no built-in
+    /// of that name. `args` are the bound arguments with their types; `literal` gives the
+    /// constant value of an argument, if it is one.
+    pub fn resolve(
+        name: &str,
+        args: &[(Expr, SqlType)],
+    ) -> Option<Result<(ScalarFunction, SqlType), PlanError>> {
+        let upper = name.to_ascii_uppercase();
+        let f = match upper.as_str() {
+            "UPPER" | "UCASE" => (ScalarFunction::Upper, 1..=1, SqlType::VARCHAR),
+            "LOWER" | "LCASE" => (ScalarFunction::Lower, 1..=1, SqlType::VARCHAR),
+            "CONCAT" => (ScalarFunction::Concat, 1..=usize::MAX, SqlType::VARCHAR),
+            "CHAR_LENGTH" | "CHARACTER_LENGTH" => {
+                (ScalarFunction::CharLength, 1..=1, SqlType::BIGINT)
+            }
+            "SUBSTRING" | "SUBSTR" => (ScalarFunction::Substring, 2..=3, SqlType::VARCHAR),
+            "TRIM" => (ScalarFunction::Trim, 1..=1, SqlType::VARCHAR),
+            "SPLIT_INDEX" => (ScalarFunction::SplitIndex, 3..=3, SqlType::VARCHAR),
+            "REGEXP_EXTRACT" => {
+                let compiled = match args.get(1) {
+                    Some((Expr::Literal(Scalar::Str(p)), _)) => match regex_lite::Regex::new(p) {
+                        Ok(r) => Some(Arc::new(r)),
+                        Err(e) => {
+                            return Some(Err(PlanError::invalid(format!(
+                                "REGEXP_EXTRACT: the pattern '{p}' is not a regular expression: {e}"
+                            ))))
+                        }
+                    },
+                    _ => None,
+                };
+                (
+                    ScalarFunction::RegexpExtract(compiled),
+                    2..=3,
+                    SqlType::VARCHAR,
+                )
+            }
+            "DATE_FORMAT" => {
+                let pattern = match args.get(1) {
+                    Some((Expr::Literal(Scalar::Str(p)), _)) => java_to_chrono(p),
+                    Some(_) => {
+                        return Some(Err(PlanError::unsupported(
+                            "DATE_FORMAT with a pattern that is not a literal",
+                        )))
+                    }
+                    None => String::new(),
+                };
+                (
+                    ScalarFunction::DateFormat(pattern.into()),
+                    2..=2,
+                    SqlType::VARCHAR,
+                )
+            }
+            "YEAR" | "MONTH" | "DAYOFMONTH" | "HOUR" | "MINUTE" | "SECOND" => (
+                ScalarFunction::Extract(TimeUnit::parse(&upper)?),
+                1..=1,
+                SqlType::BIGINT,
+            ),
+            "ABS" => (
+                ScalarFunction::Abs,
+                1..=1,
+                args.first().map(|a| a.1).unwrap_or(SqlType::BIGINT),
+            ),
+            "COALESCE" | "IFNULL" => (
+                ScalarFunction::Coalesce,
+                1..=usize::MAX,
+                args.iter()
+                    .map(|a| a.1)
+                    .find(|t| *t != SqlType::Null)
+                    .unwrap_or(SqlType::Null),
+            ),
+            "NULLIF" => (
+                ScalarFunction::NullIf,
+                2..=2,
+                args.first().map(|a| a.1).unwrap_or(SqlType::Null),
+            ),
+            "TO_TIMESTAMP" => (ScalarFunction::ToTimestamp, 1..=1, SqlType::TIMESTAMP),
+            _ => return None,
+        };
+        let (func, arity, returns) = f;
+        if !arity.contains(&args.len()) {
+            let want = if arity.end() == &usize::MAX {
+                format!("at least {}", arity.start())
+            } else if arity.start() == arity.end() {
+                format!("{}", arity.start())
+            } else {
+                format!("{} to {}", arity.start(), arity.end())
+            };
+            return Some(Err(PlanError::invalid(format!(
+                "{upper} takes {want} argument(s), got {}",
+                args.len()
+            ))));
+        }
+        if let Err(e) = check_arguments(&func, args) {
+            return Some(Err(e));
+        }
+        Some(Ok((func, returns)))
+    }
+
+    /// Calls the function on arguments evaluated from `row`.
+    pub fn call(&self, args: &[Expr], row: &[Scalar]) -> Result<Scalar, EvalError> {
+        use Scalar::*;
+        let arg = |i: usize| args[i].eval(row);
+        Ok(match self {
+            ScalarFunction::Upper => match arg(0)? {
+                Str(s) => Scalar::str(&s.to_uppercase()),
+                _ => Null,
+            },
+            ScalarFunction::Lower => match arg(0)? {
+                Str(s) => Scalar::str(&s.to_lowercase()),
+                _ => Null,
+            },
+            ScalarFunction::Concat => {
+                let mut out = compact_str::CompactString::default();
+                for a in args {
+                    match a.eval(row)? {
+                        Null => return Ok(Null),
+                        Str(s) => out.push_str(&s),
+                        v => out.push_str(&v.to_string()),
+                    }
+                }
+                Str(out)
+            }
+            ScalarFunction::CharLength => match arg(0)? {
+                Str(s) => Int(s.chars().count() as i64),
+                _ => Null,
+            },
+            ScalarFunction::Substring => {
+                let (s, start) = (arg(0)?, arg(1)?);
+                let len = if args.len() > 2 { Some(arg(2)?) } else { None };
+                match (s, start, len) {
+                    (Str(s), Int(start), None) => Scalar::str(
+                        &s.chars()
+                            .skip((start.max(1) - 1) as usize)
+                            .collect::<String>(),
+                    ),
+                    (Str(s), Int(start), Some(Int(len))) => {
+                        // SQL: characters start..start+len, where start may be ≤ 0.
+                        let end = start + len.max(0);
+                        let from = start.max(1);
+                        let take = (end - from).max(0) as usize;
+                        Scalar::str(
+                            &s.chars()
+                                .skip((from - 1) as usize)
+                                .take(take)
+                                .collect::<String>(),
+                        )
+                    }
+                    _ => Null,
+                }
+            }
+            ScalarFunction::Trim => match arg(0)? {
+                Str(s) => Scalar::str(s.trim()),
+                _ => Null,
+            },
+            ScalarFunction::SplitIndex => match (arg(0)?, arg(1)?, arg(2)?) {
+                (Str(s), Str(sep), Int(i)) if i >= 0 && !sep.is_empty() => {
+                    match s.split(sep.as_str()).nth(i as usize) {
+                        Some(part) => Scalar::str(part),
+                        None => Null,
+                    }
+                }
+                _ => Null,
+            },
+            ScalarFunction::RegexpExtract(compiled) => {
+                let s = arg(0)?;
+                let group = if args.len() > 2 { arg(2)? } else { Int(0) };
+                let Str(s) = s else { return Ok(Null) };
+                let Int(group) = group else { return Ok(Null) };
+                let owned;
+                let re = match compiled {
+                    Some(re) => re.as_ref(),
+                    None => match arg(1)? {
+                        Str(p) => {
+                            owned = regex_lite::Regex::new(&p).map_err(|e| {
+                                EvalError(format!("REGEXP_EXTRACT: bad pattern '{p}': {e}"))
+                            })?;
+                            &owned
+                        }
+                        _ => return Ok(Null),
+                    },
+                };
+                match re.captures(&s).and_then(|c| c.get(group as usize)) {
+                    Some(m) => Scalar::str(m.as_str()),
+                    None => Null,
+                }
+            }
+            ScalarFunction::DateFormat(pattern) => match arg(0)? {
+                TimestampMs(ms) => match DateTime::from_timestamp_millis(ms) {
+                    Some(t) => Scalar::str(&t.format(pattern).to_string()),
+                    None => Null,
+                },
+                Str(s) => match crate::expr::parse_timestamp_ms(&s)
+                    .and_then(DateTime::from_timestamp_millis)
+                {
+                    Some(t) => Scalar::str(&t.format(pattern).to_string()),
+                    None => Null,
+                },
+                _ => Null,
+            },
+            ScalarFunction::Extract(unit) => match arg(0)? {
+                TimestampMs(ms) => match DateTime::from_timestamp_millis(ms) {
+                    Some(t) => Int(match unit {
+                        TimeUnit::Year => t.year() as i64,
+                        TimeUnit::Month => t.month() as i64,
+                        TimeUnit::Day => t.day() as i64,
+                        TimeUnit::Hour => t.hour() as i64,
+                        TimeUnit::Minute => t.minute() as i64,
+                        TimeUnit::Second => t.second() as i64,
+                    }),
+                    None => Null,
+                },
+                _ => Null,
+            },
+            ScalarFunction::Abs => match arg(0)? {
+                Int(v) => Int(v.wrapping_abs()),
+                Float(v) => Scalar::float(v.get().abs()),
+                Decimal(d) => Decimal(d.abs()),
+                _ => Null,
+            },
+            ScalarFunction::Coalesce => {
+                for a in args {
+                    let v = a.eval(row)?;
+                    if !v.is_null() {
+                        return Ok(v);
+                    }
+                }
+                Null
+            }
+            ScalarFunction::NullIf => {
+                let (a, b) = (arg(0)?, arg(1)?);
+                if a == b {
+                    Null
+                } else {
+                    a
+                }
+            }
+            ScalarFunction::ToTimestamp => match arg(0)? {
+                Str(s) => match crate::expr::parse_timestamp_ms(&s) {
+                    Some(ms) => TimestampMs(ms),
+                    None => Null,
+                },
+                _ => Null,
+            },
+            ScalarFunction::Udf(udf) => {
+                let values = args
+                    .iter()
+                    .map(|a| a.eval(row))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (udf.body)(&values).map_err(|e| EvalError(format!("{}: {e}", udf.name)))?
+            }
+        })
+    }
+}
+
+/// The result type of a user-defined function.
+pub fn udf_type(udf: &Udf) -> SqlType {
+    SqlType::Data(udf.returns)
+}
+
+fn check_arguments(func: &ScalarFunction, args: &[(Expr, SqlType)]) -> Result<(), PlanError> {
+    let want = |i: usize, ok: bool, what: &str| -> Result<(), PlanError> {
+        if ok {
+            Ok(())
+        } else {
+            Err(PlanError::invalid(format!(
+                "type mismatch: argument {} of {} must be {what}, got {}",
+                i + 1,
+                func.name(),
+                args[i].1
+            )))
+        }
+    };
+    match func {
+        ScalarFunction::Upper
+        | ScalarFunction::Lower
+        | ScalarFunction::CharLength
+        | ScalarFunction::Trim
+        | ScalarFunction::ToTimestamp => want(0, args[0].1.is_string(), "a string"),
+        ScalarFunction::Substring => {
+            want(0, args[0].1.is_string(), "a string")?;
+            want(1, args[1].1 == SqlType::BIGINT, "an integer")
+        }
+        ScalarFunction::SplitIndex => {
+            want(0, args[0].1.is_string(), "a string")?;
+            want(1, args[1].1.is_string(), "a string")?;
+            want(2, args[2].1 == SqlType::BIGINT, "an integer")
+        }
+        ScalarFunction::RegexpExtract(_) => {
+            want(0, args[0].1.is_string(), "a string")?;
+            want(1, args[1].1.is_string(), "a string")
+        }
+        ScalarFunction::DateFormat(_) | ScalarFunction::Extract(_) => want(
+            0,
+            args[0].1.is_temporal() || args[0].1.is_string(),
+            "a timestamp",
+        ),
+        ScalarFunction::Abs => want(0, args[0].1.is_numeric(), "a number"),
+        _ => Ok(()),
+    }
+}
+
+/// Translates a Java `SimpleDateFormat` pattern (`yyyy-MM-dd HH:mm:ss.SSS`) into chrono's
+/// `strftime` form. Quoted text (`'T'`) is kept literally.
+pub fn java_to_chrono(pattern: &str) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let mut n = 1;
+        while i + n < chars.len() && chars[i + n] == c {
+            n += 1;
+        }
+        match c {
+            'y' => out.push_str(if n == 2 { "%y" } else { "%Y" }),
+            'M' => out.push_str(match n {
+                1 => "%-m",
+                2 => "%m",
+                3 => "%b",
+                _ => "%B",
+            }),
+            'd' => out.push_str(if n == 1 { "%-d" } else { "%d" }),
+            'H' => out.push_str(if n == 1 { "%-H" } else { "%H" }),
+            'h' => out.push_str(if n == 1 { "%-I" } else { "%I" }),
+            'm' => out.push_str(if n == 1 { "%-M" } else { "%M" }),
+            's' => out.push_str(if n == 1 { "%-S" } else { "%S" }),
+            'S' => out.push_str(match n {
+                1..=3 => "%3f",
+                _ => "%6f",
+            }),
+            'a' => out.push_str("%p"),
+            'E' => out.push_str(if n <= 3 { "%a" } else { "%A" }),
+            'D' => out.push_str("%j"),
+            '\'' => {
+                // Quoted literal text up to the next quote.
+                let mut j = i + 1;
+                while j < chars.len() && chars[j] != '\'' {
+                    push_literal(&mut out, chars[j]);
+                    j += 1;
+                }
+                i = j + 1;
+                continue;
+            }
+            other => {
+                for _ in 0..n {
+                    push_literal(&mut out, other);
+                }
+            }
+        }
+        i += n;
+    }
+    out
+}
+
+fn push_literal(out: &mut String, c: char) {
+    if c == '%' {
+        out.push_str("%%");
+    } else {
+        out.push(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_patterns() {
+        assert_eq!(java_to_chrono("yyyy-MM-dd"), "%Y-%m-%d");
+        assert_eq!(java_to_chrono("HH:mm"), "%H:%M");
+        assert_eq!(
+            java_to_chrono("yyyy-MM-dd'T'HH:mm:ss.SSS"),
+            "%Y-%m-%dT%H:%M:%S.%3f"
+        );
+    }
+
+    #[test]
+    fn string_functions() {
+        let lit = |s: &str| Expr::Literal(Scalar::str(s));
+        let split = ScalarFunction::SplitIndex;
+        assert_eq!(
+            split
+                .call(
+                    &[lit("a,b,c"), lit(","), Expr::Literal(Scalar::Int(1))],
+                    &[]
+                )
+                .unwrap(),
+            Scalar::str("b")
+        );
+        assert_eq!(
+            split
+                .call(
+                    &[lit("a,b,c"), lit(","), Expr::Literal(Scalar::Int(5))],
+                    &[]
+                )
+                .unwrap(),
+            Scalar::Null
+        );
+        let sub = ScalarFunction::Substring;
+        assert_eq!(
+            sub.call(
+                &[
+                    lit("streamcore"),
+                    Expr::Literal(Scalar::Int(7)),
+                    Expr::Literal(Scalar::Int(4))
+                ],
+                &[]
+            )
+            .unwrap(),
+            Scalar::str("core")
+        );
+        let (re, _) = ScalarFunction::resolve(
+            "REGEXP_EXTRACT",
+            &[
+                (lit("x"), SqlType::VARCHAR),
+                (lit("(&|^)channel_id=([^&]*)"), SqlType::VARCHAR),
+            ],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            re.call(
+                &[
+                    lit("https://x.com/item?a=1&channel_id=99"),
+                    lit(""),
+                    Expr::Literal(Scalar::Int(2))
+                ],
+                &[]
+            )
+            .unwrap(),
+            Scalar::str("99")
+        );
+    }
+
+    #[test]
+    fn count_char_udf() {
+        let r = FunctionRegistry::with_builtins();
+        let f = r
+            .by_class("com.github.nexmark.flink.udf.CountChar")
+            .unwrap();
+        assert_eq!(
+            (f.body)(&[Scalar::str("abcabc"), Scalar::str("c")]).unwrap(),
+            Scalar::Int(2)
+        );
+    }
+
+    #[test]
+    fn wrong_argument_types_are_named() {
+        let e =
+            ScalarFunction::resolve("UPPER", &[(Expr::Literal(Scalar::Int(1)), SqlType::BIGINT)])
+                .unwrap()
+                .unwrap_err();
+        assert_eq!(
+            e.message(),
+            "type mismatch: argument 1 of UPPER must be a string, got BIGINT"
+        );
+    }
+}

@@ -1,0 +1,430 @@
+//! The physical planner: a logical [`Plan`] onto streamcore operators. Append-only edges are
+//! `Stream<Row>`, updating edges `Stream<Change<Row>>` ([`SqlStream`]), so the changelog mode
+//! is carried by the types the engine already checks. Stateful operators get ids derived from
+//! the plan ([`Plan::digest`]), so a restarted job finds its state.
+
+use crate::aggregate::RowAggregate;
+use crate::catalog::TableDef;
+use crate::connectors::{self, NexmarkKind};
+use crate::error::PlanError;
+use crate::expr::{CmpOp, Expr};
+use crate::plan::{Node, Plan, WindowKind};
+use std::time::Duration;
+use streamcore::changelog::Change;
+use streamcore::row::{Row, Scalar};
+use streamcore::window::{WindowResult, Windows};
+use streamcore::{Job, Stream, Timestamp, WatermarkStrategy};
+
+/// A planned edge: append-only rows, or a changelog of rows.
+pub enum SqlStream {
+    /// Append-only.
+    Append(Stream<Row>),
+    /// Updating.
+    Updating(Stream<Change<Row>>),
+}
+
+impl SqlStream {
+    /// The stream as a changelog (appends become `+I`).
+    pub fn into_changes(self) -> Stream<Change<Row>> {
+        match self {
+            SqlStream::Append(s) => s.map(Change::Insert),
+            SqlStream::Updating(s) => s,
+        }
+    }
+}
+
+/// Plans into one job.
+pub struct PhysicalPlanner<'j> {
+    job: &'j mut Job,
+    /// Ids given out so far, to make identical subtrees distinct (`#n`).
+    ids: std::collections::HashMap<String, usize>,
+    /// `table.exec.state.ttl`, if set.
+    pub state_ttl: Option<Duration>,
+}
+
+/// 64-bit FNV-1a: a stable hash (fixed forever, unlike seeded hashers) of a plan's digest.
+pub fn fnv1a(text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+impl<'j> PhysicalPlanner<'j> {
+    /// A planner adding to `job`.
+    pub fn new(job: &'j mut Job) -> Self {
+        PhysicalPlanner {
+            job,
+            ids: Default::default(),
+            state_ttl: None,
+        }
+    }
+
+    /// The job being built.
+    pub fn job(&mut self) -> &mut Job {
+        self.job
+    }
+
+    /// A stable id for a stateful operator of `plan`.
+    pub fn uid(&mut self, prefix: &str, plan: &Plan) -> String {
+        let base = format!("{prefix}:{:016x}", fnv1a(&plan.digest()));
+        let n = self.ids.entry(base.clone()).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            base
+        } else {
+            format!("{base}#{n}")
+        }
+    }
+
+    /// Plans `plan`.
+    pub fn build(&mut self, plan: &Plan) -> Result<SqlStream, PlanError> {
+        match &plan.node {
+            Node::Scan { table } => Ok(SqlStream::Append(self.scan(
+                plan,
+                table,
+                NexmarkKind::All,
+            )?)),
+            Node::Values { rows } => {
+                let rows: Vec<Row> = rows.iter().map(|r| Row::new(r.clone())).collect();
+                Ok(SqlStream::Append(self.job.from_vec("values", rows)))
+            }
+            Node::Filter { input, predicate } => {
+                let stream = match (&input.node, nexmark_kind(input, predicate)) {
+                    (Node::Scan { table }, Some(kind)) => {
+                        SqlStream::Append(self.scan(input, table, kind)?)
+                    }
+                    _ => self.build(input)?,
+                };
+                let p = predicate.clone();
+                Ok(match stream {
+                    SqlStream::Append(s) => SqlStream::Append(
+                        s.try_filter(move |r: &Row| p.test(&r.values))
+                            .name("Calc(filter)"),
+                    ),
+                    SqlStream::Updating(s) => SqlStream::Updating(
+                        s.try_filter(move |c: &Change<Row>| p.test(&c.row().values))
+                            .name("Calc(filter)"),
+                    ),
+                })
+            }
+            Node::Project { input, exprs } => {
+                let stream = self.build(input)?;
+                if is_identity(exprs, input.fields.len()) {
+                    return Ok(stream);
+                }
+                let exprs: std::sync::Arc<[Expr]> = exprs.clone().into();
+                let project = move |r: &Row| -> Result<Row, crate::expr::EvalError> {
+                    let values = exprs
+                        .iter()
+                        .map(|e| e.eval(&r.values))
+                        .collect::<Result<Vec<Scalar>, _>>()?;
+                    Ok(Row {
+                        values: values.into(),
+                        time: r.time,
+                    })
+                };
+                Ok(match stream {
+                    SqlStream::Append(s) => {
+                        SqlStream::Append(s.try_map(project).name("Calc(project)"))
+                    }
+                    SqlStream::Updating(s) => SqlStream::Updating(
+                        s.try_map(move |c: &Change<Row>| {
+                            let row = project(c.row())?;
+                            Ok::<_, crate::expr::EvalError>(Change::new(c.kind(), row))
+                        })
+                        .name("Calc(project)"),
+                    ),
+                })
+            }
+            Node::WindowTvf { input, window } => {
+                let SqlStream::Append(s) = self.build(input)? else {
+                    return Err(PlanError::invalid(
+                        "a window table function over an updating input",
+                    ));
+                };
+                let window = *window;
+                Ok(SqlStream::Append(
+                    s.flat_map(move |r: Row| assign_windows(window, r))
+                        .name("WindowTableFunction"),
+                ))
+            }
+            Node::WindowAggregate {
+                input,
+                window,
+                keys,
+                aggs,
+            } => {
+                let SqlStream::Append(s) = self.build(input)? else {
+                    return Err(PlanError::invalid(
+                        "a window aggregate over an updating input",
+                    ));
+                };
+                let uid = self.uid("window-agg", plan);
+                let nkeys = *keys;
+                let key_cols: Vec<usize> = (0..nkeys).collect();
+                let agg = RowAggregate::new(aggs.clone());
+                let windows = match *window {
+                    WindowKind::Tumble { size } => Windows::tumbling(ms(size)),
+                    WindowKind::Hop { slide, size } => Windows::sliding(ms(size), ms(slide)),
+                    WindowKind::Session { gap } => Windows::session(ms(gap)),
+                    WindowKind::Cumulate { .. } => {
+                        return Err(PlanError::unsupported("CUMULATE windows (planned next)"))
+                    }
+                };
+                let results: Stream<WindowResult<Row, Row>> = s
+                    .key_by(move |r: &Row| r.key(&key_cols))
+                    .window(windows)
+                    .aggregate(agg)
+                    .name("WindowAggregate")
+                    .uid(&uid);
+                Ok(SqlStream::Append(
+                    results
+                        .map(|w: WindowResult<Row, Row>| {
+                            let end = w.window.end.0;
+                            let mut values: Vec<Scalar> =
+                                Vec::with_capacity(w.key.len() + w.value.len() + 3);
+                            values.extend(w.key.values.iter().cloned());
+                            values.extend(w.value.values.iter().cloned());
+                            values.push(Scalar::TimestampMs(w.window.start.0));
+                            values.push(Scalar::TimestampMs(end));
+                            values.push(Scalar::TimestampMs(end - 1));
+                            Row {
+                                values: values.into(),
+                                time: Timestamp(end - 1),
+                            }
+                        })
+                        .name("Calc(window)"),
+                ))
+            }
+            Node::Aggregate { input, keys, aggs } => {
+                let stream = self.build(input)?;
+                let uid = self.uid("group-agg", plan);
+                let nkeys = *keys;
+                let key_cols: Vec<usize> = (0..nkeys).collect();
+                let agg = RowAggregate::new(aggs.clone());
+                let ttl = self.state_ttl;
+                let changes: Stream<Change<(Row, Row)>> = match stream {
+                    SqlStream::Append(s) => {
+                        let mut keyed = s.key_by(move |r: &Row| r.key(&key_cols));
+                        if let Some(ttl) = ttl {
+                            keyed = keyed.state_ttl(ttl);
+                        }
+                        keyed.group_aggregate(agg).name("GroupAggregate").uid(&uid)
+                    }
+                    SqlStream::Updating(s) => {
+                        let mut keyed = s.key_by(move |c: &Change<Row>| c.row().key(&key_cols));
+                        if let Some(ttl) = ttl {
+                            keyed = keyed.state_ttl(ttl);
+                        }
+                        keyed
+                            .group_aggregate_changes(agg)
+                            .name("GroupAggregate")
+                            .uid(&uid)
+                    }
+                };
+                Ok(SqlStream::Updating(changes.map(|c: Change<(Row, Row)>| {
+                    c.map(|(k, v)| {
+                        let mut values: Vec<Scalar> = Vec::with_capacity(k.len() + v.len());
+                        values.extend(k.values.iter().cloned());
+                        values.extend(v.values.iter().cloned());
+                        Row::new(values)
+                    })
+                })))
+            }
+            Node::Union { inputs } => {
+                let mut streams = Vec::new();
+                for i in inputs {
+                    streams.push(self.build(i)?);
+                }
+                let any_updating = streams.iter().any(|s| matches!(s, SqlStream::Updating(_)));
+                let mut it = streams.into_iter();
+                let first = it.next().expect("a union has inputs");
+                if any_updating {
+                    let mut acc = first.into_changes();
+                    for s in it {
+                        acc = acc.union(s.into_changes());
+                    }
+                    Ok(SqlStream::Updating(acc))
+                } else {
+                    let SqlStream::Append(mut acc) = first else {
+                        unreachable!()
+                    };
+                    for s in it {
+                        let SqlStream::Append(s) = s else {
+                            unreachable!()
+                        };
+                        acc = acc.union(s);
+                    }
+                    Ok(SqlStream::Append(acc))
+                }
+            }
+        }
+    }
+
+    fn scan(
+        &mut self,
+        plan: &Plan,
+        table: &TableDef,
+        kind: NexmarkKind,
+    ) -> Result<Stream<Row>, PlanError> {
+        let name = format!("{}", table.name);
+        let uid = self.uid(&format!("src:{}", table.name), plan);
+        let connector = table.connector()?;
+        let stream = match connector {
+            "nexmark" => connectors::nexmark_stream(self.job, &name, table, kind)?,
+            "filesystem" => connectors::filesystem_stream(self.job, &name, table)?,
+            "values" => {
+                let rows = connectors::values_rows(table)?;
+                self.job.from_vec(&name, rows)
+            }
+            other => {
+                return Err(PlanError::invalid(format!(
+                    "table `{}`: connector '{other}' cannot be read{}",
+                    table.name,
+                    match other {
+                        "print" | "blackhole" => " (it is a sink)".to_string(),
+                        _ => format!(" (sources: nexmark, filesystem, values{})", ""),
+                    }
+                )))
+            }
+        };
+        let stream = stream.uid(&uid);
+        Ok(match table.watermark_delay_ms {
+            Some(delay) => stream.with_watermarks(WatermarkStrategy::bounded_out_of_orderness(
+                Duration::from_millis(delay.max(0) as u64),
+            )),
+            None => stream,
+        })
+    }
+}
+
+fn ms(v: i64) -> Duration {
+    Duration::from_millis(v as u64)
+}
+
+fn is_identity(exprs: &[Expr], width: usize) -> bool {
+    exprs.len() == width
+        && exprs
+            .iter()
+            .enumerate()
+            .all(|(i, e)| matches!(e, Expr::Column(c) if *c == i))
+}
+
+/// The event kind a filter right above a `nexmark` scan selects (`event_type = k`).
+fn nexmark_kind(input: &Plan, predicate: &Expr) -> Option<NexmarkKind> {
+    let Node::Scan { table } = &input.node else {
+        return None;
+    };
+    if table.options.get("connector").map(String::as_str) != Some("nexmark") {
+        return None;
+    }
+    let event_type = table.columns.iter().position(|c| c.name == "event_type")?;
+    let k = match predicate {
+        Expr::Cmp(CmpOp::Eq, l, r) => match (l.as_ref(), r.as_ref()) {
+            (Expr::Column(c), Expr::Literal(Scalar::Int(k)))
+            | (Expr::Literal(Scalar::Int(k)), Expr::Column(c))
+                if *c == event_type =>
+            {
+                *k
+            }
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(match k {
+        0 => NexmarkKind::Person,
+        1 => NexmarkKind::Auction,
+        2 => NexmarkKind::Bid,
+        _ => return None,
+    })
+}
+
+/// The rows of `row` with its windows' `window_start`, `window_end`, `window_time` appended.
+fn assign_windows(window: WindowKind, row: Row) -> Vec<Row> {
+    let t = row.time.0;
+    let with = |start: i64, end: i64| {
+        let mut values: Vec<Scalar> = row.values.iter().cloned().collect();
+        values.push(Scalar::TimestampMs(start));
+        values.push(Scalar::TimestampMs(end));
+        values.push(Scalar::TimestampMs(end - 1));
+        Row {
+            values: values.into(),
+            time: Timestamp(end - 1),
+        }
+    };
+    match window {
+        WindowKind::Tumble { size } => {
+            let start = t - t.rem_euclid(size);
+            vec![with(start, start + size)]
+        }
+        WindowKind::Hop { slide, size } => {
+            let last = t - t.rem_euclid(slide);
+            let mut out = Vec::new();
+            let mut start = last;
+            while start > t - size {
+                out.push(with(start, start + size));
+                start -= slide;
+            }
+            out.reverse();
+            out
+        }
+        WindowKind::Cumulate { step, size } => {
+            let start = t - t.rem_euclid(size);
+            let first_end = t - t.rem_euclid(step) + step;
+            let mut out = Vec::new();
+            let mut end = first_end;
+            while end <= start + size {
+                out.push(with(start, end));
+                end += step;
+            }
+            out
+        }
+        WindowKind::Session { .. } => vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_of_a_row() {
+        let row = Row::of([Scalar::Int(1)]);
+        let row = Row {
+            time: Timestamp(12_500),
+            ..row
+        };
+        let hop = assign_windows(
+            WindowKind::Hop {
+                slide: 2_000,
+                size: 10_000,
+            },
+            row.clone(),
+        );
+        let starts: Vec<String> = hop.iter().map(|r| r.get(1).to_string()).collect();
+        assert_eq!(starts.len(), 5);
+        assert_eq!(hop[0].get(1), &Scalar::TimestampMs(4_000));
+        assert_eq!(hop[4].get(1), &Scalar::TimestampMs(12_000));
+        let cum = assign_windows(
+            WindowKind::Cumulate {
+                step: 5_000,
+                size: 20_000,
+            },
+            row,
+        );
+        let ends: Vec<&Scalar> = cum.iter().map(|r| r.get(2)).collect();
+        assert_eq!(
+            ends,
+            vec![&Scalar::TimestampMs(15_000), &Scalar::TimestampMs(20_000)]
+        );
+    }
+
+    #[test]
+    fn ids_are_stable() {
+        assert_eq!(fnv1a(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a("a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

@@ -1,0 +1,292 @@
+//! The logical plan: what a query computes, as a tree of [`Plan`] nodes whose output fields
+//! and changelog mode are known — append-only, or updating (rows withdrawn and replaced) — so
+//! that a sink that cannot take updates is refused before anything runs.
+
+use crate::catalog::{PlanField, TableDef};
+use crate::expr::Expr;
+use std::fmt::{self, Write};
+use std::sync::Arc;
+use streamcore::row::{DataType, Scalar};
+
+/// A node of the plan, with its output.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// What the node does.
+    pub node: Node,
+    /// Its output columns.
+    pub fields: Vec<PlanField>,
+    /// Whether its output is updating (a changelog) rather than append-only.
+    pub updating: bool,
+    /// The output column holding the rowtime (event time), if one survives.
+    pub rowtime: Option<usize>,
+}
+
+/// A window of a window table function or a legacy `GROUP BY TUMBLE(…)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WindowKind {
+    /// `TUMBLE(…, size)`.
+    Tumble {
+        /// Size in ms.
+        size: i64,
+    },
+    /// `HOP(…, slide, size)`.
+    Hop {
+        /// Slide in ms.
+        slide: i64,
+        /// Size in ms.
+        size: i64,
+    },
+    /// `SESSION(…, gap)`.
+    Session {
+        /// Gap in ms.
+        gap: i64,
+    },
+    /// `CUMULATE(…, step, size)`.
+    Cumulate {
+        /// Step in ms.
+        step: i64,
+        /// Maximum size in ms.
+        size: i64,
+    },
+}
+
+impl fmt::Display for WindowKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WindowKind::Tumble { size } => write!(f, "TUMBLE(size={size}ms)"),
+            WindowKind::Hop { slide, size } => write!(f, "HOP(slide={slide}ms, size={size}ms)"),
+            WindowKind::Session { gap } => write!(f, "SESSION(gap={gap}ms)"),
+            WindowKind::Cumulate { step, size } => {
+                write!(f, "CUMULATE(step={step}ms, size={size}ms)")
+            }
+        }
+    }
+}
+
+/// An aggregate function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AggFunc {
+    /// `COUNT(*)` / `COUNT(x)` (non-null values).
+    Count,
+    /// `SUM(x)`.
+    Sum,
+    /// `MIN(x)`.
+    Min,
+    /// `MAX(x)`.
+    Max,
+    /// `AVG(x)`.
+    Avg,
+}
+
+/// One aggregate call over the columns of the aggregate's (pre-projected) input.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AggCall {
+    /// The function.
+    pub func: AggFunc,
+    /// The argument column (`None` for `COUNT(*)`).
+    pub arg: Option<usize>,
+    /// `DISTINCT` was given.
+    pub distinct: bool,
+    /// The boolean column of `FILTER (WHERE …)`, if any.
+    pub filter: Option<usize>,
+    /// The result type.
+    pub ty: DataType,
+}
+
+/// What a plan node does.
+#[derive(Clone, Debug)]
+pub enum Node {
+    /// Reads a table.
+    Scan {
+        /// The table.
+        table: Arc<TableDef>,
+    },
+    /// Literal rows (`VALUES`).
+    Values {
+        /// The rows.
+        rows: Vec<Vec<Scalar>>,
+    },
+    /// Keeps the rows the predicate accepts.
+    Filter {
+        /// The input.
+        input: Box<Plan>,
+        /// The predicate over the input's columns.
+        predicate: Expr,
+    },
+    /// Computes the output columns.
+    Project {
+        /// The input.
+        input: Box<Plan>,
+        /// One expression per output column.
+        exprs: Vec<Expr>,
+    },
+    /// A window table function not followed by a window aggregate: each row gets its
+    /// window's `window_start`, `window_end` and `window_time` (tumbling windows only).
+    WindowTvf {
+        /// The input.
+        input: Box<Plan>,
+        /// The window.
+        window: WindowKind,
+    },
+    /// A window aggregate: output `keys…, aggregates…, window_start, window_end,
+    /// window_time`, once per window when the watermark passes its end (append-only).
+    WindowAggregate {
+        /// The input: group keys first, then the aggregates' arguments.
+        input: Box<Plan>,
+        /// The window.
+        window: WindowKind,
+        /// The number of leading key columns.
+        keys: usize,
+        /// The aggregate calls.
+        aggs: Vec<AggCall>,
+    },
+    /// A group aggregate: output `keys…, aggregates…`, updated as rows arrive (updating).
+    Aggregate {
+        /// The input: group keys first, then the aggregates' arguments.
+        input: Box<Plan>,
+        /// The number of leading key columns.
+        keys: usize,
+        /// The aggregate calls.
+        aggs: Vec<AggCall>,
+    },
+    /// `UNION ALL` of inputs with the same columns.
+    Union {
+        /// The inputs.
+        inputs: Vec<Plan>,
+    },
+}
+
+impl Plan {
+    /// The node's inputs.
+    pub fn inputs(&self) -> Vec<&Plan> {
+        match &self.node {
+            Node::Scan { .. } | Node::Values { .. } => vec![],
+            Node::Filter { input, .. }
+            | Node::Project { input, .. }
+            | Node::WindowTvf { input, .. }
+            | Node::WindowAggregate { input, .. }
+            | Node::Aggregate { input, .. } => vec![input],
+            Node::Union { inputs } => inputs.iter().collect(),
+        }
+    }
+
+    /// The node's name in `EXPLAIN`.
+    pub fn kind(&self) -> &'static str {
+        match &self.node {
+            Node::Scan { .. } => "TableSourceScan",
+            Node::Values { .. } => "Values",
+            Node::Filter { .. } => "Calc(filter)",
+            Node::Project { .. } => "Calc(project)",
+            Node::WindowTvf { .. } => "WindowTableFunction",
+            Node::WindowAggregate { .. } => "WindowAggregate",
+            Node::Aggregate { .. } => "GroupAggregate",
+            Node::Union { .. } => "Union",
+        }
+    }
+
+    /// A canonical one-line text of this node and everything upstream of it: the input of
+    /// the stable operator ids (changes when what feeds the operator changes).
+    pub fn digest(&self) -> String {
+        let mut s = String::new();
+        self.write_digest(&mut s);
+        s
+    }
+
+    fn write_digest(&self, s: &mut String) {
+        let _ = write!(s, "{}[{}](", self.kind(), self.detail());
+        for (i, input) in self.inputs().into_iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            input.write_digest(s);
+        }
+        s.push(')');
+    }
+
+    /// What `EXPLAIN` says about the node itself.
+    pub fn detail(&self) -> String {
+        let names = |fields: &[PlanField]| {
+            fields
+                .iter()
+                .map(|f| f.name.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match &self.node {
+            Node::Scan { table } => format!(
+                "table={}, connector={}, fields=[{}]",
+                table.name,
+                table
+                    .options
+                    .get("connector")
+                    .map(String::as_str)
+                    .unwrap_or("?"),
+                names(&self.fields)
+            ),
+            Node::Values { rows } => format!("rows={}", rows.len()),
+            Node::Filter { predicate, .. } => format!("where={predicate}"),
+            Node::Project { exprs, .. } => exprs
+                .iter()
+                .zip(&self.fields)
+                .map(|(e, f)| match e {
+                    Expr::Column(_) => format!("{e} AS {}", f.name),
+                    _ => format!("{e} AS {}", f.name),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            Node::WindowTvf { window, .. } => format!("window={window}"),
+            Node::WindowAggregate {
+                window, keys, aggs, ..
+            } => format!(
+                "window={window}, groupBy=[{}], select=[{}]",
+                names(&self.fields[..*keys]),
+                agg_list(aggs)
+            ),
+            Node::Aggregate { keys, aggs, .. } => format!(
+                "groupBy=[{}], select=[{}]",
+                names(&self.fields[..*keys]),
+                agg_list(aggs)
+            ),
+            Node::Union { inputs } => format!("inputs={}", inputs.len()),
+        }
+    }
+
+    /// The plan as an indented tree, with each node's changelog mode (`[I]` append-only,
+    /// `[I,UB,UA,D]` updating), as `EXPLAIN CHANGELOG_MODE` prints it.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        self.explain_into(&mut out, 0);
+        out
+    }
+
+    fn explain_into(&self, out: &mut String, depth: usize) {
+        let _ = writeln!(
+            out,
+            "{}{}({}), changelogMode=[{}]",
+            "  ".repeat(depth),
+            self.kind(),
+            self.detail(),
+            if self.updating { "I,UB,UA,D" } else { "I" }
+        );
+        for input in self.inputs() {
+            input.explain_into(out, depth + 1);
+        }
+    }
+}
+
+fn agg_list(aggs: &[AggCall]) -> String {
+    aggs.iter()
+        .map(|a| {
+            let f = format!("{:?}", a.func).to_uppercase();
+            let arg = match a.arg {
+                Some(c) => format!("{}${c}", if a.distinct { "DISTINCT " } else { "" }),
+                None => "*".into(),
+            };
+            match a.filter {
+                Some(c) => format!("{f}({arg}) FILTER ${c}"),
+                None => format!("{f}({arg})"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

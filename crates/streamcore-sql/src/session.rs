@@ -1,0 +1,670 @@
+//! [`Session`]: runs a SQL script statement by statement — DDL into the catalog, `SET` into
+//! the session's options, `SHOW`/`DESCRIBE`/`EXPLAIN` answered at once, every `INSERT INTO`
+//! queued into the statement set that runs as one job, and a `SELECT` handed back as a plan
+//! to run into the caller's sink (the terminal, a test's collector).
+
+use crate::binder::{bind_computed, fit_to_sink, Binder};
+use crate::catalog::{Catalog, ColumnSource, PlanField, TableColumn, TableDef};
+use crate::connectors::{self, BlackholeSink, PrintSink, CONNECTORS};
+use crate::error::{did_you_mean, PlanError};
+use crate::format::{CsvRow, JsonRow};
+use crate::parser::{parse_script, ColumnKind, CreateTable, FlinkStatement};
+use crate::physical::{PhysicalPlanner, SqlStream};
+use crate::plan::Plan;
+use crate::types::{from_ast, SqlType};
+use sqlparser::ast::{self, ObjectType, Spanned, Statement};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use streamcore::changelog::Change;
+use streamcore::row::Row;
+use streamcore::{Job, JobConfig};
+use streamcore_connectors::{CsvSink, JsonLinesSink};
+
+/// What a statement produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A statement that changed the session (`CREATE`, `SET`, `DROP`): what it did.
+    Done(String),
+    /// An `INSERT` queued into the statement set.
+    Queued(String),
+    /// A table of text (`SHOW TABLES`, `DESCRIBE`).
+    Table {
+        /// Column headers.
+        header: Vec<String>,
+        /// Rows.
+        rows: Vec<Vec<String>>,
+    },
+    /// `EXPLAIN`'s plan.
+    Explain(String),
+    /// A `SELECT` to run.
+    Query(Box<Plan>),
+}
+
+/// An `INSERT` waiting in the statement set.
+#[derive(Clone, Debug)]
+pub struct PendingInsert {
+    /// The sink table.
+    pub sink: Arc<TableDef>,
+    /// The query, fitted to the sink's columns.
+    pub plan: Plan,
+}
+
+/// A SQL session: a catalog, options, and the statement set being built.
+#[derive(Default)]
+pub struct Session {
+    /// Tables, views, functions, options.
+    pub catalog: Catalog,
+    /// The `INSERT`s queued so far.
+    pub pending: Vec<PendingInsert>,
+}
+
+impl Session {
+    /// A new session.
+    pub fn new() -> Self {
+        Session::default()
+    }
+
+    /// Runs every statement of `sql` (DDL, SET, SHOW, EXPLAIN; INSERTs are queued; a SELECT's
+    /// plan is returned), stopping at the first error.
+    pub fn execute_script(&mut self, sql: &str) -> Result<Vec<Outcome>, PlanError> {
+        let statements = parse_script(sql)?;
+        statements.into_iter().map(|s| self.execute(s)).collect()
+    }
+
+    /// Runs one parsed statement.
+    pub fn execute(&mut self, statement: FlinkStatement) -> Result<Outcome, PlanError> {
+        match statement {
+            FlinkStatement::CreateTable(t) => {
+                let name = t.name.to_string();
+                let if_not_exists = t.if_not_exists;
+                let def = self.table_def(t)?;
+                self.catalog.add_table(def, if_not_exists)?;
+                Ok(Outcome::Done(format!("table `{name}` created")))
+            }
+            FlinkStatement::CreateFunction {
+                name,
+                class,
+                if_not_exists,
+                ..
+            } => {
+                let fname = name.to_string();
+                if if_not_exists && self.catalog.function(&fname).is_some() {
+                    return Ok(Outcome::Done(format!("function `{fname}` exists")));
+                }
+                let udf = self.catalog.registry.by_class(&class).cloned().ok_or_else(|| {
+                    PlanError::invalid(format!(
+                        "function `{fname}`: no implementation of class '{class}' is registered (register a Rust function under that class with FunctionRegistry::register; registered: {})",
+                        self.catalog.registry.classes().collect::<Vec<_>>().join(", ")
+                    ))
+                    .at(name.span())
+                })?;
+                self.catalog.add_function(&fname, udf);
+                Ok(Outcome::Done(format!("function `{fname}` created")))
+            }
+            FlinkStatement::Set { key, value } => {
+                check_option(&key, &value)?;
+                self.catalog.options.insert(key.clone(), value.clone());
+                Ok(Outcome::Done(format!("{key} = {value}")))
+            }
+            FlinkStatement::Sql(s) => self.execute_sql(s),
+        }
+    }
+
+    fn execute_sql(&mut self, s: Statement) -> Result<Outcome, PlanError> {
+        let span = s.span();
+        match s {
+            Statement::CreateView(view) => {
+                if !view.columns.is_empty() {
+                    return Err(PlanError::unsupported("a column list on CREATE VIEW").at(span));
+                }
+                let name = view.name.to_string();
+                // Plan it now, so that a broken view fails here and not where it is used.
+                Binder::new(&self.catalog).bind_query(&view.query)?;
+                self.catalog.add_view(&name, *view.query, view.or_replace)?;
+                Ok(Outcome::Done(format!("view `{name}` created")))
+            }
+            Statement::Insert(insert) => {
+                let ast::TableObject::TableName(name) = &insert.table else {
+                    return Err(PlanError::unsupported("INSERT INTO a table function").at(span));
+                };
+                let Some(source) = &insert.source else {
+                    return Err(PlanError::unsupported("INSERT without a query").at(span));
+                };
+                if insert.overwrite {
+                    return Err(PlanError::unsupported("INSERT OVERWRITE").at(span));
+                }
+                let sink = self
+                    .catalog
+                    .table(&name.to_string())
+                    .map_err(|e| e.at(name.span()))?;
+                let plan = Binder::new(&self.catalog).bind_query(source)?;
+                let columns: Vec<ast::Ident> = insert
+                    .columns
+                    .iter()
+                    .filter_map(|c| c.0.last().and_then(|p| p.as_ident()).cloned())
+                    .collect();
+                let columns = if columns.is_empty() {
+                    None
+                } else {
+                    Some(columns.as_slice())
+                };
+                let plan = fit_to_sink(plan, &sink, columns).map_err(|e| e.at(span))?;
+                check_sink_mode(&sink, &plan, self.batch_mode())?;
+                let text = format!("INSERT INTO {}", sink.name);
+                self.pending.push(PendingInsert { sink, plan });
+                Ok(Outcome::Queued(text))
+            }
+            Statement::Query(q) => {
+                let plan = Binder::new(&self.catalog).bind_query(&q)?;
+                Ok(Outcome::Query(Box::new(plan)))
+            }
+            Statement::Explain { statement, .. } => {
+                let plan = match *statement {
+                    Statement::Query(q) => Binder::new(&self.catalog).bind_query(&q)?,
+                    Statement::Insert(_) => {
+                        let before = self.pending.len();
+                        self.execute_sql(*statement)?;
+                        let p = self.pending.pop().expect("an insert was queued");
+                        debug_assert_eq!(self.pending.len(), before);
+                        return Ok(Outcome::Explain(format!(
+                            "Sink(table={}, connector={})\n{}",
+                            p.sink.name,
+                            p.sink
+                                .options
+                                .get("connector")
+                                .map(String::as_str)
+                                .unwrap_or("?"),
+                            indent(&p.plan.explain())
+                        )));
+                    }
+                    other => {
+                        return Err(PlanError::unsupported(format!(
+                            "EXPLAIN of `{}`",
+                            other.to_string().chars().take(40).collect::<String>()
+                        ))
+                        .at(span))
+                    }
+                };
+                Ok(Outcome::Explain(plan.explain()))
+            }
+            Statement::ShowTables { .. } => Ok(Outcome::Table {
+                header: vec!["table name".into()],
+                rows: self.catalog.names().into_iter().map(|n| vec![n]).collect(),
+            }),
+            Statement::ExplainTable { table_name, .. } => {
+                let name = table_name.to_string();
+                let plan = match self.catalog.relation(&name).map_err(|e| e.at(span))? {
+                    crate::catalog::Relation::Table(t) => {
+                        return Ok(Outcome::Table {
+                            header: vec![
+                                "name".into(),
+                                "type".into(),
+                                "key".into(),
+                                "extras".into(),
+                            ],
+                            rows: t
+                                .to_string()
+                                .lines()
+                                .map(|l| l.split('\t').map(str::to_string).collect())
+                                .collect(),
+                        })
+                    }
+                    crate::catalog::Relation::View(q) => {
+                        Binder::new(&self.catalog).bind_query(&q)?
+                    }
+                };
+                Ok(Outcome::Table {
+                    header: vec!["name".into(), "type".into(), "key".into(), "extras".into()],
+                    rows: plan
+                        .fields
+                        .iter()
+                        .enumerate()
+                        .map(|(i, f)| {
+                            vec![
+                                f.name.clone(),
+                                if plan.rowtime == Some(i) {
+                                    format!("{} *ROWTIME*", f.ty)
+                                } else {
+                                    f.ty.to_string()
+                                },
+                                String::new(),
+                                String::new(),
+                            ]
+                        })
+                        .collect(),
+                })
+            }
+            Statement::Drop {
+                object_type: ObjectType::Table | ObjectType::View,
+                names,
+                if_exists,
+                ..
+            } => {
+                for n in &names {
+                    if !self.catalog.drop(&n.to_string()) && !if_exists {
+                        return Err(PlanError::invalid(format!("unknown table `{n}`")).at(n.span()));
+                    }
+                }
+                Ok(Outcome::Done("dropped".into()))
+            }
+            other => Err(PlanError::unsupported(format!(
+                "the statement `{}`",
+                other.to_string().chars().take(60).collect::<String>()
+            ))
+            .at(span)),
+        }
+    }
+
+    /// `execution.runtime-mode` is `batch`.
+    pub fn batch_mode(&self) -> bool {
+        self.catalog
+            .option("execution.runtime-mode")
+            .is_some_and(|m| m.eq_ignore_ascii_case("batch"))
+    }
+
+    /// The job configuration from the session's options over `base`.
+    pub fn job_config(&self, base: JobConfig) -> Result<JobConfig, PlanError> {
+        let mut config = base;
+        if let Some(p) = self.catalog.option("parallelism.default") {
+            let p: usize = p.parse().map_err(|_| {
+                PlanError::invalid(format!(
+                    "'parallelism.default' must be a positive number, got '{p}'"
+                ))
+            })?;
+            config = config.parallelism(p.max(1));
+        }
+        Ok(config)
+    }
+
+    /// The job's name: `pipeline.name`, or `default`.
+    pub fn job_name(&self, default: &str) -> String {
+        self.catalog
+            .option("pipeline.name")
+            .unwrap_or(default)
+            .to_string()
+    }
+
+    fn state_ttl(&self) -> Result<Option<Duration>, PlanError> {
+        self.catalog
+            .option("table.exec.state.ttl")
+            .map(parse_duration)
+            .transpose()
+    }
+
+    /// Adds every queued `INSERT` to `job` (the statement set) and empties the queue.
+    pub fn plan_inserts(&mut self, job: &mut Job) -> Result<usize, PlanError> {
+        let pending = std::mem::take(&mut self.pending);
+        let ttl = self.state_ttl()?;
+        let mut planner = PhysicalPlanner::new(job);
+        planner.state_ttl = ttl;
+        for p in &pending {
+            let stream = planner.build(&p.plan)?;
+            add_sink(&mut planner, &p.sink, &p.plan, stream)?;
+        }
+        Ok(pending.len())
+    }
+
+    /// Plans a `SELECT` into `job`, its rows (as changes) handed to `sink`.
+    pub fn plan_select<F>(&self, job: &mut Job, plan: &Plan, to: F) -> Result<(), PlanError>
+    where
+        F: FnOnce(Stream) -> (),
+    {
+        let mut planner = PhysicalPlanner::new(job);
+        planner.state_ttl = self.state_ttl()?;
+        let stream = planner.build(plan)?;
+        to(stream.into_changes());
+        Ok(())
+    }
+
+    /// Runs a `SELECT` to its end (bounded sources) and returns its changes in order of
+    /// arrival; at parallelism 1 that order is deterministic.
+    pub fn collect(&self, plan: &Plan, config: JobConfig) -> Result<Vec<Change<Row>>, PlanError> {
+        let mut job = Job::new(&self.job_name("select"));
+        let mut out = None;
+        self.plan_select(&mut job, plan, |s| out = Some(s.collect()))?;
+        let collected = out.expect("planned");
+        job.run(self.job_config(config)?)
+            .map_err(|e| PlanError::Run(e.to_string()))?;
+        Ok(collected.take())
+    }
+}
+
+/// The stream type a SELECT hands out.
+pub type Stream = streamcore::Stream<Change<Row>>;
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+/// Parses `10 s`, `10s`, `1 min`, `2 h`, `500 ms`, `1 d`, or a number of milliseconds.
+pub fn parse_duration(text: &str) -> Result<Duration, PlanError> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().map_err(|_| {
+        PlanError::invalid(format!(
+            "'{text}' is not a duration (e.g. '10 s', '5 min', '1 h')"
+        ))
+    })?;
+    let ms = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" | "milli" | "millis" | "milliseconds" => n,
+        "s" | "sec" | "secs" | "second" | "seconds" => n * 1000,
+        "min" | "mins" | "minute" | "minutes" => n * 60_000,
+        "h" | "hour" | "hours" => n * 3_600_000,
+        "d" | "day" | "days" => n * 86_400_000,
+        other => {
+            return Err(PlanError::invalid(format!(
+                "'{text}': unknown time unit '{other}' (ms, s, min, h, d)"
+            )))
+        }
+    };
+    Ok(Duration::from_millis(ms))
+}
+
+fn check_option(key: &str, value: &str) -> Result<(), PlanError> {
+    match key {
+        "parallelism.default" => {
+            if value.parse::<usize>().map_or(true, |p| p == 0) {
+                return Err(PlanError::invalid(format!(
+                    "'parallelism.default' must be a positive number, got '{value}'"
+                )));
+            }
+        }
+        "table.exec.state.ttl" | "execution.checkpointing.interval" => {
+            parse_duration(value)?;
+        }
+        "execution.runtime-mode" => {
+            if !["streaming", "batch"].contains(&value.to_ascii_lowercase().as_str()) {
+                return Err(PlanError::invalid(format!(
+                    "'execution.runtime-mode' is 'streaming' or 'batch', got '{value}'"
+                )));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A sink that cannot take updates refuses an updating query, saying which node updates.
+fn check_sink_mode(sink: &TableDef, plan: &Plan, batch: bool) -> Result<(), PlanError> {
+    let connector = sink.connector()?;
+    let takes_updates = matches!(connector, "print" | "blackhole");
+    if plan.updating && !takes_updates {
+        let node = updating_node(plan).unwrap_or_else(|| plan.kind().to_string());
+        return Err(PlanError::invalid(format!(
+            "table `{}` (connector '{connector}') takes append-only rows, but the query is updating: {node} produces updates{}",
+            sink.name,
+            if batch {
+                " (batch mode over bounded input is planned next)"
+            } else {
+                "; write to a sink that takes updates (print, blackhole) or aggregate over windows"
+            }
+        )));
+    }
+    Ok(())
+}
+
+fn updating_node(plan: &Plan) -> Option<String> {
+    for i in plan.inputs() {
+        if let Some(n) = updating_node(i) {
+            return Some(n);
+        }
+    }
+    if plan.updating {
+        Some(format!("{}({})", plan.kind(), plan.detail()))
+    } else {
+        None
+    }
+}
+
+fn add_sink(
+    planner: &mut PhysicalPlanner<'_>,
+    sink: &TableDef,
+    plan: &Plan,
+    stream: SqlStream,
+) -> Result<(), PlanError> {
+    let connector = sink.connector()?;
+    let uid = planner.uid(&format!("sink:{}", sink.name), plan);
+    let name = format!("sink:{}", sink.name);
+    match connector {
+        "print" => {
+            let id = sink.options.get("print-identifier").map(String::as_str);
+            match stream {
+                SqlStream::Append(s) => s.uid(&uid).sink_named(&name, PrintSink::<Row>::new(id)),
+                SqlStream::Updating(s) => s
+                    .uid(&uid)
+                    .sink_named(&name, PrintSink::<Change<Row>>::new(id)),
+            }
+        }
+        "blackhole" => match stream {
+            SqlStream::Append(s) => s.sink_named(&name, BlackholeSink::<Row>::default()),
+            SqlStream::Updating(s) => s.sink_named(&name, BlackholeSink::<Change<Row>>::default()),
+        },
+        "filesystem" => {
+            let SqlStream::Append(s) = stream else {
+                return Err(PlanError::invalid(format!(
+                    "table `{}` (filesystem) takes append-only rows",
+                    sink.name
+                )));
+            };
+            let path = sink.required("path")?.to_string();
+            match sink.required("format")? {
+                "json" => {
+                    let names: Arc<[String]> = sink.physical().map(|c| c.name.clone()).collect();
+                    s.map(move |row| JsonRow {
+                        names: names.clone(),
+                        row,
+                    })
+                    .sink_named(&name, JsonLinesSink::dir(path));
+                }
+                "csv" => {
+                    connectors::csv_delimiter(sink)?;
+                    s.map(CsvRow).sink_named(&name, CsvSink::dir(path));
+                }
+                other => return Err(connectors::unknown_format(sink, other)),
+            }
+        }
+        other => {
+            return Err(PlanError::invalid(format!(
+                "table `{}`: connector '{other}' cannot be written{}",
+                sink.name,
+                if other == "nexmark" || other == "values" {
+                    " (it is a source)".to_string()
+                } else {
+                    String::new()
+                }
+            )))
+        }
+    }
+    Ok(())
+}
+
+impl Session {
+    /// Turns a parsed `CREATE TABLE` into a table: `ROW` columns flattened into
+    /// `outer.inner` columns, computed columns bound over the physical ones, the watermark
+    /// read, the options checked.
+    fn table_def(&self, t: CreateTable) -> Result<TableDef, PlanError> {
+        let name = t.name.to_string();
+        let mut columns: Vec<TableColumn> = Vec::new();
+        let mut physical_fields: Vec<PlanField> = Vec::new();
+        let mut computed = Vec::new();
+        for c in &t.columns {
+            match &c.kind {
+                ColumnKind::Physical { data_type } => {
+                    let mut flat = Vec::new();
+                    flatten(&c.name.value, data_type, &mut flat).map_err(|e| e.at(c.name.span))?;
+                    for (n, ty) in flat {
+                        physical_fields.push(PlanField {
+                            name: n.clone(),
+                            qualifier: None,
+                            ty: SqlType::Data(ty),
+                        });
+                        columns.push(TableColumn {
+                            name: n,
+                            data_type: ty,
+                            kind: ColumnSource::Physical(physical_fields.len() - 1),
+                            not_null: c.not_null,
+                        });
+                    }
+                }
+                ColumnKind::Computed { expr } => {
+                    computed.push(columns.len());
+                    columns.push(TableColumn {
+                        name: c.name.value.clone(),
+                        data_type: streamcore::row::DataType::Varchar,
+                        kind: ColumnSource::Metadata(String::new()),
+                        not_null: false,
+                    });
+                    let _ = expr;
+                }
+                ColumnKind::Metadata { data_type, key, .. } => {
+                    return Err(PlanError::unsupported(format!(
+                        "metadata column `{}` ({} METADATA{}): connector metadata comes with the Kafka tables",
+                        c.name.value,
+                        data_type,
+                        key.as_ref().map(|k| format!(" FROM '{k}'")).unwrap_or_default()
+                    ))
+                    .at(c.name.span));
+                }
+            }
+        }
+        // Computed columns, bound over the physical columns.
+        let mut k = 0;
+        for c in &t.columns {
+            if let ColumnKind::Computed { expr } = &c.kind {
+                let (e, ty) = bind_computed(&self.catalog, &physical_fields, expr)?;
+                let at = computed[k];
+                k += 1;
+                columns[at].data_type = ty.data_type();
+                columns[at].kind = ColumnSource::Computed(e.folded());
+            }
+        }
+        let index_of = |ident: &ast::Ident, what: &str| -> Result<usize, PlanError> {
+            columns
+                .iter()
+                .position(|c| c.name == ident.value)
+                .ok_or_else(|| {
+                    PlanError::invalid(format!(
+                        "{what} `{}` is not a column of `{name}`{}",
+                        ident.value,
+                        did_you_mean(&ident.value, columns.iter().map(|c| c.name.as_str()))
+                    ))
+                    .at(ident.span)
+                })
+        };
+        let (rowtime, watermark_delay_ms) = match &t.watermark {
+            Some(w) => {
+                let col = index_of(&w.column, "the watermark's column")?;
+                if columns[col].data_type != streamcore::row::DataType::TimestampMillis {
+                    return Err(PlanError::invalid(format!(
+                        "the rowtime column `{}` must be TIMESTAMP(3), it is {}",
+                        columns[col].name, columns[col].data_type
+                    ))
+                    .at(w.column.span));
+                }
+                let delay = watermark_delay(&w.expr, &w.column.value)?;
+                (Some(col), Some(delay))
+            }
+            None => (None, None),
+        };
+        let primary_key = t
+            .primary_key
+            .iter()
+            .map(|c| index_of(c, "the primary key column"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let partitioned_by = t
+            .partitioned_by
+            .iter()
+            .map(|c| index_of(c, "the partition column"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let options: BTreeMap<String, String> = t.options.iter().cloned().collect();
+        let def = TableDef {
+            name,
+            columns,
+            rowtime,
+            watermark_delay_ms,
+            primary_key,
+            partitioned_by,
+            options,
+        };
+        let connector = def.connector().map_err(|e| e.at(t.name.span()))?;
+        if !CONNECTORS.contains(&connector) {
+            return Err(PlanError::invalid(format!(
+                "table `{}`: unknown connector '{connector}'{} (connectors: {})",
+                def.name,
+                did_you_mean(connector, CONNECTORS.iter().copied()),
+                CONNECTORS.join(", ")
+            ))
+            .at(t.name.span()));
+        }
+        match connector {
+            "nexmark" => {
+                connectors::nexmark_config(&def)?;
+                connectors::nexmark_fields(&def)?;
+            }
+            "filesystem" => {
+                def.required("path")?;
+                let format = def.required("format")?;
+                if !["json", "csv"].contains(&format) {
+                    return Err(connectors::unknown_format(&def, format));
+                }
+            }
+            "values" => {
+                connectors::values_rows(&def)?;
+            }
+            _ => {}
+        }
+        Ok(def)
+    }
+}
+
+/// The delay of `WATERMARK FOR c AS c - INTERVAL 'n' UNIT` (or `AS c`: none).
+fn watermark_delay(e: &ast::Expr, column: &str) -> Result<i64, PlanError> {
+    let is_col = |x: &ast::Expr| matches!(x, ast::Expr::Identifier(i) if i.value == column);
+    if is_col(e) {
+        return Ok(0);
+    }
+    if let ast::Expr::BinaryOp {
+        left,
+        op: ast::BinaryOperator::Minus,
+        right,
+    } = e
+    {
+        if is_col(left) {
+            return crate::binder::interval_ms(right);
+        }
+    }
+    Err(PlanError::unsupported(format!(
+        "the watermark `{e}`: only `{column} - INTERVAL '…' unit` (bounded out-of-orderness) or `{column}`"
+    ))
+    .at(e.span()))
+}
+
+/// A declared type as flat columns (`ROW<a T, b ROW<…>>` → `name.a`, `name.b.…`).
+fn flatten(
+    name: &str,
+    ty: &ast::DataType,
+    out: &mut Vec<(String, streamcore::row::DataType)>,
+) -> Result<(), PlanError> {
+    match ty {
+        ast::DataType::Struct(fields, _) => {
+            for f in fields {
+                let inner = match &f.field_name {
+                    Some(n) => format!("{name}.{}", n.value),
+                    None => {
+                        return Err(PlanError::invalid(format!(
+                            "a field of ROW column `{name}` has no name"
+                        )))
+                    }
+                };
+                flatten(&inner, &f.field_type, out)?;
+            }
+            Ok(())
+        }
+        other => {
+            out.push((name.to_string(), from_ast(other)?));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! SQL types as the planner sees them: [`SqlType`] (a column type, an interval, or the type of
+//! a bare `NULL`), and the mapping from sqlparser's type names (Flink's spelling) onto
+//! [`streamcore::row::DataType`].
+
+use crate::error::PlanError;
+use sqlparser::ast::{DataType as AstType, ExactNumberInfo, TimezoneInfo};
+use std::fmt;
+use streamcore::row::DataType;
+
+/// The type of an expression during planning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SqlType {
+    /// A value of a column type.
+    Data(DataType),
+    /// `INTERVAL …` (a duration in milliseconds at run time).
+    Interval,
+    /// The type of a bare `NULL` literal: it takes the type its context needs.
+    Null,
+}
+
+impl SqlType {
+    /// `BOOLEAN`.
+    pub const BOOLEAN: SqlType = SqlType::Data(DataType::Boolean);
+    /// `BIGINT`.
+    pub const BIGINT: SqlType = SqlType::Data(DataType::BigInt);
+    /// `DOUBLE`.
+    pub const DOUBLE: SqlType = SqlType::Data(DataType::Double);
+    /// `VARCHAR`.
+    pub const VARCHAR: SqlType = SqlType::Data(DataType::Varchar);
+    /// `TIMESTAMP(3)`.
+    pub const TIMESTAMP: SqlType = SqlType::Data(DataType::TimestampMillis);
+
+    /// The column type a value of this type is stored as (`INTERVAL` as milliseconds in a
+    /// `BIGINT`; a bare `NULL` as `VARCHAR`, as Flink prints it).
+    pub fn data_type(self) -> DataType {
+        match self {
+            SqlType::Data(d) => d,
+            SqlType::Interval => DataType::BigInt,
+            SqlType::Null => DataType::Varchar,
+        }
+    }
+
+    /// Integers, doubles and decimals.
+    pub fn is_numeric(self) -> bool {
+        matches!(
+            self,
+            SqlType::Data(DataType::BigInt | DataType::Double | DataType::Decimal { .. })
+                | SqlType::Null
+        )
+    }
+
+    /// Timestamps and dates.
+    pub fn is_temporal(self) -> bool {
+        matches!(
+            self,
+            SqlType::Data(DataType::TimestampMillis | DataType::TimestampMicros | DataType::Date)
+        )
+    }
+
+    /// `VARCHAR` (or a bare `NULL`).
+    pub fn is_string(self) -> bool {
+        matches!(self, SqlType::Data(DataType::Varchar) | SqlType::Null)
+    }
+}
+
+impl fmt::Display for SqlType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SqlType::Data(d) => write!(f, "{d}"),
+            SqlType::Interval => f.write_str("INTERVAL"),
+            SqlType::Null => f.write_str("NULL"),
+        }
+    }
+}
+
+/// The result type of arithmetic on two numbers, by Flink's rules: integers stay integers,
+/// a double makes a double, otherwise a decimal whose scale is what the operation needs.
+pub fn numeric_result(op: ArithOp, l: SqlType, r: SqlType) -> SqlType {
+    use DataType::*;
+    let (l, r) = (l.data_type(), r.data_type());
+    match (l, r) {
+        (Double, _) | (_, Double) => SqlType::DOUBLE,
+        (BigInt, BigInt) => SqlType::BIGINT,
+        _ => {
+            let (p1, s1) = decimal_parts(l);
+            let (p2, s2) = decimal_parts(r);
+            let (p, s) = match op {
+                ArithOp::Mul => (p1 + p2, s1 + s2),
+                ArithOp::Add | ArithOp::Sub => {
+                    let s = s1.max(s2);
+                    ((p1 - s1).max(p2 - s2) + s + 1, s)
+                }
+                ArithOp::Div => {
+                    let s = 6.max(s1 + p2 + 1);
+                    (p1 - s1 + s2 + s, s)
+                }
+                ArithOp::Mod => {
+                    let s = s1.max(s2);
+                    ((p1 - s1).min(p2 - s2) + s, s)
+                }
+            };
+            let p = p.min(38);
+            SqlType::Data(Decimal {
+                precision: p as u8,
+                scale: s.min(p) as u8,
+            })
+        }
+    }
+}
+
+/// Precision and scale of a numeric type (`BIGINT` is `DECIMAL(19, 0)`).
+fn decimal_parts(d: DataType) -> (u32, u32) {
+    match d {
+        DataType::Decimal { precision, scale } => (precision as u32, scale as u32),
+        _ => (19, 0),
+    }
+}
+
+/// The arithmetic operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArithOp {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+    /// `%` / `MOD`
+    Mod,
+}
+
+/// Maps a declared type (Flink's names) onto a column type.
+pub fn from_ast(ty: &AstType) -> Result<DataType, PlanError> {
+    Ok(match ty {
+        AstType::Boolean | AstType::Bool => DataType::Boolean,
+        AstType::TinyInt(_)
+        | AstType::SmallInt(_)
+        | AstType::Int(_)
+        | AstType::Integer(_)
+        | AstType::BigInt(_) => DataType::BigInt,
+        AstType::Float(_)
+        | AstType::Real
+        | AstType::Double(_)
+        | AstType::DoublePrecision
+        | AstType::Float64 => DataType::Double,
+        AstType::Decimal(info) | AstType::Numeric(info) | AstType::Dec(info) => {
+            let (p, s) = match info {
+                ExactNumberInfo::None => (10, 0),
+                ExactNumberInfo::Precision(p) => (*p, 0),
+                ExactNumberInfo::PrecisionAndScale(p, s) => (*p, *s as u64),
+            };
+            if p > 28 {
+                return Err(PlanError::unsupported(format!(
+                    "DECIMAL({p}, {s}): exact decimals have at most 28 digits here"
+                )));
+            }
+            DataType::Decimal {
+                precision: p as u8,
+                scale: s as u8,
+            }
+        }
+        AstType::Varchar(_)
+        | AstType::Char(_)
+        | AstType::Character(_)
+        | AstType::CharVarying(_)
+        | AstType::CharacterVarying(_)
+        | AstType::String(_)
+        | AstType::Text => DataType::Varchar,
+        AstType::Bytes(_) | AstType::Varbinary(_) | AstType::Binary(_) | AstType::Bytea => {
+            DataType::Bytes
+        }
+        AstType::Timestamp(precision, tz) => {
+            if !matches!(tz, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) {
+                return Err(PlanError::unsupported(format!(
+                    "`{ty}`: time zones (TIMESTAMP_LTZ) are not supported yet; use TIMESTAMP(3)"
+                )));
+            }
+            match precision {
+                None | Some(0..=3) => DataType::TimestampMillis,
+                Some(4..=6) => DataType::TimestampMicros,
+                Some(p) => {
+                    return Err(PlanError::unsupported(format!(
+                        "TIMESTAMP({p}): at most microseconds (6)"
+                    )))
+                }
+            }
+        }
+        AstType::Datetime(_) => DataType::TimestampMillis,
+        AstType::Date => DataType::Date,
+        other => {
+            return Err(PlanError::unsupported(format!(
+                "the type `{other}` is not supported (supported: BOOLEAN, TINYINT…BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), VARCHAR/STRING, BYTES, TIMESTAMP(3|6), DATE)"
+            )))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flink_decimal_rules() {
+        let price = SqlType::BIGINT;
+        let rate = SqlType::Data(DataType::Decimal {
+            precision: 4,
+            scale: 3,
+        });
+        // Nexmark q1: 0.908 * price is DECIMAL(23, 3) in Flink.
+        assert_eq!(
+            numeric_result(ArithOp::Mul, rate, price),
+            SqlType::Data(DataType::Decimal {
+                precision: 23,
+                scale: 3
+            })
+        );
+        assert_eq!(numeric_result(ArithOp::Add, price, price), SqlType::BIGINT);
+        assert_eq!(
+            numeric_result(ArithOp::Div, SqlType::DOUBLE, price),
+            SqlType::DOUBLE
+        );
+    }
+}
