@@ -217,7 +217,9 @@ impl SourceReader<(u64, u64)> for Scripted {
                 Ok(SourcePoll::Idle)
             }
             Some(id) if ctx.completed_checkpoint() >= id => {
-                *report.lock().unwrap() = ctx.completed_checkpoint_location();
+                *report.lock().unwrap() = ctx
+                    .completed_checkpoint_location()
+                    .map(|l| l.as_path().to_path_buf());
                 Ok(SourcePoll::Finished)
             }
             Some(_) => Ok(SourcePoll::Idle),
@@ -279,7 +281,7 @@ fn handover(c: &mut Criterion) {
         .expect("checkpoint written");
     let checkpoint = LocalCheckpointStorage::new(setup.path())
         .unwrap()
-        .load(&location)
+        .load(&location.into())
         .unwrap();
     let all = 0..DEFAULT_KEY_GROUPS;
     let state = KeyGroupState::from_checkpoint(&checkpoint, std::slice::from_ref(&all));

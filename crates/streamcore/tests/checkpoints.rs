@@ -656,7 +656,10 @@ impl streamcore::checkpoint::CheckpointStorage for CountingStorage {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.load_latest()
     }
-    fn load(&self, location: &Path) -> Result<streamcore::checkpoint::LoadedCheckpoint> {
+    fn load(
+        &self,
+        location: &streamcore::checkpoint::CheckpointLocation,
+    ) -> Result<streamcore::checkpoint::LoadedCheckpoint> {
         self.loads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.load(location)

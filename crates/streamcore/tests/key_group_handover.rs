@@ -45,7 +45,9 @@ impl<T: streamcore::Data> SourceReader<T> for Script<T> {
                 assert!(self.started.elapsed() < Duration::from_secs(30));
                 return Ok(SourcePoll::Idle);
             }
-            *slot.lock().unwrap() = ctx.completed_checkpoint_location();
+            *slot.lock().unwrap() = ctx
+                .completed_checkpoint_location()
+                .map(|l| l.as_path().to_path_buf());
             self.waiting_for = None;
         }
         match self.steps.pop_front() {
@@ -120,7 +122,7 @@ fn checkpointed_state(
         .expect("checkpoint written");
     let cp = LocalCheckpointStorage::new(dir)
         .unwrap()
-        .load(&location)
+        .load(&location.into())
         .unwrap();
     KeyGroupState::from_checkpoint(&cp, groups)
 }

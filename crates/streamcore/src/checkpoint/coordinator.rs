@@ -68,8 +68,9 @@ pub(crate) struct CheckpointHub {
     triggered: AtomicU64,
     /// The newest checkpoint complete and committed (0: none yet).
     completed: AtomicU64,
-    /// Where the newest completed checkpoint was written.
-    completed_location: std::sync::Mutex<Option<std::path::PathBuf>>,
+    /// Where the newest completed checkpoint was written, and the storage that holds it.
+    completed_location:
+        std::sync::Mutex<Option<(super::CheckpointLocation, Arc<dyn CheckpointStorage>)>>,
     /// The savepoint that ends the job (stop with savepoint), 0 if none: sources emit nothing
     /// after its barrier.
     stop_at: AtomicU64,
@@ -100,11 +101,24 @@ impl CheckpointHub {
     }
 
     /// Where the newest completed checkpoint was written.
-    pub(crate) fn completed_location(&self) -> Option<std::path::PathBuf> {
+    pub(crate) fn completed_location(&self) -> Option<super::CheckpointLocation> {
         self.completed_location
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .as_ref()
+            .map(|(l, _)| l.clone())
+    }
+
+    /// The newest completed checkpoint, read back from its storage.
+    pub(crate) fn load_completed(&self) -> Result<Option<super::LoadedCheckpoint>> {
+        let completed = self
+            .completed_location
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        completed
+            .map(|(location, storage)| storage.load(&location))
+            .transpose()
     }
 
     /// Asks for a checkpoint now rather than at the next interval; returns the first id that
@@ -369,6 +383,7 @@ impl Coordinator {
             key_groups: self.key_groups,
             nodes,
         };
+        let upload_started = Instant::now();
         let written = match self.storage.write(&data) {
             Ok(w) => w,
             Err(e) => {
@@ -382,6 +397,7 @@ impl Coordinator {
                 )));
             }
         };
+        let upload = upload_started.elapsed();
         // Downstream (sinks) first, sources last: see `committers` in the executor.
         for (node, committables) in commits.into_iter().rev() {
             if let Some((_, committer)) = self.committers.iter().find(|(n, _)| *n == node) {
@@ -400,22 +416,30 @@ impl Coordinator {
         }
         let duration = p.started.elapsed();
         let alignment = Duration::from_nanos(self.hub.alignment_ns.load(Ordering::Relaxed));
-        self.metrics
-            .completed(p.id, duration, alignment, written.bytes, &written.location);
+        self.metrics.completed(
+            p.id,
+            duration,
+            alignment,
+            written.bytes,
+            written.location.as_path(),
+        );
+        self.metrics.written(written.bytes, upload);
         tracing::info!(
             id = p.id,
             kind = ?p.kind,
             ms = duration.as_millis() as u64,
             bytes = written.bytes,
+            upload_ms = upload.as_millis() as u64,
             "checkpoint complete"
         );
         *self
             .hub
             .completed_location
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(written.location.clone());
+            .unwrap_or_else(|p| p.into_inner()) =
+            Some((written.location.clone(), self.storage.clone()));
         for r in p.requests {
-            let _ = r.reply.send(Ok(written.location.clone()));
+            let _ = r.reply.send(Ok(written.location.as_path().to_path_buf()));
         }
         Ok(())
     }

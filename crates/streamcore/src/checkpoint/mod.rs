@@ -22,12 +22,16 @@
 //! left uncommitted, seeks the sources and hands each operator instance the key groups it owns
 //! now — the parallelism may differ from the run that wrote it.
 
+pub mod blob;
 pub(crate) mod coordinator;
 mod state;
 pub mod storage;
 
+pub use blob::{BlobCheckpointStorage, BlobStore, MemoryBlobStore};
 pub use state::{decode, encode, SeqOf, StateRestore, StateSnapshot};
-pub use storage::{CheckpointKind, CheckpointStorage, LoadedCheckpoint, LocalCheckpointStorage};
+pub use storage::{
+    CheckpointKind, CheckpointLocation, CheckpointStorage, LoadedCheckpoint, LocalCheckpointStorage,
+};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -40,7 +44,8 @@ pub enum RestoreFrom {
     /// The newest complete, intact checkpoint or savepoint in the checkpoint directory; a fresh
     /// start if there is none.
     Latest,
-    /// A given checkpoint or savepoint directory.
+    /// A given checkpoint or savepoint: its directory, or its URL in an object store
+    /// (`s3://bucket/job/chk-000007`; the storage is the configuration's).
     Path(PathBuf),
 }
 

@@ -12,6 +12,9 @@
 //! The manifest indexes every blob (key group, offset, length) and holds each file's length and
 //! CRC-32, so a torn or corrupted checkpoint is detected when loaded and skipped in favour of
 //! the previous complete one.
+//!
+//! A checkpoint is named by a [`CheckpointLocation`]: a directory for local storage, an
+//! object-store URL (`s3://bucket/job/chk-000007`) for [`super::blob::BlobCheckpointStorage`].
 
 use super::state::StateSnapshot;
 use crate::error::{Result, StreamError};
@@ -111,11 +114,99 @@ pub struct InstanceManifest {
     pub committables: Vec<(u64, u64)>,
 }
 
+/// Where a checkpoint lives: a directory of the local file system, or the URL of a checkpoint's
+/// prefix in an object store (`s3://bucket/job/chk-000007`). Printed as is in messages: it
+/// never holds credentials.
+///
+/// ```
+/// use streamcore::checkpoint::CheckpointLocation;
+/// let l = CheckpointLocation::new("s3://bucket/job/chk-000007");
+/// assert_eq!(l.name(), "chk-000007");
+/// assert_eq!(l.parent().as_str(), "s3://bucket/job");
+/// let local = CheckpointLocation::from(std::path::Path::new("/tmp/ckpt/sp-000002"));
+/// assert_eq!(local.as_path(), std::path::Path::new("/tmp/ckpt/sp-000002"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CheckpointLocation(String);
+
+impl CheckpointLocation {
+    /// A location from its text (a path or a URL).
+    pub fn new(location: impl Into<String>) -> Self {
+        CheckpointLocation(location.into().trim_end_matches('/').to_string())
+    }
+
+    /// The location's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The location's text, for messages (as `Path::display`, which callers used before
+    /// locations could be URLs).
+    pub fn display(&self) -> &str {
+        &self.0
+    }
+
+    /// The location as a local path (meaningful for local storage only).
+    pub fn as_path(&self) -> &Path {
+        Path::new(&self.0)
+    }
+
+    /// The last segment: the checkpoint's name (`chk-000007`, `sp-000002`).
+    pub fn name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+
+    /// The location of the checkpoints' root: everything before the last segment.
+    pub fn parent(&self) -> CheckpointLocation {
+        match self.0.rfind('/') {
+            Some(at) => CheckpointLocation(self.0[..at].to_string()),
+            None => CheckpointLocation(String::new()),
+        }
+    }
+}
+
+impl std::fmt::Display for CheckpointLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&Path> for CheckpointLocation {
+    fn from(path: &Path) -> Self {
+        CheckpointLocation::new(path.to_string_lossy().into_owned())
+    }
+}
+
+impl From<PathBuf> for CheckpointLocation {
+    fn from(path: PathBuf) -> Self {
+        CheckpointLocation::from(path.as_path())
+    }
+}
+
+impl From<&PathBuf> for CheckpointLocation {
+    fn from(path: &PathBuf) -> Self {
+        CheckpointLocation::from(path.as_path())
+    }
+}
+
+impl From<&str> for CheckpointLocation {
+    fn from(text: &str) -> Self {
+        CheckpointLocation::new(text)
+    }
+}
+
+impl From<String> for CheckpointLocation {
+    fn from(text: String) -> Self {
+        CheckpointLocation::new(text)
+    }
+}
+
 /// A checkpoint read back from storage, verified.
 #[derive(Debug)]
 pub struct LoadedCheckpoint {
     /// Where it was read from.
-    pub location: PathBuf,
+    pub location: CheckpointLocation,
     /// Its manifest.
     pub manifest: Manifest,
     /// Per node name, every instance's state.
@@ -138,7 +229,7 @@ impl LoadedCheckpoint {
 #[derive(Clone, Debug)]
 pub struct WrittenCheckpoint {
     /// Its location (a directory, for local storage).
-    pub location: PathBuf,
+    pub location: CheckpointLocation,
     /// Total bytes of state written.
     pub bytes: u64,
 }
@@ -153,8 +244,13 @@ pub trait CheckpointStorage: Send + Sync + 'static {
     /// The newest complete and intact checkpoint or savepoint, skipping (and reporting) newer
     /// ones that are incomplete or corrupted.
     fn load_latest(&self) -> Result<Option<LoadedCheckpoint>>;
-    /// The checkpoint at `location`, verified.
-    fn load(&self, location: &Path) -> Result<LoadedCheckpoint>;
+    /// The checkpoint at `location` (as [`LoadedCheckpoint::location`] and
+    /// [`WrittenCheckpoint::location`] name it), verified.
+    fn load(&self, location: &CheckpointLocation) -> Result<LoadedCheckpoint>;
+    /// Where this storage keeps its checkpoints (a directory or a URL), for messages.
+    fn describe(&self) -> String {
+        String::from("checkpoint storage")
+    }
     /// Deletes periodic checkpoints beyond the newest `keep` complete ones, and incomplete ones
     /// older than the newest complete one. Savepoints are never deleted.
     fn retain(&self, keep: usize) -> Result<()>;
@@ -170,16 +266,172 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> StreamError {
     move |e| StreamError::io(context, e)
 }
 
-fn corrupt(path: &Path, what: String) -> StreamError {
+/// A checkpoint at `path` that cannot be used, and why.
+pub(crate) fn corrupt(path: &Path, what: String) -> StreamError {
     StreamError::Checkpoint(format!("{}: {what}", path.display()))
 }
 
 /// `chk-000007` → 7, `sp-000007` → 7.
-fn parse_dir_name(name: &str) -> Option<u64> {
+pub fn parse_dir_name(name: &str) -> Option<u64> {
     let digits = name
         .strip_prefix("chk-")
         .or_else(|| name.strip_prefix("sp-"))?;
     digits.parse().ok()
+}
+
+/// The directory (or prefix) name of checkpoint `id` of kind `kind`: `chk-000007`,
+/// `sp-000007`.
+pub fn checkpoint_name(id: u64, kind: CheckpointKind) -> String {
+    match kind {
+        CheckpointKind::Savepoint => format!("sp-{id:06}"),
+        _ => format!("chk-{id:06}"),
+    }
+}
+
+/// Lays out `cp` as state files: hands each non-empty file (its name inside the checkpoint and
+/// its bytes) to `put`, one at a time, and returns the manifest indexing them and the total
+/// bytes. Shared by every storage, so they all write the same format.
+pub fn encode_files(
+    cp: &CheckpointData,
+    mut put: impl FnMut(&str, Vec<u8>) -> Result<()>,
+) -> Result<(Manifest, u64)> {
+    let mut nodes = Vec::with_capacity(cp.nodes.len());
+    let mut total = 0u64;
+    for (node_index, (node, instances)) in cp.nodes.iter().enumerate() {
+        let mut entries = Vec::with_capacity(instances.len());
+        for inst in instances {
+            let mut bytes = Vec::with_capacity(inst.snapshot.size());
+            let mut place = |blob: &[u8]| {
+                let at = (bytes.len() as u64, blob.len() as u64);
+                bytes.extend_from_slice(blob);
+                at
+            };
+            let groups = inst
+                .snapshot
+                .groups
+                .iter()
+                .map(|(g, b)| {
+                    let (off, len) = place(b);
+                    (*g, off, len)
+                })
+                .collect();
+            let operator = inst.snapshot.operator.as_deref().map(&mut place);
+            let committables = inst.committables.iter().map(|c| place(c)).collect();
+            let len = bytes.len() as u64;
+            let crc32 = crc32fast::hash(&bytes);
+            let file = if bytes.is_empty() {
+                None
+            } else {
+                let file = format!("n{node_index:04}-s{:03}.state", inst.subtask);
+                put(&file, bytes)?;
+                Some(file)
+            };
+            total += len;
+            entries.push(InstanceManifest {
+                subtask: inst.subtask,
+                file,
+                bytes: len,
+                crc32,
+                groups,
+                operator,
+                committables,
+            });
+        }
+        nodes.push(NodeManifest {
+            node: node.clone(),
+            instances: entries,
+        });
+    }
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        job: cp.job.clone(),
+        checkpoint_id: cp.id,
+        kind: cp.kind,
+        created_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        key_groups: cp.key_groups,
+        nodes,
+    };
+    Ok((manifest, total))
+}
+
+/// The manifest as written (pretty JSON).
+pub fn manifest_json(manifest: &Manifest) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(manifest)
+        .map_err(|e| StreamError::Checkpoint(format!("encoding the manifest: {e}")))
+}
+
+/// Parses and checks the manifest of the checkpoint at `location`.
+pub fn parse_manifest(location: &CheckpointLocation, text: &[u8]) -> Result<Manifest> {
+    let location = location.as_path();
+    let manifest: Manifest = serde_json::from_slice(text)
+        .map_err(|e| corrupt(location, format!("unreadable manifest: {e}")))?;
+    if manifest.format_version != FORMAT_VERSION {
+        return Err(corrupt(
+            location,
+            format!(
+                "format version {} (this build reads {FORMAT_VERSION})",
+                manifest.format_version
+            ),
+        ));
+    }
+    Ok(manifest)
+}
+
+/// Reads every state file the manifest names (with `read`, given the file's name), checks its
+/// length and CRC-32, and cuts it into the instances' state.
+pub fn decode_files(
+    at: &CheckpointLocation,
+    manifest: &Manifest,
+    mut read: impl FnMut(&str) -> Result<Vec<u8>>,
+) -> Result<Vec<(String, Vec<InstanceState>)>> {
+    let location = at.as_path();
+    let mut nodes = Vec::with_capacity(manifest.nodes.len());
+    for node in &manifest.nodes {
+        let mut instances = Vec::with_capacity(node.instances.len());
+        for inst in &node.instances {
+            let bytes = match &inst.file {
+                None => Vec::new(),
+                Some(file) => read(file)?,
+            };
+            if bytes.len() as u64 != inst.bytes || crc32fast::hash(&bytes) != inst.crc32 {
+                return Err(corrupt(
+                    location,
+                    format!(
+                        "state of {} subtask {} is corrupted ({} bytes, expected {}; checksum mismatch)",
+                        node.node,
+                        inst.subtask,
+                        bytes.len(),
+                        inst.bytes
+                    ),
+                ));
+            }
+            let slice = |(off, len): (u64, u64)| -> Result<Vec<u8>> {
+                bytes
+                    .get(off as usize..(off + len) as usize)
+                    .map(<[u8]>::to_vec)
+                    .ok_or_else(|| corrupt(location, format!("blob out of range in {}", node.node)))
+            };
+            let mut snapshot = StateSnapshot::default();
+            for &(g, off, len) in &inst.groups {
+                snapshot.groups.push((g, slice((off, len))?));
+            }
+            snapshot.operator = inst.operator.map(slice).transpose()?;
+            let committables = inst
+                .committables
+                .iter()
+                .map(|&c| slice(c))
+                .collect::<Result<_>>()?;
+            instances.push(InstanceState {
+                subtask: inst.subtask,
+                snapshot,
+                committables,
+            });
+        }
+        nodes.push((node.node.clone(), instances));
+    }
+    Ok(nodes)
 }
 
 impl LocalCheckpointStorage {
@@ -234,79 +486,20 @@ impl CheckpointStorage for LocalCheckpointStorage {
     }
 
     fn write(&self, cp: &CheckpointData) -> Result<WrittenCheckpoint> {
-        let name = match cp.kind {
-            CheckpointKind::Savepoint => format!("sp-{:06}", cp.id),
-            _ => format!("chk-{:06}", cp.id),
-        };
-        let dir = self.dir.join(&name);
+        let dir = self.dir.join(checkpoint_name(cp.id, cp.kind));
         if dir.exists() {
             // Left over by a run that crashed before finishing this id: never complete.
             fs::remove_dir_all(&dir).map_err(io(format!("removing {}", dir.display())))?;
         }
         fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
-        let mut nodes = Vec::with_capacity(cp.nodes.len());
-        let mut total = 0u64;
-        for (node_index, (node, instances)) in cp.nodes.iter().enumerate() {
-            let mut entries = Vec::with_capacity(instances.len());
-            for inst in instances {
-                let mut bytes = Vec::with_capacity(inst.snapshot.size());
-                let mut place = |blob: &[u8]| {
-                    let at = (bytes.len() as u64, blob.len() as u64);
-                    bytes.extend_from_slice(blob);
-                    at
-                };
-                let groups = inst
-                    .snapshot
-                    .groups
-                    .iter()
-                    .map(|(g, b)| {
-                        let (off, len) = place(b);
-                        (*g, off, len)
-                    })
-                    .collect();
-                let operator = inst.snapshot.operator.as_deref().map(&mut place);
-                let committables = inst.committables.iter().map(|c| place(c)).collect();
-                let file = if bytes.is_empty() {
-                    None
-                } else {
-                    let file = format!("n{node_index:04}-s{:03}.state", inst.subtask);
-                    let path = dir.join(&file);
-                    let mut f =
-                        File::create(&path).map_err(io(format!("creating {}", path.display())))?;
-                    f.write_all(&bytes)
-                        .and_then(|()| f.sync_all())
-                        .map_err(io(format!("writing {}", path.display())))?;
-                    Some(file)
-                };
-                total += bytes.len() as u64;
-                entries.push(InstanceManifest {
-                    subtask: inst.subtask,
-                    file,
-                    bytes: bytes.len() as u64,
-                    crc32: crc32fast::hash(&bytes),
-                    groups,
-                    operator,
-                    committables,
-                });
-            }
-            nodes.push(NodeManifest {
-                node: node.clone(),
-                instances: entries,
-            });
-        }
-        let manifest = Manifest {
-            format_version: FORMAT_VERSION,
-            job: cp.job.clone(),
-            checkpoint_id: cp.id,
-            kind: cp.kind,
-            created_unix_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
-            key_groups: cp.key_groups,
-            nodes,
-        };
-        let json = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| StreamError::Checkpoint(format!("encoding the manifest: {e}")))?;
+        let (manifest, total) = encode_files(cp, |file, bytes| {
+            let path = dir.join(file);
+            let mut f = File::create(&path).map_err(io(format!("creating {}", path.display())))?;
+            f.write_all(&bytes)
+                .and_then(|()| f.sync_all())
+                .map_err(io(format!("writing {}", path.display())))
+        })?;
+        let json = manifest_json(&manifest)?;
         let tmp = dir.join("_manifest.json.tmp");
         let mut f = File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
         f.write_all(&json)
@@ -318,7 +511,7 @@ impl CheckpointStorage for LocalCheckpointStorage {
         sync_dir(&dir)?;
         sync_dir(&self.dir)?;
         Ok(WrittenCheckpoint {
-            location: dir,
+            location: CheckpointLocation::from(dir),
             bytes: total,
         })
     }
@@ -326,7 +519,7 @@ impl CheckpointStorage for LocalCheckpointStorage {
     fn load_latest(&self) -> Result<Option<LoadedCheckpoint>> {
         let mut skipped = Vec::new();
         for (_, path, _) in self.list()? {
-            match self.load(&path) {
+            match self.load(&CheckpointLocation::from(path)) {
                 Ok(mut cp) => {
                     cp.skipped = skipped;
                     return Ok(Some(cp));
@@ -347,7 +540,12 @@ impl CheckpointStorage for LocalCheckpointStorage {
         Ok(None)
     }
 
-    fn load(&self, location: &Path) -> Result<LoadedCheckpoint> {
+    fn describe(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn load(&self, at: &CheckpointLocation) -> Result<LoadedCheckpoint> {
+        let location = at.as_path();
         let manifest_path = location.join(MANIFEST);
         let text = match fs::read(&manifest_path) {
             Ok(t) => t,
@@ -364,70 +562,13 @@ impl CheckpointStorage for LocalCheckpointStorage {
                 ))
             }
         };
-        let manifest: Manifest = serde_json::from_slice(&text)
-            .map_err(|e| corrupt(location, format!("unreadable manifest: {e}")))?;
-        if manifest.format_version != FORMAT_VERSION {
-            return Err(corrupt(
-                location,
-                format!(
-                    "format version {} (this build reads {FORMAT_VERSION})",
-                    manifest.format_version
-                ),
-            ));
-        }
-        let mut nodes = Vec::with_capacity(manifest.nodes.len());
-        for node in &manifest.nodes {
-            let mut instances = Vec::with_capacity(node.instances.len());
-            for inst in &node.instances {
-                let bytes = match &inst.file {
-                    None => Vec::new(),
-                    Some(file) => {
-                        let path = location.join(file);
-                        fs::read(&path).map_err(|e| {
-                            corrupt(location, format!("state file {file} unreadable: {e}"))
-                        })?
-                    }
-                };
-                if bytes.len() as u64 != inst.bytes || crc32fast::hash(&bytes) != inst.crc32 {
-                    return Err(corrupt(
-                        location,
-                        format!(
-                            "state of {} subtask {} is corrupted ({} bytes, expected {}; checksum mismatch)",
-                            node.node,
-                            inst.subtask,
-                            bytes.len(),
-                            inst.bytes
-                        ),
-                    ));
-                }
-                let slice = |(off, len): (u64, u64)| -> Result<Vec<u8>> {
-                    bytes
-                        .get(off as usize..(off + len) as usize)
-                        .map(<[u8]>::to_vec)
-                        .ok_or_else(|| {
-                            corrupt(location, format!("blob out of range in {}", node.node))
-                        })
-                };
-                let mut snapshot = StateSnapshot::default();
-                for &(g, off, len) in &inst.groups {
-                    snapshot.groups.push((g, slice((off, len))?));
-                }
-                snapshot.operator = inst.operator.map(slice).transpose()?;
-                let committables = inst
-                    .committables
-                    .iter()
-                    .map(|&c| slice(c))
-                    .collect::<Result<_>>()?;
-                instances.push(InstanceState {
-                    subtask: inst.subtask,
-                    snapshot,
-                    committables,
-                });
-            }
-            nodes.push((node.node.clone(), instances));
-        }
+        let manifest = parse_manifest(at, &text)?;
+        let nodes = decode_files(at, &manifest, |file| {
+            fs::read(location.join(file))
+                .map_err(|e| corrupt(location, format!("state file {file} unreadable: {e}")))
+        })?;
         Ok(LoadedCheckpoint {
-            location: location.to_path_buf(),
+            location: at.clone(),
             manifest,
             nodes,
             skipped: Vec::new(),

@@ -140,13 +140,11 @@ impl<D: KafkaDecoder> KafkaReader<D> {
         let Some(h) = &self.handover else {
             return Ok(());
         };
-        let Some(location) = ctx.completed_checkpoint_location() else {
+        // The completed checkpoint, from the job's own storage (a directory or an object store).
+        let Some(checkpoint) = ctx.load_completed_checkpoint()? else {
             return Ok(());
         };
         let key_groups = ctx.info().key_groups;
-        let dir = location.parent().unwrap_or(&location).to_path_buf();
-        let checkpoint = streamcore::checkpoint::LocalCheckpointStorage::new(dir)?;
-        let checkpoint = streamcore::checkpoint::CheckpointStorage::load(&checkpoint, &location)?;
         for (topic, partition, next) in released {
             let groups = key_groups_of_partition(*partition, key_groups, h.partitions);
             let state = KeyGroupState::from_checkpoint(&checkpoint, &[groups]);
