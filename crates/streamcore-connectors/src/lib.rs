@@ -12,6 +12,8 @@ pub mod file;
 pub mod generator;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(any(feature = "redis", feature = "webhook", feature = "parquet"))]
 pub mod options;
 #[cfg(any(feature = "redis", feature = "webhook", feature = "parquet"))]
