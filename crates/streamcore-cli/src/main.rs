@@ -9,6 +9,7 @@ mod kafka;
 mod nexmark;
 mod parallelism;
 mod patterns;
+mod sql;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -44,6 +45,10 @@ enum Command {
     Patterns(patterns::PatternArgs),
     /// Run a Nexmark query on the built-in generator (events/s, elapsed time, row count).
     Nexmark(nexmark::NexmarkArgs),
+    /// Run a Flink SQL script: `streamcore sql FILE.sql`, `streamcore sql -e "…"`, or a script
+    /// on standard input (statements in order; every INSERT of the script runs as one job;
+    /// see docs/sql.md).
+    Sql(sql::SqlArgs),
     /// Explain what holds each operator's watermark back in a job running with `--http`:
     /// the input channel and source split, by how much, since when, and the window waiting.
     ExplainWatermarks(http::watermarks::ExplainArgs),
@@ -104,6 +109,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Patterns(args) => patterns::run(args),
         Command::Nexmark(args) => nexmark::run(args),
+        Command::Sql(args) => sql::run(args),
         Command::ExplainWatermarks(args) => http::watermarks::run(args),
         #[cfg(feature = "kafka")]
         Command::Kafka(args) => kafka::run(args),

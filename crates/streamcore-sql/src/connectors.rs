@@ -251,9 +251,17 @@ pub fn nexmark_config(table: &TableDef) -> Result<GeneratorConfig, PlanError> {
             "seed" => config.seed = num(key, value)?,
             "base-time" => config.base_time_ms = num(key, value)? as i64,
             "out-of-order-group-size" => config.out_of_order_group_size = num(key, value)?,
+            "kind" => {
+                if !["person", "auction", "bid"].contains(&value.as_str()) {
+                    return Err(PlanError::invalid(format!(
+                        "`nexmark` table `{}`: option 'kind' is person, auction or bid, got '{value}'",
+                        table.name
+                    )));
+                }
+            }
             other => {
                 return Err(PlanError::invalid(format!(
-                    "`nexmark` table `{}`: unknown option '{other}' (options: events.num, first-event.rate, next-event.rate, rate-limited, person.proportion, auction.proportion, bid.proportion, seed, base-time, out-of-order-group-size)",
+                    "`nexmark` table `{}`: unknown option '{other}' (options: kind, events.num, first-event.rate, next-event.rate, rate-limited, person.proportion, auction.proportion, bid.proportion, seed, base-time, out-of-order-group-size)",
                     table.name
                 )))
             }
@@ -394,18 +402,35 @@ impl NexmarkField {
 
 /// The physical columns of a `nexmark` table as event fields, checked against their types.
 pub fn nexmark_fields(table: &TableDef) -> Result<Arc<[NexmarkField]>, PlanError> {
+    let kind = table.options.get("kind");
     table
         .physical()
         .map(|c| {
-            let f = NexmarkField::parse(&c.name).ok_or_else(|| {
-                PlanError::invalid(format!(
-                    "`nexmark` table `{}`: no event field `{}` (fields: event_type, person ROW<{}>, auction ROW<{}>, bid ROW<{}>)",
-                    table.name,
-                    c.name,
-                    PERSON.join(", "),
-                    AUCTION.join(", "),
-                    BID.join(", ")
-                ))
+            let parsed = match kind {
+                Some(k) => NexmarkField::parse(&format!("{k}.{}", c.name)),
+                None => NexmarkField::parse(&c.name),
+            };
+            let f = parsed.ok_or_else(|| {
+                PlanError::invalid(match kind.map(String::as_str) {
+                    Some(k) => format!(
+                        "`nexmark` table `{}` of kind '{k}': no field `{}` (fields: {})",
+                        table.name,
+                        c.name,
+                        match k {
+                            "person" => PERSON.join(", "),
+                            "auction" => AUCTION.join(", "),
+                            _ => BID.join(", "),
+                        }
+                    ),
+                    None => format!(
+                        "`nexmark` table `{}`: no event field `{}` (fields: event_type, person ROW<{}>, auction ROW<{}>, bid ROW<{}>; or set 'kind' to person, auction or bid and name that record's fields)",
+                        table.name,
+                        c.name,
+                        PERSON.join(", "),
+                        AUCTION.join(", "),
+                        BID.join(", ")
+                    ),
+                })
             })?;
             if f.data_type() != c.data_type {
                 return Err(PlanError::invalid(format!(
@@ -444,6 +469,12 @@ pub fn nexmark_stream(
 ) -> Result<streamcore::Stream<Row>, PlanError> {
     let config = nexmark_config(table)?;
     let fields = nexmark_fields(table)?;
+    let kind = match table.options.get("kind").map(String::as_str) {
+        Some("person") => NexmarkKind::Person,
+        Some("auction") => NexmarkKind::Auction,
+        Some("bid") => NexmarkKind::Bid,
+        _ => kind,
+    };
     let shaper = RowShaper::new(table);
     let bad = |e: streamcore_nexmark::ConfigError| {
         PlanError::invalid(format!("`nexmark` table `{}`: {e}", table.name))
