@@ -23,6 +23,8 @@ pub mod redis;
 pub mod stdio;
 #[cfg(any(feature = "redis", feature = "webhook"))]
 pub mod template;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
 pub use file::csv::{CsvSink, CsvSource};
 pub use file::jsonl::{JsonLinesSink, JsonLinesSource, LineDecoder, SerdeJson};

@@ -144,7 +144,10 @@ mod tests {
         m.commit_took(Duration::from_micros(30));
         let r = m.snapshot();
         assert_eq!(r["records_out"], 3);
-        assert_eq!(r["requests"], 0, "requests are counted apart from their latency");
+        assert_eq!(
+            r["requests"], 0,
+            "requests are counted apart from their latency"
+        );
         assert_eq!(r["request_us_max"], 30);
         assert_eq!(r["request_us_avg"], 20);
         assert!(r.get("files_committed").is_none());
