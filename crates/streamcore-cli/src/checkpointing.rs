@@ -5,6 +5,10 @@
 //! job (with a savepoint when it checkpoints, so that `--restore latest` resumes it), and
 //! serves the job's HTTP endpoint with `--http` (see [`crate::http`]) — and
 //! [`print_summary`], how every job command reports its metrics.
+//!
+//! `--checkpoint-dir` takes a local directory or, in a build with the `object-store` feature,
+//! an object-store URL (`s3://bucket/job`, `gs://…`, `az://…`, `file:///…`): see
+//! [`checkpoint_storage`].
 
 use crate::http::{Action, HttpArgs, JobState};
 use anyhow::Context;
@@ -13,20 +17,24 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use streamcore::checkpoint::{parse_duration, CheckpointConfig, RestoreFrom};
+use streamcore::checkpoint::{parse_duration, CheckpointConfig, CheckpointStorage, RestoreFrom};
 use streamcore::{Job, JobConfig, JobSummary};
 
 #[derive(Args, Debug, Clone)]
 pub struct CheckpointArgs {
-    /// Take checkpoints into this directory (exactly-once output to directories; see
-    /// docs/checkpoints.md).
+    /// Take checkpoints into this directory, or into an object store: `s3://BUCKET/PREFIX`,
+    /// `gs://BUCKET/PREFIX`, `az://CONTAINER/PREFIX`, `file:///DIR` (builds with the
+    /// `object-store` feature; credentials and endpoint from the environment, e.g.
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT). Outputs become
+    /// exactly-once directories; see docs/checkpoints.md.
     #[arg(long)]
     pub checkpoint_dir: Option<PathBuf>,
     /// Time between checkpoints, e.g. `100ms`, `1s`.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub checkpoint_interval: Duration,
     /// Restore from `latest` (the newest complete checkpoint in --checkpoint-dir; a fresh
-    /// start if there is none) or from a checkpoint or savepoint directory.
+    /// start if there is none) or from a checkpoint or savepoint directory (or its URL in the
+    /// object store of --checkpoint-dir).
     #[arg(long, requires = "checkpoint_dir")]
     pub restore: Option<RestoreFrom>,
     /// Periodic checkpoints kept (savepoints are always kept).
@@ -54,10 +62,76 @@ impl CheckpointArgs {
                     .retain(self.retain_checkpoints)
                     .allow_non_restored_state(self.allow_non_restored_state);
                 c.restore = self.restore.clone();
+                if let Some(url) = dir.to_str().filter(|d| is_object_store_url(d)) {
+                    c = c.storage(checkpoint_storage(url));
+                }
                 config.checkpoints(c)
             }
             None => config,
         }
+    }
+}
+
+/// The URL schemes of object stores `--checkpoint-dir` takes.
+const OBJECT_STORE_SCHEMES: [&str; 8] = ["s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "file"];
+
+/// Whether `text` is an object-store URL (`s3://…`) rather than a local path.
+pub fn is_object_store_url(text: &str) -> bool {
+    text.split_once("://")
+        .is_some_and(|(scheme, rest)| OBJECT_STORE_SCHEMES.contains(&scheme) && !rest.is_empty())
+}
+
+/// The checkpoint storage for an object-store URL. Opening it contacts nothing; a URL that
+/// cannot be used (or a build without the `object-store` feature) gives a storage whose every
+/// call fails with the reason, so the job refuses to start with it.
+pub fn checkpoint_storage(url: &str) -> Arc<dyn CheckpointStorage> {
+    #[cfg(feature = "object-store")]
+    let opened = streamcore_object_store::checkpoint_storage(url)
+        .map(|s| Arc::new(s) as Arc<dyn CheckpointStorage>)
+        .map_err(|e| e.to_string());
+    #[cfg(not(feature = "object-store"))]
+    let opened: Result<Arc<dyn CheckpointStorage>, String> = Err(format!(
+        "--checkpoint-dir {url}: this build has no object-store support; build the binary with \
+         the `object-store` feature (`cargo run --release -p streamcore-cli --features \
+         object-store -- …`, or `cargo install --path crates/streamcore-cli --features \
+         object-store`)"
+    ));
+    match opened {
+        Ok(storage) => storage,
+        Err(reason) => Arc::new(Unavailable(reason)),
+    }
+}
+
+/// A checkpoint storage that cannot be used: every call fails with the reason.
+struct Unavailable(String);
+
+impl Unavailable {
+    fn fail<T>(&self) -> streamcore::Result<T> {
+        Err(streamcore::StreamError::Config(self.0.clone()))
+    }
+}
+
+impl CheckpointStorage for Unavailable {
+    fn next_id(&self) -> streamcore::Result<u64> {
+        self.fail()
+    }
+    fn write(
+        &self,
+        _: &streamcore::checkpoint::storage::CheckpointData,
+    ) -> streamcore::Result<streamcore::checkpoint::storage::WrittenCheckpoint> {
+        self.fail()
+    }
+    fn load_latest(&self) -> streamcore::Result<Option<streamcore::checkpoint::LoadedCheckpoint>> {
+        self.fail()
+    }
+    fn load(
+        &self,
+        _: &streamcore::checkpoint::CheckpointLocation,
+    ) -> streamcore::Result<streamcore::checkpoint::LoadedCheckpoint> {
+        self.fail()
+    }
+    fn retain(&self, _: usize) -> streamcore::Result<()> {
+        self.fail()
     }
 }
 

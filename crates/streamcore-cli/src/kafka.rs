@@ -161,6 +161,11 @@ pub fn run(args: KafkaArgs) -> anyhow::Result<()> {
         source = source.bounded();
     }
     if let Some(root) = &args.state_handover {
+        anyhow::ensure!(
+            !crate::checkpointing::is_object_store_url(&root.to_string_lossy()),
+            "--state-handover {}: a hand-over root on an object store is not supported yet (hand-over files are local files); use a directory every process shares",
+            root.display()
+        );
         // A process that dies leaves its partitions' state in its checkpoints: the others
         // look for them under the root.
         let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or(p.to_path_buf());
