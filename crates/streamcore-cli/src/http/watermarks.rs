@@ -97,8 +97,31 @@ fn fmt_ts(t: Option<Timestamp>) -> String {
     match t {
         None => "no watermark yet".into(),
         Some(Timestamp::MAX) => "the end of input".into(),
-        Some(t) => t.to_string(),
+        Some(t) => fmt_time(t),
     }
+}
+
+/// An event time as UTC `YYYY-MM-DD HH:MM:SS.mmm` (proleptic Gregorian calendar).
+pub fn fmt_time(t: Timestamp) -> String {
+    let ms = t.millis();
+    let (days, in_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1_000 % 60,
+        in_day % 1_000
+    )
 }
 
 /// "350 ms", "12 s", "4 min", "2 h".
@@ -135,15 +158,21 @@ impl<'a> Index<'a> {
             .find(|o| o.kind == NodeKind::Source && self.stage_of.get(&o.node) == Some(&stage))
     }
 
-    /// Inside a source subtask: its lowest split that is not idle, if it stalled.
-    fn split_holder(&self, source: &OperatorDetail, subtask: usize) -> Option<Holder> {
+    /// Inside a source subtask: its lowest split that is not idle, if it has had no record
+    /// for `min_stall_ms` (0 when a stalled channel downstream already says it holds).
+    fn split_holder(
+        &self,
+        source: &OperatorDetail,
+        subtask: usize,
+        min_stall_ms: i64,
+    ) -> Option<Holder> {
         let s = source.subtasks.get(subtask)?;
         if s.watermark == Some(Timestamp::MAX) {
             return None;
         }
         let active: Vec<_> = s.splits.iter().filter(|sp| !sp.idle).collect();
         let lowest = active.iter().min_by_key(|sp| rank(sp.watermark))?;
-        if (lowest.last_record_ago_ms as i64) < STALL_MS {
+        if (lowest.last_record_ago_ms as i64) < min_stall_ms {
             return None;
         }
         let highest = active.iter().filter_map(|sp| sp.watermark).max();
@@ -175,7 +204,7 @@ impl<'a> Index<'a> {
     /// What holds subtask `subtask` of `op` back, following the chain upstream.
     fn holder(&self, op: &OperatorDetail, subtask: usize) -> Option<Holder> {
         if op.kind == NodeKind::Source {
-            return self.split_holder(op, subtask);
+            return self.split_holder(op, subtask, STALL_MS);
         }
         self.stage_holder(*self.stage_of.get(&op.node)?, subtask, 0)
     }
@@ -201,7 +230,8 @@ impl<'a> Index<'a> {
         if inputs.is_empty() {
             // Fed by a source in its own stage, by function calls.
             let source = self.source_of_stage(stage)?;
-            return self.split_holder(source, subtask);
+            let min_stall = if depth == 0 { STALL_MS } else { 0 };
+            return self.split_holder(source, subtask, min_stall);
         }
         let active: Vec<_> = inputs.iter().filter(|(_, c)| !c.idle && !c.ended).collect();
         let (exchange, lowest) = active.iter().min_by_key(|(_, c)| rank(c.watermark))?;
@@ -253,6 +283,8 @@ impl<'a> Index<'a> {
             .via_exchange
             .get_or_insert_with(|| exchange.name.clone());
         holder.behind_ms = holder.behind_ms.or(behind);
+        // Published a few times a second: the channel's stall is at least as current.
+        holder.stalled_ms = holder.stalled_ms.max(stalled);
         Some(holder)
     }
 
@@ -283,10 +315,10 @@ impl<'a> Index<'a> {
         if let Some(w) = &pending_window {
             text.push_str(&format!(
                 "window [{}, {}) of `{}` waits for watermark ≥ {}; ",
-                w.start,
-                w.end,
+                fmt_time(w.start),
+                fmt_time(w.end),
                 op.name,
-                Timestamp(w.end.millis() - 1)
+                fmt_time(Timestamp(w.end.millis() - 1))
             ));
         } else {
             text.push_str(&format!("`{}`: ", op.name));
@@ -424,4 +456,26 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<()> {
         println!();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_durations_read_like_a_clock() {
+        assert_eq!(fmt_time(Timestamp(0)), "1970-01-01 00:00:00.000");
+        assert_eq!(
+            fmt_time(Timestamp(1_700_000_010_123)),
+            "2023-11-14 22:13:30.123"
+        );
+        assert_eq!(
+            fmt_time(Timestamp(951_782_400_000)),
+            "2000-02-29 00:00:00.000"
+        );
+        assert_eq!(fmt_time(Timestamp(-1)), "1969-12-31 23:59:59.999");
+        assert_eq!(fmt_duration(350), "350 ms");
+        assert_eq!(fmt_duration(12_400), "12 s");
+        assert_eq!(fmt_duration(240_000), "4 min");
+    }
 }

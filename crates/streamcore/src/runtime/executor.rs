@@ -214,10 +214,14 @@ fn describe(graph: &Graph, ids: &[String]) -> JobGraph {
             schema: n.schema.as_ref().map(|s| s.to_string()),
         })
         .collect();
-    // Where a consumer leads to, past exchange ends: (real node, routing).
-    let resolve = |consumer: usize| -> Vec<(usize, &'static str)> {
+    // Where a consumer leads to, past exchange ends (an exchange may feed another directly):
+    // (real node, routing of the last exchange crossed).
+    fn resolve(graph: &Graph, consumer: usize, depth: usize) -> Vec<(usize, &'static str)> {
         if graph.nodes[consumer].kind != NodeKind::Exchange {
             return vec![(consumer, "forward")];
+        }
+        if depth > graph.exchanges.len() {
+            return Vec::new();
         }
         for ex in &graph.exchanges {
             if let Some(pos) = ex.senders.iter().position(|&(n, _)| n == consumer) {
@@ -226,12 +230,13 @@ fn describe(graph: &Graph, ids: &[String]) -> JobGraph {
                 return graph.nodes[head]
                     .consumers
                     .iter()
-                    .map(|&c| (c, routing))
+                    .flat_map(|&c| resolve(graph, c, depth + 1))
+                    .map(|(node, inner)| (node, if inner == "forward" { routing } else { inner }))
                     .collect();
             }
         }
         Vec::new()
-    };
+    }
     let mut edges = Vec::new();
     for (i, n) in graph.nodes.iter().enumerate() {
         if n.kind == NodeKind::Exchange {
@@ -243,7 +248,7 @@ fn describe(graph: &Graph, ids: &[String]) -> JobGraph {
             .iter()
             .flat_map(|s| s.consumers.iter().map(|&c| (c, true)));
         for (consumer, side_output) in main.chain(sides) {
-            for (to, exchange) in resolve(consumer) {
+            for (to, exchange) in resolve(graph, consumer, 0) {
                 edges.push(GraphEdge {
                     from: i,
                     to,
