@@ -883,7 +883,7 @@ impl<'a> Binder<'a> {
                             "START" => start,
                             "END" => end,
                             "ROWTIME" => time,
-                            _ => return Err(PlanError::unsupported(format!("{name}"))),
+                            _ => return Err(PlanError::unsupported(name.to_string())),
                         };
                         return Ok((Expr::Column(c), SqlType::TIMESTAMP));
                     }

@@ -43,6 +43,7 @@ pub mod format;
 pub mod functions;
 pub mod physical;
 pub mod plan;
+pub mod rules;
 pub mod session;
 pub mod types;
 

@@ -148,7 +148,7 @@ impl ParseError {
     /// Converts a sqlparser error. sqlparser appends ` at Line: L, Column: C` to most messages;
     /// since the whole script is tokenized at once, that position already is the script's.
     /// Without one, the error is placed at `fallback` (the start of the statement).
-    fn from_parser(error: ParserError, fallback: Location) -> Self {
+    fn from_parser(error: ParserError, fallback: Location, end: Location) -> Self {
         let text = match error {
             ParserError::TokenizerError(s) | ParserError::ParserError(s) => s,
             ParserError::RecursionLimitExceeded => "recursion limit exceeded".to_string(),
@@ -165,9 +165,11 @@ impl ParseError {
                 }
             }
         }
+        // "found: EOF" carries no position: the script ended too early, so point at its end.
+        let at = if text.ends_with("EOF") { end } else { fallback };
         ParseError {
-            line: fallback.line.max(1),
-            column: fallback.column.max(1),
+            line: at.line.max(1),
+            column: at.column.max(1),
             message: text,
         }
     }
@@ -188,6 +190,12 @@ impl ParseError {
 /// ```
 pub fn parse_script(sql: &str) -> Result<Vec<FlinkStatement>, ParseError> {
     let tokens = tokenize(sql)?;
+    let end = tokens
+        .iter()
+        .rev()
+        .find(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
+        .map(|t| t.span.end)
+        .unwrap_or_else(Location::empty);
     let mut parser = Parser::new(&FlinkDialect).with_tokens_with_locations(tokens);
     let mut statements = Vec::new();
     loop {
@@ -204,7 +212,7 @@ pub fn parse_script(sql: &str) -> Result<Vec<FlinkStatement>, ParseError> {
                     _ => parser.expected("end of statement", next),
                 }
             })
-            .map_err(|e| ParseError::from_parser(e, start.span.start))?;
+            .map_err(|e| ParseError::from_parser(e, start.span.start, end))?;
         statements.push(statement);
     }
     Ok(statements)
@@ -732,11 +740,11 @@ mod tests {
             "line 2, column 10: Unterminated string literal"
         );
 
-        // Without a position from sqlparser (end of input): the statement's start.
+        // The script ends too early: the error is at its end (sqlparser gives EOF no position).
         let error = parse_script("SELECT 1;\n\nCREATE TABLE t (a BIGINT").unwrap_err();
         assert_eq!(
             error.to_string(),
-            "line 3, column 1: Expected: ), found: EOF"
+            "line 3, column 25: Expected: ), found: EOF"
         );
     }
 }

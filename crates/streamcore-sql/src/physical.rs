@@ -270,7 +270,7 @@ impl<'j> PhysicalPlanner<'j> {
         table: &TableDef,
         kind: NexmarkKind,
     ) -> Result<Stream<Row>, PlanError> {
-        let name = format!("{}", table.name);
+        let name = table.name.to_string();
         let uid = self.uid(&format!("src:{}", table.name), plan);
         let connector = table.connector()?;
         let stream = match connector {
@@ -322,18 +322,22 @@ fn nexmark_kind(input: &Plan, predicate: &Expr) -> Option<NexmarkKind> {
         return None;
     }
     let event_type = table.columns.iter().position(|c| c.name == "event_type")?;
-    let k = match predicate {
+    let conjuncts: &[Expr] = match predicate {
+        Expr::And(v) => v,
+        p => std::slice::from_ref(p),
+    };
+    let k = conjuncts.iter().find_map(|p| match p {
         Expr::Cmp(CmpOp::Eq, l, r) => match (l.as_ref(), r.as_ref()) {
             (Expr::Column(c), Expr::Literal(Scalar::Int(k)))
             | (Expr::Literal(Scalar::Int(k)), Expr::Column(c))
                 if *c == event_type =>
             {
-                *k
+                Some(*k)
             }
-            _ => return None,
+            _ => None,
         },
-        _ => return None,
-    };
+        _ => None,
+    })?;
     Some(match k {
         0 => NexmarkKind::Person,
         1 => NexmarkKind::Auction,

@@ -11,6 +11,7 @@ use crate::format::{CsvRow, JsonRow};
 use crate::parser::{parse_script, ColumnKind, CreateTable, FlinkStatement};
 use crate::physical::{PhysicalPlanner, SqlStream};
 use crate::plan::Plan;
+use crate::rules::optimize;
 use crate::types::{from_ast, SqlType};
 use sqlparser::ast::{self, ObjectType, Spanned, Statement};
 use std::collections::BTreeMap;
@@ -150,18 +151,19 @@ impl Session {
                     Some(columns.as_slice())
                 };
                 let plan = fit_to_sink(plan, &sink, columns).map_err(|e| e.at(span))?;
+                let plan = optimize(plan);
                 check_sink_mode(&sink, &plan, self.batch_mode())?;
                 let text = format!("INSERT INTO {}", sink.name);
                 self.pending.push(PendingInsert { sink, plan });
                 Ok(Outcome::Queued(text))
             }
             Statement::Query(q) => {
-                let plan = Binder::new(&self.catalog).bind_query(&q)?;
+                let plan = optimize(Binder::new(&self.catalog).bind_query(&q)?);
                 Ok(Outcome::Query(Box::new(plan)))
             }
             Statement::Explain { statement, .. } => {
                 let plan = match *statement {
-                    Statement::Query(q) => Binder::new(&self.catalog).bind_query(&q)?,
+                    Statement::Query(q) => optimize(Binder::new(&self.catalog).bind_query(&q)?),
                     Statement::Insert(_) => {
                         let before = self.pending.len();
                         self.execute_sql(*statement)?;
@@ -308,7 +310,7 @@ impl Session {
     /// Plans a `SELECT` into `job`, its rows (as changes) handed to `sink`.
     pub fn plan_select<F>(&self, job: &mut Job, plan: &Plan, to: F) -> Result<(), PlanError>
     where
-        F: FnOnce(Stream) -> (),
+        F: FnOnce(Stream),
     {
         let mut planner = PhysicalPlanner::new(job);
         planner.state_ttl = self.state_ttl()?;
@@ -364,22 +366,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, PlanError> {
 
 fn check_option(key: &str, value: &str) -> Result<(), PlanError> {
     match key {
-        "parallelism.default" => {
-            if value.parse::<usize>().map_or(true, |p| p == 0) {
-                return Err(PlanError::invalid(format!(
-                    "'parallelism.default' must be a positive number, got '{value}'"
-                )));
-            }
+        "parallelism.default" if value.parse::<usize>().map_or(true, |p| p == 0) => {
+            return Err(PlanError::invalid(format!(
+                "'parallelism.default' must be a positive number, got '{value}'"
+            )));
         }
         "table.exec.state.ttl" | "execution.checkpointing.interval" => {
             parse_duration(value)?;
         }
-        "execution.runtime-mode" => {
-            if !["streaming", "batch"].contains(&value.to_ascii_lowercase().as_str()) {
-                return Err(PlanError::invalid(format!(
-                    "'execution.runtime-mode' is 'streaming' or 'batch', got '{value}'"
-                )));
-            }
+        "execution.runtime-mode"
+            if !["streaming", "batch"].contains(&value.to_ascii_lowercase().as_str()) =>
+        {
+            return Err(PlanError::invalid(format!(
+                "'execution.runtime-mode' is 'streaming' or 'batch', got '{value}'"
+            )));
         }
         _ => {}
     }

@@ -191,6 +191,12 @@ impl fmt::Display for Scalar {
             Scalar::Null => f.write_str("NULL"),
             Scalar::Bool(b) => write!(f, "{b}"),
             Scalar::Int(v) => write!(f, "{v}"),
+            // Whole doubles keep their point (`500.0`), as Flink prints them.
+            Scalar::Float(v)
+                if v.get().is_finite() && v.get().fract() == 0.0 && v.get().abs() < 1e16 =>
+            {
+                write!(f, "{:.1}", v.get())
+            }
             Scalar::Float(v) => write!(f, "{}", v.get()),
             Scalar::Decimal(d) => write!(f, "{d}"),
             Scalar::Str(s) => f.write_str(s),
