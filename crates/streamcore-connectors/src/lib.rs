@@ -18,10 +18,12 @@ pub mod postgres;
 pub mod options;
 #[cfg(any(feature = "redis", feature = "webhook", feature = "parquet"))]
 pub mod sink_metrics;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod stdio;
-#[cfg(any(feature = "redis", feature = "webhook"))]
+#[cfg(any(feature = "redis", feature = "webhook", feature = "parquet"))]
 pub mod template;
 #[cfg(feature = "webhook")]
 pub mod webhook;
