@@ -6,7 +6,8 @@ use crate::catalog::{Catalog, ColumnSource, PlanField, Relation, TableDef};
 use crate::error::{did_you_mean, PlanError};
 use crate::expr::{CmpOp, Expr, LikePattern};
 use crate::functions::{udf_type, ScalarFunction, TimeUnit};
-use crate::plan::{AggCall, AggFunc, Node, Plan, WindowKind};
+use crate::join::{make_join, window_of, WindowBound};
+use crate::plan::{AggCall, AggFunc, JoinKind, Node, Plan, WindowKind};
 use crate::types::{from_ast, numeric_result, ArithOp, SqlType};
 use sqlparser::ast::{
     self, BinaryOperator, DateTimeField, Distinct, Function, FunctionArg, FunctionArgExpr,
@@ -448,12 +449,44 @@ impl<'a> Binder<'a> {
                 }
             }
         }
+        // Grouped by the window_start and window_end of the windows the input's rows come
+        // from (an aggregate over a window aggregate's result): a window aggregate again, its
+        // windows as the input's (each row's time is its window's end − 1 ms).
+        let mut upstream = false;
+        if window.is_none() {
+            let scope = Scope {
+                fields: &input.fields,
+                agg: None,
+            };
+            let bounds: Vec<(WindowKind, WindowBound)> = keys
+                .iter()
+                .filter_map(|g| match self.bind_expr(g, &scope) {
+                    Ok((Expr::Column(c), _)) => window_of(&input, c),
+                    _ => None,
+                })
+                .collect();
+            let start = bounds.iter().find(|b| b.1 == WindowBound::Start);
+            let end = bounds.iter().find(|b| b.1 == WindowBound::End);
+            if let (Some((kind, _)), Some(_)) = (start, end) {
+                let step = match *kind {
+                    WindowKind::Tumble { size } => Some(size),
+                    WindowKind::Hop { slide, .. } => Some(slide),
+                    WindowKind::Cumulate { step, .. } => Some(step),
+                    WindowKind::Session { .. } => None,
+                };
+                if let Some(size) = step {
+                    window = Some(WindowKind::Tumble { size });
+                    upstream = true;
+                }
+            }
+        }
         if window.is_some() && input.updating {
             return Err(PlanError::invalid(
                 "a window aggregate over an updating input (windows take append-only input, as in Flink)",
             ));
         }
-        if window.is_some() && input.rowtime.is_none() {
+        // (Rows of an upstream window carry their window's time, projected or not.)
+        if window.is_some() && !upstream && input.rowtime.is_none() {
             return Err(PlanError::invalid(
                 "a window over a table without a rowtime: declare WATERMARK FOR the time column",
             ));
@@ -601,6 +634,7 @@ impl<'a> Binder<'a> {
                         window: kind,
                         keys: nkeys,
                         aggs,
+                        upstream,
                     },
                     fields,
                     updating: false,
@@ -687,20 +721,68 @@ impl<'a> Binder<'a> {
                 rowtime: None,
             }),
             [one] => {
-                if let Some(j) = one.joins.first() {
-                    return Err(PlanError::unsupported(format!(
-                        "joins (`{}`) — planned next: regular, interval, window, temporal and lookup joins",
-                        j.relation
-                    ))
-                    .at(j.relation.span()));
+                let mut plan = self.bind_table_factor(&one.relation)?;
+                for j in &one.joins {
+                    plan = self.bind_join(plan, j)?;
                 }
-                self.bind_table_factor(&one.relation)
+                Ok(plan)
             }
-            [_, second, ..] => Err(
-                PlanError::unsupported("several tables in FROM (comma joins)")
-                    .at(second.relation.span()),
-            ),
+            [first, rest @ ..] => {
+                // `FROM a, b`: an inner join whose condition comes from WHERE.
+                let mut plan = self.bind_from(std::slice::from_ref(first))?;
+                for t in rest {
+                    let right = self.bind_from(std::slice::from_ref(t))?;
+                    plan = make_join(
+                        plan,
+                        right,
+                        JoinKind::Inner,
+                        Expr::Literal(Scalar::Bool(true)),
+                    )?;
+                }
+                Ok(plan)
+            }
         }
+    }
+
+    fn bind_join(&self, left: Plan, j: &ast::Join) -> Result<Plan, PlanError> {
+        use ast::{JoinConstraint, JoinOperator};
+        let (kind, constraint) = match &j.join_operator {
+            JoinOperator::Join(c) | JoinOperator::Inner(c) => (JoinKind::Inner, c),
+            JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (JoinKind::Left, c),
+            JoinOperator::Right(c) | JoinOperator::RightOuter(c) => (JoinKind::Right, c),
+            JoinOperator::FullOuter(c) => (JoinKind::Full, c),
+            other => {
+                return Err(PlanError::unsupported(format!(
+                    "the join `{}`",
+                    format!("{other:?}").split('(').next().unwrap_or("?")
+                ))
+                .at(j.relation.span()))
+            }
+        };
+        if let TableFactor::Table {
+            version: Some(_), ..
+        } = &j.relation
+        {
+            return Err(PlanError::unsupported(
+                "FOR SYSTEM_TIME AS OF (temporal and lookup joins) — planned next",
+            )
+            .at(j.relation.span()));
+        }
+        let right = self.bind_table_factor(&j.relation)?;
+        let JoinConstraint::On(on) = constraint else {
+            return Err(
+                PlanError::unsupported("joins without ON (USING, NATURAL, cross joins)")
+                    .at(j.relation.span()),
+            );
+        };
+        let mut fields = left.fields.clone();
+        fields.extend(right.fields.iter().cloned());
+        let scope = Scope {
+            fields: &fields,
+            agg: None,
+        };
+        let predicate = self.bind_predicate(on, &scope, "ON")?;
+        make_join(left, right, kind, predicate).map_err(|e| e.at(on.span()))
     }
 
     fn bind_table_factor(&self, tf: &TableFactor) -> Result<Plan, PlanError> {
@@ -752,8 +834,15 @@ impl<'a> Binder<'a> {
                     None => Ok(plan),
                 }
             }
-            TableFactor::NestedJoin { .. } => {
-                Err(PlanError::unsupported("joins — planned next").at(tf.span()))
+            TableFactor::NestedJoin {
+                table_with_joins,
+                alias,
+            } => {
+                let plan = self.bind_from(std::slice::from_ref(table_with_joins))?;
+                match alias {
+                    Some(a) => requalify(plan, &a.name.value.clone(), Some(a)),
+                    None => Ok(plan),
+                }
             }
             other => Err(PlanError::unsupported(format!("`{other}` in FROM")).at(other.span())),
         }

@@ -41,6 +41,7 @@ pub mod error;
 pub mod expr;
 pub mod format;
 pub mod functions;
+pub mod join;
 pub mod physical;
 pub mod plan;
 pub mod rules;

@@ -8,9 +8,12 @@ use crate::catalog::TableDef;
 use crate::connectors::{self, NexmarkKind};
 use crate::error::PlanError;
 use crate::expr::{CmpOp, Expr};
-use crate::plan::{Node, Plan, WindowKind};
+use crate::join;
+use crate::plan::{JoinKind, JoinStrategy, Node, Plan, WindowKind};
+use std::sync::Arc;
 use std::time::Duration;
 use streamcore::changelog::Change;
+use streamcore::join::JoinType;
 use streamcore::row::{Row, Scalar};
 use streamcore::window::{WindowResult, Windows};
 use streamcore::{Job, Stream, Timestamp, WatermarkStrategy};
@@ -156,6 +159,7 @@ impl<'j> PhysicalPlanner<'j> {
                 window,
                 keys,
                 aggs,
+                ..
             } => {
                 let SqlStream::Append(s) = self.build(input)? else {
                     return Err(PlanError::invalid(
@@ -234,6 +238,13 @@ impl<'j> PhysicalPlanner<'j> {
                     })
                 })))
             }
+            Node::Join {
+                left,
+                right,
+                kind,
+                on,
+                strategy,
+            } => self.join(plan, left, right, *kind, on, strategy),
             Node::Union { inputs } => {
                 let mut streams = Vec::new();
                 for i in inputs {
@@ -262,6 +273,109 @@ impl<'j> PhysicalPlanner<'j> {
                 }
             }
         }
+    }
+
+    fn join(
+        &mut self,
+        plan: &Plan,
+        left: &Plan,
+        right: &Plan,
+        kind: JoinKind,
+        on: &Expr,
+        strategy: &JoinStrategy,
+    ) -> Result<SqlStream, PlanError> {
+        let cond = join::split(on, left, right);
+        let residual = join::residual_for(strategy, &cond, left, right);
+        let (SqlStream::Append(l), SqlStream::Append(r)) = (self.build(left)?, self.build(right)?)
+        else {
+            return Err(PlanError::unsupported(
+                "a join of an updating input (the result of a GROUP BY, an outer join, a Top-N)",
+            ));
+        };
+        if cond.keys.is_empty() {
+            return Err(PlanError::unsupported(
+                "a join without an equality between the two sides (a cross join)",
+            ));
+        }
+        let uid = self.uid("join", plan);
+        let (lk, rk): (Vec<Expr>, Vec<Expr>) = cond.keys.into_iter().unzip();
+        let (lk, rk): (Arc<[Expr]>, Arc<[Expr]>) = (lk.into(), rk.into());
+        let (nl, nr) = (left.fields.len(), right.fields.len());
+        // In SQL a NULL key equals nothing. Inner joins drop such rows (below); in an outer
+        // join they stay, unmatched: their key is the whole row tagged with its side, which
+        // no row of the other side has.
+        let key = |keys: Arc<[Expr]>, side: &'static [u8]| {
+            move |row: &Row| -> Row {
+                let k: Row = keys
+                    .iter()
+                    .map(|e| e.eval(&row.values).unwrap_or(Scalar::Null))
+                    .collect();
+                if k.values.iter().any(Scalar::is_null) {
+                    std::iter::once(Scalar::Bytes(side.to_vec()))
+                        .chain(row.values.iter().cloned())
+                        .collect()
+                } else {
+                    k
+                }
+            }
+        };
+        let has_key = |keys: Arc<[Expr]>| {
+            move |row: &Row| {
+                keys.iter()
+                    .all(|e| !e.eval(&row.values).unwrap_or(Scalar::Null).is_null())
+            }
+        };
+        let residual: Option<Arc<Expr>> = match residual.len() {
+            0 => None,
+            1 => Some(Arc::new(residual.into_iter().next().expect("one"))),
+            _ => Some(Arc::new(Expr::And(residual))),
+        };
+        let joined = match *strategy {
+            JoinStrategy::Interval { lower, upper } => {
+                let (l, r) = (l.filter(has_key(lk.clone())), r.filter(has_key(rk.clone())));
+                l.connect(r)
+                    .key_by(key(lk, b"\0left"), key(rk, b"\0right"))
+                    .interval_join(lower, upper, |a: &Row, b: &Row| {
+                        concat(Some(a), 0, Some(b), 0)
+                    })
+                    .name("IntervalJoin")
+                    .uid(&uid)
+            }
+            JoinStrategy::Regular => {
+                let (l, r) = if kind == JoinKind::Inner {
+                    (l.filter(has_key(lk.clone())), r.filter(has_key(rk.clone())))
+                } else {
+                    (l, r)
+                };
+                let mut keyed = l.connect(r).key_by(key(lk, b"\0left"), key(rk, b"\0right"));
+                if let Some(ttl) = self.state_ttl {
+                    keyed = keyed.state_ttl(ttl);
+                }
+                let join_type = match kind {
+                    JoinKind::Inner => JoinType::Inner,
+                    JoinKind::Left => JoinType::Left,
+                    JoinKind::Right => JoinType::Right,
+                    JoinKind::Full => JoinType::Full,
+                };
+                let changes = keyed
+                    .join(join_type, move |a: Option<&Row>, b: Option<&Row>| {
+                        concat(a, nl, b, nr)
+                    })
+                    .name("Join")
+                    .uid(&uid);
+                if kind != JoinKind::Inner {
+                    return Ok(SqlStream::Updating(changes));
+                }
+                // An inner join of append-only inputs only inserts.
+                changes.map(Change::into_row)
+            }
+        };
+        Ok(SqlStream::Append(match residual {
+            Some(p) => joined
+                .try_filter(move |r: &Row| p.test(&r.values))
+                .name("Calc(filter)"),
+            None => joined,
+        }))
     }
 
     fn scan(
@@ -311,6 +425,25 @@ fn is_identity(exprs: &[Expr], width: usize) -> bool {
             .iter()
             .enumerate()
             .all(|(i, e)| matches!(e, Expr::Column(c) if *c == i))
+}
+
+/// The joined row: the left row's columns (NULLs for a missing left row of `nl` columns),
+/// then the right's; the event time of the left row (else the right's).
+fn concat(a: Option<&Row>, nl: usize, b: Option<&Row>, nr: usize) -> Row {
+    let mut values: Vec<Scalar> =
+        Vec::with_capacity(a.map_or(nl, |r| r.len()) + b.map_or(nr, |r| r.len()));
+    match a {
+        Some(r) => values.extend(r.values.iter().cloned()),
+        None => values.extend(std::iter::repeat_n(Scalar::Null, nl)),
+    }
+    match b {
+        Some(r) => values.extend(r.values.iter().cloned()),
+        None => values.extend(std::iter::repeat_n(Scalar::Null, nr)),
+    }
+    Row {
+        values: values.into(),
+        time: a.or(b).map_or(Timestamp::MIN, |r| r.time),
+    }
 }
 
 /// The event kind a filter right above a `nexmark` scan selects (`event_type = k`).

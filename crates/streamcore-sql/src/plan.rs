@@ -93,6 +93,34 @@ pub struct AggCall {
     pub ty: DataType,
 }
 
+/// The kind of a join.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JoinKind {
+    /// `[INNER] JOIN`.
+    Inner,
+    /// `LEFT [OUTER] JOIN`.
+    Left,
+    /// `RIGHT [OUTER] JOIN`.
+    Right,
+    /// `FULL [OUTER] JOIN`.
+    Full,
+}
+
+/// How a join runs (see [`crate::join`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JoinStrategy {
+    /// Every row of both sides kept; pairs by key.
+    Regular,
+    /// Pairs by key with `left.time - right.time` in `[lower, upper]` ms; state until the
+    /// watermark passes.
+    Interval {
+        /// Lower bound, ms.
+        lower: i64,
+        /// Upper bound, ms.
+        upper: i64,
+    },
+}
+
 /// What a plan node does.
 #[derive(Clone, Debug)]
 pub enum Node {
@@ -139,6 +167,9 @@ pub enum Node {
         keys: usize,
         /// The aggregate calls.
         aggs: Vec<AggCall>,
+        /// The window is the one of the input's rows, grouped by its `window_start` and
+        /// `window_end` among the keys (an aggregate over a window aggregate's result).
+        upstream: bool,
     },
     /// A group aggregate: output `keys…, aggregates…`, updated as rows arrive (updating).
     Aggregate {
@@ -148,6 +179,19 @@ pub enum Node {
         keys: usize,
         /// The aggregate calls.
         aggs: Vec<AggCall>,
+    },
+    /// A join: output the left columns, then the right columns.
+    Join {
+        /// The left input.
+        left: Box<Plan>,
+        /// The right input.
+        right: Box<Plan>,
+        /// Inner or outer.
+        kind: JoinKind,
+        /// The condition over the joined row.
+        on: Expr,
+        /// How it runs.
+        strategy: JoinStrategy,
     },
     /// `UNION ALL` of inputs with the same columns.
     Union {
@@ -167,6 +211,7 @@ impl Plan {
             | Node::WindowAggregate { input, .. }
             | Node::Aggregate { input, .. } => vec![input],
             Node::Union { inputs } => inputs.iter().collect(),
+            Node::Join { left, right, .. } => vec![left, right],
         }
     }
 
@@ -181,6 +226,11 @@ impl Plan {
             Node::WindowAggregate { .. } => "WindowAggregate",
             Node::Aggregate { .. } => "GroupAggregate",
             Node::Union { .. } => "Union",
+            Node::Join {
+                strategy: JoinStrategy::Regular,
+                ..
+            } => "Join",
+            Node::Join { .. } => "IntervalJoin",
         }
     }
 
@@ -248,6 +298,14 @@ impl Plan {
                 agg_list(aggs)
             ),
             Node::Union { inputs } => format!("inputs={}", inputs.len()),
+            Node::Join {
+                kind, on, strategy, ..
+            } => match strategy {
+                JoinStrategy::Regular => format!("joinType={kind:?}, where={on}"),
+                JoinStrategy::Interval { lower, upper } => format!(
+                    "joinType={kind:?}, where={on}, leftTime-rightTime in [{lower}, {upper}] ms"
+                ),
+            },
         }
     }
 

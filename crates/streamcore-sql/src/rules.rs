@@ -5,7 +5,8 @@
 
 use crate::binder::project;
 use crate::expr::Expr;
-use crate::plan::{Node, Plan};
+use crate::join::make_join;
+use crate::plan::{JoinKind, Node, Plan};
 
 /// Applies the rewrites bottom-up until none applies.
 pub fn optimize(plan: Plan) -> Plan {
@@ -33,11 +34,13 @@ pub fn optimize(plan: Plan) -> Plan {
             window,
             keys,
             aggs,
+            upstream,
         } => Node::WindowAggregate {
             input: Box::new(optimize(*input)),
             window,
             keys,
             aggs,
+            upstream,
         },
         Node::Aggregate { input, keys, aggs } => Node::Aggregate {
             input: Box::new(optimize(*input)),
@@ -46,6 +49,19 @@ pub fn optimize(plan: Plan) -> Plan {
         },
         Node::Union { inputs } => Node::Union {
             inputs: inputs.into_iter().map(optimize).collect(),
+        },
+        Node::Join {
+            left,
+            right,
+            kind,
+            on,
+            strategy,
+        } => Node::Join {
+            left: Box::new(optimize(*left)),
+            right: Box::new(optimize(*right)),
+            kind,
+            on,
+            strategy,
         },
         leaf => leaf,
     };
@@ -115,6 +131,42 @@ fn rewrite(plan: Plan) -> Plan {
                 });
                 project_keeping(filtered, exprs, plan.fields, plan.rowtime)
             }
+            Node::Join {
+                left,
+                right,
+                kind: JoinKind::Inner,
+                on,
+                ..
+            } => {
+                // An inner join's filter: conditions on one side go below the join to that
+                // side, the others join the ON condition (where they may bound time).
+                let n = left.fields.len();
+                let (mut left, mut right) = (*left, *right);
+                let mut on_parts = conjuncts(on);
+                for c in conjuncts(predicate) {
+                    let mut cols = Vec::new();
+                    c.columns(&mut cols);
+                    if !cols.is_empty() && cols.iter().all(|&x| x < n) {
+                        left = push_filter(left, c);
+                    } else if !cols.is_empty() && cols.iter().all(|&x| x >= n) {
+                        right = push_filter(right, map_columns(&c, &|x| x - n));
+                    } else {
+                        on_parts.push(c);
+                    }
+                }
+                let on = match on_parts.len() {
+                    1 => on_parts.pop().expect("one"),
+                    _ => Expr::And(on_parts),
+                };
+                let fields = plan.fields;
+                match make_join(left, right, JoinKind::Inner, on) {
+                    Ok(mut joined) => {
+                        joined.fields = fields;
+                        joined
+                    }
+                    Err(_) => unreachable!("a join that planned before plans with more conditions"),
+                }
+            }
             node => Plan {
                 node: Node::Filter {
                     input: Box::new(Plan { node, ..*input }),
@@ -139,9 +191,52 @@ fn project_keeping(
     p
 }
 
+/// `plan` under a filter, rewritten (down to its scan where possible).
+fn push_filter(plan: Plan, predicate: Expr) -> Plan {
+    rewrite(Plan {
+        fields: plan.fields.clone(),
+        updating: plan.updating,
+        rowtime: plan.rowtime,
+        node: Node::Filter {
+            input: Box::new(plan),
+            predicate,
+        },
+    })
+}
+
+/// `e` with every column `c` renamed to `f(c)`.
+pub fn map_columns(e: &Expr, f: &dyn Fn(usize) -> usize) -> Expr {
+    let m = |x: &Expr| Box::new(map_columns(x, f));
+    match e {
+        Expr::Column(i) => Expr::Column(f(*i)),
+        Expr::Literal(v) => Expr::Literal(v.clone()),
+        Expr::Arith(op, l, r, t) => Expr::Arith(*op, m(l), m(r), *t),
+        Expr::Cmp(op, l, r) => Expr::Cmp(*op, m(l), m(r)),
+        Expr::And(v) => Expr::And(v.iter().map(|x| map_columns(x, f)).collect()),
+        Expr::Or(v) => Expr::Or(v.iter().map(|x| map_columns(x, f)).collect()),
+        Expr::Not(x) => Expr::Not(m(x)),
+        Expr::Neg(x) => Expr::Neg(m(x)),
+        Expr::IsNull(x, n) => Expr::IsNull(m(x), *n),
+        Expr::Case(b, x) => Expr::Case(
+            b.iter()
+                .map(|(w, t)| (map_columns(w, f), map_columns(t, f)))
+                .collect(),
+            m(x),
+        ),
+        Expr::Cast(x, t) => Expr::Cast(m(x), *t),
+        Expr::InList(x, l, n) => Expr::InList(m(x), l.clone(), *n),
+        Expr::Like(x, p, n) => Expr::Like(m(x), p.clone(), *n),
+        Expr::Call(func, args) => Expr::Call(
+            func.clone(),
+            args.iter().map(|x| map_columns(x, f)).collect(),
+        ),
+    }
+}
+
 fn conjuncts(e: Expr) -> Vec<Expr> {
     match e {
         Expr::And(v) => v,
+        Expr::Literal(streamcore::row::Scalar::Bool(true)) => vec![],
         e => vec![e],
     }
 }

@@ -93,6 +93,18 @@ fn check(q: &str) {
         (_, Some(changes)) => apply_changelog(changes.take()),
         _ => unreachable!(),
     };
+    if q == "q7" {
+        // The typed q7 fixes the benchmark's column mix-up (its SELECT gives price, bidder
+        // into a sink declared bidder, price; Flink writes by position): swap back.
+        typed = typed
+            .into_iter()
+            .map(|line| {
+                let mut f: Vec<&str> = line.splitn(4, ',').collect();
+                f.swap(1, 2);
+                f.join(",")
+            })
+            .collect();
+    }
     typed.sort();
     assert!(!typed.is_empty(), "{q}: the typed query gave no rows");
     if sql != typed {
@@ -122,4 +134,4 @@ macro_rules! queries {
     };
 }
 
-queries!(q0, q1, q2, q11, q14, q15, q16, q17, q21, q22);
+queries!(q0, q1, q2, q3, q4, q5, q7, q8, q11, q14, q15, q16, q17, q20, q21, q22);

@@ -267,4 +267,5 @@ slt_tests! {
     window => "window.slt",
     sinks => "sinks.slt",
     errors => "errors.slt",
+    joins => "joins.slt",
 }
