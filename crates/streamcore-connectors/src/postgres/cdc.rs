@@ -39,7 +39,7 @@ use postgres::Client;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use streamcore::changelog::Change;
 use streamcore::checkpoint::{decode, encode};
@@ -247,6 +247,8 @@ pub struct PostgresCdcSource {
     config: PostgresCdcConfig,
     table: Arc<TableInfo>,
     metrics: Arc<PostgresCdcMetrics>,
+    /// The LSN the slot may advance to (completed checkpoints), shared with the reader.
+    advance_to: Arc<AtomicU64>,
 }
 
 /// The table as the catalog describes it.
@@ -330,6 +332,7 @@ impl PostgresCdcSource {
             }),
             config,
             metrics: Arc::default(),
+            advance_to: Arc::default(),
         })
     }
 
@@ -348,6 +351,8 @@ impl PostgresCdcSource {
             config: self.config.clone(),
             table: self.table.clone(),
             metrics: self.metrics.clone(),
+            advance_to: self.advance_to.clone(),
+            advanced: 0,
             position,
             snapshot_client: None,
             client: None,
@@ -504,10 +509,7 @@ impl Source<Change<Row>> for PostgresCdcSource {
 
     fn committer(&mut self) -> Result<Option<Box<dyn Committer>>> {
         Ok(Some(Box::new(SlotCommitter {
-            connection: self.config.connection.clone(),
-            slot: self.config.slot.clone(),
-            client: Mutex::new(None),
-            metrics: self.metrics.clone(),
+            advance_to: self.advance_to.clone(),
         })))
     }
 
@@ -539,6 +541,9 @@ pub struct CdcReader {
     config: PostgresCdcConfig,
     table: Arc<TableInfo>,
     metrics: Arc<PostgresCdcMetrics>,
+    advance_to: Arc<AtomicU64>,
+    /// The LSN the slot was last advanced to by this reader.
+    advanced: u64,
     position: Position,
     /// The connection holding the snapshot's transaction.
     snapshot_client: Option<Client>,
@@ -551,6 +556,19 @@ pub struct CdcReader {
     last_lag_sample: Option<Instant>,
     /// The segments' upper keys, decoded.
     segment_keys: Vec<Option<Vec<Scalar>>>,
+}
+
+/// Whether a failed peek is worth another try: transient errors (three times), and the slot
+/// still held by a session that is going away (a killed run's backend, up to 30 times).
+fn retryable(e: &StreamError, attempt: u32) -> bool {
+    let Some(pg) = std::error::Error::source(e).and_then(|s| s.downcast_ref::<postgres::Error>())
+    else {
+        return false;
+    };
+    if pg.code() == Some(&postgres::error::SqlState::OBJECT_IN_USE) {
+        return true;
+    }
+    attempt < 3 && super::classify(pg) == super::ErrorClass::Transient
 }
 
 fn pg_err(doing: &str, server: &str, e: postgres::Error) -> StreamError {
@@ -678,10 +696,12 @@ impl CdcReader {
         let columns: Vec<String> = schema
             .fields
             .iter()
-            .map(|f| format!("{}::text", quote_ident(&f.name)))
+            .enumerate()
+            .map(|(i, f)| format!("t.{}::text AS c{i}", quote_ident(&f.name)))
             .collect();
+        // Ordered and compared by the table's columns (`t.x`), not by the text outputs.
         let order = |i: usize| {
-            let name = quote_ident(&schema.fields[i].name);
+            let name = format!("t.{}", quote_ident(&schema.fields[i].name));
             if self.table.types[i] == PgType::Text {
                 format!("{name} COLLATE \"C\"")
             } else {
@@ -689,8 +709,9 @@ impl CdcReader {
             }
         };
         let mut sql = format!(
-            "SELECT {} FROM {}",
+            "SELECT {}{} FROM {} AS t",
             columns.join(", "),
+            if key.is_empty() { ", t.ctid::text" } else { "" },
             quote_table(&self.config.table)
         );
         // Where the part starts: after the previous part's last key, or the current part's.
@@ -727,11 +748,13 @@ impl CdcReader {
             sql.push_str(&format!(" ORDER BY {}", order_by.join(", ")));
             sql.push_str(&format!(" LIMIT {max}"));
         } else {
-            // No key: one pass, offset by the rows read (the part cannot be restored).
-            sql.push_str(&format!(
-                " OFFSET {} LIMIT {max}",
-                self.position.snapshot_rows
-            ));
+            // No key: one pass in physical order (stable within the snapshot; such a part
+            // cannot be continued under another snapshot).
+            if let Some(lower) = &self.position.last_key {
+                sql.push_str(" WHERE t.ctid > $1::text::tid");
+                params = lower.clone();
+            }
+            sql.push_str(&format!(" ORDER BY t.ctid LIMIT {max}"));
         }
         let client = self.snapshot_client.as_mut().expect("snapshot");
         let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params
@@ -771,13 +794,13 @@ impl CdcReader {
         self.metrics.bytes_in.fetch_add(bytes as u64, Relaxed);
         self.position.snapshot_rows += rows.len() as u64;
         if let Some(last) = rows.last() {
-            if !key.is_empty() {
-                self.position.last_key = Some(
-                    key.iter()
-                        .map(|&k| last.get::<_, Option<String>>(k).unwrap_or_default())
-                        .collect(),
-                );
-            }
+            self.position.last_key = Some(if key.is_empty() {
+                vec![last.get::<_, String>(schema.fields.len())]
+            } else {
+                key.iter()
+                    .map(|&k| last.get::<_, Option<String>>(k).unwrap_or_default())
+                    .collect()
+            });
         }
         if rows.len() < max {
             // The end of the table: the current part runs to the end (upper None).
@@ -857,8 +880,32 @@ impl CdcReader {
             .map(Row::new)
     }
 
+    /// Advances the slot to what completed checkpoints cover.
+    fn advance_slot(&mut self) -> Result<()> {
+        let to = self.advance_to.load(Relaxed);
+        if to <= self.advanced {
+            return Ok(());
+        }
+        let server = self.table.server.clone();
+        self.client
+            .as_mut()
+            .expect("connected")
+            .query(
+                "SELECT pg_replication_slot_advance(slot_name, greatest($2::text::pg_lsn, confirmed_flush_lsn)) \
+                   FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()",
+                &[&self.config.slot, &format_lsn(to)],
+            )
+            .map_err(|e| pg_err(&format!("advancing the slot `{}`", self.config.slot), &server, e))?;
+        self.advanced = to;
+        // The next peek starts at the new position.
+        self.last_peek_rows = 0;
+        self.metrics.slot_advances.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
     /// Peeks at the slot and queues the transactions not emitted yet.
     fn peek(&mut self) -> Result<()> {
+        self.advance_slot()?;
         let server = self.table.server.clone();
         let upto = (self.last_peek_rows + self.config.max_changes_per_poll) as i32;
         let rows = {
@@ -1053,11 +1100,11 @@ impl CdcReader {
             loop {
                 match self.peek() {
                     Ok(()) => break,
-                    Err(e @ StreamError::External { .. }) if attempt < 3 => {
+                    Err(e) if attempt < 30 && retryable(&e, attempt) => {
                         attempt += 1;
                         self.metrics.retries.fetch_add(1, Relaxed);
                         tracing::warn!(error = %e, attempt, "postgres-cdc: retrying on a new connection");
-                        std::thread::sleep(backoff(attempt));
+                        std::thread::sleep(backoff(attempt.min(3)));
                         self.client = None;
                         self.connect_stream()?;
                     }
@@ -1175,47 +1222,19 @@ impl SourceReader<Change<Row>> for CdcReader {
     }
 }
 
-/// Advances the slot once a checkpoint is complete.
+/// Lets the slot advance once a checkpoint is complete: the reader advances it on its own
+/// connection before its next peek (a peek holds the slot, so another session could not
+/// advance it meanwhile). A crash before that only means the restored reader skips a little
+/// more WAL by its checkpointed position.
 struct SlotCommitter {
-    connection: PgConnection,
-    slot: String,
-    client: Mutex<Option<Client>>,
-    metrics: Arc<PostgresCdcMetrics>,
+    advance_to: Arc<AtomicU64>,
 }
 
 impl Committer for SlotCommitter {
     fn commit(&self, committable: &[u8]) -> Result<()> {
         let lsn: u64 = decode(committable)?;
-        let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        let mut attempt = 0;
-        loop {
-            if guard.is_none() {
-                *guard = Some(self.connection.connect()?);
-            }
-            let result = guard.as_mut().expect("connected").query(
-                "SELECT pg_replication_slot_advance(slot_name, greatest($2::text::pg_lsn, confirmed_flush_lsn)) \
-                   FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()",
-                &[&self.slot, &format_lsn(lsn)],
-            );
-            match result {
-                Ok(_) => {
-                    self.metrics.slot_advances.fetch_add(1, Relaxed);
-                    return Ok(());
-                }
-                Err(e) if attempt < 3 && super::classify(&e) == super::ErrorClass::Transient => {
-                    attempt += 1;
-                    *guard = None;
-                    std::thread::sleep(backoff(attempt));
-                }
-                Err(e) => {
-                    return Err(pg_err(
-                        &format!("advancing the slot `{}`", self.slot),
-                        &self.connection.describe(),
-                        e,
-                    ))
-                }
-            }
-        }
+        self.advance_to.fetch_max(lsn, Relaxed);
+        Ok(())
     }
 }
 
