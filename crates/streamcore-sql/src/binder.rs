@@ -296,6 +296,43 @@ impl<'a> Binder<'a> {
             plan = filter(plan, predicate);
         }
 
+        // ROW_NUMBER() OVER (PARTITION BY … ORDER BY …): a Rank node under the projection,
+        // its row number a column the projection reads.
+        let mut row_number: Option<(String, usize)> = None;
+        for item in &s.projection {
+            if let SelectItem::UnnamedExpr(ast::Expr::Function(f))
+            | SelectItem::ExprWithAlias {
+                expr: ast::Expr::Function(f),
+                ..
+            } = item
+            {
+                if f.over.is_some() && name_of(&f.name).eq_ignore_ascii_case("ROW_NUMBER") {
+                    if agg_scope.is_some() || row_number.is_some() {
+                        return Err(PlanError::unsupported(
+                            "ROW_NUMBER() with GROUP BY or twice in one SELECT",
+                        )
+                        .at(f.span()));
+                    }
+                    let text = ast::Expr::Function(f.clone()).to_string();
+                    plan = self.bind_rank(plan, f)?;
+                    row_number = Some((text, plan.fields.len() - 1));
+                }
+            }
+        }
+        let rank_scope;
+        let agg_scope = match (&row_number, agg_scope) {
+            (Some((text, col)), None) => {
+                // The row number, found by its text like an aggregate's result.
+                rank_scope = AggScope {
+                    input: vec![],
+                    groups: (0..*col).map(|i| (format!("\u{0}{i}"), i)).collect(),
+                    aggs: vec![(text.clone(), *col)],
+                    window: None,
+                };
+                Some(rank_scope)
+            }
+            (_, a) => a,
+        };
         // The projection.
         let scope = Scope {
             fields: &plan.fields,
@@ -306,10 +343,13 @@ impl<'a> Binder<'a> {
         for item in &s.projection {
             match item {
                 SelectItem::Wildcard(_) => {
-                    if agg_scope.is_some() {
+                    if aggregated {
                         return Err(PlanError::invalid("SELECT * with GROUP BY").at(item.span()));
                     }
                     for (i, f) in plan.fields.iter().enumerate() {
+                        if f.name == "$row_number" {
+                            continue;
+                        }
                         exprs.push(Expr::Column(i));
                         fields.push(f.clone());
                     }
@@ -384,6 +424,52 @@ impl<'a> Binder<'a> {
             }
         }
         Ok(out)
+    }
+
+    /// `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` over `input`.
+    fn bind_rank(&self, input: Plan, f: &Function) -> Result<Plan, PlanError> {
+        let Some(ast::WindowType::WindowSpec(spec)) = &f.over else {
+            return Err(PlanError::unsupported("a named window in OVER").at(f.span()));
+        };
+        if spec.window_frame.is_some() {
+            return Err(PlanError::invalid("ROW_NUMBER() takes no window frame").at(f.span()));
+        }
+        if spec.order_by.is_empty() {
+            return Err(
+                PlanError::invalid("ROW_NUMBER() needs ORDER BY in its OVER clause").at(f.span()),
+            );
+        }
+        let scope = Scope {
+            fields: &input.fields,
+            agg: None,
+        };
+        let partition = spec
+            .partition_by
+            .iter()
+            .map(|e| self.bind_expr(e, &scope).map(|b| b.0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let order = spec
+            .order_by
+            .iter()
+            .map(|o| {
+                let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+                self.bind_expr(&o.expr, &scope).map(|b| (b.0, desc))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut fields = input.fields.clone();
+        fields.push(field("$row_number", None, SqlType::BIGINT));
+        Ok(Plan {
+            node: Node::Rank {
+                input: Box::new(input),
+                partition,
+                order,
+                limit: None,
+                number_selected: true,
+            },
+            fields,
+            updating: true,
+            rowtime: None,
+        })
     }
 
     /// Binds `GROUP BY` and the aggregate calls over `input`: a pre-projection (keys, then

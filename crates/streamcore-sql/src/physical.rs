@@ -12,7 +12,7 @@ use crate::join;
 use crate::plan::{JoinKind, JoinStrategy, Node, Plan, WindowKind};
 use std::sync::Arc;
 use std::time::Duration;
-use streamcore::changelog::Change;
+use streamcore::changelog::{Change, Keep};
 use streamcore::join::JoinType;
 use streamcore::row::{Row, Scalar};
 use streamcore::window::{WindowResult, Windows};
@@ -245,6 +245,81 @@ impl<'j> PhysicalPlanner<'j> {
                 on,
                 strategy,
             } => self.join(plan, left, right, *kind, on, strategy),
+            Node::Rank {
+                input,
+                partition,
+                order,
+                limit,
+                number_selected,
+            } => {
+                let Some(n) = *limit else {
+                    return Err(PlanError::unsupported(
+                        "ROW_NUMBER() without a filter `rownum <= N` on it in the enclosing query (an unbounded Top-N)",
+                    ));
+                };
+                let stream = self.build(input)?;
+                let uid = self.uid("rank", plan);
+                let partition: Arc<[Expr]> = partition.clone().into();
+                let key = move |r: &Row| -> Row {
+                    partition
+                        .iter()
+                        .map(|e| e.eval(&r.values).unwrap_or(Scalar::Null))
+                        .collect()
+                };
+                let by_time = match order.as_slice() {
+                    [(Expr::Column(c), desc)] if n == 1 && Some(*c) == input.rowtime => {
+                        Some(if *desc { Keep::Last } else { Keep::First })
+                    }
+                    _ => None,
+                };
+                let order: Arc<[(Expr, bool)]> = order.clone().into();
+                let sort = move |r: &Row| -> Vec<SortValue> {
+                    order
+                        .iter()
+                        .map(|(e, desc)| SortValue {
+                            value: e.eval(&r.values).unwrap_or(Scalar::Null),
+                            desc: *desc,
+                        })
+                        .collect()
+                };
+                let with_number = |c: Change<(u64, Row)>| {
+                    c.map(|(rank, row)| append_column(row, Scalar::Int(rank as i64)))
+                };
+                let without_number = |c: Change<Row>| c.map(|row| append_column(row, Scalar::Null));
+                let out = match (stream, *number_selected, by_time) {
+                    (SqlStream::Append(s), false, Some(keep)) => s
+                        .key_by(key)
+                        .deduplicate_by_time(keep)
+                        .name("Deduplicate")
+                        .uid(&uid)
+                        .map(without_number),
+                    (SqlStream::Append(s), true, _) => s
+                        .key_by(key)
+                        .top_n_ranked(n, sort)
+                        .name("Rank")
+                        .uid(&uid)
+                        .map(with_number),
+                    (SqlStream::Append(s), false, _) => s
+                        .key_by(key)
+                        .top_n(n, sort)
+                        .name("Rank")
+                        .uid(&uid)
+                        .map(without_number),
+                    (SqlStream::Updating(s), true, _) => s
+                        .key_by(move |c: &Change<Row>| key(c.row()))
+                        .top_n_ranked_changes(n, sort)
+                        .name("Rank")
+                        .uid(&uid)
+                        .map(with_number),
+                    (SqlStream::Updating(s), false, _) => s
+                        .key_by(move |c: &Change<Row>| key(c.row()))
+                        .top_n_changes(n, sort)
+                        .name("Rank")
+                        .uid(&uid)
+                        .map(without_number),
+                };
+                Ok(SqlStream::Updating(out))
+            }
             Node::Union { inputs } => {
                 let mut streams = Vec::new();
                 for i in inputs {
@@ -425,6 +500,41 @@ fn is_identity(exprs: &[Expr], width: usize) -> bool {
             .iter()
             .enumerate()
             .all(|(i, e)| matches!(e, Expr::Column(c) if *c == i))
+}
+
+/// A value of a Top-N's sort key: descending keys order reversed (NULLs first ascending,
+/// last descending, as in Flink).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SortValue {
+    value: Scalar,
+    desc: bool,
+}
+
+impl PartialOrd for SortValue {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SortValue {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let o = self.value.cmp(&other.value);
+        if self.desc {
+            o.reverse()
+        } else {
+            o
+        }
+    }
+}
+
+fn append_column(row: Row, value: Scalar) -> Row {
+    let mut values: Vec<Scalar> = Vec::with_capacity(row.len() + 1);
+    values.extend(row.values.iter().cloned());
+    values.push(value);
+    Row {
+        values: values.into(),
+        time: row.time,
+    }
 }
 
 /// The joined row: the left row's columns (NULLs for a missing left row of `nl` columns),

@@ -193,6 +193,22 @@ pub enum Node {
         /// How it runs.
         strategy: JoinStrategy,
     },
+    /// `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` with a filter `rownum <= limit` on it:
+    /// the first `limit` rows per partition (Top-N; deduplication when `limit` is 1).
+    /// Output: the input's columns, then the row number. Updating.
+    Rank {
+        /// The input.
+        input: Box<Plan>,
+        /// The partition keys over the input.
+        partition: Vec<Expr>,
+        /// The order: expressions over the input, and `true` for descending.
+        order: Vec<(Expr, bool)>,
+        /// How many rows per partition (from the filter on the row number).
+        limit: Option<usize>,
+        /// Whether the row number is read downstream (a ranked Top-N, updated when ranks
+        /// shift) or not (only the set of rows).
+        number_selected: bool,
+    },
     /// `UNION ALL` of inputs with the same columns.
     Union {
         /// The inputs.
@@ -209,7 +225,8 @@ impl Plan {
             | Node::Project { input, .. }
             | Node::WindowTvf { input, .. }
             | Node::WindowAggregate { input, .. }
-            | Node::Aggregate { input, .. } => vec![input],
+            | Node::Aggregate { input, .. }
+            | Node::Rank { input, .. } => vec![input],
             Node::Union { inputs } => inputs.iter().collect(),
             Node::Join { left, right, .. } => vec![left, right],
         }
@@ -226,6 +243,7 @@ impl Plan {
             Node::WindowAggregate { .. } => "WindowAggregate",
             Node::Aggregate { .. } => "GroupAggregate",
             Node::Union { .. } => "Union",
+            Node::Rank { .. } => "Rank",
             Node::Join {
                 strategy: JoinStrategy::Regular,
                 ..
@@ -298,6 +316,31 @@ impl Plan {
                 agg_list(aggs)
             ),
             Node::Union { inputs } => format!("inputs={}", inputs.len()),
+            Node::Rank {
+                partition,
+                order,
+                limit,
+                number_selected,
+                ..
+            } => format!(
+                "partitionBy=[{}], orderBy=[{}], rankRange=[1, {}], rowNumber={}",
+                partition
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                order
+                    .iter()
+                    .map(|(e, desc)| format!("{e} {}", if *desc { "DESC" } else { "ASC" }))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                limit.map_or("?".to_string(), |l| l.to_string()),
+                if *number_selected {
+                    "selected"
+                } else {
+                    "dropped"
+                }
+            ),
             Node::Join {
                 kind, on, strategy, ..
             } => match strategy {

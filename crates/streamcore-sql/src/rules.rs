@@ -50,6 +50,19 @@ pub fn optimize(plan: Plan) -> Plan {
         Node::Union { inputs } => Node::Union {
             inputs: inputs.into_iter().map(optimize).collect(),
         },
+        Node::Rank {
+            input,
+            partition,
+            order,
+            limit,
+            number_selected,
+        } => Node::Rank {
+            input: Box::new(optimize(*input)),
+            partition,
+            order,
+            limit,
+            number_selected,
+        },
         Node::Join {
             left,
             right,
@@ -83,6 +96,37 @@ fn rewrite(plan: Plan) -> Plan {
                 return inner;
             }
             match input.node {
+                Node::Rank {
+                    input: rank_input,
+                    partition,
+                    order,
+                    limit,
+                    number_selected: true,
+                } if {
+                    let mut cols = Vec::new();
+                    exprs.iter().for_each(|e| e.columns(&mut cols));
+                    !cols.contains(&rank_input.fields.len())
+                } =>
+                {
+                    // The row number is not read: a Top-N of rows, not of ranks.
+                    let rank = Plan {
+                        node: Node::Rank {
+                            input: rank_input,
+                            partition,
+                            order,
+                            limit,
+                            number_selected: false,
+                        },
+                        ..*input
+                    };
+                    Plan {
+                        node: Node::Project {
+                            input: Box::new(rank),
+                            exprs,
+                        },
+                        ..plan
+                    }
+                }
                 Node::Project {
                     input: inner,
                     exprs: inner_exprs,
@@ -100,6 +144,48 @@ fn rewrite(plan: Plan) -> Plan {
             }
         }
         Node::Filter { input, predicate } => match input.node {
+            Node::Rank {
+                input: rank_input,
+                partition,
+                order,
+                limit,
+                number_selected,
+            } => {
+                // `rownum <= N` (or `< N`, `= 1`) sets the Top-N's size; other conditions stay
+                // above the ranking (below it they would change which rows rank).
+                let number = rank_input.fields.len();
+                let mut limit = limit;
+                let mut rest = Vec::new();
+                for c in conjuncts(predicate) {
+                    match rank_limit(&c, number) {
+                        Some(n) => limit = Some(limit.map_or(n, |l: usize| l.min(n))),
+                        None => rest.push(c),
+                    }
+                }
+                let rank = Plan {
+                    node: Node::Rank {
+                        input: rank_input,
+                        partition,
+                        order,
+                        limit,
+                        number_selected,
+                    },
+                    ..*input
+                };
+                if rest.is_empty() {
+                    let mut rank = rank;
+                    rank.fields = plan.fields;
+                    rank
+                } else {
+                    Plan {
+                        node: Node::Filter {
+                            input: Box::new(rank),
+                            predicate: Expr::And(rest),
+                        },
+                        ..plan
+                    }
+                }
+            }
             Node::Filter {
                 input: inner,
                 predicate: first,
@@ -189,6 +275,35 @@ fn project_keeping(
     let mut p = project(input, exprs, fields);
     p.rowtime = rowtime;
     p
+}
+
+/// The Top-N size a condition on the row number (column `number`) sets.
+fn rank_limit(c: &Expr, number: usize) -> Option<usize> {
+    use crate::expr::CmpOp;
+    use streamcore::row::Scalar;
+    let Expr::Cmp(op, a, b) = c else {
+        return None;
+    };
+    let (op, k) = match (a.as_ref(), b.as_ref()) {
+        (Expr::Column(x), Expr::Literal(Scalar::Int(k))) if *x == number => (*op, *k),
+        (Expr::Literal(Scalar::Int(k)), Expr::Column(x)) if *x == number => (
+            match op {
+                CmpOp::Lt => CmpOp::Gt,
+                CmpOp::LtEq => CmpOp::GtEq,
+                CmpOp::Gt => CmpOp::Lt,
+                CmpOp::GtEq => CmpOp::LtEq,
+                o => *o,
+            },
+            *k,
+        ),
+        _ => return None,
+    };
+    match op {
+        CmpOp::LtEq if k >= 1 => Some(k as usize),
+        CmpOp::Lt if k >= 2 => Some(k as usize - 1),
+        CmpOp::Eq if k == 1 => Some(1),
+        _ => None,
+    }
 }
 
 /// `plan` under a filter, rewritten (down to its scan where possible).

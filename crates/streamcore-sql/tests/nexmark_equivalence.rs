@@ -70,7 +70,9 @@ fn check(q: &str) {
         .execute_script(&corpus(&format!("{q}.sql")))
         .unwrap_or_else(|e| panic!("{q}: {e}"));
     let insert = session.pending.pop().expect("the query file has an INSERT");
-    let config = JobConfig::default().parallelism(2);
+    // q18 keeps, of a key's bids in one millisecond, the last to arrive (as Flink does): at
+    // parallelism 1 both plans see the same arrival order.
+    let config = JobConfig::default().parallelism(if q == "q18" { 1 } else { 2 });
     let sql: Vec<String> = {
         let changes = session.collect(&insert.plan, config.clone()).unwrap();
         let mut rows: Vec<String> =
@@ -134,4 +136,4 @@ macro_rules! queries {
     };
 }
 
-queries!(q0, q1, q2, q3, q4, q5, q7, q8, q11, q14, q15, q16, q17, q20, q21, q22);
+queries!(q0, q1, q2, q3, q4, q5, q7, q8, q9, q11, q14, q15, q16, q17, q18, q19, q20, q21, q22);

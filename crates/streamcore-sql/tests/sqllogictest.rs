@@ -268,4 +268,5 @@ slt_tests! {
     sinks => "sinks.slt",
     errors => "errors.slt",
     joins => "joins.slt",
+    topn => "topn.slt",
 }
