@@ -102,6 +102,39 @@ pub fn checkpoint_storage(url: &str) -> Arc<dyn CheckpointStorage> {
     }
 }
 
+/// The Kafka state hand-over with its root in an object store (`--state-handover s3://…`):
+/// `checkpoint_dir` must be a prefix directly under it, where the group finds a dead
+/// process's checkpoints.
+#[cfg(feature = "kafka")]
+pub fn state_handover_on<D: streamcore_connectors::kafka::KafkaDecoder>(
+    source: streamcore_connectors::kafka::KafkaSource<D>,
+    root: &str,
+    checkpoint_dir: Option<&std::path::Path>,
+) -> anyhow::Result<streamcore_connectors::kafka::KafkaSource<D>> {
+    let root = root.trim_end_matches('/');
+    if let Some(dir) = checkpoint_dir {
+        let dir = dir.to_string_lossy();
+        anyhow::ensure!(
+            dir.trim_end_matches('/')
+                .rsplit_once('/')
+                .is_some_and(|(parent, name)| parent == root && !name.is_empty()),
+            "--checkpoint-dir {dir} must be directly under --state-handover {root} (where the group finds a dead process's checkpoints)"
+        );
+    }
+    #[cfg(feature = "object-store")]
+    {
+        let blobs = streamcore_object_store::ObjectStoreBlobs::open(root)?;
+        Ok(source.state_handover_store(Arc::new(blobs)))
+    }
+    #[cfg(not(feature = "object-store"))]
+    {
+        let _ = source;
+        anyhow::bail!(
+            "--state-handover {root}: this build has no object-store support; build the binary with the `object-store` feature (and `kafka`)"
+        )
+    }
+}
+
 /// A checkpoint storage that cannot be used: every call fails with the reason.
 struct Unavailable(String);
 

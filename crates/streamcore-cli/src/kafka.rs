@@ -160,12 +160,18 @@ pub fn run(args: KafkaArgs) -> anyhow::Result<()> {
     if args.bounded {
         source = source.bounded();
     }
-    if let Some(root) = &args.state_handover {
-        anyhow::ensure!(
-            !crate::checkpointing::is_object_store_url(&root.to_string_lossy()),
-            "--state-handover {}: a hand-over root on an object store is not supported yet (hand-over files are local files); use a directory every process shares",
-            root.display()
-        );
+    let handover_url = args
+        .state_handover
+        .as_ref()
+        .and_then(|r| r.to_str())
+        .filter(|r| crate::checkpointing::is_object_store_url(r));
+    if let Some(root) = handover_url {
+        source = crate::checkpointing::state_handover_on(
+            source,
+            root,
+            args.checkpoints.checkpoint_dir.as_deref(),
+        )?;
+    } else if let Some(root) = &args.state_handover {
         // A process that dies leaves its partitions' state in its checkpoints: the others
         // look for them under the root.
         let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or(p.to_path_buf());

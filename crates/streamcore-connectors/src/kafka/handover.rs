@@ -16,11 +16,20 @@
 //!   the newest checkpoint of any process under `ROOT` whose position in `p` is `O`
 //!   ([`HandoverStore::find`]); it adopts that state into its running operators before it
 //!   reads a record of `p`, and starts reading at `NEXT`.
+//!
+//! The root is a directory every process shares ([`HandoverStore::new`]) or a prefix in an
+//! object store ([`HandoverStore::on`], e.g. `s3://bucket/job`, the processes checkpointing to
+//! `s3://bucket/job/NAME`): the same files, as objects. A state file is written whole (an
+//! object put, or a temporary file renamed), so a reader never sees half of one.
 
 use super::source::PartitionOffset;
 use std::ops::Range;
 use std::path::PathBuf;
-use streamcore::checkpoint::{decode, CheckpointStorage, LoadedCheckpoint, LocalCheckpointStorage};
+use std::sync::Arc;
+use streamcore::checkpoint::{
+    decode, BlobCheckpointStorage, BlobStore, CheckpointStorage, LoadedCheckpoint,
+    LocalCheckpointStorage,
+};
 use streamcore::state::{key_group, key_groups_of, owner_of, KeyGroupState};
 use streamcore::{Result, StreamError};
 
@@ -48,10 +57,26 @@ pub fn key_groups_of_partition(partition: i32, key_groups: u32, partitions: i32)
 }
 
 /// Where processes leave state for each other: `ROOT/handover/TOPIC/P@NEXT.state`, and the
-/// processes' checkpoint directories under `ROOT` (searched when a process died).
-#[derive(Clone, Debug)]
+/// processes' checkpoint directories under `ROOT` (searched when a process died). `ROOT` is a
+/// directory or an object-store prefix.
+#[derive(Clone)]
 pub struct HandoverStore {
-    root: PathBuf,
+    root: Root,
+}
+
+#[derive(Clone)]
+enum Root {
+    Dir(PathBuf),
+    Blobs(Arc<dyn BlobStore>),
+}
+
+impl std::fmt::Debug for HandoverStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.root {
+            Root::Dir(d) => f.debug_tuple("HandoverStore").field(d).finish(),
+            Root::Blobs(b) => f.debug_tuple("HandoverStore").field(&b.url("")).finish(),
+        }
+    }
 }
 
 /// The checkpoints under the root, loaded at most once for all the partitions of one
@@ -68,60 +93,133 @@ pub struct Found {
     pub next: i64,
     /// The state of the partition's key groups.
     pub state: KeyGroupState,
-    /// Where it came from (a state file or a checkpoint), for the log.
-    pub from: PathBuf,
+    /// Where it came from (a state file or a checkpoint: a path or a URL), for the log.
+    pub from: String,
 }
 
 impl HandoverStore {
-    /// A store under `root` (shared by every process of the job).
+    /// A store under the directory `root` (shared by every process of the job).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        HandoverStore { root: root.into() }
+        HandoverStore {
+            root: Root::Dir(root.into()),
+        }
+    }
+
+    /// A store at the root of `store` (an object-store prefix every process of the job
+    /// shares; each process checkpoints to a prefix directly under it).
+    pub fn on(store: Arc<dyn BlobStore>) -> Self {
+        HandoverStore {
+            root: Root::Blobs(store),
+        }
     }
 
     fn dir(&self, topic: &str) -> PathBuf {
-        self.root.join("handover").join(topic)
+        match &self.root {
+            Root::Dir(root) => root.join("handover").join(topic),
+            Root::Blobs(_) => PathBuf::new(),
+        }
+    }
+
+    fn key(topic: &str, name: &str) -> String {
+        format!("handover/{topic}/{name}")
+    }
+
+    /// Where state file `name` of `topic` is, for messages.
+    fn describe(&self, topic: &str, name: &str) -> String {
+        match &self.root {
+            Root::Dir(_) => self.dir(topic).join(name).display().to_string(),
+            Root::Blobs(b) => b.url(&Self::key(topic, name)),
+        }
     }
 
     /// Leaves the state of `topic`/`partition` (position `next`) for its next owner; removes
-    /// older state files of the partition.
+    /// older state files of the partition. Returns where it went.
     pub fn write(
         &self,
         topic: &str,
         partition: i32,
         next: i64,
         state: &KeyGroupState,
-    ) -> Result<PathBuf> {
-        let dir = self.dir(topic);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| StreamError::Checkpoint(format!("creating {}: {e}", dir.display())))?;
-        let path = dir.join(format!("{partition}@{next}.state"));
-        state.write(&path)?;
-        for (older, file) in self.state_files(topic, partition) {
-            if older < next {
-                let _ = std::fs::remove_file(file);
+    ) -> Result<String> {
+        let name = format!("{partition}@{next}.state");
+        match &self.root {
+            Root::Dir(_) => {
+                let dir = self.dir(topic);
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    StreamError::Checkpoint(format!("creating {}: {e}", dir.display()))
+                })?;
+                state.write(&dir.join(&name))?;
+            }
+            Root::Blobs(b) => b.put(&Self::key(topic, &name), state.to_bytes())?,
+        }
+        let older: Vec<String> = self
+            .state_files(topic, partition)
+            .into_iter()
+            .filter(|(n, _)| *n < next)
+            .map(|(_, file)| file)
+            .collect();
+        match &self.root {
+            Root::Dir(_) => {
+                for file in older {
+                    let _ = std::fs::remove_file(self.dir(topic).join(file));
+                }
+            }
+            Root::Blobs(b) => {
+                let keys = older.iter().map(|f| Self::key(topic, f)).collect();
+                if let Err(e) = b.delete_all(keys) {
+                    tracing::warn!(error = %e, "could not delete older hand-over state");
+                }
             }
         }
-        Ok(path)
+        Ok(self.describe(topic, &name))
     }
 
-    /// The state files of a partition: `(next, path)`.
-    fn state_files(&self, topic: &str, partition: i32) -> Vec<(i64, PathBuf)> {
+    /// The state files of a partition: `(next, file name)`.
+    fn state_files(&self, topic: &str, partition: i32) -> Vec<(i64, String)> {
         let prefix = format!("{partition}@");
-        let Ok(entries) = std::fs::read_dir(self.dir(topic)) else {
-            return Vec::new();
+        let names: Vec<String> = match &self.root {
+            Root::Dir(_) => match std::fs::read_dir(self.dir(topic)) {
+                Ok(entries) => entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect(),
+                Err(_) => Vec::new(),
+            },
+            Root::Blobs(b) => match b.list(&format!("handover/{topic}")) {
+                Ok(keys) => keys
+                    .into_iter()
+                    .filter_map(|k| k.rsplit('/').next().map(str::to_string))
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not list hand-over state");
+                    Vec::new()
+                }
+            },
         };
-        entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().to_string();
+        names
+            .into_iter()
+            .filter_map(|name| {
                 let next = name
                     .strip_prefix(&prefix)?
                     .strip_suffix(".state")?
                     .parse::<i64>()
                     .ok()?;
-                Some((next, e.path()))
+                Some((next, name))
             })
             .collect()
+    }
+
+    fn read_state(&self, topic: &str, name: &str) -> Result<KeyGroupState> {
+        match &self.root {
+            Root::Dir(_) => KeyGroupState::read(&self.dir(topic).join(name)),
+            Root::Blobs(b) => {
+                let key = Self::key(topic, name);
+                let bytes = b.get(&key)?.ok_or_else(|| {
+                    StreamError::Checkpoint(format!("{} disappeared", b.url(&key)))
+                })?;
+                KeyGroupState::from_bytes(&bytes, &b.url(&key))
+            }
+        }
     }
 
     /// The state of `topic`/`partition` for a process that takes it over at the group's
@@ -139,17 +237,17 @@ impl HandoverStore {
         cache: &mut CheckpointCache,
     ) -> Result<Option<Found>> {
         let floor = committed.unwrap_or(i64::MIN);
-        if let Some((next, path)) = self
+        if let Some((next, name)) = self
             .state_files(topic, partition)
             .into_iter()
             .filter(|(next, _)| *next >= floor)
             .max_by_key(|(next, _)| *next)
         {
-            let state = KeyGroupState::read(&path)?;
+            let state = self.read_state(topic, &name)?;
             return Ok(Some(Found {
                 next,
                 state,
-                from: path,
+                from: self.describe(topic, &name),
             }));
         }
         let Some(committed) = committed else {
@@ -173,7 +271,7 @@ impl HandoverStore {
                 return Ok(Some(Found {
                     next: committed,
                     state: KeyGroupState::from_checkpoint(cp, std::slice::from_ref(groups)),
-                    from: cp.location.clone(),
+                    from: cp.location.to_string(),
                 }));
             }
         }
@@ -182,21 +280,38 @@ impl HandoverStore {
 
     /// Every intact checkpoint of every process under the root, newest first per process.
     fn load_checkpoints(&self) -> Vec<LoadedCheckpoint> {
-        let Ok(entries) = std::fs::read_dir(&self.root) else {
-            return Vec::new();
-        };
-        entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name() != "handover" && e.path().is_dir())
-            .filter_map(|e| LocalCheckpointStorage::new(e.path()).ok())
-            .flat_map(|storage| {
-                let locations = storage.locations().unwrap_or_default();
-                locations
-                    .into_iter()
-                    // Incomplete, or deleted meanwhile: skipped.
-                    .filter_map(move |l| storage.load(&l).ok())
-            })
-            .collect()
+        match &self.root {
+            Root::Dir(root) => {
+                let Ok(entries) = std::fs::read_dir(root) else {
+                    return Vec::new();
+                };
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.file_name() != "handover" && e.path().is_dir())
+                    .filter_map(|e| LocalCheckpointStorage::new(e.path()).ok())
+                    .flat_map(|storage| {
+                        let locations = storage.locations().unwrap_or_default();
+                        locations
+                            .into_iter()
+                            // Incomplete, or deleted meanwhile: skipped.
+                            .filter_map(move |l| storage.load(&l.into()).ok())
+                    })
+                    .collect()
+            }
+            Root::Blobs(b) => b
+                .list_dirs("")
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|d| d != "handover")
+                .map(|d| BlobCheckpointStorage::new(b.clone(), d))
+                .flat_map(|storage| {
+                    let locations = storage.locations().unwrap_or_default();
+                    locations
+                        .into_iter()
+                        .filter_map(move |l| storage.load(&l).ok())
+                })
+                .collect(),
+        }
     }
 }
 
@@ -232,5 +347,29 @@ mod tests {
         assert_eq!(find(2, Some(15)).unwrap().next, 20);
         assert!(find(2, Some(21)).is_none());
         assert!(find(1, None).is_none());
+    }
+
+    #[test]
+    fn state_files_on_an_object_store() {
+        let blobs = Arc::new(streamcore::checkpoint::MemoryBlobStore::default());
+        let store = HandoverStore::on(blobs.clone());
+        let state = KeyGroupState::default();
+        let at = store.write("t", 2, 10, &state).unwrap();
+        assert_eq!(at, "memory:///handover/t/2@10.state");
+        store.write("t", 2, 20, &state).unwrap();
+        assert_eq!(blobs.keys(), ["handover/t/2@20.state"]);
+        let mut cache = CheckpointCache::default();
+        let found = store
+            .find("t", 2, Some(15), &(0..1), "src", &mut cache)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (found.next, found.from.as_str()),
+            (20, "memory:///handover/t/2@20.state")
+        );
+        assert!(store
+            .find("t", 2, Some(21), &(0..1), "src", &mut cache)
+            .unwrap()
+            .is_none());
     }
 }

@@ -18,7 +18,7 @@
 use crate::checkpoint::{LoadedCheckpoint, StateRestore, StateSnapshot};
 use crate::error::{Result, StreamError};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,85 +71,99 @@ impl KeyGroupState {
         self.nodes.values().flatten().map(|(_, b)| b.len()).sum()
     }
 
+    /// The state as bytes (the key-group state file format: a magic and version, then per
+    /// node its name and `(key group, state)` entries, lengths little-endian).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.bytes() + 16 * self.len());
+        out.extend_from_slice(FILE_MAGIC);
+        out.extend_from_slice(&(self.nodes.len() as u32).to_le_bytes());
+        for (name, groups) in &self.nodes {
+            write_bytes(&mut out, name.as_bytes());
+            out.extend_from_slice(&(groups.len() as u32).to_le_bytes());
+            for (g, bytes) in groups {
+                out.extend_from_slice(&g.to_le_bytes());
+                write_bytes(&mut out, bytes);
+            }
+        }
+        out
+    }
+
+    /// Reads what [`KeyGroupState::to_bytes`] wrote; `what` names the source in errors.
+    pub fn from_bytes(bytes: &[u8], what: &str) -> Result<Self> {
+        let bad =
+            |why: &str| StreamError::Checkpoint(format!("reading key-group state {what}: {why}"));
+        let mut input = bytes;
+        let magic = take(&mut input, FILE_MAGIC.len()).map_err(bad)?;
+        if magic != FILE_MAGIC {
+            return Err(bad("not a key-group state file (or another version)"));
+        }
+        let mut nodes = BTreeMap::new();
+        let n = read_u32(&mut input).map_err(bad)?;
+        for _ in 0..n {
+            let name = String::from_utf8(read_bytes(&mut input).map_err(bad)?.to_vec())
+                .map_err(|_| bad("a node name is not UTF-8"))?;
+            let count = read_u32(&mut input).map_err(bad)?;
+            let mut groups = Vec::with_capacity(count.min(1 << 16) as usize);
+            for _ in 0..count {
+                let g = read_u32(&mut input).map_err(bad)?;
+                groups.push((g, read_bytes(&mut input).map_err(bad)?.to_vec()));
+            }
+            nodes.insert(name, groups);
+        }
+        if !input.is_empty() {
+            return Err(bad("trailing bytes"));
+        }
+        Ok(KeyGroupState { nodes })
+    }
+
     /// Writes the state to `path` atomically (a temporary file renamed into place).
     pub fn write(&self, path: &Path) -> Result<()> {
         let io = |e: std::io::Error| {
             StreamError::Checkpoint(format!("writing key-group state {}: {e}", path.display()))
         };
         let tmp = path.with_extension("tmp");
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
-        out.write_all(FILE_MAGIC).map_err(io)?;
-        out.write_all(&(self.nodes.len() as u32).to_le_bytes())
-            .map_err(io)?;
-        for (name, groups) in &self.nodes {
-            write_bytes(&mut out, name.as_bytes()).map_err(io)?;
-            out.write_all(&(groups.len() as u32).to_le_bytes())
-                .map_err(io)?;
-            for (g, bytes) in groups {
-                out.write_all(&g.to_le_bytes()).map_err(io)?;
-                write_bytes(&mut out, bytes).map_err(io)?;
-            }
-        }
-        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        file.write_all(&self.to_bytes()).map_err(io)?;
         file.sync_all().map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)
     }
 
     /// Reads a state written by [`KeyGroupState::write`].
     pub fn read(path: &Path) -> Result<Self> {
-        let bad = |what: String| {
-            StreamError::Checkpoint(format!(
-                "reading key-group state {}: {what}",
-                path.display()
-            ))
-        };
-        let mut input =
-            std::io::BufReader::new(std::fs::File::open(path).map_err(|e| bad(e.to_string()))?);
-        let mut magic = [0u8; 8];
-        input
-            .read_exact(&mut magic)
-            .map_err(|e| bad(e.to_string()))?;
-        if &magic != FILE_MAGIC {
-            return Err(bad("not a key-group state file (or another version)".into()));
-        }
-        let mut nodes = BTreeMap::new();
-        let n = read_u32(&mut input).map_err(|e| bad(e.to_string()))?;
-        for _ in 0..n {
-            let name = String::from_utf8(read_bytes(&mut input).map_err(|e| bad(e.to_string()))?)
-                .map_err(|e| bad(e.to_string()))?;
-            let count = read_u32(&mut input).map_err(|e| bad(e.to_string()))?;
-            let mut groups = Vec::with_capacity(count.min(1 << 16) as usize);
-            for _ in 0..count {
-                let g = read_u32(&mut input).map_err(|e| bad(e.to_string()))?;
-                groups.push((g, read_bytes(&mut input).map_err(|e| bad(e.to_string()))?));
-            }
-            nodes.insert(name, groups);
-        }
-        Ok(KeyGroupState { nodes })
+        let bytes = std::fs::read(path).map_err(|e| {
+            StreamError::Checkpoint(format!("reading key-group state {}: {e}", path.display()))
+        })?;
+        Self::from_bytes(&bytes, &path.display().to_string())
     }
 }
 
-fn write_bytes(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
-    out.write_all(&(bytes.len() as u64).to_le_bytes())?;
-    out.write_all(bytes)
+fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+    out.extend_from_slice(bytes);
 }
 
-fn read_u32(input: &mut impl Read) -> std::io::Result<u32> {
-    let mut b = [0u8; 4];
-    input.read_exact(&mut b)?;
-    Ok(u32::from_le_bytes(b))
-}
-
-fn read_bytes(input: &mut impl Read) -> std::io::Result<Vec<u8>> {
-    let mut b = [0u8; 8];
-    input.read_exact(&mut b)?;
-    let len = u64::from_le_bytes(b);
-    let mut bytes = Vec::new();
-    input.take(len).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 != len {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
+/// The next `n` bytes of `input`.
+fn take<'a>(input: &mut &'a [u8], n: usize) -> std::result::Result<&'a [u8], &'static str> {
+    if input.len() < n {
+        return Err("cut short");
     }
-    Ok(bytes)
+    let (head, rest) = input.split_at(n);
+    *input = rest;
+    Ok(head)
+}
+
+fn read_u32(input: &mut &[u8]) -> std::result::Result<u32, &'static str> {
+    let b = take(input, 4)?;
+    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn read_bytes<'a>(input: &mut &'a [u8]) -> std::result::Result<&'a [u8], &'static str> {
+    let b = take(input, 8)?;
+    let len = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    take(
+        input,
+        usize::try_from(len).map_err(|_| "length out of range")?,
+    )
 }
 
 static NEXT_CHANGE: AtomicU64 = AtomicU64::new(1);
@@ -300,6 +314,22 @@ mod tests {
         assert_eq!(KeyGroupState::read(&path).unwrap(), s);
         assert_eq!(s.len(), 3);
         assert_eq!(s.bytes(), 5);
+    }
+
+    #[test]
+    fn state_bytes_round_trip_and_damage_is_an_error() {
+        let s = state(&[("count", 3, b"abc"), ("window", 7, &[0, 255])]);
+        let bytes = s.to_bytes();
+        assert_eq!(KeyGroupState::from_bytes(&bytes, "x").unwrap(), s);
+        for cut in [0, 5, bytes.len() - 1] {
+            let err = KeyGroupState::from_bytes(&bytes[..cut], "s3://b/h/p.state")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("s3://b/h/p.state"), "{err}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(KeyGroupState::from_bytes(&longer, "x").is_err());
     }
 
     #[test]

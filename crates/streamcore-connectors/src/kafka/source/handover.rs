@@ -92,7 +92,7 @@ impl<D: KafkaDecoder> KafkaReader<D> {
                         next = found.next,
                         entries = found.state.len(),
                         bytes = found.state.bytes(),
-                        from = %found.from.display(),
+                        from = %found.from,
                         "kafka partition's keyed state adopted"
                     );
                     self.metrics.states_adopted.fetch_add(1, Relaxed);
@@ -154,7 +154,7 @@ impl<D: KafkaDecoder> KafkaReader<D> {
                 partition = *partition,
                 next = *next,
                 entries = state.len(),
-                path = %path.display(),
+                path = %path,
                 "kafka partition's keyed state left for its next owner"
             );
             self.metrics.states_handed_over.fetch_add(1, Relaxed);

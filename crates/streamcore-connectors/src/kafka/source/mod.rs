@@ -219,6 +219,17 @@ impl<D: KafkaDecoder> KafkaSource<D> {
         self
     }
 
+    /// As [`KafkaSource::state_handover`], with the root in an object store: `store` at the
+    /// shared prefix (e.g. `s3://bucket/job`), each process checkpointing to a prefix directly
+    /// under it (`s3://bucket/job/NAME`). The crate `streamcore-object-store` opens one.
+    pub fn state_handover_store(
+        mut self,
+        store: std::sync::Arc<dyn streamcore::checkpoint::BlobStore>,
+    ) -> Self {
+        self.handover = Some(HandoverStore::on(store));
+        self
+    }
+
     /// Where to start in partitions without a position.
     pub fn start(mut self, start: StartOffsets) -> Self {
         self.start = start;
