@@ -105,7 +105,7 @@ fn checkpoints_round_trip_through_s3_with_multipart_files() {
 
     let first = storage.load(&written.location).unwrap();
     let counts = &first.node("counts").unwrap()[0];
-    let groups = KeyGroupState::from_checkpoint(&first, &[0..128]);
+    let groups = KeyGroupState::from_checkpoint(&first, std::slice::from_ref(&(0..128)));
     assert_eq!(groups.node("counts").len(), 3);
     let g2: Vec<u8> = decode(&groups.node("counts")[2].1).unwrap();
     assert_eq!(g2.len(), 8 << 20);
