@@ -845,14 +845,20 @@ impl<'a> Binder<'a> {
                 .at(j.relation.span()))
             }
         };
+        let JoinConstraint::On(on) = constraint else {
+            return Err(
+                PlanError::unsupported("joins without ON (USING, NATURAL, cross joins)")
+                    .at(j.relation.span()),
+            );
+        };
         if let TableFactor::Table {
-            version: Some(_), ..
+            name,
+            alias,
+            version: Some(ast::TableVersion::ForSystemTimeAsOf(time)),
+            ..
         } = &j.relation
         {
-            return Err(PlanError::unsupported(
-                "FOR SYSTEM_TIME AS OF (temporal and lookup joins) — planned next",
-            )
-            .at(j.relation.span()));
+            return self.bind_lookup_join(left, kind, name, alias.as_ref(), time, on);
         }
         let right = self.bind_table_factor(&j.relation)?;
         let JoinConstraint::On(on) = constraint else {
@@ -869,6 +875,116 @@ impl<'a> Binder<'a> {
         };
         let predicate = self.bind_predicate(on, &scope, "ON")?;
         make_join(left, right, kind, predicate).map_err(|e| e.at(on.span()))
+    }
+
+    /// `left JOIN t FOR SYSTEM_TIME AS OF left.proc_time ON …`: a lookup join into a bounded
+    /// table.
+    fn bind_lookup_join(
+        &self,
+        left: Plan,
+        kind: JoinKind,
+        name: &ObjectName,
+        alias: Option<&ast::TableAlias>,
+        time: &ast::Expr,
+        on: &ast::Expr,
+    ) -> Result<Plan, PlanError> {
+        let scope = Scope {
+            fields: &left.fields,
+            agg: None,
+        };
+        let (t, _) = self.bind_expr(time, &scope)?;
+        if matches!(t, Expr::Column(c) if Some(c) == left.rowtime) {
+            return Err(PlanError::unsupported(
+                "FOR SYSTEM_TIME AS OF the rowtime (an event-time temporal join against a versioned table)",
+            )
+            .at(time.span()));
+        }
+        let table_name = name_of(name);
+        let table = match self
+            .catalog
+            .relation(&table_name)
+            .map_err(|e| e.at(name.span()))?
+        {
+            Relation::Table(t) => t,
+            Relation::View(_) => {
+                return Err(PlanError::unsupported("a lookup join into a view").at(name.span()))
+            }
+        };
+        let connector = table.connector()?;
+        if !matches!(connector, "filesystem" | "values") {
+            return Err(PlanError::unsupported(format!(
+                "a lookup join into a `{connector}` table (lookup tables: filesystem, values — loaded once)"
+            ))
+            .at(name.span()));
+        }
+        if !matches!(kind, JoinKind::Inner | JoinKind::Left) {
+            return Err(PlanError::unsupported("a RIGHT or FULL lookup join").at(name.span()));
+        }
+        let right = requalify(
+            scan(table.clone()),
+            &alias.map(|a| a.name.value.clone()).unwrap_or(table_name),
+            alias,
+        )?;
+        let n = left.fields.len();
+        let mut fields = left.fields.clone();
+        fields.extend(right.fields.iter().cloned());
+        let scope = Scope {
+            fields: &fields,
+            agg: None,
+        };
+        let predicate = self.bind_predicate(on, &scope, "ON")?;
+        let mut keys = Vec::new();
+        let mut residual = Vec::new();
+        let parts = match predicate {
+            Expr::And(v) => v,
+            p => vec![p],
+        };
+        for p in parts {
+            if let Expr::Cmp(CmpOp::Eq, a, b) = &p {
+                let mut ca = Vec::new();
+                a.columns(&mut ca);
+                match (a.as_ref(), b.as_ref()) {
+                    (l, Expr::Column(c))
+                        if *c >= n && !ca.is_empty() && ca.iter().all(|&x| x < n) =>
+                    {
+                        keys.push((l.clone(), *c - n));
+                        continue;
+                    }
+                    (Expr::Column(c), r) if *c >= n => {
+                        let mut cb = Vec::new();
+                        r.columns(&mut cb);
+                        if !cb.is_empty() && cb.iter().all(|&x| x < n) {
+                            keys.push((r.clone(), *c - n));
+                            continue;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            residual.push(p);
+        }
+        if keys.is_empty() {
+            return Err(PlanError::invalid(
+                "a lookup join needs an equality between the input and a column of the table",
+            )
+            .at(on.span()));
+        }
+        Ok(Plan {
+            updating: left.updating,
+            rowtime: left.rowtime,
+            fields,
+            node: Node::LookupJoin {
+                input: Box::new(left),
+                table,
+                keys,
+                residual: match residual.len() {
+                    0 => None,
+                    1 => residual.pop(),
+                    _ => Some(Expr::And(residual)),
+                },
+                left_outer: kind == JoinKind::Left,
+            },
+        })
     }
 
     fn bind_table_factor(&self, tf: &TableFactor) -> Result<Plan, PlanError> {
@@ -1343,9 +1459,9 @@ impl<'a> Binder<'a> {
                     "{upper}(…) belongs in GROUP BY (legacy window) or in FROM TABLE({upper}(TABLE t, …))"
                 )))
             }
-            "PROCTIME" | "NOW" | "CURRENT_TIMESTAMP" | "LOCALTIMESTAMP" => {
+            "NOW" | "CURRENT_TIMESTAMP" | "LOCALTIMESTAMP" => {
                 return Err(PlanError::unsupported(format!(
-                    "{upper}(): processing time in SQL is planned next"
+                    "{upper}(): use PROCTIME() for the processing time"
                 )))
             }
             "MOD" => {

@@ -531,7 +531,7 @@ pub fn filesystem_stream(
     name: &str,
     table: &TableDef,
 ) -> Result<streamcore::Stream<Row>, PlanError> {
-    let path = table.required("path")?.to_string();
+    let path = filesystem_path(table)?;
     let format = table.required("format")?;
     let shaper = RowShaper::new(table);
     let schema = table.physical_schema();
@@ -576,6 +576,89 @@ pub(crate) fn unknown_format(table: &TableDef, format: &str) -> PlanError {
         "table `{}`: unknown format '{format}' (formats: json, csv)",
         table.name
     ))
+}
+
+/// The path of a `filesystem` table, without a `file://` scheme.
+pub fn filesystem_path(table: &TableDef) -> Result<String, PlanError> {
+    let path = table.required("path")?;
+    Ok(path.strip_prefix("file://").unwrap_or(path).to_string())
+}
+
+/// Every row of a bounded table (`values`, or `filesystem` files read now), for a lookup join.
+pub fn bounded_rows(table: &TableDef) -> Result<Vec<Row>, PlanError> {
+    match table.connector()? {
+        "values" => values_rows(table),
+        "filesystem" => {
+            let path = filesystem_path(table)?;
+            let shaper = RowShaper::new(table);
+            let schema = table.physical_schema();
+            let decode: Box<dyn Fn(&str) -> std::result::Result<Option<Row>, String>> =
+                match table.required("format")? {
+                    "json" => {
+                        let d = JsonRowDecoder::new(schema, ignore_parse_errors(table));
+                        Box::new(move |l| streamcore_connectors::LineDecoder::decode(&d, l))
+                    }
+                    "csv" => {
+                        let d = CsvRowDecoder::new(schema, csv_delimiter(table)?);
+                        Box::new(move |l| streamcore_connectors::LineDecoder::decode(&d, l))
+                    }
+                    other => return Err(unknown_format(table, other)),
+                };
+            let p = std::path::Path::new(&path);
+            let mut files: Vec<std::path::PathBuf> = if p.is_dir() {
+                std::fs::read_dir(p)
+                    .map_err(|e| {
+                        PlanError::invalid(format!("table `{}`: reading {path}: {e}", table.name))
+                    })?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|f| {
+                        f.is_file()
+                            && !f
+                                .file_name()
+                                .and_then(|n| n.to_str())
+                                .is_some_and(|n| n.starts_with('.') || n.starts_with('_'))
+                    })
+                    .collect()
+            } else {
+                vec![p.to_path_buf()]
+            };
+            files.sort();
+            let mut rows = Vec::new();
+            for f in files {
+                let text = std::fs::read_to_string(&f).map_err(|e| {
+                    PlanError::invalid(format!(
+                        "table `{}`: reading {}: {e}",
+                        table.name,
+                        f.display()
+                    ))
+                })?;
+                for (n, line) in text.lines().enumerate() {
+                    let row = decode(line).map_err(|e| {
+                        PlanError::invalid(format!(
+                            "table `{}`: {} line {}: {e}",
+                            table.name,
+                            f.display(),
+                            n + 1
+                        ))
+                    })?;
+                    if let Some(row) = row {
+                        rows.push(shaper.shape(row).map_err(|e| {
+                            PlanError::invalid(format!(
+                                "table `{}`: {} line {}: {e}",
+                                table.name,
+                                f.display(),
+                                n + 1
+                            ))
+                        })?);
+                    }
+                }
+            }
+            Ok(rows)
+        }
+        other => Err(PlanError::unsupported(format!(
+            "reading a `{other}` table whole (lookup tables: filesystem, values)"
+        ))),
+    }
 }
 
 /// The rows of a `values` table: its `data` option, one CSV line per row, in the types of the

@@ -135,6 +135,8 @@ pub enum ScalarFunction {
     NullIf,
     /// `TO_TIMESTAMP(s)` (`yyyy-MM-dd HH:mm:ss[.SSS]`)
     ToTimestamp,
+    /// `PROCTIME()`: the wall clock when the row is processed.
+    Proctime,
     /// A user-defined function.
     Udf(Udf),
 }
@@ -189,13 +191,14 @@ impl ScalarFunction {
             ScalarFunction::Coalesce => "COALESCE",
             ScalarFunction::NullIf => "NULLIF",
             ScalarFunction::ToTimestamp => "TO_TIMESTAMP",
+            ScalarFunction::Proctime => "PROCTIME",
             ScalarFunction::Udf(u) => u.name(),
         }
     }
 
     /// Whether equal arguments always give equal results (constants may be folded).
     pub fn is_deterministic(&self) -> bool {
-        true
+        !matches!(self, ScalarFunction::Proctime)
     }
 
     /// Resolves a built-in by name, checking its arguments; `None` if there is no built-in
@@ -274,6 +277,7 @@ impl ScalarFunction {
                 args.first().map(|a| a.1).unwrap_or(SqlType::Null),
             ),
             "TO_TIMESTAMP" => (ScalarFunction::ToTimestamp, 1..=1, SqlType::TIMESTAMP),
+            "PROCTIME" => (ScalarFunction::Proctime, 0..=0, SqlType::TIMESTAMP),
             _ => return None,
         };
         let (func, arity, returns) = f;
@@ -441,6 +445,11 @@ impl ScalarFunction {
                 },
                 _ => Null,
             },
+            ScalarFunction::Proctime => TimestampMs(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64),
+            ),
             ScalarFunction::Udf(udf) => {
                 let values = args
                     .iter()

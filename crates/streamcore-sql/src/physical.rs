@@ -245,6 +245,83 @@ impl<'j> PhysicalPlanner<'j> {
                 on,
                 strategy,
             } => self.join(plan, left, right, *kind, on, strategy),
+            Node::LookupJoin {
+                input,
+                table,
+                keys,
+                residual,
+                left_outer,
+            } => {
+                let stream = self.build(input)?;
+                let rows = connectors::bounded_rows(table)?;
+                let (probe, columns): (Vec<Expr>, Vec<usize>) = keys.iter().cloned().unzip();
+                let mut index: std::collections::HashMap<Row, Vec<Row>> = Default::default();
+                for r in rows {
+                    let k = r.key(&columns);
+                    if k.values.iter().any(Scalar::is_null) {
+                        continue;
+                    }
+                    index
+                        .entry(Row::new(k.values.to_vec()))
+                        .or_default()
+                        .push(r);
+                }
+                tracing::info!(
+                    "lookup join: {} keys of table `{}` loaded",
+                    index.len(),
+                    table.name
+                );
+                let index = Arc::new(index);
+                let probe: Arc<[Expr]> = probe.into();
+                let residual = residual.clone();
+                let (left_outer, width) = (*left_outer, table.columns.len());
+                let lookup = move |row: &Row| -> Result<Vec<Row>, crate::expr::EvalError> {
+                    let k: Row = probe
+                        .iter()
+                        .map(|e| e.eval(&row.values))
+                        .collect::<Result<Row, _>>()?;
+                    let mut out = Vec::new();
+                    if let Some(matches) = index.get(&k) {
+                        for m in matches {
+                            let joined = concat(Some(row), 0, Some(m), 0);
+                            let keep = match &residual {
+                                Some(p) => p.test(&joined.values)?,
+                                None => true,
+                            };
+                            if keep {
+                                out.push(Row {
+                                    time: row.time,
+                                    ..joined
+                                });
+                            }
+                        }
+                    }
+                    if out.is_empty() && left_outer {
+                        out.push(concat(Some(row), 0, None, width));
+                    }
+                    Ok(out)
+                };
+                Ok(match stream {
+                    SqlStream::Append(s) => SqlStream::Append(
+                        s.try_map(lookup)
+                            .flat_map(|v: Vec<Row>| v)
+                            .name("LookupJoin"),
+                    ),
+                    SqlStream::Updating(s) => SqlStream::Updating(
+                        s.try_map(move |c: &Change<Row>| {
+                            let kind = c.kind();
+                            Ok::<_, crate::expr::EvalError>(
+                                lookup(c.row())?
+                                    .into_iter()
+                                    .map(|r| Change::new(kind, r))
+                                    .collect::<Vec<_>>(),
+                            )
+                        })
+                        .flat_map(|v: Vec<Change<Row>>| v)
+                        .name("LookupJoin"),
+                    ),
+                })
+            }
             Node::Rank {
                 input,
                 partition,

@@ -209,6 +209,21 @@ pub enum Node {
         /// shift) or not (only the set of rows).
         number_selected: bool,
     },
+    /// A lookup join (`JOIN t FOR SYSTEM_TIME AS OF <processing time>`): each input row
+    /// looks up the rows of a bounded table, loaded once when the job starts. Output: the
+    /// input's columns, then the table's.
+    LookupJoin {
+        /// The probing input.
+        input: Box<Plan>,
+        /// The looked-up table.
+        table: Arc<TableDef>,
+        /// Equalities: an expression over the input row, and a table column.
+        keys: Vec<(Expr, usize)>,
+        /// Other conditions over the joined row.
+        residual: Option<Expr>,
+        /// `true` for `LEFT JOIN` (input rows without a match kept, padded with NULLs).
+        left_outer: bool,
+    },
     /// `UNION ALL` of inputs with the same columns.
     Union {
         /// The inputs.
@@ -226,7 +241,8 @@ impl Plan {
             | Node::WindowTvf { input, .. }
             | Node::WindowAggregate { input, .. }
             | Node::Aggregate { input, .. }
-            | Node::Rank { input, .. } => vec![input],
+            | Node::Rank { input, .. }
+            | Node::LookupJoin { input, .. } => vec![input],
             Node::Union { inputs } => inputs.iter().collect(),
             Node::Join { left, right, .. } => vec![left, right],
         }
@@ -244,6 +260,7 @@ impl Plan {
             Node::Aggregate { .. } => "GroupAggregate",
             Node::Union { .. } => "Union",
             Node::Rank { .. } => "Rank",
+            Node::LookupJoin { .. } => "LookupJoin",
             Node::Join {
                 strategy: JoinStrategy::Regular,
                 ..
@@ -316,6 +333,25 @@ impl Plan {
                 agg_list(aggs)
             ),
             Node::Union { inputs } => format!("inputs={}", inputs.len()),
+            Node::LookupJoin {
+                table,
+                keys,
+                residual,
+                left_outer,
+                ..
+            } => format!(
+                "table={}, joinType={}, on=[{}]{}",
+                table.name,
+                if *left_outer { "Left" } else { "Inner" },
+                keys.iter()
+                    .map(|(e, c)| format!("{e} = {}", table.columns[*c].name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                residual
+                    .as_ref()
+                    .map(|r| format!(", where={r}"))
+                    .unwrap_or_default()
+            ),
             Node::Rank {
                 partition,
                 order,

@@ -50,6 +50,19 @@ pub fn optimize(plan: Plan) -> Plan {
         Node::Union { inputs } => Node::Union {
             inputs: inputs.into_iter().map(optimize).collect(),
         },
+        Node::LookupJoin {
+            input,
+            table,
+            keys,
+            residual,
+            left_outer,
+        } => Node::LookupJoin {
+            input: Box::new(optimize(*input)),
+            table,
+            keys,
+            residual,
+            left_outer,
+        },
         Node::Rank {
             input,
             partition,

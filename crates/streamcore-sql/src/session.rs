@@ -389,6 +389,12 @@ fn check_option(key: &str, value: &str) -> Result<(), PlanError> {
 /// A sink that cannot take updates refuses an updating query, saying which node updates.
 fn check_sink_mode(sink: &TableDef, plan: &Plan, batch: bool) -> Result<(), PlanError> {
     let connector = sink.connector()?;
+    if connector == "filesystem" && !sink.partitioned_by.is_empty() {
+        return Err(PlanError::unsupported(format!(
+            "PARTITIONED BY on the filesystem table `{}` (partition directories dt=…/hm=…): write to an unpartitioned table",
+            sink.name
+        )));
+    }
     let takes_updates = matches!(connector, "print" | "blackhole");
     if plan.updating && !takes_updates {
         let node = updating_node(plan).unwrap_or_else(|| plan.kind().to_string());
@@ -448,7 +454,7 @@ fn add_sink(
                     sink.name
                 )));
             };
-            let path = sink.required("path")?.to_string();
+            let path = connectors::filesystem_path(sink)?;
             match sink.required("format")? {
                 "json" => {
                     let names: Arc<[String]> = sink.physical().map(|c| c.name.clone()).collect();
@@ -578,7 +584,20 @@ impl Session {
             .iter()
             .map(|c| index_of(c, "the partition column"))
             .collect::<Result<Vec<_>, _>>()?;
-        let options: BTreeMap<String, String> = t.options.iter().cloned().collect();
+        // Flink's legacy option names ('connector.type', 'connector.path', 'format.type').
+        let options: BTreeMap<String, String> = t
+            .options
+            .iter()
+            .map(|(k, v)| {
+                let k = match k.as_str() {
+                    "connector.type" => "connector",
+                    "connector.path" => "path",
+                    "format.type" => "format",
+                    k => k,
+                };
+                (k.to_string(), v.clone())
+            })
+            .collect();
         let def = TableDef {
             name,
             columns,

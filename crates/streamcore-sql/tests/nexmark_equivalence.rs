@@ -66,8 +66,22 @@ fn check(q: &str) {
         .replace("${BID_PROPORTION}", "46");
     session.execute_script(&ddl).unwrap();
     session.execute_script(&corpus("ddl_views.sql")).unwrap();
+    // q13's side table: nexmark's side input file, rows `i,i` for i in 0..10000.
+    let side = tempfile::tempdir().unwrap();
+    let side_file = side.path().join("data/side_input.txt");
+    std::fs::create_dir_all(side_file.parent().unwrap()).unwrap();
+    std::fs::write(
+        &side_file,
+        (0..10_000)
+            .map(|i| format!("{i},{i}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
     session
-        .execute_script(&corpus(&format!("{q}.sql")))
+        .execute_script(
+            &corpus(&format!("{q}.sql"))
+                .replace("${FLINK_HOME}", &side.path().display().to_string()),
+        )
         .unwrap_or_else(|e| panic!("{q}: {e}"));
     let insert = session.pending.pop().expect("the query file has an INSERT");
     // q18 keeps, of a key's bids in one millisecond, the last to arrive (as Flink does): at
@@ -136,4 +150,42 @@ macro_rules! queries {
     };
 }
 
-queries!(q0, q1, q2, q3, q4, q5, q7, q8, q9, q11, q14, q15, q16, q17, q18, q19, q20, q21, q22);
+queries!(q0, q1, q2, q3, q4, q5, q7, q8, q9, q11, q13, q14, q15, q16, q17, q18, q19, q20, q21, q22);
+
+/// The queries not planned yet fail at planning, naming what is missing (never a wrong
+/// answer): q6 (as written, its WHERE reads the `rownum` alias of its own SELECT, which SQL
+/// does not allow; Flink cannot run q6 either), q10 (a partitioned filesystem sink) and q12 (a
+/// processing-time window).
+#[test]
+fn unsupported_queries_say_why() {
+    for (q, want) in [
+        ("q6", "unknown column `rownum`"),
+        ("q10", "PARTITIONED BY"),
+        ("q12", "`p_time` is not a time attribute"),
+    ] {
+        let mut session = Session::new();
+        let ddl = corpus("ddl_gen.sql")
+            .replace("${TPS}", "10000")
+            .replace("${EVENTS_NUM}", "1000")
+            .replace("${PERSON_PROPORTION}", "1")
+            .replace("${AUCTION_PROPORTION}", "3")
+            .replace("${BID_PROPORTION}", "46");
+        session.execute_script(&ddl).unwrap();
+        session.execute_script(&corpus("ddl_views.sql")).unwrap();
+        let result = session
+            .execute_script(
+                &corpus(&format!("{q}.sql"))
+                    .replace("${NEXMARK_DIR}", "/tmp")
+                    .replace("${SUBMIT_TIME}", "0"),
+            )
+            .and_then(|_| {
+                let insert = session.pending.pop().expect("an INSERT");
+                session.collect(&insert.plan, JobConfig::default().parallelism(1))
+            });
+        let Err(err) = result.map(|rows| rows.len()) else {
+            panic!("{q} ran");
+        };
+        let err = err.to_string();
+        assert!(err.contains(want), "{q}: {err}");
+    }
+}
