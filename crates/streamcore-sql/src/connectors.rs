@@ -584,6 +584,9 @@ pub fn filesystem_path(table: &TableDef) -> Result<String, PlanError> {
     Ok(path.strip_prefix("file://").unwrap_or(path).to_string())
 }
 
+/// Decodes one line of a file into a row (`None`: a blank line).
+type LineDecode = dyn Fn(&str) -> std::result::Result<Option<Row>, String>;
+
 /// Every row of a bounded table (`values`, or `filesystem` files read now), for a lookup join.
 pub fn bounded_rows(table: &TableDef) -> Result<Vec<Row>, PlanError> {
     match table.connector()? {
@@ -592,18 +595,17 @@ pub fn bounded_rows(table: &TableDef) -> Result<Vec<Row>, PlanError> {
             let path = filesystem_path(table)?;
             let shaper = RowShaper::new(table);
             let schema = table.physical_schema();
-            let decode: Box<dyn Fn(&str) -> std::result::Result<Option<Row>, String>> =
-                match table.required("format")? {
-                    "json" => {
-                        let d = JsonRowDecoder::new(schema, ignore_parse_errors(table));
-                        Box::new(move |l| streamcore_connectors::LineDecoder::decode(&d, l))
-                    }
-                    "csv" => {
-                        let d = CsvRowDecoder::new(schema, csv_delimiter(table)?);
-                        Box::new(move |l| streamcore_connectors::LineDecoder::decode(&d, l))
-                    }
-                    other => return Err(unknown_format(table, other)),
-                };
+            let decode: Box<LineDecode> = match table.required("format")? {
+                "json" => {
+                    let d = JsonRowDecoder::new(schema, ignore_parse_errors(table));
+                    Box::new(move |l| streamcore_connectors::LineDecoder::decode(&d, l))
+                }
+                "csv" => {
+                    let d = CsvRowDecoder::new(schema, csv_delimiter(table)?);
+                    Box::new(move |l| streamcore_connectors::LineDecoder::decode(&d, l))
+                }
+                other => return Err(unknown_format(table, other)),
+            };
             let p = std::path::Path::new(&path);
             let mut files: Vec<std::path::PathBuf> = if p.is_dir() {
                 std::fs::read_dir(p)
