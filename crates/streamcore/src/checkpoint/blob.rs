@@ -28,9 +28,9 @@
 //! when no kept manifest names it. Nothing writes them yet.
 
 use super::storage::{
-    checkpoint_name, corrupt, decode_files, encode_files, manifest_json, parse_dir_name,
-    parse_manifest, CheckpointData, CheckpointLocation, CheckpointStorage, LoadedCheckpoint,
-    WrittenCheckpoint, MANIFEST,
+    checkpoint_name, corrupt, decode_files, encode_files, incomplete, manifest_json,
+    parse_dir_name, parse_manifest, pick_latest, CheckpointData, CheckpointLocation,
+    CheckpointStorage, LoadedCheckpoint, WrittenCheckpoint, MANIFEST,
 };
 use crate::error::{Result, StreamError};
 use std::collections::BTreeMap;
@@ -238,27 +238,12 @@ impl CheckpointStorage for BlobCheckpointStorage {
     }
 
     fn load_latest(&self) -> Result<Option<LoadedCheckpoint>> {
-        let mut skipped = Vec::new();
-        for (_, name, _) in self.list()? {
-            match self.load(&self.location(&name)) {
-                Ok(mut cp) => {
-                    cp.skipped = skipped;
-                    return Ok(Some(cp));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "skipping checkpoint");
-                    skipped.push(e.to_string());
-                }
-            }
-        }
-        if !skipped.is_empty() {
-            return Err(StreamError::Checkpoint(format!(
-                "no complete checkpoint in {}; skipped: {}",
-                self.store.url(&self.prefix),
-                skipped.join("; ")
-            )));
-        }
-        Ok(None)
+        let candidates = self
+            .list()?
+            .into_iter()
+            .map(|(_, name, _)| self.location(&name))
+            .collect();
+        pick_latest(candidates, |l| self.load(l), &self.store.url(&self.prefix))
     }
 
     fn load(&self, location: &CheckpointLocation) -> Result<LoadedCheckpoint> {
@@ -266,10 +251,7 @@ impl CheckpointStorage for BlobCheckpointStorage {
         let at = self.location(&name);
         let dir = join_key(&self.prefix, &name);
         let Some(text) = self.store.get(&join_key(&dir, MANIFEST))? else {
-            return Err(corrupt(
-                at.as_path(),
-                "incomplete (no manifest: the run stopped while writing it)".into(),
-            ));
+            return Err(incomplete(at.as_path()));
         };
         let manifest = parse_manifest(&at, &text)?;
         let files: Vec<String> = manifest
@@ -487,16 +469,24 @@ mod tests {
         assert!(cp.skipped[0].contains("incomplete"), "{:?}", cp.skipped);
         assert!(cp.skipped[1].contains("corrupted"), "{:?}", cp.skipped);
         assert!(cp.skipped[2].contains("missing"), "{:?}", cp.skipped);
-        // Nothing complete at all: an error naming what was skipped.
+        // Only incomplete ones (killed during the first checkpoint): a fresh start, nothing
+        // having been committed.
         store.delete_all(store.keys()).unwrap();
         store
             .put("a/job/chk-000009/n0000-s000.state", b"x".to_vec())
+            .unwrap();
+        assert!(s.load_latest().unwrap().is_none());
+        // A damaged complete one among them: an error naming what was skipped (it may have
+        // committed output a fresh start would repeat).
+        store
+            .put("a/job/chk-000008/_manifest.json", b"{".to_vec())
             .unwrap();
         let err = s.load_latest().unwrap_err().to_string();
         assert!(
             err.contains("no complete checkpoint in memory:///a/job"),
             "{err}"
         );
+        assert!(err.contains("unreadable manifest"), "{err}");
     }
 
     #[test]

@@ -271,6 +271,55 @@ pub(crate) fn corrupt(path: &Path, what: String) -> StreamError {
     StreamError::Checkpoint(format!("{}: {what}", path.display()))
 }
 
+/// Why a checkpoint without a manifest cannot be used.
+const INCOMPLETE: &str = "incomplete (no manifest: the run stopped while writing it)";
+
+/// The error for a checkpoint at `path` that has no manifest.
+pub(crate) fn incomplete(path: &Path) -> StreamError {
+    corrupt(path, INCOMPLETE.into())
+}
+
+/// The newest of `candidates` (newest first) that `load` reads and verifies, skipping the
+/// others with a warning (reported in [`LoadedCheckpoint::skipped`]). When none can be used:
+/// a fresh start (`None`) if every one is incomplete — a checkpoint without a manifest never
+/// committed anything, so nothing is repeated by starting over — and an error if one had a
+/// manifest (it may have committed output that a fresh start would produce again).
+pub(crate) fn pick_latest(
+    candidates: Vec<CheckpointLocation>,
+    load: impl Fn(&CheckpointLocation) -> Result<LoadedCheckpoint>,
+    place: &str,
+) -> Result<Option<LoadedCheckpoint>> {
+    let mut skipped = Vec::new();
+    let mut only_incomplete = true;
+    for location in candidates {
+        match load(&location) {
+            Ok(mut cp) => {
+                cp.skipped = skipped;
+                return Ok(Some(cp));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "skipping checkpoint");
+                let e = e.to_string();
+                only_incomplete &= e.ends_with(INCOMPLETE);
+                skipped.push(e);
+            }
+        }
+    }
+    if !only_incomplete {
+        return Err(StreamError::Checkpoint(format!(
+            "no complete checkpoint in {place}; skipped: {}",
+            skipped.join("; ")
+        )));
+    }
+    if !skipped.is_empty() {
+        tracing::warn!(
+            place,
+            "no complete checkpoint, only incomplete ones (nothing was committed): starting fresh"
+        );
+    }
+    Ok(None)
+}
+
 /// `chk-000007` → 7, `sp-000007` → 7.
 pub fn parse_dir_name(name: &str) -> Option<u64> {
     let digits = name
@@ -517,27 +566,16 @@ impl CheckpointStorage for LocalCheckpointStorage {
     }
 
     fn load_latest(&self) -> Result<Option<LoadedCheckpoint>> {
-        let mut skipped = Vec::new();
-        for (_, path, _) in self.list()? {
-            match self.load(&CheckpointLocation::from(path)) {
-                Ok(mut cp) => {
-                    cp.skipped = skipped;
-                    return Ok(Some(cp));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "skipping checkpoint");
-                    skipped.push(e.to_string());
-                }
-            }
-        }
-        if !skipped.is_empty() {
-            return Err(StreamError::Checkpoint(format!(
-                "no complete checkpoint in {}; skipped: {}",
-                self.dir.display(),
-                skipped.join("; ")
-            )));
-        }
-        Ok(None)
+        let candidates = self
+            .list()?
+            .into_iter()
+            .map(|(_, path, _)| CheckpointLocation::from(path))
+            .collect();
+        pick_latest(
+            candidates,
+            |l| self.load(l),
+            &self.dir.display().to_string(),
+        )
     }
 
     fn describe(&self) -> String {
@@ -549,12 +587,7 @@ impl CheckpointStorage for LocalCheckpointStorage {
         let manifest_path = location.join(MANIFEST);
         let text = match fs::read(&manifest_path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(corrupt(
-                    location,
-                    "incomplete (no manifest: the run stopped while writing it)".into(),
-                ))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(incomplete(location)),
             Err(e) => {
                 return Err(StreamError::io(
                     format!("reading {}", manifest_path.display()),
@@ -671,6 +704,22 @@ mod tests {
             cp.skipped
         );
         assert!(cp.skipped[2].contains("corrupted"), "{:?}", cp.skipped);
+    }
+
+    #[test]
+    fn only_incomplete_checkpoints_mean_a_fresh_start_and_a_damaged_one_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalCheckpointStorage::new(dir.path()).unwrap();
+        // Killed while writing the first checkpoint: nothing was committed.
+        fs::create_dir(dir.path().join("chk-000001")).unwrap();
+        fs::write(dir.path().join("chk-000001").join("n0000-s000.state"), b"x").unwrap();
+        assert!(s.load_latest().unwrap().is_none());
+        assert_eq!(s.next_id().unwrap(), 2);
+        // A manifest that does not parse may stand for committed output: refuse.
+        s.write(&sample(2)).unwrap();
+        fs::write(dir.path().join("chk-000002").join(MANIFEST), b"{").unwrap();
+        let err = s.load_latest().unwrap_err().to_string();
+        assert!(err.contains("no complete checkpoint in"), "{err}");
     }
 
     #[test]
