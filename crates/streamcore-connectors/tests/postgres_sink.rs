@@ -466,3 +466,51 @@ fn an_append_sink_refuses_an_updating_stream() {
     let err = job.run(JobConfig::default()).unwrap_err().to_string();
     assert!(err.contains("updating"), "{err}");
 }
+
+/// What the sink hands the checkpoint for one prepared transaction (its committable).
+#[derive(serde::Serialize)]
+struct PreparedCommittable {
+    gid: String,
+    prepared_at_us: u64,
+}
+
+#[test]
+fn restores_commit_prepared_transactions_once_and_roll_back_leftovers() {
+    exec("DROP TABLE IF EXISTS pg_restore; CREATE TABLE pg_restore (id bigint PRIMARY KEY, v bigint)");
+    for (id, gid) in [(1i64, "test-restore:0:7"), (2, "test-restore:1:8")] {
+        let mut c = postgres_common::client();
+        c.batch_execute("BEGIN").unwrap();
+        c.execute("INSERT INTO pg_restore VALUES ($1, $1)", &[&id])
+            .unwrap();
+        c.batch_execute(&format!("PREPARE TRANSACTION '{gid}'"))
+            .unwrap();
+    }
+    let schema = Schema::new(vec![
+        Field::new("id", DataType::BigInt),
+        Field::new("v", DataType::BigInt),
+    ]);
+    let mut s = sink("pg_restore", &["id"], schema).transaction_prefix("test-restore");
+    let metrics = s.metrics();
+    let committer = streamcore::Sink::<Row>::committer(&mut s).unwrap().unwrap();
+    // A restore commits the restored checkpoint's transaction: twice is the same as once.
+    let c = streamcore::checkpoint::encode(&PreparedCommittable {
+        gid: "test-restore:0:7".into(),
+        prepared_at_us: 0,
+    })
+    .unwrap();
+    committer.commit(&c).unwrap();
+    committer.commit(&c).unwrap();
+    // Then every other prepared transaction of the sink is rolled back.
+    committer.abort_uncommitted().unwrap();
+    assert_eq!(
+        rows("SELECT id, v FROM pg_restore"),
+        vec![vec![text(1), text(1)]]
+    );
+    assert!(prepared("test-restore").is_empty());
+    let m = metrics.summary();
+    assert_eq!(
+        (m.transactions_committed, m.transactions_rolled_back),
+        (1, 1),
+        "{m:?}"
+    );
+}
