@@ -299,7 +299,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(t) = args.idle_timeout {
         strategy = strategy.with_idle_timeout(t);
     }
-    let mut events = events.with_watermarks(strategy.clone());
+    let mut events = events.with_watermarks(strategy);
     if args.idle_splits > 0 {
         let idle = job
             .source("silent-partitions", SilentSplits(args.idle_splits))

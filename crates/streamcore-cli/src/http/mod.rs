@@ -292,12 +292,26 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such route (see /api/v1/jobs)")
 }
 
+/// A refused request: its status and message.
+struct Refused(StatusCode, &'static str);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let mut r = error(self.0, self.1);
+        if self.0 == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
 /// The job named by the route, or a 404.
-fn job_of(app: &AppState, id: &str) -> Result<(), Response> {
+fn job_of(app: &AppState, id: &str) -> Result<(), Refused> {
     if id == app.job_id {
         Ok(())
     } else {
-        Err(error(StatusCode::NOT_FOUND, "no such job"))
+        Err(Refused(StatusCode::NOT_FOUND, "no such job"))
     }
 }
 
@@ -349,7 +363,7 @@ async fn jobs(State(app): State<Arc<AppState>>) -> Response {
 
 async fn job(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     if let Err(r) = job_of(&app, &id) {
-        return r;
+        return r.into_response();
     }
     let mut body = state_json(&app);
     body["id"] = json!(app.job_id);
@@ -359,28 +373,28 @@ async fn job(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Respon
 
 async fn graph(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     if let Err(r) = job_of(&app, &id) {
-        return r;
+        return r.into_response();
     }
     Json(json!({ "graph": app.reader.graph() })).into_response()
 }
 
 async fn job_metrics(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     if let Err(r) = job_of(&app, &id) {
-        return r;
+        return r.into_response();
     }
     Json(app.reader.summary()).into_response()
 }
 
 async fn subtasks(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     if let Err(r) = job_of(&app, &id) {
-        return r;
+        return r.into_response();
     }
     Json(app.reader.detail()).into_response()
 }
 
 async fn checkpoints(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     if let Err(r) = job_of(&app, &id) {
-        return r;
+        return r.into_response();
     }
     let detail = app.reader.detail();
     Json(json!({
@@ -402,7 +416,7 @@ async fn explain_watermarks(
     Query(q): Query<ExplainQuery>,
 ) -> Response {
     if let Err(r) = job_of(&app, &id) {
-        return r;
+        return r.into_response();
     }
     let report = watermarks::explain(&app.reader.detail(), watermarks::now_ms());
     match q.format.as_deref() {
@@ -425,7 +439,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Mutating calls: the bearer token when one is set (always, off loopback).
-fn authorized(app: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+fn authorized(app: &AppState, headers: &HeaderMap) -> Result<(), Refused> {
     let Some(token) = &app.token else {
         return Ok(());
     };
@@ -437,22 +451,19 @@ fn authorized(app: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     if same_secret(presented.as_bytes(), token.as_bytes()) {
         Ok(())
     } else {
-        let mut r = error(
+        Err(Refused(
             StatusCode::UNAUTHORIZED,
             "this call needs the endpoint's bearer token (Authorization: Bearer …)",
-        );
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        Err(r)
+        ))
     }
 }
 
 async fn act(app: Arc<AppState>, id: String, headers: HeaderMap, action: Action) -> Response {
     if let Err(r) = job_of(&app, &id) {
-        return r;
+        return r.into_response();
     }
     if let Err(r) = authorized(&app, &headers) {
-        return r;
+        return r.into_response();
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
     let sent = app
