@@ -9,6 +9,7 @@
 //! field and the reason, and hands them to the job's error policy (fail, or dead-letter).
 
 pub mod file;
+pub mod format;
 pub mod generator;
 #[cfg(feature = "kafka")]
 pub mod kafka;
