@@ -242,6 +242,14 @@ impl HttpServer {
             let _ = s.send(());
         }
         if let Some(t) = self.thread.take() {
+            // The graceful shutdown waits for requests in flight: an action still waiting for
+            // its answer gets one, so that none waits forever.
+            while !t.is_finished() {
+                while let Some(request) = self.next_action() {
+                    let _ = request.reply.send(Err("the job has ended".into()));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = t.join();
         }
     }

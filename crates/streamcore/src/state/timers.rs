@@ -20,6 +20,11 @@ impl<K> TimerQueue<K> {
         self.0.entry(time).or_default().push(key);
     }
 
+    /// The registered times with their keys, earliest first (stale entries included).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (i64, &[K])> {
+        self.0.iter().map(|(&t, keys)| (t, keys.as_slice()))
+    }
+
     /// The keys of the earliest time at or before `now`, removed from the queue.
     pub(crate) fn pop_due(&mut self, now: i64) -> Option<Vec<K>> {
         let entry = self.0.first_entry()?;

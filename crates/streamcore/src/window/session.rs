@@ -226,8 +226,23 @@ impl<T, K: Key, KF, F: WindowFunction<K, T>> SessionWindowOperator<T, K, KF, F> 
     fn update_state_stats(&self, ctx: &mut TaskContext) {
         // Inline sizes only: a cheap estimate.
         let entry = std::mem::size_of::<K>() + std::mem::size_of::<Session<F::Acc>>();
+        // The earliest session not fired yet: the first timer whose key still has one ending
+        // there (a few entries at most are looked at; stale ones are skipped).
+        let pending = self
+            .timers
+            .iter()
+            .flat_map(|(t, keys)| keys.iter().map(move |k| (t, k)))
+            .take(16)
+            .find_map(|(t, key)| {
+                self.sessions
+                    .get(key)?
+                    .iter()
+                    .find(|s| !s.fired && s.end - 1 == t)
+                    .map(|s| (Timestamp(s.start), Timestamp(s.end)))
+            });
         let stats = ctx.stats();
         stats.state_keys = self.sessions.len() as u64;
         stats.state_bytes = (self.sessions.len() * entry) as u64;
+        stats.pending_window = pending;
     }
 }
