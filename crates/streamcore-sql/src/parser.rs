@@ -45,6 +45,11 @@ pub enum FlinkStatement {
         /// The option's value.
         value: String,
     },
+    /// `BEGIN STATEMENT SET` (or `EXECUTE STATEMENT SET BEGIN`): the `INSERT`s up to `END` run
+    /// as one job.
+    BeginStatementSet,
+    /// The `END` of a statement set.
+    EndStatementSet,
     /// Any other statement, as sqlparser parsed it with [`FlinkDialect`].
     Sql(Statement),
 }
@@ -272,6 +277,22 @@ fn parse_statement(parser: &mut Parser) -> Result<FlinkStatement, ParserError> {
         | ["CREATE", "TEMPORARY", "FUNCTION", ..]
         | ["CREATE", "TEMPORARY", "SYSTEM", "FUNCTION"] => parse_create_function(parser),
         ["SET", ..] => parse_set(parser),
+        ["BEGIN", "STATEMENT", "SET", ..] => {
+            (0..3).for_each(|_| {
+                parser.next_token();
+            });
+            Ok(FlinkStatement::BeginStatementSet)
+        }
+        ["EXECUTE", "STATEMENT", "SET", "BEGIN"] => {
+            (0..4).for_each(|_| {
+                parser.next_token();
+            });
+            Ok(FlinkStatement::BeginStatementSet)
+        }
+        ["END", ..] => {
+            parser.next_token();
+            Ok(FlinkStatement::EndStatementSet)
+        }
         _ => Ok(FlinkStatement::Sql(parser.parse_statement()?)),
     }
 }

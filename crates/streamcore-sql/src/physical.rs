@@ -579,6 +579,16 @@ fn is_identity(exprs: &[Expr], width: usize) -> bool {
             .all(|(i, e)| matches!(e, Expr::Column(c) if *c == i))
 }
 
+/// `execution.runtime-mode = batch` over bounded input: an updating result reduced to its
+/// final rows, emitted when the input ends, so that an append-only sink (CSV or JSON files)
+/// receives the final table, as in Flink's batch mode.
+pub fn final_table(changes: Stream<Change<Row>>) -> Stream<Row> {
+    changes
+        .key_by(|c: &Change<Row>| c.row().clone())
+        .final_rows()
+        .name("FinalTable")
+}
+
 /// A value of a Top-N's sort key: descending keys order reversed (NULLs first ascending,
 /// last descending, as in Flink).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -38,6 +38,9 @@ pub enum Outcome {
     },
     /// `EXPLAIN`'s plan.
     Explain(String),
+    /// The `END` of a statement set: the `INSERT`s queued since its `BEGIN` are to run now,
+    /// as one job.
+    RunStatementSet,
     /// A `SELECT` to run.
     Query(Box<Plan>),
 }
@@ -58,6 +61,8 @@ pub struct Session {
     pub catalog: Catalog,
     /// The `INSERT`s queued so far.
     pub pending: Vec<PendingInsert>,
+    /// Inside `BEGIN STATEMENT SET … END`.
+    pub in_statement_set: bool,
 }
 
 impl Session {
@@ -107,6 +112,22 @@ impl Session {
                 check_option(&key, &value)?;
                 self.catalog.options.insert(key.clone(), value.clone());
                 Ok(Outcome::Done(format!("{key} = {value}")))
+            }
+            FlinkStatement::BeginStatementSet => {
+                if self.in_statement_set {
+                    return Err(PlanError::invalid("a statement set inside a statement set"));
+                }
+                self.in_statement_set = true;
+                Ok(Outcome::Done(
+                    "statement set: the INSERTs up to END run as one job".into(),
+                ))
+            }
+            FlinkStatement::EndStatementSet => {
+                if !self.in_statement_set {
+                    return Err(PlanError::invalid("END without BEGIN STATEMENT SET"));
+                }
+                self.in_statement_set = false;
+                Ok(Outcome::RunStatementSet)
             }
             FlinkStatement::Sql(s) => self.execute_sql(s),
         }
@@ -300,8 +321,20 @@ impl Session {
         let ttl = self.state_ttl()?;
         let mut planner = PhysicalPlanner::new(job);
         planner.state_ttl = ttl;
+        let batch = self.batch_mode();
         for p in &pending {
-            let stream = planner.build(&p.plan)?;
+            let mut stream = planner.build(&p.plan)?;
+            if batch {
+                check_bounded(&p.plan)?;
+                if let SqlStream::Updating(s) = stream {
+                    let takes_updates = matches!(p.sink.connector()?, "print" | "blackhole");
+                    if !takes_updates {
+                        stream = SqlStream::Append(crate::physical::final_table(s));
+                    } else {
+                        stream = SqlStream::Updating(s);
+                    }
+                }
+            }
             add_sink(&mut planner, &p.sink, &p.plan, stream)?;
         }
         Ok(pending.len())
@@ -386,6 +419,24 @@ fn check_option(key: &str, value: &str) -> Result<(), PlanError> {
     Ok(())
 }
 
+/// Batch mode reads bounded tables only.
+fn check_bounded(plan: &Plan) -> Result<(), PlanError> {
+    if let crate::plan::Node::Scan { table } = &plan.node {
+        let unbounded = table.options.get("connector").map(String::as_str) == Some("nexmark")
+            && table
+                .options
+                .get("events.num")
+                .is_none_or(|n| n.trim() == "0");
+        if unbounded {
+            return Err(PlanError::invalid(format!(
+                "'execution.runtime-mode' = 'batch' needs bounded tables: `{}` is unbounded (set 'events.num')",
+                table.name
+            )));
+        }
+    }
+    plan.inputs().into_iter().try_for_each(check_bounded)
+}
+
 /// A sink that cannot take updates refuses an updating query, saying which node updates.
 fn check_sink_mode(sink: &TableDef, plan: &Plan, batch: bool) -> Result<(), PlanError> {
     let connector = sink.connector()?;
@@ -396,16 +447,12 @@ fn check_sink_mode(sink: &TableDef, plan: &Plan, batch: bool) -> Result<(), Plan
         )));
     }
     let takes_updates = matches!(connector, "print" | "blackhole");
-    if plan.updating && !takes_updates {
+    if plan.updating && !takes_updates && !batch {
         let node = updating_node(plan).unwrap_or_else(|| plan.kind().to_string());
         return Err(PlanError::invalid(format!(
             "table `{}` (connector '{connector}') takes append-only rows, but the query is updating: {node} produces updates{}",
             sink.name,
-            if batch {
-                " (batch mode over bounded input is planned next)"
-            } else {
-                "; write to a sink that takes updates (print, blackhole) or aggregate over windows"
-            }
+            "; write to a sink that takes updates (print, blackhole), aggregate over windows, or over bounded input SET 'execution.runtime-mode' = 'batch' (the sink then receives the final rows)"
         )));
     }
     Ok(())

@@ -87,7 +87,11 @@ fn check(q: &str) {
     // q18 keeps, of a key's bids in one millisecond, the last to arrive, and q9 and q19 rank bids of
     // equal price in arrival order (as Flink does): at parallelism 1 both plans see the same
     // arrival order.
-    let p = if matches!(q, "q9" | "q18" | "q19") { 1 } else { 2 };
+    let p = if matches!(q, "q9" | "q18" | "q19") {
+        1
+    } else {
+        2
+    };
     let config = JobConfig::default().parallelism(p);
     let sql: Vec<String> = {
         let changes = session.collect(&insert.plan, config.clone()).unwrap();

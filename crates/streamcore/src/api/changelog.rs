@@ -104,6 +104,73 @@ where
     }
 }
 
+/// Counts each key's additions minus withdrawals; emits the row that many times when the
+/// input ends ([`KeyedStream::final_rows`]).
+struct FinalRows<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T> Clone for FinalRows<T> {
+    fn clone(&self) -> Self {
+        FinalRows(std::marker::PhantomData)
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(bound(
+    serialize = "T: serde::Serialize",
+    deserialize = "T: serde::de::DeserializeOwned"
+))]
+struct FinalCount<T> {
+    row: Option<T>,
+    count: i64,
+}
+
+impl<T> Default for FinalCount<T> {
+    fn default() -> Self {
+        FinalCount {
+            row: None,
+            count: 0,
+        }
+    }
+}
+
+impl<K: StateKey, T: Data + StateData> crate::state::KeyedProcessFunction<K, Change<T>>
+    for FinalRows<T>
+{
+    type State = FinalCount<T>;
+    type Out = T;
+
+    fn process(
+        &mut self,
+        change: Change<T>,
+        ctx: &mut crate::state::KeyedContext<'_, K, Self::State>,
+        _out: &mut crate::Output<T>,
+    ) {
+        let d = if change.is_addition() { 1 } else { -1 };
+        let state = ctx.state();
+        state.count += d;
+        if state.row.is_none() {
+            state.row = Some(change.into_row());
+        }
+        ctx.register_event_time_timer(crate::Timestamp::MAX);
+    }
+
+    fn on_timer(
+        &mut self,
+        _time: crate::Timestamp,
+        _domain: crate::state::TimeDomain,
+        ctx: &mut crate::state::KeyedContext<'_, K, Self::State>,
+        out: &mut crate::Output<T>,
+    ) {
+        let state = ctx.state();
+        if let Some(row) = state.row.take() {
+            for _ in 0..state.count.max(0) {
+                out.emit(row.clone());
+            }
+        }
+        ctx.clear_state();
+    }
+}
+
 impl<T, K, KF> KeyedStream<Change<T>, K, KF>
 where
     T: Data,
@@ -150,6 +217,30 @@ where
     {
         self.process_named("materialize", Materialize::default())
             .updating()
+    }
+
+    /// The final rows of this changelog over a bounded input, emitted once the input ends (its
+    /// watermark reaches the end): each row as often as it was added minus withdrawn. An
+    /// append-only stream, for a sink that cannot take updates — SQL's batch mode. Keyed by
+    /// the whole row (`key_by(|c| c.row().clone())`); on an unbounded input nothing is emitted.
+    ///
+    /// ```
+    /// use streamcore::{Job, JobConfig};
+    /// use streamcore::changelog::Change;
+    /// let mut job = Job::new("final");
+    /// let changes = vec![Change::Insert(1), Change::Insert(2), Change::Delete(1), Change::Insert(3)];
+    /// let rows = job.from_vec("changes", changes).key_by(|c| *c.row()).final_rows().collect();
+    /// job.run(JobConfig::default().parallelism(1)).unwrap();
+    /// let mut rows = rows.take();
+    /// rows.sort();
+    /// assert_eq!(rows, vec![2, 3]);
+    /// ```
+    pub fn final_rows(self) -> Stream<T>
+    where
+        T: StateData,
+    {
+        self.process_named("final_rows", FinalRows(std::marker::PhantomData))
+            .append_only()
     }
 
     /// [`KeyedStream::top_n`] over a changelog: every row is kept, so that a withdrawn row in

@@ -326,6 +326,14 @@ impl<T: Data> Stream<T> {
         self
     }
 
+    /// Marks this (main output) stream append-only (see `Graph::mark_append_only`).
+    pub(crate) fn append_only(self) -> Self {
+        if self.port.side.is_none() {
+            self.graph.borrow_mut().mark_append_only(self.port.node);
+        }
+        self
+    }
+
     /// `other` if it belongs to this stream's job; else both jobs are refused (`what` says
     /// which call mixed them) and an empty stream of this job stands in for it.
     pub(crate) fn same_job<U: Data>(&self, other: Stream<U>, what: &str) -> Stream<U> {

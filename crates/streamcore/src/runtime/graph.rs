@@ -292,6 +292,12 @@ impl Graph {
         self.nodes[node].updating = Some(node);
     }
 
+    /// Marks `node`'s main output as append-only: it turns a changelog into rows that are
+    /// never withdrawn (the final rows of a bounded input).
+    pub(crate) fn mark_append_only(&mut self, node: usize) {
+        self.nodes[node].updating = None;
+    }
+
     /// Where the updates of the stream at `port` start, if it is updating (side outputs —
     /// late records, say — are append-only).
     pub(crate) fn updating_origin(&self, port: Port) -> Option<usize> {
