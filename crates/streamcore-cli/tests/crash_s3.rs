@@ -273,6 +273,34 @@ fn sigkill_and_restore_from_s3_until_done_gives_the_crash_free_output() {
         "no run named its checkpoint URL"
     );
     assert!(!all_stderr.contains(SECRET), "a run printed the secret");
+
+    // `--restore URL` of a given checkpoint: the newest, the job's final one, so the run
+    // re-commits its output and runs nothing.
+    let newest = keys
+        .iter()
+        .filter_map(|k| k.strip_prefix("job/")?.strip_suffix("/_manifest.json"))
+        .max()
+        .unwrap()
+        .to_string();
+    let mut args = demo_args(&out, &win, events);
+    let given = format!("{url}/{newest}");
+    args.extend(["--checkpoint-dir", &url, "--restore", &given].map(String::from));
+    let output = Command::new(bin)
+        .args(&args)
+        .env("AWS_ENDPOINT", format!("http://{ENDPOINT}"))
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("had already finished") && stderr.contains(&given),
+        "{stderr}"
+    );
+    assert!(committed_lines(&win) == want_win && committed_lines(&out) == want_out);
 }
 
 #[test]

@@ -73,6 +73,17 @@ impl RetryPolicy {
     }
 }
 
+/// TLS (https endpoints) goes through rustls with *ring*, which the workspace builds already,
+/// instead of object_store's default aws-lc-rs (a C build of minutes): installed as the
+/// process's default provider unless the application installed one.
+#[expect(
+    deprecated,
+    reason = "rustls 0.23.48 deprecates the ring provider for lacking post-quantum key exchange; classical TLS 1.3 (X25519) is what S3, GCS and Azure endpoints need"
+)]
+fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Whether `text` names an object store (`s3://`, `s3a://`, `gs://`, `az://`, `azure://`,
 /// `abfs://`, `abfss://`, `file://`) rather than a local path.
 ///
@@ -138,6 +149,8 @@ impl ObjectStoreBlobs {
     /// (`object_store`'s keys for the URL's store, e.g. `aws_endpoint`, `aws_allow_http`,
     /// `aws_access_key_id`; an unknown key is an error) and the retry policy `retry`.
     pub fn open_with(url: &str, options: &[(&str, &str)], retry: RetryPolicy) -> Result<Self> {
+        // Before any client is built: the clients' TLS takes the process's provider.
+        install_tls_provider();
         let parsed = url::Url::parse(url).map_err(|e| config_error(url, e))?;
         let shown = redact(&parsed);
         let unknown = |key: &str| config_error(&shown, format!("unknown option `{key}`"));
@@ -213,6 +226,7 @@ impl ObjectStoreBlobs {
         root: impl Into<String>,
         url: impl Into<String>,
     ) -> Result<Self> {
+        install_tls_provider();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("object-store")
