@@ -319,8 +319,38 @@ impl<'a> Binder<'a> {
                 }
             }
         }
+        // Aggregates with OVER (…): an Over node under the projection.
+        let mut over_calls: Vec<&Function> = Vec::new();
+        for item in &s.projection {
+            if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+                collect_over_aggregates(e, &mut over_calls);
+            }
+        }
+        let mut over_columns: Option<(usize, Vec<(String, usize)>)> = None;
+        if !over_calls.is_empty() {
+            if agg_scope.is_some() || row_number.is_some() {
+                return Err(PlanError::unsupported(
+                    "OVER aggregations with GROUP BY or ROW_NUMBER in one SELECT",
+                )
+                .at(over_calls[0].span()));
+            }
+            let width = plan.fields.len();
+            let (p, columns) = self.bind_over(plan, &over_calls)?;
+            plan = p;
+            over_columns = Some((width, columns));
+        }
         let rank_scope;
         let agg_scope = match (&row_number, agg_scope) {
+            (None, None) if over_columns.is_some() => {
+                let (width, columns) = over_columns.take().expect("some");
+                rank_scope = AggScope {
+                    input: vec![],
+                    groups: (0..width).map(|i| (format!("\u{0}{i}"), i)).collect(),
+                    aggs: columns,
+                    window: None,
+                };
+                Some(rank_scope)
+            }
             (Some((text, col)), None) => {
                 // The row number, found by its text like an aggregate's result.
                 rank_scope = AggScope {
@@ -424,6 +454,196 @@ impl<'a> Binder<'a> {
             }
         }
         Ok(out)
+    }
+
+    /// Aggregates with one `OVER (PARTITION BY … ORDER BY rowtime [frame])` over `input`: the
+    /// plan (input columns, argument columns, results) and each call's text → its column.
+    fn bind_over(
+        &self,
+        input: Plan,
+        calls: &[&Function],
+    ) -> Result<(Plan, Vec<(String, usize)>), PlanError> {
+        let first = calls[0];
+        let Some(ast::WindowType::WindowSpec(spec)) = &first.over else {
+            return Err(PlanError::unsupported("a named window in OVER").at(first.span()));
+        };
+        if calls.iter().any(|c| c.over != first.over) {
+            return Err(PlanError::unsupported(
+                "OVER aggregations over different windows in one SELECT",
+            )
+            .at(first.span()));
+        }
+        if input.updating {
+            return Err(PlanError::invalid(
+                "an OVER aggregation over an updating input (OVER takes append-only input, as in Flink)",
+            )
+            .at(first.span()));
+        }
+        let scope = Scope {
+            fields: &input.fields,
+            agg: None,
+        };
+        match spec.order_by.as_slice() {
+            [o] if !matches!(o.options.sort, Some(ast::OrderBySort::Desc)) => {
+                match self.bind_expr(&o.expr, &scope)? {
+                    (Expr::Column(c), _) if Some(c) == input.rowtime => {}
+                    _ => {
+                        return Err(PlanError::invalid(
+                            "OVER windows must be ordered by the rowtime (the column of WATERMARK FOR), ascending",
+                        )
+                        .at(o.expr.span()))
+                    }
+                }
+            }
+            _ => {
+                return Err(PlanError::invalid(
+                    "OVER windows must be ordered by the rowtime (the column of WATERMARK FOR), ascending",
+                )
+                .at(first.span()))
+            }
+        }
+        let frame = match &spec.window_frame {
+            None => crate::over::Frame::Range(None),
+            Some(f) => {
+                if !matches!(f.end_bound, None | Some(ast::WindowFrameBound::CurrentRow)) {
+                    return Err(
+                        PlanError::unsupported("an OVER frame ending after CURRENT ROW")
+                            .at(first.span()),
+                    );
+                }
+                match (&f.units, &f.start_bound) {
+                    (ast::WindowFrameUnits::Rows, ast::WindowFrameBound::Preceding(None)) => {
+                        crate::over::Frame::Rows(None)
+                    }
+                    (ast::WindowFrameUnits::Rows, ast::WindowFrameBound::Preceding(Some(n))) => {
+                        let (n, _) = self.bind_expr(n, &scope)?;
+                        match n.folded() {
+                            Expr::Literal(Scalar::Int(n)) if n >= 0 => {
+                                crate::over::Frame::Rows(Some(n as u64))
+                            }
+                            _ => {
+                                return Err(PlanError::invalid("ROWS … PRECEDING takes a count")
+                                    .at(first.span()))
+                            }
+                        }
+                    }
+                    (ast::WindowFrameUnits::Rows, ast::WindowFrameBound::CurrentRow) => {
+                        crate::over::Frame::Rows(Some(0))
+                    }
+                    (ast::WindowFrameUnits::Range, ast::WindowFrameBound::Preceding(None)) => {
+                        crate::over::Frame::Range(None)
+                    }
+                    (ast::WindowFrameUnits::Range, ast::WindowFrameBound::Preceding(Some(iv))) => {
+                        crate::over::Frame::Range(Some(interval_ms(iv)?))
+                    }
+                    (ast::WindowFrameUnits::Range, ast::WindowFrameBound::CurrentRow) => {
+                        crate::over::Frame::Range(Some(0))
+                    }
+                    _ => {
+                        return Err(PlanError::unsupported(format!(
+                            "the OVER frame `{} {}`",
+                            f.units, f.start_bound
+                        ))
+                        .at(first.span()))
+                    }
+                }
+            }
+        };
+        let partition = spec
+            .partition_by
+            .iter()
+            .map(|e| self.bind_expr(e, &scope).map(|b| b.0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let n = input.fields.len();
+        let mut pre_exprs: Vec<Expr> = (0..n).map(Expr::Column).collect();
+        let mut pre_fields = input.fields.clone();
+        let mut aggs = Vec::new();
+        let mut texts = Vec::new();
+        let mut result_fields = Vec::new();
+        for call in calls {
+            let text = ast::Expr::Function((*call).clone()).to_string();
+            if texts.iter().any(|(t, _)| *t == text) {
+                continue;
+            }
+            let name = name_of(&call.name).to_ascii_uppercase();
+            let func = match name.as_str() {
+                "COUNT" => AggFunc::Count,
+                "SUM" => AggFunc::Sum,
+                "MIN" => AggFunc::Min,
+                "MAX" => AggFunc::Max,
+                _ => AggFunc::Avg,
+            };
+            let star = matches!(
+                &call.args,
+                FunctionArguments::List(l) if l.args.len() == 1 && matches!(l.args[0], FunctionArg::Unnamed(FunctionArgExpr::Wildcard))
+            );
+            let distinct = matches!(
+                &call.args,
+                FunctionArguments::List(l) if matches!(l.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct))
+            );
+            let (arg, arg_ty) = if star {
+                (None, SqlType::BIGINT)
+            } else {
+                let args = args_of(call)?;
+                if args.len() != 1 {
+                    return Err(
+                        PlanError::invalid(format!("{name} takes one argument")).at(call.span())
+                    );
+                }
+                let (b, ty) = self.bind_expr(args[0], &scope)?;
+                pre_exprs.push(b);
+                pre_fields.push(field(&format!("$arg{}", pre_fields.len()), None, ty));
+                (Some(pre_fields.len() - 1), ty)
+            };
+            let ty = agg_type(func, &name, arg_ty).map_err(|e| e.at(call.span()))?;
+            let filter = match &call.filter {
+                Some(f) => {
+                    let p = self.bind_predicate(f, &scope, "FILTER")?;
+                    pre_exprs.push(p);
+                    pre_fields.push(field(
+                        &format!("$filter{}", pre_fields.len()),
+                        None,
+                        SqlType::BOOLEAN,
+                    ));
+                    Some(pre_fields.len() - 1)
+                }
+                None => None,
+            };
+            texts.push((text, aggs.len()));
+            result_fields.push(field(
+                &format!("EXPR${}", aggs.len()),
+                None,
+                SqlType::Data(ty),
+            ));
+            aggs.push(AggCall {
+                func,
+                arg,
+                distinct,
+                filter,
+                ty,
+            });
+        }
+        let rowtime = input.rowtime;
+        let mut pre = project(input, pre_exprs, pre_fields);
+        pre.rowtime = rowtime;
+        let width = pre.fields.len();
+        let mut fields = pre.fields.clone();
+        fields.extend(result_fields);
+        let columns = texts.into_iter().map(|(t, i)| (t, width + i)).collect();
+        Ok((
+            Plan {
+                node: Node::Over {
+                    input: Box::new(pre),
+                    partition,
+                    frame,
+                    aggs,
+                },
+                fields,
+                updating: false,
+                rowtime,
+            },
+            columns,
+        ))
     }
 
     /// `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` over `input`.
@@ -2019,6 +2239,66 @@ fn coerce_literal(v: Scalar, from: SqlType, to: SqlType) -> Result<Scalar, Strin
         return crate::expr::cast(v, to.data_type()).map_err(|e| e.0);
     }
     Err(format!("type mismatch in IN: {to} and {from}"))
+}
+
+/// The result type of an aggregate over `arg`, by Flink's rules.
+fn agg_type(func: AggFunc, name: &str, arg: SqlType) -> Result<DataType, PlanError> {
+    Ok(match func {
+        AggFunc::Count => DataType::BigInt,
+        _ if !arg.is_numeric() && matches!(func, AggFunc::Sum | AggFunc::Avg) => {
+            return Err(PlanError::invalid(format!(
+                "type mismatch: {name} over {arg}"
+            )))
+        }
+        AggFunc::Sum => match arg.data_type() {
+            DataType::Decimal { scale, .. } => DataType::Decimal {
+                precision: 28,
+                scale,
+            },
+            t => t,
+        },
+        AggFunc::Avg => match arg.data_type() {
+            DataType::Decimal { scale, .. } => DataType::Decimal {
+                precision: 28,
+                scale: scale.max(6),
+            },
+            t => t,
+        },
+        AggFunc::Min | AggFunc::Max => arg.data_type(),
+    })
+}
+
+/// The aggregate calls with an OVER clause in an expression.
+fn collect_over_aggregates<'e>(e: &'e ast::Expr, out: &mut Vec<&'e Function>) {
+    match e {
+        ast::Expr::Function(f) => {
+            let name = name_of(&f.name).to_ascii_uppercase();
+            if f.over.is_some() && AGGREGATES.contains(&name.as_str()) {
+                out.push(f);
+            }
+        }
+        ast::Expr::BinaryOp { left, right, .. } => {
+            collect_over_aggregates(left, out);
+            collect_over_aggregates(right, out);
+        }
+        ast::Expr::UnaryOp { expr, .. }
+        | ast::Expr::Nested(expr)
+        | ast::Expr::Cast { expr, .. } => collect_over_aggregates(expr, out),
+        ast::Expr::Case {
+            conditions,
+            else_result,
+            ..
+        } => {
+            for c in conditions {
+                collect_over_aggregates(&c.condition, out);
+                collect_over_aggregates(&c.result, out);
+            }
+            if let Some(e) = else_result {
+                collect_over_aggregates(e, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The aggregate calls in an expression (not inside another aggregate).

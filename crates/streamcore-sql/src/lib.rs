@@ -42,6 +42,7 @@ pub mod expr;
 pub mod format;
 pub mod functions;
 pub mod join;
+pub mod over;
 pub mod physical;
 pub mod plan;
 pub mod rules;

@@ -245,6 +245,32 @@ impl<'j> PhysicalPlanner<'j> {
                 on,
                 strategy,
             } => self.join(plan, left, right, *kind, on, strategy),
+            Node::Over {
+                input,
+                partition,
+                frame,
+                aggs,
+            } => {
+                let SqlStream::Append(s) = self.build(input)? else {
+                    return Err(PlanError::invalid(
+                        "an OVER aggregation over an updating input (OVER takes append-only input, as in Flink)",
+                    ));
+                };
+                let uid = self.uid("over", plan);
+                let partition: Arc<[Expr]> = partition.clone().into();
+                let op = crate::over::OverAggregate::new(RowAggregate::new(aggs.clone()), *frame);
+                Ok(SqlStream::Append(
+                    s.key_by(move |r: &Row| -> Row {
+                        partition
+                            .iter()
+                            .map(|e| e.eval(&r.values).unwrap_or(Scalar::Null))
+                            .collect()
+                    })
+                    .process(op)
+                    .name("OverAggregate")
+                    .uid(&uid),
+                ))
+            }
             Node::LookupJoin {
                 input,
                 table,

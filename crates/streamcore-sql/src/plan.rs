@@ -224,6 +224,18 @@ pub enum Node {
         /// `true` for `LEFT JOIN` (input rows without a match kept, padded with NULLs).
         left_outer: bool,
     },
+    /// OVER aggregations: each row with the aggregates over its frame (see [`crate::over`]).
+    /// Output: the input's columns, then one per aggregate. Append-only.
+    Over {
+        /// The input: its columns, then the aggregates' arguments.
+        input: Box<Plan>,
+        /// The partition keys over the input.
+        partition: Vec<Expr>,
+        /// The frame.
+        frame: crate::over::Frame,
+        /// The aggregate calls.
+        aggs: Vec<AggCall>,
+    },
     /// `UNION ALL` of inputs with the same columns.
     Union {
         /// The inputs.
@@ -242,7 +254,8 @@ impl Plan {
             | Node::WindowAggregate { input, .. }
             | Node::Aggregate { input, .. }
             | Node::Rank { input, .. }
-            | Node::LookupJoin { input, .. } => vec![input],
+            | Node::LookupJoin { input, .. }
+            | Node::Over { input, .. } => vec![input],
             Node::Union { inputs } => inputs.iter().collect(),
             Node::Join { left, right, .. } => vec![left, right],
         }
@@ -261,6 +274,7 @@ impl Plan {
             Node::Union { .. } => "Union",
             Node::Rank { .. } => "Rank",
             Node::LookupJoin { .. } => "LookupJoin",
+            Node::Over { .. } => "OverAggregate",
             Node::Join {
                 strategy: JoinStrategy::Regular,
                 ..
@@ -333,6 +347,20 @@ impl Plan {
                 agg_list(aggs)
             ),
             Node::Union { inputs } => format!("inputs={}", inputs.len()),
+            Node::Over {
+                partition,
+                frame,
+                aggs,
+                ..
+            } => format!(
+                "partitionBy=[{}], orderBy=[rowtime], frame={frame:?}, select=[{}]",
+                partition
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                agg_list(aggs)
+            ),
             Node::LookupJoin {
                 table,
                 keys,

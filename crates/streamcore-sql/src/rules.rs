@@ -50,6 +50,17 @@ pub fn optimize(plan: Plan) -> Plan {
         Node::Union { inputs } => Node::Union {
             inputs: inputs.into_iter().map(optimize).collect(),
         },
+        Node::Over {
+            input,
+            partition,
+            frame,
+            aggs,
+        } => Node::Over {
+            input: Box::new(optimize(*input)),
+            partition,
+            frame,
+            aggs,
+        },
         Node::LookupJoin {
             input,
             table,

@@ -269,4 +269,5 @@ slt_tests! {
     errors => "errors.slt",
     joins => "joins.slt",
     topn => "topn.slt",
+    over => "over.slt",
 }
