@@ -706,6 +706,13 @@ impl<'a> Binder<'a> {
         let mut input = input;
         let mut keys: Vec<&ast::Expr> = Vec::new();
         let tvf = tvf_window(&input);
+        // CUMULATE: rows are assigned to their windows (one copy per window, its time the
+        // window's end − 1 ms) and grouped by window_start and window_end as keys, in tumbling
+        // windows of the step that fire at each window's end.
+        let cumulate_step = match tvf {
+            Some((WindowKind::Cumulate { step, .. }, _)) => Some(step),
+            _ => None,
+        };
         for &g in group_exprs {
             if let ast::Expr::Function(f) = g {
                 let name = name_of(&f.name).to_ascii_uppercase();
@@ -717,7 +724,7 @@ impl<'a> Binder<'a> {
                     continue;
                 }
             }
-            if let Some((_, tvf_fields)) = &tvf {
+            if let (Some((_, tvf_fields)), None) = (&tvf, cumulate_step) {
                 let scope = Scope {
                     fields: &input.fields,
                     agg: None,
@@ -745,8 +752,13 @@ impl<'a> Binder<'a> {
                     })
                     .collect();
                 if grouped.contains(&start) && grouped.contains(&end) {
-                    window = Some(kind);
-                    input = strip_window_tvf(input)?;
+                    match cumulate_step {
+                        Some(step) => window = Some(WindowKind::Tumble { size: step }),
+                        None => {
+                            window = Some(kind);
+                            input = strip_window_tvf(input)?;
+                        }
+                    }
                 } else {
                     return Err(PlanError::unsupported(
                         "a window table function whose window_start and window_end are not both in GROUP BY",
@@ -758,7 +770,7 @@ impl<'a> Binder<'a> {
         // Grouped by the window_start and window_end of the windows the input's rows come
         // from (an aggregate over a window aggregate's result): a window aggregate again, its
         // windows as the input's (each row's time is its window's end − 1 ms).
-        let mut upstream = false;
+        let mut upstream = cumulate_step.is_some();
         if window.is_none() {
             let scope = Scope {
                 fields: &input.fields,

@@ -174,9 +174,9 @@ impl<'j> PhysicalPlanner<'j> {
                     WindowKind::Tumble { size } => Windows::tumbling(ms(size)),
                     WindowKind::Hop { slide, size } => Windows::sliding(ms(size), ms(slide)),
                     WindowKind::Session { gap } => Windows::session(ms(gap)),
-                    WindowKind::Cumulate { .. } => {
-                        return Err(PlanError::unsupported("CUMULATE windows (planned next)"))
-                    }
+                    WindowKind::Cumulate { .. } => return Err(PlanError::invalid(
+                        "a CUMULATE window aggregate is planned as tumbling windows of its step",
+                    )),
                 };
                 let results: Stream<WindowResult<Row, Row>> = s
                     .key_by(move |r: &Row| r.key(&key_cols))
