@@ -320,3 +320,107 @@ fn a_url_that_cannot_be_used_stops_the_job_with_the_reason() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no bucket"), "{stderr}");
 }
+
+/// SIGUSR1 takes a savepoint and SIGTERM stops the job with one, both into the bucket
+/// (`s3://…/sp-NNNNNN`, printed); `--restore latest` resumes from the stop's savepoint and the
+/// output is that of an uninterrupted run.
+#[test]
+fn savepoints_go_to_s3_and_the_job_resumes_from_them() {
+    let bin = env!("CARGO_BIN_EXE_streamcore");
+    let tmp = tempfile::tempdir().unwrap();
+    let (ref_out, ref_win) = (
+        tmp.path().join("ref.jsonl"),
+        tmp.path().join("ref-win.jsonl"),
+    );
+    assert!(Command::new(bin)
+        .args(demo_args(&ref_out, &ref_win, 20_000))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success());
+    let bucket = format!(
+        "sc-savepoint-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let (status, body) = http("PUT", &format!("/{bucket}"), b"");
+    assert_eq!(status, 200, "creating bucket {bucket}: {body}");
+    let url = format!("s3://{bucket}/job");
+    let (out, win) = (tmp.path().join("out"), tmp.path().join("win"));
+    let mut args = demo_args(&out, &win, 20_000);
+    args.extend(
+        [
+            "--rate",
+            "5000",
+            "--checkpoint-dir",
+            &url,
+            "--checkpoint-interval",
+            "10s",
+            "--restore",
+            "latest",
+        ]
+        .map(String::from),
+    );
+    let run = || {
+        let mut c = Command::new(bin);
+        c.args(&args)
+            .env("AWS_ENDPOINT", format!("http://{ENDPOINT}"))
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("AWS_REGION", "us-east-1");
+        c
+    };
+    let stderr_path = tmp.path().join("stderr.txt");
+    let child = run()
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let signal = |name: &str| {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    std::thread::sleep(Duration::from_millis(1000));
+    signal("USR1");
+    std::thread::sleep(Duration::from_millis(1000));
+    signal("TERM");
+    let status = child.wait_with_output().unwrap().status;
+    let stderr = fs::read_to_string(&stderr_path).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("savepoint written to {url}/sp-")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("stopped with a savepoint in {url}/sp-")),
+        "{stderr}"
+    );
+    let savepoints: std::collections::BTreeSet<String> = keys(&bucket, "job/sp-")
+        .into_iter()
+        .filter_map(|k| k.strip_suffix("/_manifest.json").map(str::to_string))
+        .collect();
+    assert_eq!(savepoints.len(), 2, "{savepoints:?}");
+    assert!(committed_lines(&win).len() < committed_lines(&ref_win).len());
+
+    let output = run().output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        committed_lines(&win) == committed_lines(&ref_win),
+        "window results differ"
+    );
+    assert!(
+        committed_lines(&out) == committed_lines(&ref_out),
+        "events differ"
+    );
+}
