@@ -221,6 +221,14 @@ fn sigkill_and_restore_from_s3_until_done_gives_the_crash_free_output() {
         match exited {
             Some(status) => {
                 assert!(status.success(), "run {attempts} failed: {stderr}");
+                // The summary: where it restored from and how long that took, what the
+                // checkpoints wrote and how long the upload took.
+                assert!(
+                    stderr.contains(&format!("restored from {url}/chk-"))
+                        && stderr.contains("loaded and verified in")
+                        && stderr.contains("bytes written in"),
+                    "{stderr}"
+                );
                 break;
             }
             None => {

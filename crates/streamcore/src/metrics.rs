@@ -929,18 +929,24 @@ impl fmt::Display for JobSummary {
         }
         if let Some(c) = &self.checkpoints {
             if let Some(from) = &c.restored_from {
-                writeln!(f, "  restored from {from}")?;
+                writeln!(
+                    f,
+                    "  restored from {from} (loaded and verified in {:.1} ms)",
+                    c.restore_ms.unwrap_or(0.0)
+                )?;
             }
             writeln!(
                 f,
-                "  checkpoints: {} completed, {} failed, last id {} ({:.1} ms, alignment {:.1} ms, {} bytes), longest {:.1} ms",
+                "  checkpoints: {} completed, {} failed, last id {} ({:.1} ms, alignment {:.1} ms, {} bytes written in {:.1} ms), longest {:.1} ms; {} bytes written in all",
                 c.completed,
                 c.failed,
                 c.last_id.map_or("-".to_string(), |i| i.to_string()),
                 c.last_duration_ms,
                 c.last_alignment_ms,
                 c.last_size_bytes,
-                c.max_duration_ms
+                c.last_upload_ms,
+                c.max_duration_ms,
+                c.bytes_written
             )?;
         }
         Ok(())
