@@ -178,6 +178,10 @@ fn the_snapshot_and_every_change_after_it_exactly_once() {
     mutate(table, 1500, 7, Duration::from_millis(1));
     let started = Instant::now();
     while !seen_end.load(Ordering::Relaxed) {
+        if handle.is_finished() {
+            handle.join().unwrap();
+            panic!("the CDC job ended before the sentinel row");
+        }
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "the sentinel row never came"
