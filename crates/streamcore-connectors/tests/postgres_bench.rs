@@ -231,9 +231,9 @@ fn postgres_throughput() {
 
 fn cdc(n: u64) {
     let slot = "bench_cdc_slot";
-    exec(&format!(
-        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'bench_cdc%'"
-    ));
+    exec(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'bench_cdc%'",
+    );
     exec(&format!(
         "DROP PUBLICATION IF EXISTS {slot}_pub; DROP PUBLICATION IF EXISTS bench_cdc_loop_pub;
          DROP TABLE IF EXISTS bench_cdc;
