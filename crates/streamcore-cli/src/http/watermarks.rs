@@ -401,13 +401,22 @@ impl WatermarkReport {
             self.held,
             self.operators.len()
         );
+        // Each piece of advice once: operators held by the same input repeat only the facts.
+        let mut advised = std::collections::HashSet::new();
         for op in &self.operators {
             out.push_str(if op.held_by.is_some() {
                 "HELD "
             } else {
                 "ok   "
             });
-            out.push_str(&op.explanation);
+            let text = match &op.held_by {
+                Some(h) if !advised.insert(h.advice.as_str()) => op
+                    .explanation
+                    .strip_suffix(&format!(" — {}", h.advice))
+                    .unwrap_or(&op.explanation),
+                _ => &op.explanation,
+            };
+            out.push_str(text);
             out.push('\n');
         }
         if self.held == 0 {
