@@ -1974,7 +1974,10 @@ fn scan(table: Arc<TableDef>) -> Plan {
         rowtime: table.rowtime,
         fields,
         updating: false,
-        node: Node::Scan { table },
+        node: Node::Scan {
+            columns: (0..table.columns.len()).collect(),
+            table,
+        },
     }
 }
 

@@ -26,18 +26,23 @@ use streamcore::row::{DataType, Row, Scalar};
 use streamcore::sink::Committer;
 use streamcore::{
     Data, Result as StreamResult, Sink, SinkWriter, Source, SourcePoll, SourceReader, TaskContext,
-    TaskInfo,
+    TaskInfo, Timestamp,
 };
 use streamcore_nexmark::{Auction, Bid, GeneratorConfig, NexmarkEvent, NexmarkSource, Person};
 
-/// Turns a connector's physical row into the table's row: computed columns and event time.
+/// Turns a connector's physical values into the rows a scan emits: the selected columns of
+/// the table (physical ones taken, computed ones evaluated over the physical values), with the
+/// event time of the rowtime column (read even when the column itself is not selected).
+/// A row is built in one allocation from a scratch buffer kept between rows.
 #[derive(Clone)]
 pub struct RowShaper {
-    /// Per table column: the physical index, or a computed expression over the physical row.
+    /// Per emitted column: a physical index, or a computed expression over the physical row.
     columns: Arc<[Shape]>,
-    rowtime: Option<usize>,
-    /// The physical row is the table's row (no computed or metadata columns).
-    identity: bool,
+    /// How the rowtime is found, if the table has one.
+    rowtime: Option<Shape>,
+    /// Physical columns something needs (emitted, read by a computed column, or the rowtime).
+    needed: Arc<[bool]>,
+    scratch: Vec<Scalar>,
 }
 
 #[derive(Clone)]
@@ -47,54 +52,78 @@ enum Shape {
     Null,
 }
 
+impl Shape {
+    #[inline]
+    fn value(&self, physical: &[Scalar]) -> std::result::Result<Scalar, String> {
+        match self {
+            Shape::Physical(i) => Ok(physical[*i].clone()),
+            Shape::Computed(e) => e.eval(physical).map_err(|e| e.0),
+            Shape::Null => Ok(Scalar::Null),
+        }
+    }
+}
+
 impl RowShaper {
-    /// The shaper of `table`.
+    /// The shaper of every column of `table`.
     pub fn new(table: &TableDef) -> Self {
-        let columns: Vec<Shape> = table
-            .columns
-            .iter()
-            .map(|c| match &c.kind {
-                ColumnSource::Physical(i) => Shape::Physical(*i),
-                ColumnSource::Computed(e) => Shape::Computed(e.clone()),
-                ColumnSource::Metadata(_) => Shape::Null,
-            })
-            .collect();
-        let identity = columns
-            .iter()
-            .enumerate()
-            .all(|(i, s)| matches!(s, Shape::Physical(p) if *p == i));
+        let all: Vec<usize> = (0..table.columns.len()).collect();
+        RowShaper::select(table, &all)
+    }
+
+    /// The shaper of the columns `columns` (indices into the table's columns) of `table`.
+    pub fn select(table: &TableDef, columns: &[usize]) -> Self {
+        let shape = |c: usize| match &table.columns[c].kind {
+            ColumnSource::Physical(i) => Shape::Physical(*i),
+            ColumnSource::Computed(e) => Shape::Computed(e.clone()),
+            ColumnSource::Metadata(_) => Shape::Null,
+        };
+        let physical = table.physical().count();
+        let mut needed = vec![false; physical];
+        let mut mark = |s: &Shape| match s {
+            Shape::Physical(i) => needed[*i] = true,
+            Shape::Computed(e) => {
+                let mut cols = Vec::new();
+                e.columns(&mut cols);
+                cols.into_iter().for_each(|c| needed[c] = true);
+            }
+            Shape::Null => {}
+        };
+        let shapes: Vec<Shape> = columns.iter().map(|&c| shape(c)).collect();
+        shapes.iter().for_each(&mut mark);
+        let rowtime = table.rowtime.map(shape);
+        if let Some(r) = &rowtime {
+            mark(r);
+        }
         RowShaper {
-            columns: columns.into(),
-            rowtime: table.rowtime,
-            identity,
+            columns: shapes.into(),
+            rowtime,
+            needed: needed.into(),
+            scratch: Vec::new(),
         }
     }
 
-    /// The table row of a physical row.
+    /// Which physical columns the shaper reads (the others may stay NULL).
+    pub fn needed(&self) -> &[bool] {
+        &self.needed
+    }
+
+    /// The emitted row of the physical values `physical`.
     #[inline]
-    pub fn shape(&self, physical: Row) -> std::result::Result<Row, String> {
-        let row = if self.identity {
-            physical
-        } else {
-            let values: std::result::Result<Vec<Scalar>, String> = self
-                .columns
-                .iter()
-                .map(|s| match s {
-                    Shape::Physical(i) => Ok(physical.values[*i].clone()),
-                    Shape::Computed(e) => e.eval(&physical.values).map_err(|e| e.0),
-                    Shape::Null => Ok(Scalar::Null),
-                })
-                .collect();
-            Row::new(values?)
+    pub fn shape(&mut self, physical: &[Scalar]) -> std::result::Result<Row, String> {
+        let time = match &self.rowtime {
+            Some(s) => match s.value(physical)? {
+                Scalar::Null => return Err("the rowtime column is NULL".into()),
+                v => v.as_timestamp().unwrap_or(Timestamp::MIN),
+            },
+            None => Timestamp::MIN,
         };
-        Ok(match self.rowtime {
-            Some(c) => {
-                if row.values[c].is_null() {
-                    return Err("the rowtime column is NULL".into());
-                }
-                row.with_time_column(c)
-            }
-            None => row,
+        self.scratch.clear();
+        for s in self.columns.iter() {
+            self.scratch.push(s.value(physical)?);
+        }
+        Ok(Row {
+            values: self.scratch.drain(..).collect(),
+            time,
         })
     }
 }
@@ -465,6 +494,7 @@ pub fn nexmark_stream(
     job: &mut streamcore::Job,
     name: &str,
     table: &TableDef,
+    columns: &[usize],
     kind: NexmarkKind,
 ) -> Result<streamcore::Stream<Row>, PlanError> {
     let config = nexmark_config(table)?;
@@ -475,18 +505,30 @@ pub fn nexmark_stream(
         Some("bid") => NexmarkKind::Bid,
         _ => kind,
     };
-    let shaper = RowShaper::new(table);
+    let shaper = RowShaper::select(table, columns);
     let bad = |e: streamcore_nexmark::ConfigError| {
         PlanError::invalid(format!("`nexmark` table `{}`: {e}", table.name))
     };
     fn rows<T: Data>(
         fields: Arc<[NexmarkField]>,
-        shaper: RowShaper,
+        mut shaper: RowShaper,
         get: fn(NexmarkField, &T) -> Scalar,
     ) -> impl FnMut(T) -> std::result::Result<Option<Row>, String> + Clone + Send + 'static {
+        // Only the fields something reads are taken from the event (no string copied for a
+        // column nobody reads); the physical row is a buffer reused for every event.
+        let needed: Vec<Option<NexmarkField>> = fields
+            .iter()
+            .zip(shaper.needed())
+            .map(|(f, n)| n.then_some(*f))
+            .collect();
+        let mut physical: Vec<Scalar> = vec![Scalar::Null; needed.len()];
         move |e: T| {
-            let physical: Row = fields.iter().map(|f| get(*f, &e)).collect();
-            shaper.shape(physical).map(Some)
+            for (slot, f) in physical.iter_mut().zip(&needed) {
+                if let Some(f) = f {
+                    *slot = get(*f, &e);
+                }
+            }
+            shaper.shape(&physical).map(Some)
         }
     }
     Ok(match kind {
@@ -530,16 +572,20 @@ pub fn filesystem_stream(
     job: &mut streamcore::Job,
     name: &str,
     table: &TableDef,
+    columns: &[usize],
 ) -> Result<streamcore::Stream<Row>, PlanError> {
     let path = filesystem_path(table)?;
     let format = table.required("format")?;
-    let shaper = RowShaper::new(table);
+    let mut shaper = RowShaper::select(table, columns);
     let schema = table.physical_schema();
-    let shape = move |r: Row| shaper.shape(r).map(Some);
+    let needed: Vec<bool> = shaper.needed().to_vec();
+    let shape = move |r: Row| shaper.shape(&r.values).map(Some);
     match format {
         "json" => {
-            let source = streamcore_connectors::JsonLinesSource::<Row>::typed(path)
-                .with_decoder(JsonRowDecoder::new(schema, ignore_parse_errors(table)));
+            // Fields no column needs are skipped while parsing, not decoded.
+            let source = streamcore_connectors::JsonLinesSource::<Row>::typed(path).with_decoder(
+                JsonRowDecoder::new(schema, ignore_parse_errors(table)).only(&needed),
+            );
             Ok(job.source(name, MapSource::new(source, shape)))
         }
         "csv" => {
@@ -593,7 +639,7 @@ pub fn bounded_rows(table: &TableDef) -> Result<Vec<Row>, PlanError> {
         "values" => values_rows(table),
         "filesystem" => {
             let path = filesystem_path(table)?;
-            let shaper = RowShaper::new(table);
+            let mut shaper = RowShaper::new(table);
             let schema = table.physical_schema();
             let decode: Box<LineDecode> = match table.required("format")? {
                 "json" => {
@@ -644,7 +690,7 @@ pub fn bounded_rows(table: &TableDef) -> Result<Vec<Row>, PlanError> {
                         ))
                     })?;
                     if let Some(row) = row {
-                        rows.push(shaper.shape(row).map_err(|e| {
+                        rows.push(shaper.shape(&row.values).map_err(|e| {
                             PlanError::invalid(format!(
                                 "table `{}`: {} line {}: {e}",
                                 table.name,
@@ -666,9 +712,15 @@ pub fn bounded_rows(table: &TableDef) -> Result<Vec<Row>, PlanError> {
 /// The rows of a `values` table: its `data` option, one CSV line per row, in the types of the
 /// physical columns (timestamps as `2026-12-05 14:00:00.000`, empty fields as NULL).
 pub fn values_rows(table: &TableDef) -> Result<Vec<Row>, PlanError> {
+    let all: Vec<usize> = (0..table.columns.len()).collect();
+    values_rows_of(table, &all)
+}
+
+/// The rows of a `values` table, with the columns `columns` only.
+pub fn values_rows_of(table: &TableDef, columns: &[usize]) -> Result<Vec<Row>, PlanError> {
     let data = table.required("data")?;
     let types: Vec<DataType> = table.physical().map(|c| c.data_type).collect();
-    let shaper = RowShaper::new(table);
+    let mut shaper = RowShaper::select(table, columns);
     let delimiter = csv_delimiter(table)?;
     let mut rows = Vec::new();
     for (n, line) in data.lines().enumerate() {
@@ -703,7 +755,7 @@ pub fn values_rows(table: &TableDef) -> Result<Vec<Row>, PlanError> {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
-        rows.push(shaper.shape(Row::new(values)).map_err(|e| {
+        rows.push(shaper.shape(&values).map_err(|e| {
             PlanError::invalid(format!(
                 "`values` table `{}`: row {}: {e}",
                 table.name,

@@ -56,6 +56,30 @@ impl JsonRowDecoder {
         }
     }
 
+    /// Decodes only the columns marked in `needed` (the others stay NULL, their JSON fields
+    /// are skipped unparsed).
+    pub fn only(self, needed: &[bool]) -> Self {
+        let mut layout = JsonLayout {
+            index: HashMap::new(),
+            prefixes: HashMap::new(),
+            types: self.inner.types.clone(),
+        };
+        for (name, &i) in &self.inner.index {
+            if needed.get(i).copied().unwrap_or(true) {
+                layout.index.insert(name.clone(), i);
+                let mut rest = name.as_str();
+                while let Some((p, _)) = rest.rsplit_once('.') {
+                    layout.prefixes.insert(p.to_string(), ());
+                    rest = p;
+                }
+            }
+        }
+        JsonRowDecoder {
+            inner: Arc::new(layout),
+            ignore_errors: self.ignore_errors,
+        }
+    }
+
     /// Decodes one JSON object.
     pub fn decode_row(&self, line: &str) -> Result<Row, String> {
         let mut values = vec![Scalar::Null; self.inner.types.len()];

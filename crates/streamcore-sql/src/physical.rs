@@ -85,9 +85,10 @@ impl<'j> PhysicalPlanner<'j> {
     /// Plans `plan`.
     pub fn build(&mut self, plan: &Plan) -> Result<SqlStream, PlanError> {
         match &plan.node {
-            Node::Scan { table } => Ok(SqlStream::Append(self.scan(
+            Node::Scan { table, columns } => Ok(SqlStream::Append(self.scan(
                 plan,
                 table,
+                columns,
                 NexmarkKind::All,
             )?)),
             Node::Values { rows } => {
@@ -96,8 +97,8 @@ impl<'j> PhysicalPlanner<'j> {
             }
             Node::Filter { input, predicate } => {
                 let stream = match (&input.node, nexmark_kind(input, predicate)) {
-                    (Node::Scan { table }, Some(kind)) => {
-                        SqlStream::Append(self.scan(input, table, kind)?)
+                    (Node::Scan { table, columns }, Some(kind)) => {
+                        SqlStream::Append(self.scan(input, table, columns, kind)?)
                     }
                     _ => self.build(input)?,
                 };
@@ -560,16 +561,17 @@ impl<'j> PhysicalPlanner<'j> {
         &mut self,
         plan: &Plan,
         table: &TableDef,
+        columns: &[usize],
         kind: NexmarkKind,
     ) -> Result<Stream<Row>, PlanError> {
         let name = table.name.to_string();
         let uid = self.uid(&format!("src:{}", table.name), plan);
         let connector = table.connector()?;
         let stream = match connector {
-            "nexmark" => connectors::nexmark_stream(self.job, &name, table, kind)?,
-            "filesystem" => connectors::filesystem_stream(self.job, &name, table)?,
+            "nexmark" => connectors::nexmark_stream(self.job, &name, table, columns, kind)?,
+            "filesystem" => connectors::filesystem_stream(self.job, &name, table, columns)?,
             "values" => {
-                let rows = connectors::values_rows(table)?;
+                let rows = connectors::values_rows_of(table, columns)?;
                 self.job.from_vec(&name, rows)
             }
             other => {
@@ -671,13 +673,15 @@ fn concat(a: Option<&Row>, nl: usize, b: Option<&Row>, nr: usize) -> Row {
 
 /// The event kind a filter right above a `nexmark` scan selects (`event_type = k`).
 fn nexmark_kind(input: &Plan, predicate: &Expr) -> Option<NexmarkKind> {
-    let Node::Scan { table } = &input.node else {
+    let Node::Scan { table, columns } = &input.node else {
         return None;
     };
     if table.options.get("connector").map(String::as_str) != Some("nexmark") {
         return None;
     }
-    let event_type = table.columns.iter().position(|c| c.name == "event_type")?;
+    let event_type = columns
+        .iter()
+        .position(|&c| table.columns[c].name == "event_type")?;
     let conjuncts: &[Expr] = match predicate {
         Expr::And(v) => v,
         p => std::slice::from_ref(p),

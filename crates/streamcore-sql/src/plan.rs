@@ -128,6 +128,9 @@ pub enum Node {
     Scan {
         /// The table.
         table: Arc<TableDef>,
+        /// The table's columns it emits, in order (all of them, until the rewrites prune
+        /// the ones nothing reads).
+        columns: Vec<usize>,
     },
     /// Literal rows (`VALUES`).
     Values {
@@ -312,7 +315,7 @@ impl Plan {
                 .join(", ")
         };
         match &self.node {
-            Node::Scan { table } => format!(
+            Node::Scan { table, .. } => format!(
                 "table={}, connector={}, fields=[{}]",
                 table.name,
                 table

@@ -429,3 +429,198 @@ fn substitute(e: &Expr, inner: &[Expr]) -> Expr {
         ),
     }
 }
+
+/// Prunes the columns of scans that nothing reads: a scan under a projection (with a filter
+/// in between, or not) emits only the columns the projection and the filter read, so that a
+/// connector never builds — or, for JSON, never parses — a value nobody uses.
+pub fn prune_scans(plan: Plan) -> Plan {
+    let plan = map_inputs(plan, &mut prune_scans);
+    let Plan {
+        node,
+        fields,
+        updating,
+        rowtime,
+    } = plan;
+    let Node::Project { input, exprs } = node else {
+        return Plan {
+            node,
+            fields,
+            updating,
+            rowtime,
+        };
+    };
+    let rebuild = |input: Plan, exprs: Vec<Expr>| Plan {
+        node: Node::Project {
+            input: Box::new(input),
+            exprs,
+        },
+        fields: fields.clone(),
+        updating,
+        rowtime,
+    };
+    let input = *input;
+    let (scan, predicate) = match input.node {
+        Node::Filter {
+            input: inner,
+            predicate,
+        } if matches!(inner.node, Node::Scan { .. }) => (*inner, Some(predicate)),
+        Node::Scan { .. } => (input, None),
+        node => return rebuild(Plan { node, ..input }, exprs),
+    };
+    let mut used = Vec::new();
+    exprs.iter().for_each(|e| e.columns(&mut used));
+    if let Some(p) = &predicate {
+        p.columns(&mut used);
+    }
+    used.sort_unstable();
+    used.dedup();
+    let Node::Scan { table, columns } = scan.node else {
+        unreachable!("matched a scan")
+    };
+    if used.len() == columns.len() {
+        let scan = Plan {
+            node: Node::Scan { table, columns },
+            ..scan
+        };
+        let input = match predicate {
+            Some(predicate) => Plan {
+                fields: scan.fields.clone(),
+                updating: scan.updating,
+                rowtime: scan.rowtime,
+                node: Node::Filter {
+                    input: Box::new(scan),
+                    predicate,
+                },
+            },
+            None => scan,
+        };
+        return rebuild(input, exprs);
+    }
+    let position = |c: usize| used.binary_search(&c).expect("a used column");
+    let scan = Plan {
+        fields: used.iter().map(|&c| scan.fields[c].clone()).collect(),
+        rowtime: scan.rowtime.and_then(|r| used.binary_search(&r).ok()),
+        updating: scan.updating,
+        node: Node::Scan {
+            columns: used.iter().map(|&c| columns[c]).collect(),
+            table,
+        },
+    };
+    let input = match predicate {
+        Some(p) => Plan {
+            fields: scan.fields.clone(),
+            updating: scan.updating,
+            rowtime: scan.rowtime,
+            node: Node::Filter {
+                input: Box::new(scan),
+                predicate: map_columns(&p, &position),
+            },
+        },
+        None => scan,
+    };
+    let exprs = exprs.iter().map(|e| map_columns(e, &position)).collect();
+    rebuild(input, exprs)
+}
+
+/// `plan` with `f` applied to each of its inputs.
+fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> Plan) -> Plan {
+    let Plan {
+        node,
+        fields,
+        updating,
+        rowtime,
+    } = plan;
+    let mut b = |p: Box<Plan>| Box::new(f(*p));
+    let node = match node {
+        Node::Filter { input, predicate } => Node::Filter {
+            input: b(input),
+            predicate,
+        },
+        Node::Project { input, exprs } => Node::Project {
+            input: b(input),
+            exprs,
+        },
+        Node::WindowTvf { input, window } => Node::WindowTvf {
+            input: b(input),
+            window,
+        },
+        Node::WindowAggregate {
+            input,
+            window,
+            keys,
+            aggs,
+            upstream,
+        } => Node::WindowAggregate {
+            input: b(input),
+            window,
+            keys,
+            aggs,
+            upstream,
+        },
+        Node::Aggregate { input, keys, aggs } => Node::Aggregate {
+            input: b(input),
+            keys,
+            aggs,
+        },
+        Node::Join {
+            left,
+            right,
+            kind,
+            on,
+            strategy,
+        } => Node::Join {
+            left: b(left),
+            right: b(right),
+            kind,
+            on,
+            strategy,
+        },
+        Node::Rank {
+            input,
+            partition,
+            order,
+            limit,
+            number_selected,
+        } => Node::Rank {
+            input: b(input),
+            partition,
+            order,
+            limit,
+            number_selected,
+        },
+        Node::LookupJoin {
+            input,
+            table,
+            keys,
+            residual,
+            left_outer,
+        } => Node::LookupJoin {
+            input: b(input),
+            table,
+            keys,
+            residual,
+            left_outer,
+        },
+        Node::Over {
+            input,
+            partition,
+            frame,
+            aggs,
+        } => Node::Over {
+            input: b(input),
+            partition,
+            frame,
+            aggs,
+        },
+        Node::Union { inputs } => Node::Union {
+            inputs: inputs.into_iter().map(&mut *f).collect(),
+        },
+        leaf @ (Node::Scan { .. } | Node::Values { .. }) => leaf,
+    };
+    Plan {
+        node,
+        fields,
+        updating,
+        rowtime,
+    }
+}

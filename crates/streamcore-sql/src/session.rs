@@ -11,7 +11,7 @@ use crate::format::{CsvRow, JsonRow};
 use crate::parser::{parse_script, ColumnKind, CreateTable, FlinkStatement};
 use crate::physical::{PhysicalPlanner, SqlStream};
 use crate::plan::Plan;
-use crate::rules::optimize;
+use crate::rules::{optimize, prune_scans};
 use crate::types::{from_ast, SqlType};
 use sqlparser::ast::{self, ObjectType, Spanned, Statement};
 use std::collections::BTreeMap;
@@ -172,19 +172,21 @@ impl Session {
                     Some(columns.as_slice())
                 };
                 let plan = fit_to_sink(plan, &sink, columns).map_err(|e| e.at(span))?;
-                let plan = optimize(plan);
+                let plan = prune_scans(optimize(plan));
                 check_sink_mode(&sink, &plan, self.batch_mode())?;
                 let text = format!("INSERT INTO {}", sink.name);
                 self.pending.push(PendingInsert { sink, plan });
                 Ok(Outcome::Queued(text))
             }
             Statement::Query(q) => {
-                let plan = optimize(Binder::new(&self.catalog).bind_query(&q)?);
+                let plan = prune_scans(optimize(Binder::new(&self.catalog).bind_query(&q)?));
                 Ok(Outcome::Query(Box::new(plan)))
             }
             Statement::Explain { statement, .. } => {
                 let plan = match *statement {
-                    Statement::Query(q) => optimize(Binder::new(&self.catalog).bind_query(&q)?),
+                    Statement::Query(q) => {
+                        prune_scans(optimize(Binder::new(&self.catalog).bind_query(&q)?))
+                    }
                     Statement::Insert(_) => {
                         let before = self.pending.len();
                         self.execute_sql(*statement)?;
@@ -421,7 +423,7 @@ fn check_option(key: &str, value: &str) -> Result<(), PlanError> {
 
 /// Batch mode reads bounded tables only.
 fn check_bounded(plan: &Plan) -> Result<(), PlanError> {
-    if let crate::plan::Node::Scan { table } = &plan.node {
+    if let crate::plan::Node::Scan { table, .. } = &plan.node {
         let unbounded = table.options.get("connector").map(String::as_str) == Some("nexmark")
             && table
                 .options
