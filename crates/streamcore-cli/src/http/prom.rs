@@ -470,3 +470,75 @@ pub(crate) fn render(reader: &MetricsReader, running: bool) -> Result<String, st
     prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use streamcore::metrics::ConnectorSummary;
+
+    fn empty_detail() -> JobDetail {
+        JobDetail {
+            job: "j".into(),
+            finished: false,
+            duration_ms: 1000.0,
+            graph: None,
+            operators: Vec::new(),
+            exchanges: Vec::new(),
+            checkpoint_history: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn kafka_lag_and_connector_figures_become_labelled_gauges() {
+        let summary = JobSummary {
+            job: "j".into(),
+            duration_ms: 1000.0,
+            events_ingested: 5,
+            events_emitted: 4,
+            events_filtered: 1,
+            events_late: 0,
+            events_failed: 0,
+            events_dead_lettered: 2,
+            events_per_second: 5.0,
+            operators: Vec::new(),
+            exchanges: Vec::new(),
+            checkpoints: None,
+            connectors: vec![ConnectorSummary {
+                name: "bids".into(),
+                metrics: serde_json::json!({
+                    "records_in": 5,
+                    "lag": {"bids/3": 42, "bids/0": 0},
+                    "total_lag": 42,
+                    "endpoint": "not a number: left out",
+                }),
+            }],
+        };
+        let snapshot = Snapshot {
+            summary,
+            detail: empty_detail(),
+            running: true,
+            now_ms: 0,
+        };
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(snapshot));
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &registry).unwrap();
+        for line in [
+            "# TYPE streamcore_kafka_consumer_lag gauge",
+            "streamcore_kafka_consumer_lag{job=\"j\",connector=\"bids\",topic=\"bids\",partition=\"3\"} 42",
+            "streamcore_kafka_consumer_lag{job=\"j\",connector=\"bids\",topic=\"bids\",partition=\"0\"} 0",
+            "streamcore_connector_metric{job=\"j\",connector=\"bids\",metric=\"records_in\"} 5",
+            "streamcore_connector_metric{job=\"j\",connector=\"bids\",metric=\"total_lag\"} 42",
+            "streamcore_job_records_dead_lettered_total{job=\"j\"} 2",
+            "streamcore_job_running{job=\"j\"} 1",
+        ] {
+            assert!(
+                out.lines().any(|l| l == line || l == format!("{line}.0")),
+                "{line} not in\n{out}"
+            );
+        }
+        assert!(!out.contains("endpoint"));
+        // No checkpoint family without checkpoints.
+        assert!(!out.contains("streamcore_checkpoints_completed"));
+    }
+}
