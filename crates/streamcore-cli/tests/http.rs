@@ -161,6 +161,10 @@ fn metrics_pass_promtool_and_match_a_job_with_known_counts() {
         .map(|n| n["name"].as_str().unwrap())
         .collect();
     assert!(names.contains(&"high_value_filter"), "{names:?}");
+    // Rates sampled by the server once a second: 1000 records read in the first seconds.
+    let rates = get_json(&addr, "/api/v1/jobs/demo/rates");
+    assert_eq!(rates["interval_ms"], 1000);
+    assert!(rates["points"].is_array(), "{rates}");
     assert!(
         graph["graph"]["edges"]
             .as_array()
@@ -241,6 +245,12 @@ fn unknown_routes_404_mutations_need_the_token_off_loopback_and_no_secret_is_ser
         let c = get_json(&addr, "/api/v1/jobs/demo/checkpoints");
         (c["summary"]["completed"].as_u64().unwrap_or(0) >= 1).then_some(())
     });
+    // The server samples rates once a second: the generator's 2000 records/s.
+    let rate = wait_for(Duration::from_secs(20), "a sampled rate", || {
+        let r = get_json(&addr, "/api/v1/jobs/demo/rates");
+        r["points"].as_array()?.last()?["read_per_second"].as_f64()
+    });
+    assert!((1_000.0..3_000.0).contains(&rate), "{rate} records/s");
     // No answer carries the token or the environment.
     for path in [
         "/",
@@ -252,6 +262,7 @@ fn unknown_routes_404_mutations_need_the_token_off_loopback_and_no_secret_is_ser
         "/api/v1/jobs/demo/metrics",
         "/api/v1/jobs/demo/subtasks",
         "/api/v1/jobs/demo/checkpoints",
+        "/api/v1/jobs/demo/rates",
         "/api/v1/jobs/demo/watermarks",
         "/api/v1/jobs/demo/watermarks?format=text",
     ] {
@@ -473,8 +484,11 @@ fn the_debugger_names_the_idle_split_holding_a_window_and_nothing_once_idle_time
             .cloned()
     };
     let (text, window) = wait_for(Duration::from_secs(20), "a held window", || {
+        // Text and JSON are two calls: both must show the hold (the first may come earlier).
         let (text, json) = explain(&job.addr);
-        held_window(&json).map(|w| (text, w))
+        held_window(&json)
+            .filter(|_| text.contains("no idle timeout is set"))
+            .map(|w| (text, w))
     });
     let json = explain(&job.addr).1;
     let holder = &window["held_by"];

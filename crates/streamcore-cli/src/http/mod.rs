@@ -114,6 +114,52 @@ struct AppState {
     token: Option<String>,
     actions: Mutex<mpsc::Sender<ActionRequest>>,
     state: Mutex<JobState>,
+    /// Totals sampled once a second for the last [`RATE_HISTORY`] seconds: rates over time
+    /// for the dashboard's charts, from before the page was opened.
+    samples: Mutex<std::collections::VecDeque<Sample>>,
+}
+
+/// How many one-second samples of the totals are kept (five minutes).
+const RATE_HISTORY: usize = 300;
+
+/// The job's totals at one moment.
+struct Sample {
+    at_ms: i64,
+    duration_ms: f64,
+    ingested: u64,
+    emitted: u64,
+    /// Records in per operator, by name.
+    operators: Vec<(String, u64)>,
+}
+
+impl Sample {
+    fn of(summary: &streamcore::JobSummary) -> Sample {
+        Sample {
+            at_ms: watermarks::now_ms(),
+            duration_ms: summary.duration_ms,
+            ingested: summary.events_ingested,
+            emitted: summary.events_emitted,
+            operators: summary
+                .operators
+                .iter()
+                .map(|o| (o.name.clone(), o.events_processed))
+                .collect(),
+        }
+    }
+}
+
+/// Samples the job's totals once a second while the server runs.
+async fn sample_rates(app: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let sample = Sample::of(&app.reader.summary());
+        let mut samples = app.samples.lock().unwrap_or_else(|p| p.into_inner());
+        if samples.len() > RATE_HISTORY {
+            samples.pop_front();
+        }
+        samples.push_back(sample);
+    }
 }
 
 /// A listening socket, bound before the job starts (so a bad address fails fast).
@@ -174,6 +220,7 @@ impl Bound {
             token: self.token,
             actions: Mutex::new(tx),
             state: Mutex::new(JobState::Running),
+            samples: Mutex::new(std::collections::VecDeque::new()),
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -182,11 +229,13 @@ impl Bound {
             .build()
             .context("starting the HTTP runtime")?;
         let router = router(app.clone());
+        let sampled = app.clone();
         let listener = self.listener;
         let thread = std::thread::Builder::new()
             .name("http".into())
             .spawn(move || {
                 runtime.block_on(async move {
+                    tokio::spawn(sample_rates(sampled));
                     let listener = match tokio::net::TcpListener::from_std(listener) {
                         Ok(l) => l,
                         Err(e) => {
@@ -272,6 +321,7 @@ fn router(app: Arc<AppState>) -> Router {
         .route("/api/v1/jobs/{id}/metrics", get(job_metrics))
         .route("/api/v1/jobs/{id}/subtasks", get(subtasks))
         .route("/api/v1/jobs/{id}/checkpoints", get(checkpoints))
+        .route("/api/v1/jobs/{id}/rates", get(rates))
         .route("/api/v1/jobs/{id}/watermarks", get(explain_watermarks))
         .route("/api/v1/jobs/{id}/savepoint", post(savepoint))
         .route("/api/v1/jobs/{id}/stop", post(stop))
@@ -410,6 +460,39 @@ async fn checkpoints(State(app): State<Arc<AppState>>, Path(id): Path<String>) -
         "history": detail.checkpoint_history,
     }))
     .into_response()
+}
+
+/// Records per second over the last minutes, one point a second: read, written, and in per
+/// operator.
+async fn rates(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    if let Err(r) = job_of(&app, &id) {
+        return r.into_response();
+    }
+    let samples = app.samples.lock().unwrap_or_else(|p| p.into_inner());
+    let points: Vec<_> = samples
+        .iter()
+        .zip(samples.iter().skip(1))
+        .filter(|(a, b)| b.duration_ms > a.duration_ms)
+        .map(|(a, b)| {
+            let dt = (b.duration_ms - a.duration_ms) / 1e3;
+            let per_s = |x: u64, y: u64| y.saturating_sub(x) as f64 / dt;
+            let operators: serde_json::Map<String, serde_json::Value> = b
+                .operators
+                .iter()
+                .filter_map(|(name, n)| {
+                    let (_, before) = a.operators.iter().find(|(m, _)| m == name)?;
+                    Some((name.clone(), json!(per_s(*before, *n))))
+                })
+                .collect();
+            json!({
+                "at_ms": b.at_ms,
+                "read_per_second": per_s(a.ingested, b.ingested),
+                "written_per_second": per_s(a.emitted, b.emitted),
+                "operators_in_per_second": operators,
+            })
+        })
+        .collect();
+    Json(json!({ "interval_ms": 1000, "points": points })).into_response()
 }
 
 /// `?format=text` for the plain-text explanation.
