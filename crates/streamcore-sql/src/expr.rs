@@ -103,13 +103,14 @@ impl Expr {
             Expr::Column(i) => Ok(row[*i].clone()),
             Expr::Literal(v) => Ok(v.clone()),
             Expr::Arith(op, l, r, ty) => {
-                let l = l.eval(row)?;
-                let r = r.eval(row)?;
+                let l = l.eval_cow(row)?;
+                let r = r.eval_cow(row)?;
                 arith(*op, &l, &r, *ty)
             }
             Expr::Cmp(op, l, r) => {
-                let l = l.eval(row)?;
-                let r = r.eval(row)?;
+                // Columns and constants are compared where they are, not copied.
+                let l = l.eval_cow(row)?;
+                let r = r.eval_cow(row)?;
                 Ok(compare(*op, &l, &r))
             }
             Expr::And(all) => {
@@ -152,7 +153,7 @@ impl Expr {
                 Scalar::Decimal(d) => Scalar::Decimal(-d),
                 _ => Scalar::Null,
             }),
-            Expr::IsNull(e, negated) => Ok(Scalar::Bool(e.eval(row)?.is_null() != *negated)),
+            Expr::IsNull(e, negated) => Ok(Scalar::Bool(e.eval_cow(row)?.is_null() != *negated)),
             Expr::Case(branches, otherwise) => {
                 for (when, then) in branches {
                     if let Scalar::Bool(true) = when.eval(row)? {
@@ -163,18 +164,32 @@ impl Expr {
             }
             Expr::Cast(e, to) => cast(e.eval(row)?, *to),
             Expr::InList(e, list, negated) => {
-                let v = e.eval(row)?;
+                let v = e.eval_cow(row)?;
                 if v.is_null() {
                     return Ok(Scalar::Null);
                 }
-                Ok(Scalar::Bool(list.contains(&v) != *negated))
+                Ok(Scalar::Bool(list.contains(&*v) != *negated))
             }
-            Expr::Like(e, pattern, negated) => Ok(match e.eval(row)? {
-                Scalar::Str(s) => Scalar::Bool(pattern.0.is_match(&s) != *negated),
+            Expr::Like(e, pattern, negated) => Ok(match &*e.eval_cow(row)? {
+                Scalar::Str(s) => Scalar::Bool(pattern.0.is_match(s) != *negated),
                 _ => Scalar::Null,
             }),
             Expr::Call(f, args) => f.call(args, row),
         }
+    }
+
+    /// Evaluates the expression, borrowing a column's or constant's value instead of copying it.
+    #[inline]
+    pub fn eval_cow<'a>(
+        &'a self,
+        row: &'a [Scalar],
+    ) -> Result<std::borrow::Cow<'a, Scalar>, EvalError> {
+        use std::borrow::Cow;
+        Ok(match self {
+            Expr::Column(i) => Cow::Borrowed(&row[*i]),
+            Expr::Literal(v) => Cow::Borrowed(v),
+            e => Cow::Owned(e.eval(row)?),
+        })
     }
 
     /// Evaluates a predicate: only `true` passes (`NULL` and `false` do not).

@@ -119,25 +119,28 @@ impl<'j> PhysicalPlanner<'j> {
                 if is_identity(exprs, input.fields.len()) {
                     return Ok(stream);
                 }
-                let exprs: std::sync::Arc<[Expr]> = exprs.clone().into();
-                let project = move |r: &Row| -> Result<Row, crate::expr::EvalError> {
-                    let values = exprs
-                        .iter()
-                        .map(|e| e.eval(&r.values))
-                        .collect::<Result<Vec<Scalar>, _>>()?;
-                    Ok(Row {
-                        values: values.into(),
-                        time: r.time,
-                    })
-                };
+                let projector = Projector::new(exprs);
                 Ok(match stream {
-                    SqlStream::Append(s) => {
-                        SqlStream::Append(s.try_map(project).name("Calc(project)"))
-                    }
+                    SqlStream::Append(s) => SqlStream::Append(
+                        s.process({
+                            let mut p = projector;
+                            move |row: Row, out| match p.project(row) {
+                                Ok(r) => out.emit(r),
+                                Err((row, e)) => out.reject(&row, e),
+                            }
+                        })
+                        .name("Calc(project)"),
+                    ),
                     SqlStream::Updating(s) => SqlStream::Updating(
-                        s.try_map(move |c: &Change<Row>| {
-                            let row = project(c.row())?;
-                            Ok::<_, crate::expr::EvalError>(Change::new(c.kind(), row))
+                        s.process({
+                            let mut p = projector;
+                            move |c: Change<Row>, out| {
+                                let kind = c.kind();
+                                match p.project(c.into_row()) {
+                                    Ok(r) => out.emit(Change::new(kind, r)),
+                                    Err((row, e)) => out.reject(&Change::new(kind, row), e),
+                                }
+                            }
                         })
                         .name("Calc(project)"),
                     ),
@@ -615,6 +618,72 @@ pub fn final_table(changes: Stream<Change<Row>>) -> Stream<Row> {
         .key_by(|c: &Change<Row>| c.row().clone())
         .final_rows()
         .name("FinalTable")
+}
+
+/// Computes a projection's row. Columns projected as they are, and read by no other
+/// expression, are moved out of the input row when nothing else holds it (no string copied);
+/// the others are evaluated over it. The output is built in one allocation from a reused
+/// buffer.
+#[derive(Clone)]
+struct Projector {
+    exprs: Arc<[Expr]>,
+    /// Per output column: the input column moved into it, if it can be.
+    moves: Arc<[Option<usize>]>,
+    scratch: Vec<Scalar>,
+}
+
+impl Projector {
+    fn new(exprs: &[Expr]) -> Self {
+        let mut reads = Vec::new();
+        exprs.iter().for_each(|e| e.columns(&mut reads));
+        let moves = exprs
+            .iter()
+            .map(|e| match e {
+                Expr::Column(c) if reads.iter().filter(|&&r| r == *c).count() == 1 => Some(*c),
+                _ => None,
+            })
+            .collect();
+        Projector {
+            exprs: exprs.to_vec().into(),
+            moves,
+            scratch: Vec::new(),
+        }
+    }
+
+    #[inline]
+    fn project(&mut self, mut row: Row) -> Result<Row, (Row, crate::expr::EvalError)> {
+        self.scratch.clear();
+        for (e, m) in self.exprs.iter().zip(self.moves.iter()) {
+            if m.is_some() {
+                self.scratch.push(Scalar::Null);
+            } else {
+                match e.eval(&row.values) {
+                    Ok(v) => self.scratch.push(v),
+                    Err(err) => return Err((row, err)),
+                }
+            }
+        }
+        match Arc::get_mut(&mut row.values) {
+            Some(values) => {
+                for (slot, m) in self.scratch.iter_mut().zip(self.moves.iter()) {
+                    if let Some(c) = m {
+                        *slot = std::mem::replace(&mut values[*c], Scalar::Null);
+                    }
+                }
+            }
+            None => {
+                for (slot, m) in self.scratch.iter_mut().zip(self.moves.iter()) {
+                    if let Some(c) = m {
+                        *slot = row.values[*c].clone();
+                    }
+                }
+            }
+        }
+        Ok(Row {
+            values: self.scratch.drain(..).collect(),
+            time: row.time,
+        })
+    }
 }
 
 /// A value of a Top-N's sort key: descending keys order reversed (NULLs first ascending,
