@@ -303,41 +303,41 @@ impl ScalarFunction {
     /// Calls the function on arguments evaluated from `row`.
     pub fn call(&self, args: &[Expr], row: &[Scalar]) -> Result<Scalar, EvalError> {
         use Scalar::*;
-        let arg = |i: usize| args[i].eval(row);
+        let arg = |i: usize| args[i].eval_cow(row);
         Ok(match self {
-            ScalarFunction::Upper => match arg(0)? {
+            ScalarFunction::Upper => match &*arg(0)? {
                 Str(s) => Scalar::str(&s.to_uppercase()),
                 _ => Null,
             },
-            ScalarFunction::Lower => match arg(0)? {
+            ScalarFunction::Lower => match &*arg(0)? {
                 Str(s) => Scalar::str(&s.to_lowercase()),
                 _ => Null,
             },
             ScalarFunction::Concat => {
                 let mut out = compact_str::CompactString::default();
                 for a in args {
-                    match a.eval(row)? {
+                    match &*a.eval_cow(row)? {
                         Null => return Ok(Null),
-                        Str(s) => out.push_str(&s),
+                        Str(s) => out.push_str(s),
                         v => out.push_str(&v.to_string()),
                     }
                 }
                 Str(out)
             }
-            ScalarFunction::CharLength => match arg(0)? {
+            ScalarFunction::CharLength => match &*arg(0)? {
                 Str(s) => Int(s.chars().count() as i64),
                 _ => Null,
             },
             ScalarFunction::Substring => {
                 let (s, start) = (arg(0)?, arg(1)?);
                 let len = if args.len() > 2 { Some(arg(2)?) } else { None };
-                match (s, start, len) {
-                    (Str(s), Int(start), None) => Scalar::str(
+                match (&*s, &*start, len.as_deref()) {
+                    (Str(s), &Int(start), None) => Scalar::str(
                         &s.chars()
                             .skip((start.max(1) - 1) as usize)
                             .collect::<String>(),
                     ),
-                    (Str(s), Int(start), Some(Int(len))) => {
+                    (Str(s), &Int(start), Some(&Int(len))) => {
                         // SQL: characters start..start+len, where start may be ≤ 0.
                         let end = start + len.max(0);
                         let from = start.max(1);
@@ -352,12 +352,12 @@ impl ScalarFunction {
                     _ => Null,
                 }
             }
-            ScalarFunction::Trim => match arg(0)? {
+            ScalarFunction::Trim => match &*arg(0)? {
                 Str(s) => Scalar::str(s.trim()),
                 _ => Null,
             },
-            ScalarFunction::SplitIndex => match (arg(0)?, arg(1)?, arg(2)?) {
-                (Str(s), Str(sep), Int(i)) if i >= 0 && !sep.is_empty() => {
+            ScalarFunction::SplitIndex => match (&*arg(0)?, &*arg(1)?, &*arg(2)?) {
+                (Str(s), Str(sep), &Int(i)) if i >= 0 && !sep.is_empty() => {
                     match s.split(sep.as_str()).nth(i as usize) {
                         Some(part) => Scalar::str(part),
                         None => Null,
@@ -367,15 +367,19 @@ impl ScalarFunction {
             },
             ScalarFunction::RegexpExtract(compiled) => {
                 let s = arg(0)?;
-                let group = if args.len() > 2 { arg(2)? } else { Int(0) };
-                let Str(s) = s else { return Ok(Null) };
+                let group = if args.len() > 2 {
+                    arg(2)?.into_owned()
+                } else {
+                    Int(0)
+                };
+                let Str(s) = &*s else { return Ok(Null) };
                 let Int(group) = group else { return Ok(Null) };
                 let owned;
                 let re = match compiled {
                     Some(re) => re.as_ref(),
-                    None => match arg(1)? {
+                    None => match &*arg(1)? {
                         Str(p) => {
-                            owned = regex_lite::Regex::new(&p).map_err(|e| {
+                            owned = regex_lite::Regex::new(p).map_err(|e| {
                                 EvalError(format!("REGEXP_EXTRACT: bad pattern '{p}': {e}"))
                             })?;
                             &owned
@@ -383,17 +387,17 @@ impl ScalarFunction {
                         _ => return Ok(Null),
                     },
                 };
-                match re.captures(&s).and_then(|c| c.get(group as usize)) {
+                match re.captures(s).and_then(|c| c.get(group as usize)) {
                     Some(m) => Scalar::str(m.as_str()),
                     None => Null,
                 }
             }
-            ScalarFunction::DateFormat(pattern) => match arg(0)? {
-                TimestampMs(ms) => match DateTime::from_timestamp_millis(ms) {
+            ScalarFunction::DateFormat(pattern) => match &*arg(0)? {
+                &TimestampMs(ms) => match DateTime::from_timestamp_millis(ms) {
                     Some(t) => Scalar::str(&t.format(pattern).to_string()),
                     None => Null,
                 },
-                Str(s) => match crate::expr::parse_timestamp_ms(&s)
+                Str(s) => match crate::expr::parse_timestamp_ms(s)
                     .and_then(DateTime::from_timestamp_millis)
                 {
                     Some(t) => Scalar::str(&t.format(pattern).to_string()),
@@ -401,8 +405,8 @@ impl ScalarFunction {
                 },
                 _ => Null,
             },
-            ScalarFunction::Extract(unit) => match arg(0)? {
-                TimestampMs(ms) => match DateTime::from_timestamp_millis(ms) {
+            ScalarFunction::Extract(unit) => match &*arg(0)? {
+                &TimestampMs(ms) => match DateTime::from_timestamp_millis(ms) {
                     Some(t) => Int(match unit {
                         TimeUnit::Year => t.year() as i64,
                         TimeUnit::Month => t.month() as i64,
@@ -415,8 +419,8 @@ impl ScalarFunction {
                 },
                 _ => Null,
             },
-            ScalarFunction::Abs => match arg(0)? {
-                Int(v) => Int(v.wrapping_abs()),
+            ScalarFunction::Abs => match &*arg(0)? {
+                &Int(v) => Int(v.wrapping_abs()),
                 Float(v) => Scalar::float(v.get().abs()),
                 Decimal(d) => Decimal(d.abs()),
                 _ => Null,
@@ -435,11 +439,11 @@ impl ScalarFunction {
                 if a == b {
                     Null
                 } else {
-                    a
+                    a.into_owned()
                 }
             }
-            ScalarFunction::ToTimestamp => match arg(0)? {
-                Str(s) => match crate::expr::parse_timestamp_ms(&s) {
+            ScalarFunction::ToTimestamp => match &*arg(0)? {
+                Str(s) => match crate::expr::parse_timestamp_ms(s) {
                     Some(ms) => TimestampMs(ms),
                     None => Null,
                 },
