@@ -474,7 +474,10 @@ struct Reading {
     ts: i64,
 }
 
-const CRASH_ROWS: i64 = 30_000;
+/// Input rows for `kills` kills: enough that the job outlives them all.
+fn crash_rows(kills: usize) -> i64 {
+    (kills as i64 * 5_000).max(40_000)
+}
 const CHILD_ENV: &str = "STREAMCORE_PARQUET_CRASH_CHILD";
 
 /// The job the crash test kills: JSON lines → rows → Parquet partitioned by event-time hour,
@@ -553,7 +556,8 @@ fn sigkill_and_restore_until_done_commits_the_crash_free_files() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("in.jsonl");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
-    for i in 0..CRASH_ROWS {
+    let rows = crash_rows(kills_wanted);
+    for i in 0..rows {
         let r = Reading {
             user: format!("u{}", i % 13),
             seq: i,
@@ -568,7 +572,7 @@ fn sigkill_and_restore_until_done_commits_the_crash_free_files() {
     let reference = tmp.path().join("ref");
     crash_job(&input, &reference, None, false);
     let expected = committed_rows(&reference);
-    assert_eq!(expected.len(), CRASH_ROWS as usize);
+    assert_eq!(expected.len(), rows as usize);
 
     let (out, ckpt) = (tmp.path().join("out"), tmp.path().join("ckpt"));
     let exe = std::env::current_exe().unwrap();
@@ -653,5 +657,5 @@ fn sigkill_and_restore_until_done_commits_the_crash_free_files() {
     );
     // An independent reader sees the same table.
     let v: serde_json::Value = serde_json::from_str(&pyarrow(READ_TABLE, &out)).unwrap();
-    assert_eq!(v["rows"].as_array().unwrap().len(), CRASH_ROWS as usize);
+    assert_eq!(v["rows"].as_array().unwrap().len(), rows as usize);
 }
