@@ -13,16 +13,16 @@ pub mod format;
 pub mod generator;
 #[cfg(feature = "kafka")]
 pub mod kafka;
-#[cfg(feature = "postgres")]
-pub mod postgres;
 #[cfg(any(feature = "redis", feature = "webhook", feature = "parquet"))]
 pub mod options;
-#[cfg(any(feature = "redis", feature = "webhook", feature = "parquet"))]
-pub mod sink_metrics;
 #[cfg(feature = "parquet")]
 pub mod parquet;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(any(feature = "redis", feature = "webhook", feature = "parquet"))]
+pub mod sink_metrics;
 pub mod stdio;
 #[cfg(any(feature = "redis", feature = "webhook", feature = "parquet"))]
 pub mod template;
