@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # An S3-compatible server for the object-store checkpoint tests (crates/streamcore-object-store,
-# the CLI's crash test on s3://): moto's server (`moto[server]`, pinned below), installed from
-# PyPI into a venv under ~/.cache/streamcore-tools/s3-venv, and run as
+# the CLI's crash and Kafka hand-over tests on s3://): moto's server with only its S3 backend
+# (`moto[s3]` plus the Flask it serves with, pinned below; the `server` extra would add every
+# AWS service's dependencies), installed from PyPI into a venv under
+# ~/.cache/streamcore-tools/s3-venv, and run as
 #
 #   address      127.0.0.1:9090          (STREAMCORE_S3_PORT overrides the port)
 #   credentials  any (moto does not check signatures; the tests use test/test)
@@ -18,6 +20,7 @@ set -euo pipefail
 
 PORT="${STREAMCORE_S3_PORT:-9090}"
 MOTO_VERSION=5.2.6
+PACKAGES=("moto[s3]==$MOTO_VERSION" "flask==3.1.3" "flask-cors==6.0.5")
 VENV="${HOME}/.cache/streamcore-tools/s3-venv"
 BASE=/var/tmp/streamcore-s3
 LOG="$BASE/server.log"
@@ -27,7 +30,7 @@ answering() {
   curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/"
 }
 
-if [ ! -x "$VENV/bin/moto_server" ] || [ "$(cat "$VENV/.streamcore-moto" 2>/dev/null)" != "$MOTO_VERSION" ]; then
+if [ ! -x "$VENV/bin/moto_server" ] || [ "$(cat "$VENV/.streamcore-moto" 2>/dev/null)" != "${PACKAGES[*]}" ]; then
   if ! python3 -m venv --help >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
     echo "installing python3-venv and curl (apt-get)" >&2
     export DEBIAN_FRONTEND=noninteractive
@@ -36,11 +39,11 @@ if [ ! -x "$VENV/bin/moto_server" ] || [ "$(cat "$VENV/.streamcore-moto" 2>/dev/
     $sudo apt-get update -qq
     $sudo apt-get install -y -qq python3 python3-venv curl >/dev/null
   fi
-  echo "installing moto[server]==$MOTO_VERSION into $VENV" >&2
+  echo "installing ${PACKAGES[*]} into $VENV" >&2
   rm -rf "$VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
-  echo "$MOTO_VERSION" >"$VENV/.streamcore-moto"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${PACKAGES[@]}"
+  echo "${PACKAGES[*]}" >"$VENV/.streamcore-moto"
 fi
 
 if ! answering; then
