@@ -129,6 +129,7 @@ fn expected_totals() -> Vec<Vec<Option<String>>> {
 
 #[test]
 fn killed_jobs_leave_the_tables_of_a_crash_free_run() {
+    postgres_common::rollback_prepared(PREFIX);
     exec(&format!(
         "DROP TABLE IF EXISTS pg_crash_totals; DROP TABLE IF EXISTS pg_crash_audit;
          CREATE TABLE pg_crash_totals (user_id bigint PRIMARY KEY, n bigint, total bigint);

@@ -169,6 +169,7 @@ fn upsert_keeps_the_result_of_an_updating_stream() {
 
 #[test]
 fn upsert_deletes_withdrawn_rows_exactly_once_with_checkpoints() {
+    postgres_common::rollback_prepared("test-top");
     // A top-3 per category: rows pushed out are deleted from the table.
     exec(
         "DROP TABLE IF EXISTS pg_top; CREATE TABLE pg_top (category bigint, item bigint, price bigint, PRIMARY KEY (category, item))",
@@ -236,6 +237,7 @@ fn upsert_deletes_withdrawn_rows_exactly_once_with_checkpoints() {
 
 #[test]
 fn a_lost_connection_is_retried_and_the_open_transaction_replayed() {
+    postgres_common::rollback_prepared("test-retry");
     exec(
         "DROP TABLE IF EXISTS pg_retry; CREATE TABLE pg_retry (user_id bigint PRIMARY KEY, n bigint, total bigint)",
     );
@@ -476,6 +478,7 @@ struct PreparedCommittable {
 
 #[test]
 fn restores_commit_prepared_transactions_once_and_roll_back_leftovers() {
+    postgres_common::rollback_prepared("test-restore");
     exec("DROP TABLE IF EXISTS pg_restore; CREATE TABLE pg_restore (id bigint PRIMARY KEY, v bigint)");
     for (id, gid) in [(1i64, "test-restore:0:7"), (2, "test-restore:1:8")] {
         let mut c = postgres_common::client();

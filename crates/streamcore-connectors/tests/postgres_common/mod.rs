@@ -74,3 +74,11 @@ pub fn prepared(prefix: &str) -> Vec<String> {
     .map(|r| r[0].clone().unwrap_or_default())
     .collect()
 }
+
+/// Rolls back prepared transactions a killed run of a test left (ids starting with
+/// `prefix`): they would hold locks on the test's table.
+pub fn rollback_prepared(prefix: &str) {
+    for gid in prepared(prefix) {
+        let _ = client().batch_execute(&format!("ROLLBACK PREPARED '{gid}'"));
+    }
+}
