@@ -243,7 +243,9 @@ fn a_lost_connection_is_retried_and_the_open_transaction_replayed() {
     );
     let dir = tempfile::tempdir().unwrap();
     let mut job = Job::new("retry");
-    let s = sink("pg_retry", &["user_id"], user_totals_schema()).transaction_prefix("test-retry");
+    let s = sink("pg_retry", &["user_id"], user_totals_schema())
+        .transaction_prefix("test-retry")
+        .application_name("streamcore-test-retry");
     let metrics = s.metrics();
     let n = 6000u64;
     job.source(
@@ -276,8 +278,7 @@ fn a_lost_connection_is_retried_and_the_open_transaction_replayed() {
         std::thread::sleep(Duration::from_millis(250));
         exec(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE application_name = 'streamcore' AND datname = 'streamcore' \
-             AND query NOT ILIKE '%pg_prepared_xacts%' AND pid <> pg_backend_pid()",
+             WHERE application_name = 'streamcore-test-retry' AND pid <> pg_backend_pid()",
         );
     }
     handle.join().unwrap();
@@ -516,4 +517,66 @@ fn restores_commit_prepared_transactions_once_and_roll_back_leftovers() {
         (1, 1),
         "{m:?}"
     );
+}
+
+#[test]
+fn replays_after_lost_connections_keep_every_row_and_dead_letter_once() {
+    postgres_common::rollback_prepared("test-replay");
+    exec(
+        "DROP TABLE IF EXISTS pg_replay; DROP TABLE IF EXISTS pg_replay_dead_letters;
+         CREATE TABLE pg_replay (id bigint, qty bigint CHECK (qty >= 0))",
+    );
+    let n = 6000u64;
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = Job::new("replay");
+    let s = sink(
+        "pg_replay",
+        &[],
+        Schema::new(vec![
+            Field::new("id", DataType::BigInt),
+            Field::new("qty", DataType::BigInt),
+        ]),
+    )
+    .transaction_prefix("test-replay")
+    .application_name("streamcore-test-replay")
+    .error_policy(ErrorPolicy::DeadLetter)
+    .max_retries(10);
+    let metrics = s.metrics();
+    job.source(
+        "rows",
+        streamcore::source::Generator::new(|i| {
+            // Every 100th row breaks the CHECK constraint.
+            let qty = if i % 100 == 99 { -1 } else { i as i64 };
+            Row::new(vec![Scalar::Int(i as i64), Scalar::Int(qty)])
+        })
+        .bounded(n)
+        .rate(6000.0),
+    )
+    .sink(s);
+    let handle = job
+        .start(
+            JobConfig::default().checkpoints(
+                CheckpointConfig::new(dir.path()).interval(Duration::from_millis(400)),
+            ),
+        )
+        .unwrap();
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(200));
+        exec(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'streamcore-test-replay' AND pid <> pg_backend_pid()",
+        );
+    }
+    handle.join().unwrap();
+    assert_eq!(
+        rows("SELECT count(*), count(DISTINCT id) FROM pg_replay"),
+        vec![vec![text(n - n / 100), text(n - n / 100)]]
+    );
+    assert_eq!(
+        rows("SELECT count(*), count(DISTINCT row_text) FROM pg_replay_dead_letters"),
+        vec![vec![text(n / 100), text(n / 100)]]
+    );
+    let m = metrics.summary();
+    assert!(m.retries > 0, "{m:?}");
+    assert_eq!(m.dead_lettered, n / 100, "{m:?}");
 }

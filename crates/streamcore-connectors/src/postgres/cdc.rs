@@ -104,6 +104,7 @@ impl PostgresCdcConfig {
             "password-env",
             "password-file",
             "connect-timeout",
+            "application-name",
             "slot.name",
             "publication.name",
             "decoding.plugin.name",

@@ -88,6 +88,9 @@ pub struct PgConnection {
     pub password: Password,
     /// How long connecting may take.
     pub connect_timeout: Duration,
+    /// The `application_name` of the connections (default `streamcore`): what
+    /// `pg_stat_activity` shows for them.
+    pub application_name: String,
 }
 
 impl PgConnection {
@@ -98,11 +101,12 @@ impl PgConnection {
             username: None,
             password: Password::None,
             connect_timeout: Duration::from_secs(10),
+            application_name: "streamcore".into(),
         }
     }
 
-    /// Reads `url`, `username`, `password`, `password-env`, `password-file` and
-    /// `connect-timeout` (e.g. `10s`) from Flink-style options.
+    /// Reads `url`, `username`, `password`, `password-env`, `password-file`,
+    /// `application-name` and `connect-timeout` (e.g. `10s`) from Flink-style options.
     pub fn from_options(options: &BTreeMap<String, String>) -> Result<Self> {
         let url = options
             .get("url")
@@ -124,6 +128,9 @@ impl PgConnection {
                 ))
             }
         };
+        if let Some(a) = options.get("application-name") {
+            c.application_name = a.clone();
+        }
         if let Some(t) = options.get("connect-timeout") {
             c.connect_timeout = parse_duration(t)
                 .map_err(|e| StreamError::Config(format!("postgres: `connect-timeout`: {e}")))?;
@@ -142,7 +149,7 @@ impl PgConnection {
             config.password(password);
         }
         config.connect_timeout(self.connect_timeout);
-        config.application_name("streamcore");
+        config.application_name(&self.application_name);
         Ok(config)
     }
 

@@ -116,6 +116,7 @@ impl PostgresSinkConfig {
             "password-env",
             "password-file",
             "connect-timeout",
+            "application-name",
             "sink.buffer-flush.max-rows",
             "sink.buffer-flush.interval",
             "sink.max-retries",
@@ -403,6 +404,12 @@ impl PostgresSink {
         self
     }
 
+    /// The connections' `application_name` (as `pg_stat_activity` shows them).
+    pub fn application_name(mut self, name: &str) -> Self {
+        self.config.connection.application_name = name.to_string();
+        self
+    }
+
     /// Prefix of the prepared transactions' ids.
     pub fn transaction_prefix(mut self, prefix: &str) -> Self {
         self.config.transaction_prefix = Some(prefix.to_string());
@@ -427,6 +434,7 @@ impl PostgresSink {
             columns: Vec::new(),
             tx_open: false,
             replay: false,
+            replaying: false,
             two_phase: task.checkpointing,
             prefix: self.config.prefix(),
             subtask: task.subtask,
@@ -789,6 +797,8 @@ pub struct PostgresWriter<T> {
     tx_open: bool,
     /// The open transaction was lost: replay `epoch` before the next write.
     replay: bool,
+    /// Replaying: refused rows were handled the first time.
+    replaying: bool,
     two_phase: bool,
     prefix: String,
     subtask: usize,
@@ -953,9 +963,12 @@ impl<T> PostgresWriter<T> {
                 .map_err(|e| pg_failure("beginning a transaction", e, &server))?;
             self.tx_open = true;
             if self.replay {
-                // The lost transaction's rows, which were all accepted before.
+                // The lost transaction's rows. Those refused the first time are refused
+                // again and skipped (`replaying`): their dead letters are replayed below.
                 let epoch = std::mem::replace(&mut self.epoch, Ops::new());
+                self.replaying = true;
                 let result = self.apply(&epoch, false);
+                self.replaying = false;
                 self.epoch = epoch;
                 let dead = self.epoch_dead.clone();
                 for d in &dead {
@@ -966,13 +979,19 @@ impl<T> PostgresWriter<T> {
             }
         }
         let buffer = std::mem::replace(&mut self.buffer, Ops::new());
+        // Dead letters written by a failed attempt were rolled back with it: forget them.
+        let dead_mark = self.epoch_dead.len();
         match self.apply(&buffer, true) {
             Ok(()) => {}
             Err(e) => {
                 self.buffer = buffer;
+                self.epoch_dead.truncate(dead_mark);
                 return Err(e);
             }
         }
+        let dead = (self.epoch_dead.len() - dead_mark) as u64;
+        self.metrics.dead_lettered.fetch_add(dead, Relaxed);
+        self.metrics.errors.fetch_add(dead, Relaxed);
         if self.two_phase {
             // Kept until the barrier, to replay after a lost connection.
             let Ops { rows, by_key } = buffer;
@@ -1160,17 +1179,22 @@ impl<T> PostgresWriter<T> {
         reason: String,
         sqlstate: Option<String>,
     ) -> std::result::Result<(), Failure> {
-        self.metrics.errors.fetch_add(1, Relaxed);
+        if self.replaying {
+            return Ok(()); // handled when it was first refused
+        }
         let text = describe_row(row);
         match self.config.error_policy {
-            ErrorPolicy::Fail => Err(Failure::Fatal(StreamError::External {
-                system: "postgres".into(),
-                message: format!(
-                    "sink `{}`: table `{}` refused row {text}: {reason}",
-                    self.name, self.plan.table
-                ),
-                source: None,
-            })),
+            ErrorPolicy::Fail => {
+                self.metrics.errors.fetch_add(1, Relaxed);
+                Err(Failure::Fatal(StreamError::External {
+                    system: "postgres".into(),
+                    message: format!(
+                        "sink `{}`: table `{}` refused row {text}: {reason}",
+                        self.name, self.plan.table
+                    ),
+                    source: None,
+                }))
+            }
             ErrorPolicy::DeadLetter => {
                 let dead = DeadRow {
                     sqlstate,
@@ -1178,10 +1202,8 @@ impl<T> PostgresWriter<T> {
                     row: text,
                 };
                 self.write_dead_letter(&dead)?;
-                self.metrics.dead_lettered.fetch_add(1, Relaxed);
-                if self.two_phase {
-                    self.epoch_dead.push(dead);
-                }
+                // Counted once the batch is written; replayed with the open transaction.
+                self.epoch_dead.push(dead);
                 Ok(())
             }
         }
