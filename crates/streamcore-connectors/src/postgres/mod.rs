@@ -138,13 +138,19 @@ impl PgConnection {
         Ok(c)
     }
 
-    fn config(&self) -> Result<postgres::Config> {
+    /// The connection's configuration without the password.
+    fn base_config(&self) -> Result<postgres::Config> {
         let url = self.url.strip_prefix("jdbc:").unwrap_or(&self.url);
         let mut config = postgres::Config::from_str(url)
             .map_err(|e| StreamError::Config(format!("postgres: the url is not valid ({e})")))?;
         if let Some(user) = &self.username {
             config.user(user);
         }
+        Ok(config)
+    }
+
+    fn config(&self) -> Result<postgres::Config> {
+        let mut config = self.base_config()?;
         if let Some(password) = self.password.resolve()? {
             config.password(password);
         }
@@ -155,7 +161,7 @@ impl PgConnection {
 
     /// `user@host:port/db`, for messages (never the password).
     pub fn describe(&self) -> String {
-        let Ok(c) = self.config() else {
+        let Ok(c) = self.base_config() else {
             return "postgres (invalid url)".into();
         };
         let host = match c.get_hosts().first() {
