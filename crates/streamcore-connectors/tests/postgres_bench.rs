@@ -318,4 +318,5 @@ fn cdc(n: u64) {
         started.elapsed(),
     );
     exec("SELECT pg_drop_replication_slot('bench_cdc_loop')");
+    exec(&format!("SELECT pg_drop_replication_slot('{slot}')"));
 }

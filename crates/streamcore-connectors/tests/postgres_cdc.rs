@@ -36,6 +36,13 @@ fn reset(table: &str, slot: &str, initial_rows: i64) {
     ));
 }
 
+/// Drops a test's slot (a slot keeps the server's WAL from being recycled).
+fn drop_slot(slot: &str) {
+    exec(&format!(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}' AND NOT active"
+    ));
+}
+
 fn source(table: &str, slot: &str) -> PostgresCdcSource {
     let mut c = PostgresCdcConfig::new("", table, slot);
     c.connection = connection();
@@ -202,6 +209,7 @@ fn the_snapshot_and_every_change_after_it_exactly_once() {
         "{m:?}"
     );
     assert!(m.changes > 0 && m.transactions > 0 && m.peeks > 0, "{m:?}");
+    drop_slot(slot);
 }
 
 #[test]
@@ -367,4 +375,5 @@ fn cdc_killed_and_restored_sees_every_change_exactly_once() {
         "after {kills} kills (seed {seed})"
     );
     assert!(kills >= 5, "only {kills} kills");
+    drop_slot(slot);
 }
