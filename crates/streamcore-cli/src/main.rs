@@ -10,6 +10,7 @@ mod nexmark;
 mod parallelism;
 mod patterns;
 mod sql;
+mod sql_shell;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -47,7 +48,7 @@ enum Command {
     Nexmark(nexmark::NexmarkArgs),
     /// Run a Flink SQL script: `streamcore sql FILE.sql`, `streamcore sql -e "…"`, or a script
     /// on standard input (statements in order; every INSERT of the script runs as one job;
-    /// see docs/sql.md).
+    /// see docs/sql.md). With no script on a terminal: the interactive SQL shell.
     Sql(sql::SqlArgs),
     /// Explain what holds each operator's watermark back in a job running with `--http`:
     /// the input channel and source split, by how much, since when, and the window waiting.

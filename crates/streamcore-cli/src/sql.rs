@@ -3,7 +3,8 @@
 //! `DESCRIBE` and `EXPLAIN` print their answer, a `SELECT` runs at once and prints its rows as
 //! Flink's print connector does (`+I[…]`, `-U[…]`, `+U[…]`, `-D[…]`), and every `INSERT INTO`
 //! of the script runs together as one job (a statement set) after the last statement — with
-//! the checkpoint, restore, signal and `--http` options of every job command.
+//! the checkpoint, restore, signal and `--http` options of every job command. With no script
+//! on a terminal it opens the interactive shell ([`crate::sql_shell`]).
 
 use crate::checkpointing::{print_summary, run_job, CheckpointArgs};
 use crate::http::HttpArgs;
@@ -56,9 +57,11 @@ pub fn run(args: SqlArgs) -> anyhow::Result<()> {
         ),
         _ => {
             if std::io::stdin().is_terminal() {
-                bail!(
-                    "no SQL given: `streamcore sql FILE.sql`, `streamcore sql -e \"…\"`, or a script on standard input"
-                );
+                // No script: the interactive shell.
+                let mut session = Session::new();
+                apply_sets(&mut session, &args.set)?;
+                let base = JobConfig::default().parallelism(args.parallelism.get());
+                return crate::sql_shell::run(session, base);
             }
             let mut s = String::new();
             std::io::stdin()
@@ -68,15 +71,7 @@ pub fn run(args: SqlArgs) -> anyhow::Result<()> {
         }
     };
     let mut session = Session::new();
-    for kv in &args.set {
-        let Some((k, v)) = kv.split_once('=') else {
-            bail!("--set {kv}: expected KEY=VALUE");
-        };
-        let v = v.trim().trim_matches('\'');
-        session
-            .execute_script(&format!("SET '{}' = '{}'", k.trim(), v.replace('\'', "''")))
-            .map_err(|e| anyhow::anyhow!("--set {kv}: {}", e.message()))?;
-    }
+    apply_sets(&mut session, &args.set)?;
     let base = JobConfig::default().parallelism(args.parallelism.get());
     let statements = parse_script(&script).map_err(|e| report(&origin, &script, &e.into()))?;
     for statement in statements {
@@ -88,6 +83,8 @@ pub fn run(args: SqlArgs) -> anyhow::Result<()> {
             Outcome::Queued(what) => tracing::info!("{what}: runs with the script's other INSERTs"),
             Outcome::Table { header, rows } => print_table(&header, &rows),
             Outcome::Explain(plan) => print!("{plan}"),
+            // Every INSERT of a script runs as one job at its end, in a statement set or not.
+            Outcome::RunStatementSet => {}
             Outcome::Query(plan) => {
                 let mut job = Job::new(&session.job_name("select"));
                 session
@@ -119,6 +116,20 @@ pub fn run(args: SqlArgs) -> anyhow::Result<()> {
     print_summary(&summary, args.metrics_json)
 }
 
+/// `--set key=value` options, as `SET` statements.
+fn apply_sets(session: &mut Session, sets: &[String]) -> anyhow::Result<()> {
+    for kv in sets {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("--set {kv}: expected KEY=VALUE");
+        };
+        let v = v.trim().trim_matches('\'');
+        session
+            .execute_script(&format!("SET '{}' = '{}'", k.trim(), v.replace('\'', "''")))
+            .map_err(|e| anyhow::anyhow!("--set {kv}: {}", e.message()))?;
+    }
+    Ok(())
+}
+
 /// An error with the script's line under it and a caret at the column.
 fn report(origin: &str, script: &str, e: &PlanError) -> anyhow::Error {
     let (line, column) = match e {
@@ -142,7 +153,8 @@ fn report(origin: &str, script: &str, e: &PlanError) -> anyhow::Error {
     )
 }
 
-fn print_table(header: &[String], rows: &[Vec<String>]) {
+/// Prints a text table with a header, as `SHOW TABLES` and the shell's table mode show them.
+pub(crate) fn print_table(header: &[String], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, v) in r.iter().enumerate() {

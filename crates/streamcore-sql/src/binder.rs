@@ -1970,10 +1970,12 @@ fn scan(table: Arc<TableDef>) -> Plan {
         .iter()
         .map(|c| field(&c.name, Some(&table.name), SqlType::Data(c.data_type)))
         .collect();
+    // A change-data-capture table is a changelog.
+    let updating = table.options.get("connector").map(String::as_str) == Some("postgres-cdc");
     Plan {
         rowtime: table.rowtime,
         fields,
-        updating: false,
+        updating,
         node: Node::Scan {
             columns: (0..table.columns.len()).collect(),
             table,

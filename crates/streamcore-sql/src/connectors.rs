@@ -619,7 +619,7 @@ pub(crate) fn csv_delimiter(table: &TableDef) -> Result<u8, PlanError> {
 
 pub(crate) fn unknown_format(table: &TableDef, format: &str) -> PlanError {
     PlanError::invalid(format!(
-        "table `{}`: unknown format '{format}' (formats: json, csv)",
+        "table `{}`: unknown format '{format}' (formats: json, csv; parquet for sinks)",
         table.name
     ))
 }
@@ -901,4 +901,14 @@ impl<T: Data> SinkWriter<T> for BlackholeWriter {
 }
 
 /// The connectors a table may name, for messages.
-pub const CONNECTORS: &[&str] = &["nexmark", "filesystem", "values", "print", "blackhole"];
+pub const CONNECTORS: &[&str] = &[
+    "nexmark",
+    "filesystem",
+    "values",
+    "print",
+    "blackhole",
+    "jdbc",
+    "postgres-cdc",
+    "redis",
+    "webhook",
+];

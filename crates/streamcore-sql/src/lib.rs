@@ -39,6 +39,7 @@ pub mod parser;
 
 pub mod error;
 pub mod expr;
+pub mod external;
 pub mod format;
 pub mod functions;
 pub mod join;

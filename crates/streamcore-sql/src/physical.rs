@@ -85,6 +85,22 @@ impl<'j> PhysicalPlanner<'j> {
     /// Plans `plan`.
     pub fn build(&mut self, plan: &Plan) -> Result<SqlStream, PlanError> {
         match &plan.node {
+            Node::Scan { table, columns } if plan.updating => {
+                let uid = self.uid(&format!("src:{}", table.name), plan);
+                #[cfg(feature = "postgres")]
+                {
+                    let s = crate::external::cdc_stream(self.job, &table.name, table, columns)?;
+                    Ok(SqlStream::Updating(s.uid(&uid)))
+                }
+                #[cfg(not(feature = "postgres"))]
+                {
+                    let _ = (uid, columns);
+                    crate::external::check_built(table)?;
+                    Err(PlanError::invalid(
+                        "a changelog table needs the `postgres` feature",
+                    ))
+                }
+            }
             Node::Scan { table, columns } => Ok(SqlStream::Append(self.scan(
                 plan,
                 table,

@@ -329,7 +329,8 @@ impl Session {
             if batch {
                 check_bounded(&p.plan)?;
                 if let SqlStream::Updating(s) = stream {
-                    let takes_updates = matches!(p.sink.connector()?, "print" | "blackhole");
+                    let takes_updates = matches!(p.sink.connector()?, "print" | "blackhole")
+                        || crate::external::takes_updates(&p.sink);
                     if !takes_updates {
                         stream = SqlStream::Append(crate::physical::final_table(s));
                     } else {
@@ -442,9 +443,10 @@ fn check_bounded(plan: &Plan) -> Result<(), PlanError> {
 /// A sink that cannot take updates refuses an updating query, saying which node updates.
 fn check_sink_mode(sink: &TableDef, plan: &Plan, batch: bool) -> Result<(), PlanError> {
     let connector = sink.connector()?;
-    if connector == "filesystem" && !sink.partitioned_by.is_empty() {
+    let parquet = sink.options.get("format").map(String::as_str) == Some("parquet");
+    if connector == "filesystem" && !parquet && !sink.partitioned_by.is_empty() {
         return Err(PlanError::unsupported(format!(
-            "PARTITIONED BY on the filesystem table `{}` (partition directories dt=…/hm=…): write to an unpartitioned table",
+            "PARTITIONED BY on the filesystem table `{}` in JSON or CSV (partition directories dt=…/hm=…: 'format' = 'parquet' has them): write to an unpartitioned table",
             sink.name
         )));
     }
@@ -482,6 +484,9 @@ fn add_sink(
     let connector = sink.connector()?;
     let uid = planner.uid(&format!("sink:{}", sink.name), plan);
     let name = format!("sink:{}", sink.name);
+    let Some(stream) = crate::external::add_sink(sink, &name, stream)? else {
+        return Ok(());
+    };
     match connector {
         "print" => {
             let id = sink.options.get("print-identifier").map(String::as_str);
@@ -674,10 +679,12 @@ impl Session {
             "filesystem" => {
                 def.required("path")?;
                 let format = def.required("format")?;
-                if !["json", "csv"].contains(&format) {
+                if !["json", "csv", "parquet"].contains(&format) {
                     return Err(connectors::unknown_format(&def, format));
                 }
+                crate::external::check_built(&def)?;
             }
+            "jdbc" | "postgres-cdc" | "redis" | "webhook" => crate::external::check_built(&def)?,
             "values" => {
                 connectors::values_rows(&def)?;
             }
