@@ -450,13 +450,14 @@ fn check_sink_mode(sink: &TableDef, plan: &Plan, batch: bool) -> Result<(), Plan
             sink.name
         )));
     }
-    let takes_updates = matches!(connector, "print" | "blackhole");
+    let takes_updates =
+        matches!(connector, "print" | "blackhole") || crate::external::takes_updates(sink);
     if plan.updating && !takes_updates && !batch {
         let node = updating_node(plan).unwrap_or_else(|| plan.kind().to_string());
         return Err(PlanError::invalid(format!(
             "table `{}` (connector '{connector}') takes append-only rows, but the query is updating: {node} produces updates{}",
             sink.name,
-            "; write to a sink that takes updates (print, blackhole), aggregate over windows, or over bounded input SET 'execution.runtime-mode' = 'batch' (the sink then receives the final rows)"
+            "; write to a sink that takes updates (print, blackhole, jdbc with a PRIMARY KEY, redis), aggregate over windows, or over bounded input SET 'execution.runtime-mode' = 'batch' (the sink then receives the final rows)"
         )));
     }
     Ok(())

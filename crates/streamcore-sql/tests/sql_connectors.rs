@@ -1,0 +1,135 @@
+//! The feature-gated connectors as SQL tables, against the real servers the test set-up
+//! starts (scripts/install-test-deps.sh): an updating query upserted into PostgreSQL (`jdbc`),
+//! a changelog kept in Redis, and event-time partitioned Parquet files read back by pyarrow.
+//! Each check reads the result with the server's own client (`psql`, `redis-cli`, pyarrow),
+//! not through streamcore.
+
+#![cfg(any(feature = "postgres", feature = "redis", feature = "parquet"))]
+
+use std::process::Command;
+use streamcore::{Job, JobConfig};
+use streamcore_sql::Session;
+
+const ORDERS: &str = "CREATE TABLE orders (user_id VARCHAR, amount BIGINT, ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+WITH ('connector' = 'values', 'data' = 'ann,10,2026-12-05 10:00:01
+bo,5,2026-12-05 11:00:02
+ann,7,2026-12-05 11:30:03
+cy,1,2026-12-05 12:00:04
+bo,20,2026-12-05 12:10:05')";
+
+/// Runs the script's INSERTs as one job.
+fn run(script: &str) {
+    let mut session = Session::new();
+    session
+        .execute_script(script)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut job = Job::new("sql-connectors");
+    session.plan_inserts(&mut job).unwrap();
+    job.run(JobConfig::default().parallelism(2)).unwrap();
+}
+
+fn output(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what} could not run ({e}): run scripts/install-test-deps.sh"));
+    assert!(
+        out.status.success(),
+        "{what} failed (is its server running? scripts/install-test-deps.sh): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn an_updating_query_is_upserted_into_postgres() {
+    let url = "postgresql://streamcore:streamcore@127.0.0.1:54329/streamcore";
+    let psql = |sql: &str| output(Command::new("psql").args([url, "-At", "-c", sql]), "psql");
+    psql("DROP TABLE IF EXISTS sql_totals; CREATE TABLE sql_totals (user_id text PRIMARY KEY, total bigint, orders bigint)");
+    std::env::set_var("STREAMCORE_SQL_TEST_PG_PASSWORD", "streamcore");
+    run(&format!(
+        "{ORDERS};
+         CREATE TABLE totals (user_id VARCHAR, total BIGINT, orders BIGINT,
+           PRIMARY KEY (user_id) NOT ENFORCED)
+         WITH ('connector' = 'jdbc', 'url' = 'postgresql://127.0.0.1:54329/streamcore',
+               'table-name' = 'sql_totals', 'username' = 'streamcore',
+               'password-env' = 'STREAMCORE_SQL_TEST_PG_PASSWORD');
+         INSERT INTO totals SELECT user_id, SUM(amount), COUNT(*) FROM orders GROUP BY user_id;"
+    ));
+    assert_eq!(
+        psql("SELECT user_id, total, orders FROM sql_totals ORDER BY user_id"),
+        "ann|17|2\nbo|25|2\ncy|1|1\n"
+    );
+    psql("DROP TABLE sql_totals");
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn a_jdbc_table_without_a_primary_key_refuses_an_updating_query() {
+    let mut session = Session::new();
+    let err = session
+        .execute_script(&format!(
+            "{ORDERS};
+             CREATE TABLE totals (user_id VARCHAR, total BIGINT)
+             WITH ('connector' = 'jdbc', 'url' = 'postgresql://127.0.0.1:54329/streamcore',
+                   'table-name' = 't');
+             INSERT INTO totals SELECT user_id, SUM(amount) FROM orders GROUP BY user_id;"
+        ))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("takes append-only rows, but the query is updating"),
+        "{err}"
+    );
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn a_changelog_is_kept_in_redis() {
+    let cli = |args: &[&str]| {
+        output(
+            Command::new("redis-cli")
+                .args(["-h", "127.0.0.1", "-p", "63790"])
+                .args(args),
+            "redis-cli",
+        )
+    };
+    cli(&["DEL", "sqltest:ann", "sqltest:bo", "sqltest:cy"]);
+    run(&format!(
+        "{ORDERS};
+         CREATE TABLE cache (user_id VARCHAR, total BIGINT)
+         WITH ('connector' = 'redis', 'url' = 'redis://127.0.0.1:63790',
+               'key' = 'sqltest:{{user_id}}', 'value.column' = 'total');
+         INSERT INTO cache SELECT user_id, SUM(amount) FROM orders WHERE amount > 1 GROUP BY user_id;"
+    ));
+    assert_eq!(cli(&["GET", "sqltest:ann"]).trim(), "17");
+    assert_eq!(cli(&["GET", "sqltest:bo"]).trim(), "25");
+    // cy's only order is filtered out: no key.
+    assert_eq!(cli(&["EXISTS", "sqltest:cy"]).trim(), "0");
+}
+
+#[cfg(feature = "parquet")]
+#[test]
+fn rows_go_to_event_time_partitioned_parquet_files() {
+    let dir = tempfile::tempdir().unwrap();
+    run(&format!(
+        "{ORDERS};
+         CREATE TABLE lake (user_id VARCHAR, amount BIGINT, ts TIMESTAMP(3))
+         WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'parquet',
+               'sink.partition.time-column' = 'ts', 'sink.partition.time-pattern' = 'dt=%Y-%m-%d/hour=%H');
+         INSERT INTO lake SELECT user_id, amount, ts FROM orders;",
+        dir.path().display()
+    ));
+    let home = std::env::var("HOME").unwrap();
+    let python = format!("{home}/.cache/streamcore-tools/pyarrow-venv/bin/python");
+    let script = "import sys, pyarrow.dataset as ds
+t = ds.dataset(sys.argv[1], format='parquet', partitioning='hive').to_table()
+for r in sorted(zip(t['hour'].to_pylist(), t['user_id'].to_pylist(), t['amount'].to_pylist())):
+    print(*r)";
+    let got = output(
+        Command::new(python).args(["-c", script]).arg(dir.path()),
+        "pyarrow (scripts/test-deps.d/30-pyarrow.sh)",
+    );
+    assert_eq!(got, "10 ann 10\n11 ann 7\n11 bo 5\n12 bo 20\n12 cy 1\n");
+}
