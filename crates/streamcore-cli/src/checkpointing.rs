@@ -228,18 +228,7 @@ pub fn run_job(job: Job, config: JobConfig, http: &HttpArgs) -> anyhow::Result<J
     }
     let result = handle.join();
     if let Some(server) = server {
-        server.finish(match &result {
-            Ok(s)
-                if s.checkpoints
-                    .as_ref()
-                    .is_some_and(|c| c.stopped_with_savepoint) =>
-            {
-                JobState::Stopped
-            }
-            Ok(_) => JobState::Finished,
-            Err(streamcore::StreamError::Cancelled) => JobState::Cancelled,
-            Err(e) => JobState::Failed(e.to_string()),
-        });
+        server.finish(final_state(&result));
     }
     let summary = result.with_context(|| format!("the {name} job failed"))?;
     if let Some(c) = &summary.checkpoints {
@@ -253,8 +242,24 @@ pub fn run_job(job: Job, config: JobConfig, http: &HttpArgs) -> anyhow::Result<J
     Ok(summary)
 }
 
+/// How a job that ended is reported by the HTTP API.
+pub(crate) fn final_state(result: &streamcore::Result<JobSummary>) -> JobState {
+    match result {
+        Ok(s)
+            if s.checkpoints
+                .as_ref()
+                .is_some_and(|c| c.stopped_with_savepoint) =>
+        {
+            JobState::Stopped
+        }
+        Ok(_) => JobState::Finished,
+        Err(streamcore::StreamError::Cancelled) => JobState::Cancelled,
+        Err(e) => JobState::Failed(e.to_string()),
+    }
+}
+
 /// Carries out an action asked for over HTTP; the answer goes back to the client as JSON.
-fn answer_action(
+pub(crate) fn answer_action(
     handle: &streamcore::JobHandle,
     action: Action,
 ) -> Result<serde_json::Value, String> {

@@ -9,6 +9,7 @@ mod kafka;
 mod nexmark;
 mod parallelism;
 mod patterns;
+mod serve;
 mod sql;
 mod sql_shell;
 
@@ -50,6 +51,13 @@ enum Command {
     /// on standard input (statements in order; every INSERT of the script runs as one job;
     /// see docs/sql.md). With no script on a terminal: the interactive SQL shell.
     Sql(sql::SqlArgs),
+    /// Run the HTTP endpoint alone, as a session cluster: jobs are submitted to it
+    /// (`streamcore submit`, `POST /api/v1/jobs`) and run side by side until SIGINT/SIGTERM
+    /// (see docs/operations.md).
+    Serve(serve::ServeArgs),
+    /// Submit a SQL script's INSERT statements as one job to `streamcore serve`; prints the
+    /// job id.
+    Submit(serve::SubmitArgs),
     /// Explain what holds each operator's watermark back in a job running with `--http`:
     /// the input channel and source split, by how much, since when, and the window waiting.
     ExplainWatermarks(http::watermarks::ExplainArgs),
@@ -111,6 +119,8 @@ fn main() -> ExitCode {
         Command::Patterns(args) => patterns::run(args),
         Command::Nexmark(args) => nexmark::run(args),
         Command::Sql(args) => sql::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Submit(args) => serve::submit(args),
         Command::ExplainWatermarks(args) => http::watermarks::run(args),
         #[cfg(feature = "kafka")]
         Command::Kafka(args) => kafka::run(args),

@@ -1,5 +1,6 @@
-//! A minimal HTTP/1.1 client for `streamcore explain-watermarks --http URL`: one GET to a
-//! job's own endpoint (plain HTTP, usually loopback), no TLS, no redirects.
+//! A minimal HTTP/1.1 client for `streamcore explain-watermarks --http URL` and
+//! `streamcore submit --http-url URL`: one request to a streamcore endpoint (plain HTTP,
+//! usually loopback), no TLS, no redirects.
 
 use anyhow::{bail, Context};
 use std::io::{Read, Write};
@@ -23,19 +24,51 @@ fn split_url(url: &str) -> anyhow::Result<(String, String)> {
 
 /// GETs `path` from the endpoint at `base`; returns the body of a 2xx answer.
 pub fn get(base: &str, path: &str) -> anyhow::Result<String> {
+    let (status, body) = request(base, "GET", path, None, None)?;
+    if !(200..300).contains(&status) {
+        bail!("{base}{path}: HTTP {status}: {}", body.trim());
+    }
+    Ok(body)
+}
+
+/// Sends one request to the endpoint at `base`: `body` as (content type, bytes), `token` as
+/// the bearer token. Returns the status and the body, whatever the status.
+pub fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+    token: Option<&str>,
+) -> anyhow::Result<(u16, String)> {
     let (host, prefix) = split_url(base)?;
     let addr = host
         .to_socket_addrs()
         .with_context(|| format!("resolving {host}"))?
         .next()
         .with_context(|| format!("{host} has no address"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .with_context(|| format!("connecting to {base} (is the job running with --http?)"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "GET {prefix}{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: */*\r\n\r\n"
-    )?;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).with_context(|| {
+            format!("connecting to {base} (is the job or `streamcore serve` running with --http?)")
+        })?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let mut head = format!(
+        "{method} {prefix}{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: */*\r\n"
+    );
+    if let Some(token) = token {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    match body {
+        Some((content_type, bytes)) => head.push_str(&format!(
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            bytes.len()
+        )),
+        None if method == "GET" => head.push_str("\r\n"),
+        None => head.push_str("Content-Length: 0\r\n\r\n"),
+    }
+    stream.write_all(head.as_bytes())?;
+    if let Some((_, bytes)) = body {
+        stream.write_all(bytes)?;
+    }
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw);
@@ -56,10 +89,7 @@ pub fn get(base: &str, path: &str) -> anyhow::Result<String> {
     } else {
         body.to_string()
     };
-    if !(200..300).contains(&status) {
-        bail!("{base}{path}: HTTP {status}: {}", body.trim());
-    }
-    Ok(body)
+    Ok((status, body))
 }
 
 /// Decodes a chunked body.

@@ -1,23 +1,28 @@
-//! The HTTP endpoint of a running job (`--http ADDR` on every job command): Prometheus
-//! metrics (`/metrics`), a JSON REST API under `/api/v1/jobs/{id}` (graph, metrics per
-//! operator and subtask, checkpoint history, the watermark debugger, and the actions savepoint,
-//! stop with a savepoint, stop, cancel) and the dashboard page (`/`), shipped in the binary.
+//! The HTTP endpoint of running jobs (`--http ADDR` on every job command, and
+//! `streamcore serve`): Prometheus metrics (`/metrics`, every job, told apart by the `job`
+//! label), a JSON REST API (`/api/v1/jobs` lists the jobs, and under `/api/v1/jobs/{id}` the
+//! graph, metrics per operator and subtask, checkpoint history, the watermark debugger, and
+//! the actions savepoint, stop with a savepoint, stop, cancel) and the dashboard page (`/`),
+//! shipped in the binary. A [`Registry`] holds the jobs: one for a job command, any number for
+//! `streamcore serve`, where `POST /api/v1/jobs` submits a SQL job ([`crate::serve`]).
 //!
 //! The server runs on its own thread with a single-threaded tokio runtime: the engine stays
 //! thread-based, and a scrape only reads relaxed atomics ([`streamcore::metrics::MetricsReader`]).
-//! Actions go to the thread that owns the job ([`crate::checkpointing::run_job`]) over a
-//! channel, and their answer comes back the same way.
+//! Actions go to the thread that owns the job ([`crate::checkpointing::run_job`], or a job
+//! thread of `serve`) over a channel ([`JobSlot`]), and their answer comes back the same way.
 //!
 //! Security: the endpoint binds to loopback unless told otherwise. Bound to any other address
 //! it needs a bearer token (`STREAMCORE_HTTP_TOKEN` or `--http-token-file`), which every
-//! mutating call (POST) must present; read-only calls stay open (for scrapers). The token is
-//! never logged or sent back, and responses carry nothing but the job's own figures.
+//! mutating call (POST: submit, savepoint, stop, cancel) must present; read-only calls stay
+//! open (for scrapers). The token is never logged or sent back, and responses carry nothing
+//! but the jobs' own figures.
 
 pub mod client;
 mod prom;
 pub mod watermarks;
 
 use anyhow::Context;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -44,8 +49,8 @@ pub const TOKEN_ENV: &str = "STREAMCORE_HTTP_TOKEN";
 pub struct HttpArgs {
     /// Serve the job's metrics (`/metrics`, Prometheus), its REST API (`/api/v1`) and the
     /// dashboard (`/`) on this address, e.g. `127.0.0.1:8081`. An address other than loopback
-    /// needs a bearer token (STREAMCORE_HTTP_TOKEN or --http-token-file) that savepoint, stop
-    /// and cancel calls must present. See docs/operations.md.
+    /// needs a bearer token (STREAMCORE_HTTP_TOKEN or --http-token-file) that submit,
+    /// savepoint, stop and cancel calls must present. See docs/operations.md.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
     /// A file holding the bearer token for mutating HTTP calls (instead of the
@@ -106,17 +111,141 @@ impl JobState {
     }
 }
 
-/// What the handlers share. One job per process for now; routes name it by id so that a
-/// process can host several later.
-struct AppState {
-    job_id: String,
+/// One job the endpoint serves: its figures, how it is doing, and the way to its owner.
+pub struct JobEntry {
+    id: String,
+    name: String,
+    started_ms: i64,
     reader: MetricsReader,
-    token: Option<String>,
     actions: Mutex<mpsc::Sender<ActionRequest>>,
     state: Mutex<JobState>,
     /// Totals sampled once a second for the last [`RATE_HISTORY`] seconds: rates over time
     /// for the dashboard's charts, from before the page was opened.
     samples: Mutex<std::collections::VecDeque<Sample>>,
+}
+
+impl JobEntry {
+    fn state(&self) -> JobState {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn running(&self) -> bool {
+        matches!(self.state(), JobState::Running)
+    }
+}
+
+/// The jobs an endpoint serves, in the order they started: one for a job command, any
+/// number for `streamcore serve`.
+#[derive(Default)]
+pub struct Registry {
+    jobs: Mutex<Vec<Arc<JobEntry>>>,
+}
+
+impl Registry {
+    /// Adds a started job under `id` (unique in the registry); its owner answers the
+    /// actions the returned slot receives.
+    pub fn add(&self, id: &str, name: &str, reader: MetricsReader) -> JobSlot {
+        let (tx, rx) = mpsc::channel();
+        let entry = Arc::new(JobEntry {
+            id: id.to_string(),
+            name: name.to_string(),
+            started_ms: watermarks::now_ms(),
+            reader,
+            actions: Mutex::new(tx),
+            state: Mutex::new(JobState::Running),
+            samples: Mutex::new(std::collections::VecDeque::new()),
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(entry.clone());
+        JobSlot { entry, actions: rx }
+    }
+
+    /// Whether a job has this id.
+    pub fn contains(&self, id: &str) -> bool {
+        self.get(id).is_some()
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<JobEntry>> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|j| j.id == id)
+            .cloned()
+    }
+
+    fn all(&self) -> Vec<Arc<JobEntry>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The owner's side of a job in the registry: the actions clients ask for, and where the
+/// job's end is recorded.
+pub struct JobSlot {
+    entry: Arc<JobEntry>,
+    actions: mpsc::Receiver<ActionRequest>,
+}
+
+impl JobSlot {
+    /// The next action a client asked for, if any (never blocks).
+    pub fn next_action(&self) -> Option<ActionRequest> {
+        self.actions.try_recv().ok()
+    }
+
+    /// Records how the job ended; actions asked for meanwhile get "the job has ended" (and
+    /// later ones are refused before they are sent: see [`act`]).
+    pub fn finish(&self, state: JobState) {
+        let mut s = self.entry.state.lock().unwrap_or_else(|p| p.into_inner());
+        *s = state;
+        drop(s);
+        self.refuse_pending();
+    }
+
+    fn refuse_pending(&self) {
+        while let Some(request) = self.next_action() {
+            let _ = request.reply.send(Err("the job has ended".into()));
+        }
+    }
+}
+
+/// A job submitted over HTTP (`POST /api/v1/jobs`).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct SubmitRequest {
+    /// The SQL script.
+    pub sql: String,
+    /// The job's parallelism (the server's default when absent).
+    #[serde(default)]
+    pub parallelism: Option<usize>,
+    /// A checkpoint or savepoint directory to restore from, or `latest`.
+    #[serde(default)]
+    pub restore: Option<String>,
+    /// With `restore`: drop the state of operators the job no longer has.
+    #[serde(default)]
+    pub allow_non_restored_state: bool,
+}
+
+/// A refused submission: the HTTP status and the message for the client.
+#[derive(Debug)]
+pub struct SubmitError {
+    /// 400 for a bad script or request, 409 when the server is shutting down, 500 otherwise.
+    pub status: StatusCode,
+    /// What went wrong (for a script: with its line and column).
+    pub message: String,
+}
+
+/// Starts a submitted job and registers it; the answer (JSON naming the job) goes back to
+/// the client. Runs on a blocking thread.
+pub type Submit =
+    Arc<dyn Fn(SubmitRequest) -> Result<serde_json::Value, SubmitError> + Send + Sync>;
+
+/// What the handlers share.
+struct AppState {
+    registry: Arc<Registry>,
+    token: Option<String>,
+    /// How jobs are submitted (`streamcore serve`); `None` for a one-job command.
+    submit: Option<Submit>,
 }
 
 /// How many one-second samples of the totals are kept (five minutes).
@@ -148,17 +277,32 @@ impl Sample {
     }
 }
 
-/// Samples the job's totals once a second while the server runs.
+/// Samples the running jobs' totals once a second while the server runs.
 async fn sample_rates(app: Arc<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let sample = Sample::of(&app.reader.summary());
-        let mut samples = app.samples.lock().unwrap_or_else(|p| p.into_inner());
-        if samples.len() > RATE_HISTORY {
-            samples.pop_front();
+        for job in app.registry.all() {
+            let fresh = {
+                let samples = job.samples.lock().unwrap_or_else(|p| p.into_inner());
+                samples.is_empty()
+            };
+            // An ended job keeps its history (and gets one last point).
+            if !job.running() && !fresh {
+                let samples = job.samples.lock().unwrap_or_else(|p| p.into_inner());
+                let last = samples.back().map(|s| s.duration_ms);
+                drop(samples);
+                if last == Some(job.reader.summary().duration_ms) {
+                    continue;
+                }
+            }
+            let sample = Sample::of(&job.reader.summary());
+            let mut samples = job.samples.lock().unwrap_or_else(|p| p.into_inner());
+            if samples.len() > RATE_HISTORY {
+                samples.pop_front();
+            }
+            samples.push_back(sample);
         }
-        samples.push_back(sample);
     }
 }
 
@@ -200,27 +344,50 @@ pub fn bind(args: &HttpArgs) -> anyhow::Result<Option<Bound>> {
     }))
 }
 
-/// The running endpoint of one job.
-pub struct HttpServer {
+/// The server thread of an endpoint, stopped when dropped.
+pub struct Endpoint {
     app: Arc<AppState>,
-    actions: mpsc::Receiver<ActionRequest>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// The owner's sides of the jobs of a one-job command (their actions are refused once
+    /// the server stops).
+    slots: Vec<Arc<JobSlot>>,
+}
+
+/// The running endpoint of one job (a job command's `--http`).
+pub struct HttpServer {
+    slot: Arc<JobSlot>,
+    endpoint: Endpoint,
     linger: Duration,
 }
 
 impl Bound {
     /// Starts serving `reader`'s job under the id `job_id`.
     pub fn serve(self, job_id: &str, reader: MetricsReader) -> anyhow::Result<HttpServer> {
+        let registry = Arc::new(Registry::default());
+        let slot = Arc::new(registry.add(job_id, job_id, reader));
+        let linger = self.linger;
+        let mut endpoint = self.start(registry, None)?;
+        endpoint.slots.push(slot.clone());
+        Ok(HttpServer {
+            slot,
+            endpoint,
+            linger,
+        })
+    }
+
+    /// Starts serving the jobs of `registry`, with `POST /api/v1/jobs` submitting new ones
+    /// through `submit` (`streamcore serve`).
+    pub fn serve_jobs(self, registry: Arc<Registry>, submit: Submit) -> anyhow::Result<Endpoint> {
+        self.start(registry, Some(submit))
+    }
+
+    fn start(self, registry: Arc<Registry>, submit: Option<Submit>) -> anyhow::Result<Endpoint> {
         let addr = self.listener.local_addr()?;
-        let (tx, rx) = mpsc::channel();
         let app = Arc::new(AppState {
-            job_id: job_id.to_string(),
-            reader,
+            registry,
             token: self.token,
-            actions: Mutex::new(tx),
-            state: Mutex::new(JobState::Running),
-            samples: Mutex::new(std::collections::VecDeque::new()),
+            submit,
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -256,12 +423,11 @@ impl Bound {
             .context("starting the HTTP thread")?;
         tracing::info!(%addr, "serving metrics, API and dashboard");
         eprintln!("dashboard, metrics and API on http://{addr}/");
-        Ok(HttpServer {
+        Ok(Endpoint {
             app,
-            actions: rx,
             shutdown: Some(stop_tx),
             thread: Some(thread),
-            linger: self.linger,
+            slots: Vec::new(),
         })
     }
 }
@@ -269,21 +435,26 @@ impl Bound {
 impl HttpServer {
     /// The next action a client asked for, if any (never blocks).
     pub fn next_action(&self) -> Option<ActionRequest> {
-        self.actions.try_recv().ok()
+        self.slot.next_action()
     }
 
     /// Records how the job ended, then keeps serving for the linger time and stops.
-    pub fn finish(mut self, state: JobState) {
-        *self.app.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    pub fn finish(self, state: JobState) {
+        self.slot.finish(state);
         let deadline = std::time::Instant::now() + self.linger;
         // Actions asked for while lingering get an answer: the job is over.
         while std::time::Instant::now() < deadline {
-            while let Some(request) = self.next_action() {
-                let _ = request.reply.send(Err("the job has ended".into()));
-            }
+            self.slot.refuse_pending();
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.stop();
+        drop(self.endpoint);
+    }
+}
+
+impl Endpoint {
+    /// Whether every job of the registry has ended.
+    pub fn all_ended(&self) -> bool {
+        self.app.registry.all().iter().all(|j| !j.running())
     }
 
     fn stop(&mut self) {
@@ -294,8 +465,8 @@ impl HttpServer {
             // The graceful shutdown waits for requests in flight: an action still waiting for
             // its answer gets one, so that none waits forever.
             while !t.is_finished() {
-                while let Some(request) = self.next_action() {
-                    let _ = request.reply.send(Err("the job has ended".into()));
+                for slot in &self.slots {
+                    slot.refuse_pending();
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -304,7 +475,7 @@ impl HttpServer {
     }
 }
 
-impl Drop for HttpServer {
+impl Drop for Endpoint {
     fn drop(&mut self) {
         self.stop();
     }
@@ -315,7 +486,7 @@ fn router(app: Arc<AppState>) -> Router {
         .route("/", get(dashboard))
         .route("/dashboard", get(dashboard))
         .route("/metrics", get(metrics))
-        .route("/api/v1/jobs", get(jobs))
+        .route("/api/v1/jobs", get(jobs).post(submit))
         .route("/api/v1/jobs/{id}", get(job))
         .route("/api/v1/jobs/{id}/graph", get(graph))
         .route("/api/v1/jobs/{id}/metrics", get(job_metrics))
@@ -365,12 +536,10 @@ impl IntoResponse for Refused {
 }
 
 /// The job named by the route, or a 404.
-fn job_of(app: &AppState, id: &str) -> Result<(), Refused> {
-    if id == app.job_id {
-        Ok(())
-    } else {
-        Err(Refused(StatusCode::NOT_FOUND, "no such job"))
-    }
+fn job_of(app: &AppState, id: &str) -> Result<Arc<JobEntry>, Refused> {
+    app.registry
+        .get(id)
+        .ok_or(Refused(StatusCode::NOT_FOUND, "no such job"))
 }
 
 async fn dashboard() -> Response {
@@ -388,11 +557,10 @@ async fn dashboard() -> Response {
 }
 
 async fn metrics(State(app): State<Arc<AppState>>) -> Response {
-    let running = matches!(
-        *app.state.lock().unwrap_or_else(|p| p.into_inner()),
-        JobState::Running
-    );
-    match prom::render(&app.reader, running) {
+    let jobs = app.registry.all();
+    let readers: Vec<(&MetricsReader, bool)> =
+        jobs.iter().map(|j| (&j.reader, j.running())).collect();
+    match prom::render_all(&readers) {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,
@@ -405,58 +573,105 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     }
 }
 
-fn state_json(app: &AppState) -> serde_json::Value {
-    let state = app.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    match &state {
-        JobState::Failed(e) => json!({ "state": state.name(), "error": e }),
-        _ => json!({ "state": state.name() }),
-    }
+fn state_json(job: &JobEntry) -> serde_json::Value {
+    let state = job.state();
+    let error = match &state {
+        JobState::Failed(e) => json!(e),
+        _ => serde_json::Value::Null,
+    };
+    json!({
+        "id": job.id,
+        "name": job.name,
+        "state": state.name(),
+        "started": job.started_ms,
+        "error": error,
+    })
 }
 
 async fn jobs(State(app): State<Arc<AppState>>) -> Response {
-    let mut entry = state_json(&app);
-    entry["id"] = json!(app.job_id);
-    Json(json!({ "jobs": [entry] })).into_response()
+    let jobs: Vec<_> = app.registry.all().iter().map(|j| state_json(j)).collect();
+    Json(json!({ "jobs": jobs })).into_response()
+}
+
+/// `POST /api/v1/jobs`: a SQL script as the body, or JSON `{"sql": …, "parallelism": N,
+/// "restore": …}`. Only `streamcore serve` takes submissions.
+async fn submit(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = authorized(&app, &headers) {
+        return r.into_response();
+    }
+    let Some(submit) = app.submit.clone() else {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this process runs one job; submit jobs to `streamcore serve`",
+        );
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return error(StatusCode::BAD_REQUEST, "the body is not UTF-8");
+    };
+    let json_body = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+        || text.trim_start().starts_with('{');
+    let request = if json_body {
+        match serde_json::from_str::<SubmitRequest>(text) {
+            Ok(r) => r,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad submission: {e}")),
+        }
+    } else {
+        SubmitRequest {
+            sql: text.to_string(),
+            parallelism: None,
+            restore: None,
+            allow_non_restored_state: false,
+        }
+    };
+    match tokio::task::spawn_blocking(move || submit(request)).await {
+        Ok(Ok(body)) => (StatusCode::CREATED, Json(body)).into_response(),
+        Ok(Err(e)) => error(e.status, &e.message),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }
 
 async fn job(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    if let Err(r) = job_of(&app, &id) {
-        return r.into_response();
-    }
-    let mut body = state_json(&app);
-    body["id"] = json!(app.job_id);
-    body["summary"] = json!(app.reader.summary());
+    let job = match job_of(&app, &id) {
+        Ok(j) => j,
+        Err(r) => return r.into_response(),
+    };
+    let mut body = state_json(&job);
+    body["summary"] = json!(job.reader.summary());
     Json(body).into_response()
 }
 
 async fn graph(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    if let Err(r) = job_of(&app, &id) {
-        return r.into_response();
+    match job_of(&app, &id) {
+        Ok(job) => Json(json!({ "graph": job.reader.graph() })).into_response(),
+        Err(r) => r.into_response(),
     }
-    Json(json!({ "graph": app.reader.graph() })).into_response()
 }
 
 async fn job_metrics(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    if let Err(r) = job_of(&app, &id) {
-        return r.into_response();
+    match job_of(&app, &id) {
+        Ok(job) => Json(job.reader.summary()).into_response(),
+        Err(r) => r.into_response(),
     }
-    Json(app.reader.summary()).into_response()
 }
 
 async fn subtasks(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    if let Err(r) = job_of(&app, &id) {
-        return r.into_response();
+    match job_of(&app, &id) {
+        Ok(job) => Json(job.reader.detail()).into_response(),
+        Err(r) => r.into_response(),
     }
-    Json(app.reader.detail()).into_response()
 }
 
 async fn checkpoints(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    if let Err(r) = job_of(&app, &id) {
-        return r.into_response();
-    }
-    let detail = app.reader.detail();
+    let job = match job_of(&app, &id) {
+        Ok(j) => j,
+        Err(r) => return r.into_response(),
+    };
+    let detail = job.reader.detail();
     Json(json!({
-        "summary": app.reader.summary().checkpoints,
+        "summary": job.reader.summary().checkpoints,
         "history": detail.checkpoint_history,
     }))
     .into_response()
@@ -465,10 +680,11 @@ async fn checkpoints(State(app): State<Arc<AppState>>, Path(id): Path<String>) -
 /// Records per second over the last minutes, one point a second: read, written, and in per
 /// operator.
 async fn rates(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    if let Err(r) = job_of(&app, &id) {
-        return r.into_response();
-    }
-    let samples = app.samples.lock().unwrap_or_else(|p| p.into_inner());
+    let job = match job_of(&app, &id) {
+        Ok(j) => j,
+        Err(r) => return r.into_response(),
+    };
+    let samples = job.samples.lock().unwrap_or_else(|p| p.into_inner());
     let points: Vec<_> = samples
         .iter()
         .zip(samples.iter().skip(1))
@@ -506,10 +722,11 @@ async fn explain_watermarks(
     Path(id): Path<String>,
     Query(q): Query<ExplainQuery>,
 ) -> Response {
-    if let Err(r) = job_of(&app, &id) {
-        return r.into_response();
-    }
-    let report = watermarks::explain(&app.reader.detail(), watermarks::now_ms());
+    let job = match job_of(&app, &id) {
+        Ok(j) => j,
+        Err(r) => return r.into_response(),
+    };
+    let report = watermarks::explain(&job.reader.detail(), watermarks::now_ms());
     match q.format.as_deref() {
         Some("text") => (
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -550,20 +767,29 @@ fn authorized(app: &AppState, headers: &HeaderMap) -> Result<(), Refused> {
 }
 
 async fn act(app: Arc<AppState>, id: String, headers: HeaderMap, action: Action) -> Response {
-    if let Err(r) = job_of(&app, &id) {
-        return r.into_response();
-    }
+    let job = match job_of(&app, &id) {
+        Ok(j) => j,
+        Err(r) => return r.into_response(),
+    };
     if let Err(r) = authorized(&app, &headers) {
         return r.into_response();
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let sent = app
-        .actions
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .send(ActionRequest { action, reply: tx });
-    if sent.is_err() {
-        return error(StatusCode::CONFLICT, "the job has ended");
+    {
+        // Sent under the state's lock: the owner records the end under it too and then
+        // answers what was sent, so no request waits for an owner that is gone.
+        let state = job.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !matches!(*state, JobState::Running) {
+            return error(StatusCode::CONFLICT, "the job has ended");
+        }
+        let sent = job
+            .actions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(ActionRequest { action, reply: tx });
+        if sent.is_err() {
+            return error(StatusCode::CONFLICT, "the job has ended");
+        }
     }
     match rx.await {
         Ok(Ok(body)) => Json(body).into_response(),

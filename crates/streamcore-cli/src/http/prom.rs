@@ -471,10 +471,87 @@ pub(crate) fn render(reader: &MetricsReader, running: bool) -> Result<String, st
     Ok(out)
 }
 
+/// The metrics of several jobs in one exposition: each family once (its `# HELP` and
+/// `# TYPE` lines), with the samples of every job (told apart by the `job` label) under it.
+pub(crate) fn render_all(jobs: &[(&MetricsReader, bool)]) -> Result<String, std::fmt::Error> {
+    if let [(reader, running)] = jobs {
+        return render(reader, *running);
+    }
+    let texts = jobs
+        .iter()
+        .map(|(reader, running)| render(reader, *running))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(merge_expositions(&texts))
+}
+
+/// Merges Prometheus text expositions: families in the order first seen, each with its
+/// descriptor once and all its samples; one `# EOF` at the end.
+fn merge_expositions(texts: &[String]) -> String {
+    // (family name, descriptor lines, sample lines)
+    let mut families: Vec<(String, String, String)> = Vec::new();
+    let mut eof = false;
+    for text in texts {
+        let mut current: Option<usize> = None;
+        let mut new_family = false;
+        for line in text.lines() {
+            if line == "# EOF" {
+                eof = true;
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let name = rest.split(' ').next().unwrap_or("").to_string();
+                match families.iter().position(|(n, _, _)| *n == name) {
+                    Some(i) => {
+                        current = Some(i);
+                        new_family = false;
+                    }
+                    None => {
+                        families.push((name, String::new(), String::new()));
+                        current = Some(families.len() - 1);
+                        new_family = true;
+                    }
+                }
+            }
+            let Some(i) = current else { continue };
+            let (_, descriptor, samples) = &mut families[i];
+            let target = if line.starts_with('#') {
+                if !new_family {
+                    continue;
+                }
+                descriptor
+            } else {
+                samples
+            };
+            target.push_str(line);
+            target.push('\n');
+        }
+    }
+    let mut out = String::with_capacity(texts.iter().map(String::len).sum());
+    for (_, descriptor, samples) in &families {
+        out.push_str(descriptor);
+        out.push_str(samples);
+    }
+    if eof {
+        out.push_str("# EOF\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use streamcore::metrics::ConnectorSummary;
+
+    #[test]
+    fn expositions_merge_by_family() {
+        let a = "# HELP x_total X.\n# TYPE x_total counter\nx_total{job=\"a\"} 1\n# HELP y Y.\n# TYPE y gauge\ny{job=\"a\"} 2\n# EOF\n";
+        let b = "# HELP x_total X.\n# TYPE x_total counter\nx_total{job=\"b\"} 3\n# HELP z Z.\n# TYPE z gauge\nz{job=\"b\"} 4\n# EOF\n";
+        assert_eq!(
+            merge_expositions(&[a.to_string(), b.to_string()]),
+            "# HELP x_total X.\n# TYPE x_total counter\nx_total{job=\"a\"} 1\nx_total{job=\"b\"} 3\n# HELP y Y.\n# TYPE y gauge\ny{job=\"a\"} 2\n# HELP z Z.\n# TYPE z gauge\nz{job=\"b\"} 4\n# EOF\n"
+        );
+        assert_eq!(merge_expositions(&[]), "");
+    }
 
     fn empty_detail() -> JobDetail {
         JobDetail {

@@ -638,7 +638,13 @@ fn prepare_checkpoints(
         .map(|_| started.elapsed().as_secs_f64() * 1e3);
     let (hub, rx) = coordinator::channel(metrics.clone());
     Ok(CheckpointSetup {
-        next_id: storage.next_id()?,
+        // Ids go on from the restored checkpoint's, as in Flink: restored into another
+        // directory, a job must not reuse ids its sinks already named committed output by.
+        next_id: storage.next_id()?.max(
+            restore
+                .as_ref()
+                .map_or(0, |cp| cp.manifest.checkpoint_id + 1),
+        ),
         storage,
         config: c.clone(),
         restore,
