@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 events=${1:-2000000}
 shift || true
 queries=${*:-q0 q1 q2 q3 q4 q5 q7 q8 q9 q11 q14 q15 q16 q17 q18 q19 q20 q21 q22}
-bin=target/release/streamcore
+bin=${STREAMCORE_BIN:-target/release/streamcore}
 corpus=crates/streamcore-sql/tests/nexmark
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -624,3 +624,48 @@ fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> Plan) -> Plan {
         rowtime,
     }
 }
+
+/// `e` with column `column` replaced by `value` and simplified: constant parts folded,
+/// `CASE` branches with constant conditions decided.
+pub fn with_constant(e: &Expr, column: usize, value: &streamcore::row::Scalar) -> Expr {
+    use streamcore::row::Scalar;
+    let s = |x: &Expr| Box::new(with_constant(x, column, value));
+    let out = match e {
+        Expr::Column(c) if *c == column => Expr::Literal(value.clone()),
+        Expr::Column(_) | Expr::Literal(_) => e.clone(),
+        Expr::Arith(op, l, r, t) => Expr::Arith(*op, s(l), s(r), *t),
+        Expr::Cmp(op, l, r) => Expr::Cmp(*op, s(l), s(r)),
+        Expr::And(v) => Expr::And(v.iter().map(|x| with_constant(x, column, value)).collect()),
+        Expr::Or(v) => Expr::Or(v.iter().map(|x| with_constant(x, column, value)).collect()),
+        Expr::Not(x) => Expr::Not(s(x)),
+        Expr::Neg(x) => Expr::Neg(s(x)),
+        Expr::IsNull(x, n) => Expr::IsNull(s(x), *n),
+        Expr::Cast(x, t) => Expr::Cast(s(x), *t),
+        Expr::InList(x, l, n) => Expr::InList(s(x), l.clone(), *n),
+        Expr::Like(x, p, n) => Expr::Like(s(x), p.clone(), *n),
+        Expr::Call(f, args) => Expr::Call(
+            f.clone(),
+            args.iter()
+                .map(|x| with_constant(x, column, value))
+                .collect(),
+        ),
+        Expr::Case(branches, otherwise) => {
+            let mut kept = Vec::new();
+            for (w, t) in branches {
+                let w = with_constant(w, column, value).folded();
+                let t = with_constant(t, column, value);
+                match w {
+                    Expr::Literal(Scalar::Bool(true)) if kept.is_empty() => return t.folded(),
+                    Expr::Literal(Scalar::Bool(false) | Scalar::Null) => {}
+                    w => kept.push((w, t)),
+                }
+            }
+            let otherwise = with_constant(otherwise, column, value);
+            if kept.is_empty() {
+                return otherwise.folded();
+            }
+            Expr::Case(kept, Box::new(otherwise))
+        }
+    };
+    out.folded()
+}
