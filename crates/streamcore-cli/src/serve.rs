@@ -19,7 +19,7 @@ use clap::Args;
 use serde_json::json;
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -85,6 +85,8 @@ struct Server {
     drivers: Mutex<Vec<JoinHandle<()>>>,
     /// The number in the next job id.
     next_id: AtomicU64,
+    /// Submissions being started (their threads are not in `drivers` yet).
+    starting: AtomicUsize,
 }
 
 /// Runs `streamcore serve`.
@@ -106,6 +108,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         shutting_down: AtomicBool::new(false),
         drivers: Mutex::new(Vec::new()),
         next_id: AtomicU64::new(1),
+        starting: AtomicUsize::new(0),
     });
     let submit: Submit = {
         let server = server.clone();
@@ -117,16 +120,25 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     eprintln!("stopping the running jobs");
     server.shutting_down.store(true, Ordering::SeqCst);
-    let drivers = std::mem::take(&mut *server.drivers.lock().unwrap_or_else(|p| p.into_inner()));
-    for driver in drivers {
-        let _ = driver.join();
+    // Until every job has ended: a submission that was starting when the signal came adds
+    // its thread after this began (and stops at once).
+    loop {
+        let drivers =
+            std::mem::take(&mut *server.drivers.lock().unwrap_or_else(|p| p.into_inner()));
+        if drivers.is_empty() && server.starting.load(Ordering::SeqCst) == 0 && endpoint.all_ended()
+        {
+            break;
+        }
+        for driver in drivers {
+            let _ = driver.join();
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
     // A last look at the final figures.
     let deadline = std::time::Instant::now() + args.http.http_linger;
     while std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    debug_assert!(endpoint.all_ended());
     drop(endpoint);
     Ok(())
 }
@@ -150,6 +162,16 @@ impl Server {
     /// Plans and starts a submitted script on a thread of its own, which then runs it to its
     /// end; the answer names the job.
     fn submit(self: &Arc<Self>, request: SubmitRequest) -> Result<serde_json::Value, SubmitError> {
+        self.starting.fetch_add(1, Ordering::SeqCst);
+        let answer = self.start_on_thread(request);
+        self.starting.fetch_sub(1, Ordering::SeqCst);
+        answer
+    }
+
+    fn start_on_thread(
+        self: &Arc<Self>,
+        request: SubmitRequest,
+    ) -> Result<serde_json::Value, SubmitError> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(refused(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -318,8 +318,14 @@ fn bad_submissions_and_unknown_jobs_are_refused() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(message.starts_with("script:2:32: unknown table `t2`"), "{message}");
-    assert!(message.contains("2 | INSERT INTO t SELECT nope FROM t2;"), "{message}");
+    assert!(
+        message.starts_with("script:2:32: unknown table `t2`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("2 | INSERT INTO t SELECT nope FROM t2;"),
+        "{message}"
+    );
     assert!(message.contains("t2"), "{message}");
     // A SELECT has no terminal to print to.
     let (status, body) = post(&addr, "/api/v1/jobs", "text/plain", "SELECT 1;");
@@ -395,4 +401,69 @@ fn off_loopback_submissions_need_the_token() {
         stderr.contains("HTTP 400") && stderr.contains("no INSERT"),
         "{stderr}"
     );
+}
+
+#[test]
+fn sigterm_stops_the_running_jobs_with_a_savepoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let checkpoints = tmp.path().join("checkpoints");
+    let mut served = serve(
+        &[
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "-p",
+            "1",
+            "--checkpoint-dir",
+            checkpoints.to_str().unwrap(),
+            "--checkpoint-interval",
+            "100ms",
+        ],
+        &[],
+    );
+    let addr = served.addr.clone();
+    // An unbounded job: it ends only when stopped.
+    let sql = format!(
+        "CREATE TABLE bid (auction BIGINT, price BIGINT)
+         WITH ('connector' = 'nexmark', 'kind' = 'bid', 'events.num' = '0',
+               'first-event.rate' = '1000', 'rate-limited' = 'true');
+         CREATE TABLE out (auction BIGINT, price BIGINT)
+         WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+         INSERT INTO out SELECT auction, price FROM bid;",
+        tmp.path().join("out").display()
+    );
+    let (status, body) = post(&addr, "/api/v1/jobs", "text/plain", &sql);
+    assert_eq!(status, 201, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(id, "sql-1");
+    wait_for(Duration::from_secs(30), "a checkpoint", || {
+        let c = get_json(&addr, &format!("/api/v1/jobs/{id}/checkpoints"));
+        (c["summary"]["completed"].as_u64().unwrap_or(0) > 0).then_some(())
+    });
+    let pid = served.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(served.wait(Duration::from_secs(60)), "{}", served.stderr());
+    let stderr = served.stderr();
+    assert!(
+        stderr.contains(&format!("job {id} stopped with a savepoint in")),
+        "{stderr}"
+    );
+    let savepoints = fs::read_dir(checkpoints.join(&id))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("sp-")
+        })
+        .count();
+    assert_eq!(savepoints, 1, "{stderr}");
 }

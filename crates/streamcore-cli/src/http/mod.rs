@@ -159,7 +159,10 @@ impl Registry {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(entry.clone());
-        JobSlot { entry, actions: rx }
+        JobSlot {
+            entry,
+            actions: Mutex::new(rx),
+        }
     }
 
     /// Whether a job has this id.
@@ -185,13 +188,19 @@ impl Registry {
 /// job's end is recorded.
 pub struct JobSlot {
     entry: Arc<JobEntry>,
-    actions: mpsc::Receiver<ActionRequest>,
+    /// In a mutex only so that the server's shutdown can answer what is left (the owner is
+    /// the only other reader).
+    actions: Mutex<mpsc::Receiver<ActionRequest>>,
 }
 
 impl JobSlot {
     /// The next action a client asked for, if any (never blocks).
     pub fn next_action(&self) -> Option<ActionRequest> {
-        self.actions.try_recv().ok()
+        self.actions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .try_recv()
+            .ok()
     }
 
     /// Records how the job ended; actions asked for meanwhile get "the job has ended" (and
