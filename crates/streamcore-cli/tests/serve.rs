@@ -7,13 +7,13 @@
 
 mod http_support;
 
-use http_support::{get, get_json, read_response, request, serve, wait_for, Served};
+use http_support::{get, get_json, read_response, request, serve, tool, wait_for, Served};
 use serde_json::{json, Value};
 use std::fs;
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// A rate-limited Nexmark bid stream (about four seconds) into a JSON part-file sink in `out`.
@@ -240,6 +240,27 @@ fn jobs_are_submitted_listed_scraped_stopped_and_restored() {
         "{metrics}"
     );
     assert!(metrics.contains(&format!("streamcore_job_running{{job=\"{id_b}\"}} 1")));
+    // A valid exposition, as Prometheus reads it.
+    let mut promtool = Command::new(tool("promtool"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    let complaints = String::from_utf8_lossy(&checked.stderr).to_string()
+        + &String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success() && complaints.trim().is_empty(),
+        "promtool check metrics: {complaints}"
+    );
 
     // Stop A with a savepoint, once it has checkpointed.
     wait_for(Duration::from_secs(30), "a checkpoint of A", || {
@@ -466,4 +487,143 @@ fn sigterm_stops_the_running_jobs_with_a_savepoint() {
         })
         .count();
     assert_eq!(savepoints, 1, "{stderr}");
+}
+
+/// A chromedriver process, killed when dropped.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One WebDriver call; returns the `value` of the answer.
+fn wd(addr: &str, method: &str, path: &str, body: Option<Value>) -> Value {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let (_, body) = read_response(&mut s);
+    let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert!(
+        !v["value"]["error"].is_string(),
+        "WebDriver {method} {path}: {}",
+        v["value"]
+    );
+    v["value"].clone()
+}
+
+#[test]
+fn the_dashboard_lists_the_jobs_and_shows_the_one_picked() {
+    let (chromedriver, chromium) = (tool("chromedriver"), tool("chromium"));
+    let served = serve(&["serve", "--http", "127.0.0.1:0", "-p", "1"], &[]);
+    let addr = served.addr.clone();
+    let mut ids = Vec::new();
+    for name in ["first", "second"] {
+        let sql = format!(
+            "SET 'pipeline.name' = '{name}';
+             CREATE TABLE bid (auction BIGINT, price BIGINT)
+             WITH ('connector' = 'nexmark', 'kind' = 'bid', 'events.num' = '0',
+                   'first-event.rate' = '1000', 'rate-limited' = 'true');
+             CREATE TABLE sink (auction BIGINT) WITH ('connector' = 'blackhole');
+             INSERT INTO sink SELECT auction FROM bid;"
+        );
+        let (status, body) = post(&addr, "/api/v1/jobs", "text/plain", &sql);
+        assert_eq!(status, 201, "{body}");
+        ids.push(
+            serde_json::from_str::<Value>(&body).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _driver = Driver(
+        Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let driver = format!("127.0.0.1:{port}");
+    wait_for(Duration::from_secs(20), "chromedriver", || {
+        TcpStream::connect(&driver)
+            .ok()
+            .map(|_| request(&driver, "GET", "/status", &[]))
+            .filter(|(s, _)| *s == 200)
+    });
+    let session = wd(
+        &driver,
+        "POST",
+        "/session",
+        Some(json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+            }
+        }}})),
+    );
+    let path = |p: &str| format!("/session/{}{p}", session["sessionId"].as_str().unwrap());
+    let eval = |script: &str| {
+        wd(
+            &driver,
+            "POST",
+            &path("/execute/sync"),
+            Some(json!({"script": script, "args": []})),
+        )
+    };
+    // Opened on the first job (named in the URL), the selector lists both.
+    wd(
+        &driver,
+        "POST",
+        &path("/url"),
+        Some(json!({"url": format!("http://{addr}/#job={}", ids[0])})),
+    );
+    let shown = |id: &str| {
+        let id = id.to_string();
+        wait_for(
+            Duration::from_secs(20),
+            &format!("the dashboard of {id}"),
+            || {
+                let v = eval(
+                    "return [document.getElementById('job-name').textContent, \
+                 document.getElementById('job-state').textContent, \
+                 document.getElementById('records-in').textContent];",
+                );
+                let [name, state, records] =
+                    [0, 1, 2].map(|i| v[i].as_str().unwrap_or("").to_string());
+                (name == id && state == "running" && records != "–").then_some(())
+            },
+        )
+    };
+    shown(&ids[0]);
+    let options = eval(
+        "const s = document.getElementById('job-select'); \
+         return {hidden: s.hidden, ids: [...s.options].map(o => o.value)};",
+    );
+    assert_eq!(options, json!({"hidden": false, "ids": ids}));
+    // Picking the second shows it.
+    eval(&format!(
+        "const s = document.getElementById('job-select'); s.value = '{}'; \
+         s.dispatchEvent(new Event('change'));",
+        ids[1]
+    ));
+    shown(&ids[1]);
+    assert!(eval("return location.hash;")
+        .as_str()
+        .unwrap()
+        .ends_with(&ids[1]));
 }
