@@ -16,13 +16,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A rate-limited Nexmark bid stream (about four seconds) into a JSON part-file sink in `out`.
+/// A rate-limited Nexmark bid stream (about six seconds) into a JSON part-file sink in `out`.
 fn script(out: &Path, rate_limited: bool, filter: &str) -> String {
     format!(
         "SET 'pipeline.name' = 'bids';
          CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, `dateTime` TIMESTAMP(3),
            WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND)
-         WITH ('connector' = 'nexmark', 'kind' = 'bid', 'events.num' = '40000',
+         WITH ('connector' = 'nexmark', 'kind' = 'bid', 'events.num' = '60000',
                'first-event.rate' = '10000', 'rate-limited' = '{rate_limited}');
          CREATE TABLE per_window (auction BIGINT, bids BIGINT, top_price BIGINT, window_end TIMESTAMP(3))
          WITH ('connector' = 'filesystem', 'path' = '{out}/windows', 'format' = 'json');
