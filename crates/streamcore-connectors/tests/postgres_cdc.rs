@@ -53,7 +53,9 @@ fn source(table: &str, slot: &str) -> PostgresCdcSource {
 
 /// Inserts, updates and deletes in transactions of 1 to 5 statements; returns when done.
 /// Finishes with the sentinel row `id = -1`.
-fn mutate(table: &str, ops: u64, seed: u64, pause: Duration) {
+/// Makes at least `ops` changes, and goes on while `hold` (if given) is set — so that a crash
+/// test gets its kills in before the sentinel row ends the job, however fast the machine.
+fn mutate(table: &str, ops: u64, seed: u64, pause: Duration, hold: Option<Arc<AtomicBool>>) {
     let mut c = client();
     let mut x = seed;
     let mut next_id: i64 = 100_000;
@@ -64,7 +66,7 @@ fn mutate(table: &str, ops: u64, seed: u64, pause: Duration) {
         x
     };
     let mut done = 0;
-    while done < ops {
+    while done < ops || hold.as_ref().is_some_and(|h| h.load(Ordering::Relaxed)) {
         let mut tx = c.transaction().unwrap();
         for _ in 0..(1 + rnd() % 5) {
             let id = (rnd() % 300) as i64;
@@ -182,7 +184,7 @@ fn the_snapshot_and_every_change_after_it_exactly_once() {
         .start(JobConfig::default().parallelism(1).batch_size(100))
         .unwrap();
     // Changes while the snapshot is read, and after.
-    mutate(table, 1500, 7, Duration::from_millis(1));
+    mutate(table, 1500, 7, Duration::from_millis(1), None);
     let started = Instant::now();
     while !seen_end.load(Ordering::Relaxed) {
         if handle.is_finished() {
@@ -319,8 +321,11 @@ fn cdc_killed_and_restored_sees_every_change_exactly_once() {
         .as_nanos() as u64
         | 1;
     eprintln!("kill seed {seed}");
-    let mutator =
-        std::thread::spawn(move || mutate("cdc_crash", 1500, 99, Duration::from_millis(3)));
+    let hold = Arc::new(AtomicBool::new(true));
+    let mutator = std::thread::spawn({
+        let hold = hold.clone();
+        move || mutate("cdc_crash", 1500, 99, Duration::from_millis(3), Some(hold))
+    });
     let mut x = seed;
     let mut kills = 0;
     let started = Instant::now();
@@ -338,6 +343,10 @@ fn cdc_killed_and_restored_sees_every_change_exactly_once() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        if kills >= 10 {
+            // Enough kills: let the changes end (the sentinel row ends the job).
+            hold.store(false, Ordering::Relaxed);
+        }
         if kills < 10 {
             x ^= x << 13;
             x ^= x >> 7;
