@@ -565,63 +565,14 @@ impl<'a> Binder<'a> {
             if texts.iter().any(|(t, _)| *t == text) {
                 continue;
             }
-            let name = name_of(&call.name).to_ascii_uppercase();
-            let func = match name.as_str() {
-                "COUNT" => AggFunc::Count,
-                "SUM" => AggFunc::Sum,
-                "MIN" => AggFunc::Min,
-                "MAX" => AggFunc::Max,
-                _ => AggFunc::Avg,
-            };
-            let star = matches!(
-                &call.args,
-                FunctionArguments::List(l) if l.args.len() == 1 && matches!(l.args[0], FunctionArg::Unnamed(FunctionArgExpr::Wildcard))
-            );
-            let distinct = matches!(
-                &call.args,
-                FunctionArguments::List(l) if matches!(l.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct))
-            );
-            let (arg, arg_ty) = if star {
-                (None, SqlType::BIGINT)
-            } else {
-                let args = args_of(call)?;
-                if args.len() != 1 {
-                    return Err(
-                        PlanError::invalid(format!("{name} takes one argument")).at(call.span())
-                    );
-                }
-                let (b, ty) = self.bind_expr(args[0], &scope)?;
-                pre_exprs.push(b);
-                pre_fields.push(field(&format!("$arg{}", pre_fields.len()), None, ty));
-                (Some(pre_fields.len() - 1), ty)
-            };
-            let ty = agg_type(func, &name, arg_ty).map_err(|e| e.at(call.span()))?;
-            let filter = match &call.filter {
-                Some(f) => {
-                    let p = self.bind_predicate(f, &scope, "FILTER")?;
-                    pre_exprs.push(p);
-                    pre_fields.push(field(
-                        &format!("$filter{}", pre_fields.len()),
-                        None,
-                        SqlType::BOOLEAN,
-                    ));
-                    Some(pre_fields.len() - 1)
-                }
-                None => None,
-            };
+            let agg = self.bind_agg_call(call, &scope, &mut pre_exprs, &mut pre_fields)?;
             texts.push((text, aggs.len()));
             result_fields.push(field(
                 &format!("EXPR${}", aggs.len()),
                 None,
-                SqlType::Data(ty),
+                SqlType::Data(agg.ty),
             ));
-            aggs.push(AggCall {
-                func,
-                arg,
-                distinct,
-                filter,
-                ty,
-            });
+            aggs.push(agg);
         }
         let rowtime = input.rowtime;
         let mut pre = project(input, pre_exprs, pre_fields);
@@ -644,6 +595,75 @@ impl<'a> Binder<'a> {
             },
             columns,
         ))
+    }
+
+    /// Binds one aggregate call (`COUNT(*)`, `SUM(DISTINCT x) FILTER (WHERE …)`, …) over
+    /// `scope`: its argument and filter become columns of the pre-projection.
+    fn bind_agg_call(
+        &self,
+        call: &Function,
+        scope: &Scope,
+        pre_exprs: &mut Vec<Expr>,
+        pre_fields: &mut Vec<PlanField>,
+    ) -> Result<AggCall, PlanError> {
+        let name = name_of(&call.name).to_ascii_uppercase();
+        let func = match name.as_str() {
+            "COUNT" => AggFunc::Count,
+            "SUM" => AggFunc::Sum,
+            "MIN" => AggFunc::Min,
+            "MAX" => AggFunc::Max,
+            _ => AggFunc::Avg,
+        };
+        let distinct = matches!(
+            &call.args,
+            FunctionArguments::List(l) if matches!(l.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct))
+        );
+        let star = matches!(
+            &call.args,
+            FunctionArguments::List(l) if l.args.len() == 1 && matches!(l.args[0], FunctionArg::Unnamed(FunctionArgExpr::Wildcard))
+        );
+        let (arg, arg_ty) = if star {
+            if func != AggFunc::Count {
+                return Err(
+                    PlanError::invalid(format!("{name}(*): only COUNT takes *")).at(call.span())
+                );
+            }
+            (None, SqlType::BIGINT)
+        } else {
+            let args = args_of(call)?;
+            if args.len() != 1 {
+                return Err(PlanError::invalid(format!(
+                    "{name} takes one argument, got {}",
+                    args.len()
+                ))
+                .at(call.span()));
+            }
+            let (b, ty) = self.bind_expr(args[0], scope)?;
+            pre_exprs.push(b);
+            pre_fields.push(field(&format!("$arg{}", pre_fields.len()), None, ty));
+            (Some(pre_fields.len() - 1), ty)
+        };
+        let ty = agg_type(func, &name, arg_ty).map_err(|e| e.at(call.span()))?;
+        let filter = match &call.filter {
+            Some(f) => {
+                let p = self.bind_predicate(f, scope, "FILTER")?;
+                pre_exprs.push(p);
+                pre_fields.push(field(
+                    &format!("$filter{}", pre_fields.len()),
+                    None,
+                    SqlType::BOOLEAN,
+                ));
+                Some(pre_fields.len() - 1)
+            }
+            None => None,
+        };
+        Ok(AggCall {
+            func,
+            arg,
+            distinct,
+            filter,
+            ty,
+        })
     }
 
     /// `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` over `input`.
@@ -844,95 +864,14 @@ impl<'a> Binder<'a> {
             if agg_names.iter().any(|(t, _)| *t == text) {
                 continue;
             }
-            let name = name_of(&call.name).to_ascii_uppercase();
-            let func = match name.as_str() {
-                "COUNT" => AggFunc::Count,
-                "SUM" => AggFunc::Sum,
-                "MIN" => AggFunc::Min,
-                "MAX" => AggFunc::Max,
-                _ => AggFunc::Avg,
-            };
-            let distinct = matches!(
-                &call.args,
-                FunctionArguments::List(l) if matches!(l.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct))
-            );
-            let star = matches!(
-                &call.args,
-                FunctionArguments::List(l) if l.args.len() == 1 && matches!(l.args[0], FunctionArg::Unnamed(FunctionArgExpr::Wildcard))
-            );
-            let (arg, arg_ty) = if star {
-                if func != AggFunc::Count {
-                    return Err(PlanError::invalid(format!("{name}(*): only COUNT takes *"))
-                        .at(call.span()));
-                }
-                (None, SqlType::BIGINT)
-            } else {
-                let args = args_of(call)?;
-                if args.len() != 1 {
-                    return Err(PlanError::invalid(format!(
-                        "{name} takes one argument, got {}",
-                        args.len()
-                    ))
-                    .at(call.span()));
-                }
-                let (b, ty) = self.bind_expr(args[0], &scope)?;
-                pre_exprs.push(b);
-                pre_fields.push(field(&format!("$arg{}", pre_fields.len()), None, ty));
-                (Some(pre_fields.len() - 1), ty)
-            };
-            let ty = match func {
-                AggFunc::Count => DataType::BigInt,
-                _ if !arg_ty.is_numeric() && matches!(func, AggFunc::Sum | AggFunc::Avg) => {
-                    return Err(
-                        PlanError::invalid(format!("type mismatch: {name} over {arg_ty}"))
-                            .at(call.span()),
-                    )
-                }
-                AggFunc::Sum => match arg_ty.data_type() {
-                    DataType::Decimal { scale, .. } => DataType::Decimal {
-                        precision: 28,
-                        scale,
-                    },
-                    t => t,
-                },
-                AggFunc::Avg => match arg_ty.data_type() {
-                    DataType::Decimal { scale, .. } => DataType::Decimal {
-                        precision: 28,
-                        scale: scale.max(6),
-                    },
-                    t => t,
-                },
-                AggFunc::Min | AggFunc::Max => arg_ty.data_type(),
-            };
-            let filter = match &call.filter {
-                Some(f) => {
-                    let p = self.bind_predicate(f, &scope, "FILTER")?;
-                    pre_exprs.push(p);
-                    pre_fields.push(field(
-                        &format!("$filter{}", pre_fields.len()),
-                        None,
-                        SqlType::BOOLEAN,
-                    ));
-                    Some(pre_fields.len() - 1)
-                }
-                None => None,
-            };
-            if call.over.is_some() {
-                return Err(PlanError::unsupported("OVER aggregations").at(call.span()));
-            }
+            let agg = self.bind_agg_call(call, &scope, &mut pre_exprs, &mut pre_fields)?;
             agg_names.push((text, nkeys + aggs.len()));
             agg_fields.push(field(
                 &format!("EXPR${}", nkeys + aggs.len()),
                 None,
-                SqlType::Data(ty),
+                SqlType::Data(agg.ty),
             ));
-            aggs.push(AggCall {
-                func,
-                arg,
-                distinct,
-                filter,
-                ty,
-            });
+            aggs.push(agg);
         }
         let input_fields = input.fields.clone();
         let rowtime = input.rowtime;

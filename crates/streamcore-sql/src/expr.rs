@@ -224,6 +224,45 @@ impl Expr {
         self
     }
 
+    /// A copy of the expression in which every node `f` replaces (`Some`) is replaced, and
+    /// every other node is rebuilt from its transformed children (the walk of every rewrite:
+    /// column renumbering, substitution, constants).
+    pub fn transform(&self, f: &mut dyn FnMut(&Expr) -> Option<Expr>) -> Expr {
+        if let Some(e) = f(self) {
+            return e;
+        }
+        let mut t = |x: &Expr| Box::new(x.transform(f));
+        match self {
+            Expr::Column(_) | Expr::Literal(_) => self.clone(),
+            Expr::Arith(op, l, r, ty) => {
+                let l = t(l);
+                Expr::Arith(*op, l, t(r), *ty)
+            }
+            Expr::Cmp(op, l, r) => {
+                let l = t(l);
+                Expr::Cmp(*op, l, t(r))
+            }
+            Expr::And(v) => Expr::And(v.iter().map(|x| x.transform(f)).collect()),
+            Expr::Or(v) => Expr::Or(v.iter().map(|x| x.transform(f)).collect()),
+            Expr::Not(x) => Expr::Not(t(x)),
+            Expr::Neg(x) => Expr::Neg(t(x)),
+            Expr::IsNull(x, n) => Expr::IsNull(t(x), *n),
+            Expr::Case(b, x) => {
+                let branches = b
+                    .iter()
+                    .map(|(w, th)| (w.transform(f), th.transform(f)))
+                    .collect();
+                Expr::Case(branches, Box::new(x.transform(f)))
+            }
+            Expr::Cast(x, ty) => Expr::Cast(t(x), *ty),
+            Expr::InList(x, l, n) => Expr::InList(t(x), l.clone(), *n),
+            Expr::Like(x, p, n) => Expr::Like(t(x), p.clone(), *n),
+            Expr::Call(func, args) => {
+                Expr::Call(func.clone(), args.iter().map(|x| x.transform(f)).collect())
+            }
+        }
+    }
+
     /// The columns this expression reads.
     pub fn columns(&self, out: &mut Vec<usize>) {
         match self {

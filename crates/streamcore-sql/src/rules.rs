@@ -345,31 +345,10 @@ fn push_filter(plan: Plan, predicate: Expr) -> Plan {
 
 /// `e` with every column `c` renamed to `f(c)`.
 pub fn map_columns(e: &Expr, f: &dyn Fn(usize) -> usize) -> Expr {
-    let m = |x: &Expr| Box::new(map_columns(x, f));
-    match e {
-        Expr::Column(i) => Expr::Column(f(*i)),
-        Expr::Literal(v) => Expr::Literal(v.clone()),
-        Expr::Arith(op, l, r, t) => Expr::Arith(*op, m(l), m(r), *t),
-        Expr::Cmp(op, l, r) => Expr::Cmp(*op, m(l), m(r)),
-        Expr::And(v) => Expr::And(v.iter().map(|x| map_columns(x, f)).collect()),
-        Expr::Or(v) => Expr::Or(v.iter().map(|x| map_columns(x, f)).collect()),
-        Expr::Not(x) => Expr::Not(m(x)),
-        Expr::Neg(x) => Expr::Neg(m(x)),
-        Expr::IsNull(x, n) => Expr::IsNull(m(x), *n),
-        Expr::Case(b, x) => Expr::Case(
-            b.iter()
-                .map(|(w, t)| (map_columns(w, f), map_columns(t, f)))
-                .collect(),
-            m(x),
-        ),
-        Expr::Cast(x, t) => Expr::Cast(m(x), *t),
-        Expr::InList(x, l, n) => Expr::InList(m(x), l.clone(), *n),
-        Expr::Like(x, p, n) => Expr::Like(m(x), p.clone(), *n),
-        Expr::Call(func, args) => Expr::Call(
-            func.clone(),
-            args.iter().map(|x| map_columns(x, f)).collect(),
-        ),
-    }
+    e.transform(&mut |x| match x {
+        Expr::Column(i) => Some(Expr::Column(f(*i))),
+        _ => None,
+    })
 }
 
 fn conjuncts(e: Expr) -> Vec<Expr> {
@@ -403,31 +382,10 @@ fn substitutable(outer: &[Expr], inner: &[Expr]) -> bool {
 
 /// `e` with each column `i` replaced by `inner[i]`.
 fn substitute(e: &Expr, inner: &[Expr]) -> Expr {
-    let s = |x: &Expr| Box::new(substitute(x, inner));
-    match e {
-        Expr::Column(i) => inner[*i].clone(),
-        Expr::Literal(v) => Expr::Literal(v.clone()),
-        Expr::Arith(op, l, r, t) => Expr::Arith(*op, s(l), s(r), *t),
-        Expr::Cmp(op, l, r) => Expr::Cmp(*op, s(l), s(r)),
-        Expr::And(v) => Expr::And(v.iter().map(|x| substitute(x, inner)).collect()),
-        Expr::Or(v) => Expr::Or(v.iter().map(|x| substitute(x, inner)).collect()),
-        Expr::Not(x) => Expr::Not(s(x)),
-        Expr::Neg(x) => Expr::Neg(s(x)),
-        Expr::IsNull(x, n) => Expr::IsNull(s(x), *n),
-        Expr::Case(b, x) => Expr::Case(
-            b.iter()
-                .map(|(w, t)| (substitute(w, inner), substitute(t, inner)))
-                .collect(),
-            s(x),
-        ),
-        Expr::Cast(x, t) => Expr::Cast(s(x), *t),
-        Expr::InList(x, l, n) => Expr::InList(s(x), l.clone(), *n),
-        Expr::Like(x, p, n) => Expr::Like(s(x), p.clone(), *n),
-        Expr::Call(f, args) => Expr::Call(
-            f.clone(),
-            args.iter().map(|x| substitute(x, inner)).collect(),
-        ),
-    }
+    e.transform(&mut |x| match x {
+        Expr::Column(i) => Some(inner[*i].clone()),
+        _ => None,
+    })
 }
 
 /// Prunes the columns of scans that nothing reads: a scan under a projection (with a filter
@@ -629,43 +587,29 @@ fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> Plan) -> Plan {
 /// `CASE` branches with constant conditions decided.
 pub fn with_constant(e: &Expr, column: usize, value: &streamcore::row::Scalar) -> Expr {
     use streamcore::row::Scalar;
-    let s = |x: &Expr| Box::new(with_constant(x, column, value));
-    let out = match e {
-        Expr::Column(c) if *c == column => Expr::Literal(value.clone()),
-        Expr::Column(_) | Expr::Literal(_) => e.clone(),
-        Expr::Arith(op, l, r, t) => Expr::Arith(*op, s(l), s(r), *t),
-        Expr::Cmp(op, l, r) => Expr::Cmp(*op, s(l), s(r)),
-        Expr::And(v) => Expr::And(v.iter().map(|x| with_constant(x, column, value)).collect()),
-        Expr::Or(v) => Expr::Or(v.iter().map(|x| with_constant(x, column, value)).collect()),
-        Expr::Not(x) => Expr::Not(s(x)),
-        Expr::Neg(x) => Expr::Neg(s(x)),
-        Expr::IsNull(x, n) => Expr::IsNull(s(x), *n),
-        Expr::Cast(x, t) => Expr::Cast(s(x), *t),
-        Expr::InList(x, l, n) => Expr::InList(s(x), l.clone(), *n),
-        Expr::Like(x, p, n) => Expr::Like(s(x), p.clone(), *n),
-        Expr::Call(f, args) => Expr::Call(
-            f.clone(),
-            args.iter()
-                .map(|x| with_constant(x, column, value))
-                .collect(),
-        ),
+    e.transform(&mut |x| match x {
+        Expr::Column(c) if *c == column => Some(Expr::Literal(value.clone())),
         Expr::Case(branches, otherwise) => {
             let mut kept = Vec::new();
             for (w, t) in branches {
                 let w = with_constant(w, column, value).folded();
                 let t = with_constant(t, column, value);
                 match w {
-                    Expr::Literal(Scalar::Bool(true)) if kept.is_empty() => return t.folded(),
+                    Expr::Literal(Scalar::Bool(true)) if kept.is_empty() => {
+                        return Some(t.folded())
+                    }
                     Expr::Literal(Scalar::Bool(false) | Scalar::Null) => {}
                     w => kept.push((w, t)),
                 }
             }
             let otherwise = with_constant(otherwise, column, value);
-            if kept.is_empty() {
-                return otherwise.folded();
-            }
-            Expr::Case(kept, Box::new(otherwise))
+            Some(if kept.is_empty() {
+                otherwise.folded()
+            } else {
+                Expr::Case(kept, Box::new(otherwise))
+            })
         }
-    };
-    out.folded()
+        _ => None,
+    })
+    .folded()
 }
