@@ -11,8 +11,7 @@
 
 mod common;
 
-use common::{send_signal, Delays};
-use serde_json::Value;
+use common::{committed_lines, demo_args, send_signal, Delays};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -23,54 +22,6 @@ fn events_for(kills: usize) -> u64 {
     (kills as u64 * 4_000).max(80_000)
 }
 const RATE: u64 = 6_000;
-
-fn demo_args(out: &Path, win: &Path, events: u64) -> Vec<String> {
-    [
-        "demo",
-        "--events",
-        &events.to_string(),
-        "--windows",
-        "-p",
-        "2",
-        "--users",
-        "7",
-        "--disorder-ms",
-        "200",
-        "--output",
-        out.to_str().unwrap(),
-        "--windows-output",
-        win.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-/// All lines of a file or of every committed part file of a directory, sorted; the
-/// wall-clock `processed_at` removed (it differs between any two runs).
-fn committed_lines(path: &Path) -> Vec<String> {
-    let files: Vec<PathBuf> = if path.is_dir() {
-        fs::read_dir(path)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-            .collect()
-    } else {
-        vec![path.to_path_buf()]
-    };
-    let mut lines = Vec::new();
-    for f in files {
-        for line in fs::read_to_string(&f).unwrap().lines() {
-            let mut v: Value = serde_json::from_str(line).unwrap();
-            if let Some(data) = v.get_mut("data").and_then(Value::as_object_mut) {
-                data.remove("processed_at");
-            }
-            lines.push(v.to_string());
-        }
-    }
-    lines.sort();
-    lines
-}
 
 fn in_progress_files(dir: &Path) -> Vec<String> {
     fs::read_dir(dir)

@@ -12,10 +12,11 @@
 //! tests/crash.rs.
 #![cfg(feature = "object-store")]
 
-use serde_json::Value;
+mod common;
+
+use common::{committed_lines, demo_args};
 use std::fs;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -76,54 +77,6 @@ fn keys(bucket: &str, prefix: &str) -> Vec<String> {
         .skip(1)
         .filter_map(|s| s.split_once("</Key>").map(|(k, _)| k.to_string()))
         .collect()
-}
-
-fn demo_args(out: &Path, win: &Path, events: u64) -> Vec<String> {
-    [
-        "demo",
-        "--events",
-        &events.to_string(),
-        "--windows",
-        "-p",
-        "2",
-        "--users",
-        "7",
-        "--disorder-ms",
-        "200",
-        "--output",
-        out.to_str().unwrap(),
-        "--windows-output",
-        win.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-/// All lines of a file or of every committed part file of a directory, sorted, without the
-/// wall-clock `processed_at`.
-fn committed_lines(path: &Path) -> Vec<String> {
-    let files: Vec<PathBuf> = if path.is_dir() {
-        fs::read_dir(path)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-            .collect()
-    } else {
-        vec![path.to_path_buf()]
-    };
-    let mut lines = Vec::new();
-    for f in files {
-        for line in fs::read_to_string(&f).unwrap().lines() {
-            let mut v: Value = serde_json::from_str(line).unwrap();
-            if let Some(data) = v.get_mut("data").and_then(Value::as_object_mut) {
-                data.remove("processed_at");
-            }
-            lines.push(v.to_string());
-        }
-    }
-    lines.sort();
-    lines
 }
 
 #[test]

@@ -3,13 +3,16 @@
 //! secret in any answer), a savepoint and a stop over HTTP resumed with identical output, the
 //! watermark debugger naming an idle split, and the alert rules in docs/alerts/.
 
+mod common;
 mod http_support;
+
+use common::{committed_lines, demo_args};
 
 use http_support::{get, get_json, request, serve, tool, wait_for};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -290,54 +293,6 @@ fn unknown_routes_404_mutations_need_the_token_off_loopback_and_no_secret_is_ser
     assert_eq!(status, 200, "{body}");
     assert!(!job.wait(Duration::from_secs(20)), "a cancelled job fails");
     assert!(job.stderr().contains("cancelled"), "{}", job.stderr());
-}
-
-fn demo_args(out: &Path, win: &Path, events: u64) -> Vec<String> {
-    [
-        "demo",
-        "--events",
-        &events.to_string(),
-        "--windows",
-        "-p",
-        "2",
-        "--users",
-        "7",
-        "--disorder-ms",
-        "200",
-        "--output",
-        out.to_str().unwrap(),
-        "--windows-output",
-        win.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-/// All lines of a file or of every committed part file of a directory, sorted, without the
-/// wall-clock `processed_at`.
-fn committed_lines(path: &Path) -> Vec<String> {
-    let files: Vec<PathBuf> = if path.is_dir() {
-        fs::read_dir(path)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-            .collect()
-    } else {
-        vec![path.to_path_buf()]
-    };
-    let mut lines = Vec::new();
-    for f in files {
-        for line in fs::read_to_string(&f).unwrap().lines() {
-            let mut v: Value = serde_json::from_str(line).unwrap();
-            if let Some(data) = v.get_mut("data").and_then(Value::as_object_mut) {
-                data.remove("processed_at");
-            }
-            lines.push(v.to_string());
-        }
-    }
-    lines.sort();
-    lines
 }
 
 #[test]

@@ -5,10 +5,6 @@
 //! `--restore latest` until it finishes. The committed files must hold exactly the rows of a
 //! run that never crashed. `STREAMCORE_CRASH_SEED` replays a sequence of kill times.
 
-#[allow(
-    dead_code,
-    reason = "this test uses only the kill delays of the shared helpers"
-)]
 mod common;
 
 use common::Delays;
