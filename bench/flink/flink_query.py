@@ -1,4 +1,4 @@
-"""Runs one Nexmark query (the reference Flink SQL of ../../`crates/streamcore-nexmark/reference/QUERIES.md`) in
+"""Runs one Nexmark query (the reference Flink SQL of ../../`crates/streamcore-nexmark/reference/queries.md`) in
 PyFlink over a JSON-lines file in the Flink benchmark's nested layout, and writes the result
 rows as CSV in the column order of the query's sink table.
 
@@ -84,7 +84,7 @@ QUERIES = {
               ON A.seller = P.id
               WHERE A.category = 10 AND (P.state = 'OR' OR P.state = 'ID' OR P.state = 'CA')"""),
     # The reference SQL selects (auction, price, bidder) into a sink declared (auction,
-    # bidder, price): the values land in the wrong columns (crates/streamcore-nexmark/reference/PITFALLS.md #2, nexmark/nexmark#61).
+    # bidder, price): the values land in the wrong columns (crates/streamcore-nexmark/reference/pitfalls.md #2, nexmark/nexmark#61).
     # Compared here with the columns where the sink's names say, as streamcore writes them.
     "q7": (["auction", "bidder", "price", "dateTime", "extra"],
            """SELECT B.auction, B.bidder, B.price, B.`dateTime`, B.extra FROM bid B

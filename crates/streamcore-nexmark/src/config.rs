@@ -1,9 +1,9 @@
-//! [`GeneratorConfig`]: every knob of the Nexmark generator, with reference/SPEC.md's defaults.
+//! [`GeneratorConfig`]: every knob of the Nexmark generator, with reference/generator-spec.md's defaults.
 //!
-//! Defaults are Beam's (reference/SPEC.md §4 "Defaults that matter"): 1/3/46 proportions, 10,000 events
+//! Defaults are Beam's (reference/generator-spec.md §4 "Defaults that matter"): 1/3/46 proportions, 10,000 events
 //! per second of event time, 1,000 active people, 100 in-flight auctions, hot ratios 2/4/4,
 //! average sizes 200/500/100 bytes, no reordering, and a **fixed** event-time base
-//! (2015-07-15T00:00:00Z) so that runs are reproducible (reference/PITFALLS.md #30).
+//! (2015-07-15T00:00:00Z) so that runs are reproducible (reference/pitfalls.md #30).
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -26,7 +26,7 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-/// How the Nexmark generator makes events (reference/SPEC.md §2–§7).
+/// How the Nexmark generator makes events (reference/generator-spec.md §2–§7).
 ///
 /// The stream is one logical generator (Beam's with `numEventGenerators = 1`): event number
 /// `n` always becomes the same event, whichever parallel reader makes it. Rates are therefore
@@ -50,14 +50,14 @@ pub struct GeneratorConfig {
     /// Total number of events; `None` for an unbounded stream.
     pub events: Option<u64>,
     /// Event-time rate: events per second of event time, over the whole stream. Event number
-    /// `n` gets the timestamp `base_time_ms + floor(n · 1000 / first_event_rate)` (reference/SPEC.md §4;
+    /// `n` gets the timestamp `base_time_ms + floor(n · 1000 / first_event_rate)` (reference/generator-spec.md §4;
     /// the inter-event delay is `1e6 / first_event_rate` µs, exact, without Beam's rounding to
     /// whole microseconds). Only a constant rate is supported (as in nexmark/nexmark).
     pub first_event_rate: u64,
     /// Emit events in wall-clock time at the event-time rate (Beam's `isRateLimited`, Flink's
     /// `max-emit-speed = false`); otherwise as fast as possible.
     pub rate_limited: bool,
-    /// Out-of-order group size `G` (reference/SPEC.md §4): events are permuted within blocks of `G`
+    /// Out-of-order group size `G` (reference/generator-spec.md §4): events are permuted within blocks of `G`
     /// event numbers by `(n / G)·G + (n·953) mod G`. 1 = in order. Must not be a multiple
     /// of 953 (the permutation would not be one). As in Beam, when a bounded stream ends
     /// inside a group, that last partial group's event ids are taken from the whole group.
@@ -80,7 +80,7 @@ pub struct GeneratorConfig {
     /// created).
     pub num_active_people: u64,
     /// Random bids go to the last this-many auctions (plus 10 not yet created); also sets the
-    /// auction lengths (reference/SPEC.md §6).
+    /// auction lengths (reference/generator-spec.md §6).
     pub num_in_flight_auctions: u64,
     /// A bid goes to the hot auction with probability `1 - 1/hot_auction_ratio`.
     pub hot_auction_ratio: u64,

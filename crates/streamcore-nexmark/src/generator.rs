@@ -1,4 +1,4 @@
-//! [`NexmarkGenerator`]: event number → event, a pure function (reference/SPEC.md §2–§7).
+//! [`NexmarkGenerator`]: event number → event, a pure function (reference/generator-spec.md §2–§7).
 //!
 //! For event number `n` (0, 1, 2, … over the whole stream):
 //! 1. `na = (n / G)·G + (n·953) mod G` — the out-of-order permutation (§4);
@@ -12,9 +12,9 @@
 //! So a worker can make any subset of event numbers in any order without coordination, and
 //! the stream is the same at every parallelism. It is Beam's stream with one generator at the
 //! overall rate (ids in one space); nexmark/nexmark instead gives each of its splits its own id
-//! range and timeline (reference/SPEC.md §4 "Parallel generators").
+//! range and timeline (reference/generator-spec.md §4 "Parallel generators").
 //!
-//! Choices where implementations differ (reference/SPEC.md §9):
+//! Choices where implementations differ (reference/generator-spec.md §9):
 //! - bidder ids are `person id + 1000` (Beam, Feldera, nexmark-rs), **not** nexmark/nexmark's
 //!   doubled `+ 2000` (nexmark/nexmark#30), so bids join with persons; the hot bidder is the
 //!   second person of the current block of 100 (Beam), not the hot seller (Arroyo);
@@ -392,7 +392,7 @@ impl NexmarkGenerator {
         let extra = self.next_extra(&mut rng, 32, c.avg_bid_byte_size);
         Bid {
             auction: auction + FIRST_AUCTION_ID,
-            // One offset, not nexmark/nexmark's two (reference/SPEC.md §9, nexmark/nexmark#30).
+            // One offset, not nexmark/nexmark's two (reference/generator-spec.md §9, nexmark/nexmark#30).
             bidder: bidder + FIRST_PERSON_ID,
             price,
             channel,

@@ -2,7 +2,7 @@
 //!
 //! One event per line:
 //! `{"event_type":2,"person":null,"auction":null,"bid":{"auction":1000,…,"dateTime":"2015-07-15 00:00:00.000","extra":"…"}}`
-//! — `event_type` 0/1/2 and the three nullable objects of reference/QUERIES.md §0, fields camelCase in
+//! — `event_type` 0/1/2 and the three nullable objects of reference/queries.md §0, fields camelCase in
 //! DDL order, `dateTime`/`expires` as `YYYY-MM-DD HH:MM:SS.fff` in UTC (Flink's SQL timestamp
 //! text, which its JSON format reads into `TIMESTAMP(3)`).
 //!
@@ -10,7 +10,7 @@
 //! when they need it), and the date formatted by hand (days → civil date, Howard Hinnant's
 //! algorithm) with a cache of the last timestamp — at benchmark rates thousands of events
 //! share a millisecond, and date formatting was 64% of bid generation time in RisingWave
-//! (reference/PITFALLS.md #11).
+//! (reference/pitfalls.md #11).
 //!
 //! Parsing accepts fields in any order, whitespace, `null` for absent objects, unknown fields
 //! (skipped), bids without `channel`/`url` (Beam's layout; read as empty), `dateTime` as text

@@ -1,7 +1,7 @@
 //! # streamcore-nexmark
 //!
 //! The Nexmark benchmark for streamcore: the queries and the event generator, following
-//! `reference/SPEC.md` (Beam's design, with nexmark/nexmark's `channel`/`url` bid fields).
+//! `reference/generator-spec.md` (Beam's design, with nexmark/nexmark's `channel`/`url` bid fields).
 //!
 //! - [`model`]: the typed records [`Person`], [`Auction`], [`Bid`] and [`NexmarkEvent`].
 //! - [`config`]: [`GeneratorConfig`], every knob, with Beam's defaults.

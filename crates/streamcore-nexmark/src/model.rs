@@ -1,6 +1,6 @@
 //! The Nexmark records: [`Person`], [`Auction`], [`Bid`], and [`NexmarkEvent`], one of them.
 //!
-//! Field names and order follow the Flink benchmark's DDL (reference/QUERIES.md §0); with serde they are
+//! Field names and order follow the Flink benchmark's DDL (reference/queries.md §0); with serde they are
 //! camelCase (`emailAddress`, `dateTime`, …) and `dateTime`/`expires` are the SQL text form
 //! `YYYY-MM-DD HH:MM:SS.fff` (UTC), so `serde_json` and [`crate::json`] write the same objects.
 //! A [`NexmarkEvent`] serializes to the nested layout

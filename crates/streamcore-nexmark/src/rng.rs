@@ -3,7 +3,7 @@
 //! Like Beam, every event gets a fresh random stream seeded from its event id, so an event
 //! depends only on the configuration and its id — never on which worker made it or what that
 //! worker made before. Unlike Beam this is **not** `java.util.Random`: the values differ from
-//! Beam's bit for bit, but every draw has the distribution reference/SPEC.md prescribes (uniform integers
+//! Beam's bit for bit, but every draw has the distribution reference/generator-spec.md prescribes (uniform integers
 //! in `[0, n)`, uniform doubles in `[0, 1)`), which is what the queries depend on.
 //!
 //! SplitMix64 (Steele, Lea & Flood, 2014) costs an add and two multiplies per 64-bit draw and
@@ -64,7 +64,7 @@ impl EventRng {
         mix64(self.state)
     }
 
-    /// A uniform integer in `[0, n)` (`rng.int(n)` / `randLong(n)` in reference/SPEC.md); `n` must be
+    /// A uniform integer in `[0, n)` (`rng.int(n)` / `randLong(n)` in reference/generator-spec.md); `n` must be
     /// positive. Lemire's multiply-shift without the rejection step: one draw, and the bias is
     /// below `n / 2^64`, far below anything a test could see.
     #[inline]
@@ -73,13 +73,13 @@ impl EventRng {
         ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
 
-    /// A uniform double in `[0, 1)` with 53 random bits (`rng.double()` in reference/SPEC.md).
+    /// A uniform double in `[0, 1)` with 53 random bits (`rng.double()` in reference/generator-spec.md).
     #[inline]
     pub fn next_f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
-    /// The "hot" test of reference/SPEC.md §3: `rng.int(ratio) > 0`, true with probability
+    /// The "hot" test of reference/generator-spec.md §3: `rng.int(ratio) > 0`, true with probability
     /// `1 - 1/ratio` (never when `ratio` is 1).
     #[inline]
     pub fn hot(&mut self, ratio: u64) -> bool {

@@ -8,7 +8,7 @@
 //!
 //! The record type picks what is generated: `NexmarkSource<NexmarkEvent>` makes every event,
 //! `NexmarkSource<Bid>` (or `Person`, `Auction`) makes only that type and skips the other
-//! event numbers without generating them (reference/PITFALLS.md #12) — e.g. q0 needs only bids.
+//! event numbers without generating them (reference/pitfalls.md #12) — e.g. q0 needs only bids.
 //! `events` still counts event numbers of all types.
 
 use crate::config::{ConfigError, GeneratorConfig};
@@ -268,7 +268,7 @@ fn split_of((next, stride): (u64, u64)) -> u64 {
 
 impl<T> NexmarkReader<T> {
     /// With `rate_limited`, event number `base + n` is due `floor(n·1000/rate)` ms after the
-    /// first poll (reference/SPEC.md §4: wall clock follows event time); returns the first number not
+    /// first poll (reference/generator-spec.md §4: wall clock follows event time); returns the first number not
     /// yet due.
     fn due(&mut self) -> u64 {
         if !self.generator.config().rate_limited {

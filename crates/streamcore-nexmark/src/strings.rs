@@ -1,13 +1,13 @@
-//! The generator's strings: reference/SPEC.md's constant lists (§1), the channel/URL tables (§7), and
+//! The generator's strings: reference/generator-spec.md's constant lists (§1), the channel/URL tables (§7), and
 //! the random-character tables that random strings are cut from (§5).
 //!
 //! Random strings are most of a Nexmark generator's time when made one character (one or two
-//! RNG draws) at a time (reference/PITFALLS.md #12). Here they are slices of two 64 KiB tables built
+//! RNG draws) at a time (reference/pitfalls.md #12). Here they are slices of two 64 KiB tables built
 //! once per process:
 //! - `rand_chars`: each character independently `' '` with probability 1/13, else uniform
 //!   `a..=z` — the per-character law of `randString`;
 //! - `exact_chars`: uniform `a..=z` — `exactString` (nexmark/nexmark also cuts it from a
-//!   table, of 1 MiB; Beam's 6-characters-per-int trick skews its alphabet, reference/PITFALLS.md #17).
+//!   table, of 1 MiB; Beam's 6-characters-per-int trick skews its alphabet, reference/pitfalls.md #17).
 //!
 //! A string of length `len` is the slice at a uniformly random offset drawn from the event's
 //! RNG, so lengths keep SPEC's distributions exactly and characters keep their marginal law;
@@ -19,22 +19,22 @@
 //! the L2 cache that costs nothing, from 2 MiB of tables it was a cache miss per string.
 //!
 //! Every table is built from a fixed seed: identical in every process and run (unlike Flink's,
-//! whose channel URLs are per-JVM random, reference/PITFALLS.md #31), and independent of the
+//! whose channel URLs are per-JVM random, reference/pitfalls.md #31), and independent of the
 //! configured seed, which only steers the per-event draws.
 
 use crate::rng::EventRng;
 use compact_str::CompactString;
 use std::sync::LazyLock;
 
-/// `FIRST_NAMES` (reference/SPEC.md §1).
+/// `FIRST_NAMES` (reference/generator-spec.md §1).
 pub const FIRST_NAMES: [&str; 11] = [
     "Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter",
 ];
-/// `LAST_NAMES` (reference/SPEC.md §1).
+/// `LAST_NAMES` (reference/generator-spec.md §1).
 pub const LAST_NAMES: [&str; 9] = [
     "Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris",
 ];
-/// `US_CITIES` (reference/SPEC.md §1).
+/// `US_CITIES` (reference/generator-spec.md §1).
 pub const US_CITIES: [&str; 10] = [
     "Phoenix",
     "Los Angeles",
@@ -47,11 +47,11 @@ pub const US_CITIES: [&str; 10] = [
     "Kent",
     "Cheyenne",
 ];
-/// `US_STATES` (reference/SPEC.md §1), upper case as in Beam and Flink.
+/// `US_STATES` (reference/generator-spec.md §1), upper case as in Beam and Flink.
 pub const US_STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
-/// `HOT_CHANNELS` (reference/SPEC.md §7).
+/// `HOT_CHANNELS` (reference/generator-spec.md §7).
 pub const HOT_CHANNELS: [&str; 4] = ["Google", "Facebook", "Baidu", "Apple"];
-/// `CHANNELS_NUMBER` (reference/SPEC.md §7): non-hot channels are `channel-0` … `channel-9999`.
+/// `CHANNELS_NUMBER` (reference/generator-spec.md §7): non-hot channels are `channel-0` … `channel-9999`.
 pub const CHANNELS_NUMBER: usize = 10_000;
 /// Length of each random-character table.
 pub const TABLE_LEN: usize = 1 << 16;
@@ -105,7 +105,7 @@ pub(crate) fn static_str(s: &'static str) -> CompactString {
     }
 }
 
-/// `randString(max, special)` drawn character by character (reference/SPEC.md §5); only used to build
+/// `randString(max, special)` drawn character by character (reference/generator-spec.md §5); only used to build
 /// the tables.
 fn rand_string_slow(rng: &mut EventRng, max: u64, special: char) -> String {
     let len = 3 + rng.below(max - 3);

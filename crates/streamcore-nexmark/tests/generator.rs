@@ -1,4 +1,4 @@
-//! The Nexmark generator against reference/SPEC.md: event pattern, ids, determinism across parallelism,
+//! The Nexmark generator against reference/generator-spec.md: event pattern, ids, determinism across parallelism,
 //! distributions, timestamps, and the JSON-lines layout.
 
 use proptest::prelude::*;

@@ -1,4 +1,4 @@
-//! The Nexmark queries of `/work/`reference/QUERIES.md` (the Flink SQL of nexmark/nexmark)
+//! The Nexmark queries of `/work/`reference/queries.md` (the Flink SQL of nexmark/nexmark)
 //! written with streamcore's typed API, one module per query.
 //!
 //! Each query is a function `qN(job, config)` that adds the query's sources (the built-in

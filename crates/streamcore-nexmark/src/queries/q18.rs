@@ -19,7 +19,7 @@
 //!
 //! A bid replaces the key's current one when its `dateTime` is `>=` the current one's (Flink's
 //! `RowTimeDeduplicateFunction` rule: of bids with equal `dateTime`, the later arrival wins,
-//! reference/PITFALLS.md #29): `+I` for the key's first bid, `-U`/`+U` for each replacement; an older bid
+//! reference/pitfalls.md #29): `+I` for the key's first bid, `-U`/`+U` for each replacement; an older bid
 //! changes nothing. No deviation; which of several bids of one key in the same millisecond
 //! wins depends on the arrival order, in Flink as here.
 

@@ -14,7 +14,7 @@
 //!
 //! A composition of the library's changelog operators: level 1 is the winning-bid changelog
 //! of [`winning_bids`] (q9's join and top-1, on one combined source, slimmed auctions and
-//! bids; same closed `BETWEEN`, no reserve check — reference/PITFALLS.md #22): its price is `MAX(B.price)`
+//! bids; same closed `BETWEEN`, no reserve check — reference/pitfalls.md #22): its price is `MAX(B.price)`
 //! per auction. Level 2 is `AVG` per category over that changelog:
 //!
 //! ```text

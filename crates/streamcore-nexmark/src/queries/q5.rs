@@ -19,7 +19,7 @@
 //! 2 s). Phase 2: the counts are hash-partitioned by window and each window's counts are
 //! gathered by [`GroupOnWatermark`] once the watermark reaches the window's last millisecond
 //! (when phase 1 emitted them); every auction with `num >= max` is emitted, so ties are kept
-//! (reference/PITFALLS.md #27), and the self-join is on window start and end (reference/PITFALLS.md #3). No deviation.
+//! (reference/pitfalls.md #27), and the self-join is on window start and end (reference/pitfalls.md #3). No deviation.
 
 use super::{nexmark_source, GroupOnWatermark, QueryRow};
 use crate::config::{ConfigError, GeneratorConfig};

@@ -17,7 +17,7 @@
 //! FLINK-19059), so there is no Flink result to match; the semantics implemented is the
 //! relational one: the result table has one row per current winning bid `r` of a seller,
 //! `(seller, AVG(price))` over `r` and the (up to) 10 winning bids of the same seller before
-//! it in `dateTime` order — an 11-row frame (reference/PITFALLS.md #23), `AVG` of `BIGINT` truncated.
+//! it in `dateTime` order — an 11-row frame (reference/pitfalls.md #23), `AVG` of `BIGINT` truncated.
 //!
 //! A composition of the library's changelog operators around one keyed function for the
 //! window, which the library has no operator for:

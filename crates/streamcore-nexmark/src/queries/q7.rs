@@ -14,8 +14,8 @@
 //! ```
 //!
 //! Semantics kept: the maximum is over the bids of `[start, end)`; the join then takes every
-//! bid with `start <= dateTime <= end` (closed at both ends, reference/PITFALLS.md #28) and `price = max`.
-//! So all ties are emitted (reference/PITFALLS.md #27), and a bid exactly at `end` (which belongs to the
+//! bid with `start <= dateTime <= end` (closed at both ends, reference/pitfalls.md #28) and `price = max`.
+//! So all ties are emitted (reference/pitfalls.md #27), and a bid exactly at `end` (which belongs to the
 //! next window) is also emitted for the previous window when its price equals that window's
 //! maximum — once per matching window, as Flink's join does. Windows without bids have no
 //! maximum and match nothing.
@@ -30,7 +30,7 @@
 //!
 //! Deviation: **column order.** The Flink SQL selects `(auction, price, bidder, …)` into a
 //! sink declared `(auction, bidder, price, …)`, so Flink writes the price into the `bidder`
-//! column and the bidder into `price` (reference/PITFALLS.md #2, nexmark/nexmark#61). [`Q7Row`] has the
+//! column and the bidder into `price` (reference/pitfalls.md #2, nexmark/nexmark#61). [`Q7Row`] has the
 //! sink's columns with the values their names say (`bidder` is the bidder).
 
 use super::{nexmark_source, GroupOnWatermark, QueryRow};

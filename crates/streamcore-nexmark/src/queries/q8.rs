@@ -18,7 +18,7 @@
 //! `(id, name)` pairs of the persons and whether any auction was seen. A window with both
 //! emits one row per distinct `(id, name)` with the window start — exactly the SQL's join of
 //! the two `GROUP BY`s, where the auction side has one row per `(seller, window)`. The join is
-//! on the key *and* the window (start and end, reference/PITFALLS.md #3). No deviation.
+//! on the key *and* the window (start and end, reference/pitfalls.md #3). No deviation.
 
 use super::{nexmark_source, QueryRow};
 use crate::config::{ConfigError, GeneratorConfig};

@@ -26,13 +26,13 @@
 //!     .map(|c| c.map(Q9Row::of))
 //! ```
 //!
-//! The join has the closed `BETWEEN` (no reserve check, unlike Beam; reference/PITFALLS.md #22); the
+//! The join has the closed `BETWEEN` (no reserve check, unlike Beam; reference/pitfalls.md #22); the
 //! library's `top_n` keeps the top-1 by `price DESC, dateTime ASC` and emits `+I` for a new
 //! winner and `-D` for the one it replaces. Auctions without a bid in range have no row (inner
 //! join).
 //!
 //! Deviations: ties on both price and `dateTime` keep the first-arrived bid (ROW_NUMBER picks
-//! an arbitrary one; reference/PITFALLS.md #29). State: Flink's regular join keeps every auction and bid
+//! an arbitrary one; reference/pitfalls.md #29). State: Flink's regular join keeps every auction and bid
 //! forever; here a bid that arrives before its auction is dropped once the watermark passes
 //! its time, and an auction's join state once the watermark passes `expires` — neither can
 //! still change the result, so the final table is the same.

@@ -16,7 +16,7 @@
 //! [`top_n`](streamcore::KeyedStream::top_n): a pair that takes first place is `+I`, the one it
 //! pushes out `-D`. Ties on both price and `dateTime` keep the first-arrived pair (rows with
 //! equal sort keys rank in arrival order), as `WinningBids` did before; `ROW_NUMBER` picks an
-//! arbitrary one (reference/PITFALLS.md #29). The top-1 keeps each auction's winning pair for the rest of
+//! arbitrary one (reference/pitfalls.md #29). The top-1 keeps each auction's winning pair for the rest of
 //! the job (Flink's Rank keeps it too, without a state TTL).
 
 use std::cmp::Reverse;
@@ -99,7 +99,7 @@ impl<A, B> Default for JoinState<A, B> {
 }
 
 /// The join of auctions and bids on the auction id with the bid's time in `[dateTime,
-/// expires]` (closed, no reserve check — reference/PITFALLS.md #22), as a keyed process function (key:
+/// expires]` (closed, no reserve check — reference/pitfalls.md #22), as a keyed process function (key:
 /// auction id, input: auctions and bids as [`Either`]); emits each matching `(auction, bid)`
 /// once, append-only.
 ///
