@@ -1,4 +1,4 @@
-"""Runs one Nexmark query (the reference Flink SQL of ../../`crates/streamcore-nexmark/reference/queries.md`) in
+"""Runs one Nexmark query (the reference Flink SQL of `crates/streamcore-nexmark/reference/queries.md`) in
 PyFlink over a JSON-lines file in the Flink benchmark's nested layout, and writes the result
 rows as CSV in the column order of the query's sink table.
 

@@ -835,6 +835,12 @@ impl CdcReader {
         }
     }
 
+    /// Whether a change of `row` by transaction `xid` is emitted: always without a snapshot,
+    /// else only when the snapshot that read the row's key range did not see it.
+    fn emits(&self, row: &Row, xid: u32) -> bool {
+        self.position.segments.is_empty() || !self.segment_for(row).sees(xid)
+    }
+
     /// The snapshot part whose key range holds `key`.
     fn segment_for(&self, row: &Row) -> &Visibility {
         let segments = &self.position.segments;
@@ -1003,7 +1009,7 @@ impl CdcReader {
                     }) = current.as_mut()
                     {
                         let row = self.row_of(&new, None)?;
-                        if self.position.segments.is_empty() || !self.segment_for(&row).sees(*xid) {
+                        if self.emits(&row, *xid) {
                             changes.push(Change::Insert(row));
                         }
                     }
@@ -1021,11 +1027,8 @@ impl CdcReader {
                             None => None,
                         };
                         let new = self.row_of(&new, old.as_ref())?;
-                        let no_snapshot = self.position.segments.is_empty();
-                        let emit_old = old
-                            .as_ref()
-                            .filter(|o| no_snapshot || !self.segment_for(o).sees(*xid));
-                        let emit_new = no_snapshot || !self.segment_for(&new).sees(*xid);
+                        let emit_old = old.as_ref().filter(|o| self.emits(o, *xid));
+                        let emit_new = self.emits(&new, *xid);
                         match (emit_old, emit_new) {
                             (Some(o), true) => {
                                 changes.push(Change::UpdateBefore(o.clone()));
@@ -1046,7 +1049,7 @@ impl CdcReader {
                     }) = current.as_mut()
                     {
                         let old = self.row_of(&old, None)?;
-                        if self.position.segments.is_empty() || !self.segment_for(&old).sees(*xid) {
+                        if self.emits(&old, *xid) {
                             changes.push(Change::Delete(old));
                         }
                     }
