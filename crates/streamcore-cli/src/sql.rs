@@ -21,7 +21,8 @@ use streamcore_sql::{Outcome, PlanError, Session};
 /// The options of `streamcore sql`.
 #[derive(Args, Debug)]
 pub struct SqlArgs {
-    /// The SQL script to run (`-` or nothing: standard input).
+    /// The SQL script to run (`-`: standard input; nothing: standard input, or the
+    /// interactive shell on a terminal).
     #[arg(value_name = "FILE.sql")]
     file: Option<PathBuf>,
     /// Run these statements instead of a file.
