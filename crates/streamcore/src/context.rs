@@ -166,6 +166,21 @@ pub struct TaskContext {
     pub(crate) key_group_changes: Vec<Arc<crate::state::KeyGroupChange>>,
     /// This instance's metrics, where operators register their own counters and gauges.
     pub(crate) metrics: Arc<crate::metrics::OperatorMetrics>,
+    /// The job's state backend (`None` in unit tests: in memory).
+    pub(crate) state_backend: Option<Arc<crate::state::StateBackend>>,
+    /// Set while the operator snapshots for a checkpoint (not for a key-group change).
+    pub(crate) snapshot_target: Option<SnapshotTarget>,
+}
+
+/// The checkpoint an operator is snapshotting for: what incremental checkpoints chain on.
+#[derive(Clone, Debug)]
+pub(crate) struct SnapshotTarget {
+    /// Its id.
+    pub(crate) id: u64,
+    /// Its name in the storage (`chk-000007`).
+    pub(crate) name: String,
+    /// The newest checkpoint complete so far: only those may be chained on.
+    pub(crate) completed: u64,
 }
 
 /// What stateful operators report about themselves, published to the metrics per batch.
@@ -202,6 +217,8 @@ impl TaskContext {
             hub: None,
             key_group_changes: Vec::new(),
             metrics: Arc::default(),
+            state_backend: None,
+            snapshot_target: None,
         }
     }
 

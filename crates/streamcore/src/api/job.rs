@@ -44,6 +44,10 @@ pub struct JobConfig {
     pub watermark_interval: std::time::Duration,
     /// Checkpoints (and restore); `None` (the default) runs without.
     pub checkpoints: Option<crate::checkpoint::CheckpointConfig>,
+    /// Where keyed state lives (`state.backend = memory | lsm`, `state.memory-budget`, …;
+    /// docs/state.md). Default: in memory.
+    #[serde(default)]
+    pub state: crate::state::StateConfig,
 }
 
 /// `Duration` as integer milliseconds in configuration files.
@@ -68,11 +72,17 @@ impl Default for JobConfig {
             error_policy: ErrorPolicy::Fail,
             watermark_interval: std::time::Duration::ZERO,
             checkpoints: None,
+            state: crate::state::StateConfig::default(),
         }
     }
 }
 
 impl JobConfig {
+    /// Sets where keyed state lives (see [`crate::state::StateConfig`]).
+    pub fn state(mut self, state: crate::state::StateConfig) -> Self {
+        self.state = state;
+        self
+    }
     /// Sets the parallelism.
     pub fn parallelism(mut self, p: usize) -> Self {
         self.parallelism = p;

@@ -171,10 +171,13 @@ impl BlobCheckpointStorage {
         Ok(name.to_string())
     }
 
-    fn is_complete(&self, name: &str) -> bool {
+    /// The manifest of checkpoint `name`, if it has one that parses (it is complete).
+    fn manifest(&self, name: &str) -> Option<super::storage::Manifest> {
         let key = join_key(&join_key(&self.prefix, name), MANIFEST);
-        matches!(self.store.get(&key), Ok(Some(m))
-            if serde_json::from_slice::<super::storage::Manifest>(&m).is_ok())
+        match self.store.get(&key) {
+            Ok(Some(m)) => serde_json::from_slice::<super::storage::Manifest>(&m).ok(),
+            _ => None,
+        }
     }
 
     /// Deletes a checkpoint: its manifest first (so a deletion cut short leaves an incomplete
@@ -271,23 +274,31 @@ impl CheckpointStorage for BlobCheckpointStorage {
                 )
             })
         })?;
-        Ok(LoadedCheckpoint {
+        let mut cp = LoadedCheckpoint {
             location: at,
             manifest,
             nodes,
             skipped: Vec::new(),
-        })
+        };
+        super::storage::resolve_chains(&mut cp, |l| self.load(l))?;
+        Ok(cp)
     }
 
     fn retain(&self, keep: usize) -> Result<()> {
         let mut complete = 0;
+        // Checkpoints that kept incremental ones build on.
+        let mut referenced = std::collections::BTreeSet::new();
         for (_, name, savepoint) in self.list()? {
             if savepoint {
                 continue;
             }
-            let is_complete = self.is_complete(&name);
-            if is_complete && complete < keep.max(1) {
+            let manifest = self.manifest(&name);
+            let is_complete = manifest.is_some();
+            if let Some(m) =
+                manifest.filter(|_| complete < keep.max(1) || referenced.contains(&name))
+            {
                 complete += 1;
+                referenced.extend(m.references().map(str::to_string));
                 continue;
             }
             // Incomplete ones newer than every complete one may still be being written.

@@ -74,6 +74,8 @@ pub(crate) struct CheckpointHub {
     /// The savepoint that ends the job (stop with savepoint), 0 if none: sources emit nothing
     /// after its barrier.
     stop_at: AtomicU64,
+    /// The newest triggered savepoint (0: none): operators snapshot it in full.
+    savepoint: AtomicU64,
     /// A task asked for a checkpoint as soon as possible.
     requested: std::sync::atomic::AtomicBool,
     alignment_ns: AtomicU64,
@@ -98,6 +100,23 @@ impl CheckpointHub {
     #[inline]
     pub(crate) fn stop_at(&self) -> CheckpointId {
         self.stop_at.load(Ordering::Acquire)
+    }
+
+    /// What an operator snapshotting for checkpoint `id` chains incremental state on: a
+    /// savepoint names no completed checkpoint, so it is always written in full (savepoints
+    /// stand alone; retention may delete any periodic checkpoint).
+    pub(crate) fn snapshot_target(&self, id: CheckpointId) -> crate::context::SnapshotTarget {
+        let savepoint = self.savepoint.load(Ordering::Acquire) == id;
+        let kind = if savepoint {
+            super::CheckpointKind::Savepoint
+        } else {
+            super::CheckpointKind::Checkpoint
+        };
+        crate::context::SnapshotTarget {
+            id,
+            name: super::storage::checkpoint_name(id, kind),
+            completed: if savepoint { 0 } else { self.completed() },
+        }
     }
 
     /// Where the newest completed checkpoint was written.
@@ -220,6 +239,7 @@ pub(crate) fn channel(
         completed: AtomicU64::new(0),
         completed_location: Default::default(),
         stop_at: AtomicU64::new(0),
+        savepoint: AtomicU64::new(0),
         requested: std::sync::atomic::AtomicBool::new(false),
         alignment_ns: AtomicU64::new(0),
         tx,
@@ -330,6 +350,9 @@ impl Coordinator {
                     CheckpointKind::Savepoint
                 };
                 self.hub.alignment_ns.store(0, Ordering::Relaxed);
+                if kind == CheckpointKind::Savepoint {
+                    self.hub.savepoint.store(id, Ordering::Release);
+                }
                 if requests.iter().any(|r| r.stop) {
                     self.hub.stop_at.store(id, Ordering::Release);
                 }

@@ -60,9 +60,22 @@ where
 pub struct StateSnapshot {
     pub(crate) groups: Vec<(u32, Vec<u8>)>,
     pub(crate) operator: Option<Vec<u8>>,
+    /// Incremental checkpoints: the earlier checkpoints (names, oldest first: a full one, then
+    /// incremental ones) whose key-group blobs come before the delta blobs of this one.
+    pub(crate) chain: Vec<String>,
 }
 
 impl StateSnapshot {
+    /// Writes key group `group` already encoded (MessagePack, or a delta blob).
+    pub(crate) fn put_group_raw(&mut self, group: u32, bytes: Vec<u8>) {
+        self.groups.push((group, bytes));
+    }
+
+    /// The earlier checkpoints this snapshot's delta blobs build on (empty: it is complete).
+    pub fn chain(&self) -> &[String] {
+        &self.chain
+    }
+
     /// Writes the state of key group `group`. Empty groups need not be written.
     pub fn put_group<S: Serialize + ?Sized>(&mut self, group: u32, state: &S) -> Result<()> {
         self.groups.push((group, encode(state)?));

@@ -112,6 +112,74 @@ pub struct InstanceManifest {
     pub operator: Option<(u64, u64)>,
     /// Sink committables: `(offset, length)` each.
     pub committables: Vec<(u64, u64)>,
+    /// Incremental checkpoints: the earlier checkpoints of the same instance this one builds
+    /// on (names, oldest first: a full one, then incremental ones); its delta blobs apply on
+    /// top of theirs. Retention keeps them while this checkpoint is kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<String>,
+}
+
+impl Manifest {
+    /// The checkpoints this one builds on (incremental checkpoints), by name.
+    pub fn references(&self) -> impl Iterator<Item = &str> {
+        self.nodes
+            .iter()
+            .flat_map(|n| &n.instances)
+            .flat_map(|i| &i.chain)
+            .map(String::as_str)
+    }
+}
+
+/// Completes an incremental checkpoint just loaded: each instance whose state builds on an
+/// earlier checkpoint gets that checkpoint's blobs (loaded with `load`, itself completed the
+/// same way) before its own, so a key group's blobs read base, then deltas, in order.
+pub(crate) fn resolve_chains(
+    cp: &mut LoadedCheckpoint,
+    load: impl Fn(&CheckpointLocation) -> Result<LoadedCheckpoint>,
+) -> Result<()> {
+    let previous: std::collections::BTreeSet<String> = cp
+        .nodes
+        .iter()
+        .flat_map(|(_, is)| is.iter().filter_map(|i| i.snapshot.chain.last().cloned()))
+        .collect();
+    if previous.is_empty() {
+        return Ok(());
+    }
+    let parent = cp.location.parent();
+    let mut loaded = std::collections::BTreeMap::new();
+    for name in previous {
+        let at = CheckpointLocation::new(format!("{}/{name}", parent.as_str()));
+        let prev = load(&at).map_err(|e| {
+            corrupt(
+                cp.location.as_path(),
+                format!("incremental on {name}, which cannot be used ({e}); skipped"),
+            )
+        })?;
+        loaded.insert(name, prev);
+    }
+    for (node, instances) in &mut cp.nodes {
+        for inst in instances.iter_mut() {
+            let Some(last) = inst.snapshot.chain.last() else {
+                continue;
+            };
+            let base = loaded[last]
+                .node(node)
+                .and_then(|is| is.iter().find(|i| i.subtask == inst.subtask))
+                .ok_or_else(|| {
+                    corrupt(
+                        cp.location.as_path(),
+                        format!(
+                            "{node} subtask {} builds on {last}, which lacks it",
+                            inst.subtask
+                        ),
+                    )
+                })?;
+            let mut groups = base.snapshot.groups.clone();
+            groups.append(&mut inst.snapshot.groups);
+            inst.snapshot.groups = groups;
+        }
+    }
+    Ok(())
 }
 
 /// Where a checkpoint lives: a directory of the local file system, or the URL of a checkpoint's
@@ -384,6 +452,7 @@ pub fn encode_files(
                 groups,
                 operator,
                 committables,
+                chain: inst.snapshot.chain.clone(),
             });
         }
         nodes.push(NodeManifest {
@@ -467,6 +536,7 @@ pub fn decode_files(
                 snapshot.groups.push((g, slice((off, len))?));
             }
             snapshot.operator = inst.operator.map(slice).transpose()?;
+            snapshot.chain = inst.chain.clone();
             let committables = inst
                 .committables
                 .iter()
@@ -600,27 +670,35 @@ impl CheckpointStorage for LocalCheckpointStorage {
             fs::read(location.join(file))
                 .map_err(|e| corrupt(location, format!("state file {file} unreadable: {e}")))
         })?;
-        Ok(LoadedCheckpoint {
+        let mut cp = LoadedCheckpoint {
             location: at.clone(),
             manifest,
             nodes,
             skipped: Vec::new(),
-        })
+        };
+        resolve_chains(&mut cp, |l| self.load(l))?;
+        Ok(cp)
     }
 
     fn retain(&self, keep: usize) -> Result<()> {
         let mut complete = 0;
+        // Checkpoints that kept incremental ones build on.
+        let mut referenced = std::collections::BTreeSet::new();
         for (_, path, savepoint) in self.list()? {
             if savepoint {
                 continue;
             }
             // A manifest that does not parse marks a corrupted checkpoint: not one to keep.
-            let is_complete = fs::read(path.join(MANIFEST))
+            let manifest = fs::read(path.join(MANIFEST))
                 .ok()
-                .and_then(|m| serde_json::from_slice::<Manifest>(&m).ok())
-                .is_some();
-            if is_complete && complete < keep.max(1) {
+                .and_then(|m| serde_json::from_slice::<Manifest>(&m).ok());
+            let is_complete = manifest.is_some();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            if let Some(m) = manifest.filter(|_| {
+                complete < keep.max(1) || name.as_ref().is_some_and(|n| referenced.contains(n))
+            }) {
                 complete += 1;
+                referenced.extend(m.references().map(str::to_string));
                 continue;
             }
             // Incomplete ones newer than every complete one may still be being written.

@@ -27,12 +27,7 @@ where
     type Out = T;
 
     fn open(&mut self, ctx: &mut TaskContext) -> Result<()> {
-        let info = ctx.info();
-        self.state = Some(KeyedMap::new(
-            info.subtask,
-            info.key_groups,
-            info.parallelism,
-        ));
+        self.state = Some(KeyedMap::open_incremental(ctx)?);
         Ok(())
     }
 
@@ -44,7 +39,7 @@ where
     ) -> Result<()> {
         let state = self.state.as_mut().expect("opened");
         for record in batch {
-            let slot = state.entry_or_insert_with((self.key_fn)(&record), |_| None);
+            let slot = state.entry_or_insert_with((self.key_fn)(&record), |_| None)?;
             let reduced = match slot.take() {
                 Some(acc) => (self.reduce)(acc, record),
                 None => record,
@@ -55,8 +50,8 @@ where
         Ok(())
     }
 
-    fn snapshot_state(&mut self, _: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
-        self.state.as_ref().expect("opened").snapshot(state)
+    fn snapshot_state(&mut self, ctx: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
+        self.state.as_mut().expect("opened").snapshot(ctx, state)
     }
 
     fn restore_state(&mut self, _: &mut TaskContext, state: &StateRestore) -> Result<()> {
@@ -99,12 +94,7 @@ where
     type Out = O;
 
     fn open(&mut self, ctx: &mut TaskContext) -> Result<()> {
-        let info = ctx.info();
-        self.state = Some(KeyedMap::new(
-            info.subtask,
-            info.key_groups,
-            info.parallelism,
-        ));
+        self.state = Some(KeyedMap::open_incremental(ctx)?);
         Ok(())
     }
 
@@ -118,7 +108,7 @@ where
         for record in batch {
             let key = (self.key_fn)(&record);
             let result = {
-                let acc = state.entry_or_insert_with(key.clone(), &self.init);
+                let acc = state.entry_or_insert_with(key.clone(), &self.init)?;
                 (self.fold)(acc, record);
                 (self.result)(&key, acc)
             };
@@ -127,8 +117,8 @@ where
         Ok(())
     }
 
-    fn snapshot_state(&mut self, _: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
-        self.state.as_ref().expect("opened").snapshot(state)
+    fn snapshot_state(&mut self, ctx: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
+        self.state.as_mut().expect("opened").snapshot(ctx, state)
     }
 
     fn restore_state(&mut self, _: &mut TaskContext, state: &StateRestore) -> Result<()> {

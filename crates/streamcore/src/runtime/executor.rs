@@ -405,6 +405,10 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
     *registry.graph.lock().unwrap_or_else(|p| p.into_inner()) =
         Some(Arc::new(describe(&graph, &ids)));
 
+    // The state backend of this run (for `lsm`, a fresh LSM tree: state comes from the
+    // checkpoint, if any).
+    let state_backend = crate::state::StateBackend::open(&config.state, job)?;
+
     // Build every task.
     let mut tasks: Vec<(String, usize, Box<dyn TaskRunner>)> = Vec::new();
     for stage in &graph.stages {
@@ -433,6 +437,7 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
                     )
                 }),
                 metrics: node_metrics[node][subtask].clone(),
+                state_backend: Some(state_backend.clone()),
                 batch_size: config.batch_size,
                 watermark_interval: config.watermark_interval,
                 policy: config.error_policy,

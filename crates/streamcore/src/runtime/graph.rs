@@ -44,6 +44,8 @@ pub(crate) struct NodeEnv {
     pub(crate) hub: Option<Arc<CheckpointHub>>,
     /// This instance's state, when the job restores from a checkpoint.
     pub(crate) restore: Option<StateRestore>,
+    /// The job's state backend.
+    pub(crate) state_backend: Option<Arc<crate::state::StateBackend>>,
 }
 
 impl NodeEnv {
@@ -51,6 +53,7 @@ impl NodeEnv {
         let mut ctx = TaskContext::new(self.info.clone(), self.policy, self.dead_letters.clone());
         ctx.hub = self.hub.clone();
         ctx.metrics = self.metrics.clone();
+        ctx.state_backend = self.state_backend.clone();
         ctx
     }
 

@@ -196,7 +196,10 @@ impl<Op: Operator + Clone> OperatorNode<Op> {
     fn barrier(&mut self, id: CheckpointId) -> Result<()> {
         if let Some(c) = &self.checkpoint {
             let mut state = StateSnapshot::default();
-            self.op.snapshot_state(&mut self.ctx, &mut state)?;
+            self.ctx.snapshot_target = Some(c.hub.snapshot_target(id));
+            let snapped = self.op.snapshot_state(&mut self.ctx, &mut state);
+            self.ctx.snapshot_target = None;
+            snapped?;
             c.ack(id, TaskSnapshot::of_state(state));
         }
         self.after_hook()?;

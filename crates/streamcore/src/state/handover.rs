@@ -352,6 +352,7 @@ mod tests {
                 (5, b"five".to_vec()),
             ],
             operator: Some(b"op".to_vec()),
+            chain: Vec::new(),
         };
         // Release 1, adopt 5..7 (5 replaced, 6 new, 7 owned by another instance).
         let change = KeyGroupChange::release(std::iter::once(1..2)).and_adopt(
@@ -397,6 +398,7 @@ mod tests {
             let current = StateSnapshot {
                 groups: held.iter().map(|g| (*g, vec![1, *g as u8])).collect(),
                 operator: None,
+                chain: Vec::new(),
             };
             let mut state = KeyGroupState::default();
             state.nodes.insert(

@@ -4,19 +4,25 @@
 //! parallel instances in contiguous ranges. State is stored per key group so that a checkpoint
 //! can write it per key group and a restore can read back just the groups an instance owns.
 
+mod backend;
 mod handover;
+mod keyed_map;
+#[cfg(feature = "lsm")]
+mod lsm;
 mod primitives;
 mod process;
 mod timers;
 
+pub use backend::{parse_bytes, StateBackend, StateBackendKind, StateConfig};
 pub use handover::{KeyGroupChange, KeyGroupState};
+pub use keyed_map::KeyedMap;
+pub(crate) use keyed_map::{encode_into, write_array_len};
 pub use primitives::{AggregatingState, ListState, MapState, ValueState};
 pub(crate) use process::KeyedProcessOperator;
 pub use process::{KeyedContext, KeyedProcessFunction, TimeDomain};
 pub(crate) use timers::TimerQueue;
 
 use crate::checkpoint::StateSnapshot;
-use crate::data::Key;
 use crate::error::Result;
 use std::hash::{BuildHasher, Hash};
 
@@ -71,126 +77,6 @@ where
         state.put_group(*group, entries)?;
     }
     Ok(())
-}
-
-/// Per-key state of one operator instance, split by key group.
-pub struct KeyedMap<K, V> {
-    key_groups: u32,
-    first: u32,
-    groups: Vec<hashbrown::HashMap<K, V, foldhash::fast::RandomState>>,
-}
-
-impl<K: Key, V> KeyedMap<K, V> {
-    /// State for instance `subtask` of `parallelism`.
-    pub fn new(subtask: usize, key_groups: u32, parallelism: usize) -> Self {
-        let owned = key_groups_of(subtask, key_groups, parallelism);
-        KeyedMap {
-            key_groups,
-            first: owned.start,
-            groups: owned.map(|_| Default::default()).collect(),
-        }
-    }
-
-    /// Writes every non-empty key group into `state` as a sequence of `(key, value)`.
-    pub(crate) fn snapshot(&self, state: &mut StateSnapshot) -> Result<()>
-    where
-        K: serde::Serialize,
-        V: serde::Serialize,
-    {
-        for (i, map) in self.groups.iter().enumerate() {
-            if !map.is_empty() {
-                state.put_group(
-                    self.first + i as u32,
-                    &crate::checkpoint::SeqOf::new(map.iter()),
-                )?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Adds the restored key groups (each one this instance owns).
-    pub(crate) fn restore(&mut self, state: &crate::checkpoint::StateRestore) -> Result<()>
-    where
-        K: serde::de::DeserializeOwned,
-        V: serde::de::DeserializeOwned,
-    {
-        for group in state.groups::<Vec<(K, V)>>() {
-            let (group, entries) = group?;
-            let map = group
-                .checked_sub(self.first)
-                .and_then(|g| self.groups.get_mut(g as usize))
-                .ok_or_else(|| {
-                    crate::error::StreamError::Internal(format!(
-                        "restored key group {group} is not owned by this instance"
-                    ))
-                })?;
-            map.extend(entries);
-        }
-        Ok(())
-    }
-
-    /// Each owned key group with its map: `(key group, map)`.
-    pub(crate) fn groups(
-        &self,
-    ) -> impl Iterator<Item = (u32, &hashbrown::HashMap<K, V, foldhash::fast::RandomState>)> {
-        let first = self.first;
-        self.groups
-            .iter()
-            .enumerate()
-            .map(move |(i, m)| (first + i as u32, m))
-    }
-
-    /// The state of `key`, created with `init` if absent.
-    #[inline]
-    pub fn entry_or_insert_with(&mut self, key: K, init: impl FnOnce(&K) -> V) -> &mut V {
-        let group = key_group(&key, self.key_groups);
-        let local = group.checked_sub(self.first).map(|g| g as usize);
-        let map = match local.and_then(|g| self.groups.get_mut(g)) {
-            Some(m) => m,
-            None => panic!("key group {group} is not owned by this instance (a routing bug)"),
-        };
-        map.entry(key).or_insert_with_key(init)
-    }
-
-    /// The stored key and its state, if present.
-    #[inline]
-    pub fn get_key_value_mut(&mut self, key: &K) -> Option<(&K, &mut V)> {
-        let group = key_group(key, self.key_groups);
-        let local = group.checked_sub(self.first)? as usize;
-        self.groups.get_mut(local)?.get_key_value_mut(key)
-    }
-
-    /// Removes the state of `key`.
-    pub fn remove(&mut self, key: &K) -> Option<V> {
-        let group = key_group(key, self.key_groups);
-        let local = group.checked_sub(self.first)? as usize;
-        self.groups.get_mut(local)?.remove(key)
-    }
-
-    /// Keeps only the entries for which `keep` holds.
-    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
-        for g in &mut self.groups {
-            g.retain(|k, v| keep(k, v));
-        }
-    }
-
-    /// Number of keys held.
-    pub fn len(&self) -> usize {
-        self.groups.iter().map(|g| g.len()).sum()
-    }
-
-    /// True when no key has state.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The key groups held, each with its keys and values: what a checkpoint writes.
-    pub fn iter_groups(&self) -> impl Iterator<Item = (u32, impl Iterator<Item = (&K, &V)>)> {
-        self.groups
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (self.first + i as u32, m.iter()))
-    }
 }
 
 #[cfg(test)]

@@ -234,7 +234,7 @@ impl<T, K, KF, P: KeyedProcessFunction<K, T>> KeyedProcessOperator<T, K, KF, P> 
 
 impl<T, K, KF, P> KeyedProcessOperator<T, K, KF, P>
 where
-    K: Key,
+    K: crate::data::StateKey,
     P: KeyedProcessFunction<K, T>,
 {
     /// Runs `f` with the context of `key` (creating its state if needed).
@@ -243,15 +243,12 @@ where
         key: K,
         now: i64,
         f: impl FnOnce(&mut P, &mut KeyedContext<'_, K, P::State>),
-    ) {
+    ) -> Result<()> {
         let state = self.state.as_mut().expect("opened");
-        if state.get_key_value_mut(&key).is_none() {
-            state.entry_or_insert_with(key.clone(), |_| Slot {
-                state: P::State::default(),
-                touched: now,
-            });
-        }
-        let (k, slot) = state.get_key_value_mut(&key).expect("inserted above");
+        let (k, slot) = state.entry_key_value(key.clone(), |_| Slot {
+            state: P::State::default(),
+            touched: now,
+        })?;
         slot.touched = now;
         let mut ctx = KeyedContext {
             key: k,
@@ -263,8 +260,9 @@ where
         };
         f(&mut self.func, &mut ctx);
         if ctx.cleared {
-            state.remove(&key);
+            state.remove(&key)?;
         }
+        Ok(())
     }
 
     fn publish(&self, ctx: &mut TaskContext) {
@@ -303,40 +301,50 @@ where
 
     fn snapshot_state(&mut self, ctx: &mut TaskContext, out: &mut StateSnapshot) -> Result<()> {
         use std::collections::BTreeMap;
-        type Refs<'a, K, S> = (
-            Vec<(&'a K, &'a Slot<S>)>,
-            Vec<(i64, &'a K)>,
-            Vec<(i64, &'a K)>,
-        );
+        type Timers<'a, K> = (Vec<(i64, &'a K)>, Vec<(i64, &'a K)>);
         let key_groups = ctx.info().key_groups;
-        let mut groups: BTreeMap<u32, Refs<'_, K, P::State>> = BTreeMap::new();
-        if let Some(state) = &self.state {
-            for (group, map) in state.groups() {
-                if !map.is_empty() {
-                    groups.entry(group).or_default().0.extend(map.iter());
-                }
-            }
-        }
+        let mut timers: BTreeMap<u32, Timers<'_, K>> = BTreeMap::new();
         for (t, keys) in &self.event_timers.by_time {
             for k in keys {
-                groups
+                timers
+                    .entry(key_group(k, key_groups))
+                    .or_default()
+                    .0
+                    .push((*t, k));
+            }
+        }
+        for (t, keys) in &self.processing_timers.by_time {
+            for k in keys {
+                timers
                     .entry(key_group(k, key_groups))
                     .or_default()
                     .1
                     .push((*t, k));
             }
         }
-        for (t, keys) in &self.processing_timers.by_time {
-            for k in keys {
-                groups
-                    .entry(key_group(k, key_groups))
-                    .or_default()
-                    .2
-                    .push((*t, k));
+        // Each group as a `GroupSnapshot`: the keys' (key, slot) pairs come from the state
+        // backend already encoded (from the LSM tree as stored), the timers are encoded here.
+        let owned = self.state.as_ref().map_or(0..0, |s| s.owned_groups());
+        let mut groups: std::collections::BTreeSet<u32> = owned.clone().collect();
+        groups.extend(timers.keys().copied());
+        let mut body = Vec::new();
+        for group in groups {
+            body.clear();
+            let n = match &mut self.state {
+                Some(state) if owned.contains(&group) => state.write_group(group, &mut body)?,
+                _ => 0,
+            };
+            let (event, processing) = timers.remove(&group).unwrap_or_default();
+            if n == 0 && event.is_empty() && processing.is_empty() {
+                continue;
             }
-        }
-        for (group, (keys, event, processing)) in &groups {
-            out.put_group(*group, &(keys, event, processing))?;
+            let mut blob = Vec::with_capacity(body.len() + 16);
+            blob.push(0x93);
+            super::write_array_len(&mut blob, n);
+            blob.extend_from_slice(&body);
+            super::encode_into(&mut blob, &event)?;
+            super::encode_into(&mut blob, &processing)?;
+            out.put_group_raw(group, blob);
         }
         out.put_operator(&self.watermark.millis())
     }
@@ -355,7 +363,7 @@ where
                 *state.entry_or_insert_with(key, |_| Slot {
                     state: P::State::default(),
                     touched: now,
-                }) = slot;
+                })? = slot;
             }
             for (t, key) in g.event_timers {
                 self.event_timers.add(Timestamp(t), &key);
@@ -369,12 +377,7 @@ where
     }
 
     fn open(&mut self, ctx: &mut TaskContext) -> Result<()> {
-        let info = ctx.info();
-        self.state = Some(KeyedMap::new(
-            info.subtask,
-            info.key_groups,
-            info.parallelism,
-        ));
+        self.state = Some(KeyedMap::open(ctx)?);
         Ok(())
     }
 
@@ -387,7 +390,7 @@ where
         let now = Timestamp::now().millis();
         for record in batch {
             let key = (self.key_fn)(&record);
-            self.with_key(key, now, |f, kctx| f.process(record, kctx, out));
+            self.with_key(key, now, |f, kctx| f.process(record, kctx, out))?;
         }
         self.publish(ctx);
         Ok(())
@@ -407,7 +410,7 @@ where
             for key in keys {
                 self.with_key(key, now, |f, kctx| {
                     f.on_timer(Timestamp(t), TimeDomain::EventTime, kctx, out)
-                });
+                })?;
             }
         }
         self.publish(ctx);
@@ -425,7 +428,7 @@ where
             for key in keys {
                 self.with_key(key, ms, |f, kctx| {
                     f.on_timer(Timestamp(t), TimeDomain::ProcessingTime, kctx, out)
-                });
+                })?;
             }
         }
         if let Some(ttl) = self.ttl_ms {
@@ -433,7 +436,7 @@ where
             if ms - self.last_sweep >= (ttl / 4).max(1) {
                 self.last_sweep = ms;
                 if let Some(state) = &mut self.state {
-                    state.retain(|_, slot| ms - slot.touched < ttl);
+                    state.retain(|_, slot| ms - slot.touched < ttl)?;
                 }
             }
         }
