@@ -7,8 +7,8 @@ use crate::operator::{Output, OutputTag};
 use crate::window::aggregates::{Avg, Count, Max, Min, Sum};
 use crate::window::{
     AggregateFunction, Aggregated, AlignedWindowOperator, CountTrigger, GlobalWindowOperator,
-    ProcessWindow, Reduced, SessionWindowOperator, Trigger, Window, WindowFunction, WindowResult,
-    Windows,
+    ProcessWindow, ProcessingClock, Reduced, SessionWindowOperator, TimeDomain, Trigger, Window,
+    WindowFunction, WindowResult, Windows,
 };
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -52,6 +52,7 @@ pub struct WindowedStream<T, K, KF, Tr = CountTrigger> {
     kind: WindowKind<Tr>,
     lateness: i64,
     late: Option<OutputTag<T>>,
+    domain: TimeDomain,
 }
 
 impl<T, K, KF, Tr> WindowedStream<T, K, KF, Tr>
@@ -67,7 +68,39 @@ where
             kind,
             lateness: 0,
             late: None,
+            domain: TimeDomain::EventTime,
         }
+    }
+
+    /// Cuts the time windows by processing time — the wall clock when a batch of records
+    /// reaches the window operator — instead of event time: a window fires when the clock
+    /// passes its end (checked on the runtime's clock ticks, every few milliseconds), and at
+    /// the end of a bounded input every open window fires. Watermarks are not needed and pass
+    /// through; no record is late, so allowed lateness and the late output do not apply. The
+    /// result depends on the speed of the run, as processing time does in Flink. Count and
+    /// global windows ignore it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamcore::{Job, JobConfig, Timestamp};
+    /// use streamcore::window::Windows;
+    /// let mut job = Job::new("clicks-per-second");
+    /// // The event times are not looked at: the clock decides.
+    /// let clicks = vec![(Timestamp(0), 'a'), (Timestamp(0), 'b'), (Timestamp(0), 'a')];
+    /// let counts = job
+    ///     .from_vec("clicks", clicks)
+    ///     .key_by(|c| c.1)
+    ///     .window(Windows::tumbling(Duration::from_secs(1)))
+    ///     .processing_time()
+    ///     .count()
+    ///     .collect();
+    /// job.run(JobConfig::default().parallelism(1)).unwrap();
+    /// // Three clicks, counted in the windows of the second(s) in which they arrived.
+    /// assert_eq!(counts.take().iter().map(|r| r.value).sum::<u64>(), 3);
+    /// ```
+    pub fn processing_time(mut self) -> Self {
+        self.domain = TimeDomain::ProcessingTime;
+        self
     }
 
     /// Keeps each window's state for `lateness` after it fired: records arriving in that time
@@ -87,14 +120,27 @@ where
 
     fn finish<F: WindowFunction<K, T>>(self, name: &str, func: F) -> Stream<F::Out> {
         let (lateness, late) = (self.lateness, self.late);
+        let clock = ProcessingClock::default();
+        let proc_time = self.domain == TimeDomain::ProcessingTime;
+        let late = if proc_time { None } else { late };
         let stream = match self.kind {
             WindowKind::Time(Windows::Session { gap }) => {
                 self.keyed.keyed_operator(name, |key_fn| {
-                    SessionWindowOperator::new(key_fn, func, gap, lateness, late.clone())
+                    let op = SessionWindowOperator::new(key_fn, func, gap, lateness, late.clone());
+                    if proc_time {
+                        op.processing_time(clock)
+                    } else {
+                        op
+                    }
                 })
             }
             WindowKind::Time(windows) => self.keyed.keyed_operator(name, |key_fn| {
-                AlignedWindowOperator::new(key_fn, func, windows, lateness, late.clone())
+                let op = AlignedWindowOperator::new(key_fn, func, windows, lateness, late.clone());
+                if proc_time {
+                    op.processing_time(clock)
+                } else {
+                    op
+                }
             }),
             WindowKind::Global(trigger) => self.keyed.keyed_operator(name, |key_fn| {
                 GlobalWindowOperator::new(key_fn, func, trigger)

@@ -6,11 +6,16 @@
 //! each event once, however many partial matches include it; events no partial match refers
 //! to are dropped. Partial matches that can no longer complete within the pattern's `within`
 //! go to the timeout side output, if one is set.
+//!
+//! A step's condition is a plain predicate on the event; a step may add an iterative condition
+//! ([`Pattern::where_partial`]) that also sees the [`PartialMatch`] the event would extend
+//! (the events each step took so far), as MATCH_RECOGNIZE's `DEFINE` needs.
 
 mod nfa;
 mod operator;
 mod pattern;
 
+pub use nfa::PartialMatch;
 pub(crate) use operator::CepOperator;
 pub use pattern::{AfterMatchSkip, Contiguity, Pattern};
 
@@ -37,3 +42,6 @@ impl<T> Match<T> {
         self.steps.iter().flat_map(|(_, e)| e.iter())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,7 @@
 //! The matcher of one key: partial matches ("runs") advanced event by event through the
 //! pattern's steps, over a shared buffer that stores each event once however many runs hold it.
 
-use super::pattern::{AfterMatchSkip, Contiguity, Pattern};
+use super::pattern::{AfterMatchSkip, Contiguity, Pattern, Step};
 use super::Match;
 use crate::data::Data;
 use std::collections::BTreeMap;
@@ -29,18 +29,100 @@ impl Run {
     }
 }
 
+/// The partial match an event would extend, as an iterative condition sees it (see
+/// [`Pattern::where_partial`]): the events taken so far, in order, by step. The event being
+/// tested is not part of it.
+pub struct PartialMatch<'a, T> {
+    events: &'a [(u16, u64)],
+    buffer: &'a BTreeMap<u64, T>,
+    steps: &'a [Step<T>],
+}
+
+impl<'a, T> PartialMatch<'a, T> {
+    fn event(&self, seq: u64) -> &'a T {
+        self.buffer.get(&seq).expect("a run's events are buffered")
+    }
+
+    /// How many events the partial match holds.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// True if it holds none (the event would begin the match).
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// All its events, in order.
+    pub fn events(&self) -> impl DoubleEndedIterator<Item = &'a T> + ExactSizeIterator + '_ {
+        self.events.iter().map(|e| self.event(e.1))
+    }
+
+    /// The events taken by the pattern's `index`th step (counting from 0, negative steps
+    /// included), in order.
+    pub fn step(&self, index: usize) -> impl DoubleEndedIterator<Item = &'a T> + '_ {
+        self.events
+            .iter()
+            .filter(move |e| e.0 as usize == index)
+            .map(|e| self.event(e.1))
+    }
+
+    /// The events taken by the step `name`, in order.
+    pub fn get(&self, name: &str) -> impl DoubleEndedIterator<Item = &'a T> + '_ {
+        let index = self.steps.iter().position(|s| &*s.name == name);
+        self.events
+            .iter()
+            .filter(move |e| Some(e.0 as usize) == index)
+            .map(|e| self.event(e.1))
+    }
+
+    /// The last event taken (the one before the tested event when steps are contiguous).
+    pub fn previous(&self) -> Option<&'a T> {
+        self.events.last().map(|e| self.event(e.1))
+    }
+}
+
+/// Whether `step` takes `event` after the events of `run`.
+#[inline]
+fn accepts<T>(
+    step: &Step<T>,
+    event: &T,
+    run: &Run,
+    buffer: &BTreeMap<u64, T>,
+    pattern: &Pattern<T>,
+) -> bool {
+    (step.condition)(event)
+        && step.partial.as_ref().is_none_or(|c| {
+            c(
+                event,
+                &PartialMatch {
+                    events: &run.events,
+                    buffer,
+                    steps: &pattern.steps,
+                },
+            )
+        })
+}
+
 /// The runs and buffered events of one key.
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct KeyMatcher<T> {
     runs: Vec<Run>,
     buffer: BTreeMap<u64, T>,
     next_seq: u64,
+    /// Complete matches held back under a skip strategy until every partial match that
+    /// started earlier has ended (Flink's order: a match that started earlier may still
+    /// complete and discard them).
+    /// Last, with a default: checkpoints from before it restore.
+    #[serde(default)]
+    pending: Vec<Run>,
 }
 
 impl<T> Default for KeyMatcher<T> {
     fn default() -> Self {
         KeyMatcher {
             runs: Vec::new(),
+            pending: Vec::new(),
             buffer: BTreeMap::new(),
             next_seq: 0,
         }
@@ -64,7 +146,12 @@ impl<T> Default for Outcome<T> {
 
 impl<T: Data> KeyMatcher<T> {
     pub(crate) fn is_empty(&self) -> bool {
-        self.runs.is_empty()
+        self.runs.is_empty() && self.pending.is_empty()
+    }
+
+    /// Whether complete matches are held back (see [`KeyMatcher::release`]).
+    pub(crate) fn is_holding(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Events held (for the state-size metric).
@@ -111,13 +198,54 @@ impl<T: Data> KeyMatcher<T> {
             if run.start_ts.saturating_add(within) >= now {
                 kept.push(run);
             } else if run.step == last && pattern.steps[last].negative {
-                out.matches.push(self.materialize(&run, pattern));
+                self.pending.push(run);
             } else if want_timeouts && !run.events.is_empty() {
                 out.timeouts.push(self.materialize(&run, pattern));
             }
         }
         self.runs = kept;
+        self.release(pattern, out, false);
         self.collect_garbage();
+    }
+
+    /// At the end of the input: partial matches can no longer complete, so every held-back
+    /// match is final.
+    pub(crate) fn finish(&mut self, pattern: &Pattern<T>, out: &mut Outcome<T>) {
+        self.release(pattern, out, true);
+        self.collect_garbage();
+    }
+
+    /// Emits the complete matches in `pending`, ordered by their first event (shortest
+    /// first), each discarding the partial and complete matches its skip strategy says.
+    /// Under a skip strategy a match waits while a partial match that started earlier lives
+    /// (unless `finished`): that one may still complete and discard it.
+    fn release(&mut self, pattern: &Pattern<T>, out: &mut Outcome<T>, finished: bool) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut queue = std::mem::take(&mut self.pending);
+        queue.sort_by_key(|r| (r.start_seq(), r.events.len()));
+        let hold = pattern.skip != AfterMatchSkip::NoSkip && !finished;
+        let mut queue = std::collections::VecDeque::from(queue);
+        while let Some(m) = queue.front() {
+            let start = m.start_seq();
+            if hold
+                && self
+                    .runs
+                    .iter()
+                    .any(|r| !r.events.is_empty() && r.start_seq() < start)
+            {
+                break;
+            }
+            let m = queue.pop_front().expect("a front");
+            if let Some((lo, hi)) = skip_range(&m, pattern) {
+                let keep = |r: &Run| !(lo..hi).contains(&r.start_seq());
+                queue.retain(keep);
+                self.runs.retain(keep);
+            }
+            out.matches.push(self.materialize(&m, pattern));
+        }
+        self.pending = queue.into();
     }
 
     /// Feeds one event (in event-time order).
@@ -143,44 +271,20 @@ impl<T: Data> KeyMatcher<T> {
             greedy_from: None,
         };
         // The implicit run that starts a new match at every event: it never survives unused.
-        advance(
-            fresh,
-            &event,
+        let input = Input {
+            event: &event,
             ts,
             seq,
-            pattern,
-            &mut next,
-            &mut complete,
-            false,
-        );
+            buffer: &self.buffer,
+        };
+        advance(fresh, &input, pattern, &mut next, &mut complete, false);
         for run in std::mem::take(&mut self.runs) {
-            advance(
-                run,
-                &event,
-                ts,
-                seq,
-                pattern,
-                &mut next,
-                &mut complete,
-                true,
-            );
+            advance(run, &input, pattern, &mut next, &mut complete, true);
         }
         self.buffer.insert(seq, event);
-        complete.sort_by_key(|r| (r.start_seq(), r.events.len()));
-        let mut discarded: Vec<(u64, u64)> = Vec::new();
-        let is_discarded =
-            |r: &Run, d: &[(u64, u64)]| d.iter().any(|&(lo, hi)| (lo..hi).contains(&r.start_seq()));
-        for m in complete {
-            if is_discarded(&m, &discarded) {
-                continue;
-            }
-            if let Some(range) = skip_range(&m, pattern) {
-                discarded.push(range);
-            }
-            out.matches.push(self.materialize(&m, pattern));
-        }
-        next.retain(|r| !is_discarded(r, &discarded));
         self.runs = next;
+        self.pending.extend(complete);
+        self.release(pattern, out, false);
         self.collect_garbage();
     }
 
@@ -189,6 +293,7 @@ impl<T: Data> KeyMatcher<T> {
         let oldest = self
             .runs
             .iter()
+            .chain(&self.pending)
             .filter_map(|r| r.events.first())
             .map(|e| e.1)
             .min();
@@ -246,17 +351,28 @@ fn enter<T>(
         return;
     }
     if s.min == 0 && !s.negative {
-        enter(run.clone(), step + 1, pattern, next, complete);
+        let mut skipped = run.clone();
+        if s.greedy && skipped.greedy_from.is_none() {
+            // A greedy optional step takes precedence over skipping it: the run that skipped
+            // it ends at an event the step would take.
+            skipped.greedy_from = Some(step);
+        }
+        enter(skipped, step + 1, pattern, next, complete);
     }
     next.push(run);
 }
 
-#[allow(clippy::too_many_arguments)]
-fn advance<T>(
-    run: Run,
-    event: &T,
+/// The event being fed, with its time, sequence number and the buffer of earlier events.
+struct Input<'a, T> {
+    event: &'a T,
     ts: i64,
     seq: u64,
+    buffer: &'a BTreeMap<u64, T>,
+}
+
+fn advance<T>(
+    run: Run,
+    input: &Input<'_, T>,
     pattern: &Pattern<T>,
     next: &mut Vec<Run>,
     complete: &mut Vec<Run>,
@@ -264,6 +380,7 @@ fn advance<T>(
 ) where
     T: 'static,
 {
+    let (event, ts) = (input.event, input.ts);
     let steps = &pattern.steps;
     let last = steps.len() - 1;
     let s = &steps[run.step];
@@ -274,13 +391,15 @@ fn advance<T>(
     }
     if let Some(g) = run.greedy_from {
         let loop_step = &steps[g];
-        if (loop_step.condition)(event) && loop_step.until.as_ref().is_none_or(|u| !u(event)) {
+        if accepts(loop_step, event, &run, input.buffer, pattern)
+            && loop_step.until.as_ref().is_none_or(|u| !u(event))
+        {
             // The greedy loop this run left takes this event instead.
             return;
         }
     }
     if s.negative {
-        if (s.condition)(event) {
+        if accepts(s, event, &run, input.buffer, pattern) {
             return;
         }
         if run.step == last && s.contiguity == Contiguity::Relaxed {
@@ -297,7 +416,7 @@ fn advance<T>(
         moved.step += 1;
         moved.count = 0;
         let mut taken = Vec::new();
-        advance_positive(moved, event, ts, seq, pattern, &mut taken, complete);
+        advance_positive(moved, input, pattern, &mut taken, complete);
         let took = !taken.is_empty();
         next.extend(taken);
         // Ignoring the event: `not_followed_by` stays guarded; `not_next` is satisfied.
@@ -316,7 +435,7 @@ fn advance<T>(
         }
         return;
     }
-    let stopped = advance_positive(run.clone(), event, ts, seq, pattern, next, complete);
+    let stopped = advance_positive(run.clone(), input, pattern, next, complete);
     let took = stopped.took;
     if !may_ignore || stopped.ended {
         return;
@@ -344,9 +463,7 @@ struct Taken {
 /// Tries to take `event` into the run's (positive) step.
 fn advance_positive<T>(
     run: Run,
-    event: &T,
-    ts: i64,
-    seq: u64,
+    input: &Input<'_, T>,
     pattern: &Pattern<T>,
     next: &mut Vec<Run>,
     complete: &mut Vec<Run>,
@@ -354,6 +471,7 @@ fn advance_positive<T>(
 where
     T: 'static,
 {
+    let (event, ts, seq) = (input.event, input.ts, input.seq);
     let steps = &pattern.steps;
     let s = &steps[run.step];
     if run.count >= 1 && s.until.as_ref().is_some_and(|u| u(event)) {
@@ -363,7 +481,7 @@ where
             ended: true,
         };
     }
-    if run.count >= s.max || !(s.condition)(event) {
+    if run.count >= s.max || !accepts(s, event, &run, input.buffer, pattern) {
         return Taken {
             took: false,
             ended: false,
@@ -389,5 +507,17 @@ where
     Taken {
         took: true,
         ended: false,
+    }
+}
+
+impl<T: Data + crate::event_time::EventTime> KeyMatcher<T> {
+    /// The earliest time of the last event of a held-back match: the time its output will
+    /// carry.
+    pub(crate) fn held_since(&self) -> Option<i64> {
+        self.pending
+            .iter()
+            .filter_map(|r| self.buffer.get(&r.last_seq()))
+            .map(|e| e.event_time().millis())
+            .min()
     }
 }

@@ -49,6 +49,11 @@ pub(crate) struct CepOperator<T, K, KF> {
     watermark: i64,
     sampler: Sampler,
     arrivals: u64,
+    /// Keys holding back complete matches (see `KeyMatcher::release`): the watermark
+    /// forwarded stays behind their last events, so the matches are not late downstream.
+    holding: hashbrown::HashSet<K, foldhash::fast::RandomState>,
+    /// The watermark forwarded last.
+    forwarded: i64,
 }
 
 impl<T: Clone, K, KF: Clone> Clone for CepOperator<T, K, KF> {
@@ -76,6 +81,8 @@ impl<T, K, KF> CepOperator<T, K, KF> {
             watermark: i64::MIN,
             sampler: Sampler::default(),
             arrivals: 0,
+            holding: Default::default(),
+            forwarded: i64::MIN,
         }
     }
 }
@@ -102,6 +109,9 @@ where
             for (key, key_state) in group?.1 {
                 if let Some(t) = key_state.timer {
                     self.timers.add(t, key.clone());
+                }
+                if key_state.matcher.is_holding() {
+                    self.holding.insert(key.clone());
                 }
                 self.state.insert(key, key_state);
             }
@@ -193,13 +203,57 @@ where
                         out.side(tag, t);
                     }
                 }
+                if state.matcher.is_holding() {
+                    self.holding.insert(key.clone());
+                } else {
+                    self.holding.remove(&key);
+                }
                 if state.matcher.is_empty() && state.pending.is_empty() {
                     self.state.remove(&key);
                 }
             }
         }
+        if watermark == Timestamp::MAX {
+            // The end of the input: matches held back for partial matches that can no longer
+            // complete are final.
+            let mut done = Vec::new();
+            for (key, state) in self.state.iter_mut() {
+                let mut outcome = Outcome::default();
+                state.matcher.finish(&self.pattern, &mut outcome);
+                for m in outcome.matches {
+                    out.emit(m);
+                }
+                if state.matcher.is_empty() && state.pending.is_empty() {
+                    done.push(key.clone());
+                }
+            }
+            for key in done {
+                self.state.remove(&key);
+            }
+            self.holding.clear();
+        }
         self.publish(ctx, watermark == Timestamp::MAX);
-        Ok(Some(watermark))
+        // Held-back matches will come out with the time of their last event: keep the
+        // watermark below it.
+        let held = self
+            .holding
+            .iter()
+            .filter_map(|k| self.state.get(k))
+            .filter_map(|s| s.matcher.held_since())
+            .min();
+        let forward = match held {
+            Some(t) => wm.min(t.saturating_sub(1)),
+            None => wm,
+        };
+        if forward <= self.forwarded {
+            return Ok(None);
+        }
+        self.forwarded = forward;
+        Ok(Some(if forward == wm {
+            watermark
+        } else {
+            Timestamp(forward)
+        }))
     }
 }
 

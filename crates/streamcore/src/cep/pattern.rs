@@ -1,12 +1,17 @@
 //! The pattern API: a sequence of named steps, each with a condition, a quantifier and how it
 //! follows the previous step; negative steps; a time bound; an after-match skip strategy.
 
+use super::PartialMatch;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// A condition on one event. Conditions are shared, immutable closures (called through a
 /// pointer: a pattern's steps have different closure types).
 pub(crate) type Condition<T> = Arc<dyn Fn(&T) -> bool + Send + Sync>;
+
+/// A condition on an event and the partial match it would extend (see
+/// [`Pattern::where_partial`]).
+pub(crate) type PartialCondition<T> = Arc<dyn Fn(&T, &PartialMatch<'_, T>) -> bool + Send + Sync>;
 
 /// How a step's events follow what came before.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +30,8 @@ pub enum Contiguity {
 pub(crate) struct Step<T> {
     pub(crate) name: Arc<str>,
     pub(crate) condition: Condition<T>,
+    /// A further condition that sees the partial match (checked after `condition`).
+    pub(crate) partial: Option<PartialCondition<T>>,
     /// Stops a loop: an event satisfying it ends the step (and is not taken).
     pub(crate) until: Option<Condition<T>>,
     pub(crate) min: u32,
@@ -82,6 +89,7 @@ impl<T: 'static> Pattern<T> {
         Step {
             name: Arc::from(name),
             condition: Arc::new(condition),
+            partial: None,
             until: None,
             min: 1,
             max: 1,
@@ -184,7 +192,8 @@ impl<T: 'static> Pattern<T> {
         self
     }
 
-    /// The last (looping) step takes as many events as it can before the next step may start.
+    /// The last (looping) step takes as many events as it can before the next step may start;
+    /// an optional step (`optional()`) then also takes its event rather than being skipped.
     pub fn greedy(mut self) -> Self {
         self.last().greedy = true;
         self
@@ -199,6 +208,30 @@ impl<T: 'static> Pattern<T> {
     /// The last (looping) step's events combine in every way (non-deterministic).
     pub fn allow_combinations(mut self) -> Self {
         self.last().inner = Contiguity::NonDeterministic;
+        self
+    }
+
+    /// The last step's events must also satisfy `condition`, which sees the partial match the
+    /// event would extend: the events taken so far by each step, in order (an iterative
+    /// condition, as Flink's `IterativeCondition`). It is checked only for events that pass
+    /// the step's simple condition, so a cheap filter there spares the partial-match look-ups.
+    /// A second call replaces the first.
+    ///
+    /// ```
+    /// use streamcore::cep::Pattern;
+    /// // A price, then prices each below the one before.
+    /// let p = Pattern::<i64>::begin("start", |_| true)
+    ///     .next("down", |_| true)
+    ///     .where_partial(|price, m| m.previous().is_some_and(|p| price < p))
+    ///     .one_or_more()
+    ///     .consecutive();
+    /// # let _ = p;
+    /// ```
+    pub fn where_partial(
+        mut self,
+        condition: impl Fn(&T, &PartialMatch<'_, T>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.last().partial = Some(Arc::new(condition));
         self
     }
 

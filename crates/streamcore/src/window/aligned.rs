@@ -1,7 +1,9 @@
 //! The operator of aligned time windows (tumbling and sliding): state is organised by window
-//! end, then by key, so firing a window is one ordered-map step and a scan of its keys.
+//! end, then by key, so firing a window is one ordered-map step and a scan of its keys. The
+//! same operator cuts windows of event time (fired by the watermark) or of processing time
+//! (fired by the runtime's clock ticks, every open window at the end of the input).
 
-use super::{Window, WindowFunction, Windows};
+use super::{ProcessingClock, TimeDomain, Window, WindowFunction, Windows};
 use crate::checkpoint::{StateRestore, StateSnapshot};
 use crate::context::TaskContext;
 use crate::data::{Data, Key, StateKey};
@@ -60,18 +62,24 @@ pub(crate) struct AlignedWindowOperator<T, K, KF, F: WindowFunction<K, T>> {
     /// Emptied maps of dropped panes, kept with their capacity for the next windows: a new
     /// window then starts with room for as many keys as the last one had.
     spare: Vec<KeyMap<K, F::Acc>>,
+    /// The time windows fired up to: the watermark, or the clock in processing time.
     watermark: i64,
+    domain: TimeDomain,
+    clock: ProcessingClock,
 }
 
 impl<T, K, KF: Clone, F: WindowFunction<K, T>> Clone for AlignedWindowOperator<T, K, KF, F> {
     fn clone(&self) -> Self {
-        Self::new(
+        let mut op = Self::new(
             self.key_fn.clone(),
             self.func.clone(),
             self.windows,
             self.lateness,
             self.late.clone(),
-        )
+        );
+        op.domain = self.domain;
+        op.clock = self.clock.clone();
+        op
     }
 }
 
@@ -92,7 +100,17 @@ impl<T, K, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
             panes: VecDeque::new(),
             spare: Vec::new(),
             watermark: i64::MIN,
+            domain: TimeDomain::EventTime,
+            clock: ProcessingClock::default(),
         }
+    }
+
+    /// Cuts windows of processing time read from `clock` instead of event time.
+    pub(crate) fn processing_time(mut self, clock: ProcessingClock) -> Self {
+        self.domain = TimeDomain::ProcessingTime;
+        self.lateness = 0;
+        self.clock = clock;
+        self
     }
 
     fn window_of(&self, end: i64) -> Window {
@@ -139,6 +157,21 @@ where
         ctx: &mut TaskContext,
         out: &mut Output<F::Out>,
     ) -> Result<()> {
+        if self.domain == TimeDomain::ProcessingTime {
+            // One clock reading for the batch: every record falls in the windows open now.
+            let now = self.clock.now();
+            let mut ends = Vec::new();
+            self.windows.assign(now, |w| ends.push(w.end.0));
+            for record in batch {
+                let key = (self.key_fn)(&record);
+                for &end in &ends[1..] {
+                    self.add_to(end, key.clone(), record.clone(), ctx, out);
+                }
+                self.add_to(ends[0], key, record, ctx, out);
+            }
+            self.update_state_stats(ctx);
+            return Ok(());
+        }
         let wm = self.watermark;
         let lateness = self.lateness;
         if let Windows::Tumbling { size, offset } = self.windows {
@@ -211,44 +244,32 @@ where
         ctx: &mut TaskContext,
         out: &mut Output<F::Out>,
     ) -> Result<Option<Timestamp>> {
-        // Never backwards: after a restore the inputs start again from the beginning of time.
-        let wm = watermark.millis().max(self.watermark);
-        self.watermark = wm;
-        let mut fired = 0;
-        // Fire every window whose last timestamp the watermark reached.
-        for pane in self.panes.iter_mut() {
-            let end = pane.end;
-            if end - 1 > wm {
-                break;
-            }
-            if pane.fired {
-                continue;
-            }
-            let window = Window {
-                start: Timestamp(end - window_size(self.windows)),
-                end: Timestamp(end),
-            };
-            for (key, acc) in &pane.accs {
-                self.func.emit(key, window, acc, out);
-            }
-            fired += pane.accs.len() as u64;
-            pane.fired = true;
+        if self.domain == TimeDomain::EventTime {
+            self.fire_until(watermark.millis(), ctx, out);
         }
-        // Drop the state of windows past their allowed lateness.
-        while let Some(pane) = self.panes.front() {
-            if (pane.end - 1).saturating_add(self.lateness) > wm {
-                break;
-            }
-            if let Some(mut pane) = self.panes.pop_front() {
-                if self.spare.len() < 2 {
-                    pane.accs.clear();
-                    self.spare.push(pane.accs);
-                }
-            }
-        }
-        ctx.stats().windows_fired += fired;
-        self.update_state_stats(ctx);
         Ok(Some(watermark))
+    }
+
+    fn on_processing_time(
+        &mut self,
+        now: Timestamp,
+        ctx: &mut TaskContext,
+        out: &mut Output<F::Out>,
+    ) -> Result<()> {
+        if self.domain == TimeDomain::ProcessingTime {
+            // A window [start, end) fires once the clock reaches its end.
+            let now = self.clock.observe(now.millis());
+            self.fire_until(now - 1, ctx, out);
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, ctx: &mut TaskContext, out: &mut Output<F::Out>) -> Result<()> {
+        if self.domain == TimeDomain::ProcessingTime {
+            // The input is over: nothing more can fall into the open windows.
+            self.fire_until(i64::MAX, ctx, out);
+        }
+        Ok(())
     }
 
     fn snapshot_state(&mut self, ctx: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
@@ -298,6 +319,48 @@ fn window_size(w: Windows) -> i64 {
 }
 
 impl<T: Data, K: Key, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
+    /// Fires every window whose last timestamp `time` (the watermark, or the clock minus one)
+    /// reached, and drops the state of windows past their allowed lateness.
+    fn fire_until(&mut self, time: i64, ctx: &mut TaskContext, out: &mut Output<F::Out>) {
+        // Never backwards: after a restore the inputs start again from the beginning of time.
+        let wm = time.max(self.watermark);
+        self.watermark = wm;
+        let mut fired = 0;
+        // Fire every window whose last timestamp the watermark reached.
+        for pane in self.panes.iter_mut() {
+            let end = pane.end;
+            if end - 1 > wm {
+                break;
+            }
+            if pane.fired {
+                continue;
+            }
+            let window = Window {
+                start: Timestamp(end - window_size(self.windows)),
+                end: Timestamp(end),
+            };
+            for (key, acc) in &pane.accs {
+                self.func.emit(key, window, acc, out);
+            }
+            fired += pane.accs.len() as u64;
+            pane.fired = true;
+        }
+        // Drop the state of windows past their allowed lateness.
+        while let Some(pane) = self.panes.front() {
+            if (pane.end - 1).saturating_add(self.lateness) > wm {
+                break;
+            }
+            if let Some(mut pane) = self.panes.pop_front() {
+                if self.spare.len() < 2 {
+                    pane.accs.clear();
+                    self.spare.push(pane.accs);
+                }
+            }
+        }
+        ctx.stats().windows_fired += fired;
+        self.update_state_stats(ctx);
+    }
+
     /// A record all of whose windows expired: to the late output if set; counted either way.
     fn late(&self, record: T, ctx: &mut TaskContext, out: &mut Output<F::Out>) {
         let stats = ctx.stats();

@@ -1,6 +1,7 @@
-//! Windows: cut a keyed stream into finite groups by event time (tumbling, sliding, session)
-//! or by count (count windows, global windows with a trigger), and compute a result per key
-//! and window.
+//! Windows: cut a keyed stream into finite groups by event time (tumbling, sliding, session),
+//! by processing time (the same shapes on the wall clock, [`TimeDomain::ProcessingTime`]) or by
+//! count (count windows, global windows with a trigger), and compute a result per key and
+//! window.
 //!
 //! Semantics follow Flink's. A time window `[start, end)` fires once the watermark reaches
 //! `end - 1`. With allowed lateness `L`, its state is kept until the watermark reaches
@@ -9,6 +10,12 @@
 //! set (`WindowedStream::late_output`), and is counted in the operator's `late_records` metric
 //! either way. The final watermark at the end of a bounded input fires every pending window,
 //! including partial count windows.
+//!
+//! Processing-time windows assign each batch of records the wall-clock time at which it reaches
+//! the operator (one clock reading per batch, never going backwards), and fire when the clock
+//! passes a window's end: the runtime calls [`crate::Operator::on_processing_time`] every few
+//! milliseconds. Watermarks pass through untouched, no record is ever late, and at the end of a
+//! bounded input every open window fires (the input is over: nothing more can fall into them).
 
 pub mod aggregates;
 mod aligned;
@@ -25,7 +32,54 @@ pub(crate) use session::SessionWindowOperator;
 
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Which clock cuts time windows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TimeDomain {
+    /// The records' event time; windows fire as the watermark passes (the default).
+    #[default]
+    EventTime,
+    /// The wall clock when records reach the window operator; windows fire as the clock passes.
+    ProcessingTime,
+}
+
+/// The processing-time clock of a window operator: the wall clock, or a manual one that tests
+/// set. Readings never go backwards (a clock stepped back holds at the last reading).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ProcessingClock {
+    manual: Option<Arc<AtomicI64>>,
+    last: i64,
+}
+
+impl ProcessingClock {
+    /// A clock that reads `time` (milliseconds) instead of the wall clock: for tests.
+    #[cfg(test)]
+    pub(crate) fn manual(time: Arc<AtomicI64>) -> Self {
+        ProcessingClock {
+            manual: Some(time),
+            last: i64::MIN,
+        }
+    }
+
+    /// The current time in milliseconds.
+    pub(crate) fn now(&mut self) -> i64 {
+        let t = match &self.manual {
+            Some(t) => t.load(Ordering::Relaxed),
+            None => Timestamp::now().0,
+        };
+        self.last = self.last.max(t);
+        self.last
+    }
+
+    /// Notes a reading made elsewhere (a runtime tick); returns the clock's time.
+    pub(crate) fn observe(&mut self, t: i64) -> i64 {
+        self.last = self.last.max(t);
+        self.last
+    }
+}
 
 /// A window of event time, `[start, end)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -259,6 +313,163 @@ mod tests {
         assert_eq!(windows_of(w, 4), vec![(0, 10), (-5, 5)]);
         let w = Windows::sliding(Duration::from_millis(10), Duration::from_millis(3));
         assert_eq!(windows_of(w, 10), vec![(9, 19), (6, 16), (3, 13)]);
+    }
+
+    /// Drives a processing-time window operator by hand: batches at chosen clock readings,
+    /// ticks, the end of the input; returns `(key, start, end, count)` emitted after each step.
+    mod processing_time {
+        use super::super::*;
+        use crate::context::TaskContext;
+        use crate::operator::test_support::Collect;
+        use crate::operator::{Operator, Output};
+        use crate::window::aggregates::Count;
+        use std::marker::PhantomData;
+        use std::sync::Mutex;
+
+        type Rec = (Timestamp, char);
+        type Res = WindowResult<char, u64>;
+
+        enum Step {
+            /// The clock reads `t` when `records` arrive (their event times are all 0).
+            Batch(i64, &'static str),
+            /// A runtime tick at `t`.
+            Tick(i64),
+            /// An event-time watermark (ignored in processing time).
+            Watermark(i64),
+            /// The end of the input.
+            Close,
+        }
+
+        fn drive<Op: Operator<In = Rec, Out = Res>>(
+            mut op: Op,
+            clock: &AtomicI64,
+            steps: Vec<Step>,
+        ) -> Vec<Vec<(char, i64, i64, u64)>> {
+            let sink = Arc::new(Mutex::new(Vec::new()));
+            let mut out: Output<Res> = Output::new(64, Box::new(Collect(sink.clone())), vec![]);
+            let mut ctx = TaskContext::for_test("w");
+            let mut emitted = Vec::new();
+            for step in steps {
+                match step {
+                    Step::Batch(t, keys) => {
+                        clock.store(t, Ordering::Relaxed);
+                        let batch = keys.chars().map(|c| (Timestamp(0), c)).collect();
+                        op.process_batch(batch, &mut ctx, &mut out).unwrap();
+                    }
+                    Step::Tick(t) => op
+                        .on_processing_time(Timestamp(t), &mut ctx, &mut out)
+                        .unwrap(),
+                    Step::Watermark(t) => {
+                        let fwd = op.on_watermark(Timestamp(t), &mut ctx, &mut out).unwrap();
+                        assert_eq!(fwd, Some(Timestamp(t)), "watermarks pass through");
+                    }
+                    Step::Close => op.close(&mut ctx, &mut out).unwrap(),
+                }
+                out.flush().unwrap();
+                let mut got: Vec<_> = std::mem::take(&mut *sink.lock().unwrap())
+                    .into_iter()
+                    .map(|r: Res| (r.key, r.window.start.0, r.window.end.0, r.value))
+                    .collect();
+                got.sort();
+                emitted.push(got);
+            }
+            emitted
+        }
+
+        fn count() -> Aggregated<Count, char> {
+            Aggregated {
+                f: Count,
+                _k: PhantomData,
+            }
+        }
+
+        #[test]
+        fn tumbling_windows_fire_on_ticks_and_at_the_end() {
+            let time = Arc::new(AtomicI64::new(0));
+            let op = AlignedWindowOperator::new(
+                |r: &Rec| r.1,
+                count(),
+                Windows::tumbling(Duration::from_millis(100)),
+                0,
+                None,
+            )
+            .processing_time(ProcessingClock::manual(time.clone()));
+            use Step::*;
+            let got = drive(
+                op,
+                &time,
+                vec![
+                    Batch(10, "aab"),
+                    // Event time is not looked at: a watermark far ahead fires nothing.
+                    Watermark(1_000_000),
+                    Tick(99),
+                    Batch(99, "a"),
+                    // The clock reaches the window's end: it fires.
+                    Tick(100),
+                    Batch(150, "b"),
+                    // A clock stepped back holds: the record is in [100, 200), not [0, 100).
+                    Batch(40, "b"),
+                    Tick(205),
+                    Batch(250, "c"),
+                    Close,
+                ],
+            );
+            assert!(
+                got[0].is_empty() && got[1].is_empty() && got[2].is_empty() && got[3].is_empty()
+            );
+            assert_eq!(got[4], vec![('a', 0, 100, 3), ('b', 0, 100, 1)]);
+            assert!(got[5].is_empty() && got[6].is_empty());
+            assert_eq!(got[7], vec![('b', 100, 200, 2)]);
+            assert!(got[8].is_empty());
+            // The open window fires at the end of the input.
+            assert_eq!(got[9], vec![('c', 200, 300, 1)]);
+        }
+
+        #[test]
+        fn sliding_windows_count_a_batch_in_each_of_its_windows() {
+            let time = Arc::new(AtomicI64::new(0));
+            let op = AlignedWindowOperator::new(
+                |r: &Rec| r.1,
+                count(),
+                Windows::sliding(Duration::from_millis(100), Duration::from_millis(50)),
+                0,
+                None,
+            )
+            .processing_time(ProcessingClock::manual(time.clone()));
+            use Step::*;
+            let got = drive(
+                op,
+                &time,
+                vec![Batch(60, "aa"), Tick(100), Tick(150), Close],
+            );
+            assert_eq!(got[1], vec![('a', 0, 100, 2)]);
+            assert_eq!(got[2], vec![('a', 50, 150, 2)]);
+            assert!(got[3].is_empty());
+        }
+
+        #[test]
+        fn sessions_close_after_the_gap_of_the_clock() {
+            let time = Arc::new(AtomicI64::new(0));
+            let op = SessionWindowOperator::new(|r: &Rec| r.1, count(), 30, 0, None)
+                .processing_time(ProcessingClock::manual(time.clone()));
+            use Step::*;
+            let got = drive(
+                op,
+                &time,
+                vec![
+                    Batch(0, "a"),
+                    Batch(20, "ab"),
+                    // a: [0, 50), b: [20, 50); nothing ends before 50.
+                    Tick(49),
+                    Tick(50),
+                    Batch(100, "a"),
+                    Close,
+                ],
+            );
+            assert!(got[2].is_empty());
+            assert_eq!(got[3], vec![('a', 0, 50, 2), ('b', 20, 50, 1)]);
+            assert_eq!(got[5], vec![('a', 100, 130, 1)]);
+        }
     }
 
     #[test]

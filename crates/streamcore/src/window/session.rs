@@ -1,8 +1,10 @@
 //! The operator of session windows: per key, a sorted list of open sessions; a record opens
 //! `[t, t + gap)` and merges every session it touches. Timers (ordered by time, checked lazily)
 //! fire sessions when the watermark passes their end and drop them after the allowed lateness.
+//! In processing time a batch's records are at the clock's time when it arrives, and the
+//! runtime's clock ticks fire the sessions (all of them at the end of the input).
 
-use super::{Window, WindowFunction};
+use super::{ProcessingClock, TimeDomain, Window, WindowFunction};
 use crate::checkpoint::{StateRestore, StateSnapshot};
 use crate::context::TaskContext;
 use crate::data::{Data, Key, StateKey};
@@ -35,18 +37,24 @@ pub(crate) struct SessionWindowOperator<T, K, KF, F: WindowFunction<K, T>> {
     sessions: KeyMap<K, Vec<Session<F::Acc>>>,
     /// Times at which a key's sessions need a look (fire or expire). Stale entries are skipped.
     timers: TimerQueue<K>,
+    /// The time sessions fired up to: the watermark, or the clock in processing time.
     watermark: i64,
+    domain: TimeDomain,
+    clock: ProcessingClock,
 }
 
 impl<T, K, KF: Clone, F: WindowFunction<K, T>> Clone for SessionWindowOperator<T, K, KF, F> {
     fn clone(&self) -> Self {
-        Self::new(
+        let mut op = Self::new(
             self.key_fn.clone(),
             self.func.clone(),
             self.gap,
             self.lateness,
             self.late.clone(),
-        )
+        );
+        op.domain = self.domain;
+        op.clock = self.clock.clone();
+        op
     }
 }
 
@@ -67,7 +75,17 @@ impl<T, K, KF, F: WindowFunction<K, T>> SessionWindowOperator<T, K, KF, F> {
             sessions: KeyMap::default(),
             timers: TimerQueue::default(),
             watermark: i64::MIN,
+            domain: TimeDomain::EventTime,
+            clock: ProcessingClock::default(),
         }
+    }
+
+    /// Cuts sessions of processing time read from `clock` instead of event time.
+    pub(crate) fn processing_time(mut self, clock: ProcessingClock) -> Self {
+        self.domain = TimeDomain::ProcessingTime;
+        self.lateness = 0;
+        self.clock = clock;
+        self
     }
 }
 
@@ -95,8 +113,12 @@ where
         out: &mut Output<F::Out>,
     ) -> Result<()> {
         let wm = self.watermark;
+        let now = match self.domain {
+            TimeDomain::ProcessingTime => Some(self.clock.now()),
+            TimeDomain::EventTime => None,
+        };
         for record in batch {
-            let ts = record.event_time().millis();
+            let ts = now.unwrap_or_else(|| record.event_time().millis());
             let (start, end) = (ts, ts.saturating_add(self.gap));
             let key = (self.key_fn)(&record);
             let list = self.sessions.entry(key.clone()).or_default();
@@ -154,34 +176,32 @@ where
         ctx: &mut TaskContext,
         out: &mut Output<F::Out>,
     ) -> Result<Option<Timestamp>> {
-        // Never backwards: after a restore the inputs start again from the beginning of time.
-        let wm = watermark.millis().max(self.watermark);
-        self.watermark = wm;
-        while let Some(keys) = self.timers.pop_due(wm) {
-            for key in keys {
-                let Some(list) = self.sessions.get_mut(&key) else {
-                    continue;
-                };
-                for s in list.iter_mut() {
-                    if !s.fired && s.end - 1 <= wm {
-                        self.func.emit(&key, window(s), &s.acc, out);
-                        ctx.stats().windows_fired += 1;
-                        s.fired = true;
-                        if self.lateness > 0 {
-                            self.timers
-                                .add((s.end - 1).saturating_add(self.lateness), key.clone());
-                        }
-                    }
-                }
-                let lateness = self.lateness;
-                list.retain(|s| (s.end - 1).saturating_add(lateness) > wm);
-                if list.is_empty() {
-                    self.sessions.remove(&key);
-                }
-            }
+        if self.domain == TimeDomain::EventTime {
+            self.fire_until(watermark.millis(), ctx, out);
         }
-        self.update_state_stats(ctx);
         Ok(Some(watermark))
+    }
+
+    fn on_processing_time(
+        &mut self,
+        now: Timestamp,
+        ctx: &mut TaskContext,
+        out: &mut Output<F::Out>,
+    ) -> Result<()> {
+        if self.domain == TimeDomain::ProcessingTime {
+            // A session [start, end) fires once the clock reaches its end.
+            let now = self.clock.observe(now.millis());
+            self.fire_until(now - 1, ctx, out);
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, ctx: &mut TaskContext, out: &mut Output<F::Out>) -> Result<()> {
+        if self.domain == TimeDomain::ProcessingTime {
+            // The input is over: every open session is complete.
+            self.fire_until(i64::MAX, ctx, out);
+        }
+        Ok(())
     }
 
     fn snapshot_state(&mut self, ctx: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
@@ -223,6 +243,38 @@ where
 }
 
 impl<T, K: Key, KF, F: WindowFunction<K, T>> SessionWindowOperator<T, K, KF, F> {
+    /// Fires every session whose last timestamp `time` (the watermark, or the clock minus one)
+    /// reached, and drops sessions past their allowed lateness.
+    fn fire_until(&mut self, time: i64, ctx: &mut TaskContext, out: &mut Output<F::Out>) {
+        // Never backwards: after a restore the inputs start again from the beginning of time.
+        let wm = time.max(self.watermark);
+        self.watermark = wm;
+        while let Some(keys) = self.timers.pop_due(wm) {
+            for key in keys {
+                let Some(list) = self.sessions.get_mut(&key) else {
+                    continue;
+                };
+                for s in list.iter_mut() {
+                    if !s.fired && s.end - 1 <= wm {
+                        self.func.emit(&key, window(s), &s.acc, out);
+                        ctx.stats().windows_fired += 1;
+                        s.fired = true;
+                        if self.lateness > 0 {
+                            self.timers
+                                .add((s.end - 1).saturating_add(self.lateness), key.clone());
+                        }
+                    }
+                }
+                let lateness = self.lateness;
+                list.retain(|s| (s.end - 1).saturating_add(lateness) > wm);
+                if list.is_empty() {
+                    self.sessions.remove(&key);
+                }
+            }
+        }
+        self.update_state_stats(ctx);
+    }
+
     fn update_state_stats(&self, ctx: &mut TaskContext) {
         // Inline sizes only: a cheap estimate.
         let entry = std::mem::size_of::<K>() + std::mem::size_of::<Session<F::Acc>>();
