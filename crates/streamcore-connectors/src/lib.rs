@@ -17,6 +17,7 @@ pub mod kafka;
 pub mod options;
 #[cfg(feature = "parquet")]
 pub mod parquet;
+pub mod partition;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "redis")]

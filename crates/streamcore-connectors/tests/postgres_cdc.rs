@@ -311,7 +311,6 @@ fn child_cdc_job() {
 }
 
 #[test]
-#[ignore = "known bug (docs/connectors/postgres.md, Known issues): under load a change can come before the snapshot row of its key; run with --ignored when working on it"]
 fn cdc_killed_and_restored_sees_every_change_exactly_once() {
     let (table, slot) = ("cdc_crash", "cdc_crash_slot");
     reset(table, slot, 3000);

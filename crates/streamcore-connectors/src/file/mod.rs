@@ -3,7 +3,8 @@
 pub mod csv;
 pub mod jsonl;
 mod lines;
-mod transactional;
+pub mod partitioned;
+pub(crate) mod transactional;
 mod writer;
 
 pub use transactional::PartCommit;

@@ -35,7 +35,8 @@ pub(crate) struct PartFiles {
     run: String,
     seq: u64,
     current: Option<(String, BufWriter<File>)>,
-    /// The last checkpoint pre-committed: names the part written at the end of the input.
+    /// The last checkpoint this run pre-committed (with the parts committed before it, names
+    /// the part written at the end of the input).
     last_checkpoint: u64,
 }
 
@@ -98,9 +99,14 @@ impl PartFiles {
         file.sync_all()
             .map_err(io(format!("syncing {}", path.display())))?;
         let to = if checkpoint == u64::MAX {
+            // After every part committed before: a restored run's own checkpoints may not
+            // have begun yet, and its parts must not sort before the crashed runs' output.
+            let last = self
+                .last_checkpoint
+                .max(last_committed_checkpoint(&self.dir)?);
             format!(
                 "part-{:06}-{:03}-end.{}",
-                self.last_checkpoint + 1,
+                last + 1,
                 self.subtask,
                 self.extension
             )
@@ -113,6 +119,29 @@ impl PartFiles {
         };
         Ok(vec![encode(&PartCommit { from: name, to })?])
     }
+}
+
+/// The highest checkpoint id among the committed part files (`part-CHECKPOINT-…`) in `dir`;
+/// 0 when there are none.
+fn last_committed_checkpoint(dir: &Path) -> Result<u64> {
+    let entries = fs::read_dir(dir).map_err(io(format!("listing {}", dir.display())))?;
+    let mut last = 0;
+    for entry in entries {
+        let entry = entry.map_err(io(format!("listing {}", dir.display())))?;
+        let name = entry.file_name();
+        last = last.max(name.to_str().and_then(part_checkpoint).unwrap_or(0));
+    }
+    Ok(last)
+}
+
+/// The checkpoint a committed part file's name (`part-CHECKPOINT-…`) says it belongs to.
+pub(crate) fn part_checkpoint(file_name: &str) -> Option<u64> {
+    file_name
+        .strip_prefix("part-")?
+        .split(['-', '.'])
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Commits the part files of one sink directory.
@@ -207,6 +236,29 @@ mod tests {
         assert_eq!(
             names(dir.path()),
             ["part-000004-001.jsonl", "part-000006-001-end.jsonl"]
+        );
+    }
+
+    #[test]
+    fn a_restored_run_ends_after_the_output_committed_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let committer = PartCommitter {
+            dir: dir.path().to_path_buf(),
+        };
+        let mut crashed = PartFiles::new(dir.path(), 0, "jsonl").unwrap();
+        crashed.write(b"x\n").unwrap();
+        committer
+            .commit(&crashed.pre_commit(57).unwrap()[0])
+            .unwrap();
+        // The restored run's input ends before its first checkpoint.
+        let mut restored = PartFiles::new(dir.path(), 0, "jsonl").unwrap();
+        restored.write(b"y\n").unwrap();
+        committer
+            .commit(&restored.pre_commit(u64::MAX).unwrap()[0])
+            .unwrap();
+        assert_eq!(
+            names(dir.path()),
+            ["part-000057-000.jsonl", "part-000058-000-end.jsonl"]
         );
     }
 

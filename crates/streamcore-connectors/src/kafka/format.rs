@@ -182,6 +182,16 @@ pub trait KafkaEncoder<T>: Clone + Send + 'static {
     fn key(&self, record: &T, key: &mut Vec<u8>) -> bool;
     /// Writes the value into `value` (cleared before).
     fn value(&self, record: &T, value: &mut Vec<u8>) -> Result<(), String>;
+    /// Whether `record` is written as a tombstone: its key with a null value (a delete in a
+    /// compacted topic); `value` is then not called. Default: never.
+    fn tombstone(&self, _record: &T) -> bool {
+        false
+    }
+    /// Whether the encoder takes a changelog (an upsert encoder: updates are writes of the
+    /// key, deletes tombstones), so that the sink accepts updating streams. Default: no.
+    fn accepts_updates(&self) -> bool {
+        false
+    }
 }
 
 /// Where a record's Kafka key comes from.

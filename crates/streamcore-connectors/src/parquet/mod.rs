@@ -31,10 +31,9 @@ mod arrow;
 mod commit;
 
 use crate::options::Options;
+use crate::partition::PartitionSpec;
 use crate::sink_metrics::{SinkKind, SinkMetrics};
-use crate::template::write_text;
 use arrow_schema::Schema as ArrowSchema;
-use chrono::format::{Item, StrftimeItems};
 pub use commit::ParquetCommit;
 use commit::{ParquetCommitter, IN_PROGRESS};
 use hashbrown::HashMap;
@@ -42,7 +41,6 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
@@ -50,7 +48,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use streamcore::checkpoint::encode;
 use streamcore::context::TaskInfo;
-use streamcore::row::{DataType, Field, Row, Schema};
+use streamcore::row::{Field, Row, Schema};
 use streamcore::sink::Committer;
 use streamcore::{Result, Sink, SinkWriter, StreamError};
 
@@ -329,56 +327,17 @@ impl ParquetSink {
         if self.schema.fields.is_empty() {
             return Err(bad("the schema has no columns".into()));
         }
-        let column = |name: &str, what: &str| {
-            self.schema.index_of(name).ok_or_else(|| {
-                let names: Vec<&str> = self.schema.fields.iter().map(|f| f.name.as_str()).collect();
-                bad(format!(
-                    "{what} `{name}` is not a column (the columns are: {})",
-                    names.join(", ")
-                ))
-            })
-        };
-        let mut partitions = Vec::new();
-        for p in &self.config.partition_by {
-            let c = column(p, "partition column")?;
-            if partitions.iter().any(|&(q, _)| q == c) {
-                return Err(bad(format!("partition column `{p}` is named twice")));
-            }
-            partitions.push((c, p.clone()));
-        }
-        let time = match &self.config.time_partition {
-            None => None,
-            Some((col, pattern)) => {
-                let c = column(col, "time partition column")?;
-                match self.schema.fields[c].data_type {
-                    DataType::TimestampMillis
-                    | DataType::TimestampMicros
-                    | DataType::Date
-                    | DataType::BigInt => {}
-                    other => {
-                        return Err(bad(format!(
-                            "time partition column `{col}` is {other}, not a timestamp or date"
-                        )))
-                    }
-                }
-                let items: Vec<Item<'static>> =
-                    StrftimeItems::new(pattern).map(|i| i.to_owned()).collect();
-                if pattern.is_empty() || items.iter().any(|i| matches!(i, Item::Error)) {
-                    return Err(bad(format!(
-                        "time partition pattern `{pattern}` is not a strftime pattern (like dt=%Y-%m-%d/hour=%H)"
-                    )));
-                }
-                Some((c, col.clone(), items))
-            }
-        };
-        let data_columns: Vec<usize> = (0..self.schema.fields.len())
-            .filter(|c| !partitions.iter().any(|(p, _)| p == c))
-            .collect();
-        if data_columns.is_empty() {
-            return Err(bad(
-                "every column is a partition column: the files would have none".into(),
-            ));
-        }
+        let spec = PartitionSpec::resolve(
+            &self.schema,
+            &self.config.partition_by,
+            self.config
+                .time_partition
+                .as_ref()
+                .map(|(c, p)| (c.as_str(), p.as_str())),
+            &self.config.default_partition_name,
+        )
+        .map_err(bad)?;
+        let data_columns = spec.data_columns().to_vec();
         let fields: Vec<Field> = data_columns
             .iter()
             .map(|&c| self.schema.fields[c].clone())
@@ -389,8 +348,7 @@ impl ParquetSink {
             arrow_schema: arrow::arrow_schema(&field_refs),
             fields,
             data_columns,
-            partitions,
-            time,
+            spec,
             props: WriterProperties::builder()
                 .set_compression(codec)
                 .set_max_row_group_size(self.config.row_group_rows)
@@ -404,9 +362,8 @@ struct Plan {
     arrow_schema: Arc<ArrowSchema>,
     fields: Vec<Field>,
     data_columns: Vec<usize>,
-    partitions: Vec<(usize, String)>,
-    /// The time partition: column, its name, the compiled pattern.
-    time: Option<(usize, String, Vec<Item<'static>>)>,
+    /// The partition directories (shared with the JSON and CSV partitioned sinks).
+    spec: PartitionSpec,
     props: WriterProperties,
 }
 
@@ -436,7 +393,6 @@ pub struct ParquetWriter {
     rollover_interval: Duration,
     check_interval: Duration,
     next_check: Instant,
-    default_partition: String,
     open: HashMap<String, OpenFile>,
     closed: Vec<Closed>,
     last_checkpoint: u64,
@@ -468,7 +424,6 @@ impl Sink<Row> for ParquetSink {
             rollover_interval: self.config.rollover_interval,
             check_interval: self.config.check_interval,
             next_check: Instant::now() + self.config.check_interval,
-            default_partition: self.config.default_partition_name.clone(),
             open: HashMap::new(),
             closed: Vec::new(),
             last_checkpoint: 0,
@@ -490,67 +445,17 @@ impl Sink<Row> for ParquetSink {
     }
 }
 
-/// Appends `value` escaped for a path segment as Hive does (`%XX` for `/ = % : # ? \` and
-/// friends, control characters and DEL).
-fn escape_partition_value(value: &str, out: &mut String) {
-    for c in value.chars() {
-        if (c as u32) < 0x20
-            || c == '\u{7f}'
-            || matches!(
-                c,
-                '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?' | '\\' | '{' | '[' | ']' | '^'
-            )
-        {
-            let mut b = [0u8; 4];
-            for byte in c.encode_utf8(&mut b).bytes() {
-                let _ = write!(out, "%{byte:02X}");
-            }
-        } else {
-            out.push(c);
-        }
-    }
-}
-
 impl ParquetWriter {
     /// Renders the partition directory of `row` into `out` (empty: the base directory).
     fn partition_of(&self, row: &Row, out: &mut String) -> Result<()> {
-        for (c, name) in &self.plan.partitions {
-            escape_partition_value(name, out);
-            out.push('=');
-            let v = &row.values[*c];
-            if v.is_null() {
-                out.push_str(&self.default_partition);
-            } else {
-                let mut text = String::new();
-                write_text(v, &mut text);
-                escape_partition_value(&text, out);
-            }
-            out.push('/');
-        }
-        if let Some((c, name, items)) = &self.plan.time {
-            let v = &row.values[*c];
-            match v
-                .as_timestamp()
-                .and_then(|t| chrono::DateTime::from_timestamp_millis(t.0))
-            {
-                Some(t) => {
-                    let _ = write!(out, "{}", t.format_with_items(items.iter()));
-                    out.push('/');
-                }
-                None if v.is_null() => {
-                    out.push_str(&self.default_partition);
-                    out.push('/');
-                }
-                None => {
-                    return Err(StreamError::External {
-                        system: "parquet".into(),
-                        message: format!("time partition column `{name}` holds `{v}`, not a time"),
-                        source: None,
-                    })
-                }
-            }
-        }
-        Ok(())
+        self.plan
+            .spec
+            .path_of(row, out)
+            .map_err(|message| StreamError::External {
+                system: "parquet".into(),
+                message,
+                source: None,
+            })
     }
 
     fn open_file(&mut self, partition: &str) -> Result<OpenFile> {
@@ -721,7 +626,17 @@ impl SinkWriter<Row> for ParquetWriter {
     fn pre_commit(&mut self, checkpoint: u64) -> Result<Vec<Vec<u8>>> {
         self.roll_all()?;
         let tag = if checkpoint == u64::MAX {
-            format!("{:06}-{:03}-end", self.last_checkpoint + 1, self.subtask)
+            // After every file committed before (a restored run may end before its first
+            // checkpoint).
+            let committed = committed_files(&self.base)?
+                .iter()
+                .filter_map(|p| {
+                    crate::file::transactional::part_checkpoint(p.file_name()?.to_str()?)
+                })
+                .max()
+                .unwrap_or(0);
+            let last = self.last_checkpoint.max(committed);
+            format!("{:06}-{:03}-end", last + 1, self.subtask)
         } else {
             self.last_checkpoint = checkpoint;
             format!("{checkpoint:06}-{:03}", self.subtask)
@@ -764,6 +679,7 @@ pub fn committed_files(dir: &Path) -> Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::partition::escape_partition_value;
 
     #[test]
     fn partition_values_are_escaped_as_hive_does() {

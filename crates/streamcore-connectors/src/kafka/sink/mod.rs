@@ -351,6 +351,10 @@ impl<T: Data, E: KafkaEncoder<T>> Sink<T> for KafkaSink<T, E> {
         Some(self.metrics.clone())
     }
 
+    fn accepts_updates(&self) -> bool {
+        self.encoder.accepts_updates()
+    }
+
     fn committer(&mut self) -> Result<Option<Box<dyn Committer>>> {
         if !matches!(self.delivery, Delivery::ExactlyOnce { .. }) {
             return Ok(None);
@@ -385,13 +389,16 @@ fn send(
     producer: &BaseProducer<SinkContext>,
     topic: &str,
     key: Option<&[u8]>,
-    value: &[u8],
+    value: Option<&[u8]>,
     partitioning: Option<KeyGroupPartitioning>,
 ) -> Result<()> {
     // Keyless records, or no key-group partitioning: the producer's partitioner decides.
     let partition = partitioning.zip(key).map(|(p, key)| p.partition(key));
     loop {
-        let mut record = BaseRecord::to(topic).payload(value);
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic);
+        if let Some(v) = value {
+            record = record.payload(v);
+        }
         if let Some(k) = key {
             record = record.key(k);
         }
@@ -415,20 +422,18 @@ impl<T: Data, E: KafkaEncoder<T>> SinkWriter<T> for KafkaWriter<T, E> {
             self.key.clear();
             self.value.clear();
             let has_key = self.encoder.key(record, &mut self.key);
-            self.encoder.value(record, &mut self.value).map_err(|e| {
-                kafka_error(&format!("encoding a record for topic `{}`", self.topic), e)
-            })?;
+            let tombstone = self.encoder.tombstone(record);
+            if !tombstone {
+                self.encoder.value(record, &mut self.value).map_err(|e| {
+                    kafka_error(&format!("encoding a record for topic `{}`", self.topic), e)
+                })?;
+            }
             let key = has_key.then_some(self.key.as_slice());
-            send(
-                &self.producer,
-                &self.topic,
-                key,
-                &self.value,
-                self.partitioning,
-            )?;
+            let value = (!tombstone).then_some(self.value.as_slice());
+            send(&self.producer, &self.topic, key, value, self.partitioning)?;
             bytes += self.key.len() + self.value.len();
             if let Some(t) = &mut self.txn {
-                t.records.push(key, &self.value);
+                t.records.push(key, value);
             }
         }
         self.producer.poll(Duration::ZERO);

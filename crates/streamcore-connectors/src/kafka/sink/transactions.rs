@@ -72,26 +72,33 @@ pub(super) struct TxnCommit {
 #[derive(Default, Serialize, Deserialize)]
 pub(super) struct RecordLog {
     pub(super) bytes: Vec<u8>,
-    /// Per record: key length (`None`: no key), value length.
+    /// Per record: key length (`None`: no key), value length ([`TOMBSTONE`]: a null value).
     pub(super) lengths: Vec<(Option<u32>, u32)>,
 }
 
+/// The value length of a tombstone (a null value) in a [`RecordLog`].
+const TOMBSTONE: u32 = u32::MAX;
+
 impl RecordLog {
-    pub(super) fn push(&mut self, key: Option<&[u8]>, value: &[u8]) {
+    pub(super) fn push(&mut self, key: Option<&[u8]>, value: Option<&[u8]>) {
         if let Some(k) = key {
             self.bytes.extend_from_slice(k);
         }
-        self.bytes.extend_from_slice(value);
-        self.lengths
-            .push((key.map(|k| k.len() as u32), value.len() as u32));
+        if let Some(v) = value {
+            self.bytes.extend_from_slice(v);
+        }
+        self.lengths.push((
+            key.map(|k| k.len() as u32),
+            value.map_or(TOMBSTONE, |v| v.len() as u32),
+        ));
     }
 
     pub(super) fn len(&self) -> usize {
         self.lengths.len()
     }
 
-    /// Key and value of each record.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (Option<&[u8]>, &[u8])> {
+    /// Key and value (`None`: a tombstone) of each record.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (Option<&[u8]>, Option<&[u8]>)> {
         let mut at = 0;
         self.lengths.iter().map(move |&(key, value)| {
             let key = key.map(|k| {
@@ -99,8 +106,11 @@ impl RecordLog {
                 at += k.len();
                 k
             });
-            let v = &self.bytes[at..at + value as usize];
-            at += v.len();
+            let v = (value != TOMBSTONE).then(|| {
+                let v = &self.bytes[at..at + value as usize];
+                at += v.len();
+                v
+            });
             (key, v)
         })
     }
@@ -274,18 +284,20 @@ mod tests {
     #[test]
     fn record_log_gives_back_keys_and_values_in_order() {
         let mut log = RecordLog::default();
-        log.push(Some(b"k1"), b"v1");
-        log.push(None, b"");
-        log.push(Some(b""), b"value3");
+        log.push(Some(b"k1"), Some(b"v1"));
+        log.push(None, Some(b""));
+        log.push(Some(b"k2"), None);
+        log.push(Some(b""), Some(b"value3"));
         let got: Vec<_> = log.iter().collect();
         assert_eq!(
             got,
             [
-                (Some(&b"k1"[..]), &b"v1"[..]),
-                (None, &b""[..]),
-                (Some(&b""[..]), &b"value3"[..])
+                (Some(&b"k1"[..]), Some(&b"v1"[..])),
+                (None, Some(&b""[..])),
+                (Some(&b"k2"[..]), None),
+                (Some(&b""[..]), Some(&b"value3"[..]))
             ]
         );
-        assert_eq!(log.len(), 3);
+        assert_eq!(log.len(), 4);
     }
 }
