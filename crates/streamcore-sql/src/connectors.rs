@@ -45,6 +45,10 @@ pub struct RowShaper {
     /// The emitted column that is the rowtime, if it is emitted (its value is not computed
     /// twice).
     rowtime_output: Option<usize>,
+    /// Per emitted column: true if it is a physical column that nothing else reads (no other
+    /// emitted column, computed column or the rowtime), so [`RowShaper::shape_from`] may move
+    /// it out of the physical row instead of copying it.
+    movable: Arc<[bool]>,
     scratch: Vec<Scalar>,
 }
 
@@ -52,7 +56,6 @@ pub struct RowShaper {
 enum Shape {
     Physical(usize),
     Computed(Expr),
-    Null,
 }
 
 impl Shape {
@@ -61,7 +64,6 @@ impl Shape {
         match self {
             Shape::Physical(i) => Ok(physical[*i].clone()),
             Shape::Computed(e) => e.eval(physical).map_err(|e| e.0),
-            Shape::Null => Ok(Scalar::Null),
         }
     }
 }
@@ -74,14 +76,21 @@ impl RowShaper {
     }
 
     /// The shaper of the columns `columns` (indices into the table's columns) of `table`.
+    /// Metadata columns (Kafka's) come after the physical values, in declaration order.
     pub fn select(table: &TableDef, columns: &[usize]) -> Self {
+        let physical = table.physical().count();
+        let metadata = |c: usize| {
+            table.columns[..c]
+                .iter()
+                .filter(|c| matches!(c.kind, ColumnSource::Metadata(_)))
+                .count()
+        };
         let shape = |c: usize| match &table.columns[c].kind {
             ColumnSource::Physical(i) => Shape::Physical(*i),
             ColumnSource::Computed(e) => Shape::Computed(e.clone()),
-            ColumnSource::Metadata(_) => Shape::Null,
+            ColumnSource::Metadata(_) => Shape::Physical(physical + metadata(c)),
         };
-        let physical = table.physical().count();
-        let mut needed = vec![false; physical];
+        let mut needed = vec![false; physical + metadata(table.columns.len())];
         let mut mark = |s: &Shape| match s {
             Shape::Physical(i) => needed[*i] = true,
             Shape::Computed(e) => {
@@ -89,7 +98,6 @@ impl RowShaper {
                 e.columns(&mut cols);
                 cols.into_iter().for_each(|c| needed[c] = true);
             }
-            Shape::Null => {}
         };
         let shapes: Vec<Shape> = columns.iter().map(|&c| shape(c)).collect();
         shapes.iter().for_each(&mut mark);
@@ -100,11 +108,13 @@ impl RowShaper {
         let rowtime_output = table
             .rowtime
             .and_then(|r| columns.iter().position(|&c| c == r));
+        let movable = movable(&shapes, rowtime.as_ref());
         RowShaper {
             columns: shapes.into(),
             rowtime,
             needed: needed.into(),
             rowtime_output,
+            movable,
             scratch: Vec::new(),
         }
     }
@@ -123,12 +133,42 @@ impl RowShaper {
         };
         self.columns = self.columns.iter().map(fix).collect();
         self.rowtime = self.rowtime.as_ref().map(fix);
+        self.movable = movable(&self.columns, self.rowtime.as_ref());
         self
     }
 
     /// Which physical columns the shaper reads (the others may stay NULL).
     pub fn needed(&self) -> &[bool] {
         &self.needed
+    }
+
+    /// The emitted row of the physical values `physical`, moving out of it the physical
+    /// columns nothing else reads (their slots are left NULL: the caller refills the buffer
+    /// for the next record).
+    #[inline]
+    pub fn shape_from(&mut self, physical: &mut [Scalar]) -> std::result::Result<Row, String> {
+        self.scratch.clear();
+        // Computed columns and a rowtime that is not emitted are read before anything moves.
+        let time = match (&self.rowtime, self.rowtime_output) {
+            (Some(s), None) => Some(rowtime_of(&s.value(physical)?)?),
+            _ => None,
+        };
+        for (s, &m) in self.columns.iter().zip(self.movable.iter()) {
+            let v = match s {
+                Shape::Physical(i) if m => std::mem::replace(&mut physical[*i], Scalar::Null),
+                s => s.value(physical)?,
+            };
+            self.scratch.push(v);
+        }
+        let time = match (time, self.rowtime_output) {
+            (Some(t), _) => t,
+            (None, Some(i)) => rowtime_of(&self.scratch[i])?,
+            (None, None) => Timestamp::MIN,
+        };
+        Ok(Row {
+            values: self.scratch.drain(..).collect(),
+            time,
+        })
     }
 
     /// The emitted row of the physical values `physical`.
@@ -148,6 +188,21 @@ impl RowShaper {
             time,
         })
     }
+}
+
+/// Which emitted columns are physical columns read by nothing else (see `RowShaper::movable`).
+fn movable(shapes: &[Shape], rowtime: Option<&Shape>) -> Arc<[bool]> {
+    let mut reads: Vec<usize> = Vec::new();
+    for s in shapes.iter().chain(rowtime) {
+        match s {
+            Shape::Physical(i) => reads.push(*i),
+            Shape::Computed(e) => e.columns(&mut reads),
+        }
+    }
+    shapes
+        .iter()
+        .map(|s| matches!(s, Shape::Physical(i) if reads.iter().filter(|&&r| r == *i).count() == 1))
+        .collect()
 }
 
 fn rowtime_of(v: &Scalar) -> std::result::Result<Timestamp, String> {
@@ -383,53 +438,53 @@ impl NexmarkField {
         }
     }
 
-    fn of_person(self, p: &Person) -> Scalar {
+    fn of_person(self, p: &mut Person) -> Scalar {
         match self {
             NexmarkField::EventType => Scalar::Int(0),
             NexmarkField::Person(i) => match i {
                 0 => Scalar::Int(p.id),
-                1 => Scalar::Str(p.name.clone()),
-                2 => Scalar::Str(p.email_address.clone()),
-                3 => Scalar::Str(p.credit_card.clone()),
-                4 => Scalar::Str(p.city.clone()),
-                5 => Scalar::Str(p.state.clone()),
+                1 => Scalar::Str(std::mem::take(&mut p.name)),
+                2 => Scalar::Str(std::mem::take(&mut p.email_address)),
+                3 => Scalar::Str(std::mem::take(&mut p.credit_card)),
+                4 => Scalar::Str(std::mem::take(&mut p.city)),
+                5 => Scalar::Str(std::mem::take(&mut p.state)),
                 6 => Scalar::TimestampMs(p.date_time.0),
-                _ => Scalar::Str(p.extra.clone()),
+                _ => Scalar::Str(std::mem::take(&mut p.extra)),
             },
             _ => Scalar::Null,
         }
     }
 
-    fn of_auction(self, a: &Auction) -> Scalar {
+    fn of_auction(self, a: &mut Auction) -> Scalar {
         match self {
             NexmarkField::EventType => Scalar::Int(1),
             NexmarkField::Auction(i) => match i {
                 0 => Scalar::Int(a.id),
-                1 => Scalar::Str(a.item_name.clone()),
-                2 => Scalar::Str(a.description.clone()),
+                1 => Scalar::Str(std::mem::take(&mut a.item_name)),
+                2 => Scalar::Str(std::mem::take(&mut a.description)),
                 3 => Scalar::Int(a.initial_bid),
                 4 => Scalar::Int(a.reserve),
                 5 => Scalar::TimestampMs(a.date_time.0),
                 6 => Scalar::TimestampMs(a.expires.0),
                 7 => Scalar::Int(a.seller),
                 8 => Scalar::Int(a.category),
-                _ => Scalar::Str(a.extra.clone()),
+                _ => Scalar::Str(std::mem::take(&mut a.extra)),
             },
             _ => Scalar::Null,
         }
     }
 
-    fn of_bid(self, b: &Bid) -> Scalar {
+    fn of_bid(self, b: &mut Bid) -> Scalar {
         match self {
             NexmarkField::EventType => Scalar::Int(2),
             NexmarkField::Bid(i) => match i {
                 0 => Scalar::Int(b.auction),
                 1 => Scalar::Int(b.bidder),
                 2 => Scalar::Int(b.price),
-                3 => Scalar::Str(b.channel.clone()),
-                4 => Scalar::Str(b.url.clone()),
+                3 => Scalar::Str(std::mem::take(&mut b.channel)),
+                4 => Scalar::Str(std::mem::take(&mut b.url)),
                 5 => Scalar::TimestampMs(b.date_time.0),
-                _ => Scalar::Str(b.extra.clone()),
+                _ => Scalar::Str(std::mem::take(&mut b.extra)),
             },
             _ => Scalar::Null,
         }
@@ -549,23 +604,24 @@ pub fn nexmark_stream(
     fn rows<T: Data>(
         fields: Arc<[NexmarkField]>,
         mut shaper: RowShaper,
-        get: fn(NexmarkField, &T) -> Scalar,
+        get: fn(NexmarkField, &mut T) -> Scalar,
     ) -> impl FnMut(T) -> std::result::Result<Option<Row>, String> + Clone + Send + 'static {
-        // Only the fields something reads are taken from the event (no string copied for a
-        // column nobody reads); the physical row is a buffer reused for every event.
+        // Only the fields something reads are taken from the event, moved out of it (each
+        // physical column is a distinct field, so none is taken twice); the physical row is
+        // a buffer reused for every event.
         let needed: Vec<Option<NexmarkField>> = fields
             .iter()
             .zip(shaper.needed())
             .map(|(f, n)| n.then_some(*f))
             .collect();
         let mut physical: Vec<Scalar> = vec![Scalar::Null; needed.len()];
-        move |e: T| {
+        move |mut e: T| {
             for (slot, f) in physical.iter_mut().zip(&needed) {
                 if let Some(f) = f {
-                    *slot = get(*f, &e);
+                    *slot = get(*f, &mut e);
                 }
             }
-            shaper.shape(&physical).map(Some)
+            shaper.shape_from(&mut physical).map(Some)
         }
     }
     Ok(match kind {
@@ -573,28 +629,28 @@ pub fn nexmark_stream(
             name,
             MapSource::new(
                 NexmarkSource::<Bid>::new(config).map_err(bad)?,
-                rows(fields, shaper, |f, b: &Bid| f.of_bid(b)),
+                rows(fields, shaper, |f, b: &mut Bid| f.of_bid(b)),
             ),
         ),
         NexmarkKind::Auction => job.source(
             name,
             MapSource::new(
                 NexmarkSource::<Auction>::new(config).map_err(bad)?,
-                rows(fields, shaper, |f, a: &Auction| f.of_auction(a)),
+                rows(fields, shaper, |f, a: &mut Auction| f.of_auction(a)),
             ),
         ),
         NexmarkKind::Person => job.source(
             name,
             MapSource::new(
                 NexmarkSource::<Person>::new(config).map_err(bad)?,
-                rows(fields, shaper, |f, p: &Person| f.of_person(p)),
+                rows(fields, shaper, |f, p: &mut Person| f.of_person(p)),
             ),
         ),
         NexmarkKind::All => job.source(
             name,
             MapSource::new(
                 NexmarkSource::<NexmarkEvent>::new(config).map_err(bad)?,
-                rows(fields, shaper, |f, e: &NexmarkEvent| match e {
+                rows(fields, shaper, |f, e: &mut NexmarkEvent| match e {
                     NexmarkEvent::Person(p) => f.of_person(p),
                     NexmarkEvent::Auction(a) => f.of_auction(a),
                     NexmarkEvent::Bid(b) => f.of_bid(b),
@@ -616,7 +672,11 @@ pub fn filesystem_stream(
     let mut shaper = RowShaper::select(table, columns);
     let schema = table.physical_schema();
     let needed: Vec<bool> = shaper.needed().to_vec();
-    let shape = move |r: Row| shaper.shape(&r.values).map(Some);
+    // A decoded row nobody else holds gives its values up to the shaped row (no copy).
+    let shape = move |mut r: Row| match Arc::get_mut(&mut r.values) {
+        Some(values) => shaper.shape_from(values).map(Some),
+        None => shaper.shape(&r.values).map(Some),
+    };
     match format {
         "json" => {
             // Fields no column needs are skipped while parsing, not decoded.
@@ -940,6 +1000,7 @@ impl<T: Data> SinkWriter<T> for BlackholeWriter {
 /// The connectors a table may name, for messages.
 pub const CONNECTORS: &[&str] = &[
     "nexmark",
+    "datagen",
     "filesystem",
     "values",
     "print",
@@ -948,4 +1009,137 @@ pub const CONNECTORS: &[&str] = &[
     "postgres-cdc",
     "redis",
     "webhook",
+    "kafka",
+    "upsert-kafka",
 ];
+
+/// The partitioned `filesystem` sink of a JSON or CSV table with `PARTITIONED BY (…)`: rows
+/// under `col=value/…/` directories of the table's `path` (Hive's escaping, `NULL` as
+/// `partition.default-name`, default `__HIVE_DEFAULT_PARTITION__`), the partition columns not
+/// repeated in the files (as Flink writes them), exactly-once with checkpoints. `stream` has
+/// the table's physical columns.
+pub fn partitioned_file_sink(
+    table: &TableDef,
+    stream: streamcore::Stream<Row>,
+    name: &str,
+) -> Result<(), PlanError> {
+    use streamcore_connectors::file::partitioned::PartitionedFileSink;
+    use streamcore_connectors::partition::{PartitionSpec, DEFAULT_PARTITION_NAME};
+    let schema = table.physical_schema();
+    let columns: Vec<String> = table
+        .partitioned_by
+        .iter()
+        .map(|&c| table.columns[c].name.clone())
+        .collect();
+    let default_name = table
+        .options
+        .get("partition.default-name")
+        .map(String::as_str)
+        .unwrap_or(DEFAULT_PARTITION_NAME);
+    let spec = PartitionSpec::resolve(&schema, &columns, None, default_name)
+        .map_err(|e| PlanError::invalid(format!("filesystem table `{}`: {e}", table.name)))?;
+    let path = filesystem_path(table)?;
+    let names: Arc<[String]> = schema.fields.iter().map(|f| f.name.clone()).collect();
+    match table.required("format")? {
+        "json" => stream.sink_named(
+            name,
+            PartitionedFileSink::new(path, spec, JsonEncoder { names }),
+        ),
+        "csv" => {
+            let delimiter = csv_delimiter(table)?;
+            stream.sink_named(
+                name,
+                PartitionedFileSink::new(path, spec, CsvEncoder { delimiter }),
+            )
+        }
+        other => return Err(unknown_format(table, other)),
+    }
+    Ok(())
+}
+
+/// Rows as JSON objects, one a line (the unpartitioned JSON sink's encoding: exact decimals,
+/// Flink's timestamp text).
+#[derive(Clone)]
+struct JsonEncoder {
+    /// Every column's name (indexed as the row).
+    names: Arc<[String]>,
+}
+
+impl streamcore_connectors::file::partitioned::RowEncoder for JsonEncoder {
+    fn extension(&self) -> &'static str {
+        "json"
+    }
+
+    fn encode(&mut self, row: &Row, columns: &[usize], out: &mut Vec<u8>) -> StreamResult<()> {
+        struct Object<'a>(&'a [String], &'a Row, &'a [usize]);
+        impl serde::Serialize for Object<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                let mut m = s.serialize_map(Some(self.2.len()))?;
+                for &c in self.2 {
+                    m.serialize_entry(&self.0[c], &crate::format::JsonScalar(&self.1.values[c]))?;
+                }
+                m.end()
+            }
+        }
+        serde_json::to_writer(&mut *out, &Object(&self.names, row, columns))
+            .map_err(|e| streamcore::StreamError::Internal(format!("encoding JSON: {e}")))?;
+        out.push(b'\n');
+        Ok(())
+    }
+}
+
+/// Rows as CSV records (the unpartitioned CSV sink's text of each value, `NULL` empty),
+/// fields quoted only when they hold the delimiter, a quote or a line break.
+#[derive(Clone)]
+struct CsvEncoder {
+    delimiter: u8,
+}
+
+impl streamcore_connectors::file::partitioned::RowEncoder for CsvEncoder {
+    fn extension(&self) -> &'static str {
+        "csv"
+    }
+
+    fn encode(&mut self, row: &Row, columns: &[usize], out: &mut Vec<u8>) -> StreamResult<()> {
+        use std::io::Write as _;
+        let mut text = String::new();
+        for (i, &c) in columns.iter().enumerate() {
+            if i > 0 {
+                out.push(self.delimiter);
+            }
+            let field: &str = match &row.values[c] {
+                Scalar::Null => "",
+                Scalar::Str(s) => s.as_str(),
+                Scalar::Int(v) => {
+                    let _ = write!(out, "{v}");
+                    continue;
+                }
+                other => {
+                    text.clear();
+                    use std::fmt::Write as _;
+                    let _ = write!(text, "{other}");
+                    &text
+                }
+            };
+            let d = self.delimiter;
+            if field
+                .bytes()
+                .any(|b| b == d || b == b'"' || b == b'\n' || b == b'\r')
+            {
+                out.push(b'"');
+                for b in field.bytes() {
+                    if b == b'"' {
+                        out.push(b'"');
+                    }
+                    out.push(b);
+                }
+                out.push(b'"');
+            } else {
+                out.extend_from_slice(field.as_bytes());
+            }
+        }
+        out.push(b'\n');
+        Ok(())
+    }
+}

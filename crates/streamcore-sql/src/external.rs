@@ -24,6 +24,7 @@ pub fn feature_of(connector: &str, format: Option<&str>) -> Option<(&'static str
         ("jdbc" | "postgres-cdc", _) => ("postgres", cfg!(feature = "postgres")),
         ("redis", _) => ("redis", cfg!(feature = "redis")),
         ("webhook", _) => ("webhook", cfg!(feature = "webhook")),
+        ("kafka" | "upsert-kafka", _) => ("kafka", cfg!(feature = "kafka")),
         ("filesystem", Some("parquet")) => ("parquet", cfg!(feature = "parquet")),
         _ => return None,
     })
@@ -58,7 +59,7 @@ fn external(e: streamcore::StreamError) -> PlanError {
 pub fn takes_updates(table: &TableDef) -> bool {
     match table.options.get("connector").map(String::as_str) {
         Some("jdbc") => !table.primary_key.is_empty(),
-        Some("redis") => true,
+        Some("redis" | "upsert-kafka") => true,
         _ => false,
     }
 }

@@ -22,36 +22,64 @@ pub struct JsonRowDecoder {
     ignore_errors: bool,
 }
 
+/// The fields of one JSON object the schema reads: a column, or a nested object that leads to
+/// columns (`bid` of `bid.price`). Looked up by the key as the parser hands it over, without
+/// building a path string per field.
+#[derive(Default)]
+struct JsonNode {
+    fields: HashMap<Box<str>, JsonEntry, foldhash::fast::FixedState>,
+}
+
+enum JsonEntry {
+    Column(usize),
+    Nested(JsonNode),
+}
+
 struct JsonLayout {
-    /// Top-level and nested field names → column index (nested: `outer.inner`).
-    index: HashMap<String, usize>,
-    /// Prefixes (`bid`) that lead to nested columns.
-    prefixes: HashMap<String, ()>,
+    root: JsonNode,
+    /// Every column's name (nested: `outer.inner`), read or not.
+    names: Vec<String>,
     types: Vec<DataType>,
+}
+
+impl JsonLayout {
+    /// The layout that reads the columns for which `keep` holds.
+    fn of(names: Vec<String>, types: Vec<DataType>, keep: impl Fn(usize) -> bool) -> Self {
+        let mut root = JsonNode::default();
+        for (i, name) in names.iter().enumerate() {
+            if !keep(i) {
+                continue;
+            }
+            let mut node = &mut root;
+            let mut parts = name.split('.').peekable();
+            while let Some(part) = parts.next() {
+                if parts.peek().is_none() {
+                    node.fields.insert(part.into(), JsonEntry::Column(i));
+                    break;
+                }
+                let entry = node
+                    .fields
+                    .entry(part.into())
+                    .or_insert_with(|| JsonEntry::Nested(JsonNode::default()));
+                node = match entry {
+                    JsonEntry::Nested(n) => n,
+                    // A column named like the object that holds others: the column wins.
+                    JsonEntry::Column(_) => break,
+                };
+            }
+        }
+        JsonLayout { root, names, types }
+    }
 }
 
 impl JsonRowDecoder {
     /// A decoder for `schema`; with `ignore_errors`, a line that does not decode is skipped
     /// (Flink's `json.ignore-parse-errors`), otherwise it follows the job's error policy.
     pub fn new(schema: Schema, ignore_errors: bool) -> Self {
-        let mut index = HashMap::new();
-        let mut prefixes = HashMap::new();
-        let mut types = Vec::new();
-        for (i, f) in schema.fields.iter().enumerate() {
-            index.insert(f.name.clone(), i);
-            let mut rest = f.name.as_str();
-            while let Some((p, _)) = rest.rsplit_once('.') {
-                prefixes.insert(p.to_string(), ());
-                rest = p;
-            }
-            types.push(f.data_type);
-        }
+        let names = schema.fields.iter().map(|f| f.name.clone()).collect();
+        let types = schema.fields.iter().map(|f| f.data_type).collect();
         JsonRowDecoder {
-            inner: Arc::new(JsonLayout {
-                index,
-                prefixes,
-                types,
-            }),
+            inner: Arc::new(JsonLayout::of(names, types, |_| true)),
             ignore_errors,
         }
     }
@@ -59,21 +87,9 @@ impl JsonRowDecoder {
     /// Decodes only the columns marked in `needed` (the others stay NULL, their JSON fields
     /// are skipped unparsed).
     pub fn only(self, needed: &[bool]) -> Self {
-        let mut layout = JsonLayout {
-            index: HashMap::new(),
-            prefixes: HashMap::new(),
-            types: self.inner.types.clone(),
-        };
-        for (name, &i) in &self.inner.index {
-            if needed.get(i).copied().unwrap_or(true) {
-                layout.index.insert(name.clone(), i);
-                let mut rest = name.as_str();
-                while let Some((p, _)) = rest.rsplit_once('.') {
-                    layout.prefixes.insert(p.to_string(), ());
-                    rest = p;
-                }
-            }
-        }
+        let layout = JsonLayout::of(self.inner.names.clone(), self.inner.types.clone(), |i| {
+            needed.get(i).copied().unwrap_or(true)
+        });
         JsonRowDecoder {
             inner: Arc::new(layout),
             ignore_errors: self.ignore_errors,
@@ -86,7 +102,7 @@ impl JsonRowDecoder {
         let mut de = serde_json::Deserializer::from_str(line);
         ObjectSeed {
             layout: &self.inner,
-            prefix: String::new(),
+            node: &self.inner.root,
             values: &mut values,
         }
         .deserialize(&mut de)
@@ -113,7 +129,7 @@ impl LineDecoder for JsonRowDecoder {
 
 struct ObjectSeed<'a> {
     layout: &'a JsonLayout,
-    prefix: String,
+    node: &'a JsonNode,
     values: &'a mut Vec<Scalar>,
 }
 
@@ -134,25 +150,22 @@ impl<'de> Visitor<'de> for ObjectSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let path = if self.prefix.is_empty() {
-                key.into_owned()
-            } else {
-                format!("{}.{key}", self.prefix)
-            };
-            if let Some(&i) = self.layout.index.get(&path) {
-                let ty = self.layout.types[i];
-                let v = map
-                    .next_value_seed(ValueSeed { ty })
-                    .map_err(|e| de::Error::custom(format!("field `{path}`: {e}")))?;
-                self.values[i] = v;
-            } else if self.layout.prefixes.contains_key(&path) {
-                map.next_value_seed(NestedSeed {
+            match self.node.fields.get(key.as_ref()) {
+                Some(&JsonEntry::Column(i)) => {
+                    let ty = self.layout.types[i];
+                    let v = map.next_value_seed(ValueSeed { ty }).map_err(|e| {
+                        de::Error::custom(format!("field `{}`: {e}", self.layout.names[i]))
+                    })?;
+                    self.values[i] = v;
+                }
+                Some(JsonEntry::Nested(node)) => map.next_value_seed(NestedSeed {
                     layout: self.layout,
-                    prefix: path,
+                    node,
                     values: self.values,
-                })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
+                })?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
         Ok(())
@@ -161,7 +174,7 @@ impl<'de> Visitor<'de> for ObjectSeed<'_> {
 
 struct NestedSeed<'a> {
     layout: &'a JsonLayout,
-    prefix: String,
+    node: &'a JsonNode,
     values: &'a mut Vec<Scalar>,
 }
 
@@ -191,7 +204,7 @@ impl<'de> Visitor<'de> for NestedSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
         ObjectSeed {
             layout: self.layout,
-            prefix: self.prefix,
+            node: self.node,
             values: self.values,
         }
         .visit_map(map)
@@ -388,7 +401,7 @@ pub struct JsonRow {
     pub row: Row,
 }
 
-struct JsonScalar<'a>(&'a Scalar);
+pub(crate) struct JsonScalar<'a>(pub(crate) &'a Scalar);
 
 impl Serialize for JsonScalar<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -121,7 +121,7 @@ pub enum ScalarFunction {
     /// `SPLIT_INDEX(s, sep, i)` (0-based; NULL past the end)
     SplitIndex,
     /// `REGEXP_EXTRACT(s, regex[, group])`; the pattern compiled once when it is a literal
-    RegexpExtract(Option<Arc<regex_lite::Regex>>),
+    RegexpExtract(Option<Arc<regex::Regex>>),
     /// `DATE_FORMAT(ts, 'yyyy-MM-dd HH:mm')` (a Java pattern, translated once)
     DateFormat(Arc<str>),
     /// `YEAR`, `MONTH`, `DAYOFMONTH`, `HOUR`, `MINUTE`, `SECOND` of a timestamp, and
@@ -221,7 +221,7 @@ impl ScalarFunction {
             "SPLIT_INDEX" => (ScalarFunction::SplitIndex, 3..=3, SqlType::VARCHAR),
             "REGEXP_EXTRACT" => {
                 let compiled = match args.get(1) {
-                    Some((Expr::Literal(Scalar::Str(p)), _)) => match regex_lite::Regex::new(p) {
+                    Some((Expr::Literal(Scalar::Str(p)), _)) => match regex::Regex::new(p) {
                         Ok(r) => Some(Arc::new(r)),
                         Err(e) => {
                             return Some(Err(PlanError::invalid(format!(
@@ -305,11 +305,22 @@ impl ScalarFunction {
         use Scalar::*;
         let arg = |i: usize| args[i].eval_cow(row);
         Ok(match self {
+            // ASCII strings are case-mapped in place of a copy (no intermediate `String`).
             ScalarFunction::Upper => match &*arg(0)? {
+                Str(s) if s.is_ascii() => {
+                    let mut s = s.clone();
+                    s.as_mut_str().make_ascii_uppercase();
+                    Str(s)
+                }
                 Str(s) => Scalar::str(&s.to_uppercase()),
                 _ => Null,
             },
             ScalarFunction::Lower => match &*arg(0)? {
+                Str(s) if s.is_ascii() => {
+                    let mut s = s.clone();
+                    s.as_mut_str().make_ascii_lowercase();
+                    Str(s)
+                }
                 Str(s) => Scalar::str(&s.to_lowercase()),
                 _ => Null,
             },
@@ -379,7 +390,7 @@ impl ScalarFunction {
                     Some(re) => re.as_ref(),
                     None => match &*arg(1)? {
                         Str(p) => {
-                            owned = regex_lite::Regex::new(p).map_err(|e| {
+                            owned = regex::Regex::new(p).map_err(|e| {
                                 EvalError(format!("REGEXP_EXTRACT: bad pattern '{p}': {e}"))
                             })?;
                             &owned

@@ -271,6 +271,9 @@ pub fn window_of(plan: &Plan, col: usize) -> Option<(WindowKind, WindowBound)> {
             _ => None,
         },
         Node::Filter { input, .. } => window_of(input, col),
+        // Processing-time windows' bounds are no event time: no window join or window
+        // aggregate builds on them.
+        Node::WindowAggregate { proctime: true, .. } => None,
         Node::WindowAggregate {
             window,
             keys,

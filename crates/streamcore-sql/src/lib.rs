@@ -12,7 +12,8 @@
 //! - [`physical`]: the plan onto streamcore operators, append-only edges as `Stream<Row>` and
 //!   updating ones as `Stream<Change<Row>>`; [`expr`], [`functions`] and [`aggregate`] are
 //!   what the operators evaluate;
-//! - [`connectors`] and [`format`]: the tables' sources and sinks.
+//! - [`connectors`] and [`format`]: the tables' sources and sinks ([`external`] and [`kafka`]:
+//!   those behind cargo features).
 //!
 //! ```
 //! use streamcore::JobConfig;
@@ -34,6 +35,7 @@ pub mod aggregate;
 pub mod binder;
 pub mod catalog;
 pub mod connectors;
+pub mod datagen;
 pub mod dialect;
 pub mod parser;
 
@@ -43,12 +45,16 @@ pub mod external;
 pub mod format;
 pub mod functions;
 pub mod join;
+pub mod kafka;
+pub mod match_recognize;
 pub mod over;
+pub mod over_updating;
 pub mod physical;
 pub mod plan;
 pub mod rules;
 pub mod session;
 pub mod types;
+pub mod window;
 
 pub use dialect::FlinkDialect;
 pub use error::PlanError;

@@ -7,7 +7,8 @@
 //! Rows wait in keyed state until the watermark passes their time (a timer at the row's
 //! time), so a partition's rows are aggregated in time order whatever order they came in.
 //! Rows already behind the watermark when they arrive are late: dropped, as Flink drops them,
-//! and logged.
+//! or sent to the late output ([`OverAggregate::late_output`]; the planner counts them in the
+//! `late_records` metric).
 
 use crate::aggregate::{RowAcc, RowAggregate};
 use serde::{Deserialize, Serialize};
@@ -31,12 +32,23 @@ pub enum Frame {
 pub struct OverAggregate {
     aggs: RowAggregate,
     frame: Frame,
+    late: Option<streamcore::OutputTag<Row>>,
 }
 
 impl OverAggregate {
     /// The aggregation `aggs` over `frame`.
     pub fn new(aggs: RowAggregate, frame: Frame) -> Self {
-        OverAggregate { aggs, frame }
+        OverAggregate {
+            aggs,
+            frame,
+            late: None,
+        }
+    }
+
+    /// Sends late rows (behind the watermark when they arrive) to the side output `tag`.
+    pub fn late_output(mut self, tag: streamcore::OutputTag<Row>) -> Self {
+        self.late = Some(tag);
+        self
     }
 }
 
@@ -79,13 +91,16 @@ impl KeyedProcessFunction<Row, Row> for OverAggregate {
         &mut self,
         row: Row,
         ctx: &mut KeyedContext<'_, Row, OverState>,
-        _out: &mut Output<Row>,
+        out: &mut Output<Row>,
     ) {
         let t = row.time;
         if t <= ctx.watermark() && ctx.watermark() != Timestamp::MIN {
-            tracing::debug!(
-                "OVER aggregation: a row at {t:?} behind the watermark is late and dropped"
-            );
+            match &self.late {
+                Some(tag) => out.side(tag, row),
+                None => tracing::debug!(
+                    "OVER aggregation: a row at {t:?} behind the watermark is late and dropped"
+                ),
+            }
             return;
         }
         ctx.state().pending.entry(t.0).or_default().push(row);

@@ -247,6 +247,7 @@ fn tokenize(sql: &str) -> Result<Vec<TokenWithSpan>, ParseError> {
             out.push(token);
         }
     }
+    crate::match_recognize::move_within(&mut out);
     Ok(out)
 }
 

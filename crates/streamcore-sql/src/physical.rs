@@ -43,6 +43,9 @@ pub struct PhysicalPlanner<'j> {
     ids: std::collections::HashMap<String, usize>,
     /// `table.exec.state.ttl`, if set.
     pub state_ttl: Option<Duration>,
+    /// Late rows of window aggregates and the late-data tables they go to: the caller adds
+    /// their sinks ([`PhysicalPlanner::take_late_rows`]).
+    late_rows: Vec<(Arc<TableDef>, Stream<Row>)>,
 }
 
 /// 64-bit FNV-1a: a stable hash (fixed forever, unlike seeded hashers) of a plan's digest.
@@ -62,7 +65,13 @@ impl<'j> PhysicalPlanner<'j> {
             job,
             ids: Default::default(),
             state_ttl: None,
+            late_rows: Vec::new(),
         }
+    }
+
+    /// The late rows planned so far, with the tables they go to (emptied).
+    pub fn take_late_rows(&mut self) -> Vec<(Arc<TableDef>, Stream<Row>)> {
+        std::mem::take(&mut self.late_rows)
     }
 
     /// The job being built.
@@ -87,6 +96,17 @@ impl<'j> PhysicalPlanner<'j> {
         match &plan.node {
             Node::Scan { table, columns } if plan.updating => {
                 let uid = self.uid(&format!("src:{}", table.name), plan);
+                if crate::kafka::is_changelog(table) {
+                    crate::external::check_built(table)?;
+                    #[cfg(feature = "kafka")]
+                    return Ok(SqlStream::Updating(crate::kafka::changelog_scan(
+                        self.job,
+                        &table.name,
+                        table,
+                        columns,
+                        &uid,
+                    )?));
+                }
                 #[cfg(feature = "postgres")]
                 {
                     let s = crate::external::cdc_stream(self.job, &table.name, table, columns)?;
@@ -162,13 +182,24 @@ impl<'j> PhysicalPlanner<'j> {
                     ),
                 })
             }
-            Node::WindowTvf { input, window } => {
+            Node::WindowTvf {
+                input,
+                window,
+                proctime,
+            } => {
                 let SqlStream::Append(s) = self.build(input)? else {
                     return Err(PlanError::invalid(
                         "a window table function over an updating input",
                     ));
                 };
                 let window = *window;
+                if *proctime {
+                    // Each batch in the windows of the wall clock when it arrives.
+                    return Ok(SqlStream::Append(s.apply(
+                        "WindowTableFunction(proctime)",
+                        crate::window::ProcTimeWindowTvf::new(window, assign_windows),
+                    )));
+                }
                 Ok(SqlStream::Append(
                     s.flat_map(move |r: Row| assign_windows(window, r))
                         .name("WindowTableFunction"),
@@ -179,6 +210,8 @@ impl<'j> PhysicalPlanner<'j> {
                 window,
                 keys,
                 aggs,
+                proctime,
+                late,
                 ..
             } => {
                 let SqlStream::Append(s) = self.build(input)? else {
@@ -186,6 +219,10 @@ impl<'j> PhysicalPlanner<'j> {
                         "a window aggregate over an updating input",
                     ));
                 };
+                let late_tag = late
+                    .as_ref()
+                    .map(|_| streamcore::OutputTag::<Row>::new("late"));
+                let proctime = *proctime;
                 let uid = self.uid("window-agg", plan);
                 let nkeys = *keys;
                 let key_cols: Vec<usize> = (0..nkeys).collect();
@@ -198,12 +235,25 @@ impl<'j> PhysicalPlanner<'j> {
                         "a CUMULATE window aggregate is planned as tumbling windows of its step",
                     )),
                 };
-                let results: Stream<WindowResult<Row, Row>> = s
-                    .key_by(move |r: &Row| r.key(&key_cols))
-                    .window(windows)
-                    .aggregate(agg)
-                    .name("WindowAggregate")
-                    .uid(&uid);
+                let mut windowed = s.key_by(move |r: &Row| r.key(&key_cols)).window(windows);
+                if proctime {
+                    windowed = windowed.processing_time();
+                }
+                if let Some(tag) = &late_tag {
+                    windowed = windowed.late_output(tag);
+                }
+                let results: Stream<WindowResult<Row, Row>> =
+                    windowed.aggregate(agg).name("WindowAggregate").uid(&uid);
+                if let (Some(tag), Some(late)) = (&late_tag, late) {
+                    // The input row carried at the end of the late (pre-projected) row.
+                    let width = input.fields.len();
+                    let columns: Vec<usize> = (width - late.width..width).collect();
+                    let rows = results
+                        .side_output(tag)
+                        .map(move |r: Row| r.key(&columns))
+                        .name("Calc(late rows)");
+                    self.late_rows.push((late.table.clone(), rows));
+                }
                 Ok(SqlStream::Append(
                     results
                         .map(|w: WindowResult<Row, Row>| {
@@ -278,9 +328,11 @@ impl<'j> PhysicalPlanner<'j> {
                 };
                 let uid = self.uid("over", plan);
                 let partition: Arc<[Expr]> = partition.clone().into();
-                let op = crate::over::OverAggregate::new(RowAggregate::new(aggs.clone()), *frame);
-                Ok(SqlStream::Append(
-                    s.key_by(move |r: &Row| -> Row {
+                let late = streamcore::OutputTag::<Row>::new("late");
+                let op = crate::over::OverAggregate::new(RowAggregate::new(aggs.clone()), *frame)
+                    .late_output(late.clone());
+                let out = s
+                    .key_by(move |r: &Row| -> Row {
                         partition
                             .iter()
                             .map(|e| e.eval(&r.values).unwrap_or(Scalar::Null))
@@ -288,8 +340,113 @@ impl<'j> PhysicalPlanner<'j> {
                     })
                     .process(op)
                     .name("OverAggregate")
-                    .uid(&uid),
+                    .uid(&uid);
+                // Late rows are dropped, as Flink drops them, and counted in `late_records`.
+                let _ = out
+                    .side_output(&late)
+                    .apply("OverAggregate(late rows)", crate::window::CountLate);
+                Ok(SqlStream::Append(out))
+            }
+            Node::MatchRecognize { input, spec } => {
+                let SqlStream::Append(s) = self.build(input)? else {
+                    return Err(PlanError::invalid(
+                        "MATCH_RECOGNIZE over an updating input (it takes append-only input, as in Flink)",
+                    ));
+                };
+                let uid = self.uid("match", plan);
+                Ok(SqlStream::Append(crate::match_recognize::build(
+                    s, spec, &uid,
+                )))
+            }
+            Node::UpdatingOver {
+                input,
+                partition,
+                order,
+                rows,
+                aggs,
+            } => {
+                let stream = self.build(input)?.into_changes();
+                let uid = self.uid("over", plan);
+                let partition: Arc<[Expr]> = partition.clone().into();
+                let op = crate::over_updating::UpdatingOverAggregate::new(
+                    RowAggregate::new(aggs.clone()),
+                    order.clone(),
+                    *rows,
+                );
+                Ok(SqlStream::Updating(
+                    stream
+                        .key_by(move |c: &Change<Row>| -> Row {
+                            partition
+                                .iter()
+                                .map(|e| e.eval(&c.row().values).unwrap_or(Scalar::Null))
+                                .collect()
+                        })
+                        .process(op)
+                        .name("OverAggregate(updating)")
+                        .uid(&uid),
                 ))
+            }
+            Node::TemporalJoin {
+                left,
+                right,
+                keys,
+                residual,
+                left_outer,
+            } => {
+                let SqlStream::Append(probes) = self.build(left)? else {
+                    return Err(PlanError::invalid(
+                        "an event-time temporal join of an updating input",
+                    ));
+                };
+                let versions = self.build(right)?.into_changes();
+                let uid = self.uid("temporal-join", plan);
+                let (probe, columns): (Vec<Expr>, Vec<usize>) = keys.iter().cloned().unzip();
+                let probe: Arc<[Expr]> = probe.into();
+                let residual = residual.clone();
+                let (left_outer, width) = (*left_outer, right.fields.len());
+                let joined: Stream<Option<Row>> = probes
+                    .connect(versions)
+                    .key_by(
+                        move |row: &Row| -> Row {
+                            probe
+                                .iter()
+                                .map(|e| e.eval(&row.values).unwrap_or(Scalar::Null))
+                                .collect()
+                        },
+                        move |c: &Change<Row>| c.row().key(&columns),
+                    )
+                    .temporal_join(move |probe: &Row, version: Option<&Row>| {
+                        let mut values: Vec<Scalar> = Vec::with_capacity(probe.len() + width);
+                        values.extend(probe.values.iter().cloned());
+                        match version {
+                            Some(v) => values.extend(v.values.iter().cloned()),
+                            None => values.extend((0..width).map(|_| Scalar::Null)),
+                        }
+                        let joined = Row {
+                            values: values.into(),
+                            time: probe.time,
+                        };
+                        // A NULL key matches nothing; the residual decides on the version.
+                        let matched = version.is_some()
+                            && residual
+                                .as_ref()
+                                .is_none_or(|r| r.test(&joined.values).unwrap_or(false));
+                        if matched {
+                            Some(joined)
+                        } else if left_outer {
+                            let mut values: Vec<Scalar> = probe.values.to_vec();
+                            values.extend((0..width).map(|_| Scalar::Null));
+                            Some(Row {
+                                values: values.into(),
+                                time: probe.time,
+                            })
+                        } else {
+                            None
+                        }
+                    })
+                    .name("TemporalJoin")
+                    .uid(&uid);
+                Ok(SqlStream::Append(joined.flat_map(|r: Option<Row>| r)))
             }
             Node::LookupJoin {
                 input,
@@ -589,19 +746,25 @@ impl<'j> PhysicalPlanner<'j> {
         let stream = match connector {
             "nexmark" => connectors::nexmark_stream(self.job, &name, table, columns, kind)?,
             "filesystem" => connectors::filesystem_stream(self.job, &name, table, columns)?,
+            "datagen" => crate::datagen::datagen_stream(self.job, &name, table, columns)?,
+            #[cfg(feature = "kafka")]
+            "kafka" => crate::kafka::scan(self.job, &name, table, columns)?,
             "values" => {
                 let rows = connectors::values_rows_of(table, columns)?;
                 self.job.from_vec(&name, rows)
             }
             other => {
+                if other == "kafka" {
+                    crate::external::check_built(table)?;
+                }
                 return Err(PlanError::invalid(format!(
                     "table `{}`: connector '{other}' cannot be read{}",
                     table.name,
                     match other {
-                        "print" | "blackhole" => " (it is a sink)".to_string(),
-                        _ => format!(" (sources: nexmark, filesystem, values{})", ""),
+                        "print" | "blackhole" => " (it is a sink)",
+                        _ => SOURCES,
                     }
-                )))
+                )));
             }
         };
         let stream = stream.uid(&uid);
@@ -613,6 +776,10 @@ impl<'j> PhysicalPlanner<'j> {
         })
     }
 }
+
+/// The connectors a scan reads, for messages.
+const SOURCES: &str =
+    " (sources: nexmark, datagen, filesystem, values, kafka, upsert-kafka, postgres-cdc)";
 
 fn ms(v: i64) -> Duration {
     Duration::from_millis(v as u64)

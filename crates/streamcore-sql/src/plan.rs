@@ -63,6 +63,17 @@ impl fmt::Display for WindowKind {
     }
 }
 
+/// The late-data table of a window aggregate: rows that arrive after all their windows
+/// closed (behind the watermark) are written there instead of being dropped; the input
+/// carries them as its last `width` columns (the rows of the aggregate's `FROM`).
+#[derive(Clone, Debug)]
+pub struct LateData {
+    /// The table late rows are written to.
+    pub table: Arc<TableDef>,
+    /// How many trailing input columns make a late row.
+    pub width: usize,
+}
+
 /// An aggregate function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AggFunc {
@@ -158,6 +169,9 @@ pub enum Node {
         input: Box<Plan>,
         /// The window.
         window: WindowKind,
+        /// Windows of processing time (`DESCRIPTOR` of a `PROCTIME()` column): a row's
+        /// window is the one of the wall clock when it reaches the operator.
+        proctime: bool,
     },
     /// A window aggregate: output `keys…, aggregates…, window_start, window_end,
     /// window_time`, once per window when the watermark passes its end (append-only).
@@ -173,6 +187,13 @@ pub enum Node {
         /// The window is the one of the input's rows, grouped by its `window_start` and
         /// `window_end` among the keys (an aggregate over a window aggregate's result).
         upstream: bool,
+        /// Windows of processing time (over a `PROCTIME()` column): rows fall in the windows
+        /// of the wall clock when they reach the operator, which fire as the clock passes
+        /// their end (all at the end of a bounded input). The result has no rowtime.
+        proctime: bool,
+        /// Where rows arriving after their windows closed go (the scanned table's
+        /// `'late-data.table'` option), if anywhere.
+        late: Option<LateData>,
     },
     /// A group aggregate: output `keys…, aggregates…`, updated as rows arrive (updating).
     Aggregate {
@@ -239,6 +260,49 @@ pub enum Node {
         /// The aggregate calls.
         aggs: Vec<AggCall>,
     },
+    /// OVER aggregations over an updating input (`ROWS` frames, any order): the table of
+    /// every current input row with the aggregates over its frame, updated as rows are added
+    /// and withdrawn (see [`crate::over_updating`]). Output: the input's columns, then one per
+    /// aggregate. Updating.
+    UpdatingOver {
+        /// The input: its columns, then the aggregates' arguments.
+        input: Box<Plan>,
+        /// The partition keys over the input.
+        partition: Vec<Expr>,
+        /// The order: expressions over the input, and `true` for descending (ties: the
+        /// whole row decides, so that frames are deterministic).
+        order: Vec<(Expr, bool)>,
+        /// `ROWS BETWEEN n PRECEDING AND CURRENT ROW` (`None`: `UNBOUNDED PRECEDING`).
+        rows: Option<u64>,
+        /// The aggregate calls.
+        aggs: Vec<AggCall>,
+    },
+    /// `MATCH_RECOGNIZE` (see [`crate::match_recognize`]): one row per match, the partition
+    /// columns then the measures. Append-only.
+    MatchRecognize {
+        /// The input.
+        input: Box<Plan>,
+        /// The partition, pattern, conditions and measures.
+        spec: Arc<crate::match_recognize::MatchRecognize>,
+    },
+    /// An event-time temporal join (`JOIN t FOR SYSTEM_TIME AS OF probe.rowtime`): each probe
+    /// row joins the version of a versioned table (a `PRIMARY KEY` and a `WATERMARK`; each
+    /// change, or each row of an append-only table, is its key's version from its rowtime on)
+    /// current at the probe's rowtime, once the watermark passes the probe. Output: the
+    /// probe's columns, then the table's. Append-only.
+    TemporalJoin {
+        /// The probe side (append-only, with a rowtime).
+        left: Box<Plan>,
+        /// The versioned table's scan.
+        right: Box<Plan>,
+        /// Equalities on the table's primary key: an expression over the probe row, and the
+        /// table column.
+        keys: Vec<(Expr, usize)>,
+        /// Other conditions over the joined row.
+        residual: Option<Expr>,
+        /// `true` for `LEFT JOIN` (probes without a matching version kept, padded with NULLs).
+        left_outer: bool,
+    },
     /// `UNION ALL` of inputs with the same columns.
     Union {
         /// The inputs.
@@ -258,9 +322,13 @@ impl Plan {
             | Node::Aggregate { input, .. }
             | Node::Rank { input, .. }
             | Node::LookupJoin { input, .. }
-            | Node::Over { input, .. } => vec![input],
+            | Node::Over { input, .. }
+            | Node::UpdatingOver { input, .. }
+            | Node::MatchRecognize { input, .. } => vec![input],
             Node::Union { inputs } => inputs.iter().collect(),
-            Node::Join { left, right, .. } => vec![left, right],
+            Node::Join { left, right, .. } | Node::TemporalJoin { left, right, .. } => {
+                vec![left, right]
+            }
         }
     }
 
@@ -277,7 +345,10 @@ impl Plan {
             Node::Union { .. } => "Union",
             Node::Rank { .. } => "Rank",
             Node::LookupJoin { .. } => "LookupJoin",
+            Node::TemporalJoin { .. } => "TemporalJoin",
             Node::Over { .. } => "OverAggregate",
+            Node::UpdatingOver { .. } => "OverAggregate(updating)",
+            Node::MatchRecognize { .. } => "Match",
             Node::Join {
                 strategy: JoinStrategy::Regular,
                 ..
@@ -336,11 +407,25 @@ impl Plan {
                 })
                 .collect::<Vec<_>>()
                 .join(", "),
-            Node::WindowTvf { window, .. } => format!("window={window}"),
-            Node::WindowAggregate {
-                window, keys, aggs, ..
+            Node::WindowTvf {
+                window, proctime, ..
             } => format!(
-                "window={window}, groupBy=[{}], select=[{}]",
+                "window={window}{}",
+                if *proctime { ", time=proctime" } else { "" }
+            ),
+            Node::WindowAggregate {
+                window,
+                keys,
+                aggs,
+                proctime,
+                late,
+                ..
+            } => format!(
+                "window={window}{}{}, groupBy=[{}], select=[{}]",
+                if *proctime { ", time=proctime" } else { "" },
+                late.as_ref()
+                    .map(|l| format!(", lateRowsTo={}", l.table.name))
+                    .unwrap_or_default(),
                 names(&self.fields[..*keys]),
                 agg_list(aggs)
             ),
@@ -350,6 +435,7 @@ impl Plan {
                 agg_list(aggs)
             ),
             Node::Union { inputs } => format!("inputs={}", inputs.len()),
+            Node::MatchRecognize { spec, .. } => spec.to_string(),
             Node::Over {
                 partition,
                 frame,
@@ -363,6 +449,45 @@ impl Plan {
                     .collect::<Vec<_>>()
                     .join(", "),
                 agg_list(aggs)
+            ),
+            Node::UpdatingOver {
+                partition,
+                order,
+                rows,
+                aggs,
+                ..
+            } => format!(
+                "partitionBy=[{}], orderBy=[{}], frame=ROWS {} PRECEDING, select=[{}]",
+                partition
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                order
+                    .iter()
+                    .map(|(e, desc)| format!("{e} {}", if *desc { "DESC" } else { "ASC" }))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                rows.map_or("UNBOUNDED".to_string(), |n| n.to_string()),
+                agg_list(aggs)
+            ),
+            Node::TemporalJoin {
+                right,
+                keys,
+                residual,
+                left_outer,
+                ..
+            } => format!(
+                "joinType={}, asOf=rowtime, on=[{}]{}",
+                if *left_outer { "Left" } else { "Inner" },
+                keys.iter()
+                    .map(|(e, c)| format!("{e} = {}", right.fields[*c].name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                residual
+                    .as_ref()
+                    .map(|r| format!(", where={r}"))
+                    .unwrap_or_default()
             ),
             Node::LookupJoin {
                 table,

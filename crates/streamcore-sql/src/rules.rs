@@ -401,9 +401,14 @@ fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> Plan) -> Plan {
             input: b(input),
             exprs,
         },
-        Node::WindowTvf { input, window } => Node::WindowTvf {
+        Node::WindowTvf {
+            input,
+            window,
+            proctime,
+        } => Node::WindowTvf {
             input: b(input),
             window,
+            proctime,
         },
         Node::WindowAggregate {
             input,
@@ -411,16 +416,33 @@ fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> Plan) -> Plan {
             keys,
             aggs,
             upstream,
+            proctime,
+            late,
         } => Node::WindowAggregate {
             input: b(input),
             window,
             keys,
             aggs,
             upstream,
+            proctime,
+            late,
         },
         Node::Aggregate { input, keys, aggs } => Node::Aggregate {
             input: b(input),
             keys,
+            aggs,
+        },
+        Node::UpdatingOver {
+            input,
+            partition,
+            order,
+            rows,
+            aggs,
+        } => Node::UpdatingOver {
+            input: b(input),
+            partition,
+            order,
+            rows,
             aggs,
         },
         Node::Join {
@@ -449,6 +471,19 @@ fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> Plan) -> Plan {
             limit,
             number_selected,
         },
+        Node::TemporalJoin {
+            left,
+            right,
+            keys,
+            residual,
+            left_outer,
+        } => Node::TemporalJoin {
+            left: b(left),
+            right: b(right),
+            keys,
+            residual,
+            left_outer,
+        },
         Node::LookupJoin {
             input,
             table,
@@ -475,6 +510,10 @@ fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> Plan) -> Plan {
         },
         Node::Union { inputs } => Node::Union {
             inputs: inputs.into_iter().map(&mut *f).collect(),
+        },
+        Node::MatchRecognize { input, spec } => Node::MatchRecognize {
+            input: b(input),
+            spec,
         },
         leaf @ (Node::Scan { .. } | Node::Values { .. }) => leaf,
     };

@@ -299,6 +299,17 @@ impl Session {
             })?;
             config = config.parallelism(p.max(1));
         }
+        // `state.backend`, `state.memory-budget`, `state.dir`, `state.incremental`,
+        // `state.full-every`: the job's state backend (docs/state.md), over the command line's.
+        for (key, value) in self.catalog.options.range("state.".to_string()..) {
+            if !key.starts_with("state.") {
+                break;
+            }
+            config
+                .state
+                .set(key, value)
+                .map_err(|e| PlanError::invalid(e.to_string()))?;
+        }
         Ok(config)
     }
 
@@ -339,6 +350,9 @@ impl Session {
                 }
             }
             add_sink(&mut planner, &p.sink, &p.plan, stream)?;
+            for (table, rows) in planner.take_late_rows() {
+                add_sink(&mut planner, &table, &p.plan, SqlStream::Append(rows))?;
+            }
         }
         Ok(pending.len())
     }
@@ -351,6 +365,9 @@ impl Session {
         let mut planner = PhysicalPlanner::new(job);
         planner.state_ttl = self.state_ttl()?;
         let stream = planner.build(plan)?;
+        for (table, rows) in planner.take_late_rows() {
+            add_sink(&mut planner, &table, plan, SqlStream::Append(rows))?;
+        }
         to(stream.into_changes());
         Ok(())
     }
@@ -410,6 +427,11 @@ fn check_option(key: &str, value: &str) -> Result<(), PlanError> {
         "table.exec.state.ttl" | "execution.checkpointing.interval" => {
             parse_duration(value)?;
         }
+        k if k.starts_with("state.") => {
+            streamcore::state::StateConfig::default()
+                .set(k, value)
+                .map_err(|e| PlanError::invalid(e.to_string()))?;
+        }
         "execution.runtime-mode"
             if !["streaming", "batch"].contains(&value.to_ascii_lowercase().as_str()) =>
         {
@@ -430,10 +452,11 @@ fn check_bounded(plan: &Plan) -> Result<(), PlanError> {
                 .options
                 .get("events.num")
                 .is_none_or(|n| n.trim() == "0");
-        if unbounded {
+        if unbounded || crate::kafka::is_unbounded(table) {
             return Err(PlanError::invalid(format!(
-                "'execution.runtime-mode' = 'batch' needs bounded tables: `{}` is unbounded (set 'events.num')",
-                table.name
+                "'execution.runtime-mode' = 'batch' needs bounded tables: `{}` is unbounded (set {})",
+                table.name,
+                if unbounded { "'events.num'" } else { "'scan.bounded.mode' = 'latest-offset'" }
             )));
         }
     }
@@ -443,13 +466,6 @@ fn check_bounded(plan: &Plan) -> Result<(), PlanError> {
 /// A sink that cannot take updates refuses an updating query, saying which node updates.
 fn check_sink_mode(sink: &TableDef, plan: &Plan, batch: bool) -> Result<(), PlanError> {
     let connector = sink.connector()?;
-    let parquet = sink.options.get("format").map(String::as_str) == Some("parquet");
-    if connector == "filesystem" && !parquet && !sink.partitioned_by.is_empty() {
-        return Err(PlanError::unsupported(format!(
-            "PARTITIONED BY on the filesystem table `{}` in JSON or CSV (partition directories dt=…/hm=…: 'format' = 'parquet' has them): write to an unpartitioned table",
-            sink.name
-        )));
-    }
     let takes_updates =
         matches!(connector, "print" | "blackhole") || crate::external::takes_updates(sink);
     if plan.updating && !takes_updates && !batch {
@@ -457,7 +473,7 @@ fn check_sink_mode(sink: &TableDef, plan: &Plan, batch: bool) -> Result<(), Plan
         return Err(PlanError::invalid(format!(
             "table `{}` (connector '{connector}') takes append-only rows, but the query is updating: {node} produces updates{}",
             sink.name,
-            "; write to a sink that takes updates (print, blackhole, jdbc with a PRIMARY KEY, redis), aggregate over windows, or over bounded input SET 'execution.runtime-mode' = 'batch' (the sink then receives the final rows)"
+            "; write to a sink that takes updates (print, blackhole, jdbc with a PRIMARY KEY, redis, upsert-kafka), aggregate over windows, or over bounded input SET 'execution.runtime-mode' = 'batch' (the sink then receives the final rows)"
         )));
     }
     Ok(())
@@ -488,6 +504,11 @@ fn add_sink(
     let Some(stream) = crate::external::add_sink(sink, &name, stream)? else {
         return Ok(());
     };
+    #[cfg(feature = "kafka")]
+    let Some(stream) = crate::kafka::add_sink(sink, &name, stream)?
+    else {
+        return Ok(());
+    };
     match connector {
         "print" => {
             let id = sink.options.get("print-identifier").map(String::as_str);
@@ -509,6 +530,9 @@ fn add_sink(
                     sink.name
                 )));
             };
+            if !sink.partitioned_by.is_empty() {
+                return connectors::partitioned_file_sink(sink, s, &name);
+            }
             let path = connectors::filesystem_path(sink)?;
             match sink.required("format")? {
                 "json" => {
@@ -550,6 +574,8 @@ impl Session {
         let mut columns: Vec<TableColumn> = Vec::new();
         let mut physical_fields: Vec<PlanField> = Vec::new();
         let mut computed = Vec::new();
+        // Metadata columns, which computed columns may read after the physical ones.
+        let mut metadata_fields: Vec<PlanField> = Vec::new();
         for c in &t.columns {
             match &c.kind {
                 ColumnKind::Physical { data_type } => {
@@ -580,17 +606,24 @@ impl Session {
                     let _ = expr;
                 }
                 ColumnKind::Metadata { data_type, key, .. } => {
-                    return Err(PlanError::unsupported(format!(
-                        "metadata column `{}` ({} METADATA{}): connector metadata comes with the Kafka tables",
-                        c.name.value,
+                    let column = crate::kafka::metadata_column(
+                        &c.name.value,
                         data_type,
-                        key.as_ref().map(|k| format!(" FROM '{k}'")).unwrap_or_default()
-                    ))
-                    .at(c.name.span));
+                        key.as_deref(),
+                        c.not_null,
+                    )
+                    .map_err(|e| e.at(c.name.span))?;
+                    metadata_fields.push(PlanField {
+                        name: column.name.clone(),
+                        qualifier: None,
+                        ty: SqlType::Data(column.data_type),
+                    });
+                    columns.push(column);
                 }
             }
         }
-        // Computed columns, bound over the physical columns.
+        // Computed columns, bound over the physical columns (then the metadata columns).
+        physical_fields.extend(metadata_fields);
         let mut k = 0;
         for c in &t.columns {
             if let ColumnKind::Computed { expr } = &c.kind {
@@ -663,6 +696,7 @@ impl Session {
             options,
         };
         let connector = def.connector().map_err(|e| e.at(t.name.span()))?;
+        crate::kafka::check_metadata(&def)?;
         if !CONNECTORS.contains(&connector) {
             return Err(PlanError::invalid(format!(
                 "table `{}`: unknown connector '{connector}'{} (connectors: {})",
@@ -686,8 +720,15 @@ impl Session {
                 crate::external::check_built(&def)?;
             }
             "jdbc" | "postgres-cdc" | "redis" | "webhook" => crate::external::check_built(&def)?,
+            "kafka" | "upsert-kafka" => {
+                crate::kafka::KafkaTable::from_table(&def)?;
+                crate::external::check_built(&def)?;
+            }
             "values" => {
                 connectors::values_rows(&def)?;
+            }
+            "datagen" => {
+                crate::datagen::DatagenSpec::from_table(&def)?;
             }
             _ => {}
         }
@@ -742,5 +783,41 @@ fn flatten(
             out.push((name.to_string(), from_ast(other)?));
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_options_choose_the_jobs_state_backend() {
+        let mut session = Session::new();
+        session
+            .execute_script(
+                "SET 'state.backend' = 'lsm'; SET 'state.memory-budget' = '64mb'; \
+                 SET 'state.incremental' = 'true';",
+            )
+            .unwrap();
+        let config = session.job_config(JobConfig::default()).unwrap();
+        assert_eq!(
+            config.state.backend,
+            streamcore::state::StateBackendKind::Lsm
+        );
+        assert_eq!(config.state.memory_budget, 64 << 20);
+        assert!(config.state.incremental);
+        let e = session
+            .execute_script("SET 'state.backend' = 'rocks';")
+            .unwrap_err()
+            .message();
+        assert!(
+            e.contains("unknown state backend `rocks` (memory, lsm)"),
+            "{e}"
+        );
+        let e = session
+            .execute_script("SET 'state.memory-budjet' = '1gb';")
+            .unwrap_err()
+            .message();
+        assert!(e.contains("unknown state option"), "{e}");
     }
 }

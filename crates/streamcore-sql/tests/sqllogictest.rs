@@ -270,4 +270,12 @@ slt_tests! {
     joins => "joins.slt",
     topn => "topn.slt",
     over => "over.slt",
+    datagen => "datagen.slt",
+    proctime => "proctime.slt",
+    over_updating => "over_updating.slt",
+    temporal => "temporal.slt",
+    late_data => "late_data.slt",
+    cte => "cte.slt",
+    named_windows => "named_windows.slt",
+    match_recognize => "match_recognize.slt",
 }

@@ -1,0 +1,467 @@
+//! The `kafka` and `upsert-kafka` SQL tables against a real Kafka-protocol broker (tansu, one
+//! per test on 127.0.0.1, started by `TestBroker`; scripts/install-test-deps.sh installs it —
+//! without it the tests fail saying so): rows written by one SQL job and read back by another
+//! (JSON and CSV values, raw keys, metadata columns, computed columns over metadata), a
+//! per-key running total written to a compacted topic and read back as a table (updates and
+//! tombstones), and errors that name the topic or the option. The exactly-once sink runs
+//! against librdkafka's mock cluster (tansu has no transactions; docs/kafka.md).
+
+#![cfg(feature = "kafka")]
+
+use std::collections::HashMap;
+use std::time::Duration;
+use streamcore::changelog::{apply_to, Change, RowKind};
+use streamcore::checkpoint::CheckpointConfig;
+use streamcore::row::{Row, Scalar};
+use streamcore::{Job, JobConfig};
+use streamcore_connectors::kafka::test_broker::TestBroker;
+use streamcore_sql::{Outcome, Session};
+
+/// Orders as a `values` table (notes with the CSV delimiter and quotes).
+const ORDERS: &str = r#"CREATE TABLE orders (user_id STRING, amount BIGINT, note STRING, ts TIMESTAMP(3))
+WITH ('connector' = 'values', 'data' = 'ann,10,first,2026-12-05 10:00:01
+bo,5,"a, b",2026-12-05 11:00:02
+ann,7,"say ""hi""",2026-12-05 11:30:03
+cy,1,,2026-12-05 12:00:04
+bo,20,last,2026-12-05 12:10:05')"#;
+
+/// Runs the INSERTs of `script` as one job.
+fn run(script: &str, config: JobConfig) -> streamcore::JobSummary {
+    let mut session = Session::new();
+    session
+        .execute_script(script)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut job = Job::new("sql-kafka");
+    session.plan_inserts(&mut job).unwrap();
+    job.run(config).unwrap()
+}
+
+/// The changes of the script's last statement, a SELECT, at parallelism 1.
+fn select(script: &str) -> Vec<Change<Row>> {
+    let mut session = Session::new();
+    let outcomes = session
+        .execute_script(script)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Some(Outcome::Query(plan)) = outcomes.last() else {
+        panic!("the script ends with a SELECT");
+    };
+    session
+        .collect(plan, JobConfig::default().parallelism(1))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn text(row: &Row) -> Vec<String> {
+    row.values.iter().map(|v| v.to_string()).collect()
+}
+
+fn int(v: &Scalar) -> i64 {
+    match v {
+        Scalar::Int(i) => *i,
+        other => panic!("not a BIGINT: {other:?}"),
+    }
+}
+
+fn sorted(mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    rows.sort();
+    rows
+}
+
+fn expected_orders() -> Vec<Vec<String>> {
+    let rows = [
+        ["ann", "10", "first", "2026-12-05 10:00:01.000"],
+        ["bo", "5", "a, b", "2026-12-05 11:00:02.000"],
+        ["ann", "7", "say \"hi\"", "2026-12-05 11:30:03.000"],
+        ["cy", "1", "NULL", "2026-12-05 12:00:04.000"],
+        ["bo", "20", "last", "2026-12-05 12:10:05.000"],
+    ];
+    sorted(
+        rows.iter()
+            .map(|r| r.iter().map(|s| s.to_string()).collect())
+            .collect(),
+    )
+}
+
+#[test]
+fn rows_round_trip_through_a_topic_with_keys_and_metadata() {
+    let broker = TestBroker::start();
+    broker.create_topic("orders", 3);
+    let servers = broker.brokers();
+    let started = now_ms();
+    run(
+        &format!(
+            "{ORDERS};
+             CREATE TABLE out (user_id STRING, amount BIGINT, note STRING, ts TIMESTAMP(3))
+             WITH ('connector' = 'kafka', 'topic' = 'orders',
+                   'properties.bootstrap.servers' = '{servers}',
+                   'key.format' = 'raw', 'key.fields' = 'user_id', 'value.format' = 'json');
+             INSERT INTO out SELECT * FROM orders;"
+        ),
+        JobConfig::default().parallelism(2),
+    );
+    let changes = select(&format!(
+        "CREATE TABLE o (user_id STRING, amount BIGINT, note STRING, ts TIMESTAMP(3),
+           `topic` STRING METADATA VIRTUAL,
+           `partition` INT METADATA VIRTUAL,
+           `offset` BIGINT METADATA VIRTUAL,
+           kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+           doubled AS amount * 2,
+           shifted AS `partition` + 100,
+           WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+         WITH ('connector' = 'kafka', 'topic' = 'orders',
+               'properties.bootstrap.servers' = '{servers}', 'scan.bounded.mode' = 'latest-offset',
+               'key.format' = 'raw', 'key.fields' = 'user_id', 'value.format' = 'json');
+         SELECT * FROM o;"
+    ));
+    assert!(changes.iter().all(|c| c.kind() == RowKind::Insert));
+    let rows: Vec<Row> = changes.into_iter().map(Change::into_row).collect();
+    assert_eq!(
+        sorted(rows.iter().map(|r| text(r)[..4].to_vec()).collect()),
+        expected_orders()
+    );
+    let now = now_ms();
+    let mut partition_of: HashMap<String, i64> = HashMap::new();
+    let mut offsets: HashMap<i64, Vec<i64>> = HashMap::new();
+    for r in &rows {
+        assert_eq!(r.values[4], Scalar::str("orders"));
+        let p = int(&r.values[5]);
+        assert!((0..3).contains(&p), "partition {p}");
+        // One key, one partition (the key is the record key).
+        assert_eq!(*partition_of.entry(r.values[0].to_string()).or_insert(p), p);
+        offsets.entry(p).or_default().push(int(&r.values[6]));
+        match r.values[7] {
+            Scalar::TimestampMs(t) => assert!(t >= started - 1000 && t <= now, "{t}"),
+            ref other => panic!("kafka timestamp {other:?}"),
+        }
+        assert_eq!(int(&r.values[8]), 2 * int(&r.values[1]));
+        assert_eq!(int(&r.values[9]), p + 100);
+        // The rowtime is the `ts` column.
+        assert_eq!(Some(r.time), r.values[3].as_timestamp());
+    }
+    // Each partition's offsets: 0, 1, 2, … in order.
+    for (p, o) in offsets {
+        assert_eq!(o, (0..o.len() as i64).collect::<Vec<_>>(), "partition {p}");
+    }
+
+    // The same records as raw text: the key is the user, the value a JSON object.
+    let raw = select(&format!(
+        "CREATE TABLE r (k STRING, v STRING)
+         WITH ('connector' = 'kafka', 'topic' = 'orders',
+               'properties.bootstrap.servers' = '{servers}', 'scan.bounded.mode' = 'latest-offset',
+               'key.format' = 'raw', 'key.fields' = 'k', 'value.format' = 'raw',
+               'value.fields-include' = 'EXCEPT_KEY');
+         SELECT k, v FROM r WHERE k = 'bo';"
+    ));
+    let mut values: Vec<String> = raw
+        .iter()
+        .map(|c| {
+            assert_eq!(c.row().values[0], Scalar::str("bo"));
+            c.row().values[1].to_string()
+        })
+        .collect();
+    values.sort();
+    assert_eq!(
+        values,
+        [
+            r#"{"user_id":"bo","amount":20,"note":"last","ts":"2026-12-05 12:10:05.000"}"#,
+            r#"{"user_id":"bo","amount":5,"note":"a, b","ts":"2026-12-05 11:00:02.000"}"#,
+        ]
+    );
+}
+
+#[test]
+fn csv_values_and_a_topic_pattern_round_trip() {
+    let broker = TestBroker::start();
+    broker.create_topic("orders-csv", 2);
+    broker.create_topic("other", 1);
+    let servers = broker.brokers();
+    run(
+        &format!(
+            "{ORDERS};
+             CREATE TABLE out (user_id STRING, amount BIGINT, note STRING, ts TIMESTAMP(3))
+             WITH ('connector' = 'kafka', 'topic' = 'orders-csv',
+                   'properties.bootstrap.servers' = '{servers}', 'format' = 'csv',
+                   'sink.delivery-guarantee' = 'at-least-once');
+             INSERT INTO out SELECT * FROM orders;"
+        ),
+        JobConfig::default().parallelism(1),
+    );
+    let changes = select(&format!(
+        "CREATE TABLE o (user_id STRING, amount BIGINT, note STRING, ts TIMESTAMP(3),
+           t STRING METADATA FROM 'topic')
+         WITH ('connector' = 'kafka', 'topic-pattern' = 'orders-.*',
+               'properties.bootstrap.servers' = '{servers}', 'format' = 'csv',
+               'scan.bounded.mode' = 'latest-offset', 'scan.startup.mode' = 'earliest-offset');
+         SELECT * FROM o;"
+    ));
+    let rows: Vec<Vec<String>> = changes.iter().map(|c| text(c.row())).collect();
+    assert!(rows.iter().all(|r| r[4] == "orders-csv"), "{rows:?}");
+    assert_eq!(
+        sorted(rows.into_iter().map(|r| r[..4].to_vec()).collect()),
+        expected_orders()
+    );
+}
+
+#[test]
+fn a_running_total_per_key_is_written_upserted_and_read_back_as_a_table() {
+    let broker = TestBroker::start();
+    broker.create_topic("totals", 2);
+    broker.create_topic("small", 2);
+    let servers = broker.brokers();
+    let table = |name: &str, topic: &str, bounded: bool| {
+        format!(
+            "CREATE TABLE {name} (user_id STRING, total BIGINT, orders BIGINT,
+               PRIMARY KEY (user_id) NOT ENFORCED)
+             WITH ('connector' = 'upsert-kafka', 'topic' = '{topic}',
+                   'properties.bootstrap.servers' = '{servers}',
+                   'key.format' = 'json', 'value.format' = 'json'{})",
+            if bounded {
+                ", 'scan.bounded.mode' = 'latest-offset'"
+            } else {
+                ""
+            }
+        )
+    };
+    // Two INSERTs in one job: every total, and the small totals only (a user whose total
+    // grows past 14 leaves that table: a tombstone).
+    run(
+        &format!(
+            "{ORDERS};
+             {};
+             {};
+             INSERT INTO totals SELECT user_id, SUM(amount), COUNT(*) FROM orders GROUP BY user_id;
+             INSERT INTO small SELECT user_id, SUM(amount), COUNT(*) FROM orders GROUP BY user_id
+               HAVING SUM(amount) < 15;",
+            table("totals", "totals", false),
+            table("small", "small", false)
+        ),
+        JobConfig::default().parallelism(2),
+    );
+    let changes = select(&format!("{}; SELECT * FROM t;", table("t", "totals", true)));
+    // Per key, the changelog of its running total, in order.
+    let of = |user: &str| -> Vec<String> {
+        changes
+            .iter()
+            .filter(|c| c.row().values[0] == Scalar::str(user))
+            .map(|c| format!("{} {}", c.kind().short(), text(c.row()).join(" ")))
+            .collect()
+    };
+    assert_eq!(
+        of("ann"),
+        ["+I ann 10 1", "-U ann 10 1", "+U ann 17 2"],
+        "{changes:?}"
+    );
+    assert_eq!(of("cy"), ["+I cy 1 1"]);
+    assert_eq!(
+        sorted(apply_to(changes.clone()).iter().map(text).collect()),
+        [["ann", "17", "2"], ["bo", "25", "2"], ["cy", "1", "1"]]
+    );
+
+    // The table under a query: an aggregate over the changelog.
+    let count = select(&format!(
+        "{}; SELECT COUNT(*) AS users, SUM(total) AS total FROM t;",
+        table("t", "totals", true)
+    ));
+    assert_eq!(
+        apply_to(count).iter().map(text).collect::<Vec<_>>(),
+        [["3", "43"]]
+    );
+
+    // Tombstones are deletes.
+    let small = select(&format!("{}; SELECT * FROM s;", table("s", "small", true)));
+    assert!(
+        small
+            .iter()
+            .any(|c| c.kind() == RowKind::Delete && c.row().values[0] == Scalar::str("ann")),
+        "{small:?}"
+    );
+    assert_eq!(
+        apply_to(small).iter().map(text).collect::<Vec<_>>(),
+        [["cy", "1", "1"]]
+    );
+
+    // A plain `kafka` table refuses the updating query.
+    let mut session = Session::new();
+    let err = session
+        .execute_script(&format!(
+            "{ORDERS};
+             CREATE TABLE k (user_id STRING, total BIGINT) WITH ('connector' = 'kafka',
+               'topic' = 'totals', 'properties.bootstrap.servers' = '{servers}', 'format' = 'json');
+             INSERT INTO k SELECT user_id, SUM(amount) FROM orders GROUP BY user_id;"
+        ))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("takes append-only rows") && err.contains("upsert-kafka"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_topic_fails_the_job_naming_it() {
+    let broker = TestBroker::start();
+    let servers = broker.brokers();
+    let mut session = Session::new();
+    let outcomes = session
+        .execute_script(&format!(
+            "CREATE TABLE o (a BIGINT) WITH ('connector' = 'kafka', 'topic' = 'nope',
+               'properties.bootstrap.servers' = '{servers}', 'format' = 'json',
+               'scan.bounded.mode' = 'latest-offset');
+             SELECT * FROM o;"
+        ))
+        .unwrap();
+    let Some(Outcome::Query(plan)) = outcomes.last() else {
+        panic!()
+    };
+    let err = session
+        .collect(plan, JobConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`nope` does not exist"), "{err}");
+    // And a table without 'topic' is refused when created.
+    let err = Session::new()
+        .execute_script(&format!(
+            "CREATE TABLE bids (a BIGINT) WITH ('connector' = 'kafka',
+               'properties.bootstrap.servers' = '{servers}', 'format' = 'json')"
+        ))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`kafka` table `bids` is missing option 'topic'"),
+        "{err}"
+    );
+}
+
+/// The exactly-once sink from SQL: a Kafka transaction per checkpoint (librdkafka's mock
+/// cluster: tansu has no transactions), every row committed once; without checkpoints the job
+/// is refused.
+#[test]
+fn the_exactly_once_sink_commits_a_transaction_per_checkpoint() {
+    let cluster = rdkafka::mocking::MockCluster::new(3).unwrap();
+    cluster.create_topic("bids", 2, 3).unwrap();
+    let servers = cluster.bootstrap_servers();
+    let script = format!(
+        "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT)
+         WITH ('connector' = 'nexmark', 'kind' = 'bid', 'events.num' = '3000',
+               'first-event.rate' = '10000', 'rate-limited' = 'true');
+         CREATE TABLE out (auction BIGINT, bidder BIGINT, price BIGINT)
+         WITH ('connector' = 'kafka', 'topic' = 'bids', 'properties.bootstrap.servers' = '{servers}',
+               'format' = 'json', 'key.format' = 'json', 'key.fields' = 'auction',
+               'sink.delivery-guarantee' = 'exactly-once',
+               'sink.transactional-id-prefix' = 'sql-eos');
+         INSERT INTO out SELECT * FROM bid;"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let summary = run(
+        &script,
+        JobConfig::default()
+            .parallelism(2)
+            .checkpoints(CheckpointConfig::new(dir.path()).interval(Duration::from_millis(30))),
+    );
+    let completed = summary.checkpoints.unwrap().completed;
+    assert!(completed >= 2, "{completed} checkpoints");
+    let read = select(&format!(
+        "CREATE TABLE i (auction BIGINT, bidder BIGINT, price BIGINT)
+         WITH ('connector' = 'kafka', 'topic' = 'bids', 'properties.bootstrap.servers' = '{servers}',
+               'format' = 'json', 'scan.bounded.mode' = 'latest-offset',
+               'properties.isolation.level' = 'read_committed');
+         SELECT COUNT(*) FROM i;"
+    ));
+    // Every bid of the generator's 3000 events, once.
+    let bids = select(
+        "CREATE TABLE bid (auction BIGINT) WITH ('connector' = 'nexmark', 'kind' = 'bid',
+           'events.num' = '3000');
+         SELECT COUNT(*) FROM bid;",
+    );
+    assert_eq!(apply_to(read), apply_to(bids));
+
+    let mut session = Session::new();
+    session.execute_script(&script).unwrap();
+    let mut job = Job::new("eos-without-checkpoints");
+    session.plan_inserts(&mut job).unwrap();
+    let err = job.run(JobConfig::default()).unwrap_err().to_string();
+    assert!(err.contains("checkpoints"), "{err}");
+}
+
+/// Debezium change events in a topic, read as a changelog table (`'value.format' =
+/// 'debezium-json'`): inserts, updates with their before image, deletes; an aggregate over it.
+#[test]
+fn debezium_json_values_are_a_changelog() {
+    let broker = TestBroker::start();
+    broker.create_topic("dbz", 1);
+    let servers = broker.brokers();
+    let events = [
+        r#"{"before":null,"after":{"id":1,"name":"ann","balance":10},"op":"c"}"#,
+        r#"{"before":null,"after":{"id":2,"name":"bo","balance":5},"op":"r"}"#,
+        r#"{"before":{"id":1,"name":"ann","balance":10},"after":{"id":1,"name":"ann","balance":30},"op":"u"}"#,
+        r#"{"schema":{},"payload":{"before":{"id":2,"name":"bo","balance":5},"after":null,"op":"d"}}"#,
+        r#"{"before":null,"after":{"id":3,"name":"cy","balance":7},"op":"c"}"#,
+    ];
+    // Written as raw text, one CSV-quoted line per event.
+    let data: Vec<String> = events
+        .iter()
+        .map(|e| format!("\"{}\"", e.replace('"', "\"\"")))
+        .collect();
+    run(
+        &format!(
+            "CREATE TABLE events (v STRING) WITH ('connector' = 'values', 'data' = '{}');
+             CREATE TABLE raw_out (v STRING) WITH ('connector' = 'kafka', 'topic' = 'dbz',
+               'properties.bootstrap.servers' = '{servers}', 'format' = 'raw');
+             INSERT INTO raw_out SELECT v FROM events;",
+            data.join("\n")
+        ),
+        JobConfig::default().parallelism(1),
+    );
+    let table = format!(
+        "CREATE TABLE accounts (id BIGINT, name STRING, balance BIGINT,
+           `offset` BIGINT METADATA VIRTUAL)
+         WITH ('connector' = 'kafka', 'topic' = 'dbz', 'properties.bootstrap.servers' = '{servers}',
+               'value.format' = 'debezium-json', 'scan.bounded.mode' = 'latest-offset')"
+    );
+    let changes = select(&format!("{table}; SELECT * FROM accounts;"));
+    let got: Vec<String> = changes
+        .iter()
+        .map(|c| format!("{} {}", c.kind().short(), text(c.row()).join(" ")))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "+I 1 ann 10 0",
+            "+I 2 bo 5 1",
+            "-U 1 ann 10 2",
+            "+U 1 ann 30 2",
+            "-D 2 bo 5 3",
+            "+I 3 cy 7 4",
+        ]
+    );
+    let total = select(&format!(
+        "{table}; SELECT COUNT(*), SUM(balance) FROM accounts;"
+    ));
+    assert_eq!(
+        apply_to(total).iter().map(text).collect::<Vec<_>>(),
+        [["2", "37"]]
+    );
+    // Debezium is read, not written.
+    let mut session = Session::new();
+    let err = session
+        .execute_script(&format!(
+            "{table}; CREATE TABLE e (id BIGINT, name STRING, balance BIGINT) WITH
+               ('connector' = 'values', 'data' = '1,a,1');
+             INSERT INTO accounts SELECT * FROM e;"
+        ))
+        .map(|_| {
+            let mut job = Job::new("w");
+            session.plan_inserts(&mut job).map(|_| ())
+        });
+    let err = match err {
+        Ok(Ok(())) => panic!("writing debezium-json was accepted"),
+        Ok(Err(e)) | Err(e) => e.to_string(),
+    };
+    assert!(err.contains("writing 'debezium-json'"), "{err}");
+}
