@@ -45,6 +45,22 @@ pub struct CheckpointArgs {
     /// is logged and counted.
     #[arg(long, requires = "restore")]
     pub allow_non_restored_state: bool,
+    /// Where keyed state lives: `memory` (the default) or `lsm` (an embedded LSM tree on local
+    /// disk with a cache of hot keys in front, for more state than memory; docs/state.md).
+    #[arg(long)]
+    pub state_backend: Option<streamcore::state::StateBackendKind>,
+    /// With `--state-backend lsm`: memory for keyed state, all operators together (`512mb`,
+    /// `1gb`; default 1gb).
+    #[arg(long, value_parser = streamcore::state::parse_bytes)]
+    pub state_memory_budget: Option<u64>,
+    /// With `--state-backend lsm`: the directory the LSM tree is made in (default: the
+    /// temporary directory); it is deleted when the job ends.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Checkpoints write only the keyed state changed since the previous one (keyed rolling
+    /// aggregates), with a full one at least every 10.
+    #[arg(long, requires = "checkpoint_dir")]
+    pub incremental_checkpoints: bool,
 }
 
 impl CheckpointArgs {
@@ -53,8 +69,20 @@ impl CheckpointArgs {
         self.checkpoint_dir.is_some()
     }
 
-    /// Adds the checkpoint configuration to `config`.
+    /// Adds the checkpoint and state backend configuration to `config`.
     pub fn apply(&self, config: JobConfig) -> JobConfig {
+        // Flags given override the job's own state configuration (a SQL `SET`, say).
+        let mut config = config;
+        if let Some(backend) = self.state_backend {
+            config.state.backend = backend;
+        }
+        if let Some(budget) = self.state_memory_budget {
+            config.state.memory_budget = budget;
+        }
+        if let Some(dir) = &self.state_dir {
+            config.state.dir = Some(dir.clone());
+        }
+        config.state.incremental |= self.incremental_checkpoints;
         match &self.checkpoint_dir {
             Some(dir) => {
                 let mut c = CheckpointConfig::new(dir)

@@ -267,6 +267,10 @@ impl Server {
             restore,
             retain_checkpoints: self.retain_checkpoints,
             allow_non_restored_state: request.allow_non_restored_state,
+            state_backend: None,
+            state_memory_budget: None,
+            state_dir: None,
+            incremental_checkpoints: false,
         };
         let config = checkpoints.apply(config);
         let handle = job.start(config).map_err(|e| {

@@ -7,11 +7,9 @@
 
 mod common;
 
-use common::Delays;
-use std::fs;
+use common::{committed_sorted, crash_seed, run_sql_with_kills, Delays};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 const KILLS: usize = 10;
 
@@ -35,31 +33,9 @@ fn script(out: &Path, rate_limited: bool) -> String {
 }
 
 /// Every line of the committed part files of `dir` (hidden in-progress files excluded), sorted.
-fn committed(dir: &Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    for e in fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.file_name().unwrap().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        lines.extend(fs::read_to_string(&p).unwrap().lines().map(str::to_string));
-    }
-    lines.sort();
-    lines
-}
-
 #[test]
 fn a_sql_job_killed_and_restored_commits_the_crash_free_output() {
-    let seed: u64 = std::env::var("STREAMCORE_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let seed = crash_seed();
     eprintln!("sql crash test: {KILLS} kills, STREAMCORE_CRASH_SEED={seed}");
     let bin = env!("CARGO_BIN_EXE_streamcore");
     let tmp = tempfile::tempdir().unwrap();
@@ -75,52 +51,13 @@ fn a_sql_job_killed_and_restored_commits_the_crash_free_output() {
     let (out, ckpt) = (tmp.path().join("out"), tmp.path().join("checkpoints"));
     let sql = script(&out, true);
     let mut delays = Delays(seed);
-    let (mut kills, mut attempts) = (0, 0);
-    let started = Instant::now();
-    loop {
-        attempts += 1;
-        let stderr_path = tmp.path().join(format!("stderr-{attempts}.txt"));
-        let mut child = Command::new(bin)
-            .args(["sql", "-p", "2", "-e", &sql, "--checkpoint-dir"])
-            .arg(&ckpt)
-            .args(["--checkpoint-interval", "100ms", "--restore", "latest"])
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&stderr_path).unwrap())
-            .spawn()
-            .unwrap();
-        let kill_at = Duration::from_millis(delays.next_ms(200, 700));
-        let spawned = Instant::now();
-        let exited = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if kills < KILLS && spawned.elapsed() >= kill_at {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        match exited {
-            Some(status) => {
-                let stderr = fs::read_to_string(&stderr_path).unwrap();
-                assert!(status.success(), "run {attempts} failed: {stderr}");
-                break;
-            }
-            None => {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                kills += 1;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no end after {kills} kills"
-        );
-    }
+    let (kills, attempts, elapsed) =
+        run_sql_with_kills(bin, &sql, &ckpt, tmp.path(), KILLS, &mut delays, (200, 700));
     assert!(kills >= KILLS, "the job ended after {kills} kills");
-    eprintln!("{kills} kills, {attempts} runs, {:?}", started.elapsed());
+    eprintln!("{kills} kills, {attempts} runs, {:?}", elapsed);
     for part in ["windows", "cheap"] {
-        let want = committed(&reference.join(part));
-        let got = committed(&out.join(part));
+        let want = committed_sorted(&reference.join(part));
+        let got = committed_sorted(&out.join(part));
         assert!(!want.is_empty(), "{part}: the reference run wrote nothing");
         assert_eq!(got.len(), want.len(), "{part}: row count");
         assert!(got == want, "{part}: rows differ from the crash-free run");
