@@ -1,8 +1,10 @@
-//! The state backends end to end (docs/state.md): a keyed rolling aggregate and a keyed process
-//! function give the same output on the LSM backend with a budget so small that nearly every
-//! key is evicted as on the memory backend (proptest over inputs); and jobs on the LSM backend,
-//! with full and with incremental checkpoints, cancelled mid-run and restored (at another
-//! parallelism, past a torn checkpoint) commit exactly the output of an uninterrupted run.
+//! The state backends end to end (docs/state.md): a keyed rolling aggregate, a keyed process
+//! function and tumbling and sliding windows (with allowed lateness and a late output) give the
+//! same output on the LSM backend with a budget so small that nearly every key is evicted as on
+//! the memory backend (proptest over inputs); and jobs on the LSM backend, with full and with
+//! incremental checkpoints, cancelled mid-run and restored (at another parallelism, past a torn
+//! checkpoint, and from one backend into the other) commit exactly the output of an
+//! uninterrupted run.
 
 #![cfg(feature = "lsm")]
 
@@ -17,8 +19,11 @@ use streamcore::checkpoint::{decode, encode, CheckpointConfig, RestoreFrom};
 use streamcore::sink::{CollectSink, Committer, Sink, SinkWriter};
 use streamcore::source::Generator;
 use streamcore::state::{KeyedContext, KeyedProcessFunction, StateConfig, TimeDomain};
+use streamcore::window::aggregates::{Count as CountAll, Sum};
+use streamcore::window::{WindowResult, Windows};
 use streamcore::{
-    Data, Job, JobConfig, JobSummary, Output, Result, StreamError, TaskInfo, Timestamp,
+    Data, Job, JobConfig, JobSummary, Output, OutputTag, Result, StreamError, TaskInfo, Timestamp,
+    WatermarkStrategy,
 };
 
 /// A key's running count and sum, emitted per record: `(key, count, sum)`.
@@ -122,6 +127,104 @@ proptest! {
             // The budget holds a few hundred keys per operator: most were evicted and read back.
             prop_assert!(metric(&summary, "state_cache_evictions") > 0);
             prop_assert!(metric(&summary, "state_cache_misses") as usize >= distinct);
+        }
+    }
+}
+
+/// (event time, key, value).
+type Ev = (Timestamp, u32, i64);
+/// (key, window start, window end, value).
+type WinRow = (u32, i64, i64, i64);
+
+fn win_rows<V>(results: Vec<WindowResult<u32, V>>, value: impl Fn(V) -> i64) -> Vec<WinRow> {
+    let mut rows: Vec<WinRow> = results
+        .into_iter()
+        .map(|r| {
+            (
+                r.key,
+                r.window.start.millis(),
+                r.window.end.millis(),
+                value(r.value),
+            )
+        })
+        .collect();
+    rows.sort_unstable();
+    rows
+}
+
+/// Tumbling counts with allowed lateness and a late output, and sliding sums, over `input`
+/// (out of order by up to 300 ms behind a watermark that allows 100 ms): the results (sorted)
+/// and the late records.
+fn run_windows(
+    input: &[Ev],
+    state: StateConfig,
+) -> (Vec<WinRow>, Vec<WinRow>, Vec<Ev>, JobSummary) {
+    let mut job = Job::new("windows");
+    let late = OutputTag::new("late");
+    let events = job.from_vec("input", input.to_vec()).with_watermarks(
+        WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(100)),
+    );
+    let counts = events
+        .clone()
+        .key_by(|e: &Ev| e.1)
+        .window(Windows::tumbling(Duration::from_millis(200)))
+        .allowed_lateness(Duration::from_millis(100))
+        .late_output(&late)
+        .aggregate(CountAll);
+    let late_records = counts.side_output(&late).collect();
+    let counts = counts.collect();
+    let sums = events
+        .key_by(|e: &Ev| e.1)
+        .window(Windows::sliding(
+            Duration::from_millis(600),
+            Duration::from_millis(200),
+        ))
+        .aggregate(Sum::new(|e: &Ev| e.2))
+        .collect();
+    let summary = job
+        .run(
+            JobConfig::default()
+                .parallelism(1)
+                .batch_size(16)
+                .state(state),
+        )
+        .unwrap();
+    let mut late_records = late_records.take();
+    late_records.sort_unstable();
+    (
+        win_rows(counts.take(), |c| c as i64),
+        win_rows(sums.take(), |s| s),
+        late_records,
+        summary,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(10))]
+
+    #[test]
+    fn windows_on_lsm_with_a_tiny_budget_equal_memory(
+        input in proptest::collection::vec((0i64..6_000, 0u32..2_000, -100i64..100), 1..5_000),
+    ) {
+        // Event time mostly rising with the record's position, up to 300 ms back: some records
+        // are within the allowed lateness, some past it.
+        let n = input.len() as i64;
+        let events: Vec<Ev> = input
+            .iter()
+            .enumerate()
+            .map(|(i, &(jitter, key, v))| {
+                (Timestamp(i as i64 * 6_000 / n + jitter % 300), key, v)
+            })
+            .collect();
+        let memory = run_windows(&events, StateConfig::memory());
+        let lsm = run_windows(&events, StateConfig::lsm(32 << 10));
+        prop_assert_eq!(&lsm.0, &memory.0, "tumbling counts");
+        prop_assert_eq!(&lsm.1, &memory.1, "sliding sums");
+        prop_assert_eq!(&lsm.2, &memory.2, "late records");
+        let distinct = input.iter().map(|r| r.1).collect::<std::collections::BTreeSet<_>>().len();
+        if distinct > 1_000 {
+            // The windows' state went through the backend: evicted and read back.
+            prop_assert!(metric(&lsm.3, "state_cache_evictions") > 0);
         }
     }
 }
@@ -365,4 +468,111 @@ fn incremental_checkpoints_restore_on_lsm_and_in_memory() {
             "{state:?}: no kept checkpoint builds on an earlier one"
         );
     }
+}
+
+// ---- windows: checkpoints and restore, across backends ----
+
+const WINDOW_EVENTS: u64 = 30_000;
+
+/// Event `i` at `i` ms, key `i % KEYS`: tumbling counts of 500 ms per key, committed as rows.
+fn build_windows<S: Sink<WinRow>>(sink: S, rate: f64) -> Job {
+    let mut job = Job::new("windows");
+    job.source(
+        "events",
+        Generator::new(|i| (Timestamp(i as i64), (i % KEYS) as u32, i as i64))
+            .bounded(WINDOW_EVENTS)
+            .rate(rate),
+    )
+    .with_watermarks(WatermarkStrategy::monotonous())
+    .key_by(|e: &Ev| e.1)
+    .window(Windows::tumbling(Duration::from_millis(500)))
+    .aggregate(Sum::new(|e: &Ev| e.2))
+    .uid("window")
+    .map(|r| {
+        (
+            r.key,
+            r.window.start.millis(),
+            r.window.end.millis(),
+            r.value,
+        )
+    })
+    .sink(sink);
+    job
+}
+
+fn tx_sink(committed: &Committed<WinRow>) -> TxSink<WinRow> {
+    TxSink {
+        committed: committed.clone(),
+    }
+}
+
+fn committed_rows(committed: &Committed<WinRow>) -> Vec<WinRow> {
+    let mut rows: Vec<WinRow> = committed
+        .lock()
+        .unwrap()
+        .values()
+        .flatten()
+        .copied()
+        .collect();
+    rows.sort_unstable();
+    rows
+}
+
+/// Cancels a windowed run on `before` after some checkpoints and restores it on `after` at
+/// another parallelism: the committed windows must be those of an uninterrupted run.
+fn windows_cancel_and_restore(before: StateConfig, after: StateConfig) -> (JobSummary, JobSummary) {
+    let (sink, reference) = CollectSink::new();
+    build_windows(sink, 1e9)
+        .run(JobConfig::default().parallelism(2))
+        .unwrap();
+    let mut want = reference.take();
+    want.sort_unstable();
+    assert!(want.len() > 1_000, "{} windows", want.len());
+    let dir = tempfile::tempdir().unwrap();
+    let committed = Committed::default();
+    let first = run_then_cancel(
+        build_windows(tx_sink(&committed), 6_000.0),
+        config(dir.path(), 2, before.clone(), None),
+        6,
+    );
+    assert!(committed_rows(&committed).len() < want.len());
+    let second = build_windows(tx_sink(&committed), 1e9)
+        .run(config(
+            dir.path(),
+            3,
+            after.clone(),
+            Some(RestoreFrom::Latest),
+        ))
+        .unwrap();
+    assert!(
+        committed_rows(&committed) == want,
+        "{before:?} then {after:?}: the committed windows differ from an uninterrupted run's"
+    );
+    (first, second)
+}
+
+#[test]
+fn windows_on_lsm_restore_from_incremental_checkpoints() {
+    let (first, second) = windows_cancel_and_restore(
+        StateConfig::lsm(64 << 10).incremental(true).full_every(5),
+        StateConfig::lsm(64 << 10).incremental(true).full_every(5),
+    );
+    // 5,000 keys per window against caches of a few hundred entries.
+    assert!(
+        metric(&second, "state_cache_evictions") > 0,
+        "nothing evicted"
+    );
+    assert!(
+        metric(&first, "state_checkpoint_incremental_bytes") > 0,
+        "no incremental checkpoint was written"
+    );
+}
+
+#[test]
+fn window_checkpoints_restore_from_one_backend_into_the_other() {
+    windows_cancel_and_restore(StateConfig::memory(), StateConfig::lsm(64 << 10));
+    windows_cancel_and_restore(
+        StateConfig::lsm(64 << 10).incremental(true),
+        StateConfig::memory(),
+    );
 }

@@ -163,6 +163,18 @@ impl<K, V> Drop for KeyedMap<K, V> {
     }
 }
 
+impl<K, V> KeyedMap<K, V> {
+    /// Number of keys held.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when no key has state.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
 impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
     /// In-memory state for instance `subtask` of `parallelism`, without change tracking.
     pub fn new(subtask: usize, key_groups: u32, parallelism: usize) -> Self {
@@ -440,16 +452,6 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
             }
         }
         Ok(())
-    }
-
-    /// Number of keys held.
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    /// True when no key has state.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
     }
 
     /// The owned key groups.

@@ -16,7 +16,7 @@ mod timers;
 pub use backend::{parse_bytes, StateBackend, StateBackendKind, StateConfig};
 pub use handover::{KeyGroupChange, KeyGroupState};
 pub use keyed_map::KeyedMap;
-pub(crate) use keyed_map::{encode_into, write_array_len};
+pub(crate) use keyed_map::{encode_into, write_array_len, DELTA_TAG};
 pub use primitives::{AggregatingState, ListState, MapState, ValueState};
 pub(crate) use process::KeyedProcessOperator;
 pub use process::{KeyedContext, KeyedProcessFunction, TimeDomain};

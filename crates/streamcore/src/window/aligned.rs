@@ -1,8 +1,10 @@
 //! The operator of aligned time windows (tumbling and sliding): state is organised by window
 //! end, then by key, so firing a window is one ordered-map step and a scan of its keys. The
 //! same operator cuts windows of event time (fired by the watermark) or of processing time
-//! (fired by the runtime's clock ticks, every open window at the end of the input).
+//! (fired by the runtime's clock ticks, every open window at the end of the input). On the LSM
+//! state backend the keys' accumulators live in the backend instead ([`BackendPanes`]).
 
+use super::backend_panes::{read_backend_checkpoint, BackendPanes};
 use super::{ProcessingClock, TimeDomain, Window, WindowFunction, Windows};
 use crate::checkpoint::{StateRestore, StateSnapshot};
 use crate::context::TaskContext;
@@ -66,6 +68,8 @@ pub(crate) struct AlignedWindowOperator<T, K, KF, F: WindowFunction<K, T>> {
     watermark: i64,
     domain: TimeDomain,
     clock: ProcessingClock,
+    /// On the LSM backend (set in `open`): the accumulators, instead of `panes`.
+    backend: Option<BackendPanes<K, F::Acc>>,
 }
 
 impl<T, K, KF: Clone, F: WindowFunction<K, T>> Clone for AlignedWindowOperator<T, K, KF, F> {
@@ -102,6 +106,7 @@ impl<T, K, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
             watermark: i64::MIN,
             domain: TimeDomain::EventTime,
             clock: ProcessingClock::default(),
+            backend: None,
         }
     }
 
@@ -123,6 +128,16 @@ impl<T, K, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
     fn update_state_stats(&self, ctx: &mut TaskContext) {
         // Inline sizes only: a cheap estimate (O(windows), not O(keys)).
         let entry = std::mem::size_of::<K>() + std::mem::size_of::<F::Acc>() + 8;
+        if let Some(backend) = &self.backend {
+            let size = window_size(self.windows);
+            let stats = ctx.stats();
+            stats.state_keys = backend.len() as u64;
+            stats.state_bytes = (backend.len() * entry) as u64;
+            stats.pending_window = backend
+                .next_to_fire()
+                .map(|end| (Timestamp(end - size), Timestamp(end)));
+            return;
+        }
         let keys: usize = self.panes.iter().map(|p| p.accs.len()).sum();
         let stats = ctx.stats();
         stats.state_keys = keys as u64;
@@ -151,12 +166,20 @@ where
     type In = T;
     type Out = F::Out;
 
+    fn open(&mut self, ctx: &mut TaskContext) -> Result<()> {
+        self.backend = BackendPanes::open(ctx)?;
+        Ok(())
+    }
+
     fn process_batch(
         &mut self,
         batch: Vec<T>,
         ctx: &mut TaskContext,
         out: &mut Output<F::Out>,
     ) -> Result<()> {
+        if self.backend.is_some() {
+            return self.process_on_backend(batch, ctx, out);
+        }
         if self.domain == TimeDomain::ProcessingTime {
             // One clock reading for the batch: every record falls in the windows open now.
             let now = self.clock.now();
@@ -245,7 +268,7 @@ where
         out: &mut Output<F::Out>,
     ) -> Result<Option<Timestamp>> {
         if self.domain == TimeDomain::EventTime {
-            self.fire_until(watermark.millis(), ctx, out);
+            self.fire_until(watermark.millis(), ctx, out)?;
         }
         Ok(Some(watermark))
     }
@@ -259,7 +282,7 @@ where
         if self.domain == TimeDomain::ProcessingTime {
             // A window [start, end) fires once the clock reaches its end.
             let now = self.clock.observe(now.millis());
-            self.fire_until(now - 1, ctx, out);
+            self.fire_until(now - 1, ctx, out)?;
         }
         Ok(())
     }
@@ -267,12 +290,15 @@ where
     fn close(&mut self, ctx: &mut TaskContext, out: &mut Output<F::Out>) -> Result<()> {
         if self.domain == TimeDomain::ProcessingTime {
             // The input is over: nothing more can fall into the open windows.
-            self.fire_until(i64::MAX, ctx, out);
+            self.fire_until(i64::MAX, ctx, out)?;
         }
         Ok(())
     }
 
     fn snapshot_state(&mut self, ctx: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
+        if let Some(backend) = &mut self.backend {
+            return backend.snapshot(self.watermark, ctx, state);
+        }
         // Per key group: its panes (end, fired, entries), in window order.
         type PaneRefs<'a, K, A> = Vec<(i64, bool, Vec<(&'a K, &'a A)>)>;
         let key_groups = ctx.info().key_groups;
@@ -295,6 +321,32 @@ where
     fn restore_state(&mut self, ctx: &mut TaskContext, state: &StateRestore) -> Result<()> {
         // The lowest watermark of the old instances: nothing they fired fires again, and
         // nothing they still hold is taken for late.
+        if let Some(backend) = &mut self.backend {
+            if let Some(wm) = backend.restore(state)? {
+                self.watermark = wm;
+            }
+            self.update_state_stats(ctx);
+            return Ok(());
+        }
+        if let Some((wm, windows, changes)) = read_backend_checkpoint::<K, F::Acc>(state)? {
+            // Written on the LSM backend.
+            self.watermark = wm;
+            for (pane_key, acc) in changes {
+                let at = self.pane_index(pane_key.end);
+                match acc {
+                    Some(acc) => self.panes[at].accs.insert(pane_key.key, acc),
+                    None => self.panes[at].accs.remove(&pane_key.key),
+                };
+            }
+            for (end, fired) in windows {
+                if let Ok(at) = self.panes.binary_search_by_key(&end, |p| p.end) {
+                    self.panes[at].fired |= fired;
+                }
+            }
+            self.panes.retain(|p| !p.accs.is_empty());
+            self.update_state_stats(ctx);
+            return Ok(());
+        }
         if let Some(wm) = state.operator_states::<i64>()?.into_iter().min() {
             self.watermark = wm;
         }
@@ -318,13 +370,25 @@ fn window_size(w: Windows) -> i64 {
     }
 }
 
-impl<T: Data, K: Key, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
+impl<T: Data, K: StateKey, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
     /// Fires every window whose last timestamp `time` (the watermark, or the clock minus one)
     /// reached, and drops the state of windows past their allowed lateness.
-    fn fire_until(&mut self, time: i64, ctx: &mut TaskContext, out: &mut Output<F::Out>) {
+    fn fire_until(
+        &mut self,
+        time: i64,
+        ctx: &mut TaskContext,
+        out: &mut Output<F::Out>,
+    ) -> Result<()> {
         // Never backwards: after a restore the inputs start again from the beginning of time.
         let wm = time.max(self.watermark);
         self.watermark = wm;
+        if let Some(backend) = &mut self.backend {
+            let size = window_size(self.windows);
+            let fired = backend.fire(&mut self.func, wm, self.lateness, size, out)?;
+            ctx.stats().windows_fired += fired;
+            self.update_state_stats(ctx);
+            return Ok(());
+        }
         let mut fired = 0;
         // Fire every window whose last timestamp the watermark reached.
         for pane in self.panes.iter_mut() {
@@ -359,6 +423,61 @@ impl<T: Data, K: Key, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, K
         }
         ctx.stats().windows_fired += fired;
         self.update_state_stats(ctx);
+        Ok(())
+    }
+
+    /// `process_batch` on the LSM backend: each record into each of its live windows'
+    /// accumulators in the backend.
+    fn process_on_backend(
+        &mut self,
+        batch: Vec<T>,
+        ctx: &mut TaskContext,
+        out: &mut Output<F::Out>,
+    ) -> Result<()>
+    where
+        T: EventTime,
+        KF: Fn(&T) -> K,
+    {
+        // In processing time every record falls in the windows open now.
+        let now = (self.domain == TimeDomain::ProcessingTime).then(|| self.clock.now());
+        let (wm, lateness) = (self.watermark, self.lateness);
+        let mut ends = Vec::with_capacity(4);
+        for record in batch {
+            ends.clear();
+            let ts = now.unwrap_or_else(|| record.event_time().millis());
+            self.windows.assign(ts, |w| {
+                if now.is_some() || (w.end.0 - 1).saturating_add(lateness) > wm {
+                    ends.push(w.end.0);
+                }
+            });
+            let Some((&last, rest)) = ends.split_last() else {
+                self.late(record, ctx, out);
+                continue;
+            };
+            let key = (self.key_fn)(&record);
+            let (size, backend) = (window_size(self.windows), self.backend.as_mut());
+            let backend = backend.expect("on the backend");
+            let window_of = |end: i64| Window {
+                start: Timestamp(end - size),
+                end: Timestamp(end),
+            };
+            for &end in rest {
+                let window = window_of(end);
+                backend.accumulate(
+                    &mut self.func,
+                    key.clone(),
+                    record.clone(),
+                    window,
+                    wm,
+                    ctx,
+                    out,
+                )?;
+            }
+            let window = window_of(last);
+            backend.accumulate(&mut self.func, key, record, window, wm, ctx, out)?;
+        }
+        self.update_state_stats(ctx);
+        Ok(())
     }
 
     /// A record all of whose windows expired: to the late output if set; counted either way.

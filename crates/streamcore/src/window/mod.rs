@@ -19,6 +19,7 @@
 
 pub mod aggregates;
 mod aligned;
+mod backend_panes;
 mod function;
 mod global;
 mod session;
