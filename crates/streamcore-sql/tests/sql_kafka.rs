@@ -465,3 +465,57 @@ fn debezium_json_values_are_a_changelog() {
     };
     assert!(err.contains("writing 'debezium-json'"), "{err}");
 }
+
+/// Writes `events` Nexmark bids into `topic` (at least once) and counts them read back
+/// (bounded): (bids the generator made, bids read).
+fn bids_written_and_read(servers: &str, topic: &str, events: u64) -> (i64, i64) {
+    run(
+        &format!(
+            "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT)
+             WITH ('connector' = 'nexmark', 'kind' = 'bid', 'events.num' = '{events}');
+             CREATE TABLE out (auction BIGINT, bidder BIGINT, price BIGINT)
+             WITH ('connector' = 'kafka', 'topic' = '{topic}',
+                   'properties.bootstrap.servers' = '{servers}',
+                   'format' = 'json', 'key.format' = 'json', 'key.fields' = 'bidder');
+             INSERT INTO out SELECT * FROM bid;"
+        ),
+        JobConfig::default().parallelism(2),
+    );
+    let count = |script: String| -> i64 {
+        let rows = apply_to(select(&script));
+        assert_eq!(rows.len(), 1, "one count");
+        int(&rows[0].values[0])
+    };
+    let made = count(format!(
+        "CREATE TABLE bid (auction BIGINT) WITH ('connector' = 'nexmark', 'kind' = 'bid',
+           'events.num' = '{events}');
+         SELECT COUNT(*) FROM bid;"
+    ));
+    let read = count(format!(
+        "CREATE TABLE i (auction BIGINT, bidder BIGINT, price BIGINT)
+         WITH ('connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{servers}',
+               'format' = 'json', 'scan.bounded.mode' = 'latest-offset');
+         SELECT COUNT(*) FROM i;"
+    ));
+    (made, read)
+}
+
+/// Volume: every row of a larger write over many partitions is read back, on the real broker.
+#[test]
+fn many_rows_over_many_partitions_are_all_read_back() {
+    let broker = TestBroker::start();
+    broker.create_topic("volume", 16);
+    let (made, read) = bids_written_and_read(&broker.brokers(), "volume", 60_000);
+    assert!(made > 50_000, "{made}");
+    assert_eq!(read, made, "rows read back");
+}
+
+/// The same against librdkafka's mock cluster over 64 partitions (the open question of
+/// docs/sql.md).
+#[test]
+fn many_rows_over_64_partitions_of_the_mock_cluster_are_all_read_back() {
+    let cluster = rdkafka::mocking::MockCluster::new(3).unwrap();
+    cluster.create_topic("volume", 64, 3).unwrap();
+    let (made, read) = bids_written_and_read(&cluster.bootstrap_servers(), "volume", 200_000);
+    assert_eq!(read, made, "rows read back");
+}
