@@ -1180,7 +1180,7 @@ mod runtime {
             normalized
         } else {
             normalized
-                .map(move |c: Change<Row>| c.map(|row| row.key(&keep)))
+                .map(move |c: Change<Row>| c.map(|row| row.project(&keep)))
                 .name("Calc(project)")
         })
     }

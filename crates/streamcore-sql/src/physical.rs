@@ -250,7 +250,7 @@ impl<'j> PhysicalPlanner<'j> {
                     let columns: Vec<usize> = (width - late.width..width).collect();
                     let rows = results
                         .side_output(tag)
-                        .map(move |r: Row| r.key(&columns))
+                        .map(move |r: Row| r.project(&columns))
                         .name("Calc(late rows)");
                     self.late_rows.push((late.table.clone(), rows));
                 }
@@ -798,7 +798,7 @@ fn is_identity(exprs: &[Expr], width: usize) -> bool {
 /// receives the final table, as in Flink's batch mode.
 pub fn final_table(changes: Stream<Change<Row>>) -> Stream<Row> {
     changes
-        .key_by(|c: &Change<Row>| c.row().clone())
+        .key_by(|c: &Change<Row>| c.row().as_key())
         .final_rows()
         .name("FinalTable")
 }

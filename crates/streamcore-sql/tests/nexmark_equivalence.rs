@@ -55,8 +55,15 @@ fn corpus(name: &str) -> String {
 
 const EVENTS: u64 = 60_000;
 
-/// Runs query `q` as SQL and as the typed query; asserts equal final tables.
-fn check(q: &str) {
+/// Query `q` as written, planned in a session with the generator's DDL and views (and q13's
+/// side file, in the returned directory).
+fn session_with(
+    q: &str,
+) -> (
+    Session,
+    streamcore_sql::session::PendingInsert,
+    tempfile::TempDir,
+) {
     let mut session = Session::new();
     let ddl = corpus("ddl_gen.sql")
         .replace("${TPS}", "10000")
@@ -84,23 +91,40 @@ fn check(q: &str) {
         )
         .unwrap_or_else(|e| panic!("{q}: {e}"));
     let insert = session.pending.pop().expect("the query file has an INSERT");
+    (session, insert, side)
+}
+
+/// The parallelism a query runs at in these tests.
+fn parallelism(q: &str) -> usize {
     // q18 keeps, of a key's bids in one millisecond, the last to arrive, and q9 and q19 rank bids of
     // equal price in arrival order (as Flink does): at parallelism 1 both plans see the same
     // arrival order.
     // q6 keeps, of an auction's bids of equal price, the first to arrive (as the typed query).
-    let p = if matches!(q, "q6" | "q9" | "q18" | "q19") {
+    if matches!(q, "q6" | "q9" | "q18" | "q19") {
         1
     } else {
         2
-    };
-    let config = JobConfig::default().parallelism(p);
-    let sql: Vec<String> = {
-        let changes = session.collect(&insert.plan, config.clone()).unwrap();
-        let mut rows: Vec<String> =
-            apply_changelog(changes.into_iter().map(|c| c.map(|r| csv_line(&CsvRow(r)))));
-        rows.sort();
-        rows
-    };
+    }
+}
+
+/// The final table of query `q` as SQL, sorted CSV lines.
+fn sql_rows(
+    session: &Session,
+    insert: &streamcore_sql::session::PendingInsert,
+    config: JobConfig,
+) -> Vec<String> {
+    let changes = session.collect(&insert.plan, config).unwrap();
+    let mut rows: Vec<String> =
+        apply_changelog(changes.into_iter().map(|c| c.map(|r| csv_line(&CsvRow(r)))));
+    rows.sort();
+    rows
+}
+
+/// Runs query `q` as SQL and as the typed query; asserts equal final tables.
+fn check(q: &str) {
+    let (session, insert, _side) = session_with(q);
+    let config = JobConfig::default().parallelism(parallelism(q));
+    let sql = sql_rows(&session, &insert, config.clone());
 
     let generator =
         match streamcore_sql::catalog::Relation::Table(session.catalog.table("datagen").unwrap()) {
@@ -160,6 +184,49 @@ macro_rules! queries {
 queries!(
     q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q11, q13, q14, q15, q16, q17, q18, q19, q20, q21, q22
 );
+
+/// Every query as SQL on the LSM state backend with a 64 KiB budget (nearly every key evicted
+/// to the tree and read back) gives the final table it gives on the memory backend.
+#[cfg(feature = "lsm")]
+mod on_the_lsm_backend {
+    use super::*;
+    use streamcore::state::StateConfig;
+
+    fn check_lsm(q: &str) {
+        let (session, insert, _side) = session_with(q);
+        let config = JobConfig::default().parallelism(parallelism(q));
+        let memory = sql_rows(&session, &insert, config.clone());
+        let lsm = sql_rows(&session, &insert, config.state(StateConfig::lsm(64 << 10)));
+        assert!(!memory.is_empty(), "{q}: no rows");
+        if lsm != memory {
+            let only_lsm: Vec<&String> =
+                lsm.iter().filter(|r| !memory.contains(r)).take(5).collect();
+            let only_memory: Vec<&String> =
+                memory.iter().filter(|r| !lsm.contains(r)).take(5).collect();
+            panic!(
+                "{q}: {} rows on the LSM backend, {} in memory; only on LSM {only_lsm:?}, only in memory {only_memory:?}",
+                lsm.len(),
+                memory.len()
+            );
+        }
+    }
+
+    macro_rules! lsm_queries {
+        ($($q:ident),*) => {
+            $(
+                #[test]
+                fn $q() {
+                    check_lsm(stringify!($q));
+                }
+            )*
+        };
+    }
+
+    lsm_queries!(
+        q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q11, q13, q14, q15, q16, q17, q18, q19, q20, q21,
+        q22
+    );
+}
 
 /// q10 writes every bid into a CSV `filesystem` table `PARTITIONED BY (dt, hm)`: part files
 /// under `dt=…/hm=…/` directories, the partition columns not in the files (as Flink writes

@@ -130,7 +130,7 @@ fn row_filter_project_sum(sink: CountingSink) -> Job {
     let mut job = Job::new("bench");
     job.source("gen", Generator::new(row_bid).bounded(EVENTS))
         .filter(|r: &Row| r.get(1).as_i64().is_some_and(|p| p % 3 != 0))
-        .map(|r| r.key(&[0, 1]))
+        .map(|r| r.project(&[0, 1]))
         .key_by(|r: &Row| r.get(0).clone())
         .reduce(|a, b| {
             let sum = a.get(1).as_i64().unwrap_or(0) + b.get(1).as_i64().unwrap_or(0);

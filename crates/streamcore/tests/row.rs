@@ -192,7 +192,7 @@ fn schemas_stay_with_filters_and_exchanges() {
     assert_eq!(kept.schema(), Some(schema()));
     let shuffled = kept.rebalance();
     assert_eq!(shuffled.schema(), Some(schema()));
-    let mapped = shuffled.map(|r| r.key(&[1]));
+    let mapped = shuffled.map(|r| r.project(&[1]));
     assert_eq!(mapped.schema(), None);
     assert_eq!(
         schema().to_string(),

@@ -107,9 +107,28 @@ impl Row {
         self.values.is_empty()
     }
 
-    /// The columns `columns`, in that order, as a new row (a key, a projection). Keeps the
-    /// event time.
+    /// The columns `columns`, in that order, as a key: a new row **without the event time**.
+    /// A key's identity is its values (equality and hashing ignore the time), and on the LSM
+    /// state backend a key is stored by its serialized bytes, which must then be its values
+    /// alone: key keyed streams of rows by `key` (or [`Row::as_key`]), not by [`Row::project`].
     pub fn key(&self, columns: &[usize]) -> Row {
+        Row {
+            values: columns.iter().map(|&c| self.values[c].clone()).collect(),
+            time: Timestamp::MIN,
+        }
+    }
+
+    /// The whole row as a key: its values (shared, not copied) without the event time.
+    pub fn as_key(&self) -> Row {
+        Row {
+            values: self.values.clone(),
+            time: Timestamp::MIN,
+        }
+    }
+
+    /// The columns `columns`, in that order, as a new row that keeps the event time (a
+    /// projection).
+    pub fn project(&self, columns: &[usize]) -> Row {
         Row {
             values: columns.iter().map(|&c| self.values[c].clone()).collect(),
             time: self.time,
