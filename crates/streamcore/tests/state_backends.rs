@@ -152,13 +152,13 @@ fn win_rows<V>(results: Vec<WindowResult<u32, V>>, value: impl Fn(V) -> i64) -> 
     rows
 }
 
-/// Tumbling counts with allowed lateness and a late output, and sliding sums, over `input`
-/// (out of order by up to 300 ms behind a watermark that allows 100 ms): the results (sorted)
-/// and the late records.
+/// Tumbling counts with allowed lateness and a late output, sliding sums and session sums (with
+/// allowed lateness) over `input` (out of order by up to 300 ms behind a watermark that allows
+/// 100 ms): the results (sorted), the late records, the job's summary.
 fn run_windows(
     input: &[Ev],
     state: StateConfig,
-) -> (Vec<WinRow>, Vec<WinRow>, Vec<Ev>, JobSummary) {
+) -> (Vec<WinRow>, Vec<WinRow>, Vec<Ev>, JobSummary, Vec<WinRow>) {
     let mut job = Job::new("windows");
     let late = OutputTag::new("late");
     let events = job.from_vec("input", input.to_vec()).with_watermarks(
@@ -173,6 +173,13 @@ fn run_windows(
         .aggregate(CountAll);
     let late_records = counts.side_output(&late).collect();
     let counts = counts.collect();
+    let sessions = events
+        .clone()
+        .key_by(|e: &Ev| e.1 % 500)
+        .window(Windows::session(Duration::from_millis(150)))
+        .allowed_lateness(Duration::from_millis(50))
+        .aggregate(Sum::new(|e: &Ev| e.2))
+        .collect();
     let sums = events
         .key_by(|e: &Ev| e.1)
         .window(Windows::sliding(
@@ -196,6 +203,7 @@ fn run_windows(
         win_rows(sums.take(), |s| s),
         late_records,
         summary,
+        win_rows(sessions.take(), |s| s),
     )
 }
 
@@ -221,6 +229,7 @@ proptest! {
         prop_assert_eq!(&lsm.0, &memory.0, "tumbling counts");
         prop_assert_eq!(&lsm.1, &memory.1, "sliding sums");
         prop_assert_eq!(&lsm.2, &memory.2, "late records");
+        prop_assert_eq!(&lsm.4, &memory.4, "session sums");
         let distinct = input.iter().map(|r| r.1).collect::<std::collections::BTreeSet<_>>().len();
         if distinct > 1_000 {
             // The windows' state went through the backend: evicted and read back.
@@ -474,29 +483,48 @@ fn incremental_checkpoints_restore_on_lsm_and_in_memory() {
 
 const WINDOW_EVENTS: u64 = 30_000;
 
-/// Event `i` at `i` ms, key `i % KEYS`: tumbling counts of 500 ms per key, committed as rows.
+/// Event `i` at `i` ms, key `i % KEYS`: tumbling sums of 500 ms per key, and session sums per
+/// key `i % 3_000` of the events whose `i % 7 != 0`, committed as rows.
 fn build_windows<S: Sink<WinRow>>(sink: S, rate: f64) -> Job {
     let mut job = Job::new("windows");
-    job.source(
-        "events",
-        Generator::new(|i| (Timestamp(i as i64), (i % KEYS) as u32, i as i64))
-            .bounded(WINDOW_EVENTS)
-            .rate(rate),
-    )
-    .with_watermarks(WatermarkStrategy::monotonous())
-    .key_by(|e: &Ev| e.1)
-    .window(Windows::tumbling(Duration::from_millis(500)))
-    .aggregate(Sum::new(|e: &Ev| e.2))
-    .uid("window")
-    .map(|r| {
-        (
-            r.key,
-            r.window.start.millis(),
-            r.window.end.millis(),
-            r.value,
+    let events = job
+        .source(
+            "events",
+            Generator::new(|i| (Timestamp(i as i64), (i % KEYS) as u32, i as i64))
+                .bounded(WINDOW_EVENTS)
+                .rate(rate),
         )
-    })
-    .sink(sink);
+        .with_watermarks(WatermarkStrategy::monotonous());
+    let sessions = events
+        .clone()
+        .filter(|e: &Ev| e.2 % 7 != 0)
+        .key_by(|e: &Ev| e.1 % 3_000)
+        .window(Windows::session(Duration::from_millis(4_000)))
+        .aggregate(Sum::new(|e: &Ev| e.2))
+        .uid("sessions")
+        .map(|r| {
+            (
+                r.key,
+                r.window.start.millis(),
+                r.window.end.millis(),
+                r.value,
+            )
+        });
+    events
+        .key_by(|e: &Ev| e.1)
+        .window(Windows::tumbling(Duration::from_millis(500)))
+        .aggregate(Sum::new(|e: &Ev| e.2))
+        .uid("window")
+        .map(|r| {
+            (
+                r.key,
+                r.window.start.millis(),
+                r.window.end.millis(),
+                r.value,
+            )
+        })
+        .union(sessions)
+        .sink(sink);
     job
 }
 

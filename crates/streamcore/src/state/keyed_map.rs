@@ -342,6 +342,16 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
         }))
     }
 
+    /// The state of `key` if it is in memory: on the LSM backend, `None` for a key evicted to
+    /// the tree (nothing is read from it). For statistics and other best-effort looks.
+    pub fn peek(&self, key: &K) -> Option<&V> {
+        let local = self.local(key);
+        if !self.plain.is_empty() {
+            return self.plain[local].get(key);
+        }
+        self.groups[local].get(key).map(|c| &c.value)
+    }
+
     /// Removes the state of `key`, returning it.
     pub fn remove(&mut self, key: &K) -> Result<Option<V>> {
         let local = self.local(key);

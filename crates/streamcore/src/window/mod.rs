@@ -349,6 +349,7 @@ mod tests {
             let sink = Arc::new(Mutex::new(Vec::new()));
             let mut out: Output<Res> = Output::new(64, Box::new(Collect(sink.clone())), vec![]);
             let mut ctx = TaskContext::for_test("w");
+            op.open(&mut ctx).unwrap();
             let mut emitted = Vec::new();
             for step in steps {
                 match step {

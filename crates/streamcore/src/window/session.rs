@@ -3,19 +3,21 @@
 //! fire sessions when the watermark passes their end and drop them after the allowed lateness.
 //! In processing time a batch's records are at the clock's time when it arrives, and the
 //! runtime's clock ticks fire the sessions (all of them at the end of the input).
+//!
+//! The sessions of each key are keyed state on the job's backend ([`KeyedMap`]): in memory, or
+//! cached in front of the LSM tree; the timers stay in memory (rebuilt from the sessions on
+//! restore). A checkpoint is the map's (per key group, `(key, sessions)` pairs, or a delta).
 
 use super::{ProcessingClock, TimeDomain, Window, WindowFunction};
 use crate::checkpoint::{StateRestore, StateSnapshot};
 use crate::context::TaskContext;
-use crate::data::{Data, Key, StateKey};
+use crate::data::{Data, StateKey};
 use crate::error::Result;
 use crate::event_time::EventTime;
 use crate::operator::{Operator, Output, OutputTag};
-use crate::state::key_group;
-use crate::state::TimerQueue;
+use crate::state::{KeyedMap, TimerQueue};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 #[derive(Serialize, Deserialize)]
 struct Session<A> {
@@ -26,15 +28,14 @@ struct Session<A> {
     acc: A,
 }
 
-type KeyMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
-
 pub(crate) struct SessionWindowOperator<T, K, KF, F: WindowFunction<K, T>> {
     key_fn: KF,
     func: F,
     gap: i64,
     lateness: i64,
     late: Option<OutputTag<T>>,
-    sessions: KeyMap<K, Vec<Session<F::Acc>>>,
+    /// Each key's open sessions, ordered by start (set in `open`).
+    sessions: Option<KeyedMap<K, Vec<Session<F::Acc>>>>,
     /// Times at which a key's sessions need a look (fire or expire). Stale entries are skipped.
     timers: TimerQueue<K>,
     /// The time sessions fired up to: the watermark, or the clock in processing time.
@@ -72,7 +73,7 @@ impl<T, K, KF, F: WindowFunction<K, T>> SessionWindowOperator<T, K, KF, F> {
             gap,
             lateness,
             late,
-            sessions: KeyMap::default(),
+            sessions: None,
             timers: TimerQueue::default(),
             watermark: i64::MIN,
             domain: TimeDomain::EventTime,
@@ -106,6 +107,11 @@ where
     type In = T;
     type Out = F::Out;
 
+    fn open(&mut self, ctx: &mut TaskContext) -> Result<()> {
+        self.sessions = Some(KeyedMap::open_incremental(ctx)?);
+        Ok(())
+    }
+
     fn process_batch(
         &mut self,
         batch: Vec<T>,
@@ -117,11 +123,12 @@ where
             TimeDomain::ProcessingTime => Some(self.clock.now()),
             TimeDomain::EventTime => None,
         };
+        let sessions = self.sessions.as_mut().expect("opened");
         for record in batch {
             let ts = now.unwrap_or_else(|| record.event_time().millis());
             let (start, end) = (ts, ts.saturating_add(self.gap));
             let key = (self.key_fn)(&record);
-            let list = self.sessions.entry(key.clone()).or_default();
+            let list = sessions.entry_or_insert_with(key.clone(), |_| Vec::new())?;
             // Sessions touching [start, end] (inclusive, as Flink's `intersects`).
             let touching: Vec<usize> = (0..list.len())
                 .filter(|&i| list[i].start <= end && start <= list[i].end)
@@ -129,7 +136,7 @@ where
             if touching.is_empty() && (end - 1).saturating_add(self.lateness) <= wm {
                 // A session of its own, already expired: late.
                 if list.is_empty() {
-                    self.sessions.remove(&key);
+                    sessions.remove(&key)?;
                 }
                 let stats = ctx.stats();
                 stats.late_records += 1;
@@ -177,7 +184,7 @@ where
         out: &mut Output<F::Out>,
     ) -> Result<Option<Timestamp>> {
         if self.domain == TimeDomain::EventTime {
-            self.fire_until(watermark.millis(), ctx, out);
+            self.fire_until(watermark.millis(), ctx, out)?;
         }
         Ok(Some(watermark))
     }
@@ -191,7 +198,7 @@ where
         if self.domain == TimeDomain::ProcessingTime {
             // A session [start, end) fires once the clock reaches its end.
             let now = self.clock.observe(now.millis());
-            self.fire_until(now - 1, ctx, out);
+            self.fire_until(now - 1, ctx, out)?;
         }
         Ok(())
     }
@@ -199,24 +206,16 @@ where
     fn close(&mut self, ctx: &mut TaskContext, out: &mut Output<F::Out>) -> Result<()> {
         if self.domain == TimeDomain::ProcessingTime {
             // The input is over: every open session is complete.
-            self.fire_until(i64::MAX, ctx, out);
+            self.fire_until(i64::MAX, ctx, out)?;
         }
         Ok(())
     }
 
     fn snapshot_state(&mut self, ctx: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
-        type KeySessions<'a, K, A> = Vec<(&'a K, &'a Vec<Session<A>>)>;
-        let key_groups = ctx.info().key_groups;
-        let mut groups: BTreeMap<u32, KeySessions<'_, K, F::Acc>> = BTreeMap::new();
-        for (key, list) in &self.sessions {
-            groups
-                .entry(key_group(key, key_groups))
-                .or_default()
-                .push((key, list));
-        }
-        for (group, keys) in &groups {
-            state.put_group(*group, keys)?;
-        }
+        self.sessions
+            .as_mut()
+            .expect("opened")
+            .snapshot(ctx, state)?;
         state.put_operator(&self.watermark)
     }
 
@@ -224,34 +223,42 @@ where
         if let Some(wm) = state.operator_states::<i64>()?.into_iter().min() {
             self.watermark = wm;
         }
-        for group in state.groups::<Vec<(K, Vec<Session<F::Acc>>)>>() {
-            for (key, list) in group?.1 {
-                for s in &list {
-                    let due = if s.fired {
-                        (s.end - 1).saturating_add(self.lateness)
-                    } else {
-                        s.end - 1
-                    };
-                    self.timers.add(due, key.clone());
-                }
-                self.sessions.insert(key, list);
+        let sessions = self.sessions.as_mut().expect("opened");
+        sessions.restore(state)?;
+        // The timers, from the sessions: one look per session (fire, or expire once fired).
+        let (timers, lateness) = (&mut self.timers, self.lateness);
+        sessions.retain(|key, list| {
+            for s in list {
+                let due = if s.fired {
+                    (s.end - 1).saturating_add(lateness)
+                } else {
+                    s.end - 1
+                };
+                timers.add(due, key.clone());
             }
-        }
+            true
+        })?;
         self.update_state_stats(ctx);
         Ok(())
     }
 }
 
-impl<T, K: Key, KF, F: WindowFunction<K, T>> SessionWindowOperator<T, K, KF, F> {
+impl<T, K: StateKey, KF, F: WindowFunction<K, T>> SessionWindowOperator<T, K, KF, F> {
     /// Fires every session whose last timestamp `time` (the watermark, or the clock minus one)
     /// reached, and drops sessions past their allowed lateness.
-    fn fire_until(&mut self, time: i64, ctx: &mut TaskContext, out: &mut Output<F::Out>) {
+    fn fire_until(
+        &mut self,
+        time: i64,
+        ctx: &mut TaskContext,
+        out: &mut Output<F::Out>,
+    ) -> Result<()> {
         // Never backwards: after a restore the inputs start again from the beginning of time.
         let wm = time.max(self.watermark);
         self.watermark = wm;
+        let sessions = self.sessions.as_mut().expect("opened");
         while let Some(keys) = self.timers.pop_due(wm) {
             for key in keys {
-                let Some(list) = self.sessions.get_mut(&key) else {
+                let Some(list) = sessions.get_mut(&key)? else {
                     continue;
                 };
                 for s in list.iter_mut() {
@@ -268,33 +275,38 @@ impl<T, K: Key, KF, F: WindowFunction<K, T>> SessionWindowOperator<T, K, KF, F> 
                 let lateness = self.lateness;
                 list.retain(|s| (s.end - 1).saturating_add(lateness) > wm);
                 if list.is_empty() {
-                    self.sessions.remove(&key);
+                    sessions.remove(&key)?;
                 }
             }
         }
         self.update_state_stats(ctx);
+        Ok(())
     }
 
     fn update_state_stats(&self, ctx: &mut TaskContext) {
+        let Some(sessions) = &self.sessions else {
+            return;
+        };
         // Inline sizes only: a cheap estimate.
         let entry = std::mem::size_of::<K>() + std::mem::size_of::<Session<F::Acc>>();
         // The earliest session not fired yet: the first timer whose key still has one ending
-        // there (a few entries at most are looked at; stale ones are skipped).
+        // there (a few entries at most are looked at; stale ones are skipped; on the LSM
+        // backend only cached keys are looked at).
         let pending = self
             .timers
             .iter()
             .flat_map(|(t, keys)| keys.iter().map(move |k| (t, k)))
             .take(16)
             .find_map(|(t, key)| {
-                self.sessions
-                    .get(key)?
+                sessions
+                    .peek(key)?
                     .iter()
                     .find(|s| !s.fired && s.end - 1 == t)
                     .map(|s| (Timestamp(s.start), Timestamp(s.end)))
             });
         let stats = ctx.stats();
-        stats.state_keys = self.sessions.len() as u64;
-        stats.state_bytes = (self.sessions.len() * entry) as u64;
+        stats.state_keys = sessions.len() as u64;
+        stats.state_bytes = (sessions.len() * entry) as u64;
         stats.pending_window = pending;
     }
 }
