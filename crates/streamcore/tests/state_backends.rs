@@ -152,13 +152,20 @@ fn win_rows<V>(results: Vec<WindowResult<u32, V>>, value: impl Fn(V) -> i64) -> 
     rows
 }
 
-/// Tumbling counts with allowed lateness and a late output, sliding sums and session sums (with
-/// allowed lateness) over `input` (out of order by up to 300 ms behind a watermark that allows
+/// Tumbling counts with allowed lateness and a late output, sliding sums, session sums (with
+/// allowed lateness) and an interval join over `input` (out of order by up to 300 ms behind a watermark that allows
 /// 100 ms): the results (sorted), the late records, the job's summary.
 fn run_windows(
     input: &[Ev],
     state: StateConfig,
-) -> (Vec<WinRow>, Vec<WinRow>, Vec<Ev>, JobSummary, Vec<WinRow>) {
+) -> (
+    Vec<WinRow>,
+    Vec<WinRow>,
+    Vec<Ev>,
+    JobSummary,
+    Vec<WinRow>,
+    Vec<WinRow>,
+) {
     let mut job = Job::new("windows");
     let late = OutputTag::new("late");
     let events = job.from_vec("input", input.to_vec()).with_watermarks(
@@ -173,6 +180,16 @@ fn run_windows(
         .aggregate(CountAll);
     let late_records = counts.side_output(&late).collect();
     let counts = counts.collect();
+    // Each record against the others of its key 0..=200 ms earlier (the input joined with
+    // itself, shifted in value so the sides differ).
+    let pairs = events
+        .clone()
+        .connect(events.clone().map(|e: Ev| (e.0, e.1, e.2 + 1_000)))
+        .key_by(|a: &Ev| a.1 % 700, |b: &Ev| b.1 % 700)
+        .interval_join(0, 200, |a: &Ev, b: &Ev| {
+            (a.1, a.0.millis(), b.0.millis(), a.2 * 10_000 + b.2)
+        })
+        .collect();
     let sessions = events
         .clone()
         .key_by(|e: &Ev| e.1 % 500)
@@ -204,6 +221,11 @@ fn run_windows(
         late_records,
         summary,
         win_rows(sessions.take(), |s| s),
+        {
+            let mut pairs = pairs.take();
+            pairs.sort_unstable();
+            pairs
+        },
     )
 }
 
@@ -230,6 +252,10 @@ proptest! {
         prop_assert_eq!(&lsm.1, &memory.1, "sliding sums");
         prop_assert_eq!(&lsm.2, &memory.2, "late records");
         prop_assert_eq!(&lsm.4, &memory.4, "session sums");
+        prop_assert_eq!(&lsm.5, &memory.5, "interval join pairs");
+        if input.len() > 2_000 {
+            prop_assert!(!memory.5.is_empty(), "no pairs: the join is not exercised");
+        }
         let distinct = input.iter().map(|r| r.1).collect::<std::collections::BTreeSet<_>>().len();
         if distinct > 1_000 {
             // The windows' state went through the backend: evicted and read back.

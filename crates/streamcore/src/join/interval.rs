@@ -1,6 +1,9 @@
 //! The interval join operator: per key, the records of each side buffered by event time; a new
 //! record is paired with the other side's buffered records in its interval, then buffered
 //! itself until the watermark guarantees no future record of the other side can pair with it.
+//! The buffers are keyed state on the job's backend ([`KeyedMap`]: in memory, or cached in
+//! front of the LSM tree); the cleanup timers stay in memory (rebuilt from the buffers on
+//! restore).
 
 use super::Either;
 use crate::checkpoint::{StateRestore, StateSnapshot};
@@ -9,12 +12,9 @@ use crate::data::{Data, StateData, StateKey};
 use crate::error::Result;
 use crate::event_time::EventTime;
 use crate::operator::{Operator, Output};
-use crate::state::snapshot_by_key_group;
-use crate::state::TimerQueue;
+use crate::state::{KeyedMap, TimerQueue};
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
-
-type KeyMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Buffered records of one key: by event time, each side.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -38,7 +38,8 @@ pub(crate) struct IntervalJoinOperator<A, B, K, KF, F> {
     /// `a.ts - b.ts` must lie in `[lower, upper]`.
     lower: i64,
     upper: i64,
-    state: KeyMap<K, Buffers<A, B>>,
+    /// Each key's buffers (set in `open`).
+    state: Option<KeyedMap<K, Buffers<A, B>>>,
     /// When a key's buffers can be pruned: time → keys.
     cleanup: TimerQueue<K>,
     watermark: i64,
@@ -63,7 +64,7 @@ impl<A, B, K, KF, F> IntervalJoinOperator<A, B, K, KF, F> {
             join,
             lower,
             upper,
-            state: KeyMap::default(),
+            state: None,
             cleanup: TimerQueue::default(),
             watermark: i64::MIN,
             buffered: 0,
@@ -80,8 +81,13 @@ where
     KF: Fn(&Either<A, B>) -> K + Clone + Send + 'static,
     F: FnMut(&A, &B) -> O + Clone + Send + 'static,
 {
+    fn open(&mut self, ctx: &mut TaskContext) -> Result<()> {
+        self.state = Some(KeyedMap::open_incremental(ctx)?);
+        Ok(())
+    }
+
     fn snapshot_state(&mut self, ctx: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
-        snapshot_by_key_group(self.state.iter(), ctx.info().key_groups, state)?;
+        self.state.as_mut().expect("opened").snapshot(ctx, state)?;
         state.put_operator(&self.watermark)
     }
 
@@ -89,20 +95,22 @@ where
         if let Some(wm) = state.operator_states::<i64>()?.into_iter().min() {
             self.watermark = wm;
         }
-        for group in state.groups::<Vec<(K, Buffers<A, B>)>>() {
-            for (key, buffers) in group?.1 {
-                // The cleanup times the records registered when they arrived.
-                for (&ts, records) in &buffers.left {
-                    self.buffered += records.len() as u64;
-                    self.cleanup.add(ts.saturating_sub(self.lower), key.clone());
-                }
-                for (&ts, records) in &buffers.right {
-                    self.buffered += records.len() as u64;
-                    self.cleanup.add(ts.saturating_add(self.upper), key.clone());
-                }
-                self.state.insert(key, buffers);
+        let map = self.state.as_mut().expect("opened");
+        map.restore(state)?;
+        // The cleanup times the records registered when they arrived.
+        let (cleanup, buffered) = (&mut self.cleanup, &mut self.buffered);
+        let (lower, upper) = (self.lower, self.upper);
+        map.retain(|key, buffers| {
+            for (&ts, records) in &buffers.left {
+                *buffered += records.len() as u64;
+                cleanup.add(ts.saturating_sub(lower), key.clone());
             }
-        }
+            for (&ts, records) in &buffers.right {
+                *buffered += records.len() as u64;
+                cleanup.add(ts.saturating_add(upper), key.clone());
+            }
+            true
+        })?;
         self.publish(ctx);
         Ok(())
     }
@@ -117,6 +125,7 @@ where
         out: &mut Output<O>,
     ) -> Result<()> {
         let wm = self.watermark;
+        let state = self.state.as_mut().expect("opened");
         for record in batch {
             let ts = record.event_time().millis();
             if ts <= wm {
@@ -126,7 +135,7 @@ where
                 continue;
             }
             let key = (self.key_fn)(&record);
-            let buffers = self.state.entry(key.clone()).or_default();
+            let buffers = state.entry_or_insert_with(key.clone(), |_| Buffers::default())?;
             let expires = match record {
                 Either::Left(a) => {
                     // Partners: b.ts ∈ [a.ts - upper, a.ts - lower].
@@ -173,9 +182,10 @@ where
         let wm = watermark.millis().max(self.watermark);
         self.watermark = wm;
         let (lower, upper) = (self.lower, self.upper);
+        let state = self.state.as_mut().expect("opened");
         while let Some(keys) = self.cleanup.pop_due(wm) {
             for key in keys {
-                let Some(buffers) = self.state.get_mut(&key) else {
+                let Some(buffers) = state.get_mut(&key)? else {
                     continue;
                 };
                 // Left records with a.ts - lower <= wm, right ones with b.ts + upper <= wm.
@@ -191,7 +201,7 @@ where
                 buffers.right = keep_right;
                 self.buffered -= dropped as u64;
                 if buffers.left.is_empty() && buffers.right.is_empty() {
-                    self.state.remove(&key);
+                    state.remove(&key)?;
                 }
             }
         }
@@ -203,7 +213,7 @@ where
 impl<A, B, K, KF, F> IntervalJoinOperator<A, B, K, KF, F> {
     fn publish(&self, ctx: &mut TaskContext) {
         let stats = ctx.stats();
-        stats.state_keys = self.state.len() as u64;
+        stats.state_keys = self.state.as_ref().map_or(0, |s| s.len()) as u64;
         stats.state_bytes =
             self.buffered * (std::mem::size_of::<A>().max(std::mem::size_of::<B>()) as u64 + 16);
     }
