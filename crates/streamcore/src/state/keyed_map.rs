@@ -896,6 +896,11 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
                 evicted += 1;
                 false
             });
+            // Written group by group, not in one batch of a quarter of the cache: a batch is
+            // held whole in memory until it commits (hundreds of MB with a 1 GB budget).
+            if failed.is_none() && batch.len() >= 4096 {
+                store.commit(std::mem::replace(&mut batch, store.batch()))?;
+            }
         }
         if let Some(e) = failed {
             return Err(e);
