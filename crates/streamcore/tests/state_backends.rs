@@ -152,20 +152,22 @@ fn win_rows<V>(results: Vec<WindowResult<u32, V>>, value: impl Fn(V) -> i64) -> 
     rows
 }
 
-/// Tumbling counts with allowed lateness and a late output, sliding sums, session sums (with
-/// allowed lateness) and an interval join over `input` (out of order by up to 300 ms behind a watermark that allows
-/// 100 ms): the results (sorted), the late records, the job's summary.
-fn run_windows(
-    input: &[Ev],
-    state: StateConfig,
-) -> (
+/// What [`run_windows`] gives: tumbling counts, sliding sums, late records, the summary,
+/// session sums, interval-join pairs, temporal-join results.
+type WindowOutputs = (
     Vec<WinRow>,
     Vec<WinRow>,
     Vec<Ev>,
     JobSummary,
     Vec<WinRow>,
     Vec<WinRow>,
-) {
+    Vec<(i64, i64, Option<i64>)>,
+);
+
+/// Tumbling counts with allowed lateness and a late output, sliding sums, session sums (with
+/// allowed lateness), an interval join and an event-time temporal join over `input` (out of order by up to 300 ms behind a watermark that allows
+/// 100 ms): the results (sorted), the late records, the job's summary.
+fn run_windows(input: &[Ev], state: StateConfig) -> WindowOutputs {
     let mut job = Job::new("windows");
     let late = OutputTag::new("late");
     let events = job.from_vec("input", input.to_vec()).with_watermarks(
@@ -189,6 +191,17 @@ fn run_windows(
         .interval_join(0, 200, |a: &Ev, b: &Ev| {
             (a.1, a.0.millis(), b.0.millis(), a.2 * 10_000 + b.2)
         })
+        .collect();
+    // Every third record is a version of its key's row in a table; every record probes it.
+    let table = events
+        .clone()
+        .filter(|e: &Ev| e.2 % 3 == 0)
+        .map(|e: Ev| streamcore::join::Change::Insert(e));
+    let temporal = events
+        .clone()
+        .connect(table)
+        .key_by(|p: &Ev| p.1 % 300, |c| c.row().1 % 300)
+        .temporal_join(|p: &Ev, v: Option<&Ev>| (p.0.millis(), p.2, v.map(|v| v.2)))
         .collect();
     let sessions = events
         .clone()
@@ -226,6 +239,11 @@ fn run_windows(
             pairs.sort_unstable();
             pairs
         },
+        {
+            let mut rows = temporal.take();
+            rows.sort_unstable();
+            rows
+        },
     )
 }
 
@@ -253,8 +271,10 @@ proptest! {
         prop_assert_eq!(&lsm.2, &memory.2, "late records");
         prop_assert_eq!(&lsm.4, &memory.4, "session sums");
         prop_assert_eq!(&lsm.5, &memory.5, "interval join pairs");
+        prop_assert_eq!(&lsm.6, &memory.6, "temporal join results");
         if input.len() > 2_000 {
             prop_assert!(!memory.5.is_empty(), "no pairs: the join is not exercised");
+            prop_assert!(memory.6.iter().any(|r| r.2.is_some()), "no probe saw a version");
         }
         let distinct = input.iter().map(|r| r.1).collect::<std::collections::BTreeSet<_>>().len();
         if distinct > 1_000 {

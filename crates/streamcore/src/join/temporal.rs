@@ -2,6 +2,12 @@
 //! primary key, versioned by event time) that was current at the probe's own timestamp.
 //! Probes wait until the watermark passes them — only then are all versions up to their time
 //! known — and table versions older than the one current at the watermark are dropped.
+//!
+//! Each key's versions and waiting probes are keyed state on the job's backend ([`KeyedMap`]:
+//! in memory, or cached in front of the LSM tree); the probes' timers stay in memory (rebuilt
+//! on restore). Old versions are dropped from a key's state whenever the key is touched, and
+//! on a regular beat from every key held in memory (on the LSM backend, keys in the tree are
+//! trimmed when next read).
 
 use super::{Change, Either};
 use crate::checkpoint::{StateRestore, StateSnapshot};
@@ -11,12 +17,9 @@ use crate::error::Result;
 use crate::event_time::EventTime;
 use crate::metrics::Sampler;
 use crate::operator::{Operator, Output};
-use crate::state::snapshot_by_key_group;
-use crate::state::TimerQueue;
+use crate::state::{KeyedMap, TimerQueue};
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
-
-type KeyMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct KeyState<A, B> {
@@ -24,6 +27,20 @@ struct KeyState<A, B> {
     versions: BTreeMap<i64, Option<B>>,
     /// Probes waiting for the watermark, by event time.
     probes: BTreeMap<i64, Vec<A>>,
+}
+
+impl<A, B> KeyState<A, B> {
+    /// Drops the versions older than the one current at `watermark` (no probe can see them any
+    /// more: probes at or behind the watermark are late); whether any went.
+    fn prune(&mut self, watermark: i64) -> bool {
+        match self.versions.range(..=watermark).next_back() {
+            Some((&current, _)) if self.versions.keys().next() != Some(&current) => {
+                self.versions = self.versions.split_off(&current);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 impl<A, B> Default for KeyState<A, B> {
@@ -38,7 +55,10 @@ impl<A, B> Default for KeyState<A, B> {
 pub(crate) struct TemporalJoinOperator<A, B, K, KF, F> {
     key_fn: KF,
     join: F,
-    state: KeyMap<K, KeyState<A, B>>,
+    /// Each key's versions and waiting probes (set in `open`).
+    state: Option<KeyedMap<K, KeyState<A, B>>>,
+    /// Table versions held, as of the last pruning sweep (for the state metrics).
+    versions: usize,
     /// Keys with probes due at a time.
     due: TimerQueue<K>,
     watermark: i64,
@@ -57,7 +77,8 @@ impl<A, B, K, KF, F> TemporalJoinOperator<A, B, K, KF, F> {
         TemporalJoinOperator {
             key_fn,
             join,
-            state: KeyMap::default(),
+            state: None,
+            versions: 0,
             due: TimerQueue::default(),
             watermark: i64::MIN,
             sampler: Sampler::default(),
@@ -75,8 +96,13 @@ where
     KF: Fn(&Either<A, Change<B>>) -> K + Clone + Send + 'static,
     F: FnMut(&A, Option<&B>) -> O + Clone + Send + 'static,
 {
+    fn open(&mut self, ctx: &mut TaskContext) -> Result<()> {
+        self.state = Some(KeyedMap::open_incremental(ctx)?);
+        Ok(())
+    }
+
     fn snapshot_state(&mut self, ctx: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
-        snapshot_by_key_group(self.state.iter(), ctx.info().key_groups, state)?;
+        self.state.as_mut().expect("opened").snapshot(ctx, state)?;
         state.put_operator(&self.watermark)
     }
 
@@ -84,14 +110,16 @@ where
         if let Some(wm) = state.operator_states::<i64>()?.into_iter().min() {
             self.watermark = wm;
         }
-        for group in state.groups::<Vec<(K, KeyState<A, B>)>>() {
-            for (key, key_state) in group?.1 {
-                for &ts in key_state.probes.keys() {
-                    self.due.add(ts, key.clone());
-                }
-                self.state.insert(key, key_state);
+        let map = self.state.as_mut().expect("opened");
+        map.restore(state)?;
+        let (due, versions) = (&mut self.due, &mut self.versions);
+        map.retain(|key, key_state| {
+            for &ts in key_state.probes.keys() {
+                due.add(ts, key.clone());
             }
-        }
+            *versions += key_state.versions.len();
+            true
+        })?;
         self.publish(ctx, false);
         Ok(())
     }
@@ -105,6 +133,7 @@ where
         ctx: &mut TaskContext,
         _out: &mut Output<O>,
     ) -> Result<()> {
+        let map = self.state.as_mut().expect("opened");
         for record in batch {
             let key = (self.key_fn)(&record);
             match record {
@@ -115,7 +144,7 @@ where
                         ctx.stats().late_records += 1;
                         continue;
                     }
-                    let state = self.state.entry(key.clone()).or_default();
+                    let state = map.entry_or_insert_with(key.clone(), |_| KeyState::default())?;
                     state.probes.entry(ts).or_default().push(probe);
                     self.due.add(ts, key);
                 }
@@ -128,11 +157,11 @@ where
                         // The update-after that follows carries the new version.
                         Change::UpdateBefore(_) => continue,
                     };
-                    self.state
-                        .entry(key)
-                        .or_default()
-                        .versions
-                        .insert(ts, version);
+                    let state = map.entry_or_insert_with(key, |_| KeyState::default())?;
+                    if state.versions.insert(ts, version).is_none() {
+                        self.versions += 1;
+                    }
+                    state.prune(self.watermark);
                 }
             }
         }
@@ -149,9 +178,10 @@ where
         // Never backwards: after a restore the inputs start again from the beginning of time.
         let wm = watermark.millis().max(self.watermark);
         self.watermark = wm;
+        let map = self.state.as_mut().expect("opened");
         while let Some(keys) = self.due.pop_due(wm) {
             for key in keys {
-                let Some(state) = self.state.get_mut(&key) else {
+                let Some(state) = map.get_mut(&key)? else {
                     continue;
                 };
                 let later = state.probes.split_off(&wm.saturating_add(1));
@@ -165,17 +195,20 @@ where
                         out.emit((self.join)(probe, version));
                     }
                 }
+                state.prune(wm);
             }
         }
         // Versions older than the one current at the watermark can no longer be seen. Pruning
         // walks every key, so it runs on the sampler's beat (every 50 ms), not per watermark.
         let end = watermark == Timestamp::MAX;
         if self.pruner.due(end) {
-            for state in self.state.values_mut() {
-                if let Some((&current, _)) = state.versions.range(..=wm).next_back() {
-                    state.versions = state.versions.split_off(&current);
-                }
-            }
+            let mut versions = 0;
+            map.update_in_memory(|_, state| {
+                let pruned = state.prune(wm);
+                versions += state.versions.len();
+                pruned
+            });
+            self.versions = versions;
         }
         self.publish(ctx, end);
         Ok(Some(watermark))
@@ -188,8 +221,7 @@ impl<A, B, K, KF, F> TemporalJoinOperator<A, B, K, KF, F> {
             return;
         }
         let stats = ctx.stats();
-        stats.state_keys = self.state.len() as u64;
-        let versions: usize = self.state.values().map(|s| s.versions.len()).sum();
-        stats.state_bytes = (versions * (std::mem::size_of::<B>() + 24)) as u64;
+        stats.state_keys = self.state.as_ref().map_or(0, |s| s.len()) as u64;
+        stats.state_bytes = (self.versions * (std::mem::size_of::<B>() + 24)) as u64;
     }
 }

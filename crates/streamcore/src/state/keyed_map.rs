@@ -342,6 +342,24 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
         }))
     }
 
+    /// Calls `f` on every key's state held in memory — every key on the memory backend, the
+    /// cached ones on the LSM backend (keys in the tree are not read) — to trim it in place;
+    /// `f` returns whether it changed the state (a change for incremental checkpoints).
+    pub fn update_in_memory(&mut self, mut f: impl FnMut(&K, &mut V) -> bool) {
+        for map in &mut self.plain {
+            for (k, v) in map.iter_mut() {
+                f(k, v);
+            }
+        }
+        for map in &mut self.groups {
+            for (k, c) in map.iter_mut() {
+                if f(k, &mut c.value) {
+                    c.flags |= DIRTY;
+                }
+            }
+        }
+    }
+
     /// The state of `key` if it is in memory: on the LSM backend, `None` for a key evicted to
     /// the tree (nothing is read from it). For statistics and other best-effort looks.
     pub fn peek(&self, key: &K) -> Option<&V> {
