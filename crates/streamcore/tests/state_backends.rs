@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use streamcore::cep::{AfterMatchSkip, Pattern};
 use streamcore::checkpoint::{decode, encode, CheckpointConfig, RestoreFrom};
 use streamcore::sink::{CollectSink, Committer, Sink, SinkWriter};
 use streamcore::source::Generator;
@@ -153,7 +154,7 @@ fn win_rows<V>(results: Vec<WindowResult<u32, V>>, value: impl Fn(V) -> i64) -> 
 }
 
 /// What [`run_windows`] gives: tumbling counts, sliding sums, late records, the summary,
-/// session sums, interval-join pairs, temporal-join results.
+/// session sums, interval-join pairs, temporal-join results, CEP matches.
 type WindowOutputs = (
     Vec<WinRow>,
     Vec<WinRow>,
@@ -162,10 +163,12 @@ type WindowOutputs = (
     Vec<WinRow>,
     Vec<WinRow>,
     Vec<(i64, i64, Option<i64>)>,
+    Vec<Vec<Ev>>,
 );
 
 /// Tumbling counts with allowed lateness and a late output, sliding sums, session sums (with
-/// allowed lateness), an interval join and an event-time temporal join over `input` (out of order by up to 300 ms behind a watermark that allows
+/// allowed lateness), an interval join, an event-time temporal join and a CEP pattern over
+/// `input` (out of order by up to 300 ms behind a watermark that allows
 /// 100 ms): the results (sorted), the late records, the job's summary.
 fn run_windows(input: &[Ev], state: StateConfig) -> WindowOutputs {
     let mut job = Job::new("windows");
@@ -202,6 +205,23 @@ fn run_windows(input: &[Ev], state: StateConfig) -> WindowOutputs {
         .connect(table)
         .key_by(|p: &Ev| p.1 % 300, |c| c.row().1 % 300)
         .temporal_join(|p: &Ev, v: Option<&Ev>| (p.0.millis(), p.2, v.map(|v| v.2)))
+        .collect();
+    // A high value followed by a low one of the same key within 400 ms, matches skipping past
+    // their last event (held back while an earlier partial match lives).
+    let matches = events
+        .clone()
+        .key_by(|e: &Ev| e.1 % 400)
+        .pattern(
+            Pattern::begin("high", |e: &Ev| e.2 > 50)
+                .followed_by("low", |e: &Ev| e.2 < -50)
+                .within(Duration::from_millis(400))
+                .skip(AfterMatchSkip::SkipPastLastEvent),
+        )
+        .map(|m| {
+            let mut events = m.get("high").to_vec();
+            events.extend_from_slice(m.get("low"));
+            events
+        })
         .collect();
     let sessions = events
         .clone()
@@ -244,6 +264,11 @@ fn run_windows(input: &[Ev], state: StateConfig) -> WindowOutputs {
             rows.sort_unstable();
             rows
         },
+        {
+            let mut matches = matches.take();
+            matches.sort_unstable();
+            matches
+        },
     )
 }
 
@@ -272,9 +297,11 @@ proptest! {
         prop_assert_eq!(&lsm.4, &memory.4, "session sums");
         prop_assert_eq!(&lsm.5, &memory.5, "interval join pairs");
         prop_assert_eq!(&lsm.6, &memory.6, "temporal join results");
+        prop_assert_eq!(&lsm.7, &memory.7, "CEP matches");
         if input.len() > 2_000 {
             prop_assert!(!memory.5.is_empty(), "no pairs: the join is not exercised");
             prop_assert!(memory.6.iter().any(|r| r.2.is_some()), "no probe saw a version");
+            prop_assert!(!memory.7.is_empty(), "no CEP match");
         }
         let distinct = input.iter().map(|r| r.1).collect::<std::collections::BTreeSet<_>>().len();
         if distinct > 1_000 {

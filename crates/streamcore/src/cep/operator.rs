@@ -1,5 +1,7 @@
 //! The CEP operator: per key, events buffered by event time until the watermark passes them,
-//! then fed to the key's matcher in order.
+//! then fed to the key's matcher in order. Each key's pending events and partial matches are
+//! keyed state on the job's backend ([`KeyedMap`]: in memory, or cached in front of the LSM
+//! tree); the timers stay in memory (rebuilt on restore).
 
 use super::nfa::{KeyMatcher, Outcome};
 use super::{Match, Pattern};
@@ -10,11 +12,8 @@ use crate::error::Result;
 use crate::event_time::EventTime;
 use crate::metrics::Sampler;
 use crate::operator::{Operator, Output, OutputTag};
-use crate::state::snapshot_by_key_group;
-use crate::state::TimerQueue;
+use crate::state::{KeyedMap, TimerQueue};
 use crate::time::Timestamp;
-
-type KeyMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct KeyState<T> {
@@ -43,7 +42,8 @@ pub(crate) struct CepOperator<T, K, KF> {
     key_fn: KF,
     pattern: Pattern<T>,
     timeouts: Option<OutputTag<Match<T>>>,
-    state: KeyMap<K, KeyState<T>>,
+    /// Each key's pending events and matcher (set in `open`).
+    state: Option<KeyedMap<K, KeyState<T>>>,
     /// Keys with something to do at a time: pending events to feed, or a deadline.
     timers: TimerQueue<K>,
     watermark: i64,
@@ -76,7 +76,7 @@ impl<T, K, KF> CepOperator<T, K, KF> {
             key_fn,
             pattern,
             timeouts,
-            state: KeyMap::default(),
+            state: None,
             timers: TimerQueue::default(),
             watermark: i64::MIN,
             sampler: Sampler::default(),
@@ -93,8 +93,13 @@ where
     K: StateKey,
     KF: Fn(&T) -> K + Clone + Send + 'static,
 {
+    fn open(&mut self, ctx: &mut TaskContext) -> Result<()> {
+        self.state = Some(KeyedMap::open_incremental(ctx)?);
+        Ok(())
+    }
+
     fn snapshot_state(&mut self, ctx: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
-        snapshot_by_key_group(self.state.iter(), ctx.info().key_groups, state)?;
+        self.state.as_mut().expect("opened").snapshot(ctx, state)?;
         state.put_operator(&(self.watermark, self.arrivals))
     }
 
@@ -105,17 +110,18 @@ where
         }
         // Arrival numbers order events of one time; keep them increasing past every old one.
         self.arrivals = old.iter().map(|o| o.1).max().unwrap_or(0);
-        for group in state.groups::<Vec<(K, KeyState<T>)>>() {
-            for (key, key_state) in group?.1 {
-                if let Some(t) = key_state.timer {
-                    self.timers.add(t, key.clone());
-                }
-                if key_state.matcher.is_holding() {
-                    self.holding.insert(key.clone());
-                }
-                self.state.insert(key, key_state);
+        let map = self.state.as_mut().expect("opened");
+        map.restore(state)?;
+        let (timers, holding) = (&mut self.timers, &mut self.holding);
+        map.retain(|key, key_state| {
+            if let Some(t) = key_state.timer {
+                timers.add(t, key.clone());
             }
-        }
+            if key_state.matcher.is_holding() {
+                holding.insert(key.clone());
+            }
+            true
+        })?;
         Ok(())
     }
 
@@ -128,6 +134,7 @@ where
         ctx: &mut TaskContext,
         _out: &mut Output<Match<T>>,
     ) -> Result<()> {
+        let map = self.state.as_mut().expect("opened");
         for event in batch {
             let ts = event.event_time().millis();
             if ts <= self.watermark {
@@ -138,7 +145,7 @@ where
             }
             let key = (self.key_fn)(&event);
             self.arrivals += 1;
-            let state = self.state.entry(key.clone()).or_default();
+            let state = map.entry_or_insert_with(key.clone(), |_| KeyState::default())?;
             if state.pending.last().is_some_and(|last| last.0 > ts) {
                 state.sorted = false;
             }
@@ -162,9 +169,10 @@ where
         let wm = watermark.millis().max(self.watermark);
         self.watermark = wm;
         let want_timeouts = self.timeouts.is_some();
+        let map = self.state.as_mut().expect("opened");
         while let Some(keys) = self.timers.pop_due(wm) {
             for key in keys {
-                let Some(state) = self.state.get_mut(&key) else {
+                let Some(state) = map.get_mut(&key)? else {
                     continue;
                 };
                 if state.timer.is_some_and(|t| t > wm) {
@@ -209,38 +217,37 @@ where
                     self.holding.remove(&key);
                 }
                 if state.matcher.is_empty() && state.pending.is_empty() {
-                    self.state.remove(&key);
+                    map.remove(&key)?;
                 }
             }
         }
         if watermark == Timestamp::MAX {
             // The end of the input: matches held back for partial matches that can no longer
-            // complete are final.
-            let mut done = Vec::new();
-            for (key, state) in self.state.iter_mut() {
+            // complete are final (only keys holding some back have any).
+            let holding: Vec<K> = self.holding.drain().collect();
+            for key in holding {
+                let Some(state) = map.get_mut(&key)? else {
+                    continue;
+                };
                 let mut outcome = Outcome::default();
                 state.matcher.finish(&self.pattern, &mut outcome);
                 for m in outcome.matches {
                     out.emit(m);
                 }
                 if state.matcher.is_empty() && state.pending.is_empty() {
-                    done.push(key.clone());
+                    map.remove(&key)?;
                 }
             }
-            for key in done {
-                self.state.remove(&key);
-            }
-            self.holding.clear();
         }
-        self.publish(ctx, watermark == Timestamp::MAX);
         // Held-back matches will come out with the time of their last event: keep the
         // watermark below it.
-        let held = self
-            .holding
-            .iter()
-            .filter_map(|k| self.state.get(k))
-            .filter_map(|s| s.matcher.held_since())
-            .min();
+        let mut held: Option<i64> = None;
+        for key in &self.holding {
+            if let Some(t) = map.get_mut(key)?.and_then(|s| s.matcher.held_since()) {
+                held = Some(held.map_or(t, |h| h.min(t)));
+            }
+        }
+        self.publish(ctx, watermark == Timestamp::MAX);
         let forward = match held {
             Some(t) => wm.min(t.saturating_sub(1)),
             None => wm,
@@ -261,17 +268,25 @@ impl<T, K, KF> CepOperator<T, K, KF>
 where
     T: Data,
 {
-    fn publish(&mut self, ctx: &mut TaskContext, force: bool) {
+    fn publish(&mut self, ctx: &mut TaskContext, force: bool)
+    where
+        K: StateKey,
+        T: StateData,
+    {
         if !self.sampler.due(force) {
             return;
         }
-        let events: usize = self
-            .state
-            .values()
-            .map(|s| s.pending.len() + s.matcher.buffered())
-            .sum();
+        let Some(map) = self.state.as_mut() else {
+            return;
+        };
+        // Events held by the keys in memory (on the LSM backend, the cached keys').
+        let mut events = 0;
+        map.update_in_memory(|_, s| {
+            events += s.pending.len() + s.matcher.buffered();
+            false
+        });
         let stats = ctx.stats();
-        stats.state_keys = self.state.len() as u64;
+        stats.state_keys = map.len() as u64;
         stats.state_bytes = (events * (std::mem::size_of::<T>() + 16)) as u64;
     }
 }
