@@ -154,7 +154,7 @@ fn win_rows<V>(results: Vec<WindowResult<u32, V>>, value: impl Fn(V) -> i64) -> 
 }
 
 /// What [`run_windows`] gives: tumbling counts, sliding sums, late records, the summary,
-/// session sums, interval-join pairs, temporal-join results, CEP matches.
+/// session sums, interval-join pairs, temporal-join results, CEP matches, count-window sums.
 type WindowOutputs = (
     Vec<WinRow>,
     Vec<WinRow>,
@@ -164,11 +164,12 @@ type WindowOutputs = (
     Vec<WinRow>,
     Vec<(i64, i64, Option<i64>)>,
     Vec<Vec<Ev>>,
+    Vec<WinRow>,
 );
 
 /// Tumbling counts with allowed lateness and a late output, sliding sums, session sums (with
-/// allowed lateness), an interval join, an event-time temporal join and a CEP pattern over
-/// `input` (out of order by up to 300 ms behind a watermark that allows
+/// allowed lateness), count windows, an interval join, an event-time temporal join and a CEP
+/// pattern over `input` (out of order by up to 300 ms behind a watermark that allows
 /// 100 ms): the results (sorted), the late records, the job's summary.
 fn run_windows(input: &[Ev], state: StateConfig) -> WindowOutputs {
     let mut job = Job::new("windows");
@@ -223,6 +224,13 @@ fn run_windows(input: &[Ev], state: StateConfig) -> WindowOutputs {
             events
         })
         .collect();
+    // Sums of every 3 records of a key (and what is left at the end of the input).
+    let counted = events
+        .clone()
+        .key_by(|e: &Ev| e.1 % 600)
+        .count_window(3)
+        .aggregate(Sum::new(|e: &Ev| e.2))
+        .collect();
     let sessions = events
         .clone()
         .key_by(|e: &Ev| e.1 % 500)
@@ -269,6 +277,7 @@ fn run_windows(input: &[Ev], state: StateConfig) -> WindowOutputs {
             matches.sort_unstable();
             matches
         },
+        win_rows(counted.take(), |s| s),
     )
 }
 
@@ -298,6 +307,7 @@ proptest! {
         prop_assert_eq!(&lsm.5, &memory.5, "interval join pairs");
         prop_assert_eq!(&lsm.6, &memory.6, "temporal join results");
         prop_assert_eq!(&lsm.7, &memory.7, "CEP matches");
+        prop_assert_eq!(&lsm.8, &memory.8, "count-window sums");
         if input.len() > 2_000 {
             prop_assert!(!memory.5.is_empty(), "no pairs: the join is not exercised");
             prop_assert!(memory.6.iter().any(|r| r.2.is_some()), "no probe saw a version");

@@ -22,8 +22,6 @@ pub(crate) use process::KeyedProcessOperator;
 pub use process::{KeyedContext, KeyedProcessFunction, TimeDomain};
 pub(crate) use timers::TimerQueue;
 
-use crate::checkpoint::StateSnapshot;
-use crate::error::Result;
 use std::hash::{BuildHasher, Hash};
 
 /// The default number of key groups: the most parallelism a keyed operator can ever have.
@@ -53,30 +51,6 @@ pub fn key_groups_of(subtask: usize, key_groups: u32, parallelism: usize) -> std
     let start = (subtask * k).div_ceil(parallelism);
     let end = ((subtask + 1) * k).div_ceil(parallelism);
     start as u32..end as u32
-}
-
-/// Writes `entries` into `state`, one `Vec<(K, V)>` per key group (read them back with
-/// `StateRestore::groups::<Vec<(K, V)>>()`).
-pub(crate) fn snapshot_by_key_group<'a, K, V>(
-    entries: impl Iterator<Item = (&'a K, &'a V)>,
-    key_groups: u32,
-    state: &mut StateSnapshot,
-) -> Result<()>
-where
-    K: Hash + serde::Serialize + 'a,
-    V: serde::Serialize + 'a,
-{
-    let mut groups: std::collections::BTreeMap<u32, Vec<(&K, &V)>> = Default::default();
-    for (k, v) in entries {
-        groups
-            .entry(key_group(k, key_groups))
-            .or_default()
-            .push((k, v));
-    }
-    for (group, entries) in &groups {
-        state.put_group(*group, entries)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Global windows with a trigger, and count windows (a global window that fires and purges
 //! every `n` records). The window reported for a result spans the event times of its records.
+//! Each key's window is keyed state on the job's backend ([`KeyedMap`]).
 
 use super::{Window, WindowFunction};
 use crate::checkpoint::{StateRestore, StateSnapshot};
@@ -8,7 +9,7 @@ use crate::data::{Data, StateKey};
 use crate::error::Result;
 use crate::event_time::EventTime;
 use crate::operator::{Operator, Output};
-use crate::state::snapshot_by_key_group;
+use crate::state::KeyedMap;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -65,13 +66,12 @@ struct GlobalState<A> {
     last: i64,
 }
 
-type KeyMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
-
 pub(crate) struct GlobalWindowOperator<T, K, KF, F: WindowFunction<K, T>, Tr> {
     key_fn: KF,
     func: F,
     trigger: Tr,
-    state: KeyMap<K, GlobalState<F::Acc>>,
+    /// Each key's window (set in `open`).
+    state: Option<KeyedMap<K, GlobalState<F::Acc>>>,
 }
 
 impl<T, K, KF: Clone, F: WindowFunction<K, T>, Tr: Clone> Clone
@@ -88,7 +88,7 @@ impl<T, K, KF, F: WindowFunction<K, T>, Tr> GlobalWindowOperator<T, K, KF, F, Tr
             key_fn,
             func,
             trigger,
-            state: KeyMap::default(),
+            state: None,
         }
     }
 }
@@ -111,25 +111,28 @@ where
     type In = T;
     type Out = F::Out;
 
+    fn open(&mut self, ctx: &mut TaskContext) -> Result<()> {
+        self.state = Some(KeyedMap::open_incremental(ctx)?);
+        Ok(())
+    }
+
     fn process_batch(
         &mut self,
         batch: Vec<T>,
         ctx: &mut TaskContext,
         out: &mut Output<F::Out>,
     ) -> Result<()> {
+        let map = self.state.as_mut().expect("opened");
         for record in batch {
             let ts = record.event_time().millis();
             let key = (self.key_fn)(&record);
             let func = &mut self.func;
-            let state = self
-                .state
-                .entry(key.clone())
-                .or_insert_with(|| GlobalState {
-                    acc: func.create(),
-                    count: 0,
-                    first: ts,
-                    last: ts,
-                });
+            let state = map.entry_or_insert_with(key.clone(), |_| GlobalState {
+                acc: func.create(),
+                count: 0,
+                first: ts,
+                last: ts,
+            })?;
             state.count += 1;
             state.first = state.first.min(ts);
             state.last = state.last.max(ts);
@@ -144,13 +147,13 @@ where
                 TriggerAction::FireAndPurge => {
                     func.emit(&key, span(state), &state.acc, out);
                     ctx.stats().windows_fired += 1;
-                    self.state.remove(&key);
+                    map.remove(&key)?;
                 }
             }
         }
         let stats = ctx.stats();
-        stats.state_keys = self.state.len() as u64;
-        stats.state_bytes = (self.state.len()
+        stats.state_keys = map.len() as u64;
+        stats.state_bytes = (map.len()
             * (std::mem::size_of::<K>() + std::mem::size_of::<GlobalState<F::Acc>>()))
             as u64;
         Ok(())
@@ -164,10 +167,13 @@ where
     ) -> Result<Option<Timestamp>> {
         if watermark == Timestamp::MAX {
             // The end of the input: what is pending fires, so nothing is silently lost.
-            for (key, state) in self.state.drain() {
-                self.func.emit(&key, span(&state), &state.acc, out);
-                ctx.stats().windows_fired += 1;
-            }
+            let (func, mut fired) = (&mut self.func, 0);
+            self.state.as_mut().expect("opened").retain(|key, state| {
+                func.emit(key, span(state), &state.acc, out);
+                fired += 1;
+                false
+            })?;
+            ctx.stats().windows_fired += fired;
             ctx.stats().state_keys = 0;
             ctx.stats().state_bytes = 0;
         }
@@ -175,14 +181,13 @@ where
     }
 
     fn snapshot_state(&mut self, ctx: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
-        snapshot_by_key_group(self.state.iter(), ctx.info().key_groups, state)
+        self.state.as_mut().expect("opened").snapshot(ctx, state)
     }
 
     fn restore_state(&mut self, ctx: &mut TaskContext, state: &StateRestore) -> Result<()> {
-        for group in state.groups::<Vec<(K, GlobalState<F::Acc>)>>() {
-            self.state.extend(group?.1);
-        }
-        ctx.stats().state_keys = self.state.len() as u64;
+        let map = self.state.as_mut().expect("opened");
+        map.restore(state)?;
+        ctx.stats().state_keys = map.len() as u64;
         Ok(())
     }
 }
