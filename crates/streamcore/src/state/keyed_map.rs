@@ -682,6 +682,9 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
     /// Adds the restored key groups (each one this instance owns): for each group, its full
     /// state and then the deltas of the incremental checkpoints after it, in order.
     pub(crate) fn restore(&mut self, state: &StateRestore) -> Result<()> {
+        // A key group that holds nothing yet takes its full blob without looking up whether
+        // each key is already there (on the LSM backend a point read per key).
+        let mut fresh = vec![self.count == 0; self.n];
         for (group, bytes) in &state.groups {
             let local = group
                 .checked_sub(self.first)
@@ -696,11 +699,12 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
                 for k in &dels {
                     self.remove(k)?;
                 }
-                self.restore_entries(local, puts)?;
+                self.restore_entries(local, puts, false)?;
             } else {
                 let entries: Vec<(K, V)> = crate::checkpoint::decode(bytes)?;
-                self.restore_entries(local, entries)?;
+                self.restore_entries(local, entries, fresh[local])?;
             }
+            fresh[local] = false;
         }
         // Nothing restored counts as a change: the next checkpoint is full anyway.
         if let Some(t) = &mut self.track {
@@ -711,7 +715,9 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
         Ok(())
     }
 
-    fn restore_entries(&mut self, local: usize, entries: Vec<(K, V)>) -> Result<()> {
+    /// Writes restored `entries` into local key group `local`; `fresh`: the group holds no
+    /// key yet (and the entries are distinct keys: a full blob).
+    fn restore_entries(&mut self, local: usize, entries: Vec<(K, V)>, fresh: bool) -> Result<()> {
         if !self.plain.is_empty() {
             let map = &mut self.plain[local];
             for (k, v) in entries {
@@ -734,7 +740,7 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
                     }
                 }
                 encode_key(&mut tier.key_buf, tier.namespace, group, &k)?;
-                if store.get(&tier.key_buf)?.is_none() {
+                if fresh || store.get(&tier.key_buf)?.is_none() {
                     self.count += 1;
                 }
                 tier.val_buf.clear();
