@@ -16,7 +16,8 @@
 #[cfg(feature = "lsm")]
 use super::backend::StateBackend;
 use super::backend::StateBackendKind;
-use super::{key_group, key_groups_of};
+use super::key_groups_of;
+use super::plain::{group_of, key_hash, PlainTable};
 use crate::checkpoint::{StateRestore, StateSnapshot};
 use crate::context::TaskContext;
 use crate::data::{Key, StateData};
@@ -43,7 +44,6 @@ pub(crate) struct Cell<V> {
 }
 
 type Map<K, V> = hashbrown::HashMap<K, Cell<V>, foldhash::fast::RandomState>;
-type PlainMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Appends a MessagePack array header for `n` items.
 pub(crate) fn write_array_len(buf: &mut Vec<u8>, n: usize) {
@@ -140,7 +140,7 @@ pub struct KeyedMap<K, V> {
     n: usize,
     /// The memory backend without change tracking: plain maps, as small and fast as can be
     /// (the flags of `groups` would add a word to every entry).
-    plain: Vec<PlainMap<K, V>>,
+    plain: Vec<PlainTable<K, V>>,
     /// Otherwise (LSM cache, or tracking changes): values with their flags.
     groups: Vec<Map<K, V>>,
     /// Keys held (cache and LSM tree together).
@@ -274,7 +274,13 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
     /// routing bug).
     #[inline]
     fn local(&self, key: &K) -> usize {
-        let group = key_group(key, self.key_groups);
+        self.local_of_hash(key_hash(key))
+    }
+
+    /// The local index of the group of a key with key-group hash `hash`.
+    #[inline]
+    fn local_of_hash(&self, hash: u64) -> usize {
+        let group = group_of(hash, self.key_groups);
         match group.checked_sub(self.first) {
             Some(g) if (g as usize) < self.n => g as usize,
             _ => panic!("key group {group} is not owned by this instance (a routing bug)"),
@@ -285,13 +291,12 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
     /// the tree cannot be read or written.
     #[inline]
     pub fn entry_or_insert_with(&mut self, key: K, init: impl FnOnce(&K) -> V) -> Result<&mut V> {
-        let local = self.local(&key);
+        let hash = key_hash(&key);
+        let local = self.local_of_hash(hash);
         if !self.plain.is_empty() {
-            let count = &mut self.count;
-            return Ok(self.plain[local].entry(key).or_insert_with_key(|k| {
-                *count += 1;
-                init(k)
-            }));
+            let (entry, new) = self.plain[local].entry_or_insert_with(hash, key, init);
+            self.count += usize::from(new);
+            return Ok(&mut entry.1);
         }
         #[cfg(feature = "lsm")]
         if self.lsm.is_some() {
@@ -311,14 +316,16 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
 
     /// The stored key and its state, created with `init` if absent.
     pub fn entry_key_value(&mut self, key: K, init: impl FnOnce(&K) -> V) -> Result<(&K, &mut V)> {
+        if !self.plain.is_empty() {
+            let hash = key_hash(&key);
+            let local = self.local_of_hash(hash);
+            let (entry, new) = self.plain[local].entry_or_insert_with(hash, key, init);
+            self.count += usize::from(new);
+            return Ok((&entry.0, &mut entry.1));
+        }
         let local = self.local(&key);
         let probe = key.clone();
         self.entry_or_insert_with(key, init)?;
-        if !self.plain.is_empty() {
-            return self.plain[local]
-                .get_key_value_mut(&probe)
-                .ok_or_else(|| StreamError::Internal("keyed state entry vanished".into()));
-        }
         let (k, cell) = self.groups[local]
             .get_key_value_mut(&probe)
             .ok_or_else(|| StreamError::Internal("keyed state entry vanished".into()))?;
@@ -328,9 +335,10 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
 
     /// The state of `key`, if present.
     pub fn get_mut(&mut self, key: &K) -> Result<Option<&mut V>> {
-        let local = self.local(key);
+        let hash = key_hash(key);
+        let local = self.local_of_hash(hash);
         if !self.plain.is_empty() {
-            return Ok(self.plain[local].get_mut(key));
+            return Ok(self.plain[local].get_mut(hash, key));
         }
         #[cfg(feature = "lsm")]
         if self.lsm.is_some() && !self.groups[local].contains_key(key) && !self.load(local, key)? {
@@ -346,8 +354,8 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
     /// cached ones on the LSM backend (keys in the tree are not read) — to trim it in place;
     /// `f` returns whether it changed the state (a change for incremental checkpoints).
     pub fn update_in_memory(&mut self, mut f: impl FnMut(&K, &mut V) -> bool) {
-        for map in &mut self.plain {
-            for (k, v) in map.iter_mut() {
+        for table in &mut self.plain {
+            for (k, v) in table.iter_mut() {
                 f(k, v);
             }
         }
@@ -363,18 +371,20 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
     /// The state of `key` if it is in memory: on the LSM backend, `None` for a key evicted to
     /// the tree (nothing is read from it). For statistics and other best-effort looks.
     pub fn peek(&self, key: &K) -> Option<&V> {
-        let local = self.local(key);
+        let hash = key_hash(key);
+        let local = self.local_of_hash(hash);
         if !self.plain.is_empty() {
-            return self.plain[local].get(key);
+            return self.plain[local].get(hash, key);
         }
         self.groups[local].get(key).map(|c| &c.value)
     }
 
     /// Removes the state of `key`, returning it.
     pub fn remove(&mut self, key: &K) -> Result<Option<V>> {
-        let local = self.local(key);
+        let hash = key_hash(key);
+        let local = self.local_of_hash(hash);
         if !self.plain.is_empty() {
-            let v = self.plain[local].remove(key);
+            let v = self.plain[local].remove(hash, key);
             self.count -= usize::from(v.is_some());
             return Ok(v);
         }
@@ -423,10 +433,10 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
     /// of the tree that is not cached (a full scan).
     pub fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) -> Result<()> {
         if !self.plain.is_empty() {
-            for map in &mut self.plain {
-                map.retain(|k, v| keep(k, v));
+            for table in &mut self.plain {
+                table.retain(&mut keep);
             }
-            self.count = self.plain.iter().map(|m| m.len()).sum();
+            self.count = self.plain.iter().map(|t| t.len()).sum();
             return Ok(());
         }
         let mut gone: Vec<(usize, K, bool)> = Vec::new();
@@ -510,13 +520,13 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
             return Ok(n);
         }
         if !self.plain.is_empty() {
-            let map = &self.plain[local];
-            for (k, v) in map {
+            let table = &self.plain[local];
+            for (k, v) in table.iter() {
                 buf.push(0x92);
                 encode_into(buf, k)?;
                 encode_into(buf, v)?;
             }
-            return Ok(map.len());
+            return Ok(table.len());
         }
         let map = &self.groups[local];
         for (k, c) in map {
@@ -719,9 +729,9 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
     /// key yet (and the entries are distinct keys: a full blob).
     fn restore_entries(&mut self, local: usize, entries: Vec<(K, V)>, fresh: bool) -> Result<()> {
         if !self.plain.is_empty() {
-            let map = &mut self.plain[local];
+            let table = &mut self.plain[local];
             for (k, v) in entries {
-                if map.insert(k, v).is_none() {
+                if table.insert(k, v) {
                     self.count += 1;
                 }
             }

@@ -9,6 +9,7 @@ mod handover;
 mod keyed_map;
 #[cfg(feature = "lsm")]
 mod lsm;
+mod plain;
 mod primitives;
 mod process;
 mod timers;
@@ -22,7 +23,7 @@ pub(crate) use process::KeyedProcessOperator;
 pub use process::{KeyedContext, KeyedProcessFunction, TimeDomain};
 pub(crate) use timers::TimerQueue;
 
-use std::hash::{BuildHasher, Hash};
+use std::hash::Hash;
 
 /// The default number of key groups: the most parallelism a keyed operator can ever have.
 pub const DEFAULT_KEY_GROUPS: u32 = 128;
@@ -33,9 +34,7 @@ const KEY_GROUP_SEED: u64 = 0x5eed_5eed_0000_0001;
 /// The key group of `key` among `key_groups`.
 #[inline]
 pub fn key_group<K: Hash + ?Sized>(key: &K, key_groups: u32) -> u32 {
-    let h = foldhash::fast::FixedState::with_seed(KEY_GROUP_SEED).hash_one(key);
-    // Multiply-shift range reduction: uniform and cheaper than a modulo.
-    (((h >> 32) * key_groups as u64) >> 32) as u32
+    plain::group_of(plain::key_hash(key), key_groups)
 }
 
 /// The parallel instance that owns `key_group` when `key_groups` are split over `parallelism`
