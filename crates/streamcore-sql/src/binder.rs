@@ -208,16 +208,115 @@ impl<'a> Binder<'a> {
             body.with = None;
             return inner.bind_query(&body);
         }
-        if let Some(order) = &q.order_by {
-            return Err(PlanError::unsupported(
-                "ORDER BY on a stream (a Top-N needs ROW_NUMBER() OVER (…) and a filter on it)",
-            )
-            .at(order.span()));
+        if q.order_by.is_none() && q.limit_clause.is_none() {
+            return self.bind_set_expr(&q.body);
         }
-        if let Some(limit) = &q.limit_clause {
-            return Err(PlanError::unsupported("LIMIT on a stream").at(limit.span()));
+        let body = self.bind_set_expr(&q.body)?;
+        self.bind_order_limit(body, q.order_by.as_ref(), q.limit_clause.as_ref())
+    }
+
+    /// `ORDER BY … LIMIT n` (or `LIMIT n` alone) over a query's result: a global Top-N (Flink's
+    /// streaming semantics), an updating result of the `n` first rows in that order — rows of
+    /// equal keys (or every row, without ORDER BY) in arrival order. `ORDER BY` without
+    /// `LIMIT`, and `OFFSET`, are refused: a stream is never sorted as a whole.
+    fn bind_order_limit(
+        &self,
+        body: Plan,
+        order_by: Option<&ast::OrderBy>,
+        limit: Option<&ast::LimitClause>,
+    ) -> Result<Plan, PlanError> {
+        let n = match limit {
+            None => {
+                let err = PlanError::unsupported(
+                    "ORDER BY without LIMIT on a stream (a stream is never sorted as a whole: add LIMIT n for a Top-N)",
+                );
+                return Err(match order_by {
+                    Some(o) => err.at(o.span()),
+                    None => err,
+                });
+            }
+            Some(ast::LimitClause::LimitOffset {
+                limit: Some(e),
+                offset: None,
+                limit_by,
+            }) if limit_by.is_empty() => {
+                let scope = Scope {
+                    fields: &body.fields,
+                    agg: None,
+                };
+                match self.bind_expr(e, &scope)?.0.folded() {
+                    Expr::Literal(Scalar::Int(n)) if n > 0 => n as usize,
+                    _ => {
+                        return Err(
+                            PlanError::invalid("LIMIT takes a positive integer").at(e.span())
+                        )
+                    }
+                }
+            }
+            Some(other) => {
+                return Err(PlanError::unsupported(
+                    "this LIMIT on a stream (OFFSET, LIMIT ALL, LIMIT BY): only LIMIT n",
+                )
+                .at(other.span()))
+            }
+        };
+        let scope = Scope {
+            fields: &body.fields,
+            agg: None,
+        };
+        let mut order = Vec::new();
+        if let Some(o) = order_by {
+            let ast::OrderByKind::Expressions(exprs) = &o.kind else {
+                return Err(PlanError::unsupported("ORDER BY ALL").at(o.span()));
+            };
+            for e in exprs {
+                let desc = matches!(e.options.sort, Some(ast::OrderBySort::Desc));
+                // `ORDER BY 2`: the second column of the result.
+                let bound = match &e.expr {
+                    ast::Expr::Value(v) => match &v.value {
+                        ast::Value::Number(text, _) => {
+                            let at: usize = text.parse().unwrap_or(0);
+                            if at == 0 || at > body.fields.len() {
+                                return Err(PlanError::invalid(format!(
+                                    "ORDER BY {text}: the result has {} columns",
+                                    body.fields.len()
+                                ))
+                                .at(e.expr.span()));
+                            }
+                            Expr::Column(at - 1)
+                        }
+                        _ => self.bind_expr(&e.expr, &scope)?.0,
+                    },
+                    _ => self.bind_expr(&e.expr, &scope)?.0,
+                };
+                order.push((bound, desc));
+            }
         }
-        self.bind_set_expr(&q.body)
+        if order.is_empty() {
+            // Every row ranks equal: the first n to arrive.
+            order.push((Expr::Literal(Scalar::Int(0)), false));
+        }
+        let width = body.fields.len();
+        let out_fields = body.fields.clone();
+        let mut fields = body.fields.clone();
+        fields.push(field("$row_number", None, SqlType::BIGINT));
+        let ranked = Plan {
+            node: Node::Rank {
+                input: Box::new(body),
+                partition: Vec::new(),
+                order,
+                limit: Some(n),
+                number_selected: false,
+            },
+            fields,
+            updating: true,
+            rowtime: None,
+        };
+        Ok(project(
+            ranked,
+            (0..width).map(Expr::Column).collect(),
+            out_fields,
+        ))
     }
 
     fn bind_set_expr(&self, body: &SetExpr) -> Result<Plan, PlanError> {

@@ -727,6 +727,7 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
 
     /// Writes restored `entries` into local key group `local`; `fresh`: the group holds no
     /// key yet (and the entries are distinct keys: a full blob).
+    #[cfg_attr(not(feature = "lsm"), allow(unused_variables))]
     fn restore_entries(&mut self, local: usize, entries: Vec<(K, V)>, fresh: bool) -> Result<()> {
         if !self.plain.is_empty() {
             let table = &mut self.plain[local];
