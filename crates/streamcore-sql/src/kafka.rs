@@ -210,7 +210,7 @@ pub enum Topics {
 }
 
 /// Where a source starts reading (`'scan.startup.mode'`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Startup {
     /// `earliest-offset`.
     Earliest,
@@ -220,6 +220,45 @@ pub enum Startup {
     Group,
     /// `timestamp`: the first record at or after these Unix milliseconds.
     Timestamp(i64),
+    /// `specific-offsets`: the offsets of `'scan.startup.specific-offsets'` by partition
+    /// (earliest in a partition not listed).
+    Specific(std::sync::Arc<std::collections::BTreeMap<i32, i64>>),
+}
+
+/// Parses Flink's `'scan.startup.specific-offsets'`: `partition:0,offset:42;partition:1,offset:300`.
+fn specific_offsets(text: &str) -> Result<std::collections::BTreeMap<i32, i64>, String> {
+    let mut offsets = std::collections::BTreeMap::new();
+    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let parsed = part.split_once(',').and_then(|(p, o)| {
+            let partition = p
+                .trim()
+                .strip_prefix("partition:")?
+                .trim()
+                .parse::<i32>()
+                .ok()?;
+            let offset = o
+                .trim()
+                .strip_prefix("offset:")?
+                .trim()
+                .parse::<i64>()
+                .ok()?;
+            (partition >= 0 && offset >= 0).then_some((partition, offset))
+        });
+        let Some((partition, offset)) = parsed else {
+            return Err(format!(
+                "'scan.startup.specific-offsets': `{part}` is not `partition:P,offset:O` (e.g. 'partition:0,offset:42;partition:1,offset:300')"
+            ));
+        };
+        if offsets.insert(partition, offset).is_some() {
+            return Err(format!(
+                "'scan.startup.specific-offsets': partition {partition} is given twice"
+            ));
+        }
+    }
+    if offsets.is_empty() {
+        return Err("'scan.startup.specific-offsets' names no partition".into());
+    }
+    Ok(offsets)
 }
 
 /// `'sink.delivery-guarantee'`.
@@ -519,10 +558,8 @@ impl KafkaTable {
                 })?)
             }
             Some("specific-offsets") => {
-                return Err(PlanError::unsupported(format!(
-                    "`kafka` table `{}`: 'scan.startup.mode' = 'specific-offsets' (modes: earliest-offset, latest-offset, group-offsets, timestamp)",
-                    table.name
-                )))
+                let text = table.required("scan.startup.specific-offsets")?;
+                Startup::Specific(std::sync::Arc::new(specific_offsets(text).map_err(bad)?))
             }
             Some(other) => {
                 let modes = [
@@ -546,11 +583,13 @@ impl KafkaTable {
                 "'scan.startup.timestamp-millis' needs 'scan.startup.mode' = 'timestamp'".into(),
             ));
         }
-        if table.options.contains_key("scan.startup.specific-offsets") {
-            return Err(PlanError::unsupported(format!(
-                "`kafka` table `{}`: 'scan.startup.specific-offsets'",
-                table.name
-            )));
+        if table.options.contains_key("scan.startup.specific-offsets")
+            && !matches!(startup, Startup::Specific(_))
+        {
+            return Err(bad(
+                "'scan.startup.specific-offsets' needs 'scan.startup.mode' = 'specific-offsets'"
+                    .into(),
+            ));
         }
         let bounded = match table.options.get("scan.bounded.mode").map(String::as_str) {
             None | Some("unbounded") => false,
@@ -1112,11 +1151,12 @@ mod runtime {
             Some(g) => s.assign(g.clone()),
             None => s,
         };
-        let s = s.start(match t.startup {
+        let s = s.start(match &t.startup {
             Startup::Earliest => StartOffsets::Earliest,
             Startup::Latest => StartOffsets::Latest,
             Startup::Group => StartOffsets::Group,
-            Startup::Timestamp(ms) => StartOffsets::Timestamp(ms),
+            Startup::Timestamp(ms) => StartOffsets::Timestamp(*ms),
+            Startup::Specific(offsets) => StartOffsets::Specific(offsets.clone()),
         });
         let s = if t.bounded { s.bounded() } else { s };
         s.format(decoder)
@@ -1604,6 +1644,33 @@ mod tests {
         assert!(e.contains("needs 'properties.group.id'"), "{e}");
         let e = err(&format!("{base}, 'sink.partitioner' = 'fixed')"));
         assert!(e.contains("'sink.partitioner' = 'fixed'"), "{e}");
+        let e = err(&format!(
+            "{base}, 'scan.startup.mode' = 'specific-offsets')"
+        ));
+        assert!(
+            e.contains("is missing option 'scan.startup.specific-offsets'"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{base}, 'scan.startup.mode' = 'specific-offsets', \
+             'scan.startup.specific-offsets' = 'partition:0,offset:4;partition:x,offset:2')"
+        ));
+        assert!(
+            e.contains("`partition:x,offset:2` is not `partition:P,offset:O`"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{base}, 'scan.startup.mode' = 'specific-offsets', \
+             'scan.startup.specific-offsets' = 'partition:0,offset:4;partition:0,offset:2')"
+        ));
+        assert!(e.contains("partition 0 is given twice"), "{e}");
+        let e = err(&format!(
+            "{base}, 'scan.startup.specific-offsets' = 'partition:0,offset:4')"
+        ));
+        assert!(
+            e.contains("needs 'scan.startup.mode' = 'specific-offsets'"),
+            "{e}"
+        );
         // Client properties and format options pass.
         table(&format!(
             "{base}, 'properties.client.id' = 'x', 'json.ignore-parse-errors' = 'true', \

@@ -519,3 +519,63 @@ fn many_rows_over_64_partitions_of_the_mock_cluster_are_all_read_back() {
     let (made, read) = bids_written_and_read(&cluster.bootstrap_servers(), "volume", 200_000);
     assert_eq!(read, made, "rows read back");
 }
+
+/// `'scan.startup.mode' = 'specific-offsets'`: each listed partition from its offset, the others
+/// from their earliest record.
+#[test]
+fn specific_offsets_start_each_partition_where_given() {
+    let broker = TestBroker::start();
+    broker.create_topic("spec", 2);
+    let servers = broker.brokers();
+    run(
+        &format!(
+            "{ORDERS};
+             CREATE TABLE out (user_id STRING, amount BIGINT, note STRING, ts TIMESTAMP(3))
+             WITH ('connector' = 'kafka', 'topic' = 'spec',
+                   'properties.bootstrap.servers' = '{servers}',
+                   'key.format' = 'raw', 'key.fields' = 'user_id', 'value.format' = 'json');
+             INSERT INTO out SELECT * FROM orders;"
+        ),
+        JobConfig::default().parallelism(1),
+    );
+    let read = |offsets: &str| -> Vec<(i64, i64)> {
+        let changes = select(&format!(
+            "CREATE TABLE i (user_id STRING, amount BIGINT, `partition` INT METADATA VIRTUAL,
+               `offset` BIGINT METADATA VIRTUAL)
+             WITH ('connector' = 'kafka', 'topic' = 'spec', 'properties.bootstrap.servers' = '{servers}',
+                   'scan.bounded.mode' = 'latest-offset', 'value.format' = 'json',
+                   'scan.startup.mode' = 'specific-offsets',
+                   'scan.startup.specific-offsets' = '{offsets}');
+             SELECT `partition`, `offset` FROM i;"
+        ));
+        let mut got: Vec<(i64, i64)> = changes
+            .into_iter()
+            .map(|c| (int(&c.row().values[0]), int(&c.row().values[1])))
+            .collect();
+        got.sort();
+        got
+    };
+    let all = read("partition:0,offset:0");
+    assert_eq!(all.len(), 5, "{all:?}");
+    let in_partition = |p: i64| all.iter().filter(|r| r.0 == p).count() as i64;
+    let (full, other) = if in_partition(0) >= in_partition(1) {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    assert!(in_partition(full) >= 2, "{all:?}");
+    // One partition from offset 1, the other (not listed) from its start.
+    let got = read(&format!("partition:{full},offset:1"));
+    let want: Vec<(i64, i64)> = all
+        .iter()
+        .copied()
+        .filter(|r| r.0 != full || r.1 >= 1)
+        .collect();
+    assert_eq!(got, want);
+    // An offset past the end starts at the end.
+    let last = in_partition(full) - 1;
+    let got = read(&format!(
+        "partition:{other},offset:999;partition:{full},offset:{last}"
+    ));
+    assert_eq!(got, vec![(full, last)]);
+}

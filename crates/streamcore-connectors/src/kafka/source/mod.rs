@@ -63,7 +63,7 @@ const PLAIN_COMMIT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Where reading starts in a partition that has no position yet (no checkpoint, and for
 /// groups no committed offset).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StartOffsets {
     /// The oldest record still in the partition.
     Earliest,
@@ -73,6 +73,9 @@ pub enum StartOffsets {
     Group,
     /// The first record whose Kafka timestamp is at or after this many Unix milliseconds.
     Timestamp(i64),
+    /// Given offsets by partition number (in every topic read); a partition not listed starts
+    /// at its earliest record. An offset outside what the partition holds is clamped to it.
+    Specific(Arc<std::collections::BTreeMap<i32, i64>>),
 }
 
 impl std::str::FromStr for StartOffsets {
@@ -308,8 +311,17 @@ impl<D: KafkaDecoder> KafkaSource<D> {
         partitions: &[Partition],
     ) -> Result<Vec<i64>> {
         let client = marks.client;
-        let resolved = match self.start {
+        let resolved = match &self.start {
             StartOffsets::Earliest => return partitions.iter().map(|p| marks.low(p)).collect(),
+            StartOffsets::Specific(offsets) => {
+                return partitions
+                    .iter()
+                    .map(|p| match offsets.get(&p.1) {
+                        Some(&o) => Ok(o.clamp(marks.low(p)?, marks.high(p)?)),
+                        None => marks.low(p),
+                    })
+                    .collect()
+            }
             StartOffsets::Latest => return partitions.iter().map(|p| marks.high(p)).collect(),
             StartOffsets::Group => {
                 if self.group.is_none() {
@@ -321,7 +333,7 @@ impl<D: KafkaDecoder> KafkaSource<D> {
                     .committed_offsets(tpl(partitions, |_| Offset::Invalid)?, REQUEST_TIMEOUT)
                     .map_err(|e| kafka_error("reading the group's offsets", e))?
             }
-            StartOffsets::Timestamp(ms) => client
+            &StartOffsets::Timestamp(ms) => client
                 .offsets_for_times(tpl(partitions, |_| Offset::Offset(ms))?, REQUEST_TIMEOUT)
                 .map_err(|e| kafka_error("looking up offsets by timestamp", e))?,
         };
