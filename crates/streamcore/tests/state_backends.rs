@@ -84,6 +84,14 @@ impl KeyedProcessFunction<u32, (u32, i64)> for CountToFive {
     }
 }
 
+/// One reader, batches of 16 records, state on `state`.
+fn one_reader(state: StateConfig) -> JobConfig {
+    JobConfig::default()
+        .parallelism(1)
+        .batch_size(16)
+        .state(state)
+}
+
 fn run(input: &[(u32, i64)], state: StateConfig) -> (Vec<Row>, Vec<Row>, JobSummary) {
     let mut job = Job::new("backends");
     let aggregated = rolling(&mut job, input.to_vec());
@@ -92,14 +100,7 @@ fn run(input: &[(u32, i64)], state: StateConfig) -> (Vec<Row>, Vec<Row>, JobSumm
         .key_by(|r: &(u32, i64)| r.0)
         .process(CountToFive)
         .sink(sink);
-    let summary = job
-        .run(
-            JobConfig::default()
-                .parallelism(1)
-                .batch_size(16)
-                .state(state),
-        )
-        .unwrap();
+    let summary = job.run(one_reader(state)).unwrap();
     (aggregated.take(), processed.take(), summary)
 }
 
@@ -246,14 +247,7 @@ fn run_windows(input: &[Ev], state: StateConfig) -> WindowOutputs {
         ))
         .aggregate(Sum::new(|e: &Ev| e.2))
         .collect();
-    let summary = job
-        .run(
-            JobConfig::default()
-                .parallelism(1)
-                .batch_size(16)
-                .state(state),
-        )
-        .unwrap();
+    let summary = job.run(one_reader(state)).unwrap();
     let mut late_records = late_records.take();
     late_records.sort_unstable();
     (
@@ -566,6 +560,16 @@ fn incremental_checkpoints_restore_on_lsm_and_in_memory() {
 
 const WINDOW_EVENTS: u64 = 30_000;
 
+/// A window result as a row: (key, start, end, value).
+fn win_row(r: WindowResult<u32, i64>) -> WinRow {
+    (
+        r.key,
+        r.window.start.millis(),
+        r.window.end.millis(),
+        r.value,
+    )
+}
+
 /// Event `i` at `i` ms, key `i % KEYS`: tumbling sums of 500 ms per key, and session sums per
 /// key `i % 3_000` of the events whose `i % 7 != 0`, committed as rows.
 fn build_windows<S: Sink<WinRow>>(sink: S, rate: f64) -> Job {
@@ -585,27 +589,13 @@ fn build_windows<S: Sink<WinRow>>(sink: S, rate: f64) -> Job {
         .window(Windows::session(Duration::from_millis(4_000)))
         .aggregate(Sum::new(|e: &Ev| e.2))
         .uid("sessions")
-        .map(|r| {
-            (
-                r.key,
-                r.window.start.millis(),
-                r.window.end.millis(),
-                r.value,
-            )
-        });
+        .map(win_row);
     events
         .key_by(|e: &Ev| e.1)
         .window(Windows::tumbling(Duration::from_millis(500)))
         .aggregate(Sum::new(|e: &Ev| e.2))
         .uid("window")
-        .map(|r| {
-            (
-                r.key,
-                r.window.start.millis(),
-                r.window.end.millis(),
-                r.value,
-            )
-        })
+        .map(win_row)
         .union(sessions)
         .sink(sink);
     job
