@@ -32,9 +32,12 @@ fn lsm_error(doing: impl std::fmt::Display, e: fjall::Error) -> StreamError {
 
 /// One run's LSM tree.
 pub(crate) struct LsmStore {
-    db: fjall::Database,
+    // Fields drop in order: the keyspaces before the database, which deletes the (temporary)
+    // directory when it goes — the other way round, their tables warned that their files
+    // were gone.
     state: fjall::Keyspace,
     changes: fjall::Keyspace,
+    db: fjall::Database,
     dir: PathBuf,
 }
 
