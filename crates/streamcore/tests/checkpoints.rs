@@ -5,88 +5,22 @@
 //! savepoint, a finished job's final checkpoint, and the refusal of operators and sources
 //! that cannot checkpoint.
 
+mod common;
+
+use common::{Committed, TxSink};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use streamcore::checkpoint::{decode, encode, CheckpointConfig, RestoreFrom};
-use streamcore::sink::{Committer, Sink, SinkWriter};
+use streamcore::checkpoint::{encode, CheckpointConfig, RestoreFrom};
 use streamcore::source::Generator;
 use streamcore::state::{KeyedContext, KeyedProcessFunction, MapState, TimeDomain};
 use streamcore::window::{aggregates::Sum, Windows};
 use streamcore::{
-    Data, Job, JobConfig, JobHandle, Output, Result, StreamError, TaskInfo, Timestamp,
-    WatermarkStrategy,
+    Data, Job, JobConfig, JobHandle, Output, Result, StreamError, Timestamp, WatermarkStrategy,
 };
-
-/// Committed output: per (subtask, checkpoint) the records that transaction made visible.
-/// Re-committing a transaction overwrites it: commits are idempotent.
-type Committed<T> = Arc<Mutex<BTreeMap<(usize, u64), Vec<T>>>>;
-
-/// An exactly-once in-memory sink: records stay pending until their checkpoint commits.
-struct TxSink<T> {
-    committed: Committed<T>,
-}
-
-struct TxWriter<T> {
-    subtask: usize,
-    pending: Vec<T>,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Transaction<T> {
-    subtask: usize,
-    checkpoint: u64,
-    records: Vec<T>,
-}
-
-impl<T: Data + Serialize + DeserializeOwned> Sink<T> for TxSink<T> {
-    type Writer = TxWriter<T>;
-    fn create_writer(&mut self, task: &TaskInfo) -> Result<TxWriter<T>> {
-        assert!(task.checkpointing, "the test runs with checkpoints");
-        Ok(TxWriter {
-            subtask: task.subtask,
-            pending: Vec::new(),
-        })
-    }
-    fn committer(&mut self) -> Result<Option<Box<dyn Committer>>> {
-        Ok(Some(Box::new(TxCommitter {
-            committed: self.committed.clone(),
-        })))
-    }
-}
-
-impl<T: Data + Serialize> SinkWriter<T> for TxWriter<T> {
-    fn write_batch(&mut self, batch: Vec<T>) -> Result<()> {
-        self.pending.extend(batch);
-        Ok(())
-    }
-    fn pre_commit(&mut self, checkpoint: u64) -> Result<Vec<Vec<u8>>> {
-        let tx = Transaction {
-            subtask: self.subtask,
-            checkpoint,
-            records: std::mem::take(&mut self.pending),
-        };
-        Ok(vec![encode(&tx)?])
-    }
-}
-
-struct TxCommitter<T> {
-    committed: Committed<T>,
-}
-
-impl<T: Data + DeserializeOwned> Committer for TxCommitter<T> {
-    fn commit(&self, committable: &[u8]) -> Result<()> {
-        let tx: Transaction<T> = decode(committable)?;
-        self.committed
-            .lock()
-            .unwrap()
-            .insert((tx.subtask, tx.checkpoint), tx.records);
-        Ok(())
-    }
-}
 
 /// (window end, key, sum) — sorted, the comparable form of the output.
 type Row = (i64, u32, u64);

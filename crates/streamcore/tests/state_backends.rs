@@ -8,23 +8,22 @@
 
 #![cfg(feature = "lsm")]
 
+mod common;
+
+use common::{Committed, TxSink};
 use proptest::prelude::*;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use streamcore::cep::{AfterMatchSkip, Pattern};
-use streamcore::checkpoint::{decode, encode, CheckpointConfig, RestoreFrom};
-use streamcore::sink::{CollectSink, Committer, Sink, SinkWriter};
+use streamcore::checkpoint::{CheckpointConfig, RestoreFrom};
+use streamcore::sink::{CollectSink, Sink};
 use streamcore::source::Generator;
 use streamcore::state::{KeyedContext, KeyedProcessFunction, StateConfig, TimeDomain};
 use streamcore::window::aggregates::{Count as CountAll, Sum};
 use streamcore::window::{WindowResult, Windows};
 use streamcore::{
-    Data, Job, JobConfig, JobSummary, Output, OutputTag, Result, StreamError, TaskInfo, Timestamp,
-    WatermarkStrategy,
+    Job, JobConfig, JobSummary, Output, OutputTag, StreamError, Timestamp, WatermarkStrategy,
 };
 
 /// A key's running count and sum, emitted per record: `(key, count, sum)`.
@@ -316,69 +315,6 @@ proptest! {
 }
 
 // ---- checkpoints and restore ----
-
-type Committed<T> = Arc<Mutex<BTreeMap<(usize, u64), Vec<T>>>>;
-
-struct TxSink<T> {
-    committed: Committed<T>,
-}
-
-struct TxWriter<T> {
-    subtask: usize,
-    pending: Vec<T>,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Transaction<T> {
-    subtask: usize,
-    checkpoint: u64,
-    records: Vec<T>,
-}
-
-impl<T: Data + Serialize + DeserializeOwned> Sink<T> for TxSink<T> {
-    type Writer = TxWriter<T>;
-    fn create_writer(&mut self, task: &TaskInfo) -> Result<TxWriter<T>> {
-        Ok(TxWriter {
-            subtask: task.subtask,
-            pending: Vec::new(),
-        })
-    }
-    fn committer(&mut self) -> Result<Option<Box<dyn Committer>>> {
-        Ok(Some(Box::new(TxCommitter {
-            committed: self.committed.clone(),
-        })))
-    }
-}
-
-impl<T: Data + Serialize> SinkWriter<T> for TxWriter<T> {
-    fn write_batch(&mut self, batch: Vec<T>) -> Result<()> {
-        self.pending.extend(batch);
-        Ok(())
-    }
-    fn pre_commit(&mut self, checkpoint: u64) -> Result<Vec<Vec<u8>>> {
-        let tx = Transaction {
-            subtask: self.subtask,
-            checkpoint,
-            records: std::mem::take(&mut self.pending),
-        };
-        Ok(vec![encode(&tx)?])
-    }
-}
-
-struct TxCommitter<T> {
-    committed: Committed<T>,
-}
-
-impl<T: Data + DeserializeOwned> Committer for TxCommitter<T> {
-    fn commit(&self, committable: &[u8]) -> Result<()> {
-        let tx: Transaction<T> = decode(committable)?;
-        self.committed
-            .lock()
-            .unwrap()
-            .insert((tx.subtask, tx.checkpoint), tx.records);
-        Ok(())
-    }
-}
 
 const EVENTS: u64 = 40_000;
 const KEYS: u64 = 5_000;
