@@ -57,8 +57,10 @@ pub struct CheckpointArgs {
     /// temporary directory); it is deleted when the job ends.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    /// Checkpoints write only the keyed state changed since the previous one (keyed rolling
-    /// aggregates), with a full one at least every 10.
+    /// Checkpoints write only the keyed state changed since the previous one (rolling
+    /// aggregates, session/count windows, joins, CEP, and tumbling/sliding windows on the LSM
+    /// backend; process functions and the SQL changelog operators write theirs in full), with a
+    /// full one at least every 10 (docs/state.md).
     #[arg(long, requires = "checkpoint_dir")]
     pub incremental_checkpoints: bool,
 }
