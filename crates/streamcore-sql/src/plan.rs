@@ -443,11 +443,7 @@ impl Plan {
                 ..
             } => format!(
                 "partitionBy=[{}], orderBy=[rowtime], frame={frame:?}, select=[{}]",
-                partition
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                expr_list(partition),
                 agg_list(aggs)
             ),
             Node::UpdatingOver {
@@ -458,16 +454,8 @@ impl Plan {
                 ..
             } => format!(
                 "partitionBy=[{}], orderBy=[{}], frame=ROWS {} PRECEDING, select=[{}]",
-                partition
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                order
-                    .iter()
-                    .map(|(e, desc)| format!("{e} {}", if *desc { "DESC" } else { "ASC" }))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                expr_list(partition),
+                order_list(order),
                 rows.map_or("UNBOUNDED".to_string(), |n| n.to_string()),
                 agg_list(aggs)
             ),
@@ -516,16 +504,8 @@ impl Plan {
                 ..
             } => format!(
                 "partitionBy=[{}], orderBy=[{}], rankRange=[1, {}], rowNumber={}",
-                partition
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                order
-                    .iter()
-                    .map(|(e, desc)| format!("{e} {}", if *desc { "DESC" } else { "ASC" }))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                expr_list(partition),
+                order_list(order),
                 limit.map_or("?".to_string(), |l| l.to_string()),
                 if *number_selected {
                     "selected"
@@ -565,6 +545,24 @@ impl Plan {
             input.explain_into(out, depth + 1);
         }
     }
+}
+
+/// Expressions as `a, b` (EXPLAIN's partition lists).
+fn expr_list(exprs: &[Expr]) -> String {
+    exprs
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Sort keys as `a DESC, b ASC` (EXPLAIN's orderBy lists).
+fn order_list(order: &[(Expr, bool)]) -> String {
+    order
+        .iter()
+        .map(|(e, desc)| format!("{e} {}", if *desc { "DESC" } else { "ASC" }))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn agg_list(aggs: &[AggCall]) -> String {
