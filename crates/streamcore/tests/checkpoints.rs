@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Committed, TxSink};
+use common::{cancel_after_checkpoints, Committed, TxSink};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -18,9 +18,7 @@ use streamcore::checkpoint::{encode, CheckpointConfig, RestoreFrom};
 use streamcore::source::Generator;
 use streamcore::state::{KeyedContext, KeyedProcessFunction, MapState, TimeDomain};
 use streamcore::window::{aggregates::Sum, Windows};
-use streamcore::{
-    Data, Job, JobConfig, JobHandle, Output, Result, StreamError, Timestamp, WatermarkStrategy,
-};
+use streamcore::{Data, Job, JobConfig, Output, Result, Timestamp, WatermarkStrategy};
 
 /// (window end, key, sum) — sorted, the comparable form of the output.
 type Row = (i64, u32, u64);
@@ -92,29 +90,6 @@ fn config(dir: &Path, parallelism: usize, restore: Option<RestoreFrom>) -> JobCo
         .parallelism(parallelism)
         .batch_size(64)
         .checkpoints(c)
-}
-
-/// Cancels `handle` once it completed at least `n` checkpoints.
-fn cancel_after_checkpoints(handle: JobHandle, n: u64) {
-    let started = Instant::now();
-    loop {
-        let done = handle.metrics().checkpoints.map_or(0, |c| c.completed);
-        if done >= n {
-            break;
-        }
-        // A loaded machine may take fewer checkpoints than asked before the input ends.
-        assert!(
-            !handle.is_finished(),
-            "the job finished after {done} of {n} checkpoints: slow the source down"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no checkpoints"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    handle.cancel();
-    assert!(matches!(handle.join(), Err(StreamError::Cancelled)));
 }
 
 #[test]

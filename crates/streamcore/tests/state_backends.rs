@@ -10,11 +10,11 @@
 
 mod common;
 
-use common::{Committed, TxSink};
+use common::{cancel_after_checkpoints, Committed, TxSink};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use streamcore::cep::{AfterMatchSkip, Pattern};
 use streamcore::checkpoint::{CheckpointConfig, RestoreFrom};
 use streamcore::sink::{CollectSink, Sink};
@@ -22,9 +22,7 @@ use streamcore::source::Generator;
 use streamcore::state::{KeyedContext, KeyedProcessFunction, StateConfig, TimeDomain};
 use streamcore::window::aggregates::{Count as CountAll, Sum};
 use streamcore::window::{WindowResult, Windows};
-use streamcore::{
-    Job, JobConfig, JobSummary, Output, OutputTag, StreamError, Timestamp, WatermarkStrategy,
-};
+use streamcore::{Job, JobConfig, JobSummary, Output, OutputTag, Timestamp, WatermarkStrategy};
 
 /// A key's running count and sum, emitted per record: `(key, count, sum)`.
 type Row = (u32, u64, i64);
@@ -383,27 +381,7 @@ fn config(dir: &Path, p: usize, state: StateConfig, restore: Option<RestoreFrom>
 
 /// Runs until `n` checkpoints completed, then cancels (the in-process stand-in for a crash).
 fn run_then_cancel(job: Job, config: JobConfig, n: u64) -> JobSummary {
-    let handle = job.start(config).unwrap();
-    let started = Instant::now();
-    loop {
-        let done = handle.metrics().checkpoints.map_or(0, |c| c.completed);
-        if done >= n {
-            break;
-        }
-        assert!(
-            !handle.is_finished(),
-            "finished after {done} of {n} checkpoints"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "no checkpoints"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let summary = handle.metrics();
-    handle.cancel();
-    assert!(matches!(handle.join(), Err(StreamError::Cancelled)));
-    summary
+    cancel_after_checkpoints(job.start(config).unwrap(), n)
 }
 
 /// How many references to earlier checkpoints the manifests in `dir` hold, checking that

@@ -1,13 +1,15 @@
-//! The exactly-once in-memory sink the checkpoint tests (checkpoints.rs, state_backends.rs)
-//! commit their output to: records stay pending until their checkpoint commits.
+//! Shared by the checkpoint tests (checkpoints.rs, state_backends.rs): the exactly-once
+//! in-memory sink they commit their output to (records stay pending until their checkpoint
+//! commits), and cancelling a job after some checkpoints (the in-process stand-in for a crash).
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use streamcore::checkpoint::{decode, encode};
 use streamcore::sink::{Committer, Sink, SinkWriter};
-use streamcore::{Data, Result, TaskInfo};
+use streamcore::{Data, JobHandle, JobSummary, Result, StreamError, TaskInfo};
 
 /// Committed output: per (subtask, checkpoint) the records that transaction made visible.
 /// Re-committing a transaction overwrites it: commits are idempotent.
@@ -74,4 +76,29 @@ impl<T: Data + DeserializeOwned> Committer for TxCommitter<T> {
             .insert((tx.subtask, tx.checkpoint), tx.records);
         Ok(())
     }
+}
+
+/// Cancels `handle` once it completed at least `n` checkpoints; returns its metrics then.
+pub fn cancel_after_checkpoints(handle: JobHandle, n: u64) -> JobSummary {
+    let started = Instant::now();
+    loop {
+        let done = handle.metrics().checkpoints.map_or(0, |c| c.completed);
+        if done >= n {
+            break;
+        }
+        // A loaded machine may take fewer checkpoints than asked before the input ends.
+        assert!(
+            !handle.is_finished(),
+            "the job finished after {done} of {n} checkpoints: slow the source down"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no checkpoints"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let summary = handle.metrics();
+    handle.cancel();
+    assert!(matches!(handle.join(), Err(StreamError::Cancelled)));
+    summary
 }
