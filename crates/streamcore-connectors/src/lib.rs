@@ -31,7 +31,7 @@ pub mod template;
 pub mod webhook;
 
 pub use file::csv::{CsvSink, CsvSource};
-pub use file::jsonl::{JsonLinesSink, JsonLinesSource, LineDecoder, SerdeJson};
+pub use file::jsonl::{utf8_line, JsonLinesSink, JsonLinesSource, LineDecoder, SerdeJson};
 pub use generator::{TransactionGenerator, TransactionGeneratorConfig};
 pub use stdio::{StdinSource, StdoutSink};
 

@@ -146,7 +146,12 @@ fn expect_byte(b: &[u8], at: &mut usize, c: u8) -> Option<()> {
 /// assert_eq!(parse_date_time("1970-02-30 00:00:00"), None);
 /// ```
 pub fn parse_date_time(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
+    parse_date_time_bytes(text.as_bytes())
+}
+
+/// [`parse_date_time`] of the text's bytes (a JSON scanner's raw string: no UTF-8 check
+/// needed, anything but ASCII digits and separators is refused).
+pub fn parse_date_time_bytes(b: &[u8]) -> Option<i64> {
     let mut at = 0;
     let negative = match b.first() {
         Some(b'-') => {

@@ -17,7 +17,7 @@
 use crate::catalog::{ColumnSource, TableDef};
 use crate::error::PlanError;
 use crate::expr::{parse_as, Expr};
-use crate::format::{CsvRowDecoder, JsonRowDecoder};
+use crate::format::{CsvRowDecoder, JsonRowDecoder, PhysicalDecoder};
 use std::marker::PhantomData;
 use std::sync::Arc;
 use streamcore::changelog::{Change, RowKind};
@@ -561,7 +561,7 @@ pub fn nexmark_fields(table: &TableDef) -> Result<Arc<[NexmarkField]>, PlanError
 
 /// Which events a scan of a `nexmark` table needs (a filter `event_type = k` right above it
 /// lets the generator make only that kind).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NexmarkKind {
     /// Every event.
     All,
@@ -669,29 +669,70 @@ pub fn filesystem_stream(
 ) -> Result<streamcore::Stream<Row>, PlanError> {
     let path = filesystem_path(table)?;
     let format = table.required("format")?;
-    let mut shaper = RowShaper::select(table, columns);
+    let shaper = RowShaper::select(table, columns);
     let schema = table.physical_schema();
     let needed: Vec<bool> = shaper.needed().to_vec();
-    // A decoded row nobody else holds gives its values up to the shaped row (no copy).
-    let shape = move |mut r: Row| match Arc::get_mut(&mut r.values) {
-        Some(values) => shaper.shape_from(values).map(Some),
-        None => shaper.shape(&r.values).map(Some),
-    };
     match format {
         "json" => {
             // Fields no column needs are skipped while parsing, not decoded.
-            let source = streamcore_connectors::JsonLinesSource::<Row>::typed(path).with_decoder(
-                JsonRowDecoder::new(schema, ignore_parse_errors(table)).only(&needed),
-            );
-            Ok(job.source(name, MapSource::new(source, shape)))
+            let decoder = JsonRowDecoder::new(schema, ignore_parse_errors(table)).only(&needed);
+            let source = streamcore_connectors::JsonLinesSource::<Row>::typed(path)
+                .with_decoder(ShapedLines::new(decoder, shaper));
+            Ok(job.source(name, source))
         }
         "csv" => {
-            let delimiter = csv_delimiter(table)?;
+            let decoder = CsvRowDecoder::new(schema, csv_delimiter(table)?);
             let source = streamcore_connectors::JsonLinesSource::<Row>::typed(path)
-                .with_decoder(CsvRowDecoder::new(schema, delimiter));
-            Ok(job.source(name, MapSource::new(source, shape)))
+                .with_decoder(ShapedLines::new(decoder, shaper));
+            Ok(job.source(name, source))
         }
         other => Err(unknown_format(table, other)),
+    }
+}
+
+/// A file's lines decoded into a table's physical columns (a buffer reused from line to line)
+/// and shaped into the rows the scan emits: one row built per line, its values moved out of
+/// the buffer where nothing else reads them.
+#[derive(Clone)]
+pub struct ShapedLines<D> {
+    decoder: D,
+    shaper: RowShaper,
+    physical: Vec<Scalar>,
+    /// The physical columns the decoder writes (reset to NULL before each line).
+    written: Arc<[usize]>,
+}
+
+impl<D: PhysicalDecoder> ShapedLines<D> {
+    /// Lines decoded by `decoder`, shaped by `shaper`.
+    pub fn new(decoder: D, shaper: RowShaper) -> Self {
+        let written = shaper
+            .needed()
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n)
+            .map(|(i, _)| i)
+            .collect();
+        ShapedLines {
+            physical: vec![Scalar::Null; decoder.width()],
+            decoder,
+            shaper,
+            written,
+        }
+    }
+}
+
+impl<D: PhysicalDecoder> streamcore_connectors::LineDecoder for ShapedLines<D> {
+    type Out = Row;
+
+    #[inline]
+    fn decode(&mut self, line: &[u8]) -> std::result::Result<Option<Row>, String> {
+        for &i in self.written.iter() {
+            self.physical[i] = Scalar::Null;
+        }
+        if !self.decoder.decode_into(line, &mut self.physical)? {
+            return Ok(None);
+        }
+        self.shaper.shape_from(&mut self.physical).map(Some)
     }
 }
 
@@ -728,7 +769,7 @@ pub fn filesystem_path(table: &TableDef) -> Result<String, PlanError> {
 }
 
 /// Decodes one line of a file into a row (`None`: a blank line).
-type LineDecode = dyn Fn(&str) -> std::result::Result<Option<Row>, String>;
+type LineDecode = dyn FnMut(&str) -> std::result::Result<Option<Row>, String>;
 
 /// Every row of a bounded table (`values`, or `filesystem` files read now), for a lookup join.
 pub fn bounded_rows(table: &TableDef) -> Result<Vec<Row>, PlanError> {
@@ -738,14 +779,14 @@ pub fn bounded_rows(table: &TableDef) -> Result<Vec<Row>, PlanError> {
             let path = filesystem_path(table)?;
             let mut shaper = RowShaper::new(table);
             let schema = table.physical_schema();
-            let decode: Box<LineDecode> = match table.required("format")? {
+            let mut decode: Box<LineDecode> = match table.required("format")? {
                 "json" => {
-                    let d = JsonRowDecoder::new(schema, ignore_parse_errors(table));
-                    Box::new(move |l| streamcore_connectors::LineDecoder::decode(&d, l))
+                    let mut d = JsonRowDecoder::new(schema, ignore_parse_errors(table));
+                    Box::new(move |l| d.decode_row(l.as_bytes()))
                 }
                 "csv" => {
-                    let d = CsvRowDecoder::new(schema, csv_delimiter(table)?);
-                    Box::new(move |l| streamcore_connectors::LineDecoder::decode(&d, l))
+                    let mut d = CsvRowDecoder::new(schema, csv_delimiter(table)?);
+                    Box::new(move |l| d.decode_row(l.as_bytes()))
                 }
                 other => return Err(unknown_format(table, other)),
             };

@@ -3,73 +3,40 @@
 //! columns such as `bid.price`; unknown fields skipped without building values), and encoded
 //! for sinks with exact decimals and Flink's timestamp text (`2026-12-05 14:00:00.000`).
 
-use crate::expr::{parse_as, parse_timestamp_ms};
-use rust_decimal::prelude::FromPrimitive;
-use rust_decimal::Decimal;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use crate::expr::parse_as;
+use crate::json_scan::JsonLayout;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
-use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
 use streamcore::row::{DataType, Row, Scalar, Schema};
-use streamcore_connectors::LineDecoder;
 
-/// Decodes JSON objects into rows of a schema.
+/// Decodes one line of a file or one message into a table's physical columns.
+pub trait PhysicalDecoder: Clone + Send + 'static {
+    /// The number of physical columns.
+    fn width(&self) -> usize;
+
+    /// Decodes `line` into `physical` (one value per physical column), or `Ok(false)` to skip
+    /// it (a blank line; a bad one under `json.ignore-parse-errors`). Columns the line does not
+    /// hold are left as they are: the caller starts from NULLs.
+    fn decode_into(&mut self, line: &[u8], physical: &mut [Scalar]) -> Result<bool, String>;
+
+    /// `line` as a row of the physical columns (`None`: skipped).
+    fn decode_row(&mut self, line: &[u8]) -> Result<Option<Row>, String> {
+        let mut values = vec![Scalar::Null; self.width()];
+        Ok(self
+            .decode_into(line, &mut values)?
+            .then(|| Row::new(values)))
+    }
+}
+
+/// Decodes JSON objects into rows of a schema, in one pass over the bytes that skips the
+/// fields no column reads (the scanner of `json_scan.rs`).
 #[derive(Clone)]
 pub struct JsonRowDecoder {
     inner: Arc<JsonLayout>,
     ignore_errors: bool,
-}
-
-/// The fields of one JSON object the schema reads: a column, or a nested object that leads to
-/// columns (`bid` of `bid.price`). Looked up by the key as the parser hands it over, without
-/// building a path string per field.
-#[derive(Default)]
-struct JsonNode {
-    fields: HashMap<Box<str>, JsonEntry, foldhash::fast::FixedState>,
-}
-
-enum JsonEntry {
-    Column(usize),
-    Nested(JsonNode),
-}
-
-struct JsonLayout {
-    root: JsonNode,
-    /// Every column's name (nested: `outer.inner`), read or not.
-    names: Vec<String>,
-    types: Vec<DataType>,
-}
-
-impl JsonLayout {
-    /// The layout that reads the columns for which `keep` holds.
-    fn of(names: Vec<String>, types: Vec<DataType>, keep: impl Fn(usize) -> bool) -> Self {
-        let mut root = JsonNode::default();
-        for (i, name) in names.iter().enumerate() {
-            if !keep(i) {
-                continue;
-            }
-            let mut node = &mut root;
-            let mut parts = name.split('.').peekable();
-            while let Some(part) = parts.next() {
-                if parts.peek().is_none() {
-                    node.fields.insert(part.into(), JsonEntry::Column(i));
-                    break;
-                }
-                let entry = node
-                    .fields
-                    .entry(part.into())
-                    .or_insert_with(|| JsonEntry::Nested(JsonNode::default()));
-                node = match entry {
-                    JsonEntry::Nested(n) => n,
-                    // A column named like the object that holds others: the column wins.
-                    JsonEntry::Column(_) => break,
-                };
-            }
-        }
-        JsonLayout { root, names, types }
-    }
+    /// Unescaped strings, reused from line to line.
+    scratch: String,
 }
 
 impl JsonRowDecoder {
@@ -81,6 +48,7 @@ impl JsonRowDecoder {
         JsonRowDecoder {
             inner: Arc::new(JsonLayout::of(names, types, |_| true)),
             ignore_errors,
+            scratch: String::new(),
         }
     }
 
@@ -92,220 +60,31 @@ impl JsonRowDecoder {
         });
         JsonRowDecoder {
             inner: Arc::new(layout),
-            ignore_errors: self.ignore_errors,
+            ..self
         }
     }
 
-    /// Decodes one JSON object.
-    pub fn decode_row(&self, line: &str) -> Result<Row, String> {
-        let mut values = vec![Scalar::Null; self.inner.types.len()];
-        let mut de = serde_json::Deserializer::from_str(line);
-        ObjectSeed {
-            layout: &self.inner,
-            node: &self.inner.root,
-            values: &mut values,
-        }
-        .deserialize(&mut de)
-        .map_err(|e| e.to_string())?;
-        de.end().map_err(|e| e.to_string())?;
-        Ok(Row::new(values))
+    /// Decodes one JSON object into a row, for callers that share the decoder (`&self`).
+    pub fn decode_shared(&self, line: &[u8]) -> Result<Option<Row>, String> {
+        self.clone().decode_row(line)
     }
 }
 
-impl LineDecoder for JsonRowDecoder {
-    type Out = Row;
+impl PhysicalDecoder for JsonRowDecoder {
+    fn width(&self) -> usize {
+        self.inner.types.len()
+    }
 
-    fn decode(&self, line: &str) -> Result<Option<Row>, String> {
-        if line.trim().is_empty() {
-            return Ok(None);
+    #[inline]
+    fn decode_into(&mut self, line: &[u8], physical: &mut [Scalar]) -> Result<bool, String> {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(false);
         }
-        match self.decode_row(line) {
-            Ok(r) => Ok(Some(r)),
-            Err(_) if self.ignore_errors => Ok(None),
+        match self.inner.decode_into(line, physical, &mut self.scratch) {
+            Ok(()) => Ok(true),
+            Err(_) if self.ignore_errors => Ok(false),
             Err(e) => Err(e),
         }
-    }
-}
-
-struct ObjectSeed<'a> {
-    layout: &'a JsonLayout,
-    node: &'a JsonNode,
-    values: &'a mut Vec<Scalar>,
-}
-
-impl<'de> DeserializeSeed<'de> for ObjectSeed<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ObjectSeed<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match self.node.fields.get(key.as_ref()) {
-                Some(&JsonEntry::Column(i)) => {
-                    let ty = self.layout.types[i];
-                    let v = map.next_value_seed(ValueSeed { ty }).map_err(|e| {
-                        de::Error::custom(format!("field `{}`: {e}", self.layout.names[i]))
-                    })?;
-                    self.values[i] = v;
-                }
-                Some(JsonEntry::Nested(node)) => map.next_value_seed(NestedSeed {
-                    layout: self.layout,
-                    node,
-                    values: self.values,
-                })?,
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-struct NestedSeed<'a> {
-    layout: &'a JsonLayout,
-    node: &'a JsonNode,
-    values: &'a mut Vec<Scalar>,
-}
-
-impl<'de> DeserializeSeed<'de> for NestedSeed<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NestedSeed<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object or null")
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        ObjectSeed {
-            layout: self.layout,
-            node: self.node,
-            values: self.values,
-        }
-        .visit_map(map)
-    }
-}
-
-struct ValueSeed {
-    ty: DataType,
-}
-
-impl<'de> DeserializeSeed<'de> for ValueSeed {
-    type Value = Scalar;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Scalar, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ValueSeed {
-    type Value = Scalar;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "a value of type {}", self.ty)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
-        Ok(Scalar::Null)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Scalar, E> {
-        Ok(Scalar::Null)
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
-        match self.ty {
-            DataType::Boolean => Ok(Scalar::Bool(v)),
-            DataType::Varchar => Ok(Scalar::str(if v { "true" } else { "false" })),
-            t => Err(E::custom(format!("expected {t}, got a boolean"))),
-        }
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
-        match self.ty {
-            DataType::BigInt => Ok(Scalar::Int(v)),
-            DataType::Double => Ok(Scalar::float(v as f64)),
-            DataType::Decimal { scale, .. } => {
-                let mut d = Decimal::from(v);
-                d.rescale(scale as u32);
-                Ok(Scalar::Decimal(d))
-            }
-            DataType::TimestampMillis => Ok(Scalar::TimestampMs(v)),
-            DataType::TimestampMicros => Ok(Scalar::TimestampUs(v)),
-            DataType::Varchar => Ok(Scalar::str(&v.to_string())),
-            t => Err(E::custom(format!("expected {t}, got a number"))),
-        }
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-        match i64::try_from(v) {
-            Ok(v) => self.visit_i64(v),
-            Err(_) => Err(E::custom(format!("{v} is out of the BIGINT range"))),
-        }
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
-        match self.ty {
-            DataType::Double => Ok(Scalar::float(v)),
-            DataType::Decimal { scale, .. } => {
-                let mut d = Decimal::from_f64(v)
-                    .ok_or_else(|| E::custom(format!("{v} is not a decimal")))?;
-                d = d.round_dp(scale as u32);
-                d.rescale(scale as u32);
-                Ok(Scalar::Decimal(d))
-            }
-            DataType::Varchar => Ok(Scalar::str(&v.to_string())),
-            t => Err(E::custom(format!("expected {t}, got the number {v}"))),
-        }
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-        match self.ty {
-            DataType::Varchar => Ok(Scalar::str(v)),
-            DataType::TimestampMillis => parse_timestamp_ms(v)
-                .map(Scalar::TimestampMs)
-                .ok_or_else(|| E::custom(format!("expected a timestamp, got \"{v}\""))),
-            t => parse_as(v, t).ok_or_else(|| E::custom(format!("expected {t}, got \"{v}\""))),
-        }
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<Scalar, A::Error> {
-        Err(de::Error::custom(format!(
-            "expected {}, got an object",
-            self.ty
-        )))
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, _seq: A) -> Result<Scalar, A::Error> {
-        Err(de::Error::custom(format!(
-            "expected {}, got an array",
-            self.ty
-        )))
     }
 }
 
@@ -326,14 +105,22 @@ impl CsvRowDecoder {
             delimiter,
         }
     }
+
+    /// Decodes one CSV line into a row, for callers that share the decoder (`&self`).
+    pub fn decode_shared(&self, line: &[u8]) -> Result<Option<Row>, String> {
+        self.clone().decode_row(line)
+    }
 }
 
-impl LineDecoder for CsvRowDecoder {
-    type Out = Row;
+impl PhysicalDecoder for CsvRowDecoder {
+    fn width(&self) -> usize {
+        self.types.len()
+    }
 
-    fn decode(&self, line: &str) -> Result<Option<Row>, String> {
+    fn decode_into(&mut self, line: &[u8], physical: &mut [Scalar]) -> Result<bool, String> {
+        let line = streamcore_connectors::utf8_line(line)?;
         if line.trim().is_empty() {
-            return Ok(None);
+            return Ok(false);
         }
         let fields = split_csv_line(line, self.delimiter);
         if fields.len() != self.types.len() {
@@ -343,20 +130,20 @@ impl LineDecoder for CsvRowDecoder {
                 self.types.len()
             ));
         }
-        let values = fields
+        for (((f, t), name), slot) in fields
             .iter()
             .zip(self.types.iter())
             .zip(self.names.iter())
-            .map(|((f, t), name)| {
-                if f.is_empty() {
-                    Ok(Scalar::Null)
-                } else {
-                    parse_as(f, *t)
-                        .ok_or_else(|| format!("field `{name}`: expected {t}, got \"{f}\""))
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(Row::new(values)))
+            .zip(physical.iter_mut())
+        {
+            *slot = if f.is_empty() {
+                Scalar::Null
+            } else {
+                parse_as(f, *t)
+                    .ok_or_else(|| format!("field `{name}`: expected {t}, got \"{f}\""))?
+            };
+        }
+        Ok(true)
     }
 }
 
@@ -464,15 +251,16 @@ mod tests {
 
     #[test]
     fn json_by_schema_with_nested_objects() {
-        let d = JsonRowDecoder::new(schema(), false);
+        let mut d = JsonRowDecoder::new(schema(), false);
         let row = d
-            .decode_row(r#"{"event_type":2,"bid":{"price":7,"dateTime":"2026-12-05 14:00:00.001","x":[1]},"other":{"a":1}}"#)
+            .decode_row(br#"{"event_type":2,"bid":{"price":7,"dateTime":"2026-12-05 14:00:00.001","x":[1]},"other":{"a":1}}"#)
+            .unwrap()
             .unwrap();
         assert_eq!(row.get(0), &Scalar::Int(2));
         assert_eq!(row.get(1), &Scalar::Int(7));
         assert_eq!(row.get(2).to_string(), "2026-12-05 14:00:00.001");
         assert_eq!(row.get(3), &Scalar::Null);
-        let e = d.decode_row(r#"{"event_type":"x"}"#).unwrap_err();
+        let e = d.decode_row(br#"{"event_type":"x"}"#).unwrap_err();
         assert!(
             e.starts_with("field `event_type`: expected BIGINT, got \"x\""),
             "{e}"
@@ -485,12 +273,12 @@ mod tests {
             split_csv_line(r#"a,"b,c",,"d""e""#, b','),
             vec!["a", "b,c", "", "d\"e"]
         );
-        let d = CsvRowDecoder::new(schema(), b',');
-        let row = d.decode(",5,1970-01-01 00:00:01,x").unwrap().unwrap();
+        let mut d = CsvRowDecoder::new(schema(), b',');
+        let row = d.decode_row(b",5,1970-01-01 00:00:01,x").unwrap().unwrap();
         assert_eq!(row.get(0), &Scalar::Null);
         assert_eq!(row.get(2), &Scalar::TimestampMs(1000));
         assert_eq!(
-            d.decode("1,x,,").unwrap_err(),
+            d.decode_row(b"1,x,,").unwrap_err(),
             "field `bid.price`: expected BIGINT, got \"x\""
         );
     }

@@ -307,16 +307,12 @@ impl Part {
                 };
                 return Ok(true);
             }
-            Codec::Json { decoder, .. } => {
-                use streamcore_connectors::LineDecoder;
-                match decoder.decode(text()?)? {
-                    Some(row) => row.values,
-                    None => return Ok(false), // blank, or skipped by json.ignore-parse-errors
-                }
-            }
+            Codec::Json { decoder, .. } => match decoder.decode_shared(bytes)? {
+                Some(row) => row.values,
+                None => return Ok(false), // blank, or skipped by json.ignore-parse-errors
+            },
             Codec::Csv { decoder, .. } => {
-                use streamcore_connectors::LineDecoder;
-                match decoder.decode(text()?.trim_end_matches('\n'))? {
+                match decoder.decode_shared(text()?.trim_end_matches('\n').as_bytes())? {
                     Some(row) => row.values,
                     None => return Ok(false),
                 }

@@ -45,6 +45,7 @@ pub mod external;
 pub mod format;
 pub mod functions;
 pub mod join;
+mod json_scan;
 pub mod kafka;
 pub mod match_recognize;
 pub mod over;

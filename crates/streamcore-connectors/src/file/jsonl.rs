@@ -39,8 +39,16 @@ pub struct JsonLinesSource<T, D = SerdeJson<T>> {
 pub trait LineDecoder: Clone + Send + 'static {
     /// The record type.
     type Out: Data;
-    /// Decodes one line (without its line ending).
-    fn decode(&self, line: &str) -> Result<Option<Self::Out>, String>;
+    /// Decodes one line (without its line ending; not blank). The bytes are the file's: a
+    /// decoder that reads text checks UTF-8 itself ([`utf8_line`]), one that reads bytes
+    /// checks the parts it keeps.
+    fn decode(&mut self, line: &[u8]) -> Result<Option<Self::Out>, String>;
+}
+
+/// A line as text, or the reason it is not UTF-8.
+#[inline]
+pub fn utf8_line(line: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(line).map_err(|e| format!("not valid UTF-8: {e}"))
 }
 
 /// The default decoder: the line is the JSON form of `T` (serde).
@@ -55,8 +63,8 @@ impl<T> Clone for SerdeJson<T> {
 impl<T: Data + DeserializeOwned> LineDecoder for SerdeJson<T> {
     type Out = T;
     #[inline]
-    fn decode(&self, line: &str) -> Result<Option<T>, String> {
-        from_json_str::<T>(line)
+    fn decode(&mut self, line: &[u8]) -> Result<Option<T>, String> {
+        from_json_str::<T>(utf8_line(line)?)
             .map(Some)
             .map_err(|e| e.to_string())
     }
@@ -248,11 +256,10 @@ impl<T: Data, D: LineDecoder<Out = T>> SourceReader<T> for JsonLinesReader<T, D>
                 self.current = None;
                 return Ok(SourcePoll::Ready);
             };
-            let decoded = match std::str::from_utf8(&reader.buf) {
-                Ok(text) if text.trim().is_empty() => continue,
-                Ok(text) => self.decoder.decode(text),
-                Err(e) => Err(format!("not valid UTF-8: {e}")),
-            };
+            if reader.buf.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let decoded = self.decoder.decode(&reader.buf);
             match decoded {
                 Ok(Some(mut record)) => {
                     set_origin(&mut record, || reader.record_origin(&origin));

@@ -286,8 +286,8 @@ fn base64(s: &str) -> Option<Vec<u8>> {
 impl crate::LineDecoder for DebeziumJson {
     type Out = Vec<Change<Row>>;
 
-    fn decode(&self, line: &str) -> std::result::Result<Option<Self::Out>, String> {
-        self.decode_record(line.as_bytes())
+    fn decode(&mut self, line: &[u8]) -> std::result::Result<Option<Self::Out>, String> {
+        self.decode_record(line)
     }
 }
 
@@ -382,7 +382,7 @@ mod tests {
         assert!(e.contains("id: NULL in a NOT NULL column"), "{e}");
         let e = decode(r#"{"after":{"id":1},"op":"x"}"#).unwrap_err();
         assert!(e.contains("unknown operation"), "{e}");
-        let f = format().ignore_parse_errors();
-        assert_eq!(crate::LineDecoder::decode(&f, "{not json"), Ok(None));
+        let mut f = format().ignore_parse_errors();
+        assert_eq!(crate::LineDecoder::decode(&mut f, b"{not json"), Ok(None));
     }
 }

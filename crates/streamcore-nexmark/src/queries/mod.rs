@@ -231,7 +231,8 @@ impl<T> Clone for EventLines<T> {
 
 impl<T: NexmarkRecord> LineDecoder for EventLines<T> {
     type Out = T;
-    fn decode(&self, line: &str) -> Result<Option<T>, String> {
+    fn decode(&mut self, line: &[u8]) -> Result<Option<T>, String> {
+        let line = streamcore_connectors::utf8_line(line)?;
         // A line that starts `{"event_type":N,` (as `--generate` writes them) with another
         // kind than `T`'s is skipped unparsed: a source of one kind reads a third of the
         // bytes or less, and q3/q8's two sources over one file parse each line once.
