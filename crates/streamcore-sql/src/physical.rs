@@ -46,7 +46,19 @@ pub struct PhysicalPlanner<'j> {
     /// Late rows of window aggregates and the late-data tables they go to: the caller adds
     /// their sinks ([`PhysicalPlanner::take_late_rows`]).
     late_rows: Vec<(Arc<TableDef>, Stream<Row>)>,
+    /// The scans planned so far: a second scan of a table with the same columns reads the
+    /// first one's stream (one source, its rows fanned out), as Flink reuses sources.
+    scans: std::collections::HashMap<ScanKey, Stream<Row>>,
 }
+
+/// What makes two scans the same source: the table (name and options), the columns read and
+/// the Nexmark event kind.
+type ScanKey = (
+    String,
+    std::collections::BTreeMap<String, String>,
+    Vec<usize>,
+    NexmarkKind,
+);
 
 /// 64-bit FNV-1a: a stable hash (fixed forever, unlike seeded hashers) of a plan's digest.
 pub fn fnv1a(text: &str) -> u64 {
@@ -66,6 +78,7 @@ impl<'j> PhysicalPlanner<'j> {
             ids: Default::default(),
             state_ttl: None,
             late_rows: Vec::new(),
+            scans: Default::default(),
         }
     }
 
@@ -734,6 +747,27 @@ impl<'j> PhysicalPlanner<'j> {
     }
 
     fn scan(
+        &mut self,
+        plan: &Plan,
+        table: &TableDef,
+        columns: &[usize],
+        kind: NexmarkKind,
+    ) -> Result<Stream<Row>, PlanError> {
+        let key: ScanKey = (
+            table.name.clone(),
+            table.options.clone(),
+            columns.to_vec(),
+            kind,
+        );
+        if let Some(stream) = self.scans.get(&key) {
+            return Ok(stream.clone());
+        }
+        let stream = self.new_scan(plan, table, columns, kind)?;
+        self.scans.insert(key, stream.clone());
+        Ok(stream)
+    }
+
+    fn new_scan(
         &mut self,
         plan: &Plan,
         table: &TableDef,

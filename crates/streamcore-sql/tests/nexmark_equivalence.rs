@@ -379,3 +379,21 @@ fn q12_processing_time_windows_count_every_bid_once() {
     assert_eq!(per_bidder.values().sum::<i64>(), bids);
     assert_eq!(per_bidder, typed, "bids per bidder over all windows");
 }
+
+/// q5 joins two aggregations of the same `bid` view: both read one source (its rows fanned
+/// out), so the job ingests the events once — as many as q1, which scans `bid` once.
+#[test]
+fn a_table_scanned_twice_is_read_once() {
+    let ingested = |q: &str| {
+        let (mut session, insert, _side) = session_with(q);
+        session.pending.push(insert);
+        let mut job = Job::new(q);
+        session.plan_inserts(&mut job).unwrap();
+        job.run(JobConfig::default().parallelism(2))
+            .unwrap()
+            .events_ingested
+    };
+    let once = ingested("q1");
+    assert!(once > 0);
+    assert_eq!(ingested("q5"), once);
+}
