@@ -256,10 +256,11 @@ impl<T: Data, D: LineDecoder<Out = T>> SourceReader<T> for JsonLinesReader<T, D>
                 self.current = None;
                 return Ok(SourcePoll::Ready);
             };
-            if reader.buf.iter().all(u8::is_ascii_whitespace) {
+            let line = reader.line();
+            if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let decoded = self.decoder.decode(&reader.buf);
+            let decoded = self.decoder.decode(line);
             match decoded {
                 Ok(Some(mut record)) => {
                     set_origin(&mut record, || reader.record_origin(&origin));
@@ -267,7 +268,7 @@ impl<T: Data, D: LineDecoder<Out = T>> SourceReader<T> for JsonLinesReader<T, D>
                 }
                 Ok(None) => {}
                 Err(reason) => {
-                    let raw = String::from_utf8_lossy(&reader.buf).into_owned();
+                    let raw = String::from_utf8_lossy(reader.line()).into_owned();
                     ctx.reject_input(reader.describe(&origin), &raw, reason)?;
                 }
             }
