@@ -18,7 +18,9 @@ use streamcore::row::{Row, Scalar};
 use streamcore::window::{WindowResult, Windows};
 use streamcore::{Job, Stream, Timestamp, WatermarkStrategy};
 
-/// A planned edge: append-only rows, or a changelog of rows.
+/// A planned edge: append-only rows, or a changelog of rows. A clone is a second handle on
+/// the same stream (both consumers receive every record).
+#[derive(Clone)]
 pub enum SqlStream {
     /// Append-only.
     Append(Stream<Row>),
@@ -49,6 +51,10 @@ pub struct PhysicalPlanner<'j> {
     /// The scans planned so far: a second scan of a table with the same columns reads the
     /// first one's stream (one source, its rows fanned out), as Flink reuses sources.
     scans: std::collections::HashMap<ScanKey, Stream<Row>>,
+    /// The sub-plans planned so far, by [`Plan::reuse_key`]: a second occurrence of a sub-plan
+    /// reads the first one's stream, as Flink reuses sub-plans (q5's two identical window
+    /// aggregates run once).
+    sub_plans: std::collections::HashMap<String, SqlStream>,
 }
 
 /// What makes two scans the same source: the table (name and options), the columns read and
@@ -79,6 +85,7 @@ impl<'j> PhysicalPlanner<'j> {
             state_ttl: None,
             late_rows: Vec::new(),
             scans: Default::default(),
+            sub_plans: Default::default(),
         }
     }
 
@@ -104,8 +111,18 @@ impl<'j> PhysicalPlanner<'j> {
         }
     }
 
-    /// Plans `plan`.
+    /// Plans `plan`; a sub-plan planned before is not planned again, its stream is reused.
     pub fn build(&mut self, plan: &Plan) -> Result<SqlStream, PlanError> {
+        let key = plan.reuse_key();
+        if let Some(stream) = self.sub_plans.get(&key) {
+            return Ok(stream.clone());
+        }
+        let stream = self.build_node(plan)?;
+        self.sub_plans.insert(key, stream.clone());
+        Ok(stream)
+    }
+
+    fn build_node(&mut self, plan: &Plan) -> Result<SqlStream, PlanError> {
         match &plan.node {
             Node::Scan { table, columns } if plan.updating => {
                 let uid = self.uid(&format!("src:{}", table.name), plan);

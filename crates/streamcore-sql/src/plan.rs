@@ -4,6 +4,7 @@
 
 use crate::catalog::{PlanField, TableDef};
 use crate::expr::Expr;
+use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Write};
 use std::sync::Arc;
 use streamcore::row::{DataType, Scalar};
@@ -524,25 +525,77 @@ impl Plan {
         }
     }
 
+    /// What makes two sub-plans one: their whole description (every node, expression, type
+    /// and table option). The physical planner builds a sub-plan met a second time once and
+    /// fans its stream out, as Flink reuses sub-plans; `EXPLAIN` marks such sub-plans.
+    pub fn reuse_key(&self) -> String {
+        format!("{self:?}")
+    }
+
     /// The plan as an indented tree, with each node's changelog mode (`[I]` append-only,
-    /// `[I,UB,UA,D]` updating), as `EXPLAIN CHANGELOG_MODE` prints it.
+    /// `[I,UB,UA,D]` updating), as `EXPLAIN CHANGELOG_MODE` prints it. A sub-plan that occurs
+    /// twice is printed once with `reuse_id=[n]`, and `Reused(reference_id=[n])` where it
+    /// occurs again, as Flink prints its reused sub-plans: it runs once, its rows go to both.
+    ///
+    /// ```text
+    /// IntervalJoin(…), changelogMode=[I]
+    ///   WindowAggregate(…), changelogMode=[I], reuse_id=[1]
+    ///     …
+    ///   Calc(project)(…), changelogMode=[I]
+    ///     Reused(reference_id=[1])
+    /// ```
     pub fn explain(&self) -> String {
+        let mut seen = HashSet::new();
+        let mut reused = HashSet::new();
+        self.find_reused(&mut seen, &mut reused);
         let mut out = String::new();
-        self.explain_into(&mut out, 0);
+        self.explain_into(&mut out, 0, &reused, &mut HashMap::new());
         out
     }
 
-    fn explain_into(&self, out: &mut String, depth: usize) {
+    /// Collects into `reused` the sub-plans met again, in the order the physical planner walks
+    /// the plan; what lies under a reused sub-plan is not walked again (it is not built again).
+    fn find_reused(&self, seen: &mut HashSet<String>, reused: &mut HashSet<String>) {
+        let key = self.reuse_key();
+        if !seen.insert(key.clone()) {
+            reused.insert(key);
+            return;
+        }
+        for input in self.inputs() {
+            input.find_reused(seen, reused);
+        }
+    }
+
+    fn explain_into(
+        &self,
+        out: &mut String,
+        depth: usize,
+        reused: &HashSet<String>,
+        reuse_ids: &mut HashMap<String, usize>,
+    ) {
+        let indent = "  ".repeat(depth);
+        let mut reuse_id = String::new();
+        if !reused.is_empty() {
+            let key = self.reuse_key();
+            if let Some(id) = reuse_ids.get(&key) {
+                let _ = writeln!(out, "{indent}Reused(reference_id=[{id}])");
+                return;
+            }
+            if reused.contains(&key) {
+                let id = reuse_ids.len() + 1;
+                reuse_ids.insert(key, id);
+                reuse_id = format!(", reuse_id=[{id}]");
+            }
+        }
         let _ = writeln!(
             out,
-            "{}{}({}), changelogMode=[{}]",
-            "  ".repeat(depth),
+            "{indent}{}({}), changelogMode=[{}]{reuse_id}",
             self.kind(),
             self.detail(),
             if self.updating { "I,UB,UA,D" } else { "I" }
         );
         for input in self.inputs() {
-            input.explain_into(out, depth + 1);
+            input.explain_into(out, depth + 1, reused, reuse_ids);
         }
     }
 }

@@ -397,3 +397,30 @@ fn a_table_scanned_twice_is_read_once() {
     assert!(once > 0);
     assert_eq!(ingested("q5"), once);
 }
+
+/// q5's two sides share their first window aggregation (`HOP` count per auction) as Flink
+/// reuses the sub-plan: it runs once, so the job has two window operators (that one and the
+/// `TUMBLE` max), not three; and `EXPLAIN` says so.
+#[test]
+fn a_sub_plan_met_twice_runs_once() {
+    let (mut session, insert, _side) = session_with("q5");
+    let explain = insert.plan.explain();
+    assert_eq!(explain.matches("reuse_id=[1]").count(), 1, "{explain}");
+    assert_eq!(
+        explain.matches("Reused(reference_id=[1])").count(),
+        1,
+        "{explain}"
+    );
+    assert_eq!(explain.matches("WindowAggregate").count(), 2, "{explain}");
+    session.pending.push(insert);
+    let mut job = Job::new("q5");
+    session.plan_inserts(&mut job).unwrap();
+    let summary = job.run(JobConfig::default().parallelism(2)).unwrap();
+    let windowed: Vec<_> = summary
+        .operators
+        .iter()
+        .filter(|op| op.windows_fired > 0)
+        .map(|op| op.name.as_str())
+        .collect();
+    assert_eq!(windowed.len(), 2, "window operators: {windowed:?}");
+}
