@@ -170,6 +170,9 @@ pub struct TaskContext {
     pub(crate) state_backend: Option<Arc<crate::state::StateBackend>>,
     /// Set while the operator snapshots for a checkpoint (not for a key-group change).
     pub(crate) snapshot_target: Option<SnapshotTarget>,
+    /// Records a source reader dropped by a filter pushed into it, since its last poll: how
+    /// many, and the highest event time among them (see [`TaskContext::filtered_at_source`]).
+    pub(crate) source_filtered: (u64, Timestamp),
 }
 
 /// The checkpoint an operator is snapshotting for: what incremental checkpoints chain on.
@@ -219,7 +222,18 @@ impl TaskContext {
             metrics: Arc::default(),
             state_backend: None,
             snapshot_target: None,
+            source_filtered: (0, Timestamp::MIN),
         }
+    }
+
+    /// A source reader read a record and dropped it by a filter pushed into the reader (the
+    /// SQL planner's scan of a `WHERE`): the record counts as ingested and filtered in the
+    /// metrics, as if the filter ran after the source, and its event time `time` still
+    /// advances the source's watermark (`Timestamp::MIN` for a record without one).
+    #[inline]
+    pub fn filtered_at_source(&mut self, time: Timestamp) {
+        self.source_filtered.0 += 1;
+        self.source_filtered.1 = self.source_filtered.1.max(time);
     }
 
     /// A context for unit tests of operators and readers: policy `fail`, subtask 0 of 1.

@@ -115,6 +115,9 @@ pub(crate) enum WatermarkStatus {
 pub(crate) trait WatermarkGenerator<T>: Send {
     /// Sees a batch read from `split`.
     fn observe(&mut self, split: u64, batch: &[T], now: Instant);
+    /// Sees records read from `split` whose highest event time is `max` but that the reader
+    /// dropped (a filter pushed into it): they advance the watermark all the same.
+    fn observe_time(&mut self, split: u64, max: Timestamp, now: Instant);
     /// `split` has no more records.
     fn finish_split(&mut self, split: u64);
     /// `split` will be read: it holds the watermark back until its first records.
@@ -156,9 +159,12 @@ impl SplitWatermarks {
 
 impl<T: EventTime + Send> WatermarkGenerator<T> for SplitWatermarks {
     fn observe(&mut self, split: u64, batch: &[T], now: Instant) {
-        let Some(max) = batch.iter().map(EventTime::event_time).max() else {
-            return;
-        };
+        if let Some(max) = batch.iter().map(EventTime::event_time).max() {
+            <Self as WatermarkGenerator<T>>::observe_time(self, split, max, now);
+        }
+    }
+
+    fn observe_time(&mut self, split: u64, max: Timestamp, now: Instant) {
         let state = self.splits.entry(split).or_insert(SplitState {
             max_seen: Timestamp::MIN,
             last_record: now,

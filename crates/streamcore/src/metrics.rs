@@ -329,7 +329,8 @@ impl Sampler {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeKind {
-    /// A source: its output counts as `events_ingested`.
+    /// A source: what it read counts as `events_ingested`; what a filter pushed into it
+    /// dropped (read but not output) as `events_filtered`.
     Source,
     /// A filter: records in minus out count as `events_filtered`.
     Filter,
@@ -688,7 +689,11 @@ impl MetricsRegistry {
                 metrics: custom_metrics(&e.instances),
             };
             match e.kind {
-                NodeKind::Source => s.events_ingested += op.events_out,
+                NodeKind::Source => {
+                    // A source's input is what it read; a filter pushed into it drops some.
+                    s.events_ingested += op.events_processed;
+                    s.events_filtered += op.events_processed.saturating_sub(op.events_out);
+                }
                 NodeKind::Sink => s.events_emitted += op.events_processed,
                 NodeKind::Filter => {
                     s.events_filtered += op.events_processed.saturating_sub(op.events_out)

@@ -43,6 +43,20 @@ pub trait LineDecoder: Clone + Send + 'static {
     /// decoder that reads text checks UTF-8 itself ([`utf8_line`]), one that reads bytes
     /// checks the parts it keeps.
     fn decode(&mut self, line: &[u8]) -> Result<Option<Self::Out>, String>;
+
+    /// As [`LineDecoder::decode`], with the reading task's context: a decoder with a filter
+    /// pushed into it reports each line it drops ([`TaskContext::filtered_at_source`], so
+    /// the line is counted and its event time still moves the watermark). The reader calls
+    /// this one; the default decodes.
+    #[inline]
+    fn decode_in(
+        &mut self,
+        line: &[u8],
+        ctx: &mut TaskContext,
+    ) -> Result<Option<Self::Out>, String> {
+        let _ = ctx;
+        self.decode(line)
+    }
 }
 
 /// A line as text, or the reason it is not UTF-8.
@@ -260,7 +274,7 @@ impl<T: Data, D: LineDecoder<Out = T>> SourceReader<T> for JsonLinesReader<T, D>
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let decoded = self.decoder.decode(line);
+            let decoded = self.decoder.decode_in(line, ctx);
             match decoded {
                 Ok(Some(mut record)) => {
                     set_origin(&mut record, || reader.record_origin(&origin));

@@ -401,8 +401,14 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
             let poll = self
                 .reader
                 .poll_batch(&mut batch, self.batch_size, &mut self.ctx)?;
-            self.metrics
-                .record_batch(batch.len(), batch.len(), started.elapsed());
+            // Records the reader dropped by a filter pushed into it were read all the same.
+            let (filtered, filtered_time) =
+                std::mem::replace(&mut self.ctx.source_filtered, (0, Timestamp::MIN));
+            self.metrics.record_batch(
+                batch.len() + filtered as usize,
+                batch.len(),
+                started.elapsed(),
+            );
             publish_rejections(&self.ctx, &mut rejected_seen, &self.metrics);
             // Key-group changes go ahead of the batch: it may hold records of the keys moved.
             for change in std::mem::take(&mut self.ctx.key_group_changes) {
@@ -411,6 +417,9 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
             if let Some(generator) = &mut self.watermarks {
                 let now = Instant::now();
                 generator.observe(self.reader.split_id(), &batch, now);
+                if filtered > 0 {
+                    generator.observe_time(self.reader.split_id(), filtered_time, now);
+                }
                 for split in self.ctx.finished_splits.drain(..) {
                     generator.finish_split(split);
                 }
