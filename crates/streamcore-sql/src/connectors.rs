@@ -49,10 +49,38 @@ pub struct RowShaper {
     /// emitted column, computed column or the rowtime), so [`RowShaper::shape_from`] may move
     /// it out of the physical row instead of copying it.
     movable: Arc<[bool]>,
+    /// A filter pushed into the scan, over the physical values: a record it refuses is not
+    /// shaped ([`Shaped::Filtered`]).
+    filter: Option<Expr>,
     scratch: Vec<Scalar>,
 }
 
-#[derive(Clone)]
+/// What [`RowShaper::shape_from`] makes of a record.
+#[derive(Debug)]
+pub enum Shaped {
+    /// The row to emit.
+    Row(Row),
+    /// The filter pushed into the scan refused the record; its event time (for the
+    /// watermark; `Timestamp::MIN` without a rowtime).
+    Filtered(Timestamp),
+}
+
+impl Shaped {
+    /// The row to emit, or `None` once a filtered record is reported to `ctx` (counted as
+    /// filtered, its event time moving the watermark).
+    #[inline]
+    pub fn emit_in(self, ctx: &mut TaskContext) -> Option<Row> {
+        match self {
+            Shaped::Row(row) => Some(row),
+            Shaped::Filtered(time) => {
+                ctx.filtered_at_source(time);
+                None
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
 enum Shape {
     Physical(usize),
     Computed(Expr),
@@ -115,8 +143,79 @@ impl RowShaper {
             needed: needed.into(),
             rowtime_output,
             movable,
+            filter: None,
             scratch: Vec::new(),
         }
+    }
+
+    /// The shaper with a filter and a projection over its emitted columns pushed into it
+    /// (the planner's `Calc` right above the scan): records `filter` refuses are dropped
+    /// before any row is built, and the row built is the projection's. Computed columns are
+    /// inlined into the expressions that read them; the caller checks that none is read
+    /// twice ([`RowShaper::can_fuse`]).
+    pub fn with_calc(mut self, filter: Option<&Expr>, projection: Option<&[Expr]>) -> Self {
+        let inner = self.shape_exprs();
+        if let Some(f) = filter {
+            self.filter = Some(crate::rules::substitute(f, &inner).folded());
+        }
+        if let Some(p) = projection {
+            self.columns = p
+                .iter()
+                .map(|e| match crate::rules::substitute(e, &inner) {
+                    Expr::Column(i) => Shape::Physical(i),
+                    e => Shape::Computed(e),
+                })
+                .collect();
+        }
+        self.recompute();
+        self
+    }
+
+    /// Whether a filter and projection over the emitted columns can be pushed into the
+    /// shaper without computing anything twice: each computed column is read at most once.
+    pub fn can_fuse(&self, filter: Option<&Expr>, projection: Option<&[Expr]>) -> bool {
+        let outer: Vec<Expr> = filter
+            .into_iter()
+            .chain(projection.into_iter().flatten())
+            .cloned()
+            .collect();
+        crate::rules::substitutable(&outer, &self.shape_exprs())
+    }
+
+    /// The emitted columns as expressions over the physical values.
+    fn shape_exprs(&self) -> Vec<Expr> {
+        self.columns
+            .iter()
+            .map(|s| match s {
+                Shape::Physical(i) => Expr::Column(*i),
+                Shape::Computed(e) => e.clone(),
+            })
+            .collect()
+    }
+
+    /// Re-derives what depends on the columns, the filter and the rowtime: the physical
+    /// columns needed, which emitted column is the rowtime, which columns may be moved.
+    fn recompute(&mut self) {
+        let mut needed = vec![false; self.needed.len()];
+        let mut reads = Vec::new();
+        for s in self.columns.iter().chain(self.rowtime.as_ref()) {
+            match s {
+                Shape::Physical(i) => reads.push(*i),
+                Shape::Computed(e) => e.columns(&mut reads),
+            }
+        }
+        if let Some(f) = &self.filter {
+            f.columns(&mut reads);
+        }
+        for i in reads {
+            needed[i] = true;
+        }
+        self.needed = needed.into();
+        self.rowtime_output = self.rowtime.as_ref().and_then(|r| {
+            let r = format!("{r:?}");
+            self.columns.iter().position(|c| format!("{c:?}") == r)
+        });
+        self.movable = movable(&self.columns, self.rowtime.as_ref());
     }
 
     /// The shaper with physical column `column` known to be `value` in every row (the
@@ -133,7 +232,12 @@ impl RowShaper {
         };
         self.columns = self.columns.iter().map(fix).collect();
         self.rowtime = self.rowtime.as_ref().map(fix);
-        self.movable = movable(&self.columns, self.rowtime.as_ref());
+        self.filter = self
+            .filter
+            .as_ref()
+            .map(|f| crate::rules::with_constant(f, column, value).folded())
+            .filter(|f| !matches!(f, Expr::Literal(Scalar::Bool(true))));
+        self.recompute();
         self
     }
 
@@ -146,7 +250,16 @@ impl RowShaper {
     /// columns nothing else reads (their slots are left NULL: the caller refills the buffer
     /// for the next record).
     #[inline]
-    pub fn shape_from(&mut self, physical: &mut [Scalar]) -> std::result::Result<Row, String> {
+    pub fn shape_from(&mut self, physical: &mut [Scalar]) -> std::result::Result<Shaped, String> {
+        if let Some(f) = &self.filter {
+            if !f.test(physical).map_err(|e| e.0)? {
+                let time = match &self.rowtime {
+                    Some(s) => rowtime_of(&s.value(physical)?)?,
+                    None => Timestamp::MIN,
+                };
+                return Ok(Shaped::Filtered(time));
+            }
+        }
         self.scratch.clear();
         // Computed columns and a rowtime that is not emitted are read before anything moves.
         let time = match (&self.rowtime, self.rowtime_output) {
@@ -165,13 +278,13 @@ impl RowShaper {
             (None, Some(i)) => rowtime_of(&self.scratch[i])?,
             (None, None) => Timestamp::MIN,
         };
-        Ok(Row {
+        Ok(Shaped::Row(Row {
             values: self.scratch.drain(..).collect(),
             time,
-        })
+        }))
     }
 
-    /// The emitted row of the physical values `physical`.
+    /// The emitted row of the physical values `physical` (no filter pushed in).
     #[inline]
     pub fn shape(&mut self, physical: &[Scalar]) -> std::result::Result<Row, String> {
         self.scratch.clear();
@@ -214,7 +327,8 @@ fn rowtime_of(v: &Scalar) -> std::result::Result<Timestamp, String> {
 
 /// A source of `X` records turned into rows by `convert` inside the reader (so watermarks are
 /// generated from the rows' event times at the source). A record `convert` refuses goes
-/// through the job's error policy, named by its reader's position.
+/// through the job's error policy, named by its reader's position; one it filters out
+/// (`Ok(None)`) it reports to the task's context ([`Shaped::emit_in`]).
 pub struct MapSource<S, X, F> {
     inner: S,
     convert: F,
@@ -243,7 +357,10 @@ impl<S, X, F> Source<Row> for MapSource<S, X, F>
 where
     X: Data,
     S: Source<X>,
-    F: FnMut(X) -> std::result::Result<Option<Row>, String> + Clone + Send + 'static,
+    F: FnMut(X, &mut TaskContext) -> std::result::Result<Option<Row>, String>
+        + Clone
+        + Send
+        + 'static,
 {
     type Reader = MapReader<S::Reader, X, F>;
 
@@ -298,7 +415,10 @@ impl<R, X, F> SourceReader<Row> for MapReader<R, X, F>
 where
     X: Data,
     R: SourceReader<X>,
-    F: FnMut(X) -> std::result::Result<Option<Row>, String> + Clone + Send + 'static,
+    F: FnMut(X, &mut TaskContext) -> std::result::Result<Option<Row>, String>
+        + Clone
+        + Send
+        + 'static,
 {
     fn poll_batch(
         &mut self,
@@ -310,7 +430,7 @@ where
         let poll = self.inner.poll_batch(&mut self.buffer, max, ctx)?;
         out.reserve(self.buffer.len());
         for x in self.buffer.drain(..) {
-            match (self.convert)(x) {
+            match (self.convert)(x, ctx) {
                 Ok(Some(row)) => out.push(row),
                 Ok(None) => {}
                 Err(reason) => {
@@ -580,6 +700,7 @@ pub fn nexmark_stream(
     table: &TableDef,
     columns: &[usize],
     kind: NexmarkKind,
+    calc: &ScanCalc,
 ) -> Result<streamcore::Stream<Row>, PlanError> {
     let config = nexmark_config(table)?;
     let fields = nexmark_fields(table)?;
@@ -589,7 +710,7 @@ pub fn nexmark_stream(
         Some("bid") => NexmarkKind::Bid,
         _ => kind,
     };
-    let shaper = RowShaper::select(table, columns);
+    let shaper = RowShaper::select(table, columns).with_calc(calc.filter(), calc.projection());
     // Reading one kind, `event_type` is a constant: fold it into the computed columns.
     let event_type = fields.iter().position(|f| *f == NexmarkField::EventType);
     let shaper = match (event_type, kind) {
@@ -605,7 +726,10 @@ pub fn nexmark_stream(
         fields: Arc<[NexmarkField]>,
         mut shaper: RowShaper,
         get: fn(NexmarkField, &mut T) -> Scalar,
-    ) -> impl FnMut(T) -> std::result::Result<Option<Row>, String> + Clone + Send + 'static {
+    ) -> impl FnMut(T, &mut TaskContext) -> std::result::Result<Option<Row>, String>
+           + Clone
+           + Send
+           + 'static {
         // Only the fields something reads are taken from the event, moved out of it (each
         // physical column is a distinct field, so none is taken twice); the physical row is
         // a buffer reused for every event.
@@ -615,13 +739,13 @@ pub fn nexmark_stream(
             .map(|(f, n)| n.then_some(*f))
             .collect();
         let mut physical: Vec<Scalar> = vec![Scalar::Null; needed.len()];
-        move |mut e: T| {
+        move |mut e: T, ctx: &mut TaskContext| {
             for (slot, f) in physical.iter_mut().zip(&needed) {
                 if let Some(f) = f {
                     *slot = get(*f, &mut e);
                 }
             }
-            shaper.shape_from(&mut physical).map(Some)
+            Ok(shaper.shape_from(&mut physical)?.emit_in(ctx))
         }
     }
     Ok(match kind {
@@ -666,10 +790,11 @@ pub fn filesystem_stream(
     name: &str,
     table: &TableDef,
     columns: &[usize],
+    calc: &ScanCalc,
 ) -> Result<streamcore::Stream<Row>, PlanError> {
     let path = filesystem_path(table)?;
     let format = table.required("format")?;
-    let shaper = RowShaper::select(table, columns);
+    let shaper = RowShaper::select(table, columns).with_calc(calc.filter(), calc.projection());
     let schema = table.physical_schema();
     let needed: Vec<bool> = shaper.needed().to_vec();
     match format {
@@ -724,8 +849,30 @@ impl<D: PhysicalDecoder> ShapedLines<D> {
 impl<D: PhysicalDecoder> streamcore_connectors::LineDecoder for ShapedLines<D> {
     type Out = Row;
 
+    /// A line the scan's filter refuses is `None`, reported nowhere: the reader calls
+    /// `decode_in`, which reports it.
     #[inline]
     fn decode(&mut self, line: &[u8]) -> std::result::Result<Option<Row>, String> {
+        Ok(match self.shaped(line)? {
+            Some(Shaped::Row(row)) => Some(row),
+            _ => None,
+        })
+    }
+
+    #[inline]
+    fn decode_in(
+        &mut self,
+        line: &[u8],
+        ctx: &mut TaskContext,
+    ) -> std::result::Result<Option<Row>, String> {
+        Ok(self.shaped(line)?.and_then(|s| s.emit_in(ctx)))
+    }
+}
+
+impl<D: PhysicalDecoder> ShapedLines<D> {
+    /// The line decoded and shaped (`None`: a bad line skipped by the format's option).
+    #[inline]
+    fn shaped(&mut self, line: &[u8]) -> std::result::Result<Option<Shaped>, String> {
         for &i in self.written.iter() {
             self.physical[i] = Scalar::Null;
         }
@@ -733,6 +880,26 @@ impl<D: PhysicalDecoder> streamcore_connectors::LineDecoder for ShapedLines<D> {
             return Ok(None);
         }
         self.shaper.shape_from(&mut self.physical).map(Some)
+    }
+}
+
+/// A filter and a projection the planner pushed into a scan (the `Calc` right above it),
+/// over the scan's columns; see [`RowShaper::with_calc`].
+#[derive(Clone, Debug, Default)]
+pub struct ScanCalc {
+    /// Rows this refuses are dropped in the reader, counted as filtered.
+    pub filter: Option<Expr>,
+    /// The row built is this projection's.
+    pub projection: Option<Vec<Expr>>,
+}
+
+impl ScanCalc {
+    fn filter(&self) -> Option<&Expr> {
+        self.filter.as_ref()
+    }
+
+    fn projection(&self) -> Option<&[Expr]> {
+        self.projection.as_deref()
     }
 }
 
@@ -1182,5 +1349,117 @@ impl streamcore_connectors::file::partitioned::RowEncoder for CsvEncoder {
         }
         out.push(b'\n');
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::CmpOp;
+    use crate::session::Session;
+
+    /// `t (k BIGINT, v VARCHAR, ts TIMESTAMP(3), w AS UPPER(v), WATERMARK FOR ts …)`.
+    fn table() -> Arc<TableDef> {
+        let mut session = Session::new();
+        session
+            .execute_script(
+                "CREATE TABLE t (k BIGINT, v VARCHAR, ts TIMESTAMP(3), w AS UPPER(v), \
+                 WATERMARK FOR ts AS ts) WITH ('connector' = 'filesystem', 'path' = '/x', \
+                 'format' = 'json');",
+            )
+            .unwrap();
+        session.catalog.table("t").unwrap()
+    }
+
+    fn physical(k: i64, v: &str, ts: i64) -> Vec<Scalar> {
+        vec![
+            Scalar::Int(k),
+            Scalar::Str(v.into()),
+            Scalar::TimestampMs(ts),
+        ]
+    }
+
+    fn col(i: usize) -> Expr {
+        Expr::Column(i)
+    }
+
+    fn row_of(shaped: Shaped) -> Row {
+        match shaped {
+            Shaped::Row(row) => row,
+            Shaped::Filtered(t) => panic!("filtered at {t:?}"),
+        }
+    }
+
+    #[test]
+    fn a_pushed_filter_drops_records_with_their_event_time() {
+        // Scan of k, ts, w; filter k > 1 (over the scan's columns: k is column 0).
+        let filter = Expr::Cmp(
+            CmpOp::Gt,
+            Box::new(col(0)),
+            Box::new(Expr::Literal(Scalar::Int(1))),
+        );
+        let mut shaper = RowShaper::select(&table(), &[0, 2, 3]).with_calc(Some(&filter), None);
+        match shaper.shape_from(&mut physical(1, "a", 7_000)).unwrap() {
+            Shaped::Filtered(t) => assert_eq!(t, Timestamp(7_000)),
+            Shaped::Row(r) => panic!("kept {r:?}"),
+        }
+        let row = row_of(shaper.shape_from(&mut physical(2, "b", 8_000)).unwrap());
+        assert_eq!(
+            row.values.to_vec(),
+            vec![
+                Scalar::Int(2),
+                Scalar::TimestampMs(8_000),
+                Scalar::Str("B".into())
+            ]
+        );
+        assert_eq!(row.time, Timestamp(8_000));
+    }
+
+    #[test]
+    fn a_pushed_projection_builds_the_projected_row_with_computed_columns_inlined() {
+        // Scan of k, v, ts, w; projection (w, k > 1, ts): the computed w is evaluated over
+        // the physical values, v is not needed by anything but w.
+        let projection = [
+            col(3),
+            Expr::Cmp(
+                CmpOp::Gt,
+                Box::new(col(0)),
+                Box::new(Expr::Literal(Scalar::Int(1))),
+            ),
+            col(2),
+        ];
+        let shaper = RowShaper::select(&table(), &[0, 1, 2, 3]);
+        assert!(shaper.can_fuse(None, Some(&projection)));
+        let mut shaper = shaper.with_calc(None, Some(&projection));
+        assert_eq!(shaper.needed(), &[true, true, true]);
+        let row = row_of(shaper.shape_from(&mut physical(4, "x", 9_000)).unwrap());
+        assert_eq!(
+            row.values.to_vec(),
+            vec![
+                Scalar::Str("X".into()),
+                Scalar::Bool(true),
+                Scalar::TimestampMs(9_000)
+            ]
+        );
+        assert_eq!(row.time, Timestamp(9_000));
+        // The computed w read twice would be computed twice: not pushed.
+        assert!(!RowShaper::select(&table(), &[3]).can_fuse(Some(&col(0)), Some(&[col(0)])));
+    }
+
+    #[test]
+    fn a_pushed_filter_on_a_column_known_constant_is_folded_away() {
+        let filter = Expr::Cmp(
+            CmpOp::Eq,
+            Box::new(col(0)),
+            Box::new(Expr::Literal(Scalar::Int(2))),
+        );
+        let mut shaper = RowShaper::select(&table(), &[0, 2])
+            .with_calc(Some(&filter), Some(&[col(1)]))
+            .with_constant(0, &Scalar::Int(2));
+        assert!(shaper.filter.is_none());
+        // The filter no longer reads k: it need not be read at all.
+        assert_eq!(shaper.needed(), &[false, false, true]);
+        let row = row_of(shaper.shape_from(&mut physical(2, "a", 1)).unwrap());
+        assert_eq!(row.values.to_vec(), vec![Scalar::TimestampMs(1)]);
     }
 }

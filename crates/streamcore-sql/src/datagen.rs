@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use streamcore::row::{DataType, Row, Scalar};
 use streamcore::source::Generator;
+use streamcore::TaskContext;
 use streamcore_connectors::{TransactionGenerator, TransactionGeneratorConfig};
 
 /// Flink's default rate of a `datagen` table, in rows per second.
@@ -596,7 +597,7 @@ pub fn datagen_stream(
     if let Some(r) = rate {
         source = source.rate(r);
     }
-    let shape = move |r: Row| shaper.shape(&r.values).map(Some);
+    let shape = move |r: Row, _: &mut TaskContext| shaper.shape(&r.values).map(Some);
     Ok(job.source(name, MapSource::new(source, shape)))
 }
 

@@ -5,7 +5,7 @@
 
 use crate::aggregate::RowAggregate;
 use crate::catalog::TableDef;
-use crate::connectors::{self, NexmarkKind};
+use crate::connectors::{self, NexmarkKind, ScanCalc};
 use crate::error::PlanError;
 use crate::expr::{CmpOp, Expr};
 use crate::join;
@@ -55,6 +55,9 @@ pub struct PhysicalPlanner<'j> {
     /// reads the first one's stream, as Flink reuses sub-plans (q5's two identical window
     /// aggregates run once).
     sub_plans: std::collections::HashMap<String, SqlStream>,
+    /// How many scans of each table the job's plans hold ([`PhysicalPlanner::survey`]): a
+    /// scan takes the `Calc` above it into its reader only if its table is read once.
+    scans_per_table: std::collections::HashMap<String, usize>,
 }
 
 /// What makes two scans the same source: the table (name and options), the columns read and
@@ -86,6 +89,38 @@ impl<'j> PhysicalPlanner<'j> {
             late_rows: Vec::new(),
             scans: Default::default(),
             sub_plans: Default::default(),
+            scans_per_table: Default::default(),
+        }
+    }
+
+    /// Shows the planner every plan of the job before any is built. A filter and projection
+    /// right above a scan of a file or of the generator are then pushed into the scan's
+    /// reader (one row built per record, none for a record filtered out) when its table is
+    /// read nowhere else in the job; without a survey, or for a table read twice (whose
+    /// reader is shared, as Flink reuses sources), they run as operators of their own.
+    pub fn survey<'p>(&mut self, plans: impl IntoIterator<Item = &'p Plan>) {
+        fn walk(
+            plan: &Plan,
+            seen: &mut std::collections::HashSet<String>,
+            counts: &mut std::collections::HashMap<String, usize>,
+        ) {
+            // A scan is counted wherever it is met (under another filter it would be another
+            // reader); above a scan, a sub-plan met again is reused, not built again, so its
+            // scans are read once.
+            if let Node::Scan { table, .. } = &plan.node {
+                *counts.entry(table.name.to_string()).or_default() += 1;
+                return;
+            }
+            if !seen.insert(plan.reuse_key()) {
+                return;
+            }
+            for input in plan.inputs() {
+                walk(input, seen, counts);
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for plan in plans {
+            walk(plan, &mut seen, &mut self.scans_per_table);
         }
     }
 
@@ -162,6 +197,9 @@ impl<'j> PhysicalPlanner<'j> {
                 Ok(SqlStream::Append(self.job.from_vec("values", rows)))
             }
             Node::Filter { input, predicate } => {
+                if let Some(s) = self.fused_scan(input, Some(predicate), None)? {
+                    return Ok(SqlStream::Append(s));
+                }
                 let stream = match (&input.node, nexmark_kind(input, predicate)) {
                     (Node::Scan { table, columns }, Some(kind)) => {
                         SqlStream::Append(self.scan(input, table, columns, kind)?)
@@ -181,6 +219,16 @@ impl<'j> PhysicalPlanner<'j> {
                 })
             }
             Node::Project { input, exprs } => {
+                let fused = match &input.node {
+                    Node::Filter {
+                        input: scan,
+                        predicate,
+                    } => self.fused_scan(scan, Some(predicate), Some(exprs))?,
+                    _ => self.fused_scan(input, None, Some(exprs))?,
+                };
+                if let Some(s) = fused {
+                    return Ok(SqlStream::Append(s));
+                }
                 let stream = self.build(input)?;
                 if is_identity(exprs, input.fields.len()) {
                     return Ok(stream);
@@ -779,9 +827,47 @@ impl<'j> PhysicalPlanner<'j> {
         if let Some(stream) = self.scans.get(&key) {
             return Ok(stream.clone());
         }
-        let stream = self.new_scan(plan, table, columns, kind)?;
+        let stream = self.new_scan(plan, table, columns, kind, &ScanCalc::default())?;
         self.scans.insert(key, stream.clone());
         Ok(stream)
+    }
+
+    /// `scan` with `filter` and `projection` (over its columns) pushed into its reader, if it
+    /// can take them: an append-only scan of a file (JSON or CSV) or of the generator, of a
+    /// table read nowhere else in the job ([`PhysicalPlanner::survey`]), where no computed
+    /// column would be computed twice. Records the filter refuses are counted as filtered by
+    /// the source and still move its watermark, as if the filter ran after it.
+    fn fused_scan(
+        &mut self,
+        scan: &Plan,
+        filter: Option<&Expr>,
+        projection: Option<&[Expr]>,
+    ) -> Result<Option<Stream<Row>>, PlanError> {
+        let Node::Scan { table, columns } = &scan.node else {
+            return Ok(None);
+        };
+        let fusable = !scan.updating
+            && self.scans_per_table.get(table.name.as_str()) == Some(&1)
+            && match table.options.get("connector").map(String::as_str) {
+                Some("nexmark") => true,
+                Some("filesystem") => matches!(
+                    table.options.get("format").map(String::as_str),
+                    Some("json" | "csv")
+                ),
+                _ => false,
+            }
+            && connectors::RowShaper::select(table, columns).can_fuse(filter, projection);
+        if !fusable {
+            return Ok(None);
+        }
+        let kind = filter
+            .and_then(|f| nexmark_kind(scan, f))
+            .unwrap_or(NexmarkKind::All);
+        let calc = ScanCalc {
+            filter: filter.cloned(),
+            projection: projection.map(<[Expr]>::to_vec),
+        };
+        self.new_scan(scan, table, columns, kind, &calc).map(Some)
     }
 
     fn new_scan(
@@ -790,13 +876,14 @@ impl<'j> PhysicalPlanner<'j> {
         table: &TableDef,
         columns: &[usize],
         kind: NexmarkKind,
+        calc: &ScanCalc,
     ) -> Result<Stream<Row>, PlanError> {
         let name = table.name.to_string();
         let uid = self.uid(&format!("src:{}", table.name), plan);
         let connector = table.connector()?;
         let stream = match connector {
-            "nexmark" => connectors::nexmark_stream(self.job, &name, table, columns, kind)?,
-            "filesystem" => connectors::filesystem_stream(self.job, &name, table, columns)?,
+            "nexmark" => connectors::nexmark_stream(self.job, &name, table, columns, kind, calc)?,
+            "filesystem" => connectors::filesystem_stream(self.job, &name, table, columns, calc)?,
             "datagen" => crate::datagen::datagen_stream(self.job, &name, table, columns)?,
             #[cfg(feature = "kafka")]
             "kafka" => crate::kafka::scan(self.job, &name, table, columns)?,

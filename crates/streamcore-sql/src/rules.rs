@@ -272,7 +272,7 @@ fn is_identity(exprs: &[Expr], width: usize) -> bool {
 
 /// Whether substituting `inner` into `outer` computes nothing twice: every inner expression
 /// that is not a column or a constant is read at most once.
-fn substitutable(outer: &[Expr], inner: &[Expr]) -> bool {
+pub(crate) fn substitutable(outer: &[Expr], inner: &[Expr]) -> bool {
     let mut reads = Vec::new();
     for e in outer {
         e.columns(&mut reads);
@@ -284,7 +284,7 @@ fn substitutable(outer: &[Expr], inner: &[Expr]) -> bool {
 }
 
 /// `e` with each column `i` replaced by `inner[i]`.
-fn substitute(e: &Expr, inner: &[Expr]) -> Expr {
+pub(crate) fn substitute(e: &Expr, inner: &[Expr]) -> Expr {
     e.transform(&mut |x| match x {
         Expr::Column(i) => Some(inner[*i].clone()),
         _ => None,

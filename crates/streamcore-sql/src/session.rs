@@ -334,6 +334,7 @@ impl Session {
         let ttl = self.state_ttl()?;
         let mut planner = PhysicalPlanner::new(job);
         planner.state_ttl = ttl;
+        planner.survey(pending.iter().map(|p| &p.plan));
         let batch = self.batch_mode();
         for p in &pending {
             let mut stream = planner.build(&p.plan)?;
@@ -364,6 +365,7 @@ impl Session {
     {
         let mut planner = PhysicalPlanner::new(job);
         planner.state_ttl = self.state_ttl()?;
+        planner.survey([plan]);
         let stream = planner.build(plan)?;
         for (table, rows) in planner.take_late_rows() {
             add_sink(&mut planner, &table, plan, SqlStream::Append(rows))?;
