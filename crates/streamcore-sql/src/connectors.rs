@@ -52,6 +52,10 @@ pub struct RowShaper {
     /// A filter pushed into the scan, over the physical values: a record it refuses is not
     /// shaped ([`Shaped::Filtered`]).
     filter: Option<Expr>,
+    /// The rowtime of a record the filter refuses, when `rowtime` was simplified by what the
+    /// filter guarantees of the records it keeps (`event_type = 2` turns the Nexmark
+    /// benchmark's `CASE` over `event_type` into `bid.dateTime`).
+    filtered_rowtime: Option<Shape>,
     scratch: Vec<Scalar>,
 }
 
@@ -87,6 +91,18 @@ enum Shape {
 }
 
 impl Shape {
+    /// The shape knowing that physical column `column` is `value` (a computed column is
+    /// simplified; a physical one is left as it is).
+    fn with_constant(&self, column: usize, value: &Scalar) -> Shape {
+        match self {
+            Shape::Computed(e) => match crate::rules::with_constant(e, column, value) {
+                Expr::Column(c) => Shape::Physical(c),
+                e => Shape::Computed(e),
+            },
+            s => s.clone(),
+        }
+    }
+
     #[inline]
     fn value(&self, physical: &[Scalar]) -> std::result::Result<Scalar, String> {
         match self {
@@ -144,6 +160,7 @@ impl RowShaper {
             rowtime_output,
             movable,
             filter: None,
+            filtered_rowtime: None,
             scratch: Vec::new(),
         }
     }
@@ -166,6 +183,15 @@ impl RowShaper {
                     e => Shape::Computed(e),
                 })
                 .collect();
+        }
+        // A kept record satisfies each `column = constant` of the filter: its computed
+        // columns and rowtime are simplified with it; a refused one keeps the full rowtime.
+        let facts = self.filter.as_ref().map(equalities).unwrap_or_default();
+        if !facts.is_empty() {
+            self.filtered_rowtime = self.rowtime.clone();
+            for (column, value) in &facts {
+                self.fold_kept(*column, value);
+            }
         }
         self.recompute();
         self
@@ -198,7 +224,12 @@ impl RowShaper {
     fn recompute(&mut self) {
         let mut needed = vec![false; self.needed.len()];
         let mut reads = Vec::new();
-        for s in self.columns.iter().chain(self.rowtime.as_ref()) {
+        for s in self
+            .columns
+            .iter()
+            .chain(self.rowtime.as_ref())
+            .chain(self.filtered_rowtime.as_ref())
+        {
             match s {
                 Shape::Physical(i) => reads.push(*i),
                 Shape::Computed(e) => e.columns(&mut reads),
@@ -223,15 +254,11 @@ impl RowShaper {
     /// the Flink benchmark's `CASE WHEN event_type = 0 THEN person.dateTime … END` becomes
     /// `bid.dateTime`.
     pub fn with_constant(mut self, column: usize, value: &Scalar) -> Self {
-        let fix = |s: &Shape| match s {
-            Shape::Computed(e) => match crate::rules::with_constant(e, column, value) {
-                Expr::Column(c) => Shape::Physical(c),
-                e => Shape::Computed(e),
-            },
-            s => s.clone(),
-        };
-        self.columns = self.columns.iter().map(fix).collect();
-        self.rowtime = self.rowtime.as_ref().map(fix);
+        self.fold_kept(column, value);
+        self.filtered_rowtime = self
+            .filtered_rowtime
+            .as_ref()
+            .map(|s| s.with_constant(column, value));
         self.filter = self
             .filter
             .as_ref()
@@ -239,6 +266,20 @@ impl RowShaper {
             .filter(|f| !matches!(f, Expr::Literal(Scalar::Bool(true))));
         self.recompute();
         self
+    }
+
+    /// Simplifies the emitted columns and the rowtime of kept records knowing that physical
+    /// column `column` is `value`.
+    fn fold_kept(&mut self, column: usize, value: &Scalar) {
+        self.columns = self
+            .columns
+            .iter()
+            .map(|s| s.with_constant(column, value))
+            .collect();
+        self.rowtime = self
+            .rowtime
+            .as_ref()
+            .map(|s| s.with_constant(column, value));
     }
 
     /// Which physical columns the shaper reads (the others may stay NULL).
@@ -253,7 +294,7 @@ impl RowShaper {
     pub fn shape_from(&mut self, physical: &mut [Scalar]) -> std::result::Result<Shaped, String> {
         if let Some(f) = &self.filter {
             if !f.test(physical).map_err(|e| e.0)? {
-                let time = match &self.rowtime {
+                let time = match self.filtered_rowtime.as_ref().or(self.rowtime.as_ref()) {
                     Some(s) => rowtime_of(&s.value(physical)?)?,
                     None => Timestamp::MIN,
                 };
@@ -301,6 +342,29 @@ impl RowShaper {
             time,
         })
     }
+}
+
+/// The `column = constant` conjuncts of a filter over physical columns (integers, strings and
+/// booleans: constants whose equality is identity).
+fn equalities(filter: &Expr) -> Vec<(usize, Scalar)> {
+    let conjuncts = match filter {
+        Expr::And(v) => v.as_slice(),
+        f => std::slice::from_ref(f),
+    };
+    conjuncts
+        .iter()
+        .filter_map(|c| match c {
+            Expr::Cmp(crate::expr::CmpOp::Eq, l, r) => match (l.as_ref(), r.as_ref()) {
+                (Expr::Column(c), Expr::Literal(v)) | (Expr::Literal(v), Expr::Column(c))
+                    if matches!(v, Scalar::Int(_) | Scalar::Str(_) | Scalar::Bool(_)) =>
+                {
+                    Some((*c, v.clone()))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
 }
 
 /// Which emitted columns are physical columns read by nothing else (see `RowShaper::movable`).
@@ -1444,6 +1508,48 @@ mod tests {
         assert_eq!(row.time, Timestamp(9_000));
         // The computed w read twice would be computed twice: not pushed.
         assert!(!RowShaper::select(&table(), &[3]).can_fuse(Some(&col(0)), Some(&[col(0)])));
+    }
+
+    #[test]
+    fn kept_records_are_shaped_knowing_the_filters_equalities_refused_ones_are_not() {
+        // The Nexmark benchmark's shape: the rowtime is a CASE over the event type.
+        let mut session = Session::new();
+        session
+            .execute_script(
+                "CREATE TABLE e (k BIGINT, a TIMESTAMP(3), b TIMESTAMP(3), \
+                 ts AS CASE WHEN k = 0 THEN a ELSE b END, WATERMARK FOR ts AS ts) \
+                 WITH ('connector' = 'filesystem', 'path' = '/x', 'format' = 'json');",
+            )
+            .unwrap();
+        let table = session.catalog.table("e").unwrap();
+        let filter = Expr::Cmp(
+            CmpOp::Eq,
+            Box::new(col(0)),
+            Box::new(Expr::Literal(Scalar::Int(2))),
+        );
+        // Scan of k, ts; filter k = 2, projection (ts).
+        let mut shaper =
+            RowShaper::select(&table, &[0, 3]).with_calc(Some(&filter), Some(&[col(1)]));
+        assert!(
+            !format!("{:?}{:?}", shaper.columns, shaper.rowtime).contains("Case"),
+            "kept rows read b directly: {:?}",
+            shaper.columns
+        );
+        let record = |k: i64| {
+            vec![
+                Scalar::Int(k),
+                Scalar::TimestampMs(10),
+                Scalar::TimestampMs(20),
+            ]
+        };
+        let row = row_of(shaper.shape_from(&mut record(2)).unwrap());
+        assert_eq!(row.values.to_vec(), vec![Scalar::TimestampMs(20)]);
+        assert_eq!(row.time, Timestamp(20));
+        // A refused record's event time is the full CASE's: `a` for k = 0.
+        match shaper.shape_from(&mut record(0)).unwrap() {
+            Shaped::Filtered(t) => assert_eq!(t, Timestamp(10)),
+            Shaped::Row(r) => panic!("kept {r:?}"),
+        }
     }
 
     #[test]
