@@ -1447,6 +1447,22 @@ mod tests {
         Expr::Column(i)
     }
 
+    /// `column <op> value`.
+    fn col_cmp(op: CmpOp, column: usize, value: i64) -> Expr {
+        Expr::Cmp(
+            op,
+            Box::new(col(column)),
+            Box::new(Expr::Literal(Scalar::Int(value))),
+        )
+    }
+
+    fn filtered_at(shaped: Shaped) -> Timestamp {
+        match shaped {
+            Shaped::Filtered(t) => t,
+            Shaped::Row(r) => panic!("kept {r:?}"),
+        }
+    }
+
     fn row_of(shaped: Shaped) -> Row {
         match shaped {
             Shaped::Row(row) => row,
@@ -1457,16 +1473,12 @@ mod tests {
     #[test]
     fn a_pushed_filter_drops_records_with_their_event_time() {
         // Scan of k, ts, w; filter k > 1 (over the scan's columns: k is column 0).
-        let filter = Expr::Cmp(
-            CmpOp::Gt,
-            Box::new(col(0)),
-            Box::new(Expr::Literal(Scalar::Int(1))),
-        );
+        let filter = col_cmp(CmpOp::Gt, 0, 1);
         let mut shaper = RowShaper::select(&table(), &[0, 2, 3]).with_calc(Some(&filter), None);
-        match shaper.shape_from(&mut physical(1, "a", 7_000)).unwrap() {
-            Shaped::Filtered(t) => assert_eq!(t, Timestamp(7_000)),
-            Shaped::Row(r) => panic!("kept {r:?}"),
-        }
+        assert_eq!(
+            filtered_at(shaper.shape_from(&mut physical(1, "a", 7_000)).unwrap()),
+            Timestamp(7_000)
+        );
         let row = row_of(shaper.shape_from(&mut physical(2, "b", 8_000)).unwrap());
         assert_eq!(
             row.values.to_vec(),
@@ -1483,15 +1495,7 @@ mod tests {
     fn a_pushed_projection_builds_the_projected_row_with_computed_columns_inlined() {
         // Scan of k, v, ts, w; projection (w, k > 1, ts): the computed w is evaluated over
         // the physical values, v is not needed by anything but w.
-        let projection = [
-            col(3),
-            Expr::Cmp(
-                CmpOp::Gt,
-                Box::new(col(0)),
-                Box::new(Expr::Literal(Scalar::Int(1))),
-            ),
-            col(2),
-        ];
+        let projection = [col(3), col_cmp(CmpOp::Gt, 0, 1), col(2)];
         let shaper = RowShaper::select(&table(), &[0, 1, 2, 3]);
         assert!(shaper.can_fuse(None, Some(&projection)));
         let mut shaper = shaper.with_calc(None, Some(&projection));
@@ -1522,11 +1526,7 @@ mod tests {
             )
             .unwrap();
         let table = session.catalog.table("e").unwrap();
-        let filter = Expr::Cmp(
-            CmpOp::Eq,
-            Box::new(col(0)),
-            Box::new(Expr::Literal(Scalar::Int(2))),
-        );
+        let filter = col_cmp(CmpOp::Eq, 0, 2);
         // Scan of k, ts; filter k = 2, projection (ts).
         let mut shaper =
             RowShaper::select(&table, &[0, 3]).with_calc(Some(&filter), Some(&[col(1)]));
@@ -1546,19 +1546,15 @@ mod tests {
         assert_eq!(row.values.to_vec(), vec![Scalar::TimestampMs(20)]);
         assert_eq!(row.time, Timestamp(20));
         // A refused record's event time is the full CASE's: `a` for k = 0.
-        match shaper.shape_from(&mut record(0)).unwrap() {
-            Shaped::Filtered(t) => assert_eq!(t, Timestamp(10)),
-            Shaped::Row(r) => panic!("kept {r:?}"),
-        }
+        assert_eq!(
+            filtered_at(shaper.shape_from(&mut record(0)).unwrap()),
+            Timestamp(10)
+        );
     }
 
     #[test]
     fn a_pushed_filter_on_a_column_known_constant_is_folded_away() {
-        let filter = Expr::Cmp(
-            CmpOp::Eq,
-            Box::new(col(0)),
-            Box::new(Expr::Literal(Scalar::Int(2))),
-        );
+        let filter = col_cmp(CmpOp::Eq, 0, 2);
         let mut shaper = RowShaper::select(&table(), &[0, 2])
             .with_calc(Some(&filter), Some(&[col(1)]))
             .with_constant(0, &Scalar::Int(2));
