@@ -303,7 +303,6 @@ impl<'j> PhysicalPlanner<'j> {
                 let proctime = *proctime;
                 let uid = self.uid("window-agg", plan);
                 let nkeys = *keys;
-                let key_cols: Vec<usize> = (0..nkeys).collect();
                 let agg = RowAggregate::new(aggs.clone());
                 let windows = match *window {
                     WindowKind::Tumble { size } => Windows::tumbling(ms(size)),
@@ -313,43 +312,31 @@ impl<'j> PhysicalPlanner<'j> {
                         "a CUMULATE window aggregate is planned as tumbling windows of its step",
                     )),
                 };
-                let mut windowed = s.key_by(move |r: &Row| r.key(&key_cols)).window(windows);
-                if proctime {
-                    windowed = windowed.processing_time();
-                }
-                if let Some(tag) = &late_tag {
-                    windowed = windowed.late_output(tag);
-                }
-                let results: Stream<WindowResult<Row, Row>> =
-                    windowed.aggregate(agg).name("WindowAggregate").uid(&uid);
-                if let (Some(tag), Some(late)) = (&late_tag, late) {
+                let spec = WindowAggSpec {
+                    windows,
+                    proctime,
+                    late_tag: late_tag.as_ref(),
+                    agg,
+                    uid: &uid,
+                };
+                // One key column is the key itself (no row allocated per record); more are a
+                // row of them.
+                let (results, late_rows) = if nkeys == 1 {
+                    window_aggregate(s, |r: &Row| r.values[0].clone(), spec)
+                } else {
+                    let key_cols: Vec<usize> = (0..nkeys).collect();
+                    window_aggregate(s, move |r: &Row| r.key(&key_cols), spec)
+                };
+                if let (Some(rows), Some(late)) = (late_rows, late) {
                     // The input row carried at the end of the late (pre-projected) row.
                     let width = input.fields.len();
                     let columns: Vec<usize> = (width - late.width..width).collect();
-                    let rows = results
-                        .side_output(tag)
+                    let rows = rows
                         .map(move |r: Row| r.project(&columns))
                         .name("Calc(late rows)");
                     self.late_rows.push((late.table.clone(), rows));
                 }
-                Ok(SqlStream::Append(
-                    results
-                        .map(|w: WindowResult<Row, Row>| {
-                            let end = w.window.end.0;
-                            let mut values: Vec<Scalar> =
-                                Vec::with_capacity(w.key.len() + w.value.len() + 3);
-                            values.extend(w.key.values.iter().cloned());
-                            values.extend(w.value.values.iter().cloned());
-                            values.push(Scalar::TimestampMs(w.window.start.0));
-                            values.push(Scalar::TimestampMs(end));
-                            values.push(Scalar::TimestampMs(end - 1));
-                            Row {
-                                values: values.into(),
-                                time: Timestamp(end - 1),
-                            }
-                        })
-                        .name("Calc(window)"),
-                ))
+                Ok(SqlStream::Append(results))
             }
             Node::Aggregate { input, keys, aggs } => {
                 let stream = self.build(input)?;
@@ -921,6 +908,79 @@ const SOURCES: &str =
 
 fn ms(v: i64) -> Duration {
     Duration::from_millis(v as u64)
+}
+
+/// A group key of a window aggregate: one column's value, or a row of several.
+trait GroupKey: streamcore::data::StateKey {
+    /// Appends the key's values to an output row.
+    fn push_values(&self, out: &mut Vec<Scalar>);
+    /// How many values.
+    fn width(&self) -> usize;
+}
+
+impl GroupKey for Scalar {
+    fn push_values(&self, out: &mut Vec<Scalar>) {
+        out.push(self.clone());
+    }
+    fn width(&self) -> usize {
+        1
+    }
+}
+
+impl GroupKey for Row {
+    fn push_values(&self, out: &mut Vec<Scalar>) {
+        out.extend(self.values.iter().cloned());
+    }
+    fn width(&self) -> usize {
+        self.len()
+    }
+}
+
+/// What a window aggregate is, whatever its key type.
+struct WindowAggSpec<'a> {
+    windows: Windows,
+    proctime: bool,
+    late_tag: Option<&'a streamcore::OutputTag<Row>>,
+    agg: RowAggregate,
+    uid: &'a str,
+}
+
+/// A window aggregate of `rows` keyed by `key`: its rows (keys, aggregates, `window_start`,
+/// `window_end`, `window_time`; the event time the window's last millisecond) and, with a
+/// late tag, the late input rows.
+fn window_aggregate<K: GroupKey>(
+    rows: Stream<Row>,
+    key: impl Fn(&Row) -> K + Clone + Send + 'static,
+    spec: WindowAggSpec<'_>,
+) -> (Stream<Row>, Option<Stream<Row>>) {
+    let mut windowed = rows.key_by(key).window(spec.windows);
+    if spec.proctime {
+        windowed = windowed.processing_time();
+    }
+    if let Some(tag) = spec.late_tag {
+        windowed = windowed.late_output(tag);
+    }
+    let results: Stream<WindowResult<K, Row>> = windowed
+        .aggregate(spec.agg)
+        .name("WindowAggregate")
+        .uid(spec.uid);
+    let late = spec.late_tag.map(|tag| results.side_output(tag));
+    let rows = results
+        .map(|w: WindowResult<K, Row>| {
+            let end = w.window.end.0;
+            let mut values: Vec<Scalar> = Vec::with_capacity(w.key.width() + w.value.len() + 3);
+            w.key.push_values(&mut values);
+            values.extend(w.value.values.iter().cloned());
+            values.push(Scalar::TimestampMs(w.window.start.0));
+            values.push(Scalar::TimestampMs(end));
+            values.push(Scalar::TimestampMs(end - 1));
+            Row {
+                values: values.into(),
+                time: Timestamp(end - 1),
+            }
+        })
+        .name("Calc(window)");
+    (rows, late)
 }
 
 fn is_identity(exprs: &[Expr], width: usize) -> bool {
