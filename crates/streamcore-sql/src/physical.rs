@@ -340,38 +340,18 @@ impl<'j> PhysicalPlanner<'j> {
             }
             Node::Aggregate { input, keys, aggs } => {
                 let stream = self.build(input)?;
-                let uid = self.uid("group-agg", plan);
-                let nkeys = *keys;
-                let key_cols: Vec<usize> = (0..nkeys).collect();
-                let agg = RowAggregate::new(aggs.clone());
-                let ttl = self.state_ttl;
-                let changes: Stream<Change<(Row, Row)>> = match stream {
-                    SqlStream::Append(s) => {
-                        let mut keyed = s.key_by(move |r: &Row| r.key(&key_cols));
-                        if let Some(ttl) = ttl {
-                            keyed = keyed.state_ttl(ttl);
-                        }
-                        keyed.group_aggregate(agg).name("GroupAggregate").uid(&uid)
-                    }
-                    SqlStream::Updating(s) => {
-                        let mut keyed = s.key_by(move |c: &Change<Row>| c.row().key(&key_cols));
-                        if let Some(ttl) = ttl {
-                            keyed = keyed.state_ttl(ttl);
-                        }
-                        keyed
-                            .group_aggregate_changes(agg)
-                            .name("GroupAggregate")
-                            .uid(&uid)
-                    }
+                let spec = GroupAggSpec {
+                    agg: RowAggregate::new(aggs.clone()),
+                    ttl: self.state_ttl,
+                    uid: self.uid("group-agg", plan),
                 };
-                Ok(SqlStream::Updating(changes.map(|c: Change<(Row, Row)>| {
-                    c.map(|(k, v)| {
-                        let mut values: Vec<Scalar> = Vec::with_capacity(k.len() + v.len());
-                        values.extend(k.values.iter().cloned());
-                        values.extend(v.values.iter().cloned());
-                        Row::new(values)
-                    })
-                })))
+                // One key column is the key itself (no row allocated per record).
+                Ok(SqlStream::Updating(if *keys == 1 {
+                    group_aggregate(stream, |r: &Row| r.values[0].clone(), spec)
+                } else {
+                    let key_cols: Vec<usize> = (0..*keys).collect();
+                    group_aggregate(stream, move |r: &Row| r.key(&key_cols), spec)
+                }))
             }
             Node::Join {
                 left,
@@ -934,6 +914,52 @@ impl GroupKey for Row {
     fn width(&self) -> usize {
         self.len()
     }
+}
+
+/// What a group aggregate is, whatever its key type.
+struct GroupAggSpec {
+    agg: RowAggregate,
+    ttl: Option<Duration>,
+    uid: String,
+}
+
+/// A group aggregate of `input` keyed by `key`: the changelog of its rows (keys, then
+/// aggregates).
+fn group_aggregate<K: GroupKey>(
+    input: SqlStream,
+    key: impl Fn(&Row) -> K + Clone + Send + 'static,
+    spec: GroupAggSpec,
+) -> Stream<Change<Row>> {
+    let changes: Stream<Change<(K, Row)>> = match input {
+        SqlStream::Append(s) => {
+            let mut keyed = s.key_by(key);
+            if let Some(ttl) = spec.ttl {
+                keyed = keyed.state_ttl(ttl);
+            }
+            keyed
+                .group_aggregate(spec.agg)
+                .name("GroupAggregate")
+                .uid(&spec.uid)
+        }
+        SqlStream::Updating(s) => {
+            let mut keyed = s.key_by(move |c: &Change<Row>| key(c.row()));
+            if let Some(ttl) = spec.ttl {
+                keyed = keyed.state_ttl(ttl);
+            }
+            keyed
+                .group_aggregate_changes(spec.agg)
+                .name("GroupAggregate")
+                .uid(&spec.uid)
+        }
+    };
+    changes.map(|c: Change<(K, Row)>| {
+        c.map(|(k, v)| {
+            let mut values: Vec<Scalar> = Vec::with_capacity(k.width() + v.len());
+            k.push_values(&mut values);
+            values.extend(v.values.iter().cloned());
+            Row::new(values)
+        })
+    })
 }
 
 /// What a window aggregate is, whatever its key type.
