@@ -584,64 +584,47 @@ impl<'j> PhysicalPlanner<'j> {
                 };
                 let stream = self.build(input)?;
                 let uid = self.uid("rank", plan);
-                let partition: Arc<[Expr]> = partition.clone().into();
-                let key = move |r: &Row| -> Row {
-                    partition
-                        .iter()
-                        .map(|e| e.eval(&r.values).unwrap_or(Scalar::Null))
-                        .collect()
-                };
-                let by_time = match order.as_slice() {
+                let keep_by_time = match order.as_slice() {
                     [(Expr::Column(c), desc)] if n == 1 && Some(*c) == input.rowtime => {
                         Some(if *desc { Keep::Last } else { Keep::First })
                     }
                     _ => None,
                 };
+                let spec = RankSpec {
+                    n,
+                    number_selected: *number_selected,
+                    keep_by_time,
+                    uid,
+                };
+                let eval = |e: &Expr, r: &Row| e.eval(&r.values).unwrap_or(Scalar::Null);
+                let sort_value = move |(e, desc): &(Expr, bool), r: &Row| SortValue {
+                    value: eval(e, r),
+                    desc: *desc,
+                };
+                // One partition column is the key itself, one sort column the sort key itself
+                // (no row or vector built per record); more are a row or a vector of them.
+                let one_key = partition.len() == 1;
+                let one_sort = order.len() == 1;
+                let partition: Arc<[Expr]> = partition.clone().into();
                 let order: Arc<[(Expr, bool)]> = order.clone().into();
-                let sort = move |r: &Row| -> Vec<SortValue> {
-                    order
-                        .iter()
-                        .map(|(e, desc)| SortValue {
-                            value: e.eval(&r.values).unwrap_or(Scalar::Null),
-                            desc: *desc,
-                        })
-                        .collect()
+                let key_one = {
+                    let p = partition.clone();
+                    move |r: &Row| -> Scalar { eval(&p[0], r) }
                 };
-                let with_number = |c: Change<(u64, Row)>| {
-                    c.map(|(rank, row)| append_column(row, Scalar::Int(rank as i64)))
+                let key_many =
+                    move |r: &Row| -> Row { partition.iter().map(|e| eval(e, r)).collect() };
+                let sort_one = {
+                    let o = order.clone();
+                    move |r: &Row| -> SortValue { sort_value(&o[0], r) }
                 };
-                let without_number = |c: Change<Row>| c.map(|row| append_column(row, Scalar::Null));
-                let out = match (stream, *number_selected, by_time) {
-                    (SqlStream::Append(s), false, Some(keep)) => s
-                        .key_by(key)
-                        .deduplicate_by_time(keep)
-                        .name("Deduplicate")
-                        .uid(&uid)
-                        .map(without_number),
-                    (SqlStream::Append(s), true, _) => s
-                        .key_by(key)
-                        .top_n_ranked(n, sort)
-                        .name("Rank")
-                        .uid(&uid)
-                        .map(with_number),
-                    (SqlStream::Append(s), false, _) => s
-                        .key_by(key)
-                        .top_n(n, sort)
-                        .name("Rank")
-                        .uid(&uid)
-                        .map(without_number),
-                    (SqlStream::Updating(s), true, _) => s
-                        .key_by(move |c: &Change<Row>| key(c.row()))
-                        .top_n_ranked_changes(n, sort)
-                        .name("Rank")
-                        .uid(&uid)
-                        .map(with_number),
-                    (SqlStream::Updating(s), false, _) => s
-                        .key_by(move |c: &Change<Row>| key(c.row()))
-                        .top_n_changes(n, sort)
-                        .name("Rank")
-                        .uid(&uid)
-                        .map(without_number),
+                let sort_many = move |r: &Row| -> Vec<SortValue> {
+                    order.iter().map(|o| sort_value(o, r)).collect()
+                };
+                let out = match (one_key, one_sort) {
+                    (true, true) => rank(stream, key_one, sort_one, spec),
+                    (true, false) => rank(stream, key_one, sort_many, spec),
+                    (false, true) => rank(stream, key_many, sort_one, spec),
+                    (false, false) => rank(stream, key_many, sort_many, spec),
                 };
                 Ok(SqlStream::Updating(out))
             }
@@ -913,6 +896,66 @@ impl GroupKey for Row {
     }
     fn width(&self) -> usize {
         self.len()
+    }
+}
+
+/// What a Top-N (or deduplication) is, whatever its key and sort types.
+struct RankSpec {
+    n: usize,
+    /// The row number is a column of the output.
+    number_selected: bool,
+    /// `ORDER BY rowtime` with `n = 1`: a deduplication keeping the first or last row.
+    keep_by_time: Option<Keep>,
+    uid: String,
+}
+
+/// The Top-N of `input` per `key` in the order of `sort`: its changelog, each row with its
+/// row number appended (NULL when not selected).
+fn rank<K, S>(
+    input: SqlStream,
+    key: impl Fn(&Row) -> K + Clone + Send + 'static,
+    sort: impl Fn(&Row) -> S + Clone + Send + 'static,
+    spec: RankSpec,
+) -> Stream<Change<Row>>
+where
+    K: streamcore::data::StateKey,
+    S: Ord + streamcore::data::StateData,
+{
+    let with_number =
+        |c: Change<(u64, Row)>| c.map(|(rank, row)| append_column(row, Scalar::Int(rank as i64)));
+    let without_number = |c: Change<Row>| c.map(|row| append_column(row, Scalar::Null));
+    let (n, uid) = (spec.n, spec.uid.as_str());
+    match (input, spec.number_selected, spec.keep_by_time) {
+        (SqlStream::Append(s), false, Some(keep)) => s
+            .key_by(key)
+            .deduplicate_by_time(keep)
+            .name("Deduplicate")
+            .uid(uid)
+            .map(without_number),
+        (SqlStream::Append(s), true, _) => s
+            .key_by(key)
+            .top_n_ranked(n, sort)
+            .name("Rank")
+            .uid(uid)
+            .map(with_number),
+        (SqlStream::Append(s), false, _) => s
+            .key_by(key)
+            .top_n(n, sort)
+            .name("Rank")
+            .uid(uid)
+            .map(without_number),
+        (SqlStream::Updating(s), true, _) => s
+            .key_by(move |c: &Change<Row>| key(c.row()))
+            .top_n_ranked_changes(n, sort)
+            .name("Rank")
+            .uid(uid)
+            .map(with_number),
+        (SqlStream::Updating(s), false, _) => s
+            .key_by(move |c: &Change<Row>| key(c.row()))
+            .top_n_changes(n, sort)
+            .name("Rank")
+            .uid(uid)
+            .map(without_number),
     }
 }
 
