@@ -55,8 +55,13 @@ impl LsmStore {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
+        // Unique in the process too: two jobs of one name opened in the same clock tick (tests
+        // run in parallel; a VM's clock can be coarse) would otherwise share a directory, and
+        // the second open fails on the first one's lock.
+        static OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = root.join(format!(
-            "streamcore-state-{safe}-{}-{nanos}",
+            "streamcore-state-{safe}-{}-{seq}-{nanos}",
             std::process::id()
         ));
         // A quarter of the budget for the tree itself: half of it block cache, the rest
