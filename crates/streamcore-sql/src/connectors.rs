@@ -325,9 +325,15 @@ impl RowShaper {
         }))
     }
 
-    /// The emitted row of the physical values `physical` (no filter pushed in).
+    /// The emitted row of the physical values `physical`. Only for a shaper without a pushed
+    /// filter (the planner pushes filters into file and generator scans, which use
+    /// [`RowShaper::shape_from`]).
     #[inline]
     pub fn shape(&mut self, physical: &[Scalar]) -> std::result::Result<Row, String> {
+        debug_assert!(
+            self.filter.is_none(),
+            "RowShaper::shape ignores a pushed filter: use shape_from"
+        );
         self.scratch.clear();
         for s in self.columns.iter() {
             self.scratch.push(s.value(physical)?);
