@@ -682,83 +682,41 @@ impl<'j> PhysicalPlanner<'j> {
         }
         let uid = self.uid("join", plan);
         let (lk, rk): (Vec<Expr>, Vec<Expr>) = cond.keys.into_iter().unzip();
-        let (lk, rk): (Arc<[Expr]>, Arc<[Expr]>) = (lk.into(), rk.into());
-        let (nl, nr) = (left.fields.len(), right.fields.len());
-        // In SQL a NULL key equals nothing. Inner joins drop such rows (below); in an outer
-        // join they stay, unmatched: their key is the whole row tagged with its side, which
-        // no row of the other side has.
-        let key = |keys: Arc<[Expr]>, side: &'static [u8]| {
-            move |row: &Row| -> Row {
-                let k: Row = keys
-                    .iter()
-                    .map(|e| e.eval(&row.values).unwrap_or(Scalar::Null))
-                    .collect();
-                if k.values.iter().any(Scalar::is_null) {
-                    std::iter::once(Scalar::Bytes(side.to_vec()))
-                        .chain(row.values.iter().cloned())
-                        .collect()
-                } else {
-                    k
-                }
-            }
-        };
-        let has_key = |keys: Arc<[Expr]>| {
-            move |row: &Row| {
-                keys.iter()
-                    .all(|e| !e.eval(&row.values).unwrap_or(Scalar::Null).is_null())
-            }
-        };
         let residual: Option<Arc<Expr>> = match residual.len() {
             0 => None,
             1 => Some(Arc::new(residual.into_iter().next().expect("one"))),
             _ => Some(Arc::new(Expr::And(residual))),
         };
-        let joined = match *strategy {
-            JoinStrategy::Interval { lower, upper } => {
-                let (l, r) = (l.filter(has_key(lk.clone())), r.filter(has_key(rk.clone())));
-                l.connect(r)
-                    .key_by(key(lk, b"\0left"), key(rk, b"\0right"))
-                    .interval_join(lower, upper, |a: &Row, b: &Row| {
-                        concat(Some(a), 0, Some(b), 0)
-                    })
-                    .name("IntervalJoin")
-                    .uid(&uid)
-            }
-            JoinStrategy::Regular => {
-                let (l, r) = if kind == JoinKind::Inner {
-                    (l.filter(has_key(lk.clone())), r.filter(has_key(rk.clone())))
-                } else {
-                    (l, r)
-                };
-                let mut keyed = l.connect(r).key_by(key(lk, b"\0left"), key(rk, b"\0right"));
-                if let Some(ttl) = self.state_ttl {
-                    keyed = keyed.state_ttl(ttl);
-                }
-                let join_type = match kind {
-                    JoinKind::Inner => JoinType::Inner,
-                    JoinKind::Left => JoinType::Left,
-                    JoinKind::Right => JoinType::Right,
-                    JoinKind::Full => JoinType::Full,
-                };
-                let changes = keyed
-                    .join(join_type, move |a: Option<&Row>, b: Option<&Row>| {
-                        concat(a, nl, b, nr)
-                    })
-                    .name("Join")
-                    .uid(&uid);
-                if kind != JoinKind::Inner {
-                    return Ok(SqlStream::Updating(changes));
-                }
-                // An inner join of append-only inputs only inserts.
-                changes.map(Change::into_row)
-            }
+        let spec = JoinSpec {
+            kind,
+            strategy: *strategy,
+            widths: (left.fields.len(), right.fields.len()),
+            ttl: self.state_ttl,
+            uid,
         };
-        Ok(SqlStream::Append(match residual {
-            Some(p) => joined
-                .try_filter(move |r: &Row| p.test(&r.values))
-                .name("Calc(filter)"),
-            None => joined,
-        }))
+        let joined = if let ([lk], [rk]) = (&lk[..], &rk[..]) {
+            // One key column: the state is keyed by the value itself, no row built per record.
+            let (lk, rk) = (lk.clone(), rk.clone());
+            let value = |key: Expr| move |row: &Row| key.eval(&row.values).unwrap_or(Scalar::Null);
+            keyed_join(l, r, value(lk), value(rk), spec)
+        } else {
+            let (lk, rk): (Arc<[Expr]>, Arc<[Expr]>) = (lk.into(), rk.into());
+            let values = |keys: Arc<[Expr]>| {
+                move |row: &Row| -> Row {
+                    keys.iter()
+                        .map(|e| e.eval(&row.values).unwrap_or(Scalar::Null))
+                        .collect()
+                }
+            };
+            keyed_join(l, r, values(lk), values(rk), spec)
+        };
+        Ok(match (joined, residual) {
+            (SqlStream::Append(rows), Some(p)) => SqlStream::Append(
+                rows.try_filter(move |r: &Row| p.test(&r.values))
+                    .name("Calc(filter)"),
+            ),
+            (joined, _) => joined,
+        })
     }
 
     fn scan(
@@ -1173,6 +1131,121 @@ fn append_column(row: Row, value: Scalar) -> Row {
 
 /// The joined row: the left row's columns (NULLs for a missing left row of `nl` columns),
 /// then the right's; the event time of the left row (else the right's).
+/// A join's key: the key's values; or, for a row of an outer join whose key has a NULL (in
+/// SQL a NULL key equals nothing), the whole row tagged with its side, which no row of the
+/// other side has, so it stays unmatched.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+enum JoinKey<K> {
+    Key(K),
+    Unmatched { left: bool, row: Row },
+}
+
+/// Key values that may hold a SQL NULL.
+trait NullableKey {
+    fn has_null(&self) -> bool;
+}
+
+impl NullableKey for Scalar {
+    fn has_null(&self) -> bool {
+        self.is_null()
+    }
+}
+
+impl NullableKey for Row {
+    fn has_null(&self) -> bool {
+        self.values.iter().any(Scalar::is_null)
+    }
+}
+
+/// What a join is, whatever its key type.
+struct JoinSpec {
+    kind: JoinKind,
+    strategy: JoinStrategy,
+    /// Columns of the left and right inputs.
+    widths: (usize, usize),
+    ttl: Option<Duration>,
+    uid: String,
+}
+
+/// The join of `l` and `r` on `lkey = rkey`: appended rows (an inner join), or a changelog
+/// (an outer join, whose unmatched rows are withdrawn once matched).
+fn keyed_join<K, LK, RK>(
+    l: Stream<Row>,
+    r: Stream<Row>,
+    lkey: LK,
+    rkey: RK,
+    spec: JoinSpec,
+) -> SqlStream
+where
+    K: NullableKey + streamcore::data::StateKey,
+    LK: Fn(&Row) -> K + Clone + Send + 'static,
+    RK: Fn(&Row) -> K + Clone + Send + 'static,
+{
+    let (nl, nr) = spec.widths;
+    let inner =
+        spec.kind == JoinKind::Inner || matches!(spec.strategy, JoinStrategy::Interval { .. });
+    let (l, r) = if inner {
+        // Rows whose key has a NULL join nothing.
+        let (lk, rk) = (lkey.clone(), rkey.clone());
+        (
+            l.filter(move |row: &Row| !lk(row).has_null()),
+            r.filter(move |row: &Row| !rk(row).has_null()),
+        )
+    } else {
+        (l, r)
+    };
+    fn tagged<K: NullableKey>(
+        key: impl Fn(&Row) -> K + Clone,
+        left: bool,
+    ) -> impl Fn(&Row) -> JoinKey<K> + Clone {
+        move |row: &Row| {
+            let k = key(row);
+            if k.has_null() {
+                JoinKey::Unmatched {
+                    left,
+                    row: row.clone(),
+                }
+            } else {
+                JoinKey::Key(k)
+            }
+        }
+    }
+    let mut keyed = l.connect(r).key_by(tagged(lkey, true), tagged(rkey, false));
+    match spec.strategy {
+        JoinStrategy::Interval { lower, upper } => SqlStream::Append(
+            keyed
+                .interval_join(lower, upper, |a: &Row, b: &Row| {
+                    concat(Some(a), 0, Some(b), 0)
+                })
+                .name("IntervalJoin")
+                .uid(&spec.uid),
+        ),
+        JoinStrategy::Regular => {
+            if let Some(ttl) = spec.ttl {
+                keyed = keyed.state_ttl(ttl);
+            }
+            let join_type = match spec.kind {
+                JoinKind::Inner => JoinType::Inner,
+                JoinKind::Left => JoinType::Left,
+                JoinKind::Right => JoinType::Right,
+                JoinKind::Full => JoinType::Full,
+            };
+            let changes = keyed
+                .join(join_type, move |a: Option<&Row>, b: Option<&Row>| {
+                    concat(a, nl, b, nr)
+                })
+                .name("Join")
+                .uid(&spec.uid);
+            if inner {
+                // An inner join of append-only inputs only inserts.
+                SqlStream::Append(changes.map(Change::into_row))
+            } else {
+                SqlStream::Updating(changes)
+            }
+        }
+    }
+}
+
 fn concat(a: Option<&Row>, nl: usize, b: Option<&Row>, nr: usize) -> Row {
     let mut values: Vec<Scalar> =
         Vec::with_capacity(a.map_or(nl, |r| r.len()) + b.map_or(nr, |r| r.len()));

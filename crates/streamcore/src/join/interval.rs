@@ -14,22 +14,68 @@ use crate::event_time::EventTime;
 use crate::operator::{Operator, Output};
 use crate::state::{KeyedMap, TimerQueue};
 use crate::time::Timestamp;
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
-/// Buffered records of one key: by event time, each side.
+/// Buffered records of one key, each side in event-time order (records mostly arrive in
+/// order, so an insert is a push at the back and a prune pops from the front).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Buffers<A, B> {
-    left: BTreeMap<i64, Vec<A>>,
-    right: BTreeMap<i64, Vec<B>>,
+    left: VecDeque<(i64, A)>,
+    right: VecDeque<(i64, B)>,
+    /// When this key's pending cleanup timer fires (`i64::MAX`: none pending). Every record
+    /// expires at or after it, so one timer per key suffices, whatever its record count.
+    wake: i64,
 }
 
 impl<A, B> Default for Buffers<A, B> {
     fn default() -> Self {
         Buffers {
-            left: BTreeMap::new(),
-            right: BTreeMap::new(),
+            left: VecDeque::new(),
+            right: VecDeque::new(),
+            wake: i64::MAX,
         }
     }
+}
+
+impl<A, B> Buffers<A, B> {
+    /// The earliest time one of the records can be pruned (`i64::MAX` when none is buffered).
+    fn next_expiry(&self, lower: i64, upper: i64) -> i64 {
+        let left = self
+            .left
+            .front()
+            .map_or(i64::MAX, |(ts, _)| ts.saturating_sub(lower));
+        let right = self
+            .right
+            .front()
+            .map_or(i64::MAX, |(ts, _)| ts.saturating_add(upper));
+        left.min(right)
+    }
+}
+
+/// Inserts `(ts, record)` keeping `buffer` in time order (after records of the same time).
+fn insert_in_order<T>(buffer: &mut VecDeque<(i64, T)>, ts: i64, record: T) {
+    if buffer.back().is_none_or(|(last, _)| *last <= ts) {
+        buffer.push_back((ts, record));
+    } else {
+        let at = buffer.partition_point(|(t, _)| *t <= ts);
+        buffer.insert(at, (ts, record));
+    }
+}
+
+/// The records of `buffer` with a time in `[from, to]`.
+fn in_range<T>(buffer: &VecDeque<(i64, T)>, from: i64, to: i64) -> impl Iterator<Item = &T> {
+    let start = buffer.partition_point(|(t, _)| *t < from);
+    buffer
+        .range(start..)
+        .take_while(move |(t, _)| *t <= to)
+        .map(|(_, record)| record)
+}
+
+/// Drops the records of `buffer` with a time at or before `bound`; returns how many.
+fn prune_through<T>(buffer: &mut VecDeque<(i64, T)>, bound: i64) -> usize {
+    let n = buffer.partition_point(|(t, _)| *t <= bound);
+    buffer.drain(..n);
+    n
 }
 
 pub(crate) struct IntervalJoinOperator<A, B, K, KF, F> {
@@ -97,17 +143,13 @@ where
         }
         let map = self.state.as_mut().expect("opened");
         map.restore(state)?;
-        // The cleanup times the records registered when they arrived.
+        // The timers are not part of the checkpoint: each key's pending one (`wake`, at or
+        // before its records' expiries) is registered again.
         let (cleanup, buffered) = (&mut self.cleanup, &mut self.buffered);
-        let (lower, upper) = (self.lower, self.upper);
         map.retain(|key, buffers| {
-            for (&ts, records) in &buffers.left {
-                *buffered += records.len() as u64;
-                cleanup.add(ts.saturating_sub(lower), key.clone());
-            }
-            for (&ts, records) in &buffers.right {
-                *buffered += records.len() as u64;
-                cleanup.add(ts.saturating_add(upper), key.clone());
+            *buffered += (buffers.left.len() + buffers.right.len()) as u64;
+            if buffers.wake != i64::MAX {
+                cleanup.add(buffers.wake, key.clone());
             }
             true
         })?;
@@ -139,34 +181,29 @@ where
             let expires = match record {
                 Either::Left(a) => {
                     // Partners: b.ts ∈ [a.ts - upper, a.ts - lower].
-                    for (_, bs) in buffers
-                        .right
-                        .range(ts.saturating_sub(self.upper)..=ts.saturating_sub(self.lower))
-                    {
-                        for b in bs {
-                            out.emit((self.join)(&a, b));
-                        }
+                    let (from, to) = (ts.saturating_sub(self.upper), ts.saturating_sub(self.lower));
+                    for b in in_range(&buffers.right, from, to) {
+                        out.emit((self.join)(&a, b));
                     }
-                    buffers.left.entry(ts).or_default().push(a);
+                    insert_in_order(&mut buffers.left, ts, a);
                     // No future b (b.ts > wm) pairs with a once a.ts - lower <= wm.
                     ts.saturating_sub(self.lower)
                 }
                 Either::Right(b) => {
                     // Partners: a.ts ∈ [b.ts + lower, b.ts + upper].
-                    for (_, as_) in buffers
-                        .left
-                        .range(ts.saturating_add(self.lower)..=ts.saturating_add(self.upper))
-                    {
-                        for a in as_ {
-                            out.emit((self.join)(a, &b));
-                        }
+                    let (from, to) = (ts.saturating_add(self.lower), ts.saturating_add(self.upper));
+                    for a in in_range(&buffers.left, from, to) {
+                        out.emit((self.join)(a, &b));
                     }
-                    buffers.right.entry(ts).or_default().push(b);
+                    insert_in_order(&mut buffers.right, ts, b);
                     ts.saturating_add(self.upper)
                 }
             };
             self.buffered += 1;
-            self.cleanup.add(expires, key);
+            if expires < buffers.wake {
+                buffers.wake = expires;
+                self.cleanup.add(expires, key);
+            }
         }
         self.publish(ctx);
         Ok(())
@@ -188,20 +225,19 @@ where
                 let Some(buffers) = state.get_mut(&key)? else {
                     continue;
                 };
+                if buffers.wake > wm {
+                    // A stale entry: this key's pending timer is a later one.
+                    continue;
+                }
                 // Left records with a.ts - lower <= wm, right ones with b.ts + upper <= wm.
-                let keep_left = buffers
-                    .left
-                    .split_off(&(wm.saturating_add(lower).saturating_add(1)));
-                let dropped: usize = buffers.left.values().map(Vec::len).sum();
-                buffers.left = keep_left;
-                let keep_right = buffers
-                    .right
-                    .split_off(&(wm.saturating_sub(upper).saturating_add(1)));
-                let dropped = dropped + buffers.right.values().map(Vec::len).sum::<usize>();
-                buffers.right = keep_right;
+                let dropped = prune_through(&mut buffers.left, wm.saturating_add(lower))
+                    + prune_through(&mut buffers.right, wm.saturating_sub(upper));
                 self.buffered -= dropped as u64;
-                if buffers.left.is_empty() && buffers.right.is_empty() {
+                buffers.wake = buffers.next_expiry(lower, upper);
+                if buffers.wake == i64::MAX {
                     state.remove(&key)?;
+                } else {
+                    self.cleanup.add(buffers.wake, key);
                 }
             }
         }
