@@ -81,24 +81,32 @@ fn sub_values(a: &Scalar, b: &Scalar) -> Scalar {
     }
 }
 
+/// Adds `sign` to the multiplicity of `value` in `m`, dropping it when it reaches zero.
+fn count_in(m: &mut BTreeMap<Scalar, i64>, value: &Scalar, sign: i64) {
+    if let Some(c) = m.get_mut(value) {
+        *c += sign;
+        if *c <= 0 {
+            m.remove(value);
+        }
+    } else if sign > 0 {
+        m.insert(value.clone(), sign);
+    }
+}
+
 impl RowAggregate {
+    /// The value `call` aggregates from `row`: `None` when the row does not count (its FILTER
+    /// refuses it, or its argument is NULL); `Some(NULL)` for `COUNT(*)`.
     #[inline]
-    fn counts(call: &AggCall, row: &Row) -> Option<Scalar> {
+    fn counts<'r>(call: &AggCall, row: &'r Row) -> Option<&'r Scalar> {
+        const STAR: &Scalar = &Scalar::Null;
         if let Some(f) = call.filter {
             if !matches!(row.values[f], Scalar::Bool(true)) {
                 return None;
             }
         }
         match call.arg {
-            None => Some(Scalar::Null),
-            Some(c) => {
-                let v = &row.values[c];
-                if v.is_null() {
-                    None
-                } else {
-                    Some(v.clone())
-                }
-            }
+            None => Some(STAR),
+            Some(c) => Some(&row.values[c]).filter(|v| !v.is_null()),
         }
     }
 
@@ -111,43 +119,45 @@ impl RowAggregate {
                 continue;
             };
             if call.distinct {
-                let m = a.values.get_or_insert_with(BTreeMap::new);
-                let c = m.entry(v).or_insert(0);
-                *c += sign;
-                if *c <= 0 {
-                    m.retain(|_, c| *c > 0);
-                }
+                count_in(a.values.get_or_insert_with(BTreeMap::new), v, sign);
                 continue;
             }
             match call.func {
                 AggFunc::Count => a.n += sign,
                 AggFunc::Sum | AggFunc::Avg => {
                     a.n += sign;
-                    a.value = if sign > 0 {
-                        add_values(&a.value, &v)
-                    } else {
-                        sub_values(&a.value, &v)
-                    };
+                    match (&mut a.value, v) {
+                        // The common case in place: integers.
+                        (Scalar::Int(x), Scalar::Int(y)) => {
+                            *x = if sign > 0 {
+                                x.wrapping_add(*y)
+                            } else {
+                                x.wrapping_sub(*y)
+                            }
+                        }
+                        (sum, v) => {
+                            *sum = if sign > 0 {
+                                add_values(sum, v)
+                            } else {
+                                sub_values(sum, v)
+                            }
+                        }
+                    }
                 }
                 AggFunc::Min | AggFunc::Max => {
                     if final_only {
                         let better = a.value.is_null()
                             || if call.func == AggFunc::Min {
-                                v < a.value
+                                *v < a.value
                             } else {
-                                v > a.value
+                                *v > a.value
                             };
                         if better {
-                            a.value = v;
+                            a.value = v.clone();
                         }
                         a.n += 1;
                     } else {
-                        let m = a.values.get_or_insert_with(BTreeMap::new);
-                        let c = m.entry(v).or_insert(0);
-                        *c += sign;
-                        if *c <= 0 {
-                            m.retain(|_, c| *c > 0);
-                        }
+                        count_in(a.values.get_or_insert_with(BTreeMap::new), v, sign);
                     }
                 }
             }

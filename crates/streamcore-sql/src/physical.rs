@@ -45,6 +45,9 @@ pub struct PhysicalPlanner<'j> {
     ids: std::collections::HashMap<String, usize>,
     /// `table.exec.state.ttl`, if set.
     pub state_ttl: Option<Duration>,
+    /// Group aggregates fold a group's changes within an input batch into one
+    /// (`SET 'table.exec.mini-batch.enabled' = 'true'`, as Flink's mini-batch).
+    pub mini_batch: bool,
     /// Late rows of window aggregates and the late-data tables they go to: the caller adds
     /// their sinks ([`PhysicalPlanner::take_late_rows`]).
     late_rows: Vec<(Arc<TableDef>, Stream<Row>)>,
@@ -86,6 +89,7 @@ impl<'j> PhysicalPlanner<'j> {
             job,
             ids: Default::default(),
             state_ttl: None,
+            mini_batch: false,
             late_rows: Vec::new(),
             scans: Default::default(),
             sub_plans: Default::default(),
@@ -343,6 +347,7 @@ impl<'j> PhysicalPlanner<'j> {
                 let spec = GroupAggSpec {
                     agg: RowAggregate::new(aggs.clone()),
                     ttl: self.state_ttl,
+                    mini_batch: self.mini_batch,
                     uid: self.uid("group-agg", plan),
                 };
                 // One key column is the key itself (no row allocated per record).
@@ -921,6 +926,8 @@ where
 struct GroupAggSpec {
     agg: RowAggregate,
     ttl: Option<Duration>,
+    /// Fold a group's changes within a batch (`table.exec.mini-batch.enabled`).
+    mini_batch: bool,
     uid: String,
 }
 
@@ -937,6 +944,9 @@ fn group_aggregate<K: GroupKey>(
             if let Some(ttl) = spec.ttl {
                 keyed = keyed.state_ttl(ttl);
             }
+            if spec.mini_batch {
+                keyed = keyed.mini_batch();
+            }
             keyed
                 .group_aggregate(spec.agg)
                 .name("GroupAggregate")
@@ -946,6 +956,9 @@ fn group_aggregate<K: GroupKey>(
             let mut keyed = s.key_by(move |c: &Change<Row>| key(c.row()));
             if let Some(ttl) = spec.ttl {
                 keyed = keyed.state_ttl(ttl);
+            }
+            if spec.mini_batch {
+                keyed = keyed.mini_batch();
             }
             keyed
                 .group_aggregate_changes(spec.agg)

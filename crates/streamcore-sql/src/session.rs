@@ -321,6 +321,13 @@ impl Session {
             .to_string()
     }
 
+    /// `table.exec.mini-batch.enabled` (checked by `SET`).
+    fn mini_batch(&self) -> bool {
+        self.catalog
+            .option("table.exec.mini-batch.enabled")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
     fn state_ttl(&self) -> Result<Option<Duration>, PlanError> {
         self.catalog
             .option("table.exec.state.ttl")
@@ -334,6 +341,7 @@ impl Session {
         let ttl = self.state_ttl()?;
         let mut planner = PhysicalPlanner::new(job);
         planner.state_ttl = ttl;
+        planner.mini_batch = self.mini_batch();
         planner.survey(pending.iter().map(|p| &p.plan));
         let batch = self.batch_mode();
         for p in &pending {
@@ -365,6 +373,7 @@ impl Session {
     {
         let mut planner = PhysicalPlanner::new(job);
         planner.state_ttl = self.state_ttl()?;
+        planner.mini_batch = self.mini_batch();
         planner.survey([plan]);
         let stream = planner.build(plan)?;
         for (table, rows) in planner.take_late_rows() {
@@ -428,6 +437,13 @@ fn check_option(key: &str, value: &str) -> Result<(), PlanError> {
         }
         "table.exec.state.ttl" | "execution.checkpointing.interval" => {
             parse_duration(value)?;
+        }
+        "table.exec.mini-batch.enabled"
+            if !["true", "false"].contains(&value.to_ascii_lowercase().as_str()) =>
+        {
+            return Err(PlanError::invalid(format!(
+                "'table.exec.mini-batch.enabled' is 'true' or 'false', got '{value}'"
+            )));
         }
         k if k.starts_with("state.") => {
             streamcore::state::StateConfig::default()

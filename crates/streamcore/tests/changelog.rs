@@ -164,11 +164,19 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
-    fn retracting_aggregates_equal_the_model(changes in changelog(), p in 1usize..=4) {
+    fn retracting_aggregates_equal_the_model(
+        changes in changelog(),
+        p in 1usize..=4,
+        mini_batch in any::<bool>(),
+    ) {
         let mut job = Job::new("agg");
         let (sink, out) = CollectSink::new();
-        keyed_source(&mut job, changes.clone(), |c| c.row().0, p)
-            .key_by(|c| c.row().0)
+        let mut keyed = keyed_source(&mut job, changes.clone(), |c| c.row().0, p)
+            .key_by(|c| c.row().0);
+        if mini_batch {
+            keyed = keyed.mini_batch();
+        }
+        keyed
             .group_aggregate_changes(stats())
             .sink(sink);
         let output = run_collect(job, p, out);
@@ -438,4 +446,46 @@ fn append_only_operators_refuse_a_changelog() {
         ),
         other => panic!("expected a refusal, got {other:?}"),
     }
+}
+
+/// With mini-batch a group's changes within one input batch fold into one change: with
+/// batches of one row (or without mini-batch) every row updates the group; with one batch,
+/// each group emits only its final row — and a group added and withdrawn within the batch
+/// emits nothing.
+#[test]
+fn changes_of_a_group_within_a_batch_fold_into_one() {
+    let input = vec![
+        Change::Insert((1u8, 10i64)),
+        Change::Insert((1, 20)),
+        Change::Insert((2, 5)),
+        Change::Insert((1, 30)),
+        Change::Delete((2, 5)),
+    ];
+    let run = |batch: usize, mini_batch: bool| {
+        let mut job = Job::new("fold");
+        let mut keyed = job
+            .from_vec("changes", input.clone())
+            .key_by(|c: &Change<Row>| c.row().0);
+        if mini_batch {
+            keyed = keyed.mini_batch();
+        }
+        let out = keyed
+            .group_aggregate_changes(SumOf::new(|r: &Row| r.1))
+            .collect();
+        job.run(JobConfig::default().parallelism(1).batch_size(batch))
+            .unwrap();
+        out.take()
+    };
+    let per_row = vec![
+        Change::Insert((1, Some(10))),
+        Change::UpdateBefore((1, Some(10))),
+        Change::UpdateAfter((1, Some(30))),
+        Change::Insert((2, Some(5))),
+        Change::UpdateBefore((1, Some(30))),
+        Change::UpdateAfter((1, Some(60))),
+        Change::Delete((2, Some(5))),
+    ];
+    assert_eq!(run(1, true), per_row);
+    assert_eq!(run(1024, false), per_row);
+    assert_eq!(run(1024, true), vec![Change::Insert((1, Some(60)))]);
 }

@@ -17,7 +17,8 @@ where
 {
     /// SQL's `GROUP BY key` over an append-only stream: runs `agg` per key and emits each
     /// group's `(key, result)` as it changes — an updating stream (`+I` for a new group,
-    /// `-U`/`+U` for a changed result; see [`GroupAggregate`]).
+    /// `-U`/`+U` for a changed result; see [`GroupAggregate`]), after every row, or once per
+    /// input batch after [`KeyedStream::mini_batch`].
     ///
     /// ```
     /// use streamcore::{Job, JobConfig};
@@ -41,7 +42,8 @@ where
     /// ```
     pub fn group_aggregate<A: RetractAggregate<T>>(self, agg: A) -> Stream<Change<(K, A::Out)>> {
         self.refuse_if_updating("group_aggregate", "group_aggregate_changes");
-        self.process_named("group_aggregate", GroupAggregate::new(agg))
+        let fold = self.mini_batch;
+        self.process_named("group_aggregate", GroupAggregate::new(agg, fold))
             .updating()
     }
 
@@ -186,7 +188,7 @@ where
         self,
         agg: A,
     ) -> Stream<Change<(K, A::Out)>> {
-        let f = GroupAggregateChanges(GroupAggregate::new(agg));
+        let f = GroupAggregateChanges(GroupAggregate::new(agg, self.mini_batch));
         self.process_named("group_aggregate", f).updating()
     }
 

@@ -22,6 +22,8 @@ pub struct KeyedStream<T, K, KF> {
     /// Fixed parallelism of the keyed stage (1 for all-windows), else the job's.
     parallelism: Option<usize>,
     state_ttl: Option<i64>,
+    /// Group aggregates fold a group's changes within a batch ([`KeyedStream::mini_batch`]).
+    pub(crate) mini_batch: bool,
     /// More streams feeding the same exchange (the other side of a join).
     extra_inputs: Vec<crate::runtime::graph::Port>,
     _k: PhantomData<fn() -> K>,
@@ -42,6 +44,7 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
             key_fn,
             parallelism,
             state_ttl: None,
+            mini_batch: false,
             extra_inputs: Vec::new(),
             _k: PhantomData,
         }
@@ -125,6 +128,17 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
     /// timer) for `ttl` of wall-clock time. Default: state lives forever.
     pub fn state_ttl(mut self, ttl: Duration) -> Self {
         self.state_ttl = Some(ttl.as_millis().min(i64::MAX as u128) as i64);
+        self
+    }
+
+    /// Makes a group aggregate on this stream ([`KeyedStream::group_aggregate`],
+    /// [`KeyedStream::group_aggregate_changes`]) fold the changes of a group within one input
+    /// batch into one, as Flink's mini-batch (`table.exec.mini-batch.enabled`) does: a group
+    /// that several rows of a batch change emits one `-U`/`+U` pair (or one `+I`, or
+    /// nothing when it ends where it started), so fewer updates flow on, with the same final
+    /// table. Default: a change per input row, as Flink without mini-batch.
+    pub fn mini_batch(mut self) -> Self {
+        self.mini_batch = true;
         self
     }
 

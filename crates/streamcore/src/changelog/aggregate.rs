@@ -445,7 +445,8 @@ tuple_aggregate!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
 tuple_aggregate!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
 tuple_aggregate!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
 
-/// One group's state: the accumulator, how many rows it holds, and the row last emitted.
+/// One group's state: the accumulator, how many rows it holds, the row last emitted, and
+/// whether a change of this batch is still to be emitted.
 #[derive(Serialize, Deserialize)]
 #[serde(bound(
     serialize = "Acc: Serialize, Out: Serialize",
@@ -455,6 +456,7 @@ pub struct GroupState<Acc, Out> {
     acc: Acc,
     rows: i64,
     emitted: Option<Out>,
+    held: bool,
 }
 
 impl<Acc: Default, Out> Default for GroupState<Acc, Out> {
@@ -463,6 +465,7 @@ impl<Acc: Default, Out> Default for GroupState<Acc, Out> {
             acc: Acc::default(),
             rows: 0,
             emitted: None,
+            held: false,
         }
     }
 }
@@ -470,37 +473,44 @@ impl<Acc: Default, Out> Default for GroupState<Acc, Out> {
 /// Runs a [`RetractAggregate`] per key over an append-only stream (every row an addition) or
 /// a changelog, emitting each group's `(key, result)` as it changes: `+I` for a new group,
 /// `-U`/`+U` when its result changed, `-D` when its last row was withdrawn (its state goes
-/// then). A change that leaves the result as it was emits nothing. Built by
+/// then). A change that leaves the result as it was emits nothing. With mini-batch
+/// ([`crate::KeyedStream::mini_batch`]) the changes of a group within one input batch are
+/// folded into one: the group's result is computed and compared with the last one emitted
+/// once per batch, not once per row. Built by
 /// [`crate::KeyedStream::group_aggregate`] and [`crate::KeyedStream::group_aggregate_changes`].
-pub struct GroupAggregate<A, T> {
+pub struct GroupAggregate<A, T, K> {
     agg: A,
+    /// Mini-batch: changes are emitted at the end of each batch, not after each row.
+    fold: bool,
+    /// The groups changed in the current batch, emitted at its end.
+    held: Vec<K>,
     _t: PhantomData<fn(T)>,
 }
 
-impl<A: Clone, T> Clone for GroupAggregate<A, T> {
+impl<A: Clone, T, K> Clone for GroupAggregate<A, T, K> {
     fn clone(&self) -> Self {
-        GroupAggregate {
-            agg: self.agg.clone(),
-            _t: PhantomData,
-        }
+        GroupAggregate::new(self.agg.clone(), self.fold)
     }
 }
 
-impl<A, T> GroupAggregate<A, T> {
-    pub(crate) fn new(agg: A) -> Self {
+impl<A, T, K> GroupAggregate<A, T, K> {
+    pub(crate) fn new(agg: A, fold: bool) -> Self {
         GroupAggregate {
             agg,
+            fold,
+            held: Vec::new(),
             _t: PhantomData,
         }
     }
 }
 
-impl<A: RetractAggregate<T>, T> GroupAggregate<A, T> {
+impl<A: RetractAggregate<T>, T, K: Key> GroupAggregate<A, T, K> {
     /// Applies one row (added or withdrawn; `final_add`: over an append-only input) to the
-    /// current key's group and emits the change.
+    /// current key's group and emits its change — or, with mini-batch, holds the group to be
+    /// emitted at the end of the batch ([`Self::emit`]).
     #[inline]
-    fn apply<K: Key>(
-        &self,
+    fn apply(
+        &mut self,
         add: bool,
         final_add: bool,
         row: &T,
@@ -518,12 +528,35 @@ impl<A: RetractAggregate<T>, T> GroupAggregate<A, T> {
         } else if group.rows == 0 {
             // A withdrawal of a row this group never had (its state expired, say): nothing
             // to take back.
-            ctx.clear_state();
+            if !group.held && group.emitted.is_none() {
+                ctx.clear_state();
+            }
             return;
         } else {
             self.agg.retract(&mut group.acc, row);
             group.rows -= 1;
+            if group.rows == 0 {
+                // Empty again: as a new group if rows come back in this batch.
+                group.acc = A::Acc::default();
+            }
         }
+        if !self.fold {
+            self.emit(ctx, out);
+        } else if !group.held {
+            group.held = true;
+            self.held.push(ctx.key().clone());
+        }
+    }
+
+    /// Emits the change of the current key's group over the batch: `+I`, `-U`/`+U`, `-D`, or
+    /// nothing when its result is what was last emitted.
+    fn emit(
+        &mut self,
+        ctx: &mut KeyedContext<'_, K, GroupState<A::Acc, A::Out>>,
+        out: &mut Output<Change<(K, A::Out)>>,
+    ) {
+        let group = ctx.state();
+        group.held = false;
         let now = (group.rows > 0).then(|| self.agg.result(&group.acc));
         let before = group.emitted.take();
         let ended = now.is_none();
@@ -548,7 +581,7 @@ impl<A: RetractAggregate<T>, T> GroupAggregate<A, T> {
     }
 }
 
-impl<K: Key, T: Data, A: RetractAggregate<T>> KeyedProcessFunction<K, T> for GroupAggregate<A, T>
+impl<K: Key, T: Data, A: RetractAggregate<T>> KeyedProcessFunction<K, T> for GroupAggregate<A, T, K>
 where
     K: StateData,
 {
@@ -563,14 +596,26 @@ where
     ) {
         self.apply(true, true, &row, ctx, out);
     }
+
+    fn take_held_keys(&mut self) -> Vec<K> {
+        std::mem::take(&mut self.held)
+    }
+
+    fn finish_key(
+        &mut self,
+        ctx: &mut KeyedContext<'_, K, Self::State>,
+        out: &mut Output<Self::Out>,
+    ) {
+        self.emit(ctx, out);
+    }
 }
 
 /// The same aggregate over a changelog: additions add, withdrawals retract.
 #[derive(Clone)]
-pub(crate) struct GroupAggregateChanges<A, T>(pub(crate) GroupAggregate<A, T>);
+pub(crate) struct GroupAggregateChanges<A, T, K>(pub(crate) GroupAggregate<A, T, K>);
 
 impl<K: Key, T: Data, A: RetractAggregate<T>> KeyedProcessFunction<K, Change<T>>
-    for GroupAggregateChanges<A, T>
+    for GroupAggregateChanges<A, T, K>
 where
     K: StateData,
 {
@@ -585,5 +630,17 @@ where
     ) {
         self.0
             .apply(change.is_addition(), false, change.row(), ctx, out);
+    }
+
+    fn take_held_keys(&mut self) -> Vec<K> {
+        self.0.take_held_keys()
+    }
+
+    fn finish_key(
+        &mut self,
+        ctx: &mut KeyedContext<'_, K, Self::State>,
+        out: &mut Output<Self::Out>,
+    ) {
+        self.0.emit(ctx, out);
     }
 }

@@ -88,6 +88,23 @@ pub trait KeyedProcessFunction<K, T>: Clone + Send + 'static {
         _out: &mut Output<Self::Out>,
     ) {
     }
+
+    /// The keys whose output this function held back while processing the batch just
+    /// processed (a function that folds a batch before emitting, as the SQL group aggregate
+    /// does); after each batch the operator calls [`KeyedProcessFunction::finish_key`] for
+    /// each. Default: none.
+    fn take_held_keys(&mut self) -> Vec<K> {
+        Vec::new()
+    }
+
+    /// Emits what was held back for the current key (see
+    /// [`KeyedProcessFunction::take_held_keys`]).
+    fn finish_key(
+        &mut self,
+        _ctx: &mut KeyedContext<'_, K, Self::State>,
+        _out: &mut Output<Self::Out>,
+    ) {
+    }
 }
 
 type KeySet<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
@@ -391,6 +408,9 @@ where
         for record in batch {
             let key = (self.key_fn)(&record);
             self.with_key(key, now, |f, kctx| f.process(record, kctx, out))?;
+        }
+        for key in self.func.take_held_keys() {
+            self.with_key(key, now, |f, kctx| f.finish_key(kctx, out))?;
         }
         self.publish(ctx);
         Ok(())
