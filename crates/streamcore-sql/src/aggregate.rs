@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use streamcore::changelog::RetractAggregate;
+use streamcore::changelog::{DistinctSlotsAcc, RetractAggregate, DISTINCT_SLOTS};
 use streamcore::row::{DataType, Row, Scalar};
 use streamcore::window::AggregateFunction;
 
@@ -20,13 +20,53 @@ use streamcore::window::AggregateFunction;
 #[derive(Clone, Debug)]
 pub struct RowAggregate {
     calls: Arc<[AggCall]>,
+    /// `COUNT(DISTINCT c)` calls over one column, with or without `FILTER`, sharing one map
+    /// of the column's values (as Flink shares a distinct view): one hash lookup per row for
+    /// all of them, each value stored once.
+    shared: Arc<[SharedDistinct]>,
+    /// Per call, its `(set, slot)` in `shared`, if it is in one.
+    slot_of: Arc<[Option<(usize, usize)>]>,
+}
+
+/// The `COUNT(DISTINCT column)` calls sharing one map: their FILTER columns by slot.
+#[derive(Clone, Debug)]
+struct SharedDistinct {
+    column: usize,
+    filters: Vec<Option<usize>>,
 }
 
 impl RowAggregate {
     /// The calls `calls`.
     pub fn new(calls: Vec<AggCall>) -> Self {
+        let mut shared: Vec<SharedDistinct> = Vec::new();
+        let slot_of = calls
+            .iter()
+            .map(|call| {
+                let (AggFunc::Count, true, Some(column)) = (call.func, call.distinct, call.arg)
+                else {
+                    return None;
+                };
+                let set = match shared
+                    .iter()
+                    .position(|s| s.column == column && s.filters.len() < DISTINCT_SLOTS)
+                {
+                    Some(set) => set,
+                    None => {
+                        shared.push(SharedDistinct {
+                            column,
+                            filters: Vec::new(),
+                        });
+                        shared.len() - 1
+                    }
+                };
+                shared[set].filters.push(call.filter);
+                Some((set, shared[set].filters.len() - 1))
+            })
+            .collect();
         RowAggregate {
             calls: calls.into(),
+            shared: shared.into(),
+            slot_of,
         }
     }
 }
@@ -53,7 +93,14 @@ impl Default for CallAcc {
 }
 
 /// The accumulators of all calls of a group.
-pub type RowAcc = Vec<CallAcc>;
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RowAcc {
+    /// By call (unused for a call in a shared distinct set).
+    calls: Vec<CallAcc>,
+    /// The shared distinct sets: per value, how many rows of each slot have it; per slot,
+    /// how many values have rows.
+    shared: Vec<DistinctSlotsAcc<Scalar>>,
+}
 
 fn add_values(a: &Scalar, b: &Scalar) -> Scalar {
     match (a, b) {
@@ -93,6 +140,41 @@ fn count_in(m: &mut BTreeMap<Scalar, i64>, value: &Scalar, sign: i64) {
     }
 }
 
+/// Adds (`sign` 1) or takes back (-1) a row with `value` in the slots of `mask`.
+fn count_in_slots(
+    (values, distinct): &mut DistinctSlotsAcc<Scalar>,
+    value: &Scalar,
+    mask: u32,
+    sign: i64,
+) {
+    if sign > 0 {
+        let counts = match values.get_mut(value) {
+            Some(counts) => counts,
+            None => values.entry(value.clone()).or_insert([0; DISTINCT_SLOTS]),
+        };
+        for (slot, count) in counts.iter_mut().enumerate() {
+            if mask & (1 << slot) != 0 {
+                *count += 1;
+                if *count == 1 {
+                    distinct[slot] += 1;
+                }
+            }
+        }
+    } else if let Some(counts) = values.get_mut(value) {
+        for (slot, count) in counts.iter_mut().enumerate() {
+            if mask & (1 << slot) != 0 && *count > 0 {
+                *count -= 1;
+                if *count == 0 {
+                    distinct[slot] -= 1;
+                }
+            }
+        }
+        if counts.iter().all(|c| *c == 0) {
+            values.remove(value);
+        }
+    }
+}
+
 impl RowAggregate {
     /// The value `call` aggregates from `row`: `None` when the row does not count (its FILTER
     /// refuses it, or its argument is NULL); `Some(NULL)` for `COUNT(*)`.
@@ -111,10 +193,34 @@ impl RowAggregate {
     }
 
     fn apply(&self, acc: &mut RowAcc, row: &Row, sign: i64, final_only: bool) {
-        if acc.len() != self.calls.len() {
-            acc.resize(self.calls.len(), CallAcc::default());
+        if acc.calls.len() != self.calls.len() {
+            acc.calls.resize(self.calls.len(), CallAcc::default());
+            acc.shared.resize_with(self.shared.len(), Default::default);
         }
-        for (call, a) in self.calls.iter().zip(acc.iter_mut()) {
+        for (set, slots) in self.shared.iter().zip(acc.shared.iter_mut()) {
+            let v = &row.values[set.column];
+            if v.is_null() {
+                continue;
+            }
+            let mask = set
+                .filters
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.is_none_or(|f| matches!(row.values[f], Scalar::Bool(true))))
+                .fold(0u32, |m, (slot, _)| m | 1 << slot);
+            if mask != 0 {
+                count_in_slots(slots, v, mask, sign);
+            }
+        }
+        for ((call, a), shared) in self
+            .calls
+            .iter()
+            .zip(acc.calls.iter_mut())
+            .zip(self.slot_of.iter())
+        {
+            if shared.is_some() {
+                continue;
+            }
             let Some(v) = Self::counts(call, row) else {
                 continue;
             };
@@ -170,7 +276,10 @@ impl RowAggregate {
             .iter()
             .enumerate()
             .map(|(i, call)| {
-                let a = acc.get(i).unwrap_or(&empty);
+                if let Some((set, slot)) = self.slot_of[i] {
+                    return Scalar::Int(acc.shared.get(set).map_or(0, |(_, n)| n[slot]));
+                }
+                let a = acc.calls.get(i).unwrap_or(&empty);
                 if call.distinct {
                     let values = a.values.as_ref();
                     let n = values.map(|m| m.len()).unwrap_or(0) as i64;
@@ -256,7 +365,10 @@ impl AggregateFunction<Row> for RowAggregate {
     type Out = Row;
 
     fn create(&self) -> RowAcc {
-        vec![CallAcc::default(); self.calls.len()]
+        RowAcc {
+            calls: vec![CallAcc::default(); self.calls.len()],
+            shared: vec![Default::default(); self.shared.len()],
+        }
     }
 
     #[inline]
@@ -265,7 +377,22 @@ impl AggregateFunction<Row> for RowAggregate {
     }
 
     fn merge(&self, acc: &mut RowAcc, other: RowAcc) {
-        for ((call, a), b) in self.calls.iter().zip(acc.iter_mut()).zip(other) {
+        if acc.calls.len() != self.calls.len() {
+            acc.calls.resize(self.calls.len(), CallAcc::default());
+            acc.shared.resize_with(self.shared.len(), Default::default);
+        }
+        for ((values, distinct), (theirs, _)) in acc.shared.iter_mut().zip(other.shared) {
+            for (v, counts) in theirs {
+                let mine = values.entry(v).or_insert([0; DISTINCT_SLOTS]);
+                for (slot, (m, c)) in mine.iter_mut().zip(counts).enumerate() {
+                    if *m == 0 && c > 0 {
+                        distinct[slot] += 1;
+                    }
+                    *m += c;
+                }
+            }
+        }
+        for ((call, a), b) in self.calls.iter().zip(acc.calls.iter_mut()).zip(other.calls) {
             if let Some(m) = b.values {
                 let mine = a.values.get_or_insert_with(BTreeMap::new);
                 for (v, c) in m {
@@ -395,5 +522,70 @@ mod tests {
             AggregateFunction::result(&agg, &acc),
             Row::of([Scalar::Int(1), Scalar::Int(6)])
         );
+    }
+
+    proptest::proptest! {
+        /// Shared `COUNT(DISTINCT)` sets (three filters over column 0, one count over column
+        /// 1) against counting the live rows, under additions, withdrawals, and the merge of
+        /// two accumulators (window panes).
+        #[test]
+        fn shared_distinct_counts_equal_the_live_rows(
+            ops in proptest::collection::vec((0i64..6, 0i64..3, proptest::bool::ANY, proptest::bool::ANY), 0..60),
+            split in 0usize..60,
+        ) {
+            let count_distinct = |arg: usize, filter: Option<usize>| AggCall {
+                func: AggFunc::Count,
+                arg: Some(arg),
+                distinct: true,
+                filter,
+                ty: DataType::BigInt,
+            };
+            // Columns: a, b, a < 3, a odd.
+            let agg = RowAggregate::new(vec![
+                count_distinct(0, None),
+                count_distinct(0, Some(2)),
+                count_distinct(1, None),
+                count_distinct(0, Some(3)),
+            ]);
+            let row = |a: i64, b: i64| Row::of([
+                Scalar::Int(a), Scalar::Int(b), Scalar::Bool(a < 3), Scalar::Bool(a % 2 == 1),
+            ]);
+            let mut acc = RowAcc::default();
+            let mut live: Vec<(i64, i64)> = Vec::new();
+            for (a, b, withdraw, _) in &ops {
+                if *withdraw {
+                    if let Some(i) = live.iter().position(|r| r.0 == *a) {
+                        let (a, b) = live.remove(i);
+                        RetractAggregate::retract(&agg, &mut acc, &row(a, b));
+                    }
+                } else {
+                    live.push((*a, *b));
+                    RetractAggregate::add(&agg, &mut acc, &row(*a, *b));
+                }
+            }
+            let distinct = |values: Vec<i64>| {
+                let set: std::collections::BTreeSet<i64> = values.into_iter().collect();
+                Scalar::Int(set.len() as i64)
+            };
+            let model = |live: &[(i64, i64)]| Row::of([
+                distinct(live.iter().map(|r| r.0).collect()),
+                distinct(live.iter().filter(|r| r.0 < 3).map(|r| r.0).collect()),
+                distinct(live.iter().map(|r| r.1).collect()),
+                distinct(live.iter().filter(|r| r.0 % 2 == 1).map(|r| r.0).collect()),
+            ]);
+            proptest::prop_assert_eq!(RetractAggregate::result(&agg, &acc), model(&live));
+
+            // Two panes merged: the rows split at `split`.
+            let rows: Vec<(i64, i64)> = ops.iter().map(|o| (o.0, o.1)).collect();
+            let split = split.min(rows.len());
+            let mut left = AggregateFunction::create(&agg);
+            let mut right = AggregateFunction::create(&agg);
+            for (i, (a, b)) in rows.iter().enumerate() {
+                let pane = if i < split { &mut left } else { &mut right };
+                AggregateFunction::add(&agg, pane, &row(*a, *b));
+            }
+            AggregateFunction::merge(&agg, &mut left, right);
+            proptest::prop_assert_eq!(AggregateFunction::result(&agg, &left), model(&rows));
+        }
     }
 }
