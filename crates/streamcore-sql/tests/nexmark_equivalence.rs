@@ -280,6 +280,67 @@ mod on_the_lsm_backend {
     every_query!(check_lsm);
 }
 
+/// The queries with group aggregates, with Flink's mini-batch (a group's changes within a
+/// batch folded into one), in memory and on the LSM backend with a 64 KiB budget (groups
+/// evicted to the tree mid-batch and read back to be emitted), give the final table they give
+/// without it.
+mod with_mini_batch {
+    use super::*;
+
+    fn check_mini_batch(q: &str) {
+        let (mut session, insert, _side) = session_with(q);
+        let config = JobConfig::default().parallelism(parallelism(q));
+        let per_row = sql_rows(&session, &insert, config.clone());
+        session
+            .execute_script("SET 'table.exec.mini-batch.enabled' = 'true';")
+            .unwrap();
+        let folded = sql_rows(&session, &insert, config.clone());
+        assert_same_table(q, ("per row", &per_row), ("with mini-batch", &folded));
+        // And it folded: fewer changes reached the sink.
+        let changes =
+            |session: &Session| session.collect(&insert.plan, config.clone()).unwrap().len();
+        let with = changes(&session);
+        session
+            .execute_script("SET 'table.exec.mini-batch.enabled' = 'false';")
+            .unwrap();
+        let without = changes(&session);
+        assert!(
+            with < without,
+            "{q}: {with} changes with mini-batch, {without} without"
+        );
+        session
+            .execute_script("SET 'table.exec.mini-batch.enabled' = 'true';")
+            .unwrap();
+        #[cfg(feature = "lsm")]
+        {
+            let state = streamcore::state::StateConfig::lsm(64 << 10);
+            let on_lsm = sql_rows(&session, &insert, config.state(state));
+            assert_same_table(
+                q,
+                ("per row", &per_row),
+                ("with mini-batch on LSM", &on_lsm),
+            );
+        }
+    }
+
+    #[test]
+    fn q4() {
+        check_mini_batch("q4");
+    }
+    #[test]
+    fn q15() {
+        check_mini_batch("q15");
+    }
+    #[test]
+    fn q16() {
+        check_mini_batch("q16");
+    }
+    #[test]
+    fn q17() {
+        check_mini_batch("q17");
+    }
+}
+
 /// q10 writes every bid into a CSV `filesystem` table `PARTITIONED BY (dt, hm)`: part files
 /// under `dt=…/hm=…/` directories, the partition columns not in the files (as Flink writes
 /// them). The rows read back, with `dt` and `hm` from their directory, equal the typed q10's;
