@@ -193,6 +193,16 @@ impl RowShaper {
                 self.fold_kept(*column, value);
             }
         }
+        // Rewritten for evaluation last, after the rules above.
+        self.filter = self.filter.as_ref().map(Expr::compiled);
+        self.columns = self
+            .columns
+            .iter()
+            .map(|shape| match shape {
+                Shape::Computed(e) => Shape::Computed(e.compiled()),
+                Shape::Physical(i) => Shape::Physical(*i),
+            })
+            .collect();
         self.recompute();
         self
     }

@@ -67,6 +67,10 @@ pub enum Expr {
     Like(Box<Expr>, LikePattern, bool),
     /// A scalar function.
     Call(ScalarFunction, Vec<Expr>),
+    /// `CASE WHEN e = c1 THEN v1 WHEN e = c2 THEN v2 … ELSE x END` with one `e`, which is then
+    /// evaluated once, not once per arm. Made by [`Expr::compiled`] from such a `Case` when an
+    /// operator is built; the planner's rules never see it.
+    Switch(Box<Expr>, Vec<(Scalar, Expr)>, Box<Expr>),
 }
 
 /// A compiled `LIKE` pattern (`%` and `_`).
@@ -162,6 +166,15 @@ impl Expr {
                 }
                 otherwise.eval(row)
             }
+            Expr::Switch(subject, arms, otherwise) => {
+                let subject = subject.eval_cow(row)?;
+                for (value, then) in arms {
+                    if let Scalar::Bool(true) = compare(CmpOp::Eq, &subject, value) {
+                        return then.eval(row);
+                    }
+                }
+                otherwise.eval(row)
+            }
             Expr::Cast(e, to) => cast(e.eval(row)?, *to),
             Expr::InList(e, list, negated) => {
                 let v = e.eval_cow(row)?;
@@ -211,7 +224,53 @@ impl Expr {
                 e.is_constant() && b.iter().all(|(w, t)| w.is_constant() && t.is_constant())
             }
             Expr::Call(f, args) => f.is_deterministic() && args.iter().all(Expr::is_constant),
+            Expr::Switch(s, arms, e) => {
+                s.is_constant() && e.is_constant() && arms.iter().all(|(_, t)| t.is_constant())
+            }
         }
+    }
+
+    /// The expression as an operator evaluates it: a `CASE` whose arms all compare one
+    /// expression with a constant (`CASE WHEN lower(c) = 'a' THEN … WHEN lower(c) = 'b' THEN
+    /// …`) becomes an [`Expr::Switch`] evaluating that expression once per row.
+    pub fn compiled(&self) -> Expr {
+        self.transform(&mut |e| {
+            let Expr::Case(branches, otherwise) = e else {
+                return None;
+            };
+            if branches.len() < 2 {
+                return None;
+            }
+            let mut subject: Option<(&Expr, String)> = None;
+            let mut arms = Vec::with_capacity(branches.len());
+            for (when, then) in branches {
+                let Expr::Cmp(CmpOp::Eq, l, r) = when else {
+                    return None;
+                };
+                let (e, value) = match (&**l, &**r) {
+                    (e, Expr::Literal(v)) | (Expr::Literal(v), e) if !v.is_null() => (e, v),
+                    _ => return None,
+                };
+                // Planning-time identity of the compared expression (as `Plan::reuse_key`).
+                let key = format!("{e:?}");
+                match &subject {
+                    None => subject = Some((e, key)),
+                    Some((_, k)) if *k == key => {}
+                    Some(_) => return None,
+                }
+                arms.push((value.clone(), then.compiled()));
+            }
+            let (subject, _) = subject?;
+            if matches!(subject, Expr::Column(_) | Expr::Literal(_)) {
+                // Nothing to save: reading a column is as cheap as the comparison.
+                return None;
+            }
+            Some(Expr::Switch(
+                Box::new(subject.compiled()),
+                arms,
+                Box::new(otherwise.compiled()),
+            ))
+        })
     }
 
     /// Folds the expression to a literal if it reads no column and evaluates without error.
@@ -260,6 +319,14 @@ impl Expr {
             Expr::Call(func, args) => {
                 Expr::Call(func.clone(), args.iter().map(|x| x.transform(f)).collect())
             }
+            Expr::Switch(s, arms, x) => {
+                let s = t(s);
+                let arms = arms
+                    .iter()
+                    .map(|(v, th)| (v.clone(), th.transform(f)))
+                    .collect();
+                Expr::Switch(s, arms, Box::new(x.transform(f)))
+            }
         }
     }
 
@@ -284,6 +351,11 @@ impl Expr {
                     w.columns(out);
                     t.columns(out);
                 }
+                e.columns(out);
+            }
+            Expr::Switch(s, arms, e) => {
+                s.columns(out);
+                arms.iter().for_each(|(_, t)| t.columns(out));
                 e.columns(out);
             }
         }
@@ -327,6 +399,16 @@ impl fmt::Display for Expr {
                 f.write_str("CASE")?;
                 for (w, t) in b {
                     write!(f, " WHEN {w} THEN {t}")?;
+                }
+                write!(f, " ELSE {e} END")
+            }
+            Expr::Switch(s, arms, e) => {
+                write!(f, "CASE {s}")?;
+                for (v, t) in arms {
+                    match v {
+                        Scalar::Str(v) => write!(f, " WHEN '{v}' THEN {t}")?,
+                        v => write!(f, " WHEN {v} THEN {t}")?,
+                    }
                 }
                 write!(f, " ELSE {e} END")
             }
@@ -571,6 +653,80 @@ pub fn parse_timestamp_ms(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `CASE WHEN lower($0) = 'a' THEN 1 WHEN lower($0) = 'b' THEN 2 ELSE $1 END` compiles to
+    /// one evaluation of `lower($0)` and gives what the CASE gives, NULL included; a CASE
+    /// whose arms compare different expressions (or a bare column) stays as it is.
+    #[test]
+    fn a_case_over_one_expression_compiles_to_a_switch() {
+        let lower = || Expr::Call(ScalarFunction::Lower, vec![Expr::Column(0)]);
+        let is = |v: &str| {
+            Expr::Cmp(
+                CmpOp::Eq,
+                Box::new(lower()),
+                Box::new(Expr::Literal(Scalar::str(v))),
+            )
+        };
+        let case = Expr::Case(
+            vec![
+                (is("a"), Expr::Literal(Scalar::Int(1))),
+                (is("b"), Expr::Literal(Scalar::Int(2))),
+            ],
+            Box::new(Expr::Column(1)),
+        );
+        let compiled = case.compiled();
+        assert!(matches!(compiled, Expr::Switch(..)), "{compiled}");
+        assert_eq!(
+            compiled.to_string(),
+            "CASE LOWER($0) WHEN 'a' THEN 1 WHEN 'b' THEN 2 ELSE $1 END"
+        );
+        for input in [
+            Scalar::str("A"),
+            Scalar::str("b"),
+            Scalar::str("c"),
+            Scalar::Null,
+        ] {
+            let row = [input, Scalar::Int(9)];
+            assert_eq!(compiled.eval(&row), case.eval(&row));
+        }
+        let mixed = Expr::Case(
+            vec![
+                (is("a"), Expr::Literal(Scalar::Int(1))),
+                (
+                    Expr::Cmp(
+                        CmpOp::Eq,
+                        Box::new(Expr::Column(1)),
+                        Box::new(Expr::Literal(Scalar::Int(2))),
+                    ),
+                    Expr::Literal(Scalar::Int(2)),
+                ),
+            ],
+            Box::new(Expr::Literal(Scalar::Null)),
+        );
+        assert!(matches!(mixed.compiled(), Expr::Case(..)));
+        let on_a_column = Expr::Case(
+            vec![
+                (
+                    Expr::Cmp(
+                        CmpOp::Eq,
+                        Box::new(Expr::Column(1)),
+                        Box::new(Expr::Literal(Scalar::Int(1))),
+                    ),
+                    Expr::Literal(Scalar::Int(1)),
+                ),
+                (
+                    Expr::Cmp(
+                        CmpOp::Eq,
+                        Box::new(Expr::Column(1)),
+                        Box::new(Expr::Literal(Scalar::Int(2))),
+                    ),
+                    Expr::Literal(Scalar::Int(2)),
+                ),
+            ],
+            Box::new(Expr::Literal(Scalar::Null)),
+        );
+        assert!(matches!(on_a_column.compiled(), Expr::Case(..)));
+    }
 
     #[test]
     fn the_fast_timestamp_parser_agrees_with_chrono() {

@@ -210,7 +210,7 @@ impl<'j> PhysicalPlanner<'j> {
                     }
                     _ => self.build(input)?,
                 };
-                let p = predicate.clone();
+                let p = predicate.compiled();
                 Ok(match stream {
                     SqlStream::Append(s) => SqlStream::Append(
                         s.try_filter(move |r: &Row| p.test(&r.values))
@@ -1065,7 +1065,7 @@ impl Projector {
             })
             .collect();
         Projector {
-            exprs: exprs.to_vec().into(),
+            exprs: exprs.iter().map(Expr::compiled).collect(),
             moves,
             scratch: Vec::new(),
         }
