@@ -323,10 +323,16 @@ impl<'j> PhysicalPlanner<'j> {
                     agg,
                     uid: &uid,
                 };
-                // One key column is the key itself (no row allocated per record); more are a
-                // row of them.
+                // One or two key columns are the key itself (no row allocated per record);
+                // more are a row of them.
                 let (results, late_rows) = if nkeys == 1 {
                     window_aggregate(s, |r: &Row| r.values[0].clone(), spec)
+                } else if nkeys == 2 {
+                    window_aggregate(
+                        s,
+                        |r: &Row| (r.values[0].clone(), r.values[1].clone()),
+                        spec,
+                    )
                 } else {
                     let key_cols: Vec<usize> = (0..nkeys).collect();
                     window_aggregate(s, move |r: &Row| r.key(&key_cols), spec)
@@ -350,9 +356,15 @@ impl<'j> PhysicalPlanner<'j> {
                     mini_batch: self.mini_batch,
                     uid: self.uid("group-agg", plan),
                 };
-                // One key column is the key itself (no row allocated per record).
+                // One or two key columns are the key itself (no row allocated per record).
                 Ok(SqlStream::Updating(if *keys == 1 {
                     group_aggregate(stream, |r: &Row| r.values[0].clone(), spec)
+                } else if *keys == 2 {
+                    group_aggregate(
+                        stream,
+                        |r: &Row| (r.values[0].clone(), r.values[1].clone()),
+                        spec,
+                    )
                 } else {
                     let key_cols: Vec<usize> = (0..*keys).collect();
                     group_aggregate(stream, move |r: &Row| r.key(&key_cols), spec)
@@ -699,11 +711,20 @@ impl<'j> PhysicalPlanner<'j> {
             ttl: self.state_ttl,
             uid,
         };
+        let value = |key: &Expr| {
+            let key = key.clone();
+            move |row: &Row| key.eval(&row.values).unwrap_or(Scalar::Null)
+        };
         let joined = if let ([lk], [rk]) = (&lk[..], &rk[..]) {
-            // One key column: the state is keyed by the value itself, no row built per record.
-            let (lk, rk) = (lk.clone(), rk.clone());
-            let value = |key: Expr| move |row: &Row| key.eval(&row.values).unwrap_or(Scalar::Null);
+            // One or two key columns: the state is keyed by the values themselves, no row
+            // built per record.
             keyed_join(l, r, value(lk), value(rk), spec)
+        } else if let ([l1, l2], [r1, r2]) = (&lk[..], &rk[..]) {
+            let pair = |a, b| {
+                let (a, b) = (value(a), value(b));
+                move |row: &Row| (a(row), b(row))
+            };
+            keyed_join(l, r, pair(l1, l2), pair(r1, r2), spec)
         } else {
             let (lk, rk): (Arc<[Expr]>, Arc<[Expr]>) = (lk.into(), rk.into());
             let values = |keys: Arc<[Expr]>| {
@@ -850,6 +871,16 @@ impl GroupKey for Scalar {
     }
     fn width(&self) -> usize {
         1
+    }
+}
+
+impl GroupKey for (Scalar, Scalar) {
+    fn push_values(&self, out: &mut Vec<Scalar>) {
+        out.push(self.0.clone());
+        out.push(self.1.clone());
+    }
+    fn width(&self) -> usize {
+        2
     }
 }
 
@@ -1161,6 +1192,12 @@ trait NullableKey {
 impl NullableKey for Scalar {
     fn has_null(&self) -> bool {
         self.is_null()
+    }
+}
+
+impl NullableKey for (Scalar, Scalar) {
+    fn has_null(&self) -> bool {
+        self.0.is_null() || self.1.is_null()
     }
 }
 
