@@ -618,15 +618,20 @@ impl<'j> PhysicalPlanner<'j> {
                     value: eval(e, r),
                     desc: *desc,
                 };
-                // One partition column is the key itself, one sort column the sort key itself
-                // (no row or vector built per record); more are a row or a vector of them.
-                let one_key = partition.len() == 1;
+                // One or two partition columns are the key itself, one sort column the sort
+                // key itself (no row or vector built per record); more are a row or a vector
+                // of them.
+                let keys = partition.len();
                 let one_sort = order.len() == 1;
                 let partition: Arc<[Expr]> = partition.clone().into();
                 let order: Arc<[(Expr, bool)]> = order.clone().into();
                 let key_one = {
                     let p = partition.clone();
                     move |r: &Row| -> Scalar { eval(&p[0], r) }
+                };
+                let key_two = {
+                    let p = partition.clone();
+                    move |r: &Row| -> (Scalar, Scalar) { (eval(&p[0], r), eval(&p[1], r)) }
                 };
                 let key_many =
                     move |r: &Row| -> Row { partition.iter().map(|e| eval(e, r)).collect() };
@@ -637,11 +642,13 @@ impl<'j> PhysicalPlanner<'j> {
                 let sort_many = move |r: &Row| -> Vec<SortValue> {
                     order.iter().map(|o| sort_value(o, r)).collect()
                 };
-                let out = match (one_key, one_sort) {
-                    (true, true) => rank(stream, key_one, sort_one, spec),
-                    (true, false) => rank(stream, key_one, sort_many, spec),
-                    (false, true) => rank(stream, key_many, sort_one, spec),
-                    (false, false) => rank(stream, key_many, sort_many, spec),
+                let out = match (keys, one_sort) {
+                    (1, true) => rank(stream, key_one, sort_one, spec),
+                    (1, false) => rank(stream, key_one, sort_many, spec),
+                    (2, true) => rank(stream, key_two, sort_one, spec),
+                    (2, false) => rank(stream, key_two, sort_many, spec),
+                    (_, true) => rank(stream, key_many, sort_one, spec),
+                    (_, false) => rank(stream, key_many, sort_many, spec),
                 };
                 Ok(SqlStream::Updating(out))
             }
