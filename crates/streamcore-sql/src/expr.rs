@@ -659,18 +659,14 @@ mod tests {
     /// whose arms compare different expressions (or a bare column) stays as it is.
     #[test]
     fn a_case_over_one_expression_compiles_to_a_switch() {
+        let int = |v: i64| Expr::Literal(Scalar::Int(v));
+        let equals =
+            |e: Expr, v: Scalar| Expr::Cmp(CmpOp::Eq, Box::new(e), Box::new(Expr::Literal(v)));
         let lower = || Expr::Call(ScalarFunction::Lower, vec![Expr::Column(0)]);
-        let is = |v: &str| {
-            Expr::Cmp(
-                CmpOp::Eq,
-                Box::new(lower()),
-                Box::new(Expr::Literal(Scalar::str(v))),
-            )
-        };
         let case = Expr::Case(
             vec![
-                (is("a"), Expr::Literal(Scalar::Int(1))),
-                (is("b"), Expr::Literal(Scalar::Int(2))),
+                (equals(lower(), Scalar::str("a")), int(1)),
+                (equals(lower(), Scalar::str("b")), int(2)),
             ],
             Box::new(Expr::Column(1)),
         );
@@ -689,41 +685,21 @@ mod tests {
             let row = [input, Scalar::Int(9)];
             assert_eq!(compiled.eval(&row), case.eval(&row));
         }
+        // Arms comparing different expressions, or a bare column, stay a CASE.
         let mixed = Expr::Case(
             vec![
-                (is("a"), Expr::Literal(Scalar::Int(1))),
-                (
-                    Expr::Cmp(
-                        CmpOp::Eq,
-                        Box::new(Expr::Column(1)),
-                        Box::new(Expr::Literal(Scalar::Int(2))),
-                    ),
-                    Expr::Literal(Scalar::Int(2)),
-                ),
+                (equals(lower(), Scalar::str("a")), int(1)),
+                (equals(Expr::Column(1), Scalar::Int(2)), int(2)),
             ],
-            Box::new(Expr::Literal(Scalar::Null)),
+            Box::new(int(0)),
         );
         assert!(matches!(mixed.compiled(), Expr::Case(..)));
         let on_a_column = Expr::Case(
             vec![
-                (
-                    Expr::Cmp(
-                        CmpOp::Eq,
-                        Box::new(Expr::Column(1)),
-                        Box::new(Expr::Literal(Scalar::Int(1))),
-                    ),
-                    Expr::Literal(Scalar::Int(1)),
-                ),
-                (
-                    Expr::Cmp(
-                        CmpOp::Eq,
-                        Box::new(Expr::Column(1)),
-                        Box::new(Expr::Literal(Scalar::Int(2))),
-                    ),
-                    Expr::Literal(Scalar::Int(2)),
-                ),
+                (equals(Expr::Column(1), Scalar::Int(1)), int(1)),
+                (equals(Expr::Column(1), Scalar::Int(2)), int(2)),
             ],
-            Box::new(Expr::Literal(Scalar::Null)),
+            Box::new(int(0)),
         );
         assert!(matches!(on_a_column.compiled(), Expr::Case(..)));
     }
