@@ -192,11 +192,17 @@ impl RowAggregate {
         }
     }
 
-    fn apply(&self, acc: &mut RowAcc, row: &Row, sign: i64, final_only: bool) {
+    /// Gives an accumulator made by `Default` (OVER's running one) a slot per call and set.
+    #[inline]
+    fn fit(&self, acc: &mut RowAcc) {
         if acc.calls.len() != self.calls.len() {
             acc.calls.resize(self.calls.len(), CallAcc::default());
             acc.shared.resize_with(self.shared.len(), Default::default);
         }
+    }
+
+    fn apply(&self, acc: &mut RowAcc, row: &Row, sign: i64, final_only: bool) {
+        self.fit(acc);
         for (set, slots) in self.shared.iter().zip(acc.shared.iter_mut()) {
             let v = &row.values[set.column];
             if v.is_null() {
@@ -377,10 +383,7 @@ impl AggregateFunction<Row> for RowAggregate {
     }
 
     fn merge(&self, acc: &mut RowAcc, other: RowAcc) {
-        if acc.calls.len() != self.calls.len() {
-            acc.calls.resize(self.calls.len(), CallAcc::default());
-            acc.shared.resize_with(self.shared.len(), Default::default);
-        }
+        self.fit(acc);
         for ((values, distinct), (theirs, _)) in acc.shared.iter_mut().zip(other.shared) {
             for (v, counts) in theirs {
                 let mine = values.entry(v).or_insert([0; DISTINCT_SLOTS]);

@@ -16,7 +16,7 @@ use streamcore::changelog::{Change, Keep};
 use streamcore::join::JoinType;
 use streamcore::row::{Row, Scalar};
 use streamcore::window::{WindowResult, Windows};
-use streamcore::{Job, Stream, Timestamp, WatermarkStrategy};
+use streamcore::{Job, KeyedStream, Stream, Timestamp, WatermarkStrategy};
 
 /// A planned edge: append-only rows, or a changelog of rows. A clone is a second handle on
 /// the same stream (both consumers receive every record).
@@ -969,6 +969,26 @@ struct GroupAggSpec {
     uid: String,
 }
 
+impl GroupAggSpec {
+    /// `keyed` with the aggregate's state TTL and mini-batch settings.
+    fn configure<T, K, KF>(&self, keyed: KeyedStream<T, K, KF>) -> KeyedStream<T, K, KF>
+    where
+        T: streamcore::Data,
+        K: streamcore::data::Key,
+        KF: Fn(&T) -> K + Clone + Send + 'static,
+    {
+        let keyed = match self.ttl {
+            Some(ttl) => keyed.state_ttl(ttl),
+            None => keyed,
+        };
+        if self.mini_batch {
+            keyed.mini_batch()
+        } else {
+            keyed
+        }
+    }
+}
+
 /// A group aggregate of `input` keyed by `key`: the changelog of its rows (keys, then
 /// aggregates).
 fn group_aggregate<K: GroupKey>(
@@ -977,32 +997,16 @@ fn group_aggregate<K: GroupKey>(
     spec: GroupAggSpec,
 ) -> Stream<Change<Row>> {
     let changes: Stream<Change<(K, Row)>> = match input {
-        SqlStream::Append(s) => {
-            let mut keyed = s.key_by(key);
-            if let Some(ttl) = spec.ttl {
-                keyed = keyed.state_ttl(ttl);
-            }
-            if spec.mini_batch {
-                keyed = keyed.mini_batch();
-            }
-            keyed
-                .group_aggregate(spec.agg)
-                .name("GroupAggregate")
-                .uid(&spec.uid)
-        }
-        SqlStream::Updating(s) => {
-            let mut keyed = s.key_by(move |c: &Change<Row>| key(c.row()));
-            if let Some(ttl) = spec.ttl {
-                keyed = keyed.state_ttl(ttl);
-            }
-            if spec.mini_batch {
-                keyed = keyed.mini_batch();
-            }
-            keyed
-                .group_aggregate_changes(spec.agg)
-                .name("GroupAggregate")
-                .uid(&spec.uid)
-        }
+        SqlStream::Append(s) => spec
+            .configure(s.key_by(key))
+            .group_aggregate(spec.agg)
+            .name("GroupAggregate")
+            .uid(&spec.uid),
+        SqlStream::Updating(s) => spec
+            .configure(s.key_by(move |c: &Change<Row>| key(c.row())))
+            .group_aggregate_changes(spec.agg)
+            .name("GroupAggregate")
+            .uid(&spec.uid),
     };
     changes.map(|c: Change<(K, Row)>| {
         c.map(|(k, v)| {
