@@ -383,11 +383,19 @@ impl AggregateFunction<Row> for RowAggregate {
     }
 
     fn merge(&self, acc: &mut RowAcc, other: RowAcc) {
+        self.merge_from(acc, &other)
+    }
+
+    /// Reads `other` in place: a slice of sliding windows merges into each of its windows.
+    fn merge_from(&self, acc: &mut RowAcc, other: &RowAcc) {
         self.fit(acc);
-        for ((values, distinct), (theirs, _)) in acc.shared.iter_mut().zip(other.shared) {
+        for ((values, distinct), (theirs, _)) in acc.shared.iter_mut().zip(&other.shared) {
             for (v, counts) in theirs {
-                let mine = values.entry(v).or_insert([0; DISTINCT_SLOTS]);
-                for (slot, (m, c)) in mine.iter_mut().zip(counts).enumerate() {
+                let mine = match values.get_mut(v) {
+                    Some(mine) => mine,
+                    None => values.entry(v.clone()).or_insert([0; DISTINCT_SLOTS]),
+                };
+                for (slot, (m, &c)) in mine.iter_mut().zip(counts).enumerate() {
                     if *m == 0 && c > 0 {
                         distinct[slot] += 1;
                     }
@@ -395,11 +403,21 @@ impl AggregateFunction<Row> for RowAggregate {
                 }
             }
         }
-        for ((call, a), b) in self.calls.iter().zip(acc.calls.iter_mut()).zip(other.calls) {
-            if let Some(m) = b.values {
+        for ((call, a), b) in self
+            .calls
+            .iter()
+            .zip(acc.calls.iter_mut())
+            .zip(&other.calls)
+        {
+            if let Some(m) = &b.values {
                 let mine = a.values.get_or_insert_with(BTreeMap::new);
                 for (v, c) in m {
-                    *mine.entry(v).or_insert(0) += c;
+                    match mine.get_mut(v) {
+                        Some(n) => *n += c,
+                        None => {
+                            mine.insert(v.clone(), *c);
+                        }
+                    }
                 }
             }
             match call.func {
@@ -412,7 +430,7 @@ impl AggregateFunction<Row> for RowAggregate {
                                 b.value > a.value
                             })
                     {
-                        a.value = b.value;
+                        a.value = b.value.clone();
                     }
                     a.n += b.n;
                 }

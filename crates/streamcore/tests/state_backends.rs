@@ -484,8 +484,9 @@ fn win_row(r: WindowResult<u32, i64>) -> WinRow {
     )
 }
 
-/// Event `i` at `i` ms, key `i % KEYS`: tumbling sums of 500 ms per key, and session sums per
-/// key `i % 3_000` of the events whose `i % 7 != 0`, committed as rows.
+/// Event `i` at `i` ms, key `i % KEYS`: tumbling sums of 500 ms per key, sliding sums (1,500 ms
+/// every 600 ms: slices of 300 ms on the memory backend) per key `i % 700`, and session sums
+/// per key `i % 3_000` of the events whose `i % 7 != 0`, committed as rows.
 fn build_windows<S: Sink<WinRow>>(sink: S, rate: f64) -> Job {
     let mut job = Job::new("windows");
     let events = job
@@ -504,6 +505,16 @@ fn build_windows<S: Sink<WinRow>>(sink: S, rate: f64) -> Job {
         .aggregate(Sum::new(|e: &Ev| e.2))
         .uid("sessions")
         .map(win_row);
+    let sliding = events
+        .clone()
+        .key_by(|e: &Ev| e.1 % 700)
+        .window(Windows::sliding(
+            Duration::from_millis(1_500),
+            Duration::from_millis(600),
+        ))
+        .aggregate(Sum::new(|e: &Ev| e.2))
+        .uid("sliding")
+        .map(win_row);
     events
         .key_by(|e: &Ev| e.1)
         .window(Windows::tumbling(Duration::from_millis(500)))
@@ -511,6 +522,7 @@ fn build_windows<S: Sink<WinRow>>(sink: S, rate: f64) -> Job {
         .uid("window")
         .map(win_row)
         .union(sessions)
+        .union(sliding)
         .sink(sink);
     job
 }
@@ -585,6 +597,7 @@ fn windows_on_lsm_restore_from_incremental_checkpoints() {
 
 #[test]
 fn window_checkpoints_restore_from_one_backend_into_the_other() {
+    windows_cancel_and_restore(StateConfig::memory(), StateConfig::memory());
     windows_cancel_and_restore(StateConfig::memory(), StateConfig::lsm(64 << 10));
     windows_cancel_and_restore(
         StateConfig::lsm(64 << 10).incremental(true),

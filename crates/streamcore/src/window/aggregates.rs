@@ -196,7 +196,7 @@ impl<F> CountDistinct<F> {
 
 impl<T, V, F> AggregateFunction<T> for CountDistinct<F>
 where
-    V: Hash + Eq + StateData,
+    V: Hash + Eq + StateData + Clone,
     F: Fn(&T) -> V + Clone + Send + 'static,
 {
     type Acc = hashbrown::HashSet<V, foldhash::fast::RandomState>;
@@ -258,13 +258,13 @@ impl<F, V> ApproxCountDistinct<F, V> {
 }
 
 /// A HyperLogLog++ sketch. `count` needs `&mut` (it folds a buffer in), hence the cell.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(bound(serialize = "", deserialize = ""))]
-pub struct Hll<V: Hash>(RefCell<HyperLogLogPlus<V, SketchHasher>>);
+pub struct Hll<V: Hash + Clone>(RefCell<HyperLogLogPlus<V, SketchHasher>>);
 
 impl<T, V, F> AggregateFunction<T> for ApproxCountDistinct<F, V>
 where
-    V: Hash + Send + 'static,
+    V: Hash + Clone + Send + 'static,
     F: Fn(&T) -> V + Clone + Send + 'static,
 {
     type Acc = Hll<V>;

@@ -4,6 +4,8 @@
 //! (fired by the runtime's clock ticks, every open window at the end of the input). On the LSM
 //! state backend the keys' accumulators live in the backend instead ([`BackendPanes`]).
 
+mod slices;
+
 use super::backend_panes::{read_backend_checkpoint, BackendPanes};
 use super::{ProcessingClock, TimeDomain, Window, WindowFunction, Windows};
 use crate::checkpoint::{StateRestore, StateSnapshot};
@@ -15,6 +17,7 @@ use crate::operator::{Operator, Output, OutputTag};
 use crate::state::key_group;
 use crate::time::Timestamp;
 use hashbrown::hash_map::Entry;
+pub(crate) use slices::{read_sliced_groups, sliced_operator_states, Slicing};
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
 
@@ -58,9 +61,15 @@ pub(crate) struct AlignedWindowOperator<T, K, KF, F: WindowFunction<K, T>> {
     pub(crate) windows: Windows,
     pub(crate) lateness: i64,
     pub(crate) late: Option<OutputTag<T>>,
-    /// Open windows, ordered by end. Few at a time (one or two for tumbling windows, about
-    /// size / slide for sliding ones), so a sorted deque beats a tree.
+    /// Open windows, ordered by end. Few at a time (one or two for tumbling windows), so a
+    /// sorted deque beats a tree. For sliding windows of event time on the memory backend,
+    /// the open slices instead ([`Slicing`]; about size / slide of them).
     panes: VecDeque<Pane<K, F::Acc>>,
+    /// Sliced windows: windows restored whole (from a checkpoint that did not slice them),
+    /// merged into their results as one more slice until they expire.
+    whole: VecDeque<Pane<K, F::Acc>>,
+    /// Sliced windows: the scratch map a window's slices are merged into when it fires.
+    merged: KeyMap<K, F::Acc>,
     /// Emptied maps of dropped panes, kept with their capacity for the next windows: a new
     /// window then starts with room for as many keys as the last one had.
     spare: Vec<KeyMap<K, F::Acc>>,
@@ -102,6 +111,8 @@ impl<T, K, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
             lateness,
             late,
             panes: VecDeque::new(),
+            whole: VecDeque::new(),
+            merged: KeyMap::default(),
             spare: Vec::new(),
             watermark: i64::MIN,
             domain: TimeDomain::EventTime,
@@ -116,6 +127,16 @@ impl<T, K, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
         self.lateness = 0;
         self.clock = clock;
         self
+    }
+
+    /// How the windows are sliced: sliding windows of event time on the memory backend.
+    #[inline]
+    fn slicing(&self) -> Option<Slicing> {
+        if self.domain == TimeDomain::EventTime && self.backend.is_none() {
+            Slicing::of(self.windows)
+        } else {
+            None
+        }
     }
 
     fn window_of(&self, end: i64) -> Window {
@@ -138,10 +159,22 @@ impl<T, K, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
                 .map(|end| (Timestamp(end - size), Timestamp(end)));
             return;
         }
-        let keys: usize = self.panes.iter().map(|p| p.accs.len()).sum();
+        let keys: usize = self
+            .panes
+            .iter()
+            .chain(&self.whole)
+            .map(|p| p.accs.len())
+            .sum();
         let stats = ctx.stats();
         stats.state_keys = keys as u64;
         stats.state_bytes = (keys * entry) as u64;
+        if let Some(s) = self.slicing() {
+            let size = window_size(self.windows);
+            stats.pending_window = self
+                .next_sliced_window(s)
+                .map(|end| (Timestamp(end - size), Timestamp(end)));
+            return;
+        }
         // Panes are ordered by end: the first one not fired is the next to fire.
         stats.pending_window = self
             .panes
@@ -192,6 +225,11 @@ where
                 }
                 self.add_to(ends[0], key, record, ctx, out);
             }
+            self.update_state_stats(ctx);
+            return Ok(());
+        }
+        if let Some(s) = self.slicing() {
+            self.process_sliced(s, batch, ctx, out);
             self.update_state_stats(ctx);
             return Ok(());
         }
@@ -299,6 +337,9 @@ where
         if let Some(backend) = &mut self.backend {
             return backend.snapshot(self.watermark, ctx, state);
         }
+        if let Some(s) = self.slicing() {
+            return self.snapshot_sliced(s, ctx, state);
+        }
         // Per key group: its panes (end, fired, entries), in window order.
         type PaneRefs<'a, K, A> = Vec<(i64, bool, Vec<(&'a K, &'a A)>)>;
         let key_groups = ctx.info().key_groups;
@@ -322,20 +363,39 @@ where
         // The lowest watermark of the old instances: nothing they fired fires again, and
         // nothing they still hold is taken for late.
         if let Some(backend) = &mut self.backend {
-            if let Some(wm) = backend.restore(state)? {
+            if let Some(wm) = backend.restore(state, &mut self.func, self.windows)? {
                 self.watermark = wm;
             }
             self.update_state_stats(ctx);
             return Ok(());
         }
+        let sliced = self.slicing();
+        if let Some(states) = sliced_operator_states(state) {
+            // Written by sliced windows on the memory backend.
+            let Some(s) = sliced else {
+                return Err(crate::error::StreamError::Checkpoint(
+                    "the checkpoint holds sliding windows of event time, which these windows \
+                     are not (the job's windows changed)"
+                        .into(),
+                ));
+            };
+            self.restore_sliced(s, states, state)?;
+            self.update_state_stats(ctx);
+            return Ok(());
+        }
         if let Some((wm, windows, changes)) = read_backend_checkpoint::<K, F::Acc>(state)? {
-            // Written on the LSM backend.
+            // Written on the LSM backend: one accumulator per key and window.
             self.watermark = wm;
             for (pane_key, acc) in changes {
-                let at = self.pane_index(pane_key.end);
+                let accs = if sliced.is_some() {
+                    self.whole_window(pane_key.end)
+                } else {
+                    let at = self.pane_index(pane_key.end);
+                    &mut self.panes[at].accs
+                };
                 match acc {
-                    Some(acc) => self.panes[at].accs.insert(pane_key.key, acc),
-                    None => self.panes[at].accs.remove(&pane_key.key),
+                    Some(acc) => accs.insert(pane_key.key, acc),
+                    None => accs.remove(&pane_key.key),
                 };
             }
             for (end, fired) in windows {
@@ -344,14 +404,21 @@ where
                 }
             }
             self.panes.retain(|p| !p.accs.is_empty());
+            self.whole.retain(|p| !p.accs.is_empty());
             self.update_state_stats(ctx);
             return Ok(());
         }
         if let Some(wm) = state.operator_states::<i64>()?.into_iter().min() {
             self.watermark = wm;
         }
+        // Written on the memory backend, one accumulator per key and window (sliced windows
+        // keep them whole).
         for group in state.groups::<Vec<(i64, bool, Vec<(K, F::Acc)>)>>() {
             for (end, fired, entries) in group?.1 {
+                if sliced.is_some() {
+                    self.whole_window(end).extend(entries);
+                    continue;
+                }
                 let at = self.pane_index(end);
                 let pane = &mut self.panes[at];
                 pane.fired |= fired;
@@ -381,6 +448,13 @@ impl<T: Data, K: StateKey, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T,
     ) -> Result<()> {
         // Never backwards: after a restore the inputs start again from the beginning of time.
         let wm = time.max(self.watermark);
+        if let (Some(s), None) = (self.slicing(), &self.backend) {
+            let fired = self.fire_sliced(s, self.watermark, wm, out);
+            self.watermark = wm;
+            ctx.stats().windows_fired += fired;
+            self.update_state_stats(ctx);
+            return Ok(());
+        }
         self.watermark = wm;
         if let Some(backend) = &mut self.backend {
             let size = window_size(self.windows);

@@ -8,11 +8,12 @@
 //! layout (one hash map per window) stays the operator's own for the memory backend, where it
 //! is the fastest; the two checkpoint formats restore into either backend.
 
-use super::{Window, WindowFunction};
+use super::aligned::{read_sliced_groups, sliced_operator_states, Slicing};
+use super::{Window, WindowFunction, Windows};
 use crate::checkpoint::{decode, StateRestore, StateSnapshot};
 use crate::context::TaskContext;
 use crate::data::{Key, StateData};
-use crate::error::Result;
+use crate::error::{Result, StreamError};
 use crate::operator::Output;
 use crate::state::{KeyedMap, StateBackendKind, DELTA_TAG};
 use crate::time::Timestamp;
@@ -161,7 +162,42 @@ impl<K: Key + StateData, A: StateData> BackendPanes<K, A> {
 
     /// Restores a checkpoint written on either backend; returns the lowest watermark of the
     /// instances that wrote it.
-    pub(super) fn restore(&mut self, state: &StateRestore) -> Result<Option<i64>> {
+    pub(super) fn restore<T, F: WindowFunction<K, T, Acc = A>>(
+        &mut self,
+        state: &StateRestore,
+        func: &mut F,
+        windows: Windows,
+    ) -> Result<Option<i64>> {
+        if let Some(states) = sliced_operator_states(state) {
+            // Written by sliced windows on the memory backend: each slice merged into the
+            // windows that contain it.
+            let s = Slicing::of(windows).filter(|s| states.iter().all(|(_, w)| *w == s.width));
+            let Some(s) = s else {
+                return Err(StreamError::Checkpoint(
+                    "the checkpoint's sliding windows were sliced differently (the job's \
+                     windows changed)"
+                        .into(),
+                ));
+            };
+            let watermark = states.iter().map(|(wm, _)| *wm).min();
+            let (slices, whole) = read_sliced_groups::<K, A>(state)?;
+            let parts = slices
+                .iter()
+                .flat_map(|(end, entries)| s.windows_of(*end).map(move |w| (w, entries)))
+                .chain(whole.iter().map(|(end, entries)| (*end, entries)));
+            for (end, entries) in parts {
+                self.mark(end, watermark.is_some_and(|wm| end - 1 <= wm));
+                for (key, acc) in entries {
+                    let key = PaneKey {
+                        key: key.clone(),
+                        end,
+                    };
+                    let slot = self.map.entry_or_insert_with(key, |_| func.create())?;
+                    func.merge_ref(slot, acc);
+                }
+            }
+            return Ok(watermark);
+        }
         if let Some((watermark, windows)) = backend_operator_state(state)? {
             for (end, fired) in windows {
                 self.mark(end, fired);

@@ -26,9 +26,10 @@ use std::marker::PhantomData;
 /// }
 /// ```
 pub trait AggregateFunction<T>: Clone + Send + 'static {
-    /// The accumulator kept per key and window; serializable, as it goes into checkpoints
-    /// (derive `Serialize` and `Deserialize`).
-    type Acc: StateData;
+    /// The accumulator kept per key and window (per key and slice of sliding windows);
+    /// serializable, as it goes into checkpoints (derive `Clone`, `Serialize` and
+    /// `Deserialize`).
+    type Acc: StateData + Clone;
     /// The result.
     type Out: Data;
     /// A new, empty accumulator.
@@ -37,6 +38,13 @@ pub trait AggregateFunction<T>: Clone + Send + 'static {
     fn add(&self, acc: &mut Self::Acc, record: &T);
     /// Merges `other` into `acc` (for merging windows).
     fn merge(&self, acc: &mut Self::Acc, other: Self::Acc);
+    /// Merges `other` into `acc`, leaving `other` as it is: sliding windows keep one
+    /// accumulator per slice of `gcd(size, slide)` and merge the slices of a window when it
+    /// fires. By default a copy of `other` is merged; override it when that copy costs more
+    /// than reading `other` in place.
+    fn merge_from(&self, acc: &mut Self::Acc, other: &Self::Acc) {
+        self.merge(acc, other.clone())
+    }
     /// The result of an accumulator.
     fn result(&self, acc: &Self::Acc) -> Self::Out;
 }
@@ -48,6 +56,8 @@ pub(crate) trait WindowFunction<K, T>: Clone + Send + 'static {
     fn create(&mut self) -> Self::Acc;
     fn add(&mut self, acc: &mut Self::Acc, record: T);
     fn merge(&mut self, acc: &mut Self::Acc, other: Self::Acc);
+    /// Merges `other` into `acc`, leaving `other` as it is (a slice into a window).
+    fn merge_ref(&mut self, acc: &mut Self::Acc, other: &Self::Acc);
     fn emit(&mut self, key: &K, window: Window, acc: &Self::Acc, out: &mut Output<Self::Out>);
 }
 
@@ -70,6 +80,9 @@ impl<K: Key, T, A: AggregateFunction<T>> WindowFunction<K, T> for Aggregated<A, 
     }
     fn merge(&mut self, acc: &mut A::Acc, other: A::Acc) {
         self.f.merge(acc, other)
+    }
+    fn merge_ref(&mut self, acc: &mut A::Acc, other: &A::Acc) {
+        self.f.merge_from(acc, other)
     }
     fn emit(&mut self, key: &K, window: Window, acc: &A::Acc, out: &mut Output<Self::Out>) {
         out.emit(WindowResult {
@@ -105,6 +118,11 @@ impl<K: Key, T: Data + StateData, R: FnMut(T, T) -> T + Clone + Send + 'static> 
     fn merge(&mut self, acc: &mut Option<T>, other: Option<T>) {
         if let Some(o) = other {
             self.add(acc, o);
+        }
+    }
+    fn merge_ref(&mut self, acc: &mut Option<T>, other: &Option<T>) {
+        if let Some(o) = other {
+            self.add(acc, o.clone());
         }
     }
     fn emit(&mut self, key: &K, window: Window, acc: &Option<T>, out: &mut Output<Self::Out>) {
@@ -143,6 +161,9 @@ where
     }
     fn merge(&mut self, acc: &mut Vec<T>, mut other: Vec<T>) {
         acc.append(&mut other)
+    }
+    fn merge_ref(&mut self, acc: &mut Vec<T>, other: &Vec<T>) {
+        acc.extend_from_slice(other)
     }
     fn emit(&mut self, key: &K, window: Window, acc: &Vec<T>, out: &mut Output<O>) {
         (self.f)(key, window, acc, out)
