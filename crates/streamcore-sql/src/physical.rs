@@ -717,6 +717,7 @@ impl<'j> PhysicalPlanner<'j> {
             widths: (left.fields.len(), right.fields.len()),
             ttl: self.state_ttl,
             uid,
+            residual: residual.as_ref().map(|p| Arc::new(p.compiled())),
         };
         let value = |key: &Expr| {
             let key = key.clone();
@@ -1226,6 +1227,10 @@ struct JoinSpec {
     widths: (usize, usize),
     ttl: Option<Duration>,
     uid: String,
+    /// The join's condition beyond the key equalities: an interval join tests it on each
+    /// pair before building the joined row (the caller's filter still runs on the rows that
+    /// pass, and on those whose test failed with an error, which it then reports).
+    residual: Option<Arc<Expr>>,
 }
 
 /// The join of `l` and `r` on `lkey = rkey`: appended rows (an inner join), or a changelog
@@ -1273,14 +1278,31 @@ where
     }
     let mut keyed = l.connect(r).key_by(tagged(lkey, true), tagged(rkey, false));
     match spec.strategy {
-        JoinStrategy::Interval { lower, upper } => SqlStream::Append(
-            keyed
+        JoinStrategy::Interval { lower, upper } => SqlStream::Append(match spec.residual {
+            None => keyed
                 .interval_join(lower, upper, |a: &Row, b: &Row| {
                     concat(Some(a), 0, Some(b), 0)
                 })
                 .name("IntervalJoin")
                 .uid(&spec.uid),
-        ),
+            Some(residual) => {
+                // The pair's values in a reused buffer; a row only for the pairs that pass.
+                let mut pair: Vec<Scalar> = Vec::new();
+                keyed
+                    .interval_join(lower, upper, move |a: &Row, b: &Row| {
+                        pair.clear();
+                        pair.extend(a.values.iter().chain(b.values.iter()).cloned());
+                        (!matches!(residual.test(&pair), Ok(false))).then(|| Row {
+                            values: pair.as_slice().into(),
+                            time: a.time,
+                        })
+                    })
+                    .name("IntervalJoin")
+                    .uid(&spec.uid)
+                    .flat_map(|row: Option<Row>| row)
+                    .name("IntervalJoin(matched)")
+            }
+        }),
         JoinStrategy::Regular => {
             if let Some(ttl) = spec.ttl {
                 keyed = keyed.state_ttl(ttl);
