@@ -1048,17 +1048,18 @@ fn window_aggregate<K: GroupKey>(
         .name("WindowAggregate")
         .uid(spec.uid);
     let late = spec.late_tag.map(|tag| results.side_output(tag));
+    // The row is gathered in a reused buffer and moved into its one allocation.
+    let mut values: Vec<Scalar> = Vec::new();
     let rows = results
-        .map(|w: WindowResult<K, Row>| {
+        .map(move |w: WindowResult<K, Row>| {
             let end = w.window.end.0;
-            let mut values: Vec<Scalar> = Vec::with_capacity(w.key.width() + w.value.len() + 3);
             w.key.push_values(&mut values);
             values.extend(w.value.values.iter().cloned());
             values.push(Scalar::TimestampMs(w.window.start.0));
             values.push(Scalar::TimestampMs(end));
             values.push(Scalar::TimestampMs(end - 1));
             Row {
-                values: values.into(),
+                values: values.drain(..).collect(),
                 time: Timestamp(end - 1),
             }
         })
