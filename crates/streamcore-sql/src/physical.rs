@@ -9,7 +9,7 @@ use crate::connectors::{self, NexmarkKind, ScanCalc};
 use crate::error::PlanError;
 use crate::expr::{CmpOp, Expr};
 use crate::join;
-use crate::plan::{JoinKind, JoinStrategy, Node, Plan, WindowKind};
+use crate::plan::{AggCall, JoinKind, JoinStrategy, Node, Plan, WindowKind};
 use std::sync::Arc;
 use std::time::Duration;
 use streamcore::changelog::{Change, Keep};
@@ -296,6 +296,12 @@ impl<'j> PhysicalPlanner<'j> {
                 late,
                 ..
             } => {
+                // Without a late table (whose rows are the aggregate's input rows), a
+                // projection of columns below is read through, not built.
+                let (input, cols) = match selected_columns(input) {
+                    Some(read_through) if late.is_none() => read_through,
+                    _ => (&**input, (0..input.fields.len()).collect()),
+                };
                 let SqlStream::Append(s) = self.build(input)? else {
                     return Err(PlanError::invalid(
                         "a window aggregate over an updating input",
@@ -307,7 +313,7 @@ impl<'j> PhysicalPlanner<'j> {
                 let proctime = *proctime;
                 let uid = self.uid("window-agg", plan);
                 let nkeys = *keys;
-                let agg = RowAggregate::new(aggs.clone());
+                let agg = RowAggregate::new(remap_args(aggs, &cols));
                 let windows = match *window {
                     WindowKind::Tumble { size } => Windows::tumbling(ms(size)),
                     WindowKind::Hop { slide, size } => Windows::sliding(ms(size), ms(slide)),
@@ -326,15 +332,17 @@ impl<'j> PhysicalPlanner<'j> {
                 // One or two key columns are the key itself (no row allocated per record);
                 // more are a row of them.
                 let (results, late_rows) = if nkeys == 1 {
-                    window_aggregate(s, |r: &Row| r.values[0].clone(), spec)
+                    let k = cols[0];
+                    window_aggregate(s, move |r: &Row| r.values[k].clone(), spec)
                 } else if nkeys == 2 {
+                    let (a, b) = (cols[0], cols[1]);
                     window_aggregate(
                         s,
-                        |r: &Row| (r.values[0].clone(), r.values[1].clone()),
+                        move |r: &Row| (r.values[a].clone(), r.values[b].clone()),
                         spec,
                     )
                 } else {
-                    let key_cols: Vec<usize> = (0..nkeys).collect();
+                    let key_cols: Vec<usize> = cols[..nkeys].to_vec();
                     window_aggregate(s, move |r: &Row| r.key(&key_cols), spec)
                 };
                 if let (Some(rows), Some(late)) = (late_rows, late) {
@@ -349,24 +357,29 @@ impl<'j> PhysicalPlanner<'j> {
                 Ok(SqlStream::Append(results))
             }
             Node::Aggregate { input, keys, aggs } => {
+                // A projection of columns below is read through, not built.
+                let (input, cols) = selected_columns(input)
+                    .unwrap_or_else(|| (&**input, (0..input.fields.len()).collect()));
                 let stream = self.build(input)?;
                 let spec = GroupAggSpec {
-                    agg: RowAggregate::new(aggs.clone()),
+                    agg: RowAggregate::new(remap_args(aggs, &cols)),
                     ttl: self.state_ttl,
                     mini_batch: self.mini_batch,
                     uid: self.uid("group-agg", plan),
                 };
                 // One or two key columns are the key itself (no row allocated per record).
                 Ok(SqlStream::Updating(if *keys == 1 {
-                    group_aggregate(stream, |r: &Row| r.values[0].clone(), spec)
+                    let k = cols[0];
+                    group_aggregate(stream, move |r: &Row| r.values[k].clone(), spec)
                 } else if *keys == 2 {
+                    let (a, b) = (cols[0], cols[1]);
                     group_aggregate(
                         stream,
-                        |r: &Row| (r.values[0].clone(), r.values[1].clone()),
+                        move |r: &Row| (r.values[a].clone(), r.values[b].clone()),
                         spec,
                     )
                 } else {
-                    let key_cols: Vec<usize> = (0..*keys).collect();
+                    let key_cols: Vec<usize> = cols[..*keys].to_vec();
                     group_aggregate(stream, move |r: &Row| r.key(&key_cols), spec)
                 }))
             }
@@ -1065,6 +1078,47 @@ fn window_aggregate<K: GroupKey>(
         })
         .name("Calc(window)");
     (rows, late)
+}
+
+/// A projection that only selects columns (`SELECT c, a`: reordered, dropped or repeated) of an
+/// input other than a scan — a scan's reader builds its projection itself — as the input and
+/// the selected columns: an aggregate above reads its key and argument columns through it
+/// instead of a projected row being built per record.
+fn selected_columns(input: &Plan) -> Option<(&Plan, Vec<usize>)> {
+    let Node::Project {
+        input: inner,
+        exprs,
+    } = &input.node
+    else {
+        return None;
+    };
+    let over_scan = match &inner.node {
+        Node::Scan { .. } => true,
+        Node::Filter { input, .. } => matches!(input.node, Node::Scan { .. }),
+        _ => false,
+    };
+    if over_scan {
+        return None;
+    }
+    let cols = exprs
+        .iter()
+        .map(|e| match e {
+            Expr::Column(c) => Some(*c),
+            _ => None,
+        })
+        .collect::<Option<Vec<usize>>>()?;
+    Some((&**inner, cols))
+}
+
+/// Aggregate calls over a projection's columns `cols`, made to read its input's columns.
+fn remap_args(aggs: &[AggCall], cols: &[usize]) -> Vec<AggCall> {
+    aggs.iter()
+        .map(|a| AggCall {
+            arg: a.arg.map(|c| cols[c]),
+            filter: a.filter.map(|c| cols[c]),
+            ..a.clone()
+        })
+        .collect()
 }
 
 fn is_identity(exprs: &[Expr], width: usize) -> bool {
