@@ -421,6 +421,8 @@ impl AggregateFunction<Row> for RowAggregate {
                 }
             }
             match call.func {
+                // A count is `n` alone.
+                AggFunc::Count if !call.distinct => a.n += b.n,
                 AggFunc::Min | AggFunc::Max if !call.distinct => {
                     if a.value.is_null()
                         || (!b.value.is_null()

@@ -61,6 +61,9 @@ pub struct PhysicalPlanner<'j> {
     /// How many scans of each table the job's plans hold ([`PhysicalPlanner::survey`]): a
     /// scan takes the `Calc` above it into its reader only if its table is read once.
     scans_per_table: std::collections::HashMap<String, usize>,
+    /// The window aggregates (by [`Plan::reuse_key`]) whose `window_time` column no consumer
+    /// reads ([`PhysicalPlanner::survey`]): their rows are built without it.
+    window_time_unread: std::collections::HashSet<String>,
 }
 
 /// What makes two scans the same source: the table (name and options), the columns read and
@@ -94,6 +97,7 @@ impl<'j> PhysicalPlanner<'j> {
             scans: Default::default(),
             sub_plans: Default::default(),
             scans_per_table: Default::default(),
+            window_time_unread: Default::default(),
         }
     }
 
@@ -103,29 +107,69 @@ impl<'j> PhysicalPlanner<'j> {
     /// read nowhere else in the job; without a survey, or for a table read twice (whose
     /// reader is shared, as Flink reuses sources), they run as operators of their own.
     pub fn survey<'p>(&mut self, plans: impl IntoIterator<Item = &'p Plan>) {
-        fn walk(
-            plan: &Plan,
-            seen: &mut std::collections::HashSet<String>,
-            counts: &mut std::collections::HashMap<String, usize>,
-        ) {
+        /// What the walk learns: scans per table, and per window aggregate whether a
+        /// consumer reads its `window_time` (its last column).
+        #[derive(Default)]
+        struct Survey {
+            seen: std::collections::HashSet<String>,
+            scans: std::collections::HashMap<String, usize>,
+            window_time_read: std::collections::HashMap<String, bool>,
+        }
+        fn walk(plan: &Plan, survey: &mut Survey) {
             // A scan is counted wherever it is met (under another filter it would be another
             // reader); above a scan, a sub-plan met again is reused, not built again, so its
             // scans are read once.
             if let Node::Scan { table, .. } = &plan.node {
-                *counts.entry(table.name.to_string()).or_default() += 1;
+                *survey.scans.entry(table.name.to_string()).or_default() += 1;
                 return;
             }
-            if !seen.insert(plan.reuse_key()) {
+            if !survey.seen.insert(plan.reuse_key()) {
                 return;
             }
             for input in plan.inputs() {
-                walk(input, seen, counts);
+                if matches!(input.node, Node::WindowAggregate { .. }) {
+                    // Only a projection is known not to read a column it does not name.
+                    let last = input.fields.len() - 1;
+                    let reads = match &plan.node {
+                        Node::Project { exprs, .. } => {
+                            let mut cols = Vec::new();
+                            exprs.iter().for_each(|e| e.columns(&mut cols));
+                            cols.contains(&last)
+                        }
+                        _ => true,
+                    };
+                    *survey
+                        .window_time_read
+                        .entry(input.reuse_key())
+                        .or_default() |= reads;
+                }
+                walk(input, survey);
             }
         }
-        let mut seen = std::collections::HashSet::new();
+        let mut survey = Survey::default();
         for plan in plans {
-            walk(plan, &mut seen, &mut self.scans_per_table);
+            if matches!(plan.node, Node::WindowAggregate { .. }) {
+                // A query's result: its sink reads every column.
+                survey.window_time_read.insert(plan.reuse_key(), true);
+            }
+            walk(plan, &mut survey);
         }
+        for (table, n) in survey.scans {
+            *self.scans_per_table.entry(table).or_default() += n;
+        }
+        self.window_time_unread.extend(
+            survey
+                .window_time_read
+                .into_iter()
+                .filter(|(_, read)| !read)
+                .map(|(key, _)| key),
+        );
+    }
+
+    /// Whether `plan` is a window aggregate whose rows are built without `window_time`.
+    fn drops_window_time(&self, plan: &Plan) -> bool {
+        matches!(plan.node, Node::WindowAggregate { .. })
+            && self.window_time_unread.contains(&plan.reuse_key())
     }
 
     /// The late rows planned so far, with the tables they go to (emptied).
@@ -234,7 +278,8 @@ impl<'j> PhysicalPlanner<'j> {
                     return Ok(SqlStream::Append(s));
                 }
                 let stream = self.build(input)?;
-                if is_identity(exprs, input.fields.len()) {
+                let width = input.fields.len() - usize::from(self.drops_window_time(input));
+                if is_identity(exprs, width) {
                     return Ok(stream);
                 }
                 let projector = Projector::new(exprs);
@@ -328,6 +373,7 @@ impl<'j> PhysicalPlanner<'j> {
                     late_tag: late_tag.as_ref(),
                     agg,
                     uid: &uid,
+                    window_time: !self.drops_window_time(plan),
                 };
                 // One or two key columns are the key itself (no row allocated per record);
                 // more are a row of them.
@@ -1039,11 +1085,13 @@ struct WindowAggSpec<'a> {
     late_tag: Option<&'a streamcore::OutputTag<Row>>,
     agg: RowAggregate,
     uid: &'a str,
+    /// The rows end with `window_time` (false when no consumer reads it).
+    window_time: bool,
 }
 
 /// A window aggregate of `rows` keyed by `key`: its rows (keys, aggregates, `window_start`,
-/// `window_end`, `window_time`; the event time the window's last millisecond) and, with a
-/// late tag, the late input rows.
+/// `window_end`, `window_time` unless the spec drops it; the event time the window's last
+/// millisecond) and, with a late tag, the late input rows.
 fn window_aggregate<K: GroupKey>(
     rows: Stream<Row>,
     key: impl Fn(&Row) -> K + Clone + Send + 'static,
@@ -1063,6 +1111,7 @@ fn window_aggregate<K: GroupKey>(
     let late = spec.late_tag.map(|tag| results.side_output(tag));
     // The row is gathered in a reused buffer and moved into its one allocation.
     let mut values: Vec<Scalar> = Vec::new();
+    let window_time = spec.window_time;
     let rows = results
         .map(move |w: WindowResult<K, Row>| {
             let end = w.window.end.0;
@@ -1070,7 +1119,9 @@ fn window_aggregate<K: GroupKey>(
             values.extend(w.value.values.iter().cloned());
             values.push(Scalar::TimestampMs(w.window.start.0));
             values.push(Scalar::TimestampMs(end));
-            values.push(Scalar::TimestampMs(end - 1));
+            if window_time {
+                values.push(Scalar::TimestampMs(end - 1));
+            }
             Row {
                 values: values.drain(..).collect(),
                 time: Timestamp(end - 1),
