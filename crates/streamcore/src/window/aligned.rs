@@ -567,6 +567,16 @@ impl<T: Data, K: StateKey, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T,
     /// The index of the pane of window `end`, created if needed.
     #[inline]
     fn pane_index(&mut self, end: i64) -> usize {
+        // A window created behind the watermark (by a late record within the allowed
+        // lateness) has already passed its firing time: its records are emitted as they come,
+        // like those of a fired window.
+        self.pane_at(end, end - 1 <= self.watermark)
+    }
+
+    /// The index of the pane ending at `end` (a window's, or a slice's), created with `fired`
+    /// if new.
+    #[inline]
+    fn pane_at(&mut self, end: i64, fired: bool) -> usize {
         match self.panes.back() {
             Some(p) if p.end == end => self.panes.len() - 1,
             _ => match self.panes.binary_search_by_key(&end, |p| p.end) {
@@ -574,10 +584,7 @@ impl<T: Data, K: StateKey, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T,
                 Err(i) => {
                     let pane = Pane {
                         end,
-                        // A window created behind the watermark (by a late record within the
-                        // allowed lateness) has already passed its firing time: its records
-                        // are emitted as they come, like those of a fired window.
-                        fired: end - 1 <= self.watermark,
+                        fired,
                         accs: self.spare.pop().unwrap_or_default(),
                     };
                     self.panes.insert(i, pane);

@@ -207,24 +207,11 @@ where
 }
 
 impl<T: Data, K: StateKey, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
-    /// The index of the slice ending at `end`, created if needed.
+    /// The index of the slice ending at `end`, created if needed (a slice never fires: its
+    /// windows do).
     #[inline]
     fn slice_index(&mut self, end: i64) -> usize {
-        match self.panes.back() {
-            Some(p) if p.end == end => self.panes.len() - 1,
-            _ => match self.panes.binary_search_by_key(&end, |p| p.end) {
-                Ok(i) => i,
-                Err(i) => {
-                    let pane = Pane {
-                        end,
-                        fired: false,
-                        accs: self.spare.pop().unwrap_or_default(),
-                    };
-                    self.panes.insert(i, pane);
-                    i
-                }
-            },
-        }
+        self.pane_at(end, false)
     }
 
     /// `key`'s accumulator of window `end`: its slices' (and whole window's) merged.
