@@ -1,5 +1,6 @@
 //! The operator of aligned time windows (tumbling and sliding): state is organised by window
-//! end, then by key, so firing a window is one ordered-map step and a scan of its keys. The
+//! end, then by key, so firing a window is one ordered-map step and a scan of its keys (sliding
+//! windows of event time by slice instead, merged when a window fires: `aligned/slices.rs`). The
 //! same operator cuts windows of event time (fired by the watermark) or of processing time
 //! (fired by the runtime's clock ticks, every open window at the end of the input). On the LSM
 //! state backend the keys' accumulators live in the backend instead ([`BackendPanes`]).
