@@ -343,10 +343,7 @@ impl<'j> PhysicalPlanner<'j> {
             } => {
                 // Without a late table (whose rows are the aggregate's input rows), a
                 // projection of columns below is read through, not built.
-                let (input, cols) = match selected_columns(input) {
-                    Some(read_through) if late.is_none() => read_through,
-                    _ => (&**input, (0..input.fields.len()).collect()),
-                };
+                let (input, cols) = columns_through(input, late.is_none());
                 let SqlStream::Append(s) = self.build(input)? else {
                     return Err(PlanError::invalid(
                         "a window aggregate over an updating input",
@@ -404,8 +401,7 @@ impl<'j> PhysicalPlanner<'j> {
             }
             Node::Aggregate { input, keys, aggs } => {
                 // A projection of columns below is read through, not built.
-                let (input, cols) = selected_columns(input)
-                    .unwrap_or_else(|| (&**input, (0..input.fields.len()).collect()));
+                let (input, cols) = columns_through(input, true);
                 let stream = self.build(input)?;
                 let spec = GroupAggSpec {
                     agg: RowAggregate::new(remap_args(aggs, &cols)),
@@ -1159,6 +1155,16 @@ fn selected_columns(input: &Plan) -> Option<(&Plan, Vec<usize>)> {
         })
         .collect::<Option<Vec<usize>>>()?;
     Some((&**inner, cols))
+}
+
+/// The plan an aggregate over `input` reads, and where each of `input`'s columns is in it:
+/// with `read_through`, through a projection that only selects columns
+/// ([`selected_columns`]); otherwise `input` itself.
+fn columns_through(input: &Plan, read_through: bool) -> (&Plan, Vec<usize>) {
+    read_through
+        .then(|| selected_columns(input))
+        .flatten()
+        .unwrap_or_else(|| (input, (0..input.fields.len()).collect()))
 }
 
 /// Aggregate calls over a projection's columns `cols`, made to read its input's columns.

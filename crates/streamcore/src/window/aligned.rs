@@ -431,6 +431,26 @@ where
     }
 }
 
+/// The index of the pane ending at `end` in `panes` (ordered by end; the last one is checked
+/// first, as in-order input lands there), inserted from `new` if there is none.
+#[inline]
+fn index_of_pane<K, A>(
+    panes: &mut VecDeque<Pane<K, A>>,
+    end: i64,
+    new: impl FnOnce() -> Pane<K, A>,
+) -> usize {
+    match panes.back() {
+        Some(p) if p.end == end => panes.len() - 1,
+        _ => match panes.binary_search_by_key(&end, |p| p.end) {
+            Ok(i) => i,
+            Err(i) => {
+                panes.insert(i, new());
+                i
+            }
+        },
+    }
+}
+
 fn window_size(w: Windows) -> i64 {
     match w {
         Windows::Tumbling { size, .. } | Windows::Sliding { size, .. } => size,
@@ -578,21 +598,12 @@ impl<T: Data, K: StateKey, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T,
     /// if new.
     #[inline]
     fn pane_at(&mut self, end: i64, fired: bool) -> usize {
-        match self.panes.back() {
-            Some(p) if p.end == end => self.panes.len() - 1,
-            _ => match self.panes.binary_search_by_key(&end, |p| p.end) {
-                Ok(i) => i,
-                Err(i) => {
-                    let pane = Pane {
-                        end,
-                        fired,
-                        accs: self.spare.pop().unwrap_or_default(),
-                    };
-                    self.panes.insert(i, pane);
-                    i
-                }
-            },
-        }
+        let spare = &mut self.spare;
+        index_of_pane(&mut self.panes, end, || Pane {
+            end,
+            fired,
+            accs: spare.pop().unwrap_or_default(),
+        })
     }
 
     /// Adds `record` to window `end` of `key`; a window that already fired (a late record

@@ -17,7 +17,7 @@
 //! Checkpoint (memory backend): the operator state `(watermark, slice width)`, and per key
 //! group `(slices, whole windows)`, each `(end, [(key, accumulator)])`.
 
-use super::{AlignedWindowOperator, KeyMap, Pane};
+use super::{index_of_pane, AlignedWindowOperator, KeyMap, Pane};
 use crate::checkpoint::{StateRestore, StateSnapshot};
 use crate::context::TaskContext;
 use crate::data::{Data, StateKey};
@@ -242,13 +242,9 @@ impl<T: Data, K: StateKey, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T,
         out: &mut Output<F::Out>,
     ) -> u64 {
         let mut fired = 0;
-        let lowest = match (self.panes.front(), self.whole.front()) {
-            (Some(a), Some(b)) => a.end.min(b.end),
-            (Some(a), None) | (None, Some(a)) => a.end,
-            (None, None) => return 0,
+        let Some(mut end) = self.first_window_after(s, from) else {
+            return 0;
         };
-        // The first window not fired yet that can hold anything.
-        let mut end = s.window_end_from(from.saturating_add(2).max(lowest));
         while end - 1 <= to {
             let (first, last) = slice_range(&self.panes, s, end);
             let whole = self.whole.binary_search_by_key(&end, |p| p.end).ok();
@@ -388,20 +384,11 @@ impl<T: Data, K: StateKey, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T,
 
     /// The accumulators of window `end` restored whole, created if needed.
     pub(super) fn whole_window(&mut self, end: i64) -> &mut KeyMap<K, F::Acc> {
-        let at = match self.whole.binary_search_by_key(&end, |p| p.end) {
-            Ok(i) => i,
-            Err(i) => {
-                self.whole.insert(
-                    i,
-                    Pane {
-                        end,
-                        fired: false,
-                        accs: KeyMap::default(),
-                    },
-                );
-                i
-            }
-        };
+        let at = index_of_pane(&mut self.whole, end, || Pane {
+            end,
+            fired: false,
+            accs: KeyMap::default(),
+        });
         &mut self.whole[at].accs
     }
 }
@@ -409,8 +396,17 @@ impl<T: Data, K: StateKey, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T,
 impl<T, K, KF, F: WindowFunction<K, T>> AlignedWindowOperator<T, K, KF, F> {
     /// The end of the next window to fire, if any state is held.
     pub(super) fn next_sliced_window(&self, s: Slicing) -> Option<i64> {
-        let lowest = self.panes.iter().chain(&self.whole).map(|p| p.end).min()?;
-        Some(s.window_end_from(self.watermark.saturating_add(2).max(lowest)))
+        self.first_window_after(s, self.watermark)
+    }
+
+    /// The end of the first window not fired at watermark `watermark` that can hold anything
+    /// (it contains the first slice or whole window held, or comes after it); `None` when
+    /// nothing is held.
+    fn first_window_after(&self, s: Slicing, watermark: i64) -> Option<i64> {
+        // Both deques are ordered by end: their fronts are the lowest.
+        let lowest = self.panes.front().into_iter().chain(self.whole.front());
+        let lowest = lowest.map(|p| p.end).min()?;
+        Some(s.window_end_from(watermark.saturating_add(2).max(lowest)))
     }
 }
 
