@@ -3,6 +3,7 @@
 //! program registers under a name or a Java class name, so that Flink's `CREATE FUNCTION f AS
 //! 'com.example.F'` resolves to them ([`FunctionRegistry`]).
 
+use crate::date_format::DatePattern;
 use crate::error::PlanError;
 use crate::expr::{EvalError, Expr};
 use crate::types::SqlType;
@@ -123,7 +124,7 @@ pub enum ScalarFunction {
     /// `REGEXP_EXTRACT(s, regex[, group])`; the pattern compiled once when it is a literal
     RegexpExtract(Option<Arc<regex::Regex>>),
     /// `DATE_FORMAT(ts, 'yyyy-MM-dd HH:mm')` (a Java pattern, translated once)
-    DateFormat(Arc<str>),
+    DateFormat(Arc<DatePattern>),
     /// `YEAR`, `MONTH`, `DAYOFMONTH`, `HOUR`, `MINUTE`, `SECOND` of a timestamp, and
     /// `EXTRACT(unit FROM ts)`
     Extract(TimeUnit),
@@ -239,16 +240,16 @@ impl ScalarFunction {
             }
             "DATE_FORMAT" => {
                 let pattern = match args.get(1) {
-                    Some((Expr::Literal(Scalar::Str(p)), _)) => java_to_chrono(p),
+                    Some((Expr::Literal(Scalar::Str(p)), _)) => DatePattern::new(p),
                     Some(_) => {
                         return Some(Err(PlanError::unsupported(
                             "DATE_FORMAT with a pattern that is not a literal",
                         )))
                     }
-                    None => String::new(),
+                    None => DatePattern::new(""),
                 };
                 (
-                    ScalarFunction::DateFormat(pattern.into()),
+                    ScalarFunction::DateFormat(Arc::new(pattern)),
                     2..=2,
                     SqlType::VARCHAR,
                 )
@@ -404,16 +405,10 @@ impl ScalarFunction {
                 }
             }
             ScalarFunction::DateFormat(pattern) => match &*arg(0)? {
-                &TimestampMs(ms) => match DateTime::from_timestamp_millis(ms) {
-                    Some(t) => Scalar::str(&t.format(pattern).to_string()),
-                    None => Null,
-                },
-                Str(s) => match crate::expr::parse_timestamp_ms(s)
-                    .and_then(DateTime::from_timestamp_millis)
-                {
-                    Some(t) => Scalar::str(&t.format(pattern).to_string()),
-                    None => Null,
-                },
+                &TimestampMs(ms) => pattern.format_millis(ms).map_or(Null, Str),
+                Str(s) => crate::expr::parse_timestamp_ms(s)
+                    .and_then(|ms| pattern.format_millis(ms))
+                    .map_or(Null, Str),
                 _ => Null,
             },
             ScalarFunction::Extract(unit) => match &*arg(0)? {
@@ -523,80 +518,9 @@ fn check_arguments(func: &ScalarFunction, args: &[(Expr, SqlType)]) -> Result<()
     }
 }
 
-/// Translates a Java `SimpleDateFormat` pattern (`yyyy-MM-dd HH:mm:ss.SSS`) into chrono's
-/// `strftime` form. Quoted text (`'T'`) is kept literally.
-pub fn java_to_chrono(pattern: &str) -> String {
-    let chars: Vec<char> = pattern.chars().collect();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let mut n = 1;
-        while i + n < chars.len() && chars[i + n] == c {
-            n += 1;
-        }
-        match c {
-            'y' => out.push_str(if n == 2 { "%y" } else { "%Y" }),
-            'M' => out.push_str(match n {
-                1 => "%-m",
-                2 => "%m",
-                3 => "%b",
-                _ => "%B",
-            }),
-            'd' => out.push_str(if n == 1 { "%-d" } else { "%d" }),
-            'H' => out.push_str(if n == 1 { "%-H" } else { "%H" }),
-            'h' => out.push_str(if n == 1 { "%-I" } else { "%I" }),
-            'm' => out.push_str(if n == 1 { "%-M" } else { "%M" }),
-            's' => out.push_str(if n == 1 { "%-S" } else { "%S" }),
-            'S' => out.push_str(match n {
-                1..=3 => "%3f",
-                _ => "%6f",
-            }),
-            'a' => out.push_str("%p"),
-            'E' => out.push_str(if n <= 3 { "%a" } else { "%A" }),
-            'D' => out.push_str("%j"),
-            '\'' => {
-                // Quoted literal text up to the next quote.
-                let mut j = i + 1;
-                while j < chars.len() && chars[j] != '\'' {
-                    push_literal(&mut out, chars[j]);
-                    j += 1;
-                }
-                i = j + 1;
-                continue;
-            }
-            other => {
-                for _ in 0..n {
-                    push_literal(&mut out, other);
-                }
-            }
-        }
-        i += n;
-    }
-    out
-}
-
-fn push_literal(out: &mut String, c: char) {
-    if c == '%' {
-        out.push_str("%%");
-    } else {
-        out.push(c);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn java_patterns() {
-        assert_eq!(java_to_chrono("yyyy-MM-dd"), "%Y-%m-%d");
-        assert_eq!(java_to_chrono("HH:mm"), "%H:%M");
-        assert_eq!(
-            java_to_chrono("yyyy-MM-dd'T'HH:mm:ss.SSS"),
-            "%Y-%m-%dT%H:%M:%S.%3f"
-        );
-    }
 
     #[test]
     fn string_functions() {

@@ -36,6 +36,7 @@ pub mod binder;
 pub mod catalog;
 pub mod connectors;
 pub mod datagen;
+pub mod date_format;
 pub mod dialect;
 pub mod parser;
 
