@@ -371,15 +371,30 @@ impl RowAggregate {
     }
 
     fn results(&self, acc: &RowAcc) -> Row {
-        let empty = CallAcc::default();
+        self.result_values(acc).collect()
+    }
+
+    /// Appends the calls' results of `acc` to `out` (a window's row is gathered this way, its
+    /// keys before and its bounds after).
+    pub fn push_results(&self, acc: &RowAcc, out: &mut Vec<Scalar>) {
+        out.extend(self.result_values(acc));
+    }
+
+    /// The calls' results of `acc`, in call order.
+    fn result_values<'a>(&'a self, acc: &'a RowAcc) -> impl Iterator<Item = Scalar> + 'a {
+        const EMPTY: &CallAcc = &CallAcc {
+            n: 0,
+            value: Scalar::Null,
+            values: None,
+        };
         self.calls
             .iter()
             .enumerate()
-            .map(|(i, call)| {
+            .map(move |(i, call)| {
                 if let Some((set, slot)) = self.slot_of[i] {
                     return Scalar::Int(acc.shared.get(set).map_or(0, |(_, n)| n[slot]));
                 }
-                let a = acc.calls.get(i).unwrap_or(&empty);
+                let a = acc.calls.get(i).unwrap_or(EMPTY);
                 if call.distinct {
                     let values = a.values.as_ref();
                     let n = values.map(|m| m.len()).unwrap_or(0) as i64;
@@ -425,7 +440,6 @@ impl RowAggregate {
                     },
                 }
             })
-            .collect()
     }
 }
 

@@ -3,7 +3,7 @@
 //! is carried by the types the engine already checks. Stateful operators get ids derived from
 //! the plan ([`Plan::digest`]), so a restarted job finds its state.
 
-use crate::aggregate::RowAggregate;
+use crate::aggregate::{RowAcc, RowAggregate};
 use crate::catalog::TableDef;
 use crate::connectors::{self, NexmarkKind, ScanCalc};
 use crate::error::PlanError;
@@ -15,7 +15,7 @@ use std::time::Duration;
 use streamcore::changelog::{Change, Keep};
 use streamcore::join::JoinType;
 use streamcore::row::{Row, Scalar};
-use streamcore::window::{WindowResult, Windows};
+use streamcore::window::{Window, Windows};
 use streamcore::{Job, KeyedStream, Stream, Timestamp, WatermarkStrategy};
 
 /// A planned edge: append-only rows, or a changelog of rows. A clone is a second handle on
@@ -1100,30 +1100,31 @@ fn window_aggregate<K: GroupKey>(
     if let Some(tag) = spec.late_tag {
         windowed = windowed.late_output(tag);
     }
-    let results: Stream<WindowResult<K, Row>> = windowed
-        .aggregate(spec.agg)
-        .name("WindowAggregate")
-        .uid(spec.uid);
-    let late = spec.late_tag.map(|tag| results.side_output(tag));
-    // The row is gathered in a reused buffer and moved into its one allocation.
+    // The row — keys, aggregates, bounds — is written from the accumulator into a reused
+    // buffer and moved into its one allocation.
     let mut values: Vec<Scalar> = Vec::new();
     let window_time = spec.window_time;
-    let rows = results
-        .map(move |w: WindowResult<K, Row>| {
-            let end = w.window.end.0;
-            w.key.push_values(&mut values);
-            values.extend(w.value.values.iter().cloned());
-            values.push(Scalar::TimestampMs(w.window.start.0));
-            values.push(Scalar::TimestampMs(end));
-            if window_time {
-                values.push(Scalar::TimestampMs(end - 1));
-            }
-            Row {
-                values: values.drain(..).collect(),
-                time: Timestamp(end - 1),
-            }
-        })
-        .name("Calc(window)");
+    let rows = windowed
+        .aggregate_with(
+            spec.agg,
+            move |key: &K, window: Window, agg: &RowAggregate, acc: &RowAcc| {
+                let end = window.end.0;
+                key.push_values(&mut values);
+                agg.push_results(acc, &mut values);
+                values.push(Scalar::TimestampMs(window.start.0));
+                values.push(Scalar::TimestampMs(end));
+                if window_time {
+                    values.push(Scalar::TimestampMs(end - 1));
+                }
+                Row {
+                    values: values.drain(..).collect(),
+                    time: Timestamp(end - 1),
+                }
+            },
+        )
+        .name("WindowAggregate")
+        .uid(spec.uid);
+    let late = spec.late_tag.map(|tag| rows.side_output(tag));
     (rows, late)
 }
 

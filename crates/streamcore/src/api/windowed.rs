@@ -6,9 +6,9 @@ use crate::event_time::EventTime;
 use crate::operator::{Output, OutputTag};
 use crate::window::aggregates::{Avg, Count, Max, Min, Sum};
 use crate::window::{
-    AggregateFunction, Aggregated, AlignedWindowOperator, CountTrigger, GlobalWindowOperator,
-    ProcessWindow, ProcessingClock, Reduced, SessionWindowOperator, TimeDomain, Trigger, Window,
-    WindowFunction, WindowResult, Windows,
+    AggregateFunction, Aggregated, AggregatedWith, AlignedWindowOperator, CountTrigger,
+    GlobalWindowOperator, ProcessWindow, ProcessingClock, Reduced, SessionWindowOperator,
+    TimeDomain, Trigger, Window, WindowFunction, WindowResult, Windows,
 };
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -156,6 +156,56 @@ where
     /// Computes an [`AggregateFunction`] per key and window, incrementally.
     pub fn aggregate<A: AggregateFunction<T>>(self, f: A) -> Stream<WindowResult<K, A::Out>> {
         self.finish("window_aggregate", Aggregated { f, _k: PhantomData })
+    }
+
+    /// Computes an [`AggregateFunction`] per key and window, as [`aggregate`](Self::aggregate)
+    /// does, and makes each window's output with `finish(key, window, f, acc)` straight from
+    /// the accumulator: no key is cloned into a [`WindowResult`] and no `f.result` is built
+    /// first (the SQL layer writes a window's row, keys and aggregates and bounds, this way).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamcore::{Event, Fields, Job, JobConfig, Timestamp, WatermarkStrategy};
+    /// use streamcore::window::{aggregates::Count, AggregateFunction, Windows};
+    /// let events: Vec<Event> = ["u1", "u1", "u2"]
+    ///     .iter()
+    ///     .enumerate()
+    ///     .map(|(i, user)| {
+    ///         Event::new(format!("e{i}"), Timestamp(i as i64 * 1_000), "click", Fields::new())
+    ///             .with_partition_key(*user)
+    ///     })
+    ///     .collect();
+    /// let mut job = Job::new("per-minute");
+    /// let lines = job
+    ///     .from_vec("clicks", events)
+    ///     .with_watermarks(WatermarkStrategy::monotonous())
+    ///     .key_by(|e| e.partition_key.clone())
+    ///     .window(Windows::tumbling(Duration::from_secs(60)))
+    ///     .aggregate_with(Count, |user, window, count, acc| {
+    ///         let user = user.as_deref().unwrap_or("?");
+    ///         let n: u64 = AggregateFunction::<Event>::result(count, acc);
+    ///         format!("{user} {}..{}: {n}", window.start.0, window.end.0)
+    ///     })
+    ///     .collect();
+    /// job.run(JobConfig::default()).unwrap();
+    /// let mut lines = lines.take();
+    /// lines.sort();
+    /// assert_eq!(lines, ["u1 0..60000: 2", "u2 0..60000: 1"]);
+    /// ```
+    pub fn aggregate_with<A, O, E>(self, f: A, finish: E) -> Stream<O>
+    where
+        A: AggregateFunction<T>,
+        O: Data,
+        E: FnMut(&K, Window, &A, &A::Acc) -> O + Clone + Send + 'static,
+    {
+        self.finish(
+            "window_aggregate",
+            AggregatedWith {
+                f,
+                finish,
+                _k: PhantomData,
+            },
+        )
     }
 
     /// Counts each key's records per window. Short for `aggregate(Count)`.

@@ -93,6 +93,43 @@ impl<K: Key, T, A: AggregateFunction<T>> WindowFunction<K, T> for Aggregated<A, 
     }
 }
 
+/// `aggregate_with(f, finish)`: emits `finish(key, window, f, acc)`, made from the accumulator
+/// in place (no key cloned, no `f.result` built first).
+#[derive(Clone)]
+pub(crate) struct AggregatedWith<A, E, K> {
+    pub(crate) f: A,
+    pub(crate) finish: E,
+    pub(crate) _k: PhantomData<fn() -> K>,
+}
+
+impl<K, T, A, O, E> WindowFunction<K, T> for AggregatedWith<A, E, K>
+where
+    K: Key,
+    A: AggregateFunction<T>,
+    O: Data,
+    E: FnMut(&K, Window, &A, &A::Acc) -> O + Clone + Send + 'static,
+{
+    type Acc = A::Acc;
+    type Out = O;
+    fn create(&mut self) -> A::Acc {
+        self.f.create()
+    }
+    #[inline]
+    fn add(&mut self, acc: &mut A::Acc, record: T) {
+        self.f.add(acc, &record)
+    }
+    fn merge(&mut self, acc: &mut A::Acc, other: A::Acc) {
+        self.f.merge(acc, other)
+    }
+    fn merge_ref(&mut self, acc: &mut A::Acc, other: &A::Acc) {
+        self.f.merge_from(acc, other)
+    }
+    #[inline]
+    fn emit(&mut self, key: &K, window: Window, acc: &A::Acc, out: &mut Output<O>) {
+        out.emit((self.finish)(key, window, &self.f, acc))
+    }
+}
+
 /// `reduce(f)`: the state is the reduction of the window's records.
 #[derive(Clone)]
 pub(crate) struct Reduced<R, K> {

@@ -26,7 +26,7 @@ mod session;
 
 pub(crate) use aligned::AlignedWindowOperator;
 pub use function::AggregateFunction;
-pub(crate) use function::{Aggregated, ProcessWindow, Reduced, WindowFunction};
+pub(crate) use function::{Aggregated, AggregatedWith, ProcessWindow, Reduced, WindowFunction};
 pub(crate) use global::GlobalWindowOperator;
 pub use global::{CountTrigger, Trigger, TriggerAction};
 pub(crate) use session::SessionWindowOperator;
