@@ -26,6 +26,10 @@ pub struct RowAggregate {
     shared: Arc<[SharedDistinct]>,
     /// Per call, its `(set, slot)` in `shared`, if it is in one.
     slot_of: Arc<[Option<(usize, usize)>]>,
+    /// The group's key columns of the input rows, kept in the accumulator and written before
+    /// the calls' results: a group aggregate's result is its output row (see
+    /// [`RowAggregate::with_key_columns`]).
+    key_columns: Arc<[usize]>,
 }
 
 /// The `COUNT(DISTINCT column)` calls sharing one map: their FILTER columns by slot.
@@ -67,7 +71,21 @@ impl RowAggregate {
             calls: calls.into(),
             shared: shared.into(),
             slot_of,
+            key_columns: Arc::new([]),
         }
+    }
+
+    /// How many values a result has: the key columns (if kept) and one per call.
+    pub fn width(&self) -> usize {
+        self.key_columns.len() + self.calls.len()
+    }
+
+    /// The aggregate whose results start with the group's key, the input's `columns`: an
+    /// accumulator keeps them from the first row it sees, so that a group aggregate emits its
+    /// result row as is instead of building a row of key and results per change.
+    pub fn with_key_columns(mut self, columns: &[usize]) -> Self {
+        self.key_columns = columns.into();
+        self
     }
 }
 
@@ -95,6 +113,9 @@ impl Default for CallAcc {
 /// The accumulators of all calls of a group.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RowAcc {
+    /// The group's key values (with [`RowAggregate::with_key_columns`]; empty otherwise).
+    #[serde(default)]
+    key: Box<[Scalar]>,
     /// By call (unused for a call in a shared distinct set).
     calls: Vec<CallAcc>,
     /// The shared distinct sets: per value, how many rows of each slot have it; per slot,
@@ -297,6 +318,13 @@ impl RowAggregate {
 
     fn apply(&self, acc: &mut RowAcc, row: &Row, sign: i64, final_only: bool) {
         self.fit(acc);
+        if acc.key.len() != self.key_columns.len() {
+            acc.key = self
+                .key_columns
+                .iter()
+                .map(|&c| row.values[c].clone())
+                .collect();
+        }
         for (set, slots) in self.shared.iter().zip(acc.shared.iter_mut()) {
             let v = &row.values[set.column];
             if v.is_null() {
@@ -387,10 +415,10 @@ impl RowAggregate {
             value: Scalar::Null,
             values: None,
         };
-        self.calls
+        acc.key
             .iter()
-            .enumerate()
-            .map(move |(i, call)| {
+            .cloned()
+            .chain(self.calls.iter().enumerate().map(move |(i, call)| {
                 if let Some((set, slot)) = self.slot_of[i] {
                     return Scalar::Int(acc.shared.get(set).map_or(0, |(_, n)| n[slot]));
                 }
@@ -439,7 +467,7 @@ impl RowAggregate {
                         None => a.value.clone(),
                     },
                 }
-            })
+            }))
     }
 }
 
@@ -480,6 +508,7 @@ impl AggregateFunction<Row> for RowAggregate {
 
     fn create(&self) -> RowAcc {
         RowAcc {
+            key: Box::default(),
             calls: vec![CallAcc::default(); self.calls.len()],
             shared: vec![Default::default(); self.shared.len()],
         }
@@ -618,6 +647,39 @@ mod tests {
                 Scalar::Int(8),
                 Scalar::Int(4)
             ])
+        );
+    }
+
+    #[test]
+    fn results_start_with_the_kept_key() {
+        // Rows (amount, user); grouped by user.
+        let agg = RowAggregate::new(vec![call(AggFunc::Sum, false)]).with_key_columns(&[1]);
+        assert_eq!(agg.width(), 2);
+        let mut acc = RowAcc::default();
+        for v in [5, 7] {
+            RetractAggregate::add(
+                &agg,
+                &mut acc,
+                &Row::of([Scalar::Int(v), Scalar::str("u1")]),
+            );
+        }
+        RetractAggregate::retract(
+            &agg,
+            &mut acc,
+            &Row::of([Scalar::Int(5), Scalar::str("u1")]),
+        );
+        assert_eq!(
+            RetractAggregate::result(&agg, &acc),
+            Row::of([Scalar::str("u1"), Scalar::Int(7)])
+        );
+        // An accumulator of an earlier build kept no key: its result is the calls' alone.
+        let old: RowAcc = serde_json::from_str(
+            r#"{"calls":[{"n":1,"value":{"Int":7},"values":null}],"shared":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            RetractAggregate::result(&agg, &old),
+            Row::of([Scalar::Int(7)])
         );
     }
 

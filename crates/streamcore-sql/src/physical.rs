@@ -404,7 +404,8 @@ impl<'j> PhysicalPlanner<'j> {
                 let (input, cols) = columns_through(input, true);
                 let stream = self.build(input)?;
                 let spec = GroupAggSpec {
-                    agg: RowAggregate::new(remap_args(aggs, &cols)),
+                    agg: RowAggregate::new(remap_args(aggs, &cols))
+                        .with_key_columns(&cols[..*keys]),
                     ttl: self.state_ttl,
                     mini_batch: self.mini_batch,
                     uid: self.uid("group-agg", plan),
@@ -1052,6 +1053,7 @@ fn group_aggregate<K: GroupKey>(
     key: impl Fn(&Row) -> K + Clone + Send + 'static,
     spec: GroupAggSpec,
 ) -> Stream<Change<Row>> {
+    let spec_width = spec.agg.width();
     let changes: Stream<Change<(K, Row)>> = match input {
         SqlStream::Append(s) => spec
             .configure(s.key_by(key))
@@ -1064,8 +1066,15 @@ fn group_aggregate<K: GroupKey>(
             .name("GroupAggregate")
             .uid(&spec.uid),
     };
-    changes.map(|c: Change<(K, Row)>| {
+    // The aggregate's result is the output row, keys first (`RowAggregate::with_key_columns`);
+    // an accumulator restored from a checkpoint of an earlier build, which kept no key, gets
+    // its key from the state's.
+    let width = spec_width;
+    changes.map(move |c: Change<(K, Row)>| {
         c.map(|(k, v)| {
+            if v.len() == width {
+                return v;
+            }
             let mut values: Vec<Scalar> = Vec::with_capacity(k.width() + v.len());
             k.push_values(&mut values);
             values.extend(v.values.iter().cloned());
