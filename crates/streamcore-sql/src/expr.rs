@@ -553,6 +553,10 @@ pub fn cast(v: Scalar, to: DataType) -> Result<Scalar, EvalError> {
     use Scalar as S;
     if to.admits(&v) {
         return Ok(match (v, to) {
+            // At its scale already (`0.908 * price` into DECIMAL(_, 3)): nothing to round.
+            (S::Decimal(d), DataType::Decimal { scale, .. }) if d.scale() == scale as u32 => {
+                S::Decimal(d)
+            }
             (S::Decimal(mut d), DataType::Decimal { scale, .. }) => {
                 d = d.round_dp(scale as u32);
                 d.rescale(scale as u32);
@@ -571,7 +575,9 @@ pub fn cast(v: Scalar, to: DataType) -> Result<Scalar, EvalError> {
         (S::Int(i), DataType::Double) => S::float(*i as f64),
         (S::Int(i), DataType::Decimal { scale, .. }) => {
             let mut d = Decimal::from(*i);
-            d.rescale(scale as u32);
+            if scale != 0 {
+                d.rescale(scale as u32);
+            }
             S::Decimal(d)
         }
         (S::Int(i), DataType::Boolean) => S::Bool(*i != 0),
