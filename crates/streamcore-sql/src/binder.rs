@@ -217,22 +217,32 @@ impl<'a> Binder<'a> {
 
     /// `ORDER BY … LIMIT n` (or `LIMIT n` alone) over a query's result: a global Top-N (Flink's
     /// streaming semantics), an updating result of the `n` first rows in that order — rows of
-    /// equal keys (or every row, without ORDER BY) in arrival order. `ORDER BY` without
-    /// `LIMIT`, and `OFFSET`, are refused: a stream is never sorted as a whole.
+    /// equal keys (or every row, without ORDER BY) in arrival order. `ORDER BY` without `LIMIT`
+    /// sorts by the time attribute first, ascending, as Flink's temporal sort; any other order
+    /// without `LIMIT`, and `OFFSET`, are refused: a stream is never sorted as a whole.
     fn bind_order_limit(
         &self,
         body: Plan,
         order_by: Option<&ast::OrderBy>,
         limit: Option<&ast::LimitClause>,
     ) -> Result<Plan, PlanError> {
+        let out_fields = body.fields.clone();
+        let visible = out_fields.len();
+        // The keys, and the body with a column more per key that is not in the result.
+        let (body, mut order) = match order_by {
+            Some(o) => self.bind_order_keys(body, o)?,
+            None => (body, Vec::new()),
+        };
         let n = match limit {
             None => {
-                let err = PlanError::unsupported(
-                    "ORDER BY without LIMIT on a stream (a stream is never sorted as a whole: add LIMIT n for a Top-N)",
-                );
-                return Err(match order_by {
-                    Some(o) => err.at(o.span()),
-                    None => err,
+                let Some(o) = order_by else {
+                    return Err(PlanError::unsupported("a query without ORDER BY or LIMIT"));
+                };
+                let sorted = temporal_sort(body, order).map_err(|e| e.at(o.span()))?;
+                return Ok(if sorted.fields.len() == visible {
+                    sorted
+                } else {
+                    project(sorted, (0..visible).map(Expr::Column).collect(), out_fields)
                 });
             }
             Some(ast::LimitClause::LimitOffset {
@@ -241,7 +251,7 @@ impl<'a> Binder<'a> {
                 limit_by,
             }) if limit_by.is_empty() => {
                 let scope = Scope {
-                    fields: &body.fields,
+                    fields: &out_fields,
                     agg: None,
                 };
                 match self.bind_expr(e, &scope)?.0.folded() {
@@ -260,44 +270,10 @@ impl<'a> Binder<'a> {
                 .at(other.span()))
             }
         };
-        let scope = Scope {
-            fields: &body.fields,
-            agg: None,
-        };
-        let mut order = Vec::new();
-        if let Some(o) = order_by {
-            let ast::OrderByKind::Expressions(exprs) = &o.kind else {
-                return Err(PlanError::unsupported("ORDER BY ALL").at(o.span()));
-            };
-            for e in exprs {
-                let desc = matches!(e.options.sort, Some(ast::OrderBySort::Desc));
-                // `ORDER BY 2`: the second column of the result.
-                let bound = match &e.expr {
-                    ast::Expr::Value(v) => match &v.value {
-                        ast::Value::Number(text, _) => {
-                            let at: usize = text.parse().unwrap_or(0);
-                            if at == 0 || at > body.fields.len() {
-                                return Err(PlanError::invalid(format!(
-                                    "ORDER BY {text}: the result has {} columns",
-                                    body.fields.len()
-                                ))
-                                .at(e.expr.span()));
-                            }
-                            Expr::Column(at - 1)
-                        }
-                        _ => self.bind_expr(&e.expr, &scope)?.0,
-                    },
-                    _ => self.bind_expr(&e.expr, &scope)?.0,
-                };
-                order.push((bound, desc));
-            }
-        }
         if order.is_empty() {
             // Every row ranks equal: the first n to arrive.
             order.push((Expr::Literal(Scalar::Int(0)), false));
         }
-        let width = body.fields.len();
-        let out_fields = body.fields.clone();
         let mut fields = body.fields.clone();
         fields.push(field("$row_number", None, SqlType::BIGINT));
         let ranked = Plan {
@@ -314,9 +290,84 @@ impl<'a> Binder<'a> {
         };
         Ok(project(
             ranked,
-            (0..width).map(Expr::Column).collect(),
+            (0..visible).map(Expr::Column).collect(),
             out_fields,
         ))
+    }
+
+    /// The keys of `ORDER BY` over `body`'s columns, `true` for descending (`ORDER BY 2`: the
+    /// second column). A key that is not a column of the result but of the projection's input
+    /// (`SELECT id FROM t ORDER BY ts`) is added to the projection as one more column: the
+    /// body is returned with it, the caller drops it after sorting.
+    fn bind_order_keys(
+        &self,
+        body: Plan,
+        o: &ast::OrderBy,
+    ) -> Result<(Plan, Vec<(Expr, bool)>), PlanError> {
+        let ast::OrderByKind::Expressions(exprs) = &o.kind else {
+            return Err(PlanError::unsupported("ORDER BY ALL").at(o.span()));
+        };
+        let width = body.fields.len();
+        let mut order = Vec::new();
+        // Keys over the projection's input, with their types.
+        let mut hidden: Vec<(Expr, SqlType)> = Vec::new();
+        for e in exprs {
+            let desc = matches!(e.options.sort, Some(ast::OrderBySort::Desc));
+            // `ORDER BY 2`: the second column of the result.
+            if let ast::Expr::Value(v) = &e.expr {
+                if let ast::Value::Number(text, _) = &v.value {
+                    let at: usize = text.parse().unwrap_or(0);
+                    if at == 0 || at > width {
+                        return Err(PlanError::invalid(format!(
+                            "ORDER BY {text}: the result has {width} columns"
+                        ))
+                        .at(e.expr.span()));
+                    }
+                    order.push((Expr::Column(at - 1), desc));
+                    continue;
+                }
+            }
+            let scope = Scope {
+                fields: &body.fields,
+                agg: None,
+            };
+            let bound = match self.bind_expr(&e.expr, &scope) {
+                Ok((bound, _)) => bound,
+                Err(err) => {
+                    let Node::Project { input, .. } = &body.node else {
+                        return Err(err);
+                    };
+                    let inner = Scope {
+                        fields: &input.fields,
+                        agg: None,
+                    };
+                    let Ok(key) = self.bind_expr(&e.expr, &inner) else {
+                        return Err(err);
+                    };
+                    hidden.push(key);
+                    Expr::Column(width + hidden.len() - 1)
+                }
+            };
+            order.push((bound, desc));
+        }
+        if hidden.is_empty() {
+            return Ok((body, order));
+        }
+        let Plan {
+            node: Node::Project { input, mut exprs },
+            mut fields,
+            ..
+        } = body
+        else {
+            return Err(PlanError::invalid(
+                "ORDER BY: a key outside the result without a projection",
+            ));
+        };
+        for (k, (e, ty)) in hidden.into_iter().enumerate() {
+            exprs.push(e);
+            fields.push(field(&format!("$order{k}"), None, ty));
+        }
+        Ok((project(*input, exprs, fields), order))
     }
 
     fn bind_set_expr(&self, body: &SetExpr) -> Result<Plan, PlanError> {
@@ -2412,6 +2463,46 @@ fn filter(input: Plan, predicate: Expr) -> Plan {
             predicate,
         },
     }
+}
+
+/// `ORDER BY` without `LIMIT` over `body`: Flink's temporal sort, which needs an append-only
+/// input and the time attribute as the first key, ascending.
+fn temporal_sort(body: Plan, mut order: Vec<(Expr, bool)>) -> Result<Plan, PlanError> {
+    if body.updating {
+        return Err(PlanError::unsupported(
+            "ORDER BY without LIMIT over an updating result (a temporal sort takes append-only rows; add LIMIT n for a Top-N)",
+        ));
+    }
+    // The time attribute's name, for the message: the result's, or its projection's input's.
+    let time_name = match (body.rowtime, &body.node) {
+        (Some(t), _) => Some(body.fields[t].name.clone()),
+        (None, Node::Project { input, .. }) => input.rowtime.map(|t| input.fields[t].name.clone()),
+        _ => None,
+    };
+    let Some(name) = time_name else {
+        return Err(PlanError::unsupported(
+            "ORDER BY without LIMIT on a result without a time attribute (a stream is sorted by its event time only; add LIMIT n for a Top-N)",
+        ));
+    };
+    match (order.first(), body.rowtime) {
+        (Some((Expr::Column(c), false)), Some(time)) if *c == time => {}
+        _ => {
+            return Err(PlanError::unsupported(format!(
+                "ORDER BY without LIMIT on a stream sorts by the time attribute first, ascending, as in Flink: `ORDER BY {name} [, …]` (for another order add LIMIT n: a Top-N)"
+            )))
+        }
+    }
+    let time = body.rowtime.unwrap_or_default();
+    order.remove(0);
+    Ok(Plan {
+        fields: body.fields.clone(),
+        updating: false,
+        rowtime: Some(time),
+        node: Node::TemporalSort {
+            input: Box::new(body),
+            order,
+        },
+    })
 }
 
 /// A projection; the rowtime survives if it is projected as is.

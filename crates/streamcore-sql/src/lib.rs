@@ -55,6 +55,7 @@ pub mod physical;
 pub mod plan;
 pub mod rules;
 pub mod session;
+pub mod sort;
 pub mod types;
 pub mod window;
 

@@ -643,6 +643,27 @@ impl<'j> PhysicalPlanner<'j> {
                     ),
                 })
             }
+            Node::TemporalSort { input, order } => {
+                let SqlStream::Append(s) = self.build(input)? else {
+                    return Err(PlanError::invalid(
+                        "ORDER BY over an updating input (a temporal sort takes append-only input, as in Flink)",
+                    ));
+                };
+                let uid = self.uid("sort", plan);
+                let late = streamcore::OutputTag::<Row>::new("late");
+                let op = crate::sort::TemporalSort::new(order.clone()).late_output(late.clone());
+                // A sort is global: every row to one instance, as Flink's singleton sort.
+                let out = s
+                    .key_by(|_: &Row| Scalar::Null)
+                    .process(op)
+                    .name("TemporalSort")
+                    .uid(&uid);
+                // Late rows are dropped, as Flink drops them, and counted in `late_records`.
+                let _ = out
+                    .side_output(&late)
+                    .apply("TemporalSort(late rows)", crate::window::CountLate);
+                Ok(SqlStream::Append(out))
+            }
             Node::Rank {
                 input,
                 partition,

@@ -218,6 +218,16 @@ pub enum Node {
         /// How it runs.
         strategy: JoinStrategy,
     },
+    /// `ORDER BY rowtime [, …]` without `LIMIT` over an append-only input (Flink's temporal
+    /// sort): rows emitted in event-time order once the watermark passes their time, rows of
+    /// one time by the other keys. Output: the input's columns. Append-only.
+    TemporalSort {
+        /// The input.
+        input: Box<Plan>,
+        /// The order after the time attribute: expressions over the input, `true` for
+        /// descending.
+        order: Vec<(Expr, bool)>,
+    },
     /// `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` with a filter `rownum <= limit` on it:
     /// the first `limit` rows per partition (Top-N; deduplication when `limit` is 1).
     /// Output: the input's columns, then the row number. Updating.
@@ -322,6 +332,7 @@ impl Plan {
             | Node::WindowAggregate { input, .. }
             | Node::Aggregate { input, .. }
             | Node::Rank { input, .. }
+            | Node::TemporalSort { input, .. }
             | Node::LookupJoin { input, .. }
             | Node::Over { input, .. }
             | Node::UpdatingOver { input, .. }
@@ -345,6 +356,7 @@ impl Plan {
             Node::Aggregate { .. } => "GroupAggregate",
             Node::Union { .. } => "Union",
             Node::Rank { .. } => "Rank",
+            Node::TemporalSort { .. } => "TemporalSort",
             Node::LookupJoin { .. } => "LookupJoin",
             Node::TemporalJoin { .. } => "TemporalJoin",
             Node::Over { .. } => "OverAggregate",
@@ -497,6 +509,15 @@ impl Plan {
                     .map(|r| format!(", where={r}"))
                     .unwrap_or_default()
             ),
+            Node::TemporalSort { input, order } => {
+                let time = input.rowtime.map_or("?".to_string(), |c| format!("${c}"));
+                let then = if order.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", order_list(order))
+                };
+                format!("orderBy=[{time} ASC{then}]")
+            }
             Node::Rank {
                 partition,
                 order,

@@ -471,6 +471,10 @@ fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> Plan) -> Plan {
             limit,
             number_selected,
         },
+        Node::TemporalSort { input, order } => Node::TemporalSort {
+            input: b(input),
+            order,
+        },
         Node::TemporalJoin {
             left,
             right,

@@ -142,3 +142,32 @@ fn over_aggregations_count_the_late_rows_they_drop() {
     assert_eq!(got, vec!["1 10 10", "1 20 30", "2 40 40", "2 60 100"]);
     assert_eq!(summary.events_late, 2, "the two late rows are counted");
 }
+
+/// `ORDER BY rowtime` (a temporal sort) emits rows in event-time order and drops the late ones,
+/// as Flink does, counting them in `late_records`.
+#[test]
+fn a_temporal_sort_orders_by_time_and_counts_the_late_rows_it_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut session = Session::new();
+    session.execute_script(&script(dir.path())).unwrap();
+    session.pending.clear();
+    let out = session
+        .execute_script("SELECT price FROM bids ORDER BY ts")
+        .unwrap();
+    let Outcome::Query(plan) = &out[0] else {
+        panic!("a query")
+    };
+    let mut job = Job::new("sort");
+    let mut rows = None;
+    session
+        .plan_select(&mut job, plan, |s| rows = Some(s.collect()))
+        .unwrap();
+    let summary = job.run(config()).unwrap();
+    // In order of time, not of arrival (10:00:01, :12, :15, :19); 30 and 50 came late.
+    let got: Vec<String> = apply_to(rows.unwrap().take())
+        .iter()
+        .map(|r| r.values[0].to_string())
+        .collect();
+    assert_eq!(got, vec!["10", "20", "40", "60"]);
+    assert_eq!(summary.events_late, 2, "the two late rows are counted");
+}

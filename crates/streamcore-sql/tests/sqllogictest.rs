@@ -278,4 +278,5 @@ slt_tests! {
     cte => "cte.slt",
     named_windows => "named_windows.slt",
     match_recognize => "match_recognize.slt",
+    sort => "sort.slt",
 }
