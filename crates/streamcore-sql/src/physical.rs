@@ -1074,7 +1074,7 @@ fn group_aggregate<K: GroupKey>(
     key: impl Fn(&Row) -> K + Clone + Send + 'static,
     spec: GroupAggSpec,
 ) -> Stream<Change<Row>> {
-    let spec_width = spec.agg.width();
+    let width = spec.agg.width();
     let changes: Stream<Change<(K, Row)>> = match input {
         SqlStream::Append(s) => spec
             .configure(s.key_by(key))
@@ -1090,7 +1090,6 @@ fn group_aggregate<K: GroupKey>(
     // The aggregate's result is the output row, keys first (`RowAggregate::with_key_columns`);
     // an accumulator restored from a checkpoint of an earlier build, which kept no key, gets
     // its key from the state's.
-    let width = spec_width;
     changes.map(move |c: Change<(K, Row)>| {
         c.map(|(k, v)| {
             if v.len() == width {
