@@ -232,9 +232,14 @@ impl Expr {
 
     /// The expression as an operator evaluates it: a `CASE` whose arms all compare one
     /// expression with a constant (`CASE WHEN lower(c) = 'a' THEN … WHEN lower(c) = 'b' THEN
-    /// …`) becomes an [`Expr::Switch`] evaluating that expression once per row.
+    /// …`) becomes an [`Expr::Switch`] evaluating that expression once per row; and
+    /// `REGEXP_EXTRACT(s, 'p', g) IS [NOT] NULL` a match test when group `g` takes part in
+    /// every match (Nexmark q21's filter: no capture groups computed to be thrown away).
     pub fn compiled(&self) -> Expr {
         self.transform(&mut |e| {
+            if let Some(found) = regexp_found(e) {
+                return Some(found);
+            }
             let Expr::Case(branches, otherwise) = e else {
                 return None;
             };
@@ -548,6 +553,36 @@ pub fn compare(op: CmpOp, l: &Scalar, r: &Scalar) -> Scalar {
     })
 }
 
+/// `REGEXP_EXTRACT(s, 'p', g) IS NOT NULL` as `REGEXP_FOUND(s)` (and `IS NULL` as its
+/// negation), when the pattern is compiled and group `g` takes part in every match of it (then
+/// the extract is NULL exactly when nothing matches, or `s` is not a string).
+fn regexp_found(e: &Expr) -> Option<Expr> {
+    let Expr::IsNull(inner, negated) = e else {
+        return None;
+    };
+    let Expr::Call(ScalarFunction::RegexpExtract(Some(re)), args) = &**inner else {
+        return None;
+    };
+    let group = match args.get(2) {
+        None => 0,
+        Some(Expr::Literal(Scalar::Int(g))) => usize::try_from(*g).ok()?,
+        Some(_) => return None,
+    };
+    let every_match_has_all_groups = re.static_captures_len() == Some(re.captures_len());
+    if group >= re.captures_len() || !every_match_has_all_groups {
+        return None;
+    }
+    let found = Expr::Call(
+        ScalarFunction::RegexpFound(re.clone()),
+        vec![args[0].compiled()],
+    );
+    Some(if *negated {
+        found
+    } else {
+        Expr::Not(Box::new(found))
+    })
+}
+
 /// `CAST(v AS to)`.
 pub fn cast(v: Scalar, to: DataType) -> Result<Scalar, EvalError> {
     use Scalar as S;
@@ -708,6 +743,52 @@ mod tests {
             Box::new(int(0)),
         );
         assert!(matches!(on_a_column.compiled(), Expr::Case(..)));
+    }
+
+    /// `REGEXP_EXTRACT(s, p, g) IS [NOT] NULL` compiles to a match test when group `g` takes
+    /// part in every match, and gives what the extract gives; with an optional group (or one
+    /// of two alternatives) it stays an extract.
+    #[test]
+    fn an_extract_tested_for_null_compiles_to_a_match_test() {
+        let extract = |pattern: &str, group: i64| {
+            let re = regex::Regex::new(pattern).unwrap();
+            Expr::Call(
+                ScalarFunction::RegexpExtract(Some(std::sync::Arc::new(re))),
+                vec![
+                    Expr::Column(0),
+                    Expr::Literal(Scalar::str(pattern)),
+                    Expr::Literal(Scalar::Int(group)),
+                ],
+            )
+        };
+        let inputs = [
+            Scalar::str("https://x.com/item?channel_id=abc&x=1"),
+            Scalar::str("channel_id=&b"),
+            Scalar::str("https://x.com/item?query=1"),
+            Scalar::str("b"),
+            Scalar::str("ab"),
+            Scalar::Null,
+            Scalar::Int(3),
+        ];
+        for negated in [true, false] {
+            let test = Expr::IsNull(Box::new(extract("(&|^)channel_id=([^&]*)", 2)), negated);
+            let compiled = test.compiled();
+            assert!(compiled.to_string().contains("REGEXP_FOUND"), "{compiled}");
+            for input in &inputs {
+                let row = [input.clone()];
+                assert_eq!(compiled.eval(&row), test.eval(&row), "{input}");
+            }
+            // Group 1 is optional, or one of two alternatives: the extract may be NULL on a
+            // match, so it stays.
+            for (pattern, group) in [("(a)?b", 1), ("(a)|(b)", 1)] {
+                let test = Expr::IsNull(Box::new(extract(pattern, group)), negated);
+                let compiled = test.compiled();
+                assert!(!compiled.to_string().contains("REGEXP_FOUND"), "{compiled}");
+            }
+            // A group the pattern does not have: always NULL, not rewritten.
+            let test = Expr::IsNull(Box::new(extract("(a)b", 5)), negated);
+            assert!(!test.compiled().to_string().contains("REGEXP_FOUND"));
+        }
     }
 
     #[test]

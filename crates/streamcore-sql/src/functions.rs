@@ -123,6 +123,10 @@ pub enum ScalarFunction {
     SplitIndex,
     /// `REGEXP_EXTRACT(s, regex[, group])`; the pattern compiled once when it is a literal
     RegexpExtract(Option<Arc<regex::Regex>>),
+    /// Whether the compiled regex matches somewhere in the string (false for NULL): what
+    /// `REGEXP_EXTRACT(s, p, g) IS NOT NULL` is when group `g` takes part in every match of `p`
+    /// (`Expr::compiled` rewrites it so: no capture groups are computed to be thrown away).
+    RegexpFound(Arc<regex::Regex>),
     /// `DATE_FORMAT(ts, 'yyyy-MM-dd HH:mm')` (a Java pattern, translated once)
     DateFormat(Arc<DatePattern>),
     /// `YEAR`, `MONTH`, `DAYOFMONTH`, `HOUR`, `MINUTE`, `SECOND` of a timestamp, and
@@ -186,6 +190,7 @@ impl ScalarFunction {
             ScalarFunction::Trim => "TRIM",
             ScalarFunction::SplitIndex => "SPLIT_INDEX",
             ScalarFunction::RegexpExtract(_) => "REGEXP_EXTRACT",
+            ScalarFunction::RegexpFound(_) => "REGEXP_FOUND",
             ScalarFunction::DateFormat(_) => "DATE_FORMAT",
             ScalarFunction::Extract(_) => "EXTRACT",
             ScalarFunction::Abs => "ABS",
@@ -404,6 +409,10 @@ impl ScalarFunction {
                     None => Null,
                 }
             }
+            ScalarFunction::RegexpFound(re) => match &*arg(0)? {
+                Str(s) => Bool(re.is_match(s)),
+                _ => Bool(false),
+            },
             ScalarFunction::DateFormat(pattern) => match &*arg(0)? {
                 &TimestampMs(ms) => pattern.format_millis(ms).map_or(Null, Str),
                 Str(s) => crate::expr::parse_timestamp_ms(s)
