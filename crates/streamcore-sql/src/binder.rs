@@ -1475,9 +1475,21 @@ impl<'a> Binder<'a> {
         alias: Option<&ast::TableAlias>,
         on: &ast::Expr,
     ) -> Result<(Plan, Vec<PlanField>, Expr), PlanError> {
+        self.bind_plan_join_on(left, scan(table.clone()), table_name, alias, on)
+    }
+
+    /// [`Binder::bind_table_join_on`] for any plan on the table side (a versioned view's).
+    fn bind_plan_join_on(
+        &self,
+        left: &Plan,
+        right: Plan,
+        name: String,
+        alias: Option<&ast::TableAlias>,
+        on: &ast::Expr,
+    ) -> Result<(Plan, Vec<PlanField>, Expr), PlanError> {
         let right = requalify(
-            scan(table.clone()),
-            &alias.map(|a| a.name.value.clone()).unwrap_or(table_name),
+            right,
+            &alias.map(|a| a.name.value.clone()).unwrap_or(name),
             alias,
         )?;
         let mut fields = left.fields.clone();
@@ -1502,33 +1514,41 @@ impl<'a> Binder<'a> {
         on: &ast::Expr,
     ) -> Result<Plan, PlanError> {
         let table_name = name_of(name);
-        let table = match self
+        // The versions (rows of a versioned table, or of a versioned view's input), with their
+        // primary key's columns.
+        let (versions, primary_key) = match self
             .catalog
             .relation(&table_name)
             .map_err(|e| e.at(name.span()))?
         {
-            Relation::Table(t) => t,
+            Relation::Table(table) => {
+                if table.primary_key.is_empty() {
+                    return Err(PlanError::invalid(format!(
+                        "FOR SYSTEM_TIME AS OF a rowtime needs a versioned table: `{}` has no PRIMARY KEY (declare PRIMARY KEY (…) NOT ENFORCED)",
+                        table.name
+                    ))
+                    .at(name.span()));
+                }
+                if table.rowtime.is_none() {
+                    return Err(PlanError::invalid(format!(
+                        "FOR SYSTEM_TIME AS OF a rowtime needs a versioned table: `{}` has no rowtime (declare WATERMARK FOR its time column)",
+                        table.name
+                    ))
+                    .at(name.span()));
+                }
+                let key = table.primary_key.clone();
+                (scan(table), key)
+            }
             Relation::View(_) => {
-                return Err(PlanError::unsupported(
-                    "an event-time temporal join against a view (versioned views)",
-                )
-                .at(name.span()))
+                let view = crate::rules::optimize(self.bind_relation(&table_name)?);
+                versioned_view(view).map_err(|why| {
+                    PlanError::unsupported(format!(
+                        "an event-time temporal join against the view `{table_name}`, which is not a versioned view: {why} (a versioned view keeps the last row per key by its rowtime: SELECT … FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY key ORDER BY rowtime DESC) AS rownum FROM t) WHERE rownum = 1)"
+                    ))
+                    .at(name.span())
+                })?
             }
         };
-        if table.primary_key.is_empty() {
-            return Err(PlanError::invalid(format!(
-                "FOR SYSTEM_TIME AS OF a rowtime needs a versioned table: `{}` has no PRIMARY KEY (declare PRIMARY KEY (…) NOT ENFORCED)",
-                table.name
-            ))
-            .at(name.span()));
-        }
-        if table.rowtime.is_none() {
-            return Err(PlanError::invalid(format!(
-                "FOR SYSTEM_TIME AS OF a rowtime needs a versioned table: `{}` has no rowtime (declare WATERMARK FOR its time column)",
-                table.name
-            ))
-            .at(name.span()));
-        }
         if left.updating {
             return Err(PlanError::unsupported(
                 "an event-time temporal join of an updating input (the probe side must be append-only)",
@@ -1539,23 +1559,21 @@ impl<'a> Binder<'a> {
             return Err(PlanError::unsupported("a RIGHT or FULL temporal join").at(name.span()));
         }
         let (right, fields, predicate) =
-            self.bind_table_join_on(&left, &table, table_name, alias, on)?;
+            self.bind_plan_join_on(&left, versions, table_name.clone(), alias, on)?;
         let n = left.fields.len();
         let (keys, mut residual) = split_lookup_keys(predicate, n);
         // Flink's rule: the join is on the whole primary key (then a probe meets one version).
-        let pk_keys: Vec<(Expr, usize)> = table
-            .primary_key
+        let pk_keys: Vec<(Expr, usize)> = primary_key
             .iter()
             .filter_map(|&pk| keys.iter().find(|(_, c)| *c == pk).cloned())
             .collect();
-        if pk_keys.len() != table.primary_key.len() {
+        if pk_keys.len() != primary_key.len() {
             return Err(PlanError::invalid(format!(
                 "an event-time temporal join needs ON to equal the primary key of `{}` ({}) to expressions of the probe row",
-                table.name,
-                table
-                    .primary_key
+                table_name,
+                primary_key
                     .iter()
-                    .map(|&c| table.columns[c].name.as_str())
+                    .map(|&c| right.fields[c].name.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             ))
@@ -1563,7 +1581,7 @@ impl<'a> Binder<'a> {
         }
         // Equalities on other table columns are conditions on the version found.
         for (e, c) in keys {
-            if !table.primary_key.contains(&c) {
+            if !primary_key.contains(&c) {
                 residual.push(Expr::Cmp(
                     CmpOp::Eq,
                     Box::new(e),
@@ -2463,6 +2481,79 @@ fn filter(input: Plan, predicate: Expr) -> Plan {
             predicate,
         },
     }
+}
+
+/// The versions a versioned view stands for, and its key's columns: a view that keeps the
+/// last row per key by rowtime (`ROW_NUMBER() OVER (PARTITION BY k ORDER BY rowtime DESC)
+/// = 1`) over an append-only input is, as a versioned table, that input — every row its key's
+/// version from its rowtime on — seen through the view's projection (Flink's versioned views).
+/// `Err` says what the view lacks.
+fn versioned_view(view: Plan) -> Result<(Plan, Vec<usize>), &'static str> {
+    let (rank, projection) = match view.node {
+        Node::Project { input, exprs } => (*input, Some((exprs, view.fields))),
+        node => (
+            Plan {
+                node,
+                fields: view.fields,
+                updating: view.updating,
+                rowtime: view.rowtime,
+            },
+            None,
+        ),
+    };
+    let Node::Rank {
+        input,
+        partition,
+        order,
+        limit: Some(1),
+        number_selected: false,
+    } = rank.node
+    else {
+        return Err("it does not keep one row per key (ROW_NUMBER() … = 1)");
+    };
+    if input.updating {
+        return Err("its input is an updating table");
+    }
+    let time = input.rowtime.ok_or("its input has no rowtime")?;
+    if !matches!(order.as_slice(), [(Expr::Column(c), true)] if *c == time) {
+        return Err("it does not order by the rowtime descending (the last row per key)");
+    }
+    let key: Vec<usize> = partition
+        .iter()
+        .map(|e| match e {
+            Expr::Column(c) => Ok(*c),
+            _ => Err("its PARTITION BY is not of columns"),
+        })
+        .collect::<Result<_, _>>()?;
+    let width = input.fields.len();
+    let (versions, key) = match projection {
+        None => {
+            let mut versions = *input;
+            versions.fields.truncate(width);
+            (versions, key)
+        }
+        Some((exprs, fields)) => {
+            let mut read = Vec::new();
+            exprs.iter().for_each(|e| e.columns(&mut read));
+            if read.contains(&width) {
+                return Err("it selects the row number");
+            }
+            let key = key
+                .iter()
+                .map(|c| {
+                    exprs
+                        .iter()
+                        .position(|e| matches!(e, Expr::Column(x) if x == c))
+                        .ok_or("it does not select its key")
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            (project(*input, exprs, fields), key)
+        }
+    };
+    if versions.rowtime.is_none() {
+        return Err("it does not select its rowtime");
+    }
+    Ok((versions, key))
 }
 
 /// `ORDER BY` without `LIMIT` over `body`: Flink's temporal sort, which needs an append-only
