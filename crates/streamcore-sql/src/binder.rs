@@ -238,7 +238,19 @@ impl<'a> Binder<'a> {
                 let Some(o) = order_by else {
                     return Err(PlanError::unsupported("a query without ORDER BY or LIMIT"));
                 };
-                let sorted = temporal_sort(body, order).map_err(|e| e.at(o.span()))?;
+                // Late rows (the result's, its visible columns) go to the scanned table's
+                // late-data table, if it names one.
+                let late = match body.updating {
+                    false => {
+                        self.late_data_of(&body, &out_fields)?
+                            .map(|table| crate::plan::LateData {
+                                table,
+                                columns: 0..visible,
+                            })
+                    }
+                    true => None,
+                };
+                let sorted = temporal_sort(body, order, late).map_err(|e| e.at(o.span()))?;
                 return Ok(if sorted.fields.len() == visible {
                     sorted
                 } else {
@@ -879,6 +891,17 @@ impl<'a> Binder<'a> {
             ));
             aggs.push(agg);
         }
+        // Late rows (behind the watermark) go to the scanned table's late-data table, if it
+        // names one: the input row, the pre-projection's first columns.
+        let late = match input.updating {
+            false => self
+                .late_data_of(&input, &input.fields)?
+                .map(|table| crate::plan::LateData {
+                    table,
+                    columns: 0..n,
+                }),
+            true => None,
+        };
         let rowtime = input.rowtime;
         let mut pre = project(input, pre_exprs, pre_fields);
         pre.rowtime = rowtime;
@@ -913,6 +936,7 @@ impl<'a> Binder<'a> {
                     partition,
                     frame,
                     aggs,
+                    late,
                 },
                 fields,
                 updating: false,
@@ -1213,16 +1237,18 @@ impl<'a> Binder<'a> {
         // Late rows of an event-time window go to the scanned table's late-data table, if
         // it names one: the pre-projection carries the whole input row at its end for them.
         let late = match window {
-            Some(_) if !proctime && !upstream => self.late_data_of(&input)?,
+            Some(_) if !proctime && !upstream => self.late_data_of(&input, &input.fields)?,
             _ => None,
         };
         if late.is_some() {
             pre_exprs.extend((0..input.fields.len()).map(Expr::Column));
             pre_fields.extend(input.fields.iter().cloned());
         }
+        let width = input.fields.len();
         let late = late.map(|table| crate::plan::LateData {
             table,
-            width: input.fields.len(),
+            // The input row carried at the end of the pre-projected row.
+            columns: pre_exprs.len() - width..pre_exprs.len(),
         });
         let rowtime = input.rowtime;
         let mut pre = project(input, pre_exprs, pre_fields);
@@ -1285,10 +1311,14 @@ impl<'a> Binder<'a> {
         Ok(scope)
     }
 
-    /// The late-data table for the rows of `input` (`'late-data.table'` of the table it
-    /// scans, through filters, projections and window table functions), checked to take
-    /// those rows: the same number of columns, of the same types.
-    fn late_data_of(&self, input: &Plan) -> Result<Option<Arc<TableDef>>, PlanError> {
+    /// The late-data table for rows of `fields` out of `input` (`'late-data.table'` of the
+    /// table it scans, through filters, projections and window table functions), checked to
+    /// take those rows: the same number of columns, of the same types.
+    fn late_data_of(
+        &self,
+        input: &Plan,
+        fields: &[PlanField],
+    ) -> Result<Option<Arc<TableDef>>, PlanError> {
         fn scanned(p: &Plan) -> Option<&Arc<TableDef>> {
             match &p.node {
                 Node::Scan { table, .. } => Some(table),
@@ -1314,10 +1344,10 @@ impl<'a> Binder<'a> {
             }
         };
         let columns: Vec<&crate::catalog::TableColumn> = table.physical().collect();
-        let fits = columns.len() == input.fields.len()
+        let fits = columns.len() == fields.len()
             && columns
                 .iter()
-                .zip(&input.fields)
+                .zip(fields)
                 .all(|(c, f)| SqlType::Data(c.data_type) == f.ty);
         if !fits {
             return Err(PlanError::invalid(format!(
@@ -1328,8 +1358,7 @@ impl<'a> Binder<'a> {
                     .map(|c| format!("{} {}", c.name, c.data_type))
                     .collect::<Vec<_>>()
                     .join(", "),
-                input
-                    .fields
+                fields
                     .iter()
                     .map(|f| format!("{} {}", f.name, f.ty))
                     .collect::<Vec<_>>()
@@ -2558,7 +2587,11 @@ fn versioned_view(view: Plan) -> Result<(Plan, Vec<usize>), &'static str> {
 
 /// `ORDER BY` without `LIMIT` over `body`: Flink's temporal sort, which needs an append-only
 /// input and the time attribute as the first key, ascending.
-fn temporal_sort(body: Plan, mut order: Vec<(Expr, bool)>) -> Result<Plan, PlanError> {
+fn temporal_sort(
+    body: Plan,
+    mut order: Vec<(Expr, bool)>,
+    late: Option<crate::plan::LateData>,
+) -> Result<Plan, PlanError> {
     if body.updating {
         return Err(PlanError::unsupported(
             "ORDER BY without LIMIT over an updating result (a temporal sort takes append-only rows; add LIMIT n for a Top-N)",
@@ -2592,6 +2625,7 @@ fn temporal_sort(body: Plan, mut order: Vec<(Expr, bool)>) -> Result<Plan, PlanE
         node: Node::TemporalSort {
             input: Box::new(body),
             order,
+            late,
         },
     })
 }

@@ -177,6 +177,43 @@ impl<'j> PhysicalPlanner<'j> {
         std::mem::take(&mut self.late_rows)
     }
 
+    /// The late rows of `late`'s columns out of `rows`, to be written to its table.
+    fn late_rows_to(&mut self, late: &crate::plan::LateData, rows: Stream<Row>) {
+        let columns: Vec<usize> = late.columns.clone().collect();
+        let rows = rows
+            .map(move |r: Row| r.project(&columns))
+            .name("Calc(late rows)");
+        self.late_rows.push((late.table.clone(), rows));
+    }
+
+    /// The late rows an operator (`name`, whose output is `out`) sends to `tag`: to the
+    /// late-data table, counted as redirected, or dropped as Flink drops them — counted in
+    /// `late_records` either way.
+    fn late_rows_of(
+        &mut self,
+        name: &str,
+        out: &Stream<Row>,
+        tag: &streamcore::OutputTag<Row>,
+        table: Option<&crate::plan::LateData>,
+    ) {
+        let late = out.side_output(tag);
+        match table {
+            Some(table) => {
+                let rows = late.apply(
+                    &format!("{name}(late rows)"),
+                    crate::window::CountLate { redirected: true },
+                );
+                self.late_rows_to(table, rows);
+            }
+            None => {
+                let _ = late.apply(
+                    &format!("{name}(late rows)"),
+                    crate::window::CountLate { redirected: false },
+                );
+            }
+        }
+    }
+
     /// The job being built.
     pub fn job(&mut self) -> &mut Job {
         self.job
@@ -390,12 +427,7 @@ impl<'j> PhysicalPlanner<'j> {
                 };
                 if let (Some(rows), Some(late)) = (late_rows, late) {
                     // The input row carried at the end of the late (pre-projected) row.
-                    let width = input.fields.len();
-                    let columns: Vec<usize> = (width - late.width..width).collect();
-                    let rows = rows
-                        .map(move |r: Row| r.project(&columns))
-                        .name("Calc(late rows)");
-                    self.late_rows.push((late.table.clone(), rows));
+                    self.late_rows_to(late, rows);
                 }
                 Ok(SqlStream::Append(results))
             }
@@ -438,6 +470,7 @@ impl<'j> PhysicalPlanner<'j> {
                 partition,
                 frame,
                 aggs,
+                late: late_table,
             } => {
                 let SqlStream::Append(s) = self.build(input)? else {
                     return Err(PlanError::invalid(
@@ -459,10 +492,7 @@ impl<'j> PhysicalPlanner<'j> {
                     .process(op)
                     .name("OverAggregate")
                     .uid(&uid);
-                // Late rows are dropped, as Flink drops them, and counted in `late_records`.
-                let _ = out
-                    .side_output(&late)
-                    .apply("OverAggregate(late rows)", crate::window::CountLate);
+                self.late_rows_of("OverAggregate", &out, &late, late_table.as_ref());
                 Ok(SqlStream::Append(out))
             }
             Node::MatchRecognize { input, spec } => {
@@ -643,7 +673,11 @@ impl<'j> PhysicalPlanner<'j> {
                     ),
                 })
             }
-            Node::TemporalSort { input, order } => {
+            Node::TemporalSort {
+                input,
+                order,
+                late: late_table,
+            } => {
                 let SqlStream::Append(s) = self.build(input)? else {
                     return Err(PlanError::invalid(
                         "ORDER BY over an updating input (a temporal sort takes append-only input, as in Flink)",
@@ -658,10 +692,7 @@ impl<'j> PhysicalPlanner<'j> {
                     .process(op)
                     .name("TemporalSort")
                     .uid(&uid);
-                // Late rows are dropped, as Flink drops them, and counted in `late_records`.
-                let _ = out
-                    .side_output(&late)
-                    .apply("TemporalSort(late rows)", crate::window::CountLate);
+                self.late_rows_of("TemporalSort", &out, &late, late_table.as_ref());
                 Ok(SqlStream::Append(out))
             }
             Node::Rank {

@@ -64,15 +64,16 @@ impl fmt::Display for WindowKind {
     }
 }
 
-/// The late-data table of a window aggregate: rows that arrive after all their windows
-/// closed (behind the watermark) are written there instead of being dropped; the input
-/// carries them as its last `width` columns (the rows of the aggregate's `FROM`).
+/// The late-data table of a window aggregate, an OVER aggregation or a temporal sort: rows
+/// that arrive behind the watermark (after all their windows closed) are written there
+/// instead of being dropped; `columns` of the operator's input row make the late row (the
+/// rows of the `FROM`, or of the sorted result).
 #[derive(Clone, Debug)]
 pub struct LateData {
     /// The table late rows are written to.
     pub table: Arc<TableDef>,
-    /// How many trailing input columns make a late row.
-    pub width: usize,
+    /// The input columns that make a late row.
+    pub columns: std::ops::Range<usize>,
 }
 
 /// An aggregate function.
@@ -227,6 +228,8 @@ pub enum Node {
         /// The order after the time attribute: expressions over the input, `true` for
         /// descending.
         order: Vec<(Expr, bool)>,
+        /// Where late rows go (`'late-data.table'` of the scanned table), if anywhere.
+        late: Option<LateData>,
     },
     /// `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` with a filter `rownum <= limit` on it:
     /// the first `limit` rows per partition (Top-N; deduplication when `limit` is 1).
@@ -270,6 +273,8 @@ pub enum Node {
         frame: crate::over::Frame,
         /// The aggregate calls.
         aggs: Vec<AggCall>,
+        /// Where late rows go (`'late-data.table'` of the scanned table), if anywhere.
+        late: Option<LateData>,
     },
     /// OVER aggregations over an updating input (`ROWS` frames, any order): the table of
     /// every current input row with the aggregates over its frame, updated as rows are added
@@ -453,11 +458,15 @@ impl Plan {
                 partition,
                 frame,
                 aggs,
+                late,
                 ..
             } => format!(
-                "partitionBy=[{}], orderBy=[rowtime], frame={frame:?}, select=[{}]",
+                "partitionBy=[{}], orderBy=[rowtime], frame={frame:?}, select=[{}]{}",
                 expr_list(partition),
-                agg_list(aggs)
+                agg_list(aggs),
+                late.as_ref()
+                    .map(|l| format!(", lateRowsTo={}", l.table.name))
+                    .unwrap_or_default()
             ),
             Node::UpdatingOver {
                 partition,
@@ -509,14 +518,18 @@ impl Plan {
                     .map(|r| format!(", where={r}"))
                     .unwrap_or_default()
             ),
-            Node::TemporalSort { input, order } => {
+            Node::TemporalSort { input, order, late } => {
                 let time = input.rowtime.map_or("?".to_string(), |c| format!("${c}"));
                 let then = if order.is_empty() {
                     String::new()
                 } else {
                     format!(", {}", order_list(order))
                 };
-                format!("orderBy=[{time} ASC{then}]")
+                let late = late
+                    .as_ref()
+                    .map(|l| format!(", lateRowsTo={}", l.table.name))
+                    .unwrap_or_default();
+                format!("orderBy=[{time} ASC{then}]{late}")
             }
             Node::Rank {
                 partition,

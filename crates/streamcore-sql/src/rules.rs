@@ -471,9 +471,10 @@ fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> Plan) -> Plan {
             limit,
             number_selected,
         },
-        Node::TemporalSort { input, order } => Node::TemporalSort {
+        Node::TemporalSort { input, order, late } => Node::TemporalSort {
             input: b(input),
             order,
+            late,
         },
         Node::TemporalJoin {
             left,
@@ -506,11 +507,13 @@ fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> Plan) -> Plan {
             partition,
             frame,
             aggs,
+            late,
         } => Node::Over {
             input: b(input),
             partition,
             frame,
             aggs,
+            late,
         },
         Node::Union { inputs } => Node::Union {
             inputs: inputs.into_iter().map(&mut *f).collect(),

@@ -2,7 +2,7 @@
 //! column, which gives each row the window of the wall clock when its batch reaches the
 //! operator (processing-time window aggregates run on the engine's window operators with
 //! `WindowedStream::processing_time`); and [`CountLate`], which counts the late rows an
-//! operator drops.
+//! operator drops or sends to a late-data table.
 
 use crate::plan::WindowKind;
 use streamcore::row::Row;
@@ -45,11 +45,16 @@ impl Operator for ProcTimeWindowTvf {
     }
 }
 
-/// Counts the rows it receives in the `late_records` metric and drops them: the late output
-/// of an operator whose late rows are dropped (OVER aggregations), so that they are counted as
-/// the window operators count theirs.
+/// Counts the rows it receives in the `late_records` metric and drops them, or (redirected)
+/// counts them in `late_redirected` too and passes them on to a late-data table: the late
+/// output of an OVER aggregation or a temporal sort, counted as the window operators count
+/// theirs.
 #[derive(Clone)]
-pub struct CountLate;
+pub struct CountLate {
+    /// The rows go on to a late-data table (counted in `late_redirected` too, and passed
+    /// through) rather than being dropped.
+    pub redirected: bool,
+}
 
 impl Operator for CountLate {
     type In = Row;
@@ -59,9 +64,16 @@ impl Operator for CountLate {
         &mut self,
         batch: Vec<Row>,
         ctx: &mut TaskContext,
-        _out: &mut Output<Row>,
+        out: &mut Output<Row>,
     ) -> Result<()> {
-        ctx.stats().late_records += batch.len() as u64;
+        let stats = ctx.stats();
+        stats.late_records += batch.len() as u64;
+        if self.redirected {
+            stats.late_redirected += batch.len() as u64;
+            for row in batch {
+                out.emit(row);
+            }
+        }
         Ok(())
     }
 }

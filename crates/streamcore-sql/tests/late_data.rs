@@ -112,62 +112,128 @@ fn a_late_data_table_must_take_the_rows() {
     );
 }
 
-/// OVER aggregations drop late rows, as Flink does, and count them in `late_records`.
-#[test]
-fn over_aggregations_count_the_late_rows_they_drop() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut session = Session::new();
-    session.execute_script(&script(dir.path())).unwrap();
-    session.pending.clear();
-    let out = session
-        .execute_script(
-            "SELECT auction, price, SUM(price) OVER (PARTITION BY auction ORDER BY ts
-               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) FROM bids",
-        )
-        .unwrap();
+/// Runs the SELECT `sql` over `script`'s tables: its rows in order and the job's summary.
+fn select_in_order(
+    session: &mut Session,
+    sql: &str,
+) -> (Vec<String>, streamcore::metrics::JobSummary) {
+    let out = session.execute_script(sql).unwrap();
     let Outcome::Query(plan) = &out[0] else {
         panic!("a query")
     };
-    let mut job = Job::new("over");
+    let mut job = Job::new("select");
     let mut rows = None;
     session
         .plan_select(&mut job, plan, |s| rows = Some(s.collect()))
         .unwrap();
     let summary = job.run(config()).unwrap();
-    let mut got: Vec<String> = apply_to(rows.unwrap().take())
+    let got = apply_to(rows.unwrap().take())
         .iter()
-        .map(|r| format!("{} {} {}", r.values[0], r.values[1], r.values[2]))
+        .map(|r| {
+            r.values
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .collect();
-    got.sort();
-    assert_eq!(got, vec!["1 10 10", "1 20 30", "2 40 40", "2 60 100"]);
-    assert_eq!(summary.events_late, 2, "the two late rows are counted");
+    (got, summary)
 }
 
-/// `ORDER BY rowtime` (a temporal sort) emits rows in event-time order and drops the late ones,
-/// as Flink does, counting them in `late_records`.
+/// OVER aggregations and temporal sorts send their late rows (behind the watermark when they
+/// arrive) to the table's late-data table, counted in `late_records` and `late_redirected`.
 #[test]
-fn a_temporal_sort_orders_by_time_and_counts_the_late_rows_it_drops() {
+fn over_aggregations_and_temporal_sorts_send_late_rows_to_the_late_data_table() {
+    for (sql, expected) in [
+        (
+            "SELECT auction, price, SUM(price) OVER (PARTITION BY auction ORDER BY ts
+               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) FROM bids",
+            vec!["1 10 10", "1 20 30", "2 40 40", "2 60 100"],
+        ),
+        (
+            // In event-time order (10:00:01, :12, :15, :19).
+            "SELECT * FROM bids ORDER BY ts",
+            vec![
+                "1 10 2026-12-05 10:00:01.000",
+                "1 20 2026-12-05 10:00:12.000",
+                "2 40 2026-12-05 10:00:15.000",
+                "2 60 2026-12-05 10:00:19.000",
+            ],
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut session = Session::new();
+        session.execute_script(&script(dir.path())).unwrap();
+        session.pending.clear();
+        let (mut got, summary) = select_in_order(&mut session, sql);
+        if sql.contains("OVER") {
+            got.sort();
+        }
+        assert_eq!(got, expected, "{sql}");
+        assert_eq!(
+            summary.events_late, 2,
+            "the two late rows are counted: {sql}"
+        );
+        let redirected: u64 = summary.operators.iter().map(|o| o.late_redirected).sum();
+        assert_eq!(redirected, 2, "and sent to the late-data table: {sql}");
+        assert_eq!(
+            query(&mut session, "SELECT * FROM late_bids"),
+            vec![
+                "1 30 2026-12-05 10:00:03.000",
+                "1 50 2026-12-05 10:00:05.000"
+            ],
+            "{sql}"
+        );
+    }
+}
+
+/// Without a late-data table, OVER aggregations and temporal sorts drop late rows, as Flink
+/// does, and count them in `late_records`.
+#[test]
+fn without_a_late_data_table_late_rows_are_dropped_and_counted() {
+    for (sql, expected) in [
+        (
+            "SELECT auction, price, SUM(price) OVER (PARTITION BY auction ORDER BY ts
+               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) FROM bids",
+            vec!["1 10 10", "1 20 30", "2 40 40", "2 60 100"],
+        ),
+        (
+            "SELECT price FROM bids ORDER BY ts",
+            vec!["10", "20", "40", "60"],
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut session = Session::new();
+        let text = script(dir.path()).replace("'late-data.table' = 'late_bids', ", "");
+        session.execute_script(&text).unwrap();
+        session.pending.clear();
+        let (mut got, summary) = select_in_order(&mut session, sql);
+        if sql.contains("OVER") {
+            got.sort();
+        }
+        assert_eq!(got, expected, "{sql}");
+        assert_eq!(
+            summary.events_late, 2,
+            "the two late rows are counted: {sql}"
+        );
+        let redirected: u64 = summary.operators.iter().map(|o| o.late_redirected).sum();
+        assert_eq!(redirected, 0, "{sql}");
+    }
+}
+
+/// A late-data table must take the late rows of a temporal sort: the sorted result's.
+#[test]
+fn a_temporal_sort_s_late_rows_must_fit_the_late_data_table() {
     let dir = tempfile::tempdir().unwrap();
     let mut session = Session::new();
     session.execute_script(&script(dir.path())).unwrap();
     session.pending.clear();
-    let out = session
+    let err = session
         .execute_script("SELECT price FROM bids ORDER BY ts")
-        .unwrap();
-    let Outcome::Query(plan) = &out[0] else {
-        panic!("a query")
-    };
-    let mut job = Job::new("sort");
-    let mut rows = None;
-    session
-        .plan_select(&mut job, plan, |s| rows = Some(s.collect()))
-        .unwrap();
-    let summary = job.run(config()).unwrap();
-    // In order of time, not of arrival (10:00:01, :12, :15, :19); 30 and 50 came late.
-    let got: Vec<String> = apply_to(rows.unwrap().take())
-        .iter()
-        .map(|r| r.values[0].to_string())
-        .collect();
-    assert_eq!(got, vec!["10", "20", "40", "60"]);
-    assert_eq!(summary.events_late, 2, "the two late rows are counted");
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("late-data table `late_bids` of `bids` has columns (auction BIGINT, price BIGINT, ts TIMESTAMP(3)), the late rows have (price BIGINT)"),
+        "{err}"
+    );
 }
