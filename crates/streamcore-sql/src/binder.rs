@@ -1240,6 +1240,11 @@ impl<'a> Binder<'a> {
             Some(_) if !proctime && !upstream => self.late_data_of(&input, &input.fields)?,
             _ => None,
         };
+        // A fired event-time window may take late rows for a while, updating its result.
+        let lateness = match window {
+            Some(_) if !proctime && !upstream => self.allowed_lateness_of(&input)?,
+            _ => None,
+        };
         if late.is_some() {
             pre_exprs.extend((0..input.fields.len()).map(Expr::Column));
             pre_fields.extend(input.fields.iter().cloned());
@@ -1270,11 +1275,14 @@ impl<'a> Binder<'a> {
                         upstream,
                         proctime,
                         late,
+                        lateness,
                     },
                     fields,
-                    updating: false,
-                    // window_time of a processing-time window is no rowtime.
-                    rowtime: (!proctime).then_some(n + 2),
+                    // Re-fired by late rows, a window's result is updated.
+                    updating: lateness.is_some(),
+                    // window_time of a processing-time window is no rowtime, nor is that of
+                    // windows that update their results.
+                    rowtime: (!proctime && lateness.is_none()).then_some(n + 2),
                 };
                 (
                     plan,
@@ -1311,6 +1319,36 @@ impl<'a> Binder<'a> {
         Ok(scope)
     }
 
+    /// The allowed lateness (ms) of windows over `input`: its scanned table's
+    /// `'allowed-lateness'` option, or else `SET 'table.exec.emit.allow-lateness'` (Flink's
+    /// key); `None` for none or zero.
+    fn allowed_lateness_of(&self, input: &Plan) -> Result<Option<i64>, PlanError> {
+        let from_table = scanned_table(input).and_then(|t| {
+            t.options
+                .get("allowed-lateness")
+                .map(|v| (format!("'allowed-lateness' of `{}`", t.name), v.clone()))
+        });
+        let from_session = || {
+            self.catalog
+                .option("table.exec.emit.allow-lateness")
+                .map(|v| {
+                    (
+                        "'table.exec.emit.allow-lateness'".to_string(),
+                        v.to_string(),
+                    )
+                })
+        };
+        let Some((what, text)) = from_table.or_else(from_session) else {
+            return Ok(None);
+        };
+        let lateness = crate::session::parse_duration(&text)
+            .map_err(|e| PlanError::invalid(format!("{what}: {e}")))?;
+        Ok(match lateness.as_millis() {
+            0 => None,
+            ms => Some(i64::try_from(ms).unwrap_or(i64::MAX)),
+        })
+    }
+
     /// The late-data table for rows of `fields` out of `input` (`'late-data.table'` of the
     /// table it scans, through filters, projections and window table functions), checked to
     /// take those rows: the same number of columns, of the same types.
@@ -1319,16 +1357,7 @@ impl<'a> Binder<'a> {
         input: &Plan,
         fields: &[PlanField],
     ) -> Result<Option<Arc<TableDef>>, PlanError> {
-        fn scanned(p: &Plan) -> Option<&Arc<TableDef>> {
-            match &p.node {
-                Node::Scan { table, .. } => Some(table),
-                Node::Filter { input, .. }
-                | Node::Project { input, .. }
-                | Node::WindowTvf { input, .. } => scanned(input),
-                _ => None,
-            }
-        }
-        let Some(source) = scanned(input) else {
+        let Some(source) = scanned_table(input) else {
             return Ok(None);
         };
         let Some(name) = source.options.get("late-data.table") else {
@@ -2583,6 +2612,17 @@ fn versioned_view(view: Plan) -> Result<(Plan, Vec<usize>), &'static str> {
         return Err("it does not select its rowtime");
     }
     Ok((versions, key))
+}
+
+/// The table `p` scans, through filters, projections and window table functions.
+fn scanned_table(p: &Plan) -> Option<&Arc<TableDef>> {
+    match &p.node {
+        Node::Scan { table, .. } => Some(table),
+        Node::Filter { input, .. }
+        | Node::Project { input, .. }
+        | Node::WindowTvf { input, .. } => scanned_table(input),
+        _ => None,
+    }
 }
 
 /// `ORDER BY` without `LIMIT` over `body`: Flink's temporal sort, which needs an append-only

@@ -551,7 +551,8 @@ pub fn nexmark_config(table: &TableDef) -> Result<GeneratorConfig, PlanError> {
     };
     for (key, value) in &table.options {
         match key.as_str() {
-            "connector" => {}
+            // Options of every table (the planner reads them).
+            "connector" | "late-data.table" | "allowed-lateness" => {}
             "events.num" => {
                 let n = num(key, value)?;
                 config.events = if n == 0 { None } else { Some(n) };
@@ -574,7 +575,7 @@ pub fn nexmark_config(table: &TableDef) -> Result<GeneratorConfig, PlanError> {
             }
             other => {
                 return Err(PlanError::invalid(format!(
-                    "`nexmark` table `{}`: unknown option '{other}' (options: kind, events.num, first-event.rate, next-event.rate, rate-limited, person.proportion, auction.proportion, bid.proportion, seed, base-time, out-of-order-group-size)",
+                    "`nexmark` table `{}`: unknown option '{other}' (options: kind, events.num, first-event.rate, next-event.rate, rate-limited, person.proportion, auction.proportion, bid.proportion, seed, base-time, out-of-order-group-size, late-data.table, allowed-lateness)",
                     table.name
                 )))
             }

@@ -274,6 +274,10 @@ pub fn window_of(plan: &Plan, col: usize) -> Option<(WindowKind, WindowBound)> {
         // Processing-time windows' bounds are no event time: no window join or window
         // aggregate builds on them.
         Node::WindowAggregate { proctime: true, .. } => None,
+        // Nor do the bounds of windows that take late rows (their results update).
+        Node::WindowAggregate {
+            lateness: Some(_), ..
+        } => None,
         Node::WindowAggregate {
             window,
             keys,

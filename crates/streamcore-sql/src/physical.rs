@@ -376,6 +376,7 @@ impl<'j> PhysicalPlanner<'j> {
                 aggs,
                 proctime,
                 late,
+                lateness,
                 ..
             } => {
                 // Without a late table (whose rows are the aggregate's input rows), a
@@ -408,7 +409,9 @@ impl<'j> PhysicalPlanner<'j> {
                     agg,
                     uid: &uid,
                     window_time: !self.drops_window_time(plan),
+                    lateness: *lateness,
                 };
+                let naggs = aggs.len();
                 // One or two key columns are the key itself (no row allocated per record);
                 // more are a row of them.
                 let (results, late_rows) = if nkeys == 1 {
@@ -429,7 +432,20 @@ impl<'j> PhysicalPlanner<'j> {
                     // The input row carried at the end of the late (pre-projected) row.
                     self.late_rows_to(late, rows);
                 }
-                Ok(SqlStream::Append(results))
+                let Some(lateness) = *lateness else {
+                    return Ok(SqlStream::Append(results));
+                };
+                // A window re-fired by a late row updates its result: each group and window's
+                // result as a changelog (its key: the group keys and the window's bounds).
+                let mut key_columns: Vec<usize> = (0..nkeys).collect();
+                key_columns.extend([nkeys + naggs, nkeys + naggs + 1]);
+                Ok(SqlStream::Updating(
+                    results
+                        .key_by(move |r: &Row| r.key(&key_columns))
+                        .process(crate::window::LateFirings::new(lateness))
+                        .name("WindowAggregate(late firings)")
+                        .uid(&format!("{uid}:late-firings")),
+                ))
             }
             Node::Aggregate { input, keys, aggs } => {
                 // A projection of columns below is read through, not built.
@@ -1143,6 +1159,8 @@ struct WindowAggSpec<'a> {
     uid: &'a str,
     /// The rows end with `window_time` (false when no consumer reads it).
     window_time: bool,
+    /// How long (ms) a fired window takes late rows, re-firing.
+    lateness: Option<i64>,
 }
 
 /// A window aggregate of `rows` keyed by `key`: its rows (keys, aggregates, `window_start`,
@@ -1159,6 +1177,9 @@ fn window_aggregate<K: GroupKey>(
     }
     if let Some(tag) = spec.late_tag {
         windowed = windowed.late_output(tag);
+    }
+    if let Some(lateness) = spec.lateness {
+        windowed = windowed.allowed_lateness(ms(lateness));
     }
     // The row — keys, aggregates, bounds — is written from the accumulator into a reused
     // buffer and moved into its one allocation.

@@ -196,6 +196,10 @@ pub enum Node {
         /// Where rows arriving after their windows closed go (the scanned table's
         /// `'late-data.table'` option), if anywhere.
         late: Option<LateData>,
+        /// How long (ms) a fired window still takes late rows, each re-firing it as an update
+        /// of its result (the scanned table's `'allowed-lateness'`, or `SET
+        /// 'table.exec.emit.allow-lateness'`); then the result is updating and has no rowtime.
+        lateness: Option<i64>,
     },
     /// A group aggregate: output `keys…, aggregates…`, updated as rows arrive (updating).
     Aggregate {
@@ -437,10 +441,14 @@ impl Plan {
                 aggs,
                 proctime,
                 late,
+                lateness,
                 ..
             } => format!(
-                "window={window}{}{}, groupBy=[{}], select=[{}]",
+                "window={window}{}{}{}, groupBy=[{}], select=[{}]",
                 if *proctime { ", time=proctime" } else { "" },
+                lateness
+                    .map(|l| format!(", allowedLateness={l}ms"))
+                    .unwrap_or_default(),
                 late.as_ref()
                     .map(|l| format!(", lateRowsTo={}", l.table.name))
                     .unwrap_or_default(),

@@ -418,6 +418,7 @@ fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> Plan) -> Plan {
             upstream,
             proctime,
             late,
+            lateness,
         } => Node::WindowAggregate {
             input: b(input),
             window,
@@ -426,6 +427,7 @@ fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> Plan) -> Plan {
             upstream,
             proctime,
             late,
+            lateness,
         },
         Node::Aggregate { input, keys, aggs } => Node::Aggregate {
             input: b(input),

@@ -435,7 +435,9 @@ fn check_option(key: &str, value: &str) -> Result<(), PlanError> {
                 "'parallelism.default' must be a positive number, got '{value}'"
             )));
         }
-        "table.exec.state.ttl" | "execution.checkpointing.interval" => {
+        "table.exec.state.ttl"
+        | "execution.checkpointing.interval"
+        | "table.exec.emit.allow-lateness" => {
             parse_duration(value)?;
         }
         "table.exec.mini-batch.enabled"

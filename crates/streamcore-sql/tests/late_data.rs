@@ -237,3 +237,91 @@ fn a_temporal_sort_s_late_rows_must_fit_the_late_data_table() {
         "{err}"
     );
 }
+
+/// `'allowed-lateness'` on the table: a fired window still takes late rows for that long, each
+/// re-firing it as an update of its result (`-U`/`+U`); rows later than that go to the
+/// late-data table. The same with `SET 'table.exec.emit.allow-lateness'` (Flink's key).
+#[test]
+fn allowed_lateness_updates_a_fired_window_and_sends_later_rows_to_the_late_table() {
+    let sql = "SELECT auction, COUNT(*), window_start
+               FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+               GROUP BY auction, window_start, window_end";
+    for (table_option, set) in [
+        ("'allowed-lateness' = '4 s', ", ""),
+        ("", "SET 'table.exec.emit.allow-lateness' = '4 s';"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut session = Session::new();
+        let text = format!(
+            "{set}{}",
+            script(dir.path()).replace(
+                "'late-data.table' = 'late_bids', ",
+                &format!("'late-data.table' = 'late_bids', {table_option}")
+            )
+        );
+        // The tables only: the script's INSERT into CSV files takes no updates.
+        let tables = &text[..text.find("INSERT INTO counts").unwrap()];
+        session.execute_script(tables).unwrap();
+        let out = session.execute_script(sql).unwrap();
+        let Outcome::Query(plan) = &out[0] else {
+            panic!("a query")
+        };
+        assert!(
+            plan.updating,
+            "a window taking late rows updates its results"
+        );
+        let mut job = Job::new("lateness");
+        let mut rows = None;
+        session
+            .plan_select(&mut job, plan, |s| rows = Some(s.collect()))
+            .unwrap();
+        let summary = job.run(config()).unwrap();
+        let changes: Vec<String> = rows
+            .unwrap()
+            .take()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} {} {}",
+                    c.kind().short(),
+                    c.row().values[0],
+                    c.row().values[1],
+                    c.row().values[2]
+                )
+            })
+            .collect();
+        // The windows left open fire at the end of the input, in no particular order.
+        let mut changes = changes;
+        changes[3..].sort();
+        // 10:00:03 arrives after [10:00:00, 10:00:10) fired (the watermark at 10:00:12) but
+        // within 4 s of its end: the window re-fires with 2. 10:00:05 arrives when the
+        // watermark is at 10:00:15, past 10:00:14: too late, to the late-data table.
+        assert_eq!(
+            changes,
+            vec![
+                "+I 1 1 2026-12-05 10:00:00.000",
+                "-U 1 1 2026-12-05 10:00:00.000",
+                "+U 1 2 2026-12-05 10:00:00.000",
+                "+I 1 1 2026-12-05 10:00:10.000",
+                "+I 2 2 2026-12-05 10:00:10.000",
+            ],
+            "{table_option}{set}"
+        );
+        let redirected: u64 = summary.operators.iter().map(|o| o.late_redirected).sum();
+        assert_eq!(redirected, 1, "one row too late");
+        assert_eq!(
+            query(&mut session, "SELECT * FROM late_bids"),
+            vec!["1 50 2026-12-05 10:00:05.000"]
+        );
+    }
+}
+
+#[test]
+fn allowed_lateness_must_be_a_duration() {
+    let mut session = Session::new();
+    let err = session
+        .execute_script("SET 'table.exec.emit.allow-lateness' = 'soon'")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("soon"), "{err}");
+}
