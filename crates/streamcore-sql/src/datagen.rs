@@ -161,7 +161,8 @@ impl DatagenSpec {
         let mut field_options: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
         for (key, value) in &table.options {
             match key.as_str() {
-                "connector" => {}
+                // Options of every table (the planner reads them).
+                "connector" | "late-data.table" | "allowed-lateness" => {}
                 "number-of-rows" => rows = Some(whole(key, value)?),
                 "rows-per-second" => {
                     let r = number(key, value)?;

@@ -173,6 +173,9 @@ const KAFKA_OPTIONS: &[&str] = &[
     "sink.partitioner",
     "sink.delivery-guarantee",
     "sink.transactional-id-prefix",
+    // Options of every table (the planner reads them).
+    "late-data.table",
+    "allowed-lateness",
 ];
 
 /// The options of an `upsert-kafka` table (besides `properties.*`).
@@ -1616,6 +1619,11 @@ mod tests {
             e.contains("unknown option 'scan.startup.mod'") && e.contains("scan.startup.mode"),
             "{e}"
         );
+        // Options of every table are taken.
+        table(&format!(
+            "{base}, 'late-data.table' = 'late', 'allowed-lateness' = '1 s')"
+        ))
+        .expect("late-data options are taken");
         let e = err(&format!("{base}, 'scan.startup.mode' = 'earliest-ofset')"));
         assert!(
             e.contains("unknown 'scan.startup.mode' 'earliest-ofset'")
