@@ -140,41 +140,57 @@ fn select_in_order(
     (got, summary)
 }
 
+/// The OVER aggregation and the temporal sort the two tests below run, with their rows.
+fn over_and_sort(sort: &str, sorted: &[&str]) -> [(String, Vec<String>); 2] {
+    [
+        (
+            "SELECT auction, price, SUM(price) OVER (PARTITION BY auction ORDER BY ts
+               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) FROM bids"
+                .to_string(),
+            ["1 10 10", "1 20 30", "2 40 40", "2 60 100"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        (
+            sort.to_string(),
+            sorted.iter().map(|s| s.to_string()).collect(),
+        ),
+    ]
+}
+
+/// Runs `sql` over the tables of `text`: the session, its rows (sorted unless the query
+/// sorts them itself), and its late rows counted and redirected.
+fn run_with_late_rows(text: &str, sql: &str) -> (Session, Vec<String>, u64, u64) {
+    let mut session = Session::new();
+    session.execute_script(text).unwrap();
+    session.pending.clear();
+    let (mut got, summary) = select_in_order(&mut session, sql);
+    if !sql.contains("ORDER BY ts") {
+        got.sort();
+    }
+    let redirected = summary.operators.iter().map(|o| o.late_redirected).sum();
+    (session, got, summary.events_late, redirected)
+}
+
 /// OVER aggregations and temporal sorts send their late rows (behind the watermark when they
 /// arrive) to the table's late-data table, counted in `late_records` and `late_redirected`.
 #[test]
 fn over_aggregations_and_temporal_sorts_send_late_rows_to_the_late_data_table() {
-    for (sql, expected) in [
-        (
-            "SELECT auction, price, SUM(price) OVER (PARTITION BY auction ORDER BY ts
-               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) FROM bids",
-            vec!["1 10 10", "1 20 30", "2 40 40", "2 60 100"],
-        ),
-        (
-            // In event-time order (10:00:01, :12, :15, :19).
-            "SELECT * FROM bids ORDER BY ts",
-            vec![
-                "1 10 2026-12-05 10:00:01.000",
-                "1 20 2026-12-05 10:00:12.000",
-                "2 40 2026-12-05 10:00:15.000",
-                "2 60 2026-12-05 10:00:19.000",
-            ],
-        ),
-    ] {
+    // In event-time order (10:00:01, :12, :15, :19).
+    let cases = over_and_sort(
+        "SELECT * FROM bids ORDER BY ts",
+        &[
+            "1 10 2026-12-05 10:00:01.000",
+            "1 20 2026-12-05 10:00:12.000",
+            "2 40 2026-12-05 10:00:15.000",
+            "2 60 2026-12-05 10:00:19.000",
+        ],
+    );
+    for (sql, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
-        let mut session = Session::new();
-        session.execute_script(&script(dir.path())).unwrap();
-        session.pending.clear();
-        let (mut got, summary) = select_in_order(&mut session, sql);
-        if sql.contains("OVER") {
-            got.sort();
-        }
+        let (mut session, got, late, redirected) = run_with_late_rows(&script(dir.path()), &sql);
         assert_eq!(got, expected, "{sql}");
-        assert_eq!(
-            summary.events_late, 2,
-            "the two late rows are counted: {sql}"
-        );
-        let redirected: u64 = summary.operators.iter().map(|o| o.late_redirected).sum();
+        assert_eq!(late, 2, "the two late rows are counted: {sql}");
         assert_eq!(redirected, 2, "and sent to the late-data table: {sql}");
         assert_eq!(
             query(&mut session, "SELECT * FROM late_bids"),
@@ -191,32 +207,16 @@ fn over_aggregations_and_temporal_sorts_send_late_rows_to_the_late_data_table() 
 /// does, and count them in `late_records`.
 #[test]
 fn without_a_late_data_table_late_rows_are_dropped_and_counted() {
-    for (sql, expected) in [
-        (
-            "SELECT auction, price, SUM(price) OVER (PARTITION BY auction ORDER BY ts
-               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) FROM bids",
-            vec!["1 10 10", "1 20 30", "2 40 40", "2 60 100"],
-        ),
-        (
-            "SELECT price FROM bids ORDER BY ts",
-            vec!["10", "20", "40", "60"],
-        ),
-    ] {
+    let cases = over_and_sort(
+        "SELECT price FROM bids ORDER BY ts",
+        &["10", "20", "40", "60"],
+    );
+    for (sql, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
-        let mut session = Session::new();
         let text = script(dir.path()).replace("'late-data.table' = 'late_bids', ", "");
-        session.execute_script(&text).unwrap();
-        session.pending.clear();
-        let (mut got, summary) = select_in_order(&mut session, sql);
-        if sql.contains("OVER") {
-            got.sort();
-        }
+        let (_, got, late, redirected) = run_with_late_rows(&text, &sql);
         assert_eq!(got, expected, "{sql}");
-        assert_eq!(
-            summary.events_late, 2,
-            "the two late rows are counted: {sql}"
-        );
-        let redirected: u64 = summary.operators.iter().map(|o| o.late_redirected).sum();
+        assert_eq!(late, 2, "the two late rows are counted: {sql}");
         assert_eq!(redirected, 0, "{sql}");
     }
 }
