@@ -45,8 +45,14 @@ fn query(session: &mut Session, sql: &str) -> Vec<String> {
     let Outcome::Query(plan) = &out[0] else {
         panic!("a query")
     };
-    let mut rows: Vec<String> = apply_to(session.collect(plan, config()).unwrap())
-        .iter()
+    let mut rows = texts(apply_to(session.collect(plan, config()).unwrap()));
+    rows.sort();
+    rows
+}
+
+/// Rows as text, values separated by spaces.
+fn texts(rows: Vec<streamcore::row::Row>) -> Vec<String> {
+    rows.iter()
         .map(|r| {
             r.values
                 .iter()
@@ -54,9 +60,7 @@ fn query(session: &mut Session, sql: &str) -> Vec<String> {
                 .collect::<Vec<_>>()
                 .join(" ")
         })
-        .collect();
-    rows.sort();
-    rows
+        .collect()
 }
 
 #[test]
@@ -127,17 +131,7 @@ fn select_in_order(
         .plan_select(&mut job, plan, |s| rows = Some(s.collect()))
         .unwrap();
     let summary = job.run(config()).unwrap();
-    let got = apply_to(rows.unwrap().take())
-        .iter()
-        .map(|r| {
-            r.values
-                .iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect();
-    (got, summary)
+    (texts(apply_to(rows.unwrap().take())), summary)
 }
 
 /// The OVER aggregation and the temporal sort the two tests below run, with their rows.
