@@ -803,10 +803,11 @@ pub fn nexmark_stream(
     let bad = |e: streamcore_nexmark::ConfigError| {
         PlanError::invalid(format!("`nexmark` table `{}`: {e}", table.name))
     };
-    fn rows<T: Data>(
+    // `get` is a closure type of its own (not a function pointer): the field moves inline.
+    fn rows<T: Data, G: Fn(NexmarkField, &mut T) -> Scalar + Clone + Send + 'static>(
         fields: Arc<[NexmarkField]>,
         mut shaper: RowShaper,
-        get: fn(NexmarkField, &mut T) -> Scalar,
+        get: G,
     ) -> impl FnMut(T, &mut TaskContext) -> std::result::Result<Option<Row>, String>
            + Clone
            + Send
