@@ -6,9 +6,9 @@ use crate::event_time::EventTime;
 use crate::operator::{Output, OutputTag};
 use crate::window::aggregates::{Avg, Count, Max, Min, Sum};
 use crate::window::{
-    AggregateFunction, Aggregated, AggregatedWith, AlignedWindowOperator, CountTrigger,
-    GlobalWindowOperator, ProcessWindow, ProcessingClock, Reduced, SessionWindowOperator,
-    TimeDomain, Trigger, Window, WindowFunction, WindowResult, Windows,
+    AggregateFunction, AggregatedWith, AlignedWindowOperator, CountTrigger, GlobalWindowOperator,
+    ProcessWindow, ProcessingClock, Reduced, SessionWindowOperator, TimeDomain, Trigger, Window,
+    WindowFunction, WindowResult, Windows,
 };
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -155,7 +155,11 @@ where
 
     /// Computes an [`AggregateFunction`] per key and window, incrementally.
     pub fn aggregate<A: AggregateFunction<T>>(self, f: A) -> Stream<WindowResult<K, A::Out>> {
-        self.finish("window_aggregate", Aggregated { f, _k: PhantomData })
+        self.aggregate_with(f, |key: &K, window, f: &A, acc: &A::Acc| WindowResult {
+            key: key.clone(),
+            window,
+            value: f.result(acc),
+        })
     }
 
     /// Computes an [`AggregateFunction`] per key and window, as [`aggregate`](Self::aggregate)

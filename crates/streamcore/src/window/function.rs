@@ -61,40 +61,9 @@ pub(crate) trait WindowFunction<K, T>: Clone + Send + 'static {
     fn emit(&mut self, key: &K, window: Window, acc: &Self::Acc, out: &mut Output<Self::Out>);
 }
 
-/// `aggregate(f)`: emits `WindowResult { key, window, value: f.result(acc) }`.
-#[derive(Clone)]
-pub(crate) struct Aggregated<A, K> {
-    pub(crate) f: A,
-    pub(crate) _k: PhantomData<fn() -> K>,
-}
-
-impl<K: Key, T, A: AggregateFunction<T>> WindowFunction<K, T> for Aggregated<A, K> {
-    type Acc = A::Acc;
-    type Out = WindowResult<K, A::Out>;
-    fn create(&mut self) -> A::Acc {
-        self.f.create()
-    }
-    #[inline]
-    fn add(&mut self, acc: &mut A::Acc, record: T) {
-        self.f.add(acc, &record)
-    }
-    fn merge(&mut self, acc: &mut A::Acc, other: A::Acc) {
-        self.f.merge(acc, other)
-    }
-    fn merge_ref(&mut self, acc: &mut A::Acc, other: &A::Acc) {
-        self.f.merge_from(acc, other)
-    }
-    fn emit(&mut self, key: &K, window: Window, acc: &A::Acc, out: &mut Output<Self::Out>) {
-        out.emit(WindowResult {
-            key: key.clone(),
-            window,
-            value: self.f.result(acc),
-        })
-    }
-}
-
 /// `aggregate_with(f, finish)`: emits `finish(key, window, f, acc)`, made from the accumulator
-/// in place (no key cloned, no `f.result` built first).
+/// in place (no key cloned, no `f.result` built first); `aggregate(f)` is the `finish` that
+/// makes `WindowResult { key, window, value: f.result(acc) }`.
 #[derive(Clone)]
 pub(crate) struct AggregatedWith<A, E, K> {
     pub(crate) f: A,

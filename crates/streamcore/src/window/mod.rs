@@ -26,7 +26,7 @@ mod session;
 
 pub(crate) use aligned::AlignedWindowOperator;
 pub use function::AggregateFunction;
-pub(crate) use function::{Aggregated, AggregatedWith, ProcessWindow, Reduced, WindowFunction};
+pub(crate) use function::{AggregatedWith, ProcessWindow, Reduced, WindowFunction};
 pub(crate) use global::GlobalWindowOperator;
 pub use global::{CountTrigger, Trigger, TriggerAction};
 pub(crate) use session::SessionWindowOperator;
@@ -378,9 +378,18 @@ mod tests {
             emitted
         }
 
-        fn count() -> Aggregated<Count, char> {
-            Aggregated {
+        fn count() -> AggregatedWith<
+            Count,
+            impl FnMut(&char, Window, &Count, &u64) -> Res + Clone + Send + 'static,
+            char,
+        > {
+            AggregatedWith {
                 f: Count,
+                finish: |key: &char, window, _: &Count, n: &u64| WindowResult {
+                    key: *key,
+                    window,
+                    value: *n,
+                },
                 _k: PhantomData,
             }
         }
