@@ -436,13 +436,14 @@ impl<'j> PhysicalPlanner<'j> {
                     return Ok(SqlStream::Append(results));
                 };
                 // A window re-fired by a late row updates its result: each group and window's
-                // result as a changelog (its key: the group keys and the window's bounds).
+                // last result as a changelog (its key: the group keys and the window's bounds),
+                // forgotten when the window can fire no more (its end plus the lateness).
                 let mut key_columns: Vec<usize> = (0..nkeys).collect();
                 key_columns.extend([nkeys + naggs, nkeys + naggs + 1]);
                 Ok(SqlStream::Updating(
                     results
                         .key_by(move |r: &Row| r.key(&key_columns))
-                        .process(crate::window::LateFirings::new(lateness))
+                        .deduplicate_last_until(ms(lateness))
                         .name("WindowAggregate(late firings)")
                         .uid(&format!("{uid}:late-firings")),
                 ))

@@ -5,9 +5,7 @@
 //! operator drops or sends to a late-data table.
 
 use crate::plan::WindowKind;
-use streamcore::changelog::Change;
 use streamcore::row::Row;
-use streamcore::state::{KeyedContext, KeyedProcessFunction, TimeDomain};
 use streamcore::{Operator, Output, Result, TaskContext, Timestamp};
 
 /// `TUMBLE`/`HOP(TABLE t, DESCRIPTOR(proc_time), …)` not followed by an aggregate: each row
@@ -44,61 +42,6 @@ impl Operator for ProcTimeWindowTvf {
             }
         }
         Ok(())
-    }
-}
-
-/// A window aggregate's results as a changelog when its windows take late rows (allowed
-/// lateness): a window's first result is `+I`, each re-firing by a late row `-U` of the result
-/// before and `+U` of the new one (nothing when it did not change). Keyed by the group keys
-/// and the window's bounds; a result is forgotten once the watermark passes the window's end
-/// plus the lateness (no row can re-fire it then).
-#[derive(Clone)]
-pub struct LateFirings {
-    lateness: i64,
-}
-
-impl LateFirings {
-    /// For windows that take late rows for `lateness` ms after they fire.
-    pub fn new(lateness: i64) -> Self {
-        LateFirings { lateness }
-    }
-}
-
-impl KeyedProcessFunction<Row, Row> for LateFirings {
-    type State = Option<Row>;
-    type Out = Change<Row>;
-
-    fn process(
-        &mut self,
-        row: Row,
-        ctx: &mut KeyedContext<'_, Row, Option<Row>>,
-        out: &mut Output<Change<Row>>,
-    ) {
-        match ctx.state().take() {
-            None => {
-                // The row's time is the window's last millisecond.
-                ctx.register_event_time_timer(Timestamp(
-                    row.time.0.saturating_add(self.lateness).saturating_add(1),
-                ));
-                out.emit(Change::Insert(row.clone()));
-            }
-            Some(before) if before != row => {
-                out.emit(Change::UpdateBefore(before));
-                out.emit(Change::UpdateAfter(row.clone()));
-            }
-            Some(_) => {}
-        }
-        *ctx.state() = Some(row);
-    }
-
-    fn on_timer(
-        &mut self,
-        _time: Timestamp,
-        _domain: TimeDomain,
-        ctx: &mut KeyedContext<'_, Row, Option<Row>>,
-        _out: &mut Output<Change<Row>>,
-    ) {
-        ctx.clear_state();
     }
 }
 

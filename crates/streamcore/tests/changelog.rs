@@ -489,3 +489,59 @@ fn changes_of_a_group_within_a_batch_fold_into_one() {
     assert_eq!(run(1024, false), per_row);
     assert_eq!(run(1024, true), vec![Change::Insert((1, Some(60)))]);
 }
+
+/// A keyed reading with its event time.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Tick {
+    key: char,
+    value: i64,
+    time: streamcore::Timestamp,
+}
+
+impl streamcore::EventTime for Tick {
+    fn event_time(&self) -> streamcore::Timestamp {
+        self.time
+    }
+}
+
+/// `deduplicate_last_until`: the last row per key as `-U`/`+U`, and a key forgotten once the
+/// watermark passes its first row's time plus the expiry — a row of it after that is a new
+/// `+I`, not an update of the forgotten one.
+#[test]
+fn an_expiring_last_row_dedup_forgets_a_key_after_the_watermark_passes() {
+    let tick = |key, value, ms| Tick {
+        key,
+        value,
+        time: streamcore::Timestamp(ms),
+    };
+    let ticks = vec![
+        tick('a', 1, 1_000),
+        tick('a', 2, 1_000),
+        tick('b', 3, 20_000), // the watermark passes 1,000 + 5,000: `a` is forgotten
+        tick('a', 4, 21_000),
+        tick('b', 5, 22_000), // `b` is not: an update
+    ];
+    let mut job = Job::new("expiring");
+    let (sink, out) = CollectSink::new();
+    job.from_vec("ticks", ticks)
+        .with_watermarks(streamcore::WatermarkStrategy::monotonous())
+        .key_by(|t: &Tick| t.key)
+        .deduplicate_last_until(Duration::from_secs(5))
+        .sink(sink);
+    job.run(
+        JobConfig::default()
+            .parallelism(1)
+            .batch_size(1)
+            .watermark_interval(Duration::ZERO),
+    )
+    .unwrap();
+    let got: Vec<String> = out
+        .take()
+        .iter()
+        .map(|c| format!("{} {}{}", c.kind().short(), c.row().key, c.row().value))
+        .collect();
+    assert_eq!(
+        got,
+        ["+I a1", "-U a1", "+U a2", "+I b3", "+I a4", "-U b3", "+U b5"]
+    );
+}

@@ -92,6 +92,22 @@ where
         }
     }
 
+    /// The last row per key in arrival order, as [`deduplicate`](Self::deduplicate) with
+    /// [`Keep::Last`], each key forgotten once the watermark passes the event time of its first
+    /// row plus `after` (no row of it can come then): the results of windows that take late
+    /// rows (allowed lateness), keyed by key and window, as a changelog whose state ends with
+    /// the lateness. An updating stream.
+    pub fn deduplicate_last_until(self, after: std::time::Duration) -> Stream<Change<T>>
+    where
+        T: StateData + PartialEq + EventTime,
+    {
+        self.refuse_if_updating("deduplicate_last_until", "materialize");
+        let time: fn(&T) -> crate::Timestamp = |t| t.event_time();
+        let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+        let dedup = Deduplicate::new(Keep::Last, None).expiring(time, after_ms);
+        self.process_named("deduplicate", dedup).updating()
+    }
+
     /// One row per key in event-time order: the earliest ([`Keep::First`]) or the latest
     /// ([`Keep::Last`]; equal times: the later arrival) — SQL's `ROW_NUMBER() OVER (PARTITION
     /// BY key ORDER BY rowtime [DESC]) = 1`. An updating stream.

@@ -3,7 +3,7 @@
 use super::Change;
 use crate::data::{Data, Key, StateData};
 use crate::operator::Output;
-use crate::state::{KeyedContext, KeyedProcessFunction};
+use crate::state::{KeyedContext, KeyedProcessFunction, TimeDomain};
 use crate::time::Timestamp;
 use std::marker::PhantomData;
 
@@ -16,6 +16,9 @@ pub enum Keep {
     Last,
 }
 
+/// A row's event time.
+type TimeOf<T> = fn(&T) -> Timestamp;
+
 /// Keeps one row per key — SQL's `ROW_NUMBER() OVER (PARTITION BY key ORDER BY time) = 1`.
 ///
 /// In arrival order ([`crate::KeyedStream::deduplicate`]) or in event-time order
@@ -27,6 +30,9 @@ pub struct Deduplicate<T> {
     keep: Keep,
     /// The event time of a row, when rows are ordered by it (else by arrival).
     time: Option<fn(&T) -> Timestamp>,
+    /// A key is forgotten once the watermark passes the event time of its first row plus
+    /// this many ms (its rows can no longer come), with the row's event time.
+    expire: Option<(TimeOf<T>, i64)>,
     _t: PhantomData<fn(T)>,
 }
 
@@ -35,6 +41,7 @@ impl<T> Clone for Deduplicate<T> {
         Deduplicate {
             keep: self.keep,
             time: self.time,
+            expire: self.expire,
             _t: PhantomData,
         }
     }
@@ -45,8 +52,15 @@ impl<T> Deduplicate<T> {
         Deduplicate {
             keep,
             time,
+            expire: None,
             _t: PhantomData,
         }
+    }
+
+    /// Forgets a key once the watermark passes `time(first row) + after_ms`.
+    pub(crate) fn expiring(mut self, time: TimeOf<T>, after_ms: i64) -> Self {
+        self.expire = Some((time, after_ms));
+        self
     }
 
     /// Whether this keeper's output can update rows it emitted.
@@ -79,13 +93,30 @@ impl<K: Key + StateData, T: Data + StateData + PartialEq> KeyedProcessFunction<K
             return;
         }
         match kept.take() {
-            None => out.emit(Change::Insert(row.clone())),
+            None => {
+                if let Some((time, after)) = self.expire {
+                    let at = time(&row).0.saturating_add(after).saturating_add(1);
+                    ctx.register_event_time_timer(Timestamp(at));
+                }
+                out.emit(Change::Insert(row.clone()));
+            }
             Some(old) if old == row => {}
             Some(old) => {
                 out.emit(Change::UpdateBefore(old));
                 out.emit(Change::UpdateAfter(row.clone()));
             }
         }
-        *kept = Some(row);
+        *ctx.state() = Some(row);
+    }
+
+    fn on_timer(
+        &mut self,
+        _time: Timestamp,
+        _domain: TimeDomain,
+        ctx: &mut KeyedContext<'_, K, Option<T>>,
+        _out: &mut Output<Change<T>>,
+    ) {
+        // Only an expiring deduplication registers timers.
+        ctx.clear_state();
     }
 }
