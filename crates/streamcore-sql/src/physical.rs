@@ -58,9 +58,10 @@ pub struct PhysicalPlanner<'j> {
     /// reads the first one's stream, as Flink reuses sub-plans (q5's two identical window
     /// aggregates run once).
     sub_plans: std::collections::HashMap<String, SqlStream>,
-    /// How many scans of each table the job's plans hold ([`PhysicalPlanner::survey`]): a
-    /// scan takes the `Calc` above it into its reader only if its table is read once.
-    scans_per_table: std::collections::HashMap<String, usize>,
+    /// How many scans of each source (table, columns, Nexmark kind) the job's plans hold
+    /// ([`PhysicalPlanner::survey`]): a scan takes the `Calc` above it into its reader only if
+    /// no other scan would share that reader.
+    scans_per_source: std::collections::HashMap<ScanKey, usize>,
     /// The window aggregates (by [`Plan::reuse_key`]) whose `window_time` column no consumer
     /// reads ([`PhysicalPlanner::survey`]): their rows are built without it.
     window_time_unread: std::collections::HashSet<String>,
@@ -74,6 +75,16 @@ type ScanKey = (
     Vec<usize>,
     NexmarkKind,
 );
+
+/// The source a scan of `columns` of `table` reads, building rows of Nexmark events of `kind`.
+fn scan_key(table: &TableDef, columns: &[usize], kind: NexmarkKind) -> ScanKey {
+    (
+        table.name.clone(),
+        table.options.clone(),
+        columns.to_vec(),
+        kind,
+    )
+}
 
 /// 64-bit FNV-1a: a stable hash (fixed forever, unlike seeded hashers) of a plan's digest.
 pub fn fnv1a(text: &str) -> u64 {
@@ -96,35 +107,47 @@ impl<'j> PhysicalPlanner<'j> {
             late_rows: Vec::new(),
             scans: Default::default(),
             sub_plans: Default::default(),
-            scans_per_table: Default::default(),
+            scans_per_source: Default::default(),
             window_time_unread: Default::default(),
         }
     }
 
     /// Shows the planner every plan of the job before any is built. A filter and projection
     /// right above a scan of a file or of the generator are then pushed into the scan's
-    /// reader (one row built per record, none for a record filtered out) when its table is
-    /// read nowhere else in the job; without a survey, or for a table read twice (whose
-    /// reader is shared, as Flink reuses sources), they run as operators of their own.
+    /// reader (one row built per record, none for a record filtered out) when no other scan
+    /// of the job reads the same source (the same table, columns and Nexmark event kind);
+    /// without a survey, or for a source read twice (whose reader is shared, as Flink reuses
+    /// sources), they run as operators of their own.
     pub fn survey<'p>(&mut self, plans: impl IntoIterator<Item = &'p Plan>) {
         /// What the walk learns: scans per table, and per window aggregate whether a
         /// consumer reads its `window_time` (its last column).
         #[derive(Default)]
         struct Survey {
             seen: std::collections::HashSet<String>,
-            scans: std::collections::HashMap<String, usize>,
+            scans: std::collections::HashMap<ScanKey, usize>,
             window_time_read: std::collections::HashMap<String, bool>,
         }
         fn walk(plan: &Plan, survey: &mut Survey) {
-            // A scan is counted wherever it is met (under another filter it would be another
-            // reader); above a scan, a sub-plan met again is reused, not built again, so its
-            // scans are read once.
-            if let Node::Scan { table, .. } = &plan.node {
-                *survey.scans.entry(table.name.to_string()).or_default() += 1;
+            // A bare scan is counted wherever it is met; above a scan, a sub-plan met again
+            // is reused, not built again, so its scans are read once. A filter right above a
+            // scan of the generator picks the event kind the reader builds rows for.
+            if let Node::Scan { table, columns } = &plan.node {
+                let key = scan_key(table, columns, NexmarkKind::All);
+                *survey.scans.entry(key).or_default() += 1;
                 return;
             }
             if !survey.seen.insert(plan.reuse_key()) {
                 return;
+            }
+            if let Node::Filter { input, predicate } = &plan.node {
+                if let Node::Scan { table, columns } = &input.node {
+                    let kind = nexmark_kind(input, predicate).unwrap_or(NexmarkKind::All);
+                    *survey
+                        .scans
+                        .entry(scan_key(table, columns, kind))
+                        .or_default() += 1;
+                    return;
+                }
             }
             for input in plan.inputs() {
                 if matches!(input.node, Node::WindowAggregate { .. }) {
@@ -154,8 +177,8 @@ impl<'j> PhysicalPlanner<'j> {
             }
             walk(plan, &mut survey);
         }
-        for (table, n) in survey.scans {
-            *self.scans_per_table.entry(table).or_default() += n;
+        for (source, n) in survey.scans {
+            *self.scans_per_source.entry(source).or_default() += n;
         }
         self.window_time_unread.extend(
             survey
@@ -885,12 +908,7 @@ impl<'j> PhysicalPlanner<'j> {
         columns: &[usize],
         kind: NexmarkKind,
     ) -> Result<Stream<Row>, PlanError> {
-        let key: ScanKey = (
-            table.name.clone(),
-            table.options.clone(),
-            columns.to_vec(),
-            kind,
-        );
+        let key = scan_key(table, columns, kind);
         if let Some(stream) = self.scans.get(&key) {
             return Ok(stream.clone());
         }
@@ -900,9 +918,10 @@ impl<'j> PhysicalPlanner<'j> {
     }
 
     /// `scan` with `filter` and `projection` (over its columns) pushed into its reader, if it
-    /// can take them: an append-only scan of a file (JSON or CSV) or of the generator, of a
-    /// table read nowhere else in the job ([`PhysicalPlanner::survey`]), where no computed
-    /// column would be computed twice. Records the filter refuses are counted as filtered by
+    /// can take them: an append-only scan of a file (JSON or CSV) or of the generator, whose
+    /// source no other scan of the job reads ([`PhysicalPlanner::survey`]: a shared reader
+    /// builds the same rows for all its consumers), where no computed column would be
+    /// computed twice. Records the filter refuses are counted as filtered by
     /// the source and still move its watermark, as if the filter ran after it.
     fn fused_scan(
         &mut self,
@@ -913,8 +932,11 @@ impl<'j> PhysicalPlanner<'j> {
         let Node::Scan { table, columns } = &scan.node else {
             return Ok(None);
         };
+        let kind = filter
+            .and_then(|f| nexmark_kind(scan, f))
+            .unwrap_or(NexmarkKind::All);
         let fusable = !scan.updating
-            && self.scans_per_table.get(table.name.as_str()) == Some(&1)
+            && self.scans_per_source.get(&scan_key(table, columns, kind)) == Some(&1)
             && match table.options.get("connector").map(String::as_str) {
                 Some("nexmark") => true,
                 Some("filesystem") => matches!(
@@ -927,9 +949,6 @@ impl<'j> PhysicalPlanner<'j> {
         if !fusable {
             return Ok(None);
         }
-        let kind = filter
-            .and_then(|f| nexmark_kind(scan, f))
-            .unwrap_or(NexmarkKind::All);
         let calc = ScanCalc {
             filter: filter.cloned(),
             projection: projection.map(<[Expr]>::to_vec),

@@ -2,7 +2,9 @@
 //! into the scan's reader: one row built per kept line, none for a filtered one. What must
 //! not change: the results, the metrics (filtered lines are counted as read and filtered, by
 //! the source) and the watermark (covered in the core's `windows_edge_cases`). A table read
-//! twice in a job keeps one shared reader and its filters as operators.
+//! twice in a job keeps one shared reader and its filters as operators when both reads would
+//! build the same rows; reads that would not (other columns, another event kind) each take
+//! their own.
 
 use streamcore::{Job, JobConfig, JobSummary};
 use streamcore_sql::Session;
@@ -111,4 +113,49 @@ fn a_table_read_twice_keeps_one_reader_and_its_filters_as_operators() {
         "{names:?}"
     );
     assert_eq!(summary.events_filtered, 8);
+}
+
+#[test]
+fn scans_that_would_not_share_a_reader_each_take_their_filter_and_projection() {
+    // Auctions and bids of the generator are two readers (each builds rows of one event
+    // kind), and so are two reads of a file with different columns: each takes the Calc
+    // above it, where a shared reader would have to build the same rows for both.
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "{}{}{}{}
+         CREATE TABLE ev (event_type INT, auction ROW<id BIGINT, seller BIGINT>,
+           bid ROW<auction BIGINT, price BIGINT>)
+         WITH ('connector' = 'nexmark', 'events.num' = '1000');
+         CREATE TABLE counts (a VARCHAR, b BIGINT)
+           WITH ('connector' = 'blackhole');
+         INSERT INTO low SELECT v, k FROM t WHERE k <= 2;
+         INSERT INTO high SELECT w, k FROM t WHERE k >= 5;
+         INSERT INTO counts SELECT 'a', a.auction.id FROM ev a WHERE event_type = 1
+           UNION ALL SELECT 'b', b.bid.price FROM ev b WHERE event_type = 2;",
+        input(dir.path()),
+        sink(dir.path(), "low"),
+        sink(dir.path(), "high"),
+        ""
+    );
+    let summary = run(&script);
+    assert_eq!(rows(&dir.path().join("low")), ["v1,1", "v2,2"]);
+    assert_eq!(rows(&dir.path().join("high")), ["V5,5", "V6,6"]);
+    let names = operator_names(&summary);
+    assert!(
+        !names.iter().any(|n| n.starts_with("Calc")),
+        "every filter and projection runs in its reader: {names:?}"
+    );
+    // The file read twice (6 lines each, 4 filtered by each reader); the generator twice,
+    // each reader counting the events of its kind: 60 auctions and 920 bids of 1,000.
+    assert_eq!(summary.events_ingested, 6 + 6 + 60 + 920);
+    assert_eq!(summary.events_filtered, 4 + 4);
+    assert_eq!(
+        summary
+            .operators
+            .iter()
+            .filter(|o| o.name.starts_with("sink:counts"))
+            .map(|o| o.events_processed)
+            .sum::<u64>(),
+        60 + 920
+    );
 }
