@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use streamcore::changelog::{Change, Keep};
 use streamcore::join::JoinType;
-use streamcore::row::{Row, Scalar};
+use streamcore::row::{Row, Scalar, Values};
 use streamcore::window::{Window, Windows};
 use streamcore::{Job, KeyedStream, Stream, Timestamp, WatermarkStrategy};
 
@@ -1500,17 +1500,9 @@ where
                 .name("IntervalJoin")
                 .uid(&spec.uid),
             Some(residual) => {
-                // The pair's values in a reused buffer; a row only for the pairs that pass.
-                let mut pair: Vec<Scalar> = Vec::new();
+                let mut pair = PairTest::new(residual);
                 keyed
-                    .interval_join(lower, upper, move |a: &Row, b: &Row| {
-                        pair.clear();
-                        pair.extend(a.values.iter().chain(b.values.iter()).cloned());
-                        (!matches!(residual.test(&pair), Ok(false))).then(|| Row {
-                            values: pair.as_slice().into(),
-                            time: a.time,
-                        })
-                    })
+                    .interval_join(lower, upper, move |a: &Row, b: &Row| pair.join(a, b))
                     .name("IntervalJoin")
                     .uid(&spec.uid)
                     .flat_map(|row: Option<Row>| row)
@@ -1527,6 +1519,24 @@ where
                 JoinKind::Right => JoinType::Right,
                 JoinKind::Full => JoinType::Full,
             };
+            if let (JoinKind::Inner, Some(residual)) = (spec.kind, spec.residual) {
+                // An inner join only inserts, and only pairs passing the condition beyond
+                // the keys: tested before a row is built.
+                let mut pair = PairTest::new(residual);
+                return SqlStream::Append(
+                    keyed
+                        .join(join_type, move |a: Option<&Row>, b: Option<&Row>| {
+                            let (Some(a), Some(b)) = (a, b) else {
+                                unreachable!("an inner join emits matched pairs only")
+                            };
+                            pair.join(a, b)
+                        })
+                        .name("Join")
+                        .uid(&spec.uid)
+                        .flat_map(|change: Change<Option<Row>>| change.into_row())
+                        .name("Join(matched)"),
+                );
+            }
             let changes = keyed
                 .join(join_type, move |a: Option<&Row>, b: Option<&Row>| {
                     concat(a, nl, b, nr)
@@ -1543,20 +1553,51 @@ where
     }
 }
 
+/// The joined row of `a` and `b`, `NULL`s (`nl` or `nr` of them) for a missing side; one
+/// allocation (the values cloned straight into the row's array).
 fn concat(a: Option<&Row>, nl: usize, b: Option<&Row>, nr: usize) -> Row {
-    let mut values: Vec<Scalar> =
-        Vec::with_capacity(a.map_or(nl, |r| r.len()) + b.map_or(nr, |r| r.len()));
-    match a {
-        Some(r) => values.extend(r.values.iter().cloned()),
-        None => values.extend(std::iter::repeat_n(Scalar::Null, nl)),
-    }
-    match b {
-        Some(r) => values.extend(r.values.iter().cloned()),
-        None => values.extend(std::iter::repeat_n(Scalar::Null, nr)),
-    }
+    let nulls = |n| std::iter::repeat_n(Scalar::Null, n);
+    let values: Values = match (a, b) {
+        (Some(a), Some(b)) => a.values.iter().chain(b.values.iter()).cloned().collect(),
+        (Some(a), None) => a.values.iter().cloned().chain(nulls(nr)).collect(),
+        (None, Some(b)) => nulls(nl).chain(b.values.iter().cloned()).collect(),
+        (None, None) => nulls(nl + nr).collect(),
+    };
     Row {
-        values: values.into(),
+        values,
         time: a.or(b).map_or(Timestamp::MIN, |r| r.time),
+    }
+}
+
+/// A join's condition beyond its keys, tested on a pair before its row is built: the pair's
+/// values are cloned into a reused buffer, and moved into a row only if the test passes (or
+/// fails with an error, which the filter after the join then reports with the row).
+#[derive(Clone)]
+struct PairTest {
+    residual: Arc<Expr>,
+    pair: Vec<Scalar>,
+}
+
+impl PairTest {
+    fn new(residual: Arc<Expr>) -> Self {
+        PairTest {
+            residual,
+            pair: Vec::new(),
+        }
+    }
+
+    /// The joined row of `a` and `b`, if the pair may pass the condition.
+    fn join(&mut self, a: &Row, b: &Row) -> Option<Row> {
+        self.pair.clear();
+        self.pair
+            .extend(a.values.iter().chain(b.values.iter()).cloned());
+        if matches!(self.residual.test(&self.pair), Ok(false)) {
+            return None;
+        }
+        Some(Row {
+            values: self.pair.drain(..).collect(),
+            time: a.time,
+        })
     }
 }
 
