@@ -6,7 +6,7 @@
 use crate::binder::project;
 use crate::expr::Expr;
 use crate::join::make_join;
-use crate::plan::{JoinKind, Node, Plan};
+use crate::plan::{JoinKind, JoinStrategy, Node, Plan};
 
 /// Applies the rewrites bottom-up.
 pub fn optimize(plan: Plan) -> Plan {
@@ -291,6 +291,92 @@ pub(crate) fn substitute(e: &Expr, inner: &[Expr]) -> Expr {
     })
 }
 
+/// Prunes the columns nothing reads: first below joins ([`prune_join_inputs`]), then in
+/// scans ([`prune_scans`]).
+pub fn prune_columns(plan: Plan) -> Plan {
+    prune_scans(prune_join_inputs(plan))
+}
+
+/// Drops the columns of a join's inputs that neither the projection above the join nor the
+/// join's condition reads (Flink's projection push-down through joins): each input gets a
+/// projection of the columns read — merged into the projection below it, so that its scan
+/// is then pruned too — and the join keeps and buffers only those. An interval join's time
+/// attributes are kept, so its strategy and rowtime stay as they were (a regular join's
+/// output has no rowtime). Top-down: the
+/// inputs are pruned after the join above them has narrowed them.
+pub fn prune_join_inputs(plan: Plan) -> Plan {
+    let plan = match plan.node {
+        Node::Project { input, exprs } if matches!(input.node, Node::Join { .. }) => Plan {
+            node: narrow_join(*input, exprs),
+            ..plan
+        },
+        node => Plan { node, ..plan },
+    };
+    map_inputs(plan, &mut prune_join_inputs)
+}
+
+/// The projection `exprs` over `join`, with the join's inputs narrowed to what it reads.
+fn narrow_join(join: Plan, exprs: Vec<Expr>) -> Node {
+    let unchanged = |join: Plan, exprs: Vec<Expr>| Node::Project {
+        input: Box::new(join),
+        exprs,
+    };
+    let Node::Join {
+        left,
+        right,
+        kind,
+        on,
+        strategy,
+    } = join.node
+    else {
+        unreachable!("matched a join")
+    };
+    let n = left.fields.len();
+    let mut used = Vec::new();
+    exprs.iter().for_each(|e| e.columns(&mut used));
+    on.columns(&mut used);
+    if matches!(strategy, JoinStrategy::Interval { .. }) {
+        // Its time attributes bound the join (they are in `on`) and give its rowtime.
+        used.extend(left.rowtime);
+        used.extend(right.rowtime.map(|r| r + n));
+    }
+    used.sort_unstable();
+    used.dedup();
+    if used.len() == n + right.fields.len() {
+        let join = Plan {
+            node: Node::Join {
+                left,
+                right,
+                kind,
+                on,
+                strategy,
+            },
+            ..join
+        };
+        return unchanged(join, exprs);
+    }
+    let split = used.partition_point(|&c| c < n);
+    let narrow = |input: Plan, cols: Vec<usize>| {
+        if cols.len() == input.fields.len() {
+            return input;
+        }
+        let fields = cols.iter().map(|&c| input.fields[c].clone()).collect();
+        let rowtime = input.rowtime.and_then(|r| cols.binary_search(&r).ok());
+        let exprs = cols.iter().map(|&c| Expr::Column(c)).collect();
+        rewrite(project_keeping(input, exprs, fields, rowtime))
+    };
+    let left = narrow(*left, used[..split].to_vec());
+    let right = narrow(*right, used[split..].iter().map(|&c| c - n).collect());
+    let position = |c: usize| used.binary_search(&c).expect("a used column");
+    match make_join(left, right, kind, map_columns(&on, &position)) {
+        Ok(narrowed) => Node::Project {
+            input: Box::new(narrowed),
+            exprs: exprs.iter().map(|e| map_columns(e, &position)).collect(),
+        },
+        Err(_) => unreachable!("a join that planned before plans over fewer columns"),
+    }
+}
+
 /// Prunes the columns of scans that nothing reads: a scan under a projection (with a filter
 /// in between, or not) emits only the columns the projection and the filter read, so that a
 /// connector never builds — or, for JSON, never parses — a value nobody uses.
@@ -379,7 +465,15 @@ pub fn prune_scans(plan: Plan) -> Plan {
         },
         None => scan,
     };
-    let exprs = exprs.iter().map(|e| map_columns(e, &position)).collect();
+    let exprs: Vec<Expr> = exprs.iter().map(|e| map_columns(e, &position)).collect();
+    if is_identity(&exprs, input.fields.len()) {
+        // The scan now emits exactly the projection's columns.
+        return Plan {
+            fields: fields.clone(),
+            rowtime,
+            ..input
+        };
+    }
     rebuild(input, exprs)
 }
 

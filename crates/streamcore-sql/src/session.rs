@@ -11,7 +11,7 @@ use crate::format::{CsvRow, JsonRow};
 use crate::parser::{parse_script, ColumnKind, CreateTable, FlinkStatement};
 use crate::physical::{PhysicalPlanner, SqlStream};
 use crate::plan::Plan;
-use crate::rules::{optimize, prune_scans};
+use crate::rules::{optimize, prune_columns};
 use crate::types::{from_ast, SqlType};
 use sqlparser::ast::{self, ObjectType, Spanned, Statement};
 use std::collections::BTreeMap;
@@ -172,20 +172,20 @@ impl Session {
                     Some(columns.as_slice())
                 };
                 let plan = fit_to_sink(plan, &sink, columns).map_err(|e| e.at(span))?;
-                let plan = prune_scans(optimize(plan));
+                let plan = prune_columns(optimize(plan));
                 check_sink_mode(&sink, &plan, self.batch_mode())?;
                 let text = format!("INSERT INTO {}", sink.name);
                 self.pending.push(PendingInsert { sink, plan });
                 Ok(Outcome::Queued(text))
             }
             Statement::Query(q) => {
-                let plan = prune_scans(optimize(Binder::new(&self.catalog).bind_query(&q)?));
+                let plan = prune_columns(optimize(Binder::new(&self.catalog).bind_query(&q)?));
                 Ok(Outcome::Query(Box::new(plan)))
             }
             Statement::Explain { statement, .. } => {
                 let plan = match *statement {
                     Statement::Query(q) => {
-                        prune_scans(optimize(Binder::new(&self.catalog).bind_query(&q)?))
+                        prune_columns(optimize(Binder::new(&self.catalog).bind_query(&q)?))
                     }
                     Statement::Insert(_) => {
                         let before = self.pending.len();
