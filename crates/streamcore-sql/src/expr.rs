@@ -71,6 +71,13 @@ pub enum Expr {
     /// evaluated once, not once per arm. Made by [`Expr::compiled`] from such a `Case` when an
     /// operator is built; the planner's rules never see it.
     Switch(Box<Expr>, Vec<(Scalar, Expr)>, Box<Expr>),
+    /// `d * CAST(e AS DECIMAL(p, 0))` (either order) for an integer `e` and a decimal
+    /// constant `d` whose scale is the result's (`0.908 * price`): the exact product is the
+    /// integer times `d`'s mantissa, at `d`'s scale — no decimal multiplication, rounding or
+    /// rescaling. A value of `e` that is not an integer is evaluated by the third expression,
+    /// the original. Made by [`Expr::compiled`], for mantissas below 2³² (so that the product
+    /// fits a decimal's 96 bits).
+    ScaledInt(Box<Expr>, Decimal, Box<Expr>),
 }
 
 /// A compiled `LIKE` pattern (`%` and `_`).
@@ -176,6 +183,14 @@ impl Expr {
                 otherwise.eval(row)
             }
             Expr::Cast(e, to) => cast(e.eval(row)?, *to),
+            Expr::ScaledInt(e, factor, general) => match &*e.eval_cow(row)? {
+                Scalar::Int(i) => Ok(Scalar::Decimal(Decimal::from_i128_with_scale(
+                    *i as i128 * factor.mantissa(),
+                    factor.scale(),
+                ))),
+                Scalar::Null => Ok(Scalar::Null),
+                _ => general.eval(row),
+            },
             Expr::InList(e, list, negated) => {
                 let v = e.eval_cow(row)?;
                 if v.is_null() {
@@ -227,6 +242,7 @@ impl Expr {
             Expr::Switch(s, arms, e) => {
                 s.is_constant() && e.is_constant() && arms.iter().all(|(_, t)| t.is_constant())
             }
+            Expr::ScaledInt(_, _, general) => general.is_constant(),
         }
     }
 
@@ -239,6 +255,9 @@ impl Expr {
         self.transform(&mut |e| {
             if let Some(found) = regexp_found(e) {
                 return Some(found);
+            }
+            if let Some(scaled) = scaled_int(e) {
+                return Some(scaled);
             }
             let Expr::Case(branches, otherwise) = e else {
                 return None;
@@ -332,6 +351,7 @@ impl Expr {
                     .collect();
                 Expr::Switch(s, arms, Box::new(x.transform(f)))
             }
+            Expr::ScaledInt(x, d, general) => Expr::ScaledInt(t(x), *d, t(general)),
         }
     }
 
@@ -363,6 +383,7 @@ impl Expr {
                 arms.iter().for_each(|(_, t)| t.columns(out));
                 e.columns(out);
             }
+            Expr::ScaledInt(_, _, general) => general.columns(out),
         }
     }
 }
@@ -418,6 +439,7 @@ impl fmt::Display for Expr {
                 write!(f, " ELSE {e} END")
             }
             Expr::Cast(e, t) => write!(f, "CAST({e} AS {t})"),
+            Expr::ScaledInt(_, _, general) => write!(f, "{general}"),
             Expr::InList(e, l, n) => {
                 write!(f, "{e} {}IN (", if *n { "NOT " } else { "" })?;
                 for (i, v) in l.iter().enumerate() {
@@ -452,6 +474,23 @@ fn join(f: &mut fmt::Formatter<'_>, v: &[Expr], sep: &str) -> fmt::Result {
         write!(f, "{e}")?;
     }
     f.write_str(")")
+}
+
+/// `e` as an [`Expr::ScaledInt`], if it is a decimal constant times an integer cast to a
+/// decimal of scale 0, the result at the constant's scale.
+fn scaled_int(e: &Expr) -> Option<Expr> {
+    let Expr::Arith(ArithOp::Mul, l, r, SqlType::Data(DataType::Decimal { scale, .. })) = e else {
+        return None;
+    };
+    let (factor, int) = match (&**l, &**r) {
+        (Expr::Literal(Scalar::Decimal(d)), Expr::Cast(x, DataType::Decimal { scale: 0, .. }))
+        | (Expr::Cast(x, DataType::Decimal { scale: 0, .. }), Expr::Literal(Scalar::Decimal(d))) => {
+            (d, x)
+        }
+        _ => return None,
+    };
+    (factor.scale() == *scale as u32 && factor.mantissa().unsigned_abs() < 1 << 32)
+        .then(|| Expr::ScaledInt(Box::new(int.compiled()), *factor, Box::new(e.clone())))
 }
 
 /// Arithmetic on two values already of the result's kind (integers, doubles or decimals;
@@ -507,8 +546,10 @@ pub fn arith(op: ArithOp, l: &Scalar, r: &Scalar, ty: SqlType) -> Result<Scalar,
             };
             let mut v = v.ok_or_else(|| EvalError(format!("decimal overflow in {a} and {b}")))?;
             if let SqlType::Data(DataType::Decimal { scale, .. }) = ty {
-                v = v.round_dp(scale as u32);
-                v.rescale(scale as u32);
+                if v.scale() != scale as u32 {
+                    v = v.round_dp(scale as u32);
+                    v.rescale(scale as u32);
+                }
             }
             Decimal(v)
         }
@@ -694,6 +735,66 @@ pub fn parse_timestamp_ms(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `d * CAST($0 AS DECIMAL(28, 0))` (q1's `0.908 * price`), in both orders and with a
+    /// negative constant: the integer product equals the decimal multiplication, digits and
+    /// scale (`Display` shows both), for extreme integers, NULL and a non-integer value.
+    #[test]
+    fn an_integer_times_a_decimal_constant_is_an_integer_product() {
+        let decimal = |d: &str| Expr::Literal(Scalar::Decimal(d.parse().unwrap()));
+        let cast = || {
+            Expr::Cast(
+                Box::new(Expr::Column(0)),
+                DataType::Decimal {
+                    precision: 28,
+                    scale: 0,
+                },
+            )
+        };
+        let times = |l: Expr, r: Expr, scale| {
+            Expr::Arith(
+                ArithOp::Mul,
+                Box::new(l),
+                Box::new(r),
+                SqlType::Data(DataType::Decimal {
+                    precision: 23,
+                    scale,
+                }),
+            )
+        };
+        for general in [
+            times(decimal("0.908"), cast(), 3),
+            times(cast(), decimal("-12.5"), 1),
+            times(decimal("4294967.295"), cast(), 3),
+        ] {
+            let compiled = general.compiled();
+            assert!(matches!(compiled, Expr::ScaledInt(..)), "{general}");
+            for v in [
+                Scalar::Int(0),
+                Scalar::Int(1),
+                Scalar::Int(-7),
+                Scalar::Int(123_456_789),
+                Scalar::Int(i64::MAX),
+                Scalar::Int(i64::MIN),
+                Scalar::Null,
+                Scalar::Decimal("2.0".parse().unwrap()),
+            ] {
+                let row = [v.clone()];
+                let (want, got) = (general.eval(&row).unwrap(), compiled.eval(&row).unwrap());
+                assert_eq!(want, got, "{general} at {v:?}");
+                assert_eq!(want.to_string(), got.to_string(), "{general} at {v:?}");
+            }
+        }
+        // A constant at another scale than the result's, or too long a mantissa: as written.
+        assert!(matches!(
+            times(decimal("0.9"), cast(), 3).compiled(),
+            Expr::Arith(..)
+        ));
+        assert!(matches!(
+            times(decimal("4294967.296"), cast(), 3).compiled(),
+            Expr::Arith(..)
+        ));
+    }
 
     /// `CASE WHEN lower($0) = 'a' THEN 1 WHEN lower($0) = 'b' THEN 2 ELSE $1 END` compiles to
     /// one evaluation of `lower($0)` and gives what the CASE gives, NULL included; a CASE
