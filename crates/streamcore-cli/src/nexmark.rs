@@ -325,6 +325,8 @@ pub fn run(args: NexmarkArgs) -> anyhow::Result<()> {
             "--changelog writes one file and cannot commit per checkpoint: leave it out with --checkpoint-dir (--output is a directory of exactly-once part files)"
         );
     }
+    // One job, and the process ends with it: its finished tasks' state goes with the process.
+    streamcore::state::free_state_with_the_process(true);
     let parallelism = args.parallelism.get();
     let job_config = args
         .checkpoints

@@ -113,6 +113,8 @@ pub fn run(args: SqlArgs) -> anyhow::Result<()> {
         .job_config(base)
         .map_err(|e| report(&origin, &script, &e))?;
     let config = args.checkpoints.apply(config);
+    // The process's last job: its finished tasks' state goes with the process.
+    streamcore::state::free_state_with_the_process(true);
     let summary = run_job(job, config, &args.http)?;
     print_summary(&summary, args.metrics_json)
 }

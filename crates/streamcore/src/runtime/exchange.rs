@@ -284,7 +284,9 @@ impl<T: Data> TaskRunner for ExchangeReceiver<T> {
                 }
             };
             if self.handle(envelope, &mut inputs, &mut align)? {
-                return self.down.control(&Control::End);
+                self.down.control(&Control::End)?;
+                crate::state::task_finished();
+                return Ok(());
             }
         }
     }

@@ -470,6 +470,8 @@ impl<T: Data, R: SourceReader<T>> TaskRunner for SourceRunner<T, R> {
                 c.finished(position);
             }
         }
-        self.down.control(&Control::End)
+        self.down.control(&Control::End)?;
+        crate::state::task_finished();
+        Ok(())
     }
 }

@@ -153,6 +153,10 @@ pub struct KeyedMap<K, V> {
 
 impl<K, V> Drop for KeyedMap<K, V> {
     fn drop(&mut self) {
+        if super::state_dies_with_the_process() {
+            std::mem::forget(std::mem::take(&mut self.plain));
+            std::mem::forget(std::mem::take(&mut self.groups));
+        }
         #[cfg(feature = "lsm")]
         if let Some(t) = &mut self.lsm {
             t.publish();

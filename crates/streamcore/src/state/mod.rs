@@ -23,7 +23,38 @@ pub(crate) use process::KeyedProcessOperator;
 pub use process::{KeyedContext, KeyedProcessFunction, TimeDomain};
 pub(crate) use timers::TimerQueue;
 
+use std::cell::Cell;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by [`free_state_with_the_process`].
+static STATE_DIES_WITH_THE_PROCESS: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Set on a task's thread when its task has run to the end of its input.
+    static TASK_FINISHED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// For a process that exits as soon as its job has run to the end (the `streamcore` binary
+/// running a script or a benchmark): the keyed state of a task that ran to the end of its
+/// input is not freed entry by entry — millions of rows and accumulators, each an allocation
+/// to release — but left for the process's exit to return at once (what `clang` does with
+/// `-disable-free`). Only plain data is left: sinks are flushed and closed as ever, and a
+/// task that fails or is cancelled frees its state. Off by default; a long-lived process
+/// (a server, a shell, tests) must leave it off.
+pub fn free_state_with_the_process(yes: bool) {
+    STATE_DIES_WITH_THE_PROCESS.store(yes, Ordering::Relaxed);
+}
+
+/// Marks the current thread's task as run to the end of its input.
+pub(crate) fn task_finished() {
+    TASK_FINISHED.set(true);
+}
+
+/// Whether state dropped now on this thread is left for the process's exit to free.
+pub(crate) fn state_dies_with_the_process() -> bool {
+    STATE_DIES_WITH_THE_PROCESS.load(Ordering::Relaxed) && TASK_FINISHED.get()
+}
 
 /// The default number of key groups: the most parallelism a keyed operator can ever have.
 pub const DEFAULT_KEY_GROUPS: u32 = 128;
