@@ -40,8 +40,15 @@ thread_local! {
 /// input is not freed entry by entry — millions of rows and accumulators, each an allocation
 /// to release — but left for the process's exit to return at once (what `clang` does with
 /// `-disable-free`). Only plain data is left: sinks are flushed and closed as ever, and a
-/// task that fails or is cancelled frees its state. Off by default; a long-lived process
-/// (a server, a shell, tests) must leave it off.
+/// task that fails or is cancelled frees its state (a task that had finished when another
+/// failed keeps it until the exit). Off by default; a long-lived process (a server, a shell,
+/// tests) must leave it off.
+///
+/// ```
+/// // In a binary's `main`, before the one job it runs:
+/// streamcore::state::free_state_with_the_process(true);
+/// # streamcore::state::free_state_with_the_process(false);
+/// ```
 pub fn free_state_with_the_process(yes: bool) {
     STATE_DIES_WITH_THE_PROCESS.store(yes, Ordering::Relaxed);
 }
