@@ -988,21 +988,19 @@ impl<'a> Binder<'a> {
                 .at(call.span()));
             }
             let (b, ty) = self.bind_expr(args[0], scope)?;
-            pre_exprs.push(b);
-            pre_fields.push(field(&format!("$arg{}", pre_fields.len()), None, ty));
-            (Some(pre_fields.len() - 1), ty)
+            (Some(pre_column(b, "$arg", ty, pre_exprs, pre_fields)), ty)
         };
         let ty = agg_type(func, &name, arg_ty).map_err(|e| e.at(call.span()))?;
         let filter = match &call.filter {
             Some(f) => {
                 let p = self.bind_predicate(f, scope, "FILTER")?;
-                pre_exprs.push(p);
-                pre_fields.push(field(
-                    &format!("$filter{}", pre_fields.len()),
-                    None,
+                Some(pre_column(
+                    p,
+                    "$filter",
                     SqlType::BOOLEAN,
-                ));
-                Some(pre_fields.len() - 1)
+                    pre_exprs,
+                    pre_fields,
+                ))
             }
             None => None,
         };
@@ -3294,4 +3292,27 @@ pub(crate) fn fit_to_sink(
         return Ok(plan);
     }
     Ok(project(plan, exprs, fields))
+}
+
+/// The column of an aggregation's pre-projection that computes `e`: an earlier one computing
+/// the same deterministic expression of the same type (q15's `FILTER (WHERE price < 10000)`
+/// of three aggregates, the argument of `COUNT(DISTINCT bidder)` and of its filtered
+/// variants), else a new one named `{prefix}{n}`.
+fn pre_column(
+    e: Expr,
+    prefix: &str,
+    ty: SqlType,
+    pre_exprs: &mut Vec<Expr>,
+    pre_fields: &mut Vec<PlanField>,
+) -> usize {
+    if e.is_deterministic() {
+        let text = format!("{e:?}");
+        let same = |(x, f): (&Expr, &PlanField)| f.ty == ty && format!("{x:?}") == text;
+        if let Some(i) = pre_exprs.iter().zip(pre_fields.iter()).position(same) {
+            return i;
+        }
+    }
+    pre_exprs.push(e);
+    pre_fields.push(field(&format!("{prefix}{}", pre_fields.len()), None, ty));
+    pre_fields.len() - 1
 }

@@ -226,6 +226,19 @@ impl Expr {
         Ok(matches!(self.eval(row)?, Scalar::Bool(true)))
     }
 
+    /// True if the expression gives the same value for the same row every time (it calls no
+    /// function such as `RAND()` or `NOW()`).
+    pub fn is_deterministic(&self) -> bool {
+        let mut deterministic = true;
+        self.transform(&mut |x| {
+            if let Expr::Call(f, _) = x {
+                deterministic &= f.is_deterministic();
+            }
+            None
+        });
+        deterministic
+    }
+
     /// True if the expression reads no column (a constant to fold).
     pub fn is_constant(&self) -> bool {
         match self {
