@@ -300,14 +300,15 @@ pub fn prune_columns(plan: Plan) -> Plan {
 /// Drops the columns of a join's inputs that neither the projection above the join nor the
 /// join's condition reads (Flink's projection push-down through joins): each input gets a
 /// projection of the columns read — merged into the projection below it, so that its scan
-/// is then pruned too — and the join keeps and buffers only those. An interval join's time
+/// is then pruned too — and the join keeps and buffers only those (also under a Top-N or
+/// deduplication that does not select its row number). An interval join's time
 /// attributes are kept, so its strategy and rowtime stay as they were (a regular join's
 /// output has no rowtime). Top-down: the
 /// inputs are pruned after the join above them has narrowed them.
 pub fn prune_join_inputs(plan: Plan) -> Plan {
     let plan = match plan.node {
-        Node::Project { input, exprs } if matches!(input.node, Node::Join { .. }) => Plan {
-            node: narrow_join(*input, exprs),
+        Node::Project { input, exprs } => Plan {
+            node: project_over_join(*input, exprs),
             ..plan
         },
         node => Plan { node, ..plan },
@@ -315,12 +316,74 @@ pub fn prune_join_inputs(plan: Plan) -> Plan {
     map_inputs(plan, &mut prune_join_inputs)
 }
 
-/// The projection `exprs` over `join`, with the join's inputs narrowed to what it reads.
-fn narrow_join(join: Plan, exprs: Vec<Expr>) -> Node {
-    let unchanged = |join: Plan, exprs: Vec<Expr>| Node::Project {
-        input: Box::new(join),
-        exprs,
-    };
+/// The projection `exprs` over `input`, where a join right below it — or below a Top-N or
+/// deduplication that does not select its row number (q9), whose keys it then also reads —
+/// has its inputs narrowed to what is read.
+fn project_over_join(input: Plan, exprs: Vec<Expr>) -> Node {
+    let no_rowtime = input.rowtime.is_none();
+    match input.node {
+        Node::Join { .. } => {
+            let join = Plan {
+                node: input.node,
+                ..input
+            };
+            let (join, used) = narrow_join(join, &exprs);
+            Node::Project {
+                input: Box::new(join),
+                exprs: exprs.iter().map(|e| renumbered(e, &used)).collect(),
+            }
+        }
+        Node::Rank {
+            input: join,
+            partition,
+            order,
+            limit,
+            number_selected: false,
+        } if no_rowtime && matches!(join.node, Node::Join { .. }) => {
+            let mut reads = exprs.clone();
+            reads.extend(partition.iter().cloned());
+            reads.extend(order.iter().map(|(e, _)| e.clone()));
+            // The rank's fields are its input's and the row number's (never read here).
+            let number = input.fields[join.fields.len()..].to_vec();
+            let (join, used) = narrow_join(*join, &reads);
+            let rank = Plan {
+                fields: join.fields.iter().cloned().chain(number).collect(),
+                updating: input.updating,
+                rowtime: None,
+                node: Node::Rank {
+                    input: Box::new(join),
+                    partition: partition.iter().map(|e| renumbered(e, &used)).collect(),
+                    order: order
+                        .iter()
+                        .map(|(e, descending)| (renumbered(e, &used), *descending))
+                        .collect(),
+                    limit,
+                    number_selected: false,
+                },
+            };
+            Node::Project {
+                input: Box::new(rank),
+                exprs: exprs.iter().map(|e| renumbered(e, &used)).collect(),
+            }
+        }
+        node => Node::Project {
+            input: Box::new(Plan { node, ..input }),
+            exprs,
+        },
+    }
+}
+
+/// `e` over the columns `used` kept of a row (all of them if `None`).
+fn renumbered(e: &Expr, used: &Option<Vec<usize>>) -> Expr {
+    match used {
+        Some(used) => map_columns(e, &|c| used.binary_search(&c).expect("a kept column")),
+        None => e.clone(),
+    }
+}
+
+/// `join` with its inputs narrowed to the columns that `reads` (expressions over its output)
+/// and its condition read, and those columns (sorted), if any went.
+fn narrow_join(join: Plan, reads: &[Expr]) -> (Plan, Option<Vec<usize>>) {
     let Node::Join {
         left,
         right,
@@ -333,7 +396,7 @@ fn narrow_join(join: Plan, exprs: Vec<Expr>) -> Node {
     };
     let n = left.fields.len();
     let mut used = Vec::new();
-    exprs.iter().for_each(|e| e.columns(&mut used));
+    reads.iter().for_each(|e| e.columns(&mut used));
     on.columns(&mut used);
     if matches!(strategy, JoinStrategy::Interval { .. }) {
         // Its time attributes bound the join (they are in `on`) and give its rowtime.
@@ -353,7 +416,7 @@ fn narrow_join(join: Plan, exprs: Vec<Expr>) -> Node {
             },
             ..join
         };
-        return unchanged(join, exprs);
+        return (join, None);
     }
     let split = used.partition_point(|&c| c < n);
     let narrow = |input: Plan, cols: Vec<usize>| {
@@ -367,12 +430,9 @@ fn narrow_join(join: Plan, exprs: Vec<Expr>) -> Node {
     };
     let left = narrow(*left, used[..split].to_vec());
     let right = narrow(*right, used[split..].iter().map(|&c| c - n).collect());
-    let position = |c: usize| used.binary_search(&c).expect("a used column");
-    match make_join(left, right, kind, map_columns(&on, &position)) {
-        Ok(narrowed) => Node::Project {
-            input: Box::new(narrowed),
-            exprs: exprs.iter().map(|e| map_columns(e, &position)).collect(),
-        },
+    let used = Some(used);
+    match make_join(left, right, kind, renumbered(&on, &used)) {
+        Ok(narrowed) => (narrowed, used),
         Err(_) => unreachable!("a join that planned before plans over fewer columns"),
     }
 }
