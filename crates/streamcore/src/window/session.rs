@@ -292,18 +292,13 @@ impl<T, K: StateKey, KF, F: WindowFunction<K, T>> SessionWindowOperator<T, K, KF
         // The earliest session not fired yet: the first timer whose key still has one ending
         // there (a few entries at most are looked at; stale ones are skipped; on the LSM
         // backend only cached keys are looked at).
-        let pending = self
-            .timers
-            .iter()
-            .flat_map(|(t, keys)| keys.iter().map(move |k| (t, k)))
-            .take(16)
-            .find_map(|(t, key)| {
-                sessions
-                    .peek(key)?
-                    .iter()
-                    .find(|s| !s.fired && s.end - 1 == t)
-                    .map(|s| (Timestamp(s.start), Timestamp(s.end)))
-            });
+        let pending = self.timers.iter().take(16).find_map(|(t, key)| {
+            sessions
+                .peek(key)?
+                .iter()
+                .find(|s| !s.fired && s.end - 1 == t)
+                .map(|s| (Timestamp(s.start), Timestamp(s.end)))
+        });
         let stats = ctx.stats();
         stats.state_keys = sessions.len() as u64;
         stats.state_bytes = (sessions.len() * entry) as u64;
