@@ -62,9 +62,10 @@ pub struct PhysicalPlanner<'j> {
     /// ([`PhysicalPlanner::survey`]): a scan takes the `Calc` above it into its reader only if
     /// no other scan would share that reader.
     scans_per_source: std::collections::HashMap<ScanKey, usize>,
-    /// The window aggregates (by [`Plan::reuse_key`]) whose `window_time` column no consumer
-    /// reads ([`PhysicalPlanner::survey`]): their rows are built without it.
-    window_time_unread: std::collections::HashSet<String>,
+    /// The window aggregates and the Top-Ns that drop their row number (by
+    /// [`Plan::reuse_key`]) whose last column — `window_time`, the row number's empty slot —
+    /// no consumer reads ([`PhysicalPlanner::survey`]): their rows are built without it.
+    last_column_unread: std::collections::HashSet<String>,
 }
 
 /// What makes two scans the same source: the table (name and options), the columns read and
@@ -108,7 +109,7 @@ impl<'j> PhysicalPlanner<'j> {
             scans: Default::default(),
             sub_plans: Default::default(),
             scans_per_source: Default::default(),
-            window_time_unread: Default::default(),
+            last_column_unread: Default::default(),
         }
     }
 
@@ -119,13 +120,13 @@ impl<'j> PhysicalPlanner<'j> {
     /// without a survey, or for a source read twice (whose reader is shared, as Flink reuses
     /// sources), they run as operators of their own.
     pub fn survey<'p>(&mut self, plans: impl IntoIterator<Item = &'p Plan>) {
-        /// What the walk learns: scans per table, and per window aggregate whether a
-        /// consumer reads its `window_time` (its last column).
+        /// What the walk learns: scans per source, and per window aggregate (or Top-N
+        /// dropping its row number) whether a consumer reads its last column.
         #[derive(Default)]
         struct Survey {
             seen: std::collections::HashSet<String>,
             scans: std::collections::HashMap<ScanKey, usize>,
-            window_time_read: std::collections::HashMap<String, bool>,
+            last_column_read: std::collections::HashMap<String, bool>,
         }
         fn walk(plan: &Plan, survey: &mut Survey) {
             // A bare scan is counted wherever it is met; above a scan, a sub-plan met again
@@ -150,7 +151,7 @@ impl<'j> PhysicalPlanner<'j> {
                 }
             }
             for input in plan.inputs() {
-                if matches!(input.node, Node::WindowAggregate { .. }) {
+                if drops_last_column_if_unread(input) {
                     // Only a projection is known not to read a column it does not name.
                     let last = input.fields.len() - 1;
                     let reads = match &plan.node {
@@ -162,7 +163,7 @@ impl<'j> PhysicalPlanner<'j> {
                         _ => true,
                     };
                     *survey
-                        .window_time_read
+                        .last_column_read
                         .entry(input.reuse_key())
                         .or_default() |= reads;
                 }
@@ -171,28 +172,28 @@ impl<'j> PhysicalPlanner<'j> {
         }
         let mut survey = Survey::default();
         for plan in plans {
-            if matches!(plan.node, Node::WindowAggregate { .. }) {
+            if drops_last_column_if_unread(plan) {
                 // A query's result: its sink reads every column.
-                survey.window_time_read.insert(plan.reuse_key(), true);
+                survey.last_column_read.insert(plan.reuse_key(), true);
             }
             walk(plan, &mut survey);
         }
         for (source, n) in survey.scans {
             *self.scans_per_source.entry(source).or_default() += n;
         }
-        self.window_time_unread.extend(
+        self.last_column_unread.extend(
             survey
-                .window_time_read
+                .last_column_read
                 .into_iter()
                 .filter(|(_, read)| !read)
                 .map(|(key, _)| key),
         );
     }
 
-    /// Whether `plan` is a window aggregate whose rows are built without `window_time`.
-    fn drops_window_time(&self, plan: &Plan) -> bool {
-        matches!(plan.node, Node::WindowAggregate { .. })
-            && self.window_time_unread.contains(&plan.reuse_key())
+    /// Whether `plan` is a window aggregate whose rows are built without `window_time`, or a
+    /// Top-N whose rows are built without the row number's empty slot.
+    fn drops_last_column(&self, plan: &Plan) -> bool {
+        drops_last_column_if_unread(plan) && self.last_column_unread.contains(&plan.reuse_key())
     }
 
     /// The late rows planned so far, with the tables they go to (emptied).
@@ -338,7 +339,7 @@ impl<'j> PhysicalPlanner<'j> {
                     return Ok(SqlStream::Append(s));
                 }
                 let stream = self.build(input)?;
-                let width = input.fields.len() - usize::from(self.drops_window_time(input));
+                let width = input.fields.len() - usize::from(self.drops_last_column(input));
                 if is_identity(exprs, width) {
                     return Ok(stream);
                 }
@@ -431,7 +432,7 @@ impl<'j> PhysicalPlanner<'j> {
                     late_tag: late_tag.as_ref(),
                     agg,
                     uid: &uid,
-                    window_time: !self.drops_window_time(plan),
+                    window_time: !self.drops_last_column(plan),
                     lateness: *lateness,
                 };
                 let naggs = aggs.len();
@@ -758,6 +759,7 @@ impl<'j> PhysicalPlanner<'j> {
                 let spec = RankSpec {
                     n,
                     number_selected: *number_selected,
+                    number_slot: !self.drops_last_column(plan),
                     keep_by_time,
                     uid,
                 };
@@ -1001,6 +1003,20 @@ impl<'j> PhysicalPlanner<'j> {
     }
 }
 
+/// Whether `plan`'s rows are built without their last column when no consumer reads it: a
+/// window aggregate's `window_time`, and the row number of a Top-N that does not select it
+/// (an empty slot kept only so that the rows have the plan's width).
+fn drops_last_column_if_unread(plan: &Plan) -> bool {
+    matches!(
+        plan.node,
+        Node::WindowAggregate { .. }
+            | Node::Rank {
+                number_selected: false,
+                ..
+            }
+    )
+}
+
 /// The connectors a scan reads, for messages.
 const SOURCES: &str =
     " (sources: nexmark, datagen, filesystem, values, kafka, upsert-kafka, postgres-cdc)";
@@ -1050,6 +1066,9 @@ struct RankSpec {
     n: usize,
     /// The row number is a column of the output.
     number_selected: bool,
+    /// Not selected, the row number still has an empty slot (`NULL`) at the end of each row,
+    /// unless no consumer reads that last column.
+    number_slot: bool,
     /// `ORDER BY rowtime` with `n = 1`: a deduplication keeping the first or last row.
     keep_by_time: Option<Keep>,
     uid: String,
@@ -1069,7 +1088,11 @@ where
 {
     let with_number =
         |c: Change<(u64, Row)>| c.map(|(rank, row)| append_column(row, Scalar::Int(rank as i64)));
-    let without_number = |c: Change<Row>| c.map(|row| append_column(row, Scalar::Null));
+    let slot = spec.number_slot;
+    let without_number = move |c: Change<Row>| match slot {
+        true => c.map(|row| append_column(row, Scalar::Null)),
+        false => c,
+    };
     let (n, uid) = (spec.n, spec.uid.as_str());
     match (input, spec.number_selected, spec.keep_by_time) {
         (SqlStream::Append(s), false, Some(keep)) => s

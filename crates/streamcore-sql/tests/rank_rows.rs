@@ -1,0 +1,87 @@
+//! A Top-N or deduplication that does not select its row number builds its rows without the
+//! number's empty slot when only projections read it (Nexmark q18 then has no projection
+//! operator left: the rows go to the sink as the deduplication emits them); a consumer that
+//! reads the whole row (a sink right above it) still gets the slot.
+
+use streamcore::{Job, JobConfig, JobSummary};
+use streamcore_sql::Session;
+
+const SCRIPT: &str = "
+SET 'execution.runtime-mode' = 'batch';
+CREATE TABLE t (k BIGINT, v VARCHAR, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
+WITH ('connector' = 'values', 'data' = '1,a,2026-12-06 10:00:01
+2,b,2026-12-06 10:00:02
+1,c,2026-12-06 10:00:03
+2,d,2026-12-06 10:00:04
+3,e,2026-12-06 10:00:05
+1,f,2026-12-06 10:00:06');
+";
+
+/// Runs `script` (after the table) into the CSV sinks it names; their sorted rows, and the job.
+fn run(sinks: &[&str], inserts: &str) -> (Vec<Vec<String>>, JobSummary) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut script = String::from(SCRIPT);
+    for name in sinks {
+        script += &format!(
+            "CREATE TABLE {name} (k BIGINT, v VARCHAR, ts TIMESTAMP(3))
+             WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');",
+            dir.path().join(name).display()
+        );
+    }
+    script += inserts;
+    let mut session = Session::new();
+    session.execute_script(&script).unwrap();
+    let mut job = Job::new("rank-rows");
+    session.plan_inserts(&mut job).unwrap();
+    let summary = job.run(JobConfig::default().parallelism(1)).unwrap();
+    let rows = sinks
+        .iter()
+        .map(|name| {
+            let mut rows = Vec::new();
+            for entry in std::fs::read_dir(dir.path().join(name)).unwrap() {
+                let path = entry.unwrap().path();
+                let text = std::fs::read_to_string(&path).unwrap();
+                rows.extend(text.lines().map(String::from));
+            }
+            rows.sort();
+            rows
+        })
+        .collect();
+    (rows, summary)
+}
+
+const LATEST: &str = "SELECT k, v, ts FROM (
+    SELECT k, v, ts, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts DESC) AS rn FROM t
+) WHERE rn = 1";
+
+const WANT: [&str; 3] = [
+    "1,f,2026-12-06 10:00:06.000",
+    "2,d,2026-12-06 10:00:04.000",
+    "3,e,2026-12-06 10:00:05.000",
+];
+
+#[test]
+fn a_deduplication_read_by_a_projection_builds_rows_without_the_number_slot() {
+    let (rows, summary) = run(&["latest"], &format!("INSERT INTO latest {LATEST};"));
+    assert_eq!(rows, [WANT.to_vec()]);
+    let names: Vec<&str> = summary.operators.iter().map(|o| o.name.as_str()).collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("Calc")),
+        "the projection of the deduplicated rows is the identity: {names:?}"
+    );
+}
+
+#[test]
+fn the_same_deduplication_read_twice_gives_both_consumers_its_rows() {
+    // One deduplication (a reused sub-plan) read by two INSERTs, one through a projection
+    // that reorders nothing and one that keeps only two columns.
+    let (rows, _) = run(
+        &["latest", "pairs"],
+        &format!(
+            "INSERT INTO latest {LATEST};
+             INSERT INTO pairs SELECT k, v, CAST(NULL AS TIMESTAMP(3)) FROM ({LATEST});"
+        ),
+    );
+    assert_eq!(rows[0], WANT.to_vec());
+    assert_eq!(rows[1], ["1,f,", "2,d,", "3,e,"]);
+}
