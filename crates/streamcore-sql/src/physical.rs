@@ -66,6 +66,10 @@ pub struct PhysicalPlanner<'j> {
     /// [`Plan::reuse_key`]) whose last column — `window_time`, the row number's empty slot —
     /// no consumer reads ([`PhysicalPlanner::survey`]): their rows are built without it.
     last_column_unread: std::collections::HashSet<String>,
+    /// How many consumers each join of the job's plans has (by [`Plan::reuse_key`],
+    /// [`PhysicalPlanner::survey`]): a join read by one projection of its columns emits the
+    /// projected rows itself.
+    join_consumers: std::collections::HashMap<String, usize>,
 }
 
 /// What makes two scans the same source: the table (name and options), the columns read and
@@ -110,6 +114,7 @@ impl<'j> PhysicalPlanner<'j> {
             sub_plans: Default::default(),
             scans_per_source: Default::default(),
             last_column_unread: Default::default(),
+            join_consumers: Default::default(),
         }
     }
 
@@ -127,6 +132,7 @@ impl<'j> PhysicalPlanner<'j> {
             seen: std::collections::HashSet<String>,
             scans: std::collections::HashMap<ScanKey, usize>,
             last_column_read: std::collections::HashMap<String, bool>,
+            join_consumers: std::collections::HashMap<String, usize>,
         }
         fn walk(plan: &Plan, survey: &mut Survey) {
             // A bare scan is counted wherever it is met; above a scan, a sub-plan met again
@@ -151,6 +157,9 @@ impl<'j> PhysicalPlanner<'j> {
                 }
             }
             for input in plan.inputs() {
+                if matches!(input.node, Node::Join { .. }) {
+                    *survey.join_consumers.entry(input.reuse_key()).or_default() += 1;
+                }
                 if drops_last_column_if_unread(input) {
                     // Only a projection is known not to read a column it does not name.
                     let last = input.fields.len() - 1;
@@ -176,10 +185,17 @@ impl<'j> PhysicalPlanner<'j> {
                 // A query's result: its sink reads every column.
                 survey.last_column_read.insert(plan.reuse_key(), true);
             }
+            if matches!(plan.node, Node::Join { .. }) {
+                // A query's result: its sink is a consumer.
+                *survey.join_consumers.entry(plan.reuse_key()).or_default() += 1;
+            }
             walk(plan, &mut survey);
         }
         for (source, n) in survey.scans {
             *self.scans_per_source.entry(source).or_default() += n;
+        }
+        for (join, n) in survey.join_consumers {
+            *self.join_consumers.entry(join).or_default() += n;
         }
         self.last_column_unread.extend(
             survey
@@ -337,6 +353,19 @@ impl<'j> PhysicalPlanner<'j> {
                 };
                 if let Some(s) = fused {
                     return Ok(SqlStream::Append(s));
+                }
+                if let Some(columns) = self.join_output(input, exprs) {
+                    let Node::Join {
+                        left,
+                        right,
+                        kind,
+                        on,
+                        strategy,
+                    } = &input.node
+                    else {
+                        unreachable!("join_output takes joins only")
+                    };
+                    return self.join(input, left, right, *kind, on, strategy, Some(columns));
                 }
                 let stream = self.build(input)?;
                 let width = input.fields.len() - usize::from(self.drops_last_column(input));
@@ -505,7 +534,7 @@ impl<'j> PhysicalPlanner<'j> {
                 kind,
                 on,
                 strategy,
-            } => self.join(plan, left, right, *kind, on, strategy),
+            } => self.join(plan, left, right, *kind, on, strategy, None),
             Node::Over {
                 input,
                 partition,
@@ -832,6 +861,34 @@ impl<'j> PhysicalPlanner<'j> {
         }
     }
 
+    /// The columns `exprs` picks of `plan`, if `plan` is an inner regular join with no
+    /// condition beyond its keys, read by this projection only, and `exprs` only picks
+    /// columns: the join then emits the projected rows itself (one row built per match, not a
+    /// joined row and then its projection; its state, of input rows, is the same).
+    fn join_output(&self, plan: &Plan, exprs: &[Expr]) -> Option<Arc<[usize]>> {
+        let Node::Join {
+            left,
+            right,
+            kind: JoinKind::Inner,
+            on,
+            strategy: strategy @ JoinStrategy::Regular,
+        } = &plan.node
+        else {
+            return None;
+        };
+        let columns = exprs
+            .iter()
+            .map(|e| match e {
+                Expr::Column(c) => Some(*c),
+                _ => None,
+            })
+            .collect::<Option<Arc<[usize]>>>()?;
+        let cond = join::split(on, left, right);
+        let alone = self.join_consumers.get(&plan.reuse_key()) == Some(&1);
+        (alone && join::residual_for(strategy, &cond, left, right).is_empty()).then_some(columns)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn join(
         &mut self,
         plan: &Plan,
@@ -840,6 +897,7 @@ impl<'j> PhysicalPlanner<'j> {
         kind: JoinKind,
         on: &Expr,
         strategy: &JoinStrategy,
+        output: Option<Arc<[usize]>>,
     ) -> Result<SqlStream, PlanError> {
         let cond = join::split(on, left, right);
         let residual = join::residual_for(strategy, &cond, left, right);
@@ -868,6 +926,7 @@ impl<'j> PhysicalPlanner<'j> {
             ttl: self.state_ttl,
             uid,
             residual: residual.as_ref().map(|p| Arc::new(p.compiled())),
+            output,
         };
         let value = |key: &Expr| {
             let key = key.clone();
@@ -1468,6 +1527,9 @@ struct JoinSpec {
     /// pair before building the joined row (the caller's filter still runs on the rows that
     /// pass, and on those whose test failed with an error, which it then reports).
     residual: Option<Arc<Expr>>,
+    /// For an inner regular join without a residual: the columns of the joined row to emit
+    /// (a projection fused in, [`PhysicalPlanner::join_output`]).
+    output: Option<Arc<[usize]>>,
 }
 
 /// The join of `l` and `r` on `lkey = rkey`: appended rows (an inner join), or a changelog
@@ -1542,6 +1604,21 @@ where
                 JoinKind::Right => JoinType::Right,
                 JoinKind::Full => JoinType::Full,
             };
+            if let (JoinKind::Inner, Some(columns)) = (spec.kind, spec.output) {
+                // Only the projection's columns, picked from the pair.
+                return SqlStream::Append(
+                    keyed
+                        .join(join_type, move |a: Option<&Row>, b: Option<&Row>| {
+                            let (Some(a), Some(b)) = (a, b) else {
+                                unreachable!("an inner join emits matched pairs only")
+                            };
+                            pick(a, b, &columns)
+                        })
+                        .name("Join")
+                        .uid(&spec.uid)
+                        .map(Change::into_row),
+                );
+            }
             if let (JoinKind::Inner, Some(residual)) = (spec.kind, spec.residual) {
                 // An inner join only inserts, and only pairs passing the condition beyond
                 // the keys: tested before a row is built.
@@ -1589,6 +1666,22 @@ fn concat(a: Option<&Row>, nl: usize, b: Option<&Row>, nr: usize) -> Row {
     Row {
         values,
         time: a.or(b).map_or(Timestamp::MIN, |r| r.time),
+    }
+}
+
+/// The columns `columns` of the joined row of `a` and `b`, in one allocation; the event time
+/// of `a`.
+fn pick(a: &Row, b: &Row, columns: &[usize]) -> Row {
+    let n = a.len();
+    Row {
+        values: columns
+            .iter()
+            .map(|&c| match c < n {
+                true => a.values[c].clone(),
+                false => b.values[c - n].clone(),
+            })
+            .collect(),
+        time: a.time,
     }
 }
 

@@ -1,7 +1,8 @@
-//! A Top-N or deduplication that does not select its row number builds its rows without the
-//! number's empty slot when only projections read it (Nexmark q18 then has no projection
-//! operator left: the rows go to the sink as the deduplication emits them); a consumer that
-//! reads the whole row (a sink right above it) still gets the slot.
+//! Rows built once where a projection would copy them again: a Top-N or deduplication that
+//! does not select its row number builds its rows without the number's empty slot when only
+//! projections read it (Nexmark q18 then has no projection operator left); an inner join
+//! read by one projection of its columns emits the projected rows itself (q20). A consumer
+//! that reads the whole row still gets it.
 
 use streamcore::{Job, JobConfig, JobSummary};
 use streamcore_sql::Session;
@@ -84,4 +85,39 @@ fn the_same_deduplication_read_twice_gives_both_consumers_its_rows() {
     );
     assert_eq!(rows[0], WANT.to_vec());
     assert_eq!(rows[1], ["1,f,", "2,d,", "3,e,"]);
+}
+
+#[test]
+fn an_inner_join_read_by_a_projection_of_its_columns_emits_the_projected_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "{SCRIPT}
+         CREATE TABLE names (k BIGINT, name VARCHAR)
+           WITH ('connector' = 'values', 'data' = '1,one
+         2,two');
+         CREATE TABLE out (name VARCHAR, v VARCHAR, k BIGINT)
+           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+         INSERT INTO out SELECT n.name, t.v, t.k FROM t JOIN names n ON t.k = n.k;",
+        dir.path().join("out").display()
+    );
+    let mut session = Session::new();
+    session.execute_script(&script).unwrap();
+    let mut job = Job::new("join-rows");
+    session.plan_inserts(&mut job).unwrap();
+    let summary = job.run(JobConfig::default().parallelism(1)).unwrap();
+    let mut rows = Vec::new();
+    for entry in std::fs::read_dir(dir.path().join("out")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        rows.extend(text.lines().map(String::from));
+    }
+    rows.sort();
+    assert_eq!(
+        rows,
+        ["one,a,1", "one,c,1", "one,f,1", "two,b,2", "two,d,2"]
+    );
+    let names: Vec<&str> = summary.operators.iter().map(|o| o.name.as_str()).collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("Calc")),
+        "the join emits the projected rows: {names:?}"
+    );
 }
