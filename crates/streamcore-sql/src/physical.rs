@@ -355,17 +355,7 @@ impl<'j> PhysicalPlanner<'j> {
                     return Ok(SqlStream::Append(s));
                 }
                 if let Some(columns) = self.join_output(input, exprs) {
-                    let Node::Join {
-                        left,
-                        right,
-                        kind,
-                        on,
-                        strategy,
-                    } = &input.node
-                    else {
-                        unreachable!("join_output takes joins only")
-                    };
-                    return self.join(input, left, right, *kind, on, strategy, Some(columns));
+                    return self.join(input, Some(columns));
                 }
                 let stream = self.build(input)?;
                 let width = input.fields.len() - usize::from(self.drops_last_column(input));
@@ -528,13 +518,7 @@ impl<'j> PhysicalPlanner<'j> {
                     group_aggregate(stream, move |r: &Row| r.key(&key_cols), spec)
                 }))
             }
-            Node::Join {
-                left,
-                right,
-                kind,
-                on,
-                strategy,
-            } => self.join(plan, left, right, *kind, on, strategy, None),
+            Node::Join { .. } => self.join(plan, None),
             Node::Over {
                 input,
                 partition,
@@ -888,17 +872,20 @@ impl<'j> PhysicalPlanner<'j> {
         (alone && join::residual_for(strategy, &cond, left, right).is_empty()).then_some(columns)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn join(
-        &mut self,
-        plan: &Plan,
-        left: &Plan,
-        right: &Plan,
-        kind: JoinKind,
-        on: &Expr,
-        strategy: &JoinStrategy,
-        output: Option<Arc<[usize]>>,
-    ) -> Result<SqlStream, PlanError> {
+    /// The join `plan`, emitting the columns `output` of its joined rows if given
+    /// ([`PhysicalPlanner::join_output`]), else the joined rows.
+    fn join(&mut self, plan: &Plan, output: Option<Arc<[usize]>>) -> Result<SqlStream, PlanError> {
+        let Node::Join {
+            left,
+            right,
+            kind,
+            on,
+            strategy,
+        } = &plan.node
+        else {
+            unreachable!("a join plan")
+        };
+        let kind = *kind;
         let cond = join::split(on, left, right);
         let residual = join::residual_for(strategy, &cond, left, right);
         let (SqlStream::Append(l), SqlStream::Append(r)) = (self.build(left)?, self.build(right)?)
