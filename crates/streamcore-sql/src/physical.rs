@@ -1134,43 +1134,42 @@ where
 {
     let with_number =
         |c: Change<(u64, Row)>| c.map(|(rank, row)| append_column(row, Scalar::Int(rank as i64)));
+    // The empty slot of an unselected row number, if a consumer reads the rows whole; else
+    // the changes go on as the operator emits them (no operator added).
     let slot = spec.number_slot;
-    let without_number = move |c: Change<Row>| match slot {
-        true => c.map(|row| append_column(row, Scalar::Null)),
-        false => c,
+    let without_number = move |s: Stream<Change<Row>>| match slot {
+        true => s.map(|c: Change<Row>| c.map(|row| append_column(row, Scalar::Null))),
+        false => s,
     };
     let (n, uid) = (spec.n, spec.uid.as_str());
     match (input, spec.number_selected, spec.keep_by_time) {
-        (SqlStream::Append(s), false, Some(keep)) => s
-            .key_by(key)
-            .deduplicate_by_time(keep)
-            .name("Deduplicate")
-            .uid(uid)
-            .map(without_number),
+        (SqlStream::Append(s), false, Some(keep)) => without_number(
+            s.key_by(key)
+                .deduplicate_by_time(keep)
+                .name("Deduplicate")
+                .uid(uid),
+        ),
         (SqlStream::Append(s), true, _) => s
             .key_by(key)
             .top_n_ranked(n, sort)
             .name("Rank")
             .uid(uid)
             .map(with_number),
-        (SqlStream::Append(s), false, _) => s
-            .key_by(key)
-            .top_n(n, sort)
-            .name("Rank")
-            .uid(uid)
-            .map(without_number),
+        (SqlStream::Append(s), false, _) => {
+            without_number(s.key_by(key).top_n(n, sort).name("Rank").uid(uid))
+        }
         (SqlStream::Updating(s), true, _) => s
             .key_by(move |c: &Change<Row>| key(c.row()))
             .top_n_ranked_changes(n, sort)
             .name("Rank")
             .uid(uid)
             .map(with_number),
-        (SqlStream::Updating(s), false, _) => s
-            .key_by(move |c: &Change<Row>| key(c.row()))
-            .top_n_changes(n, sort)
-            .name("Rank")
-            .uid(uid)
-            .map(without_number),
+        (SqlStream::Updating(s), false, _) => without_number(
+            s.key_by(move |c: &Change<Row>| key(c.row()))
+                .top_n_changes(n, sort)
+                .name("Rank")
+                .uid(uid),
+        ),
     }
 }
 
