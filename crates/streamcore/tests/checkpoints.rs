@@ -317,39 +317,54 @@ type Side = (Timestamp, u32, u64);
 
 #[test]
 fn interval_join_buffers_survive_a_restore() {
-    let build = |committed: &Committed<(u64, u64)>, rate: Option<f64>| {
-        let mut job = Job::new("interval");
-        let side = |salt: u64| {
-            let g = Generator::new(move |i| (Timestamp(i as i64), ((i * salt) % 11) as u32, i))
-                .bounded(EVENTS);
-            match rate {
-                Some(r) => g.rate(r),
-                None => g,
-            }
-        };
-        let left = job
-            .source("left", side(3))
-            .with_watermarks(WatermarkStrategy::monotonous());
-        let right = job
-            .source("right", side(7))
-            .with_watermarks(WatermarkStrategy::monotonous());
-        left.connect(right)
-            .key_by(|a: &Side| a.1, |b: &Side| b.1)
-            .interval_join(-20, 20, |a: &Side, b: &Side| (a.2, b.2))
-            .sink(TxSink {
-                committed: committed.clone(),
-            });
-        job
+    use streamcore::join::JoinIndexing::{self, Adaptive, Keyed, Scanned};
+    // The interrupted run lays its buffers out as `first`, the restored one as `then`: the
+    // scanned sides' records (operator state) and the keyed ones (key groups) move between
+    // layouts and instances.
+    let job = |first: JoinIndexing, then: JoinIndexing| {
+        move |committed: &Committed<(u64, u64)>, rate: Option<f64>| {
+            let mut job = Job::new("interval");
+            let side = |salt: u64| {
+                let g = Generator::new(move |i| (Timestamp(i as i64), ((i * salt) % 11) as u32, i))
+                    .bounded(EVENTS);
+                match rate {
+                    Some(r) => g.rate(r),
+                    None => g,
+                }
+            };
+            let left = job
+                .source("left", side(3))
+                .with_watermarks(WatermarkStrategy::monotonous());
+            let right = job
+                .source("right", side(7))
+                .with_watermarks(WatermarkStrategy::monotonous());
+            let indexing = if rate.is_some() { first } else { then };
+            left.connect(right)
+                .key_by(|a: &Side| a.1, |b: &Side| b.1)
+                .interval_join_with(-20, 20, indexing, |a: &Side, b: &Side| (a.2, b.2))
+                .sink(TxSink {
+                    committed: committed.clone(),
+                });
+            job
+        }
     };
-    for (p1, p2) in [(2, 2), (1, 2)] {
-        let (want, got) = uninterrupted_and_restored(build, p1, p2);
+    for (p1, p2, first, then) in [
+        (2, 2, Adaptive, Adaptive),
+        (1, 2, Adaptive, Adaptive),
+        (2, 1, Scanned, Keyed),
+        (1, 2, Keyed, Scanned),
+    ] {
+        let (want, got) = uninterrupted_and_restored(job(first, then), p1, p2);
         assert!(!want.is_empty());
         assert_eq!(
             got.len(),
             want.len(),
-            "interval join, parallelism {p1} then {p2}"
+            "interval join, parallelism {p1} then {p2}, {first:?} then {then:?}"
         );
-        assert!(got == want, "interval join, parallelism {p1} then {p2}");
+        assert!(
+            got == want,
+            "interval join, parallelism {p1} then {p2}, {first:?} then {then:?}"
+        );
     }
 }
 

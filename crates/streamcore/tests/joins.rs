@@ -3,6 +3,7 @@
 
 use proptest::prelude::*;
 use std::time::Duration;
+use streamcore::join::JoinIndexing;
 use streamcore::window::Windows;
 use streamcore::{Job, JobConfig, Timestamp, WatermarkStrategy};
 
@@ -27,11 +28,11 @@ fn records(max_len: usize, delay: i64) -> impl Strategy<Value = Vec<Rec>> {
 fn run_interval(
     left: &[Rec],
     right: &[Rec],
-    lower: i64,
-    upper: i64,
+    (lower, upper): (i64, i64),
     p: usize,
     batch: usize,
     delay: i64,
+    indexing: JoinIndexing,
 ) -> Vec<(u32, u32)> {
     let mut job = Job::new("interval");
     let strategy = WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(delay as u64));
@@ -44,7 +45,7 @@ fn run_interval(
     let out = l
         .connect(r)
         .key_by(|a| a.1, |b| b.1)
-        .interval_join(lower, upper, |a, b| (a.2, b.2))
+        .interval_join_with(lower, upper, indexing, |a, b| (a.2, b.2))
         .collect();
     let summary = job
         .run(JobConfig::default().parallelism(p).batch_size(batch))
@@ -124,12 +125,13 @@ proptest! {
         width in 0i64..150,
         p in 1usize..=4,
         batch in prop::sample::select(vec![1usize, 5, 1024]),
+        indexing in prop::sample::select(vec![JoinIndexing::Adaptive, JoinIndexing::Keyed, JoinIndexing::Scanned]),
     ) {
         let upper = lower + width;
         // Right-side ids are offset so pairs are unambiguous.
         let right: Vec<Rec> = right.into_iter().map(|r| (r.0, r.1, r.2 + 1000)).collect();
         prop_assert_eq!(
-            run_interval(&left, &right, lower, upper, p, batch, 50),
+            run_interval(&left, &right, (lower, upper), p, batch, 50, indexing),
             reference_interval(&left, &right, lower, upper)
         );
     }

@@ -4,8 +4,8 @@ use super::{KeyedStream, Stream};
 use crate::data::{Data, Key};
 use crate::event_time::EventTime;
 use crate::join::{
-    BroadcastOperator, BroadcastProcessFunction, Change, Either, IntervalJoinOperator, JoinType,
-    RegularJoin, TemporalJoinOperator,
+    BroadcastOperator, BroadcastProcessFunction, Change, Either, IntervalJoinOperator,
+    JoinIndexing, JoinType, RegularJoin, TemporalJoinOperator,
 };
 use crate::window::Windows;
 
@@ -210,8 +210,47 @@ where
     /// assert_eq!(pairs.take(), vec![(1, 50)]);
     /// ```
     ///
-    /// `lower_ms > upper_ms` makes `run` refuse the job.
+    /// `lower_ms > upper_ms` makes `run` refuse the job. How each side's buffer is laid out
+    /// adapts to how often it is probed ([`JoinIndexing::Adaptive`]); choose it with
+    /// [`KeyedConnectedStreams::interval_join_with`].
+    ///
+    /// [`JoinIndexing::Adaptive`]: crate::join::JoinIndexing::Adaptive
     pub fn interval_join<O, F>(self, lower_ms: i64, upper_ms: i64, join: F) -> Stream<O>
+    where
+        A: crate::data::StateData,
+        B: crate::data::StateData,
+        K: crate::data::StateKey,
+        O: Data,
+        F: FnMut(&A, &B) -> O + Clone + Send + 'static,
+    {
+        self.interval_join_with(lower_ms, upper_ms, JoinIndexing::default(), join)
+    }
+
+    /// [`KeyedConnectedStreams::interval_join`] with the buffers' layout chosen: per key from
+    /// the start ([`JoinIndexing::Keyed`], Flink's), scanned by time only
+    /// ([`JoinIndexing::Scanned`]), or adapting to the probes (the default).
+    ///
+    /// ```
+    /// use streamcore::join::JoinIndexing;
+    /// use streamcore::{Job, JobConfig, Timestamp, WatermarkStrategy};
+    /// let mut job = Job::new("keyed");
+    /// let views = job.from_vec("views", vec![(Timestamp(100), 1u32)]);
+    /// let clicks = job.from_vec("clicks", vec![(Timestamp(150), 1u32)]);
+    /// let pairs = clicks
+    ///     .connect(views)
+    ///     .key_by(|c| c.1, |v| v.1)
+    ///     .interval_join_with(0, 1_000, JoinIndexing::Keyed, |c, v| (c.1, c.0.millis() - v.0.millis()))
+    ///     .collect();
+    /// job.run(JobConfig::default()).unwrap();
+    /// assert_eq!(pairs.take(), vec![(1, 50)]);
+    /// ```
+    pub fn interval_join_with<O, F>(
+        self,
+        lower_ms: i64,
+        upper_ms: i64,
+        indexing: JoinIndexing,
+        join: F,
+    ) -> Stream<O>
     where
         A: crate::data::StateData,
         B: crate::data::StateData,
@@ -228,7 +267,7 @@ where
             upper_ms
         };
         self.keyed.keyed_operator("interval_join", |key_fn| {
-            IntervalJoinOperator::new(key_fn, join, lower_ms, upper_ms)
+            IntervalJoinOperator::new(key_fn, join, lower_ms, upper_ms, indexing)
         })
     }
 

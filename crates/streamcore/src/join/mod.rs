@@ -16,6 +16,7 @@ mod temporal;
 pub(crate) use broadcast::BroadcastOperator;
 pub use broadcast::BroadcastProcessFunction;
 pub(crate) use interval::IntervalJoinOperator;
+pub use interval::{JoinIndexing, SCAN_PER_INSERT, SCAN_SLACK};
 pub(crate) use regular::RegularJoin;
 pub use regular::{Change, JoinState, JoinType};
 pub(crate) use temporal::TemporalJoinOperator;
