@@ -33,7 +33,7 @@ use streamcore_nexmark::{Auction, Bid, GeneratorConfig, NexmarkEvent, NexmarkSou
 /// Turns a connector's physical values into the rows a scan emits: the selected columns of
 /// the table (physical ones taken, computed ones evaluated over the physical values), with the
 /// event time of the rowtime column (read even when the column itself is not selected).
-/// A row is built in one allocation from a scratch buffer kept between rows.
+/// A row is built in one allocation, its values written straight into it.
 #[derive(Clone)]
 pub struct RowShaper {
     /// Per emitted column: a physical index, or a computed expression over the physical row.
@@ -56,7 +56,6 @@ pub struct RowShaper {
     /// filter guarantees of the records it keeps (`event_type = 2` turns the Nexmark
     /// benchmark's `CASE` over `event_type` into `bid.dateTime`).
     filtered_rowtime: Option<Shape>,
-    scratch: Vec<Scalar>,
 }
 
 /// What [`RowShaper::shape_from`] makes of a record.
@@ -161,7 +160,6 @@ impl RowShaper {
             movable,
             filter: None,
             filtered_rowtime: None,
-            scratch: Vec::new(),
         }
     }
 
@@ -334,28 +332,36 @@ impl RowShaper {
                 return Ok(Shaped::Filtered(time));
             }
         }
-        self.scratch.clear();
-        // Computed columns and a rowtime that is not emitted are read before anything moves.
+        // A rowtime that is not emitted is read before anything moves.
         let time = match (&self.rowtime, self.rowtime_output) {
             (Some(s), None) => Some(rowtime_of(&s.value(physical)?)?),
             _ => None,
         };
-        for (s, &m) in self.columns.iter().zip(self.movable.iter()) {
-            let v = match s {
+        // The values are written straight into the row's allocation (an iterator of known
+        // length); an error is kept aside and reported once the row is dropped. A moved
+        // column is read by nothing else, so the order of the moves does not matter.
+        let mut failed = None;
+        let values: Arc<[Scalar]> = self
+            .columns
+            .iter()
+            .zip(self.movable.iter())
+            .map(|(s, &m)| match s {
                 Shape::Physical(i) if m => std::mem::replace(&mut physical[*i], Scalar::Null),
-                s => s.value(physical)?,
-            };
-            self.scratch.push(v);
+                s => s.value(physical).unwrap_or_else(|e| {
+                    failed.get_or_insert(e);
+                    Scalar::Null
+                }),
+            })
+            .collect();
+        if let Some(e) = failed {
+            return Err(e);
         }
         let time = match (time, self.rowtime_output) {
             (Some(t), _) => t,
-            (None, Some(i)) => rowtime_of(&self.scratch[i])?,
+            (None, Some(i)) => rowtime_of(&values[i])?,
             (None, None) => Timestamp::MIN,
         };
-        Ok(Shaped::Row(Row {
-            values: self.scratch.drain(..).collect(),
-            time,
-        }))
+        Ok(Shaped::Row(Row { values, time }))
     }
 
     /// The emitted row of the physical values `physical`. Only for a shaper without a pushed
@@ -367,19 +373,26 @@ impl RowShaper {
             self.filter.is_none(),
             "RowShaper::shape ignores a pushed filter: use shape_from"
         );
-        self.scratch.clear();
-        for s in self.columns.iter() {
-            self.scratch.push(s.value(physical)?);
+        let mut failed = None;
+        let values: Arc<[Scalar]> = self
+            .columns
+            .iter()
+            .map(|s| {
+                s.value(physical).unwrap_or_else(|e| {
+                    failed.get_or_insert(e);
+                    Scalar::Null
+                })
+            })
+            .collect();
+        if let Some(e) = failed {
+            return Err(e);
         }
         let time = match (&self.rowtime, self.rowtime_output) {
-            (Some(_), Some(i)) => rowtime_of(&self.scratch[i])?,
+            (Some(_), Some(i)) => rowtime_of(&values[i])?,
             (Some(s), None) => rowtime_of(&s.value(physical)?)?,
             (None, _) => Timestamp::MIN,
         };
-        Ok(Row {
-            values: self.scratch.drain(..).collect(),
-            time,
-        })
+        Ok(Row { values, time })
     }
 }
 
@@ -1553,6 +1566,37 @@ mod tests {
         assert_eq!(row.time, Timestamp(9_000));
         // The computed w read twice would be computed twice: not pushed.
         assert!(!RowShaper::select(&table(), &[3]).can_fuse(Some(&col(0)), Some(&[col(0)])));
+    }
+
+    #[test]
+    fn a_column_that_fails_to_evaluate_fails_the_row_and_the_next_row_is_whole() {
+        // Projection (v, 10 / (k - 1), ts): k = 1 divides by zero; the string moved into the
+        // row being built is dropped with it, and the next record is shaped from scratch.
+        let divide = Expr::Arith(
+            crate::types::ArithOp::Div,
+            Box::new(Expr::Literal(Scalar::Int(10))),
+            Box::new(Expr::Arith(
+                crate::types::ArithOp::Sub,
+                Box::new(col(0)),
+                Box::new(Expr::Literal(Scalar::Int(1))),
+                crate::types::SqlType::Data(DataType::BigInt),
+            )),
+            crate::types::SqlType::Data(DataType::BigInt),
+        );
+        let projection = [col(1), divide, col(2)];
+        let mut shaper = RowShaper::select(&table(), &[0, 1, 2]).with_calc(None, Some(&projection));
+        let err = shaper.shape_from(&mut physical(1, "a", 1_000)).unwrap_err();
+        assert!(err.contains("division by zero"), "{err}");
+        let row = row_of(shaper.shape_from(&mut physical(3, "b", 2_000)).unwrap());
+        assert_eq!(
+            row.values.to_vec(),
+            vec![
+                Scalar::Str("b".into()),
+                Scalar::Int(5),
+                Scalar::TimestampMs(2_000)
+            ]
+        );
+        assert_eq!(row.time, Timestamp(2_000));
     }
 
     #[test]
