@@ -15,7 +15,9 @@
 //!
 //! By default ([`JoinIndexing::Adaptive`]) both sides start scanned, and a side is indexed —
 //! once, for good — when its probes have visited more than [`SCAN_PER_INSERT`] records per
-//! record inserted into it (after a slack of [`SCAN_SLACK`] visits): as in the ski-rental
+//! record inserted into it (after a slack of [`SCAN_SLACK`] visits; a record that arrives out
+//! of order and is put in place counts the records it moves as visits, so a long log with
+//! much disorder is indexed too, where its inserts are per key and short): as in the ski-rental
 //! problem, scanning costs at most a constant factor of what indexing from the start would
 //! have. On a backend that spills (LSM) both sides are indexed from the start, so the buffers
 //! stay within the state budget.
@@ -130,7 +132,8 @@ struct Side {
     indexed: bool,
     /// Records inserted into this side.
     inserted: u64,
-    /// Records of this side visited by probes while it was scanned.
+    /// Records of this side visited by probes while it was scanned, plus those moved to put
+    /// an out-of-order record in place.
     visited: u64,
 }
 
@@ -156,13 +159,17 @@ struct ScanBudget {
 /// A scanned side's buffer: `(time, key, record)` in time order.
 type Log<K, T> = VecDeque<(i64, K, T)>;
 
-/// Inserts `(ts, key, record)` keeping `log` in time order (after records of the same time).
-fn log_in_order<K, T>(log: &mut Log<K, T>, ts: i64, key: K, record: T) {
+/// Inserts `(ts, key, record)` keeping `log` in time order (after records of the same time);
+/// returns how many records moved to make room (`VecDeque::insert` moves the shorter side).
+fn log_in_order<K, T>(log: &mut Log<K, T>, ts: i64, key: K, record: T) -> u64 {
     if log.back().is_none_or(|(last, _, _)| *last <= ts) {
         log.push_back((ts, key, record));
+        0
     } else {
         let at = log.partition_point(|(t, _, _)| *t <= ts);
+        let moved = at.min(log.len() - at) as u64;
         log.insert(at, (ts, key, record));
+        moved
     }
 }
 
@@ -383,7 +390,7 @@ where
                                 }
                             }
                         }
-                        log_in_order(&mut self.left_log, ts, key, a);
+                        left.visited += log_in_order(&mut self.left_log, ts, key, a);
                         continue;
                     }
                     let buffers =
@@ -418,7 +425,7 @@ where
                                 }
                             }
                         }
-                        log_in_order(&mut self.right_log, ts, key, b);
+                        right.visited += log_in_order(&mut self.right_log, ts, key, b);
                         continue;
                     }
                     let buffers =
@@ -775,6 +782,39 @@ mod tests {
         assert!(h.op.right.indexed && h.op.right_log.is_empty());
         assert_eq!(h.emitted(), reference(&all, -50, 0));
         assert!(h.emitted().len() > 1000);
+    }
+
+    #[test]
+    fn a_scanned_side_whose_late_records_move_many_others_is_indexed() {
+        // Left records alternate between two time ranges far apart, so each record of the
+        // earlier range is put in the middle of the log; no probe ever comes.
+        let budget = ScanBudget {
+            per_insert: 2,
+            slack: 100,
+        };
+        let mut h = Harness::new(JoinIndexing::Adaptive, budget, -100_000, 100_000);
+        let mut all = Vec::new();
+        for i in 0..400u32 {
+            let ts = if i % 2 == 0 {
+                50_000 + i as i64
+            } else {
+                i as i64
+            };
+            let a = Either::Left((Timestamp(ts), (i % 4) as u8, i));
+            all.push(a.clone());
+            h.batch(vec![a]);
+        }
+        assert!(
+            h.op.left.indexed && h.op.left_log.is_empty(),
+            "{:?}",
+            h.op.left
+        );
+        assert_eq!(h.op.right.visited, 0);
+        let probe = Either::Right((Timestamp(1_000), 1, 9_999));
+        all.push(probe.clone());
+        h.batch(vec![probe]);
+        assert_eq!(h.emitted(), reference(&all, -100_000, 100_000));
+        assert_eq!(h.emitted().len(), 100);
     }
 
     #[test]
