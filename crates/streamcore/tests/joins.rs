@@ -454,3 +454,167 @@ proptest! {
         prop_assert_eq!(got, expected);
     }
 }
+
+#[test]
+fn late_records_of_an_interval_join_go_to_the_late_output() {
+    use streamcore::join::Either;
+    use streamcore::OutputTag;
+    // One reader for both sides, every seventh record 500 ms behind the others while the
+    // watermark allows 50 ms: those are late at the join (which exactly depends on how its
+    // two inputs interleave). Whatever the interleaving, each record is either joined or in
+    // the late output, and the pairs are the nested loop's over the records that were not late.
+    let records: Vec<(Timestamp, u8, u32, bool)> = (0..3_000u32)
+        .map(|i| {
+            let ts = i as i64 * 10 - if i % 7 == 6 { 500 } else { 0 };
+            (Timestamp(ts.max(0)), (i % 5) as u8, i, i % 2 == 0)
+        })
+        .collect();
+    for indexing in [JoinIndexing::Adaptive, JoinIndexing::Keyed] {
+        let mut job = Job::new("late-interval");
+        let both = job.from_vec("both", records.clone()).with_watermarks(
+            WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(50)),
+        );
+        let left = both.clone().filter(|r| r.3);
+        let right = both.filter(|r| !r.3);
+        let late = OutputTag::<Either<_, _>>::new("late");
+        let pairs = left
+            .connect(right)
+            .key_by(|a| a.1, |b| b.1)
+            .late_output(&late)
+            .interval_join_with(-20, 20, indexing, |a, b| (a.2, b.2));
+        let late_rows = pairs.side_output(&late).collect();
+        let pairs = pairs.collect();
+        let summary = job
+            .run(JobConfig::default().parallelism(1).batch_size(16))
+            .unwrap();
+        let late_ids: std::collections::HashSet<u32> = late_rows
+            .take()
+            .into_iter()
+            .map(|r| match r {
+                Either::Left(a) => a.2,
+                Either::Right(b) => b.2,
+            })
+            .collect();
+        assert!(!late_ids.is_empty(), "records 500 ms behind are late");
+        assert_eq!(summary.events_late as usize, late_ids.len());
+        let on_time = |left: bool| -> Vec<Rec> {
+            records
+                .iter()
+                .filter(|r| r.3 == left && !late_ids.contains(&r.2))
+                .map(|r| (r.0, r.1, r.2))
+                .collect()
+        };
+        let mut got = pairs.take();
+        got.sort();
+        assert_eq!(
+            got,
+            reference_interval(&on_time(true), &on_time(false), -20, 20),
+            "{indexing:?}"
+        );
+    }
+}
+
+#[test]
+fn late_probes_of_a_temporal_join_go_to_the_late_output() {
+    use streamcore::join::{Change, Either};
+    use streamcore::OutputTag;
+    // Every seventh probe 500 ms behind the others, the watermark allowing 50 ms; the table's
+    // versions all at time 0. Each probe is joined with its version or is in the late output
+    // (which ones are late depends on when the table's end reaches the join), none lost.
+    let probes: Vec<Rec> = (0..1_000u32)
+        .map(|i| {
+            let ts = i as i64 * 10 - if i % 7 == 6 { 500 } else { 0 };
+            (Timestamp(ts.max(0)), (i % 3) as u8, i)
+        })
+        .collect();
+    let table: Vec<Change<Rec>> = (0..3u8)
+        .map(|k| Change::Insert((Timestamp(0), k, 100 + k as u32)))
+        .collect();
+    let strategy = WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(50));
+    let mut job = Job::new("late-temporal");
+    let late = OutputTag::<Either<Rec, Change<Rec>>>::new("late");
+    let joined = job
+        .from_vec("probes", probes.clone())
+        .with_watermarks(strategy)
+        .connect(job.from_vec("table", table).with_watermarks(strategy))
+        .key_by(|p| p.1, |c| c.row().1)
+        .late_output(&late)
+        .temporal_join(|p, v| (p.2, v.map(|v| v.2)));
+    let late_rows = joined.side_output(&late).collect();
+    let joined = joined.collect();
+    let summary = job
+        .run(JobConfig::default().parallelism(1).batch_size(16))
+        .unwrap();
+    let mut ids: Vec<u32> = Vec::new();
+    for (id, version) in joined.take() {
+        assert_eq!(version, Some(100 + id % 3), "probe {id}");
+        ids.push(id);
+    }
+    let late: Vec<u32> = late_rows
+        .take()
+        .into_iter()
+        .map(|r| match r {
+            Either::Left(p) => p.2,
+            Either::Right(c) => panic!("a table change is never late: {c:?}"),
+        })
+        .collect();
+    assert_eq!(summary.events_late as usize, late.len());
+    ids.extend(late);
+    ids.sort();
+    assert_eq!(ids, (0..1_000).collect::<Vec<u32>>());
+}
+
+#[test]
+fn late_records_of_a_window_join_go_to_the_late_output() {
+    use streamcore::join::Either;
+    use streamcore::OutputTag;
+    // As for the interval join: each record is joined in its window or is in the late output.
+    let records: Vec<(Timestamp, u8, u32, bool)> = (0..2_000u32)
+        .map(|i| {
+            let ts = i as i64 * 10 - if i % 7 == 6 { 500 } else { 0 };
+            (Timestamp(ts.max(0)), (i % 5) as u8, i, i % 2 == 0)
+        })
+        .collect();
+    let mut job = Job::new("late-window-join");
+    let both = job.from_vec("both", records.clone()).with_watermarks(
+        WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(50)),
+    );
+    let left = both.clone().filter(|r| r.3);
+    let right = both.filter(|r| !r.3);
+    let late = OutputTag::<Either<_, _>>::new("late");
+    let pairs = left
+        .connect(right)
+        .key_by(|a| a.1, |b| b.1)
+        .late_output(&late)
+        .window_join(Windows::tumbling(Duration::from_millis(100)), |a, b| {
+            (a.2, b.2)
+        });
+    let late_rows = pairs.side_output(&late).collect();
+    let pairs = pairs.collect();
+    let summary = job
+        .run(JobConfig::default().parallelism(1).batch_size(16))
+        .unwrap();
+    let late_ids: std::collections::HashSet<u32> = late_rows
+        .take()
+        .into_iter()
+        .map(|r| match r {
+            Either::Left(a) => a.2,
+            Either::Right(b) => b.2,
+        })
+        .collect();
+    assert!(!late_ids.is_empty(), "records 500 ms behind are late");
+    assert_eq!(summary.events_late as usize, late_ids.len());
+    let on_time = |left: bool| -> Vec<Rec> {
+        records
+            .iter()
+            .filter(|r| r.3 == left && !late_ids.contains(&r.2))
+            .map(|r| (r.0, r.1, r.2))
+            .collect()
+    };
+    let mut got = pairs.take();
+    got.sort();
+    assert_eq!(
+        got,
+        reference_tumbling(&on_time(true), &on_time(false), 100)
+    );
+}

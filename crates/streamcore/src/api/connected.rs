@@ -7,6 +7,7 @@ use crate::join::{
     BroadcastOperator, BroadcastProcessFunction, Change, Either, IntervalJoinOperator,
     JoinIndexing, JoinType, RegularJoin, TemporalJoinOperator,
 };
+use crate::operator::OutputTag;
 use crate::window::Windows;
 
 /// Two streams to be joined: `left.connect(right)`, then `key_by` each side.
@@ -112,6 +113,7 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
         let right = self.right.map(Either::<A, B>::Right).name("join_right");
         KeyedConnectedStreams {
             keyed: KeyedStream::new(left, key_fn).with_input(right.port),
+            late: None,
         }
     }
 }
@@ -119,6 +121,8 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
 /// Two keyed streams, ready to be joined.
 pub struct KeyedConnectedStreams<A, B, K, KF> {
     keyed: KeyedStream<Either<A, B>, K, KF>,
+    /// Where the time-bound joins send late records ([`KeyedConnectedStreams::late_output`]).
+    late: Option<OutputTag<Either<A, B>>>,
 }
 
 impl<A, B, K, KF> KeyedConnectedStreams<A, B, K, KF>
@@ -132,7 +136,45 @@ where
     pub fn state_ttl(self, ttl: std::time::Duration) -> Self {
         KeyedConnectedStreams {
             keyed: self.keyed.state_ttl(ttl),
+            late: self.late,
         }
+    }
+
+    /// Sends the records the join cannot take because they are behind the watermark to the
+    /// side output `tag` (read it with `side_output(&tag)` on the join's result), each as the
+    /// side it came from: an interval join's records of either side, a window join's records
+    /// whose windows all fired, a temporal join's probes. Without it they are dropped (as Flink
+    /// drops them) — counted in `late_records` either way, and in `late_redirected` when sent.
+    /// A regular join has no late records.
+    ///
+    /// ```
+    /// use streamcore::join::Either;
+    /// use streamcore::{Job, JobConfig, OutputTag, Timestamp, WatermarkStrategy};
+    /// type Click = (Timestamp, u32); // (time, ad id)
+    /// type View = (Timestamp, u32);
+    /// let mut job = Job::new("late-clicks");
+    /// let views = job
+    ///     .from_vec("views", vec![(Timestamp(0), 1u32)])
+    ///     .with_watermarks(WatermarkStrategy::monotonous());
+    /// let clicks = job
+    ///     .from_vec("clicks", vec![(Timestamp(500), 1u32)])
+    ///     .with_watermarks(WatermarkStrategy::monotonous());
+    /// let late = OutputTag::<Either<Click, View>>::new("late");
+    /// let pairs = clicks
+    ///     .connect(views)
+    ///     .key_by(|c| c.1, |v| v.1)
+    ///     .late_output(&late)
+    ///     .interval_join(0, 1_000, |c, v| (c.0, v.0));
+    /// // Clicks and views that arrived behind the watermark, as they came (none here).
+    /// let late_rows = pairs.side_output(&late).collect();
+    /// let pairs = pairs.collect();
+    /// job.run(JobConfig::default()).unwrap();
+    /// assert_eq!(pairs.take(), vec![(Timestamp(500), Timestamp(0))]);
+    /// assert!(late_rows.take().is_empty());
+    /// ```
+    pub fn late_output(mut self, tag: &OutputTag<Either<A, B>>) -> Self {
+        self.late = Some(tag.clone());
+        self
     }
 
     /// Regular join over the whole (unbounded) inputs: every pair of rows with equal keys,
@@ -266,8 +308,9 @@ where
         } else {
             upper_ms
         };
+        let late = self.late;
         self.keyed.keyed_operator("interval_join", |key_fn| {
-            IntervalJoinOperator::new(key_fn, join, lower_ms, upper_ms, indexing)
+            IntervalJoinOperator::new(key_fn, join, lower_ms, upper_ms, indexing).late_to(late)
         })
     }
 
@@ -283,19 +326,21 @@ where
         F: FnMut(&A, &B) -> O + Clone + Send + 'static,
     {
         let mut join = join;
-        self.keyed
-            .window(windows)
-            .process(move |_key, _window, records: &[Either<A, B>], out| {
-                for r in records {
-                    if let Either::Left(a) = r {
-                        for s in records {
-                            if let Either::Right(b) = s {
-                                out.emit(join(a, b));
-                            }
+        let mut windowed = self.keyed.window(windows);
+        if let Some(tag) = &self.late {
+            windowed = windowed.late_output(tag);
+        }
+        windowed.process(move |_key, _window, records: &[Either<A, B>], out| {
+            for r in records {
+                if let Either::Left(a) = r {
+                    for s in records {
+                        if let Either::Right(b) = s {
+                            out.emit(join(a, b));
                         }
                     }
                 }
-            })
+            }
+        })
     }
 }
 
@@ -341,8 +386,9 @@ where
         O: Data,
         F: FnMut(&A, Option<&B>) -> O + Clone + Send + 'static,
     {
+        let late = self.late;
         self.keyed.keyed_operator("temporal_join", |key_fn| {
-            TemporalJoinOperator::new(key_fn, join)
+            TemporalJoinOperator::new(key_fn, join, late)
         })
     }
 }

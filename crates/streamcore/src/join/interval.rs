@@ -28,7 +28,7 @@ use crate::context::TaskContext;
 use crate::data::{Data, StateData, StateKey};
 use crate::error::Result;
 use crate::event_time::EventTime;
-use crate::operator::{Operator, Output};
+use crate::operator::{Operator, Output, OutputTag};
 use crate::state::{KeyedMap, TimerQueue};
 use crate::time::Timestamp;
 use std::collections::VecDeque;
@@ -222,6 +222,8 @@ pub(crate) struct IntervalJoinOperator<A, B, K, KF, F> {
     right: Side,
     watermark: i64,
     buffered: u64,
+    /// Where late records go (else they are dropped); counted either way.
+    late: Option<OutputTag<Either<A, B>>>,
 }
 
 impl<A, B, K, KF: Clone, F: Clone> Clone for IntervalJoinOperator<A, B, K, KF, F> {
@@ -233,6 +235,7 @@ impl<A, B, K, KF: Clone, F: Clone> Clone for IntervalJoinOperator<A, B, K, KF, F
             self.upper,
             self.indexing,
         )
+        .late_to(self.late.clone())
     }
 }
 
@@ -256,7 +259,14 @@ impl<A, B, K, KF, F> IntervalJoinOperator<A, B, K, KF, F> {
             right: Side::default(),
             watermark: i64::MIN,
             buffered: 0,
+            late: None,
         }
+    }
+
+    /// Late records go to `late` (if `Some`) instead of being dropped.
+    pub(crate) fn late_to(mut self, late: Option<OutputTag<Either<A, B>>>) -> Self {
+        self.late = late;
+        self
     }
 }
 
@@ -366,8 +376,14 @@ where
             let ts = record.event_time().millis();
             if ts <= wm {
                 // As in Flink: a record behind the watermark may already have lost partners
-                // to cleanup, so it is dropped (and counted) rather than joined partially.
-                ctx.stats().late_records += 1;
+                // to cleanup, so it is not joined partially: it goes to the late output if
+                // there is one, else it is dropped — counted either way.
+                let stats = ctx.stats();
+                stats.late_records += 1;
+                if let Some(tag) = &self.late {
+                    stats.late_redirected += 1;
+                    out.side(tag, record);
+                }
                 continue;
             }
             added += 1;

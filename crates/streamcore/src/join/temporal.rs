@@ -16,7 +16,7 @@ use crate::data::{Data, StateData, StateKey};
 use crate::error::Result;
 use crate::event_time::EventTime;
 use crate::metrics::Sampler;
-use crate::operator::{Operator, Output};
+use crate::operator::{Operator, Output, OutputTag};
 use crate::state::{KeyedMap, TimerQueue};
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
@@ -64,17 +64,20 @@ pub(crate) struct TemporalJoinOperator<A, B, K, KF, F> {
     watermark: i64,
     sampler: Sampler,
     pruner: Sampler,
+    /// Where late probes go (else they are dropped); counted either way.
+    late: Option<OutputTag<Either<A, Change<B>>>>,
 }
 
 impl<A, B, K, KF: Clone, F: Clone> Clone for TemporalJoinOperator<A, B, K, KF, F> {
     fn clone(&self) -> Self {
-        TemporalJoinOperator::new(self.key_fn.clone(), self.join.clone())
+        TemporalJoinOperator::new(self.key_fn.clone(), self.join.clone(), self.late.clone())
     }
 }
 
 impl<A, B, K, KF, F> TemporalJoinOperator<A, B, K, KF, F> {
-    pub(crate) fn new(key_fn: KF, join: F) -> Self {
+    pub(crate) fn new(key_fn: KF, join: F, late: Option<OutputTag<Either<A, Change<B>>>>) -> Self {
         TemporalJoinOperator {
+            late,
             key_fn,
             join,
             state: None,
@@ -131,7 +134,7 @@ where
         &mut self,
         batch: Vec<Self::In>,
         ctx: &mut TaskContext,
-        _out: &mut Output<O>,
+        out: &mut Output<O>,
     ) -> Result<()> {
         let map = self.state.as_mut().expect("opened");
         for record in batch {
@@ -140,8 +143,14 @@ where
                 Either::Left(probe) => {
                     let ts = probe.event_time().millis();
                     if ts <= self.watermark {
-                        // Versions as of that time may already be pruned: late, dropped.
-                        ctx.stats().late_records += 1;
+                        // Versions as of that time may already be pruned: late — to the late
+                        // output if there is one, else dropped.
+                        let stats = ctx.stats();
+                        stats.late_records += 1;
+                        if let Some(tag) = &self.late {
+                            stats.late_redirected += 1;
+                            out.side(tag, Either::Left(probe));
+                        }
                         continue;
                     }
                     let state = map.entry_or_insert_with(key.clone(), |_| KeyState::default())?;
