@@ -515,6 +515,47 @@ fn late_records_of_an_interval_join_go_to_the_late_output() {
 }
 
 #[test]
+fn late_records_of_one_input_only_go_to_the_late_output_with_late_from() {
+    use streamcore::join::{Either, LateFrom};
+    use streamcore::OutputTag;
+    let records: Vec<(Timestamp, u8, u32, bool)> = (0..3_000u32)
+        .map(|i| {
+            let ts = i as i64 * 10 - if i % 7 == 6 { 500 } else { 0 };
+            (Timestamp(ts.max(0)), (i % 5) as u8, i, i % 2 == 0)
+        })
+        .collect();
+    let mut job = Job::new("late-left");
+    let both =
+        job.from_vec("both", records)
+            .with_watermarks(WatermarkStrategy::bounded_out_of_orderness(
+                Duration::from_millis(50),
+            ));
+    let left = both.clone().filter(|r| r.3);
+    let right = both.filter(|r| !r.3);
+    let late = OutputTag::<Either<_, _>>::new("late");
+    let pairs = left
+        .connect(right)
+        .key_by(|a| a.1, |b| b.1)
+        .late_output_of(&late, LateFrom::Left)
+        .interval_join(-20, 20, |a, b| (a.2, b.2));
+    let late_rows = pairs.side_output(&late).collect();
+    let _pairs = pairs.collect();
+    let summary = job
+        .run(JobConfig::default().parallelism(1).batch_size(16))
+        .unwrap();
+    let late_rows = late_rows.take();
+    assert!(late_rows.iter().all(|r| matches!(r, Either::Left(_))));
+    let join = summary
+        .operators
+        .iter()
+        .find(|o| o.name.starts_with("interval_join"))
+        .expect("the join's metrics");
+    // Late records of both inputs counted; the left ones sent on, the right ones dropped.
+    assert_eq!(join.late_redirected as usize, late_rows.len());
+    assert!(join.late_records > join.late_redirected, "{join:?}");
+}
+
+#[test]
 fn late_probes_of_a_temporal_join_go_to_the_late_output() {
     use streamcore::join::{Change, Either};
     use streamcore::OutputTag;

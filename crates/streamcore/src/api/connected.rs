@@ -5,7 +5,7 @@ use crate::data::{Data, Key};
 use crate::event_time::EventTime;
 use crate::join::{
     BroadcastOperator, BroadcastProcessFunction, Change, Either, IntervalJoinOperator,
-    JoinIndexing, JoinType, RegularJoin, TemporalJoinOperator,
+    JoinIndexing, JoinType, LateFrom, LateOutput, RegularJoin, TemporalJoinOperator,
 };
 use crate::operator::OutputTag;
 use crate::window::Windows;
@@ -122,7 +122,7 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
 pub struct KeyedConnectedStreams<A, B, K, KF> {
     keyed: KeyedStream<Either<A, B>, K, KF>,
     /// Where the time-bound joins send late records ([`KeyedConnectedStreams::late_output`]).
-    late: Option<OutputTag<Either<A, B>>>,
+    late: LateOutput<A, B>,
 }
 
 impl<A, B, K, KF> KeyedConnectedStreams<A, B, K, KF>
@@ -172,8 +172,15 @@ where
     /// assert_eq!(pairs.take(), vec![(Timestamp(500), Timestamp(0))]);
     /// assert!(late_rows.take().is_empty());
     /// ```
-    pub fn late_output(mut self, tag: &OutputTag<Either<A, B>>) -> Self {
-        self.late = Some(tag.clone());
+    pub fn late_output(self, tag: &OutputTag<Either<A, B>>) -> Self {
+        self.late_output_of(tag, LateFrom::Both)
+    }
+
+    /// [`KeyedConnectedStreams::late_output`] for the late records of the inputs `from` names
+    /// only; the others' are dropped (counted as late). A window join takes both inputs' (with
+    /// one named here, `run` refuses the job).
+    pub fn late_output_of(mut self, tag: &OutputTag<Either<A, B>>, from: LateFrom) -> Self {
+        self.late = Some((tag.clone(), from));
         self
     }
 
@@ -326,8 +333,15 @@ where
         F: FnMut(&A, &B) -> O + Clone + Send + 'static,
     {
         let mut join = join;
+        if let Some((_, from)) = &self.late {
+            if *from != LateFrom::Both {
+                self.keyed.refuse(format!(
+                    "a window join sends the late records of both inputs to its late output (late_output_of {from:?})"
+                ));
+            }
+        }
         let mut windowed = self.keyed.window(windows);
-        if let Some(tag) = &self.late {
+        if let Some((tag, _)) = &self.late {
             windowed = windowed.late_output(tag);
         }
         windowed.process(move |_key, _window, records: &[Either<A, B>], out| {

@@ -22,13 +22,13 @@
 //! have. On a backend that spills (LSM) both sides are indexed from the start, so the buffers
 //! stay within the state budget.
 
-use super::Either;
+use super::{Either, LateOutput};
 use crate::checkpoint::{StateRestore, StateSnapshot};
 use crate::context::TaskContext;
 use crate::data::{Data, StateData, StateKey};
 use crate::error::Result;
 use crate::event_time::EventTime;
-use crate::operator::{Operator, Output, OutputTag};
+use crate::operator::{Operator, Output};
 use crate::state::{KeyedMap, TimerQueue};
 use crate::time::Timestamp;
 use std::collections::VecDeque;
@@ -223,7 +223,7 @@ pub(crate) struct IntervalJoinOperator<A, B, K, KF, F> {
     watermark: i64,
     buffered: u64,
     /// Where late records go (else they are dropped); counted either way.
-    late: Option<OutputTag<Either<A, B>>>,
+    late: LateOutput<A, B>,
 }
 
 impl<A, B, K, KF: Clone, F: Clone> Clone for IntervalJoinOperator<A, B, K, KF, F> {
@@ -263,8 +263,9 @@ impl<A, B, K, KF, F> IntervalJoinOperator<A, B, K, KF, F> {
         }
     }
 
-    /// Late records go to `late` (if `Some`) instead of being dropped.
-    pub(crate) fn late_to(mut self, late: Option<OutputTag<Either<A, B>>>) -> Self {
+    /// Late records go to `late` (if `Some`, those of the inputs it names) instead of being
+    /// dropped.
+    pub(crate) fn late_to(mut self, late: LateOutput<A, B>) -> Self {
         self.late = late;
         self
     }
@@ -380,9 +381,12 @@ where
                 // there is one, else it is dropped — counted either way.
                 let stats = ctx.stats();
                 stats.late_records += 1;
-                if let Some(tag) = &self.late {
-                    stats.late_redirected += 1;
-                    out.side(tag, record);
+                match &self.late {
+                    Some((tag, from)) if from.takes(&record) => {
+                        stats.late_redirected += 1;
+                        out.side(tag, record);
+                    }
+                    _ => {}
                 }
                 continue;
             }

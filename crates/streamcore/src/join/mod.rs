@@ -19,6 +19,7 @@ pub(crate) use interval::IntervalJoinOperator;
 pub use interval::{JoinIndexing, SCAN_PER_INSERT, SCAN_SLACK};
 pub(crate) use regular::RegularJoin;
 pub use regular::{Change, JoinState, JoinType};
+
 pub(crate) use temporal::TemporalJoinOperator;
 
 impl<T: EventTime> EventTime for Change<T> {
@@ -40,6 +41,35 @@ pub enum Either<A, B> {
     /// From the second input.
     Right(B),
 }
+
+/// Which inputs of a join send their late records to its late output
+/// (`KeyedConnectedStreams::late_output_of`); the others' are dropped, counted as late.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LateFrom {
+    /// Both inputs.
+    #[default]
+    Both,
+    /// The left (first) input only.
+    Left,
+    /// The right (second) input only.
+    Right,
+}
+
+impl LateFrom {
+    /// Whether a late record of the left input (`true`) or the right one goes to the output.
+    #[inline]
+    pub fn takes<A, B>(self, record: &Either<A, B>) -> bool {
+        matches!(
+            (self, record),
+            (LateFrom::Both, _)
+                | (LateFrom::Left, Either::Left(_))
+                | (LateFrom::Right, Either::Right(_))
+        )
+    }
+}
+
+/// A join's late output: its tag and the inputs whose late records go there.
+pub(crate) type LateOutput<A, B> = Option<(crate::operator::OutputTag<Either<A, B>>, LateFrom)>;
 
 impl<A: EventTime, B: EventTime> EventTime for Either<A, B> {
     #[inline]

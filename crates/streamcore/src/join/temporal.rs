@@ -9,14 +9,14 @@
 //! on a regular beat from every key held in memory (on the LSM backend, keys in the tree are
 //! trimmed when next read).
 
-use super::{Change, Either};
+use super::{Change, Either, LateFrom, LateOutput};
 use crate::checkpoint::{StateRestore, StateSnapshot};
 use crate::context::TaskContext;
 use crate::data::{Data, StateData, StateKey};
 use crate::error::Result;
 use crate::event_time::EventTime;
 use crate::metrics::Sampler;
-use crate::operator::{Operator, Output, OutputTag};
+use crate::operator::{Operator, Output};
 use crate::state::{KeyedMap, TimerQueue};
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
@@ -65,7 +65,7 @@ pub(crate) struct TemporalJoinOperator<A, B, K, KF, F> {
     sampler: Sampler,
     pruner: Sampler,
     /// Where late probes go (else they are dropped); counted either way.
-    late: Option<OutputTag<Either<A, Change<B>>>>,
+    late: LateOutput<A, Change<B>>,
 }
 
 impl<A, B, K, KF: Clone, F: Clone> Clone for TemporalJoinOperator<A, B, K, KF, F> {
@@ -75,7 +75,7 @@ impl<A, B, K, KF: Clone, F: Clone> Clone for TemporalJoinOperator<A, B, K, KF, F
 }
 
 impl<A, B, K, KF, F> TemporalJoinOperator<A, B, K, KF, F> {
-    pub(crate) fn new(key_fn: KF, join: F, late: Option<OutputTag<Either<A, Change<B>>>>) -> Self {
+    pub(crate) fn new(key_fn: KF, join: F, late: LateOutput<A, Change<B>>) -> Self {
         TemporalJoinOperator {
             late,
             key_fn,
@@ -147,9 +147,12 @@ where
                         // output if there is one, else dropped.
                         let stats = ctx.stats();
                         stats.late_records += 1;
-                        if let Some(tag) = &self.late {
-                            stats.late_redirected += 1;
-                            out.side(tag, Either::Left(probe));
+                        match &self.late {
+                            Some((tag, LateFrom::Both | LateFrom::Left)) => {
+                                stats.late_redirected += 1;
+                                out.side(tag, Either::Left(probe));
+                            }
+                            _ => {}
                         }
                         continue;
                     }
