@@ -147,12 +147,9 @@ where
                         // output if there is one, else dropped.
                         let stats = ctx.stats();
                         stats.late_records += 1;
-                        match &self.late {
-                            Some((tag, LateFrom::Both | LateFrom::Left)) => {
-                                stats.late_redirected += 1;
-                                out.side(tag, Either::Left(probe));
-                            }
-                            _ => {}
+                        if let Some((tag, LateFrom::Both | LateFrom::Left)) = &self.late {
+                            stats.late_redirected += 1;
+                            out.side(tag, Either::Left(probe));
                         }
                         continue;
                     }
