@@ -7,7 +7,7 @@ use crate::error::{did_you_mean, PlanError};
 use crate::expr::{CmpOp, Expr, LikePattern};
 use crate::functions::{udf_type, ScalarFunction, TimeUnit};
 use crate::join::{make_join, window_of, WindowBound};
-use crate::plan::{AggCall, AggFunc, JoinKind, Node, Plan, WindowKind};
+use crate::plan::{AggCall, AggFunc, JoinKind, JoinLate, Node, Plan, WindowKind};
 use crate::types::{from_ast, numeric_result, ArithOp, SqlType};
 use sqlparser::ast::{
     self, BinaryOperator, DateTimeField, Distinct, Function, FunctionArg, FunctionArgExpr,
@@ -1355,44 +1355,38 @@ impl<'a> Binder<'a> {
         input: &Plan,
         fields: &[PlanField],
     ) -> Result<Option<Arc<TableDef>>, PlanError> {
+        let Some(table) = self.late_table_of(input)? else {
+            return Ok(None);
+        };
+        let source = scanned_table(input).expect("a late table comes from a scanned table");
+        check_late_table(&table, &format!("of `{}`", source.name), fields)?;
+        Ok(Some(table))
+    }
+
+    /// The late-data table `input`'s scanned table names, if any (not checked against rows).
+    fn late_table_of(&self, input: &Plan) -> Result<Option<Arc<TableDef>>, PlanError> {
         let Some(source) = scanned_table(input) else {
             return Ok(None);
         };
         let Some(name) = source.options.get("late-data.table") else {
             return Ok(None);
         };
-        let table = match self.catalog.relation(name)? {
-            Relation::Table(t) => t,
-            Relation::View(_) => {
-                return Err(PlanError::invalid(format!(
-                    "'late-data.table' of `{}` names the view `{name}`: late rows go to a table",
-                    source.name
-                )))
-            }
-        };
-        let columns: Vec<&crate::catalog::TableColumn> = table.physical().collect();
-        let fits = columns.len() == fields.len()
-            && columns
-                .iter()
-                .zip(fields)
-                .all(|(c, f)| SqlType::Data(c.data_type) == f.ty);
-        if !fits {
-            return Err(PlanError::invalid(format!(
-                "late-data table `{name}` of `{}` has columns ({}), the late rows have ({})",
-                source.name,
-                columns
-                    .iter()
-                    .map(|c| format!("{} {}", c.name, c.data_type))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                fields
-                    .iter()
-                    .map(|f| format!("{} {}", f.name, f.ty))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
+        match self.catalog.relation(name)? {
+            Relation::Table(t) => Ok(Some(t)),
+            Relation::View(_) => Err(PlanError::invalid(format!(
+                "'late-data.table' of `{}` names the view `{name}`: late rows go to a table",
+                source.name
+            ))),
         }
-        Ok(Some(table))
+    }
+
+    /// The late-data tables of a join's inputs (checked against their rows by the physical
+    /// planner, if the join is an interval join: a regular join has no late rows).
+    fn join_late(&self, left: &Plan, right: &Plan) -> Result<JoinLate, PlanError> {
+        Ok(JoinLate {
+            left: self.late_table_of(left)?,
+            right: self.late_table_of(right)?,
+        })
     }
 
     /// A legacy `TUMBLE(t, size)`, `HOP(t, slide, size)` or `SESSION(t, gap)` in GROUP BY,
@@ -1462,11 +1456,13 @@ impl<'a> Binder<'a> {
                 let mut plan = self.bind_from(std::slice::from_ref(first))?;
                 for t in rest {
                     let right = self.bind_from(std::slice::from_ref(t))?;
+                    let late = self.join_late(&plan, &right)?;
                     plan = make_join(
                         plan,
                         right,
                         JoinKind::Inner,
                         Expr::Literal(Scalar::Bool(true)),
+                        late,
                     )?;
                 }
                 Ok(plan)
@@ -1518,7 +1514,8 @@ impl<'a> Binder<'a> {
             agg: None,
         };
         let predicate = self.bind_predicate(on, &scope, "ON")?;
-        make_join(left, right, kind, predicate).map_err(|e| e.at(on.span()))
+        let late = self.join_late(&left, &right)?;
+        make_join(left, right, kind, predicate, late).map_err(|e| e.at(on.span()))
     }
 
     /// The table side of a temporal or lookup join (`table`, qualified by `alias` or its
@@ -2610,6 +2607,38 @@ fn versioned_view(view: Plan) -> Result<(Plan, Vec<usize>), &'static str> {
         return Err("it does not select its rowtime");
     }
     Ok((versions, key))
+}
+
+/// Checks that late-data table `table` (of `whose`: "of `bids`") takes rows of `fields`: the
+/// same number of columns, of the same types.
+pub(crate) fn check_late_table(
+    table: &TableDef,
+    whose: &str,
+    fields: &[PlanField],
+) -> Result<(), PlanError> {
+    let columns: Vec<&crate::catalog::TableColumn> = table.physical().collect();
+    let fits = columns.len() == fields.len()
+        && columns
+            .iter()
+            .zip(fields)
+            .all(|(c, f)| SqlType::Data(c.data_type) == f.ty);
+    if fits {
+        return Ok(());
+    }
+    Err(PlanError::invalid(format!(
+        "late-data table `{}` {whose} has columns ({}), the late rows have ({})",
+        table.name,
+        columns
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.data_type))
+            .collect::<Vec<_>>()
+            .join(", "),
+        fields
+            .iter()
+            .map(|f| format!("{} {}", f.name, f.ty))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
 }
 
 /// The table `p` scans, through filters, projections and window table functions.

@@ -14,7 +14,7 @@
 use crate::catalog::PlanField;
 use crate::error::PlanError;
 use crate::expr::{CmpOp, Expr};
-use crate::plan::{JoinKind, JoinStrategy, Node, Plan, WindowKind};
+use crate::plan::{JoinKind, JoinLate, JoinStrategy, Node, Plan, WindowKind};
 use crate::types::ArithOp;
 use streamcore::row::Scalar;
 
@@ -31,8 +31,15 @@ pub struct JoinCondition {
     pub residual: Vec<Expr>,
 }
 
-/// A join of `left` and `right` on `on` (over the joined row's columns).
-pub fn make_join(left: Plan, right: Plan, kind: JoinKind, on: Expr) -> Result<Plan, PlanError> {
+/// A join of `left` and `right` on `on` (over the joined row's columns); `late`: the inputs'
+/// late-data tables, used if it is an interval join.
+pub fn make_join(
+    left: Plan,
+    right: Plan,
+    kind: JoinKind,
+    on: Expr,
+    late: JoinLate,
+) -> Result<Plan, PlanError> {
     let n = left.fields.len();
     let cond = split(&on, &left, &right);
     let append = !left.updating && !right.updating;
@@ -79,6 +86,7 @@ pub fn make_join(left: Plan, right: Plan, kind: JoinKind, on: Expr) -> Result<Pl
             kind,
             on,
             strategy,
+            late,
         },
         fields,
         updating,

@@ -9,14 +9,14 @@ use crate::connectors::{self, NexmarkKind, ScanCalc};
 use crate::error::PlanError;
 use crate::expr::{CmpOp, Expr};
 use crate::join;
-use crate::plan::{AggCall, JoinKind, JoinStrategy, Node, Plan, WindowKind};
+use crate::plan::{AggCall, JoinKind, JoinLate, JoinStrategy, Node, Plan, WindowKind};
 use std::sync::Arc;
 use std::time::Duration;
 use streamcore::changelog::{Change, Keep};
-use streamcore::join::JoinType;
+use streamcore::join::{Either, JoinType, LateFrom};
 use streamcore::row::{Row, Scalar, Values};
 use streamcore::window::{Window, Windows};
-use streamcore::{Job, KeyedStream, Stream, Timestamp, WatermarkStrategy};
+use streamcore::{Job, KeyedStream, OutputTag, Stream, Timestamp, WatermarkStrategy};
 
 /// A planned edge: append-only rows, or a changelog of rows. A clone is a second handle on
 /// the same stream (both consumers receive every record).
@@ -856,6 +856,7 @@ impl<'j> PhysicalPlanner<'j> {
             kind: JoinKind::Inner,
             on,
             strategy: strategy @ JoinStrategy::Regular,
+            ..
         } = &plan.node
         else {
             return None;
@@ -881,10 +882,26 @@ impl<'j> PhysicalPlanner<'j> {
             kind,
             on,
             strategy,
+            late,
         } = &plan.node
         else {
             unreachable!("a join plan")
         };
+        // An interval join's late rows of an input go to its late-data table, which must take
+        // the input's rows (a regular join has none).
+        let late = match strategy {
+            JoinStrategy::Interval { .. } => late.clone(),
+            JoinStrategy::Regular => JoinLate::default(),
+        };
+        for (table, side, input) in [(&late.left, "left", left), (&late.right, "right", right)] {
+            if let Some(table) = table {
+                crate::binder::check_late_table(
+                    table,
+                    &format!("of the join's {side} input"),
+                    &input.fields,
+                )?;
+            }
+        }
         let kind = *kind;
         let cond = join::split(on, left, right);
         let residual = join::residual_for(strategy, &cond, left, right);
@@ -914,6 +931,12 @@ impl<'j> PhysicalPlanner<'j> {
             uid,
             residual: residual.as_ref().map(|p| Arc::new(p.compiled())),
             output,
+            late: match (&late.left, &late.right) {
+                (None, None) => None,
+                (Some(_), None) => Some(LateFrom::Left),
+                (None, Some(_)) => Some(LateFrom::Right),
+                (Some(_), Some(_)) => Some(LateFrom::Both),
+            },
         };
         let value = |key: &Expr| {
             let key = key.clone();
@@ -940,6 +963,25 @@ impl<'j> PhysicalPlanner<'j> {
             };
             keyed_join(l, r, values(lk), values(rk), spec)
         };
+        let (joined, late_rows) = joined;
+        if let Some(rows) = late_rows {
+            for (table, left_side) in [(late.left, true), (late.right, false)] {
+                let Some(table) = table else { continue };
+                let side_rows = rows
+                    .clone()
+                    .flat_map(move |e: Either<Row, Row>| match e {
+                        Either::Left(r) if left_side => Some(r),
+                        Either::Right(r) if !left_side => Some(r),
+                        _ => None,
+                    })
+                    .name(if left_side {
+                        "IntervalJoin(late left rows)"
+                    } else {
+                        "IntervalJoin(late right rows)"
+                    });
+                self.late_rows.push((table, side_rows));
+            }
+        }
         Ok(match (joined, residual) {
             (SqlStream::Append(rows), Some(p)) => SqlStream::Append(
                 rows.try_filter(move |r: &Row| p.test(&r.values))
@@ -1516,6 +1558,8 @@ struct JoinSpec {
     /// For an inner regular join without a residual: the columns of the joined row to emit
     /// (a projection fused in, [`PhysicalPlanner::join_output`]).
     output: Option<Arc<[usize]>>,
+    /// For an interval join: the inputs whose late rows go on (to their late-data tables).
+    late: Option<LateFrom>,
 }
 
 /// The join of `l` and `r` on `lkey = rkey`: appended rows (an inner join), or a changelog
@@ -1526,7 +1570,7 @@ fn keyed_join<K, LK, RK>(
     lkey: LK,
     rkey: RK,
     spec: JoinSpec,
-) -> SqlStream
+) -> (SqlStream, Option<Stream<Either<Row, Row>>>)
 where
     K: NullableKey + streamcore::data::StateKey,
     LK: Fn(&Row) -> K + Clone + Send + 'static,
@@ -1563,23 +1607,40 @@ where
     }
     let mut keyed = l.connect(r).key_by(tagged(lkey, true), tagged(rkey, false));
     match spec.strategy {
-        JoinStrategy::Interval { lower, upper } => SqlStream::Append(match spec.residual {
-            None => keyed
-                .interval_join(lower, upper, |a: &Row, b: &Row| {
-                    concat(Some(a), 0, Some(b), 0)
-                })
-                .name("IntervalJoin")
-                .uid(&spec.uid),
-            Some(residual) => {
-                let mut pair = PairTest::new(residual);
-                keyed
-                    .interval_join(lower, upper, move |a: &Row, b: &Row| pair.join(a, b))
-                    .name("IntervalJoin")
-                    .uid(&spec.uid)
-                    .flat_map(|row: Option<Row>| row)
-                    .name("IntervalJoin(matched)")
+        JoinStrategy::Interval { lower, upper } => {
+            let tag = spec
+                .late
+                .map(|from| (OutputTag::<Either<Row, Row>>::new("late"), from));
+            if let Some((tag, from)) = &tag {
+                keyed = keyed.late_output_of(tag, *from);
             }
-        }),
+            let tag = tag.map(|(tag, _)| tag);
+            let (joined, late) = match spec.residual {
+                None => {
+                    let joined = keyed
+                        .interval_join(lower, upper, |a: &Row, b: &Row| {
+                            concat(Some(a), 0, Some(b), 0)
+                        })
+                        .name("IntervalJoin")
+                        .uid(&spec.uid);
+                    let late = tag.map(|t| joined.side_output(&t));
+                    (joined, late)
+                }
+                Some(residual) => {
+                    let mut pair = PairTest::new(residual);
+                    let joined = keyed
+                        .interval_join(lower, upper, move |a: &Row, b: &Row| pair.join(a, b))
+                        .name("IntervalJoin")
+                        .uid(&spec.uid);
+                    let late = tag.map(|t| joined.side_output(&t));
+                    let matched = joined
+                        .flat_map(|row: Option<Row>| row)
+                        .name("IntervalJoin(matched)");
+                    (matched, late)
+                }
+            };
+            (SqlStream::Append(joined), late)
+        }
         JoinStrategy::Regular => {
             if let Some(ttl) = spec.ttl {
                 keyed = keyed.state_ttl(ttl);
@@ -1592,35 +1653,41 @@ where
             };
             if let (JoinKind::Inner, Some(columns)) = (spec.kind, spec.output) {
                 // Only the projection's columns, picked from the pair.
-                return SqlStream::Append(
-                    keyed
-                        .join(join_type, move |a: Option<&Row>, b: Option<&Row>| {
-                            let (Some(a), Some(b)) = (a, b) else {
-                                unreachable!("an inner join emits matched pairs only")
-                            };
-                            pick(a, b, &columns)
-                        })
-                        .name("Join")
-                        .uid(&spec.uid)
-                        .map(Change::into_row),
+                return (
+                    SqlStream::Append(
+                        keyed
+                            .join(join_type, move |a: Option<&Row>, b: Option<&Row>| {
+                                let (Some(a), Some(b)) = (a, b) else {
+                                    unreachable!("an inner join emits matched pairs only")
+                                };
+                                pick(a, b, &columns)
+                            })
+                            .name("Join")
+                            .uid(&spec.uid)
+                            .map(Change::into_row),
+                    ),
+                    None,
                 );
             }
             if let (JoinKind::Inner, Some(residual)) = (spec.kind, spec.residual) {
                 // An inner join only inserts, and only pairs passing the condition beyond
                 // the keys: tested before a row is built.
                 let mut pair = PairTest::new(residual);
-                return SqlStream::Append(
-                    keyed
-                        .join(join_type, move |a: Option<&Row>, b: Option<&Row>| {
-                            let (Some(a), Some(b)) = (a, b) else {
-                                unreachable!("an inner join emits matched pairs only")
-                            };
-                            pair.join(a, b)
-                        })
-                        .name("Join")
-                        .uid(&spec.uid)
-                        .flat_map(|change: Change<Option<Row>>| change.into_row())
-                        .name("Join(matched)"),
+                return (
+                    SqlStream::Append(
+                        keyed
+                            .join(join_type, move |a: Option<&Row>, b: Option<&Row>| {
+                                let (Some(a), Some(b)) = (a, b) else {
+                                    unreachable!("an inner join emits matched pairs only")
+                                };
+                                pair.join(a, b)
+                            })
+                            .name("Join")
+                            .uid(&spec.uid)
+                            .flat_map(|change: Change<Option<Row>>| change.into_row())
+                            .name("Join(matched)"),
+                    ),
+                    None,
                 );
             }
             let changes = keyed
@@ -1629,12 +1696,13 @@ where
                 })
                 .name("Join")
                 .uid(&spec.uid);
-            if inner {
+            let joined = if inner {
                 // An inner join of append-only inputs only inserts.
                 SqlStream::Append(changes.map(Change::into_row))
             } else {
                 SqlStream::Updating(changes)
-            }
+            };
+            (joined, None)
         }
     }
 }

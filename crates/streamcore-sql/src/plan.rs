@@ -76,6 +76,33 @@ pub struct LateData {
     pub columns: std::ops::Range<usize>,
 }
 
+/// The late-data tables of a join's inputs (`'late-data.table'` of the table each input
+/// scans, through filters and projections): an interval join writes the rows of an input that
+/// arrive behind the watermark to that input's table — the input's rows as the join receives
+/// them, so an input with a late table is not pruned to the columns read above the join. A
+/// regular join has no late rows.
+#[derive(Clone, Debug, Default)]
+pub struct JoinLate {
+    /// The left input's late table.
+    pub left: Option<Arc<TableDef>>,
+    /// The right input's late table.
+    pub right: Option<Arc<TableDef>>,
+}
+
+impl JoinLate {
+    /// `, lateRowsTo=…` for `EXPLAIN` (nothing without a late table).
+    fn explain(&self) -> String {
+        match (&self.left, &self.right) {
+            (None, None) => String::new(),
+            (l, r) => format!(
+                ", lateRowsTo=[{}, {}]",
+                l.as_ref().map_or("-", |t| t.name.as_str()),
+                r.as_ref().map_or("-", |t| t.name.as_str())
+            ),
+        }
+    }
+}
+
 /// An aggregate function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AggFunc {
@@ -222,6 +249,8 @@ pub enum Node {
         on: Expr,
         /// How it runs.
         strategy: JoinStrategy,
+        /// Where an interval join's late rows of each input go, if anywhere.
+        late: JoinLate,
     },
     /// `ORDER BY rowtime [, …]` without `LIMIT` over an append-only input (Flink's temporal
     /// sort): rows emitted in event-time order once the watermark passes their time, rows of
@@ -557,11 +586,16 @@ impl Plan {
                 }
             ),
             Node::Join {
-                kind, on, strategy, ..
+                kind,
+                on,
+                strategy,
+                late,
+                ..
             } => match strategy {
                 JoinStrategy::Regular => format!("joinType={kind:?}, where={on}"),
                 JoinStrategy::Interval { lower, upper } => format!(
-                    "joinType={kind:?}, where={on}, leftTime-rightTime in [{lower}, {upper}] ms"
+                    "joinType={kind:?}, where={on}, leftTime-rightTime in [{lower}, {upper}] ms{}",
+                    late.explain()
                 ),
             },
         }

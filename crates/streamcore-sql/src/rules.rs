@@ -149,6 +149,7 @@ fn rewrite(plan: Plan) -> Plan {
                 right,
                 kind: JoinKind::Inner,
                 on,
+                late,
                 ..
             } => {
                 // An inner join's filter: conditions on one side go below the join to that
@@ -172,7 +173,7 @@ fn rewrite(plan: Plan) -> Plan {
                     _ => Expr::And(on_parts),
                 };
                 let fields = plan.fields;
-                match make_join(left, right, JoinKind::Inner, on) {
+                match make_join(left, right, JoinKind::Inner, on, late) {
                     Ok(mut joined) => {
                         joined.fields = fields;
                         joined
@@ -390,6 +391,7 @@ fn narrow_join(join: Plan, reads: &[Expr]) -> (Plan, Option<Vec<usize>>) {
         kind,
         on,
         strategy,
+        late,
     } = join.node
     else {
         unreachable!("matched a join")
@@ -398,6 +400,13 @@ fn narrow_join(join: Plan, reads: &[Expr]) -> (Plan, Option<Vec<usize>>) {
     let mut used = Vec::new();
     reads.iter().for_each(|e| e.columns(&mut used));
     on.columns(&mut used);
+    // An input with a late-data table keeps its rows whole: they are what its late rows are.
+    if late.left.is_some() {
+        used.extend(0..n);
+    }
+    if late.right.is_some() {
+        used.extend(n..n + right.fields.len());
+    }
     if matches!(strategy, JoinStrategy::Interval { .. }) {
         // Its time attributes bound the join (they are in `on`) and give its rowtime.
         used.extend(left.rowtime);
@@ -413,6 +422,7 @@ fn narrow_join(join: Plan, reads: &[Expr]) -> (Plan, Option<Vec<usize>>) {
                 kind,
                 on,
                 strategy,
+                late,
             },
             ..join
         };
@@ -431,7 +441,7 @@ fn narrow_join(join: Plan, reads: &[Expr]) -> (Plan, Option<Vec<usize>>) {
     let left = narrow(*left, used[..split].to_vec());
     let right = narrow(*right, used[split..].iter().map(|&c| c - n).collect());
     let used = Some(used);
-    match make_join(left, right, kind, renumbered(&on, &used)) {
+    match make_join(left, right, kind, renumbered(&on, &used), late) {
         Ok(narrowed) => (narrowed, used),
         Err(_) => unreachable!("a join that planned before plans over fewer columns"),
     }
@@ -607,12 +617,14 @@ fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> Plan) -> Plan {
             kind,
             on,
             strategy,
+            late,
         } => Node::Join {
             left: b(left),
             right: b(right),
             kind,
             on,
             strategy,
+            late,
         },
         Node::Rank {
             input,
