@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use streamcore::checkpoint::{encode, CheckpointConfig, CheckpointStorage, LocalCheckpointStorage};
+use streamcore::join::JoinIndexing;
 use streamcore::state::{key_group, KeyGroupChange, KeyGroupState, DEFAULT_KEY_GROUPS};
 use streamcore::window::{aggregates::Sum, Windows};
 use streamcore::{
@@ -337,4 +338,89 @@ fn instances_a_change_does_not_touch_keep_their_state() {
         [1, 2, 4],
         "the adopted count replaced the local one"
     );
+}
+
+/// (time, key, id, left side?)
+type Side = (Timestamp, String, u64, bool);
+
+/// Runs an interval join (±100 ms) of the script's left and right records; its pairs of ids.
+fn run_interval_join(
+    steps: Vec<Step<Side>>,
+    dir: &std::path::Path,
+    indexing: JoinIndexing,
+) -> Vec<(u64, u64)> {
+    let mut job = Job::new("interval-handover");
+    let both = job
+        .source("script", ScriptSource(Some(steps)))
+        .with_watermarks(WatermarkStrategy::monotonous());
+    let left = both.clone().filter(|r: &Side| r.3);
+    let right = both.filter(|r: &Side| !r.3);
+    let out = left
+        .connect(right)
+        .key_by(|a: &Side| a.1.clone(), |b: &Side| b.1.clone())
+        .interval_join_with(-100, 100, indexing, |a: &Side, b: &Side| (a.2, b.2))
+        .collect();
+    job.run(
+        JobConfig::default()
+            .parallelism(2)
+            .checkpoints(CheckpointConfig::new(dir).interval(Duration::from_secs(3600))),
+    )
+    .unwrap();
+    let mut v = out.take();
+    v.sort();
+    v
+}
+
+#[test]
+fn an_interval_joins_buffered_records_move_with_their_key_groups() {
+    // Whatever the buffers' layout (per key, or one time-ordered log per instance), a buffered
+    // record travels with its key group: adopted from a checkpoint it pairs with a later
+    // record of the other side; released, it is gone.
+    for indexing in [
+        JoinIndexing::Keyed,
+        JoinIndexing::Adaptive,
+        JoinIndexing::Scanned,
+    ] {
+        let key = keys(0..1);
+        let groups = groups_of(&key);
+        let first = tempfile::tempdir().unwrap();
+        let location = Arc::new(Mutex::new(None));
+        run_interval_join(
+            vec![
+                Step::Records(vec![(Timestamp(100), key[0].clone(), 1, true)]),
+                Step::Checkpoint(location.clone()),
+            ],
+            first.path(),
+            indexing,
+        );
+        let adopted = checkpointed_state(first.path(), &location, &groups);
+        let second = tempfile::tempdir().unwrap();
+        let (k, g) = (key.clone(), groups.clone());
+        assert_eq!(
+            run_interval_join(
+                vec![
+                    Step::Change(Box::new(move || KeyGroupChange::adopt(g, adopted))),
+                    Step::Records(vec![(Timestamp(150), k[0].clone(), 2, false)]),
+                ],
+                second.path(),
+                indexing,
+            ),
+            vec![(1, 2)],
+            "{indexing:?}: adopted"
+        );
+        let third = tempfile::tempdir().unwrap();
+        assert_eq!(
+            run_interval_join(
+                vec![
+                    Step::Records(vec![(Timestamp(100), key[0].clone(), 1, true)]),
+                    Step::Change(Box::new(move || KeyGroupChange::release(groups))),
+                    Step::Records(vec![(Timestamp(150), key[0].clone(), 2, false)]),
+                ],
+                third.path(),
+                indexing,
+            ),
+            vec![],
+            "{indexing:?}: released"
+        );
+    }
 }

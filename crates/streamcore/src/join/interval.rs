@@ -49,8 +49,8 @@ pub enum JoinIndexing {
     Adaptive,
     /// Per-key buffers from the start (Flink's interval join).
     Keyed,
-    /// Never indexed (except on a backend that spills): for a join whose probes are known to
-    /// be rare.
+    /// Never indexed — except on a backend that spills, or for a side restored from a
+    /// checkpoint in which it was indexed: for a join whose probes are known to be rare.
     Scanned,
 }
 
@@ -271,8 +271,9 @@ impl<A, B, K, KF, F> IntervalJoinOperator<A, B, K, KF, F> {
     }
 }
 
-/// The operator state of a checkpoint: the watermark and the scanned sides' records.
-type Checkpoint<K, A, B> = (i64, Vec<(i64, K, A)>, Vec<(i64, K, B)>);
+/// The operator state of a checkpoint: the watermark, and whether each side was scanned (its
+/// records are in the key groups' blobs like the indexed ones', lent for the snapshot).
+type Checkpoint = (i64, bool, bool);
 
 impl<A, B, K, O, KF, F> Operator for IntervalJoinOperator<A, B, K, KF, F>
 where
@@ -293,25 +294,68 @@ where
     }
 
     fn snapshot_state(&mut self, ctx: &mut TaskContext, state: &mut StateSnapshot) -> Result<()> {
-        self.state.as_mut().expect("opened").snapshot(ctx, state)?;
-        state.put_operator(&(self.watermark, &self.left_log, &self.right_log))
+        // Keyed state goes per key group, so that a restore at another parallelism, or a key
+        // group handed to another process of a running job, takes it along: the scanned
+        // sides' records are lent to the keyed buffers for the snapshot and taken back.
+        let lent = !self.left_log.is_empty() || !self.right_log.is_empty();
+        if lent {
+            self.lend_logs()?;
+        }
+        let written = self.state.as_mut().expect("opened").snapshot(ctx, state);
+        if lent {
+            self.take_logs_back()?;
+        }
+        written?;
+        let checkpoint: Checkpoint = (self.watermark, !self.left.indexed, !self.right.indexed);
+        state.put_operator(&checkpoint)
     }
 
     fn restore_state(&mut self, ctx: &mut TaskContext, state: &StateRestore) -> Result<()> {
         // Checkpoints written before sides could be scanned hold the watermark alone.
-        let restored: Vec<Checkpoint<K, A, B>> = match state.operator_states() {
+        let restored: Vec<Checkpoint> = match state.operator_states() {
             Ok(all) => all,
-            Err(_) => state
-                .operator_states::<i64>()?
-                .into_iter()
-                .map(|wm| (wm, Vec::new(), Vec::new()))
-                .collect(),
+            Err(error) => match state.operator_states::<i64>() {
+                Ok(old) => old.into_iter().map(|wm| (wm, false, false)).collect(),
+                Err(_) => return Err(error),
+            },
         };
         if let Some(wm) = restored.iter().map(|(wm, _, _)| *wm).min() {
             self.watermark = wm;
         }
+        // A side every old instance scanned is scanned again: its records go back from the
+        // key groups into the log. A side some instance had indexed stays indexed.
+        let scanned =
+            |pick: fn(&Checkpoint) -> bool| !restored.is_empty() && restored.iter().all(pick);
+        let take_left = !self.left.indexed && scanned(|c| c.1);
+        let take_right = !self.right.indexed && scanned(|c| c.2);
+        let (lower, upper) = (self.lower, self.upper);
         let map = self.state.as_mut().expect("opened");
         map.restore(state)?;
+        if !map.spills() {
+            // Every key is in memory: wakes are recomputed (lent records lowered them).
+            let (left_log, right_log) = (&mut self.left_log, &mut self.right_log);
+            map.update_in_memory(|key, buffers| {
+                if take_left {
+                    left_log.extend(buffers.left.drain(..).map(|(ts, a)| (ts, key.clone(), a)));
+                }
+                if take_right {
+                    right_log.extend(buffers.right.drain(..).map(|(ts, b)| (ts, key.clone(), b)));
+                }
+                buffers.wake = buffers.next_expiry(lower, upper);
+                // Not a change: the checkpoint after a restore is a full one.
+                false
+            });
+            if take_left || take_right {
+                map.retain(|_, buffers| !buffers.left.is_empty() || !buffers.right.is_empty())?;
+            }
+            // Several keys' records, each key in time order: merged by time (a stable sort).
+            self.left_log
+                .make_contiguous()
+                .sort_by_key(|(ts, _, _)| *ts);
+            self.right_log
+                .make_contiguous()
+                .sort_by_key(|(ts, _, _)| *ts);
+        }
         // The timers are not part of the checkpoint: each key's pending one (`wake`, at or
         // before its records' expiries) is registered again.
         let (cleanup, buffered) = (&mut self.cleanup, &mut self.buffered);
@@ -325,35 +369,9 @@ where
             }
             true
         })?;
-        // A side some old instance had indexed stays indexed; the scanned records of this
-        // instance's key groups (from any old instance) join their side's layout.
         self.left.indexed |= left_keyed;
         self.right.indexed |= right_keyed;
-        for (_, left, right) in restored {
-            for (ts, key, a) in left {
-                if map.owns(&key) {
-                    self.left_log.push_back((ts, key, a));
-                }
-            }
-            for (ts, key, b) in right {
-                if map.owns(&key) {
-                    self.right_log.push_back((ts, key, b));
-                }
-            }
-        }
         self.buffered += (self.left_log.len() + self.right_log.len()) as u64;
-        self.left_log
-            .make_contiguous()
-            .sort_by_key(|(ts, _, _)| *ts);
-        self.right_log
-            .make_contiguous()
-            .sort_by_key(|(ts, _, _)| *ts);
-        if self.left.indexed {
-            self.index_left()?;
-        }
-        if self.right.indexed {
-            self.index_right()?;
-        }
         self.publish(ctx);
         Ok(())
     }
@@ -369,6 +387,8 @@ where
     ) -> Result<()> {
         let wm = self.watermark;
         let (lower, upper) = (self.lower, self.upper);
+        let adaptive = self.indexing == JoinIndexing::Adaptive;
+        let budget = self.budget;
         let state = self.state.as_mut().expect("opened");
         let join = &mut self.join;
         let (left, right) = (&mut self.left, &mut self.right);
@@ -396,83 +416,97 @@ where
                 Either::Left(a) => {
                     // Partners: b.ts ∈ [a.ts - upper, a.ts - lower].
                     let (from, to) = (ts.saturating_sub(upper), ts.saturating_sub(lower));
+                    left.inserted += 1;
                     if !right.indexed {
                         right.visited += scan_partners(&self.right_log, &key, from, to, |b| {
                             out.emit(join(&a, b))
                         });
                     }
-                    left.inserted += 1;
                     if !left.indexed {
                         if right.indexed {
-                            if let Some(buffers) = state.get_mut(&key)? {
+                            // A look only: nothing of the key's state changes.
+                            if let Some(buffers) = state.peek(&key) {
                                 for b in in_range(&buffers.right, from, to) {
                                     out.emit(join(&a, b));
                                 }
                             }
                         }
                         left.visited += log_in_order(&mut self.left_log, ts, key, a);
-                        continue;
-                    }
-                    let buffers =
-                        state.entry_or_insert_with(key.clone(), |_| Buffers::default())?;
-                    if right.indexed {
-                        for b in in_range(&buffers.right, from, to) {
-                            out.emit(join(&a, b));
+                    } else {
+                        let buffers =
+                            state.entry_or_insert_with(key.clone(), |_| Buffers::default())?;
+                        if right.indexed {
+                            for b in in_range(&buffers.right, from, to) {
+                                out.emit(join(&a, b));
+                            }
                         }
-                    }
-                    insert_in_order(&mut buffers.left, ts, a);
-                    // No future b (b.ts > wm) pairs with a once a.ts - lower <= wm.
-                    let expires = ts.saturating_sub(lower);
-                    if expires < buffers.wake {
-                        buffers.wake = expires;
-                        self.cleanup.add(expires, key);
+                        insert_in_order(&mut buffers.left, ts, a);
+                        // No future b (b.ts > wm) pairs with a once a.ts - lower <= wm.
+                        let expires = ts.saturating_sub(lower);
+                        if expires < buffers.wake {
+                            buffers.wake = expires;
+                            self.cleanup.add(expires, key);
+                        }
                     }
                 }
                 Either::Right(b) => {
                     // Partners: a.ts ∈ [b.ts + lower, b.ts + upper].
                     let (from, to) = (ts.saturating_add(lower), ts.saturating_add(upper));
+                    right.inserted += 1;
                     if !left.indexed {
                         left.visited += scan_partners(&self.left_log, &key, from, to, |a| {
                             out.emit(join(a, &b))
                         });
                     }
-                    right.inserted += 1;
                     if !right.indexed {
                         if left.indexed {
-                            if let Some(buffers) = state.get_mut(&key)? {
+                            if let Some(buffers) = state.peek(&key) {
                                 for a in in_range(&buffers.left, from, to) {
                                     out.emit(join(a, &b));
                                 }
                             }
                         }
                         right.visited += log_in_order(&mut self.right_log, ts, key, b);
-                        continue;
-                    }
-                    let buffers =
-                        state.entry_or_insert_with(key.clone(), |_| Buffers::default())?;
-                    if left.indexed {
-                        for a in in_range(&buffers.left, from, to) {
-                            out.emit(join(a, &b));
+                    } else {
+                        let buffers =
+                            state.entry_or_insert_with(key.clone(), |_| Buffers::default())?;
+                        if left.indexed {
+                            for a in in_range(&buffers.left, from, to) {
+                                out.emit(join(a, &b));
+                            }
                         }
-                    }
-                    insert_in_order(&mut buffers.right, ts, b);
-                    let expires = ts.saturating_add(upper);
-                    if expires < buffers.wake {
-                        buffers.wake = expires;
-                        self.cleanup.add(expires, key);
+                        insert_in_order(&mut buffers.right, ts, b);
+                        let expires = ts.saturating_add(upper);
+                        if expires < buffers.wake {
+                            buffers.wake = expires;
+                            self.cleanup.add(expires, key);
+                        }
                     }
                 }
             }
+            // Decided after every record, so a batch of probes cannot overrun the budget.
+            if adaptive && left.should_index(budget) {
+                index_log(
+                    &mut self.left_log,
+                    state,
+                    &mut self.cleanup,
+                    |b| &mut b.left,
+                    |ts| ts.saturating_sub(lower),
+                )?;
+                left.indexed = true;
+            }
+            if adaptive && right.should_index(budget) {
+                index_log(
+                    &mut self.right_log,
+                    state,
+                    &mut self.cleanup,
+                    |b| &mut b.right,
+                    |ts| ts.saturating_add(upper),
+                )?;
+                right.indexed = true;
+            }
         }
         self.buffered += added;
-        if self.indexing == JoinIndexing::Adaptive {
-            if self.left.should_index(self.budget) {
-                self.index_left()?;
-            }
-            if self.right.should_index(self.budget) {
-                self.index_right()?;
-            }
-        }
         self.publish(ctx);
         Ok(())
     }
@@ -517,46 +551,81 @@ where
     }
 }
 
-impl<A, B, K: StateKey, KF, F> IntervalJoinOperator<A, B, K, KF, F>
+/// Picks one side's deque of a key's buffers.
+type SidePick<A, B, T> = fn(&mut Buffers<A, B>) -> &mut VecDeque<(i64, T)>;
+
+/// Moves a scanned side's log into the keyed buffers (`side` picks that side's deque in a key's
+/// buffers; `expiry` is when a record of time `ts` can be pruned). The log is in time order, so
+/// each key's records arrive in order and its first one has its earliest expiry.
+fn index_log<A, B, K: StateKey, T>(
+    log: &mut Log<K, T>,
+    state: &mut KeyedMap<K, Buffers<A, B>>,
+    cleanup: &mut TimerQueue<K>,
+    side: SidePick<A, B, T>,
+    expiry: impl Fn(i64) -> i64,
+) -> Result<()>
 where
     A: StateData,
     B: StateData,
 {
-    /// Moves the left log into the keyed buffers; the left side is indexed from now on.
-    fn index_left(&mut self) -> Result<()> {
-        let state = self.state.as_mut().expect("opened");
-        let lower = self.lower;
-        // The log is in time order, so each key's records arrive in order and its first one
-        // is its earliest expiry.
-        for (ts, key, a) in self.left_log.drain(..) {
-            let buffers = state.entry_or_insert_with(key.clone(), |_| Buffers::default())?;
-            insert_in_order(&mut buffers.left, ts, a);
-            let expires = ts.saturating_sub(lower);
-            if expires < buffers.wake {
-                buffers.wake = expires;
-                self.cleanup.add(expires, key);
-            }
+    for (ts, key, record) in std::mem::take(log) {
+        let buffers = state.entry_or_insert_with(key.clone(), |_| Buffers::default())?;
+        insert_in_order(side(buffers), ts, record);
+        let expires = expiry(ts);
+        if expires < buffers.wake {
+            buffers.wake = expires;
+            cleanup.add(expires, key);
         }
-        self.left_log = VecDeque::new();
-        self.left.indexed = true;
+    }
+    Ok(())
+}
+
+impl<A, B, K: StateKey, KF, F> IntervalJoinOperator<A, B, K, KF, F>
+where
+    A: StateData + Clone,
+    B: StateData + Clone,
+{
+    /// Copies the scanned sides' records into the keyed buffers, for a snapshot: no timer is
+    /// registered (they go back to the logs right after), but each key's wake is lowered to
+    /// their expiry, so that a restore on the LSM backend (which registers timers from the
+    /// wakes it finds) prunes them in time. A key that keeps indexed records keeps the lowered
+    /// wake, which is at or before its pending timer: that timer still fires and prunes.
+    fn lend_logs(&mut self) -> Result<()> {
+        let state = self.state.as_mut().expect("opened");
+        let (lower, upper) = (self.lower, self.upper);
+        for (ts, key, a) in &self.left_log {
+            let buffers = state.entry_or_insert_with(key.clone(), |_| Buffers::default())?;
+            buffers.left.push_back((*ts, a.clone()));
+            buffers.wake = buffers.wake.min(ts.saturating_sub(lower));
+        }
+        for (ts, key, b) in &self.right_log {
+            let buffers = state.entry_or_insert_with(key.clone(), |_| Buffers::default())?;
+            buffers.right.push_back((*ts, b.clone()));
+            buffers.wake = buffers.wake.min(ts.saturating_add(upper));
+        }
         Ok(())
     }
 
-    /// Moves the right log into the keyed buffers; the right side is indexed from now on.
-    fn index_right(&mut self) -> Result<()> {
+    /// Undoes [`Self::lend_logs`]: a scanned side's records in the keyed buffers are all lent
+    /// ones; a key left with none is removed.
+    fn take_logs_back(&mut self) -> Result<()> {
         let state = self.state.as_mut().expect("opened");
-        let upper = self.upper;
-        for (ts, key, b) in self.right_log.drain(..) {
-            let buffers = state.entry_or_insert_with(key.clone(), |_| Buffers::default())?;
-            insert_in_order(&mut buffers.right, ts, b);
-            let expires = ts.saturating_add(upper);
-            if expires < buffers.wake {
-                buffers.wake = expires;
-                self.cleanup.add(expires, key);
+        let (left_scanned, right_scanned) = (!self.left.indexed, !self.right.indexed);
+        let keys = self.left_log.iter().map(|(_, k, _)| k);
+        for key in keys.chain(self.right_log.iter().map(|(_, k, _)| k)) {
+            let Some(buffers) = state.get_mut(key)? else {
+                continue;
+            };
+            if left_scanned {
+                buffers.left.clear();
+            }
+            if right_scanned {
+                buffers.right.clear();
+            }
+            if buffers.left.is_empty() && buffers.right.is_empty() {
+                state.remove(key)?;
             }
         }
-        self.right_log = VecDeque::new();
-        self.right.indexed = true;
         Ok(())
     }
 }
@@ -651,6 +720,29 @@ mod tests {
             next
         }
 
+        /// The layouts' invariants: a side's records are all in its log or all keyed, and
+        /// `buffered` counts them all.
+        fn check(&mut self) {
+            let (mut left, mut right) = (0, 0);
+            self.op.state.as_mut().unwrap().update_in_memory(|_, b| {
+                left += b.left.len();
+                right += b.right.len();
+                false
+            });
+            assert!(
+                self.op.left.indexed || left == 0,
+                "left scanned, {left} keyed"
+            );
+            assert!(!self.op.left.indexed || self.op.left_log.is_empty());
+            assert!(
+                self.op.right.indexed || right == 0,
+                "right scanned, {right} keyed"
+            );
+            assert!(!self.op.right.indexed || self.op.right_log.is_empty());
+            let logs = self.op.left_log.len() + self.op.right_log.len();
+            assert_eq!(self.op.buffered as usize, left + right + logs);
+        }
+
         fn emitted(&mut self) -> Vec<(u32, u32)> {
             self.out.flush().unwrap();
             let mut v = self.sink.lock().unwrap().clone();
@@ -743,11 +835,18 @@ mod tests {
                     Either::Left(a) | Either::Right(a) => a.0.millis(),
                 }).fold(max, i64::max);
                 h.batch(chunk.to_vec());
+                h.check();
                 h.watermark(max - DELAY - 1);
+                h.check();
                 if i == checkpoint_at {
                     h = h.restored(then.0, then.1);
+                    h.check();
                 }
             }
+            // Everything expires once the watermark passes every record.
+            h.watermark(i64::MAX / 4);
+            h.check();
+            prop_assert_eq!(h.op.buffered, 0);
             prop_assert_eq!(h.ctx.stats().late_records, 0);
             prop_assert_eq!(h.emitted(), reference(&records, lower, upper));
         }

@@ -496,16 +496,6 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
         Ok(())
     }
 
-    /// The owned key groups.
-    /// Whether `key` belongs to a key group of this instance (after a restore with another
-    /// parallelism, state kept outside the map is filtered with it).
-    pub(crate) fn owns(&self, key: &K) -> bool {
-        let group = group_of(key_hash(key), self.key_groups);
-        group
-            .checked_sub(self.first)
-            .is_some_and(|g| (g as usize) < self.n)
-    }
-
     /// Whether the map spills to disk (the LSM backend): state an operator keeps beside it
     /// in memory would escape the job's memory budget.
     pub(crate) fn spills(&self) -> bool {
@@ -515,6 +505,7 @@ impl<K: Key + StateData, V: StateData> KeyedMap<K, V> {
         false
     }
 
+    /// The owned key groups.
     pub(crate) fn owned_groups(&self) -> std::ops::Range<u32> {
         self.first..self.first + self.n as u32
     }
