@@ -1642,11 +1642,14 @@ impl<'a> Binder<'a> {
                 ));
             }
         }
+        // Probes behind the watermark go to the probe table's late-data table, if it names one.
+        let late = self.late_data_of(&left, &left.fields)?;
         Ok(Plan {
             updating: false,
             rowtime: left.rowtime,
             fields,
             node: Node::TemporalJoin {
+                late,
                 left: Box::new(left),
                 right: Box::new(right),
                 keys: pk_keys,

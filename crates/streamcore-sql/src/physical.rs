@@ -594,6 +594,7 @@ impl<'j> PhysicalPlanner<'j> {
                 keys,
                 residual,
                 left_outer,
+                late,
             } => {
                 let SqlStream::Append(probes) = self.build(left)? else {
                     return Err(PlanError::invalid(
@@ -606,17 +607,21 @@ impl<'j> PhysicalPlanner<'j> {
                 let probe: Arc<[Expr]> = probe.into();
                 let residual = residual.clone();
                 let (left_outer, width) = (*left_outer, right.fields.len());
-                let joined: Stream<Option<Row>> = probes
-                    .connect(versions)
-                    .key_by(
-                        move |row: &Row| -> Row {
-                            probe
-                                .iter()
-                                .map(|e| e.eval(&row.values).unwrap_or(Scalar::Null))
-                                .collect()
-                        },
-                        move |c: &Change<Row>| c.row().key(&columns),
-                    )
+                let mut keyed = probes.connect(versions).key_by(
+                    move |row: &Row| -> Row {
+                        probe
+                            .iter()
+                            .map(|e| e.eval(&row.values).unwrap_or(Scalar::Null))
+                            .collect()
+                    },
+                    move |c: &Change<Row>| c.row().key(&columns),
+                );
+                // Late probes go on to the late-data table (the table side is never late).
+                let late_tag = late.as_ref().map(|_| OutputTag::new("late"));
+                if let Some(tag) = &late_tag {
+                    keyed = keyed.late_output_of(tag, LateFrom::Left);
+                }
+                let joined: Stream<Option<Row>> = keyed
                     .temporal_join(move |probe: &Row, version: Option<&Row>| {
                         let mut values: Vec<Scalar> = Vec::with_capacity(probe.len() + width);
                         values.extend(probe.values.iter().cloned());
@@ -648,6 +653,16 @@ impl<'j> PhysicalPlanner<'j> {
                     })
                     .name("TemporalJoin")
                     .uid(&uid);
+                if let (Some(table), Some(tag)) = (late, &late_tag) {
+                    let probes = joined
+                        .side_output(tag)
+                        .flat_map(|e: Either<Row, Change<Row>>| match e {
+                            Either::Left(probe) => Some(probe),
+                            Either::Right(_) => None,
+                        })
+                        .name("TemporalJoin(late rows)");
+                    self.late_rows.push((table.clone(), probes));
+                }
                 Ok(SqlStream::Append(joined.flat_map(|r: Option<Row>| r)))
             }
             Node::LookupJoin {

@@ -351,6 +351,9 @@ pub enum Node {
         residual: Option<Expr>,
         /// `true` for `LEFT JOIN` (probes without a matching version kept, padded with NULLs).
         left_outer: bool,
+        /// Where probes that arrive behind the watermark go (`'late-data.table'` of the probe
+        /// side's table), if anywhere: the probe rows.
+        late: Option<Arc<TableDef>>,
     },
     /// `UNION ALL` of inputs with the same columns.
     Union {
@@ -523,9 +526,10 @@ impl Plan {
                 keys,
                 residual,
                 left_outer,
+                late,
                 ..
             } => format!(
-                "joinType={}, asOf=rowtime, on=[{}]{}",
+                "joinType={}, asOf=rowtime, on=[{}]{}{}",
                 if *left_outer { "Left" } else { "Inner" },
                 keys.iter()
                     .map(|(e, c)| format!("{e} = {}", right.fields[*c].name))
@@ -534,6 +538,9 @@ impl Plan {
                 residual
                     .as_ref()
                     .map(|r| format!(", where={r}"))
+                    .unwrap_or_default(),
+                late.as_ref()
+                    .map(|t| format!(", lateRowsTo={}", t.name))
                     .unwrap_or_default()
             ),
             Node::LookupJoin {

@@ -650,12 +650,14 @@ fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> Plan) -> Plan {
             keys,
             residual,
             left_outer,
+            late,
         } => Node::TemporalJoin {
             left: b(left),
             right: b(right),
             keys,
             residual,
             left_outer,
+            late,
         },
         Node::LookupJoin {
             input,

@@ -323,7 +323,7 @@ fn allowed_lateness_must_be_a_duration() {
 #[test]
 fn late_rows_of_an_interval_join_go_to_their_inputs_late_tables() {
     // Clicks 10:00:03 and 10:00:05 come after the watermark passed 10:00:12 — late at the
-    // join once the views' watermark moved on too (which depends on how the two inputs
+    // join once the views' watermark (10:01:00 after its second row) moved on too (which depends on how the two inputs
     // interleave). Whatever the interleaving, every click is joined with the view or is in
     // `late_clicks`, and every late row is counted and redirected.
     let dir = tempfile::tempdir().unwrap();
@@ -338,7 +338,8 @@ fn late_rows_of_an_interval_join_go_to_their_inputs_late_tables() {
 1,2026-12-05 10:00:15
 1,2026-12-05 10:00:05');
              CREATE TABLE views (ad BIGINT, page VARCHAR, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
-             WITH ('connector' = 'values', 'late-data.table' = 'late_views', 'data' = '1,home,2026-12-05 10:00:00');
+             WITH ('connector' = 'values', 'late-data.table' = 'late_views', 'data' = '1,home,2026-12-05 10:00:00
+2,away,2026-12-05 10:01:00');
              CREATE TABLE late_clicks (ad BIGINT, ts TIMESTAMP(3))
              WITH ('connector' = 'filesystem', 'path' = '{d}/late_clicks', 'format' = 'json');
              CREATE TABLE late_views (ad BIGINT, page VARCHAR, ts TIMESTAMP(3))
@@ -379,4 +380,49 @@ fn late_rows_of_an_interval_join_go_to_their_inputs_late_tables() {
         assert!(joined.is_empty());
         assert!(late_clicks.iter().all(|c| clicks.contains(c)));
     }
+}
+
+#[test]
+fn late_probes_of_a_temporal_join_go_to_the_late_data_table() {
+    // Payments 10:00:03 and 10:00:05 come after the watermark passed 10:00:12: late at the
+    // join once the rates' watermark (10:01:00 after its second row) reached it too. Whatever the interleaving, every payment is
+    // joined with its rate or is in `late_payments`, counted and redirected.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let mut session = Session::new();
+    session
+        .execute_script(&format!(
+            "CREATE TABLE fx (currency VARCHAR, rate BIGINT, ts TIMESTAMP(3),
+               PRIMARY KEY (currency) NOT ENFORCED, WATERMARK FOR ts AS ts)
+             WITH ('connector' = 'values', 'data' = 'EUR,110,2026-12-05 10:00:00
+GBP,90,2026-12-05 10:01:00');
+             CREATE TABLE payments (id BIGINT, currency VARCHAR, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
+             WITH ('connector' = 'values', 'late-data.table' = 'late_payments', 'data' = '1,EUR,2026-12-05 10:00:01
+2,EUR,2026-12-05 10:00:12
+3,EUR,2026-12-05 10:00:03
+4,EUR,2026-12-05 10:00:15
+5,EUR,2026-12-05 10:00:05');
+             CREATE TABLE late_payments (id BIGINT, currency VARCHAR, ts TIMESTAMP(3))
+             WITH ('connector' = 'filesystem', 'path' = '{d}/late', 'format' = 'json');
+             CREATE TABLE charged (id BIGINT, rate BIGINT)
+             WITH ('connector' = 'filesystem', 'path' = '{d}/charged', 'format' = 'csv');
+             INSERT INTO charged
+             SELECT p.id, r.rate FROM payments AS p
+             JOIN fx FOR SYSTEM_TIME AS OF p.ts AS r ON p.currency = r.currency;"
+        ))
+        .unwrap();
+    let mut job = Job::new("late-temporal");
+    session.plan_inserts(&mut job).unwrap();
+    let summary = job.run(config()).unwrap();
+    let late = query(&mut session, "SELECT id FROM late_payments");
+    let charged = query(&mut session, "SELECT id, rate FROM charged");
+    assert_eq!(summary.events_late as usize, late.len());
+    assert!(charged.iter().all(|c| c.ends_with(" 110")), "{charged:?}");
+    let mut ids: Vec<String> = charged
+        .iter()
+        .map(|c| c.split(' ').next().unwrap().to_string())
+        .chain(late)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["1", "2", "3", "4", "5"]);
 }
