@@ -631,13 +631,17 @@ where
 }
 
 impl<A, B, K, KF, F> IntervalJoinOperator<A, B, K, KF, F> {
+    /// Reports the state's size: keys (a scanned side's records count as one key each, an
+    /// upper bound of its distinct keys) and bytes (the records' inline size, not what they
+    /// point to).
     fn publish(&self, ctx: &mut TaskContext) {
         let stats = ctx.stats();
-        // A scanned side's records count as keys each (an upper bound of its distinct keys).
         stats.state_keys = self.state.as_ref().map_or(0, |s| s.len()) as u64
             + (self.left_log.len() + self.right_log.len()) as u64;
-        stats.state_bytes =
-            self.buffered * (std::mem::size_of::<A>().max(std::mem::size_of::<B>()) as u64 + 16);
+        // A keyed record is its time and itself; a logged one carries its key too.
+        let record = std::mem::size_of::<A>().max(std::mem::size_of::<B>()) as u64 + 16;
+        let logged = (self.left_log.len() + self.right_log.len()) as u64;
+        stats.state_bytes = self.buffered * record + logged * std::mem::size_of::<K>() as u64;
     }
 }
 
