@@ -1,11 +1,15 @@
 //! Joins against a nested-loop reference: interval and window joins, with random disorder
-//! within the watermark bound, at parallelism 1 to 4; and bounded state on long inputs.
+//! within the watermark bound, at parallelism 1 to 4, in every buffer layout; bounded state on
+//! long inputs; and records behind the watermark, which go to the join's late output — every
+//! record either joined or there.
 
 use proptest::prelude::*;
+use std::collections::HashSet;
 use std::time::Duration;
-use streamcore::join::JoinIndexing;
+use streamcore::join::{Either, JoinIndexing, LateFrom};
 use streamcore::window::Windows;
-use streamcore::{Job, JobConfig, Timestamp, WatermarkStrategy};
+use streamcore::OutputTag;
+use streamcore::{Job, JobConfig, Stream, Timestamp, WatermarkStrategy};
 
 type Rec = (Timestamp, u8, u32);
 
@@ -455,28 +459,57 @@ proptest! {
     }
 }
 
-#[test]
-fn late_records_of_an_interval_join_go_to_the_late_output() {
-    use streamcore::join::Either;
-    use streamcore::OutputTag;
-    // One reader for both sides, every seventh record 500 ms behind the others while the
-    // watermark allows 50 ms: those are late at the join (which exactly depends on how its
-    // two inputs interleave). Whatever the interleaving, each record is either joined or in
-    // the late output, and the pairs are the nested loop's over the records that were not late.
-    let records: Vec<(Timestamp, u8, u32, bool)> = (0..3_000u32)
+/// (time, key, id, left side?)
+type Tagged = (Timestamp, u8, u32, bool);
+
+/// Records for both sides of a join (left: even ids), times 10 ms apart, every seventh record
+/// 500 ms behind the others — late at the join behind a watermark that allows 50 ms (which
+/// exactly depends on how the join's two inputs interleave).
+fn with_late_records(n: u32) -> Vec<Tagged> {
+    (0..n)
         .map(|i| {
             let ts = i as i64 * 10 - if i % 7 == 6 { 500 } else { 0 };
             (Timestamp(ts.max(0)), (i % 5) as u8, i, i % 2 == 0)
         })
-        .collect();
+        .collect()
+}
+
+/// The left and right sides of `records`, read by one reader (so neither runs ahead).
+fn sides(job: &mut Job, records: &[Tagged]) -> (Stream<Tagged>, Stream<Tagged>) {
+    let both = job.from_vec("both", records.to_vec()).with_watermarks(
+        WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(50)),
+    );
+    (both.clone().filter(|r| r.3), both.filter(|r| !r.3))
+}
+
+/// The ids of late records.
+fn late_ids(rows: Vec<Either<Tagged, Tagged>>) -> HashSet<u32> {
+    rows.into_iter()
+        .map(|r| match r {
+            Either::Left(a) => a.2,
+            Either::Right(b) => b.2,
+        })
+        .collect()
+}
+
+/// One side's records that were not late.
+fn on_time(records: &[Tagged], late: &HashSet<u32>, left: bool) -> Vec<Rec> {
+    records
+        .iter()
+        .filter(|r| r.3 == left && !late.contains(&r.2))
+        .map(|r| (r.0, r.1, r.2))
+        .collect()
+}
+
+#[test]
+fn late_records_of_an_interval_join_go_to_the_late_output() {
+    // Whatever the interleaving, each record is either joined or in the late output, and the
+    // pairs are the nested loop's over the records that were not late.
+    let records = with_late_records(3_000);
     for indexing in [JoinIndexing::Adaptive, JoinIndexing::Keyed] {
         let mut job = Job::new("late-interval");
-        let both = job.from_vec("both", records.clone()).with_watermarks(
-            WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(50)),
-        );
-        let left = both.clone().filter(|r| r.3);
-        let right = both.filter(|r| !r.3);
-        let late = OutputTag::<Either<_, _>>::new("late");
+        let (left, right) = sides(&mut job, &records);
+        let late = OutputTag::new("late");
         let pairs = left
             .connect(right)
             .key_by(|a| a.1, |b| b.1)
@@ -487,52 +520,25 @@ fn late_records_of_an_interval_join_go_to_the_late_output() {
         let summary = job
             .run(JobConfig::default().parallelism(1).batch_size(16))
             .unwrap();
-        let late_ids: std::collections::HashSet<u32> = late_rows
-            .take()
-            .into_iter()
-            .map(|r| match r {
-                Either::Left(a) => a.2,
-                Either::Right(b) => b.2,
-            })
-            .collect();
-        assert!(!late_ids.is_empty(), "records 500 ms behind are late");
-        assert_eq!(summary.events_late as usize, late_ids.len());
-        let on_time = |left: bool| -> Vec<Rec> {
-            records
-                .iter()
-                .filter(|r| r.3 == left && !late_ids.contains(&r.2))
-                .map(|r| (r.0, r.1, r.2))
-                .collect()
-        };
+        let late = late_ids(late_rows.take());
+        assert!(!late.is_empty(), "records 500 ms behind are late");
+        assert_eq!(summary.events_late as usize, late.len());
         let mut got = pairs.take();
         got.sort();
-        assert_eq!(
-            got,
-            reference_interval(&on_time(true), &on_time(false), -20, 20),
-            "{indexing:?}"
+        let (l, r) = (
+            on_time(&records, &late, true),
+            on_time(&records, &late, false),
         );
+        assert_eq!(got, reference_interval(&l, &r, -20, 20), "{indexing:?}");
     }
 }
 
 #[test]
 fn late_records_of_one_input_only_go_to_the_late_output_with_late_from() {
-    use streamcore::join::{Either, LateFrom};
-    use streamcore::OutputTag;
-    let records: Vec<(Timestamp, u8, u32, bool)> = (0..3_000u32)
-        .map(|i| {
-            let ts = i as i64 * 10 - if i % 7 == 6 { 500 } else { 0 };
-            (Timestamp(ts.max(0)), (i % 5) as u8, i, i % 2 == 0)
-        })
-        .collect();
+    let records = with_late_records(3_000);
     let mut job = Job::new("late-left");
-    let both =
-        job.from_vec("both", records)
-            .with_watermarks(WatermarkStrategy::bounded_out_of_orderness(
-                Duration::from_millis(50),
-            ));
-    let left = both.clone().filter(|r| r.3);
-    let right = both.filter(|r| !r.3);
-    let late = OutputTag::<Either<_, _>>::new("late");
+    let (left, right) = sides(&mut job, &records);
+    let late = OutputTag::new("late");
     let pairs = left
         .connect(right)
         .key_by(|a| a.1, |b| b.1)
@@ -556,9 +562,39 @@ fn late_records_of_one_input_only_go_to_the_late_output_with_late_from() {
 }
 
 #[test]
+fn late_records_of_a_window_join_go_to_the_late_output() {
+    // As for the interval join: each record is joined in its window or is in the late output.
+    let records = with_late_records(2_000);
+    let mut job = Job::new("late-window-join");
+    let (left, right) = sides(&mut job, &records);
+    let late = OutputTag::new("late");
+    let pairs = left
+        .connect(right)
+        .key_by(|a| a.1, |b| b.1)
+        .late_output(&late)
+        .window_join(Windows::tumbling(Duration::from_millis(100)), |a, b| {
+            (a.2, b.2)
+        });
+    let late_rows = pairs.side_output(&late).collect();
+    let pairs = pairs.collect();
+    let summary = job
+        .run(JobConfig::default().parallelism(1).batch_size(16))
+        .unwrap();
+    let late = late_ids(late_rows.take());
+    assert!(!late.is_empty(), "records 500 ms behind are late");
+    assert_eq!(summary.events_late as usize, late.len());
+    let mut got = pairs.take();
+    got.sort();
+    let (l, r) = (
+        on_time(&records, &late, true),
+        on_time(&records, &late, false),
+    );
+    assert_eq!(got, reference_tumbling(&l, &r, 100));
+}
+
+#[test]
 fn late_probes_of_a_temporal_join_go_to_the_late_output() {
-    use streamcore::join::{Change, Either};
-    use streamcore::OutputTag;
+    use streamcore::join::Change;
     // Every seventh probe 500 ms behind the others, the watermark allowing 50 ms; the table's
     // versions all at time 0. Each probe is joined with its version or is in the late output
     // (which ones are late depends on when the table's end reaches the join), none lost.
@@ -603,59 +639,4 @@ fn late_probes_of_a_temporal_join_go_to_the_late_output() {
     ids.extend(late);
     ids.sort();
     assert_eq!(ids, (0..1_000).collect::<Vec<u32>>());
-}
-
-#[test]
-fn late_records_of_a_window_join_go_to_the_late_output() {
-    use streamcore::join::Either;
-    use streamcore::OutputTag;
-    // As for the interval join: each record is joined in its window or is in the late output.
-    let records: Vec<(Timestamp, u8, u32, bool)> = (0..2_000u32)
-        .map(|i| {
-            let ts = i as i64 * 10 - if i % 7 == 6 { 500 } else { 0 };
-            (Timestamp(ts.max(0)), (i % 5) as u8, i, i % 2 == 0)
-        })
-        .collect();
-    let mut job = Job::new("late-window-join");
-    let both = job.from_vec("both", records.clone()).with_watermarks(
-        WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(50)),
-    );
-    let left = both.clone().filter(|r| r.3);
-    let right = both.filter(|r| !r.3);
-    let late = OutputTag::<Either<_, _>>::new("late");
-    let pairs = left
-        .connect(right)
-        .key_by(|a| a.1, |b| b.1)
-        .late_output(&late)
-        .window_join(Windows::tumbling(Duration::from_millis(100)), |a, b| {
-            (a.2, b.2)
-        });
-    let late_rows = pairs.side_output(&late).collect();
-    let pairs = pairs.collect();
-    let summary = job
-        .run(JobConfig::default().parallelism(1).batch_size(16))
-        .unwrap();
-    let late_ids: std::collections::HashSet<u32> = late_rows
-        .take()
-        .into_iter()
-        .map(|r| match r {
-            Either::Left(a) => a.2,
-            Either::Right(b) => b.2,
-        })
-        .collect();
-    assert!(!late_ids.is_empty(), "records 500 ms behind are late");
-    assert_eq!(summary.events_late as usize, late_ids.len());
-    let on_time = |left: bool| -> Vec<Rec> {
-        records
-            .iter()
-            .filter(|r| r.3 == left && !late_ids.contains(&r.2))
-            .map(|r| (r.0, r.1, r.2))
-            .collect()
-    };
-    let mut got = pairs.take();
-    got.sort();
-    assert_eq!(
-        got,
-        reference_tumbling(&on_time(true), &on_time(false), 100)
-    );
 }
