@@ -1380,13 +1380,16 @@ impl<'a> Binder<'a> {
         }
     }
 
-    /// The late-data tables of a join's inputs (checked against their rows by the physical
-    /// planner, if the join is an interval join: a regular join has no late rows).
-    fn join_late(&self, left: &Plan, right: &Plan) -> Result<JoinLate, PlanError> {
-        Ok(JoinLate {
-            left: self.late_table_of(left)?,
-            right: self.late_table_of(right)?,
-        })
+    /// The late-data tables of a join's inputs. Whether the join can use them is the physical
+    /// planner's to say, for an interval join (a regular join has no late rows, so an unusable
+    /// late table is no error for it).
+    fn join_late(&self, left: &Plan, right: &Plan) -> JoinLate {
+        let mut late = JoinLate::default();
+        match (self.late_table_of(left), self.late_table_of(right)) {
+            (Ok(l), Ok(r)) => (late.left, late.right) = (l, r),
+            (Err(e), _) | (_, Err(e)) => late.invalid = Some(e),
+        }
+        late
     }
 
     /// A legacy `TUMBLE(t, size)`, `HOP(t, slide, size)` or `SESSION(t, gap)` in GROUP BY,
@@ -1456,7 +1459,7 @@ impl<'a> Binder<'a> {
                 let mut plan = self.bind_from(std::slice::from_ref(first))?;
                 for t in rest {
                     let right = self.bind_from(std::slice::from_ref(t))?;
-                    let late = self.join_late(&plan, &right)?;
+                    let late = self.join_late(&plan, &right);
                     plan = make_join(
                         plan,
                         right,
@@ -1514,7 +1517,7 @@ impl<'a> Binder<'a> {
             agg: None,
         };
         let predicate = self.bind_predicate(on, &scope, "ON")?;
-        let late = self.join_late(&left, &right)?;
+        let late = self.join_late(&left, &right);
         make_join(left, right, kind, predicate, late).map_err(|e| e.at(on.span()))
     }
 

@@ -212,9 +212,26 @@ impl<'j> PhysicalPlanner<'j> {
         drops_last_column_if_unread(plan) && self.last_column_unread.contains(&plan.reuse_key())
     }
 
-    /// The late rows planned so far, with the tables they go to (emptied).
+    /// The late rows planned so far, one stream per table they go to (emptied).
     pub fn take_late_rows(&mut self) -> Vec<(Arc<TableDef>, Stream<Row>)> {
         std::mem::take(&mut self.late_rows)
+    }
+
+    /// Queues `rows` for late-data table `table`: with the rows already bound there (a
+    /// self-join's two inputs, two windows over one table) as one stream, so that the table
+    /// gets one sink (two sinks of one file table would write over each other).
+    fn push_late_rows(&mut self, table: Arc<TableDef>, rows: Stream<Row>) {
+        match self
+            .late_rows
+            .iter()
+            .position(|(t, _)| t.name == table.name)
+        {
+            Some(at) => {
+                let (table, queued) = self.late_rows.swap_remove(at);
+                self.late_rows.push((table, queued.union(rows)));
+            }
+            None => self.late_rows.push((table, rows)),
+        }
     }
 
     /// The late rows of `late`'s columns out of `rows`, to be written to its table.
@@ -223,7 +240,7 @@ impl<'j> PhysicalPlanner<'j> {
         let rows = rows
             .map(move |r: Row| r.project(&columns))
             .name("Calc(late rows)");
-        self.late_rows.push((late.table.clone(), rows));
+        self.push_late_rows(late.table.clone(), rows);
     }
 
     /// The late rows an operator (`name`, whose output is `out`) sends to `tag`: to the
@@ -661,7 +678,7 @@ impl<'j> PhysicalPlanner<'j> {
                             Either::Right(_) => None,
                         })
                         .name("TemporalJoin(late rows)");
-                    self.late_rows.push((table.clone(), probes));
+                    self.push_late_rows(table.clone(), probes);
                 }
                 Ok(SqlStream::Append(joined.flat_map(|r: Option<Row>| r)))
             }
@@ -908,6 +925,9 @@ impl<'j> PhysicalPlanner<'j> {
             JoinStrategy::Interval { .. } => late.clone(),
             JoinStrategy::Regular => JoinLate::default(),
         };
+        if let Some(e) = &late.invalid {
+            return Err(e.clone());
+        }
         for (table, side, input) in [(&late.left, "left", left), (&late.right, "right", right)] {
             if let Some(table) = table {
                 crate::binder::check_late_table(
@@ -994,7 +1014,7 @@ impl<'j> PhysicalPlanner<'j> {
                     } else {
                         "IntervalJoin(late right rows)"
                     });
-                self.late_rows.push((table, side_rows));
+                self.push_late_rows(table, side_rows);
             }
         }
         Ok(match (joined, residual) {

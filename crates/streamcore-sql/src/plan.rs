@@ -87,6 +87,9 @@ pub struct JoinLate {
     pub left: Option<Arc<TableDef>>,
     /// The right input's late table.
     pub right: Option<Arc<TableDef>>,
+    /// Why an input's `'late-data.table'` names no table it can use (a view, an unknown
+    /// name): an error for an interval join, nothing for a regular one.
+    pub invalid: Option<crate::error::PlanError>,
 }
 
 impl JoinLate {

@@ -400,11 +400,13 @@ fn narrow_join(join: Plan, reads: &[Expr]) -> (Plan, Option<Vec<usize>>) {
     let mut used = Vec::new();
     reads.iter().for_each(|e| e.columns(&mut used));
     on.columns(&mut used);
-    // An input with a late-data table keeps its rows whole: they are what its late rows are.
-    if late.left.is_some() {
+    // An interval join's input with a late-data table keeps its rows whole: they are what its
+    // late rows are (the strategy is final here: pruning runs after the rewrites).
+    let interval = matches!(strategy, JoinStrategy::Interval { .. });
+    if interval && late.left.is_some() {
         used.extend(0..n);
     }
-    if late.right.is_some() {
+    if interval && late.right.is_some() {
         used.extend(n..n + right.fields.len());
     }
     if matches!(strategy, JoinStrategy::Interval { .. }) {

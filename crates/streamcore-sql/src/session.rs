@@ -344,7 +344,10 @@ impl Session {
         planner.mini_batch = self.mini_batch();
         planner.survey(pending.iter().map(|p| &p.plan));
         let batch = self.batch_mode();
-        for p in &pending {
+        // Late rows bound for one table, from any of the statements: one sink (named after
+        // the first statement that sends rows there).
+        let mut late: Vec<(Arc<TableDef>, streamcore::Stream<Row>, usize)> = Vec::new();
+        for (index, p) in pending.iter().enumerate() {
             let mut stream = planner.build(&p.plan)?;
             if batch {
                 check_bounded(&p.plan)?;
@@ -360,8 +363,22 @@ impl Session {
             }
             add_sink(&mut planner, &p.sink, &p.plan, stream)?;
             for (table, rows) in planner.take_late_rows() {
-                add_sink(&mut planner, &table, &p.plan, SqlStream::Append(rows))?;
+                match late.iter().position(|(t, _, _)| t.name == table.name) {
+                    Some(at) => {
+                        let (table, queued, first) = late.swap_remove(at);
+                        late.push((table, queued.union(rows), first));
+                    }
+                    None => late.push((table, rows, index)),
+                }
             }
+        }
+        for (table, rows, first) in late {
+            add_sink(
+                &mut planner,
+                &table,
+                &pending[first].plan,
+                SqlStream::Append(rows),
+            )?;
         }
         Ok(pending.len())
     }

@@ -320,109 +320,107 @@ fn allowed_lateness_must_be_a_duration() {
     assert!(err.contains("soon"), "{err}");
 }
 
-#[test]
-fn late_rows_of_an_interval_join_go_to_their_inputs_late_tables() {
-    // Clicks 10:00:03 and 10:00:05 come after the watermark passed 10:00:12 — late at the
-    // join once the views' watermark (10:01:00 after its second row) moved on too (which depends on how the two inputs
-    // interleave). Whatever the interleaving, every click is joined with the view or is in
-    // `late_clicks`, and every late row is counted and redirected.
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display();
-    let mut session = Session::new();
-    session
-        .execute_script(&format!(
-            "CREATE TABLE clicks (ad BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
-             WITH ('connector' = 'values', 'late-data.table' = 'late_clicks', 'data' = '1,2026-12-05 10:00:01
+/// Clicks in the order the `values` source emits them (one per batch, a watermark after
+/// each): 10:00:03 and 10:00:05 come after the watermark passed 10:00:12.
+const LATE_CLICKS: &str = "1,2026-12-05 10:00:01
 1,2026-12-05 10:00:12
 1,2026-12-05 10:00:03
 1,2026-12-05 10:00:15
-1,2026-12-05 10:00:05');
-             CREATE TABLE views (ad BIGINT, page VARCHAR, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
-             WITH ('connector' = 'values', 'late-data.table' = 'late_views', 'data' = '1,home,2026-12-05 10:00:00
-2,away,2026-12-05 10:01:00');
-             CREATE TABLE late_clicks (ad BIGINT, ts TIMESTAMP(3))
-             WITH ('connector' = 'filesystem', 'path' = '{d}/late_clicks', 'format' = 'json');
-             CREATE TABLE late_views (ad BIGINT, page VARCHAR, ts TIMESTAMP(3))
-             WITH ('connector' = 'filesystem', 'path' = '{d}/late_views', 'format' = 'json');
-             CREATE TABLE joined (ad BIGINT, ts TIMESTAMP(3))
-             WITH ('connector' = 'filesystem', 'path' = '{d}/joined', 'format' = 'csv');
-             INSERT INTO joined
-             SELECT c.ad, c.ts FROM clicks c JOIN views v
-             ON c.ad = v.ad AND c.ts BETWEEN v.ts AND v.ts + INTERVAL '100' SECOND;"
-        ))
-        .unwrap();
-    let mut job = Job::new("late-join");
-    session.plan_inserts(&mut job).unwrap();
-    let summary = job.run(config()).unwrap();
-    let late_clicks = query(&mut session, "SELECT * FROM late_clicks");
-    let late_views = query(&mut session, "SELECT * FROM late_views");
-    let joined = query(&mut session, "SELECT * FROM joined");
-    assert_eq!(
-        summary.events_late as usize,
-        late_clicks.len() + late_views.len()
-    );
-    let join = summary
-        .operators
-        .iter()
-        .find(|o| o.name.starts_with("IntervalJoin"))
-        .expect("the join's metrics");
-    assert_eq!(join.late_redirected, join.late_records);
-    let mut all: Vec<String> = joined.iter().chain(&late_clicks).cloned().collect();
-    all.sort();
-    let clicks: Vec<String> = ["01", "03", "05", "12", "15"]
-        .iter()
-        .map(|s| format!("1 2026-12-05 10:00:{s}.000"))
-        .collect();
-    if late_views.is_empty() {
-        assert_eq!(all, clicks, "joined {joined:?}, late {late_clicks:?}");
-    } else {
-        // The view itself came late: no click had a partner.
-        assert!(joined.is_empty());
-        assert!(late_clicks.iter().all(|c| clicks.contains(c)));
+1,2026-12-05 10:00:05";
+
+#[test]
+fn late_rows_of_an_interval_join_go_to_their_inputs_late_tables() {
+    // A self-join: both inputs come from one reader, so the watermark reaches the join's two
+    // inputs in step and the late rows are certain — 10:00:03 and 10:00:05 from each input,
+    // both bound for `late_clicks` (one sink, the two inputs' late rows as one stream).
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let mut session = Session::new();
+        session
+            .execute_script(&format!(
+                "CREATE TABLE clicks (ad BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
+                 WITH ('connector' = 'values', 'late-data.table' = 'late_clicks', 'data' = '{LATE_CLICKS}');
+                 CREATE TABLE late_clicks (ad BIGINT, ts TIMESTAMP(3))
+                 WITH ('connector' = 'filesystem', 'path' = '{d}/late', 'format' = 'json');
+                 CREATE TABLE joined (a TIMESTAMP(3), b TIMESTAMP(3))
+                 WITH ('connector' = 'filesystem', 'path' = '{d}/joined', 'format' = 'csv');
+                 INSERT INTO joined
+                 SELECT a.ts, b.ts FROM clicks a JOIN clicks b
+                 ON a.ad = b.ad AND a.ts BETWEEN b.ts AND b.ts + INTERVAL '100' SECOND;"
+            ))
+            .unwrap();
+        let mut job = Job::new("late-join");
+        session.plan_inserts(&mut job).unwrap();
+        let summary = job.run(config()).unwrap();
+        let late = query(&mut session, "SELECT * FROM late_clicks");
+        let at = |s: &str| format!("1 2026-12-05 10:00:{s}.000");
+        assert_eq!(
+            late,
+            [at("03"), at("03"), at("05"), at("05")],
+            "round {round}"
+        );
+        assert_eq!(summary.events_late, 4);
+        let join = summary
+            .operators
+            .iter()
+            .find(|o| o.name.starts_with("IntervalJoin"))
+            .expect("the join's metrics");
+        assert_eq!((join.late_records, join.late_redirected), (4, 4));
+        // The on-time clicks (01, 12, 15) pair among themselves: a.ts within 100 s after b.ts.
+        let t = |s: &str| format!("2026-12-05 10:00:{s}.000");
+        let mut pairs = Vec::new();
+        for a in ["01", "12", "15"] {
+            for b in ["01", "12", "15"] {
+                if b <= a {
+                    pairs.push(format!("{} {}", t(a), t(b)));
+                }
+            }
+        }
+        pairs.sort();
+        assert_eq!(query(&mut session, "SELECT * FROM joined"), pairs);
     }
 }
 
 #[test]
 fn late_probes_of_a_temporal_join_go_to_the_late_data_table() {
-    // Payments 10:00:03 and 10:00:05 come after the watermark passed 10:00:12: late at the
-    // join once the rates' watermark (10:01:00 after its second row) reached it too. Whatever the interleaving, every payment is
-    // joined with its rate or is in `late_payments`, counted and redirected.
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display();
-    let mut session = Session::new();
-    session
-        .execute_script(&format!(
-            "CREATE TABLE fx (currency VARCHAR, rate BIGINT, ts TIMESTAMP(3),
-               PRIMARY KEY (currency) NOT ENFORCED, WATERMARK FOR ts AS ts)
-             WITH ('connector' = 'values', 'data' = 'EUR,110,2026-12-05 10:00:00
-GBP,90,2026-12-05 10:01:00');
-             CREATE TABLE payments (id BIGINT, currency VARCHAR, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
-             WITH ('connector' = 'values', 'late-data.table' = 'late_payments', 'data' = '1,EUR,2026-12-05 10:00:01
+    // A self-join of a versioned table (one reader, so the lateness is certain): payments 3
+    // and 5 come after the watermark passed 10:00:12 and go to `late_payments`; the others
+    // join the version current at their time — their own row.
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let mut session = Session::new();
+        session
+            .execute_script(&format!(
+                "CREATE TABLE payments (id BIGINT, currency VARCHAR, ts TIMESTAMP(3),
+                   PRIMARY KEY (currency) NOT ENFORCED, WATERMARK FOR ts AS ts)
+                 WITH ('connector' = 'values', 'late-data.table' = 'late_payments', 'data' = '1,EUR,2026-12-05 10:00:01
 2,EUR,2026-12-05 10:00:12
 3,EUR,2026-12-05 10:00:03
 4,EUR,2026-12-05 10:00:15
 5,EUR,2026-12-05 10:00:05');
-             CREATE TABLE late_payments (id BIGINT, currency VARCHAR, ts TIMESTAMP(3))
-             WITH ('connector' = 'filesystem', 'path' = '{d}/late', 'format' = 'json');
-             CREATE TABLE charged (id BIGINT, rate BIGINT)
-             WITH ('connector' = 'filesystem', 'path' = '{d}/charged', 'format' = 'csv');
-             INSERT INTO charged
-             SELECT p.id, r.rate FROM payments AS p
-             JOIN fx FOR SYSTEM_TIME AS OF p.ts AS r ON p.currency = r.currency;"
-        ))
-        .unwrap();
-    let mut job = Job::new("late-temporal");
-    session.plan_inserts(&mut job).unwrap();
-    let summary = job.run(config()).unwrap();
-    let late = query(&mut session, "SELECT id FROM late_payments");
-    let charged = query(&mut session, "SELECT id, rate FROM charged");
-    assert_eq!(summary.events_late as usize, late.len());
-    assert!(charged.iter().all(|c| c.ends_with(" 110")), "{charged:?}");
-    let mut ids: Vec<String> = charged
-        .iter()
-        .map(|c| c.split(' ').next().unwrap().to_string())
-        .chain(late)
-        .collect();
-    ids.sort();
-    assert_eq!(ids, ["1", "2", "3", "4", "5"]);
+                 CREATE TABLE late_payments (id BIGINT, currency VARCHAR, ts TIMESTAMP(3))
+                 WITH ('connector' = 'filesystem', 'path' = '{d}/late', 'format' = 'json');
+                 CREATE TABLE charged (id BIGINT, version BIGINT)
+                 WITH ('connector' = 'filesystem', 'path' = '{d}/charged', 'format' = 'csv');
+                 INSERT INTO charged
+                 SELECT p.id, r.id FROM payments AS p
+                 JOIN payments FOR SYSTEM_TIME AS OF p.ts AS r ON p.currency = r.currency;"
+            ))
+            .unwrap();
+        let mut job = Job::new("late-temporal");
+        session.plan_inserts(&mut job).unwrap();
+        let summary = job.run(config()).unwrap();
+        assert_eq!(
+            query(&mut session, "SELECT id FROM late_payments"),
+            ["3", "5"],
+            "round {round}"
+        );
+        assert_eq!(summary.events_late, 2);
+        assert_eq!(
+            query(&mut session, "SELECT * FROM charged"),
+            ["1 1", "2 2", "4 4"]
+        );
+    }
 }
