@@ -492,6 +492,26 @@ fn late_ids(rows: Vec<Either<Tagged, Tagged>>) -> HashSet<u32> {
         .collect()
 }
 
+/// Runs `job` (parallelism 1, batches of 16): the pairs of `pairs`, sorted, and the ids of the
+/// records sent to `late` — some, and as many as the job counted late.
+fn run_with_late(
+    job: Job,
+    pairs: Stream<(u32, u32)>,
+    late: &OutputTag<Either<Tagged, Tagged>>,
+) -> (Vec<(u32, u32)>, HashSet<u32>) {
+    let late_rows = pairs.side_output(late).collect();
+    let pairs = pairs.collect();
+    let summary = job
+        .run(JobConfig::default().parallelism(1).batch_size(16))
+        .unwrap();
+    let late = late_ids(late_rows.take());
+    assert!(!late.is_empty(), "records 500 ms behind are late");
+    assert_eq!(summary.events_late as usize, late.len());
+    let mut got = pairs.take();
+    got.sort();
+    (got, late)
+}
+
 /// One side's records that were not late.
 fn on_time(records: &[Tagged], late: &HashSet<u32>, left: bool) -> Vec<Rec> {
     records
@@ -515,16 +535,7 @@ fn late_records_of_an_interval_join_go_to_the_late_output() {
             .key_by(|a| a.1, |b| b.1)
             .late_output(&late)
             .interval_join_with(-20, 20, indexing, |a, b| (a.2, b.2));
-        let late_rows = pairs.side_output(&late).collect();
-        let pairs = pairs.collect();
-        let summary = job
-            .run(JobConfig::default().parallelism(1).batch_size(16))
-            .unwrap();
-        let late = late_ids(late_rows.take());
-        assert!(!late.is_empty(), "records 500 ms behind are late");
-        assert_eq!(summary.events_late as usize, late.len());
-        let mut got = pairs.take();
-        got.sort();
+        let (got, late) = run_with_late(job, pairs, &late);
         let (l, r) = (
             on_time(&records, &late, true),
             on_time(&records, &late, false),
@@ -575,16 +586,7 @@ fn late_records_of_a_window_join_go_to_the_late_output() {
         .window_join(Windows::tumbling(Duration::from_millis(100)), |a, b| {
             (a.2, b.2)
         });
-    let late_rows = pairs.side_output(&late).collect();
-    let pairs = pairs.collect();
-    let summary = job
-        .run(JobConfig::default().parallelism(1).batch_size(16))
-        .unwrap();
-    let late = late_ids(late_rows.take());
-    assert!(!late.is_empty(), "records 500 ms behind are late");
-    assert_eq!(summary.events_late as usize, late.len());
-    let mut got = pairs.take();
-    got.sort();
+    let (got, late) = run_with_late(job, pairs, &late);
     let (l, r) = (
         on_time(&records, &late, true),
         on_time(&records, &late, false),
