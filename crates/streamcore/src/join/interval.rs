@@ -21,6 +21,11 @@
 //! problem, scanning costs at most a constant factor of what indexing from the start would
 //! have. On a backend that spills (LSM) both sides are indexed from the start, so the buffers
 //! stay within the state budget.
+//!
+//! Checkpoints keep keyed state per key group, so that a restore at another parallelism, or a
+//! key group handed to another process of a running job, takes it along: a scanned side's
+//! records are lent to the keyed buffers for the snapshot and taken back after it, and the
+//! operator state says which sides were scanned, so that a restore moves them back into the log.
 
 use super::{Either, LateOutput};
 use crate::checkpoint::{StateRestore, StateSnapshot};
