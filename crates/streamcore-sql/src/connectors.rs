@@ -337,25 +337,13 @@ impl RowShaper {
             (Some(s), None) => Some(rowtime_of(&s.value(physical)?)?),
             _ => None,
         };
-        // The values are written straight into the row's allocation (an iterator of known
-        // length); an error is kept aside and reported once the row is dropped. A moved
-        // column is read by nothing else, so the order of the moves does not matter.
-        let mut failed = None;
-        let values: Arc<[Scalar]> = self
-            .columns
-            .iter()
-            .zip(self.movable.iter())
-            .map(|(s, &m)| match s {
-                Shape::Physical(i) if m => std::mem::replace(&mut physical[*i], Scalar::Null),
-                s => s.value(physical).unwrap_or_else(|e| {
-                    failed.get_or_insert(e);
-                    Scalar::Null
-                }),
-            })
-            .collect();
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        // A moved column is read by nothing else, so the order of the moves does not matter.
+        let values = row_values(self.columns.iter().zip(self.movable.iter()).map(
+            |(s, &m)| match s {
+                Shape::Physical(i) if m => Ok(std::mem::replace(&mut physical[*i], Scalar::Null)),
+                s => s.value(physical),
+            },
+        ))?;
         let time = match (time, self.rowtime_output) {
             (Some(t), _) => t,
             (None, Some(i)) => rowtime_of(&values[i])?,
@@ -373,26 +361,35 @@ impl RowShaper {
             self.filter.is_none(),
             "RowShaper::shape ignores a pushed filter: use shape_from"
         );
-        let mut failed = None;
-        let values: Arc<[Scalar]> = self
-            .columns
-            .iter()
-            .map(|s| {
-                s.value(physical).unwrap_or_else(|e| {
-                    failed.get_or_insert(e);
-                    Scalar::Null
-                })
-            })
-            .collect();
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        let values = row_values(self.columns.iter().map(|s| s.value(physical)))?;
         let time = match (&self.rowtime, self.rowtime_output) {
             (Some(_), Some(i)) => rowtime_of(&values[i])?,
             (Some(s), None) => rowtime_of(&s.value(physical)?)?,
             (None, _) => Timestamp::MIN,
         };
         Ok(Row { values, time })
+    }
+}
+
+/// A row's values, written straight into its allocation (one, for an iterator of known
+/// length: the iterator's concrete type keeps that through the `map` here); the first error
+/// instead, once the values already made are dropped.
+#[inline]
+fn row_values(
+    values: impl Iterator<Item = std::result::Result<Scalar, String>>,
+) -> std::result::Result<Arc<[Scalar]>, String> {
+    let mut failed = None;
+    let row: Arc<[Scalar]> = values
+        .map(|v| {
+            v.unwrap_or_else(|e| {
+                failed.get_or_insert(e);
+                Scalar::Null
+            })
+        })
+        .collect();
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(row),
     }
 }
 

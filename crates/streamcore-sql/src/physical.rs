@@ -212,26 +212,10 @@ impl<'j> PhysicalPlanner<'j> {
         drops_last_column_if_unread(plan) && self.last_column_unread.contains(&plan.reuse_key())
     }
 
-    /// The late rows planned so far, one stream per table they go to (emptied).
+    /// The late rows planned so far, with the tables they go to (emptied; the caller gives
+    /// each table one sink).
     pub fn take_late_rows(&mut self) -> Vec<(Arc<TableDef>, Stream<Row>)> {
         std::mem::take(&mut self.late_rows)
-    }
-
-    /// Queues `rows` for late-data table `table`: with the rows already bound there (a
-    /// self-join's two inputs, two windows over one table) as one stream, so that the table
-    /// gets one sink (two sinks of one file table would write over each other).
-    fn push_late_rows(&mut self, table: Arc<TableDef>, rows: Stream<Row>) {
-        match self
-            .late_rows
-            .iter()
-            .position(|(t, _)| t.name == table.name)
-        {
-            Some(at) => {
-                let (table, queued) = self.late_rows.swap_remove(at);
-                self.late_rows.push((table, queued.union(rows)));
-            }
-            None => self.late_rows.push((table, rows)),
-        }
     }
 
     /// The late rows of `late`'s columns out of `rows`, to be written to its table.
@@ -240,7 +224,7 @@ impl<'j> PhysicalPlanner<'j> {
         let rows = rows
             .map(move |r: Row| r.project(&columns))
             .name("Calc(late rows)");
-        self.push_late_rows(late.table.clone(), rows);
+        self.late_rows.push((late.table.clone(), rows));
     }
 
     /// The late rows an operator (`name`, whose output is `out`) sends to `tag`: to the
@@ -678,7 +662,7 @@ impl<'j> PhysicalPlanner<'j> {
                             Either::Right(_) => None,
                         })
                         .name("TemporalJoin(late rows)");
-                    self.push_late_rows(table.clone(), probes);
+                    self.late_rows.push((table.clone(), probes));
                 }
                 Ok(SqlStream::Append(joined.flat_map(|r: Option<Row>| r)))
             }
@@ -1014,7 +998,7 @@ impl<'j> PhysicalPlanner<'j> {
                     } else {
                         "IntervalJoin(late right rows)"
                     });
-                self.push_late_rows(table, side_rows);
+                self.late_rows.push((table, side_rows));
             }
         }
         Ok(match (joined, residual) {

@@ -344,9 +344,7 @@ impl Session {
         planner.mini_batch = self.mini_batch();
         planner.survey(pending.iter().map(|p| &p.plan));
         let batch = self.batch_mode();
-        // Late rows bound for one table, from any of the statements: one sink (named after
-        // the first statement that sends rows there).
-        let mut late: Vec<(Arc<TableDef>, streamcore::Stream<Row>, usize)> = Vec::new();
+        let mut late = LateSinks::default();
         for (index, p) in pending.iter().enumerate() {
             let mut stream = planner.build(&p.plan)?;
             if batch {
@@ -362,24 +360,9 @@ impl Session {
                 }
             }
             add_sink(&mut planner, &p.sink, &p.plan, stream)?;
-            for (table, rows) in planner.take_late_rows() {
-                match late.iter().position(|(t, _, _)| t.name == table.name) {
-                    Some(at) => {
-                        let (table, queued, first) = late.swap_remove(at);
-                        late.push((table, queued.union(rows), first));
-                    }
-                    None => late.push((table, rows, index)),
-                }
-            }
+            late.add(planner.take_late_rows(), index);
         }
-        for (table, rows, first) in late {
-            add_sink(
-                &mut planner,
-                &table,
-                &pending[first].plan,
-                SqlStream::Append(rows),
-            )?;
-        }
+        late.sink(&mut planner, |first| &pending[first].plan)?;
         Ok(pending.len())
     }
 
@@ -393,9 +376,9 @@ impl Session {
         planner.mini_batch = self.mini_batch();
         planner.survey([plan]);
         let stream = planner.build(plan)?;
-        for (table, rows) in planner.take_late_rows() {
-            add_sink(&mut planner, &table, plan, SqlStream::Append(rows))?;
-        }
+        let mut late = LateSinks::default();
+        late.add(planner.take_late_rows(), 0);
+        late.sink(&mut planner, |_| plan)?;
         to(stream.into_changes());
         Ok(())
     }
@@ -526,6 +509,47 @@ fn updating_node(plan: &Plan) -> Option<String> {
         Some(format!("{}({})", plan.kind(), plan.detail()))
     } else {
         None
+    }
+}
+
+/// Late rows bound for late-data tables, one stream per table whatever sends rows there (a
+/// self-join's two inputs, two windows, several statements): one sink per table, since two
+/// sinks of one file table would write over each other.
+#[derive(Default)]
+struct LateSinks {
+    /// Per table: its rows, and the statement that first sent rows there (its sink's id is
+    /// derived from that statement's plan).
+    tables: Vec<(Arc<TableDef>, streamcore::Stream<Row>, usize)>,
+}
+
+impl LateSinks {
+    /// Adds the late rows statement `statement` planned.
+    fn add(&mut self, rows: Vec<(Arc<TableDef>, streamcore::Stream<Row>)>, statement: usize) {
+        for (table, rows) in rows {
+            match self
+                .tables
+                .iter()
+                .position(|(t, _, _)| t.name == table.name)
+            {
+                Some(at) => {
+                    let (table, queued, first) = self.tables.swap_remove(at);
+                    self.tables.push((table, queued.union(rows), first));
+                }
+                None => self.tables.push((table, rows, statement)),
+            }
+        }
+    }
+
+    /// Adds each table's sink; `plan_of` gives a statement's plan.
+    fn sink<'p>(
+        self,
+        planner: &mut PhysicalPlanner<'_>,
+        plan_of: impl Fn(usize) -> &'p Plan,
+    ) -> Result<(), PlanError> {
+        for (table, rows, first) in self.tables {
+            add_sink(planner, &table, plan_of(first), SqlStream::Append(rows))?;
+        }
+        Ok(())
     }
 }
 

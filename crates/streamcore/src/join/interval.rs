@@ -588,6 +588,27 @@ where
     Ok(())
 }
 
+/// Copies a scanned side's log into the keyed buffers (`side` and `expiry` as for
+/// [`index_log`]), lowering each key's wake to the records' expiry without a timer (see
+/// `IntervalJoinOperator::lend_logs`).
+fn lend_log<A, B, K: StateKey, T: Clone>(
+    log: &Log<K, T>,
+    state: &mut KeyedMap<K, Buffers<A, B>>,
+    side: SidePick<A, B, T>,
+    expiry: impl Fn(i64) -> i64,
+) -> Result<()>
+where
+    A: StateData,
+    B: StateData,
+{
+    for (ts, key, record) in log {
+        let buffers = state.entry_or_insert_with(key.clone(), |_| Buffers::default())?;
+        side(buffers).push_back((*ts, record.clone()));
+        buffers.wake = buffers.wake.min(expiry(*ts));
+    }
+    Ok(())
+}
+
 impl<A, B, K: StateKey, KF, F> IntervalJoinOperator<A, B, K, KF, F>
 where
     A: StateData + Clone,
@@ -601,17 +622,18 @@ where
     fn lend_logs(&mut self) -> Result<()> {
         let state = self.state.as_mut().expect("opened");
         let (lower, upper) = (self.lower, self.upper);
-        for (ts, key, a) in &self.left_log {
-            let buffers = state.entry_or_insert_with(key.clone(), |_| Buffers::default())?;
-            buffers.left.push_back((*ts, a.clone()));
-            buffers.wake = buffers.wake.min(ts.saturating_sub(lower));
-        }
-        for (ts, key, b) in &self.right_log {
-            let buffers = state.entry_or_insert_with(key.clone(), |_| Buffers::default())?;
-            buffers.right.push_back((*ts, b.clone()));
-            buffers.wake = buffers.wake.min(ts.saturating_add(upper));
-        }
-        Ok(())
+        lend_log(
+            &self.left_log,
+            state,
+            |b| &mut b.left,
+            |ts| ts.saturating_sub(lower),
+        )?;
+        lend_log(
+            &self.right_log,
+            state,
+            |b| &mut b.right,
+            |ts| ts.saturating_add(upper),
+        )
     }
 
     /// Undoes [`Self::lend_logs`]: a scanned side's records in the keyed buffers are all lent
