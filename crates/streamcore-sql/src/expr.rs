@@ -220,6 +220,14 @@ impl Expr {
         })
     }
 
+    /// The column the expression is, if it is a bare column.
+    pub fn as_column(&self) -> Option<usize> {
+        match self {
+            Expr::Column(c) => Some(*c),
+            _ => None,
+        }
+    }
+
     /// Evaluates a predicate: only `true` passes (`NULL` and `false` do not).
     #[inline]
     pub fn test(&self, row: &[Scalar]) -> Result<bool, EvalError> {

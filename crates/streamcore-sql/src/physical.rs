@@ -879,10 +879,7 @@ impl<'j> PhysicalPlanner<'j> {
         };
         let columns = exprs
             .iter()
-            .map(|e| match e {
-                Expr::Column(c) => Some(*c),
-                _ => None,
-            })
+            .map(Expr::as_column)
             .collect::<Option<Arc<[usize]>>>()?;
         let cond = join::split(on, left, right);
         let alone = self.join_consumers.get(&plan.reuse_key()) == Some(&1);
@@ -1380,10 +1377,7 @@ fn selected_columns(input: &Plan) -> Option<(&Plan, Vec<usize>)> {
     }
     let cols = exprs
         .iter()
-        .map(|e| match e {
-            Expr::Column(c) => Some(*c),
-            _ => None,
-        })
+        .map(Expr::as_column)
         .collect::<Option<Vec<usize>>>()?;
     Some((&**inner, cols))
 }
