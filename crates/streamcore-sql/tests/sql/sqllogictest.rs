@@ -254,7 +254,7 @@ macro_rules! slt_tests {
             let listed = [$($file),*];
             for entry in std::fs::read_dir(slt("")).unwrap() {
                 let name = entry.unwrap().file_name().to_string_lossy().to_string();
-                assert!(listed.contains(&name.as_str()), "tests/slt/{name} has no test in tests/sqllogictest.rs");
+                assert!(listed.contains(&name.as_str()), "tests/slt/{name} has no test in tests/sql/sqllogictest.rs");
             }
         }
     };

@@ -8,7 +8,7 @@
 
 #![cfg(feature = "lsm")]
 
-mod common;
+use crate::common;
 
 use common::{cancel_after_checkpoints, Committed, TxSink};
 use proptest::prelude::*;

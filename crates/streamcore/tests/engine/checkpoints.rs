@@ -5,7 +5,7 @@
 //! savepoint, a finished job's final checkpoint, and the refusal of operators and sources
 //! that cannot checkpoint.
 
-mod common;
+use crate::common;
 
 use common::{cancel_after_checkpoints, Committed, TxSink};
 use serde::de::DeserializeOwned;

@@ -1,0 +1,20 @@
+//! The SQL crate's integration tests, one test binary (each module was a binary of its own;
+//! every one linked the whole planner, about 170 MB of debug build each — docs/testing.md
+//! "Disk"). Run one module with a filter: `cargo test -p streamcore-sql --test sql
+//! sqllogictest::`.
+//!
+//! - `sqllogictest`: the SQL test files in `tests/slt/`.
+//! - `nexmark_equivalence`: every Nexmark query as written, as SQL, against the typed queries.
+//! - `parse_nexmark`: the parser over the whole Nexmark corpus.
+//! - `late_data`: late rows into late-data tables, read back.
+//! - `scan_pushdown`: filters and projections taken by the scans.
+//! - `rows_built_once`: rows built without a copy a projection would make.
+//! - `sql_kafka` (feature `kafka`): SQL tables on a real Kafka-protocol broker.
+
+mod late_data;
+mod nexmark_equivalence;
+mod parse_nexmark;
+mod rows_built_once;
+mod scan_pushdown;
+mod sql_kafka;
+mod sqllogictest;
