@@ -3230,11 +3230,14 @@ pub(crate) fn fit_to_sink(
     sink: &TableDef,
     columns: Option<&[Ident]>,
 ) -> Result<Plan, PlanError> {
+    let written = sink.written_columns();
+    crate::kafka::check_metadata_written(sink, &written)?;
     let targets: Vec<usize> = match columns {
         Some(cols) => cols
             .iter()
             .map(|c| {
-                sink.columns
+                let at = sink
+                    .columns
                     .iter()
                     .position(|x| x.name == c.value)
                     .ok_or_else(|| {
@@ -3245,16 +3248,22 @@ pub(crate) fn fit_to_sink(
                             did_you_mean(&c.value, sink.column_names())
                         ))
                         .at(c.span)
-                    })
+                    })?;
+                if !written.contains(&at) {
+                    let what = match sink.columns[at].kind {
+                        ColumnSource::Computed(_) => "a computed column",
+                        _ => "a VIRTUAL metadata column (read-only)",
+                    };
+                    return Err(PlanError::invalid(format!(
+                        "column `{}` of table `{}` is {what}: an INSERT cannot write it",
+                        c.value, sink.name
+                    ))
+                    .at(c.span));
+                }
+                Ok(at)
             })
             .collect::<Result<_, _>>()?,
-        None => sink
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| matches!(c.kind, ColumnSource::Physical(_)))
-            .map(|(i, _)| i)
-            .collect(),
+        None => written.clone(),
     };
     if targets.len() != plan.fields.len() {
         return Err(PlanError::invalid(format!(
@@ -3269,16 +3278,9 @@ pub(crate) fn fit_to_sink(
                 .join(", ")
         )));
     }
-    let physical: Vec<usize> = sink
-        .columns
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| matches!(c.kind, ColumnSource::Physical(_)))
-        .map(|(i, _)| i)
-        .collect();
     let mut exprs = Vec::new();
     let mut fields = Vec::new();
-    for &p in &physical {
+    for &p in &written {
         let col = &sink.columns[p];
         let want = SqlType::Data(col.data_type);
         match targets.iter().position(|&t| t == p) {

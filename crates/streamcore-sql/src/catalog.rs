@@ -32,8 +32,14 @@ pub enum ColumnSource {
     Physical(usize),
     /// Computed from the physical columns (bound over them) at the source.
     Computed(Expr),
-    /// Connector metadata (`METADATA FROM 'key'`).
-    Metadata(String),
+    /// Connector metadata (`METADATA FROM 'key' [VIRTUAL]`): a `VIRTUAL` one is only read; any
+    /// other is also written by an INSERT into the table (Flink's persisted metadata).
+    Metadata {
+        /// The connector's metadata key (`timestamp`, `offset`, …).
+        key: String,
+        /// Declared `VIRTUAL`.
+        is_virtual: bool,
+    },
 }
 
 /// A table of the catalog.
@@ -90,6 +96,27 @@ impl TableDef {
             .filter(|c| matches!(c.kind, ColumnSource::Physical(_)))
     }
 
+    /// The columns an INSERT writes, as indices into [`TableDef::columns`], in the order of
+    /// the rows a sink receives: the physical columns, then the persisted metadata columns
+    /// (not `VIRTUAL`: a Kafka table's `timestamp`), in declaration order.
+    pub fn written_columns(&self) -> Vec<usize> {
+        let physical = self
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| matches!(c.kind, ColumnSource::Physical(_)));
+        let persisted = self.columns.iter().enumerate().filter(|(_, c)| {
+            matches!(
+                c.kind,
+                ColumnSource::Metadata {
+                    is_virtual: false,
+                    ..
+                }
+            )
+        });
+        physical.chain(persisted).map(|(i, _)| i).collect()
+    }
+
     /// The schema of all columns.
     pub fn schema(&self) -> Schema {
         Schema::new(
@@ -130,7 +157,10 @@ impl fmt::Display for TableDef {
             match &c.kind {
                 ColumnSource::Physical(_) => {}
                 ColumnSource::Computed(e) => extras.push(format!("AS {e}")),
-                ColumnSource::Metadata(k) => extras.push(format!("METADATA FROM '{k}'")),
+                ColumnSource::Metadata { key, is_virtual } => extras.push(format!(
+                    "METADATA FROM '{key}'{}",
+                    if *is_virtual { " VIRTUAL" } else { "" }
+                )),
             }
             if self.rowtime == Some(i) {
                 extras.push(format!(

@@ -129,13 +129,13 @@ impl RowShaper {
         let metadata = |c: usize| {
             table.columns[..c]
                 .iter()
-                .filter(|c| matches!(c.kind, ColumnSource::Metadata(_)))
+                .filter(|c| matches!(c.kind, ColumnSource::Metadata { .. }))
                 .count()
         };
         let shape = |c: usize| match &table.columns[c].kind {
             ColumnSource::Physical(i) => Shape::Physical(*i),
             ColumnSource::Computed(e) => Shape::Computed(e.clone()),
-            ColumnSource::Metadata(_) => Shape::Physical(physical + metadata(c)),
+            ColumnSource::Metadata { .. } => Shape::Physical(physical + metadata(c)),
         };
         let mut needed = vec![false; physical + metadata(table.columns.len())];
         let mut mark = |s: &Shape| match s {

@@ -12,8 +12,9 @@
 //!
 //! Formats (key and value): `json`, `csv`, `raw` (one `STRING` or `BYTES` column). Metadata
 //! columns (`col TYPE METADATA [FROM 'key'] [VIRTUAL]`) read the record's `topic`,
-//! `partition`, `offset` and `timestamp`; they are read-only (an INSERT writes the physical
-//! columns). Options are checked when the table is created: an unknown option or a missing
+//! `partition`, `offset` and `timestamp`; a persisted (not `VIRTUAL`) `timestamp` column is
+//! also written: an INSERT sets each record's timestamp from it (the sink's rows hold the
+//! physical columns, then the persisted metadata columns). Options are checked when the table is created: an unknown option or a missing
 //! one is named, with the closest known name. docs/sql.md lists the options.
 //!
 //! Without the `kafka` cargo feature the options are still checked, then the table is refused
@@ -33,6 +34,29 @@ pub const METADATA: &[(&str, DataType, &str)] = &[
     ("offset", DataType::BigInt, "BIGINT"),
     ("timestamp", DataType::TimestampMillis, "TIMESTAMP_LTZ(3)"),
 ];
+
+/// The metadata an INSERT writes when its column is not `VIRTUAL` (as in Flink's Kafka
+/// connector: the record's timestamp; a NULL leaves it to the producer's clock).
+pub const METADATA_WRITTEN: &[&str] = &["timestamp"];
+
+/// Refuses to write a table with a persisted (not `VIRTUAL`) metadata column whose metadata
+/// cannot be written — Flink refuses the same; `written` is [`TableDef::written_columns`].
+pub fn check_metadata_written(table: &TableDef, written: &[usize]) -> Result<(), PlanError> {
+    for &c in written {
+        let column = &table.columns[c];
+        if let ColumnSource::Metadata { key, .. } = &column.kind {
+            if !METADATA_WRITTEN.contains(&key.as_str()) {
+                return Err(PlanError::invalid(format!(
+                    "table `{}`: metadata column `{}` FROM '{key}' is read-only (writable metadata: {}); declare it VIRTUAL to write to the table",
+                    table.name,
+                    column.name,
+                    METADATA_WRITTEN.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Flink's metadata keys this build does not read, with the reason.
 const METADATA_NOT_READ: &[(&str, &str)] = &[
@@ -94,12 +118,16 @@ pub fn metadata_column(
     name: &str,
     data_type: &sqlparser::ast::DataType,
     key: Option<&str>,
+    is_virtual: bool,
     not_null: bool,
 ) -> Result<TableColumn, PlanError> {
     Ok(TableColumn {
         name: name.to_string(),
         data_type: metadata_type(data_type)?,
-        kind: ColumnSource::Metadata(key.unwrap_or(name).to_string()),
+        kind: ColumnSource::Metadata {
+            key: key.unwrap_or(name).to_string(),
+            is_virtual,
+        },
         not_null,
     })
 }
@@ -109,7 +137,7 @@ pub fn metadata_column(
 pub fn check_metadata(table: &TableDef) -> Result<(), PlanError> {
     let connector = table.options.get("connector").map(String::as_str);
     for c in &table.columns {
-        let ColumnSource::Metadata(key) = &c.kind else {
+        let ColumnSource::Metadata { key, .. } = &c.kind else {
             continue;
         };
         if !matches!(connector, Some("kafka" | "upsert-kafka")) {
@@ -884,7 +912,7 @@ impl KafkaTable {
             .columns
             .iter()
             .filter_map(|c| match &c.kind {
-                ColumnSource::Metadata(k) => MetaKey::parse(k),
+                ColumnSource::Metadata { key, .. } => MetaKey::parse(key),
                 _ => None,
             })
             .collect();
@@ -1271,6 +1299,9 @@ mod runtime {
     struct RowEncoder {
         key: Option<Part>,
         value: Part,
+        /// The row's column of the record's timestamp (a persisted `timestamp` metadata
+        /// column), if any.
+        timestamp: Option<usize>,
     }
 
     impl KafkaEncoder<Row> for RowEncoder {
@@ -1290,6 +1321,13 @@ mod runtime {
         fn tombstone(&self, record: &Row) -> bool {
             self.value.is_null_raw(&record.values)
         }
+
+        fn timestamp(&self, record: &Row) -> Option<i64> {
+            match record.values.get(self.timestamp?)? {
+                Scalar::TimestampMs(ms) => Some(*ms),
+                _ => None,
+            }
+        }
     }
 
     /// `upsert-kafka`'s sink encoding: a delete is a tombstone of its key.
@@ -1307,6 +1345,10 @@ mod runtime {
 
         fn tombstone(&self, record: &Change<Row>) -> bool {
             record.kind() == RowKind::Delete || self.0.tombstone(record.row())
+        }
+
+        fn timestamp(&self, record: &Change<Row>) -> Option<i64> {
+            self.0.timestamp(record.row())
         }
 
         fn accepts_updates(&self) -> bool {
@@ -1350,9 +1392,17 @@ mod runtime {
             )));
         }
         let topic = t.sink_topic(table)?.to_string();
+        // The sink's rows hold the physical columns, then the persisted metadata columns.
+        let timestamp = table
+            .written_columns()
+            .iter()
+            .position(|&c| {
+                matches!(&table.columns[c].kind, ColumnSource::Metadata { key, .. } if key == "timestamp")
+            });
         let encoder = RowEncoder {
             key: t.key.clone(),
             value: t.value.clone(),
+            timestamp,
         };
         match (stream, t.upsert) {
             (SqlStream::Append(s), false) => {
@@ -1737,6 +1787,64 @@ mod tests {
              ('connector' = 'values', 'data' = '1')",
         );
         assert!(e.contains("the `values` connector has no metadata"), "{e}");
+    }
+
+    /// Persisted metadata (not `VIRTUAL`) is written by an INSERT: the `timestamp`; read-only
+    /// metadata must be `VIRTUAL` in a table that is written, as in Flink.
+    #[cfg(feature = "kafka")]
+    #[test]
+    fn persisted_metadata_is_written_and_read_only_metadata_must_be_virtual() {
+        let with = "WITH ('connector' = 'kafka', 'topic' = 't', \
+             'properties.bootstrap.servers' = 'b:9092', 'format' = 'json')";
+        let script = |table: &str, insert: &str| {
+            format!(
+                "CREATE TABLE src (v BIGINT, ts TIMESTAMP(3)) WITH ('connector' = 'values', \
+                 'data' = '1,2026-12-06 10:00:00'); CREATE TABLE k ({table}) {with}; {insert}"
+            )
+        };
+        let written = "v BIGINT, ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp', \
+                       o BIGINT METADATA FROM 'offset' VIRTUAL";
+        table(&script(written, "INSERT INTO k SELECT v, ts FROM src")).unwrap();
+        table(&script(
+            written,
+            "INSERT INTO k (ts, v) SELECT ts, v FROM src",
+        ))
+        .unwrap();
+        let e = err(&script(written, "INSERT INTO k SELECT v FROM src"));
+        assert!(
+            e.contains("the query gives 1 columns, table `k` takes 2 (v, ts)"),
+            "{e}"
+        );
+        let e = err(&script(
+            written,
+            "INSERT INTO k (v, o) SELECT v, v FROM src",
+        ));
+        assert!(
+            e.contains("column `o` of table `k` is a VIRTUAL metadata column (read-only)"),
+            "{e}"
+        );
+        let e = err(&script(
+            "v BIGINT, o BIGINT METADATA FROM 'offset'",
+            "INSERT INTO k SELECT v, v FROM src",
+        ));
+        assert!(
+            e.contains("metadata column `o` FROM 'offset' is read-only (writable metadata: timestamp); declare it VIRTUAL"),
+            "{e}"
+        );
+        // Such a table is still read.
+        table(&script(
+            "v BIGINT, o BIGINT METADATA FROM 'offset'",
+            "SELECT v, o FROM k",
+        ))
+        .unwrap();
+        let mut session = Session::new();
+        session.execute_script(&script(written, "")).unwrap();
+        let described = session.catalog.table("k").unwrap().to_string();
+        assert!(
+            described.contains("METADATA FROM 'timestamp'")
+                && described.contains("METADATA FROM 'offset' VIRTUAL"),
+            "{described}"
+        );
     }
 
     #[test]

@@ -661,16 +661,24 @@ impl Session {
                     columns.push(TableColumn {
                         name: c.name.value.clone(),
                         data_type: streamcore::row::DataType::Varchar,
-                        kind: ColumnSource::Metadata(String::new()),
+                        kind: ColumnSource::Metadata {
+                            key: String::new(),
+                            is_virtual: true,
+                        },
                         not_null: false,
                     });
                     let _ = expr;
                 }
-                ColumnKind::Metadata { data_type, key, .. } => {
+                ColumnKind::Metadata {
+                    data_type,
+                    key,
+                    is_virtual,
+                } => {
                     let column = crate::kafka::metadata_column(
                         &c.name.value,
                         data_type,
                         key.as_deref(),
+                        *is_virtual,
                         c.not_null,
                     )
                     .map_err(|e| e.at(c.name.span))?;

@@ -192,6 +192,12 @@ pub trait KafkaEncoder<T>: Clone + Send + 'static {
     fn accepts_updates(&self) -> bool {
         false
     }
+    /// The record's Kafka timestamp, in milliseconds since the epoch (Flink's writable
+    /// `timestamp` metadata); `None` leaves it to the producer (the time it is sent). Default:
+    /// `None`.
+    fn timestamp(&self, _record: &T) -> Option<i64> {
+        None
+    }
 }
 
 /// Where a record's Kafka key comes from.

@@ -175,6 +175,85 @@ fn rows_round_trip_through_a_topic_with_keys_and_metadata() {
     );
 }
 
+/// A persisted `timestamp` metadata column (not `VIRTUAL`) sets each record's Kafka timestamp:
+/// read back through a `VIRTUAL` one, it is the row's; a NULL leaves it to the producer's
+/// clock. Through the at-least-once sink (tansu) and the exactly-once one (librdkafka's mock
+/// cluster: the timestamps travel with the transaction's records).
+#[test]
+fn a_persisted_timestamp_metadata_column_sets_the_record_timestamps() {
+    let broker = TestBroker::start();
+    broker.create_topic("stamped", 2);
+    let cluster = rdkafka::mocking::MockCluster::new(3).unwrap();
+    cluster.create_topic("stamped", 2, 3).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (servers, guarantee, sink_options, config) in [
+        (
+            broker.brokers(),
+            "at-least-once",
+            "'sink.delivery-guarantee' = 'at-least-once'",
+            JobConfig::default().parallelism(2),
+        ),
+        (
+            cluster.bootstrap_servers(),
+            "exactly-once",
+            "'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = 'stamped'",
+            JobConfig::default()
+                .parallelism(2)
+                .checkpoints(CheckpointConfig::new(dir.path()).interval(Duration::from_millis(20))),
+        ),
+    ] {
+        let started = now_ms();
+        run(
+            &format!(
+                "{ORDERS};
+                 CREATE TABLE out (user_id STRING, amount BIGINT,
+                   kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp')
+                 WITH ('connector' = 'kafka', 'topic' = 'stamped',
+                       'properties.bootstrap.servers' = '{servers}', 'format' = 'json',
+                       {sink_options});
+                 INSERT INTO out
+                 SELECT user_id, amount, CASE WHEN user_id = 'cy' THEN NULL ELSE ts END
+                 FROM orders;"
+            ),
+            config,
+        );
+        let changes = select(&format!(
+            "CREATE TABLE i (user_id STRING, amount BIGINT,
+               kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL)
+             WITH ('connector' = 'kafka', 'topic' = 'stamped',
+                   'properties.bootstrap.servers' = '{servers}', 'format' = 'json',
+                   'scan.bounded.mode' = 'latest-offset',
+                   'properties.isolation.level' = 'read_committed');
+             SELECT * FROM i;"
+        ));
+        let mut rows: Vec<Vec<String>> = changes.iter().map(|c| text(c.row())).collect();
+        // cy's record has the producer's time.
+        let cy = rows.iter().position(|r| r[0] == "cy").expect("cy's row");
+        let at = match changes[cy].row().values[2] {
+            Scalar::TimestampMs(t) => t,
+            ref other => panic!("{guarantee}: cy's timestamp {other:?}"),
+        };
+        assert!(at >= started - 1000 && at <= now_ms(), "{guarantee}: {at}");
+        rows[cy][2] = "(the producer's time)".into();
+        assert_eq!(
+            sorted(rows),
+            sorted(
+                [
+                    ["ann", "10", "2026-12-05 10:00:01.000"],
+                    ["bo", "5", "2026-12-05 11:00:02.000"],
+                    ["ann", "7", "2026-12-05 11:30:03.000"],
+                    ["cy", "1", "(the producer's time)"],
+                    ["bo", "20", "2026-12-05 12:10:05.000"],
+                ]
+                .iter()
+                .map(|r| r.iter().map(|s| s.to_string()).collect())
+                .collect()
+            ),
+            "{guarantee}"
+        );
+    }
+}
+
 #[test]
 fn csv_values_and_a_topic_pattern_round_trip() {
     let broker = TestBroker::start();

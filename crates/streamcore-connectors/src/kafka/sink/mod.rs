@@ -390,6 +390,7 @@ fn send(
     topic: &str,
     key: Option<&[u8]>,
     value: Option<&[u8]>,
+    timestamp: Option<i64>,
     partitioning: Option<KeyGroupPartitioning>,
 ) -> Result<()> {
     // Keyless records, or no key-group partitioning: the producer's partitioner decides.
@@ -404,6 +405,9 @@ fn send(
         }
         if let Some(p) = partition {
             record = record.partition(p);
+        }
+        if let Some(t) = timestamp {
+            record = record.timestamp(t);
         }
         match producer.send(record) {
             Ok(()) => return Ok(()),
@@ -430,10 +434,18 @@ impl<T: Data, E: KafkaEncoder<T>> SinkWriter<T> for KafkaWriter<T, E> {
             }
             let key = has_key.then_some(self.key.as_slice());
             let value = (!tombstone).then_some(self.value.as_slice());
-            send(&self.producer, &self.topic, key, value, self.partitioning)?;
+            let timestamp = self.encoder.timestamp(record);
+            send(
+                &self.producer,
+                &self.topic,
+                key,
+                value,
+                timestamp,
+                self.partitioning,
+            )?;
             bytes += self.key.len() + self.value.len();
             if let Some(t) = &mut self.txn {
-                t.records.push(key, value);
+                t.records.push(key, value, timestamp);
             }
         }
         self.producer.poll(Duration::ZERO);

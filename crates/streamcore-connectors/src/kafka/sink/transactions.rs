@@ -67,20 +67,35 @@ pub(super) struct TxnCommit {
     pub(super) partitioning: Option<KeyGroupPartitioning>,
 }
 
-/// The keys and values of a transaction's records, in order, in one buffer (no allocation
-/// per record on the write path).
+/// The keys, values and timestamps of a transaction's records, in order, in one buffer (no
+/// allocation per record on the write path).
 #[derive(Default, Serialize, Deserialize)]
 pub(super) struct RecordLog {
     pub(super) bytes: Vec<u8>,
     /// Per record: key length (`None`: no key), value length ([`TOMBSTONE`]: a null value).
     pub(super) lengths: Vec<(Option<u32>, u32)>,
+    /// Per record, its Kafka timestamp (`None`: the producer's clock) — empty while no record
+    /// of the log has one (and in logs written before timestamps were kept).
+    #[serde(default)]
+    pub(super) timestamps: Vec<Option<i64>>,
 }
 
 /// The value length of a tombstone (a null value) in a [`RecordLog`].
 const TOMBSTONE: u32 = u32::MAX;
 
 impl RecordLog {
-    pub(super) fn push(&mut self, key: Option<&[u8]>, value: Option<&[u8]>) {
+    pub(super) fn push(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: Option<i64>,
+    ) {
+        if timestamp.is_some() && self.timestamps.is_empty() {
+            self.timestamps.resize(self.lengths.len(), None);
+        }
+        if !self.timestamps.is_empty() {
+            self.timestamps.push(timestamp);
+        }
         if let Some(k) = key {
             self.bytes.extend_from_slice(k);
         }
@@ -97,22 +112,30 @@ impl RecordLog {
         self.lengths.len()
     }
 
-    /// Key and value (`None`: a tombstone) of each record.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (Option<&[u8]>, Option<&[u8]>)> {
+    /// Key, value (`None`: a tombstone) and timestamp of each record.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (Option<&[u8]>, Option<&[u8]>, Option<i64>)> {
         let mut at = 0;
-        self.lengths.iter().map(move |&(key, value)| {
-            let key = key.map(|k| {
-                let k = &self.bytes[at..at + k as usize];
-                at += k.len();
-                k
-            });
-            let v = (value != TOMBSTONE).then(|| {
-                let v = &self.bytes[at..at + value as usize];
-                at += v.len();
-                v
-            });
-            (key, v)
-        })
+        let timestamps = self
+            .timestamps
+            .iter()
+            .copied()
+            .chain(std::iter::repeat(None));
+        self.lengths
+            .iter()
+            .zip(timestamps)
+            .map(move |(&(key, value), timestamp)| {
+                let key = key.map(|k| {
+                    let k = &self.bytes[at..at + k as usize];
+                    at += k.len();
+                    k
+                });
+                let v = (value != TOMBSTONE).then(|| {
+                    let v = &self.bytes[at..at + value as usize];
+                    at += v.len();
+                    v
+                });
+                (key, v, timestamp)
+            })
     }
 }
 
@@ -163,8 +186,8 @@ impl TxnCommitter {
             .map_err(|e| kafka_error(&format!("initialising transactions of `{id}`"), e))?;
         p.begin_transaction()
             .map_err(|e| kafka_error("beginning a recovery transaction", e))?;
-        for (key, value) in c.records.iter() {
-            send(&p, &c.topic, key, value, c.partitioning)?;
+        for (key, value, timestamp) in c.records.iter() {
+            send(&p, &c.topic, key, value, timestamp, c.partitioning)?;
         }
         p.flush(TIMEOUT)
             .map_err(|e| kafka_error("flushing a recovery transaction", e))?;
@@ -281,21 +304,50 @@ mod tests {
         assert_eq!(marker_offset(7), 7);
     }
 
+    /// A transaction's records as a checkpoint written before timestamps were kept holds
+    /// them: they decode, without timestamps.
+    #[test]
+    fn record_logs_of_older_checkpoints_decode_without_timestamps() {
+        #[derive(Serialize)]
+        struct RecordLogBeforeTimestamps {
+            bytes: Vec<u8>,
+            lengths: Vec<(Option<u32>, u32)>,
+        }
+        let old = streamcore::checkpoint::encode(&RecordLogBeforeTimestamps {
+            bytes: b"kv".to_vec(),
+            lengths: vec![(Some(1), 1)],
+        })
+        .unwrap();
+        let log: RecordLog = streamcore::checkpoint::decode(&old).unwrap();
+        let got: Vec<_> = log.iter().collect();
+        assert_eq!(got, [(Some(&b"k"[..]), Some(&b"v"[..]), None)]);
+        let mut log = log;
+        log.push(None, Some(b"w"), Some(5));
+        let again: RecordLog =
+            streamcore::checkpoint::decode(&streamcore::checkpoint::encode(&log).unwrap()).unwrap();
+        let got: Vec<_> = again.iter().map(|(_, _, t)| t).collect();
+        assert_eq!(got, [None, Some(5)]);
+    }
+
     #[test]
     fn record_log_gives_back_keys_and_values_in_order() {
         let mut log = RecordLog::default();
-        log.push(Some(b"k1"), Some(b"v1"));
-        log.push(None, Some(b""));
-        log.push(Some(b"k2"), None);
-        log.push(Some(b""), Some(b"value3"));
+        log.push(Some(b"k1"), Some(b"v1"), None);
+        log.push(None, Some(b""), None);
+        assert!(
+            log.timestamps.is_empty(),
+            "no timestamp kept while none is set"
+        );
+        log.push(Some(b"k2"), None, Some(7));
+        log.push(Some(b""), Some(b"value3"), None);
         let got: Vec<_> = log.iter().collect();
         assert_eq!(
             got,
             [
-                (Some(&b"k1"[..]), Some(&b"v1"[..])),
-                (None, Some(&b""[..])),
-                (Some(&b"k2"[..]), None),
-                (Some(&b""[..]), Some(&b"value3"[..]))
+                (Some(&b"k1"[..]), Some(&b"v1"[..]), None),
+                (None, Some(&b""[..]), None),
+                (Some(&b"k2"[..]), None, Some(7)),
+                (Some(&b""[..]), Some(&b"value3"[..]), None)
             ]
         );
         assert_eq!(log.len(), 4);
