@@ -29,17 +29,18 @@ pub struct CheckpointArgs {
     /// exactly-once directories; see docs/checkpoints.md.
     #[arg(long)]
     pub checkpoint_dir: Option<PathBuf>,
-    /// Time between checkpoints, e.g. `100ms`, `1s`.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
-    pub checkpoint_interval: Duration,
+    /// Time between checkpoints, e.g. `100ms`, `1s` (default 1s; a SQL script's
+    /// `SET 'execution.checkpointing.interval'` when not given).
+    #[arg(long, value_parser = parse_duration)]
+    pub checkpoint_interval: Option<Duration>,
     /// Restore from `latest` (the newest complete checkpoint in --checkpoint-dir; a fresh
     /// start if there is none) or from a checkpoint or savepoint directory (or its URL in the
     /// object store of --checkpoint-dir).
     #[arg(long, requires = "checkpoint_dir")]
     pub restore: Option<RestoreFrom>,
-    /// Periodic checkpoints kept (savepoints are always kept).
-    #[arg(long, default_value_t = 3)]
-    pub retain_checkpoints: usize,
+    /// Periodic checkpoints kept (savepoints are always kept; default 3).
+    #[arg(long)]
+    pub retain_checkpoints: Option<usize>,
     /// With --restore: drop the state of operators this job no longer has (by operator id)
     /// instead of refusing to start — Flink's --allowNonRestoredState. Each dropped operator
     /// is logged and counted.
@@ -71,7 +72,11 @@ impl CheckpointArgs {
         self.checkpoint_dir.is_some()
     }
 
-    /// Adds the checkpoint and state backend configuration to `config`.
+    /// Adds the checkpoint and state backend configuration to `config`: the flags given
+    /// override what `config` holds (a SQL script's `SET`, say), the rest of it stays —
+    /// `--checkpoint-dir` sets the directory (and `--restore`) of its checkpoints, keeping their
+    /// interval and retention unless those flags are given too. A checkpoint directory that
+    /// is an object-store URL gets its storage here (also one that came from `config`).
     pub fn apply(&self, config: JobConfig) -> JobConfig {
         // Flags given override the job's own state configuration (a SQL `SET`, say).
         let mut config = config;
@@ -85,20 +90,37 @@ impl CheckpointArgs {
             config.state.dir = Some(dir.clone());
         }
         config.state.incremental |= self.incremental_checkpoints;
-        match &self.checkpoint_dir {
-            Some(dir) => {
-                let mut c = CheckpointConfig::new(dir)
-                    .interval(self.checkpoint_interval)
-                    .retain(self.retain_checkpoints)
-                    .allow_non_restored_state(self.allow_non_restored_state);
-                c.restore = self.restore.clone();
-                if let Some(url) = dir.to_str().filter(|d| is_object_store_url(d)) {
-                    c = c.storage(checkpoint_storage(url));
-                }
-                config.checkpoints(c)
-            }
-            None => config,
+        if let Some(dir) = &self.checkpoint_dir {
+            let mut c = config
+                .checkpoints
+                .take()
+                .unwrap_or_else(|| CheckpointConfig::new(dir));
+            c.dir = dir.clone();
+            c.storage = None;
+            c.restore = self.restore.clone();
+            c.allow_non_restored_state = self.allow_non_restored_state;
+            config = config.checkpoints(c);
         }
+        if let Some(mut c) = config.checkpoints.take() {
+            if let Some(interval) = self.checkpoint_interval {
+                c.interval = interval;
+            }
+            if let Some(n) = self.retain_checkpoints {
+                c = c.retain(n);
+            }
+            if c.storage.is_none() {
+                let url = c
+                    .dir
+                    .to_str()
+                    .filter(|d| is_object_store_url(d))
+                    .map(str::to_owned);
+                if let Some(url) = url {
+                    c = c.storage(checkpoint_storage(&url));
+                }
+            }
+            config = config.checkpoints(c);
+        }
+        config
     }
 }
 
@@ -326,4 +348,66 @@ pub fn print_summary(summary: &JobSummary, json: bool) -> anyhow::Result<()> {
         eprint!("{summary}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(dir: Option<&str>, interval: Option<u64>, retain: Option<usize>) -> CheckpointArgs {
+        CheckpointArgs {
+            checkpoint_dir: dir.map(PathBuf::from),
+            checkpoint_interval: interval.map(Duration::from_millis),
+            restore: None,
+            retain_checkpoints: retain,
+            allow_non_restored_state: false,
+            state_backend: None,
+            state_memory_budget: None,
+            state_dir: None,
+            incremental_checkpoints: false,
+        }
+    }
+
+    fn summary(config: &JobConfig) -> Option<(String, u128, usize)> {
+        let c = config.checkpoints.as_ref()?;
+        Some((
+            c.dir.display().to_string(),
+            c.interval.as_millis(),
+            c.retain,
+        ))
+    }
+
+    /// The flags given win over a configuration's checkpoints (a SQL script's SET); those not
+    /// given leave it as it is.
+    #[test]
+    fn flags_given_override_the_configurations_checkpoints_and_only_those() {
+        let set = || {
+            JobConfig::default().checkpoints(
+                CheckpointConfig::new("/set")
+                    .interval(Duration::from_millis(20))
+                    .retain(5),
+            )
+        };
+        assert_eq!(
+            summary(&flags(None, None, None).apply(set())),
+            Some(("/set".into(), 20, 5))
+        );
+        assert_eq!(
+            summary(&flags(Some("/flag"), None, None).apply(set())),
+            Some(("/flag".into(), 20, 5))
+        );
+        assert_eq!(
+            summary(&flags(None, Some(300), Some(2)).apply(set())),
+            Some(("/set".into(), 300, 2))
+        );
+        // Without a configuration's checkpoints: the flags alone, with their defaults.
+        assert_eq!(
+            summary(&flags(Some("/flag"), None, None).apply(JobConfig::default())),
+            Some(("/flag".into(), 1000, 3))
+        );
+        assert_eq!(
+            summary(&flags(None, Some(300), None).apply(JobConfig::default())),
+            None
+        );
+    }
 }

@@ -257,22 +257,25 @@ impl Server {
         // The job's name is its id: metrics label it `job` = id.
         let mut job = Job::new(&id);
         session.plan_inserts(&mut job).map_err(|e| bad(&e))?;
-        let config = session
-            .job_config(JobConfig::default().parallelism(parallelism))
-            .map_err(|e| bad(&e))?;
         let checkpoint_dir = self.checkpoint_root.as_ref().map(|root| root.join(&id));
         let checkpoints = CheckpointArgs {
             checkpoint_dir: checkpoint_dir.clone(),
-            checkpoint_interval: self.checkpoint_interval,
+            checkpoint_interval: Some(self.checkpoint_interval),
             restore,
-            retain_checkpoints: self.retain_checkpoints,
+            retain_checkpoints: Some(self.retain_checkpoints),
             allow_non_restored_state: request.allow_non_restored_state,
             state_backend: None,
             state_memory_budget: None,
             state_dir: None,
             incremental_checkpoints: false,
         };
+        // The server's checkpoint options first, the script's SET over them, then the
+        // server's again: its directory per job and its interval win.
+        let config = session
+            .job_config(checkpoints.apply(JobConfig::default().parallelism(parallelism)))
+            .map_err(|e| bad(&e))?;
         let config = checkpoints.apply(config);
+        let checkpointing = config.checkpoints.is_some();
         let handle = job.start(config).map_err(|e| {
             refused(
                 StatusCode::BAD_REQUEST,
@@ -285,7 +288,7 @@ impl Server {
         Ok(Started {
             handle,
             slot,
-            checkpoints: checkpoints.enabled(),
+            checkpoints: checkpointing,
             answer: json!({
                 "id": id,
                 "name": name,

@@ -109,8 +109,10 @@ pub fn run(args: SqlArgs) -> anyhow::Result<()> {
         .plan_inserts(&mut job)
         .map_err(|e| report(&origin, &script, &e))?;
     tracing::info!("running {inserts} INSERT statement(s) as one job");
+    // The flags first (so that a SET interval finds their --checkpoint-dir), the script's SET
+    // over them, then the flags given win again.
     let config = session
-        .job_config(base)
+        .job_config(args.checkpoints.apply(base))
         .map_err(|e| report(&origin, &script, &e))?;
     let config = args.checkpoints.apply(config);
     // The process's last job: its finished tasks' state goes with the process.

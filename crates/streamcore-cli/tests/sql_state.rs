@@ -1,7 +1,10 @@
-//! `SET 'state.backend' = 'lsm'` in a SQL script takes effect: the same script (a group
-//! aggregate, a HOP window aggregate and an interval join over the generator, their final
-//! tables written as CSV in batch mode) gives the same files on the LSM backend with a tiny
-//! budget as in memory, and its metrics show the state went through the tree (evictions).
+//! Job options set by a SQL script take effect. `SET 'state.backend' = 'lsm'`: the same
+//! script (a group aggregate, a HOP window aggregate and an interval join over the generator,
+//! their final tables written as CSV in batch mode) gives the same files on the LSM backend
+//! with a tiny budget as in memory, and its metrics show the state went through the tree
+//! (evictions). `SET 'execution.checkpointing.dir'` (with an interval and a retention)
+//! checkpoints the job there: its exactly-once file sink commits the rows of a run without
+//! checkpoints, and only the retained checkpoints (and the final one) stay.
 
 mod common;
 
@@ -78,4 +81,54 @@ fn set_state_backend_lsm_runs_the_script_on_the_tree_with_the_same_results() {
             "{name}: the LSM backend's table differs from memory's"
         );
     }
+}
+
+#[test]
+fn set_checkpoint_options_checkpoint_the_job_into_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |sets: &str, out: &str| -> Value {
+        let script = format!(
+            "{sets}
+             CREATE TABLE bid (auction BIGINT, price BIGINT)
+             WITH ('connector' = 'nexmark', 'kind' = 'bid', 'events.num' = '20000',
+                   'first-event.rate' = '40000', 'rate-limited' = 'true');
+             CREATE TABLE out (auction BIGINT, price BIGINT)
+             WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+             INSERT INTO out SELECT auction, price FROM bid;",
+            dir.path().join(out).display()
+        );
+        let output = Command::new(env!("CARGO_BIN_EXE_streamcore"))
+            .args(["sql", "-p", "2", "--metrics-json", "-e", &script])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        serde_json::from_str(stderr.trim()).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+    };
+    let checkpoints = dir.path().join("checkpoints");
+    let summary = run(
+        &format!(
+            "SET 'execution.checkpointing.dir' = '{}';
+             SET 'execution.checkpointing.interval' = '20 ms';
+             SET 'execution.checkpointing.num-retained' = '2';",
+            checkpoints.display()
+        ),
+        "checkpointed",
+    );
+    let completed = summary["checkpoints"]["completed"].as_u64().unwrap_or(0);
+    assert!(completed >= 3, "{completed} checkpoints: {summary}");
+    let kept = std::fs::read_dir(&checkpoints)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().starts_with("chk-")
+        })
+        .count();
+    // The two retained periodic checkpoints, and the final one the finished job took.
+    assert_eq!(kept, 3, "{kept} checkpoints kept of {completed}");
+    let without = run("", "plain");
+    assert!(without["checkpoints"].is_null(), "{without}");
+    let rows = committed_sorted(&dir.path().join("checkpointed"));
+    assert!(rows.len() > 10_000, "{} rows", rows.len());
+    assert_eq!(rows, committed_sorted(&dir.path().join("plain")));
 }

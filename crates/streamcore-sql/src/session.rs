@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use streamcore::changelog::Change;
+use streamcore::checkpoint::CheckpointConfig;
 use streamcore::row::Row;
 use streamcore::{Job, JobConfig};
 use streamcore_connectors::{CsvSink, JsonLinesSink};
@@ -305,12 +306,61 @@ impl Session {
             if !key.starts_with("state.") {
                 break;
             }
+            if is_checkpoint_option(key) {
+                continue;
+            }
             config
                 .state
                 .set(key, value)
                 .map_err(|e| PlanError::invalid(e.to_string()))?;
         }
+        self.apply_checkpoint_options(&mut config)?;
         Ok(config)
+    }
+
+    /// The checkpoint options, by Flink's names: a directory
+    /// (`execution.checkpointing.dir`, or Flink 1's `state.checkpoints.dir`) checkpoints the
+    /// job there; `execution.checkpointing.interval` and `execution.checkpointing.num-retained`
+    /// (`state.checkpoints.num-retained`) set the interval and how many are kept, of those
+    /// checkpoints or of `config`'s (the command line's `--checkpoint-dir`).
+    fn apply_checkpoint_options(&self, config: &mut JobConfig) -> Result<(), PlanError> {
+        let option = |keys: &[&str]| keys.iter().find_map(|k| self.catalog.option(k));
+        if let Some(dir) = option(&CHECKPOINT_DIR) {
+            let mut c = config
+                .checkpoints
+                .take()
+                .unwrap_or_else(|| CheckpointConfig::new(dir));
+            c.dir = dir.into();
+            c.storage = None;
+            config.checkpoints = Some(c);
+        }
+        let interval = option(&[CHECKPOINT_INTERVAL])
+            .map(checkpoint_interval)
+            .transpose()?;
+        let retained = option(&CHECKPOINTS_RETAINED)
+            .map(checkpoints_retained)
+            .transpose()?;
+        if interval.is_none() && retained.is_none() {
+            return Ok(());
+        }
+        let Some(c) = config.checkpoints.as_mut() else {
+            return Err(PlanError::invalid(format!(
+                "'{}' needs a checkpoint directory: SET '{}' = '…' (or run with --checkpoint-dir)",
+                if interval.is_some() {
+                    CHECKPOINT_INTERVAL
+                } else {
+                    CHECKPOINTS_RETAINED[0]
+                },
+                CHECKPOINT_DIR[0]
+            )));
+        };
+        if let Some(i) = interval {
+            c.interval = i;
+        }
+        if let Some(n) = retained {
+            c.retain = n;
+        }
+        Ok(())
     }
 
     /// The job's name: `pipeline.name`, or `default`.
@@ -428,16 +478,59 @@ pub fn parse_duration(text: &str) -> Result<Duration, PlanError> {
     Ok(Duration::from_millis(ms))
 }
 
+/// The keys of the checkpoint directory (Flink 2's, Flink 1's).
+const CHECKPOINT_DIR: [&str; 2] = ["execution.checkpointing.dir", "state.checkpoints.dir"];
+/// The key of the time between checkpoints.
+const CHECKPOINT_INTERVAL: &str = "execution.checkpointing.interval";
+/// The keys of how many periodic checkpoints are kept (Flink 2's, Flink 1's).
+const CHECKPOINTS_RETAINED: [&str; 2] = [
+    "execution.checkpointing.num-retained",
+    "state.checkpoints.num-retained",
+];
+
+fn is_checkpoint_option(key: &str) -> bool {
+    CHECKPOINT_DIR.contains(&key)
+        || key == CHECKPOINT_INTERVAL
+        || CHECKPOINTS_RETAINED.contains(&key)
+}
+
+fn checkpoint_interval(value: &str) -> Result<Duration, PlanError> {
+    let interval = parse_duration(value)?;
+    if interval.is_zero() {
+        return Err(PlanError::invalid(format!(
+            "'{CHECKPOINT_INTERVAL}' must be more than 0, got '{value}'"
+        )));
+    }
+    Ok(interval)
+}
+
+fn checkpoints_retained(value: &str) -> Result<usize, PlanError> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(PlanError::invalid(format!(
+            "the number of checkpoints retained must be a positive number, got '{value}'"
+        ))),
+    }
+}
+
 fn check_option(key: &str, value: &str) -> Result<(), PlanError> {
     match key {
+        CHECKPOINT_INTERVAL => {
+            checkpoint_interval(value)?;
+        }
+        k if CHECKPOINTS_RETAINED.contains(&k) => {
+            checkpoints_retained(value)?;
+        }
+        k if CHECKPOINT_DIR.contains(&k) && value.trim().is_empty() => {
+            return Err(PlanError::invalid(format!("'{k}' must name a directory")));
+        }
+        k if is_checkpoint_option(k) => {}
         "parallelism.default" if value.parse::<usize>().map_or(true, |p| p == 0) => {
             return Err(PlanError::invalid(format!(
                 "'parallelism.default' must be a positive number, got '{value}'"
             )));
         }
-        "table.exec.state.ttl"
-        | "execution.checkpointing.interval"
-        | "table.exec.emit.allow-lateness" => {
+        "table.exec.state.ttl" | "table.exec.emit.allow-lateness" => {
             parse_duration(value)?;
         }
         "table.exec.mini-batch.enabled"
@@ -858,6 +951,84 @@ fn flatten(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checkpoint_options_checkpoint_the_job_by_flinks_names() {
+        let config = |sets: &str, base: JobConfig| {
+            let mut session = Session::new();
+            session.execute_script(sets)?;
+            session.job_config(base)
+        };
+        let c = config(
+            "SET 'execution.checkpointing.dir' = '/tmp/ck'; \
+             SET 'execution.checkpointing.interval' = '250 ms'; \
+             SET 'execution.checkpointing.num-retained' = '5';",
+            JobConfig::default(),
+        )
+        .unwrap()
+        .checkpoints
+        .expect("checkpoints");
+        assert_eq!(
+            (c.dir.to_str(), c.interval, c.retain),
+            (Some("/tmp/ck"), Duration::from_millis(250), 5)
+        );
+        // Flink 1's names; the interval of checkpoints the base already has (--checkpoint-dir).
+        let c = config(
+            "SET 'state.checkpoints.dir' = '/tmp/old'; SET 'state.checkpoints.num-retained' = '2';",
+            JobConfig::default(),
+        )
+        .unwrap()
+        .checkpoints
+        .unwrap();
+        assert_eq!(
+            (c.dir.to_str(), c.interval, c.retain),
+            (Some("/tmp/old"), Duration::from_secs(1), 2)
+        );
+        let base = JobConfig::default().checkpoints(CheckpointConfig::new("/tmp/flag").retain(7));
+        let c = config("SET 'execution.checkpointing.interval' = '2s';", base)
+            .unwrap()
+            .checkpoints
+            .unwrap();
+        assert_eq!(
+            (c.dir.to_str(), c.interval, c.retain),
+            (Some("/tmp/flag"), Duration::from_secs(2), 7)
+        );
+        // No directory anywhere: refused, saying what is missing.
+        let e = config(
+            "SET 'execution.checkpointing.interval' = '2s';",
+            JobConfig::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("'execution.checkpointing.interval' needs a checkpoint directory: SET 'execution.checkpointing.dir'"),
+            "{e}"
+        );
+        // Bad values are refused at the SET.
+        for (set, message) in [
+            (
+                "SET 'execution.checkpointing.interval' = '0 s'",
+                "must be more than 0",
+            ),
+            ("SET 'execution.checkpointing.interval' = 'often'", "often"),
+            (
+                "SET 'state.checkpoints.num-retained' = '0'",
+                "must be a positive number",
+            ),
+            (
+                "SET 'execution.checkpointing.dir' = ' '",
+                "must name a directory",
+            ),
+        ] {
+            let e = Session::new().execute_script(set).unwrap_err().to_string();
+            assert!(e.contains(message), "{set}: {e}");
+        }
+        // Nothing set: no checkpoints.
+        assert!(config("", JobConfig::default())
+            .unwrap()
+            .checkpoints
+            .is_none());
+    }
 
     #[test]
     fn state_options_choose_the_jobs_state_backend() {
