@@ -5,7 +5,7 @@
 use crate::catalog::{Catalog, ColumnSource, PlanField, Relation, TableDef};
 use crate::error::{did_you_mean, PlanError};
 use crate::expr::{CmpOp, Expr, LikePattern};
-use crate::functions::{udf_type, ScalarFunction, TimeUnit};
+use crate::functions::{udf_type, ScalarFunction, TimeUnit, SCALAR_FUNCTIONS};
 use crate::join::{make_join, window_of, WindowBound};
 use crate::plan::{AggCall, AggFunc, JoinKind, JoinLate, Node, Plan, WindowKind};
 use crate::types::{from_ast, numeric_result, ArithOp, SqlType};
@@ -46,7 +46,32 @@ struct Scope<'s> {
     agg: Option<&'s AggScope>,
 }
 
-const AGGREGATES: [&str; 5] = ["COUNT", "SUM", "MIN", "MAX", "AVG"];
+pub(crate) const AGGREGATES: [&str; 5] = ["COUNT", "SUM", "MIN", "MAX", "AVG"];
+
+/// The built-in functions bound outside [`ScalarFunction::resolve`]: `MOD`, the Top-N's
+/// `ROW_NUMBER`, the window table functions (also legacy `GROUP BY` windows) and the legacy
+/// windows' `…_START`/`…_END`/`…_ROWTIME`, and `MATCH_RECOGNIZE`'s navigation functions.
+pub(crate) const OTHER_FUNCTIONS: &[&str] = &[
+    "MOD",
+    "ROW_NUMBER",
+    "TUMBLE",
+    "HOP",
+    "SESSION",
+    "CUMULATE",
+    "TUMBLE_START",
+    "TUMBLE_END",
+    "TUMBLE_ROWTIME",
+    "HOP_START",
+    "HOP_END",
+    "HOP_ROWTIME",
+    "SESSION_START",
+    "SESSION_END",
+    "SESSION_ROWTIME",
+    "PREV",
+    "FIRST",
+    "LAST",
+    "MATCH_ROWTIME",
+];
 
 fn is_aggregate(f: &Function) -> bool {
     f.over.is_none() && AGGREGATES.contains(&name_of(&f.name).to_ascii_uppercase().as_str())
@@ -2277,28 +2302,11 @@ impl<'a> Binder<'a> {
                 "unknown function `{name}`{}",
                 did_you_mean(
                     &name,
-                    [
-                        "UPPER",
-                        "LOWER",
-                        "CONCAT",
-                        "CHAR_LENGTH",
-                        "SUBSTRING",
-                        "TRIM",
-                        "SPLIT_INDEX",
-                        "REGEXP_EXTRACT",
-                        "DATE_FORMAT",
-                        "HOUR",
-                        "MINUTE",
-                        "SECOND",
-                        "YEAR",
-                        "MONTH",
-                        "DAYOFMONTH",
-                        "ABS",
-                        "COALESCE",
-                        "NULLIF",
-                        "TO_TIMESTAMP",
-                        "MOD"
-                    ]
+                    SCALAR_FUNCTIONS
+                        .iter()
+                        .copied()
+                        .chain(["MOD"])
+                        .chain(self.catalog.function_names())
                 )
             ))),
         }

@@ -268,6 +268,16 @@ impl Catalog {
         self.functions.get(&name.to_lowercase())
     }
 
+    /// The user-defined functions' names (lowercase), sorted.
+    pub fn function_names(&self) -> impl Iterator<Item = &str> {
+        self.functions.keys().map(String::as_str)
+    }
+
+    /// The views' names, sorted.
+    pub fn view_names(&self) -> Vec<String> {
+        self.views.keys().cloned().collect()
+    }
+
     /// Removes a table or view; true if there was one.
     pub fn drop(&mut self, name: &str) -> bool {
         let key = name.to_lowercase();

@@ -178,6 +178,36 @@ impl TimeUnit {
     }
 }
 
+/// The names [`ScalarFunction::resolve`] takes (aliases included), for `SHOW FUNCTIONS` and
+/// the suggestions of an unknown function's error; a test keeps the list whole.
+pub const SCALAR_FUNCTIONS: &[&str] = &[
+    "UPPER",
+    "UCASE",
+    "LOWER",
+    "LCASE",
+    "CONCAT",
+    "CHAR_LENGTH",
+    "CHARACTER_LENGTH",
+    "SUBSTRING",
+    "SUBSTR",
+    "TRIM",
+    "SPLIT_INDEX",
+    "REGEXP_EXTRACT",
+    "DATE_FORMAT",
+    "YEAR",
+    "MONTH",
+    "DAYOFMONTH",
+    "HOUR",
+    "MINUTE",
+    "SECOND",
+    "ABS",
+    "COALESCE",
+    "IFNULL",
+    "NULLIF",
+    "TO_TIMESTAMP",
+    "PROCTIME",
+];
+
 impl ScalarFunction {
     /// The function's SQL name.
     pub fn name(&self) -> &str {
@@ -530,6 +560,26 @@ fn check_arguments(func: &ScalarFunction, args: &[(Expr, SqlType)]) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `SCALAR_FUNCTIONS` is what `resolve` takes: every listed name resolves, and every name
+    /// `resolve` matches on (read from this file's source) is listed.
+    #[test]
+    fn the_list_of_scalar_functions_is_whole() {
+        for name in SCALAR_FUNCTIONS {
+            assert!(ScalarFunction::resolve(name, &[]).is_some(), "{name}");
+        }
+        let source = include_str!("functions.rs");
+        let start = source.find("    pub fn resolve(").unwrap();
+        let end = start + source[start..].find("_ => return None").unwrap();
+        for quoted in source[start..end].split('"').skip(1).step_by(2) {
+            if !quoted.is_empty() && quoted.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
+                assert!(
+                    SCALAR_FUNCTIONS.contains(&quoted),
+                    "{quoted} is not in SCALAR_FUNCTIONS"
+                );
+            }
+        }
+    }
 
     #[test]
     fn string_functions() {

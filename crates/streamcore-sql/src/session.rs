@@ -218,6 +218,31 @@ impl Session {
                 header: vec!["table name".into()],
                 rows: self.catalog.names().into_iter().map(|n| vec![n]).collect(),
             }),
+            Statement::ShowViews { .. } => Ok(Outcome::Table {
+                header: vec!["view name".into()],
+                rows: self
+                    .catalog
+                    .view_names()
+                    .into_iter()
+                    .map(|n| vec![n])
+                    .collect(),
+            }),
+            Statement::ShowFunctions { filter: None } => {
+                // Flink lists them in lowercase: the built-in ones, then the user's.
+                let mut names: Vec<String> = crate::functions::SCALAR_FUNCTIONS
+                    .iter()
+                    .chain(&crate::binder::AGGREGATES)
+                    .chain(crate::binder::OTHER_FUNCTIONS)
+                    .map(|n| n.to_ascii_lowercase())
+                    .chain(self.catalog.function_names().map(str::to_string))
+                    .collect();
+                names.sort();
+                names.dedup();
+                Ok(Outcome::Table {
+                    header: vec!["function name".into()],
+                    rows: names.into_iter().map(|n| vec![n]).collect(),
+                })
+            }
             Statement::ExplainTable { table_name, .. } => {
                 let name = table_name.to_string();
                 let plan = match self.catalog.relation(&name).map_err(|e| e.at(span))? {
