@@ -94,7 +94,7 @@ pub fn run(args: SqlArgs) -> anyhow::Result<()> {
                     })
                     .map_err(|e| report(&origin, &script, &e))?;
                 let config = session
-                    .job_config(base.clone())
+                    .select_config(base.clone())
                     .map_err(|e| report(&origin, &script, &e))?;
                 let summary = run_job(job, config, &args.http)?;
                 print_summary(&summary, args.metrics_json)?;

@@ -140,7 +140,7 @@ fn query(
         .option("sql-client.execution.result-mode")
         .is_some_and(|m| m.eq_ignore_ascii_case("table"));
     let mut job = Job::new(&session.job_name("select"));
-    let config = session.job_config(base.clone())?;
+    let config = session.select_config(base.clone())?;
     if !table_mode {
         session.plan_select(&mut job, plan, |s| {
             s.sink_named("print", PrintSink::new(None))

@@ -314,8 +314,19 @@ impl Session {
             .is_some_and(|m| m.eq_ignore_ascii_case("batch"))
     }
 
-    /// The job configuration from the session's options over `base`.
+    /// The configuration of the session's INSERT jobs from its options over `base`: the
+    /// checkpoint options included (see [`Session::select_config`] for a `SELECT`'s).
     pub fn job_config(&self, base: JobConfig) -> Result<JobConfig, PlanError> {
+        let mut config = self.select_config(base)?;
+        self.apply_checkpoint_options(&mut config)?;
+        Ok(config)
+    }
+
+    /// The configuration of a job that runs a `SELECT` for its answer (to the terminal, or
+    /// collected): the session's options over `base` but its checkpoint options — its
+    /// output is not written anywhere a checkpoint commits, and its checkpoints would mix
+    /// with the INSERT jobs' in their directory.
+    pub fn select_config(&self, base: JobConfig) -> Result<JobConfig, PlanError> {
         let mut config = base;
         if let Some(p) = self.catalog.option("parallelism.default") {
             let p: usize = p.parse().map_err(|_| {
@@ -339,7 +350,6 @@ impl Session {
                 .set(key, value)
                 .map_err(|e| PlanError::invalid(e.to_string()))?;
         }
-        self.apply_checkpoint_options(&mut config)?;
         Ok(config)
     }
 
@@ -465,7 +475,7 @@ impl Session {
         let mut out = None;
         self.plan_select(&mut job, plan, |s| out = Some(s.collect()))?;
         let collected = out.expect("planned");
-        job.run(self.job_config(config)?)
+        job.run(self.select_config(config)?)
             .map_err(|e| PlanError::Run(e.to_string()))?;
         Ok(collected.take())
     }
@@ -1053,6 +1063,17 @@ mod tests {
             .unwrap()
             .checkpoints
             .is_none());
+        // A SELECT's job does not checkpoint (nor refuse an interval without a directory).
+        let mut session = Session::new();
+        session
+            .execute_script(
+                "SET 'execution.checkpointing.dir' = '/tmp/ck'; \
+                 SET 'execution.checkpointing.interval' = '2s'; SET 'parallelism.default' = '3';",
+            )
+            .unwrap();
+        let select = session.select_config(JobConfig::default()).unwrap();
+        assert!(select.checkpoints.is_none());
+        assert_eq!(select.parallelism, 3);
     }
 
     #[test]
