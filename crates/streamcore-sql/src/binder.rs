@@ -3271,7 +3271,11 @@ pub(crate) fn fit_to_sink(
                 Ok(at)
             })
             .collect::<Result<_, _>>()?,
-        None => written.clone(),
+        // Without a column list the query gives the written columns in declaration order
+        // (Flink's), whatever order the sink's rows hold them in.
+        None => (0..sink.columns.len())
+            .filter(|c| written.contains(c))
+            .collect(),
     };
     if targets.len() != plan.fields.len() {
         return Err(PlanError::invalid(format!(

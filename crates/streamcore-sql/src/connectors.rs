@@ -1796,3 +1796,163 @@ mod tests {
         assert_eq!(row.values.to_vec(), vec![Scalar::TimestampMs(1)]);
     }
 }
+
+/// `shape_taking` against `shape_from` over random scans: selected columns (repeated, computed,
+/// the rowtime), pushed filters (with `column = constant` conjuncts, so kept records are
+/// shaped by what the filter guarantees and refused ones by `filtered_rowtime`), projections,
+/// an `event_type`-like constant and NULL rowtimes.
+#[cfg(test)]
+mod shape_taking_tests {
+    use super::*;
+    use crate::expr::CmpOp;
+    use crate::session::Session;
+    use proptest::prelude::*;
+
+    /// `e, a, s, t1, t2` physical; `w = UPPER(s)`, `x = a + 1`, `rt` a `CASE` over `e` (the
+    /// rowtime, as the Nexmark tables' `dateTime`).
+    fn table() -> Arc<TableDef> {
+        let mut session = Session::new();
+        session
+            .execute_script(
+                "CREATE TABLE u (e BIGINT, a BIGINT, s VARCHAR, t1 TIMESTAMP(3), t2 TIMESTAMP(3), \
+                 w AS UPPER(s), x AS a + 1, \
+                 rt AS CASE WHEN e = 0 THEN t1 WHEN e = 1 THEN t2 ELSE t1 END, \
+                 WATERMARK FOR rt AS rt) WITH ('connector' = 'filesystem', 'path' = '/x', \
+                 'format' = 'json');",
+            )
+            .unwrap();
+        session.catalog.table("u").unwrap()
+    }
+
+    fn int(v: i64) -> Box<Expr> {
+        Box::new(Expr::Literal(Scalar::Int(v)))
+    }
+
+    /// A predicate of kind `kind` over emitted column `j`.
+    fn predicate(kind: u8, j: usize, v: i64) -> Expr {
+        let c = || Box::new(Expr::Column(j));
+        match kind % 4 {
+            0 => Expr::Cmp(CmpOp::Eq, c(), int(v)),
+            1 => Expr::Cmp(CmpOp::Gt, c(), int(v)),
+            2 => Expr::IsNull(c(), true),
+            _ => Expr::And(vec![
+                Expr::Cmp(CmpOp::Eq, c(), int(v)),
+                Expr::IsNull(c(), true),
+            ]),
+        }
+    }
+
+    type Record = (i64, i64, Option<i64>, Option<i64>);
+
+    fn check(
+        columns: Vec<usize>,
+        filter: Option<(u8, usize, i64, Option<(usize, i64)>)>,
+        projection: Option<Vec<(bool, usize)>>,
+        constant: Option<(usize, i64)>,
+        records: Vec<Record>,
+    ) -> Result<(), TestCaseError> {
+        let n = columns.len();
+        let filter = filter.map(|(kind, j, v, and)| {
+            let f = predicate(kind, j % n, v);
+            match and {
+                Some((j2, v2)) => Expr::And(vec![
+                    f,
+                    Expr::Cmp(CmpOp::Eq, Box::new(Expr::Column(j2 % n)), int(v2)),
+                ]),
+                None => f,
+            }
+        });
+        let projection: Option<Vec<Expr>> = projection.map(|p| {
+            p.into_iter()
+                .map(|(plain, j)| match plain {
+                    true => Expr::Column(j % n),
+                    false => Expr::IsNull(Box::new(Expr::Column(j % n)), false),
+                })
+                .collect()
+        });
+        let base = RowShaper::select(&table(), &columns);
+        if !base.can_fuse(filter.as_ref(), projection.as_deref()) {
+            return Ok(());
+        }
+        let mut shaper = base.with_calc(filter.as_ref(), projection.as_deref());
+        if let Some((c, v)) = constant {
+            shaper = shaper.with_constant(c, &Scalar::Int(v));
+        }
+        let (taken, needed) = (shaper.taken().to_vec(), shaper.needed().to_vec());
+        for (e, a, t1, t2) in records {
+            let mut full = vec![
+                Scalar::Int(e),
+                Scalar::Int(a),
+                Scalar::Str(format!("s{a}").into()),
+                t1.map_or(Scalar::Null, Scalar::TimestampMs),
+                t2.map_or(Scalar::Null, Scalar::TimestampMs),
+            ];
+            if let Some((c, v)) = constant {
+                full[c] = Scalar::Int(v); // the constant holds in every record
+            }
+            let mut prefilled: Vec<Scalar> = full
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    if needed[i] && !taken[i] {
+                        v.clone()
+                    } else {
+                        Scalar::Null
+                    }
+                })
+                .collect();
+            let mut fetched = Vec::new();
+            let taking = shaper.shape_taking(&mut prefilled, |i| {
+                fetched.push(i);
+                full[i].clone()
+            });
+            let from = shaper.shape_from(&mut full.clone());
+            let text = |r: &std::result::Result<Shaped, String>| match r {
+                Ok(Shaped::Row(r)) => format!("row {:?} at {:?}", r.values, r.time),
+                Ok(Shaped::Filtered(t)) => format!("filtered at {t:?}"),
+                Err(e) => format!("error {e}"),
+            };
+            prop_assert_eq!(
+                text(&taking),
+                text(&from),
+                "columns {:?}, taken {:?}",
+                &columns,
+                &taken
+            );
+            match taking {
+                Ok(Shaped::Row(_)) => {
+                    fetched.sort();
+                    let want: Vec<usize> = (0..taken.len()).filter(|&i| taken[i]).collect();
+                    prop_assert_eq!(fetched, want, "each taken column fetched once");
+                }
+                Ok(Shaped::Filtered(_)) => {
+                    prop_assert!(
+                        fetched.is_empty(),
+                        "fetched {:?} for a dropped record",
+                        fetched
+                    )
+                }
+                // A row that fails (a NULL rowtime) may have fetched some of its values.
+                Err(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+        #[test]
+        fn shape_taking_equals_shape_from(
+            columns in proptest::collection::vec(0usize..8, 1..7),
+            filter in proptest::option::of((0u8..4, 0usize..8, 0i64..3, proptest::option::of((0usize..8, 0i64..3)))),
+            projection in proptest::option::of(proptest::collection::vec((any::<bool>(), 0usize..8), 1..6)),
+            constant in proptest::option::of((0usize..2, 0i64..3)),
+            records in proptest::collection::vec(
+                (0i64..3, 0i64..3, proptest::option::weighted(0.9, 0i64..10), proptest::option::weighted(0.9, 0i64..10)),
+                1..6,
+            ),
+        ) {
+            check(columns, filter, projection, constant, records)?;
+        }
+    }
+}

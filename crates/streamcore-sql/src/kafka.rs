@@ -42,9 +42,17 @@ pub const METADATA_WRITTEN: &[&str] = &["timestamp"];
 /// Refuses to write a table with a persisted (not `VIRTUAL`) metadata column whose metadata
 /// cannot be written — Flink refuses the same; `written` is [`TableDef::written_columns`].
 pub fn check_metadata_written(table: &TableDef, written: &[usize]) -> Result<(), PlanError> {
+    let mut seen: Vec<&str> = Vec::new();
     for &c in written {
         let column = &table.columns[c];
         if let ColumnSource::Metadata { key, .. } = &column.kind {
+            if seen.contains(&key.as_str()) {
+                return Err(PlanError::invalid(format!(
+                    "table `{}`: two persisted metadata columns write '{key}' (declare one VIRTUAL)",
+                    table.name
+                )));
+            }
+            seen.push(key);
             if !METADATA_WRITTEN.contains(&key.as_str()) {
                 return Err(PlanError::invalid(format!(
                     "table `{}`: metadata column `{}` FROM '{key}' is read-only (writable metadata: {}); declare it VIRTUAL to write to the table",
@@ -1315,6 +1323,15 @@ mod runtime {
         }
 
         fn value(&self, record: &Row, value: &mut Vec<u8>) -> Result<(), String> {
+            if let Some(Scalar::TimestampMs(ms)) = self.timestamp.and_then(|t| record.values.get(t))
+            {
+                if *ms < 0 {
+                    return Err(format!(
+                        "the record's timestamp {} is before 1970-01-01: Kafka has no timestamps before the epoch",
+                        Scalar::TimestampMs(*ms)
+                    ));
+                }
+            }
             self.value.encode(&record.values, value)
         }
 
@@ -1322,9 +1339,11 @@ mod runtime {
             self.value.is_null_raw(&record.values)
         }
 
+        /// NULL leaves the timestamp to the producer's clock — and so does the epoch itself
+        /// (librdkafka takes 0 for "now"); a time before it fails in `value`.
         fn timestamp(&self, record: &Row) -> Option<i64> {
             match record.values.get(self.timestamp?)? {
-                Scalar::TimestampMs(ms) => Some(*ms),
+                Scalar::TimestampMs(ms) if *ms > 0 => Some(*ms),
                 _ => None,
             }
         }
@@ -1829,6 +1848,32 @@ mod tests {
         ));
         assert!(
             e.contains("metadata column `o` FROM 'offset' is read-only (writable metadata: timestamp); declare it VIRTUAL"),
+            "{e}"
+        );
+        // Without a column list the query gives the written columns in declaration order
+        // (Flink's), the metadata column first here; the sink's row holds it last.
+        let mut session = Session::new();
+        let outcomes = session
+            .execute_script(&script(
+                "kts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp', created TIMESTAMP(3)",
+                "EXPLAIN INSERT INTO k SELECT ts, TIMESTAMP '2000-01-01 00:00:00' FROM src",
+            ))
+            .unwrap();
+        let Some(crate::session::Outcome::Explain(plan)) = outcomes.last() else {
+            panic!("{outcomes:?}")
+        };
+        assert!(plan.contains("AS created, $0 AS kts"), "{plan}");
+        let e = err(&script(
+            "kts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp', created TIMESTAMP(3)",
+            "INSERT INTO k SELECT ts FROM src",
+        ));
+        assert!(e.contains("takes 2 (kts, created)"), "{e}");
+        let e = err(&script(
+            "v BIGINT, a TIMESTAMP_LTZ(3) METADATA FROM 'timestamp', b TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'",
+            "INSERT INTO k SELECT v, ts, ts FROM src",
+        ));
+        assert!(
+            e.contains("two persisted metadata columns write 'timestamp'"),
             "{e}"
         );
         // Such a table is still read.

@@ -254,6 +254,33 @@ fn a_persisted_timestamp_metadata_column_sets_the_record_timestamps() {
     }
 }
 
+/// Kafka has no timestamps before the epoch: writing one fails the job naming it (Flink's
+/// producer refuses it too), instead of sending what a reader cannot fetch.
+#[test]
+fn a_timestamp_before_the_epoch_fails_the_job() {
+    let broker = TestBroker::start();
+    broker.create_topic("early", 1);
+    let servers = broker.brokers();
+    let mut session = Session::new();
+    session
+        .execute_script(&format!(
+            "CREATE TABLE src (user_id STRING, ts TIMESTAMP(3))
+             WITH ('connector' = 'values', 'data' = 'ann,1969-12-31 23:59:59');
+             CREATE TABLE out (user_id STRING, kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp')
+             WITH ('connector' = 'kafka', 'topic' = 'early',
+                   'properties.bootstrap.servers' = '{servers}', 'format' = 'json');
+             INSERT INTO out SELECT user_id, ts FROM src;"
+        ))
+        .unwrap();
+    let mut job = Job::new("early");
+    session.plan_inserts(&mut job).unwrap();
+    let e = job.run(JobConfig::default()).unwrap_err().to_string();
+    assert!(
+        e.contains("timestamp 1969-12-31 23:59:59.000 is before 1970-01-01"),
+        "{e}"
+    );
+}
+
 #[test]
 fn csv_values_and_a_topic_pattern_round_trip() {
     let broker = TestBroker::start();
