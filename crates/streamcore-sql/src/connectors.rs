@@ -1843,10 +1843,12 @@ mod shape_taking_tests {
     }
 
     type Record = (i64, i64, Option<i64>, Option<i64>);
+    /// A predicate's kind, column and value, and maybe a `column = value` conjunct.
+    type Filter = (u8, usize, i64, Option<(usize, i64)>);
 
     fn check(
         columns: Vec<usize>,
-        filter: Option<(u8, usize, i64, Option<(usize, i64)>)>,
+        filter: Option<Filter>,
         projection: Option<Vec<(bool, usize)>>,
         constant: Option<(usize, i64)>,
         records: Vec<Record>,
