@@ -77,7 +77,7 @@ fn is_aggregate(f: &Function) -> bool {
     f.over.is_none() && AGGREGATES.contains(&name_of(&f.name).to_ascii_uppercase().as_str())
 }
 
-fn name_of(name: &ObjectName) -> String {
+pub(crate) fn name_of(name: &ObjectName) -> String {
     name.0
         .iter()
         .map(|p| match p.as_ident() {

@@ -195,6 +195,8 @@ impl fmt::Display for TableDef {
 #[derive(Clone, Debug)]
 pub struct Catalog {
     tables: BTreeMap<String, Arc<TableDef>>,
+    /// The statement each table was created with, as `SHOW CREATE TABLE` prints it.
+    ddl: BTreeMap<String, String>,
     views: BTreeMap<String, Arc<Query>>,
     functions: BTreeMap<String, Udf>,
     /// The implementations `CREATE FUNCTION … AS 'class'` can name.
@@ -207,6 +209,7 @@ impl Default for Catalog {
     fn default() -> Self {
         Catalog {
             tables: BTreeMap::new(),
+            ddl: BTreeMap::new(),
             views: BTreeMap::new(),
             functions: BTreeMap::new(),
             registry: FunctionRegistry::with_builtins(),
@@ -227,6 +230,16 @@ impl Catalog {
     /// Adds a table; an existing table or view of that name is an error unless
     /// `if_not_exists` (then the new one is ignored).
     pub fn add_table(&mut self, table: TableDef, if_not_exists: bool) -> Result<(), PlanError> {
+        self.add_table_created_by(table, String::new(), if_not_exists)
+    }
+
+    /// Adds a table with the statement that created it (`SHOW CREATE TABLE` prints it).
+    pub fn add_table_created_by(
+        &mut self,
+        table: TableDef,
+        ddl: String,
+        if_not_exists: bool,
+    ) -> Result<(), PlanError> {
         let key = table.name.to_lowercase();
         if self.tables.contains_key(&key) || self.views.contains_key(&key) {
             if if_not_exists {
@@ -236,6 +249,9 @@ impl Catalog {
                 "table or view `{}` already exists",
                 table.name
             )));
+        }
+        if !ddl.is_empty() {
+            self.ddl.insert(key.clone(), ddl);
         }
         self.tables.insert(key, Arc::new(table));
         Ok(())
@@ -281,7 +297,27 @@ impl Catalog {
     /// Removes a table or view; true if there was one.
     pub fn drop(&mut self, name: &str) -> bool {
         let key = name.to_lowercase();
+        self.ddl.remove(&key);
         self.tables.remove(&key).is_some() | self.views.remove(&key).is_some()
+    }
+
+    /// The statement that created table or view `name`: `CREATE TABLE …` as given (in
+    /// Flink's form, secrets masked), or `CREATE VIEW name AS query`.
+    pub fn create_statement(&self, name: &str) -> Result<String, PlanError> {
+        let key = name.to_lowercase();
+        if let Some(ddl) = self.ddl.get(&key) {
+            return Ok(ddl.clone());
+        }
+        match self.relation(name)? {
+            Relation::View(query) => Ok(format!(
+                "CREATE VIEW `{}` AS\n{query}",
+                name.replace('`', "``")
+            )),
+            Relation::Table(t) => Err(PlanError::invalid(format!(
+                "table `{}` was not created by a statement",
+                t.name
+            ))),
+        }
     }
 
     /// The table or view `name` (names are case-insensitive, as Flink's are by default not:

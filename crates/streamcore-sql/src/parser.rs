@@ -87,6 +87,125 @@ impl CreateTable {
     }
 }
 
+/// Option keys whose values `SHOW CREATE TABLE` does not print.
+fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.contains("password") || key.contains("secret") || key.ends_with("jaas.config")
+}
+
+/// `name` between backquotes (Flink's quoting), inner backquotes doubled.
+fn quoted(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// `ty` as Flink writes it: `ROW<name type, …>` (sqlparser prints a row type as `STRUCT`).
+fn flink_type(ty: &DataType) -> String {
+    match ty {
+        DataType::Struct(fields, _) => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|f| match &f.field_name {
+                    Some(n) => format!("{} {}", quoted(&n.value), flink_type(&f.field_type)),
+                    None => flink_type(&f.field_type),
+                })
+                .collect();
+            format!("ROW<{}>", fields.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `text` as a SQL string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+impl std::fmt::Display for CreateTable {
+    /// The statement as `SHOW CREATE TABLE` prints it: Flink's form, one column per line,
+    /// identifiers in backquotes, secrets (`password`, `secret`, JAAS configurations) masked.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name: Vec<String> = self
+            .name
+            .0
+            .iter()
+            .map(|p| {
+                p.as_ident()
+                    .map_or_else(|| p.to_string(), |i| quoted(&i.value))
+            })
+            .collect();
+        writeln!(
+            f,
+            "CREATE {}TABLE {} (",
+            if self.temporary { "TEMPORARY " } else { "" },
+            name.join(".")
+        )?;
+        let mut lines: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| {
+                let mut line = format!("  {} ", quoted(&c.name.value));
+                match &c.kind {
+                    ColumnKind::Physical { data_type } => line += &flink_type(data_type),
+                    ColumnKind::Computed { expr } => line += &format!("AS {expr}"),
+                    ColumnKind::Metadata {
+                        data_type,
+                        key,
+                        is_virtual,
+                    } => {
+                        line += &format!("{} METADATA", flink_type(data_type));
+                        if let Some(k) = key {
+                            line += &format!(" FROM {}", literal(k));
+                        }
+                        if *is_virtual {
+                            line += " VIRTUAL";
+                        }
+                    }
+                }
+                if c.not_null {
+                    line += " NOT NULL";
+                }
+                if let Some(comment) = &c.comment {
+                    line += &format!(" COMMENT {}", literal(comment));
+                }
+                line
+            })
+            .collect();
+        if let Some(w) = &self.watermark {
+            lines.push(format!(
+                "  WATERMARK FOR {} AS {}",
+                quoted(&w.column.value),
+                w.expr
+            ));
+        }
+        if !self.primary_key.is_empty() {
+            let key: Vec<String> = self.primary_key.iter().map(|k| quoted(&k.value)).collect();
+            lines.push(format!("  PRIMARY KEY ({}) NOT ENFORCED", key.join(", ")));
+        }
+        writeln!(f, "{}", lines.join(",\n"))?;
+        write!(f, ")")?;
+        if let Some(comment) = &self.comment {
+            write!(f, "\nCOMMENT {}", literal(comment))?;
+        }
+        if !self.partitioned_by.is_empty() {
+            let by: Vec<String> = self
+                .partitioned_by
+                .iter()
+                .map(|k| quoted(&k.value))
+                .collect();
+            write!(f, "\nPARTITIONED BY ({})", by.join(", "))?;
+        }
+        let options: Vec<String> = self
+            .options
+            .iter()
+            .map(|(k, v)| {
+                let v = if is_secret(k) { "******" } else { v.as_str() };
+                format!("  {} = {}", literal(k), literal(v))
+            })
+            .collect();
+        write!(f, "\nWITH (\n{}\n)", options.join(",\n"))
+    }
+}
+
 /// A column of [`CreateTable`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Column {

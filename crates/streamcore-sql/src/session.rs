@@ -37,7 +37,7 @@ pub enum Outcome {
         /// Rows.
         rows: Vec<Vec<String>>,
     },
-    /// `EXPLAIN`'s plan.
+    /// Text printed as it is: `EXPLAIN`'s plan, `SHOW CREATE TABLE`'s statement.
     Explain(String),
     /// The `END` of a statement set: the `INSERT`s queued since its `BEGIN` are to run now,
     /// as one job.
@@ -83,10 +83,11 @@ impl Session {
     pub fn execute(&mut self, statement: FlinkStatement) -> Result<Outcome, PlanError> {
         match statement {
             FlinkStatement::CreateTable(t) => {
-                let name = t.name.to_string();
+                let name = crate::binder::name_of(&t.name);
                 let if_not_exists = t.if_not_exists;
+                let ddl = t.to_string();
                 let def = self.table_def(t)?;
-                self.catalog.add_table(def, if_not_exists)?;
+                self.catalog.add_table_created_by(def, ddl, if_not_exists)?;
                 Ok(Outcome::Done(format!("table `{name}` created")))
             }
             FlinkStatement::CreateFunction {
@@ -95,7 +96,7 @@ impl Session {
                 if_not_exists,
                 ..
             } => {
-                let fname = name.to_string();
+                let fname = crate::binder::name_of(&name);
                 if if_not_exists && self.catalog.function(&fname).is_some() {
                     return Ok(Outcome::Done(format!("function `{fname}` exists")));
                 }
@@ -141,7 +142,7 @@ impl Session {
                 if !view.columns.is_empty() {
                     return Err(PlanError::unsupported("a column list on CREATE VIEW").at(span));
                 }
-                let name = view.name.to_string();
+                let name = crate::binder::name_of(&view.name);
                 // Plan it now, so that a broken view fails here and not where it is used.
                 Binder::new(&self.catalog).bind_query(&view.query)?;
                 self.catalog.add_view(&name, *view.query, view.or_replace)?;
@@ -159,7 +160,7 @@ impl Session {
                 }
                 let sink = self
                     .catalog
-                    .table(&name.to_string())
+                    .table(&crate::binder::name_of(name))
                     .map_err(|e| e.at(name.span()))?;
                 let plan = Binder::new(&self.catalog).bind_query(source)?;
                 let columns: Vec<ast::Ident> = insert
@@ -218,6 +219,19 @@ impl Session {
                 header: vec!["table name".into()],
                 rows: self.catalog.names().into_iter().map(|n| vec![n]).collect(),
             }),
+            Statement::ShowCreate { obj_type, obj_name } => {
+                if !matches!(
+                    obj_type,
+                    ast::ShowCreateObject::Table | ast::ShowCreateObject::View
+                ) {
+                    return Err(PlanError::unsupported(format!("SHOW CREATE {obj_type}")).at(span));
+                }
+                let ddl = self
+                    .catalog
+                    .create_statement(&crate::binder::name_of(&obj_name))
+                    .map_err(|e| e.at(obj_name.span()))?;
+                Ok(Outcome::Explain(format!("{ddl}\n")))
+            }
             Statement::ShowViews { .. } => Ok(Outcome::Table {
                 header: vec!["view name".into()],
                 rows: self
@@ -244,7 +258,7 @@ impl Session {
                 })
             }
             Statement::ExplainTable { table_name, .. } => {
-                let name = table_name.to_string();
+                let name = crate::binder::name_of(&table_name);
                 let plan = match self.catalog.relation(&name).map_err(|e| e.at(span))? {
                     crate::catalog::Relation::Table(t) => {
                         return Ok(Outcome::Table {
@@ -293,7 +307,7 @@ impl Session {
                 ..
             } => {
                 for n in &names {
-                    if !self.catalog.drop(&n.to_string()) && !if_exists {
+                    if !self.catalog.drop(&crate::binder::name_of(n)) && !if_exists {
                         return Err(PlanError::invalid(format!("unknown table `{n}`")).at(n.span()));
                     }
                 }
@@ -759,7 +773,7 @@ impl Session {
     /// `outer.inner` columns, computed columns bound over the physical ones, the watermark
     /// read, the options checked.
     fn table_def(&self, t: CreateTable) -> Result<TableDef, PlanError> {
-        let name = t.name.to_string();
+        let name = crate::binder::name_of(&t.name);
         let mut columns: Vec<TableColumn> = Vec::new();
         let mut physical_fields: Vec<PlanField> = Vec::new();
         let mut computed = Vec::new();
@@ -986,6 +1000,88 @@ fn flatten(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `SHOW CREATE TABLE` prints a statement that creates the same table again (the same
+    /// `DESCRIBE`, the same statement printed), with secrets masked; `SHOW CREATE VIEW` the
+    /// view's query.
+    #[test]
+    fn show_create_table_prints_a_statement_that_creates_the_table_again() {
+        let nexmark = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/nexmark/ddl_gen.sql"
+        ))
+        .unwrap()
+        .replace("${TPS}", "10000")
+        .replace("${EVENTS_NUM}", "1000")
+        .replace("${PERSON_PROPORTION}", "1")
+        .replace("${AUCTION_PROPORTION}", "3")
+        .replace("${BID_PROPORTION}", "46");
+        let mut tables = vec![
+            nexmark.as_str(),
+            "CREATE TABLE t (id BIGINT NOT NULL COMMENT 'the id', `dateTime` TIMESTAMP(3), \
+             r ROW<a BIGINT, `b c` ROW<d VARCHAR>>, c AS id + 1, \
+             WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND, \
+             PRIMARY KEY (id) NOT ENFORCED) COMMENT 'it''s t' PARTITIONED BY (id) \
+             WITH ('connector' = 'filesystem', 'path' = '/x', 'format' = 'json')",
+        ];
+        // Metadata columns (Kafka tables are refused by a build without the feature).
+        #[cfg(feature = "kafka")]
+        tables.push(
+            "CREATE TEMPORARY TABLE k (v DECIMAL(10, 2), \
+             ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp', o BIGINT METADATA FROM 'offset' VIRTUAL, \
+             `partition` INT METADATA VIRTUAL, w AS ts) \
+             WITH ('connector' = 'kafka', 'topic' = 't', 'properties.bootstrap.servers' = 'b:9092', \
+             'format' = 'json')",
+        );
+        for ddl in tables {
+            let mut session = Session::new();
+            session.execute_script(ddl).unwrap();
+            let name = session.catalog.names().remove(0);
+            let show = |session: &mut Session| {
+                let outcomes = session
+                    .execute_script(&format!("SHOW CREATE TABLE `{name}`"))
+                    .unwrap();
+                let Some(Outcome::Explain(text)) = outcomes.into_iter().last() else {
+                    panic!("no statement")
+                };
+                let described = session.catalog.table(&name).unwrap().to_string();
+                (text, described)
+            };
+            let (printed, described) = show(&mut session);
+            let mut again = Session::new();
+            again
+                .execute_script(&printed)
+                .unwrap_or_else(|e| panic!("{e}\n{printed}"));
+            assert_eq!(show(&mut again), (printed, described));
+        }
+        let mut session = Session::new();
+        session
+            .execute_script(
+                "CREATE TABLE j (a BIGINT) WITH ('connector' = 'filesystem', 'path' = 's3://b/j', \
+                 'format' = 'json', 's3.secret-key' = 'hunter2'); \
+                 CREATE VIEW v AS SELECT a FROM j WHERE a > 1;",
+            )
+            .unwrap();
+        let text =
+            |session: &mut Session, sql: &str| match session.execute_script(sql).unwrap().pop() {
+                Some(Outcome::Explain(t)) => t,
+                other => panic!("{other:?}"),
+            };
+        let j = text(&mut session, "SHOW CREATE TABLE j");
+        assert!(
+            j.contains("'s3.secret-key' = '******'") && !j.contains("hunter2"),
+            "{j}"
+        );
+        assert_eq!(
+            text(&mut session, "SHOW CREATE VIEW v"),
+            "CREATE VIEW `v` AS\nSELECT a FROM j WHERE a > 1\n"
+        );
+        let e = session
+            .execute_script("SHOW CREATE TABLE nope")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope"), "{e}");
+    }
 
     #[test]
     fn checkpoint_options_checkpoint_the_job_by_flinks_names() {
