@@ -108,20 +108,28 @@ impl CheckpointArgs {
             if let Some(n) = self.retain_checkpoints {
                 c = c.retain(n);
             }
-            if c.storage.is_none() {
-                let url = c
-                    .dir
-                    .to_str()
-                    .filter(|d| is_object_store_url(d))
-                    .map(str::to_owned);
-                if let Some(url) = url {
-                    c = c.storage(checkpoint_storage(&url));
-                }
-            }
             config = config.checkpoints(c);
         }
-        config
+        with_object_store(config)
     }
+}
+
+/// `config` with the storage its checkpoint directory names when that is an object-store URL
+/// (`s3://…`, from `--checkpoint-dir` or a SQL script's `SET 'execution.checkpointing.dir'`)
+/// and it has none yet.
+pub fn with_object_store(mut config: JobConfig) -> JobConfig {
+    if let Some(c) = config.checkpoints.take() {
+        let url = c
+            .dir
+            .to_str()
+            .filter(|d| is_object_store_url(d))
+            .map(str::to_owned);
+        config = config.checkpoints(match url {
+            Some(url) if c.storage.is_none() => c.storage(checkpoint_storage(&url)),
+            _ => c,
+        });
+    }
+    config
 }
 
 /// The URL schemes of object stores `--checkpoint-dir` takes.

@@ -37,15 +37,18 @@ pub struct ServeArgs {
     #[command(flatten)]
     parallelism: ParallelismArg,
     /// The root of the jobs' checkpoints: each submitted job checkpoints into DIR/<job id>
-    /// (exactly-once outputs; savepoints to restore from). Without it jobs do not checkpoint.
+    /// (exactly-once outputs; savepoints to restore from). Without it jobs do not checkpoint
+    /// (a script's `SET 'execution.checkpointing.dir'` is ignored, with a warning).
     #[arg(long, value_name = "DIR")]
     checkpoint_dir: Option<PathBuf>,
-    /// Time between checkpoints of every job, e.g. `100ms`, `1s`.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
-    checkpoint_interval: Duration,
-    /// Periodic checkpoints kept per job (savepoints are always kept).
-    #[arg(long, default_value_t = 3)]
-    retain_checkpoints: usize,
+    /// Time between checkpoints of every job, e.g. `100ms`, `1s` (default: a script's
+    /// `SET 'execution.checkpointing.interval'`, else 1s).
+    #[arg(long, value_parser = parse_duration)]
+    checkpoint_interval: Option<Duration>,
+    /// Periodic checkpoints kept per job (savepoints are always kept; default: a script's
+    /// `SET 'execution.checkpointing.num-retained'`, else 3).
+    #[arg(long)]
+    retain_checkpoints: Option<usize>,
 }
 
 /// The options of `streamcore submit`.
@@ -76,8 +79,8 @@ pub struct SubmitArgs {
 struct Server {
     registry: Arc<Registry>,
     checkpoint_root: Option<PathBuf>,
-    checkpoint_interval: Duration,
-    retain_checkpoints: usize,
+    checkpoint_interval: Option<Duration>,
+    retain_checkpoints: Option<usize>,
     parallelism: usize,
     /// Set on SIGINT/SIGTERM: running jobs stop, submissions are refused.
     shutting_down: AtomicBool,
@@ -260,21 +263,34 @@ impl Server {
         let checkpoint_dir = self.checkpoint_root.as_ref().map(|root| root.join(&id));
         let checkpoints = CheckpointArgs {
             checkpoint_dir: checkpoint_dir.clone(),
-            checkpoint_interval: Some(self.checkpoint_interval),
+            checkpoint_interval: self.checkpoint_interval,
             restore,
-            retain_checkpoints: Some(self.retain_checkpoints),
+            retain_checkpoints: self.retain_checkpoints,
             allow_non_restored_state: request.allow_non_restored_state,
             state_backend: None,
             state_memory_budget: None,
             state_dir: None,
             incremental_checkpoints: false,
         };
-        // The server's checkpoint options first, the script's SET over them, then the
-        // server's again: its directory per job and its interval win.
-        let config = session
-            .job_config(checkpoints.apply(JobConfig::default().parallelism(parallelism)))
-            .map_err(|e| bad(&e))?;
-        let config = checkpoints.apply(config);
+        // The server decides whether and where jobs checkpoint: with a root, its options
+        // first, the script's SET over them, then the server's flags given again (its
+        // directory per job wins); without one, none (the script's are ignored).
+        let base = JobConfig::default().parallelism(parallelism);
+        let config = match &checkpoint_dir {
+            Some(_) => checkpoints.apply(
+                session
+                    .job_config(checkpoints.apply(base))
+                    .map_err(|e| bad(&e))?,
+            ),
+            None => {
+                if session.sets_checkpoints() {
+                    tracing::warn!(
+                        "job {id}: the script's checkpoint options are ignored: this server runs jobs without checkpoints (start it with --checkpoint-dir)"
+                    );
+                }
+                session.select_config(base).map_err(|e| bad(&e))?
+            }
+        };
         let checkpointing = config.checkpoints.is_some();
         let handle = job.start(config).map_err(|e| {
             refused(

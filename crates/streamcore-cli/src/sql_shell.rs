@@ -120,7 +120,9 @@ fn execute(
             Outcome::Queued(_) | Outcome::RunStatementSet => {
                 let mut job = Job::new(&session.job_name("insert"));
                 if session.plan_inserts(&mut job)? > 0 {
-                    run_until_done(job, session.job_config(base.clone())?, interrupted)?;
+                    let config =
+                        crate::checkpointing::with_object_store(session.job_config(base.clone())?);
+                    run_until_done(job, config, interrupted)?;
                 }
             }
             Outcome::Query(plan) => query(session, &plan, base, interrupted)?,

@@ -392,6 +392,34 @@ fn bad_submissions_and_unknown_jobs_are_refused() {
         assert_eq!(status, 404, "{method} {path}: {body}");
     }
     assert_eq!(get_json(&addr, "/api/v1/jobs"), json!({ "jobs": [] }));
+    // A script's checkpoint directory on a server without a checkpoint root: the job runs
+    // without checkpoints (the server decides where jobs checkpoint), nothing is written there.
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = tmp.path().join("ck");
+    let (status, body) = post(
+        &addr,
+        "/api/v1/jobs",
+        "text/plain",
+        &format!(
+            "SET 'execution.checkpointing.dir' = '{}';
+             SET 'execution.checkpointing.interval' = '10 ms';
+             CREATE TABLE g (auction BIGINT) WITH ('connector' = 'nexmark', 'kind' = 'bid',
+               'events.num' = '3000', 'first-event.rate' = '10000', 'rate-limited' = 'true');
+             CREATE TABLE o (auction BIGINT) WITH ('connector' = 'blackhole');
+             INSERT INTO o SELECT auction FROM g;",
+            ck.display()
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(wait_ended(&served, &id), "finished");
+    assert!(
+        !ck.exists(),
+        "the job checkpointed into the script's directory"
+    );
 }
 
 #[test]

@@ -2304,8 +2304,9 @@ impl<'a> Binder<'a> {
                     &name,
                     SCALAR_FUNCTIONS
                         .iter()
+                        .chain(&AGGREGATES)
+                        .chain(OTHER_FUNCTIONS)
                         .copied()
-                        .chain(["MOD"])
                         .chain(self.catalog.function_names())
                 )
             ))),

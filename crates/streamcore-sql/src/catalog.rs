@@ -301,14 +301,33 @@ impl Catalog {
         self.tables.remove(&key).is_some() | self.views.remove(&key).is_some()
     }
 
-    /// The statement that created table or view `name`: `CREATE TABLE …` as given (in
-    /// Flink's form, secrets masked), or `CREATE VIEW name AS query`.
-    pub fn create_statement(&self, name: &str) -> Result<String, PlanError> {
+    /// Keeps the text of the statement that created view `name` (`SHOW CREATE VIEW`).
+    pub fn set_view_source(&mut self, name: &str, source: String) {
         let key = name.to_lowercase();
-        if let Some(ddl) = self.ddl.get(&key) {
+        if self.views.contains_key(&key) {
+            self.ddl.insert(key, source);
+        }
+    }
+
+    /// The statement that created table (`view` false) or view `name`: `CREATE TABLE …` as
+    /// given (in Flink's form, secrets masked), or the view's statement as written (else
+    /// `CREATE VIEW name AS query`). Asking for a view's statement of a table, or the other
+    /// way round, is refused, as in Flink.
+    pub fn create_statement(&self, name: &str, view: bool) -> Result<String, PlanError> {
+        let relation = self.relation(name)?;
+        let what = |v: bool| if v { "a view" } else { "a table" };
+        let is_view = matches!(relation, Relation::View(_));
+        if is_view != view {
+            return Err(PlanError::invalid(format!(
+                "`{name}` is {}: SHOW CREATE {}",
+                what(is_view),
+                if is_view { "VIEW" } else { "TABLE" }
+            )));
+        }
+        if let Some(ddl) = self.ddl.get(&name.to_lowercase()) {
             return Ok(ddl.clone());
         }
-        match self.relation(name)? {
+        match relation {
             Relation::View(query) => Ok(format!(
                 "CREATE VIEW `{}` AS\n{query}",
                 name.replace('`', "``")

@@ -50,6 +50,14 @@ pub enum FlinkStatement {
     BeginStatementSet,
     /// The `END` of a statement set.
     EndStatementSet,
+    /// `CREATE VIEW`, as sqlparser parsed it, with its text as written (`SHOW CREATE VIEW`
+    /// prints that: the parsed query holds the dialect's rewrites).
+    CreateView {
+        /// The statement (a [`Statement::CreateView`]).
+        statement: Statement,
+        /// Its text in the script.
+        source: String,
+    },
     /// Any other statement, as sqlparser parsed it with [`FlinkDialect`].
     Sql(Statement),
 }
@@ -90,7 +98,48 @@ impl CreateTable {
 /// Option keys whose values `SHOW CREATE TABLE` does not print.
 fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    key.contains("password") || key.contains("secret") || key.ends_with("jaas.config")
+    // Where a secret is: an environment variable's name or a file's path is not one.
+    if key.ends_with("-env") || key.ends_with("-file") || key.ends_with(".location") {
+        return false;
+    }
+    const SECRET: [&str; 13] = [
+        "password",
+        "secret",
+        "token",
+        "apikey",
+        "api-key",
+        "credential",
+        "jaas.config",
+        "oauthbearer.config",
+        "ssl.key",
+        "private",
+        "auth-params",
+        "basic-auth",
+        "account.key",
+    ];
+    SECRET.iter().any(|s| key.contains(s)) || key.starts_with("headers.")
+}
+
+/// `value` with the password of a URL's user information (`scheme://user:password@host`)
+/// masked.
+fn without_url_password(value: &str) -> String {
+    let Some(scheme_end) = value.find("://") else {
+        return value.to_string();
+    };
+    let rest = &value[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return value.to_string();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:******{}",
+            &value[..scheme_end + 3],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => value.to_string(),
+    }
 }
 
 /// `name` between backquotes (Flink's quoting), inner backquotes doubled.
@@ -145,14 +194,23 @@ impl std::fmt::Display for CreateTable {
             .map(|c| {
                 let mut line = format!("  {} ", quoted(&c.name.value));
                 match &c.kind {
-                    ColumnKind::Physical { data_type } => line += &flink_type(data_type),
+                    ColumnKind::Physical { data_type } => {
+                        line += &flink_type(data_type);
+                        if c.not_null {
+                            line += " NOT NULL";
+                        }
+                    }
                     ColumnKind::Computed { expr } => line += &format!("AS {expr}"),
                     ColumnKind::Metadata {
                         data_type,
                         key,
                         is_virtual,
                     } => {
-                        line += &format!("{} METADATA", flink_type(data_type));
+                        line += &flink_type(data_type);
+                        if c.not_null {
+                            line += " NOT NULL";
+                        }
+                        line += " METADATA";
                         if let Some(k) = key {
                             line += &format!(" FROM {}", literal(k));
                         }
@@ -160,9 +218,6 @@ impl std::fmt::Display for CreateTable {
                             line += " VIRTUAL";
                         }
                     }
-                }
-                if c.not_null {
-                    line += " NOT NULL";
                 }
                 if let Some(comment) = &c.comment {
                     line += &format!(" COMMENT {}", literal(comment));
@@ -198,8 +253,12 @@ impl std::fmt::Display for CreateTable {
             .options
             .iter()
             .map(|(k, v)| {
-                let v = if is_secret(k) { "******" } else { v.as_str() };
-                format!("  {} = {}", literal(k), literal(v))
+                let v = if is_secret(k) {
+                    "******".to_string()
+                } else {
+                    without_url_password(v)
+                };
+                format!("  {} = {}", literal(k), literal(&v))
             })
             .collect();
         write!(f, "\nWITH (\n{}\n)", options.join(",\n"))
@@ -332,14 +391,43 @@ pub fn parse_script(sql: &str) -> Result<Vec<FlinkStatement>, ParseError> {
             .and_then(|statement| {
                 let next = parser.peek_token();
                 match next.token {
-                    Token::SemiColon | Token::EOF => Ok(statement),
+                    Token::SemiColon | Token::EOF => Ok((statement, next)),
                     _ => parser.expected("end of statement", next),
                 }
             })
             .map_err(|e| ParseError::from_parser(e, start.span.start, end))?;
-        statements.push(statement);
+        statements.push(match statement {
+            (FlinkStatement::Sql(statement @ Statement::CreateView(_)), next) => {
+                let from = byte_offset(sql, start.span.start);
+                let to = match next.token {
+                    Token::SemiColon => byte_offset(sql, next.span.start),
+                    _ => sql.len(),
+                };
+                FlinkStatement::CreateView {
+                    statement,
+                    source: sql.get(from..to).unwrap_or_default().trim().to_string(),
+                }
+            }
+            (statement, _) => statement,
+        });
     }
     Ok(statements)
+}
+
+/// The byte offset in `sql` of `at` (1-based line and character column).
+fn byte_offset(sql: &str, at: Location) -> usize {
+    let mut offset = 0;
+    for (n, line) in sql.split_inclusive('\n').enumerate() {
+        if n + 1 == at.line as usize {
+            return offset
+                + line
+                    .char_indices()
+                    .nth((at.column as usize).saturating_sub(1))
+                    .map_or(line.len(), |(i, _)| i);
+        }
+        offset += line.len();
+    }
+    sql.len()
 }
 
 /// Tokenizes with positions. Flink has no shift operator, so `>>` becomes two `>` (the end of

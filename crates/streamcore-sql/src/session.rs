@@ -131,6 +131,15 @@ impl Session {
                 self.in_statement_set = false;
                 Ok(Outcome::RunStatementSet)
             }
+            FlinkStatement::CreateView { statement, source } => {
+                let Statement::CreateView(view) = &statement else {
+                    return self.execute_sql(statement);
+                };
+                let name = crate::binder::name_of(&view.name);
+                let outcome = self.execute_sql(statement)?;
+                self.catalog.set_view_source(&name, source);
+                Ok(outcome)
+            }
             FlinkStatement::Sql(s) => self.execute_sql(s),
         }
     }
@@ -228,7 +237,10 @@ impl Session {
                 }
                 let ddl = self
                     .catalog
-                    .create_statement(&crate::binder::name_of(&obj_name))
+                    .create_statement(
+                        &crate::binder::name_of(&obj_name),
+                        matches!(obj_type, ast::ShowCreateObject::View),
+                    )
                     .map_err(|e| e.at(obj_name.span()))?;
                 Ok(Outcome::Explain(format!("{ddl}\n")))
             }
@@ -339,7 +351,8 @@ impl Session {
     /// The configuration of a job that runs a `SELECT` for its answer (to the terminal, or
     /// collected): the session's options over `base` but its checkpoint options — its
     /// output is not written anywhere a checkpoint commits, and its checkpoints would mix
-    /// with the INSERT jobs' in their directory.
+    /// with the INSERT jobs' in their directory. (Also an INSERT job's where its runner
+    /// decides on checkpoints itself: the job server without a checkpoint root.)
     pub fn select_config(&self, base: JobConfig) -> Result<JobConfig, PlanError> {
         let mut config = base;
         if let Some(p) = self.catalog.option("parallelism.default") {
@@ -365,6 +378,11 @@ impl Session {
                 .map_err(|e| PlanError::invalid(e.to_string()))?;
         }
         Ok(config)
+    }
+
+    /// Whether the session sets any checkpoint option.
+    pub fn sets_checkpoints(&self) -> bool {
+        self.catalog.options.keys().any(|k| is_checkpoint_option(k))
     }
 
     /// The checkpoint options, by Flink's names: a directory
@@ -393,15 +411,18 @@ impl Session {
             return Ok(());
         }
         let Some(c) = config.checkpoints.as_mut() else {
-            return Err(PlanError::invalid(format!(
-                "'{}' needs a checkpoint directory: SET '{}' = '…' (or run with --checkpoint-dir)",
+            // Flink scripts set the interval and leave the directory to the cluster's
+            // configuration: the job runs, without checkpoints, and says so.
+            tracing::warn!(
+                "'{}' is set but no checkpoint directory is: the job does not checkpoint (SET '{}' = '…', or run with --checkpoint-dir)",
                 if interval.is_some() {
                     CHECKPOINT_INTERVAL
                 } else {
                     CHECKPOINTS_RETAINED[0]
                 },
                 CHECKPOINT_DIR[0]
-            )));
+            );
+            return Ok(());
         };
         if let Some(i) = interval {
             c.interval = i;
@@ -512,18 +533,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, PlanError> {
             "'{text}' is not a duration (e.g. '10 s', '5 min', '1 h')"
         ))
     })?;
-    let ms = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "ms" | "milli" | "millis" | "milliseconds" => n,
-        "s" | "sec" | "secs" | "second" | "seconds" => n * 1000,
-        "min" | "mins" | "minute" | "minutes" => n * 60_000,
-        "h" | "hour" | "hours" => n * 3_600_000,
-        "d" | "day" | "days" => n * 86_400_000,
+    // Flink's units, its short forms (`'3m'`) included.
+    let unit_ms: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1000,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60_000,
+        "h" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
         other => {
             return Err(PlanError::invalid(format!(
                 "'{text}': unknown time unit '{other}' (ms, s, min, h, d)"
             )))
         }
     };
+    let ms = n
+        .checked_mul(unit_ms)
+        .ok_or_else(|| PlanError::invalid(format!("'{text}' is too long a duration")))?;
     Ok(Duration::from_millis(ms))
 }
 
@@ -1028,7 +1053,8 @@ mod tests {
         #[cfg(feature = "kafka")]
         tables.push(
             "CREATE TEMPORARY TABLE k (v DECIMAL(10, 2), \
-             ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp', o BIGINT METADATA FROM 'offset' VIRTUAL, \
+             ts TIMESTAMP_LTZ(3) NOT NULL METADATA FROM 'timestamp', \
+             o BIGINT METADATA FROM 'offset' VIRTUAL, \
              `partition` INT METADATA VIRTUAL, w AS ts) \
              WITH ('connector' = 'kafka', 'topic' = 't', 'properties.bootstrap.servers' = 'b:9092', \
              'format' = 'json')",
@@ -1057,9 +1083,14 @@ mod tests {
         let mut session = Session::new();
         session
             .execute_script(
-                "CREATE TABLE j (a BIGINT) WITH ('connector' = 'filesystem', 'path' = 's3://b/j', \
-                 'format' = 'json', 's3.secret-key' = 'hunter2'); \
-                 CREATE VIEW v AS SELECT a FROM j WHERE a > 1;",
+                "CREATE TABLE j (a BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ( \
+                 'connector' = 'filesystem', 'path' = 's3://b/j', 'format' = 'json', \
+                 's3.secret-key' = 'hunter2', 'headers.Authorization' = 'Bearer hunter2', \
+                 'url' = 'redis://user:hunter2@host:6379/0', 'password-env' = 'PG_PASSWORD'); \
+                 CREATE VIEW v AS SELECT a FROM j WHERE a > 1; \
+                 CREATE VIEW w AS SELECT window_start, COUNT(*) AS n \
+                   FROM TABLE(TUMBLE(TABLE j, DESCRIPTOR(ts), INTERVAL '10' SECOND)) \
+                   GROUP BY window_start, window_end",
             )
             .unwrap();
         let text =
@@ -1068,14 +1099,30 @@ mod tests {
                 other => panic!("{other:?}"),
             };
         let j = text(&mut session, "SHOW CREATE TABLE j");
+        assert!(!j.contains("hunter2"), "{j}");
         assert!(
-            j.contains("'s3.secret-key' = '******'") && !j.contains("hunter2"),
+            j.contains("'s3.secret-key' = '******'")
+                && j.contains("'headers.Authorization' = '******'")
+                && j.contains("'url' = 'redis://user:******@host:6379/0'")
+                && j.contains("'password-env' = 'PG_PASSWORD'"),
             "{j}"
         );
+        // A view's statement as written (the parsed query holds the dialect's rewrites of
+        // `TABLE j`), which creates it again.
         assert_eq!(
             text(&mut session, "SHOW CREATE VIEW v"),
-            "CREATE VIEW `v` AS\nSELECT a FROM j WHERE a > 1\n"
+            "CREATE VIEW v AS SELECT a FROM j WHERE a > 1\n"
         );
+        let w = text(&mut session, "SHOW CREATE VIEW w");
+        assert!(w.contains("TUMBLE(TABLE j, DESCRIPTOR(ts)"), "{w}");
+        session.execute_script("DROP VIEW w").unwrap();
+        session.execute_script(&w).unwrap();
+        assert_eq!(text(&mut session, "SHOW CREATE VIEW w"), w);
+        let e = session
+            .execute_script("SHOW CREATE VIEW j")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`j` is a table: SHOW CREATE TABLE"), "{e}");
         let e = session
             .execute_script("SHOW CREATE TABLE nope")
             .unwrap_err()
@@ -1124,17 +1171,13 @@ mod tests {
             (c.dir.to_str(), c.interval, c.retain),
             (Some("/tmp/flag"), Duration::from_secs(2), 7)
         );
-        // No directory anywhere: refused, saying what is missing.
-        let e = config(
+        // No directory anywhere: no checkpoints (a warning says why), as a Flink script that
+        // leaves the directory to the cluster's configuration.
+        let c = config(
             "SET 'execution.checkpointing.interval' = '2s';",
             JobConfig::default(),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("'execution.checkpointing.interval' needs a checkpoint directory: SET 'execution.checkpointing.dir'"),
-            "{e}"
         );
+        assert!(c.unwrap().checkpoints.is_none());
         // Bad values are refused at the SET.
         for (set, message) in [
             (
