@@ -12,6 +12,20 @@ use common::committed_sorted;
 use serde_json::Value;
 use std::process::Command;
 
+/// Runs `streamcore sql -p 2 --metrics-json -e script`; its summary.
+fn run_sql(script: &str) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_streamcore"))
+        .args(["sql", "-p", "2", "--metrics-json", "-e", script])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // Nothing but the summary on stderr: no warnings either (fjall's tables once warned at
+    // the end of every run that their files were gone).
+    assert!(stderr.trim_start().starts_with('{'), "{stderr}");
+    serde_json::from_str(stderr.trim()).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+}
+
 /// Runs the script with `settings` first; returns the three tables' sorted lines and the
 /// summed `state_cache_evictions` of the run.
 fn run(settings: &str, dir: &std::path::Path) -> (Vec<Vec<String>>, u64) {
@@ -39,16 +53,7 @@ fn run(settings: &str, dir: &std::path::Path) -> (Vec<Vec<String>>, u64) {
         hops = path("hops"),
         pairs = path("pairs"),
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_streamcore"))
-        .args(["sql", "-p", "2", "--metrics-json", "-e", &script])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    // Nothing but the summary on stderr: no warnings either (fjall's tables once warned at
-    // the end of every run that their files were gone).
-    assert!(stderr.trim_start().starts_with('{'), "{stderr}");
-    let summary: Value = serde_json::from_str(&stderr).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let summary = run_sql(&script);
     let evictions = summary["operators"]
         .as_array()
         .unwrap()
@@ -97,13 +102,7 @@ fn set_checkpoint_options_checkpoint_the_job_into_the_directory() {
              INSERT INTO out SELECT auction, price FROM bid;",
             dir.path().join(out).display()
         );
-        let output = Command::new(env!("CARGO_BIN_EXE_streamcore"))
-            .args(["sql", "-p", "2", "--metrics-json", "-e", &script])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "{stderr}");
-        serde_json::from_str(stderr.trim()).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+        run_sql(&script)
     };
     let checkpoints = dir.path().join("checkpoints");
     let summary = run(
