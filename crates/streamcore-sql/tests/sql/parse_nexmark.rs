@@ -20,7 +20,7 @@ fn kind(statement: &FlinkStatement) -> Kind {
     match statement {
         FlinkStatement::CreateTable(_) => Kind::CreateTable,
         FlinkStatement::CreateFunction { .. } => Kind::CreateFunction,
-        FlinkStatement::Sql(Statement::CreateView(_)) => Kind::CreateView,
+        FlinkStatement::CreateView { .. } => Kind::CreateView,
         FlinkStatement::Sql(Statement::Insert(_)) => Kind::Insert,
         other => panic!("unexpected statement in the corpus: {other:?}"),
     }
@@ -78,11 +78,26 @@ fn views() {
     let names: Vec<String> = statements
         .iter()
         .map(|s| match s {
-            FlinkStatement::Sql(Statement::CreateView(view)) => view.name.to_string(),
+            FlinkStatement::CreateView {
+                statement: Statement::CreateView(view),
+                ..
+            } => view.name.to_string(),
             other => panic!("not a view: {other:?}"),
         })
         .collect();
     assert_eq!(names, ["person", "auction", "bid"]);
+    // Each view keeps its text as written (SHOW CREATE VIEW prints it).
+    let FlinkStatement::CreateView { source, .. } = &statements[2] else {
+        unreachable!()
+    };
+    assert!(
+        source.starts_with("CREATE VIEW bid AS\nSELECT\n    bid.auction,"),
+        "{source}"
+    );
+    assert!(
+        source.ends_with("FROM datagen WHERE event_type = 2"),
+        "{source}"
+    );
 }
 
 #[test]
