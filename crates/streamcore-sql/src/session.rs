@@ -392,6 +392,11 @@ impl Session {
     /// checkpoints or of `config`'s (the command line's `--checkpoint-dir`).
     fn apply_checkpoint_options(&self, config: &mut JobConfig) -> Result<(), PlanError> {
         let option = |keys: &[&str]| keys.iter().find_map(|k| self.catalog.option(k));
+        if let Some(dir) = option(&SAVEPOINT_DIR) {
+            tracing::warn!(
+                "savepoints are written into the checkpoint directory (sp-NNNNNN), not into '{dir}'"
+            );
+        }
         if let Some(dir) = option(&CHECKPOINT_DIR) {
             let mut c = config
                 .checkpoints
@@ -562,10 +567,18 @@ const CHECKPOINTS_RETAINED: [&str; 2] = [
     "state.checkpoints.num-retained",
 ];
 
+/// The keys of the savepoint directory (Flink 2's, Flink 1's): taken, not used — savepoints
+/// go into the checkpoint directory (`sp-N`), as `--checkpoint-dir`'s do.
+const SAVEPOINT_DIR: [&str; 2] = [
+    "execution.checkpointing.savepoint-dir",
+    "state.savepoints.dir",
+];
+
 fn is_checkpoint_option(key: &str) -> bool {
     CHECKPOINT_DIR.contains(&key)
         || key == CHECKPOINT_INTERVAL
         || CHECKPOINTS_RETAINED.contains(&key)
+        || SAVEPOINT_DIR.contains(&key)
 }
 
 fn checkpoint_interval(value: &str) -> Result<Duration, PlanError> {
@@ -1197,6 +1210,19 @@ mod tests {
             let e = Session::new().execute_script(set).unwrap_err().to_string();
             assert!(e.contains(message), "{set}: {e}");
         }
+        // A Flink 1 script's savepoint directory is taken (savepoints go into the checkpoint
+        // directory), and its state backend by Flink's names.
+        let c = config(
+            "SET 'state.checkpoints.dir' = '/tmp/ck'; SET 'state.savepoints.dir' = '/tmp/sp'; \
+             SET 'state.backend' = 'rocksdb'; SET 'state.backend.incremental' = 'true';",
+            JobConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(c.checkpoints.unwrap().dir.to_str(), Some("/tmp/ck"));
+        assert_eq!(
+            (c.state.backend, c.state.incremental),
+            (streamcore::state::StateBackendKind::Lsm, true)
+        );
         // Nothing set: no checkpoints.
         assert!(config("", JobConfig::default())
             .unwrap()

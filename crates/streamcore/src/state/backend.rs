@@ -32,11 +32,14 @@ pub enum StateBackendKind {
 
 impl std::str::FromStr for StateBackendKind {
     type Err = String;
-    /// `memory` or `lsm`.
+    /// `memory` or `lsm` — or Flink's names for them: `hashmap` (and Flink 1's `filesystem`,
+    /// `jobmanager`) keep state on the heap, `rocksdb` in an embedded LSM tree.
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "memory" | "heap" | "hashmap" => Ok(StateBackendKind::Memory),
-            "lsm" | "fjall" => Ok(StateBackendKind::Lsm),
+            "memory" | "heap" | "hashmap" | "filesystem" | "jobmanager" => {
+                Ok(StateBackendKind::Memory)
+            }
+            "lsm" | "fjall" | "rocksdb" | "embedded-rocksdb" => Ok(StateBackendKind::Lsm),
             other => Err(format!("unknown state backend `{other}` (memory, lsm)")),
         }
     }
@@ -128,23 +131,30 @@ impl StateConfig {
 
     /// Sets one option by its configuration key (`state.backend`, `state.memory-budget`,
     /// `state.dir`, `state.incremental`, `state.full-every`; the `state.` prefix is optional):
-    /// what a SQL `SET 'state.backend' = 'lsm'` calls.
+    /// what a SQL `SET 'state.backend' = 'lsm'` calls. Flink's keys for the same are taken
+    /// too: `state.backend.type` (and its values `hashmap`, `rocksdb`),
+    /// `state.backend.incremental`.
     ///
     /// ```
-    /// use streamcore::state::StateConfig;
+    /// use streamcore::state::{StateBackendKind, StateConfig};
     /// let mut c = StateConfig::default();
     /// c.set("state.backend", "lsm").unwrap();
     /// c.set("state.memory-budget", "512mb").unwrap();
     /// assert_eq!(c.memory_budget, 512 << 20);
     /// assert!(c.set("state.colour", "blue").is_err());
+    /// // A Flink script's settings.
+    /// let mut flink = StateConfig::default();
+    /// flink.set("state.backend.type", "rocksdb").unwrap();
+    /// flink.set("state.backend.incremental", "true").unwrap();
+    /// assert_eq!((flink.backend, flink.incremental), (StateBackendKind::Lsm, true));
     /// ```
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let bad = |e: String| StreamError::Config(format!("`{key}` = `{value}`: {e}"));
         match key.trim().trim_start_matches("state.") {
-            "backend" => self.backend = value.parse().map_err(bad)?,
+            "backend" | "backend.type" => self.backend = value.parse().map_err(bad)?,
             "memory-budget" => self.memory_budget = parse_bytes(value).map_err(bad)?,
             "dir" => self.dir = Some(PathBuf::from(value)),
-            "incremental" | "incremental-checkpoints" => {
+            "incremental" | "incremental-checkpoints" | "backend.incremental" => {
                 self.incremental = match value.trim().to_ascii_lowercase().as_str() {
                     "true" | "on" | "yes" | "1" => true,
                     "false" | "off" | "no" | "0" => false,
