@@ -329,8 +329,8 @@ impl Catalog {
         }
         match relation {
             Relation::View(query) => Ok(format!(
-                "CREATE VIEW `{}` AS\n{query}",
-                name.replace('`', "``")
+                "CREATE VIEW {} AS\n{query}",
+                crate::parser::quoted(name)
             )),
             Relation::Table(t) => Err(PlanError::invalid(format!(
                 "table `{}` was not created by a statement",

@@ -1323,14 +1323,11 @@ mod runtime {
         }
 
         fn value(&self, record: &Row, value: &mut Vec<u8>) -> Result<(), String> {
-            if let Some(Scalar::TimestampMs(ms)) = self.timestamp.and_then(|t| record.values.get(t))
-            {
-                if *ms < 0 {
-                    return Err(format!(
-                        "the record's timestamp {} is before 1970-01-01: Kafka has no timestamps before the epoch",
-                        Scalar::TimestampMs(*ms)
-                    ));
-                }
+            if let Some(ms) = self.written_timestamp(record).filter(|ms| *ms < 0) {
+                return Err(format!(
+                    "the record's timestamp {} is before 1970-01-01: Kafka has no timestamps before the epoch",
+                    Scalar::TimestampMs(ms)
+                ));
             }
             self.value.encode(&record.values, value)
         }
@@ -1342,8 +1339,15 @@ mod runtime {
         /// NULL leaves the timestamp to the producer's clock — and so does the epoch itself
         /// (librdkafka takes 0 for "now"); a time before it fails in `value`.
         fn timestamp(&self, record: &Row) -> Option<i64> {
+            self.written_timestamp(record).filter(|ms| *ms > 0)
+        }
+    }
+
+    impl RowEncoder {
+        /// The row's value of the persisted `timestamp` column, if it has one and it is set.
+        fn written_timestamp(&self, record: &Row) -> Option<i64> {
             match record.values.get(self.timestamp?)? {
-                Scalar::TimestampMs(ms) if *ms > 0 => Some(*ms),
+                Scalar::TimestampMs(ms) => Some(*ms),
                 _ => None,
             }
         }

@@ -143,7 +143,7 @@ fn without_url_password(value: &str) -> String {
 }
 
 /// `name` between backquotes (Flink's quoting), inner backquotes doubled.
-fn quoted(name: &str) -> String {
+pub(crate) fn quoted(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 

@@ -73,6 +73,21 @@ fn sorted(mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
     rows
 }
 
+/// Writes the orders to `topic`, keyed by user (raw keys, JSON values), at `parallelism`.
+fn write_orders(servers: &str, topic: &str, parallelism: usize) {
+    run(
+        &format!(
+            "{ORDERS};
+             CREATE TABLE out (user_id STRING, amount BIGINT, note STRING, ts TIMESTAMP(3))
+             WITH ('connector' = 'kafka', 'topic' = '{topic}',
+                   'properties.bootstrap.servers' = '{servers}',
+                   'key.format' = 'raw', 'key.fields' = 'user_id', 'value.format' = 'json');
+             INSERT INTO out SELECT * FROM orders;"
+        ),
+        JobConfig::default().parallelism(parallelism),
+    );
+}
+
 fn expected_orders() -> Vec<Vec<String>> {
     let rows = [
         ["ann", "10", "first", "2026-12-05 10:00:01.000"],
@@ -94,17 +109,7 @@ fn rows_round_trip_through_a_topic_with_keys_and_metadata() {
     broker.create_topic("orders", 3);
     let servers = broker.brokers();
     let started = now_ms();
-    run(
-        &format!(
-            "{ORDERS};
-             CREATE TABLE out (user_id STRING, amount BIGINT, note STRING, ts TIMESTAMP(3))
-             WITH ('connector' = 'kafka', 'topic' = 'orders',
-                   'properties.bootstrap.servers' = '{servers}',
-                   'key.format' = 'raw', 'key.fields' = 'user_id', 'value.format' = 'json');
-             INSERT INTO out SELECT * FROM orders;"
-        ),
-        JobConfig::default().parallelism(2),
-    );
+    write_orders(&servers, "orders", 2);
     let changes = select(&format!(
         "CREATE TABLE o (user_id STRING, amount BIGINT, note STRING, ts TIMESTAMP(3),
            `topic` STRING METADATA VIRTUAL,
@@ -633,17 +638,7 @@ fn specific_offsets_start_each_partition_where_given() {
     let broker = TestBroker::start();
     broker.create_topic("spec", 2);
     let servers = broker.brokers();
-    run(
-        &format!(
-            "{ORDERS};
-             CREATE TABLE out (user_id STRING, amount BIGINT, note STRING, ts TIMESTAMP(3))
-             WITH ('connector' = 'kafka', 'topic' = 'spec',
-                   'properties.bootstrap.servers' = '{servers}',
-                   'key.format' = 'raw', 'key.fields' = 'user_id', 'value.format' = 'json');
-             INSERT INTO out SELECT * FROM orders;"
-        ),
-        JobConfig::default().parallelism(1),
-    );
+    write_orders(&servers, "spec", 1);
     let read = |offsets: &str| -> Vec<(i64, i64)> {
         let changes = select(&format!(
             "CREATE TABLE i (user_id STRING, amount BIGINT, `partition` INT METADATA VIRTUAL,

@@ -841,6 +841,16 @@ mod tests {
         ]
     }
 
+    /// The latest time among `records` and `max`.
+    fn latest(records: &[Either<Rec, Rec>], max: i64) -> i64 {
+        records
+            .iter()
+            .map(|r| match r {
+                Either::Left(a) | Either::Right(a) => a.0.millis(),
+            })
+            .fold(max, i64::max)
+    }
+
     const BUDGET: ScanBudget = ScanBudget {
         per_insert: SCAN_PER_INSERT,
         slack: SCAN_SLACK,
@@ -865,9 +875,7 @@ mod tests {
             let mut h = Harness::new(first.0, first.1, lower, upper);
             let mut max = i64::MIN;
             for (i, chunk) in records.chunks(batch).enumerate() {
-                max = chunk.iter().map(|r| match r {
-                    Either::Left(a) | Either::Right(a) => a.0.millis(),
-                }).fold(max, i64::max);
+                max = latest(chunk, max);
                 h.batch(chunk.to_vec());
                 h.check();
                 h.watermark(max - DELAY - 1);
@@ -950,9 +958,7 @@ mod tests {
             let mut wms = Vec::new();
             let mut max = i64::MIN;
             for c in &chunks {
-                max = c.iter().map(|r| match r {
-                    Either::Left(a) | Either::Right(a) => a.0.millis(),
-                }).fold(max, i64::max);
+                max = latest(c, max);
                 wms.push(max - DELAY - 1);
             }
             let mut blobs: Vec<(u32, Vec<u8>)> = Vec::new();
