@@ -192,7 +192,8 @@ fn escape_json_str(s: &str, out: &mut String) {
 
 /// Appends a value as a JSON value: numbers and booleans bare (non-finite floats are
 /// `null`), decimals as JSON numbers with their exact digits, strings, timestamps and dates
-/// as strings in SQL's text form, bytes as a lowercase hex string.
+/// as strings in SQL's text form, bytes as a lowercase hex string, maps as objects (keys as
+/// text).
 pub fn write_json_value(value: &Scalar, out: &mut String) {
     match value {
         Scalar::Null => out.push_str("null"),
@@ -207,6 +208,19 @@ pub fn write_json_value(value: &Scalar, out: &mut String) {
                 let _ = write!(out, "{x:02x}");
             }
             out.push('"');
+        }
+        Scalar::Map(entries) => {
+            out.push('{');
+            for (i, (k, v)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push('"');
+                write_json_escaped(k, out);
+                out.push_str("\":");
+                write_json_value(v, out);
+            }
+            out.push('}');
         }
         other => {
             out.push('"');
@@ -297,6 +311,19 @@ mod tests {
             serde_json::json!({"user_id": 7, "name": "a \"quoted\"\nname", "amount": 12.5,
                 "at": "2023-11-14 22:13:20.123"})
         );
+    }
+
+    #[test]
+    fn maps_are_json_objects() {
+        let m = Scalar::map(vec![
+            (Scalar::str("a\"b"), Scalar::Int(1)),
+            (Scalar::str("n"), Scalar::Null),
+            (Scalar::str("s"), Scalar::str("x")),
+        ]);
+        let mut s = String::new();
+        write_json_value(&m, &mut s);
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v, serde_json::json!({"a\"b": 1, "n": null, "s": "x"}));
     }
 
     #[test]

@@ -2220,8 +2220,54 @@ impl<'a> Binder<'a> {
                 self.call_builtin("TRIM", vec![arg])
             }
             ast::Expr::Function(f) => self.bind_function(f, scope),
+            ast::Expr::CompoundFieldAccess { root, access_chain } => {
+                let mut bound = self.bind_expr(root, scope)?;
+                for access in access_chain {
+                    bound = self.bind_access(bound, access, scope)?;
+                }
+                Ok(bound)
+            }
             other => Err(PlanError::unsupported(format!("the expression `{other}`"))),
         }
+    }
+
+    /// `m[key]` on the bound `m`: the value of `key` in a map.
+    fn bind_access(
+        &self,
+        (m, ty): (Expr, SqlType),
+        access: &ast::AccessExpr,
+        scope: &Scope,
+    ) -> Result<(Expr, SqlType), PlanError> {
+        let ast::AccessExpr::Subscript(ast::Subscript::Index { index }) = access else {
+            return Err(PlanError::unsupported(format!(
+                "the access `{access}` (maps take `m[key]`)"
+            )));
+        };
+        let SqlType::Data(DataType::Map(map)) = ty else {
+            return Err(PlanError::invalid(format!(
+                "type mismatch: `[{index}]` on {ty} (only maps take `[key]` here)"
+            ))
+            .at(index.span()));
+        };
+        let (key, key_ty) = self.bind_expr(index, scope)?;
+        let want = SqlType::Data(map.key());
+        // Exact lookups only: decimals equal by value at any scale, an integer widens
+        // exactly; anything else (a fraction into integer keys) could find the wrong key.
+        let key = match (key_ty.data_type(), want.data_type()) {
+            _ if key_ty == want || key_ty == SqlType::Null => key,
+            (DataType::Decimal { .. }, DataType::Decimal { .. }) => key,
+            (DataType::BigInt, _) if want.is_numeric() => widen(key, key_ty, want),
+            _ => {
+                return Err(PlanError::invalid(format!(
+                    "type mismatch: the key `{index}` is {key_ty}, the map's keys {want}"
+                ))
+                .at(index.span()))
+            }
+        };
+        Ok((
+            Expr::Call(ScalarFunction::Item, vec![m, key]).folded(),
+            SqlType::Data(map.value()),
+        ))
     }
 
     fn call_builtin(
@@ -2431,6 +2477,11 @@ impl<'a> Binder<'a> {
     ) -> Result<Expr, PlanError> {
         let (l, lt) = self.bind_expr(left, scope)?;
         let (r, rt) = self.bind_expr(right, scope)?;
+        if !matches!(op, CmpOp::Eq | CmpOp::NotEq) && (lt.is_map() || rt.is_map()) {
+            return Err(PlanError::invalid(format!(
+                "type mismatch: {lt} and {rt} compared by order (maps compare only with = and <>)"
+            )));
+        }
         let (l, (r, _)) = unify(l, lt, r, rt, "comparison")?;
         Ok(Expr::Cmp(op, Box::new(l), Box::new(r)).folded())
     }
@@ -3127,6 +3178,11 @@ pub(crate) fn agg_type(func: AggFunc, name: &str, arg: SqlType) -> Result<DataTy
             },
             t => t,
         },
+        AggFunc::Min | AggFunc::Max if arg.is_map() => {
+            return Err(PlanError::invalid(format!(
+                "type mismatch: {name} over {arg} (maps have no order)"
+            )))
+        }
         AggFunc::Min | AggFunc::Max => arg.data_type(),
     })
 }

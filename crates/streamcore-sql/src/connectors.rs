@@ -1105,7 +1105,11 @@ fn ignore_parse_errors(table: &TableDef) -> bool {
         .is_some_and(|v| v == "true")
 }
 
+/// The field delimiter of a `csv` table — after checking that its columns can be CSV fields
+/// (every path that reads or writes a table as CSV asks for it).
 pub(crate) fn csv_delimiter(table: &TableDef) -> Result<u8, PlanError> {
+    crate::format::check_csv_columns(table.physical().map(|c| (c.name.as_str(), c.data_type)))
+        .map_err(|e| PlanError::invalid(format!("table `{}`: {e}", table.name)))?;
     match table.options.get("csv.field-delimiter").map(String::as_str) {
         None => Ok(b','),
         Some("\\t") => Ok(b'\t'),

@@ -293,6 +293,11 @@ impl DatagenSpec {
                     }
                     None => 0.0,
                 };
+                if let DataType::Map(_) = ty {
+                    return Err(PlanError::unsupported(format!(
+                        "`datagen` table `{name}`: column `{column}` is {ty}: MAP columns are not generated"
+                    )));
+                }
                 let allowed: &[&str] = match field_kind {
                     "sequence" => &["kind", "start", "end"],
                     "random" => match ty {
@@ -306,6 +311,7 @@ impl DatagenSpec {
                         DataType::TimestampMillis | DataType::TimestampMicros | DataType::Date => {
                             &["kind", "max-past", "null-rate"]
                         }
+                        DataType::Map(_) => unreachable!("MAP columns are refused above"),
                     },
                     other => {
                         return Err(bad(
@@ -412,6 +418,7 @@ impl DatagenSpec {
                                 null_rate,
                             }
                         }
+                        DataType::Map(_) => unreachable!("MAP columns are refused above"),
                     },
                 });
             }

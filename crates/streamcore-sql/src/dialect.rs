@@ -19,6 +19,7 @@ use sqlparser::tokenizer::Token;
 ///   functions: `TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND)`) becomes the
 ///   call `TABLE(t [, k, …])`: the first argument is the table's name as an identifier, the
 ///   others are the partition keys.
+/// - Flink's map constructor `MAP[k1, v1, …]` becomes the call `MAP(k1, v1, …)`.
 /// - The types `ROW<name type, …>` and `ROW(name type, …)` become [`DataType::Struct`] and
 ///   `MAP<k, v>` becomes [`DataType::Map`] (`ARRAY<t>` and `STRING` parse without help).
 ///
@@ -65,6 +66,11 @@ impl Dialect for FlinkDialect {
     }
 
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
+        if parser.peek_keyword(Keyword::MAP) && parser.peek_nth_token(1).token == Token::LBracket {
+            parser.next_token();
+            parser.next_token();
+            return Some(parse_map_constructor(parser));
+        }
         if !parser.peek_keyword(Keyword::TABLE)
             || !matches!(parser.peek_nth_token(1).token, Token::Word(_))
         {
@@ -96,6 +102,37 @@ impl Dialect for FlinkDialect {
     }
 }
 
+/// The rest of Flink's map constructor `MAP[k1, v1, …]`, after `MAP[`: the call `MAP(k1, v1,
+/// …)`.
+fn parse_map_constructor(parser: &mut Parser) -> Result<Expr, ParserError> {
+    let entries = parser.parse_comma_separated(Parser::parse_expr)?;
+    parser.expect_token(&Token::RBracket)?;
+    Ok(call("MAP", entries.into_iter().map(unnamed).collect()))
+}
+
+/// The positional argument `e`.
+fn unnamed(e: Expr) -> FunctionArg {
+    FunctionArg::Unnamed(FunctionArgExpr::Expr(e))
+}
+
+/// The call `name(args)`.
+fn call(name: &str, args: Vec<FunctionArg>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args,
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
 /// The rest of `TABLE t [PARTITION BY …]`, after `TABLE`.
 fn parse_table_argument(parser: &mut Parser) -> Result<Expr, ParserError> {
     let name = parser.parse_object_name(false)?;
@@ -111,9 +148,7 @@ fn parse_table_argument(parser: &mut Parser) -> Result<Expr, ParserError> {
             }
         }
     }
-    let mut args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(
-        Expr::CompoundIdentifier(parts),
-    ))];
+    let mut args = vec![unnamed(Expr::CompoundIdentifier(parts))];
     if parser.parse_keywords(&[Keyword::PARTITION, Keyword::BY]) {
         // One key, or a parenthesized list: a bare comma list would swallow the function's
         // following arguments.
@@ -124,25 +159,9 @@ fn parse_table_argument(parser: &mut Parser) -> Result<Expr, ParserError> {
         } else {
             vec![parser.parse_expr()?]
         };
-        args.extend(
-            keys.into_iter()
-                .map(|k| FunctionArg::Unnamed(FunctionArgExpr::Expr(k))),
-        );
+        args.extend(keys.into_iter().map(unnamed));
     }
-    Ok(Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new("TABLE")]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args,
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    }))
+    Ok(call("TABLE", args))
 }
 
 /// The fields of `ROW<…>` (`angle`) or `ROW(…)`, after the opening bracket.

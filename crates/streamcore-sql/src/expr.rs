@@ -694,6 +694,21 @@ pub fn cast(v: Scalar, to: DataType) -> Result<Scalar, EvalError> {
         (S::TimestampUs(t), DataType::TimestampMillis) => S::TimestampMs(t.div_euclid(1000)),
         (S::TimestampMs(t), DataType::Date) => S::Date(t.div_euclid(86_400_000) as i32),
         (S::Date(d), DataType::TimestampMillis) => S::TimestampMs(*d as i64 * 86_400_000),
+        // Bytes are text in UTF-8 (Flink's cast; invalid UTF-8 fails, as since Flink 2.4).
+        (S::Bytes(b), DataType::Varchar) => match std::str::from_utf8(b) {
+            Ok(s) => S::str(s),
+            Err(e) => {
+                return Err(EvalError(format!(
+                    "cannot cast bytes `{v}` to VARCHAR: not valid UTF-8 ({e})"
+                )))
+            }
+        },
+        (S::Map(entries), DataType::Map(m)) => S::map(
+            entries
+                .iter()
+                .map(|(k, x)| Ok((cast(k.clone(), m.key())?, cast(x.clone(), m.value())?)))
+                .collect::<Result<_, EvalError>>()?,
+        ),
         (_, DataType::Varchar) => S::str(&v.to_string()),
         (S::Str(s), _) => parse_as(s.trim(), to).ok_or_else(|| bad(&v))?,
         _ => return Err(bad(&v)),
@@ -724,6 +739,7 @@ pub fn parse_as(s: &str, to: DataType) -> Option<Scalar> {
             let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
             Scalar::Date((d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days() as i32)
         }
+        DataType::Map(_) => return None,
     })
 }
 

@@ -5,6 +5,8 @@
 
 use crate::expr::parse_as;
 use crate::json_scan::JsonLayout;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use std::sync::Arc;
@@ -138,6 +140,8 @@ impl PhysicalDecoder for CsvRowDecoder {
         {
             *slot = if f.is_empty() {
                 Scalar::Null
+            } else if *t == DataType::Bytes {
+                Scalar::Bytes(bytes_of_base64(f).map_err(|e| format!("field `{name}`: {e}"))?)
             } else {
                 parse_as(f, *t)
                     .ok_or_else(|| format!("field `{name}`: expected {t}, got \"{f}\""))?
@@ -201,9 +205,43 @@ impl Serialize for JsonScalar<'_> {
                 .map_err(serde::ser::Error::custom)?
                 .serialize(s),
             Scalar::Str(v) => s.serialize_str(v),
+            // As Flink's JSON format writes bytes.
+            Scalar::Bytes(b) => s.serialize_str(&BASE64.encode(b)),
+            Scalar::Map(entries) => {
+                let mut m = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries.iter() {
+                    match k {
+                        Scalar::Str(k) => m.serialize_entry(k.as_str(), &JsonScalar(v))?,
+                        k => m.serialize_entry(&k.to_string(), &JsonScalar(v))?,
+                    }
+                }
+                m.end()
+            }
             other => s.serialize_str(&other.to_string()),
         }
     }
+}
+
+/// Refuses a MAP column in a CSV row: CSV has no form for one (nor has Flink's `csv` format).
+pub(crate) fn check_csv_columns<'f>(
+    columns: impl IntoIterator<Item = (&'f str, DataType)>,
+) -> Result<(), String> {
+    match columns
+        .into_iter()
+        .find(|(_, t)| matches!(t, DataType::Map(_)))
+    {
+        Some((name, t)) => Err(format!(
+            "column `{name}` is {t}: the csv format has no MAP columns (use json)"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The bytes a base64 string holds (how JSON carries `BYTES`, as in Flink).
+pub(crate) fn bytes_of_base64(text: &str) -> Result<Vec<u8>, String> {
+    BASE64
+        .decode(text)
+        .map_err(|e| format!("expected BYTES in base64, got \"{text}\" ({e})"))
 }
 
 impl Serialize for JsonRow {
@@ -228,6 +266,7 @@ impl Serialize for CsvRow {
                 Scalar::Null => seq.serialize_element("")?,
                 Scalar::Int(i) => seq.serialize_element(i)?,
                 Scalar::Str(t) => seq.serialize_element(t.as_str())?,
+                Scalar::Bytes(b) => seq.serialize_element(&BASE64.encode(b))?,
                 other => seq.serialize_element(&other.to_string())?,
             }
         }

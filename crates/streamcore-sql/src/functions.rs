@@ -11,7 +11,7 @@ use chrono::{DateTime, Datelike, Timelike};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use streamcore::row::{DataType, Scalar};
+use streamcore::row::{DataType, MapType, Scalar};
 
 /// The body of a user-defined scalar function: the argument values in, the result out (an
 /// `Err` names what is wrong; it goes to the job's error policy with the row).
@@ -20,7 +20,7 @@ pub type UdfBody = dyn Fn(&[Scalar]) -> Result<Scalar, String> + Send + Sync;
 /// A user-defined scalar function.
 ///
 /// ```
-/// use streamcore::row::{DataType, Scalar};
+/// use streamcore::row::{DataType, MapType, Scalar};
 /// use streamcore_sql::functions::Udf;
 /// let twice = Udf::new("twice", DataType::BigInt, |args| {
 ///     Ok(match &args[0] { Scalar::Int(v) => Scalar::Int(v * 2), _ => Scalar::Null })
@@ -142,6 +142,13 @@ pub enum ScalarFunction {
     ToTimestamp,
     /// `PROCTIME()`: the wall clock when the row is processed.
     Proctime,
+    /// `m[key]`: the value of `key` in map `m` (NULL if it has none; Calcite's `ITEM`).
+    Item,
+    /// `CARDINALITY(m)`: the number of entries of a map.
+    Cardinality,
+    /// `MAP[k1, v1, k2, v2, …]`: a map of these entries (of a key, the last is kept), keys
+    /// and values cast to the map's types.
+    MapOf(MapType),
     /// A user-defined function.
     Udf(Udf),
 }
@@ -206,6 +213,8 @@ pub const SCALAR_FUNCTIONS: &[&str] = &[
     "NULLIF",
     "TO_TIMESTAMP",
     "PROCTIME",
+    "CARDINALITY",
+    "MAP",
 ];
 
 impl ScalarFunction {
@@ -228,6 +237,9 @@ impl ScalarFunction {
             ScalarFunction::NullIf => "NULLIF",
             ScalarFunction::ToTimestamp => "TO_TIMESTAMP",
             ScalarFunction::Proctime => "PROCTIME",
+            ScalarFunction::Item => "ITEM",
+            ScalarFunction::Cardinality => "CARDINALITY",
+            ScalarFunction::MapOf(_) => "MAP",
             ScalarFunction::Udf(u) => u.name(),
         }
     }
@@ -314,6 +326,15 @@ impl ScalarFunction {
             ),
             "TO_TIMESTAMP" => (ScalarFunction::ToTimestamp, 1..=1, SqlType::TIMESTAMP),
             "PROCTIME" => (ScalarFunction::Proctime, 0..=0, SqlType::TIMESTAMP),
+            "CARDINALITY" => (ScalarFunction::Cardinality, 1..=1, SqlType::BIGINT),
+            "MAP" => match map_type_of_entries(args) {
+                Ok(m) => (
+                    ScalarFunction::MapOf(m),
+                    2..=usize::MAX,
+                    SqlType::Data(DataType::Map(m)),
+                ),
+                Err(e) => return Some(Err(e)),
+            },
             _ => return None,
         };
         let (func, arity, returns) = f;
@@ -499,6 +520,23 @@ impl ScalarFunction {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as i64),
             ),
+            ScalarFunction::Item => {
+                let key = arg(1)?;
+                arg(0)?.map_get(&key).cloned().unwrap_or(Null)
+            }
+            ScalarFunction::Cardinality => match &*arg(0)? {
+                Map(entries) => Int(entries.len() as i64),
+                _ => Null,
+            },
+            ScalarFunction::MapOf(m) => Scalar::map(
+                args.chunks(2)
+                    .map(|kv| {
+                        let key = crate::expr::cast(kv[0].eval(row)?, m.key())?;
+                        let value = crate::expr::cast(kv[1].eval(row)?, m.value())?;
+                        Ok((key, value))
+                    })
+                    .collect::<Result<_, EvalError>>()?,
+            ),
             ScalarFunction::Udf(udf) => {
                 let values = args
                     .iter()
@@ -553,8 +591,28 @@ fn check_arguments(func: &ScalarFunction, args: &[(Expr, SqlType)]) -> Result<()
             "a timestamp",
         ),
         ScalarFunction::Abs => want(0, args[0].1.is_numeric(), "a number"),
+        ScalarFunction::Cardinality => want(0, args[0].1.is_map(), "a MAP"),
+        ScalarFunction::MapOf(_) if args.len() % 2 == 1 => Err(PlanError::invalid(format!(
+            "MAP[…] takes keys and values in pairs, got {} arguments",
+            args.len()
+        ))),
         _ => Ok(()),
     }
+}
+
+/// The type of `MAP[k1, v1, …]`: the common type of the keys and that of the values.
+fn map_type_of_entries(args: &[(Expr, SqlType)]) -> Result<MapType, PlanError> {
+    fn common(mut of: impl Iterator<Item = SqlType>, what: &str) -> Result<SqlType, PlanError> {
+        of.try_fold(SqlType::Null, |acc, t| {
+            crate::binder::common_type(acc, t).ok_or_else(|| {
+                PlanError::invalid(format!("type mismatch: MAP[…] {what} of {acc} and {t}"))
+            })
+        })
+    }
+    let key = common(args.iter().step_by(2).map(|a| a.1), "keys")?;
+    let value = common(args.iter().skip(1).step_by(2).map(|a| a.1), "values")?;
+    MapType::new(key.data_type(), value.data_type())
+        .ok_or_else(|| PlanError::unsupported("MAP[…] of maps: maps do not nest here"))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 
 use crate::expr::{parse_as, parse_timestamp_ms};
 use rust_decimal::Decimal;
-use streamcore::row::{DataType, Scalar};
+use streamcore::row::{DataType, MapType, Scalar};
 
 /// How deep skipped objects and arrays may nest before the line is refused.
 const MAX_DEPTH: usize = 128;
@@ -376,6 +376,7 @@ impl<'a> Scanner<'a> {
                 let v = self.text(scratch)?;
                 match ty {
                     DataType::Varchar => Ok(Scalar::str(v)),
+                    DataType::Bytes => crate::format::bytes_of_base64(v).map(Scalar::Bytes),
                     DataType::TimestampMillis => parse_timestamp_ms(v)
                         .map(Scalar::TimestampMs)
                         .ok_or_else(|| format!("expected a timestamp, got \"{v}\"")),
@@ -394,11 +395,56 @@ impl<'a> Scanner<'a> {
                 self.literal(b"false")?;
                 boolean(false, ty)
             }
-            Some(b'{') => Err(format!("expected {ty}, got an object")),
+            Some(b'{') => match ty {
+                DataType::Map(m) => self.map(m, scratch),
+                _ => Err(format!("expected {ty}, got an object")),
+            },
             Some(b'[') => Err(format!("expected {ty}, got an array")),
             _ => {
                 let (text, integer) = self.number()?;
                 number(text, integer, ty)
+            }
+        }
+    }
+
+    /// The object at the scanner (at its `{`) as a map: its keys (strings) read as the map's
+    /// key type, its values as its value type.
+    fn map(&mut self, m: MapType, scratch: &mut String) -> Result<Scalar, String> {
+        self.i += 1;
+        let mut entries = Vec::new();
+        self.ws();
+        if self.eat(b'}') {
+            return Ok(Scalar::map(entries));
+        }
+        loop {
+            self.ws();
+            if self.peek() != Some(b'"') {
+                return Err(self.error("expected a string key"));
+            }
+            let key = self.text(scratch)?;
+            let key = match m.key() {
+                DataType::Varchar => Scalar::str(key),
+                t => {
+                    parse_as(key, t).ok_or_else(|| format!("expected a {t} key, got \"{key}\""))?
+                }
+            };
+            self.ws();
+            if !self.eat(b':') {
+                return Err(self.error("expected `:` after an object key"));
+            }
+            self.ws();
+            let value = self
+                .value(m.value(), scratch)
+                .map_err(|e| format!("key \"{key}\": {e}"))?;
+            entries.push((key, value));
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(Scalar::map(entries));
+                }
+                _ => return Err(self.error("expected `,` or `}` in an object")),
             }
         }
     }
@@ -755,6 +801,11 @@ mod tests {
             (Some(V::Number(n)), DataType::Varchar) => Scalar::str(&n.to_string()),
             (Some(V::Number(n)), DataType::BigInt) => Scalar::Int(n.as_i64()?),
             (Some(V::Number(n)), DataType::Double) => Scalar::float(n.as_f64()?),
+            (Some(V::Object(o)), DataType::Map(m)) => Scalar::map(
+                o.iter()
+                    .map(|(k, v)| Some((parse_as(k, m.key())?, reference(Some(v), m.value())?)))
+                    .collect::<Option<_>>()?,
+            ),
             _ => return None,
         })
     }
@@ -773,7 +824,8 @@ mod tests {
         }
 
         /// Every line serde_json writes decodes to what serde_json reads back, for columns of
-        /// every kind at the top level and one level down; and a line cut short is an error.
+        /// every kind (maps of numbers and of strings included) at the top level and one level
+        /// down; and a line cut short is an error.
         #[test]
         fn agrees_with_serde_json(
             fields in prop::collection::btree_map("[a-c]{1,2}", json_value(), 0..6),
@@ -788,7 +840,14 @@ mod tests {
             };
             let mut cols = Vec::new();
             for key in ["a", "b", "ab", "c"] {
-                for ty in [DataType::Varchar, DataType::BigInt, DataType::Double, DataType::Boolean] {
+                let maps = [
+                    DataType::Map(MapType::new(DataType::Varchar, DataType::BigInt).unwrap()),
+                    DataType::Map(MapType::new(DataType::Varchar, DataType::Varchar).unwrap()),
+                ];
+                for ty in [DataType::Varchar, DataType::BigInt, DataType::Double, DataType::Boolean]
+                    .into_iter()
+                    .chain(maps)
+                {
                     cols.push((key.to_string(), ty));
                     cols.push((format!("{key}.a"), ty));
                 }

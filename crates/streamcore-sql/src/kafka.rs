@@ -12,10 +12,12 @@
 //!
 //! Formats (key and value): `json`, `csv`, `raw` (one `STRING` or `BYTES` column). Metadata
 //! columns (`col TYPE METADATA [FROM 'key'] [VIRTUAL]`) read the record's `topic`,
-//! `partition`, `offset` and `timestamp`; a persisted (not `VIRTUAL`) `timestamp` column is
-//! also written: an INSERT sets each record's timestamp from it (the sink's rows hold the
-//! physical columns, then the persisted metadata columns). Options are checked when the table is created: an unknown option or a missing
-//! one is named, with the closest known name. docs/sql.md lists the options.
+//! `partition`, `offset`, `timestamp` and `headers` (a `MAP<STRING, BYTES>`); a persisted
+//! (not `VIRTUAL`) `timestamp` or `headers` column is also written: an INSERT sets each
+//! record's timestamp or headers from it (the sink's rows hold the physical columns, then the
+//! persisted metadata columns). Options are checked when the table is created: an unknown
+//! option or a missing one is named, with the closest known name. docs/sql.md lists the
+//! options.
 //!
 //! Without the `kafka` cargo feature the options are still checked, then the table is refused
 //! naming the feature (crate::external::check_built).
@@ -25,7 +27,7 @@ use crate::error::{did_you_mean, PlanError};
 use crate::format::{CsvRowDecoder, JsonRowDecoder, JsonScalar};
 use serde::ser::SerializeMap;
 use std::sync::Arc;
-use streamcore::row::{DataType, Field, Scalar, Schema};
+use streamcore::row::{DataType, Field, MapType, Scalar, Schema};
 
 /// The metadata a `kafka` or `upsert-kafka` table can read: key, type, and what it is.
 pub const METADATA: &[(&str, DataType, &str)] = &[
@@ -33,11 +35,19 @@ pub const METADATA: &[(&str, DataType, &str)] = &[
     ("partition", DataType::BigInt, "INT"),
     ("offset", DataType::BigInt, "BIGINT"),
     ("timestamp", DataType::TimestampMillis, "TIMESTAMP_LTZ(3)"),
+    ("headers", HEADERS, "MAP<STRING, BYTES>"),
 ];
 
+/// The type of the `headers` metadata: each header's name and value (NULL: a null value).
+const HEADERS: DataType = match MapType::new(DataType::Varchar, DataType::Bytes) {
+    Some(m) => DataType::Map(m),
+    None => panic!("strings and bytes are map elements"),
+};
+
 /// The metadata an INSERT writes when its column is not `VIRTUAL` (as in Flink's Kafka
-/// connector: the record's timestamp; a NULL leaves it to the producer's clock).
-pub const METADATA_WRITTEN: &[&str] = &["timestamp"];
+/// connector): the record's timestamp (a NULL leaves it to the producer's clock) and its
+/// headers (a map's entries in key order; a NULL map writes none).
+pub const METADATA_WRITTEN: &[&str] = &["timestamp", "headers"];
 
 /// Refuses to write a table with a persisted (not `VIRTUAL`) metadata column whose metadata
 /// cannot be written — Flink refuses the same; `written` is [`TableDef::written_columns`].
@@ -68,7 +78,6 @@ pub fn check_metadata_written(table: &TableDef, written: &[usize]) -> Result<(),
 
 /// Flink's metadata keys this build does not read, with the reason.
 const METADATA_NOT_READ: &[(&str, &str)] = &[
-    ("headers", "a MAP column (MAP types are not supported yet)"),
     (
         "leader-epoch",
         "the leader epoch is not exposed by the source",
@@ -90,6 +99,8 @@ pub enum MetaKey {
     Offset,
     /// Its Kafka timestamp (create or log-append time), UTC milliseconds.
     Timestamp,
+    /// Its headers, a `MAP<STRING, BYTES>` (of a name repeated, the last header is kept).
+    Headers,
 }
 
 impl MetaKey {
@@ -99,6 +110,7 @@ impl MetaKey {
             "partition" => MetaKey::Partition,
             "offset" => MetaKey::Offset,
             "timestamp" => MetaKey::Timestamp,
+            "headers" => MetaKey::Headers,
             _ => return None,
         })
     }
@@ -796,6 +808,10 @@ impl KafkaTable {
                     names: names.into(),
                 },
                 "csv" => {
+                    crate::format::check_csv_columns(
+                        schema.fields.iter().map(|f| (f.name.as_str(), f.data_type)),
+                    )
+                    .map_err(&bad)?;
                     let delimiter = match option("csv.field-delimiter").map(String::as_str) {
                         None => b',',
                         Some("\\t") => b'\t',
@@ -1005,7 +1021,7 @@ mod runtime {
     use streamcore_connectors::format::debezium::DebeziumJson;
     use streamcore_connectors::kafka::{
         Delivery, KafkaConfig, KafkaDecoder, KafkaEncoder, KafkaRecord, KafkaSink, KafkaSource,
-        StartOffsets,
+        RecordHeader, StartOffsets,
     };
 
     fn config(t: &KafkaTable) -> KafkaConfig {
@@ -1069,6 +1085,14 @@ mod runtime {
                 MetaKey::Partition => Scalar::Int(r.partition as i64),
                 MetaKey::Offset => Scalar::Int(r.offset),
                 MetaKey::Timestamp => r.timestamp.map_or(Scalar::Null, Scalar::TimestampMs),
+                MetaKey::Headers => Scalar::map(
+                    r.headers()
+                        .map(|(name, value)| {
+                            let value = value.map_or(Scalar::Null, |v| Scalar::Bytes(v.to_vec()));
+                            (Scalar::str(name), value)
+                        })
+                        .collect(),
+                ),
             }
         }
     }
@@ -1310,6 +1334,9 @@ mod runtime {
         /// The row's column of the record's timestamp (a persisted `timestamp` metadata
         /// column), if any.
         timestamp: Option<usize>,
+        /// The row's column of the record's headers (a persisted `headers` metadata column),
+        /// if any.
+        headers: Option<usize>,
     }
 
     impl KafkaEncoder<Row> for RowEncoder {
@@ -1340,6 +1367,21 @@ mod runtime {
         /// (librdkafka takes 0 for "now"); a time before it fails in `value`.
         fn timestamp(&self, record: &Row) -> Option<i64> {
             self.written_timestamp(record).filter(|ms| *ms > 0)
+        }
+
+        fn headers<'r>(&self, record: &'r Row) -> Vec<RecordHeader<'r>> {
+            let Some(Scalar::Map(entries)) = self.headers.and_then(|c| record.values.get(c)) else {
+                return Vec::new();
+            };
+            entries
+                .iter()
+                .filter_map(|(name, value)| match (name, value) {
+                    (Scalar::Str(name), Scalar::Bytes(v)) => Some((name.as_str(), Some(&v[..]))),
+                    (Scalar::Str(name), _) => Some((name.as_str(), None)),
+                    // A NULL name: the planner's type admits it, Kafka has none.
+                    _ => None,
+                })
+                .collect()
         }
     }
 
@@ -1372,6 +1414,10 @@ mod runtime {
 
         fn timestamp(&self, record: &Change<Row>) -> Option<i64> {
             self.0.timestamp(record.row())
+        }
+
+        fn headers<'r>(&self, record: &'r Change<Row>) -> Vec<RecordHeader<'r>> {
+            self.0.headers(record.row())
         }
 
         fn accepts_updates(&self) -> bool {
@@ -1416,16 +1462,17 @@ mod runtime {
         }
         let topic = t.sink_topic(table)?.to_string();
         // The sink's rows hold the physical columns, then the persisted metadata columns.
-        let timestamp = table
-            .written_columns()
-            .iter()
-            .position(|&c| {
-                matches!(&table.columns[c].kind, ColumnSource::Metadata { key, .. } if key == "timestamp")
-            });
+        let written = table.written_columns();
+        let written_metadata = |metadata: &str| {
+            written.iter().position(|&c| {
+                matches!(&table.columns[c].kind, ColumnSource::Metadata { key, .. } if key == metadata)
+            })
+        };
         let encoder = RowEncoder {
             key: t.key.clone(),
             value: t.value.clone(),
-            timestamp,
+            timestamp: written_metadata("timestamp"),
+            headers: written_metadata("headers"),
         };
         match (stream, t.upsert) {
             (SqlStream::Append(s), false) => {
@@ -1804,7 +1851,17 @@ mod tests {
         let e = err(&format!(
             "CREATE TABLE t (v BIGINT, h STRING METADATA FROM 'headers') {with}"
         ));
-        assert!(e.contains("MAP types are not supported"), "{e}");
+        assert!(
+            e.contains("`h` FROM 'headers' is VARCHAR, the metadata is MAP<STRING, BYTES>"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "CREATE TABLE t (v BIGINT, h BIGINT METADATA FROM 'leader-epoch') {with}"
+        ));
+        assert!(
+            e.contains("the leader epoch is not exposed by the source"),
+            "{e}"
+        );
         let e = err(
             "CREATE TABLE t (v BIGINT, o BIGINT METADATA FROM 'offset') WITH \
              ('connector' = 'values', 'data' = '1')",
@@ -1851,7 +1908,7 @@ mod tests {
             "INSERT INTO k SELECT v, v FROM src",
         ));
         assert!(
-            e.contains("metadata column `o` FROM 'offset' is read-only (writable metadata: timestamp); declare it VIRTUAL"),
+            e.contains("metadata column `o` FROM 'offset' is read-only (writable metadata: timestamp, headers); declare it VIRTUAL"),
             "{e}"
         );
         // Without a column list the query gives the written columns in declaration order
@@ -1880,6 +1937,18 @@ mod tests {
             e.contains("two persisted metadata columns write 'timestamp'"),
             "{e}"
         );
+        // Headers are written from a map of names to bytes.
+        let headers = "v BIGINT, h MAP<STRING, BYTES> METADATA FROM 'headers'";
+        table(&script(
+            headers,
+            "INSERT INTO k SELECT v, MAP['trace', CAST('t-1' AS BYTES)] FROM src",
+        ))
+        .unwrap();
+        let e = err(&script(
+            headers,
+            "INSERT INTO k SELECT v, MAP['trace', 't-1'] FROM src",
+        ));
+        assert!(e.contains("MAP<VARCHAR, BYTES>"), "{e}");
         // Such a table is still read.
         table(&script(
             "v BIGINT, o BIGINT METADATA FROM 'offset'",

@@ -1057,7 +1057,7 @@ mod tests {
         let mut tables = vec![
             nexmark.as_str(),
             "CREATE TABLE t (id BIGINT NOT NULL COMMENT 'the id', `dateTime` TIMESTAMP(3), \
-             r ROW<a BIGINT, `b c` ROW<d VARCHAR>>, c AS id + 1, \
+             r ROW<a BIGINT, `b c` ROW<d VARCHAR>>, m MAP<STRING, DECIMAL(10, 2)>, c AS id + 1, \
              WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND, \
              PRIMARY KEY (id) NOT ENFORCED) COMMENT 'it''s t' PARTITIONED BY (id) \
              WITH ('connector' = 'filesystem', 'path' = '/x', 'format' = 'json')",
@@ -1068,7 +1068,8 @@ mod tests {
             "CREATE TEMPORARY TABLE k (v DECIMAL(10, 2), \
              ts TIMESTAMP_LTZ(3) NOT NULL METADATA FROM 'timestamp', \
              o BIGINT METADATA FROM 'offset' VIRTUAL, \
-             `partition` INT METADATA VIRTUAL, w AS ts) \
+             `partition` INT METADATA VIRTUAL, w AS ts, \
+             h MAP<STRING, BYTES> METADATA FROM 'headers') \
              WITH ('connector' = 'kafka', 'topic' = 't', 'properties.bootstrap.servers' = 'b:9092', \
              'format' = 'json')",
         );

@@ -5,7 +5,7 @@
 use crate::error::PlanError;
 use sqlparser::ast::{DataType as AstType, ExactNumberInfo, TimezoneInfo};
 use std::fmt;
-use streamcore::row::DataType;
+use streamcore::row::{DataType, MapType};
 
 /// The type of an expression during planning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -55,6 +55,11 @@ impl SqlType {
             self,
             SqlType::Data(DataType::TimestampMillis | DataType::TimestampMicros | DataType::Date)
         )
+    }
+
+    /// `MAP<k, v>`.
+    pub fn is_map(self) -> bool {
+        matches!(self, SqlType::Data(DataType::Map(_)))
     }
 
     /// `VARCHAR` (or a bare `NULL`).
@@ -189,9 +194,18 @@ pub fn from_ast(ty: &AstType) -> Result<DataType, PlanError> {
         }
         AstType::Datetime(_) => DataType::TimestampMillis,
         AstType::Date => DataType::Date,
+        AstType::Map(key, value, _) => {
+            let (k, v) = (from_ast(key)?, from_ast(value)?);
+            MapType::new(k, v).ok_or_else(|| {
+                PlanError::unsupported(format!(
+                    "`{ty}`: a MAP's keys and values are not maps here"
+                ))
+            })
+            .map(DataType::Map)?
+        }
         other => {
             return Err(PlanError::unsupported(format!(
-                "the type `{other}` is not supported (supported: BOOLEAN, TINYINT…BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), VARCHAR/STRING, BYTES, TIMESTAMP(3|6), DATE)"
+                "the type `{other}` is not supported (supported: BOOLEAN, TINYINT…BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), VARCHAR/STRING, BYTES, TIMESTAMP(3|6), DATE, MAP<k, v>)"
             )))
         }
     })

@@ -235,6 +235,20 @@ fn scalar(t: DataType, v: &Value) -> std::result::Result<Scalar, String> {
             Value::String(s) => Scalar::Date(Timestamp::parse(s)?.0.div_euclid(86_400_000) as i32),
             _ => return Err(bad()),
         },
+        DataType::Map(m) => match v {
+            Value::Object(entries) => Scalar::map(
+                entries
+                    .iter()
+                    .map(|(k, v)| {
+                        Ok((
+                            scalar(m.key(), &Value::String(k.clone()))?,
+                            scalar(m.value(), v)?,
+                        ))
+                    })
+                    .collect::<std::result::Result<_, String>>()?,
+            ),
+            _ => return Err(bad()),
+        },
     })
 }
 

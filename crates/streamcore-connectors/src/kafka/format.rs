@@ -198,7 +198,15 @@ pub trait KafkaEncoder<T>: Clone + Send + 'static {
     fn timestamp(&self, _record: &T) -> Option<i64> {
         None
     }
+    /// The record's Kafka headers, in order: name and value (`None`: a null value) — Flink's
+    /// writable `headers` metadata. Default: none.
+    fn headers<'r>(&self, _record: &'r T) -> Vec<RecordHeader<'r>> {
+        Vec::new()
+    }
 }
+
+/// One Kafka header of a record to write: its name and value (`None`: a null value).
+pub type RecordHeader<'r> = (&'r str, Option<&'r [u8]>);
 
 /// Where a record's Kafka key comes from.
 pub trait RecordKey<T>: Clone + Send + 'static {

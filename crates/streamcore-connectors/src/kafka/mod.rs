@@ -29,7 +29,7 @@ pub use admin::create_topic;
 pub use config::{KafkaConfig, SaslMechanism};
 pub use format::{
     EventJson, FieldKey, Json, JsonEncoder, KafkaDecoder, KafkaEncoder, KafkaMessage, KafkaRecord,
-    KeyFn, NoKey, PartitionKeyOf, Raw, RecordKey,
+    KeyFn, NoKey, PartitionKeyOf, Raw, RecordHeader, RecordKey,
 };
 pub use metrics::{KafkaSinkMetrics, KafkaSourceMetrics};
 pub use sink::{Delivery, KafkaSink};

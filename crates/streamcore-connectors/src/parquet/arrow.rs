@@ -23,6 +23,21 @@ pub(crate) fn arrow_type(t: DataType) -> ArrowType {
         DataType::TimestampMillis => ArrowType::Timestamp(TimeUnit::Millisecond, None),
         DataType::TimestampMicros => ArrowType::Timestamp(TimeUnit::Microsecond, None),
         DataType::Date => ArrowType::Date32,
+        // Refused before a schema is made (`ParquetSink::plan`); the entries' type is Arrow's.
+        DataType::Map(m) => ArrowType::Map(
+            Arc::new(ArrowField::new(
+                "entries",
+                ArrowType::Struct(
+                    vec![
+                        ArrowField::new("key", arrow_type(m.key()), false),
+                        ArrowField::new("value", arrow_type(m.value()), true),
+                    ]
+                    .into(),
+                ),
+                false,
+            )),
+            false,
+        ),
     }
 }
 
@@ -91,6 +106,12 @@ fn column(rows: &[Row], idx: &[u32], col: usize, field: &Field) -> Result<ArrayR
         }
         DataType::Date => {
             build!(Date32Builder::with_capacity(n), rows, idx, col, field, Scalar::Date(v) => *v)
+        }
+        DataType::Map(_) => {
+            return Err(format!(
+                "column `{}` is {}: MAP columns are not written to Parquet yet",
+                field.name, field.data_type
+            ))
         }
         DataType::Decimal { precision, scale } => {
             let mut b = Decimal128Builder::with_capacity(n)

@@ -86,6 +86,7 @@ impl PgType {
                 matches!(self, Timestamp | Timestamptz)
             }
             DataType::Date => self == Date,
+            DataType::Map(_) => false,
         }
     }
 

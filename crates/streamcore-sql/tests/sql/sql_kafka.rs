@@ -259,6 +259,102 @@ fn a_persisted_timestamp_metadata_column_sets_the_record_timestamps() {
     }
 }
 
+/// A persisted `headers` metadata column (a `MAP<STRING, BYTES>`) writes each record's
+/// headers, a NULL value as a null header, a NULL map none; a `VIRTUAL` one reads them back
+/// (an empty map for a record without headers). Through the at-least-once sink (tansu) and
+/// the exactly-once one (librdkafka's mock cluster: the headers travel with the
+/// transaction's records).
+#[test]
+fn a_persisted_headers_metadata_column_writes_the_record_headers() {
+    let broker = TestBroker::start();
+    broker.create_topic("headed", 2);
+    let cluster = rdkafka::mocking::MockCluster::new(3).unwrap();
+    cluster.create_topic("headed", 2, 3).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (servers, guarantee, sink_options, config) in [
+        (
+            broker.brokers(),
+            "at-least-once",
+            "'sink.delivery-guarantee' = 'at-least-once'",
+            JobConfig::default().parallelism(2),
+        ),
+        (
+            cluster.bootstrap_servers(),
+            "exactly-once",
+            "'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = 'headed'",
+            JobConfig::default()
+                .parallelism(2)
+                .checkpoints(CheckpointConfig::new(dir.path()).interval(Duration::from_millis(20))),
+        ),
+    ] {
+        run(
+            &format!(
+                "{ORDERS};
+                 CREATE TABLE out (user_id STRING, amount BIGINT,
+                   h MAP<STRING, BYTES> METADATA FROM 'headers')
+                 WITH ('connector' = 'kafka', 'topic' = 'headed',
+                       'properties.bootstrap.servers' = '{servers}', 'format' = 'json',
+                       {sink_options});
+                 INSERT INTO out
+                 SELECT user_id, amount,
+                   CASE WHEN amount = 5 THEN NULL
+                   ELSE MAP['user', CAST(user_id AS BYTES), 'note', CAST(note AS BYTES)] END
+                 FROM orders;"
+            ),
+            config,
+        );
+        let changes = select(&format!(
+            "CREATE TABLE i (user_id STRING, amount BIGINT,
+               h MAP<STRING, BYTES> METADATA FROM 'headers' VIRTUAL)
+             WITH ('connector' = 'kafka', 'topic' = 'headed',
+                   'properties.bootstrap.servers' = '{servers}', 'format' = 'json',
+                   'scan.bounded.mode' = 'latest-offset',
+                   'properties.isolation.level' = 'read_committed');
+             SELECT user_id, amount, CAST(h['user'] AS STRING), h['note'] IS NULL,
+               CARDINALITY(h), h
+             FROM i;"
+        ));
+        let rows: Vec<Vec<String>> = changes.iter().map(|c| text(c.row())).collect();
+        assert_eq!(
+            sorted(rows),
+            sorted(
+                [
+                    [
+                        "ann",
+                        "10",
+                        "ann",
+                        "false",
+                        "2",
+                        "{note=x'6669727374', user=x'616e6e'}"
+                    ],
+                    ["bo", "5", "NULL", "true", "0", "{}"],
+                    [
+                        "ann",
+                        "7",
+                        "ann",
+                        "false",
+                        "2",
+                        "{note=x'7361792022686922', user=x'616e6e'}"
+                    ],
+                    ["cy", "1", "cy", "true", "2", "{note=NULL, user=x'6379'}"],
+                    [
+                        "bo",
+                        "20",
+                        "bo",
+                        "false",
+                        "2",
+                        "{note=x'6c617374', user=x'626f'}"
+                    ],
+                ]
+                .iter()
+                .map(|r| r.iter().map(|s| s.to_string()).collect())
+                .collect()
+            ),
+            "{guarantee}"
+        );
+    }
+}
+
 /// Kafka has no timestamps before the epoch: writing one fails the job naming it (Flink's
 /// producer refuses it too), instead of sending what a reader cannot fetch.
 #[test]

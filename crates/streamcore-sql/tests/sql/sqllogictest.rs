@@ -279,4 +279,5 @@ slt_tests! {
     named_windows => "named_windows.slt",
     match_recognize => "match_recognize.slt",
     sort => "sort.slt",
+    map => "map.slt",
 }

@@ -108,6 +108,9 @@ pub enum Scalar {
     TimestampUs(i64),
     /// `DATE`: days since the epoch.
     Date(i32),
+    /// `MAP<k, v>`: entries ordered by key, one per key (made by [`Scalar::map`]), so that
+    /// equal maps are equal values.
+    Map(Box<[(Scalar, Scalar)]>),
 }
 
 impl Scalar {
@@ -119,6 +122,38 @@ impl Scalar {
     /// A float value (normalized: see [`F64`]).
     pub fn float(v: f64) -> Self {
         Scalar::Float(F64::new(v))
+    }
+
+    /// A map of `entries`: ordered by key; of entries with one key, the last is kept (as a
+    /// Kafka record's headers are read in Flink).
+    ///
+    /// ```
+    /// use streamcore::row::Scalar;
+    /// let m = Scalar::map(vec![(Scalar::str("b"), Scalar::Int(1)), (Scalar::str("a"), Scalar::Int(2)), (Scalar::str("b"), Scalar::Int(3))]);
+    /// assert_eq!(m.to_string(), "{a=2, b=3}");
+    /// ```
+    pub fn map(mut entries: Vec<(Scalar, Scalar)>) -> Self {
+        // A stable sort keeps entries of one key in their order: the last of each run wins.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<(Scalar, Scalar)> = Vec::with_capacity(entries.len());
+        for e in entries {
+            match out.last_mut() {
+                Some(last) if last.0 == e.0 => *last = e,
+                _ => out.push(e),
+            }
+        }
+        Scalar::Map(out.into_boxed_slice())
+    }
+
+    /// The value of `key` in this map (`None` if it has no such key or is not a map).
+    pub fn map_get(&self, key: &Scalar) -> Option<&Scalar> {
+        match self {
+            Scalar::Map(entries) => entries
+                .binary_search_by(|(k, _)| k.cmp(key))
+                .ok()
+                .map(|i| &entries[i].1),
+            _ => None,
+        }
     }
 
     /// True for `Null`.
@@ -179,13 +214,14 @@ impl Scalar {
             Scalar::TimestampMs(_) => "TIMESTAMP(3)",
             Scalar::TimestampUs(_) => "TIMESTAMP(6)",
             Scalar::Date(_) => "DATE",
+            Scalar::Map(_) => "MAP",
         }
     }
 }
 
 impl fmt::Display for Scalar {
     /// SQL's text form: `NULL`, `true`, `42`, `1.5`, `12.30`, the string itself, hex bytes,
-    /// `2023-11-14 22:13:20.123`, `2023-11-14`.
+    /// `2023-11-14 22:13:20.123`, `2023-11-14`, `{key=value, …}` (as Flink prints a map).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Scalar::Null => f.write_str("NULL"),
@@ -217,6 +253,16 @@ impl fmt::Display for Scalar {
                 Some(t) => write!(f, "{}", t.format("%Y-%m-%d")),
                 None => write!(f, "{d}"),
             },
+            Scalar::Map(entries) => {
+                f.write_str("{")?;
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{k}={v}")?;
+                }
+                f.write_str("}")
+            }
         }
     }
 }
@@ -304,7 +350,51 @@ mod tests {
         assert_eq!(Scalar::Bytes(vec![0xca, 0xfe]).to_string(), "x'cafe'");
     }
 
+    #[test]
+    fn maps_are_ordered_by_key_one_entry_a_key() {
+        let m = Scalar::map(vec![
+            (Scalar::str("b"), Scalar::Int(1)),
+            (Scalar::Null, Scalar::Int(0)),
+            (Scalar::str("a"), Scalar::Int(2)),
+            (Scalar::str("b"), Scalar::Int(3)),
+        ]);
+        assert_eq!(m.to_string(), "{NULL=0, a=2, b=3}");
+        assert_eq!(m.map_get(&Scalar::str("b")), Some(&Scalar::Int(3)));
+        assert_eq!(m.map_get(&Scalar::Null), Some(&Scalar::Int(0)));
+        assert_eq!(m.map_get(&Scalar::str("c")), None);
+        assert_eq!(Scalar::Int(1).map_get(&Scalar::Int(1)), None);
+        assert_eq!(m.type_name(), "MAP");
+        // Equal entries in any order are one value, with one hash.
+        let again = Scalar::map(vec![
+            (Scalar::str("a"), Scalar::Int(2)),
+            (Scalar::str("b"), Scalar::Int(3)),
+            (Scalar::Null, Scalar::Int(0)),
+        ]);
+        assert_eq!(m, again);
+        assert_eq!(hash_of(&m), hash_of(&again));
+        assert_eq!(Scalar::map(Vec::new()).to_string(), "{}");
+    }
+
     proptest! {
+        /// A map keeps the last value given for each key, whatever the order of the entries.
+        #[test]
+        fn a_map_is_the_last_value_of_each_key(
+            entries in prop::collection::vec((0i64..6, any::<i64>()), 0..12),
+        ) {
+            let m = Scalar::map(
+                entries.iter().map(|&(k, v)| (Scalar::Int(k), Scalar::Int(v))).collect(),
+            );
+            let mut want = std::collections::BTreeMap::new();
+            for &(k, v) in &entries {
+                want.insert(k, v);
+            }
+            let Scalar::Map(got) = &m else { unreachable!() };
+            prop_assert_eq!(got.len(), want.len());
+            for (k, v) in &want {
+                prop_assert_eq!(m.map_get(&Scalar::Int(*k)), Some(&Scalar::Int(*v)));
+            }
+        }
+
         #[test]
         fn float_order_is_total_and_consistent_with_eq_and_hash(a in any::<f64>(), b in any::<f64>()) {
             let (x, y) = (F64::new(a), F64::new(b));

@@ -30,6 +30,88 @@ pub enum DataType {
     TimestampMicros,
     /// `DATE`.
     Date,
+    /// `MAP<key, value>`: entries of a key and a value type that are not maps themselves.
+    Map(MapType),
+}
+
+/// The key and value types of a `MAP` ([`DataType::Map`]).
+///
+/// ```
+/// use streamcore::row::{DataType, MapType};
+/// let headers = MapType::new(DataType::Varchar, DataType::Bytes).unwrap();
+/// assert_eq!(DataType::Map(headers).to_string(), "MAP<VARCHAR, BYTES>");
+/// assert!(MapType::new(DataType::Varchar, DataType::Map(headers)).is_none());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MapType {
+    key: ElementType,
+    value: ElementType,
+}
+
+impl MapType {
+    /// The map of `key` to `value`; `None` if either is a map (maps do not nest here).
+    pub const fn new(key: DataType, value: DataType) -> Option<MapType> {
+        match (ElementType::of(key), ElementType::of(value)) {
+            (Some(key), Some(value)) => Some(MapType { key, value }),
+            _ => None,
+        }
+    }
+
+    /// The type of the keys.
+    pub fn key(self) -> DataType {
+        self.key.data_type()
+    }
+
+    /// The type of the values.
+    pub fn value(self) -> DataType {
+        self.value.data_type()
+    }
+}
+
+/// A [`DataType`] other than a map: what a map holds (kept apart so that `DataType` stays
+/// `Copy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+enum ElementType {
+    Boolean,
+    BigInt,
+    Double,
+    Decimal { precision: u8, scale: u8 },
+    Varchar,
+    Bytes,
+    TimestampMillis,
+    TimestampMicros,
+    Date,
+}
+
+impl ElementType {
+    const fn of(t: DataType) -> Option<ElementType> {
+        Some(match t {
+            DataType::Boolean => ElementType::Boolean,
+            DataType::BigInt => ElementType::BigInt,
+            DataType::Double => ElementType::Double,
+            DataType::Decimal { precision, scale } => ElementType::Decimal { precision, scale },
+            DataType::Varchar => ElementType::Varchar,
+            DataType::Bytes => ElementType::Bytes,
+            DataType::TimestampMillis => ElementType::TimestampMillis,
+            DataType::TimestampMicros => ElementType::TimestampMicros,
+            DataType::Date => ElementType::Date,
+            DataType::Map(_) => return None,
+        })
+    }
+
+    fn data_type(self) -> DataType {
+        match self {
+            ElementType::Boolean => DataType::Boolean,
+            ElementType::BigInt => DataType::BigInt,
+            ElementType::Double => DataType::Double,
+            ElementType::Decimal { precision, scale } => DataType::Decimal { precision, scale },
+            ElementType::Varchar => DataType::Varchar,
+            ElementType::Bytes => DataType::Bytes,
+            ElementType::TimestampMillis => DataType::TimestampMillis,
+            ElementType::TimestampMicros => DataType::TimestampMicros,
+            ElementType::Date => DataType::Date,
+        }
+    }
 }
 
 impl DataType {
@@ -47,7 +129,12 @@ impl DataType {
                 | (DataType::TimestampMillis, Scalar::TimestampMs(_))
                 | (DataType::TimestampMicros, Scalar::TimestampUs(_))
                 | (DataType::Date, Scalar::Date(_))
-        )
+        ) || match (self, value) {
+            (DataType::Map(m), Scalar::Map(entries)) => entries
+                .iter()
+                .all(|(k, v)| m.key().admits(k) && m.value().admits(v)),
+            _ => false,
+        }
     }
 }
 
@@ -63,6 +150,7 @@ impl fmt::Display for DataType {
             DataType::TimestampMillis => f.write_str("TIMESTAMP(3)"),
             DataType::TimestampMicros => f.write_str("TIMESTAMP(6)"),
             DataType::Date => f.write_str("DATE"),
+            DataType::Map(m) => write!(f, "MAP<{}, {}>", m.key(), m.value()),
         }
     }
 }
@@ -168,5 +256,42 @@ impl fmt::Display for Schema {
             }
         }
         f.write_str(")")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_map_type_admits_maps_of_its_key_and_value_types() {
+        let t = DataType::Map(MapType::new(DataType::Varchar, DataType::BigInt).unwrap());
+        let map = |v: Scalar| Scalar::map(vec![(Scalar::str("k"), v)]);
+        assert!(t.admits(&map(Scalar::Int(1))));
+        assert!(t.admits(&map(Scalar::Null)));
+        assert!(t.admits(&Scalar::Null));
+        assert!(!t.admits(&map(Scalar::str("x"))));
+        assert!(!t.admits(&Scalar::Int(1)));
+        assert!(!DataType::BigInt.admits(&map(Scalar::Int(1))));
+        // Every type but a map is an element type, and comes back as itself.
+        for d in [
+            DataType::Boolean,
+            DataType::BigInt,
+            DataType::Double,
+            DataType::Decimal {
+                precision: 10,
+                scale: 2,
+            },
+            DataType::Varchar,
+            DataType::Bytes,
+            DataType::TimestampMillis,
+            DataType::TimestampMicros,
+            DataType::Date,
+        ] {
+            let m = MapType::new(d, d).unwrap();
+            assert_eq!((m.key(), m.value()), (d, d));
+        }
+        assert!(MapType::new(t, DataType::BigInt).is_none());
+        assert_eq!(t.to_string(), "MAP<VARCHAR, BIGINT>");
     }
 }

@@ -24,12 +24,15 @@ use transactions::{
 };
 
 use super::config::{log_line, KafkaConfig};
-use super::format::{FieldKey, JsonEncoder, KafkaEncoder, KeyFn, NoKey, PartitionKeyOf};
+use super::format::{
+    FieldKey, JsonEncoder, KafkaEncoder, KeyFn, NoKey, PartitionKeyOf, RecordHeader,
+};
 use super::kafka_error;
 use super::metrics::KafkaSinkMetrics;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
@@ -388,35 +391,54 @@ pub struct KafkaWriter<T, E> {
 fn send(
     producer: &BaseProducer<SinkContext>,
     topic: &str,
-    key: Option<&[u8]>,
-    value: Option<&[u8]>,
-    timestamp: Option<i64>,
+    record: Outgoing<'_>,
     partitioning: Option<KeyGroupPartitioning>,
 ) -> Result<()> {
+    let Outgoing {
+        key,
+        value,
+        timestamp,
+        headers,
+    } = record;
+    let mut record = BaseRecord::<[u8], [u8]>::to(topic);
+    if let Some(v) = value {
+        record = record.payload(v);
+    }
+    if let Some(k) = key {
+        record = record.key(k);
+    }
     // Keyless records, or no key-group partitioning: the producer's partitioner decides.
-    let partition = partitioning.zip(key).map(|(p, key)| p.partition(key));
+    if let Some(p) = partitioning.zip(key).map(|(p, key)| p.partition(key)) {
+        record = record.partition(p);
+    }
+    if let Some(t) = timestamp {
+        record = record.timestamp(t);
+    }
+    if !headers.is_empty() {
+        record = record.headers(headers.iter().fold(
+            OwnedHeaders::new_with_capacity(headers.len()),
+            |all, &(key, value)| all.insert(Header { key, value }),
+        ));
+    }
     loop {
-        let mut record = BaseRecord::<[u8], [u8]>::to(topic);
-        if let Some(v) = value {
-            record = record.payload(v);
-        }
-        if let Some(k) = key {
-            record = record.key(k);
-        }
-        if let Some(p) = partition {
-            record = record.partition(p);
-        }
-        if let Some(t) = timestamp {
-            record = record.timestamp(t);
-        }
         match producer.send(record) {
             Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), again)) => {
+                record = again;
                 producer.poll(Duration::from_millis(5));
             }
             Err((e, _)) => return Err(kafka_error(&format!("producing to topic `{topic}`"), e)),
         }
     }
+}
+
+/// What [`send`] writes: a record's key (`None`: none), value (`None`: a tombstone), Kafka
+/// timestamp (`None`: the producer's clock) and headers.
+pub(super) struct Outgoing<'r> {
+    pub(super) key: Option<&'r [u8]>,
+    pub(super) value: Option<&'r [u8]>,
+    pub(super) timestamp: Option<i64>,
+    pub(super) headers: &'r [RecordHeader<'r>],
 }
 
 impl<T: Data, E: KafkaEncoder<T>> SinkWriter<T> for KafkaWriter<T, E> {
@@ -434,19 +456,17 @@ impl<T: Data, E: KafkaEncoder<T>> SinkWriter<T> for KafkaWriter<T, E> {
             }
             let key = has_key.then_some(self.key.as_slice());
             let value = (!tombstone).then_some(self.value.as_slice());
-            let timestamp = self.encoder.timestamp(record);
-            send(
-                &self.producer,
-                &self.topic,
+            let outgoing = Outgoing {
                 key,
                 value,
-                timestamp,
-                self.partitioning,
-            )?;
-            bytes += self.key.len() + self.value.len();
+                timestamp: self.encoder.timestamp(record),
+                headers: &self.encoder.headers(record),
+            };
             if let Some(t) = &mut self.txn {
-                t.records.push(key, value, timestamp);
+                t.records.push(&outgoing);
             }
+            send(&self.producer, &self.topic, outgoing, self.partitioning)?;
+            bytes += self.key.len() + self.value.len();
         }
         self.producer.poll(Duration::ZERO);
         self.metrics

@@ -67,8 +67,8 @@ pub(super) struct TxnCommit {
     pub(super) partitioning: Option<KeyGroupPartitioning>,
 }
 
-/// The keys, values and timestamps of a transaction's records, in order, in one buffer (no
-/// allocation per record on the write path).
+/// The keys, values, timestamps and headers of a transaction's records, in order, in one
+/// buffer (no allocation per record on the write path, unless records have headers).
 #[derive(Default, Serialize, Deserialize)]
 pub(super) struct RecordLog {
     pub(super) bytes: Vec<u8>,
@@ -78,33 +78,55 @@ pub(super) struct RecordLog {
     /// of the log has one (and in logs written before timestamps were kept).
     #[serde(default)]
     pub(super) timestamps: Vec<Option<i64>>,
+    /// Per record, its headers — empty while no record of the log has any (and in logs
+    /// written before headers were kept).
+    #[serde(default)]
+    pub(super) headers: Vec<Vec<(String, Option<Vec<u8>>)>>,
 }
+
+/// A record's headers as a [`RecordLog`] keeps them: name and value (`None`: a null value).
+pub(super) type KeptHeaders = [(String, Option<Vec<u8>>)];
+
+/// A record of a [`RecordLog`]: key, value (`None`: a tombstone), timestamp, headers.
+pub(super) type LoggedRecord<'l> = (
+    Option<&'l [u8]>,
+    Option<&'l [u8]>,
+    Option<i64>,
+    &'l KeptHeaders,
+);
 
 /// The value length of a tombstone (a null value) in a [`RecordLog`].
 const TOMBSTONE: u32 = u32::MAX;
 
 impl RecordLog {
-    pub(super) fn push(
-        &mut self,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        timestamp: Option<i64>,
-    ) {
-        if timestamp.is_some() && self.timestamps.is_empty() {
+    pub(super) fn push(&mut self, record: &Outgoing<'_>) {
+        if record.timestamp.is_some() && self.timestamps.is_empty() {
             self.timestamps.resize(self.lengths.len(), None);
         }
         if !self.timestamps.is_empty() {
-            self.timestamps.push(timestamp);
+            self.timestamps.push(record.timestamp);
         }
-        if let Some(k) = key {
+        if !record.headers.is_empty() && self.headers.is_empty() {
+            self.headers.resize(self.lengths.len(), Vec::new());
+        }
+        if !self.headers.is_empty() {
+            self.headers.push(
+                record
+                    .headers
+                    .iter()
+                    .map(|&(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))
+                    .collect(),
+            );
+        }
+        if let Some(k) = record.key {
             self.bytes.extend_from_slice(k);
         }
-        if let Some(v) = value {
+        if let Some(v) = record.value {
             self.bytes.extend_from_slice(v);
         }
         self.lengths.push((
-            key.map(|k| k.len() as u32),
-            value.map_or(TOMBSTONE, |v| v.len() as u32),
+            record.key.map(|k| k.len() as u32),
+            record.value.map_or(TOMBSTONE, |v| v.len() as u32),
         ));
     }
 
@@ -112,18 +134,22 @@ impl RecordLog {
         self.lengths.len()
     }
 
-    /// Key, value (`None`: a tombstone) and timestamp of each record.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (Option<&[u8]>, Option<&[u8]>, Option<i64>)> {
+    /// Each record as it is written again: its key, value (`None`: a tombstone), timestamp,
+    /// and its headers (owned by the log; [`borrowed`] lends them to an [`Outgoing`]).
+    pub(super) fn iter(&self) -> impl Iterator<Item = LoggedRecord<'_>> {
         let mut at = 0;
         let timestamps = self
             .timestamps
             .iter()
             .copied()
             .chain(std::iter::repeat(None));
-        self.lengths
+        let headers = self
+            .headers
             .iter()
-            .zip(timestamps)
-            .map(move |(&(key, value), timestamp)| {
+            .map(Vec::as_slice)
+            .chain(std::iter::repeat(&[][..]));
+        self.lengths.iter().zip(timestamps).zip(headers).map(
+            move |((&(key, value), timestamp), headers)| {
                 let key = key.map(|k| {
                     let k = &self.bytes[at..at + k as usize];
                     at += k.len();
@@ -134,9 +160,18 @@ impl RecordLog {
                     at += v.len();
                     v
                 });
-                (key, v, timestamp)
-            })
+                (key, v, timestamp, headers)
+            },
+        )
     }
+}
+
+/// Headers kept by a [`RecordLog`], as [`send`] takes them.
+pub(super) fn borrowed(headers: &KeptHeaders) -> Vec<RecordHeader<'_>> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_deref()))
+        .collect()
 }
 
 /// The transactional state of an exactly-once writer.
@@ -186,8 +221,14 @@ impl TxnCommitter {
             .map_err(|e| kafka_error(&format!("initialising transactions of `{id}`"), e))?;
         p.begin_transaction()
             .map_err(|e| kafka_error("beginning a recovery transaction", e))?;
-        for (key, value, timestamp) in c.records.iter() {
-            send(&p, &c.topic, key, value, timestamp, c.partitioning)?;
+        for (key, value, timestamp, headers) in c.records.iter() {
+            let record = Outgoing {
+                key,
+                value,
+                timestamp,
+                headers: &borrowed(headers),
+            };
+            send(&p, &c.topic, record, c.partitioning)?;
         }
         p.flush(TIMEOUT)
             .map_err(|e| kafka_error("flushing a recovery transaction", e))?;
@@ -304,10 +345,39 @@ mod tests {
         assert_eq!(marker_offset(7), 7);
     }
 
-    /// A transaction's records as a checkpoint written before timestamps were kept holds
-    /// them: they decode, without timestamps.
+    /// A record of `key`, `value`, `timestamp` and `headers`.
+    fn record<'r>(
+        key: Option<&'r [u8]>,
+        value: Option<&'r [u8]>,
+        timestamp: Option<i64>,
+        headers: &'r [RecordHeader<'r>],
+    ) -> Outgoing<'r> {
+        Outgoing {
+            key,
+            value,
+            timestamp,
+            headers,
+        }
+    }
+
+    /// What `log` gives back: key, value, timestamp and headers (borrowed) of each record.
+    type Read<'l> = (
+        Option<&'l [u8]>,
+        Option<&'l [u8]>,
+        Option<i64>,
+        Vec<RecordHeader<'l>>,
+    );
+
+    fn read(log: &RecordLog) -> Vec<Read<'_>> {
+        log.iter()
+            .map(|(k, v, t, h)| (k, v, t, borrowed(h)))
+            .collect()
+    }
+
+    /// A transaction's records as a checkpoint written before timestamps and headers were
+    /// kept holds them: they decode, without either.
     #[test]
-    fn record_logs_of_older_checkpoints_decode_without_timestamps() {
+    fn record_logs_of_older_checkpoints_decode_without_timestamps_or_headers() {
         #[derive(Serialize)]
         struct RecordLogBeforeTimestamps {
             bytes: Vec<u8>,
@@ -319,37 +389,46 @@ mod tests {
         })
         .unwrap();
         let log: RecordLog = streamcore::checkpoint::decode(&old).unwrap();
-        let got: Vec<_> = log.iter().collect();
-        assert_eq!(got, [(Some(&b"k"[..]), Some(&b"v"[..]), None)]);
+        assert_eq!(
+            read(&log),
+            [(Some(&b"k"[..]), Some(&b"v"[..]), None, vec![])]
+        );
         let mut log = log;
-        log.push(None, Some(b"w"), Some(5));
+        log.push(&record(None, Some(b"w"), Some(5), &[("h", Some(b"x"))]));
         let again: RecordLog =
             streamcore::checkpoint::decode(&streamcore::checkpoint::encode(&log).unwrap()).unwrap();
-        let got: Vec<_> = again.iter().map(|(_, _, t)| t).collect();
-        assert_eq!(got, [None, Some(5)]);
+        assert_eq!(
+            read(&again),
+            [
+                (Some(&b"k"[..]), Some(&b"v"[..]), None, vec![]),
+                (None, Some(&b"w"[..]), Some(5), vec![("h", Some(&b"x"[..]))])
+            ]
+        );
     }
 
     #[test]
-    fn record_log_gives_back_keys_and_values_in_order() {
+    fn record_log_gives_back_keys_values_timestamps_and_headers_in_order() {
         let mut log = RecordLog::default();
-        log.push(Some(b"k1"), Some(b"v1"), None);
-        log.push(None, Some(b""), None);
+        log.push(&record(Some(b"k1"), Some(b"v1"), None, &[]));
+        log.push(&record(None, Some(b""), None, &[]));
         assert!(
-            log.timestamps.is_empty(),
-            "no timestamp kept while none is set"
+            log.timestamps.is_empty() && log.headers.is_empty(),
+            "no timestamp or header kept while none is set"
         );
-        log.push(Some(b"k2"), None, Some(7));
-        log.push(Some(b""), Some(b"value3"), None);
-        let got: Vec<_> = log.iter().collect();
+        log.push(&record(Some(b"k2"), None, Some(7), &[]));
+        let headers: [RecordHeader<'_>; 3] = [("a", Some(b"1")), ("n", None), ("a", Some(b""))];
+        log.push(&record(Some(b""), Some(b"value3"), None, &headers));
+        log.push(&record(None, Some(b"v4"), Some(9), &[]));
         assert_eq!(
-            got,
+            read(&log),
             [
-                (Some(&b"k1"[..]), Some(&b"v1"[..]), None),
-                (None, Some(&b""[..]), None),
-                (Some(&b"k2"[..]), None, Some(7)),
-                (Some(&b""[..]), Some(&b"value3"[..]), None)
+                (Some(&b"k1"[..]), Some(&b"v1"[..]), None, vec![]),
+                (None, Some(&b""[..]), None, vec![]),
+                (Some(&b"k2"[..]), None, Some(7), vec![]),
+                (Some(&b""[..]), Some(&b"value3"[..]), None, headers.to_vec()),
+                (None, Some(&b"v4"[..]), Some(9), vec![]),
             ]
         );
-        assert_eq!(log.len(), 4);
+        assert_eq!(log.len(), 5);
     }
 }
