@@ -493,8 +493,7 @@ fn avg(sum: &Scalar, n: i64, ty: DataType) -> Scalar {
         Scalar::Decimal(s) => {
             let mut d = s / Decimal::from(n);
             if let DataType::Decimal { scale, .. } = ty {
-                d = d.round_dp(scale as u32);
-                d.rescale(scale as u32);
+                d = crate::types::to_scale(d, scale as u32);
             }
             Scalar::Decimal(d)
         }

@@ -515,7 +515,10 @@ fn field_value(field: &FieldGen, i: u64, h: u64) -> Scalar {
                     let x = min + unit(h) * (max - min);
                     let d = Decimal::from_f64_retain(x)
                         .unwrap_or_default()
-                        .round_dp(*scale as u32);
+                        .round_dp_with_strategy(
+                            *scale as u32,
+                            rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+                        );
                     Scalar::Decimal(d)
                 }
                 _ => Scalar::float(min + unit(h) * (max - min)),

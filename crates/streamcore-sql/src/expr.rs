@@ -568,8 +568,7 @@ pub fn arith(op: ArithOp, l: &Scalar, r: &Scalar, ty: SqlType) -> Result<Scalar,
             let mut v = v.ok_or_else(|| EvalError(format!("decimal overflow in {a} and {b}")))?;
             if let SqlType::Data(DataType::Decimal { scale, .. }) = ty {
                 if v.scale() != scale as u32 {
-                    v = v.round_dp(scale as u32);
-                    v.rescale(scale as u32);
+                    v = crate::types::to_scale(v, scale as u32);
                 }
             }
             Decimal(v)
@@ -655,8 +654,7 @@ pub fn cast(v: Scalar, to: DataType) -> Result<Scalar, EvalError> {
                 S::Decimal(d)
             }
             (S::Decimal(mut d), DataType::Decimal { scale, .. }) => {
-                d = d.round_dp(scale as u32);
-                d.rescale(scale as u32);
+                d = crate::types::to_scale(d, scale as u32);
                 S::Decimal(d)
             }
             (v, _) => v,
@@ -684,8 +682,7 @@ pub fn cast(v: Scalar, to: DataType) -> Result<Scalar, EvalError> {
         (S::Float(f), DataType::BigInt) => S::Int(f.get() as i64),
         (S::Float(f), DataType::Decimal { scale, .. }) => {
             let mut d = Decimal::from_f64(f.get()).ok_or_else(|| bad(&v))?;
-            d = d.round_dp(scale as u32);
-            d.rescale(scale as u32);
+            d = crate::types::to_scale(d, scale as u32);
             S::Decimal(d)
         }
         (S::Bool(b), DataType::BigInt) => S::Int(i64::from(*b)),
@@ -727,8 +724,7 @@ pub fn parse_as(s: &str, to: DataType) -> Option<Scalar> {
         DataType::Double => Scalar::float(s.parse().ok()?),
         DataType::Decimal { scale, .. } => {
             let mut d: Decimal = s.parse().ok()?;
-            d = d.round_dp(scale as u32);
-            d.rescale(scale as u32);
+            d = crate::types::to_scale(d, scale as u32);
             Scalar::Decimal(d)
         }
         DataType::Varchar => Scalar::str(s),

@@ -581,8 +581,7 @@ fn number(digits: &[u8], integer: bool, ty: DataType) -> Result<Scalar, String> 
                 Decimal::from_scientific(text)
             };
             let mut d = parsed.map_err(|_| format!("{text} does not fit {ty}"))?;
-            d = d.round_dp(scale as u32);
-            d.rescale(scale as u32);
+            d = crate::types::to_scale(d, scale as u32);
             Ok(Scalar::Decimal(d))
         }
         DataType::Varchar => Ok(Scalar::str(text)),

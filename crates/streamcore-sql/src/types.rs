@@ -113,6 +113,22 @@ pub fn numeric_result(op: ArithOp, l: SqlType, r: SqlType) -> SqlType {
     }
 }
 
+/// `d` at `scale` digits after the point, rounded half away from zero (Flink's `HALF_UP`,
+/// for every cast, division and average into a `DECIMAL`).
+///
+/// ```
+/// use streamcore_sql::types::to_scale;
+/// let d = |s: &str| s.parse::<rust_decimal::Decimal>().unwrap();
+/// assert_eq!(to_scale(d("0.0005"), 3).to_string(), "0.001");
+/// assert_eq!(to_scale(d("-2.5"), 0).to_string(), "-3");
+/// assert_eq!(to_scale(d("1.5"), 2).to_string(), "1.50");
+/// ```
+pub fn to_scale(mut d: rust_decimal::Decimal, scale: u32) -> rust_decimal::Decimal {
+    d = d.round_dp_with_strategy(scale, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    d.rescale(scale);
+    d
+}
+
 /// Precision and scale of a numeric type (`BIGINT` is `DECIMAL(19, 0)`).
 fn decimal_parts(d: DataType) -> (u32, u32) {
     match d {
