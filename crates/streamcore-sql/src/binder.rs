@@ -5,7 +5,8 @@
 use crate::catalog::{Catalog, ColumnSource, PlanField, Relation, TableDef};
 use crate::error::{did_you_mean, PlanError};
 use crate::expr::{CmpOp, Expr, LikePattern};
-use crate::functions::{udf_type, ScalarFunction, TimeUnit, SCALAR_FUNCTIONS};
+use crate::functions::time::TimeFunction;
+use crate::functions::{scalar_function_names, udf_type, ScalarFunction, TimeUnit};
 use crate::join::{make_join, window_of, WindowBound};
 use crate::plan::{AggCall, AggFunc, JoinKind, JoinLate, Node, Plan, WindowKind};
 use crate::types::{from_ast, numeric_result, ArithOp, SqlType};
@@ -2169,11 +2170,26 @@ impl<'a> Binder<'a> {
                 ))
             }
             ast::Expr::Cast {
-                expr, data_type, ..
+                expr,
+                data_type,
+                kind,
+                ..
             } => {
                 let to = from_ast(data_type)?;
                 let (b, _) = self.bind_expr(expr, scope)?;
-                Ok((Expr::Cast(Box::new(b), to).folded(), SqlType::Data(to)))
+                let cast = match kind {
+                    ast::CastKind::TryCast | ast::CastKind::SafeCast => {
+                        Expr::Call(ScalarFunction::TryCast(to), vec![b])
+                    }
+                    _ => Expr::Cast(Box::new(b), to),
+                };
+                Ok((cast.folded(), SqlType::Data(to)))
+            }
+            ast::Expr::Floor { expr, field } => self.bind_floor_ceil(expr, field, false, scope),
+            ast::Expr::Ceil { expr, field } => self.bind_floor_ceil(expr, field, true, scope),
+            ast::Expr::Position { expr, r#in } => {
+                let args = vec![self.bind_expr(expr, scope)?, self.bind_expr(r#in, scope)?];
+                self.call_builtin("POSITION", args)
             }
             ast::Expr::Extract { field, expr, .. } => {
                 let unit = TimeUnit::parse(&field.to_string())
@@ -2228,6 +2244,86 @@ impl<'a> Binder<'a> {
                 Ok(bound)
             }
             other => Err(PlanError::unsupported(format!("the expression `{other}`"))),
+        }
+    }
+
+    /// `TIMESTAMPADD(unit, n, ts)` and `TIMESTAMPDIFF(unit, t1, t2)`: the unit is a word, not
+    /// an expression.
+    fn bind_timestamp_arithmetic(
+        &self,
+        f: &Function,
+        scope: &Scope,
+    ) -> Result<(Expr, SqlType), PlanError> {
+        let upper = name_of(&f.name).to_ascii_uppercase();
+        let args = args_of(f)?;
+        if args.len() != 3 {
+            return Err(PlanError::invalid(format!(
+                "{upper} takes 3 arguments (unit, …), got {}",
+                args.len()
+            ))
+            .at(f.span()));
+        }
+        let word = match args[0] {
+            ast::Expr::Identifier(i) => i.value.to_ascii_uppercase(),
+            other => other.to_string().to_ascii_uppercase(),
+        };
+        let unit = TimeUnit::interval(word.trim_start_matches("SQL_TSI_")).ok_or_else(|| {
+            PlanError::invalid(format!(
+                "{upper}: `{}` is not a unit (SECOND, MINUTE, HOUR, DAY, WEEK, MONTH, QUARTER, YEAR)",
+                args[0]
+            ))
+            .at(args[0].span())
+        })?;
+        let bound = args[1..]
+            .iter()
+            .map(|a| self.bind_expr(a, scope))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (func, returns) = if upper == "TIMESTAMPADD" {
+            let ty = match bound[1].1 {
+                SqlType::Null => SqlType::TIMESTAMP,
+                t => t,
+            };
+            (TimeFunction::Add(unit), ty)
+        } else {
+            (TimeFunction::Diff(unit), SqlType::BIGINT)
+        };
+        let func = ScalarFunction::Time(func);
+        crate::functions::check_arguments(&func, &bound)?;
+        Ok((
+            Expr::Call(func, bound.into_iter().map(|a| a.0).collect()).folded(),
+            returns,
+        ))
+    }
+
+    /// `FLOOR(x)`, `CEIL(x)`, and `FLOOR(ts TO unit)` / `CEIL(ts TO unit)`.
+    fn bind_floor_ceil(
+        &self,
+        expr: &ast::Expr,
+        field: &ast::CeilFloorKind,
+        ceil: bool,
+        scope: &Scope,
+    ) -> Result<(Expr, SqlType), PlanError> {
+        let name = if ceil { "CEIL" } else { "FLOOR" };
+        let arg = self.bind_expr(expr, scope)?;
+        match field {
+            ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime) => {
+                self.call_builtin(name, vec![arg])
+            }
+            ast::CeilFloorKind::DateTimeField(unit) => {
+                let unit = TimeUnit::interval(&unit.to_string())
+                    .ok_or_else(|| PlanError::unsupported(format!("{name}(… TO {unit})")))?;
+                let func = ScalarFunction::Time(if ceil {
+                    TimeFunction::Ceil(unit)
+                } else {
+                    TimeFunction::Floor(unit)
+                });
+                let ty = arg.1;
+                crate::functions::check_arguments(&func, std::slice::from_ref(&arg))?;
+                Ok((Expr::Call(func, vec![arg.0]).folded(), ty))
+            }
+            ast::CeilFloorKind::Scale(_) => Err(PlanError::unsupported(format!(
+                "{name}(x, scale): use ROUND(x, d) or TRUNCATE(x, d)"
+            ))),
         }
     }
 
@@ -2308,11 +2404,7 @@ impl<'a> Binder<'a> {
                     "{upper}(…) belongs in GROUP BY (legacy window) or in FROM TABLE({upper}(TABLE t, …))"
                 )))
             }
-            "NOW" | "CURRENT_TIMESTAMP" | "LOCALTIMESTAMP" => {
-                return Err(PlanError::unsupported(format!(
-                    "{upper}(): use PROCTIME() for the processing time"
-                )))
-            }
+            "TIMESTAMPADD" | "TIMESTAMPDIFF" => return self.bind_timestamp_arithmetic(f, scope),
             "MOD" => {
                 let args = args_of(f)?;
                 if args.len() != 2 {
@@ -2348,12 +2440,11 @@ impl<'a> Binder<'a> {
                 "unknown function `{name}`{}",
                 did_you_mean(
                     &name,
-                    SCALAR_FUNCTIONS
-                        .iter()
-                        .chain(&AGGREGATES)
-                        .chain(OTHER_FUNCTIONS)
-                        .copied()
-                        .chain(self.catalog.function_names())
+                    self.catalog.function_names().chain(
+                        scalar_function_names()
+                            .chain(AGGREGATES.iter().chain(OTHER_FUNCTIONS).copied())
+                            .collect::<Vec<&str>>()
+                    )
                 )
             ))),
         }

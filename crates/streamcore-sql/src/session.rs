@@ -255,10 +255,9 @@ impl Session {
             }),
             Statement::ShowFunctions { filter: None } => {
                 // Flink lists them in lowercase: the built-in ones, then the user's.
-                let mut names: Vec<String> = crate::functions::SCALAR_FUNCTIONS
-                    .iter()
-                    .chain(&crate::binder::AGGREGATES)
-                    .chain(crate::binder::OTHER_FUNCTIONS)
+                let mut names: Vec<String> = crate::functions::scalar_function_names()
+                    .chain(crate::binder::AGGREGATES.iter().copied())
+                    .chain(crate::binder::OTHER_FUNCTIONS.iter().copied())
                     .map(|n| n.to_ascii_lowercase())
                     .chain(self.catalog.function_names().map(str::to_string))
                     .collect();
@@ -1054,14 +1053,15 @@ mod tests {
         .replace("${PERSON_PROPORTION}", "1")
         .replace("${AUCTION_PROPORTION}", "3")
         .replace("${BID_PROPORTION}", "46");
-        let mut tables = vec![
+        let mut tables = vec![];
+        tables.extend([
             nexmark.as_str(),
             "CREATE TABLE t (id BIGINT NOT NULL COMMENT 'the id', `dateTime` TIMESTAMP(3), \
              r ROW<a BIGINT, `b c` ROW<d VARCHAR>>, m MAP<STRING, DECIMAL(10, 2)>, c AS id + 1, \
              WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND, \
              PRIMARY KEY (id) NOT ENFORCED) COMMENT 'it''s t' PARTITIONED BY (id) \
              WITH ('connector' = 'filesystem', 'path' = '/x', 'format' = 'json')",
-        ];
+        ]);
         // Metadata columns (Kafka tables are refused by a build without the feature).
         #[cfg(feature = "kafka")]
         tables.push(

@@ -2,6 +2,14 @@
 //! and result types checked at planning) and user-defined functions ([`Udf`]) that a Rust
 //! program registers under a name or a Java class name, so that Flink's `CREATE FUNCTION f AS
 //! 'com.example.F'` resolves to them ([`FunctionRegistry`]).
+//!
+//! The Nexmark set and the functions that need the planner's help live here; Flink's other
+//! string, numeric and time functions in [`strings`], [`math`] and [`time`], each with its
+//! names, argument checks and evaluation.
+
+pub mod math;
+pub mod strings;
+pub mod time;
 
 use crate::date_format::DatePattern;
 use crate::error::PlanError;
@@ -149,6 +157,14 @@ pub enum ScalarFunction {
     /// `MAP[k1, v1, k2, v2, …]`: a map of these entries (of a key, the last is kept), keys
     /// and values cast to the map's types.
     MapOf(MapType),
+    /// `TRY_CAST(e AS t)`: the cast, NULL where it fails.
+    TryCast(DataType),
+    /// A string function of [`strings`].
+    Text(strings::StringFunction),
+    /// A numeric or comparison function of [`math`].
+    Math(math::MathFunction),
+    /// A date and time function of [`time`].
+    Time(time::TimeFunction),
     /// A user-defined function.
     Udf(Udf),
 }
@@ -168,6 +184,16 @@ pub enum TimeUnit {
     Minute,
     /// The second.
     Second,
+    /// The millisecond of the second.
+    Millisecond,
+    /// The quarter of the year, 1–4.
+    Quarter,
+    /// The ISO week of the year, 1–53.
+    Week,
+    /// The day of the week, 1 (Sunday) – 7 (Saturday), as Flink's `DAYOFWEEK`.
+    DayOfWeek,
+    /// The day of the year, 1–366.
+    DayOfYear,
 }
 
 impl TimeUnit {
@@ -180,13 +206,41 @@ impl TimeUnit {
             "HOUR" => TimeUnit::Hour,
             "MINUTE" => TimeUnit::Minute,
             "SECOND" => TimeUnit::Second,
+            "MILLISECOND" => TimeUnit::Millisecond,
+            "QUARTER" => TimeUnit::Quarter,
+            "WEEK" => TimeUnit::Week,
+            "DOW" | "DAYOFWEEK" => TimeUnit::DayOfWeek,
+            "DOY" | "DAYOFYEAR" => TimeUnit::DayOfYear,
             _ => return None,
         })
     }
+
+    /// The unit of `TIMESTAMPADD`, `TIMESTAMPDIFF`, `FLOOR(ts TO …)` and `CEIL(ts TO …)`: a
+    /// length of time (`SECOND` … `YEAR`), not a field such as the day of the week.
+    pub fn interval(name: &str) -> Option<TimeUnit> {
+        match TimeUnit::parse(name)? {
+            TimeUnit::DayOfWeek | TimeUnit::DayOfYear => None,
+            u => Some(u),
+        }
+    }
 }
 
-/// The names [`ScalarFunction::resolve`] takes (aliases included), for `SHOW FUNCTIONS` and
-/// the suggestions of an unknown function's error; a test keeps the list whole.
+/// How many arguments a function takes.
+pub type Arity = std::ops::RangeInclusive<usize>;
+
+/// Every built-in scalar function's name (aliases included), for `SHOW FUNCTIONS` and the
+/// suggestions of an unknown function's error.
+pub fn scalar_function_names() -> impl Iterator<Item = &'static str> {
+    SCALAR_FUNCTIONS
+        .iter()
+        .chain(strings::NAMES)
+        .chain(math::NAMES)
+        .chain(time::NAMES)
+        .copied()
+}
+
+/// The names [`ScalarFunction::resolve`] matches itself (aliases included; the submodules
+/// list theirs, [`scalar_function_names`] gives all); a test keeps the list whole.
 pub const SCALAR_FUNCTIONS: &[&str] = &[
     "UPPER",
     "UCASE",
@@ -204,6 +258,10 @@ pub const SCALAR_FUNCTIONS: &[&str] = &[
     "YEAR",
     "MONTH",
     "DAYOFMONTH",
+    "QUARTER",
+    "WEEK",
+    "DAYOFWEEK",
+    "DAYOFYEAR",
     "HOUR",
     "MINUTE",
     "SECOND",
@@ -240,13 +298,21 @@ impl ScalarFunction {
             ScalarFunction::Item => "ITEM",
             ScalarFunction::Cardinality => "CARDINALITY",
             ScalarFunction::MapOf(_) => "MAP",
+            ScalarFunction::TryCast(_) => "TRY_CAST",
+            ScalarFunction::Text(f) => f.name(),
+            ScalarFunction::Math(f) => f.name(),
+            ScalarFunction::Time(f) => f.name(),
             ScalarFunction::Udf(u) => u.name(),
         }
     }
 
     /// Whether equal arguments always give equal results (constants may be folded).
     pub fn is_deterministic(&self) -> bool {
-        !matches!(self, ScalarFunction::Proctime)
+        match self {
+            ScalarFunction::Proctime => false,
+            ScalarFunction::Time(f) => f.is_deterministic(),
+            _ => true,
+        }
     }
 
     /// Resolves a built-in by name, checking its arguments; `None` if there is no built-in
@@ -301,7 +367,8 @@ impl ScalarFunction {
                     SqlType::VARCHAR,
                 )
             }
-            "YEAR" | "MONTH" | "DAYOFMONTH" | "HOUR" | "MINUTE" | "SECOND" => (
+            "YEAR" | "MONTH" | "DAYOFMONTH" | "QUARTER" | "WEEK" | "DAYOFWEEK" | "DAYOFYEAR"
+            | "HOUR" | "MINUTE" | "SECOND" => (
                 ScalarFunction::Extract(TimeUnit::parse(&upper)?),
                 1..=1,
                 SqlType::BIGINT,
@@ -324,7 +391,11 @@ impl ScalarFunction {
                 2..=2,
                 args.first().map(|a| a.1).unwrap_or(SqlType::Null),
             ),
-            "TO_TIMESTAMP" => (ScalarFunction::ToTimestamp, 1..=1, SqlType::TIMESTAMP),
+            "TO_TIMESTAMP" if args.len() == 2 => match time::TimeFunction::to_timestamp(args) {
+                Ok(f) => (ScalarFunction::Time(f), 2..=2, SqlType::TIMESTAMP),
+                Err(e) => return Some(Err(e)),
+            },
+            "TO_TIMESTAMP" => (ScalarFunction::ToTimestamp, 1..=2, SqlType::TIMESTAMP),
             "PROCTIME" => (ScalarFunction::Proctime, 0..=0, SqlType::TIMESTAMP),
             "CARDINALITY" => (ScalarFunction::Cardinality, 1..=1, SqlType::BIGINT),
             "MAP" => match map_type_of_entries(args) {
@@ -335,7 +406,10 @@ impl ScalarFunction {
                 ),
                 Err(e) => return Some(Err(e)),
             },
-            _ => return None,
+            _ => match Self::resolve_in_submodules(&upper, args)? {
+                Ok(f) => f,
+                Err(e) => return Some(Err(e)),
+            },
         };
         let (func, arity, returns) = f;
         if !arity.contains(&args.len()) {
@@ -355,6 +429,21 @@ impl ScalarFunction {
             return Some(Err(e));
         }
         Some(Ok((func, returns)))
+    }
+
+    /// A function of [`strings`], [`math`] or [`time`].
+    fn resolve_in_submodules(
+        upper: &str,
+        args: &[(Expr, SqlType)],
+    ) -> Option<Result<(ScalarFunction, Arity, SqlType), PlanError>> {
+        if let Some(r) = strings::StringFunction::resolve(upper, args) {
+            return Some(r.map(|(f, a, t)| (ScalarFunction::Text(f), a, t)));
+        }
+        if let Some(r) = math::MathFunction::resolve(upper, args) {
+            return Some(r.map(|(f, a, t)| (ScalarFunction::Math(f), a, t)));
+        }
+        time::TimeFunction::resolve(upper, args)
+            .map(|r| r.map(|(f, a, t)| (ScalarFunction::Time(f), a, t)))
     }
 
     /// Calls the function on arguments evaluated from `row`.
@@ -471,20 +560,30 @@ impl ScalarFunction {
                     .map_or(Null, Str),
                 _ => Null,
             },
-            ScalarFunction::Extract(unit) => match &*arg(0)? {
-                &TimestampMs(ms) => match DateTime::from_timestamp_millis(ms) {
+            ScalarFunction::Extract(unit) => {
+                let v = arg(0)?;
+                let ms = match &*v {
+                    TimestampMs(_) | TimestampUs(_) | Date(_) => v.as_timestamp().map(|t| t.0),
+                    Str(s) => crate::expr::parse_timestamp_ms(s),
+                    _ => None,
+                };
+                match ms.and_then(DateTime::from_timestamp_millis) {
                     Some(t) => Int(match unit {
                         TimeUnit::Year => t.year() as i64,
+                        TimeUnit::Quarter => t.month0() as i64 / 3 + 1,
                         TimeUnit::Month => t.month() as i64,
+                        TimeUnit::Week => t.iso_week().week() as i64,
                         TimeUnit::Day => t.day() as i64,
+                        TimeUnit::DayOfWeek => t.weekday().number_from_sunday() as i64,
+                        TimeUnit::DayOfYear => t.ordinal() as i64,
                         TimeUnit::Hour => t.hour() as i64,
                         TimeUnit::Minute => t.minute() as i64,
                         TimeUnit::Second => t.second() as i64,
+                        TimeUnit::Millisecond => t.timestamp_subsec_millis() as i64,
                     }),
                     None => Null,
-                },
-                _ => Null,
-            },
+                }
+            }
             ScalarFunction::Abs => match &*arg(0)? {
                 &Int(v) => Int(v.wrapping_abs()),
                 Float(v) => Scalar::float(v.get().abs()),
@@ -528,6 +627,12 @@ impl ScalarFunction {
                 Map(entries) => Int(entries.len() as i64),
                 _ => Null,
             },
+            ScalarFunction::TryCast(to) => {
+                crate::expr::cast(arg(0)?.into_owned(), *to).unwrap_or(Null)
+            }
+            ScalarFunction::Text(f) => f.call(args, row)?,
+            ScalarFunction::Math(f) => f.call(args, row)?,
+            ScalarFunction::Time(f) => f.call(args, row)?,
             ScalarFunction::MapOf(m) => Scalar::map(
                 args.chunks(2)
                     .map(|kv| {
@@ -553,7 +658,11 @@ pub fn udf_type(udf: &Udf) -> SqlType {
     SqlType::Data(udf.returns)
 }
 
-fn check_arguments(func: &ScalarFunction, args: &[(Expr, SqlType)]) -> Result<(), PlanError> {
+/// Checks the types of a call's arguments, naming the argument and the type it must be.
+pub(crate) fn check_arguments(
+    func: &ScalarFunction,
+    args: &[(Expr, SqlType)],
+) -> Result<(), PlanError> {
     let want = |i: usize, ok: bool, what: &str| -> Result<(), PlanError> {
         if ok {
             Ok(())
@@ -592,6 +701,9 @@ fn check_arguments(func: &ScalarFunction, args: &[(Expr, SqlType)]) -> Result<()
         ),
         ScalarFunction::Abs => want(0, args[0].1.is_numeric(), "a number"),
         ScalarFunction::Cardinality => want(0, args[0].1.is_map(), "a MAP"),
+        ScalarFunction::Text(f) => f.check(args, want),
+        ScalarFunction::Math(f) => f.check(args, want),
+        ScalarFunction::Time(f) => f.check(args, want),
         ScalarFunction::MapOf(_) if args.len() % 2 == 1 => Err(PlanError::invalid(format!(
             "MAP[…] takes keys and values in pairs, got {} arguments",
             args.len()
@@ -626,7 +738,7 @@ mod tests {
         for name in SCALAR_FUNCTIONS {
             assert!(ScalarFunction::resolve(name, &[]).is_some(), "{name}");
         }
-        let source = include_str!("functions.rs");
+        let source = include_str!("mod.rs");
         let start = source.find("    pub fn resolve(").unwrap();
         let end = start + source[start..].find("_ => return None").unwrap();
         for quoted in source[start..end].split('"').skip(1).step_by(2) {

@@ -280,4 +280,5 @@ slt_tests! {
     match_recognize => "match_recognize.slt",
     sort => "sort.slt",
     map => "map.slt",
+    functions => "functions.slt",
 }
