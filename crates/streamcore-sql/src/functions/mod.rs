@@ -4,9 +4,10 @@
 //! 'com.example.F'` resolves to them ([`FunctionRegistry`]).
 //!
 //! The Nexmark set and the functions that need the planner's help live here; Flink's other
-//! string, numeric and time functions in [`strings`], [`math`] and [`time`], each with its
-//! names, argument checks and evaluation.
+//! string, numeric, time and JSON functions in [`strings`], [`math`], [`time`] and [`json`],
+//! each with its names, argument checks and evaluation.
 
+pub mod json;
 pub mod math;
 pub mod strings;
 pub mod time;
@@ -165,6 +166,8 @@ pub enum ScalarFunction {
     Math(math::MathFunction),
     /// A date and time function of [`time`].
     Time(time::TimeFunction),
+    /// A JSON function of [`json`].
+    Json(json::JsonFunction),
     /// A user-defined function.
     Udf(Udf),
 }
@@ -236,6 +239,7 @@ pub fn scalar_function_names() -> impl Iterator<Item = &'static str> {
         .chain(strings::NAMES)
         .chain(math::NAMES)
         .chain(time::NAMES)
+        .chain(json::NAMES)
         .copied()
 }
 
@@ -302,6 +306,7 @@ impl ScalarFunction {
             ScalarFunction::Text(f) => f.name(),
             ScalarFunction::Math(f) => f.name(),
             ScalarFunction::Time(f) => f.name(),
+            ScalarFunction::Json(f) => f.name(),
             ScalarFunction::Udf(u) => u.name(),
         }
     }
@@ -442,8 +447,11 @@ impl ScalarFunction {
         if let Some(r) = math::MathFunction::resolve(upper, args) {
             return Some(r.map(|(f, a, t)| (ScalarFunction::Math(f), a, t)));
         }
-        time::TimeFunction::resolve(upper, args)
-            .map(|r| r.map(|(f, a, t)| (ScalarFunction::Time(f), a, t)))
+        if let Some(r) = time::TimeFunction::resolve(upper, args) {
+            return Some(r.map(|(f, a, t)| (ScalarFunction::Time(f), a, t)));
+        }
+        json::JsonFunction::resolve(upper, args)
+            .map(|r| r.map(|(f, a, t)| (ScalarFunction::Json(f), a, t)))
     }
 
     /// Calls the function on arguments evaluated from `row`.
@@ -633,6 +641,7 @@ impl ScalarFunction {
             ScalarFunction::Text(f) => f.call(args, row)?,
             ScalarFunction::Math(f) => f.call(args, row)?,
             ScalarFunction::Time(f) => f.call(args, row)?,
+            ScalarFunction::Json(f) => f.call(args, row)?,
             ScalarFunction::MapOf(m) => Scalar::map(
                 args.chunks(2)
                     .map(|kv| {
@@ -704,6 +713,7 @@ pub(crate) fn check_arguments(
         ScalarFunction::Text(f) => f.check(args, want),
         ScalarFunction::Math(f) => f.check(args, want),
         ScalarFunction::Time(f) => f.check(args, want),
+        ScalarFunction::Json(f) => f.check(args, want),
         ScalarFunction::MapOf(_) if args.len() % 2 == 1 => Err(PlanError::invalid(format!(
             "MAP[…] takes keys and values in pairs, got {} arguments",
             args.len()
