@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use streamcore::changelog::{apply_to, Change, CountRows, SumOf};
 use streamcore::checkpoint::CheckpointConfig;
-use streamcore::row::{DataType, Field, Row, Scalar, Schema};
+use streamcore::row::{DataType, Field, MapType, Row, Scalar, Schema};
 use streamcore::{ErrorPolicy, Job, JobConfig};
 use streamcore_connectors::postgres::{PostgresSink, PostgresSinkConfig};
 
@@ -47,7 +47,7 @@ fn append_writes_every_row_with_every_type() {
     exec(
         "DROP TABLE IF EXISTS pg_append; CREATE TABLE pg_append (id bigint, small smallint, \
          name varchar(20), price numeric(10,2), ok boolean, at timestamptz, day date, \
-         raw bytea, ratio double precision, doc jsonb, extra text DEFAULT 'x')",
+         raw bytea, ratio double precision, doc jsonb, extra text DEFAULT 'x', attrs jsonb)",
     );
     let schema = Schema::new(vec![
         Field::new("id", DataType::BigInt),
@@ -66,6 +66,10 @@ fn append_writes_every_row_with_every_type() {
         Field::new("raw", DataType::Bytes),
         Field::new("ratio", DataType::Double),
         Field::new("doc", DataType::Varchar),
+        Field::new(
+            "attrs",
+            DataType::Map(MapType::new(DataType::Varchar, DataType::BigInt).unwrap()),
+        ),
     ]);
     let rows_in: Vec<Row> = (0..1000i64)
         .map(|i| {
@@ -84,6 +88,10 @@ fn append_writes_every_row_with_every_type() {
                 Scalar::Bytes(vec![i as u8, 0xff]),
                 Scalar::float(i as f64 / 4.0),
                 Scalar::str(&format!("{{\"i\": {i}}}")),
+                Scalar::map(vec![
+                    (Scalar::str("i"), Scalar::Int(i)),
+                    (Scalar::str("n\"q"), Scalar::Null),
+                ]),
             ])
         })
         .collect();
@@ -97,7 +105,7 @@ fn append_writes_every_row_with_every_type() {
         vec![vec![text(1000), text(1000), text(900)]]
     );
     assert_eq!(
-        rows("SELECT id, small, name, price, ok, at AT TIME ZONE 'UTC', day, raw, ratio, doc, extra FROM pg_append WHERE id = 7"),
+        rows("SELECT id, small, name, price, ok, at AT TIME ZONE 'UTC', day, raw, ratio, doc, extra, attrs FROM pg_append WHERE id = 7"),
         vec![vec![
             text(7),
             text(7),
@@ -109,7 +117,8 @@ fn append_writes_every_row_with_every_type() {
             text("\\x07ff"),
             text(1.75),
             text("{\"i\": 7}"),
-            text("x")
+            text("x"),
+            text("{\"i\": 7, \"n\\\"q\": null}")
         ]]
     );
     let m = metrics.summary();

@@ -86,7 +86,8 @@ impl PgType {
                 matches!(self, Timestamp | Timestamptz)
             }
             DataType::Date => self == Date,
-            DataType::Map(_) => false,
+            // A map is a JSON object.
+            DataType::Map(_) => matches!(self, Json | Jsonb),
         }
     }
 
@@ -150,6 +151,14 @@ impl PgType {
             (Jsonb, Scalar::Str(s)) => {
                 out.put_u8(1);
                 out.put_slice(s.as_bytes());
+            }
+            (Json | Jsonb, Scalar::Map(_)) => {
+                let mut text = String::new();
+                crate::template::write_json_value(value, &mut text);
+                if self == Jsonb {
+                    out.put_u8(1);
+                }
+                out.put_slice(text.as_bytes());
             }
             (Uuid, Scalar::Str(s)) => out.put_slice(&parse_uuid(s)?),
             (Bytea, Scalar::Bytes(b)) => out.put_slice(b),
