@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use streamcore::checkpoint::{CheckpointConfig, RestoreFrom};
 use streamcore::context::TaskInfo;
-use streamcore::row::{DataType, Field, Row, Scalar, Schema};
+use streamcore::row::{DataType, Field, MapType, Row, Scalar, Schema};
 use streamcore::{Job, JobConfig, Sink, SinkWriter};
 use streamcore_connectors::parquet::{
     committed_files, ParquetCompression, ParquetSink, ParquetSinkConfig,
@@ -91,6 +91,21 @@ fn all_types_schema() -> Schema {
         Field::new("ts", DataType::TimestampMillis),
         Field::new("ts_us", DataType::TimestampMicros),
         Field::new("day", DataType::Date),
+        Field::new(
+            "tags",
+            DataType::Map(MapType::new(DataType::Varchar, DataType::BigInt).unwrap()),
+        ),
+    ])
+}
+
+/// Row `i`'s `tags`: none every seventh row, else two entries.
+fn tags_of(i: i64) -> Scalar {
+    if i % 7 == 0 {
+        return Scalar::Null;
+    }
+    Scalar::map(vec![
+        (Scalar::str("sq"), Scalar::Int(i * i)),
+        (Scalar::str("i"), Scalar::Int(i)),
     ])
 }
 
@@ -120,6 +135,7 @@ fn all_types_rows(n: i64) -> Vec<Row> {
                 Scalar::TimestampMs(T0 + i * 60_000), // an hour every 60 rows
                 Scalar::TimestampUs((T0 + i) * 1000 + 7),
                 Scalar::Date(20_427 + (i % 3) as i32),
+                tags_of(i),
             ])
         })
         .collect()
@@ -187,6 +203,13 @@ fn files_read_back_by_pyarrow_with_partitions_types_and_each_compression() {
             assert_eq!(r["ts"], T0 + i * 60_000);
             assert_eq!(r["ts_us"], (T0 + i) * 1000 + 7);
             assert_eq!(r["day"], 20_427 + i % 3);
+            // pyarrow reads a map as its (key, value) pairs, in the order written.
+            let tags = if i % 7 == 0 {
+                serde_json::Value::Null
+            } else {
+                serde_json::json!([["i", i], ["sq", i * i]])
+            };
+            assert_eq!(r["tags"], tags, "row {i}");
             // The event-time partition: 2025-12-05, hours 14 to 18.
             let hour = 14 + i / 60;
             assert_eq!(r["dt"], "2025-12-05");
@@ -198,6 +221,8 @@ fn files_read_back_by_pyarrow_with_partitions_types_and_each_compression() {
         assert_eq!(types["ts_us"], "timestamp[us]");
         assert_eq!(types["day"], "date32[day]");
         assert_eq!(types["raw"], "binary");
+        let map_type = types["tags"].as_str().unwrap();
+        assert!(map_type.starts_with("map<string, int64"), "{map_type}");
         // The directory layout.
         assert!(out.join("country=a%2Fb%3Dc/dt=2025-12-05/hour=14").is_dir());
         assert!(out

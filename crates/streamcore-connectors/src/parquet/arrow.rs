@@ -6,7 +6,8 @@ use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder,
     StringBuilder, TimestampMicrosecondBuilder, TimestampMillisecondBuilder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, MapArray, RecordBatch, StructArray};
+use arrow_buffer::{NullBuffer, OffsetBuffer};
 use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema as ArrowSchema, TimeUnit};
 use std::sync::Arc;
 use streamcore::row::{DataType, Field, Row, Scalar};
@@ -23,7 +24,7 @@ pub(crate) fn arrow_type(t: DataType) -> ArrowType {
         DataType::TimestampMillis => ArrowType::Timestamp(TimeUnit::Millisecond, None),
         DataType::TimestampMicros => ArrowType::Timestamp(TimeUnit::Microsecond, None),
         DataType::Date => ArrowType::Date32,
-        // Refused before a schema is made (`ParquetSink::plan`); the entries' type is Arrow's.
+        // Arrow's map: a list of `entries` structs of a key (never null) and a value.
         DataType::Map(m) => ArrowType::Map(
             Arc::new(ArrowField::new(
                 "entries",
@@ -66,10 +67,10 @@ fn misfit(field: &Field, v: &Scalar) -> String {
 }
 
 macro_rules! build {
-    ($builder:expr, $rows:expr, $idx:expr, $col:expr, $field:expr, $pat:pat => $val:expr) => {{
+    ($builder:expr, $values:expr, $field:expr, $pat:pat => $val:expr) => {{
         let mut b = $builder;
-        for &i in $idx {
-            match &$rows[i as usize].values[$col] {
+        for v in $values {
+            match v {
                 $pat => b.append_value($val),
                 Scalar::Null if $field.nullable => b.append_null(),
                 other => return Err(misfit($field, other)),
@@ -81,44 +82,99 @@ macro_rules! build {
 
 /// The array of column `col` (of type `field`) over `rows[idx]`.
 fn column(rows: &[Row], idx: &[u32], col: usize, field: &Field) -> Result<ArrayRef, String> {
-    let n = idx.len();
+    array_of(
+        idx.iter().map(|&i| &rows[i as usize].values[col]),
+        idx.len(),
+        field,
+    )
+}
+
+/// The array of the `n` `values` of a column of type `field`.
+fn array_of<'v>(
+    values: impl Iterator<Item = &'v Scalar>,
+    n: usize,
+    field: &Field,
+) -> Result<ArrayRef, String> {
     Ok(match field.data_type {
         DataType::Boolean => {
-            build!(BooleanBuilder::with_capacity(n), rows, idx, col, field, Scalar::Bool(v) => *v)
+            build!(BooleanBuilder::with_capacity(n), values, field, Scalar::Bool(v) => *v)
         }
         DataType::BigInt => {
-            build!(Int64Builder::with_capacity(n), rows, idx, col, field, Scalar::Int(v) => *v)
+            build!(Int64Builder::with_capacity(n), values, field, Scalar::Int(v) => *v)
         }
         DataType::Double => {
-            build!(Float64Builder::with_capacity(n), rows, idx, col, field, Scalar::Float(v) => v.get())
+            build!(Float64Builder::with_capacity(n), values, field, Scalar::Float(v) => v.get())
         }
         DataType::Varchar => {
-            build!(StringBuilder::with_capacity(n, n * 16), rows, idx, col, field, Scalar::Str(v) => v.as_str())
+            build!(StringBuilder::with_capacity(n, n * 16), values, field, Scalar::Str(v) => v.as_str())
         }
         DataType::Bytes => {
-            build!(BinaryBuilder::with_capacity(n, n * 16), rows, idx, col, field, Scalar::Bytes(v) => v)
+            build!(BinaryBuilder::with_capacity(n, n * 16), values, field, Scalar::Bytes(v) => v)
         }
         DataType::TimestampMillis => {
-            build!(TimestampMillisecondBuilder::with_capacity(n), rows, idx, col, field, Scalar::TimestampMs(v) => *v)
+            build!(TimestampMillisecondBuilder::with_capacity(n), values, field, Scalar::TimestampMs(v) => *v)
         }
         DataType::TimestampMicros => {
-            build!(TimestampMicrosecondBuilder::with_capacity(n), rows, idx, col, field, Scalar::TimestampUs(v) => *v)
+            build!(TimestampMicrosecondBuilder::with_capacity(n), values, field, Scalar::TimestampUs(v) => *v)
         }
         DataType::Date => {
-            build!(Date32Builder::with_capacity(n), rows, idx, col, field, Scalar::Date(v) => *v)
+            build!(Date32Builder::with_capacity(n), values, field, Scalar::Date(v) => *v)
         }
-        DataType::Map(_) => {
-            return Err(format!(
-                "column `{}` is {}: MAP columns are not written to Parquet yet",
-                field.name, field.data_type
-            ))
+        DataType::Map(m) => {
+            // The entries of all the maps, one after the other, and where each map's begin.
+            let (mut keys, mut entry_values) = (Vec::new(), Vec::new());
+            let mut offsets = Vec::with_capacity(n + 1);
+            let mut valid = Vec::with_capacity(n);
+            offsets.push(0i32);
+            for v in values {
+                match v {
+                    Scalar::Map(entries) => {
+                        for (k, x) in entries.iter() {
+                            keys.push(k);
+                            entry_values.push(x);
+                        }
+                        valid.push(true);
+                    }
+                    Scalar::Null if field.nullable => valid.push(false),
+                    other => return Err(misfit(field, other)),
+                }
+                offsets.push(
+                    i32::try_from(keys.len())
+                        .map_err(|_| format!("column `{}`: too many map entries", field.name))?,
+                );
+            }
+            let in_map = |e: String| format!("column `{}`: {e}", field.name);
+            let key = Field::new("key", m.key()).not_null();
+            let value = Field::new("value", m.value());
+            let key_array = array_of(keys.iter().copied(), keys.len(), &key).map_err(in_map)?;
+            let value_array = array_of(entry_values.iter().copied(), entry_values.len(), &value)
+                .map_err(in_map)?;
+            let ArrowType::Map(entries_field, sorted) = arrow_type(field.data_type) else {
+                unreachable!("a map's Arrow type is a map")
+            };
+            let ArrowType::Struct(entry_fields) = entries_field.data_type() else {
+                unreachable!("a map's entries are a struct")
+            };
+            let entries =
+                StructArray::try_new(entry_fields.clone(), vec![key_array, value_array], None)
+                    .map_err(|e| in_map(e.to_string()))?;
+            Arc::new(
+                MapArray::try_new(
+                    entries_field.clone(),
+                    OffsetBuffer::new(offsets.into()),
+                    entries,
+                    Some(NullBuffer::from(valid)),
+                    sorted,
+                )
+                .map_err(|e| in_map(e.to_string()))?,
+            ) as ArrayRef
         }
         DataType::Decimal { precision, scale } => {
             let mut b = Decimal128Builder::with_capacity(n)
                 .with_precision_and_scale(precision, scale as i8)
                 .map_err(|e| format!("column `{}`: {e}", field.name))?;
-            for &i in idx {
-                match &rows[i as usize].values[col] {
+            for v in values {
+                match v {
                     Scalar::Decimal(d) => {
                         let mut d = *d;
                         d.rescale(scale as u32);
@@ -204,5 +260,55 @@ mod tests {
         assert_eq!(e, "column `id` is NOT NULL but a row has NULL");
         let e = record_batch(&schema, &bad, &[0], &[2], &fields[2..]).unwrap_err();
         assert_eq!(e, "column `name` is VARCHAR but a row has BIGINT `3`");
+    }
+
+    #[test]
+    fn maps_become_map_arrays() {
+        let tags = DataType::Map(
+            streamcore::row::MapType::new(DataType::Varchar, DataType::BigInt).unwrap(),
+        );
+        let f = [Field::new("tags", tags)];
+        let fields: Vec<&Field> = f.iter().collect();
+        let schema = arrow_schema(&fields);
+        let entry = |k: &str, v: Scalar| (Scalar::str(k), v);
+        let rows = vec![
+            Row::new(vec![Scalar::map(vec![
+                entry("b", Scalar::Int(2)),
+                entry("a", Scalar::Null),
+            ])]),
+            Row::new(vec![Scalar::Null]),
+            Row::new(vec![Scalar::map(vec![])]),
+            Row::new(vec![Scalar::map(vec![entry("c", Scalar::Int(3))])]),
+        ];
+        let b = record_batch(&schema, &rows, &[0, 1, 2, 3], &[0], &fields).unwrap();
+        let maps = b.column(0).as_any().downcast_ref::<MapArray>().unwrap();
+        assert_eq!(maps.len(), 4);
+        assert!(maps.is_null(1) && !maps.is_null(2));
+        assert_eq!(maps.value_offsets(), &[0, 2, 2, 2, 3]);
+        let keys = maps
+            .keys()
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap();
+        assert_eq!(
+            keys.iter().collect::<Vec<_>>(),
+            [Some("a"), Some("b"), Some("c")]
+        );
+        let values = maps
+            .values()
+            .as_any()
+            .downcast_ref::<arrow_array::Int64Array>()
+            .unwrap();
+        assert_eq!(values.iter().collect::<Vec<_>>(), [None, Some(2), Some(3)]);
+        // A NULL key has no place in Arrow's map: the row is refused naming the column.
+        let bad = vec![Row::new(vec![Scalar::map(vec![(
+            Scalar::Null,
+            Scalar::Int(1),
+        )])])];
+        let e = record_batch(&schema, &bad, &[0], &[0], &fields).unwrap_err();
+        assert_eq!(
+            e,
+            "column `tags`: column `key` is NOT NULL but a row has NULL"
+        );
     }
 }

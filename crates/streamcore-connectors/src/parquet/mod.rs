@@ -342,15 +342,6 @@ impl ParquetSink {
             .iter()
             .map(|&c| self.schema.fields[c].clone())
             .collect();
-        if let Some(f) = fields
-            .iter()
-            .find(|f| matches!(f.data_type, streamcore::row::DataType::Map(_)))
-        {
-            return Err(bad(format!(
-                "column `{}` is {}: MAP columns are not written to Parquet yet",
-                f.name, f.data_type
-            )));
-        }
         let field_refs: Vec<&Field> = fields.iter().collect();
         let codec = self.config.compression.codec().map_err(bad)?;
         Ok(Plan {
