@@ -98,6 +98,9 @@ pub struct CallAcc {
     value: Scalar,
     /// Values with their multiplicity (min/max under retraction; DISTINCT).
     values: Option<BTreeMap<Scalar, i64>>,
+    /// The sum of the squares of the values (the variance family).
+    #[serde(default)]
+    squares: f64,
 }
 
 impl Default for CallAcc {
@@ -106,6 +109,7 @@ impl Default for CallAcc {
             n: 0,
             value: Scalar::Null,
             values: None,
+            squares: 0.0,
         }
     }
 }
@@ -358,7 +362,16 @@ impl RowAggregate {
             }
             match call.func {
                 AggFunc::Count => a.n += sign,
-                AggFunc::Sum | AggFunc::Avg => {
+                AggFunc::Sum
+                | AggFunc::Avg
+                | AggFunc::VarPop
+                | AggFunc::VarSamp
+                | AggFunc::StddevPop
+                | AggFunc::StddevSamp => {
+                    if call.func.is_variance() {
+                        let x = v.as_f64().unwrap_or(0.0);
+                        a.squares += sign as f64 * x * x;
+                    }
                     a.n += sign;
                     match (&mut a.value, v) {
                         // The common case in place: integers.
@@ -414,6 +427,7 @@ impl RowAggregate {
             n: 0,
             value: Scalar::Null,
             values: None,
+            squares: 0.0,
         };
         acc.key
             .iter()
@@ -444,6 +458,14 @@ impl RowAggregate {
                                 avg(&sum, n, call.ty)
                             }
                         }
+                        f => {
+                            let (sum, squares) = values.map_or((0.0, 0.0), |m| {
+                                m.keys()
+                                    .filter_map(Scalar::as_f64)
+                                    .fold((0.0, 0.0), |(s, q), x| (s + x, q + x * x))
+                            });
+                            variance(f, n, sum, squares, call.ty)
+                        }
                     };
                 }
                 match call.func {
@@ -456,6 +478,12 @@ impl RowAggregate {
                         }
                     }
                     AggFunc::Avg => avg(&a.value, a.n, call.ty),
+                    f @ (AggFunc::VarPop
+                    | AggFunc::VarSamp
+                    | AggFunc::StddevPop
+                    | AggFunc::StddevSamp) => {
+                        variance(f, a.n, a.value.as_f64().unwrap_or(0.0), a.squares, call.ty)
+                    }
                     AggFunc::Min | AggFunc::Max => match &a.values {
                         Some(m) => if call.func == AggFunc::Min {
                             m.keys().next()
@@ -478,6 +506,32 @@ fn typed(v: Scalar, ty: DataType) -> Scalar {
             Scalar::Decimal(d)
         }
         (v, _) => v,
+    }
+}
+
+/// The variance family's result over `n` values of sum `sum` and sum of squares `squares`:
+/// NULL without values (or with one, for the sample forms), else in the type of `ty` (as
+/// AVG's: an integer truncated, a decimal at its scale).
+fn variance(f: AggFunc, n: i64, sum: f64, squares: f64, ty: DataType) -> Scalar {
+    let sample = matches!(f, AggFunc::VarSamp | AggFunc::StddevSamp);
+    if n == 0 || (sample && n == 1) {
+        return Scalar::Null;
+    }
+    let n = n as f64;
+    // Retractions and rounding may leave a hair below zero.
+    let spread = (squares - sum * sum / n).max(0.0);
+    let var = spread / if sample { n - 1.0 } else { n };
+    let v = if matches!(f, AggFunc::StddevPop | AggFunc::StddevSamp) {
+        var.sqrt()
+    } else {
+        var
+    };
+    match ty {
+        DataType::BigInt => Scalar::Int(v as i64),
+        DataType::Decimal { scale, .. } => Decimal::from_f64_retain(v).map_or(Scalar::Null, |d| {
+            Scalar::Decimal(crate::types::to_scale(d, scale as u32))
+        }),
+        _ => Scalar::float(v),
     }
 }
 
@@ -564,6 +618,7 @@ impl AggregateFunction<Row> for RowAggregate {
                 _ => {
                     a.n += b.n;
                     a.value = add_values(&a.value, &b.value);
+                    a.squares += b.squares;
                 }
             }
         }
@@ -706,6 +761,60 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The variance family under additions, withdrawals and the merge of two accumulators
+        /// (window panes) against computing it from the live values.
+        #[test]
+        fn variances_equal_those_of_the_live_values(
+            ops in proptest::collection::vec((-50i64..50, proptest::bool::ANY), 0..60),
+            split in 0usize..60,
+        ) {
+            let funcs = [AggFunc::VarPop, AggFunc::VarSamp, AggFunc::StddevPop, AggFunc::StddevSamp];
+            let agg = RowAggregate::new(
+                funcs
+                    .iter()
+                    .map(|&func| AggCall { ty: DataType::Double, ..call(func, false) })
+                    .collect(),
+            );
+            let (mut first, mut second) = (RowAcc::default(), RowAcc::default());
+            let mut live: Vec<f64> = Vec::new();
+            for (i, (v, withdraw)) in ops.iter().enumerate() {
+                let x = *v as f64;
+                let acc = if i < split { &mut first } else { &mut second };
+                let row = Row::of([Scalar::float(x)]);
+                match live.iter().position(|y| *y == x) {
+                    Some(at) if *withdraw && i >= split => {
+                        live.remove(at);
+                        RetractAggregate::retract(&agg, acc, &row);
+                    }
+                    _ => {
+                        live.push(x);
+                        RetractAggregate::add(&agg, acc, &row);
+                    }
+                }
+            }
+            AggregateFunction::merge_from(&agg, &mut first, &second);
+            let got = AggregateFunction::result(&agg, &first);
+            let n = live.len() as f64;
+            let mean = live.iter().sum::<f64>() / n;
+            let spread: f64 = live.iter().map(|x| (x - mean) * (x - mean)).sum();
+            for (f, got) in funcs.iter().zip(got.values.iter()) {
+                let sample = matches!(f, AggFunc::VarSamp | AggFunc::StddevSamp);
+                let want = if live.is_empty() || (sample && live.len() == 1) {
+                    None
+                } else {
+                    let var = spread / if sample { n - 1.0 } else { n };
+                    Some(if matches!(f, AggFunc::StddevPop | AggFunc::StddevSamp) { var.sqrt() } else { var })
+                };
+                match (want, got) {
+                    (None, Scalar::Null) => {}
+                    (Some(w), Scalar::Float(g)) => {
+                        proptest::prop_assert!((w - g.get()).abs() < 1e-6 * w.max(1.0), "{f:?}: {w} vs {g:?}")
+                    }
+                    (w, g) => proptest::prop_assert!(false, "{f:?}: {w:?} vs {g:?}"),
+                }
+            }
+        }
+
         /// Shared `COUNT(DISTINCT)` sets (three filters over column 0, one count over column
         /// 1) against counting the live rows, under additions, withdrawals, and the merge of
         /// two accumulators (window panes); integer sets and sets of any values alike.

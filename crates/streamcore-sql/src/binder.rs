@@ -47,7 +47,19 @@ struct Scope<'s> {
     agg: Option<&'s AggScope>,
 }
 
-pub(crate) const AGGREGATES: [&str; 5] = ["COUNT", "SUM", "MIN", "MAX", "AVG"];
+pub(crate) const AGGREGATES: &[&str] = &[
+    "COUNT",
+    "SUM",
+    "MIN",
+    "MAX",
+    "AVG",
+    "VAR_POP",
+    "VAR_SAMP",
+    "VARIANCE",
+    "STDDEV_POP",
+    "STDDEV_SAMP",
+    "STDDEV",
+];
 
 /// The built-in functions bound outside [`ScalarFunction::resolve`]: `MOD`, the Top-N's
 /// `ROW_NUMBER`, the window table functions (also legacy `GROUP BY` windows) and the legacy
@@ -987,6 +999,10 @@ impl<'a> Binder<'a> {
             "SUM" => AggFunc::Sum,
             "MIN" => AggFunc::Min,
             "MAX" => AggFunc::Max,
+            "VAR_POP" => AggFunc::VarPop,
+            "VAR_SAMP" | "VARIANCE" => AggFunc::VarSamp,
+            "STDDEV_POP" => AggFunc::StddevPop,
+            "STDDEV_SAMP" | "STDDEV" => AggFunc::StddevSamp,
             _ => AggFunc::Avg,
         };
         let distinct = matches!(
@@ -3250,7 +3266,9 @@ fn coerce_literal(v: Scalar, from: SqlType, to: SqlType) -> Result<Scalar, Strin
 pub(crate) fn agg_type(func: AggFunc, name: &str, arg: SqlType) -> Result<DataType, PlanError> {
     Ok(match func {
         AggFunc::Count => DataType::BigInt,
-        _ if !arg.is_numeric() && matches!(func, AggFunc::Sum | AggFunc::Avg) => {
+        _ if !arg.is_numeric()
+            && (matches!(func, AggFunc::Sum | AggFunc::Avg) || func.is_variance()) =>
+        {
             return Err(PlanError::invalid(format!(
                 "type mismatch: {name} over {arg}"
             )))
@@ -3262,7 +3280,12 @@ pub(crate) fn agg_type(func: AggFunc, name: &str, arg: SqlType) -> Result<DataTy
             },
             t => t,
         },
-        AggFunc::Avg => match arg.data_type() {
+        // As AVG's (Flink reduces the variances to sums and divisions in the argument's type).
+        AggFunc::Avg
+        | AggFunc::VarPop
+        | AggFunc::VarSamp
+        | AggFunc::StddevPop
+        | AggFunc::StddevSamp => match arg.data_type() {
             DataType::Decimal { scale, .. } => DataType::Decimal {
                 precision: 28,
                 scale: scale.max(6),

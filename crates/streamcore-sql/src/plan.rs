@@ -119,6 +119,24 @@ pub enum AggFunc {
     Max,
     /// `AVG(x)`.
     Avg,
+    /// `VAR_POP(x)`: the population variance.
+    VarPop,
+    /// `VAR_SAMP(x)` / `VARIANCE(x)`: the sample variance (NULL for one row).
+    VarSamp,
+    /// `STDDEV_POP(x)`: the population standard deviation.
+    StddevPop,
+    /// `STDDEV_SAMP(x)` / `STDDEV(x)`: the sample standard deviation (NULL for one row).
+    StddevSamp,
+}
+
+impl AggFunc {
+    /// One of the variance family (kept as a count, a sum and a sum of squares).
+    pub fn is_variance(self) -> bool {
+        matches!(
+            self,
+            AggFunc::VarPop | AggFunc::VarSamp | AggFunc::StddevPop | AggFunc::StddevSamp
+        )
+    }
 }
 
 /// One aggregate call over the columns of the aggregate's (pre-projected) input.
