@@ -101,6 +101,9 @@ pub struct CallAcc {
     /// The sum of the squares of the values (the variance family).
     #[serde(default)]
     squares: f64,
+    /// The values in arrival order (FIRST_VALUE, LAST_VALUE, LISTAGG under retraction).
+    #[serde(default)]
+    list: Option<Vec<Scalar>>,
 }
 
 impl Default for CallAcc {
@@ -110,6 +113,7 @@ impl Default for CallAcc {
             value: Scalar::Null,
             values: None,
             squares: 0.0,
+            list: None,
         }
     }
 }
@@ -391,6 +395,28 @@ impl RowAggregate {
                         }
                     }
                 }
+                AggFunc::FirstValue | AggFunc::LastValue | AggFunc::ListAgg if final_only => {
+                    match call.func {
+                        AggFunc::FirstValue if a.n > 0 => {}
+                        AggFunc::ListAgg if a.n > 0 => {
+                            if let (Scalar::Str(all), Scalar::Str(s)) = (&mut a.value, v) {
+                                all.push_str(call.separator.as_deref().unwrap_or(","));
+                                all.push_str(s);
+                            }
+                        }
+                        _ => a.value = v.clone(),
+                    }
+                    a.n += 1;
+                }
+                AggFunc::FirstValue | AggFunc::LastValue | AggFunc::ListAgg => {
+                    let list = a.list.get_or_insert_with(Vec::new);
+                    if sign > 0 {
+                        list.push(v.clone());
+                    } else if let Some(at) = list.iter().position(|x| x == v) {
+                        // The first of equal values goes (as Flink's list views).
+                        list.remove(at);
+                    }
+                }
                 AggFunc::Min | AggFunc::Max => {
                     if final_only {
                         let better = a.value.is_null()
@@ -428,6 +454,7 @@ impl RowAggregate {
             value: Scalar::Null,
             values: None,
             squares: 0.0,
+            list: None,
         };
         acc.key
             .iter()
@@ -484,6 +511,18 @@ impl RowAggregate {
                     | AggFunc::StddevSamp) => {
                         variance(f, a.n, a.value.as_f64().unwrap_or(0.0), a.squares, call.ty)
                     }
+                    f @ (AggFunc::FirstValue | AggFunc::LastValue | AggFunc::ListAgg) => {
+                        match &a.list {
+                            None => a.value.clone(),
+                            Some(list) => match f {
+                                AggFunc::FirstValue => {
+                                    list.first().cloned().unwrap_or(Scalar::Null)
+                                }
+                                AggFunc::LastValue => list.last().cloned().unwrap_or(Scalar::Null),
+                                _ => list_agg(list.iter(), call.separator.as_deref()),
+                            },
+                        }
+                    }
                     AggFunc::Min | AggFunc::Max => match &a.values {
                         Some(m) => if call.func == AggFunc::Min {
                             m.keys().next()
@@ -507,6 +546,25 @@ fn typed(v: Scalar, ty: DataType) -> Scalar {
         }
         (v, _) => v,
     }
+}
+
+/// `LISTAGG`'s result: the strings of `values` joined by `separator` (`,` by default), NULL
+/// if there are none.
+fn list_agg<'v>(values: impl Iterator<Item = &'v Scalar>, separator: Option<&str>) -> Scalar {
+    let separator = separator.unwrap_or(",");
+    let mut out: Option<compact_str::CompactString> = None;
+    for v in values {
+        if let Scalar::Str(s) = v {
+            match &mut out {
+                Some(all) => {
+                    all.push_str(separator);
+                    all.push_str(s);
+                }
+                None => out = Some(s.clone()),
+            }
+        }
+    }
+    out.map_or(Scalar::Null, Scalar::Str)
 }
 
 /// The variance family's result over `n` values of sum `sum` and sum of squares `squares`:
@@ -615,6 +673,25 @@ impl AggregateFunction<Row> for RowAggregate {
                     }
                     a.n += b.n;
                 }
+                // `other` holds rows that came after `acc`'s (a later slice).
+                f if f.is_ordered() => {
+                    if let Some(theirs) = &b.list {
+                        a.list
+                            .get_or_insert_with(Vec::new)
+                            .extend(theirs.iter().cloned());
+                    }
+                    if b.n > 0 {
+                        a.value = match (f, &a.value, &b.value) {
+                            (AggFunc::FirstValue, _, _) if a.n > 0 => a.value.clone(),
+                            (AggFunc::ListAgg, _, _) if a.n > 0 => list_agg(
+                                [&a.value, &b.value].into_iter(),
+                                call.separator.as_deref(),
+                            ),
+                            _ => b.value.clone(),
+                        };
+                    }
+                    a.n += b.n;
+                }
                 _ => {
                     a.n += b.n;
                     a.value = add_values(&a.value, &b.value);
@@ -664,6 +741,7 @@ mod tests {
             distinct,
             filter: None,
             ty: DataType::BigInt,
+            separator: None,
         }
     }
 
@@ -761,6 +839,58 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// FIRST_VALUE, LAST_VALUE and LISTAGG against a list of the live values: under
+        /// additions and withdrawals (a withdrawal takes the first equal value out), and
+        /// append-only in two panes merged in order (a sliding window's slices).
+        #[test]
+        fn ordered_aggregates_follow_the_live_values_in_order(
+            ops in proptest::collection::vec((0u8..4, proptest::bool::ANY), 0..40),
+            split in 0usize..40,
+        ) {
+            let funcs = [AggFunc::FirstValue, AggFunc::LastValue, AggFunc::ListAgg];
+            let agg = RowAggregate::new(
+                funcs
+                    .iter()
+                    .map(|&func| AggCall { ty: DataType::Varchar, separator: Some("+".into()), ..call(func, false) })
+                    .collect(),
+            );
+            let want = |live: &[String]| {
+                let value = |v: Option<&String>| v.map_or(Scalar::Null, |s| Scalar::str(s));
+                Row::of([
+                    value(live.first()),
+                    value(live.last()),
+                    if live.is_empty() { Scalar::Null } else { Scalar::str(&live.join("+")) },
+                ])
+            };
+            let text = |v: u8| format!("v{v}");
+            // Additions and withdrawals.
+            let mut acc = RowAcc::default();
+            let mut live: Vec<String> = Vec::new();
+            for (v, withdraw) in &ops {
+                let row = Row::of([Scalar::str(&text(*v))]);
+                match live.iter().position(|x| *x == text(*v)) {
+                    Some(at) if *withdraw => {
+                        live.remove(at);
+                        RetractAggregate::retract(&agg, &mut acc, &row);
+                    }
+                    _ => {
+                        live.push(text(*v));
+                        RetractAggregate::add(&agg, &mut acc, &row);
+                    }
+                }
+                proptest::prop_assert_eq!(RetractAggregate::result(&agg, &acc), want(&live));
+            }
+            // Append-only panes, merged in order.
+            let (mut first, mut second) = (agg.create(), agg.create());
+            let all: Vec<String> = ops.iter().map(|(v, _)| text(*v)).collect();
+            for (i, v) in all.iter().enumerate() {
+                let pane = if i < split { &mut first } else { &mut second };
+                AggregateFunction::add(&agg, pane, &Row::of([Scalar::str(v)]));
+            }
+            AggregateFunction::merge_from(&agg, &mut first, &second);
+            proptest::prop_assert_eq!(AggregateFunction::result(&agg, &first), want(&all));
+        }
+
         /// The variance family under additions, withdrawals and the merge of two accumulators
         /// (window panes) against computing it from the live values.
         #[test]
@@ -829,6 +959,7 @@ mod tests {
                 distinct: true,
                 filter,
                 ty: DataType::BigInt,
+                separator: None,
             };
             // Columns: a, b, a < 3, a odd.
             let agg = RowAggregate::new(vec![

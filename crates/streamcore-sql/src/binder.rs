@@ -59,6 +59,9 @@ pub(crate) const AGGREGATES: &[&str] = &[
     "STDDEV_POP",
     "STDDEV_SAMP",
     "STDDEV",
+    "FIRST_VALUE",
+    "LAST_VALUE",
+    "LISTAGG",
 ];
 
 /// The built-in functions bound outside [`ScalarFunction::resolve`]: `MOD`, the Top-N's
@@ -1003,6 +1006,9 @@ impl<'a> Binder<'a> {
             "VAR_SAMP" | "VARIANCE" => AggFunc::VarSamp,
             "STDDEV_POP" => AggFunc::StddevPop,
             "STDDEV_SAMP" | "STDDEV" => AggFunc::StddevSamp,
+            "FIRST_VALUE" => AggFunc::FirstValue,
+            "LAST_VALUE" => AggFunc::LastValue,
+            "LISTAGG" => AggFunc::ListAgg,
             _ => AggFunc::Avg,
         };
         let distinct = matches!(
@@ -1013,6 +1019,13 @@ impl<'a> Binder<'a> {
             &call.args,
             FunctionArguments::List(l) if l.args.len() == 1 && matches!(l.args[0], FunctionArg::Unnamed(FunctionArgExpr::Wildcard))
         );
+        if distinct && func.is_ordered() {
+            return Err(PlanError::unsupported(format!(
+                "{name}(DISTINCT …): DISTINCT is not supported for {name}"
+            ))
+            .at(call.span()));
+        }
+        let mut separator = None;
         let (arg, arg_ty) = if star {
             if func != AggFunc::Count {
                 return Err(
@@ -1021,7 +1034,19 @@ impl<'a> Binder<'a> {
             }
             (None, SqlType::BIGINT)
         } else {
-            let args = args_of(call)?;
+            let mut args = args_of(call)?;
+            if func == AggFunc::ListAgg && args.len() == 2 {
+                let sep = args.pop().expect("two arguments");
+                match self.bind_expr(sep, scope)?.0.folded() {
+                    Expr::Literal(Scalar::Str(s)) => separator = Some(s.to_string()),
+                    _ => {
+                        return Err(PlanError::unsupported(
+                            "LISTAGG with a separator that is not a string literal",
+                        )
+                        .at(sep.span()))
+                    }
+                }
+            }
             if args.len() != 1 {
                 return Err(PlanError::invalid(format!(
                     "{name} takes one argument, got {}",
@@ -1052,6 +1077,7 @@ impl<'a> Binder<'a> {
             distinct,
             filter,
             ty,
+            separator,
         })
     }
 
@@ -3292,6 +3318,13 @@ pub(crate) fn agg_type(func: AggFunc, name: &str, arg: SqlType) -> Result<DataTy
             },
             t => t,
         },
+        AggFunc::ListAgg if !arg.is_string() => {
+            return Err(PlanError::invalid(format!(
+                "type mismatch: {name} over {arg} (it joins strings)"
+            )))
+        }
+        AggFunc::ListAgg => DataType::Varchar,
+        AggFunc::FirstValue | AggFunc::LastValue => arg.data_type(),
         AggFunc::Min | AggFunc::Max if arg.is_map() => {
             return Err(PlanError::invalid(format!(
                 "type mismatch: {name} over {arg} (maps have no order)"

@@ -267,6 +267,7 @@ mod tests {
         let aggs = RowAggregate::new(vec![
             AggCall {
                 func: AggFunc::Avg,
+                separator: None,
                 arg: Some(2),
                 distinct: false,
                 filter: None,
@@ -274,6 +275,7 @@ mod tests {
             },
             AggCall {
                 func: AggFunc::Count,
+                separator: None,
                 arg: None,
                 distinct: false,
                 filter: None,

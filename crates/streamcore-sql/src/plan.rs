@@ -127,9 +127,25 @@ pub enum AggFunc {
     StddevPop,
     /// `STDDEV_SAMP(x)` / `STDDEV(x)`: the sample standard deviation (NULL for one row).
     StddevSamp,
+    /// `FIRST_VALUE(x)`: the first non-NULL value, in arrival order.
+    FirstValue,
+    /// `LAST_VALUE(x)`: the last non-NULL value, in arrival order.
+    LastValue,
+    /// `LISTAGG(x[, separator])`: the non-NULL strings in arrival order, joined by the
+    /// separator (`,` by default).
+    ListAgg,
 }
 
 impl AggFunc {
+    /// Whether the result depends on the order the rows arrive in (kept as the list of the
+    /// values under retraction).
+    pub fn is_ordered(self) -> bool {
+        matches!(
+            self,
+            AggFunc::FirstValue | AggFunc::LastValue | AggFunc::ListAgg
+        )
+    }
+
     /// One of the variance family (kept as a count, a sum and a sum of squares).
     pub fn is_variance(self) -> bool {
         matches!(
@@ -152,6 +168,8 @@ pub struct AggCall {
     pub filter: Option<usize>,
     /// The result type.
     pub ty: DataType,
+    /// `LISTAGG`'s separator (`None`: `,`).
+    pub separator: Option<String>,
 }
 
 /// The kind of a join.
