@@ -152,8 +152,14 @@ where
                 fired: false,
                 acc: self.func.create(),
             };
-            for &i in touching.iter().rev() {
-                let s = list.remove(i);
+            // Merged in time order (an order-sensitive aggregate, SQL's LISTAGG, lists the
+            // earlier session's rows first); the common case touches one session.
+            let mut joined: smallvec::SmallVec<[Session<F::Acc>; 2]> =
+                touching.iter().rev().map(|&i| list.remove(i)).collect();
+            if joined.len() > 1 {
+                joined.sort_by_key(|s| s.start);
+            }
+            for s in joined {
                 merged.start = merged.start.min(s.start);
                 merged.end = merged.end.max(s.end);
                 self.func.merge(&mut merged.acc, s.acc);
