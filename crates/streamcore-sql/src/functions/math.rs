@@ -1,7 +1,8 @@
 //! Flink's numeric and comparison functions beyond the Nexmark set ([`MathFunction`]):
 //! rounding (`ROUND`, `TRUNCATE`, `FLOOR`, `CEIL`), `SIGN`, the floating-point functions
 //! (`POWER`, `SQRT`, `EXP`, `LN`, `LOG10`, `LOG2`, `LOG`, the trigonometric ones, `PI`), and
-//! `GREATEST` / `LEAST` / `IF`.
+//! `GREATEST` / `LEAST` / `IF`, and the random ones (`RAND`, `RAND_INTEGER`, `UUID`: never
+//! folded into constants).
 //!
 //! Rounding keeps the argument's kind: an integer stays an integer, a double a double, a
 //! decimal a decimal (exact: halves round away from zero, as Flink's `HALF_UP`). The
@@ -41,6 +42,12 @@ pub enum MathFunction {
     },
     /// `IF(condition, then, else)`, the branches of the common type.
     If(DataType),
+    /// `RAND()`: a pseudorandom double in [0, 1).
+    Rand,
+    /// `RAND_INTEGER(n)`: a pseudorandom integer in [0, n).
+    RandInteger,
+    /// `UUID()`: a random (version 4) UUID.
+    Uuid,
 }
 
 /// A floating-point function.
@@ -84,9 +91,36 @@ pub enum FloatFunction {
 
 /// The names [`MathFunction::resolve`] takes.
 pub const NAMES: &[&str] = &[
-    "ROUND", "TRUNCATE", "FLOOR", "CEIL", "CEILING", "SIGN", "POWER", "POW", "SQRT", "EXP", "LN",
-    "LOG10", "LOG2", "LOG", "SIN", "COS", "TAN", "ASIN", "ACOS", "ATAN", "ATAN2", "DEGREES",
-    "RADIANS", "PI", "GREATEST", "LEAST", "IF",
+    "ROUND",
+    "TRUNCATE",
+    "FLOOR",
+    "CEIL",
+    "CEILING",
+    "SIGN",
+    "POWER",
+    "POW",
+    "SQRT",
+    "EXP",
+    "LN",
+    "LOG10",
+    "LOG2",
+    "LOG",
+    "SIN",
+    "COS",
+    "TAN",
+    "ASIN",
+    "ACOS",
+    "ATAN",
+    "ATAN2",
+    "DEGREES",
+    "RADIANS",
+    "PI",
+    "GREATEST",
+    "LEAST",
+    "IF",
+    "RAND",
+    "RAND_INTEGER",
+    "UUID",
 ];
 
 impl MathFunction {
@@ -156,9 +190,30 @@ impl MathFunction {
                 };
                 (M::If(of.data_type()), 3..=3, of)
             }
+            "RAND" if !args.is_empty() => {
+                return Some(Err(PlanError::unsupported(
+                    "RAND(seed): a seeded sequence; RAND() without a seed is supported",
+                )))
+            }
+            "RAND" => (M::Rand, 0..=0, SqlType::DOUBLE),
+            "RAND_INTEGER" if args.len() == 2 => {
+                return Some(Err(PlanError::unsupported(
+                    "RAND_INTEGER(seed, n): a seeded sequence; RAND_INTEGER(n) is supported",
+                )))
+            }
+            "RAND_INTEGER" => (M::RandInteger, 1..=1, SqlType::BIGINT),
+            "UUID" => (M::Uuid, 0..=0, SqlType::VARCHAR),
             _ => return None,
         };
         Some(Ok((f, arity, returns)))
+    }
+
+    /// Whether equal arguments always give equal results (not for the random ones).
+    pub fn is_deterministic(&self) -> bool {
+        !matches!(
+            self,
+            MathFunction::Rand | MathFunction::RandInteger | MathFunction::Uuid
+        )
     }
 
     /// The SQL name.
@@ -173,6 +228,9 @@ impl MathFunction {
             MathFunction::Extreme { greatest: true, .. } => "GREATEST",
             MathFunction::Extreme { .. } => "LEAST",
             MathFunction::If(_) => "IF",
+            MathFunction::Rand => "RAND",
+            MathFunction::RandInteger => "RAND_INTEGER",
+            MathFunction::Uuid => "UUID",
             MathFunction::Float(f) => match f {
                 Fl::Power => "POWER",
                 Fl::Sqrt => "SQRT",
@@ -213,7 +271,8 @@ impl MathFunction {
                     Some(_) => want(1, false, "an integer literal"),
                 }
             }
-            MathFunction::Extreme { .. } => Ok(()),
+            MathFunction::Extreme { .. } | MathFunction::Rand | MathFunction::Uuid => Ok(()),
+            MathFunction::RandInteger => want(0, args[0].1 == SqlType::BIGINT, "an integer"),
             MathFunction::If(_) => want(
                 0,
                 matches!(args[0].1, SqlType::Null) || args[0].1 == SqlType::BOOLEAN,
@@ -233,6 +292,30 @@ impl MathFunction {
         use Scalar::{Decimal as Dec, Float, Int, Null};
         let arg = |i: usize| args[i].eval_cow(row);
         Ok(match self {
+            MathFunction::Rand => Scalar::float(fastrand::f64()),
+            MathFunction::RandInteger => match &*arg(0)? {
+                Int(n) if *n > 0 => Int(fastrand::i64(0..*n)),
+                Int(n) => {
+                    return Err(EvalError(format!(
+                        "RAND_INTEGER({n}): the bound must be positive"
+                    )))
+                }
+                _ => Null,
+            },
+            MathFunction::Uuid => {
+                let mut b = fastrand::u128(..).to_be_bytes();
+                b[6] = (b[6] & 0x0f) | 0x40; // version 4
+                b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+                let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                Scalar::str(&format!(
+                    "{}-{}-{}-{}-{}",
+                    &h[..8],
+                    &h[8..12],
+                    &h[12..16],
+                    &h[16..20],
+                    &h[20..]
+                ))
+            }
             MathFunction::If(of) => {
                 let pick = match &*arg(0)? {
                     Scalar::Bool(true) => 1,
@@ -470,5 +553,27 @@ mod tests {
             call("IF", &[Scalar::Bool(false), i(1), dec("2.5")]),
             dec("2.5")
         );
+    }
+
+    #[test]
+    fn random_values_are_in_range_and_uuids_are_version_4() {
+        for _ in 0..100 {
+            let Scalar::Float(r) = call("RAND", &[]) else {
+                panic!()
+            };
+            assert!((0.0..1.0).contains(&r.get()));
+            let Scalar::Int(n) = call("RAND_INTEGER", &[Scalar::Int(3)]) else {
+                panic!()
+            };
+            assert!((0..3).contains(&n));
+        }
+        let Scalar::Str(u) = call("UUID", &[]) else {
+            panic!()
+        };
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"), "{u}");
+        assert_ne!(call("UUID", &[]), call("UUID", &[]));
+        assert!(!MathFunction::Uuid.is_deterministic());
     }
 }

@@ -316,6 +316,7 @@ impl ScalarFunction {
         match self {
             ScalarFunction::Proctime => false,
             ScalarFunction::Time(f) => f.is_deterministic(),
+            ScalarFunction::Math(f) => f.is_deterministic(),
             _ => true,
         }
     }

@@ -2,7 +2,8 @@
 //! matching (`REPLACE`, `REGEXP_REPLACE`, `REGEXP`), finding (`POSITION`, `LOCATE`, `INSTR`),
 //! padding and trimming (`LPAD`, `RPAD`, `LTRIM`, `RTRIM`), pieces (`LEFT`, `RIGHT`, `REPEAT`,
 //! `REVERSE`, `INITCAP`, `CONCAT_WS`), characters (`ASCII`, `CHR`), base64 (`TO_BASE64`,
-//! `FROM_BASE64`) and tests (`IS_ALPHA`, `IS_DIGIT`, `IS_DECIMAL`). Positions and lengths count
+//! `FROM_BASE64`), digests (`MD5`, `SHA224` … `SHA512`, `SHA2`) and tests (`IS_ALPHA`,
+//! `IS_DIGIT`, `IS_DECIMAL`). Positions and lengths count
 //! characters, not bytes, as in Flink; a `NULL` argument gives `NULL` (but for `CONCAT_WS`'s
 //! strings, which it skips, as Flink does).
 
@@ -13,6 +14,7 @@ use crate::types::SqlType;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use compact_str::CompactString;
+use md5::Digest;
 use std::sync::Arc;
 use streamcore::row::{DataType, Scalar};
 
@@ -66,6 +68,10 @@ pub enum StringFunction {
     IsDigit,
     /// `IS_DECIMAL(s)`: a number (`-1.5`, `2e3`).
     IsDecimal,
+    /// `MD5(s)`: the hex MD5 digest of the string's UTF-8 bytes.
+    Md5,
+    /// `SHA224(s)` … `SHA512(s)`, `SHA2(s, bits)`: the hex SHA-2 digest of that many bits.
+    Sha2(u16),
 }
 
 /// The names [`StringFunction::resolve`] takes.
@@ -93,6 +99,12 @@ pub const NAMES: &[&str] = &[
     "IS_ALPHA",
     "IS_DIGIT",
     "IS_DECIMAL",
+    "MD5",
+    "SHA224",
+    "SHA256",
+    "SHA384",
+    "SHA512",
+    "SHA2",
 ];
 
 /// The pattern of argument `at`, compiled once if it is a literal.
@@ -162,6 +174,22 @@ impl StringFunction {
             "IS_ALPHA" => (F::IsAlpha, 1..=1, SqlType::BOOLEAN),
             "IS_DIGIT" => (F::IsDigit, 1..=1, SqlType::BOOLEAN),
             "IS_DECIMAL" => (F::IsDecimal, 1..=1, SqlType::BOOLEAN),
+            "MD5" => (F::Md5, 1..=1, SqlType::VARCHAR),
+            "SHA224" => (F::Sha2(224), 1..=1, SqlType::VARCHAR),
+            "SHA256" => (F::Sha2(256), 1..=1, SqlType::VARCHAR),
+            "SHA384" => (F::Sha2(384), 1..=1, SqlType::VARCHAR),
+            "SHA512" => (F::Sha2(512), 1..=1, SqlType::VARCHAR),
+            "SHA2" => match args.get(1) {
+                Some((Expr::Literal(Scalar::Int(bits @ (224 | 256 | 384 | 512))), _)) => {
+                    (F::Sha2(*bits as u16), 2..=2, SqlType::VARCHAR)
+                }
+                Some(_) => {
+                    return Some(Err(PlanError::invalid(
+                        "SHA2(s, bits): bits is a literal 224, 256, 384 or 512",
+                    )))
+                }
+                None => (F::Sha2(256), 2..=2, SqlType::VARCHAR),
+            },
             _ => return None,
         };
         Some(Ok((f, arity, returns)))
@@ -197,6 +225,8 @@ impl StringFunction {
             F::IsAlpha => "IS_ALPHA",
             F::IsDigit => "IS_DIGIT",
             F::IsDecimal => "IS_DECIMAL",
+            F::Md5 => "MD5",
+            F::Sha2(_) => "SHA2",
         }
     }
 
@@ -210,6 +240,7 @@ impl StringFunction {
             F::Lpad | F::Rpad => (&[0, 2], &[1]),
             F::Repeat | F::Left | F::Right => (&[0], &[1]),
             F::Chr => (&[], &[0]),
+            F::Sha2(_) => (&[0], &[1]),
             F::ToBase64 => (&[], &[]),
             F::ConcatWs => (&[0], &[]),
             _ => (&[0], &[]),
@@ -368,9 +399,29 @@ impl StringFunction {
             F::IsAlpha => Scalar::Bool(!s.is_empty() && s.chars().all(char::is_alphabetic)),
             F::IsDigit => Scalar::Bool(!s.is_empty() && s.chars().all(|c| c.is_ascii_digit())),
             F::IsDecimal => Scalar::Bool(s.trim().parse::<f64>().is_ok_and(f64::is_finite)),
+            F::Md5 => hex(&md5::Md5::digest(s.as_bytes())),
+            F::Sha2(bits) => {
+                let b = s.as_bytes();
+                match bits {
+                    224 => hex(&sha2::Sha224::digest(b)),
+                    256 => hex(&sha2::Sha256::digest(b)),
+                    384 => hex(&sha2::Sha384::digest(b)),
+                    _ => hex(&sha2::Sha512::digest(b)),
+                }
+            }
             F::ConcatWs | F::ToBase64 | F::Chr => unreachable!("handled above"),
         })
     }
+}
+
+/// A digest in lower-case hex.
+fn hex(digest: &[u8]) -> Scalar {
+    let mut out = CompactString::with_capacity(digest.len() * 2);
+    for b in digest {
+        out.push(char::from_digit((b >> 4) as u32, 16).expect("a hex digit"));
+        out.push(char::from_digit((b & 15) as u32, 16).expect("a hex digit"));
+    }
+    Scalar::Str(out)
 }
 
 /// The 1-based character position of the first `needle` in `haystack` starting at character
@@ -526,6 +577,22 @@ mod tests {
         assert_eq!(call("IS_ALPHA", &[s("abC")]), Scalar::Bool(true));
         assert_eq!(call("IS_DECIMAL", &[s("-1.5e3")]), Scalar::Bool(true));
         assert_eq!(call("IS_DECIMAL", &[s("1.5x")]), Scalar::Bool(false));
+        assert_eq!(
+            call("MD5", &[s("abc")]),
+            s("900150983cd24fb0d6963f7d28e17f72")
+        );
+        assert_eq!(
+            call("SHA256", &[s("abc")]),
+            s("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
+        assert_eq!(
+            call("SHA2", &[s("abc"), i(256)]),
+            call("SHA256", &[s("abc")])
+        );
+        assert_eq!(
+            call("SHA224", &[s("abc")]),
+            s("23097d223405d8228642a477bda255b32aadbce4bda0b3f7e36c9da7")
+        );
         // A NULL argument gives NULL.
         assert_eq!(
             call("REPLACE", &[s("a"), Scalar::Null, s("b")]),
