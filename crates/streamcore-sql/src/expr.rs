@@ -104,6 +104,11 @@ impl LikePattern {
         re.push('$');
         LikePattern(regex_lite::Regex::new(&re).expect("an escaped LIKE pattern is a regex"))
     }
+
+    /// Whether `s` matches the pattern.
+    pub fn matches(&self, s: &str) -> bool {
+        self.0.is_match(s)
+    }
 }
 
 impl Expr {
@@ -199,7 +204,7 @@ impl Expr {
                 Ok(Scalar::Bool(list.contains(&*v) != *negated))
             }
             Expr::Like(e, pattern, negated) => Ok(match &*e.eval_cow(row)? {
-                Scalar::Str(s) => Scalar::Bool(pattern.0.is_match(s) != *negated),
+                Scalar::Str(s) => Scalar::Bool(pattern.matches(s) != *negated),
                 _ => Scalar::Null,
             }),
             Expr::Call(f, args) => f.call(args, row),

@@ -58,8 +58,26 @@ pub enum FlinkStatement {
         /// Its text in the script.
         source: String,
     },
+    /// `SHOW [USER] FUNCTIONS [[NOT] LIKE | ILIKE 'pattern']`.
+    ShowFunctions {
+        /// `USER`: the session's functions only, not the built-in ones.
+        user: bool,
+        /// The filter: the pattern (SQL's `%` and `_`), `ILIKE` (case-insensitive) and `NOT`.
+        like: Option<LikeFilter>,
+    },
     /// Any other statement, as sqlparser parsed it with [`FlinkDialect`].
     Sql(Statement),
+}
+
+/// A `SHOW … [NOT] LIKE | ILIKE 'pattern'` filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LikeFilter {
+    /// The pattern.
+    pub pattern: String,
+    /// `ILIKE`: case-insensitive.
+    pub case_insensitive: bool,
+    /// `NOT`: the names that do not match.
+    pub negated: bool,
 }
 
 /// Flink's `CREATE TABLE`.
@@ -496,6 +514,22 @@ fn parse_statement(parser: &mut Parser) -> Result<FlinkStatement, ParserError> {
                 parser.next_token();
             });
             Ok(FlinkStatement::BeginStatementSet)
+        }
+        ["SHOW", "FUNCTIONS", ..] | ["SHOW", "USER", "FUNCTIONS", ..] => {
+            parser.next_token();
+            let user = parser.parse_keyword(Keyword::USER);
+            parser.expect_keyword_is(Keyword::FUNCTIONS)?;
+            let negated = parser.parse_keyword(Keyword::NOT);
+            let like = match parser.parse_one_of_keywords(&[Keyword::LIKE, Keyword::ILIKE]) {
+                Some(k) => Some(LikeFilter {
+                    pattern: parser.parse_literal_string()?,
+                    case_insensitive: k == Keyword::ILIKE,
+                    negated,
+                }),
+                None if negated => return error_here(parser, "Expected: LIKE or ILIKE after NOT"),
+                None => None,
+            };
+            Ok(FlinkStatement::ShowFunctions { user, like })
         }
         ["END", ..] => {
             parser.next_token();

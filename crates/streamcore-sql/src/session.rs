@@ -110,6 +110,39 @@ impl Session {
                 self.catalog.add_function(&fname, udf);
                 Ok(Outcome::Done(format!("function `{fname}` created")))
             }
+            FlinkStatement::ShowFunctions { user, like } => {
+                // Flink lists them in lowercase: the built-in ones (not with USER) and the
+                // user's.
+                let builtins = crate::functions::scalar_function_names()
+                    .chain(crate::binder::AGGREGATES.iter().copied())
+                    .chain(crate::binder::OTHER_FUNCTIONS.iter().copied())
+                    .filter(|_| !user)
+                    .map(|n| n.to_ascii_lowercase());
+                let mut names: Vec<String> = builtins
+                    .chain(self.catalog.function_names().map(str::to_string))
+                    .collect();
+                if let Some(like) = like {
+                    let pattern = crate::expr::LikePattern::new(&if like.case_insensitive {
+                        like.pattern.to_lowercase()
+                    } else {
+                        like.pattern.clone()
+                    });
+                    names.retain(|n| {
+                        let name = if like.case_insensitive {
+                            n.to_lowercase()
+                        } else {
+                            n.clone()
+                        };
+                        pattern.matches(&name) != like.negated
+                    });
+                }
+                names.sort();
+                names.dedup();
+                Ok(Outcome::Table {
+                    header: vec!["function name".into()],
+                    rows: names.into_iter().map(|n| vec![n]).collect(),
+                })
+            }
             FlinkStatement::Set { key, value } => {
                 check_option(&key, &value)?;
                 self.catalog.options.insert(key.clone(), value.clone());
@@ -253,21 +286,6 @@ impl Session {
                     .map(|n| vec![n])
                     .collect(),
             }),
-            Statement::ShowFunctions { filter: None } => {
-                // Flink lists them in lowercase: the built-in ones, then the user's.
-                let mut names: Vec<String> = crate::functions::scalar_function_names()
-                    .chain(crate::binder::AGGREGATES.iter().copied())
-                    .chain(crate::binder::OTHER_FUNCTIONS.iter().copied())
-                    .map(|n| n.to_ascii_lowercase())
-                    .chain(self.catalog.function_names().map(str::to_string))
-                    .collect();
-                names.sort();
-                names.dedup();
-                Ok(Outcome::Table {
-                    header: vec!["function name".into()],
-                    rows: names.into_iter().map(|n| vec![n]).collect(),
-                })
-            }
             Statement::ExplainTable { table_name, .. } => {
                 let name = crate::binder::name_of(&table_name);
                 let plan = match self.catalog.relation(&name).map_err(|e| e.at(span))? {
