@@ -193,7 +193,7 @@ fn escape_json_str(s: &str, out: &mut String) {
 /// Appends a value as a JSON value: numbers and booleans bare (non-finite floats are
 /// `null`), decimals as JSON numbers with their exact digits, strings, timestamps and dates
 /// as strings in SQL's text form, bytes as a lowercase hex string, maps as objects (keys as
-/// text).
+/// text), arrays as arrays.
 pub fn write_json_value(value: &Scalar, out: &mut String) {
     match value {
         Scalar::Null => out.push_str("null"),
@@ -221,6 +221,16 @@ pub fn write_json_value(value: &Scalar, out: &mut String) {
                 write_json_value(v, out);
             }
             out.push('}');
+        }
+        Scalar::Array(elements) => {
+            out.push('[');
+            for (i, e) in elements.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_value(e, out);
+            }
+            out.push(']');
         }
         other => {
             out.push('"');

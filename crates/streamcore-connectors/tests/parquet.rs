@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use streamcore::checkpoint::{CheckpointConfig, RestoreFrom};
 use streamcore::context::TaskInfo;
-use streamcore::row::{DataType, Field, MapType, Row, Scalar, Schema};
+use streamcore::row::{ArrayType, DataType, Field, MapType, Row, Scalar, Schema};
 use streamcore::{Job, JobConfig, Sink, SinkWriter};
 use streamcore_connectors::parquet::{
     committed_files, ParquetCompression, ParquetSink, ParquetSinkConfig,
@@ -95,7 +95,19 @@ fn all_types_schema() -> Schema {
             "tags",
             DataType::Map(MapType::new(DataType::Varchar, DataType::BigInt).unwrap()),
         ),
+        Field::new(
+            "scores",
+            DataType::Array(ArrayType::new(DataType::BigInt).unwrap()),
+        ),
     ])
+}
+
+/// Row `i`'s `scores`: none every third row, else `i` and a NULL.
+fn scores_of(i: i64) -> Scalar {
+    if i % 3 == 0 {
+        return Scalar::Null;
+    }
+    Scalar::Array(vec![Scalar::Int(i), Scalar::Null].into())
 }
 
 /// Row `i`'s `tags`: none every seventh row, else two entries.
@@ -136,6 +148,7 @@ fn all_types_rows(n: i64) -> Vec<Row> {
                 Scalar::TimestampUs((T0 + i) * 1000 + 7),
                 Scalar::Date(20_427 + (i % 3) as i32),
                 tags_of(i),
+                scores_of(i),
             ])
         })
         .collect()
@@ -210,6 +223,12 @@ fn files_read_back_by_pyarrow_with_partitions_types_and_each_compression() {
                 serde_json::json!([["i", i], ["sq", i * i]])
             };
             assert_eq!(r["tags"], tags, "row {i}");
+            let scores = if i % 3 == 0 {
+                serde_json::Value::Null
+            } else {
+                serde_json::json!([i, null])
+            };
+            assert_eq!(r["scores"], scores, "row {i}");
             // The event-time partition: 2025-12-05, hours 14 to 18.
             let hour = 14 + i / 60;
             assert_eq!(r["dt"], "2025-12-05");
@@ -223,6 +242,7 @@ fn files_read_back_by_pyarrow_with_partitions_types_and_each_compression() {
         assert_eq!(types["raw"], "binary");
         let map_type = types["tags"].as_str().unwrap();
         assert!(map_type.starts_with("map<string, int64"), "{map_type}");
+        assert_eq!(types["scores"], "list<item: int64>");
         // The directory layout.
         assert!(out.join("country=a%2Fb%3Dc/dt=2025-12-05/hour=14").is_dir());
         assert!(out

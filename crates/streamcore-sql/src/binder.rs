@@ -1526,6 +1526,11 @@ impl<'a> Binder<'a> {
                 // `FROM a, b`: an inner join whose condition comes from WHERE.
                 let mut plan = self.bind_from(std::slice::from_ref(first))?;
                 for t in rest {
+                    if let (Some(call), []) = (unnest_call(&t.relation)?, &t.joins[..]) {
+                        // `FROM t, UNNEST(t.tags)`: a lateral cross join.
+                        plan = self.bind_unnest(plan, call, false)?;
+                        continue;
+                    }
                     let right = self.bind_from(std::slice::from_ref(t))?;
                     let late = self.join_late(&plan, &right);
                     plan = make_join(
@@ -1543,6 +1548,32 @@ impl<'a> Binder<'a> {
 
     fn bind_join(&self, left: Plan, j: &ast::Join) -> Result<Plan, PlanError> {
         use ast::{JoinConstraint, JoinOperator};
+        if let Some(call) = unnest_call(&j.relation)? {
+            // `CROSS JOIN UNNEST(…)`, `JOIN UNNEST(…) ON TRUE`, `LEFT JOIN UNNEST(…) ON TRUE`.
+            let on_true = |c: &JoinConstraint| match c {
+                JoinConstraint::On(on) => matches!(
+                    on,
+                    ast::Expr::Value(v) if matches!(v.value, Value::Boolean(true))
+                ),
+                JoinConstraint::None => true,
+                _ => false,
+            };
+            let outer = match &j.join_operator {
+                JoinOperator::CrossJoin(c) | JoinOperator::Join(c) | JoinOperator::Inner(c)
+                    if on_true(c) =>
+                {
+                    false
+                }
+                JoinOperator::Left(c) | JoinOperator::LeftOuter(c) if on_true(c) => true,
+                _ => {
+                    return Err(PlanError::unsupported(
+                        "a join with UNNEST other than CROSS JOIN UNNEST(…) or [LEFT] JOIN UNNEST(…) ON TRUE",
+                    )
+                    .at(j.relation.span()))
+                }
+            };
+            return self.bind_unnest(left, call, outer);
+        }
         let (kind, constraint) = match &j.join_operator {
             JoinOperator::Join(c) | JoinOperator::Inner(c) => (JoinKind::Inner, c),
             JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (JoinKind::Left, c),
@@ -1587,6 +1618,84 @@ impl<'a> Binder<'a> {
         let predicate = self.bind_predicate(on, &scope, "ON")?;
         let late = self.join_late(&left, &right);
         make_join(left, right, kind, predicate, late).map_err(|e| e.at(on.span()))
+    }
+
+    /// `left` joined with `UNNEST(e) [WITH ORDINALITY] [AS t(c, …)]` (`outer`: a LEFT join):
+    /// a row per element of the array `e` (an entry of the map `e`) of each of `left`'s rows.
+    fn bind_unnest(
+        &self,
+        left: Plan,
+        call: UnnestCall<'_>,
+        outer: bool,
+    ) -> Result<Plan, PlanError> {
+        let UnnestCall {
+            exprs,
+            alias,
+            with_ordinality,
+            factor,
+        } = call;
+        let [e] = exprs.as_slice() else {
+            return Err(PlanError::unsupported(
+                "UNNEST of several collections at once (unnest them one by one)",
+            )
+            .at(factor.span()));
+        };
+        let with_ordinality = &with_ordinality;
+        let scope = Scope {
+            fields: &left.fields,
+            agg: None,
+        };
+        let (expr, ty) = self.bind_expr(e, &scope)?;
+        let mut columns: Vec<(String, SqlType)> = match ty {
+            SqlType::Data(DataType::Array(a)) => {
+                vec![("EXPR$0".into(), SqlType::Data(a.element()))]
+            }
+            SqlType::Data(DataType::Map(m)) => vec![
+                ("EXPR$0".into(), SqlType::Data(m.key())),
+                ("EXPR$1".into(), SqlType::Data(m.value())),
+            ],
+            other => {
+                return Err(PlanError::invalid(format!(
+                    "UNNEST takes an ARRAY or a MAP, `{e}` is {other}"
+                ))
+                .at(e.span()))
+            }
+        };
+        if *with_ordinality {
+            columns.push(("ORDINALITY".into(), SqlType::BIGINT));
+        }
+        let qualifier = alias.map(|a| a.name.value.clone());
+        if let Some(a) = alias.filter(|a| !a.columns.is_empty()) {
+            if a.columns.len() != columns.len() {
+                return Err(PlanError::invalid(format!(
+                    "`{}` names {} columns, UNNEST(`{e}`) gives {}",
+                    a.name,
+                    a.columns.len(),
+                    columns.len()
+                ))
+                .at(a.name.span));
+            }
+            for (c, named) in columns.iter_mut().zip(&a.columns) {
+                c.0 = named.name.value.clone();
+            }
+        }
+        let mut fields = left.fields.clone();
+        fields.extend(columns.into_iter().map(|(name, ty)| PlanField {
+            name,
+            qualifier: qualifier.clone(),
+            ty,
+        }));
+        Ok(Plan {
+            fields,
+            updating: left.updating,
+            rowtime: left.rowtime,
+            node: Node::Unnest {
+                input: Box::new(left),
+                expr,
+                outer,
+                ordinality: *with_ordinality,
+            },
+        })
     }
 
     /// The table side of a temporal or lookup join (`table`, qualified by `alias` or its
@@ -1803,6 +1912,11 @@ impl<'a> Binder<'a> {
 
     fn bind_table_factor(&self, tf: &TableFactor) -> Result<Plan, PlanError> {
         match tf {
+            // `FROM UNNEST(ARRAY[…])`: over one empty row.
+            tf if unnest_call(tf)?.is_some() => {
+                let call = unnest_call(tf)?.expect("an UNNEST");
+                self.bind_unnest(self.bind_from(&[])?, call, false)
+            }
             TableFactor::Table {
                 name,
                 alias,
@@ -2278,6 +2392,14 @@ impl<'a> Binder<'a> {
                 self.call_builtin("TRIM", vec![arg])
             }
             ast::Expr::Function(f) => self.bind_function(f, scope),
+            ast::Expr::Array(array) => {
+                let args = array
+                    .elem
+                    .iter()
+                    .map(|e| self.bind_expr(e, scope))
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.call_builtin("ARRAY", args)
+            }
             ast::Expr::CompoundFieldAccess { root, access_chain } => {
                 let mut bound = self.bind_expr(root, scope)?;
                 for access in access_chain {
@@ -2369,7 +2491,8 @@ impl<'a> Binder<'a> {
         }
     }
 
-    /// `m[key]` on the bound `m`: the value of `key` in a map.
+    /// `m[key]` on the bound `m`: the value of `key` in a map, or the element at a 1-based
+    /// index of an array.
     fn bind_access(
         &self,
         (m, ty): (Expr, SqlType),
@@ -2381,9 +2504,22 @@ impl<'a> Binder<'a> {
                 "the access `{access}` (maps take `m[key]`)"
             )));
         };
+        if let SqlType::Data(DataType::Array(a)) = ty {
+            let (i, it) = self.bind_expr(index, scope)?;
+            if it != SqlType::BIGINT && it != SqlType::Null {
+                return Err(PlanError::invalid(format!(
+                    "type mismatch: the index `{index}` is {it}, an array's index an integer (from 1)"
+                ))
+                .at(index.span()));
+            }
+            return Ok((
+                Expr::Call(ScalarFunction::Element { at: true }, vec![m, i]).folded(),
+                SqlType::Data(a.element()),
+            ));
+        }
         let SqlType::Data(DataType::Map(map)) = ty else {
             return Err(PlanError::invalid(format!(
-                "type mismatch: `[{index}]` on {ty} (only maps take `[key]` here)"
+                "type mismatch: `[{index}]` on {ty} (only maps and arrays take `[…]` here)"
             ))
             .at(index.span()));
         };
@@ -2610,9 +2746,9 @@ impl<'a> Binder<'a> {
     ) -> Result<Expr, PlanError> {
         let (l, lt) = self.bind_expr(left, scope)?;
         let (r, rt) = self.bind_expr(right, scope)?;
-        if !matches!(op, CmpOp::Eq | CmpOp::NotEq) && (lt.is_map() || rt.is_map()) {
+        if !matches!(op, CmpOp::Eq | CmpOp::NotEq) && (lt.is_collection() || rt.is_collection()) {
             return Err(PlanError::invalid(format!(
-                "type mismatch: {lt} and {rt} compared by order (maps compare only with = and <>)"
+                "type mismatch: {lt} and {rt} compared by order (maps and arrays compare only with = and <>)"
             )));
         }
         let (l, (r, _)) = unify(l, lt, r, rt, "comparison")?;
@@ -2893,6 +3029,67 @@ fn temporal_sort(
             order,
             late,
         },
+    })
+}
+
+/// The parts of `UNNEST(e, …) [WITH ORDINALITY] [AS t(c, …)]`, however sqlparser read it: its
+/// own table factor in some dialects, a table function call in Flink's.
+struct UnnestCall<'a> {
+    exprs: Vec<&'a ast::Expr>,
+    alias: Option<&'a ast::TableAlias>,
+    with_ordinality: bool,
+    factor: &'a TableFactor,
+}
+
+/// `tf` as an `UNNEST` call, if it is one.
+fn unnest_call(tf: &TableFactor) -> Result<Option<UnnestCall<'_>>, PlanError> {
+    Ok(match tf {
+        TableFactor::UNNEST {
+            alias,
+            array_exprs,
+            with_offset,
+            with_ordinality,
+            ..
+        } => {
+            if *with_offset {
+                return Err(
+                    PlanError::unsupported("UNNEST … WITH OFFSET (use WITH ORDINALITY)")
+                        .at(tf.span()),
+                );
+            }
+            Some(UnnestCall {
+                exprs: array_exprs.iter().collect(),
+                alias: alias.as_ref(),
+                with_ordinality: *with_ordinality,
+                factor: tf,
+            })
+        }
+        TableFactor::Table {
+            name,
+            alias,
+            args: Some(args),
+            with_ordinality,
+            ..
+        } if name_of(name).eq_ignore_ascii_case("UNNEST") => {
+            let exprs = args
+                .args
+                .iter()
+                .map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e),
+                    other => Err(PlanError::unsupported(format!(
+                        "the argument `{other}` of UNNEST"
+                    ))
+                    .at(tf.span())),
+                })
+                .collect::<Result<_, _>>()?;
+            Some(UnnestCall {
+                exprs,
+                alias: alias.as_ref(),
+                with_ordinality: *with_ordinality,
+                factor: tf,
+            })
+        }
+        _ => None,
     })
 }
 
@@ -3325,9 +3522,9 @@ pub(crate) fn agg_type(func: AggFunc, name: &str, arg: SqlType) -> Result<DataTy
         }
         AggFunc::ListAgg => DataType::Varchar,
         AggFunc::FirstValue | AggFunc::LastValue => arg.data_type(),
-        AggFunc::Min | AggFunc::Max if arg.is_map() => {
+        AggFunc::Min | AggFunc::Max if arg.is_collection() => {
             return Err(PlanError::invalid(format!(
-                "type mismatch: {name} over {arg} (maps have no order)"
+                "type mismatch: {name} over {arg} (maps and arrays have no order)"
             )))
         }
         AggFunc::Min | AggFunc::Max => arg.data_type(),
@@ -3341,6 +3538,12 @@ fn collect_over_aggregates<'e>(e: &'e ast::Expr, out: &mut Vec<&'e Function>) {
             let name = name_of(&f.name).to_ascii_uppercase();
             if f.over.is_some() && AGGREGATES.contains(&name.as_str()) {
                 out.push(f);
+            } else if let FunctionArguments::List(l) = &f.args {
+                for a in &l.args {
+                    if let FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) = a {
+                        collect_over_aggregates(x, out);
+                    }
+                }
             }
         }
         ast::Expr::BinaryOp { left, right, .. } => {
@@ -3363,7 +3566,7 @@ fn collect_over_aggregates<'e>(e: &'e ast::Expr, out: &mut Vec<&'e Function>) {
                 collect_over_aggregates(e, out);
             }
         }
-        _ => {}
+        other => operands(other).for_each(|x| collect_over_aggregates(x, out)),
     }
 }
 
@@ -3417,7 +3620,44 @@ fn collect_aggregates<'e>(e: &'e ast::Expr, out: &mut Vec<&'e Function>) {
                 collect_aggregates(e, out);
             }
         }
-        _ => {}
+        other => operands(other).for_each(|x| collect_aggregates(x, out)),
+    }
+}
+
+/// The operands of the expressions that take operands in their own syntax (`FLOOR(x TO …)`,
+/// `POSITION(a IN b)`, `ARRAY[…]`, `m[k]`, `SUBSTRING`, `TRIM`, `IN`, `LIKE`), for the
+/// walkers that look for aggregates inside them.
+fn operands(e: &ast::Expr) -> Box<dyn Iterator<Item = &ast::Expr> + '_> {
+    match e {
+        ast::Expr::Floor { expr, .. } | ast::Expr::Ceil { expr, .. } => {
+            Box::new(std::iter::once(&**expr))
+        }
+        ast::Expr::Position { expr, r#in } => Box::new([&**expr, &**r#in].into_iter()),
+        ast::Expr::Array(a) => Box::new(a.elem.iter()),
+        ast::Expr::CompoundFieldAccess { root, access_chain } => Box::new(
+            std::iter::once(&**root).chain(access_chain.iter().filter_map(|a| match a {
+                ast::AccessExpr::Subscript(ast::Subscript::Index { index }) => Some(index),
+                _ => None,
+            })),
+        ),
+        ast::Expr::Substring {
+            expr,
+            substring_from,
+            substring_for,
+            ..
+        } => Box::new(
+            std::iter::once(&**expr)
+                .chain(substring_from.as_deref())
+                .chain(substring_for.as_deref()),
+        ),
+        ast::Expr::Trim { expr, .. } => Box::new(std::iter::once(&**expr)),
+        ast::Expr::In {
+            expr,
+            target: ast::InTarget::List(list),
+            ..
+        } => Box::new(std::iter::once(&**expr).chain(list)),
+        ast::Expr::Like { expr, pattern, .. } => Box::new([&**expr, &**pattern].into_iter()),
+        _ => Box::new(std::iter::empty()),
     }
 }
 

@@ -293,9 +293,9 @@ impl DatagenSpec {
                     }
                     None => 0.0,
                 };
-                if let DataType::Map(_) = ty {
+                if let DataType::Map(_) | DataType::Array(_) = ty {
                     return Err(PlanError::unsupported(format!(
-                        "`datagen` table `{name}`: column `{column}` is {ty}: MAP columns are not generated"
+                        "`datagen` table `{name}`: column `{column}` is {ty}: MAP and ARRAY columns are not generated"
                     )));
                 }
                 let allowed: &[&str] = match field_kind {
@@ -311,7 +311,9 @@ impl DatagenSpec {
                         DataType::TimestampMillis | DataType::TimestampMicros | DataType::Date => {
                             &["kind", "max-past", "null-rate"]
                         }
-                        DataType::Map(_) => unreachable!("MAP columns are refused above"),
+                        DataType::Map(_) | DataType::Array(_) => {
+                            unreachable!("MAP and ARRAY columns are refused above")
+                        }
                     },
                     other => {
                         return Err(bad(
@@ -418,7 +420,9 @@ impl DatagenSpec {
                                 null_rate,
                             }
                         }
-                        DataType::Map(_) => unreachable!("MAP columns are refused above"),
+                        DataType::Map(_) | DataType::Array(_) => {
+                            unreachable!("MAP and ARRAY columns are refused above")
+                        }
                     },
                 });
             }

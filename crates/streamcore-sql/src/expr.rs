@@ -711,6 +711,12 @@ pub fn cast(v: Scalar, to: DataType) -> Result<Scalar, EvalError> {
                 .map(|(k, x)| Ok((cast(k.clone(), m.key())?, cast(x.clone(), m.value())?)))
                 .collect::<Result<_, EvalError>>()?,
         ),
+        (S::Array(elements), DataType::Array(a)) => S::Array(
+            elements
+                .iter()
+                .map(|e| cast(e.clone(), a.element()))
+                .collect::<Result<_, EvalError>>()?,
+        ),
         (_, DataType::Varchar) => S::str(&v.to_string()),
         (S::Str(s), _) => parse_as(s.trim(), to).ok_or_else(|| bad(&v))?,
         _ => return Err(bad(&v)),
@@ -740,7 +746,7 @@ pub fn parse_as(s: &str, to: DataType) -> Option<Scalar> {
             let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
             Scalar::Date((d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days() as i32)
         }
-        DataType::Map(_) => return None,
+        DataType::Map(_) | DataType::Array(_) => return None,
     })
 }
 

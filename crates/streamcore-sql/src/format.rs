@@ -217,21 +217,29 @@ impl Serialize for JsonScalar<'_> {
                 }
                 m.end()
             }
+            Scalar::Array(elements) => {
+                let mut seq = s.serialize_seq(Some(elements.len()))?;
+                for e in elements.iter() {
+                    seq.serialize_element(&JsonScalar(e))?;
+                }
+                seq.end()
+            }
             other => s.serialize_str(&other.to_string()),
         }
     }
 }
 
-/// Refuses a MAP column in a CSV row: CSV has no form for one (nor has Flink's `csv` format).
+/// Refuses a MAP or ARRAY column in a CSV row: CSV has no form for one (nor has Flink's `csv`
+/// format).
 pub(crate) fn check_csv_columns<'f>(
     columns: impl IntoIterator<Item = (&'f str, DataType)>,
 ) -> Result<(), String> {
     match columns
         .into_iter()
-        .find(|(_, t)| matches!(t, DataType::Map(_)))
+        .find(|(_, t)| matches!(t, DataType::Map(_) | DataType::Array(_)))
     {
         Some((name, t)) => Err(format!(
-            "column `{name}` is {t}: the csv format has no MAP columns (use json)"
+            "column `{name}` is {t}: the csv format has no MAP or ARRAY columns (use json)"
         )),
         None => Ok(()),
     }

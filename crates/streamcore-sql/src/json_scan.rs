@@ -16,7 +16,7 @@
 
 use crate::expr::{parse_as, parse_timestamp_ms};
 use rust_decimal::Decimal;
-use streamcore::row::{DataType, MapType, Scalar};
+use streamcore::row::{ArrayType, DataType, MapType, Scalar};
 
 /// How deep skipped objects and arrays may nest before the line is refused.
 const MAX_DEPTH: usize = 128;
@@ -399,7 +399,10 @@ impl<'a> Scanner<'a> {
                 DataType::Map(m) => self.map(m, scratch),
                 _ => Err(format!("expected {ty}, got an object")),
             },
-            Some(b'[') => Err(format!("expected {ty}, got an array")),
+            Some(b'[') => match ty {
+                DataType::Array(a) => self.array(a, scratch),
+                _ => Err(format!("expected {ty}, got an array")),
+            },
             _ => {
                 let (text, integer) = self.number()?;
                 number(text, integer, ty)
@@ -445,6 +448,33 @@ impl<'a> Scanner<'a> {
                     return Ok(Scalar::map(entries));
                 }
                 _ => return Err(self.error("expected `,` or `}` in an object")),
+            }
+        }
+    }
+
+    /// The array at the scanner (at its `[`), its elements read as the array's element type.
+    fn array(&mut self, a: ArrayType, scratch: &mut String) -> Result<Scalar, String> {
+        self.i += 1;
+        let mut elements = Vec::new();
+        self.ws();
+        if self.eat(b']') {
+            return Ok(Scalar::Array(elements.into()));
+        }
+        loop {
+            self.ws();
+            let at = elements.len();
+            elements.push(
+                self.value(a.element(), scratch)
+                    .map_err(|e| format!("element {}: {e}", at + 1))?,
+            );
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(Scalar::Array(elements.into()));
+                }
+                _ => return Err(self.error("expected `,` or `]` in an array")),
             }
         }
     }
@@ -800,6 +830,12 @@ mod tests {
             (Some(V::Number(n)), DataType::Varchar) => Scalar::str(&n.to_string()),
             (Some(V::Number(n)), DataType::BigInt) => Scalar::Int(n.as_i64()?),
             (Some(V::Number(n)), DataType::Double) => Scalar::float(n.as_f64()?),
+            (Some(V::Array(items)), DataType::Array(a)) => Scalar::Array(
+                items
+                    .iter()
+                    .map(|v| reference(Some(v), a.element()))
+                    .collect::<Option<_>>()?,
+            ),
             (Some(V::Object(o)), DataType::Map(m)) => Scalar::map(
                 o.iter()
                     .map(|(k, v)| Some((parse_as(k, m.key())?, reference(Some(v), m.value())?)))
@@ -823,7 +859,7 @@ mod tests {
         }
 
         /// Every line serde_json writes decodes to what serde_json reads back, for columns of
-        /// every kind (maps of numbers and of strings included) at the top level and one level
+        /// every kind (maps and arrays of numbers and of strings included) at the top level and one level
         /// down; and a line cut short is an error.
         #[test]
         fn agrees_with_serde_json(
@@ -842,6 +878,8 @@ mod tests {
                 let maps = [
                     DataType::Map(MapType::new(DataType::Varchar, DataType::BigInt).unwrap()),
                     DataType::Map(MapType::new(DataType::Varchar, DataType::Varchar).unwrap()),
+                    DataType::Array(ArrayType::new(DataType::BigInt).unwrap()),
+                    DataType::Array(ArrayType::new(DataType::Varchar).unwrap()),
                 ];
                 for ty in [DataType::Varchar, DataType::BigInt, DataType::Double, DataType::Boolean]
                     .into_iter()

@@ -743,6 +743,40 @@ impl<'j> PhysicalPlanner<'j> {
                     ),
                 })
             }
+            Node::Unnest {
+                input,
+                expr,
+                outer,
+                ordinality,
+            } => {
+                let width = plan.fields.len() - input.fields.len();
+                let unnest = crate::functions::unnest::Unnest::new(
+                    expr.compiled(),
+                    width,
+                    *outer,
+                    *ordinality,
+                );
+                Ok(match self.build(input)? {
+                    SqlStream::Append(s) => SqlStream::Append(
+                        s.try_map(move |r: &Row| unnest.rows(r))
+                            .name("Correlate(UNNEST)")
+                            .flat_map(|rows: Vec<Row>| rows)
+                            .name("Correlate(UNNEST)"),
+                    ),
+                    SqlStream::Updating(s) => SqlStream::Updating(
+                        s.try_map(move |c: &Change<Row>| {
+                            unnest.rows(c.row()).map(|rows| {
+                                rows.into_iter()
+                                    .map(|r| Change::new(c.kind(), r))
+                                    .collect::<Vec<_>>()
+                            })
+                        })
+                        .name("Correlate(UNNEST)")
+                        .flat_map(|changes: Vec<Change<Row>>| changes)
+                        .name("Correlate(UNNEST)"),
+                    ),
+                })
+            }
             Node::TemporalSort {
                 input,
                 order,

@@ -303,6 +303,21 @@ pub enum Node {
         /// Where late rows go (`'late-data.table'` of the scanned table), if anywhere.
         late: Option<LateData>,
     },
+    /// `CROSS JOIN UNNEST(e)` (or `LEFT JOIN UNNEST(e) ON TRUE`, `outer`): each input row once
+    /// per element of the array `e` (or entry of the map `e`). Output: the input's columns,
+    /// then the element (a map's key and value), then its 1-based position `WITH ORDINALITY`.
+    /// An empty or NULL collection gives no row, or one with NULLs when `outer`. Keeps the
+    /// input's changelog mode and rowtime.
+    Unnest {
+        /// The input.
+        input: Box<Plan>,
+        /// The array or map, over the input's columns.
+        expr: Expr,
+        /// `LEFT JOIN … ON TRUE`: a row whose collection is empty or NULL stays, with NULLs.
+        outer: bool,
+        /// `WITH ORDINALITY`: the element's position as a last column.
+        ordinality: bool,
+    },
     /// `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` with a filter `rownum <= limit` on it:
     /// the first `limit` rows per partition (Top-N; deduplication when `limit` is 1).
     /// Output: the input's columns, then the row number. Updating.
@@ -413,6 +428,7 @@ impl Plan {
             | Node::Aggregate { input, .. }
             | Node::Rank { input, .. }
             | Node::TemporalSort { input, .. }
+            | Node::Unnest { input, .. }
             | Node::LookupJoin { input, .. }
             | Node::Over { input, .. }
             | Node::UpdatingOver { input, .. }
@@ -437,6 +453,7 @@ impl Plan {
             Node::Union { .. } => "Union",
             Node::Rank { .. } => "Rank",
             Node::TemporalSort { .. } => "TemporalSort",
+            Node::Unnest { .. } => "Correlate(UNNEST)",
             Node::LookupJoin { .. } => "LookupJoin",
             Node::TemporalJoin { .. } => "TemporalJoin",
             Node::Over { .. } => "OverAggregate",
@@ -600,6 +617,16 @@ impl Plan {
                     .as_ref()
                     .map(|r| format!(", where={r}"))
                     .unwrap_or_default()
+            ),
+            Node::Unnest {
+                expr,
+                outer,
+                ordinality,
+                ..
+            } => format!(
+                "unnest={expr}{}{}",
+                if *outer { ", outer" } else { "" },
+                if *ordinality { ", withOrdinality" } else { "" }
             ),
             Node::TemporalSort { input, order, late } => {
                 let time = input.rowtime.map_or("?".to_string(), |c| format!("${c}"));

@@ -646,6 +646,17 @@ fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> Plan) -> Plan {
             order,
             late,
         },
+        Node::Unnest {
+            input,
+            expr,
+            outer,
+            ordinality,
+        } => Node::Unnest {
+            input: b(input),
+            expr,
+            outer,
+            ordinality,
+        },
         Node::TemporalJoin {
             left,
             right,

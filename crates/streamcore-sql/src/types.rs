@@ -5,7 +5,7 @@
 use crate::error::PlanError;
 use sqlparser::ast::{DataType as AstType, ExactNumberInfo, TimezoneInfo};
 use std::fmt;
-use streamcore::row::{DataType, MapType};
+use streamcore::row::{ArrayType, DataType, MapType};
 
 /// The type of an expression during planning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -60,6 +60,16 @@ impl SqlType {
     /// `MAP<k, v>`.
     pub fn is_map(self) -> bool {
         matches!(self, SqlType::Data(DataType::Map(_)))
+    }
+
+    /// `ARRAY<t>`.
+    pub fn is_array(self) -> bool {
+        matches!(self, SqlType::Data(DataType::Array(_)))
+    }
+
+    /// A map or an array: compared with `=` and `<>` only, no order.
+    pub fn is_collection(self) -> bool {
+        self.is_map() || self.is_array()
     }
 
     /// `VARCHAR` (or a bare `NULL`).
@@ -210,18 +220,31 @@ pub fn from_ast(ty: &AstType) -> Result<DataType, PlanError> {
         }
         AstType::Datetime(_) => DataType::TimestampMillis,
         AstType::Date => DataType::Date,
+        AstType::Array(
+            sqlparser::ast::ArrayElemTypeDef::AngleBracket(element)
+            | sqlparser::ast::ArrayElemTypeDef::SquareBracket(element, _)
+            | sqlparser::ast::ArrayElemTypeDef::Parenthesis(element)
+            | sqlparser::ast::ArrayElemTypeDef::Qualified(element, _),
+        ) => {
+            let e = from_ast(element)?;
+            ArrayType::new(e).map(DataType::Array).ok_or_else(|| {
+                PlanError::unsupported(format!(
+                    "`{ty}`: an array's elements are not maps or arrays here"
+                ))
+            })?
+        }
         AstType::Map(key, value, _) => {
             let (k, v) = (from_ast(key)?, from_ast(value)?);
             MapType::new(k, v).ok_or_else(|| {
                 PlanError::unsupported(format!(
-                    "`{ty}`: a MAP's keys and values are not maps here"
+                    "`{ty}`: a MAP's keys and values are not maps or arrays here"
                 ))
             })
             .map(DataType::Map)?
         }
         other => {
             return Err(PlanError::unsupported(format!(
-                "the type `{other}` is not supported (supported: BOOLEAN, TINYINT…BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), VARCHAR/STRING, BYTES, TIMESTAMP(3|6), DATE, MAP<k, v>)"
+                "the type `{other}` is not supported (supported: BOOLEAN, TINYINT…BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), VARCHAR/STRING, BYTES, TIMESTAMP(3|6), DATE, MAP<k, v>, ARRAY<t>)"
             )))
         }
     })

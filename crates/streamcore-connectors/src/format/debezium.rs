@@ -249,6 +249,15 @@ fn scalar(t: DataType, v: &Value) -> std::result::Result<Scalar, String> {
             ),
             _ => return Err(bad()),
         },
+        DataType::Array(a) => match v {
+            Value::Array(elements) => Scalar::Array(
+                elements
+                    .iter()
+                    .map(|e| scalar(a.element(), e))
+                    .collect::<std::result::Result<_, String>>()?,
+            ),
+            _ => return Err(bad()),
+        },
     })
 }
 

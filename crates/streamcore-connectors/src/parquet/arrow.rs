@@ -6,7 +6,7 @@ use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder,
     StringBuilder, TimestampMicrosecondBuilder, TimestampMillisecondBuilder,
 };
-use arrow_array::{ArrayRef, MapArray, RecordBatch, StructArray};
+use arrow_array::{ArrayRef, ListArray, MapArray, RecordBatch, StructArray};
 use arrow_buffer::{NullBuffer, OffsetBuffer};
 use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema as ArrowSchema, TimeUnit};
 use std::sync::Arc;
@@ -24,6 +24,11 @@ pub(crate) fn arrow_type(t: DataType) -> ArrowType {
         DataType::TimestampMillis => ArrowType::Timestamp(TimeUnit::Millisecond, None),
         DataType::TimestampMicros => ArrowType::Timestamp(TimeUnit::Microsecond, None),
         DataType::Date => ArrowType::Date32,
+        DataType::Array(a) => ArrowType::List(Arc::new(ArrowField::new(
+            "item",
+            arrow_type(a.element()),
+            true,
+        ))),
         // Arrow's map: a list of `entries` structs of a key (never null) and a value.
         DataType::Map(m) => ArrowType::Map(
             Arc::new(ArrowField::new(
@@ -167,6 +172,43 @@ fn array_of<'v>(
                     sorted,
                 )
                 .map_err(|e| in_map(e.to_string()))?,
+            ) as ArrayRef
+        }
+        DataType::Array(a) => {
+            // The elements of all the arrays, one after the other, and where each begins.
+            let mut elements = Vec::new();
+            let mut offsets = Vec::with_capacity(n + 1);
+            let mut valid = Vec::with_capacity(n);
+            offsets.push(0i32);
+            for v in values {
+                match v {
+                    Scalar::Array(items) => {
+                        elements.extend(items.iter());
+                        valid.push(true);
+                    }
+                    Scalar::Null if field.nullable => valid.push(false),
+                    other => return Err(misfit(field, other)),
+                }
+                offsets
+                    .push(i32::try_from(elements.len()).map_err(|_| {
+                        format!("column `{}`: too many array elements", field.name)
+                    })?);
+            }
+            let in_array = |e: String| format!("column `{}`: {e}", field.name);
+            let item = Field::new("item", a.element());
+            let items =
+                array_of(elements.iter().copied(), elements.len(), &item).map_err(in_array)?;
+            let ArrowType::List(item_field) = arrow_type(field.data_type) else {
+                unreachable!("an array's Arrow type is a list")
+            };
+            Arc::new(
+                ListArray::try_new(
+                    item_field,
+                    OffsetBuffer::new(offsets.into()),
+                    items,
+                    Some(NullBuffer::from(valid)),
+                )
+                .map_err(|e| in_array(e.to_string()))?,
             ) as ArrayRef
         }
         DataType::Decimal { precision, scale } => {

@@ -86,8 +86,8 @@ impl PgType {
                 matches!(self, Timestamp | Timestamptz)
             }
             DataType::Date => self == Date,
-            // A map is a JSON object.
-            DataType::Map(_) => matches!(self, Json | Jsonb),
+            // A map is a JSON object, an array a JSON array.
+            DataType::Map(_) | DataType::Array(_) => matches!(self, Json | Jsonb),
         }
     }
 
@@ -152,7 +152,7 @@ impl PgType {
                 out.put_u8(1);
                 out.put_slice(s.as_bytes());
             }
-            (Json | Jsonb, Scalar::Map(_)) => {
+            (Json | Jsonb, Scalar::Map(_) | Scalar::Array(_)) => {
                 let mut text = String::new();
                 crate::template::write_json_value(value, &mut text);
                 if self == Jsonb {

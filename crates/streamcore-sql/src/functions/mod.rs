@@ -11,6 +11,7 @@ pub mod json;
 pub mod math;
 pub mod strings;
 pub mod time;
+pub mod unnest;
 
 use crate::date_format::DatePattern;
 use crate::error::PlanError;
@@ -153,8 +154,21 @@ pub enum ScalarFunction {
     Proctime,
     /// `m[key]`: the value of `key` in map `m` (NULL if it has none; Calcite's `ITEM`).
     Item,
-    /// `CARDINALITY(m)`: the number of entries of a map.
+    /// `CARDINALITY(m)`: the number of entries of a map or elements of an array.
     Cardinality,
+    /// `a[i]` (`at`: the element at 1-based `i`, NULL out of range) and `ELEMENT(a)` (the one
+    /// element of an array: NULL if empty, an error if it has more).
+    Element {
+        /// `a[i]`, not `ELEMENT(a)`.
+        at: bool,
+    },
+    /// `ARRAY[e1, e2, …]`: an array of these elements, cast to its element type.
+    ArrayOf(streamcore::row::ArrayType),
+    /// `ARRAY_CONTAINS(a, v)`: whether `v` is an element of `a` (NULL elements included).
+    ArrayContains,
+    /// `ARRAY_JOIN(a, sep[, null_replacement])`: the strings of `a` joined by `sep`, NULL
+    /// elements left out or replaced.
+    ArrayJoin,
     /// `MAP[k1, v1, k2, v2, …]`: a map of these entries (of a key, the last is kept), keys
     /// and values cast to the map's types.
     MapOf(MapType),
@@ -277,6 +291,10 @@ pub const SCALAR_FUNCTIONS: &[&str] = &[
     "PROCTIME",
     "CARDINALITY",
     "MAP",
+    "ARRAY",
+    "ELEMENT",
+    "ARRAY_CONTAINS",
+    "ARRAY_JOIN",
 ];
 
 impl ScalarFunction {
@@ -301,6 +319,11 @@ impl ScalarFunction {
             ScalarFunction::Proctime => "PROCTIME",
             ScalarFunction::Item => "ITEM",
             ScalarFunction::Cardinality => "CARDINALITY",
+            ScalarFunction::Element { at: true } => "ITEM",
+            ScalarFunction::Element { at: false } => "ELEMENT",
+            ScalarFunction::ArrayOf(_) => "ARRAY",
+            ScalarFunction::ArrayContains => "ARRAY_CONTAINS",
+            ScalarFunction::ArrayJoin => "ARRAY_JOIN",
             ScalarFunction::MapOf(_) => "MAP",
             ScalarFunction::TryCast(_) => "TRY_CAST",
             ScalarFunction::Text(f) => f.name(),
@@ -404,6 +427,40 @@ impl ScalarFunction {
             "TO_TIMESTAMP" => (ScalarFunction::ToTimestamp, 1..=2, SqlType::TIMESTAMP),
             "PROCTIME" => (ScalarFunction::Proctime, 0..=0, SqlType::TIMESTAMP),
             "CARDINALITY" => (ScalarFunction::Cardinality, 1..=1, SqlType::BIGINT),
+            "ELEMENT" => (
+                ScalarFunction::Element { at: false },
+                1..=1,
+                match args.first().map(|a| a.1) {
+                    Some(SqlType::Data(DataType::Array(a))) => SqlType::Data(a.element()),
+                    _ => SqlType::Null,
+                },
+            ),
+            "ARRAY_CONTAINS" => (ScalarFunction::ArrayContains, 2..=2, SqlType::BOOLEAN),
+            "ARRAY_JOIN" => (ScalarFunction::ArrayJoin, 2..=3, SqlType::VARCHAR),
+            "ARRAY" => {
+                let element = match args.iter().try_fold(SqlType::Null, |acc, a| {
+                    crate::binder::common_type(acc, a.1).ok_or((acc, a.1))
+                }) {
+                    Ok(t) => t,
+                    Err((a, b)) => {
+                        return Some(Err(PlanError::invalid(format!(
+                            "type mismatch: ARRAY[…] elements of {a} and {b}"
+                        ))))
+                    }
+                };
+                match streamcore::row::ArrayType::new(element.data_type()) {
+                    Some(a) => (
+                        ScalarFunction::ArrayOf(a),
+                        0..=usize::MAX,
+                        SqlType::Data(DataType::Array(a)),
+                    ),
+                    None => {
+                        return Some(Err(PlanError::unsupported(
+                            "ARRAY[…] of maps or arrays: they do not nest here",
+                        )))
+                    }
+                }
+            }
             "MAP" => match map_type_of_entries(args) {
                 Ok(m) => (
                     ScalarFunction::MapOf(m),
@@ -634,8 +691,61 @@ impl ScalarFunction {
             }
             ScalarFunction::Cardinality => match &*arg(0)? {
                 Map(entries) => Int(entries.len() as i64),
+                Array(elements) => Int(elements.len() as i64),
                 _ => Null,
             },
+            ScalarFunction::Element { at: true } => match (&*arg(0)?, &*arg(1)?) {
+                (Array(elements), &Int(i)) if i >= 1 => {
+                    elements.get(i as usize - 1).cloned().unwrap_or(Null)
+                }
+                _ => Null,
+            },
+            ScalarFunction::Element { at: false } => match &*arg(0)? {
+                Array(elements) => match &elements[..] {
+                    [] => Null,
+                    [one] => one.clone(),
+                    more => {
+                        return Err(EvalError(format!(
+                            "ELEMENT: the array has {} elements, not one",
+                            more.len()
+                        )))
+                    }
+                },
+                _ => Null,
+            },
+            ScalarFunction::ArrayOf(a) => Array(
+                args.iter()
+                    .map(|e| crate::expr::cast(e.eval(row)?, a.element()))
+                    .collect::<Result<_, EvalError>>()?,
+            ),
+            ScalarFunction::ArrayContains => match &*arg(0)? {
+                Array(elements) => Bool(elements.contains(&*arg(1)?)),
+                _ => Null,
+            },
+            ScalarFunction::ArrayJoin => {
+                let (array, sep) = (arg(0)?, arg(1)?);
+                let replacement = if args.len() > 2 { Some(arg(2)?) } else { None };
+                match (&*array, &*sep, replacement.as_deref()) {
+                    (Array(elements), Str(sep), None | Some(Str(_))) => {
+                        let mut out = compact_str::CompactString::default();
+                        let mut first = true;
+                        for e in elements.iter() {
+                            let text = match (e, replacement.as_deref()) {
+                                (Str(s), _) => s.as_str(),
+                                (Null, Some(Str(r))) => r.as_str(),
+                                _ => continue,
+                            };
+                            if !first {
+                                out.push_str(sep);
+                            }
+                            out.push_str(text);
+                            first = false;
+                        }
+                        Str(out)
+                    }
+                    _ => Null,
+                }
+            }
             ScalarFunction::TryCast(to) => {
                 crate::expr::cast(arg(0)?.into_owned(), *to).unwrap_or(Null)
             }
@@ -710,7 +820,22 @@ pub(crate) fn check_arguments(
             "a timestamp",
         ),
         ScalarFunction::Abs => want(0, args[0].1.is_numeric(), "a number"),
-        ScalarFunction::Cardinality => want(0, args[0].1.is_map(), "a MAP"),
+        ScalarFunction::Cardinality => want(0, args[0].1.is_collection(), "a MAP or an ARRAY"),
+        ScalarFunction::Element { at: false } | ScalarFunction::ArrayContains => {
+            want(0, args[0].1.is_array(), "an ARRAY")
+        }
+        ScalarFunction::ArrayJoin => {
+            let strings = matches!(
+                args[0].1,
+                SqlType::Data(DataType::Array(a)) if a.element() == DataType::Varchar
+            );
+            want(0, strings, "an ARRAY<STRING>")?;
+            want(1, args[1].1.is_string(), "a string")?;
+            match args.get(2) {
+                Some(a) => want(2, a.1.is_string(), "a string"),
+                None => Ok(()),
+            }
+        }
         ScalarFunction::Text(f) => f.check(args, want),
         ScalarFunction::Math(f) => f.check(args, want),
         ScalarFunction::Time(f) => f.check(args, want),

@@ -281,4 +281,5 @@ slt_tests! {
     sort => "sort.slt",
     map => "map.slt",
     functions => "functions.slt",
+    array => "array.slt",
 }

@@ -17,7 +17,7 @@ mod scalar;
 mod schema;
 
 pub use scalar::{Scalar, F64};
-pub use schema::{DataType, Field, MapType, Schema};
+pub use schema::{ArrayType, DataType, Field, MapType, Schema};
 
 use crate::event_time::EventTime;
 use crate::time::Timestamp;

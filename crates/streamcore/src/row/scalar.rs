@@ -111,6 +111,8 @@ pub enum Scalar {
     /// `MAP<k, v>`: entries ordered by key, one per key (made by [`Scalar::map`]), so that
     /// equal maps are equal values.
     Map(Box<[(Scalar, Scalar)]>),
+    /// `ARRAY<t>`: elements in order.
+    Array(Box<[Scalar]>),
 }
 
 impl Scalar {
@@ -215,13 +217,14 @@ impl Scalar {
             Scalar::TimestampUs(_) => "TIMESTAMP(6)",
             Scalar::Date(_) => "DATE",
             Scalar::Map(_) => "MAP",
+            Scalar::Array(_) => "ARRAY",
         }
     }
 }
 
 impl fmt::Display for Scalar {
     /// SQL's text form: `NULL`, `true`, `42`, `1.5`, `12.30`, the string itself, hex bytes,
-    /// `2023-11-14 22:13:20.123`, `2023-11-14`, `{key=value, …}` (as Flink prints a map).
+    /// `2023-11-14 22:13:20.123`, `2023-11-14`, `{key=value, …}` and `[a, b, …]` (as Flink prints a map and an array).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Scalar::Null => f.write_str("NULL"),
@@ -262,6 +265,16 @@ impl fmt::Display for Scalar {
                     write!(f, "{k}={v}")?;
                 }
                 f.write_str("}")
+            }
+            Scalar::Array(elements) => {
+                f.write_str("[")?;
+                for (i, e) in elements.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{e}")?;
+                }
+                f.write_str("]")
             }
         }
     }

@@ -30,8 +30,38 @@ pub enum DataType {
     TimestampMicros,
     /// `DATE`.
     Date,
-    /// `MAP<key, value>`: entries of a key and a value type that are not maps themselves.
+    /// `MAP<key, value>`: entries of a key and a value type that are neither maps nor arrays.
     Map(MapType),
+    /// `ARRAY<element>`: elements of a type that is neither a map nor an array.
+    Array(ArrayType),
+}
+
+/// The element type of an `ARRAY` ([`DataType::Array`]).
+///
+/// ```
+/// use streamcore::row::{ArrayType, DataType};
+/// let tags = ArrayType::new(DataType::Varchar).unwrap();
+/// assert_eq!(DataType::Array(tags).to_string(), "ARRAY<VARCHAR>");
+/// assert!(ArrayType::new(DataType::Array(tags)).is_none());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ArrayType {
+    element: ElementType,
+}
+
+impl ArrayType {
+    /// The array of `element`s; `None` if it is a map or an array (they do not nest here).
+    pub const fn new(element: DataType) -> Option<ArrayType> {
+        match ElementType::of(element) {
+            Some(element) => Some(ArrayType { element }),
+            None => None,
+        }
+    }
+
+    /// The type of the elements.
+    pub fn element(self) -> DataType {
+        self.element.data_type()
+    }
 }
 
 /// The key and value types of a `MAP` ([`DataType::Map`]).
@@ -68,8 +98,8 @@ impl MapType {
     }
 }
 
-/// A [`DataType`] other than a map: what a map holds (kept apart so that `DataType` stays
-/// `Copy`).
+/// A [`DataType`] other than a map or an array: what a map or an array holds (kept apart so
+/// that `DataType` stays `Copy`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 enum ElementType {
     Boolean,
@@ -95,7 +125,7 @@ impl ElementType {
             DataType::TimestampMillis => ElementType::TimestampMillis,
             DataType::TimestampMicros => ElementType::TimestampMicros,
             DataType::Date => ElementType::Date,
-            DataType::Map(_) => return None,
+            DataType::Map(_) | DataType::Array(_) => return None,
         })
     }
 
@@ -133,6 +163,9 @@ impl DataType {
             (DataType::Map(m), Scalar::Map(entries)) => entries
                 .iter()
                 .all(|(k, v)| m.key().admits(k) && m.value().admits(v)),
+            (DataType::Array(a), Scalar::Array(elements)) => {
+                elements.iter().all(|e| a.element().admits(e))
+            }
             _ => false,
         }
     }
@@ -151,6 +184,7 @@ impl fmt::Display for DataType {
             DataType::TimestampMicros => f.write_str("TIMESTAMP(6)"),
             DataType::Date => f.write_str("DATE"),
             DataType::Map(m) => write!(f, "MAP<{}, {}>", m.key(), m.value()),
+            DataType::Array(a) => write!(f, "ARRAY<{}>", a.element()),
         }
     }
 }
@@ -292,6 +326,11 @@ mod tests {
             assert_eq!((m.key(), m.value()), (d, d));
         }
         assert!(MapType::new(t, DataType::BigInt).is_none());
+        let a = DataType::Array(ArrayType::new(DataType::BigInt).unwrap());
+        assert!(a.admits(&Scalar::Array(vec![Scalar::Int(1), Scalar::Null].into())));
+        assert!(!a.admits(&Scalar::Array(vec![Scalar::str("x")].into())));
+        assert!(MapType::new(DataType::Varchar, a).is_none());
+        assert!(ArrayType::new(t).is_none());
         assert_eq!(t.to_string(), "MAP<VARCHAR, BIGINT>");
     }
 }
