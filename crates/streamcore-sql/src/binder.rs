@@ -16,7 +16,7 @@ use sqlparser::ast::{
     SetOperator, SetQuantifier, Spanned, TableFactor, TableWithJoins, UnaryOperator, Value,
 };
 use std::sync::Arc;
-use streamcore::row::{DataType, Scalar};
+use streamcore::row::{ArrayType, DataType, MapType, Scalar};
 
 /// Binds queries against a catalog.
 pub struct Binder<'a> {
@@ -385,7 +385,10 @@ impl<'a> Binder<'a> {
                 agg: None,
             };
             let bound = match self.bind_expr(&e.expr, &scope) {
-                Ok((bound, _)) => bound,
+                Ok((bound, ty)) => {
+                    unordered(ty, &e.expr)?;
+                    bound
+                }
                 Err(err) => {
                     let Node::Project { input, .. } = &body.node else {
                         return Err(err);
@@ -394,10 +397,11 @@ impl<'a> Binder<'a> {
                         fields: &input.fields,
                         agg: None,
                     };
-                    let Ok(key) = self.bind_expr(&e.expr, &inner) else {
+                    let Ok((key, ty)) = self.bind_expr(&e.expr, &inner) else {
                         return Err(err);
                     };
-                    hidden.push(key);
+                    unordered(ty, &e.expr)?;
+                    hidden.push((key, ty));
                     Expr::Column(width + hidden.len() - 1)
                 }
             };
@@ -1109,7 +1113,9 @@ impl<'a> Binder<'a> {
             .iter()
             .map(|o| {
                 let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
-                self.bind_expr(&o.expr, &scope).map(|b| (b.0, desc))
+                let (key, ty) = self.bind_expr(&o.expr, &scope)?;
+                unordered(ty, &o.expr)?;
+                Ok::<_, PlanError>((key, desc))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut fields = input.fields.clone();
@@ -2332,7 +2338,21 @@ impl<'a> Binder<'a> {
                 ..
             } => {
                 let to = from_ast(data_type)?;
-                let (b, _) = self.bind_expr(expr, scope)?;
+                let (b, from) = self.bind_expr(expr, scope)?;
+                let to_collection = matches!(to, DataType::Map(_) | DataType::Array(_));
+                let kind_of = |t: DataType| std::mem::discriminant(&t);
+                let fits = match (from.is_collection(), to_collection) {
+                    (false, false) => true,
+                    (true, true) => kind_of(from.data_type()) == kind_of(to),
+                    (true, false) => to == DataType::Varchar,
+                    (false, true) => from == SqlType::Null,
+                };
+                if !fits {
+                    return Err(PlanError::invalid(format!(
+                        "CAST of {from} to {to}: a map or an array casts only to its kind of collection (element by element) or to STRING"
+                    ))
+                    .at(expr.span()));
+                }
                 let cast = match kind {
                     ast::CastKind::TryCast | ast::CastKind::SafeCast => {
                         Expr::Call(ScalarFunction::TryCast(to), vec![b])
@@ -3032,6 +3052,17 @@ fn temporal_sort(
     })
 }
 
+/// Refuses a map or an array as a sort key: they have no order (as in Flink).
+fn unordered(ty: SqlType, e: &ast::Expr) -> Result<(), PlanError> {
+    if ty.is_collection() {
+        return Err(PlanError::invalid(format!(
+            "ORDER BY `{e}`, a {ty}: maps and arrays have no order"
+        ))
+        .at(e.span()));
+    }
+    Ok(())
+}
+
 /// The parts of `UNNEST(e, …) [WITH ORDINALITY] [AS t(c, …)]`, however sqlparser read it: its
 /// own table factor in some dialects, a table function call in Flink's.
 struct UnnestCall<'a> {
@@ -3404,6 +3435,21 @@ pub(crate) fn common_type(a: SqlType, b: SqlType) -> Option<SqlType> {
     if a == SqlType::Null {
         return Some(b);
     }
+    // Maps and arrays: the common type of their keys, values, elements.
+    let common = |x: DataType, y: DataType| {
+        common_type(SqlType::Data(x), SqlType::Data(y)).map(SqlType::data_type)
+    };
+    match (a.data_type(), b.data_type()) {
+        (DataType::Map(x), DataType::Map(y)) => {
+            let m = MapType::new(common(x.key(), y.key())?, common(x.value(), y.value())?)?;
+            return Some(SqlType::Data(DataType::Map(m)));
+        }
+        (DataType::Array(x), DataType::Array(y)) => {
+            let e = ArrayType::new(common(x.element(), y.element())?)?;
+            return Some(SqlType::Data(DataType::Array(e)));
+        }
+        _ => {}
+    }
     if a.is_numeric() && b.is_numeric() {
         return Some(numeric_result(ArithOp::Add, a, b));
     }
@@ -3469,6 +3515,10 @@ fn unify(
     if lt.is_temporal() && rt.is_temporal() {
         let t = DataType::TimestampMillis;
         return Ok((to_kind(l, lt, t), (to_kind(r, rt, t), SqlType::TIMESTAMP)));
+    }
+    if let Some(common) = common_type(lt, rt).filter(|c| c.is_collection()) {
+        // Maps and arrays of different element types: both cast to their common type.
+        return Ok((widen(l, lt, common), (widen(r, rt, common), common)));
     }
     Err(PlanError::invalid(format!(
         "type mismatch in {what}: {lt} and {rt}"
@@ -3751,7 +3801,9 @@ pub(crate) fn fit_to_sink(
                     || want == SqlType::VARCHAR && have.is_string()
                     // An integer into a VARCHAR column, as its exact text (Flink refuses
                     // it; Nexmark q6 writes its BIGINT seller into a VARCHAR column).
-                    || want == SqlType::VARCHAR && have == SqlType::BIGINT;
+                    || want == SqlType::VARCHAR && have == SqlType::BIGINT
+                    // A map or an array whose elements widen into the column's.
+                    || (have.is_collection() && common_type(have, want) == Some(want));
                 if !ok {
                     return Err(PlanError::invalid(format!(
                         "type mismatch: column `{}` of table `{}` is {want}, the query gives {have} (column {} of the query, `{}`); CAST it",

@@ -1109,7 +1109,18 @@ fn ignore_parse_errors(table: &TableDef) -> bool {
 /// (every path that reads or writes a table as CSV asks for it).
 pub(crate) fn csv_delimiter(table: &TableDef) -> Result<u8, PlanError> {
     crate::format::check_csv_columns(table.physical().map(|c| (c.name.as_str(), c.data_type)))
-        .map_err(|e| PlanError::invalid(format!("table `{}`: {e}", table.name)))?;
+        .map_err(
+            |e| match table.options.get("connector").map(String::as_str) {
+                // A `values` table's rows are CSV text, but it has no format option to change.
+                Some("values") => PlanError::invalid(format!(
+                    "`values` table `{}`: {}",
+                    table.name,
+                    e.replace("the csv format has", "its rows (CSV text) have")
+                        .replace(" (use json)", "")
+                )),
+                _ => PlanError::invalid(format!("table `{}`: {e}", table.name)),
+            },
+        )?;
     match table.options.get("csv.field-delimiter").map(String::as_str) {
         None => Ok(b','),
         Some("\\t") => Ok(b'\t'),
@@ -1478,18 +1489,12 @@ impl streamcore_connectors::file::partitioned::RowEncoder for JsonEncoder {
     }
 
     fn encode(&mut self, row: &Row, columns: &[usize], out: &mut Vec<u8>) -> StreamResult<()> {
-        struct Object<'a>(&'a [String], &'a Row, &'a [usize]);
-        impl serde::Serialize for Object<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                use serde::ser::SerializeMap;
-                let mut m = s.serialize_map(Some(self.2.len()))?;
-                for &c in self.2 {
-                    m.serialize_entry(&self.0[c], &crate::format::JsonScalar(&self.1.values[c]))?;
-                }
-                m.end()
-            }
-        }
-        serde_json::to_writer(&mut *out, &Object(&self.names, row, columns))
+        let object = crate::format::JsonObject(
+            columns
+                .iter()
+                .map(|&c| (self.names[c].as_str(), &row.values[c])),
+        );
+        serde_json::to_writer(&mut *out, &object)
             .map_err(|e| streamcore::StreamError::Internal(format!("encoding JSON: {e}")))?;
         out.push(b'\n');
         Ok(())
@@ -1509,42 +1514,11 @@ impl streamcore_connectors::file::partitioned::RowEncoder for CsvEncoder {
     }
 
     fn encode(&mut self, row: &Row, columns: &[usize], out: &mut Vec<u8>) -> StreamResult<()> {
-        use std::io::Write as _;
-        let mut text = String::new();
         for (i, &c) in columns.iter().enumerate() {
             if i > 0 {
                 out.push(self.delimiter);
             }
-            let field: &str = match &row.values[c] {
-                Scalar::Null => "",
-                Scalar::Str(s) => s.as_str(),
-                Scalar::Int(v) => {
-                    let _ = write!(out, "{v}");
-                    continue;
-                }
-                other => {
-                    text.clear();
-                    use std::fmt::Write as _;
-                    let _ = write!(text, "{other}");
-                    &text
-                }
-            };
-            let d = self.delimiter;
-            if field
-                .bytes()
-                .any(|b| b == d || b == b'"' || b == b'\n' || b == b'\r')
-            {
-                out.push(b'"');
-                for b in field.bytes() {
-                    if b == b'"' {
-                        out.push(b'"');
-                    }
-                    out.push(b);
-                }
-                out.push(b'"');
-            } else {
-                out.extend_from_slice(field.as_bytes());
-            }
+            crate::format::write_csv_field(&row.values[c], self.delimiter, out);
         }
         out.push(b'\n');
         Ok(())

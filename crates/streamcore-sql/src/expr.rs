@@ -652,7 +652,14 @@ fn regexp_found(e: &Expr) -> Option<Expr> {
 /// `CAST(v AS to)`.
 pub fn cast(v: Scalar, to: DataType) -> Result<Scalar, EvalError> {
     use Scalar as S;
-    if to.admits(&v) {
+    // A collection of decimals is admitted at any scale: its elements are cast one by one.
+    let is_decimal = |t: DataType| matches!(t, DataType::Decimal { .. });
+    let rescales = match to {
+        DataType::Map(m) => is_decimal(m.key()) || is_decimal(m.value()),
+        DataType::Array(a) => is_decimal(a.element()),
+        _ => false,
+    };
+    if (v.is_null() || !rescales) && to.admits(&v) {
         return Ok(match (v, to) {
             // At its scale already (`0.908 * price` into DECIMAL(_, 3)): nothing to round.
             (S::Decimal(d), DataType::Decimal { scale, .. }) if d.scale() == scale as u32 => {

@@ -3,6 +3,7 @@
 //! columns such as `bid.price`; unknown fields skipped without building values), and encoded
 //! for sinks with exact decimals and Flink's timestamp text (`2026-12-05 14:00:00.000`).
 
+use crate::error::PlanError;
 use crate::expr::parse_as;
 use crate::json_scan::JsonLayout;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -212,6 +213,12 @@ impl Serialize for JsonScalar<'_> {
                 for (k, v) in entries.iter() {
                     match k {
                         Scalar::Str(k) => m.serialize_entry(k.as_str(), &JsonScalar(v))?,
+                        // Flink's default (`json.map-null-key.mode` = FAIL): the record fails.
+                        Scalar::Null => {
+                            return Err(serde::ser::Error::custom(
+                                "a map has a NULL key: JSON object keys are strings",
+                            ))
+                        }
                         k => m.serialize_entry(&k.to_string(), &JsonScalar(v))?,
                     }
                 }
@@ -245,6 +252,63 @@ pub(crate) fn check_csv_columns<'f>(
     }
 }
 
+/// Appends `v` as one CSV field: its text (`BYTES` in base64, as the `csv` format reads them;
+/// NULL as nothing), quoted when it holds the delimiter, a quote or a line break.
+pub(crate) fn write_csv_field(v: &Scalar, delimiter: u8, out: &mut Vec<u8>) {
+    use std::borrow::Cow;
+    let text = match v {
+        Scalar::Null => return,
+        Scalar::Str(s) => Cow::Borrowed(s.as_str()),
+        Scalar::Int(i) => {
+            out.extend_from_slice(itoa_text(*i).as_bytes());
+            return;
+        }
+        Scalar::Bytes(b) => Cow::Owned(BASE64.encode(b)),
+        other => Cow::Owned(other.to_string()),
+    };
+    if text
+        .bytes()
+        .any(|b| b == delimiter || b == b'"' || b == b'\n' || b == b'\r')
+    {
+        out.push(b'"');
+        for b in text.bytes() {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+/// An integer's decimal text without a `fmt` call.
+fn itoa_text(i: i64) -> compact_str::CompactString {
+    compact_str::ToCompactString::to_compact_string(&i)
+}
+
+/// Refuses a MAP column whose keys are not strings in a table with the `json` format (its
+/// `format`, `value.format` or `key.format`): JSON object keys are strings — Flink's `json`
+/// format refuses them too.
+pub(crate) fn check_json_map_keys(table: &crate::catalog::TableDef) -> Result<(), PlanError> {
+    let json = ["format", "value.format", "key.format"]
+        .iter()
+        .any(|k| table.options.get(*k).is_some_and(|f| f == "json"));
+    if !json {
+        return Ok(());
+    }
+    match table.physical().find(|c| {
+        matches!(c.data_type, DataType::Map(m) if m.key() != DataType::Varchar)
+    }) {
+        Some(c) => Err(PlanError::unsupported(format!(
+            "table `{}`: column `{}` is {}: the json format takes maps with STRING keys only (JSON object keys are strings)",
+            table.name, c.name, c.data_type
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The bytes a base64 string holds (how JSON carries `BYTES`, as in Flink).
 pub(crate) fn bytes_of_base64(text: &str) -> Result<Vec<u8>, String> {
     BASE64
@@ -254,9 +318,67 @@ pub(crate) fn bytes_of_base64(text: &str) -> Result<Vec<u8>, String> {
 
 impl Serialize for JsonRow {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.names.len()))?;
-        for (n, v) in self.names.iter().zip(self.row.values.iter()) {
-            m.serialize_entry(n, &JsonScalar(v))?;
+        JsonObject(
+            self.names
+                .iter()
+                .map(String::as_str)
+                .zip(self.row.values.iter()),
+        )
+        .serialize(s)
+    }
+}
+
+/// Named values as one JSON object. A dotted name (`r.y`: field `y` of the `ROW` column `r`)
+/// nests — `{"r": {"y": …}}` — as the `json` format reads it back (and as Flink writes a
+/// row); consecutive fields of one row share its object.
+pub(crate) struct JsonObject<'a, I>(pub(crate) I)
+where
+    I: Iterator<Item = (&'a str, &'a Scalar)> + Clone;
+
+impl<'a, I> Serialize for JsonObject<'a, I>
+where
+    I: Iterator<Item = (&'a str, &'a Scalar)> + Clone,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.clone().all(|(name, _)| !name.contains('.')) {
+            let mut m = s.serialize_map(None)?;
+            for (name, v) in self.0.clone() {
+                m.serialize_entry(name, &JsonScalar(v))?;
+            }
+            return m.end();
+        }
+        let entries: Vec<(&str, &Scalar)> = self.0.clone().collect();
+        Nested(&entries).serialize(s)
+    }
+}
+
+/// Entries whose names are paths below one object (`y` and `z.w` of `r.y`, `r.z.w`).
+struct Nested<'e, 'a>(&'e [(&'a str, &'a Scalar)]);
+
+impl Serialize for Nested<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        let mut rest = self.0;
+        while let Some(&(name, v)) = rest.first() {
+            match name.split_once('.') {
+                None => {
+                    m.serialize_entry(name, &JsonScalar(v))?;
+                    rest = &rest[1..];
+                }
+                Some((head, _)) => {
+                    // The run of entries under `head.`, their names relative to it.
+                    let run = rest
+                        .iter()
+                        .take_while(|(n, _)| n.split_once('.').is_some_and(|(h, _)| h == head))
+                        .count();
+                    let inner: Vec<(&str, &Scalar)> = rest[..run]
+                        .iter()
+                        .map(|&(n, v)| (n.split_once('.').expect("dotted").1, v))
+                        .collect();
+                    m.serialize_entry(head, &Nested(&inner))?;
+                    rest = &rest[run..];
+                }
+            }
         }
         m.end()
     }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use streamcore::changelog::Change;
 use streamcore::checkpoint::CheckpointConfig;
-use streamcore::row::Row;
+use streamcore::row::{DataType, Row};
 use streamcore::{Job, JobConfig};
 use streamcore_connectors::{CsvSink, JsonLinesSink};
 
@@ -938,6 +938,16 @@ impl Session {
             .iter()
             .map(|c| index_of(c, "the partition column"))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(&p) = partitioned_by
+            .iter()
+            .find(|&&p| matches!(columns[p].data_type, DataType::Map(_) | DataType::Array(_)))
+        {
+            return Err(PlanError::invalid(format!(
+                "table `{name}`: the partition column `{}` is {}: a directory is named by a value, not a collection",
+                columns[p].name, columns[p].data_type
+            ))
+            .at(t.name.span()));
+        }
         // Flink's legacy option names ('connector.type', 'connector.path', 'format.type').
         let options: BTreeMap<String, String> = t
             .options
@@ -963,6 +973,7 @@ impl Session {
         };
         let connector = def.connector().map_err(|e| e.at(t.name.span()))?;
         crate::kafka::check_metadata(&def)?;
+        crate::format::check_json_map_keys(&def)?;
         if !CONNECTORS.contains(&connector) {
             return Err(PlanError::invalid(format!(
                 "table `{}`: unknown connector '{connector}'{} (connectors: {})",
@@ -982,6 +993,10 @@ impl Session {
                 let format = def.required("format")?;
                 if !["json", "csv", "parquet"].contains(&format) {
                     return Err(connectors::unknown_format(&def, format));
+                }
+                if format == "csv" {
+                    // Its delimiter, and columns CSV can hold.
+                    connectors::csv_delimiter(&def)?;
                 }
                 crate::external::check_built(&def)?;
             }

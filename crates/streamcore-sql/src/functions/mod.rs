@@ -685,10 +685,11 @@ impl ScalarFunction {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as i64),
             ),
-            ScalarFunction::Item => {
-                let key = arg(1)?;
-                arg(0)?.map_get(&key).cloned().unwrap_or(Null)
-            }
+            // A NULL key finds nothing, as in Flink (even an entry whose key is NULL).
+            ScalarFunction::Item => match &*arg(1)? {
+                Null => Null,
+                key => arg(0)?.map_get(key).cloned().unwrap_or(Null),
+            },
             ScalarFunction::Cardinality => match &*arg(0)? {
                 Map(entries) => Int(entries.len() as i64),
                 Array(elements) => Int(elements.len() as i64),
