@@ -189,13 +189,7 @@ mod tests {
     use super::*;
 
     fn call(name: &str, doc: &str, path: &str) -> Scalar {
-        let args = [
-            (Expr::Literal(Scalar::str(doc)), SqlType::VARCHAR),
-            (Expr::Literal(Scalar::str(path)), SqlType::VARCHAR),
-        ];
-        let (f, _, _) = JsonFunction::resolve(name, &args).unwrap().unwrap();
-        f.call(&[args[0].0.clone(), args[1].0.clone()], &[])
-            .unwrap()
+        crate::functions::call_with(name, &[Scalar::str(doc), Scalar::str(path)])
     }
 
     const DOC: &str = r#"{"a": {"b": [10, {"c": "x"}], "n": null, "t": true, "k y": 1.5}}"#;

@@ -479,27 +479,7 @@ mod tests {
     use std::str::FromStr;
 
     fn call(name: &str, args: &[Scalar]) -> Scalar {
-        let bound: Vec<(Expr, SqlType)> = args
-            .iter()
-            .map(|a| {
-                let t = match a {
-                    Scalar::Int(_) => SqlType::BIGINT,
-                    Scalar::Float(_) => SqlType::DOUBLE,
-                    Scalar::Decimal(d) => SqlType::Data(DataType::Decimal {
-                        precision: 10,
-                        scale: d.scale() as u8,
-                    }),
-                    Scalar::Bool(_) => SqlType::BOOLEAN,
-                    Scalar::Null => SqlType::Null,
-                    _ => SqlType::VARCHAR,
-                };
-                (Expr::Literal(a.clone()), t)
-            })
-            .collect();
-        let (f, arity, _) = MathFunction::resolve(name, &bound).unwrap().unwrap();
-        assert!(arity.contains(&args.len()), "{name}");
-        let exprs: Vec<Expr> = bound.into_iter().map(|a| a.0).collect();
-        f.call(&exprs, &[]).unwrap()
+        crate::functions::call_with(name, args)
     }
 
     fn dec(s: &str) -> Scalar {

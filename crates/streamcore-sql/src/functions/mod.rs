@@ -774,6 +774,37 @@ impl ScalarFunction {
     }
 }
 
+/// Calls the built-in `name` on constant `args` (typed by their values: a decimal as
+/// `DECIMAL(28, its scale)`, NULL untyped), checking its arity and argument types — the
+/// function modules' tests go through it.
+#[cfg(test)]
+pub(crate) fn call_with(name: &str, args: &[Scalar]) -> Scalar {
+    let bound: Vec<(Expr, SqlType)> = args
+        .iter()
+        .map(|a| {
+            let t = match a {
+                Scalar::Int(_) => SqlType::BIGINT,
+                Scalar::Float(_) => SqlType::DOUBLE,
+                Scalar::Decimal(d) => SqlType::Data(DataType::Decimal {
+                    precision: 28,
+                    scale: d.scale() as u8,
+                }),
+                Scalar::Bool(_) => SqlType::BOOLEAN,
+                Scalar::Bytes(_) => SqlType::Data(DataType::Bytes),
+                Scalar::Null => SqlType::Null,
+                _ => SqlType::VARCHAR,
+            };
+            (Expr::Literal(a.clone()), t)
+        })
+        .collect();
+    let (f, _) = ScalarFunction::resolve(name, &bound)
+        .unwrap_or_else(|| panic!("no function {name}"))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let exprs: Vec<Expr> = bound.into_iter().map(|a| a.0).collect();
+    f.call(&exprs, &[])
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
 /// The result type of a user-defined function.
 pub fn udf_type(udf: &Udf) -> SqlType {
     SqlType::Data(udf.returns)

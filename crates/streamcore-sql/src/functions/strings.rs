@@ -491,21 +491,7 @@ mod tests {
     use super::*;
 
     fn call(name: &str, args: &[Scalar]) -> Scalar {
-        let bound: Vec<(Expr, SqlType)> = args
-            .iter()
-            .map(|a| {
-                let t = match a {
-                    Scalar::Int(_) => SqlType::BIGINT,
-                    Scalar::Null => SqlType::Null,
-                    _ => SqlType::VARCHAR,
-                };
-                (Expr::Literal(a.clone()), t)
-            })
-            .collect();
-        let (f, arity, _) = StringFunction::resolve(name, &bound).unwrap().unwrap();
-        assert!(arity.contains(&args.len()), "{name}");
-        let exprs: Vec<Expr> = bound.into_iter().map(|a| a.0).collect();
-        f.call(&exprs, &[]).unwrap()
+        crate::functions::call_with(name, args)
     }
 
     fn s(v: &str) -> Scalar {

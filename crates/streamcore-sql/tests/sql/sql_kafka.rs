@@ -180,33 +180,60 @@ fn rows_round_trip_through_a_topic_with_keys_and_metadata() {
     );
 }
 
+/// A topic on both Kafka sinks' brokers: at least once to tansu, exactly once to librdkafka's
+/// mock cluster (tansu has no transactions). The brokers and the checkpoint directory live as
+/// long as this.
+struct BothSinks {
+    broker: TestBroker,
+    cluster: rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    dir: tempfile::TempDir,
+}
+
+impl BothSinks {
+    /// `topic` (two partitions) on both.
+    fn start(topic: &str) -> Self {
+        let broker = TestBroker::start();
+        broker.create_topic(topic, 2);
+        let cluster = rdkafka::mocking::MockCluster::new(3).unwrap();
+        cluster.create_topic(topic, 2, 3).unwrap();
+        BothSinks {
+            broker,
+            cluster,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Per sink: its brokers, its guarantee's name, the table options that choose it
+    /// (transactional ids prefixed `prefix`) and the job's configuration (checkpoints every
+    /// 20 ms for exactly once).
+    fn cases(&self, prefix: &str) -> [(String, &'static str, String, JobConfig); 2] {
+        [
+            (
+                self.broker.brokers(),
+                "at-least-once",
+                "'sink.delivery-guarantee' = 'at-least-once'".to_string(),
+                JobConfig::default().parallelism(2),
+            ),
+            (
+                self.cluster.bootstrap_servers(),
+                "exactly-once",
+                format!("'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = '{prefix}'"),
+                JobConfig::default().parallelism(2).checkpoints(
+                    CheckpointConfig::new(self.dir.path()).interval(Duration::from_millis(20)),
+                ),
+            ),
+        ]
+    }
+}
+
 /// A persisted `timestamp` metadata column (not `VIRTUAL`) sets each record's Kafka timestamp:
 /// read back through a `VIRTUAL` one, it is the row's; a NULL leaves it to the producer's
 /// clock. Through the at-least-once sink (tansu) and the exactly-once one (librdkafka's mock
 /// cluster: the timestamps travel with the transaction's records).
 #[test]
 fn a_persisted_timestamp_metadata_column_sets_the_record_timestamps() {
-    let broker = TestBroker::start();
-    broker.create_topic("stamped", 2);
-    let cluster = rdkafka::mocking::MockCluster::new(3).unwrap();
-    cluster.create_topic("stamped", 2, 3).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    for (servers, guarantee, sink_options, config) in [
-        (
-            broker.brokers(),
-            "at-least-once",
-            "'sink.delivery-guarantee' = 'at-least-once'",
-            JobConfig::default().parallelism(2),
-        ),
-        (
-            cluster.bootstrap_servers(),
-            "exactly-once",
-            "'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = 'stamped'",
-            JobConfig::default()
-                .parallelism(2)
-                .checkpoints(CheckpointConfig::new(dir.path()).interval(Duration::from_millis(20))),
-        ),
-    ] {
+    let sinks = BothSinks::start("stamped");
+    for (servers, guarantee, sink_options, config) in sinks.cases("stamped") {
         let started = now_ms();
         run(
             &format!(
@@ -266,27 +293,8 @@ fn a_persisted_timestamp_metadata_column_sets_the_record_timestamps() {
 /// transaction's records).
 #[test]
 fn a_persisted_headers_metadata_column_writes_the_record_headers() {
-    let broker = TestBroker::start();
-    broker.create_topic("headed", 2);
-    let cluster = rdkafka::mocking::MockCluster::new(3).unwrap();
-    cluster.create_topic("headed", 2, 3).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    for (servers, guarantee, sink_options, config) in [
-        (
-            broker.brokers(),
-            "at-least-once",
-            "'sink.delivery-guarantee' = 'at-least-once'",
-            JobConfig::default().parallelism(2),
-        ),
-        (
-            cluster.bootstrap_servers(),
-            "exactly-once",
-            "'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = 'headed'",
-            JobConfig::default()
-                .parallelism(2)
-                .checkpoints(CheckpointConfig::new(dir.path()).interval(Duration::from_millis(20))),
-        ),
-    ] {
+    let sinks = BothSinks::start("headed");
+    for (servers, guarantee, sink_options, config) in sinks.cases("headed") {
         run(
             &format!(
                 "{ORDERS};
