@@ -8,6 +8,7 @@
 //! values, so a withdrawal knows whether the value is gone.
 
 use crate::plan::{AggCall, AggFunc};
+use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -98,9 +99,10 @@ pub struct CallAcc {
     value: Scalar,
     /// Values with their multiplicity (min/max under retraction; DISTINCT).
     values: Option<BTreeMap<Scalar, i64>>,
-    /// The sum of the squares of the values (the variance family).
-    #[serde(default)]
-    squares: f64,
+    /// The sum of the squares of the values (the variance family): exact (a decimal) for
+    /// integers and decimals, as Flink computes them in the argument's type.
+    #[serde(default = "no_value")]
+    squares: Scalar,
     /// The values in arrival order (FIRST_VALUE, LAST_VALUE, LISTAGG under retraction).
     #[serde(default)]
     list: Option<Vec<Scalar>>,
@@ -112,9 +114,27 @@ impl Default for CallAcc {
             n: 0,
             value: Scalar::Null,
             values: None,
-            squares: 0.0,
+            squares: Scalar::Null,
             list: None,
         }
+    }
+}
+
+fn no_value() -> Scalar {
+    Scalar::Null
+}
+
+/// `v * v`: a decimal for an integer or a decimal (a double where the decimal would
+/// overflow), a double for a double.
+fn square(v: &Scalar) -> Scalar {
+    let exact = match v {
+        Scalar::Int(i) => Decimal::from(*i).checked_mul(Decimal::from(*i)),
+        Scalar::Decimal(d) => d.checked_mul(*d),
+        _ => None,
+    };
+    match exact {
+        Some(d) => Scalar::Decimal(d),
+        None => v.as_f64().map_or(Scalar::Null, |x| Scalar::float(x * x)),
     }
 }
 
@@ -373,8 +393,12 @@ impl RowAggregate {
                 | AggFunc::StddevPop
                 | AggFunc::StddevSamp => {
                     if call.func.is_variance() {
-                        let x = v.as_f64().unwrap_or(0.0);
-                        a.squares += sign as f64 * x * x;
+                        let sq = square(v);
+                        a.squares = if sign > 0 {
+                            add_values(&a.squares, &sq)
+                        } else {
+                            sub_values(&a.squares, &sq)
+                        };
                     }
                     a.n += sign;
                     match (&mut a.value, v) {
@@ -453,7 +477,7 @@ impl RowAggregate {
             n: 0,
             value: Scalar::Null,
             values: None,
-            squares: 0.0,
+            squares: Scalar::Null,
             list: None,
         };
         acc.key
@@ -486,12 +510,12 @@ impl RowAggregate {
                             }
                         }
                         f => {
-                            let (sum, squares) = values.map_or((0.0, 0.0), |m| {
-                                m.keys()
-                                    .filter_map(Scalar::as_f64)
-                                    .fold((0.0, 0.0), |(s, q), x| (s + x, q + x * x))
-                            });
-                            variance(f, n, sum, squares, call.ty)
+                            let (mut sum, mut squares) = (Scalar::Null, Scalar::Null);
+                            for v in values.into_iter().flat_map(|m| m.keys()) {
+                                sum = add_values(&sum, v);
+                                squares = add_values(&squares, &square(v));
+                            }
+                            variance(f, n, &sum, &squares, call.ty)
                         }
                     };
                 }
@@ -508,9 +532,7 @@ impl RowAggregate {
                     f @ (AggFunc::VarPop
                     | AggFunc::VarSamp
                     | AggFunc::StddevPop
-                    | AggFunc::StddevSamp) => {
-                        variance(f, a.n, a.value.as_f64().unwrap_or(0.0), a.squares, call.ty)
-                    }
+                    | AggFunc::StddevSamp) => variance(f, a.n, &a.value, &a.squares, call.ty),
                     f @ (AggFunc::FirstValue | AggFunc::LastValue | AggFunc::ListAgg) => {
                         match &a.list {
                             None => a.value.clone(),
@@ -569,20 +591,46 @@ fn list_agg<'v>(values: impl Iterator<Item = &'v Scalar>, separator: Option<&str
 
 /// The variance family's result over `n` values of sum `sum` and sum of squares `squares`:
 /// NULL without values (or with one, for the sample forms), else in the type of `ty` (as
-/// AVG's: an integer truncated, a decimal at its scale).
-fn variance(f: AggFunc, n: i64, sum: f64, squares: f64, ty: DataType) -> Scalar {
+/// AVG's: an integer truncated, a decimal at its scale). Integers and decimals are computed
+/// exactly (as Flink, in decimals: no cancellation between large sums), doubles in doubles.
+fn variance(f: AggFunc, n: i64, sum: &Scalar, squares: &Scalar, ty: DataType) -> Scalar {
     let sample = matches!(f, AggFunc::VarSamp | AggFunc::StddevSamp);
-    if n == 0 || (sample && n == 1) {
+    if n <= 0 || (sample && n == 1) {
         return Scalar::Null;
     }
-    let n = n as f64;
-    // Retractions and rounding may leave a hair below zero.
-    let spread = (squares - sum * sum / n).max(0.0);
-    let var = spread / if sample { n - 1.0 } else { n };
-    let v = if matches!(f, AggFunc::StddevPop | AggFunc::StddevSamp) {
-        var.sqrt()
-    } else {
-        var
+    let root = matches!(f, AggFunc::StddevPop | AggFunc::StddevSamp);
+    let divisor = if sample { n - 1 } else { n };
+    let exact = |v: &Scalar| match v {
+        Scalar::Int(i) => Some(Decimal::from(*i)),
+        Scalar::Decimal(d) => Some(*d),
+        _ => None,
+    };
+    let var = match (exact(sum), exact(squares)) {
+        (Some(s), Some(q)) => s
+            .checked_mul(s)
+            .and_then(|ss| ss.checked_div(Decimal::from(n)))
+            .and_then(|mean_part| q.checked_sub(mean_part))
+            .and_then(|spread| {
+                spread
+                    .max(Decimal::ZERO)
+                    .checked_div(Decimal::from(divisor))
+            }),
+        _ => None,
+    };
+    let as_f64 = |v: &Scalar| v.as_f64().unwrap_or(0.0);
+    let v = match var {
+        // A variance stays exact; a deviation is a square root, through a double.
+        Some(d) if !root => return typed_variance(d, ty),
+        Some(d) => d.to_f64().unwrap_or(0.0).sqrt(),
+        None => {
+            let (s, q) = (as_f64(sum), as_f64(squares));
+            let var = (q - s * s / n as f64).max(0.0) / divisor as f64;
+            if root {
+                var.sqrt()
+            } else {
+                var
+            }
+        }
     };
     match ty {
         DataType::BigInt => Scalar::Int(v as i64),
@@ -590,6 +638,15 @@ fn variance(f: AggFunc, n: i64, sum: f64, squares: f64, ty: DataType) -> Scalar 
             Scalar::Decimal(crate::types::to_scale(d, scale as u32))
         }),
         _ => Scalar::float(v),
+    }
+}
+
+/// An exact variance as a value of `ty`.
+fn typed_variance(v: Decimal, ty: DataType) -> Scalar {
+    match ty {
+        DataType::BigInt => v.trunc().to_i64().map_or(Scalar::Null, Scalar::Int),
+        DataType::Decimal { scale, .. } => Scalar::Decimal(crate::types::to_scale(v, scale as u32)),
+        _ => v.to_f64().map_or(Scalar::Null, Scalar::float),
     }
 }
 
@@ -695,7 +752,7 @@ impl AggregateFunction<Row> for RowAggregate {
                 _ => {
                     a.n += b.n;
                     a.value = add_values(&a.value, &b.value);
-                    a.squares += b.squares;
+                    a.squares = add_values(&a.squares, &b.squares);
                 }
             }
         }

@@ -2465,6 +2465,7 @@ impl<'a> Binder<'a> {
         let (func, returns) = if upper == "TIMESTAMPADD" {
             let ty = match bound[1].1 {
                 SqlType::Null => SqlType::TIMESTAMP,
+                SqlType::Data(DataType::Date) if unit.is_sub_day() => SqlType::TIMESTAMP,
                 t => t,
             };
             (TimeFunction::Add(unit), ty)

@@ -356,7 +356,11 @@ impl MathFunction {
                 } else {
                     v.get().signum()
                 }),
-                Dec(d) => Dec(d.signum()),
+                Dec(d) => {
+                    let mut sign = d.signum();
+                    sign.rescale(d.scale());
+                    Dec(sign)
+                }
                 _ => Null,
             },
             MathFunction::Round
@@ -455,7 +459,18 @@ fn round(v: &Scalar, digits: i32, how: &MathFunction) -> Scalar {
             Ok(d) => round_decimal(d, digits, strategy)
                 .and_then(|r| r.to_f64())
                 .map_or(Scalar::Null, Scalar::float),
-            Err(_) => Scalar::Float(*f),
+            // Past a decimal's 28 digits (1e-30, 1e300): in doubles.
+            Err(_) => {
+                let unit = 10f64.powi(-digits);
+                let x = f.get() / unit;
+                let r = match how {
+                    MathFunction::Round => x.round(),
+                    MathFunction::Truncate => x.trunc(),
+                    MathFunction::Floor => x.floor(),
+                    _ => x.ceil(),
+                };
+                Scalar::float(r * unit)
+            }
         },
         _ => Scalar::Null,
     }
@@ -467,7 +482,14 @@ fn round_decimal(d: Decimal, digits: i32, strategy: RoundingStrategy) -> Option<
     if digits >= 0 {
         return Some(d.round_dp_with_strategy(digits as u32, strategy));
     }
-    let scale = Decimal::from(10i64.checked_pow(digits.unsigned_abs())?);
+    // Beyond a decimal's 28 digits every value rounds to 0.
+    let Some(power) = 10i128
+        .checked_pow(digits.unsigned_abs())
+        .filter(|p| *p < 10i128.pow(28))
+    else {
+        return Some(Decimal::ZERO);
+    };
+    let scale = Decimal::from_i128_with_scale(power, 0);
     (d / scale)
         .round_dp_with_strategy(0, strategy)
         .checked_mul(scale)
@@ -506,6 +528,19 @@ mod tests {
         assert_eq!(call("SIGN", &[dec("-3.5")]), dec("-1"));
         assert_eq!(call("SIGN", &[i(0)]), i(0));
         assert_eq!(call("ROUND", &[Scalar::Null, i(1)]), Scalar::Null);
+    }
+
+    /// The review's cases: tiny doubles still round, SIGN keeps a decimal's scale, a rounding
+    /// past every digit is 0.
+    #[test]
+    fn rounding_edges() {
+        let (i, f) = (Scalar::Int, Scalar::float);
+        assert_eq!(call("FLOOR", &[f(-1.2345678901234567e-15)]), f(-1.0));
+        assert_eq!(call("CEIL", &[f(1e-29)]), f(1.0));
+        assert_eq!(call("TRUNCATE", &[f(1.5e-30), i(2)]), f(0.0));
+        assert_eq!(call("SIGN", &[dec("1.500")]).to_string(), "1.000");
+        assert_eq!(call("ROUND", &[i(5), i(-19)]), i(0));
+        assert_eq!(call("ROUND", &[i(1234), i(-2)]), i(1200));
     }
 
     #[test]

@@ -164,8 +164,9 @@ pub enum ScalarFunction {
     },
     /// `ARRAY[e1, e2, …]`: an array of these elements, cast to its element type.
     ArrayOf(streamcore::row::ArrayType),
-    /// `ARRAY_CONTAINS(a, v)`: whether `v` is an element of `a` (NULL elements included).
-    ArrayContains,
+    /// `ARRAY_CONTAINS(a, v)`: whether `v` is an element of `a` (NULL elements included),
+    /// both compared as their common type.
+    ArrayContains(DataType),
     /// `ARRAY_JOIN(a, sep[, null_replacement])`: the strings of `a` joined by `sep`, NULL
     /// elements left out or replaced.
     ArrayJoin,
@@ -230,6 +231,14 @@ impl TimeUnit {
             "DOY" | "DAYOFYEAR" => TimeUnit::DayOfYear,
             _ => return None,
         })
+    }
+
+    /// A unit shorter than a day (a date plus one is a time of day).
+    pub fn is_sub_day(self) -> bool {
+        matches!(
+            self,
+            TimeUnit::Hour | TimeUnit::Minute | TimeUnit::Second | TimeUnit::Millisecond
+        )
     }
 
     /// The unit of `TIMESTAMPADD`, `TIMESTAMPDIFF`, `FLOOR(ts TO …)` and `CEIL(ts TO …)`: a
@@ -322,7 +331,7 @@ impl ScalarFunction {
             ScalarFunction::Element { at: true } => "ITEM",
             ScalarFunction::Element { at: false } => "ELEMENT",
             ScalarFunction::ArrayOf(_) => "ARRAY",
-            ScalarFunction::ArrayContains => "ARRAY_CONTAINS",
+            ScalarFunction::ArrayContains(_) => "ARRAY_CONTAINS",
             ScalarFunction::ArrayJoin => "ARRAY_JOIN",
             ScalarFunction::MapOf(_) => "MAP",
             ScalarFunction::TryCast(_) => "TRY_CAST",
@@ -435,7 +444,25 @@ impl ScalarFunction {
                     _ => SqlType::Null,
                 },
             ),
-            "ARRAY_CONTAINS" => (ScalarFunction::ArrayContains, 2..=2, SqlType::BOOLEAN),
+            "ARRAY_CONTAINS" => {
+                let common = match args {
+                    [(_, SqlType::Data(DataType::Array(a))), (_, needle)] => {
+                        crate::binder::common_type(SqlType::Data(a.element()), *needle)
+                    }
+                    _ => Some(SqlType::Null),
+                };
+                let Some(common) = common else {
+                    return Some(Err(PlanError::invalid(format!(
+                        "type mismatch: ARRAY_CONTAINS of {} and {}",
+                        args[0].1, args[1].1
+                    ))));
+                };
+                (
+                    ScalarFunction::ArrayContains(common.data_type()),
+                    2..=2,
+                    SqlType::BOOLEAN,
+                )
+            }
             "ARRAY_JOIN" => (ScalarFunction::ArrayJoin, 2..=3, SqlType::VARCHAR),
             "ARRAY" => {
                 let element = match args.iter().try_fold(SqlType::Null, |acc, a| {
@@ -719,8 +746,19 @@ impl ScalarFunction {
                     .map(|e| crate::expr::cast(e.eval(row)?, a.element()))
                     .collect::<Result<_, EvalError>>()?,
             ),
-            ScalarFunction::ArrayContains => match &*arg(0)? {
-                Array(elements) => Bool(elements.contains(&*arg(1)?)),
+            ScalarFunction::ArrayContains(common) => match &*arg(0)? {
+                Array(elements) => {
+                    let to = |v: Scalar| crate::expr::cast(v, *common);
+                    let needle = to(arg(1)?.into_owned())?;
+                    let mut found = false;
+                    for e in elements.iter() {
+                        if to(e.clone())? == needle {
+                            found = true;
+                            break;
+                        }
+                    }
+                    Bool(found)
+                }
                 _ => Null,
             },
             ScalarFunction::ArrayJoin => {
@@ -853,7 +891,7 @@ pub(crate) fn check_arguments(
         ),
         ScalarFunction::Abs => want(0, args[0].1.is_numeric(), "a number"),
         ScalarFunction::Cardinality => want(0, args[0].1.is_collection(), "a MAP or an ARRAY"),
-        ScalarFunction::Element { at: false } | ScalarFunction::ArrayContains => {
+        ScalarFunction::Element { at: false } | ScalarFunction::ArrayContains(_) => {
             want(0, args[0].1.is_array(), "an ARRAY")
         }
         ScalarFunction::ArrayJoin => {

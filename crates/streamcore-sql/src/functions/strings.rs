@@ -23,8 +23,8 @@ use streamcore::row::{DataType, Scalar};
 pub enum StringFunction {
     /// `REPLACE(s, from, to)`: every occurrence of `from` replaced.
     Replace,
-    /// `REGEXP_REPLACE(s, regex, replacement)` (`$1` names a group); the pattern compiled
-    /// once when it is a literal.
+    /// `REGEXP_REPLACE(s, regex, replacement)` (Java's replacement syntax: `$1` names a group,
+    /// `\$` is a dollar); the pattern compiled once when it is a literal.
     RegexpReplace(Option<Arc<regex::Regex>>),
     /// `REGEXP(s, regex)`: whether some part of `s` matches.
     Regexp(Option<Arc<regex::Regex>>),
@@ -310,8 +310,10 @@ impl StringFunction {
             });
         }
         if let F::Chr = self {
-            return Ok(match &*arg(0)? {
-                &Int(n) if (0..=255).contains(&n) => Str(char::from(n as u8).to_string().into()),
+            return Ok(match *arg(0)? {
+                // As Flink: the code's low byte; nothing for a negative code.
+                Int(n) if n < 0 => Str(CompactString::default()),
+                Int(n) => Str(char::from((n & 0xff) as u8).to_string().into()),
                 _ => Null,
             });
         }
@@ -352,7 +354,7 @@ impl StringFunction {
                 let mut owned = None;
                 regex(compiled, &mut owned)?;
                 let re = compiled.as_deref().or(owned.as_ref()).expect("compiled");
-                Scalar::str(&re.replace_all(s, text(1)))
+                Scalar::str(&re.replace_all(s, java_replacement(text(1)).as_str()))
             }
             F::Regexp(compiled) => {
                 let mut owned = None;
@@ -371,12 +373,17 @@ impl StringFunction {
             }
             F::Lpad | F::Rpad => {
                 let (n, pad) = (int(0), text(1));
+                check_size(self.name(), n.max(0) as usize)?;
                 pad_to(s, n, pad, matches!(self, F::Lpad)).map_or(Null, Str)
             }
             F::Ltrim => Scalar::str(s.trim_start_matches(' ')),
             F::Rtrim => Scalar::str(s.trim_end_matches(' ')),
             F::Initcap => Str(initcap(s)),
-            F::Repeat => Scalar::str(&s.repeat(int(0).clamp(0, 1 << 20) as usize)),
+            F::Repeat => {
+                let n = int(0).max(0) as usize;
+                check_size("REPEAT", s.chars().count().saturating_mul(n))?;
+                Scalar::str(&s.repeat(n))
+            }
             F::Reverse => Str(s.chars().rev().collect()),
             F::Left => Str(s.chars().take(int(0).max(0) as usize).collect()),
             F::Right => {
@@ -442,16 +449,57 @@ fn locate(needle: &str, haystack: &str, from: i64) -> i64 {
     }
 }
 
+/// The most characters a string function builds (a guard against `LPAD(s, 2147483647, …)`
+/// taking the job's memory): 16 M.
+const MAX_CHARS: usize = 1 << 24;
+
+/// Fails a result of `chars` characters past [`MAX_CHARS`].
+fn check_size(name: &str, chars: usize) -> Result<(), EvalError> {
+    if chars > MAX_CHARS {
+        return Err(EvalError(format!(
+            "{name}: a result of {chars} characters is over the limit of {MAX_CHARS}"
+        )));
+    }
+    Ok(())
+}
+
+/// Java's replacement text (`$1`, `\$`) in the `regex` crate's syntax (`${1}`, `$$`).
+fn java_replacement(r: &str) -> String {
+    let mut out = String::with_capacity(r.len() + 4);
+    let mut chars = r.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('$') => out.push_str("$$"),
+                Some(other) => out.push(other),
+                None => {}
+            },
+            '$' => {
+                let mut group = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    group.push(*d);
+                    chars.next();
+                }
+                out.push_str("${");
+                out.push_str(&group);
+                out.push('}');
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// `s` padded with `pad` (repeated) to `n` characters on the left or the right, or cut to
-/// `n`; `None` for a negative `n`, or an empty `pad` where padding is needed (Flink's NULL).
+/// `n`; `None` for a negative `n` or an empty `pad` (Flink's NULL).
 fn pad_to(s: &str, n: i64, pad: &str, left: bool) -> Option<CompactString> {
     let n = usize::try_from(n).ok()?;
+    if pad.is_empty() {
+        return None;
+    }
     let len = s.chars().count();
     if len >= n {
         return Some(s.chars().take(n).collect());
-    }
-    if pad.is_empty() {
-        return None;
     }
     let fill: String = pad.chars().cycle().take(n - len).collect();
     let mut out = CompactString::with_capacity(s.len() + fill.len());
@@ -585,6 +633,49 @@ mod tests {
             Scalar::Null
         );
         assert_eq!(call("LEFT", &[Scalar::Null, i(1)]), Scalar::Null);
+    }
+
+    /// The review's cases: Flink's CHR of any code, NULL for an empty pad, Java's replacement
+    /// syntax, and a size limit in place of an unbounded allocation.
+    #[test]
+    fn edges_as_flink() {
+        let i = Scalar::Int;
+        assert_eq!(call("CHR", &[i(353)]), s("a"));
+        assert_eq!(call("CHR", &[i(-1)]), s(""));
+        assert_eq!(call("LPAD", &[s("abc"), i(2), s("")]), Scalar::Null);
+        assert_eq!(
+            call("REGEXP_REPLACE", &[s("abc"), s("(b)"), s("$1x")]),
+            s("abxc")
+        );
+        assert_eq!(
+            call("REGEXP_REPLACE", &[s("abc"), s("b"), s("$0$0x")]),
+            s("abbxc")
+        );
+        assert_eq!(
+            call("REGEXP_REPLACE", &[s("abc"), s("b"), s("\\$")]),
+            s("a$c")
+        );
+        assert_eq!(java_replacement("a$12b\\\\c"), "a${12}b\\c");
+        assert!(check_size("LPAD", MAX_CHARS).is_ok());
+        let e = check_size("LPAD", MAX_CHARS + 1).unwrap_err();
+        assert!(e.0.contains("over the limit"), "{e}");
+        let huge = crate::functions::ScalarFunction::resolve(
+            "LPAD",
+            &[
+                (Expr::Literal(s("a")), SqlType::VARCHAR),
+                (Expr::Literal(i(1 << 31)), SqlType::BIGINT),
+                (Expr::Literal(s("x")), SqlType::VARCHAR),
+            ],
+        )
+        .unwrap()
+        .unwrap()
+        .0;
+        let args = [
+            Expr::Literal(s("a")),
+            Expr::Literal(i(1 << 31)),
+            Expr::Literal(s("x")),
+        ];
+        assert!(huge.call(&args, &[]).is_err());
     }
 
     #[test]

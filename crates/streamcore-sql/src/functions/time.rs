@@ -13,6 +13,7 @@ use crate::date_format::{java_to_chrono, DatePattern};
 use crate::error::PlanError;
 use crate::expr::{parse_timestamp_ms, EvalError, Expr};
 use crate::types::SqlType;
+use chrono::format::{Parsed, StrftimeItems};
 use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime};
 use std::sync::Arc;
 use streamcore::row::{DataType, Scalar};
@@ -25,8 +26,9 @@ pub enum TimeFunction {
     Now,
     /// `CURRENT_DATE`: the date of the wall clock (UTC).
     CurrentDate,
-    /// `UNIX_TIMESTAMP()`: the wall clock in seconds; `UNIX_TIMESTAMP(s[, format])`: the
-    /// seconds of the text `s` (NULL if it does not parse).
+    /// `UNIX_TIMESTAMP()`: the wall clock in seconds.
+    UnixNow,
+    /// `UNIX_TIMESTAMP(s[, format])`: the seconds of the text `s` (NULL if it does not parse).
     UnixTimestamp(Option<Arc<Format>>),
     /// `FROM_UNIXTIME(seconds[, format])`: the text of a time given in seconds (by default
     /// `yyyy-MM-dd HH:mm:ss`).
@@ -61,11 +63,20 @@ impl Format {
     /// The text `s` as milliseconds since the epoch: a date and time, or a date alone
     /// (midnight).
     fn parse(&self, s: &str) -> Option<i64> {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, &self.chrono) {
-            return Some(t.and_utc().timestamp_millis());
+        let mut p = Parsed::new();
+        chrono::format::parse(&mut p, s, StrftimeItems::new(&self.chrono)).ok()?;
+        // Fields the pattern leaves out take their first value (`yyyy-MM-dd HH`: minute 0),
+        // as Java's parser gives them; a field the text set keeps its value (the setter
+        // refuses a different one).
+        let _ = p.set_month(1);
+        let _ = p.set_day(1);
+        if p.hour_div_12().is_none() && p.hour_mod_12().is_none() {
+            let _ = p.set_hour(0);
         }
-        let d = NaiveDate::parse_from_str(s, &self.chrono).ok()?;
-        Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
+        let _ = p.set_minute(0);
+        let _ = p.set_second(0);
+        let t = NaiveDateTime::new(p.to_naive_date().ok()?, p.to_naive_time().ok()?);
+        Some(t.and_utc().timestamp_millis())
     }
 }
 
@@ -116,10 +127,13 @@ impl TimeFunction {
                 0..=0,
                 SqlType::Data(DataType::Date),
             )),
+            "UNIX_TIMESTAMP" if args.is_empty() => {
+                Ok((TimeFunction::UnixNow, 0..=0, SqlType::BIGINT))
+            }
             "UNIX_TIMESTAMP" => format(1).map(|f| {
                 (
                     TimeFunction::UnixTimestamp(f.map(|f| Arc::new(Format::new(&f)))),
-                    0..=2,
+                    1..=2,
                     SqlType::BIGINT,
                 )
             }),
@@ -154,7 +168,7 @@ impl TimeFunction {
         match self {
             TimeFunction::Now => "CURRENT_TIMESTAMP",
             TimeFunction::CurrentDate => "CURRENT_DATE",
-            TimeFunction::UnixTimestamp(_) => "UNIX_TIMESTAMP",
+            TimeFunction::UnixNow | TimeFunction::UnixTimestamp(_) => "UNIX_TIMESTAMP",
             TimeFunction::FromUnixtime(_) => "FROM_UNIXTIME",
             TimeFunction::ToDate(_) => "TO_DATE",
             TimeFunction::ToTimestamp(_) => "TO_TIMESTAMP",
@@ -167,7 +181,10 @@ impl TimeFunction {
 
     /// Whether equal arguments always give equal results.
     pub fn is_deterministic(&self) -> bool {
-        !matches!(self, TimeFunction::Now | TimeFunction::CurrentDate)
+        !matches!(
+            self,
+            TimeFunction::Now | TimeFunction::CurrentDate | TimeFunction::UnixNow
+        )
     }
 
     /// Checks the argument types (`want` reports a mismatch of argument `i`).
@@ -212,7 +229,7 @@ impl TimeFunction {
             TimeFunction::Floor(_) | TimeFunction::Ceil(_) => {
                 want(0, temporal(0), "a timestamp or a date")
             }
-            TimeFunction::Now | TimeFunction::CurrentDate => Ok(()),
+            TimeFunction::Now | TimeFunction::CurrentDate | TimeFunction::UnixNow => Ok(()),
         }
     }
 
@@ -228,19 +245,15 @@ impl TimeFunction {
         Ok(match self {
             TimeFunction::Now => Scalar::TimestampMs(now()),
             TimeFunction::CurrentDate => Scalar::Date(now().div_euclid(86_400_000) as i32),
-            TimeFunction::UnixTimestamp(format) => {
-                if args.is_empty() {
-                    return Ok(Int(now().div_euclid(1000)));
+            TimeFunction::UnixNow => Int(now().div_euclid(1000)),
+            TimeFunction::UnixTimestamp(format) => match &*arg(0)? {
+                Str(s) => match format {
+                    Some(f) => f.parse(s),
+                    None => parse_timestamp_ms(s),
                 }
-                match &*arg(0)? {
-                    Str(s) => match format {
-                        Some(f) => f.parse(s),
-                        None => parse_timestamp_ms(s),
-                    }
-                    .map_or(Null, |ms| Int(ms.div_euclid(1000))),
-                    _ => Null,
-                }
-            }
+                .map_or(Null, |ms| Int(ms.div_euclid(1000))),
+                _ => Null,
+            },
             TimeFunction::FromUnixtime(pattern) => match &*arg(0)? {
                 Int(seconds) => seconds
                     .checked_mul(1000)
@@ -267,6 +280,10 @@ impl TimeFunction {
                 let (n, t) = (arg(0)?, arg(1)?);
                 match (&*n, millis_of(&t)) {
                     (&Int(n), Some(ms)) => match add(ms, *unit, n) {
+                        // A date plus hours is a time of day (Calcite types it TIMESTAMP).
+                        Some(ms) if unit.is_sub_day() && matches!(*t, Scalar::Date(_)) => {
+                            Scalar::TimestampMs(ms)
+                        }
                         Some(ms) => same_kind(&t, ms),
                         None => {
                             return Err(EvalError(format!(
@@ -364,22 +381,22 @@ fn diff(a: i64, b: i64, unit: TimeUnit) -> Option<i64> {
     );
     let mut months =
         (tb.year() as i64 * 12 + tb.month0() as i64) - (ta.year() as i64 * 12 + ta.month0() as i64);
-    // A month counts once its day and time are reached.
-    let rest = |t: NaiveDateTime| (t.day(), t.time());
-    if months > 0 && rest(tb) < rest(ta) {
+    // A month counts once adding it (the day clamped to the month's last, as Flink's
+    // `subtractMonths`) reaches `b`: January 31 to February 28 is a month.
+    if months > 0 && add(a, TimeUnit::Month, months)? > b {
         months -= 1;
-    } else if months < 0 && rest(tb) > rest(ta) {
+    } else if months < 0 && add(a, TimeUnit::Month, months)? < b {
         months += 1;
     }
     Some(months / months_of(unit))
 }
 
-/// `ms` rounded down (or up, `ceil`) to a whole `unit` (weeks start on Monday, as ISO's).
+/// `ms` rounded down (or up, `ceil`) to a whole `unit` (weeks start on Sunday, as Flink's).
 fn round_to(ms: i64, unit: TimeUnit, ceil: bool) -> Option<i64> {
     let floor = match unit {
         TimeUnit::Week => {
-            // 1970-01-01 was a Thursday: weeks start three days later in that cycle.
-            let shift = 4 * 86_400_000;
+            // 1970-01-01 was a Thursday: weeks start on the Sunday three days later.
+            let shift = 3 * 86_400_000;
             (ms - shift).div_euclid(7 * 86_400_000) * 7 * 86_400_000 + shift
         }
         u => match fixed_ms(u) {
@@ -416,122 +433,166 @@ mod tests {
     #[test]
     fn calendar_arithmetic() {
         let t = ms("2026-01-31 10:00:00");
-        assert_eq!(
-            text(add(t, TimeUnit::Month, 1).unwrap()),
-            "2026-02-28 10:00:00.000"
-        );
-        assert_eq!(
-            text(add(t, TimeUnit::Year, -1).unwrap()),
-            "2025-01-31 10:00:00.000"
-        );
-        assert_eq!(
-            text(add(t, TimeUnit::Hour, 20).unwrap()),
-            "2026-02-01 06:00:00.000"
-        );
-        assert_eq!(
-            text(add(t, TimeUnit::Quarter, 1).unwrap()),
-            "2026-04-30 10:00:00.000"
-        );
+        let add = |u, n| text(add(t, u, n).unwrap());
+        assert_eq!(add(TimeUnit::Month, 1), "2026-02-28 10:00:00.000");
+        assert_eq!(add(TimeUnit::Year, -1), "2025-01-31 10:00:00.000");
+        assert_eq!(add(TimeUnit::Hour, 20), "2026-02-01 06:00:00.000");
+        assert_eq!(add(TimeUnit::Quarter, 1), "2026-04-30 10:00:00.000");
         let d = |a: &str, b: &str, u| diff(ms(a), ms(b), u).unwrap();
-        assert_eq!(
-            d(
+        // As Flink: a month counts once adding it (clamped to the month's end) reaches b.
+        let cases = [
+            (
                 "2026-01-31 10:00:00",
                 "2026-02-28 10:00:00",
-                TimeUnit::Month
+                TimeUnit::Month,
+                1,
             ),
-            0
-        );
-        assert_eq!(
-            d(
+            (
+                "2026-01-31 10:00:00",
+                "2026-02-28 09:59:59",
+                TimeUnit::Month,
+                0,
+            ),
+            (
                 "2026-01-15 00:00:00",
                 "2026-03-15 00:00:00",
-                TimeUnit::Month
+                TimeUnit::Month,
+                2,
             ),
-            2
-        );
-        assert_eq!(
-            d(
+            (
                 "2026-03-15 00:00:00",
                 "2026-01-15 00:00:01",
-                TimeUnit::Month
+                TimeUnit::Month,
+                -1,
             ),
-            -1
-        );
-        assert_eq!(
-            d("2024-02-29 00:00:00", "2026-02-28 00:00:00", TimeUnit::Year),
-            1
-        );
-        assert_eq!(
-            d("2026-01-01 00:00:00", "2026-01-02 23:59:59", TimeUnit::Day),
-            1
-        );
-        assert_eq!(
-            d("2026-01-02 00:00:00", "2026-01-01 00:00:01", TimeUnit::Day),
-            0
-        );
-        assert_eq!(
-            d(
+            (
+                "2020-02-29 00:00:00",
+                "2021-02-28 00:00:00",
+                TimeUnit::Year,
+                1,
+            ),
+            (
+                "2024-02-29 00:00:00",
+                "2026-02-28 00:00:00",
+                TimeUnit::Year,
+                2,
+            ),
+            (
+                "2026-01-01 00:00:00",
+                "2026-01-02 23:59:59",
+                TimeUnit::Day,
+                1,
+            ),
+            (
+                "2026-01-02 00:00:00",
+                "2026-01-01 00:00:01",
+                TimeUnit::Day,
+                0,
+            ),
+            (
                 "2026-01-01 00:00:00",
                 "2026-01-01 02:30:00",
-                TimeUnit::Minute
+                TimeUnit::Minute,
+                150,
             ),
-            150
-        );
+        ];
+        for (a, b, u, want) in cases {
+            assert_eq!(d(a, b, u), want, "{a} to {b} in {u:?}");
+        }
     }
 
     #[test]
     fn floor_and_ceil_to_a_unit() {
         let r = |s: &str, u, ceil| text(round_to(ms(s), u, ceil).unwrap());
-        assert_eq!(
-            r("2026-12-06 10:37:12.5", TimeUnit::Hour, false),
-            "2026-12-06 10:00:00.000"
-        );
-        assert_eq!(
-            r("2026-12-06 10:37:12.5", TimeUnit::Hour, true),
-            "2026-12-06 11:00:00.000"
-        );
-        assert_eq!(
-            r("2026-12-06 10:00:00", TimeUnit::Hour, true),
-            "2026-12-06 10:00:00.000"
-        );
-        assert_eq!(
-            r("2026-12-06 10:37:12", TimeUnit::Day, true),
-            "2026-12-07 00:00:00.000"
-        );
-        assert_eq!(
-            r("2026-12-06 10:37:12", TimeUnit::Month, false),
-            "2026-12-01 00:00:00.000"
-        );
-        assert_eq!(
-            r("2026-11-06 10:37:12", TimeUnit::Quarter, false),
-            "2026-10-01 00:00:00.000"
-        );
-        assert_eq!(
-            r("2026-11-06 10:37:12", TimeUnit::Year, true),
-            "2027-01-01 00:00:00.000"
-        );
-        // 2026-12-06 is a Sunday: its week began on Monday the 30th of November.
-        assert_eq!(
-            r("2026-12-06 10:37:12", TimeUnit::Week, false),
-            "2026-11-30 00:00:00.000"
-        );
-        assert_eq!(
-            r("1969-12-31 10:00:00", TimeUnit::Day, false),
-            "1969-12-31 00:00:00.000"
-        );
+        let cases = [
+            (
+                "2026-12-06 10:37:12.5",
+                TimeUnit::Hour,
+                false,
+                "2026-12-06 10:00:00.000",
+            ),
+            (
+                "2026-12-06 10:37:12.5",
+                TimeUnit::Hour,
+                true,
+                "2026-12-06 11:00:00.000",
+            ),
+            (
+                "2026-12-06 10:00:00",
+                TimeUnit::Hour,
+                true,
+                "2026-12-06 10:00:00.000",
+            ),
+            (
+                "2026-12-06 10:37:12",
+                TimeUnit::Day,
+                true,
+                "2026-12-07 00:00:00.000",
+            ),
+            (
+                "2026-12-06 10:37:12",
+                TimeUnit::Month,
+                false,
+                "2026-12-01 00:00:00.000",
+            ),
+            (
+                "2026-11-06 10:37:12",
+                TimeUnit::Quarter,
+                false,
+                "2026-10-01 00:00:00.000",
+            ),
+            (
+                "2026-11-06 10:37:12",
+                TimeUnit::Year,
+                true,
+                "2027-01-01 00:00:00.000",
+            ),
+            // 2026-12-06 is a Sunday: its week (Flink's, from Sunday) begins that day.
+            (
+                "2026-12-06 10:37:12",
+                TimeUnit::Week,
+                false,
+                "2026-12-06 00:00:00.000",
+            ),
+            (
+                "2026-12-05 10:37:12",
+                TimeUnit::Week,
+                false,
+                "2026-11-29 00:00:00.000",
+            ),
+            (
+                "2026-12-05 10:37:12",
+                TimeUnit::Week,
+                true,
+                "2026-12-06 00:00:00.000",
+            ),
+            (
+                "1969-12-31 10:00:00",
+                TimeUnit::Day,
+                false,
+                "1969-12-31 00:00:00.000",
+            ),
+        ];
+        for (t, u, ceil, want) in cases {
+            assert_eq!(r(t, u, ceil), want, "{t} {u:?} ceil={ceil}");
+        }
     }
 
     #[test]
     fn formats_parse_java_patterns() {
-        let f = Format::new("dd/MM/yyyy HH:mm");
+        let parse = |pattern: &str, s: &str| Format::new(pattern).parse(s).map(text);
+        let at = |s: &str| Some(s.to_string());
         assert_eq!(
-            f.parse("06/12/2026 10:37").map(text),
-            Some("2026-12-06 10:37:00.000".into())
+            parse("dd/MM/yyyy HH:mm", "06/12/2026 10:37"),
+            at("2026-12-06 10:37:00.000")
         );
+        assert_eq!(parse("yyyyMMdd", "20261206"), at("2026-12-06 00:00:00.000"));
+        // Fields the pattern leaves out take their first value.
         assert_eq!(
-            Format::new("yyyyMMdd").parse("20261206").map(text),
-            Some("2026-12-06 00:00:00.000".into())
+            parse("yyyy-MM-dd HH", "2026-01-01 10"),
+            at("2026-01-01 10:00:00.000")
         );
-        assert_eq!(f.parse("2026-12-06"), None);
+        assert_eq!(parse("yyyy-MM", "2026-03"), at("2026-03-01 00:00:00.000"));
+        assert_eq!(parse("dd/MM/yyyy HH:mm", "2026-12-06"), None);
     }
 }
