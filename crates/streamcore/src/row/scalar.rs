@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 /// A float that is `Eq + Hash + Ord`: `-0.0` is stored as `0.0` and every NaN as one NaN,
 /// which orders after every number (as in Flink and PostgreSQL).
@@ -109,10 +110,12 @@ pub enum Scalar {
     /// `DATE`: days since the epoch.
     Date(i32),
     /// `MAP<k, v>`: entries ordered by key, one per key (made by [`Scalar::map`]), so that
-    /// equal maps are equal values.
-    Map(Box<[(Scalar, Scalar)]>),
-    /// `ARRAY<t>`: elements in order.
-    Array(Box<[Scalar]>),
+    /// equal maps are equal values. Shared (`Arc`): a copy of a row copies no entries, and
+    /// dropping or cloning a value stays a shallow step the compiler inlines (a `Box` here
+    /// made `Scalar`'s drop recursive, and every row's slower).
+    Map(Arc<[(Scalar, Scalar)]>),
+    /// `ARRAY<t>`: elements in order (shared, as a map's).
+    Array(Arc<[Scalar]>),
 }
 
 impl Scalar {
@@ -144,7 +147,7 @@ impl Scalar {
                 _ => out.push(e),
             }
         }
-        Scalar::Map(out.into_boxed_slice())
+        Scalar::Map(out.into())
     }
 
     /// The value of `key` in this map (`None` if it has no such key or is not a map).
