@@ -126,28 +126,12 @@ fn array_of<'v>(
             build!(Date32Builder::with_capacity(n), values, field, Scalar::Date(v) => *v)
         }
         DataType::Map(m) => {
-            // The entries of all the maps, one after the other, and where each map's begin.
-            let (mut keys, mut entry_values) = (Vec::new(), Vec::new());
-            let mut offsets = Vec::with_capacity(n + 1);
-            let mut valid = Vec::with_capacity(n);
-            offsets.push(0i32);
-            for v in values {
-                match v {
-                    Scalar::Map(entries) => {
-                        for (k, x) in entries.iter() {
-                            keys.push(k);
-                            entry_values.push(x);
-                        }
-                        valid.push(true);
-                    }
-                    Scalar::Null if field.nullable => valid.push(false),
-                    other => return Err(misfit(field, other)),
-                }
-                offsets.push(
-                    i32::try_from(keys.len())
-                        .map_err(|_| format!("column `{}`: too many map entries", field.name))?,
-                );
-            }
+            let (entries, offsets, valid) = flatten(values, n, field, |v| match v {
+                Scalar::Map(entries) => Some(entries.iter()),
+                _ => None,
+            })?;
+            let (keys, entry_values): (Vec<&Scalar>, Vec<&Scalar>) =
+                entries.into_iter().map(|(k, v)| (k, v)).unzip();
             let in_map = |e: String| format!("column `{}`: {e}", field.name);
             let key = Field::new("key", m.key()).not_null();
             let value = Field::new("value", m.value());
@@ -175,25 +159,10 @@ fn array_of<'v>(
             ) as ArrayRef
         }
         DataType::Array(a) => {
-            // The elements of all the arrays, one after the other, and where each begins.
-            let mut elements = Vec::new();
-            let mut offsets = Vec::with_capacity(n + 1);
-            let mut valid = Vec::with_capacity(n);
-            offsets.push(0i32);
-            for v in values {
-                match v {
-                    Scalar::Array(items) => {
-                        elements.extend(items.iter());
-                        valid.push(true);
-                    }
-                    Scalar::Null if field.nullable => valid.push(false),
-                    other => return Err(misfit(field, other)),
-                }
-                offsets
-                    .push(i32::try_from(elements.len()).map_err(|_| {
-                        format!("column `{}`: too many array elements", field.name)
-                    })?);
-            }
+            let (elements, offsets, valid) = flatten(values, n, field, |v| match v {
+                Scalar::Array(items) => Some(items.iter()),
+                _ => None,
+            })?;
             let in_array = |e: String| format!("column `{}`: {e}", field.name);
             let item = Field::new("item", a.element());
             let items =
@@ -235,6 +204,39 @@ fn array_of<'v>(
             Arc::new(b.finish()) as ArrayRef
         }
     })
+}
+
+/// Collections laid out as Arrow lists: their items one after the other, where each begins
+/// (offsets), and which are not NULL.
+type Flattened<T> = (Vec<T>, Vec<i32>, Vec<bool>);
+
+/// The `n` collections `values` of a column (`field`) as Arrow lists lay them out;
+/// `items_of` gives a value's items (`None`: not a collection of the column's kind, a misfit).
+fn flatten<'v, T: 'v, I: Iterator<Item = T>>(
+    values: impl Iterator<Item = &'v Scalar>,
+    n: usize,
+    field: &Field,
+    items_of: impl Fn(&'v Scalar) -> Option<I>,
+) -> Result<Flattened<T>, String> {
+    let mut items = Vec::new();
+    let mut offsets = Vec::with_capacity(n + 1);
+    let mut valid = Vec::with_capacity(n);
+    offsets.push(0i32);
+    for v in values {
+        match items_of(v) {
+            Some(these) => {
+                items.extend(these);
+                valid.push(true);
+            }
+            None if v.is_null() && field.nullable => valid.push(false),
+            None => return Err(misfit(field, v)),
+        }
+        offsets.push(
+            i32::try_from(items.len())
+                .map_err(|_| format!("column `{}`: too many items", field.name))?,
+        );
+    }
+    Ok((items, offsets, valid))
 }
 
 /// The record batch of `rows[idx]`, columns `columns` (positions in the row) described by
