@@ -1461,7 +1461,13 @@ pub fn partitioned_file_sink(
     match table.required("format")? {
         "json" => stream.sink_named(
             name,
-            PartitionedFileSink::new(path, spec, JsonEncoder { names }),
+            PartitionedFileSink::new(
+                path,
+                spec,
+                JsonEncoder {
+                    names: names.into(),
+                },
+            ),
         ),
         "csv" => {
             let delimiter = csv_delimiter(table)?;
@@ -1480,7 +1486,7 @@ pub fn partitioned_file_sink(
 #[derive(Clone)]
 struct JsonEncoder {
     /// Every column's name (indexed as the row).
-    names: Arc<[String]>,
+    names: crate::format::JsonNames,
 }
 
 impl streamcore_connectors::file::partitioned::RowEncoder for JsonEncoder {
@@ -1489,11 +1495,10 @@ impl streamcore_connectors::file::partitioned::RowEncoder for JsonEncoder {
     }
 
     fn encode(&mut self, row: &Row, columns: &[usize], out: &mut Vec<u8>) -> StreamResult<()> {
-        let object = crate::format::JsonObject(
-            columns
-                .iter()
-                .map(|&c| (self.names[c].as_str(), &row.values[c])),
-        );
+        let object = crate::format::JsonObject {
+            entries: columns.iter().map(|&c| (self.names.get(c), &row.values[c])),
+            nested: self.names.nested(),
+        };
         serde_json::to_writer(&mut *out, &object)
             .map_err(|e| streamcore::StreamError::Internal(format!("encoding JSON: {e}")))?;
         out.push(b'\n');
@@ -1525,6 +1530,19 @@ impl streamcore_connectors::file::partitioned::RowEncoder for CsvEncoder {
     }
 }
 
+/// The JSON-file table `name` with `columns`, as a session creates it (the tests' tables).
+#[cfg(test)]
+fn created_table(name: &str, columns: &str) -> Arc<TableDef> {
+    let mut session = crate::session::Session::new();
+    session
+        .execute_script(&format!(
+            "CREATE TABLE {name} ({columns}) WITH ('connector' = 'filesystem', 'path' = '/x', \
+             'format' = 'json');"
+        ))
+        .unwrap();
+    session.catalog.table(name).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1533,15 +1551,10 @@ mod tests {
 
     /// `t (k BIGINT, v VARCHAR, ts TIMESTAMP(3), w AS UPPER(v), WATERMARK FOR ts …)`.
     fn table() -> Arc<TableDef> {
-        let mut session = Session::new();
-        session
-            .execute_script(
-                "CREATE TABLE t (k BIGINT, v VARCHAR, ts TIMESTAMP(3), w AS UPPER(v), \
-                 WATERMARK FOR ts AS ts) WITH ('connector' = 'filesystem', 'path' = '/x', \
-                 'format' = 'json');",
-            )
-            .unwrap();
-        session.catalog.table("t").unwrap()
+        created_table(
+            "t",
+            "k BIGINT, v VARCHAR, ts TIMESTAMP(3), w AS UPPER(v), WATERMARK FOR ts AS ts",
+        )
     }
 
     fn physical(k: i64, v: &str, ts: i64) -> Vec<Scalar> {
@@ -1783,23 +1796,18 @@ mod tests {
 mod shape_taking_tests {
     use super::*;
     use crate::expr::CmpOp;
-    use crate::session::Session;
     use proptest::prelude::*;
 
     /// `e, a, s, t1, t2` physical; `w = UPPER(s)`, `x = a + 1`, `rt` a `CASE` over `e` (the
     /// rowtime, as the Nexmark tables' `dateTime`).
     fn table() -> Arc<TableDef> {
-        let mut session = Session::new();
-        session
-            .execute_script(
-                "CREATE TABLE u (e BIGINT, a BIGINT, s VARCHAR, t1 TIMESTAMP(3), t2 TIMESTAMP(3), \
-                 w AS UPPER(s), x AS a + 1, \
-                 rt AS CASE WHEN e = 0 THEN t1 WHEN e = 1 THEN t2 ELSE t1 END, \
-                 WATERMARK FOR rt AS rt) WITH ('connector' = 'filesystem', 'path' = '/x', \
-                 'format' = 'json');",
-            )
-            .unwrap();
-        session.catalog.table("u").unwrap()
+        created_table(
+            "u",
+            "e BIGINT, a BIGINT, s VARCHAR, t1 TIMESTAMP(3), t2 TIMESTAMP(3), \
+             w AS UPPER(s), x AS a + 1, \
+             rt AS CASE WHEN e = 0 THEN t1 WHEN e = 1 THEN t2 ELSE t1 END, \
+             WATERMARK FOR rt AS rt",
+        )
     }
 
     fn int(v: i64) -> Box<Expr> {

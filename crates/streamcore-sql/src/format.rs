@@ -188,7 +188,7 @@ pub fn split_csv_line(line: &str, delimiter: u8) -> Vec<String> {
 #[derive(Clone, Debug)]
 pub struct JsonRow {
     /// The column names.
-    pub names: Arc<[String]>,
+    pub names: JsonNames,
     /// The row.
     pub row: Row,
 }
@@ -318,36 +318,82 @@ pub(crate) fn bytes_of_base64(text: &str) -> Result<Vec<u8>, String> {
 
 impl Serialize for JsonRow {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        JsonObject(
-            self.names
+        JsonObject {
+            entries: self
+                .names
+                .names
                 .iter()
                 .map(String::as_str)
                 .zip(self.row.values.iter()),
-        )
+            nested: self.names.nested,
+        }
         .serialize(s)
     }
 }
 
-/// Named values as one JSON object. A dotted name (`r.y`: field `y` of the `ROW` column `r`)
-/// nests — `{"r": {"y": …}}` — as the `json` format reads it back (and as Flink writes a
-/// row); consecutive fields of one row share its object.
-pub(crate) struct JsonObject<'a, I>(pub(crate) I)
+/// The column names of a writer's JSON objects, and whether any of them nests (a dotted
+/// `r.y`: field `y` of the `ROW` column `r`) — found once when the writer is made, not per row.
+#[derive(Clone, Debug)]
+pub struct JsonNames {
+    names: Arc<[String]>,
+    nested: bool,
+}
+
+impl JsonNames {
+    /// The name of column `i`.
+    pub(crate) fn get(&self, i: usize) -> &str {
+        &self.names[i]
+    }
+
+    /// The names in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> + Clone {
+        self.names.iter().map(String::as_str)
+    }
+
+    /// Whether a name nests.
+    pub(crate) fn nested(&self) -> bool {
+        self.nested
+    }
+}
+
+impl From<Arc<[String]>> for JsonNames {
+    fn from(names: Arc<[String]>) -> Self {
+        let nested = names.iter().any(|n| n.contains('.'));
+        JsonNames { names, nested }
+    }
+}
+
+impl From<Vec<String>> for JsonNames {
+    fn from(names: Vec<String>) -> Self {
+        Arc::<[String]>::from(names).into()
+    }
+}
+
+/// Named values as one JSON object. With `nested` (some name is dotted, [`JsonNames`]), a
+/// dotted name (`r.y`: field `y` of the `ROW` column `r`) nests — `{"r": {"y": …}}` — as the
+/// `json` format reads it back (and as Flink writes a row); consecutive fields of one row
+/// share its object.
+pub(crate) struct JsonObject<'a, I>
 where
-    I: Iterator<Item = (&'a str, &'a Scalar)> + Clone;
+    I: Iterator<Item = (&'a str, &'a Scalar)> + Clone,
+{
+    pub(crate) entries: I,
+    pub(crate) nested: bool,
+}
 
 impl<'a, I> Serialize for JsonObject<'a, I>
 where
     I: Iterator<Item = (&'a str, &'a Scalar)> + Clone,
 {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.0.clone().all(|(name, _)| !name.contains('.')) {
+        if !self.nested {
             let mut m = s.serialize_map(None)?;
-            for (name, v) in self.0.clone() {
+            for (name, v) in self.entries.clone() {
                 m.serialize_entry(name, &JsonScalar(v))?;
             }
             return m.end();
         }
-        let entries: Vec<(&str, &Scalar)> = self.0.clone().collect();
+        let entries: Vec<(&str, &Scalar)> = self.entries.clone().collect();
         Nested(&entries).serialize(s)
     }
 }

@@ -326,7 +326,7 @@ pub enum Guarantee {
 pub(crate) enum Codec {
     Json {
         decoder: JsonRowDecoder,
-        names: Arc<[String]>,
+        names: crate::format::JsonNames,
     },
     Csv {
         decoder: CsvRowDecoder,
@@ -385,12 +385,13 @@ impl Part {
                 other => out.extend_from_slice(other.to_string().as_bytes()),
             },
             Codec::Json { names, .. } => {
-                let object = crate::format::JsonObject(
-                    names
+                let object = crate::format::JsonObject {
+                    entries: names
                         .iter()
                         .zip(self.fields.iter())
-                        .map(|(n, &c)| (n.as_str(), &row[c])),
-                );
+                        .map(|(n, &c)| (n, &row[c])),
+                    nested: names.nested(),
+                };
                 serde_json::to_writer(&mut *out, &object).map_err(|e| e.to_string())?;
             }
             Codec::Csv { delimiter, .. } => {
@@ -762,7 +763,7 @@ impl KafkaTable {
                         schema,
                         option("json.ignore-parse-errors").is_some_and(|v| v == "true"),
                     ),
-                    names: names.into(),
+names: names.into(),
                 },
                 "csv" => {
                     crate::format::check_csv_columns(

@@ -794,7 +794,11 @@ fn add_sink(
             let path = connectors::filesystem_path(sink)?;
             match sink.required("format")? {
                 "json" => {
-                    let names: Arc<[String]> = sink.physical().map(|c| c.name.clone()).collect();
+                    let names: crate::format::JsonNames = sink
+                        .physical()
+                        .map(|c| c.name.clone())
+                        .collect::<Vec<_>>()
+                        .into();
                     s.map(move |row| JsonRow {
                         names: names.clone(),
                         row,
