@@ -129,39 +129,9 @@ impl Expr {
                 let r = r.eval_cow(row)?;
                 Ok(compare(*op, &l, &r))
             }
-            Expr::And(all) => {
-                let mut unknown = false;
-                for e in all {
-                    match e.eval(row)? {
-                        Scalar::Bool(false) => return Ok(Scalar::Bool(false)),
-                        Scalar::Null => unknown = true,
-                        _ => {}
-                    }
-                }
-                Ok(if unknown {
-                    Scalar::Null
-                } else {
-                    Scalar::Bool(true)
-                })
-            }
-            Expr::Or(all) => {
-                let mut unknown = false;
-                for e in all {
-                    match e.eval(row)? {
-                        Scalar::Bool(true) => return Ok(Scalar::Bool(true)),
-                        Scalar::Null => unknown = true,
-                        _ => {}
-                    }
-                }
-                Ok(if unknown {
-                    Scalar::Null
-                } else {
-                    Scalar::Bool(false)
-                })
-            }
-            Expr::Not(e) => Ok(match e.eval(row)? {
-                Scalar::Bool(b) => Scalar::Bool(!b),
-                _ => Scalar::Null,
+            Expr::And(_) | Expr::Or(_) | Expr::Not(_) => Ok(match self.truth(row)? {
+                Some(b) => Scalar::Bool(b),
+                None => Scalar::Null,
             }),
             Expr::Neg(e) => Ok(match e.eval(row)? {
                 Scalar::Int(v) => Scalar::Int(v.wrapping_neg()),
@@ -172,7 +142,7 @@ impl Expr {
             Expr::IsNull(e, negated) => Ok(Scalar::Bool(e.eval_cow(row)?.is_null() != *negated)),
             Expr::Case(branches, otherwise) => {
                 for (when, then) in branches {
-                    if let Scalar::Bool(true) = when.eval(row)? {
+                    if when.truth(row)? == Some(true) {
                         return then.eval(row);
                     }
                 }
@@ -181,7 +151,7 @@ impl Expr {
             Expr::Switch(subject, arms, otherwise) => {
                 let subject = subject.eval_cow(row)?;
                 for (value, then) in arms {
-                    if let Scalar::Bool(true) = compare(CmpOp::Eq, &subject, value) {
+                    if compare_truth(CmpOp::Eq, &subject, value) == Some(true) {
                         return then.eval(row);
                     }
                 }
@@ -236,7 +206,57 @@ impl Expr {
     /// Evaluates a predicate: only `true` passes (`NULL` and `false` do not).
     #[inline]
     pub fn test(&self, row: &[Scalar]) -> Result<bool, EvalError> {
-        Ok(matches!(self.eval(row)?, Scalar::Bool(true)))
+        Ok(self.truth(row)? == Some(true))
+    }
+
+    /// Evaluates a predicate to SQL's three truth values (`None`: unknown), without making a
+    /// [`Scalar`] for the connectives and comparisons: a value made by parts and copied whole
+    /// stalls the processor (a failed store-to-load forward), and a filter made of these
+    /// nodes evaluated every row through such copies.
+    pub fn truth(&self, row: &[Scalar]) -> Result<Option<bool>, EvalError> {
+        Ok(match self {
+            Expr::Cmp(op, l, r) => {
+                let l = l.eval_cow(row)?;
+                let r = r.eval_cow(row)?;
+                compare_truth(*op, &l, &r)
+            }
+            Expr::And(all) => {
+                let mut unknown = false;
+                for e in all {
+                    match e.truth(row)? {
+                        Some(false) => return Ok(Some(false)),
+                        None => unknown = true,
+                        Some(true) => {}
+                    }
+                }
+                (!unknown).then_some(true)
+            }
+            Expr::Or(all) => {
+                let mut unknown = false;
+                for e in all {
+                    match e.truth(row)? {
+                        Some(true) => return Ok(Some(true)),
+                        None => unknown = true,
+                        Some(false) => {}
+                    }
+                }
+                (!unknown).then_some(false)
+            }
+            Expr::Not(e) => e.truth(row)?.map(|b| !b),
+            Expr::IsNull(e, negated) => Some(e.eval_cow(row)?.is_null() != *negated),
+            Expr::InList(e, list, negated) => {
+                let v = e.eval_cow(row)?;
+                (!v.is_null()).then(|| list.contains(&*v) != *negated)
+            }
+            Expr::Like(e, pattern, negated) => match &*e.eval_cow(row)? {
+                Scalar::Str(s) => Some(pattern.matches(s) != *negated),
+                _ => None,
+            },
+            e => match &*e.eval_cow(row)? {
+                Scalar::Bool(b) => Some(*b),
+                _ => None,
+            },
+        })
     }
 
     /// True if the expression gives the same value for the same row every time (it calls no
@@ -598,8 +618,18 @@ pub fn arith(op: ArithOp, l: &Scalar, r: &Scalar, ty: SqlType) -> Result<Scalar,
 /// Compares two values of one kind (numbers of different kinds compare by value).
 #[inline]
 pub fn compare(op: CmpOp, l: &Scalar, r: &Scalar) -> Scalar {
+    match compare_truth(op, l, r) {
+        Some(b) => Scalar::Bool(b),
+        None => Scalar::Null,
+    }
+}
+
+/// [`compare`] as SQL's three truth values (`None`: unknown, a `NULL` operand), without
+/// making a value.
+#[inline]
+pub fn compare_truth(op: CmpOp, l: &Scalar, r: &Scalar) -> Option<bool> {
     let ord = match (l, r) {
-        (Scalar::Null, _) | (_, Scalar::Null) => return Scalar::Null,
+        (Scalar::Null, _) | (_, Scalar::Null) => return None,
         (Scalar::Int(a), Scalar::Int(b)) => a.cmp(b),
         (Scalar::Int(a), Scalar::Decimal(b)) => Decimal::from(*a).cmp(b),
         (Scalar::Decimal(a), Scalar::Int(b)) => a.cmp(&Decimal::from(*b)),
@@ -609,7 +639,7 @@ pub fn compare(op: CmpOp, l: &Scalar, r: &Scalar) -> Scalar {
         },
         _ => l.cmp(r),
     };
-    Scalar::Bool(match op {
+    Some(match op {
         CmpOp::Eq => ord == Ordering::Equal,
         CmpOp::NotEq => ord != Ordering::Equal,
         CmpOp::Lt => ord == Ordering::Less,
@@ -650,7 +680,27 @@ fn regexp_found(e: &Expr) -> Option<Expr> {
 }
 
 /// `CAST(v AS to)`.
+#[inline]
 pub fn cast(v: Scalar, to: DataType) -> Result<Scalar, EvalError> {
+    // A value of the type already — the casts the planner inserts where types are widened or
+    // fitted to a sink, e.g. `0.908 * price` into DECIMAL(23, 3) — returns where it is.
+    let identity = match (&v, to) {
+        (Scalar::Null, _) => true,
+        (Scalar::Decimal(d), DataType::Decimal { scale, .. }) => d.scale() == scale as u32,
+        (Scalar::Int(_), DataType::BigInt)
+        | (Scalar::Str(_), DataType::Varchar)
+        | (Scalar::TimestampMs(_), DataType::TimestampMillis) => true,
+        _ => false,
+    };
+    if identity {
+        Ok(v)
+    } else {
+        cast_value(v, to)
+    }
+}
+
+/// [`cast`] of a value that changes.
+fn cast_value(v: Scalar, to: DataType) -> Result<Scalar, EvalError> {
     use Scalar as S;
     // A collection of decimals is admitted at any scale: its elements are cast one by one.
     let is_decimal = |t: DataType| matches!(t, DataType::Decimal { .. });
