@@ -164,6 +164,78 @@ pub fn split(on: &Expr, left: &Plan, right: &Plan) -> JoinCondition {
     cond
 }
 
+/// How long the rows of a regular inner join can find partners: the bounds its condition puts
+/// on one side's event time by an expression over the other side's row (`B.dateTime <=
+/// A.expires` bounds the bids an auction matches; `A.dateTime <= B.dateTime` the auctions a
+/// bid matches). Each entry `(e, offset)` over the joined row says: a row of that side matches
+/// only rows of the other side whose event time is at most `e + offset` — so once the
+/// watermark passes that, the row can go.
+#[derive(Clone, Debug, Default)]
+pub struct RowBounds {
+    /// Bounds of the left rows (expressions over the left columns).
+    pub left: Vec<(Expr, i64)>,
+    /// Bounds of the right rows (expressions over the right columns, numbered in the joined
+    /// row).
+    pub right: Vec<(Expr, i64)>,
+}
+
+impl RowBounds {
+    /// True if no row of either side is bounded.
+    pub fn is_empty(&self) -> bool {
+        self.left.is_empty() && self.right.is_empty()
+    }
+
+    /// `EXPLAIN`'s text: `left rows until $2, right rows until $6`.
+    pub fn explain(&self) -> String {
+        let side = |name: &str, bounds: &[(Expr, i64)]| {
+            let until: Vec<String> = bounds
+                .iter()
+                .map(|(e, off)| match off {
+                    0 => e.to_string(),
+                    o if *o > 0 => format!("{e} + {o} ms"),
+                    o => format!("{e} - {} ms", -o),
+                })
+                .collect();
+            (!until.is_empty()).then(|| format!("{name} rows until {}", until.join(" and ")))
+        };
+        [side("left", &self.left), side("right", &self.right)]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The [`RowBounds`] of an inner join of `left` and `right` whose condition beyond its keys is
+/// `residual`: each conjunct `x <= y` (`<`, `>=`, `>`, `=` alike) where `x` is one side's
+/// event time plus a constant and `y` reads only the other side's columns.
+pub fn row_bounds(residual: &[Expr], left: &Plan, right: &Plan) -> RowBounds {
+    let n = left.fields.len();
+    let mut bounds = RowBounds::default();
+    for c in residual {
+        let Expr::Cmp(op, a, b) = c else { continue };
+        // (smaller, larger) pairs the comparison asserts.
+        let pairs: Vec<(&Expr, &Expr)> = match op {
+            CmpOp::Lt | CmpOp::LtEq => vec![(a, b)],
+            CmpOp::Gt | CmpOp::GtEq => vec![(b, a)],
+            CmpOp::Eq => vec![(a, b), (b, a)],
+            CmpOp::NotEq => vec![],
+        };
+        for (small, large) in pairs {
+            let Some((s, offset)) = time_term(small, left, right) else {
+                continue;
+            };
+            // `s.time + offset <= large(other row)`: the other side's rows are bounded.
+            match (s, side(large, n)) {
+                (Side::Left, Some(Side::Right)) => bounds.right.push((large.clone(), -offset)),
+                (Side::Right, Some(Side::Left)) => bounds.left.push((large.clone(), -offset)),
+                _ => {}
+            }
+        }
+    }
+    bounds
+}
+
 /// Drops the time bounds from the residual when the interval join enforces them.
 pub fn residual_for(
     strategy: &JoinStrategy,

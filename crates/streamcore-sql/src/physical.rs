@@ -955,6 +955,13 @@ impl<'j> PhysicalPlanner<'j> {
         let kind = *kind;
         let cond = join::split(on, left, right);
         let residual = join::residual_for(strategy, &cond, left, right);
+        // An inner regular join's rows go as the watermark passes their bounds, if any.
+        let expiry = match (strategy, kind) {
+            (JoinStrategy::Regular, JoinKind::Inner) => {
+                RowExpiry::new(join::row_bounds(&residual, left, right), left.fields.len())
+            }
+            _ => RowExpiry::default(),
+        };
         let (SqlStream::Append(l), SqlStream::Append(r)) = (self.build(left)?, self.build(right)?)
         else {
             return Err(PlanError::unsupported(
@@ -974,6 +981,7 @@ impl<'j> PhysicalPlanner<'j> {
             _ => Some(Arc::new(Expr::And(residual))),
         };
         let spec = JoinSpec {
+            expiry,
             kind,
             strategy: *strategy,
             widths: (left.fields.len(), right.fields.len()),
@@ -1607,6 +1615,76 @@ struct JoinSpec {
     output: Option<Arc<[usize]>>,
     /// For an interval join: the inputs whose late rows go on (to their late-data tables).
     late: Option<LateFrom>,
+    /// For an inner regular join: when its rows can go ([`join::row_bounds`]).
+    expiry: RowExpiry,
+}
+
+/// The rows of an inner regular join drop as the watermark passes their bounds (see
+/// [`join::RowBounds`]); a row behind the watermark of a side whose partners may have gone is
+/// late. Without bounds, every row is kept.
+#[derive(Clone, Default)]
+struct RowExpiry {
+    /// Over the left row: a left row matches right rows until the least of these (+ offset).
+    left: Arc<[(Expr, i64)]>,
+    /// Over the right row's own columns.
+    right: Arc<[(Expr, i64)]>,
+}
+
+impl RowExpiry {
+    fn new(bounds: join::RowBounds, left_width: usize) -> Self {
+        let compiled = |e: &Expr, off: i64| (e.compiled(), off);
+        RowExpiry {
+            left: bounds
+                .left
+                .iter()
+                .map(|(e, off)| compiled(e, *off))
+                .collect(),
+            right: bounds
+                .right
+                .iter()
+                .map(|(e, off)| {
+                    let own = crate::rules::map_columns(e, &|c| c - left_width);
+                    compiled(&own, *off)
+                })
+                .collect(),
+        }
+    }
+
+    /// The latest event time of the other side `row` can match under `bounds`: NULL (or a
+    /// bound that fails) matches nothing.
+    fn until(bounds: &[(Expr, i64)], row: &Row) -> Option<Timestamp> {
+        if bounds.is_empty() {
+            return None;
+        }
+        let mut until = i64::MAX;
+        for (e, offset) in bounds {
+            // A column (the usual bound: `A.expires`) is read where it is.
+            let t = match e {
+                Expr::Column(c) => row.values[*c].as_timestamp(),
+                e => e.eval(&row.values).ok().and_then(|v| v.as_timestamp()),
+            };
+            match t {
+                Some(t) => until = until.min(t.0.saturating_add(*offset)),
+                None => return Some(Timestamp::MIN),
+            }
+        }
+        Some(Timestamp(until))
+    }
+}
+
+impl streamcore::join::JoinExpiry<Row, Row> for RowExpiry {
+    fn left(&self, a: &Row) -> Option<Timestamp> {
+        RowExpiry::until(&self.left, a)
+    }
+    fn right(&self, b: &Row) -> Option<Timestamp> {
+        RowExpiry::until(&self.right, b)
+    }
+    fn left_late(&self, a: &Row, watermark: Timestamp) -> bool {
+        !self.right.is_empty() && a.time < watermark
+    }
+    fn right_late(&self, b: &Row, watermark: Timestamp) -> bool {
+        !self.left.is_empty() && b.time < watermark
+    }
 }
 
 /// The join of `l` and `r` on `lkey = rkey`: appended rows (an inner join), or a changelog
@@ -1698,15 +1776,14 @@ where
                 JoinKind::Right => JoinType::Right,
                 JoinKind::Full => JoinType::Full,
             };
+            // An inner join only inserts; its rows go once the watermark passes their
+            // bounds, if its condition has any (`spec.expiry`).
             if let (JoinKind::Inner, Some(columns)) = (spec.kind, spec.output) {
                 // Only the projection's columns, picked from the pair.
                 return (
                     SqlStream::Append(
                         keyed
-                            .join(join_type, move |a: Option<&Row>, b: Option<&Row>| {
-                                let (Some(a), Some(b)) = (a, b) else {
-                                    unreachable!("an inner join emits matched pairs only")
-                                };
+                            .inner_join_expiring(spec.expiry, move |a: &Row, b: &Row| {
                                 pick(a, b, &columns)
                             })
                             .name("Join")
@@ -1717,22 +1794,33 @@ where
                 );
             }
             if let (JoinKind::Inner, Some(residual)) = (spec.kind, spec.residual) {
-                // An inner join only inserts, and only pairs passing the condition beyond
-                // the keys: tested before a row is built.
+                // Only pairs passing the condition beyond the keys: tested before a row is
+                // built.
                 let mut pair = PairTest::new(residual);
                 return (
                     SqlStream::Append(
                         keyed
-                            .join(join_type, move |a: Option<&Row>, b: Option<&Row>| {
-                                let (Some(a), Some(b)) = (a, b) else {
-                                    unreachable!("an inner join emits matched pairs only")
-                                };
+                            .inner_join_expiring(spec.expiry, move |a: &Row, b: &Row| {
                                 pair.join(a, b)
                             })
                             .name("Join")
                             .uid(&spec.uid)
                             .flat_map(|change: Change<Option<Row>>| change.into_row())
                             .name("Join(matched)"),
+                    ),
+                    None,
+                );
+            }
+            if spec.kind == JoinKind::Inner {
+                return (
+                    SqlStream::Append(
+                        keyed
+                            .inner_join_expiring(spec.expiry, move |a: &Row, b: &Row| {
+                                concat(Some(a), nl, Some(b), nr)
+                            })
+                            .name("Join")
+                            .uid(&spec.uid)
+                            .map(Change::into_row),
                     ),
                     None,
                 );

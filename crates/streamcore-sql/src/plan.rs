@@ -659,13 +659,30 @@ impl Plan {
                 }
             ),
             Node::Join {
+                left,
+                right,
                 kind,
                 on,
                 strategy,
                 late,
-                ..
             } => match strategy {
-                JoinStrategy::Regular => format!("joinType={kind:?}, where={on}"),
+                JoinStrategy::Regular => {
+                    let bounds = match kind {
+                        JoinKind::Inner if !left.updating && !right.updating => {
+                            let residual = crate::join::split(on, left, right).residual;
+                            crate::join::row_bounds(&residual, left, right)
+                        }
+                        _ => Default::default(),
+                    };
+                    if bounds.is_empty() {
+                        format!("joinType={kind:?}, where={on}")
+                    } else {
+                        format!(
+                            "joinType={kind:?}, where={on}, stateExpiry=[{}]",
+                            bounds.explain()
+                        )
+                    }
+                }
                 JoinStrategy::Interval { lower, upper } => format!(
                     "joinType={kind:?}, where={on}, leftTime-rightTime in [{lower}, {upper}] ms{}",
                     late.explain()

@@ -218,6 +218,7 @@ where
             RegularJoin {
                 kind,
                 join,
+                expiry: crate::join::NoExpiry,
                 _t: std::marker::PhantomData,
             },
         );
@@ -227,6 +228,58 @@ where
         } else {
             joined.updating()
         }
+    }
+
+    /// An inner regular join whose rows go as the watermark passes their bounds (`expiry`,
+    /// from a condition such as `bid.t <= auction.expires`): its state holds the rows that a
+    /// row at or after the watermark can still match, not every row. A row behind the
+    /// watermark that `expiry` calls late is dropped and counted in `late_records`. Only
+    /// insertions are emitted.
+    ///
+    /// ```
+    /// use streamcore::join::{Change, JoinExpiry};
+    /// use streamcore::{Job, JobConfig, Timestamp};
+    /// #[derive(Clone)]
+    /// struct UntilExpiry; // (id, expires) auctions, (auction, t) bids
+    /// impl JoinExpiry<(u32, i64), (u32, i64)> for UntilExpiry {
+    ///     fn left(&self, a: &(u32, i64)) -> Option<Timestamp> { Some(Timestamp(a.1)) }
+    ///     fn right(&self, _: &(u32, i64)) -> Option<Timestamp> { None }
+    /// }
+    /// let mut job = Job::new("auction-bids");
+    /// let auctions = job.from_vec("auctions", vec![(1u32, 100i64)]);
+    /// let bids = job.from_vec("bids", vec![(1u32, 50i64), (1, 80)]);
+    /// let pairs = auctions
+    ///     .connect(bids)
+    ///     .key_by(|a| a.0, |b| b.0)
+    ///     .inner_join_expiring(UntilExpiry, |a, b| (a.0, b.1))
+    ///     .collect();
+    /// job.run(JobConfig::default().parallelism(1)).unwrap();
+    /// let mut rows = streamcore::changelog::apply_to(pairs.take());
+    /// rows.sort();
+    /// assert_eq!(rows, vec![(1, 50), (1, 80)]);
+    /// ```
+    pub fn inner_join_expiring<O, F, X>(self, expiry: X, join: F) -> Stream<Change<O>>
+    where
+        A: crate::data::StateData,
+        B: crate::data::StateData,
+        K: crate::data::StateKey,
+        O: Data,
+        X: crate::join::JoinExpiry<A, B>,
+        F: FnMut(&A, &B) -> O + Clone + Send + 'static,
+    {
+        let mut join = join;
+        self.keyed.process_named(
+            "join",
+            RegularJoin {
+                kind: JoinType::Inner,
+                join: move |a: Option<&A>, b: Option<&B>| match (a, b) {
+                    (Some(a), Some(b)) => join(a, b),
+                    _ => unreachable!("an inner join emits matched pairs only"),
+                },
+                expiry,
+                _t: std::marker::PhantomData,
+            },
+        )
     }
 }
 

@@ -166,9 +166,15 @@ pub struct KeyedContext<'a, K, S> {
     processing_timers: &'a mut Timers<K>,
     watermark: Timestamp,
     cleared: bool,
+    late: &'a mut u64,
 }
 
 impl<K: Key, S: Default> KeyedContext<'_, K, S> {
+    /// Counts a record the function dropped as late (behind the watermark): the operator's
+    /// `late_records` metric.
+    pub fn count_late(&mut self) {
+        *self.late += 1;
+    }
     /// The current key.
     pub fn key(&self) -> &K {
         self.key
@@ -224,6 +230,8 @@ pub(crate) struct KeyedProcessOperator<T, K, KF, P: KeyedProcessFunction<K, T>> 
     processing_timers: Timers<K>,
     watermark: Timestamp,
     last_sweep: i64,
+    /// Late records counted by the function since the metrics were last published.
+    late: u64,
     _t: PhantomData<fn(T)>,
 }
 
@@ -244,6 +252,7 @@ impl<T, K, KF, P: KeyedProcessFunction<K, T>> KeyedProcessOperator<T, K, KF, P> 
             processing_timers: Timers::default(),
             watermark: Timestamp::MIN,
             last_sweep: 0,
+            late: 0,
             _t: PhantomData,
         }
     }
@@ -274,6 +283,7 @@ where
             processing_timers: &mut self.processing_timers,
             watermark: self.watermark,
             cleared: false,
+            late: &mut self.late,
         };
         f(&mut self.func, &mut ctx);
         if ctx.cleared {
@@ -282,9 +292,10 @@ where
         Ok(())
     }
 
-    fn publish(&self, ctx: &mut TaskContext) {
+    fn publish(&mut self, ctx: &mut TaskContext) {
         let keys = self.state.as_ref().map_or(0, |s| s.len());
         let stats = ctx.stats();
+        stats.late_records += std::mem::take(&mut self.late);
         stats.state_keys = keys as u64;
         stats.state_bytes = (keys
             * (std::mem::size_of::<K>() + std::mem::size_of::<Slot<P::State>>())

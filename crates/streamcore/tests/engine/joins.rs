@@ -642,3 +642,150 @@ fn late_probes_of_a_temporal_join_go_to_the_late_output() {
     ids.sort();
     assert_eq!(ids, (0..1_000).collect::<Vec<u32>>());
 }
+
+/// Auctions `(t, key, id, expires)` join bids `(t, key, id)` with `a.t <= b.t <= a.expires`:
+/// the regular join that drops each side's rows as the watermark passes their bound.
+#[derive(Clone)]
+struct AuctionLifetime;
+
+impl streamcore::join::JoinExpiry<(Timestamp, u8, u32, i64), Rec> for AuctionLifetime {
+    fn left(&self, a: &(Timestamp, u8, u32, i64)) -> Option<Timestamp> {
+        // A bid matches only until the auction expires.
+        Some(Timestamp(a.3))
+    }
+    fn right(&self, b: &Rec) -> Option<Timestamp> {
+        // An auction matches a bid only if it started by the bid's time.
+        Some(b.0)
+    }
+    fn left_late(&self, a: &(Timestamp, u8, u32, i64), watermark: Timestamp) -> bool {
+        a.0 < watermark
+    }
+    fn right_late(&self, b: &Rec, watermark: Timestamp) -> bool {
+        b.0 < watermark
+    }
+}
+
+fn run_expiring(
+    left: &[(Timestamp, u8, u32, i64)],
+    right: &[Rec],
+    p: usize,
+    batch: usize,
+    delay: i64,
+) -> (Vec<(u32, u32)>, u64) {
+    let mut job = Job::new("expiring");
+    let strategy = WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(delay as u64));
+    let l = job
+        .from_vec("auctions", left.to_vec())
+        .with_watermarks(strategy);
+    let r = job
+        .from_vec("bids", right.to_vec())
+        .with_watermarks(strategy);
+    let out = l
+        .connect(r)
+        .key_by(|a| a.1, |b| b.1)
+        .inner_join_expiring(AuctionLifetime, |a, b| {
+            (a.0 <= b.0 && b.0 .0 <= a.3, (a.2, b.2))
+        })
+        .collect();
+    let summary = job
+        .run(JobConfig::default().parallelism(p).batch_size(batch))
+        .unwrap();
+    let mut v: Vec<(u32, u32)> = streamcore::changelog::apply_to(out.take())
+        .into_iter()
+        .filter(|(pass, _)| *pass)
+        .map(|(_, pair)| pair)
+        .collect();
+    v.sort();
+    (v, summary.events_late)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    /// With disorder within the watermark's bound nothing is late, and dropping rows by their
+    /// bounds loses no pair: the result is the nested loop's.
+    #[test]
+    fn expiring_regular_join_equals_nested_loop(
+        left in records(60, 50),
+        right in records(60, 50),
+        lifetimes in prop::collection::vec(0i64..300, 60),
+        p in 1usize..=4,
+        batch in prop::sample::select(vec![1usize, 5, 1024]),
+    ) {
+        let left: Vec<(Timestamp, u8, u32, i64)> = left
+            .into_iter()
+            .zip(lifetimes)
+            .map(|(a, life)| (a.0, a.1, a.2, a.0.0 + life))
+            .collect();
+        let right: Vec<Rec> = right.into_iter().map(|r| (r.0, r.1, r.2 + 1000)).collect();
+        let mut expected: Vec<(u32, u32)> = left
+            .iter()
+            .flat_map(|a| right.iter().map(move |b| (a, b)))
+            .filter(|(a, b)| a.1 == b.1 && a.0 <= b.0 && b.0.0 <= a.3)
+            .map(|(a, b)| (a.2, b.2))
+            .collect();
+        expected.sort();
+        let (got, late) = run_expiring(&left, &right, p, batch, 50);
+        prop_assert_eq!(late, 0);
+        prop_assert_eq!(got, expected);
+    }
+}
+
+#[test]
+fn expiring_regular_join_keeps_only_open_rows_and_counts_late_ones() {
+    // 100k auctions living 10 ms and a bid each, in time order from one reader (so neither
+    // side runs ahead of the other), then one bid 1 s behind: the join's state stays small,
+    // and the straggler is late (rows it could match may be gone), not joined.
+    let n = 100_000u32;
+    // (time, key, id, expires): an auction, or a bid when `expires` is -1
+    let mut records: Vec<(Timestamp, u8, u32, i64)> = (0..n)
+        .flat_map(|i| {
+            let t = i as i64 * 2;
+            [
+                (Timestamp(t), (i % 5) as u8, i, t + 10),
+                (Timestamp(t + 1), (i % 5) as u8, i, -1),
+            ]
+        })
+        .collect();
+    records.push((Timestamp(2 * n as i64 - 1000), 0, n, -1));
+    let mut job = Job::new("expiring-bounded");
+    let both = job
+        .from_vec("both", records)
+        .with_watermarks(WatermarkStrategy::monotonous());
+    let auctions = both.clone().filter(|r| r.3 >= 0);
+    let bids = both.filter(|r| r.3 < 0).map(|r| (r.0, r.1, r.2));
+    let out = auctions
+        .connect(bids)
+        .key_by(|a| a.2, |b| b.2)
+        .inner_join_expiring(AuctionLifetime, |a, b| {
+            (a.0 <= b.0 && b.0 .0 <= a.3, (a.2, b.2))
+        })
+        .collect();
+    let handle = job
+        .start(JobConfig::default().parallelism(1).batch_size(256))
+        .unwrap();
+    let mut peak_keys = 0;
+    while !handle.is_finished() {
+        let m = handle.metrics();
+        if let Some(op) = m.operators.iter().find(|o| o.name.starts_with("join#")) {
+            peak_keys = peak_keys.max(op.state_keys);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let summary = handle.join().unwrap();
+    assert_eq!(summary.events_late, 1, "the straggler is late");
+    let pairs: Vec<(u32, u32)> = streamcore::changelog::apply_to(out.take())
+        .into_iter()
+        .filter(|(pass, _)| *pass)
+        .map(|(_, pair)| pair)
+        .collect();
+    assert!(
+        !pairs.iter().any(|p| p.1 == n),
+        "the late bid joined nothing"
+    );
+    // Keyed by id: bid i (at 2i + 1) meets auction i (alive from 2i to 2i + 10).
+    assert_eq!(pairs.len() as u32, n);
+    // A key whose rows are all gone is gone: without the bounds, all 100k would stay.
+    assert!(peak_keys > 0, "the join's state was seen");
+    assert!(peak_keys < 5_000, "state stayed bounded: {peak_keys} keys");
+}
