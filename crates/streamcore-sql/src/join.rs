@@ -15,8 +15,8 @@ use crate::catalog::PlanField;
 use crate::error::PlanError;
 use crate::expr::{CmpOp, Expr};
 use crate::plan::{JoinKind, JoinLate, JoinStrategy, Node, Plan, WindowKind};
-use crate::types::ArithOp;
-use streamcore::row::Scalar;
+use crate::types::{ArithOp, SqlType};
+use streamcore::row::{DataType, Scalar};
 
 /// The parts of a join condition.
 #[derive(Clone, Debug, Default)]
@@ -207,30 +207,36 @@ impl RowBounds {
 }
 
 /// The [`RowBounds`] of an inner join of `left` and `right` whose condition beyond its keys is
-/// `residual`: each conjunct `x <= y` (`<`, `>=`, `>`, `=` alike) where `x` is one side's
-/// event time plus a constant and `y` reads only the other side's columns.
+/// `residual`: each conjunct `x <= y` (or `<`, or `y >= x`, `y > x`) where `x` is one side's
+/// event time plus a constant and `y` a timestamp read from the other side's columns
+/// (`A.expires`, `A.ts + INTERVAL '1' HOUR`). None unless both inputs are scans, filtered and
+/// projected: only their rows are never behind the watermark unless late.
 pub fn row_bounds(residual: &[Expr], left: &Plan, right: &Plan) -> RowBounds {
     let n = left.fields.len();
     let mut bounds = RowBounds::default();
+    if !rows_keep_time(left) || !rows_keep_time(right) {
+        return bounds;
+    }
     for c in residual {
-        let Expr::Cmp(op, a, b) = c else { continue };
-        // (smaller, larger) pairs the comparison asserts.
-        let pairs: Vec<(&Expr, &Expr)> = match op {
-            CmpOp::Lt | CmpOp::LtEq => vec![(a, b)],
-            CmpOp::Gt | CmpOp::GtEq => vec![(b, a)],
-            CmpOp::Eq => vec![(a, b), (b, a)],
-            CmpOp::NotEq => vec![],
+        // (smaller, larger) as the comparison asserts. An equality across the sides is a
+        // key (or an equal time bound) already, never in the residual.
+        let (small, large) = match c {
+            Expr::Cmp(CmpOp::Lt | CmpOp::LtEq, a, b) => (a, b),
+            Expr::Cmp(CmpOp::Gt | CmpOp::GtEq, a, b) => (b, a),
+            _ => continue,
         };
-        for (small, large) in pairs {
-            let Some((s, offset)) = time_term(small, left, right) else {
-                continue;
-            };
-            // `s.time + offset <= large(other row)`: the other side's rows are bounded.
-            match (s, side(large, n)) {
-                (Side::Left, Some(Side::Right)) => bounds.right.push((large.clone(), -offset)),
-                (Side::Right, Some(Side::Left)) => bounds.left.push((large.clone(), -offset)),
-                _ => {}
+        let Some((s, offset)) = time_term(small, left, right) else {
+            continue;
+        };
+        // `s.time + offset <= large(other row)`: the other side's rows are bounded.
+        match s {
+            Side::Left if timestamp_of_columns(large, &right.fields, n) => {
+                bounds.right.push((large.as_ref().clone(), -offset))
             }
+            Side::Right if timestamp_of_columns(large, &left.fields, 0) => {
+                bounds.left.push((large.as_ref().clone(), -offset))
+            }
+            _ => {}
         }
     }
     bounds
@@ -327,8 +333,50 @@ fn time_term(e: &Expr, left: &Plan, right: &Plan) -> Option<(Side, i64)> {
                 },
             ))
         }
-        Expr::Cast(inner, _) => time_term(inner, left, right),
+        // A cast to another timestamp precision keeps the instant; any other (to a DATE, a
+        // string) does not, and bounds nothing.
+        Expr::Cast(inner, DataType::TimestampMillis | DataType::TimestampMicros) => {
+            time_term(inner, left, right)
+        }
         _ => None,
+    }
+}
+
+/// Whether `e` is a timestamp read from columns of `fields` (its own numbering from `first`):
+/// a `TIMESTAMP` column, ± an interval, cast between timestamp precisions — a bound that is
+/// the same every time it is read.
+fn timestamp_of_columns(e: &Expr, fields: &[PlanField], first: usize) -> bool {
+    let timestamp = |t: SqlType| {
+        matches!(
+            t,
+            SqlType::Data(DataType::TimestampMillis | DataType::TimestampMicros)
+        )
+    };
+    match e {
+        Expr::Column(c) => c
+            .checked_sub(first)
+            .and_then(|c| fields.get(c))
+            .is_some_and(|f| timestamp(f.ty)),
+        Expr::Arith(ArithOp::Add | ArithOp::Sub, a, b, _) => {
+            matches!(b.as_ref(), Expr::Literal(Scalar::Int(_)))
+                && timestamp_of_columns(a, fields, first)
+        }
+        Expr::Cast(inner, DataType::TimestampMillis | DataType::TimestampMicros) => {
+            timestamp_of_columns(inner, fields, first)
+        }
+        _ => false,
+    }
+}
+
+/// Whether the rows of `plan` carry their rowtime as their event time and reach an operator
+/// no later than the watermark lets them (behind it only when late at their source): a scan,
+/// filtered and projected. The output of a window aggregate (emitted once the watermark
+/// passed its window) or of another join is not.
+fn rows_keep_time(plan: &Plan) -> bool {
+    match &plan.node {
+        Node::Scan { .. } => true,
+        Node::Filter { input, .. } | Node::Project { input, .. } => rows_keep_time(input),
+        _ => false,
     }
 }
 

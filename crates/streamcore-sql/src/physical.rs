@@ -1650,8 +1650,9 @@ impl RowExpiry {
         }
     }
 
-    /// The latest event time of the other side `row` can match under `bounds`: NULL (or a
-    /// bound that fails) matches nothing.
+    /// The latest event time of the other side `row` can match under `bounds`: a NULL bound
+    /// matches nothing; one that cannot be evaluated bounds nothing (the row is kept, and
+    /// the condition after the join reports the error on the pairs it makes).
     fn until(bounds: &[(Expr, i64)], row: &Row) -> Option<Timestamp> {
         if bounds.is_empty() {
             return None;
@@ -1659,16 +1660,20 @@ impl RowExpiry {
         let mut until = i64::MAX;
         for (e, offset) in bounds {
             // A column (the usual bound: `A.expires`) is read where it is.
-            let t = match e {
-                Expr::Column(c) => row.values[*c].as_timestamp(),
-                e => e.eval(&row.values).ok().and_then(|v| v.as_timestamp()),
+            let value = match e {
+                Expr::Column(c) => std::borrow::Cow::Borrowed(&row.values[*c]),
+                e => match e.eval(&row.values) {
+                    Ok(v) => std::borrow::Cow::Owned(v),
+                    Err(_) => continue,
+                },
             };
-            match t {
+            match value.as_timestamp() {
                 Some(t) => until = until.min(t.0.saturating_add(*offset)),
-                None => return Some(Timestamp::MIN),
+                None if value.is_null() => return Some(Timestamp::MIN),
+                None => {}
             }
         }
-        Some(Timestamp(until))
+        (until < i64::MAX).then_some(Timestamp(until))
     }
 }
 

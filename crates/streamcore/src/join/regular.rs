@@ -145,7 +145,11 @@ pub const EXPIRY_TIMER_GRANULARITY_MS: i64 = 1000;
 /// [`EXPIRY_TIMER_GRANULARITY_MS`].
 fn expiry_timer(until: Timestamp) -> i64 {
     let g = EXPIRY_TIMER_GRANULARITY_MS;
-    until.0.saturating_add(g).div_euclid(g).saturating_mul(g)
+    // Past `until` even at the end of time (the last watermark is `i64::MAX`).
+    until
+        .0
+        .checked_add(g)
+        .map_or(i64::MAX, |t| t.div_euclid(g) * g)
 }
 
 /// Stores `row`, bounded by `until`, among `rows` — kept in the order of their bounds, so the
@@ -226,6 +230,11 @@ where
         };
         if late {
             ctx.count_late();
+            // A key first met by a late row keeps no empty state behind.
+            let state = ctx.state();
+            if state.left.is_empty() && state.right.is_empty() {
+                ctx.clear_state();
+            }
             return;
         }
         let state = ctx.state();

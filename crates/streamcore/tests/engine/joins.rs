@@ -787,5 +787,12 @@ fn expiring_regular_join_keeps_only_open_rows_and_counts_late_ones() {
     assert_eq!(pairs.len() as u32, n);
     // A key whose rows are all gone is gone: without the bounds, all 100k would stay.
     assert!(peak_keys > 0, "the join's state was seen");
+    let join = summary
+        .operators
+        .iter()
+        .find(|o| o.name.starts_with("join#"))
+        .unwrap();
+    // At the end every row's bound has passed; the straggler's key kept no empty entry.
+    assert_eq!(join.state_keys, 0, "nothing left at the end");
     assert!(peak_keys < 5_000, "state stayed bounded: {peak_keys} keys");
 }
