@@ -38,16 +38,7 @@ fn rows(sql: &str) -> Vec<String> {
         .parallelism(1)
         .batch_size(1)
         .watermark_interval(Duration::ZERO);
-    let mut rows: Vec<String> = apply_to(session.collect(plan, config).unwrap())
-        .iter()
-        .map(|r| {
-            r.values
-                .iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect();
+    let mut rows = crate::texts(apply_to(session.collect(plan, config).unwrap()));
     rows.sort();
     rows
 }

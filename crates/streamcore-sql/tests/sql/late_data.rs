@@ -6,6 +6,7 @@
 //! The source emits one row per batch with a watermark after each, so the order of the rows
 //! decides which are late (deterministic at parallelism 1).
 
+use crate::texts;
 use std::time::Duration;
 use streamcore::changelog::apply_to;
 use streamcore::{Job, JobConfig};
@@ -48,19 +49,6 @@ fn query(session: &mut Session, sql: &str) -> Vec<String> {
     let mut rows = texts(apply_to(session.collect(plan, config()).unwrap()));
     rows.sort();
     rows
-}
-
-/// Rows as text, values separated by spaces.
-fn texts(rows: Vec<streamcore::row::Row>) -> Vec<String> {
-    rows.iter()
-        .map(|r| {
-            r.values
-                .iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
 }
 
 #[test]

@@ -20,3 +20,16 @@ mod rows_built_once;
 mod scan_pushdown;
 mod sql_kafka;
 mod sqllogictest;
+
+/// Rows as text, values separated by spaces (the form the tests' expected rows take).
+pub fn texts(rows: Vec<streamcore::row::Row>) -> Vec<String> {
+    rows.iter()
+        .map(|r| {
+            r.values
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
