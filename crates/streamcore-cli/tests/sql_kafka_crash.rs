@@ -19,11 +19,13 @@ use streamcore_connectors::kafka::test_broker::TestBroker;
 const BIN: &str = env!("CARGO_BIN_EXE_streamcore");
 const KILLS: usize = 3;
 
-/// Writes the bids of 40,000 Nexmark events into `bids`, keyed by auction.
+/// Writes the bids of 120,000 Nexmark events into `bids`, keyed by auction: enough for the
+/// job to outlast its kills (40,000 were read before the third kill until the SQL path got
+/// faster).
 fn produce(servers: &str) {
     let script = format!(
         "CREATE TABLE gen (auction BIGINT, bidder BIGINT, price BIGINT, `dateTime` TIMESTAMP(3))
-         WITH ('connector' = 'nexmark', 'kind' = 'bid', 'events.num' = '40000');
+         WITH ('connector' = 'nexmark', 'kind' = 'bid', 'events.num' = '120000');
          CREATE TABLE bids (auction BIGINT, bidder BIGINT, price BIGINT, `dateTime` TIMESTAMP(3))
          WITH ('connector' = 'kafka', 'topic' = 'bids', 'properties.bootstrap.servers' = '{servers}',
                'key.format' = 'json', 'key.fields' = 'auction', 'value.format' = 'json');
