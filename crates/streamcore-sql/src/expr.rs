@@ -220,27 +220,19 @@ impl Expr {
                 let r = r.eval_cow(row)?;
                 compare_truth(*op, &l, &r)
             }
-            Expr::And(all) => {
+            Expr::And(all) | Expr::Or(all) => {
+                // AND stops at the first false, OR at the first true; an unknown operand
+                // makes the result unknown unless one decides it.
+                let decisive = matches!(self, Expr::Or(_));
                 let mut unknown = false;
                 for e in all {
                     match e.truth(row)? {
-                        Some(false) => return Ok(Some(false)),
+                        Some(b) if b == decisive => return Ok(Some(decisive)),
                         None => unknown = true,
-                        Some(true) => {}
+                        Some(_) => {}
                     }
                 }
-                (!unknown).then_some(true)
-            }
-            Expr::Or(all) => {
-                let mut unknown = false;
-                for e in all {
-                    match e.truth(row)? {
-                        Some(true) => return Ok(Some(true)),
-                        None => unknown = true,
-                        Some(false) => {}
-                    }
-                }
-                (!unknown).then_some(false)
+                (!unknown).then_some(!decisive)
             }
             Expr::Not(e) => e.truth(row)?.map(|b| !b),
             Expr::IsNull(e, negated) => Some(e.eval_cow(row)?.is_null() != *negated),

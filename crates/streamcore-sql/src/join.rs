@@ -206,12 +206,30 @@ impl RowBounds {
     }
 }
 
+/// The [`RowBounds`] of a join of `left` and `right` on `on` (over the joined row): of an
+/// inner regular join of append-only inputs only — the one rule the physical planner and
+/// `EXPLAIN` both follow.
+pub fn expiry_bounds(
+    kind: JoinKind,
+    strategy: &JoinStrategy,
+    on: &Expr,
+    left: &Plan,
+    right: &Plan,
+) -> RowBounds {
+    match (kind, strategy) {
+        (JoinKind::Inner, JoinStrategy::Regular) if !left.updating && !right.updating => {
+            row_bounds(&split(on, left, right).residual, left, right)
+        }
+        _ => RowBounds::default(),
+    }
+}
+
 /// The [`RowBounds`] of an inner join of `left` and `right` whose condition beyond its keys is
 /// `residual`: each conjunct `x <= y` (or `<`, or `y >= x`, `y > x`) where `x` is one side's
 /// event time plus a constant and `y` a timestamp read from the other side's columns
 /// (`A.expires`, `A.ts + INTERVAL '1' HOUR`). None unless both inputs are scans, filtered and
 /// projected: only their rows are never behind the watermark unless late.
-pub fn row_bounds(residual: &[Expr], left: &Plan, right: &Plan) -> RowBounds {
+fn row_bounds(residual: &[Expr], left: &Plan, right: &Plan) -> RowBounds {
     let n = left.fields.len();
     let mut bounds = RowBounds::default();
     if !rows_keep_time(left) || !rows_keep_time(right) {

@@ -956,12 +956,10 @@ impl<'j> PhysicalPlanner<'j> {
         let cond = join::split(on, left, right);
         let residual = join::residual_for(strategy, &cond, left, right);
         // An inner regular join's rows go as the watermark passes their bounds, if any.
-        let expiry = match (strategy, kind) {
-            (JoinStrategy::Regular, JoinKind::Inner) => {
-                RowExpiry::new(join::row_bounds(&residual, left, right), left.fields.len())
-            }
-            _ => RowExpiry::default(),
-        };
+        let expiry = RowExpiry::new(
+            join::expiry_bounds(kind, strategy, on, left, right),
+            left.fields.len(),
+        );
         let (SqlStream::Append(l), SqlStream::Append(r)) = (self.build(left)?, self.build(right)?)
         else {
             return Err(PlanError::unsupported(
@@ -1615,7 +1613,7 @@ struct JoinSpec {
     output: Option<Arc<[usize]>>,
     /// For an interval join: the inputs whose late rows go on (to their late-data tables).
     late: Option<LateFrom>,
-    /// For an inner regular join: when its rows can go ([`join::row_bounds`]).
+    /// For an inner regular join: when its rows can go ([`join::expiry_bounds`]).
     expiry: RowExpiry,
 }
 
@@ -1830,19 +1828,14 @@ where
                     None,
                 );
             }
+            // An outer join: unmatched rows padded with NULLs, withdrawn once matched.
             let changes = keyed
                 .join(join_type, move |a: Option<&Row>, b: Option<&Row>| {
                     concat(a, nl, b, nr)
                 })
                 .name("Join")
                 .uid(&spec.uid);
-            let joined = if inner {
-                // An inner join of append-only inputs only inserts.
-                SqlStream::Append(changes.map(Change::into_row))
-            } else {
-                SqlStream::Updating(changes)
-            };
-            (joined, None)
+            (SqlStream::Updating(changes), None)
         }
     }
 }

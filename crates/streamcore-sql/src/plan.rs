@@ -667,13 +667,7 @@ impl Plan {
                 late,
             } => match strategy {
                 JoinStrategy::Regular => {
-                    let bounds = match kind {
-                        JoinKind::Inner if !left.updating && !right.updating => {
-                            let residual = crate::join::split(on, left, right).residual;
-                            crate::join::row_bounds(&residual, left, right)
-                        }
-                        _ => Default::default(),
-                    };
+                    let bounds = crate::join::expiry_bounds(*kind, strategy, on, left, right);
                     if bounds.is_empty() {
                         format!("joinType={kind:?}, where={on}")
                     } else {
