@@ -462,17 +462,59 @@ impl RowAggregate {
     }
 
     fn results(&self, acc: &RowAcc) -> Row {
-        self.result_values(acc).collect()
+        let mut values = Vec::with_capacity(acc.key.len() + self.calls.len());
+        self.push_results(acc, &mut values);
+        Row::new(values)
     }
 
-    /// Appends the calls' results of `acc` to `out` (a window's row is gathered this way, its
-    /// keys before and its bounds after).
+    /// Appends the kept key and the calls' results of `acc` to `out` (a window's row is
+    /// gathered this way, its keys before and its bounds after).
+    ///
+    /// A loop of pushes, not an iterator collected: a value passed out of an iterator's
+    /// `next` is written in parts and read back whole, which stalls the processor once per
+    /// column (a failed store-to-load forward).
     pub fn push_results(&self, acc: &RowAcc, out: &mut Vec<Scalar>) {
-        out.extend(self.result_values(acc));
+        out.extend_from_slice(&acc.key);
+        for (i, call) in self.calls.iter().enumerate() {
+            // An integer result is written into a pushed constant: a value of any kind
+            // passes through a temporary, written in parts and read back whole.
+            match self.int_result(i, call, acc) {
+                Some(n) => {
+                    out.push(const { Scalar::Int(0) });
+                    if let Some(Scalar::Int(slot)) = out.last_mut() {
+                        *slot = n;
+                    }
+                }
+                None => out.push(self.result_of(i, call, acc)),
+            }
+        }
     }
 
-    /// The calls' results of `acc`, in call order.
-    fn result_values<'a>(&'a self, acc: &'a RowAcc) -> impl Iterator<Item = Scalar> + 'a {
+    /// The result of call `i`, `call`, of `acc` when it is a non-null integer known without
+    /// building a value: a count, or the sum, minimum, maximum or average of integers
+    /// (`None` otherwise: [`RowAggregate::result_of`] makes it).
+    #[inline(always)]
+    fn int_result(&self, i: usize, call: &AggCall, acc: &RowAcc) -> Option<i64> {
+        if let Some((set, slot)) = self.slot_of[i] {
+            return Some(acc.shared.get(set).map_or(0, |(_, n)| n[slot]));
+        }
+        let a = acc.calls.get(i)?;
+        if call.distinct {
+            return (call.func == AggFunc::Count)
+                .then(|| a.values.as_ref().map_or(0, |m| m.len()) as i64);
+        }
+        match (call.func, &a.value) {
+            (AggFunc::Count, _) => Some(a.n),
+            (AggFunc::Sum, &Scalar::Int(v)) if a.n > 0 => Some(v),
+            (AggFunc::Avg, &Scalar::Int(v)) if a.n > 0 => Some(v / a.n),
+            (AggFunc::Min | AggFunc::Max, &Scalar::Int(v)) if a.values.is_none() => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The result of call `i`, `call`, of `acc`.
+    #[inline(always)]
+    fn result_of(&self, i: usize, call: &AggCall, acc: &RowAcc) -> Scalar {
         const EMPTY: &CallAcc = &CallAcc {
             n: 0,
             value: Scalar::Null,
@@ -480,83 +522,73 @@ impl RowAggregate {
             squares: Scalar::Null,
             list: None,
         };
-        acc.key
-            .iter()
-            .cloned()
-            .chain(self.calls.iter().enumerate().map(move |(i, call)| {
-                if let Some((set, slot)) = self.slot_of[i] {
-                    return Scalar::Int(acc.shared.get(set).map_or(0, |(_, n)| n[slot]));
-                }
-                let a = acc.calls.get(i).unwrap_or(EMPTY);
-                if call.distinct {
-                    let values = a.values.as_ref();
-                    let n = values.map(|m| m.len()).unwrap_or(0) as i64;
-                    return match call.func {
-                        AggFunc::Count => Scalar::Int(n),
-                        AggFunc::Min => values
-                            .and_then(|m| m.keys().next().cloned())
-                            .unwrap_or(Scalar::Null),
-                        AggFunc::Max => values
-                            .and_then(|m| m.keys().next_back().cloned())
-                            .unwrap_or(Scalar::Null),
-                        AggFunc::Sum | AggFunc::Avg => {
-                            let sum = values
-                                .map(|m| m.keys().fold(Scalar::Null, |s, v| add_values(&s, v)))
-                                .unwrap_or(Scalar::Null);
-                            if call.func == AggFunc::Sum {
-                                typed(sum, call.ty)
-                            } else {
-                                avg(&sum, n, call.ty)
-                            }
-                        }
-                        f => {
-                            let (mut sum, mut squares) = (Scalar::Null, Scalar::Null);
-                            for v in values.into_iter().flat_map(|m| m.keys()) {
-                                sum = add_values(&sum, v);
-                                squares = add_values(&squares, &square(v));
-                            }
-                            variance(f, n, &sum, &squares, call.ty)
-                        }
-                    };
-                }
-                match call.func {
-                    AggFunc::Count => Scalar::Int(a.n),
-                    AggFunc::Sum => {
-                        if a.n == 0 {
-                            Scalar::Null
-                        } else {
-                            typed(a.value.clone(), call.ty)
-                        }
+        if let Some((set, slot)) = self.slot_of[i] {
+            return Scalar::Int(acc.shared.get(set).map_or(0, |(_, n)| n[slot]));
+        }
+        let a = acc.calls.get(i).unwrap_or(EMPTY);
+        if call.distinct {
+            let values = a.values.as_ref();
+            let n = values.map(|m| m.len()).unwrap_or(0) as i64;
+            return match call.func {
+                AggFunc::Count => Scalar::Int(n),
+                AggFunc::Min => values
+                    .and_then(|m| m.keys().next().cloned())
+                    .unwrap_or(Scalar::Null),
+                AggFunc::Max => values
+                    .and_then(|m| m.keys().next_back().cloned())
+                    .unwrap_or(Scalar::Null),
+                AggFunc::Sum | AggFunc::Avg => {
+                    let sum = values
+                        .map(|m| m.keys().fold(Scalar::Null, |s, v| add_values(&s, v)))
+                        .unwrap_or(Scalar::Null);
+                    if call.func == AggFunc::Sum {
+                        typed(sum, call.ty)
+                    } else {
+                        avg(&sum, n, call.ty)
                     }
-                    AggFunc::Avg => avg(&a.value, a.n, call.ty),
-                    f @ (AggFunc::VarPop
-                    | AggFunc::VarSamp
-                    | AggFunc::StddevPop
-                    | AggFunc::StddevSamp) => variance(f, a.n, &a.value, &a.squares, call.ty),
-                    f @ (AggFunc::FirstValue | AggFunc::LastValue | AggFunc::ListAgg) => {
-                        match &a.list {
-                            None => a.value.clone(),
-                            Some(list) => match f {
-                                AggFunc::FirstValue => {
-                                    list.first().cloned().unwrap_or(Scalar::Null)
-                                }
-                                AggFunc::LastValue => list.last().cloned().unwrap_or(Scalar::Null),
-                                _ => list_agg(list.iter(), call.separator.as_deref()),
-                            },
-                        }
-                    }
-                    AggFunc::Min | AggFunc::Max => match &a.values {
-                        Some(m) => if call.func == AggFunc::Min {
-                            m.keys().next()
-                        } else {
-                            m.keys().next_back()
-                        }
-                        .cloned()
-                        .unwrap_or(Scalar::Null),
-                        None => a.value.clone(),
-                    },
                 }
-            }))
+                f => {
+                    let (mut sum, mut squares) = (Scalar::Null, Scalar::Null);
+                    for v in values.into_iter().flat_map(|m| m.keys()) {
+                        sum = add_values(&sum, v);
+                        squares = add_values(&squares, &square(v));
+                    }
+                    variance(f, n, &sum, &squares, call.ty)
+                }
+            };
+        }
+        match call.func {
+            AggFunc::Count => Scalar::Int(a.n),
+            AggFunc::Sum => {
+                if a.n == 0 {
+                    Scalar::Null
+                } else {
+                    typed(a.value.clone(), call.ty)
+                }
+            }
+            AggFunc::Avg => avg(&a.value, a.n, call.ty),
+            f @ (AggFunc::VarPop | AggFunc::VarSamp | AggFunc::StddevPop | AggFunc::StddevSamp) => {
+                variance(f, a.n, &a.value, &a.squares, call.ty)
+            }
+            f @ (AggFunc::FirstValue | AggFunc::LastValue | AggFunc::ListAgg) => match &a.list {
+                None => a.value.clone(),
+                Some(list) => match f {
+                    AggFunc::FirstValue => list.first().cloned().unwrap_or(Scalar::Null),
+                    AggFunc::LastValue => list.last().cloned().unwrap_or(Scalar::Null),
+                    _ => list_agg(list.iter(), call.separator.as_deref()),
+                },
+            },
+            AggFunc::Min | AggFunc::Max => match &a.values {
+                Some(m) => if call.func == AggFunc::Min {
+                    m.keys().next()
+                } else {
+                    m.keys().next_back()
+                }
+                .cloned()
+                .unwrap_or(Scalar::Null),
+                None => a.value.clone(),
+            },
+        }
     }
 }
 
