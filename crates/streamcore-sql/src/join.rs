@@ -224,6 +224,36 @@ pub fn expiry_bounds(
     }
 }
 
+/// Where a join of `left` and `right` on `on` sends its late rows: `late` (the inputs'
+/// `'late-data.table'` tables) for an interval join; for a regular join whose rows expire
+/// ([`expiry_bounds`]), the table of each input whose rows can be late — a row is late when the
+/// other side's rows it could match may be gone, i.e. when the other side's rows are bounded;
+/// nothing for a regular join that keeps every row. The one rule the pruning, the physical
+/// planner and `EXPLAIN` follow.
+pub fn late_tables(
+    kind: JoinKind,
+    strategy: &JoinStrategy,
+    on: &Expr,
+    left: &Plan,
+    right: &Plan,
+    late: &JoinLate,
+) -> JoinLate {
+    match strategy {
+        JoinStrategy::Interval { .. } => late.clone(),
+        JoinStrategy::Regular => {
+            let bounds = expiry_bounds(kind, strategy, on, left, right);
+            if bounds.is_empty() {
+                return JoinLate::default();
+            }
+            JoinLate {
+                left: late.left.clone().filter(|_| !bounds.right.is_empty()),
+                right: late.right.clone().filter(|_| !bounds.left.is_empty()),
+                invalid: late.invalid.clone(),
+            }
+        }
+    }
+}
+
 /// The [`RowBounds`] of an inner join of `left` and `right` whose condition beyond its keys is
 /// `residual`: each conjunct `x <= y` (or `<`, or `y >= x`, `y > x`) where `x` is one side's
 /// event time plus a constant and `y` a timestamp read from the other side's columns

@@ -9,7 +9,7 @@ use crate::connectors::{self, NexmarkKind, ScanCalc};
 use crate::error::PlanError;
 use crate::expr::{CmpOp, Expr};
 use crate::join;
-use crate::plan::{AggCall, JoinKind, JoinLate, JoinStrategy, Node, Plan, WindowKind};
+use crate::plan::{AggCall, JoinKind, JoinStrategy, Node, Plan, WindowKind};
 use std::sync::Arc;
 use std::time::Duration;
 use streamcore::changelog::{Change, Keep};
@@ -935,11 +935,9 @@ impl<'j> PhysicalPlanner<'j> {
             unreachable!("a join plan")
         };
         // An interval join's late rows of an input go to its late-data table, which must take
-        // the input's rows (a regular join has none).
-        let late = match strategy {
-            JoinStrategy::Interval { .. } => late.clone(),
-            JoinStrategy::Regular => JoinLate::default(),
-        };
+        // the input's rows; so do an expiring regular join's (one that keeps every row has
+        // none).
+        let late = join::late_tables(*kind, strategy, on, left, right, late);
         if let Some(e) = &late.invalid {
             return Err(e.clone());
         }
@@ -1030,10 +1028,11 @@ impl<'j> PhysicalPlanner<'j> {
                         Either::Right(r) if !left_side => Some(r),
                         _ => None,
                     })
-                    .name(if left_side {
-                        "IntervalJoin(late left rows)"
-                    } else {
-                        "IntervalJoin(late right rows)"
+                    .name(match (strategy, left_side) {
+                        (JoinStrategy::Interval { .. }, true) => "IntervalJoin(late left rows)",
+                        (JoinStrategy::Interval { .. }, false) => "IntervalJoin(late right rows)",
+                        (JoinStrategy::Regular, true) => "Join(late left rows)",
+                        (JoinStrategy::Regular, false) => "Join(late right rows)",
                     });
                 self.late_rows.push((table, side_rows));
             }
@@ -1779,54 +1778,55 @@ where
                 JoinKind::Right => JoinType::Right,
                 JoinKind::Full => JoinType::Full,
             };
-            // An inner join only inserts; its rows go once the watermark passes their
-            // bounds, if its condition has any (`spec.expiry`).
-            if let (JoinKind::Inner, Some(columns)) = (spec.kind, spec.output) {
-                // Only the projection's columns, picked from the pair.
-                return (
-                    SqlStream::Append(
-                        keyed
-                            .inner_join_expiring(spec.expiry, move |a: &Row, b: &Row| {
-                                pick(a, b, &columns)
-                            })
-                            .name("Join")
-                            .uid(&spec.uid)
-                            .map(Change::into_row),
-                    ),
-                    None,
-                );
-            }
-            if let (JoinKind::Inner, Some(residual)) = (spec.kind, spec.residual) {
-                // Only pairs passing the condition beyond the keys: tested before a row is
-                // built.
-                let mut pair = PairTest::new(residual);
-                return (
-                    SqlStream::Append(
-                        keyed
-                            .inner_join_expiring(spec.expiry, move |a: &Row, b: &Row| {
-                                pair.join(a, b)
-                            })
-                            .name("Join")
-                            .uid(&spec.uid)
-                            .flat_map(|change: Change<Option<Row>>| change.into_row())
-                            .name("Join(matched)"),
-                    ),
-                    None,
-                );
-            }
             if spec.kind == JoinKind::Inner {
-                return (
-                    SqlStream::Append(
-                        keyed
-                            .inner_join_expiring(spec.expiry, move |a: &Row, b: &Row| {
-                                concat(Some(a), nl, Some(b), nr)
-                            })
-                            .name("Join")
-                            .uid(&spec.uid)
-                            .map(Change::into_row),
-                    ),
-                    None,
-                );
+                // An inner join only inserts; its rows go once the watermark passes their
+                // bounds, if its condition has any (`spec.expiry`), and rows behind the
+                // watermark then are late: to the late-data tables (`spec.late`), if any.
+                let tag = spec
+                    .late
+                    .map(|from| (OutputTag::<Either<Row, Row>>::new("late"), from));
+                if let Some((tag, from)) = &tag {
+                    keyed = keyed.late_output_of(tag, *from);
+                }
+                fn late_of<T: streamcore::Data>(
+                    joined: &Stream<T>,
+                    tag: &Option<(OutputTag<Either<Row, Row>>, LateFrom)>,
+                ) -> Option<Stream<Either<Row, Row>>> {
+                    tag.as_ref().map(|(t, _)| joined.side_output(t))
+                }
+                if let Some(columns) = spec.output {
+                    // Only the projection's columns, picked from the pair.
+                    let joined = keyed
+                        .inner_join_expiring(spec.expiry, move |a: &Row, b: &Row| {
+                            pick(a, b, &columns)
+                        })
+                        .name("Join")
+                        .uid(&spec.uid);
+                    let late = late_of(&joined, &tag);
+                    return (SqlStream::Append(joined.map(Change::into_row)), late);
+                }
+                if let Some(residual) = spec.residual {
+                    // Only pairs passing the condition beyond the keys: tested before a row
+                    // is built.
+                    let mut pair = PairTest::new(residual);
+                    let joined = keyed
+                        .inner_join_expiring(spec.expiry, move |a: &Row, b: &Row| pair.join(a, b))
+                        .name("Join")
+                        .uid(&spec.uid);
+                    let late = late_of(&joined, &tag);
+                    let matched = joined
+                        .flat_map(|change: Change<Option<Row>>| change.into_row())
+                        .name("Join(matched)");
+                    return (SqlStream::Append(matched), late);
+                }
+                let joined = keyed
+                    .inner_join_expiring(spec.expiry, move |a: &Row, b: &Row| {
+                        concat(Some(a), nl, Some(b), nr)
+                    })
+                    .name("Join")
+                    .uid(&spec.uid);
+                let late = late_of(&joined, &tag);
+                return (SqlStream::Append(joined.map(Change::into_row)), late);
             }
             // An outer join: unmatched rows padded with NULLs, withdrawn once matched.
             let changes = keyed

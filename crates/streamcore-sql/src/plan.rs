@@ -80,7 +80,7 @@ pub struct LateData {
 /// scans, through filters and projections): an interval join writes the rows of an input that
 /// arrive behind the watermark to that input's table — the input's rows as the join receives
 /// them, so an input with a late table is not pruned to the columns read above the join. A
-/// regular join has no late rows.
+/// regular join has late rows only if its rows expire: [`crate::join::late_tables`].
 #[derive(Clone, Debug, Default)]
 pub struct JoinLate {
     /// The left input's late table.
@@ -88,7 +88,8 @@ pub struct JoinLate {
     /// The right input's late table.
     pub right: Option<Arc<TableDef>>,
     /// Why an input's `'late-data.table'` names no table it can use (a view, an unknown
-    /// name): an error for an interval join, nothing for a regular one.
+    /// name): an error for an interval join or a regular join whose rows expire, nothing for
+    /// a regular join that keeps every row.
     pub invalid: Option<crate::error::PlanError>,
 }
 
@@ -671,9 +672,11 @@ impl Plan {
                     if bounds.is_empty() {
                         format!("joinType={kind:?}, where={on}")
                     } else {
+                        let late = crate::join::late_tables(*kind, strategy, on, left, right, late);
                         format!(
-                            "joinType={kind:?}, where={on}, stateExpiry=[{}]",
-                            bounds.explain()
+                            "joinType={kind:?}, where={on}, stateExpiry=[{}]{}",
+                            bounds.explain(),
+                            late.explain()
                         )
                     }
                 }

@@ -400,13 +400,13 @@ fn narrow_join(join: Plan, reads: &[Expr]) -> (Plan, Option<Vec<usize>>) {
     let mut used = Vec::new();
     reads.iter().for_each(|e| e.columns(&mut used));
     on.columns(&mut used);
-    // An interval join's input with a late-data table keeps its rows whole: they are what its
-    // late rows are (the strategy is final here: pruning runs after the rewrites).
-    let interval = matches!(strategy, JoinStrategy::Interval { .. });
-    if interval && late.left.is_some() {
+    // An input whose late rows go to its late-data table keeps its rows whole: they are what
+    // its late rows are (the strategy is final here: pruning runs after the rewrites).
+    let sends = crate::join::late_tables(kind, &strategy, &on, &left, &right, &late);
+    if sends.left.is_some() {
         used.extend(0..n);
     }
-    if interval && late.right.is_some() {
+    if sends.right.is_some() {
         used.extend(n..n + right.fields.len());
     }
     if matches!(strategy, JoinStrategy::Interval { .. }) {

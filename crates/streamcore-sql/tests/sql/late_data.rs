@@ -371,6 +371,57 @@ fn late_rows_of_an_interval_join_go_to_their_inputs_late_tables() {
 }
 
 #[test]
+fn late_rows_of_an_expiring_regular_join_go_to_their_input_s_late_table() {
+    // `a.ts <= b.ts + 100 s` bounds the right rows (a `b` row matches `a` rows until its time
+    // plus 100 s), so a left row behind the watermark is late: it could have matched a right
+    // row already gone. 10:00:03 and 10:00:05 of the left input go to `late_clicks`; the right
+    // input's rows are never late (left rows are kept), so they all join.
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let mut session = Session::new();
+        session
+            .execute_script(&format!(
+                "CREATE TABLE clicks (ad BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
+                 WITH ('connector' = 'values', 'late-data.table' = 'late_clicks', 'data' = '{LATE_CLICKS}');
+                 CREATE TABLE late_clicks (ad BIGINT, ts TIMESTAMP(3))
+                 WITH ('connector' = 'filesystem', 'path' = '{d}/late', 'format' = 'json');
+                 CREATE TABLE joined (a TIMESTAMP(3), b TIMESTAMP(3))
+                 WITH ('connector' = 'filesystem', 'path' = '{d}/joined', 'format' = 'csv');
+                 INSERT INTO joined
+                 SELECT a.ts, b.ts FROM clicks a JOIN clicks b
+                 ON a.ad = b.ad AND a.ts <= b.ts + INTERVAL '100' SECOND;"
+            ))
+            .unwrap();
+        let mut job = Job::new("late-regular-join");
+        session.plan_inserts(&mut job).unwrap();
+        let summary = job.run(config()).unwrap();
+        let at = |s: &str| format!("1 2026-12-05 10:00:{s}.000");
+        assert_eq!(
+            query(&mut session, "SELECT * FROM late_clicks"),
+            [at("03"), at("05")],
+            "round {round}"
+        );
+        assert_eq!(summary.events_late, 2);
+        let join = summary
+            .operators
+            .iter()
+            .find(|o| o.name == "Join")
+            .expect("the join's metrics");
+        assert_eq!((join.late_records, join.late_redirected), (2, 2));
+        let t = |s: &str| format!("2026-12-05 10:00:{s}.000");
+        let mut pairs = Vec::new();
+        for a in ["01", "12", "15"] {
+            for b in ["01", "03", "05", "12", "15"] {
+                pairs.push(format!("{} {}", t(a), t(b)));
+            }
+        }
+        pairs.sort();
+        assert_eq!(query(&mut session, "SELECT * FROM joined"), pairs);
+    }
+}
+
+#[test]
 fn late_probes_of_a_temporal_join_go_to_the_late_data_table() {
     // A self-join of a versioned table (one reader, so the lateness is certain): payments 3
     // and 5 come after the watermark passed 10:00:12 and go to `late_payments`; the others

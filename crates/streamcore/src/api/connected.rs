@@ -143,9 +143,10 @@ where
     /// Sends the records the join cannot take because they are behind the watermark to the
     /// side output `tag` (read it with `side_output(&tag)` on the join's result), each as the
     /// side it came from: an interval join's records of either side, a window join's records
-    /// whose windows all fired, a temporal join's probes. Without it they are dropped (as Flink
+    /// whose windows all fired, a temporal join's probes, an expiring inner join's rows
+    /// ([`KeyedConnectedStreams::inner_join_expiring`]). Without it they are dropped (as Flink
     /// drops them) — counted in `late_records` either way, and in `late_redirected` when sent.
-    /// A regular join has no late records.
+    /// A regular join that keeps every row has no late records.
     ///
     /// ```
     /// use streamcore::join::Either;
@@ -219,6 +220,7 @@ where
                 kind,
                 join,
                 expiry: crate::join::NoExpiry,
+                late: None,
                 _t: std::marker::PhantomData,
             },
         );
@@ -233,7 +235,8 @@ where
     /// An inner regular join whose rows go as the watermark passes their bounds (`expiry`,
     /// from a condition such as `bid.t <= auction.expires`): its state holds the rows that a
     /// row at or after the watermark can still match, not every row. A row behind the
-    /// watermark that `expiry` calls late is dropped and counted in `late_records`. Only
+    /// watermark that `expiry` calls late is dropped and counted in `late_records`, or sent to
+    /// the late output if one is set ([`KeyedConnectedStreams::late_output`]). Only
     /// insertions are emitted.
     ///
     /// ```
@@ -277,6 +280,7 @@ where
                     _ => unreachable!("an inner join emits matched pairs only"),
                 },
                 expiry,
+                late: self.late,
                 _t: std::marker::PhantomData,
             },
         )

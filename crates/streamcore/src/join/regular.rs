@@ -7,9 +7,11 @@
 //! (`bid.t <= auction.expires`) can also drop rows by the watermark ([`JoinExpiry`]): a row
 //! that no row of the other side at or after the watermark can match goes as the watermark
 //! passes its bound, and a row behind the watermark is late — it could have matched a row
-//! already dropped — and is dropped and counted (`late_records`), as an interval join's.
+//! already dropped — and is dropped and counted (`late_records`), or sent to the join's late
+//! output (`KeyedConnectedStreams::late_output`, counted in `late_redirected` too), as an
+//! interval join's.
 
-use super::Either;
+use super::{Either, LateOutput};
 use crate::data::{Data, Key};
 use crate::operator::Output;
 use crate::state::{KeyedContext, KeyedProcessFunction, TimeDomain};
@@ -121,6 +123,8 @@ pub(crate) struct RegularJoin<A, B, O, F, X = NoExpiry> {
     pub(crate) join: F,
     /// Bounds dropping rows by the watermark (inner joins only).
     pub(crate) expiry: X,
+    /// Where late rows go (else they are dropped); counted either way.
+    pub(crate) late: LateOutput<A, B>,
     pub(crate) _t: PhantomData<fn(A, B) -> O>,
 }
 
@@ -130,6 +134,7 @@ impl<A, B, O, F: Clone, X: Clone> Clone for RegularJoin<A, B, O, F, X> {
             kind: self.kind,
             join: self.join.clone(),
             expiry: self.expiry.clone(),
+            late: self.late.clone(),
             _t: PhantomData,
         }
     }
@@ -229,7 +234,13 @@ where
             Either::Right(b) => expiry.right_late(b, watermark),
         };
         if late {
-            ctx.count_late();
+            match &self.late {
+                Some((tag, from)) if from.takes(&record) => {
+                    ctx.count_late_redirected();
+                    out.side(tag, record);
+                }
+                _ => ctx.count_late(),
+            }
             // A key first met by a late row keeps no empty state behind.
             let state = ctx.state();
             if state.left.is_empty() && state.right.is_empty() {

@@ -167,6 +167,7 @@ pub struct KeyedContext<'a, K, S> {
     watermark: Timestamp,
     cleared: bool,
     late: &'a mut u64,
+    redirected: &'a mut u64,
 }
 
 impl<K: Key, S: Default> KeyedContext<'_, K, S> {
@@ -174,6 +175,12 @@ impl<K: Key, S: Default> KeyedContext<'_, K, S> {
     /// `late_records` metric.
     pub fn count_late(&mut self) {
         *self.late += 1;
+    }
+    /// Counts a late record the function sent to a side output instead of dropping it: the
+    /// operator's `late_records` and `late_redirected` metrics.
+    pub fn count_late_redirected(&mut self) {
+        *self.late += 1;
+        *self.redirected += 1;
     }
     /// The current key.
     pub fn key(&self) -> &K {
@@ -232,6 +239,8 @@ pub(crate) struct KeyedProcessOperator<T, K, KF, P: KeyedProcessFunction<K, T>> 
     last_sweep: i64,
     /// Late records counted by the function since the metrics were last published.
     late: u64,
+    /// Of those, the records sent to a side output.
+    redirected: u64,
     _t: PhantomData<fn(T)>,
 }
 
@@ -253,6 +262,7 @@ impl<T, K, KF, P: KeyedProcessFunction<K, T>> KeyedProcessOperator<T, K, KF, P> 
             watermark: Timestamp::MIN,
             last_sweep: 0,
             late: 0,
+            redirected: 0,
             _t: PhantomData,
         }
     }
@@ -284,6 +294,7 @@ where
             watermark: self.watermark,
             cleared: false,
             late: &mut self.late,
+            redirected: &mut self.redirected,
         };
         f(&mut self.func, &mut ctx);
         if ctx.cleared {
@@ -296,6 +307,7 @@ where
         let keys = self.state.as_ref().map_or(0, |s| s.len());
         let stats = ctx.stats();
         stats.late_records += std::mem::take(&mut self.late);
+        stats.late_redirected += std::mem::take(&mut self.redirected);
         stats.state_keys = keys as u64;
         stats.state_bytes = (keys
             * (std::mem::size_of::<K>() + std::mem::size_of::<Slot<P::State>>())

@@ -796,3 +796,56 @@ fn expiring_regular_join_keeps_only_open_rows_and_counts_late_ones() {
     assert_eq!(join.state_keys, 0, "nothing left at the end");
     assert!(peak_keys < 5_000, "state stayed bounded: {peak_keys} keys");
 }
+
+#[test]
+fn expiring_regular_join_sends_late_rows_to_its_late_output() {
+    // One reader, in time order, then a straggler of each side 1 s behind: both are late.
+    // The bids' late output takes the bid; the auction, its side not taken, is dropped.
+    // (time, key, id, expires): an auction, or a bid when `expires` is -1
+    let mut records: Vec<(Timestamp, u8, u32, i64)> = (0..1_000u32)
+        .flat_map(|i| {
+            let t = i as i64 * 2;
+            [(Timestamp(t), 0, i, t + 10), (Timestamp(t + 1), 0, i, -1)]
+        })
+        .collect();
+    records.push((Timestamp(900), 0, 7_000, -1));
+    records.push((Timestamp(901), 0, 8_000, 2_000));
+    let late_from = |from: LateFrom| {
+        let mut job = Job::new("expiring-late");
+        let both = job
+            .from_vec("both", records.clone())
+            .with_watermarks(WatermarkStrategy::monotonous());
+        let auctions = both.clone().filter(|r| r.3 >= 0);
+        let bids = both.filter(|r| r.3 < 0).map(|r| (r.0, r.1, r.2));
+        let tag = OutputTag::<Either<(Timestamp, u8, u32, i64), Rec>>::new("late");
+        let joined = auctions
+            .connect(bids)
+            .key_by(|a| a.1, |b| b.1)
+            .late_output_of(&tag, from)
+            .inner_join_expiring(AuctionLifetime, |a, b| {
+                (a.0 <= b.0 && b.0 .0 <= a.3, (a.2, b.2))
+            });
+        let late = joined.side_output(&tag).collect();
+        let out = joined.collect();
+        let summary = job.run(JobConfig::default().parallelism(1)).unwrap();
+        let pairs = streamcore::changelog::apply_to(out.take())
+            .into_iter()
+            .filter(|(pass, _)| *pass)
+            .count();
+        let join = summary
+            .operators
+            .iter()
+            .find(|o| o.name.starts_with("join#"))
+            .unwrap()
+            .clone();
+        (pairs, late.take(), join.late_records, join.late_redirected)
+    };
+    let (pairs, late, counted, redirected) = late_from(LateFrom::Right);
+    // Bid i at 2i + 1 meets auctions i - 4 ..= i alive until 2j + 10; the stragglers none.
+    assert!(pairs >= 1_000);
+    assert_eq!(late, vec![Either::Right((Timestamp(900), 0, 7_000))]);
+    assert_eq!((counted, redirected), (2, 1));
+    let (_, late, counted, redirected) = late_from(LateFrom::Both);
+    assert_eq!(late.len(), 2, "both stragglers: {late:?}");
+    assert_eq!((counted, redirected), (2, 2));
+}
