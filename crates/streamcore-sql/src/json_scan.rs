@@ -143,9 +143,10 @@ impl JsonLayout {
             match entry {
                 Some(&JsonEntry::Column(c)) => {
                     let at = s.i;
-                    values[c] = s.value(self.types[c], scratch).map_err(|what| {
-                        format!("field `{}`: {what} at column {}", self.names[c], at + 1)
-                    })?;
+                    s.value_into(self.types[c], scratch, &mut values[c])
+                        .map_err(|what| {
+                            format!("field `{}`: {what} at column {}", self.names[c], at + 1)
+                        })?;
                 }
                 Some(JsonEntry::Nested(inner)) => match s.peek() {
                     Some(b'{') => self.object(s, inner, values, scratch)?,
@@ -356,6 +357,46 @@ impl<'a> Scanner<'a> {
                 return Err(self.error("expected a digit in the exponent"));
             }
         }
+        Ok(())
+    }
+
+    /// [`Scanner::value`] written into `slot`: integers, timestamps in the common form and
+    /// strings are written there by the branch that reads them. A value returned from a call
+    /// is written in parts and read back whole, which stalled the copy (a failed
+    /// store-to-load forward, twice per value).
+    #[inline]
+    fn value_into(
+        &mut self,
+        ty: DataType,
+        scratch: &mut String,
+        slot: &mut Scalar,
+    ) -> Result<(), String> {
+        match (self.peek(), ty) {
+            (Some(b'"'), DataType::TimestampMillis) => {
+                let at = self.i;
+                let (raw, _) = self.raw_string()?;
+                if let Some(ms) = streamcore_nexmark::json::parse_date_time_bytes(raw) {
+                    *slot = Scalar::TimestampMs(ms);
+                    return Ok(());
+                }
+                self.i = at;
+            }
+            (Some(b'"'), DataType::Varchar) => {
+                *slot = Scalar::str(self.text(scratch)?);
+                return Ok(());
+            }
+            (Some(b'-' | b'0'..=b'9'), DataType::BigInt) => {
+                let (text, integer) = self.number()?;
+                if let Some(v) = integer.then(|| parse_i64(text)).flatten() {
+                    *slot = Scalar::Int(v);
+                    return Ok(());
+                }
+                *slot = number(text, integer, ty)?;
+                return Ok(());
+            }
+            _ => {}
+        }
+        *slot = self.value(ty, scratch)?;
         Ok(())
     }
 
