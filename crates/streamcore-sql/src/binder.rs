@@ -1454,14 +1454,19 @@ impl<'a> Binder<'a> {
         }
     }
 
-    /// The late-data tables of a join's inputs. Whether the join can use them is the physical
-    /// planner's to say, for an interval join (a regular join has no late rows, so an unusable
-    /// late table is no error for it).
+    /// The late-data tables of a join's inputs, each input's error kept apart. Which inputs'
+    /// rows can be late — and so whose unusable late table is an error — is
+    /// `join::late_tables`' to say: both of an interval join, the inputs with bounded partners
+    /// of a regular join whose rows expire, none of a regular join that keeps every row.
     fn join_late(&self, left: &Plan, right: &Plan) -> JoinLate {
         let mut late = JoinLate::default();
-        match (self.late_table_of(left), self.late_table_of(right)) {
-            (Ok(l), Ok(r)) => (late.left, late.right) = (l, r),
-            (Err(e), _) | (_, Err(e)) => late.invalid = Some(e),
+        match self.late_table_of(left) {
+            Ok(table) => late.left = table,
+            Err(e) => late.invalid_left = Some(e),
+        }
+        match self.late_table_of(right) {
+            Ok(table) => late.right = table,
+            Err(e) => late.invalid_right = Some(e),
         }
         late
     }

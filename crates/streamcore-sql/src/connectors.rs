@@ -1098,7 +1098,8 @@ impl ScanCalc {
     }
 }
 
-fn ignore_parse_errors(table: &TableDef) -> bool {
+/// Whether the table skips the lines it cannot decode (`'json.ignore-parse-errors'`).
+pub(crate) fn ignore_parse_errors(table: &TableDef) -> bool {
     table
         .options
         .get("json.ignore-parse-errors")

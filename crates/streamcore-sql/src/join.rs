@@ -245,10 +245,13 @@ pub fn late_tables(
             if bounds.is_empty() {
                 return JoinLate::default();
             }
+            // Left rows can be late when the right rows are bounded, and the other way round.
+            let (left_late, right_late) = (!bounds.right.is_empty(), !bounds.left.is_empty());
             JoinLate {
-                left: late.left.clone().filter(|_| !bounds.right.is_empty()),
-                right: late.right.clone().filter(|_| !bounds.left.is_empty()),
-                invalid: late.invalid.clone(),
+                left: late.left.clone().filter(|_| left_late),
+                right: late.right.clone().filter(|_| right_late),
+                invalid_left: late.invalid_left.clone().filter(|_| left_late),
+                invalid_right: late.invalid_right.clone().filter(|_| right_late),
             }
         }
     }

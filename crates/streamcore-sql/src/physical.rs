@@ -102,9 +102,13 @@ fn source_key(table: &TableDef, kind: NexmarkKind) -> SourceKey {
 /// files, whose lines cost more to decode twice than a row costs to project (Nexmark q7 over
 /// the JSON file: −12 % CPU). A generator makes an event again more cheaply than a shared
 /// reader's rows are projected and filtered apart from it (q7 on the generator: +29 % CPU
-/// with one reader), and a Kafka table's readers keep their own offsets and group.
+/// with one reader), and a Kafka table's readers keep their own offsets and group. Not a file
+/// whose bad lines are skipped (`'json.ignore-parse-errors'`): a shared reader would skip a
+/// line bad in a column one scan reads for every scan (a line rejected under the dead-letter
+/// policy goes there once, with its reason, and reaches no scan: docs/sql.md says so).
 fn shares_readers(table: &TableDef) -> bool {
     table.options.get("connector").map(String::as_str) == Some("filesystem")
+        && !connectors::ignore_parse_errors(table)
 }
 
 /// The source a scan of `columns` of `table` reads, building rows of Nexmark events of `kind`.
@@ -978,7 +982,7 @@ impl<'j> PhysicalPlanner<'j> {
         // the input's rows; so do an expiring regular join's (one that keeps every row has
         // none).
         let late = join::late_tables(*kind, strategy, on, left, right, late);
-        if let Some(e) = &late.invalid {
+        if let Some(e) = late.invalid() {
             return Err(e.clone());
         }
         for (table, side, input) in [(&late.left, "left", left), (&late.right, "right", right)] {

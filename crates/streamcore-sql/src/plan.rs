@@ -87,13 +87,20 @@ pub struct JoinLate {
     pub left: Option<Arc<TableDef>>,
     /// The right input's late table.
     pub right: Option<Arc<TableDef>>,
-    /// Why an input's `'late-data.table'` names no table it can use (a view, an unknown
-    /// name): an error for an interval join or a regular join whose rows expire, nothing for
-    /// a regular join that keeps every row.
-    pub invalid: Option<crate::error::PlanError>,
+    /// Why the left input's `'late-data.table'` names no table it can use (a view, an unknown
+    /// name): an error for a join whose left rows can be late (an interval join, a regular
+    /// join whose right rows expire), nothing otherwise.
+    pub invalid_left: Option<crate::error::PlanError>,
+    /// The same for the right input.
+    pub invalid_right: Option<crate::error::PlanError>,
 }
 
 impl JoinLate {
+    /// The first input's error ([`JoinLate::invalid_left`], then the right one), if any.
+    pub fn invalid(&self) -> Option<&crate::error::PlanError> {
+        self.invalid_left.as_ref().or(self.invalid_right.as_ref())
+    }
+
     /// `, lateRowsTo=…` for `EXPLAIN` (nothing without a late table).
     fn explain(&self) -> String {
         match (&self.left, &self.right) {

@@ -165,3 +165,40 @@ fn a_file_read_with_other_columns_shares_a_reader_and_generator_kinds_do_not() {
         60 + 920
     );
 }
+
+#[test]
+fn a_file_that_skips_bad_lines_keeps_a_reader_per_scan() {
+    // Line 3's `k` is no number: the scan of `v` alone keeps it, the scan of `k` skips it. A
+    // reader shared by both would decode `k` for both and skip the line for both.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.jsonl");
+    let lines: String = (1..=6)
+        .map(|k| {
+            let key = if k == 3 {
+                "\"abc\"".to_string()
+            } else {
+                k.to_string()
+            };
+            format!("{{\"k\": {key}, \"v\": \"v{k}\", \"ts\": \"2026-12-06 10:00:0{k}\"}}\n")
+        })
+        .collect();
+    std::fs::write(&path, lines).unwrap();
+    let script = format!(
+        "CREATE TABLE t (k BIGINT, v VARCHAR, ts TIMESTAMP(3),
+           WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+         WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json',
+               'json.ignore-parse-errors' = 'true');
+         {}{}
+         INSERT INTO a SELECT v, 0 FROM t;
+         INSERT INTO b SELECT 'k', k FROM t;",
+        path.display(),
+        sink(dir.path(), "a"),
+        sink(dir.path(), "b")
+    );
+    run(&script);
+    assert_eq!(
+        rows(&dir.path().join("a")),
+        ["v1,0", "v2,0", "v3,0", "v4,0", "v5,0", "v6,0"]
+    );
+    assert_eq!(rows(&dir.path().join("b")).len(), 5);
+}
