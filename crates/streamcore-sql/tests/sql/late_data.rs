@@ -316,6 +316,31 @@ const LATE_CLICKS: &str = "1,2026-12-05 10:00:01
 1,2026-12-05 10:00:15
 1,2026-12-05 10:00:05";
 
+/// Runs `INSERT INTO joined SELECT a.ts, b.ts FROM clicks a JOIN clicks b ON a.ad = b.ad AND
+/// {condition}` over [`LATE_CLICKS`] (one reader for both inputs, so the watermark reaches
+/// them in step and the late rows are certain), late rows to `late_clicks`, both tables in
+/// `dir`.
+fn clicks_self_join(dir: &std::path::Path, condition: &str) -> (Session, streamcore::JobSummary) {
+    let d = dir.display();
+    let mut session = Session::new();
+    session
+        .execute_script(&format!(
+            "CREATE TABLE clicks (ad BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
+             WITH ('connector' = 'values', 'late-data.table' = 'late_clicks', 'data' = '{LATE_CLICKS}');
+             CREATE TABLE late_clicks (ad BIGINT, ts TIMESTAMP(3))
+             WITH ('connector' = 'filesystem', 'path' = '{d}/late', 'format' = 'json');
+             CREATE TABLE joined (a TIMESTAMP(3), b TIMESTAMP(3))
+             WITH ('connector' = 'filesystem', 'path' = '{d}/joined', 'format' = 'csv');
+             INSERT INTO joined
+             SELECT a.ts, b.ts FROM clicks a JOIN clicks b ON a.ad = b.ad AND {condition};"
+        ))
+        .unwrap();
+    let mut job = Job::new("late-join");
+    session.plan_inserts(&mut job).unwrap();
+    let summary = job.run(config()).unwrap();
+    (session, summary)
+}
+
 #[test]
 fn late_rows_of_an_interval_join_go_to_their_inputs_late_tables() {
     // A self-join: both inputs come from one reader, so the watermark reaches the join's two
@@ -323,24 +348,10 @@ fn late_rows_of_an_interval_join_go_to_their_inputs_late_tables() {
     // both bound for `late_clicks` (one sink, the two inputs' late rows as one stream).
     for round in 0..3 {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display();
-        let mut session = Session::new();
-        session
-            .execute_script(&format!(
-                "CREATE TABLE clicks (ad BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
-                 WITH ('connector' = 'values', 'late-data.table' = 'late_clicks', 'data' = '{LATE_CLICKS}');
-                 CREATE TABLE late_clicks (ad BIGINT, ts TIMESTAMP(3))
-                 WITH ('connector' = 'filesystem', 'path' = '{d}/late', 'format' = 'json');
-                 CREATE TABLE joined (a TIMESTAMP(3), b TIMESTAMP(3))
-                 WITH ('connector' = 'filesystem', 'path' = '{d}/joined', 'format' = 'csv');
-                 INSERT INTO joined
-                 SELECT a.ts, b.ts FROM clicks a JOIN clicks b
-                 ON a.ad = b.ad AND a.ts BETWEEN b.ts AND b.ts + INTERVAL '100' SECOND;"
-            ))
-            .unwrap();
-        let mut job = Job::new("late-join");
-        session.plan_inserts(&mut job).unwrap();
-        let summary = job.run(config()).unwrap();
+        let (mut session, summary) = clicks_self_join(
+            dir.path(),
+            "a.ts BETWEEN b.ts AND b.ts + INTERVAL '100' SECOND",
+        );
         let late = query(&mut session, "SELECT * FROM late_clicks");
         let at = |s: &str| format!("1 2026-12-05 10:00:{s}.000");
         assert_eq!(
@@ -378,24 +389,8 @@ fn late_rows_of_an_expiring_regular_join_go_to_their_input_s_late_table() {
     // input's rows are never late (left rows are kept), so they all join.
     for round in 0..3 {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display();
-        let mut session = Session::new();
-        session
-            .execute_script(&format!(
-                "CREATE TABLE clicks (ad BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
-                 WITH ('connector' = 'values', 'late-data.table' = 'late_clicks', 'data' = '{LATE_CLICKS}');
-                 CREATE TABLE late_clicks (ad BIGINT, ts TIMESTAMP(3))
-                 WITH ('connector' = 'filesystem', 'path' = '{d}/late', 'format' = 'json');
-                 CREATE TABLE joined (a TIMESTAMP(3), b TIMESTAMP(3))
-                 WITH ('connector' = 'filesystem', 'path' = '{d}/joined', 'format' = 'csv');
-                 INSERT INTO joined
-                 SELECT a.ts, b.ts FROM clicks a JOIN clicks b
-                 ON a.ad = b.ad AND a.ts <= b.ts + INTERVAL '100' SECOND;"
-            ))
-            .unwrap();
-        let mut job = Job::new("late-regular-join");
-        session.plan_inserts(&mut job).unwrap();
-        let summary = job.run(config()).unwrap();
+        let (mut session, summary) =
+            clicks_self_join(dir.path(), "a.ts <= b.ts + INTERVAL '100' SECOND");
         let at = |s: &str| format!("1 2026-12-05 10:00:{s}.000");
         assert_eq!(
             query(&mut session, "SELECT * FROM late_clicks"),
