@@ -284,15 +284,73 @@ impl Expr {
         }
     }
 
+    /// True if evaluating the expression returns no error for any row: columns, constants,
+    /// comparisons, the connectives, `IS NULL`, `IN`, `LIKE`, `LOWER`/`UPPER` and regular
+    /// expressions compiled once, over such operands (anything else is taken to be able to
+    /// fail).
+    pub fn cannot_fail(&self) -> bool {
+        match self {
+            Expr::Column(_) | Expr::Literal(_) => true,
+            Expr::Cmp(_, l, r) => l.cannot_fail() && r.cannot_fail(),
+            Expr::And(all) | Expr::Or(all) => all.iter().all(Expr::cannot_fail),
+            Expr::Not(e) | Expr::IsNull(e, _) | Expr::InList(e, _, _) | Expr::Like(e, _, _) => {
+                e.cannot_fail()
+            }
+            Expr::Call(
+                ScalarFunction::Lower
+                | ScalarFunction::Upper
+                | ScalarFunction::RegexpFound(_)
+                | ScalarFunction::RegexpExtract(Some(_)),
+                args,
+            ) => args.iter().all(Expr::cannot_fail),
+            _ => false,
+        }
+    }
+
+    /// A rough cost of evaluating the expression once, to order the operands of `AND` and
+    /// `OR`: reading a value is free, a comparison or a step of a list costs 1, a string
+    /// function 5, `LIKE` 20, a regular expression 100.
+    pub fn cost(&self) -> u32 {
+        let sum = |all: &[Expr]| all.iter().map(Expr::cost).sum::<u32>();
+        match self {
+            Expr::Column(_) | Expr::Literal(_) => 0,
+            Expr::Cmp(_, l, r) | Expr::Arith(_, l, r, _) => 1 + l.cost() + r.cost(),
+            Expr::And(all) | Expr::Or(all) => sum(all),
+            Expr::Not(e) | Expr::Neg(e) | Expr::IsNull(e, _) | Expr::Cast(e, _) => 1 + e.cost(),
+            Expr::InList(e, list, _) => 1 + list.len() as u32 + e.cost(),
+            Expr::Like(e, _, _) => 20 + e.cost(),
+            Expr::Call(ScalarFunction::RegexpFound(_) | ScalarFunction::RegexpExtract(_), args) => {
+                100 + sum(args)
+            }
+            Expr::Call(_, args) => 5 + sum(args),
+            Expr::Case(..) | Expr::Switch(..) | Expr::ScaledInt(..) => 10,
+        }
+    }
+
     /// The expression as an operator evaluates it: a `CASE` whose arms all compare one
     /// expression with a constant (`CASE WHEN lower(c) = 'a' THEN … WHEN lower(c) = 'b' THEN
     /// …`) becomes an [`Expr::Switch`] evaluating that expression once per row; and
     /// `REGEXP_EXTRACT(s, 'p', g) IS [NOT] NULL` a match test when group `g` takes part in
-    /// every match (Nexmark q21's filter: no capture groups computed to be thrown away).
+    /// every match (Nexmark q21's filter: no capture groups computed to be thrown away). The
+    /// operands of an `AND` or `OR` that cannot fail are evaluated cheapest first
+    /// ([`Expr::cost`]): `regexp(url) OR lower(channel) IN (…)` tests the channel before it
+    /// searches the URL. Both connectives are commutative in SQL's three-valued logic, so only
+    /// the work changes; an operand that can fail keeps the order as written (an error is
+    /// reported where the written order would reach it).
     pub fn compiled(&self) -> Expr {
         self.transform(&mut |e| {
             if let Some(found) = regexp_found(e) {
                 return Some(found);
+            }
+            if let Expr::And(all) | Expr::Or(all) = e {
+                let mut parts: Vec<Expr> = all.iter().map(Expr::compiled).collect();
+                if parts.iter().all(Expr::cannot_fail) {
+                    parts.sort_by_key(Expr::cost);
+                }
+                return Some(match e {
+                    Expr::And(_) => Expr::And(parts),
+                    _ => Expr::Or(parts),
+                });
             }
             if let Some(scaled) = scaled_int(e) {
                 return Some(scaled);
@@ -828,6 +886,75 @@ pub fn parse_timestamp_ms(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `AND`/`OR` operands that cannot fail are evaluated cheapest first; with an operand that
+    /// can fail (a division) the written order stays; the truth value is the same either way.
+    #[test]
+    fn connectives_test_the_cheaper_operands_first() {
+        let regex = std::sync::Arc::new(regex::Regex::new("x=([^&]*)").unwrap());
+        let found = Expr::Call(ScalarFunction::RegexpFound(regex), vec![Expr::Column(0)]);
+        let cheap = Expr::InList(
+            Box::new(Expr::Call(ScalarFunction::Lower, vec![Expr::Column(1)])),
+            vec![Scalar::str("apple")],
+            false,
+        );
+        let or = Expr::Or(vec![found.clone(), cheap.clone()]);
+        let Expr::Or(parts) = or.compiled() else {
+            panic!("an OR")
+        };
+        assert!(matches!(parts[0], Expr::InList(..)), "{parts:?}");
+        let divide = Expr::Cmp(
+            CmpOp::Gt,
+            Box::new(Expr::Arith(
+                ArithOp::Div,
+                Box::new(Expr::Column(2)),
+                Box::new(Expr::Column(3)),
+                SqlType::BIGINT,
+            )),
+            Box::new(Expr::Literal(Scalar::Int(0))),
+        );
+        let and = Expr::And(vec![found, divide, cheap]);
+        let Expr::And(parts) = and.compiled() else {
+            panic!("an AND")
+        };
+        assert!(
+            matches!(parts[0], Expr::Call(..)),
+            "kept as written: {parts:?}"
+        );
+        for row in [
+            [
+                Scalar::str("a&x=1"),
+                Scalar::str("Apple"),
+                Scalar::Int(4),
+                Scalar::Int(2),
+            ],
+            [
+                Scalar::str("none"),
+                Scalar::str("Apple"),
+                Scalar::Int(4),
+                Scalar::Int(2),
+            ],
+            [
+                Scalar::str("none"),
+                Scalar::str("pear"),
+                Scalar::Int(4),
+                Scalar::Int(2),
+            ],
+            [
+                Scalar::Null,
+                Scalar::str("pear"),
+                Scalar::Int(4),
+                Scalar::Int(2),
+            ],
+            [Scalar::Null, Scalar::Null, Scalar::Int(4), Scalar::Int(2)],
+        ] {
+            assert_eq!(or.truth(&row).unwrap(), or.compiled().truth(&row).unwrap());
+            assert_eq!(
+                and.truth(&row).unwrap(),
+                and.compiled().truth(&row).unwrap()
+            );
+        }
+    }
 
     /// `d * CAST($0 AS DECIMAL(28, 0))` (q1's `0.908 * price`), in both orders and with a
     /// negative constant: the integer product equals the decimal multiplication, digits and
