@@ -512,7 +512,8 @@ impl RowAggregate {
         }
     }
 
-    /// The result of call `i`, `call`, of `acc`.
+    /// The result of call `i`, `call`, of `acc`, for a call [`RowAggregate::int_result`]
+    /// leaves (it answers every call of a shared distinct set).
     #[inline(always)]
     fn result_of(&self, i: usize, call: &AggCall, acc: &RowAcc) -> Scalar {
         const EMPTY: &CallAcc = &CallAcc {
@@ -522,9 +523,6 @@ impl RowAggregate {
             squares: Scalar::Null,
             list: None,
         };
-        if let Some((set, slot)) = self.slot_of[i] {
-            return Scalar::Int(acc.shared.get(set).map_or(0, |(_, n)| n[slot]));
-        }
         let a = acc.calls.get(i).unwrap_or(EMPTY);
         if call.distinct {
             let values = a.values.as_ref();

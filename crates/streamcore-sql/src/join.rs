@@ -242,9 +242,6 @@ pub fn late_tables(
         JoinStrategy::Interval { .. } => late.clone(),
         JoinStrategy::Regular => {
             let bounds = expiry_bounds(kind, strategy, on, left, right);
-            if bounds.is_empty() {
-                return JoinLate::default();
-            }
             // Left rows can be late when the right rows are bounded, and the other way round.
             let (left_late, right_late) = (!bounds.right.is_empty(), !bounds.left.is_empty());
             JoinLate {

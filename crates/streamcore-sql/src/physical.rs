@@ -1072,12 +1072,14 @@ impl<'j> PhysicalPlanner<'j> {
                         Either::Right(r) if !left_side => Some(r),
                         _ => None,
                     })
-                    .name(match (strategy, left_side) {
-                        (JoinStrategy::Interval { .. }, true) => "IntervalJoin(late left rows)",
-                        (JoinStrategy::Interval { .. }, false) => "IntervalJoin(late right rows)",
-                        (JoinStrategy::Regular, true) => "Join(late left rows)",
-                        (JoinStrategy::Regular, false) => "Join(late right rows)",
-                    });
+                    .name(&format!(
+                        "{}(late {} rows)",
+                        match strategy {
+                            JoinStrategy::Interval { .. } => "IntervalJoin",
+                            JoinStrategy::Regular => "Join",
+                        },
+                        if left_side { "left" } else { "right" }
+                    ));
                 self.late_rows.push((table, side_rows));
             }
         }
@@ -1110,14 +1112,8 @@ impl<'j> PhysicalPlanner<'j> {
             .filter(|all: &Vec<usize>| all[..] != *columns && shares_readers(table));
         let stream = match all {
             Some(all) => {
-                let shared = match self.scans.get(&scan_key(table, &all, kind)) {
-                    Some(s) => s.clone(),
-                    None => {
-                        let s = self.new_scan(plan, table, &all, kind, &ScanCalc::default())?;
-                        self.scans.insert(scan_key(table, &all, kind), s.clone());
-                        s
-                    }
-                };
+                // The scan of them all (built once, cached as any scan).
+                let shared = self.scan(plan, table, &all, kind)?;
                 let at: Vec<usize> = columns
                     .iter()
                     .map(|c| {
