@@ -36,9 +36,9 @@ pub(crate) struct JsonLayout {
 #[derive(Default)]
 struct JsonNode {
     keys: Vec<Box<[u8]>>,
-    /// Per key: true if its bytes need no escape in JSON (no `"`, `\\` or control
-    /// character), so a key of the line is this key exactly when its raw bytes are.
-    plain: Vec<bool>,
+    /// Per key: `"key"` as a line writes it, if its bytes need no escape in JSON (no `"`,
+    /// `\\` or control character): a key of the line is this key exactly when its bytes are.
+    quoted: Vec<Option<Box<[u8]>>>,
     entries: Vec<JsonEntry>,
 }
 
@@ -61,13 +61,11 @@ impl JsonNode {
     /// comparison instead of searching for the closing quote and then the key.
     #[inline]
     fn predicted(&self, line: &[u8], at: usize, expected: usize) -> Option<usize> {
-        let key = self.keys.get(expected)?;
-        let end = at + 1 + key.len();
-        (self.plain[expected]
-            && line.get(at) == Some(&b'"')
-            && line.get(end) == Some(&b'"')
-            && line.get(at + 1..end) == Some(&**key))
-        .then_some(end + 1)
+        let quoted = self.quoted.get(expected)?.as_deref()?;
+        let end = at + quoted.len();
+        line.get(at..end)
+            .is_some_and(|b| short_eq(b, quoted))
+            .then_some(end)
     }
 
     fn entry_or_insert(&mut self, key: &str, entry: impl FnOnce() -> JsonEntry) -> &mut JsonEntry {
@@ -75,8 +73,9 @@ impl JsonNode {
             Some(at) => at,
             None => {
                 self.keys.push(key.as_bytes().into());
-                self.plain
-                    .push(!key.bytes().any(|c| c == b'"' || c == b'\\' || c < 0x20));
+                let plain = !key.bytes().any(|c| c == b'"' || c == b'\\' || c < 0x20);
+                self.quoted
+                    .push(plain.then(|| format!("\"{key}\"").into_bytes().into()));
                 self.entries.push(entry());
                 self.entries.len() - 1
             }
@@ -619,6 +618,21 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// `a == b` for slices of one length, at least 3 (a quoted key): two overlapping words
+/// compared inline up to 16 bytes, not a call into `memcmp`.
+#[inline]
+fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    debug_assert!(a.len() == b.len() && a.len() >= 3);
+    let n = a.len();
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8"));
+    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4"));
+    match n {
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => a == b,
+    }
+}
+
 /// Where the first `"` or `\\` of `b` is: eight bytes at a time in a word (most strings are
 /// short: a call into a SIMD search costs more than it saves), then by `memchr` (SIMD) past
 /// the first 64 bytes.
@@ -957,6 +971,19 @@ mod tests {
             prop_assert_eq!(quote_or_backslash(&b), want);
             let plain: Vec<u8> = b.iter().map(|&c| if c == b'"' || c == b'\\' { b'x' } else { c }).collect();
             prop_assert_eq!(quote_or_backslash(&plain), None);
+        }
+
+        /// The inline comparison of quoted keys is `==`, at every length it is used for.
+        #[test]
+        fn short_eq_is_equality(
+            a in prop::collection::vec(0u8..3, 3..40),
+            flip in any::<prop::sample::Index>(),
+        ) {
+            prop_assert!(short_eq(&a, &a.clone()));
+            let mut b = a.clone();
+            let at = flip.index(b.len());
+            b[at] ^= 1;
+            prop_assert!(!short_eq(&a, &b));
         }
 
         /// Every line serde_json writes decodes to what serde_json reads back, for columns of
