@@ -47,6 +47,9 @@ enum JsonEntry {
     Column(usize),
     /// The value is an object that holds columns (`bid` of `bid.price`).
     Nested(JsonNode),
+    /// A column (or an object of columns) the table has but does not read: its value is
+    /// skipped. Known, so that the keys after it are still found in order.
+    Skip,
 }
 
 impl JsonNode {
@@ -92,23 +95,46 @@ impl JsonLayout {
         types: Vec<DataType>,
         keep: impl Fn(usize) -> bool,
     ) -> Self {
+        // The objects that hold a column the table reads (`bid` for `bid.price`).
+        let mut read_objects = std::collections::HashSet::new();
+        for (i, name) in names.iter().enumerate() {
+            if keep(i) {
+                for (at, _) in name.match_indices('.') {
+                    read_objects.insert(&name[..at]);
+                }
+            }
+        }
+        // Keys go in in the columns' order (a line's order, mostly): what is not read is
+        // known as skipped, so that the keys after it are found in order too.
         let mut root = JsonNode::default();
         for (i, name) in names.iter().enumerate() {
-            if !keep(i) {
-                continue;
-            }
+            let kept = keep(i);
             let mut node = &mut root;
-            let mut parts = name.split('.').peekable();
-            while let Some(part) = parts.next() {
-                if parts.peek().is_none() {
+            let mut parts = name
+                .match_indices('.')
+                .map(|(at, _)| at)
+                .chain([name.len()]);
+            let mut from = 0;
+            while let Some(to) = parts.next() {
+                let part = &name[from..to];
+                if to == name.len() && kept {
                     *node.entry_or_insert(part, || JsonEntry::Column(i)) = JsonEntry::Column(i);
                     break;
                 }
-                node = match node.entry_or_insert(part, || JsonEntry::Nested(JsonNode::default())) {
+                if !read_objects.contains(&name[..to]) {
+                    node.entry_or_insert(part, || JsonEntry::Skip);
+                    break;
+                }
+                let object = node.entry_or_insert(part, || JsonEntry::Nested(JsonNode::default()));
+                if let JsonEntry::Skip = object {
+                    *object = JsonEntry::Nested(JsonNode::default());
+                }
+                node = match object {
                     JsonEntry::Nested(n) => n,
                     // A column named like the object that holds others: the column wins.
-                    JsonEntry::Column(_) => break,
+                    _ => break,
                 };
+                from = to + 1;
             }
         }
         JsonLayout { root, names, types }
@@ -184,7 +210,7 @@ impl JsonLayout {
                     Some(b'n') => s.literal(b"null")?,
                     _ => return Err(s.error("expected a JSON object or null")),
                 },
-                None => s.skip_value(0)?,
+                Some(JsonEntry::Skip) | None => s.skip_value(0)?,
             }
             s.ws();
             match s.peek() {
@@ -827,6 +853,34 @@ mod tests {
         }
         assert!(decode(&l, r#"{"x":1,"y:2}"#).is_err());
         assert!(decode(&l, r#"{"x":1,y":2}"#).is_err());
+        // Columns the table has but does not read are skipped, objects of them included,
+        // also where a read column shares their object.
+        let names = ["a", "o.x", "o.y", "p.z", "p.w", "o"]
+            .map(String::from)
+            .to_vec();
+        let l = JsonLayout::of(names, vec![DataType::BigInt; 6], |i| i == 1);
+        assert!(matches!(
+            l.root.find(b"a").map(|i| &l.root.entries[i]),
+            Some(JsonEntry::Skip)
+        ));
+        assert!(matches!(
+            l.root.find(b"p").map(|i| &l.root.entries[i]),
+            Some(JsonEntry::Skip)
+        ));
+        for line in [
+            r#"{"a":[1],"o":{"x":7,"y":"s"},"p":{"z":{},"w":1}}"#,
+            r#"{"p":null,"o":{"y":2,"x":7},"a":"t","q":3}"#,
+        ] {
+            let want = vec![
+                Scalar::Null,
+                Scalar::Int(7),
+                Scalar::Null,
+                Scalar::Null,
+                Scalar::Null,
+                Scalar::Null,
+            ];
+            assert_eq!(decode(&l, line), Ok(want), "{line}");
+        }
         // A key that needs an escape in JSON is never taken from its raw bytes.
         let quoted = layout(&[("a\"b", DataType::BigInt)]);
         assert_eq!(decode(&quoted, r#"{"a\"b":5}"#), Ok(vec![Scalar::Int(5)]));
