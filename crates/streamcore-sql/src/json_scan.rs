@@ -110,12 +110,12 @@ impl JsonLayout {
         for (i, name) in names.iter().enumerate() {
             let kept = keep(i);
             let mut node = &mut root;
-            let mut parts = name
+            let ends = name
                 .match_indices('.')
                 .map(|(at, _)| at)
                 .chain([name.len()]);
             let mut from = 0;
-            while let Some(to) = parts.next() {
+            for to in ends {
                 let part = &name[from..to];
                 if to == name.len() && kept {
                     *node.entry_or_insert(part, || JsonEntry::Column(i)) = JsonEntry::Column(i);
