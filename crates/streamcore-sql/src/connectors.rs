@@ -60,6 +60,9 @@ pub struct RowShaper {
     /// filter guarantees of the records it keeps (`event_type = 2` turns the Nexmark
     /// benchmark's `CASE` over `event_type` into `bid.dateTime`).
     filtered_rowtime: Option<Shape>,
+    /// The filter and the columns share subexpressions ([`crate::cse`]): each record starts
+    /// a new row of their values.
+    shares: bool,
 }
 
 /// What [`RowShaper::shape_from`] makes of a record.
@@ -165,6 +168,7 @@ impl RowShaper {
             movable,
             filter: None,
             filtered_rowtime: None,
+            shares: false,
         };
         shaper.taken = shaper.compute_taken();
         shaper
@@ -198,6 +202,15 @@ impl RowShaper {
                 self.fold_kept(*column, value);
             }
         }
+        // What the filter and the columns compute alike is computed once per record.
+        let mut computed: Vec<&mut Expr> = self.filter.iter_mut().collect();
+        let mut columns = self.columns.to_vec();
+        computed.extend(columns.iter_mut().filter_map(|s| match s {
+            Shape::Computed(e) => Some(e),
+            Shape::Physical(_) => None,
+        }));
+        self.shares = crate::cse::share_common(&mut computed);
+        self.columns = columns.into();
         // Rewritten for evaluation last, after the rules above.
         self.filter = self.filter.as_ref().map(Expr::compiled);
         self.columns = self
@@ -394,6 +407,9 @@ impl RowShaper {
         physical: &mut [Scalar],
         mut moved: impl FnMut(&mut [Scalar], usize) -> Scalar,
     ) -> std::result::Result<Shaped, String> {
+        if self.shares {
+            crate::cse::next_row();
+        }
         if let Some(f) = &self.filter {
             if !f.test(physical).map_err(|e| e.0)? {
                 let time = match self.filtered_rowtime.as_ref().or(self.rowtime.as_ref()) {
@@ -439,6 +455,9 @@ impl RowShaper {
             self.filter.is_none(),
             "RowShaper::shape ignores a pushed filter: use shape_from"
         );
+        if self.shares {
+            crate::cse::next_row();
+        }
         let mut failed = None;
         let values: Arc<[Scalar]> = self
             .columns

@@ -78,6 +78,12 @@ pub enum Expr {
     /// the original. Made by [`Expr::compiled`], for mantissas below 2³² (so that the product
     /// fits a decimal's 96 bits).
     ScaledInt(Box<Expr>, Decimal, Box<Expr>),
+    /// A subexpression that occurs more than once in one operator's expressions (a scan's
+    /// filter and its projection): evaluated at most once per row — the first time one of
+    /// its occurrences is needed — and its value taken by the others from slot `.0`
+    /// ([`crate::cse`]). Made by [`crate::cse::share_common`] when an operator is built;
+    /// the operator starts each row with [`crate::cse::next_row`].
+    Shared(usize, Box<Expr>),
 }
 
 /// A compiled `LIKE` pattern (`%` and `_`).
@@ -178,6 +184,14 @@ impl Expr {
                 _ => Scalar::Null,
             }),
             Expr::Call(f, args) => f.call(args, row),
+            Expr::Shared(slot, e) => {
+                if let Some(v) = crate::cse::get(*slot) {
+                    return Ok(v);
+                }
+                let v = e.eval(row)?;
+                crate::cse::set(*slot, &v);
+                Ok(v)
+            }
         }
     }
 
@@ -281,6 +295,7 @@ impl Expr {
                 s.is_constant() && e.is_constant() && arms.iter().all(|(_, t)| t.is_constant())
             }
             Expr::ScaledInt(_, _, general) => general.is_constant(),
+            Expr::Shared(_, e) => e.is_constant(),
         }
     }
 
@@ -303,6 +318,7 @@ impl Expr {
                 | ScalarFunction::RegexpExtract(Some(_)),
                 args,
             ) => args.iter().all(Expr::cannot_fail),
+            Expr::Shared(_, e) => e.cannot_fail(),
             _ => false,
         }
     }
@@ -324,6 +340,7 @@ impl Expr {
             }
             Expr::Call(_, args) => 5 + sum(args),
             Expr::Case(..) | Expr::Switch(..) | Expr::ScaledInt(..) => 10,
+            Expr::Shared(_, e) => e.cost(),
         }
     }
 
@@ -396,6 +413,8 @@ impl Expr {
     /// Folds the expression to a literal if it reads no column and evaluates without error.
     pub fn folded(self) -> Expr {
         if !matches!(self, Expr::Literal(_)) && self.is_constant() {
+            // Its shared subexpressions (if any) are evaluated as a row of their own.
+            crate::cse::next_row();
             if let Ok(v) = self.eval(&[]) {
                 return Expr::Literal(v);
             }
@@ -448,6 +467,7 @@ impl Expr {
                 Expr::Switch(s, arms, Box::new(x.transform(f)))
             }
             Expr::ScaledInt(x, d, general) => Expr::ScaledInt(t(x), *d, t(general)),
+            Expr::Shared(slot, x) => Expr::Shared(*slot, t(x)),
         }
     }
 
@@ -480,6 +500,7 @@ impl Expr {
                 e.columns(out);
             }
             Expr::ScaledInt(_, _, general) => general.columns(out),
+            Expr::Shared(_, e) => e.columns(out),
         }
     }
 }
@@ -536,6 +557,7 @@ impl fmt::Display for Expr {
             }
             Expr::Cast(e, t) => write!(f, "CAST({e} AS {t})"),
             Expr::ScaledInt(_, _, general) => write!(f, "{general}"),
+            Expr::Shared(_, e) => write!(f, "{e}"),
             Expr::InList(e, l, n) => {
                 write!(f, "{e} {}IN (", if *n { "NOT " } else { "" })?;
                 for (i, v) in l.iter().enumerate() {

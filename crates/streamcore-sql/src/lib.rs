@@ -35,6 +35,7 @@ pub mod aggregate;
 pub mod binder;
 pub mod catalog;
 pub mod connectors;
+pub mod cse;
 pub mod datagen;
 pub mod date_format;
 pub mod dialect;
