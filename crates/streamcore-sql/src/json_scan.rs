@@ -430,6 +430,19 @@ impl<'a> Scanner<'a> {
     ) -> Result<(), String> {
         match (self.peek(), ty) {
             (Some(b'"'), DataType::TimestampMillis) => {
+                // The canonical form (what Flink and the generator write) needs no search for
+                // the closing quote: it is 23 bytes long.
+                let canonical = self.b.get(self.i + 1..self.i + 25).and_then(|t| {
+                    let (text, quote) = t.split_at(23);
+                    (quote == b"\"").then_some(text)?.try_into().ok()
+                });
+                if let Some(ms) =
+                    canonical.and_then(streamcore_nexmark::json::parse_canonical_date_time)
+                {
+                    self.i += 25;
+                    *slot = Scalar::TimestampMs(ms);
+                    return Ok(());
+                }
                 let at = self.i;
                 let (raw, _) = self.raw_string()?;
                 if let Some(ms) = streamcore_nexmark::json::parse_date_time_bytes(raw) {
@@ -443,6 +456,11 @@ impl<'a> Scanner<'a> {
                 return Ok(());
             }
             (Some(b'-' | b'0'..=b'9'), DataType::BigInt) => {
+                if let Some((v, end)) = short_integer(self.b, self.i) {
+                    self.i = end;
+                    *slot = Scalar::Int(v);
+                    return Ok(());
+                }
                 let (text, integer) = self.number()?;
                 if let Some(v) = integer.then(|| parse_i64(text)).flatten() {
                     *slot = Scalar::Int(v);
@@ -730,6 +748,30 @@ fn number(digits: &[u8], integer: bool, ty: DataType) -> Result<Scalar, String> 
         DataType::Varchar => Ok(Scalar::str(text)),
         t => Err(format!("expected {t}, got the number {text}")),
     }
+}
+
+/// The JSON integer of at most 18 digits at `at` of `b` (no overflow possible) and where it
+/// ends, read in one pass; `None` for anything else (longer, a fraction or an exponent, not a
+/// number, a leading zero followed by digits), which the general path then reads.
+#[inline]
+fn short_integer(b: &[u8], at: usize) -> Option<(i64, usize)> {
+    let negative = b.get(at) == Some(&b'-');
+    let start = at + usize::from(negative);
+    let mut i = start;
+    let mut v: i64 = 0;
+    while let Some(d) = b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9) {
+        if i - start == 18 {
+            return None;
+        }
+        v = v * 10 + d as i64;
+        i += 1;
+    }
+    let digits = i - start;
+    let leading_zero = digits > 1 && b[start] == b'0';
+    if digits == 0 || leading_zero || matches!(b.get(i), Some(b'.' | b'e' | b'E')) {
+        return None;
+    }
+    Some((if negative { -v } else { v }, i))
 }
 
 /// An integer's text (JSON grammar already checked) as an `i64`, `None` if out of range.
@@ -1025,6 +1067,24 @@ mod tests {
             prop_assert_eq!(quote_or_backslash(&b), want);
             let plain: Vec<u8> = b.iter().map(|&c| if c == b'"' || c == b'\\' { b'x' } else { c }).collect();
             prop_assert_eq!(quote_or_backslash(&plain), None);
+        }
+
+        /// The one-pass integer reader agrees with the general one where it answers, and
+        /// answers for every integer of up to 18 digits.
+        #[test]
+        fn short_integers_are_read_as_the_general_path_reads_them(
+            text in "-?[0-9]{0,20}[.eE,}x ]?",
+            v in any::<i64>(),
+        ) {
+            let mut s = Scanner { b: text.as_bytes(), i: 0 };
+            let general = s.number().ok().and_then(|(t, int)| int.then(|| parse_i64(t)).flatten());
+            if let Some((fast, end)) = short_integer(text.as_bytes(), 0) {
+                prop_assert_eq!(Some(fast), general, "{}", text);
+                prop_assert_eq!(end, s.i);
+            }
+            let written = v.to_string();
+            let digits = written.trim_start_matches('-').len();
+            prop_assert_eq!(short_integer(written.as_bytes(), 0).is_some(), digits <= 18);
         }
 
         /// The inline comparison of quoted keys is `==`, at every length it is used for.
