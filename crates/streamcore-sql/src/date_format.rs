@@ -8,11 +8,18 @@
 //! timestamps here are zone-less). Any other field (month and day names, `a`, `D`, `h`, more
 //! than three `S`) formats through chrono with its items parsed once. Both give the same text:
 //! a property test checks it.
+//!
+//! A numeric pattern's text changes only when its finest field does (`yyyy-MM-dd` once a day,
+//! `HH:mm` once a minute), and a stream's timestamps mostly stay in one such unit from row to
+//! row: each thread keeps the last text of a few patterns with the unit it was made for, and
+//! a row in the same unit takes it instead of formatting again.
 
 use chrono::format::{Item, StrftimeItems};
 use chrono::DateTime;
 use compact_str::CompactString;
+use std::cell::RefCell;
 use std::fmt::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One element of a Java date pattern: a run of one pattern letter, or a literal character.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,7 +145,29 @@ pub struct DatePattern {
     pieces: Option<Box<[Piece]>>,
     /// chrono's items for the other patterns (and for years outside 0–9999).
     chrono: Box<[Item<'static>]>,
+    /// The length in milliseconds of the pattern's finest field (a day for `yyyy-MM-dd`):
+    /// timestamps in one such unit have one text. Numeric patterns only.
+    unit_ms: Option<i64>,
+    /// Names this pattern in the per-thread cache of recent texts (unique per pattern read).
+    id: u64,
 }
+
+/// Per thread: recent texts, each with the pattern id and the unit (timestamp ÷ the pattern's
+/// unit) it was made for; a pattern has one slot (its id modulo the slot count).
+struct RecentTexts([(u64, i64, CompactString); RECENT_SLOTS]);
+
+const RECENT_SLOTS: usize = 4;
+
+thread_local! {
+    static RECENT: RefCell<RecentTexts> = const {
+        RefCell::new(RecentTexts(
+            [const { (0, 0, CompactString::const_new("")) }; RECENT_SLOTS],
+        ))
+    };
+}
+
+/// Pattern ids; 0 marks an empty slot.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl fmt::Debug for DatePattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -171,10 +200,29 @@ impl DatePattern {
             .parse_to_owned()
             .unwrap_or_default()
             .into_boxed_slice();
+        let unit_ms = pieces.as_ref().map(|pieces| {
+            pieces
+                .iter()
+                .map(|piece| match piece {
+                    Piece::Year4 | Piece::Year2 => 86_400_000,
+                    Piece::Number { field, .. } => match field {
+                        Field::Month | Field::Day => 86_400_000,
+                        Field::Hour => 3_600_000,
+                        Field::Minute => 60_000,
+                        Field::Second => 1000,
+                    },
+                    Piece::Millis => 1,
+                    Piece::Literal(_) => 86_400_000,
+                })
+                .min()
+                .unwrap_or(86_400_000)
+        });
         DatePattern {
             java: java.into(),
             pieces: pieces.map(Vec::into_boxed_slice),
             chrono,
+            unit_ms,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -186,6 +234,25 @@ impl DatePattern {
     /// The timestamp `ms` (milliseconds since the epoch) as this pattern writes it; `None`
     /// outside chrono's range of dates.
     pub fn format_millis(&self, ms: i64) -> Option<CompactString> {
+        let Some(unit_ms) = self.unit_ms else {
+            return self.format_uncached(ms);
+        };
+        let unit = ms.div_euclid(unit_ms);
+        let slot = (self.id % RECENT_SLOTS as u64) as usize;
+        let recent = RECENT.with_borrow(|r| {
+            let (id, u, text) = &r.0[slot];
+            (*id == self.id && *u == unit).then(|| text.clone())
+        });
+        if recent.is_some() {
+            return recent;
+        }
+        let text = self.format_uncached(ms)?;
+        RECENT.with_borrow_mut(|r| r.0[slot] = (self.id, unit, text.clone()));
+        Some(text)
+    }
+
+    /// [`DatePattern::format_millis`] without the per-thread cache.
+    fn format_uncached(&self, ms: i64) -> Option<CompactString> {
         let days = ms.div_euclid(86_400_000);
         let in_day = ms.rem_euclid(86_400_000);
         if let Some(pieces) = &self.pieces {
@@ -317,6 +384,25 @@ mod tests {
         fn same_text_as_chrono(ms in -62_000_000_000_000i64..260_000_000_000_000, p in 0..PATTERNS.len()) {
             let java = PATTERNS[p];
             prop_assert_eq!(DatePattern::new(java).format_millis(ms).unwrap(), by_chrono(java, ms));
+        }
+
+        /// Texts kept from earlier rows are what formatting gives: for timestamps close
+        /// together (mostly in one unit), of several patterns at once on one thread (more
+        /// patterns than cache slots, so that they evict each other).
+        #[test]
+        fn recent_texts_are_the_formatted_ones(
+            start in -62_000_000_000_000i64..260_000_000_000_000,
+            steps in proptest::collection::vec((0..PATTERNS.len() + 2, -90_000i64..90_000), 1..40),
+        ) {
+            let mut patterns: Vec<DatePattern> = PATTERNS.iter().map(|p| DatePattern::new(p)).collect();
+            patterns.push(DatePattern::new("yyyy-MM-dd"));
+            patterns.push(DatePattern::new("HH:mm"));
+            let mut ms = start;
+            for (p, step) in steps {
+                ms += step;
+                let pattern = &patterns[p];
+                prop_assert_eq!(pattern.format_millis(ms), pattern.format_uncached(ms), "{:?} {}", pattern, ms);
+            }
         }
     }
 }
