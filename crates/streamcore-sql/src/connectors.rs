@@ -101,10 +101,12 @@ impl Shape {
     /// simplified; a physical one is left as it is).
     fn with_constant(&self, column: usize, value: &Scalar) -> Shape {
         match self {
-            Shape::Computed(e) => match crate::rules::with_constant(e, column, value) {
-                Expr::Column(c) => Shape::Physical(c),
-                e => Shape::Computed(e),
-            },
+            Shape::Computed(e) => {
+                match crate::cse::unwrap_trivial(&crate::rules::with_constant(e, column, value)) {
+                    Expr::Column(c) => Shape::Physical(c),
+                    e => Shape::Computed(e),
+                }
+            }
             s => s.clone(),
         }
     }
@@ -209,7 +211,7 @@ impl RowShaper {
             Shape::Computed(e) => Some(e),
             Shape::Physical(_) => None,
         }));
-        self.shares = crate::cse::share_common(&mut computed);
+        crate::cse::share_common(&mut computed);
         self.columns = columns.into();
         // Rewritten for evaluation last, after the rules above.
         self.filter = self.filter.as_ref().map(Expr::compiled);
@@ -293,10 +295,20 @@ impl RowShaper {
             needed[i] = true;
         }
         self.needed = needed.into();
+        // Compared as computed: a column's shared subexpressions are the rowtime's too.
+        let computed = |s: &Shape| match s {
+            Shape::Computed(e) => format!("{:?}", Shape::Computed(crate::cse::unshared(e))),
+            s => format!("{s:?}"),
+        };
         self.rowtime_output = self.rowtime.as_ref().and_then(|r| {
-            let r = format!("{r:?}");
-            self.columns.iter().position(|c| format!("{c:?}") == r)
+            let r = computed(r);
+            self.columns.iter().position(|c| computed(c) == r)
         });
+        self.shares = self.filter.iter().any(crate::cse::has_shared)
+            || self.columns.iter().any(|s| match s {
+                Shape::Computed(e) => crate::cse::has_shared(e),
+                Shape::Physical(_) => false,
+            });
         self.movable = movable(&self.columns, self.rowtime.as_ref());
         self.taken = self.compute_taken();
     }
@@ -337,7 +349,9 @@ impl RowShaper {
         self.filter = self
             .filter
             .as_ref()
-            .map(|f| crate::rules::with_constant(f, column, value).folded())
+            .map(|f| {
+                crate::cse::unwrap_trivial(&crate::rules::with_constant(f, column, value)).folded()
+            })
             .filter(|f| !matches!(f, Expr::Literal(Scalar::Bool(true))));
         self.recompute();
         self

@@ -15,6 +15,7 @@
 //! with a new number, and one row's expressions are all evaluated before the next row starts.
 
 use crate::expr::Expr;
+use crate::functions::ScalarFunction;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use streamcore::row::Scalar;
@@ -92,6 +93,35 @@ pub fn share_common(exprs: &mut [&mut Expr]) -> bool {
     !slots.is_empty()
 }
 
+/// `e` without the wrappers around what is no longer worth a slot: a column or a constant,
+/// once a rewrite after the sharing (a column known to be a constant) made it one.
+pub fn unwrap_trivial(e: &Expr) -> Expr {
+    e.transform(&mut |x| match x {
+        Expr::Shared(_, inner) if matches!(**inner, Expr::Column(_) | Expr::Literal(_)) => {
+            Some((**inner).clone())
+        }
+        _ => None,
+    })
+}
+
+/// `e` without any wrapper: what it computes, to compare with an expression never shared.
+pub fn unshared(e: &Expr) -> Expr {
+    e.transform(&mut |x| match x {
+        Expr::Shared(_, inner) => Some(unshared(inner)),
+        _ => None,
+    })
+}
+
+/// Whether `e` holds a shared subexpression.
+pub fn has_shared(e: &Expr) -> bool {
+    let mut shared = false;
+    e.transform(&mut |x| {
+        shared |= matches!(x, Expr::Shared(..));
+        None
+    });
+    shared
+}
+
 /// `e` with its repeated subexpressions shared (`e` itself too unless `skip_root`).
 fn share(
     e: &Expr,
@@ -116,7 +146,8 @@ fn share(
 }
 
 /// Worth a slot: evaluating it costs more than reading the slot back, and gives the same
-/// value each time for one row.
+/// value each time for one row. A user-defined function is not shared (nor anything that
+/// calls one): it may count its calls or keep state, and is called as often as written.
 fn worth_keeping(e: &Expr) -> bool {
     !matches!(
         e,
@@ -124,6 +155,16 @@ fn worth_keeping(e: &Expr) -> bool {
     ) && e.cost() >= 5
         && !e.is_constant()
         && e.is_deterministic()
+        && !calls_udf(e)
+}
+
+fn calls_udf(e: &Expr) -> bool {
+    let mut udf = false;
+    e.transform(&mut |x| {
+        udf |= matches!(x, Expr::Call(ScalarFunction::Udf(_), _));
+        None
+    });
+    udf
 }
 
 /// The planning-time identity of an expression (as `Plan::reuse_key` compares plans).
@@ -135,7 +176,6 @@ fn identity(e: &Expr) -> String {
 mod tests {
     use super::*;
     use crate::expr::CmpOp;
-    use crate::functions::ScalarFunction;
 
     fn lower(c: usize) -> Expr {
         Expr::Call(ScalarFunction::Lower, vec![Expr::Column(c)])
@@ -178,6 +218,38 @@ mod tests {
         let mut once = lower(0);
         let mut other = lower(1);
         assert!(!share_common(&mut [&mut once, &mut other]));
+
+        // A user-defined function is called as often as written.
+        let udf =
+            crate::functions::Udf::new(
+                "h",
+                streamcore::row::DataType::BigInt,
+                |a| Ok(a[0].clone()),
+            );
+        let call = Expr::Call(ScalarFunction::Udf(udf), vec![lower(0)]);
+        let (mut a, mut b) = (call.clone(), call);
+        assert!(
+            share_common(&mut [&mut a, &mut b]),
+            "lower($0) inside is shared"
+        );
+        assert!(matches!(a, Expr::Call(ScalarFunction::Udf(_), _)), "{a:?}");
+    }
+
+    #[test]
+    fn wrappers_come_off_what_became_trivial_and_for_comparisons() {
+        let shared = |e: Expr| Expr::Shared(0, Box::new(e));
+        let e = Expr::Call(ScalarFunction::Upper, vec![shared(Expr::Column(1))]);
+        assert_eq!(
+            format!("{:?}", unwrap_trivial(&e)),
+            format!(
+                "{:?}",
+                Expr::Call(ScalarFunction::Upper, vec![Expr::Column(1)])
+            )
+        );
+        assert!(!has_shared(&unwrap_trivial(&e)));
+        let kept = shared(lower(1));
+        assert!(has_shared(&unwrap_trivial(&kept)));
+        assert_eq!(format!("{:?}", unshared(&kept)), format!("{:?}", lower(1)));
     }
 
     #[test]

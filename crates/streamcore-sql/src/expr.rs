@@ -348,7 +348,8 @@ impl Expr {
     /// expression with a constant (`CASE WHEN lower(c) = 'a' THEN … WHEN lower(c) = 'b' THEN
     /// …`) becomes an [`Expr::Switch`] evaluating that expression once per row; and
     /// `REGEXP_EXTRACT(s, 'p', g) IS [NOT] NULL` a match test when group `g` takes part in
-    /// every match (Nexmark q21's filter: no capture groups computed to be thrown away). The
+    /// every match (no capture groups computed to be thrown away; not when the extraction is
+    /// shared with the projection, [`Expr::Shared`], as in Nexmark q21's scan). The
     /// operands of an `AND` or `OR` that cannot fail are evaluated cheapest first
     /// ([`Expr::cost`]): `regexp(url) OR lower(channel) IN (…)` tests the channel before it
     /// searches the URL. Both connectives are commutative in SQL's three-valued logic, so only

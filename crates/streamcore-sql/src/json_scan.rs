@@ -1,7 +1,8 @@
 //! JSON objects decoded by a table's schema in one pass over the line's bytes.
 //!
 //! The scanner walks the object and looks each key up in the table's layout (a small tree of
-//! the columns it reads: `bid` → `price` for the column `bid.price`), first by comparing the
+//! the table's columns: `bid` → `price` for the column `bid.price`; the columns it does not
+//! read are there as keys to skip, objects of them as one such key), first by comparing the
 //! line's bytes with the key expected next (lines mostly list their keys in one order), then
 //! by reading the key to its closing quote and searching the layout. A key the table reads is
 //! decoded straight into its column's [`Scalar`]; any other value is skipped: strings by
@@ -31,8 +32,8 @@ pub(crate) struct JsonLayout {
     pub(crate) types: Vec<DataType>,
 }
 
-/// The keys of one JSON object the table reads, looked up by comparing bytes (a handful of
-/// keys: a linear scan beats hashing the key).
+/// The keys of one JSON object of the table, in the columns' order, looked up by comparing
+/// bytes (a handful of keys: a linear scan beats hashing the key).
 #[derive(Default)]
 struct JsonNode {
     keys: Vec<Box<[u8]>>,
@@ -662,11 +663,11 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// `a == b` for slices of one length, at least 3 (a quoted key): two overlapping words
+/// `a == b` for slices of one length, at least 2 (a quoted key, `""` for an empty one): two overlapping words
 /// compared inline up to 16 bytes, not a call into `memcmp`.
 #[inline]
 fn short_eq(a: &[u8], b: &[u8]) -> bool {
-    debug_assert!(a.len() == b.len() && a.len() >= 3);
+    debug_assert!(a.len() == b.len() && a.len() >= 2);
     let n = a.len();
     let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8"));
     let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4"));
@@ -923,6 +924,9 @@ mod tests {
             ];
             assert_eq!(decode(&l, line), Ok(want), "{line}");
         }
+        // An empty key (a column `o.`) is predicted as `""`.
+        let empty = layout(&[("o.", DataType::BigInt)]);
+        assert_eq!(decode(&empty, r#"{"o":{"":4}}"#), Ok(vec![Scalar::Int(4)]));
         // A key that needs an escape in JSON is never taken from its raw bytes.
         let quoted = layout(&[("a\"b", DataType::BigInt)]);
         assert_eq!(decode(&quoted, r#"{"a\"b":5}"#), Ok(vec![Scalar::Int(5)]));
@@ -1090,7 +1094,7 @@ mod tests {
         /// The inline comparison of quoted keys is `==`, at every length it is used for.
         #[test]
         fn short_eq_is_equality(
-            a in prop::collection::vec(0u8..3, 3..40),
+            a in prop::collection::vec(0u8..3, 2..40),
             flip in any::<prop::sample::Index>(),
         ) {
             prop_assert!(short_eq(&a, &a.clone()));

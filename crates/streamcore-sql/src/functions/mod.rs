@@ -66,7 +66,15 @@ impl Udf {
 
 impl fmt::Debug for Udf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Udf({} -> {})", self.name, self.returns)
+        // The body's address too: two functions of one name (two classes registered with
+        // the same `Udf::new` name) are different functions to every comparison of plans.
+        write!(
+            f,
+            "Udf({} -> {} at {:p})",
+            self.name,
+            self.returns,
+            Arc::as_ptr(&self.body)
+        )
     }
 }
 
