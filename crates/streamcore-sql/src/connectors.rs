@@ -392,6 +392,16 @@ impl RowShaper {
         })
     }
 
+    /// As [`RowShaper::shape_from`], copying the physical values instead of moving them: for
+    /// a buffer that other shapers read after this one ([`FanOutShapers`]).
+    #[inline]
+    pub fn shape_copying(
+        &mut self,
+        physical: &mut [Scalar],
+    ) -> std::result::Result<Shaped, String> {
+        self.shape_moving(physical, |physical, i| physical[i].clone())
+    }
+
     /// As [`RowShaper::shape_from`], with the [`RowShaper::taken`] columns fetched by `take`
     /// (physical index → value) while the row is built, and only for a row built: their
     /// values go straight from the record into the row, not through the physical buffer (a
@@ -1012,6 +1022,38 @@ pub fn nexmark_stream(
     })
 }
 
+/// Adds a `filesystem` source (JSON lines or CSV) read once for all the scans of `scans`.
+pub fn filesystem_fan_out(
+    job: &mut streamcore::Job,
+    name: &str,
+    table: &TableDef,
+    scans: &FanOut,
+) -> Result<streamcore::Stream<FannedRows>, PlanError> {
+    let path = filesystem_path(table)?;
+    let schema = table.physical_schema();
+    Ok(match table.required("format")? {
+        "json" => {
+            let decoder = JsonRowDecoder::new(schema, ignore_parse_errors(table));
+            let lines = FanOutLines::new(table, scans.clone(), decoder);
+            job.source(
+                name,
+                streamcore_connectors::JsonLinesSource::<FannedRows>::typed(path)
+                    .with_decoder(lines),
+            )
+        }
+        "csv" => {
+            let decoder = CsvRowDecoder::new(schema, csv_delimiter(table)?);
+            let lines = FanOutLines::new(table, scans.clone(), decoder);
+            job.source(
+                name,
+                streamcore_connectors::JsonLinesSource::<FannedRows>::typed(path)
+                    .with_decoder(lines),
+            )
+        }
+        other => return Err(unknown_format(table, other)),
+    })
+}
+
 /// Adds a `filesystem` scan (JSON lines or CSV) to `job`.
 pub fn filesystem_stream(
     job: &mut streamcore::Job,
@@ -1040,6 +1082,213 @@ pub fn filesystem_stream(
             Ok(job.source(name, source))
         }
         other => Err(unknown_format(table, other)),
+    }
+}
+
+/// The rows one record (a line, an event) gives the scans that share its reader
+/// ([`FanOut`]): per scan that keeps the record, the scan's number and its row.
+#[derive(Clone, Debug, Default)]
+pub struct FannedRows(pub smallvec::SmallVec<[(u32, Row); 2]>);
+
+impl streamcore::event_time::EventTime for FannedRows {
+    /// The record's event time (its rows' time: they come from one record of one table).
+    #[inline]
+    fn event_time(&self) -> Timestamp {
+        self.0.first().map_or(Timestamp::MIN, |(_, row)| row.time)
+    }
+}
+
+/// The scans of one source that share its reader, each with the filter and projection fused
+/// into it, numbered as the planner asks for them. Filled while planning and read when the
+/// readers are made, after planning: one record is read (decoded, generated) once, and each
+/// scan's row is built from it directly — no row of all the scans' columns, no copy of the
+/// record per scan.
+#[derive(Clone, Default)]
+pub struct FanOut(Arc<std::sync::Mutex<Vec<FanOutScan>>>);
+
+/// A scan of a shared reader: its columns and what is fused into it.
+type FanOutScan = (Vec<usize>, ScanCalc);
+
+impl FanOut {
+    /// Adds a scan of `columns` with `calc` fused into it; its number.
+    pub fn add(&self, columns: &[usize], calc: &ScanCalc) -> u32 {
+        let mut scans = self.0.lock().expect("fan-out scans");
+        scans.push((columns.to_vec(), calc.clone()));
+        (scans.len() - 1) as u32
+    }
+
+    /// The scans' shapers over `table`'s physical columns.
+    fn shapers(&self, table: &TableDef) -> FanOutShapers {
+        let scans = self.0.lock().expect("fan-out scans");
+        FanOutShapers::new(
+            scans
+                .iter()
+                .map(|(columns, calc)| {
+                    RowShaper::select(table, columns).with_calc(calc.filter(), calc.projection())
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The shapers of the scans sharing a reader, applied in turn to one record's physical values.
+/// The one that moves the most columns out of the record goes last and moves them; the
+/// others copy what they read.
+#[derive(Clone)]
+pub struct FanOutShapers {
+    /// Each scan's number and shaper, in the order they are applied.
+    shapers: Vec<(u32, RowShaper)>,
+    /// The physical columns any scan needs.
+    needed: Vec<bool>,
+}
+
+impl FanOutShapers {
+    fn new(shapers: Vec<RowShaper>) -> Self {
+        let width = shapers.first().map_or(0, |s| s.needed().len());
+        let mut shapers: Vec<(u32, RowShaper)> = (0..).zip(shapers).collect();
+        shapers.sort_by_key(|(_, s)| s.taken().iter().filter(|&&t| t).count());
+        let needed = (0..width)
+            .map(|i| shapers.iter().any(|(_, s)| s.needed()[i]))
+            .collect();
+        FanOutShapers { shapers, needed }
+    }
+
+    /// Each scan's row of the record in `physical` (the last shaper moves the values the
+    /// others copied); a record every scan's filter refuses is reported to `ctx` as filtered
+    /// (`None`). A scan that fails on the record fails it for all of them — as a line that
+    /// does not decode — and the job's error policy takes it once.
+    #[inline]
+    fn shape(
+        &mut self,
+        physical: &mut [Scalar],
+        ctx: Option<&mut TaskContext>,
+    ) -> std::result::Result<Option<FannedRows>, String> {
+        self.shape_moving(physical, ctx, |physical, i| {
+            std::mem::replace(&mut physical[i], Scalar::Null)
+        })
+    }
+
+    #[inline]
+    fn shape_moving(
+        &mut self,
+        physical: &mut [Scalar],
+        ctx: Option<&mut TaskContext>,
+        moved: impl FnMut(&mut [Scalar], usize) -> Scalar,
+    ) -> std::result::Result<Option<FannedRows>, String> {
+        let mut rows = smallvec::SmallVec::new();
+        let mut filtered = Timestamp::MIN;
+        let at = self.shapers.len().saturating_sub(1);
+        let (others, last) = self.shapers.split_at_mut(at);
+        for (scan, shaper) in others.iter_mut() {
+            match shaper.shape_copying(physical)? {
+                Shaped::Row(row) => rows.push((*scan, row)),
+                Shaped::Filtered(time) => filtered = filtered.max(time),
+            }
+        }
+        if let Some((scan, shaper)) = last.first_mut() {
+            match shaper.shape_moving(physical, moved)? {
+                Shaped::Row(row) => rows.push((*scan, row)),
+                Shaped::Filtered(time) => filtered = filtered.max(time),
+            }
+        }
+        if rows.is_empty() {
+            if let Some(ctx) = ctx {
+                ctx.filtered_at_source(filtered);
+            }
+            return Ok(None);
+        }
+        Ok(Some(FannedRows(rows)))
+    }
+}
+
+/// A file's lines decoded once into a table's physical columns and shaped into the rows of
+/// every scan that shares the reader ([`FanOut`]); the shapers are made from the fan-out's
+/// scans when the first line is read (the readers are made after planning).
+#[derive(Clone)]
+pub struct FanOutLines<D> {
+    table: Arc<TableDef>,
+    scans: FanOut,
+    decoder: D,
+    /// What the first line makes.
+    ready: Option<ReadyLines<D>>,
+}
+
+/// The shapers of a [`FanOutLines`], its physical buffer, the columns its decoder writes and
+/// the decoder of those columns.
+#[derive(Clone)]
+struct ReadyLines<D> {
+    shapers: FanOutShapers,
+    physical: Vec<Scalar>,
+    written: Arc<[usize]>,
+    decoder: D,
+}
+
+impl<D: PhysicalDecoder> FanOutLines<D> {
+    /// Lines of `table` decoded by `decoder` (restricted to what the scans need when the
+    /// first line is read) for the scans of `scans`.
+    pub fn new(table: &TableDef, scans: FanOut, decoder: D) -> Self {
+        FanOutLines {
+            table: Arc::new(table.clone()),
+            scans,
+            decoder,
+            ready: None,
+        }
+    }
+}
+
+impl<D: PhysicalDecoder> streamcore_connectors::LineDecoder for FanOutLines<D> {
+    type Out = FannedRows;
+
+    fn decode(&mut self, line: &[u8]) -> std::result::Result<Option<FannedRows>, String> {
+        self.shaped(line, None)
+    }
+
+    #[inline]
+    fn decode_in(
+        &mut self,
+        line: &[u8],
+        ctx: &mut TaskContext,
+    ) -> std::result::Result<Option<FannedRows>, String> {
+        self.shaped(line, Some(ctx))
+    }
+}
+
+impl<D: PhysicalDecoder> FanOutLines<D> {
+    /// The rows of `line` for the scans that keep it; a line none keeps is reported to `ctx`
+    /// as filtered (with its event time), if there is one.
+    #[inline]
+    fn shaped(
+        &mut self,
+        line: &[u8],
+        ctx: Option<&mut TaskContext>,
+    ) -> std::result::Result<Option<FannedRows>, String> {
+        if self.ready.is_none() {
+            let shapers = self.scans.shapers(&self.table);
+            let decoder = self.decoder.only_needed(&shapers.needed);
+            let written = (0..shapers.needed.len())
+                .filter(|&i| shapers.needed[i])
+                .collect();
+            let physical = vec![Scalar::Null; decoder.width()];
+            self.ready = Some(ReadyLines {
+                shapers,
+                physical,
+                written,
+                decoder,
+            });
+        }
+        let ReadyLines {
+            shapers,
+            physical,
+            written,
+            decoder,
+        } = self.ready.as_mut().expect("made above");
+        for &i in written.iter() {
+            physical[i] = Scalar::Null;
+        }
+        if !decoder.decode_into(line, physical)? {
+            return Ok(None);
+        }
+        shapers.shape(physical, ctx)
     }
 }
 

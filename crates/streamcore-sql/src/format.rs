@@ -23,6 +23,13 @@ pub trait PhysicalDecoder: Clone + Send + 'static {
     /// hold are left as they are: the caller starts from NULLs.
     fn decode_into(&mut self, line: &[u8], physical: &mut [Scalar]) -> Result<bool, String>;
 
+    /// The decoder of only the columns marked in `needed`, if it can skip the others (the
+    /// others stay NULL); by default it decodes every column anyway.
+    fn only_needed(&self, needed: &[bool]) -> Self {
+        let _ = needed;
+        self.clone()
+    }
+
     /// `line` as a row of the physical columns (`None`: skipped).
     fn decode_row(&mut self, line: &[u8]) -> Result<Option<Row>, String> {
         let mut values = vec![Scalar::Null; self.width()];
@@ -76,6 +83,10 @@ impl JsonRowDecoder {
 impl PhysicalDecoder for JsonRowDecoder {
     fn width(&self) -> usize {
         self.inner.types.len()
+    }
+
+    fn only_needed(&self, needed: &[bool]) -> Self {
+        self.clone().only(needed)
     }
 
     #[inline]

@@ -63,10 +63,13 @@ pub struct PhysicalPlanner<'j> {
     /// no other scan would share that reader.
     scans_per_source: std::collections::HashMap<ScanKey, usize>,
     /// Per source (table, options, Nexmark kind — whatever the columns), the columns all its
-    /// scans read and how many scans there are ([`PhysicalPlanner::survey`]): scans of one
-    /// file that read different columns share one reader of all of them, each projecting its
-    /// own ([`shares_readers`]; q7 reads the bids twice, once for their maximum price).
+    /// scans read and how many scans there are ([`PhysicalPlanner::survey`]): the scans of a
+    /// file read more than once share one reader that shapes each scan's rows
+    /// ([`PhysicalPlanner::fanned_scan`]; q7 reads the bids twice, once for their maximum
+    /// price).
     sources: std::collections::HashMap<SourceKey, (std::collections::BTreeSet<usize>, usize)>,
+    /// The sources read once for several scans ([`PhysicalPlanner::fanned_scan`]).
+    fan_outs: std::collections::HashMap<SourceKey, FanOutSource>,
     /// The window aggregates and the Top-Ns that drop their row number (by
     /// [`Plan::reuse_key`]) whose last column — `window_time`, the row number's empty slot —
     /// no consumer reads ([`PhysicalPlanner::survey`]): their rows are built without it.
@@ -75,6 +78,15 @@ pub struct PhysicalPlanner<'j> {
     /// [`PhysicalPlanner::survey`]): a join read by one projection of its columns emits the
     /// projected rows itself.
     join_consumers: std::collections::HashMap<String, usize>,
+}
+
+/// A source read once for several scans: its scans (each shaped in the reader) and the
+/// operator that hands each scan its rows (the first scan's through its output, the others'
+/// through side outputs, whose tags it reads when the job starts).
+struct FanOutSource {
+    scans: connectors::FanOut,
+    split: Stream<Row>,
+    tags: Arc<std::sync::Mutex<Vec<OutputTag<Row>>>>,
 }
 
 /// What makes two scans the same source: the table (name and options), the columns read and
@@ -98,14 +110,14 @@ fn source_key(table: &TableDef, kind: NexmarkKind) -> SourceKey {
     (table.name.clone(), table.options.clone(), kind)
 }
 
-/// Whether scans of `table` that read different columns share one reader of all of them:
-/// files, whose lines cost more to decode twice than a row costs to project (Nexmark q7 over
-/// the JSON file: −12 % CPU). A generator makes an event again more cheaply than a shared
-/// reader's rows are projected and filtered apart from it (q7 on the generator: +29 % CPU
-/// with one reader), and a Kafka table's readers keep their own offsets and group. Not a file
-/// whose bad lines are skipped (`'json.ignore-parse-errors'`): a shared reader would skip a
-/// line bad in a column one scan reads for every scan (a line rejected under the dead-letter
-/// policy goes there once, with its reason, and reaches no scan: docs/sql.md says so).
+/// Whether scans of `table` share one reader ([`PhysicalPlanner::fanned_scan`]): files, whose
+/// lines cost more to decode twice than once for several shapers. A generator makes an event
+/// again more cheaply (q7 on the generator: +29 % CPU with a reader of shared rows, +8 % with
+/// one shaping both scans), and a Kafka table's readers keep their own offsets and group. Not
+/// a file whose bad lines are skipped (`'json.ignore-parse-errors'`): a shared reader would
+/// skip a line bad in a column one scan reads for every scan (a line rejected under the
+/// dead-letter policy goes there once, with its reason, and reaches no scan: docs/sql.md says
+/// so).
 fn shares_readers(table: &TableDef) -> bool {
     table.options.get("connector").map(String::as_str) == Some("filesystem")
         && !connectors::ignore_parse_errors(table)
@@ -144,6 +156,7 @@ impl<'j> PhysicalPlanner<'j> {
             sub_plans: Default::default(),
             scans_per_source: Default::default(),
             sources: Default::default(),
+            fan_outs: Default::default(),
             last_column_unread: Default::default(),
             join_consumers: Default::default(),
         }
@@ -152,10 +165,10 @@ impl<'j> PhysicalPlanner<'j> {
     /// Shows the planner every plan of the job before any is built. A filter and projection
     /// right above a scan of a file or of the generator are then pushed into the scan's
     /// reader (one row built per record, none for a record filtered out) when no other scan
-    /// of the job reads the same source (the same table, columns and Nexmark event kind; for
-    /// a file, the same table whatever the columns: scans of one file share a reader of the
-    /// columns they all read); without a survey, or for a source read twice (whose reader is
-    /// shared, as Flink reuses sources), they run as operators of their own.
+    /// of the job reads the same source (the same table, columns and Nexmark event kind), or
+    /// in the reader that a file's scans share (each scan shaped in it); without a survey, or
+    /// for a generator read twice by one scan (whose reader is shared, as Flink reuses
+    /// sources), they run as operators of their own.
     pub fn survey<'p>(&mut self, plans: impl IntoIterator<Item = &'p Plan>) {
         /// What the walk learns: scans per source, and per window aggregate (or Top-N
         /// dropping its row number) whether a consumer reads its last column.
@@ -1103,30 +1116,10 @@ impl<'j> PhysicalPlanner<'j> {
         if let Some(stream) = self.scans.get(&key) {
             return Ok(stream.clone());
         }
-        // Scans of this source that read other columns too: one reader of them all, whose rows
-        // this scan projects to its own columns.
-        let all: Option<Vec<usize>> = self
-            .sources
-            .get(&source_key(table, kind))
-            .map(|(all, _)| all.iter().copied().collect())
-            .filter(|all: &Vec<usize>| all[..] != *columns && shares_readers(table));
-        let stream = match all {
-            Some(all) => {
-                // The scan of them all (built once, cached as any scan).
-                let shared = self.scan(plan, table, &all, kind)?;
-                let at: Vec<usize> = columns
-                    .iter()
-                    .map(|c| {
-                        all.iter()
-                            .position(|a| a == c)
-                            .expect("a column of the union")
-                    })
-                    .collect();
-                shared
-                    .map(move |r: Row| r.project(&at))
-                    .name("Calc(project)")
-            }
-            None => self.new_scan(plan, table, columns, kind, &ScanCalc::default())?,
+        let stream = if self.fans_out(table, kind) {
+            self.fanned_scan(plan, table, columns, kind, &ScanCalc::default())?
+        } else {
+            self.new_scan(plan, table, columns, kind, &ScanCalc::default())?
         };
         self.scans.insert(key, stream.clone());
         Ok(stream)
@@ -1135,8 +1128,8 @@ impl<'j> PhysicalPlanner<'j> {
     /// `scan` with `filter` and `projection` (over its columns) pushed into its reader, if it
     /// can take them: an append-only scan of a file (JSON or CSV) or of the generator, whose
     /// source no other scan of the job reads ([`PhysicalPlanner::survey`]: a shared reader
-    /// builds the same rows for all its consumers), where no computed column would be
-    /// computed twice. Records the filter refuses are counted as filtered by
+    /// builds the same rows for all its consumers) or that shares a file's reader
+    /// ([`PhysicalPlanner::fanned_scan`]), where no computed column would be computed twice. Records the filter refuses are counted as filtered by
     /// the source and still move its watermark, as if the filter ran after it.
     fn fused_scan(
         &mut self,
@@ -1150,6 +1143,21 @@ impl<'j> PhysicalPlanner<'j> {
         let kind = filter
             .and_then(|f| nexmark_kind(scan, f))
             .unwrap_or(NexmarkKind::All);
+        let calc = || ScanCalc {
+            filter: filter.cloned(),
+            projection: projection.map(<[Expr]>::to_vec),
+        };
+        if self.fans_out(table, kind) {
+            // Each scan of a shared reader is shaped in it, its filter and projection too.
+            let fusable = !scan.updating
+                && connectors::RowShaper::select(table, columns).can_fuse(filter, projection);
+            return match fusable {
+                true => self
+                    .fanned_scan(scan, table, columns, kind, &calc())
+                    .map(Some),
+                false => Ok(None),
+            };
+        }
         let fusable = !scan.updating
             && self.scans_per_source.get(&scan_key(table, columns, kind)) == Some(&1)
             && (!shares_readers(table)
@@ -1166,11 +1174,76 @@ impl<'j> PhysicalPlanner<'j> {
         if !fusable {
             return Ok(None);
         }
-        let calc = ScanCalc {
-            filter: filter.cloned(),
-            projection: projection.map(<[Expr]>::to_vec),
-        };
-        self.new_scan(scan, table, columns, kind, &calc).map(Some)
+        self.new_scan(scan, table, columns, kind, &calc()).map(Some)
+    }
+
+    /// Whether the scans of `table` (of Nexmark events of `kind`) share one reader that shapes
+    /// each scan's rows ([`PhysicalPlanner::fanned_scan`]): a file read by more than one scan
+    /// of the job ([`shares_readers`]). Not the generator: one generator for both of q7's
+    /// scans of the bids cost +8 % CPU — the scans' consumers then free, from two threads,
+    /// rows one thread allocated, and that costs more than making each bid twice.
+    fn fans_out(&self, table: &TableDef, kind: NexmarkKind) -> bool {
+        let read_twice = self
+            .sources
+            .get(&source_key(table, kind))
+            .is_some_and(|(_, n)| *n > 1);
+        read_twice
+            && shares_readers(table)
+            && matches!(
+                table.options.get("format").map(String::as_str),
+                Some("json" | "csv")
+            )
+    }
+
+    /// A scan of `columns` of a source that several scans read ([`PhysicalPlanner::fans_out`]),
+    /// with `calc` shaped in the reader: the source is made by the first such scan and read
+    /// once; each line is decoded once, with the columns any scan reads, and each scan's row
+    /// built from it directly with its own filter and projection (q4 reads auctions and bids
+    /// from one file; q7 the bids twice: once whole, once for their maximum price).
+    fn fanned_scan(
+        &mut self,
+        plan: &Plan,
+        table: &TableDef,
+        columns: &[usize],
+        kind: NexmarkKind,
+        calc: &ScanCalc,
+    ) -> Result<Stream<Row>, PlanError> {
+        let key = source_key(table, kind);
+        if !self.fan_outs.contains_key(&key) {
+            let name = table.name.to_string();
+            let uid = self.uid(&format!("src:{}", table.name), plan);
+            let scans = connectors::FanOut::default();
+            let source = connectors::filesystem_fan_out(self.job, &name, table, &scans)?;
+            let source = with_table_watermarks(source.uid(&uid), table);
+            let tags: Arc<std::sync::Mutex<Vec<OutputTag<Row>>>> = Default::default();
+            let split = source
+                .process({
+                    let tags = tags.clone();
+                    let mut side: Option<Vec<OutputTag<Row>>> = None;
+                    move |fanned: connectors::FannedRows, out: &mut streamcore::Output<Row>| {
+                        let side =
+                            side.get_or_insert_with(|| tags.lock().expect("fan-out tags").clone());
+                        for (scan, row) in fanned.0 {
+                            match scan {
+                                0 => out.emit(row),
+                                i => out.side(&side[i as usize - 1], row),
+                            }
+                        }
+                    }
+                })
+                .name("FanOut");
+            self.fan_outs
+                .insert(key.clone(), FanOutSource { scans, split, tags });
+        }
+        let fan = &self.fan_outs[&key];
+        Ok(match fan.scans.add(columns, calc) {
+            0 => fan.split.clone(),
+            i => {
+                let tag = OutputTag::new(&format!("{}#{i}", table.name));
+                fan.tags.lock().expect("fan-out tags").push(tag.clone());
+                fan.split.side_output(&tag)
+            }
+        })
     }
 
     fn new_scan(
@@ -1208,13 +1281,20 @@ impl<'j> PhysicalPlanner<'j> {
                 )));
             }
         };
-        let stream = stream.uid(&uid);
-        Ok(match table.watermark_delay_ms {
-            Some(delay) => stream.with_watermarks(WatermarkStrategy::bounded_out_of_orderness(
-                Duration::from_millis(delay.max(0) as u64),
-            )),
-            None => stream,
-        })
+        Ok(with_table_watermarks(stream.uid(&uid), table))
+    }
+}
+
+/// `source` with the watermarks of `table`'s `WATERMARK` clause, if it has one.
+fn with_table_watermarks<T: Clone + Send + 'static + streamcore::event_time::EventTime>(
+    source: Stream<T>,
+    table: &TableDef,
+) -> Stream<T> {
+    match table.watermark_delay_ms {
+        Some(delay) => source.with_watermarks(WatermarkStrategy::bounded_out_of_orderness(
+            Duration::from_millis(delay.max(0) as u64),
+        )),
+        None => source,
     }
 }
 
