@@ -1154,9 +1154,11 @@ impl FanOutShapers {
     }
 
     /// Each scan's row of the record in `physical` (the last shaper moves the values the
-    /// others copied); a record every scan's filter refuses is reported to `ctx` as filtered
-    /// (`None`). A scan that fails on the record fails it for all of them — as a line that
-    /// does not decode — and the job's error policy takes it once.
+    /// others copied); a record no scan keeps is reported to `ctx` as filtered (`None`): the
+    /// source counts records, each read once, as read and emitted or filtered, and the
+    /// record's event time still moves the watermark. A scan that fails on the record fails
+    /// it for all of them — as a line that does not decode — and the job's error policy takes
+    /// it once.
     #[inline]
     fn shape(
         &mut self,
@@ -1177,19 +1179,17 @@ impl FanOutShapers {
     ) -> std::result::Result<Option<FannedRows>, String> {
         let mut rows = smallvec::SmallVec::new();
         let mut filtered = Timestamp::MIN;
+        let mut keep = |scan: u32, shaped: Shaped| match shaped {
+            Shaped::Row(row) => rows.push((scan, row)),
+            Shaped::Filtered(time) => filtered = filtered.max(time),
+        };
         let at = self.shapers.len().saturating_sub(1);
         let (others, last) = self.shapers.split_at_mut(at);
         for (scan, shaper) in others.iter_mut() {
-            match shaper.shape_copying(physical)? {
-                Shaped::Row(row) => rows.push((*scan, row)),
-                Shaped::Filtered(time) => filtered = filtered.max(time),
-            }
+            keep(*scan, shaper.shape_copying(physical)?);
         }
         if let Some((scan, shaper)) = last.first_mut() {
-            match shaper.shape_moving(physical, moved)? {
-                Shaped::Row(row) => rows.push((*scan, row)),
-                Shaped::Filtered(time) => filtered = filtered.max(time),
-            }
+            keep(*scan, shaper.shape_moving(physical, moved)?);
         }
         if rows.is_empty() {
             if let Some(ctx) = ctx {

@@ -1226,7 +1226,13 @@ impl<'j> PhysicalPlanner<'j> {
                         for (scan, row) in fanned.0 {
                             match scan {
                                 0 => out.emit(row),
-                                i => out.side(&side[i as usize - 1], row),
+                                i => match side.get(i as usize - 1) {
+                                    Some(tag) => out.side(tag, row),
+                                    None => panic!(
+                                        "a shared reader's scan {i} registered after the job \
+                                         started (a planner bug)"
+                                    ),
+                                },
                             }
                         }
                     }

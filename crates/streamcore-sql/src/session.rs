@@ -487,7 +487,7 @@ impl Session {
         planner.survey(pending.iter().map(|p| &p.plan));
         let batch = self.batch_mode();
         let mut late = LateSinks::default();
-        for (index, p) in pending.iter().enumerate() {
+        for p in pending.iter() {
             let mut stream = planner.build(&p.plan)?;
             if batch {
                 check_bounded(&p.plan)?;
@@ -501,10 +501,10 @@ impl Session {
                     }
                 }
             }
-            add_sink(&mut planner, &p.sink, &p.plan, stream)?;
-            late.add(planner.take_late_rows(), index);
+            add_sink(&p.sink, stream)?;
+            late.add(planner.take_late_rows());
         }
-        late.sink(&mut planner, |first| &pending[first].plan)?;
+        late.sink()?;
         Ok(pending.len())
     }
 
@@ -519,8 +519,8 @@ impl Session {
         planner.survey([plan]);
         let stream = planner.build(plan)?;
         let mut late = LateSinks::default();
-        late.add(planner.take_late_rows(), 0);
-        late.sink(&mut planner, |_| plan)?;
+        late.add(planner.take_late_rows());
+        late.sink()?;
         to(stream.into_changes());
         Ok(())
     }
@@ -714,50 +714,35 @@ fn updating_node(plan: &Plan) -> Option<String> {
 /// sinks of one file table would write over each other.
 #[derive(Default)]
 struct LateSinks {
-    /// Per table: its rows, and the statement that first sent rows there (its sink's id is
-    /// derived from that statement's plan).
-    tables: Vec<(Arc<TableDef>, streamcore::Stream<Row>, usize)>,
+    /// Per table: its rows.
+    tables: Vec<(Arc<TableDef>, streamcore::Stream<Row>)>,
 }
 
 impl LateSinks {
-    /// Adds the late rows statement `statement` planned.
-    fn add(&mut self, rows: Vec<(Arc<TableDef>, streamcore::Stream<Row>)>, statement: usize) {
+    /// Adds the late rows a statement planned.
+    fn add(&mut self, rows: Vec<(Arc<TableDef>, streamcore::Stream<Row>)>) {
         for (table, rows) in rows {
-            match self
-                .tables
-                .iter()
-                .position(|(t, _, _)| t.name == table.name)
-            {
+            match self.tables.iter().position(|(t, _)| t.name == table.name) {
                 Some(at) => {
-                    let (table, queued, first) = self.tables.swap_remove(at);
-                    self.tables.push((table, queued.union(rows), first));
+                    let (table, queued) = self.tables.swap_remove(at);
+                    self.tables.push((table, queued.union(rows)));
                 }
-                None => self.tables.push((table, rows, statement)),
+                None => self.tables.push((table, rows)),
             }
         }
     }
 
-    /// Adds each table's sink; `plan_of` gives a statement's plan.
-    fn sink<'p>(
-        self,
-        planner: &mut PhysicalPlanner<'_>,
-        plan_of: impl Fn(usize) -> &'p Plan,
-    ) -> Result<(), PlanError> {
-        for (table, rows, first) in self.tables {
-            add_sink(planner, &table, plan_of(first), SqlStream::Append(rows))?;
+    /// Adds each table's sink.
+    fn sink(self) -> Result<(), PlanError> {
+        for (table, rows) in self.tables {
+            add_sink(&table, SqlStream::Append(rows))?;
         }
         Ok(())
     }
 }
 
-fn add_sink(
-    planner: &mut PhysicalPlanner<'_>,
-    sink: &TableDef,
-    plan: &Plan,
-    stream: SqlStream,
-) -> Result<(), PlanError> {
+fn add_sink(sink: &TableDef, stream: SqlStream) -> Result<(), PlanError> {
     let connector = sink.connector()?;
-    let uid = planner.uid(&format!("sink:{}", sink.name), plan);
     let name = format!("sink:{}", sink.name);
     let Some(stream) = crate::external::add_sink(sink, &name, stream)? else {
         return Ok(());
@@ -771,10 +756,10 @@ fn add_sink(
         "print" => {
             let id = sink.options.get("print-identifier").map(String::as_str);
             match stream {
-                SqlStream::Append(s) => s.uid(&uid).sink_named(&name, PrintSink::<Row>::new(id)),
-                SqlStream::Updating(s) => s
-                    .uid(&uid)
-                    .sink_named(&name, PrintSink::<Change<Row>>::new(id)),
+                // A print sink keeps no state: no id (`uid` here would rename the operator
+                // that feeds it, and is refused on a side output such as a shared reader's).
+                SqlStream::Append(s) => s.sink_named(&name, PrintSink::<Row>::new(id)),
+                SqlStream::Updating(s) => s.sink_named(&name, PrintSink::<Change<Row>>::new(id)),
             }
         }
         "blackhole" => match stream {

@@ -116,6 +116,44 @@ fn a_table_read_twice_keeps_one_reader_that_filters_for_both() {
 }
 
 #[test]
+fn the_scans_of_a_shared_reader_feed_any_sink() {
+    // The scans after the first come out of the shared reader's side outputs: print sinks
+    // (and every other sink) take them.
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "{}CREATE TABLE lo (v VARCHAR, k BIGINT) WITH ('connector' = 'print');
+         CREATE TABLE hi (v VARCHAR, k BIGINT) WITH ('connector' = 'print');
+         CREATE TABLE mid (v VARCHAR, k BIGINT) WITH ('connector' = 'blackhole');
+         INSERT INTO lo SELECT v, k FROM t WHERE k <= 2;
+         INSERT INTO hi SELECT v, k FROM t WHERE k > 4;
+         INSERT INTO mid SELECT w, k FROM t WHERE k = 3;",
+        input(dir.path())
+    );
+    let summary = run(&script);
+    let sunk = |name: &str| {
+        summary
+            .operators
+            .iter()
+            .filter(|o| o.name.starts_with(&format!("sink:{name}#")))
+            .map(|o| o.events_processed)
+            .sum::<u64>()
+    };
+    let names: Vec<(&str, u64)> = summary
+        .operators
+        .iter()
+        .map(|o| (o.name.as_str(), o.events_processed))
+        .collect();
+    assert_eq!(
+        [sunk("lo"), sunk("hi"), sunk("mid")],
+        [2, 2, 1],
+        "{names:?}"
+    );
+    // Six lines read once; line 4 (k = 4) is the one no scan keeps.
+    assert_eq!(summary.events_ingested, 6);
+    assert_eq!(summary.events_filtered, 1);
+}
+
+#[test]
 fn a_file_read_with_other_columns_shares_a_reader_and_generator_kinds_do_not() {
     // Two reads of a file with different columns share one reader (the lines decoded once,
     // with the columns either reads), which builds each scan's rows with its filter and
