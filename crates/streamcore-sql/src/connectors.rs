@@ -1031,24 +1031,23 @@ pub fn filesystem_fan_out(
 ) -> Result<streamcore::Stream<FannedRows>, PlanError> {
     let path = filesystem_path(table)?;
     let schema = table.physical_schema();
+    fn source<D: PhysicalDecoder>(
+        path: String,
+        table: &TableDef,
+        scans: &FanOut,
+        decoder: D,
+    ) -> streamcore_connectors::JsonLinesSource<FannedRows, FanOutLines<D>> {
+        streamcore_connectors::JsonLinesSource::<FannedRows>::typed(path)
+            .with_decoder(FanOutLines::new(table, scans.clone(), decoder))
+    }
     Ok(match table.required("format")? {
         "json" => {
             let decoder = JsonRowDecoder::new(schema, ignore_parse_errors(table));
-            let lines = FanOutLines::new(table, scans.clone(), decoder);
-            job.source(
-                name,
-                streamcore_connectors::JsonLinesSource::<FannedRows>::typed(path)
-                    .with_decoder(lines),
-            )
+            job.source(name, source(path, table, scans, decoder))
         }
         "csv" => {
             let decoder = CsvRowDecoder::new(schema, csv_delimiter(table)?);
-            let lines = FanOutLines::new(table, scans.clone(), decoder);
-            job.source(
-                name,
-                streamcore_connectors::JsonLinesSource::<FannedRows>::typed(path)
-                    .with_decoder(lines),
-            )
+            job.source(name, source(path, table, scans, decoder))
         }
         other => return Err(unknown_format(table, other)),
     })
@@ -1165,18 +1164,6 @@ impl FanOutShapers {
         physical: &mut [Scalar],
         ctx: Option<&mut TaskContext>,
     ) -> std::result::Result<Option<FannedRows>, String> {
-        self.shape_moving(physical, ctx, |physical, i| {
-            std::mem::replace(&mut physical[i], Scalar::Null)
-        })
-    }
-
-    #[inline]
-    fn shape_moving(
-        &mut self,
-        physical: &mut [Scalar],
-        ctx: Option<&mut TaskContext>,
-        moved: impl FnMut(&mut [Scalar], usize) -> Scalar,
-    ) -> std::result::Result<Option<FannedRows>, String> {
         let mut rows = smallvec::SmallVec::new();
         let mut filtered = Timestamp::MIN;
         let mut keep = |scan: u32, shaped: Shaped| match shaped {
@@ -1189,7 +1176,7 @@ impl FanOutShapers {
             keep(*scan, shaper.shape_copying(physical)?);
         }
         if let Some((scan, shaper)) = last.first_mut() {
-            keep(*scan, shaper.shape_moving(physical, moved)?);
+            keep(*scan, shaper.shape_from(physical)?);
         }
         if rows.is_empty() {
             if let Some(ctx) = ctx {
@@ -1209,18 +1196,8 @@ pub struct FanOutLines<D> {
     table: Arc<TableDef>,
     scans: FanOut,
     decoder: D,
-    /// What the first line makes.
-    ready: Option<ReadyLines<D>>,
-}
-
-/// The shapers of a [`FanOutLines`], its physical buffer, the columns its decoder writes and
-/// the decoder of those columns.
-#[derive(Clone)]
-struct ReadyLines<D> {
-    shapers: FanOutShapers,
-    physical: Vec<Scalar>,
-    written: Arc<[usize]>,
-    decoder: D,
+    /// What the first line makes: the shapers and the lines' physical values.
+    ready: Option<(FanOutShapers, PhysicalLines<D>)>,
 }
 
 impl<D: PhysicalDecoder> FanOutLines<D> {
@@ -1265,30 +1242,46 @@ impl<D: PhysicalDecoder> FanOutLines<D> {
         if self.ready.is_none() {
             let shapers = self.scans.shapers(&self.table);
             let decoder = self.decoder.only_needed(&shapers.needed);
-            let written = (0..shapers.needed.len())
-                .filter(|&i| shapers.needed[i])
-                .collect();
-            let physical = vec![Scalar::Null; decoder.width()];
-            self.ready = Some(ReadyLines {
-                shapers,
-                physical,
-                written,
-                decoder,
-            });
+            let lines = PhysicalLines::new(decoder, &shapers.needed);
+            self.ready = Some((shapers, lines));
         }
-        let ReadyLines {
-            shapers,
-            physical,
-            written,
+        let (shapers, lines) = self.ready.as_mut().expect("made above");
+        match lines.decode(line)? {
+            Some(physical) => shapers.shape(physical, ctx),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Lines decoded into a table's physical columns, in a buffer reused from line to line.
+#[derive(Clone)]
+struct PhysicalLines<D> {
+    decoder: D,
+    physical: Vec<Scalar>,
+    /// The physical columns the decoder writes (reset to NULL before each line).
+    written: Arc<[usize]>,
+}
+
+impl<D: PhysicalDecoder> PhysicalLines<D> {
+    /// Lines decoded by `decoder`, which writes the columns marked in `needed`.
+    fn new(decoder: D, needed: &[bool]) -> Self {
+        PhysicalLines {
+            physical: vec![Scalar::Null; decoder.width()],
+            written: (0..needed.len()).filter(|&i| needed[i]).collect(),
             decoder,
-        } = self.ready.as_mut().expect("made above");
-        for &i in written.iter() {
-            physical[i] = Scalar::Null;
         }
-        if !decoder.decode_into(line, physical)? {
-            return Ok(None);
+    }
+
+    /// The physical values of `line` (`None`: a bad line skipped by the format's option).
+    #[inline]
+    fn decode(&mut self, line: &[u8]) -> std::result::Result<Option<&mut [Scalar]>, String> {
+        for &i in self.written.iter() {
+            self.physical[i] = Scalar::Null;
         }
-        shapers.shape(physical, ctx)
+        Ok(self
+            .decoder
+            .decode_into(line, &mut self.physical)?
+            .then_some(self.physical.as_mut_slice()))
     }
 }
 
@@ -1297,28 +1290,16 @@ impl<D: PhysicalDecoder> FanOutLines<D> {
 /// the buffer where nothing else reads them.
 #[derive(Clone)]
 pub struct ShapedLines<D> {
-    decoder: D,
+    lines: PhysicalLines<D>,
     shaper: RowShaper,
-    physical: Vec<Scalar>,
-    /// The physical columns the decoder writes (reset to NULL before each line).
-    written: Arc<[usize]>,
 }
 
 impl<D: PhysicalDecoder> ShapedLines<D> {
     /// Lines decoded by `decoder`, shaped by `shaper`.
     pub fn new(decoder: D, shaper: RowShaper) -> Self {
-        let written = shaper
-            .needed()
-            .iter()
-            .enumerate()
-            .filter(|(_, &n)| n)
-            .map(|(i, _)| i)
-            .collect();
         ShapedLines {
-            physical: vec![Scalar::Null; decoder.width()],
-            decoder,
+            lines: PhysicalLines::new(decoder, shaper.needed()),
             shaper,
-            written,
         }
     }
 }
@@ -1350,13 +1331,10 @@ impl<D: PhysicalDecoder> ShapedLines<D> {
     /// The line decoded and shaped (`None`: a bad line skipped by the format's option).
     #[inline]
     fn shaped(&mut self, line: &[u8]) -> std::result::Result<Option<Shaped>, String> {
-        for &i in self.written.iter() {
-            self.physical[i] = Scalar::Null;
+        match self.lines.decode(line)? {
+            Some(physical) => self.shaper.shape_from(physical).map(Some),
+            None => Ok(None),
         }
-        if !self.decoder.decode_into(line, &mut self.physical)? {
-            return Ok(None);
-        }
-        self.shaper.shape_from(&mut self.physical).map(Some)
     }
 }
 

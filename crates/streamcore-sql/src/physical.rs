@@ -62,12 +62,12 @@ pub struct PhysicalPlanner<'j> {
     /// ([`PhysicalPlanner::survey`]): a scan takes the `Calc` above it into its reader only if
     /// no other scan would share that reader.
     scans_per_source: std::collections::HashMap<ScanKey, usize>,
-    /// Per source (table, options, Nexmark kind — whatever the columns), the columns all its
-    /// scans read and how many scans there are ([`PhysicalPlanner::survey`]): the scans of a
+    /// Per source (table, options, Nexmark kind — whatever the columns), how many scans read
+    /// it ([`PhysicalPlanner::survey`]): the scans of a
     /// file read more than once share one reader that shapes each scan's rows
     /// ([`PhysicalPlanner::fanned_scan`]; q7 reads the bids twice, once for their maximum
     /// price).
-    sources: std::collections::HashMap<SourceKey, (std::collections::BTreeSet<usize>, usize)>,
+    sources: std::collections::HashMap<SourceKey, usize>,
     /// The sources read once for several scans ([`PhysicalPlanner::fanned_scan`]).
     fan_outs: std::collections::HashMap<SourceKey, FanOutSource>,
     /// The window aggregates and the Top-Ns that drop their row number (by
@@ -176,8 +176,7 @@ impl<'j> PhysicalPlanner<'j> {
         struct Survey {
             seen: std::collections::HashSet<String>,
             scans: std::collections::HashMap<ScanKey, usize>,
-            sources:
-                std::collections::HashMap<SourceKey, (std::collections::BTreeSet<usize>, usize)>,
+            sources: std::collections::HashMap<SourceKey, usize>,
             last_column_read: std::collections::HashMap<String, bool>,
             join_consumers: std::collections::HashMap<String, usize>,
         }
@@ -190,9 +189,7 @@ impl<'j> PhysicalPlanner<'j> {
                     .scans
                     .entry(scan_key(table, columns, kind))
                     .or_default() += 1;
-                let (all, n) = survey.sources.entry(source_key(table, kind)).or_default();
-                all.extend(columns.iter().copied());
-                *n += 1;
+                *survey.sources.entry(source_key(table, kind)).or_default() += 1;
             };
             if let Node::Scan { table, columns } = &plan.node {
                 count(table, columns, NexmarkKind::All);
@@ -246,10 +243,8 @@ impl<'j> PhysicalPlanner<'j> {
         for (source, n) in survey.scans {
             *self.scans_per_source.entry(source).or_default() += n;
         }
-        for (source, (columns, n)) in survey.sources {
-            let (all, count) = self.sources.entry(source).or_default();
-            all.extend(columns);
-            *count += n;
+        for (source, n) in survey.sources {
+            *self.sources.entry(source).or_default() += n;
         }
         for (join, n) in survey.join_consumers {
             *self.join_consumers.entry(join).or_default() += n;
@@ -1160,8 +1155,6 @@ impl<'j> PhysicalPlanner<'j> {
         }
         let fusable = !scan.updating
             && self.scans_per_source.get(&scan_key(table, columns, kind)) == Some(&1)
-            && (!shares_readers(table)
-                || self.sources.get(&source_key(table, kind)).map(|(_, n)| *n) == Some(1))
             && match table.options.get("connector").map(String::as_str) {
                 Some("nexmark") => true,
                 Some("filesystem") => matches!(
@@ -1186,7 +1179,7 @@ impl<'j> PhysicalPlanner<'j> {
         let read_twice = self
             .sources
             .get(&source_key(table, kind))
-            .is_some_and(|(_, n)| *n > 1);
+            .is_some_and(|&n| n > 1);
         read_twice
             && shares_readers(table)
             && matches!(
