@@ -126,11 +126,8 @@ impl JsonLayout {
                     node.entry_or_insert(part, || JsonEntry::Skip);
                     break;
                 }
-                let object = node.entry_or_insert(part, || JsonEntry::Nested(JsonNode::default()));
-                if let JsonEntry::Skip = object {
-                    *object = JsonEntry::Nested(JsonNode::default());
-                }
-                node = match object {
+                // Never a `Skip`: whether a path holds a read column is decided alike above.
+                node = match node.entry_or_insert(part, || JsonEntry::Nested(JsonNode::default())) {
                     JsonEntry::Nested(n) => n,
                     // A column named like the object that holds others: the column wins.
                     _ => break,
@@ -663,8 +660,8 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// `a == b` for slices of one length, at least 2 (a quoted key, `""` for an empty one): two overlapping words
-/// compared inline up to 16 bytes, not a call into `memcmp`.
+/// `a == b` for slices of one length, at least 2 (a quoted key, `""` for an empty one): two
+/// overlapping words compared inline up to 16 bytes, not a call into `memcmp`.
 #[inline]
 fn short_eq(a: &[u8], b: &[u8]) -> bool {
     debug_assert!(a.len() == b.len() && a.len() >= 2);
