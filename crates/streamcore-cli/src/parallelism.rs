@@ -6,8 +6,8 @@ use clap::Args;
 /// The `-p/--parallelism` option (flattened into every job command's arguments).
 #[derive(Args, Debug, Clone, Copy)]
 pub struct ParallelismArg {
-    /// Parallel instances of every stage (worker threads per stage) [default: number of
-    /// cores].
+    /// Parallel instances of every stage, a thread each (at 1, a stage fed by one task alone
+    /// runs on that task's thread) [default: number of cores].
     #[arg(
         long = "parallelism",
         short = 'p',

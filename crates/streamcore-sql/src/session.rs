@@ -380,6 +380,9 @@ impl Session {
             })?;
             config = config.parallelism(p.max(1));
         }
+        if let Some(v) = self.catalog.option(FUSE_SINGLE_EXCHANGES) {
+            config = config.fuse_single_exchanges(parse_bool(FUSE_SINGLE_EXCHANGES, v)?);
+        }
         // `state.backend`, `state.memory-budget`, `state.dir`, `state.incremental`,
         // `state.full-every`: the job's state backend (docs/state.md), over the command line's.
         for (key, value) in self.catalog.options.range("state.".to_string()..) {
@@ -466,8 +469,8 @@ impl Session {
     /// `table.exec.mini-batch.enabled` (checked by `SET`).
     fn mini_batch(&self) -> bool {
         self.catalog
-            .option("table.exec.mini-batch.enabled")
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            .option(MINI_BATCH)
+            .is_some_and(|v| matches!(parse_bool(MINI_BATCH, v), Ok(true)))
     }
 
     fn state_ttl(&self) -> Result<Option<Duration>, PlanError> {
@@ -617,6 +620,25 @@ fn checkpoints_retained(value: &str) -> Result<usize, PlanError> {
     }
 }
 
+/// `table.exec.mini-batch.enabled`: a group aggregate folds a group's changes within one
+/// input batch.
+const MINI_BATCH: &str = "table.exec.mini-batch.enabled";
+
+/// `pipeline.fuse-single-exchanges`: whether an exchange with one sending and one receiving
+/// task runs on the sender's thread (`JobConfig::fuse_single_exchanges`; default `true`).
+const FUSE_SINGLE_EXCHANGES: &str = "pipeline.fuse-single-exchanges";
+
+/// A boolean option: `true` or `false`, in any case.
+fn parse_bool(key: &str, value: &str) -> Result<bool, PlanError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(PlanError::invalid(format!(
+            "'{key}' is 'true' or 'false', got '{value}'"
+        ))),
+    }
+}
+
 fn check_option(key: &str, value: &str) -> Result<(), PlanError> {
     match key {
         CHECKPOINT_INTERVAL => {
@@ -637,12 +659,8 @@ fn check_option(key: &str, value: &str) -> Result<(), PlanError> {
         "table.exec.state.ttl" | "table.exec.emit.allow-lateness" => {
             parse_duration(value)?;
         }
-        "table.exec.mini-batch.enabled"
-            if !["true", "false"].contains(&value.to_ascii_lowercase().as_str()) =>
-        {
-            return Err(PlanError::invalid(format!(
-                "'table.exec.mini-batch.enabled' is 'true' or 'false', got '{value}'"
-            )));
+        MINI_BATCH | FUSE_SINGLE_EXCHANGES => {
+            parse_bool(key, value)?;
         }
         k if k.starts_with("state.") => {
             streamcore::state::StateConfig::default()

@@ -292,6 +292,62 @@ impl<T: Data> TaskRunner for ExchangeReceiver<T> {
     }
 }
 
+/// The receiving end of an exchange fused into its only sender's task (one sending and one
+/// receiving task, [`crate::JobConfig::fuse_single_exchanges`]): a chain link instead of a
+/// queue and a thread. It does what [`ExchangeReceiver`] does for one input — watermarks that
+/// never go backwards, idleness, barriers (aligned as they arrive), the end as the final
+/// watermark then `End` — and forwards the sender's ticks, since no thread of its own ticks.
+pub(crate) struct FusedReceiver<T> {
+    pub(crate) down: Box<dyn Push<T>>,
+    pub(crate) inputs: InputWatermarks,
+    pub(crate) metrics: Arc<ExchangeMetrics>,
+    /// This receiver's index (its subtask).
+    pub(crate) subtask: usize,
+}
+
+impl<T: Data> Push<T> for FusedReceiver<T> {
+    fn open(&mut self) -> Result<()> {
+        self.down.open()
+    }
+
+    fn push(&mut self, batch: Vec<T>) -> Result<()> {
+        self.metrics.batches_sent.fetch_add(1, Relaxed);
+        self.metrics
+            .records_sent
+            .fetch_add(batch.len() as u64, Relaxed);
+        self.down.push(batch)
+    }
+
+    fn control(&mut self, message: &Control) -> Result<()> {
+        let change = match message {
+            Control::Watermark(wm) => {
+                self.metrics
+                    .channel(self.subtask, 0, ChannelEvent::Watermark(*wm));
+                self.inputs.watermark(0, *wm)
+            }
+            Control::Idle => {
+                self.metrics.channel(self.subtask, 0, ChannelEvent::Idle);
+                self.inputs.idle(0)
+            }
+            Control::End => {
+                self.metrics.channel(self.subtask, 0, ChannelEvent::End);
+                if let InputChange::Advanced(wm) = self.inputs.end(0) {
+                    self.down.control(&Control::Watermark(wm))?;
+                }
+                return self.down.control(&Control::End);
+            }
+            Control::Tick(_) | Control::Barrier(_) | Control::KeyGroups(_) => {
+                return self.down.control(message)
+            }
+        };
+        match change {
+            InputChange::None => Ok(()),
+            InputChange::Advanced(wm) => self.down.control(&Control::Watermark(wm)),
+            InputChange::AllIdle => self.down.control(&Control::Idle),
+        }
+    }
+}
+
 /// What a control message did to the merged watermark of a task's inputs.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum InputChange {

@@ -386,6 +386,8 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
             num_senders,
             offsets,
             metrics,
+            fused: config.fuse_single_exchanges && num_senders == 1 && downstream == 1,
+            fused_chain: None,
         });
     }
 
@@ -409,9 +411,19 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
     // checkpoint, if any).
     let state_backend = crate::state::StateBackend::open(&config.state, job)?;
 
-    // Build every task.
+    // Build every task. Downstream stages first (a stage's index is above its inputs'): a stage
+    // fused into its only sender's task is built as a chain link, which the sender's builder
+    // then takes.
+    let fused_into: Vec<Option<usize>> = (0..graph.stages.len())
+        .map(|stage| {
+            graph.exchanges.iter().enumerate().find_map(|(i, ex)| {
+                let fused = res.exchanges[i].as_ref().is_some_and(|run| run.fused);
+                (fused && ex.downstream_stage == stage).then_some(i)
+            })
+        })
+        .collect();
     let mut tasks: Vec<(String, usize, Box<dyn TaskRunner>)> = Vec::new();
-    for stage in &graph.stages {
+    for (stage_index, stage) in graph.stages.iter().enumerate().rev() {
         // `subtask` indexes the per-node metrics inside `env_of`, not one slice of this loop.
         #[allow(clippy::needless_range_loop)]
         for subtask in 0..stage.parallelism {
@@ -444,14 +456,27 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
                 dead_letters: dead_letters.clone(),
                 control: control.clone(),
             };
-            match build_node(&graph, stage.head, &mut env_of, &mut res)? {
-                Built::Runner(r) => tasks.push((graph.nodes[stage.head].name.clone(), subtask, r)),
-                Built::Push(_) => {
-                    return Err(StreamError::Internal("stage head built as a link".into()))
+            match (
+                build_node(&graph, stage.head, &mut env_of, &mut res)?,
+                fused_into[stage_index],
+            ) {
+                (Built::Runner(r), None) => {
+                    tasks.push((graph.nodes[stage.head].name.clone(), subtask, r))
+                }
+                (Built::Push(chain), Some(exchange)) => {
+                    if let Some(run) = res.exchanges[exchange].as_mut() {
+                        run.fused_chain = Some(chain);
+                    }
+                }
+                _ => {
+                    return Err(StreamError::Internal(
+                        "stage head built as the wrong kind".into(),
+                    ))
                 }
             }
         }
     }
+    tasks.reverse();
 
     tracing::info!(
         job,

@@ -6,7 +6,10 @@
 //! instance, from the leaves of each stage up to its head.
 
 use super::control::JobControl;
-use super::exchange::{BroadcastSender, ExchangeReceiver, KeySender, Outbox, RoundRobinSender};
+use super::exchange::{
+    BroadcastSender, ExchangeReceiver, FusedReceiver, InputWatermarks, KeySender, Outbox,
+    RoundRobinSender,
+};
 use super::nodes::NodeCheckpoint;
 use super::nodes::{OperatorNode, SinkNode, SourceRunner};
 use super::push::{erase, join_consumers, ErasedPush};
@@ -88,6 +91,11 @@ pub(crate) struct ExchangeRun {
     /// First sender index of each sending node: `(node id, offset)`.
     pub(crate) offsets: Vec<(usize, usize)>,
     pub(crate) metrics: Arc<ExchangeMetrics>,
+    /// Set when the exchange has one sending and one receiving task and runs on the sender's
+    /// thread ([`crate::JobConfig::fuse_single_exchanges`]): no channels, and the receiving
+    /// stage is built first, its chain left in `fused_chain` for the sender to take.
+    pub(crate) fused: bool,
+    pub(crate) fused_chain: Option<ErasedPush>,
 }
 
 /// What a builder made: a chain link, or (for a stage head) the task body.
@@ -572,8 +580,14 @@ impl Graph {
                 let key = key.clone();
                 Box::new(move |env, res, _outputs| {
                     let run = res.exchanges[exchange]
-                        .as_ref()
+                        .as_mut()
                         .ok_or_else(|| StreamError::Internal("exchange not planned".into()))?;
+                    if run.fused {
+                        // The receiving stage's chain, built already: records go straight in.
+                        return run.fused_chain.take().map(Built::Push).ok_or_else(|| {
+                            StreamError::Internal("fused exchange built without its chain".into())
+                        });
+                    }
                     let queues = run
                         .senders
                         .downcast_ref::<Vec<Sender<Envelope<T>>>>()
@@ -622,6 +636,14 @@ impl Graph {
             let run = res.exchanges[exchange]
                 .as_mut()
                 .ok_or_else(|| StreamError::Internal("exchange not planned".into()))?;
+            if run.fused {
+                return Ok(Built::Push(erase::<T>(Box::new(FusedReceiver {
+                    down: join_consumers::<T>(outputs.main),
+                    inputs: InputWatermarks::new(1),
+                    metrics: run.metrics.clone(),
+                    subtask: env.info.subtask,
+                }))));
+            }
             let queue = run.receivers[env.info.subtask]
                 .take()
                 .and_then(|r| r.downcast::<Receiver<Envelope<T>>>().ok())

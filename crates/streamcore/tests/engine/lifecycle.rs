@@ -587,3 +587,49 @@ fn stop_drains_and_cancel_aborts_an_unbounded_job() {
     let result = within_deadline(move || handle.join().map(|_| ()));
     assert!(matches!(result, Err(StreamError::Cancelled)), "{result:?}");
 }
+
+/// The name of the thread running the caller: which task a record went through.
+fn thread_name() -> String {
+    thread::current().name().unwrap_or_default().to_string()
+}
+
+#[test]
+fn an_exchange_with_one_sender_and_one_receiver_runs_on_the_senders_thread_unless_told_not_to() {
+    for (parallelism, fuse) in [(1, true), (1, false), (2, true)] {
+        let out = within_deadline(move || {
+            let mut job = Job::new("fusion");
+            let out = job
+                .source("gen", Generator::new(|i| i).bounded(2000))
+                .map(|x| (x, thread_name()))
+                .key_by(|t| t.0 % 3)
+                .reduce(|a, b| if a.0 > b.0 { a } else { b })
+                .map(|(x, source)| (x, source, thread_name()))
+                .rebalance()
+                .map(|(x, source, keyed)| (x, source, keyed, thread_name()))
+                .collect();
+            let config = JobConfig::default()
+                .parallelism(parallelism)
+                .batch_size(64)
+                .fuse_single_exchanges(fuse);
+            let summary = job.run(config).unwrap();
+            assert_eq!(summary.events_ingested, 2000);
+            out.take()
+        });
+        assert_eq!(out.len(), 2000, "p={parallelism} fuse={fuse}");
+        // The last running maximum of every key is its largest number.
+        let mut finals: Vec<u64> = out.iter().map(|r| r.0).collect();
+        finals.sort_unstable();
+        finals.dedup();
+        assert!(finals.ends_with(&[1997, 1998, 1999]), "p={parallelism}");
+        for (x, source, keyed, rebalanced) in &out {
+            let what = format!("record {x}, p={parallelism} fuse={fuse}");
+            if parallelism == 1 && fuse {
+                assert_eq!(keyed, source, "{what}");
+                assert_eq!(rebalanced, source, "{what}");
+            } else {
+                assert_ne!(keyed, source, "{what}");
+                assert_ne!(rebalanced, keyed, "{what}");
+            }
+        }
+    }
+}

@@ -201,6 +201,7 @@ fn check(
     parallelism: usize,
     batch_size: usize,
     key_groups: u32,
+    fuse: bool,
 ) -> Result<(), TestCaseError> {
     let expected = reference(input, stages, mode);
     let taps: Vec<Tap> = expected.totals.iter().map(|_| Tap::default()).collect();
@@ -217,11 +218,13 @@ fn check(
     let config = JobConfig::default()
         .parallelism(parallelism)
         .batch_size(batch_size)
-        .key_groups(key_groups);
+        .key_groups(key_groups)
+        .fuse_single_exchanges(fuse);
     let summary = job
         .run(config)
         .map_err(|e| TestCaseError::fail(format!("job failed: {e}")))?;
-    let what = format!("{mode:?} p={parallelism} batch={batch_size} key_groups={key_groups}");
+    let what =
+        format!("{mode:?} p={parallelism} batch={batch_size} key_groups={key_groups} fuse={fuse}");
 
     prop_assert_eq!(summary.events_ingested, input.len() as u64, "{}", what);
     prop_assert_eq!(
@@ -284,9 +287,12 @@ proptest! {
         key_groups in prop_oneof![Just(4u32), Just(7u32), Just(128u32)],
     ) {
         for batch_size in [1, 7, 1024] {
-            check(&input, &stages, Mode::Running, 1, batch_size, key_groups)?;
+            // At parallelism 1 a keyed stage runs on its sender's thread or on its own.
+            for fuse in [true, false] {
+                check(&input, &stages, Mode::Running, 1, batch_size, key_groups, fuse)?;
+            }
             for parallelism in [1, 2, 4] {
-                check(&input, &stages, Mode::Finals, parallelism, batch_size, key_groups)?;
+                check(&input, &stages, Mode::Finals, parallelism, batch_size, key_groups, true)?;
             }
         }
     }
