@@ -588,11 +588,12 @@ pub struct MapReader<R, X, F> {
     buffer: Vec<X>,
 }
 
-impl<S, X, F> Source<Row> for MapSource<S, X, F>
+impl<S, X, O, F> Source<O> for MapSource<S, X, F>
 where
     X: Data,
+    O: Data,
     S: Source<X>,
-    F: FnMut(X, &mut TaskContext) -> std::result::Result<Option<Row>, String>
+    F: FnMut(X, &mut TaskContext) -> std::result::Result<Option<O>, String>
         + Clone
         + Send
         + 'static,
@@ -646,18 +647,19 @@ where
     }
 }
 
-impl<R, X, F> SourceReader<Row> for MapReader<R, X, F>
+impl<R, X, O, F> SourceReader<O> for MapReader<R, X, F>
 where
     X: Data,
+    O: Data,
     R: SourceReader<X>,
-    F: FnMut(X, &mut TaskContext) -> std::result::Result<Option<Row>, String>
+    F: FnMut(X, &mut TaskContext) -> std::result::Result<Option<O>, String>
         + Clone
         + Send
         + 'static,
 {
     fn poll_batch(
         &mut self,
-        out: &mut Vec<Row>,
+        out: &mut Vec<O>,
         max: usize,
         ctx: &mut TaskContext,
     ) -> StreamResult<SourcePoll> {
@@ -940,21 +942,9 @@ pub fn nexmark_stream(
 ) -> Result<streamcore::Stream<Row>, PlanError> {
     let config = nexmark_config(table)?;
     let fields = nexmark_fields(table)?;
-    let kind = match table.options.get("kind").map(String::as_str) {
-        Some("person") => NexmarkKind::Person,
-        Some("auction") => NexmarkKind::Auction,
-        Some("bid") => NexmarkKind::Bid,
-        _ => kind,
-    };
+    let kind = nexmark_kind(table, kind);
     let shaper = RowShaper::select(table, columns).with_calc(calc.filter(), calc.projection());
-    // Reading one kind, `event_type` is a constant: fold it into the computed columns.
-    let event_type = fields.iter().position(|f| *f == NexmarkField::EventType);
-    let shaper = match (event_type, kind) {
-        (Some(c), NexmarkKind::Person) => shaper.with_constant(c, &Scalar::Int(0)),
-        (Some(c), NexmarkKind::Auction) => shaper.with_constant(c, &Scalar::Int(1)),
-        (Some(c), NexmarkKind::Bid) => shaper.with_constant(c, &Scalar::Int(2)),
-        _ => shaper,
-    };
+    let shaper = with_event_type(shaper, &fields, kind);
     let bad = |e: streamcore_nexmark::ConfigError| {
         PlanError::invalid(format!("`nexmark` table `{}`: {e}", table.name))
     };
@@ -1017,6 +1007,164 @@ pub fn nexmark_stream(
                     NexmarkEvent::Auction(a) => f.of_auction(a),
                     NexmarkEvent::Bid(b) => f.of_bid(b),
                 }),
+            ),
+        ),
+    })
+}
+
+/// The kind of events a scan of `table` reads: the table's `kind` option, or `kind` (what the
+/// planner found the scan's filter on `event_type` asks for).
+fn nexmark_kind(table: &TableDef, kind: NexmarkKind) -> NexmarkKind {
+    match table.options.get("kind").map(String::as_str) {
+        Some("person") => NexmarkKind::Person,
+        Some("auction") => NexmarkKind::Auction,
+        Some("bid") => NexmarkKind::Bid,
+        _ => kind,
+    }
+}
+
+/// Reading one kind, `event_type` is a constant: folded into `shaper`'s computed columns.
+fn with_event_type(shaper: RowShaper, fields: &[NexmarkField], kind: NexmarkKind) -> RowShaper {
+    let event_type = fields.iter().position(|f| *f == NexmarkField::EventType);
+    match (event_type, kind) {
+        (Some(c), NexmarkKind::Person) => shaper.with_constant(c, &Scalar::Int(0)),
+        (Some(c), NexmarkKind::Auction) => shaper.with_constant(c, &Scalar::Int(1)),
+        (Some(c), NexmarkKind::Bid) => shaper.with_constant(c, &Scalar::Int(2)),
+        _ => shaper,
+    }
+}
+
+/// Adds a `nexmark` source generated once for all the scans of `scans`, making the events of
+/// `kind` (the kind every scan reads, or all of them): each event's fields that a scan of its
+/// kind reads are moved into a buffer of physical values, and each such scan's row is built
+/// from it with its own filter and projection ([`FanOutShapers`]), `event_type` folded in.
+pub fn nexmark_fan_out(
+    job: &mut streamcore::Job,
+    name: &str,
+    table: &TableDef,
+    scans: &FanOut,
+    kind: NexmarkKind,
+) -> Result<streamcore::Stream<FannedRows>, PlanError> {
+    let config = nexmark_config(table)?;
+    let fields = nexmark_fields(table)?;
+    let kind = nexmark_kind(table, kind);
+    let bad = |e: streamcore_nexmark::ConfigError| {
+        PlanError::invalid(format!("`nexmark` table `{}`: {e}", table.name))
+    };
+    /// The shapers of the scans that read events of `kind` (or of every kind), with
+    /// `event_type` folded into them, and the fields they read.
+    fn of_kind(
+        table: &TableDef,
+        fields: &[NexmarkField],
+        scans: &FanOut,
+        kind: NexmarkKind,
+    ) -> (FanOutShapers, Vec<Option<NexmarkField>>) {
+        let shapers = scans.shapers_of(table, |scan_kind, shaper| {
+            let reads = scan_kind == kind || scan_kind == NexmarkKind::All;
+            reads.then(|| with_event_type(shaper, fields, kind))
+        });
+        let fill = fields
+            .iter()
+            .zip(&shapers.needed)
+            .map(|(f, &needed)| needed.then_some(*f))
+            .collect();
+        (shapers, fill)
+    }
+    // The shapers are made when the first event is shaped: the scans register while the
+    // job is planned, after this source is added. Per kind of event (person, auction, bid):
+    // the shapers of the scans that read it, and the fields they read.
+    type Ready = [(FanOutShapers, Vec<Option<NexmarkField>>); 3];
+    fn fanned<T: Data, G: Fn(NexmarkField, &mut T) -> Scalar + Clone + Send + 'static>(
+        table: Arc<TableDef>,
+        fields: Arc<[NexmarkField]>,
+        scans: FanOut,
+        kind_of: fn(&T) -> NexmarkKind,
+        get: G,
+    ) -> impl FnMut(T, &mut TaskContext) -> std::result::Result<Option<FannedRows>, String>
+           + Clone
+           + Send
+           + 'static {
+        let mut ready: Option<Ready> = None;
+        let mut physical = vec![Scalar::Null; fields.len()];
+        move |mut e: T, ctx: &mut TaskContext| {
+            let per_kind = ready.get_or_insert_with(|| {
+                [NexmarkKind::Person, NexmarkKind::Auction, NexmarkKind::Bid]
+                    .map(|kind| of_kind(&table, &fields, &scans, kind))
+            });
+            let (shapers, fill) = &mut per_kind[match kind_of(&e) {
+                NexmarkKind::Person => 0,
+                NexmarkKind::Auction => 1,
+                _ => 2,
+            }];
+            for (slot, f) in physical.iter_mut().zip(fill.iter()) {
+                if let Some(f) = f {
+                    *slot = get(*f, &mut e);
+                }
+            }
+            shapers.shape(&mut physical, Some(ctx))
+        }
+    }
+    let table = Arc::new(table.clone());
+    let scans = scans.clone();
+    Ok(match kind {
+        NexmarkKind::Bid => job.source(
+            name,
+            MapSource::new(
+                NexmarkSource::<Bid>::new(config).map_err(bad)?,
+                fanned(
+                    table,
+                    fields,
+                    scans,
+                    |_| NexmarkKind::Bid,
+                    |f, b: &mut Bid| f.of_bid(b),
+                ),
+            ),
+        ),
+        NexmarkKind::Auction => job.source(
+            name,
+            MapSource::new(
+                NexmarkSource::<Auction>::new(config).map_err(bad)?,
+                fanned(
+                    table,
+                    fields,
+                    scans,
+                    |_| NexmarkKind::Auction,
+                    |f, a| f.of_auction(a),
+                ),
+            ),
+        ),
+        NexmarkKind::Person => job.source(
+            name,
+            MapSource::new(
+                NexmarkSource::<Person>::new(config).map_err(bad)?,
+                fanned(
+                    table,
+                    fields,
+                    scans,
+                    |_| NexmarkKind::Person,
+                    |f, p| f.of_person(p),
+                ),
+            ),
+        ),
+        NexmarkKind::All => job.source(
+            name,
+            MapSource::new(
+                NexmarkSource::<NexmarkEvent>::new(config).map_err(bad)?,
+                fanned(
+                    table,
+                    fields,
+                    scans,
+                    |e| match e {
+                        NexmarkEvent::Person(_) => NexmarkKind::Person,
+                        NexmarkEvent::Auction(_) => NexmarkKind::Auction,
+                        NexmarkEvent::Bid(_) => NexmarkKind::Bid,
+                    },
+                    |f, e: &mut NexmarkEvent| match e {
+                        NexmarkEvent::Person(p) => f.of_person(p),
+                        NexmarkEvent::Auction(a) => f.of_auction(a),
+                        NexmarkEvent::Bid(b) => f.of_bid(b),
+                    },
+                ),
             ),
         ),
     })
@@ -1105,27 +1253,43 @@ impl streamcore::event_time::EventTime for FannedRows {
 #[derive(Clone, Default)]
 pub struct FanOut(Arc<std::sync::Mutex<Vec<FanOutScan>>>);
 
-/// A scan of a shared reader: its columns and what is fused into it.
-type FanOutScan = (Vec<usize>, ScanCalc);
+/// A scan of a shared reader: its columns, what is fused into it, and the kind of Nexmark
+/// events it reads (`All` for a file's).
+type FanOutScan = (Vec<usize>, ScanCalc, NexmarkKind);
 
 impl FanOut {
-    /// Adds a scan of `columns` with `calc` fused into it; its number.
-    pub fn add(&self, columns: &[usize], calc: &ScanCalc) -> u32 {
+    /// Adds a scan of `columns` (of Nexmark events of `kind`) with `calc` fused into it; its
+    /// number.
+    pub fn add(&self, columns: &[usize], calc: &ScanCalc, kind: NexmarkKind) -> u32 {
         let mut scans = self.0.lock().expect("fan-out scans");
-        scans.push((columns.to_vec(), calc.clone()));
+        scans.push((columns.to_vec(), calc.clone(), kind));
         (scans.len() - 1) as u32
     }
 
     /// The scans' shapers over `table`'s physical columns.
     fn shapers(&self, table: &TableDef) -> FanOutShapers {
+        self.shapers_of(table, |_, shaper| Some(shaper))
+    }
+
+    /// The shapers over `table`'s physical columns of the scans `pick` keeps, given each
+    /// scan's event kind (and adjusts).
+    fn shapers_of(
+        &self,
+        table: &TableDef,
+        pick: impl Fn(NexmarkKind, RowShaper) -> Option<RowShaper>,
+    ) -> FanOutShapers {
         let scans = self.0.lock().expect("fan-out scans");
+        let width = table.physical_schema().fields.len();
         FanOutShapers::new(
-            scans
-                .iter()
-                .map(|(columns, calc)| {
-                    RowShaper::select(table, columns).with_calc(calc.filter(), calc.projection())
+            (0..)
+                .zip(scans.iter())
+                .filter_map(|(n, (columns, calc, kind))| {
+                    let shaper = RowShaper::select(table, columns)
+                        .with_calc(calc.filter(), calc.projection());
+                    Some((n, pick(*kind, shaper)?))
                 })
                 .collect(),
+            width,
         )
     }
 }
@@ -1142,9 +1306,8 @@ pub struct FanOutShapers {
 }
 
 impl FanOutShapers {
-    fn new(shapers: Vec<RowShaper>) -> Self {
-        let width = shapers.first().map_or(0, |s| s.needed().len());
-        let mut shapers: Vec<(u32, RowShaper)> = (0..).zip(shapers).collect();
+    /// The shapers of the scans numbered as given, over `width` physical columns.
+    fn new(mut shapers: Vec<(u32, RowShaper)>, width: usize) -> Self {
         shapers.sort_by_key(|(_, s)| s.taken().iter().filter(|&&t| t).count());
         let needed = (0..width)
             .map(|i| shapers.iter().any(|(_, s)| s.needed()[i]))

@@ -63,8 +63,8 @@ pub struct PhysicalPlanner<'j> {
     /// no other scan would share that reader.
     scans_per_source: std::collections::HashMap<ScanKey, usize>,
     /// Per source (table, options, Nexmark kind — whatever the columns), how many scans read
-    /// it ([`PhysicalPlanner::survey`]): the scans of a
-    /// file read more than once share one reader that shapes each scan's rows
+    /// it ([`PhysicalPlanner::survey`]): the scans of a file, or of the generator's events of
+    /// one kind, read more than once share one reader that shapes each scan's rows
     /// ([`PhysicalPlanner::fanned_scan`]; q7 reads the bids twice, once for their maximum
     /// price).
     sources: std::collections::HashMap<SourceKey, usize>,
@@ -99,7 +99,9 @@ type ScanKey = (
 );
 
 /// What makes two scans read one source, whatever their columns: the table (name and options)
-/// and the Nexmark event kind.
+/// and the Nexmark event kind. (Scans of the generator's auctions and of its bids keep a
+/// reader each, making only the events of their kind: one reader of every event for both ran
+/// q20 15 % slower, and q3 — persons and auctions, 8 % of the events — five times slower.)
 type SourceKey = (
     String,
     std::collections::BTreeMap<String, String>,
@@ -111,16 +113,28 @@ fn source_key(table: &TableDef, kind: NexmarkKind) -> SourceKey {
 }
 
 /// Whether scans of `table` share one reader ([`PhysicalPlanner::fanned_scan`]): files, whose
-/// lines cost more to decode twice than once for several shapers. A generator makes an event
-/// again more cheaply (q7 on the generator: +29 % CPU with a reader of shared rows, +8 % with
-/// one shaping both scans), and a Kafka table's readers keep their own offsets and group. Not
-/// a file whose bad lines are skipped (`'json.ignore-parse-errors'`): a shared reader would
-/// skip a line bad in a column one scan reads for every scan (a line rejected under the
-/// dead-letter policy goes there once, with its reason, and reaches no scan: docs/sql.md says
-/// so).
+/// lines cost more to decode twice than once for several shapers, and the generator read
+/// twice for events of one kind (q7's bids) — at parallelism 1 the scans' consumers then run
+/// in the reader's task, a join of two scans included (`JobConfig::fuse_single_exchanges`):
+/// q7 −16 % CPU (with a reader per scan, or a shared one whose consumers ran on threads of
+/// their own, the rows one thread made were freed on others, which cost more than making each
+/// event twice). A
+/// Kafka table's readers keep their own offsets and group. Not a file whose bad lines are
+/// skipped (`'json.ignore-parse-errors'`): a shared reader would skip a line bad in a column
+/// one scan reads for every scan (a line rejected under the dead-letter policy goes there
+/// once, with its reason, and reaches no scan: docs/sql.md says so).
 fn shares_readers(table: &TableDef) -> bool {
-    table.options.get("connector").map(String::as_str) == Some("filesystem")
-        && !connectors::ignore_parse_errors(table)
+    match table.options.get("connector").map(String::as_str) {
+        Some("filesystem") => {
+            !connectors::ignore_parse_errors(table)
+                && matches!(
+                    table.options.get("format").map(String::as_str),
+                    Some("json" | "csv")
+                )
+        }
+        Some("nexmark") => true,
+        _ => false,
+    }
 }
 
 /// The source a scan of `columns` of `table` reads, building rows of Nexmark events of `kind`.
@@ -1171,21 +1185,14 @@ impl<'j> PhysicalPlanner<'j> {
     }
 
     /// Whether the scans of `table` (of Nexmark events of `kind`) share one reader that shapes
-    /// each scan's rows ([`PhysicalPlanner::fanned_scan`]): a file read by more than one scan
-    /// of the job ([`shares_readers`]). Not the generator: one generator for both of q7's
-    /// scans of the bids cost +8 % CPU — the scans' consumers then free, from two threads,
-    /// rows one thread allocated, and that costs more than making each bid twice.
+    /// each scan's rows ([`PhysicalPlanner::fanned_scan`]): a file, or the generator's events
+    /// of one kind, read by more than one scan of the job ([`shares_readers`]).
     fn fans_out(&self, table: &TableDef, kind: NexmarkKind) -> bool {
         let read_twice = self
             .sources
             .get(&source_key(table, kind))
             .is_some_and(|&n| n > 1);
-        read_twice
-            && shares_readers(table)
-            && matches!(
-                table.options.get("format").map(String::as_str),
-                Some("json" | "csv")
-            )
+        read_twice && shares_readers(table)
     }
 
     /// A scan of `columns` of a source that several scans read ([`PhysicalPlanner::fans_out`]),
@@ -1206,7 +1213,11 @@ impl<'j> PhysicalPlanner<'j> {
             let name = table.name.to_string();
             let uid = self.uid(&format!("src:{}", table.name), plan);
             let scans = connectors::FanOut::default();
-            let source = connectors::filesystem_fan_out(self.job, &name, table, &scans)?;
+            let source = if table.connector()? == "nexmark" {
+                connectors::nexmark_fan_out(self.job, &name, table, &scans, kind)?
+            } else {
+                connectors::filesystem_fan_out(self.job, &name, table, &scans)?
+            };
             let source = with_table_watermarks(source.uid(&uid), table);
             let tags: Arc<std::sync::Mutex<Vec<OutputTag<Row>>>> = Default::default();
             let split = source
@@ -1235,7 +1246,7 @@ impl<'j> PhysicalPlanner<'j> {
                 .insert(key.clone(), FanOutSource { scans, split, tags });
         }
         let fan = &self.fan_outs[&key];
-        Ok(match fan.scans.add(columns, calc) {
+        Ok(match fan.scans.add(columns, calc, kind) {
             0 => fan.split.clone(),
             i => {
                 let tag = OutputTag::new(&format!("{}#{i}", table.name));

@@ -151,10 +151,12 @@ impl<T: Data> Push<T> for BroadcastSender<T> {
     }
 }
 
-/// The head of a stage fed by an exchange: receives from all upstream tasks, merges their
-/// watermarks, aligns checkpoint barriers, and ends once every sender ended.
-pub(crate) struct ExchangeReceiver<T> {
-    pub(crate) queue: Receiver<Envelope<T>>,
+/// What the receiving end of an exchange does with what its senders send, wherever it runs:
+/// merges their watermarks, aligns checkpoint barriers, applies each key-group change once,
+/// and ends once every sender ended. The head of a stage of its own ([`ExchangeReceiver`])
+/// feeds it from its queue; a receiving chain fused into its senders' task
+/// ([`FusedSender`]) is fed by direct calls.
+pub(crate) struct Merge<T> {
     pub(crate) senders: usize,
     pub(crate) down: Box<dyn Push<T>>,
     pub(crate) hub: Option<Arc<CheckpointHub>>,
@@ -165,6 +167,8 @@ pub(crate) struct ExchangeReceiver<T> {
     pub(crate) metrics: Arc<ExchangeMetrics>,
     /// This receiver's index (its subtask).
     pub(crate) subtask: usize,
+    inputs: InputWatermarks,
+    align: Alignment<T>,
 }
 
 /// How many key-group change ids a receiver remembers.
@@ -179,15 +183,42 @@ struct Alignment<T> {
     held: std::collections::VecDeque<Envelope<T>>,
 }
 
-impl<T: Data> ExchangeReceiver<T> {
+impl<T: Data> Merge<T> {
+    pub(crate) fn new(
+        senders: usize,
+        down: Box<dyn Push<T>>,
+        hub: Option<Arc<CheckpointHub>>,
+        metrics: Arc<ExchangeMetrics>,
+        subtask: usize,
+    ) -> Self {
+        Merge {
+            senders,
+            down,
+            hub,
+            applied_changes: Default::default(),
+            metrics,
+            subtask,
+            inputs: InputWatermarks::new(senders),
+            align: Alignment {
+                checkpoint: None,
+                arrived: vec![false; senders],
+                held: Default::default(),
+            },
+        }
+    }
+
+    /// A message held back during an alignment that is now over, if any.
+    fn next_held(&mut self) -> Option<Envelope<T>> {
+        if self.align.checkpoint.is_some() {
+            return None;
+        }
+        self.align.held.pop_front()
+    }
+
     /// Handles one message; returns true once every sender ended.
-    fn handle(
-        &mut self,
-        envelope: Envelope<T>,
-        inputs: &mut InputWatermarks,
-        align: &mut Alignment<T>,
-    ) -> Result<bool> {
+    fn handle(&mut self, envelope: Envelope<T>) -> Result<bool> {
         let from = envelope.from;
+        let align = &mut self.align;
         if align.checkpoint.is_some() && align.arrived[from] {
             align.held.push_back(envelope);
             return Ok(false);
@@ -199,6 +230,7 @@ impl<T: Data> ExchangeReceiver<T> {
             }
             Message::Control(c) => c,
         };
+        let inputs = &mut self.inputs;
         let change = match control {
             Control::Watermark(wm) => {
                 self.metrics
@@ -253,38 +285,35 @@ impl<T: Data> ExchangeReceiver<T> {
     }
 }
 
+/// The head of a stage fed by an exchange: receives from all upstream tasks through its
+/// queue, and hands what arrives to its [`Merge`].
+pub(crate) struct ExchangeReceiver<T> {
+    pub(crate) queue: Receiver<Envelope<T>>,
+    pub(crate) merge: Merge<T>,
+}
+
 impl<T: Data> TaskRunner for ExchangeReceiver<T> {
     fn run(mut self: Box<Self>, control: &JobControl) -> Result<()> {
-        self.down.open()?;
-        let mut inputs = InputWatermarks::new(self.senders);
-        let mut align = Alignment {
-            checkpoint: None,
-            arrived: vec![false; self.senders],
-            held: Default::default(),
-        };
+        let merge = &mut self.merge;
+        merge.down.open()?;
         let mut last_tick = Instant::now();
         loop {
             if last_tick.elapsed() >= TICK_INTERVAL {
                 last_tick = Instant::now();
-                self.down.control(&Control::Tick(Timestamp::now()))?;
+                merge.down.control(&Control::Tick(Timestamp::now()))?;
             }
             // Messages held back during an alignment come first once it is over.
-            let envelope = match align.held.pop_front() {
-                Some(e) if align.checkpoint.is_none() => e,
-                held => {
-                    if let Some(e) = held {
-                        align.held.push_front(e);
-                    }
-                    match self.queue.recv_timeout(TICK_INTERVAL) {
-                        Ok(e) => e,
-                        Err(RecvTimeoutError::Timeout) if !control.is_cancelled() => continue,
-                        // Every sender gone without `End`, or the job was cancelled.
-                        Err(_) => return Err(StreamError::Cancelled),
-                    }
-                }
+            let envelope = match merge.next_held() {
+                Some(e) => e,
+                None => match self.queue.recv_timeout(TICK_INTERVAL) {
+                    Ok(e) => e,
+                    Err(RecvTimeoutError::Timeout) if !control.is_cancelled() => continue,
+                    // Every sender gone without `End`, or the job was cancelled.
+                    Err(_) => return Err(StreamError::Cancelled),
+                },
             };
-            if self.handle(envelope, &mut inputs, &mut align)? {
-                self.down.control(&Control::End)?;
+            if merge.handle(envelope)? {
+                merge.down.control(&Control::End)?;
                 crate::state::task_finished();
                 return Ok(());
             }
@@ -292,58 +321,76 @@ impl<T: Data> TaskRunner for ExchangeReceiver<T> {
     }
 }
 
-/// The receiving end of an exchange fused into its only sender's task (one sending and one
-/// receiving task, [`crate::JobConfig::fuse_single_exchanges`]): a chain link instead of a
-/// queue and a thread. It does what [`ExchangeReceiver`] does for one input — watermarks that
-/// never go backwards, idleness, barriers (aligned as they arrive), the end as the final
-/// watermark then `End` — and forwards the sender's ticks, since no thread of its own ticks.
-pub(crate) struct FusedReceiver<T> {
-    pub(crate) down: Box<dyn Push<T>>,
-    pub(crate) inputs: InputWatermarks,
-    pub(crate) metrics: Arc<ExchangeMetrics>,
-    /// This receiver's index (its subtask).
-    pub(crate) subtask: usize,
+/// One sending end of an exchange whose receiving chain is fused into the task of all its
+/// senders (every sender and the receiver a single task,
+/// [`crate::JobConfig::fuse_single_exchanges`]): a chain link instead of a queue and a
+/// thread. Each sender hands its batches and control messages to the shared [`Merge`] by a
+/// call — one uncontended lock per batch — and only the first sender passes its task's
+/// ticks on (no thread of the receiver's own ticks it).
+pub(crate) struct FusedSender<T> {
+    pub(crate) from: usize,
+    pub(crate) merge: Arc<std::sync::Mutex<FusedMerge<T>>>,
 }
 
-impl<T: Data> Push<T> for FusedReceiver<T> {
+/// The [`Merge`] of a fused exchange, and whether its chain was opened (by the first of its
+/// senders to open).
+pub(crate) struct FusedMerge<T> {
+    pub(crate) merge: Merge<T>,
+    pub(crate) opened: bool,
+}
+
+impl<T: Data> FusedSender<T> {
+    fn with<R>(&self, f: impl FnOnce(&mut FusedMerge<T>) -> Result<R>) -> Result<R> {
+        // A poisoned lock means a panic on this very thread, which fails the task anyway.
+        let mut fused = self.merge.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut fused)
+    }
+
+    fn handle(&mut self, message: Message<T>) -> Result<()> {
+        let from = self.from;
+        self.with(|fused| {
+            let merge = &mut fused.merge;
+            if let Message::Data(batch) = &message {
+                merge.metrics.batches_sent.fetch_add(1, Relaxed);
+                merge
+                    .metrics
+                    .records_sent
+                    .fetch_add(batch.len() as u64, Relaxed);
+            }
+            let mut ended = merge.handle(Envelope { from, message })?;
+            while let Some(held) = merge.next_held() {
+                ended |= merge.handle(held)?;
+            }
+            if ended {
+                merge.down.control(&Control::End)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl<T: Data> Push<T> for FusedSender<T> {
     fn open(&mut self) -> Result<()> {
-        self.down.open()
+        self.with(|fused| {
+            if fused.opened {
+                return Ok(());
+            }
+            fused.opened = true;
+            fused.merge.down.open()
+        })
     }
 
     fn push(&mut self, batch: Vec<T>) -> Result<()> {
-        self.metrics.batches_sent.fetch_add(1, Relaxed);
-        self.metrics
-            .records_sent
-            .fetch_add(batch.len() as u64, Relaxed);
-        self.down.push(batch)
+        self.handle(Message::Data(batch))
     }
 
     fn control(&mut self, message: &Control) -> Result<()> {
-        let change = match message {
-            Control::Watermark(wm) => {
-                self.metrics
-                    .channel(self.subtask, 0, ChannelEvent::Watermark(*wm));
-                self.inputs.watermark(0, *wm)
+        match message {
+            Control::Tick(_) if self.from == 0 => {
+                self.with(|fused| fused.merge.down.control(message))
             }
-            Control::Idle => {
-                self.metrics.channel(self.subtask, 0, ChannelEvent::Idle);
-                self.inputs.idle(0)
-            }
-            Control::End => {
-                self.metrics.channel(self.subtask, 0, ChannelEvent::End);
-                if let InputChange::Advanced(wm) = self.inputs.end(0) {
-                    self.down.control(&Control::Watermark(wm))?;
-                }
-                return self.down.control(&Control::End);
-            }
-            Control::Tick(_) | Control::Barrier(_) | Control::KeyGroups(_) => {
-                return self.down.control(message)
-            }
-        };
-        match change {
-            InputChange::None => Ok(()),
-            InputChange::Advanced(wm) => self.down.control(&Control::Watermark(wm)),
-            InputChange::AllIdle => self.down.control(&Control::Idle),
+            Control::Tick(_) => Ok(()),
+            other => self.handle(Message::Control(other.clone())),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! metrics), builds every task, starts one thread per task, and hands back a [`JobHandle`].
 
 use super::control::JobControl;
-use super::graph::{Built, ExchangeRun, Graph, NodeEnv, NodeOutputs, RunResources, StageHead};
+use super::graph::{
+    Built, ExchangeRun, ExchangeSpec, Graph, NodeEnv, NodeOutputs, RunResources, StageHead,
+};
 use super::TaskRunner;
 use crate::api::JobConfig;
 use crate::checkpoint::coordinator::{self, CheckpointHub, Coordinator, Participant};
@@ -262,6 +264,19 @@ fn describe(graph: &Graph, ids: &[String]) -> JobGraph {
     JobGraph { nodes, edges }
 }
 
+/// Whether every sender of `ex` is one task: the sending nodes are in stages of one instance
+/// that run in one task (`host`: the stage whose task runs each stage) — a `key_by` at
+/// parallelism 1, or a source feeding both sides of a join, one side through a stage of its
+/// own fused into the source's task.
+fn one_task(graph: &Graph, host: &[usize], ex: &ExchangeSpec) -> bool {
+    let mut stages = ex.senders.iter().map(|&(_, stage)| stage);
+    let first = stages.next();
+    first.is_some_and(|s| {
+        let single = |t: usize| graph.stages[t].parallelism == 1;
+        single(s) && stages.all(|t| single(t) && host[t] == host[s])
+    })
+}
+
 /// Plans, builds and starts `graph`.
 pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<JobHandle> {
     validate(&graph, config)?;
@@ -354,9 +369,16 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
         };
     }
 
-    // Exchange channels.
+    // Exchange channels. The task each stage runs in, by the stage heading it: a stage fused
+    // into its senders' task runs in theirs (exchanges come in the order of their downstream
+    // stages, after the stages that send into them).
+    let mut host: Vec<usize> = (0..graph.stages.len()).collect();
     for (i, ex) in graph.exchanges.iter().enumerate() {
         let downstream = graph.stages[ex.downstream_stage].parallelism;
+        let fused = config.fuse_single_exchanges && downstream == 1 && one_task(&graph, &host, ex);
+        if fused {
+            host[ex.downstream_stage] = host[ex.senders[0].1];
+        }
         let mut offsets = Vec::new();
         let mut num_senders = 0;
         for &(node, stage) in &ex.senders {
@@ -386,8 +408,8 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
             num_senders,
             offsets,
             metrics,
-            fused: config.fuse_single_exchanges && num_senders == 1 && downstream == 1,
-            fused_chain: None,
+            fused,
+            fused_merge: None,
         });
     }
 
@@ -463,9 +485,9 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
                 (Built::Runner(r), None) => {
                     tasks.push((graph.nodes[stage.head].name.clone(), subtask, r))
                 }
-                (Built::Push(chain), Some(exchange)) => {
+                (Built::Fused(merge), Some(exchange)) => {
                     if let Some(run) = res.exchanges[exchange].as_mut() {
-                        run.fused_chain = Some(chain);
+                        run.fused_merge = Some(merge);
                     }
                 }
                 _ => {
@@ -747,7 +769,7 @@ fn build_node(
             .iter()
             .map(|&c| match build_node(graph, c, env_of, res)? {
                 Built::Push(p) => Ok(p),
-                Built::Runner(_) => Err(StreamError::Internal(
+                Built::Runner(_) | Built::Fused(_) => Err(StreamError::Internal(
                     "consumer built as a stage head".into(),
                 )),
             })

@@ -7,7 +7,7 @@
 
 use super::control::JobControl;
 use super::exchange::{
-    BroadcastSender, ExchangeReceiver, FusedReceiver, InputWatermarks, KeySender, Outbox,
+    BroadcastSender, ExchangeReceiver, FusedMerge, FusedSender, KeySender, Merge, Outbox,
     RoundRobinSender,
 };
 use super::nodes::NodeCheckpoint;
@@ -30,7 +30,7 @@ use crossbeam_channel::{Receiver, Sender};
 use std::any::Any;
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Everything a node's builder needs to make one parallel instance.
 pub(crate) struct NodeEnv {
@@ -91,17 +91,20 @@ pub(crate) struct ExchangeRun {
     /// First sender index of each sending node: `(node id, offset)`.
     pub(crate) offsets: Vec<(usize, usize)>,
     pub(crate) metrics: Arc<ExchangeMetrics>,
-    /// Set when the exchange has one sending and one receiving task and runs on the sender's
-    /// thread ([`crate::JobConfig::fuse_single_exchanges`]): no channels, and the receiving
-    /// stage is built first, its chain left in `fused_chain` for the sender to take.
+    /// Set when every sender and the receiver of the exchange are one task and the receiving
+    /// chain runs on that task's thread ([`crate::JobConfig::fuse_single_exchanges`]): no
+    /// channels; the receiving stage is built first, its [`FusedMerge`] left in
+    /// `fused_merge` (an `Arc<Mutex<FusedMerge<T>>>`) for the senders to share.
     pub(crate) fused: bool,
-    pub(crate) fused_chain: Option<ErasedPush>,
+    pub(crate) fused_merge: Option<Box<dyn Any + Send>>,
 }
 
-/// What a builder made: a chain link, or (for a stage head) the task body.
+/// What a builder made: a chain link, or (for a stage head) the task body, or (for the head
+/// of a stage fused into its senders' task) the `Arc<Mutex<FusedMerge<T>>>` they share.
 pub(crate) enum Built {
     Push(ErasedPush),
     Runner(Box<dyn TaskRunner>),
+    Fused(Box<dyn Any + Send>),
 }
 
 /// The built consumers of a node's outputs.
@@ -582,25 +585,37 @@ impl Graph {
                     let run = res.exchanges[exchange]
                         .as_mut()
                         .ok_or_else(|| StreamError::Internal("exchange not planned".into()))?;
+                    let from = run
+                        .offsets
+                        .iter()
+                        .find(|(n, _)| *n == send_node)
+                        .map(|(_, o)| *o)
+                        .expect("sending node has an offset")
+                        + env.info.subtask;
                     if run.fused {
                         // The receiving stage's chain, built already: records go straight in.
-                        return run.fused_chain.take().map(Built::Push).ok_or_else(|| {
-                            StreamError::Internal("fused exchange built without its chain".into())
-                        });
+                        let merge = run
+                            .fused_merge
+                            .as_ref()
+                            .and_then(|m| m.downcast_ref::<Arc<Mutex<FusedMerge<T>>>>())
+                            .ok_or_else(|| {
+                                StreamError::Internal(
+                                    "fused exchange built without its chain".into(),
+                                )
+                            })?
+                            .clone();
+                        return Ok(Built::Push(erase::<T>(Box::new(FusedSender {
+                            from,
+                            merge,
+                        }))));
                     }
                     let queues = run
                         .senders
                         .downcast_ref::<Vec<Sender<Envelope<T>>>>()
                         .expect("exchange channel type")
                         .clone();
-                    let offset = run
-                        .offsets
-                        .iter()
-                        .find(|(n, _)| *n == send_node)
-                        .map(|(_, o)| *o)
-                        .expect("sending node has an offset");
                     let outbox = Outbox {
-                        from: offset + env.info.subtask,
+                        from,
                         metrics: run.metrics.clone(),
                         control: env.control.clone(),
                         queues,
@@ -636,13 +651,19 @@ impl Graph {
             let run = res.exchanges[exchange]
                 .as_mut()
                 .ok_or_else(|| StreamError::Internal("exchange not planned".into()))?;
+            let merge = Merge::new(
+                run.num_senders,
+                join_consumers::<T>(outputs.main),
+                env.hub.clone(),
+                run.metrics.clone(),
+                env.info.subtask,
+            );
             if run.fused {
-                return Ok(Built::Push(erase::<T>(Box::new(FusedReceiver {
-                    down: join_consumers::<T>(outputs.main),
-                    inputs: InputWatermarks::new(1),
-                    metrics: run.metrics.clone(),
-                    subtask: env.info.subtask,
-                }))));
+                let fused = FusedMerge {
+                    merge,
+                    opened: false,
+                };
+                return Ok(Built::Fused(Box::new(Arc::new(Mutex::new(fused)))));
             }
             let queue = run.receivers[env.info.subtask]
                 .take()
@@ -650,12 +671,7 @@ impl Graph {
                 .ok_or_else(|| StreamError::Internal("exchange receiver missing".into()))?;
             Ok(Built::Runner(Box::new(ExchangeReceiver {
                 queue: *queue,
-                senders: run.num_senders,
-                down: join_consumers::<T>(outputs.main),
-                hub: env.hub.clone(),
-                applied_changes: Default::default(),
-                metrics: run.metrics.clone(),
-                subtask: env.info.subtask,
+                merge,
             })))
         });
         self.stages.push(StageSpec {

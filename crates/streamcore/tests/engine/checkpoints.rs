@@ -369,6 +369,37 @@ fn interval_join_buffers_survive_a_restore() {
 }
 
 #[test]
+fn a_join_of_one_source_with_itself_survives_a_restore_fused_into_the_sources_task() {
+    // At parallelism 1 both sides of the join come from one task, so the join's exchange runs
+    // on that task's thread (two senders, one merge): barriers from both sides align there.
+    let job = |committed: &Committed<(u64, u64)>, rate: Option<f64>| {
+        let mut job = Job::new("self-join");
+        let g = Generator::new(|i| (Timestamp(i as i64), (i % 11) as u32, i)).bounded(EVENTS);
+        let g = match rate {
+            Some(r) => g.rate(r),
+            None => g,
+        };
+        let events = job
+            .source("events", g)
+            .with_watermarks(WatermarkStrategy::monotonous());
+        let even = events.clone().filter(|e: &Side| e.2 % 2 == 0);
+        let odd = events.filter(|e: &Side| e.2 % 2 == 1);
+        even.connect(odd)
+            .key_by(|a: &Side| a.1, |b: &Side| b.1)
+            .interval_join(-30, 30, |a: &Side, b: &Side| (a.2, b.2))
+            .sink(TxSink {
+                committed: committed.clone(),
+            });
+        job
+    };
+    for (p1, p2) in [(1, 1), (1, 2), (2, 1)] {
+        let (want, got) = uninterrupted_and_restored(job, p1, p2);
+        assert!(!want.is_empty());
+        assert!(got == want, "self-join, parallelism {p1} then {p2}");
+    }
+}
+
+#[test]
 fn cep_partial_matches_survive_a_restore() {
     use streamcore::cep::Pattern;
     let build = |committed: &Committed<(u32, u64, u64)>, rate: Option<f64>| {

@@ -633,3 +633,51 @@ fn an_exchange_with_one_sender_and_one_receiver_runs_on_the_senders_thread_unles
         }
     }
 }
+
+#[test]
+fn a_join_of_one_source_with_itself_runs_on_the_sources_thread_at_parallelism_one() {
+    use streamcore::join::JoinType;
+    type Numbered = (u64, String);
+    for (parallelism, fuse) in [(1, true), (1, false), (2, true)] {
+        let out = within_deadline(move || {
+            let mut job = Job::new("self-join");
+            let numbers = job
+                .source("gen", Generator::new(|i| i).bounded(1000))
+                .map(|x| (x, thread_name()));
+            let even = numbers.clone().filter(|n: &Numbered| n.0 % 2 == 0);
+            let odd = numbers.filter(|n: &Numbered| n.0 % 2 == 1);
+            let out = even
+                .connect(odd)
+                .key_by(|a: &Numbered| a.0 / 2, |b: &Numbered| b.0 / 2)
+                .join(JoinType::Inner, |a, b| {
+                    let (a, b) = (a.expect("inner"), b.expect("inner"));
+                    (a.0, b.0, a.1.clone(), b.1.clone(), thread_name())
+                })
+                .collect();
+            let config = JobConfig::default()
+                .parallelism(parallelism)
+                .batch_size(32)
+                .fuse_single_exchanges(fuse);
+            job.run(config).unwrap();
+            streamcore::changelog::apply_to(out.take())
+        });
+        let what = format!("p={parallelism} fuse={fuse}");
+        let mut pairs: Vec<(u64, u64)> = out.iter().map(|r| (r.0, r.1)).collect();
+        pairs.sort_unstable();
+        assert_eq!(
+            pairs,
+            (0..500).map(|i| (2 * i, 2 * i + 1)).collect::<Vec<_>>(),
+            "{what}"
+        );
+        for (a, _, left, right, joined) in &out {
+            if parallelism == 1 {
+                assert_eq!(left, right, "{what}: both sides from one task, record {a}");
+            }
+            if parallelism == 1 && fuse {
+                assert_eq!(joined, left, "{what}: record {a}");
+            } else {
+                assert_ne!(joined, left, "{what}: record {a}");
+            }
+        }
+    }
+}
