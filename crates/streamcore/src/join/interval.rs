@@ -164,37 +164,71 @@ struct ScanBudget {
 /// A scanned side's buffer: `(time, key, record)` in time order.
 type Log<K, T> = VecDeque<(i64, K, T)>;
 
-/// Inserts `(ts, key, record)` keeping `log` in time order (after records of the same time);
-/// returns how many records moved to make room (`VecDeque::insert` moves the shorter side).
-fn log_in_order<K, T>(log: &mut Log<K, T>, ts: i64, key: K, record: T) -> u64 {
+/// Buffers `(ts, key, record)` in a scanned side: at the back of `log` if it is not behind the
+/// log's last record, else in `unsorted` — records of the current batch that arrived out of
+/// order (from several senders: at parallelism 2 the generator's two readers interleave),
+/// merged into the log once at the end of the batch ([`settle`]). One record put in place at
+/// a time moved the log's tail for every record.
+fn log_in_order<K, T>(
+    log: &mut Log<K, T>,
+    unsorted: &mut Vec<(i64, K, T)>,
+    ts: i64,
+    key: K,
+    record: T,
+) {
     if log.back().is_none_or(|(last, _, _)| *last <= ts) {
         log.push_back((ts, key, record));
-        0
     } else {
-        let at = log.partition_point(|(t, _, _)| *t <= ts);
-        let moved = at.min(log.len() - at) as u64;
-        log.insert(at, (ts, key, record));
-        moved
+        unsorted.push((ts, key, record));
     }
 }
 
-/// Calls `partner` on each record of `log` with key `key` and a time in `[from, to]`; returns
-/// how many records were visited.
+/// Merges `unsorted` into `log`, keeping it in time order (each record after the log's
+/// records of the same time, and after the earlier arrivals of its time); returns how many
+/// records of the log moved.
+fn settle<K, T>(log: &mut Log<K, T>, unsorted: &mut Vec<(i64, K, T)>) -> u64 {
+    if unsorted.is_empty() {
+        return 0;
+    }
+    unsorted.sort_by_key(|(t, _, _)| *t);
+    let first = unsorted[0].0;
+    let at = log.partition_point(|(t, _, _)| *t <= first);
+    let tail: Vec<(i64, K, T)> = log.drain(at..).collect();
+    let moved = tail.len() as u64;
+    let mut tail = tail.into_iter().peekable();
+    for record in unsorted.drain(..) {
+        while let Some(earlier) = tail.next_if(|(t, _, _)| *t <= record.0) {
+            log.push_back(earlier);
+        }
+        log.push_back(record);
+    }
+    log.extend(tail);
+    moved
+}
+
+/// Calls `partner` on each record of `log` and of `unsorted` (see [`log_in_order`]) with key
+/// `key` and a time in `[from, to]`; returns how many records were visited.
 fn scan_partners<K: Eq, T>(
     log: &Log<K, T>,
+    unsorted: &[(i64, K, T)],
     key: &K,
     from: i64,
     to: i64,
     mut partner: impl FnMut(&T),
 ) -> u64 {
     let start = log.partition_point(|(t, _, _)| *t < from);
-    let mut visited = 0;
+    let mut visited = unsorted.len() as u64;
     for (t, k, record) in log.range(start..) {
         if *t > to {
             break;
         }
         visited += 1;
         if k == key {
+            partner(record);
+        }
+    }
+    for (t, k, record) in unsorted {
+        if (from..=to).contains(t) && k == key {
             partner(record);
         }
     }
@@ -223,6 +257,10 @@ pub(crate) struct IntervalJoinOperator<A, B, K, KF, F> {
     /// The buffers of the scanned sides.
     left_log: Log<K, A>,
     right_log: Log<K, B>,
+    /// The records of the current batch behind their scanned side's log ([`log_in_order`]);
+    /// empty between batches.
+    left_unsorted: Vec<(i64, K, A)>,
+    right_unsorted: Vec<(i64, K, B)>,
     left: Side,
     right: Side,
     watermark: i64,
@@ -260,6 +298,8 @@ impl<A, B, K, KF, F> IntervalJoinOperator<A, B, K, KF, F> {
             cleanup: TimerQueue::default(),
             left_log: VecDeque::new(),
             right_log: VecDeque::new(),
+            left_unsorted: Vec::new(),
+            right_unsorted: Vec::new(),
             left: Side::default(),
             right: Side::default(),
             watermark: i64::MIN,
@@ -426,9 +466,14 @@ where
                     let (from, to) = (ts.saturating_sub(upper), ts.saturating_sub(lower));
                     left.inserted += 1;
                     if !right.indexed {
-                        right.visited += scan_partners(&self.right_log, &key, from, to, |b| {
-                            out.emit(join(&a, b))
-                        });
+                        right.visited += scan_partners(
+                            &self.right_log,
+                            &self.right_unsorted,
+                            &key,
+                            from,
+                            to,
+                            |b| out.emit(join(&a, b)),
+                        );
                     }
                     if !left.indexed {
                         if right.indexed {
@@ -439,7 +484,7 @@ where
                                 }
                             }
                         }
-                        left.visited += log_in_order(&mut self.left_log, ts, key, a);
+                        log_in_order(&mut self.left_log, &mut self.left_unsorted, ts, key, a);
                     } else {
                         let buffers =
                             state.entry_or_insert_with(key.clone(), |_| Buffers::default())?;
@@ -462,9 +507,14 @@ where
                     let (from, to) = (ts.saturating_add(lower), ts.saturating_add(upper));
                     right.inserted += 1;
                     if !left.indexed {
-                        left.visited += scan_partners(&self.left_log, &key, from, to, |a| {
-                            out.emit(join(a, &b))
-                        });
+                        left.visited += scan_partners(
+                            &self.left_log,
+                            &self.left_unsorted,
+                            &key,
+                            from,
+                            to,
+                            |a| out.emit(join(a, &b)),
+                        );
                     }
                     if !right.indexed {
                         if left.indexed {
@@ -474,7 +524,7 @@ where
                                 }
                             }
                         }
-                        right.visited += log_in_order(&mut self.right_log, ts, key, b);
+                        log_in_order(&mut self.right_log, &mut self.right_unsorted, ts, key, b);
                     } else {
                         let buffers =
                             state.entry_or_insert_with(key.clone(), |_| Buffers::default())?;
@@ -494,6 +544,7 @@ where
             }
             // Decided after every record, so a batch of probes cannot overrun the budget.
             if adaptive && left.should_index(budget) {
+                settle(&mut self.left_log, &mut self.left_unsorted);
                 index_log(
                     &mut self.left_log,
                     state,
@@ -504,6 +555,7 @@ where
                 left.indexed = true;
             }
             if adaptive && right.should_index(budget) {
+                settle(&mut self.right_log, &mut self.right_unsorted);
                 index_log(
                     &mut self.right_log,
                     state,
@@ -514,6 +566,10 @@ where
                 right.indexed = true;
             }
         }
+        // A record put in place counts the records it moved as visits: a long log with much
+        // disorder is indexed too, where its inserts are per key and short.
+        left.visited += settle(&mut self.left_log, &mut self.left_unsorted);
+        right.visited += settle(&mut self.right_log, &mut self.right_unsorted);
         self.buffered += added;
         self.publish(ctx);
         Ok(())
