@@ -931,6 +931,44 @@ pub enum NexmarkKind {
     Bid,
 }
 
+/// Adds to `$job` the generator of `$config` making the records of `$kind`, each converted by
+/// the converter `$convert::<T>($args…)` makes for that record type `T` (`?` on a bad
+/// configuration, through `$bad`).
+macro_rules! generator_source {
+    ($job:expr, $name:expr, $config:expr, $kind:expr, $bad:expr, $convert:ident($($arg:expr),*)) => {
+        match $kind {
+            NexmarkKind::Bid => $job.source(
+                $name,
+                MapSource::new(
+                    NexmarkSource::<Bid>::new($config).map_err($bad)?,
+                    $convert::<Bid>($($arg),*),
+                ),
+            ),
+            NexmarkKind::Auction => $job.source(
+                $name,
+                MapSource::new(
+                    NexmarkSource::<Auction>::new($config).map_err($bad)?,
+                    $convert::<Auction>($($arg),*),
+                ),
+            ),
+            NexmarkKind::Person => $job.source(
+                $name,
+                MapSource::new(
+                    NexmarkSource::<Person>::new($config).map_err($bad)?,
+                    $convert::<Person>($($arg),*),
+                ),
+            ),
+            NexmarkKind::All => $job.source(
+                $name,
+                MapSource::new(
+                    NexmarkSource::<NexmarkEvent>::new($config).map_err($bad)?,
+                    $convert::<NexmarkEvent>($($arg),*),
+                ),
+            ),
+        }
+    };
+}
+
 /// Adds a `nexmark` scan to `job`.
 pub fn nexmark_stream(
     job: &mut streamcore::Job,
@@ -948,11 +986,9 @@ pub fn nexmark_stream(
     let bad = |e: streamcore_nexmark::ConfigError| {
         PlanError::invalid(format!("`nexmark` table `{}`: {e}", table.name))
     };
-    // `get` is a closure type of its own (not a function pointer): the field moves inline.
-    fn rows<T: Data, G: Fn(NexmarkField, &mut T) -> Scalar + Clone + Send + 'static>(
+    fn rows<T: GeneratedRecord>(
         fields: Arc<[NexmarkField]>,
         mut shaper: RowShaper,
-        get: G,
     ) -> impl FnMut(T, &mut TaskContext) -> std::result::Result<Option<Row>, String>
            + Clone
            + Send
@@ -969,47 +1005,65 @@ pub fn nexmark_stream(
         move |mut e: T, ctx: &mut TaskContext| {
             for (slot, f) in physical.iter_mut().zip(&prefilled) {
                 if let Some(f) = f {
-                    *slot = get(*f, &mut e);
+                    *slot = e.take(*f);
                 }
             }
-            let row = shaper.shape_taking(&mut physical, |i| get(fields[i], &mut e))?;
+            let row = shaper.shape_taking(&mut physical, |i| e.take(fields[i]))?;
             Ok(row.emit_in(ctx))
         }
     }
-    Ok(match kind {
-        NexmarkKind::Bid => job.source(
-            name,
-            MapSource::new(
-                NexmarkSource::<Bid>::new(config).map_err(bad)?,
-                rows(fields, shaper, |f, b: &mut Bid| f.of_bid(b)),
-            ),
-        ),
-        NexmarkKind::Auction => job.source(
-            name,
-            MapSource::new(
-                NexmarkSource::<Auction>::new(config).map_err(bad)?,
-                rows(fields, shaper, |f, a: &mut Auction| f.of_auction(a)),
-            ),
-        ),
-        NexmarkKind::Person => job.source(
-            name,
-            MapSource::new(
-                NexmarkSource::<Person>::new(config).map_err(bad)?,
-                rows(fields, shaper, |f, p: &mut Person| f.of_person(p)),
-            ),
-        ),
-        NexmarkKind::All => job.source(
-            name,
-            MapSource::new(
-                NexmarkSource::<NexmarkEvent>::new(config).map_err(bad)?,
-                rows(fields, shaper, |f, e: &mut NexmarkEvent| match e {
-                    NexmarkEvent::Person(p) => f.of_person(p),
-                    NexmarkEvent::Auction(a) => f.of_auction(a),
-                    NexmarkEvent::Bid(b) => f.of_bid(b),
-                }),
-            ),
-        ),
-    })
+    Ok(generator_source!(
+        job,
+        name,
+        config,
+        kind,
+        bad,
+        rows(fields, shaper)
+    ))
+}
+
+/// A record the generator makes, as a scan reads it: its kind, and its fields by
+/// [`NexmarkField`], each moved out (statically dispatched: the field moves inline).
+trait GeneratedRecord: streamcore_nexmark::NexmarkRecord {
+    fn kind(&self) -> NexmarkKind;
+    fn take(&mut self, field: NexmarkField) -> Scalar;
+}
+
+/// [`GeneratedRecord`] for the record of one kind, whose fields `NexmarkField::$of` takes.
+macro_rules! one_kind {
+    ($record:ty, $kind:ident, $of:ident) => {
+        impl GeneratedRecord for $record {
+            fn kind(&self) -> NexmarkKind {
+                NexmarkKind::$kind
+            }
+            #[inline(always)]
+            fn take(&mut self, field: NexmarkField) -> Scalar {
+                field.$of(self)
+            }
+        }
+    };
+}
+
+one_kind!(Bid, Bid, of_bid);
+one_kind!(Auction, Auction, of_auction);
+one_kind!(Person, Person, of_person);
+
+impl GeneratedRecord for NexmarkEvent {
+    fn kind(&self) -> NexmarkKind {
+        match self {
+            NexmarkEvent::Person(_) => NexmarkKind::Person,
+            NexmarkEvent::Auction(_) => NexmarkKind::Auction,
+            NexmarkEvent::Bid(_) => NexmarkKind::Bid,
+        }
+    }
+    #[inline(always)]
+    fn take(&mut self, field: NexmarkField) -> Scalar {
+        match self {
+            NexmarkEvent::Person(p) => field.of_person(p),
+            NexmarkEvent::Auction(a) => field.of_auction(a),
+            NexmarkEvent::Bid(b) => field.of_bid(b),
+        }
+    }
 }
 
 /// The kind of events a scan of `table` reads: the table's `kind` option, or `kind` (what the
@@ -1074,12 +1128,10 @@ pub fn nexmark_fan_out(
     // job is planned, after this source is added. Per kind of event (person, auction, bid):
     // the shapers of the scans that read it, and the fields they read.
     type Ready = [(FanOutShapers, Vec<Option<NexmarkField>>); 3];
-    fn fanned<T: Data, G: Fn(NexmarkField, &mut T) -> Scalar + Clone + Send + 'static>(
+    fn fanned<T: GeneratedRecord>(
         table: Arc<TableDef>,
         fields: Arc<[NexmarkField]>,
         scans: FanOut,
-        kind_of: fn(&T) -> NexmarkKind,
-        get: G,
     ) -> impl FnMut(T, &mut TaskContext) -> std::result::Result<Option<FannedRows>, String>
            + Clone
            + Send
@@ -1091,14 +1143,14 @@ pub fn nexmark_fan_out(
                 [NexmarkKind::Person, NexmarkKind::Auction, NexmarkKind::Bid]
                     .map(|kind| of_kind(&table, &fields, &scans, kind))
             });
-            let (shapers, fill) = &mut per_kind[match kind_of(&e) {
+            let (shapers, fill) = &mut per_kind[match e.kind() {
                 NexmarkKind::Person => 0,
                 NexmarkKind::Auction => 1,
                 _ => 2,
             }];
             for (slot, f) in physical.iter_mut().zip(fill.iter()) {
                 if let Some(f) = f {
-                    *slot = get(*f, &mut e);
+                    *slot = e.take(*f);
                 }
             }
             shapers.shape(&mut physical, Some(ctx))
@@ -1106,68 +1158,14 @@ pub fn nexmark_fan_out(
     }
     let table = Arc::new(table.clone());
     let scans = scans.clone();
-    Ok(match kind {
-        NexmarkKind::Bid => job.source(
-            name,
-            MapSource::new(
-                NexmarkSource::<Bid>::new(config).map_err(bad)?,
-                fanned(
-                    table,
-                    fields,
-                    scans,
-                    |_| NexmarkKind::Bid,
-                    |f, b: &mut Bid| f.of_bid(b),
-                ),
-            ),
-        ),
-        NexmarkKind::Auction => job.source(
-            name,
-            MapSource::new(
-                NexmarkSource::<Auction>::new(config).map_err(bad)?,
-                fanned(
-                    table,
-                    fields,
-                    scans,
-                    |_| NexmarkKind::Auction,
-                    |f, a| f.of_auction(a),
-                ),
-            ),
-        ),
-        NexmarkKind::Person => job.source(
-            name,
-            MapSource::new(
-                NexmarkSource::<Person>::new(config).map_err(bad)?,
-                fanned(
-                    table,
-                    fields,
-                    scans,
-                    |_| NexmarkKind::Person,
-                    |f, p| f.of_person(p),
-                ),
-            ),
-        ),
-        NexmarkKind::All => job.source(
-            name,
-            MapSource::new(
-                NexmarkSource::<NexmarkEvent>::new(config).map_err(bad)?,
-                fanned(
-                    table,
-                    fields,
-                    scans,
-                    |e| match e {
-                        NexmarkEvent::Person(_) => NexmarkKind::Person,
-                        NexmarkEvent::Auction(_) => NexmarkKind::Auction,
-                        NexmarkEvent::Bid(_) => NexmarkKind::Bid,
-                    },
-                    |f, e: &mut NexmarkEvent| match e {
-                        NexmarkEvent::Person(p) => f.of_person(p),
-                        NexmarkEvent::Auction(a) => f.of_auction(a),
-                        NexmarkEvent::Bid(b) => f.of_bid(b),
-                    },
-                ),
-            ),
-        ),
-    })
+    Ok(generator_source!(
+        job,
+        name,
+        config,
+        kind,
+        bad,
+        fanned(table, fields, scans)
+    ))
 }
 
 /// Adds a `filesystem` source (JSON lines or CSV) read once for all the scans of `scans`.

@@ -65,6 +65,16 @@ fn rows(dir: &std::path::Path) -> Vec<String> {
     rows
 }
 
+/// The rows the sink `counts` took.
+fn sunk(summary: &JobSummary) -> u64 {
+    summary
+        .operators
+        .iter()
+        .filter(|o| o.name.starts_with("sink:counts"))
+        .map(|o| o.events_processed)
+        .sum()
+}
+
 fn operator_names(summary: &JobSummary) -> Vec<&str> {
     summary.operators.iter().map(|o| o.name.as_str()).collect()
 }
@@ -209,14 +219,6 @@ fn the_generator_read_twice_for_one_event_kind_shares_a_reader_that_shapes_each_
          CREATE TABLE counts (a VARCHAR, b BIGINT) WITH ('connector' = 'blackhole');";
     let all = "SELECT 'a', b.bid.auction FROM ev b WHERE event_type = 2";
     let dear = "SELECT 'p', c.bid.price FROM ev c WHERE event_type = 2 AND c.bid.price > 100000";
-    let sunk = |summary: &JobSummary| {
-        summary
-            .operators
-            .iter()
-            .filter(|o| o.name.starts_with("sink:counts"))
-            .map(|o| o.events_processed)
-            .sum::<u64>()
-    };
     let both = run(&format!("{ddl} INSERT INTO counts {all} UNION ALL {dear};"));
     let alone = [all, dear].map(|q| sunk(&run(&format!("{ddl} INSERT INTO counts {q};"))));
     assert_eq!(alone[0], 920);
@@ -241,15 +243,9 @@ fn the_generator_read_twice_for_every_event_kind_shapes_each_event_for_the_scans
          CREATE TABLE counts (a VARCHAR, b BIGINT) WITH ('connector' = 'blackhole');";
     let early = "SELECT 'e', COALESCE(e.person.id, e.auction.id) FROM ev e WHERE event_type < 2";
     let dear = "SELECT 'd', d.t FROM ev d WHERE d.t > 100000 OR d.event_type = 0";
-    let sunk = |summary: &JobSummary| {
-        summary
-            .operators
-            .iter()
-            .filter(|o| o.name.starts_with("sink:counts"))
-            .map(|o| o.events_processed)
-            .sum::<u64>()
-    };
-    let both = run(&format!("{ddl} INSERT INTO counts {early} UNION ALL {dear};"));
+    let both = run(&format!(
+        "{ddl} INSERT INTO counts {early} UNION ALL {dear};"
+    ));
     let alone = [early, dear].map(|q| sunk(&run(&format!("{ddl} INSERT INTO counts {q};"))));
     assert_eq!(alone[0], 20 + 60, "persons and auctions");
     assert!(alone[1] > 20 && alone[1] < 20 + 920, "{alone:?}");
