@@ -1277,7 +1277,8 @@ impl FanOut {
         pick: impl Fn(NexmarkKind, RowShaper) -> Option<RowShaper>,
     ) -> FanOutShapers {
         let scans = self.0.lock().expect("fan-out scans");
-        let width = table.physical_schema().fields.len();
+        // What every shaper of the table reads from: its physical columns, metadata included.
+        let width = RowShaper::select(table, &[]).needed().len();
         FanOutShapers::new(
             (0..)
                 .zip(scans.iter())

@@ -180,9 +180,8 @@ impl<'j> PhysicalPlanner<'j> {
     /// right above a scan of a file or of the generator are then pushed into the scan's
     /// reader (one row built per record, none for a record filtered out) when no other scan
     /// of the job reads the same source (the same table, columns and Nexmark event kind), or
-    /// in the reader that a file's scans share (each scan shaped in it); without a survey, or
-    /// for a generator read twice by one scan (whose reader is shared, as Flink reuses
-    /// sources), they run as operators of their own.
+    /// in the reader that the scans of a file, or of one event kind of the generator, share
+    /// (each scan shaped in it); without a survey they run as operators of their own.
     pub fn survey<'p>(&mut self, plans: impl IntoIterator<Item = &'p Plan>) {
         /// What the walk learns: scans per source, and per window aggregate (or Top-N
         /// dropping its row number) whether a consumer reads its last column.
@@ -1137,9 +1136,10 @@ impl<'j> PhysicalPlanner<'j> {
     /// `scan` with `filter` and `projection` (over its columns) pushed into its reader, if it
     /// can take them: an append-only scan of a file (JSON or CSV) or of the generator, whose
     /// source no other scan of the job reads ([`PhysicalPlanner::survey`]: a shared reader
-    /// builds the same rows for all its consumers) or that shares a file's reader
-    /// ([`PhysicalPlanner::fanned_scan`]), where no computed column would be computed twice. Records the filter refuses are counted as filtered by
-    /// the source and still move its watermark, as if the filter ran after it.
+    /// builds the same rows for all its consumers) or that shares a file's or the generator's
+    /// reader ([`PhysicalPlanner::fanned_scan`]), where no computed column would be computed
+    /// twice. Records the filter refuses are counted as filtered by the source and still move
+    /// its watermark, as if the filter ran after it.
     fn fused_scan(
         &mut self,
         scan: &Plan,

@@ -361,6 +361,8 @@ pub(crate) struct ExchangeEntry {
     pub(crate) senders: Vec<(usize, usize, usize)>,
     /// The stage the exchange feeds.
     pub(crate) downstream_stage: usize,
+    /// Run in its senders' task, without queues ([`crate::JobConfig::fuse_single_exchanges`]).
+    pub(crate) fused: bool,
 }
 
 /// A connector's own live metrics (a Kafka source's lag per partition, a sink's transactions),
@@ -588,6 +590,7 @@ impl MetricsRegistry {
         queues: usize,
         senders: Vec<(usize, usize, usize)>,
         downstream_stage: usize,
+        fused: bool,
     ) -> Arc<ExchangeMetrics> {
         let metrics = Arc::new(ExchangeMetrics {
             channels: (0..queues * senders.len())
@@ -606,6 +609,7 @@ impl MetricsRegistry {
                 metrics: metrics.clone(),
                 senders,
                 downstream_stage,
+                fused,
             });
         metrics
     }
@@ -726,6 +730,7 @@ impl MetricsRegistry {
                 },
                 max_fill: m.fill_max.load(Relaxed) as f64 / e.capacity as f64,
                 blocked_ms: m.blocked_ns.load(Relaxed) as f64 / 1e6,
+                fused: e.fused,
             });
         }
         s.events_per_second = if duration.is_zero() {
@@ -861,6 +866,9 @@ pub struct ExchangeSummary {
     pub max_fill: f64,
     /// Time senders spent blocked on full queues.
     pub blocked_ms: f64,
+    /// The exchange runs in its senders' task, called per batch: it has no queues (their fill
+    /// and blocked time stay 0) — see [`crate::JobConfig::fuse_single_exchanges`].
+    pub fused: bool,
 }
 
 impl fmt::Display for JobSummary {
@@ -916,7 +924,14 @@ impl fmt::Display for JobSummary {
                 watermark
             )?;
         }
-        for ex in &self.exchanges {
+        for ex in self.exchanges.iter().filter(|ex| ex.fused) {
+            writeln!(
+                f,
+                "  exchange {}: fused into its senders' task (no queue), {} batches sent",
+                ex.name, ex.batches_sent
+            )?;
+        }
+        for ex in self.exchanges.iter().filter(|ex| !ex.fused) {
             writeln!(
                 f,
                 "  exchange {}: {} queues x {} batches, {} batches sent, fill mean {:.0}% max {:.0}%, blocked {:.1} ms",
@@ -981,7 +996,8 @@ pub struct GraphNode {
     pub kind: NodeKind,
     /// Parallel instances.
     pub parallelism: usize,
-    /// The stage (thread group) it runs in: nodes of one stage are fused into one task.
+    /// The stage it runs in: nodes of one stage are fused into one task per instance (a stage
+    /// fused into its senders' task runs in theirs, [`crate::JobConfig::fuse_single_exchanges`]).
     pub stage: usize,
     /// `append` or `updating` (its main output is a changelog).
     pub changelog: &'static str,

@@ -302,8 +302,10 @@ impl Collector for Snapshot {
             own,
         )?;
 
-        // Exchanges: backpressure.
+        // Exchanges: backpressure. A fused exchange (run in its senders' task) has no queue:
+        // it reports what it carried, not fill, capacity or blocking.
         let ex = &self.summary.exchanges;
+        let queued = || ex.iter().filter(|x| !x.fused);
         let el = |name: &str| -> Labels { vec![("job", job.clone()), ("exchange", name.into())] };
         counter(
             &mut e,
@@ -324,28 +326,28 @@ impl Collector for Snapshot {
             "streamcore_exchange_blocked",
             "Time senders spent blocked on full queues (backpressure).",
             Some(&Unit::Seconds),
-            ex.iter().map(|x| (el(&x.name), x.blocked_ms / 1e3)),
+            queued().map(|x| (el(&x.name), x.blocked_ms / 1e3)),
         )?;
         gauge(
             &mut e,
             "streamcore_exchange_queue_fill_mean_ratio",
             "Mean fill of the target queue at each send, 0 to 1.",
             None,
-            ex.iter().map(|x| (el(&x.name), x.mean_fill)),
+            queued().map(|x| (el(&x.name), x.mean_fill)),
         )?;
         gauge(
             &mut e,
             "streamcore_exchange_queue_fill_max_ratio",
             "Highest fill of a target queue seen, 0 to 1 (1: backpressure).",
             None,
-            ex.iter().map(|x| (el(&x.name), x.max_fill)),
+            queued().map(|x| (el(&x.name), x.max_fill)),
         )?;
         gauge(
             &mut e,
             "streamcore_exchange_queue_capacity_batches",
             "Capacity of each receiving queue, in batches.",
             None,
-            ex.iter().map(|x| (el(&x.name), x.capacity_batches as f64)),
+            queued().map(|x| (el(&x.name), x.capacity_batches as f64)),
         )?;
 
         // Checkpoints.

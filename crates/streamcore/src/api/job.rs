@@ -53,7 +53,10 @@ pub struct JobConfig {
     /// instead of a queue to a thread of its own, as timely dataflow's workers exchange with
     /// themselves: records are not handed between cores (nor freed on another core than the
     /// one that made them), which cuts CPU per record, at the cost of the pipelining a second
-    /// thread gives. Default `true`; `false` keeps one thread per stage.
+    /// thread gives. Processing-time ticks (processing-time windows and timers, state TTL)
+    /// then come from the senders' task's loop: while it blocks (a full queue of another
+    /// exchange, a source's read), the fused stage's timers wait too. Default `true`; `false`
+    /// keeps one thread per stage.
     pub fuse_single_exchanges: bool,
 }
 

@@ -15,9 +15,10 @@
 //!
 //! By default ([`JoinIndexing::Adaptive`]) both sides start scanned, and a side is indexed —
 //! once, for good — when its probes have visited more than [`SCAN_PER_INSERT`] records per
-//! record inserted into it (after a slack of [`SCAN_SLACK`] visits; a record that arrives out
-//! of order and is put in place counts the records it moves as visits, so a long log with
-//! much disorder is indexed too, where its inserts are per key and short): as in the ski-rental
+//! record inserted into it (after a slack of [`SCAN_SLACK`] visits; the records that arrive out
+//! of order in a batch are merged into the log at the batch's end, and the log's records that
+//! merge moves count as visits, so a long log with much disorder is indexed too, where its
+//! inserts are per key and short): as in the ski-rental
 //! problem, scanning costs at most a constant factor of what indexing from the start would
 //! have. On a backend that spills (LSM) both sides are indexed from the start, so the buffers
 //! stay within the state budget.
@@ -137,8 +138,8 @@ struct Side {
     indexed: bool,
     /// Records inserted into this side.
     inserted: u64,
-    /// Records of this side visited by probes while it was scanned, plus those moved to put
-    /// an out-of-order record in place.
+    /// Records of this side visited by probes while it was scanned, plus those the merges of
+    /// out-of-order records moved.
     visited: u64,
 }
 
@@ -185,25 +186,40 @@ fn log_in_order<K, T>(
 
 /// Merges `unsorted` into `log`, keeping it in time order (each record after the log's
 /// records of the same time, and after the earlier arrivals of its time); returns how many
-/// records of the log moved.
+/// records of the log moved: those after the earliest unsorted record, or — when fewer, for a
+/// straggler near the front — those up to the latest one.
 fn settle<K, T>(log: &mut Log<K, T>, unsorted: &mut Vec<(i64, K, T)>) -> u64 {
     if unsorted.is_empty() {
         return 0;
     }
     unsorted.sort_by_key(|(t, _, _)| *t);
-    let first = unsorted[0].0;
-    let at = log.partition_point(|(t, _, _)| *t <= first);
-    let tail: Vec<(i64, K, T)> = log.drain(at..).collect();
-    let moved = tail.len() as u64;
-    let mut tail = tail.into_iter().peekable();
-    for record in unsorted.drain(..) {
-        while let Some(earlier) = tail.next_if(|(t, _, _)| *t <= record.0) {
-            log.push_back(earlier);
+    let (first, last) = (unsorted[0].0, unsorted[unsorted.len() - 1].0);
+    let from = log.partition_point(|(t, _, _)| *t <= first);
+    let through = log.partition_point(|(t, _, _)| *t <= last);
+    let merged = |part: Vec<(i64, K, T)>, unsorted: &mut Vec<(i64, K, T)>| {
+        let mut part = part.into_iter().peekable();
+        let mut out = Vec::with_capacity(part.len() + unsorted.len());
+        for record in unsorted.drain(..) {
+            while let Some(earlier) = part.next_if(|(t, _, _)| *t <= record.0) {
+                out.push(earlier);
+            }
+            out.push(record);
         }
-        log.push_back(record);
+        out.extend(part);
+        out
+    };
+    if log.len() - from <= through {
+        let moved = log.len() - from;
+        let tail: Vec<_> = log.drain(from..).collect();
+        log.extend(merged(tail, unsorted));
+        moved as u64
+    } else {
+        let head: Vec<_> = log.drain(..through).collect();
+        for record in merged(head, unsorted).into_iter().rev() {
+            log.push_front(record);
+        }
+        through as u64
     }
-    log.extend(tail);
-    moved
 }
 
 /// Calls `partner` on each record of `log` and of `unsorted` (see [`log_in_order`]) with key
@@ -734,6 +750,42 @@ impl<A, B, K, KF, F> IntervalJoinOperator<A, B, K, KF, F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `(time, tag)` records of a log, tagged by where they came from.
+    fn times(log: &Log<(), &'static str>) -> Vec<(i64, &'static str)> {
+        log.iter().map(|(t, _, tag)| (*t, *tag)).collect()
+    }
+
+    #[test]
+    fn settling_merges_late_arrivals_in_time_order_moving_the_shorter_side() {
+        let log_of = |n: i64| -> Log<(), &'static str> { (0..n).map(|t| (t, (), "log")).collect() };
+        // Stragglers near the end: the log's records after the earliest one's time move (8
+        // and 9; 7 stays, a record arriving late goes after those of its time).
+        let mut log = log_of(10);
+        let mut unsorted = vec![(8, (), "late"), (7, (), "late")];
+        assert_eq!(settle(&mut log, &mut unsorted), 2);
+        assert!(unsorted.is_empty());
+        let want: Vec<(i64, &str)> = (0..10)
+            .flat_map(|t| {
+                let late = (t == 7 || t == 8).then_some((t, "late"));
+                std::iter::once((t, "log")).chain(late)
+            })
+            .collect();
+        assert_eq!(times(&log), want);
+        // A straggler near the front: the records up to it move (2 of 10), not the 8 after.
+        let mut log = log_of(10);
+        let mut unsorted = vec![(1, (), "late")];
+        assert_eq!(settle(&mut log, &mut unsorted), 2);
+        let mut want: Vec<(i64, &str)> = (0..10).map(|t| (t, "log")).collect();
+        want.insert(2, (1, "late"));
+        assert_eq!(times(&log), want);
+        // Earlier than everything, and nothing to merge.
+        let mut unsorted = vec![(-1, (), "first")];
+        assert_eq!(settle(&mut log, &mut unsorted), 0);
+        assert_eq!(times(&log)[0], (-1, "first"));
+        assert_eq!(settle(&mut log, &mut Vec::new()), 0);
+        assert_eq!(log.len(), 12);
+    }
     use crate::operator::test_support::Collect;
     use proptest::prelude::*;
     use std::sync::{Arc, Mutex};

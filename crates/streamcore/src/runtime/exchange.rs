@@ -4,7 +4,10 @@
 //! sends into. Senders route records (by key group, or round-robin by batch) into one buffer
 //! per destination and send each buffer as a batch; watermarks and `End` go to every
 //! destination. A full channel blocks the sender: that is the backpressure. The receiving
-//! task tracks the watermark of each sender and forwards their minimum.
+//! task tracks the watermark of each sender and forwards their minimum ([`Merge`]).
+//!
+//! An exchange whose senders and receiver are all one task has no channel: its receiving
+//! chain runs in that task, each sender handing it batches by a call ([`FusedSender`]).
 
 use super::control::{JobControl, CANCEL_CHECK};
 use super::nodes::TICK_INTERVAL;
@@ -332,11 +335,12 @@ pub(crate) struct FusedSender<T> {
     pub(crate) merge: Arc<std::sync::Mutex<FusedMerge<T>>>,
 }
 
-/// The [`Merge`] of a fused exchange, and whether its chain was opened (by the first of its
-/// senders to open).
+/// The [`Merge`] of a fused exchange, whether its chain was opened (by the first of its
+/// senders to open), and whether it was sent `End` (once every sender ended).
 pub(crate) struct FusedMerge<T> {
     pub(crate) merge: Merge<T>,
     pub(crate) opened: bool,
+    pub(crate) ended: bool,
 }
 
 impl<T: Data> FusedSender<T> {
@@ -349,6 +353,7 @@ impl<T: Data> FusedSender<T> {
     fn handle(&mut self, message: Message<T>) -> Result<()> {
         let from = self.from;
         self.with(|fused| {
+            debug_assert!(!fused.ended, "a fused exchange got a message after its end");
             let merge = &mut fused.merge;
             if let Message::Data(batch) = &message {
                 merge.metrics.batches_sent.fetch_add(1, Relaxed);
@@ -362,6 +367,7 @@ impl<T: Data> FusedSender<T> {
                 ended |= merge.handle(held)?;
             }
             if ended {
+                fused.ended = true;
                 merge.down.control(&Control::End)?;
             }
             Ok(())

@@ -20,6 +20,7 @@ use crate::metrics::{
 };
 use crate::sink::Committer;
 use crate::state::key_groups_of;
+use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -264,6 +265,9 @@ fn describe(graph: &Graph, ids: &[String]) -> JobGraph {
     JobGraph { nodes, edges }
 }
 
+/// A task to start: its name, its subtask, its body.
+type Task = (String, usize, Box<dyn TaskRunner>);
+
 /// Whether every sender of `ex` is one task: the sending nodes are in stages of one instance
 /// that run in one task (`host`: the stage whose task runs each stage) — a `key_by` at
 /// parallelism 1, or a source feeding both sides of a join, one side through a stage of its
@@ -385,7 +389,12 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
             offsets.push((node, num_senders));
             num_senders += graph.stages[stage].parallelism;
         }
-        let (senders, receivers) = (ex.make_channels)(config.queue_capacity, downstream);
+        // A fused exchange has no channels: its senders call its receiving chain.
+        let (senders, receivers) = if fused {
+            (Box::new(()) as Box<dyn Any>, Vec::new())
+        } else {
+            (ex.make_channels)(config.queue_capacity, downstream)
+        };
         // Who sends on each channel: the node upstream of each sending end, per subtask.
         let channel_senders = ex
             .senders
@@ -401,6 +410,7 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
             downstream,
             channel_senders,
             ex.downstream_stage,
+            fused,
         );
         res.exchanges[i] = Some(ExchangeRun {
             senders,
@@ -434,8 +444,7 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
     let state_backend = crate::state::StateBackend::open(&config.state, job)?;
 
     // Build every task. Downstream stages first (a stage's index is above its inputs'): a stage
-    // fused into its only sender's task is built as a chain link, which the sender's builder
-    // then takes.
+    // fused into its senders' task is built as the merge its senders' builders then take.
     let fused_into: Vec<Option<usize>> = (0..graph.stages.len())
         .map(|stage| {
             graph.exchanges.iter().enumerate().find_map(|(i, ex)| {
@@ -444,7 +453,8 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
             })
         })
         .collect();
-    let mut tasks: Vec<(String, usize, Box<dyn TaskRunner>)> = Vec::new();
+    // Per stage, its tasks (none for a fused stage), in subtask order.
+    let mut stage_tasks: Vec<Vec<Task>> = graph.stages.iter().map(|_| Vec::new()).collect();
     for (stage_index, stage) in graph.stages.iter().enumerate().rev() {
         // `subtask` indexes the per-node metrics inside `env_of`, not one slice of this loop.
         #[allow(clippy::needless_range_loop)]
@@ -482,9 +492,11 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
                 build_node(&graph, stage.head, &mut env_of, &mut res)?,
                 fused_into[stage_index],
             ) {
-                (Built::Runner(r), None) => {
-                    tasks.push((graph.nodes[stage.head].name.clone(), subtask, r))
-                }
+                (Built::Runner(r), None) => stage_tasks[stage_index].push((
+                    graph.nodes[stage.head].name.clone(),
+                    subtask,
+                    r,
+                )),
                 (Built::Fused(merge), Some(exchange)) => {
                     if let Some(run) = res.exchanges[exchange].as_mut() {
                         run.fused_merge = Some(merge);
@@ -498,7 +510,10 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
             }
         }
     }
-    tasks.reverse();
+    let tasks: Vec<_> = stage_tasks.into_iter().flatten().collect();
+    // The senders hold the fused merges now: the run's resources go before the tasks start
+    // (what a finished task drops is dropped on its own thread).
+    drop(res);
 
     tracing::info!(
         job,

@@ -662,6 +662,7 @@ impl Graph {
                 let fused = FusedMerge {
                     merge,
                     opened: false,
+                    ended: false,
                 };
                 return Ok(Built::Fused(Box::new(Arc::new(Mutex::new(fused)))));
             }
