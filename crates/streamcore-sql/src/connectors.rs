@@ -933,40 +933,43 @@ pub enum NexmarkKind {
 
 /// Adds to `$job` the generator of `$config` making the records of `$kind`, each converted by
 /// the converter `$convert::<T>($args…)` makes for that record type `T` (`?` on a bad
-/// configuration, through `$bad`).
+/// configuration, naming the table `$table`).
 macro_rules! generator_source {
-    ($job:expr, $name:expr, $config:expr, $kind:expr, $bad:expr, $convert:ident($($arg:expr),*)) => {
+    ($job:expr, $name:expr, $table:expr, $config:expr, $kind:expr, $convert:ident($($arg:expr),*)) => {{
+        let bad = |e: streamcore_nexmark::ConfigError| {
+            PlanError::invalid(format!("`nexmark` table `{}`: {e}", $table.name))
+        };
         match $kind {
             NexmarkKind::Bid => $job.source(
                 $name,
                 MapSource::new(
-                    NexmarkSource::<Bid>::new($config).map_err($bad)?,
+                    NexmarkSource::<Bid>::new($config).map_err(bad)?,
                     $convert::<Bid>($($arg),*),
                 ),
             ),
             NexmarkKind::Auction => $job.source(
                 $name,
                 MapSource::new(
-                    NexmarkSource::<Auction>::new($config).map_err($bad)?,
+                    NexmarkSource::<Auction>::new($config).map_err(bad)?,
                     $convert::<Auction>($($arg),*),
                 ),
             ),
             NexmarkKind::Person => $job.source(
                 $name,
                 MapSource::new(
-                    NexmarkSource::<Person>::new($config).map_err($bad)?,
+                    NexmarkSource::<Person>::new($config).map_err(bad)?,
                     $convert::<Person>($($arg),*),
                 ),
             ),
             NexmarkKind::All => $job.source(
                 $name,
                 MapSource::new(
-                    NexmarkSource::<NexmarkEvent>::new($config).map_err($bad)?,
+                    NexmarkSource::<NexmarkEvent>::new($config).map_err(bad)?,
                     $convert::<NexmarkEvent>($($arg),*),
                 ),
             ),
         }
-    };
+    }};
 }
 
 /// Adds a `nexmark` scan to `job`.
@@ -983,9 +986,6 @@ pub fn nexmark_stream(
     let kind = nexmark_kind(table, kind);
     let shaper = RowShaper::select(table, columns).with_calc(calc.filter(), calc.projection());
     let shaper = with_event_type(shaper, &fields, kind);
-    let bad = |e: streamcore_nexmark::ConfigError| {
-        PlanError::invalid(format!("`nexmark` table `{}`: {e}", table.name))
-    };
     fn rows<T: GeneratedRecord>(
         fields: Arc<[NexmarkField]>,
         mut shaper: RowShaper,
@@ -1015,9 +1015,9 @@ pub fn nexmark_stream(
     Ok(generator_source!(
         job,
         name,
+        table,
         config,
         kind,
-        bad,
         rows(fields, shaper)
     ))
 }
@@ -1102,9 +1102,6 @@ pub fn nexmark_fan_out(
     let config = nexmark_config(table)?;
     let fields = nexmark_fields(table)?;
     let kind = nexmark_kind(table, kind);
-    let bad = |e: streamcore_nexmark::ConfigError| {
-        PlanError::invalid(format!("`nexmark` table `{}`: {e}", table.name))
-    };
     /// The shapers of the scans that read events of `kind` (or of every kind), with
     /// `event_type` folded into them, and the fields they read.
     fn of_kind(
@@ -1156,15 +1153,15 @@ pub fn nexmark_fan_out(
             shapers.shape(&mut physical, Some(ctx))
         }
     }
-    let table = Arc::new(table.clone());
     let scans = scans.clone();
+    let shared = Arc::new(table.clone());
     Ok(generator_source!(
         job,
         name,
+        table,
         config,
         kind,
-        bad,
-        fanned(table, fields, scans)
+        fanned(shared, fields, scans)
     ))
 }
 

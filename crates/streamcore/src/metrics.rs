@@ -246,6 +246,15 @@ pub struct ExchangeMetrics {
     pub(crate) senders: usize,
 }
 
+impl ExchangeMetrics {
+    /// Counts a batch of `records` sent.
+    #[inline]
+    pub(crate) fn sent(&self, records: usize) {
+        self.batches_sent.fetch_add(1, Relaxed);
+        self.records_sent.fetch_add(records as u64, Relaxed);
+    }
+}
+
 /// The watermark one receiving task last got from one sender.
 #[derive(Debug)]
 pub(crate) struct ChannelCell {

@@ -38,10 +38,7 @@ impl<T: Data> Outbox<T> {
         let queue = &self.queues[dest];
         if let Message::Data(batch) = &message {
             let fill = queue.len() as u64;
-            self.metrics.batches_sent.fetch_add(1, Relaxed);
-            self.metrics
-                .records_sent
-                .fetch_add(batch.len() as u64, Relaxed);
+            self.metrics.sent(batch.len());
             self.metrics.fill_sum.fetch_add(fill, Relaxed);
             self.metrics.fill_max.fetch_max(fill, Relaxed);
         }
@@ -356,11 +353,7 @@ impl<T: Data> FusedSender<T> {
             debug_assert!(!fused.ended, "a fused exchange got a message after its end");
             let merge = &mut fused.merge;
             if let Message::Data(batch) = &message {
-                merge.metrics.batches_sent.fetch_add(1, Relaxed);
-                merge
-                    .metrics
-                    .records_sent
-                    .fetch_add(batch.len() as u64, Relaxed);
+                merge.metrics.sent(batch.len());
             }
             let mut ended = merge.handle(Envelope { from, message })?;
             while let Some(held) = merge.next_held() {

@@ -376,12 +376,15 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
     // Exchange channels. The task each stage runs in, by the stage heading it: a stage fused
     // into its senders' task runs in theirs (exchanges come in the order of their downstream
     // stages, after the stages that send into them).
+    // Per stage, the fused exchange feeding it, if any.
     let mut host: Vec<usize> = (0..graph.stages.len()).collect();
+    let mut fused_into: Vec<Option<usize>> = vec![None; graph.stages.len()];
     for (i, ex) in graph.exchanges.iter().enumerate() {
         let downstream = graph.stages[ex.downstream_stage].parallelism;
         let fused = config.fuse_single_exchanges && downstream == 1 && one_task(&graph, &host, ex);
         if fused {
             host[ex.downstream_stage] = host[ex.senders[0].1];
+            fused_into[ex.downstream_stage] = Some(i);
         }
         let mut offsets = Vec::new();
         let mut num_senders = 0;
@@ -445,14 +448,6 @@ pub(crate) fn launch(mut graph: Graph, job: &str, config: &JobConfig) -> Result<
 
     // Build every task. Downstream stages first (a stage's index is above its inputs'): a stage
     // fused into its senders' task is built as the merge its senders' builders then take.
-    let fused_into: Vec<Option<usize>> = (0..graph.stages.len())
-        .map(|stage| {
-            graph.exchanges.iter().enumerate().find_map(|(i, ex)| {
-                let fused = res.exchanges[i].as_ref().is_some_and(|run| run.fused);
-                (fused && ex.downstream_stage == stage).then_some(i)
-            })
-        })
-        .collect();
     // Per stage, its tasks (none for a fused stage), in subtask order.
     let mut stage_tasks: Vec<Vec<Task>> = graph.stages.iter().map(|_| Vec::new()).collect();
     for (stage_index, stage) in graph.stages.iter().enumerate().rev() {
