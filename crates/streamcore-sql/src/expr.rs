@@ -36,6 +36,32 @@ pub enum CmpOp {
     GtEq,
 }
 
+impl CmpOp {
+    /// The comparison with its operands swapped: `a < b` is `b > a`.
+    pub fn flipped(self) -> CmpOp {
+        match self {
+            CmpOp::Lt => CmpOp::Gt,
+            CmpOp::LtEq => CmpOp::GtEq,
+            CmpOp::Gt => CmpOp::Lt,
+            CmpOp::GtEq => CmpOp::LtEq,
+            op => op,
+        }
+    }
+
+    /// Whether `ord`, the order of the left operand to the right, satisfies the comparison.
+    #[inline]
+    pub fn holds(self, ord: Ordering) -> bool {
+        match self {
+            CmpOp::Eq => ord == Ordering::Equal,
+            CmpOp::NotEq => ord != Ordering::Equal,
+            CmpOp::Lt => ord == Ordering::Less,
+            CmpOp::LtEq => ord != Ordering::Greater,
+            CmpOp::Gt => ord == Ordering::Greater,
+            CmpOp::GtEq => ord != Ordering::Less,
+        }
+    }
+}
+
 /// A bound expression over the columns of one input row.
 #[derive(Clone, Debug)]
 pub enum Expr {
@@ -78,12 +104,41 @@ pub enum Expr {
     /// the original. Made by [`Expr::compiled`], for mantissas below 2³² (so that the product
     /// fits a decimal's 96 bits).
     ScaledInt(Box<Expr>, Decimal, Box<Expr>),
+    /// A test of an integer `e` with constants, in place of the general predicate (the
+    /// third expression, which answers for a value of `e` that is not an integer): no
+    /// intermediate value, no dispatch on value kinds. Made by [`Expr::compiled`] from a
+    /// comparison [`IntTest`] describes.
+    IntTest(IntTest, Box<Expr>, Box<Expr>),
     /// A subexpression that occurs more than once in one operator's expressions (a scan's
     /// filter and its projection): evaluated at most once per row — the first time one of
     /// its occurrences is needed — and its value taken by the others from slot `.0`
     /// ([`crate::cse`]). Made by [`crate::cse::share_common`] when an operator is built;
     /// the operator starts each row with [`crate::cse::next_row`].
     Shared(usize, Box<Expr>),
+}
+
+/// What an [`Expr::IntTest`] tests of its integer `e`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntTest {
+    /// `e op b`: made from `d * CAST(e AS DECIMAL(p, 0)) op k` (either order) for a decimal
+    /// constant `d ≠ 0` as in [`Expr::ScaledInt`] and a constant `k`, `b` the floor or
+    /// ceiling of `k / d` and `op` flipped when `d < 0`: `0.908 * price > 1000000` is
+    /// `price > 1101321`, with no product and no decimal comparison.
+    Cmp(CmpOp, i64),
+    /// `MOD(e, divisor) op r` (`e % divisor`, the remainder with `e`'s sign), `divisor ≠ 0`:
+    /// Nexmark q2's `MOD(auction, 123) = 0`.
+    Mod(i64, CmpOp, i64),
+}
+
+impl IntTest {
+    /// Whether `v` passes.
+    #[inline]
+    fn holds(self, v: i64) -> bool {
+        match self {
+            IntTest::Cmp(op, bound) => op.holds(v.cmp(&bound)),
+            IntTest::Mod(divisor, op, r) => op.holds(v.wrapping_rem(divisor).cmp(&r)),
+        }
+    }
 }
 
 /// A compiled `LIKE` pattern (`%` and `_`).
@@ -135,10 +190,12 @@ impl Expr {
                 let r = r.eval_cow(row)?;
                 Ok(compare(*op, &l, &r))
             }
-            Expr::And(_) | Expr::Or(_) | Expr::Not(_) => Ok(match self.truth(row)? {
-                Some(b) => Scalar::Bool(b),
-                None => Scalar::Null,
-            }),
+            Expr::And(_) | Expr::Or(_) | Expr::Not(_) | Expr::IntTest(..) => {
+                Ok(match self.truth(row)? {
+                    Some(b) => Scalar::Bool(b),
+                    None => Scalar::Null,
+                })
+            }
             Expr::Neg(e) => Ok(match e.eval(row)? {
                 Scalar::Int(v) => Scalar::Int(v.wrapping_neg()),
                 Scalar::Float(v) => Scalar::float(-v.get()),
@@ -249,6 +306,11 @@ impl Expr {
                 (!unknown).then_some(!decisive)
             }
             Expr::Not(e) => e.truth(row)?.map(|b| !b),
+            Expr::IntTest(test, e, general) => match &*e.eval_cow(row)? {
+                Scalar::Int(i) => Some(test.holds(*i)),
+                Scalar::Null => None,
+                _ => general.truth(row)?,
+            },
             Expr::IsNull(e, negated) => Some(e.eval_cow(row)?.is_null() != *negated),
             Expr::InList(e, list, negated) => {
                 let v = e.eval_cow(row)?;
@@ -294,7 +356,7 @@ impl Expr {
             Expr::Switch(s, arms, e) => {
                 s.is_constant() && e.is_constant() && arms.iter().all(|(_, t)| t.is_constant())
             }
-            Expr::ScaledInt(_, _, general) => general.is_constant(),
+            Expr::ScaledInt(_, _, general) | Expr::IntTest(_, _, general) => general.is_constant(),
             Expr::Shared(_, e) => e.is_constant(),
         }
     }
@@ -340,6 +402,7 @@ impl Expr {
             }
             Expr::Call(_, args) => 5 + sum(args),
             Expr::Case(..) | Expr::Switch(..) | Expr::ScaledInt(..) => 10,
+            Expr::IntTest(_, e, _) => 1 + e.cost(),
             Expr::Shared(_, e) => e.cost(),
         }
     }
@@ -369,6 +432,9 @@ impl Expr {
                     Expr::And(_) => Expr::And(parts),
                     _ => Expr::Or(parts),
                 });
+            }
+            if let Some(test) = int_test(e) {
+                return Some(test);
             }
             if let Some(scaled) = scaled_int(e) {
                 return Some(scaled);
@@ -468,6 +534,7 @@ impl Expr {
                 Expr::Switch(s, arms, Box::new(x.transform(f)))
             }
             Expr::ScaledInt(x, d, general) => Expr::ScaledInt(t(x), *d, t(general)),
+            Expr::IntTest(test, x, general) => Expr::IntTest(*test, t(x), t(general)),
             Expr::Shared(slot, x) => Expr::Shared(*slot, t(x)),
         }
     }
@@ -500,7 +567,7 @@ impl Expr {
                 arms.iter().for_each(|(_, t)| t.columns(out));
                 e.columns(out);
             }
-            Expr::ScaledInt(_, _, general) => general.columns(out),
+            Expr::ScaledInt(_, _, general) | Expr::IntTest(_, _, general) => general.columns(out),
             Expr::Shared(_, e) => e.columns(out),
         }
     }
@@ -557,7 +624,9 @@ impl fmt::Display for Expr {
                 write!(f, " ELSE {e} END")
             }
             Expr::Cast(e, t) => write!(f, "CAST({e} AS {t})"),
-            Expr::ScaledInt(_, _, general) => write!(f, "{general}"),
+            Expr::ScaledInt(_, _, general) | Expr::IntTest(_, _, general) => {
+                write!(f, "{general}")
+            }
             Expr::Shared(_, e) => write!(f, "{e}"),
             Expr::InList(e, l, n) => {
                 write!(f, "{e} {}IN (", if *n { "NOT " } else { "" })?;
@@ -598,6 +667,19 @@ fn join(f: &mut fmt::Formatter<'_>, v: &[Expr], sep: &str) -> fmt::Result {
 /// `e` as an [`Expr::ScaledInt`], if it is a decimal constant times an integer cast to a
 /// decimal of scale 0, the result at the constant's scale.
 fn scaled_int(e: &Expr) -> Option<Expr> {
+    let (factor, int) = scaled_factor(e)?;
+    Some(Expr::ScaledInt(
+        Box::new(int.compiled()),
+        factor,
+        Box::new(e.clone()),
+    ))
+}
+
+/// The decimal constant `d` and the expression `e` of `e`'s product `d * CAST(e AS
+/// DECIMAL(p, 0))` (either order), when the exact product is `e` times `d`'s mantissa at the
+/// result's scale: `d`'s scale is the result's, and its mantissa is below 2³² (the product of
+/// a 64-bit integer fits a decimal's 96 bits: never an overflow, never a rounding).
+fn scaled_factor(e: &Expr) -> Option<(Decimal, &Expr)> {
     let Expr::Arith(ArithOp::Mul, l, r, SqlType::Data(DataType::Decimal { scale, .. })) = e else {
         return None;
     };
@@ -609,7 +691,77 @@ fn scaled_int(e: &Expr) -> Option<Expr> {
         _ => return None,
     };
     (factor.scale() == *scale as u32 && factor.mantissa().unsigned_abs() < 1 << 32)
-        .then(|| Expr::ScaledInt(Box::new(int.compiled()), *factor, Box::new(e.clone())))
+        .then_some((*factor, &**int))
+}
+
+/// `e` as an [`Expr::IntTest`]: [`IntTest::Mod`] if it compares `MOD(x, d)` of a non-zero
+/// integer `d` with an integer constant; [`IntTest::Cmp`] if it compares a product
+/// [`scaled_factor`] takes apart (or a shared one: the comparison then no longer needs it)
+/// with a number constant, the factor is not zero, and the bound fits 64 bits.
+///
+/// For `d > 0` and an integer `x`: `d·x > k ⟺ x > k/d ⟺ x > ⌊k/d⌋`, `d·x ≥ k ⟺ x ≥ ⌈k/d⌉`,
+/// `d·x < k ⟺ x < ⌈k/d⌉`, `d·x ≤ k ⟺ x ≤ ⌊k/d⌋`; `d < 0` flips the comparison. `=` and
+/// `<>` are left as they are.
+fn int_test(e: &Expr) -> Option<Expr> {
+    let Expr::Cmp(op, l, r) = e else {
+        return None;
+    };
+    let (op, product, k) = match (&**l, &**r) {
+        (p, Expr::Literal(k)) => (*op, p, k),
+        (Expr::Literal(k), p) => (op.flipped(), p, k),
+        _ => return None,
+    };
+    let product = match product {
+        Expr::Shared(_, p) => &**p,
+        p => p,
+    };
+    if let (Expr::Arith(ArithOp::Mod, x, divisor, _), Scalar::Int(r)) = (product, k) {
+        let Expr::Literal(Scalar::Int(divisor)) = **divisor else {
+            return None;
+        };
+        return (divisor != 0).then(|| {
+            Expr::IntTest(
+                IntTest::Mod(divisor, op, *r),
+                Box::new(x.compiled()),
+                Box::new(e.clone()),
+            )
+        });
+    }
+    let (d, x) = scaled_factor(product)?;
+    let k = match k {
+        Scalar::Int(i) => Decimal::from(*i),
+        Scalar::Decimal(k) => *k,
+        _ => return None,
+    };
+    if d.is_zero() {
+        return None;
+    }
+    let op = if d.is_sign_negative() {
+        op.flipped()
+    } else {
+        op
+    };
+    // k / d = (k's mantissa · 10^d's scale) / (d's mantissa · 10^k's scale), a positive
+    // denominator.
+    let num = k.mantissa().checked_mul(10i128.checked_pow(d.scale())?)?;
+    let den = d.mantissa().checked_mul(10i128.checked_pow(k.scale())?)?;
+    let (num, den) = if den < 0 {
+        (num.checked_neg()?, -den)
+    } else {
+        (num, den)
+    };
+    let floor = num.div_euclid(den);
+    let ceil = floor + i128::from(num.rem_euclid(den) != 0);
+    let bound = match op {
+        CmpOp::Gt | CmpOp::LtEq => floor,
+        CmpOp::Lt | CmpOp::GtEq => ceil,
+        CmpOp::Eq | CmpOp::NotEq => return None,
+    };
+    Some(Expr::IntTest(
+        IntTest::Cmp(op, i64::try_from(bound).ok()?),
+        Box::new(x.compiled()),
+        Box::new(e.clone()),
+    ))
 }
 
 /// Arithmetic on two values already of the result's kind (integers, doubles or decimals;
@@ -712,14 +864,7 @@ pub fn compare_truth(op: CmpOp, l: &Scalar, r: &Scalar) -> Option<bool> {
         },
         _ => l.cmp(r),
     };
-    Some(match op {
-        CmpOp::Eq => ord == Ordering::Equal,
-        CmpOp::NotEq => ord != Ordering::Equal,
-        CmpOp::Lt => ord == Ordering::Less,
-        CmpOp::LtEq => ord != Ordering::Greater,
-        CmpOp::Gt => ord == Ordering::Greater,
-        CmpOp::GtEq => ord != Ordering::Less,
-    })
+    Some(op.holds(ord))
 }
 
 /// `REGEXP_EXTRACT(s, 'p', g) IS NOT NULL` as `REGEXP_FOUND(s)` (and `IS NULL` as its
@@ -1261,5 +1406,127 @@ mod tests {
         assert!(p.0.is_match("axxbc"));
         assert!(!p.0.is_match("axxb"));
         assert!(LikePattern::new("50\\%").0.is_match("50%"));
+    }
+
+    proptest::proptest! {
+        /// A comparison of a decimal constant times an integer with a constant, compiled to an
+        /// integer comparison with a bound, is true, false or unknown exactly when the
+        /// original is: every operator, either operand order, factors of both signs and
+        /// scales, integer and decimal constants, values at the bound and around it, NULL,
+        /// and a value that is not an integer (compared as written).
+        #[test]
+        fn bounded_integer_comparisons_equal_the_decimal_ones(
+            mantissa in -5_000_000i64..5_000_000,
+            d_scale in 0u32..5,
+            k_mantissa in -10_000_000_000i64..10_000_000_000,
+            k_scale in 0u32..4,
+            k_int in proptest::bool::ANY,
+            op in 0usize..6,
+            literal_first in proptest::bool::ANY,
+            xs in proptest::collection::vec(-20_000_000i64..20_000_000, 8),
+        ) {
+            let d = Decimal::new(mantissa, d_scale);
+            let k = if k_int {
+                Scalar::Int(k_mantissa / 1000)
+            } else {
+                Scalar::Decimal(Decimal::new(k_mantissa, k_scale))
+            };
+            let op = [CmpOp::Eq, CmpOp::NotEq, CmpOp::Lt, CmpOp::LtEq, CmpOp::Gt, CmpOp::GtEq][op];
+            let product = Expr::Arith(
+                ArithOp::Mul,
+                Box::new(Expr::Literal(Scalar::Decimal(d))),
+                Box::new(Expr::Cast(
+                    Box::new(Expr::Column(0)),
+                    DataType::Decimal { precision: 28, scale: 0 },
+                )),
+                SqlType::Data(DataType::Decimal { precision: 38, scale: d_scale as u8 }),
+            );
+            let (l, r) = if literal_first {
+                (Expr::Literal(k.clone()), product)
+            } else {
+                (product, Expr::Literal(k.clone()))
+            };
+            let general = Expr::Cmp(op, Box::new(l), Box::new(r));
+            let compiled = general.compiled();
+            let bounded = matches!(compiled, Expr::IntTest(IntTest::Cmp(..), ..));
+            proptest::prop_assert_eq!(
+                bounded,
+                !d.is_zero() && !matches!(op, CmpOp::Eq | CmpOp::NotEq),
+                "{}", general
+            );
+            // The values around the bound: k / d rounded, and its neighbours.
+            let near = match &k {
+                Scalar::Int(i) => Decimal::from(*i),
+                Scalar::Decimal(k) => *k,
+                _ => unreachable!(),
+            }
+            .checked_div(d)
+            .and_then(|q| q.floor().to_i64())
+            .unwrap_or(0);
+            let mut values: Vec<Scalar> = xs.into_iter().map(Scalar::Int).collect();
+            values.extend((near - 2..=near + 2).map(Scalar::Int));
+            values.extend([
+                Scalar::Null,
+                Scalar::Decimal(Decimal::new(15, 1)),
+                Scalar::Int(i64::MAX / 2_000_000),
+                Scalar::Int(i64::MIN / 2_000_000),
+            ]);
+            for v in values {
+                let row = [v.clone()];
+                proptest::prop_assert_eq!(
+                    general.truth(&row).unwrap(),
+                    compiled.truth(&row).unwrap(),
+                    "{} at {:?}", general, v
+                );
+                proptest::prop_assert_eq!(
+                    general.eval(&row).unwrap(),
+                    compiled.eval(&row).unwrap(),
+                    "{} at {:?}", general, v
+                );
+            }
+        }
+
+        /// `MOD(x, d) op r`, compiled to a remainder test on the integer, is true, false or
+        /// unknown exactly when the original is: divisors of both signs (zero is left as
+        /// written: its error stays), negative values, NULL, a value that is not an integer.
+        #[test]
+        fn remainder_tests_equal_the_general_comparison(
+            divisor in -300i64..300,
+            r in -5i64..5,
+            op in 0usize..6,
+            literal_first in proptest::bool::ANY,
+            xs in proptest::collection::vec(proptest::num::i64::ANY, 8),
+        ) {
+            let op = [CmpOp::Eq, CmpOp::NotEq, CmpOp::Lt, CmpOp::LtEq, CmpOp::Gt, CmpOp::GtEq][op];
+            let modulo = Expr::Arith(
+                ArithOp::Mod,
+                Box::new(Expr::Column(0)),
+                Box::new(Expr::Literal(Scalar::Int(divisor))),
+                SqlType::BIGINT,
+            );
+            let k = Expr::Literal(Scalar::Int(r));
+            let general = if literal_first {
+                Expr::Cmp(op, Box::new(k), Box::new(modulo))
+            } else {
+                Expr::Cmp(op, Box::new(modulo), Box::new(k))
+            };
+            let compiled = general.compiled();
+            proptest::prop_assert_eq!(
+                matches!(compiled, Expr::IntTest(IntTest::Mod(..), ..)),
+                divisor != 0,
+                "{}", general
+            );
+            let mut values: Vec<Scalar> = xs.into_iter().map(Scalar::Int).collect();
+            values.extend([-2 * divisor, -divisor - 1, r, divisor + r, i64::MIN, i64::MAX].map(Scalar::Int));
+            values.extend([Scalar::Null, Scalar::Decimal(Decimal::new(15, 1))]);
+            for v in values {
+                let row = [v.clone()];
+                proptest::prop_assert_eq!(
+                    general.truth(&row).ok(),
+                    compiled.truth(&row).ok(),
+                    "{} at {:?}", general, v
+                );
+            }
+        }
     }
 }

@@ -214,16 +214,7 @@ fn rank_limit(c: &Expr, number: usize) -> Option<usize> {
     };
     let (op, k) = match (a.as_ref(), b.as_ref()) {
         (Expr::Column(x), Expr::Literal(Scalar::Int(k))) if *x == number => (*op, *k),
-        (Expr::Literal(Scalar::Int(k)), Expr::Column(x)) if *x == number => (
-            match op {
-                CmpOp::Lt => CmpOp::Gt,
-                CmpOp::LtEq => CmpOp::GtEq,
-                CmpOp::Gt => CmpOp::Lt,
-                CmpOp::GtEq => CmpOp::LtEq,
-                o => *o,
-            },
-            *k,
-        ),
+        (Expr::Literal(Scalar::Int(k)), Expr::Column(x)) if *x == number => (op.flipped(), *k),
         _ => return None,
     };
     match op {
