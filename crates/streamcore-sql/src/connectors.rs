@@ -387,9 +387,11 @@ impl RowShaper {
     /// for the next record).
     #[inline]
     pub fn shape_from(&mut self, physical: &mut [Scalar]) -> std::result::Result<Shaped, String> {
-        self.shape_moving(physical, |physical, i| {
-            std::mem::replace(&mut physical[i], Scalar::Null)
-        })
+        self.shape_moving(
+            physical,
+            |physical, i| std::mem::replace(&mut physical[i], Scalar::Null),
+            |shaped| shaped,
+        )
     }
 
     /// As [`RowShaper::shape_from`], copying the physical values instead of moving them: for
@@ -399,7 +401,7 @@ impl RowShaper {
         &mut self,
         physical: &mut [Scalar],
     ) -> std::result::Result<Shaped, String> {
-        self.shape_moving(physical, |physical, i| physical[i].clone())
+        self.shape_moving(physical, |physical, i| physical[i].clone(), |shaped| shaped)
     }
 
     /// As [`RowShaper::shape_from`], with the [`RowShaper::taken`] columns fetched by `take`
@@ -414,23 +416,55 @@ impl RowShaper {
         mut take: impl FnMut(usize) -> Scalar,
     ) -> std::result::Result<Shaped, String> {
         let taken = &self.taken;
-        self.shape_moving(physical, |physical, i| {
-            if taken[i] {
-                take(i)
-            } else {
-                std::mem::replace(&mut physical[i], Scalar::Null)
-            }
-        })
+        self.shape_moving(
+            physical,
+            |physical, i| {
+                if taken[i] {
+                    take(i)
+                } else {
+                    std::mem::replace(&mut physical[i], Scalar::Null)
+                }
+            },
+            |shaped| shaped,
+        )
     }
 
-    /// The emitted row, each movable column's value made by `moved` (the physical values and
-    /// the column's index).
+    /// As [`RowShaper::shape_taking`], the row pushed onto `out` (a filtered record reported
+    /// to `ctx`): built where it is stored ([`MapSource`]).
     #[inline]
-    fn shape_moving(
+    pub fn shape_taking_into(
+        &mut self,
+        physical: &mut [Scalar],
+        mut take: impl FnMut(usize) -> Scalar,
+        out: &mut Vec<Row>,
+        ctx: &mut TaskContext,
+    ) -> std::result::Result<(), String> {
+        let taken = &self.taken;
+        self.shape_moving(
+            physical,
+            |physical, i| {
+                if taken[i] {
+                    take(i)
+                } else {
+                    std::mem::replace(&mut physical[i], Scalar::Null)
+                }
+            },
+            |shaped| match shaped {
+                Shaped::Row(row) => out.push(row),
+                Shaped::Filtered(time) => ctx.filtered_at_source(time),
+            },
+        )
+    }
+
+    /// What `done` makes of the emitted row (or the filtered record), each movable column's
+    /// value made by `moved` (the physical values and the column's index).
+    #[inline]
+    fn shape_moving<R>(
         &self,
         physical: &mut [Scalar],
         mut moved: impl FnMut(&mut [Scalar], usize) -> Scalar,
-    ) -> std::result::Result<Shaped, String> {
+        done: impl FnOnce(Shaped) -> R,
+    ) -> std::result::Result<R, String> {
         if self.shares {
             crate::cse::next_row();
         }
@@ -440,7 +474,7 @@ impl RowShaper {
                     Some(s) => rowtime_of(&s.value(physical)?)?,
                     None => Timestamp::MIN,
                 };
-                return Ok(Shaped::Filtered(time));
+                return Ok(done(Shaped::Filtered(time)));
             }
         }
         // A rowtime that is not emitted is read before anything moves.
@@ -467,7 +501,7 @@ impl RowShaper {
             (None, Some(i)) => rowtime_of(&values[i])?,
             (None, None) => Timestamp::MIN,
         };
-        Ok(Shaped::Row(Row { values, time }))
+        Ok(done(Shaped::Row(Row { values, time })))
     }
 
     /// The emitted row of the physical values `physical`. Only for a shaper without a pushed
@@ -561,9 +595,12 @@ fn rowtime_of(v: &Scalar) -> std::result::Result<Timestamp, String> {
 }
 
 /// A source of `X` records turned into rows by `convert` inside the reader (so watermarks are
-/// generated from the rows' event times at the source). A record `convert` refuses goes
-/// through the job's error policy, named by its reader's position; one it filters out
-/// (`Ok(None)`) it reports to the task's context ([`Shaped::emit_in`]).
+/// generated from the rows' event times at the source). `convert` pushes the record's rows
+/// (if any) onto the batch itself — a row built where it is stored, not returned and copied
+/// (a row returned through the layers of `Result` and `Option` was written in parts and read
+/// back whole, stalling the processor once per row). A record `convert` refuses goes through
+/// the job's error policy, named by its reader's position; one it filters out it reports to
+/// the task's context ([`Shaped::emit_in`]).
 pub struct MapSource<S, X, F> {
     inner: S,
     convert: F,
@@ -571,7 +608,7 @@ pub struct MapSource<S, X, F> {
 }
 
 impl<S, X, F> MapSource<S, X, F> {
-    /// `inner`, each record converted by `convert` (`Ok(None)` drops it).
+    /// `inner`, each record converted by `convert` onto the batch.
     pub fn new(inner: S, convert: F) -> Self {
         MapSource {
             inner,
@@ -593,7 +630,7 @@ where
     X: Data,
     O: Data,
     S: Source<X>,
-    F: FnMut(X, &mut TaskContext) -> std::result::Result<Option<O>, String>
+    F: FnMut(X, &mut TaskContext, &mut Vec<O>) -> std::result::Result<(), String>
         + Clone
         + Send
         + 'static,
@@ -652,7 +689,7 @@ where
     X: Data,
     O: Data,
     R: SourceReader<X>,
-    F: FnMut(X, &mut TaskContext) -> std::result::Result<Option<O>, String>
+    F: FnMut(X, &mut TaskContext, &mut Vec<O>) -> std::result::Result<(), String>
         + Clone
         + Send
         + 'static,
@@ -667,12 +704,8 @@ where
         let poll = self.inner.poll_batch(&mut self.buffer, max, ctx)?;
         out.reserve(self.buffer.len());
         for x in self.buffer.drain(..) {
-            match (self.convert)(x, ctx) {
-                Ok(Some(row)) => out.push(row),
-                Ok(None) => {}
-                Err(reason) => {
-                    ctx.reject_input(format!("split {}", self.inner.split_id()), "", reason)?
-                }
+            if let Err(reason) = (self.convert)(x, ctx, out) {
+                ctx.reject_input(format!("split {}", self.inner.split_id()), "", reason)?
             }
         }
         Ok(poll)
@@ -989,7 +1022,7 @@ pub fn nexmark_stream(
     fn rows<T: GeneratedRecord>(
         fields: Arc<[NexmarkField]>,
         mut shaper: RowShaper,
-    ) -> impl FnMut(T, &mut TaskContext) -> std::result::Result<Option<Row>, String>
+    ) -> impl FnMut(T, &mut TaskContext, &mut Vec<Row>) -> std::result::Result<(), String>
            + Clone
            + Send
            + 'static {
@@ -1002,14 +1035,13 @@ pub fn nexmark_stream(
             .map(|(f, (&needed, &taken))| (needed && !taken).then_some(*f))
             .collect();
         let mut physical: Vec<Scalar> = vec![Scalar::Null; prefilled.len()];
-        move |mut e: T, ctx: &mut TaskContext| {
+        move |mut e: T, ctx: &mut TaskContext, out: &mut Vec<Row>| {
             for (slot, f) in physical.iter_mut().zip(&prefilled) {
                 if let Some(f) = f {
                     *slot = e.take(*f);
                 }
             }
-            let row = shaper.shape_taking(&mut physical, |i| e.take(fields[i]))?;
-            Ok(row.emit_in(ctx))
+            shaper.shape_taking_into(&mut physical, |i| e.take(fields[i]), out, ctx)
         }
     }
     Ok(generator_source!(
@@ -1129,13 +1161,13 @@ pub fn nexmark_fan_out(
         table: Arc<TableDef>,
         fields: Arc<[NexmarkField]>,
         scans: FanOut,
-    ) -> impl FnMut(T, &mut TaskContext) -> std::result::Result<Option<FannedRows>, String>
+    ) -> impl FnMut(T, &mut TaskContext, &mut Vec<FannedRows>) -> std::result::Result<(), String>
            + Clone
            + Send
            + 'static {
         let mut ready: Option<Ready> = None;
         let mut physical = vec![Scalar::Null; fields.len()];
-        move |mut e: T, ctx: &mut TaskContext| {
+        move |mut e: T, ctx: &mut TaskContext, out: &mut Vec<FannedRows>| {
             let per_kind = ready.get_or_insert_with(|| {
                 [NexmarkKind::Person, NexmarkKind::Auction, NexmarkKind::Bid]
                     .map(|kind| of_kind(&table, &fields, &scans, kind))
@@ -1150,7 +1182,8 @@ pub fn nexmark_fan_out(
                     *slot = e.take(*f);
                 }
             }
-            shapers.shape(&mut physical, Some(ctx))
+            out.extend(shapers.shape(&mut physical, Some(ctx))?);
+            Ok(())
         }
     }
     let scans = scans.clone();

@@ -612,7 +612,10 @@ pub fn datagen_stream(
     if let Some(r) = rate {
         source = source.rate(r);
     }
-    let shape = move |r: Row, _: &mut TaskContext| shaper.shape(&r.values).map(Some);
+    let shape = move |r: Row, _: &mut TaskContext, out: &mut Vec<Row>| {
+        out.push(shaper.shape(&r.values)?);
+        Ok(())
+    };
     Ok(job.source(name, MapSource::new(source, shape)))
 }
 

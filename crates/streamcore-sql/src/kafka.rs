@@ -1189,8 +1189,10 @@ mod runtime {
         let t = KafkaTable::from_table(table)?;
         let mut shaper = RowShaper::select(table, columns);
         let decoder = AppendDecoder(RecordDecoder::new(&t, shaper.needed()));
-        let shape =
-            move |r: Row, _: &mut streamcore::TaskContext| shaper.shape(&r.values).map(Some);
+        let shape = move |r: Row, _: &mut streamcore::TaskContext, out: &mut Vec<Row>| {
+            out.push(shaper.shape(&r.values)?);
+            Ok(())
+        };
         Ok(job.source(name, MapSource::new(source(&t, decoder), shape)))
     }
 
