@@ -108,15 +108,20 @@ pub struct CallAcc {
     list: Option<Vec<Scalar>>,
 }
 
+impl CallAcc {
+    /// No row yet.
+    const EMPTY: CallAcc = CallAcc {
+        n: 0,
+        value: Scalar::Null,
+        values: None,
+        squares: Scalar::Null,
+        list: None,
+    };
+}
+
 impl Default for CallAcc {
     fn default() -> Self {
-        CallAcc {
-            n: 0,
-            value: Scalar::Null,
-            values: None,
-            squares: Scalar::Null,
-            list: None,
-        }
+        CallAcc::EMPTY
     }
 }
 
@@ -339,7 +344,7 @@ impl RowAggregate {
     #[inline]
     fn fit(&self, acc: &mut RowAcc) {
         if acc.calls.len() != self.calls.len() {
-            acc.calls.resize(self.calls.len(), CallAcc::default());
+            acc.calls.resize_with(self.calls.len(), || CallAcc::EMPTY);
             acc.shared.resize_with(self.shared.len(), Default::default);
         }
     }
@@ -516,14 +521,7 @@ impl RowAggregate {
     /// leaves (it answers every call of a shared distinct set).
     #[inline(always)]
     fn result_of(&self, i: usize, call: &AggCall, acc: &RowAcc) -> Scalar {
-        const EMPTY: &CallAcc = &CallAcc {
-            n: 0,
-            value: Scalar::Null,
-            values: None,
-            squares: Scalar::Null,
-            list: None,
-        };
-        let a = acc.calls.get(i).unwrap_or(EMPTY);
+        let a = acc.calls.get(i).unwrap_or(&CallAcc::EMPTY);
         if call.distinct {
             let values = a.values.as_ref();
             let n = values.map(|m| m.len()).unwrap_or(0) as i64;
@@ -705,11 +703,17 @@ impl AggregateFunction<Row> for RowAggregate {
     type Out = Row;
 
     fn create(&self) -> RowAcc {
-        RowAcc {
-            key: Box::default(),
-            calls: vec![CallAcc::default(); self.calls.len()],
-            shared: vec![Default::default(); self.shared.len()],
+        // Filled in place with copies of a constant: `vec![CallAcc::default(); n]` wrote one
+        // on the stack in parts and read it back whole to copy it, and a `Vec` built apart was
+        // read back whole into the accumulator — a stalled store-to-load forward each (q5
+        // makes an accumulator per slice, key and fired window).
+        let mut acc = RowAcc::default();
+        acc.calls.reserve_exact(self.calls.len());
+        for _ in 0..self.calls.len() {
+            acc.calls.push(CallAcc::EMPTY);
         }
+        acc.shared.resize_with(self.shared.len(), Default::default);
+        acc
     }
 
     #[inline]

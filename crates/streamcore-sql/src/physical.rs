@@ -1043,6 +1043,7 @@ impl<'j> PhysicalPlanner<'j> {
         };
         let spec = JoinSpec {
             expiry,
+            keys: (lk.as_slice().into(), rk.as_slice().into()),
             kind,
             strategy: *strategy,
             widths: (left.fields.len(), right.fields.len()),
@@ -1776,6 +1777,9 @@ struct JoinSpec {
     late: Option<LateFrom>,
     /// For an inner regular join: when its rows can go ([`join::expiry_bounds`]).
     expiry: RowExpiry,
+    /// The key expressions over the left and the right rows (an inner join drops the rows
+    /// with a NULL among them, read where they are, not made into a key).
+    keys: (Arc<[Expr]>, Arc<[Expr]>),
 }
 
 /// The rows of an inner regular join drop as the watermark passes their bounds (see
@@ -1869,12 +1873,15 @@ where
     let inner =
         spec.kind == JoinKind::Inner || matches!(spec.strategy, JoinStrategy::Interval { .. });
     let (l, r) = if inner {
-        // Rows whose key has a NULL join nothing.
-        let (lk, rk) = (lkey.clone(), rkey.clone());
-        (
-            l.filter(move |row: &Row| !lk(row).has_null()),
-            r.filter(move |row: &Row| !rk(row).has_null()),
-        )
+        // Rows whose key has a NULL join nothing (a key that fails to evaluate is NULL).
+        let no_null = |keys: Arc<[Expr]>| {
+            move |row: &Row| {
+                keys.iter()
+                    .all(|e| e.eval_cow(&row.values).is_ok_and(|v| !v.is_null()))
+            }
+        };
+        let (lk, rk) = spec.keys.clone();
+        (l.filter(no_null(lk)), r.filter(no_null(rk)))
     } else {
         (l, r)
     };
