@@ -1038,7 +1038,7 @@ pub fn nexmark_stream(
         move |mut e: T, ctx: &mut TaskContext, out: &mut Vec<Row>| {
             for (slot, f) in physical.iter_mut().zip(&prefilled) {
                 if let Some(f) = f {
-                    *slot = e.take(*f);
+                    put(slot, e.take(*f));
                 }
             }
             shaper.shape_taking_into(&mut physical, |i| e.take(fields[i]), out, ctx)
@@ -1052,6 +1052,41 @@ pub fn nexmark_stream(
         kind,
         rows(fields, shaper)
     ))
+}
+
+/// Stores `value` into `slot` as its variant and then its payload, each written where it goes
+/// (the variant from a constant, and not at all when the slot holds one of its kind — the same
+/// field of the record before): a whole value made apart and copied in, read back as wider
+/// words than it was written, stalled the processor once per field and record.
+#[inline(always)]
+fn put(slot: &mut Scalar, value: Scalar) {
+    match value {
+        Scalar::Int(v) => {
+            if !matches!(slot, Scalar::Int(_)) {
+                *slot = const { Scalar::Int(0) };
+            }
+            if let Scalar::Int(x) = slot {
+                *x = v;
+            }
+        }
+        Scalar::TimestampMs(v) => {
+            if !matches!(slot, Scalar::TimestampMs(_)) {
+                *slot = const { Scalar::TimestampMs(0) };
+            }
+            if let Scalar::TimestampMs(x) = slot {
+                *x = v;
+            }
+        }
+        Scalar::Str(v) => {
+            if !matches!(slot, Scalar::Str(_)) {
+                *slot = const { Scalar::Str(compact_str::CompactString::const_new("")) };
+            }
+            if let Scalar::Str(x) = slot {
+                *x = v;
+            }
+        }
+        value => *slot = value,
+    }
 }
 
 /// A record the generator makes, as a scan reads it: its kind, and its fields by
@@ -1179,7 +1214,7 @@ pub fn nexmark_fan_out(
             }];
             for (slot, f) in physical.iter_mut().zip(fill.iter()) {
                 if let Some(f) = f {
-                    *slot = e.take(*f);
+                    put(slot, e.take(*f));
                 }
             }
             out.extend(shapers.shape(&mut physical, Some(ctx))?);
