@@ -34,6 +34,14 @@ pub trait RetractAggregate<T>: Clone + Send + 'static {
     fn add_final(&self, acc: &mut Self::Acc, row: &T) {
         self.add(acc, row)
     }
+    /// [`RetractAggregate::add_final`], telling whether the result may have changed: `false`
+    /// only when it certainly did not (a row below a group's maximum), so that the group's
+    /// result is not made and compared with the last one for nothing. The default: `true`.
+    #[inline]
+    fn add_final_changed(&self, acc: &mut Self::Acc, row: &T) -> bool {
+        self.add_final(acc, row);
+        true
+    }
     /// The result now.
     fn result(&self, acc: &Self::Acc) -> Self::Out;
 
@@ -76,6 +84,10 @@ impl<T, A: RetractAggregate<T>, P: Fn(&T) -> bool + Clone + Send + 'static> Retr
         if (self.keep)(row) {
             self.agg.add_final(acc, row)
         }
+    }
+    #[inline]
+    fn add_final_changed(&self, acc: &mut A::Acc, row: &T) -> bool {
+        (self.keep)(row) && self.agg.add_final_changed(acc, row)
     }
     fn result(&self, acc: &A::Acc) -> A::Out {
         self.agg.result(acc)
@@ -519,12 +531,18 @@ impl<A: RetractAggregate<T>, T, K: Key> GroupAggregate<A, T, K> {
     ) {
         let group = ctx.state();
         if add {
-            if final_add {
-                self.agg.add_final(&mut group.acc, row);
+            let changed = if final_add {
+                self.agg.add_final_changed(&mut group.acc, row)
             } else {
                 self.agg.add(&mut group.acc, row);
-            }
+                true
+            };
             group.rows += 1;
+            // A group neither held nor new has emitted its result as it is now: a row that
+            // left the result as it was emits nothing, and its result is not made.
+            if !changed && !group.held && group.emitted.is_some() {
+                return;
+            }
         } else if group.rows == 0 {
             // A withdrawal of a row this group never had (its state expired, say): nothing
             // to take back.
