@@ -598,9 +598,10 @@ fn rowtime_of(v: &Scalar) -> std::result::Result<Timestamp, String> {
 /// generated from the rows' event times at the source). `convert` pushes the record's rows
 /// (if any) onto the batch itself — a row built where it is stored, not returned and copied
 /// (a row returned through the layers of `Result` and `Option` was written in parts and read
-/// back whole, stalling the processor once per row). A record `convert` refuses goes through
-/// the job's error policy, named by its reader's position; one it filters out it reports to
-/// the task's context ([`Shaped::emit_in`]).
+/// back whole, stalling the processor once per row). A record `convert` refuses (`Err`: it
+/// pushed nothing for it) goes through the job's error policy, named by its reader's
+/// position; one it filters out it reports to the task's context itself
+/// ([`RowShaper::shape_taking_into`], [`Shaped::emit_in`]).
 pub struct MapSource<S, X, F> {
     inner: S,
     convert: F,

@@ -417,9 +417,16 @@ impl Expr {
     /// ([`Expr::cost`]): `regexp(url) OR lower(channel) IN (…)` tests the channel before it
     /// searches the URL. Both connectives are commutative in SQL's three-valued logic, so only
     /// the work changes; an operand that can fail keeps the order as written (an error is
-    /// reported where the written order would reach it).
+    /// reported where the written order would reach it). A decimal constant times an integer
+    /// is an integer product ([`Expr::ScaledInt`]); such a product compared with a constant,
+    /// and `MOD(x, d)` compared with one, are integer tests ([`Expr::IntTest`]). Compiling a
+    /// compiled expression again changes nothing.
     pub fn compiled(&self) -> Expr {
         self.transform(&mut |e| {
+            if matches!(e, Expr::ScaledInt(..) | Expr::IntTest(..)) {
+                // Compiled already: its general form is the original, kept as written.
+                return Some(e.clone());
+            }
             if let Some(found) = regexp_found(e) {
                 return Some(found);
             }
@@ -690,8 +697,23 @@ fn scaled_factor(e: &Expr) -> Option<(Decimal, &Expr)> {
         }
         _ => return None,
     };
-    (factor.scale() == *scale as u32 && factor.mantissa().unsigned_abs() < 1 << 32)
-        .then_some((*factor, &**int))
+    (factor.scale() == *scale as u32
+        && factor.mantissa().unsigned_abs() < 1 << 32
+        && reads_columns_only(int))
+    .then_some((*factor, &**int))
+}
+
+/// Whether `e` is columns and constants under arithmetic and casts: cheap, and calling no
+/// function. The integer forms ([`Expr::ScaledInt`], [`Expr::IntTest`]) evaluate their
+/// integer operand, and evaluate it again inside the general form when it is not an
+/// integer: a function there (a user's) would be called twice for the row.
+fn reads_columns_only(e: &Expr) -> bool {
+    match e {
+        Expr::Column(_) | Expr::Literal(_) => true,
+        Expr::Arith(_, l, r, _) => reads_columns_only(l) && reads_columns_only(r),
+        Expr::Cast(x, _) | Expr::Neg(x) => reads_columns_only(x),
+        _ => false,
+    }
 }
 
 /// `e` as an [`Expr::IntTest`]: [`IntTest::Mod`] if it compares `MOD(x, d)` of a non-zero
@@ -719,7 +741,7 @@ fn int_test(e: &Expr) -> Option<Expr> {
         let Expr::Literal(Scalar::Int(divisor)) = **divisor else {
             return None;
         };
-        return (divisor != 0).then(|| {
+        return (divisor != 0 && reads_columns_only(x)).then(|| {
             Expr::IntTest(
                 IntTest::Mod(divisor, op, *r),
                 Box::new(x.compiled()),
@@ -1408,6 +1430,96 @@ mod tests {
         assert!(LikePattern::new("50\\%").0.is_match("50%"));
     }
 
+    /// The integer tests of a filter like q14's, where the scan shares the product with its
+    /// projection ([`crate::cse`]; a sum of columns makes it worth sharing): the filter no
+    /// longer computes the product, the projection still does, and both equal the general
+    /// forms; compiling again changes nothing; a product
+    /// whose factor's scale is not the result's, or whose integer operand calls a function,
+    /// stays as written.
+    #[test]
+    fn integer_tests_of_a_shared_product_and_what_stays_as_written() {
+        let product = |scale: u8, int: Expr| {
+            Expr::Arith(
+                ArithOp::Mul,
+                Box::new(Expr::Literal(Scalar::Decimal("0.908".parse().unwrap()))),
+                Box::new(Expr::Cast(
+                    Box::new(int),
+                    DataType::Decimal {
+                        precision: 28,
+                        scale: 0,
+                    },
+                )),
+                SqlType::Data(DataType::Decimal {
+                    precision: 38,
+                    scale,
+                }),
+            )
+        };
+        let cmp = |op, e: Expr, k: i64| {
+            Expr::Cmp(op, Box::new(e), Box::new(Expr::Literal(Scalar::Int(k))))
+        };
+        let plus = |l: Expr, r: usize| {
+            Expr::Arith(
+                ArithOp::Add,
+                Box::new(l),
+                Box::new(Expr::Column(r)),
+                SqlType::BIGINT,
+            )
+        };
+        let sum = plus(plus(plus(Expr::Column(0), 1), 2), 3);
+        let general_filter = Expr::And(vec![
+            cmp(CmpOp::Gt, product(3, sum.clone()), 1_000_000),
+            cmp(CmpOp::Lt, product(3, sum.clone()), 50_000_000),
+        ]);
+        let general_projection = product(3, sum);
+        let (mut filter, mut projection) = (general_filter.clone(), general_projection.clone());
+        assert!(crate::cse::share_common(&mut [
+            &mut filter,
+            &mut projection
+        ]));
+        let (filter, projection) = (filter.compiled(), projection.compiled());
+        let Expr::And(tests) = &filter else {
+            panic!("{filter:?}")
+        };
+        assert!(
+            tests
+                .iter()
+                .all(|t| matches!(t, Expr::IntTest(IntTest::Cmp(..), ..))),
+            "{filter:?}"
+        );
+        assert_eq!(format!("{:?}", filter.compiled()), format!("{filter:?}"));
+        for price in [1_101_321, 1_101_322, 55_066_079, 55_066_080, -5, 0] {
+            let row = [
+                Scalar::Int(price - 3),
+                Scalar::Int(1),
+                Scalar::Int(1),
+                Scalar::Int(1),
+            ];
+            crate::cse::next_row();
+            let passes = filter.test(&row).unwrap();
+            assert_eq!(passes, general_filter.test(&row).unwrap(), "{price}");
+            if passes {
+                assert_eq!(
+                    projection.eval(&row).unwrap(),
+                    general_projection.eval(&row).unwrap()
+                );
+            }
+        }
+        // As written: a factor at another scale (the product is rounded to the result's), and
+        // an integer operand calling a function.
+        let rescaled = cmp(CmpOp::Gt, product(2, Expr::Column(0)), 7);
+        assert!(matches!(rescaled.compiled(), Expr::Cmp(..)), "{rescaled}");
+        let called = cmp(
+            CmpOp::Gt,
+            product(
+                3,
+                Expr::Call(ScalarFunction::CharLength, vec![Expr::Column(1)]),
+            ),
+            7,
+        );
+        assert!(matches!(called.compiled(), Expr::Cmp(..)), "{called}");
+    }
+
     proptest::proptest! {
         /// A comparison of a decimal constant times an integer with a constant, compiled to an
         /// integer comparison with a bound, is true, false or unknown exactly when the
@@ -1470,6 +1582,8 @@ mod tests {
                 Scalar::Decimal(Decimal::new(15, 1)),
                 Scalar::Int(i64::MAX / 2_000_000),
                 Scalar::Int(i64::MIN / 2_000_000),
+                Scalar::Int(i64::MAX),
+                Scalar::Int(i64::MIN),
             ]);
             for v in values {
                 let row = [v.clone()];
