@@ -387,10 +387,21 @@ impl RowShaper {
     /// for the next record).
     #[inline]
     pub fn shape_from(&mut self, physical: &mut [Scalar]) -> std::result::Result<Shaped, String> {
+        self.shape_from_with(physical, |shaped| shaped)
+    }
+
+    /// What `done` makes of [`RowShaper::shape_from`]'s result (a row stored by `done` is
+    /// built where it is stored, not returned and copied).
+    #[inline]
+    fn shape_from_with<R>(
+        &mut self,
+        physical: &mut [Scalar],
+        done: impl FnOnce(Shaped) -> R,
+    ) -> std::result::Result<R, String> {
         self.shape_moving(
             physical,
             |physical, i| std::mem::replace(&mut physical[i], Scalar::Null),
-            |shaped| shaped,
+            done,
         )
     }
 
@@ -401,7 +412,17 @@ impl RowShaper {
         &mut self,
         physical: &mut [Scalar],
     ) -> std::result::Result<Shaped, String> {
-        self.shape_moving(physical, |physical, i| physical[i].clone(), |shaped| shaped)
+        self.shape_copying_with(physical, |shaped| shaped)
+    }
+
+    /// What `done` makes of [`RowShaper::shape_copying`]'s result.
+    #[inline]
+    fn shape_copying_with<R>(
+        &mut self,
+        physical: &mut [Scalar],
+        done: impl FnOnce(Shaped) -> R,
+    ) -> std::result::Result<R, String> {
+        self.shape_moving(physical, |physical, i| physical[i].clone(), done)
     }
 
     /// As [`RowShaper::shape_from`], with the [`RowShaper::taken`] columns fetched by `take`
@@ -1218,8 +1239,7 @@ pub fn nexmark_fan_out(
                     put(slot, e.take(*f));
                 }
             }
-            out.extend(shapers.shape(&mut physical, Some(ctx))?);
-            Ok(())
+            shapers.shape_into(&mut physical, ctx, out)
         }
     }
     let scans = scans.clone();
@@ -1392,6 +1412,31 @@ impl FanOutShapers {
         physical: &mut [Scalar],
         ctx: Option<&mut TaskContext>,
     ) -> std::result::Result<Option<FannedRows>, String> {
+        self.shape_with(physical, ctx, |rows| rows)
+    }
+
+    /// As [`FanOutShapers::shape`], the rows pushed onto `out` (built where they are stored,
+    /// as [`MapSource`] asks: a batch of rows returned and copied twice stalled twice).
+    #[inline]
+    fn shape_into(
+        &mut self,
+        physical: &mut [Scalar],
+        ctx: &mut TaskContext,
+        out: &mut Vec<FannedRows>,
+    ) -> std::result::Result<(), String> {
+        self.shape_with(physical, Some(ctx), |rows| out.push(rows))
+            .map(|_| ())
+    }
+
+    /// What `done` makes of the record's rows, if a scan keeps it (see
+    /// [`FanOutShapers::shape`]).
+    #[inline]
+    fn shape_with<R>(
+        &mut self,
+        physical: &mut [Scalar],
+        ctx: Option<&mut TaskContext>,
+        done: impl FnOnce(FannedRows) -> R,
+    ) -> std::result::Result<Option<R>, String> {
         let mut rows = smallvec::SmallVec::new();
         let mut filtered = Timestamp::MIN;
         let mut keep = |scan: u32, shaped: Shaped| match shaped {
@@ -1400,11 +1445,12 @@ impl FanOutShapers {
         };
         let at = self.shapers.len().saturating_sub(1);
         let (others, last) = self.shapers.split_at_mut(at);
+        // Each row pushed by `keep` as the shaper builds it (not returned and copied).
         for (scan, shaper) in others.iter_mut() {
-            keep(*scan, shaper.shape_copying(physical)?);
+            shaper.shape_copying_with(physical, |shaped| keep(*scan, shaped))?;
         }
         if let Some((scan, shaper)) = last.first_mut() {
-            keep(*scan, shaper.shape_from(physical)?);
+            shaper.shape_from_with(physical, |shaped| keep(*scan, shaped))?;
         }
         if rows.is_empty() {
             if let Some(ctx) = ctx {
@@ -1412,7 +1458,7 @@ impl FanOutShapers {
             }
             return Ok(None);
         }
-        Ok(Some(FannedRows(rows)))
+        Ok(Some(done(FannedRows(rows))))
     }
 }
 
