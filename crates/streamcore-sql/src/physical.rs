@@ -1222,26 +1222,13 @@ impl<'j> PhysicalPlanner<'j> {
             let source = with_table_watermarks(source.uid(&uid), table);
             let tags: Arc<std::sync::Mutex<Vec<OutputTag<Row>>>> = Default::default();
             let split = source
-                .process({
-                    let tags = tags.clone();
-                    let mut side: Option<Vec<OutputTag<Row>>> = None;
-                    move |fanned: connectors::FannedRows, out: &mut streamcore::Output<Row>| {
-                        let side =
-                            side.get_or_insert_with(|| tags.lock().expect("fan-out tags").clone());
-                        for (scan, row) in fanned.0 {
-                            match scan {
-                                0 => out.emit(row),
-                                i => match side.get(i as usize - 1) {
-                                    Some(tag) => out.side(tag, row),
-                                    None => panic!(
-                                        "a shared reader's scan {i} registered after the job \
-                                         started (a planner bug)"
-                                    ),
-                                },
-                            }
-                        }
-                    }
-                })
+                .apply(
+                    "FanOut",
+                    FanOutSplit {
+                        tags: tags.clone(),
+                        side: None,
+                    },
+                )
                 .name("FanOut");
             self.fan_outs
                 .insert(key.clone(), FanOutSource { scans, split, tags });
@@ -1711,6 +1698,49 @@ impl Ord for SortValue {
         } else {
             o
         }
+    }
+}
+
+/// Splits a shared reader's records into its scans' rows: scan 0's to the main output, the
+/// others' to their side outputs (tags registered as the scans are planned). A batch is read
+/// in place: a record moved out of the batch and its rows out of the record were copies
+/// read back at once, wider than written (a stalled load per row).
+#[derive(Clone)]
+struct FanOutSplit {
+    tags: Arc<std::sync::Mutex<Vec<OutputTag<Row>>>>,
+    /// The tags, read once the job runs (the scans register while it is planned).
+    side: Option<Vec<OutputTag<Row>>>,
+}
+
+impl streamcore::operator::Operator for FanOutSplit {
+    type In = connectors::FannedRows;
+    type Out = Row;
+
+    fn process_batch(
+        &mut self,
+        mut batch: Vec<connectors::FannedRows>,
+        _: &mut streamcore::TaskContext,
+        out: &mut streamcore::Output<Row>,
+    ) -> streamcore::Result<()> {
+        let tags = &self.tags;
+        let side = self
+            .side
+            .get_or_insert_with(|| tags.lock().expect("fan-out tags").clone());
+        for fanned in &mut batch {
+            for (scan, row) in fanned.0.drain(..) {
+                match scan {
+                    0 => out.emit(row),
+                    i => match side.get(i as usize - 1) {
+                        Some(tag) => out.side(tag, row),
+                        None => panic!(
+                            "a shared reader's scan {i} registered after the job started (a \
+                             planner bug)"
+                        ),
+                    },
+                }
+            }
+        }
+        Ok(())
     }
 }
 
