@@ -434,20 +434,9 @@ impl RowShaper {
     pub fn shape_taking(
         &mut self,
         physical: &mut [Scalar],
-        mut take: impl FnMut(usize) -> Scalar,
+        take: impl FnMut(usize) -> Scalar,
     ) -> std::result::Result<Shaped, String> {
-        let taken = &self.taken;
-        self.shape_moving(
-            physical,
-            |physical, i| {
-                if taken[i] {
-                    take(i)
-                } else {
-                    std::mem::replace(&mut physical[i], Scalar::Null)
-                }
-            },
-            |shaped| shaped,
-        )
+        self.shape_taking_with(physical, take, |shaped| shaped)
     }
 
     /// As [`RowShaper::shape_taking`], the row pushed onto `out` (a filtered record reported
@@ -456,10 +445,24 @@ impl RowShaper {
     pub fn shape_taking_into(
         &mut self,
         physical: &mut [Scalar],
-        mut take: impl FnMut(usize) -> Scalar,
+        take: impl FnMut(usize) -> Scalar,
         out: &mut Vec<Row>,
         ctx: &mut TaskContext,
     ) -> std::result::Result<(), String> {
+        self.shape_taking_with(physical, take, |shaped| match shaped {
+            Shaped::Row(row) => out.push(row),
+            Shaped::Filtered(time) => ctx.filtered_at_source(time),
+        })
+    }
+
+    /// What `done` makes of [`RowShaper::shape_taking`]'s result.
+    #[inline]
+    fn shape_taking_with<R>(
+        &mut self,
+        physical: &mut [Scalar],
+        mut take: impl FnMut(usize) -> Scalar,
+        done: impl FnOnce(Shaped) -> R,
+    ) -> std::result::Result<R, String> {
         let taken = &self.taken;
         self.shape_moving(
             physical,
@@ -470,10 +473,7 @@ impl RowShaper {
                     std::mem::replace(&mut physical[i], Scalar::Null)
                 }
             },
-            |shaped| match shaped {
-                Shaped::Row(row) => out.push(row),
-                Shaped::Filtered(time) => ctx.filtered_at_source(time),
-            },
+            done,
         )
     }
 
