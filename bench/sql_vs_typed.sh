@@ -2,11 +2,13 @@
 # Nexmark per CPU-second: each query as written in the benchmark's Flink SQL
 # (crates/streamcore-sql/tests/nexmark/, run by `streamcore sql` into a blackhole sink) next to
 # the hand-written typed query (`streamcore nexmark`), on the same generator, at parallelism 1.
-# Runs interleaved (typed, SQL, typed, SQL) and reports the CPU seconds (user + sys, from
-# /usr/bin/time) of the faster run of each, and their ratio: on a shared machine absolute times
-# drift, the ratio measured in one run is the figure.
+# Runs interleaved (typed, SQL, typed, SQL, … RUNS times each, default 3) and reports the CPU
+# seconds (user + sys, from /usr/bin/time, in 10 ms steps) of the fastest run of each, and
+# their ratio: on a shared machine absolute times drift, the ratio measured in one run is the
+# figure (a query of 0.05 s moves by 0.1–0.2 from one run to the next: use more EVENTS).
 #
-# usage: bench/sql_vs_typed.sh [EVENTS] [QUERY...]     (build first: cargo build --release -p streamcore-cli)
+# usage: [RUNS=n] bench/sql_vs_typed.sh [EVENTS] [QUERY...]
+#        (build first: cargo build --release -p streamcore-cli)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${1:-2000000}
@@ -28,11 +30,11 @@ for q in $queries; do
   sed -e "s/\${TPS}/10000/" -e "s/\${EVENTS_NUM}/$events/" -e "s/\${PERSON_PROPORTION}/1/" \
       -e "s/\${AUCTION_PROPORTION}/3/" -e "s/\${BID_PROPORTION}/46/" "$corpus/ddl_gen.sql" >"$tmp/$q.sql"
   cat "$corpus/ddl_views.sql" "$corpus/$q.sql" >>"$tmp/$q.sql"
-  t1=$(cpu "$bin" nexmark --query "$q" --events "$events" -p 1)
-  s1=$(cpu "$bin" sql -p 1 "$tmp/$q.sql")
-  t2=$(cpu "$bin" nexmark --query "$q" --events "$events" -p 1)
-  s2=$(cpu "$bin" sql -p 1 "$tmp/$q.sql")
-  t=$(min "$t1" "$t2")
-  s=$(min "$s1" "$s2")
+  t=999999
+  s=999999
+  for _ in $(seq "${RUNS:-3}"); do
+    t=$(min "$t" "$(cpu "$bin" nexmark --query "$q" --events "$events" -p 1)")
+    s=$(min "$s" "$(cpu "$bin" sql -p 1 "$tmp/$q.sql")")
+  done
   printf "%-5s %10s %10s %8.2f\n" "$q" "$t" "$s" "$(awk -v s="$s" -v t="$t" 'BEGIN { print s / t }')"
 done
