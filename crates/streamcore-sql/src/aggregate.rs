@@ -721,17 +721,14 @@ impl AggregateFunction<Row> for RowAggregate {
     type Out = Row;
 
     fn create(&self) -> RowAcc {
-        // Filled in place with copies of a constant: `vec![CallAcc::default(); n]` wrote one
-        // on the stack in parts and read it back whole to copy it, and a `Vec` built apart was
-        // read back whole into the accumulator — a stalled store-to-load forward each (q5
-        // makes an accumulator per slice, key and fired window).
-        let mut acc = RowAcc::default();
-        acc.calls.reserve_exact(self.calls.len());
-        for _ in 0..self.calls.len() {
-            acc.calls.push(CallAcc::EMPTY);
+        // Copies of a constant: `vec![CallAcc::default(); n]` cloned a default written on the
+        // stack in parts and read back whole, a stalled store-to-load forward per accumulator
+        // (q5 makes one per slice, key and fired window).
+        RowAcc {
+            key: Box::default(),
+            calls: (0..self.calls.len()).map(|_| CallAcc::EMPTY).collect(),
+            shared: (0..self.shared.len()).map(|_| Default::default()).collect(),
         }
-        acc.shared.resize_with(self.shared.len(), Default::default);
-        acc
     }
 
     #[inline]

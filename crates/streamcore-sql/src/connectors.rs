@@ -387,22 +387,7 @@ impl RowShaper {
     /// for the next record).
     #[inline]
     pub fn shape_from(&mut self, physical: &mut [Scalar]) -> std::result::Result<Shaped, String> {
-        self.shape_from_with(physical, |shaped| shaped)
-    }
-
-    /// What `done` makes of [`RowShaper::shape_from`]'s result (a row stored by `done` is
-    /// built where it is stored, not returned and copied).
-    #[inline]
-    fn shape_from_with<R>(
-        &mut self,
-        physical: &mut [Scalar],
-        done: impl FnOnce(Shaped) -> R,
-    ) -> std::result::Result<R, String> {
-        self.shape_moving(
-            physical,
-            |physical, i| std::mem::replace(&mut physical[i], Scalar::Null),
-            done,
-        )
+        self.shape_moving(physical, moved_out, |shaped| shaped)
     }
 
     /// As [`RowShaper::shape_from`], copying the physical values instead of moving them: for
@@ -412,17 +397,7 @@ impl RowShaper {
         &mut self,
         physical: &mut [Scalar],
     ) -> std::result::Result<Shaped, String> {
-        self.shape_copying_with(physical, |shaped| shaped)
-    }
-
-    /// What `done` makes of [`RowShaper::shape_copying`]'s result.
-    #[inline]
-    fn shape_copying_with<R>(
-        &mut self,
-        physical: &mut [Scalar],
-        done: impl FnOnce(Shaped) -> R,
-    ) -> std::result::Result<R, String> {
-        self.shape_moving(physical, |physical, i| physical[i].clone(), done)
+        self.shape_moving(physical, copied, |shaped| shaped)
     }
 
     /// As [`RowShaper::shape_from`], with the [`RowShaper::taken`] columns fetched by `take`
@@ -470,7 +445,7 @@ impl RowShaper {
                 if taken[i] {
                     take(i)
                 } else {
-                    std::mem::replace(&mut physical[i], Scalar::Null)
+                    moved_out(physical, i)
                 }
             },
             done,
@@ -478,7 +453,8 @@ impl RowShaper {
     }
 
     /// What `done` makes of the emitted row (or the filtered record), each movable column's
-    /// value made by `moved` (the physical values and the column's index).
+    /// value made by `moved` (the physical values and the column's index). A row `done`
+    /// stores is built where it is stored, not returned and copied.
     #[inline]
     fn shape_moving<R>(
         &self,
@@ -606,6 +582,18 @@ fn movable(shapes: &[Shape], rowtime: Option<&Shape>) -> Arc<[bool]> {
         .iter()
         .map(|s| matches!(s, Shape::Physical(i) if reads.iter().filter(|&&r| r == *i).count() == 1))
         .collect()
+}
+
+/// Physical column `i`'s value moved out of the buffer (its slot left NULL).
+#[inline]
+fn moved_out(physical: &mut [Scalar], i: usize) -> Scalar {
+    std::mem::replace(&mut physical[i], Scalar::Null)
+}
+
+/// Physical column `i`'s value copied (the buffer is read by other shapers after this one).
+#[inline]
+fn copied(physical: &mut [Scalar], i: usize) -> Scalar {
+    physical[i].clone()
 }
 
 fn rowtime_of(v: &Scalar) -> std::result::Result<Timestamp, String> {
@@ -994,35 +982,23 @@ macro_rules! generator_source {
         let bad = |e: streamcore_nexmark::ConfigError| {
             PlanError::invalid(format!("`nexmark` table `{}`: {e}", $table.name))
         };
+        // The source of record type `$t`, its rows made by `$convert::<$t>`.
+        macro_rules! of {
+            ($t:ty) => {
+                $job.source(
+                    $name,
+                    MapSource::new(
+                        NexmarkSource::<$t>::new($config).map_err(bad)?,
+                        $convert::<$t>($($arg),*),
+                    ),
+                )
+            };
+        }
         match $kind {
-            NexmarkKind::Bid => $job.source(
-                $name,
-                MapSource::new(
-                    NexmarkSource::<Bid>::new($config).map_err(bad)?,
-                    $convert::<Bid>($($arg),*),
-                ),
-            ),
-            NexmarkKind::Auction => $job.source(
-                $name,
-                MapSource::new(
-                    NexmarkSource::<Auction>::new($config).map_err(bad)?,
-                    $convert::<Auction>($($arg),*),
-                ),
-            ),
-            NexmarkKind::Person => $job.source(
-                $name,
-                MapSource::new(
-                    NexmarkSource::<Person>::new($config).map_err(bad)?,
-                    $convert::<Person>($($arg),*),
-                ),
-            ),
-            NexmarkKind::All => $job.source(
-                $name,
-                MapSource::new(
-                    NexmarkSource::<NexmarkEvent>::new($config).map_err(bad)?,
-                    $convert::<NexmarkEvent>($($arg),*),
-                ),
-            ),
+            NexmarkKind::Bid => of!(Bid),
+            NexmarkKind::Auction => of!(Auction),
+            NexmarkKind::Person => of!(Person),
+            NexmarkKind::All => of!(NexmarkEvent),
         }
     }};
 }
@@ -1447,10 +1423,10 @@ impl FanOutShapers {
         let (others, last) = self.shapers.split_at_mut(at);
         // Each row pushed by `keep` as the shaper builds it (not returned and copied).
         for (scan, shaper) in others.iter_mut() {
-            shaper.shape_copying_with(physical, |shaped| keep(*scan, shaped))?;
+            shaper.shape_moving(physical, copied, |shaped| keep(*scan, shaped))?;
         }
         if let Some((scan, shaper)) = last.first_mut() {
-            shaper.shape_from_with(physical, |shaped| keep(*scan, shaped))?;
+            shaper.shape_moving(physical, moved_out, |shaped| keep(*scan, shaped))?;
         }
         if rows.is_empty() {
             if let Some(ctx) = ctx {
