@@ -44,6 +44,7 @@ pub mod parser;
 pub mod error;
 pub mod expr;
 pub mod external;
+pub mod extreme;
 pub mod format;
 pub mod functions;
 pub mod join;

@@ -626,6 +626,34 @@ impl<'j> PhysicalPlanner<'j> {
                     s, spec, &uid,
                 )))
             }
+            Node::ExtremeRows {
+                input,
+                keys,
+                value,
+                max,
+                window,
+            } => {
+                let SqlStream::Append(s) = self.build(input)? else {
+                    return Err(PlanError::invalid(
+                        "a window's extreme rows over an updating input",
+                    ));
+                };
+                let uid = self.uid("extreme", plan);
+                let op = crate::extreme::ExtremeRows::new(*value, *max, *window);
+                // Keyed by the group keys: one or two are the key itself, more a row.
+                let out = match keys.as_slice() {
+                    [] => s.key_by(|_: &Row| Scalar::Null).process(op),
+                    &[a] => s.key_by(move |r: &Row| r.values[a].clone()).process(op),
+                    &[a, b] => s
+                        .key_by(move |r: &Row| (r.values[a].clone(), r.values[b].clone()))
+                        .process(op),
+                    keys => {
+                        let keys: Arc<[usize]> = keys.into();
+                        s.key_by(move |r: &Row| r.key(&keys)).process(op)
+                    }
+                };
+                Ok(SqlStream::Append(out.name("WindowExtremeRows").uid(&uid)))
+            }
             Node::UpdatingOver {
                 input,
                 partition,

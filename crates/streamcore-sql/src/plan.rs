@@ -396,6 +396,21 @@ pub enum Node {
         /// The partition, pattern, conditions and measures.
         spec: Arc<crate::match_recognize::MatchRecognize>,
     },
+    /// The rows of each window holding its extreme: a join of a windowed stream with its own
+    /// per-window `MAX`/`MIN`, rewritten ([`crate::extreme`]). Output: the input's columns,
+    /// then for tumbling windows the window end. Append-only.
+    ExtremeRows {
+        /// The input.
+        input: Box<Plan>,
+        /// The input columns that key the windows (the group keys of the aggregate).
+        keys: Vec<usize>,
+        /// The column compared with the extreme.
+        value: usize,
+        /// `MAX` (else `MIN`).
+        max: bool,
+        /// How a row's window is found.
+        window: crate::extreme::ExtremeWindow,
+    },
     /// An event-time temporal join (`JOIN t FOR SYSTEM_TIME AS OF probe.rowtime`): each probe
     /// row joins the version of a versioned table (a `PRIMARY KEY` and a `WATERMARK`; each
     /// change, or each row of an append-only table, is its key's version from its rowtime on)
@@ -440,7 +455,8 @@ impl Plan {
             | Node::LookupJoin { input, .. }
             | Node::Over { input, .. }
             | Node::UpdatingOver { input, .. }
-            | Node::MatchRecognize { input, .. } => vec![input],
+            | Node::MatchRecognize { input, .. }
+            | Node::ExtremeRows { input, .. } => vec![input],
             Node::Union { inputs } => inputs.iter().collect(),
             Node::Join { left, right, .. } | Node::TemporalJoin { left, right, .. } => {
                 vec![left, right]
@@ -467,6 +483,7 @@ impl Plan {
             Node::Over { .. } => "OverAggregate",
             Node::UpdatingOver { .. } => "OverAggregate(updating)",
             Node::MatchRecognize { .. } => "Match",
+            Node::ExtremeRows { .. } => "WindowExtremeRows",
             Node::Join {
                 strategy: JoinStrategy::Regular,
                 ..
@@ -558,6 +575,26 @@ impl Plan {
             ),
             Node::Union { inputs } => format!("inputs={}", inputs.len()),
             Node::MatchRecognize { spec, .. } => spec.to_string(),
+            Node::ExtremeRows {
+                keys,
+                value,
+                max,
+                window,
+                ..
+            } => {
+                let keys = keys.iter().map(|c| format!("${c}")).collect::<Vec<_>>();
+                let window = match window {
+                    crate::extreme::ExtremeWindow::Upstream => "upstream".to_string(),
+                    crate::extreme::ExtremeWindow::Tumble { size, boundary } => format!(
+                        "TUMBLE(size={size}ms), matchesEnd={boundary}, appends=[window_end]"
+                    ),
+                };
+                format!(
+                    "partitionBy=[{}], keep={}(${value}) with ties, window={window}",
+                    keys.join(", "),
+                    if *max { "MAX" } else { "MIN" }
+                )
+            }
             Node::Over {
                 partition,
                 frame,

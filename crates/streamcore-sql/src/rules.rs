@@ -1,7 +1,8 @@
 //! Rewrites of the logical plan before it becomes operators: adjacent projections merge into
 //! one, filters move below projections (down to the scan, where a `nexmark` scan can make
-//! only the event kind the filter keeps), adjacent filters merge, and identity projections
-//! go. Each rewrite keeps the plan's output, its changelog mode and its rowtime.
+//! only the event kind the filter keeps), adjacent filters merge, identity projections go,
+//! and a join of a windowed stream with its own per-window extreme becomes the rows holding
+//! it ([`crate::extreme`]). Each rewrite keeps the plan's output, its changelog mode and its rowtime.
 
 use crate::binder::project;
 use crate::expr::Expr;
@@ -10,7 +11,7 @@ use crate::plan::{JoinKind, JoinStrategy, Node, Plan};
 
 /// Applies the rewrites bottom-up.
 pub fn optimize(plan: Plan) -> Plan {
-    rewrite(map_inputs(plan, &mut optimize))
+    crate::extreme::join_with_own_extreme(rewrite(map_inputs(plan, &mut optimize)))
 }
 
 /// One rewrite at the top of `plan` (its inputs are already rewritten).
@@ -358,6 +359,61 @@ fn project_over_join(input: Plan, exprs: Vec<Expr>) -> Node {
                 exprs: exprs.iter().map(|e| renumbered(e, &used)).collect(),
             }
         }
+        Node::ExtremeRows {
+            input: inner,
+            keys,
+            value,
+            max,
+            window,
+        } if matches!(inner.node, Node::Project { .. }) => {
+            // The rows a window keeps hold only the columns read above, and its keys and
+            // compared value.
+            let width = inner.fields.len();
+            let mut used = vec![value];
+            used.extend(&keys);
+            exprs.iter().for_each(|e| e.columns(&mut used));
+            used.retain(|&c| c < width);
+            used.sort_unstable();
+            used.dedup();
+            let at = |c: usize| used.binary_search(&c).unwrap_or(used.len());
+            let Node::Project {
+                input: below,
+                exprs: inner_exprs,
+            } = inner.node
+            else {
+                unreachable!("matched a projection")
+            };
+            let narrowed = Plan {
+                fields: used.iter().map(|&c| inner.fields[c].clone()).collect(),
+                updating: inner.updating,
+                rowtime: inner.rowtime.and_then(|r| used.binary_search(&r).ok()),
+                node: Node::Project {
+                    input: below,
+                    exprs: used.iter().map(|&c| inner_exprs[c].clone()).collect(),
+                },
+            };
+            let rows = Plan {
+                fields: narrowed
+                    .fields
+                    .iter()
+                    .chain(&input.fields[width..])
+                    .cloned()
+                    .collect(),
+                updating: input.updating,
+                rowtime: narrowed.rowtime,
+                node: Node::ExtremeRows {
+                    input: Box::new(narrowed),
+                    keys: keys.iter().map(|&c| at(c)).collect(),
+                    value: at(value),
+                    max,
+                    window,
+                },
+            };
+            Node::Project {
+                input: Box::new(rows),
+                exprs: exprs.iter().map(|e| map_columns(e, &at)).collect(),
+            }
+        }
         node => Node::Project {
             input: Box::new(Plan { node, ..input }),
             exprs,
@@ -541,7 +597,7 @@ pub fn prune_scans(plan: Plan) -> Plan {
 }
 
 /// `plan` with `f` applied to each of its inputs.
-fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> Plan) -> Plan {
+pub(crate) fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> Plan) -> Plan {
     let Plan {
         node,
         fields,
@@ -691,6 +747,19 @@ fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> Plan) -> Plan {
         },
         Node::Union { inputs } => Node::Union {
             inputs: inputs.into_iter().map(&mut *f).collect(),
+        },
+        Node::ExtremeRows {
+            input,
+            keys,
+            value,
+            max,
+            window,
+        } => Node::ExtremeRows {
+            input: b(input),
+            keys,
+            value,
+            max,
+            window,
         },
         Node::MatchRecognize { input, spec } => Node::MatchRecognize {
             input: b(input),

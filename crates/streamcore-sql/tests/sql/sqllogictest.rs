@@ -282,4 +282,5 @@ slt_tests! {
     map => "map.slt",
     functions => "functions.slt",
     array => "array.slt",
+    extreme => "extreme.slt",
 }
