@@ -34,9 +34,16 @@
 //! operator). In form B with `BETWEEN … AND window_end` (both ends inclusive), a row at
 //! exactly a window's end also meets the window before, whose extreme it did not count
 //! toward (its own window's start is that end): it is kept for that window too, while it
-//! can still equal that window's final extreme. Rows that arrive after their window closed
-//! are dropped from it, as the window aggregate drops them, and counted in `late_records`
-//! (the join, which keeps the extreme a little longer, could still pair some of them).
+//! can still equal that window's final extreme. Rows come out when the join's would: when
+//! the window's aggregate fires (a row at the window's end arriving later, at once). Late
+//! rows are treated as both sides of the join treat them: a row behind the watermark is not
+//! kept (the join drops it, counted in `late_records`) but counts toward its window's
+//! extreme while the window is open (the window aggregate counts it). A row with a NULL value
+//! or group key meets no window (an inner join's `NULL = x` is unknown).
+//!
+//! The operator is keyed by the aggregate's group keys; without any (q7), one instance holds
+//! every window at any parallelism, as the window's `MAX` itself does (the join it replaces
+//! spread the stream's rows by the compared value).
 
 use crate::expr::{CmpOp, Expr};
 use crate::plan::{AggFunc, JoinKind, Node, Plan, WindowKind};
@@ -65,17 +72,33 @@ pub enum ExtremeWindow {
 }
 
 /// The keyed operator: per window, the rows holding the extreme of column `value`.
+///
+/// Timing follows the join it replaces. The window's extreme is known when its aggregate
+/// fires (the watermark reaching the window's last millisecond, `end - 1`): the rows holding
+/// it are emitted then, before that watermark goes on. A row at exactly `end`, which `<=
+/// window_end` matches with the window too, can still come until the watermark reaches `end`:
+/// the window's extreme is kept until then, and such a row equal to it is emitted at once.
+/// As the join, a row behind the watermark when it arrives is not kept (counted in
+/// `late_records`); as the window aggregate, it still counts toward its window's extreme
+/// while the window is open. A row with a NULL value or group key meets no window.
 #[derive(Clone, Debug)]
 pub struct ExtremeRows {
+    keys: std::sync::Arc<[usize]>,
     value: usize,
     max: bool,
     window: ExtremeWindow,
 }
 
 impl ExtremeRows {
-    /// The rows with the greatest (`max`) or least non-NULL `value` of their window.
-    pub fn new(value: usize, max: bool, window: ExtremeWindow) -> Self {
-        ExtremeRows { value, max, window }
+    /// The rows with the greatest (`max`) or least non-NULL `value` of their window, keyed by
+    /// the columns `keys`.
+    pub fn new(keys: &[usize], value: usize, max: bool, window: ExtremeWindow) -> Self {
+        ExtremeRows {
+            keys: keys.into(),
+            value,
+            max,
+            window,
+        }
     }
 
     /// `Greater` when `v` beats `best`.
@@ -89,33 +112,41 @@ impl ExtremeRows {
         }
     }
 
-    /// Counts `row`'s value toward `group`'s extreme and keeps `row` if it holds it.
+    /// Counts `v` toward `group`'s extreme; `true` if `v` holds it (ties included).
     #[inline]
-    fn offer(&self, group: &mut Group, row: Row) {
-        let v = &row.values[self.value];
+    fn count(&self, group: &mut Group, v: &Scalar) -> bool {
         match group.best.as_ref().map(|b| self.rank(v, b)) {
-            Some(Ordering::Less) => {}
-            Some(Ordering::Equal) => group.rows.push(row),
+            Some(Ordering::Less) => false,
+            Some(Ordering::Equal) => true,
             _ => {
+                group.rows.clear();
                 group
                     .boundary
                     .retain(|r| self.rank(&r.values[self.value], v) != Ordering::Less);
                 group.best = Some(v.clone());
-                group.rows.clear();
-                group.rows.push(row);
+                true
             }
         }
     }
 
-    /// Keeps `row`, which meets `group` without counting toward it, while it may still equal
-    /// its final extreme.
-    fn offer_boundary(&self, group: &mut Group, row: Row) {
+    /// Counts `row`'s value toward `group`'s extreme and keeps `row` if it holds it.
+    #[inline]
+    fn offer(&self, group: &mut Group, row: Row) {
+        if self.count(group, &row.values[self.value]) {
+            group.rows.push(row);
+        }
+    }
+
+    /// `row`, at the end of `group`'s window, meets it without counting toward it: kept while
+    /// it may still equal the final extreme, or emitted at once once the window has fired.
+    fn offer_boundary(&self, group: &mut Group, row: Row, out: &mut Output<Row>) {
         let v = &row.values[self.value];
-        if group
-            .best
-            .as_ref()
-            .is_none_or(|b| self.rank(v, b) != Ordering::Less)
-        {
+        let rank = group.best.as_ref().map(|b| self.rank(v, b));
+        if group.fired {
+            if rank == Some(Ordering::Equal) {
+                out.emit(self.output(row, group.end));
+            }
+        } else if rank != Some(Ordering::Less) {
             group.boundary.push(row);
         }
     }
@@ -134,42 +165,66 @@ impl ExtremeRows {
             }
         }
     }
+
+    /// When the window ending at `end` (form A: of rows at time `end`) fires, and when its
+    /// extreme is forgotten.
+    fn times(&self, end: i64) -> (i64, i64) {
+        match self.window {
+            ExtremeWindow::Upstream => (end, end),
+            ExtremeWindow::Tumble { boundary, .. } => {
+                (end - 1, if boundary { end } else { end - 1 })
+            }
+        }
+    }
 }
 
-/// The open windows of a key, by the time they close.
+/// The open windows of a key, by their end (form A: their rows' time).
 #[derive(Default, Serialize, Deserialize)]
 pub struct ExtremeState {
     windows: BTreeMap<i64, Group>,
 }
 
-/// The window ending (form A: closing) at `end`, and whether it is new. In-order rows meet
-/// the last window: it is looked at first.
+/// The window ending at `end`, made if new (its timers registered). In-order rows meet the
+/// last window: it is looked at first.
 #[inline]
-fn window(windows: &mut BTreeMap<i64, Group>, end: i64) -> (&mut Group, bool) {
-    if windows.last_key_value().is_some_and(|(&e, _)| e == end) {
-        let group = windows.last_entry().expect("a last window").into_mut();
-        return (group, false);
-    }
-    let mut fresh = false;
-    let group = windows.entry(end).or_insert_with(|| {
-        fresh = true;
-        Group {
+fn window<'s, K: streamcore::Key>(
+    op: &ExtremeRows,
+    ctx: &'s mut KeyedContext<'_, K, ExtremeState>,
+    end: i64,
+) -> &'s mut Group {
+    let windows = &ctx.state().windows;
+    let last = windows.last_key_value().is_some_and(|(&e, _)| e == end);
+    if !last && !windows.contains_key(&end) {
+        let (fire, forget) = op.times(end);
+        ctx.register_event_time_timer(Timestamp(fire));
+        if forget != fire {
+            ctx.register_event_time_timer(Timestamp(forget));
+        }
+        let group = Group {
             end,
             ..Group::default()
-        }
-    });
-    (group, fresh)
+        };
+        return ctx.state().windows.entry(end).or_insert(group);
+    }
+    let windows = &mut ctx.state().windows;
+    if last {
+        return windows.last_entry().expect("a last window").into_mut();
+    }
+    windows.get_mut(&end).expect("a window present")
 }
 
 /// One window: its extreme so far, the rows holding it, and (form B) the rows at its end.
 #[derive(Default, Serialize, Deserialize)]
 struct Group {
-    /// The window's end (form B; the rows' time in form A).
+    /// The window's end (form A: the rows' time).
     end: i64,
     best: Option<Scalar>,
     rows: Vec<Row>,
     /// Rows at the window's end, not counted toward it: those not below `best`.
     boundary: Vec<Row>,
+    /// Its rows were emitted (form B with rows at its end: it is kept until the watermark
+    /// reaches its end).
+    fired: bool,
 }
 
 impl<K: streamcore::Key> KeyedProcessFunction<K, Row> for ExtremeRows {
@@ -180,59 +235,49 @@ impl<K: streamcore::Key> KeyedProcessFunction<K, Row> for ExtremeRows {
         &mut self,
         row: Row,
         ctx: &mut KeyedContext<'_, K, ExtremeState>,
-        _: &mut Output<Row>,
+        out: &mut Output<Row>,
     ) {
-        if row.values[self.value].is_null() {
-            // `x >= NULL` / `x = NULL` is unknown: the row meets no window.
+        let null_key = self.keys.iter().any(|&c| row.values[c].is_null());
+        if null_key || row.values[self.value].is_null() {
+            // `x = NULL` / `x >= NULL` is unknown: the row meets no window.
             return;
         }
         let (t, wm) = (row.time.0, ctx.watermark());
         let started = wm != Timestamp::MIN;
+        // Behind the watermark: the join would not keep it.
+        let late = started && t <= wm.0;
         match self.window {
             ExtremeWindow::Upstream => {
-                if started && t <= wm.0 {
+                if late {
                     ctx.count_late();
                     return;
                 }
-                let (group, fresh) = window(&mut ctx.state().windows, t);
+                let group = window(self, ctx, t);
                 self.offer(group, row);
-                if fresh {
-                    ctx.register_event_time_timer(Timestamp(t));
-                }
             }
             ExtremeWindow::Tumble { size, boundary } => {
+                if late {
+                    ctx.count_late();
+                }
+                if boundary && !late && t.rem_euclid(size) == 0 {
+                    // `t` is also the end of the window before.
+                    let open = !started || t - 1 > wm.0;
+                    if open || ctx.state().windows.contains_key(&t) {
+                        let group = window(self, ctx, t);
+                        self.offer_boundary(group, row.clone(), out);
+                    }
+                }
                 let end = t - t.rem_euclid(size) + size;
-                // A window closes (its aggregate fires) when the watermark reaches its last
-                // millisecond; the operator emits it a millisecond later, once no row at its
-                // end can come.
-                let counts = !started || end - 1 > wm.0;
-                let at_boundary = boundary && t.rem_euclid(size) == 0 && (!started || t > wm.0);
-                if !counts && !at_boundary {
+                // The window aggregate counts a row while its window has not fired.
+                if !started || end - 1 > wm.0 {
+                    let group = window(self, ctx, end);
+                    if late {
+                        self.count(group, &row.values[self.value]);
+                    } else {
+                        self.offer(group, row);
+                    }
+                } else if !late {
                     ctx.count_late();
-                    return;
-                }
-                let (at_end, in_window) = match (at_boundary, counts) {
-                    (true, true) => (Some(row.clone()), Some(row)),
-                    (true, false) => (Some(row), None),
-                    (false, _) => (None, Some(row)),
-                };
-                let mut fresh = [None, None];
-                let windows = &mut ctx.state().windows;
-                if let Some(row) = at_end {
-                    // `t` is the end of the window before, which closes at `t`.
-                    let (group, new) = window(windows, t);
-                    self.offer_boundary(group, row);
-                    fresh[0] = new.then_some(t);
-                }
-                if let Some(row) = in_window {
-                    let (group, new) = window(windows, end);
-                    self.offer(group, row);
-                    fresh[1] = new.then_some(end);
-                } else {
-                    ctx.count_late();
-                }
-                for t in fresh.into_iter().flatten() {
-                    ctx.register_event_time_timer(Timestamp(t));
                 }
             }
         }
@@ -245,23 +290,30 @@ impl<K: streamcore::Key> KeyedProcessFunction<K, Row> for ExtremeRows {
         ctx: &mut KeyedContext<'_, K, ExtremeState>,
         out: &mut Output<Row>,
     ) {
-        let state = ctx.state();
-        let later = state.windows.split_off(&(time.0 + 1));
-        let due = std::mem::replace(&mut state.windows, later);
-        for (_, group) in due {
-            let Some(best) = &group.best else {
+        let windows = &mut ctx.state().windows;
+        for group in windows.values_mut() {
+            let (fire, _) = self.times(group.end);
+            if fire > time.0 {
+                break;
+            }
+            if std::mem::replace(&mut group.fired, true) {
+                continue;
+            }
+            let Some(best) = group.best.clone() else {
                 continue;
             };
-            for row in group.rows {
-                out.emit(self.output(row, group.end));
+            let end = group.end;
+            for row in group.rows.drain(..) {
+                out.emit(self.output(row, end));
             }
-            for row in group.boundary {
-                if row.values[self.value] == *best {
-                    out.emit(self.output(row, group.end));
+            for row in group.boundary.drain(..) {
+                if row.values[self.value] == best {
+                    out.emit(self.output(row, end));
                 }
             }
         }
-        if ctx.state().windows.is_empty() {
+        windows.retain(|&end, _| self.times(end).1 > time.0);
+        if windows.is_empty() {
             ctx.clear_state();
         }
     }
@@ -304,6 +356,17 @@ fn same_rows(a: &Plan, b: &Plan) -> bool {
         plan
     }
     unnamed(a.clone()).reuse_key() == unnamed(b.clone()).reuse_key()
+}
+
+/// Whether `plan` computes the same rows every time it runs: both sides of the join evaluate
+/// it apart, so a `RAND()` in it would make them differ.
+fn deterministic(plan: &Plan) -> bool {
+    let here = match &plan.node {
+        Node::Project { exprs, .. } => exprs.iter().all(Expr::is_deterministic),
+        Node::Filter { predicate, .. } => predicate.is_deterministic(),
+        _ => true,
+    };
+    here && plan.inputs().into_iter().all(deterministic)
 }
 
 fn conjuncts<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
@@ -371,7 +434,7 @@ fn extreme_rows_of(plan: &Plan) -> Option<Plan> {
         return None;
     }
     let (agg_cols, agg_base) = through_columns(input);
-    if !same_rows(agg_base, base) {
+    if !same_rows(agg_base, base) || !deterministic(base) {
         return None;
     }
     let k = *keys;
@@ -423,11 +486,13 @@ fn extreme_rows_of(plan: &Plan) -> Option<Plan> {
                 cond.lower = true;
             }
             (Some(rc), _) if size.is_some() && is_time && rc == k + 2 => {
-                cond.upper = Some(match op {
+                // With two upper bounds, the tighter one.
+                let inclusive = match op {
                     CmpOp::LtEq => true,
                     CmpOp::Lt => false,
                     _ => return None,
-                });
+                };
+                cond.upper = Some(cond.upper.unwrap_or(true) && inclusive);
             }
             (None, Expr::Arith(ArithOp::Sub, end, d, _))
                 if is_time

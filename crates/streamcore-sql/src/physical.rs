@@ -639,7 +639,7 @@ impl<'j> PhysicalPlanner<'j> {
                     ));
                 };
                 let uid = self.uid("extreme", plan);
-                let op = crate::extreme::ExtremeRows::new(*value, *max, *window);
+                let op = crate::extreme::ExtremeRows::new(keys, *value, *max, *window);
                 // Keyed by the group keys: one or two are the key itself, more a row.
                 let out = match keys.as_slice() {
                     [] => s.key_by(|_: &Row| Scalar::Null).process(op),
