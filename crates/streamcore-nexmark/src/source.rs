@@ -95,6 +95,35 @@ impl NexmarkRecord for NexmarkEvent {
     }
 }
 
+/// A bid made only up to the fields the generator was set to make
+/// ([`crate::generator::BidFields`], [`NexmarkGenerator::making_bids_up_to`]): the fields
+/// after them are empty. For readers that need only some fields (SQL scans).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartOfBid(pub Bid);
+
+impl streamcore::EventTime for PartOfBid {
+    #[inline]
+    fn event_time(&self) -> streamcore::Timestamp {
+        self.0.date_time
+    }
+}
+
+impl NexmarkRecord for PartOfBid {
+    const KIND: Option<EventKind> = Some(EventKind::Bid);
+
+    fn from_event(event: NexmarkEvent) -> Option<Self> {
+        match event {
+            NexmarkEvent::Bid(b) => Some(PartOfBid(b)),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn generate(generator: &NexmarkGenerator, n: u64) -> Option<Self> {
+        generator.part_of_bid(n).map(PartOfBid)
+    }
+}
+
 impl NexmarkRecord for Person {
     const KIND: Option<EventKind> = Some(EventKind::Person);
 

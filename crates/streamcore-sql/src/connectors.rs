@@ -28,7 +28,10 @@ use streamcore::{
     Data, Result as StreamResult, Sink, SinkWriter, Source, SourcePoll, SourceReader, TaskContext,
     TaskInfo, Timestamp,
 };
-use streamcore_nexmark::{Auction, Bid, GeneratorConfig, NexmarkEvent, NexmarkSource, Person};
+use streamcore_nexmark::{
+    Auction, Bid, BidFields, GeneratorConfig, NexmarkEvent, NexmarkGenerator, NexmarkSource,
+    PartOfBid, Person,
+};
 
 /// Turns a connector's physical values into the rows a scan emits: the selected columns of
 /// the table (physical ones taken, computed ones evaluated over the physical values), with the
@@ -974,11 +977,12 @@ pub enum NexmarkKind {
     Bid,
 }
 
-/// Adds to `$job` the generator of `$config` making the records of `$kind`, each converted by
-/// the converter `$convert::<T>($args…)` makes for that record type `T` (`?` on a bad
-/// configuration, naming the table `$table`).
+/// Adds to `$job` the generator of `$config` making the records of `$kind` (bids up to the
+/// fields `$bids`), each converted by the converter `$convert::<T>($args…)` makes for that
+/// record type `T` (`?` on a bad configuration, naming the table `$table`).
 macro_rules! generator_source {
-    ($job:expr, $name:expr, $table:expr, $config:expr, $kind:expr, $convert:ident($($arg:expr),*)) => {{
+    ($job:expr, $name:expr, $table:expr, $config:expr, $kind:expr, $bids:expr,
+     $convert:ident($($arg:expr),*)) => {{
         let bad = |e: streamcore_nexmark::ConfigError| {
             PlanError::invalid(format!("`nexmark` table `{}`: {e}", $table.name))
         };
@@ -988,13 +992,18 @@ macro_rules! generator_source {
                 $job.source(
                     $name,
                     MapSource::new(
-                        NexmarkSource::<$t>::new($config).map_err(bad)?,
+                        NexmarkSource::<$t>::from_generator(
+                            NexmarkGenerator::new($config)
+                                .map_err(bad)?
+                                .making_bids_up_to($bids),
+                        ),
                         $convert::<$t>($($arg),*),
                     ),
                 )
             };
         }
         match $kind {
+            NexmarkKind::Bid if $bids != BidFields::All => of!(PartOfBid),
             NexmarkKind::Bid => of!(Bid),
             NexmarkKind::Auction => of!(Auction),
             NexmarkKind::Person => of!(Person),
@@ -1042,14 +1051,38 @@ pub fn nexmark_stream(
             shaper.shape_taking_into(&mut physical, |i| e.take(fields[i]), out, ctx)
         }
     }
+    // A scan of bids has the generator stop after the last field it reads.
+    let bids = bid_fields_read(&fields, shaper.needed());
     Ok(generator_source!(
         job,
         name,
         table,
         config,
         kind,
+        bids,
         rows(fields, shaper)
     ))
+}
+
+/// How much of a bid a reader of the columns `needed` (of the table's `fields`) needs made: up
+/// to the last of them in the generator's order ([`BidFields`]).
+fn bid_fields_read(fields: &[NexmarkField], needed: &[bool]) -> BidFields {
+    fields
+        .iter()
+        .zip(needed)
+        .filter(|(_, &needed)| needed)
+        .map(|(field, _)| match field {
+            NexmarkField::Bid(0) => BidFields::Auction,
+            NexmarkField::Bid(1) => BidFields::Bidder,
+            NexmarkField::Bid(2) => BidFields::Price,
+            NexmarkField::Bid(3 | 4) => BidFields::ChannelAndUrl,
+            NexmarkField::Bid(5) | NexmarkField::EventType => BidFields::DateTime,
+            NexmarkField::Bid(_) => BidFields::All,
+            // Another kind's field: a scan of every event (its bids whole).
+            NexmarkField::Person(_) | NexmarkField::Auction(_) => BidFields::All,
+        })
+        .max()
+        .unwrap_or(BidFields::DateTime)
 }
 
 /// Stores `value` into `slot` as its variant and then its payload, each written where it goes
@@ -1110,6 +1143,16 @@ macro_rules! one_kind {
 }
 
 one_kind!(Bid, Bid, of_bid);
+
+impl GeneratedRecord for PartOfBid {
+    fn kind(&self) -> NexmarkKind {
+        NexmarkKind::Bid
+    }
+    #[inline(always)]
+    fn take(&mut self, field: NexmarkField) -> Scalar {
+        field.of_bid(&mut self.0)
+    }
+}
 one_kind!(Auction, Auction, of_auction);
 one_kind!(Person, Person, of_person);
 
@@ -1220,12 +1263,14 @@ pub fn nexmark_fan_out(
     }
     let scans = scans.clone();
     let shared = Arc::new(table.clone());
+    // The scans register after the source is made: the bids are made whole.
     Ok(generator_source!(
         job,
         name,
         table,
         config,
         kind,
+        BidFields::All,
         fanned(shared, fields, scans)
     ))
 }
@@ -2059,6 +2104,40 @@ mod tests {
     use super::*;
     use crate::expr::CmpOp;
     use crate::session::Session;
+
+    #[test]
+    fn a_scan_of_bids_has_them_made_up_to_the_last_field_it_reads() {
+        let fields = [
+            NexmarkField::EventType,
+            NexmarkField::Bid(0),
+            NexmarkField::Bid(2),
+            NexmarkField::Bid(5),
+            NexmarkField::Bid(6),
+            NexmarkField::Bid(4),
+        ];
+        let read = |needed: [bool; 6]| bid_fields_read(&fields, &needed);
+        assert_eq!(
+            read([true, false, false, true, false, false]),
+            BidFields::DateTime
+        );
+        assert_eq!(
+            read([true, true, false, true, false, false]),
+            BidFields::Auction
+        );
+        assert_eq!(
+            read([false, true, true, false, false, false]),
+            BidFields::Price
+        );
+        assert_eq!(
+            read([false, false, false, false, false, true]),
+            BidFields::ChannelAndUrl
+        );
+        assert_eq!(
+            read([false, true, false, false, true, false]),
+            BidFields::All
+        );
+        assert_eq!(read([false; 6]), BidFields::DateTime);
+    }
 
     /// `t (k BIGINT, v VARCHAR, ts TIMESTAMP(3), w AS UPPER(v), WATERMARK FOR ts …)`.
     fn table() -> Arc<TableDef> {
