@@ -97,7 +97,8 @@ impl NexmarkRecord for NexmarkEvent {
 
 /// A bid made only up to the fields the generator was set to make
 /// ([`crate::generator::BidFields`], [`NexmarkGenerator::making_bids_up_to`]): the fields
-/// after them are empty. For readers that need only some fields (SQL scans).
+/// after them are empty. For readers that need only some fields (SQL scans). A bid read from
+/// elsewhere ([`NexmarkRecord::from_event`]) is whole.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PartOfBid(pub Bid);
 
