@@ -90,6 +90,29 @@ pub struct NexmarkGenerator {
     tables: &'static Tables,
     /// How much of each bid is made.
     bid_fields: BidFields,
+    /// How much of each auction is made.
+    auction_fields: AuctionFields,
+}
+
+/// How much of an auction the generator makes, as [`BidFields`] for bids: an auction's fields
+/// are drawn in this order — seller, category, initialBid, expires, then itemName,
+/// description, reserve and extra — so an auction made up to one of them equals the whole
+/// auction up to there, the fields after it empty. `id` and `dateTime` are always made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AuctionFields {
+    /// `id` and `dateTime` alone.
+    IdAndDateTime,
+    /// Up to `seller`.
+    Seller,
+    /// Up to `category`.
+    Category,
+    /// Up to `initialBid`.
+    InitialBid,
+    /// Up to `expires`.
+    Expires,
+    /// Every field.
+    #[default]
+    All,
 }
 
 /// How much of a bid the generator makes. A bid's fields are drawn from its event's random
@@ -141,7 +164,15 @@ impl NexmarkGenerator {
             tables: tables(),
             config,
             bid_fields: BidFields::All,
+            auction_fields: AuctionFields::All,
         })
+    }
+
+    /// This generator making auctions only up to `fields` ([`AuctionFields`]), read by
+    /// [`NexmarkGenerator::part_of_auction`].
+    pub fn making_auctions_up_to(mut self, fields: AuctionFields) -> Self {
+        self.auction_fields = fields;
+        self
     }
 
     /// This generator making bids only up to `fields` ([`BidFields`]): the fields after it
@@ -328,6 +359,17 @@ impl NexmarkGenerator {
         (self.kind_of_rem(s.rem) == EventKind::Auction).then(|| self.make_auction(&s))
     }
 
+    /// Event number `n` if it is an auction, made up to the fields set by
+    /// [`NexmarkGenerator::making_auctions_up_to`]; nothing is generated otherwise.
+    #[inline]
+    pub fn part_of_auction(&self, n: u64) -> Option<Auction> {
+        let s = self.slot(n);
+        (self.kind_of_rem(s.rem) == EventKind::Auction).then(|| match self.auction_fields {
+            AuctionFields::All => self.make_auction(&s),
+            _ => self.make_part_of_auction(&s),
+        })
+    }
+
     /// Event number `n` if it is a bid, made up to the fields set by
     /// [`NexmarkGenerator::making_bids_up_to`]; nothing is generated otherwise.
     #[inline]
@@ -408,6 +450,52 @@ impl NexmarkGenerator {
             category,
             extra,
         }
+    }
+
+    /// An auction made up to `self.auction_fields` ([`AuctionFields`]):
+    /// [`NexmarkGenerator::make_auction`]'s draws in its order, stopped after the last field
+    /// made (apart from it, as [`NexmarkGenerator::make_part_of_bid`]).
+    fn make_part_of_auction(&self, s: &Slot) -> Auction {
+        let c = &self.config;
+        let upto = self.auction_fields;
+        let date_time = self.timestamp_of_adjusted(s.na);
+        let mut auction = Auction {
+            id: self.last_auction(s.epoch, s.rem) + FIRST_AUCTION_ID,
+            item_name: CompactString::default(),
+            description: CompactString::default(),
+            initial_bid: 0,
+            reserve: 0,
+            date_time,
+            expires: Timestamp(0),
+            seller: 0,
+            category: 0,
+            extra: CompactString::default(),
+        };
+        if upto == AuctionFields::IdAndDateTime {
+            return auction;
+        }
+        let mut rng = self.rng(s);
+        let last_person = self.last_person(s.epoch, s.rem);
+        let seller = if rng.hot(c.hot_sellers_ratio) {
+            last_person / HOT_BLOCK * HOT_BLOCK
+        } else {
+            self.random_person(last_person, &mut rng)
+        };
+        auction.seller = seller + FIRST_PERSON_ID;
+        if upto == AuctionFields::Seller {
+            return auction;
+        }
+        auction.category = FIRST_CATEGORY_ID + rng.below(NUM_CATEGORIES) as i64;
+        if upto == AuctionFields::Category {
+            return auction;
+        }
+        auction.initial_bid = next_price(self.tables, &mut rng);
+        if upto == AuctionFields::InitialBid {
+            return auction;
+        }
+        let length = self.auction_length_ms(s.na, date_time, &mut rng);
+        auction.expires = Timestamp(date_time.0.saturating_add(length));
+        auction
     }
 
     #[inline]
@@ -622,6 +710,41 @@ mod tests {
             proptest::prop_assert_eq!(&p.channel, channel);
             proptest::prop_assert_eq!(&p.url, url);
             proptest::prop_assert_eq!(&p.extra, if kept(BidFields::All) { &b.extra } else { &empty });
+        }
+    }
+
+    proptest::proptest! {
+        /// An auction made up to a field is the whole auction up to it, its later fields
+        /// empty; the whole auctions are unchanged by the setting.
+        #[test]
+        fn an_auction_made_up_to_a_field_is_the_whole_auction_up_to_it(n in 0u64..2_000_000, upto in 0usize..6) {
+            let fields = [
+                AuctionFields::IdAndDateTime,
+                AuctionFields::Seller,
+                AuctionFields::Category,
+                AuctionFields::InitialBid,
+                AuctionFields::Expires,
+                AuctionFields::All,
+            ][upto];
+            let whole = gen(|_| {});
+            let part = gen(|_| {}).making_auctions_up_to(fields);
+            proptest::prop_assert_eq!(part.auction(n), whole.auction(n));
+            proptest::prop_assert_eq!(part.part_of_auction(n).is_some(), whole.auction(n).is_some());
+            let (Some(a), Some(p)) = (whole.auction(n), part.part_of_auction(n)) else {
+                return Ok(());
+            };
+            let kept = |f: AuctionFields| fields >= f;
+            proptest::prop_assert_eq!((p.id, p.date_time), (a.id, a.date_time));
+            proptest::prop_assert_eq!(p.seller, if kept(AuctionFields::Seller) { a.seller } else { 0 });
+            proptest::prop_assert_eq!(p.category, if kept(AuctionFields::Category) { a.category } else { 0 });
+            proptest::prop_assert_eq!(p.initial_bid, if kept(AuctionFields::InitialBid) { a.initial_bid } else { 0 });
+            proptest::prop_assert_eq!(p.expires, if kept(AuctionFields::Expires) { a.expires } else { Timestamp(0) });
+            let all = kept(AuctionFields::All);
+            proptest::prop_assert_eq!(p.reserve, if all { a.reserve } else { 0 });
+            let empty = CompactString::default();
+            proptest::prop_assert_eq!(&p.item_name, if all { &a.item_name } else { &empty });
+            proptest::prop_assert_eq!(&p.description, if all { &a.description } else { &empty });
+            proptest::prop_assert_eq!(&p.extra, if all { &a.extra } else { &empty });
         }
     }
 

@@ -39,7 +39,7 @@ pub mod source;
 mod strings;
 
 pub use config::{ConfigError, GeneratorConfig};
-pub use generator::{BidFields, NexmarkGenerator};
+pub use generator::{AuctionFields, BidFields, NexmarkGenerator};
 pub use model::{Auction, Bid, EventKind, NexmarkEvent, Person};
-pub use source::{NexmarkReader, NexmarkRecord, NexmarkSource, PartOfBid};
+pub use source::{NexmarkReader, NexmarkRecord, NexmarkSource, PartOfAuction, PartOfBid};
 pub use strings::{HOT_CHANNELS, US_CITIES, US_STATES};

@@ -125,6 +125,35 @@ impl NexmarkRecord for PartOfBid {
     }
 }
 
+/// An auction made only up to the fields the generator was set to make
+/// ([`crate::generator::AuctionFields`], [`NexmarkGenerator::making_auctions_up_to`]), as
+/// [`PartOfBid`] for bids. An auction read from elsewhere is whole.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartOfAuction(pub Auction);
+
+impl streamcore::EventTime for PartOfAuction {
+    #[inline]
+    fn event_time(&self) -> streamcore::Timestamp {
+        self.0.date_time
+    }
+}
+
+impl NexmarkRecord for PartOfAuction {
+    const KIND: Option<EventKind> = Some(EventKind::Auction);
+
+    fn from_event(event: NexmarkEvent) -> Option<Self> {
+        match event {
+            NexmarkEvent::Auction(a) => Some(PartOfAuction(a)),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn generate(generator: &NexmarkGenerator, n: u64) -> Option<Self> {
+        generator.part_of_auction(n).map(PartOfAuction)
+    }
+}
+
 impl NexmarkRecord for Person {
     const KIND: Option<EventKind> = Some(EventKind::Person);
 

@@ -29,8 +29,8 @@ use streamcore::{
     TaskInfo, Timestamp,
 };
 use streamcore_nexmark::{
-    Auction, Bid, BidFields, GeneratorConfig, NexmarkEvent, NexmarkGenerator, NexmarkSource,
-    PartOfBid, Person,
+    Auction, AuctionFields, Bid, BidFields, GeneratorConfig, NexmarkEvent, NexmarkGenerator,
+    NexmarkSource, PartOfAuction, PartOfBid, Person,
 };
 
 /// Turns a connector's physical values into the rows a scan emits: the selected columns of
@@ -977,12 +977,14 @@ pub enum NexmarkKind {
     Bid,
 }
 
-/// Adds to `$job` the generator of `$config` making the records of `$kind` (bids up to the
-/// fields `$bids`), each converted by the converter `$convert::<T>($args…)` makes for that
-/// record type `T` (`?` on a bad configuration, naming the table `$table`).
+/// Adds to `$job` the generator of `$config` making the records of `$kind` (bids and auctions
+/// up to the fields `$parts`, a [`Parts`]), each converted by the converter
+/// `$convert::<T>($args…)` makes for that record type `T` (`?` on a bad configuration, naming
+/// the table `$table`).
 macro_rules! generator_source {
-    ($job:expr, $name:expr, $table:expr, $config:expr, $kind:expr, $bids:expr,
+    ($job:expr, $name:expr, $table:expr, $config:expr, $kind:expr, $parts:expr,
      $convert:ident($($arg:expr),*)) => {{
+        let parts: Parts = $parts;
         let bad = |e: streamcore_nexmark::ConfigError| {
             PlanError::invalid(format!("`nexmark` table `{}`: {e}", $table.name))
         };
@@ -995,7 +997,8 @@ macro_rules! generator_source {
                         NexmarkSource::<$t>::from_generator(
                             NexmarkGenerator::new($config)
                                 .map_err(bad)?
-                                .making_bids_up_to($bids),
+                                .making_bids_up_to(parts.bids)
+                                .making_auctions_up_to(parts.auctions),
                         ),
                         $convert::<$t>($($arg),*),
                     ),
@@ -1003,7 +1006,8 @@ macro_rules! generator_source {
             };
         }
         match $kind {
-            NexmarkKind::Bid if $bids != BidFields::All => of!(PartOfBid),
+            NexmarkKind::Bid if parts.bids != BidFields::All => of!(PartOfBid),
+            NexmarkKind::Auction if parts.auctions != AuctionFields::All => of!(PartOfAuction),
             NexmarkKind::Bid => of!(Bid),
             NexmarkKind::Auction => of!(Auction),
             NexmarkKind::Person => of!(Person),
@@ -1051,38 +1055,64 @@ pub fn nexmark_stream(
             shaper.shape_taking_into(&mut physical, |i| e.take(fields[i]), out, ctx)
         }
     }
-    // A scan of bids has the generator stop after the last field it reads.
-    let bids = bid_fields_read(&fields, shaper.needed());
+    // A scan of bids or auctions has the generator stop after the last field it reads.
+    let parts = parts_read(&fields, shaper.needed());
     Ok(generator_source!(
         job,
         name,
         table,
         config,
         kind,
-        bids,
+        parts,
         rows(fields, shaper)
     ))
 }
 
-/// How much of a bid a reader of the columns `needed` (of the table's `fields`) needs made: up
-/// to the last of them in the generator's order ([`BidFields`]).
-fn bid_fields_read(fields: &[NexmarkField], needed: &[bool]) -> BidFields {
-    fields
-        .iter()
-        .zip(needed)
-        .filter(|(_, &needed)| needed)
-        .map(|(field, _)| match field {
+/// How much of each bid and auction the generator makes for a reader.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Parts {
+    bids: BidFields,
+    auctions: AuctionFields,
+}
+
+/// How much of a bid and of an auction a reader of the columns `needed` (of the table's
+/// `fields`) needs made: up to the last of them in the generator's order ([`BidFields`],
+/// [`AuctionFields`]; a reader of persons' fields reads every event: whole bids and auctions).
+fn parts_read(fields: &[NexmarkField], needed: &[bool]) -> Parts {
+    let read = || {
+        fields
+            .iter()
+            .zip(needed)
+            .filter(|(_, &n)| n)
+            .map(|(f, _)| *f)
+    };
+    let persons = read().any(|f| matches!(f, NexmarkField::Person(_)));
+    let bids = read()
+        .map(|field| match field {
             NexmarkField::Bid(0) => BidFields::Auction,
             NexmarkField::Bid(1) => BidFields::Bidder,
             NexmarkField::Bid(2) => BidFields::Price,
             NexmarkField::Bid(3 | 4) => BidFields::ChannelAndUrl,
-            NexmarkField::Bid(5) | NexmarkField::EventType => BidFields::DateTime,
-            NexmarkField::Bid(_) => BidFields::All,
-            // Another kind's field: a scan of every event (its bids whole).
-            NexmarkField::Person(_) | NexmarkField::Auction(_) => BidFields::All,
+            NexmarkField::Bid(6) => BidFields::All,
+            _ => BidFields::DateTime,
         })
         .max()
-        .unwrap_or(BidFields::DateTime)
+        .unwrap_or(BidFields::DateTime);
+    let auctions = read()
+        .map(|field| match field {
+            NexmarkField::Auction(7) => AuctionFields::Seller,
+            NexmarkField::Auction(8) => AuctionFields::Category,
+            NexmarkField::Auction(3) => AuctionFields::InitialBid,
+            NexmarkField::Auction(6) => AuctionFields::Expires,
+            NexmarkField::Auction(1 | 2 | 4 | 9) => AuctionFields::All,
+            _ => AuctionFields::IdAndDateTime,
+        })
+        .max()
+        .unwrap_or(AuctionFields::IdAndDateTime);
+    match persons {
+        true => Parts::default(),
+        false => Parts { bids, auctions },
+    }
 }
 
 /// Stores `value` into `slot` as its variant and then its payload, each written where it goes
@@ -1143,6 +1173,16 @@ macro_rules! one_kind {
 }
 
 one_kind!(Bid, Bid, of_bid);
+
+impl GeneratedRecord for PartOfAuction {
+    fn kind(&self) -> NexmarkKind {
+        NexmarkKind::Auction
+    }
+    #[inline(always)]
+    fn take(&mut self, field: NexmarkField) -> Scalar {
+        field.of_auction(&mut self.0)
+    }
+}
 
 impl GeneratedRecord for PartOfBid {
     fn kind(&self) -> NexmarkKind {
@@ -1263,14 +1303,14 @@ pub fn nexmark_fan_out(
     }
     let scans = scans.clone();
     let shared = Arc::new(table.clone());
-    // The scans register after the source is made: the bids are made whole.
+    // The scans register after the source is made: the events are made whole.
     Ok(generator_source!(
         job,
         name,
         table,
         config,
         kind,
-        BidFields::All,
+        Parts::default(),
         fanned(shared, fields, scans)
     ))
 }
@@ -2106,7 +2146,7 @@ mod tests {
     use crate::session::Session;
 
     #[test]
-    fn a_scan_of_bids_has_them_made_up_to_the_last_field_it_reads() {
+    fn a_scan_has_bids_and_auctions_made_up_to_the_last_field_it_reads() {
         let fields = [
             NexmarkField::EventType,
             NexmarkField::Bid(0),
@@ -2114,29 +2154,32 @@ mod tests {
             NexmarkField::Bid(5),
             NexmarkField::Bid(6),
             NexmarkField::Bid(4),
+            NexmarkField::Bid(1),
+            NexmarkField::Auction(0),
+            NexmarkField::Auction(7),
+            NexmarkField::Auction(6),
+            NexmarkField::Auction(2),
+            NexmarkField::Person(0),
         ];
-        let read = |needed: [bool; 6]| bid_fields_read(&fields, &needed);
-        assert_eq!(
-            read([true, false, false, true, false, false]),
-            BidFields::DateTime
-        );
-        assert_eq!(
-            read([true, true, false, true, false, false]),
-            BidFields::Auction
-        );
-        assert_eq!(
-            read([false, true, true, false, false, false]),
-            BidFields::Price
-        );
-        assert_eq!(
-            read([false, false, false, false, false, true]),
-            BidFields::ChannelAndUrl
-        );
-        assert_eq!(
-            read([false, true, false, false, true, false]),
-            BidFields::All
-        );
-        assert_eq!(read([false; 6]), BidFields::DateTime);
+        let read = |cols: &[usize]| {
+            let needed: Vec<bool> = (0..fields.len()).map(|i| cols.contains(&i)).collect();
+            parts_read(&fields, &needed)
+        };
+        let bids = |cols: &[usize]| read(cols).bids;
+        let auctions = |cols: &[usize]| read(cols).auctions;
+        assert_eq!(bids(&[0, 3]), BidFields::DateTime);
+        assert_eq!(bids(&[0, 1, 3]), BidFields::Auction);
+        assert_eq!(bids(&[1, 6]), BidFields::Bidder);
+        assert_eq!(bids(&[1, 2]), BidFields::Price);
+        assert_eq!(bids(&[5]), BidFields::ChannelAndUrl);
+        assert_eq!(bids(&[1, 4]), BidFields::All);
+        assert_eq!(bids(&[]), BidFields::DateTime);
+        assert_eq!(auctions(&[0, 7]), AuctionFields::IdAndDateTime);
+        assert_eq!(auctions(&[7, 8]), AuctionFields::Seller);
+        assert_eq!(auctions(&[7, 9]), AuctionFields::Expires);
+        assert_eq!(auctions(&[9, 10]), AuctionFields::All);
+        // A person's field: every event is read, made whole.
+        assert_eq!(read(&[1, 7, 11]), Parts::default());
     }
 
     /// `t (k BIGINT, v VARCHAR, ts TIMESTAMP(3), w AS UPPER(v), WATERMARK FOR ts …)`.
