@@ -95,64 +95,60 @@ impl NexmarkRecord for NexmarkEvent {
     }
 }
 
-/// A bid made only up to the fields the generator was set to make
-/// ([`crate::generator::BidFields`], [`NexmarkGenerator::making_bids_up_to`]): the fields
-/// after them are empty. For readers that need only some fields (SQL scans). A bid read from
-/// elsewhere ([`NexmarkRecord::from_event`]) is whole.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PartOfBid(pub Bid);
+/// A record made only up to the fields the generator was set to make, for readers that need
+/// only some fields (SQL scans): the newtype `$part` of `$record` (event kind `$kind`), made
+/// by the generator's `$make`. One read from elsewhere ([`NexmarkRecord::from_event`]) is
+/// whole.
+macro_rules! part_of {
+    ($(#[$doc:meta])* $part:ident, $record:ident, $kind:ident, $make:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct $part(pub $record);
 
-impl streamcore::EventTime for PartOfBid {
-    #[inline]
-    fn event_time(&self) -> streamcore::Timestamp {
-        self.0.date_time
-    }
-}
-
-impl NexmarkRecord for PartOfBid {
-    const KIND: Option<EventKind> = Some(EventKind::Bid);
-
-    fn from_event(event: NexmarkEvent) -> Option<Self> {
-        match event {
-            NexmarkEvent::Bid(b) => Some(PartOfBid(b)),
-            _ => None,
+        impl streamcore::EventTime for $part {
+            #[inline]
+            fn event_time(&self) -> streamcore::Timestamp {
+                self.0.date_time
+            }
         }
-    }
 
-    #[inline]
-    fn generate(generator: &NexmarkGenerator, n: u64) -> Option<Self> {
-        generator.part_of_bid(n).map(PartOfBid)
-    }
-}
+        impl NexmarkRecord for $part {
+            const KIND: Option<EventKind> = Some(EventKind::$kind);
 
-/// An auction made only up to the fields the generator was set to make
-/// ([`crate::generator::AuctionFields`], [`NexmarkGenerator::making_auctions_up_to`]), as
-/// [`PartOfBid`] for bids. An auction read from elsewhere is whole.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PartOfAuction(pub Auction);
+            fn from_event(event: NexmarkEvent) -> Option<Self> {
+                match event {
+                    NexmarkEvent::$kind(r) => Some($part(r)),
+                    _ => None,
+                }
+            }
 
-impl streamcore::EventTime for PartOfAuction {
-    #[inline]
-    fn event_time(&self) -> streamcore::Timestamp {
-        self.0.date_time
-    }
-}
-
-impl NexmarkRecord for PartOfAuction {
-    const KIND: Option<EventKind> = Some(EventKind::Auction);
-
-    fn from_event(event: NexmarkEvent) -> Option<Self> {
-        match event {
-            NexmarkEvent::Auction(a) => Some(PartOfAuction(a)),
-            _ => None,
+            #[inline]
+            fn generate(generator: &NexmarkGenerator, n: u64) -> Option<Self> {
+                generator.$make(n).map($part)
+            }
         }
-    }
-
-    #[inline]
-    fn generate(generator: &NexmarkGenerator, n: u64) -> Option<Self> {
-        generator.part_of_auction(n).map(PartOfAuction)
-    }
+    };
 }
+
+part_of!(
+    /// A bid made only up to the fields the generator was set to make
+    /// ([`crate::generator::BidFields`], [`NexmarkGenerator::making_bids_up_to`]): the fields
+    /// after them are empty. A bid read from elsewhere is whole.
+    PartOfBid,
+    Bid,
+    Bid,
+    part_of_bid
+);
+
+part_of!(
+    /// An auction made only up to the fields the generator was set to make
+    /// ([`crate::generator::AuctionFields`], [`NexmarkGenerator::making_auctions_up_to`]), as
+    /// [`PartOfBid`] for bids. An auction read from elsewhere is whole.
+    PartOfAuction,
+    Auction,
+    Auction,
+    part_of_auction
+);
 
 impl NexmarkRecord for Person {
     const KIND: Option<EventKind> = Some(EventKind::Person);
