@@ -419,20 +419,11 @@ impl NexmarkGenerator {
     fn make_auction(&self, s: &Slot) -> Auction {
         let c = &self.config;
         let mut rng = self.rng(s);
-        let last_person = self.last_person(s.epoch, s.rem);
-        let seller = if rng.hot(c.hot_sellers_ratio) {
-            last_person / HOT_BLOCK * HOT_BLOCK
-        } else {
-            self.random_person(last_person, &mut rng)
-        };
+        let seller = self.draw_seller(s, &mut rng);
         let category = FIRST_CATEGORY_ID + rng.below(NUM_CATEGORIES) as i64;
         let initial_bid = next_price(self.tables, &mut rng);
         let date_time = self.timestamp_of_adjusted(s.na);
-        let expires = Timestamp(
-            date_time
-                .0
-                .saturating_add(self.auction_length_ms(s.na, date_time, &mut rng)),
-        );
+        let expires = self.draw_expires(s, date_time, &mut rng);
         let item_name = self.rand_string(&mut rng, 20);
         let description = self.rand_string(&mut rng, 100);
         let reserve = initial_bid + next_price(self.tables, &mut rng);
@@ -446,7 +437,7 @@ impl NexmarkGenerator {
             reserve,
             date_time,
             expires,
-            seller: seller + FIRST_PERSON_ID,
+            seller,
             category,
             extra,
         }
@@ -456,7 +447,6 @@ impl NexmarkGenerator {
     /// [`NexmarkGenerator::make_auction`]'s draws in its order, stopped after the last field
     /// made (apart from it, as [`NexmarkGenerator::make_part_of_bid`]).
     fn make_part_of_auction(&self, s: &Slot) -> Auction {
-        let c = &self.config;
         let upto = self.auction_fields;
         let date_time = self.timestamp_of_adjusted(s.na);
         let mut auction = Auction {
@@ -475,13 +465,7 @@ impl NexmarkGenerator {
             return auction;
         }
         let mut rng = self.rng(s);
-        let last_person = self.last_person(s.epoch, s.rem);
-        let seller = if rng.hot(c.hot_sellers_ratio) {
-            last_person / HOT_BLOCK * HOT_BLOCK
-        } else {
-            self.random_person(last_person, &mut rng)
-        };
-        auction.seller = seller + FIRST_PERSON_ID;
+        auction.seller = self.draw_seller(s, &mut rng);
         if upto == AuctionFields::Seller {
             return auction;
         }
@@ -493,41 +477,40 @@ impl NexmarkGenerator {
         if upto == AuctionFields::InitialBid {
             return auction;
         }
-        let length = self.auction_length_ms(s.na, date_time, &mut rng);
-        auction.expires = Timestamp(date_time.0.saturating_add(length));
+        auction.expires = self.draw_expires(s, date_time, &mut rng);
         auction
+    }
+
+    /// An auction's seller: a hot person, or one of the recent ones.
+    #[inline(always)]
+    fn draw_seller(&self, s: &Slot, rng: &mut EventRng) -> i64 {
+        let last_person = self.last_person(s.epoch, s.rem);
+        let seller = if rng.hot(self.config.hot_sellers_ratio) {
+            last_person / HOT_BLOCK * HOT_BLOCK
+        } else {
+            self.random_person(last_person, rng)
+        };
+        seller + FIRST_PERSON_ID
+    }
+
+    /// When an auction made at `date_time` expires.
+    #[inline(always)]
+    fn draw_expires(&self, s: &Slot, date_time: Timestamp, rng: &mut EventRng) -> Timestamp {
+        let length = self.auction_length_ms(s.na, date_time, rng);
+        Timestamp(date_time.0.saturating_add(length))
     }
 
     #[inline]
     fn make_bid(&self, s: &Slot) -> Bid {
-        let c = &self.config;
-        let t = self.tables;
         let mut rng = self.rng(s);
-        let last_auction = self.last_auction(s.epoch, s.rem);
-        let auction = if rng.hot(c.hot_auction_ratio) {
-            last_auction / HOT_BLOCK * HOT_BLOCK
-        } else {
-            self.random_auction(last_auction, &mut rng)
-        };
-        let last_person = self.last_person(s.epoch, s.rem);
-        let bidder = if rng.hot(c.hot_bidders_ratio) {
-            last_person / HOT_BLOCK * HOT_BLOCK + 1
-        } else {
-            self.random_person(last_person, &mut rng)
-        };
+        let auction = self.draw_auction(s, &mut rng);
+        let bidder = self.draw_bidder(s, &mut rng);
         let price = next_price(self.tables, &mut rng);
-        let (channel, url) = if rng.hot(c.hot_channels_ratio) {
-            let i = rng.below(t.hot_channels.len() as u64) as usize;
-            (t.hot_channels[i].clone(), t.hot_urls[i].clone())
-        } else {
-            let (channel, url) = &t.channels[rng.below(CHANNELS_NUMBER as u64) as usize];
-            (channel.clone(), url.clone())
-        };
-        let extra = self.next_extra(&mut rng, 32, c.avg_bid_byte_size);
+        let (channel, url) = self.draw_channel_and_url(&mut rng);
+        let extra = self.next_extra(&mut rng, 32, self.config.avg_bid_byte_size);
         Bid {
-            auction: auction + FIRST_AUCTION_ID,
-            // One offset, not nexmark/nexmark's two (reference/generator-spec.md §9, nexmark/nexmark#30).
-            bidder: bidder + FIRST_PERSON_ID,
+            auction,
+            bidder,
             price,
             channel,
             url,

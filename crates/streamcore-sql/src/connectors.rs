@@ -1157,43 +1157,26 @@ trait GeneratedRecord: streamcore_nexmark::NexmarkRecord {
     fn take(&mut self, field: NexmarkField) -> Scalar;
 }
 
-/// [`GeneratedRecord`] for the record of one kind, whose fields `NexmarkField::$of` takes.
+/// [`GeneratedRecord`] for the record of one kind, whose fields `NexmarkField::$of` takes (of
+/// the record itself, or with `.0` of the record a part-made newtype wraps).
 macro_rules! one_kind {
-    ($record:ty, $kind:ident, $of:ident) => {
+    ($record:ty, $kind:ident, $of:ident $(, .$inner:tt)?) => {
         impl GeneratedRecord for $record {
             fn kind(&self) -> NexmarkKind {
                 NexmarkKind::$kind
             }
             #[inline(always)]
             fn take(&mut self, field: NexmarkField) -> Scalar {
-                field.$of(self)
+                field.$of(&mut (*self)$(.$inner)?)
             }
         }
     };
 }
 
 one_kind!(Bid, Bid, of_bid);
-
-impl GeneratedRecord for PartOfAuction {
-    fn kind(&self) -> NexmarkKind {
-        NexmarkKind::Auction
-    }
-    #[inline(always)]
-    fn take(&mut self, field: NexmarkField) -> Scalar {
-        field.of_auction(&mut self.0)
-    }
-}
-
-impl GeneratedRecord for PartOfBid {
-    fn kind(&self) -> NexmarkKind {
-        NexmarkKind::Bid
-    }
-    #[inline(always)]
-    fn take(&mut self, field: NexmarkField) -> Scalar {
-        field.of_bid(&mut self.0)
-    }
-}
+one_kind!(PartOfBid, Bid, of_bid, .0);
 one_kind!(Auction, Auction, of_auction);
+one_kind!(PartOfAuction, Auction, of_auction, .0);
 one_kind!(Person, Person, of_person);
 
 impl GeneratedRecord for NexmarkEvent {
