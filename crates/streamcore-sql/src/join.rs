@@ -16,6 +16,7 @@ use crate::error::PlanError;
 use crate::expr::{CmpOp, Expr};
 use crate::plan::{JoinKind, JoinLate, JoinStrategy, Node, Plan, WindowKind};
 use crate::types::{ArithOp, SqlType};
+use streamcore::join::UniqueSides;
 use streamcore::row::{DataType, Scalar};
 
 /// The parts of a join condition.
@@ -92,6 +93,46 @@ pub fn make_join(
         updating,
         rowtime,
     })
+}
+
+/// The inputs of an inner regular join whose join key (`lk` over the left input's columns,
+/// `rk` over the right's) contains a unique key ([`crate::unique`]): no second row of that
+/// input can meet a row of the other side, so the join keeps no row that met it (Flink's
+/// `JoinKeyContainsUniqueKey` input spec). None for other joins.
+pub fn unique_sides(
+    kind: JoinKind,
+    strategy: &JoinStrategy,
+    left: &Plan,
+    right: &Plan,
+    lk: &[Expr],
+    rk: &[Expr],
+) -> UniqueSides {
+    if kind != JoinKind::Inner || *strategy != JoinStrategy::Regular {
+        return UniqueSides::default();
+    }
+    UniqueSides {
+        left: crate::unique::key_contains_unique(left, lk),
+        right: crate::unique::key_contains_unique(right, rk),
+    }
+}
+
+/// `EXPLAIN`'s note of the inputs whose join key contains a unique key ([`unique_sides`]),
+/// in Flink's words: `, leftInputSpec=[JoinKeyContainsUniqueKey]` and the right's; empty
+/// for neither.
+pub fn explain_unique(
+    kind: JoinKind,
+    strategy: &JoinStrategy,
+    on: &Expr,
+    left: &Plan,
+    right: &Plan,
+) -> String {
+    let (lk, rk): (Vec<Expr>, Vec<Expr>) = split(on, left, right).keys.into_iter().unzip();
+    let unique = unique_sides(kind, strategy, left, right, &lk, &rk);
+    [(unique.left, "left"), (unique.right, "right")]
+        .iter()
+        .filter(|(unique, _)| *unique)
+        .map(|(_, side)| format!(", {side}InputSpec=[JoinKeyContainsUniqueKey]"))
+        .collect()
 }
 
 /// Splits a condition over the joined row.

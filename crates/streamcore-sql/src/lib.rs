@@ -59,6 +59,7 @@ pub mod rules;
 pub mod session;
 pub mod sort;
 pub mod types;
+pub mod unique;
 pub mod window;
 
 pub use dialect::FlinkDialect;

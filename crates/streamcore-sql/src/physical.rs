@@ -13,7 +13,7 @@ use crate::plan::{AggCall, JoinKind, JoinStrategy, Node, Plan, WindowKind};
 use std::sync::Arc;
 use std::time::Duration;
 use streamcore::changelog::{Change, Keep};
-use streamcore::join::{Either, JoinType, LateFrom};
+use streamcore::join::{Either, JoinType, LateFrom, UniqueSides};
 use streamcore::row::{Row, Scalar, Values};
 use streamcore::window::{Window, Windows};
 use streamcore::{Job, KeyedStream, OutputTag, Stream, Timestamp, WatermarkStrategy};
@@ -988,8 +988,8 @@ impl<'j> PhysicalPlanner<'j> {
         }
     }
 
-    /// The columns `exprs` picks of `plan`, if `plan` is an inner regular join with no
-    /// condition beyond its keys, read by this projection only, and `exprs` only picks
+    /// The columns `exprs` picks of `plan`, if `plan` is an inner regular join whose
+    /// condition beyond its keys cannot fail, read by this projection only, and `exprs` only picks
     /// columns: the join then emits the projected rows itself (one row built per match, not a
     /// joined row and then its projection; its state, of input rows, is the same).
     fn join_output(&self, plan: &Plan, exprs: &[Expr]) -> Option<Arc<[usize]>> {
@@ -1010,7 +1010,9 @@ impl<'j> PhysicalPlanner<'j> {
             .collect::<Option<Arc<[usize]>>>()?;
         let cond = join::split(on, left, right);
         let alone = self.join_consumers.get(&plan.reuse_key()) == Some(&1);
-        (alone && join::residual_for(strategy, &cond, left, right).is_empty()).then_some(columns)
+        // A condition that may fail is tested again on the joined rows (to report the error).
+        let residual = join::residual_for(strategy, &cond, left, right);
+        (alone && residual.iter().all(Expr::cannot_fail)).then_some(columns)
     }
 
     /// The join `plan`, emitting the columns `output` of its joined rows if given
@@ -1069,7 +1071,9 @@ impl<'j> PhysicalPlanner<'j> {
             1 => Some(Arc::new(residual.into_iter().next().expect("one"))),
             _ => Some(Arc::new(Expr::And(residual))),
         };
+        let unique = crate::join::unique_sides(kind, strategy, left, right, &lk, &rk);
         let spec = JoinSpec {
+            unique,
             expiry,
             keys: (lk.as_slice().into(), rk.as_slice().into()),
             kind,
@@ -1077,7 +1081,7 @@ impl<'j> PhysicalPlanner<'j> {
             widths: (left.fields.len(), right.fields.len()),
             ttl: self.state_ttl,
             uid,
-            residual: residual.as_ref().map(|p| Arc::new(p.compiled())),
+            residual: residual.clone(),
             output,
             late: match (&late.left, &late.right) {
                 (None, None) => None,
@@ -1134,7 +1138,8 @@ impl<'j> PhysicalPlanner<'j> {
             }
         }
         Ok(match (joined, residual) {
-            (SqlStream::Append(rows), Some(p)) => SqlStream::Append(
+            // The pairs' test let through the rows whose test failed: reported here.
+            (SqlStream::Append(rows), Some(p)) if !p.cannot_fail() => SqlStream::Append(
                 rows.try_filter(move |r: &Row| p.test(&r.values))
                     .name("Calc(filter)"),
             ),
@@ -1824,9 +1829,9 @@ struct JoinSpec {
     widths: (usize, usize),
     ttl: Option<Duration>,
     uid: String,
-    /// The join's condition beyond the key equalities: an interval join tests it on each
-    /// pair before building the joined row (the caller's filter still runs on the rows that
-    /// pass, and on those whose test failed with an error, which it then reports).
+    /// The join's condition beyond the key equalities: tested on each pair before its row
+    /// is built ([`PairTest`]; if it can fail, the caller's filter still runs on the rows
+    /// that pass, and on those whose test failed with an error, which it then reports).
     residual: Option<Arc<Expr>>,
     /// For an inner regular join without a residual: the columns of the joined row to emit
     /// (a projection fused in, [`PhysicalPlanner::join_output`]).
@@ -1835,6 +1840,9 @@ struct JoinSpec {
     late: Option<LateFrom>,
     /// For an inner regular join: when its rows can go ([`join::expiry_bounds`]).
     expiry: RowExpiry,
+    /// For an inner regular join: the inputs whose join key contains a unique key
+    /// ([`join::unique_sides`]).
+    unique: UniqueSides,
     /// The key expressions over the left and the right rows (an inner join drops the rows
     /// with a NULL among them, read where they are, not made into a key).
     keys: (Arc<[Expr]>, Arc<[Expr]>),
@@ -1981,7 +1989,7 @@ where
                     (joined, late)
                 }
                 Some(residual) => {
-                    let mut pair = PairTest::new(residual);
+                    let mut pair = PairTest::new(&residual, spec.widths, None);
                     let joined = keyed
                         .interval_join(lower, upper, move |a: &Row, b: &Row| pair.join(a, b))
                         .name("IntervalJoin")
@@ -2006,6 +2014,7 @@ where
                 JoinKind::Full => JoinType::Full,
             };
             if spec.kind == JoinKind::Inner {
+                keyed = keyed.unique_keys(spec.unique.left, spec.unique.right);
                 // An inner join only inserts; its rows go once the watermark passes their
                 // bounds, if its condition has any (`spec.expiry`), and rows behind the
                 // watermark then are late: to the late-data tables (`spec.late`), if any.
@@ -2021,6 +2030,20 @@ where
                 ) -> Option<Stream<Either<Row, Row>>> {
                     tag.as_ref().map(|(t, _)| joined.side_output(t))
                 }
+                if let Some(residual) = spec.residual {
+                    // Only pairs passing the condition beyond the keys: tested before a row
+                    // is built (the projection's columns only, if one is fused in).
+                    let mut pair = PairTest::new(&residual, spec.widths, spec.output);
+                    let joined = keyed
+                        .inner_join_expiring(spec.expiry, move |a: &Row, b: &Row| pair.join(a, b))
+                        .name("Join")
+                        .uid(&spec.uid);
+                    let late = late_of(&joined, &tag);
+                    let matched = joined
+                        .flat_map(|change: Change<Option<Row>>| change.into_row())
+                        .name("Join(matched)");
+                    return (SqlStream::Append(matched), late);
+                }
                 if let Some(columns) = spec.output {
                     // Only the projection's columns, picked from the pair.
                     let joined = keyed
@@ -2031,20 +2054,6 @@ where
                         .uid(&spec.uid);
                     let late = late_of(&joined, &tag);
                     return (SqlStream::Append(joined.map(Change::into_row)), late);
-                }
-                if let Some(residual) = spec.residual {
-                    // Only pairs passing the condition beyond the keys: tested before a row
-                    // is built.
-                    let mut pair = PairTest::new(residual);
-                    let joined = keyed
-                        .inner_join_expiring(spec.expiry, move |a: &Row, b: &Row| pair.join(a, b))
-                        .name("Join")
-                        .uid(&spec.uid);
-                    let late = late_of(&joined, &tag);
-                    let matched = joined
-                        .flat_map(|change: Change<Option<Row>>| change.into_row())
-                        .name("Join(matched)");
-                    return (SqlStream::Append(matched), late);
                 }
                 let joined = keyed
                     .inner_join_expiring(spec.expiry, move |a: &Row, b: &Row| {
@@ -2099,34 +2108,111 @@ fn pick(a: &Row, b: &Row, columns: &[usize]) -> Row {
     }
 }
 
-/// A join's condition beyond its keys, tested on a pair before its row is built: the pair's
-/// values are cloned into a reused buffer, and moved into a row only if the test passes (or
-/// fails with an error, which the filter after the join then reports with the row).
+/// A join's condition beyond its keys, tested on a pair before its row is built: its
+/// conjuncts over one side's columns on that side's row as it is, the others on a reused
+/// buffer holding clones of just the columns they read. The row — the joined row, or the
+/// columns of it a projection fused into the join reads (`output`) — is built only if the
+/// pair may pass (or the test failed with an error, which the filter after the join then
+/// reports with the row; a condition that cannot fail has no such filter, and only such a
+/// condition is tested in a join with a fused projection).
 #[derive(Clone)]
 struct PairTest {
-    residual: Arc<Expr>,
-    pair: Vec<Scalar>,
+    /// Over the left row.
+    left: Option<Arc<Expr>>,
+    /// Over the right row (its own columns).
+    right: Option<Arc<Expr>>,
+    /// Over the buffer of the joined row's columns `.1`, in that order.
+    both: Option<(Arc<Expr>, Arc<[usize]>)>,
+    buffer: Vec<Scalar>,
+    widths: (usize, usize),
+    output: Option<Arc<[usize]>>,
 }
 
 impl PairTest {
-    fn new(residual: Arc<Expr>) -> Self {
+    /// The test of `residual` (over the joined row of inputs `widths` wide), building the
+    /// columns `output` of the passing pairs' joined rows (all, if `None`).
+    fn new(residual: &Expr, widths: (usize, usize), output: Option<Arc<[usize]>>) -> Self {
+        let n = widths.0;
+        let conjuncts = match residual {
+            Expr::And(v) => v.clone(),
+            e => vec![e.clone()],
+        };
+        let (mut left, mut right, mut both) = (Vec::new(), Vec::new(), Vec::new());
+        for c in conjuncts {
+            let mut cols = Vec::new();
+            c.columns(&mut cols);
+            if cols.iter().all(|&x| x < n) {
+                left.push(c);
+            } else if cols.iter().all(|&x| x >= n) {
+                right.push(crate::rules::map_columns(&c, &|x| x - n));
+            } else {
+                both.push(c);
+            }
+        }
+        let all = |mut v: Vec<Expr>| match v.len() {
+            0 => None,
+            1 => Some(Arc::new(v.pop().expect("one").compiled())),
+            _ => Some(Arc::new(Expr::And(v).compiled())),
+        };
+        let mut read = Vec::new();
+        both.iter().for_each(|c| c.columns(&mut read));
+        read.sort_unstable();
+        read.dedup();
+        let both = all(both
+            .iter()
+            .map(|c| crate::rules::map_columns(c, &|x| read.binary_search(&x).expect("read")))
+            .collect());
         PairTest {
-            residual,
-            pair: Vec::new(),
+            left: all(left),
+            right: all(right),
+            both: both.map(|e| (e, read.into())),
+            buffer: Vec::new(),
+            widths,
+            output,
         }
     }
 
-    /// The joined row of `a` and `b`, if the pair may pass the condition.
+    /// Whether `a` and `b` may pass: no part of the test is false.
+    #[inline]
+    fn passes(&mut self, a: &Row, b: &Row) -> bool {
+        let fails = |e: &Option<Arc<Expr>>, row: &[Scalar]| {
+            e.as_ref().is_some_and(|e| matches!(e.test(row), Ok(false)))
+        };
+        if fails(&self.left, &a.values) || fails(&self.right, &b.values) {
+            return false;
+        }
+        if let Some((e, read)) = &self.both {
+            let n = self.widths.0;
+            self.buffer.clear();
+            self.buffer.extend(read.iter().map(|&c| match c < n {
+                true => a.values[c].clone(),
+                false => b.values[c - n].clone(),
+            }));
+            if matches!(e.test(&self.buffer), Ok(false)) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The row of `a` and `b` (see [`PairTest`]), if the pair may pass the condition.
     fn join(&mut self, a: &Row, b: &Row) -> Option<Row> {
-        self.pair.clear();
-        self.pair
-            .extend(a.values.iter().chain(b.values.iter()).cloned());
-        if matches!(self.residual.test(&self.pair), Ok(false)) {
+        if !self.passes(a, b) {
             return None;
         }
-        Some(Row {
-            values: self.pair.drain(..).collect(),
-            time: a.time,
+        Some(match &self.output {
+            Some(columns) => pick(a, b, columns),
+            None => {
+                // Cloned into the buffer and moved into the row: an exact-size chain of the
+                // two rows' values collected straight into the row took twice as long.
+                self.buffer.clear();
+                self.buffer
+                    .extend(a.values.iter().chain(b.values.iter()).cloned());
+                Row {
+                    values: self.buffer.drain(..).collect(),
+                    time: a.time,
+                }
+            }
         })
     }
 }

@@ -713,12 +713,13 @@ impl Plan {
             } => match strategy {
                 JoinStrategy::Regular => {
                     let bounds = crate::join::expiry_bounds(*kind, strategy, on, left, right);
+                    let unique = crate::join::explain_unique(*kind, strategy, on, left, right);
                     if bounds.is_empty() {
-                        format!("joinType={kind:?}, where={on}")
+                        format!("joinType={kind:?}, where={on}{unique}")
                     } else {
                         let late = crate::join::late_tables(*kind, strategy, on, left, right, late);
                         format!(
-                            "joinType={kind:?}, where={on}, stateExpiry=[{}]{}",
+                            "joinType={kind:?}, where={on}, stateExpiry=[{}]{}{unique}",
                             bounds.explain(),
                             late.explain()
                         )

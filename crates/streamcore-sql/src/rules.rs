@@ -1,17 +1,24 @@
 //! Rewrites of the logical plan before it becomes operators: adjacent projections merge into
 //! one, filters move below projections (down to the scan, where a `nexmark` scan can make
 //! only the event kind the filter keeps), adjacent filters merge, identity projections go,
-//! and a join of a windowed stream with its own per-window extreme becomes the rows holding
-//! it ([`crate::extreme`]). Each rewrite keeps the plan's output, its changelog mode and its rowtime.
+//! a join of a windowed stream with its own per-window extreme becomes the rows holding
+//! it ([`crate::extreme`]), and a filter on a join's unique input may move into the join
+//! ([`crate::unique`]). Each rewrite keeps the plan's output, its changelog mode and its rowtime.
 
 use crate::binder::project;
 use crate::expr::Expr;
 use crate::join::make_join;
 use crate::plan::{JoinKind, JoinStrategy, Node, Plan};
 
-/// Applies the rewrites bottom-up.
+/// Applies the rewrites bottom-up, then moves filters into joins with a unique input where
+/// that lets them keep fewer rows ([`crate::unique::filter_into_unique_joins`]: last, as the
+/// other rewrites push filters down).
 pub fn optimize(plan: Plan) -> Plan {
-    crate::extreme::join_with_own_extreme(rewrite(map_inputs(plan, &mut optimize)))
+    crate::unique::filter_into_unique_joins(optimize_nodes(plan))
+}
+
+fn optimize_nodes(plan: Plan) -> Plan {
+    crate::extreme::join_with_own_extreme(rewrite(map_inputs(plan, &mut optimize_nodes)))
 }
 
 /// One rewrite at the top of `plan` (its inputs are already rewritten).

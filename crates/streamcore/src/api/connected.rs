@@ -5,7 +5,7 @@ use crate::data::{Data, Key};
 use crate::event_time::EventTime;
 use crate::join::{
     BroadcastOperator, BroadcastProcessFunction, Change, Either, IntervalJoinOperator,
-    JoinIndexing, JoinType, LateFrom, LateOutput, RegularJoin, TemporalJoinOperator,
+    JoinIndexing, JoinType, LateFrom, LateOutput, RegularJoin, TemporalJoinOperator, UniqueSides,
 };
 use crate::operator::OutputTag;
 use crate::window::Windows;
@@ -114,6 +114,7 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
         KeyedConnectedStreams {
             keyed: KeyedStream::new(left, key_fn).with_input(right.port),
             late: None,
+            unique: UniqueSides::default(),
         }
     }
 }
@@ -123,6 +124,8 @@ pub struct KeyedConnectedStreams<A, B, K, KF> {
     keyed: KeyedStream<Either<A, B>, K, KF>,
     /// Where the time-bound joins send late records ([`KeyedConnectedStreams::late_output`]).
     late: LateOutput<A, B>,
+    /// The sides with at most one row per key ([`KeyedConnectedStreams::unique_keys`]).
+    unique: UniqueSides,
 }
 
 impl<A, B, K, KF> KeyedConnectedStreams<A, B, K, KF>
@@ -137,7 +140,41 @@ where
         KeyedConnectedStreams {
             keyed: self.keyed.state_ttl(ttl),
             late: self.late,
+            unique: self.unique,
         }
+    }
+
+    /// Declares that no two rows of the left input (`left`) — or of the right input
+    /// (`right`) — have the same key: a primary key the join key contains, as the ids of
+    /// generated auctions. An inner join then keeps no row of the other side once it has met
+    /// that side's one row of its key (no second can come to match it): a bid arriving after
+    /// its auction is joined and not stored, and the bids that waited for the auction go
+    /// when it arrives. The pairs are the same; the state holds far fewer rows. Outer joins
+    /// ignore it (their unmatched rows are still withdrawn as rows arrive).
+    ///
+    /// The caller vouches for it: a second row of a key on a unique side would miss the rows
+    /// of the other side that came before it.
+    ///
+    /// ```
+    /// use streamcore::{Job, JobConfig};
+    /// let mut job = Job::new("auction-bids");
+    /// // (id, category) auctions, (auction, price) bids
+    /// let auctions = job.from_vec("auctions", vec![(1u32, 10i64), (2, 20)]);
+    /// let bids = job.from_vec("bids", vec![(1u32, 10i64), (1, 12), (2, 7), (3, 9)]);
+    /// let pairs = auctions
+    ///     .connect(bids)
+    ///     .key_by(|a| a.0, |b| b.0)
+    ///     .unique_keys(true, false)
+    ///     .inner_join_expiring(streamcore::join::NoExpiry, |a, b| (a.1, b.1))
+    ///     .collect();
+    /// job.run(JobConfig::default().parallelism(1)).unwrap();
+    /// let mut rows = streamcore::changelog::apply_to(pairs.take());
+    /// rows.sort();
+    /// assert_eq!(rows, vec![(10, 10), (10, 12), (20, 7)]);
+    /// ```
+    pub fn unique_keys(mut self, left: bool, right: bool) -> Self {
+        self.unique = UniqueSides { left, right };
+        self
     }
 
     /// Sends the records the join cannot take because they are behind the watermark to the
@@ -221,6 +258,7 @@ where
                 join,
                 expiry: crate::join::NoExpiry,
                 late: None,
+                unique: self.unique,
                 _t: std::marker::PhantomData,
             },
         );
@@ -281,6 +319,7 @@ where
                 },
                 expiry,
                 late: self.late,
+                unique: self.unique,
                 _t: std::marker::PhantomData,
             },
         )

@@ -18,7 +18,9 @@ pub use broadcast::BroadcastProcessFunction;
 pub(crate) use interval::IntervalJoinOperator;
 pub use interval::{JoinIndexing, SCAN_PER_INSERT, SCAN_SLACK};
 pub(crate) use regular::RegularJoin;
-pub use regular::{Change, JoinExpiry, JoinState, JoinType, NoExpiry, EXPIRY_TIMER_GRANULARITY_MS};
+pub use regular::{
+    Change, JoinExpiry, JoinState, JoinType, NoExpiry, UniqueSides, EXPIRY_TIMER_GRANULARITY_MS,
+};
 
 pub(crate) use temporal::TemporalJoinOperator;
 

@@ -117,6 +117,16 @@ impl<A, B> JoinExpiry<A, B> for NoExpiry {
     }
 }
 
+/// Which inputs of a join have at most one row per key
+/// ([`crate::api::KeyedConnectedStreams::unique_keys`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UniqueSides {
+    /// No two left rows share a key.
+    pub left: bool,
+    /// No two right rows share a key.
+    pub right: bool,
+}
+
 /// The regular join as a keyed process function over `Either<A, B>`.
 pub(crate) struct RegularJoin<A, B, O, F, X = NoExpiry> {
     pub(crate) kind: JoinType,
@@ -125,6 +135,9 @@ pub(crate) struct RegularJoin<A, B, O, F, X = NoExpiry> {
     pub(crate) expiry: X,
     /// Where late rows go (else they are dropped); counted either way.
     pub(crate) late: LateOutput<A, B>,
+    /// The sides with one row per key (inner joins only): a row of the other side that met
+    /// it is not kept.
+    pub(crate) unique: UniqueSides,
     pub(crate) _t: PhantomData<fn(A, B) -> O>,
 }
 
@@ -135,6 +148,7 @@ impl<A, B, O, F: Clone, X: Clone> Clone for RegularJoin<A, B, O, F, X> {
             join: self.join.clone(),
             expiry: self.expiry.clone(),
             late: self.late.clone(),
+            unique: self.unique,
             _t: PhantomData,
         }
     }
@@ -226,6 +240,10 @@ where
         out: &mut Output<Change<O>>,
     ) {
         let (kind, join, expiry) = (self.kind, &mut self.join, &self.expiry);
+        // A side with one row per key: once that row is here, no later row of the other side
+        // needs keeping, nor any that waited for it (an inner join's rows are final).
+        let inner = kind == JoinType::Inner;
+        let (left_unique, right_unique) = (inner && self.unique.left, inner && self.unique.right);
         // Bounded rows (inner joins only): a late row is dropped, a row no later row can
         // match joins what is stored but is not stored itself.
         let watermark = ctx.watermark();
@@ -266,8 +284,16 @@ where
                         out.emit(Change::Delete(join(None, Some(b))));
                     }
                 }
-                let until = expiry.left(&a);
-                store(&mut state.left, a, until, |r| expiry.left(r), watermark)
+                let met = !state.right.is_empty();
+                if left_unique {
+                    state.right.clear();
+                }
+                if right_unique && met {
+                    None
+                } else {
+                    let until = expiry.left(&a);
+                    store(&mut state.left, a, until, |r| expiry.left(r), watermark)
+                }
             }
             Either::Right(b) => {
                 if state.left.is_empty() {
@@ -284,8 +310,16 @@ where
                         out.emit(Change::Delete(join(Some(a), None)));
                     }
                 }
-                let until = expiry.right(&b);
-                store(&mut state.right, b, until, |r| expiry.right(r), watermark)
+                let met = !state.left.is_empty();
+                if right_unique {
+                    state.left.clear();
+                }
+                if left_unique && met {
+                    None
+                } else {
+                    let until = expiry.right(&b);
+                    store(&mut state.right, b, until, |r| expiry.right(r), watermark)
+                }
             }
         };
         if state.left.is_empty() && state.right.is_empty() {

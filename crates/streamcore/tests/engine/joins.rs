@@ -849,3 +849,112 @@ fn expiring_regular_join_sends_late_rows_to_its_late_output() {
     assert_eq!(late.len(), 2, "both stragglers: {late:?}");
     assert_eq!((counted, redirected), (2, 2));
 }
+
+/// Rows `(key, id)` with distinct keys out of `0..32`, in random order, ids from `base`.
+fn unique_rows(base: u32) -> impl Strategy<Value = Vec<(u8, u32)>> {
+    prop::sample::subsequence((0u8..32).collect::<Vec<_>>(), 0..32)
+        .prop_shuffle()
+        .prop_map(move |keys| {
+            keys.into_iter()
+                .enumerate()
+                .map(|(i, k)| (k, base + i as u32))
+                .collect()
+        })
+}
+
+/// Rows `(key, id)` with keys out of `0..32`, repeated at will, ids from `base`.
+fn any_rows(base: u32) -> impl Strategy<Value = Vec<(u8, u32)>> {
+    prop::collection::vec(0u8..32, 0..60).prop_map(move |keys| {
+        keys.into_iter()
+            .enumerate()
+            .map(|(i, k)| (k, base + i as u32))
+            .collect()
+    })
+}
+
+/// The inner join of `left` and `right` declared unique on the sides named, with a condition
+/// beyond the key that some pairs fail; its pairs, sorted, and the keys it keeps at the end.
+fn run_unique(
+    left: &[(u8, u32)],
+    right: &[(u8, u32)],
+    unique: (bool, bool),
+    p: usize,
+    batch: usize,
+) -> (Vec<(u32, u32)>, u64) {
+    let mut job = Job::new("unique");
+    let out = job
+        .from_vec("left", left.to_vec())
+        .connect(job.from_vec("right", right.to_vec()))
+        .key_by(|a| a.0, |b| b.0)
+        .unique_keys(unique.0, unique.1)
+        .inner_join_expiring(streamcore::join::NoExpiry, |a, b| {
+            ((a.1 + b.1) % 3 != 0, (a.1, b.1))
+        })
+        .collect();
+    let summary = job
+        .run(JobConfig::default().parallelism(p).batch_size(batch))
+        .unwrap();
+    let mut pairs: Vec<(u32, u32)> = streamcore::changelog::apply_to(out.take())
+        .into_iter()
+        .filter(|(pass, _)| *pass)
+        .map(|(_, pair)| pair)
+        .collect();
+    pairs.sort();
+    let kept = summary
+        .operators
+        .iter()
+        .filter(|o| o.name.starts_with("join#"))
+        .map(|o| o.state_keys)
+        .sum();
+    (pairs, kept)
+}
+
+fn nested_loop(left: &[(u8, u32)], right: &[(u8, u32)]) -> Vec<(u32, u32)> {
+    let mut pairs: Vec<(u32, u32)> = left
+        .iter()
+        .flat_map(|a| right.iter().map(move |b| (a, b)))
+        .filter(|(a, b)| a.0 == b.0 && (a.1 + b.1) % 3 != 0)
+        .map(|(a, b)| (a.1, b.1))
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// A side declared unique lets the join drop the other side's rows that met its row:
+    /// the pairs are still the nested loop's, whichever side is unique and however the two
+    /// inputs interleave.
+    #[test]
+    fn a_join_with_a_unique_side_equals_the_nested_loop(
+        unique_left in unique_rows(0),
+        unique_right in unique_rows(1000),
+        many in any_rows(2000),
+        sides in prop::sample::select(vec![(true, false), (false, true), (true, true)]),
+        p in 1usize..=3,
+        batch in prop::sample::select(vec![1usize, 4, 1024]),
+    ) {
+        let (left, right) = match sides {
+            (true, false) => (unique_left, many),
+            (false, true) => (many, unique_right),
+            _ => (unique_left, unique_right),
+        };
+        let (got, _) = run_unique(&left, &right, sides, p, batch);
+        prop_assert_eq!(got, nested_loop(&left, &right));
+    }
+}
+
+#[test]
+fn a_one_to_one_join_keeps_no_key_whose_two_rows_met() {
+    // Every key has one row on each side: once both came, nothing of the key is kept.
+    let left: Vec<(u8, u32)> = (0..32).map(|k| (k, k as u32)).collect();
+    let right: Vec<(u8, u32)> = (0..32).rev().map(|k| (k, 1000 + k as u32)).collect();
+    let (pairs, kept) = run_unique(&left, &right, (true, true), 2, 4);
+    assert_eq!(pairs, nested_loop(&left, &right));
+    assert_eq!(kept, 0, "no key kept");
+    // Undeclared, every row stays.
+    let (same, kept) = run_unique(&left, &right, (false, false), 2, 4);
+    assert_eq!(same, pairs);
+    assert_eq!(kept, 32);
+}
