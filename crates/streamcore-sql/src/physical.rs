@@ -7,7 +7,7 @@ use crate::aggregate::{RowAcc, RowAggregate};
 use crate::catalog::TableDef;
 use crate::connectors::{self, NexmarkKind, ScanCalc};
 use crate::error::PlanError;
-use crate::expr::{CmpOp, Expr};
+use crate::expr::{compare_truth, CmpOp, Expr};
 use crate::join;
 use crate::plan::{AggCall, JoinKind, JoinStrategy, Node, Plan, WindowKind};
 use std::sync::Arc;
@@ -2109,8 +2109,9 @@ fn pick(a: &Row, b: &Row, columns: &[usize]) -> Row {
 }
 
 /// A join's condition beyond its keys, tested on a pair before its row is built: its
-/// conjuncts over one side's columns on that side's row as it is, the others on a reused
-/// buffer holding clones of just the columns they read. The row — the joined row, or the
+/// conjuncts over one side's columns on that side's row as it is, comparisons of a column of
+/// each side on the two values where they are, the others on a reused buffer holding clones
+/// of just the columns they read. The row — the joined row, or the
 /// columns of it a projection fused into the join reads (`output`) — is built only if the
 /// pair may pass (or the test failed with an error, which the filter after the join then
 /// reports with the row; a condition that cannot fail has no such filter, and only such a
@@ -2121,7 +2122,10 @@ struct PairTest {
     left: Option<Arc<Expr>>,
     /// Over the right row (its own columns).
     right: Option<Arc<Expr>>,
-    /// Over the buffer of the joined row's columns `.1`, in that order.
+    /// Comparisons of a left column with a right column (`left op right`, the right column
+    /// numbered in the right row): read where they are, nothing cloned.
+    across: Arc<[(CmpOp, usize, usize)]>,
+    /// The rest, over the buffer of the joined row's columns `.1`, in that order.
     both: Option<(Arc<Expr>, Arc<[usize]>)>,
     buffer: Vec<Scalar>,
     widths: (usize, usize),
@@ -2138,9 +2142,23 @@ impl PairTest {
             e => vec![e.clone()],
         };
         let (mut left, mut right, mut both) = (Vec::new(), Vec::new(), Vec::new());
+        let mut across = Vec::new();
         for c in conjuncts {
             let mut cols = Vec::new();
             c.columns(&mut cols);
+            if let Expr::Cmp(op, a, b) = &c {
+                match (a.as_ref(), b.as_ref()) {
+                    (Expr::Column(a), Expr::Column(b)) if *a < n && *b >= n => {
+                        across.push((*op, *a, *b - n));
+                        continue;
+                    }
+                    (Expr::Column(a), Expr::Column(b)) if *b < n && *a >= n => {
+                        across.push((op.flipped(), *b, *a - n));
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
             if cols.iter().all(|&x| x < n) {
                 left.push(c);
             } else if cols.iter().all(|&x| x >= n) {
@@ -2165,6 +2183,7 @@ impl PairTest {
         PairTest {
             left: all(left),
             right: all(right),
+            across: across.into(),
             both: both.map(|e| (e, read.into())),
             buffer: Vec::new(),
             widths,
@@ -2180,6 +2199,11 @@ impl PairTest {
         };
         if fails(&self.left, &a.values) || fails(&self.right, &b.values) {
             return false;
+        }
+        for &(op, l, r) in self.across.iter() {
+            if compare_truth(op, &a.values[l], &b.values[r]) != Some(true) {
+                return false;
+            }
         }
         if let Some((e, read)) = &self.both {
             let n = self.widths.0;

@@ -8,12 +8,15 @@
 //! - `parse_nexmark`: the parser over the whole Nexmark corpus.
 //! - `extreme_rows`: the rewrite of a join with a window's own extreme, against the join.
 //! - `late_data`: late rows into late-data tables, read back.
+//! - `join_conditions`: a join's condition beyond its keys, tested in parts, against a nested
+//!   loop.
 //! - `join_expiry`: regular joins whose rows expire by their time bounds, watermarks mid-run.
 //! - `scan_pushdown`: filters and projections taken by the scans.
 //! - `rows_built_once`: rows built without a copy a projection would make.
 //! - `sql_kafka` (feature `kafka`): SQL tables on a real Kafka-protocol broker.
 
 mod extreme_rows;
+mod join_conditions;
 mod join_expiry;
 mod late_data;
 mod nexmark_equivalence;
