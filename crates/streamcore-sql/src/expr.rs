@@ -362,9 +362,9 @@ impl Expr {
     }
 
     /// True if evaluating the expression returns no error for any row: columns, constants,
-    /// comparisons, the connectives, `IS NULL`, `IN`, `LIKE`, `LOWER`/`UPPER` and regular
-    /// expressions compiled once, over such operands (anything else is taken to be able to
-    /// fail).
+    /// comparisons, the connectives, `IS NULL`, `IN`, `LIKE`, `CASE`, `LOWER`/`UPPER` and
+    /// regular expressions compiled once, over such operands (anything else is taken to be
+    /// able to fail).
     pub fn cannot_fail(&self) -> bool {
         match self {
             Expr::Column(_) | Expr::Literal(_) => true,
@@ -380,6 +380,12 @@ impl Expr {
                 | ScalarFunction::RegexpExtract(Some(_)),
                 args,
             ) => args.iter().all(Expr::cannot_fail),
+            Expr::Case(branches, otherwise) => {
+                otherwise.cannot_fail()
+                    && branches
+                        .iter()
+                        .all(|(when, then)| when.cannot_fail() && then.cannot_fail())
+            }
             Expr::Shared(_, e) => e.cannot_fail(),
             _ => false,
         }

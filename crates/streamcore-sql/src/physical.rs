@@ -1833,8 +1833,8 @@ struct JoinSpec {
     /// is built ([`PairTest`]; if it can fail, the caller's filter still runs on the rows
     /// that pass, and on those whose test failed with an error, which it then reports).
     residual: Option<Arc<Expr>>,
-    /// For an inner regular join without a residual: the columns of the joined row to emit
-    /// (a projection fused in, [`PhysicalPlanner::join_output`]).
+    /// For an inner regular join whose residual cannot fail: the columns of the joined row to
+    /// emit (a projection fused in, [`PhysicalPlanner::join_output`]).
     output: Option<Arc<[usize]>>,
     /// For an interval join: the inputs whose late rows go on (to their late-data tables).
     late: Option<LateFrom>,
@@ -2111,7 +2111,8 @@ fn pick(a: &Row, b: &Row, columns: &[usize]) -> Row {
 /// A join's condition beyond its keys, tested on a pair before its row is built: its
 /// conjuncts over one side's columns on that side's row as it is, comparisons of a column of
 /// each side on the two values where they are, the others on a reused buffer holding clones
-/// of just the columns they read. The row — the joined row, or the
+/// of just the columns they read (split so only when no conjunct can fail; else the whole
+/// condition, in the order written, on the buffer). The row — the joined row, or the
 /// columns of it a projection fused into the join reads (`output`) — is built only if the
 /// pair may pass (or the test failed with an error, which the filter after the join then
 /// reports with the row; a condition that cannot fail has no such filter, and only such a
@@ -2137,8 +2138,11 @@ impl PairTest {
     /// columns `output` of the passing pairs' joined rows (all, if `None`).
     fn new(residual: &Expr, widths: (usize, usize), output: Option<Arc<[usize]>>) -> Self {
         let n = widths.0;
+        // Tested apart and out of order only if no part can fail: a part that can is tested
+        // as written, after the parts before it (an error it raises is reported, not skipped
+        // because a later part was false).
         let conjuncts = match residual {
-            Expr::And(v) => v.clone(),
+            Expr::And(v) if residual.cannot_fail() => v.clone(),
             e => vec![e.clone()],
         };
         let (mut left, mut right, mut both) = (Vec::new(), Vec::new(), Vec::new());

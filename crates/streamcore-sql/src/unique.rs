@@ -107,9 +107,13 @@ fn scan_keys(table: &TableDef, columns: &[usize]) -> Vec<Vec<usize>> {
 /// every row of the other side that meets it — the pairs fail the moved condition, so no
 /// row is emitted that the filter would not have let through. Without the move those rows
 /// were kept for the rest of the job (one stored row per key against all of the other
-/// side's). Only conditions that cannot fail move (no row's error moves with them), that
-/// are deterministic, and that read only columns the input passes on as they are; the rest
-/// of the filter stays where it was (a `nexmark` scan's `event_type = k` among them).
+/// side's). Deterministic conditions move that read only columns the input passes on as they
+/// are, and only if nothing the filter guarded can fail — the filter itself, the projection
+/// above it, a scan's computed columns below it — so that no row the filter removed is now
+/// reported as an error; the rest of the filter stays where it was, a `nexmark` scan's
+/// `event_type = k` always (the scan makes only that kind). The other side's own filters are
+/// not weighed: a filter keeping few of its rows makes the move a loss (every failing row of
+/// the unique side kept, to spare few rows).
 pub fn filter_into_unique_joins(plan: Plan) -> Plan {
     let plan = crate::rules::map_inputs(plan, &mut filter_into_unique_joins);
     let Plan {
@@ -180,8 +184,8 @@ fn move_into_join(left: Plan, right: Plan, on: Expr) -> (Plan, Plan, Expr) {
     (left, right, on)
 }
 
-/// `input` without the comparisons of its top filter (under a projection, if any) that can
-/// move into the join's condition, and those comparisons over `input`'s output columns —
+/// `input` without the conditions of its top filter (under a projection, if any) that can
+/// move into the join's condition, and those conditions over `input`'s output columns —
 /// if `input` without them is still unique on the join key `keys`; else `input` as it is.
 fn without_movable_filter(input: Plan, keys: &[Expr]) -> (Plan, Vec<Expr>) {
     // The filter, and where its input's columns are in `input`'s output.
@@ -209,6 +213,35 @@ fn without_movable_filter(input: Plan, keys: &[Expr]) -> (Plan, Vec<Expr>) {
     else {
         unreachable!("a filter")
     };
+    // Rows the filter removed now reach what it guarded: the rest of its conditions (an
+    // `AND` stops at the first false), the projection above, and the computed columns of a
+    // scan below (made only for the rows its fused filter keeps). None of it may fail, or a
+    // row the filter removed could now be reported as an error.
+    let projected = match &input.node {
+        Node::Project { exprs, .. } => exprs.as_slice(),
+        _ => &[],
+    };
+    let computed_safe = match &unfiltered.node {
+        Node::Scan { table, columns } => columns.iter().all(|&c| match &table.columns[c].kind {
+            ColumnSource::Computed(e) => e.cannot_fail(),
+            _ => true,
+        }),
+        _ => true,
+    };
+    if !predicate.cannot_fail() || !projected.iter().all(Expr::cannot_fail) || !computed_safe {
+        return (input, Vec::new());
+    }
+    // A `nexmark` scan's `event_type`: the scan makes only the kind its filter keeps.
+    let event_type = match &unfiltered.node {
+        Node::Scan { table, columns }
+            if table.options.get("connector").map(String::as_str) == Some("nexmark") =>
+        {
+            columns
+                .iter()
+                .position(|&c| table.columns[c].name == "event_type")
+        }
+        _ => None,
+    };
     let conjuncts = match predicate {
         Expr::And(v) => v.clone(),
         e => vec![e.clone()],
@@ -217,8 +250,9 @@ fn without_movable_filter(input: Plan, keys: &[Expr]) -> (Plan, Vec<Expr>) {
         let mut cols = Vec::new();
         c.columns(&mut cols);
         !cols.is_empty()
-            && cols.iter().all(|&i| outputs[i].is_some())
-            && c.cannot_fail()
+            && cols
+                .iter()
+                .all(|&i| outputs[i].is_some() && Some(i) != event_type)
             && c.is_deterministic()
     };
     let (moved, kept): (Vec<Expr>, Vec<Expr>) = conjuncts.into_iter().partition(movable);

@@ -40,6 +40,11 @@ fn table(name: &str, rows: &[Rec]) -> String {
 }
 
 fn query(sql: &str, l: &[Rec], r: &[Rec]) -> Vec<String> {
+    query_result(sql, l, r).unwrap()
+}
+
+/// The rows of `sql`, or the job's error.
+fn query_result(sql: &str, l: &[Rec], r: &[Rec]) -> Result<Vec<String>, String> {
     let mut session = Session::new();
     session
         .execute_script(&format!("{}{}", table("l", l), table("r", r)))
@@ -49,9 +54,10 @@ fn query(sql: &str, l: &[Rec], r: &[Rec]) -> Vec<String> {
         panic!("a query")
     };
     let config = JobConfig::default().parallelism(2).batch_size(3);
-    let mut rows = crate::texts(apply_to(session.collect(plan, config).unwrap()));
+    let changes = session.collect(plan, config).map_err(|e| e.to_string())?;
+    let mut rows = crate::texts(apply_to(changes));
     rows.sort();
-    rows
+    Ok(rows)
 }
 
 /// `a op b` in SQL: unknown (`None`) with a NULL operand.
@@ -64,26 +70,36 @@ fn cmp(a: Option<i64>, b: Option<i64>, f: fn(i64, i64) -> bool) -> Option<bool> 
 /// so a part that lets an unknown through is seen). The parts cannot fail: tested on the pair
 /// alone, no filter after the join.
 fn passes(a: &Rec, b: &Rec) -> bool {
+    parts(a, b).iter().all(|p| *p == Some(true))
+}
+
+/// The truth of each part of [`CONDITION`] for the pair.
+fn parts(a: &Rec, b: &Rec) -> [Option<bool>; 4] {
     let or = |p: Option<bool>, q: Option<bool>| match (p, q) {
         (Some(true), _) | (_, Some(true)) => Some(true),
         (Some(false), Some(false)) => Some(false),
         _ => None,
     };
-    let parts = [
+    [
         cmp(a.1, b.2, |p, q| p < q),
         Some(a.2.is_some()),
         cmp(b.1, Some(2), |p, q| p != q),
         or(cmp(a.2, b.1, |p, q| p > q), Some(a.0 == 0)),
-    ];
-    parts.iter().all(|p| *p == Some(true))
+    ]
 }
 
 const CONDITION: &str = "l.x < r.y AND l.y IS NOT NULL AND r.x <> 2 AND (l.y > r.x OR l.k = 0)";
 
-/// [`passes`] and `l.y + r.x > 3`: arithmetic may fail (overflow), so the joined rows are
-/// tested again after the join, where an error would be reported.
-fn passes_with_sum(a: &Rec, b: &Rec) -> bool {
-    passes(a, b) && cmp(a.2.and_then(|p| b.1.map(|q| p + q)), Some(3), |p, q| p > q) == Some(true)
+/// Whether `l.y / r.x > 0 AND ` [`CONDITION`] fails on the pair: `AND` tests its parts in
+/// the order written when one can fail (here the division by a zero `r.x`), so the division
+/// runs first, whatever the later parts are.
+fn divides_by_zero(a: &Rec, b: &Rec) -> bool {
+    a.2.is_some() && b.1 == Some(0)
+}
+
+/// [`passes`] and `l.y / r.x > 0`.
+fn passes_with_quotient(a: &Rec, b: &Rec) -> bool {
+    passes(a, b) && cmp(a.2.zip(b.1).map(|(p, q)| p / q), Some(0), |p, q| p > q) == Some(true)
 }
 
 fn show(v: Option<i64>) -> String {
@@ -127,17 +143,31 @@ proptest! {
             .collect();
         expected.sort();
         prop_assert_eq!(query(&sql, &l, &r), expected);
-        // A part that may fail: tested on the pair, then again on the joined row.
-        let mut expected: Vec<String> = l
-            .iter()
-            .flat_map(|a| r.iter().map(move |b| (a, b)))
-            .filter(|(a, b)| a.0 == b.0 && passes_with_sum(a, b))
-            .map(|(a, b)| format!("{} {}", show(a.1), show(b.1)))
-            .collect();
-        expected.sort();
+        // A part that may fail, written first: the whole condition tested in the order
+        // written, on the pair and again on the joined row, where a division by zero is
+        // reported (the job fails) — not hidden by a later part that is false.
+        let pairs = || {
+            l.iter()
+                .flat_map(|a| r.iter().map(move |b| (a, b)))
+                .filter(|(a, b)| a.0 == b.0)
+        };
         let sql = format!(
-            "SELECT l.x, r.x FROM l JOIN r ON l.k = r.k AND {CONDITION} AND l.y + r.x > 3"
+            "SELECT l.x, r.x FROM l JOIN r ON l.k = r.k AND l.y / r.x > 0 AND {CONDITION}"
         );
-        prop_assert_eq!(query(&sql, &l, &r), expected);
+        let got = query_result(&sql, &l, &r);
+        if pairs().any(|(a, b)| divides_by_zero(a, b)) {
+            prop_assert!(
+                got.as_ref().is_err_and(|e| e.contains("division by zero")),
+                "{:?}",
+                got
+            );
+        } else {
+            let mut expected: Vec<String> = pairs()
+                .filter(|(a, b)| passes_with_quotient(a, b))
+                .map(|(a, b)| format!("{} {}", show(a.1), show(b.1)))
+                .collect();
+            expected.sort();
+            prop_assert_eq!(got, Ok(expected));
+        }
     }
 }

@@ -149,8 +149,10 @@ where
     /// generated auctions. An inner join then keeps no row of the other side once it has met
     /// that side's one row of its key (no second can come to match it): a bid arriving after
     /// its auction is joined and not stored, and the bids that waited for the auction go
-    /// when it arrives. The pairs are the same; the state holds far fewer rows. Outer joins
-    /// ignore it (their unmatched rows are still withdrawn as rows arrive).
+    /// when it arrives. The pairs are the same; the state holds far fewer rows. Only the inner
+    /// regular joins (`join(JoinType::Inner, …)`, `inner_join_expiring`) use it: outer joins
+    /// ignore it (their unmatched rows are still withdrawn as rows arrive), and so do the
+    /// interval, window and temporal joins (their state is bounded by time already).
     ///
     /// The caller vouches for it: a second row of a key on a unique side would miss the rows
     /// of the other side that came before it.
@@ -225,7 +227,8 @@ where
     /// Regular join over the whole (unbounded) inputs: every pair of rows with equal keys,
     /// plus — for outer joins — unmatched rows padded with `None`. The result is a changelog:
     /// a padded row is withdrawn (`Change::Delete`) when its first partner arrives. State grows
-    /// with the number of rows per key unless `state_ttl` bounds it.
+    /// with the number of rows per key unless `state_ttl` bounds it (or, for an inner join, a
+    /// side declared unique: [`KeyedConnectedStreams::unique_keys`]).
     ///
     /// ```
     /// use streamcore::{Job, JobConfig};

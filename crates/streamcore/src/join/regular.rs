@@ -2,6 +2,8 @@
 //! inputs, emitting a changelog: an outer-join row padded with `None` is retracted when its
 //! first partner arrives, so a downstream aggregate over the changelog stays correct.
 //! State lives until the key is untouched for the state TTL (`state_ttl`), if one is set.
+//! An inner join told that a side has one row per key ([`UniqueSides`]) keeps no row of the
+//! other side once it met that row.
 //!
 //! An inner join whose condition bounds one side's event time by the other side's row
 //! (`bid.t <= auction.expires`) can also drop rows by the watermark ([`JoinExpiry`]): a row

@@ -945,6 +945,67 @@ proptest! {
     }
 }
 
+/// As [`run_unique`], the two inputs read from one reader in the order of `records` (`true`:
+/// a left row), a record at a time at parallelism 1: the join meets them in that order.
+fn run_unique_in_order(records: &[(bool, u8, u32)], unique: (bool, bool)) -> Vec<(u32, u32)> {
+    let mut job = Job::new("unique-in-order");
+    let both = job.from_vec("both", records.to_vec());
+    let left = both.clone().filter(|r| r.0).map(|r| (r.1, r.2));
+    let right = both.filter(|r| !r.0).map(|r| (r.1, r.2));
+    let out = left
+        .connect(right)
+        .key_by(|a| a.0, |b| b.0)
+        .unique_keys(unique.0, unique.1)
+        .inner_join_expiring(streamcore::join::NoExpiry, |a, b| {
+            ((a.1 + b.1) % 3 != 0, (a.1, b.1))
+        })
+        .collect();
+    job.run(JobConfig::default().parallelism(1).batch_size(1))
+        .unwrap();
+    let mut pairs: Vec<(u32, u32)> = streamcore::changelog::apply_to(out.take())
+        .into_iter()
+        .filter(|(pass, _)| *pass)
+        .map(|(_, pair)| pair)
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// The same in an order the test chooses: a unique side's row before, between and after
+    /// the other side's rows of its key.
+    #[test]
+    fn a_join_with_a_unique_side_equals_the_nested_loop_in_any_order(
+        (left, right, records) in (unique_rows(0), any_rows(2000))
+            .prop_flat_map(|(left, right)| {
+                let records: Vec<(bool, u8, u32)> = left
+                    .iter()
+                    .map(|&(k, id)| (true, k, id))
+                    .chain(right.iter().map(|&(k, id)| (false, k, id)))
+                    .collect();
+                (Just(left), Just(right), Just(records).prop_shuffle())
+            }),
+        both_unique in any::<bool>(),
+    ) {
+        // With both declared unique, the right rows are made unique too (first of each key).
+        let (right, records) = if both_unique {
+            let mut seen = std::collections::HashSet::new();
+            let firsts: Vec<(u8, u32)> = right.into_iter().filter(|r| seen.insert(r.0)).collect();
+            let kept: Vec<(bool, u8, u32)> = records
+                .into_iter()
+                .filter(|r| r.0 || firsts.contains(&(r.1, r.2)))
+                .collect();
+            (firsts, kept)
+        } else {
+            (right, records)
+        };
+        let got = run_unique_in_order(&records, (true, both_unique));
+        prop_assert_eq!(got, nested_loop(&left, &right));
+    }
+}
+
 #[test]
 fn a_one_to_one_join_keeps_no_key_whose_two_rows_met() {
     // Every key has one row on each side: once both came, nothing of the key is kept.
