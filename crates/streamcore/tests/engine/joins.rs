@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use std::collections::HashSet;
 use std::time::Duration;
-use streamcore::join::{Either, JoinIndexing, LateFrom};
+use streamcore::join::{Change, Either, JoinIndexing, LateFrom};
 use streamcore::window::Windows;
 use streamcore::OutputTag;
 use streamcore::{Job, JobConfig, Stream, Timestamp, WatermarkStrategy};
@@ -873,7 +873,33 @@ fn any_rows(base: u32) -> impl Strategy<Value = Vec<(u8, u32)>> {
 }
 
 /// The inner join of `left` and `right` declared unique on the sides named, with a condition
-/// beyond the key that some pairs fail; its pairs, sorted, and the keys it keeps at the end.
+/// beyond the key that some pairs fail (`.0` of each result).
+fn unique_join(
+    left: Stream<(u8, u32)>,
+    right: Stream<(u8, u32)>,
+    unique: (bool, bool),
+) -> Stream<Change<(bool, (u32, u32))>> {
+    left.connect(right)
+        .key_by(|a| a.0, |b| b.0)
+        .unique_keys(unique.0, unique.1)
+        .inner_join_expiring(streamcore::join::NoExpiry, |a, b| {
+            ((a.1 + b.1) % 3 != 0, (a.1, b.1))
+        })
+}
+
+/// The pairs of [`unique_join`]'s changes that passed its condition, sorted.
+fn passing(changes: Vec<Change<(bool, (u32, u32))>>) -> Vec<(u32, u32)> {
+    let mut pairs: Vec<(u32, u32)> = streamcore::changelog::apply_to(changes)
+        .into_iter()
+        .filter(|(pass, _)| *pass)
+        .map(|(_, pair)| pair)
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+/// [`unique_join`] of `left` and `right` from two readers; its pairs and the keys it keeps at
+/// the end.
 fn run_unique(
     left: &[(u8, u32)],
     right: &[(u8, u32)],
@@ -882,31 +908,21 @@ fn run_unique(
     batch: usize,
 ) -> (Vec<(u32, u32)>, u64) {
     let mut job = Job::new("unique");
-    let out = job
-        .from_vec("left", left.to_vec())
-        .connect(job.from_vec("right", right.to_vec()))
-        .key_by(|a| a.0, |b| b.0)
-        .unique_keys(unique.0, unique.1)
-        .inner_join_expiring(streamcore::join::NoExpiry, |a, b| {
-            ((a.1 + b.1) % 3 != 0, (a.1, b.1))
-        })
-        .collect();
+    let (l, r) = (
+        job.from_vec("left", left.to_vec()),
+        job.from_vec("right", right.to_vec()),
+    );
+    let out = unique_join(l, r, unique).collect();
     let summary = job
         .run(JobConfig::default().parallelism(p).batch_size(batch))
         .unwrap();
-    let mut pairs: Vec<(u32, u32)> = streamcore::changelog::apply_to(out.take())
-        .into_iter()
-        .filter(|(pass, _)| *pass)
-        .map(|(_, pair)| pair)
-        .collect();
-    pairs.sort();
     let kept = summary
         .operators
         .iter()
         .filter(|o| o.name.starts_with("join#"))
         .map(|o| o.state_keys)
         .sum();
-    (pairs, kept)
+    (passing(out.take()), kept)
 }
 
 fn nested_loop(left: &[(u8, u32)], right: &[(u8, u32)]) -> Vec<(u32, u32)> {
@@ -945,30 +961,17 @@ proptest! {
     }
 }
 
-/// As [`run_unique`], the two inputs read from one reader in the order of `records` (`true`:
-/// a left row), a record at a time at parallelism 1: the join meets them in that order.
+/// [`unique_join`] of two inputs read from one reader in the order of `records` (`true`: a
+/// left row), a record at a time at parallelism 1: the join meets them in that order.
 fn run_unique_in_order(records: &[(bool, u8, u32)], unique: (bool, bool)) -> Vec<(u32, u32)> {
     let mut job = Job::new("unique-in-order");
     let both = job.from_vec("both", records.to_vec());
     let left = both.clone().filter(|r| r.0).map(|r| (r.1, r.2));
     let right = both.filter(|r| !r.0).map(|r| (r.1, r.2));
-    let out = left
-        .connect(right)
-        .key_by(|a| a.0, |b| b.0)
-        .unique_keys(unique.0, unique.1)
-        .inner_join_expiring(streamcore::join::NoExpiry, |a, b| {
-            ((a.1 + b.1) % 3 != 0, (a.1, b.1))
-        })
-        .collect();
+    let out = unique_join(left, right, unique).collect();
     job.run(JobConfig::default().parallelism(1).batch_size(1))
         .unwrap();
-    let mut pairs: Vec<(u32, u32)> = streamcore::changelog::apply_to(out.take())
-        .into_iter()
-        .filter(|(pass, _)| *pass)
-        .map(|(_, pair)| pair)
-        .collect();
-    pairs.sort();
-    pairs
+    passing(out.take())
 }
 
 proptest! {
