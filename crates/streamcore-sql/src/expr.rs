@@ -1083,6 +1083,29 @@ pub fn parse_timestamp_ms(s: &str) -> Option<i64> {
 mod tests {
     use super::*;
 
+    /// A `CASE` cannot fail when none of its conditions and values can: a division in any
+    /// of them can (by zero).
+    #[test]
+    fn a_case_cannot_fail_when_none_of_its_parts_can() {
+        let x = || Box::new(Expr::Column(0));
+        let when = Expr::Cmp(CmpOp::Gt, x(), Box::new(Expr::Literal(Scalar::Int(0))));
+        let quotient = Expr::Arith(
+            ArithOp::Div,
+            Box::new(Expr::Literal(Scalar::Int(1))),
+            x(),
+            SqlType::Data(DataType::BigInt),
+        );
+        let case = |when: Expr, then: Expr, otherwise: Expr| {
+            Expr::Case(vec![(when, then)], Box::new(otherwise))
+        };
+        let zero = || Expr::Literal(Scalar::Int(0));
+        assert!(case(when.clone(), Expr::Column(0), zero()).cannot_fail());
+        assert!(!case(when.clone(), quotient.clone(), zero()).cannot_fail());
+        assert!(!case(when.clone(), zero(), quotient.clone()).cannot_fail());
+        let failing_when = Expr::Cmp(CmpOp::Gt, Box::new(quotient), Box::new(zero()));
+        assert!(!case(failing_when, zero(), zero()).cannot_fail());
+    }
+
     /// `AND`/`OR` operands that cannot fail are evaluated cheapest first; with an operand that
     /// can fail (a division) the written order stays; the truth value is the same either way.
     #[test]

@@ -19,6 +19,7 @@ use crate::connectors::{nexmark_fields, NexmarkField};
 use crate::expr::{CmpOp, Expr};
 use crate::join::{expiry_bounds, split};
 use crate::plan::{JoinKind, JoinStrategy, Node, Plan};
+use streamcore::row::Scalar;
 
 /// The unique keys of `plan` — each a set of its output columns — if it is append-only.
 ///
@@ -110,8 +111,8 @@ fn scan_keys(table: &TableDef, columns: &[usize]) -> Vec<Vec<usize>> {
 /// were kept for the rest of the job (one stored row per key against all of the other
 /// side's). Deterministic conditions move that read only columns the input passes on as they
 /// are, and only if nothing the filter guarded can fail — the filter itself, the projection
-/// above it, a scan's computed columns below it — so that no row the filter removed is now
-/// reported as an error; the rest of the filter stays where it was, a `nexmark` scan's
+/// above it, a scan's computed columns below it, and the join's own condition — so that no
+/// row the filter removed is now reported as an error; the rest of the filter stays where it was, a `nexmark` scan's
 /// `event_type = k` always (the scan makes only that kind).
 pub fn filter_into_unique_joins(plan: Plan) -> Plan {
     let plan = crate::rules::map_inputs(plan, &mut filter_into_unique_joins);
@@ -155,7 +156,13 @@ pub fn filter_into_unique_joins(plan: Plan) -> Plan {
 fn move_into_join(left: Plan, right: Plan, on: Expr) -> (Plan, Plan, Expr) {
     let n = left.fields.len();
     let bounds = expiry_bounds(JoinKind::Inner, &JoinStrategy::Regular, &on, &left, &right);
-    let (lk, rk): (Vec<Expr>, Vec<Expr>) = split(&on, &left, &right).keys.into_iter().unzip();
+    let cond = split(&on, &left, &right);
+    // The join's own condition runs on the pairs of the rows the filter removed: it may not
+    // fail either (the moved parts come after it).
+    if !cond.residual.iter().all(Expr::cannot_fail) {
+        return (left, right, on);
+    }
+    let (lk, rk): (Vec<Expr>, Vec<Expr>) = cond.keys.into_iter().unzip();
     // The right input, if the left rows are kept without bound and are a whole stream of
     // events, not entities.
     let (right, moved) = match bounds.left.is_empty() && whole_event_stream(&left) {
@@ -185,43 +192,62 @@ fn move_into_join(left: Plan, right: Plan, on: Expr) -> (Plan, Plan, Expr) {
 }
 
 /// Whether `plan` is a stream of events read whole: projections and filters over a scan, the
-/// filters selecting no more than a `nexmark` scan's kind of events (`event_type = k`), and no
-/// unique key (entities — people, auctions — have ids, and few rows per key of the join).
-/// Such a stream may have any number of rows per key; a filtered one may have few, and then
-/// a moved filter would keep more rows (one per failing key of the unique side) than it
-/// spares.
+/// filters choosing no more than a `nexmark` scan's kind (`event_type = k`, an integer), and
+/// not of entities — no unique key, no declared primary key, and not the generator's people
+/// or auctions (`event_type` 0 or 1, or the table's `kind`), which have ids even where a
+/// projection dropped them. Events may have any number of rows per key; entities or a
+/// filtered stream may have few, and then a moved filter would keep more rows (one per
+/// failing key of the unique side) than it spares.
 fn whole_event_stream(plan: &Plan) -> bool {
-    fn read_whole(plan: &Plan) -> bool {
+    /// The scan under `plan` read whole, and the event kind its filter chooses, if any.
+    fn read_whole(plan: &Plan) -> Option<(&TableDef, Option<i64>)> {
         match &plan.node {
-            Node::Scan { .. } => true,
+            Node::Scan { table, .. } => Some((table, None)),
             Node::Project { input, .. } => read_whole(input),
             Node::Filter { input, predicate } => {
                 let Node::Scan { table, columns } = &input.node else {
-                    return false;
+                    return None;
                 };
                 let event_type = columns
                     .iter()
                     .position(|&c| table.columns[c].name == "event_type")
                     .filter(|_| {
                         table.options.get("connector").map(String::as_str) == Some("nexmark")
-                    });
+                    })?;
                 let conjuncts = match predicate {
                     Expr::And(v) => v.as_slice(),
                     p => std::slice::from_ref(p),
                 };
-                conjuncts.iter().all(|c| match c {
-                    Expr::Cmp(CmpOp::Eq, a, b) => matches!(
-                        (a.as_ref(), b.as_ref()),
-                        (Expr::Column(i), Expr::Literal(_)) | (Expr::Literal(_), Expr::Column(i))
-                            if Some(*i) == event_type
-                    ),
-                    _ => false,
-                })
+                let mut kind = None;
+                for c in conjuncts {
+                    let Expr::Cmp(CmpOp::Eq, a, b) = c else {
+                        return None;
+                    };
+                    match (a.as_ref(), b.as_ref()) {
+                        (Expr::Column(i), Expr::Literal(Scalar::Int(k)))
+                        | (Expr::Literal(Scalar::Int(k)), Expr::Column(i))
+                            if *i == event_type =>
+                        {
+                            kind = Some(*k)
+                        }
+                        _ => return None,
+                    }
+                }
+                Some((table, kind))
             }
-            _ => false,
+            _ => None,
         }
     }
-    read_whole(plan) && unique_keys(plan).is_empty()
+    let Some((table, kind)) = read_whole(plan) else {
+        return false;
+    };
+    let entities = match table.options.get("kind").map(String::as_str) {
+        Some("person" | "auction") => true,
+        Some(_) => false,
+        None => matches!(kind, Some(0 | 1)),
+    };
+    let nexmark = table.options.get("connector").map(String::as_str) == Some("nexmark");
+    unique_keys(plan).is_empty() && table.primary_key.is_empty() && !(nexmark && entities)
 }
 
 /// `input` without the conditions of its top filter (under a projection, if any) that can
