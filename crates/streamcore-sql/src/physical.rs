@@ -2113,9 +2113,9 @@ fn pick(a: &Row, b: &Row, columns: &[usize]) -> Row {
 /// each side on the two values where they are, the others on a reused buffer holding clones
 /// of just the columns they read. It is split so only when no conjunct can fail; else the
 /// whole condition is one part, tested in the order written (on its side's row if it reads
-/// one side, in place if it is one comparison across, else on the buffer). The row — the joined row, or the
-/// columns of it a projection fused into the join reads (`output`) — is built only if the
-/// pair may pass (or the test failed with an error, which the filter after the join then
+/// one side, in place if it is one comparison across, else on the buffer). The row — the
+/// joined row, or the columns of it a projection fused into the join reads (`output`) — is
+/// built only if the pair may pass (or the test failed with an error, which the filter after the join then
 /// reports with the row; a condition that cannot fail has no such filter, and only such a
 /// condition is tested in a join with a fused projection).
 #[derive(Clone)]

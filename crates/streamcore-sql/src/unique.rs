@@ -112,8 +112,8 @@ fn scan_keys(table: &TableDef, columns: &[usize]) -> Vec<Vec<usize>> {
 /// side's). Deterministic conditions move that read only columns the input passes on as they
 /// are, and only if nothing the filter guarded can fail — the filter itself, the projection
 /// above it, a scan's computed columns below it, and the join's own condition — so that no
-/// row the filter removed is now reported as an error; the rest of the filter stays where it was, a `nexmark` scan's
-/// `event_type = k` always (the scan makes only that kind).
+/// row the filter removed is now reported as an error; the rest of the filter stays where it
+/// was, a `nexmark` scan's `event_type = k` always (the scan makes only that kind).
 pub fn filter_into_unique_joins(plan: Plan) -> Plan {
     let plan = crate::rules::map_inputs(plan, &mut filter_into_unique_joins);
     let Plan {

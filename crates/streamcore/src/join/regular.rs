@@ -210,6 +210,28 @@ fn store<T>(
     }
 }
 
+/// After `row` met the `others` of its key: with its side unique (`sides.0`), the others met
+/// their one partner and go; with the others' side unique (`sides.1`) and one of them here,
+/// `row` met its one partner and is not kept. Else `keep` stores it among `mine` (returning
+/// the timer to set, as [`store`]).
+fn keep_after_meeting<T, U>(
+    mine: &mut Vec<T>,
+    others: &mut Vec<U>,
+    row: T,
+    (mine_unique, others_unique): (bool, bool),
+    keep: impl FnOnce(&mut Vec<T>, T) -> Option<i64>,
+) -> Option<i64> {
+    let met = !others.is_empty();
+    if mine_unique {
+        others.clear();
+    }
+    if others_unique && met {
+        None
+    } else {
+        keep(mine, row)
+    }
+}
+
 /// Drops the prefix of `rows` (ordered by their bounds) that the watermark has passed.
 fn drop_passed<T>(
     rows: &mut Vec<T>,
@@ -286,16 +308,11 @@ where
                         out.emit(Change::Delete(join(None, Some(b))));
                     }
                 }
-                let met = !state.right.is_empty();
-                if left_unique {
-                    state.right.clear();
-                }
-                if right_unique && met {
-                    None
-                } else {
-                    let until = expiry.left(&a);
-                    store(&mut state.left, a, until, |r| expiry.left(r), watermark)
-                }
+                let until = expiry.left(&a);
+                let sides = (left_unique, right_unique);
+                keep_after_meeting(&mut state.left, &mut state.right, a, sides, |rows, a| {
+                    store(rows, a, until, |r| expiry.left(r), watermark)
+                })
             }
             Either::Right(b) => {
                 if state.left.is_empty() {
@@ -312,16 +329,11 @@ where
                         out.emit(Change::Delete(join(Some(a), None)));
                     }
                 }
-                let met = !state.left.is_empty();
-                if right_unique {
-                    state.left.clear();
-                }
-                if left_unique && met {
-                    None
-                } else {
-                    let until = expiry.right(&b);
-                    store(&mut state.right, b, until, |r| expiry.right(r), watermark)
-                }
+                let until = expiry.right(&b);
+                let sides = (right_unique, left_unique);
+                keep_after_meeting(&mut state.right, &mut state.left, b, sides, |rows, b| {
+                    store(rows, b, until, |r| expiry.right(r), watermark)
+                })
             }
         };
         if state.left.is_empty() && state.right.is_empty() {
