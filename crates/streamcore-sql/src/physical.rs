@@ -78,6 +78,10 @@ pub struct PhysicalPlanner<'j> {
     /// [`PhysicalPlanner::survey`]): a join read by one projection of its columns emits the
     /// projected rows itself.
     join_consumers: std::collections::HashMap<String, usize>,
+    /// The updating operators (by [`Plan::reuse_key`]) that emit `+U` without `-U`: each
+    /// feeds, through projections only, a sink that needs no `-U`
+    /// ([`PhysicalPlanner::skip_update_before`]).
+    without_update_before: std::collections::HashSet<String>,
 }
 
 /// A source read once for several scans: its scans (each shaped in the reader) and the
@@ -173,6 +177,7 @@ impl<'j> PhysicalPlanner<'j> {
             fan_outs: Default::default(),
             last_column_unread: Default::default(),
             join_consumers: Default::default(),
+            without_update_before: Default::default(),
         }
     }
 
@@ -337,18 +342,49 @@ impl<'j> PhysicalPlanner<'j> {
         }
     }
 
+    /// Shows the planner each plan of the job with whether its sink needs `-U` (see
+    /// [`crate::session::needs_update_before`]). The updating operator of a plan whose sink
+    /// does not ([`Plan::update_source`]: a group aggregate, a ranked Top-N or a
+    /// deduplication, under projections only) then emits `+U` alone, as Flink plans for such
+    /// a sink — unless its sub-plan occurs again anywhere in the job (a reused stream may feed
+    /// a consumer that needs `-U`).
+    pub fn skip_update_before<'p>(&mut self, plans: impl IntoIterator<Item = (&'p Plan, bool)>) {
+        fn count(plan: &Plan, counts: &mut std::collections::HashMap<String, usize>) {
+            *counts.entry(plan.reuse_key()).or_default() += 1;
+            for input in plan.inputs() {
+                count(input, counts);
+            }
+        }
+        let plans: Vec<(&Plan, bool)> = plans.into_iter().collect();
+        let mut counts = std::collections::HashMap::new();
+        for (plan, _) in &plans {
+            count(plan, &mut counts);
+        }
+        for (plan, needs_update_before) in plans {
+            let Some(source) = plan.update_source().filter(|_| !needs_update_before) else {
+                continue;
+            };
+            let key = source.reuse_key();
+            if counts.get(&key) == Some(&1) {
+                self.without_update_before.insert(key);
+            }
+        }
+    }
+
     /// Plans `plan`; a sub-plan planned before is not planned again, its stream is reused.
     pub fn build(&mut self, plan: &Plan) -> Result<SqlStream, PlanError> {
         let key = plan.reuse_key();
         if let Some(stream) = self.sub_plans.get(&key) {
             return Ok(stream.clone());
         }
-        let stream = self.build_node(plan)?;
+        let update_before = !self.without_update_before.contains(&key);
+        let stream = self.build_node(plan, update_before)?;
         self.sub_plans.insert(key, stream.clone());
         Ok(stream)
     }
 
-    fn build_node(&mut self, plan: &Plan) -> Result<SqlStream, PlanError> {
+    /// Plans one node (`update_before`: whether its updates carry `-U`).
+    fn build_node(&mut self, plan: &Plan, update_before: bool) -> Result<SqlStream, PlanError> {
         match &plan.node {
             Node::Scan { table, columns } if plan.updating => {
                 let uid = self.uid(&format!("src:{}", table.name), plan);
@@ -566,6 +602,7 @@ impl<'j> PhysicalPlanner<'j> {
                         .with_key_columns(&cols[..*keys]),
                     ttl: self.state_ttl,
                     mini_batch: self.mini_batch,
+                    update_before,
                     uid: self.uid("group-agg", plan),
                 };
                 // One or two key columns are the key itself (no row allocated per record).
@@ -906,17 +943,15 @@ impl<'j> PhysicalPlanner<'j> {
                 };
                 let stream = self.build(input)?;
                 let uid = self.uid("rank", plan);
-                let keep_by_time = match order.as_slice() {
-                    [(Expr::Column(c), desc)] if n == 1 && Some(*c) == input.rowtime => {
-                        Some(if *desc { Keep::Last } else { Keep::First })
-                    }
-                    _ => None,
-                };
+                let keep_by_time =
+                    plan.deduplication()
+                        .map(|last| if last { Keep::Last } else { Keep::First });
                 let spec = RankSpec {
                     n,
                     number_selected: *number_selected,
                     number_slot: !self.drops_last_column(plan),
                     keep_by_time,
+                    update_before,
                     uid,
                 };
                 let eval = |e: &Expr, r: &Row| e.eval(&r.values).unwrap_or(Scalar::Null);
@@ -1387,6 +1422,22 @@ impl GroupKey for Row {
     }
 }
 
+/// `keyed`, its updating operator emitting `-U` before `+U` only if `update_before`.
+fn with_update_before<T, K, KF>(
+    keyed: KeyedStream<T, K, KF>,
+    update_before: bool,
+) -> KeyedStream<T, K, KF>
+where
+    T: streamcore::Data,
+    K: streamcore::data::Key,
+    KF: Fn(&T) -> K + Clone + Send + 'static,
+{
+    match update_before {
+        true => keyed,
+        false => keyed.without_update_before(),
+    }
+}
+
 /// What a Top-N (or deduplication) is, whatever its key and sort types.
 struct RankSpec {
     n: usize,
@@ -1397,6 +1448,8 @@ struct RankSpec {
     number_slot: bool,
     /// `ORDER BY rowtime` with `n = 1`: a deduplication keeping the first or last row.
     keep_by_time: Option<Keep>,
+    /// Updates carry `-U` (else `+U` alone: the sink needs none).
+    update_before: bool,
     uid: String,
 }
 
@@ -1422,15 +1475,15 @@ where
         false => s,
     };
     let (n, uid) = (spec.n, spec.uid.as_str());
+    let update_before = spec.update_before;
     match (input, spec.number_selected, spec.keep_by_time) {
         (SqlStream::Append(s), false, Some(keep)) => without_number(
-            s.key_by(key)
+            with_update_before(s.key_by(key), update_before)
                 .deduplicate_by_time(keep)
                 .name("Deduplicate")
                 .uid(uid),
         ),
-        (SqlStream::Append(s), true, _) => s
-            .key_by(key)
+        (SqlStream::Append(s), true, _) => with_update_before(s.key_by(key), update_before)
             .top_n_ranked(n, sort)
             .name("Rank")
             .uid(uid)
@@ -1438,12 +1491,13 @@ where
         (SqlStream::Append(s), false, _) => {
             without_number(s.key_by(key).top_n(n, sort).name("Rank").uid(uid))
         }
-        (SqlStream::Updating(s), true, _) => s
-            .key_by(move |c: &Change<Row>| key(c.row()))
-            .top_n_ranked_changes(n, sort)
-            .name("Rank")
-            .uid(uid)
-            .map(with_number),
+        (SqlStream::Updating(s), true, _) => {
+            with_update_before(s.key_by(move |c: &Change<Row>| key(c.row())), update_before)
+                .top_n_ranked_changes(n, sort)
+                .name("Rank")
+                .uid(uid)
+                .map(with_number)
+        }
         (SqlStream::Updating(s), false, _) => without_number(
             s.key_by(move |c: &Change<Row>| key(c.row()))
                 .top_n_changes(n, sort)
@@ -1459,6 +1513,8 @@ struct GroupAggSpec {
     ttl: Option<Duration>,
     /// Fold a group's changes within a batch (`table.exec.mini-batch.enabled`).
     mini_batch: bool,
+    /// Updates carry `-U` (else `+U` alone: the sink needs none).
+    update_before: bool,
     uid: String,
 }
 
@@ -1474,6 +1530,7 @@ impl GroupAggSpec {
             Some(ttl) => keyed.state_ttl(ttl),
             None => keyed,
         };
+        let keyed = with_update_before(keyed, self.update_before);
         if self.mini_batch {
             keyed.mini_batch()
         } else {

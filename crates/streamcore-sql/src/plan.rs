@@ -753,12 +753,54 @@ impl Plan {
     ///     Reused(reference_id=[1])
     /// ```
     pub fn explain(&self) -> String {
+        self.explain_for_sink(true)
+    }
+
+    /// [`Plan::explain`] of a plan whose sink needs `-U` or not: when it does not, the
+    /// updating operator under projections ([`Plan::update_source`]) and the projections over
+    /// it show `changelogMode=[I,UA,D]`, as the physical planner builds them.
+    pub fn explain_for_sink(&self, needs_update_before: bool) -> String {
         let mut seen = HashSet::new();
         let mut reused = HashSet::new();
         self.find_reused(&mut seen, &mut reused);
         let mut out = String::new();
-        self.explain_into(&mut out, 0, &reused, &mut HashMap::new());
+        let upsert = !needs_update_before && self.update_source().is_some();
+        self.explain_into(&mut out, 0, &reused, &mut HashMap::new(), upsert);
         out
+    }
+
+    /// The operator whose updates reach this plan's output through projections only, when it
+    /// can emit `+U` without the `-U` before it (for a sink that needs none): a group
+    /// aggregate (each `+U` replaces its group's row), a deduplication (its key's row), a
+    /// Top-N that selects its row number (its key and rank's row). A Top-N without row
+    /// numbers emits no `-U` anyway (`+I` and `-D`); a filter in between needs the `-U` (a
+    /// row that stops passing must be withdrawn), as do other updating operators.
+    pub fn update_source(&self) -> Option<&Plan> {
+        match &self.node {
+            Node::Project { input, .. } => input.update_source(),
+            Node::Aggregate { .. } => Some(self),
+            Node::Rank {
+                number_selected, ..
+            } if *number_selected || self.deduplication().is_some() => Some(self),
+            _ => None,
+        }
+    }
+
+    /// A Top-1 ordered by its input's time attribute alone, which is a deduplication: keeping
+    /// the last row (`Some(true)`, descending) or the first (`Some(false)`).
+    pub fn deduplication(&self) -> Option<bool> {
+        match &self.node {
+            Node::Rank {
+                input,
+                order,
+                limit: Some(1),
+                ..
+            } => match order.as_slice() {
+                [(Expr::Column(c), desc)] if Some(*c) == input.rowtime => Some(*desc),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// Collects into `reused` the sub-plans met again, in the order the physical planner walks
@@ -780,6 +822,7 @@ impl Plan {
         depth: usize,
         reused: &HashSet<String>,
         reuse_ids: &mut HashMap<String, usize>,
+        upsert: bool,
     ) {
         let indent = "  ".repeat(depth);
         let mut reuse_id = String::new();
@@ -800,10 +843,16 @@ impl Plan {
             "{indent}{}({}), changelogMode=[{}]{reuse_id}",
             self.kind(),
             self.detail(),
-            if self.updating { "I,UB,UA,D" } else { "I" }
+            match (self.updating, upsert) {
+                (false, _) => "I",
+                (true, false) => "I,UB,UA,D",
+                (true, true) => "I,UA,D",
+            }
         );
+        // Only projections pass on their consumer's "no `-U`" (`Plan::update_source`).
+        let upsert = upsert && matches!(self.node, Node::Project { .. });
         for input in self.inputs() {
-            input.explain_into(out, depth + 1, reused, reuse_ids);
+            input.explain_into(out, depth + 1, reused, reuse_ids, upsert);
         }
     }
 }

@@ -244,7 +244,7 @@ impl Session {
                                 .get("connector")
                                 .map(String::as_str)
                                 .unwrap_or("?"),
-                            indent(&p.plan.explain())
+                            indent(&p.plan.explain_for_sink(needs_update_before(&p.sink)))
                         )));
                     }
                     other => {
@@ -488,6 +488,11 @@ impl Session {
         planner.state_ttl = ttl;
         planner.mini_batch = self.mini_batch();
         planner.survey(pending.iter().map(|p| &p.plan));
+        planner.skip_update_before(
+            pending
+                .iter()
+                .map(|p| (&p.plan, needs_update_before(&p.sink))),
+        );
         let batch = self.batch_mode();
         let mut late = LateSinks::default();
         for p in pending.iter() {
@@ -696,6 +701,16 @@ fn check_bounded(plan: &Plan) -> Result<(), PlanError> {
         }
     }
     plan.inputs().into_iter().try_for_each(check_bounded)
+}
+
+/// Whether `sink` needs the `-U` of each update (the row it replaces) before its `+U`. Only
+/// the `blackhole` does not (it drops every row; Flink's asks for no `-U` either): the
+/// updating operator feeding it then emits `+U` alone
+/// ([`crate::physical::PhysicalPlanner::skip_update_before`]). Upsert sinks (jdbc with a
+/// primary key, redis, upsert-kafka) still get `-U`: they would need none only when their
+/// key is the operator's — not checked yet.
+pub fn needs_update_before(sink: &TableDef) -> bool {
+    sink.options.get("connector").map(String::as_str) != Some("blackhole")
 }
 
 /// A sink that cannot take updates refuses an updating query, saying which node updates.

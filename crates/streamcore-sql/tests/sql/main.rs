@@ -13,6 +13,7 @@
 //! - `join_expiry`: regular joins whose rows expire by their time bounds, watermarks mid-run.
 //! - `scan_pushdown`: filters and projections taken by the scans.
 //! - `rows_built_once`: rows built without a copy a projection would make.
+//! - `update_before`: updates without `-U` for a sink that needs none.
 //! - `sql_kafka` (feature `kafka`): SQL tables on a real Kafka-protocol broker.
 
 mod extreme_rows;
@@ -25,6 +26,7 @@ mod rows_built_once;
 mod scan_pushdown;
 mod sql_kafka;
 mod sqllogictest;
+mod update_before;
 
 /// Rows as text, values separated by spaces (the form the tests' expected rows take).
 pub fn texts(rows: Vec<streamcore::row::Row>) -> Vec<String> {

@@ -42,9 +42,8 @@ where
     /// ```
     pub fn group_aggregate<A: RetractAggregate<T>>(self, agg: A) -> Stream<Change<(K, A::Out)>> {
         self.refuse_if_updating("group_aggregate", "group_aggregate_changes");
-        let fold = self.mini_batch;
-        self.process_named("group_aggregate", GroupAggregate::new(agg, fold))
-            .updating()
+        let f = GroupAggregate::new(agg, self.mini_batch, self.update_before);
+        self.process_named("group_aggregate", f).updating()
     }
 
     /// The first `n` rows per key in the order of `order(row)` (rows with equal sort keys in
@@ -71,7 +70,8 @@ where
         F: Fn(&T) -> S + Clone + Send + 'static,
     {
         self.refuse_if_updating("top_n_ranked", "top_n_ranked_changes");
-        let top = TopNFunction::<_, _, _, RankedRows>::new(TopN::new(n, order, true));
+        let top = TopN::new(n, order, true).with_update_before(self.update_before);
+        let top = TopNFunction::<_, _, _, RankedRows>::new(top);
         self.process_named("top_n", top).updating()
     }
 
@@ -82,7 +82,7 @@ where
         T: StateData + PartialEq,
     {
         self.refuse_if_updating("deduplicate", "materialize");
-        let dedup = Deduplicate::new(keep, None);
+        let dedup = Deduplicate::new(keep, None).with_update_before(self.update_before);
         let updates = dedup.updates();
         let out = self.process_named("deduplicate", dedup);
         if updates {
@@ -117,8 +117,8 @@ where
     {
         self.refuse_if_updating("deduplicate_by_time", "materialize");
         let time: fn(&T) -> crate::Timestamp = |t| t.event_time();
-        self.process_named("deduplicate", Deduplicate::new(keep, Some(time)))
-            .updating()
+        let dedup = Deduplicate::new(keep, Some(time)).with_update_before(self.update_before);
+        self.process_named("deduplicate", dedup).updating()
     }
 }
 
@@ -204,7 +204,8 @@ where
         self,
         agg: A,
     ) -> Stream<Change<(K, A::Out)>> {
-        let f = GroupAggregateChanges(GroupAggregate::new(agg, self.mini_batch));
+        let f = GroupAggregate::new(agg, self.mini_batch, self.update_before);
+        let f = GroupAggregateChanges(f);
         self.process_named("group_aggregate", f).updating()
     }
 
@@ -280,7 +281,8 @@ where
         S: Ord + StateData,
         F: Fn(&T) -> S + Clone + Send + 'static,
     {
-        let top = TopNFunction::<_, _, _, RankedChanges>::new(TopN::new(n, order, true));
+        let top = TopN::new(n, order, true).with_update_before(self.update_before);
+        let top = TopNFunction::<_, _, _, RankedChanges>::new(top);
         self.process_named("top_n", top).updating()
     }
 }

@@ -24,6 +24,8 @@ pub struct KeyedStream<T, K, KF> {
     state_ttl: Option<i64>,
     /// Group aggregates fold a group's changes within a batch ([`KeyedStream::mini_batch`]).
     pub(crate) mini_batch: bool,
+    /// Updating operators emit `-U` before each `+U` ([`KeyedStream::without_update_before`]).
+    pub(crate) update_before: bool,
     /// More streams feeding the same exchange (the other side of a join).
     extra_inputs: Vec<crate::runtime::graph::Port>,
     _k: PhantomData<fn() -> K>,
@@ -45,6 +47,7 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
             parallelism,
             state_ttl: None,
             mini_batch: false,
+            update_before: true,
             extra_inputs: Vec::new(),
             _k: PhantomData,
         }
@@ -139,6 +142,45 @@ impl<T: Data, K: Key, KF: Fn(&T) -> K + Clone + Send + 'static> KeyedStream<T, K
     /// table. Default: a change per input row, as Flink without mini-batch.
     pub fn mini_batch(mut self) -> Self {
         self.mini_batch = true;
+        self
+    }
+
+    /// Makes an updating operator on this stream emit a changed row as `+U` alone, without
+    /// the `-U` of the row it replaces: a group aggregate ([`KeyedStream::group_aggregate`],
+    /// [`KeyedStream::group_aggregate_changes`]; the row replaced is the group's), a
+    /// deduplication keeping the last row ([`KeyedStream::deduplicate`],
+    /// [`KeyedStream::deduplicate_by_time`]; the key's), a ranked top-n
+    /// ([`KeyedStream::top_n_ranked`], [`KeyedStream::top_n_ranked_changes`]; the key's row
+    /// of that rank). Flink plans so for a sink that does not need `-U` (its `blackhole`, an
+    /// upsert sink keyed as the operator): half the updates are not made.
+    ///
+    /// The output is then an upsert stream — each `+U` replaces the last row of its key — not
+    /// a retract stream: a consumer that keeps rows as a multiset (such as
+    /// [`crate::changelog::apply_to`], or another group aggregate) would keep the replaced
+    /// rows. `+I` and `-D` are unchanged. Default: `-U` and `+U`.
+    ///
+    /// ```
+    /// use streamcore::{Job, JobConfig};
+    /// use streamcore::changelog::{Change, CountRows};
+    /// let mut job = Job::new("upserts");
+    /// let counts = job
+    ///     .from_vec("clicks", vec!['a', 'a', 'b'])
+    ///     .key_by(|c| *c)
+    ///     .without_update_before()
+    ///     .group_aggregate(CountRows)
+    ///     .collect();
+    /// job.run(JobConfig::default().parallelism(1)).unwrap();
+    /// assert_eq!(
+    ///     counts.take(),
+    ///     vec![
+    ///         Change::Insert(('a', 1)),
+    ///         Change::UpdateAfter(('a', 2)),
+    ///         Change::Insert(('b', 1)),
+    ///     ]
+    /// );
+    /// ```
+    pub fn without_update_before(mut self) -> Self {
+        self.update_before = false;
         self
     }
 

@@ -494,6 +494,8 @@ pub struct GroupAggregate<A, T, K> {
     agg: A,
     /// Mini-batch: changes are emitted at the end of each batch, not after each row.
     fold: bool,
+    /// A changed result is `-U` then `+U` (else `+U` alone: an upsert stream).
+    update_before: bool,
     /// The groups changed in the current batch, emitted at its end.
     held: Vec<K>,
     _t: PhantomData<fn(T)>,
@@ -501,15 +503,16 @@ pub struct GroupAggregate<A, T, K> {
 
 impl<A: Clone, T, K> Clone for GroupAggregate<A, T, K> {
     fn clone(&self) -> Self {
-        GroupAggregate::new(self.agg.clone(), self.fold)
+        GroupAggregate::new(self.agg.clone(), self.fold, self.update_before)
     }
 }
 
 impl<A, T, K> GroupAggregate<A, T, K> {
-    pub(crate) fn new(agg: A, fold: bool) -> Self {
+    pub(crate) fn new(agg: A, fold: bool, update_before: bool) -> Self {
         GroupAggregate {
             agg,
             fold,
+            update_before,
             held: Vec::new(),
             _t: PhantomData,
         }
@@ -585,7 +588,9 @@ impl<A: RetractAggregate<T>, T, K: Key> GroupAggregate<A, T, K> {
             }
             (Some(before), Some(now)) => {
                 if before != now {
-                    out.emit(Change::UpdateBefore((ctx.key().clone(), before)));
+                    if self.update_before {
+                        out.emit(Change::UpdateBefore((ctx.key().clone(), before)));
+                    }
                     out.emit(Change::UpdateAfter((ctx.key().clone(), now.clone())));
                 }
                 ctx.state().emitted = Some(now);

@@ -33,6 +33,8 @@ pub struct Deduplicate<T> {
     /// A key is forgotten once the watermark passes the event time of its first row plus
     /// this many ms (its rows can no longer come), with the row's event time.
     expire: Option<(TimeOf<T>, i64)>,
+    /// A replaced row is withdrawn (`-U`) before its successor's `+U`.
+    update_before: bool,
     _t: PhantomData<fn(T)>,
 }
 
@@ -42,6 +44,7 @@ impl<T> Clone for Deduplicate<T> {
             keep: self.keep,
             time: self.time,
             expire: self.expire,
+            update_before: self.update_before,
             _t: PhantomData,
         }
     }
@@ -53,8 +56,15 @@ impl<T> Deduplicate<T> {
             keep,
             time,
             expire: None,
+            update_before: true,
             _t: PhantomData,
         }
+    }
+
+    /// Whether a replaced row is withdrawn (`-U`) before its successor's `+U`.
+    pub(crate) fn with_update_before(mut self, on: bool) -> Self {
+        self.update_before = on;
+        self
     }
 
     /// Forgets a key once the watermark passes `time(first row) + after_ms`.
@@ -102,7 +112,9 @@ impl<K: Key + StateData, T: Data + StateData + PartialEq> KeyedProcessFunction<K
             }
             Some(old) if old == row => {}
             Some(old) => {
-                out.emit(Change::UpdateBefore(old));
+                if self.update_before {
+                    out.emit(Change::UpdateBefore(old));
+                }
                 out.emit(Change::UpdateAfter(row.clone()));
             }
         }

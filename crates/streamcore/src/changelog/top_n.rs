@@ -38,6 +38,8 @@ pub struct TopN<T, S, F> {
     n: usize,
     order: F,
     ranked: bool,
+    /// Ranked: a rank's old row is withdrawn (`-U`) before its new row's `+U`.
+    update_before: bool,
     _t: PhantomData<fn(T) -> S>,
 }
 
@@ -47,6 +49,7 @@ impl<T, S, F: Clone> Clone for TopN<T, S, F> {
             n: self.n,
             order: self.order.clone(),
             ranked: self.ranked,
+            update_before: self.update_before,
             _t: PhantomData,
         }
     }
@@ -63,8 +66,15 @@ where
             n,
             order,
             ranked,
+            update_before: true,
             _t: PhantomData,
         }
+    }
+
+    /// Ranked: whether a rank's old row is withdrawn (`-U`) before its new row's `+U`.
+    pub(crate) fn with_update_before(mut self, on: bool) -> Self {
+        self.update_before = on;
+        self
     }
 
     /// Applies one row and emits how the first `n` changed (as `Change<(rank, row)>`, ranks
@@ -99,7 +109,9 @@ where
                     } else {
                         rows[r - 1].1.clone()
                     };
-                    emit(Change::UpdateBefore((r as u64 + 1, rows[r].1.clone())));
+                    if self.update_before {
+                        emit(Change::UpdateBefore((r as u64 + 1, rows[r].1.clone())));
+                    }
                     emit(Change::UpdateAfter((r as u64 + 1, now)));
                 }
                 if len < n {
@@ -137,7 +149,9 @@ where
                 for r in at..len.min(n) {
                     match rows.get(r + 1) {
                         Some((_, next)) => {
-                            emit(Change::UpdateBefore((r as u64 + 1, rows[r].1.clone())));
+                            if self.update_before {
+                                emit(Change::UpdateBefore((r as u64 + 1, rows[r].1.clone())));
+                            }
                             emit(Change::UpdateAfter((r as u64 + 1, next.clone())));
                         }
                         None => emit(Change::Delete((r as u64 + 1, rows[r].1.clone()))),

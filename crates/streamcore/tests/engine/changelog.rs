@@ -2,7 +2,9 @@
 //! older rows withdrawn after newer ones) through retracting aggregates, materialize, top-n
 //! and deduplication at parallelism 1 to 4; the table the output changelog leaves must equal
 //! the model's, and the output must never withdraw a row it did not add. Also: the refusal of
-//! an updating stream by an append-only sink, and changelog state through a savepoint.
+//! an updating stream by an append-only sink, and changelog state through a savepoint. The
+//! same operators without `-U` ([`streamcore::KeyedStream::without_update_before`]) as upsert
+//! streams, folded by key.
 
 use proptest::prelude::*;
 use std::cmp::Reverse;
@@ -288,6 +290,92 @@ proptest! {
         let model: Vec<Row> = per_key.iter().map(|(k, vs)| (*k, vs[0])).collect();
         prop_assert_eq!(first, model);
         let last = apply_strictly(&last_out.take()).map_err(TestCaseError::fail)?;
+        let model: Vec<Row> = per_key.iter().map(|(k, vs)| (*k, *vs.last().unwrap())).collect();
+        prop_assert_eq!(last, model);
+    }
+}
+
+/// Applies an upsert stream, in order: `+I` and `+U` set their key's row, `-D` removes it
+/// (failing unless it is the key's row); a `-U` fails (there must be none).
+fn apply_upserts<T, K>(
+    changes: &[Change<T>],
+    key: impl Fn(&T) -> K,
+) -> std::result::Result<Vec<T>, String>
+where
+    T: Clone + PartialEq + std::fmt::Debug,
+    K: Ord,
+{
+    let mut table: BTreeMap<K, T> = BTreeMap::new();
+    for c in changes {
+        match c {
+            Change::Insert(r) | Change::UpdateAfter(r) => {
+                table.insert(key(r), r.clone());
+            }
+            Change::Delete(r) => match table.remove(&key(r)) {
+                Some(kept) if kept == *r => {}
+                kept => return Err(format!("-D {r:?}, but its key's row is {kept:?}")),
+            },
+            Change::UpdateBefore(r) => return Err(format!("a -U ({r:?}) in an upsert stream")),
+        }
+    }
+    Ok(table.into_values().collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Without `-U`, each updating operator's output is an upsert stream by its key that
+    /// leaves the model's table (and has no `-U`).
+    #[test]
+    fn updates_without_update_before_upsert_the_models_table(
+        changes in changelog(),
+        p in 1usize..=4,
+        mini_batch in any::<bool>(),
+    ) {
+        let mut job = Job::new("upserts");
+        let (agg_sink, agg_out) = CollectSink::new();
+        let (ranked_sink, ranked_out) = CollectSink::new();
+        let (append_sink, append_out) = CollectSink::new();
+        let (last_sink, last_out) = CollectSink::new();
+        let input = keyed_source(&mut job, changes.clone(), |c| c.row().0, p);
+        let mut keyed = input.clone().key_by(|c| c.row().0).without_update_before();
+        if mini_batch {
+            keyed = keyed.mini_batch();
+        }
+        keyed.group_aggregate_changes(stats()).sink(agg_sink);
+        input
+            .clone()
+            .key_by(|c| c.row().0)
+            .without_update_before()
+            .top_n_ranked_changes(3, |r: &Row| r.1)
+            .sink(ranked_sink);
+        // The rows added, as an append-only stream.
+        let added = input.filter(|c| c.is_addition()).map(|c| *c.row());
+        added.clone().key_by(|r| r.0).without_update_before().group_aggregate(stats()).sink(append_sink);
+        added.key_by(|r| r.0).without_update_before().deduplicate(Keep::Last).sink(last_sink);
+        job.run(JobConfig::default().parallelism(p).batch_size(7)).unwrap();
+
+        let agg = apply_upserts(&agg_out.take(), |r| r.0).map_err(TestCaseError::fail)?;
+        let model: Vec<(u8, Stats)> =
+            live_rows(&changes).into_iter().map(|(k, vs)| (k, model_stats(&vs))).collect();
+        prop_assert_eq!(agg, model);
+
+        let ranked = apply_upserts(&ranked_out.take(), |r| (r.1.0, r.0)).map_err(TestCaseError::fail)?;
+        let mut model: Vec<(u64, Row)> = Vec::new();
+        for (k, mut vs) in live_rows(&changes) {
+            vs.sort();
+            model.extend(vs.into_iter().take(3).enumerate().map(|(i, v)| (i as u64 + 1, (k, v))));
+        }
+        prop_assert_eq!(ranked, model);
+
+        let mut per_key: BTreeMap<u8, Vec<i64>> = BTreeMap::new();
+        for c in changes.iter().filter(|c| c.is_addition()) {
+            per_key.entry(c.row().0).or_default().push(c.row().1);
+        }
+        let agg = apply_upserts(&append_out.take(), |r| r.0).map_err(TestCaseError::fail)?;
+        let model: Vec<(u8, Stats)> = per_key.iter().map(|(k, vs)| (*k, model_stats(vs))).collect();
+        prop_assert_eq!(agg, model);
+        let last = apply_upserts(&last_out.take(), |r| r.0).map_err(TestCaseError::fail)?;
         let model: Vec<Row> = per_key.iter().map(|(k, vs)| (*k, *vs.last().unwrap())).collect();
         prop_assert_eq!(last, model);
     }
