@@ -25,7 +25,12 @@ pub mod redis;
 #[cfg(any(feature = "redis", feature = "webhook", feature = "parquet"))]
 pub mod sink_metrics;
 pub mod stdio;
-#[cfg(any(feature = "redis", feature = "webhook", feature = "parquet"))]
+#[cfg(any(
+    feature = "redis",
+    feature = "webhook",
+    feature = "parquet",
+    feature = "postgres"
+))]
 pub mod template;
 #[cfg(feature = "webhook")]
 pub mod webhook;

@@ -1,5 +1,6 @@
 //! The PostgreSQL sink against a real server (scripts/test-deps.d/10-postgresql.sh): append
-//! and upsert round trips (an updating stream from `group_aggregate` and `top_n`), exactly
+//! and upsert round trips (an updating stream from `group_aggregate` and `top_n`; an update
+//! that moves its row to another key), exactly
 //! once with checkpoints (two-phase commit), retries after a lost connection, refused rows
 //! under both error policies, and configurations that must fail fast naming the problem.
 
@@ -460,6 +461,38 @@ fn bad_configuration_fails_fast_naming_it() {
         err.contains("table `pg_conf` has no column `nope`"),
         "{err}"
     );
+}
+
+#[test]
+fn an_update_that_moves_its_row_to_another_key_deletes_the_old_one() {
+    exec("DROP TABLE IF EXISTS pg_moves; CREATE TABLE pg_moves (k bigint PRIMARY KEY, v bigint)");
+    let row = |k: i64, v: i64| Row::new(vec![Scalar::Int(k), Scalar::Int(v)]);
+    // Row (1, 10) moves to key 3; row (2, 20) is updated in place; both pairs in one batch
+    // and, with a batch of 2, each `-U` and its `+U` in two.
+    let changes = vec![
+        Change::Insert(row(1, 10)),
+        Change::Insert(row(2, 20)),
+        Change::UpdateBefore(row(1, 10)),
+        Change::UpdateAfter(row(3, 10)),
+        Change::Insert(row(4, 40)),
+        Change::UpdateBefore(row(2, 20)),
+        Change::UpdateAfter(row(2, 21)),
+    ];
+    for batch_size in [1024, 2] {
+        exec("TRUNCATE pg_moves");
+        let mut job = Job::new("moves");
+        let schema = Schema::new(vec![
+            Field::new("k", DataType::BigInt).not_null(),
+            Field::new("v", DataType::BigInt),
+        ]);
+        job.from_vec("changes", changes.clone())
+            .sink(sink("pg_moves", &["k"], schema));
+        job.run(JobConfig::default().parallelism(1).batch_size(batch_size))
+            .unwrap();
+        let got = rows("SELECT k, v FROM pg_moves ORDER BY k");
+        let want = [(2, 21), (3, 10), (4, 40)].map(|(k, v)| vec![text(k), text(v)]);
+        assert_eq!(got, want, "batch size {batch_size}");
+    }
 }
 
 #[test]

@@ -1326,9 +1326,11 @@ impl SinkWriter<Change<Row>> for PostgresWriter<Change<Row>> {
         for change in batch {
             match change {
                 Change::Insert(row) | Change::UpdateAfter(row) => self.add(row, false)?,
-                // Upsert: the update-after that follows replaces the row.
-                Change::UpdateBefore(_) if upsert => {}
-                Change::Delete(row) if upsert => self.add(row, true)?,
+                // Upsert: a withdrawal deletes its key's row. A `-U` too: when the `+U` after it
+                // has the same key, the buffer keeps only the `+U` (the last change of a key),
+                // one upsert; when the update moved the row to another key, the old key's row
+                // must go (ignoring the `-U` left it in the table).
+                Change::UpdateBefore(row) | Change::Delete(row) if upsert => self.add(row, true)?,
                 other => {
                     return Err(StreamError::Config(format!(
                         "postgres sink `{}` appends to `{}` (no key) but got a {} change: give it the table's key (PostgresSink::upsert)",
