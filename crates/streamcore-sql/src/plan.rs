@@ -786,6 +786,47 @@ impl Plan {
         }
     }
 
+    /// The output columns that key the updates of [`Plan::update_source`] — each `+U` replaces
+    /// the last row with the same values there: a group aggregate's group keys, a
+    /// deduplication's partition columns, a ranked Top-N's partition columns and row number —
+    /// when projections pass them on as they are (and the partition is of plain columns).
+    pub fn upsert_key(&self) -> Option<Vec<usize>> {
+        match &self.node {
+            Node::Project { input, exprs } => input
+                .upsert_key()?
+                .into_iter()
+                .map(|k| {
+                    exprs
+                        .iter()
+                        .position(|e| matches!(e, Expr::Column(c) if *c == k))
+                })
+                .collect(),
+            Node::Aggregate { keys, .. } => Some((0..*keys).collect()),
+            Node::Rank {
+                input,
+                partition,
+                number_selected,
+                ..
+            } => {
+                let mut key: Vec<usize> = partition
+                    .iter()
+                    .map(|e| match e {
+                        Expr::Column(c) => Some(*c),
+                        _ => None,
+                    })
+                    .collect::<Option<_>>()?;
+                match (*number_selected, self.deduplication()) {
+                    // The row number follows the input's columns.
+                    (true, _) => key.push(input.fields.len()),
+                    (false, Some(_)) => {}
+                    (false, None) => return None,
+                }
+                Some(key)
+            }
+            _ => None,
+        }
+    }
+
     /// A Top-1 ordered by its input's time attribute alone, which is a deduplication: keeping
     /// the last row (`Some(true)`, descending) or the first (`Some(false)`).
     pub fn deduplication(&self) -> Option<bool> {

@@ -244,7 +244,10 @@ impl Session {
                                 .get("connector")
                                 .map(String::as_str)
                                 .unwrap_or("?"),
-                            indent(&p.plan.explain_for_sink(needs_update_before(&p.sink)))
+                            indent(
+                                &p.plan
+                                    .explain_for_sink(needs_update_before(&p.sink, &p.plan))
+                            )
                         )));
                     }
                     other => {
@@ -491,7 +494,7 @@ impl Session {
         planner.skip_update_before(
             pending
                 .iter()
-                .map(|p| (&p.plan, needs_update_before(&p.sink))),
+                .map(|p| (&p.plan, needs_update_before(&p.sink, &p.plan))),
         );
         let batch = self.batch_mode();
         let mut late = LateSinks::default();
@@ -703,14 +706,29 @@ fn check_bounded(plan: &Plan) -> Result<(), PlanError> {
     plan.inputs().into_iter().try_for_each(check_bounded)
 }
 
-/// Whether `sink` needs the `-U` of each update (the row it replaces) before its `+U`. Only
-/// the `blackhole` does not (it drops every row; Flink's asks for no `-U` either): the
-/// updating operator feeding it then emits `+U` alone
-/// ([`crate::physical::PhysicalPlanner::skip_update_before`]). Upsert sinks (jdbc with a
-/// primary key, redis, upsert-kafka) still get `-U`: they would need none only when their
-/// key is the operator's — not checked yet.
-pub fn needs_update_before(sink: &TableDef) -> bool {
-    sink.options.get("connector").map(String::as_str) != Some("blackhole")
+/// Whether `sink` needs the `-U` of each update (the row it replaces) before its `+U`, fed by
+/// `plan`. Not the `blackhole` (it drops every row; Flink's asks for no `-U` either), nor an
+/// upsert sink (`jdbc`, `upsert-kafka`) whose primary key is the key of the plan's updates
+/// ([`Plan::upsert_key`]): each `+U` replaces the sink's row of that key. Any other key
+/// needs the `-U` — an update may move a row to another of the sink's keys, and the old one
+/// must go (as does `redis`, keyed by a template). Without it, the updating operator feeding
+/// the sink emits `+U` alone ([`crate::physical::PhysicalPlanner::skip_update_before`]).
+pub fn needs_update_before(sink: &TableDef, plan: &Plan) -> bool {
+    match sink.options.get("connector").map(String::as_str) {
+        Some("blackhole") => false,
+        Some("jdbc" | "upsert-kafka") if !sink.primary_key.is_empty() => {
+            let written = sink.written_columns();
+            let key: Option<std::collections::BTreeSet<usize>> = sink
+                .primary_key
+                .iter()
+                .map(|c| written.iter().position(|w| w == c))
+                .collect();
+            let upserts: Option<std::collections::BTreeSet<usize>> =
+                plan.upsert_key().map(|k| k.into_iter().collect());
+            key.is_none() || key != upserts
+        }
+        _ => true,
+    }
 }
 
 /// A sink that cannot take updates refuses an updating query, saying which node updates.

@@ -1,5 +1,6 @@
 //! The feature-gated connectors as SQL tables, against the real servers the test set-up
-//! starts (scripts/install-test-deps.sh): an updating query upserted into PostgreSQL (`jdbc`),
+//! starts (scripts/install-test-deps.sh): an updating query upserted into PostgreSQL (`jdbc`;
+//! keyed as the query's groups, and by a column its updates move),
 //! a changelog kept in Redis, and event-time partitioned Parquet files read back by pyarrow.
 //! Each check reads the result with the server's own client (`psql`, `redis-cli`, pyarrow),
 //! not through streamcore.
@@ -62,6 +63,31 @@ fn an_updating_query_is_upserted_into_postgres() {
         "ann|17|2\nbo|25|2\ncy|1|1\n"
     );
     psql("DROP TABLE sql_totals");
+}
+
+/// The same sink keyed by a column the updates move: each user's total, keyed by the total.
+/// Every second order of a user changes its total, so the row of the old total must go: the
+/// planner keeps the `-U` for a key that is not the aggregate's, and the sink deletes by it.
+#[cfg(feature = "postgres")]
+#[test]
+fn an_update_moving_a_row_to_another_primary_key_deletes_the_old_row() {
+    let url = "postgresql://streamcore:streamcore@127.0.0.1:54329/streamcore";
+    let psql = |sql: &str| output(Command::new("psql").args([url, "-At", "-c", sql]), "psql");
+    psql("DROP TABLE IF EXISTS sql_by_total; CREATE TABLE sql_by_total (user_id text, total bigint PRIMARY KEY)");
+    std::env::set_var("STREAMCORE_SQL_TEST_PG_PASSWORD", "streamcore");
+    run(&format!(
+        "{ORDERS};
+         CREATE TABLE by_total (user_id VARCHAR, total BIGINT, PRIMARY KEY (total) NOT ENFORCED)
+         WITH ('connector' = 'jdbc', 'url' = 'postgresql://127.0.0.1:54329/streamcore',
+               'table-name' = 'sql_by_total', 'username' = 'streamcore',
+               'password-env' = 'STREAMCORE_SQL_TEST_PG_PASSWORD');
+         INSERT INTO by_total SELECT user_id, SUM(amount) FROM orders GROUP BY user_id;"
+    ));
+    assert_eq!(
+        psql("SELECT user_id, total FROM sql_by_total ORDER BY user_id"),
+        "ann|17\nbo|25\ncy|1\n"
+    );
+    psql("DROP TABLE sql_by_total");
 }
 
 #[cfg(feature = "postgres")]

@@ -1,8 +1,9 @@
 //! Updates without `-U` for a sink that needs none. The `blackhole` (as Flink's) needs no
 //! `-U`: a group aggregate, a deduplication or a ranked Top-N feeding it through projections
 //! emits each update as `+U` alone, and `EXPLAIN` shows `changelogMode=[I,UA,D]` on that path.
-//! A filter in between, a sink that needs `-U` (`print`), or the same sub-plan feeding another
-//! sink keeps the `-U`. Counted at the sink's input.
+//! So does an upsert sink (`jdbc`, `upsert-kafka`) keyed as the updates. A filter in between,
+//! a sink that needs `-U` (`print`, an upsert sink keyed otherwise), or the same sub-plan
+//! feeding another sink keeps the `-U`. Counted at the sink's input.
 
 use streamcore::{Job, JobConfig};
 use streamcore_sql::session::Outcome;
@@ -129,4 +130,40 @@ fn explain_shows_the_path_without_update_before() {
         plan.contains("changelogMode=[I,UB,UA,D]") && !plan.contains("[I,UA,D]"),
         "{plan}"
     );
+}
+
+/// An upsert sink keyed as the updates needs no `-U`; keyed otherwise, it does.
+#[cfg(feature = "postgres")]
+#[test]
+fn an_upsert_sink_keyed_as_the_updates_needs_no_update_before() {
+    let jdbc = "jdbc', 'url' = 'postgresql://127.0.0.1:1/x', 'table-name' = 'out";
+    for (key, needs) in [("k", false), ("s", true), ("k, s", true)] {
+        let columns = format!("{SUM_COLUMNS}, PRIMARY KEY ({key}) NOT ENFORCED");
+        let plan = explain(jdbc, &columns, &format!("INSERT INTO out {SUMS}"));
+        assert_eq!(
+            plan.contains("changelogMode=[I,UB,UA,D]"),
+            needs,
+            "key ({key}): {plan}"
+        );
+        assert_eq!(
+            plan.contains("changelogMode=[I,UA,D]"),
+            !needs,
+            "key ({key}): {plan}"
+        );
+    }
+    // A ranked Top-N's updates are keyed by its partition and row number, a deduplication's
+    // by its partition; the columns reordered by the sink's column list.
+    let columns = format!("{RANK_COLUMNS}, PRIMARY KEY (rn, k) NOT ENFORCED");
+    let plan = explain(
+        jdbc,
+        &columns,
+        &format!("INSERT INTO out (rn, v, k) SELECT rn, v, k FROM ({TOP_TWO})"),
+    );
+    assert!(plan.contains("changelogMode=[I,UA,D]"), "{plan}");
+    let columns = format!("{ROW_COLUMNS}, PRIMARY KEY (k) NOT ENFORCED");
+    let plan = explain(jdbc, &columns, &format!("INSERT INTO out {LATEST}"));
+    assert!(plan.contains("changelogMode=[I,UA,D]"), "{plan}");
+    let columns = format!("{ROW_COLUMNS}, PRIMARY KEY (v) NOT ENFORCED");
+    let plan = explain(jdbc, &columns, &format!("INSERT INTO out {LATEST}"));
+    assert!(!plan.contains("changelogMode=[I,UA,D]"), "{plan}");
 }
