@@ -774,10 +774,14 @@ impl Plan {
     /// aggregate (each `+U` replaces its group's row), a deduplication (its key's row), a
     /// Top-N that selects its row number (its key and rank's row). A Top-N without row
     /// numbers emits no `-U` anyway (`+I` and `-D`); a filter in between needs the `-U` (a
-    /// row that stops passing must be withdrawn), as do other updating operators.
+    /// row that stops passing must be withdrawn), and so does a projection that can fail (a
+    /// row whose new value fails goes to the dead letters, and the old one must still be
+    /// withdrawn), as do other updating operators.
     pub fn update_source(&self) -> Option<&Plan> {
         match &self.node {
-            Node::Project { input, .. } => input.update_source(),
+            Node::Project { input, exprs } if exprs.iter().all(Expr::cannot_fail) => {
+                input.update_source()
+            }
             Node::Aggregate { .. } => Some(self),
             Node::Rank {
                 number_selected, ..
@@ -890,8 +894,10 @@ impl Plan {
                 (true, true) => "I,UA,D",
             }
         );
-        // Only projections pass on their consumer's "no `-U`" (`Plan::update_source`).
-        let upsert = upsert && matches!(self.node, Node::Project { .. });
+        // Only projections that cannot fail pass on their consumer's "no `-U`"
+        // (`Plan::update_source`).
+        let upsert = upsert
+            && matches!(&self.node, Node::Project { exprs, .. } if exprs.iter().all(Expr::cannot_fail));
         for input in self.inputs() {
             input.explain_into(out, depth + 1, reused, reuse_ids, upsert);
         }

@@ -236,8 +236,12 @@ impl Session {
                         self.execute_sql(*statement)?;
                         let p = self.pending.pop().expect("an insert was queued");
                         debug_assert_eq!(self.pending.len(), before);
+                        let materialize = match upsert_materialize_key(&p.sink, &p.plan) {
+                            Some(_) => ", upsertMaterialize=[true]",
+                            None => "",
+                        };
                         return Ok(Outcome::Explain(format!(
-                            "Sink(table={}, connector={})\n{}",
+                            "Sink(table={}, connector={}{materialize})\n{}",
                             p.sink.name,
                             p.sink
                                 .options
@@ -512,6 +516,18 @@ impl Session {
                     }
                 }
             }
+            if let (SqlStream::Updating(s), Some(key)) =
+                (&stream, upsert_materialize_key(&p.sink, &p.plan))
+            {
+                let uid = planner.uid("sink-materialize", &p.plan);
+                stream = SqlStream::Updating(
+                    s.clone()
+                        .key_by(move |c: &Change<Row>| c.row().key(&key))
+                        .materialize_rekeyed()
+                        .name("SinkMaterializer")
+                        .uid(&uid),
+                );
+            }
             add_sink(&p.sink, stream)?;
             late.add(planner.take_late_rows());
         }
@@ -717,17 +733,47 @@ pub fn needs_update_before(sink: &TableDef, plan: &Plan) -> bool {
     match sink.options.get("connector").map(String::as_str) {
         Some("blackhole") => false,
         Some("jdbc" | "upsert-kafka") if !sink.primary_key.is_empty() => {
-            let written = sink.written_columns();
-            let key: Option<std::collections::BTreeSet<usize>> = sink
-                .primary_key
-                .iter()
-                .map(|c| written.iter().position(|w| w == c))
-                .collect();
             let upserts: Option<std::collections::BTreeSet<usize>> =
                 plan.upsert_key().map(|k| k.into_iter().collect());
+            let key = sink_key(sink).map(|k| k.into_iter().collect());
             key.is_none() || key != upserts
         }
         _ => true,
+    }
+}
+
+/// The positions in the written row of the primary key of `sink`, if it has one.
+fn sink_key(sink: &TableDef) -> Option<Vec<usize>> {
+    let written = sink.written_columns();
+    let key: Option<Vec<usize>> = sink
+        .primary_key
+        .iter()
+        .map(|c| written.iter().position(|w| w == c))
+        .collect();
+    key.filter(|k| !k.is_empty())
+}
+
+/// The primary key (positions in the written row) by which the updates of `plan` are
+/// materialized before `sink` takes them: an upsert sink (`jdbc`, `upsert-kafka`) keyed
+/// otherwise than the updates ([`Plan::upsert_key`]). There an update may move a row to
+/// another of the sink's keys, and two of the query's keys may share one of the sink's for a
+/// while: without it, the `-U` of one would delete the row the other wrote. Keyed by the
+/// sink's key, each key keeps its rows and sends its current one (the engine's
+/// `materialize_rekeyed`; Flink's `SinkUpsertMaterializer`, and `EXPLAIN` says
+/// `upsertMaterialize=[true]` as Flink does).
+pub fn upsert_materialize_key(sink: &TableDef, plan: &Plan) -> Option<Vec<usize>> {
+    let upsert_sink = matches!(
+        sink.options.get("connector").map(String::as_str),
+        Some("jdbc" | "upsert-kafka")
+    );
+    if !plan.updating || !upsert_sink {
+        return None;
+    }
+    let key = sink_key(sink)?;
+    let set = |k: &[usize]| k.iter().copied().collect::<std::collections::BTreeSet<_>>();
+    match plan.upsert_key() {
+        Some(upserts) if set(&upserts) == set(&key) => None,
+        _ => Some(key),
     }
 }
 

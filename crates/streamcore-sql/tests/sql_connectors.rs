@@ -21,13 +21,19 @@ bo,20,2026-12-05 12:10:05')";
 
 /// Runs the script's INSERTs as one job.
 fn run(script: &str) {
+    run_at(script, 2);
+}
+
+/// Runs the script's INSERTs as one job at `parallelism`.
+fn run_at(script: &str, parallelism: usize) {
     let mut session = Session::new();
     session
         .execute_script(script)
         .unwrap_or_else(|e| panic!("{e}"));
     let mut job = Job::new("sql-connectors");
     session.plan_inserts(&mut job).unwrap();
-    job.run(JobConfig::default().parallelism(2)).unwrap();
+    job.run(JobConfig::default().parallelism(parallelism))
+        .unwrap();
 }
 
 fn output(cmd: &mut Command, what: &str) -> String {
@@ -88,6 +94,37 @@ fn an_update_moving_a_row_to_another_primary_key_deletes_the_old_row() {
         "ann|17\nbo|25\ncy|1\n"
     );
     psql("DROP TABLE sql_by_total");
+}
+
+/// Two of the query's keys share one of the table's for a while: ann's total is 10, then bo's
+/// reaches 10 too (his row takes key 10), then ann's moves to 17. Her `-U` of 10 must not
+/// delete bo's row: the updates are materialized by the table's key before the sink (each key
+/// keeps its rows; ann's withdrawal removes hers, bo's stays current).
+#[cfg(feature = "postgres")]
+#[test]
+fn two_groups_sharing_a_primary_key_for_a_while_keep_the_later_row() {
+    let url = "postgresql://streamcore:streamcore@127.0.0.1:54329/streamcore";
+    let psql = |sql: &str| output(Command::new("psql").args([url, "-At", "-c", sql]), "psql");
+    psql("DROP TABLE IF EXISTS sql_shared; CREATE TABLE sql_shared (user_id text, total bigint PRIMARY KEY)");
+    std::env::set_var("STREAMCORE_SQL_TEST_PG_PASSWORD", "streamcore");
+    run_at(
+        "CREATE TABLE o (user_id VARCHAR, amount BIGINT)
+         WITH ('connector' = 'values', 'data' = 'ann,10
+bo,5
+bo,5
+ann,7');
+         CREATE TABLE shared (user_id VARCHAR, total BIGINT, PRIMARY KEY (total) NOT ENFORCED)
+         WITH ('connector' = 'jdbc', 'url' = 'postgresql://127.0.0.1:54329/streamcore',
+               'table-name' = 'sql_shared', 'username' = 'streamcore',
+               'password-env' = 'STREAMCORE_SQL_TEST_PG_PASSWORD');
+         INSERT INTO shared SELECT user_id, SUM(amount) FROM o GROUP BY user_id;",
+        1,
+    );
+    assert_eq!(
+        psql("SELECT user_id, total FROM sql_shared ORDER BY user_id"),
+        "ann|17\nbo|10\n"
+    );
+    psql("DROP TABLE sql_shared");
 }
 
 #[cfg(feature = "postgres")]

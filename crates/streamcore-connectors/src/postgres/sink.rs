@@ -444,6 +444,7 @@ impl PostgresSink {
             hasher: DefaultHashBuilder::default(),
             pending: self.pending.clone(),
             last_gid: None,
+            withdrawing: false,
             _t: PhantomData,
         };
         w.connect()?;
@@ -809,6 +810,11 @@ pub struct PostgresWriter<T> {
     pending: Arc<Pending>,
     /// The last transaction this writer prepared.
     last_gid: Option<String>,
+    /// A `-U` is buffered and the `+U` after it has not come: no flush before it does (a
+    /// reader would see the key's row missing, and a job stopped in between without
+    /// checkpoints would leave it deleted). A checkpoint's barrier never falls between the
+    /// two (an operator emits them together).
+    withdrawing: bool,
     _t: PhantomData<fn(T)>,
 }
 
@@ -890,13 +896,23 @@ impl<T> PostgresWriter<T> {
     /// Buffers a change; writes the buffer when it holds `max_rows`.
     fn add(&mut self, row: Row, delete: bool) -> Result<()> {
         add(&mut self.buffer, &self.hasher, &self.plan.key, row, delete);
+        self.withdrawing = false;
         if self.buffer.len() >= self.config.max_rows {
             self.flush()?;
         }
         Ok(())
     }
 
+    /// Buffers the delete of a `-U`: nothing is written before the `+U` that follows.
+    fn add_withdrawal(&mut self, row: Row) {
+        add(&mut self.buffer, &self.hasher, &self.plan.key, row, true);
+        self.withdrawing = true;
+    }
+
     fn maybe_flush(&mut self) -> Result<()> {
+        if self.withdrawing {
+            return Ok(());
+        }
         if self.buffer.len() >= self.config.max_rows
             || (!self.buffer.is_empty() && self.last_flush.elapsed() >= self.config.flush_interval)
         {
@@ -1329,8 +1345,12 @@ impl SinkWriter<Change<Row>> for PostgresWriter<Change<Row>> {
                 // Upsert: a withdrawal deletes its key's row. A `-U` too: when the `+U` after it
                 // has the same key, the buffer keeps only the `+U` (the last change of a key),
                 // one upsert; when the update moved the row to another key, the old key's row
-                // must go (ignoring the `-U` left it in the table).
-                Change::UpdateBefore(row) | Change::Delete(row) if upsert => self.add(row, true)?,
+                // must go (ignoring the `-U` left it in the table). From SQL, a query whose
+                // updates are keyed otherwise than the table reaches the sink materialized by
+                // the table's key (one current row per key), so that a `-U` never deletes a
+                // row another key of the query wrote since.
+                Change::UpdateBefore(row) if upsert => self.add_withdrawal(row),
+                Change::Delete(row) if upsert => self.add(row, true)?,
                 other => {
                     return Err(StreamError::Config(format!(
                         "postgres sink `{}` appends to `{}` (no key) but got a {} change: give it the table's key (PostgresSink::upsert)",

@@ -132,7 +132,8 @@ fn explain_shows_the_path_without_update_before() {
     );
 }
 
-/// An upsert sink keyed as the updates needs no `-U`; keyed otherwise, it does.
+/// An upsert sink keyed as the updates needs no `-U`; keyed otherwise, it does, and the
+/// updates are materialized by its key.
 #[cfg(feature = "postgres")]
 #[test]
 fn an_upsert_sink_keyed_as_the_updates_needs_no_update_before() {
@@ -148,6 +149,12 @@ fn an_upsert_sink_keyed_as_the_updates_needs_no_update_before() {
         assert_eq!(
             plan.contains("changelogMode=[I,UA,D]"),
             !needs,
+            "key ({key}): {plan}"
+        );
+        // Keyed otherwise, the updates are materialized by the sink's key first.
+        assert_eq!(
+            plan.contains("upsertMaterialize=[true]"),
+            needs,
             "key ({key}): {plan}"
         );
     }

@@ -234,7 +234,48 @@ where
     where
         T: StateData + PartialEq,
     {
-        self.process_named("materialize", Materialize::default())
+        self.process_named("materialize", Materialize::new(false))
+            .updating()
+    }
+
+    /// [`materialize`](Self::materialize) keyed otherwise than the changelog's own updates —
+    /// by an upsert sink's primary key, say, when the changelog is keyed by a query's groups:
+    /// an update may move a row from one key to another, and two of the changelog's keys may
+    /// share one of this stream's for a while. Each key keeps the rows added to it and not
+    /// withdrawn, its current row the last of them; a withdrawal removes its own row (a row
+    /// another of the changelog's keys wrote since stays); an update-before that leaves a key
+    /// empty deletes its row at once (`-D`), since its update-after may go to another key. As
+    /// Flink's `SinkUpsertMaterializer`.
+    ///
+    /// ```
+    /// use streamcore::{Job, JobConfig};
+    /// use streamcore::changelog::{apply_to, Change};
+    /// let mut job = Job::new("by-total");
+    /// // (user, total), updated per user; the sink is keyed by the total.
+    /// let changes = vec![
+    ///     Change::Insert(("ann", 10)),
+    ///     Change::UpdateBefore(("bo", 5)), // (bo's +I of 5 came before)
+    ///     Change::UpdateAfter(("bo", 10)), // bo's total meets ann's
+    ///     Change::UpdateBefore(("ann", 10)),
+    ///     Change::UpdateAfter(("ann", 17)), // ann moves on: bo keeps key 10
+    /// ];
+    /// let mut all = vec![Change::Insert(("bo", 5))];
+    /// all.extend(changes);
+    /// let by_total = job
+    ///     .from_vec("totals", all)
+    ///     .key_by(|c| c.row().1)
+    ///     .materialize_rekeyed()
+    ///     .collect();
+    /// job.run(JobConfig::default().parallelism(1)).unwrap();
+    /// let mut table = apply_to(by_total.take());
+    /// table.sort();
+    /// assert_eq!(table, vec![("ann", 17), ("bo", 10)]);
+    /// ```
+    pub fn materialize_rekeyed(self) -> Stream<Change<T>>
+    where
+        T: StateData + PartialEq,
+    {
+        self.process_named("materialize", Materialize::new(true))
             .updating()
     }
 

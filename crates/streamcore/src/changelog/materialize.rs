@@ -18,17 +18,29 @@ use std::marker::PhantomData;
 /// current and nothing is emitted. Changes that leave the current row as it was emit nothing.
 /// This is what an upsert sink (a database table by primary key, a cache) needs: one row per
 /// key, and a delete only when no row is left. Built by [`crate::KeyedStream::materialize`].
-pub struct Materialize<T>(PhantomData<fn(T)>);
+///
+/// Keyed otherwise than the changelog's own updates ([`crate::KeyedStream::materialize_rekeyed`]),
+/// an update may move a row to another key, its update-after never coming to this one: an
+/// update-before that withdraws a key's last row then deletes it at once (`-D`; an update
+/// within the key becomes `-D` then `+I`) — as Flink's `SinkUpsertMaterializer`.
+pub struct Materialize<T> {
+    /// An update-before withdrawing a key's last row deletes it at once.
+    rekeyed: bool,
+    _t: PhantomData<fn(T)>,
+}
 
 impl<T> Clone for Materialize<T> {
     fn clone(&self) -> Self {
-        Materialize(PhantomData)
+        Materialize::new(self.rekeyed)
     }
 }
 
-impl<T> Default for Materialize<T> {
-    fn default() -> Self {
-        Materialize(PhantomData)
+impl<T> Materialize<T> {
+    pub(crate) fn new(rekeyed: bool) -> Self {
+        Materialize {
+            rekeyed,
+            _t: PhantomData,
+        }
     }
 }
 
@@ -99,8 +111,9 @@ impl<K: Key + StateData, T: Data + StateData + PartialEq> KeyedProcessFunction<K
                 out.emit(Change::UpdateBefore(removed));
                 out.emit(Change::UpdateAfter(current.clone()));
             }
-            // The update-after that follows says what replaces it.
-            None if by_update => state.before = Some(removed),
+            // The update-after that follows says what replaces it (unless it may go to
+            // another key).
+            None if by_update && !self.rekeyed => state.before = Some(removed),
             None => {
                 out.emit(Change::Delete(removed));
                 ctx.clear_state();

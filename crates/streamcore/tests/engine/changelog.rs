@@ -4,7 +4,7 @@
 //! the model's, and the output must never withdraw a row it did not add. Also: the refusal of
 //! an updating stream by an append-only sink, and changelog state through a savepoint. The
 //! same operators without `-U` ([`streamcore::KeyedStream::without_update_before`]) as upsert
-//! streams, folded by key.
+//! streams, folded by key; a changelog materialized by a key other than its own.
 
 use proptest::prelude::*;
 use std::cmp::Reverse;
@@ -45,6 +45,39 @@ fn changelog() -> impl Strategy<Value = Vec<Change<Row>>> {
             } else {
                 live.push((k, v));
                 out.push(Change::Insert((k, v)));
+            }
+        }
+        out
+    })
+}
+
+/// A valid changelog with updates too: a row added (`+I`), withdrawn (`-D`), or replaced by
+/// a row of the same key with another value (`-U` then `+U`).
+fn changelog_with_updates() -> impl Strategy<Value = Vec<Change<Row>>> {
+    prop::collection::vec(
+        (0u8..4, -6i64..6, 0u8..3, any::<prop::sample::Index>()),
+        0..120,
+    )
+    .prop_map(|ops| {
+        let mut live: Vec<Row> = Vec::new();
+        let mut out = Vec::new();
+        for (k, v, op, pick) in ops {
+            let of_key: Vec<usize> = (0..live.len()).filter(|&i| live[i].0 == k).collect();
+            match op {
+                1 if !of_key.is_empty() => {
+                    let row = live.remove(of_key[pick.index(of_key.len())]);
+                    out.push(Change::Delete(row));
+                }
+                2 if !of_key.is_empty() => {
+                    let at = of_key[pick.index(of_key.len())];
+                    out.push(Change::UpdateBefore(live[at]));
+                    live[at] = (k, v);
+                    out.push(Change::UpdateAfter((k, v)));
+                }
+                _ => {
+                    live.push((k, v));
+                    out.push(Change::Insert((k, v)));
+                }
             }
         }
         out
@@ -378,6 +411,60 @@ proptest! {
         let last = apply_upserts(&last_out.take(), |r| r.0).map_err(TestCaseError::fail)?;
         let model: Vec<Row> = per_key.iter().map(|(k, vs)| (*k, *vs.last().unwrap())).collect();
         prop_assert_eq!(last, model);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// A changelog keyed by `k`, materialized by its value `v` (as an upsert sink keyed
+    /// otherwise than the updates): the output never holds two rows of one value, and ends
+    /// with one row per value still live — at parallelism 1 the last added of them.
+    #[test]
+    fn a_changelog_materialized_by_another_key_keeps_one_live_row_per_key(
+        changes in changelog_with_updates(),
+        p in 1usize..=4,
+    ) {
+        let mut job = Job::new("rekeyed");
+        let (sink, out) = CollectSink::new();
+        keyed_source(&mut job, changes.clone(), |c| c.row().0, p)
+            .key_by(|c| c.row().1)
+            .materialize_rekeyed()
+            .sink(sink);
+        let output = run_collect(job, p, out);
+        // Folded in order, per value: never two rows.
+        let mut rows_of: BTreeMap<i64, Vec<Row>> = BTreeMap::new();
+        for c in &output {
+            let rows = rows_of.entry(c.row().1).or_default();
+            if c.is_addition() {
+                rows.push(*c.row());
+                prop_assert!(rows.len() <= 1, "two rows of {}: {:?}", c.row().1, output);
+            } else {
+                let at = rows.iter().position(|r| r == c.row());
+                prop_assert!(at.is_some(), "withdrew {:?}, not in the table: {:?}", c.row(), output);
+                rows.remove(at.unwrap());
+            }
+        }
+        // The rows still live, per value, in the order they were added (one lane at p = 1).
+        let mut live_of: BTreeMap<i64, Vec<Row>> = BTreeMap::new();
+        for c in &changes {
+            let rows = live_of.entry(c.row().1).or_default();
+            if c.is_addition() {
+                rows.push(*c.row());
+            } else if let Some(at) = rows.iter().rposition(|r| r == c.row()) {
+                rows.remove(at);
+            }
+        }
+        live_of.retain(|_, rows| !rows.is_empty());
+        rows_of.retain(|_, rows| !rows.is_empty());
+        prop_assert_eq!(rows_of.keys().collect::<Vec<_>>(), live_of.keys().collect::<Vec<_>>());
+        for (v, rows) in &rows_of {
+            let live = &live_of[v];
+            prop_assert!(live.contains(&rows[0]), "{:?} is not live: {:?}", rows[0], live);
+            if p == 1 {
+                prop_assert_eq!(&rows[0], live.last().unwrap());
+            }
+        }
     }
 }
 
