@@ -130,6 +130,23 @@ fn explain_shows_the_path_without_update_before() {
         plan.contains("changelogMode=[I,UB,UA,D]") && !plan.contains("[I,UA,D]"),
         "{plan}"
     );
+    // A projection that can fail (a division) keeps the `-U`: a new row that fails goes to
+    // the dead letters, and the old one must still be withdrawn.
+    let plan = explain(
+        "blackhole",
+        SUM_COLUMNS,
+        &format!("INSERT INTO out SELECT k, 100 / s FROM ({SUMS})"),
+    );
+    assert!(
+        plan.contains("changelogMode=[I,UB,UA,D]") && !plan.contains("[I,UA,D]"),
+        "{plan}"
+    );
+    let plan = explain(
+        "blackhole",
+        SUM_COLUMNS,
+        &format!("INSERT INTO out SELECT s, k FROM ({SUMS})"),
+    );
+    assert!(plan.contains("changelogMode=[I,UA,D]"), "{plan}");
 }
 
 /// An upsert sink keyed as the updates needs no `-U`; keyed otherwise, it does, and the
