@@ -36,6 +36,25 @@ fn run_at(script: &str, parallelism: usize) {
         .unwrap();
 }
 
+/// Runs `sql` with PostgreSQL's own client (`psql`), as the test user: its rows, `|`-separated.
+#[cfg(feature = "postgres")]
+fn psql(sql: &str) -> String {
+    let url = "postgresql://streamcore:streamcore@127.0.0.1:54329/streamcore";
+    output(Command::new("psql").args([url, "-At", "-c", sql]), "psql")
+}
+
+/// A `jdbc` table `name` (`columns`, with a primary key) over the server's table `pg_table`.
+#[cfg(feature = "postgres")]
+fn jdbc_table(name: &str, columns: &str, pg_table: &str) -> String {
+    std::env::set_var("STREAMCORE_SQL_TEST_PG_PASSWORD", "streamcore");
+    format!(
+        "CREATE TABLE {name} ({columns})
+         WITH ('connector' = 'jdbc', 'url' = 'postgresql://127.0.0.1:54329/streamcore',
+               'table-name' = '{pg_table}', 'username' = 'streamcore',
+               'password-env' = 'STREAMCORE_SQL_TEST_PG_PASSWORD')"
+    )
+}
+
 fn output(cmd: &mut Command, what: &str) -> String {
     let out = cmd
         .output()
@@ -51,18 +70,16 @@ fn output(cmd: &mut Command, what: &str) -> String {
 #[cfg(feature = "postgres")]
 #[test]
 fn an_updating_query_is_upserted_into_postgres() {
-    let url = "postgresql://streamcore:streamcore@127.0.0.1:54329/streamcore";
-    let psql = |sql: &str| output(Command::new("psql").args([url, "-At", "-c", sql]), "psql");
     psql("DROP TABLE IF EXISTS sql_totals; CREATE TABLE sql_totals (user_id text PRIMARY KEY, total bigint, orders bigint)");
-    std::env::set_var("STREAMCORE_SQL_TEST_PG_PASSWORD", "streamcore");
     run(&format!(
         "{ORDERS};
-         CREATE TABLE totals (user_id VARCHAR, total BIGINT, orders BIGINT,
-           PRIMARY KEY (user_id) NOT ENFORCED)
-         WITH ('connector' = 'jdbc', 'url' = 'postgresql://127.0.0.1:54329/streamcore',
-               'table-name' = 'sql_totals', 'username' = 'streamcore',
-               'password-env' = 'STREAMCORE_SQL_TEST_PG_PASSWORD');
-         INSERT INTO totals SELECT user_id, SUM(amount), COUNT(*) FROM orders GROUP BY user_id;"
+         {};
+         INSERT INTO totals SELECT user_id, SUM(amount), COUNT(*) FROM orders GROUP BY user_id;",
+        jdbc_table(
+            "totals",
+            "user_id VARCHAR, total BIGINT, orders BIGINT, PRIMARY KEY (user_id) NOT ENFORCED",
+            "sql_totals"
+        )
     ));
     assert_eq!(
         psql("SELECT user_id, total, orders FROM sql_totals ORDER BY user_id"),
@@ -71,23 +88,23 @@ fn an_updating_query_is_upserted_into_postgres() {
     psql("DROP TABLE sql_totals");
 }
 
+/// A user's total keyed by the total.
+#[cfg(feature = "postgres")]
+const BY_TOTAL: &str = "user_id VARCHAR, total BIGINT, PRIMARY KEY (total) NOT ENFORCED";
+
 /// The same sink keyed by a column the updates move: each user's total, keyed by the total.
 /// Every second order of a user changes its total, so the row of the old total must go: the
-/// planner keeps the `-U` for a key that is not the aggregate's, and the sink deletes by it.
+/// planner keeps the `-U` for a key that is not the aggregate's and materializes the updates
+/// by the table's key, which deletes the old total's row.
 #[cfg(feature = "postgres")]
 #[test]
 fn an_update_moving_a_row_to_another_primary_key_deletes_the_old_row() {
-    let url = "postgresql://streamcore:streamcore@127.0.0.1:54329/streamcore";
-    let psql = |sql: &str| output(Command::new("psql").args([url, "-At", "-c", sql]), "psql");
     psql("DROP TABLE IF EXISTS sql_by_total; CREATE TABLE sql_by_total (user_id text, total bigint PRIMARY KEY)");
-    std::env::set_var("STREAMCORE_SQL_TEST_PG_PASSWORD", "streamcore");
     run(&format!(
         "{ORDERS};
-         CREATE TABLE by_total (user_id VARCHAR, total BIGINT, PRIMARY KEY (total) NOT ENFORCED)
-         WITH ('connector' = 'jdbc', 'url' = 'postgresql://127.0.0.1:54329/streamcore',
-               'table-name' = 'sql_by_total', 'username' = 'streamcore',
-               'password-env' = 'STREAMCORE_SQL_TEST_PG_PASSWORD');
-         INSERT INTO by_total SELECT user_id, SUM(amount) FROM orders GROUP BY user_id;"
+         {};
+         INSERT INTO by_total SELECT user_id, SUM(amount) FROM orders GROUP BY user_id;",
+        jdbc_table("by_total", BY_TOTAL, "sql_by_total")
     ));
     assert_eq!(
         psql("SELECT user_id, total FROM sql_by_total ORDER BY user_id"),
@@ -103,21 +120,18 @@ fn an_update_moving_a_row_to_another_primary_key_deletes_the_old_row() {
 #[cfg(feature = "postgres")]
 #[test]
 fn two_groups_sharing_a_primary_key_for_a_while_keep_the_later_row() {
-    let url = "postgresql://streamcore:streamcore@127.0.0.1:54329/streamcore";
-    let psql = |sql: &str| output(Command::new("psql").args([url, "-At", "-c", sql]), "psql");
     psql("DROP TABLE IF EXISTS sql_shared; CREATE TABLE sql_shared (user_id text, total bigint PRIMARY KEY)");
-    std::env::set_var("STREAMCORE_SQL_TEST_PG_PASSWORD", "streamcore");
     run_at(
-        "CREATE TABLE o (user_id VARCHAR, amount BIGINT)
-         WITH ('connector' = 'values', 'data' = 'ann,10
+        &format!(
+            "CREATE TABLE o (user_id VARCHAR, amount BIGINT)
+             WITH ('connector' = 'values', 'data' = 'ann,10
 bo,5
 bo,5
 ann,7');
-         CREATE TABLE shared (user_id VARCHAR, total BIGINT, PRIMARY KEY (total) NOT ENFORCED)
-         WITH ('connector' = 'jdbc', 'url' = 'postgresql://127.0.0.1:54329/streamcore',
-               'table-name' = 'sql_shared', 'username' = 'streamcore',
-               'password-env' = 'STREAMCORE_SQL_TEST_PG_PASSWORD');
-         INSERT INTO shared SELECT user_id, SUM(amount) FROM o GROUP BY user_id;",
+             {};
+             INSERT INTO shared SELECT user_id, SUM(amount) FROM o GROUP BY user_id;",
+            jdbc_table("shared", BY_TOTAL, "sql_shared")
+        ),
         1,
     );
     assert_eq!(

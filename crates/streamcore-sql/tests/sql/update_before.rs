@@ -102,6 +102,18 @@ fn a_filter_between_or_a_shared_sub_plan_keeps_update_before() {
     assert_eq!(received(&sinks, &twice), [6, 6]);
 }
 
+/// Asserts that `EXPLAIN` of `insert` into a sink of `connector` and `columns` shows the
+/// updates reaching it without `-U` (`[I,UA,D]`) or with (`[I,UB,UA,D]` only).
+fn assert_update_before(connector: &str, columns: &str, insert: &str, with_before: bool) {
+    let plan = explain(connector, columns, insert);
+    let without = plan.contains("changelogMode=[I,UA,D]");
+    let with = plan.contains("changelogMode=[I,UB,UA,D]");
+    match with_before {
+        true => assert!(with && !without, "-U expected: {plan}"),
+        false => assert!(without, "no -U expected: {plan}"),
+    }
+}
+
 #[test]
 fn explain_shows_the_path_without_update_before() {
     let plan = explain("blackhole", SUM_COLUMNS, &format!("INSERT INTO out {SUMS}"));
@@ -109,9 +121,8 @@ fn explain_shows_the_path_without_update_before() {
         plan.contains("GroupAggregate(groupBy=[k], select=[SUM($1)]), changelogMode=[I,UA,D]"),
         "{plan}"
     );
-    let plan = explain("print", SUM_COLUMNS, &format!("INSERT INTO out {SUMS}"));
-    assert!(plan.contains("changelogMode=[I,UB,UA,D]"), "{plan}");
-    assert!(!plan.contains("[I,UA,D]"), "{plan}");
+    let sums = format!("INSERT INTO out {SUMS}");
+    assert_update_before("print", SUM_COLUMNS, &sums, true);
     let plan = explain(
         "blackhole",
         RANK_COLUMNS,
@@ -121,32 +132,15 @@ fn explain_shows_the_path_without_update_before() {
         plan.contains("rowNumber=selected), changelogMode=[I,UA,D]"),
         "{plan}"
     );
-    let plan = explain(
-        "blackhole",
-        SUM_COLUMNS,
-        &format!("INSERT INTO out {SUMS} HAVING SUM(v) > 0"),
-    );
-    assert!(
-        plan.contains("changelogMode=[I,UB,UA,D]") && !plan.contains("[I,UA,D]"),
-        "{plan}"
-    );
+    let having = format!("INSERT INTO out {SUMS} HAVING SUM(v) > 0");
+    assert_update_before("blackhole", SUM_COLUMNS, &having, true);
     // A projection that can fail (a division) keeps the `-U`: a new row that fails goes to
-    // the dead letters, and the old one must still be withdrawn.
-    let plan = explain(
-        "blackhole",
-        SUM_COLUMNS,
-        &format!("INSERT INTO out SELECT k, 100 / s FROM ({SUMS})"),
-    );
-    assert!(
-        plan.contains("changelogMode=[I,UB,UA,D]") && !plan.contains("[I,UA,D]"),
-        "{plan}"
-    );
-    let plan = explain(
-        "blackhole",
-        SUM_COLUMNS,
-        &format!("INSERT INTO out SELECT s, k FROM ({SUMS})"),
-    );
-    assert!(plan.contains("changelogMode=[I,UA,D]"), "{plan}");
+    // the dead letters, and the old one must still be withdrawn. One that passes columns on
+    // does not.
+    let divided = format!("INSERT INTO out SELECT k, 100 / s FROM ({SUMS})");
+    assert_update_before("blackhole", SUM_COLUMNS, &divided, true);
+    let reordered = format!("INSERT INTO out SELECT s, k FROM ({SUMS})");
+    assert_update_before("blackhole", SUM_COLUMNS, &reordered, false);
 }
 
 /// An upsert sink keyed as the updates needs no `-U`; keyed otherwise, it does, and the
@@ -157,18 +151,10 @@ fn an_upsert_sink_keyed_as_the_updates_needs_no_update_before() {
     let jdbc = "jdbc', 'url' = 'postgresql://127.0.0.1:1/x', 'table-name' = 'out";
     for (key, needs) in [("k", false), ("s", true), ("k, s", true)] {
         let columns = format!("{SUM_COLUMNS}, PRIMARY KEY ({key}) NOT ENFORCED");
-        let plan = explain(jdbc, &columns, &format!("INSERT INTO out {SUMS}"));
-        assert_eq!(
-            plan.contains("changelogMode=[I,UB,UA,D]"),
-            needs,
-            "key ({key}): {plan}"
-        );
-        assert_eq!(
-            plan.contains("changelogMode=[I,UA,D]"),
-            !needs,
-            "key ({key}): {plan}"
-        );
+        let sums = format!("INSERT INTO out {SUMS}");
+        assert_update_before(jdbc, &columns, &sums, needs);
         // Keyed otherwise, the updates are materialized by the sink's key first.
+        let plan = explain(jdbc, &columns, &sums);
         assert_eq!(
             plan.contains("upsertMaterialize=[true]"),
             needs,
@@ -178,16 +164,11 @@ fn an_upsert_sink_keyed_as_the_updates_needs_no_update_before() {
     // A ranked Top-N's updates are keyed by its partition and row number, a deduplication's
     // by its partition; the columns reordered by the sink's column list.
     let columns = format!("{RANK_COLUMNS}, PRIMARY KEY (rn, k) NOT ENFORCED");
-    let plan = explain(
-        jdbc,
-        &columns,
-        &format!("INSERT INTO out (rn, v, k) SELECT rn, v, k FROM ({TOP_TWO})"),
-    );
-    assert!(plan.contains("changelogMode=[I,UA,D]"), "{plan}");
+    let reordered = format!("INSERT INTO out (rn, v, k) SELECT rn, v, k FROM ({TOP_TWO})");
+    assert_update_before(jdbc, &columns, &reordered, false);
+    let latest = format!("INSERT INTO out {LATEST}");
     let columns = format!("{ROW_COLUMNS}, PRIMARY KEY (k) NOT ENFORCED");
-    let plan = explain(jdbc, &columns, &format!("INSERT INTO out {LATEST}"));
-    assert!(plan.contains("changelogMode=[I,UA,D]"), "{plan}");
+    assert_update_before(jdbc, &columns, &latest, false);
     let columns = format!("{ROW_COLUMNS}, PRIMARY KEY (v) NOT ENFORCED");
-    let plan = explain(jdbc, &columns, &format!("INSERT INTO out {LATEST}"));
-    assert!(!plan.contains("changelogMode=[I,UA,D]"), "{plan}");
+    assert_update_before(jdbc, &columns, &latest, true);
 }
