@@ -64,6 +64,36 @@ pub fn takes_updates(table: &TableDef) -> bool {
     }
 }
 
+/// The columns (positions in the written row) a `redis` sink's target is rendered from — its
+/// key template's, and its field template's (`hset`) or member template's (`zadd`): what keys
+/// the rows it keeps. `None` when its options do not make a sink.
+#[cfg(feature = "redis")]
+pub fn redis_target_columns(table: &TableDef) -> Option<Vec<usize>> {
+    use streamcore_connectors::redis::{RedisCommand, RedisSinkConfig};
+    use streamcore_connectors::template::{Escape, Template};
+    let config = RedisSinkConfig::from_options(&table.options).ok()?;
+    let schema = table.physical_schema();
+    let second = match config.command {
+        RedisCommand::HSet => config.field.as_deref(),
+        RedisCommand::ZAdd => config.member.as_deref(),
+        _ => None,
+    };
+    let mut columns = Vec::new();
+    for text in std::iter::once(config.key.as_str()).chain(second) {
+        let template = Template::compile(text, &schema, Escape::Text, "redis template").ok()?;
+        columns.extend(template.columns());
+    }
+    columns.sort_unstable();
+    columns.dedup();
+    Some(columns)
+}
+
+/// Without the `redis` feature there is no `redis` sink to key.
+#[cfg(not(feature = "redis"))]
+pub fn redis_target_columns(_: &TableDef) -> Option<Vec<usize>> {
+    None
+}
+
 /// Adds the sink of `table` if its connector is one of these; `Ok(None)` hands the stream
 /// back for the other connectors.
 pub fn add_sink(

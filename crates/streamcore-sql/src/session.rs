@@ -724,57 +724,59 @@ fn check_bounded(plan: &Plan) -> Result<(), PlanError> {
 
 /// Whether `sink` needs the `-U` of each update (the row it replaces) before its `+U`, fed by
 /// `plan`. Not the `blackhole` (it drops every row; Flink's asks for no `-U` either), nor an
-/// upsert sink (`jdbc`, `upsert-kafka`) whose primary key is the key of the plan's updates
+/// upsert sink (`jdbc`, `upsert-kafka`, `redis`) keyed by the key of the plan's updates
 /// ([`Plan::upsert_key`]): each `+U` replaces the sink's row of that key. Any other key
 /// needs the `-U` — an update may move a row to another of the sink's keys, and the old one
-/// must go (as does `redis`, keyed by a template). Without it, the updating operator feeding
-/// the sink emits `+U` alone ([`crate::physical::PhysicalPlanner::skip_update_before`]).
+/// must go ([`upsert_materialize_key`]). Without it, the updating operator feeding the sink
+/// emits `+U` alone ([`crate::physical::PhysicalPlanner::skip_update_before`]).
 pub fn needs_update_before(sink: &TableDef, plan: &Plan) -> bool {
     match sink.options.get("connector").map(String::as_str) {
         Some("blackhole") => false,
-        Some("jdbc" | "upsert-kafka") if !sink.primary_key.is_empty() => {
-            let upserts: Option<std::collections::BTreeSet<usize>> =
-                plan.upsert_key().map(|k| k.into_iter().collect());
-            let key = sink_key(sink).map(|k| k.into_iter().collect());
-            key.is_none() || key != upserts
-        }
-        _ => true,
+        _ => match sink_key(sink) {
+            Some(key) => !keyed_as(&key, plan),
+            None => true,
+        },
     }
 }
 
-/// The positions in the written row of the primary key of `sink`, if it has one.
+/// What keys the rows an upsert sink keeps (positions in the written row): the primary key of
+/// a `jdbc` or `upsert-kafka` table, the columns a `redis` table's target (key, and field or
+/// member) is rendered from. `None` for other sinks.
 fn sink_key(sink: &TableDef) -> Option<Vec<usize>> {
-    let written = sink.written_columns();
-    let key: Option<Vec<usize>> = sink
-        .primary_key
-        .iter()
-        .map(|c| written.iter().position(|w| w == c))
-        .collect();
+    let key: Option<Vec<usize>> = match sink.options.get("connector").map(String::as_str) {
+        Some("jdbc" | "upsert-kafka") => {
+            let written = sink.written_columns();
+            sink.primary_key
+                .iter()
+                .map(|c| written.iter().position(|w| w == c))
+                .collect()
+        }
+        Some("redis") => crate::external::redis_target_columns(sink),
+        _ => None,
+    };
     key.filter(|k| !k.is_empty())
 }
 
-/// The primary key (positions in the written row) by which the updates of `plan` are
-/// materialized before `sink` takes them: an upsert sink (`jdbc`, `upsert-kafka`) keyed
-/// otherwise than the updates ([`Plan::upsert_key`]). There an update may move a row to
+/// Whether the updates of `plan` are keyed by the columns `key` ([`Plan::upsert_key`]).
+fn keyed_as(key: &[usize], plan: &Plan) -> bool {
+    let set = |k: &[usize]| k.iter().copied().collect::<std::collections::BTreeSet<_>>();
+    plan.upsert_key()
+        .is_some_and(|upserts| set(&upserts) == set(key))
+}
+
+/// The key (positions in the written row) by which the updates of `plan` are materialized
+/// before `sink` takes them: an upsert sink (`jdbc`, `upsert-kafka`, `redis`; see
+/// `sink_key`) keyed otherwise than the updates ([`Plan::upsert_key`]). There an update may move a row to
 /// another of the sink's keys, and two of the query's keys may share one of the sink's for a
 /// while: without it, the `-U` of one would delete the row the other wrote. Keyed by the
 /// sink's key, each key keeps its rows and sends its current one (the engine's
 /// `materialize_rekeyed`; Flink's `SinkUpsertMaterializer`, and `EXPLAIN` says
 /// `upsertMaterialize=[true]` as Flink does).
 pub fn upsert_materialize_key(sink: &TableDef, plan: &Plan) -> Option<Vec<usize>> {
-    let upsert_sink = matches!(
-        sink.options.get("connector").map(String::as_str),
-        Some("jdbc" | "upsert-kafka")
-    );
-    if !plan.updating || !upsert_sink {
+    if !plan.updating {
         return None;
     }
-    let key = sink_key(sink)?;
-    let set = |k: &[usize]| k.iter().copied().collect::<std::collections::BTreeSet<_>>();
-    match plan.upsert_key() {
-        Some(upserts) if set(&upserts) == set(&key) => None,
-        _ => Some(key),
-    }
+    sink_key(sink).filter(|key| !keyed_as(key, plan))
 }
 
 /// A sink that cannot take updates refuses an updating query, saying which node updates.

@@ -1,6 +1,7 @@
 //! The feature-gated connectors as SQL tables, against the real servers the test set-up
 //! starts (scripts/install-test-deps.sh): an updating query upserted into PostgreSQL (`jdbc`;
-//! keyed as the query's groups, and by a column its updates move),
+//! keyed as the query's groups, and by a column its updates move; two groups sharing a key
+//! for a while, there and in Redis),
 //! a changelog kept in Redis, and event-time partitioned Parquet files read back by pyarrow.
 //! Each check reads the result with the server's own client (`psql`, `redis-cli`, pyarrow),
 //! not through streamcore.
@@ -184,6 +185,38 @@ fn a_changelog_is_kept_in_redis() {
     assert_eq!(cli(&["GET", "sqltest:bo"]).trim(), "25");
     // cy's only order is filtered out: no key.
     assert_eq!(cli(&["EXISTS", "sqltest:cy"]).trim(), "0");
+}
+
+/// A Redis key rendered from another column than the query's groups (each user's total as
+/// the key, the user as the value): two users share a total for a while, as in the PostgreSQL
+/// test above — materialized by the key's columns first, the later user keeps it.
+#[cfg(feature = "redis")]
+#[test]
+fn two_groups_sharing_a_redis_key_for_a_while_keep_the_later_row() {
+    let cli = |args: &[&str]| {
+        output(
+            Command::new("redis-cli")
+                .args(["-h", "127.0.0.1", "-p", "63790"])
+                .args(args),
+            "redis-cli",
+        )
+    };
+    cli(&["DEL", "sqltotal:5", "sqltotal:10", "sqltotal:17"]);
+    run_at(
+        "CREATE TABLE o (user_id VARCHAR, amount BIGINT)
+         WITH ('connector' = 'values', 'data' = 'ann,10
+bo,5
+bo,5
+ann,7');
+         CREATE TABLE by_total (user_id VARCHAR, total BIGINT)
+         WITH ('connector' = 'redis', 'url' = 'redis://127.0.0.1:63790',
+               'key' = 'sqltotal:{total}', 'value.column' = 'user_id');
+         INSERT INTO by_total SELECT user_id, SUM(amount) FROM o GROUP BY user_id;",
+        1,
+    );
+    assert_eq!(cli(&["GET", "sqltotal:10"]).trim(), "bo");
+    assert_eq!(cli(&["GET", "sqltotal:17"]).trim(), "ann");
+    assert_eq!(cli(&["EXISTS", "sqltotal:5"]).trim(), "0");
 }
 
 #[cfg(feature = "parquet")]
