@@ -3,7 +3,8 @@
 //! without it the tests fail saying so): rows written by one SQL job and read back by another
 //! (JSON and CSV values, raw keys, metadata columns, computed columns over metadata), a
 //! per-key running total written to a compacted topic and read back as a table (updates and
-//! tombstones), and errors that name the topic or the option. The exactly-once sink runs
+//! tombstones; two groups sharing an upsert key for a while), and errors that name the topic
+//! or the option. The exactly-once sink runs
 //! against librdkafka's mock cluster (tansu has no transactions; docs/kafka.md).
 
 #![cfg(feature = "kafka")]
@@ -515,6 +516,44 @@ fn a_running_total_per_key_is_written_upserted_and_read_back_as_a_table() {
     assert!(
         err.contains("takes append-only rows") && err.contains("upsert-kafka"),
         "{err}"
+    );
+}
+
+/// An upsert topic keyed by a column the query's updates move (each user's total as the key):
+/// ann's total is 10, bo's reaches 10 too, then ann's moves to 17. The updates reach the sink
+/// materialized by its key, so ann's withdrawal of 10 does not write a tombstone over bo's.
+#[test]
+fn two_groups_sharing_an_upsert_key_for_a_while_keep_the_later_row() {
+    let broker = TestBroker::start();
+    broker.create_topic("by-total", 1);
+    let servers = broker.brokers();
+    let table = |name: &str, bounded: &str| {
+        format!(
+            "CREATE TABLE {name} (user_id STRING, total BIGINT, PRIMARY KEY (total) NOT ENFORCED)
+             WITH ('connector' = 'upsert-kafka', 'topic' = 'by-total',
+                   'properties.bootstrap.servers' = '{servers}',
+                   'key.format' = 'json', 'value.format' = 'json'{bounded})"
+        )
+    };
+    run(
+        &format!(
+            "CREATE TABLE o (user_id STRING, amount BIGINT)
+             WITH ('connector' = 'values', 'data' = 'ann,10
+bo,5
+bo,5
+ann,7');
+             {};
+             INSERT INTO by_total SELECT user_id, SUM(amount) FROM o GROUP BY user_id;",
+            table("by_total", "")
+        ),
+        JobConfig::default().parallelism(1),
+    );
+    let bounded = ", 'scan.bounded.mode' = 'latest-offset'";
+    let changes = select(&format!("{}; SELECT * FROM t;", table("t", bounded)));
+    assert_eq!(
+        sorted(apply_to(changes.clone()).iter().map(text).collect()),
+        [["ann", "17"], ["bo", "10"]],
+        "{changes:?}"
     );
 }
 
