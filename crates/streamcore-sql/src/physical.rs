@@ -1547,32 +1547,30 @@ fn group_aggregate<K: GroupKey>(
     spec: GroupAggSpec,
 ) -> Stream<Change<Row>> {
     let width = spec.agg.width();
-    let changes: Stream<Change<(K, Row)>> = match input {
+    // The aggregate's result is the output row, keys first (`RowAggregate::with_key_columns`);
+    // an accumulator restored from a checkpoint of an earlier build, which kept no key, gets
+    // its key from the state's.
+    let finish = move |k: &K, v: Row| {
+        if v.len() == width {
+            return v;
+        }
+        let mut values: Vec<Scalar> = Vec::with_capacity(k.width() + v.len());
+        k.push_values(&mut values);
+        values.extend(v.values.iter().cloned());
+        Row::new(values)
+    };
+    match input {
         SqlStream::Append(s) => spec
             .configure(s.key_by(key))
-            .group_aggregate(spec.agg)
+            .group_aggregate_with(spec.agg, finish)
             .name("GroupAggregate")
             .uid(&spec.uid),
         SqlStream::Updating(s) => spec
             .configure(s.key_by(move |c: &Change<Row>| key(c.row())))
-            .group_aggregate_changes(spec.agg)
+            .group_aggregate_changes_with(spec.agg, finish)
             .name("GroupAggregate")
             .uid(&spec.uid),
-    };
-    // The aggregate's result is the output row, keys first (`RowAggregate::with_key_columns`);
-    // an accumulator restored from a checkpoint of an earlier build, which kept no key, gets
-    // its key from the state's.
-    changes.map(move |c: Change<(K, Row)>| {
-        c.map(|(k, v)| {
-            if v.len() == width {
-                return v;
-            }
-            let mut values: Vec<Scalar> = Vec::with_capacity(k.width() + v.len());
-            k.push_values(&mut values);
-            values.extend(v.values.iter().cloned());
-            Row::new(values)
-        })
-    })
+    }
 }
 
 /// What a window aggregate is, whatever its key type.

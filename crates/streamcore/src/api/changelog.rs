@@ -41,8 +41,33 @@ where
     /// );
     /// ```
     pub fn group_aggregate<A: RetractAggregate<T>>(self, agg: A) -> Stream<Change<(K, A::Out)>> {
+        self.group_aggregate_with(agg, |k: &K, v| (k.clone(), v))
+    }
+
+    /// [`group_aggregate`](Self::group_aggregate) whose changes carry `finish(key, result)`:
+    /// the record the consumer wants, made where the change is (no `(key, result)` pair
+    /// cloned and mapped after it). SQL makes its rows so.
+    ///
+    /// ```
+    /// use streamcore::{Job, JobConfig};
+    /// use streamcore::changelog::{apply_to, CountRows};
+    /// let mut job = Job::new("counts");
+    /// let counts = job
+    ///     .from_vec("clicks", vec!['a', 'b', 'a'])
+    ///     .key_by(|c| *c)
+    ///     .group_aggregate_with(CountRows, |k: &char, n| format!("{k}={n}"))
+    ///     .collect();
+    /// job.run(JobConfig::default().parallelism(1)).unwrap();
+    /// assert_eq!(apply_to(counts.take()), vec!["a=2".to_string(), "b=1".to_string()]);
+    /// ```
+    pub fn group_aggregate_with<A, F, O>(self, agg: A, finish: F) -> Stream<Change<O>>
+    where
+        A: RetractAggregate<T>,
+        F: Fn(&K, A::Out) -> O + Clone + Send + 'static,
+        O: Data,
+    {
         self.refuse_if_updating("group_aggregate", "group_aggregate_changes");
-        let f = GroupAggregate::new(agg, self.mini_batch, self.update_before);
+        let f = GroupAggregate::new(agg, finish, self.mini_batch, self.update_before);
         self.process_named("group_aggregate", f).updating()
     }
 
@@ -204,7 +229,18 @@ where
         self,
         agg: A,
     ) -> Stream<Change<(K, A::Out)>> {
-        let f = GroupAggregate::new(agg, self.mini_batch, self.update_before);
+        self.group_aggregate_changes_with(agg, |k: &K, v| (k.clone(), v))
+    }
+
+    /// [`group_aggregate_changes`](Self::group_aggregate_changes) whose changes carry
+    /// `finish(key, result)` (see [`KeyedStream::group_aggregate_with`]).
+    pub fn group_aggregate_changes_with<A, F, O>(self, agg: A, finish: F) -> Stream<Change<O>>
+    where
+        A: RetractAggregate<T>,
+        F: Fn(&K, A::Out) -> O + Clone + Send + 'static,
+        O: Data,
+    {
+        let f = GroupAggregate::new(agg, finish, self.mini_batch, self.update_before);
         let f = GroupAggregateChanges(f);
         self.process_named("group_aggregate", f).updating()
     }
@@ -253,23 +289,22 @@ where
     /// let mut job = Job::new("by-total");
     /// // (user, total), updated per user; the sink is keyed by the total.
     /// let changes = vec![
-    ///     Change::Insert(("ann", 10)),
-    ///     Change::UpdateBefore(("bo", 5)), // (bo's +I of 5 came before)
-    ///     Change::UpdateAfter(("bo", 10)), // bo's total meets ann's
-    ///     Change::UpdateBefore(("ann", 10)),
-    ///     Change::UpdateAfter(("ann", 17)), // ann moves on: bo keeps key 10
+    ///     Change::Insert(('b', 5)),
+    ///     Change::Insert(('a', 10)),
+    ///     Change::UpdateBefore(('b', 5)),
+    ///     Change::UpdateAfter(('b', 10)), // b's total meets a's
+    ///     Change::UpdateBefore(('a', 10)),
+    ///     Change::UpdateAfter(('a', 17)), // a moves on: b keeps key 10
     /// ];
-    /// let mut all = vec![Change::Insert(("bo", 5))];
-    /// all.extend(changes);
     /// let by_total = job
-    ///     .from_vec("totals", all)
+    ///     .from_vec("totals", changes)
     ///     .key_by(|c| c.row().1)
     ///     .materialize_rekeyed()
     ///     .collect();
     /// job.run(JobConfig::default().parallelism(1)).unwrap();
     /// let mut table = apply_to(by_total.take());
     /// table.sort();
-    /// assert_eq!(table, vec![("ann", 17), ("bo", 10)]);
+    /// assert_eq!(table, vec![('a', 17), ('b', 10)]);
     /// ```
     pub fn materialize_rekeyed(self) -> Stream<Change<T>>
     where

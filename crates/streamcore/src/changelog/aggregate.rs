@@ -488,10 +488,13 @@ impl<Acc: Default, Out> Default for GroupState<Acc, Out> {
 /// then). A change that leaves the result as it was emits nothing. With mini-batch
 /// ([`crate::KeyedStream::mini_batch`]) the changes of a group within one input batch are
 /// folded into one: the group's result is computed and compared with the last one emitted
-/// once per batch, not once per row. Built by
-/// [`crate::KeyedStream::group_aggregate`] and [`crate::KeyedStream::group_aggregate_changes`].
-pub struct GroupAggregate<A, T, K> {
+/// once per batch, not once per row. Each change's record is `finish(key, result)`. Built by
+/// [`crate::KeyedStream::group_aggregate`] and [`crate::KeyedStream::group_aggregate_changes`]
+/// (records `(key, result)`), and their `_with` forms.
+pub struct GroupAggregate<A, T, K, F> {
     agg: A,
+    /// Makes an output record of a key and a result.
+    finish: F,
     /// Mini-batch: changes are emitted at the end of each batch, not after each row.
     fold: bool,
     /// A changed result is `-U` then `+U` (else `+U` alone: an upsert stream).
@@ -501,16 +504,22 @@ pub struct GroupAggregate<A, T, K> {
     _t: PhantomData<fn(T)>,
 }
 
-impl<A: Clone, T, K> Clone for GroupAggregate<A, T, K> {
+impl<A: Clone, T, K, F: Clone> Clone for GroupAggregate<A, T, K, F> {
     fn clone(&self) -> Self {
-        GroupAggregate::new(self.agg.clone(), self.fold, self.update_before)
+        GroupAggregate::new(
+            self.agg.clone(),
+            self.finish.clone(),
+            self.fold,
+            self.update_before,
+        )
     }
 }
 
-impl<A, T, K> GroupAggregate<A, T, K> {
-    pub(crate) fn new(agg: A, fold: bool, update_before: bool) -> Self {
+impl<A, T, K, F> GroupAggregate<A, T, K, F> {
+    pub(crate) fn new(agg: A, finish: F, fold: bool, update_before: bool) -> Self {
         GroupAggregate {
             agg,
+            finish,
             fold,
             update_before,
             held: Vec::new(),
@@ -519,7 +528,13 @@ impl<A, T, K> GroupAggregate<A, T, K> {
     }
 }
 
-impl<A: RetractAggregate<T>, T, K: Key> GroupAggregate<A, T, K> {
+impl<A, T, K, F, O> GroupAggregate<A, T, K, F>
+where
+    A: RetractAggregate<T>,
+    K: Key,
+    F: Fn(&K, A::Out) -> O,
+    O: Data,
+{
     /// Applies one row (added or withdrawn; `final_add`: over an append-only input) to the
     /// current key's group and emits its change — or, with mini-batch, holds the group to be
     /// emitted at the end of the batch ([`Self::emit`]).
@@ -530,7 +545,7 @@ impl<A: RetractAggregate<T>, T, K: Key> GroupAggregate<A, T, K> {
         final_add: bool,
         row: &T,
         ctx: &mut KeyedContext<'_, K, GroupState<A::Acc, A::Out>>,
-        out: &mut Output<Change<(K, A::Out)>>,
+        out: &mut Output<Change<O>>,
     ) {
         let group = ctx.state();
         if add {
@@ -574,8 +589,9 @@ impl<A: RetractAggregate<T>, T, K: Key> GroupAggregate<A, T, K> {
     fn emit(
         &mut self,
         ctx: &mut KeyedContext<'_, K, GroupState<A::Acc, A::Out>>,
-        out: &mut Output<Change<(K, A::Out)>>,
+        out: &mut Output<Change<O>>,
     ) {
+        let finish = &self.finish;
         let group = ctx.state();
         group.held = false;
         let now = (group.rows > 0).then(|| self.agg.result(&group.acc));
@@ -583,19 +599,19 @@ impl<A: RetractAggregate<T>, T, K: Key> GroupAggregate<A, T, K> {
         let ended = now.is_none();
         match (before, now) {
             (None, Some(now)) => {
-                out.emit(Change::Insert((ctx.key().clone(), now.clone())));
+                out.emit(Change::Insert(finish(ctx.key(), now.clone())));
                 ctx.state().emitted = Some(now);
             }
             (Some(before), Some(now)) => {
                 if before != now {
                     if self.update_before {
-                        out.emit(Change::UpdateBefore((ctx.key().clone(), before)));
+                        out.emit(Change::UpdateBefore(finish(ctx.key(), before)));
                     }
-                    out.emit(Change::UpdateAfter((ctx.key().clone(), now.clone())));
+                    out.emit(Change::UpdateAfter(finish(ctx.key(), now.clone())));
                 }
                 ctx.state().emitted = Some(now);
             }
-            (Some(before), None) => out.emit(Change::Delete((ctx.key().clone(), before))),
+            (Some(before), None) => out.emit(Change::Delete(finish(ctx.key(), before))),
             (None, None) => {}
         }
         if ended {
@@ -604,12 +620,16 @@ impl<A: RetractAggregate<T>, T, K: Key> GroupAggregate<A, T, K> {
     }
 }
 
-impl<K: Key, T: Data, A: RetractAggregate<T>> KeyedProcessFunction<K, T> for GroupAggregate<A, T, K>
+impl<K, T, A, F, O> KeyedProcessFunction<K, T> for GroupAggregate<A, T, K, F>
 where
-    K: StateData,
+    K: Key + StateData,
+    T: Data,
+    A: RetractAggregate<T>,
+    F: Fn(&K, A::Out) -> O + Clone + Send + 'static,
+    O: Data,
 {
     type State = GroupState<A::Acc, A::Out>;
-    type Out = Change<(K, A::Out)>;
+    type Out = Change<O>;
     #[inline]
     fn process(
         &mut self,
@@ -635,15 +655,18 @@ where
 
 /// The same aggregate over a changelog: additions add, withdrawals retract.
 #[derive(Clone)]
-pub(crate) struct GroupAggregateChanges<A, T, K>(pub(crate) GroupAggregate<A, T, K>);
+pub(crate) struct GroupAggregateChanges<A, T, K, F>(pub(crate) GroupAggregate<A, T, K, F>);
 
-impl<K: Key, T: Data, A: RetractAggregate<T>> KeyedProcessFunction<K, Change<T>>
-    for GroupAggregateChanges<A, T, K>
+impl<K, T, A, F, O> KeyedProcessFunction<K, Change<T>> for GroupAggregateChanges<A, T, K, F>
 where
-    K: StateData,
+    K: Key + StateData,
+    T: Data,
+    A: RetractAggregate<T>,
+    F: Fn(&K, A::Out) -> O + Clone + Send + 'static,
+    O: Data,
 {
     type State = GroupState<A::Acc, A::Out>;
-    type Out = Change<(K, A::Out)>;
+    type Out = Change<O>;
     #[inline]
     fn process(
         &mut self,
