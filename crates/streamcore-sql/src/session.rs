@@ -519,14 +519,23 @@ impl Session {
             if let (SqlStream::Updating(s), Some(key)) =
                 (&stream, upsert_materialize_key(&p.sink, &p.plan))
             {
-                let uid = planner.uid("sink-materialize", &p.plan);
-                stream = SqlStream::Updating(
-                    s.clone()
-                        .key_by(move |c: &Change<Row>| c.row().key(&key))
-                        .materialize_rekeyed()
-                        .name("SinkMaterializer")
-                        .uid(&uid),
-                );
+                // Its state is the sink's: named by the table and its key, so that another
+                // statement, or another key, never restores it.
+                let columns: Vec<String> = key.iter().map(usize::to_string).collect();
+                let prefix = format!("sink-materialize:{}:{}", p.sink.name, columns.join(","));
+                let uid = planner.uid(&prefix, &p.plan);
+                let keyed = s.clone().key_by(move |c: &Change<Row>| c.row().key(&key));
+                let keyed = match planner.state_ttl {
+                    Some(ttl) => keyed.state_ttl(ttl),
+                    None => keyed,
+                };
+                // A withdrawal removes the row of its own key in the query (its other columns
+                // may be computed anew: a `NOW()`), or the equal row when the query has none.
+                let materialized = match p.plan.upsert_key() {
+                    Some(own) => keyed.materialize_rekeyed_by(move |r: &Row| r.key(&own)),
+                    None => keyed.materialize_rekeyed(),
+                };
+                stream = SqlStream::Updating(materialized.name("SinkMaterializer").uid(&uid));
             }
             add_sink(&p.sink, stream)?;
             late.add(planner.take_late_rows());

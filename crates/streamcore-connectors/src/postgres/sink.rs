@@ -444,7 +444,7 @@ impl PostgresSink {
             hasher: DefaultHashBuilder::default(),
             pending: self.pending.clone(),
             last_gid: None,
-            withdrawing: false,
+            withdrawing: None,
             _t: PhantomData,
         };
         w.connect()?;
@@ -810,11 +810,12 @@ pub struct PostgresWriter<T> {
     pending: Arc<Pending>,
     /// The last transaction this writer prepared.
     last_gid: Option<String>,
-    /// A `-U` is buffered and the `+U` after it has not come: no flush before it does (a
-    /// reader would see the key's row missing, and a job stopped in between without
-    /// checkpoints would leave it deleted). A checkpoint's barrier never falls between the
-    /// two (an operator emits them together).
-    withdrawing: bool,
+    /// Since when a `-U` is buffered and no change has come after it: no timed or size flush
+    /// before one does (a reader would see the key's row missing, and a job stopped in
+    /// between without checkpoints would leave it deleted) — for at most a flush interval (a
+    /// `-U` whose `+U` a filter dropped is a delete of its own). A checkpoint's barrier never
+    /// falls between the two (an operator emits them together).
+    withdrawing: Option<Instant>,
     _t: PhantomData<fn(T)>,
 }
 
@@ -896,7 +897,7 @@ impl<T> PostgresWriter<T> {
     /// Buffers a change; writes the buffer when it holds `max_rows`.
     fn add(&mut self, row: Row, delete: bool) -> Result<()> {
         add(&mut self.buffer, &self.hasher, &self.plan.key, row, delete);
-        self.withdrawing = false;
+        self.withdrawing = None;
         if self.buffer.len() >= self.config.max_rows {
             self.flush()?;
         }
@@ -906,11 +907,14 @@ impl<T> PostgresWriter<T> {
     /// Buffers the delete of a `-U`: nothing is written before the `+U` that follows.
     fn add_withdrawal(&mut self, row: Row) {
         add(&mut self.buffer, &self.hasher, &self.plan.key, row, true);
-        self.withdrawing = true;
+        self.withdrawing.get_or_insert_with(Instant::now);
     }
 
     fn maybe_flush(&mut self) -> Result<()> {
-        if self.withdrawing {
+        if self
+            .withdrawing
+            .is_some_and(|since| since.elapsed() < self.config.flush_interval)
+        {
             return Ok(());
         }
         if self.buffer.len() >= self.config.max_rows

@@ -2,6 +2,7 @@
 //! top-n and deduplication (see [`crate::changelog`]).
 
 use super::{KeyedStream, Stream};
+use crate::changelog::materialize::equal_rows;
 use crate::changelog::{
     Change, Changes, Deduplicate, GroupAggregate, GroupAggregateChanges, Keep, Materialize,
     RankedChanges, RankedRows, RetractAggregate, Rows, TopN, TopNFunction,
@@ -270,8 +271,8 @@ where
     where
         T: StateData + PartialEq,
     {
-        self.process_named("materialize", Materialize::new(false))
-            .updating()
+        let f = Materialize::new(false, equal_rows as fn(&T, &T) -> bool);
+        self.process_named("materialize", f).updating()
     }
 
     /// [`materialize`](Self::materialize) keyed otherwise than the changelog's own updates —
@@ -281,7 +282,8 @@ where
     /// withdrawn, its current row the last of them; a withdrawal removes its own row (a row
     /// another of the changelog's keys wrote since stays); an update-before that leaves a key
     /// empty deletes its row at once (`-D`), since its update-after may go to another key. As
-    /// Flink's `SinkUpsertMaterializer`.
+    /// Flink's `SinkUpsertMaterializer`. The input must be a retract stream (with `-U`: not
+    /// made with [`KeyedStream::without_update_before`]).
     ///
     /// ```
     /// use streamcore::{Job, JobConfig};
@@ -310,7 +312,24 @@ where
     where
         T: StateData + PartialEq,
     {
-        self.process_named("materialize", Materialize::new(true))
+        let f = Materialize::new(true, equal_rows as fn(&T, &T) -> bool);
+        self.process_named("materialize", f).updating()
+    }
+
+    /// [`materialize_rekeyed`](Self::materialize_rekeyed) whose withdrawals remove the kept
+    /// row of the same `identity` — the changelog's own key, by which its updates replace
+    /// rows — not only an equal row: a withdrawal whose other columns were computed anew (a
+    /// `NOW()` or `RAND()` in a projection after the updating operator) still removes the row
+    /// written before. The input must be a retract stream (with `-U`: not made with
+    /// [`KeyedStream::without_update_before`]).
+    pub fn materialize_rekeyed_by<I, F>(self, identity: F) -> Stream<Change<T>>
+    where
+        T: StateData + PartialEq,
+        I: PartialEq,
+        F: Fn(&T) -> I + Clone + Send + 'static,
+    {
+        let same = move |withdrawn: &T, kept: &T| identity(withdrawn) == identity(kept);
+        self.process_named("materialize", Materialize::new(true, same))
             .updating()
     }
 

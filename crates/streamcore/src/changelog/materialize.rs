@@ -22,26 +22,37 @@ use std::marker::PhantomData;
 /// Keyed otherwise than the changelog's own updates ([`crate::KeyedStream::materialize_rekeyed`]),
 /// an update may move a row to another key, its update-after never coming to this one: an
 /// update-before that withdraws a key's last row then deletes it at once (`-D`; an update
-/// within the key becomes `-D` then `+I`) — as Flink's `SinkUpsertMaterializer`.
-pub struct Materialize<T> {
+/// within the key becomes `-D` then `+I`) — as Flink's `SinkUpsertMaterializer`. A withdrawal
+/// removes the kept row it is `same` as: the equal row, or ([`crate::KeyedStream::materialize_rekeyed_by`])
+/// the row with the same identity (the changelog's own key), whose other columns may have
+/// been computed anew for the withdrawal (a `NOW()` in a projection).
+pub struct Materialize<T, S = fn(&T, &T) -> bool> {
     /// An update-before withdrawing a key's last row deletes it at once.
     rekeyed: bool,
+    /// Whether a withdrawal (first) withdraws a kept row (second).
+    same: S,
     _t: PhantomData<fn(T)>,
 }
 
-impl<T> Clone for Materialize<T> {
+impl<T, S: Clone> Clone for Materialize<T, S> {
     fn clone(&self) -> Self {
-        Materialize::new(self.rekeyed)
+        Materialize::new(self.rekeyed, self.same.clone())
     }
 }
 
-impl<T> Materialize<T> {
-    pub(crate) fn new(rekeyed: bool) -> Self {
+impl<T, S> Materialize<T, S> {
+    pub(crate) fn new(rekeyed: bool, same: S) -> Self {
         Materialize {
             rekeyed,
+            same,
             _t: PhantomData,
         }
     }
+}
+
+/// Rows withdraw the rows equal to them ([`Materialize`]'s default).
+pub(crate) fn equal_rows<T: PartialEq>(withdrawn: &T, kept: &T) -> bool {
+    withdrawn == kept
 }
 
 /// One key's rows: those added and not withdrawn, oldest first (the last is current), and the
@@ -62,8 +73,11 @@ impl<T> Default for MaterializeState<T> {
     }
 }
 
-impl<K: Key + StateData, T: Data + StateData + PartialEq> KeyedProcessFunction<K, Change<T>>
-    for Materialize<T>
+impl<K, T, S> KeyedProcessFunction<K, Change<T>> for Materialize<T, S>
+where
+    K: Key + StateData,
+    T: Data + StateData + PartialEq,
+    S: Fn(&T, &T) -> bool + Clone + Send + 'static,
 {
     type State = MaterializeState<T>;
     type Out = Change<T>;
@@ -94,7 +108,7 @@ impl<K: Key + StateData, T: Data + StateData + PartialEq> KeyedProcessFunction<K
         }
         let by_update = change.kind() == RowKind::UpdateBefore;
         let row = change.row();
-        let Some(at) = state.rows.iter().rposition(|r| r == row) else {
+        let Some(at) = state.rows.iter().rposition(|r| (self.same)(row, r)) else {
             // Never added (or expired): nothing to withdraw.
             if state.rows.is_empty() && state.before.is_none() {
                 ctx.clear_state();

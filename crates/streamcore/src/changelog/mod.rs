@@ -23,7 +23,7 @@
 
 mod aggregate;
 mod dedup;
-mod materialize;
+pub(crate) mod materialize;
 mod top_n;
 
 pub(crate) use aggregate::GroupAggregateChanges;

@@ -586,6 +586,36 @@ fn materialize_keeps_an_update_an_update() {
     );
 }
 
+/// Materialized by another key with an identity (the changelog's own key, column 0): a
+/// withdrawal whose third column was computed anew (a time, say) still removes the row
+/// written before; compared whole, it would not, and the old row would stay.
+#[test]
+fn a_withdrawal_removes_the_row_of_its_identity_computed_anew_or_not() {
+    let changes = vec![
+        Change::Insert(('a', 1i64, 100i64)),
+        Change::UpdateBefore(('a', 1, 999)),
+        Change::UpdateAfter(('a', 2, 999)),
+    ];
+    for (by_identity, want) in [
+        (true, vec![('a', 2, 999)]),
+        (false, vec![('a', 1, 100), ('a', 2, 999)]),
+    ] {
+        let mut job = Job::new("identity");
+        let keyed = job
+            .from_vec("changes", changes.clone())
+            .key_by(|c| c.row().1);
+        let out = match by_identity {
+            true => keyed.materialize_rekeyed_by(|r: &(char, i64, i64)| r.0),
+            false => keyed.materialize_rekeyed(),
+        }
+        .collect();
+        job.run(JobConfig::default().parallelism(1)).unwrap();
+        let mut table = apply_strictly(&out.take()).unwrap();
+        table.sort();
+        assert_eq!(table, want, "by identity: {by_identity}");
+    }
+}
+
 #[test]
 fn top_n_ranks_ties_in_arrival_order() {
     // (key, sort value, arrival): equal sort values rank in the order they arrived.
