@@ -665,12 +665,15 @@ impl streamcore::join::JoinExpiry<(Timestamp, u8, u32, i64), Rec> for AuctionLif
     }
 }
 
+/// The expiring join of `left` (auctions; one per key when `unique_left`, and the join told
+/// so) and `right` (bids): its passing pairs, sorted, and the late rows counted.
 fn run_expiring(
     left: &[(Timestamp, u8, u32, i64)],
     right: &[Rec],
     p: usize,
     batch: usize,
     delay: i64,
+    unique_left: bool,
 ) -> (Vec<(u32, u32)>, u64) {
     let mut job = Job::new("expiring");
     let strategy = WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(delay as u64));
@@ -683,6 +686,7 @@ fn run_expiring(
     let out = l
         .connect(r)
         .key_by(|a| a.1, |b| b.1)
+        .unique_keys(unique_left, false)
         .inner_join_expiring(AuctionLifetime, |a, b| {
             (a.0 <= b.0 && b.0 .0 <= a.3, (a.2, b.2))
         })
@@ -703,7 +707,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(40))]
 
     /// With disorder within the watermark's bound nothing is late, and dropping rows by their
-    /// bounds loses no pair: the result is the nested loop's.
+    /// bounds loses no pair: the result is the nested loop's — also with one auction per key
+    /// and the join told so (bids that met their auction not kept, those that came before it
+    /// cleared when it comes), the rows still expiring by their bounds.
     #[test]
     fn expiring_regular_join_equals_nested_loop(
         left in records(60, 50),
@@ -711,12 +717,17 @@ proptest! {
         lifetimes in prop::collection::vec(0i64..300, 60),
         p in 1usize..=4,
         batch in prop::sample::select(vec![1usize, 5, 1024]),
+        unique_left in any::<bool>(),
     ) {
-        let left: Vec<(Timestamp, u8, u32, i64)> = left
+        let mut left: Vec<(Timestamp, u8, u32, i64)> = left
             .into_iter()
             .zip(lifetimes)
             .map(|(a, life)| (a.0, a.1, a.2, a.0.0 + life))
             .collect();
+        if unique_left {
+            let mut seen = HashSet::new();
+            left.retain(|a| seen.insert(a.1));
+        }
         let right: Vec<Rec> = right.into_iter().map(|r| (r.0, r.1, r.2 + 1000)).collect();
         let mut expected: Vec<(u32, u32)> = left
             .iter()
@@ -725,7 +736,7 @@ proptest! {
             .map(|(a, b)| (a.2, b.2))
             .collect();
         expected.sort();
-        let (got, late) = run_expiring(&left, &right, p, batch, 50);
+        let (got, late) = run_expiring(&left, &right, p, batch, 50, unique_left);
         prop_assert_eq!(late, 0);
         prop_assert_eq!(got, expected);
     }
