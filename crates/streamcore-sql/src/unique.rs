@@ -97,7 +97,7 @@ fn scan_keys(table: &TableDef, columns: &[usize]) -> Vec<Vec<usize>> {
 /// - the input is unique on the join key without the filter ([`key_contains_unique`]), and
 /// - the other input's rows are kept without bound (the condition puts no bound on their
 ///   event time, [`expiry_bounds`]), and
-/// - the other input is a whole stream of events ([`whole_event_stream`]): no unique key, no
+/// - the other input is a whole stream of events (`whole_event_stream`): no unique key, no
 ///   filter but a `nexmark` scan's kind — any number of rows per key (q20's bids), not
 ///   entities (q3's auctions, which have ids: a few per seller) nor a filtered few. Moving the
 ///   filter trades the other side's rows of each failing key for the key's one row, a gain
