@@ -12,8 +12,8 @@
 //! - [`physical`]: the plan onto streamcore operators, append-only edges as `Stream<Row>` and
 //!   updating ones as `Stream<Change<Row>>`; [`expr`], [`functions`] and [`aggregate`] are
 //!   what the operators evaluate;
-//! - [`connectors`] and [`format`](mod@format): the tables' sources and sinks ([`external`] and [`kafka`]:
-//!   those behind cargo features).
+//! - [`connectors`] and [`format`](mod@format): the tables' sources and sinks ([`external`]
+//!   and [`kafka`]: those behind cargo features).
 //!
 //! ```
 //! use streamcore::JobConfig;
