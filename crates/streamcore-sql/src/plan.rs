@@ -779,9 +779,7 @@ impl Plan {
     /// withdrawn), as do other updating operators.
     pub fn update_source(&self) -> Option<&Plan> {
         match &self.node {
-            Node::Project { input, exprs } if exprs.iter().all(Expr::cannot_fail) => {
-                input.update_source()
-            }
+            Node::Project { input, .. } if self.passes_updates_on() => input.update_source(),
             Node::Aggregate { .. } => Some(self),
             Node::Rank {
                 number_selected, ..
@@ -829,6 +827,13 @@ impl Plan {
             }
             _ => None,
         }
+    }
+
+    /// Whether this node hands its input's updates on as they are, each to be replaced by the
+    /// next of its key: a projection that cannot fail (one that can drops the rows whose new
+    /// value fails, and the old ones must then still be withdrawn).
+    fn passes_updates_on(&self) -> bool {
+        matches!(&self.node, Node::Project { exprs, .. } if exprs.iter().all(Expr::cannot_fail))
     }
 
     /// A Top-1 ordered by its input's time attribute alone, which is a deduplication: keeping
@@ -894,10 +899,8 @@ impl Plan {
                 (true, true) => "I,UA,D",
             }
         );
-        // Only projections that cannot fail pass on their consumer's "no `-U`"
-        // (`Plan::update_source`).
-        let upsert = upsert
-            && matches!(&self.node, Node::Project { exprs, .. } if exprs.iter().all(Expr::cannot_fail));
+        // Only what `Plan::update_source` walks through passes on its consumer's "no `-U`".
+        let upsert = upsert && self.passes_updates_on();
         for input in self.inputs() {
             input.explain_into(out, depth + 1, reused, reuse_ids, upsert);
         }

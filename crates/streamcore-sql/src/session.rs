@@ -519,23 +519,7 @@ impl Session {
             if let (SqlStream::Updating(s), Some(key)) =
                 (&stream, upsert_materialize_key(&p.sink, &p.plan))
             {
-                // Its state is the sink's: named by the table and its key, so that another
-                // statement, or another key, never restores it.
-                let columns: Vec<String> = key.iter().map(usize::to_string).collect();
-                let prefix = format!("sink-materialize:{}:{}", p.sink.name, columns.join(","));
-                let uid = planner.uid(&prefix, &p.plan);
-                let keyed = s.clone().key_by(move |c: &Change<Row>| c.row().key(&key));
-                let keyed = match planner.state_ttl {
-                    Some(ttl) => keyed.state_ttl(ttl),
-                    None => keyed,
-                };
-                // A withdrawal removes the row of its own key in the query (its other columns
-                // may be computed anew: a `NOW()`), or the equal row when the query has none.
-                let materialized = match p.plan.upsert_key() {
-                    Some(own) => keyed.materialize_rekeyed_by(move |r: &Row| r.key(&own)),
-                    None => keyed.materialize_rekeyed(),
-                };
-                stream = SqlStream::Updating(materialized.name("SinkMaterializer").uid(&uid));
+                stream = SqlStream::Updating(materialize_for_sink(&mut planner, p, s.clone(), key));
             }
             add_sink(&p.sink, stream)?;
             late.add(planner.take_late_rows());
@@ -775,17 +759,46 @@ fn keyed_as(key: &[usize], plan: &Plan) -> bool {
 
 /// The key (positions in the written row) by which the updates of `plan` are materialized
 /// before `sink` takes them: an upsert sink (`jdbc`, `upsert-kafka`, `redis`; see
-/// `sink_key`) keyed otherwise than the updates ([`Plan::upsert_key`]). There an update may move a row to
-/// another of the sink's keys, and two of the query's keys may share one of the sink's for a
-/// while: without it, the `-U` of one would delete the row the other wrote. Keyed by the
-/// sink's key, each key keeps its rows and sends its current one (the engine's
-/// `materialize_rekeyed`; Flink's `SinkUpsertMaterializer`, and `EXPLAIN` says
+/// `sink_key`) keyed otherwise than the updates ([`Plan::upsert_key`]). There an update may
+/// move a row to another of the sink's keys, and two of the query's keys may share one of the
+/// sink's for a while: without it, the `-U` of one would delete the row the other wrote.
+/// Keyed by the sink's key, each key keeps its rows and sends its current one (the engine's
+/// `materialize_rekeyed_by`; Flink's `SinkUpsertMaterializer`, and `EXPLAIN` says
 /// `upsertMaterialize=[true]` as Flink does).
 pub fn upsert_materialize_key(sink: &TableDef, plan: &Plan) -> Option<Vec<usize>> {
     if !plan.updating {
         return None;
     }
     sink_key(sink).filter(|key| !keyed_as(key, plan))
+}
+
+/// The updates `changes` of the insert `p`, materialized by its sink's `key` (positions in the
+/// written row; [`upsert_materialize_key`]).
+fn materialize_for_sink(
+    planner: &mut PhysicalPlanner<'_>,
+    p: &PendingInsert,
+    changes: streamcore::Stream<Change<Row>>,
+    key: Vec<usize>,
+) -> streamcore::Stream<Change<Row>> {
+    // Its state is the sink's: named by the table and its key, so that another statement, or
+    // another key, never restores it.
+    let columns: Vec<String> = key.iter().map(usize::to_string).collect();
+    let prefix = format!("sink-materialize:{}:{}", p.sink.name, columns.join(","));
+    let uid = planner.uid(&prefix, &p.plan);
+    let keyed = changes.key_by(move |c: &Change<Row>| c.row().key(&key));
+    let keyed = match planner.state_ttl {
+        Some(ttl) => keyed.state_ttl(ttl),
+        None => keyed,
+    };
+    // A withdrawal removes the row of its own key in the query (its other columns may be
+    // computed anew: a `NOW()`), or the equal row when the query has none.
+    let materialized = match p.plan.upsert_key() {
+        Some(own) => keyed.materialize_rekeyed_by(move |withdrawn: &Row, kept: &Row| {
+            own.iter().all(|&c| withdrawn.values[c] == kept.values[c])
+        }),
+        None => keyed.materialize_rekeyed(),
+    };
+    materialized.name("SinkMaterializer").uid(&uid)
 }
 
 /// A sink that cannot take updates refuses an updating query, saying which node updates.

@@ -20,6 +20,15 @@ ann,7,2026-12-05 11:30:03
 cy,1,2026-12-05 12:00:04
 bo,20,2026-12-05 12:10:05')";
 
+/// Orders in which two users' totals meet: ann's is 10, then bo's reaches 10 too, then ann's
+/// moves to 17 (at parallelism 1, in this order).
+#[cfg(any(feature = "postgres", feature = "redis"))]
+const MEETING: &str = "CREATE TABLE o (user_id VARCHAR, amount BIGINT)
+WITH ('connector' = 'values', 'data' = 'ann,10
+bo,5
+bo,5
+ann,7')";
+
 /// Runs the script's INSERTs as one job.
 fn run(script: &str) {
     run_at(script, 2);
@@ -53,6 +62,17 @@ fn jdbc_table(name: &str, columns: &str, pg_table: &str) -> String {
          WITH ('connector' = 'jdbc', 'url' = 'postgresql://127.0.0.1:54329/streamcore',
                'table-name' = '{pg_table}', 'username' = 'streamcore',
                'password-env' = 'STREAMCORE_SQL_TEST_PG_PASSWORD')"
+    )
+}
+
+/// Runs `redis-cli` with `args` against the test server: its output.
+#[cfg(feature = "redis")]
+fn redis_cli(args: &[&str]) -> String {
+    output(
+        Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", "63790"])
+            .args(args),
+        "redis-cli",
     )
 }
 
@@ -124,11 +144,7 @@ fn two_groups_sharing_a_primary_key_for_a_while_keep_the_later_row() {
     psql("DROP TABLE IF EXISTS sql_shared; CREATE TABLE sql_shared (user_id text, total bigint PRIMARY KEY)");
     run_at(
         &format!(
-            "CREATE TABLE o (user_id VARCHAR, amount BIGINT)
-             WITH ('connector' = 'values', 'data' = 'ann,10
-bo,5
-bo,5
-ann,7');
+            "{MEETING};
              {};
              INSERT INTO shared SELECT user_id, SUM(amount) FROM o GROUP BY user_id;",
             jdbc_table("shared", BY_TOTAL, "sql_shared")
@@ -165,15 +181,7 @@ fn a_jdbc_table_without_a_primary_key_refuses_an_updating_query() {
 #[cfg(feature = "redis")]
 #[test]
 fn a_changelog_is_kept_in_redis() {
-    let cli = |args: &[&str]| {
-        output(
-            Command::new("redis-cli")
-                .args(["-h", "127.0.0.1", "-p", "63790"])
-                .args(args),
-            "redis-cli",
-        )
-    };
-    cli(&["DEL", "sqltest:ann", "sqltest:bo", "sqltest:cy"]);
+    redis_cli(&["DEL", "sqltest:ann", "sqltest:bo", "sqltest:cy"]);
     run(&format!(
         "{ORDERS};
          CREATE TABLE cache (user_id VARCHAR, total BIGINT)
@@ -181,10 +189,10 @@ fn a_changelog_is_kept_in_redis() {
                'key' = 'sqltest:{{user_id}}', 'value.column' = 'total');
          INSERT INTO cache SELECT user_id, SUM(amount) FROM orders WHERE amount > 1 GROUP BY user_id;"
     ));
-    assert_eq!(cli(&["GET", "sqltest:ann"]).trim(), "17");
-    assert_eq!(cli(&["GET", "sqltest:bo"]).trim(), "25");
+    assert_eq!(redis_cli(&["GET", "sqltest:ann"]).trim(), "17");
+    assert_eq!(redis_cli(&["GET", "sqltest:bo"]).trim(), "25");
     // cy's only order is filtered out: no key.
-    assert_eq!(cli(&["EXISTS", "sqltest:cy"]).trim(), "0");
+    assert_eq!(redis_cli(&["EXISTS", "sqltest:cy"]).trim(), "0");
 }
 
 /// A Redis key rendered from another column than the query's groups (each user's total as
@@ -193,30 +201,20 @@ fn a_changelog_is_kept_in_redis() {
 #[cfg(feature = "redis")]
 #[test]
 fn two_groups_sharing_a_redis_key_for_a_while_keep_the_later_row() {
-    let cli = |args: &[&str]| {
-        output(
-            Command::new("redis-cli")
-                .args(["-h", "127.0.0.1", "-p", "63790"])
-                .args(args),
-            "redis-cli",
-        )
-    };
-    cli(&["DEL", "sqltotal:5", "sqltotal:10", "sqltotal:17"]);
+    redis_cli(&["DEL", "sqltotal:5", "sqltotal:10", "sqltotal:17"]);
     run_at(
-        "CREATE TABLE o (user_id VARCHAR, amount BIGINT)
-         WITH ('connector' = 'values', 'data' = 'ann,10
-bo,5
-bo,5
-ann,7');
-         CREATE TABLE by_total (user_id VARCHAR, total BIGINT)
-         WITH ('connector' = 'redis', 'url' = 'redis://127.0.0.1:63790',
-               'key' = 'sqltotal:{total}', 'value.column' = 'user_id');
-         INSERT INTO by_total SELECT user_id, SUM(amount) FROM o GROUP BY user_id;",
+        &format!(
+            "{MEETING};
+             CREATE TABLE by_total (user_id VARCHAR, total BIGINT)
+             WITH ('connector' = 'redis', 'url' = 'redis://127.0.0.1:63790',
+                   'key' = 'sqltotal:{{total}}', 'value.column' = 'user_id');
+             INSERT INTO by_total SELECT user_id, SUM(amount) FROM o GROUP BY user_id;"
+        ),
         1,
     );
-    assert_eq!(cli(&["GET", "sqltotal:10"]).trim(), "bo");
-    assert_eq!(cli(&["GET", "sqltotal:17"]).trim(), "ann");
-    assert_eq!(cli(&["EXISTS", "sqltotal:5"]).trim(), "0");
+    assert_eq!(redis_cli(&["GET", "sqltotal:10"]).trim(), "bo");
+    assert_eq!(redis_cli(&["GET", "sqltotal:17"]).trim(), "ann");
+    assert_eq!(redis_cli(&["EXISTS", "sqltotal:5"]).trim(), "0");
 }
 
 #[cfg(feature = "parquet")]

@@ -317,18 +317,17 @@ where
     }
 
     /// [`materialize_rekeyed`](Self::materialize_rekeyed) whose withdrawals remove the kept
-    /// row of the same `identity` — the changelog's own key, by which its updates replace
-    /// rows — not only an equal row: a withdrawal whose other columns were computed anew (a
-    /// `NOW()` or `RAND()` in a projection after the updating operator) still removes the row
-    /// written before. The input must be a retract stream (with `-U`: not made with
+    /// row they are the `same` as — of the same identity, the changelog's own key by which its
+    /// updates replace rows (compared in place: nothing made per row) — not only an equal
+    /// row: a withdrawal whose other columns were computed anew (a `NOW()` or `RAND()` in a
+    /// projection after the updating operator) still removes the row written before. The
+    /// input must be a retract stream (with `-U`: not made with
     /// [`KeyedStream::without_update_before`]).
-    pub fn materialize_rekeyed_by<I, F>(self, identity: F) -> Stream<Change<T>>
+    pub fn materialize_rekeyed_by<S>(self, same: S) -> Stream<Change<T>>
     where
         T: StateData + PartialEq,
-        I: PartialEq,
-        F: Fn(&T) -> I + Clone + Send + 'static,
+        S: Fn(&T, &T) -> bool + Clone + Send + 'static,
     {
-        let same = move |withdrawn: &T, kept: &T| identity(withdrawn) == identity(kept);
         self.process_named("materialize", Materialize::new(true, same))
             .updating()
     }

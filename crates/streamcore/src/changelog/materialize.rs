@@ -23,9 +23,10 @@ use std::marker::PhantomData;
 /// an update may move a row to another key, its update-after never coming to this one: an
 /// update-before that withdraws a key's last row then deletes it at once (`-D`; an update
 /// within the key becomes `-D` then `+I`) — as Flink's `SinkUpsertMaterializer`. A withdrawal
-/// removes the kept row it is `same` as: the equal row, or ([`crate::KeyedStream::materialize_rekeyed_by`])
-/// the row with the same identity (the changelog's own key), whose other columns may have
-/// been computed anew for the withdrawal (a `NOW()` in a projection).
+/// removes the kept row it is `same` as: the equal row, or
+/// ([`crate::KeyedStream::materialize_rekeyed_by`]) the row with the same values in the
+/// changelog's own key, whose other columns may have been computed anew for the withdrawal
+/// (a `NOW()` in a projection).
 pub struct Materialize<T, S = fn(&T, &T) -> bool> {
     /// An update-before withdrawing a key's last row deletes it at once.
     rekeyed: bool,

@@ -384,7 +384,12 @@ proptest! {
             .sink(ranked_sink);
         // The rows added, as an append-only stream.
         let added = input.filter(|c| c.is_addition()).map(|c| *c.row());
-        added.clone().key_by(|r| r.0).without_update_before().group_aggregate(stats()).sink(append_sink);
+        added
+            .clone()
+            .key_by(|r| r.0)
+            .without_update_before()
+            .group_aggregate(stats())
+            .sink(append_sink);
         added.key_by(|r| r.0).without_update_before().deduplicate(Keep::Last).sink(last_sink);
         job.run(JobConfig::default().parallelism(p).batch_size(7)).unwrap();
 
@@ -393,7 +398,8 @@ proptest! {
             live_rows(&changes).into_iter().map(|(k, vs)| (k, model_stats(&vs))).collect();
         prop_assert_eq!(agg, model);
 
-        let ranked = apply_upserts(&ranked_out.take(), |r| (r.1.0, r.0)).map_err(TestCaseError::fail)?;
+        let ranked = apply_upserts(&ranked_out.take(), |r| (r.1.0, r.0))
+            .map_err(TestCaseError::fail)?;
         let mut model: Vec<(u64, Row)> = Vec::new();
         for (k, mut vs) in live_rows(&changes) {
             vs.sort();
@@ -441,7 +447,7 @@ proptest! {
                 prop_assert!(rows.len() <= 1, "two rows of {}: {:?}", c.row().1, output);
             } else {
                 let at = rows.iter().position(|r| r == c.row());
-                prop_assert!(at.is_some(), "withdrew {:?}, not in the table: {:?}", c.row(), output);
+                prop_assert!(at.is_some(), "withdrew {:?}, not in: {:?}", c.row(), output);
                 rows.remove(at.unwrap());
             }
         }
@@ -605,7 +611,8 @@ fn a_withdrawal_removes_the_row_of_its_identity_computed_anew_or_not() {
             .from_vec("changes", changes.clone())
             .key_by(|c| c.row().1);
         let out = match by_identity {
-            true => keyed.materialize_rekeyed_by(|r: &(char, i64, i64)| r.0),
+            true => keyed
+                .materialize_rekeyed_by(|a: &(char, i64, i64), b: &(char, i64, i64)| a.0 == b.0),
             false => keyed.materialize_rekeyed(),
         }
         .collect();
