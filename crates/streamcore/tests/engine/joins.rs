@@ -1033,3 +1033,97 @@ fn a_one_to_one_join_keeps_no_key_whose_two_rows_met() {
     assert_eq!(same, pairs);
     assert_eq!(kept, 32);
 }
+
+/// Auctions `(t, key, id, expires)` — one per key — and bids `(t, key, id)` from one reader,
+/// lagging up to 200 ms behind the time before them while the watermark allows 50 ms: the
+/// expiring join told the auctions are unique, with both sides' late rows sent to its late
+/// output. Its passing pairs, sorted, and the ids of the late rows.
+fn run_expiring_unique_with_late(
+    records: &[(Timestamp, u8, u32, i64)],
+    p: usize,
+    batch: usize,
+) -> (Vec<(u32, u32)>, HashSet<u32>, u64) {
+    let mut job = Job::new("expiring-unique-late");
+    let both = job.from_vec("both", records.to_vec()).with_watermarks(
+        WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(50)),
+    );
+    let auctions = both.clone().filter(|r| r.3 >= 0);
+    let bids = both.filter(|r| r.3 < 0).map(|r| (r.0, r.1, r.2));
+    let tag = OutputTag::<Either<(Timestamp, u8, u32, i64), Rec>>::new("late");
+    let joined = auctions
+        .connect(bids)
+        .key_by(|a| a.1, |b| b.1)
+        .unique_keys(true, false)
+        .late_output_of(&tag, LateFrom::Both)
+        .inner_join_expiring(AuctionLifetime, |a, b| {
+            (a.0 <= b.0 && b.0 .0 <= a.3, (a.2, b.2))
+        });
+    let late = joined.side_output(&tag).collect();
+    let out = joined.collect();
+    let summary = job
+        .run(JobConfig::default().parallelism(p).batch_size(batch))
+        .unwrap();
+    let late: HashSet<u32> = late
+        .take()
+        .into_iter()
+        .map(|r| match r {
+            Either::Left(a) => a.2,
+            Either::Right(b) => b.2,
+        })
+        .collect();
+    let mut pairs: Vec<(u32, u32)> = streamcore::changelog::apply_to(out.take())
+        .into_iter()
+        .filter(|(pass, _)| *pass)
+        .map(|(_, pair)| pair)
+        .collect();
+    pairs.sort();
+    (pairs, late, summary.events_late)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    /// Late rows and a unique side together: a late auction is not taken as its key's row (its
+    /// bids neither join it nor are dropped for it), a late bid joins nothing, and every other
+    /// pair is the nested loop's over the rows that were on time — each row either in a pair's
+    /// reach or in the late output, counted.
+    #[test]
+    fn expiring_join_with_a_unique_side_and_late_rows_equals_the_nested_loop_of_on_time_rows(
+        steps in prop::collection::vec(
+            (0i64..40, prop_oneof![2 => Just(0i64), 1 => 0i64..200], 0u8..12, any::<bool>(), 0i64..300),
+            0..120,
+        ),
+        p in 1usize..=3,
+        batch in prop::sample::select(vec![1usize, 7, 1024]),
+    ) {
+        let mut base = 0;
+        let mut keys_with_an_auction = HashSet::new();
+        // (time, key, id, expires): an auction, or a bid when `expires` is -1.
+        let records: Vec<(Timestamp, u8, u32, i64)> = steps
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, (step, lag, key, auction, life))| {
+                base += step;
+                let t = (base - lag).max(0);
+                match auction && keys_with_an_auction.insert(key) {
+                    true => Some((Timestamp(t), key, i as u32, t + life)),
+                    false if auction => None,
+                    false => Some((Timestamp(t), key, i as u32, -1)),
+                }
+            })
+            .collect();
+        let (got, late, counted) = run_expiring_unique_with_late(&records, p, batch);
+        prop_assert_eq!(counted as usize, late.len());
+        let on_time = |r: &&(Timestamp, u8, u32, i64)| !late.contains(&r.2);
+        let auctions: Vec<_> = records.iter().filter(on_time).filter(|r| r.3 >= 0).collect();
+        let bids: Vec<_> = records.iter().filter(on_time).filter(|r| r.3 < 0).collect();
+        let mut expected: Vec<(u32, u32)> = auctions
+            .iter()
+            .flat_map(|a| bids.iter().map(move |b| (a, b)))
+            .filter(|(a, b)| a.1 == b.1 && a.0 <= b.0 && b.0 .0 <= a.3)
+            .map(|(a, b)| (a.2, b.2))
+            .collect();
+        expected.sort();
+        prop_assert_eq!(got, expected);
+    }
+}
