@@ -64,11 +64,43 @@ pub fn takes_updates(table: &TableDef) -> bool {
     }
 }
 
-/// The columns (positions in the written row) a `redis` sink's target is rendered from — its
-/// key template's, and its field template's (`hset`) or member template's (`zadd`): what keys
-/// the rows it keeps. `None` when its options do not make a sink.
+/// What a `redis` sink keeps its rows by: the target its templates render — the key
+/// template's text, and the field template's (`hset`) or member template's (`zadd`).
+#[derive(Clone, Debug)]
+pub struct RedisTarget {
+    /// The columns (positions in the written row) the templates read, ascending.
+    pub columns: Vec<usize>,
+    /// Whether rows that differ in those columns can render one target: a template reading
+    /// two columns or more (`{a}{b}` renders `1`,`23` and `12`,`3` alike; so may `{a}:{b}`
+    /// when the values hold a `:`). Then only the rendered text says which rows share a key.
+    pub ambiguous: bool,
+    #[cfg(feature = "redis")]
+    templates: Vec<streamcore_connectors::template::Template>,
+}
+
+impl RedisTarget {
+    /// The target `row` is written to, as a row of the templates' texts (the key's, then
+    /// the field's or member's).
+    pub fn text_of(&self, row: &Row) -> Row {
+        #[cfg(feature = "redis")]
+        {
+            let text = |t: &streamcore_connectors::template::Template| {
+                streamcore::row::Scalar::Str(t.render(row).into())
+            };
+            Row::new(self.templates.iter().map(text).collect())
+        }
+        #[cfg(not(feature = "redis"))]
+        {
+            // No `redis` sink is made without the feature ([`redis_target`] is `None`).
+            row.key(&self.columns)
+        }
+    }
+}
+
+/// The target of a `redis` sink table ([`RedisTarget`]). `None` when its options do not make
+/// a sink.
 #[cfg(feature = "redis")]
-pub fn redis_target_columns(table: &TableDef) -> Option<Vec<usize>> {
+pub fn redis_target(table: &TableDef) -> Option<RedisTarget> {
     use streamcore_connectors::redis::{RedisCommand, RedisSinkConfig};
     use streamcore_connectors::template::{Escape, Template};
     let config = RedisSinkConfig::from_options(&table.options).ok()?;
@@ -79,18 +111,29 @@ pub fn redis_target_columns(table: &TableDef) -> Option<Vec<usize>> {
         _ => None,
     };
     let mut columns = Vec::new();
+    let mut templates = Vec::new();
+    let mut ambiguous = false;
     for text in std::iter::once(config.key.as_str()).chain(second) {
         let template = Template::compile(text, &schema, Escape::Text, "redis template").ok()?;
-        columns.extend(template.columns());
+        let mut read: Vec<usize> = template.columns().collect();
+        read.sort_unstable();
+        read.dedup();
+        ambiguous |= read.len() > 1;
+        columns.extend(read);
+        templates.push(template);
     }
     columns.sort_unstable();
     columns.dedup();
-    Some(columns)
+    Some(RedisTarget {
+        columns,
+        ambiguous,
+        templates,
+    })
 }
 
 /// Without the `redis` feature there is no `redis` sink to key.
 #[cfg(not(feature = "redis"))]
-pub fn redis_target_columns(_: &TableDef) -> Option<Vec<usize>> {
+pub fn redis_target(_: &TableDef) -> Option<RedisTarget> {
     None
 }
 

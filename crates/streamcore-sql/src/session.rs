@@ -726,28 +726,56 @@ pub fn needs_update_before(sink: &TableDef, plan: &Plan) -> bool {
     match sink.options.get("connector").map(String::as_str) {
         Some("blackhole") => false,
         _ => match sink_key(sink) {
-            Some(key) => !keyed_as(&key, plan),
-            None => true,
+            Some(SinkKey::Columns(key)) => !keyed_as(&key, plan),
+            Some(SinkKey::Rendered(_)) | None => true,
         },
     }
 }
 
-/// What keys the rows an upsert sink keeps (positions in the written row): the primary key of
-/// a `jdbc` or `upsert-kafka` table, the columns a `redis` table's target (key, and field or
-/// member) is rendered from. `None` for other sinks.
-fn sink_key(sink: &TableDef) -> Option<Vec<usize>> {
-    let key: Option<Vec<usize>> = match sink.options.get("connector").map(String::as_str) {
+/// What keys the rows an upsert sink keeps.
+#[derive(Clone, Debug)]
+pub enum SinkKey {
+    /// Columns (positions in the written row): the primary key of a `jdbc` or `upsert-kafka`
+    /// table, the columns a `redis` table's target (key, and field or member) is rendered from
+    /// when each of its templates reads one column.
+    Columns(Vec<usize>),
+    /// The text a `redis` table's templates render, when one of them reads several columns:
+    /// rows that differ in those columns may share a target (`{a}{b}`).
+    Rendered(crate::external::RedisTarget),
+}
+
+impl SinkKey {
+    /// The key of `row` (a row of the sink's written columns).
+    fn of(&self, row: &Row) -> Row {
+        match self {
+            SinkKey::Columns(columns) => row.key(columns),
+            SinkKey::Rendered(target) => target.text_of(row),
+        }
+    }
+}
+
+/// What keys the rows an upsert sink keeps ([`SinkKey`]). `None` for other sinks.
+fn sink_key(sink: &TableDef) -> Option<SinkKey> {
+    let key = match sink.options.get("connector").map(String::as_str) {
         Some("jdbc" | "upsert-kafka") => {
             let written = sink.written_columns();
-            sink.primary_key
+            let key: Option<Vec<usize>> = sink
+                .primary_key
                 .iter()
                 .map(|c| written.iter().position(|w| w == c))
-                .collect()
+                .collect();
+            SinkKey::Columns(key?)
         }
-        Some("redis") => crate::external::redis_target_columns(sink),
-        _ => None,
+        Some("redis") => match crate::external::redis_target(sink)? {
+            target if target.ambiguous => SinkKey::Rendered(target),
+            target => SinkKey::Columns(target.columns),
+        },
+        _ => return None,
     };
-    key.filter(|k| !k.is_empty())
+    match &key {
+        SinkKey::Columns(columns) if columns.is_empty() => None,
+        _ => Some(key),
+    }
 }
 
 /// Whether the updates of `plan` are keyed by the columns `key` ([`Plan::upsert_key`]).
@@ -757,35 +785,45 @@ fn keyed_as(key: &[usize], plan: &Plan) -> bool {
         .is_some_and(|upserts| set(&upserts) == set(key))
 }
 
-/// The key (positions in the written row) by which the updates of `plan` are materialized
-/// before `sink` takes them: an upsert sink (`jdbc`, `upsert-kafka`, `redis`; see
-/// `sink_key`) keyed otherwise than the updates ([`Plan::upsert_key`]). There an update may
+/// The key by which the updates of `plan` are materialized before `sink` takes them: an
+/// upsert sink (`jdbc`, `upsert-kafka`, `redis`; see [`SinkKey`]) keyed otherwise than the
+/// updates ([`Plan::upsert_key`]), or by the text of a `redis` target that several columns
+/// render (two of the query's keys may render one text). There an update may
 /// move a row to another of the sink's keys, and two of the query's keys may share one of the
 /// sink's for a while: without it, the `-U` of one would delete the row the other wrote.
 /// Keyed by the sink's key, each key keeps its rows and sends its current one (the engine's
 /// `materialize_rekeyed_by`; Flink's `SinkUpsertMaterializer`, and `EXPLAIN` says
 /// `upsertMaterialize=[true]` as Flink does).
-pub fn upsert_materialize_key(sink: &TableDef, plan: &Plan) -> Option<Vec<usize>> {
+pub fn upsert_materialize_key(sink: &TableDef, plan: &Plan) -> Option<SinkKey> {
     if !plan.updating {
         return None;
     }
-    sink_key(sink).filter(|key| !keyed_as(key, plan))
+    sink_key(sink).filter(|key| match key {
+        SinkKey::Columns(columns) => !keyed_as(columns, plan),
+        SinkKey::Rendered(_) => true,
+    })
 }
 
-/// The updates `changes` of the insert `p`, materialized by its sink's `key` (positions in the
-/// written row; [`upsert_materialize_key`]).
+/// The updates `changes` of the insert `p`, materialized by its sink's `key`
+/// ([`upsert_materialize_key`]).
 fn materialize_for_sink(
     planner: &mut PhysicalPlanner<'_>,
     p: &PendingInsert,
     changes: streamcore::Stream<Change<Row>>,
-    key: Vec<usize>,
+    key: SinkKey,
 ) -> streamcore::Stream<Change<Row>> {
     // Its state is the sink's: named by the table and its key, so that another statement, or
     // another key, never restores it.
-    let columns: Vec<String> = key.iter().map(usize::to_string).collect();
-    let prefix = format!("sink-materialize:{}:{}", p.sink.name, columns.join(","));
+    let key_name = match &key {
+        SinkKey::Columns(columns) => columns.iter().map(usize::to_string).collect::<Vec<_>>(),
+        SinkKey::Rendered(target) => {
+            let columns = target.columns.iter().map(usize::to_string);
+            columns.chain(["text".to_string()]).collect()
+        }
+    };
+    let prefix = format!("sink-materialize:{}:{}", p.sink.name, key_name.join(","));
     let uid = planner.uid(&prefix, &p.plan);
-    let keyed = changes.key_by(move |c: &Change<Row>| c.row().key(&key));
+    let keyed = changes.key_by(move |c: &Change<Row>| key.of(c.row()));
     let keyed = match planner.state_ttl {
         Some(ttl) => keyed.state_ttl(ttl),
         None => keyed,

@@ -217,6 +217,28 @@ fn two_groups_sharing_a_redis_key_for_a_while_keep_the_later_row() {
     assert_eq!(redis_cli(&["EXISTS", "sqltotal:5"]).trim(), "0");
 }
 
+/// A Redis key rendered from two of the query's group columns (`{a}{b}`): groups `1`,`23` and
+/// `12`,`3` both write `sqlab:123`. The first group's row is then withdrawn (its sum leaves
+/// the `HAVING`): the key must keep the second group's row. Materialized by the rendered key,
+/// not by the columns (which would see two keys, and let the withdrawal delete the shared one).
+#[cfg(feature = "redis")]
+#[test]
+fn two_groups_rendering_one_redis_key_keep_the_live_row() {
+    redis_cli(&["DEL", "sqlab:123"]);
+    run_at(
+        "CREATE TABLE t (a VARCHAR, b VARCHAR, x BIGINT)
+         WITH ('connector' = 'values', 'data' = '1,23,5
+12,3,7
+1,23,6');
+         CREATE TABLE by_ab (a VARCHAR, b VARCHAR, total BIGINT)
+         WITH ('connector' = 'redis', 'url' = 'redis://127.0.0.1:63790',
+               'key' = 'sqlab:{a}{b}', 'value.column' = 'total');
+         INSERT INTO by_ab SELECT a, b, SUM(x) FROM t GROUP BY a, b HAVING SUM(x) < 10;",
+        1,
+    );
+    assert_eq!(redis_cli(&["GET", "sqlab:123"]).trim(), "7");
+}
+
 #[cfg(feature = "parquet")]
 #[test]
 fn rows_go_to_event_time_partitioned_parquet_files() {

@@ -172,3 +172,39 @@ fn an_upsert_sink_keyed_as_the_updates_needs_no_update_before() {
     let columns = format!("{ROW_COLUMNS}, PRIMARY KEY (v) NOT ENFORCED");
     assert_update_before(jdbc, &columns, &latest, true);
 }
+
+/// A `redis` sink is keyed by what its templates render: one column per template keys it by
+/// those columns (keyed as the updates: no `-U`, no materializer); a template reading two
+/// columns may render two keys of the query alike (`{k}{v}`: `1`,`23` and `12`,`3`), so the
+/// updates keep their `-U` and are materialized by the rendered text.
+#[cfg(feature = "redis")]
+#[test]
+fn a_redis_sink_rendering_two_columns_in_one_template_is_materialized_by_its_text() {
+    let counts = "INSERT INTO out SELECT k, v, COUNT(*) FROM t GROUP BY k, v";
+    let columns = "k BIGINT, v BIGINT, c BIGINT";
+    let redis = |templates: &str| {
+        format!("redis', 'url' = 'redis://127.0.0.1:1', {templates}, 'value.column' = 'c")
+    };
+    let cases = [
+        (
+            "'key' = 'x:{k}', 'command' = 'hset', 'field' = '{v}'",
+            false,
+        ),
+        (
+            "'key' = 'x:{k}:{k}', 'command' = 'hset', 'field' = '{v}'",
+            false,
+        ),
+        ("'key' = 'x:{k}{v}'", true),
+        ("'key' = 'x', 'command' = 'hset', 'field' = '{k}-{v}'", true),
+    ];
+    for (templates, rendered) in cases {
+        let connector = redis(templates);
+        assert_update_before(&connector, columns, counts, rendered);
+        let plan = explain(&connector, columns, counts);
+        assert_eq!(
+            plan.contains("upsertMaterialize=[true]"),
+            rendered,
+            "{templates}: {plan}"
+        );
+    }
+}
