@@ -1,6 +1,6 @@
 //! The PostgreSQL sink against a real server (scripts/test-deps.d/10-postgresql.sh): append
 //! and upsert round trips (an updating stream from `group_aggregate` and `top_n`; an update
-//! that moves its row to another key), exactly
+//! that moves its row to another key; one straddling two batches, which deletes nothing), exactly
 //! once with checkpoints (two-phase commit), retries after a lost connection, refused rows
 //! under both error policies, and configurations that must fail fast naming the problem.
 
@@ -493,6 +493,45 @@ fn an_update_that_moves_its_row_to_another_key_deletes_the_old_one() {
         let want = [(2, 21), (3, 10), (4, 40)].map(|(k, v)| vec![text(k), text(v)]);
         assert_eq!(got, want, "batch size {batch_size}");
     }
+}
+
+#[test]
+fn an_update_straddling_two_batches_deletes_nothing_in_between() {
+    // One change per batch and a flush at every row: the `-U` of row 2 waits (up to the
+    // flush interval) for the `+U` after it, which rewrites the key — one upsert, no delete, so
+    // a reader never finds key 2 missing. The `-U` of row 1, whose `+U` moves it to key 3,
+    // deletes key 1 when that `+U` comes: the only delete.
+    exec("DROP TABLE IF EXISTS pg_straddle; CREATE TABLE pg_straddle (k bigint PRIMARY KEY, v bigint)");
+    let row = |k: i64, v: i64| Row::new(vec![Scalar::Int(k), Scalar::Int(v)]);
+    let changes = vec![
+        Change::Insert(row(2, 20)),
+        Change::UpdateBefore(row(2, 20)),
+        Change::UpdateAfter(row(2, 21)),
+        Change::Insert(row(1, 10)),
+        Change::UpdateBefore(row(1, 10)),
+        Change::UpdateAfter(row(3, 10)),
+    ];
+    let schema = Schema::new(vec![
+        Field::new("k", DataType::BigInt).not_null(),
+        Field::new("v", DataType::BigInt),
+    ]);
+    let mut config = PostgresSinkConfig::new("", "pg_straddle")
+        .key(&["k"])
+        .schema(schema);
+    config.connection = connection();
+    config.max_rows = 1;
+    config.flush_interval = Duration::from_secs(30);
+    let s = PostgresSink::new(config);
+    let metrics = s.metrics();
+    let mut job = Job::new("straddle");
+    job.from_vec("changes", changes).sink(s);
+    job.run(JobConfig::default().parallelism(1).batch_size(1))
+        .unwrap();
+    let got = rows("SELECT k, v FROM pg_straddle ORDER BY k");
+    let want = [(2, 21), (3, 10)].map(|(k, v)| vec![text(k), text(v)]);
+    assert_eq!(got, want);
+    let m = metrics.summary();
+    assert_eq!(m.deletes, 1, "only key 1's row is deleted: {m:?}");
 }
 
 #[test]
