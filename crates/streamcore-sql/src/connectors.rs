@@ -66,6 +66,9 @@ pub struct RowShaper {
     /// The filter and the columns share subexpressions ([`crate::cse`]): each record starts
     /// a new row of their values.
     shares: bool,
+    /// Per physical column (metadata columns after the physical ones): its name, for the
+    /// message of a record that fails ([`RowShaper::describe`]).
+    names: Arc<[String]>,
 }
 
 /// What [`RowShaper::shape_from`] makes of a record.
@@ -164,7 +167,20 @@ impl RowShaper {
             .rowtime
             .and_then(|r| columns.iter().position(|&c| c == r));
         let movable = movable(&shapes, rowtime.as_ref());
+        let mut names = vec![String::new(); needed.len()];
+        let mut metadata_seen = 0;
+        for c in &table.columns {
+            match c.kind {
+                ColumnSource::Physical(i) => names[i] = c.name.clone(),
+                ColumnSource::Metadata { .. } => {
+                    names[physical + metadata_seen] = c.name.clone();
+                    metadata_seen += 1;
+                }
+                ColumnSource::Computed(_) => {}
+            }
+        }
         let mut shaper = RowShaper {
+            names: names.into(),
             columns: shapes.into(),
             rowtime,
             taken: vec![false; needed.len()].into(),
@@ -468,18 +484,23 @@ impl RowShaper {
         if self.shares {
             crate::cse::next_row();
         }
+        let unmoved = |e: String| self.failed(e, physical, None);
         if let Some(f) = &self.filter {
-            if !f.test(physical).map_err(|e| e.0)? {
+            if !f.test(physical).map_err(|e| unmoved(e.0))? {
                 let time = match self.filtered_rowtime.as_ref().or(self.rowtime.as_ref()) {
-                    Some(s) => rowtime_of(&s.value(physical)?)?,
-                    None => Timestamp::MIN,
+                    Some(s) => s.value(physical).and_then(|v| rowtime_of(&v)),
+                    None => Ok(Timestamp::MIN),
                 };
-                return Ok(done(Shaped::Filtered(time)));
+                return Ok(done(Shaped::Filtered(time.map_err(unmoved)?)));
             }
         }
         // A rowtime that is not emitted is read before anything moves.
         let time = match (&self.rowtime, self.rowtime_output) {
-            (Some(s), None) => Some(rowtime_of(&s.value(physical)?)?),
+            (Some(s), None) => Some(
+                s.value(physical)
+                    .and_then(|v| rowtime_of(&v))
+                    .map_err(unmoved)?,
+            ),
             _ => None,
         };
         // A moved column is read by nothing else, so the order of the moves does not matter.
@@ -494,14 +515,62 @@ impl RowShaper {
             })
             .collect();
         if let Some(e) = failed {
-            return Err(e);
+            return Err(self.failed(e, physical, Some(&values)));
         }
         let time = match (time, self.rowtime_output) {
             (Some(t), _) => t,
-            (None, Some(i)) => rowtime_of(&values[i])?,
+            (None, Some(i)) => {
+                rowtime_of(&values[i]).map_err(|e| self.failed(e, physical, Some(&values)))?
+            }
             (None, None) => Timestamp::MIN,
         };
         Ok(done(Shaped::Row(Row { values, time })))
+    }
+
+    /// The message of a record that failed with `reason`: the reason, then the record's
+    /// values this scan reads, by column name (`division by zero in row {bid.auction=1000,
+    /// bid.price=5}`). `built` is the row being built when the failure came after the moves:
+    /// the values moved into it are read there (`physical` itself when nothing moved and
+    /// every value is there, as in [`RowShaper::shape`]).
+    #[cold]
+    #[inline(never)]
+    fn failed(&self, reason: String, physical: &[Scalar], built: Option<&[Scalar]>) -> String {
+        format!("{reason} in {}", self.describe(physical, built))
+    }
+
+    /// The values of a record this scan reads, by column name ([`RowShaper::failed`]).
+    fn describe(&self, physical: &[Scalar], built: Option<&[Scalar]>) -> String {
+        const MAX_CHARS: usize = 60;
+        let mut parts = Vec::new();
+        for (i, name) in self.names.iter().enumerate() {
+            if !self.needed[i] {
+                continue;
+            }
+            let moved_to = self
+                .columns
+                .iter()
+                .zip(self.movable.iter())
+                .position(|(s, &m)| m && matches!(s, Shape::Physical(p) if *p == i));
+            let value = match (built, moved_to) {
+                (Some(row), _) if std::ptr::eq(row, physical) => &physical[i],
+                (Some(row), Some(j)) => &row[j],
+                // Fetched from the record only for a row built: not read yet.
+                (None, _) if self.taken[i] => continue,
+                _ => match physical.get(i) {
+                    Some(v) => v,
+                    None => continue,
+                },
+            };
+            let text = match value {
+                Scalar::Str(s) if s.chars().count() > MAX_CHARS => {
+                    format!("'{}…'", s.chars().take(MAX_CHARS).collect::<String>())
+                }
+                Scalar::Str(s) => format!("'{s}'"),
+                other => other.to_string(),
+            };
+            parts.push(format!("{name}={text}"));
+        }
+        format!("row {{{}}}", parts.join(", "))
     }
 
     /// The emitted row of the physical values `physical`. Only for a shaper without a pushed
@@ -522,14 +591,17 @@ impl RowShaper {
             .iter()
             .map(|s| value_or_first_error(s.value(physical), &mut failed))
             .collect();
+        // Nothing was moved: the values are all in `physical`.
+        let all = Some(physical);
         if let Some(e) = failed {
-            return Err(e);
+            return Err(self.failed(e, physical, all));
         }
         let time = match (&self.rowtime, self.rowtime_output) {
-            (Some(_), Some(i)) => rowtime_of(&values[i])?,
-            (Some(s), None) => rowtime_of(&s.value(physical)?)?,
-            (None, _) => Timestamp::MIN,
+            (Some(_), Some(i)) => rowtime_of(&values[i]),
+            (Some(s), None) => s.value(physical).and_then(|v| rowtime_of(&v)),
+            (None, _) => Ok(Timestamp::MIN),
         };
+        let time = time.map_err(|e| self.failed(e, physical, all))?;
         Ok(Row { values, time })
     }
 }
@@ -617,6 +689,7 @@ fn rowtime_of(v: &Scalar) -> std::result::Result<Timestamp, String> {
 pub struct MapSource<S, X, F> {
     inner: S,
     convert: F,
+    origin: Arc<str>,
     _x: PhantomData<fn() -> X>,
 }
 
@@ -626,8 +699,16 @@ impl<S, X, F> MapSource<S, X, F> {
         MapSource {
             inner,
             convert,
+            origin: Arc::from(""),
             _x: PhantomData,
         }
+    }
+
+    /// Names where a record that fails to convert was read (`` table `bids` (nexmark) ``), in
+    /// its error and dead letter; else the reader's split is named.
+    pub fn origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Arc::from(origin.into());
+        self
     }
 }
 
@@ -636,6 +717,7 @@ pub struct MapReader<R, X, F> {
     inner: R,
     convert: F,
     buffer: Vec<X>,
+    origin: Arc<str>,
 }
 
 impl<S, X, O, F> Source<O> for MapSource<S, X, F>
@@ -663,6 +745,7 @@ where
                 inner,
                 convert: self.convert.clone(),
                 buffer: Vec::new(),
+                origin: self.origin.clone(),
             })
             .collect())
     }
@@ -684,6 +767,7 @@ where
                 inner,
                 convert: self.convert.clone(),
                 buffer: Vec::new(),
+                origin: self.origin.clone(),
             })
             .collect())
     }
@@ -718,7 +802,11 @@ where
         out.reserve(self.buffer.len());
         for x in self.buffer.drain(..) {
             if let Err(reason) = (self.convert)(x, ctx, out) {
-                ctx.reject_input(format!("split {}", self.inner.split_id()), "", reason)?
+                let origin = match &*self.origin {
+                    "" => format!("split {}", self.inner.split_id()),
+                    origin => origin.to_string(),
+                };
+                ctx.reject_input(origin, "", reason)?
             }
         }
         Ok(poll)
@@ -1001,7 +1089,8 @@ macro_rules! generator_source {
                                 .making_auctions_up_to(parts.auctions),
                         ),
                         $convert::<$t>($($arg),*),
-                    ),
+                    )
+                    .origin(format!("table `{}` (nexmark)", $table.name)),
                 )
             };
         }

@@ -616,7 +616,8 @@ pub fn datagen_stream(
         out.push(shaper.shape(&r.values)?);
         Ok(())
     };
-    Ok(job.source(name, MapSource::new(source, shape)))
+    let origin = format!("table `{}` (datagen)", table.name);
+    Ok(job.source(name, MapSource::new(source, shape).origin(origin)))
 }
 
 #[cfg(test)]

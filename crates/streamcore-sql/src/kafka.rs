@@ -1193,7 +1193,11 @@ mod runtime {
             out.push(shaper.shape(&r.values)?);
             Ok(())
         };
-        Ok(job.source(name, MapSource::new(source(&t, decoder), shape)))
+        let origin = format!("table `{}` (kafka)", table.name);
+        Ok(job.source(
+            name,
+            MapSource::new(source(&t, decoder), shape).origin(origin),
+        ))
     }
 
     /// Adds an `upsert-kafka` scan to `job`: the topic's records normalized per key into a

@@ -464,7 +464,8 @@ impl<'j> PhysicalPlanner<'j> {
                 if is_identity(exprs, width) {
                     return Ok(stream);
                 }
-                let projector = Projector::new(exprs);
+                let names: Vec<&str> = plan.fields.iter().map(|f| f.name.as_str()).collect();
+                let projector = Projector::new(exprs, &names);
                 Ok(match stream {
                     SqlStream::Append(s) => SqlStream::Append(
                         s.process({
@@ -1705,13 +1706,15 @@ pub fn final_table(changes: Stream<Change<Row>>) -> Stream<Row> {
 #[derive(Clone)]
 struct Projector {
     exprs: Arc<[Expr]>,
+    /// The output columns' names, for the message of a value that fails.
+    names: Arc<[String]>,
     /// Per output column: the input column moved into it, if it can be.
     moves: Arc<[Option<usize>]>,
     scratch: Vec<Scalar>,
 }
 
 impl Projector {
-    fn new(exprs: &[Expr]) -> Self {
+    fn new(exprs: &[Expr], names: &[&str]) -> Self {
         let mut reads = Vec::new();
         exprs.iter().for_each(|e| e.columns(&mut reads));
         let moves = exprs
@@ -1723,6 +1726,7 @@ impl Projector {
             .collect();
         Projector {
             exprs: exprs.iter().map(Expr::compiled).collect(),
+            names: names.iter().map(|n| n.to_string()).collect(),
             moves,
             scratch: Vec::new(),
         }
@@ -1731,13 +1735,13 @@ impl Projector {
     #[inline]
     fn project(&mut self, mut row: Row) -> Result<Row, (Row, crate::expr::EvalError)> {
         self.scratch.clear();
-        for (e, m) in self.exprs.iter().zip(self.moves.iter()) {
+        for (i, (e, m)) in self.exprs.iter().zip(self.moves.iter()).enumerate() {
             if m.is_some() {
                 self.scratch.push(Scalar::Null);
             } else {
                 match e.eval(&row.values) {
                     Ok(v) => self.scratch.push(v),
-                    Err(err) => return Err((row, err)),
+                    Err(err) => return Err((row, self.failed(i, err))),
                 }
             }
         }
@@ -1761,6 +1765,16 @@ impl Projector {
             values: self.scratch.drain(..).collect(),
             time: row.time,
         })
+    }
+
+    /// The error of output column `i` failing with `err`, naming the column.
+    #[cold]
+    #[inline(never)]
+    fn failed(&self, i: usize, err: crate::expr::EvalError) -> crate::expr::EvalError {
+        match self.names.get(i) {
+            Some(name) => crate::expr::EvalError(format!("column `{name}`: {}", err.0)),
+            None => err,
+        }
     }
 }
 

@@ -13,17 +13,34 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// How error messages and dead letters name a record: an [`Event`] by its id and, when a
-/// connector read it, where ("event `e7` from events.jsonl line 7 (byte offset 412)"); any
-/// other record by its JSON form, cut after 200 characters.
+/// connector read it, where ("event `e7` from events.jsonl line 7 (byte offset 412)"); a
+/// [`Row`](crate::row::Row) (or a change of one) by its values as SQL prints them, strings
+/// quoted (`row [2, 'x', NULL]`, `row -U[2, 'x', NULL]`); any other record by its JSON form.
+/// Cut after 200 characters.
 ///
 /// Only called on the error path: nothing is rendered for records that succeed.
 ///
 /// ```
 /// use streamcore::context::describe_record;
+/// use streamcore::row::{Row, Scalar};
 /// assert_eq!(describe_record(&(1, "a")), "record [1,\"a\"]");
+/// let row = Row::new(vec![Scalar::Int(2), Scalar::str("x"), Scalar::Null]);
+/// assert_eq!(describe_record(&row), "row [2, 'x', NULL]");
 /// ```
 pub fn describe_record<T: Serialize + 'static>(record: &T) -> String {
     const MAX_CHARS: usize = 200;
+    let cut = |text: String| match text.char_indices().nth(MAX_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    };
+    let any = record as &dyn Any;
+    if let Some(row) = any.downcast_ref::<crate::row::Row>() {
+        return cut(format!("row {}", row_text(&row.values)));
+    }
+    if let Some(change) = any.downcast_ref::<crate::changelog::Change<crate::row::Row>>() {
+        let (kind, row) = (change.kind().short(), change.row());
+        return cut(format!("row {kind}{}", row_text(&row.values)));
+    }
     if let Some(event) = (record as &dyn Any).downcast_ref::<Event>() {
         let kafka = |name: &str| {
             event.metadata.get(name).map(|v| match v {
@@ -45,13 +62,26 @@ pub fn describe_record<T: Serialize + 'static>(record: &T) -> String {
         };
     }
     match serde_json::to_string(record) {
-        Ok(json) if json.chars().count() > MAX_CHARS => {
-            let cut: String = json.chars().take(MAX_CHARS).collect();
-            format!("record {cut}…")
-        }
-        Ok(json) => format!("record {json}"),
+        Ok(json) => cut(format!("record {json}")),
         Err(_) => format!("a record of type {}", std::any::type_name::<T>()),
     }
+}
+
+/// A row's values as SQL prints them, strings quoted: `[2, 'x', NULL]`.
+fn row_text(values: &[crate::row::Scalar]) -> String {
+    use std::fmt::Write;
+    let mut text = String::from("[");
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        let _ = match v {
+            crate::row::Scalar::Str(s) => write!(text, "'{s}'"),
+            other => write!(text, "{other}"),
+        };
+    }
+    text.push(']');
+    text
 }
 
 /// Identifies one parallel instance of an operator, source or sink.
