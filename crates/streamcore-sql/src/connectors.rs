@@ -1129,17 +1129,19 @@ pub fn nexmark_stream(
         // Only the fields something reads are taken from the event, moved out of it (each
         // physical column is a distinct field, so none is taken twice); the physical row is
         // a buffer reused for every event.
-        let prefilled: Vec<Option<NexmarkField>> = fields
+        // (Only those listed: a pass over every field of the table, most of them not
+        // prefilled, cost q0 7 % of its instructions.)
+        let prefilled: Vec<(usize, NexmarkField)> = fields
             .iter()
             .zip(shaper.needed().iter().zip(shaper.taken()))
-            .map(|(f, (&needed, &taken))| (needed && !taken).then_some(*f))
+            .enumerate()
+            .filter(|(_, (_, (&needed, &taken)))| needed && !taken)
+            .map(|(i, (f, _))| (i, *f))
             .collect();
-        let mut physical: Vec<Scalar> = vec![Scalar::Null; prefilled.len()];
+        let mut physical: Vec<Scalar> = vec![Scalar::Null; fields.len()];
         move |mut e: T, ctx: &mut TaskContext, out: &mut Vec<Row>| {
-            for (slot, f) in physical.iter_mut().zip(&prefilled) {
-                if let Some(f) = f {
-                    put(slot, e.take(*f));
-                }
+            for &(i, f) in &prefilled {
+                put(&mut physical[i], e.take(f));
             }
             shaper.shape_taking_into(&mut physical, |i| e.take(fields[i]), out, ctx)
         }
