@@ -1331,22 +1331,25 @@ pub fn nexmark_fan_out(
         fields: &[NexmarkField],
         scans: &FanOut,
         kind: NexmarkKind,
-    ) -> (FanOutShapers, Vec<Option<NexmarkField>>) {
+    ) -> (FanOutShapers, Vec<(usize, NexmarkField)>) {
         let shapers = scans.shapers_of(table, |scan_kind, shaper| {
             let reads = scan_kind == kind || scan_kind == NexmarkKind::All;
             reads.then(|| with_event_type(shaper, fields, kind))
         });
+        // The fields read, by physical index (only those: see `nexmark_stream`).
         let fill = fields
             .iter()
             .zip(&shapers.needed)
-            .map(|(f, &needed)| needed.then_some(*f))
+            .enumerate()
+            .filter(|(_, (_, &needed))| needed)
+            .map(|(i, (f, _))| (i, *f))
             .collect();
         (shapers, fill)
     }
     // The shapers are made when the first event is shaped: the scans register while the
     // job is planned, after this source is added. Per kind of event (person, auction, bid):
     // the shapers of the scans that read it, and the fields they read.
-    type Ready = [(FanOutShapers, Vec<Option<NexmarkField>>); 3];
+    type Ready = [(FanOutShapers, Vec<(usize, NexmarkField)>); 3];
     fn fanned<T: GeneratedRecord>(
         table: Arc<TableDef>,
         fields: Arc<[NexmarkField]>,
@@ -1367,10 +1370,8 @@ pub fn nexmark_fan_out(
                 NexmarkKind::Auction => 1,
                 _ => 2,
             }];
-            for (slot, f) in physical.iter_mut().zip(fill.iter()) {
-                if let Some(f) = f {
-                    put(slot, e.take(*f));
-                }
+            for &(i, f) in fill.iter() {
+                put(&mut physical[i], e.take(f));
             }
             shapers.shape_into(&mut physical, ctx, out)
         }
