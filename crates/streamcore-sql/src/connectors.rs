@@ -166,7 +166,11 @@ impl RowShaper {
         let rowtime_output = table
             .rowtime
             .and_then(|r| columns.iter().position(|&c| c == r));
-        let movable = movable(&shapes, rowtime.as_ref());
+        // An emitted rowtime is read from the row built, not from the physical values.
+        let movable = movable(
+            &shapes,
+            rowtime.as_ref().filter(|_| rowtime_output.is_none()),
+        );
         let mut names = vec![String::new(); needed.len()];
         let mut metadata_seen = 0;
         for c in &table.columns {
@@ -328,7 +332,11 @@ impl RowShaper {
                 Shape::Computed(e) => crate::cse::has_shared(e),
                 Shape::Physical(_) => false,
             });
-        self.movable = movable(&self.columns, self.rowtime.as_ref());
+        let rowtime_read = self
+            .rowtime
+            .as_ref()
+            .filter(|_| self.rowtime_output.is_none());
+        self.movable = movable(&self.columns, rowtime_read);
         self.taken = self.compute_taken();
     }
 
@@ -344,7 +352,12 @@ impl RowShaper {
         if let Some(f) = &self.filter {
             f.columns(&mut read_before);
         }
-        match &self.filtered_rowtime {
+        // The rowtime of a refused record is read from its physical values.
+        let refused_rowtime = match self.filter {
+            Some(_) => self.filtered_rowtime.as_ref().or(self.rowtime.as_ref()),
+            None => None,
+        };
+        match refused_rowtime {
             Some(Shape::Physical(i)) => read_before.push(*i),
             Some(Shape::Computed(e)) => e.columns(&mut read_before),
             None => {}
