@@ -74,6 +74,9 @@ pub struct RedisTarget {
     /// two columns or more (`{a}{b}` renders `1`,`23` and `12`,`3` alike; so may `{a}:{b}`
     /// when the values hold a `:`). Then only the rendered text says which rows share a key.
     pub ambiguous: bool,
+    /// The templates as written (the key's, then the field's or member's): a materializer
+    /// keyed by their text names its state by them, so that other templates never restore it.
+    pub sources: Vec<String>,
     #[cfg(feature = "redis")]
     templates: Vec<streamcore_connectors::template::Template>,
 }
@@ -127,6 +130,7 @@ pub fn redis_target(table: &TableDef) -> Option<RedisTarget> {
     Some(RedisTarget {
         columns,
         ambiguous,
+        sources: templates.iter().map(|t| t.source().to_string()).collect(),
         templates,
     })
 }

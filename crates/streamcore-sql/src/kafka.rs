@@ -1196,7 +1196,7 @@ mod runtime {
         let origin = format!("table `{}` (kafka)", table.name);
         Ok(job.source(
             name,
-            MapSource::new(source(&t, decoder), shape).origin(origin),
+            MapSource::new(source(&t, decoder), shape).origin_and_split(origin),
         ))
     }
 

@@ -816,9 +816,11 @@ fn materialize_for_sink(
     // another key, never restores it.
     let key_name = match &key {
         SinkKey::Columns(columns) => columns.iter().map(usize::to_string).collect::<Vec<_>>(),
+        // By the templates' text too: the same columns rendered otherwise are other keys.
         SinkKey::Rendered(target) => {
             let columns = target.columns.iter().map(usize::to_string);
-            columns.chain(["text".to_string()]).collect()
+            let sources = target.sources.iter().map(|s| format!("text {s}"));
+            columns.chain(sources).collect()
         }
     };
     let prefix = format!("sink-materialize:{}:{}", p.sink.name, key_name.join(","));

@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 /// How error messages and dead letters name a record: an [`Event`] by its id and, when a
 /// connector read it, where ("event `e7` from events.jsonl line 7 (byte offset 412)"); a
 /// [`Row`](crate::row::Row) (or a change of one) by its values as SQL prints them, strings
-/// quoted (`row [2, 'x', NULL]`, `row -U[2, 'x', NULL]`); any other record by its JSON form.
+/// quoted as SQL literals (`row [2, 'x', NULL]`, `row -U[2, 'it''s', NULL]`); any other
+/// record by its JSON form.
 /// Cut after 200 characters.
 ///
 /// Only called on the error path: nothing is rendered for records that succeed.
@@ -76,7 +77,7 @@ fn row_text(values: &[crate::row::Scalar]) -> String {
             text.push_str(", ");
         }
         let _ = match v {
-            crate::row::Scalar::Str(s) => write!(text, "'{s}'"),
+            crate::row::Scalar::Str(s) => write!(text, "'{}'", s.replace('\'', "''")),
             other => write!(text, "{other}"),
         };
     }

@@ -272,8 +272,8 @@ fn state_ttl_expires_untouched_keys() {
 
 #[test]
 fn state_ttl_reaches_an_upsert_materializer() {
-    // `(t, key, v)`: `+I`/`+U (key, v)` for v > 0 (the first of a key an insert), `-U (key, -v)`
-    // for v < 0. Key 1's row is withdrawn and replaced 400 ms after it was written.
+    // `(t, key, v)`: `-U (key, -v)` for v < 0, `+U (key, v)` at t = 3, else `+I (key, v)`.
+    // Key 1's row is withdrawn and replaced 400 ms after it was written.
     use streamcore::changelog::Change;
     let run = |ttl: Option<Duration>| {
         let records = vec![
