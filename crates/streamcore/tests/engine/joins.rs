@@ -1071,13 +1071,7 @@ fn run_expiring_unique_with_late(
             Either::Right(b) => b.2,
         })
         .collect();
-    let mut pairs: Vec<(u32, u32)> = streamcore::changelog::apply_to(out.take())
-        .into_iter()
-        .filter(|(pass, _)| *pass)
-        .map(|(_, pair)| pair)
-        .collect();
-    pairs.sort();
-    (pairs, late, summary.events_late)
+    (passing(out.take()), late, summary.events_late)
 }
 
 proptest! {
