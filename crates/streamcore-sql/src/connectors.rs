@@ -432,7 +432,7 @@ impl RowShaper {
     /// for the next record).
     #[inline]
     pub fn shape_from(&mut self, physical: &mut [Scalar]) -> std::result::Result<Shaped, String> {
-        self.shape_moving(physical, moved_out, |shaped| shaped)
+        self.shape_moving(physical, moved_out, Read::Unmoved, |shaped| shaped)
     }
 
     /// As [`RowShaper::shape_from`], copying the physical values instead of moving them: for
@@ -442,7 +442,7 @@ impl RowShaper {
         &mut self,
         physical: &mut [Scalar],
     ) -> std::result::Result<Shaped, String> {
-        self.shape_moving(physical, copied, |shaped| shaped)
+        self.shape_moving(physical, copied, Read::Unmoved, |shaped| shaped)
     }
 
     /// As [`RowShaper::shape_from`], with the [`RowShaper::taken`] columns fetched by `take`
@@ -484,7 +484,7 @@ impl RowShaper {
         done: impl FnOnce(Shaped) -> R,
     ) -> std::result::Result<R, String> {
         let taken = &self.taken;
-        self.shape_fetching(
+        self.shape_moving(
             physical,
             |physical, i| {
                 if taken[i] {
@@ -493,41 +493,27 @@ impl RowShaper {
                     moved_out(physical, i)
                 }
             },
-            true,
+            Read::Fetching,
             done,
         )
     }
 
     /// What `done` makes of the emitted row (or the filtered record), each movable column's
     /// value made by `moved` (the physical values and the column's index). A row `done`
-    /// stores is built where it is stored, not returned and copied.
+    /// stores is built where it is stored, not returned and copied. `before` says where a
+    /// record failing before its row is built has its values: all in `physical`, or all but
+    /// the [`RowShaper::taken`] columns when `moved` fetches those from the record.
     #[inline]
     fn shape_moving<R>(
         &self,
         physical: &mut [Scalar],
         mut moved: impl FnMut(&mut [Scalar], usize) -> Scalar,
-        done: impl FnOnce(Shaped) -> R,
-    ) -> std::result::Result<R, String> {
-        self.shape_fetching(physical, &mut moved, false, done)
-    }
-
-    /// [`RowShaper::shape_moving`], told whether `moved` fetches the [`RowShaper::taken`]
-    /// columns from the record (so `physical` lacks them until the row is built).
-    #[inline]
-    fn shape_fetching<R>(
-        &self,
-        physical: &mut [Scalar],
-        mut moved: impl FnMut(&mut [Scalar], usize) -> Scalar,
-        fetches_late: bool,
+        before: Read<'_>,
         done: impl FnOnce(Shaped) -> R,
     ) -> std::result::Result<R, String> {
         if self.shares {
             crate::cse::next_row();
         }
-        let before = match fetches_late {
-            true => Read::Fetching,
-            false => Read::Unmoved,
-        };
         let unmoved = |e: String| self.failed(e, physical, before);
         if let Some(f) = &self.filter {
             if !f.test(physical).map_err(|e| unmoved(e.0))? {
@@ -604,10 +590,9 @@ impl RowShaper {
             let text = match value {
                 Scalar::Str(s) if s.chars().count() > MAX_CHARS => {
                     let cut: String = s.chars().take(MAX_CHARS).collect();
-                    format!("'{}…'", cut.replace('\'', "''"))
+                    streamcore::row::sql_string(&format!("{cut}…"))
                 }
-                Scalar::Str(s) => format!("'{}'", s.replace('\'', "''")),
-                other => other.to_string(),
+                other => other.to_literal(),
             };
             parts.push(format!("{name}={text}"));
         }
@@ -1637,10 +1622,14 @@ impl FanOutShapers {
         let (others, last) = self.shapers.split_at_mut(at);
         // Each row pushed by `keep` as the shaper builds it (not returned and copied).
         for (scan, shaper) in others.iter_mut() {
-            shaper.shape_moving(physical, copied, |shaped| keep(*scan, shaped))?;
+            shaper.shape_moving(physical, copied, Read::Unmoved, |shaped| {
+                keep(*scan, shaped)
+            })?;
         }
         if let Some((scan, shaper)) = last.first_mut() {
-            shaper.shape_moving(physical, moved_out, |shaped| keep(*scan, shaped))?;
+            shaper.shape_moving(physical, moved_out, Read::Unmoved, |shaped| {
+                keep(*scan, shaped)
+            })?;
         }
         if rows.is_empty() {
             if let Some(ctx) = ctx {

@@ -11,6 +11,7 @@ use sqlparser::ast::{DataType, Expr, Ident, ObjectName, Statement};
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::{IsOptional, Parser, ParserError};
 use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer};
+use streamcore::row::sql_string;
 
 use crate::dialect::FlinkDialect;
 
@@ -182,11 +183,6 @@ fn flink_type(ty: &DataType) -> String {
     }
 }
 
-/// `text` as a SQL string literal.
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
 impl std::fmt::Display for CreateTable {
     /// The statement as `SHOW CREATE TABLE` prints it: Flink's form, one column per line,
     /// identifiers in backquotes, secrets (`password`, `secret`, JAAS configurations) masked.
@@ -230,7 +226,7 @@ impl std::fmt::Display for CreateTable {
                         }
                         line += " METADATA";
                         if let Some(k) = key {
-                            line += &format!(" FROM {}", literal(k));
+                            line += &format!(" FROM {}", sql_string(k));
                         }
                         if *is_virtual {
                             line += " VIRTUAL";
@@ -238,7 +234,7 @@ impl std::fmt::Display for CreateTable {
                     }
                 }
                 if let Some(comment) = &c.comment {
-                    line += &format!(" COMMENT {}", literal(comment));
+                    line += &format!(" COMMENT {}", sql_string(comment));
                 }
                 line
             })
@@ -257,7 +253,7 @@ impl std::fmt::Display for CreateTable {
         writeln!(f, "{}", lines.join(",\n"))?;
         write!(f, ")")?;
         if let Some(comment) = &self.comment {
-            write!(f, "\nCOMMENT {}", literal(comment))?;
+            write!(f, "\nCOMMENT {}", sql_string(comment))?;
         }
         if !self.partitioned_by.is_empty() {
             let by: Vec<String> = self
@@ -276,7 +272,7 @@ impl std::fmt::Display for CreateTable {
                 } else {
                     without_url_password(v)
                 };
-                format!("  {} = {}", literal(k), literal(&v))
+                format!("  {} = {}", sql_string(k), sql_string(&v))
             })
             .collect();
         write!(f, "\nWITH (\n{}\n)", options.join(",\n"))

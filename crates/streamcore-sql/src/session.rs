@@ -725,10 +725,7 @@ fn check_bounded(plan: &Plan) -> Result<(), PlanError> {
 pub fn needs_update_before(sink: &TableDef, plan: &Plan) -> bool {
     match sink.options.get("connector").map(String::as_str) {
         Some("blackhole") => false,
-        _ => match sink_key(sink) {
-            Some(SinkKey::Columns(key)) => !keyed_as(&key, plan),
-            Some(SinkKey::Rendered(_)) | None => true,
-        },
+        _ => !sink_key(sink).is_some_and(|key| key.is_upsert_key_of(plan)),
     }
 }
 
@@ -745,6 +742,21 @@ pub enum SinkKey {
 }
 
 impl SinkKey {
+    /// Whether the updates of `plan` are keyed as the sink ([`Plan::upsert_key`]): then each
+    /// `+U` replaces the sink's row of its key. Never for rendered text (two of the query's
+    /// keys may render one).
+    fn is_upsert_key_of(&self, plan: &Plan) -> bool {
+        match self {
+            SinkKey::Columns(columns) => {
+                let set =
+                    |k: &[usize]| k.iter().copied().collect::<std::collections::BTreeSet<_>>();
+                plan.upsert_key()
+                    .is_some_and(|own| set(&own) == set(columns))
+            }
+            SinkKey::Rendered(_) => false,
+        }
+    }
+
     /// The key of `row` (a row of the sink's written columns).
     fn of(&self, row: &Row) -> Row {
         match self {
@@ -778,13 +790,6 @@ fn sink_key(sink: &TableDef) -> Option<SinkKey> {
     }
 }
 
-/// Whether the updates of `plan` are keyed by the columns `key` ([`Plan::upsert_key`]).
-fn keyed_as(key: &[usize], plan: &Plan) -> bool {
-    let set = |k: &[usize]| k.iter().copied().collect::<std::collections::BTreeSet<_>>();
-    plan.upsert_key()
-        .is_some_and(|upserts| set(&upserts) == set(key))
-}
-
 /// The key by which the updates of `plan` are materialized before `sink` takes them: an
 /// upsert sink (`jdbc`, `upsert-kafka`, `redis`; see [`SinkKey`]) keyed otherwise than the
 /// updates ([`Plan::upsert_key`]), or by the text of a `redis` target that several columns
@@ -798,10 +803,7 @@ pub fn upsert_materialize_key(sink: &TableDef, plan: &Plan) -> Option<SinkKey> {
     if !plan.updating {
         return None;
     }
-    sink_key(sink).filter(|key| match key {
-        SinkKey::Columns(columns) => !keyed_as(columns, plan),
-        SinkKey::Rendered(_) => true,
-    })
+    sink_key(sink).filter(|key| !key.is_upsert_key_of(plan))
 }
 
 /// The updates `changes` of the insert `p`, materialized by its sink's `key`

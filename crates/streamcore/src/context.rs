@@ -68,21 +68,10 @@ pub fn describe_record<T: Serialize + 'static>(record: &T) -> String {
     }
 }
 
-/// A row's values as SQL prints them, strings quoted: `[2, 'x', NULL]`.
+/// A row's values as SQL literals: `[2, 'x', NULL]`.
 fn row_text(values: &[crate::row::Scalar]) -> String {
-    use std::fmt::Write;
-    let mut text = String::from("[");
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
-            text.push_str(", ");
-        }
-        let _ = match v {
-            crate::row::Scalar::Str(s) => write!(text, "'{}'", s.replace('\'', "''")),
-            other => write!(text, "{other}"),
-        };
-    }
-    text.push(']');
-    text
+    let values: Vec<String> = values.iter().map(crate::row::Scalar::to_literal).collect();
+    format!("[{}]", values.join(", "))
 }
 
 /// Identifies one parallel instance of an operator, source or sink.

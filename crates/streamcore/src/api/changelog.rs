@@ -312,8 +312,7 @@ where
     where
         T: StateData + PartialEq,
     {
-        let f = Materialize::new(true, equal_rows as fn(&T, &T) -> bool);
-        self.process_named("materialize", f).updating()
+        self.materialize_rekeyed_by(equal_rows::<T>)
     }
 
     /// [`materialize_rekeyed`](Self::materialize_rekeyed) whose withdrawals remove the kept

@@ -16,7 +16,7 @@
 mod scalar;
 mod schema;
 
-pub use scalar::{Scalar, F64};
+pub use scalar::{sql_string, Scalar, F64};
 pub use schema::{ArrayType, DataType, Field, MapType, Schema};
 
 use crate::event_time::EventTime;

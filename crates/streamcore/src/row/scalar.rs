@@ -125,10 +125,28 @@ pub enum Scalar {
     Array(Arc<[Scalar]>),
 }
 
+/// `text` as a SQL string literal: quoted, inner quotes doubled.
+///
+/// ```
+/// assert_eq!(streamcore::row::sql_string("it's"), "'it''s'");
+/// ```
+pub fn sql_string(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 impl Scalar {
     /// A string value.
     pub fn str(s: &str) -> Self {
         Scalar::Str(CompactString::from(s))
+    }
+
+    /// The value as a SQL literal where that differs from its text: a string quoted, inner
+    /// quotes doubled ([`sql_string`]); any other value as it displays.
+    pub fn to_literal(&self) -> String {
+        match self {
+            Scalar::Str(s) => sql_string(s),
+            other => other.to_string(),
+        }
     }
 
     /// A float value (normalized: see [`F64`]).

@@ -742,6 +742,22 @@ proptest! {
     }
 }
 
+/// An auction `(time, key, id, expires)`.
+type Auction = (Timestamp, u8, u32, i64);
+
+/// The auctions `(t, key, id, expires)` and the bids `(t, key, id)` of `records` (a bid where
+/// `expires` is -1), read by one reader in their order (so neither side runs ahead of the
+/// other), with the watermarks of `strategy`.
+fn auctions_and_bids(
+    job: &mut Job,
+    records: Vec<Auction>,
+    strategy: WatermarkStrategy,
+) -> (Stream<Auction>, Stream<Rec>) {
+    let both = job.from_vec("both", records).with_watermarks(strategy);
+    let auctions = both.clone().filter(|r| r.3 >= 0);
+    (auctions, both.filter(|r| r.3 < 0).map(|r| (r.0, r.1, r.2)))
+}
+
 #[test]
 fn expiring_regular_join_keeps_only_open_rows_and_counts_late_ones() {
     // 100k auctions living 10 ms and a bid each, in time order from one reader (so neither
@@ -760,11 +776,7 @@ fn expiring_regular_join_keeps_only_open_rows_and_counts_late_ones() {
         .collect();
     records.push((Timestamp(2 * n as i64 - 1000), 0, n, -1));
     let mut job = Job::new("expiring-bounded");
-    let both = job
-        .from_vec("both", records)
-        .with_watermarks(WatermarkStrategy::monotonous());
-    let auctions = both.clone().filter(|r| r.3 >= 0);
-    let bids = both.filter(|r| r.3 < 0).map(|r| (r.0, r.1, r.2));
+    let (auctions, bids) = auctions_and_bids(&mut job, records, WatermarkStrategy::monotonous());
     let out = auctions
         .connect(bids)
         .key_by(|a| a.2, |b| b.2)
@@ -823,11 +835,8 @@ fn expiring_regular_join_sends_late_rows_to_its_late_output() {
     records.push((Timestamp(901), 0, 8_000, 2_000));
     let late_from = |from: LateFrom| {
         let mut job = Job::new("expiring-late");
-        let both = job
-            .from_vec("both", records.clone())
-            .with_watermarks(WatermarkStrategy::monotonous());
-        let auctions = both.clone().filter(|r| r.3 >= 0);
-        let bids = both.filter(|r| r.3 < 0).map(|r| (r.0, r.1, r.2));
+        let strategy = WatermarkStrategy::monotonous();
+        let (auctions, bids) = auctions_and_bids(&mut job, records.clone(), strategy);
         let tag = OutputTag::<Either<(Timestamp, u8, u32, i64), Rec>>::new("late");
         let joined = auctions
             .connect(bids)
@@ -1044,11 +1053,8 @@ fn run_expiring_unique_with_late(
     batch: usize,
 ) -> (Vec<(u32, u32)>, HashSet<u32>, u64) {
     let mut job = Job::new("expiring-unique-late");
-    let both = job.from_vec("both", records.to_vec()).with_watermarks(
-        WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(50)),
-    );
-    let auctions = both.clone().filter(|r| r.3 >= 0);
-    let bids = both.filter(|r| r.3 < 0).map(|r| (r.0, r.1, r.2));
+    let strategy = WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(50));
+    let (auctions, bids) = auctions_and_bids(&mut job, records.to_vec(), strategy);
     let tag = OutputTag::<Either<(Timestamp, u8, u32, i64), Rec>>::new("late");
     let joined = auctions
         .connect(bids)
