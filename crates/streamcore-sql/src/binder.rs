@@ -9,7 +9,7 @@ use crate::functions::time::TimeFunction;
 use crate::functions::{scalar_function_names, udf_type, ScalarFunction, TimeUnit};
 use crate::join::{make_join, window_of, WindowBound};
 use crate::plan::{AggCall, AggFunc, JoinKind, JoinLate, Node, Plan, WindowKind};
-use crate::types::{from_ast, numeric_result, ArithOp, SqlType};
+use crate::types::{from_ast, numeric_result, ArithOp, IntervalKind, SqlType};
 use sqlparser::ast::{
     self, BinaryOperator, DateTimeField, Distinct, Function, FunctionArg, FunctionArgExpr,
     FunctionArguments, GroupByExpr, Ident, ObjectName, Query, Select, SelectItem, SetExpr,
@@ -134,8 +134,26 @@ fn args_of(f: &Function) -> Result<Vec<&ast::Expr>, PlanError> {
     }
 }
 
-/// The milliseconds of an `INTERVAL` literal.
+/// The milliseconds of an `INTERVAL` literal of fixed length (a day-time interval: windows,
+/// watermarks, frames, `WITHIN`); a year-month interval is refused here.
 pub fn interval_ms(e: &ast::Expr) -> Result<i64, PlanError> {
+    match interval_value(e)? {
+        (IntervalKind::Months, _) => Err(PlanError::invalid(format!(
+            "the interval `{e}` is in months or years, which have no fixed length: use DAY, HOUR, MINUTE, SECOND or MILLISECOND here"
+        ))
+        .at(e.span())),
+        (_, ms) => Ok(ms),
+    }
+}
+
+/// The kind and value of an `INTERVAL` literal: milliseconds for a day-time interval, months
+/// for a year-month one. The text is a single number for a single unit (`'10' SECOND`, `'1.5'
+/// SECOND`, `'-2' DAY`), or Flink's (SQL's) fields for a range of units: `'1-6' YEAR TO
+/// MONTH`, `'2 12' DAY TO HOUR`, `'2 12:30' DAY TO MINUTE`, `'2 12:30:15.250' DAY TO SECOND`,
+/// `'1:30' HOUR TO MINUTE`, `'1:30:15' HOUR TO SECOND`, `'30:15.5' MINUTE TO SECOND`; a
+/// leading `-` negates it all; every field after the first is within its unit (an hour below
+/// 24, a minute or second below 60, a month below 12).
+pub fn interval_value(e: &ast::Expr) -> Result<(IntervalKind, i64), PlanError> {
     let ast::Expr::Interval(iv) = e else {
         return Err(PlanError::invalid(format!("expected an INTERVAL, got `{e}`")).at(e.span()));
     };
@@ -146,26 +164,230 @@ pub fn interval_ms(e: &ast::Expr) -> Result<i64, PlanError> {
         },
         other => other.to_string(),
     };
-    let n: f64 = text.trim().parse().map_err(|_| {
-        PlanError::unsupported(format!(
-            "the interval `{e}`: only a single number and unit ('10' SECOND) is supported"
+    /// A unit of an interval qualifier: its place in its family and its size.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Unit {
+        Year,
+        Month,
+        Day,
+        Hour,
+        Minute,
+        Second,
+        Millisecond,
+    }
+    let unit = |f: &DateTimeField| -> Result<Unit, PlanError> {
+        Ok(match f {
+            DateTimeField::Year | DateTimeField::Years => Unit::Year,
+            DateTimeField::Month | DateTimeField::Months => Unit::Month,
+            DateTimeField::Day | DateTimeField::Days => Unit::Day,
+            DateTimeField::Hour | DateTimeField::Hours => Unit::Hour,
+            DateTimeField::Minute | DateTimeField::Minutes => Unit::Minute,
+            DateTimeField::Second | DateTimeField::Seconds => Unit::Second,
+            DateTimeField::Millisecond | DateTimeField::Milliseconds => Unit::Millisecond,
+            other => {
+                let units = "YEAR, MONTH, DAY, HOUR, MINUTE, SECOND or MILLISECOND";
+                let message = format!("intervals in {other} (use {units})");
+                return Err(PlanError::unsupported(message).at(e.span()));
+            }
+        })
+    };
+    let leading = iv
+        .leading_field
+        .as_ref()
+        .map(unit)
+        .transpose()?
+        .unwrap_or(Unit::Second);
+    let last = iv
+        .last_field
+        .as_ref()
+        .map(unit)
+        .transpose()?
+        .unwrap_or(leading);
+    // The units from the leading to the last, and each one's size (ms or months) and bound
+    // as a field after the first.
+    const YEAR_MONTH: [(Unit, f64, f64); 2] = [(Unit::Year, 12.0, 0.0), (Unit::Month, 1.0, 12.0)];
+    const DAY_TIME: [(Unit, f64, f64); 5] = [
+        (Unit::Day, 86_400_000.0, 0.0),
+        (Unit::Hour, 3_600_000.0, 24.0),
+        (Unit::Minute, 60_000.0, 60.0),
+        (Unit::Second, 1_000.0, 60.0),
+        (Unit::Millisecond, 1.0, 1_000.0),
+    ];
+    let family: &[(Unit, f64, f64)] = if matches!(leading, Unit::Year | Unit::Month) {
+        &YEAR_MONTH
+    } else {
+        &DAY_TIME
+    };
+    let position = |u: Unit| family.iter().position(|(f, _, _)| *f == u);
+    let (Some(from), Some(to)) = (position(leading), position(last)) else {
+        return Err(PlanError::invalid(format!(
+            "the interval `{e}` mixes months or years with days or time"
+        ))
+        .at(e.span()));
+    };
+    if to < from || (last != leading && last == Unit::Millisecond) {
+        return Err(PlanError::invalid(format!(
+            "the interval `{e}`: not a range of units (YEAR TO MONTH, DAY TO HOUR, DAY TO MINUTE, DAY TO SECOND, HOUR TO MINUTE, HOUR TO SECOND, MINUTE TO SECOND)"
+        ))
+        .at(e.span()));
+    }
+    let units = &family[from..=to];
+    let trimmed = text.trim();
+    let (negative, body) = match trimmed.strip_prefix('-') {
+        Some(rest) => (true, rest.trim_start()),
+        None => (false, trimmed.strip_prefix('+').unwrap_or(trimmed)),
+    };
+    // The fields: `y-m`; `d h:m:s` (a space after the days, colons between the others).
+    let fields: Vec<&str> = if units.len() == 1 {
+        vec![body]
+    } else if family.len() == YEAR_MONTH.len() {
+        body.split('-').collect()
+    } else if units[0].0 == Unit::Day {
+        match body.split_once(' ') {
+            Some((days, time)) => std::iter::once(days).chain(time.split(':')).collect(),
+            None => vec![body],
+        }
+    } else {
+        body.split(':').collect()
+    };
+    let shape = || {
+        let example = match (units[0].0, units[units.len() - 1].0) {
+            (Unit::Year, Unit::Month) => "'1-6' YEAR TO MONTH",
+            (Unit::Day, Unit::Hour) => "'2 12' DAY TO HOUR",
+            (Unit::Day, Unit::Minute) => "'2 12:30' DAY TO MINUTE",
+            (Unit::Day, Unit::Second) => "'2 12:30:15.5' DAY TO SECOND",
+            (Unit::Hour, Unit::Minute) => "'1:30' HOUR TO MINUTE",
+            (Unit::Hour, Unit::Second) => "'1:30:15' HOUR TO SECOND",
+            (Unit::Minute, Unit::Second) => "'30:15.5' MINUTE TO SECOND",
+            _ => "'10' SECOND",
+        };
+        PlanError::invalid(format!(
+            "the interval `{e}`: `{text}` is not of the form {example}"
         ))
         .at(e.span())
-    })?;
-    let unit_ms = match &iv.leading_field {
-        Some(DateTimeField::Millisecond | DateTimeField::Milliseconds) => 1.0,
-        Some(DateTimeField::Second | DateTimeField::Seconds) | None => 1_000.0,
-        Some(DateTimeField::Minute | DateTimeField::Minutes) => 60_000.0,
-        Some(DateTimeField::Hour | DateTimeField::Hours) => 3_600_000.0,
-        Some(DateTimeField::Day | DateTimeField::Days) => 86_400_000.0,
-        Some(other) => {
-            return Err(PlanError::unsupported(format!(
-                "intervals in {other} (use MILLISECOND, SECOND, MINUTE, HOUR or DAY)"
-            ))
-            .at(e.span()))
-        }
     };
-    Ok((n * unit_ms).round() as i64)
+    if fields.len() != units.len() {
+        return Err(shape());
+    }
+    let mut total = 0.0;
+    for (i, (field, (unit, size, bound))) in fields.iter().zip(units).enumerate() {
+        let last_field = i == units.len() - 1;
+        // A fraction only in the last field (seconds, or a single unit).
+        let fractional = last_field && (units.len() == 1 || *unit == Unit::Second);
+        let ok = !field.is_empty()
+            && field
+                .chars()
+                .all(|c| c.is_ascii_digit() || (fractional && c == '.'));
+        let value: f64 = match field.parse() {
+            Ok(v) if ok || units.len() == 1 && field.parse::<f64>().is_ok() => v,
+            _ => return Err(shape()),
+        };
+        if i > 0 && value >= *bound {
+            return Err(PlanError::invalid(format!(
+                "the interval `{e}`: {value} is out of range for its {} (below {bound})",
+                match unit {
+                    Unit::Month => "months",
+                    Unit::Hour => "hours",
+                    Unit::Minute => "minutes",
+                    Unit::Second => "seconds",
+                    _ => "field",
+                }
+            ))
+            .at(e.span()));
+        }
+        total += value * size;
+    }
+    let kind = match last {
+        Unit::Year | Unit::Month => IntervalKind::Months,
+        Unit::Day => IntervalKind::Days,
+        _ => IntervalKind::Time,
+    };
+    let value = total.round();
+    if !value.is_finite() || value.abs() >= i64::MAX as f64 {
+        return Err(PlanError::invalid(format!("the interval `{e}` is out of range")).at(e.span()));
+    }
+    Ok((kind, if negative { -value } else { value } as i64))
+}
+
+/// `l op r` when either side is an interval (`None` when neither is): a time point plus or
+/// minus an interval (an interval plus a time point), or two intervals of one family added or
+/// subtracted — as Flink types them: a timestamp keeps its type; a `DATE` plus whole days is a
+/// `DATE` (the interval's days, truncated toward zero) and plus a time interval a
+/// `TIMESTAMP(3)`; months are added in calendar months (`TIMESTAMPADD(MONTH, …)`: the day
+/// kept, clamped to the month's last).
+fn temporal_arith(
+    op: ArithOp,
+    (l, lt): (Expr, SqlType),
+    (r, rt): (Expr, SqlType),
+) -> Option<Result<(Expr, SqlType), PlanError>> {
+    let additive = matches!(op, ArithOp::Add | ArithOp::Sub);
+    let ((point, pt), (interval, kind)) = match (lt, rt) {
+        (SqlType::Interval(a), SqlType::Interval(b)) => {
+            let same_family = (a == IntervalKind::Months) == (b == IntervalKind::Months);
+            if !additive || !same_family {
+                return Some(Err(PlanError::invalid(format!(
+                    "type mismatch: {lt} {} {rt}",
+                    if op == ArithOp::Add { "+" } else if op == ArithOp::Sub { "-" } else { "with" }
+                ))));
+            }
+            let kind = if a == b { a } else { IntervalKind::Time };
+            let ty = SqlType::Interval(kind);
+            return Some(Ok((Expr::Arith(op, Box::new(l), Box::new(r), ty).folded(), ty)));
+        }
+        (p, SqlType::Interval(k)) if (p.is_temporal() || p == SqlType::Null) && additive => {
+            ((l, p), (r, k))
+        }
+        (SqlType::Interval(k), p) if (p.is_temporal() || p == SqlType::Null) && op == ArithOp::Add => {
+            ((r, p), (l, k))
+        }
+        (SqlType::Interval(_), _) | (_, SqlType::Interval(_)) => {
+            return Some(Err(PlanError::invalid(format!(
+                "type mismatch: {lt} {} {rt} (an interval is added to or subtracted from a timestamp or a date, or another interval)",
+                match op {
+                    ArithOp::Add => "+",
+                    ArithOp::Sub => "-",
+                    ArithOp::Mul => "*",
+                    ArithOp::Div => "/",
+                    ArithOp::Mod => "%",
+                }
+            ))))
+        }
+        _ => return None,
+    };
+    let pt = if pt == SqlType::Null {
+        SqlType::TIMESTAMP
+    } else {
+        pt
+    };
+    let is_date = pt == SqlType::Data(DataType::Date);
+    Some(Ok(match kind {
+        IntervalKind::Months => {
+            let n = if op == ArithOp::Sub {
+                Expr::Neg(Box::new(interval)).folded()
+            } else {
+                interval
+            };
+            (
+                Expr::Call(
+                    ScalarFunction::Time(TimeFunction::Add(TimeUnit::Month)),
+                    vec![n, point],
+                )
+                .folded(),
+                pt,
+            )
+        }
+        IntervalKind::Time if is_date => {
+            let ts = Expr::Cast(Box::new(point), DataType::TimestampMillis).folded();
+            (
+                Expr::Arith(op, Box::new(ts), Box::new(interval), SqlType::TIMESTAMP).folded(),
+                SqlType::TIMESTAMP,
+            )
+        }
+        _ => (
+            Expr::Arith(op, Box::new(point), Box::new(interval), pt).folded(),
+            pt,
+        ),
+    }))
 }
 
 impl<'a> Binder<'a> {
@@ -2160,10 +2382,10 @@ impl<'a> Binder<'a> {
             ast::Expr::CompoundIdentifier(parts) => self.resolve(parts, scope),
             ast::Expr::Nested(inner) => self.bind_expr(inner, scope),
             ast::Expr::Value(v) => literal(&v.value),
-            ast::Expr::Interval(_) => Ok((
-                Expr::Literal(Scalar::Int(interval_ms(e)?)),
-                SqlType::Interval,
-            )),
+            ast::Expr::Interval(_) => {
+                let (kind, value) = interval_value(e)?;
+                Ok((Expr::Literal(Scalar::Int(value)), SqlType::Interval(kind)))
+            }
             ast::Expr::TypedString(ts) => {
                 let to = from_ast(&ts.data_type)?;
                 let text = match &ts.value.value {
@@ -2183,7 +2405,7 @@ impl<'a> Binder<'a> {
                         Ok((Expr::Not(Box::new(b)), SqlType::BOOLEAN))
                     }
                     UnaryOperator::Minus => {
-                        if !ty.is_numeric() && ty != SqlType::Interval {
+                        if !ty.is_numeric() && !ty.is_interval() {
                             return Err(PlanError::invalid(format!("type mismatch: -{ty}")));
                         }
                         Ok((Expr::Neg(Box::new(b)).folded(), ty))
@@ -2406,15 +2628,26 @@ impl<'a> Binder<'a> {
                 expr,
                 trim_where,
                 trim_what,
-                ..
+                trim_characters,
             } => {
-                if trim_where.is_some() || trim_what.is_some() {
+                if trim_characters.is_some() {
                     return Err(PlanError::unsupported(
-                        "TRIM with BOTH/LEADING/TRAILING or characters",
+                        "TRIM(s, characters) (write TRIM(BOTH characters FROM s) or BTRIM(s, characters))",
                     ));
                 }
-                let arg = self.bind_expr(expr, scope)?;
-                self.call_builtin("TRIM", vec![arg])
+                // `TRIM([BOTH | LEADING | TRAILING] [chars] FROM s)`: BTRIM, LTRIM or RTRIM
+                // of `s` and the characters (spaces by default).
+                let mut args = vec![self.bind_expr(expr, scope)?];
+                if let Some(what) = trim_what {
+                    args.push(self.bind_expr(what, scope)?);
+                }
+                let name = match trim_where {
+                    Some(ast::TrimWhereField::Leading) => "LTRIM",
+                    Some(ast::TrimWhereField::Trailing) => "RTRIM",
+                    Some(ast::TrimWhereField::Both) | None if args.len() == 2 => "BTRIM",
+                    _ => "TRIM",
+                };
+                self.call_builtin(name, args)
             }
             ast::Expr::Function(f) => self.bind_function(f, scope),
             ast::Expr::Array(array) => {
@@ -2731,13 +2964,9 @@ impl<'a> Binder<'a> {
     ) -> Result<(Expr, SqlType), PlanError> {
         let (l, lt) = self.bind_expr(left, scope)?;
         let (r, rt) = self.bind_expr(right, scope)?;
-        // Timestamps ± intervals.
-        if lt.is_temporal() && rt == SqlType::Interval && matches!(op, ArithOp::Add | ArithOp::Sub)
-        {
-            return Ok((Expr::Arith(op, Box::new(l), Box::new(r), lt).folded(), lt));
-        }
-        if lt == SqlType::Interval && rt.is_temporal() && op == ArithOp::Add {
-            return Ok((Expr::Arith(op, Box::new(r), Box::new(l), rt).folded(), rt));
+        // Timestamps and dates ± intervals, intervals ± intervals of their kind.
+        if let Some(bound) = temporal_arith(op, (l.clone(), lt), (r.clone(), rt)) {
+            return bound;
         }
         if !lt.is_numeric() || !rt.is_numeric() {
             return Err(PlanError::invalid(format!(
@@ -3706,7 +3935,9 @@ fn operands(e: &ast::Expr) -> Box<dyn Iterator<Item = &ast::Expr> + '_> {
                 .chain(substring_from.as_deref())
                 .chain(substring_for.as_deref()),
         ),
-        ast::Expr::Trim { expr, .. } => Box::new(std::iter::once(&**expr)),
+        ast::Expr::Trim {
+            expr, trim_what, ..
+        } => Box::new(std::iter::once(&**expr).chain(trim_what.as_deref())),
         ast::Expr::In {
             expr,
             target: ast::InTarget::List(list),

@@ -793,7 +793,7 @@ fn int_test(e: &Expr) -> Option<Expr> {
 }
 
 /// Arithmetic on two values already of the result's kind (integers, doubles or decimals;
-/// timestamps plus or minus an interval in milliseconds).
+/// timestamps and dates plus or minus an interval in milliseconds).
 pub fn arith(op: ArithOp, l: &Scalar, r: &Scalar, ty: SqlType) -> Result<Scalar, EvalError> {
     use Scalar::*;
     Ok(match (l, r) {
@@ -851,12 +851,38 @@ pub fn arith(op: ArithOp, l: &Scalar, r: &Scalar, ty: SqlType) -> Result<Scalar,
             }
             Decimal(v)
         }
-        (TimestampMs(t), Int(ms)) => match op {
-            ArithOp::Add => TimestampMs(t + ms),
-            ArithOp::Sub => TimestampMs(t - ms),
-            _ => return Err(EvalError("only + and - apply to a timestamp".into())),
-        },
-        (Int(ms), TimestampMs(t)) if op == ArithOp::Add => TimestampMs(t + ms),
+        // A time point plus or minus a day-time interval (milliseconds); the binder puts the
+        // point first and casts a date plus a time interval to a timestamp.
+        (TimestampMs(_) | TimestampUs(_) | Date(_), Int(ms))
+            if matches!(op, ArithOp::Add | ArithOp::Sub) =>
+        {
+            let signed = if op == ArithOp::Sub {
+                ms.checked_neg()
+            } else {
+                Some(*ms)
+            };
+            let moved = signed.and_then(|ms| match l {
+                TimestampMs(t) => t.checked_add(ms).map(TimestampMs),
+                TimestampUs(t) => ms
+                    .checked_mul(1000)
+                    .and_then(|us| t.checked_add(us))
+                    .map(TimestampUs),
+                // Whole days, truncated toward zero (as Flink's `date + ms / MILLIS_PER_DAY`).
+                Date(d) => i32::try_from(ms / 86_400_000)
+                    .ok()
+                    .and_then(|days| d.checked_add(days))
+                    .map(Date),
+                _ => None,
+            });
+            moved.ok_or_else(|| {
+                EvalError(format!(
+                    "{} {} an interval of {} ms is out of range",
+                    l.type_name(),
+                    if op == ArithOp::Sub { "minus" } else { "plus" },
+                    ms
+                ))
+            })?
+        }
         (TimestampMs(a), TimestampMs(b)) if op == ArithOp::Sub => Int(a - b),
         (a, b) => {
             return Err(EvalError(format!(

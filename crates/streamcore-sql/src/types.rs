@@ -12,10 +12,26 @@ use streamcore::row::{ArrayType, DataType, MapType};
 pub enum SqlType {
     /// A value of a column type.
     Data(DataType),
-    /// `INTERVAL …` (a duration in milliseconds at run time).
-    Interval,
+    /// `INTERVAL …`: a duration in milliseconds at run time, or months for a year-month
+    /// interval.
+    Interval(IntervalKind),
     /// The type of a bare `NULL` literal: it takes the type its context needs.
     Null,
+}
+
+/// The kinds of `INTERVAL`, as Flink (Calcite) tells them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IntervalKind {
+    /// A day-time interval whose smallest unit is the day (`INTERVAL '2' DAY`): a `DATE`
+    /// plus it is a `DATE`. Milliseconds at run time.
+    Days,
+    /// A day-time interval with a smaller unit (`INTERVAL '4' SECOND`, `'1 02:30' DAY TO
+    /// MINUTE`): a `DATE` plus it is a `TIMESTAMP(3)`. Milliseconds at run time.
+    Time,
+    /// A year-month interval (`INTERVAL '1' MONTH`, `'1-6' YEAR TO MONTH`): no fixed length,
+    /// added in calendar months (the day kept, clamped to the month's last). Months at run
+    /// time.
+    Months,
 }
 
 impl SqlType {
@@ -30,12 +46,12 @@ impl SqlType {
     /// `TIMESTAMP(3)`.
     pub const TIMESTAMP: SqlType = SqlType::Data(DataType::TimestampMillis);
 
-    /// The column type a value of this type is stored as (`INTERVAL` as milliseconds in a
-    /// `BIGINT`; a bare `NULL` as `VARCHAR`, as Flink prints it).
+    /// The column type a value of this type is stored as (`INTERVAL` as milliseconds or
+    /// months in a `BIGINT`; a bare `NULL` as `VARCHAR`, as Flink prints it).
     pub fn data_type(self) -> DataType {
         match self {
             SqlType::Data(d) => d,
-            SqlType::Interval => DataType::BigInt,
+            SqlType::Interval(_) => DataType::BigInt,
             SqlType::Null => DataType::Varchar,
         }
     }
@@ -72,6 +88,11 @@ impl SqlType {
         self.is_map() || self.is_array()
     }
 
+    /// Any `INTERVAL`.
+    pub fn is_interval(self) -> bool {
+        matches!(self, SqlType::Interval(_))
+    }
+
     /// `VARCHAR` (or a bare `NULL`).
     pub fn is_string(self) -> bool {
         matches!(self, SqlType::Data(DataType::Varchar) | SqlType::Null)
@@ -82,7 +103,8 @@ impl fmt::Display for SqlType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SqlType::Data(d) => write!(f, "{d}"),
-            SqlType::Interval => f.write_str("INTERVAL"),
+            SqlType::Interval(IntervalKind::Months) => f.write_str("INTERVAL YEAR TO MONTH"),
+            SqlType::Interval(_) => f.write_str("INTERVAL DAY TO SECOND"),
             SqlType::Null => f.write_str("NULL"),
         }
     }

@@ -635,8 +635,9 @@ impl ScalarFunction {
                     _ => Null,
                 }
             }
+            // Spaces only, as Flink's `TRIM` (not tabs or line breaks).
             ScalarFunction::Trim => match &*arg(0)? {
-                Str(s) => Scalar::str(s.trim()),
+                Str(s) => Scalar::str(s.trim_matches(' ')),
                 _ => Null,
             },
             ScalarFunction::SplitIndex => match (&*arg(0)?, &*arg(1)?, &*arg(2)?) {

@@ -38,10 +38,13 @@ pub enum StringFunction {
     Lpad,
     /// `RPAD(s, n, pad)`: the same on the right.
     Rpad,
-    /// `LTRIM(s)`: without leading spaces.
+    /// `LTRIM(s[, chars])`: without leading spaces (or leading characters of `chars`);
+    /// `TRIM(LEADING [chars] FROM s)`.
     Ltrim,
-    /// `RTRIM(s)`: without trailing spaces.
+    /// `RTRIM(s[, chars])`: the same at the end; `TRIM(TRAILING [chars] FROM s)`.
     Rtrim,
+    /// `BTRIM(s[, chars])`: the same at both ends; `TRIM([BOTH] chars FROM s)`.
+    Btrim,
     /// `INITCAP(s)`: each word's first character upper case, the rest lower case.
     Initcap,
     /// `REPEAT(s, n)`.
@@ -86,6 +89,7 @@ pub const NAMES: &[&str] = &[
     "RPAD",
     "LTRIM",
     "RTRIM",
+    "BTRIM",
     "INITCAP",
     "REPEAT",
     "REVERSE",
@@ -159,8 +163,9 @@ impl StringFunction {
             ),
             "LPAD" => (F::Lpad, 3..=3, SqlType::VARCHAR),
             "RPAD" => (F::Rpad, 3..=3, SqlType::VARCHAR),
-            "LTRIM" => (F::Ltrim, 1..=1, SqlType::VARCHAR),
-            "RTRIM" => (F::Rtrim, 1..=1, SqlType::VARCHAR),
+            "LTRIM" => (F::Ltrim, 1..=2, SqlType::VARCHAR),
+            "RTRIM" => (F::Rtrim, 1..=2, SqlType::VARCHAR),
+            "BTRIM" => (F::Btrim, 1..=2, SqlType::VARCHAR),
             "INITCAP" => (F::Initcap, 1..=1, SqlType::VARCHAR),
             "REPEAT" => (F::Repeat, 2..=2, SqlType::VARCHAR),
             "REVERSE" => (F::Reverse, 1..=1, SqlType::VARCHAR),
@@ -212,6 +217,7 @@ impl StringFunction {
             F::Rpad => "RPAD",
             F::Ltrim => "LTRIM",
             F::Rtrim => "RTRIM",
+            F::Btrim => "BTRIM",
             F::Initcap => "INITCAP",
             F::Repeat => "REPEAT",
             F::Reverse => "REVERSE",
@@ -235,6 +241,7 @@ impl StringFunction {
         use StringFunction as F;
         match self {
             F::Replace => (&[0, 1, 2], &[]),
+            F::Ltrim | F::Rtrim | F::Btrim => (&[0, 1], &[]),
             F::RegexpReplace(_) => (&[0, 1, 2], &[]),
             F::Regexp(_) | F::Locate { .. } => (&[0, 1], &[2]),
             F::Lpad | F::Rpad => (&[0, 2], &[1]),
@@ -376,8 +383,16 @@ impl StringFunction {
                 check_size(self.name(), n.max(0) as usize)?;
                 pad_to(s, n, pad, matches!(self, F::Lpad)).map_or(Null, Str)
             }
-            F::Ltrim => Scalar::str(s.trim_start_matches(' ')),
-            F::Rtrim => Scalar::str(s.trim_end_matches(' ')),
+            F::Ltrim | F::Rtrim | F::Btrim => {
+                // Flink's: every character of the set (a space by default) at that end goes.
+                let set = if rest.is_empty() { " " } else { text(0) };
+                let trimmed = |c: char| set.contains(c);
+                Scalar::str(match self {
+                    F::Ltrim => s.trim_start_matches(trimmed),
+                    F::Rtrim => s.trim_end_matches(trimmed),
+                    _ => s.trim_matches(trimmed),
+                })
+            }
             F::Initcap => Str(initcap(s)),
             F::Repeat => {
                 let n = int(0).max(0) as usize;

@@ -283,4 +283,5 @@ slt_tests! {
     functions => "functions.slt",
     array => "array.slt",
     extreme => "extreme.slt",
+    intervals => "intervals.slt",
 }
