@@ -1047,6 +1047,13 @@ fn cast_value(v: Scalar, to: DataType) -> Result<Scalar, EvalError> {
                 .collect::<Result<_, EvalError>>()?,
         ),
         (_, DataType::Varchar) => S::str(&v.to_string()),
+        // `CAST` takes Flink's words for a boolean (`BinaryStringDataUtil.toBoolean`), any
+        // case; a format reads only `true` and `false` (anything else is a bad record).
+        (S::Str(s), DataType::Boolean) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "t" | "yes" | "y" | "1" => S::Bool(true),
+            "false" | "f" | "no" | "n" | "0" => S::Bool(false),
+            _ => return Err(bad(&v)),
+        },
         (S::Str(s), _) => parse_as(s.trim(), to).ok_or_else(|| bad(&v))?,
         _ => return Err(bad(&v)),
     })
@@ -1070,13 +1077,28 @@ pub fn parse_as(s: &str, to: DataType) -> Option<Scalar> {
         DataType::Varchar => Scalar::str(s),
         DataType::Bytes => Scalar::Bytes(s.as_bytes().to_vec()),
         DataType::TimestampMillis => Scalar::TimestampMs(parse_timestamp_ms(s)?),
-        DataType::TimestampMicros => Scalar::TimestampUs(parse_timestamp_ms(s)? * 1000),
+        DataType::TimestampMicros => Scalar::TimestampUs(parse_timestamp_us(s)?),
         DataType::Date => {
             let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
             Scalar::Date((d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days() as i32)
         }
         DataType::Map(_) | DataType::Array(_) => return None,
     })
+}
+
+/// Parses a timestamp as [`parse_timestamp_ms`] does, as epoch microseconds: every digit of
+/// the fraction kept (`.123456`), not only the milliseconds.
+pub fn parse_timestamp_us(s: &str) -> Option<i64> {
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s.trim_end_matches('Z'), fmt) {
+            return Some(t.and_utc().timestamp_micros());
+        }
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_micros());
+    }
+    // The forms without seconds or a time have no fraction.
+    parse_timestamp_ms(s)?.checked_mul(1000)
 }
 
 /// Parses `2026-12-05 14:00:00[.123]`, `2026-12-05T14:00:00[.123][Z]` or an RFC 3339
