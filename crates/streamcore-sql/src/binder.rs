@@ -2387,11 +2387,19 @@ impl<'a> Binder<'a> {
                 Ok((Expr::Literal(Scalar::Int(value)), SqlType::Interval(kind)))
             }
             ast::Expr::TypedString(ts) => {
-                let to = from_ast(&ts.data_type)?;
+                let mut to = from_ast(&ts.data_type)?;
                 let text = match &ts.value.value {
                     Value::SingleQuotedString(s) => s.clone(),
                     other => other.to_string(),
                 };
+                // A `TIMESTAMP '…'` literal has the precision of its fraction (as Flink's):
+                // more than three digits make it a TIMESTAMP(6), not cut to milliseconds.
+                let fraction = text
+                    .rsplit_once('.')
+                    .map_or(0, |(_, f)| f.bytes().take_while(u8::is_ascii_digit).count());
+                if matches!(ts.data_type, ast::DataType::Timestamp(None, _)) && fraction > 3 {
+                    to = DataType::TimestampMicros;
+                }
                 let v = crate::expr::parse_as(&text, to)
                     .ok_or_else(|| PlanError::invalid(format!("`{text}` is not a {to}")))?;
                 Ok((Expr::Literal(v), SqlType::Data(to)))
