@@ -10,6 +10,8 @@ use crate::functions::{scalar_function_names, udf_type, ScalarFunction, TimeUnit
 use crate::join::{make_join, window_of, WindowBound};
 use crate::plan::{AggCall, AggFunc, JoinKind, JoinLate, Node, Plan, WindowKind};
 use crate::types::{from_ast, numeric_result, ArithOp, IntervalKind, SqlType};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
 use sqlparser::ast::{
     self, BinaryOperator, DateTimeField, Distinct, Function, FunctionArg, FunctionArgExpr,
     FunctionArguments, GroupByExpr, Ident, ObjectName, Query, Select, SelectItem, SetExpr,
@@ -138,7 +140,7 @@ fn args_of(f: &Function) -> Result<Vec<&ast::Expr>, PlanError> {
 /// watermarks, frames, `WITHIN`); a year-month interval is refused here.
 pub fn interval_ms(e: &ast::Expr) -> Result<i64, PlanError> {
     match interval_value(e)? {
-        (IntervalKind::Months, _) => Err(PlanError::invalid(format!(
+        (IntervalKind::YearMonth, _) => Err(PlanError::invalid(format!(
             "the interval `{e}` is in months or years, which have no fixed length: use DAY, HOUR, MINUTE, SECOND or MILLISECOND here"
         ))
         .at(e.span())),
@@ -205,15 +207,16 @@ pub fn interval_value(e: &ast::Expr) -> Result<(IntervalKind, i64), PlanError> {
         .unwrap_or(leading);
     // The units from the leading to the last, and each one's size (ms or months) and bound
     // as a field after the first.
-    const YEAR_MONTH: [(Unit, f64, f64); 2] = [(Unit::Year, 12.0, 0.0), (Unit::Month, 1.0, 12.0)];
-    const DAY_TIME: [(Unit, f64, f64); 5] = [
-        (Unit::Day, 86_400_000.0, 0.0),
-        (Unit::Hour, 3_600_000.0, 24.0),
-        (Unit::Minute, 60_000.0, 60.0),
-        (Unit::Second, 1_000.0, 60.0),
-        (Unit::Millisecond, 1.0, 1_000.0),
+    const YEAR_MONTH: [(Unit, i64, i64); 2] = [(Unit::Year, 12, 0), (Unit::Month, 1, 12)];
+    const DAY_TIME: [(Unit, i64, i64); 5] = [
+        (Unit::Day, 86_400_000, 0),
+        (Unit::Hour, 3_600_000, 24),
+        (Unit::Minute, 60_000, 60),
+        (Unit::Second, 1_000, 60),
+        (Unit::Millisecond, 1, 1_000),
     ];
-    let family: &[(Unit, f64, f64)] = if matches!(leading, Unit::Year | Unit::Month) {
+    let year_month = matches!(leading, Unit::Year | Unit::Month);
+    let family: &[(Unit, i64, i64)] = if matches!(leading, Unit::Year | Unit::Month) {
         &YEAR_MONTH
     } else {
         &DAY_TIME
@@ -234,13 +237,13 @@ pub fn interval_value(e: &ast::Expr) -> Result<(IntervalKind, i64), PlanError> {
     let units = &family[from..=to];
     let trimmed = text.trim();
     let (negative, body) = match trimmed.strip_prefix('-') {
-        Some(rest) => (true, rest.trim_start()),
+        Some(rest) => (true, rest),
         None => (false, trimmed.strip_prefix('+').unwrap_or(trimmed)),
     };
     // The fields: `y-m`; `d h:m:s` (a space after the days, colons between the others).
     let fields: Vec<&str> = if units.len() == 1 {
         vec![body]
-    } else if family.len() == YEAR_MONTH.len() {
+    } else if year_month {
         body.split('-').collect()
     } else if units[0].0 == Unit::Day {
         match body.split_once(' ') {
@@ -259,7 +262,13 @@ pub fn interval_value(e: &ast::Expr) -> Result<(IntervalKind, i64), PlanError> {
             (Unit::Hour, Unit::Minute) => "'1:30' HOUR TO MINUTE",
             (Unit::Hour, Unit::Second) => "'1:30:15' HOUR TO SECOND",
             (Unit::Minute, Unit::Second) => "'30:15.5' MINUTE TO SECOND",
-            _ => "'10' SECOND",
+            (Unit::Year, _) => "'2' YEAR (whole years)",
+            (Unit::Month, _) => "'10' MONTH (whole months)",
+            (Unit::Day, _) => "'2' DAY",
+            (Unit::Hour, _) => "'10' HOUR",
+            (Unit::Minute, _) => "'10' MINUTE",
+            (Unit::Second, _) => "'10.5' SECOND",
+            (Unit::Millisecond, _) => "'10' MILLISECOND",
         };
         PlanError::invalid(format!(
             "the interval `{e}`: `{text}` is not of the form {example}"
@@ -269,20 +278,23 @@ pub fn interval_value(e: &ast::Expr) -> Result<(IntervalKind, i64), PlanError> {
     if fields.len() != units.len() {
         return Err(shape());
     }
-    let mut total = 0.0;
+    // Exact decimals: `'1.001' SECOND` is 1001 ms; a fraction of a millisecond is cut off (as
+    // Flink does).
+    let mut total = Decimal::ZERO;
     for (i, (field, (unit, size, bound))) in fields.iter().zip(units).enumerate() {
-        let last_field = i == units.len() - 1;
-        // A fraction only in the last field (seconds, or a single unit).
-        let fractional = last_field && (units.len() == 1 || *unit == Unit::Second);
-        let ok = !field.is_empty()
+        // A fraction only in the last field of a day-time interval (its seconds, or its one
+        // unit); months and years are whole.
+        let fractional =
+            i == units.len() - 1 && !year_month && (units.len() == 1 || *unit == Unit::Second);
+        let well_formed = field.bytes().any(|b| b.is_ascii_digit())
             && field
-                .chars()
-                .all(|c| c.is_ascii_digit() || (fractional && c == '.'));
-        let value: f64 = match field.parse() {
-            Ok(v) if ok || units.len() == 1 && field.parse::<f64>().is_ok() => v,
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (fractional && b == b'.'));
+        let value: Decimal = match field.parse() {
+            Ok(v) if well_formed => v,
             _ => return Err(shape()),
         };
-        if i > 0 && value >= *bound {
+        if i > 0 && value >= Decimal::from(*bound) {
             return Err(PlanError::invalid(format!(
                 "the interval `{e}`: {value} is out of range for its {} (below {bound})",
                 match unit {
@@ -295,61 +307,61 @@ pub fn interval_value(e: &ast::Expr) -> Result<(IntervalKind, i64), PlanError> {
             ))
             .at(e.span()));
         }
-        total += value * size;
+        total = value
+            .checked_mul(Decimal::from(*size))
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| PlanError::invalid(format!("the interval `{e}` is out of range")))?;
     }
-    let kind = match last {
-        Unit::Year | Unit::Month => IntervalKind::Months,
-        Unit::Day => IntervalKind::Days,
-        _ => IntervalKind::Time,
+    let kind = if year_month {
+        IntervalKind::YearMonth
+    } else {
+        IntervalKind::DayTime
     };
-    let value = total.round();
-    if !value.is_finite() || value.abs() >= i64::MAX as f64 {
-        return Err(PlanError::invalid(format!("the interval `{e}` is out of range")).at(e.span()));
-    }
-    Ok((kind, if negative { -value } else { value } as i64))
+    let value = total.trunc().to_i64().ok_or_else(|| {
+        PlanError::invalid(format!("the interval `{e}` is out of range")).at(e.span())
+    })?;
+    Ok((kind, if negative { -value } else { value }))
 }
 
 /// `l op r` when either side is an interval (`None` when neither is): a time point plus or
 /// minus an interval (an interval plus a time point), or two intervals of one family added or
-/// subtracted — as Flink types them: a timestamp keeps its type; a `DATE` plus whole days is a
-/// `DATE` (the interval's days, truncated toward zero) and plus a time interval a
-/// `TIMESTAMP(3)`; months are added in calendar months (`TIMESTAMPADD(MONTH, …)`: the day
-/// kept, clamped to the month's last).
+/// subtracted — typed as Flink (Calcite) types them: the time point keeps its type; a `DATE`
+/// moves by the whole days of a day-time interval, truncated toward zero (`date + ms /
+/// MILLIS_PER_DAY`: `DATE '2024-01-31' + INTERVAL '36' HOUR` is February 1); months are added
+/// in calendar months (`TIMESTAMPADD(MONTH, …)`: the day kept, clamped to the month's last).
 fn temporal_arith(
     op: ArithOp,
     (l, lt): (Expr, SqlType),
     (r, rt): (Expr, SqlType),
 ) -> Option<Result<(Expr, SqlType), PlanError>> {
     let additive = matches!(op, ArithOp::Add | ArithOp::Sub);
+    let symbol = match op {
+        ArithOp::Add => "+",
+        ArithOp::Sub => "-",
+        ArithOp::Mul => "*",
+        ArithOp::Div => "/",
+        ArithOp::Mod => "%",
+    };
     let ((point, pt), (interval, kind)) = match (lt, rt) {
         (SqlType::Interval(a), SqlType::Interval(b)) => {
-            let same_family = (a == IntervalKind::Months) == (b == IntervalKind::Months);
-            if !additive || !same_family {
+            if !additive || a != b {
                 return Some(Err(PlanError::invalid(format!(
-                    "type mismatch: {lt} {} {rt}",
-                    if op == ArithOp::Add { "+" } else if op == ArithOp::Sub { "-" } else { "with" }
+                    "type mismatch: {lt} {symbol} {rt}"
                 ))));
             }
-            let kind = if a == b { a } else { IntervalKind::Time };
-            let ty = SqlType::Interval(kind);
-            return Some(Ok((Expr::Arith(op, Box::new(l), Box::new(r), ty).folded(), ty)));
+            return Some(Ok((Expr::Arith(op, Box::new(l), Box::new(r), lt).folded(), lt)));
         }
         (p, SqlType::Interval(k)) if (p.is_temporal() || p == SqlType::Null) && additive => {
             ((l, p), (r, k))
         }
-        (SqlType::Interval(k), p) if (p.is_temporal() || p == SqlType::Null) && op == ArithOp::Add => {
+        (SqlType::Interval(k), p)
+            if (p.is_temporal() || p == SqlType::Null) && op == ArithOp::Add =>
+        {
             ((r, p), (l, k))
         }
         (SqlType::Interval(_), _) | (_, SqlType::Interval(_)) => {
             return Some(Err(PlanError::invalid(format!(
-                "type mismatch: {lt} {} {rt} (an interval is added to or subtracted from a timestamp or a date, or another interval)",
-                match op {
-                    ArithOp::Add => "+",
-                    ArithOp::Sub => "-",
-                    ArithOp::Mul => "*",
-                    ArithOp::Div => "/",
-                    ArithOp::Mod => "%",
-                }
+                "type mismatch: {lt} {symbol} {rt} (an interval is added to or subtracted from a timestamp, a date or another interval)"
             ))))
         }
         _ => return None,
@@ -359,9 +371,8 @@ fn temporal_arith(
     } else {
         pt
     };
-    let is_date = pt == SqlType::Data(DataType::Date);
     Some(Ok(match kind {
-        IntervalKind::Months => {
+        IntervalKind::YearMonth => {
             let n = if op == ArithOp::Sub {
                 Expr::Neg(Box::new(interval)).folded()
             } else {
@@ -376,14 +387,7 @@ fn temporal_arith(
                 pt,
             )
         }
-        IntervalKind::Time if is_date => {
-            let ts = Expr::Cast(Box::new(point), DataType::TimestampMillis).folded();
-            (
-                Expr::Arith(op, Box::new(ts), Box::new(interval), SqlType::TIMESTAMP).folded(),
-                SqlType::TIMESTAMP,
-            )
-        }
-        _ => (
+        IntervalKind::DayTime => (
             Expr::Arith(op, Box::new(point), Box::new(interval), pt).folded(),
             pt,
         ),

@@ -798,6 +798,15 @@ pub fn arith(op: ArithOp, l: &Scalar, r: &Scalar, ty: SqlType) -> Result<Scalar,
     use Scalar::*;
     Ok(match (l, r) {
         (Null, _) | (_, Null) => Null,
+        // Intervals: a sum out of range is an error, not a wrapped value.
+        (Int(a), Int(b)) if matches!(ty, SqlType::Interval(_)) => {
+            let v = match op {
+                ArithOp::Add => a.checked_add(*b),
+                ArithOp::Sub => a.checked_sub(*b),
+                _ => None,
+            };
+            Int(v.ok_or_else(|| EvalError(format!("interval out of range: {a} {op:?} {b}")))?)
+        }
         (Int(a), Int(b)) => match op {
             ArithOp::Add => Int(a.wrapping_add(*b)),
             ArithOp::Sub => Int(a.wrapping_sub(*b)),
@@ -852,7 +861,7 @@ pub fn arith(op: ArithOp, l: &Scalar, r: &Scalar, ty: SqlType) -> Result<Scalar,
             Decimal(v)
         }
         // A time point plus or minus a day-time interval (milliseconds); the binder puts the
-        // point first and casts a date plus a time interval to a timestamp.
+        // point first.
         (TimestampMs(_) | TimestampUs(_) | Date(_), Int(ms))
             if matches!(op, ArithOp::Add | ArithOp::Sub) =>
         {

@@ -19,19 +19,16 @@ pub enum SqlType {
     Null,
 }
 
-/// The kinds of `INTERVAL`, as Flink (Calcite) tells them apart.
+/// The two families of `INTERVAL`, as SQL (and Flink) tells them apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum IntervalKind {
-    /// A day-time interval whose smallest unit is the day (`INTERVAL '2' DAY`): a `DATE`
-    /// plus it is a `DATE`. Milliseconds at run time.
-    Days,
-    /// A day-time interval with a smaller unit (`INTERVAL '4' SECOND`, `'1 02:30' DAY TO
-    /// MINUTE`): a `DATE` plus it is a `TIMESTAMP(3)`. Milliseconds at run time.
-    Time,
+    /// A day-time interval (`INTERVAL '4' SECOND`, `'2' DAY`, `'1 02:30' DAY TO MINUTE`): a
+    /// fixed length, milliseconds at run time.
+    DayTime,
     /// A year-month interval (`INTERVAL '1' MONTH`, `'1-6' YEAR TO MONTH`): no fixed length,
     /// added in calendar months (the day kept, clamped to the month's last). Months at run
     /// time.
-    Months,
+    YearMonth,
 }
 
 impl SqlType {
@@ -103,8 +100,8 @@ impl fmt::Display for SqlType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SqlType::Data(d) => write!(f, "{d}"),
-            SqlType::Interval(IntervalKind::Months) => f.write_str("INTERVAL YEAR TO MONTH"),
-            SqlType::Interval(_) => f.write_str("INTERVAL DAY TO SECOND"),
+            SqlType::Interval(IntervalKind::YearMonth) => f.write_str("INTERVAL YEAR TO MONTH"),
+            SqlType::Interval(IntervalKind::DayTime) => f.write_str("INTERVAL DAY TO SECOND"),
             SqlType::Null => f.write_str("NULL"),
         }
     }
