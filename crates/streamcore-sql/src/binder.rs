@@ -3701,7 +3701,13 @@ pub(crate) fn common_type(a: SqlType, b: SqlType) -> Option<SqlType> {
         return Some(numeric_result(ArithOp::Add, a, b));
     }
     if a.is_temporal() && b.is_temporal() {
-        return Some(SqlType::TIMESTAMP);
+        // The finer timestamp of the two (TIMESTAMP(6) with TIMESTAMP(3) or a DATE).
+        let micros = SqlType::Data(DataType::TimestampMicros);
+        return Some(if a == micros || b == micros {
+            micros
+        } else {
+            SqlType::TIMESTAMP
+        });
     }
     None
 }
@@ -3760,8 +3766,15 @@ fn unify(
         return Ok((Expr::Cast(Box::new(l), rt.data_type()).folded(), (r, rt)));
     }
     if lt.is_temporal() && rt.is_temporal() {
-        let t = DataType::TimestampMillis;
-        return Ok((to_kind(l, lt, t), (to_kind(r, rt, t), SqlType::TIMESTAMP)));
+        // The finer of the two (Flink's common type of TIMESTAMP(3) and TIMESTAMP(6) is
+        // TIMESTAMP(6)): microseconds are not cut to compare or to pick one.
+        let micros = SqlType::Data(DataType::TimestampMicros);
+        let t = if lt == micros || rt == micros {
+            DataType::TimestampMicros
+        } else {
+            DataType::TimestampMillis
+        };
+        return Ok((to_kind(l, lt, t), (to_kind(r, rt, t), SqlType::Data(t))));
     }
     if let Some(common) = common_type(lt, rt).filter(|c| c.is_collection()) {
         // Maps and arrays of different element types: both cast to their common type.
