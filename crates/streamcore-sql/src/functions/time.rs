@@ -37,6 +37,13 @@ pub enum TimeFunction {
     ToDate(Option<Arc<Format>>),
     /// `TO_TIMESTAMP(s, format)` (the one-argument form is `ScalarFunction::ToTimestamp`).
     ToTimestamp(Arc<Format>),
+    /// `TO_TIMESTAMP_LTZ(n[, precision])`: the instant `n` seconds (precision 0) or
+    /// milliseconds (3, the default) after the epoch, as a UTC `TIMESTAMP(3)` (there is no
+    /// `TIMESTAMP_LTZ`: the session's time zone is UTC).
+    FromEpoch {
+        /// `n` counts seconds, not milliseconds.
+        seconds: bool,
+    },
     /// `TIMESTAMPADD(unit, n, ts)`.
     Add(TimeUnit),
     /// `TIMESTAMPDIFF(unit, t1, t2)`: whole units from `t1` to `t2` (toward zero).
@@ -91,6 +98,7 @@ pub const NAMES: &[&str] = &[
     "UNIX_TIMESTAMP",
     "FROM_UNIXTIME",
     "TO_DATE",
+    "TO_TIMESTAMP_LTZ",
     "TIMESTAMPADD",
     "TIMESTAMPDIFF",
 ];
@@ -145,6 +153,20 @@ impl TimeFunction {
                     SqlType::VARCHAR,
                 )
             }),
+            "TO_TIMESTAMP_LTZ" => match args.get(1).map(|a| &a.0) {
+                None | Some(Expr::Literal(Scalar::Int(3))) => Ok(false),
+                Some(Expr::Literal(Scalar::Int(0))) => Ok(true),
+                Some(_) => Err(PlanError::unsupported(
+                    "TO_TIMESTAMP_LTZ with a precision other than a literal 0 (seconds) or 3 (milliseconds)",
+                )),
+            }
+            .map(|seconds| {
+                (
+                    TimeFunction::FromEpoch { seconds },
+                    1..=2,
+                    SqlType::TIMESTAMP,
+                )
+            }),
             "TO_DATE" => format(1).map(|f| {
                 (
                     TimeFunction::ToDate(f.map(|f| Arc::new(Format::new(&f)))),
@@ -172,6 +194,7 @@ impl TimeFunction {
             TimeFunction::FromUnixtime(_) => "FROM_UNIXTIME",
             TimeFunction::ToDate(_) => "TO_DATE",
             TimeFunction::ToTimestamp(_) => "TO_TIMESTAMP",
+            TimeFunction::FromEpoch { .. } => "TO_TIMESTAMP_LTZ",
             TimeFunction::Add(_) => "TIMESTAMPADD",
             TimeFunction::Diff(_) => "TIMESTAMPDIFF",
             TimeFunction::Floor(_) => "FLOOR",
@@ -214,6 +237,7 @@ impl TimeFunction {
                     None => Ok(()),
                 }
             }
+            TimeFunction::FromEpoch { .. } => want(0, args[0].1.is_numeric(), "a number"),
             TimeFunction::Add(_) => {
                 want(
                     0,
@@ -272,6 +296,29 @@ impl TimeFunction {
                 .map_or(Null, |ms| Scalar::Date(ms.div_euclid(86_400_000) as i32)),
                 _ => Null,
             },
+            TimeFunction::FromEpoch { seconds } => {
+                let scale: i64 = if *seconds { 1000 } else { 1 };
+                let ms = match &*arg(0)? {
+                    Int(n) => n.checked_mul(scale),
+                    // A fraction of a second (or millisecond) is kept to the millisecond.
+                    Scalar::Float(f) => Some(f.get() * scale as f64)
+                        .filter(|v| v.is_finite() && v.abs() < 9.2e18)
+                        .map(|v| v.floor() as i64),
+                    Scalar::Decimal(d) => d
+                        .checked_mul(rust_decimal::Decimal::from(scale))
+                        .and_then(|v| rust_decimal::prelude::ToPrimitive::to_i64(&v.floor())),
+                    _ => return Ok(Null),
+                };
+                match ms {
+                    Some(ms) => Scalar::TimestampMs(ms),
+                    None => {
+                        return Err(EvalError(format!(
+                            "TO_TIMESTAMP_LTZ: {} is out of range",
+                            &*arg(0)?
+                        )))
+                    }
+                }
+            }
             TimeFunction::ToTimestamp(format) => match &*arg(0)? {
                 Str(s) => format.parse(s).map_or(Null, Scalar::TimestampMs),
                 _ => Null,
