@@ -250,6 +250,36 @@ impl Scalar {
     }
 }
 
+/// `x` as Java's `Double.toString` writes it, so as Flink prints and casts a `DOUBLE`: the
+/// shortest digits that read back as `x`, in plain notation with at least one decimal
+/// (`500.0`, `0.25`) from 10⁻³ up to 10⁷, otherwise in scientific notation (`1.0E10`,
+/// `1.5E-4`); `NaN`, `Infinity`, `-Infinity`.
+fn write_double(f: &mut fmt::Formatter<'_>, x: f64) -> fmt::Result {
+    if x.is_nan() {
+        return f.write_str("NaN");
+    }
+    if x.is_infinite() {
+        return f.write_str(if x > 0.0 { "Infinity" } else { "-Infinity" });
+    }
+    let a = x.abs();
+    if a == 0.0 || (1e-3..1e7).contains(&a) {
+        let text = format!("{x}");
+        f.write_str(&text)?;
+        if !text.contains('.') {
+            f.write_str(".0")?;
+        }
+        return Ok(());
+    }
+    // Rust's `{:e}` has the same shortest digits: `1.5e20`, `1e-4`.
+    let text = format!("{x:e}");
+    let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+    f.write_str(mantissa)?;
+    if !mantissa.contains('.') {
+        f.write_str(".0")?;
+    }
+    write!(f, "E{exponent}")
+}
+
 impl fmt::Display for Scalar {
     /// SQL's text form: `NULL`, `true`, `42`, `1.5`, `12.30`, the string itself, hex bytes,
     /// `2023-11-14 22:13:20.123`, `2023-11-14`, `{key=value, …}` and `[a, b, …]` (as Flink prints a map and an array).
@@ -258,13 +288,7 @@ impl fmt::Display for Scalar {
             Scalar::Null => f.write_str("NULL"),
             Scalar::Bool(b) => write!(f, "{b}"),
             Scalar::Int(v) => write!(f, "{v}"),
-            // Whole doubles keep their point (`500.0`), as Flink prints them.
-            Scalar::Float(v)
-                if v.get().is_finite() && v.get().fract() == 0.0 && v.get().abs() < 1e16 =>
-            {
-                write!(f, "{:.1}", v.get())
-            }
-            Scalar::Float(v) => write!(f, "{}", v.get()),
+            Scalar::Float(v) => write_double(f, v.get()),
             Scalar::Decimal(d) => write!(f, "{d}"),
             Scalar::Str(s) => f.write_str(s),
             Scalar::Bytes(b) => {
@@ -355,6 +379,30 @@ mod tests {
         let mut h = DefaultHasher::new();
         t.hash(&mut h);
         h.finish()
+    }
+
+    #[test]
+    fn doubles_print_as_java_prints_them() {
+        let cases = [
+            (500.0, "500.0"),
+            (0.25, "0.25"),
+            (-1.5, "-1.5"),
+            (0.0, "0.0"),
+            (0.001, "0.001"),
+            (0.0001, "1.0E-4"),
+            (9_999_999.5, "9999999.5"),
+            (1e7, "1.0E7"),
+            (12_345_678.0, "1.2345678E7"),
+            (1.5e20, "1.5E20"),
+            (-2.5e-7, "-2.5E-7"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "Infinity"),
+            (f64::NEG_INFINITY, "-Infinity"),
+            (0.1 + 0.2, "0.30000000000000004"),
+        ];
+        for (x, text) in cases {
+            assert_eq!(Scalar::float(x).to_string(), text, "{x:?}");
+        }
     }
 
     #[test]
