@@ -28,6 +28,9 @@ enum Token {
     Field(char, usize),
     /// Text written as is (quoted text, or a character that is not a pattern letter).
     Literal(char),
+    /// A letter outside quotes that is not one of the fields read here (`w`, `u`, `z`…):
+    /// a pattern letter to Java, refused by [`DatePattern::parse`].
+    Letter(char),
 }
 
 /// The tokens of a Java `SimpleDateFormat` pattern; quoted text (`'T'`) is literal.
@@ -54,6 +57,9 @@ fn tokens(pattern: &str) -> Vec<Token> {
         match c {
             'y' | 'M' | 'd' | 'H' | 'h' | 'm' | 's' | 'S' | 'a' | 'E' | 'D' => {
                 out.push(Token::Field(c, n))
+            }
+            other if other.is_ascii_alphabetic() => {
+                out.extend(std::iter::repeat_n(Token::Letter(other), n))
             }
             other => out.extend(std::iter::repeat_n(Token::Literal(other), n)),
         }
@@ -95,10 +101,11 @@ pub fn java_to_chrono(pattern: &str) -> String {
                 ('a', _) => "%p",
                 ('E', 1..=3) => "%a",
                 ('E', _) => "%A",
-                _ => "%j", // 'D'
+                ('D', 1) => "%-j",
+                _ => "%j", // 'DDD'
             }),
             Token::Literal('%') => out.push_str("%%"),
-            Token::Literal(c) => out.push(c),
+            Token::Literal(c) | Token::Letter(c) => out.push(c),
         }
     }
     out
@@ -183,7 +190,7 @@ impl DatePattern {
             .map(|token| {
                 let number = |field, n: usize| Piece::Number { field, pad: n > 1 };
                 Some(match token {
-                    Token::Literal(c) => Piece::Literal(c),
+                    Token::Literal(c) | Token::Letter(c) => Piece::Literal(c),
                     Token::Field('y', 2) => Piece::Year2,
                     Token::Field('y', _) => Piece::Year4,
                     Token::Field('M', n @ 1..=2) => number(Field::Month, n),
@@ -224,6 +231,42 @@ impl DatePattern {
             unit_ms,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// Reads the Java pattern `java` as [`DatePattern::new`] does, refusing what it would not
+    /// write as Flink (Java's `DateTimeFormatter`) does: a letter it does not know (`w`, `u`,
+    /// `z`…: quote literal text, `'T'`), a fraction of one or two digits (`S`, `SS`: Java
+    /// writes tenths or hundredths, write `SSS`), and `DD` or more than three `D`.
+    ///
+    /// ```
+    /// use streamcore_sql::date_format::DatePattern;
+    /// assert!(DatePattern::parse("yyyy-MM-dd'T'HH:mm:ss.SSS").is_ok());
+    /// assert!(DatePattern::parse("yyyy-ww").is_err());
+    /// ```
+    pub fn parse(java: &str) -> Result<DatePattern, String> {
+        for token in tokens(java) {
+            match token {
+                Token::Letter(c) => {
+                    return Err(format!(
+                        "the pattern letter `{c}` of '{java}' is not supported (y, M, d, H, h, m, s, S, a, E and D are; quote literal text: 'T')"
+                    ))
+                }
+                Token::Field('S', n @ 1..=2) => {
+                    return Err(format!(
+                        "`{}` in '{java}': a fraction of {n} digit(s) is not supported (SSS is milliseconds)",
+                        "S".repeat(n)
+                    ))
+                }
+                Token::Field('D', n) if n == 2 || n > 3 => {
+                    return Err(format!(
+                        "`{}` in '{java}': the day of the year is D or DDD",
+                        "D".repeat(n)
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(DatePattern::new(java))
     }
 
     /// The Java pattern as written.

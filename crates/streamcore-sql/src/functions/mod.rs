@@ -445,7 +445,12 @@ impl ScalarFunction {
             }
             "DATE_FORMAT" => {
                 let pattern = match args.get(1) {
-                    Some((Expr::Literal(Scalar::Str(p)), _)) => DatePattern::new(p),
+                    Some((Expr::Literal(Scalar::Str(p)), _)) => match DatePattern::parse(p) {
+                        Ok(pattern) => pattern,
+                        Err(e) => {
+                            return Some(Err(PlanError::invalid(format!("DATE_FORMAT: {e}"))))
+                        }
+                    },
                     Some(_) => {
                         return Some(Err(PlanError::unsupported(
                             "DATE_FORMAT with a pattern that is not a literal",

@@ -145,13 +145,15 @@ impl TimeFunction {
                     SqlType::BIGINT,
                 )
             }),
-            "FROM_UNIXTIME" => format(1).map(|f| {
+            "FROM_UNIXTIME" => format(1).and_then(|f| {
                 let pattern = f.as_deref().unwrap_or("yyyy-MM-dd HH:mm:ss");
-                (
-                    TimeFunction::FromUnixtime(Arc::new(DatePattern::new(pattern))),
+                let pattern = DatePattern::parse(pattern)
+                    .map_err(|e| PlanError::invalid(format!("FROM_UNIXTIME: {e}")))?;
+                Ok((
+                    TimeFunction::FromUnixtime(Arc::new(pattern)),
                     1..=2,
                     SqlType::VARCHAR,
-                )
+                ))
             }),
             "TO_TIMESTAMP_LTZ" => match args.get(1).map(|a| &a.0) {
                 None | Some(Expr::Literal(Scalar::Int(3))) => Ok(false),
