@@ -226,6 +226,8 @@ pub enum TimeUnit {
     DayOfWeek,
     /// The day of the year, 1–366.
     DayOfYear,
+    /// Seconds since 1970-01-01 00:00:00 (`EXTRACT(EPOCH FROM ts)`).
+    Epoch,
 }
 
 impl TimeUnit {
@@ -243,6 +245,7 @@ impl TimeUnit {
             "WEEK" => TimeUnit::Week,
             "DOW" | "DAYOFWEEK" => TimeUnit::DayOfWeek,
             "DOY" | "DAYOFYEAR" => TimeUnit::DayOfYear,
+            "EPOCH" => TimeUnit::Epoch,
             _ => return None,
         })
     }
@@ -259,7 +262,7 @@ impl TimeUnit {
     /// length of time (`SECOND` … `YEAR`), not a field such as the day of the week.
     pub fn interval(name: &str) -> Option<TimeUnit> {
         match TimeUnit::parse(name)? {
-            TimeUnit::DayOfWeek | TimeUnit::DayOfYear => None,
+            TimeUnit::DayOfWeek | TimeUnit::DayOfYear | TimeUnit::Epoch => None,
             u => Some(u),
         }
     }
@@ -721,6 +724,8 @@ impl ScalarFunction {
                         TimeUnit::Minute => t.minute() as i64,
                         TimeUnit::Second => t.second() as i64,
                         TimeUnit::Millisecond => t.timestamp_subsec_millis() as i64,
+                        // Truncated toward zero, as Flink's `utcTs / 1000`.
+                        TimeUnit::Epoch => t.timestamp_millis() / 1000,
                     }),
                     None => Null,
                 }

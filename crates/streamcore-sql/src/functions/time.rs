@@ -390,7 +390,7 @@ fn fixed_ms(unit: TimeUnit) -> Option<i64> {
         TimeUnit::Hour => 3_600_000,
         TimeUnit::Day | TimeUnit::DayOfWeek | TimeUnit::DayOfYear => 86_400_000,
         TimeUnit::Week => 7 * 86_400_000,
-        TimeUnit::Month | TimeUnit::Quarter | TimeUnit::Year => return None,
+        TimeUnit::Month | TimeUnit::Quarter | TimeUnit::Year | TimeUnit::Epoch => return None,
     })
 }
 
