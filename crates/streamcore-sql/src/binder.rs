@@ -2477,15 +2477,32 @@ impl<'a> Binder<'a> {
                     return Err(PlanError::unsupported("IN with a subquery"));
                 };
                 let (b, ty) = self.bind_expr(expr, scope)?;
-                let mut values = Vec::new();
+                // A list reading columns: `x = a OR x = b …` (NOT of it for NOT IN), which
+                // keeps SQL's three-valued logic.
+                let mut constants = Vec::with_capacity(list.len());
                 for item in list {
                     let (v, vt) = self.bind_expr(item, scope)?;
-                    let Expr::Literal(v) = v.folded() else {
-                        return Err(
-                            PlanError::unsupported("IN with a list that is not constant")
-                                .at(item.span()),
-                        );
-                    };
+                    if let Expr::Literal(v) = v.folded() {
+                        constants.push((v, vt));
+                    }
+                }
+                if constants.len() < list.len() {
+                    let tests = list
+                        .iter()
+                        .map(|item| self.bind_compare(expr, CmpOp::Eq, item, scope))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let any = Expr::Or(tests);
+                    return Ok((
+                        if *negated {
+                            Expr::Not(Box::new(any))
+                        } else {
+                            any
+                        },
+                        SqlType::BOOLEAN,
+                    ));
+                }
+                let mut values = Vec::new();
+                for (item, (v, vt)) in list.iter().zip(constants) {
                     let v = coerce_literal(v, vt, ty)
                         .map_err(|m| PlanError::invalid(m).at(item.span()))?;
                     values.push(v);

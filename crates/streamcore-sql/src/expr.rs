@@ -231,10 +231,7 @@ impl Expr {
             },
             Expr::InList(e, list, negated) => {
                 let v = e.eval_cow(row)?;
-                if v.is_null() {
-                    return Ok(Scalar::Null);
-                }
-                Ok(Scalar::Bool(list.contains(&*v) != *negated))
+                Ok(in_list(&v, list, *negated).map_or(Scalar::Null, Scalar::Bool))
             }
             Expr::Like(e, pattern, negated) => Ok(match &*e.eval_cow(row)? {
                 Scalar::Str(s) => Scalar::Bool(pattern.matches(s) != *negated),
@@ -312,10 +309,7 @@ impl Expr {
                 _ => general.truth(row)?,
             },
             Expr::IsNull(e, negated) => Some(e.eval_cow(row)?.is_null() != *negated),
-            Expr::InList(e, list, negated) => {
-                let v = e.eval_cow(row)?;
-                (!v.is_null()).then(|| list.contains(&*v) != *negated)
-            }
+            Expr::InList(e, list, negated) => in_list(&*e.eval_cow(row)?, list, *negated),
             Expr::Like(e, pattern, negated) => match &*e.eval_cow(row)? {
                 Scalar::Str(s) => Some(pattern.matches(s) != *negated),
                 _ => None,
@@ -790,6 +784,22 @@ fn int_test(e: &Expr) -> Option<Expr> {
         Box::new(x.compiled()),
         Box::new(e.clone()),
     ))
+}
+
+/// `v [NOT] IN (list)` in SQL's three-valued logic: unknown (`None`) for a NULL `v`, and for a
+/// `v` not in a list holding a NULL (`1 NOT IN (2, NULL)` is NULL, not true).
+#[inline]
+fn in_list(v: &Scalar, list: &[Scalar], negated: bool) -> Option<bool> {
+    if v.is_null() {
+        return None;
+    }
+    if list.contains(v) {
+        return Some(!negated);
+    }
+    if list.iter().any(Scalar::is_null) {
+        return None;
+    }
+    Some(negated)
 }
 
 /// Arithmetic on two values already of the result's kind (integers, doubles or decimals;
