@@ -3635,6 +3635,11 @@ fn window_kind(name: &str, sizes: &[&ast::Expr]) -> Result<WindowKind, PlanError
             }
             WindowKind::Cumulate { step, size }
         }
+        ("TUMBLE", [_, _]) | ("HOP" | "CUMULATE", [_, _, _]) => {
+            return Err(PlanError::unsupported(format!(
+                "{name} with an offset (its last argument): windows start at multiples of their size from the epoch"
+            )))
+        }
         _ => {
             return Err(PlanError::invalid(format!(
                 "{name} takes {}",
