@@ -2615,6 +2615,33 @@ impl<'a> Binder<'a> {
                     }
                     _ => Expr::Cast(Box::new(b), to),
                 };
+                // As Flink: text cast to VARCHAR(n) keeps its first n characters, to CHAR(n)
+                // (CHAR alone is CHAR(1)) is cut or padded with spaces to n.
+                let length = |l: &Option<ast::CharacterLength>| match l {
+                    Some(ast::CharacterLength::IntegerLength { length, .. }) => Some(*length),
+                    _ => None,
+                };
+                let n = |len: u64| Expr::Literal(Scalar::Int(len.min(i64::MAX as u64) as i64));
+                let cast = match data_type {
+                    ast::DataType::Varchar(l)
+                    | ast::DataType::CharVarying(l)
+                    | ast::DataType::CharacterVarying(l) => match length(l) {
+                        Some(len) => Expr::Call(
+                            ScalarFunction::Substring,
+                            vec![cast, Expr::Literal(Scalar::Int(1)), n(len)],
+                        ),
+                        None => cast,
+                    },
+                    ast::DataType::Char(l) | ast::DataType::Character(l) => Expr::Call(
+                        ScalarFunction::Text(crate::functions::strings::StringFunction::Rpad),
+                        vec![
+                            cast,
+                            n(length(l).unwrap_or(1)),
+                            Expr::Literal(Scalar::str(" ")),
+                        ],
+                    ),
+                    _ => cast,
+                };
                 Ok((cast.folded(), SqlType::Data(to)))
             }
             ast::Expr::Floor { expr, field } => self.bind_floor_ceil(expr, field, false, scope),

@@ -977,7 +977,9 @@ pub fn cast(v: Scalar, to: DataType) -> Result<Scalar, EvalError> {
     // fitted to a sink, e.g. `0.908 * price` into DECIMAL(23, 3) — returns where it is.
     let identity = match (&v, to) {
         (Scalar::Null, _) => true,
-        (Scalar::Decimal(d), DataType::Decimal { scale, .. }) => d.scale() == scale as u32,
+        (Scalar::Decimal(d), DataType::Decimal { precision, scale }) => {
+            d.scale() == scale as u32 && fits_precision(d, precision, scale)
+        }
         (Scalar::Int(_), DataType::BigInt)
         | (Scalar::Str(_), DataType::Varchar)
         | (Scalar::TimestampMs(_), DataType::TimestampMillis) => true,
@@ -990,8 +992,38 @@ pub fn cast(v: Scalar, to: DataType) -> Result<Scalar, EvalError> {
     }
 }
 
-/// [`cast`] of a value that changes.
+/// [`cast`] of a value that changes. A decimal with more digits before its point than
+/// `DECIMAL(p, s)` holds (`p - s`) is NULL, as Flink's cast makes it.
 fn cast_value(v: Scalar, to: DataType) -> Result<Scalar, EvalError> {
+    let out = cast_value_unchecked(v, to)?;
+    Ok(match (out, to) {
+        (Scalar::Decimal(d), DataType::Decimal { precision, scale })
+            if !fits_precision(&d, precision, scale) =>
+        {
+            Scalar::Null
+        }
+        (out, _) => out,
+    })
+}
+
+/// Whether `d` (at scale `scale`) has at most `precision - scale` digits before its point.
+fn fits_precision(d: &Decimal, precision: u8, scale: u8) -> bool {
+    // |d| < 10^whole, as its mantissa against 10^(whole + its scale): a table lookup per row.
+    const POW10: [u128; 39] = {
+        let mut t = [1u128; 39];
+        let mut i = 1;
+        while i < 39 {
+            t[i] = t[i - 1] * 10;
+            i += 1;
+        }
+        t
+    };
+    let digits = usize::from(precision.saturating_sub(scale)) + d.scale() as usize;
+    digits >= POW10.len() || d.mantissa().unsigned_abs() < POW10[digits]
+}
+
+/// [`cast_value`] without the precision check.
+fn cast_value_unchecked(v: Scalar, to: DataType) -> Result<Scalar, EvalError> {
     use Scalar as S;
     // A collection of decimals is admitted at any scale: its elements are cast one by one.
     let is_decimal = |t: DataType| matches!(t, DataType::Decimal { .. });
