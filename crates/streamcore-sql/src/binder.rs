@@ -359,6 +359,13 @@ fn temporal_arith(
         {
             ((r, p), (l, k))
         }
+        (SqlType::Interval(_), _) | (_, SqlType::Interval(_))
+            if matches!(op, ArithOp::Mul | ArithOp::Div) =>
+        {
+            return Some(Err(PlanError::unsupported(format!(
+                "an interval multiplied or divided by a number ({lt} {symbol} {rt})"
+            ))))
+        }
         (SqlType::Interval(_), _) | (_, SqlType::Interval(_)) => {
             return Some(Err(PlanError::invalid(format!(
                 "type mismatch: {lt} {symbol} {rt} (an interval is added to or subtracted from a timestamp, a date or another interval)"
@@ -2477,13 +2484,17 @@ impl<'a> Binder<'a> {
                     return Err(PlanError::unsupported("IN with a subquery"));
                 };
                 let (b, ty) = self.bind_expr(expr, scope)?;
-                // A list reading columns: `x = a OR x = b …` (NOT of it for NOT IN), which
-                // keeps SQL's three-valued logic.
+                // A list reading columns, or of constants of another type than `x` (a
+                // decimal against an integer column, a timestamp of another precision):
+                // `x = a OR x = b …` (NOT of it for NOT IN), each compared at the common type,
+                // in SQL's three-valued logic. Constants of `x`'s own type: a set.
                 let mut constants = Vec::with_capacity(list.len());
                 for item in list {
                     let (v, vt) = self.bind_expr(item, scope)?;
                     if let Expr::Literal(v) = v.folded() {
-                        constants.push((v, vt));
+                        if vt == ty || vt == SqlType::Null || ty == SqlType::Null {
+                            constants.push((v, vt));
+                        }
                     }
                 }
                 if constants.len() < list.len() {
@@ -2621,14 +2632,22 @@ impl<'a> Binder<'a> {
                     Some(ast::CharacterLength::IntegerLength { length, .. }) => Some(*length),
                     _ => None,
                 };
-                let n = |len: u64| Expr::Literal(Scalar::Int(len.min(i64::MAX as u64) as i64));
+                // Flink's lengths: 1 to 2147483647.
+                let n = |len: u64| -> Result<Expr, PlanError> {
+                    if !(1..=2_147_483_647).contains(&len) {
+                        return Err(PlanError::invalid(format!(
+                            "the length of `{data_type}` must be between 1 and 2147483647"
+                        )));
+                    }
+                    Ok(Expr::Literal(Scalar::Int(len as i64)))
+                };
                 let cast = match data_type {
                     ast::DataType::Varchar(l)
                     | ast::DataType::CharVarying(l)
                     | ast::DataType::CharacterVarying(l) => match length(l) {
                         Some(len) => Expr::Call(
                             ScalarFunction::Substring,
-                            vec![cast, Expr::Literal(Scalar::Int(1)), n(len)],
+                            vec![cast, Expr::Literal(Scalar::Int(1)), n(len)?],
                         ),
                         None => cast,
                     },
@@ -2636,7 +2655,7 @@ impl<'a> Binder<'a> {
                         ScalarFunction::Text(crate::functions::strings::StringFunction::Rpad),
                         vec![
                             cast,
-                            n(length(l).unwrap_or(1)),
+                            n(length(l).unwrap_or(1))?,
                             Expr::Literal(Scalar::str(" ")),
                         ],
                     ),
@@ -2921,6 +2940,30 @@ impl<'a> Binder<'a> {
                 ty,
             ));
         }
+        // COALESCE's arguments meet at their common type (`COALESCE(int_col, 1.5)` is a
+        // decimal, `COALESCE(day, ts)` a timestamp), as Flink types it.
+        let args = if matches!(upper.as_str(), "COALESCE" | "IFNULL") {
+            let mut common = SqlType::Null;
+            for (_, t) in &args {
+                common = match (common, *t) {
+                    (SqlType::Null, t) | (t, SqlType::Null) => t,
+                    (a, b) if a == b => a,
+                    (a, b) => common_type(a, b).ok_or_else(|| {
+                        PlanError::invalid(format!("type mismatch: {upper} of {a} and {b}"))
+                    })?,
+                };
+            }
+            args.into_iter()
+                .map(|(e, t)| {
+                    (
+                        widen(e, t, common),
+                        if t == SqlType::Null { t } else { common },
+                    )
+                })
+                .collect()
+        } else {
+            args
+        };
         match ScalarFunction::resolve(&name, &args) {
             Some(r) => {
                 let (func, ty) = r?;

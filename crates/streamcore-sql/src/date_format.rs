@@ -235,8 +235,8 @@ impl DatePattern {
 
     /// Reads the Java pattern `java` as [`DatePattern::new`] does, refusing what it would not
     /// write as Flink (Java's `DateTimeFormatter`) does: a letter it does not know (`w`, `u`,
-    /// `z`…: quote literal text, `'T'`), a fraction of one or two digits (`S`, `SS`: Java
-    /// writes tenths or hundredths, write `SSS`), and `DD` or more than three `D`.
+    /// `z`…: quote literal text, `'T'`), a fraction of other than three or six digits (`S`:
+    /// Java writes tenths), `DD` or more than three `D`, and five `M` or `E` (narrow names).
     ///
     /// ```
     /// use streamcore_sql::date_format::DatePattern;
@@ -251,16 +251,22 @@ impl DatePattern {
                         "the pattern letter `{c}` of '{java}' is not supported (y, M, d, H, h, m, s, S, a, E and D are; quote literal text: 'T')"
                     ))
                 }
-                Token::Field('S', n @ 1..=2) => {
+                Token::Field('S', n) if n != 3 && n != 6 => {
                     return Err(format!(
-                        "`{}` in '{java}': a fraction of {n} digit(s) is not supported (SSS is milliseconds)",
+                        "`{}` in '{java}' is not supported (SSS: milliseconds, SSSSSS: microseconds)",
                         "S".repeat(n)
                     ))
                 }
                 Token::Field('D', n) if n == 2 || n > 3 => {
                     return Err(format!(
-                        "`{}` in '{java}': the day of the year is D or DDD",
+                        "`{}` in '{java}' is not supported (D or DDD: the day of the year)",
                         "D".repeat(n)
+                    ))
+                }
+                Token::Field(c @ ('M' | 'E'), n) if n >= 5 => {
+                    return Err(format!(
+                        "`{}` in '{java}' (a narrow name) is not supported",
+                        c.to_string().repeat(n)
                     ))
                 }
                 _ => {}

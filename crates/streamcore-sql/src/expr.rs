@@ -1072,7 +1072,11 @@ fn cast_value_unchecked(v: Scalar, to: DataType) -> Result<Scalar, EvalError> {
         }
         (S::Bool(b), DataType::BigInt) => S::Int(i64::from(*b)),
         (S::TimestampMs(t), DataType::BigInt) => S::Int(*t),
-        (S::TimestampMs(t), DataType::TimestampMicros) => S::TimestampUs(t * 1000),
+        (S::TimestampMs(t), DataType::TimestampMicros) => {
+            S::TimestampUs(t.checked_mul(1000).ok_or_else(|| bad(&v))?)
+        }
+        (S::Date(d), DataType::TimestampMicros) => S::TimestampUs(*d as i64 * 86_400_000_000),
+        (S::TimestampUs(t), DataType::Date) => S::Date(t.div_euclid(86_400_000_000) as i32),
         (S::TimestampUs(t), DataType::TimestampMillis) => S::TimestampMs(t.div_euclid(1000)),
         (S::TimestampMs(t), DataType::Date) => S::Date(t.div_euclid(86_400_000) as i32),
         (S::Date(d), DataType::TimestampMillis) => S::TimestampMs(*d as i64 * 86_400_000),
@@ -1121,7 +1125,11 @@ pub fn parse_as(s: &str, to: DataType) -> Option<Scalar> {
         DataType::BigInt => Scalar::Int(s.parse().ok()?),
         DataType::Double => Scalar::float(s.parse().ok()?),
         DataType::Decimal { scale, .. } => {
-            let mut d: Decimal = s.parse().ok()?;
+            // Plain or scientific (`1.0E10`, as a DOUBLE prints).
+            let mut d: Decimal = s
+                .parse()
+                .ok()
+                .or_else(|| Decimal::from_scientific(s).ok())?;
             d = crate::types::to_scale(d, scale as u32);
             Scalar::Decimal(d)
         }

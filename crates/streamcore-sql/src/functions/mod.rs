@@ -275,6 +275,10 @@ pub type Arity = std::ops::RangeInclusive<usize>;
 /// characters from 1, from the end when negative (`-2` is the last two), and 0 is the first
 /// character; `len` characters from there (to the end without one), fewer at the end.
 fn substring(s: &str, start: i64, len: Option<i64>) -> &str {
+    // The whole string (a `CAST(… AS VARCHAR(n))` of a shorter one): no counting.
+    if start == 1 && len.is_none_or(|len| len >= s.len() as i64) {
+        return s;
+    }
     let chars = s.chars().count() as i64;
     let from = match start {
         p if p > 0 => p - 1,

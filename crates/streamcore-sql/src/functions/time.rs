@@ -299,27 +299,23 @@ impl TimeFunction {
                 _ => Null,
             },
             TimeFunction::FromEpoch { seconds } => {
+                // As Flink's `toTimestampData`: a double keeps its milliseconds, cut toward
+                // zero below them; a decimal is cut to whole seconds (precision 0) or
+                // milliseconds (3); a time outside years 0–9999 is NULL.
+                const MAX_MS: i64 = 253_402_300_799_999; // 9999-12-31 23:59:59.999
+                const MIN_MS: i64 = -62_167_219_200_000; // 0000-01-01 00:00:00
                 let scale: i64 = if *seconds { 1000 } else { 1 };
                 let ms = match &*arg(0)? {
                     Int(n) => n.checked_mul(scale),
-                    // A fraction of a second (or millisecond) is kept to the millisecond.
-                    Scalar::Float(f) => Some(f.get() * scale as f64)
+                    Scalar::Float(f) => Some((f.get() * scale as f64).trunc())
                         .filter(|v| v.is_finite() && v.abs() < 9.2e18)
-                        .map(|v| v.floor() as i64),
-                    Scalar::Decimal(d) => d
-                        .checked_mul(rust_decimal::Decimal::from(scale))
-                        .and_then(|v| rust_decimal::prelude::ToPrimitive::to_i64(&v.floor())),
-                    _ => return Ok(Null),
+                        .map(|v| v as i64),
+                    Scalar::Decimal(d) => rust_decimal::prelude::ToPrimitive::to_i64(&d.trunc())
+                        .and_then(|n| n.checked_mul(scale)),
+                    _ => None,
                 };
-                match ms {
-                    Some(ms) => Scalar::TimestampMs(ms),
-                    None => {
-                        return Err(EvalError(format!(
-                            "TO_TIMESTAMP_LTZ: {} is out of range",
-                            &*arg(0)?
-                        )))
-                    }
-                }
+                ms.filter(|ms| (MIN_MS..=MAX_MS).contains(ms))
+                    .map_or(Null, Scalar::TimestampMs)
             }
             TimeFunction::ToTimestamp(format) => match &*arg(0)? {
                 Str(s) => format.parse(s).map_or(Null, Scalar::TimestampMs),

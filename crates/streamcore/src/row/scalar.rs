@@ -261,18 +261,43 @@ fn write_double(f: &mut fmt::Formatter<'_>, x: f64) -> fmt::Result {
     if x.is_infinite() {
         return f.write_str(if x > 0.0 { "Infinity" } else { "-Infinity" });
     }
+    /// A few bytes on the stack: the text of one double (at most 24 characters), no heap.
+    struct Text {
+        bytes: [u8; 40],
+        len: usize,
+    }
+    impl fmt::Write for Text {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let end = self.len + s.len();
+            self.bytes
+                .get_mut(self.len..end)
+                .ok_or(fmt::Error)?
+                .copy_from_slice(s.as_bytes());
+            self.len = end;
+            Ok(())
+        }
+    }
+    let mut text = Text {
+        bytes: [0; 40],
+        len: 0,
+    };
     let a = x.abs();
-    if a == 0.0 || (1e-3..1e7).contains(&a) {
-        let text = format!("{x}");
-        f.write_str(&text)?;
+    let plain = a == 0.0 || (1e-3..1e7).contains(&a);
+    if plain {
+        fmt::Write::write_fmt(&mut text, format_args!("{x}"))?;
+    } else {
+        // Rust's `{:e}` has the same shortest digits: `1.5e20`, `1e-4`.
+        fmt::Write::write_fmt(&mut text, format_args!("{x:e}"))?;
+    }
+    let text = std::str::from_utf8(&text.bytes[..text.len]).map_err(|_| fmt::Error)?;
+    if plain {
+        f.write_str(text)?;
         if !text.contains('.') {
             f.write_str(".0")?;
         }
         return Ok(());
     }
-    // Rust's `{:e}` has the same shortest digits: `1.5e20`, `1e-4`.
-    let text = format!("{x:e}");
-    let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+    let (mantissa, exponent) = text.split_once('e').unwrap_or((text, "0"));
     f.write_str(mantissa)?;
     if !mantissa.contains('.') {
         f.write_str(".0")?;
