@@ -166,17 +166,8 @@ pub fn interval_value(e: &ast::Expr) -> Result<(IntervalKind, i64), PlanError> {
         },
         other => other.to_string(),
     };
-    /// A unit of an interval qualifier: its place in its family and its size.
-    #[derive(Clone, Copy, PartialEq)]
-    enum Unit {
-        Year,
-        Month,
-        Day,
-        Hour,
-        Minute,
-        Second,
-        Millisecond,
-    }
+    // The units of an interval qualifier (YEAR to MILLISECOND).
+    use TimeUnit as Unit;
     let unit = |f: &DateTimeField| -> Result<Unit, PlanError> {
         Ok(match f {
             DateTimeField::Year | DateTimeField::Years => Unit::Year,
@@ -268,7 +259,7 @@ pub fn interval_value(e: &ast::Expr) -> Result<(IntervalKind, i64), PlanError> {
             (Unit::Hour, _) => "'10' HOUR",
             (Unit::Minute, _) => "'10' MINUTE",
             (Unit::Second, _) => "'10.5' SECOND",
-            (Unit::Millisecond, _) => "'10' MILLISECOND",
+            _ => "'10' MILLISECOND",
         };
         PlanError::invalid(format!(
             "the interval `{e}`: `{text}` is not of the form {example}"
