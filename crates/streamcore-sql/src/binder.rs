@@ -2510,7 +2510,15 @@ impl<'a> Binder<'a> {
                     values.push(v);
                 }
                 Ok((
-                    Expr::InList(Box::new(b), values, *negated),
+                    // A NULL first (see `Expr::InList`).
+                    Expr::InList(
+                        Box::new(b),
+                        {
+                            values.sort_by_key(|v| !v.is_null());
+                            values
+                        },
+                        *negated,
+                    ),
                     SqlType::BOOLEAN,
                 ))
             }

@@ -87,7 +87,8 @@ pub enum Expr {
     Case(Vec<(Expr, Expr)>, Box<Expr>),
     /// `CAST(e AS t)`, also inserted where types are widened.
     Cast(Box<Expr>, DataType),
-    /// `e [NOT] IN (constants)`.
+    /// `e [NOT] IN (constants)`; a NULL among the constants comes first (the binder puts it
+    /// there), so a miss knows in one test whether the answer is NULL.
     InList(Box<Expr>, Vec<Scalar>, bool),
     /// `e [NOT] LIKE pattern` (a compiled pattern).
     Like(Box<Expr>, LikePattern, bool),
@@ -787,7 +788,8 @@ fn int_test(e: &Expr) -> Option<Expr> {
 }
 
 /// `v [NOT] IN (list)` in SQL's three-valued logic: unknown (`None`) for a NULL `v`, and for a
-/// `v` not in a list holding a NULL (`1 NOT IN (2, NULL)` is NULL, not true).
+/// `v` not in a list holding a NULL (`1 NOT IN (2, NULL)` is NULL, not true); a NULL in
+/// `list` is its first element ([`Expr::InList`]).
 #[inline]
 fn in_list(v: &Scalar, list: &[Scalar], negated: bool) -> Option<bool> {
     if v.is_null() {
@@ -796,7 +798,7 @@ fn in_list(v: &Scalar, list: &[Scalar], negated: bool) -> Option<bool> {
     if list.contains(v) {
         return Some(!negated);
     }
-    if list.iter().any(Scalar::is_null) {
+    if list.first().is_some_and(Scalar::is_null) {
         return None;
     }
     Some(negated)
