@@ -207,11 +207,7 @@ pub fn interval_value(e: &ast::Expr) -> Result<(IntervalKind, i64), PlanError> {
         (Unit::Millisecond, 1, 1_000),
     ];
     let year_month = matches!(leading, Unit::Year | Unit::Month);
-    let family: &[(Unit, i64, i64)] = if matches!(leading, Unit::Year | Unit::Month) {
-        &YEAR_MONTH
-    } else {
-        &DAY_TIME
-    };
+    let family: &[(Unit, i64, i64)] = if year_month { &YEAR_MONTH } else { &DAY_TIME };
     let position = |u: Unit| family.iter().position(|(f, _, _)| *f == u);
     let (Some(from), Some(to)) = (position(leading), position(last)) else {
         return Err(PlanError::invalid(format!(
@@ -314,7 +310,7 @@ pub fn interval_value(e: &ast::Expr) -> Result<(IntervalKind, i64), PlanError> {
     Ok((kind, if negative { -value } else { value }))
 }
 
-/// `l op r` when either side is an interval (`None` when neither is): a time point plus or
+/// `l op r` when either side is an interval: a time point plus or
 /// minus an interval (an interval plus a time point), or two intervals of one family added or
 /// subtracted — typed as Flink (Calcite) types them: the time point keeps its type; a `DATE`
 /// moves by the whole days of a day-time interval, truncated toward zero (`date + ms /
@@ -324,23 +320,17 @@ fn temporal_arith(
     op: ArithOp,
     (l, lt): (Expr, SqlType),
     (r, rt): (Expr, SqlType),
-) -> Option<Result<(Expr, SqlType), PlanError>> {
+) -> Result<(Expr, SqlType), PlanError> {
     let additive = matches!(op, ArithOp::Add | ArithOp::Sub);
-    let symbol = match op {
-        ArithOp::Add => "+",
-        ArithOp::Sub => "-",
-        ArithOp::Mul => "*",
-        ArithOp::Div => "/",
-        ArithOp::Mod => "%",
-    };
+    let symbol = op.symbol();
     let ((point, pt), (interval, kind)) = match (lt, rt) {
         (SqlType::Interval(a), SqlType::Interval(b)) => {
             if !additive || a != b {
-                return Some(Err(PlanError::invalid(format!(
+                return Err(PlanError::invalid(format!(
                     "type mismatch: {lt} {symbol} {rt}"
-                ))));
+                )));
             }
-            return Some(Ok((Expr::Arith(op, Box::new(l), Box::new(r), lt).folded(), lt)));
+            return Ok((Expr::Arith(op, Box::new(l), Box::new(r), lt).folded(), lt));
         }
         (p, SqlType::Interval(k)) if (p.is_temporal() || p == SqlType::Null) && additive => {
             ((l, p), (r, k))
@@ -353,23 +343,22 @@ fn temporal_arith(
         (SqlType::Interval(_), _) | (_, SqlType::Interval(_))
             if matches!(op, ArithOp::Mul | ArithOp::Div) =>
         {
-            return Some(Err(PlanError::unsupported(format!(
+            return Err(PlanError::unsupported(format!(
                 "an interval multiplied or divided by a number ({lt} {symbol} {rt})"
-            ))))
+            )))
         }
-        (SqlType::Interval(_), _) | (_, SqlType::Interval(_)) => {
-            return Some(Err(PlanError::invalid(format!(
+        _ => {
+            return Err(PlanError::invalid(format!(
                 "type mismatch: {lt} {symbol} {rt} (an interval is added to or subtracted from a timestamp, a date or another interval)"
-            ))))
+            )))
         }
-        _ => return None,
     };
     let pt = if pt == SqlType::Null {
         SqlType::TIMESTAMP
     } else {
         pt
     };
-    Some(Ok(match kind {
+    Ok(match kind {
         IntervalKind::YearMonth => {
             let n = if op == ArithOp::Sub {
                 Expr::Neg(Box::new(interval)).folded()
@@ -389,7 +378,7 @@ fn temporal_arith(
             Expr::Arith(op, Box::new(point), Box::new(interval), pt).folded(),
             pt,
         ),
-    }))
+    })
 }
 
 impl<'a> Binder<'a> {
@@ -2475,50 +2464,47 @@ impl<'a> Binder<'a> {
                     return Err(PlanError::unsupported("IN with a subquery"));
                 };
                 let (b, ty) = self.bind_expr(expr, scope)?;
-                // A list reading columns, or of constants of another type than `x` (a
-                // decimal against an integer column, a timestamp of another precision):
-                // `x = a OR x = b …` (NOT of it for NOT IN), each compared at the common type,
-                // in SQL's three-valued logic. Constants of `x`'s own type: a set.
-                let mut constants = Vec::with_capacity(list.len());
-                for item in list {
-                    let (v, vt) = self.bind_expr(item, scope)?;
-                    if let Expr::Literal(v) = v.folded() {
-                        if vt == ty || vt == SqlType::Null || ty == SqlType::Null {
-                            constants.push((v, vt));
+                let items = list
+                    .iter()
+                    .map(|item| self.bind_expr(item, scope))
+                    .collect::<Result<Vec<_>, _>>()?;
+                // Constants of `x`'s own type: a set, a NULL first (see `Expr::InList`).
+                let set: Option<Vec<Scalar>> = items
+                    .iter()
+                    .map(|(v, vt)| match v.clone().folded() {
+                        Expr::Literal(v)
+                            if *vt == ty || *vt == SqlType::Null || ty == SqlType::Null =>
+                        {
+                            Some(v)
                         }
-                    }
-                }
-                if constants.len() < list.len() {
-                    let tests = list
-                        .iter()
-                        .map(|item| self.bind_compare(expr, CmpOp::Eq, item, scope))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let any = Expr::Or(tests);
+                        _ => None,
+                    })
+                    .collect();
+                if let Some(mut values) = set {
+                    values.sort_by_key(|v| !v.is_null());
                     return Ok((
-                        if *negated {
-                            Expr::Not(Box::new(any))
-                        } else {
-                            any
-                        },
+                        Expr::InList(Box::new(b), values, *negated),
                         SqlType::BOOLEAN,
                     ));
                 }
-                let mut values = Vec::new();
-                for (item, (v, vt)) in list.iter().zip(constants) {
-                    let v = coerce_literal(v, vt, ty)
-                        .map_err(|m| PlanError::invalid(m).at(item.span()))?;
-                    values.push(v);
-                }
+                // A list reading columns, or of constants of another type (a decimal against
+                // an integer column, a timestamp of another precision): `x = a OR x = b …`
+                // (NOT of it for NOT IN), each at the pair's common type, in SQL's
+                // three-valued logic.
+                let tests = items
+                    .into_iter()
+                    .map(|(v, vt)| {
+                        let (l, (r, _)) = unify(b.clone(), ty, v, vt, "IN")?;
+                        Ok(Expr::Cmp(CmpOp::Eq, Box::new(l), Box::new(r)).folded())
+                    })
+                    .collect::<Result<Vec<_>, PlanError>>()?;
+                let any = Expr::Or(tests);
                 Ok((
-                    // A NULL first (see `Expr::InList`).
-                    Expr::InList(
-                        Box::new(b),
-                        {
-                            values.sort_by_key(|v| !v.is_null());
-                            values
-                        },
-                        *negated,
-                    ),
+                    if *negated {
+                        Expr::Not(Box::new(any))
+                    } else {
+                        any
+                    },
                     SqlType::BOOLEAN,
                 ))
             }
@@ -3063,19 +3049,13 @@ impl<'a> Binder<'a> {
         let (l, lt) = self.bind_expr(left, scope)?;
         let (r, rt) = self.bind_expr(right, scope)?;
         // Timestamps and dates ± intervals, intervals ± intervals of their kind.
-        if let Some(bound) = temporal_arith(op, (l.clone(), lt), (r.clone(), rt)) {
-            return bound;
+        if lt.is_interval() || rt.is_interval() {
+            return temporal_arith(op, (l, lt), (r, rt));
         }
         if !lt.is_numeric() || !rt.is_numeric() {
             return Err(PlanError::invalid(format!(
                 "type mismatch: {lt} {} {rt}",
-                match op {
-                    ArithOp::Add => "+",
-                    ArithOp::Sub => "-",
-                    ArithOp::Mul => "*",
-                    ArithOp::Div => "/",
-                    ArithOp::Mod => "%",
-                }
+                op.symbol()
             )));
         }
         let ty = numeric_result(op, lt, rt);
@@ -3874,16 +3854,6 @@ fn unify(
     Err(PlanError::invalid(format!(
         "type mismatch in {what}: {lt} and {rt}"
     )))
-}
-
-fn coerce_literal(v: Scalar, from: SqlType, to: SqlType) -> Result<Scalar, String> {
-    if from == to || v.is_null() {
-        return Ok(v);
-    }
-    if from.is_numeric() && to.is_numeric() || to.is_temporal() && from.is_string() {
-        return crate::expr::cast(v, to.data_type()).map_err(|e| e.0);
-    }
-    Err(format!("type mismatch in IN: {to} and {from}"))
 }
 
 /// The result type of an aggregate over `arg`, by Flink's rules.

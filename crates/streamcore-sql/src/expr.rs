@@ -587,16 +587,7 @@ impl fmt::Display for Expr {
             Expr::Column(i) => write!(f, "${i}"),
             Expr::Literal(Scalar::Str(s)) => write!(f, "'{s}'"),
             Expr::Literal(v) => write!(f, "{v}"),
-            Expr::Arith(op, l, r, _) => {
-                let op = match op {
-                    ArithOp::Add => "+",
-                    ArithOp::Sub => "-",
-                    ArithOp::Mul => "*",
-                    ArithOp::Div => "/",
-                    ArithOp::Mod => "%",
-                };
-                write!(f, "({l} {op} {r})")
-            }
+            Expr::Arith(op, l, r, _) => write!(f, "({l} {} {r})", op.symbol()),
             Expr::Cmp(op, l, r) => {
                 let op = match op {
                     CmpOp::Eq => "=",
@@ -1147,10 +1138,13 @@ pub fn parse_as(s: &str, to: DataType) -> Option<Scalar> {
     })
 }
 
+/// The timestamp forms with seconds (and a fraction, if any), as chrono formats.
+const WITH_SECONDS: [&str; 2] = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"];
+
 /// Parses a timestamp as [`parse_timestamp_ms`] does, as epoch microseconds: every digit of
 /// the fraction kept (`.123456`), not only the milliseconds.
 pub fn parse_timestamp_us(s: &str) -> Option<i64> {
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+    for fmt in WITH_SECONDS {
         if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s.trim_end_matches('Z'), fmt) {
             return Some(t.and_utc().timestamp_micros());
         }
@@ -1169,12 +1163,10 @@ pub fn parse_timestamp_ms(s: &str) -> Option<i64> {
     if let Some(ms) = streamcore_nexmark::json::parse_date_time(s) {
         return Some(ms);
     }
-    for fmt in [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M",
-        "%Y-%m-%dT%H:%M",
-    ] {
+    for fmt in WITH_SECONDS
+        .into_iter()
+        .chain(["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"])
+    {
         if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s.trim_end_matches('Z'), fmt) {
             return Some(t.and_utc().timestamp_millis());
         }

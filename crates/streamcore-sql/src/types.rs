@@ -181,6 +181,19 @@ pub enum ArithOp {
     Mod,
 }
 
+impl ArithOp {
+    /// The operator as written: `+`, `-`, `*`, `/`, `%`.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            ArithOp::Add => "+",
+            ArithOp::Sub => "-",
+            ArithOp::Mul => "*",
+            ArithOp::Div => "/",
+            ArithOp::Mod => "%",
+        }
+    }
+}
+
 /// Maps a declared type (Flink's names) onto a column type.
 pub fn from_ast(ty: &AstType) -> Result<DataType, PlanError> {
     Ok(match ty {
